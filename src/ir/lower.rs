@@ -1,0 +1,653 @@
+//! Lowering: syntax trees → [`Program`].
+//!
+//! Resolves imports (the embedded stdlib and local files, relative to the
+//! importing file), gathers blocks and fns, and turns each experiment's sections
+//! into IR: the space's domains are evaluated to constants, its parameters sorted
+//! by dependency (petgraph), settings kept as expressions.
+//! Reports every problem it meets; what it could not lower is left out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use petgraph::graph::DiGraph;
+
+use super::{Constraint, Domain, Experiment, Objective, Param, ParamKind, Program, Setting, Space, Value, eval};
+use crate::ast::{self, SectionBody, SpaceItem};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::{FileId, Source, Sources, Span};
+use crate::{stdlib, syntax};
+
+/// Where imported files come from: the disk for the CLI, memory for tests.
+pub trait Loader {
+    /// Reads a local `.bma` file.
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+}
+
+/// Reads imports from the file system.
+pub struct Disk;
+
+impl Loader for Disk {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Lowers the parsed root file `root` (already in `sources`) and everything it imports.
+pub fn lower(root: FileId, file: &ast::File, sources: &mut Sources, loader: &dyn Loader) -> (Program, Vec<Diagnostic>) {
+    let mut cx = Lowerer { sources, loader, diags: Vec::new(), modules: BTreeMap::new(), stack: Vec::new() };
+    let mut program = Program::default();
+    let mut origins: BTreeMap<String, Span> = BTreeMap::new();
+    let root_key = cx.sources.get(root).map(module_key).unwrap_or_default();
+    cx.stack.push(root_key);
+    // Imported items first, so that the root file's own definitions can clash with them.
+    for item in &file.items {
+        if let ast::Item::Use(u) = item {
+            for (name, def) in cx.import(root, u) {
+                cx.define(&mut program, &mut origins, name, def);
+            }
+        }
+    }
+    for item in &file.items {
+        match item {
+            ast::Item::Block(b) => cx.define(&mut program, &mut origins, b.name.clone(), Def::Block(b.clone())),
+            ast::Item::Fn(f) => cx.define(&mut program, &mut origins, f.name.clone(), Def::Fn(f.clone())),
+            _ => {}
+        }
+    }
+    let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+    for item in &file.items {
+        if let ast::Item::Experiment(e) = item {
+            if let Some(prev) = seen.insert(e.name.name.clone(), e.name.span) {
+                cx.diags.push(duplicate("experiment", &e.name, prev));
+                continue;
+            }
+            let exp = cx.experiment(e, &program);
+            program.experiments.push(exp);
+        }
+    }
+    (program, cx.diags)
+}
+
+/// A block or fn that a module defines.
+#[derive(Clone)]
+enum Def {
+    Block(ast::Block),
+    Fn(ast::FnDef),
+}
+
+struct Lowerer<'a> {
+    sources: &'a mut Sources,
+    loader: &'a dyn Loader,
+    diags: Vec<Diagnostic>,
+    /// Modules already loaded, by key (stdlib name or canonical path): their definitions.
+    modules: BTreeMap<String, Option<BTreeMap<String, Def>>>,
+    /// The chain of modules being loaded, for cycle detection.
+    stack: Vec<String>,
+}
+
+fn module_key(source: &Source) -> String {
+    match &source.path {
+        Some(p) => p.canonicalize().unwrap_or_else(|_| p.clone()).display().to_string(),
+        None => source.name.clone(),
+    }
+}
+
+fn duplicate(what: &str, name: &ast::Ident, prev: Span) -> Diagnostic {
+    Diagnostic::error(Code::DuplicateName, format!("{what} `{}` is defined twice", name.name), name.span, "defined again here")
+        .with_label(prev, "first defined here")
+}
+
+impl Lowerer<'_> {
+    fn define(&mut self, program: &mut Program, origins: &mut BTreeMap<String, Span>, name: ast::Ident, def: Def) {
+        if let Some(prev) = origins.get(&name.name) {
+            self.diags.push(duplicate("item", &name, *prev));
+            return;
+        }
+        origins.insert(name.name.clone(), name.span);
+        match def {
+            Def::Block(b) => {
+                program.blocks.insert(name.name, b);
+            }
+            Def::Fn(f) => {
+                program.fns.insert(name.name, f);
+            }
+        }
+    }
+
+    /// Resolves one `use` in file `from`: the imported names with their definitions.
+    fn import(&mut self, from: FileId, u: &ast::Use) -> Vec<(ast::Ident, Def)> {
+        let Some(first) = u.module.first() else { return Vec::new() };
+        let module_span = u.module.first().map(|f| f.span.to(u.module.last().map_or(f.span, |l| l.span))).unwrap_or(u.span);
+        let (key, loaded) = if first.name == "std" {
+            let rest: Vec<&str> = u.module[1..].iter().map(|i| i.name.as_str()).collect();
+            let name = rest.join("::");
+            match stdlib::module(&name) {
+                Some((display, text)) => (display.to_string(), Some((Source::new(display, text), None))),
+                None => {
+                    let candidates: Vec<String> = stdlib::MODULES.iter().map(|(n, _, _)| format!("std::{n}")).collect();
+                    let wanted = format!("std::{name}");
+                    self.diags.push(
+                        Diagnostic::error(Code::UnknownImport, format!("no module `{wanted}` in the standard library"), module_span, "no such module")
+                            .suggest(&wanted, candidates.iter().map(String::as_str)),
+                    );
+                    return Vec::new();
+                }
+            }
+        } else {
+            let base = self.sources.get(from).and_then(|s| s.path.as_ref()).and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
+            let mut path = base;
+            for seg in &u.module {
+                path.push(&seg.name);
+            }
+            path.set_extension("bma");
+            let key = path.canonicalize().unwrap_or_else(|_| path.clone()).display().to_string();
+            if self.modules.contains_key(&key) || self.stack.contains(&key) {
+                (key, None)
+            } else {
+                match self.loader.read(&path) {
+                    Ok(text) => (key, Some((Source::from_path(&path, text), Some(path)))),
+                    Err(e) => {
+                        let shown = display_path(&path);
+                        self.diags.push(
+                            Diagnostic::error(Code::UnknownImport, format!("cannot read module `{shown}`"), module_span, format!("{e}"))
+                                .with_help(format!("`use a::b` reads `a/b.bma` next to the importing file; looked for {shown}")),
+                        );
+                        return Vec::new();
+                    }
+                }
+            }
+        };
+        if self.stack.contains(&key) {
+            let mut cycle: Vec<String> = self.stack.iter().skip_while(|k| **k != key).map(|k| short_name(k)).collect();
+            cycle.push(short_name(&key));
+            self.diags.push(
+                Diagnostic::error(Code::ImportCycle, "imports form a cycle", module_span, "this import leads back here")
+                    .with_help(format!("the cycle: {}", cycle.join(" → "))),
+            );
+            return Vec::new();
+        }
+        if let Some((source, _)) = loaded {
+            let id = self.sources.add(source);
+            let text = self.sources.get(id).map(|s| s.text.clone()).unwrap_or_default();
+            let defs = match syntax::parse(id, &text) {
+                Ok(file) => {
+                    self.stack.push(key.clone());
+                    let mut defs = BTreeMap::new();
+                    for item in &file.items {
+                        match item {
+                            ast::Item::Use(inner) => {
+                                // Names a module imports are usable inside it, not re-exported.
+                                for (_, _) in self.import(id, inner) {}
+                            }
+                            ast::Item::Block(b) => {
+                                defs.insert(b.name.name.clone(), Def::Block(b.clone()));
+                            }
+                            ast::Item::Fn(f) => {
+                                defs.insert(f.name.name.clone(), Def::Fn(f.clone()));
+                            }
+                            ast::Item::Experiment(_) => {}
+                        }
+                    }
+                    self.stack.pop();
+                    Some(defs)
+                }
+                Err(d) => {
+                    self.diags.push(d);
+                    None
+                }
+            };
+            self.modules.insert(key.clone(), defs);
+        }
+        let Some(Some(defs)) = self.modules.get(&key) else { return Vec::new() };
+        let defs = defs.clone();
+        let mut out = Vec::new();
+        for name in &u.names {
+            match defs.get(&name.name) {
+                Some(def) => out.push((name.clone(), def.clone())),
+                None => self.diags.push(
+                    Diagnostic::error(
+                        Code::UnknownImport,
+                        format!("`{}` is not defined in `{}`", name.name, short_name(&key)),
+                        name.span,
+                        "not found in the module",
+                    )
+                    .suggest(&name.name, defs.keys().map(String::as_str)),
+                ),
+            }
+        }
+        out
+    }
+
+    fn experiment(&mut self, e: &ast::Experiment, program: &Program) -> Experiment {
+        let mut exp = Experiment {
+            name: e.name.name.clone(),
+            span: e.span,
+            name_span: e.name.span,
+            doc: e.doc.clone(),
+            data: None,
+            space: Space::default(),
+            model: None,
+            train: Vec::new(),
+            search: Vec::new(),
+            report: Vec::new(),
+            objectives: Vec::new(),
+            constraints: Vec::new(),
+            rank: None,
+            average: Vec::new(),
+            sections: BTreeMap::new(),
+        };
+        for section in &e.sections {
+            let name = section.kind.as_str();
+            if let Some(prev) = exp.sections.get(name) {
+                self.diags.push(
+                    Diagnostic::error(Code::DuplicateSection, format!("section `{name}` is written twice"), section.keyword, "written again here")
+                        .with_label(*prev, "first written here")
+                        .with_help("merge the two into one section"),
+                );
+                continue;
+            }
+            exp.sections.insert(name, section.keyword);
+            match &section.body {
+                SectionBody::Data(expr) => {
+                    exp.data = Some(Setting { key: "data".into(), key_span: section.keyword, value: expr.clone() })
+                }
+                SectionBody::Space(items) => exp.space = self.space(items, program),
+                SectionBody::Model(body) => exp.model = Some(body.clone()),
+                SectionBody::Assigns(assigns) => {
+                    let settings = self.settings(assigns, name);
+                    match section.kind {
+                        ast::SectionKind::Train => exp.train = settings,
+                        ast::SectionKind::Search => exp.search = settings,
+                        _ => exp.report = settings,
+                    }
+                }
+                SectionBody::Objective(items) => self.objective(items, &mut exp),
+                SectionBody::Average(exprs) => exp.average = exprs.clone(),
+            }
+        }
+        exp
+    }
+
+    fn settings(&mut self, assigns: &[ast::Assign], section: &str) -> Vec<Setting> {
+        let mut out: Vec<Setting> = Vec::new();
+        for a in assigns {
+            if let Some(prev) = out.iter().find(|s| s.key == a.key.name) {
+                self.diags.push(
+                    Diagnostic::error(Code::DuplicateName, format!("`{}` is set twice in `{section}`", a.key.name), a.key.span, "set again here")
+                        .with_label(prev.key_span, "first set here"),
+                );
+                continue;
+            }
+            out.push(Setting { key: a.key.name.clone(), key_span: a.key.span, value: a.value.clone() });
+        }
+        out
+    }
+
+    fn objective(&mut self, items: &[ast::ObjectiveItem], exp: &mut Experiment) {
+        for item in items {
+            match item {
+                ast::ObjectiveItem::Goal { direction, metric, on, span } => {
+                    let name = self.sources.text(metric.span).to_string();
+                    exp.objectives.push(Objective {
+                        direction: *direction,
+                        metric: metric.clone(),
+                        split: on.as_ref().map(|o| o.name.clone()),
+                        name,
+                        span: *span,
+                    });
+                }
+                ast::ObjectiveItem::Require { expr, span } => match &expr.kind {
+                    ast::ExprKind::Binary(op, lhs, rhs) if op.is_comparison() && !matches!(op, ast::BinaryOp::Eq | ast::BinaryOp::Ne) => {
+                        exp.constraints.push(Constraint {
+                            lhs: (**lhs).clone(),
+                            op: *op,
+                            bound: (**rhs).clone(),
+                            name: self.sources.text(expr.span).to_string(),
+                            span: *span,
+                        })
+                    }
+                    _ => self.diags.push(
+                        Diagnostic::error(Code::TypeMismatch, "`require` needs a comparison", expr.span, "not a `<=`, `<`, `>=` or `>` comparison")
+                            .with_help("write it as `require params <= 60k`"),
+                    ),
+                },
+                ast::ObjectiveItem::Assign(a) if a.key.name == "rank" => {
+                    if let Some(prev) = &exp.rank {
+                        self.diags.push(
+                            Diagnostic::error(Code::DuplicateName, "`rank` is set twice", a.key.span, "set again here")
+                                .with_label(prev.key_span, "first set here"),
+                        );
+                    } else {
+                        exp.rank = Some(Setting { key: "rank".into(), key_span: a.key.span, value: a.value.clone() });
+                    }
+                }
+                ast::ObjectiveItem::Assign(a) => self.diags.push(
+                    Diagnostic::error(Code::UnknownSetting, format!("`objective` has no setting `{}`", a.key.name), a.key.span, "unknown setting")
+                        .suggest(&a.key.name, ["rank"])
+                        .with_help_if_none("the objective section holds `maximize`, `minimize`, `require` and `rank = ...`"),
+                ),
+            }
+        }
+    }
+
+    fn space(&mut self, items: &[SpaceItem], program: &Program) -> Space {
+        let mut params = Vec::new();
+        self.space_items(items, &mut Vec::new(), &mut params, program);
+        // Duplicates.
+        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        let mut unique = Vec::new();
+        for p in params {
+            if let Some(prev) = seen.get(&p.name) {
+                self.diags.push(
+                    Diagnostic::error(Code::DuplicateName, format!("parameter `{}` is declared twice", p.name), name_span(&p), "declared again here")
+                        .with_label(*prev, "first declared here")
+                        .with_help("a parameter has one domain; give the second one another name"),
+                );
+                continue;
+            }
+            seen.insert(p.name.clone(), name_span(&p));
+            unique.push(p);
+        }
+        Space { params: self.sort(unique) }
+    }
+
+    /// Orders parameters so that each comes after those its guard and value name.
+    fn sort(&mut self, params: Vec<Param>) -> Vec<Param> {
+        let index: BTreeMap<&str, usize> = params.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
+        let mut graph = DiGraph::<usize, ()>::new();
+        let nodes: Vec<_> = (0..params.len()).map(|i| graph.add_node(i)).collect();
+        for (i, p) in params.iter().enumerate() {
+            let mut deps = BTreeSet::new();
+            for g in &p.guard {
+                names_in(g, &mut deps);
+            }
+            if let ParamKind::Derived(e) = &p.kind {
+                names_in(e, &mut deps);
+            }
+            for d in deps {
+                if let Some(&j) = index.get(d.as_str())
+                    && j != i
+                {
+                    graph.add_edge(nodes[j], nodes[i], ());
+                } else if index.get(d.as_str()) == Some(&i) && matches!(p.kind, ParamKind::Derived(_)) {
+                    self.diags.push(
+                        Diagnostic::error(Code::CyclicDefinition, format!("`{}` is defined in terms of itself", p.name), p.span, "refers to itself"),
+                    );
+                }
+            }
+        }
+        match petgraph::algo::toposort(&graph, None) {
+            Ok(order) => {
+                let mut slots: Vec<Option<Param>> = params.into_iter().map(Some).collect();
+                order.into_iter().filter_map(|n| slots[graph[n]].take()).collect()
+            }
+            Err(cycle) => {
+                let p = &params[graph[cycle.node_id()]];
+                self.diags.push(
+                    Diagnostic::error(Code::CyclicDefinition, format!("`{}` depends on itself through other definitions", p.name), p.span, "part of a cycle")
+                        .with_help("`let` values and `when` conditions must not depend on each other in a circle"),
+                );
+                params
+            }
+        }
+    }
+
+    fn space_items(&mut self, items: &[SpaceItem], guard: &mut Vec<ast::Expr>, out: &mut Vec<Param>, program: &Program) {
+        for item in items {
+            match item {
+                SpaceItem::When { cond, items, .. } => {
+                    guard.push(cond.clone());
+                    self.space_items(items, guard, out, program);
+                    guard.pop();
+                }
+                SpaceItem::Let { name, value, doc, span } => out.push(Param {
+                    name: name.name.clone(),
+                    span: name.span.to(*span),
+                    doc: doc.clone(),
+                    kind: ParamKind::Derived(value.clone()),
+                    guard: guard.clone(),
+                }),
+                SpaceItem::Const { name, value, doc, span } => {
+                    let v = match self.constant(value, program) {
+                        Some(v) => v,
+                        None => continue,
+                    };
+                    out.push(Param { name: name.name.clone(), span: name.span.to(*span), doc: doc.clone(), kind: ParamKind::Const(v), guard: guard.clone() })
+                }
+                SpaceItem::Param { name, ty, domain, doc, span } => {
+                    if let Some(d) = self.domain(name, *ty, domain, program) {
+                        out.push(Param {
+                            name: name.name.clone(),
+                            span: name.span.to(*span),
+                            doc: doc.clone(),
+                            kind: ParamKind::Free(d),
+                            guard: guard.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Evaluates a value that must not depend on any parameter.
+    fn constant(&mut self, e: &ast::Expr, program: &Program) -> Option<Value> {
+        let mut names = BTreeSet::new();
+        names_in(e, &mut names);
+        let env = super::PointEnv { point: &BTreeMap::new(), fns: &program.fns, data: None };
+        match eval(e, &env) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                self.diags.push(Diagnostic::error(Code::NonConstant, "cannot evaluate this value", err.span, err.message));
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, e: &ast::Expr, program: &Program, what: &str) -> Option<Value> {
+        let v = self.constant(e, program)?;
+        match v {
+            Value::Int(_) | Value::Float(_) => Some(v),
+            Value::Sym(s) => {
+                self.diags.push(
+                    Diagnostic::error(Code::NonConstant, format!("{what} must be a constant number"), e.span, format!("`{}` is not a constant", s.sym))
+                        .with_help("domains are fixed before the search starts; use `let` to derive a value from other parameters"),
+                );
+                None
+            }
+            other => {
+                self.diags.push(Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("{what} must be a number"),
+                    e.span,
+                    format!("this is a {}", other.type_name()),
+                ));
+                None
+            }
+        }
+    }
+
+    fn domain(&mut self, name: &ast::Ident, ty: Option<(ast::TypeName, Span)>, d: &ast::Domain, program: &Program) -> Option<Domain> {
+        use ast::TypeName as T;
+        match d {
+            ast::Domain::Choice { values, span } => {
+                if values.is_empty() {
+                    self.diags.push(Diagnostic::error(Code::EmptyRange, format!("`{}` has no values to choose from", name.name), *span, "empty choice"));
+                    return None;
+                }
+                let mut out: Vec<Value> = Vec::new();
+                for e in values {
+                    let v = self.constant(e, program)?;
+                    let v = match (ty.map(|t| t.0), v) {
+                        (Some(T::Float), Value::Int(i)) => Value::Float(i as f64),
+                        (Some(T::Int), Value::Float(f)) if f.fract() != 0.0 => {
+                            self.diags.push(type_mismatch_value(name, "int", e.span, "a float", ty));
+                            return None;
+                        }
+                        (Some(T::Int), Value::Float(f)) => Value::Int(f as i64),
+                        (Some(t @ (T::Int | T::Float)), v @ (Value::Sym(_) | Value::Str(_) | Value::Bool(_) | Value::Call(_))) => {
+                            self.diags.push(type_mismatch_value(name, t.as_str(), e.span, &format!("a {}", v.type_name()), ty));
+                            return None;
+                        }
+                        (Some(T::Bool), v) if !matches!(v, Value::Bool(_)) => {
+                            self.diags.push(type_mismatch_value(name, "bool", e.span, &format!("a {}", v.type_name()), ty));
+                            return None;
+                        }
+                        (_, v) => v,
+                    };
+                    if out.iter().any(|o| o.loosely_eq(&v)) {
+                        self.diags.push(Diagnostic::warning(
+                            Code::DuplicateName,
+                            format!("`{v}` is listed twice in `{}`", name.name),
+                            e.span,
+                            "listed again here",
+                        ));
+                        continue;
+                    }
+                    out.push(v);
+                }
+                Some(Domain::Choice(out))
+            }
+            ast::Domain::Range { lo, hi, inclusive, log, step, span } => {
+                let lo_v = self.number(lo, program, "a range bound");
+                let hi_v = self.number(hi, program, "a range bound");
+                let step_v = match step {
+                    Some(s) => Some(self.number(s, program, "a step")?),
+                    None => None,
+                };
+                let (lo_v, hi_v) = (lo_v?, hi_v?);
+                if matches!(ty.map(|t| t.0), Some(T::Bool | T::Layer | T::Symbol | T::String)) {
+                    let t = ty.map_or("", |t| t.0.as_str());
+                    self.diags.push(
+                        Diagnostic::error(Code::TypeMismatch, format!("a `{t}` parameter cannot take a range"), *span, "a numeric range")
+                            .with_help(format!("list the values instead: `{}: {t} in {{...}}`", name.name)),
+                    );
+                    return None;
+                }
+                let is_int = match ty.map(|t| t.0) {
+                    Some(T::Int) => {
+                        for (v, e) in [(&lo_v, lo), (&hi_v, hi)] {
+                            if v.as_i64().is_none() {
+                                self.diags.push(type_mismatch_value(name, "int", e.span, "a fractional bound", ty));
+                                return None;
+                            }
+                        }
+                        true
+                    }
+                    Some(_) => false,
+                    None => matches!((&lo_v, &hi_v), (Value::Int(_), Value::Int(_))) && step_v.as_ref().is_none_or(|s| matches!(s, Value::Int(_))),
+                };
+                let lo_f = lo_v.as_f64().unwrap_or(0.0);
+                let hi_f = hi_v.as_f64().unwrap_or(0.0);
+                let range_text = format!("{}..{}{}", lo_v, if *inclusive { "=" } else { "" }, hi_v);
+                if lo_f > hi_f {
+                    self.diags.push(
+                        Diagnostic::error(Code::InvertedRange, format!("the range of `{}` runs backwards", name.name), *span, format!("{range_text} goes from high to low"))
+                            .with_help(format!("write `{hi_v}..{}{lo_v}`", if *inclusive { "=" } else { "" })),
+                    );
+                    return None;
+                }
+                let empty = if is_int {
+                    let (l, h) = (lo_v.as_i64().unwrap_or(0), hi_v.as_i64().unwrap_or(0));
+                    if *inclusive { l > h } else { l >= h }
+                } else {
+                    lo_f == hi_f
+                };
+                if empty {
+                    self.diags.push(
+                        Diagnostic::error(Code::EmptyRange, format!("the range of `{}` is empty", name.name), *span, format!("{range_text} holds no value"))
+                            .with_help(if *inclusive || !is_int {
+                                "widen the range, or pin the value with `name = value`".to_string()
+                            } else {
+                                format!("`..` excludes the upper bound: did you mean `{lo_v}..={hi_v}`?")
+                            }),
+                    );
+                    return None;
+                }
+                if let Some(log_span) = log
+                    && lo_f <= 0.0
+                {
+                    self.diags.push(
+                        Diagnostic::error(Code::NonPositiveLog, format!("the log range of `{}` reaches {lo_v}", name.name), *span, "starts at or below zero")
+                            .with_label(*log_span, "log scale asked here")
+                            .with_help("a log scale needs a positive lower bound, e.g. `1e-4..1e-1 log`"),
+                    );
+                    return None;
+                }
+                if let Some(s) = &step_v {
+                    let sf = s.as_f64().unwrap_or(0.0);
+                    let sspan = step.as_ref().map_or(*span, |e| e.span);
+                    if sf <= 0.0 {
+                        self.diags.push(Diagnostic::error(Code::BadStep, format!("the step of `{}` must be positive", name.name), sspan, format!("step {s}")));
+                        return None;
+                    }
+                    if sf > hi_f - lo_f {
+                        self.diags.push(
+                            Diagnostic::error(Code::BadStep, format!("the step of `{}` is larger than its range", name.name), sspan, format!("step {s} > {}", hi_f - lo_f))
+                                .with_help("with this step the range holds one value; pin it with `name = value` instead"),
+                        );
+                        return None;
+                    }
+                    if log.is_some() {
+                        self.diags.push(Diagnostic::error(Code::BadStep, format!("`{}` has both `log` and `step`", name.name), sspan, "step here")
+                            .with_help("a stepped range is evenly spaced; drop `log` or `step`"));
+                        return None;
+                    }
+                    if is_int && s.as_i64().is_none() {
+                        self.diags.push(type_mismatch_value(name, "int", sspan, "a fractional step", ty));
+                        return None;
+                    }
+                }
+                if is_int {
+                    let l = lo_v.as_i64().unwrap_or(0);
+                    let h = hi_v.as_i64().unwrap_or(0) - i64::from(!*inclusive);
+                    Some(Domain::Int { lo: l, hi: h, log: log.is_some(), step: step_v.and_then(|s| s.as_i64()).unwrap_or(1) })
+                } else {
+                    Some(Domain::Float { lo: lo_f, hi: hi_f, log: log.is_some(), step: step_v.and_then(|s| s.as_f64()) })
+                }
+            }
+        }
+    }
+}
+
+fn type_mismatch_value(name: &ast::Ident, expected: &str, span: Span, found: &str, ty: Option<(ast::TypeName, Span)>) -> Diagnostic {
+    let d = Diagnostic::error(Code::TypeMismatch, format!("`{}` is declared `{expected}` but this is {found}", name.name), span, format!("{found}"));
+    match ty {
+        Some((_, s)) => d.with_label(s, format!("declared `{expected}` here")),
+        None => d,
+    }
+}
+
+fn name_span(p: &Param) -> Span {
+    Span { end: p.span.start + p.name.len() as u32, ..p.span }
+}
+
+fn display_path(p: &Path) -> String {
+    let cwd: PathBuf = std::env::current_dir().unwrap_or_default();
+    p.strip_prefix(&cwd).unwrap_or(p).display().to_string()
+}
+
+fn short_name(key: &str) -> String {
+    if key.starts_with("std::") {
+        return key.to_string();
+    }
+    display_path(Path::new(key))
+}
+
+/// Every bare name an expression refers to (not field names, not call heads that are builtins).
+pub fn names_in(e: &ast::Expr, out: &mut BTreeSet<String>) {
+    e.walk(&mut |x| {
+        if let ast::ExprKind::Name(n) = &x.kind {
+            out.insert(n.clone());
+        }
+    });
+}
+
+trait HelpIfNone {
+    fn with_help_if_none(self, help: &str) -> Self;
+}
+
+impl HelpIfNone for Diagnostic {
+    fn with_help_if_none(self, help: &str) -> Self {
+        if self.help.is_none() { self.with_help(help) } else { self }
+    }
+}

@@ -1,0 +1,106 @@
+//! Source files and spans.
+//!
+//! Takes a path and its text, gives a [`Source`] with a [`FileId`]; every AST and IR
+//! node carries a [`Span`] into one of them.
+//! **Invariant:** a span's `start..end` is a valid byte range on char boundaries of
+//! the source named by its `file`.
+
+use std::path::{Path, PathBuf};
+
+/// Which source a span points into: an index into [`Sources`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct FileId(pub u32);
+
+/// A byte range in one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: FileId, start: usize, end: usize) -> Span {
+        Span { file, start: clamp_u32(start), end: clamp_u32(end) }
+    }
+
+    /// The smallest span covering both (same file assumed; `self`'s file wins).
+    pub fn to(self, other: Span) -> Span {
+        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    pub fn len(self) -> usize {
+        self.end.saturating_sub(self.start) as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn clamp_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// One file's text and where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The name shown in diagnostics (the path as given, or `std::blocks`).
+    pub name: String,
+    /// The path on disk, for resolving relative imports; `None` for the stdlib and tests.
+    pub path: Option<PathBuf>,
+    pub text: String,
+}
+
+impl Source {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Source {
+        Source { name: name.into(), path: None, text: text.into() }
+    }
+
+    pub fn from_path(path: &Path, text: impl Into<String>) -> Source {
+        Source { name: path.display().to_string(), path: Some(path.to_path_buf()), text: text.into() }
+    }
+
+    /// 1-based line and column (in chars) of a byte offset.
+    pub fn line_col(&self, offset: u32) -> (usize, usize) {
+        let offset = (offset as usize).min(self.text.len());
+        let before = self.text.get(..offset).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+}
+
+/// Every source a compilation read: the root file first, then imports and the stdlib.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    files: Vec<Source>,
+}
+
+impl Sources {
+    pub fn add(&mut self, source: Source) -> FileId {
+        self.files.push(source);
+        FileId(clamp_u32(self.files.len() - 1))
+    }
+
+    pub fn get(&self, id: FileId) -> Option<&Source> {
+        self.files.get(id.0 as usize)
+    }
+
+    /// The text a span covers, or `""` when it is out of range.
+    pub fn text(&self, span: Span) -> &str {
+        self.get(span.file).and_then(|s| s.text.get(span.range())).unwrap_or("")
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (FileId, &Source)> {
+        self.files.iter().enumerate().map(|(i, s)| (FileId(clamp_u32(i)), s))
+    }
+
+    pub fn find(&self, name: &str) -> Option<FileId> {
+        self.iter().find(|(_, s)| s.name == name).map(|(id, _)| id)
+    }
+}

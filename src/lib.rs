@@ -11,3 +11,54 @@ pub mod ast;
 pub mod syntax;
 pub mod ir;
 pub mod stdlib;
+pub mod check;
+pub mod pins;
+
+use std::path::Path;
+
+pub use check::report_space;
+pub use diagnostic::Diagnostic;
+pub use pins::{PinError, expand_with_pins};
+pub use source::{Source, Sources};
+
+/// The result of compiling one file: everything read, what it means, every problem.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub sources: Sources,
+    pub program: ir::Program,
+    pub info: Vec<check::ExperimentInfo>,
+    /// Sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compiled {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn info(&self, experiment: &str) -> Option<&check::ExperimentInfo> {
+        self.info.iter().find(|i| i.name == experiment)
+    }
+}
+
+/// Parses, lowers and checks `source`, reading imports from disk.
+pub fn compile(source: &Source) -> Compiled {
+    compile_with(source, &ir::Disk)
+}
+
+/// Like [`compile`], with imports read through `loader`.
+pub fn compile_with(source: &Source, loader: &dyn ir::Loader) -> Compiled {
+    let mut sources = Sources::default();
+    let root = sources.add(source.clone());
+    let file = match syntax::parse(root, &source.text) {
+        Ok(f) => f,
+        Err(d) => return Compiled { sources, program: ir::Program::default(), info: Vec::new(), diagnostics: vec![d] },
+    };
+    let (program, mut diagnostics) = ir::lower(root, &file, &mut sources, loader);
+    let base = source.path.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let (more, info) = check::check(&program, &sources, &base);
+    diagnostics.extend(more);
+    diagnostics.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.primary.span.end, d.code));
+    diagnostics.dedup();
+    Compiled { sources, program, info, diagnostics }
+}

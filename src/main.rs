@@ -1,13 +1,201 @@
-#![allow(clippy::print_stdout)]
-fn main() {
-    let p = std::env::args().nth(1).unwrap_or_default();
-    let t = std::fs::read_to_string(&p).unwrap_or_default();
-    match bma::syntax::parse(bma::source::FileId(0), &t) {
-        Ok(f) => println!("{} items", f.items.len()),
-        Err(d) => {
-            let mut s = bma::source::Sources::default();
-            s.add(bma::source::Source::new(p, t));
-            println!("{}", bma::diagnostic::render(&d, &s, bma::diagnostic::RenderOptions { width: 80, color: false }))
+//! The `bma` command line: a thin layer over the library.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cli::{Format, INPUT, INTERNAL, OK};
+
+/// Declarative automatic model search: check a search space statically, search,
+/// train, average.
+#[derive(Parser)]
+#[command(name = "bma", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Finds every mistake in .bma files before anything runs.
+    Check {
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Fail (exit 1) on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Print the doc comments of the experiments, blocks and parameters.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Shows the search space: parameters, domains, conditions, size, params and FLOPs.
+    Space {
+        file: PathBuf,
+        /// Only this experiment (default: all).
+        #[arg(long)]
+        experiment: Option<String>,
+    },
+    /// Prints one expanded sub-model as Graphviz DOT, with shapes.
+    Graph {
+        file: PathBuf,
+        /// Pin a parameter: `--set depth=2` (others take their first value).
+        #[arg(long = "set", value_name = "P=V")]
+        set: Vec<String>,
+        #[arg(long)]
+        experiment: Option<String>,
+    },
+    /// Searches: samples, trains, prunes, ranks and reports.
+    Run(cli::run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { INPUT } else { OK };
+            let _ = e.print();
+            return ExitCode::from(code);
         }
+    };
+    match cli.command {
+        Command::Check { files, format, deny_warnings, explain } => check(&files, format, deny_warnings, explain),
+        Command::Space { file, experiment } => space(&file, experiment.as_deref()),
+        Command::Graph { file, set, experiment } => graph(&file, &set, experiment.as_deref()),
+        Command::Run(args) => cli::run::run(&args),
+    }
+}
+
+fn check(files: &[PathBuf], format: Format, deny_warnings: bool, explain: bool) -> ExitCode {
+    let mut failed = false;
+    for path in files {
+        let compiled = match cli::compile_path(path) {
+            Ok(c) => c,
+            Err(message) => {
+                eprintln!("error: {message}");
+                failed = true;
+                continue;
+            }
+        };
+        let errors = cli::report_diagnostics(&compiled.sources, &compiled.diagnostics, format);
+        let warnings = compiled.diagnostics.iter().any(|d| d.severity == bma::diagnostic::Severity::Warning);
+        failed |= errors || (deny_warnings && warnings);
+        if explain && format == Format::Human {
+            print!("{}", explain_program(&compiled));
+        }
+        if format == Format::Human && !errors {
+            let n = compiled.diagnostics.iter().filter(|d| d.severity == bma::diagnostic::Severity::Warning).count();
+            let suffix = if n > 0 { format!(" ({n} warning{})", if n == 1 { "" } else { "s" }) } else { String::new() };
+            eprintln!("{}: ok{suffix}", path.display());
+        }
+    }
+    ExitCode::from(if failed { INPUT } else { OK })
+}
+
+fn explain_program(c: &bma::Compiled) -> String {
+    let mut s = String::new();
+    for e in &c.program.experiments {
+        s.push_str(&format!("experiment {}\n", e.name));
+        if let Some(d) = &e.doc {
+            s.push_str(&indent(d, "  "));
+        }
+        for p in &e.space.params {
+            if let Some(d) = &p.doc {
+                s.push_str(&format!("  {}:\n{}", p.name, indent(d, "    ")));
+            }
+        }
+    }
+    for (name, b) in &c.program.blocks {
+        if let Some(d) = &b.doc {
+            s.push_str(&format!("block {name}\n{}", indent(d, "  ")));
+        }
+    }
+    for (name, f) in &c.program.fns {
+        if let Some(d) = &f.doc {
+            s.push_str(&format!("fn {name}\n{}", indent(d, "  ")));
+        }
+    }
+    s
+}
+
+fn indent(text: &str, pad: &str) -> String {
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// Compiles and stops at errors, printing them.
+fn compile_clean(path: &std::path::Path) -> Result<bma::Compiled, ExitCode> {
+    let compiled = cli::compile_path(path).map_err(|m| cli::fail(m, INPUT))?;
+    if cli::report_diagnostics(&compiled.sources, &compiled.diagnostics, Format::Human) {
+        return Err(ExitCode::from(INPUT));
+    }
+    Ok(compiled)
+}
+
+fn pick<'a>(compiled: &'a bma::Compiled, name: Option<&str>) -> Result<Vec<&'a bma::ir::Experiment>, ExitCode> {
+    let all = &compiled.program.experiments;
+    match name {
+        None if all.is_empty() => Err(cli::fail("the file defines no experiment", INPUT)),
+        None => Ok(all.iter().collect()),
+        Some(n) => match compiled.program.experiment(n) {
+            Some(e) => Ok(vec![e]),
+            None => {
+                let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+                Err(cli::fail(format!("no experiment `{n}` (the file has {})", names.join(", ")), INPUT))
+            }
+        },
+    }
+}
+
+fn space(path: &std::path::Path, experiment: Option<&str>) -> ExitCode {
+    let compiled = match compile_clean(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let exps = match pick(&compiled, experiment) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    for exp in exps {
+        print!("{}", bma::report_space(&compiled, exp));
+    }
+    ExitCode::from(OK)
+}
+
+fn graph(path: &std::path::Path, set: &[String], experiment: Option<&str>) -> ExitCode {
+    let compiled = match compile_clean(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let exps = match pick(&compiled, experiment) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let [exp] = exps.as_slice() else {
+        let names: Vec<&str> = exps.iter().map(|e| e.name.as_str()).collect();
+        return cli::fail(format!("the file has several experiments ({}); pick one with --experiment", names.join(", ")), INPUT);
+    };
+    let mut pins = BTreeMap::new();
+    for s in set {
+        let Some((k, v)) = s.split_once('=') else {
+            return cli::fail(format!("`--set {s}` is not of the form name=value"), INPUT);
+        };
+        pins.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    match bma::expand_with_pins(&compiled, exp, &pins) {
+        Ok((sub, point)) => {
+            let title = point.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            print!("{}", sub.to_dot(&format!("{} {title}", exp.name)));
+            ExitCode::from(OK)
+        }
+        Err(bma::PinError::Input(m)) => cli::fail(m, INPUT),
+        Err(bma::PinError::Internal(m)) => cli::fail(m, INTERNAL),
     }
 }

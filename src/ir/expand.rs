@@ -855,6 +855,17 @@ fn reshape(args: &[ArgVal], input: &Shape, span: Span) -> Result<Built, ExpandEr
     Ok((LayerKind::Reshape { shape: dims.clone() }, dims, 0, 0))
 }
 
+/// The value of a default written in a signature: `3`, `0.01`, `same`.
+fn default_value(d: &str) -> Value {
+    if let Ok(i) = d.parse::<i64>() {
+        Value::Int(i)
+    } else if let Ok(f) = d.parse::<f64>() {
+        Value::Float(f)
+    } else {
+        Value::sym(d)
+    }
+}
+
 /// Matches arguments to a signature: `(name, value, span)` for each parameter given or defaulted.
 fn bind(
     layer: &str,
@@ -887,7 +898,7 @@ fn bind(
         match named.or_else(|| positional.next()) {
             Some(a) => out.push((k, a.value.clone(), a.span)),
             None => match default {
-                Some(_) => {}
+                Some(d) => out.push((k, default_value(d), span)),
                 None => return fail(Code::BadArguments, span, format!("`{layer}` needs `{k}`"), format!("`{k}` is missing")),
             },
         }

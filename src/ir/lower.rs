@@ -376,20 +376,35 @@ impl Lowerer<'_> {
                 }
             }
         }
-        match petgraph::algo::toposort(&graph, None) {
-            Ok(order) => {
-                let mut slots: Vec<Option<Param>> = params.into_iter().map(Some).collect();
-                order.into_iter().filter_map(|n| slots[graph[n]].take()).collect()
-            }
-            Err(cycle) => {
-                let p = &params[graph[cycle.node_id()]];
-                self.diags.push(
-                    Diagnostic::error(Code::CyclicDefinition, format!("`{}` depends on itself through other definitions", p.name), p.span, "part of a cycle")
-                        .with_help("`let` values and `when` conditions must not depend on each other in a circle"),
-                );
-                params
-            }
+        if let Err(cycle) = petgraph::algo::toposort(&graph, None) {
+            let p = &params[graph[cycle.node_id()]];
+            self.diags.push(
+                Diagnostic::error(
+                    Code::CyclicDefinition,
+                    format!("`{}` depends on itself through other definitions", p.name),
+                    p.span,
+                    "part of a cycle",
+                )
+                .with_help("`let` values and `when` conditions must not depend on each other in a circle"),
+            );
+            return params;
         }
+        // Kahn's algorithm, always taking the earliest declared ready parameter,
+        // so that the order stays the source order wherever it can.
+        let mut placed = vec![false; params.len()];
+        let mut order = Vec::with_capacity(params.len());
+        while order.len() < params.len() {
+            let Some(next) = (0..params.len()).find(|&i| {
+                !placed[i]
+                    && graph.neighbors_directed(nodes[i], petgraph::Direction::Incoming).all(|d| placed[graph[d]])
+            }) else {
+                break;
+            };
+            placed[next] = true;
+            order.push(next);
+        }
+        let mut slots: Vec<Option<Param>> = params.into_iter().map(Some).collect();
+        order.into_iter().filter_map(|i| slots[i].take()).collect()
     }
 
     fn space_items(&mut self, items: &[SpaceItem], guard: &mut Vec<ast::Expr>, out: &mut Vec<Param>, program: &Program) {

@@ -16,7 +16,12 @@ mod value;
 
 use std::collections::BTreeMap;
 
-pub use expand::{DataInfo, Layer, LayerKind, Node, Shape, SubModel, expand};
+pub use expand::{Activation, DataInfo, ExpandError, LAYERS, Layer, LayerKind, Node, Padding, Shape, SubModel, Task, expand, fmt_shape, layer_signature};
+
+/// The names of the built-in layers.
+pub fn expand_layers() -> &'static [&'static str] {
+    &LAYERS
+}
 pub use lower::{Disk, Loader, lower, names_in};
 pub use value::{BUILTINS, CONSTANTS, CallValue, Duration, Env, EvalError, Symbol, Value, dotted, eval, pattern_matches};
 

@@ -1,0 +1,146 @@
+//! The checker: every static problem of a [`Program`], before anything runs.
+//!
+//! Takes the lowered program, gives every diagnostic (not just the first) and,
+//! per experiment, a [`SpaceInfo`] summary. Checks, in order: sections, data,
+//! names and types of every expression (with "did you mean"), conditional
+//! parameters used where their `when` is not known to hold, settings, and last
+//! the model's shapes over the *whole* space, naming the first failing point.
+//! Each check is a small function that pushes diagnostics.
+
+pub mod data;
+mod space;
+mod summary;
+mod walk;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{self, DataInfo, Program};
+use crate::source::Sources;
+
+pub use space::{SpaceInfo, constraint_holds, count_grid, structural_points};
+pub use summary::{human, report_space};
+
+/// Metrics measured on a trained model (on a split, or of the network).
+pub const MODEL_METRICS: [&str; 14] = [
+    "accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "loss",
+    "mse",
+    "mae",
+    "r2",
+    "latency",
+    "throughput",
+    "params",
+    "flops",
+    "train_time",
+    "expressivity",
+];
+
+/// Metrics that need no training: known from the architecture alone.
+pub const STATIC_METRICS: [&str; 2] = ["params", "flops"];
+
+/// Everything `check` learnt about one experiment.
+#[derive(Debug, Clone)]
+pub struct ExperimentInfo {
+    pub name: String,
+    pub data: Option<DataInfo>,
+    pub space: SpaceInfo,
+}
+
+/// Checks `program`; `base` is the folder that data paths are relative to.
+pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnostic>, Vec<ExperimentInfo>) {
+    let mut diags = Vec::new();
+    let mut infos = Vec::new();
+    for block in program.blocks.values() {
+        walk::check_block(program, block, &mut diags);
+    }
+    for f in program.fns.values() {
+        walk::check_fn(program, f, &mut diags);
+    }
+    for exp in &program.experiments {
+        let before = diags.len();
+        sections(exp, &mut diags);
+        let data = exp.data.as_ref().and_then(|d| data_info(program, d, base, &mut diags));
+        let used = walk::check_experiment(program, exp, sources, data.as_ref(), &mut diags);
+        unused(exp, &used, &mut diags);
+        let clean = !diags[before..].iter().any(Diagnostic::is_error);
+        let info = space::check_space(program, exp, data.as_ref(), clean, &mut diags);
+        infos.push(ExperimentInfo { name: exp.name.clone(), data, space: info });
+    }
+    (diags, infos)
+}
+
+fn sections(exp: &ir::Experiment, diags: &mut Vec<Diagnostic>) {
+    if exp.model.is_some() && exp.data.is_none() {
+        let span = exp.sections.get("model").copied().unwrap_or(exp.name_span);
+        diags.push(
+            Diagnostic::error(Code::MissingSection, format!("experiment `{}` has a model but no data", exp.name), exp.name_span, "no `data = ...` here")
+                .with_label(span, "the model needs data to train on")
+                .with_help("add `data = digits(split: [0.7, 0.15, 0.15])` or another dataset"),
+        );
+    }
+    if exp.objectives.is_empty() {
+        diags.push(
+            Diagnostic::error(Code::MissingSection, format!("experiment `{}` has no objective", exp.name), exp.name_span, "nothing to optimise")
+                .with_help("add `objective { maximize accuracy }` (or `minimize f(x)` for a function search)"),
+        );
+    }
+}
+
+fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut Vec<Diagnostic>) -> Option<DataInfo> {
+    let env = ir::PointEnv { point: &BTreeMap::new(), fns: &program.fns, data: None };
+    let value = match ir::eval(&setting.value, &env) {
+        Ok(v) => v,
+        Err(e) => {
+            diags.push(Diagnostic::error(Code::NonConstant, "cannot evaluate the data", e.span, e.message));
+            return None;
+        }
+    };
+    let arg_span = |name: &str| -> crate::source::Span {
+        if let crate::ast::ExprKind::Call(_, args) = &setting.value.kind {
+            let named = args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == name));
+            if let Some(a) = named {
+                return a.value.span;
+            }
+            let pos = match name {
+                "path" | "images" => 0,
+                "target" | "labels" => 1,
+                "task" => 2,
+                _ => usize::MAX,
+            };
+            if let Some(a) = args.iter().filter(|a| a.name.is_none()).nth(pos) {
+                return a.value.span;
+            }
+        }
+        setting.value.span
+    };
+    match data::describe(&value, setting.value.span, &arg_span, base) {
+        Ok(d) => Some(d),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
+}
+
+fn unused(exp: &ir::Experiment, used: &BTreeSet<String>, diags: &mut Vec<Diagnostic>) {
+    for p in &exp.space.params {
+        if used.contains(&p.name) || p.name.starts_with('_') {
+            continue;
+        }
+        let what = match p.kind {
+            ir::ParamKind::Free(_) => "parameter",
+            ir::ParamKind::Const(_) => continue, // pinned values are reported, not searched
+            ir::ParamKind::Derived(_) => "value",
+        };
+        let span = crate::source::Span { end: p.span.start + p.name.len() as u32, ..p.span };
+        diags.push(
+            Diagnostic::warning(Code::UnusedParam, format!("{what} `{}` is never used", p.name), span, "declared here, used nowhere")
+                .with_help("use it in the model, training or objective, remove it, or start its name with `_`"),
+        );
+    }
+}

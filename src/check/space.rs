@@ -1,0 +1,334 @@
+//! The whole space at once: shapes, output width, static params and FLOPs, the
+//! size of the grid, and constraints no point can meet.
+//!
+//! Enumerates every combination of the *structural* parameters (the discrete
+//! ones the model reads, and those their `when`s read); continuous parameters
+//! the model reads are tried at their bounds and midpoint. Each failure is
+//! reported once, at the first point where it happens, naming that point.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{self, DataInfo, Domain, Experiment, ParamKind, Point, Program, Value};
+use crate::source::Span;
+
+/// Points beyond this many are not checked one by one (a note says so).
+pub const MAX_POINTS: usize = 20_000;
+
+/// What the checker learnt about an experiment's space.
+#[derive(Debug, Clone, Default)]
+pub struct SpaceInfo {
+    /// Number of points of the discrete part (`None` when a parameter is continuous).
+    pub grid_size: Option<u128>,
+    /// Structural points checked, and how many there are in all.
+    pub checked: usize,
+    pub structural_total: u128,
+    /// Range of the static parameter count and FLOPs over the checked points.
+    pub params: Option<(u64, u64)>,
+    pub flops: Option<(u64, u64)>,
+    /// Checked points that a `require` on params or flops rules out before training.
+    pub statically_infeasible: usize,
+}
+
+/// The structural points of an experiment: every combination of the discrete
+/// parameters named in `names` (and the guards above them), resolved. Returns
+/// the points (at most `cap`) and how many there are in all.
+pub fn structural_points(program: &Program, exp: &Experiment, names: &BTreeSet<String>, data: Option<&DataInfo>, cap: usize) -> (Vec<Point>, u128) {
+    let mut out = Vec::new();
+    let mut total = 0u128;
+    let mut budget = cap.saturating_mul(50).max(100_000);
+    enumerate(program, exp, names, data, 0, &mut Point::new(), &mut out, &mut total, cap, &mut budget);
+    (out, total)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn enumerate(
+    program: &Program,
+    exp: &Experiment,
+    names: &BTreeSet<String>,
+    data: Option<&DataInfo>,
+    i: usize,
+    point: &mut Point,
+    out: &mut Vec<Point>,
+    total: &mut u128,
+    cap: usize,
+    budget: &mut usize,
+) {
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    let Some(p) = exp.space.params.get(i) else {
+        *total += 1;
+        if out.len() < cap {
+            out.push(point.clone());
+        }
+        return;
+    };
+    let holds = matches!(exp.space.guard_holds(p, point, &program.fns, data), Ok(true));
+    if !holds {
+        enumerate(program, exp, names, data, i + 1, point, out, total, cap, budget);
+        return;
+    }
+    let values: Vec<Value> = match &p.kind {
+        ParamKind::Free(d) if names.contains(&p.name) => representatives(d),
+        ParamKind::Free(d) => representatives(d).into_iter().take(1).collect(),
+        ParamKind::Const(v) => vec![v.clone()],
+        ParamKind::Derived(e) => match ir::eval(e, &ir::PointEnv { point, fns: &program.fns, data }) {
+            Ok(v) => vec![v],
+            Err(_) => Vec::new(),
+        },
+    };
+    for v in values {
+        point.insert(p.name.clone(), v);
+        enumerate(program, exp, names, data, i + 1, point, out, total, cap, budget);
+    }
+    point.remove(&p.name);
+}
+
+/// Every value of a discrete domain; bounds and midpoint of a continuous one.
+fn representatives(d: &Domain) -> Vec<Value> {
+    match d.values() {
+        Some(v) => v,
+        None => match d {
+            Domain::Float { lo, hi, log, .. } => {
+                let mid = if *log { (lo * hi).sqrt() } else { (lo + hi) / 2.0 };
+                vec![Value::Float(*lo), Value::Float(mid), Value::Float(*hi)]
+            }
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// The number of points of the space with every parameter discrete, `None` if one is continuous.
+pub fn count_grid(program: &Program, exp: &Experiment, data: Option<&DataInfo>) -> Option<u128> {
+    if exp.space.free().any(|p| matches!(&p.kind, ParamKind::Free(d) if d.cardinality().is_none())) {
+        return None;
+    }
+    if exp.space.params.iter().all(|p| p.guard.is_empty()) {
+        return Some(exp.space.free().filter_map(|p| if let ParamKind::Free(d) = &p.kind { d.cardinality() } else { None }).product());
+    }
+    let all: BTreeSet<String> = exp.space.params.iter().map(|p| p.name.clone()).collect();
+    let (_, total) = structural_points(program, exp, &all, data, 0);
+    Some(total)
+}
+
+/// The names that decide the model's structure: those it reads, through `let`s and `when`s.
+fn structural_names(exp: &Experiment) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    if let Some(model) = &exp.model {
+        body_names(model, &mut names);
+    }
+    // Close over derived values and guards.
+    loop {
+        let before = names.len();
+        for p in &exp.space.params {
+            if names.contains(&p.name) {
+                for g in &p.guard {
+                    ir::names_in(g, &mut names);
+                }
+                if let ParamKind::Derived(e) = &p.kind {
+                    ir::names_in(e, &mut names);
+                }
+            }
+        }
+        if names.len() == before {
+            break;
+        }
+    }
+    names
+}
+
+fn body_names(body: &crate::ast::Body, out: &mut BTreeSet<String>) {
+    use crate::ast::Stmt;
+    for s in &body.stmts {
+        match s {
+            Stmt::Chain(c) | Stmt::Let { chain: c, .. } => chain_names(c, out),
+            Stmt::Repeat { from, count, body, .. } => {
+                if let Some(f) = from {
+                    ir::names_in(f, out);
+                }
+                ir::names_in(count, out);
+                body_names(body, out);
+            }
+            Stmt::Match { scrutinee, arms, .. } => {
+                ir::names_in(scrutinee, out);
+                for a in arms {
+                    body_names(&a.body, out);
+                }
+            }
+            Stmt::If { cond, then, otherwise, .. } => {
+                ir::names_in(cond, out);
+                body_names(then, out);
+                if let Some(o) = otherwise {
+                    body_names(o, out);
+                }
+            }
+            Stmt::Residual { body, .. } => body_names(body, out),
+            Stmt::Parallel { branches, .. } => branches.iter().for_each(|b| body_names(b, out)),
+        }
+    }
+}
+
+fn chain_names(c: &crate::ast::Chain, out: &mut BTreeSet<String>) {
+    for l in &c.links {
+        out.insert(l.name.name.clone());
+        for a in l.args.iter().flatten() {
+            ir::names_in(&a.value, out);
+        }
+    }
+}
+
+/// `kind = cnn, depth = 3`: the structural values of a point, for messages.
+fn describe_point(point: &Point, names: &BTreeSet<String>, exp: &Experiment) -> String {
+    let parts: Vec<String> = exp
+        .space
+        .free()
+        .filter(|p| names.contains(&p.name))
+        .filter_map(|p| point.get(&p.name).map(|v| format!("{} = {v}", p.name)))
+        .collect();
+    parts.join(", ")
+}
+
+pub(super) fn check_space(program: &Program, exp: &Experiment, data: Option<&DataInfo>, clean: bool, diags: &mut Vec<Diagnostic>) -> SpaceInfo {
+    let mut info = SpaceInfo { grid_size: count_grid(program, exp, data), ..SpaceInfo::default() };
+    grid_limit(exp, &info, diags);
+    let (Some(model), Some(data), true) = (&exp.model, data, clean) else { return info };
+    let names = structural_names(exp);
+    let (points, total) = structural_points(program, exp, &names, Some(data), MAX_POINTS);
+    info.checked = points.len();
+    info.structural_total = total;
+    let mut failed: BTreeSet<(u32, u32, Code)> = BTreeSet::new();
+    let mut width_failed = false;
+    let mut notes: BTreeMap<(crate::source::FileId, u32, u32), String> = BTreeMap::new();
+    let static_constraints: Vec<&ir::Constraint> =
+        exp.constraints.iter().filter(|c| c.lhs.as_name().is_some_and(|n| super::STATIC_METRICS.contains(&n))).collect();
+    let mut feasible_any = static_constraints.is_empty();
+    for point in &points {
+        match ir::expand(program, model, point, data) {
+            Err(e) => {
+                if failed.insert((e.span.start, e.span.end, e.code)) {
+                    let at = describe_point(point, &names, exp);
+                    let message = if at.is_empty() { e.message.clone() } else { format!("at {at}: {}", e.message) };
+                    let mut d = Diagnostic::error(e.code, message, e.span, e.label.clone());
+                    if let Some(h) = &e.help {
+                        d = d.with_help(h.clone());
+                    }
+                    diags.push(d);
+                }
+            }
+            Ok(sub) => {
+                let out = sub.output_shape();
+                if !width_failed && out.as_slice() != [data.outputs()] {
+                    width_failed = true;
+                    let last = &sub.graph[sub.output];
+                    let at = describe_point(point, &names, exp);
+                    let what = match data.task {
+                        ir::Task::Classification => format!("data.classes = {}", data.classes),
+                        ir::Task::Regression => "regression needs one output".to_string(),
+                    };
+                    let span = if last.span == Span::default() { exp.sections.get("model").copied().unwrap_or(exp.name_span) } else { last.span };
+                    diags.push(
+                        Diagnostic::error(
+                            Code::OutputWidth,
+                            format!("{}the model ends with {} outputs, not {}", if at.is_empty() { String::new() } else { format!("at {at}: ") }, ir::fmt_shape(out), data.outputs()),
+                            span,
+                            format!("the last layer gives {}; {what}", ir::fmt_shape(out)),
+                        )
+                        .with_help("end the model with `dense(data.classes)` (after `flatten` or `global_avgpool` for images)"),
+                    );
+                }
+                for (span, note) in &sub.notes {
+                    notes.entry((span.file, span.start, span.end)).or_insert_with(|| note.clone());
+                }
+                let (pp, ff) = (sub.params, sub.flops);
+                info.params = Some(info.params.map_or((pp, pp), |(a, b)| (a.min(pp), b.max(pp))));
+                info.flops = Some(info.flops.map_or((ff, ff), |(a, b)| (a.min(ff), b.max(ff))));
+                let ok = static_constraints.iter().all(|c| constraint_holds(c, pp, ff));
+                if ok {
+                    feasible_any = true;
+                } else {
+                    info.statically_infeasible += 1;
+                }
+            }
+        }
+    }
+    for ((file, start, end), note) in notes {
+        diags.push(Diagnostic::note(Code::ResidualProjection, "the residual's shapes differ", Span { file, start, end }, note));
+    }
+    if !feasible_any && info.checked > 0 && failed.is_empty() {
+        let c = static_constraints[0];
+        let (lo, _) = if c.lhs.as_name() == Some("params") { info.params.unwrap_or((0, 0)) } else { info.flops.unwrap_or((0, 0)) };
+        diags.push(
+            Diagnostic::error(Code::Infeasible, "no point of the space meets this constraint", c.span, format!("the smallest model has {lo} {}", c.lhs.as_name().unwrap_or("")))
+                .with_help("loosen the constraint or allow smaller models"),
+        );
+    }
+    if total > points.len() as u128 && !points.is_empty() {
+        let span = exp.sections.get("model").copied().unwrap_or(exp.name_span);
+        diags.push(Diagnostic::note(
+            Code::ShapeError,
+            format!("checked the shapes of {} of {} structural points", points.len(), total),
+            span,
+            "the rest are checked when they are sampled",
+        ));
+    }
+    info
+}
+
+/// Whether a static constraint (`params <= 60k`) holds for these figures.
+pub fn constraint_holds(c: &ir::Constraint, params: u64, flops: u64) -> bool {
+    let value = match c.lhs.as_name() {
+        Some("params") => params as f64,
+        Some("flops") => flops as f64,
+        _ => return true,
+    };
+    let Ok(bound) = ir::eval(&c.bound, &BTreeMap::new()).map(|v| v.as_f64().unwrap_or(f64::NAN)) else { return true };
+    use crate::ast::BinaryOp::*;
+    match c.op {
+        Le => value <= bound,
+        Lt => value < bound,
+        Ge => value >= bound,
+        Gt => value > bound,
+        _ => true,
+    }
+}
+
+fn grid_limit(exp: &Experiment, info: &SpaceInfo, diags: &mut Vec<Diagnostic>) {
+    let Some(strategy) = exp.search_setting("strategy") else { return };
+    let Ok(v) = ir::eval(&strategy.value, &BTreeMap::new()) else { return };
+    if v.head() != Some("grid") {
+        return;
+    }
+    let limit = match &v {
+        Value::Call(c) => c.arg("limit", 0).and_then(Value::as_i64),
+        _ => None,
+    }
+    .unwrap_or(10_000);
+    match info.grid_size {
+        None => {
+            let cont: Vec<&str> = exp
+                .space
+                .free()
+                .filter(|p| matches!(&p.kind, ParamKind::Free(d) if d.cardinality().is_none()))
+                .map(|p| p.name.as_str())
+                .collect();
+            let mut d = Diagnostic::error(
+                Code::GridTooLarge,
+                "a grid needs every parameter to have finitely many values",
+                strategy.value.span,
+                format!("{} {} continuous", cont.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "), if cont.len() == 1 { "is" } else { "are" }),
+            )
+            .with_help("give continuous parameters a `step`, list their values, or use another strategy");
+            if let Some(p) = cont.first().and_then(|n| exp.space.get(n)) {
+                d = d.with_label(Span { end: p.span.start + p.name.len() as u32, ..p.span }, "continuous");
+            }
+            diags.push(d);
+        }
+        Some(n) if n > limit as u128 => diags.push(
+            Diagnostic::error(Code::GridTooLarge, format!("the grid has {n} points, more than its limit of {limit}"), strategy.value.span, format!("{n} points"))
+                .with_help(format!("raise it with `grid(limit: {n})`, coarsen the steps, or use `random` or `tpe`")),
+        ),
+        Some(_) => {}
+    }
+}

@@ -1,0 +1,71 @@
+//! The command-line front: reading files, rendering diagnostics, exit codes.
+//! Everything here may print; the library never does.
+
+pub mod run;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use bma::diagnostic::{self, Diagnostic, RenderOptions};
+use bma::{Compiled, Source, Sources};
+
+/// Exit code: the input is fine.
+pub const OK: u8 = 0;
+/// Exit code: the user's input is wrong.
+pub const INPUT: u8 = 1;
+/// Exit code: bma itself failed.
+pub const INTERNAL: u8 = 2;
+
+/// How diagnostics are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    /// miette's graphical report.
+    #[default]
+    Human,
+    /// One JSON object per line, for editors.
+    Json,
+}
+
+/// Reads a `.bma` file, or explains why it cannot.
+pub fn read_source(path: &Path) -> Result<Source, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(Source::from_path(path, text)),
+            Err(_) => Err(format!("{} is not UTF-8 text", path.display())),
+        },
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Compiles a file from disk; `Err` carries a message for a file that cannot be read.
+pub fn compile_path(path: &Path) -> Result<Compiled, String> {
+    read_source(path).map(|s| bma::compile(&s))
+}
+
+fn render_options() -> RenderOptions {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
+    RenderOptions { width, color }
+}
+
+/// Prints diagnostics to stderr (human) or stdout (JSON); true if any is an error.
+pub fn report_diagnostics(sources: &Sources, diagnostics: &[Diagnostic], format: Format) -> bool {
+    let options = render_options();
+    for d in diagnostics {
+        match format {
+            Format::Human => eprint!("{}", diagnostic::render(d, sources, options)),
+            Format::Json => match serde_json::to_string(&diagnostic::to_json(d, sources)) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("error: cannot encode a diagnostic: {e}"),
+            },
+        }
+    }
+    diagnostics.iter().any(Diagnostic::is_error)
+}
+
+/// Prints a one-line error for a problem outside any file (a flag, a missing file).
+pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}

@@ -1,0 +1,87 @@
+//! Pinned parameter values from the command line (`--set depth=2`), and the
+//! representative point built around them.
+
+use std::collections::BTreeMap;
+
+use crate::ir::{self, Domain, Experiment, ParamKind, Point, SubModel, Value};
+use crate::{Compiled, diagnostic};
+
+/// Why pins could not be applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PinError {
+    /// A wrong name or value: the user's mistake.
+    Input(String),
+    /// Something bma should have caught earlier.
+    Internal(String),
+}
+
+/// Parses `text` as a value of `param`'s domain.
+pub fn parse_pin(exp: &Experiment, name: &str, text: &str) -> Result<Value, PinError> {
+    let Some(param) = exp.space.get(name) else {
+        let names: Vec<&str> = exp.space.params.iter().map(|p| p.name.as_str()).collect();
+        let hint = diagnostic::did_you_mean(name, names.iter().copied()).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
+        return Err(PinError::Input(format!("`{name}` is not a parameter of `{}`{hint}", exp.name)));
+    };
+    let ParamKind::Free(domain) = &param.kind else {
+        return Err(PinError::Input(format!("`{name}` is not searched (it is pinned or derived); it cannot be set")));
+    };
+    let bad = |why: String| PinError::Input(format!("`{name}={text}`: {why}"));
+    match domain {
+        Domain::Int { lo, hi, step, .. } => {
+            let v: i64 = text.parse().map_err(|_| bad("expected an int".into()))?;
+            if v < *lo || v > *hi || (v - lo) % step.max(&1) != 0 {
+                return Err(bad(format!("not in the domain {lo}..={hi}{}", if *step > 1 { format!(" step {step}") } else { String::new() })));
+            }
+            Ok(Value::Int(v))
+        }
+        Domain::Float { lo, hi, .. } => {
+            let v: f64 = text.parse().map_err(|_| bad("expected a number".into()))?;
+            if !(v >= *lo && v <= *hi) {
+                return Err(bad(format!("not in the domain {lo}..{hi}")));
+            }
+            Ok(Value::Float(v))
+        }
+        Domain::Choice(values) => values
+            .iter()
+            .find(|v| v.to_string() == text || v.head() == Some(text) || matches!(v, Value::Str(s) if s == text))
+            .cloned()
+            .ok_or_else(|| bad(format!("expected one of {}", values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))),
+    }
+}
+
+/// A point with the pins applied and every other free parameter at its first
+/// value (the lower bound, or the first choice); guards and derived values resolved.
+pub fn representative_point(compiled: &Compiled, exp: &Experiment, pins: &BTreeMap<String, String>) -> Result<Point, PinError> {
+    let mut free = Point::new();
+    for (k, v) in pins {
+        free.insert(k.clone(), parse_pin(exp, k, v)?);
+    }
+    for p in exp.space.free() {
+        if let ParamKind::Free(d) = &p.kind {
+            free.entry(p.name.clone()).or_insert_with(|| first_value(d));
+        }
+    }
+    let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
+    exp.space.resolve(&free, &compiled.program.fns, data).map_err(|e| PinError::Input(e.message))
+}
+
+fn first_value(d: &Domain) -> Value {
+    match d {
+        Domain::Int { lo, .. } => Value::Int(*lo),
+        Domain::Float { lo, .. } => Value::Float(*lo),
+        Domain::Choice(v) => v.first().cloned().unwrap_or(Value::Int(0)),
+    }
+}
+
+/// Expands the model of `exp` at the representative point for `pins`.
+pub fn expand_with_pins(compiled: &Compiled, exp: &Experiment, pins: &BTreeMap<String, String>) -> Result<(SubModel, Point), PinError> {
+    let point = representative_point(compiled, exp, pins)?;
+    let Some(model) = &exp.model else {
+        return Err(PinError::Input(format!("experiment `{}` has no model", exp.name)));
+    };
+    let Some(data) = compiled.info(&exp.name).and_then(|i| i.data.as_ref()) else {
+        return Err(PinError::Internal("the data of a checked experiment is unknown".into()));
+    };
+    let sub = ir::expand(&compiled.program, model, &point, data).map_err(|e| PinError::Input(e.to_string()))?;
+    Ok((sub, point))
+}

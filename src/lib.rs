@@ -13,6 +13,7 @@ pub mod ir;
 pub mod stdlib;
 pub mod check;
 pub mod pins;
+pub mod ide;
 
 use std::path::Path;
 

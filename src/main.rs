@@ -55,6 +55,8 @@ enum Command {
     },
     /// Searches: samples, trains, prunes, ranks and reports.
     Run(cli::run::RunArgs),
+    /// Runs the language server on stdin and stdout (for editors).
+    Lsp,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Space { file, experiment } => space(&file, experiment.as_deref()),
         Command::Graph { file, set, experiment } => graph(&file, &set, experiment.as_deref()),
         Command::Run(args) => cli::run::run(&args),
+        Command::Lsp => cli::lsp::lsp(),
     }
 }
 
@@ -180,7 +183,10 @@ fn graph(path: &std::path::Path, set: &[String], experiment: Option<&str>) -> Ex
     };
     let [exp] = exps.as_slice() else {
         let names: Vec<&str> = exps.iter().map(|e| e.name.as_str()).collect();
-        return cli::fail(format!("the file has several experiments ({}); pick one with --experiment", names.join(", ")), INPUT);
+        return cli::fail(
+            format!("the file has several experiments ({}); pick one with --experiment", names.join(", ")),
+            INPUT,
+        );
     };
     let mut pins = BTreeMap::new();
     for s in set {

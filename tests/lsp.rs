@@ -1,0 +1,198 @@
+//! Drives `bma lsp` over stdio with JSON-RPC, as an editor would.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    messages: Receiver<Value>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bma"))
+            .arg("lsp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bma lsp starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(n) = line.strip_prefix("Content-Length: ") {
+                        length = n.parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Server { child, stdin, messages: rx }
+    }
+
+    fn send(&mut self, v: Value) {
+        let body = v.to_string();
+        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
+        self.send(json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        self.wait(|m| m.get("id") == Some(&json!(id)))
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+    }
+
+    fn wait(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let m = self.messages.recv_timeout(Duration::from_secs(30)).expect("the server answers within 30 s");
+            if pred(&m) {
+                return m;
+            }
+        }
+    }
+}
+
+const URI: &str = "file:///tmp/bma-lsp-test/spec.bma";
+
+const BAD: &str = "experiment t {
+  space {
+    kind: in {mlp, cnn}
+    /// Units of the hidden layer.
+    when kind == mlp { width: int in {32, 64} }
+  }
+  objective { minimize widht }
+}
+";
+
+const GOOD: &str = "use std::blocks::{dense_act}
+experiment t {
+  data = iris()
+  space {
+    kind: in {mlp, cnn}
+    when kind == mlp {
+      /// Units of the hidden layer.
+      width: int in {32, 64}
+    }
+  }
+  model {
+    match kind {
+      mlp => { dense_act(width) }
+      cnn => { dense(8) }
+    }
+    dense(data.classes)
+  }
+  objective { maximize accuracy }
+}
+";
+
+#[test]
+fn diagnostics_hover_definition_completion() {
+    let mut s = Server::start();
+    let init = s.request(1, "initialize", json!({ "capabilities": {} }));
+    assert_eq!(init.pointer("/result/capabilities/hoverProvider"), Some(&json!(true)));
+    s.notify("initialized", json!({}));
+
+    // Diagnostics as you type: an unknown name, with its code and range.
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": BAD } }),
+    );
+    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).expect("diagnostics");
+    let unknown = diags.iter().find(|d| d["code"] == "unknown_metric").expect("unknown_metric reported");
+    assert_eq!(unknown.pointer("/range/start/line"), Some(&json!(6)));
+    assert_eq!(unknown.pointer("/range/start/character"), Some(&json!(23)));
+    assert!(unknown["message"].as_str().unwrap_or("").contains("did you mean `width`"));
+
+    // Fixing the file clears the diagnostics.
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": GOOD }] }),
+    );
+    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).expect("diagnostics");
+    assert!(diags.iter().all(|d| d["severity"] != 1), "no errors left: {diags:?}");
+
+    // Hover on `width` in the model shows its domain, condition and doc.
+    let hover = s.request(
+        2,
+        "textDocument/hover",
+        json!({ "textDocument": { "uri": URI }, "position": { "line": 12, "character": 27 } }),
+    );
+    let text = hover.pointer("/result/contents/value").and_then(Value::as_str).expect("hover text");
+    assert!(text.contains("width: in {32, 64}"), "{text}");
+    assert!(text.contains("only exists when `kind == mlp`"), "{text}");
+    assert!(text.contains("Units of the hidden layer."), "{text}");
+
+    // Go to definition of `width` lands on its declaration (line 7).
+    let def = s.request(
+        3,
+        "textDocument/definition",
+        json!({ "textDocument": { "uri": URI }, "position": { "line": 12, "character": 27 } }),
+    );
+    assert_eq!(def.pointer("/result/uri"), Some(&json!(URI)));
+    assert_eq!(def.pointer("/result/range/start/line"), Some(&json!(7)));
+
+    // Definition of a stdlib block opens the stdlib's text.
+    let def = s.request(
+        4,
+        "textDocument/definition",
+        json!({ "textDocument": { "uri": URI }, "position": { "line": 12, "character": 16 } }),
+    );
+    let target = def.pointer("/result/uri").and_then(Value::as_str).expect("a stdlib location");
+    let path = target.strip_prefix("file://").expect("file uri");
+    let stdlib = std::fs::read_to_string(path).expect("stdlib written out");
+    assert!(stdlib.contains("block dense_act"));
+
+    // Completion offers parameters, layers and metrics.
+    let comp = s.request(
+        5,
+        "textDocument/completion",
+        json!({ "textDocument": { "uri": URI }, "position": { "line": 15, "character": 4 } }),
+    );
+    let labels: Vec<&str> = comp
+        .pointer("/result/items")
+        .and_then(Value::as_array)
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["label"].as_str())
+        .collect();
+    for want in ["width", "kind", "conv2d", "dense_act", "accuracy", "tpe", "asha"] {
+        assert!(labels.contains(&want), "completion lacks {want}");
+    }
+
+    let shut = s.request(6, "shutdown", Value::Null);
+    assert!(shut.get("error").is_none());
+    s.notify("exit", Value::Null);
+    let status = s.child.wait().expect("server exits");
+    assert!(status.success());
+}

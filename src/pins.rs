@@ -19,7 +19,9 @@ pub enum PinError {
 pub fn parse_pin(exp: &Experiment, name: &str, text: &str) -> Result<Value, PinError> {
     let Some(param) = exp.space.get(name) else {
         let names: Vec<&str> = exp.space.params.iter().map(|p| p.name.as_str()).collect();
-        let hint = diagnostic::did_you_mean(name, names.iter().copied()).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
+        let hint = diagnostic::did_you_mean(name, names.iter().copied())
+            .map(|b| format!("; did you mean `{b}`?"))
+            .unwrap_or_default();
         return Err(PinError::Input(format!("`{name}` is not a parameter of `{}`{hint}", exp.name)));
     };
     let ParamKind::Free(domain) = &param.kind else {
@@ -30,7 +32,10 @@ pub fn parse_pin(exp: &Experiment, name: &str, text: &str) -> Result<Value, PinE
         Domain::Int { lo, hi, step, .. } => {
             let v: i64 = text.parse().map_err(|_| bad("expected an int".into()))?;
             if v < *lo || v > *hi || (v - lo) % step.max(&1) != 0 {
-                return Err(bad(format!("not in the domain {lo}..={hi}{}", if *step > 1 { format!(" step {step}") } else { String::new() })));
+                return Err(bad(format!(
+                    "not in the domain {lo}..={hi}{}",
+                    if *step > 1 { format!(" step {step}") } else { String::new() }
+                )));
             }
             Ok(Value::Int(v))
         }
@@ -45,13 +50,22 @@ pub fn parse_pin(exp: &Experiment, name: &str, text: &str) -> Result<Value, PinE
             .iter()
             .find(|v| v.to_string() == text || v.head() == Some(text) || matches!(v, Value::Str(s) if s == text))
             .cloned()
-            .ok_or_else(|| bad(format!("expected one of {}", values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))),
+            .ok_or_else(|| {
+                bad(format!(
+                    "expected one of {}",
+                    values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ))
+            }),
     }
 }
 
 /// A point with the pins applied and every other free parameter at its first
 /// value (the lower bound, or the first choice); guards and derived values resolved.
-pub fn representative_point(compiled: &Compiled, exp: &Experiment, pins: &BTreeMap<String, String>) -> Result<Point, PinError> {
+pub fn representative_point(
+    compiled: &Compiled,
+    exp: &Experiment,
+    pins: &BTreeMap<String, String>,
+) -> Result<Point, PinError> {
     let mut free = Point::new();
     for (k, v) in pins {
         free.insert(k.clone(), parse_pin(exp, k, v)?);
@@ -74,7 +88,11 @@ fn first_value(d: &Domain) -> Value {
 }
 
 /// Expands the model of `exp` at the representative point for `pins`.
-pub fn expand_with_pins(compiled: &Compiled, exp: &Experiment, pins: &BTreeMap<String, String>) -> Result<(SubModel, Point), PinError> {
+pub fn expand_with_pins(
+    compiled: &Compiled,
+    exp: &Experiment,
+    pins: &BTreeMap<String, String>,
+) -> Result<(SubModel, Point), PinError> {
     let point = representative_point(compiled, exp, pins)?;
     let Some(model) = &exp.model else {
         return Err(PinError::Input(format!("experiment `{}` has no model", exp.name)));

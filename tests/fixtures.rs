@@ -44,7 +44,7 @@ fn check_err(kind: &str, path: &Path) {
 
 #[test]
 fn parse_ok() {
-    insta::glob!("fixtures/parse/ok/*.bma", |path| check_ok(path));
+    insta::glob!("fixtures/parse/ok/*.bma", check_ok);
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn parse_err() {
 
 #[test]
 fn check_ok_fixtures() {
-    insta::glob!("fixtures/check/ok/*.bma", |path| check_ok(path));
+    insta::glob!("fixtures/check/ok/*.bma", check_ok);
 }
 
 #[test]

@@ -625,7 +625,7 @@ impl Lowerer<'_> {
 }
 
 fn type_mismatch_value(name: &ast::Ident, expected: &str, span: Span, found: &str, ty: Option<(ast::TypeName, Span)>) -> Diagnostic {
-    let d = Diagnostic::error(Code::TypeMismatch, format!("`{}` is declared `{expected}` but this is {found}", name.name), span, format!("{found}"));
+    let d = Diagnostic::error(Code::TypeMismatch, format!("`{}` is declared `{expected}` but this is {found}", name.name), span, found.to_string());
     match ty {
         Some((_, s)) => d.with_label(s, format!("declared `{expected}` here")),
         None => d,

@@ -235,7 +235,7 @@ pub fn definition(c: &Compiled, file: FileId, offset: u32) -> Option<Span> {
     if let Some(exp) = enclosing(c, file, offset)
         && let Some(p) = exp.space.get(&word)
     {
-        return Some(Span { end: p.span.start + p.name.len() as u32, ..p.span });
+        return Some(p.name_span);
     }
     if let Some(b) = c.program.blocks.get(&word) {
         return Some(b.name.span);
@@ -265,10 +265,11 @@ pub fn completions(c: &Compiled, file: FileId, offset: u32) -> Vec<Completion> {
     for l in ir::LAYERS {
         push(&mut out, l, CompletionKind::Layer, layer_doc(l).unwrap_or("").to_string());
     }
-    for (name, b) in &c.program.blocks {
+    // Qualified names (`std::blocks::conv_bn`) are the lowering's, not the user's.
+    for (name, b) in c.program.blocks.iter().filter(|(n, _)| !n.contains("::")) {
         push(&mut out, name, CompletionKind::Block, b.doc.clone().unwrap_or_default());
     }
-    for name in c.program.fns.keys() {
+    for name in c.program.fns.keys().filter(|n| !n.contains("::")) {
         push(&mut out, name, CompletionKind::Function, "fn".to_string());
     }
     for f in ir::BUILTINS {

@@ -37,7 +37,9 @@ fn pratt() -> PrattParser<Rule> {
             | Op::infix(Rule::op_gt, Assoc::Left)
             | Op::infix(Rule::op_ge, Assoc::Left))
         .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
-        .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left) | Op::infix(Rule::op_rem, Assoc::Left))
+        .op(Op::infix(Rule::op_mul, Assoc::Left)
+            | Op::infix(Rule::op_div, Assoc::Left)
+            | Op::infix(Rule::op_rem, Assoc::Left))
         .op(Op::prefix(Rule::op_neg))
         .op(Op::infix(Rule::op_pow, Assoc::Right))
         .op(Op::postfix(Rule::call_args) | Op::postfix(Rule::field))
@@ -93,15 +95,16 @@ fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 
 struct Builder<'t> {
     file: FileId,
-    #[allow(dead_code)]
     text: &'t str,
     pratt: PrattParser<Rule>,
 }
 
 impl Builder<'_> {
+    /// The pair's span without the whitespace and comments pest's implicit
+    /// `WHITESPACE` leaves at the end of a rule that ends in `*` or `?`.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), s.end())
+        Span::new(self.file, s.start(), trimmed_end(self.text, pair))
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> ast::Ident {
@@ -190,17 +193,28 @@ impl Builder<'_> {
     fn section(&self, pair: Pair<'_, Rule>) -> ast::Section {
         let span = self.span(&pair);
         let rule = pair.as_rule();
-        let mut it = pair.into_inner().filter(|p| !matches!(p.as_rule(), Rule::lbrace | Rule::rbrace | Rule::assign_op));
+        let mut it =
+            pair.into_inner().filter(|p| !matches!(p.as_rule(), Rule::lbrace | Rule::rbrace | Rule::assign_op));
         let kw = it.next().unwrap();
         let keyword = self.span(&kw);
         let (kind, body) = match rule {
             Rule::data_section => (ast::SectionKind::Data, ast::SectionBody::Data(self.expr(it.next().unwrap()))),
-            Rule::space_section => (ast::SectionKind::Space, ast::SectionBody::Space(it.map(|p| self.space_item(p)).collect())),
+            Rule::space_section => {
+                (ast::SectionKind::Space, ast::SectionBody::Space(it.map(|p| self.space_item(p)).collect()))
+            }
             Rule::model_section => (ast::SectionKind::Model, ast::SectionBody::Model(self.body(it.next().unwrap()))),
-            Rule::train_section => (ast::SectionKind::Train, ast::SectionBody::Assigns(it.map(|p| self.assign(p)).collect())),
-            Rule::search_section => (ast::SectionKind::Search, ast::SectionBody::Assigns(it.map(|p| self.assign(p)).collect())),
-            Rule::report_section => (ast::SectionKind::Report, ast::SectionBody::Assigns(it.map(|p| self.assign(p)).collect())),
-            Rule::average_section => (ast::SectionKind::Average, ast::SectionBody::Average(it.map(|p| self.expr(p)).collect())),
+            Rule::train_section => {
+                (ast::SectionKind::Train, ast::SectionBody::Assigns(it.map(|p| self.assign(p)).collect()))
+            }
+            Rule::search_section => {
+                (ast::SectionKind::Search, ast::SectionBody::Assigns(it.map(|p| self.assign(p)).collect()))
+            }
+            Rule::report_section => {
+                (ast::SectionKind::Report, ast::SectionBody::Assigns(it.map(|p| self.assign(p)).collect()))
+            }
+            Rule::average_section => {
+                (ast::SectionKind::Average, ast::SectionBody::Average(it.map(|p| self.expr(p)).collect()))
+            }
             Rule::objective_section => {
                 (ast::SectionKind::Objective, ast::SectionBody::Objective(it.map(|p| self.objective_item(p)).collect()))
             }
@@ -321,7 +335,10 @@ impl Builder<'_> {
                         // `a..=b` runs to b inclusive: the exclusive end is b + 1.
                         let one = ast::Expr { kind: ast::ExprKind::Number(1.0, NumberKind::Int), span: count.span };
                         let s = count.span;
-                        count = ast::Expr { kind: ast::ExprKind::Binary(BinaryOp::Add, Box::new(count), Box::new(one)), span: s };
+                        count = ast::Expr {
+                            kind: ast::ExprKind::Binary(BinaryOp::Add, Box::new(count), Box::new(one)),
+                            span: s,
+                        };
                     }
                     ast::Stmt::Repeat { var: Some(var), from: Some(from), count, body, span }
                 } else {
@@ -601,11 +618,7 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
     };
     let start = start.min(text.len());
     // Point at the offending token (or the end of input), not an empty place.
-    let end = if end > start {
-        end
-    } else {
-        text[start..].char_indices().take_while(|(_, c)| !c.is_whitespace()).last().map_or(start, |(i, c)| start + i + c.len_utf8())
-    };
+    let end = if end > start { end } else { start + token_len(text.get(start..).unwrap_or("")) };
     let found = match text[start..end].trim() {
         "" if start >= text.trim_end().len() => "end of file".to_string(),
         "" => "something else".to_string(),
@@ -625,8 +638,114 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
     } else {
         format!("expected {}, found {found}", join_or(&expected))
     };
-    let label = if expected.is_empty() { "not expected here".to_string() } else { format!("expected {}", join_or(&expected)) };
-    Diagnostic::error(Code::SyntaxError, message, Span::new(file, start, end), label)
+    let label =
+        if expected.is_empty() { "not expected here".to_string() } else { format!("expected {}", join_or(&expected)) };
+    let d = Diagnostic::error(Code::SyntaxError, message, Span::new(file, start, end), label);
+    match hint(text, start) {
+        Some(help) => d.with_help(help),
+        None => d,
+    }
+}
+
+/// The length in bytes of the token that starts `rest`: a word, a string, a
+/// comment opener, an operator, or one character.
+fn token_len(rest: &str) -> usize {
+    let Some(first) = rest.chars().next() else { return 0 };
+    if first.is_ascii_alphanumeric() || first == '_' {
+        return rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    }
+    if first == '"' {
+        let line = rest.find('\n').unwrap_or(rest.len());
+        return rest[1..line].find('"').map_or(line, |i| i + 2);
+    }
+    const OPS: [&str; 12] = ["..=", "//", "/*", "::", "->", "=>", "==", "!=", "<=", ">=", "..", "*/"];
+    OPS.iter().find(|op| rest.starts_with(**op)).map_or(first.len_utf8(), |op| op.len())
+}
+
+/// Help for the mistakes that pest's "expected ..." explains badly.
+fn hint(text: &str, start: usize) -> Option<String> {
+    let before = text.get(..start)?;
+    let rest = text.get(start..)?;
+    let first = rest.chars().next()?;
+    if rest.starts_with("/*") && !rest[2..].contains("*/") {
+        return Some("this `/*` comment is never closed with `*/`".into());
+    }
+    if first == '"' && !rest[1..rest.find('\n').unwrap_or(rest.len())].contains('"') {
+        return Some("this string is never closed: strings end with `\"` on the same line".into());
+    }
+    if !first.is_ascii() {
+        return Some(
+            "names are ASCII letters, digits and `_`; other characters only go in strings and comments".into(),
+        );
+    }
+    let word = &rest[..token_len(rest)];
+    if before.ends_with(|c: char| c.is_ascii_digit() || c == '.') && first.is_ascii_alphabetic() {
+        let number = before.rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')).next().unwrap_or("");
+        return Some(format!(
+            "`{number}{word}` is not a number: the suffixes are `k` (thousands), `M` (millions) and the durations `us`, `ms`, `s`, `min`, `h`"
+        ));
+    }
+    let previous = before.trim_end().rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
+    const SECTIONS: [&str; 8] = ["data", "space", "model", "train", "objective", "search", "average", "report"];
+    if first == '{' && SECTIONS.contains(&previous) {
+        return Some(format!("`{previous}` starts a section here; is a `}}` missing before it?"));
+    }
+    const KEYWORDS: [&str; 19] = [
+        "use",
+        "block",
+        "fn",
+        "experiment",
+        "when",
+        "let",
+        "in",
+        "repeat",
+        "match",
+        "if",
+        "else",
+        "maximize",
+        "minimize",
+        "require",
+        "and",
+        "or",
+        "not",
+        "true",
+        "false",
+    ];
+    if KEYWORDS.contains(&word) {
+        return Some(format!("`{word}` is a keyword and cannot be used as a name"));
+    }
+    None
+}
+
+/// Where `pair` really ends: at its last token, when only trivia follows it.
+fn trimmed_end(text: &str, pair: &Pair<'_, Rule>) -> usize {
+    let end = pair.as_span().end();
+    let Some(last) = pair.clone().into_inner().last() else { return end };
+    let inner = trimmed_end(text, &last);
+    match text.get(inner..end) {
+        Some(gap) if is_trivia(gap) => inner,
+        _ => end,
+    }
+}
+
+/// Whether `s` holds only whitespace and comments.
+fn is_trivia(mut s: &str) -> bool {
+    loop {
+        s = s.trim_start();
+        if s.is_empty() {
+            return true;
+        }
+        if let Some(rest) = s.strip_prefix("//") {
+            s = rest.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            match rest.split_once("*/") {
+                Some((_, after)) => s = after,
+                None => return false,
+            }
+        } else {
+            return false;
+        }
+    }
 }
 
 fn join_or(names: &[&str]) -> String {

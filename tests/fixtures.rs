@@ -1,6 +1,9 @@
 //! Fixture folders, one behaviour per file: `tests/fixtures/{parse,check}/{ok,err}/NAME.bma`.
 //! An `ok` file compiles without errors; an `err` file named after a diagnostic
-//! code produces that code, and its rendered diagnostics are snapshotted.
+//! code (`CODE.bma`, or `CODE-variant.bma` for a further case of one code)
+//! produces that code, and its rendered diagnostics are snapshotted. Modules
+//! that fixtures import live in `check/lib/` (linked as `ok/lib` and `err/lib`),
+//! data files in `check/data/`.
 
 use std::path::Path;
 
@@ -11,7 +14,9 @@ fn compile_fixture(path: &Path) -> (bma::Compiled, String) {
     let text = std::fs::read_to_string(path).expect("fixture is readable");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let name = path.strip_prefix(root).unwrap_or(path).display().to_string();
-    let source = Source { name, path: Some(path.to_path_buf()), text: text.clone() };
+    // Relative to the package root (the tests' working folder), so that imported
+    // modules and data files are named the same on every machine.
+    let source = Source { path: Some(std::path::PathBuf::from(&name)), name, text: text.clone() };
     (bma::compile(&source), text)
 }
 
@@ -32,7 +37,9 @@ fn check_ok(path: &Path) {
 
 fn check_err(kind: &str, path: &Path) {
     let (c, text) = compile_fixture(path);
-    let code = stem(path);
+    let stem = stem(path);
+    let code = stem.split('-').next().unwrap_or_default();
+    assert!(Code::ALL.iter().any(|c| c.as_str() == code), "{}: `{code}` is not a diagnostic code", path.display());
     assert!(
         c.diagnostics.iter().any(|d| d.code.as_str() == code),
         "{} should report `{code}`, got:\n{}",

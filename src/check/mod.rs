@@ -55,19 +55,27 @@ pub struct ExperimentInfo {
 pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnostic>, Vec<ExperimentInfo>) {
     let mut diags = Vec::new();
     let mut infos = Vec::new();
+    // An imported item is in the program twice (by its name and its qualified name).
+    let mut seen = std::collections::HashSet::new();
     for block in program.blocks.values() {
-        walk::check_block(program, block, &mut diags);
+        if seen.insert(block.span) {
+            walk::check_block(program, block, &mut diags);
+        }
     }
     for f in program.fns.values() {
-        walk::check_fn(program, f, &mut diags);
+        if seen.insert(f.span) {
+            walk::check_fn(program, f, &mut diags);
+        }
     }
+    let items_clean = !diags.iter().any(Diagnostic::is_error);
     for exp in &program.experiments {
         let before = diags.len();
         sections(exp, &mut diags);
         let data = exp.data.as_ref().and_then(|d| data_info(program, d, base, &mut diags));
         let used = walk::check_experiment(program, exp, sources, data.as_ref(), &mut diags);
         unused(exp, &used, &mut diags);
-        let clean = !diags[before..].iter().any(Diagnostic::is_error);
+        // Shapes are only worth checking over a space whose every parameter lowered.
+        let clean = items_clean && !diags[before..].iter().any(Diagnostic::is_error) && exp.space.rejected.is_empty();
         let info = space::check_space(program, exp, data.as_ref(), clean, &mut diags);
         infos.push(ExperimentInfo { name: exp.name.clone(), data, space: info });
     }
@@ -78,15 +86,25 @@ fn sections(exp: &ir::Experiment, diags: &mut Vec<Diagnostic>) {
     if exp.model.is_some() && exp.data.is_none() {
         let span = exp.sections.get("model").copied().unwrap_or(exp.name_span);
         diags.push(
-            Diagnostic::error(Code::MissingSection, format!("experiment `{}` has a model but no data", exp.name), exp.name_span, "no `data = ...` here")
-                .with_label(span, "the model needs data to train on")
-                .with_help("add `data = digits(split: [0.7, 0.15, 0.15])` or another dataset"),
+            Diagnostic::error(
+                Code::MissingSection,
+                format!("experiment `{}` has a model but no data", exp.name),
+                exp.name_span,
+                "no `data = ...` here",
+            )
+            .with_label(span, "the model needs data to train on")
+            .with_help("add `data = digits(split: [0.7, 0.15, 0.15])` or another dataset"),
         );
     }
     if exp.objectives.is_empty() {
         diags.push(
-            Diagnostic::error(Code::MissingSection, format!("experiment `{}` has no objective", exp.name), exp.name_span, "nothing to optimise")
-                .with_help("add `objective { maximize accuracy }` (or `minimize f(x)` for a function search)"),
+            Diagnostic::error(
+                Code::MissingSection,
+                format!("experiment `{}` has no objective", exp.name),
+                exp.name_span,
+                "nothing to optimise",
+            )
+            .with_help("add `objective { maximize accuracy }` (or `minimize f(x)` for a function search)"),
         );
     }
 }
@@ -128,8 +146,9 @@ fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut 
 }
 
 fn unused(exp: &ir::Experiment, used: &BTreeSet<String>, diags: &mut Vec<Diagnostic>) {
+    let mentioned: BTreeSet<&String> = exp.space.rejected.values().flatten().collect();
     for p in &exp.space.params {
-        if used.contains(&p.name) || p.name.starts_with('_') {
+        if used.contains(&p.name) || mentioned.contains(&p.name) || p.name.starts_with('_') {
             continue;
         }
         let what = match p.kind {
@@ -137,10 +156,15 @@ fn unused(exp: &ir::Experiment, used: &BTreeSet<String>, diags: &mut Vec<Diagnos
             ir::ParamKind::Const(_) => continue, // pinned values are reported, not searched
             ir::ParamKind::Derived(_) => "value",
         };
-        let span = crate::source::Span { end: p.span.start + p.name.len() as u32, ..p.span };
+        let span = p.name_span;
         diags.push(
-            Diagnostic::warning(Code::UnusedParam, format!("{what} `{}` is never used", p.name), span, "declared here, used nowhere")
-                .with_help("use it in the model, training or objective, remove it, or start its name with `_`"),
+            Diagnostic::warning(
+                Code::UnusedParam,
+                format!("{what} `{}` is never used", p.name),
+                span,
+                "declared here, used nowhere",
+            )
+            .with_help("use it in the model, training or objective, remove it, or start its name with `_`"),
         );
     }
 }

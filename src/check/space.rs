@@ -33,7 +33,13 @@ pub struct SpaceInfo {
 /// The structural points of an experiment: every combination of the discrete
 /// parameters named in `names` (and the guards above them), resolved. Returns
 /// the points (at most `cap`) and how many there are in all.
-pub fn structural_points(program: &Program, exp: &Experiment, names: &BTreeSet<String>, data: Option<&DataInfo>, cap: usize) -> (Vec<Point>, u128) {
+pub fn structural_points(
+    program: &Program,
+    exp: &Experiment,
+    names: &BTreeSet<String>,
+    data: Option<&DataInfo>,
+    cap: usize,
+) -> (Vec<Point>, u128) {
     let mut out = Vec::new();
     let mut total = 0u128;
     let mut budget = cap.saturating_mul(50).max(100_000);
@@ -106,7 +112,12 @@ pub fn count_grid(program: &Program, exp: &Experiment, data: Option<&DataInfo>) 
         return None;
     }
     if exp.space.params.iter().all(|p| p.guard.is_empty()) {
-        return Some(exp.space.free().filter_map(|p| if let ParamKind::Free(d) = &p.kind { d.cardinality() } else { None }).product());
+        return Some(
+            exp.space
+                .free()
+                .filter_map(|p| if let ParamKind::Free(d) = &p.kind { d.cardinality() } else { None })
+                .product(),
+        );
     }
     let all: BTreeSet<String> = exp.space.params.iter().map(|p| p.name.clone()).collect();
     let (_, total) = structural_points(program, exp, &all, data, 0);
@@ -190,7 +201,13 @@ fn describe_point(point: &Point, names: &BTreeSet<String>, exp: &Experiment) -> 
     parts.join(", ")
 }
 
-pub(super) fn check_space(program: &Program, exp: &Experiment, data: Option<&DataInfo>, clean: bool, diags: &mut Vec<Diagnostic>) -> SpaceInfo {
+pub(super) fn check_space(
+    program: &Program,
+    exp: &Experiment,
+    data: Option<&DataInfo>,
+    clean: bool,
+    diags: &mut Vec<Diagnostic>,
+) -> SpaceInfo {
     let mut info = SpaceInfo { grid_size: count_grid(program, exp, data), ..SpaceInfo::default() };
     grid_limit(exp, &info, diags);
     let (Some(model), Some(data), true) = (&exp.model, data, clean) else { return info };
@@ -201,8 +218,11 @@ pub(super) fn check_space(program: &Program, exp: &Experiment, data: Option<&Dat
     let mut failed: BTreeSet<(u32, u32, Code)> = BTreeSet::new();
     let mut width_failed = false;
     let mut notes: BTreeMap<(crate::source::FileId, u32, u32), String> = BTreeMap::new();
-    let static_constraints: Vec<&ir::Constraint> =
-        exp.constraints.iter().filter(|c| c.lhs.as_name().is_some_and(|n| super::STATIC_METRICS.contains(&n))).collect();
+    let static_constraints: Vec<&ir::Constraint> = exp
+        .constraints
+        .iter()
+        .filter(|c| c.lhs.as_name().is_some_and(|n| super::STATIC_METRICS.contains(&n)))
+        .collect();
     let mut feasible_any = static_constraints.is_empty();
     for point in &points {
         match ir::expand(program, model, point, data) {
@@ -227,15 +247,26 @@ pub(super) fn check_space(program: &Program, exp: &Experiment, data: Option<&Dat
                         ir::Task::Classification => format!("data.classes = {}", data.classes),
                         ir::Task::Regression => "regression needs one output".to_string(),
                     };
-                    let span = if last.span == Span::default() { exp.sections.get("model").copied().unwrap_or(exp.name_span) } else { last.span };
+                    let span = if last.span == Span::default() {
+                        exp.sections.get("model").copied().unwrap_or(exp.name_span)
+                    } else {
+                        last.span
+                    };
                     diags.push(
                         Diagnostic::error(
                             Code::OutputWidth,
-                            format!("{}the model ends with {} outputs, not {}", if at.is_empty() { String::new() } else { format!("at {at}: ") }, ir::fmt_shape(out), data.outputs()),
+                            format!(
+                                "{}the model ends with {} outputs, not {}",
+                                if at.is_empty() { String::new() } else { format!("at {at}: ") },
+                                ir::fmt_shape(out),
+                                data.outputs()
+                            ),
                             span,
                             format!("the last layer gives {}; {what}", ir::fmt_shape(out)),
                         )
-                        .with_help("end the model with `dense(data.classes)` (after `flatten` or `global_avgpool` for images)"),
+                        .with_help(
+                            "end the model with `dense(data.classes)` (after `flatten` or `global_avgpool` for images)",
+                        ),
                     );
                 }
                 for (span, note) in &sub.notes {
@@ -254,14 +285,28 @@ pub(super) fn check_space(program: &Program, exp: &Experiment, data: Option<&Dat
         }
     }
     for ((file, start, end), note) in notes {
-        diags.push(Diagnostic::note(Code::ResidualProjection, "the residual's shapes differ", Span { file, start, end }, note));
+        diags.push(Diagnostic::note(
+            Code::ResidualProjection,
+            "the residual's shapes differ",
+            Span { file, start, end },
+            note,
+        ));
     }
     if !feasible_any && info.checked > 0 && failed.is_empty() {
         let c = static_constraints[0];
-        let (lo, _) = if c.lhs.as_name() == Some("params") { info.params.unwrap_or((0, 0)) } else { info.flops.unwrap_or((0, 0)) };
+        let (lo, _) = if c.lhs.as_name() == Some("params") {
+            info.params.unwrap_or((0, 0))
+        } else {
+            info.flops.unwrap_or((0, 0))
+        };
         diags.push(
-            Diagnostic::error(Code::Infeasible, "no point of the space meets this constraint", c.span, format!("the smallest model has {lo} {}", c.lhs.as_name().unwrap_or("")))
-                .with_help("loosen the constraint or allow smaller models"),
+            Diagnostic::error(
+                Code::Infeasible,
+                "no point of the space meets this constraint",
+                c.span,
+                format!("the smallest model has {lo} {}", c.lhs.as_name().unwrap_or("")),
+            )
+            .with_help("loosen the constraint or allow smaller models"),
         );
     }
     if total > points.len() as u128 && !points.is_empty() {
@@ -317,17 +362,26 @@ fn grid_limit(exp: &Experiment, info: &SpaceInfo, diags: &mut Vec<Diagnostic>) {
                 Code::GridTooLarge,
                 "a grid needs every parameter to have finitely many values",
                 strategy.value.span,
-                format!("{} {} continuous", cont.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "), if cont.len() == 1 { "is" } else { "are" }),
+                format!(
+                    "{} {} continuous",
+                    cont.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                    if cont.len() == 1 { "is" } else { "are" }
+                ),
             )
             .with_help("give continuous parameters a `step`, list their values, or use another strategy");
             if let Some(p) = cont.first().and_then(|n| exp.space.get(n)) {
-                d = d.with_label(Span { end: p.span.start + p.name.len() as u32, ..p.span }, "continuous");
+                d = d.with_label(p.name_span, "continuous");
             }
             diags.push(d);
         }
         Some(n) if n > limit as u128 => diags.push(
-            Diagnostic::error(Code::GridTooLarge, format!("the grid has {n} points, more than its limit of {limit}"), strategy.value.span, format!("{n} points"))
-                .with_help(format!("raise it with `grid(limit: {n})`, coarsen the steps, or use `random` or `tpe`")),
+            Diagnostic::error(
+                Code::GridTooLarge,
+                format!("the grid has {n} points, more than its limit of {limit}"),
+                strategy.value.span,
+                format!("{n} points"),
+            )
+            .with_help(format!("raise it with `grid(limit: {n})`, coarsen the steps, or use `random` or `tpe`")),
         ),
         Some(_) => {}
     }

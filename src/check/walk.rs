@@ -94,12 +94,40 @@ const fn c(name: &'static str, args: &'static [(&'static str, Want)], required: 
 }
 
 const OPTIMIZERS: &[Ctor] = &[
-    c("sgd", &[("lr", Want::Number), ("momentum", Want::Number), ("nesterov", Want::Bool), ("weight_decay", Want::Number), ("bias_decay", Want::Number)], 0),
-    c("adam", &[("lr", Want::Number), ("betas", Want::Numbers), ("weight_decay", Want::Number), ("bias_decay", Want::Number)], 0),
-    c("adamw", &[("lr", Want::Number), ("betas", Want::Numbers), ("weight_decay", Want::Number), ("bias_decay", Want::Number)], 0),
+    c(
+        "sgd",
+        &[
+            ("lr", Want::Number),
+            ("momentum", Want::Number),
+            ("nesterov", Want::Bool),
+            ("weight_decay", Want::Number),
+            ("bias_decay", Want::Number),
+        ],
+        0,
+    ),
+    c(
+        "adam",
+        &[("lr", Want::Number), ("betas", Want::Numbers), ("weight_decay", Want::Number), ("bias_decay", Want::Number)],
+        0,
+    ),
+    c(
+        "adamw",
+        &[("lr", Want::Number), ("betas", Want::Numbers), ("weight_decay", Want::Number), ("bias_decay", Want::Number)],
+        0,
+    ),
 ];
-const SCHEDULES: &[Ctor] = &[c("constant", &[], 0), c("cosine", &[("warmup", Want::Int)], 0), c("step", &[("every", Want::Int), ("gamma", Want::Number)], 0)];
-const LOSSES: &[Ctor] = &[c("cross_entropy", &[], 0), c("mse", &[], 0), c("mae", &[], 0), c("huber", &[("delta", Want::Number)], 0), c("bce", &[], 0)];
+const SCHEDULES: &[Ctor] = &[
+    c("constant", &[], 0),
+    c("cosine", &[("warmup", Want::Int)], 0),
+    c("step", &[("every", Want::Int), ("gamma", Want::Number)], 0),
+];
+const LOSSES: &[Ctor] = &[
+    c("cross_entropy", &[], 0),
+    c("mse", &[], 0),
+    c("mae", &[], 0),
+    c("huber", &[("delta", Want::Number)], 0),
+    c("bce", &[], 0),
+];
 const INITS: &[Ctor] = &[
     c("default", &[], 0),
     c("normal", &[("mean", Want::Number), ("std", Want::Number)], 0),
@@ -290,7 +318,12 @@ fn value_ty(v: &Value) -> Ty {
 }
 
 impl<'a> Walker<'a> {
-    fn new(program: &'a Program, exp: Option<&'a Experiment>, sources: Option<&'a Sources>, diags: &'a mut Vec<Diagnostic>) -> Self {
+    fn new(
+        program: &'a Program,
+        exp: Option<&'a Experiment>,
+        sources: Option<&'a Sources>,
+        diags: &'a mut Vec<Diagnostic>,
+    ) -> Self {
         Walker {
             program,
             exp,
@@ -339,9 +372,14 @@ impl<'a> Walker<'a> {
         self.used.insert(p.name.clone());
         if self.constant_only {
             self.diags.push(
-                Diagnostic::error(Code::NonConstant, format!("this setting cannot depend on the parameter `{}`", p.name), span, "a parameter")
-                    .with_label(name_span(p), "declared here")
-                    .with_help("search and report settings are fixed for the whole study"),
+                Diagnostic::error(
+                    Code::NonConstant,
+                    format!("this setting cannot depend on the parameter `{}`", p.name),
+                    span,
+                    "a parameter",
+                )
+                .with_label(name_span(p), "declared here")
+                .with_help("search and report settings are fixed for the whole study"),
             );
             return;
         }
@@ -354,13 +392,20 @@ impl<'a> Walker<'a> {
             _ => None,
         });
         let help = match scrut {
-            Some((a, b)) => format!("use it inside `match {a} {{ {b} => ... }}` or `if {cond} {{ ... }}`, or declare it outside the `when`"),
+            Some((a, b)) => format!(
+                "use it inside `match {a} {{ {b} => ... }}` or `if {cond} {{ ... }}`, or declare it outside the `when`"
+            ),
             None => format!("use it inside `if {cond} {{ ... }}`, or declare it outside the `when`"),
         };
         self.diags.push(
-            Diagnostic::error(Code::ConditionalParam, format!("`{}` is used where it may not exist", p.name), span, format!("`{}` only exists when {cond}", p.name))
-                .with_label(name_span(p), format!("declared under `when {cond}`"))
-                .with_help(help),
+            Diagnostic::error(
+                Code::ConditionalParam,
+                format!("`{}` is used where it may not exist", p.name),
+                span,
+                format!("`{}` only exists when {cond}", p.name),
+            )
+            .with_label(name_span(p), format!("declared under `when {cond}`"))
+            .with_help(help),
         );
     }
 
@@ -410,7 +455,8 @@ impl<'a> Walker<'a> {
         if finite && total <= 50_000 {
             let mut idx = vec![0usize; vars.len()];
             loop {
-                let point: ir::Point = vars.iter().zip(&idx).map(|((n, vals), i)| (n.clone(), vals[*i].clone())).collect();
+                let point: ir::Point =
+                    vars.iter().zip(&idx).map(|((n, vals), i)| (n.clone(), vals[*i].clone())).collect();
                 let env = ir::PointEnv { point: &point, fns: &self.program.fns, data: None };
                 let facts_hold = self.facts.iter().all(|f| match f {
                     Fact::Holds(e, truth) => matches!(ir::eval(e, &env), Ok(Value::Bool(b)) if b == *truth),
@@ -460,11 +506,19 @@ impl<'a> Walker<'a> {
             self.use_param(p, span);
             return self.param_ty(p);
         }
+        if self.exp.is_some_and(|e| e.space.rejected.contains_key(name)) {
+            return Ty::Unknown;
+        }
         if self.metrics && MODEL_METRICS.contains(&name) {
             if self.exp.is_some_and(|e| e.model.is_none()) {
                 self.diags.push(
-                    Diagnostic::error(Code::UnknownMetric, format!("`{name}` is measured on a trained model"), span, "this experiment has no `model`")
-                        .with_help("a function search optimises an expression of its parameters: `minimize f(x, y)`"),
+                    Diagnostic::error(
+                        Code::UnknownMetric,
+                        format!("`{name}` is measured on a trained model"),
+                        span,
+                        "this experiment has no `model`",
+                    )
+                    .with_help("a function search optimises an expression of its parameters: `minimize f(x, y)`"),
                 );
                 return Ty::Unknown;
             }
@@ -510,14 +564,24 @@ impl<'a> Walker<'a> {
                     (Ty::Data, "shape") => Ty::List,
                     (Ty::Data, other) => {
                         self.diags.push(
-                            Diagnostic::error(Code::UnknownName, format!("`data` has no field `{other}`"), field.span, "unknown field")
-                                .suggest(other, ["classes", "features", "shape"]),
+                            Diagnostic::error(
+                                Code::UnknownName,
+                                format!("`data` has no field `{other}`"),
+                                field.span,
+                                "unknown field",
+                            )
+                            .suggest(other, ["classes", "features", "shape"]),
                         );
                         Ty::Unknown
                     }
                     (Ty::Bare(n, s), f) => Ty::Bare(format!("{n}.{f}"), s.to(field.span)),
                     (t, f) => {
-                        self.diags.push(Diagnostic::error(Code::TypeMismatch, format!("{} has no field `{f}`", t.describe()), field.span, "no such field"));
+                        self.diags.push(Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!("{} has no field `{f}`", t.describe()),
+                            field.span,
+                            "no such field",
+                        ));
                         Ty::Unknown
                     }
                 }
@@ -581,7 +645,8 @@ impl<'a> Walker<'a> {
             return;
         }
         let Some(values) = domain else { return };
-        let shown: Vec<String> = values.iter().map(|v| v.head().map_or_else(|| v.to_string(), str::to_string)).collect();
+        let shown: Vec<String> =
+            values.iter().map(|v| v.head().map_or_else(|| v.to_string(), str::to_string)).collect();
         let mut wildcard = false;
         for pat in pats {
             for alt in &pat.alts {
@@ -652,7 +717,9 @@ impl<'a> Walker<'a> {
                 Ty::Bool
             }
             _ => {
-                if (ta == Ty::Dur || tb == Ty::Dur) && matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div) {
+                if (ta == Ty::Dur || tb == Ty::Dur)
+                    && matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div)
+                {
                     return Ty::Dur;
                 }
                 self.need(&ta, a, Want::Number);
@@ -673,17 +740,27 @@ impl<'a> Walker<'a> {
             let Some(p) = param.as_name().and_then(|n| w.param(n)) else { return };
             let ParamKind::Free(Domain::Choice(values)) = &p.kind else {
                 w.diags.push(
-                    Diagnostic::error(Code::UnknownName, format!("unknown name `{sym}`"), span, "not declared anywhere")
-                        .suggest(sym, w.value_names().iter().map(String::as_str)),
+                    Diagnostic::error(
+                        Code::UnknownName,
+                        format!("unknown name `{sym}`"),
+                        span,
+                        "not declared anywhere",
+                    )
+                    .suggest(sym, w.value_names().iter().map(String::as_str)),
                 );
                 return;
             };
             if !values.iter().any(|v| v.head() == Some(sym)) {
                 let shown: Vec<String> = values.iter().map(ToString::to_string).collect();
                 w.diags.push(
-                    Diagnostic::error(Code::UnknownValue, format!("`{}` never takes the value `{sym}`", p.name), span, format!("not one of {}", shown.join(", ")))
-                        .with_label(name_span(p), "its values are declared here")
-                        .suggest(sym, values.iter().filter_map(Value::head)),
+                    Diagnostic::error(
+                        Code::UnknownValue,
+                        format!("`{}` never takes the value `{sym}`", p.name),
+                        span,
+                        format!("not one of {}", shown.join(", ")),
+                    )
+                    .with_label(name_span(p), "its values are declared here")
+                    .suggest(sym, values.iter().filter_map(Value::head)),
                 );
             }
         };
@@ -714,8 +791,13 @@ impl<'a> Walker<'a> {
                         Some(p) => Some(p),
                         None => {
                             self.diags.push(
-                                Diagnostic::error(Code::BadArguments, format!("`{name}` has no parameter `{}`", n.name), n.span, "unknown argument")
-                                    .suggest(&n.name, f.params.iter().map(|p| p.name.name.as_str())),
+                                Diagnostic::error(
+                                    Code::BadArguments,
+                                    format!("`{name}` has no parameter `{}`", n.name),
+                                    n.span,
+                                    "unknown argument",
+                                )
+                                .suggest(&n.name, f.params.iter().map(|p| p.name.name.as_str())),
                             );
                             None
                         }
@@ -731,8 +813,13 @@ impl<'a> Walker<'a> {
             for p in f.params.iter().skip(positional) {
                 if p.default.is_none() && !args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.name == p.name.name)) {
                     self.diags.push(
-                        Diagnostic::error(Code::BadArguments, format!("`{name}` needs a value for `{}`", p.name.name), whole.span, format!("`{}` is missing", p.name.name))
-                            .with_label(p.name.span, "declared here"),
+                        Diagnostic::error(
+                            Code::BadArguments,
+                            format!("`{name}` needs a value for `{}`", p.name.name),
+                            whole.span,
+                            format!("`{}` is missing", p.name.name),
+                        )
+                        .with_label(p.name.span, "declared here"),
                     );
                 }
             }
@@ -748,7 +835,15 @@ impl<'a> Walker<'a> {
             }
             let arity_ok = if matches!(name.as_str(), "min" | "max") { !args.is_empty() } else { args.len() == 1 };
             if !arity_ok {
-                self.diags.push(Diagnostic::error(Code::BadArguments, format!("`{name}` takes {}", if matches!(name.as_str(), "min" | "max") { "one or more arguments" } else { "one argument" }), whole.span, format!("{} given", args.len())));
+                self.diags.push(Diagnostic::error(
+                    Code::BadArguments,
+                    format!(
+                        "`{name}` takes {}",
+                        if matches!(name.as_str(), "min" | "max") { "one or more arguments" } else { "one argument" }
+                    ),
+                    whole.span,
+                    format!("{} given", args.len()),
+                ));
             }
             return match name.as_str() {
                 "floor" | "ceil" | "round" => Ty::Int,
@@ -765,8 +860,13 @@ impl<'a> Walker<'a> {
 
     fn unknown_name(&mut self, name: &str, span: Span) {
         let candidates = self.value_names();
+        // A misspelt use is still a use: no "never used" warning for what it meant.
+        if let Some(meant) = crate::diagnostic::did_you_mean(name, candidates.iter().map(String::as_str)) {
+            self.used.insert(meant.to_string());
+        }
         self.diags.push(
-            Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"), span, "not declared anywhere").suggest(name, candidates.iter().map(String::as_str)),
+            Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"), span, "not declared anywhere")
+                .suggest(name, candidates.iter().map(String::as_str)),
         );
     }
 
@@ -791,7 +891,15 @@ impl<'a> Walker<'a> {
                 ExprKind::Call(c, _) => c.span,
                 _ => e.span,
             };
-            self.diags.push(Diagnostic::error(Code::UnknownFunction, format!("unknown function `{n}`"), callee_span, "no such function").suggest(n, names));
+            self.diags.push(
+                Diagnostic::error(
+                    Code::UnknownFunction,
+                    format!("unknown function `{n}`"),
+                    callee_span,
+                    "no such function",
+                )
+                .suggest(n, names),
+            );
             return;
         }
         let ok = match want {
@@ -813,7 +921,12 @@ impl<'a> Walker<'a> {
             Want::Str => "a string",
             _ => "another value",
         };
-        let mut d = Diagnostic::error(Code::TypeMismatch, format!("expected {wanted}, found {}", got.describe()), e.span, format!("this is {}", got.describe()));
+        let mut d = Diagnostic::error(
+            Code::TypeMismatch,
+            format!("expected {wanted}, found {}", got.describe()),
+            e.span,
+            format!("this is {}", got.describe()),
+        );
         if let Some(p) = e.as_name().and_then(|n| self.param(n)) {
             d = d.with_label(name_span(p), format!("`{}` is declared here", p.name));
         }
@@ -835,7 +948,8 @@ impl<'a> Walker<'a> {
                 self.facts = saved;
             }
             if let ParamKind::Derived(e) = &p.kind {
-                let saved = std::mem::replace(&mut self.facts, p.guard.iter().map(|x| Fact::Holds(x.clone(), true)).collect());
+                let saved =
+                    std::mem::replace(&mut self.facts, p.guard.iter().map(|x| Fact::Holds(x.clone(), true)).collect());
                 let t = self.expr(e);
                 self.facts = saved;
                 let t = match t {
@@ -868,7 +982,12 @@ impl<'a> Walker<'a> {
             ast::Stmt::Let { name, chain, .. } => {
                 self.chain(chain);
                 if self.nodes.contains(&name.name) {
-                    self.diags.push(Diagnostic::error(Code::DuplicateName, format!("node `{}` is named twice", name.name), name.span, "named again here"));
+                    self.diags.push(Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("node `{}` is named twice", name.name),
+                        name.span,
+                        "named again here",
+                    ));
                 }
                 self.nodes.push(name.name.clone());
             }
@@ -914,8 +1033,13 @@ impl<'a> Walker<'a> {
             ast::Stmt::Parallel { merge, branches, .. } => {
                 if !matches!(merge.name.as_str(), "concat" | "add") {
                     self.diags.push(
-                        Diagnostic::error(Code::UnknownValue, format!("`parallel` merges by `concat` or `add`, not `{}`", merge.name), merge.span, "unknown merge")
-                            .suggest(&merge.name, ["concat", "add"]),
+                        Diagnostic::error(
+                            Code::UnknownValue,
+                            format!("`parallel` merges by `concat` or `add`, not `{}`", merge.name),
+                            merge.span,
+                            "unknown merge",
+                        )
+                        .suggest(&merge.name, ["concat", "add"]),
                     );
                 }
                 for b in branches {
@@ -929,11 +1053,20 @@ impl<'a> Walker<'a> {
         for (i, link) in chain.links.iter().enumerate() {
             let name = &link.name.name;
             let is_local = self.locals.iter().any(|(n, _, _)| n == name);
-            if link.args.is_none() && !is_local && (self.nodes.contains(name) || name == "input") && self.param(name).is_none() {
+            if link.args.is_none()
+                && !is_local
+                && (self.nodes.contains(name) || name == "input")
+                && self.param(name).is_none()
+            {
                 if i > 0 {
                     self.diags.push(
-                        Diagnostic::error(Code::TypeMismatch, format!("`{name}` names a node; it can only start a chain"), link.span, "a node in the middle of a chain")
-                            .with_help(format!("write `{name} -> ...` to continue from it")),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!("`{name}` names a node; it can only start a chain"),
+                            link.span,
+                            "a node in the middle of a chain",
+                        )
+                        .with_help(format!("write `{name} -> ...` to continue from it")),
                     );
                 }
                 continue;
@@ -955,31 +1088,60 @@ impl<'a> Walker<'a> {
         };
         if let Some(t) = param_ty {
             if call.args.is_some() {
-                self.diags.push(Diagnostic::error(Code::TypeMismatch, format!("`{name}` is a parameter; it cannot take arguments"), call.span, "called here"));
+                self.diags.push(Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("`{name}` is a parameter; it cannot take arguments"),
+                    call.span,
+                    "called here",
+                ));
             } else if !matches!(t, Ty::Layer | Ty::Unknown | Ty::Sym(_)) {
-                let mut d = Diagnostic::error(Code::TypeMismatch, format!("`{name}` is used as a layer, but it is {}", t.describe()), call.span, "not a layer");
+                let mut d = Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("`{name}` is used as a layer, but it is {}", t.describe()),
+                    call.span,
+                    "not a layer",
+                );
                 if let Some(p) = self.param(name) {
                     d = d.with_label(name_span(p), "declared here");
                 }
-                self.diags.push(d.with_help("a parameter is a layer when its values are layers: `act: in {relu, gelu}`"));
+                self.diags
+                    .push(d.with_help("a parameter is a layer when its values are layers: `act: in {relu, gelu}`"));
             } else if let Ty::Sym(values) = &t {
                 if let Some(bad) = values.iter().find(|v| !is_layer_name(self.program, v)) {
-                    self.diags.push(Diagnostic::error(Code::TypeMismatch, format!("`{name}` is used as a layer, but `{bad}` is not a layer"), call.span, "not a layer"));
+                    self.diags.push(Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("`{name}` is used as a layer, but `{bad}` is not a layer"),
+                        call.span,
+                        "not a layer",
+                    ));
                 }
             }
+            return;
+        }
+        if self.exp.is_some_and(|e| e.space.rejected.contains_key(name)) {
             return;
         }
         if matches!(name.as_str(), "add" | "concat") {
             let args = call.args.as_deref().unwrap_or(&[]);
             if args.len() < 2 {
-                self.diags.push(Diagnostic::error(Code::BadArguments, format!("`{name}` needs at least two nodes"), call.span, "too few nodes"));
+                self.diags.push(Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{name}` needs at least two nodes"),
+                    call.span,
+                    "too few nodes",
+                ));
             }
             for a in args {
                 match a.value.as_name() {
                     Some(n) if self.nodes.iter().any(|x| x == n) || n == "input" => {}
                     _ => self.diags.push(
-                        Diagnostic::error(Code::UnknownName, format!("`{name}` merges nodes named with `let`"), a.value.span, "not a named node")
-                            .suggest(a.value.as_name().unwrap_or(""), self.nodes.iter().map(String::as_str)),
+                        Diagnostic::error(
+                            Code::UnknownName,
+                            format!("`{name}` merges nodes named with `let`"),
+                            a.value.span,
+                            "not a named node",
+                        )
+                        .suggest(a.value.as_name().unwrap_or(""), self.nodes.iter().map(String::as_str)),
                     ),
                 }
             }
@@ -1004,12 +1166,18 @@ impl<'a> Walker<'a> {
                 let mut candidates: Vec<&str> = ir::expand_layers().to_vec();
                 candidates.extend(self.program.blocks.keys().map(String::as_str));
                 candidates.extend(self.nodes.iter().map(String::as_str));
-                let more: Vec<String> = self.exp.map(|e| e.space.params.iter().map(|p| p.name.clone()).collect()).unwrap_or_default();
+                let more: Vec<String> =
+                    self.exp.map(|e| e.space.params.iter().map(|p| p.name.clone()).collect()).unwrap_or_default();
                 candidates.extend(more.iter().map(String::as_str));
                 self.diags.push(
-                    Diagnostic::error(Code::UnknownLayer, format!("unknown layer `{name}`"), call.name.span, "no layer, block or node has this name")
-                        .suggest(name, candidates)
-                        .with_help_default("blocks must be defined in this file or imported with `use`"),
+                    Diagnostic::error(
+                        Code::UnknownLayer,
+                        format!("unknown layer `{name}`"),
+                        call.name.span,
+                        "no layer, block or node has this name",
+                    )
+                    .suggest(name, candidates)
+                    .with_help_default("blocks must be defined in this file or imported with `use`"),
                 );
                 for a in call.args.iter().flatten() {
                     self.expr(&a.value);
@@ -1030,12 +1198,20 @@ impl<'a> Walker<'a> {
                         let help = if sig.is_empty() {
                             format!("`{name}` takes no arguments")
                         } else {
-                            format!("`{name}` takes {}", sig.iter().map(|(k, _)| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+                            format!(
+                                "`{name}` takes {}",
+                                sig.iter().map(|(k, _)| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                            )
                         };
                         self.diags.push(
-                            Diagnostic::error(Code::BadArguments, format!("`{name}` has no argument `{}`", n.name), n.span, "unknown argument")
-                                .suggest(&n.name, sig.iter().map(|(k, _)| *k))
-                                .with_help_default(&help),
+                            Diagnostic::error(
+                                Code::BadArguments,
+                                format!("`{name}` has no argument `{}`", n.name),
+                                n.span,
+                                "unknown argument",
+                            )
+                            .suggest(&n.name, sig.iter().map(|(k, _)| *k))
+                            .with_help_default(&help),
                         );
                         continue;
                     }
@@ -1048,7 +1224,11 @@ impl<'a> Walker<'a> {
                         None => {
                             self.diags.push(Diagnostic::error(
                                 Code::BadArguments,
-                                format!("`{name}` takes at most {} argument{}", sig.len(), if sig.len() == 1 { "" } else { "s" }),
+                                format!(
+                                    "`{name}` takes at most {} argument{}",
+                                    sig.len(),
+                                    if sig.len() == 1 { "" } else { "s" }
+                                ),
                                 a.span,
                                 "one too many",
                             ));
@@ -1067,7 +1247,13 @@ impl<'a> Walker<'a> {
             if let (Want::Syms(options), Ty::Bare(v, s)) = (want, &t) {
                 if !options.contains(&v.as_str()) {
                     self.diags.push(
-                        Diagnostic::error(Code::UnknownValue, format!("`{key}` is {}, not `{v}`", or_list(options)), *s, "unknown value").suggest(v, options.iter().copied()),
+                        Diagnostic::error(
+                            Code::UnknownValue,
+                            format!("`{key}` is {}, not `{v}`", or_list(options)),
+                            *s,
+                            "unknown value",
+                        )
+                        .suggest(v, options.iter().copied()),
                     );
                 }
                 continue;
@@ -1077,8 +1263,13 @@ impl<'a> Walker<'a> {
         for (k, default) in sig {
             if default.is_none() && !given.contains(k) {
                 self.diags.push(
-                    Diagnostic::error(Code::BadArguments, format!("`{name}` needs `{k}`"), call.span, format!("`{k}` is missing"))
-                        .with_help(format!("for example `{name}({})`", example_arg(k))),
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`{name}` needs `{k}`"),
+                        call.span,
+                        format!("`{k}` is missing"),
+                    )
+                    .with_help(format!("for example `{name}({})`", example_arg(k))),
                 );
             }
         }
@@ -1095,9 +1286,14 @@ impl<'a> Walker<'a> {
                     Some(p) => p,
                     None => {
                         self.diags.push(
-                            Diagnostic::error(Code::BadArguments, format!("block `{}` has no parameter `{}`", block.name.name, n.name), n.span, "unknown argument")
-                                .with_label(block.name.span, "block defined here")
-                                .suggest(&n.name, block.params.iter().map(|p| p.name.name.as_str())),
+                            Diagnostic::error(
+                                Code::BadArguments,
+                                format!("block `{}` has no parameter `{}`", block.name.name, n.name),
+                                n.span,
+                                "unknown argument",
+                            )
+                            .with_label(block.name.span, "block defined here")
+                            .suggest(&n.name, block.params.iter().map(|p| p.name.name.as_str())),
                         );
                         continue;
                     }
@@ -1108,8 +1304,13 @@ impl<'a> Walker<'a> {
                         Some(p) => p,
                         None => {
                             self.diags.push(
-                                Diagnostic::error(Code::BadArguments, format!("block `{}` takes {} arguments", block.name.name, block.params.len()), a.span, "one too many")
-                                    .with_label(block.name.span, "block defined here"),
+                                Diagnostic::error(
+                                    Code::BadArguments,
+                                    format!("block `{}` takes {} arguments", block.name.name, block.params.len()),
+                                    a.span,
+                                    "one too many",
+                                )
+                                .with_label(block.name.span, "block defined here"),
                             );
                             continue;
                         }
@@ -1140,8 +1341,13 @@ impl<'a> Walker<'a> {
         for p in &block.params {
             if p.default.is_none() && !given.contains(&p.name.name.as_str()) {
                 self.diags.push(
-                    Diagnostic::error(Code::BadArguments, format!("block `{}` needs a value for `{}`", block.name.name, p.name.name), call.span, format!("`{}` is missing", p.name.name))
-                        .with_label(p.name.span, "declared here"),
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("block `{}` needs a value for `{}`", block.name.name, p.name.name),
+                        call.span,
+                        format!("`{}` is missing", p.name.name),
+                    )
+                    .with_label(p.name.span, "declared here"),
                 );
             }
         }
@@ -1152,13 +1358,24 @@ impl<'a> Walker<'a> {
             Ty::Bare(n, s) if !is_layer_name(self.program, n) => {
                 let mut cands: Vec<&str> = ir::expand_layers().to_vec();
                 cands.extend(self.program.blocks.keys().map(String::as_str));
-                self.diags.push(Diagnostic::error(Code::UnknownLayer, format!("unknown layer `{n}`"), *s, "not a layer").suggest(n, cands));
+                self.diags.push(
+                    Diagnostic::error(Code::UnknownLayer, format!("unknown layer `{n}`"), *s, "not a layer")
+                        .suggest(n, cands),
+                );
             }
             Ty::Call(n) if !is_layer_name(self.program, n) => {
-                self.diags.push(Diagnostic::error(Code::UnknownLayer, format!("unknown layer `{n}`"), e.span, "not a layer").suggest(n, ir::expand_layers().iter().copied()));
+                self.diags.push(
+                    Diagnostic::error(Code::UnknownLayer, format!("unknown layer `{n}`"), e.span, "not a layer")
+                        .suggest(n, ir::expand_layers().iter().copied()),
+                );
             }
             Ty::Int | Ty::Float | Ty::Bool | Ty::Str | Ty::Dur | Ty::List | Ty::Data => {
-                self.diags.push(Diagnostic::error(Code::TypeMismatch, format!("expected a layer, found {}", t.describe()), e.span, "not a layer"));
+                self.diags.push(Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("expected a layer, found {}", t.describe()),
+                    e.span,
+                    "not a layer",
+                ));
             }
             _ => {}
         }
@@ -1166,15 +1383,29 @@ impl<'a> Walker<'a> {
 
     // ------------------------------------------------------------ settings
 
-    fn settings(&mut self, settings: &[ir::Setting], section: &str, keys: &[&str], f: &mut dyn FnMut(&mut Self, &ir::Setting)) {
+    fn settings(
+        &mut self,
+        settings: &[ir::Setting],
+        section: &str,
+        keys: &[&str],
+        f: &mut dyn FnMut(&mut Self, &ir::Setting),
+    ) {
         for s in settings {
             if keys.contains(&s.key.as_str()) {
                 f(self, s);
             } else {
                 self.diags.push(
-                    Diagnostic::error(Code::UnknownSetting, format!("`{section}` has no setting `{}`", s.key), s.key_span, "unknown setting")
-                        .suggest(&s.key, keys.iter().copied())
-                        .with_help_default(&format!("`{section}` takes {}", keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))),
+                    Diagnostic::error(
+                        Code::UnknownSetting,
+                        format!("`{section}` has no setting `{}`", s.key),
+                        s.key_span,
+                        "unknown setting",
+                    )
+                    .suggest(&s.key, keys.iter().copied())
+                    .with_help_default(&format!(
+                        "`{section}` takes {}",
+                        keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    )),
                 );
             }
         }
@@ -1183,7 +1414,12 @@ impl<'a> Walker<'a> {
     fn train(&mut self, exp: &Experiment) {
         if exp.model.is_none() && !exp.train.is_empty() {
             let span = exp.sections.get("train").copied().unwrap_or(exp.name_span);
-            self.diags.push(Diagnostic::warning(Code::UnknownSetting, "`train` has no effect without a `model`", span, "nothing is trained"));
+            self.diags.push(Diagnostic::warning(
+                Code::UnknownSetting,
+                "`train` has no effect without a `model`",
+                span,
+                "nothing is trained",
+            ));
         }
         self.settings(&exp.train, "train", &TRAIN_KEYS, &mut |w, s| {
             let want = match s.key.as_str() {
@@ -1235,7 +1471,12 @@ impl<'a> Walker<'a> {
         if let Ok(Value::Int(i)) = ir::eval(e, &BTreeMap::new())
             && i < 1
         {
-            self.diags.push(Diagnostic::error(Code::InvalidValue, format!("`{key}` must be at least 1"), e.span, format!("`{key}` is {i}")));
+            self.diags.push(Diagnostic::error(
+                Code::InvalidValue,
+                format!("`{key}` must be at least 1"),
+                e.span,
+                format!("`{key}` is {i}"),
+            ));
         }
     }
 
@@ -1260,7 +1501,11 @@ impl<'a> Walker<'a> {
         for c in &exp.constraints {
             self.metric_expr(&c.lhs, exp);
             let t = self.expr(&c.bound);
-            self.need(&t, &c.bound, Want::Number);
+            // Times may be bounded by a duration (`require latency < 2ms`, in seconds).
+            let timed = matches!(c.lhs.as_name(), Some("latency" | "train_time"));
+            if !(timed && t == Ty::Dur) {
+                self.need(&t, &c.bound, Want::Number);
+            }
         }
         if let Some(rank) = &exp.rank {
             match &rank.value.kind {
@@ -1270,10 +1515,20 @@ impl<'a> Walker<'a> {
                         match &a.name {
                             Some(n) if names.contains(&n.name) => {}
                             Some(n) => self.diags.push(
-                                Diagnostic::error(Code::UnknownMetric, format!("`{}` is not an objective of this experiment", n.name), n.span, "not an objective")
-                                    .suggest(&n.name, names.iter().map(String::as_str)),
+                                Diagnostic::error(
+                                    Code::UnknownMetric,
+                                    format!("`{}` is not an objective of this experiment", n.name),
+                                    n.span,
+                                    "not an objective",
+                                )
+                                .suggest(&n.name, names.iter().map(String::as_str)),
                             ),
-                            None => self.diags.push(Diagnostic::error(Code::BadArguments, "`weighted` takes `objective: weight` pairs", a.span, "no objective named")),
+                            None => self.diags.push(Diagnostic::error(
+                                Code::BadArguments,
+                                "`weighted` takes `objective: weight` pairs",
+                                a.span,
+                                "no objective named",
+                            )),
                         }
                         let t = self.expr(&a.value);
                         self.need(&t, &a.value, Want::Number);
@@ -1292,9 +1547,14 @@ impl<'a> Walker<'a> {
                 let mut cands: Vec<&str> = if exp.model.is_some() { MODEL_METRICS.to_vec() } else { Vec::new() };
                 cands.extend(exp.space.params.iter().map(|p| p.name.as_str()));
                 self.diags.push(
-                    Diagnostic::error(Code::UnknownMetric, format!("unknown metric `{n}`"), *s, "not a metric or parameter")
-                        .suggest(n, cands)
-                        .with_help_default(&format!("the metrics are {}", MODEL_METRICS.join(", "))),
+                    Diagnostic::error(
+                        Code::UnknownMetric,
+                        format!("unknown metric `{n}`"),
+                        *s,
+                        "not a metric or parameter",
+                    )
+                    .suggest(n, cands)
+                    .with_help_default(&format!("the metrics are {}", MODEL_METRICS.join(", "))),
                 );
             }
             _ => self.need(&t, e, Want::Number),
@@ -1313,13 +1573,21 @@ impl<'a> Walker<'a> {
             };
             if exp.model.is_none() && head.is_some() {
                 self.diags.push(
-                    Diagnostic::error(Code::BadAverage, "averaging combines trained models, and this experiment has no `model`", e.span, "nothing to average")
-                        .with_help("remove the `average` section, or add a `model`"),
+                    Diagnostic::error(
+                        Code::BadAverage,
+                        "averaging combines trained models, and this experiment has no `model`",
+                        e.span,
+                        "nothing to average",
+                    )
+                    .with_help("remove the `average` section, or add a `model`"),
                 );
             }
             if let ExprKind::Call(_, args) = &e.kind {
                 let top = args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == "top" || n.name == "last"));
-                let trials = exp.search_setting("trials").and_then(|s| ir::eval(&s.value, &BTreeMap::new()).ok()).and_then(|v| v.as_i64());
+                let trials = exp
+                    .search_setting("trials")
+                    .and_then(|s| ir::eval(&s.value, &BTreeMap::new()).ok())
+                    .and_then(|v| v.as_i64());
                 if let (Some(top), Some(trials)) = (top, trials)
                     && let Ok(Value::Int(k)) = ir::eval(&top.value, &BTreeMap::new())
                 {
@@ -1327,11 +1595,21 @@ impl<'a> Walker<'a> {
                     if is_top && k > trials {
                         let trials_span = exp.search_setting("trials").map_or(exp.name_span, |s| s.value.span);
                         self.diags.push(
-                            Diagnostic::error(Code::BadAverage, format!("`top: {k}` asks for more models than the {trials} trials make"), top.value.span, format!("{k} > {trials}"))
-                                .with_label(trials_span, "the study runs this many trials"),
+                            Diagnostic::error(
+                                Code::BadAverage,
+                                format!("`top: {k}` asks for more models than the {trials} trials make"),
+                                top.value.span,
+                                format!("{k} > {trials}"),
+                            )
+                            .with_label(trials_span, "the study runs this many trials"),
                         );
                     } else if k < 1 {
-                        self.diags.push(Diagnostic::error(Code::BadAverage, "averaging needs at least one model", top.value.span, format!("{k}")));
+                        self.diags.push(Diagnostic::error(
+                            Code::BadAverage,
+                            "averaging needs at least one model",
+                            top.value.span,
+                            format!("{k}"),
+                        ));
                     }
                 }
             }
@@ -1375,21 +1653,40 @@ impl<'a> Walker<'a> {
                     let t = self.expr(e);
                     if let Ty::Bare(n, s) = &t {
                         self.diags.push(
-                            Diagnostic::error(Code::UnknownValue, format!("`{what}` is {}, not `{n}`", or_list(options)), *s, "unknown value")
-                                .suggest(n, options.iter().copied()),
+                            Diagnostic::error(
+                                Code::UnknownValue,
+                                format!("`{what}` is {}, not `{n}`", or_list(options)),
+                                *s,
+                                "unknown value",
+                            )
+                            .suggest(n, options.iter().copied()),
                         );
                     } else if !matches!(t, Ty::Unknown | Ty::Sym(_)) {
-                        self.diags.push(Diagnostic::error(Code::TypeMismatch, format!("`{what}` is {}", or_list(options)), e.span, format!("this is {}", t.describe())));
+                        self.diags.push(Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!("`{what}` is {}", or_list(options)),
+                            e.span,
+                            format!("this is {}", t.describe()),
+                        ));
                     }
                 }
             },
             Want::Metric => {
                 let name = e.as_name().unwrap_or("");
-                let objectives: Vec<String> = self.exp.map(|x| x.objectives.iter().map(|o| o.name.clone()).collect()).unwrap_or_default();
+                let objectives: Vec<String> =
+                    self.exp.map(|x| x.objectives.iter().map(|o| o.name.clone()).collect()).unwrap_or_default();
                 if !(MODEL_METRICS.contains(&name) || objectives.iter().any(|o| o == name)) {
                     let mut cands: Vec<&str> = MODEL_METRICS.to_vec();
                     cands.extend(objectives.iter().map(String::as_str));
-                    self.diags.push(Diagnostic::error(Code::UnknownMetric, format!("unknown metric `{}`", self.text(e.span)), e.span, "not a metric").suggest(name, cands));
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::UnknownMetric,
+                            format!("unknown metric `{}`", self.text(e.span)),
+                            e.span,
+                            "not a metric",
+                        )
+                        .suggest(name, cands),
+                    );
                 }
             }
             Want::Params => match &e.kind {
@@ -1401,29 +1698,50 @@ impl<'a> Walker<'a> {
                                 let discrete = matches!(&p.kind, ParamKind::Free(d) if d.cardinality().is_some());
                                 if !discrete {
                                     self.diags.push(
-                                        Diagnostic::error(Code::TypeMismatch, format!("`{}` cannot partition the space", p.name), i.span, "not a discrete parameter")
-                                            .with_label(name_span(p), "declared here")
-                                            .with_help("`subspace(by: ...)` names parameters with finitely many values"),
+                                        Diagnostic::error(
+                                            Code::TypeMismatch,
+                                            format!("`{}` cannot partition the space", p.name),
+                                            i.span,
+                                            "not a discrete parameter",
+                                        )
+                                        .with_label(name_span(p), "declared here")
+                                        .with_help("`subspace(by: ...)` names parameters with finitely many values"),
                                     );
                                 }
                             }
                             None => {
-                                let names: Vec<String> = self.exp.map(|x| x.space.params.iter().map(|p| p.name.clone()).collect()).unwrap_or_default();
+                                let names: Vec<String> = self
+                                    .exp
+                                    .map(|x| x.space.params.iter().map(|p| p.name.clone()).collect())
+                                    .unwrap_or_default();
                                 let n = self.text(i.span);
                                 self.diags.push(
-                                    Diagnostic::error(Code::UnknownName, format!("unknown parameter `{n}`"), i.span, "not a parameter of the space")
-                                        .suggest(&n, names.iter().map(String::as_str)),
+                                    Diagnostic::error(
+                                        Code::UnknownName,
+                                        format!("unknown parameter `{n}`"),
+                                        i.span,
+                                        "not a parameter of the space",
+                                    )
+                                    .suggest(&n, names.iter().map(String::as_str)),
                                 );
                             }
                         }
                     }
                 }
-                _ => self.diags.push(Diagnostic::error(Code::TypeMismatch, "expected a list of parameters", e.span, "not a list").with_help("for example `by: [kind, depth]`")),
+                _ => self.diags.push(
+                    Diagnostic::error(Code::TypeMismatch, "expected a list of parameters", e.span, "not a list")
+                        .with_help("for example `by: [kind, depth]`"),
+                ),
             },
             Want::Numbers => {
                 let t = self.expr(e);
                 if !matches!(t, Ty::List | Ty::Unknown) {
-                    self.diags.push(Diagnostic::error(Code::TypeMismatch, format!("expected a list of numbers, found {}", t.describe()), e.span, "not a list"));
+                    self.diags.push(Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("expected a list of numbers, found {}", t.describe()),
+                        e.span,
+                        "not a list",
+                    ));
                 }
             }
             _ => {
@@ -1441,7 +1759,12 @@ impl<'a> Walker<'a> {
                 let t = self.expr(e);
                 if !matches!(t, Ty::Unknown) {
                     let options: Vec<&str> = table.iter().map(|c| c.name).collect();
-                    self.diags.push(Diagnostic::error(Code::TypeMismatch, format!("`{what}` is {}", or_list(&options)), e.span, format!("this is {}", t.describe())));
+                    self.diags.push(Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("`{what}` is {}", or_list(&options)),
+                        e.span,
+                        format!("this is {}", t.describe()),
+                    ));
                 }
                 return;
             }
@@ -1457,8 +1780,13 @@ impl<'a> Walker<'a> {
                         && !table.iter().any(|c| c.name == h)
                     {
                         self.diags.push(
-                            Diagnostic::error(Code::UnknownValue, format!("`{}` can be `{h}`, which is not a {what}", p.name), e.span, format!("`{h}` is not a {what}"))
-                                .with_label(name_span(p), "its values are declared here"),
+                            Diagnostic::error(
+                                Code::UnknownValue,
+                                format!("`{}` can be `{h}`, which is not a {what}", p.name),
+                                e.span,
+                                format!("`{h}` is not a {what}"),
+                            )
+                            .with_label(name_span(p), "its values are declared here"),
                         );
                     }
                 }
@@ -1468,9 +1796,14 @@ impl<'a> Walker<'a> {
         let Some(ctor) = table.iter().find(|c| c.name == name) else {
             let options: Vec<&str> = table.iter().map(|c| c.name).collect();
             self.diags.push(
-                Diagnostic::error(Code::UnknownValue, format!("unknown {what} `{name}`"), callee_span, format!("not a {what}"))
-                    .suggest(&name, options.iter().copied())
-                    .with_help_default(&format!("`{what}` is {}", or_list(&options))),
+                Diagnostic::error(
+                    Code::UnknownValue,
+                    format!("unknown {what} `{name}`"),
+                    callee_span,
+                    format!("not a {what}"),
+                )
+                .suggest(&name, options.iter().copied())
+                .with_help_default(&format!("`{what}` is {}", or_list(&options))),
             );
             if let Some(args) = args {
                 for a in args {
@@ -1490,12 +1823,21 @@ impl<'a> Walker<'a> {
                         let help = if ctor.args.is_empty() {
                             format!("`{}` takes no arguments", ctor.name)
                         } else {
-                            format!("`{}` takes {}", ctor.name, ctor.args.iter().map(|(k, _)| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+                            format!(
+                                "`{}` takes {}",
+                                ctor.name,
+                                ctor.args.iter().map(|(k, _)| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                            )
                         };
                         self.diags.push(
-                            Diagnostic::error(Code::BadArguments, format!("`{}` has no argument `{}`", ctor.name, n.name), n.span, "unknown argument")
-                                .suggest(&n.name, ctor.args.iter().map(|(k, _)| *k))
-                                .with_help_default(&help),
+                            Diagnostic::error(
+                                Code::BadArguments,
+                                format!("`{}` has no argument `{}`", ctor.name, n.name),
+                                n.span,
+                                "unknown argument",
+                            )
+                            .suggest(&n.name, ctor.args.iter().map(|(k, _)| *k))
+                            .with_help_default(&help),
                         );
                         self.expr(&a.value);
                         continue;
@@ -1508,7 +1850,12 @@ impl<'a> Walker<'a> {
                         None => {
                             self.diags.push(Diagnostic::error(
                                 Code::BadArguments,
-                                format!("`{}` takes at most {} positional argument{}", ctor.name, ctor.args.len(), if ctor.args.len() == 1 { "" } else { "s" }),
+                                format!(
+                                    "`{}` takes at most {} positional argument{}",
+                                    ctor.name,
+                                    ctor.args.len(),
+                                    if ctor.args.len() == 1 { "" } else { "s" }
+                                ),
                                 a.span,
                                 "one too many",
                             ));
@@ -1523,7 +1870,12 @@ impl<'a> Walker<'a> {
         }
         for (k, _) in ctor.args.iter().take(ctor.required) {
             if !given.contains(k) {
-                self.diags.push(Diagnostic::error(Code::BadArguments, format!("`{}` needs `{k}`", ctor.name), e.span, format!("`{k}` is missing")));
+                self.diags.push(Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{}` needs `{k}`", ctor.name),
+                    e.span,
+                    format!("`{k}` is missing"),
+                ));
             }
         }
     }
@@ -1545,7 +1897,9 @@ fn or_list(options: &[&str]) -> String {
     match options {
         [] => String::new(),
         [one] => format!("`{one}`"),
-        [init @ .., last] => format!("{} or `{last}`", init.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")),
+        [init @ .., last] => {
+            format!("{} or `{last}`", init.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
@@ -1559,7 +1913,7 @@ fn example_arg(k: &str) -> &'static str {
 }
 
 fn name_span(p: &ir::Param) -> Span {
-    Span { end: p.span.start + p.name.len() as u32, ..p.span }
+    p.name_span
 }
 
 trait HelpDefault {

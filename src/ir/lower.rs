@@ -34,7 +34,16 @@ impl Loader for Disk {
 
 /// Lowers the parsed root file `root` (already in `sources`) and everything it imports.
 pub fn lower(root: FileId, file: &ast::File, sources: &mut Sources, loader: &dyn Loader) -> (Program, Vec<Diagnostic>) {
-    let mut cx = Lowerer { sources, loader, diags: Vec::new(), modules: BTreeMap::new(), stack: Vec::new() };
+    let mut cx = Lowerer {
+        sources,
+        loader,
+        diags: Vec::new(),
+        modules: BTreeMap::new(),
+        stack: Vec::new(),
+        rejected: BTreeMap::new(),
+        hidden: BTreeMap::new(),
+        qualified: BTreeMap::new(),
+    };
     let mut program = Program::default();
     let mut origins: BTreeMap<String, Span> = BTreeMap::new();
     let root_key = cx.sources.get(root).map(module_key).unwrap_or_default();
@@ -52,6 +61,17 @@ pub fn lower(root: FileId, file: &ast::File, sources: &mut Sources, loader: &dyn
             ast::Item::Block(b) => cx.define(&mut program, &mut origins, b.name.clone(), Def::Block(b.clone())),
             ast::Item::Fn(f) => cx.define(&mut program, &mut origins, f.name.clone(), Def::Fn(f.clone())),
             _ => {}
+        }
+    }
+    // Imported modules' items under their qualified names, for the blocks that use them.
+    for (name, def) in std::mem::take(&mut cx.hidden) {
+        match def {
+            Def::Block(b) => {
+                program.blocks.entry(name).or_insert(b);
+            }
+            Def::Fn(f) => {
+                program.fns.entry(name).or_insert(f);
+            }
         }
     }
     let mut seen: BTreeMap<String, Span> = BTreeMap::new();
@@ -83,6 +103,12 @@ struct Lowerer<'a> {
     modules: BTreeMap<String, Option<BTreeMap<String, Def>>>,
     /// The chain of modules being loaded, for cycle detection.
     stack: Vec<String>,
+    /// The current experiment's rejected parameters (see [`Space::rejected`]).
+    rejected: BTreeMap<String, BTreeSet<String>>,
+    /// Every item of every imported module, under its qualified name (`std::blocks::conv_bn`).
+    hidden: BTreeMap<String, Def>,
+    /// The qualified name of each name a `use` imported, by the file and name of the `use`.
+    qualified: BTreeMap<(FileId, String), String>,
 }
 
 fn module_key(source: &Source) -> String {
@@ -93,8 +119,13 @@ fn module_key(source: &Source) -> String {
 }
 
 fn duplicate(what: &str, name: &ast::Ident, prev: Span) -> Diagnostic {
-    Diagnostic::error(Code::DuplicateName, format!("{what} `{}` is defined twice", name.name), name.span, "defined again here")
-        .with_label(prev, "first defined here")
+    Diagnostic::error(
+        Code::DuplicateName,
+        format!("{what} `{}` is defined twice", name.name),
+        name.span,
+        "defined again here",
+    )
+    .with_label(prev, "first defined here")
 }
 
 impl Lowerer<'_> {
@@ -117,7 +148,8 @@ impl Lowerer<'_> {
     /// Resolves one `use` in file `from`: the imported names with their definitions.
     fn import(&mut self, from: FileId, u: &ast::Use) -> Vec<(ast::Ident, Def)> {
         let Some(first) = u.module.first() else { return Vec::new() };
-        let module_span = u.module.first().map(|f| f.span.to(u.module.last().map_or(f.span, |l| l.span))).unwrap_or(u.span);
+        let module_span =
+            u.module.first().map(|f| f.span.to(u.module.last().map_or(f.span, |l| l.span))).unwrap_or(u.span);
         let (key, loaded) = if first.name == "std" {
             let rest: Vec<&str> = u.module[1..].iter().map(|i| i.name.as_str()).collect();
             let name = rest.join("::");
@@ -127,14 +159,25 @@ impl Lowerer<'_> {
                     let candidates: Vec<String> = stdlib::MODULES.iter().map(|(n, _, _)| format!("std::{n}")).collect();
                     let wanted = format!("std::{name}");
                     self.diags.push(
-                        Diagnostic::error(Code::UnknownImport, format!("no module `{wanted}` in the standard library"), module_span, "no such module")
-                            .suggest(&wanted, candidates.iter().map(String::as_str)),
+                        Diagnostic::error(
+                            Code::UnknownImport,
+                            format!("no module `{wanted}` in the standard library"),
+                            module_span,
+                            "no such module",
+                        )
+                        .suggest(&wanted, candidates.iter().map(String::as_str)),
                     );
                     return Vec::new();
                 }
             }
         } else {
-            let base = self.sources.get(from).and_then(|s| s.path.as_ref()).and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
+            let base = self
+                .sources
+                .get(from)
+                .and_then(|s| s.path.as_ref())
+                .and_then(|p| p.parent())
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             let mut path = base;
             for seg in &u.module {
                 path.push(&seg.name);
@@ -149,8 +192,15 @@ impl Lowerer<'_> {
                     Err(e) => {
                         let shown = display_path(&path);
                         self.diags.push(
-                            Diagnostic::error(Code::UnknownImport, format!("cannot read module `{shown}`"), module_span, format!("{e}"))
-                                .with_help(format!("`use a::b` reads `a/b.bma` next to the importing file; looked for {shown}")),
+                            Diagnostic::error(
+                                Code::UnknownImport,
+                                format!("cannot read module `{shown}`"),
+                                module_span,
+                                format!("{e}"),
+                            )
+                            .with_help(format!(
+                                "`use a::b` reads `a/b.bma` next to the importing file; looked for {shown}"
+                            )),
                         );
                         return Vec::new();
                     }
@@ -161,8 +211,13 @@ impl Lowerer<'_> {
             let mut cycle: Vec<String> = self.stack.iter().skip_while(|k| **k != key).map(|k| short_name(k)).collect();
             cycle.push(short_name(&key));
             self.diags.push(
-                Diagnostic::error(Code::ImportCycle, "imports form a cycle", module_span, "this import leads back here")
-                    .with_help(format!("the cycle: {}", cycle.join(" → "))),
+                Diagnostic::error(
+                    Code::ImportCycle,
+                    "imports form a cycle",
+                    module_span,
+                    "this import leads back here",
+                )
+                .with_help(format!("the cycle: {}", cycle.join(" → "))),
             );
             return Vec::new();
         }
@@ -172,21 +227,44 @@ impl Lowerer<'_> {
             let defs = match syntax::parse(id, &text) {
                 Ok(file) => {
                     self.stack.push(key.clone());
-                    let mut defs = BTreeMap::new();
+                    // Inside a module, its own items and the names it imports (which it
+                    // does not re-export) are renamed to unique qualified names, so that
+                    // its blocks expand the same wherever they are imported.
+                    let mut renames: BTreeMap<String, String> = BTreeMap::new();
                     for item in &file.items {
                         match item {
                             ast::Item::Use(inner) => {
-                                // Names a module imports are usable inside it, not re-exported.
-                                for (_, _) in self.import(id, inner) {}
+                                for (name, _) in self.import(id, inner) {
+                                    if let Some(q) = self.qualified.get(&(name.span.file, name.name.clone())) {
+                                        renames.insert(name.name.clone(), q.clone());
+                                    }
+                                }
                             }
-                            ast::Item::Block(b) => {
-                                defs.insert(b.name.name.clone(), Def::Block(b.clone()));
-                            }
-                            ast::Item::Fn(f) => {
-                                defs.insert(f.name.name.clone(), Def::Fn(f.clone()));
+                            ast::Item::Block(ast::Block { name, .. }) | ast::Item::Fn(ast::FnDef { name, .. }) => {
+                                renames.insert(name.name.clone(), format!("{}::{}", short_name(&key), name.name));
                             }
                             ast::Item::Experiment(_) => {}
                         }
+                    }
+                    let mut defs = BTreeMap::new();
+                    for item in &file.items {
+                        let (name, def) = match item {
+                            ast::Item::Block(b) => {
+                                let mut b = b.clone();
+                                rename::block(&mut b, &renames);
+                                (b.name.name.clone(), Def::Block(b))
+                            }
+                            ast::Item::Fn(f) => {
+                                let mut f = f.clone();
+                                rename::fn_def(&mut f, &renames);
+                                (f.name.name.clone(), Def::Fn(f))
+                            }
+                            _ => continue,
+                        };
+                        if let Some(q) = renames.get(&name) {
+                            self.hidden.entry(q.clone()).or_insert_with(|| def.clone());
+                        }
+                        defs.insert(name, def);
                     }
                     self.stack.pop();
                     Some(defs)
@@ -203,7 +281,11 @@ impl Lowerer<'_> {
         let mut out = Vec::new();
         for name in &u.names {
             match defs.get(&name.name) {
-                Some(def) => out.push((name.clone(), def.clone())),
+                Some(def) => {
+                    self.qualified
+                        .insert((name.span.file, name.name.clone()), format!("{}::{}", short_name(&key), name.name));
+                    out.push((name.clone(), def.clone()));
+                }
                 None => self.diags.push(
                     Diagnostic::error(
                         Code::UnknownImport,
@@ -240,9 +322,14 @@ impl Lowerer<'_> {
             let name = section.kind.as_str();
             if let Some(prev) = exp.sections.get(name) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateSection, format!("section `{name}` is written twice"), section.keyword, "written again here")
-                        .with_label(*prev, "first written here")
-                        .with_help("merge the two into one section"),
+                    Diagnostic::error(
+                        Code::DuplicateSection,
+                        format!("section `{name}` is written twice"),
+                        section.keyword,
+                        "written again here",
+                    )
+                    .with_label(*prev, "first written here")
+                    .with_help("merge the two into one section"),
                 );
                 continue;
             }
@@ -273,8 +360,13 @@ impl Lowerer<'_> {
         for a in assigns {
             if let Some(prev) = out.iter().find(|s| s.key == a.key.name) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateName, format!("`{}` is set twice in `{section}`", a.key.name), a.key.span, "set again here")
-                        .with_label(prev.key_span, "first set here"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("`{}` is set twice in `{section}`", a.key.name),
+                        a.key.span,
+                        "set again here",
+                    )
+                    .with_label(prev.key_span, "first set here"),
                 );
                 continue;
             }
@@ -297,7 +389,9 @@ impl Lowerer<'_> {
                     });
                 }
                 ast::ObjectiveItem::Require { expr, span } => match &expr.kind {
-                    ast::ExprKind::Binary(op, lhs, rhs) if op.is_comparison() && !matches!(op, ast::BinaryOp::Eq | ast::BinaryOp::Ne) => {
+                    ast::ExprKind::Binary(op, lhs, rhs)
+                        if op.is_comparison() && !matches!(op, ast::BinaryOp::Eq | ast::BinaryOp::Ne) =>
+                    {
                         exp.constraints.push(Constraint {
                             lhs: (**lhs).clone(),
                             op: *op,
@@ -307,8 +401,13 @@ impl Lowerer<'_> {
                         })
                     }
                     _ => self.diags.push(
-                        Diagnostic::error(Code::TypeMismatch, "`require` needs a comparison", expr.span, "not a `<=`, `<`, `>=` or `>` comparison")
-                            .with_help("write it as `require params <= 60k`"),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            "`require` needs a comparison",
+                            expr.span,
+                            "not a `<=`, `<`, `>=` or `>` comparison",
+                        )
+                        .with_help("write it as `require params <= 60k`"),
                     ),
                 },
                 ast::ObjectiveItem::Assign(a) if a.key.name == "rank" => {
@@ -322,9 +421,16 @@ impl Lowerer<'_> {
                     }
                 }
                 ast::ObjectiveItem::Assign(a) => self.diags.push(
-                    Diagnostic::error(Code::UnknownSetting, format!("`objective` has no setting `{}`", a.key.name), a.key.span, "unknown setting")
-                        .suggest(&a.key.name, ["rank"])
-                        .with_help_if_none("the objective section holds `maximize`, `minimize`, `require` and `rank = ...`"),
+                    Diagnostic::error(
+                        Code::UnknownSetting,
+                        format!("`objective` has no setting `{}`", a.key.name),
+                        a.key.span,
+                        "unknown setting",
+                    )
+                    .suggest(&a.key.name, ["rank"])
+                    .with_help_if_none(
+                        "the objective section holds `maximize`, `minimize`, `require` and `rank = ...`",
+                    ),
                 ),
             }
         }
@@ -339,16 +445,21 @@ impl Lowerer<'_> {
         for p in params {
             if let Some(prev) = seen.get(&p.name) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateName, format!("parameter `{}` is declared twice", p.name), name_span(&p), "declared again here")
-                        .with_label(*prev, "first declared here")
-                        .with_help("a parameter has one domain; give the second one another name"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("parameter `{}` is declared twice", p.name),
+                        name_span(&p),
+                        "declared again here",
+                    )
+                    .with_label(*prev, "first declared here")
+                    .with_help("a parameter has one domain; give the second one another name"),
                 );
                 continue;
             }
             seen.insert(p.name.clone(), name_span(&p));
             unique.push(p);
         }
-        Space { params: self.sort(unique) }
+        Space { params: self.sort(unique), rejected: std::mem::take(&mut self.rejected) }
     }
 
     /// Orders parameters so that each comes after those its guard and value name.
@@ -370,23 +481,36 @@ impl Lowerer<'_> {
                 {
                     graph.add_edge(nodes[j], nodes[i], ());
                 } else if index.get(d.as_str()) == Some(&i) && matches!(p.kind, ParamKind::Derived(_)) {
-                    self.diags.push(
-                        Diagnostic::error(Code::CyclicDefinition, format!("`{}` is defined in terms of itself", p.name), p.span, "refers to itself"),
-                    );
+                    self.diags.push(Diagnostic::error(
+                        Code::CyclicDefinition,
+                        format!("`{}` is defined in terms of itself", p.name),
+                        p.span,
+                        "refers to itself",
+                    ));
                 }
             }
         }
-        if let Err(cycle) = petgraph::algo::toposort(&graph, None) {
-            let p = &params[graph[cycle.node_id()]];
-            self.diags.push(
-                Diagnostic::error(
+        if petgraph::algo::toposort(&graph, None).is_err() {
+            for scc in petgraph::algo::tarjan_scc(&graph) {
+                let mut members: Vec<usize> = scc.iter().map(|n| graph[*n]).collect();
+                if members.len() < 2 {
+                    continue;
+                }
+                members.sort_unstable();
+                let names: Vec<String> = members.iter().map(|&i| format!("`{}`", params[i].name)).collect();
+                let first = &params[members[0]];
+                let mut d = Diagnostic::error(
                     Code::CyclicDefinition,
-                    format!("`{}` depends on itself through other definitions", p.name),
-                    p.span,
-                    "part of a cycle",
-                )
-                .with_help("`let` values and `when` conditions must not depend on each other in a circle"),
-            );
+                    format!("{} depend on each other in a circle", join_and(&names)),
+                    name_span(first),
+                    "defined in terms of the others",
+                );
+                for &i in &members[1..] {
+                    d = d.with_label(name_span(&params[i]), "part of the circle");
+                }
+                self.diags
+                    .push(d.with_help("`let` values and `when` conditions must not depend on each other in a circle"));
+            }
             return params;
         }
         // Kahn's algorithm, always taking the earliest declared ready parameter,
@@ -407,7 +531,13 @@ impl Lowerer<'_> {
         order.into_iter().filter_map(|i| slots[i].take()).collect()
     }
 
-    fn space_items(&mut self, items: &[SpaceItem], guard: &mut Vec<ast::Expr>, out: &mut Vec<Param>, program: &Program) {
+    fn space_items(
+        &mut self,
+        items: &[SpaceItem],
+        guard: &mut Vec<ast::Expr>,
+        out: &mut Vec<Param>,
+        program: &Program,
+    ) {
         for item in items {
             match item {
                 SpaceItem::When { cond, items, .. } => {
@@ -418,6 +548,7 @@ impl Lowerer<'_> {
                 SpaceItem::Let { name, value, doc, span } => out.push(Param {
                     name: name.name.clone(),
                     span: name.span.to(*span),
+                    name_span: name.span,
                     doc: doc.clone(),
                     kind: ParamKind::Derived(value.clone()),
                     guard: guard.clone(),
@@ -425,23 +556,51 @@ impl Lowerer<'_> {
                 SpaceItem::Const { name, value, doc, span } => {
                     let v = match self.constant(value, program) {
                         Some(v) => v,
-                        None => continue,
+                        None => {
+                            self.reject(name, std::slice::from_ref(value));
+                            continue;
+                        }
                     };
-                    out.push(Param { name: name.name.clone(), span: name.span.to(*span), doc: doc.clone(), kind: ParamKind::Const(v), guard: guard.clone() })
+                    out.push(Param {
+                        name: name.name.clone(),
+                        span: name.span.to(*span),
+                        name_span: name.span,
+                        doc: doc.clone(),
+                        kind: ParamKind::Const(v),
+                        guard: guard.clone(),
+                    })
                 }
                 SpaceItem::Param { name, ty, domain, doc, span } => {
                     if let Some(d) = self.domain(name, *ty, domain, program) {
                         out.push(Param {
                             name: name.name.clone(),
                             span: name.span.to(*span),
+                            name_span: name.span,
                             doc: doc.clone(),
                             kind: ParamKind::Free(d),
                             guard: guard.clone(),
                         });
+                    } else {
+                        let exprs: Vec<ast::Expr> = match domain {
+                            ast::Domain::Choice { values, .. } => values.clone(),
+                            ast::Domain::Range { lo, hi, step, .. } => {
+                                [Some(lo), Some(hi), step.as_ref()].into_iter().flatten().cloned().collect()
+                            }
+                        };
+                        self.reject(name, &exprs);
                     }
                 }
             }
         }
+    }
+
+    /// Remembers a parameter whose declaration failed (already reported).
+    fn reject(&mut self, name: &ast::Ident, exprs: &[ast::Expr]) {
+        let mut names = BTreeSet::new();
+        for e in exprs {
+            names_in(e, &mut names);
+        }
+        self.rejected.entry(name.name.clone()).or_default().extend(names);
     }
 
     /// Evaluates a value that must not depend on any parameter.
@@ -452,7 +611,12 @@ impl Lowerer<'_> {
         match eval(e, &env) {
             Ok(v) => Some(v),
             Err(err) => {
-                self.diags.push(Diagnostic::error(Code::NonConstant, "cannot evaluate this value", err.span, err.message));
+                self.diags.push(Diagnostic::error(
+                    Code::NonConstant,
+                    "cannot evaluate this value",
+                    err.span,
+                    err.message,
+                ));
                 None
             }
         }
@@ -464,8 +628,15 @@ impl Lowerer<'_> {
             Value::Int(_) | Value::Float(_) => Some(v),
             Value::Sym(s) => {
                 self.diags.push(
-                    Diagnostic::error(Code::NonConstant, format!("{what} must be a constant number"), e.span, format!("`{}` is not a constant", s.sym))
-                        .with_help("domains are fixed before the search starts; use `let` to derive a value from other parameters"),
+                    Diagnostic::error(
+                        Code::NonConstant,
+                        format!("{what} must be a constant number"),
+                        e.span,
+                        format!("`{}` is not a constant", s.sym),
+                    )
+                    .with_help(
+                        "domains are fixed before the search starts; use `let` to derive a value from other parameters",
+                    ),
                 );
                 None
             }
@@ -481,12 +652,23 @@ impl Lowerer<'_> {
         }
     }
 
-    fn domain(&mut self, name: &ast::Ident, ty: Option<(ast::TypeName, Span)>, d: &ast::Domain, program: &Program) -> Option<Domain> {
+    fn domain(
+        &mut self,
+        name: &ast::Ident,
+        ty: Option<(ast::TypeName, Span)>,
+        d: &ast::Domain,
+        program: &Program,
+    ) -> Option<Domain> {
         use ast::TypeName as T;
         match d {
             ast::Domain::Choice { values, span } => {
                 if values.is_empty() {
-                    self.diags.push(Diagnostic::error(Code::EmptyRange, format!("`{}` has no values to choose from", name.name), *span, "empty choice"));
+                    self.diags.push(Diagnostic::error(
+                        Code::EmptyRange,
+                        format!("`{}` has no values to choose from", name.name),
+                        *span,
+                        "empty choice",
+                    ));
                     return None;
                 }
                 let mut out: Vec<Value> = Vec::new();
@@ -499,12 +681,27 @@ impl Lowerer<'_> {
                             return None;
                         }
                         (Some(T::Int), Value::Float(f)) => Value::Int(f as i64),
-                        (Some(t @ (T::Int | T::Float)), v @ (Value::Sym(_) | Value::Str(_) | Value::Bool(_) | Value::Call(_))) => {
-                            self.diags.push(type_mismatch_value(name, t.as_str(), e.span, &format!("a {}", v.type_name()), ty));
+                        (
+                            Some(t @ (T::Int | T::Float)),
+                            v @ (Value::Sym(_) | Value::Str(_) | Value::Bool(_) | Value::Call(_)),
+                        ) => {
+                            self.diags.push(type_mismatch_value(
+                                name,
+                                t.as_str(),
+                                e.span,
+                                &format!("a {}", v.type_name()),
+                                ty,
+                            ));
                             return None;
                         }
                         (Some(T::Bool), v) if !matches!(v, Value::Bool(_)) => {
-                            self.diags.push(type_mismatch_value(name, "bool", e.span, &format!("a {}", v.type_name()), ty));
+                            self.diags.push(type_mismatch_value(
+                                name,
+                                "bool",
+                                e.span,
+                                &format!("a {}", v.type_name()),
+                                ty,
+                            ));
                             return None;
                         }
                         (_, v) => v,
@@ -533,8 +730,13 @@ impl Lowerer<'_> {
                 if matches!(ty.map(|t| t.0), Some(T::Bool | T::Layer | T::Symbol | T::String)) {
                     let t = ty.map_or("", |t| t.0.as_str());
                     self.diags.push(
-                        Diagnostic::error(Code::TypeMismatch, format!("a `{t}` parameter cannot take a range"), *span, "a numeric range")
-                            .with_help(format!("list the values instead: `{}: {t} in {{...}}`", name.name)),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!("a `{t}` parameter cannot take a range"),
+                            *span,
+                            "a numeric range",
+                        )
+                        .with_help(format!("list the values instead: `{}: {t} in {{...}}`", name.name)),
                     );
                     return None;
                 }
@@ -549,15 +751,23 @@ impl Lowerer<'_> {
                         true
                     }
                     Some(_) => false,
-                    None => matches!((&lo_v, &hi_v), (Value::Int(_), Value::Int(_))) && step_v.as_ref().is_none_or(|s| matches!(s, Value::Int(_))),
+                    None => {
+                        matches!((&lo_v, &hi_v), (Value::Int(_), Value::Int(_)))
+                            && step_v.as_ref().is_none_or(|s| matches!(s, Value::Int(_)))
+                    }
                 };
                 let lo_f = lo_v.as_f64().unwrap_or(0.0);
                 let hi_f = hi_v.as_f64().unwrap_or(0.0);
                 let range_text = format!("{}..{}{}", lo_v, if *inclusive { "=" } else { "" }, hi_v);
                 if lo_f > hi_f {
                     self.diags.push(
-                        Diagnostic::error(Code::InvertedRange, format!("the range of `{}` runs backwards", name.name), *span, format!("{range_text} goes from high to low"))
-                            .with_help(format!("write `{hi_v}..{}{lo_v}`", if *inclusive { "=" } else { "" })),
+                        Diagnostic::error(
+                            Code::InvertedRange,
+                            format!("the range of `{}` runs backwards", name.name),
+                            *span,
+                            format!("{range_text} goes from high to low"),
+                        )
+                        .with_help(format!("write `{hi_v}..{}{lo_v}`", if *inclusive { "=" } else { "" })),
                     );
                     return None;
                 }
@@ -569,12 +779,17 @@ impl Lowerer<'_> {
                 };
                 if empty {
                     self.diags.push(
-                        Diagnostic::error(Code::EmptyRange, format!("the range of `{}` is empty", name.name), *span, format!("{range_text} holds no value"))
-                            .with_help(if *inclusive || !is_int {
-                                "widen the range, or pin the value with `name = value`".to_string()
-                            } else {
-                                format!("`..` excludes the upper bound: did you mean `{lo_v}..={hi_v}`?")
-                            }),
+                        Diagnostic::error(
+                            Code::EmptyRange,
+                            format!("the range of `{}` is empty", name.name),
+                            *span,
+                            format!("{range_text} holds no value"),
+                        )
+                        .with_help(if *inclusive || !is_int {
+                            "widen the range, or pin the value with `name = value`".to_string()
+                        } else {
+                            format!("`..` excludes the upper bound: did you mean `{lo_v}..={hi_v}`?")
+                        }),
                     );
                     return None;
                 }
@@ -582,9 +797,14 @@ impl Lowerer<'_> {
                     && lo_f <= 0.0
                 {
                     self.diags.push(
-                        Diagnostic::error(Code::NonPositiveLog, format!("the log range of `{}` reaches {lo_v}", name.name), *span, "starts at or below zero")
-                            .with_label(*log_span, "log scale asked here")
-                            .with_help("a log scale needs a positive lower bound, e.g. `1e-4..1e-1 log`"),
+                        Diagnostic::error(
+                            Code::NonPositiveLog,
+                            format!("the log range of `{}` reaches {lo_v}", name.name),
+                            *span,
+                            "starts at or below zero",
+                        )
+                        .with_label(*log_span, "log scale asked here")
+                        .with_help("a log scale needs a positive lower bound, e.g. `1e-4..1e-1 log`"),
                     );
                     return None;
                 }
@@ -592,19 +812,36 @@ impl Lowerer<'_> {
                     let sf = s.as_f64().unwrap_or(0.0);
                     let sspan = step.as_ref().map_or(*span, |e| e.span);
                     if sf <= 0.0 {
-                        self.diags.push(Diagnostic::error(Code::BadStep, format!("the step of `{}` must be positive", name.name), sspan, format!("step {s}")));
+                        self.diags.push(Diagnostic::error(
+                            Code::BadStep,
+                            format!("the step of `{}` must be positive", name.name),
+                            sspan,
+                            format!("step {s}"),
+                        ));
                         return None;
                     }
                     if sf > hi_f - lo_f {
                         self.diags.push(
-                            Diagnostic::error(Code::BadStep, format!("the step of `{}` is larger than its range", name.name), sspan, format!("step {s} > {}", hi_f - lo_f))
-                                .with_help("with this step the range holds one value; pin it with `name = value` instead"),
+                            Diagnostic::error(
+                                Code::BadStep,
+                                format!("the step of `{}` is larger than its range", name.name),
+                                sspan,
+                                format!("step {s} > {}", hi_f - lo_f),
+                            )
+                            .with_help("with this step the range holds one value; pin it with `name = value` instead"),
                         );
                         return None;
                     }
                     if log.is_some() {
-                        self.diags.push(Diagnostic::error(Code::BadStep, format!("`{}` has both `log` and `step`", name.name), sspan, "step here")
-                            .with_help("a stepped range is evenly spaced; drop `log` or `step`"));
+                        self.diags.push(
+                            Diagnostic::error(
+                                Code::BadStep,
+                                format!("`{}` has both `log` and `step`", name.name),
+                                sspan,
+                                "step here",
+                            )
+                            .with_help("a stepped range is evenly spaced; drop `log` or `step`"),
+                        );
                         return None;
                     }
                     if is_int && s.as_i64().is_none() {
@@ -615,17 +852,38 @@ impl Lowerer<'_> {
                 if is_int {
                     let l = lo_v.as_i64().unwrap_or(0);
                     let h = hi_v.as_i64().unwrap_or(0) - i64::from(!*inclusive);
-                    Some(Domain::Int { lo: l, hi: h, log: log.is_some(), step: step_v.and_then(|s| s.as_i64()).unwrap_or(1) })
+                    Some(Domain::Int {
+                        lo: l,
+                        hi: h,
+                        log: log.is_some(),
+                        step: step_v.and_then(|s| s.as_i64()).unwrap_or(1),
+                    })
                 } else {
-                    Some(Domain::Float { lo: lo_f, hi: hi_f, log: log.is_some(), step: step_v.and_then(|s| s.as_f64()) })
+                    Some(Domain::Float {
+                        lo: lo_f,
+                        hi: hi_f,
+                        log: log.is_some(),
+                        step: step_v.and_then(|s| s.as_f64()),
+                    })
                 }
             }
         }
     }
 }
 
-fn type_mismatch_value(name: &ast::Ident, expected: &str, span: Span, found: &str, ty: Option<(ast::TypeName, Span)>) -> Diagnostic {
-    let d = Diagnostic::error(Code::TypeMismatch, format!("`{}` is declared `{expected}` but this is {found}", name.name), span, found.to_string());
+fn type_mismatch_value(
+    name: &ast::Ident,
+    expected: &str,
+    span: Span,
+    found: &str,
+    ty: Option<(ast::TypeName, Span)>,
+) -> Diagnostic {
+    let d = Diagnostic::error(
+        Code::TypeMismatch,
+        format!("`{}` is declared `{expected}` but this is {found}", name.name),
+        span,
+        found.to_string(),
+    );
     match ty {
         Some((_, s)) => d.with_label(s, format!("declared `{expected}` here")),
         None => d,
@@ -633,7 +891,7 @@ fn type_mismatch_value(name: &ast::Ident, expected: &str, span: Span, found: &st
 }
 
 fn name_span(p: &Param) -> Span {
-    Span { end: p.span.start + p.name.len() as u32, ..p.span }
+    p.name_span
 }
 
 fn display_path(p: &Path) -> String {
@@ -664,5 +922,116 @@ trait HelpIfNone {
 impl HelpIfNone for Diagnostic {
     fn with_help_if_none(self, help: &str) -> Self {
         if self.help.is_none() { self.with_help(help) } else { self }
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// Renaming the names a module's items refer to (see `Lowerer::import`).
+mod rename {
+    use std::collections::BTreeMap;
+
+    use crate::ast::{self, ExprKind, Stmt};
+
+    type Renames = BTreeMap<String, String>;
+
+    pub(super) fn block(b: &mut ast::Block, r: &Renames) {
+        let r = without_params(r, &b.params);
+        for p in &mut b.params {
+            p.default.iter_mut().for_each(|e| expr(e, &r));
+        }
+        body(&mut b.body, &r);
+    }
+
+    pub(super) fn fn_def(f: &mut ast::FnDef, r: &Renames) {
+        let r = without_params(r, &f.params);
+        for p in &mut f.params {
+            p.default.iter_mut().for_each(|e| expr(e, &r));
+        }
+        expr(&mut f.body, &r);
+    }
+
+    /// Parameters shadow the module's items.
+    fn without_params(r: &Renames, params: &[ast::ParamDecl]) -> Renames {
+        r.iter()
+            .filter(|(k, _)| !params.iter().any(|p| &p.name.name == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn body(b: &mut ast::Body, r: &Renames) {
+        for s in &mut b.stmts {
+            stmt(s, r);
+        }
+    }
+
+    fn stmt(s: &mut Stmt, r: &Renames) {
+        match s {
+            Stmt::Chain(c) | Stmt::Let { chain: c, .. } => {
+                for call in &mut c.links {
+                    if let Some(q) = r.get(&call.name.name) {
+                        call.name.name = q.clone();
+                    }
+                    for a in call.args.iter_mut().flatten() {
+                        expr(&mut a.value, r);
+                    }
+                }
+            }
+            Stmt::Repeat { from, count, body: b, .. } => {
+                from.iter_mut().for_each(|e| expr(e, r));
+                expr(count, r);
+                body(b, r);
+            }
+            Stmt::Match { scrutinee, arms, .. } => {
+                expr(scrutinee, r);
+                for a in arms {
+                    body(&mut a.body, r);
+                }
+            }
+            Stmt::If { cond, then, otherwise, .. } => {
+                expr(cond, r);
+                body(then, r);
+                otherwise.iter_mut().for_each(|b| body(b, r));
+            }
+            Stmt::Residual { body: b, .. } => body(b, r),
+            Stmt::Parallel { branches, .. } => branches.iter_mut().for_each(|b| body(b, r)),
+        }
+    }
+
+    fn expr(e: &mut ast::Expr, r: &Renames) {
+        match &mut e.kind {
+            ExprKind::Name(n) => {
+                if let Some(q) = r.get(n.as_str()) {
+                    *n = q.clone();
+                }
+            }
+            ExprKind::Number(..) | ExprKind::Str(_) | ExprKind::Bool(_) => {}
+            ExprKind::List(items) => items.iter_mut().for_each(|i| expr(i, r)),
+            ExprKind::Unary(_, a) | ExprKind::Field(a, _) => expr(a, r),
+            ExprKind::Binary(_, a, b) => {
+                expr(a, r);
+                expr(b, r);
+            }
+            ExprKind::Call(callee, args) => {
+                expr(callee, r);
+                args.iter_mut().for_each(|a| expr(&mut a.value, r));
+            }
+            ExprKind::If(c, a, b) => {
+                expr(c, r);
+                expr(a, r);
+                expr(b, r);
+            }
+            ExprKind::Match(s, arms) => {
+                expr(s, r);
+                arms.iter_mut().for_each(|a| expr(&mut a.value, r));
+            }
+        }
     }
 }

@@ -14,16 +14,21 @@ mod expand;
 mod lower;
 mod value;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-pub use expand::{Activation, DataInfo, ExpandError, LAYERS, Layer, LayerKind, Node, Padding, Shape, SubModel, Task, expand, fmt_shape, layer_signature};
+pub use expand::{
+    Activation, DataInfo, ExpandError, LAYERS, Layer, LayerKind, Node, Padding, Shape, SubModel, Task, expand,
+    fmt_shape, layer_signature,
+};
 
 /// The names of the built-in layers.
 pub fn expand_layers() -> &'static [&'static str] {
     &LAYERS
 }
 pub use lower::{Disk, Loader, lower, names_in};
-pub use value::{BUILTINS, CONSTANTS, CallValue, Duration, Env, EvalError, Symbol, Value, dotted, eval, pattern_matches};
+pub use value::{
+    BUILTINS, CONSTANTS, CallValue, Duration, Env, EvalError, Symbol, Value, dotted, eval, pattern_matches,
+};
 
 use crate::ast;
 use crate::source::Span;
@@ -122,6 +127,9 @@ pub struct Constraint {
 #[derive(Debug, Clone, Default)]
 pub struct Space {
     pub params: Vec<Param>,
+    /// Parameters whose declaration was rejected (a bad domain, already reported),
+    /// with the names their declaration mentions: uses of them are not reported again.
+    pub rejected: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Space {
@@ -138,7 +146,10 @@ impl Space {
 #[derive(Debug, Clone)]
 pub struct Param {
     pub name: String,
+    /// The whole declaration.
     pub span: Span,
+    /// Just the name, for labels.
+    pub name_span: Span,
     pub doc: Option<String>,
     pub kind: ParamKind,
     /// The `when` conditions around the declaration, outermost first; all must hold.
@@ -179,7 +190,9 @@ impl Domain {
             Domain::Int { lo, hi, step, .. } => {
                 Some(if hi < lo { 0 } else { (i128::from(*hi) - i128::from(*lo)) as u128 / (*step).max(1) as u128 + 1 })
             }
-            Domain::Float { lo, hi, step: Some(s), .. } if *s > 0.0 => Some(((hi - lo) / s + 1e-9).floor().max(0.0) as u128 + 1),
+            Domain::Float { lo, hi, step: Some(s), .. } if *s > 0.0 => {
+                Some(((hi - lo) / s + 1e-9).floor().max(0.0) as u128 + 1)
+            }
             Domain::Float { .. } => None,
             Domain::Choice(v) => Some(v.len() as u128),
         }
@@ -273,7 +286,12 @@ impl Space {
             match eval(g, &PointEnv { point, fns, data })? {
                 Value::Bool(true) => {}
                 Value::Bool(false) => return Ok(false),
-                v => return Err(EvalError { span: g.span, message: format!("`when` needs a bool, found a {}", v.type_name()) }),
+                v => {
+                    return Err(EvalError {
+                        span: g.span,
+                        message: format!("`when` needs a bool, found a {}", v.type_name()),
+                    });
+                }
             }
         }
         Ok(true)

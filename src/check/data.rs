@@ -8,17 +8,37 @@ use crate::ir::{DataInfo, Task, Value};
 use crate::source::Span;
 
 /// Every dataset constructor the language knows.
-pub const DATASETS: [&str; 10] =
-    ["digits", "iris", "wine", "breast_cancer", "csv", "idx", "synthetic.spirals", "synthetic.moons", "synthetic.circles", "synthetic.sine"];
+pub const DATASETS: [&str; 10] = [
+    "digits",
+    "iris",
+    "wine",
+    "breast_cancer",
+    "csv",
+    "idx",
+    "synthetic.spirals",
+    "synthetic.moons",
+    "synthetic.circles",
+    "synthetic.sine",
+];
 
 /// Resolves a data value to what the model sees. `base` is the folder of the `.bma` file.
-pub fn describe(value: &Value, span: Span, arg_span: &dyn Fn(&str) -> Span, base: &Path) -> Result<DataInfo, Diagnostic> {
+pub fn describe(
+    value: &Value,
+    span: Span,
+    arg_span: &dyn Fn(&str) -> Span,
+    base: &Path,
+) -> Result<DataInfo, Diagnostic> {
     let (name, call) = match value {
         Value::Sym(s) => (s.sym.clone(), None),
         Value::Call(c) => (c.name.clone(), Some(c)),
         other => {
-            return Err(Diagnostic::error(Code::TypeMismatch, "`data` must name a dataset", span, format!("this is a {}", other.type_name()))
-                .with_help("for example `data = digits(split: [0.7, 0.15, 0.15], seed: 1)`"));
+            return Err(Diagnostic::error(
+                Code::TypeMismatch,
+                "`data` must name a dataset",
+                span,
+                format!("this is a {}", other.type_name()),
+            )
+            .with_help("for example `data = digits(split: [0.7, 0.15, 0.15], seed: 1)`"));
         }
     };
     let arg = |k: &str, pos: usize| call.and_then(|c| c.arg(k, pos));
@@ -34,16 +54,26 @@ pub fn describe(value: &Value, span: Span, arg_span: &dyn Fn(&str) -> Span, base
                 && !allowed.contains(&k.as_str())
                 && DATASETS.contains(&name.as_str())
             {
-                return Err(Diagnostic::error(Code::BadArguments, format!("`{name}` has no argument `{k}`"), arg_span(k), "unknown argument")
-                    .suggest(k, allowed.iter().copied())
-                    .with_help_default(format!("`{name}` takes {}", allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))));
+                return Err(Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{name}` has no argument `{k}`"),
+                    arg_span(k),
+                    "unknown argument",
+                )
+                .suggest(k, allowed.iter().copied())
+                .with_help_default(format!(
+                    "`{name}` takes {}",
+                    allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                )));
             }
         }
     }
     if let Some(split) = arg("split", usize::MAX) {
         check_split(split, arg_span("split"))?;
     }
-    let fixed = |shape: Vec<usize>, classes: usize| Ok(DataInfo { name: name.clone(), shape, classes, task: Task::Classification });
+    let fixed = |shape: Vec<usize>, classes: usize| {
+        Ok(DataInfo { name: name.clone(), shape, classes, task: Task::Classification })
+    };
     match name.as_str() {
         "digits" => fixed(vec![1, 8, 8], 10),
         "iris" => fixed(vec![4], 3),
@@ -53,10 +83,20 @@ pub fn describe(value: &Value, span: Span, arg_span: &dyn Fn(&str) -> Span, base
             let classes = match arg("classes", usize::MAX) {
                 Some(Value::Int(k)) if *k >= 2 && name == "synthetic.spirals" => *k as usize,
                 Some(v) if name == "synthetic.spirals" => {
-                    return Err(Diagnostic::error(Code::InvalidValue, "`classes` must be an int of at least 2", arg_span("classes"), format!("`{v}`")));
+                    return Err(Diagnostic::error(
+                        Code::InvalidValue,
+                        "`classes` must be an int of at least 2",
+                        arg_span("classes"),
+                        format!("`{v}`"),
+                    ));
                 }
                 Some(_) => {
-                    return Err(Diagnostic::error(Code::BadArguments, format!("`{name}` always has 2 classes"), arg_span("classes"), "not adjustable"));
+                    return Err(Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`{name}` always has 2 classes"),
+                        arg_span("classes"),
+                        "not adjustable",
+                    ));
                 }
                 None => 2,
             };
@@ -67,7 +107,10 @@ pub fn describe(value: &Value, span: Span, arg_span: &dyn Fn(&str) -> Span, base
         "idx" => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
         _ => Err(Diagnostic::error(Code::UnknownDataset, format!("unknown dataset `{name}`"), span, "no such dataset")
             .suggest(&name, DATASETS)
-            .with_help_default(format!("the datasets are {}", DATASETS.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")))),
+            .with_help_default(format!(
+                "the datasets are {}",
+                DATASETS.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
+            ))),
     }
 }
 
@@ -88,10 +131,20 @@ fn check_split(split: &Value, span: Span) -> Result<(), Diagnostic> {
     };
     let fr: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
     if items.len() != 3 || fr.len() != 3 {
-        return Err(Diagnostic::error(Code::InvalidValue, "`split` needs three fractions: train, valid, test", span, format!("{} values", items.len())));
+        return Err(Diagnostic::error(
+            Code::InvalidValue,
+            "`split` needs three fractions: train, valid, test",
+            span,
+            format!("{} values", items.len()),
+        ));
     }
     if fr.iter().any(|f| *f <= 0.0) || (fr.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
-        return Err(Diagnostic::error(Code::InvalidValue, "the split fractions must be positive and add up to 1", span, format!("they add up to {}", fr.iter().sum::<f64>())));
+        return Err(Diagnostic::error(
+            Code::InvalidValue,
+            "the split fractions must be positive and add up to 1",
+            span,
+            format!("they add up to {}", fr.iter().sum::<f64>()),
+        ));
     }
     Ok(())
 }
@@ -99,15 +152,42 @@ fn check_split(split: &Value, span: Span) -> Result<(), Diagnostic> {
 fn path_arg(v: Option<&Value>, key: &str, span: Span, base: &Path) -> Result<PathBuf, Diagnostic> {
     match v {
         Some(Value::Str(s)) => Ok(base.join(s)),
-        Some(other) => Err(Diagnostic::error(Code::TypeMismatch, format!("`{key}` must be a string path"), span, format!("this is a {}", other.type_name()))),
-        None => Err(Diagnostic::error(Code::BadArguments, format!("a path is needed for `{key}`"), span, format!("`{key}` is missing"))),
+        Some(other) => Err(Diagnostic::error(
+            Code::TypeMismatch,
+            format!("`{key}` must be a string path"),
+            span,
+            format!("this is a {}", other.type_name()),
+        )),
+        None => Err(Diagnostic::error(
+            Code::BadArguments,
+            format!("a path is needed for `{key}`"),
+            span,
+            format!("`{key}` is missing"),
+        )),
     }
 }
 
 fn read(path: &Path, span: Span) -> Result<Vec<u8>, Diagnostic> {
+    // Only regular files: reading a folder fails, and a device (`/dev/zero`) never ends.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        return Err(Diagnostic::error(
+            Code::MissingDataFile,
+            format!("`{}` is not a file", path.display()),
+            span,
+            "not a regular file",
+        )
+        .with_help("paths are relative to the folder of the .bma file"));
+    }
     std::fs::read(path).map_err(|e| {
-        Diagnostic::error(Code::MissingDataFile, format!("cannot read data file `{}`", path.display()), span, e.to_string())
-            .with_help("paths are relative to the folder of the .bma file")
+        Diagnostic::error(
+            Code::MissingDataFile,
+            format!("cannot read data file `{}`", path.display()),
+            span,
+            e.to_string(),
+        )
+        .with_help("paths are relative to the folder of the .bma file")
     })
 }
 
@@ -137,45 +217,82 @@ pub fn is_missing(field: &str) -> bool {
     matches!(field, "" | "NA" | "N/A" | "NaN" | "nan" | "?" | "null")
 }
 
-fn csv(path: Option<&Value>, target: Option<&Value>, task: Option<&Value>, span: Span, arg_span: &dyn Fn(&str) -> Span, base: &Path) -> Result<DataInfo, Diagnostic> {
+fn csv(
+    path: Option<&Value>,
+    target: Option<&Value>,
+    task: Option<&Value>,
+    span: Span,
+    arg_span: &dyn Fn(&str) -> Span,
+    base: &Path,
+) -> Result<DataInfo, Diagnostic> {
     let path_span = arg_span("path");
     let path = path_arg(path, "path", path_span, base)?;
     let bytes = read(&path, path_span)?;
     let text = String::from_utf8_lossy(&bytes);
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let Some(first) = lines.next() else {
-        return Err(Diagnostic::error(Code::MissingDataFile, format!("`{}` is empty", path.display()), path_span, "no rows"));
+        return Err(Diagnostic::error(
+            Code::MissingDataFile,
+            format!("`{}` is empty", path.display()),
+            path_span,
+            "no rows",
+        ));
     };
     let first = split_csv_line(first);
     let header = first.iter().any(|f| !is_missing(f) && f.parse::<f64>().is_err());
-    let columns: Vec<String> = if header { first.clone() } else { (0..first.len()).map(|i| format!("column{i}")).collect() };
+    let columns: Vec<String> =
+        if header { first.clone() } else { (0..first.len()).map(|i| format!("column{i}")).collect() };
     let target_span = arg_span("target");
     let target_idx = match target {
-        Some(Value::Str(t)) | Some(Value::Sym(crate::ir::Symbol { sym: t })) => match columns.iter().position(|c| c == t) {
-            Some(i) => i,
-            None => {
-                return Err(Diagnostic::error(Code::UnknownColumn, format!("`{}` has no column `{t}`", path.display()), target_span, "no such column")
+        Some(Value::Str(t)) | Some(Value::Sym(crate::ir::Symbol { sym: t })) => {
+            match columns.iter().position(|c| c == t) {
+                Some(i) => i,
+                None => {
+                    return Err(Diagnostic::error(
+                        Code::UnknownColumn,
+                        format!("`{}` has no column `{t}`", path.display()),
+                        target_span,
+                        "no such column",
+                    )
                     .suggest(t, columns.iter().map(String::as_str))
-                    .with_help_default(format!("the columns are {}", columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))));
+                    .with_help_default(format!(
+                        "the columns are {}",
+                        columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                    )));
+                }
             }
-        },
+        }
         Some(Value::Int(i)) if (*i as usize) < columns.len() && *i >= 0 => *i as usize,
-        Some(other) => return Err(Diagnostic::error(Code::UnknownColumn, format!("no column `{other}`"), target_span, "no such column")),
+        Some(other) => {
+            return Err(Diagnostic::error(
+                Code::UnknownColumn,
+                format!("no column `{other}`"),
+                target_span,
+                "no such column",
+            ));
+        }
         None => columns.len() - 1,
     };
     let task = match task.and_then(Value::as_sym) {
         None | Some("classification") => Task::Classification,
         Some("regression") => Task::Regression,
         Some(other) => {
-            return Err(Diagnostic::error(Code::UnknownValue, format!("unknown task `{other}`"), arg_span("task"), "not a task")
-                .suggest(other, ["classification", "regression"]));
+            return Err(Diagnostic::error(
+                Code::UnknownValue,
+                format!("unknown task `{other}`"),
+                arg_span("task"),
+                "not a task",
+            )
+            .suggest(other, ["classification", "regression"]));
         }
     };
-    let rows: Vec<Vec<String>> = if header { Vec::new() } else { vec![first.clone()] }.into_iter().chain(lines.map(split_csv_line)).collect();
+    let rows: Vec<Vec<String>> =
+        if header { Vec::new() } else { vec![first.clone()] }.into_iter().chain(lines.map(split_csv_line)).collect();
     let mut features = 0usize;
     let mut classes = std::collections::BTreeSet::new();
     for (ci, _) in columns.iter().enumerate() {
-        let values: Vec<&str> = rows.iter().filter_map(|r| r.get(ci).map(String::as_str)).filter(|f| !is_missing(f)).collect();
+        let values: Vec<&str> =
+            rows.iter().filter_map(|r| r.get(ci).map(String::as_str)).filter(|f| !is_missing(f)).collect();
         if ci == target_idx {
             classes.extend(values.iter().map(|v| v.to_string()));
             continue;
@@ -187,24 +304,50 @@ fn csv(path: Option<&Value>, target: Option<&Value>, task: Option<&Value>, span:
         Task::Classification => classes.len(),
         Task::Regression => 1,
     };
-    Ok(DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task })
-        .and_then(|d| if d.features() == 0 { Err(Diagnostic::error(Code::UnknownColumn, "the CSV file has no feature columns", span, "only the target")) } else { Ok(d) })
+    Ok(DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task }).and_then(|d| {
+        if d.features() == 0 {
+            Err(Diagnostic::error(Code::UnknownColumn, "the CSV file has no feature columns", span, "only the target"))
+        } else {
+            Ok(d)
+        }
+    })
 }
 
-fn idx(images: Option<&Value>, labels: Option<&Value>, _span: Span, arg_span: &dyn Fn(&str) -> Span, base: &Path) -> Result<DataInfo, Diagnostic> {
+fn idx(
+    images: Option<&Value>,
+    labels: Option<&Value>,
+    _span: Span,
+    arg_span: &dyn Fn(&str) -> Span,
+    base: &Path,
+) -> Result<DataInfo, Diagnostic> {
     let (is, ls) = (arg_span("images"), arg_span("labels"));
     let ipath = path_arg(images, "images", is, base)?;
     let lpath = path_arg(labels, "labels", ls, base)?;
     let ibytes = read(&ipath, is)?;
     let lbytes = read(&lpath, ls)?;
     let dims = idx_dims(&ibytes).ok_or_else(|| {
-        Diagnostic::error(Code::MissingDataFile, format!("`{}` is not an IDX file", ipath.display()), is, "bad IDX header")
+        Diagnostic::error(
+            Code::MissingDataFile,
+            format!("`{}` is not an IDX file", ipath.display()),
+            is,
+            "bad IDX header",
+        )
     })?;
     let ldims = idx_dims(&lbytes).ok_or_else(|| {
-        Diagnostic::error(Code::MissingDataFile, format!("`{}` is not an IDX file", lpath.display()), ls, "bad IDX header")
+        Diagnostic::error(
+            Code::MissingDataFile,
+            format!("`{}` is not an IDX file", lpath.display()),
+            ls,
+            "bad IDX header",
+        )
     })?;
     if ldims.first() != dims.first() {
-        return Err(Diagnostic::error(Code::MissingDataFile, "images and labels hold different numbers of samples", ls, format!("{:?} labels for {:?} images", ldims.first(), dims.first())));
+        return Err(Diagnostic::error(
+            Code::MissingDataFile,
+            "images and labels hold different numbers of samples",
+            ls,
+            format!("{:?} labels for {:?} images", ldims.first(), dims.first()),
+        ));
     }
     let header = 4 + 4 * ldims.len();
     let classes = lbytes.get(header..).map_or(0, |b| b.iter().copied().max().map_or(0, |m| m as usize + 1));

@@ -1,0 +1,156 @@
+//! The real `bma` binary: stdout, stderr and exit code of `check`, `space` and
+//! `graph`, snapshotted, plus the JSON diagnostics parsed field by field.
+//! Runs with `NO_COLOR=1` and `COLUMNS=80` for stable output.
+
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The whole run as one snapshot.
+    fn shown(&self) -> String {
+        format!("exit: {}\n--- stdout ---\n{}--- stderr ---\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+fn bma(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_bma"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "80")
+        .env_remove("CLICOLOR_FORCE")
+        .output()
+        .expect("the bma binary runs");
+    Run {
+        // A signal (a crash) has no code; -1 fails every assertion below.
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+#[test]
+fn check_clean_example_exits_0() {
+    let run = bma(&["check", "examples/digits.bma"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    assert!(run.stderr.contains("examples/digits.bma: ok"));
+    insta::assert_snapshot!(run.shown());
+}
+
+#[test]
+fn check_err_fixture_exits_1() {
+    let run = bma(&["check", "tests/fixtures/check/err/type_mismatch.bma"]);
+    assert_eq!(run.code, 1, "{}", run.shown());
+    assert!(run.stderr.contains("bma::type_mismatch"));
+    assert!(run.stdout.is_empty());
+    insta::assert_snapshot!(run.shown());
+}
+
+#[test]
+fn check_json_is_one_object_per_diagnostic() {
+    let run = bma(&["check", "--format", "json", "tests/fixtures/check/err/conditional_param.bma"]);
+    assert_eq!(run.code, 1, "{}", run.shown());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one diagnostic, one line:\n{}", run.stdout);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("each line is JSON");
+    assert_eq!(v["code"], "conditional_param");
+    assert_eq!(v["severity"], "error");
+    assert_eq!(v["message"], "`momentum` is used where it may not exist");
+    assert_eq!(v["file"], "tests/fixtures/check/err/conditional_param.bma");
+    // `adam => adam(lr, weight_decay: momentum),` on line 12: `momentum` at columns 38..46.
+    assert_eq!((v["line"].as_u64(), v["column"].as_u64()), (Some(12), Some(38)));
+    assert_eq!((v["end_line"].as_u64(), v["end_column"].as_u64()), (Some(12), Some(46)));
+    let labels = v["labels"].as_array().expect("labels is a list");
+    assert_eq!(labels.len(), 2);
+    assert_eq!(labels[0]["primary"], true);
+    assert_eq!(labels[0]["text"], "`momentum` only exists when opt == sgd");
+    assert_eq!(labels[1]["primary"], false);
+    assert_eq!((labels[1]["line"].as_u64(), labels[1]["column"].as_u64()), (Some(7), Some(23)));
+    assert_eq!(labels[1]["text"], "declared under `when opt == sgd`");
+    assert!(v["help"].as_str().is_some_and(|h| h.contains("match opt")), "help: {}", v["help"]);
+    insta::assert_snapshot!(run.shown());
+}
+
+#[test]
+fn check_json_of_a_clean_file_is_empty() {
+    let run = bma(&["check", "--format", "json", "examples/digits.bma"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn deny_warnings_fails_on_a_warning() {
+    let file = "tests/fixtures/check/err/unused_param.bma";
+    let allowed = bma(&["check", file]);
+    assert_eq!(allowed.code, 0, "{}", allowed.shown());
+    assert!(allowed.stderr.contains("ok (1 warning)"));
+    let denied = bma(&["check", "--deny-warnings", file]);
+    assert_eq!(denied.code, 1, "{}", denied.shown());
+    assert!(denied.stderr.contains("bma::unused_param"));
+    insta::assert_snapshot!(denied.shown());
+}
+
+#[test]
+fn missing_file_is_one_clear_line() {
+    let run = bma(&["check", "tests/no_such_file.bma"]);
+    assert_eq!(run.code, 1, "{}", run.shown());
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("error: cannot read tests/no_such_file.bma"));
+    insta::assert_snapshot!(run.shown());
+}
+
+#[test]
+fn space_shows_parameters_size_and_ranges() {
+    let run = bma(&["space", "examples/digits.bma"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    for expected in ["experiment digits", "momentum", "when opt == sgd", "params", "flops"] {
+        assert!(run.stdout.contains(expected), "no `{expected}` in:\n{}", run.stdout);
+    }
+    insta::assert_snapshot!(run.shown());
+}
+
+#[test]
+fn graph_prints_dot_with_shapes() {
+    let run = bma(&["graph", "examples/digits.bma", "--set", "kind=cnn", "--set", "depth=2"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    assert!(run.stdout.starts_with("digraph "), "{}", run.stdout);
+    assert!(run.stdout.trim_end().ends_with('}'));
+    assert_eq!(run.stdout.matches("conv2d(").count(), 2, "depth=2 gives two convolutions");
+    assert!(run.stdout.contains("[10]"), "the output has data.classes = 10 units");
+    insta::assert_snapshot!(run.shown());
+}
+
+#[test]
+fn graph_with_a_bad_set_exits_1() {
+    for (set, says) in [("kind=rnn", "mlp, cnn"), ("depth", "name=value"), ("nope=3", "nope")] {
+        let run = bma(&["graph", "examples/digits.bma", "--set", set]);
+        assert_eq!(run.code, 1, "--set {set}: {}", run.shown());
+        assert!(run.stdout.is_empty(), "--set {set} printed a graph");
+        assert!(run.stderr.contains(says), "--set {set}: `{says}` not in {}", run.stderr);
+    }
+    insta::assert_snapshot!(bma(&["graph", "examples/digits.bma", "--set", "kind=rnn"]).shown());
+}
+
+#[test]
+fn unknown_subcommand_and_flag_exit_cleanly() {
+    for args in [&["frobnicate"][..], &["check", "--bogus", "examples/digits.bma"], &["check"], &["graph"]] {
+        let run = bma(args);
+        assert!(run.code == 1 || run.code == 2, "{args:?}: {}", run.shown());
+        assert!(run.stderr.starts_with("error:"), "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn help_exits_0() {
+    let run = bma(&["--help"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    for sub in ["check", "space", "graph"] {
+        assert!(run.stdout.contains(sub), "`{sub}` missing from --help");
+    }
+}

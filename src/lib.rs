@@ -12,6 +12,9 @@ pub mod syntax;
 pub mod ir;
 pub mod stdlib;
 pub mod check;
+pub mod rng;
+pub mod data;
+pub mod train;
 pub mod pins;
 pub mod ide;
 

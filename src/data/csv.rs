@@ -1,0 +1,114 @@
+//! CSV files: `csv(path, target:, task:)`.
+//!
+//! Takes a path, the target column and the task; gives [`Raw`] samples. The first line
+//! is a header when any of its fields is neither a number nor a missing value (the
+//! checker's rule in `check::data`). A column whose present values all parse as numbers
+//! is numeric (missing values become NaN, imputed later with the train mean); any other
+//! column is categorical and one-hot encoded over its sorted distinct values (a missing
+//! value is all zeros). Classes are the sorted distinct target values.
+//!
+//! **Invariant:** the feature count and class count equal `check::data::describe`'s.
+//! A missing or non-numeric (regression) target, or a row with the wrong number of
+//! fields, is an error naming the file and line.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::{DataError, Raw};
+use crate::check::data::{is_missing, split_csv_line};
+use crate::ir::{DataInfo, Task};
+
+/// Which column is the target.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Name(String),
+    Index(usize),
+    Last,
+}
+
+pub(super) fn load(path: &Path, target: &Target, task: Task) -> Result<Raw, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::at(path, None, format!("cannot read: {e}")))?;
+    let text = String::from_utf8_lossy(&bytes);
+    parse(&text, path, target, task)
+}
+
+pub(super) fn parse(text: &str, path: &Path, target: &Target, task: Task) -> Result<Raw, DataError> {
+    let mut lines =
+        text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, split_csv_line(l)));
+    let Some((first_line, first)) = lines.next() else {
+        return Err(DataError::at(path, None, "the file is empty"));
+    };
+    let header = first.iter().any(|f| !is_missing(f) && f.parse::<f64>().is_err());
+    let columns: Vec<String> =
+        if header { first.clone() } else { (0..first.len()).map(|i| format!("column{i}")).collect() };
+    let t = match target {
+        Target::Name(name) => columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| DataError::at(path, Some(first_line), format!("no column `{name}`")))?,
+        Target::Index(i) if *i < columns.len() => *i,
+        Target::Index(i) => return Err(DataError::at(path, Some(first_line), format!("no column {i}"))),
+        Target::Last => columns.len() - 1,
+    };
+    let rows: Vec<(usize, Vec<String>)> =
+        if header { Vec::new() } else { vec![(first_line, first.clone())] }.into_iter().chain(lines).collect();
+    for (line, r) in &rows {
+        if r.len() != columns.len() {
+            return Err(DataError::at(
+                path,
+                Some(*line),
+                format!(
+                    "{} fields where the {} has {}",
+                    r.len(),
+                    if header { "header" } else { "first row" },
+                    columns.len()
+                ),
+            ));
+        }
+        if is_missing(&r[t]) {
+            return Err(DataError::at(path, Some(*line), format!("the target `{}` is missing", columns[t])));
+        }
+    }
+    if rows.is_empty() {
+        return Err(DataError::at(path, None, "the file has a header but no rows"));
+    }
+    // Per feature column: None for numeric, Some(sorted categories) for categorical.
+    let mut encodings: Vec<(usize, Option<Vec<String>>)> = Vec::new();
+    for c in (0..columns.len()).filter(|c| *c != t) {
+        let present = rows.iter().map(|(_, r)| r[c].as_str()).filter(|f| !is_missing(f));
+        let numeric = present.clone().all(|v| v.parse::<f64>().is_ok());
+        let cats = (!numeric).then(|| present.map(str::to_string).collect::<BTreeSet<_>>().into_iter().collect());
+        encodings.push((c, cats));
+    }
+    let features: usize = encodings.iter().map(|(_, e)| e.as_ref().map_or(1, Vec::len)).sum();
+    if features == 0 {
+        return Err(DataError::at(path, None, "the file has no feature columns"));
+    }
+    let classes: Vec<String> = match task {
+        Task::Classification => rows.iter().map(|(_, r)| r[t].clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+        Task::Regression => Vec::new(),
+    };
+    let mut x = Vec::with_capacity(rows.len() * features);
+    let mut y = Vec::with_capacity(rows.len());
+    for (line, r) in &rows {
+        for (c, enc) in &encodings {
+            let v = &r[*c];
+            match enc {
+                None => x.push(if is_missing(v) { f32::NAN } else { v.parse::<f32>().unwrap_or(f32::NAN) }),
+                Some(cats) => x.extend(cats.iter().map(|k| if k == v { 1.0 } else { 0.0 })),
+            }
+        }
+        y.push(match task {
+            Task::Classification => classes.iter().position(|k| *k == r[t]).unwrap_or(0) as f32,
+            Task::Regression => r[t].parse::<f32>().map_err(|_| {
+                DataError::at(path, Some(*line), format!("the target `{}` is `{}`, not a number", columns[t], r[t]))
+            })?,
+        });
+    }
+    let classes = match task {
+        Task::Classification => classes.len(),
+        Task::Regression => 1,
+    };
+    let info = DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task };
+    Ok(Raw { info, x, y })
+}

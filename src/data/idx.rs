@@ -1,0 +1,55 @@
+//! IDX files (the MNIST format): `idx(images:, labels:)`.
+//!
+//! Takes an images file (`n x h x w`, or `n x d...`) and a labels file (`n`, bytes);
+//! gives [`Raw`] samples, 2-D images as `[1, h, w]`. Classes are `max label + 1`, as in
+//! the checker. Truncated or mismatched files are errors, never a panic.
+
+use std::path::Path;
+
+use super::{DataError, Raw};
+use crate::check::data::idx_dims;
+use crate::ir::{DataInfo, Task};
+
+pub(super) fn load(images: &Path, labels: &Path) -> Result<Raw, DataError> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| DataError::at(p, None, format!("cannot read: {e}")));
+    let (ib, lb) = (read(images)?, read(labels)?);
+    parse(&ib, images, &lb, labels)
+}
+
+pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Result<Raw, DataError> {
+    let dims = idx_dims(ib).ok_or_else(|| DataError::at(images, None, "not an IDX file (bad or truncated header)"))?;
+    let ldims = idx_dims(lb).ok_or_else(|| DataError::at(labels, None, "not an IDX file (bad or truncated header)"))?;
+    let n = dims[0];
+    if ldims.first() != Some(&n) {
+        return Err(DataError::at(labels, None, format!("{:?} labels for {n} images", ldims.first())));
+    }
+    let per: usize = dims[1..].iter().product();
+    let values = decode(ib, dims.len(), n * per).ok_or_else(|| DataError::at(images, None, "unsupported IDX type"))?;
+    let ys = decode(lb, ldims.len(), n).ok_or_else(|| DataError::at(labels, None, "unsupported IDX type"))?;
+    if ys.iter().any(|y| *y < 0.0 || y.fract() != 0.0) {
+        return Err(DataError::at(labels, None, "labels must be non-negative integers"));
+    }
+    let classes = ys.iter().fold(0usize, |m, y| m.max(*y as usize + 1));
+    let shape = match &dims[1..] {
+        [h, w] => vec![1, *h, *w],
+        rest => rest.to_vec(),
+    };
+    let info = DataInfo { name: format!("idx({})", images.display()), shape, classes, task: Task::Classification };
+    Ok(Raw { info, x: values, y: ys })
+}
+
+/// The first `count` values after the header, as f32 (big-endian per IDX).
+fn decode(bytes: &[u8], rank: usize, count: usize) -> Option<Vec<f32>> {
+    let body = bytes.get(4 + 4 * rank..)?;
+    let (size, conv): (usize, fn(&[u8]) -> f32) = match bytes[2] {
+        0x08 => (1, |b| f32::from(b[0])),
+        0x09 => (1, |b| f32::from(b[0] as i8)),
+        0x0B => (2, |b| f32::from(i16::from_be_bytes([b[0], b[1]]))),
+        0x0C => (4, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as f32),
+        0x0D => (4, |b| f32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+        0x0E => (8, |b| f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32),
+        _ => return None,
+    };
+    let body = body.get(..count * size)?;
+    Some(body.chunks_exact(size).map(conv).collect())
+}

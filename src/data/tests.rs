@@ -1,0 +1,204 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::ir::CallValue;
+use crate::source::Span;
+
+fn call(name: &str, args: Vec<(Option<&str>, Value)>) -> Value {
+    Value::Call(CallValue {
+        name: name.into(),
+        args: args.into_iter().map(|(k, v)| (k.map(str::to_string), v)).collect(),
+    })
+}
+
+fn checker_info(v: &Value, base: &Path) -> DataInfo {
+    crate::check::data::describe(v, Span::default(), &|_| Span::default(), base).expect("checker accepts the value")
+}
+
+fn tmp(name: &str, body: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bma-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write");
+    p
+}
+
+fn mean(v: &[f32]) -> f64 {
+    v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn builtin_datasets_have_their_sizes_and_agree_with_the_checker() {
+    for (name, n) in [("digits", 1797), ("iris", 150), ("wine", 178), ("breast_cancer", 569)] {
+        let v = Value::sym(name);
+        let raw = load_raw(&v, Path::new(".")).expect("loads");
+        assert_eq!(raw.len(), n, "{name}");
+        assert_eq!(raw.info, checker_info(&v, Path::new(".")), "{name}");
+        let classes: std::collections::BTreeSet<u32> = raw.y.iter().map(|y| *y as u32).collect();
+        assert_eq!(classes.len(), raw.info.classes, "{name}");
+    }
+    let digits = load_raw(&Value::sym("digits"), Path::new(".")).expect("loads");
+    assert_eq!(&digits.x[..8], &[0., 0., 5., 13., 9., 1., 0., 0.]);
+    assert_eq!(digits.y[0], 0.0);
+}
+
+#[test]
+fn split_is_stratified_deterministic_and_standardised_on_train() {
+    let v = call(
+        "digits",
+        vec![
+            (Some("split"), Value::List(vec![Value::Float(0.7), Value::Float(0.15), Value::Float(0.15)])),
+            (Some("seed"), Value::Int(1)),
+        ],
+    );
+    let d = load(&v, Path::new(".")).expect("loads");
+    assert_eq!(d.train.n + d.valid.n + d.test.n, 1797);
+    assert!((d.train.n as f64 - 0.7 * 1797.0).abs() < 10.0, "train {}", d.train.n);
+    // Every class is split in the same proportions (within rounding).
+    for c in 0..10 {
+        let count = |s: &Split| s.y.iter().filter(|y| **y as usize == c).count();
+        let all = count(&d.train) + count(&d.valid) + count(&d.test);
+        assert!((count(&d.train) as f64 - 0.7 * all as f64).abs() <= 1.0, "class {c}");
+        assert!((count(&d.valid) as f64 - 0.15 * all as f64).abs() <= 1.0, "class {c}");
+    }
+    // Pooled image scaling: the train pixels have mean 0 and deviation 1, valid only about.
+    assert!(mean(&d.train.x).abs() < 1e-4);
+    let var = d.train.x.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / d.train.x.len() as f64;
+    assert!((var - 1.0).abs() < 1e-3);
+    assert!(mean(&d.valid.x).abs() > 1e-6);
+    let again = load(&v, Path::new(".")).expect("loads");
+    assert_eq!(d.train, again.train);
+    let other = call("digits", vec![(Some("seed"), Value::Int(2))]);
+    assert_ne!(d.train, load(&other, Path::new(".")).expect("loads").train);
+}
+
+#[test]
+fn flat_features_are_standardised_per_feature() {
+    let d = load(&Value::sym("wine"), Path::new(".")).expect("loads");
+    let f = d.features();
+    for j in 0..f {
+        let col: Vec<f32> = (0..d.train.n).map(|i| d.train.row(i, f)[j]).collect();
+        assert!(mean(&col).abs() < 1e-4, "feature {j}");
+    }
+    // Proline (last feature) is in the hundreds raw: the fitted mean says so.
+    assert!(d.mean[12] > 500.0);
+}
+
+#[test]
+fn csv_with_header_categories_and_missing_values() {
+    let p = tmp("h.csv", b"size,colour,label\n1.0,red,a\n,blue,b\n3.0,red,a\n5.0,,b\n\n7.0,green,a\n2.0,blue,b\n");
+    let v = call(
+        "csv",
+        vec![
+            (None, Value::Str(p.file_name().unwrap().to_string_lossy().into())),
+            (Some("target"), Value::Str("label".into())),
+        ],
+    );
+    let base = p.parent().unwrap();
+    let raw = load_raw(&v, base).expect("loads");
+    assert_eq!(raw.info, checker_info(&v, base));
+    assert_eq!(raw.info.shape, vec![4]); // size + 3 colours
+    assert_eq!(raw.info.classes, 2);
+    // Colours sorted: blue, green, red.
+    assert_eq!(&raw.x[..4], &[1.0, 0.0, 0.0, 1.0]);
+    assert!(raw.x[4].is_nan());
+    assert_eq!(&raw.x[5..8], &[1.0, 0.0, 0.0]);
+    assert_eq!(&raw.x[12..16], &[5.0, 0.0, 0.0, 0.0]);
+    assert_eq!(raw.y, vec![0., 1., 0., 1., 0., 1.]);
+    // The missing size becomes the train mean: 0 after standardising.
+    let d = split(raw, [0.5, 0.25, 0.25], 3).expect("splits");
+    let all: Vec<f32> = [&d.train, &d.valid, &d.test].iter().flat_map(|s| s.x.iter().copied()).collect();
+    assert!(all.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn csv_without_header_uses_the_last_column_and_regression_targets() {
+    let p = tmp("r.csv", b"1,2,0.5\n2,3,1.5\n3,4,2.5\n4,5,3.5\n");
+    let v = call("csv", vec![(None, Value::Str(p.display().to_string())), (Some("task"), Value::sym("regression"))]);
+    let raw = load_raw(&v, Path::new("/")).expect("loads");
+    assert_eq!(raw.info, checker_info(&v, Path::new("/")));
+    assert_eq!(raw.info.task, Task::Regression);
+    assert_eq!(raw.y, vec![0.5, 1.5, 2.5, 3.5]);
+    assert_eq!(raw.x, vec![1., 2., 2., 3., 3., 4., 4., 5.]);
+}
+
+#[test]
+fn bad_csv_rows_are_errors_with_file_and_line() {
+    let p = tmp("bad.csv", b"a,b,y\n1,2,x\n\n3,4\n");
+    let err = csv::load(&p, &csv::Target::Last, Task::Classification).expect_err("wrong field count");
+    assert_eq!(err.line, Some(4));
+    assert!(err.to_string().contains("bad.csv:4: 2 fields where the header has 3"), "{err}");
+    let p = tmp("miss.csv", b"a,b,y\n1,2,x\n3,4,NA\n");
+    let err = csv::load(&p, &csv::Target::Name("y".into()), Task::Classification).expect_err("missing target");
+    assert_eq!((err.line, err.message.as_str()), (Some(3), "the target `y` is missing"));
+    let p = tmp("reg.csv", b"a,y\n1,2\n3,four\n");
+    let err = csv::load(&p, &csv::Target::Last, Task::Regression).expect_err("text target");
+    assert_eq!(err.line, Some(3));
+    let err =
+        csv::load(Path::new("/nonexistent/x.csv"), &csv::Target::Last, Task::Classification).expect_err("no file");
+    assert!(err.message.starts_with("cannot read"));
+    assert!(csv::parse("", Path::new("e.csv"), &csv::Target::Last, Task::Classification).is_err());
+    assert!(csv::parse("a,b\n", Path::new("e.csv"), &csv::Target::Last, Task::Classification).is_err());
+}
+
+fn idx_bytes(kind: u8, dims: &[u32], body: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, kind, dims.len() as u8];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(body);
+    b
+}
+
+#[test]
+fn idx_images_and_labels() {
+    let images = idx_bytes(0x08, &[3, 2, 2], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255]);
+    let labels = idx_bytes(0x08, &[3], &[2, 0, 1]);
+    let (ip, lp) = (tmp("img.idx", &images), tmp("lab.idx", &labels));
+    let v = call(
+        "idx",
+        vec![
+            (Some("images"), Value::Str(ip.display().to_string())),
+            (Some("labels"), Value::Str(lp.display().to_string())),
+        ],
+    );
+    let raw = load_raw(&v, Path::new("/")).expect("loads");
+    assert_eq!(raw.info, checker_info(&v, Path::new("/")));
+    assert_eq!(raw.info.shape, vec![1, 2, 2]);
+    assert_eq!(raw.info.classes, 3);
+    assert_eq!(raw.x[11], 255.0);
+    assert_eq!(raw.y, vec![2., 0., 1.]);
+    // Truncated body, mismatched counts: errors.
+    let short = idx_bytes(0x08, &[3, 2, 2], &[0; 5]);
+    assert!(idx::parse(&short, &ip, &labels, &lp).is_err());
+    let two = idx_bytes(0x08, &[2], &[0, 1]);
+    assert!(idx::parse(&images, &ip, &two, &lp).is_err());
+    assert!(idx::parse(b"junk", &ip, &labels, &lp).is_err());
+}
+
+#[test]
+fn synthetic_generators_are_deterministic_and_shaped() {
+    for (kind, classes) in [("spirals", 3), ("moons", 2), ("circles", 2)] {
+        let spec = synthetic::Spec { n: 300, noise: 0.05, seed: 7, classes };
+        let a = synthetic::generate(kind, &spec).expect("generates");
+        assert_eq!(a.x.len(), 600);
+        assert_eq!(a.info.classes, classes);
+        for c in 0..classes {
+            assert_eq!(a.y.iter().filter(|y| **y as usize == c).count(), 300 / classes, "{kind}");
+        }
+        assert_eq!(a.x, synthetic::generate(kind, &spec).expect("generates").x);
+        let other = synthetic::Spec { seed: 8, ..spec };
+        assert_ne!(a.x, synthetic::generate(kind, &other).expect("generates").x);
+    }
+    // Noise-free circles: radius 1 for class 0, 0.5 for class 1.
+    let c = synthetic::generate("circles", &synthetic::Spec { n: 10, noise: 0.0, seed: 0, classes: 2 }).expect("ok");
+    for i in 0..10 {
+        let r = (c.x[2 * i].powi(2) + c.x[2 * i + 1].powi(2)).sqrt();
+        assert!((r - if c.y[i] == 0.0 { 1.0 } else { 0.5 }).abs() < 1e-5);
+    }
+    let s = synthetic::generate("sine", &synthetic::Spec { n: 50, noise: 0.0, seed: 1, classes: 2 }).expect("ok");
+    assert_eq!(s.info.task, Task::Regression);
+    assert!(s.x.iter().zip(&s.y).all(|(x, y)| (x.sin() - y).abs() < 1e-5));
+    let v = call("synthetic.spirals", vec![(Some("n"), Value::Int(90)), (Some("classes"), Value::Int(3))]);
+    assert_eq!(load_raw(&v, Path::new(".")).expect("ok").info, checker_info(&v, Path::new(".")));
+}

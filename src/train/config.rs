@@ -1,0 +1,312 @@
+//! Training settings: the `train { }` block of an experiment, evaluated at one point.
+//!
+//! Takes `(key, Value)` pairs (`optimizer = adam(lr)`, `epochs = 30`, ...), gives a
+//! [`TrainConfig`]. Unknown keys and malformed values are a [`ConfigError`]; what is
+//! not set takes the documented default.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ir::{self, DataInfo, Task, Value};
+
+/// Everything that decides how one sub-model is trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    /// Default 10.
+    pub epochs: usize,
+    /// Default 32.
+    pub batch: usize,
+    /// Default cross_entropy for classification, mse for regression.
+    pub loss: Loss,
+    pub early_stop: Option<EarlyStop>,
+    pub init: Init,
+    /// Weight initialisation and batch order; the trial's seed unless `seed =` is set.
+    pub seed: u64,
+    /// Threads of the private pool a trial trains in (default 1: one trainer per core).
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Optimizer {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    /// L2 penalty on weights (coupled for sgd/adam, decoupled for adamw).
+    pub weight_decay: f64,
+    /// The penalty on biases and normalisation scales/shifts; default 0.
+    pub bias_decay: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    Sgd { momentum: f64, nesterov: bool },
+    Adam { beta1: f64, beta2: f64 },
+    AdamW { beta1: f64, beta2: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    Constant,
+    /// Linear warm-up over `warmup` epochs, then cosine decay to 0.
+    Cosine {
+        warmup: f64,
+    },
+    /// Multiply by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    CrossEntropy,
+    Bce,
+    Mse,
+    Mae,
+    Huber,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStop {
+    pub patience: usize,
+    /// A valid-split metric (`loss`, `accuracy`, ...); default `loss`.
+    pub on: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// PyTorch's: weights and biases uniform in `±1/sqrt(fan_in)`.
+    Default,
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        limit: f64,
+    },
+    /// Glorot uniform, biases 0.
+    Xavier,
+    /// He normal (`std = sqrt(2 / fan_in)`), biases 0.
+    Kaiming,
+}
+
+/// A train setting that cannot be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "train setting `{}`: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl TrainConfig {
+    /// The defaults for a task: adam(1e-3), constant, 10 epochs, batch 32.
+    pub fn defaults(task: Task, seed: u64) -> TrainConfig {
+        TrainConfig {
+            optimizer: Optimizer {
+                kind: OptimizerKind::Adam { beta1: 0.9, beta2: 0.999 },
+                lr: 1e-3,
+                weight_decay: 0.0,
+                bias_decay: 0.0,
+            },
+            schedule: Schedule::Constant,
+            epochs: 10,
+            batch: 32,
+            loss: match task {
+                Task::Classification => Loss::CrossEntropy,
+                Task::Regression => Loss::Mse,
+            },
+            early_stop: None,
+            init: Init::Default,
+            seed,
+            threads: 1,
+        }
+    }
+
+    /// Reads evaluated settings over the defaults for `task`.
+    pub fn from_values(values: &[(String, Value)], task: Task, seed: u64) -> Result<TrainConfig, ConfigError> {
+        let mut c = TrainConfig::defaults(task, seed);
+        for (key, v) in values {
+            let bad = |m: &str| ConfigError { key: key.clone(), message: m.to_string() };
+            match key.as_str() {
+                "optimizer" => c.optimizer = optimizer(v).map_err(|m| bad(&m))?,
+                "schedule" => c.schedule = schedule(v).map_err(|m| bad(&m))?,
+                "epochs" => c.epochs = positive(v).ok_or_else(|| bad("must be a positive int"))?,
+                "batch" => c.batch = positive(v).ok_or_else(|| bad("must be a positive int"))?,
+                "seed" => c.seed = v.as_i64().ok_or_else(|| bad("must be an int"))? as u64,
+                "threads" => c.threads = positive(v).ok_or_else(|| bad("must be a positive int"))?,
+                "loss" => {
+                    c.loss = match v.head() {
+                        Some("cross_entropy") => Loss::CrossEntropy,
+                        Some("bce") => Loss::Bce,
+                        Some("mse") => Loss::Mse,
+                        Some("mae") => Loss::Mae,
+                        Some("huber") => Loss::Huber,
+                        _ => return Err(bad("is one of cross_entropy, bce, mse, mae, huber")),
+                    }
+                }
+                "early_stop" => c.early_stop = Some(early_stop(v).map_err(|m| bad(&m))?),
+                "init" => c.init = init(v).map_err(|m| bad(&m))?,
+                _ => return Err(bad("unknown setting")),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Evaluates an experiment's `train { }` settings at `point` and reads them.
+    pub fn from_experiment(
+        program: &ir::Program,
+        experiment: &ir::Experiment,
+        point: &ir::Point,
+        data: &DataInfo,
+        seed: u64,
+    ) -> Result<TrainConfig, ConfigError> {
+        let env = ir::PointEnv { point, fns: &program.fns, data: Some(data) };
+        let mut values = Vec::new();
+        for s in &experiment.train {
+            let v = ir::eval(&s.value, &env).map_err(|e| ConfigError { key: s.key.clone(), message: e.message })?;
+            values.push((s.key.clone(), v));
+        }
+        TrainConfig::from_values(&values, data.task, seed)
+    }
+
+    /// The learning rate at `step` of `steps_per_epoch * epochs`.
+    pub fn lr_at(&self, step: usize, steps_per_epoch: usize) -> f64 {
+        let lr = self.optimizer.lr;
+        let spe = steps_per_epoch.max(1);
+        let total = (self.epochs * spe).max(1) as f64;
+        match self.schedule {
+            Schedule::Constant => lr,
+            Schedule::Step { every, gamma } => lr * gamma.powi((step / spe / every.max(1)) as i32),
+            Schedule::Cosine { warmup } => {
+                let warm = warmup * spe as f64;
+                let s = step as f64;
+                if s < warm {
+                    lr * (s + 1.0) / warm
+                } else {
+                    let t = ((s - warm) / (total - warm).max(1.0)).min(1.0);
+                    lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+                }
+            }
+        }
+    }
+}
+
+fn positive(v: &Value) -> Option<usize> {
+    v.as_i64().filter(|i| *i >= 1).map(|i| i as usize)
+}
+
+fn num(c: &ir::CallValue, name: &str, pos: usize) -> Result<Option<f64>, String> {
+    match c.arg(name, pos) {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(Some).ok_or_else(|| format!("`{name}` of `{}` must be a number", c.name)),
+    }
+}
+
+fn optimizer(v: &Value) -> Result<Optimizer, String> {
+    let Value::Call(c) = v else {
+        return match v.as_sym() {
+            Some(s @ ("sgd" | "adam" | "adamw")) => {
+                optimizer(&Value::Call(ir::CallValue { name: s.to_string(), args: Vec::new() }))
+            }
+            _ => Err("is sgd(lr, ...), adam(lr, ...) or adamw(lr, ...)".into()),
+        };
+    };
+    let betas = || -> Result<(f64, f64), String> {
+        match c.arg("betas", usize::MAX) {
+            None => Ok((0.9, 0.999)),
+            Some(Value::List(b)) => match b.iter().filter_map(Value::as_f64).collect::<Vec<_>>().as_slice() {
+                [a, b] => Ok((*a, *b)),
+                _ => Err("`betas` is a list of two numbers".into()),
+            },
+            Some(_) => Err("`betas` is a list of two numbers".into()),
+        }
+    };
+    let (kind, default_lr, default_wd) = match c.name.as_str() {
+        "sgd" => {
+            let momentum = num(c, "momentum", usize::MAX)?.unwrap_or(0.0);
+            let nesterov = c.arg("nesterov", usize::MAX).and_then(Value::as_bool).unwrap_or(false);
+            (OptimizerKind::Sgd { momentum, nesterov }, 0.01, 0.0)
+        }
+        "adam" => {
+            let (beta1, beta2) = betas()?;
+            (OptimizerKind::Adam { beta1, beta2 }, 1e-3, 0.0)
+        }
+        "adamw" => {
+            let (beta1, beta2) = betas()?;
+            (OptimizerKind::AdamW { beta1, beta2 }, 1e-3, 0.01)
+        }
+        other => return Err(format!("unknown optimizer `{other}`")),
+    };
+    let lr = num(c, "lr", 0)?.unwrap_or(default_lr);
+    if !(lr > 0.0 && lr.is_finite()) {
+        return Err(format!("the learning rate must be positive, not {lr}"));
+    }
+    Ok(Optimizer {
+        kind,
+        lr,
+        weight_decay: num(c, "weight_decay", usize::MAX)?.unwrap_or(default_wd),
+        bias_decay: num(c, "bias_decay", usize::MAX)?.unwrap_or(0.0),
+    })
+}
+
+fn schedule(v: &Value) -> Result<Schedule, String> {
+    let (name, call) = match v {
+        Value::Sym(s) => (s.sym.as_str(), None),
+        Value::Call(c) => (c.name.as_str(), Some(c)),
+        _ => return Err("is constant, cosine(warmup:) or step(every:, gamma:)".into()),
+    };
+    let get = |k: &str, pos: usize| call.map_or(Ok(None), |c| num(c, k, pos));
+    match name {
+        "constant" => Ok(Schedule::Constant),
+        "cosine" => Ok(Schedule::Cosine { warmup: get("warmup", 0)?.unwrap_or(0.0).max(0.0) }),
+        "step" => Ok(Schedule::Step {
+            every: get("every", 0)?.unwrap_or(10.0).max(1.0) as usize,
+            gamma: get("gamma", 1)?.unwrap_or(0.1),
+        }),
+        other => Err(format!("unknown schedule `{other}`")),
+    }
+}
+
+fn early_stop(v: &Value) -> Result<EarlyStop, String> {
+    match v {
+        Value::Call(c) if c.name == "patience" => {
+            let patience =
+                c.arg("n", 0).and_then(Value::as_i64).filter(|n| *n >= 1).ok_or("patience needs a positive int")?;
+            let on = c.arg("on", 1).and_then(|v| v.as_sym().map(str::to_string)).unwrap_or_else(|| "loss".to_string());
+            Ok(EarlyStop { patience: patience as usize, on })
+        }
+        Value::Int(n) if *n >= 1 => Ok(EarlyStop { patience: *n as usize, on: "loss".into() }),
+        _ => Err("is patience(n, on: metric)".into()),
+    }
+}
+
+fn init(v: &Value) -> Result<Init, String> {
+    let (name, call) = match v {
+        Value::Sym(s) => (s.sym.as_str(), None),
+        Value::Call(c) => (c.name.as_str(), Some(c)),
+        _ => return Err("is default, normal(mean:, std:), uniform(limit:), xavier or kaiming".into()),
+    };
+    let get = |k: &str, pos: usize| call.map_or(Ok(None), |c| num(c, k, pos));
+    match name {
+        "default" => Ok(Init::Default),
+        "normal" => {
+            Ok(Init::Normal { mean: get("mean", usize::MAX)?.unwrap_or(0.0), std: get("std", 0)?.unwrap_or(0.01) })
+        }
+        "uniform" => Ok(Init::Uniform { limit: get("limit", 0)?.unwrap_or(0.05) }),
+        "xavier" => Ok(Init::Xavier),
+        "kaiming" => Ok(Init::Kaiming),
+        other => Err(format!("unknown init `{other}`")),
+    }
+}

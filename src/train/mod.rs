@@ -1,0 +1,507 @@
+//! Training: the only door to burn.
+//!
+//! Takes an expanded [`ir::SubModel`], a [`TrainConfig`] and a loaded
+//! [`data::Dataset`]; [`fit`] builds the network as a burn module, trains it, calls
+//! `on_epoch` after every epoch (the pruner can stop it at once), and gives a
+//! [`TrialOutcome`]: status, per-epoch metrics, the final metrics of the kept weights
+//! (valid split, plus `params`, `flops`, `latency`, `throughput`, `train_time`,
+//! `expressivity`, `gap`) and the trained [`Model`]. [`Model::save`] and [`eval_saved`]
+//! write and reread a model directory (`model.safetensors` + `model.json`).
+//!
+//! **Invariants:** burn types never leave this module; nothing a data file or setting
+//! holds can panic here; a NaN or infinite loss ends the trial as
+//! [`Status::Failed`] with the reason; each `fit` runs in its own rayon pool of
+//! `TrainConfig::threads` threads (default 1), so parallel trials do not fight over one
+//! global pool. Weight initialisation and batch order depend only on `seed`.
+
+mod config;
+mod metrics;
+mod net;
+mod save;
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::{Module, ParamGroup};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Tensor, TensorData, activation};
+use serde::{Deserialize, Serialize};
+
+pub use config::{ConfigError, EarlyStop, Init, Loss, Optimizer, OptimizerKind, Schedule, TrainConfig};
+pub use metrics::{Head, Metrics, classification_metrics, log_abs_det, mean_loss, naswot, regression_metrics};
+pub use net::{Op, OpKind, Plan};
+pub use save::{SavedConfig, eval_saved, load};
+
+use crate::data::{Dataset, Split};
+use crate::ir::{self, Task};
+use crate::rng::Rng;
+use net::{Mode, Net};
+
+/// Where to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// burn's `flex` CPU backend.
+    #[default]
+    Cpu,
+    /// `--features wgpu`.
+    Wgpu,
+    /// `--features cuda` (does not build offline: see the README).
+    Cuda,
+}
+
+impl std::str::FromStr for DeviceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DeviceKind, String> {
+        match s {
+            "cpu" => Ok(DeviceKind::Cpu),
+            "wgpu" => Ok(DeviceKind::Wgpu),
+            "cuda" => Ok(DeviceKind::Cuda),
+            other => Err(format!("unknown device `{other}` (cpu, wgpu or cuda)")),
+        }
+    }
+}
+
+/// Whether training goes on after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// How a trial ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Status {
+    /// Ran every epoch.
+    Completed,
+    /// Early stopping found no improvement for `patience` epochs.
+    EarlyStopped {
+        epoch: usize,
+    },
+    /// `on_epoch` said stop (the pruner).
+    Stopped {
+        epoch: usize,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// What one training gives.
+#[derive(Debug)]
+pub struct TrialOutcome {
+    pub status: Status,
+    /// Per epoch (1-based `epoch`): `train_loss`, `lr`, `epoch_time` (s, the training
+    /// steps only), and the valid metrics.
+    pub epochs: Vec<Metrics>,
+    /// The kept weights' valid metrics, `train_*` metrics, `gap`, `params`, `flops`,
+    /// `latency` (µs), `throughput` (samples/s), `train_time` (s), `expressivity`.
+    pub metrics: Metrics,
+    /// The epoch whose weights were kept (best valid value of the monitored metric).
+    pub best_epoch: usize,
+    /// The trained model; `None` when the trial failed before an epoch ended.
+    pub model: Option<Model>,
+}
+
+/// A trained network ready for inference, saving and averaging.
+#[derive(Debug, Clone)]
+pub struct Model {
+    net: Net,
+    pub plan: Plan,
+    pub task: Task,
+    pub loss: Loss,
+    device: DeviceKind,
+}
+
+/// The burn device for a kind.
+fn burn_device(kind: DeviceKind) -> Result<Device, String> {
+    match kind {
+        DeviceKind::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::default())),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => Ok(Device::cuda(0)),
+        #[allow(unreachable_patterns)]
+        other => Err(format!("this bma was built without the `{}` feature", format!("{other:?}").to_lowercase())),
+    }
+}
+
+/// Trains `sub` on `data` by `cfg`; see the module header.
+pub fn fit<F>(device: DeviceKind, sub: &ir::SubModel, cfg: &TrainConfig, data: &Dataset, on_epoch: F) -> TrialOutcome
+where
+    F: FnMut(usize, &Metrics) -> Control + Send,
+{
+    let plan = Plan::new(sub);
+    in_pool(cfg.threads, || fit_plan(device, plan, cfg, data, on_epoch))
+}
+
+/// Runs `f` in a private rayon pool of `threads` threads (on failure, where it is).
+pub fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
+fn failed(reason: String, epochs: Vec<Metrics>) -> TrialOutcome {
+    TrialOutcome { status: Status::Failed { reason }, epochs, metrics: Metrics::new(), best_epoch: 0, model: None }
+}
+
+fn fit_plan<F>(kind: DeviceKind, plan: Plan, cfg: &TrainConfig, data: &Dataset, mut on_epoch: F) -> TrialOutcome
+where
+    F: FnMut(usize, &Metrics) -> Control,
+{
+    let start = Instant::now();
+    let device = match burn_device(kind) {
+        Ok(d) => d,
+        Err(e) => return failed(e, Vec::new()),
+    };
+    let features = data.features();
+    if plan.in_features() != features {
+        return failed(format!("the model takes {} features, the data has {features}", plan.in_features()), Vec::new());
+    }
+    let k = plan.out_features();
+    let classification = data.info.task == Task::Classification;
+    if classification && cfg.loss == Loss::CrossEntropy && k != data.info.classes {
+        return failed(format!("the model gives {k} outputs for {} classes", data.info.classes), Vec::new());
+    }
+    if data.train.n == 0 {
+        return failed("the train split is empty".into(), Vec::new());
+    }
+    let head = head_of(&plan);
+    let ad = device.clone().autodiff();
+    let mut rng = Rng::new(cfg.seed);
+    ad.seed(cfg.seed);
+    let mut net = Net::init(&plan, cfg.init, &mut rng, &ad);
+    let expressivity = expressivity(&net, &plan, &data.train, features, &device, &mut rng);
+    let mut opt = optimizer(cfg, &net);
+    let steps_per_epoch = data.train.n.div_ceil(cfg.batch.max(1));
+    let monitor = cfg.early_stop.as_ref().map_or("loss", |e| e.on.as_str()).to_string();
+    let maximize = higher_is_better(&monitor);
+    let mut best: Option<(f64, usize, Net)> = None;
+    let mut epochs = Vec::new();
+    let mut status = Status::Completed;
+    let mut step = 0usize;
+    let mut order: Vec<usize> = (0..data.train.n).collect();
+    for epoch in 1..=cfg.epochs {
+        rng.shuffle(&mut order);
+        let epoch_start = Instant::now();
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        for chunk in order.chunks(cfg.batch.max(1)) {
+            // A batch of one breaks batch statistics; it is at most one sample per epoch.
+            if chunk.len() < 2 && order.len() >= 2 {
+                continue;
+            }
+            let x = batch_x(&data.train, chunk, features, &ad);
+            let t = batch_t(&data.train, chunk, k, classification, cfg.loss, &ad);
+            let out = match net::forward(&net, &plan, x, Mode::Train, None) {
+                Ok(o) => o,
+                Err(e) => return failed(e, epochs),
+            };
+            let loss = loss_tensor(out, t, cfg.loss, head);
+            let value = scalar(loss.clone());
+            if !value.is_finite() {
+                return failed(format!("the training loss became {value} at epoch {epoch}, step {}", step + 1), epochs);
+            }
+            sum += value * chunk.len() as f64;
+            count += chunk.len();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = opt.step(cfg.lr_at(step, steps_per_epoch), net, grads);
+            step += 1;
+        }
+        let epoch_time = epoch_start.elapsed().as_secs_f64();
+        let valid =
+            evaluate_net(&net.valid(), &plan, &data.valid, features, k, classification, cfg.loss, head, &device);
+        let mut m = match valid {
+            Ok(m) => m,
+            Err(e) => return failed(e, epochs),
+        };
+        m.insert("epoch".into(), epoch as f64);
+        m.insert("train_loss".into(), sum / count.max(1) as f64);
+        m.insert("epoch_time".into(), epoch_time);
+        m.insert("lr".into(), cfg.lr_at(step.saturating_sub(1), steps_per_epoch));
+        let valid_loss = m.get("loss").copied().unwrap_or(f64::NAN);
+        if !valid_loss.is_finite() {
+            epochs.push(m);
+            return failed(format!("the valid loss became {valid_loss} at epoch {epoch}"), epochs);
+        }
+        let value = m.get(&monitor).copied().unwrap_or(valid_loss);
+        let better = best.as_ref().is_none_or(|(b, _, _)| if maximize { value > *b } else { value < *b });
+        if better {
+            best = Some((value, epoch, net.clone()));
+        }
+        let control = on_epoch(epoch, &m);
+        epochs.push(m);
+        if control == Control::Stop {
+            status = Status::Stopped { epoch };
+            break;
+        }
+        if let (Some(es), Some((_, be, _))) = (&cfg.early_stop, &best)
+            && epoch - be >= es.patience
+        {
+            status = Status::EarlyStopped { epoch };
+            break;
+        }
+    }
+    let train_time = start.elapsed().as_secs_f64();
+    let Some((_, best_epoch, kept)) = best else {
+        return failed("no epoch ran".into(), epochs);
+    };
+    let model = Model { net: kept.valid(), plan, task: data.info.task, loss: cfg.loss, device: kind };
+    let mut metrics = match model.evaluate(&data.valid, &data.info) {
+        Ok(m) => m,
+        Err(e) => return failed(e, epochs),
+    };
+    if let Ok(train) = model.evaluate(&data.train, &data.info) {
+        let gap = if classification {
+            train.get("accuracy").copied().unwrap_or(0.0) - metrics.get("accuracy").copied().unwrap_or(0.0)
+        } else {
+            metrics.get("loss").copied().unwrap_or(0.0) - train.get("loss").copied().unwrap_or(0.0)
+        };
+        metrics.extend(train.into_iter().map(|(k, v)| (format!("train_{k}"), v)));
+        metrics.insert("gap".into(), gap);
+    }
+    let (latency, throughput) = model.speed(&data.valid, features);
+    metrics.insert("params".into(), model.param_count() as f64);
+    metrics.insert("flops".into(), model.plan.flops as f64);
+    metrics.insert("latency".into(), latency);
+    metrics.insert("throughput".into(), throughput);
+    metrics.insert("train_time".into(), train_time);
+    if let Some(e) = expressivity {
+        metrics.insert("expressivity".into(), e);
+    }
+    TrialOutcome { status, epochs, metrics, best_epoch, model: Some(model) }
+}
+
+impl Model {
+    /// Metrics of this model on `split`.
+    pub fn evaluate(&self, split: &Split, info: &ir::DataInfo) -> Result<Metrics, String> {
+        let device = burn_device(self.device)?;
+        let k = self.plan.out_features();
+        let classification = self.task == Task::Classification;
+        let head = head_of(&self.plan);
+        in_pool(1, || {
+            evaluate_net(&self.net, &self.plan, split, info.features(), k, classification, self.loss, head, &device)
+        })
+    }
+
+    /// The outputs (`n x outputs`, row-major) for `n` rows of `x`.
+    pub fn predict(&self, x: &[f32], n: usize) -> Result<Vec<f32>, String> {
+        let device = burn_device(self.device)?;
+        predict(&self.net, &self.plan, x, n, self.plan.in_features(), &device)
+    }
+
+    /// The exact number of trainable parameters.
+    pub fn param_count(&self) -> usize {
+        self.net.trainable()
+    }
+
+    /// Every tensor by name, shape and values (for saving and weight averaging).
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        self.net.tensors(&self.plan)
+    }
+
+    /// The same architecture with other tensors (all present, same shapes).
+    pub fn with_tensors(&self, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Model, String> {
+        let device = burn_device(self.device)?;
+        let net = self.net.clone().load_tensors(&self.plan, tensors, &device)?;
+        Ok(Model { net, ..self.clone() })
+    }
+
+    /// Median per-sample latency at batch 1 (µs, after warm-up) and throughput at
+    /// batch 256 (samples/s), on the rows of `split`.
+    pub fn speed(&self, split: &Split, features: usize) -> (f64, f64) {
+        let Ok(device) = burn_device(self.device) else { return (f64::NAN, f64::NAN) };
+        in_pool(1, || {
+            if split.n == 0 {
+                return (f64::NAN, f64::NAN);
+            }
+            let mut times = Vec::new();
+            for i in 0..60 {
+                let row = split.row(i % split.n, features).to_vec();
+                let t = Instant::now();
+                let _ = predict(&self.net, &self.plan, &row, 1, features, &device);
+                if i >= 10 {
+                    times.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            let latency = times[times.len() / 2];
+            let n = split.n.min(256);
+            let x = &split.x[..n * features];
+            let t = Instant::now();
+            let reps = 5;
+            for _ in 0..reps {
+                let _ = predict(&self.net, &self.plan, x, n, features, &device);
+            }
+            (latency, (n * reps) as f64 / t.elapsed().as_secs_f64().max(1e-9))
+        })
+    }
+
+    /// Writes `model.safetensors` and `model.json` (the plan and `config`) under `dir`.
+    pub fn save(&self, dir: &Path, config: &SavedConfig) -> std::io::Result<()> {
+        save::save(self, dir, config)
+    }
+}
+
+fn head_of(plan: &Plan) -> Head {
+    match plan.head() {
+        OpKind::Softmax => Head::Softmax,
+        OpKind::Sigmoid => Head::Sigmoid,
+        _ => Head::Logits,
+    }
+}
+
+/// Whether a larger value of the metric is better.
+pub fn higher_is_better(metric: &str) -> bool {
+    matches!(metric, "accuracy" | "f1" | "precision" | "recall" | "r2" | "throughput" | "expressivity")
+}
+
+fn batch_x(split: &Split, rows: &[usize], features: usize, device: &Device) -> Tensor<2> {
+    let mut v = Vec::with_capacity(rows.len() * features);
+    for &i in rows {
+        v.extend_from_slice(split.row(i, features));
+    }
+    Tensor::from_data(TensorData::new(v, [rows.len(), features]), device)
+}
+
+/// Targets as `[b, k]`: one-hot classes, or the values (regression, or one output).
+fn batch_t(split: &Split, rows: &[usize], k: usize, classification: bool, loss: Loss, device: &Device) -> Tensor<2> {
+    let k = k.max(1);
+    let mut v = vec![0f32; rows.len() * k];
+    for (r, &i) in rows.iter().enumerate() {
+        let y = split.y[i];
+        if classification && (k > 1 || loss == Loss::CrossEntropy) {
+            let c = (y as usize).min(k - 1);
+            v[r * k + c] = 1.0;
+        } else {
+            for j in 0..k {
+                v[r * k + j] = y;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [rows.len(), k]), device)
+}
+
+fn loss_tensor(out: Tensor<2>, t: Tensor<2>, loss: Loss, head: Head) -> Tensor<1> {
+    match loss {
+        Loss::CrossEntropy => {
+            let logp = match head {
+                Head::Softmax => out.clamp_min(1e-7).log(),
+                _ => activation::log_softmax(out, 1),
+            };
+            -(logp * t).sum_dim(1).mean()
+        }
+        Loss::Bce => match head {
+            Head::Logits => {
+                let z = out;
+                (z.clone().clamp_min(0.0) - z.clone() * t + z.abs().neg().exp().log1p()).mean()
+            }
+            _ => {
+                let p = out.clamp(1e-7, 1.0 - 1e-7);
+                let q = p.clone().neg().add_scalar(1.0);
+                (t.clone() * p.log() + t.neg().add_scalar(1.0) * q.log()).neg().mean()
+            }
+        },
+        Loss::Mse => (out - t).powf_scalar(2.0).mean(),
+        Loss::Mae => (out - t).abs().mean(),
+        Loss::Huber => {
+            let a = (out - t).abs();
+            let q = a.clone().clamp_max(1.0);
+            (q.clone() * q.clone() * 0.5 + (a - q)).mean()
+        }
+    }
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data().try_into_vec::<f32>().ok().and_then(|v| v.first().copied()).map_or(f64::NAN, f64::from)
+}
+
+fn predict(net: &Net, plan: &Plan, x: &[f32], n: usize, features: usize, device: &Device) -> Result<Vec<f32>, String> {
+    let mut out = Vec::with_capacity(n * plan.out_features());
+    let chunk = 512;
+    let mut i = 0;
+    while i < n {
+        let b = chunk.min(n - i);
+        let t = Tensor::from_data(TensorData::new(x[i * features..(i + b) * features].to_vec(), [b, features]), device);
+        let o = net::forward(net, plan, t, Mode::Eval, None)?;
+        out.extend(o.into_data().try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?);
+        i += b;
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_net(
+    net: &Net,
+    plan: &Plan,
+    split: &Split,
+    features: usize,
+    k: usize,
+    classification: bool,
+    loss: Loss,
+    head: Head,
+    device: &Device,
+) -> Result<Metrics, String> {
+    let out = predict(net, plan, &split.x, split.n, features, device)?;
+    Ok(metrics::evaluate(&out, k, &split.y, loss, head, classification))
+}
+
+/// NASWOT at initialisation over one mini-batch (up to 64 train rows).
+fn expressivity(net: &Net, plan: &Plan, train: &Split, features: usize, device: &Device, rng: &mut Rng) -> Option<f64> {
+    let n = train.n.min(64);
+    if n < 2 {
+        return None;
+    }
+    let mut rows: Vec<usize> = (0..train.n).collect();
+    rng.shuffle(&mut rows);
+    rows.truncate(n);
+    let x = batch_x(train, &rows, features, device);
+    let mut pre = Vec::new();
+    net::forward(&net.valid(), plan, x, Mode::Eval, Some(&mut pre)).ok()?;
+    let mut codes = vec![Vec::new(); n];
+    for t in pre {
+        let units = t.dims()[1];
+        let v = t.into_data().try_into_vec::<f32>().ok()?;
+        for (i, code) in codes.iter_mut().enumerate() {
+            code.extend(v[i * units..(i + 1) * units].iter().map(|a| *a > 0.0));
+        }
+    }
+    metrics::naswot(&codes)
+}
+
+fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
+    let o = &cfg.optimizer;
+    let decay = |p: f64| (p > 0.0).then_some(WeightDecayConfig { penalty: p as f32 });
+    let group = ParamGroup::from_ids(net.bias_ids());
+    let separate = o.bias_decay != o.weight_decay;
+    // The weights' optimizer for every parameter, then the biases' for their group.
+    macro_rules! build {
+        ($make:expr) => {{
+            let main = ModuleOptimizer::from($make(o.weight_decay).build());
+            if separate { main.with_group(group, $make(o.bias_decay).build(), None) } else { main }
+        }};
+    }
+    match o.kind {
+        OptimizerKind::Sgd { momentum, nesterov } => {
+            let m = (momentum > 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov });
+            build!(|wd| SgdConfig::new().with_momentum(m.clone()).with_weight_decay(decay(wd)))
+        }
+        OptimizerKind::Adam { beta1, beta2 } => build!(|wd| AdamConfig::new()
+            .with_beta_1(beta1 as f32)
+            .with_beta_2(beta2 as f32)
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay(wd))),
+        OptimizerKind::AdamW { beta1, beta2 } => build!(|wd: f64| AdamWConfig::new()
+            .with_beta_1(beta1 as f32)
+            .with_beta_2(beta2 as f32)
+            .with_epsilon(1e-8)
+            .with_weight_decay(wd as f32)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,533 @@
+//! A sub-model as a burn module built at run time.
+//!
+//! Takes an [`ir::SubModel`]; gives a [`Plan`] (the graph as plain, serialisable steps)
+//! and a [`Net`] (the burn module holding only the trainable and stateful parts).
+//! [`forward`] walks the plan in node order, which is topological, so any DAG (residual
+//! adds with their projections, parallel concat/add, `let` sharing) runs as written.
+//!
+//! **Invariant:** `Net`'s parameter count equals the sub-model's static `params`
+//! (weights and biases of dense and conv, gamma and beta of the norms; batch-norm
+//! running statistics are state, not parameters).
+
+use burn::module::{Module, Param, RunningState};
+use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Distribution, Tensor, TensorData, activation, module as ops};
+use serde::{Deserialize, Serialize};
+
+use super::config::Init;
+use crate::ir::{self, LayerKind};
+use crate::rng::Rng;
+
+/// What one step computes; `LayerKind` with conv padding resolved to explicit sides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    Input,
+    Dense {
+        units: usize,
+    },
+    /// `pad` is (top, bottom, left, right): TensorFlow's `same` puts the odd row below.
+    Conv2d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        pad: [usize; 4],
+    },
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+    },
+    AvgPool {
+        kernel: usize,
+        stride: usize,
+    },
+    GlobalAvgPool,
+    Flatten,
+    Reshape,
+    BatchNorm,
+    LayerNorm,
+    Dropout {
+        p: f64,
+    },
+    Relu,
+    Gelu,
+    Tanh,
+    Sigmoid,
+    Silu,
+    LeakyRelu {
+        a: f64,
+    },
+    Softmax,
+    Add,
+    Concat,
+}
+
+/// One node: its computation, inputs (earlier step indices) and output shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub name: String,
+    pub kind: OpKind,
+    pub inputs: Vec<usize>,
+    /// Output shape, batch excluded.
+    pub shape: Vec<usize>,
+    /// Input shape of the first input (batch excluded); empty for the input node.
+    pub in_shape: Vec<usize>,
+}
+
+/// The sub-model as steps in topological order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub ops: Vec<Op>,
+    pub input: usize,
+    pub output: usize,
+    pub params: u64,
+    pub flops: u64,
+}
+
+impl Plan {
+    pub fn new(sub: &ir::SubModel) -> Plan {
+        let layers: Vec<&ir::Layer> = sub.layers().collect();
+        let ops = layers
+            .iter()
+            .map(|l| {
+                let in_shape = l.inputs.first().map(|i| layers[*i].shape.clone()).unwrap_or_default();
+                let kind = match &l.kind {
+                    LayerKind::Input => OpKind::Input,
+                    LayerKind::Dense { units } => OpKind::Dense { units: *units },
+                    LayerKind::Conv2d { filters, kernel, stride, padding } => {
+                        let pad = match padding {
+                            ir::Padding::Valid => [0; 4],
+                            ir::Padding::Same => {
+                                let side = |n: usize| {
+                                    let out = n.div_ceil(*stride);
+                                    let total = ((out - 1) * stride + kernel).saturating_sub(n);
+                                    (total / 2, total - total / 2)
+                                };
+                                let (h, w) =
+                                    (in_shape.get(1).copied().unwrap_or(1), in_shape.get(2).copied().unwrap_or(1));
+                                let ((t, b), (le, r)) = (side(h), side(w));
+                                [t, b, le, r]
+                            }
+                        };
+                        OpKind::Conv2d { filters: *filters, kernel: *kernel, stride: *stride, pad }
+                    }
+                    LayerKind::MaxPool { kernel, stride } => OpKind::MaxPool { kernel: *kernel, stride: *stride },
+                    LayerKind::AvgPool { kernel, stride } => OpKind::AvgPool { kernel: *kernel, stride: *stride },
+                    LayerKind::GlobalAvgPool => OpKind::GlobalAvgPool,
+                    LayerKind::Flatten => OpKind::Flatten,
+                    LayerKind::Reshape { .. } => OpKind::Reshape,
+                    LayerKind::BatchNorm => OpKind::BatchNorm,
+                    LayerKind::LayerNorm => OpKind::LayerNorm,
+                    LayerKind::Dropout { p } => OpKind::Dropout { p: *p },
+                    LayerKind::Activation(a) => match a {
+                        ir::Activation::Relu => OpKind::Relu,
+                        ir::Activation::Gelu => OpKind::Gelu,
+                        ir::Activation::Tanh => OpKind::Tanh,
+                        ir::Activation::Sigmoid => OpKind::Sigmoid,
+                        ir::Activation::Silu => OpKind::Silu,
+                        ir::Activation::LeakyRelu(a) => OpKind::LeakyRelu { a: *a },
+                        ir::Activation::Softmax => OpKind::Softmax,
+                    },
+                    LayerKind::Add => OpKind::Add,
+                    LayerKind::Concat => OpKind::Concat,
+                };
+                Op { name: l.name.clone(), kind, inputs: l.inputs.clone(), shape: l.shape.clone(), in_shape }
+            })
+            .collect();
+        Plan { ops, input: sub.input.index(), output: sub.output.index(), params: sub.params, flops: sub.flops }
+    }
+
+    /// Features in, outputs out (flattened).
+    pub fn in_features(&self) -> usize {
+        self.ops.get(self.input).map_or(0, |o| o.shape.iter().product())
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.ops.get(self.output).map_or(0, |o| o.shape.iter().product())
+    }
+
+    /// The last op's kind, to know whether outputs are already probabilities.
+    pub fn head(&self) -> &OpKind {
+        self.ops.get(self.output).map_or(&OpKind::Input, |o| &o.kind)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Dense {
+    pub w: Param<Tensor<2>>,
+    pub b: Param<Tensor<1>>,
+}
+
+#[derive(Module, Debug)]
+pub struct Conv {
+    pub w: Param<Tensor<4>>,
+    pub b: Param<Tensor<1>>,
+}
+
+/// A trainable or stateful part; the variant names appear in no file format.
+#[derive(Module, Debug)]
+pub enum Part {
+    Dense(Dense),
+    Conv(Conv),
+    BatchNorm(BatchNorm),
+    LayerNorm(LayerNorm),
+}
+
+/// The burn module: one part per dense, conv and norm step, in plan order.
+#[derive(Module, Debug)]
+pub struct Net {
+    pub parts: Vec<Part>,
+    /// For each step, its index in `parts` plus one (0: none).
+    pub slots: Vec<usize>,
+}
+
+impl Net {
+    /// Builds the parts of `plan` with weights drawn from `rng` by `init`.
+    pub fn init(plan: &Plan, init: Init, rng: &mut Rng, device: &Device) -> Net {
+        let mut parts = Vec::new();
+        let mut slots = Vec::with_capacity(plan.ops.len());
+        for op in &plan.ops {
+            let part = match &op.kind {
+                OpKind::Dense { units } => {
+                    let n = op.in_shape.iter().product::<usize>();
+                    let (w, b) = draw(init, rng, n * units, *units, n, *units);
+                    Some(Part::Dense(Dense { w: param(w, [n, *units], device), b: param(b, [*units], device) }))
+                }
+                OpKind::Conv2d { filters, kernel, .. } => {
+                    let c = op.in_shape.first().copied().unwrap_or(1);
+                    let kk = kernel * kernel;
+                    let (w, b) = draw(init, rng, filters * c * kk, *filters, c * kk, filters * kk);
+                    Some(Part::Conv(Conv {
+                        w: param(w, [*filters, c, *kernel, *kernel], device),
+                        b: param(b, [*filters], device),
+                    }))
+                }
+                OpKind::BatchNorm => {
+                    Some(Part::BatchNorm(BatchNormConfig::new(op.shape.first().copied().unwrap_or(1)).init(device)))
+                }
+                OpKind::LayerNorm => {
+                    Some(Part::LayerNorm(LayerNormConfig::new(op.shape.last().copied().unwrap_or(1)).init(device)))
+                }
+                _ => None,
+            };
+            match part {
+                Some(p) => {
+                    parts.push(p);
+                    slots.push(parts.len());
+                }
+                None => slots.push(0),
+            }
+        }
+        Net { parts, slots }
+    }
+
+    fn part(&self, step: usize) -> Option<&Part> {
+        let s = *self.slots.get(step)?;
+        if s == 0 { None } else { self.parts.get(s - 1) }
+    }
+
+    /// Trainable parameters (burn's `num_params` also counts batch-norm running statistics).
+    pub fn trainable(&self) -> usize {
+        let n = |d: &[usize]| d.iter().product::<usize>();
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Dense(d) => n(&d.w.dims()) + n(&d.b.dims()),
+                Part::Conv(c) => n(&c.w.dims()) + n(&c.b.dims()),
+                Part::BatchNorm(bn) => 2 * n(&bn.gamma.dims()),
+                Part::LayerNorm(ln) => n(&ln.gamma.dims()) + ln.beta.as_ref().map_or(0, |b| n(&b.dims())),
+            })
+            .sum()
+    }
+
+    /// Ids of the biases and norm scales/shifts (the `bias_decay` group).
+    pub fn bias_ids(&self) -> Vec<burn::module::ParamId> {
+        let mut ids = Vec::new();
+        for p in &self.parts {
+            match p {
+                Part::Dense(d) => ids.push(d.b.id),
+                Part::Conv(c) => ids.push(c.b.id),
+                Part::BatchNorm(bn) => ids.extend([bn.gamma.id, bn.beta.id]),
+                Part::LayerNorm(ln) => {
+                    ids.push(ln.gamma.id);
+                    ids.extend(ln.beta.as_ref().map(|b| b.id));
+                }
+            }
+        }
+        ids
+    }
+
+    /// Every tensor by name (`dense_1.weight`, `batchnorm_2.running_mean`), in plan order.
+    pub fn tensors(&self, plan: &Plan) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mut out = Vec::new();
+        let mut put = |name: String, data: TensorData| {
+            let shape = data.shape().to_vec();
+            out.push((name, shape, data.try_into_vec::<f32>().unwrap_or_default()));
+        };
+        for (i, op) in plan.ops.iter().enumerate() {
+            let n = &op.name;
+            match self.part(i) {
+                Some(Part::Dense(d)) => {
+                    put(format!("{n}.weight"), d.w.val().into_data());
+                    put(format!("{n}.bias"), d.b.val().into_data());
+                }
+                Some(Part::Conv(c)) => {
+                    put(format!("{n}.weight"), c.w.val().into_data());
+                    put(format!("{n}.bias"), c.b.val().into_data());
+                }
+                Some(Part::BatchNorm(bn)) => {
+                    put(format!("{n}.weight"), bn.gamma.val().into_data());
+                    put(format!("{n}.bias"), bn.beta.val().into_data());
+                    put(format!("{n}.running_mean"), bn.running_mean.value().into_data());
+                    put(format!("{n}.running_var"), bn.running_var.value().into_data());
+                }
+                Some(Part::LayerNorm(ln)) => {
+                    put(format!("{n}.weight"), ln.gamma.val().into_data());
+                    if let Some(b) = &ln.beta {
+                        put(format!("{n}.bias"), b.val().into_data());
+                    }
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
+    /// Replaces every tensor with the one of the same name and shape in `tensors`.
+    pub fn load_tensors(
+        mut self,
+        plan: &Plan,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+        device: &Device,
+    ) -> Result<Net, String> {
+        let get = |name: String, shape: &[usize]| -> Result<TensorData, String> {
+            let (_, s, v) = tensors.iter().find(|t| t.0 == name).ok_or_else(|| format!("no tensor `{name}`"))?;
+            if s != shape || v.len() != shape.iter().product::<usize>() {
+                return Err(format!("`{name}` has shape {s:?}, the model needs {shape:?}"));
+            }
+            Ok(TensorData::new(v.clone(), s.clone()))
+        };
+        for (i, op) in plan.ops.iter().enumerate() {
+            let s = self.slots.get(i).copied().unwrap_or(0);
+            let Some(part) = s.checked_sub(1).and_then(|s| self.parts.get_mut(s)) else { continue };
+            let n = &op.name;
+            match part {
+                Part::Dense(d) => {
+                    d.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &d.w.dims())?, device));
+                    d.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &d.b.dims())?, device));
+                }
+                Part::Conv(c) => {
+                    c.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &c.w.dims())?, device));
+                    c.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &c.b.dims())?, device));
+                }
+                Part::BatchNorm(bn) => {
+                    let d = bn.gamma.dims();
+                    bn.gamma = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &d)?, device));
+                    bn.beta = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &d)?, device));
+                    bn.running_mean =
+                        RunningState::new(Tensor::from_data(get(format!("{n}.running_mean"), &d)?, device));
+                    bn.running_var = RunningState::new(Tensor::from_data(get(format!("{n}.running_var"), &d)?, device));
+                }
+                Part::LayerNorm(ln) => {
+                    let d = ln.gamma.dims();
+                    ln.gamma = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &d)?, device));
+                    if ln.beta.is_some() {
+                        ln.beta = Some(Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &d)?, device)));
+                    }
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The activations of one step, batch first.
+#[derive(Debug, Clone)]
+enum Act {
+    T2(Tensor<2>),
+    T3(Tensor<3>),
+    T4(Tensor<4>),
+}
+
+macro_rules! each {
+    ($a:expr, $t:ident => $e:expr) => {
+        match $a {
+            Act::T2($t) => Act::T2($e),
+            Act::T3($t) => Act::T3($e),
+            Act::T4($t) => Act::T4($e),
+        }
+    };
+}
+
+impl Act {
+    fn flat(self, batch: usize) -> Tensor<2> {
+        match self {
+            Act::T2(t) => t,
+            Act::T3(t) => {
+                let size = t.dims()[1..].iter().product::<usize>();
+                t.reshape([batch, size])
+            }
+            Act::T4(t) => {
+                let size = t.dims()[1..].iter().product::<usize>();
+                t.reshape([batch, size])
+            }
+        }
+    }
+
+    fn shaped(self, batch: usize, shape: &[usize]) -> Result<Act, String> {
+        let flat = self.flat(batch);
+        Ok(match shape {
+            [n] => Act::T2(flat.reshape([batch, *n])),
+            [a, b] => Act::T3(flat.reshape([batch, *a, *b])),
+            [c, h, w] => Act::T4(flat.reshape([batch, *c, *h, *w])),
+            other => return Err(format!("tensors of rank {} are not supported", other.len())),
+        })
+    }
+}
+
+/// Whether dropout and batch statistics are live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// Runs `x` (`[batch, features]`) through the plan; gives `[batch, outputs]`. When `codes`
+/// is given, the pre-activations of every ReLU (flattened) are pushed to it.
+pub fn forward(
+    net: &Net,
+    plan: &Plan,
+    x: Tensor<2>,
+    mode: Mode,
+    mut codes: Option<&mut Vec<Tensor<2>>>,
+) -> Result<Tensor<2>, String> {
+    let batch = x.dims()[0];
+    let mut acts: Vec<Option<Act>> = vec![None; plan.ops.len()];
+    for (i, op) in plan.ops.iter().enumerate() {
+        let arg = |k: usize| -> Result<Act, String> {
+            op.inputs
+                .get(k)
+                .and_then(|j| acts.get(*j).cloned().flatten())
+                .ok_or_else(|| format!("`{}` has no input", op.name))
+        };
+        let wrong = || format!("`{}` got a tensor of the wrong rank", op.name);
+        let out = match (&op.kind, net.part(i)) {
+            (OpKind::Input, _) => Act::T2(x.clone()).shaped(batch, &op.shape)?,
+            (OpKind::Dense { .. }, Some(Part::Dense(d))) => match arg(0)? {
+                Act::T2(t) => Act::T2(t.matmul(d.w.val()) + d.b.val().unsqueeze::<2>()),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Conv2d { stride, pad, .. }, Some(Part::Conv(c))) => match arg(0)? {
+                Act::T4(t) => {
+                    let opts =
+                        ConvOptions::new_with_padding([*stride; 2], [(pad[0], pad[1]), (pad[2], pad[3])], [1, 1], 1);
+                    Act::T4(ops::conv2d(t, c.w.val(), Some(c.b.val()), opts))
+                }
+                _ => return Err(wrong()),
+            },
+            (OpKind::MaxPool { kernel, stride }, _) => match arg(0)? {
+                Act::T4(t) => Act::T4(ops::max_pool2d(t, MaxPoolOptions::new([*kernel; 2]).with_stride([*stride; 2]))),
+                _ => return Err(wrong()),
+            },
+            (OpKind::AvgPool { kernel, stride }, _) => match arg(0)? {
+                Act::T4(t) => Act::T4(ops::avg_pool2d(t, AvgPoolOptions::new([*kernel; 2]).with_stride([*stride; 2]))),
+                _ => return Err(wrong()),
+            },
+            (OpKind::GlobalAvgPool, _) => match arg(0)? {
+                Act::T4(t) => {
+                    let c = t.dims()[1];
+                    Act::T2(t.mean_dim(3).mean_dim(2).reshape([batch, c]))
+                }
+                _ => return Err(wrong()),
+            },
+            (OpKind::Flatten | OpKind::Reshape, _) => arg(0)?.shaped(batch, &op.shape)?,
+            (OpKind::BatchNorm, Some(Part::BatchNorm(bn))) => each!(arg(0)?, t => bn.forward(t)),
+            (OpKind::LayerNorm, Some(Part::LayerNorm(ln))) => each!(arg(0)?, t => ln.forward(t)),
+            (OpKind::Dropout { p }, _) => {
+                let a = arg(0)?;
+                if mode == Mode::Train && *p > 0.0 {
+                    let keep = 1.0 - p;
+                    each!(a, t => t.clone() * t.random_like(Distribution::Bernoulli(keep)) / keep)
+                } else {
+                    a
+                }
+            }
+            (OpKind::Relu, _) => {
+                let a = arg(0)?;
+                if let Some(c) = codes.as_deref_mut() {
+                    c.push(a.clone().flat(batch));
+                }
+                each!(a, t => activation::relu(t))
+            }
+            (OpKind::LeakyRelu { a: slope }, _) => {
+                let a = arg(0)?;
+                if let Some(c) = codes.as_deref_mut() {
+                    c.push(a.clone().flat(batch));
+                }
+                each!(a, t => activation::leaky_relu(t, *slope))
+            }
+            (OpKind::Gelu, _) => each!(arg(0)?, t => activation::gelu(t)),
+            (OpKind::Tanh, _) => each!(arg(0)?, t => activation::tanh(t)),
+            (OpKind::Sigmoid, _) => each!(arg(0)?, t => activation::sigmoid(t)),
+            (OpKind::Silu, _) => each!(arg(0)?, t => activation::silu(t)),
+            (OpKind::Softmax, _) => each!(arg(0)?, t => activation::softmax(t, 1)),
+            (OpKind::Add, _) => {
+                let mut acc = arg(0)?;
+                for k in 1..op.inputs.len() {
+                    acc = match (acc, arg(k)?) {
+                        (Act::T2(a), Act::T2(b)) => Act::T2(a + b),
+                        (Act::T3(a), Act::T3(b)) => Act::T3(a + b),
+                        (Act::T4(a), Act::T4(b)) => Act::T4(a + b),
+                        _ => return Err(wrong()),
+                    };
+                }
+                acc
+            }
+            (OpKind::Concat, _) => {
+                let all: Vec<Act> = (0..op.inputs.len()).map(arg).collect::<Result<_, _>>()?;
+                match all.first() {
+                    Some(Act::T2(_)) => Act::T2(Tensor::cat(all.into_iter().map(|a| a.flat(batch)).collect(), 1)),
+                    Some(Act::T3(_)) => Act::T3(Tensor::cat(
+                        all.into_iter().filter_map(|a| if let Act::T3(t) = a { Some(t) } else { None }).collect(),
+                        1,
+                    )),
+                    Some(Act::T4(_)) => Act::T4(Tensor::cat(
+                        all.into_iter().filter_map(|a| if let Act::T4(t) = a { Some(t) } else { None }).collect(),
+                        1,
+                    )),
+                    None => return Err(wrong()),
+                }
+            }
+            (kind, _) => return Err(format!("`{}` ({kind:?}) has no parameters built", op.name)),
+        };
+        acts[i] = Some(out);
+    }
+    let out = acts.get_mut(plan.output).and_then(Option::take).ok_or("the model has no output")?;
+    Ok(out.flat(batch))
+}
+
+fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+/// Weights (`nw` values) and biases (`nb`) drawn by `init` for the given fans.
+fn draw(init: Init, rng: &mut Rng, nw: usize, nb: usize, fan_in: usize, fan_out: usize) -> (Vec<f32>, Vec<f32>) {
+    let fi = fan_in.max(1) as f64;
+    let fo = fan_out.max(1) as f64;
+    let mut uni = |n: usize, l: f64| (0..n).map(|_| rng.uniform(-l, l) as f32).collect::<Vec<_>>();
+    match init {
+        Init::Default => {
+            let l = 1.0 / fi.sqrt();
+            let w = uni(nw, l);
+            (w, uni(nb, l))
+        }
+        Init::Uniform { limit } => (uni(nw, limit), vec![0.0; nb]),
+        Init::Xavier => (uni(nw, (6.0 / (fi + fo)).sqrt()), vec![0.0; nb]),
+        Init::Normal { mean, std } => ((0..nw).map(|_| (mean + std * rng.normal()) as f32).collect(), vec![0.0; nb]),
+        Init::Kaiming => {
+            let std = (2.0 / fi).sqrt();
+            ((0..nw).map(|_| (std * rng.normal()) as f32).collect(), vec![0.0; nb])
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Saved models: `model.safetensors` (the weights) and `model.json` (what they mean).
+//!
+//! Takes a [`Model`] and the [`SavedConfig`] that produced it; writes a directory that
+//! [`load`] and [`eval_saved`] read back. Weights are plain safetensors (little-endian
+//! F32, tensors named `<layer>.weight`, `.bias`, `.running_mean`, `.running_var`), so
+//! any safetensors reader (PyTorch, numpy) can open them; the format is written here
+//! directly (a JSON header and raw bytes) rather than through burn-store.
+//!
+//! **Invariant:** a malformed or truncated file is an error, never a panic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::config::{Loss, TrainConfig};
+use super::metrics::Metrics;
+use super::net::{Net, Plan};
+use super::{DeviceKind, Model, burn_device};
+use crate::data::{self, Part};
+use crate::ir::{Point, Task, Value};
+use crate::rng::Rng;
+
+/// What is needed to rebuild and re-evaluate a saved model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedConfig {
+    pub experiment: String,
+    /// The `data = ...` value and the folder its paths are relative to.
+    pub data: Value,
+    pub base: PathBuf,
+    pub point: Point,
+    pub train: TrainConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    plan: Plan,
+    classification: bool,
+    loss: Loss,
+    config: SavedConfig,
+}
+
+pub(super) fn save(model: &Model, dir: &Path, config: &SavedConfig) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("model.safetensors"), to_safetensors(&model.tensors()))?;
+    let manifest = Manifest {
+        plan: model.plan.clone(),
+        classification: model.task == Task::Classification,
+        loss: model.loss,
+        config: config.clone(),
+    };
+    let json = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("model.json"), json)
+}
+
+/// Reads a saved model directory.
+pub fn load(dir: &Path) -> Result<(Model, SavedConfig), String> {
+    let json = std::fs::read_to_string(dir.join("model.json"))
+        .map_err(|e| format!("{}: {e}", dir.join("model.json").display()))?;
+    let m: Manifest = serde_json::from_str(&json).map_err(|e| format!("{}: {e}", dir.join("model.json").display()))?;
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tensors = from_safetensors(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let device: Device = burn_device(DeviceKind::Cpu)?;
+    let net = Net::init(&m.plan, m.config.train.init, &mut Rng::new(0), &device)
+        .load_tensors(&m.plan, &tensors, &device)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let task = if m.classification { Task::Classification } else { Task::Regression };
+    Ok((Model { net, plan: m.plan, task, loss: m.loss, device: DeviceKind::Cpu }, m.config))
+}
+
+/// Reloads the model saved in `dir` and its dataset, and evaluates it on `split`.
+pub fn eval_saved(dir: &Path, split: Part) -> Result<Metrics, String> {
+    let (model, config) = load(dir)?;
+    let data = data::load(&config.data, &config.base).map_err(|e| e.to_string())?;
+    model.evaluate(data.part(split), &data.info)
+}
+
+/// The safetensors encoding of named F32 tensors.
+pub fn to_safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape, values) in tensors {
+        let end = offset + 4 * values.len();
+        header
+            .insert(name.clone(), serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }));
+        offset = end;
+    }
+    header.insert("__metadata__".into(), serde_json::json!({ "format": "bma" }));
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    // The data must start 8-byte aligned.
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + h.len() + offset);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    for (_, _, values) in tensors {
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Decodes safetensors holding F32 tensors.
+pub fn from_safetensors(bytes: &[u8]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, String> {
+    let len = bytes.get(..8).ok_or("truncated safetensors header")?;
+    let len = u64::from_le_bytes(len.try_into().map_err(|_| "bad header")?) as usize;
+    let header = bytes.get(8..8usize.saturating_add(len)).ok_or("truncated safetensors header")?;
+    let body = &bytes[8 + len..];
+    let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (name, info) in header {
+        if name == "__metadata__" {
+            continue;
+        }
+        if info.get("dtype").and_then(|d| d.as_str()) != Some("F32") {
+            return Err(format!("tensor `{name}` is not F32"));
+        }
+        let shape: Vec<usize> = serde_json::from_value(info.get("shape").cloned().unwrap_or_default())
+            .map_err(|e| format!("`{name}`: {e}"))?;
+        let offs: [usize; 2] = serde_json::from_value(info.get("data_offsets").cloned().unwrap_or_default())
+            .map_err(|e| format!("`{name}`: {e}"))?;
+        let raw = body.get(offs[0]..offs[1]).ok_or_else(|| format!("tensor `{name}` lies outside the file"))?;
+        if raw.len() != 4 * shape.iter().product::<usize>() {
+            return Err(format!("tensor `{name}` has {} bytes for shape {shape:?}", raw.len()));
+        }
+        let values = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        out.push((name, shape, values));
+    }
+    Ok(out)
+}

@@ -1,0 +1,296 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+use crate::data;
+use crate::ir::{CallValue, Value};
+use crate::source::Source;
+
+/// The sub-model, data and train settings of the first experiment in `src`.
+fn setup(src: &str) -> (ir::SubModel, Dataset, TrainConfig) {
+    let compiled = crate::compile(&Source::new("t.bma", src));
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let exp = &compiled.program.experiments[0];
+    let (sub, point) = crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands");
+    let env = ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
+    let value = ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("data value");
+    let data = data::load(&value, Path::new(".")).expect("loads");
+    let cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 1).expect("config");
+    (sub, data, cfg)
+}
+
+fn experiment(data: &str, model: &str, train: &str) -> String {
+    format!(
+        "experiment t {{\n data = {data}\n model {{ {model} }}\n train {{ {train} }}\n objective {{ maximize accuracy }}\n}}\n"
+    )
+}
+
+fn run(sub: &ir::SubModel, data: &Dataset, cfg: &TrainConfig) -> TrialOutcome {
+    fit(DeviceKind::Cpu, sub, cfg, data, |_, _| Control::Continue)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+#[test]
+fn classification_metrics_match_hand_computed_values() {
+    let m = classification_metrics(&[0, 0, 1, 1, 2], &[0, 1, 1, 1, 2], 3);
+    assert!(close(m["accuracy"], 0.8));
+    // Per class (p, r): (1/2, 1), (1, 2/3), (1, 1).
+    assert!(close(m["precision"], (0.5 + 1.0 + 1.0) / 3.0));
+    assert!(close(m["recall"], (1.0 + 2.0 / 3.0 + 1.0) / 3.0));
+    assert!(close(m["f1"], (2.0 / 3.0 + 0.8 + 1.0) / 3.0));
+}
+
+#[test]
+fn regression_metrics_match_hand_computed_values() {
+    let m = regression_metrics(&[1.0, 2.0, 3.0], &[1.0, 2.0, 5.0]);
+    assert!(close(m["mse"], 4.0 / 3.0));
+    assert!(close(m["mae"], 2.0 / 3.0));
+    // SS_tot = 78/9 around the mean 8/3; SS_res = 4.
+    assert!(close(m["r2"], 1.0 - 4.0 / (78.0 / 9.0)));
+}
+
+#[test]
+fn losses_match_hand_computed_values() {
+    let ce = mean_loss(&[0.0, 0.0, 2.0, 0.0], 2, &[0.0, 1.0], Loss::CrossEntropy, Head::Logits, true);
+    let want = (2f64.ln() + (1.0 + 2f64.exp()).ln() - 0.0) / 2.0;
+    assert!(close(ce, want), "{ce} {want}");
+    assert!(close(mean_loss(&[0.5, 0.5], 2, &[1.0], Loss::CrossEntropy, Head::Softmax, true), 2f64.ln()));
+    assert!(close(mean_loss(&[1.0, 3.0], 1, &[0.0, 1.0], Loss::Mse, Head::Logits, false), (1.0 + 4.0) / 2.0));
+    assert!(close(mean_loss(&[1.0, 3.0], 1, &[0.0, 1.0], Loss::Mae, Head::Logits, false), 1.5));
+    // Huber (delta 1): 0.5 * 0.5^2 and 3 - 0.5.
+    assert!(close(mean_loss(&[0.5, 3.0], 1, &[0.0, 0.0], Loss::Huber, Head::Logits, false), (0.125 + 2.5) / 2.0));
+    // BCE of logit 0 is ln 2 whatever the target.
+    assert!(close(mean_loss(&[0.0], 1, &[1.0], Loss::Bce, Head::Logits, true), 2f64.ln()));
+}
+
+#[test]
+fn naswot_is_the_log_determinant_of_the_hamming_kernel() {
+    // Codes 10 and 11 over 2 units: K = [[2, 1], [1, 2]], det 3.
+    assert!(close(naswot(&[vec![true, false], vec![true, true]]).expect("regular"), 3f64.ln()));
+    // Equal codes make K singular.
+    assert_eq!(naswot(&[vec![true, false], vec![true, false]]), Some(f64::NEG_INFINITY));
+    assert_eq!(naswot(&[vec![], vec![]]), None);
+    let mut a = [4.0, 3.0, 6.0, 3.0];
+    assert!(close(log_abs_det(&mut a, 2).expect("regular"), 6f64.ln()));
+}
+
+#[test]
+fn schedules_follow_their_formulas() {
+    let mut c = TrainConfig::defaults(Task::Classification, 0);
+    c.optimizer.lr = 0.1;
+    c.epochs = 10;
+    c.schedule = Schedule::Step { every: 3, gamma: 0.5 };
+    assert!(close(c.lr_at(0, 5), 0.1) && close(c.lr_at(14, 5), 0.1) && close(c.lr_at(15, 5), 0.05));
+    c.schedule = Schedule::Cosine { warmup: 1.0 };
+    assert!(close(c.lr_at(0, 4), 0.025) && close(c.lr_at(3, 4), 0.1));
+    // Half-way through the decay: lr / 2.
+    assert!(close(c.lr_at(4 + 18, 4), 0.05));
+}
+
+#[test]
+fn train_settings_are_read_from_values() {
+    let call = |name: &str, args: Vec<(Option<&str>, Value)>| {
+        Value::Call(CallValue {
+            name: name.into(),
+            args: args.into_iter().map(|(k, v)| (k.map(Into::into), v)).collect(),
+        })
+    };
+    let values = vec![
+        (
+            "optimizer".to_string(),
+            call(
+                "sgd",
+                vec![
+                    (None, Value::Float(0.1)),
+                    (Some("momentum"), Value::Float(0.9)),
+                    (Some("nesterov"), Value::Bool(true)),
+                    (Some("weight_decay"), Value::Float(1e-4)),
+                ],
+            ),
+        ),
+        ("schedule".to_string(), call("cosine", vec![(Some("warmup"), Value::Int(2))])),
+        ("early_stop".to_string(), call("patience", vec![(None, Value::Int(3)), (Some("on"), Value::sym("accuracy"))])),
+        (
+            "init".to_string(),
+            call("normal", vec![(Some("mean"), Value::Float(0.0)), (Some("std"), Value::Float(0.02))]),
+        ),
+        ("loss".to_string(), Value::sym("huber")),
+        ("epochs".to_string(), Value::Int(7)),
+    ];
+    let c = TrainConfig::from_values(&values, Task::Regression, 5).expect("reads");
+    assert_eq!(c.optimizer.kind, OptimizerKind::Sgd { momentum: 0.9, nesterov: true });
+    assert_eq!((c.optimizer.lr, c.optimizer.weight_decay, c.optimizer.bias_decay), (0.1, 1e-4, 0.0));
+    assert_eq!(c.schedule, Schedule::Cosine { warmup: 2.0 });
+    assert_eq!(c.early_stop, Some(EarlyStop { patience: 3, on: "accuracy".into() }));
+    assert_eq!(c.init, Init::Normal { mean: 0.0, std: 0.02 });
+    assert_eq!((c.loss, c.epochs, c.seed), (Loss::Huber, 7, 5));
+    let err = TrainConfig::from_values(&[("epochz".into(), Value::Int(1))], Task::Regression, 0).expect_err("unknown");
+    assert_eq!(err.key, "epochz");
+}
+
+#[test]
+fn every_layer_kind_builds_with_the_checker_parameter_count() {
+    let model = "conv2d(4, kernel: 3, stride: 2, padding: same) batchnorm relu \
+        residual { conv2d(6, padding: same) leaky_relu(0.1) } \
+        parallel(concat) { { conv2d(2, kernel: 1) silu } { conv2d(3, kernel: 2, padding: same) gelu } } \
+        avgpool(2, stride: 1) maxpool(2, stride: 1) flatten reshape(4, 5) layernorm dropout(0.2) flatten dense(12) tanh \
+        parallel(add) { { dense(8) } { dense(8) sigmoid } } \
+        residual { dense(8) relu } dense(data.classes) softmax";
+    let (sub, data, mut cfg) = setup(&experiment("digits()", model, "epochs = 1"));
+    cfg.epochs = 1;
+    let out = run(&sub, &data, &cfg);
+    assert_eq!(out.status, Status::Completed, "{:?}", out.status);
+    let m = out.model.expect("model");
+    assert_eq!(m.param_count() as u64, sub.params);
+    assert_eq!(out.metrics["params"] as u64, sub.params);
+    assert_eq!(out.metrics["flops"] as u64, sub.flops);
+    let probs = m.predict(data.test.row(0, 64), 1).expect("predicts");
+    assert_eq!(probs.len(), 10);
+    assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn a_let_dag_builds_and_trains() {
+    let model = "let stem = conv2d(8, padding: same) -> relu \
+        let a = stem -> conv2d(8, padding: same) -> relu \
+        let b = stem -> conv2d(8, kernel: 1) \
+        let sum = add(a, b) \
+        let both = concat(sum, stem) \
+        both -> maxpool(2) -> flatten -> dense(data.classes)";
+    let (sub, data, cfg) = setup(&experiment("digits()", model, "optimizer = adam(0.01) epochs = 2 batch = 64"));
+    let out = run(&sub, &data, &cfg);
+    assert_eq!(out.status, Status::Completed, "{:?}", out.status);
+    assert_eq!(out.model.expect("model").param_count() as u64, sub.params);
+    assert!(out.metrics["accuracy"] > 0.5, "{:?}", out.metrics);
+    // 8 x 8 x 8 ReLU units per sample tell 64 digits apart: a finite NASWOT score.
+    assert!(out.metrics["expressivity"].is_finite(), "{:?}", out.metrics);
+}
+
+#[test]
+fn an_mlp_learns_iris() {
+    let (sub, data, cfg) = setup(&experiment(
+        "iris(seed: 3)",
+        "dense(16) relu dense(data.classes)",
+        "optimizer = adam(0.02) epochs = 30 batch = 16",
+    ));
+    let out = run(&sub, &data, &cfg);
+    assert_eq!(out.status, Status::Completed);
+    let first = out.epochs[0]["train_loss"];
+    let last = out.epochs[out.epochs.len() - 1]["train_loss"];
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+    assert!(out.metrics["accuracy"] > 0.8, "{:?}", out.metrics);
+    for key in ["f1", "precision", "recall", "loss", "latency", "throughput", "train_time", "gap"] {
+        assert!(out.metrics.get(key).is_some_and(|v| v.is_finite()), "{key}: {:?}", out.metrics);
+    }
+    assert!(out.metrics["latency"] > 0.0 && out.metrics["throughput"] > 0.0);
+}
+
+#[test]
+fn a_small_cnn_learns_digits_with_sgd_nesterov_and_a_schedule() {
+    let (sub, data, cfg) = setup(&experiment(
+        "digits(seed: 1)",
+        "conv2d(8, kernel: 3) relu maxpool(2) flatten dense(data.classes)",
+        "optimizer = sgd(0.1, momentum: 0.9, nesterov: true, weight_decay: 1e-4) schedule = cosine(warmup: 1) \
+         epochs = 3 batch = 32 init = kaiming",
+    ));
+    let out = run(&sub, &data, &cfg);
+    assert_eq!(out.status, Status::Completed);
+    assert!(out.metrics["accuracy"] > 0.8, "{:?}", out.metrics);
+}
+
+#[test]
+fn regression_learns_a_sine() {
+    let (sub, data, cfg) = setup(&experiment(
+        "synthetic.sine(n: 400, noise: 0.05, seed: 2)",
+        "dense(32) tanh dense(32) tanh dense(1)",
+        "optimizer = adamw(0.01, weight_decay: 1e-4, bias_decay: 0.0) epochs = 40 batch = 32 loss = mse init = xavier",
+    ));
+    let out = run(&sub, &data, &cfg);
+    assert_eq!(out.status, Status::Completed);
+    assert!(out.metrics["r2"] > 0.8, "{:?}", out.metrics);
+    assert!(out.metrics["mse"] < 0.1);
+}
+
+#[test]
+fn a_diverging_loss_fails_the_trial_with_the_reason() {
+    let (sub, data, cfg) = setup(&experiment(
+        "synthetic.sine(n: 200, seed: 2)",
+        "dense(16) relu dense(1)",
+        "optimizer = sgd(1e12) epochs = 5 batch = 16 loss = mse",
+    ));
+    let out = run(&sub, &data, &cfg);
+    let Status::Failed { reason } = &out.status else { panic!("expected a failure, got {:?}", out.status) };
+    assert!(reason.contains("loss became"), "{reason}");
+    assert!(out.model.is_none());
+}
+
+#[test]
+fn on_epoch_stop_ends_the_trial_at_once() {
+    let (sub, data, cfg) = setup(&experiment("iris", "dense(8) relu dense(data.classes)", "epochs = 20"));
+    let mut seen = Vec::new();
+    let out = fit(DeviceKind::Cpu, &sub, &cfg, &data, |epoch, m| {
+        seen.push((epoch, m.contains_key("accuracy")));
+        if epoch == 2 { Control::Stop } else { Control::Continue }
+    });
+    assert_eq!(out.status, Status::Stopped { epoch: 2 });
+    assert_eq!(seen, vec![(1, true), (2, true)]);
+    assert_eq!(out.epochs.len(), 2);
+    assert!(out.model.is_some());
+}
+
+#[test]
+fn early_stopping_waits_for_patience() {
+    // A learning rate too small to change the accuracy: no improvement after epoch 1.
+    let (sub, data, cfg) = setup(&experiment(
+        "iris",
+        "dense(8) relu dense(data.classes)",
+        "optimizer = sgd(1e-12) epochs = 20 early_stop = patience(2, on: accuracy)",
+    ));
+    let out = run(&sub, &data, &cfg);
+    assert_eq!(out.status, Status::EarlyStopped { epoch: 3 });
+    assert_eq!(out.best_epoch, 1);
+}
+
+#[test]
+fn the_same_seed_trains_the_same_model_in_parallel_threads() {
+    let (sub, data, cfg) = setup(&experiment("wine", "dense(16) relu dense(data.classes)", "epochs = 3"));
+    let seq = run(&sub, &data, &cfg).metrics;
+    let par: Vec<Metrics> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2).map(|_| s.spawn(|| run(&sub, &data, &cfg).metrics)).collect();
+        hs.into_iter().map(|h| h.join().expect("trains")).collect()
+    });
+    for p in par {
+        assert_eq!(p["loss"], seq["loss"]);
+        assert_eq!(p["accuracy"], seq["accuracy"]);
+    }
+}
+
+#[test]
+fn saved_models_reload_and_evaluate_the_same() {
+    let (sub, data, cfg) =
+        setup(&experiment("breast_cancer(seed: 4)", "dense(8) batchnorm relu dense(data.classes)", "epochs = 3"));
+    let out = run(&sub, &data, &cfg);
+    let model = out.model.expect("model");
+    let dir = std::env::temp_dir().join(format!("bma-train-save-{}", std::process::id()));
+    let config = SavedConfig {
+        experiment: "t".into(),
+        data: Value::Call(CallValue { name: "breast_cancer".into(), args: vec![(Some("seed".into()), Value::Int(4))] }),
+        base: ".".into(),
+        point: Default::default(),
+        train: cfg.clone(),
+    };
+    model.save(&dir, &config).expect("saves");
+    let test = eval_saved(&dir, data::Part::Test).expect("evaluates");
+    let direct = model.evaluate(&data.test, &data.info).expect("evaluates");
+    assert_eq!(test["accuracy"], direct["accuracy"]);
+    assert!((test["loss"] - direct["loss"]).abs() < 1e-9);
+    let (back, back_cfg) = load(&dir).expect("loads");
+    assert_eq!(back_cfg, config);
+    assert_eq!(back.tensors(), model.tensors());
+    // A corrupt weights file is an error, not a panic.
+    std::fs::write(dir.join("model.safetensors"), b"\x10\0\0\0\0\0\0\0{").expect("writes");
+    assert!(load(&dir).is_err());
+}

@@ -14,6 +14,8 @@ use crate::source::Span;
 
 /// Points beyond this many are not checked one by one (a note says so).
 pub const MAX_POINTS: usize = 20_000;
+/// How many layers the shape check expands in all, over every point, at most.
+const MAX_WORK: usize = 2_000_000;
 
 /// What the checker learnt about an experiment's space.
 #[derive(Debug, Clone, Default)]
@@ -213,7 +215,6 @@ pub(super) fn check_space(
     let (Some(model), Some(data), true) = (&exp.model, data, clean) else { return info };
     let names = structural_names(exp);
     let (points, total) = structural_points(program, exp, &names, Some(data), MAX_POINTS);
-    info.checked = points.len();
     info.structural_total = total;
     let mut failed: BTreeSet<(u32, u32, Code)> = BTreeSet::new();
     let mut width_failed = false;
@@ -224,7 +225,14 @@ pub(super) fn check_space(
         .filter(|c| c.lhs.as_name().is_some_and(|n| super::STATIC_METRICS.contains(&n)))
         .collect();
     let mut feasible_any = static_constraints.is_empty();
+    // Layers expanded so far: a space of long `repeat`s stops early rather than
+    // expanding for minutes; the rest is checked when sampled.
+    let mut work = 0usize;
     for point in &points {
+        if work > MAX_WORK {
+            break;
+        }
+        info.checked += 1;
         match ir::expand(program, model, point, data) {
             Err(e) => {
                 if failed.insert((e.span.start, e.span.end, e.code)) {
@@ -238,6 +246,7 @@ pub(super) fn check_space(
                 }
             }
             Ok(sub) => {
+                work += sub.graph.node_count();
                 let out = sub.output_shape();
                 if !width_failed && out.as_slice() != [data.outputs()] {
                     width_failed = true;
@@ -292,7 +301,8 @@ pub(super) fn check_space(
             note,
         ));
     }
-    if !feasible_any && info.checked > 0 && failed.is_empty() {
+    // "No point" is only a claim once every point was checked.
+    if !feasible_any && info.checked > 0 && info.checked as u128 == total && failed.is_empty() {
         let c = static_constraints[0];
         let (lo, _) = if c.lhs.as_name() == Some("params") {
             info.params.unwrap_or((0, 0))
@@ -309,11 +319,11 @@ pub(super) fn check_space(
             .with_help("loosen the constraint or allow smaller models"),
         );
     }
-    if total > points.len() as u128 && !points.is_empty() {
+    if total > info.checked as u128 && info.checked > 0 {
         let span = exp.sections.get("model").copied().unwrap_or(exp.name_span);
         diags.push(Diagnostic::note(
             Code::ShapeError,
-            format!("checked the shapes of {} of {} structural points", points.len(), total),
+            format!("checked the shapes of {} of {} structural points", info.checked, total),
             span,
             "the rest are checked when they are sampled",
         ));

@@ -12,7 +12,8 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
     let _ = writeln!(s, "experiment {}", exp.name);
     let info = compiled.info(&exp.name);
     if let Some(d) = info.and_then(|i| i.data.as_ref()) {
-        let _ = writeln!(s, "  data      {}  input {}  outputs {}", d.name, crate::ir::fmt_shape(&d.shape), d.outputs());
+        let _ =
+            writeln!(s, "  data      {}  input {}  outputs {}", d.name, crate::ir::fmt_shape(&d.shape), d.outputs());
     }
     let width = exp.space.params.iter().map(|p| p.name.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(s, "  parameters");
@@ -25,7 +26,10 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
         let cond = if p.guard.is_empty() {
             String::new()
         } else {
-            format!("  when {}", p.guard.iter().map(|g| compiled.sources.text(g.span)).collect::<Vec<_>>().join(" and "))
+            format!(
+                "  when {}",
+                p.guard.iter().map(|g| compiled.sources.text(g.span)).collect::<Vec<_>>().join(" and ")
+            )
         };
         let _ = writeln!(s, "    {:width$}  {domain}{cond}", p.name);
     }
@@ -42,10 +46,18 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
             let _ = writeln!(s, "  flops     {} .. {}", human(lo), human(hi));
         }
         if info.space.checked > 0 {
-            let _ = writeln!(s, "  shapes    checked at {} of {} structural points", info.space.checked, info.space.structural_total);
+            let _ = writeln!(
+                s,
+                "  shapes    checked at {} of {} structural points",
+                info.space.checked, info.space.structural_total
+            );
         }
         if info.space.statically_infeasible > 0 {
-            let _ = writeln!(s, "  pruned    {} structural points break a `require` before training", info.space.statically_infeasible);
+            let _ = writeln!(
+                s,
+                "  pruned    {} structural points break a `require` before training",
+                info.space.statically_infeasible
+            );
         }
     }
     s
@@ -54,10 +66,20 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
 fn describe_domain(d: &Domain) -> String {
     match d {
         Domain::Int { lo, hi, log, step } => {
-            format!("int in {lo}..={hi}{}{}", if *step > 1 { format!(" step {step}") } else { String::new() }, if *log { " log" } else { "" })
+            format!(
+                "int in {lo}..={hi}{}{}",
+                if *step > 1 { format!(" step {step}") } else { String::new() },
+                if *log { " log" } else { "" }
+            )
         }
         Domain::Float { lo, hi, log, step } => {
-            format!("float in {}..{}{}{}", Value::Float(*lo), Value::Float(*hi), step.map(|s| format!(" step {s}")).unwrap_or_default(), if *log { " log" } else { "" })
+            format!(
+                "float in {}..{}{}{}",
+                Value::Float(*lo),
+                Value::Float(*hi),
+                step.map(|s| format!(" step {s}")).unwrap_or_default(),
+                if *log { " log" } else { "" }
+            )
         }
         Domain::Choice(v) => format!("in {{{}}}", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
     }
@@ -68,6 +90,8 @@ pub fn human(n: u64) -> String {
     match n {
         0..=9_999 => n.to_string(),
         10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
-        _ => format!("{:.2}M", n as f64 / 1e6),
+        1_000_000..=999_999_999 => format!("{:.2}M", n as f64 / 1e6),
+        1_000_000_000..=999_999_999_999 => format!("{:.2}G", n as f64 / 1e9),
+        _ => format!("{:.2}T", n as f64 / 1e12),
     }
 }

@@ -5,7 +5,8 @@
 #   bench/train/run.sh [REPS] [EPOCHS]     (defaults 3 and 20)
 #
 # Prints one JSON line per run and a summary table: the median over runs of the mean
-# epoch time of epochs 2..EPOCHS (training steps only, loss read every step).
+# epoch time of epochs 2..EPOCHS (training steps only, loss read every step). Then 2
+# trainings one after another vs at once (one thread each, private 1-thread pools).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${1:-3}
@@ -28,6 +29,9 @@ for rep in $(seq "$REPS"); do
       OMP_NUM_THREADS=$threads "$VENV/bin/python" bench/train/torch_epoch.py "$model" "$threads" "$EPOCHS" | tee -a "$OUT"
     done
   done
+done
+for model in mlp cnn; do
+  "$BIN" parallel "$model" 2 "$EPOCHS" | tee -a target/bench-train-parallel.jsonl
 done
 "$VENV/bin/python" - "$OUT" <<'PY'
 import json, statistics, sys

@@ -90,11 +90,11 @@ fn csv_with_header_categories_and_missing_values() {
     let v = call(
         "csv",
         vec![
-            (None, Value::Str(p.file_name().unwrap().to_string_lossy().into())),
+            (None, Value::Str(p.file_name().expect("a file name").to_string_lossy().into())),
             (Some("target"), Value::Str("label".into())),
         ],
     );
-    let base = p.parent().unwrap();
+    let base = p.parent().expect("a folder");
     let raw = load_raw(&v, base).expect("loads");
     assert_eq!(raw.info, checker_info(&v, base));
     assert_eq!(raw.info.shape, vec![4]); // size + 3 colours

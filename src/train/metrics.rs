@@ -30,7 +30,7 @@ pub fn evaluate(out: &[f32], k: usize, y: &[f32], loss: Loss, head: Head, classi
     let mut m = Metrics::new();
     m.insert("loss".into(), mean_loss(out, k, y, loss, head, classification));
     if classification {
-        let pred: Vec<usize> = out.chunks(k.max(1)).map(|r| argmax(r, k)).collect();
+        let pred: Vec<usize> = out.chunks(k.max(1)).map(|r| argmax(r, k, head)).collect();
         let truth: Vec<usize> = y.iter().map(|v| *v as usize).collect();
         m.extend(classification_metrics(&pred, &truth, k.max(2)));
     } else {
@@ -142,10 +142,11 @@ pub fn mean_loss(out: &[f32], k: usize, y: &[f32], loss: Loss, head: Head, class
     total / y.len().max(1) as f64
 }
 
-fn argmax(row: &[f32], k: usize) -> usize {
+fn argmax(row: &[f32], k: usize, head: Head) -> usize {
     if k == 1 {
         // One output for two classes: a logit or probability, thresholded.
-        return usize::from(row[0] > 0.0);
+        let threshold = if head == Head::Logits { 0.0 } else { 0.5 };
+        return usize::from(row[0] > threshold);
     }
     let mut best = 0;
     for (i, v) in row.iter().enumerate() {

@@ -5,7 +5,8 @@
 //! `on_epoch` after every epoch (the pruner can stop it at once), and gives a
 //! [`TrialOutcome`]: status, per-epoch metrics, the final metrics of the kept weights
 //! (valid split, plus `params`, `flops`, `latency`, `throughput`, `train_time`,
-//! `expressivity`, `gap`) and the trained [`Model`]. [`Model::save`] and [`eval_saved`]
+//! `expressivity`, `gap`) and the trained [`Model`]. [`Trials`] prepares an experiment
+//! once (data loaded) and runs one trial per point: the search's entry. [`Model::save`] and [`eval_saved`]
 //! write and reread a model directory (`model.safetensors` + `model.json`).
 //!
 //! **Invariants:** burn types never leave this module; nothing a data file or setting
@@ -18,6 +19,7 @@ mod config;
 mod metrics;
 mod net;
 mod save;
+mod trial;
 
 use std::path::Path;
 use std::time::Instant;
@@ -31,8 +33,9 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{ConfigError, EarlyStop, Init, Loss, Optimizer, OptimizerKind, Schedule, TrainConfig};
 pub use metrics::{Head, Metrics, classification_metrics, log_abs_det, mean_loss, naswot, regression_metrics};
-pub use net::{Op, OpKind, Plan};
-pub use save::{SavedConfig, eval_saved, load};
+pub use net::{Op, OpKind, Plan, Tensors};
+pub use save::{SavedConfig, eval_saved, from_safetensors, load, to_safetensors};
+pub use trial::Trials;
 
 use crate::data::{Dataset, Split};
 use crate::ir::{self, Task};
@@ -300,12 +303,12 @@ impl Model {
     }
 
     /// Every tensor by name, shape and values (for saving and weight averaging).
-    pub fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    pub fn tensors(&self) -> Tensors {
         self.net.tensors(&self.plan)
     }
 
     /// The same architecture with other tensors (all present, same shapes).
-    pub fn with_tensors(&self, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Model, String> {
+    pub fn with_tensors(&self, tensors: &Tensors) -> Result<Model, String> {
         let device = burn_device(self.device)?;
         let net = self.net.clone().load_tensors(&self.plan, tensors, &device)?;
         Ok(Model { net, ..self.clone() })

@@ -19,6 +19,9 @@ use super::config::Init;
 use crate::ir::{self, LayerKind};
 use crate::rng::Rng;
 
+/// Named tensors: name, shape, row-major values.
+pub type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
 /// What one step computes; `LayerKind` with conv padding resolved to explicit sides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -259,7 +262,7 @@ impl Net {
     }
 
     /// Every tensor by name (`dense_1.weight`, `batchnorm_2.running_mean`), in plan order.
-    pub fn tensors(&self, plan: &Plan) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    pub fn tensors(&self, plan: &Plan) -> Tensors {
         let mut out = Vec::new();
         let mut put = |name: String, data: TensorData| {
             let shape = data.shape().to_vec();
@@ -295,12 +298,7 @@ impl Net {
     }
 
     /// Replaces every tensor with the one of the same name and shape in `tensors`.
-    pub fn load_tensors(
-        mut self,
-        plan: &Plan,
-        tensors: &[(String, Vec<usize>, Vec<f32>)],
-        device: &Device,
-    ) -> Result<Net, String> {
+    pub fn load_tensors(mut self, plan: &Plan, tensors: &Tensors, device: &Device) -> Result<Net, String> {
         let get = |name: String, shape: &[usize]| -> Result<TensorData, String> {
             let (_, s, v) = tensors.iter().find(|t| t.0 == name).ok_or_else(|| format!("no tensor `{name}`"))?;
             if s != shape || v.len() != shape.iter().product::<usize>() {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{Loss, TrainConfig};
 use super::metrics::Metrics;
-use super::net::{Net, Plan};
+use super::net::{Net, Plan, Tensors};
 use super::{DeviceKind, Model, burn_device};
 use crate::data::{self, Part};
 use crate::ir::{Point, Task, Value};
@@ -78,7 +78,7 @@ pub fn eval_saved(dir: &Path, split: Part) -> Result<Metrics, String> {
 }
 
 /// The safetensors encoding of named F32 tensors.
-pub fn to_safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+pub fn to_safetensors(tensors: &Tensors) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     let mut offset = 0usize;
     for (name, shape, values) in tensors {
@@ -105,7 +105,7 @@ pub fn to_safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
 }
 
 /// Decodes safetensors holding F32 tensors.
-pub fn from_safetensors(bytes: &[u8]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, String> {
+pub fn from_safetensors(bytes: &[u8]) -> Result<Tensors, String> {
     let len = bytes.get(..8).ok_or("truncated safetensors header")?;
     let len = u64::from_le_bytes(len.try_into().map_err(|_| "bad header")?) as usize;
     let header = bytes.get(8..8usize.saturating_add(len)).ok_or("truncated safetensors header")?;

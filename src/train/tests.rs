@@ -294,3 +294,63 @@ fn saved_models_reload_and_evaluate_the_same() {
     std::fs::write(dir.join("model.safetensors"), b"\x10\0\0\0\0\0\0\0{").expect("writes");
     assert!(load(&dir).is_err());
 }
+
+#[test]
+fn bias_decay_acts_on_biases_only() {
+    let norms = |bias_decay: &str| {
+        let (sub, data, cfg) = setup(&experiment(
+            "iris",
+            "dense(8) relu dense(data.classes)",
+            &format!(
+                "optimizer = sgd(0.05, weight_decay: 0.0, bias_decay: {bias_decay}) epochs = 5 init = normal(std: 0.3)"
+            ),
+        ));
+        let model = run(&sub, &data, &cfg).model.expect("model");
+        let norm = |suffix: &str| -> f64 {
+            model
+                .tensors()
+                .iter()
+                .filter(|(n, _, _)| n.ends_with(suffix))
+                .flat_map(|(_, _, v)| v.iter().map(|x| f64::from(*x).powi(2)))
+                .sum::<f64>()
+                .sqrt()
+        };
+        (norm(".weight"), norm(".bias"))
+    };
+    let (w0, b0) = norms("0.0");
+    let (w1, b1) = norms("3.0");
+    assert!(b1 < 0.5 * b0, "bias norms {b0} -> {b1}");
+    assert!((w1 - w0).abs() < 0.2 * w0, "weight norms {w0} -> {w1}");
+}
+
+#[test]
+fn sigmoid_outputs_with_bce_learn_a_binary_task() {
+    let (sub, data, cfg) = setup(&experiment(
+        "breast_cancer(seed: 2)",
+        "dense(8) relu dense(data.classes) sigmoid",
+        "optimizer = adam(0.01) epochs = 10 loss = bce",
+    ));
+    let out = run(&sub, &data, &cfg);
+    assert_eq!(out.status, Status::Completed, "{:?}", out.status);
+    assert!(out.metrics["accuracy"] > 0.9, "{:?}", out.metrics);
+}
+
+#[test]
+fn trials_expand_and_train_at_a_point() {
+    let src = "experiment t {\n data = iris(seed: 2)\n space { width: int in {4, 16}\n lr: float in 1e-3..1e-1 log }\n \
+               model { dense(width) relu dense(data.classes) }\n train { optimizer = adam(lr) epochs = 15 batch = 16 }\n \
+               objective { maximize accuracy }\n}\n";
+    let compiled = crate::compile(&Source::new("t.bma", src));
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let exp = &compiled.program.experiments[0];
+    let trials = Trials::new(&compiled.program, exp, Path::new("."), DeviceKind::Cpu).expect("loads iris");
+    let point = ir::Point::from([("width".to_string(), Value::Int(16)), ("lr".to_string(), Value::Float(0.03))]);
+    let out = trials.run(&point, 3, |_, _| Control::Continue);
+    assert_eq!(out.status, Status::Completed);
+    assert_eq!(out.metrics["params"], (4 * 16 + 16 + 16 * 3 + 3) as f64);
+    assert!(out.metrics["accuracy"] > 0.8, "{:?}", out.metrics);
+    assert_eq!(trials.config(&point, 3).expect("reads").optimizer.lr, 0.03);
+    // A point without the model's parameter fails the trial with a reason.
+    let out = trials.run(&ir::Point::new(), 3, |_, _| Control::Continue);
+    assert!(matches!(out.status, Status::Failed { .. }), "{:?}", out.status);
+}

@@ -1,0 +1,85 @@
+//! One experiment's trials, prepared once: what the search's trial loop calls.
+//!
+//! Takes a checked program, one of its experiments with a `model`, the folder of the
+//! `.bma` file and a device; [`Trials::new`] loads the data once, and [`Trials::run`]
+//! expands the model at a point, reads the `train { }` settings there and calls
+//! [`super::fit`]. `Trials` is `Sync`: trial threads share one.
+
+use std::path::{Path, PathBuf};
+
+use super::{Control, DeviceKind, Metrics, SavedConfig, Status, TrainConfig, TrialOutcome, fit};
+use crate::data::{self, Dataset};
+use crate::ir::{self, Point, Value};
+
+/// The data and settings shared by every trial of an experiment.
+#[derive(Debug)]
+pub struct Trials<'a> {
+    program: &'a ir::Program,
+    experiment: &'a ir::Experiment,
+    pub data: Dataset,
+    data_value: Value,
+    base: PathBuf,
+    pub device: DeviceKind,
+}
+
+impl<'a> Trials<'a> {
+    /// Loads the experiment's data (relative paths from `base`).
+    pub fn new(
+        program: &'a ir::Program,
+        experiment: &'a ir::Experiment,
+        base: &Path,
+        device: DeviceKind,
+    ) -> Result<Trials<'a>, String> {
+        let setting =
+            experiment.data.as_ref().ok_or_else(|| format!("experiment `{}` has no data", experiment.name))?;
+        let env = ir::PointEnv { point: &Point::new(), fns: &program.fns, data: None };
+        let data_value = ir::eval(&setting.value, &env).map_err(|e| e.message)?;
+        let data = data::load(&data_value, base).map_err(|e| e.to_string())?;
+        // Absolute, so that a saved model re-reads its data from anywhere.
+        let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+        Ok(Trials { program, experiment, data, data_value, base, device })
+    }
+
+    /// The training settings at `point`; `seed` unless the experiment sets `seed =`.
+    pub fn config(&self, point: &Point, seed: u64) -> Result<TrainConfig, String> {
+        TrainConfig::from_experiment(self.program, self.experiment, point, &self.data.info, seed)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Trains the sub-model at `point`. A model that does not expand or settings that
+    /// do not read give a failed outcome, not an error: the search records and goes on.
+    pub fn run<F>(&self, point: &Point, seed: u64, on_epoch: F) -> TrialOutcome
+    where
+        F: FnMut(usize, &Metrics) -> Control + Send,
+    {
+        let fail = |reason: String| TrialOutcome {
+            status: Status::Failed { reason },
+            epochs: Vec::new(),
+            metrics: Metrics::new(),
+            best_epoch: 0,
+            model: None,
+        };
+        let Some(body) = &self.experiment.model else {
+            return fail(format!("experiment `{}` has no model", self.experiment.name));
+        };
+        let sub = match ir::expand(self.program, body, point, &self.data.info) {
+            Ok(s) => s,
+            Err(e) => return fail(e.message),
+        };
+        match self.config(point, seed) {
+            Ok(cfg) => fit(self.device, &sub, &cfg, &self.data, on_epoch),
+            Err(e) => fail(e),
+        }
+    }
+
+    /// What [`super::Model::save`] needs to make a saved model re-evaluable.
+    pub fn saved_config(&self, point: &Point, train: TrainConfig) -> SavedConfig {
+        SavedConfig {
+            experiment: self.experiment.name.clone(),
+            data: self.data_value.clone(),
+            base: self.base.clone(),
+            point: point.clone(),
+            train,
+        }
+    }
+}

@@ -7,6 +7,8 @@ on train, 80/10/10 stratified split (not the same permutation as bma's; same siz
 import gzip, json, random, sys, time
 from pathlib import Path
 
+import warnings
+warnings.filterwarnings("ignore")  # "Failed to initialize NumPy": numpy is not needed here
 import torch
 from torch import nn
 

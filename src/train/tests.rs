@@ -354,3 +354,43 @@ fn trials_expand_and_train_at_a_point() {
     let out = trials.run(&ir::Point::new(), 3, |_, _| Control::Continue);
     assert!(matches!(out.status, Status::Failed { .. }), "{:?}", out.status);
 }
+
+#[test]
+fn the_digits_example_trains_an_mlp_and_a_cnn_point() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits.bma");
+    let text = std::fs::read_to_string(&path).expect("the example");
+    let compiled = crate::compile(&Source::from_path(&path, text));
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let exp = &compiled.program.experiments[0];
+    let base = path.parent().expect("examples/");
+    let trials = Trials::new(&compiled.program, exp, base, DeviceKind::Cpu).expect("loads digits");
+    let point = |pairs: &[(&str, Value)]| -> ir::Point {
+        let free: ir::Point = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        exp.space.resolve(&free, &compiled.program.fns, Some(&trials.data.info)).expect("a point of the space")
+    };
+    let mlp = point(&[
+        ("kind", Value::sym("mlp")),
+        ("depth", Value::Int(2)),
+        ("width", Value::Int(128)),
+        ("lr", Value::Float(0.002)),
+        ("dropout", Value::Float(0.1)),
+        ("opt", Value::sym("adam")),
+    ]);
+    let out = trials.run(&mlp, 1, |_, _| Control::Continue);
+    assert_eq!(out.status, Status::Completed);
+    let model = out.model.expect("model");
+    let test = model.evaluate(&trials.data.test, &trials.data.info).expect("evaluates");
+    assert!(test["accuracy"] >= 0.96, "{test:?}");
+    // The CNN branch (conv-bn-relu x2, global pool) builds and learns; stopped after 2 epochs.
+    let cnn = point(&[
+        ("kind", Value::sym("cnn")),
+        ("depth", Value::Int(2)),
+        ("filters", Value::Int(16)),
+        ("lr", Value::Float(0.01)),
+        ("dropout", Value::Float(0.0)),
+        ("opt", Value::sym("adam")),
+    ]);
+    let out = trials.run(&cnn, 1, |e, _| if e == 2 { Control::Stop } else { Control::Continue });
+    assert_eq!(out.status, Status::Stopped { epoch: 2 });
+    assert!(out.metrics["accuracy"] > 0.3, "{:?}", out.metrics);
+}

@@ -13,7 +13,9 @@
 //! holds can panic here; a NaN or infinite loss ends the trial as
 //! [`Status::Failed`] with the reason; each `fit` runs in its own rayon pool of
 //! `TrainConfig::threads` threads (default 1), so parallel trials do not fight over one
-//! global pool. Weight initialisation and batch order depend only on `seed`.
+//! global pool. Weight initialisation, batch order and dropout masks come from the
+//! trial's own generator: a trial's result depends only on its seed, not on what runs
+//! beside it.
 
 mod config;
 mod metrics;
@@ -177,7 +179,6 @@ where
     let head = head_of(&plan);
     let ad = device.clone().autodiff();
     let mut rng = Rng::new(cfg.seed);
-    ad.seed(cfg.seed);
     let mut net = Net::init(&plan, cfg.init, &mut rng, &ad);
     let expressivity = expressivity(&net, &plan, &data.train, features, &device, &mut rng);
     let mut opt = optimizer(cfg, &net);
@@ -200,7 +201,7 @@ where
             }
             let x = batch_x(&data.train, chunk, features, &ad);
             let t = batch_t(&data.train, chunk, k, classification, cfg.loss, &ad);
-            let out = match net::forward(&net, &plan, x, Mode::Train, None) {
+            let out = match net::forward(&net, &plan, x, Mode::Train(&mut rng), None) {
                 Ok(o) => o,
                 Err(e) => return failed(e, epochs),
             };

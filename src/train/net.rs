@@ -12,7 +12,7 @@
 use burn::module::{Module, Param, RunningState};
 use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
-use burn::tensor::{Device, Distribution, Tensor, TensorData, activation, module as ops};
+use burn::tensor::{Device, Tensor, TensorData, activation, module as ops};
 use serde::{Deserialize, Serialize};
 
 use super::config::Init;
@@ -384,10 +384,11 @@ impl Act {
     }
 }
 
-/// Whether dropout and batch statistics are live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Train,
+/// Whether dropout is live; its masks come from the trial's generator, never from the
+/// backend's (which may be global and shared by parallel trials).
+#[derive(Debug)]
+pub enum Mode<'a> {
+    Train(&'a mut Rng),
     Eval,
 }
 
@@ -397,7 +398,7 @@ pub fn forward(
     net: &Net,
     plan: &Plan,
     x: Tensor<2>,
-    mode: Mode,
+    mut mode: Mode,
     mut codes: Option<&mut Vec<Tensor<2>>>,
 ) -> Result<Tensor<2>, String> {
     let batch = x.dims()[0];
@@ -444,11 +445,18 @@ pub fn forward(
             (OpKind::LayerNorm, Some(Part::LayerNorm(ln))) => each!(arg(0)?, t => ln.forward(t)),
             (OpKind::Dropout { p }, _) => {
                 let a = arg(0)?;
-                if mode == Mode::Train && *p > 0.0 {
-                    let keep = 1.0 - p;
-                    each!(a, t => t.clone() * t.random_like(Distribution::Bernoulli(keep)) / keep)
-                } else {
-                    a
+                match &mut mode {
+                    Mode::Train(rng) if *p > 0.0 => {
+                        let keep = 1.0 - p;
+                        each!(a, t => {
+                            let dims = t.dims();
+                            let mask: Vec<f32> = (0..dims.iter().product::<usize>())
+                                .map(|_| if rng.f64() < keep { (1.0 / keep) as f32 } else { 0.0 })
+                                .collect();
+                            t.clone() * Tensor::from_data(TensorData::new(mask, dims), &t.device())
+                        })
+                    }
+                    _ => a,
                 }
             }
             (OpKind::Relu, _) => {

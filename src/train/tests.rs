@@ -256,7 +256,7 @@ fn early_stopping_waits_for_patience() {
 
 #[test]
 fn the_same_seed_trains_the_same_model_in_parallel_threads() {
-    let (sub, data, cfg) = setup(&experiment("wine", "dense(16) relu dense(data.classes)", "epochs = 3"));
+    let (sub, data, cfg) = setup(&experiment("wine", "dense(16) relu dropout(0.3) dense(data.classes)", "epochs = 3"));
     let seq = run(&sub, &data, &cfg).metrics;
     let par: Vec<Metrics> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2).map(|_| s.spawn(|| run(&sub, &data, &cfg).metrics)).collect();

@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use super::{DataError, Raw};
-use crate::check::data::idx_dims;
 use crate::ir::{DataInfo, Task};
 
 pub(super) fn load(images: &Path, labels: &Path) -> Result<Raw, DataError> {
@@ -36,6 +35,28 @@ pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Resul
     };
     let info = DataInfo { name: format!("idx({})", images.display()), shape, classes, task: Task::Classification };
     Ok(Raw { info, x: values, y: ys })
+}
+
+/// The dimensions in an IDX header, `None` when malformed, truncated or too large.
+/// (Like `check::data::idx_dims`, with checked arithmetic: a header may claim anything.)
+fn idx_dims(bytes: &[u8]) -> Option<Vec<usize>> {
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return None;
+    }
+    let rank = usize::from(bytes[3]);
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| bytes.get(4 + 4 * i..8 + 4 * i).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize))
+        .collect::<Option<_>>()?;
+    let elem = match bytes[2] {
+        0x08 | 0x09 => 1,
+        0x0B => 2,
+        0x0C | 0x0D => 4,
+        0x0E => 8,
+        _ => return None,
+    };
+    let values = dims.iter().try_fold(1usize, |a, d| a.checked_mul(*d))?;
+    let need = values.checked_mul(elem)?.checked_add(4 + 4 * rank)?;
+    (bytes.len() >= need && !dims.is_empty()).then_some(dims)
 }
 
 /// The first `count` values after the header, as f32 (big-endian per IDX).

@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::ir::CallValue;
+use crate::rng::Rng;
 use crate::source::Span;
 
 fn call(name: &str, args: Vec<(Option<&str>, Value)>) -> Value {
@@ -201,4 +202,46 @@ fn synthetic_generators_are_deterministic_and_shaped() {
     assert!(s.x.iter().zip(&s.y).all(|(x, y)| (x.sin() - y).abs() < 1e-5));
     let v = call("synthetic.spirals", vec![(Some("n"), Value::Int(90)), (Some("classes"), Value::Int(3))]);
     assert_eq!(load_raw(&v, Path::new(".")).expect("ok").info, checker_info(&v, Path::new(".")));
+}
+
+#[test]
+fn mutated_csv_and_idx_files_never_panic() {
+    let mut rng = Rng::new(9);
+    let csv_text = b"a,b,colour,y\n1.5,2,red,x\n,3,blue,y\n4,NA,red,x\n\"q,uoted\",5,green,y\n".to_vec();
+    let images = idx_bytes(0x08, &[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let labels = idx_bytes(0x08, &[2], &[0, 1]);
+    let alphabet = b",\n\"0123456789.-eNA xyz";
+    for _ in 0..3000 {
+        let mut c = csv_text.clone();
+        for _ in 0..1 + rng.index(4) {
+            let i = rng.index(c.len() + 1);
+            match rng.index(3) {
+                0 if i < c.len() => {
+                    c.remove(i);
+                }
+                1 => c.insert(i, alphabet[rng.index(alphabet.len())]),
+                _ => c.truncate(i),
+            }
+        }
+        let text = String::from_utf8_lossy(&c);
+        for task in [Task::Classification, Task::Regression] {
+            if let Ok(raw) = csv::parse(&text, Path::new("m.csv"), &csv::Target::Last, task) {
+                assert_eq!(raw.x.len(), raw.len() * raw.info.features());
+                let _ = split(raw, DEFAULT_SPLIT, 1);
+            }
+        }
+        let mut ib = images.clone();
+        let i = rng.index(ib.len());
+        ib[i] = rng.next_u64() as u8;
+        ib.truncate(rng.index(ib.len() + 1).max(i));
+        let _ = idx::parse(&ib, Path::new("i"), &labels, Path::new("l"));
+        let _ = idx::parse(&labels, Path::new("l"), &ib, Path::new("i"));
+    }
+}
+
+#[test]
+fn idx_headers_with_huge_dimensions_are_errors() {
+    let huge = idx_bytes(0x08, &[u32::MAX, u32::MAX, u32::MAX], &[0; 16]);
+    let labels = idx_bytes(0x08, &[2], &[0, 1]);
+    assert!(idx::parse(&huge, Path::new("i"), &labels, Path::new("l")).is_err());
 }

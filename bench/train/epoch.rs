@@ -1,7 +1,8 @@
 //! Epoch time of bma's trainer (burn, flex backend) on digits, for `bench/train/run.sh`.
 //!
-//! `cargo bench --bench train -- MODEL THREADS EPOCHS` with MODEL `mlp` (64-128-64-10) or
-//! `cnn` (conv 1→8 3x3 valid, relu, conv 8→16 3x3 valid, relu, flatten, dense 10).
+//! `cargo bench --bench train -- MODEL THREADS EPOCHS` with MODEL `mlp` (64-128-64-10),
+//! `cnn` (conv 1→8 3x3 valid, relu, conv 8→16 3x3 valid, relu, flatten, dense 10) or
+//! `cnn-bn` (the largest CNN of examples/digits.bma).
 //! Batch 64, adam(1e-3), cross-entropy, split [0.8, 0.1, 0.1] seed 1. Prints one JSON
 //! line: the per-epoch training times (s) and the final test accuracy.
 //!
@@ -28,7 +29,11 @@ fn main() {
     let epochs: usize = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(20);
     let (sub, data, mut cfg) = setup(model, epochs);
     cfg.threads = threads;
-    let out = train::fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue);
+    let mut threads_seen = 0;
+    let out = train::fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| {
+        threads_seen = threads_seen.max(os_threads());
+        Control::Continue
+    });
     let times: Vec<f64> = out.epochs.iter().map(|m| m["epoch_time"]).collect();
     let model_ref = out.model.expect("trained");
     let test = model_ref.evaluate(&data.test, &data.info).expect("evaluates");
@@ -37,7 +42,7 @@ fn main() {
         model_ref.param_count(),
         times,
         test["accuracy"],
-        os_threads()
+        threads_seen
     );
 }
 
@@ -46,10 +51,15 @@ fn parallel(args: &[String]) {
     let n: u64 = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(2);
     let epochs: usize = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(20);
     let (sub, data, cfg) = setup(model, epochs);
+    let seen = std::sync::atomic::AtomicUsize::new(0);
     let one = |seed: u64| {
         let mut c = cfg.clone();
         c.seed = seed;
-        train::fit(DeviceKind::Cpu, &sub, &c, &data, |_, _| Control::Continue).metrics["accuracy"]
+        train::fit(DeviceKind::Cpu, &sub, &c, &data, |_, _| {
+            seen.fetch_max(os_threads(), std::sync::atomic::Ordering::Relaxed);
+            Control::Continue
+        })
+        .metrics["accuracy"]
     };
     let t = Instant::now();
     let seq: Vec<f64> = (1..=n).map(one).collect();
@@ -64,11 +74,12 @@ fn parallel(args: &[String]) {
         "{{\"mode\":\"parallel\",\"model\":\"{model}\",\"trainings\":{n},\"epochs\":{epochs},\"sequential_per_s\":{seq_rate:.3},\"parallel_per_s\":{par_rate:.3},\"speedup\":{:.2},\"same_results\":{},\"os_threads\":{}}}",
         par_rate / seq_rate,
         seq == par,
-        os_threads()
+        seen.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
 
-/// Threads of this process now (Linux), to see that no global pool was started.
+/// Threads of this process now (Linux). While training: main + one pool worker per
+/// trial (+ one thread per parallel trial); a global rayon pool would add one per core.
 fn os_threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
@@ -77,6 +88,11 @@ fn setup(model: &str, epochs: usize) -> (bma::ir::SubModel, bma::data::Dataset, 
     let body = match model {
         "cnn" => {
             "conv2d(8, kernel: 3, padding: valid) relu conv2d(16, kernel: 3, padding: valid) relu flatten dense(10)"
+        }
+        // The largest CNN of examples/digits.bma: repeat 3 { conv_bn(32, kernel: 3) }, global pool.
+        "cnn-bn" => {
+            "conv2d(32, kernel: 3, padding: same) batchnorm relu conv2d(32, kernel: 3, padding: same) batchnorm relu \
+             conv2d(32, kernel: 3, padding: same) batchnorm relu global_avgpool dense(10)"
         }
         _ => "flatten dense(128) relu dense(64) relu dense(10)",
     };

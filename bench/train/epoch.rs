@@ -21,8 +21,10 @@ use bma::train::{self, Control, DeviceKind};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    if args.first().map(String::as_str) == Some("parallel") {
-        return parallel(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("parallel") => return parallel(&args[1..]),
+        Some("search") => return search(&args[1..]),
+        _ => {}
     }
     let model = args.first().map_or("mlp", String::as_str);
     let threads: usize = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(1);
@@ -78,6 +80,111 @@ fn parallel(args: &[String]) {
     );
 }
 
+/// A proxy for `bma run examples/digits.bma` until the search engine lands: TRIALS random
+/// points of the example's space (seeded), points over the `params <= 60k` constraint
+/// skipped before training, JOBS trials at once, 30 epochs unless pruned (random search,
+/// not TPE). Prints each finished trial and the time the first one reached 0.97 test
+/// accuracy. Pruning: asynchronous successive halving as Optuna's `SuccessiveHalvingPruner`
+/// (rungs at epochs 2, 6, 18; a trial goes on only if in the top third of its rung so far).
+fn search(args: &[String]) {
+    let trials_n: u64 = args.first().and_then(|t| t.parse().ok()).unwrap_or(60);
+    let jobs: u64 = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(2);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits.bma");
+    let text = std::fs::read_to_string(&path).expect("examples/digits.bma");
+    let compiled = bma::compile(&Source::from_path(&path, text));
+    let exp = &compiled.program.experiments[0];
+    let start = Instant::now();
+    let trials = train::Trials::new(&compiled.program, exp, path.parent().expect("examples"), DeviceKind::Cpu)
+        .expect("loads digits");
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    let rungs = std::sync::Mutex::new(std::collections::BTreeMap::<usize, Vec<f64>>::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= trials_n {
+                        break;
+                    }
+                    let mut rng = bma::rng::Rng::derive(42, n);
+                    let mut free = bma::ir::Point::new();
+                    for p in exp.space.free() {
+                        if let bma::ir::ParamKind::Free(d) = &p.kind {
+                            free.insert(p.name.clone(), sample(d, &mut rng));
+                        }
+                    }
+                    let Ok(point) = exp.space.resolve(&free, &compiled.program.fns, Some(&trials.data.info)) else {
+                        continue;
+                    };
+                    let body = exp.model.as_ref().expect("a model");
+                    match bma::ir::expand(&compiled.program, body, &point, &trials.data.info) {
+                        Ok(sub) if sub.params <= 60_000 => {}
+                        _ => continue,
+                    }
+                    let out = trials.run(&point, n, |epoch, m| asha(&rungs, epoch, m["accuracy"]));
+                    if out.status != train::Status::Completed {
+                        continue;
+                    }
+                    let Some(model) = out.model else { continue };
+                    let test = model.evaluate(&trials.data.test, &trials.data.info).expect("evaluates")["accuracy"];
+                    let elapsed = start.elapsed().as_secs_f64();
+                    println!(
+                        "{{\"trial\":{n},\"elapsed\":{elapsed:.2},\"valid\":{:.4},\"test\":{test:.4},\"params\":{},\"point\":{}}}",
+                        out.metrics["accuracy"],
+                        out.metrics["params"],
+                        serde_json::to_string(&point).unwrap_or_default()
+                    );
+                    results.lock().expect("lock").push((elapsed, out.metrics["accuracy"], test));
+                }
+            });
+        }
+    });
+    let mut r = results.into_inner().expect("lock");
+    r.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let hit = r.iter().find(|x| x.2 >= 0.97).map(|x| x.0);
+    let best = r.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+    println!(
+        "{{\"summary\":\"bma-proxy-random\",\"trials\":{trials_n},\"jobs\":{jobs},\"total_s\":{:.2},\"first_test_0.97_s\":{},\"finished\":{},\"best_valid\":{},\"best_test\":{}}}",
+        start.elapsed().as_secs_f64(),
+        json(hit),
+        r.len(),
+        json(best.map(|b| b.1)),
+        json(best.map(|b| b.2))
+    );
+}
+
+/// Successive halving, eta 3, minimum 2 epochs: at a rung, stop unless in the top third.
+fn asha(rungs: &std::sync::Mutex<std::collections::BTreeMap<usize, Vec<f64>>>, epoch: usize, value: f64) -> Control {
+    if ![2, 6, 18].contains(&epoch) {
+        return Control::Continue;
+    }
+    let mut r = rungs.lock().expect("lock");
+    let seen = r.entry(epoch).or_default();
+    seen.push(value);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let keep = (sorted.len() / 3).max(1);
+    if value >= sorted[keep - 1] { Control::Continue } else { Control::Stop }
+}
+
+fn json(v: Option<f64>) -> String {
+    v.map_or("null".to_string(), |x| format!("{x:.4}"))
+}
+
+fn sample(d: &bma::ir::Domain, rng: &mut bma::rng::Rng) -> Value {
+    match d {
+        bma::ir::Domain::Int { lo, hi, step, .. } => {
+            let k = (hi - lo) / step.max(&1) + 1;
+            Value::Int(lo + step.max(&1) * rng.below(k as u64) as i64)
+        }
+        bma::ir::Domain::Float { lo, hi, log, .. } => {
+            Value::Float(if *log { rng.uniform(lo.ln(), hi.ln()).exp() } else { rng.uniform(*lo, *hi) })
+        }
+        bma::ir::Domain::Choice(v) => v[rng.index(v.len())].clone(),
+    }
+}
+
 /// Threads of this process now (Linux). While training: main + one pool worker per
 /// trial (+ one thread per parallel trial); a global rayon pool would add one per core.
 fn os_threads() -> usize {
@@ -94,7 +201,9 @@ fn setup(model: &str, epochs: usize) -> (bma::ir::SubModel, bma::data::Dataset, 
             "conv2d(32, kernel: 3, padding: same) batchnorm relu conv2d(32, kernel: 3, padding: same) batchnorm relu \
              conv2d(32, kernel: 3, padding: same) batchnorm relu global_avgpool dense(10)"
         }
-        _ => "flatten dense(128) relu dense(64) relu dense(10)",
+        "mlp" => "flatten dense(128) relu dense(64) relu dense(10)",
+        // Any other MODEL is a model body written out (`"conv2d(8) relu flatten dense(10)"`).
+        body => body,
     };
     let src = format!(
         "experiment b {{\n data = digits(split: [0.8, 0.1, 0.1], seed: 1)\n model {{ {body} }}\n train {{ optimizer = adam(0.001) epochs = {epochs} batch = 64 }}\n objective {{ maximize accuracy }}\n}}\n"

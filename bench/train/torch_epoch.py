@@ -37,7 +37,13 @@ yte = torch.tensor([int(r[64]) for r in test])
 mean, std = xtr.mean(), xtr.std()
 xtr, xte = (xtr - mean) / std, (xte - mean) / std
 
-if model_name == "cnn":
+if model_name == "cnn-bn":
+    layers, c = [nn.Unflatten(1, (1, 8, 8))], 1
+    for _ in range(3):
+        layers += [nn.Conv2d(c, 32, 3, padding="same"), nn.BatchNorm2d(32), nn.ReLU()]
+        c = 32
+    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+elif model_name == "cnn":
     net = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(256, 10))
 else:
     net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))

@@ -31,7 +31,10 @@ struct DocFiles(BTreeMap<PathBuf, String>);
 
 impl bma::ir::Loader for DocFiles {
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        self.0.get(path).cloned().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not a file of this document"))
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not a file of this document"))
     }
 }
 
@@ -88,7 +91,11 @@ fn check_doc(doc: &str) -> usize {
         }
         let c = bma::compile_with(&Source::new(b.name.clone(), b.text.clone()), &files);
         let shown = |min: Severity| -> Vec<String> {
-            c.diagnostics.iter().filter(|d| d.severity >= min).map(|d| diagnostic::render(d, &c.sources, options)).collect()
+            c.diagnostics
+                .iter()
+                .filter(|d| d.severity >= min)
+                .map(|d| diagnostic::render(d, &c.sources, options))
+                .collect()
         };
         match &b.kind {
             Kind::File | Kind::Module(_) => {
@@ -127,6 +134,7 @@ fn readme_blocks_compile() {
 fn language_reference_lists_every_diagnostic() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
     let text = std::fs::read_to_string(path).expect("docs/language.md is readable");
-    let missing: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).filter(|c| !text.contains(&format!("| `{c}` |"))).collect();
+    let missing: Vec<&str> =
+        Code::ALL.iter().map(|c| c.as_str()).filter(|c| !text.contains(&format!("| `{c}` |"))).collect();
     assert!(missing.is_empty(), "docs/language.md's diagnostics table lacks {missing:?}");
 }

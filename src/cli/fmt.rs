@@ -1,0 +1,104 @@
+//! `bma fmt [--check] FILE...`: rewrites files in the canonical layout of
+//! [`bma::fmt`], or with `--check` lists those that would change.
+//!
+//! A file is only ever replaced whole (a temporary file renamed over it), and only
+//! when the output parses to the same tree and keeps every comment: a formatter
+//! bug fails loudly instead of corrupting a file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bma::Sources;
+use bma::source::FileId;
+
+/// Formats `files` in place, or only checks them; exit 1 if any is unparsable or,
+/// with `check`, would change; 2 if one cannot be read, written or formatted safely.
+pub fn fmt_command(files: &[PathBuf], check: bool) -> ExitCode {
+    let mut worst = super::OK;
+    for path in files {
+        let code = match fmt_file(path, check) {
+            Ok(Outcome::Unchanged) => super::OK,
+            Ok(Outcome::Changed) if check => {
+                println!("{}", path.display());
+                super::INPUT
+            }
+            Ok(Outcome::Changed) => super::OK,
+            Err(Failure::Input) => super::INPUT,
+            Err(Failure::Internal(message)) => {
+                eprintln!("error: {message}");
+                super::INTERNAL
+            }
+        };
+        worst = worst.max(code);
+    }
+    ExitCode::from(worst)
+}
+
+enum Outcome {
+    Unchanged,
+    Changed,
+}
+
+enum Failure {
+    /// The file does not parse; its diagnostic is printed.
+    Input,
+    Internal(String),
+}
+
+fn fmt_file(path: &Path, check: bool) -> Result<Outcome, Failure> {
+    let source = super::read_source(path).map_err(Failure::Internal)?;
+    let formatted = match bma::fmt::format(&source) {
+        Ok(text) => text,
+        Err(d) => {
+            let mut sources = Sources::default();
+            sources.add(source);
+            super::report_diagnostics(&sources, &[d], super::Format::Human);
+            return Err(Failure::Input);
+        }
+    };
+    if formatted == source.text {
+        return Ok(Outcome::Unchanged);
+    }
+    verify(&source.text, &formatted)
+        .map_err(|why| Failure::Internal(format!("{}: formatting would {why}; file left as is", path.display())))?;
+    if !check {
+        write_atomically(path, &formatted)
+            .map_err(|e| Failure::Internal(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(Outcome::Changed)
+}
+
+/// The formatter's invariants, checked on the real input before anything is written.
+fn verify(before: &str, after: &str) -> Result<(), &'static str> {
+    let (Ok(a), Ok(b)) = (bma::syntax::parse(FileId(0), before), bma::syntax::parse(FileId(0), after)) else {
+        return Err("produce text that does not parse");
+    };
+    if !bma::fmt::same_tree(&a, &b) {
+        return Err("change the file's meaning");
+    }
+    if bma::fmt::comments(before) != bma::fmt::comments(after) {
+        return Err("lose or reorder a comment");
+    }
+    Ok(())
+}
+
+/// Writes `text` to a temporary file beside `path`, then renames it over `path`.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map_or_else(|| "bma".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.bma-fmt-{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,2 @@
+" .bma files: declarative automatic model searches.
+autocmd BufRead,BufNewFile *.bma setfiletype bma

@@ -20,8 +20,8 @@ syn keyword bmaMath exp ln log2 log10 sqrt sin cos tan abs min max floor ceil ro
 syn keyword bmaConstant pi e
 syn keyword bmaMetric accuracy f1 precision recall loss mse mae r2 latency throughput params flops train_time expressivity
 syn keyword bmaStrategy grid random tpe nsga2 evolution subspace none median asha hyperband
-syn match bmaParamDecl '\<\h\w*\ze\s*:\s*\(\(int\|float\|bool\|layer\|symbol\|string\)\s\+\)\=in\>'
 syn match bmaArgName '\<\h\w*\ze\s*:[^:]' contains=NONE
+syn match bmaParamDecl '\<\h\w*\ze\s*:\s*\(\(int\|float\|bool\|layer\|symbol\|string\)\s\+\)\=in\>'
 syn match bmaParamDecl '\<\h\w*\ze\s*:\s*\(int\|float\|bool\|layer\|symbol\|string\)\>'
 syn match bmaNumber '\<\d[0-9_]*\(\.\d[0-9_]*\)\=\([eE][+-]\=\d\+\)\=\(us\|ms\|min\|s\|h\|k\|M\)\=\>'
 syn match bmaOperator '\.\.=\=\|->\|=>\|==\|!=\|<=\|>=\|[-+*/%^<>=|]'

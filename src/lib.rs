@@ -17,6 +17,7 @@ pub mod data;
 pub mod train;
 pub mod pins;
 pub mod ide;
+pub mod average;
 pub mod fmt;
 
 use std::path::Path;

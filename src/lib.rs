@@ -19,6 +19,8 @@ pub mod pins;
 pub mod ide;
 pub mod average;
 pub mod fmt;
+pub mod space;
+pub mod search;
 
 use std::path::Path;
 

@@ -129,6 +129,9 @@ pub struct Trial {
     pub violations: Vec<f64>,
     /// `(step, value)` reports of the first objective during the trial (epochs).
     pub steps: Vec<(u32, f64)>,
+    /// Every metric measured (accuracy, latency, params, ...), by name; the report reads these.
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, f64>,
     pub error: Option<String>,
     /// Wall-clock seconds.
     pub duration: f64,
@@ -145,6 +148,7 @@ impl Trial {
             constraints: Vec::new(),
             violations: Vec::new(),
             steps: Vec::new(),
+            metrics: Default::default(),
             error: None,
             duration: 0.0,
         }

@@ -55,6 +55,13 @@ enum Command {
     },
     /// Searches: samples, trains, prunes, ranks and reports.
     Run(cli::run::RunArgs),
+    /// Rewrites files in the one canonical layout (comments kept); `-` or no file: stdin to stdout.
+    Fmt {
+        files: Vec<PathBuf>,
+        /// Change nothing; list the files that are not formatted and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
 }
@@ -73,6 +80,7 @@ fn main() -> ExitCode {
         Command::Space { file, experiment } => space(&file, experiment.as_deref()),
         Command::Graph { file, set, experiment } => graph(&file, &set, experiment.as_deref()),
         Command::Run(args) => cli::run::run(&args),
+        Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
         Command::Lsp => cli::lsp::lsp(),
     }
 }

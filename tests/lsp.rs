@@ -190,6 +190,35 @@ fn diagnostics_hover_definition_completion() {
         assert!(labels.contains(&want), "completion lacks {want}");
     }
 
+    // Formatting: one whole-document edit whose text is `bma fmt`'s output; none once formatted.
+    assert_eq!(init.pointer("/result/capabilities/documentFormattingProvider"), Some(&json!(true)));
+    let messy = "experiment t {\n  space { x: float in 0.0..1.0 }   // keep me\n objective { minimize x }\n}";
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 3 }, "contentChanges": [{ "text": messy }] }),
+    );
+    let edits = s.request(
+        7,
+        "textDocument/formatting",
+        json!({ "textDocument": { "uri": URI }, "options": { "tabSize": 2, "insertSpaces": true } }),
+    );
+    let edit = edits.pointer("/result/0").expect("one edit");
+    assert_eq!(edit.pointer("/range/end"), Some(&json!({ "line": 3, "character": 1 })));
+    let new_text = edit["newText"].as_str().expect("new text");
+    let expected = bma::fmt::format(&bma::Source::new("t.bma", messy)).expect("formats");
+    assert_eq!(new_text, expected);
+    assert!(new_text.contains("// keep me"));
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 4 }, "contentChanges": [{ "text": new_text }] }),
+    );
+    let edits = s.request(
+        8,
+        "textDocument/formatting",
+        json!({ "textDocument": { "uri": URI }, "options": { "tabSize": 2, "insertSpaces": true } }),
+    );
+    assert_eq!(edits.pointer("/result"), Some(&json!([])));
+
     let shut = s.request(6, "shutdown", Value::Null);
     assert!(shut.get("error").is_none());
     s.notify("exit", Value::Null);

@@ -15,6 +15,9 @@ use bma::source::FileId;
 /// Formats `files` in place, or only checks them; exit 1 if any is unparsable or,
 /// with `check`, would change; 2 if one cannot be read, written or formatted safely.
 pub fn fmt_command(files: &[PathBuf], check: bool) -> ExitCode {
+    if files.is_empty() || (files.len() == 1 && files[0].as_os_str() == "-") {
+        return fmt_stdin(check);
+    }
     let mut worst = super::OK;
     for path in files {
         let code = match fmt_file(path, check) {
@@ -33,6 +36,39 @@ pub fn fmt_command(files: &[PathBuf], check: bool) -> ExitCode {
         worst = worst.max(code);
     }
     ExitCode::from(worst)
+}
+
+/// Reads stdin, writes the formatted text to stdout (for editors' `formatprg`);
+/// with `check`, prints nothing and exits 1 when the text would change.
+fn fmt_stdin(check: bool) -> ExitCode {
+    let mut text = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+        eprintln!("error: cannot read stdin: {e}");
+        return ExitCode::from(super::INTERNAL);
+    }
+    let source = bma::Source::new("<stdin>", text);
+    let formatted = match bma::fmt::format(&source) {
+        Ok(formatted) => formatted,
+        Err(d) => {
+            let mut sources = Sources::default();
+            sources.add(source);
+            super::report_diagnostics(&sources, &[d], super::Format::Human);
+            return ExitCode::from(super::INPUT);
+        }
+    };
+    if formatted != source.text
+        && let Err(why) = verify(&source.text, &formatted)
+    {
+        eprintln!("error: formatting would {why}; input left as is");
+        // Give the input back unchanged so an editor filter never loses text.
+        print!("{}", source.text);
+        return ExitCode::from(super::INTERNAL);
+    }
+    if check {
+        return ExitCode::from(if formatted == source.text { super::OK } else { super::INPUT });
+    }
+    print!("{formatted}");
+    ExitCode::from(super::OK)
 }
 
 enum Outcome {

@@ -1,7 +1,8 @@
 //! `bma lsp`: the language server over stdio.
 //!
 //! Diagnostics as you type (the same `compile` as `bma check`), hover, go to
-//! definition (into the stdlib too, written out to a cache folder), completion.
+//! definition (into the stdlib too, written out to a cache folder), completion,
+//! formatting (`bma fmt`'s layout).
 //! Protocol framing comes from `lsp-server`; messages are plain JSON.
 
 use std::collections::HashMap;
@@ -21,8 +22,8 @@ pub fn lsp() -> ExitCode {
         "textDocumentSync": 1,
         "hoverProvider": true,
         "definitionProvider": true,
+        "documentFormattingProvider": true,
         "completionProvider": { "triggerCharacters": ["."] },
-        "documentFormattingProvider": formatting_supported(),
     });
     let result = connection.initialize(capabilities).map_err(|e| e.to_string()).and_then(|_| serve(&connection));
     drop(connection);
@@ -31,10 +32,6 @@ pub fn lsp() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => super::fail(format!("language server: {e}"), super::INTERNAL),
     }
-}
-
-fn formatting_supported() -> bool {
-    false
 }
 
 struct State {
@@ -189,6 +186,9 @@ fn handle_request(state: &State, req: &Request) -> Response {
     };
     let line = req.params.pointer("/position/line").and_then(Value::as_u64).unwrap_or(0) as usize;
     let character = req.params.pointer("/position/character").and_then(Value::as_u64).unwrap_or(0) as usize;
+    if req.method == "textDocument/formatting" {
+        return Response::new_ok(req.id.clone(), formatting(text));
+    }
     let at = offset(text, line, character);
     let c = compile(&uri, text);
     let result = match req.method.as_str() {
@@ -223,6 +223,29 @@ fn handle_request(state: &State, req: &Request) -> Response {
         other => return Response::new_err(req.id.clone(), -32601, format!("method not supported: {other}")),
     };
     Response::new_ok(req.id.clone(), result)
+}
+
+/// One edit replacing the whole document with its canonical layout; no edit when
+/// it is already formatted or does not parse (its diagnostics say why), or when the
+/// formatter's own invariants (same tree, same comments) would not hold.
+fn formatting(text: &str) -> Value {
+    let source = bma::Source::new("<document>", text);
+    let Ok(formatted) = bma::fmt::format(&source) else { return json!([]) };
+    if formatted == text {
+        return json!([]);
+    }
+    let (Ok(a), Ok(b)) = (bma::syntax::parse(FileId(0), text), bma::syntax::parse(FileId(0), &formatted)) else {
+        return json!([]);
+    };
+    if !bma::fmt::same_tree(&a, &b) || bma::fmt::comments(text) != bma::fmt::comments(&formatted) {
+        return json!([]);
+    }
+    let lines = text.split('\n').count() - 1;
+    let last = text.rsplit('\n').next().unwrap_or("").encode_utf16().count();
+    json!([{
+        "range": { "start": { "line": 0, "character": 0 }, "end": { "line": lines, "character": last } },
+        "newText": formatted,
+    }])
 }
 
 fn uri_to_path(uri: &str) -> Option<PathBuf> {

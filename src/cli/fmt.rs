@@ -51,8 +51,12 @@ fn fmt_stdin(check: bool) -> ExitCode {
         Ok(formatted) => formatted,
         Err(d) => {
             let mut sources = Sources::default();
-            sources.add(source);
+            sources.add(source.clone());
             super::report_diagnostics(&sources, &[d], super::Format::Human);
+            // A filter never eats text: an editor that pipes through us gets it back.
+            if !check {
+                print!("{}", source.text);
+            }
             return ExitCode::from(super::INPUT);
         }
     };

@@ -493,7 +493,12 @@ impl Builder<'_> {
             Rule::boolean => ast::ExprKind::Bool(pair.as_str() == "true"),
             Rule::ident => ast::ExprKind::Name(pair.as_str().to_string()),
             Rule::list => ast::ExprKind::List(children(pair).map(|p| self.expr(p)).collect()),
-            Rule::paren => return self.expr(children(pair).next().unwrap()),
+            Rule::paren => {
+                // The parentheses belong to the span, so `not (k == 2)` quotes back whole.
+                let mut inner = self.expr(children(pair.clone()).next().unwrap());
+                inner.span = span;
+                return inner;
+            }
             Rule::if_expr => {
                 let mut it = children(pair);
                 let c = self.expr(it.next().unwrap());

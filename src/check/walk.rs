@@ -1088,12 +1088,18 @@ impl<'a> Walker<'a> {
         };
         if let Some(t) = param_ty {
             if call.args.is_some() {
-                self.diags.push(Diagnostic::error(
+                let mut d = Diagnostic::error(
                     Code::TypeMismatch,
                     format!("`{name}` is a parameter; it cannot take arguments"),
                     call.span,
                     "called here",
-                ));
+                );
+                if is_layer_name(self.program, name) {
+                    d = d.with_help(format!(
+                        "the parameter `{name}` hides the layer `{name}`; rename the parameter (e.g. `{name}_rate`)"
+                    ));
+                }
+                self.diags.push(d);
             } else if !matches!(t, Ty::Layer | Ty::Unknown | Ty::Sym(_)) {
                 let mut d = Diagnostic::error(
                     Code::TypeMismatch,

@@ -124,12 +124,13 @@ fn explain_program(c: &bma::Compiled) -> String {
             }
         }
     }
-    for (name, b) in &c.program.blocks {
+    // Each item once, under the name the file uses (not the qualified copies imports bring).
+    for (name, b) in c.program.blocks.iter().filter(|(n, _)| !c.program.hidden.contains(*n)) {
         if let Some(d) = &b.doc {
             s.push_str(&format!("block {name}\n{}", indent(d, "  ")));
         }
     }
-    for (name, f) in &c.program.fns {
+    for (name, f) in c.program.fns.iter().filter(|(n, _)| !c.program.hidden.contains(*n)) {
         if let Some(d) = &f.doc {
             s.push_str(&format!("fn {name}\n{}", indent(d, "  ")));
         }

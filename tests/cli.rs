@@ -208,3 +208,12 @@ fn fmt_filters_stdin_and_check_lists_unformatted_files() {
     assert_eq!(std::fs::read_to_string(&a).expect("read"), run.stdout);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn explain_lists_each_imported_block_once_under_its_own_name() {
+    let run = bma(&["check", "--explain", "examples/digits.bma"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    let blocks: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("block ")).collect();
+    // digits.bma imports dense_act and conv_bn from std::blocks, nothing else.
+    assert_eq!(blocks, ["block conv_bn", "block dense_act"], "{}", run.stdout);
+}

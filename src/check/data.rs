@@ -369,13 +369,33 @@ pub fn idx_dims(bytes: &[u8]) -> Option<Vec<usize>> {
         let b = bytes.get(4 + 4 * i..8 + 4 * i)?;
         dims.push(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
     }
-    let elem = match bytes[2] {
+    let elem: usize = match bytes[2] {
         0x08 | 0x09 => 1,
         0x0B => 2,
         0x0C | 0x0D => 4,
         0x0E => 8,
         _ => return None,
     };
-    let need = 4 + 4 * n + dims.iter().product::<usize>() * elem;
+    // Checked: a forged header with huge dimensions is malformed, not an overflow.
+    let need = dims.iter().try_fold(elem, |acc, d| acc.checked_mul(*d))?.checked_add(4 + 4 * n)?;
     (bytes.len() >= need && !dims.is_empty()).then_some(dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idx_dims;
+
+    #[test]
+    fn idx_headers_with_huge_dimensions_are_malformed_not_overflows() {
+        // Three dimensions of 0xFFFFFFFF bytes: their product overflows usize.
+        let mut forged = vec![0, 0, 0x08, 3];
+        forged.extend_from_slice(&[0xFF; 12]);
+        assert_eq!(idx_dims(&forged), None);
+        // A well-formed 2x3 u8 file.
+        let mut ok = vec![0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+        ok.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        assert_eq!(idx_dims(&ok), Some(vec![2, 3]));
+        // Truncated data.
+        assert_eq!(idx_dims(&ok[..ok.len() - 1]), None);
+    }
 }

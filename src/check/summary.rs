@@ -55,8 +55,10 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
         if info.space.statically_infeasible > 0 {
             let _ = writeln!(
                 s,
-                "  pruned    {} structural points break a `require` before training",
-                info.space.statically_infeasible
+                "  pruned    {} structural point{} break{} a `require` before training",
+                info.space.statically_infeasible,
+                if info.space.statically_infeasible == 1 { "" } else { "s" },
+                if info.space.statically_infeasible == 1 { "s" } else { "" }
             );
         }
     }
@@ -81,7 +83,18 @@ fn describe_domain(d: &Domain) -> String {
                 if *log { " log" } else { "" }
             )
         }
-        Domain::Choice(v) => format!("in {{{}}}", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+        Domain::Choice(v) => {
+            let ty = if v.iter().all(|x| matches!(x, Value::Int(_))) {
+                "int "
+            } else if v.iter().all(|x| matches!(x, Value::Float(_) | Value::Int(_))) {
+                "float "
+            } else if v.iter().all(|x| matches!(x, Value::Bool(_))) {
+                "bool "
+            } else {
+                ""
+            };
+            format!("{ty}in {{{}}}", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 

@@ -65,6 +65,7 @@ pub fn lower(root: FileId, file: &ast::File, sources: &mut Sources, loader: &dyn
     }
     // Imported modules' items under their qualified names, for the blocks that use them.
     for (name, def) in std::mem::take(&mut cx.hidden) {
+        program.hidden.insert(name.clone());
         match def {
             Def::Block(b) => {
                 program.blocks.entry(name).or_insert(b);

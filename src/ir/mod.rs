@@ -45,6 +45,9 @@ pub struct Program {
     pub blocks: BTreeMap<String, ast::Block>,
     /// Functions by name (imports included).
     pub fns: BTreeMap<String, ast::FnDef>,
+    /// The qualified names (`std::blocks::conv_bn`) of items the root file did not
+    /// import but an imported item uses; present in `blocks`/`fns`, not nameable.
+    pub hidden: std::collections::BTreeSet<String>,
 }
 
 impl Program {

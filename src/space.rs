@@ -239,10 +239,19 @@ impl Axis {
         match *domain {
             Domain::Choice(_) => None,
             Domain::Float { lo, hi, log, step } => {
-                let log = log && lo > 0.0;
-                let t = |x: f64| if log { x.ln() } else { x };
                 let step = step.filter(|s| *s > 0.0);
-                Some(Axis { lo: t(lo), hi: t(hi), log, kind: AxisKind::Float { base: lo, top: hi, step } })
+                // A stepped axis is padded half a step either side, like an int one, so
+                // that every level (the ends included) owns an equal share of `[0, 1]`.
+                let (a, b) = match step {
+                    Some(s) => {
+                        let top = lo + ((hi - lo) / s + 1e-9).floor().max(0.0) * s;
+                        (lo - s / 2.0, top + s / 2.0)
+                    }
+                    None => (lo, hi),
+                };
+                let log = log && a > 0.0;
+                let t = |x: f64| if log { x.ln() } else { x };
+                Some(Axis { lo: t(a), hi: t(b), log, kind: AxisKind::Float { base: lo, top: hi, step } })
             }
             Domain::Int { lo, hi, log, step } => {
                 let step = step.max(1);
@@ -290,6 +299,28 @@ impl Axis {
         Some(if span > 0.0 { ((t - self.lo) / span).clamp(0.0, 1.0) } else { 0.5 })
     }
 
+    /// For a discrete axis (int or stepped) of at most `max` levels: each level's bin of
+    /// `[0, 1]` as `(from, to, at)`, where `at` is the level's own coordinate. Every value
+    /// owns the interval half a step either side of it (in log units for `log` axes),
+    /// so the bins tile `[0, 1]`.
+    pub fn bins(&self, max: u64) -> Option<Vec<(f64, f64, f64)>> {
+        let n = self.levels().filter(|n| *n <= max)?;
+        let (base, step) = match self.kind {
+            AxisKind::Int { base, step, .. } => (base as f64, step as f64),
+            AxisKind::Float { base, step: Some(s), .. } => (base, s),
+            AxisKind::Float { step: None, .. } => return None,
+        };
+        let unit = |x: f64| self.unit(&Value::Float(x)).unwrap_or(0.5);
+        Some(
+            (0..n)
+                .map(|i| {
+                    let v = base + i as f64 * step;
+                    (unit(v - step / 2.0), unit(v + step / 2.0), unit(v))
+                })
+                .collect(),
+        )
+    }
+
     /// The number of distinct values, for int and stepped axes.
     pub fn levels(&self) -> Option<u64> {
         match self.kind {
@@ -328,11 +359,16 @@ impl Encoding {
             .params
             .iter()
             .filter_map(|p| match &p.kind {
-                ParamKind::Free(Domain::Choice(values)) => {
-                    Some(Dim { name: p.name.clone(), kind: DimKind::Categorical(values.clone()), conditional: p.is_conditional() })
-                }
-                ParamKind::Free(d) => Axis::of(d)
-                    .map(|a| Dim { name: p.name.clone(), kind: DimKind::Numeric(a), conditional: p.is_conditional() }),
+                ParamKind::Free(Domain::Choice(values)) => Some(Dim {
+                    name: p.name.clone(),
+                    kind: DimKind::Categorical(values.clone()),
+                    conditional: p.is_conditional(),
+                }),
+                ParamKind::Free(d) => Axis::of(d).map(|a| Dim {
+                    name: p.name.clone(),
+                    kind: DimKind::Numeric(a),
+                    conditional: p.is_conditional(),
+                }),
                 _ => None,
             })
             .collect();
@@ -354,7 +390,9 @@ impl Dim {
     pub fn coordinate(&self, value: &Value) -> Option<f64> {
         match &self.kind {
             DimKind::Numeric(axis) => axis.unit(value),
-            DimKind::Categorical(values) => values.iter().position(|c| c == value || c.loosely_eq(value)).map(|i| i as f64),
+            DimKind::Categorical(values) => {
+                values.iter().position(|c| c == value || c.loosely_eq(value)).map(|i| i as f64)
+            }
         }
     }
 
@@ -375,5 +413,201 @@ impl Dim {
             DimKind::Categorical(v) => Some(v.len()),
             DimKind::Numeric(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+fn double(n: int) -> int = 2 * n
+experiment t {
+  space {
+    lr:     float in 1e-4..1e-1 log
+    width:  int in 16..=256 step 16
+    depth:  int in 1..=4
+    p:      float in 0.0..=0.5 step 0.1
+    batch:  int in 8..=512 log
+    opt:    in {sgd, adam}
+    bn:     bool in {true, false}
+    seed    = 3
+    let units = double(width)
+    when opt == sgd {
+      momentum: float in 0.5..0.99
+      when momentum > 0.9 {
+        nesterov: bool in {true, false}
+      }
+    }
+  }
+  objective { minimize 0 }
+}
+"#;
+
+    fn program(text: &str) -> ir::Program {
+        let compiled = crate::compile(&crate::Source::new("t.bma", text));
+        let errors: Vec<_> = compiled.diagnostics.iter().filter(|d| d.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        compiled.program
+    }
+
+    fn points(n: usize, seed: u64) -> (ir::Program, Vec<Point>) {
+        let prog = program(SPEC);
+        let mut rng = Rng::new(seed);
+        let ctx = Context { fns: &prog.fns, data: None };
+        let pts = (0..n).map(|_| sample(&prog.experiments[0].space, ctx, &Point::new(), &mut rng).unwrap()).collect();
+        (prog, pts)
+    }
+
+    fn f(p: &Point, k: &str) -> f64 {
+        p[k].as_f64().unwrap()
+    }
+
+    #[test]
+    fn every_domain_kind_samples_inside_its_domain() {
+        let (_, pts) = points(4000, 1);
+        for p in &pts {
+            let lr = f(p, "lr");
+            assert!((1e-4..=1e-1).contains(&lr), "{lr}");
+            let width = p["width"].as_i64().unwrap();
+            assert!((16..=256).contains(&width) && width % 16 == 0, "{width}");
+            assert!(matches!(p["depth"], Value::Int(1..=4)));
+            let q = f(p, "p");
+            assert!((0.0..=0.5 + 1e-12).contains(&q) && ((q * 10.0).round() - q * 10.0).abs() < 1e-9, "{q}");
+            assert!((8..=512).contains(&p["batch"].as_i64().unwrap()));
+            assert!(matches!(p["bn"], Value::Bool(_)));
+            assert_eq!(p["seed"], Value::Int(3), "constants are present");
+            assert_eq!(p["units"], Value::Int(2 * width), "derived values follow their inputs");
+        }
+        // Every level of every discrete domain is reached, the ends included, about equally.
+        let mut widths = BTreeMap::new();
+        let mut ps = BTreeMap::new();
+        for p in &pts {
+            *widths.entry(p["width"].as_i64().unwrap()).or_insert(0) += 1;
+            *ps.entry((f(p, "p") * 10.0).round() as i64).or_insert(0) += 1;
+        }
+        assert_eq!(widths.len(), 16);
+        assert!(widths.values().all(|&c| (150..350).contains(&c)), "{widths:?}");
+        assert_eq!(ps.len(), 6);
+        assert!(ps.values().all(|&c| (500..850).contains(&c)), "step ends get a full share: {ps:?}");
+    }
+
+    #[test]
+    fn log_domains_spread_evenly_over_decades() {
+        let (_, pts) = points(6000, 2);
+        let mut decades = [0u32; 3];
+        for p in &pts {
+            let d = (f(p, "lr").log10() + 4.0).floor().clamp(0.0, 2.0) as usize;
+            decades[d] += 1;
+        }
+        assert!(decades.iter().all(|&c| (1800..2200).contains(&c)), "{decades:?}");
+        // A log int: as many draws in 8..=22 as in 181..=512 (equal log widths, about).
+        let low = pts.iter().filter(|p| p["batch"].as_i64().unwrap() <= 22).count();
+        let high = pts.iter().filter(|p| p["batch"].as_i64().unwrap() >= 181).count();
+        assert!((low as f64 / high as f64 - 1.0).abs() < 0.2, "{low} {high}");
+    }
+
+    #[test]
+    fn inactive_conditional_parameters_are_absent() {
+        let (_, pts) = points(2000, 3);
+        let (mut sgd, mut nest) = (0, 0);
+        for p in &pts {
+            let is_sgd = p["opt"] == Value::sym("sgd");
+            assert_eq!(p.contains_key("momentum"), is_sgd, "{p:?}");
+            let deep = is_sgd && f(p, "momentum") > 0.9;
+            assert_eq!(p.contains_key("nesterov"), deep, "nested `when`: {p:?}");
+            sgd += usize::from(is_sgd);
+            nest += usize::from(deep);
+        }
+        assert!((850..1150).contains(&sgd) && nest > 100, "{sgd} {nest}");
+    }
+
+    #[test]
+    fn pins_are_kept_and_checked() {
+        let prog = program(SPEC);
+        let space = &prog.experiments[0].space;
+        let ctx = Context { fns: &prog.fns, data: None };
+        let pin = check_pin(space, "width", &Value::Int(64)).unwrap();
+        let pins: Point = [("width".to_string(), pin), ("opt".to_string(), Value::sym("adam"))].into();
+        let mut rng = Rng::new(4);
+        for _ in 0..50 {
+            let p = sample(space, ctx, &pins, &mut rng).unwrap();
+            assert_eq!(p["width"], Value::Int(64));
+            assert_eq!(p["units"], Value::Int(128));
+            assert!(!p.contains_key("momentum"));
+        }
+        assert!(check_pin(space, "width", &Value::Int(20)).is_err(), "off the step");
+        assert!(check_pin(space, "units", &Value::Int(2)).is_err(), "derived");
+        assert!(check_pin(space, "nope", &Value::Int(2)).is_err());
+        assert_eq!(check_pin(space, "lr", &Value::Int(0)).map_err(|e| e.to_string()).unwrap_err().contains("lr"), true);
+    }
+
+    #[test]
+    fn grid_enumerates_and_honours_its_limit() {
+        let prog = program(
+            "experiment g {\n  space {\n    a: int in 1..=3\n    k: in {x, y}\n    when k == x { b: float in 0.0..=1.0 }\n  }\n  objective { minimize 0 }\n}\n",
+        );
+        let space = &prog.experiments[0].space;
+        let ctx = Context { fns: &prog.fns, data: None };
+        let all = grid(space, ctx, &Point::new(), 100).unwrap();
+        // a: 3 values; k = x gives b's 5 points, k = y none.
+        assert_eq!(all.len(), 3 * (GRID_FLOAT_POINTS + 1));
+        assert!(all.iter().filter(|p| p["k"] == Value::sym("y")).all(|p| !p.contains_key("b")));
+        let err = grid(space, ctx, &Point::new(), 10).unwrap_err();
+        assert_eq!(err, SpaceError::GridTooLarge { count: 18, exact: true, limit: 10 });
+        assert!(err.to_string().contains("18"), "{err}");
+        let pins: Point = [("a".to_string(), Value::Int(2))].into();
+        assert_eq!(grid(space, ctx, &pins, 10).unwrap().len(), GRID_FLOAT_POINTS + 1);
+    }
+
+    #[test]
+    fn encoding_marks_absent_parameters_and_round_trips() {
+        let (prog, pts) = points(300, 5);
+        let enc = Encoding::new(&prog.experiments[0].space);
+        let names: Vec<&str> = enc.dims.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["lr", "width", "depth", "p", "batch", "opt", "bn", "momentum", "nesterov"]);
+        assert!(enc.dims[enc.index("momentum").unwrap()].conditional);
+        assert!(!enc.dims[enc.index("lr").unwrap()].conditional);
+        for p in &pts {
+            let x = enc.encode(p);
+            for (d, c) in enc.dims.iter().zip(&x) {
+                match c {
+                    None => assert!(!p.contains_key(&d.name), "absent, not noise"),
+                    Some(c) => {
+                        assert!(d.categories().is_some() || (0.0..=1.0).contains(c));
+                        let back = d.value(*c);
+                        let orig = &p[&d.name];
+                        match (back.as_f64(), orig.as_f64()) {
+                            (Some(a), Some(b)) => {
+                                assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{} {a} {b}", d.name)
+                            }
+                            _ => assert_eq!(&back, orig),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn discrete_bins_tile_the_unit_interval() {
+        for d in [
+            Domain::Int { lo: 1, hi: 4, log: false, step: 1 },
+            Domain::Int { lo: 8, hi: 512, log: true, step: 1 },
+            Domain::Float { lo: 0.0, hi: 0.5, log: false, step: Some(0.1) },
+        ] {
+            let axis = Axis::of(&d).unwrap();
+            let bins = axis.bins(1000).unwrap();
+            assert_eq!(bins.len() as u64, axis.levels().unwrap());
+            assert!(bins[0].0.abs() < 1e-9 && (bins[bins.len() - 1].1 - 1.0).abs() < 1e-9);
+            for w in bins.windows(2) {
+                assert!((w[0].1 - w[1].0).abs() < 1e-9);
+            }
+            for (i, b) in bins.iter().enumerate() {
+                assert!(b.0 <= b.2 && b.2 <= b.1);
+                assert_eq!(axis.value(b.2), d.values().unwrap()[i], "{d:?}");
+            }
+        }
+        assert!(Axis::of(&Domain::Float { lo: 0.0, hi: 1.0, log: false, step: None }).unwrap().bins(10).is_none());
     }
 }

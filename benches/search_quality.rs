@@ -1,0 +1,236 @@
+//! Search quality and overhead of our strategies, in memory (no store, no process).
+//!
+//! For each test function (Branin, Hartmann6, Rosenbrock-10, Ackley-10 and a mixed
+//! space), the space is written in `.bma` and compiled with `bma::compile`; the
+//! function itself is computed here. Each strategy runs `TRIALS` trials for each of
+//! `SEEDS` seeds through the `Strategy::ask` / `History::upsert` loop, and the best
+//! value so far is recorded at 25, 50 and 100 trials. Then the overhead: ask + tell
+//! per trial for our TPE at 1,000 and 5,000 completed trials in a 10-d space.
+//!
+//! Run: `cargo bench --bench search_quality` (human table), or
+//! `cargo bench --bench search_quality -- --json` (one JSON object, read by
+//! `bench/search/run.py`, which puts Optuna beside it). Nothing is asserted.
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use bma::ir::{Point, Value};
+use bma::rng::Rng;
+use bma::search::{Ask, AskContext, Direction, History, Random, Rank, Strategy, Tpe, TpeOptions, Trial, TrialState};
+use bma::space::Context;
+
+const TRIALS: usize = 100;
+const SEEDS: u64 = 10;
+const CHECKPOINTS: [usize; 3] = [25, 50, 100];
+
+struct Problem {
+    name: &'static str,
+    space: String,
+    f: fn(&Point) -> f64,
+    optimum: f64,
+}
+
+fn num(p: &Point, k: &str) -> f64 {
+    p.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+fn xs(p: &Point, d: usize) -> Vec<f64> {
+    (0..d).map(|i| num(p, &format!("x{i}"))).collect()
+}
+
+fn floats(d: usize, lo: f64, hi: f64) -> String {
+    (0..d).map(|i| format!("    x{i}: float in {lo:?}..={hi:?}\n")).collect()
+}
+
+fn branin(p: &Point) -> f64 {
+    let (x, y) = (num(p, "x"), num(p, "y"));
+    let pi = std::f64::consts::PI;
+    (y - 5.1 / (4.0 * pi * pi) * x * x + 5.0 / pi * x - 6.0).powi(2) + 10.0 * (1.0 - 1.0 / (8.0 * pi)) * x.cos() + 10.0
+}
+
+fn hartmann6(p: &Point) -> f64 {
+    const A: [[f64; 6]; 4] = [
+        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+    ];
+    const P: [[f64; 6]; 4] = [
+        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+    ];
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    let x = xs(p, 6);
+    -(0..4).map(|i| ALPHA[i] * (-(0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum::<f64>()).exp()).sum::<f64>()
+}
+
+fn rosenbrock10(p: &Point) -> f64 {
+    let x = xs(p, 10);
+    (0..9).map(|i| 100.0 * (x[i + 1] - x[i] * x[i]).powi(2) + (1.0 - x[i]).powi(2)).sum()
+}
+
+fn ackley10(p: &Point) -> f64 {
+    let x = xs(p, 10);
+    let d = x.len() as f64;
+    let s1 = x.iter().map(|v| v * v).sum::<f64>() / d;
+    let s2 = x.iter().map(|v| (std::f64::consts::TAU * v).cos()).sum::<f64>() / d;
+    -20.0 * (-0.2 * s1.sqrt()).exp() - s2.exp() + 20.0 + std::f64::consts::E
+}
+
+/// The mixed space: 3 floats, 1 int, 1 categorical. Minimum 0 at
+/// `a = 1, b = -2, c = 0.5, n = 7, kind = beta`.
+fn mixed(p: &Point) -> f64 {
+    let (a, b, c, n) = (num(p, "a"), num(p, "b"), num(p, "c"), num(p, "n"));
+    let offset = match p.get("kind").and_then(Value::as_sym) {
+        Some("alpha") => 2.0,
+        Some("beta") => 0.0,
+        _ => 1.0,
+    };
+    (a - 1.0).powi(2)
+        + (b + 2.0).powi(2)
+        + 4.0 * (c - 0.5).powi(2)
+        + 0.3 * (n - 7.0).powi(2)
+        + offset
+        + 0.5 * (a - 1.0) * (b + 2.0)
+}
+
+fn problems() -> Vec<Problem> {
+    vec![
+        Problem {
+            name: "branin",
+            space: "    x: float in -5.0..=10.0\n    y: float in 0.0..=15.0\n".into(),
+            f: branin,
+            optimum: 0.397_887_357_729_738,
+        },
+        Problem { name: "hartmann6", space: floats(6, 0.0, 1.0), f: hartmann6, optimum: -3.322_368_011_391_339 },
+        Problem { name: "rosenbrock10", space: floats(10, -5.0, 10.0), f: rosenbrock10, optimum: 0.0 },
+        Problem { name: "ackley10", space: floats(10, -32.768, 32.768), f: ackley10, optimum: 0.0 },
+        Problem {
+            name: "mixed",
+            space: "    a: float in -5.0..=5.0\n    b: float in -5.0..=5.0\n    c: float in 0.0..=1.0\n    n: int in 0..=10\n    kind: in {alpha, beta, gamma}\n".into(),
+            f: mixed,
+            optimum: 0.0,
+        },
+    ]
+}
+
+fn compile_space(body: &str) -> bma::ir::Program {
+    let text = format!("experiment bench {{\n  space {{\n{body}  }}\n  objective {{\n    minimize 0\n  }}\n}}\n");
+    let compiled = bma::compile(&bma::Source::new("bench.bma", text));
+    let errors: Vec<_> = compiled.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "the bench space must compile: {errors:?}");
+    compiled.program
+}
+
+type Make = fn(&bma::ir::Space) -> Box<dyn Strategy>;
+
+fn strategies() -> Vec<(&'static str, Make)> {
+    vec![("random", |_| Box::new(Random)), ("tpe", |s| Box::new(Tpe::with_options(s, TpeOptions::default())))]
+}
+
+/// Runs one study; gives the best value after each trial.
+fn run(program: &bma::ir::Program, make: Make, f: fn(&Point) -> f64, seed: u64, trials: usize) -> Vec<f64> {
+    let exp = &program.experiments[0];
+    let ctx = Context { fns: &program.fns, data: None };
+    let pins = Point::new();
+    let mut strategy = make(&exp.space);
+    let mut history = History::new(vec![Direction::Minimize], Rank::default());
+    let mut best = f64::INFINITY;
+    let mut curve = Vec::with_capacity(trials);
+    for n in 0..trials as u64 {
+        let mut rng = Rng::derive(seed, n);
+        let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: None };
+        let Ask::Point(point) = strategy.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
+        let y = f(&point);
+        best = best.min(y);
+        curve.push(best);
+        let mut t = Trial::new(n, point, seed);
+        t.state = TrialState::Complete;
+        t.values = vec![y];
+        history.upsert(t);
+    }
+    curve
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// Milliseconds per ask + tell with `filled` completed trials already in a 10-d history.
+fn overhead(filled: usize, reps: usize) -> f64 {
+    let program = compile_space(&floats(10, -5.0, 5.0));
+    let exp = &program.experiments[0];
+    let ctx = Context { fns: &program.fns, data: None };
+    let pins = Point::new();
+    let sphere = |p: &Point| xs(p, 10).iter().map(|v| v * v).sum::<f64>();
+    let mut history = History::new(vec![Direction::Minimize], Rank::default());
+    let mut rng = Rng::new(7);
+    for n in 0..filled as u64 {
+        let point = bma::space::sample(&exp.space, ctx, &pins, &mut rng).unwrap();
+        let mut t = Trial::new(n, point.clone(), 0);
+        t.state = TrialState::Complete;
+        t.values = vec![sphere(&point)];
+        history.upsert(t);
+    }
+    let mut tpe = Tpe::new(&exp.space, 10);
+    // The first ask encodes the whole history (what a resumed study pays once).
+    let warm =
+        AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: filled as u64, budget: None };
+    tpe.ask(&warm, &mut rng).unwrap();
+    let start = Instant::now();
+    for k in 0..reps as u64 {
+        let n = filled as u64 + k;
+        let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: None };
+        let Ask::Point(point) = tpe.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
+        let mut t = Trial::new(n, point.clone(), 0);
+        t.state = TrialState::Complete;
+        t.values = vec![sphere(&point)];
+        history.upsert(t);
+    }
+    start.elapsed().as_secs_f64() * 1e3 / reps as f64
+}
+
+fn main() {
+    let json = std::env::args().any(|a| a == "--json");
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let mut quality = Vec::new();
+    for problem in problems() {
+        if !only.is_empty() && !only.iter().any(|o| o == problem.name) {
+            continue;
+        }
+        let program = compile_space(&problem.space);
+        for (name, make) in strategies() {
+            let start = Instant::now();
+            let curves: Vec<Vec<f64>> = (0..SEEDS).map(|s| run(&program, make, problem.f, s, TRIALS)).collect();
+            let secs = start.elapsed().as_secs_f64();
+            let at: Vec<f64> = CHECKPOINTS
+                .iter()
+                .map(|&c| median(curves.iter().map(|v| v[c - 1] - problem.optimum).collect()))
+                .collect();
+            if !json {
+                println!(
+                    "{:<13} {:<8} median regret @25 {:>10.4}  @50 {:>10.4}  @100 {:>10.4}   ({:.2} s for {} studies)",
+                    problem.name, name, at[0], at[1], at[2], secs, SEEDS
+                );
+            }
+            quality.push(serde_json::json!({"problem": problem.name, "strategy": name, "regret": at, "seconds": secs}));
+        }
+    }
+    let mut over = Vec::new();
+    if only.is_empty() || only.iter().any(|o| o == "overhead") {
+        for (filled, reps) in [(1_000, 200), (5_000, 200)] {
+            let ms = overhead(filled, reps);
+            if !json {
+                println!("overhead: tpe ask+tell at {filled} completed trials, 10-d: {ms:.3} ms/trial ({reps} trials)");
+            }
+            over.push(serde_json::json!({"filled": filled, "ms": ms}));
+        }
+    }
+    if json {
+        println!("{}", serde_json::json!({"quality": quality, "overhead": over}));
+    }
+}

@@ -41,11 +41,19 @@ impl<'a> Trials<'a> {
     }
 
     /// The training settings at `point`; `seed` unless the experiment sets `seed =`;
-    /// `swa` from the experiment's `average { swa(last: k) }`.
+    /// `swa` from the experiment's `average { swa(last: k) }`; with a `soup`, the shared
+    /// `init_seed` of the point's architecture. Save models with this config.
     pub fn config(&self, point: &Point, seed: u64) -> Result<TrainConfig, String> {
         let mut cfg = TrainConfig::from_experiment(self.program, self.experiment, point, &self.data.info, seed)
             .map_err(|e| e.to_string())?;
-        cfg.swa = self.averaging().swa;
+        let averaging = self.averaging();
+        cfg.swa = averaging.swa;
+        if averaging.soup
+            && let Some(body) = &self.experiment.model
+        {
+            let sub = ir::expand(self.program, body, point, &self.data.info).map_err(|e| e.message)?;
+            cfg.init_seed = Some(init_seed(&super::Plan::new(&sub), cfg.init, self.search_seed()));
+        }
         Ok(cfg)
     }
 
@@ -83,12 +91,7 @@ impl<'a> Trials<'a> {
             Err(e) => return fail(e.message),
         };
         match self.config(point, seed) {
-            Ok(mut cfg) => {
-                if self.averaging().soup {
-                    cfg.init_seed = Some(init_seed(&super::Plan::new(&sub), cfg.init, self.search_seed()));
-                }
-                fit(self.device, &sub, &cfg, &self.data, on_epoch)
-            }
+            Ok(cfg) => fit(self.device, &sub, &cfg, &self.data, on_epoch),
             Err(e) => fail(e),
         }
     }

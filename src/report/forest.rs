@@ -7,9 +7,9 @@
 //! uniformly on the box; its variance over `xᵢ` divided by the tree's total variance is
 //! the fraction of the variance that `i` explains alone. Importances are those fractions
 //! averaged over trees, then normalised to sum to 1 for display (the raw sum is below 1
-//! when interactions matter). Trees: bootstrap samples, `max(1, d/3)`... here every
-//! feature is tried at each split when there are few (≤ 3), else ⌈d/2⌉ at random;
-//! variance-reduction splits at midpoints, depth ≤ 10, at least 2 samples per leaf.
+//! when interactions matter). Trees: bootstrap samples; at each split every feature is
+//! tried when there are at most 3, else ⌈d/2⌉ drawn at random; variance-reduction splits
+//! at midpoints between observed values; depth ≤ 10; at least 2 samples per leaf.
 
 use crate::rng::Rng;
 

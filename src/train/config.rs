@@ -25,6 +25,14 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Threads of the private pool a trial trains in (default 1: one trainer per core).
     pub threads: usize,
+    /// `average { swa(last: k) }`: keep the mean of the last `k` epochs' weights (batch-norm
+    /// statistics recomputed on the train split) instead of the best epoch's.
+    #[serde(default)]
+    pub swa: Option<usize>,
+    /// `average { soup(...) }`: the weight initialisation's seed, shared by every sub-model of
+    /// one architecture so that their weights can be averaged; `None`: the trial's `seed`.
+    #[serde(default)]
+    pub init_seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,6 +139,8 @@ impl TrainConfig {
             init: Init::Default,
             seed,
             threads: 1,
+            swa: None,
+            init_seed: None,
         }
     }
 

@@ -34,10 +34,13 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 
 pub use config::{ConfigError, EarlyStop, Init, Loss, Optimizer, OptimizerKind, Schedule, TrainConfig};
-pub use metrics::{Head, Metrics, classification_metrics, log_abs_det, mean_loss, naswot, regression_metrics};
+pub use metrics::{
+    Head, Metrics, classification_metrics, evaluate as evaluate_outputs, log_abs_det, mean_loss, naswot,
+    regression_metrics,
+};
 pub use net::{Op, OpKind, Plan, Tensors};
 pub use save::{SavedConfig, eval_saved, from_safetensors, load, to_safetensors};
-pub use trial::Trials;
+pub use trial::{Averaging, Trials, averaging, init_seed};
 
 use crate::data::{Dataset, Split};
 use crate::ir::{self, Task};
@@ -179,7 +182,12 @@ where
     let head = head_of(&plan);
     let ad = device.clone().autodiff();
     let mut rng = Rng::new(cfg.seed);
-    let mut net = Net::init(&plan, cfg.init, &mut rng, &ad);
+    // A shared init seed (soups) draws the weights apart from the trial's generator, which
+    // still decides batch order and dropout.
+    let mut net = match cfg.init_seed {
+        Some(seed) => Net::init(&plan, cfg.init, &mut Rng::new(seed), &ad),
+        None => Net::init(&plan, cfg.init, &mut rng, &ad),
+    };
     let expressivity = expressivity(&net, &plan, &data.train, features, &device, &mut rng);
     let mut opt = optimizer(cfg, &net);
     let steps_per_epoch = data.train.n.div_ceil(cfg.batch.max(1));
@@ -190,6 +198,8 @@ where
     let mut status = Status::Completed;
     let mut step = 0usize;
     let mut order: Vec<usize> = (0..data.train.n).collect();
+    let swa = cfg.swa.filter(|k| *k >= 1);
+    let mut window: std::collections::VecDeque<Tensors> = std::collections::VecDeque::new();
     for epoch in 1..=cfg.epochs {
         rng.shuffle(&mut order);
         let epoch_start = Instant::now();
@@ -217,6 +227,12 @@ where
             step += 1;
         }
         let epoch_time = epoch_start.elapsed().as_secs_f64();
+        if let Some(k) = swa {
+            if window.len() == k {
+                window.pop_front();
+            }
+            window.push_back(net.tensors(&plan));
+        }
         let valid =
             evaluate_net(&net.valid(), &plan, &data.valid, features, k, classification, cfg.loss, head, &device);
         let mut m = match valid {
@@ -251,9 +267,17 @@ where
         }
     }
     let train_time = start.elapsed().as_secs_f64();
-    let Some((_, best_epoch, kept)) = best else {
+    let Some((_, mut best_epoch, mut kept)) = best else {
         return failed("no epoch ran".into(), epochs);
     };
+    if swa.is_some() {
+        // Stochastic weight averaging: the mean of the last k epochs run, not the best one.
+        match swa_net(&window, net, &plan, &data.train, features, cfg.batch, &ad) {
+            Ok(n) => kept = n,
+            Err(e) => return failed(format!("weight averaging: {e}"), epochs),
+        }
+        best_epoch = epochs.len();
+    }
     let model = Model { net: kept.valid(), plan, task: data.info.task, loss: cfg.loss, device: kind };
     let mut metrics = match model.evaluate(&data.valid, &data.info) {
         Ok(m) => m,
@@ -280,7 +304,92 @@ where
     TrialOutcome { status, epochs, metrics, best_epoch, model: Some(model) }
 }
 
+/// The element-wise mean of the snapshots in `window`, loaded into `net` (on `device`),
+/// with its batch-norm statistics recomputed on `train`.
+fn swa_net(
+    window: &std::collections::VecDeque<Tensors>,
+    net: Net,
+    plan: &Plan,
+    train: &Split,
+    features: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<Net, String> {
+    let first = window.front().ok_or("no epoch to average")?;
+    let n = window.len() as f64;
+    let mut mean: Tensors =
+        first.iter().map(|(name, shape, v)| (name.clone(), shape.clone(), vec![0f32; v.len()])).collect();
+    for snapshot in window {
+        for ((_, _, acc), (_, _, v)) in mean.iter_mut().zip(snapshot) {
+            for (a, x) in acc.iter_mut().zip(v) {
+                *a += (f64::from(*x) / n) as f32;
+            }
+        }
+    }
+    let net = net.load_tensors(plan, &mean, device)?;
+    recompute_batchnorm(net, plan, train, features, batch, device)
+}
+
+/// Sets every batch-norm layer's running statistics to the mean over `train` of its
+/// batch statistics (a cumulative average: momentum `1/(i+1)` at batch `i`), as after
+/// weight averaging the old statistics describe none of the averaged networks. `device`
+/// must be an autodiff device (batch norm takes its training path there); no gradient is
+/// taken and no other weight changes.
+fn recompute_batchnorm(
+    mut net: Net,
+    plan: &Plan,
+    train: &Split,
+    features: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<Net, String> {
+    if !net.parts.iter().any(|p| matches!(p, net::Part::BatchNorm(_))) {
+        return Ok(net);
+    }
+    let set_momentum = |net: &mut Net, m: f64| {
+        for p in &mut net.parts {
+            if let net::Part::BatchNorm(bn) = p {
+                bn.momentum = m;
+            }
+        }
+    };
+    let rows: Vec<usize> = (0..train.n).collect();
+    let mut i = 0usize;
+    for chunk in rows.chunks(batch.max(2)) {
+        if chunk.len() < 2 {
+            continue;
+        }
+        set_momentum(&mut net, 1.0 / (i + 1) as f64);
+        let x = batch_x(train, chunk, features, device);
+        net::forward(&net, plan, x, Mode::Eval, None)?;
+        i += 1;
+    }
+    set_momentum(&mut net, 0.1);
+    Ok(net)
+}
+
 impl Model {
+    /// The same weights with batch-norm statistics recomputed on `split` (after weight
+    /// averaging); the model itself when it has no batch norm.
+    pub fn recompute_batchnorm(&self, split: &Split, batch: usize) -> Result<Model, String> {
+        let ad = burn_device(self.device)?.autodiff();
+        let features = self.plan.in_features();
+        in_pool(1, || {
+            let net = Net::init(&self.plan, Init::Default, &mut Rng::new(0), &ad).load_tensors(
+                &self.plan,
+                &self.tensors(),
+                &ad,
+            )?;
+            let net = recompute_batchnorm(net, &self.plan, split, features, batch, &ad)?;
+            Ok(Model { net: net.valid(), ..self.clone() })
+        })
+    }
+
+    /// How the outputs read: softmax probabilities, a sigmoid probability, or raw values.
+    pub fn head(&self) -> Head {
+        head_of(&self.plan)
+    }
+
     /// Metrics of this model on `split`.
     pub fn evaluate(&self, split: &Split, info: &ir::DataInfo) -> Result<Metrics, String> {
         let device = burn_device(self.device)?;

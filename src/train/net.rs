@@ -150,6 +150,19 @@ impl Plan {
         self.ops.get(self.output).map_or(0, |o| o.shape.iter().product())
     }
 
+    /// The architecture as far as weights are concerned: every op that holds tensors, by
+    /// name, kind and shapes. Two plans with the same signature have tensors of the same
+    /// names and shapes, drawn in the same order at initialisation.
+    pub fn signature(&self) -> String {
+        let mut out = String::new();
+        for op in &self.ops {
+            if matches!(op.kind, OpKind::Dense { .. } | OpKind::Conv2d { .. } | OpKind::BatchNorm | OpKind::LayerNorm) {
+                out.push_str(&format!("{}:{:?}:{:?}->{:?};", op.name, op.kind, op.in_shape, op.shape));
+            }
+        }
+        out
+    }
+
     /// The last op's kind, to know whether outputs are already probabilities.
     pub fn head(&self) -> &OpKind {
         self.ops.get(self.output).map_or(&OpKind::Input, |o| &o.kind)

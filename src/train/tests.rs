@@ -394,3 +394,59 @@ fn the_digits_example_trains_an_mlp_and_a_cnn_point() {
     assert_eq!(out.status, Status::Stopped { epoch: 2 });
     assert!(out.metrics["accuracy"] > 0.3, "{:?}", out.metrics);
 }
+
+#[test]
+fn swa_of_the_last_epoch_is_the_last_weights_and_of_two_is_their_mean() {
+    let src = experiment(
+        "iris(split: [0.6, 0.2, 0.2], seed: 3)",
+        "dense(8) relu dense(data.classes)",
+        "optimizer = adam(0.01)\n epochs = 1\n batch = 16",
+    );
+    let (sub, data, mut cfg) = setup(&src);
+    // One epoch: the best epoch is the last one.
+    let one = run(&sub, &data, &cfg).model.expect("trained").tensors();
+    cfg.swa = Some(1);
+    let swa1 = run(&sub, &data, &cfg).model.expect("trained").tensors();
+    assert_eq!(one, swa1);
+    // Two epochs, the last one's weights, then the mean of both.
+    cfg.epochs = 2;
+    let last = run(&sub, &data, &cfg).model.expect("trained").tensors();
+    cfg.swa = Some(2);
+    let swa2 = run(&sub, &data, &cfg).model.expect("trained").tensors();
+    for ((_, _, a), ((_, _, b), (_, _, m))) in one.iter().zip(last.iter().zip(&swa2)) {
+        for ((x, y), z) in a.iter().zip(b).zip(m) {
+            assert!((0.5 * (x + y) - z).abs() < 1e-5, "{x} {y} {z}");
+        }
+    }
+    assert_ne!(last, one);
+}
+
+#[test]
+fn swa_recomputes_batchnorm_statistics_on_the_train_split() {
+    let src = experiment(
+        "iris(split: [0.6, 0.2, 0.2], seed: 3)",
+        "dense(8) batchnorm relu dense(data.classes)",
+        "optimizer = adam(0.01)\n epochs = 3\n batch = 16",
+    );
+    let (sub, data, mut cfg) = setup(&src);
+    cfg.swa = Some(2);
+    let model = run(&sub, &data, &cfg).model.expect("trained");
+    let t = model.tensors();
+    let get = |n: &str| t.iter().find(|(name, _, _)| name.ends_with(n)).map(|(_, _, v)| v.clone()).expect(n);
+    // The running mean is the train mean of the first dense layer's outputs.
+    let w = t.iter().find(|(n, _, _)| n.ends_with(".weight")).expect("weight").2.clone();
+    let b = t.iter().find(|(n, _, _)| n.ends_with(".bias")).expect("bias").2.clone();
+    let f = data.features();
+    let mut mean = vec![0f64; 8];
+    for i in 0..data.train.n {
+        let row = data.train.row(i, f);
+        for (j, m) in mean.iter_mut().enumerate() {
+            *m += f64::from(b[j] + (0..f).map(|k| row[k] * w[k * 8 + j]).sum::<f32>());
+        }
+    }
+    let running = get("running_mean");
+    for (m, r) in mean.iter().zip(&running) {
+        let m = m / data.train.n as f64;
+        assert!((m - f64::from(*r)).abs() < 0.05 * (1.0 + m.abs()), "{m} {r}");
+    }
+}

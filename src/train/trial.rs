@@ -40,10 +40,34 @@ impl<'a> Trials<'a> {
         Ok(Trials { program, experiment, data, data_value, base, device })
     }
 
-    /// The training settings at `point`; `seed` unless the experiment sets `seed =`.
+    /// The training settings at `point`; `seed` unless the experiment sets `seed =`;
+    /// `swa` from the experiment's `average { swa(last: k) }`; with a `soup`, the shared
+    /// `init_seed` of the point's architecture. Save models with this config.
     pub fn config(&self, point: &Point, seed: u64) -> Result<TrainConfig, String> {
-        TrainConfig::from_experiment(self.program, self.experiment, point, &self.data.info, seed)
-            .map_err(|e| e.to_string())
+        let mut cfg = TrainConfig::from_experiment(self.program, self.experiment, point, &self.data.info, seed)
+            .map_err(|e| e.to_string())?;
+        let averaging = self.averaging();
+        cfg.swa = averaging.swa;
+        if averaging.soup
+            && let Some(body) = &self.experiment.model
+        {
+            let sub = ir::expand(self.program, body, point, &self.data.info).map_err(|e| e.message)?;
+            cfg.init_seed = Some(init_seed(&super::Plan::new(&sub), cfg.init, self.search_seed()));
+        }
+        Ok(cfg)
+    }
+
+    /// What the experiment's `average` section asks of training.
+    pub fn averaging(&self) -> Averaging {
+        averaging(self.experiment)
+    }
+
+    fn search_seed(&self) -> u64 {
+        self.experiment
+            .search_setting("seed")
+            .and_then(|s| ir::eval(&s.value, &std::collections::BTreeMap::new()).ok())
+            .and_then(|v| v.as_i64())
+            .map_or(0, |v| v as u64)
     }
 
     /// Trains the sub-model at `point`. A model that does not expand or settings that
@@ -82,4 +106,41 @@ impl<'a> Trials<'a> {
             train,
         }
     }
+}
+
+/// What an `average` section asks of training: `swa(last: k)` averages each trial's last
+/// `k` epochs; any `soup(...)` makes every sub-model of one architecture start from the
+/// same weights (see [`init_seed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Averaging {
+    pub swa: Option<usize>,
+    pub soup: bool,
+}
+
+/// Reads the `average` entries of `experiment` that change how trials train.
+pub fn averaging(experiment: &ir::Experiment) -> Averaging {
+    let mut out = Averaging::default();
+    for e in &experiment.average {
+        let Ok(Value::Call(c)) = ir::eval(e, &std::collections::BTreeMap::new()) else { continue };
+        match c.name.as_str() {
+            "swa" => out.swa = c.arg("last", 0).and_then(Value::as_i64).filter(|k| *k >= 1).map(|k| k as usize),
+            "soup" => out.soup = true,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The initialisation seed shared by every sub-model with this architecture and init:
+/// FNV-1a of [`super::Plan::signature`] and the init, mixed with the search seed. The
+/// trial's own seed plays no part, so same-architecture trials start from one point and
+/// their weights can be averaged (Wortsman et al., 2022: soups need a shared init).
+pub fn init_seed(plan: &super::Plan, init: super::Init, search_seed: u64) -> u64 {
+    let text = format!("{}|{init:?}", plan.signature());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    crate::rng::mix_seed(search_seed, h)
 }

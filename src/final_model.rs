@@ -1,0 +1,455 @@
+//! The final model: the best trials of a search combined per the experiment's `average`.
+//!
+//! Takes the program, the experiment, the folder of its `.bma` file, an output folder and
+//! the ranked complete trials with the directories their models were saved in (best
+//! first, as [`crate::train::Model::save`] wrote them); gives a [`FinalSummary`] and
+//! writes the final model under the output folder. [`eval_saved`] reloads and evaluates
+//! it (what `bma eval` calls on a final-model directory).
+//!
+//! The `average` entries, in this order whatever their order in the file:
+//! - `swa(last: k)` acts during training (see [`crate::train::averaging`]): each trial's
+//!   saved weights already are the mean of its last k epochs.
+//! - `soup(uniform | greedy, top: k)`: weight averaging θ = Σ wᵢθᵢ of the top k trials
+//!   that share the best one's architecture and initialisation (trials of a soup
+//!   experiment start from [`crate::train::init_seed`]); `greedy` (Wortsman et al., 2022)
+//!   adds ingredients best first and keeps one only when the valid score does not drop.
+//!   Batch-norm statistics of a soup of two or more are recomputed on the train split.
+//!   Every trial left out is listed with the reason.
+//! - `ensemble(top: k, weights: ...)`: prediction averaging (class probabilities, or raw
+//!   outputs for regression) of the top k candidates, the soup (if any) counting as the
+//!   first candidate in place of its ingredients. Weights: `uniform`; `softmax(metric,
+//!   temperature: T)`: wᵢ ∝ exp(sᵢ/T), sᵢ the trial's valid metric (negated when lower
+//!   is better); `bayes(n: N)`: wᵢ ∝ exp(−N · Lᵢ), Lᵢ the member's mean valid loss
+//!   (negative log-likelihood for classification), N the number of valid samples unless
+//!   given, i.e. each member weighted by the likelihood of the whole valid split, a
+//!   Bayesian model average under a flat prior; `greedy(rounds: R)`: ensemble selection
+//!   with replacement (Caruana et al., 2004) for R rounds (default 20).
+//!
+//! Scores used for selection are on the valid split: accuracy − 0.001·loss for
+//! classification (the loss only breaks ties), −loss for regression. The test split is
+//! used exactly once per model, after every choice is made.
+//!
+//! Saved layout: `<out>/final.json` ([`SavedFinal`]: members and weights, the summary)
+//! and one model directory per member, `<out>/member_<i>/` (a soup is one member).
+//!
+//! **Invariant:** a greedy soup or a greedy ensemble never scores below its best member
+//! on valid (the score above); weights are non-negative and sum to 1.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::average::{self, Predictions, Weighting};
+use crate::data::{Dataset, Part, Split};
+use crate::ir::{self, Task, Value};
+use crate::search::Trial;
+use crate::train::{self, Head, Metrics, Model, SavedConfig};
+
+/// One member of the final model and its weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberWeight {
+    /// The trials whose weights this member holds (several for a soup).
+    pub trials: Vec<u64>,
+    pub weight: f64,
+}
+
+/// A trial left out of a soup or ensemble, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExcludedTrial {
+    pub trial: u64,
+    pub reason: String,
+}
+
+/// What the final model is and how it does against the best single sub-model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalSummary {
+    /// The `average` entries applied, as written (`soup(greedy, top: 5)`), or `best single`.
+    pub method: String,
+    pub members: Vec<MemberWeight>,
+    pub excluded: Vec<ExcludedTrial>,
+    /// `swa(last: k)` when the trials' weights are averages of their last k epochs.
+    pub swa: Option<usize>,
+    /// The top-ranked trial.
+    pub best_single: u64,
+    pub final_valid: Metrics,
+    pub final_test: Metrics,
+    pub single_valid: Metrics,
+    pub single_test: Metrics,
+    /// Where the final model was saved.
+    pub dir: PathBuf,
+}
+
+/// `<out>/final.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedFinal {
+    /// Member directories relative to the final model's directory, with weights.
+    pub members: Vec<(String, f64)>,
+    pub summary: FinalSummary,
+}
+
+/// A loaded final model: members and weights.
+#[derive(Debug, Clone)]
+pub struct FinalModel {
+    pub members: Vec<(Model, f64)>,
+}
+
+impl FinalModel {
+    /// The weighted mean of the members' probabilities (classification) or outputs, `n x k`.
+    pub fn predict(&self, split: &Split) -> Result<Vec<f32>, String> {
+        let preds = self.members.iter().map(|(m, _)| probabilities(m, split)).collect::<Result<Vec<_>, _>>()?;
+        let weights: Vec<f64> = self.members.iter().map(|(_, w)| *w).collect();
+        let refs: Vec<&Predictions> = preds.iter().collect();
+        Ok(flatten(&average::blend(&refs, &weights)))
+    }
+
+    /// Metrics of the final model on `split`.
+    pub fn evaluate(&self, split: &Split) -> Result<Metrics, String> {
+        let (first, _) = self.members.first().ok_or("the final model has no members")?;
+        let out = self.predict(split)?;
+        Ok(outputs_metrics(first, &out, split))
+    }
+}
+
+/// Builds, evaluates and saves the final model of `experiment`; see the module header.
+/// `ranked` holds complete trials best first, each with the directory its model was saved
+/// in; `out` receives `final.json` and the members. Errors: no trial, a model directory
+/// that does not load, data that does not load.
+pub fn build(
+    program: &ir::Program,
+    experiment: &ir::Experiment,
+    base: &Path,
+    out: &Path,
+    ranked: &[(Trial, PathBuf)],
+) -> Result<FinalSummary, String> {
+    if ranked.is_empty() {
+        return Err("no complete trial to build a final model from".into());
+    }
+    let trials = train::Trials::new(program, experiment, base, train::DeviceKind::Cpu)?;
+    let data = &trials.data;
+    let mut loaded = Vec::new();
+    for (trial, dir) in ranked {
+        let (model, config) = train::load(dir).map_err(|e| format!("trial {}: {e}", trial.number))?;
+        loaded.push(Loaded { trial: trial.clone(), model, config });
+    }
+    let entries: Vec<ir::CallValue> = experiment
+        .average
+        .iter()
+        .filter_map(|e| match ir::eval(e, &std::collections::BTreeMap::new()) {
+            Ok(Value::Call(c)) => Some(c),
+            Ok(Value::Sym(s)) => Some(ir::CallValue { name: s.sym, args: Vec::new() }),
+            _ => None,
+        })
+        .collect();
+    let swa = train::averaging(experiment).swa;
+    let mut methods = Vec::new();
+    let mut excluded = Vec::new();
+    // Candidates: (model, trials it holds, valid metric for softmax lookups).
+    let mut candidates: Vec<Candidate> = loaded
+        .iter()
+        .map(|l| Candidate { model: l.model.clone(), config: l.config.clone(), trials: vec![l.trial.number] })
+        .collect();
+    if let Some(soup) = entries.iter().find(|c| c.name == "soup") {
+        let greedy = soup.arg("method", 0).map(|v| v.to_string()).as_deref() == Some("greedy");
+        let top = int_arg(soup, "top", 1).unwrap_or(5).max(1);
+        let (model, kept, out_of) = make_soup(&loaded[..top.min(loaded.len())], greedy, data)?;
+        excluded.extend(out_of);
+        let config = loaded[kept[0]].config.clone();
+        let held: Vec<u64> = kept.iter().map(|i| loaded[*i].trial.number).collect();
+        candidates.retain(|c| !held.contains(&c.trials[0]));
+        candidates.insert(0, Candidate { model, config, trials: held });
+        methods.push(Value::Call(soup.clone()).to_string());
+    }
+    let mut members: Vec<(Candidate, f64)> = vec![(candidates[0].clone(), 1.0)];
+    if let Some(ens) = entries.iter().find(|c| c.name == "ensemble") {
+        let top = int_arg(ens, "top", 0).unwrap_or(5).max(1).min(candidates.len());
+        let pool = &candidates[..top];
+        let valid: Vec<Predictions> =
+            pool.iter().map(|c| probabilities(&c.model, &data.valid)).collect::<Result<_, _>>()?;
+        let weights = ensemble_weights(ens, pool, &valid, &loaded, &data.valid)?;
+        for (c, w) in pool.iter().zip(&weights) {
+            if *w == 0.0 {
+                excluded.extend(
+                    c.trials
+                        .iter()
+                        .map(|t| ExcludedTrial { trial: *t, reason: "ensemble selection never picked it".into() }),
+                );
+            }
+        }
+        members = pool.iter().cloned().zip(weights).filter(|(_, w)| *w > 0.0).collect();
+        methods.push(Value::Call(ens.clone()).to_string());
+    }
+    if let Some(k) = swa {
+        methods.insert(0, format!("swa(last: {k})"));
+    }
+    let method = if methods.is_empty() { "best single".to_string() } else { methods.join(" + ") };
+    let final_model = FinalModel { members: members.iter().map(|(c, w)| (c.model.clone(), *w)).collect() };
+    let best = &loaded[0];
+    let summary = FinalSummary {
+        method,
+        members: members.iter().map(|(c, w)| MemberWeight { trials: c.trials.clone(), weight: *w }).collect(),
+        excluded,
+        swa,
+        best_single: best.trial.number,
+        final_valid: final_model.evaluate(&data.valid)?,
+        final_test: final_model.evaluate(&data.test)?,
+        single_valid: best.model.evaluate(&data.valid, &data.info)?,
+        single_test: best.model.evaluate(&data.test, &data.info)?,
+        dir: out.to_path_buf(),
+    };
+    save(out, &members, &summary)?;
+    Ok(summary)
+}
+
+/// Reloads the final model saved in `dir` (by [`build`]) and evaluates it on `part` of
+/// its data. A plain model directory (`model.json`) is evaluated as one model.
+pub fn eval_saved(dir: &Path, part: Part) -> Result<Metrics, String> {
+    if !dir.join("final.json").exists() {
+        return train::eval_saved(dir, part);
+    }
+    let (model, config) = load(dir)?;
+    let data = crate::data::load(&config.data, &config.base).map_err(|e| e.to_string())?;
+    model.evaluate(data.part(part))
+}
+
+/// Reads a final model directory: the members with their weights, and the first
+/// member's saved config (its data and base folder).
+pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
+    let path = dir.join("final.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let saved: SavedFinal = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut members = Vec::new();
+    let mut config = None;
+    for (sub, w) in &saved.members {
+        if sub.contains("..") || Path::new(sub).is_absolute() {
+            return Err(format!("{}: member `{sub}` lies outside the directory", path.display()));
+        }
+        let (m, c) = train::load(&dir.join(sub))?;
+        config.get_or_insert(c);
+        members.push((m, *w));
+    }
+    let config = config.ok_or_else(|| format!("{}: no members", path.display()))?;
+    Ok((FinalModel { members }, config))
+}
+
+/// Reads the summary saved with a final model.
+pub fn load_summary(dir: &Path) -> Result<FinalSummary, String> {
+    let path = dir.join("final.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str::<SavedFinal>(&text).map(|s| s.summary).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[derive(Debug, Clone)]
+struct Loaded {
+    trial: Trial,
+    model: Model,
+    config: SavedConfig,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    model: Model,
+    config: SavedConfig,
+    trials: Vec<u64>,
+}
+
+fn int_arg(c: &ir::CallValue, name: &str, pos: usize) -> Option<usize> {
+    c.arg(name, pos).and_then(Value::as_i64).filter(|v| *v >= 0).map(|v| v as usize)
+}
+
+fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("{}: {e}", out.display());
+    std::fs::create_dir_all(out).map_err(io)?;
+    let mut list = Vec::new();
+    for (i, (c, w)) in members.iter().enumerate() {
+        let sub = format!("member_{i}");
+        c.model.save(&out.join(&sub), &c.config).map_err(io)?;
+        list.push((sub, *w));
+    }
+    let saved = SavedFinal { members: list, summary: summary.clone() };
+    let json = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("final.json"), json).map_err(io)
+}
+
+/// The model's outputs as rows of probabilities (classification) or values.
+fn probabilities(model: &Model, split: &Split) -> Result<Predictions, String> {
+    let k = model.plan.out_features().max(1);
+    let out = model.predict(&split.x, split.n)?;
+    let classification = model.task == Task::Classification;
+    Ok(out
+        .chunks(k)
+        .map(|row| {
+            let row: Vec<f64> = row.iter().map(|v| f64::from(*v)).collect();
+            match (classification, model.head()) {
+                (false, _) | (true, Head::Softmax | Head::Sigmoid) => row,
+                (true, Head::Logits) if k == 1 => vec![1.0 / (1.0 + (-row[0]).exp())],
+                (true, Head::Logits) => average::softmax(&row),
+            }
+        })
+        .collect())
+}
+
+fn flatten(p: &Predictions) -> Vec<f32> {
+    p.iter().flat_map(|r| r.iter().map(|v| *v as f32)).collect()
+}
+
+/// Metrics of blended outputs (probabilities for classification) against `split`.
+fn outputs_metrics(like: &Model, out: &[f32], split: &Split) -> Metrics {
+    let k = like.plan.out_features().max(1);
+    let classification = like.task == Task::Classification;
+    let head = match (classification, k) {
+        (false, _) => Head::Logits,
+        (true, 1) => Head::Sigmoid,
+        (true, _) => Head::Softmax,
+    };
+    train::evaluate_outputs(out, k, &split.y, like.loss, head, classification)
+}
+
+/// The selection score of predictions on `split`: higher is better.
+fn score(like: &Model, p: &Predictions, split: &Split) -> f64 {
+    score_of(&outputs_metrics(like, &flatten(p), split), like.task)
+}
+
+fn score_of(m: &Metrics, task: Task) -> f64 {
+    let loss = m.get("loss").copied().unwrap_or(f64::INFINITY);
+    match task {
+        Task::Classification => m.get("accuracy").copied().unwrap_or(0.0) - 1e-3 * loss,
+        Task::Regression => -loss,
+    }
+}
+
+fn ensemble_weights(
+    ens: &ir::CallValue,
+    pool: &[Candidate],
+    valid: &[Predictions],
+    loaded: &[Loaded],
+    split: &Split,
+) -> Result<Vec<f64>, String> {
+    let like = &pool[0].model;
+    let weighting = ens.arg("weights", 1).cloned().unwrap_or(Value::sym("uniform"));
+    let name = weighting.head().unwrap_or("uniform").to_string();
+    let call = match &weighting {
+        Value::Call(c) => Some(c.clone()),
+        _ => None,
+    };
+    let metrics: Vec<Metrics> = valid.iter().map(|p| outputs_metrics(like, &flatten(p), split)).collect();
+    Ok(match name.as_str() {
+        "uniform" => vec![1.0 / pool.len() as f64; pool.len()],
+        "softmax" => {
+            let metric = call.as_ref().and_then(|c| c.arg("metric", 0)).map_or("accuracy".into(), |v| v.to_string());
+            let t = call.as_ref().and_then(|c| c.arg("temperature", 1)).and_then(Value::as_f64).unwrap_or(1.0);
+            let sign = if train::higher_is_better(&metric) { 1.0 } else { -1.0 };
+            let scores: Vec<f64> = pool
+                .iter()
+                .zip(&metrics)
+                .map(|(c, m)| {
+                    // The trial's own measurement (latency, params, ...), else the member's valid metric.
+                    let own = (c.trials.len() == 1)
+                        .then(|| loaded.iter().find(|l| l.trial.number == c.trials[0]))
+                        .flatten()
+                        .and_then(|l| l.trial.metrics.get(&metric).copied());
+                    sign * own.or_else(|| m.get(&metric).copied()).unwrap_or(f64::NAN)
+                })
+                .collect();
+            average::closed_form_weights(&Weighting::Softmax { temperature: t }, &scores, &[])
+        }
+        "bayes" => {
+            let n = call.as_ref().and_then(|c| c.arg("n", 0)).and_then(Value::as_f64).unwrap_or(split.n as f64);
+            let losses: Vec<f64> = metrics.iter().map(|m| m.get("loss").copied().unwrap_or(f64::INFINITY)).collect();
+            average::closed_form_weights(&Weighting::Bayes { n }, &[], &losses)
+        }
+        "greedy" => {
+            let rounds = call.as_ref().and_then(|c| int_arg(c, "rounds", 0)).unwrap_or(20);
+            average::ensemble_selection(valid, rounds, &|p| score(like, p, split))
+        }
+        other => return Err(format!("unknown ensemble weighting `{other}`")),
+    })
+}
+
+/// A soup of `ingredients` (best first): the model, the kept indices, the exclusions.
+fn make_soup(
+    ingredients: &[Loaded],
+    greedy: bool,
+    data: &Dataset,
+) -> Result<(Model, Vec<usize>, Vec<ExcludedTrial>), String> {
+    let own: Vec<f64> = ingredients
+        .iter()
+        .map(|l| Ok(score_of(&l.model.evaluate(&data.valid, &data.info)?, l.model.task)))
+        .collect::<Result<_, String>>()?;
+    let base = if greedy { argmax(&own) } else { 0 };
+    let shapes = |m: &Model| m.tensors().into_iter().map(|(n, s, _)| (n, s)).collect::<Vec<_>>();
+    let base_shapes = shapes(&ingredients[base].model);
+    let base_init = ingredients[base].config.train.init_seed;
+    let compatible = |i: usize| -> Result<(), String> {
+        let l = &ingredients[i];
+        if shapes(&l.model) != base_shapes {
+            return Err(format!("another architecture than trial {}", ingredients[base].trial.number));
+        }
+        match (base_init, l.config.train.init_seed) {
+            (Some(a), Some(b)) if a == b => Ok(()),
+            (None, None) if l.config.train.seed == ingredients[base].config.train.seed => Ok(()),
+            _ => Err(format!("another initialisation than trial {}", ingredients[base].trial.number)),
+        }
+    };
+    let mix = |kept: &[usize]| -> Result<Model, String> {
+        let params: Vec<average::Params> = kept.iter().map(|i| to_params(&ingredients[*i].model)).collect();
+        let refs: Vec<&average::Params> = params.iter().collect();
+        let w = vec![1.0 / kept.len() as f64; kept.len()];
+        let avg = average::average_params(&refs, &w).ok_or("the ingredients' tensors differ")?;
+        let like = &ingredients[kept[0]].model;
+        let tensors = like.tensors().into_iter().map(|(n, s, _)| (n.clone(), s, avg[&n].clone())).collect();
+        let m = like.with_tensors(&tensors)?;
+        // One ingredient is itself; for more, the mean statistics describe none of them.
+        if kept.len() > 1 { m.recompute_batchnorm(&data.train, ingredients[kept[0]].config.train.batch) } else { Ok(m) }
+    };
+    let mut excluded = Vec::new();
+    let kept = if greedy {
+        let mut failure = None;
+        let mut evaluate = |kept: &[usize]| -> f64 {
+            match mix(kept).and_then(|m| m.evaluate(&data.valid, &data.info)) {
+                Ok(m) => score_of(&m, ingredients[kept[0]].model.task),
+                Err(e) => {
+                    failure = Some(e);
+                    f64::NEG_INFINITY
+                }
+            }
+        };
+        let soup = average::greedy_soup(&own, &compatible, &mut evaluate);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        for (i, why) in soup.excluded {
+            let reason = match why {
+                average::Excluded::Incompatible(r) => r,
+                average::Excluded::NoGain { without, with } => {
+                    format!("the valid score would drop from {without:.4} to {with:.4}")
+                }
+            };
+            excluded.push(ExcludedTrial { trial: ingredients[i].trial.number, reason });
+        }
+        soup.kept
+    } else {
+        let mut kept = vec![base];
+        for i in 0..ingredients.len() {
+            if i == base {
+                continue;
+            }
+            match compatible(i) {
+                Ok(()) => kept.push(i),
+                Err(reason) => excluded.push(ExcludedTrial { trial: ingredients[i].trial.number, reason }),
+            }
+        }
+        kept
+    };
+    Ok((mix(&kept)?, kept, excluded))
+}
+
+fn to_params(m: &Model) -> average::Params {
+    m.tensors().into_iter().map(|(n, _, v)| (n, v)).collect()
+}
+
+fn argmax(v: &[f64]) -> usize {
+    (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
+}
+
+#[cfg(test)]
+mod tests;

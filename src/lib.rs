@@ -21,6 +21,7 @@ pub mod average;
 pub mod fmt;
 pub mod space;
 pub mod search;
+pub mod store;
 
 use std::path::Path;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bma::ir::{Point, Value};
 use bma::search::{Direction, Trial, TrialState};
-use bma::store::postgres::{MIGRATIONS, MAX_REQUEUES};
+use bma::store::postgres::{MAX_REQUEUES, MIGRATIONS};
 use bma::store::{Postgres, Store, StoreError, StudySpec, spec_hash};
 
 fn url() -> Option<String> {
@@ -224,7 +224,9 @@ fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
 fn calls_survive_a_server_restart() {
     let Some(url) = url() else { return };
     let Ok(dir) = std::env::var("BMA_PG_DIR") else {
-        eprintln!("\n!!! SKIPPED calls_survive_a_server_restart: BMA_PG_DIR is not set (see scripts/pg-test-server.sh)\n");
+        eprintln!(
+            "\n!!! SKIPPED calls_survive_a_server_restart: BMA_PG_DIR is not set (see scripts/pg-test-server.sh)\n"
+        );
         return;
     };
     let name = unique("restart");

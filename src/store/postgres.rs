@@ -495,9 +495,10 @@ fn trial_from_row(r: &Row) -> Result<Trial, OpError> {
 }
 
 fn load_trial(tx: &mut Transaction<'_>, study: StudyId, number: i64) -> Result<Trial, OpError> {
-    let row = tx.query_one(&format!("SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number = $2"), &[
-        &study, &number,
-    ])?;
+    let row = tx.query_one(
+        &format!("SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number = $2"),
+        &[&study, &number],
+    )?;
     trial_from_row(&row)
 }
 
@@ -695,9 +696,10 @@ impl Store for Postgres {
                 ],
             )?;
             if n == 0 {
-                let row = tx.query_opt("SELECT state, worker, attempt FROM bma_trials WHERE study = $1 AND number = $2", &[
-                    &study, &number,
-                ])?;
+                let row = tx.query_opt(
+                    "SELECT state, worker, attempt FROM bma_trials WHERE study = $1 AND number = $2",
+                    &[&study, &number],
+                )?;
                 return match row {
                     None => Err(StoreError::NotFound(format!("no trial {number} in study {study}")).into()),
                     Some(r) => {
@@ -819,7 +821,9 @@ impl Store for Postgres {
             let counts = self.counts(id)?;
             let complete: Vec<Trial> = self.op(|c| {
                 let rows = c.query(
-                    &format!("SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND state = 'complete' ORDER BY number"),
+                    &format!(
+                        "SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND state = 'complete' ORDER BY number"
+                    ),
                     &[&id],
                 )?;
                 rows.iter().map(trial_from_row).collect::<Result<Vec<_>, _>>()

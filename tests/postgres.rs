@@ -4,6 +4,7 @@
 //! `scripts/pg-test-server.sh start` starts a throwaway server and prints it. Without
 //! it every test here says so loudly and passes without checking anything. The
 //! restart test also needs `BMA_PG_DIR` (printed by the same script).
+#![allow(clippy::print_stderr)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

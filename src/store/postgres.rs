@@ -92,7 +92,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[(
 pub const MAX_REQUEUES: i32 = 3;
 
 /// The advisory lock key that serialises migrations (`"bma"` in ASCII).
-const MIGRATION_LOCK: i64 = 0x626d_61;
+const MIGRATION_LOCK: i64 = 0x0062_6d61;
 
 /// The server's clock, in Unix seconds.
 const NOW: &str = "extract(epoch from clock_timestamp())::double precision";
@@ -205,7 +205,7 @@ impl Postgres {
             cache: Mutex::new(HashMap::new()),
             nonce,
         };
-        store.op(|c| migrate(c))?;
+        store.op(migrate)?;
         Ok(store)
     }
 

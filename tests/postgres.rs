@@ -4,9 +4,9 @@
 //! `scripts/pg-test-server.sh start` starts a throwaway server and prints it. Without
 //! it every test here says so loudly and passes without checking anything. The
 //! restart test also needs `BMA_PG_DIR` (printed by the same script).
-#![allow(clippy::print_stderr)]
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,9 @@ fn url() -> Option<String> {
     match std::env::var("BMA_TEST_POSTGRES") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            eprintln!(
+            // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; the PostgreSQL tests did not run.\n\
                  !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
             );
@@ -225,7 +227,8 @@ fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
 fn calls_survive_a_server_restart() {
     let Some(url) = url() else { return };
     let Ok(dir) = std::env::var("BMA_PG_DIR") else {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!! SKIPPED calls_survive_a_server_restart: BMA_PG_DIR is not set (see scripts/pg-test-server.sh)\n"
         );
         return;

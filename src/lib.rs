@@ -21,6 +21,7 @@ pub mod search;
 pub mod source;
 pub mod space;
 pub mod stdlib;
+pub mod store;
 pub mod syntax;
 pub mod train;
 

@@ -1,0 +1,253 @@
+//! The PostgreSQL store against a real server.
+//!
+//! Needs `BMA_TEST_POSTGRES` (a URL such as `postgres://bma@127.0.0.1:5433/bma`);
+//! `scripts/pg-test-server.sh start` starts a throwaway server and prints it. Without
+//! it every test here says so loudly and passes without checking anything. The
+//! restart test also needs `BMA_PG_DIR` (printed by the same script).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bma::ir::{Point, Value};
+use bma::search::{Direction, Trial, TrialState};
+use bma::store::postgres::{MAX_REQUEUES, MIGRATIONS};
+use bma::store::{Postgres, Store, StoreError, StudySpec, spec_hash};
+
+fn url() -> Option<String> {
+    match std::env::var("BMA_TEST_POSTGRES") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; the PostgreSQL tests did not run.\n\
+                 !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
+            );
+            None
+        }
+    }
+}
+
+/// A study name no other test (or earlier run) uses.
+fn unique(prefix: &str) -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{t}", std::process::id())
+}
+
+fn spec(name: &str, text: &str) -> StudySpec {
+    StudySpec {
+        name: name.into(),
+        experiment: "e".into(),
+        spec_text: text.into(),
+        spec_hash: spec_hash(text),
+        objectives: vec![("loss".into(), Direction::Minimize)],
+        constraints: vec![],
+        seed: 7,
+    }
+}
+
+fn point(x: f64) -> Point {
+    let mut p = Point::new();
+    p.insert("x".into(), Value::Float(x));
+    p
+}
+
+fn done(number: u64, x: f64, v: f64) -> Trial {
+    let mut t = Trial::new(number, point(x), 100 + number);
+    t.state = TrialState::Complete;
+    t.values = vec![v];
+    t.metrics.insert("loss".into(), v);
+    t.duration = 0.001;
+    t
+}
+
+#[test]
+fn schema_is_migrated_once_and_versioned() {
+    let Some(url) = url() else { return };
+    // Several connections migrating at once: one does it, the others find it done.
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Postgres::connect(&url).map(|s| s.schema_version()))
+        })
+        .collect();
+    for h in handles {
+        let v = h.join().expect("thread").expect("connect").expect("version");
+        assert_eq!(v as usize, MIGRATIONS.len());
+    }
+}
+
+#[test]
+fn a_study_round_trips_and_another_spec_is_refused() {
+    let Some(url) = url() else { return };
+    let s = Postgres::connect(&url).expect("connect");
+    let name = unique("roundtrip");
+    let study = s.open(&spec(&name, "experiment e {}")).expect("open");
+    assert!(study.created_now);
+    let again = s.open(&spec(&name, "experiment e {}")).expect("join");
+    assert!(!again.created_now);
+    assert_eq!(again.id, study.id);
+    let found = s.study_by_name(&name).expect("lookup").expect("exists");
+    assert_eq!(found.spec.spec_text, "experiment e {}");
+    assert_eq!(found.spec.objectives, vec![("loss".to_string(), Direction::Minimize)]);
+    match s.open(&spec(&name, "experiment e { changed }")) {
+        Err(StoreError::SpecMismatch { stored, given, .. }) => {
+            assert_eq!(stored, spec_hash("experiment e {}"));
+            assert_eq!(given, spec_hash("experiment e { changed }"));
+        }
+        other => panic!("expected a spec mismatch, got {other:?}"),
+    }
+
+    for i in 0..3u64 {
+        let c = s.claim(study.id, "w").expect("claim");
+        assert_eq!(c.number, i);
+        assert!(c.requeued.is_none());
+        s.start(study.id, i, &point(i as f64), 100 + i, "w").expect("start");
+        s.report(study.id, i, 1, 2.0).expect("report");
+        s.report(study.id, i, 2, f64::NAN).expect("report");
+        let mut t = done(i, i as f64, 10.0 - i as f64);
+        if i == 1 {
+            t.state = TrialState::Failed;
+            t.values = vec![f64::INFINITY];
+            t.error = Some("loss is NaN".into());
+        }
+        s.finish(study.id, &t).expect("finish");
+    }
+    let h = s.history(study.id).expect("history");
+    assert_eq!(h.len(), 3);
+    assert_eq!(h[2].params, point(2.0));
+    assert_eq!(h[2].values, vec![8.0]);
+    assert_eq!(h[2].seed, 102);
+    assert_eq!(h[0].steps.len(), 2);
+    assert!(h[0].steps[1].1.is_nan());
+    assert_eq!(h[1].values, vec![f64::INFINITY]);
+    assert_eq!(h[1].error.as_deref(), Some("loss is NaN"));
+    // A second read comes from the cache for finished trials and must agree.
+    assert_eq!(format!("{:?}", s.history(study.id).expect("history")), format!("{h:?}"));
+    // And a fresh connection (no cache) reads the same.
+    let fresh = Postgres::connect(&url).expect("connect");
+    assert_eq!(format!("{:?}", fresh.history(study.id).expect("history")), format!("{h:?}"));
+    let summary = s.studies().expect("studies");
+    let mine = summary.iter().find(|x| x.name == name).expect("listed");
+    assert_eq!(mine.best, Some((2, vec![8.0])));
+    assert_eq!(mine.counts.get("complete"), Some(&2));
+    assert_eq!(mine.counts.get("failed"), Some(&1));
+}
+
+#[test]
+fn concurrent_claims_hand_out_each_number_once() {
+    let Some(url) = url() else { return };
+    let name = unique("claims");
+    let budget = 400u64;
+    let setup = Postgres::connect(&url).expect("connect");
+    let study = setup.open(&spec(&name, "claims")).expect("open");
+    let handles: Vec<_> = (0..8)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let s = Postgres::connect(&url).expect("connect");
+                let worker = format!("w{w}");
+                let mut mine = Vec::new();
+                while let Some(c) = s.claim_within(study.id, &worker, Some(budget)).expect("claim") {
+                    s.start(study.id, c.number, &point(c.number as f64), c.number, &worker).expect("start");
+                    s.finish(study.id, &done(c.number, c.number as f64, c.number as f64)).expect("finish");
+                    mine.push(c.number);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.join().expect("thread"));
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..budget).collect::<Vec<_>>(), "every number exactly once");
+    let h = setup.history(study.id).expect("history");
+    assert_eq!(h.len() as u64, budget);
+    assert!(h.iter().all(|t| t.state == TrialState::Complete && t.values == vec![t.number as f64]));
+    assert_eq!(setup.allocated(study.id).expect("allocated"), budget);
+}
+
+#[test]
+fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
+    let Some(url) = url() else { return };
+    let name = unique("requeue");
+    let a = Postgres::connect(&url).expect("connect");
+    let b = Postgres::connect(&url).expect("connect");
+    let study = a.open(&spec(&name, "requeue")).expect("open");
+    let c = a.claim(study.id, "dead").expect("claim");
+    a.start(study.id, c.number, &point(0.5), 42, "dead").expect("start");
+    a.report(study.id, c.number, 1, 3.0).expect("report");
+    std::thread::sleep(Duration::from_millis(300));
+    // Two sweeps at once: the trial is requeued by exactly one of them.
+    let a2 = Arc::new(a);
+    let sweeps: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Postgres::connect(&url).expect("connect").requeue_stale(study.id, 0.2))
+        })
+        .collect();
+    let requeued: Vec<u64> = sweeps.into_iter().flat_map(|h| h.join().expect("thread").expect("sweep")).collect();
+    assert_eq!(requeued, vec![c.number], "requeued exactly once");
+    // The survivor gets it back with its params and seed; its steps are gone.
+    let again = b.claim(study.id, "alive").expect("claim");
+    assert_eq!(again.number, c.number);
+    let old = again.requeued.expect("requeued trial");
+    assert_eq!(old.params, point(0.5));
+    assert_eq!(old.seed, 42);
+    assert!(old.steps.is_empty());
+    // The presumed-dead worker wakes up: it can no longer write.
+    assert!(a2.start(study.id, c.number, &point(0.5), 42, "dead").is_err());
+    let late = a2.finish(study.id, &done(c.number, 0.5, 99.0));
+    assert!(matches!(late, Err(StoreError::NotFound(ref m)) if m.contains("discarded")), "{late:?}");
+    b.finish(study.id, &done(c.number, 0.5, 1.0)).expect("finish");
+    let h = b.history(study.id).expect("history");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].values, vec![1.0]);
+    // A fresh heartbeat protects a running trial.
+    let c2 = b.claim(study.id, "alive").expect("claim");
+    b.heartbeat(study.id, "alive").expect("heartbeat");
+    assert!(b.requeue_stale(study.id, 30.0).expect("sweep").is_empty());
+    assert_eq!(b.running_workers(study.id).expect("workers").len(), 1);
+    // A trial that silences its worker MAX_REQUEUES times is failed, not requeued forever.
+    for _ in 1..MAX_REQUEUES {
+        assert_eq!(b.requeue_worker(study.id, "alive").expect("requeue"), vec![c2.number]);
+        assert_eq!(b.claim(study.id, "alive").expect("claim").number, c2.number);
+    }
+    assert!(b.requeue_worker(study.id, "alive").expect("requeue").is_empty());
+    let h = b.history(study.id).expect("history");
+    assert_eq!(h[1].state, TrialState::Failed);
+    assert!(h[1].error.as_deref().unwrap_or("").contains("silent"));
+}
+
+#[test]
+fn calls_survive_a_server_restart() {
+    let Some(url) = url() else { return };
+    let Ok(dir) = std::env::var("BMA_PG_DIR") else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!! SKIPPED calls_survive_a_server_restart: BMA_PG_DIR is not set (see scripts/pg-test-server.sh)\n"
+        );
+        return;
+    };
+    let name = unique("restart");
+    let s = Postgres::connect(&url).expect("connect");
+    let study = s.open(&spec(&name, "restart")).expect("open");
+    let c = s.claim(study.id, "w").expect("claim");
+    restart_server(&dir);
+    // The pooled connection died with the server; the call reconnects and goes on.
+    s.start(study.id, c.number, &point(1.0), 1, "w").expect("start after restart");
+    s.finish(study.id, &done(c.number, 1.0, 1.0)).expect("finish after restart");
+    let numbers: BTreeSet<u64> = s.history(study.id).expect("history").iter().map(|t| t.number).collect();
+    assert_eq!(numbers, BTreeSet::from([0]));
+}
+
+/// Restarts the test server (the script runs pg_ctl as the server's owner).
+pub fn restart_server(dir: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
+    let status = std::process::Command::new("bash").arg(script).arg("restart").arg(dir).status().expect("run script");
+    assert!(status.success(), "restarting the server failed");
+}

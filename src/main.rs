@@ -55,6 +55,10 @@ enum Command {
     },
     /// Searches: samples, trains, prunes, ranks and reports.
     Run(cli::run::RunArgs),
+    /// Reloads a run's best model (or a saved trial's) and evaluates it on a split.
+    Eval(cli::run::EvalArgs),
+    /// Lists the studies under a folder with their state and best values.
+    Ls(cli::run::LsArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
 }
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
         Command::Space { file, experiment } => space(&file, experiment.as_deref()),
         Command::Graph { file, set, experiment } => graph(&file, &set, experiment.as_deref()),
         Command::Run(args) => cli::run::run(&args),
+        Command::Eval(args) => cli::run::eval(&args),
+        Command::Ls(args) => cli::run::ls(&args),
         Command::Lsp => cli::lsp::lsp(),
     }
 }

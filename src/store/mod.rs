@@ -1,0 +1,266 @@
+//! Where studies live: every trial's state change, committed before it is acted on.
+//!
+//! Takes the trial loop's writes (claims, starts, per-step reports, heartbeats,
+//! finishes), gives back a study's full [`History`](crate::search::History) after a
+//! crash or on another worker. [`Store`] is the contract; [`Sqlite`] is the embedded
+//! default (`<out>/study.db`); a shared PostgreSQL backend implements the same trait.
+//!
+//! **Invariant:** a write returns `Ok` only once it is durable (committed), so a
+//! process killed at any instant leaves a store that [`Store::history`] reads back
+//! consistently; a trial number is handed out exactly once per study, and a running
+//! trial whose worker went silent is requeued exactly once (the transition is one
+//! atomic `running -> queued` update guarded by the old state and heartbeat).
+//!
+//! Life of a trial, as the store sees it:
+//!
+//! ```text
+//! claim ──> running ──finish──> complete | pruned | failed
+//!   ^          │
+//!   │   (worker silent past the timeout: requeue_stale / requeue_worker)
+//!   └─ queued <┘
+//! ```
+//!
+//! A claim takes the lowest queued trial of the study (a requeued one keeps its
+//! number, seed and, if it had them, params) or, when none is queued, allocates the
+//! next number. Both happen in one transaction, so two workers never get the same
+//! trial.
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ir::Point;
+use crate::search::{Direction, Trial};
+
+pub use sqlite::Sqlite;
+
+/// A study's row id in its store.
+pub type StudyId = i64;
+
+/// What a study is: fixed when it is created; joining it again must agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudySpec {
+    /// The study's key in the store (by default the experiment's name).
+    pub name: String,
+    pub experiment: String,
+    /// The `.bma` source the study was started from (the root file), kept for the record.
+    pub spec_text: String,
+    /// [`spec_hash`] of what determines the search (the source text).
+    pub spec_hash: String,
+    /// Objective names in the experiment's order, with their directions.
+    pub objectives: Vec<(String, Direction)>,
+    /// Constraint names (`require` clauses) in order.
+    pub constraints: Vec<String>,
+    pub seed: u64,
+}
+
+impl StudySpec {
+    pub fn directions(&self) -> Vec<Direction> {
+        self.objectives.iter().map(|(_, d)| *d).collect()
+    }
+}
+
+/// A study's state as last recorded by a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StudyState {
+    /// Workers are (or were, until they were killed) running it.
+    Running,
+    /// Its budget (trials, time, or a finished grid) is spent.
+    Finished,
+    /// Stopped by the user (Ctrl-C) before the budget was spent; `--resume` continues.
+    Interrupted,
+}
+
+impl StudyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StudyState::Running => "running",
+            StudyState::Finished => "finished",
+            StudyState::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StudyState> {
+        Some(match s {
+            "running" => StudyState::Running,
+            "finished" => StudyState::Finished,
+            "interrupted" => StudyState::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+/// A study as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Study {
+    pub id: StudyId,
+    pub spec: StudySpec,
+    pub state: StudyState,
+    /// Unix seconds.
+    pub created: f64,
+    /// Whether [`Store::open`] created it now (false: an existing study was joined).
+    pub created_now: bool,
+}
+
+/// One line of [`Store::studies`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudySummary {
+    pub id: StudyId,
+    pub name: String,
+    pub experiment: String,
+    pub state: StudyState,
+    pub objectives: Vec<(String, Direction)>,
+    /// Trials by state name (`complete`, `pruned`, ...).
+    pub counts: BTreeMap<String, u64>,
+    /// The best complete trial's number and values, by the first objective (feasible first).
+    pub best: Option<(u64, Vec<f64>)>,
+    pub created: f64,
+}
+
+/// What [`Store::claim`] hands a worker: a trial that is now `running` under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub number: u64,
+    /// For a requeued trial, what was recorded for it before its worker went silent
+    /// (its params are empty when it died before [`Store::start`]); `None` for a new number.
+    pub requeued: Option<Trial>,
+}
+
+/// Why the store failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreError {
+    /// The study exists with a different spec (hash shown); `--resume` refuses to mix them.
+    SpecMismatch { name: String, stored: String, given: String },
+    /// A study, or a trial, that does not exist.
+    NotFound(String),
+    /// The database said no (I/O, locking, corruption, a newer schema).
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::SpecMismatch { name, stored, given } => write!(
+                f,
+                "study `{name}` was started from a different spec (stored hash {stored}, this file {given}); \
+                 use another --out directory or restore the original file"
+            ),
+            StoreError::NotFound(m) | StoreError::Backend(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What the finished trial records; `trial.state` must be finished.
+pub type Finished = Trial;
+
+/// A study store: the embedded SQLite one, or a server shared by many workers.
+///
+/// Every method is one atomic, durable operation; implementations are shared
+/// between threads (`&self`), each call doing its own transaction.
+pub trait Store: Send + Sync {
+    /// Opens the study `spec.name`, creating it if absent. An existing study with
+    /// another `spec_hash` is [`StoreError::SpecMismatch`]; its seed and objectives
+    /// are the stored ones.
+    fn open(&self, spec: &StudySpec) -> Result<Study, StoreError>;
+
+    /// Records the study's state (`running` when a worker starts, `finished` or `interrupted` at the end).
+    fn set_state(&self, study: StudyId, state: StudyState) -> Result<(), StoreError>;
+
+    /// Atomically takes the lowest-numbered queued trial, or allocates the next
+    /// number if it is below `limit` (the study's trial budget; `None`: no budget);
+    /// either way the trial is `running` under `worker` with a fresh heartbeat.
+    /// `Ok(None)`: nothing is queued and the budget is spent.
+    fn claim(&self, study: StudyId, worker: &str, limit: Option<u64>) -> Result<Option<Claim>, StoreError>;
+
+    /// Gives back a claimed trial that was not evaluated (the strategy had nothing
+    /// to propose): it becomes `queued` again, keeping its number.
+    fn release(&self, study: StudyId, number: u64, worker: &str) -> Result<(), StoreError>;
+
+    /// Records the point and seed of a claimed trial (before it is evaluated).
+    fn start(&self, study: StudyId, number: u64, params: &Point, seed: u64, worker: &str) -> Result<(), StoreError>;
+
+    /// Records the first objective's value at `step` (an epoch) of a running trial.
+    fn report(&self, study: StudyId, number: u64, step: u32, value: f64) -> Result<(), StoreError>;
+
+    /// Proves `worker` alive: refreshes the heartbeat of every trial it runs.
+    fn heartbeat(&self, study: StudyId, worker: &str) -> Result<(), StoreError>;
+
+    /// Records a finished trial: state (complete, pruned or failed), values,
+    /// constraints, violations, metrics, error and duration. Steps already reported
+    /// are kept; `trial.steps` not yet stored are added.
+    fn finish(&self, study: StudyId, trial: &Finished) -> Result<(), StoreError>;
+
+    /// Turns `running` trials whose heartbeat is older than `timeout_s` seconds back
+    /// into `queued` (their steps are dropped: the trial reruns from the start);
+    /// returns their numbers. A trial is requeued once per silence: a concurrent
+    /// sweep finds it queued and leaves it.
+    fn requeue_stale(&self, study: StudyId, timeout_s: f64) -> Result<Vec<u64>, StoreError>;
+
+    /// Like [`Store::requeue_stale`] for every running trial of a worker known to be dead.
+    fn requeue_worker(&self, study: StudyId, worker: &str) -> Result<Vec<u64>, StoreError>;
+
+    /// Workers with running trials in the study, with their last heartbeat (Unix seconds).
+    fn running_workers(&self, study: StudyId) -> Result<Vec<(String, f64)>, StoreError>;
+
+    /// Every trial of the study, by number, with its steps.
+    fn history(&self, study: StudyId) -> Result<Vec<Trial>, StoreError>;
+
+    /// Every study in the store.
+    fn studies(&self) -> Result<Vec<StudySummary>, StoreError>;
+}
+
+/// A stable hash (FNV-1a, 64-bit, hex) of a spec's text, line endings normalised.
+pub fn spec_hash(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.replace("\r\n", "\n").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Unix time in seconds.
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// This process's worker id: `host:pid:nonce`, unique across restarts (fixed for the process).
+pub fn worker_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(make_worker_id).clone()
+}
+
+fn make_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    let nonce = (now() * 1e6) as u64 % 1_000_000;
+    format!("{host}:{}:{nonce}", std::process::id())
+}
+
+/// For a worker id made by [`worker_id`] on this host: whether its process is gone.
+/// `None` when that cannot be told (another host, no `/proc`).
+pub fn local_worker_dead(worker: &str) -> Option<bool> {
+    let mut parts = worker.rsplitn(3, ':');
+    let _nonce = parts.next()?;
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let host = parts.next()?;
+    let me = worker_id();
+    let my_host = me.rsplitn(3, ':').nth(2)?;
+    if host != my_host || !std::path::Path::new("/proc/self").exists() {
+        return None;
+    }
+    if pid == std::process::id() {
+        // This process, or an earlier one that had its pid (and so is gone).
+        return Some(worker != me);
+    }
+    Some(!std::path::Path::new(&format!("/proc/{pid}")).exists())
+}

@@ -24,6 +24,7 @@ pub mod stdlib;
 pub mod store;
 pub mod syntax;
 pub mod train;
+pub mod runner;
 
 use std::path::Path;
 

@@ -62,6 +62,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Reloads a run's best model (or a saved trial's) and evaluates it on a split.
+    Eval(cli::run::EvalArgs),
+    /// Lists the studies under a folder with their state and best values.
+    Ls(cli::run::LsArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
 }
@@ -81,6 +85,8 @@ fn main() -> ExitCode {
         Command::Graph { file, set, experiment } => graph(&file, &set, experiment.as_deref()),
         Command::Run(args) => cli::run::run(&args),
         Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
+        Command::Eval(args) => cli::run::eval(&args),
+        Command::Ls(args) => cli::run::ls(&args),
         Command::Lsp => cli::lsp::lsp(),
     }
 }

@@ -1,15 +1,814 @@
-//! `bma run`: search, train, rank and report. (Being written with the search engine.)
+//! `bma run`, `bma eval`, `bma ls`: search, train, rank and report.
+//!
+//! Exit codes: 0 the study ran (or resumed) to its budget, time or the end of its
+//! strategy; 1 the input is wrong (diagnostics, a bad flag, a study in `--out` that
+//! needs `--resume`, a spec that changed under `--resume`); 2 bma failed (the store,
+//! I/O); 130 interrupted by Ctrl-C (everything recorded; `--resume` continues).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bma::ir::{self, Point, Value};
+use bma::runner::{self, ModelEvaluator};
+use bma::search::study::{self, Ended, Event, Evaluator, FunctionEvaluator, Observer, Settings, Study};
+use bma::search::prune::{self, NoPruner};
+use bma::search::{self, History, Pruner, Rank, TrialState};
+use bma::store::{self, Sqlite, Store, StoreError};
+
+use super::{Format, INPUT, INTERNAL, OK};
+
+/// Exit code: stopped by Ctrl-C, everything recorded.
+pub const INTERRUPTED: u8 = 130;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ProgressMode {
+    /// Live bars on a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// One line per finished trial.
+    Plain,
+    /// Nothing until the final table.
+    None,
+}
 
 /// Arguments of `bma run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The .bma file.
     pub file: PathBuf,
+    /// The experiment to run (needed when the file has several).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// The study's trial budget (overrides `search { trials = }`).
+    #[arg(long)]
+    pub trials: Option<u64>,
+    /// The study seed (overrides `search { seed = }`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The strategy, e.g. `random`, `tpe(startup: 5)` (overrides `search { strategy = }`).
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Trials at once (overrides `search { parallel = }`).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// The study's time budget, e.g. `90s`, `5m`, `1h30m` (overrides `search { time = }`).
+    #[arg(long, value_parser = parse_duration)]
+    pub time: Option<Duration>,
+    /// One trial's time limit (checked after each epoch).
+    #[arg(long = "trial-time", value_parser = parse_duration)]
+    pub trial_time: Option<Duration>,
+    /// The output folder (default: `report { out = }`, else `runs/<experiment>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Pin a parameter: `--set depth=2` (repeatable).
+    #[arg(long = "set", value_name = "P=V")]
+    pub set: Vec<String>,
+    /// Continue the study stored in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Where to train: cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// `90`, `90s`, `5m`, `1h30m`, `2h`, `1.5m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(s) = t.parse::<f64>() {
+        return if s >= 0.0 && s.is_finite() { Ok(Duration::from_secs_f64(s)) } else { Err(format!("bad duration `{t}`")) };
+    }
+    let mut total = 0.0;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            'd' => 86400.0,
+            _ => return Err(format!("bad duration `{t}` (use e.g. 90s, 5m, 1h30m)")),
+        };
+        let n: f64 = num.parse().map_err(|_| format!("bad duration `{t}` (use e.g. 90s, 5m, 1h30m)"))?;
+        total += n * unit;
+        num.clear();
+    }
+    if !num.is_empty() {
+        return Err(format!("bad duration `{t}`: a number without a unit at the end"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Parses `name` or `name(key: value, ...)` (values: numbers, names, `[a, b]`) as a strategy value.
+pub fn parse_call(text: &str) -> Result<Value, String> {
+    let t = text.trim();
+    let bad = || format!("cannot read `{t}` (expected e.g. `tpe` or `tpe(startup: 5)`)");
+    let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let Some(open) = t.find('(') else {
+        return if ident(t) { Ok(Value::sym(t)) } else { Err(bad()) };
+    };
+    let name = t[..open].trim();
+    let inner = t[open + 1..].strip_suffix(')').ok_or_else(bad)?;
+    if !ident(name) {
+        return Err(bad());
+    }
+    let atom = |s: &str| -> Result<Value, String> {
+        let s = s.trim();
+        if let Ok(i) = s.parse::<i64>() {
+            Ok(Value::Int(i))
+        } else if let Ok(x) = s.parse::<f64>() {
+            Ok(Value::Float(x))
+        } else if ident(s) {
+            Ok(Value::sym(s))
+        } else {
+            Err(bad())
+        }
+    };
+    let mut args = Vec::new();
+    let mut depth = 0;
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    for c in inner.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        parts.push(cur);
+    }
+    for p in parts {
+        let (key, val) = match p.split_once(':') {
+            Some((k, v)) if ident(k.trim()) => (Some(k.trim().to_string()), v.trim().to_string()),
+            _ => (None, p.trim().to_string()),
+        };
+        let value = if let Some(list) = val.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            Value::List(list.split(',').filter(|s| !s.trim().is_empty()).map(atom).collect::<Result<_, _>>()?)
+        } else {
+            atom(&val)?
+        };
+        args.push((key, value));
+    }
+    Ok(Value::Call(ir::CallValue { name: name.to_string(), args }))
+}
+
+fn setting(exp: &ir::Experiment, key: &str) -> Result<Option<Value>, String> {
+    match exp.search_setting(key) {
+        None => Ok(None),
+        Some(s) => ir::eval(&s.value, &BTreeMap::<String, Value>::new())
+            .map(Some)
+            .map_err(|e| format!("search {{ {key} = ... }}: {}", e.message)),
+    }
+}
+
+fn positive(v: Option<Value>, key: &str) -> Result<Option<u64>, String> {
+    match v {
+        None => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(i) if i >= 0 => Ok(Some(i as u64)),
+            _ => Err(format!("search {{ {key} = {v} }} must be a non-negative int")),
+        },
+    }
+}
+
+/// The pruner a `prune = ...` value names (`bma check` validated it; a value that
+/// still makes no sense runs unpruned, with the reason as a warning).
+fn pruner(value: Option<&Value>) -> (Box<dyn Pruner>, Option<String>) {
+    match value {
+        None => (Box::new(NoPruner), None),
+        Some(v) => match prune::from_setting(v) {
+            Ok(p) => (p, None),
+            Err(e) => (Box::new(NoPruner), Some(format!("{e}; running without pruning"))),
+        },
+    }
+}
+
+/// Everything decided before the study starts.
+struct Plan<'c> {
+    compiled: &'c bma::Compiled,
+    exp: &'c ir::Experiment,
+    out: PathBuf,
+    settings: Settings,
+    strategy: Value,
+    prune: Option<Value>,
+    seed: u64,
+    pins: Point,
+    top: usize,
+}
+
+fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Plan<'c>, String> {
+    let all = &compiled.program.experiments;
+    let exp = match &args.experiment {
+        Some(n) => compiled.program.experiment(n).ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+            format!("no experiment `{n}` (the file has {})", names.join(", "))
+        })?,
+        None => match all.as_slice() {
+            [] => return Err("the file defines no experiment".into()),
+            [one] => one,
+            many => {
+                let names: Vec<&str> = many.iter().map(|e| e.name.as_str()).collect();
+                return Err(format!("the file has several experiments ({}); pick one with --experiment", names.join(", ")));
+            }
+        },
+    };
+    let trials = match args.trials {
+        Some(t) => Some(t),
+        None => positive(setting(exp, "trials")?, "trials")?,
+    };
+    let parallel = match args.parallel {
+        Some(0) => return Err("--parallel must be at least 1".into()),
+        Some(p) => p,
+        None => positive(setting(exp, "parallel")?, "parallel")?.unwrap_or(1).max(1) as usize,
+    };
+    let seed = match args.seed {
+        Some(s) => s,
+        None => positive(setting(exp, "seed")?, "seed")?.unwrap_or(0),
+    };
+    let time = match args.time {
+        Some(t) => Some(t),
+        None => match setting(exp, "time")? {
+            None => None,
+            Some(Value::Duration(d)) => Some(Duration::from_secs_f64(d.seconds.max(0.0))),
+            Some(v) => match v.as_f64() {
+                Some(s) if s >= 0.0 => Some(Duration::from_secs_f64(s)),
+                _ => return Err(format!("search {{ time = {v} }} must be a duration")),
+            },
+        },
+    };
+    let strategy = match &args.strategy {
+        Some(s) => parse_call(s).map_err(|e| format!("--strategy: {e}"))?,
+        None => setting(exp, "strategy")?.unwrap_or_else(|| Value::sym("tpe")),
+    };
+    let strategy_name = strategy.head().unwrap_or("");
+    // A grid with no trial budget runs to its end; anything else defaults to 100 trials.
+    let trials = match trials {
+        Some(t) => Some(t),
+        None if strategy_name == "grid" || time.is_some() => None,
+        None => Some(100),
+    };
+    let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
+    let _ = data;
+    let mut pins = Point::new();
+    for s in &args.set {
+        let (k, v) = s.split_once('=').ok_or_else(|| format!("`--set {s}` is not of the form name=value"))?;
+        let value = bma::pins::parse_pin(exp, k.trim(), v.trim()).map_err(|e| match e {
+            bma::PinError::Input(m) | bma::PinError::Internal(m) => m,
+        })?;
+        pins.insert(k.trim().to_string(), value);
+    }
+    let report_out = exp.report_setting("out").and_then(|s| match ir::eval(&s.value, &BTreeMap::<String, Value>::new()) {
+        Ok(Value::Str(p)) => Some(PathBuf::from(p)),
+        _ => None,
+    });
+    let out = args.out.clone().or(report_out).unwrap_or_else(|| runner::default_out(&exp.name));
+    let top = exp
+        .report_setting("top")
+        .and_then(|s| ir::eval(&s.value, &BTreeMap::<String, Value>::new()).ok())
+        .and_then(|v| v.as_i64())
+        .filter(|t| *t > 0)
+        .unwrap_or(10) as usize;
+    Ok(Plan {
+        compiled,
+        exp,
+        out,
+        settings: Settings { trials, time, trial_time: args.trial_time, parallel, heartbeat: Duration::from_secs(5) },
+        strategy,
+        prune: setting(exp, "prune")?,
+        seed,
+        pins,
+        top,
+    })
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    super::fail(format!("`bma run {}`: the search engine is not built yet", args.file.display()), super::INTERNAL)
+    let compiled = match super::compile_path(&args.file) {
+        Ok(c) => c,
+        Err(m) => return super::fail(m, INPUT),
+    };
+    if super::report_diagnostics(&compiled.sources, &compiled.diagnostics, Format::Human) {
+        eprintln!("error: {} has errors; nothing was run", args.file.display());
+        return ExitCode::from(INPUT);
+    }
+    let device: bma::train::DeviceKind = match args.device.parse() {
+        Ok(d) => d,
+        Err(e) => return super::fail(format!("--device: {e}"), INPUT),
+    };
+    let plan = match plan(&compiled, args) {
+        Ok(p) => p,
+        Err(m) => return super::fail(m, INPUT),
+    };
+    match execute(&plan, args, device) {
+        Ok(code) => code,
+        Err((m, code)) => super::fail(m, code),
+    }
+}
+
+type Failure = (String, u8);
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    (e.to_string(), INTERNAL)
+}
+
+fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> Result<ExitCode, Failure> {
+    let exp = plan.exp;
+    let compiled = plan.compiled;
+    let db = plan.out.join("study.db");
+    let existed = db.exists();
+    let sqlite = Sqlite::open(&db).map_err(internal)?;
+    let spec_text = compiled.sources.iter().map(|(_, s)| s.text.as_str()).collect::<Vec<_>>().join("\n\u{1f}\n");
+    let spec = Study::spec(&exp.name, exp, &spec_text, plan.seed);
+    if existed && !args.resume {
+        let summaries = sqlite.studies().map_err(internal)?;
+        if let Some(s) = summaries.iter().find(|s| s.name == spec.name) {
+            let n: u64 = s.counts.values().sum();
+            return Err((
+                format!(
+                    "{} already holds study `{}` ({n} trials, {}); pass --resume to continue it, or choose another --out",
+                    db.display(),
+                    s.name,
+                    s.state.as_str()
+                ),
+                INPUT,
+            ));
+        }
+    }
+    let stored = match sqlite.open(&spec) {
+        Ok(s) => s,
+        Err(e @ StoreError::SpecMismatch { .. }) => return Err((e.to_string(), INPUT)),
+        Err(e) => return Err(internal(e)),
+    };
+    if !stored.created_now && args.seed.is_some_and(|s| s != stored.spec.seed) {
+        return Err((
+            format!("--seed {} differs from the study's stored seed {}; a resumed study keeps its seed", plan.seed, stored.spec.seed),
+            INPUT,
+        ));
+    }
+    let quiet = args.progress == ProgressMode::None;
+    if !stored.created_now {
+        let requeued = Study::recover(&sqlite, stored.id, Duration::from_secs(60)).map_err(internal)?;
+        if !requeued.is_empty() && !quiet {
+            eprintln!("resume: requeued {} trial(s) of a stopped worker: {:?}", requeued.len(), requeued);
+        }
+    }
+    let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
+    let ctx = bma::space::Context { fns: &compiled.program.fns, data };
+    for (k, v) in &plan.pins {
+        bma::space::check_pin(&exp.space, k, v).map_err(|e| (e.to_string(), INPUT))?;
+    }
+    let strategy = search::strategy(&plan.strategy, &exp.space, ctx, &plan.pins).map_err(|e| (e.to_string(), INPUT))?;
+    let (pruner, warning) = pruner(plan.prune.as_ref());
+    if let Some(w) = warning
+        && !quiet
+    {
+        eprintln!("warning: {w}");
+    }
+    let rank = rank_of(exp);
+    let objectives = study::Objectives::new(exp);
+    let mut study = Study {
+        store: &sqlite,
+        study: stored,
+        experiment: exp,
+        fns: &compiled.program.fns,
+        data,
+        objectives,
+        strategy,
+        pruner,
+        pins: plan.pins.clone(),
+        rank,
+        settings: plan.settings.clone(),
+        worker: store::worker_id(),
+    };
+
+    let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let model_eval = match &exp.model {
+        Some(_) => {
+            let threads = if plan.settings.parallel > 1 { 1 } else { 2 };
+            Some(
+                ModelEvaluator::new(&compiled.program, exp, &base, device, Some(plan.out.clone()), threads)
+                    .map_err(|e| (e, INPUT))?,
+            )
+        }
+        None => None,
+    };
+    let evaluator: &dyn Evaluator = match &model_eval {
+        Some(m) => m,
+        None => &FunctionEvaluator,
+    };
+
+    let stop = install_ctrlc();
+    let mode = match args.progress {
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Mode::Bar,
+        ProgressMode::Auto | ProgressMode::Plain => Mode::Plain,
+        ProgressMode::None => Mode::None,
+    };
+    let done_before = sqlite.history(study.study.id).map_err(internal)?.iter().filter(|t| t.state.is_finished()).count();
+    let progress = Progress::new(mode, plan.settings.trials, done_before, &study.study.spec);
+    let (history, ended) = match study.run(evaluator, &progress, stop) {
+        Ok(r) => r,
+        Err(e) => {
+            progress.finish();
+            return Err(internal(e));
+        }
+    };
+    progress.finish();
+
+    // The best trial's model, then the results files, from the store's history.
+    let spec = &study.study.spec;
+    let ranked = history.ranked();
+    let mut best_test = None;
+    let mut notes = Vec::new();
+    if exp.model.is_some()
+        && let Some(best) = ranked.first()
+    {
+        match runner::save_best(&plan.out, best.number) {
+            Ok(m) => best_test = Some(m),
+            Err(e) => notes.push(format!("the best trial's model could not be evaluated on test: {e}")),
+        }
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("ended".into(), serde_json::json!(format!("{ended:?}").to_lowercase()));
+    let json = runner::results_json(spec, &history, study.study.state.as_str(), best_test.as_ref(), extra);
+    let state = ended.state();
+    let json = {
+        let mut j = json;
+        if let Some(o) = j.as_object_mut() {
+            o.insert("state".into(), serde_json::json!(state.as_str()));
+        }
+        j
+    };
+    let text = serde_json::to_string_pretty(&json).map_err(internal)?;
+    runner::write_atomic(&plan.out.join("results.json"), text.as_bytes()).map_err(internal)?;
+    runner::write_atomic(&plan.out.join("results.csv"), runner::results_csv(spec, &exp.space, &history).as_bytes())
+        .map_err(internal)?;
+
+    print!("{}", table(&history, spec, &exp.space, plan.top));
+    if let (Some(m), Some(best)) = (&best_test, ranked.first()) {
+        let shown: Vec<String> = ["accuracy", "f1", "loss", "mse", "r2"]
+            .iter()
+            .filter_map(|k| m.get(*k).map(|v| format!("{k} {}", fmt_num(*v))))
+            .collect();
+        println!("best trial {} on test: {}", best.number, shown.join(", "));
+    }
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
+    println!(
+        "{} trials: {} complete, {} pruned, {} failed; {} ({}); results in {}",
+        history.trials.len(),
+        counts(TrialState::Complete),
+        counts(TrialState::Pruned),
+        counts(TrialState::Failed),
+        state.as_str(),
+        match ended {
+            Ended::Budget => "trial budget spent",
+            Ended::Time => "time budget spent",
+            Ended::Exhausted => "the strategy has nothing more to propose",
+            Ended::Interrupted => "Ctrl-C; --resume continues",
+        },
+        plan.out.display()
+    );
+    Ok(ExitCode::from(if ended == Ended::Interrupted { INTERRUPTED } else { OK }))
+}
+
+fn rank_of(exp: &ir::Experiment) -> Rank {
+    let Some(setting) = &exp.rank else {
+        return if exp.objectives.len() > 1 { Rank::Pareto } else { Rank::Lexicographic };
+    };
+    match ir::eval(&setting.value, &BTreeMap::<String, Value>::new()) {
+        Ok(v) if v.head() == Some("lexicographic") => Rank::Lexicographic,
+        Ok(Value::Call(c)) if c.name == "weighted" => {
+            let weights = exp
+                .objectives
+                .iter()
+                .map(|o| c.arg(&o.name, usize::MAX).and_then(Value::as_f64).unwrap_or(0.0))
+                .collect();
+            Rank::Weighted(weights)
+        }
+        _ => Rank::Pareto,
+    }
+}
+
+/// Ctrl-C once: stop at the next epoch, record, write the results (exit 130). Twice: exit at once.
+fn install_ctrlc() -> &'static AtomicBool {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static PRESSES: AtomicUsize = AtomicUsize::new(0);
+    let _ = ctrlc::set_handler(|| {
+        if PRESSES.fetch_add(1, Ordering::SeqCst) >= 1 {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+        STOP.store(true, Ordering::SeqCst);
+    });
+    &STOP
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v == v.trunc() && v.abs() < 1e9 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1000.0 || v.abs() < 0.001 {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn fmt_value(v: &Value) -> String {
+    match v {
+        Value::Float(x) => fmt_num(*x),
+        other => other.to_string(),
+    }
+}
+
+/// The ranked table: rank, trial, key parameters, objectives, constraints, Pareto marker.
+fn table(history: &History, spec: &store::StudySpec, space: &ir::Space, top: usize) -> String {
+    let ranked = history.ranked();
+    if ranked.is_empty() {
+        return "no trial completed\n".into();
+    }
+    let front = runner::pareto_front(history);
+    let params: Vec<&str> = space.free().map(|p| p.name.as_str()).take(6).collect();
+    let mut header: Vec<String> = vec!["rank".into(), "trial".into()];
+    header.extend(params.iter().map(|p| p.to_string()));
+    header.extend(spec.objectives.iter().map(|(n, d)| format!("{n} {}", runner::arrow(*d))));
+    if !spec.constraints.is_empty() {
+        header.push("require".into());
+    }
+    if spec.objectives.len() > 1 {
+        header.push("pareto".into());
+    }
+    let mut rows = vec![header];
+    for (i, t) in ranked.iter().take(top).enumerate() {
+        let mut row = vec![(i + 1).to_string(), t.number.to_string()];
+        row.extend(params.iter().map(|p| t.params.get(*p).map(fmt_value).unwrap_or_else(|| "·".into())));
+        row.extend(t.values.iter().map(|v| fmt_num(*v)));
+        if !spec.constraints.is_empty() {
+            let broken: Vec<&str> = spec
+                .constraints
+                .iter()
+                .zip(&t.violations)
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            row.push(if broken.is_empty() { "ok".into() } else { format!("✗ {}", broken.join(", ")) });
+        }
+        if spec.objectives.len() > 1 {
+            row.push(if front.contains(&t.number) { "*".into() } else { String::new() });
+        }
+        rows.push(row);
+    }
+    let cols = rows[0].len();
+    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for (ri, r) in rows.iter().enumerate() {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:>w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if ri == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (cols - 1)));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Bar,
+    Plain,
+    None,
+}
+
+struct ProgressState {
+    done: usize,
+    pruned: usize,
+    failed: usize,
+    running: BTreeMap<u64, u32>,
+    best: Option<(u64, Vec<f64>)>,
+}
+
+/// Live progress: an indicatif bar on a terminal, plain lines otherwise.
+struct Progress {
+    mode: Mode,
+    bar: Option<indicatif::ProgressBar>,
+    state: Mutex<ProgressState>,
+    total: Option<u64>,
+    names: Vec<String>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(mode: Mode, total: Option<u64>, done: usize, spec: &store::StudySpec) -> Progress {
+        let bar = (mode == Mode::Bar).then(|| {
+            let bar = match total {
+                Some(t) => indicatif::ProgressBar::new(t),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  eta {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_position(done as u64);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            mode,
+            bar,
+            state: Mutex::new(ProgressState { done, pruned: 0, failed: 0, running: BTreeMap::new(), best: None }),
+            total,
+            names: spec.objectives.iter().map(|(n, _)| n.clone()).collect(),
+            started: Instant::now(),
+        }
+    }
+
+    fn values(&self, values: &[f64]) -> String {
+        self.names.iter().zip(values).map(|(n, v)| format!("{n} {}", fmt_num(*v))).collect::<Vec<_>>().join(", ")
+    }
+
+    fn message(&self, s: &ProgressState) -> String {
+        let best = s.best.as_ref().map(|(n, v)| format!("best #{n}: {}", self.values(v))).unwrap_or_default();
+        let running: Vec<String> = s.running.iter().map(|(n, e)| if *e > 0 { format!("#{n} ep {e}") } else { format!("#{n}") }).collect();
+        format!("{best} | running {} | pruned {} failed {}", running.join(" "), s.pruned, s.failed)
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn event(&self, event: Event<'_>) {
+        if self.mode == Mode::None {
+            return;
+        }
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::Started { number, .. } => {
+                s.running.insert(number, 0);
+            }
+            Event::Step { number, step, .. } => {
+                s.running.insert(number, step);
+            }
+            Event::Finished { trial, history } => {
+                s.running.remove(&trial.number);
+                s.done += 1;
+                match trial.state {
+                    TrialState::Pruned => s.pruned += 1,
+                    TrialState::Failed => s.failed += 1,
+                    _ => {}
+                }
+                s.best = history.ranked().first().map(|t| (t.number, t.values.clone()));
+                if self.mode == Mode::Plain {
+                    let what = match (&trial.state, &trial.error) {
+                        (TrialState::Failed, Some(e)) => format!("failed: {e}"),
+                        (state, _) => format!("{} {}", state.as_str(), self.values(&trial.values)),
+                    };
+                    let total = self.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into());
+                    let best = s.best.as_ref().map(|(n, v)| format!("best #{n} {}", self.values(v))).unwrap_or_default();
+                    eprintln!(
+                        "[{:>7.1}s] trial {} {} ({:.2}s) [{}/{}, {}]",
+                        self.started.elapsed().as_secs_f64(),
+                        trial.number,
+                        what,
+                        trial.duration,
+                        s.done,
+                        total,
+                        best
+                    );
+                }
+                if let Some(b) = &self.bar {
+                    b.set_position(s.done as u64);
+                }
+            }
+        }
+        if let Some(b) = &self.bar {
+            b.set_message(self.message(&s));
+        }
+    }
+}
+
+/// Arguments of `bma eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// A run folder (its `best/` model is evaluated) or a saved model folder (`trials/<n>`).
+    pub dir: PathBuf,
+    /// The split to evaluate on.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+}
+
+pub fn eval(args: &EvalArgs) -> ExitCode {
+    let split: bma::data::Part = match args.split.parse() {
+        Ok(p) => p,
+        Err(e) => return super::fail(format!("--split: {e}"), INPUT),
+    };
+    let dir = if args.dir.join("model.json").exists() { args.dir.clone() } else { args.dir.join("best") };
+    if !dir.join("model.json").exists() {
+        return super::fail(
+            format!("{} holds no saved model (expected {}/model.json)", args.dir.display(), dir.display()),
+            INPUT,
+        );
+    }
+    match bma::train::eval_saved(&dir, split) {
+        Ok(m) => {
+            println!("{} on {}:", dir.display(), args.split);
+            for (k, v) in &m {
+                println!("  {k:<12} {}", fmt_num(*v));
+            }
+            ExitCode::from(OK)
+        }
+        Err(e) => super::fail(e, INTERNAL),
+    }
+}
+
+/// Arguments of `bma ls`.
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// A run folder or a folder of run folders (default `runs`).
+    #[arg(default_value = "runs")]
+    pub dir: PathBuf,
+}
+
+fn find_dbs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let db = dir.join("study.db");
+    if db.is_file() {
+        out.push(db);
+    }
+    if depth == 0 {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for d in dirs {
+            if d.file_name().is_some_and(|n| n == "trials" || n == "best") {
+                continue;
+            }
+            find_dbs(&d, depth - 1, out);
+        }
+    }
+}
+
+pub fn ls(args: &LsArgs) -> ExitCode {
+    if !args.dir.exists() {
+        return super::fail(format!("{} does not exist", args.dir.display()), INPUT);
+    }
+    let mut dbs = Vec::new();
+    find_dbs(&args.dir, 3, &mut dbs);
+    if dbs.is_empty() {
+        println!("no study under {}", args.dir.display());
+        return ExitCode::from(OK);
+    }
+    let mut failed = false;
+    for db in dbs {
+        let dir = db.parent().unwrap_or(Path::new("."));
+        match Sqlite::open(&db).and_then(|s| s.studies()) {
+            Ok(studies) => {
+                for s in studies {
+                    let n: u64 = s.counts.values().sum();
+                    let counts: Vec<String> = s.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                    let best = s
+                        .best
+                        .map(|(num, vals)| {
+                            let v: Vec<String> =
+                                s.objectives.iter().zip(&vals).map(|((name, _), v)| format!("{name} {}", fmt_num(*v))).collect();
+                            format!("best #{num}: {}", v.join(", "))
+                        })
+                        .unwrap_or_else(|| "no complete trial".into());
+                    println!("{}  {}  {}  {n} trials ({})  {best}", dir.display(), s.name, s.state.as_str(), counts.join(", "));
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", db.display());
+                failed = true;
+            }
+        }
+    }
+    ExitCode::from(if failed { INTERNAL } else { OK })
 }

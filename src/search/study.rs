@@ -1,1 +1,829 @@
-//! STUB (being written): the trial loop.
+//! The trial loop: claims trial numbers from a [`Store`], asks the strategy for
+//! points, evaluates them on up to `parallel` threads, feeds per-step values to the
+//! pruner, measures objectives and constraints, and records every state change.
+//!
+//! Takes a checked experiment, a [`Store`], a [`Strategy`], a [`Pruner`] and an
+//! [`Evaluator`] (training for experiments with a `model`, [`FunctionEvaluator`] for
+//! pure functions); gives the study's [`History`] and why it ended ([`Ended`]).
+//!
+//! **Invariants:**
+//! - Trial `n`'s strategy randomness is `Rng::derive(seed, n)`, its training seed is
+//!   [`trial_seed`]`(seed, n)`, and it is asked with exactly the finished trials
+//!   numbered `<= n - parallel`: before asking for `n`, the loop waits for those of
+//!   its own trials to finish. So a study is reproducible for a given seed and
+//!   `parallel` whatever the threads' timing (a study `time` budget aside).
+//! - Every trial the loop starts ends recorded in the store as complete, pruned or
+//!   failed (with its reason), unless the process dies; then the store still holds
+//!   it as running, and the next run requeues it (see [`Study::recover`]).
+//! - A panic, NaN or error inside one trial fails that trial only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{Ask, AskContext, Direction, History, Pruner, Rank, SearchError, Strategy, Trial, TrialState, Verdict};
+use crate::ast;
+use crate::ir::{self, DataInfo, Point, Value};
+use crate::rng::{Rng, mix_seed};
+use crate::space;
+use crate::store::{self, Store, StudyState};
+
+/// Measured values by name (`accuracy`, `params`, `train_loss`, ...).
+pub type Metrics = BTreeMap<String, f64>;
+
+/// What an evaluator's step callback answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// How an evaluation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// It ran to its end (or its own early stopping).
+    Complete,
+    /// The step callback said stop.
+    Stopped,
+    /// It could not give a result; the reason is recorded.
+    Failed(String),
+}
+
+/// What an evaluator gives for one point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: Status,
+    /// Final metrics (for training, those of the kept weights).
+    pub metrics: Metrics,
+}
+
+/// The per-step callback an evaluator calls.
+pub type StepFn<'a> = dyn FnMut(u32, &Metrics) -> Control + Send + 'a;
+
+/// One trial as the evaluator sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct TrialRef<'a> {
+    pub number: u64,
+    pub point: &'a Point,
+    pub seed: u64,
+}
+
+/// Evaluates points: trains a sub-model, or computes a function.
+pub trait Evaluator: Sync {
+    /// Metrics known without evaluating (a model's `params` and `flops`), for the
+    /// static constraints; an error fails the trial before it starts.
+    fn static_metrics(&self, _trial: TrialRef<'_>) -> Result<Metrics, String> {
+        Ok(Metrics::new())
+    }
+
+    /// Evaluates `trial`, calling `on_step(step, metrics)` after each step (epoch,
+    /// 1-based); when it answers [`Control::Stop`] the evaluation must end at once
+    /// with [`Status::Stopped`].
+    fn evaluate(&self, trial: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome;
+
+    /// Called after a trial is recorded (saving a model, freeing memory).
+    fn finished(&self, _trial: &Trial) {}
+}
+
+/// A pure-function experiment (no `model`): the objectives are expressions of the
+/// point, computed by the study; nothing is trained, so there is nothing to do here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FunctionEvaluator;
+
+impl Evaluator for FunctionEvaluator {
+    fn evaluate(&self, _trial: TrialRef<'_>, _on_step: &mut StepFn<'_>) -> Outcome {
+        Outcome { status: Status::Complete, metrics: Metrics::new() }
+    }
+}
+
+/// What happens during a study, for progress displays.
+pub enum Event<'a> {
+    /// A trial was claimed and its point chosen.
+    Started { number: u64, params: &'a Point },
+    /// A running trial reported a step (`value` is the first objective, as measured).
+    Step { number: u64, step: u32, value: Option<f64> },
+    /// A trial was recorded as finished.
+    Finished { trial: &'a Trial, history: &'a History },
+}
+
+/// Receives [`Event`]s, from the loop's threads.
+pub trait Observer: Sync {
+    fn event(&self, event: Event<'_>);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&self, _event: Event<'_>) {}
+}
+
+/// Budgets and concurrency.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The study's trial budget (all runs together); `None`: until the time budget or the strategy ends.
+    pub trials: Option<u64>,
+    /// The study's wall-clock budget for this run: no trial starts after it, running ones stop.
+    pub time: Option<Duration>,
+    /// One trial's wall-clock limit, checked at each step (a trial that exceeds it fails).
+    pub trial_time: Option<Duration>,
+    /// Trials evaluated at once (threads).
+    pub parallel: usize,
+    /// How often the worker proves itself alive to the store.
+    pub heartbeat: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { trials: Some(100), time: None, trial_time: None, parallel: 1, heartbeat: Duration::from_secs(10) }
+    }
+}
+
+/// Why [`Study::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The trial budget is spent (every trial finished).
+    Budget,
+    /// The study's time budget ran out.
+    Time,
+    /// The strategy has nothing more to propose (a finished grid).
+    Exhausted,
+    /// The stop flag was raised (Ctrl-C); running trials were recorded as failed.
+    Interrupted,
+}
+
+impl Ended {
+    pub fn state(self) -> StudyState {
+        match self {
+            Ended::Interrupted => StudyState::Interrupted,
+            _ => StudyState::Finished,
+        }
+    }
+}
+
+/// The training seed of trial `number` of a study seeded `seed`.
+pub fn trial_seed(seed: u64, number: u64) -> u64 {
+    mix_seed(seed ^ 0x7472_6961_6c5f_7365, number)
+}
+
+/// An objective, ready to be measured.
+#[derive(Debug, Clone)]
+struct Measure {
+    name: String,
+    direction: Direction,
+    expr: ast::Expr,
+    /// `on train`: metric names read with a `train_` prefix first.
+    prefix: Option<String>,
+}
+
+/// A `require`, ready to be measured.
+#[derive(Debug, Clone)]
+struct Require {
+    name: String,
+    lhs: ast::Expr,
+    op: ast::BinaryOp,
+    bound: ast::Expr,
+}
+
+/// Names bound while measuring: the point, then the metrics.
+struct MeasureEnv<'a> {
+    inner: ir::PointEnv<'a>,
+    metrics: &'a Metrics,
+    prefix: Option<&'a str>,
+}
+
+impl ir::Env for MeasureEnv<'_> {
+    fn lookup(&self, name: &str) -> Option<Value> {
+        if let Some(p) = self.prefix
+            && let Some(v) = self.metrics.get(&format!("{p}{name}"))
+        {
+            return Some(Value::Float(*v));
+        }
+        if let Some(v) = self.inner.point.get(name) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.metrics.get(name) {
+            return Some(Value::Float(*v));
+        }
+        self.inner.lookup(name)
+    }
+
+    fn function(&self, name: &str) -> Option<&ast::FnDef> {
+        self.inner.function(name)
+    }
+}
+
+/// The objectives and constraints of an experiment, measured on a point and metrics.
+#[derive(Debug, Clone)]
+pub struct Objectives {
+    measures: Vec<Measure>,
+    requires: Vec<Require>,
+}
+
+impl Objectives {
+    pub fn new(exp: &ir::Experiment) -> Objectives {
+        let measures = exp
+            .objectives
+            .iter()
+            .map(|o| Measure {
+                name: o.name.clone(),
+                direction: o.direction.into(),
+                expr: o.metric.clone(),
+                prefix: match o.split.as_deref() {
+                    Some("train") => Some("train_".into()),
+                    _ => None,
+                },
+            })
+            .collect();
+        let requires = exp
+            .constraints
+            .iter()
+            .map(|c| Require { name: c.name.clone(), lhs: c.lhs.clone(), op: c.op, bound: c.bound.clone() })
+            .collect();
+        Objectives { measures, requires }
+    }
+
+    pub fn names(&self) -> Vec<(String, Direction)> {
+        self.measures.iter().map(|m| (m.name.clone(), m.direction)).collect()
+    }
+
+    pub fn directions(&self) -> Vec<Direction> {
+        self.measures.iter().map(|m| m.direction).collect()
+    }
+
+    pub fn constraint_names(&self) -> Vec<String> {
+        self.requires.iter().map(|r| r.name.clone()).collect()
+    }
+
+    fn env<'a>(
+        point: &'a Point,
+        metrics: &'a Metrics,
+        prefix: Option<&'a str>,
+        fns: &'a BTreeMap<String, ast::FnDef>,
+        data: Option<&'a DataInfo>,
+    ) -> MeasureEnv<'a> {
+        MeasureEnv { inner: ir::PointEnv { point, fns, data }, metrics, prefix }
+    }
+
+    fn number(expr: &ast::Expr, env: &MeasureEnv<'_>) -> Result<f64, String> {
+        let v = ir::eval(expr, env).map_err(|e| e.message)?;
+        v.as_f64().ok_or_else(|| format!("`{v}` is not a number"))
+    }
+
+    /// The objective values, in order; an error names the objective that could not be measured.
+    pub fn values(
+        &self,
+        point: &Point,
+        metrics: &Metrics,
+        fns: &BTreeMap<String, ast::FnDef>,
+        data: Option<&DataInfo>,
+    ) -> Result<Vec<f64>, String> {
+        self.measures
+            .iter()
+            .map(|m| {
+                let env = Self::env(point, metrics, m.prefix.as_deref(), fns, data);
+                let v = Self::number(&m.expr, &env).map_err(|e| format!("objective `{}`: {e}", m.name))?;
+                if v.is_nan() {
+                    return Err(format!("objective `{}` is NaN", m.name));
+                }
+                Ok(v)
+            })
+            .collect()
+    }
+
+    /// The first objective at a step, if it can be measured from the step's metrics.
+    pub fn step_value(
+        &self,
+        point: &Point,
+        metrics: &Metrics,
+        fns: &BTreeMap<String, ast::FnDef>,
+        data: Option<&DataInfo>,
+    ) -> Option<f64> {
+        let m = self.measures.first()?;
+        let env = Self::env(point, metrics, m.prefix.as_deref(), fns, data);
+        Self::number(&m.expr, &env).ok()
+    }
+
+    /// Each constraint's left-hand side and violation (0 when it holds). With
+    /// `partial`, constraints that cannot be measured yet are `None` (static checks);
+    /// otherwise they are errors.
+    #[allow(clippy::type_complexity)]
+    fn constraints(
+        &self,
+        point: &Point,
+        metrics: &Metrics,
+        fns: &BTreeMap<String, ast::FnDef>,
+        data: Option<&DataInfo>,
+        partial: bool,
+    ) -> Result<Vec<Option<(f64, f64)>>, String> {
+        let env = Self::env(point, metrics, None, fns, data);
+        self.requires
+            .iter()
+            .map(|r| {
+                let measured = Self::number(&r.lhs, &env).and_then(|lhs| Ok((lhs, Self::number(&r.bound, &env)?)));
+                match measured {
+                    Ok((lhs, bound)) => Ok(Some((lhs, violation(lhs, r.op, bound)))),
+                    Err(_) if partial => Ok(None),
+                    Err(e) => Err(format!("constraint `{}`: {e}", r.name)),
+                }
+            })
+            .collect()
+    }
+}
+
+/// How far `lhs op bound` is from holding (0 when it holds; NaN counts as violated).
+fn violation(lhs: f64, op: ast::BinaryOp, bound: f64) -> f64 {
+    use ast::BinaryOp::*;
+    if lhs.is_nan() || bound.is_nan() {
+        return f64::INFINITY;
+    }
+    let gap = match op {
+        Le => lhs - bound,
+        Lt => {
+            if lhs < bound {
+                0.0
+            } else {
+                (lhs - bound).max(f64::MIN_POSITIVE)
+            }
+        }
+        Ge => bound - lhs,
+        Gt => {
+            if lhs > bound {
+                0.0
+            } else {
+                (bound - lhs).max(f64::MIN_POSITIVE)
+            }
+        }
+        _ => 0.0,
+    };
+    gap.max(0.0)
+}
+
+/// One study, opened in a store, ready to run.
+pub struct Study<'a> {
+    pub store: &'a dyn Store,
+    pub study: store::Study,
+    pub experiment: &'a ir::Experiment,
+    pub fns: &'a BTreeMap<String, ast::FnDef>,
+    pub data: Option<&'a DataInfo>,
+    pub objectives: Objectives,
+    pub strategy: Box<dyn Strategy>,
+    pub pruner: Box<dyn Pruner>,
+    pub pins: Point,
+    pub rank: Rank,
+    pub settings: Settings,
+    pub worker: String,
+}
+
+/// A trial on its way from a worker thread back to the loop.
+struct Done {
+    trial: Trial,
+}
+
+/// Why a running trial was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopWhy {
+    None,
+    Pruned,
+    TrialTime,
+    StudyTime,
+    Interrupted,
+}
+
+impl<'a> Study<'a> {
+    /// The study's spec for the store: name, experiment, source text and its hash,
+    /// objectives, constraints, seed.
+    pub fn spec(name: &str, exp: &ir::Experiment, spec_text: &str, seed: u64) -> store::StudySpec {
+        let objectives = Objectives::new(exp);
+        store::StudySpec {
+            name: name.to_string(),
+            experiment: exp.name.clone(),
+            spec_text: spec_text.to_string(),
+            spec_hash: store::spec_hash(spec_text),
+            objectives: objectives.names(),
+            constraints: objectives.constraint_names(),
+            seed,
+        }
+    }
+
+    /// Requeues the running trials of workers that are gone: local processes that
+    /// no longer exist at once, others after `stale_after` without a heartbeat.
+    /// Returns the requeued trial numbers.
+    pub fn recover(store: &dyn Store, study: store::StudyId, stale_after: Duration) -> Result<Vec<u64>, SearchError> {
+        let mut requeued = Vec::new();
+        let err = |e: store::StoreError| SearchError::Store(e.to_string());
+        for (worker, _) in store.running_workers(study).map_err(err)? {
+            if store::local_worker_dead(&worker) == Some(true) {
+                requeued.extend(store.requeue_worker(study, &worker).map_err(err)?);
+            }
+        }
+        requeued.extend(store.requeue_stale(study, stale_after.as_secs_f64()).map_err(err)?);
+        requeued.sort_unstable();
+        Ok(requeued)
+    }
+
+    /// The study seed (the stored one wins over the spec's, so a resumed study keeps its seed).
+    pub fn seed(&self) -> u64 {
+        self.study.spec.seed
+    }
+
+    fn store_err(e: store::StoreError) -> SearchError {
+        SearchError::Store(e.to_string())
+    }
+
+    /// Runs the study until its budget is spent, the strategy is done, or `stop` is
+    /// raised; every trial is recorded in the store as it finishes.
+    pub fn run(&mut self, evaluator: &dyn Evaluator, observer: &dyn Observer, stop: &AtomicBool) -> Result<(History, Ended), SearchError> {
+        let started = Instant::now();
+        let parallel = self.settings.parallel.max(1);
+        let id = self.study.id;
+        let worker = self.worker.clone();
+        self.store.set_state(id, StudyState::Running).map_err(Self::store_err)?;
+        let mut history = History::new(self.objectives.directions(), self.rank.clone());
+        for t in self.store.history(id).map_err(Self::store_err)? {
+            history.upsert(t);
+        }
+        let seed = self.seed();
+        let deadline = self.settings.time.map(|t| started + t);
+        let trial_time = self.settings.trial_time;
+        let finished_flag = AtomicBool::new(false);
+        let store = self.store;
+        let (tx, rx) = mpsc::channel::<Done>();
+
+        let result = std::thread::scope(|scope| -> Result<Ended, SearchError> {
+            // Heartbeats for every running trial of this worker.
+            let hb_worker = worker.clone();
+            let hb_every = self.settings.heartbeat;
+            let finished_ref = &finished_flag;
+            scope.spawn(move || {
+                let tick = Duration::from_millis(50).min(hb_every);
+                let mut last = Instant::now();
+                while !finished_ref.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    if last.elapsed() >= hb_every {
+                        let _ = store.heartbeat(id, &hb_worker);
+                        last = Instant::now();
+                    }
+                }
+            });
+
+            let mut running: BTreeSet<u64> = BTreeSet::new();
+            let mut pending: Option<store::Claim> = None;
+            let mut no_more = false;
+            let mut ended: Option<Ended> = None;
+            let mut failure: Option<SearchError> = None;
+            let mut view = History::new(history.directions.clone(), history.rank.clone());
+            let mut view_upto: i64 = -1;
+
+            loop {
+                if failure.is_none() && ended.is_none() {
+                    if stop.load(Ordering::SeqCst) {
+                        ended = Some(Ended::Interrupted);
+                    } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                        ended = Some(Ended::Time);
+                    }
+                }
+                let stopping = failure.is_some() || ended.is_some();
+                let mut waiting = false;
+                if stopping || no_more {
+                    if let Some(c) = pending.take() {
+                        if let Err(e) = store.release(id, c.number, &worker) {
+                            failure.get_or_insert(Self::store_err(e));
+                        }
+                    }
+                } else if running.len() < parallel {
+                    let claim = match pending.take() {
+                        Some(c) => Some(c),
+                        None => match store.claim(id, &worker, self.settings.trials) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                failure = Some(Self::store_err(e));
+                                continue;
+                            }
+                        },
+                    };
+                    match claim {
+                        None => no_more = true,
+                        Some(claim) => {
+                            let n = claim.number;
+                            // Reproducibility: trial n sees exactly the trials <= n - parallel.
+                            let horizon = n as i64 - parallel as i64;
+                            let blocked = running.iter().any(|&r| (r as i64) <= horizon);
+                            if blocked {
+                                pending = Some(claim);
+                                waiting = true;
+                            } else {
+                                if horizon < view_upto {
+                                    view = History::new(history.directions.clone(), history.rank.clone());
+                                    view_upto = -1;
+                                }
+                                for t in history.trials.iter().filter(|t| {
+                                    (t.number as i64) > view_upto && (t.number as i64) <= horizon && t.state.is_finished()
+                                }) {
+                                    view.upsert(t.clone());
+                                }
+                                view_upto = view_upto.max(horizon);
+                                let due = history
+                                    .trials
+                                    .iter()
+                                    .take_while(|t| (t.number as i64) <= horizon)
+                                    .filter(|t| t.state.is_finished())
+                                    .count();
+                                if due != view.trials.len() {
+                                    // A lower-numbered trial finished late (requeued): rebuild.
+                                    view.trials = history
+                                        .trials
+                                        .iter()
+                                        .take_while(|t| (t.number as i64) <= horizon)
+                                        .filter(|t| t.state.is_finished())
+                                        .cloned()
+                                        .collect();
+                                }
+                                match propose(&mut *self.strategy, self.experiment, self.fns, self.data, &self.pins, self.settings.trials, &claim, &view, seed) {
+                                    Err(e) => {
+                                        let _ = store.release(id, n, &worker);
+                                        failure = Some(e);
+                                    }
+                                    Ok(None) => {
+                                        pending = Some(claim);
+                                        if running.is_empty() {
+                                            // Waiting on nothing: the strategy is done.
+                                            no_more = true;
+                                            ended.get_or_insert(Ended::Exhausted);
+                                        } else {
+                                            waiting = true;
+                                        }
+                                    }
+                                    Ok(Some(Ask::Done)) | Ok(Some(Ask::Wait)) => {
+                                        // `propose` maps Wait to Ok(None); Done ends the study.
+                                        if let Err(e) = store.release(id, n, &worker) {
+                                            failure = Some(Self::store_err(e));
+                                        }
+                                        no_more = true;
+                                        ended.get_or_insert(Ended::Exhausted);
+                                    }
+                                    Ok(Some(Ask::Point(point))) => {
+                                        let tseed = trial_seed(seed, n);
+                                        if let Err(e) = store.start(id, n, &point, tseed, &worker) {
+                                            failure = Some(Self::store_err(e));
+                                            continue;
+                                        }
+                                        observer.event(Event::Started { number: n, params: &point });
+                                        running.insert(n);
+                                        let tx = tx.clone();
+                                        let ctx = TrialCtx {
+                                            study: Shared {
+                                                store: self.store,
+                                                id: self.study.id,
+                                                objectives: &self.objectives,
+                                                fns: self.fns,
+                                                data: self.data,
+                                                pruner: &*self.pruner,
+                                            },
+                                            evaluator,
+                                            observer,
+                                            stop,
+                                            deadline,
+                                            trial_time,
+                                        };
+                                        scope.spawn(move || {
+                                            let trial = ctx.run_trial(n, point, tseed);
+                                            let _ = tx.send(Done { trial });
+                                        });
+                                        continue;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    waiting = true;
+                }
+
+                if running.is_empty() && (stopping || no_more) {
+                    break;
+                }
+                if !waiting && !stopping && !no_more {
+                    continue;
+                }
+                // Wait for a trial to finish (waking up now and then for the stop flag and the clock).
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(done) => {
+                        let trial = done.trial;
+                        running.remove(&trial.number);
+                        if let Err(e) = store.finish(id, &trial) {
+                            failure.get_or_insert(Self::store_err(e));
+                        }
+                        evaluator.finished(&trial);
+                        history.upsert(trial.clone());
+                        if let Some(t) = history.get(trial.number) {
+                            observer.event(Event::Finished { trial: t, history: &history });
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            finished_flag.store(true, Ordering::Relaxed);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            Ok(ended.unwrap_or(Ended::Budget))
+        });
+        let ended = match result {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = self.store.set_state(id, StudyState::Interrupted);
+                return Err(e);
+            }
+        };
+        self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
+        Ok((history, ended))
+    }
+
+}
+
+/// The point for a claimed trial: its recorded params when it was requeued after
+/// starting, else the strategy's answer. `Ok(None)`: the strategy waits.
+#[allow(clippy::too_many_arguments)]
+fn propose(
+    strategy: &mut dyn Strategy,
+    experiment: &ir::Experiment,
+    fns: &BTreeMap<String, ast::FnDef>,
+    data: Option<&DataInfo>,
+    pins: &Point,
+    budget: Option<u64>,
+    claim: &store::Claim,
+    view: &History,
+    seed: u64,
+) -> Result<Option<Ask>, SearchError> {
+    if let Some(t) = &claim.requeued
+        && !t.params.is_empty()
+    {
+        return Ok(Some(Ask::Point(t.params.clone())));
+    }
+    let ctx = AskContext {
+        space: &experiment.space,
+        ctx: space::Context { fns, data },
+        pins,
+        history: view,
+        number: claim.number,
+        budget,
+    };
+    let mut rng = Rng::derive(seed, claim.number);
+    match strategy.ask(&ctx, &mut rng)? {
+        Ask::Wait => Ok(None),
+        other => Ok(Some(other)),
+    }
+}
+
+/// The parts of a study a trial thread reads.
+#[derive(Clone, Copy)]
+struct Shared<'s> {
+    store: &'s dyn Store,
+    id: store::StudyId,
+    objectives: &'s Objectives,
+    fns: &'s BTreeMap<String, ast::FnDef>,
+    data: Option<&'s DataInfo>,
+    pruner: &'s dyn Pruner,
+}
+
+/// What a trial thread needs.
+struct TrialCtx<'s> {
+    study: Shared<'s>,
+    evaluator: &'s dyn Evaluator,
+    observer: &'s dyn Observer,
+    stop: &'s AtomicBool,
+    deadline: Option<Instant>,
+    trial_time: Option<Duration>,
+}
+
+impl TrialCtx<'_> {
+    fn run_trial(&self, number: u64, point: Point, seed: u64) -> Trial {
+        let started = Instant::now();
+        let mut trial = Trial::new(number, point, seed);
+        let s = self.study;
+        let tref = TrialRef { number, point: &trial.params, seed };
+
+        // Static constraints first: a point that cannot be feasible is not trained.
+        let statics = catch_unwind(AssertUnwindSafe(|| self.evaluator.static_metrics(tref)))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&p))));
+        let statics = match statics {
+            Ok(m) => m,
+            Err(e) => return self.failed(trial, e, started),
+        };
+        if !s.objectives.requires.is_empty() && !statics.is_empty() {
+            let cons = s.objectives.constraints(&trial.params, &statics, s.fns, s.data, true).unwrap_or_default();
+            let broken: Vec<String> = s
+                .objectives
+                .requires
+                .iter()
+                .zip(&cons)
+                .filter_map(|(r, c)| c.filter(|(_, v)| *v > 0.0).map(|(lhs, _)| format!("{} (is {lhs})", r.name)))
+                .collect();
+            if !broken.is_empty() {
+                trial.metrics = statics;
+                trial.constraints = cons.iter().map(|c| c.map(|(l, _)| l).unwrap_or(f64::NAN)).collect();
+                trial.violations = cons.iter().map(|c| c.map(|(_, v)| v).unwrap_or(0.0)).collect();
+                return self.failed(trial, format!("infeasible before training: {}", broken.join(", ")), started);
+            }
+        }
+
+        let mut why = StopWhy::None;
+        let mut steps: Vec<(u32, f64)> = Vec::new();
+        let point = trial.params.clone();
+        let direction = s.objectives.measures.first().map(|m| m.direction).unwrap_or(Direction::Minimize);
+        let outcome = {
+            let mut on_step = |step: u32, metrics: &Metrics| -> Control {
+                let value = s.objectives.step_value(&point, metrics, s.fns, s.data);
+                if let Some(v) = value {
+                    steps.push((step, v));
+                    let _ = s.store.report(s.id, number, step, v);
+                }
+                self.observer.event(Event::Step { number, step, value });
+                if self.stop.load(Ordering::SeqCst) {
+                    why = StopWhy::Interrupted;
+                    return Control::Stop;
+                }
+                if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                    why = StopWhy::StudyTime;
+                    return Control::Stop;
+                }
+                if self.trial_time.is_some_and(|t| started.elapsed() >= t) {
+                    why = StopWhy::TrialTime;
+                    return Control::Stop;
+                }
+                if let Some(v) = value
+                    && s.pruner.report(number, step, direction.loss(v)) == Verdict::Prune
+                {
+                    why = StopWhy::Pruned;
+                    return Control::Stop;
+                }
+                Control::Continue
+            };
+            catch_unwind(AssertUnwindSafe(|| self.evaluator.evaluate(tref, &mut on_step))).unwrap_or_else(|p| Outcome {
+                status: Status::Failed(format!("panicked: {}", panic_message(&p))),
+                metrics: Metrics::new(),
+            })
+        };
+        trial.steps = steps;
+        let mut metrics = statics;
+        metrics.extend(outcome.metrics);
+        trial.metrics = metrics;
+        let stopped_reason = match (&outcome.status, why) {
+            (Status::Failed(reason), _) => Some(reason.clone()),
+            (Status::Stopped, StopWhy::Interrupted) => Some("interrupted (Ctrl-C)".to_string()),
+            (Status::Stopped, StopWhy::StudyTime) => Some("stopped: the study's time budget ran out".to_string()),
+            (Status::Stopped, StopWhy::TrialTime) => Some(format!(
+                "ran out of time: the trial limit is {:.1}s",
+                self.trial_time.map(|t| t.as_secs_f64()).unwrap_or(0.0)
+            )),
+            (Status::Stopped, StopWhy::None) => Some("the evaluator stopped without being asked".to_string()),
+            _ => None,
+        };
+        if let Some(reason) = stopped_reason {
+            return self.failed(trial, reason, started);
+        }
+        match s.objectives.values(&trial.params, &trial.metrics, s.fns, s.data) {
+            Ok(values) if values.iter().all(|v| v.is_finite()) || why == StopWhy::Pruned => trial.values = values,
+            Ok(values) => {
+                trial.values = values;
+                return self.failed(trial, "an objective is infinite".into(), started);
+            }
+            Err(e) if why == StopWhy::Pruned => trial.error = Some(e),
+            Err(e) => return self.failed(trial, e, started),
+        }
+        match s.objectives.constraints(&trial.params, &trial.metrics, s.fns, s.data, false) {
+            Ok(cons) => {
+                trial.constraints = cons.iter().map(|c| c.map(|(l, _)| l).unwrap_or(f64::NAN)).collect();
+                trial.violations = cons.iter().map(|c| c.map(|(_, v)| v).unwrap_or(0.0)).collect();
+            }
+            Err(e) => return self.failed(trial, e, started),
+        }
+        trial.state = if why == StopWhy::Pruned { TrialState::Pruned } else { TrialState::Complete };
+        trial.duration = started.elapsed().as_secs_f64();
+        trial
+    }
+
+    fn failed(&self, mut trial: Trial, reason: String, started: Instant) -> Trial {
+        trial.state = TrialState::Failed;
+        trial.error = Some(reason);
+        trial.duration = started.elapsed().as_secs_f64();
+        trial
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

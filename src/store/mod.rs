@@ -26,6 +26,7 @@
 //! trial.
 
 pub mod postgres;
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +37,7 @@ use crate::ir::Point;
 use crate::search::{Direction, Trial};
 
 pub use postgres::Postgres;
+pub use sqlite::Sqlite;
 
 /// A study's row id in its store.
 pub type StudyId = i64;
@@ -173,8 +175,14 @@ pub trait Store: Send + Sync {
     fn set_state(&self, study: StudyId, state: StudyState) -> Result<(), StoreError>;
 
     /// Atomically takes the lowest-numbered queued trial, or allocates the next
-    /// number; either way the trial is `running` under `worker` with a fresh heartbeat.
-    fn claim(&self, study: StudyId, worker: &str) -> Result<Claim, StoreError>;
+    /// number if it is below `limit` (the study's trial budget; `None`: no budget);
+    /// either way the trial is `running` under `worker` with a fresh heartbeat.
+    /// `Ok(None)`: nothing is queued and the budget is spent.
+    fn claim(&self, study: StudyId, worker: &str, limit: Option<u64>) -> Result<Option<Claim>, StoreError>;
+
+    /// Gives back a claimed trial that was not evaluated (the strategy had nothing
+    /// to propose): it becomes `queued` again, keeping its number.
+    fn release(&self, study: StudyId, number: u64, worker: &str) -> Result<(), StoreError>;
 
     /// Records the point and seed of a claimed trial (before it is evaluated).
     fn start(&self, study: StudyId, number: u64, params: &Point, seed: u64, worker: &str) -> Result<(), StoreError>;
@@ -224,8 +232,13 @@ pub fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// This process's worker id: `host:pid:nonce`, unique across restarts.
+/// This process's worker id: `host:pid:nonce`, unique across restarts (fixed for the process).
 pub fn worker_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(make_worker_id).clone()
+}
+
+fn make_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())
@@ -248,7 +261,8 @@ pub fn local_worker_dead(worker: &str) -> Option<bool> {
         return None;
     }
     if pid == std::process::id() {
-        return Some(false);
+        // This process, or an earlier one that had its pid (and so is gone).
+        return Some(worker != me);
     }
     Some(!std::path::Path::new(&format!("/proc/{pid}")).exists())
 }

@@ -586,9 +586,19 @@ impl Store for Postgres {
         })
     }
 
-    fn claim(&self, study: StudyId, worker: &str) -> Result<Claim, StoreError> {
-        self.claim_within(study, worker, None)?
-            .ok_or_else(|| StoreError::Backend("postgres: internal: an unbounded claim found no number".into()))
+    fn claim(&self, study: StudyId, worker: &str, limit: Option<u64>) -> Result<Option<Claim>, StoreError> {
+        self.claim_within(study, worker, limit)
+    }
+
+    fn release(&self, study: StudyId, number: u64, worker: &str) -> Result<(), StoreError> {
+        self.op(|c| {
+            c.execute(
+                "UPDATE bma_trials SET state = 'queued', worker = NULL, heartbeat = NULL, claim_token = NULL \
+                 WHERE study = $1 AND number = $2 AND state = 'running' AND worker = $3",
+                &[&study, &(number as i64), &worker],
+            )?;
+            Ok(())
+        })
     }
 
     fn start(&self, study: StudyId, number: u64, params: &Point, seed: u64, worker: &str) -> Result<(), StoreError> {

@@ -1,0 +1,85 @@
+//! Store overhead: ask + tell per trial with the SQLite store (file, WAL), at 1,000
+//! and 5,000 completed trials in a 10-d space, through the real trial loop
+//! (`Study::run` with a pure-function experiment). Prints a table; see
+//! bench/search/RESULTS-store.md. Run: `cargo bench --bench store`.
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use bma::ir::{Point, Value};
+use bma::search::study::{FunctionEvaluator, Objectives, Quiet, Settings, Study};
+use bma::search::{NoPruner, Rank, Trial, TrialState};
+use bma::store::{Sqlite, Store};
+use bma::{Source, space};
+
+const SPEC: &str = "
+experiment sphere10 {
+  space {
+    x0: float in -5.0..=5.0
+    x1: float in -5.0..=5.0
+    x2: float in -5.0..=5.0
+    x3: float in -5.0..=5.0
+    x4: float in -5.0..=5.0
+    x5: float in -5.0..=5.0
+    x6: float in -5.0..=5.0
+    x7: float in -5.0..=5.0
+    x8: float in -5.0..=5.0
+    x9: float in -5.0..=5.0
+  }
+  objective { minimize x0^2 + x1^2 + x2^2 + x3^2 + x4^2 + x5^2 + x6^2 + x7^2 + x8^2 + x9^2 }
+}
+";
+
+fn main() {
+    let compiled = bma::compile(&Source::new("bench.bma", SPEC));
+    assert!(!compiled.has_errors());
+    let exp = &compiled.program.experiments[0];
+    let ctx = space::Context { fns: &compiled.program.fns, data: None };
+    let measured = 100u64;
+    println!("| completed | strategy | store | ask+tell per trial (ms) | store only per trial (ms) |");
+    println!("|---|---|---|---|---|");
+    for &n in &[1000u64, 5000] {
+        for strategy in ["random", "tpe"] {
+            let dir = std::env::temp_dir().join(format!("bma-store-bench-{}-{n}-{strategy}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let store = Sqlite::open(&dir.join("study.db")).unwrap();
+            let spec = Study::spec("b", exp, SPEC, 1);
+            let stored = store.open(&spec).unwrap();
+            // Fill: n completed trials, written through the store as the loop would.
+            let mut rng = bma::rng::Rng::new(9);
+            let t0 = Instant::now();
+            for _ in 0..n {
+                let c = store.claim(stored.id, "fill", None).unwrap().unwrap();
+                let p: Point = space::sample(&exp.space, ctx, &Point::new(), &mut rng).unwrap();
+                store.start(stored.id, c.number, &p, 0, "fill").unwrap();
+                let mut t = Trial::new(c.number, p.clone(), 0);
+                t.values = vec![p.values().map(|v| v.as_f64().unwrap().powi(2)).sum()];
+                t.state = TrialState::Complete;
+                store.finish(stored.id, &t).unwrap();
+            }
+            let store_only = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+            let strategy_value = Value::sym(strategy);
+            let mut study = Study {
+                store: &store,
+                study: stored,
+                experiment: exp,
+                fns: &compiled.program.fns,
+                data: None,
+                objectives: Objectives::new(exp),
+                strategy: bma::search::strategy(&strategy_value, &exp.space, ctx, &Point::new()).unwrap(),
+                pruner: Box::new(NoPruner),
+                pins: Point::new(),
+                rank: Rank::Lexicographic,
+                settings: Settings { trials: Some(n + measured), parallel: 1, ..Settings::default() },
+                worker: "bench".into(),
+            };
+            let t0 = Instant::now();
+            let (h, _) = study.run(&FunctionEvaluator, &Quiet, &AtomicBool::new(false)).unwrap();
+            let per = t0.elapsed().as_secs_f64() * 1e3 / measured as f64;
+            assert_eq!(h.trials.len() as u64, n + measured);
+            println!("| {n} | {strategy} | SQLite file, WAL | {per:.3} | {store_only:.3} |");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}

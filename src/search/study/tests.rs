@@ -1,0 +1,266 @@
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+use crate::search::prune::NoPruner;
+use crate::store::Sqlite;
+use crate::{Compiled, Source};
+
+const BRANIN: &str = "
+fn branin(x: float, y: float) -> float =
+  (y - 5.1 / (4 * pi ^ 2) * x ^ 2 + 5 / pi * x - 6) ^ 2 + 10 * (1 - 1 / (8 * pi)) * cos(x) + 10
+
+experiment b {
+  space {
+    x: float in -5.0..=10.0
+    y: float in 0.0..=15.0
+  }
+  objective { minimize branin(x, y) }
+  search { strategy = random  trials = 20  seed = 3 }
+}
+";
+
+fn compiled(text: &str) -> Compiled {
+    let c = crate::compile(&Source::new("t.bma", text));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    c
+}
+
+fn study<'a>(c: &'a Compiled, store: &'a dyn Store, strategy: &str, settings: Settings, seed: u64) -> Study<'a> {
+    let exp = &c.program.experiments[0];
+    let spec = Study::spec(&exp.name, exp, BRANIN, seed);
+    let stored = store.open(&spec).unwrap();
+    let ctx = space::Context { fns: &c.program.fns, data: None };
+    let strategy = crate::search::strategy(&Value::sym(strategy), &exp.space, ctx, &Point::new()).unwrap();
+    Study {
+        store,
+        study: stored,
+        experiment: exp,
+        fns: &c.program.fns,
+        data: None,
+        objectives: Objectives::new(exp),
+        strategy,
+        pruner: Box::new(NoPruner),
+        pins: Point::new(),
+        rank: Rank::Lexicographic,
+        settings,
+        worker: "test".into(),
+    }
+}
+
+fn settings(trials: u64, parallel: usize) -> Settings {
+    Settings { trials: Some(trials), parallel, ..Settings::default() }
+}
+
+fn branin(x: f64, y: f64) -> f64 {
+    use std::f64::consts::PI;
+    (y - 5.1 / (4.0 * PI * PI) * x * x + 5.0 / PI * x - 6.0).powi(2) + 10.0 * (1.0 - 1.0 / (8.0 * PI)) * x.cos() + 10.0
+}
+
+fn xy(t: &Trial) -> (f64, f64) {
+    (t.params["x"].as_f64().unwrap(), t.params["y"].as_f64().unwrap())
+}
+
+#[test]
+fn a_function_study_evaluates_the_objective_on_every_point() {
+    let c = compiled(BRANIN);
+    let store = Sqlite::in_memory().unwrap();
+    let mut s = study(&c, &store, "random", settings(20, 1), 3);
+    let (history, ended) = s.run(&FunctionEvaluator, &Quiet, &AtomicBool::new(false)).unwrap();
+    assert_eq!(ended, Ended::Budget);
+    assert_eq!(history.trials.len(), 20);
+    for t in &history.trials {
+        assert_eq!(t.state, TrialState::Complete);
+        let (x, y) = xy(t);
+        assert!((t.values[0] - branin(x, y)).abs() < 1e-9);
+        assert_eq!(t.seed, trial_seed(3, t.number));
+    }
+    let stored = store.history(s.study.id).unwrap();
+    assert_eq!(stored, history.trials, "the store holds exactly what the loop saw");
+    // Running again asks for nothing more: the budget is the study's.
+    let (again, ended) = s.run(&FunctionEvaluator, &Quiet, &AtomicBool::new(false)).unwrap();
+    assert_eq!((again.trials.len(), ended), (20, Ended::Budget));
+}
+
+#[test]
+fn a_seed_and_parallel_give_the_same_study_whatever_the_timing() {
+    let c = compiled(BRANIN);
+    let run = |jitter: bool| {
+        let store = Sqlite::in_memory().unwrap();
+        let mut s = study(&c, &store, "tpe", settings(24, 3), 11);
+        struct Jitter(bool);
+        impl Evaluator for Jitter {
+            fn evaluate(&self, t: TrialRef<'_>, _: &mut StepFn<'_>) -> Outcome {
+                if self.0 {
+                    std::thread::sleep(Duration::from_millis((t.seed % 7) * 3));
+                }
+                Outcome { status: Status::Complete, metrics: Metrics::new() }
+            }
+        }
+        let (h, _) = s.run(&Jitter(jitter), &Quiet, &AtomicBool::new(false)).unwrap();
+        h.trials.iter().map(|t| (t.number, xy(t), t.values.clone())).collect::<Vec<_>>()
+    };
+    let a = run(false);
+    assert_eq!(a.len(), 24);
+    assert_eq!(a, run(true));
+}
+
+struct Flaky;
+
+impl Evaluator for Flaky {
+    fn evaluate(&self, t: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
+        match t.number {
+            2 => panic!("boom in trial 2"),
+            4 => Outcome { status: Status::Failed("loss is NaN at epoch 3".into()), metrics: Metrics::new() },
+            _ => {
+                for step in 1..=3 {
+                    let m = Metrics::from([("acc".to_string(), step as f64 / 10.0)]);
+                    if on_step(step, &m) == Control::Stop {
+                        return Outcome { status: Status::Stopped, metrics: m };
+                    }
+                }
+                Outcome { status: Status::Complete, metrics: Metrics::new() }
+            }
+        }
+    }
+}
+
+#[test]
+fn failures_and_panics_are_recorded_and_the_study_goes_on() {
+    let c = compiled(BRANIN);
+    let store = Sqlite::in_memory().unwrap();
+    let mut s = study(&c, &store, "random", settings(8, 2), 1);
+    let (h, _) = s.run(&Flaky, &Quiet, &AtomicBool::new(false)).unwrap();
+    assert_eq!(h.trials.len(), 8);
+    assert_eq!(h.get(2).unwrap().state, TrialState::Failed);
+    assert!(h.get(2).unwrap().error.as_deref().unwrap().contains("boom in trial 2"));
+    assert_eq!(h.get(4).unwrap().error.as_deref(), Some("loss is NaN at epoch 3"));
+    assert_eq!(h.completed().count(), 6);
+}
+
+/// Prunes odd trials at step 2.
+struct OddPruner;
+
+impl Pruner for OddPruner {
+    fn report(&self, trial: u64, step: u32, _loss: f64) -> Verdict {
+        if trial % 2 == 1 && step == 2 { Verdict::Prune } else { Verdict::Continue }
+    }
+}
+
+const STEPS: &str = "
+experiment s {
+  space { x: float in 0.0..=1.0 }
+  objective { maximize acc + x * 0 }
+  require x <= 0.5
+}
+";
+
+#[test]
+fn the_pruner_stops_trials_at_once_and_constraints_are_measured() {
+    let c = compiled(STEPS);
+    let store = Sqlite::in_memory().unwrap();
+    let mut s = study(&c, &store, "random", settings(6, 1), 5);
+    s.pruner = Box::new(OddPruner);
+    let (h, _) = s.run(&Flaky, &Quiet, &AtomicBool::new(false)).unwrap();
+    for t in &h.trials {
+        if t.number == 2 || t.number == 4 {
+            continue;
+        }
+        if t.number % 2 == 1 {
+            assert_eq!(t.state, TrialState::Pruned, "trial {}", t.number);
+            assert_eq!(t.steps, vec![(1, 0.1), (2, 0.2)]);
+        } else {
+            assert_eq!(t.state, TrialState::Complete);
+            assert_eq!(t.steps.len(), 3);
+        }
+        let x = t.params["x"].as_f64().unwrap();
+        assert_eq!(t.constraints, vec![x]);
+        assert_eq!(t.is_feasible(), x <= 0.5);
+    }
+    assert_eq!(store.history(s.study.id).unwrap()[1].steps.len(), 2, "steps are stored");
+}
+
+struct Sized;
+
+impl Evaluator for Sized {
+    fn static_metrics(&self, t: TrialRef<'_>) -> Result<Metrics, String> {
+        Ok(Metrics::from([("params".to_string(), t.point["x"].as_f64().unwrap_or(0.0) * 1000.0)]))
+    }
+    fn evaluate(&self, _: TrialRef<'_>, _: &mut StepFn<'_>) -> Outcome {
+        Outcome { status: Status::Complete, metrics: Metrics::from([("acc".to_string(), 1.0)]) }
+    }
+}
+
+const STATIC: &str = "
+experiment s {
+  space { x: float in 0.0..=1.0 }
+  objective { maximize acc }
+  require params <= 500
+}
+";
+
+#[test]
+fn static_constraints_reject_a_point_before_it_is_evaluated() {
+    let c = compiled(STATIC);
+    let store = Sqlite::in_memory().unwrap();
+    let mut s = study(&c, &store, "random", settings(12, 1), 2);
+    let (h, _) = s.run(&Sized, &Quiet, &AtomicBool::new(false)).unwrap();
+    let mut rejected = 0;
+    for t in &h.trials {
+        let x = t.params["x"].as_f64().unwrap();
+        if x * 1000.0 > 500.0 {
+            rejected += 1;
+            assert_eq!(t.state, TrialState::Failed);
+            assert!(t.error.as_deref().unwrap().starts_with("infeasible before training"), "{:?}", t.error);
+        } else {
+            assert_eq!(t.state, TrialState::Complete);
+        }
+    }
+    assert!(rejected > 0);
+}
+
+#[test]
+fn the_stop_flag_ends_the_study_with_everything_recorded() {
+    let c = compiled(BRANIN);
+    let store = Sqlite::in_memory().unwrap();
+    let stop = AtomicBool::new(false);
+    struct StopAt<'a>(&'a AtomicBool);
+    impl Evaluator for StopAt<'_> {
+        fn evaluate(&self, t: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
+            if t.number == 3 {
+                self.0.store(true, Ordering::SeqCst);
+            }
+            for step in 1..=2 {
+                if on_step(step, &Metrics::new()) == Control::Stop {
+                    return Outcome { status: Status::Stopped, metrics: Metrics::new() };
+                }
+            }
+            Outcome { status: Status::Complete, metrics: Metrics::new() }
+        }
+    }
+    let mut s = study(&c, &store, "random", settings(50, 1), 2);
+    let (h, ended) = s.run(&StopAt(&stop), &Quiet, &stop).unwrap();
+    assert_eq!(ended, Ended::Interrupted);
+    assert_eq!(h.trials.len(), 4);
+    assert_eq!(h.get(3).unwrap().error.as_deref(), Some("interrupted (Ctrl-C)"));
+    let stored = store.history(s.study.id).unwrap();
+    assert!(stored.iter().all(|t| t.state.is_finished()));
+    assert_eq!(store.studies().unwrap()[0].state, StudyState::Interrupted);
+}
+
+#[test]
+fn a_dead_workers_trials_are_rerun_with_their_params() {
+    let c = compiled(BRANIN);
+    let store = Sqlite::in_memory().unwrap();
+    let mut s = study(&c, &store, "random", settings(5, 1), 9);
+    // A worker claimed trial 0, started it and died.
+    let claim = store.claim(s.study.id, "host:1:1", Some(5)).unwrap().unwrap();
+    let mut p = Point::new();
+    p.insert("x".into(), Value::Float(1.0));
+    p.insert("y".into(), Value::Float(2.0));
+    store.start(s.study.id, claim.number, &p, 77, "host:1:1").unwrap();
+    assert_eq!(store.requeue_worker(s.study.id, "host:1:1").unwrap(), vec![0]);
+    let (h, _) = s.run(&FunctionEvaluator, &Quiet, &AtomicBool::new(false)).unwrap();
+    assert_eq!(h.trials.len(), 5);
+    assert_eq!(h.get(0).unwrap().params, p);
+    assert!(h.trials.iter().all(|t| t.state == TrialState::Complete));
+}

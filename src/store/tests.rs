@@ -1,0 +1,167 @@
+use super::*;
+use crate::ir::Value;
+
+fn spec(name: &str, text: &str) -> StudySpec {
+    StudySpec {
+        name: name.into(),
+        experiment: name.into(),
+        spec_text: text.into(),
+        spec_hash: spec_hash(text),
+        objectives: vec![("loss".into(), Direction::Minimize)],
+        constraints: vec![],
+        seed: 7,
+    }
+}
+
+fn point(x: f64) -> Point {
+    let mut p = Point::new();
+    p.insert("x".into(), Value::Float(x));
+    p
+}
+
+fn finished(number: u64, x: f64, v: f64) -> Trial {
+    let mut t = Trial::new(number, point(x), 100 + number);
+    t.state = TrialState::Complete;
+    t.values = vec![v];
+    t.metrics.insert("loss".into(), v);
+    t.duration = 0.5;
+    t
+}
+
+#[test]
+fn claims_are_numbered_and_history_reads_back() {
+    let s = Sqlite::in_memory().unwrap();
+    let study = s.open(&spec("a", "x")).unwrap();
+    assert!(study.created_now);
+    for i in 0..3 {
+        let c = s.claim(study.id, "w", None).unwrap().unwrap();
+        assert_eq!(c.number, i);
+        assert!(c.requeued.is_none());
+        s.start(study.id, i, &point(i as f64), 100 + i, "w").unwrap();
+        s.report(study.id, i, 1, 2.0).unwrap();
+        s.report(study.id, i, 2, f64::NAN).unwrap();
+        s.finish(study.id, &finished(i, i as f64, 10.0 - i as f64)).unwrap();
+    }
+    let h = s.history(study.id).unwrap();
+    assert_eq!(h.len(), 3);
+    assert_eq!(h[2].params, point(2.0));
+    assert_eq!(h[2].values, vec![8.0]);
+    assert_eq!(h[2].seed, 102);
+    assert_eq!(h[1].steps.len(), 2);
+    assert!(h[1].steps[1].1.is_nan());
+    let summary = s.studies().unwrap();
+    assert_eq!(summary[0].best, Some((2, vec![8.0])));
+    assert_eq!(summary[0].counts.get("complete"), Some(&3));
+}
+
+#[test]
+fn nan_and_infinite_values_survive() {
+    let s = Sqlite::in_memory().unwrap();
+    let study = s.open(&spec("a", "x")).unwrap();
+    let c = s.claim(study.id, "w", None).unwrap().unwrap();
+    let mut t = finished(c.number, 1.0, f64::INFINITY);
+    t.state = TrialState::Failed;
+    t.error = Some("loss is NaN".into());
+    t.metrics.insert("acc".into(), f64::NAN);
+    s.finish(study.id, &t).unwrap();
+    let h = s.history(study.id).unwrap();
+    assert_eq!(h[0].values, vec![f64::INFINITY]);
+    assert!(h[0].metrics["acc"].is_nan());
+    assert_eq!(h[0].state, TrialState::Failed);
+    assert_eq!(h[0].error.as_deref(), Some("loss is NaN"));
+}
+
+#[test]
+fn joining_with_another_spec_is_refused() {
+    let s = Sqlite::in_memory().unwrap();
+    s.open(&spec("a", "x")).unwrap();
+    let again = s.open(&spec("a", "x")).unwrap();
+    assert!(!again.created_now);
+    match s.open(&spec("a", "y")) {
+        Err(StoreError::SpecMismatch { name, .. }) => assert_eq!(name, "a"),
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn silent_trials_are_requeued_once_and_reclaimed_with_their_number() {
+    let s = Sqlite::in_memory().unwrap();
+    let study = s.open(&spec("a", "x")).unwrap();
+    let c0 = s.claim(study.id, "dead", None).unwrap().unwrap();
+    s.start(study.id, c0.number, &point(0.5), 42, "dead").unwrap();
+    s.report(study.id, c0.number, 1, 3.0).unwrap();
+    let c1 = s.claim(study.id, "alive", None).unwrap().unwrap();
+    assert_eq!(c1.number, 1);
+    // Nothing is stale yet.
+    assert!(s.requeue_stale(study.id, 60.0).unwrap().is_empty());
+    assert_eq!(s.requeue_worker(study.id, "dead").unwrap(), vec![0]);
+    // A second sweep finds nothing: requeued exactly once.
+    assert!(s.requeue_worker(study.id, "dead").unwrap().is_empty());
+    let c = s.claim(study.id, "alive", None).unwrap().unwrap();
+    assert_eq!(c.number, 0);
+    let back = c.requeued.unwrap();
+    assert_eq!(back.params, point(0.5));
+    assert_eq!(back.seed, 42);
+    assert!(s.history(study.id).unwrap()[0].steps.is_empty(), "steps of the lost run are dropped");
+    // The next fresh number continues after the highest allocated, within the budget.
+    assert_eq!(s.claim(study.id, "alive", Some(3)).unwrap().unwrap().number, 2);
+    assert!(s.claim(study.id, "alive", Some(3)).unwrap().is_none());
+    s.release(study.id, 2, "alive").unwrap();
+    assert_eq!(s.claim(study.id, "other", Some(3)).unwrap().unwrap().number, 2);
+}
+
+#[test]
+fn stale_heartbeats_are_requeued() {
+    let s = Sqlite::in_memory().unwrap();
+    let study = s.open(&spec("a", "x")).unwrap();
+    s.claim(study.id, "w", None).unwrap().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    assert_eq!(s.requeue_stale(study.id, 0.01).unwrap(), vec![0]);
+    assert!(s.requeue_stale(study.id, 0.01).unwrap().is_empty());
+}
+
+#[test]
+fn file_store_persists_and_refuses_a_newer_schema() {
+    let dir = std::env::temp_dir().join(format!("bma-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("study.db");
+    {
+        let s = Sqlite::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as u32);
+        let study = s.open(&spec("a", "x")).unwrap();
+        s.claim(study.id, "w", None).unwrap().unwrap();
+        s.finish(study.id, &finished(0, 1.0, 2.0)).unwrap();
+    }
+    {
+        let s = Sqlite::open(&path).unwrap();
+        let study = s.open(&spec("a", "x")).unwrap();
+        assert_eq!(s.history(study.id).unwrap().len(), 1);
+        s.conn().execute_batch("PRAGMA user_version = 99").unwrap();
+    }
+    match Sqlite::open(&path) {
+        Err(StoreError::Backend(m)) => assert!(m.contains("newer"), "{m}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn threads_never_share_a_number() {
+    let dir = std::env::temp_dir().join(format!("bma-store-threads-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("study.db");
+    let s = std::sync::Arc::new(Sqlite::open(&path).unwrap());
+    let id = s.open(&spec("a", "x")).unwrap().id;
+    // A second connection to the same file, as another process would have.
+    let other = std::sync::Arc::new(Sqlite::open(&path).unwrap());
+    let mut handles = Vec::new();
+    for (k, store) in [s.clone(), other.clone(), s.clone(), other].into_iter().enumerate() {
+        handles.push(std::thread::spawn(move || {
+            (0..25).map(|_| store.claim(id, &format!("w{k}"), Some(90)).unwrap().map(|c| c.number)).collect::<Vec<_>>()
+        }));
+    }
+    let mut all: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).flatten().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..90).collect::<Vec<_>>(), "every number once, none past the budget");
+    let _ = std::fs::remove_dir_all(&dir);
+}

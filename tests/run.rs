@@ -1,0 +1,260 @@
+//! `bma run`, `bma eval`, `bma ls` end to end, on the real binary: results files,
+//! resume after `kill -9`, reproducibility, failures, flags, Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bma() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bma"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bma-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+fn results(out: &Path) -> Value {
+    let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+    serde_json::from_str(&text).expect("results.json parses")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const BRANIN: &str = "
+fn branin(x: float, y: float) -> float =
+  (y - 5.1 / (4 * pi ^ 2) * x ^ 2 + 5 / pi * x - 6) ^ 2 + 10 * (1 - 1 / (8 * pi)) * cos(x) + 10
+
+experiment branin {
+  space {
+    x: float in -5.0..=10.0
+    y: float in 0.0..=15.0
+  }
+  objective { minimize branin(x, y) }
+  search { strategy = random  trials = 30  seed = 4 }
+}
+";
+
+#[test]
+fn a_function_study_writes_consistent_results() {
+    let dir = tmp("branin");
+    let file = write(&dir, "b.bma", BRANIN);
+    let out = dir.join("out");
+    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("rank") && stdout.contains("30 trials: 30 complete"), "{stdout}");
+    let r = results(&out);
+    let trials = r["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 30);
+    assert_eq!(r["objectives"][0]["direction"], "minimize");
+    assert_eq!(r["state"], "finished");
+    // The best is the minimum over complete trials, and the ranking starts with it.
+    let min = trials.iter().map(|t| t["values"]["branin(x, y)"].as_f64().or(t["values"].as_object().unwrap().values().next().unwrap().as_f64()).unwrap()).fold(f64::INFINITY, f64::min);
+    let best = r["best"]["values"].as_object().unwrap().values().next().unwrap().as_f64().unwrap();
+    assert_eq!(best, min);
+    assert_eq!(r["ranked"][0], r["best"]["number"]);
+    for t in trials {
+        let x = t["params"]["x"].as_f64().unwrap();
+        assert!((-5.0..=10.0).contains(&x));
+        assert_eq!(t["state"], "complete");
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 31);
+    assert!(csv.starts_with("number,state,x,y,"));
+    assert!(out.join("study.db").exists());
+    // Running again without --resume is refused; with it, nothing more is run.
+    let again = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("--resume"), "{}", stderr(&again));
+    let resumed =
+        bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none", "--resume", "--trials", "35"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 35);
+    // bma ls lists it.
+    let ls = bma().arg("ls").arg(&dir).output().unwrap();
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(ls.status.success() && text.contains("branin") && text.contains("35 trials"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_seed_and_parallel_reproduce_the_study() {
+    let dir = tmp("repro");
+    let file = write(&dir, "b.bma", &BRANIN.replace("random", "tpe(startup: 5)"));
+    let params = |out: &str| {
+        let out = dir.join(out);
+        let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none", "--parallel", "3", "--trials", "20"]).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        results(&out)["trials"].as_array().unwrap().iter().map(|t| (t["number"].clone(), t["params"].clone(), t["values"].clone())).collect::<Vec<_>>()
+    };
+    let a = params("a");
+    assert_eq!(a.len(), 20);
+    assert_eq!(a, params("b"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failing_trial_is_recorded_and_the_study_goes_on() {
+    let dir = tmp("fail");
+    let file = write(
+        &dir,
+        "f.bma",
+        "experiment f {\n space { x: float in -1.0..=1.0 }\n objective { minimize x ^ 0.5 }\n search { strategy = random trials = 20 seed = 1 }\n}\n",
+    );
+    let out = dir.join("out");
+    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "plain"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&out);
+    let trials = r["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 20);
+    for t in trials {
+        let x = t["params"]["x"].as_f64().unwrap();
+        if x < 0.0 {
+            assert_eq!(t["state"], "failed");
+            assert!(t["error"].as_str().unwrap().contains("NaN"), "{t}");
+        } else {
+            assert_eq!(t["state"], "complete");
+        }
+    }
+    assert!(trials.iter().any(|t| t["state"] == "failed") && trials.iter().any(|t| t["state"] == "complete"));
+    assert!(stderr(&o).contains("failed: objective"), "plain progress names failures: {}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    let dir = tmp("flags");
+    let file = write(&dir, "b.bma", BRANIN);
+    let out = dir.join("out");
+    for (flags, needle) in [
+        (vec!["--parallel", "0"], "--parallel"),
+        (vec!["--time", "5x"], "bad duration"),
+        (vec!["--set", "nope=1"], "nope"),
+        (vec!["--set", "x=99"], "x=99"),
+        (vec!["--strategy", "tpe("], "--strategy"),
+        (vec!["--strategy", "simulated_annealing"], "unknown strategy"),
+        (vec!["--device", "tpu"], "--device"),
+        (vec!["--experiment", "other"], "no experiment `other`"),
+        (vec!["--progress", "loud"], "loud"),
+    ] {
+        let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(&flags).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{flags:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{flags:?}: {}", stderr(&o));
+    }
+    let broken = write(&dir, "bad.bma", "experiment e { space { x: float in 1.0..0.0 } objective { minimize x } }");
+    let o = bma().arg("run").arg(&broken).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nothing was run"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tiny model study: 2-d moons, one small dense layer, a few epochs a trial.
+const TINY: &str = "
+experiment tiny {
+  data = synthetic.moons(n: 300, noise: 0.2, seed: 1)
+  space {
+    width: int in {4, 8, 16}
+    lr: float in 1e-3..1e-1 log
+  }
+  model { dense(width) relu dense(data.classes) }
+  train { optimizer = adam(lr) epochs = 12 batch = 16 loss = cross_entropy }
+  objective { maximize accuracy }
+  search { strategy = random trials = 16 seed = 5 }
+}
+";
+
+fn count_finished(db: &Path) -> usize {
+    use bma::store::{Sqlite, Store};
+    let Ok(s) = Sqlite::open(db) else { return 0 };
+    let Ok(studies) = s.studies() else { return 0 };
+    studies.first().map(|st| ["complete", "pruned", "failed"].iter().filter_map(|k| st.counts.get(*k)).sum::<u64>() as usize).unwrap_or(0)
+}
+
+#[test]
+fn a_killed_study_resumes_to_the_exact_trial_count() {
+    let dir = tmp("kill");
+    let file = write(&dir, "t.bma", TINY);
+    let out = dir.join("out");
+    let mut child = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
+    let db = out.join("study.db");
+    let t0 = Instant::now();
+    while count_finished(&db) < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the study did not start");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("finished before it was killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let _ = child.wait();
+    let before = {
+        use bma::store::{Sqlite, Store};
+        let s = Sqlite::open(&db).unwrap();
+        let id = s.studies().unwrap()[0].id;
+        s.history(id).unwrap()
+    };
+    assert!(before.len() < 16, "killed mid-study");
+    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "plain", "--resume"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&out);
+    let trials = r["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 16, "exactly the budget");
+    let numbers: Vec<u64> = trials.iter().map(|t| t["number"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..16).collect::<Vec<_>>());
+    assert!(trials.iter().all(|t| t["state"] == "complete"), "{trials:?}");
+    // Nothing finished before the kill was lost or changed.
+    for b in before.iter().filter(|t| t.state.is_finished()) {
+        let t = &trials[b.number as usize];
+        assert_eq!(t["values"]["accuracy"].as_f64().unwrap(), b.values[0]);
+    }
+    // Every complete trial's model is saved, the best is copied and evaluable.
+    for n in 0..16 {
+        assert!(out.join(format!("trials/{n}/model.safetensors")).exists(), "trial {n}");
+    }
+    assert!(r["best"]["test"]["accuracy"].as_f64().unwrap() > 0.5);
+    let e = bma().arg("eval").arg(&out).args(["--split", "test"]).output().unwrap();
+    assert!(e.status.success(), "{}", stderr(&e));
+    assert!(String::from_utf8_lossy(&e.stdout).contains("accuracy"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_resume_finishes() {
+    let dir = tmp("sigint");
+    let file = write(&dir, "t.bma", TINY);
+    let out = dir.join("out");
+    let mut child = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
+    let db = out.join("study.db");
+    let t0 = Instant::now();
+    while count_finished(&db) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the study did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let r = results(&out);
+    assert_eq!(r["state"], "interrupted");
+    let trials = r["trials"].as_array().unwrap();
+    assert!(trials.len() < 16);
+    assert!(trials.iter().all(|t| t["state"] == "complete" || t["error"].as_str().is_some_and(|e| e.contains("interrupted"))));
+    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none", "--resume"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 16);
+    assert_eq!(results(&out)["state"], "finished");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -52,7 +52,9 @@ impl Strategy for Evolution {
         let parent = &contenders[best].params;
         // The mutated parameter: one of the parent's free, unpinned parameters.
         let mutable: Vec<usize> = (0..self.encoding.dims.len())
-            .filter(|&i| parent.contains_key(&self.encoding.dims[i].name) && !ctx.pins.contains_key(&self.encoding.dims[i].name))
+            .filter(|&i| {
+                parent.contains_key(&self.encoding.dims[i].name) && !ctx.pins.contains_key(&self.encoding.dims[i].name)
+            })
             .collect();
         if mutable.is_empty() {
             return Ok(Ask::Point(ctx.random_point(rng)?));

@@ -78,7 +78,11 @@ pub fn from_setting(value: &Value) -> Result<Box<dyn Pruner>, SearchError> {
                 None => 1,
                 Some(v) => match v.as_i64() {
                     Some(i) if (0..=i64::from(u32::MAX)).contains(&i) => i as u32,
-                    _ => return Err(SearchError::Setting(format!("`median(warmup: ...)` needs an int >= 0, found {v}"))),
+                    _ => {
+                        return Err(SearchError::Setting(format!(
+                            "`median(warmup: ...)` needs an int >= 0, found {v}"
+                        )));
+                    }
                 },
             };
             Box::new(Median::new(warmup))
@@ -352,7 +356,10 @@ mod tests {
                 let b = curves.best();
                 assert!(!pruned[b] && epochs[b] == EPOCHS, "{name} pruned the best curve (seed {seed})");
                 if seed == 0 {
-                    eprintln!("noise-free, 60 curves, parallel 4: {name} saves {:.0}% of the epochs", 100.0 * saved(&epochs));
+                    eprintln!(
+                        "noise-free, 60 curves, parallel 4: {name} saves {:.0}% of the epochs",
+                        100.0 * saved(&epochs)
+                    );
                 }
                 assert!(saved(&epochs) > 0.3, "{name} saved only {:.2}", saved(&epochs));
             }
@@ -373,7 +380,10 @@ mod tests {
                 let (epochs, pruned) = run(pruner.as_ref(), &curves, 8, 0.02, seed);
                 assert!(!pruned[b] && epochs[b] == EPOCHS, "{name} pruned the best curve (seed {seed})");
                 if seed == 0 {
-                    eprintln!("noisy, 60 curves, parallel 8: {name} saves {:.0}% of the epochs", 100.0 * saved(&epochs));
+                    eprintln!(
+                        "noisy, 60 curves, parallel 8: {name} saves {:.0}% of the epochs",
+                        100.0 * saved(&epochs)
+                    );
                 }
                 assert!(saved(&epochs) > 0.3, "{name} saved only {:.2}", saved(&epochs));
             }
@@ -442,7 +452,9 @@ mod tests {
         let err = |v: Value| from_setting(&v).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err(call("asha", vec![("eta", 1)])).contains("at least 2"));
         assert!(err(call("hyperband", vec![("min_epochs", 1)])).contains("max_epochs"));
-        assert!(err(call("hyperband", vec![("min_epochs", 9), ("max_epochs", 3)])).contains("max_epochs >= min_epochs"));
+        assert!(
+            err(call("hyperband", vec![("min_epochs", 9), ("max_epochs", 3)])).contains("max_epochs >= min_epochs")
+        );
         assert!(err(Value::sym("sometimes")).contains("unknown pruner"));
         assert!(err(call("median", vec![("warmup", -1)])).contains("warmup"));
     }

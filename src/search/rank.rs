@@ -37,7 +37,8 @@ impl Rank {
             Some("weighted") => {
                 let Value::Call(call) = value else {
                     return Err(SearchError::Setting(
-                        "`weighted` needs `objective: weight` pairs, e.g. `weighted(accuracy: 1, latency: -0.001)`".into(),
+                        "`weighted` needs `objective: weight` pairs, e.g. `weighted(accuracy: 1, latency: -0.001)`"
+                            .into(),
                     ));
                 };
                 let mut weights = vec![0.0; objectives.len()];
@@ -55,7 +56,11 @@ impl Rank {
                     };
                     match v.as_f64() {
                         Some(w) if w.is_finite() => weights[i] = w,
-                        _ => return Err(SearchError::Setting(format!("the weight of `{name}` must be a number, found {v}"))),
+                        _ => {
+                            return Err(SearchError::Setting(format!(
+                                "the weight of `{name}` must be a number, found {v}"
+                            )));
+                        }
                     }
                 }
                 if call.args.is_empty() {

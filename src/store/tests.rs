@@ -1,5 +1,6 @@
 use super::*;
 use crate::ir::Value;
+use crate::store::spec_hash;
 
 fn spec(name: &str, text: &str) -> StudySpec {
     StudySpec {

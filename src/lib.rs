@@ -5,24 +5,24 @@
 //! `bma check`, `run`, `watch`, the LSP and the tests. The library prints nothing
 //! and never exits the process.
 
-pub mod source;
-pub mod diagnostic;
 pub mod ast;
-pub mod syntax;
-pub mod ir;
-pub mod stdlib;
-pub mod check;
-pub mod rng;
-pub mod data;
-pub mod train;
-pub mod pins;
-pub mod ide;
 pub mod average;
+pub mod check;
+pub mod data;
+pub mod diagnostic;
 pub mod fmt;
-pub mod space;
-pub mod search;
-pub mod store;
+pub mod ide;
+pub mod ir;
+pub mod pins;
+pub mod rng;
 pub mod runner;
+pub mod search;
+pub mod source;
+pub mod space;
+pub mod stdlib;
+pub mod store;
+pub mod syntax;
+pub mod train;
 
 use std::path::Path;
 

@@ -253,7 +253,12 @@ fn load_trial(tx: &Transaction<'_>, study: StudyId, number: u64) -> Result<Trial
     Ok(trial)
 }
 
-fn requeue_where(tx: &Transaction<'_>, study: StudyId, cond: &str, arg: &dyn rusqlite::ToSql) -> Result<Vec<u64>, StoreError> {
+fn requeue_where(
+    tx: &Transaction<'_>,
+    study: StudyId,
+    cond: &str,
+    arg: &dyn rusqlite::ToSql,
+) -> Result<Vec<u64>, StoreError> {
     let mut stmt = tx
         .prepare(&format!(
             "UPDATE trials SET state = 'queued', worker = NULL, heartbeat = NULL, requeues = requeues + 1 \

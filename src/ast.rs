@@ -191,13 +191,39 @@ pub struct Body {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stmt {
     Chain(Chain),
-    Let { name: Ident, chain: Chain, span: Span },
-    Repeat { var: Option<Ident>, from: Option<Expr>, count: Expr, body: Body, span: Span },
-    Match { scrutinee: Expr, arms: Vec<StmtArm>, span: Span },
+    Let {
+        name: Ident,
+        chain: Chain,
+        span: Span,
+    },
+    Repeat {
+        var: Option<Ident>,
+        from: Option<Expr>,
+        count: Expr,
+        body: Body,
+        span: Span,
+    },
+    Match {
+        scrutinee: Expr,
+        arms: Vec<StmtArm>,
+        span: Span,
+    },
     /// `if c { } else { }`; `else if` nests as an else body holding one `If`.
-    If { cond: Expr, then: Body, otherwise: Option<Body>, span: Span },
-    Residual { body: Body, span: Span },
-    Parallel { merge: Ident, branches: Vec<Body>, span: Span },
+    If {
+        cond: Expr,
+        then: Body,
+        otherwise: Option<Body>,
+        span: Span,
+    },
+    Residual {
+        body: Body,
+        span: Span,
+    },
+    Parallel {
+        merge: Ident,
+        branches: Vec<Body>,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -236,9 +262,17 @@ pub enum Direction {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectiveItem {
-    Goal { direction: Direction, metric: Expr, on: Option<Ident>, span: Span },
+    Goal {
+        direction: Direction,
+        metric: Expr,
+        on: Option<Ident>,
+        span: Span,
+    },
     /// `require expr`; the checker insists on a comparison at the top.
-    Require { expr: Expr, span: Span },
+    Require {
+        expr: Expr,
+        span: Span,
+    },
     Assign(Assign),
 }
 

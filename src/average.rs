@@ -270,7 +270,11 @@ mod tests {
     #[test]
     fn ensemble_selection_never_scores_below_its_best_member() {
         let labels = vec![0, 1, 2, 0, 1, 2];
-        let members = vec![onehot(&[0, 1, 2, 0, 1, 1], 3, 0.8), onehot(&[0, 0, 2, 1, 1, 2], 3, 0.6), onehot(&[2, 1, 0, 0, 2, 2], 3, 0.9)];
+        let members = vec![
+            onehot(&[0, 1, 2, 0, 1, 1], 3, 0.8),
+            onehot(&[0, 0, 2, 1, 1, 2], 3, 0.6),
+            onehot(&[2, 1, 0, 0, 2, 2], 3, 0.9),
+        ];
         let score = |p: &Predictions| accuracy(p, &labels);
         let best_single = members.iter().map(score).fold(f64::NEG_INFINITY, f64::max);
         let w = ensemble_selection(&members, 20, &score);
@@ -281,7 +285,8 @@ mod tests {
 
     #[test]
     fn a_soup_of_identical_models_is_the_model() {
-        let m: Params = [("l.weight".to_string(), vec![0.5f32, -1.25, 3.0]), ("l.bias".to_string(), vec![0.1f32])].into();
+        let m: Params =
+            [("l.weight".to_string(), vec![0.5f32, -1.25, 3.0]), ("l.bias".to_string(), vec![0.1f32])].into();
         let soup = average_params(&[&m, &m, &m], &[0.2, 0.3, 0.5]).expect("same shapes");
         for (k, v) in &m {
             for (a, b) in v.iter().zip(&soup[k]) {
@@ -321,7 +326,8 @@ mod tests {
     #[test]
     fn greedy_soup_reports_incompatible_ingredients() {
         let own = [0.9, 0.8];
-        let soup = greedy_soup(&own, &|i| if i == 1 { Err("another architecture".into()) } else { Ok(()) }, &mut |_| 0.9);
+        let soup =
+            greedy_soup(&own, &|i| if i == 1 { Err("another architecture".into()) } else { Ok(()) }, &mut |_| 0.9);
         assert_eq!(soup.kept, vec![0]);
         assert_eq!(soup.excluded, vec![(1, Excluded::Incompatible("another architecture".into()))]);
     }

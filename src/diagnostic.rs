@@ -280,11 +280,8 @@ pub struct RenderOptions {
 
 /// Renders one diagnostic as miette's graphical report.
 pub fn render(diagnostic: &Diagnostic, sources: &Sources, options: RenderOptions) -> String {
-    let theme = if options.color {
-        miette::GraphicalTheme::unicode()
-    } else {
-        miette::GraphicalTheme::unicode_nocolor()
-    };
+    let theme =
+        if options.color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
     let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(options.width).with_links(false);
     let report = Report::new(diagnostic, sources);
     let mut out = String::new();
@@ -365,7 +362,8 @@ struct Report {
 impl Report {
     fn new(d: &Diagnostic, sources: &Sources) -> Report {
         let file = d.primary.span.file;
-        let (name, text) = sources.get(file).map_or((String::new(), String::new()), |s| (s.name.clone(), s.text.clone()));
+        let (name, text) =
+            sources.get(file).map_or((String::new(), String::new()), |s| (s.name.clone(), s.text.clone()));
         let len = text.len();
         let labeled = |l: &Label, primary: bool| {
             let start = (l.span.start as usize).min(len);

@@ -328,11 +328,16 @@ impl Encoding {
             .params
             .iter()
             .filter_map(|p| match &p.kind {
-                ParamKind::Free(Domain::Choice(values)) => {
-                    Some(Dim { name: p.name.clone(), kind: DimKind::Categorical(values.clone()), conditional: p.is_conditional() })
-                }
-                ParamKind::Free(d) => Axis::of(d)
-                    .map(|a| Dim { name: p.name.clone(), kind: DimKind::Numeric(a), conditional: p.is_conditional() }),
+                ParamKind::Free(Domain::Choice(values)) => Some(Dim {
+                    name: p.name.clone(),
+                    kind: DimKind::Categorical(values.clone()),
+                    conditional: p.is_conditional(),
+                }),
+                ParamKind::Free(d) => Axis::of(d).map(|a| Dim {
+                    name: p.name.clone(),
+                    kind: DimKind::Numeric(a),
+                    conditional: p.is_conditional(),
+                }),
                 _ => None,
             })
             .collect();
@@ -354,7 +359,9 @@ impl Dim {
     pub fn coordinate(&self, value: &Value) -> Option<f64> {
         match &self.kind {
             DimKind::Numeric(axis) => axis.unit(value),
-            DimKind::Categorical(values) => values.iter().position(|c| c == value || c.loosely_eq(value)).map(|i| i as f64),
+            DimKind::Categorical(values) => {
+                values.iter().position(|c| c == value || c.loosely_eq(value)).map(|i| i as f64)
+            }
         }
     }
 

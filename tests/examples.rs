@@ -8,7 +8,12 @@ use bma::source::Source;
 fn assert_clean(source: &Source) {
     let c = bma::compile(source);
     let options = RenderOptions { width: 80, color: false };
-    let shown: Vec<String> = c.diagnostics.iter().filter(|d| d.severity >= diagnostic::Severity::Warning).map(|d| diagnostic::render(d, &c.sources, options)).collect();
+    let shown: Vec<String> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity >= diagnostic::Severity::Warning)
+        .map(|d| diagnostic::render(d, &c.sources, options))
+        .collect();
     assert!(shown.is_empty(), "{} is not clean:\n{}", source.name, shown.join("\n"));
 }
 

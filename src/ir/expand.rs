@@ -137,11 +137,21 @@ impl SubModel {
 
     /// The graph in Graphviz DOT, with shapes.
     pub fn to_dot(&self, title: &str) -> String {
-        let mut s = format!("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n", title.replace('"', "'"));
+        let mut s = format!(
+            "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
+            title.replace('"', "'")
+        );
         for i in self.graph.node_indices() {
             let l = &self.graph[i];
             let style = if l.inserted { ", style=dashed" } else { "" };
-            s.push_str(&format!("  n{} [label=\"{}\\n{}\\n{}\"{}];\n", i.index(), l.name, describe(&l.kind), fmt_shape(&l.shape), style));
+            s.push_str(&format!(
+                "  n{} [label=\"{}\\n{}\\n{}\"{}];\n",
+                i.index(),
+                l.name,
+                describe(&l.kind),
+                fmt_shape(&l.shape),
+                style
+            ));
         }
         for i in self.graph.node_indices() {
             for &j in &self.graph[i].inputs {
@@ -163,7 +173,10 @@ fn describe(kind: &LayerKind) -> String {
         LayerKind::Input => "input".into(),
         LayerKind::Dense { units } => format!("dense({units})"),
         LayerKind::Conv2d { filters, kernel, stride, padding } => {
-            format!("conv2d({filters}, kernel: {kernel}, stride: {stride}, padding: {})", if *padding == Padding::Same { "same" } else { "valid" })
+            format!(
+                "conv2d({filters}, kernel: {kernel}, stride: {stride}, padding: {})",
+                if *padding == Padding::Same { "same" } else { "valid" }
+            )
         }
         LayerKind::MaxPool { kernel, stride } => format!("maxpool({kernel}, stride: {stride})"),
         LayerKind::AvgPool { kernel, stride } => format!("avgpool({kernel}, stride: {stride})"),
@@ -359,10 +372,20 @@ impl<'a> Expander<'a> {
                 let end = self.int(count, scope, "a repeat count")?;
                 let end = if from.is_some() { end } else { start + end };
                 if end - start > MAX_REPEAT {
-                    return fail(Code::InvalidValue, count.span, "this repeat is too long", format!("{} repetitions", end - start));
+                    return fail(
+                        Code::InvalidValue,
+                        count.span,
+                        "this repeat is too long",
+                        format!("{} repetitions", end - start),
+                    );
                 }
                 if from.is_none() && end < 0 {
-                    return fail(Code::InvalidValue, count.span, "a repeat count cannot be negative", format!("repeats {end} times"));
+                    return fail(
+                        Code::InvalidValue,
+                        count.span,
+                        "a repeat count cannot be negative",
+                        format!("repeats {end} times"),
+                    );
                 }
                 let mut cur = cur;
                 let saved = var.as_ref().and_then(|v| scope.vars.get(&v.name).cloned());
@@ -385,7 +408,12 @@ impl<'a> Expander<'a> {
                 let v = self.eval(scrutinee, scope)?;
                 match arms.iter().find(|a| pattern_matches(&a.pattern, &v)) {
                     Some(arm) => self.body(&arm.body, cur, scope),
-                    None => fail(Code::NonExhaustiveMatch, *span, format!("no arm of this match takes `{v}`"), format!("nothing matches `{v}`")),
+                    None => fail(
+                        Code::NonExhaustiveMatch,
+                        *span,
+                        format!("no arm of this match takes `{v}`"),
+                        format!("nothing matches `{v}`"),
+                    ),
                 }
             }
             ast::Stmt::If { cond, then, otherwise, .. } => match self.eval(cond, scope)? {
@@ -399,7 +427,8 @@ impl<'a> Expander<'a> {
             ast::Stmt::Residual { body, span } => {
                 let out = self.body(body, cur, scope)?;
                 let (in_shape, out_shape) = (self.shape(cur), self.shape(out));
-                let shortcut = if in_shape == out_shape { cur } else { self.projection(cur, &in_shape, &out_shape, *span)? };
+                let shortcut =
+                    if in_shape == out_shape { cur } else { self.projection(cur, &in_shape, &out_shape, *span)? };
                 let shape = out_shape.clone();
                 let flops = shape.iter().product::<usize>() as u64;
                 self.add(LayerKind::Add, shape, vec![out, shortcut], 0, flops, *span, false)
@@ -427,14 +456,30 @@ impl<'a> Expander<'a> {
     }
 
     /// The 1x1 convolution or linear map that makes a residual's shortcut fit.
-    fn projection(&mut self, from: NodeIndex, input: &Shape, output: &Shape, span: Span) -> Result<NodeIndex, ExpandError> {
+    fn projection(
+        &mut self,
+        from: NodeIndex,
+        input: &Shape,
+        output: &Shape,
+        span: Span,
+    ) -> Result<NodeIndex, ExpandError> {
         match (input.as_slice(), output.as_slice()) {
             ([n], [m]) => {
                 self.notes.push((span, format!("a linear projection {n} → {m} is added to the shortcut")));
                 let (n, m) = (*n as u64, *m as u64);
-                self.add(LayerKind::Dense { units: m as usize }, output.clone(), vec![from], n * m + m, 2 * n * m, span, true)
+                self.add(
+                    LayerKind::Dense { units: m as usize },
+                    output.clone(),
+                    vec![from],
+                    n * m + m,
+                    2 * n * m,
+                    span,
+                    true,
+                )
             }
-            ([c, h, w], [f, oh, ow]) if *oh > 0 && *ow > 0 && h.div_ceil(*oh) == w.div_ceil(*ow) && h.div_ceil(*oh) >= 1 => {
+            ([c, h, w], [f, oh, ow])
+                if *oh > 0 && *ow > 0 && h.div_ceil(*oh) == w.div_ceil(*ow) && h.div_ceil(*oh) >= 1 =>
+            {
                 let stride = h.div_ceil(*oh);
                 if h.div_ceil(stride) != *oh || w.div_ceil(stride) != *ow {
                     return fail(
@@ -444,7 +489,10 @@ impl<'a> Expander<'a> {
                         format!("{} in, {} out", fmt_shape(input), fmt_shape(output)),
                     );
                 }
-                self.notes.push((span, format!("a 1x1 convolution {c} → {f} channels (stride {stride}) is added to the shortcut")));
+                self.notes.push((
+                    span,
+                    format!("a 1x1 convolution {c} → {f} channels (stride {stride}) is added to the shortcut"),
+                ));
                 let (c64, f64_) = (*c as u64, *f as u64);
                 let params = c64 * f64_ + f64_;
                 let flops = 2 * c64 * f64_ * (*oh as u64) * (*ow as u64);
@@ -495,7 +543,9 @@ impl<'a> Expander<'a> {
                 span,
                 message: "cannot add tensors of different shapes".into(),
                 label: format!("shapes {list}"),
-                help: Some("use `concat` to join different widths, or make the branches end with the same width".into()),
+                help: Some(
+                    "use `concat` to join different widths, or make the branches end with the same width".into(),
+                ),
             });
         }
         let flops = (shapes[0].iter().product::<usize>() * (nodes.len() - 1)) as u64;
@@ -529,7 +579,12 @@ impl<'a> Expander<'a> {
         // A parameter whose value is a layer.
         if let Some(v) = scope.vars.get(name).cloned() {
             if call.args.is_some() {
-                return fail(Code::TypeMismatch, call.span, format!("`{name}` is a parameter; it cannot take arguments"), "called here");
+                return fail(
+                    Code::TypeMismatch,
+                    call.span,
+                    format!("`{name}` is a parameter; it cannot take arguments"),
+                    "called here",
+                );
             }
             return self.layer_value(&v, cur, call.span, scope);
         }
@@ -539,35 +594,68 @@ impl<'a> Expander<'a> {
                 match a.value.as_name().and_then(|n| scope.nodes.get(n)) {
                     Some(&n) => nodes.push(n),
                     None => {
-                        return fail(Code::UnknownName, a.value.span, format!("`{name}` merges named nodes"), "not a node named with `let`");
+                        return fail(
+                            Code::UnknownName,
+                            a.value.span,
+                            format!("`{name}` merges named nodes"),
+                            "not a node named with `let`",
+                        );
                     }
                 }
             }
             if nodes.len() < 2 {
-                return fail(Code::BadArguments, call.span, format!("`{name}` needs at least two nodes"), "too few nodes");
+                return fail(
+                    Code::BadArguments,
+                    call.span,
+                    format!("`{name}` needs at least two nodes"),
+                    "too few nodes",
+                );
             }
             return if name == "add" { self.add_nodes(nodes, call.span) } else { self.concat(nodes, call.span) };
         }
         let mut args = Vec::new();
         for a in call.args.iter().flatten() {
-            args.push(ArgVal { name: a.name.as_ref().map(|n| n.name.clone()), value: self.eval(&a.value, scope)?, span: a.value.span });
+            args.push(ArgVal {
+                name: a.name.as_ref().map(|n| n.name.clone()),
+                value: self.eval(&a.value, scope)?,
+                span: a.value.span,
+            });
         }
         self.apply(name, &args, cur, call.span, scope)
     }
 
     /// Applies a layer given as a value (`relu`, `leaky_relu(0.1)`, a block name).
-    fn layer_value(&mut self, v: &Value, cur: NodeIndex, span: Span, scope: &mut Scope) -> Result<NodeIndex, ExpandError> {
+    fn layer_value(
+        &mut self,
+        v: &Value,
+        cur: NodeIndex,
+        span: Span,
+        scope: &mut Scope,
+    ) -> Result<NodeIndex, ExpandError> {
         match v {
             Value::Sym(s) => self.apply(&s.sym, &[], cur, span, scope),
             Value::Call(CallValue { name, args }) => {
-                let args: Vec<ArgVal> = args.iter().map(|(n, v)| ArgVal { name: n.clone(), value: v.clone(), span }).collect();
+                let args: Vec<ArgVal> =
+                    args.iter().map(|(n, v)| ArgVal { name: n.clone(), value: v.clone(), span }).collect();
                 self.apply(name, &args, cur, span, scope)
             }
-            other => fail(Code::TypeMismatch, span, "this parameter is used as a layer", format!("its value here is the {} `{other}`", other.type_name())),
+            other => fail(
+                Code::TypeMismatch,
+                span,
+                "this parameter is used as a layer",
+                format!("its value here is the {} `{other}`", other.type_name()),
+            ),
         }
     }
 
-    fn apply(&mut self, name: &str, args: &[ArgVal], cur: NodeIndex, span: Span, _scope: &mut Scope) -> Result<NodeIndex, ExpandError> {
+    fn apply(
+        &mut self,
+        name: &str,
+        args: &[ArgVal],
+        cur: NodeIndex,
+        span: Span,
+        _scope: &mut Scope,
+    ) -> Result<NodeIndex, ExpandError> {
         if let Some(block) = self.program.blocks.get(name) {
             return self.block(block, args, cur, span);
         }
@@ -576,9 +664,20 @@ impl<'a> Expander<'a> {
         self.add(kind, shape, vec![cur], params, flops, span, false)
     }
 
-    fn block(&mut self, block: &ast::Block, args: &[ArgVal], cur: NodeIndex, span: Span) -> Result<NodeIndex, ExpandError> {
+    fn block(
+        &mut self,
+        block: &ast::Block,
+        args: &[ArgVal],
+        cur: NodeIndex,
+        span: Span,
+    ) -> Result<NodeIndex, ExpandError> {
         if self.depth > 32 {
-            return fail(Code::CyclicDefinition, span, format!("block `{}` uses itself", block.name.name), "recursion here");
+            return fail(
+                Code::CyclicDefinition,
+                span,
+                format!("block `{}` uses itself", block.name.name),
+                "recursion here",
+            );
         }
         let mut vars = BTreeMap::new();
         let mut positional = args.iter().filter(|a| a.name.is_none());
@@ -588,7 +687,11 @@ impl<'a> Expander<'a> {
                 let mut e = ExpandError {
                     code: Code::BadArguments,
                     span: a.span,
-                    message: format!("block `{}` has no parameter `{}`", block.name.name, a.name.as_deref().unwrap_or("")),
+                    message: format!(
+                        "block `{}` has no parameter `{}`",
+                        block.name.name,
+                        a.name.as_deref().unwrap_or("")
+                    ),
                     label: "unknown argument".into(),
                     help: None,
                 };
@@ -640,7 +743,12 @@ impl<'a> Expander<'a> {
     fn int(&self, e: &ast::Expr, scope: &Scope, what: &str) -> Result<i64, ExpandError> {
         match self.eval(e, scope)? {
             Value::Int(i) => Ok(i),
-            v => fail(Code::TypeMismatch, e.span, format!("{what} must be an int"), format!("this is the {} `{v}`", v.type_name())),
+            v => fail(
+                Code::TypeMismatch,
+                e.span,
+                format!("{what} must be an int"),
+                format!("this is the {} `{v}`", v.type_name()),
+            ),
         }
     }
 }
@@ -680,7 +788,8 @@ pub fn layer_signature(name: &str) -> Option<&'static [(&'static str, Option<&'s
         "maxpool" | "avgpool" => &[("kernel", Some("2")), ("stride", Some("kernel"))],
         "dropout" => &[("p", None)],
         "leaky_relu" => &[("a", Some("0.01"))],
-        "global_avgpool" | "flatten" | "batchnorm" | "layernorm" | "relu" | "gelu" | "tanh" | "sigmoid" | "silu" | "softmax" => &[],
+        "global_avgpool" | "flatten" | "batchnorm" | "layernorm" | "relu" | "gelu" | "tanh" | "sigmoid" | "silu"
+        | "softmax" => &[],
         _ => return None,
     })
 }
@@ -692,7 +801,13 @@ fn builtin_layer(name: &str, args: &[ArgVal], input: &Shape, span: Span) -> Resu
         return reshape(args, input, span);
     }
     let Some(sig) = layer_signature(name) else {
-        let mut e = ExpandError { code: Code::UnknownLayer, span, message: format!("unknown layer `{name}`"), label: "no such layer or block".into(), help: None };
+        let mut e = ExpandError {
+            code: Code::UnknownLayer,
+            span,
+            message: format!("unknown layer `{name}`"),
+            label: "no such layer or block".into(),
+            help: None,
+        };
         if let Some(b) = crate::diagnostic::did_you_mean(name, LAYERS) {
             e.help = Some(format!("did you mean `{b}`?"));
         }
@@ -705,13 +820,16 @@ fn builtin_layer(name: &str, args: &[ArgVal], input: &Shape, span: Span) -> Resu
         let (v, s) = get(k).unwrap_or((Value::Int(0), span));
         match v {
             Value::Int(i) if i >= 1 => Ok(i as usize),
-            Value::Int(i) => fail(Code::InvalidValue, s, format!("`{name}` needs a positive `{k}`"), format!("`{k}` is {i} here")),
+            Value::Int(i) => {
+                fail(Code::InvalidValue, s, format!("`{name}` needs a positive `{k}`"), format!("`{k}` is {i} here"))
+            }
             other => Err(ExpandError {
                 code: Code::TypeMismatch,
                 span: s,
                 message: format!("`{k}` of `{name}` must be an int"),
                 label: format!("this is the {} `{other}`", other.type_name()),
-                help: matches!(other, Value::Float(_)).then(|| "use `floor(x)` or `round(x)` to make an int".to_string()),
+                help: matches!(other, Value::Float(_))
+                    .then(|| "use `floor(x)` or `round(x)` to make an int".to_string()),
             }),
         }
     };
@@ -774,7 +892,11 @@ fn builtin_layer(name: &str, args: &[ArgVal], input: &Shape, span: Span) -> Resu
         }
         "maxpool" | "avgpool" => {
             let kernel = positive("kernel")?;
-            let stride = if get("stride").is_some_and(|(v, _)| v.as_sym() != Some("kernel")) { positive("stride")? } else { kernel };
+            let stride = if get("stride").is_some_and(|(v, _)| v.as_sym() != Some("kernel")) {
+                positive("stride")?
+            } else {
+                kernel
+            };
             let (c, h, w) = image(name)?;
             if h < kernel || w < kernel {
                 return Err(ExpandError {
@@ -786,7 +908,11 @@ fn builtin_layer(name: &str, args: &[ArgVal], input: &Shape, span: Span) -> Resu
                 });
             }
             let (oh, ow) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
-            let kind = if name == "maxpool" { LayerKind::MaxPool { kernel, stride } } else { LayerKind::AvgPool { kernel, stride } };
+            let kind = if name == "maxpool" {
+                LayerKind::MaxPool { kernel, stride }
+            } else {
+                LayerKind::AvgPool { kernel, stride }
+            };
             Ok((kind, vec![c, oh, ow], 0, (c * oh * ow * kernel * kernel) as u64))
         }
         "global_avgpool" => {
@@ -807,7 +933,12 @@ fn builtin_layer(name: &str, args: &[ArgVal], input: &Shape, span: Span) -> Resu
             match v.as_f64() {
                 Some(p) if (0.0..1.0).contains(&p) => Ok((LayerKind::Dropout { p }, input.clone(), 0, 0)),
                 Some(p) => fail(Code::InvalidValue, s, "a dropout rate is in [0, 1)", format!("the rate is {p} here")),
-                None => fail(Code::TypeMismatch, s, "a dropout rate must be a number", format!("this is a {}", v.type_name())),
+                None => fail(
+                    Code::TypeMismatch,
+                    s,
+                    "a dropout rate must be a number",
+                    format!("this is a {}", v.type_name()),
+                ),
             }
         }
         "relu" => act(Activation::Relu),
@@ -820,7 +951,12 @@ fn builtin_layer(name: &str, args: &[ArgVal], input: &Shape, span: Span) -> Resu
             let (v, s) = get("a").unwrap_or((Value::Float(0.01), span));
             match v.as_f64() {
                 Some(a) => act(Activation::LeakyRelu(a)),
-                None => fail(Code::TypeMismatch, s, "the slope of `leaky_relu` must be a number", format!("this is a {}", v.type_name())),
+                None => fail(
+                    Code::TypeMismatch,
+                    s,
+                    "the slope of `leaky_relu` must be a number",
+                    format!("this is a {}", v.type_name()),
+                ),
             }
         }
     }
@@ -839,7 +975,14 @@ fn reshape(args: &[ArgVal], input: &Shape, span: Span) -> Result<Built, ExpandEr
     for (v, s) in flat {
         match v {
             Value::Int(i) if i >= 1 => dims.push(i as usize),
-            other => return fail(Code::InvalidValue, s, "`reshape` takes positive int dimensions", format!("found `{other}`")),
+            other => {
+                return fail(
+                    Code::InvalidValue,
+                    s,
+                    "`reshape` takes positive int dimensions",
+                    format!("found `{other}`"),
+                );
+            }
         }
     }
     let size: usize = input.iter().product();
@@ -882,7 +1025,9 @@ fn bind(
             let help = match crate::diagnostic::did_you_mean(n, known.iter().copied()) {
                 Some(b) => format!("did you mean `{b}`?"),
                 None if known.is_empty() => format!("`{layer}` takes no arguments"),
-                None => format!("`{layer}` takes {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+                None => {
+                    format!("`{layer}` takes {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+                }
             };
             return Err(ExpandError {
                 code: Code::BadArguments,
@@ -899,7 +1044,14 @@ fn bind(
             Some(a) => out.push((k, a.value.clone(), a.span)),
             None => match default {
                 Some(d) => out.push((k, default_value(d), span)),
-                None => return fail(Code::BadArguments, span, format!("`{layer}` needs `{k}`"), format!("`{k}` is missing")),
+                None => {
+                    return fail(
+                        Code::BadArguments,
+                        span,
+                        format!("`{layer}` needs `{k}`"),
+                        format!("`{k}` is missing"),
+                    );
+                }
             },
         }
     }

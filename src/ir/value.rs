@@ -368,7 +368,12 @@ fn binary(op: BinaryOp, a: &Value, b: &Value, span: Span) -> Result<Value, EvalE
 fn builtin(name: &str, args: &[(Option<String>, Value)], span: Span) -> Result<Value, EvalError> {
     let nums: Vec<f64> = args
         .iter()
-        .map(|(_, v)| v.as_f64().ok_or_else(|| EvalError { span, message: format!("`{name}` needs numbers, found a {}", v.type_name()) }))
+        .map(|(_, v)| {
+            v.as_f64().ok_or_else(|| EvalError {
+                span,
+                message: format!("`{name}` needs numbers, found a {}", v.type_name()),
+            })
+        })
         .collect::<Result<_, _>>()?;
     let all_int = args.iter().all(|(_, v)| matches!(v, Value::Int(_)));
     if matches!(name, "min" | "max") {
@@ -411,7 +416,10 @@ struct FnEnv<'a> {
 impl Env for FnEnv<'_> {
     fn lookup(&self, name: &str) -> Option<Value> {
         // A fn body sees its own parameters and the builtin constants only.
-        self.locals.get(name).cloned().or_else(|| if name.starts_with("data.") { self.outer.lookup(name) } else { None })
+        self.locals
+            .get(name)
+            .cloned()
+            .or_else(|| if name.starts_with("data.") { self.outer.lookup(name) } else { None })
     }
 
     fn function(&self, name: &str) -> Option<&ast::FnDef> {

@@ -4,8 +4,6 @@ use super::{Ask, AskContext, SearchError, Strategy};
 use crate::ir;
 use crate::rng::Rng;
 
-
-
 #[derive(Debug, Clone, Default)]
 pub struct Evolution;
 

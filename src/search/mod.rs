@@ -282,7 +282,12 @@ impl From<ir::EvalError> for SearchError {
 }
 
 /// The strategy a `strategy = ...` value names.
-pub fn strategy(value: &Value, space: &ir::Space, ctx: space::Context<'_>, pins: &Point) -> Result<Box<dyn Strategy>, SearchError> {
+pub fn strategy(
+    value: &Value,
+    space: &ir::Space,
+    ctx: space::Context<'_>,
+    pins: &Point,
+) -> Result<Box<dyn Strategy>, SearchError> {
     let name = value.head().unwrap_or("");
     let call = match value {
         Value::Call(c) => Some(c),

@@ -1,5 +1,6 @@
 //! `bma run`, `bma eval`, `bma ls` end to end, on the real binary: results files,
 //! resume after `kill -9`, reproducibility, failures, flags, Ctrl-C.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -17,6 +17,7 @@ pub mod ir;
 pub mod pins;
 pub mod report;
 pub mod rng;
+pub mod runner;
 pub mod search;
 pub mod source;
 pub mod space;
@@ -24,7 +25,6 @@ pub mod stdlib;
 pub mod store;
 pub mod syntax;
 pub mod train;
-pub mod runner;
 
 use std::path::Path;
 

@@ -63,7 +63,14 @@ impl<'a> ModelEvaluator<'a> {
         threads: usize,
     ) -> Result<ModelEvaluator<'a>, String> {
         let trials = train::Trials::new(program, experiment, base, device)?;
-        Ok(ModelEvaluator { program, experiment, trials, out, threads: threads.max(1), saved: Mutex::new(BTreeMap::new()) })
+        Ok(ModelEvaluator {
+            program,
+            experiment,
+            trials,
+            out,
+            threads: threads.max(1),
+            saved: Mutex::new(BTreeMap::new()),
+        })
     }
 
     pub fn data_info(&self) -> &ir::DataInfo {
@@ -91,12 +98,11 @@ impl Evaluator for ModelEvaluator<'_> {
             Ok(s) => s,
             Err(e) => return Outcome { status: Status::Failed(e.message), metrics: Metrics::new() },
         };
-        let outcome = train::fit(self.trials.device, &sub, &cfg, &self.trials.data, |epoch, m| {
-            match on_step(epoch as u32, m) {
+        let outcome =
+            train::fit(self.trials.device, &sub, &cfg, &self.trials.data, |epoch, m| match on_step(epoch as u32, m) {
                 Control::Continue => train::Control::Continue,
                 Control::Stop => train::Control::Stop,
-            }
-        });
+            });
         let status = match &outcome.status {
             train::Status::Completed | train::Status::EarlyStopped { .. } => Status::Complete,
             train::Status::Stopped { .. } => Status::Stopped,
@@ -133,11 +139,7 @@ pub fn pareto_front(history: &History) -> Vec<u64> {
     let cands: Vec<(&Trial, Vec<f64>)> =
         history.completed().filter(|t| t.is_feasible()).map(|t| (t, history.losses(t))).collect();
     let dominates = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y);
-    cands
-        .iter()
-        .filter(|(_, l)| !cands.iter().any(|(_, m)| dominates(m, l)))
-        .map(|(t, _)| t.number)
-        .collect()
+    cands.iter().filter(|(_, l)| !cands.iter().any(|(_, m)| dominates(m, l))).map(|(t, _)| t.number).collect()
 }
 
 /// A value as plain JSON (symbols as strings, durations as seconds).
@@ -169,7 +171,9 @@ fn trial_json(t: &Trial, spec: &StudySpec) -> Json {
         .constraints
         .iter()
         .zip(t.constraints.iter().zip(&t.violations))
-        .map(|(n, (v, viol))| (n.clone(), json!({ "value": float(*v), "violation": float(*viol), "holds": *viol <= 0.0 })))
+        .map(|(n, (v, viol))| {
+            (n.clone(), json!({ "value": float(*v), "violation": float(*viol), "holds": *viol <= 0.0 }))
+        })
         .collect();
     json!({
         "number": t.number,

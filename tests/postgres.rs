@@ -101,7 +101,7 @@ fn a_study_round_trips_and_another_spec_is_refused() {
     }
 
     for i in 0..3u64 {
-        let c = s.claim(study.id, "w").expect("claim");
+        let c = s.claim(study.id, "w", None).expect("claim").expect("a trial");
         assert_eq!(c.number, i);
         assert!(c.requeued.is_none());
         s.start(study.id, i, &point(i as f64), 100 + i, "w").expect("start");
@@ -178,7 +178,7 @@ fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
     let a = Postgres::connect(&url).expect("connect");
     let b = Postgres::connect(&url).expect("connect");
     let study = a.open(&spec(&name, "requeue")).expect("open");
-    let c = a.claim(study.id, "dead").expect("claim");
+    let c = a.claim(study.id, "dead", None).expect("claim").expect("a trial");
     a.start(study.id, c.number, &point(0.5), 42, "dead").expect("start");
     a.report(study.id, c.number, 1, 3.0).expect("report");
     std::thread::sleep(Duration::from_millis(300));
@@ -193,7 +193,7 @@ fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
     let requeued: Vec<u64> = sweeps.into_iter().flat_map(|h| h.join().expect("thread").expect("sweep")).collect();
     assert_eq!(requeued, vec![c.number], "requeued exactly once");
     // The survivor gets it back with its params and seed; its steps are gone.
-    let again = b.claim(study.id, "alive").expect("claim");
+    let again = b.claim(study.id, "alive", None).expect("claim").expect("a trial");
     assert_eq!(again.number, c.number);
     let old = again.requeued.expect("requeued trial");
     assert_eq!(old.params, point(0.5));
@@ -208,14 +208,14 @@ fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
     assert_eq!(h.len(), 1);
     assert_eq!(h[0].values, vec![1.0]);
     // A fresh heartbeat protects a running trial.
-    let c2 = b.claim(study.id, "alive").expect("claim");
+    let c2 = b.claim(study.id, "alive", None).expect("claim").expect("a trial");
     b.heartbeat(study.id, "alive").expect("heartbeat");
     assert!(b.requeue_stale(study.id, 30.0).expect("sweep").is_empty());
     assert_eq!(b.running_workers(study.id).expect("workers").len(), 1);
     // A trial that silences its worker MAX_REQUEUES times is failed, not requeued forever.
     for _ in 1..MAX_REQUEUES {
         assert_eq!(b.requeue_worker(study.id, "alive").expect("requeue"), vec![c2.number]);
-        assert_eq!(b.claim(study.id, "alive").expect("claim").number, c2.number);
+        assert_eq!(b.claim(study.id, "alive", None).expect("claim").expect("a trial").number, c2.number);
     }
     assert!(b.requeue_worker(study.id, "alive").expect("requeue").is_empty());
     let h = b.history(study.id).expect("history");
@@ -236,7 +236,7 @@ fn calls_survive_a_server_restart() {
     let name = unique("restart");
     let s = Postgres::connect(&url).expect("connect");
     let study = s.open(&spec(&name, "restart")).expect("open");
-    let c = s.claim(study.id, "w").expect("claim");
+    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial");
     restart_server(&dir);
     // The pooled connection died with the server; the call reconnects and goes on.
     s.start(study.id, c.number, &point(1.0), 1, "w").expect("start after restart");

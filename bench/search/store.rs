@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use bma::ir::{Point, Value};
+use bma::search::prune::NoPruner;
 use bma::search::study::{FunctionEvaluator, Objectives, Quiet, Settings, Study};
-use bma::search::{NoPruner, Rank, Trial, TrialState};
+use bma::search::{Rank, Trial, TrialState};
 use bma::store::{Sqlite, Store};
 use bma::{Source, space};
 

@@ -87,7 +87,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration".into());
     }
     if let Ok(s) = t.parse::<f64>() {
-        return if s >= 0.0 && s.is_finite() { Ok(Duration::from_secs_f64(s)) } else { Err(format!("bad duration `{t}`")) };
+        return if s >= 0.0 && s.is_finite() {
+            Ok(Duration::from_secs_f64(s))
+        } else {
+            Err(format!("bad duration `{t}`"))
+        };
     }
     let mut total = 0.0;
     let mut num = String::new();
@@ -228,7 +232,10 @@ fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Plan<'c>, Str
             [one] => one,
             many => {
                 let names: Vec<&str> = many.iter().map(|e| e.name.as_str()).collect();
-                return Err(format!("the file has several experiments ({}); pick one with --experiment", names.join(", ")));
+                return Err(format!(
+                    "the file has several experiments ({}); pick one with --experiment",
+                    names.join(", ")
+                ));
             }
         },
     };
@@ -277,10 +284,11 @@ fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Plan<'c>, Str
         })?;
         pins.insert(k.trim().to_string(), value);
     }
-    let report_out = exp.report_setting("out").and_then(|s| match ir::eval(&s.value, &BTreeMap::<String, Value>::new()) {
-        Ok(Value::Str(p)) => Some(PathBuf::from(p)),
-        _ => None,
-    });
+    let report_out =
+        exp.report_setting("out").and_then(|s| match ir::eval(&s.value, &BTreeMap::<String, Value>::new()) {
+            Ok(Value::Str(p)) => Some(PathBuf::from(p)),
+            _ => None,
+        });
     let out = args.out.clone().or(report_out).unwrap_or_else(|| runner::default_out(&exp.name));
     let top = exp
         .report_setting("top")
@@ -360,7 +368,10 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     };
     if !stored.created_now && args.seed.is_some_and(|s| s != stored.spec.seed) {
         return Err((
-            format!("--seed {} differs from the study's stored seed {}; a resumed study keeps its seed", plan.seed, stored.spec.seed),
+            format!(
+                "--seed {} differs from the study's stored seed {}; a resumed study keeps its seed",
+                plan.seed, stored.spec.seed
+            ),
             INPUT,
         ));
     }
@@ -422,7 +433,8 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
         ProgressMode::Auto | ProgressMode::Plain => Mode::Plain,
         ProgressMode::None => Mode::None,
     };
-    let done_before = sqlite.history(study.study.id).map_err(internal)?.iter().filter(|t| t.state.is_finished()).count();
+    let done_before =
+        sqlite.history(study.study.id).map_err(internal)?.iter().filter(|t| t.state.is_finished()).count();
     let progress = Progress::new(mode, plan.settings.trials, done_before, &study.study.spec);
     let (history, ended) = match study.run(evaluator, &progress, stop) {
         Ok(r) => r,
@@ -651,7 +663,8 @@ impl Progress {
 
     fn message(&self, s: &ProgressState) -> String {
         let best = s.best.as_ref().map(|(n, v)| format!("best #{n}: {}", self.values(v))).unwrap_or_default();
-        let running: Vec<String> = s.running.iter().map(|(n, e)| if *e > 0 { format!("#{n} ep {e}") } else { format!("#{n}") }).collect();
+        let running: Vec<String> =
+            s.running.iter().map(|(n, e)| if *e > 0 { format!("#{n} ep {e}") } else { format!("#{n}") }).collect();
         format!("{best} | running {} | pruned {} failed {}", running.join(" "), s.pruned, s.failed)
     }
 
@@ -690,7 +703,8 @@ impl Observer for Progress {
                         (state, _) => format!("{} {}", state.as_str(), self.values(&trial.values)),
                     };
                     let total = self.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into());
-                    let best = s.best.as_ref().map(|(n, v)| format!("best #{n} {}", self.values(v))).unwrap_or_default();
+                    let best =
+                        s.best.as_ref().map(|(n, v)| format!("best #{n} {}", self.values(v))).unwrap_or_default();
                     eprintln!(
                         "[{:>7.1}s] trial {} {} ({:.2}s) [{}/{}, {}]",
                         self.started.elapsed().as_secs_f64(),
@@ -796,12 +810,22 @@ pub fn ls(args: &LsArgs) -> ExitCode {
                     let best = s
                         .best
                         .map(|(num, vals)| {
-                            let v: Vec<String> =
-                                s.objectives.iter().zip(&vals).map(|((name, _), v)| format!("{name} {}", fmt_num(*v))).collect();
+                            let v: Vec<String> = s
+                                .objectives
+                                .iter()
+                                .zip(&vals)
+                                .map(|((name, _), v)| format!("{name} {}", fmt_num(*v)))
+                                .collect();
                             format!("best #{num}: {}", v.join(", "))
                         })
                         .unwrap_or_else(|| "no complete trial".into());
-                    println!("{}  {}  {}  {n} trials ({})  {best}", dir.display(), s.name, s.state.as_str(), counts.join(", "));
+                    println!(
+                        "{}  {}  {}  {n} trials ({})  {best}",
+                        dir.display(),
+                        s.name,
+                        s.state.as_str(),
+                        counts.join(", ")
+                    );
                 }
             }
             Err(e) => {

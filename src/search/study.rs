@@ -435,7 +435,12 @@ impl<'a> Study<'a> {
 
     /// Runs the study until its budget is spent, the strategy is done, or `stop` is
     /// raised; every trial is recorded in the store as it finishes.
-    pub fn run(&mut self, evaluator: &dyn Evaluator, observer: &dyn Observer, stop: &AtomicBool) -> Result<(History, Ended), SearchError> {
+    pub fn run(
+        &mut self,
+        evaluator: &dyn Evaluator,
+        observer: &dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<(History, Ended), SearchError> {
         let started = Instant::now();
         let parallel = self.settings.parallel.max(1);
         let id = self.study.id;
@@ -520,7 +525,9 @@ impl<'a> Study<'a> {
                                     view_upto = -1;
                                 }
                                 for t in history.trials.iter().filter(|t| {
-                                    (t.number as i64) > view_upto && (t.number as i64) <= horizon && t.state.is_finished()
+                                    (t.number as i64) > view_upto
+                                        && (t.number as i64) <= horizon
+                                        && t.state.is_finished()
                                 }) {
                                     view.upsert(t.clone());
                                 }
@@ -541,7 +548,17 @@ impl<'a> Study<'a> {
                                         .cloned()
                                         .collect();
                                 }
-                                match propose(&mut *self.strategy, self.experiment, self.fns, self.data, &self.pins, self.settings.trials, &claim, &view, seed) {
+                                match propose(
+                                    &mut *self.strategy,
+                                    self.experiment,
+                                    self.fns,
+                                    self.data,
+                                    &self.pins,
+                                    self.settings.trials,
+                                    &claim,
+                                    &view,
+                                    seed,
+                                ) {
                                     Err(e) => {
                                         let _ = store.release(id, n, &worker);
                                         failure = Some(e);
@@ -642,7 +659,6 @@ impl<'a> Study<'a> {
         self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
         Ok((history, ended))
     }
-
 }
 
 /// The point for a claimed trial: its recorded params when it was requeued after

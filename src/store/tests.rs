@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 use super::*;
 use crate::ir::Value;
 use crate::store::spec_hash;
@@ -7,7 +8,7 @@ fn spec(name: &str, text: &str) -> StudySpec {
         name: name.into(),
         experiment: name.into(),
         spec_text: text.into(),
-        spec_hash: spec_hash(text),
+        spec_hash: crate::store::spec_hash(text),
         objectives: vec![("loss".into(), Direction::Minimize)],
         constraints: vec![],
         seed: 7,

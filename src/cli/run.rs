@@ -458,8 +458,27 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
             Err(e) => notes.push(format!("the best trial's model could not be evaluated on test: {e}")),
         }
     }
+    // The final model (the `average` section over the ranked trials' saved models),
+    // evaluated once on the test split; not after an interrupted run.
+    let mut final_summary = None;
+    if exp.model.is_some() && ended != Ended::Interrupted {
+        let saved: Vec<(search::Trial, PathBuf)> = ranked
+            .iter()
+            .map(|t| ((*t).clone(), runner::trial_dir(&plan.out, t.number)))
+            .filter(|(_, dir)| dir.join("model.json").exists())
+            .collect();
+        if !saved.is_empty() {
+            match bma::final_model::build(&plan.compiled.program, exp, &base, &plan.out.join("final"), &saved) {
+                Ok(summary) => final_summary = Some(summary),
+                Err(e) => notes.push(format!("the final model could not be built: {e}")),
+            }
+        }
+    }
     let mut extra = serde_json::Map::new();
     extra.insert("ended".into(), serde_json::json!(format!("{ended:?}").to_lowercase()));
+    if let Some(summary) = &final_summary {
+        extra.insert("final".into(), serde_json::to_value(summary).map_err(internal)?);
+    }
     let json = runner::results_json(spec, &history, study.study.state.as_str(), best_test.as_ref(), extra);
     let state = ended.state();
     let json = {
@@ -474,6 +493,11 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     runner::write_atomic(&plan.out.join("results.csv"), runner::results_csv(spec, &exp.space, &history).as_bytes())
         .map_err(internal)?;
 
+    let report = bma::report::ReportData::new(&exp.name, &history.trials, spec.objectives.clone(), final_summary.clone());
+    if let Err(e) = bma::report::write(&plan.out.join("report.html"), &report) {
+        notes.push(format!("the HTML report could not be written: {e}"));
+    }
+
     print!("{}", table(&history, spec, &exp.space, plan.top));
     if let (Some(m), Some(best)) = (&best_test, ranked.first()) {
         let shown: Vec<String> = ["accuracy", "f1", "loss", "mse", "r2"]
@@ -481,6 +505,25 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
             .filter_map(|k| m.get(*k).map(|v| format!("{k} {}", fmt_num(*v))))
             .collect();
         println!("best trial {} on test: {}", best.number, shown.join(", "));
+    }
+    if let Some(f) = &final_summary {
+        let show = |m: &bma::train::Metrics| {
+            ["accuracy", "r2", "loss"]
+                .iter()
+                .find_map(|k| m.get(*k).map(|v| format!("{k} {}", fmt_num(*v))))
+                .unwrap_or_default()
+        };
+        println!(
+            "final model ({}, {} member{}): test {} (valid {}); best single trial {}: test {} (valid {})",
+            f.method,
+            f.members.len(),
+            if f.members.len() == 1 { "" } else { "s" },
+            show(&f.final_test),
+            show(&f.final_valid),
+            f.best_single,
+            show(&f.single_test),
+            show(&f.single_valid),
+        );
     }
     for n in notes {
         eprintln!("note: {n}");

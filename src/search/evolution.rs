@@ -137,7 +137,7 @@ mod tests {
         let prog = program(
             "experiment t {
                space {
-                 kind in {a, b, c}
+                 kind: in {a, b, c}
                  x: float in 0.0..=1.0
                  when kind == b { y: int in 1..=4 }
                }

@@ -296,3 +296,40 @@ fn ctrl_c_stops_cleanly_and_resume_finishes() {
     assert_eq!(results(&out)["state"], "finished");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_model_study_builds_the_final_model_and_the_report() {
+    let dir = tmp("final");
+    let spec = write(
+        &dir,
+        "tiny.bma",
+        "experiment tiny {
+  data = iris(split: [0.6, 0.2, 0.2], seed: 1)
+  space { width: int in {8, 16}  lr: float in 1e-3..1e-1 log }
+  model { dense(width) relu dense(data.classes) }
+  train { optimizer = adam(lr)  epochs = 4  batch = 16 }
+  objective { maximize accuracy }
+  search { strategy = random  trials = 4  seed = 3 }
+  average { ensemble(top: 3, weights: uniform) }
+}
+",
+    );
+    let out = dir.join("out");
+    let o = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().expect("runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&out);
+    let f = &r["final"];
+    // Uniform weights over the top 3 complete trials, all saved as members.
+    let members = f["members"].as_array().expect("final members");
+    assert_eq!(members.len(), 3, "{f}");
+    let weights: f64 = members.iter().filter_map(|m| m["weight"].as_f64()).sum();
+    assert!((weights - 1.0).abs() < 1e-9, "{f}");
+    assert!(f["final_test"]["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{f}");
+    assert_eq!(f["best_single"], r["best"]["number"], "{f}");
+    // The report is written, self-contained, with its plots.
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(html.matches("<svg").count() >= 3);
+    assert!(!html.contains("<script src") && !html.contains("<link ") && !html.contains("url(http"));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("final model (ensemble"), "{stdout}");
+}

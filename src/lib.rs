@@ -21,6 +21,8 @@ pub mod average;
 pub mod fmt;
 pub mod space;
 pub mod search;
+pub mod reuse;
+pub mod watch;
 
 use std::path::Path;
 

@@ -64,6 +64,8 @@ enum Command {
     },
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
+    /// Re-checks on every save and re-runs what changed, reusing trained trials.
+    Watch(cli::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(&args),
         Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
         Command::Lsp => cli::lsp::lsp(),
+        Command::Watch(args) => cli::watch::watch(&args),
     }
 }
 

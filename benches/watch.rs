@@ -67,7 +67,11 @@ fn main() {
         let mut compile = Vec::new();
         for i in 0..rounds {
             std::thread::sleep(Duration::from_millis(60));
-            let body = if i % 2 == 0 { format!("{text}\n// edit {i}\n") } else { format!("{text}\nexperiment {{ broken {i}\n") };
+            let body = if i % 2 == 0 {
+                format!("{text}\n// edit {i}\n")
+            } else {
+                format!("{text}\nexperiment {{ broken {i}\n")
+            };
             let saved = if i % 4 < 2 {
                 let _ = std::fs::write(&file, &body);
                 Instant::now()
@@ -80,7 +84,9 @@ fn main() {
             match wait_check(Duration::from_secs(5)) {
                 Some((t, line)) => {
                     ms.push(t.saturating_duration_since(saved).as_secs_f64() * 1000.0);
-                    if let Some(c) = line.split('(').nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse::<f64>().ok()) {
+                    if let Some(c) =
+                        line.split('(').nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse::<f64>().ok())
+                    {
                         compile.push(c);
                     }
                 }

@@ -281,7 +281,9 @@ experiment e {
         assert_eq!(base, key_of(&report, &point(4, 0.01), 7).expect("compiles"), "report");
         let layout = format!(
             "// a comment\n\n{}",
-            MODEL.replace("    epochs = 2", "    // two epochs\n        epochs   =   2").replace("  model {", "\n\n  model {")
+            MODEL
+                .replace("    epochs = 2", "    // two epochs\n        epochs   =   2")
+                .replace("  model {", "\n\n  model {")
         );
         assert_eq!(base, key_of(&layout, &point(4, 0.01), 7).expect("compiles"), "layout");
         // A wider domain does not change the key of a point it already had.

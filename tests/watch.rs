@@ -52,7 +52,9 @@ impl Watch {
                         return got;
                     }
                 }
-                Err(_) => panic!("no line starting `{prefix}` in {TIMEOUT:?}; output so far:\n{}", self.seen.join("\n")),
+                Err(_) => {
+                    panic!("no line starting `{prefix}` in {TIMEOUT:?}; output so far:\n{}", self.seen.join("\n"))
+                }
             }
         }
     }
@@ -139,7 +141,8 @@ fn a_broken_edit_shows_its_diagnostics_and_keeps_the_last_results() {
     let before = std::fs::read_to_string(&results).expect("results written");
     assert!(before.contains("\"reused\": 0"), "{before}");
 
-    std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy").replace("epochs = 2", "epochs = ")).expect("write");
+    std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy").replace("epochs = 2", "epochs = "))
+        .expect("write");
     let broken = w.until("check: ");
     let last = broken.last().expect("a line");
     assert!(last.contains("error") && last.ends_with("keeping the last good results"), "{last}");

@@ -118,7 +118,8 @@ pub fn watch(args: &WatchArgs) -> ExitCode {
                     }
                     if !args.check_only {
                         cycle += 1;
-                        running = Some(spawn_cycle(cycle, compiled, base.clone(), store.clone(), results_path.clone(), args));
+                        running =
+                            Some(spawn_cycle(cycle, compiled, base.clone(), store.clone(), results_path.clone(), args));
                     }
                 }
             }

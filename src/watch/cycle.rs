@@ -188,7 +188,8 @@ fn run_experiment(
                 trials = Some(Trials::new(program, e, base, device)?);
             }
             let Some(t) = trials.as_ref() else { unreachable!("set above") };
-            let outcome = t.run(&point, seed, |_, _| if cancel.is_cancelled() { Control::Stop } else { Control::Continue });
+            let outcome =
+                t.run(&point, seed, |_, _| if cancel.is_cancelled() { Control::Stop } else { Control::Continue });
             match outcome.status {
                 Status::Completed | Status::EarlyStopped { .. } => (State::Complete, outcome.metrics, None),
                 Status::Stopped { .. } => (State::Cancelled, outcome.metrics, Some("cancelled by a save".into())),
@@ -198,7 +199,11 @@ fn run_experiment(
             // A pure-function search: the objectives and constraints are the result.
             let mut metrics = BTreeMap::new();
             let mut error = None;
-            let exprs = e.objectives.iter().map(|o| (&o.name, &o.metric)).chain(e.constraints.iter().map(|c| (&c.name, &c.lhs)));
+            let exprs = e
+                .objectives
+                .iter()
+                .map(|o| (&o.name, &o.metric))
+                .chain(e.constraints.iter().map(|c| (&c.name, &c.lhs)));
             for (name, expr) in exprs {
                 match eval_number(expr, &point, &BTreeMap::new(), program) {
                     Ok(v) => {

@@ -25,6 +25,8 @@ pub mod stdlib;
 pub mod store;
 pub mod syntax;
 pub mod train;
+pub mod reuse;
+pub mod watch;
 
 use std::path::Path;
 

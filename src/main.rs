@@ -68,6 +68,8 @@ enum Command {
     Ls(cli::run::LsArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
+    /// Re-checks on every save and re-runs what changed, reusing trained trials.
+    Watch(cli::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::run::eval(&args),
         Command::Ls(args) => cli::run::ls(&args),
         Command::Lsp => cli::lsp::lsp(),
+        Command::Watch(args) => cli::watch::watch(&args),
     }
 }
 

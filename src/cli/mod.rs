@@ -4,6 +4,7 @@
 pub mod fmt;
 pub mod lsp;
 pub mod run;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::path::Path;

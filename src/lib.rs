@@ -16,6 +16,7 @@ pub mod ide;
 pub mod ir;
 pub mod pins;
 pub mod report;
+pub mod reuse;
 pub mod rng;
 pub mod runner;
 pub mod search;
@@ -25,7 +26,6 @@ pub mod stdlib;
 pub mod store;
 pub mod syntax;
 pub mod train;
-pub mod reuse;
 pub mod watch;
 
 use std::path::Path;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use bma::ir::{self, Point, Value};
 use bma::runner::{self, ModelEvaluator};
-use bma::search::study::{self, Ended, Event, Evaluator, FunctionEvaluator, Observer, Settings, Study};
 use bma::search::prune::{self, NoPruner};
+use bma::search::study::{self, Ended, Evaluator, Event, FunctionEvaluator, Observer, Settings, Study};
 use bma::search::{self, History, Pruner, Rank, TrialState};
 use bma::store::{self, Sqlite, Store, StoreError};
 
@@ -493,7 +493,8 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     runner::write_atomic(&plan.out.join("results.csv"), runner::results_csv(spec, &exp.space, &history).as_bytes())
         .map_err(internal)?;
 
-    let report = bma::report::ReportData::new(&exp.name, &history.trials, spec.objectives.clone(), final_summary.clone());
+    let report =
+        bma::report::ReportData::new(&exp.name, &history.trials, spec.objectives.clone(), final_summary.clone());
     if let Err(e) = bma::report::write(&plan.out.join("report.html"), &report) {
         notes.push(format!("the HTML report could not be written: {e}"));
     }

@@ -240,9 +240,7 @@ mod tests {
     /// at least `(k - 5)^2`, a margin larger than what a few samples inside a cell vary by.
     fn f(p: &Point) -> f64 {
         let k = p["k"].as_f64().unwrap_or(0.0);
-        (k - 5.0).powi(2)
-            + (p["x"].as_f64().unwrap_or(0.0) - 0.3).powi(2)
-            + p["y"].as_f64().unwrap_or(0.0).powi(2)
+        (k - 5.0).powi(2) + (p["x"].as_f64().unwrap_or(0.0) - 0.3).powi(2) + p["y"].as_f64().unwrap_or(0.0).powi(2)
     }
 
     fn make(prog: &ir::Program, samples: u64, eta: u64) -> Subspace {

@@ -637,7 +637,12 @@ mod tests {
         let h = study(&prog, &mut Tpe::new(space, 10), &f, &Point::new(), 2, 60);
         let r = study(&prog, &mut Random, &f, &Point::new(), 2, 60);
         let late_feasible = |h: &History| h.trials[30..].iter().filter(|t| t.is_feasible()).count();
-        assert!(late_feasible(&h) > late_feasible(&r), "tpe {} vs random {} of 30", late_feasible(&h), late_feasible(&r));
+        assert!(
+            late_feasible(&h) > late_feasible(&r),
+            "tpe {} vs random {} of 30",
+            late_feasible(&h),
+            late_feasible(&r)
+        );
         assert!(best(&h) < 0.66, "{}", best(&h));
     }
 

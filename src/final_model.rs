@@ -429,13 +429,13 @@ fn make_soup(
         soup.kept
     } else {
         let mut kept = vec![base];
-        for i in 0..ingredients.len() {
+        for (i, ingredient) in ingredients.iter().enumerate() {
             if i == base {
                 continue;
             }
             match compatible(i) {
                 Ok(()) => kept.push(i),
-                Err(reason) => excluded.push(ExcludedTrial { trial: ingredients[i].trial.number, reason }),
+                Err(reason) => excluded.push(ExcludedTrial { trial: ingredient.trial.number, reason }),
             }
         }
         kept

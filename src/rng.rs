@@ -76,7 +76,8 @@ impl Rng {
     /// An index drawn with probability proportional to `weights` (non-negative).
     pub fn weighted(&mut self, weights: &[f64]) -> usize {
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        // Also catches a NaN total.
+        if total.is_nan() || total <= 0.0 {
             return self.index(weights.len());
         }
         let mut r = self.f64() * total;

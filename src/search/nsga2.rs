@@ -61,7 +61,7 @@ impl Strategy for Nsga2 {
                 break;
             }
         }
-        let mut tournament = |rng: &mut Rng| {
+        let tournament = |rng: &mut Rng| {
             let a = parents[rng.index(parents.len())];
             let b = parents[rng.index(parents.len())];
             if (a.1, -a.2) <= (b.1, -b.2) { a.0 } else { b.0 }

@@ -159,6 +159,7 @@ pub fn crowding(points: &[Vec<f64>], front: &[usize]) -> Vec<f64> {
     }
     let m = front.iter().map(|&i| points[i].len()).min().unwrap_or(0);
     let mut idx: Vec<usize> = (0..k).collect();
+    #[allow(clippy::needless_range_loop)] // `obj` indexes every point's objectives
     for obj in 0..m {
         let at = |a: usize| points[front[a]][obj];
         idx.sort_by(|&a, &b| at(a).total_cmp(&at(b)).then(a.cmp(&b)));

@@ -1,7 +1,6 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
 use crate::ir::Value;
-use crate::store::spec_hash;
 
 fn spec(name: &str, text: &str) -> StudySpec {
     StudySpec {

@@ -25,6 +25,7 @@
 //! next number. Both happen in one transaction, so two workers never get the same
 //! trial.
 
+mod codec;
 pub mod postgres;
 mod sqlite;
 

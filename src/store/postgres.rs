@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Transaction};
 
+use super::codec::{floats_to_text, metrics_to_text, point_to_text, text_to_floats, text_to_metrics, text_to_point};
 use super::{Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary};
 use crate::ir::Point;
 use crate::search::{Direction, Trial, TrialState};
@@ -404,52 +405,6 @@ fn migrate(c: &mut Client) -> Result<(), OpError> {
     }
     tx.commit()?;
     Ok(())
-}
-
-// JSON cannot hold NaN or infinities: floats are stored as numbers or strings.
-fn float_json(x: f64) -> serde_json::Value {
-    if x.is_finite() { serde_json::json!(x) } else { serde_json::Value::String(x.to_string()) }
-}
-
-fn json_float(v: &serde_json::Value) -> f64 {
-    match v {
-        serde_json::Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        serde_json::Value::String(s) => s.parse().unwrap_or(f64::NAN),
-        _ => f64::NAN,
-    }
-}
-
-fn floats_to_text(xs: &[f64]) -> String {
-    serde_json::Value::Array(xs.iter().map(|x| float_json(*x)).collect()).to_string()
-}
-
-fn text_to_floats(s: &str) -> Vec<f64> {
-    match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(serde_json::Value::Array(a)) => a.iter().map(json_float).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn metrics_to_text(m: &BTreeMap<String, f64>) -> String {
-    serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), float_json(*v))).collect()).to_string()
-}
-
-fn text_to_metrics(s: &str) -> BTreeMap<String, f64> {
-    match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(serde_json::Value::Object(o)) => o.iter().map(|(k, v)| (k.clone(), json_float(v))).collect(),
-        _ => BTreeMap::new(),
-    }
-}
-
-fn point_to_text(p: &Point) -> Result<String, StoreError> {
-    serde_json::to_string(p).map_err(backend)
-}
-
-fn text_to_point(s: Option<String>) -> Result<Point, StoreError> {
-    match s {
-        None => Ok(Point::new()),
-        Some(s) => serde_json::from_str(&s).map_err(|e| backend(format!("stored params do not parse: {e}"))),
-    }
 }
 
 fn study_from_row(r: &Row) -> Result<(StudyId, StudySpec, StudyState, f64), OpError> {

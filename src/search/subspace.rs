@@ -226,13 +226,7 @@ mod tests {
     use super::*;
     use crate::search::{Direction, Rank, TrialState};
 
-    fn program(space: &str) -> ir::Program {
-        let text = format!("experiment t {{\n  space {{\n{space}\n  }}\n  objective {{ minimize 0 }}\n}}\n");
-        let compiled = crate::compile(&crate::Source::new("t.bma", text));
-        let errors: Vec<_> = compiled.diagnostics.iter().filter(|d| d.is_error()).collect();
-        assert!(errors.is_empty(), "{errors:?}");
-        compiled.program
-    }
+    use crate::search::tpe::tests::program;
 
     const SPACE: &str = "    k: int in 0..=8\n    x: float in -1.0..1.0\n    y: float in -1.0..1.0";
 

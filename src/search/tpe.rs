@@ -521,13 +521,14 @@ fn erfc(x: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ir::{Point, Value};
     use crate::search::{Direction, History, Random, Rank, Trial};
     use crate::space::Context;
 
-    fn program(space: &str) -> ir::Program {
+    /// The program of an experiment with this `space` body, which must check clean.
+    pub(in crate::search) fn program(space: &str) -> ir::Program {
         let text = format!("experiment t {{\n  space {{\n{space}\n  }}\n  objective {{ minimize 0 }}\n}}\n");
         let compiled = crate::compile(&crate::Source::new("t.bma", text));
         let errors: Vec<_> = compiled.diagnostics.iter().filter(|d| d.is_error()).collect();

@@ -316,16 +316,16 @@ fn swa_net(
     device: &Device,
 ) -> Result<Net, String> {
     let first = window.front().ok_or("no epoch to average")?;
-    let n = window.len() as f64;
-    let mut mean: Tensors =
-        first.iter().map(|(name, shape, v)| (name.clone(), shape.clone(), vec![0f32; v.len()])).collect();
-    for snapshot in window {
-        for ((_, _, acc), (_, _, v)) in mean.iter_mut().zip(snapshot) {
-            for (a, x) in acc.iter_mut().zip(v) {
-                *a += (f64::from(*x) / n) as f32;
-            }
-        }
-    }
+    // The same uniform weight averaging as a soup (`average::average_params`).
+    let snapshots: Vec<crate::average::Params> =
+        window.iter().map(|t| t.iter().map(|(name, _, v)| (name.clone(), v.clone())).collect()).collect();
+    let refs: Vec<&crate::average::Params> = snapshots.iter().collect();
+    let weights = vec![1.0 / window.len() as f64; window.len()];
+    let mut averaged = crate::average::average_params(&refs, &weights).ok_or("epoch snapshots differ in shape")?;
+    let mean: Tensors = first
+        .iter()
+        .map(|(name, shape, _)| (name.clone(), shape.clone(), averaged.remove(name).unwrap_or_default()))
+        .collect();
     let net = net.load_tensors(plan, &mean, device)?;
     recompute_batchnorm(net, plan, train, features, batch, device)
 }

@@ -251,7 +251,10 @@ where
         let value = m.get(&monitor).copied().unwrap_or(valid_loss);
         let better = best.as_ref().is_none_or(|(b, _, _)| if maximize { value > *b } else { value < *b });
         if better {
-            best = Some((value, epoch, net.clone()));
+            // A snapshot, not a clone: burn's `RunningState` (batch-norm statistics) is
+            // shared between clones, so a plain clone would keep this epoch's weights with
+            // the statistics of the last epoch run.
+            best = Some((value, epoch, net.snapshot()));
         }
         let control = on_epoch(epoch, &m);
         epochs.push(m);

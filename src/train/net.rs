@@ -199,6 +199,19 @@ pub struct Net {
 }
 
 impl Net {
+    /// A copy whose batch-norm running statistics are its own: `Clone` shares burn's
+    /// `RunningState` (an `Arc`), so later training steps would move a clone's statistics too.
+    pub fn snapshot(&self) -> Net {
+        let mut copy = self.clone();
+        for part in &mut copy.parts {
+            if let Part::BatchNorm(bn) = part {
+                bn.running_mean = RunningState::new(bn.running_mean.value());
+                bn.running_var = RunningState::new(bn.running_var.value());
+            }
+        }
+        copy
+    }
+
     /// Builds the parts of `plan` with weights drawn from `rng` by `init`.
     pub fn init(plan: &Plan, init: Init, rng: &mut Rng, device: &Device) -> Net {
         let mut parts = Vec::new();

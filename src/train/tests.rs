@@ -450,3 +450,27 @@ fn swa_recomputes_batchnorm_statistics_on_the_train_split() {
         assert!((m - f64::from(*r)).abs() < 0.05 * (1.0 + m.abs()), "{m} {r}");
     }
 }
+
+#[test]
+fn the_kept_epoch_keeps_its_own_batchnorm_statistics() {
+    // The best epoch comes before the last, and later epochs move the running statistics:
+    // the kept model must report exactly the valid figures measured at its own epoch.
+    let (sub, data, cfg) = setup(&experiment(
+        "digits",
+        "conv2d(8, kernel: 3, padding: same) batchnorm relu global_avgpool dense(data.classes)",
+        "optimizer = adam(0.05) epochs = 12 batch = 64 early_stop = patience(100, on: loss)",
+    ));
+    let out = run(&sub, &data, &cfg);
+    assert_eq!(out.status, Status::Completed);
+    assert!(out.best_epoch < out.epochs.len(), "the best epoch is {} of {}", out.best_epoch, out.epochs.len());
+    let at_best = &out.epochs[out.best_epoch - 1];
+    for metric in ["loss", "accuracy"] {
+        assert!(
+            (out.metrics[metric] - at_best[metric]).abs() < 1e-6,
+            "{metric}: kept model {} vs epoch {} {}",
+            out.metrics[metric],
+            out.best_epoch,
+            at_best[metric]
+        );
+    }
+}

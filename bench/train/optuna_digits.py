@@ -11,7 +11,7 @@ Objective: valid accuracy (bma also minimises latency; time-to-0.97 only needs a
 
 Prints one JSON line per finished trial (elapsed s, valid and test accuracy) and a summary
 with the elapsed time at which a finished trial first reached 0.97 test accuracy.
-python optuna_digits.py [TRIALS] [JOBS] [tpe|random]
+python optuna_digits.py [TRIALS] [JOBS] [tpe|random] [SEED]
 """
 import gzip, json, random, sys, time, warnings
 from pathlib import Path
@@ -24,6 +24,7 @@ from torch import nn
 TRIALS = int(sys.argv[1]) if len(sys.argv) > 1 else 60
 JOBS = int(sys.argv[2]) if len(sys.argv) > 2 else 2
 SAMPLER = sys.argv[3] if len(sys.argv) > 3 else "tpe"
+SEED = int(sys.argv[4]) if len(sys.argv) > 4 else 42
 torch.set_num_threads(1)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -90,7 +91,7 @@ def objective(trial):
         p["filters"] = trial.suggest_int("filters", 8, 32, step=8)
     if p["opt"] == "sgd":
         p["momentum"] = trial.suggest_float("momentum", 0.5, 0.99)
-    torch.manual_seed(trial.number)
+    torch.manual_seed(SEED * 1000 + trial.number)
     net = build(p)
     if sum(q.numel() for q in net.parameters()) > 60_000:
         raise optuna.TrialPruned()
@@ -118,12 +119,12 @@ def objective(trial):
     return valid
 
 
-study = optuna.create_study(direction="maximize", sampler=(optuna.samplers.TPESampler(seed=42) if SAMPLER == "tpe" else optuna.samplers.RandomSampler(seed=42)),
+study = optuna.create_study(direction="maximize", sampler=(optuna.samplers.TPESampler(seed=SEED) if SAMPLER == "tpe" else optuna.samplers.RandomSampler(seed=SEED)),
                             pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3))
 study.optimize(objective, n_trials=TRIALS, n_jobs=JOBS)
 total = time.perf_counter() - start
 hit = next((r["elapsed"] for r in sorted(finished, key=lambda r: r["elapsed"]) if r["test"] >= 0.97), None)
 best = max(finished, key=lambda r: r["valid"]) if finished else None
 print(json.dumps({"summary": f"optuna+pytorch ({SAMPLER})", "optuna": optuna.__version__, "torch": torch.__version__,
-                  "trials": TRIALS, "jobs": JOBS, "total_s": total, "first_test_0.97_s": hit,
+                  "trials": TRIALS, "jobs": JOBS, "seed": SEED, "total_s": total, "first_test_0.97_s": hit,
                   "finished": len(finished), "best_valid": best and best["valid"], "best_test": best and best["test"]}))

@@ -294,7 +294,7 @@ impl Reuse for EvenReuse {
     }
 
     fn finished(&self, trial: &Trial) {
-        self.finished.lock().unwrap().push(trial.number);
+        self.finished.lock().expect("ok").push(trial.number);
     }
 }
 
@@ -304,7 +304,7 @@ struct Recorder(std::sync::Mutex<Vec<(u64, u32, f64)>>);
 
 impl Pruner for Recorder {
     fn report(&self, trial: u64, step: u32, loss: f64) -> Verdict {
-        self.0.lock().unwrap().push((trial, step, loss));
+        self.0.lock().expect("ok").push((trial, step, loss));
         Verdict::Prune
     }
 }
@@ -314,12 +314,12 @@ fn reused_trials_are_measured_not_evaluated_and_replayed_points_come_first() {
     struct Counting(std::sync::Mutex<Vec<u64>>);
     impl Evaluator for Counting {
         fn evaluate(&self, t: TrialRef<'_>, _: &mut StepFn<'_>) -> Outcome {
-            self.0.lock().unwrap().push(t.number);
+            self.0.lock().expect("ok").push(t.number);
             Outcome { status: Status::Complete, metrics: Metrics::new() }
         }
     }
     let c = compiled(BRANIN);
-    let store = Sqlite::in_memory().unwrap();
+    let store = Sqlite::in_memory().expect("ok");
     let mut s = study(&c, &store, "random", settings(6, 2), 3);
     let recorder = std::sync::Arc::new(Recorder::default());
     struct Shared(std::sync::Arc<Recorder>);
@@ -331,9 +331,9 @@ fn reused_trials_are_measured_not_evaluated_and_replayed_points_come_first() {
     s.pruner = Box::new(Shared(recorder.clone()));
     let reuse = EvenReuse { finished: std::sync::Mutex::new(Vec::new()) };
     let evaluated = Counting(std::sync::Mutex::new(Vec::new()));
-    let (h, ended) = s.run_with(&evaluated, &Quiet, &AtomicBool::new(false), Some(&reuse)).unwrap();
+    let (h, ended) = s.run_with(&evaluated, &Quiet, &AtomicBool::new(false), Some(&reuse)).expect("ok");
     assert_eq!(ended, Ended::Budget);
-    let mut evaluated = evaluated.0.into_inner().unwrap();
+    let mut evaluated = evaluated.0.into_inner().expect("ok");
     evaluated.sort_unstable();
     assert_eq!(evaluated, vec![1, 3, 5], "only the trials not reused are evaluated");
     assert_eq!(xy(&h.trials[0]), (1.0, 2.0), "the replayed point is trial 0's");
@@ -346,9 +346,9 @@ fn reused_trials_are_measured_not_evaluated_and_replayed_points_come_first() {
         }
     }
     // The reused steps reach the pruner, whose verdict a trained trial ignores.
-    assert_eq!(recorder.0.lock().unwrap().clone(), vec![(0, 1, 7.0), (2, 1, 7.0), (4, 1, 7.0)]);
-    let mut finished = reuse.finished.into_inner().unwrap();
+    assert_eq!(recorder.0.lock().expect("ok").clone(), vec![(0, 1, 7.0), (2, 1, 7.0), (4, 1, 7.0)]);
+    let mut finished = reuse.finished.into_inner().expect("ok");
     finished.sort_unstable();
     assert_eq!(finished, (0..6).collect::<Vec<_>>());
-    assert_eq!(store.history(s.study.id).unwrap(), h.trials, "recorded as seen");
+    assert_eq!(store.history(s.study.id).expect("ok"), h.trials, "recorded as seen");
 }

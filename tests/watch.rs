@@ -323,3 +323,27 @@ fn an_edit_to_a_local_import_is_seen_and_the_import_set_follows_the_file() {
     assert!(second.iter().any(|l| l.starts_with("cycle 2 p best: x=1") && l.ends_with("[2.0]")), "{second:?}");
     assert_eq!(results(dir.path(), "p")["best"]["values"]["f(x)"], 2.0);
 }
+
+#[test]
+fn a_killed_watch_leaves_nothing_running_once_restarted() {
+    let (dir, file) = temp("k.bma");
+    let long = spec("{4, 8}", 100_000, 256, "maximize accuracy");
+    std::fs::write(&file, &long).expect("write");
+    let mut w = Watch::start(&file);
+    w.until("trial e ");
+    drop(w); // SIGKILL mid-training
+    let db = store(dir.path(), "e");
+    let running = |db: &bma::store::Sqlite, name: &str| {
+        study(db, name).1.iter().filter(|t| t.state == bma::search::TrialState::Running).count()
+    };
+    assert_eq!(running(&db, "e"), 1, "the killed trial is left running");
+
+    // Edited while bma was down: a new version; its first cycle requeues the dead trial.
+    std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
+    let mut w = Watch::start(&file);
+    let first = w.until("cycle 1: done");
+    assert!(first.contains(&line(1, "e", 0, 2, 0, 0, 0)), "{first:?}");
+    let old = format!("e@{}", bma::store::spec_hash(&long));
+    assert_eq!(running(&db, &old), 0);
+    assert_eq!(study(&db, &old).1[0].state, bma::search::TrialState::Queued, "kept for a resume of that version");
+}

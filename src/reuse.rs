@@ -137,6 +137,25 @@ pub fn config_key(
     KeyContext::new(program, experiment, data, base).key(point, seed)
 }
 
+/// What decides which points a study of `experiment` proposes, apart from its
+/// objectives: everything in the experiment but `objective`, `require`, `rank`,
+/// `average`, `report` and doc comments, plus the program's blocks and functions,
+/// span-free, hashed. Two versions of a file with the same fingerprint differ only in
+/// how trials are judged, so `bma watch` replays the earlier version's points (an
+/// adaptive strategy would otherwise propose others after an objective edit).
+pub fn search_fingerprint(program: &ir::Program, experiment: &ir::Experiment) -> String {
+    let mut e = experiment.clone();
+    e.doc = None;
+    e.objectives.clear();
+    e.constraints.clear();
+    e.rank = None;
+    e.average.clear();
+    e.report.clear();
+    e.sections.clear();
+    let text = unspanned(&(e, &program.blocks, &program.fns));
+    format!("{:032x}", fnv1a_128(text.as_bytes()))
+}
+
 /// FNV-1a, 128-bit: stable across runs, platforms and Rust versions.
 fn fnv1a_128(bytes: &[u8]) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
@@ -299,6 +318,25 @@ experiment e {
         let moved = format!("// moved\n\n{}", f.replace("x * x", "x  *  x"));
         assert_eq!(base, key_of(&moved, &p, 1).expect("compiles"));
         assert_ne!(base, key_of(&f.replace("x * x", "x * x + 1.0"), &p, 1).expect("compiles"));
+    }
+
+    fn fingerprint_of(text: &str) -> String {
+        let c = compile_with(&Source::new("t.bma", text), &crate::ir::Disk);
+        let e = c.program.experiments.first().expect("an experiment");
+        search_fingerprint(&c.program, e)
+    }
+
+    #[test]
+    fn the_search_fingerprint_ignores_how_trials_are_judged_but_not_what_is_searched() {
+        let base = fingerprint_of(MODEL);
+        let judged = MODEL.replace("maximize accuracy", "minimize loss").replace(
+            "  objective {",
+            "  average {\n    ensemble(top: 2)\n  }\n  report {\n    top = 3\n  }\n  objective {",
+        );
+        assert_eq!(base, fingerprint_of(&format!("// moved\n{judged}")));
+        assert_ne!(base, fingerprint_of(&MODEL.replace("{4, 8}", "{4, 8, 16}")), "space");
+        assert_ne!(base, fingerprint_of(&MODEL.replace("epochs = 2", "epochs = 3")), "train");
+        assert_ne!(base, fingerprint_of(&MODEL.replace("    relu\n", "    tanh\n")), "model");
     }
 
     #[test]

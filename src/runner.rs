@@ -16,6 +16,7 @@
 //! <out>/results.csv         one row per trial
 //! <out>/trials/<n>/         model.safetensors + model.json of every completed trial (model experiments)
 //! <out>/best/               a copy of the best trial's model
+//! <out>/models/<key>/        `bma watch`: each complete trial's model by configuration key
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,6 +35,12 @@ use crate::train;
 /// `runs/<experiment>`: where a run writes when neither `--out` nor `report { out = }` says.
 pub fn default_out(experiment: &str) -> PathBuf {
     Path::new("runs").join(experiment)
+}
+
+/// The text a study's spec hash is taken of: every source the compilation read (the
+/// root file, then its local imports), joined.
+pub fn spec_text(compiled: &crate::Compiled) -> String {
+    compiled.sources.iter().map(|(_, s)| s.text.as_str()).collect::<Vec<_>>().join("\n\u{1f}\n")
 }
 
 /// The folder of trial `number`'s saved model.

@@ -7,7 +7,8 @@
 //! one (vim, VS Code's atomic save, `bma fmt`) is seen like an in-place write.
 //! [`FileWatcher::wait`] blocks until a watched file changes, then waits until the
 //! burst of events is quiet for the debounce time. [`CancelToken`] is how the CLI
-//! tells a background run to stop. Nothing here prints.
+//! tells a background run to stop; [`KeyReuse`] is how a run reuses the trials of
+//! earlier ones (see `watch/cycle.rs`). Nothing here prints.
 //!
 //! **Invariant:** after [`FileWatcher::set_files`], exactly the folders of the given
 //! files are watched, and only events naming one of those files wake [`FileWatcher::wait`].
@@ -23,7 +24,7 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 
 mod cycle;
 
-pub use cycle::{Cycle, Progress, Ranked, State, StoredTrial, TrialStore, rank, run_cycle};
+pub use cycle::{CANCELLED, KeyReuse, TrialKey, models_dir};
 
 use crate::Compiled;
 
@@ -45,6 +46,11 @@ impl CancelToken {
 
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// The flag itself, as the study loop's stop flag.
+    pub fn flag(&self) -> &AtomicBool {
+        &self.0
     }
 }
 

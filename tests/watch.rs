@@ -1,6 +1,7 @@
-//! `bma watch` driven as a user would: the real binary, real edits to a file in a
-//! temporary folder, and its stdout read line by line. Every wait has a timeout, and
-//! the child is killed when a test ends.
+//! `bma watch` driven as a user would: the real binary, run in a temporary folder,
+//! real edits to a file there, and its stdout read line by line; what was (not)
+//! retrained is also read back from the study store (`runs/<experiment>/study.db`)
+//! and `results.json`. Every wait has a timeout, and the child is killed when a test ends.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ struct Watch {
 impl Watch {
     fn start(file: &Path) -> Watch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bma"))
+            .current_dir(file.parent().expect("a folder"))
             .arg("watch")
             .arg(file)
             .args(["--progress", "plain"])
@@ -79,8 +81,36 @@ impl Drop for Watch {
 }
 
 fn spec(domain: &str, epochs: u32, n: u32, objective: &str) -> String {
+    spec_with(domain, epochs, n, objective, "")
+}
+
+/// [`spec`] with `extra` sections (`average { .. }`, `report { .. }`) after the objective.
+fn spec_with(domain: &str, epochs: u32, n: u32, objective: &str, extra: &str) -> String {
     format!(
-        "// a watched experiment\nexperiment e {{\n  data = synthetic.moons(n: {n}, noise: 0.1, seed: 1)\n  space {{\n    width: int in {domain}\n  }}\n  model {{\n    dense(width)\n    relu\n    dense(data.classes)\n  }}\n  train {{\n    optimizer = adam(0.01)\n    epochs = {epochs}\n  }}\n  objective {{\n    {objective}\n  }}\n  search {{\n    strategy = grid\n    trials = 10\n    seed = 1\n  }}\n}}\n"
+        "// a watched experiment\nexperiment e {{\n  data = synthetic.moons(n: {n}, noise: 0.1, seed: 1)\n  space {{\n    width: int in {domain}\n  }}\n  model {{\n    dense(width)\n    relu\n    dense(data.classes)\n  }}\n  train {{\n    optimizer = adam(0.01)\n    epochs = {epochs}\n  }}\n  objective {{\n    {objective}\n  }}\n{extra}  search {{\n    strategy = grid\n    trials = 10\n    seed = 1\n  }}\n}}\n"
+    )
+}
+
+/// The study store of experiment `exp` under the temp folder `dir`.
+fn store(dir: &Path, exp: &str) -> bma::store::Sqlite {
+    bma::store::Sqlite::open(&dir.join("runs").join(exp).join("study.db")).expect("the study store")
+}
+
+/// The study named `name` in `store`, with its trials.
+fn study(store: &bma::store::Sqlite, name: &str) -> (i64, Vec<bma::search::Trial>) {
+    use bma::store::Store as _;
+    let s = store.studies().expect("studies").into_iter().find(|s| s.name == name).expect("the study");
+    (s.id, store.history(s.id).expect("history"))
+}
+
+fn results(dir: &Path, exp: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("runs").join(exp).join("results.json")).expect("results.json");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn line(n: u32, exp: &str, reused: u32, trained: u32, pruned: u32, cancelled: u32, failed: u32) -> String {
+    format!(
+        "cycle {n} {exp}: reused {reused}, trained {trained}, pruned {pruned}, cancelled {cancelled}, failed {failed}"
     )
 }
 
@@ -103,32 +133,123 @@ fn count(lines: &[String], suffix: &str) -> usize {
 
 #[test]
 fn an_objective_edit_trains_nothing_and_a_wider_domain_trains_only_the_new_points() {
-    let (_dir, file) = temp("a.bma");
+    let (dir, file) = temp("a.bma");
     std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
     let mut w = Watch::start(&file);
     let first = w.until("cycle 1: done");
     assert!(first.iter().any(|l| l.starts_with("check: ok")), "{first:?}");
-    assert!(first.contains(&"cycle 1 e: reused 0, trained 2, cancelled 0, failed 0".to_string()), "{first:?}");
+    assert!(first.contains(&line(1, "e", 0, 2, 0, 0, 0)), "{first:?}");
+    assert!(first.contains(&"cycle 1 e: results in runs/e".to_string()), "{first:?}");
     assert_eq!(count(&first, " complete"), 2);
 
     // Only the objective: re-ranked, nothing trained (saved in place).
     std::fs::write(&file, spec("{4, 8}", 2, 64, "minimize loss")).expect("write");
     let second = w.until("cycle 2: done");
-    assert!(second.contains(&"cycle 2 e: reused 2, trained 0, cancelled 0, failed 0".to_string()), "{second:?}");
+    assert!(second.contains(&line(2, "e", 2, 0, 0, 0, 0)), "{second:?}");
     assert_eq!(count(&second, " training"), 0, "{second:?}");
+    // The store: a study per version, the new one's trials copied by key from the old one's.
+    let db = store(dir.path(), "e");
+    let (old_id, old) =
+        study(&db, &format!("e@{}", bma::store::spec_hash(&spec("{4, 8}", 2, 64, "maximize accuracy"))));
+    let (new_id, new) = study(&db, "e");
+    assert_eq!(old.iter().filter(|t| t.state == bma::search::TrialState::Complete).count(), 2);
+    assert_eq!(new.iter().filter(|t| t.state == bma::search::TrialState::Complete).count(), 2);
+    assert_eq!(db.config_keys(old_id).expect("keys"), db.config_keys(new_id).expect("keys"));
+    let complete = |t: &&bma::search::Trial| t.state == bma::search::TrialState::Complete;
+    for (o, n) in old.iter().filter(complete).zip(new.iter().filter(complete)) {
+        assert_eq!((o.number, &o.params, &o.metrics), (n.number, &n.params, &n.metrics), "copied");
+        assert_ne!(o.values, n.values, "measured again by the new objective");
+    }
+    let r = results(dir.path(), "e");
+    assert_eq!(r["watch"]["reused"], serde_json::json!([0, 1]), "{r}");
+    assert_eq!(r["watch"]["trained"], serde_json::json!([]), "{r}");
+    assert_eq!(r["objectives"][0]["name"], "loss");
 
     // A wider domain (atomic save): only the new point trains.
     save_atomic(&file, &spec("{4, 8, 16}", 2, 64, "minimize loss"));
     let third = w.until("cycle 3: done");
-    assert!(third.contains(&"cycle 3 e: reused 2, trained 1, cancelled 0, failed 0".to_string()), "{third:?}");
+    assert!(third.contains(&line(3, "e", 2, 1, 0, 0, 0)), "{third:?}");
     assert_eq!(count(&third, " training"), 1, "{third:?}");
-    let training: Vec<&String> = third.iter().filter(|l| l.ends_with(" training")).collect();
-    assert_eq!(training.len(), 1);
+    assert_eq!(results(dir.path(), "e")["watch"]["trained"], serde_json::json!([2]));
 
     // A training setting changes every key: everything trains again.
     std::fs::write(&file, spec("{4, 8, 16}", 3, 64, "minimize loss")).expect("write");
     let fourth = w.until("cycle 4: done");
-    assert!(fourth.contains(&"cycle 4 e: reused 0, trained 3, cancelled 0, failed 0".to_string()), "{fourth:?}");
+    assert!(fourth.contains(&line(4, "e", 0, 3, 0, 0, 0)), "{fourth:?}");
+}
+
+#[test]
+fn an_average_edit_rebuilds_the_final_model_without_training() {
+    let (dir, file) = temp("f.bma");
+    std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
+    let mut w = Watch::start(&file);
+    let first = w.until("cycle 1: done");
+    assert!(first.contains(&line(1, "e", 0, 2, 0, 0, 0)), "{first:?}");
+    let final_json = dir.path().join("runs").join("e").join("final").join("final.json");
+    let before = std::fs::read_to_string(&final_json).expect("a final model");
+    assert_eq!(results(dir.path(), "e")["final"]["members"].as_array().map(Vec::len), Some(1), "the best single trial");
+
+    std::fs::write(&file, spec_with("{4, 8}", 2, 64, "maximize accuracy", "  average {\n    ensemble(top: 2)\n  }\n"))
+        .expect("write");
+    let second = w.until("cycle 2: done");
+    assert!(second.contains(&line(2, "e", 2, 0, 0, 0, 0)), "{second:?}");
+    assert!(second.contains(&"cycle 2 e final: ensemble(top: 2) (2 members)".to_string()), "{second:?}");
+    let after = std::fs::read_to_string(&final_json).expect("a final model");
+    assert_ne!(before, after, "the final model was rebuilt");
+    let r = results(dir.path(), "e");
+    assert_eq!(r["final"]["method"], "ensemble(top: 2)", "{r}");
+    assert_eq!(r["final"]["members"].as_array().map(Vec::len), Some(2), "{r}");
+    assert_eq!(r["watch"]["trained"], serde_json::json!([]), "{r}");
+    // `bma eval` reads what watch wrote.
+    let eval = Command::new(env!("CARGO_BIN_EXE_bma"))
+        .current_dir(dir.path())
+        .args(["eval", "runs/e"])
+        .output()
+        .expect("bma eval runs");
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("accuracy"));
+    // `bma ls` lists both versions' studies; `bma run --resume` continues the current one.
+    let bma = |args: &[&str]| {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_bma")).current_dir(dir.path()).args(args).output().expect("bma runs");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ls = bma(&["ls"]);
+    assert_eq!(ls.lines().filter(|l| l.contains("2 complete")).count(), 2, "{ls}");
+    let resumed = bma(&["run", "f.bma", "--resume", "--progress", "none"]);
+    assert!(resumed.contains("2 complete") && resumed.contains("finished"), "{resumed}");
+}
+
+#[test]
+fn a_pruner_stops_trials_in_a_watch_cycle_and_sees_the_reused_ones() {
+    let (dir, file) = temp("g.bma");
+    // A good learning rate first, a useless one second: asha keeps only the best at epoch 1.
+    let text = |extra: &str| {
+        format!(
+            "experiment e {{\n  data = synthetic.moons(n: 128, noise: 0.1, seed: 1)\n  space {{\n    lr: float in {{0.05, 0.0000001}}\n  }}\n  model {{\n    dense(8)\n    relu\n    dense(data.classes)\n  }}\n  train {{\n    optimizer = adam(lr)\n    epochs = 4\n  }}\n  objective {{\n    minimize loss\n  }}\n{extra}  search {{\n    strategy = grid\n    trials = 10\n    prune = asha(min_epochs: 1, eta: 2)\n  }}\n}}\n"
+        )
+    };
+    std::fs::write(&file, text("")).expect("write");
+    let mut w = Watch::start(&file);
+    let first = w.until("cycle 1: done");
+    assert!(first.contains(&line(1, "e", 0, 2, 1, 0, 0)), "{first:?}");
+    let db = store(dir.path(), "e");
+    let (_, trials) = study(&db, "e");
+    // (The grid's end leaves its last claim queued, as in `bma run`.)
+    let states: Vec<&str> = trials.iter().filter(|t| t.state.is_finished()).map(|t| t.state.as_str()).collect();
+    assert_eq!(states, vec!["complete", "pruned"]);
+
+    // A report edit: the complete trial is reused, its steps replayed to the pruner,
+    // which prunes the other again.
+    std::fs::write(&file, text("  report {\n    top = 3\n  }\n")).expect("write");
+    let second = w.until("cycle 2: done");
+    assert!(second.contains(&line(2, "e", 1, 1, 1, 0, 0)), "{second:?}");
+    let (_, trials) = study(&db, "e");
+    // (The grid's end leaves its last claim queued, as in `bma run`.)
+    let states: Vec<&str> = trials.iter().filter(|t| t.state.is_finished()).map(|t| t.state.as_str()).collect();
+    assert_eq!(states, vec!["complete", "pruned"]);
+    assert!(!trials[0].steps.is_empty(), "the reused trial keeps its steps");
 }
 
 #[test]
@@ -137,9 +258,9 @@ fn a_broken_edit_shows_its_diagnostics_and_keeps_the_last_results() {
     std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
     let mut w = Watch::start(&file);
     w.until("cycle 1: done");
-    let results = dir.path().join(".bma").join("b.results.json");
+    let results = dir.path().join("runs").join("e").join("results.json");
     let before = std::fs::read_to_string(&results).expect("results written");
-    assert!(before.contains("\"reused\": 0"), "{before}");
+    assert!(before.contains("\"complete\": 2"), "{before}");
 
     std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy").replace("epochs = 2", "epochs = "))
         .expect("write");
@@ -150,10 +271,12 @@ fn a_broken_edit_shows_its_diagnostics_and_keeps_the_last_results() {
     assert!(!after.iter().any(|l| l.starts_with("cycle 2")), "a broken edit started a run: {after:?}");
     assert_eq!(std::fs::read_to_string(&results).expect("results kept"), before);
 
-    // Fixed again: nothing to train.
+    // Fixed again: the same version, the same study, nothing to train.
     std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
     let fixed = w.until("cycle 2: done");
-    assert!(fixed.contains(&"cycle 2 e: reused 2, trained 0, cancelled 0, failed 0".to_string()), "{fixed:?}");
+    assert!(fixed.contains(&line(2, "e", 0, 0, 0, 0, 0)), "{fixed:?}");
+    use bma::store::Store as _;
+    assert_eq!(store(dir.path(), "e").studies().expect("studies").len(), 1, "one version, one study");
 }
 
 #[test]
@@ -169,12 +292,18 @@ fn a_save_during_a_run_cancels_it_and_starts_the_next() {
     let cancelled = lines.iter().position(|l| l == "cycle 1: cancelled").expect("cycle 1 cancelled");
     let started = lines.iter().position(|l| l == "cycle 2: start").expect("cycle 2 started");
     assert!(cancelled < started, "{lines:?}");
-    assert!(lines.contains(&"cycle 1 e: reused 0, trained 0, cancelled 1, failed 0".to_string()), "{lines:?}");
-    assert!(lines.contains(&"cycle 2 e: reused 0, trained 2, cancelled 0, failed 0".to_string()), "{lines:?}");
-    // The store kept the cancelled trial, marked so, and the two complete ones.
-    let store = std::fs::read_to_string(dir.path().join(".bma").join("c.trials.json")).expect("store");
-    assert_eq!(store.matches("\"state\": \"cancelled\"").count(), 1, "{store}");
-    assert_eq!(store.matches("\"state\": \"complete\"").count(), 2, "{store}");
+    assert!(lines.contains(&line(1, "e", 0, 0, 0, 1, 0)), "{lines:?}");
+    assert!(lines.contains(&line(2, "e", 0, 2, 0, 0, 0)), "{lines:?}");
+    // The store kept the cancelled trial, marked so, in the first version's study, and
+    // the two complete ones in the second's.
+    let db = store(dir.path(), "e");
+    let (_, old) =
+        study(&db, &format!("e@{}", bma::store::spec_hash(&spec("{4, 8}", 100_000, 256, "maximize accuracy"))));
+    assert_eq!(old.len(), 1, "{old:?}");
+    assert_eq!(old[0].state, bma::search::TrialState::Failed);
+    assert_eq!(old[0].error.as_deref(), Some(bma::watch::CANCELLED));
+    let (_, new) = study(&db, "e");
+    assert_eq!(new.iter().filter(|t| t.state == bma::search::TrialState::Complete).count(), 2, "{new:?}");
 }
 
 #[test]
@@ -186,10 +315,35 @@ fn an_edit_to_a_local_import_is_seen_and_the_import_set_follows_the_file() {
     std::fs::write(&file, main).expect("write");
     let mut w = Watch::start(&file);
     let first = w.until("cycle 1: done");
-    assert!(first.contains(&"cycle 1 p: reused 0, trained 2, cancelled 0, failed 0".to_string()), "{first:?}");
+    assert!(first.contains(&line(1, "p", 0, 2, 0, 0, 0)), "{first:?}");
     // The imported fn changes: a pure-function result depends on it, so both re-evaluate.
     std::fs::write(&lib, "fn f(x: float) -> float = x * x + 1.0\n").expect("write");
     let second = w.until("cycle 2: done");
-    assert!(second.contains(&"cycle 2 p: reused 0, trained 2, cancelled 0, failed 0".to_string()), "{second:?}");
+    assert!(second.contains(&line(2, "p", 0, 2, 0, 0, 0)), "{second:?}");
     assert!(second.iter().any(|l| l.starts_with("cycle 2 p best: x=1") && l.ends_with("[2.0]")), "{second:?}");
+    assert_eq!(results(dir.path(), "p")["best"]["values"]["f(x)"], 2.0);
+}
+
+#[test]
+fn a_killed_watch_leaves_nothing_running_once_restarted() {
+    let (dir, file) = temp("k.bma");
+    let long = spec("{4, 8}", 100_000, 256, "maximize accuracy");
+    std::fs::write(&file, &long).expect("write");
+    let mut w = Watch::start(&file);
+    w.until("trial e ");
+    drop(w); // SIGKILL mid-training
+    let db = store(dir.path(), "e");
+    let running = |db: &bma::store::Sqlite, name: &str| {
+        study(db, name).1.iter().filter(|t| t.state == bma::search::TrialState::Running).count()
+    };
+    assert_eq!(running(&db, "e"), 1, "the killed trial is left running");
+
+    // Edited while bma was down: a new version; its first cycle requeues the dead trial.
+    std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
+    let mut w = Watch::start(&file);
+    let first = w.until("cycle 1: done");
+    assert!(first.contains(&line(1, "e", 0, 2, 0, 0, 0)), "{first:?}");
+    let old = format!("e@{}", bma::store::spec_hash(&long));
+    assert_eq!(running(&db, &old), 0);
+    assert_eq!(study(&db, &old).1[0].state, bma::search::TrialState::Queued, "kept for a resume of that version");
 }

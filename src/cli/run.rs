@@ -197,7 +197,7 @@ fn positive(v: Option<Value>, key: &str) -> Result<Option<u64>, String> {
 
 /// The pruner a `prune = ...` value names (`bma check` validated it; a value that
 /// still makes no sense runs unpruned, with the reason as a warning).
-fn pruner(value: Option<&Value>) -> (Box<dyn Pruner>, Option<String>) {
+pub(super) fn pruner(value: Option<&Value>) -> (Box<dyn Pruner>, Option<String>) {
     match value {
         None => (Box::new(NoPruner), None),
         Some(v) => match prune::from_setting(v) {
@@ -208,19 +208,19 @@ fn pruner(value: Option<&Value>) -> (Box<dyn Pruner>, Option<String>) {
 }
 
 /// Everything decided before the study starts.
-struct Plan<'c> {
-    compiled: &'c bma::Compiled,
-    exp: &'c ir::Experiment,
-    out: PathBuf,
-    settings: Settings,
-    strategy: Value,
-    prune: Option<Value>,
-    seed: u64,
-    pins: Point,
+pub(super) struct Plan<'c> {
+    pub(super) compiled: &'c bma::Compiled,
+    pub(super) exp: &'c ir::Experiment,
+    pub(super) out: PathBuf,
+    pub(super) settings: Settings,
+    pub(super) strategy: Value,
+    pub(super) prune: Option<Value>,
+    pub(super) seed: u64,
+    pub(super) pins: Point,
     top: usize,
 }
 
-fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Plan<'c>, String> {
+pub(super) fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Plan<'c>, String> {
     let all = &compiled.program.experiments;
     let exp = match &args.experiment {
         Some(n) => compiled.program.experiment(n).ok_or_else(|| {
@@ -344,7 +344,7 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     let db = plan.out.join("study.db");
     let existed = db.exists();
     let sqlite = Sqlite::open(&db).map_err(internal)?;
-    let spec_text = compiled.sources.iter().map(|(_, s)| s.text.as_str()).collect::<Vec<_>>().join("\n\u{1f}\n");
+    let spec_text = runner::spec_text(compiled);
     let spec = Study::spec(&exp.name, exp, &spec_text, plan.seed);
     if existed && !args.resume {
         let summaries = sqlite.studies().map_err(internal)?;
@@ -445,59 +445,11 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     };
     progress.finish();
 
-    // The best trial's model, then the results files, from the store's history.
     let spec = &study.study.spec;
+    let Outputs { best_test, final_summary, notes } =
+        write_outputs(plan, spec, &history, ended, &base, serde_json::Map::new())?;
     let ranked = history.ranked();
-    let mut best_test = None;
-    let mut notes = Vec::new();
-    if exp.model.is_some()
-        && let Some(best) = ranked.first()
-    {
-        match runner::save_best(&plan.out, best.number) {
-            Ok(m) => best_test = Some(m),
-            Err(e) => notes.push(format!("the best trial's model could not be evaluated on test: {e}")),
-        }
-    }
-    // The final model (the `average` section over the ranked trials' saved models),
-    // evaluated once on the test split; not after an interrupted run.
-    let mut final_summary = None;
-    if exp.model.is_some() && ended != Ended::Interrupted {
-        let saved: Vec<(search::Trial, PathBuf)> = ranked
-            .iter()
-            .map(|t| ((*t).clone(), runner::trial_dir(&plan.out, t.number)))
-            .filter(|(_, dir)| dir.join("model.json").exists())
-            .collect();
-        if !saved.is_empty() {
-            match bma::final_model::build(&plan.compiled.program, exp, &base, &plan.out.join("final"), &saved) {
-                Ok(summary) => final_summary = Some(summary),
-                Err(e) => notes.push(format!("the final model could not be built: {e}")),
-            }
-        }
-    }
-    let mut extra = serde_json::Map::new();
-    extra.insert("ended".into(), serde_json::json!(format!("{ended:?}").to_lowercase()));
-    if let Some(summary) = &final_summary {
-        extra.insert("final".into(), serde_json::to_value(summary).map_err(internal)?);
-    }
-    let json = runner::results_json(spec, &history, study.study.state.as_str(), best_test.as_ref(), extra);
     let state = ended.state();
-    let json = {
-        let mut j = json;
-        if let Some(o) = j.as_object_mut() {
-            o.insert("state".into(), serde_json::json!(state.as_str()));
-        }
-        j
-    };
-    let text = serde_json::to_string_pretty(&json).map_err(internal)?;
-    runner::write_atomic(&plan.out.join("results.json"), text.as_bytes()).map_err(internal)?;
-    runner::write_atomic(&plan.out.join("results.csv"), runner::results_csv(spec, &exp.space, &history).as_bytes())
-        .map_err(internal)?;
-
-    let report =
-        bma::report::ReportData::new(&exp.name, &history.trials, spec.objectives.clone(), final_summary.clone());
-    if let Err(e) = bma::report::write(&plan.out.join("report.html"), &report) {
-        notes.push(format!("the HTML report could not be written: {e}"));
-    }
 
     print!("{}", table(&history, spec, &exp.space, plan.top));
     if let (Some(m), Some(best)) = (&best_test, ranked.first()) {
@@ -548,7 +500,74 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     Ok(ExitCode::from(if ended == Ended::Interrupted { INTERRUPTED } else { OK }))
 }
 
-fn rank_of(exp: &ir::Experiment) -> Rank {
+/// What [`write_outputs`] made.
+pub(super) struct Outputs {
+    pub(super) best_test: Option<bma::train::Metrics>,
+    pub(super) final_summary: Option<bma::final_model::FinalSummary>,
+    /// What could not be made, and why.
+    pub(super) notes: Vec<String>,
+}
+
+/// Everything a finished study leaves in its out folder, from the store's history:
+/// `best/` (evaluated on test), `final/` (the `average` section over the ranked
+/// trials' saved models, not after an interrupted run), `results.json` (with `extra`
+/// merged in), `results.csv` and `report.html`. `base` is the folder of the `.bma` file.
+pub(super) fn write_outputs(
+    plan: &Plan<'_>,
+    spec: &store::StudySpec,
+    history: &History,
+    ended: Ended,
+    base: &Path,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<Outputs, Failure> {
+    let exp = plan.exp;
+    let ranked = history.ranked();
+    let mut best_test = None;
+    let mut notes = Vec::new();
+    if exp.model.is_some()
+        && let Some(best) = ranked.first()
+    {
+        match runner::save_best(&plan.out, best.number) {
+            Ok(m) => best_test = Some(m),
+            Err(e) => notes.push(format!("the best trial's model could not be evaluated on test: {e}")),
+        }
+    }
+    // The final model (the `average` section over the ranked trials' saved models),
+    // evaluated once on the test split; not after an interrupted run.
+    let mut final_summary = None;
+    if exp.model.is_some() && ended != Ended::Interrupted {
+        let saved: Vec<(search::Trial, PathBuf)> = ranked
+            .iter()
+            .map(|t| ((*t).clone(), runner::trial_dir(&plan.out, t.number)))
+            .filter(|(_, dir)| dir.join("model.json").exists())
+            .collect();
+        if !saved.is_empty() {
+            match bma::final_model::build(&plan.compiled.program, exp, base, &plan.out.join("final"), &saved) {
+                Ok(summary) => final_summary = Some(summary),
+                Err(e) => notes.push(format!("the final model could not be built: {e}")),
+            }
+        }
+    }
+    let mut extra = extra;
+    extra.insert("ended".into(), serde_json::json!(format!("{ended:?}").to_lowercase()));
+    if let Some(summary) = &final_summary {
+        extra.insert("final".into(), serde_json::to_value(summary).map_err(internal)?);
+    }
+    let json = runner::results_json(spec, history, ended.state().as_str(), best_test.as_ref(), extra);
+    let text = serde_json::to_string_pretty(&json).map_err(internal)?;
+    runner::write_atomic(&plan.out.join("results.json"), text.as_bytes()).map_err(internal)?;
+    runner::write_atomic(&plan.out.join("results.csv"), runner::results_csv(spec, &exp.space, history).as_bytes())
+        .map_err(internal)?;
+
+    let report =
+        bma::report::ReportData::new(&exp.name, &history.trials, spec.objectives.clone(), final_summary.clone());
+    if let Err(e) = bma::report::write(&plan.out.join("report.html"), &report) {
+        notes.push(format!("the HTML report could not be written: {e}"));
+    }
+    Ok(Outputs { best_test, final_summary, notes })
+}
+
+pub(super) fn rank_of(exp: &ir::Experiment) -> Rank {
     let Some(setting) = &exp.rank else {
         return if exp.objectives.len() > 1 { Rank::Pareto } else { Rank::Lexicographic };
     };

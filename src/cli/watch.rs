@@ -1,24 +1,44 @@
 //! `bma watch FILE`: re-check on every save (diagnostics on stderr at once), and on a
-//! clean check re-run in a background thread, reusing every trial whose configuration
-//! key is already complete in the store. A save during a run cancels it (the running
-//! trial is recorded `cancelled`) and starts the next one. A broken edit keeps the last
-//! good results.
+//! clean check re-run every experiment in a background thread, through the same study
+//! loop, store and out folder as `bma run` (`runs/<experiment>/` unless `report { out
+//! = }` says otherwise, relative to the current folder): `study.db`, `results.json`,
+//! `results.csv`, `report.html`, `best/`, `final/`. So `bma ls`, `bma eval` and `bma
+//! run --resume` see what watch did.
+//!
+//! Each version of the file is its own study in `study.db` (the current one named
+//! after the experiment, earlier ones `NAME@HASH`); a trial whose configuration key
+//! ([`bma::reuse::ConfigKey`]) is complete in any of them is copied, not trained
+//! ([`bma::watch::KeyReuse`]). When an edit leaves the search itself unchanged (only
+//! `objective`, `require`, `rank`, `average`, `report` or layout differ), the new
+//! study replays the previous one's points, so nothing trains and the final model is
+//! rebuilt from the saved weights. A save during a run cancels it: running trials are
+//! recorded failed with the error `cancelled: ...`; the last good results stay until
+//! a cycle completes. A broken edit keeps them too. `results.json` gets a `watch`
+//! object: the cycle and the numbers of the trials reused and trained.
 //!
 //! Output on stdout, one line per event, machine-checkable:
 //! `check: ok (0.8 ms)`, `check: 2 errors (0.5 ms); keeping the last good results`,
-//! `cycle 3: start`, `cycle 3 exp: reused 4, trained 2, cancelled 0, failed 0`,
-//! `cycle 3 exp best: {..} -> [..]`, `cycle 3: done` or `cycle 3: cancelled`.
-//! With `--progress plain`, also `trial exp KEY reused|training|complete|cancelled|failed`.
+//! `cycle 3: start`, `cycle 3 exp: reused 4, trained 2, pruned 1, cancelled 0, failed 0`,
+//! `cycle 3 exp best: {..} -> [..]`, `cycle 3 exp final: METHOD (K members)`,
+//! `cycle 3 exp: results in DIR`, `cycle 3: done` or `cycle 3: cancelled`.
+//! With `--progress plain`, also `trial exp KEY reused|training|complete|pruned|cancelled|failed`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bma::ir;
+use bma::runner::{self, ModelEvaluator};
+use bma::search::study::{Ended, Evaluator, Event, FunctionEvaluator, Observer, Study};
+use bma::search::{self, History, TrialState};
+use bma::store::{self, Sqlite, Store};
 use bma::train::DeviceKind;
-use bma::watch::{self, CancelToken, FileWatcher, Progress, State, TrialStore};
+use bma::watch::{self, CANCELLED, CancelToken, FileWatcher, KeyReuse};
 
+use super::run::{self as run_cmd, Outputs, RunArgs};
 use super::{Format, INPUT, INTERNAL};
 
 /// How much to say about each trial.
@@ -39,12 +59,6 @@ pub struct WatchArgs {
     /// A line per trial (`plain`) or per cycle only (`none`).
     #[arg(long, value_enum, default_value_t = ProgressMode::None)]
     pub progress: ProgressMode,
-    /// The trial store (default: `.bma/STEM.trials.json` beside the file).
-    #[arg(long)]
-    pub store: Option<PathBuf>,
-    /// Where the ranked results of the last complete cycle go (default: `.bma/STEM.results.json`).
-    #[arg(long)]
-    pub results: Option<PathBuf>,
     /// Quiet time after a save's last file event, in ms.
     #[arg(long, default_value_t = 15)]
     pub debounce_ms: u64,
@@ -63,20 +77,7 @@ struct Running {
 pub fn watch(args: &WatchArgs) -> ExitCode {
     let file = watch::absolute(&args.file);
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "watch".into());
-    let store_path = args.store.clone().unwrap_or_else(|| base.join(".bma").join(format!("{stem}.trials.json")));
-    let results_path = args.results.clone().unwrap_or_else(|| base.join(".bma").join(format!("{stem}.results.json")));
-    for p in [&store_path, &results_path] {
-        if let Some(dir) = p.parent() {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                return super::fail(format!("{}: {e}", dir.display()), INPUT);
-            }
-        }
-    }
-    let store = match TrialStore::open(&store_path) {
-        Ok(s) => Arc::new(Mutex::new(s)),
-        Err(e) => return super::fail(e, INPUT),
-    };
+    let memory = Arc::new(Mutex::new(Memory::new()));
     let mut watcher = match FileWatcher::new() {
         Ok(w) => w,
         Err(e) => return super::fail(e, INTERNAL),
@@ -118,8 +119,7 @@ pub fn watch(args: &WatchArgs) -> ExitCode {
                     }
                     if !args.check_only {
                         cycle += 1;
-                        running =
-                            Some(spawn_cycle(cycle, compiled, base.clone(), store.clone(), results_path.clone(), args));
+                        running = Some(spawn_cycle(cycle, compiled, file.clone(), base.clone(), memory.clone(), args));
                     }
                 }
             }
@@ -130,12 +130,15 @@ pub fn watch(args: &WatchArgs) -> ExitCode {
     }
 }
 
+/// Per experiment, the search fingerprint and spec hash of the study the last cycle ran.
+type Memory = BTreeMap<String, (String, String)>;
+
 fn spawn_cycle(
     n: u64,
     compiled: bma::Compiled,
+    file: PathBuf,
     base: PathBuf,
-    store: Arc<Mutex<TrialStore>>,
-    results: PathBuf,
+    memory: Arc<Mutex<Memory>>,
     args: &WatchArgs,
 ) -> Running {
     let cancel = CancelToken::new();
@@ -144,57 +147,261 @@ fn spawn_cycle(
     let device = args.device;
     let handle = std::thread::spawn(move || {
         println!("cycle {n}: start");
-        let mut store = match store.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
-        let mut progress = |p: Progress<'_>| {
-            if !plain {
-                return;
+        let mut memory = memory.lock().unwrap_or_else(|p| p.into_inner());
+        for exp in &compiled.program.experiments {
+            if token.is_cancelled() {
+                break;
             }
-            match p {
-                Progress::Reused { experiment, key } => println!("trial {experiment} {key} reused"),
-                Progress::Training { experiment, key, .. } => println!("trial {experiment} {key} training"),
-                Progress::Finished { experiment, trial } => {
-                    let state = match trial.state {
-                        State::Complete => "complete",
-                        State::Failed => "failed",
-                        State::Cancelled => "cancelled",
-                    };
-                    println!("trial {experiment} {} {state}", trial.key);
-                }
-            }
-        };
-        let cycles = watch::run_cycle(&compiled, &base, &mut store, &token, device, &mut progress);
-        for c in &cycles {
-            println!(
-                "cycle {n} {}: reused {}, trained {}, cancelled {}, failed {}",
-                c.experiment, c.reused, c.trained, c.cancelled, c.failed
-            );
-            if let Some(e) = &c.error {
-                println!("cycle {n} {}: error: {e}", c.experiment);
-            }
-            if let Some(best) = c.ranked.first() {
-                let params: Vec<String> = best.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("cycle {n} {} best: {} -> {:?}", c.experiment, params.join(" "), best.objectives);
+            let ctx = CycleCtx { n, compiled: &compiled, file: &file, base: &base, cancel: &token, device, plain };
+            match run_experiment(&ctx, exp, &mut memory) {
+                Ok(done) => done.print(n, &exp.name),
+                Err(e) => println!("cycle {n} {}: error: {e}", exp.name),
             }
         }
         if token.is_cancelled() {
             println!("cycle {n}: cancelled");
-            return;
+        } else {
+            println!("cycle {n}: done");
         }
-        match serde_json::to_string_pretty(&cycles) {
-            Ok(text) => {
-                let tmp = results.with_extension("json.tmp");
-                if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &results)) {
-                    eprintln!("error: {}: {e}", results.display());
-                }
-            }
-            Err(e) => eprintln!("error: {e}"),
-        }
-        println!("cycle {n}: done");
     });
     Running { cancel, handle }
+}
+
+/// What every experiment of one cycle shares.
+struct CycleCtx<'c> {
+    n: u64,
+    compiled: &'c bma::Compiled,
+    file: &'c Path,
+    base: &'c Path,
+    cancel: &'c CancelToken,
+    device: DeviceKind,
+    plain: bool,
+}
+
+/// What one experiment's cycle did.
+#[derive(Default)]
+struct Done {
+    reused: usize,
+    trained: usize,
+    pruned: usize,
+    cancelled: usize,
+    failed: usize,
+    best: Option<String>,
+    final_model: Option<String>,
+    notes: Vec<String>,
+    /// Where the results were written (`None`: cancelled, the last good results stay).
+    out: Option<PathBuf>,
+}
+
+impl Done {
+    fn print(&self, n: u64, exp: &str) {
+        println!(
+            "cycle {n} {exp}: reused {}, trained {}, pruned {}, cancelled {}, failed {}",
+            self.reused, self.trained, self.pruned, self.cancelled, self.failed
+        );
+        if let Some(best) = &self.best {
+            println!("cycle {n} {exp} best: {best}");
+        }
+        if let Some(f) = &self.final_model {
+            println!("cycle {n} {exp} final: {f}");
+        }
+        for note in &self.notes {
+            println!("cycle {n} {exp}: note: {note}");
+        }
+        if let Some(out) = &self.out {
+            println!("cycle {n} {exp}: results in {}", out.display());
+        }
+    }
+}
+
+/// One experiment: its study for this version of the file, run with reuse, then its outputs.
+fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory) -> Result<Done, String> {
+    let compiled = ctx.compiled;
+    let run_args = RunArgs {
+        file: ctx.file.to_path_buf(),
+        experiment: Some(exp.name.clone()),
+        trials: None,
+        seed: None,
+        strategy: None,
+        parallel: None,
+        time: None,
+        trial_time: None,
+        out: None,
+        set: Vec::new(),
+        resume: true,
+        progress: run_cmd::ProgressMode::None,
+        device: "cpu".into(),
+    };
+    let plan = run_cmd::plan(compiled, &run_args)?;
+    let sqlite = Sqlite::open(&plan.out.join("study.db")).map_err(|e| e.to_string())?;
+    let spec = Study::spec(&exp.name, exp, &runner::spec_text(compiled), plan.seed);
+    let fingerprint = bma::reuse::search_fingerprint(&compiled.program, exp);
+    let err = |e: store::StoreError| e.to_string();
+
+    let previous = sqlite.studies().map_err(err)?.into_iter().find(|s| s.name == spec.name);
+    let mut replay = BTreeMap::new();
+    if let Some(previous) = &previous {
+        // A watch (or a run) killed mid-trial left running trials: requeue them.
+        Study::recover(&sqlite, previous.id, Duration::from_secs(60)).map_err(|e| e.to_string())?;
+        // An edit that leaves the search unchanged replays the previous study's points.
+        if let Some((fp, hash)) = memory.get(&exp.name)
+            && *fp == fingerprint
+            && *hash != spec.spec_hash
+        {
+            for t in sqlite.history(previous.id).map_err(err)? {
+                if !t.params.is_empty() {
+                    replay.insert(t.number, t.params);
+                }
+            }
+        }
+    }
+    sqlite.switch_to(&spec).map_err(err)?;
+    let stored = sqlite.open(&spec).map_err(err)?;
+    memory.insert(exp.name.clone(), (fingerprint, spec.spec_hash.clone()));
+    if !stored.created_now {
+        // Trials cancelled by a save in this study are proposed again (a grid would skip them).
+        let history = sqlite.history(stored.id).map_err(err)?;
+        let mut next = history.iter().map(|t| t.number + 1).max().unwrap_or(0);
+        for t in &history {
+            let cancelled = t.state == TrialState::Failed && t.error.as_deref() == Some(CANCELLED);
+            let done_elsewhere = history.iter().any(|u| u.state == TrialState::Complete && u.params == t.params);
+            if cancelled && !done_elsewhere && !t.params.is_empty() {
+                replay.insert(next, t.params.clone());
+                next += 1;
+            }
+        }
+    }
+
+    let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
+    let space_ctx = bma::space::Context { fns: &compiled.program.fns, data };
+    let strategy = search::strategy(&plan.strategy, &exp.space, space_ctx, &plan.pins).map_err(|e| e.to_string())?;
+    let (pruner, warning) = run_cmd::pruner(plan.prune.as_ref());
+    let mut notes: Vec<String> = warning.into_iter().collect();
+    let mut study = Study {
+        store: &sqlite,
+        study: stored,
+        experiment: exp,
+        fns: &compiled.program.fns,
+        data,
+        objectives: search::study::Objectives::new(exp),
+        strategy,
+        pruner,
+        pins: plan.pins.clone(),
+        rank: run_cmd::rank_of(exp),
+        settings: plan.settings.clone(),
+        worker: store::worker_id(),
+    };
+    let model_eval = match &exp.model {
+        Some(_) => {
+            let threads = if plan.settings.parallel > 1 { 1 } else { 2 };
+            Some(ModelEvaluator::new(&compiled.program, exp, ctx.base, ctx.device, Some(plan.out.clone()), threads)?)
+        }
+        None => None,
+    };
+    let evaluator: &dyn Evaluator = match &model_eval {
+        Some(m) => m,
+        None => &FunctionEvaluator,
+    };
+    let keys = bma::reuse::KeyContext::new(&compiled.program, exp, data, ctx.base);
+    let reuse = KeyReuse::new(
+        &sqlite,
+        study.study.id,
+        keys,
+        exp.model.as_ref().map(|_| plan.out.clone()),
+        study.study.spec.objectives.clone(),
+        replay,
+    );
+    let lines = Lines { experiment: &exp.name, reuse: &reuse, plain: ctx.plain };
+    let (history, ended) =
+        study.run_with(evaluator, &lines, ctx.cancel.flag(), Some(&reuse)).map_err(|e| e.to_string())?;
+
+    let mut done = tally(&history, &reuse);
+    if ended == Ended::Interrupted {
+        return Ok(done);
+    }
+    let mut extra = serde_json::Map::new();
+    let (reused, trained): (Vec<u64>, Vec<u64>) = {
+        let outcome = reuse.outcome();
+        let reused = outcome.iter().filter(|(_, t)| t.reused).map(|(n, _)| *n).collect();
+        let trained = outcome.iter().filter(|(_, t)| !t.reused).map(|(n, _)| *n).collect();
+        (reused, trained)
+    };
+    extra.insert("watch".into(), serde_json::json!({ "cycle": ctx.n, "reused": reused, "trained": trained }));
+    let Outputs { final_summary, notes: more, .. } =
+        run_cmd::write_outputs(&plan, &study.study.spec, &history, ended, ctx.base, extra).map_err(|(m, _)| m)?;
+    notes.extend(more);
+    if let Some(best) = history.ranked().first() {
+        let params: Vec<String> = best.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        done.best = Some(format!("{} -> {:?}", params.join(" "), best.values));
+    }
+    if let Some(f) = final_summary {
+        let k = f.members.len();
+        done.final_model = Some(format!("{} ({k} member{})", f.method, plural(k)));
+    }
+    done.notes = notes;
+    done.out = Some(plan.out.clone());
+    Ok(done)
+}
+
+/// How the trials this cycle started ended.
+fn tally(history: &History, reuse: &KeyReuse<'_>) -> Done {
+    let mut done = Done::default();
+    for (number, t) in reuse.outcome() {
+        if t.reused {
+            done.reused += 1;
+            continue;
+        }
+        match history.get(number) {
+            Some(trial) if is_cancelled(trial) => done.cancelled += 1,
+            Some(trial) if trial.state == TrialState::Failed => {
+                done.trained += 1;
+                done.failed += 1;
+            }
+            Some(trial) if trial.state == TrialState::Pruned => {
+                done.trained += 1;
+                done.pruned += 1;
+            }
+            Some(trial) if trial.state == TrialState::Complete => done.trained += 1,
+            _ => {}
+        }
+    }
+    done
+}
+
+fn is_cancelled(trial: &search::Trial) -> bool {
+    trial.state == TrialState::Failed && trial.error.as_deref() == Some(CANCELLED)
+}
+
+/// `--progress plain`: a line per trial, by configuration key.
+struct Lines<'r> {
+    experiment: &'r str,
+    reuse: &'r KeyReuse<'r>,
+    plain: bool,
+}
+
+impl Observer for Lines<'_> {
+    fn event(&self, event: Event<'_>) {
+        if !self.plain {
+            return;
+        }
+        match event {
+            Event::Started { number, .. } => {
+                if let Some(t) = self.reuse.trial(number) {
+                    let what = if t.reused { "reused" } else { "training" };
+                    println!("trial {} {} {what}", self.experiment, t.key);
+                }
+            }
+            Event::Finished { trial, .. } => {
+                if let Some(t) = self.reuse.trial(trial.number)
+                    && !t.reused
+                {
+                    let state = if is_cancelled(trial) { "cancelled" } else { trial.state.as_str() };
+                    println!("trial {} {} {state}", self.experiment, t.key);
+                }
+            }
+            Event::Step { .. } => {}
+        }
+    }
 }
 
 fn plural(n: usize) -> &'static str {

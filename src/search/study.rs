@@ -120,6 +120,49 @@ impl Observer for Quiet {
     fn event(&self, _event: Event<'_>) {}
 }
 
+/// What a trial copied from an earlier one brings: its measurements, not its objectives
+/// (those are measured again by the current experiment).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reused {
+    pub metrics: Metrics,
+    /// The first objective's per-step values, when they were measured by the same
+    /// objective as now (they are replayed to the pruner); empty otherwise.
+    pub steps: Vec<(u32, f64)>,
+    pub duration: f64,
+}
+
+/// Trials taken from earlier studies instead of evaluated: what `bma watch` adds to
+/// the loop ([`Study::run_with`]). Called from the loop's thread, never concurrently
+/// for one trial.
+pub trait Reuse: Sync {
+    /// A point to evaluate as trial `number` instead of asking the strategy (an earlier
+    /// study's trial replayed); `None`: ask the strategy.
+    fn replay(&self, _number: u64) -> Option<Point> {
+        None
+    }
+
+    /// The training seed of trial `number` of a study seeded `study_seed`.
+    fn seed(&self, study_seed: u64, number: u64) -> u64 {
+        trial_seed(study_seed, number)
+    }
+
+    /// Trial `number` has been recorded as started at `point` with `seed`: what a
+    /// complete trial of the same configuration measured, or `None` to evaluate it.
+    /// An error is a store failure: it ends the study.
+    fn reuse(&self, number: u64, point: &Point, seed: u64) -> Result<Option<Reused>, String>;
+
+    /// Trial `trial.number` has been recorded as finished.
+    fn finished(&self, _trial: &Trial) {}
+
+    /// The error recorded for a trial stopped by the stop flag.
+    fn stop_reason(&self) -> String {
+        INTERRUPTED.to_string()
+    }
+}
+
+/// The error of a trial stopped by Ctrl-C.
+const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+
 /// Budgets and concurrency.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -441,6 +484,22 @@ impl<'a> Study<'a> {
         observer: &dyn Observer,
         stop: &AtomicBool,
     ) -> Result<(History, Ended), SearchError> {
+        self.run_with(evaluator, observer, stop, None)
+    }
+
+    /// [`Study::run`], with trials taken from earlier studies where `reuse` has them:
+    /// a reused trial is recorded like an evaluated one (started, then finished with
+    /// objectives and constraints measured now), its steps replayed to the pruner
+    /// (whose verdict it ignores: it is already trained), and it is never evaluated.
+    pub fn run_with(
+        &mut self,
+        evaluator: &dyn Evaluator,
+        observer: &dyn Observer,
+        stop: &AtomicBool,
+        reuse: Option<&dyn Reuse>,
+    ) -> Result<(History, Ended), SearchError> {
+        let stop_reason = reuse.map(|r| r.stop_reason()).unwrap_or_else(|| INTERRUPTED.to_string());
+        let stop_reason = stop_reason.as_str();
         let started = Instant::now();
         let parallel = self.settings.parallel.max(1);
         let id = self.study.id;
@@ -558,6 +617,7 @@ impl<'a> Study<'a> {
                                     &claim,
                                     &view,
                                     seed,
+                                    reuse,
                                 ) {
                                     Err(e) => {
                                         let _ = store.release(id, n, &worker);
@@ -582,11 +642,23 @@ impl<'a> Study<'a> {
                                         ended.get_or_insert(Ended::Exhausted);
                                     }
                                     Ok(Some(Ask::Point(point))) => {
-                                        let tseed = trial_seed(seed, n);
+                                        let tseed = match reuse {
+                                            Some(r) => r.seed(seed, n),
+                                            None => trial_seed(seed, n),
+                                        };
                                         if let Err(e) = store.start(id, n, &point, tseed, &worker) {
                                             failure = Some(Self::store_err(e));
                                             continue;
                                         }
+                                        let reused = match reuse.map(|r| r.reuse(n, &point, tseed)) {
+                                            Some(Err(e)) => {
+                                                failure = Some(SearchError::Store(e));
+                                                let _ = store.release(id, n, &worker);
+                                                continue;
+                                            }
+                                            Some(Ok(r)) => r,
+                                            None => None,
+                                        };
                                         observer.event(Event::Started { number: n, params: &point });
                                         running.insert(n);
                                         let tx = tx.clone();
@@ -604,7 +676,12 @@ impl<'a> Study<'a> {
                                             stop,
                                             deadline,
                                             trial_time,
+                                            stop_reason,
                                         };
+                                        if let Some(r) = reused {
+                                            let _ = tx.send(Done { trial: ctx.reused_trial(n, point, tseed, r) });
+                                            continue;
+                                        }
                                         scope.spawn(move || {
                                             let trial = ctx.run_trial(n, point, tseed);
                                             let _ = tx.send(Done { trial });
@@ -634,6 +711,9 @@ impl<'a> Study<'a> {
                             failure.get_or_insert(Self::store_err(e));
                         }
                         evaluator.finished(&trial);
+                        if let Some(r) = reuse {
+                            r.finished(&trial);
+                        }
                         history.upsert(trial.clone());
                         if let Some(t) = history.get(trial.number) {
                             observer.event(Event::Finished { trial: t, history: &history });
@@ -674,11 +754,15 @@ fn propose(
     claim: &store::Claim,
     view: &History,
     seed: u64,
+    reuse: Option<&dyn Reuse>,
 ) -> Result<Option<Ask>, SearchError> {
     if let Some(t) = &claim.requeued
         && !t.params.is_empty()
     {
         return Ok(Some(Ask::Point(t.params.clone())));
+    }
+    if let Some(point) = reuse.and_then(|r| r.replay(claim.number)) {
+        return Ok(Some(Ask::Point(point)));
     }
     let ctx = AskContext {
         space: &experiment.space,
@@ -714,9 +798,28 @@ struct TrialCtx<'s> {
     stop: &'s AtomicBool,
     deadline: Option<Instant>,
     trial_time: Option<Duration>,
+    /// The error of a trial stopped by the stop flag.
+    stop_reason: &'s str,
 }
 
 impl TrialCtx<'_> {
+    /// A trial copied from an earlier one of the same configuration: measured again, not evaluated.
+    fn reused_trial(&self, number: u64, point: Point, seed: u64, reused: Reused) -> Trial {
+        let s = self.study;
+        let direction = s.objectives.measures.first().map(|m| m.direction).unwrap_or(Direction::Minimize);
+        for (step, v) in &reused.steps {
+            let _ = s.store.report(s.id, number, *step, *v);
+            // Statistics only: a trained trial is not pruned after the fact.
+            let _ = s.pruner.report(number, *step, direction.loss(*v));
+        }
+        let mut trial = Trial::new(number, point, seed);
+        trial.steps = reused.steps;
+        trial.metrics = reused.metrics;
+        let mut trial = self.conclude(trial, &Status::Complete, StopWhy::None, Instant::now());
+        trial.duration = reused.duration;
+        trial
+    }
+
     fn run_trial(&self, number: u64, point: Point, seed: u64) -> Trial {
         let started = Instant::now();
         let mut trial = Trial::new(number, point, seed);
@@ -788,9 +891,15 @@ impl TrialCtx<'_> {
         let mut metrics = statics;
         metrics.extend(outcome.metrics);
         trial.metrics = metrics;
-        let stopped_reason = match (&outcome.status, why) {
+        self.conclude(trial, &outcome.status, why, started)
+    }
+
+    /// A trial's end: its objectives and constraints measured from its metrics, its state.
+    fn conclude(&self, mut trial: Trial, status: &Status, why: StopWhy, started: Instant) -> Trial {
+        let s = self.study;
+        let stopped_reason = match (status, why) {
             (Status::Failed(reason), _) => Some(reason.clone()),
-            (Status::Stopped, StopWhy::Interrupted) => Some("interrupted (Ctrl-C)".to_string()),
+            (Status::Stopped, StopWhy::Interrupted) => Some(self.stop_reason.to_string()),
             (Status::Stopped, StopWhy::StudyTime) => Some("stopped: the study's time budget ran out".to_string()),
             (Status::Stopped, StopWhy::TrialTime) => Some(format!(
                 "ran out of time: the trial limit is {:.1}s",

@@ -38,7 +38,7 @@ use crate::ir::Point;
 use crate::search::{Direction, Trial};
 
 pub use postgres::Postgres;
-pub use sqlite::Sqlite;
+pub use sqlite::{KeyedTrial, Sqlite};
 
 /// A study's row id in its store.
 pub type StudyId = i64;

@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[&str] = &[
         value REAL,
         PRIMARY KEY (study, number, step)
     );",
+    // 2: each trial's configuration key (`reuse::ConfigKey`), so that `bma watch` finds
+    // a complete trial of the same configuration in any study of the file.
+    "ALTER TABLE trials ADD COLUMN config_key TEXT;
+    CREATE INDEX trials_config_key ON trials(config_key, state);",
 ];
 
 /// The SQLite store.
@@ -132,6 +136,121 @@ impl Sqlite {
         let r = f(&tx)?;
         tx.commit().map_err(backend)?;
         Ok(r)
+    }
+}
+
+/// A complete trial found by its configuration key, with the objectives its steps were measured by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedTrial {
+    pub study: StudyId,
+    /// The objectives of the study that holds it (its `steps` are the first one's values).
+    pub objectives: Vec<(String, Direction)>,
+    pub trial: Trial,
+}
+
+/// What `bma watch` needs beyond [`Store`]: configuration keys and one study per spec version.
+impl Sqlite {
+    /// Records the configuration key of trial `number`.
+    pub fn set_config_key(&self, study: StudyId, number: u64, key: &str) -> Result<(), StoreError> {
+        self.tx(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE trials SET config_key = ?3 WHERE study = ?1 AND number = ?2",
+                    params![study, number as i64, key],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("no trial {number} in study {study}")));
+            }
+            Ok(())
+        })
+    }
+
+    /// The configuration keys of a study's trials, by number (trials without one are absent).
+    pub fn config_keys(&self, study: StudyId) -> Result<BTreeMap<u64, String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT number, config_key FROM trials WHERE study = ?1 AND config_key IS NOT NULL")
+            .map_err(backend)?;
+        stmt.query_map(params![study], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
+            .map_err(backend)?
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    /// The most recently finished complete trial with configuration key `key`, in any
+    /// study of this file, with its steps.
+    pub fn complete_by_key(&self, key: &str) -> Result<Option<KeyedTrial>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(backend)?;
+        let found = tx
+            .query_row(
+                "SELECT study, number FROM trials WHERE config_key = ?1 AND state = 'complete' \
+                 ORDER BY finished DESC LIMIT 1",
+                params![key],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some((study, number)) = found else { return Ok(None) };
+        let mut trial = load_trial(&tx, study, number)?;
+        {
+            let mut stmt = tx
+                .prepare("SELECT step, value FROM steps WHERE study = ?1 AND number = ?2 ORDER BY step")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![study, number as i64], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN)))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                trial.steps.push(row.map_err(backend)?);
+            }
+        }
+        let objectives: String = tx
+            .query_row("SELECT objectives FROM studies WHERE id = ?1", params![study], |r| r.get(0))
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(Some(KeyedTrial { study, objectives: serde_json::from_str(&objectives).unwrap_or_default(), trial }))
+    }
+
+    /// Makes the name `spec.name` belong to the version of the study given by
+    /// `spec.spec_hash`, so that [`Store::open`] then joins or creates it: a study of
+    /// that name started from another spec is renamed `NAME@HASH` (its hash), and a
+    /// study `NAME@SPEC_HASH` (an earlier version switched back to) takes the name back.
+    /// Nothing changes when the study of that name already has this hash.
+    pub fn switch_to(&self, spec: &StudySpec) -> Result<(), StoreError> {
+        self.tx(|tx| {
+            let current: Option<(i64, String)> = tx
+                .query_row("SELECT id, spec_hash FROM studies WHERE name = ?1", params![spec.name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            if let Some((id, hash)) = current {
+                if hash == spec.spec_hash {
+                    return Ok(());
+                }
+                let mut retired = format!("{}@{hash}", spec.name);
+                let mut n = 1;
+                while tx
+                    .query_row("SELECT 1 FROM studies WHERE name = ?1", params![retired], |_| Ok(()))
+                    .optional()
+                    .map_err(backend)?
+                    .is_some()
+                {
+                    n += 1;
+                    retired = format!("{}@{hash}.{n}", spec.name);
+                }
+                tx.execute("UPDATE studies SET name = ?2 WHERE id = ?1", params![id, retired]).map_err(backend)?;
+            }
+            tx.execute(
+                "UPDATE studies SET name = ?1 WHERE name = ?2 AND spec_hash = ?3",
+                params![spec.name, format!("{}@{}", spec.name, spec.spec_hash), spec.spec_hash],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
     }
 }
 

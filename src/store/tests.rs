@@ -166,3 +166,78 @@ fn threads_never_share_a_number() {
     assert_eq!(all, (0..90).collect::<Vec<_>>(), "every number once, none past the budget");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_version_1_file_is_migrated_and_keeps_its_trials() {
+    let dir = std::env::temp_dir().join(format!("bma-store-v1-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("study.db");
+    {
+        // A file as bma wrote it before configuration keys: schema 1, one complete trial.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO studies (name, experiment, spec_text, spec_hash, objectives, constraints, seed, state, created, next_number)
+             VALUES ('a', 'a', 'x', 'h', '[[\"loss\",\"minimize\"]]', '[]', 7, 'finished', 0, 1);
+             INSERT INTO trials (study, number, state, params, seed, objective_values)
+             VALUES (1, 0, 'complete', '{}', 3, '[2.0]');",
+        )
+        .unwrap();
+    }
+    let s = Sqlite::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as u32);
+    assert_eq!(s.history(1).unwrap()[0].values, vec![2.0]);
+    assert!(s.config_keys(1).unwrap().is_empty(), "old trials have no key");
+    s.set_config_key(1, 0, "k0").unwrap();
+    assert_eq!(s.config_keys(1).unwrap(), BTreeMap::from([(0, "k0".to_string())]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_complete_trial_is_found_by_key_in_any_study_with_its_steps() {
+    let s = Sqlite::in_memory().unwrap();
+    let a = s.open(&spec("a", "x")).unwrap();
+    for (n, x) in [(0u64, 1.0), (1, 2.0)] {
+        s.claim(a.id, "w", None).unwrap().unwrap();
+        s.start(a.id, n, &point(x), 9, "w").unwrap();
+        s.set_config_key(a.id, n, &format!("k{n}")).unwrap();
+        s.report(a.id, n, 1, 5.0).unwrap();
+    }
+    s.finish(a.id, &finished(0, 1.0, 2.0)).unwrap();
+    let mut failed = finished(1, 2.0, 3.0);
+    failed.state = TrialState::Failed;
+    s.finish(a.id, &failed).unwrap();
+    let b = s.open(&spec("b", "y")).unwrap();
+    let found = s.complete_by_key("k0").unwrap().expect("the complete trial");
+    assert_eq!((found.study, found.trial.number, found.trial.params.clone()), (a.id, 0, point(1.0)));
+    assert_eq!(found.trial.steps, vec![(1, 5.0)]);
+    assert_eq!(found.objectives, vec![("loss".to_string(), Direction::Minimize)]);
+    assert_eq!(s.complete_by_key("k1").unwrap(), None, "a failed trial is not reused");
+    assert_eq!(s.complete_by_key("nope").unwrap(), None);
+    assert!(s.set_config_key(b.id, 0, "k").is_err(), "no such trial");
+}
+
+#[test]
+fn switching_versions_renames_the_old_study_and_switching_back_restores_it() {
+    let s = Sqlite::in_memory().unwrap();
+    let v1 = spec("e", "one");
+    let v2 = spec("e", "two");
+    s.switch_to(&v1).unwrap();
+    let first = s.open(&v1).unwrap();
+    s.switch_to(&v1).unwrap();
+    assert_eq!(s.open(&v1).unwrap().id, first.id, "the same version joins its study");
+    assert!(matches!(s.open(&v2), Err(StoreError::SpecMismatch { .. })));
+    s.switch_to(&v2).unwrap();
+    let second = s.open(&v2).unwrap();
+    assert!(second.created_now && second.id != first.id);
+    let names: Vec<String> = s.studies().unwrap().into_iter().map(|st| st.name).collect();
+    assert_eq!(names, vec![format!("e@{}", v1.spec_hash), "e".to_string()]);
+    // Back to the first version: its study takes the name back.
+    s.switch_to(&v1).unwrap();
+    let again = s.open(&v1).unwrap();
+    assert_eq!((again.id, again.created_now), (first.id, false));
+    let names: Vec<String> = s.studies().unwrap().into_iter().map(|st| st.name).collect();
+    assert_eq!(names, vec!["e".to_string(), format!("e@{}", v2.spec_hash)]);
+}

@@ -273,3 +273,82 @@ fn a_dead_workers_trials_are_rerun_with_their_params() {
     assert_eq!(h.get(0).unwrap().params, p);
     assert!(h.trials.iter().all(|t| t.state == TrialState::Complete));
 }
+
+/// Reuses even trials (with a step), replays a point as trial 0, seeds every trial 42.
+struct EvenReuse {
+    finished: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Reuse for EvenReuse {
+    fn replay(&self, number: u64) -> Option<Point> {
+        (number == 0).then(|| Point::from([("x".to_string(), Value::Float(1.0)), ("y".to_string(), Value::Float(2.0))]))
+    }
+
+    fn seed(&self, _study_seed: u64, _number: u64) -> u64 {
+        42
+    }
+
+    fn reuse(&self, number: u64, _point: &Point, seed: u64) -> Result<Option<Reused>, String> {
+        assert_eq!(seed, 42);
+        Ok((number % 2 == 0).then(|| Reused { metrics: Metrics::new(), steps: vec![(1, 7.0)], duration: 3.0 }))
+    }
+
+    fn finished(&self, trial: &Trial) {
+        self.finished.lock().expect("ok").push(trial.number);
+    }
+}
+
+/// Records every report; never prunes.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(u64, u32, f64)>>);
+
+impl Pruner for Recorder {
+    fn report(&self, trial: u64, step: u32, loss: f64) -> Verdict {
+        self.0.lock().expect("ok").push((trial, step, loss));
+        Verdict::Prune
+    }
+}
+
+#[test]
+fn reused_trials_are_measured_not_evaluated_and_replayed_points_come_first() {
+    struct Counting(std::sync::Mutex<Vec<u64>>);
+    impl Evaluator for Counting {
+        fn evaluate(&self, t: TrialRef<'_>, _: &mut StepFn<'_>) -> Outcome {
+            self.0.lock().expect("ok").push(t.number);
+            Outcome { status: Status::Complete, metrics: Metrics::new() }
+        }
+    }
+    let c = compiled(BRANIN);
+    let store = Sqlite::in_memory().expect("ok");
+    let mut s = study(&c, &store, "random", settings(6, 2), 3);
+    let recorder = std::sync::Arc::new(Recorder::default());
+    struct Shared(std::sync::Arc<Recorder>);
+    impl Pruner for Shared {
+        fn report(&self, trial: u64, step: u32, loss: f64) -> Verdict {
+            self.0.report(trial, step, loss)
+        }
+    }
+    s.pruner = Box::new(Shared(recorder.clone()));
+    let reuse = EvenReuse { finished: std::sync::Mutex::new(Vec::new()) };
+    let evaluated = Counting(std::sync::Mutex::new(Vec::new()));
+    let (h, ended) = s.run_with(&evaluated, &Quiet, &AtomicBool::new(false), Some(&reuse)).expect("ok");
+    assert_eq!(ended, Ended::Budget);
+    let mut evaluated = evaluated.0.into_inner().expect("ok");
+    evaluated.sort_unstable();
+    assert_eq!(evaluated, vec![1, 3, 5], "only the trials not reused are evaluated");
+    assert_eq!(xy(&h.trials[0]), (1.0, 2.0), "the replayed point is trial 0's");
+    for t in &h.trials {
+        assert_eq!((t.state, t.seed), (TrialState::Complete, 42), "trial {}", t.number);
+        let (x, y) = xy(t);
+        assert!((t.values[0] - branin(x, y)).abs() < 1e-9, "measured by the current objective");
+        if t.number % 2 == 0 {
+            assert_eq!((t.steps.clone(), t.duration), (vec![(1, 7.0)], 3.0));
+        }
+    }
+    // The reused steps reach the pruner, whose verdict a trained trial ignores.
+    assert_eq!(recorder.0.lock().expect("ok").clone(), vec![(0, 1, 7.0), (2, 1, 7.0), (4, 1, 7.0)]);
+    let mut finished = reuse.finished.into_inner().expect("ok");
+    finished.sort_unstable();
+    assert_eq!(finished, (0..6).collect::<Vec<_>>());
+    assert_eq!(store.history(s.study.id).expect("ok"), h.trials, "recorded as seen");
+}

@@ -216,7 +216,7 @@ pub fn eval_saved(dir: &Path, part: Part) -> Result<Metrics, String> {
 pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
     let path = dir.join("final.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let saved: SavedFinal = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let saved: SavedFinal = from_json_exact(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut members = Vec::new();
     let mut config = None;
     for (sub, w) in &saved.members {
@@ -235,7 +235,73 @@ pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
 pub fn load_summary(dir: &Path) -> Result<FinalSummary, String> {
     let path = dir.join("final.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str::<SavedFinal>(&text).map(|s| s.summary).map_err(|e| format!("{}: {e}", path.display()))
+    from_json_exact::<SavedFinal>(&text).map(|s| s.summary).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Marks a number token while [`from_json_exact`] reads it back.
+const NUMBER: char = '\u{E000}';
+
+/// Like `serde_json::from_str`, but every float comes back bit for bit as written
+/// (serde_json writes the shortest round-trip text, yet its default parser may be one
+/// ulp off), so a summary reloaded from `final.json` reports exactly what was measured.
+/// Number tokens are read as marked strings, then parsed with Rust's exact parser.
+pub fn from_json_exact<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut marked = String::with_capacity(text.len() + 64);
+    let mut chars = text.chars().peekable();
+    let (mut in_string, mut escaped) = (false, false);
+    while let Some(c) = chars.next() {
+        if in_string {
+            marked.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            marked.push(c);
+        } else if c == '-' || c.is_ascii_digit() {
+            marked.push('"');
+            marked.push(NUMBER);
+            marked.push(c);
+            while let Some(&d) = chars.peek() {
+                if !(d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-')) {
+                    break;
+                }
+                marked.push(d);
+                chars.next();
+            }
+            marked.push('"');
+        } else {
+            marked.push(c);
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(&marked).map_err(|e| e.to_string())?;
+    restore_numbers(&mut value)?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+fn restore_numbers(v: &mut serde_json::Value) -> Result<(), String> {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) if s.starts_with(NUMBER) => {
+            let t = &s[NUMBER.len_utf8()..];
+            let number = if let Ok(u) = t.parse::<u64>() {
+                serde_json::Number::from(u)
+            } else if let Ok(i) = t.parse::<i64>() {
+                serde_json::Number::from(i)
+            } else {
+                let x = t.parse::<f64>().map_err(|_| format!("bad number `{t}`"))?;
+                serde_json::Number::from_f64(x).ok_or_else(|| format!("bad number `{t}`"))?
+            };
+            *v = J::Number(number);
+        }
+        J::Array(items) => items.iter_mut().try_for_each(restore_numbers)?,
+        J::Object(map) => map.values_mut().try_for_each(restore_numbers)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]

@@ -136,3 +136,68 @@ fn ensembles_of_real_trainings_save_weights_that_sum_to_one_and_reload() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn with_a_soup_trials_of_one_architecture_start_from_the_same_weights() {
+    // A learning rate so small that training leaves the initial weights as they were.
+    let src = |average: &str| {
+        format!(
+            "experiment t {{\n data = iris(split: [0.6, 0.2, 0.2], seed: 3)\n space {{ width: int in {{8, 16}} }}\n \
+             model {{ dense(width) relu dense(data.classes) }}\n train {{ optimizer = sgd(1e-12)\n epochs = 1\n batch = 16 }}\n \
+             objective {{ maximize accuracy }}\n search {{ trials = 4\n seed = 5 }}\n average {{ {average} }}\n}}\n"
+        )
+    };
+    let weights = |program: &ir::Program, width: i64, seed: u64| {
+        let exp = &program.experiments[0];
+        let trials = Trials::new(program, exp, Path::new("."), DeviceKind::Cpu).expect("data");
+        let point: Point = [("width".to_string(), Value::Int(width))].into();
+        let cfg = trials.config(&point, seed).expect("config");
+        let model = trials.run(&point, seed, |_, _| Control::Continue).model.expect("trained");
+        (cfg.init_seed, model.tensors().into_iter().map(|(_, _, v)| v).collect::<Vec<_>>())
+    };
+    let close = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+        a.iter().zip(b).all(|(x, y)| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-6))
+    };
+    let soup = compile(&src("soup(greedy, top: 3)"));
+    let (s1, w1) = weights(&soup, 8, 1);
+    let (s2, w2) = weights(&soup, 8, 2);
+    let (s3, _) = weights(&soup, 16, 1);
+    assert!(s1.is_some() && s1 == s2, "{s1:?} {s2:?}");
+    assert_ne!(s1, s3, "another architecture, another init");
+    assert!(close(&w1, &w2), "same architecture, different trial seeds: one init");
+    // Without a soup, the trial's seed decides the init.
+    let plain = compile(&src("ensemble(top: 3)"));
+    let (p1, v1) = weights(&plain, 8, 1);
+    let (_, v2) = weights(&plain, 8, 2);
+    assert_eq!(p1, None);
+    assert!(!close(&v1, &v2));
+}
+
+#[test]
+fn summaries_reload_their_floats_bit_for_bit() {
+    // Floats that serde_json's default parser may read one ulp off, and strings that look like numbers.
+    let xs: Vec<f64> =
+        (1..2000).map(|i| f64::from(i) / 1999.0 * 0.97).chain([0.9333333333333333, -1.5e-300, 3.0e10, 0.0]).collect();
+    let metrics: Metrics = xs.iter().enumerate().map(|(i, x)| (format!("m{i} \"q\" \\ 1.5e3"), *x)).collect();
+    let summary = FinalSummary {
+        method: "soup(greedy, top: 4) -12".into(),
+        members: vec![MemberWeight { trials: vec![3, 18_446_744_073_709_551_615], weight: 0.1 + 0.2 }],
+        excluded: vec![ExcludedTrial { trial: 7, reason: "the valid score would drop from 0.9 to -0.5".into() }],
+        swa: Some(3),
+        best_single: 3,
+        final_valid: metrics.clone(),
+        final_test: metrics.clone(),
+        single_valid: metrics.clone(),
+        single_test: metrics,
+        dir: "runs/x 2/final".into(),
+    };
+    let text =
+        serde_json::to_string_pretty(&SavedFinal { members: vec![("member_0".into(), 0.7)], summary: summary.clone() })
+            .expect("encodes");
+    let back: SavedFinal = from_json_exact(&text).expect("decodes");
+    assert_eq!(back.summary, summary);
+    for (k, v) in &summary.final_test {
+        assert_eq!(back.summary.final_test[k].to_bits(), v.to_bits(), "{k}");
+    }
+    assert!(from_json_exact::<SavedFinal>("{\"members\": [1.2.3]}").is_err());
+}

@@ -268,6 +268,23 @@ mod tests {
     }
 
     #[test]
+    fn ensemble_selection_gives_two_complementary_members_half_each() {
+        // A is sure and right on sample 0, mildly wrong on 1; B the mirror image; C says 0
+        // twice. Alone each gets 1/2 (A first: ties keep the earlier member); A + B gets
+        // both right with the lowest loss of any mix, so rounds after it (2A + B, A + B + C,
+        // 2A + 2B = A + B) never beat it: the weights are exactly 1/2, 1/2, 0.
+        let labels = vec![0, 1];
+        let a = vec![vec![0.9, 0.1], vec![0.6, 0.4]];
+        let b = vec![vec![0.4, 0.6], vec![0.1, 0.9]];
+        let c = vec![vec![0.7, 0.3], vec![0.7, 0.3]];
+        let score = |p: &Predictions| accuracy(p, &labels) - 1e-3 * nll(p, &labels);
+        assert_eq!(ensemble_selection(&[a.clone(), b.clone(), c.clone()], 10, &score), vec![0.5, 0.5, 0.0]);
+        // One round is enough to find it; zero rounds is the best single member.
+        assert_eq!(ensemble_selection(&[a.clone(), b.clone(), c.clone()], 1, &score), vec![0.5, 0.5, 0.0]);
+        assert_eq!(ensemble_selection(&[a, b, c], 0, &score), vec![1.0, 0.0, 0.0]);
+    }
+
+    #[test]
     fn ensemble_selection_never_scores_below_its_best_member() {
         let labels = vec![0, 1, 2, 0, 1, 2];
         let members = vec![

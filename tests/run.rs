@@ -102,6 +102,18 @@ fn a_function_study_writes_consistent_results() {
     let ls = bma().arg("ls").arg(&dir).output().unwrap();
     let text = String::from_utf8_lossy(&ls.stdout);
     assert!(ls.status.success() && text.contains("branin") && text.contains("35 trials"), "{text}");
+    // bma report rewrites the files of a function study (no model) the same, from the store alone.
+    let before: Vec<String> = ["results.json", "results.csv", "report.html"]
+        .iter()
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
+        .collect();
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    std::fs::remove_file(out.join("results.csv")).unwrap();
+    let rep = bma().arg("report").arg(&out).output().unwrap();
+    assert!(rep.status.success(), "{}", stderr(&rep));
+    for (f, b) in ["results.json", "results.csv", "report.html"].iter().zip(&before) {
+        assert_eq!(&std::fs::read_to_string(out.join(f)).unwrap(), b, "{f}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -24,6 +24,8 @@
 //!   given, i.e. each member weighted by the likelihood of the whole valid split, a
 //!   Bayesian model average under a flat prior; `greedy(rounds: R)`: ensemble selection
 //!   with replacement (Caruana et al., 2004) for R rounds (default 20).
+//!   `combine: vote` (classification): a weighted majority vote of the members' classes
+//!   ([`average::vote`]) in place of the mean of their probabilities; `greedy` selects on it.
 //!
 //! Scores used for selection are on the valid split: accuracy − 0.001·loss for
 //! classification (the loss only breaks ties), −loss for regression. The test split is
@@ -85,21 +87,31 @@ pub struct SavedFinal {
     /// Member directories relative to the final model's directory, with weights.
     pub members: Vec<(String, f64)>,
     pub summary: FinalSummary,
+    /// `ensemble(combine: vote)`: members vote (see [`average::vote`]).
+    #[serde(default)]
+    pub vote: bool,
 }
 
 /// A loaded final model: members and weights.
 #[derive(Debug, Clone)]
 pub struct FinalModel {
     pub members: Vec<(Model, f64)>,
+    /// Weighted votes of the members' classes instead of their mean probabilities.
+    pub vote: bool,
 }
 
 impl FinalModel {
-    /// The weighted mean of the members' probabilities (classification) or outputs, `n x k`.
+    /// The weighted mean of the members' probabilities (classification) or outputs, `n x k`;
+    /// with `vote` (classification), the weighted share of votes per class instead.
     pub fn predict(&self, split: &Split) -> Result<Vec<f32>, String> {
         let preds = self.members.iter().map(|(m, _)| probabilities(m, split)).collect::<Result<Vec<_>, _>>()?;
         let weights: Vec<f64> = self.members.iter().map(|(_, w)| *w).collect();
-        let refs: Vec<&Predictions> = preds.iter().collect();
-        Ok(flatten(&average::blend(&refs, &weights)))
+        let classification = self.members.first().is_some_and(|(m, _)| m.task == Task::Classification);
+        Ok(flatten(&if self.vote && classification {
+            average::vote(&preds, &weights)
+        } else {
+            average::blend(&preds.iter().collect::<Vec<_>>(), &weights)
+        }))
     }
 
     /// Metrics of the final model on `split`.
@@ -160,12 +172,14 @@ pub fn build(
         methods.push(Value::Call(soup.clone()).to_string());
     }
     let mut members: Vec<(Candidate, f64)> = vec![(candidates[0].clone(), 1.0)];
+    let mut vote = false;
     if let Some(ens) = entries.iter().find(|c| c.name == "ensemble") {
+        vote = ens.arg("combine", 2).map(|v| v.to_string()).as_deref() == Some("vote");
         let top = int_arg(ens, "top", 0).unwrap_or(5).max(1).min(candidates.len());
         let pool = &candidates[..top];
         let valid: Vec<Predictions> =
             pool.iter().map(|c| probabilities(&c.model, &data.valid)).collect::<Result<_, _>>()?;
-        let weights = ensemble_weights(ens, pool, &valid, &loaded, &data.valid)?;
+        let weights = ensemble_weights(ens, pool, &valid, &loaded, &data.valid, vote)?;
         for (c, w) in pool.iter().zip(&weights) {
             if *w == 0.0 {
                 excluded.extend(
@@ -182,7 +196,7 @@ pub fn build(
         methods.insert(0, format!("swa(last: {k})"));
     }
     let method = if methods.is_empty() { "best single".to_string() } else { methods.join(" + ") };
-    let final_model = FinalModel { members: members.iter().map(|(c, w)| (c.model.clone(), *w)).collect() };
+    let final_model = FinalModel { members: members.iter().map(|(c, w)| (c.model.clone(), *w)).collect(), vote };
     let best = &loaded[0];
     let summary = FinalSummary {
         method,
@@ -196,7 +210,7 @@ pub fn build(
         single_test: best.model.evaluate(&data.test, &data.info)?,
         dir: out.to_path_buf(),
     };
-    save(out, &members, &summary)?;
+    save(out, &members, &summary, vote)?;
     Ok(summary)
 }
 
@@ -228,7 +242,7 @@ pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
         members.push((m, *w));
     }
     let config = config.ok_or_else(|| format!("{}: no members", path.display()))?;
-    Ok((FinalModel { members }, config))
+    Ok((FinalModel { members, vote: saved.vote }, config))
 }
 
 /// Reads the summary saved with a final model.
@@ -322,7 +336,7 @@ fn int_arg(c: &ir::CallValue, name: &str, pos: usize) -> Option<usize> {
     c.arg(name, pos).and_then(Value::as_i64).filter(|v| *v >= 0).map(|v| v as usize)
 }
 
-fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary) -> Result<(), String> {
+fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary, vote: bool) -> Result<(), String> {
     let io = |e: std::io::Error| format!("{}: {e}", out.display());
     std::fs::create_dir_all(out).map_err(io)?;
     let mut list = Vec::new();
@@ -331,7 +345,7 @@ fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary) -> Res
         c.model.save(&out.join(&sub), &c.config).map_err(io)?;
         list.push((sub, *w));
     }
-    let saved = SavedFinal { members: list, summary: summary.clone() };
+    let saved = SavedFinal { members: list, summary: summary.clone(), vote };
     let json = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
     std::fs::write(out.join("final.json"), json).map_err(io)
 }
@@ -389,6 +403,7 @@ fn ensemble_weights(
     valid: &[Predictions],
     loaded: &[Loaded],
     split: &Split,
+    vote: bool,
 ) -> Result<Vec<f64>, String> {
     let like = &pool[0].model;
     let weighting = ens.arg("weights", 1).cloned().unwrap_or(Value::sym("uniform"));
@@ -425,7 +440,13 @@ fn ensemble_weights(
         }
         "greedy" => {
             let rounds = call.as_ref().and_then(|c| int_arg(c, "rounds", 0)).unwrap_or(20);
-            average::ensemble_selection(valid, rounds, &|p| score(like, p, split))
+            if vote && like.task == Task::Classification {
+                average::ensemble_selection_with(valid, rounds, &|preds, w| {
+                    score(like, &average::vote(preds, w), split)
+                })
+            } else {
+                average::ensemble_selection(valid, rounds, &|p| score(like, p, split))
+            }
         }
         other => return Err(format!("unknown ensemble weighting `{other}`")),
     })

@@ -115,20 +115,30 @@ fn soups_leave_out_other_architectures_and_say_why() {
 
 #[test]
 fn ensembles_of_real_trainings_save_weights_that_sum_to_one_and_reload() {
-    for weights in ["uniform", "bayes", "softmax(accuracy, temperature: 0.05)", "greedy(rounds: 10)"] {
+    for weights in [
+        "uniform",
+        "bayes",
+        "softmax(accuracy, temperature: 0.05)",
+        "greedy(rounds: 10)",
+        "uniform, combine: vote",
+        "greedy(rounds: 10), combine: vote",
+    ] {
         let program = compile(&source(&format!("ensemble(top: 3, weights: {weights})"), MLP));
-        let dir = tmp(&format!("ens-{}", &weights[..4]));
+        let dir = tmp(&format!("ens-{}-{}", &weights[..4], weights.len()));
         let ranked = train(&program, &dir, &[1, 2, 3]);
         let summary =
             build(&program, &program.experiments[0], Path::new("."), &dir.join("final"), &ranked).expect("builds");
         let total: f64 = summary.members.iter().map(|m| m.weight).sum();
         assert!((total - 1.0).abs() < 1e-9, "{weights}: {summary:#?}");
         if weights.starts_with("greedy") {
+            // A vote's loss is not its members' (see average::vote): compare accuracies.
+            let vote = weights.contains("vote");
+            let of = |m: &Metrics| if vote { m["accuracy"] } else { valid_score(m) };
             let best = ranked
                 .iter()
-                .map(|(_, d)| valid_score(&train::eval_saved(d, Part::Valid).expect("evaluates")))
+                .map(|(_, d)| of(&train::eval_saved(d, Part::Valid).expect("evaluates")))
                 .fold(f64::NEG_INFINITY, f64::max);
-            assert!(valid_score(&summary.final_valid) >= best - 1e-6, "{summary:#?}");
+            assert!(of(&summary.final_valid) >= best - 1e-6, "{summary:#?}");
         }
         let again = eval_saved(&dir.join("final"), Part::Test).expect("reloads");
         assert!((again["loss"] - summary.final_test["loss"]).abs() < 1e-6, "{weights}");
@@ -191,9 +201,12 @@ fn summaries_reload_their_floats_bit_for_bit() {
         single_test: metrics,
         dir: "runs/x 2/final".into(),
     };
-    let text =
-        serde_json::to_string_pretty(&SavedFinal { members: vec![("member_0".into(), 0.7)], summary: summary.clone() })
-            .expect("encodes");
+    let text = serde_json::to_string_pretty(&SavedFinal {
+        members: vec![("member_0".into(), 0.7)],
+        summary: summary.clone(),
+        vote: true,
+    })
+    .expect("encodes");
     let back: SavedFinal = from_json_exact(&text).expect("decodes");
     assert_eq!(back.summary, summary);
     for (k, v) in &summary.final_test {

@@ -56,7 +56,16 @@ fn main() {
             let r = run(program, exp, trials, seed, limit, report.as_deref().filter(|_| seed == 1));
             println!(
                 "{{\"example\":\"{name}\",\"seed\":{seed},\"method\":\"{}\",\"members\":{},\"final_valid\":{:.4},\"final_test\":{:.4},\"single_valid\":{:.4},\"single_test\":{:.4},\"member_weights\":{:?},\"member_valid\":{:?},\"member_valid_loss\":{:?},\"member_test\":{:?}}}",
-                r.method, r.members, r.acc[0], r.acc[1], r.acc[2], r.acc[3], r.weights, r.member_valid, r.member_valid_loss, r.member_test
+                r.method,
+                r.members,
+                r.acc[0],
+                r.acc[1],
+                r.acc[2],
+                r.acc[3],
+                r.weights,
+                r.member_valid,
+                r.member_valid_loss,
+                r.member_test
             );
             for (s, a) in sums.iter_mut().zip(r.acc) {
                 *s += a;

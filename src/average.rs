@@ -79,11 +79,31 @@ pub fn blend(members: &[&Predictions], weights: &[f64]) -> Predictions {
 /// prefix seen. `score` rates blended predictions, higher is better. Returns
 /// the weights (counts normalised).
 pub fn ensemble_selection(members: &[Predictions], rounds: usize, score: &dyn Fn(&Predictions) -> f64) -> Vec<f64> {
+    ensemble_selection_with(members, rounds, &|m, w| score(&blend(&m.iter().collect::<Vec<_>>(), w)))
+}
+
+/// [`ensemble_selection`] where `score` rates the members combined with given weights
+/// (e.g. by [`vote`] rather than [`blend`]).
+pub fn ensemble_selection_with(
+    members: &[Predictions],
+    rounds: usize,
+    score: &dyn Fn(&[Predictions], &[f64]) -> f64,
+) -> Vec<f64> {
     let n = members.len();
     if n == 0 {
         return Vec::new();
     }
-    let singles: Vec<f64> = members.iter().map(score).collect();
+    let share = |counts: &[usize]| -> Vec<f64> {
+        let total: usize = counts.iter().sum();
+        counts.iter().map(|c| *c as f64 / total.max(1) as f64).collect()
+    };
+    let singles: Vec<f64> = (0..n)
+        .map(|i| {
+            let mut one = vec![0usize; n];
+            one[i] = 1;
+            score(members, &share(&one))
+        })
+        .collect();
     let best = argmax(&singles);
     let mut counts = vec![0usize; n];
     counts[best] = 1;
@@ -93,7 +113,7 @@ pub fn ensemble_selection(members: &[Predictions], rounds: usize, score: &dyn Fn
         let mut round_best: Option<(usize, f64)> = None;
         for candidate in 0..n {
             counts[candidate] += 1;
-            let s = score(&blend_counts(members, &counts));
+            let s = score(members, &share(&counts));
             counts[candidate] -= 1;
             // Strictly better only, so ties keep the earlier (better-ranked) member.
             if round_best.is_none_or(|(_, b)| s > b) {
@@ -107,16 +127,36 @@ pub fn ensemble_selection(members: &[Predictions], rounds: usize, score: &dyn Fn
             best_counts = counts.clone();
         }
     }
-    let total: usize = best_counts.iter().sum();
-    best_counts.iter().map(|c| *c as f64 / total as f64).collect()
+    share(&best_counts)
 }
 
-fn blend_counts(members: &[Predictions], counts: &[usize]) -> Predictions {
-    let total: usize = counts.iter().sum();
-    let refs: Vec<&Predictions> = members.iter().collect();
-    let weights: Vec<f64> = counts.iter().map(|c| *c as f64 / total.max(1) as f64).collect();
-    blend(&refs, &weights)
+/// Weighted majority vote of classifiers: per sample, each class gets the weights of the
+/// members whose most probable class it is, plus `VOTE_SMOOTHING` times the weighted mean
+/// probability (which breaks ties and keeps the log-loss finite); rows sum to 1. A member
+/// that is sure of itself counts no more than a hesitant one, unlike in [`blend`].
+pub fn vote(members: &[Predictions], weights: &[f64]) -> Predictions {
+    let mean = blend(&members.iter().collect::<Vec<_>>(), weights);
+    let mut out: Predictions = mean.iter().map(|row| row.iter().map(|p| VOTE_SMOOTHING * p).collect()).collect();
+    for (m, w) in members.iter().zip(weights) {
+        for (o, row) in out.iter_mut().zip(m) {
+            if row.len() == 1 {
+                // One sigmoid output: the vote is for the positive class or not.
+                o[0] += if row[0] >= 0.5 { *w } else { 0.0 };
+            } else if let Some(slot) = o.get_mut(argmax(row)) {
+                *slot += w;
+            }
+        }
+    }
+    for row in &mut out {
+        for v in row.iter_mut() {
+            *v /= 1.0 + VOTE_SMOOTHING;
+        }
+    }
+    out
 }
+
+/// The share of the mean probabilities in a [`vote`].
+pub const VOTE_SMOOTHING: f64 = 0.01;
 
 fn argmax(v: &[f64]) -> usize {
     let mut best = 0;
@@ -265,6 +305,40 @@ mod tests {
         assert_eq!(w[2], 0.0, "{w:?}");
         let blended = blend(&[&a, &b], &[w[0] / (w[0] + w[1]), w[1] / (w[0] + w[1])]);
         assert_eq!(accuracy(&blended, &labels), 1.0);
+    }
+
+    #[test]
+    fn ensemble_selection_gives_two_complementary_members_half_each() {
+        // A is sure and right on sample 0, mildly wrong on 1; B the mirror image; C says 0
+        // twice. Alone each gets 1/2 (A first: ties keep the earlier member); A + B gets
+        // both right with the lowest loss of any mix, so rounds after it (2A + B, A + B + C,
+        // 2A + 2B = A + B) never beat it: the weights are exactly 1/2, 1/2, 0.
+        let labels = vec![0, 1];
+        let a = vec![vec![0.9, 0.1], vec![0.6, 0.4]];
+        let b = vec![vec![0.4, 0.6], vec![0.1, 0.9]];
+        let c = vec![vec![0.7, 0.3], vec![0.7, 0.3]];
+        let score = |p: &Predictions| accuracy(p, &labels) - 1e-3 * nll(p, &labels);
+        assert_eq!(ensemble_selection(&[a.clone(), b.clone(), c.clone()], 10, &score), vec![0.5, 0.5, 0.0]);
+        // One round is enough to find it; zero rounds is the best single member.
+        assert_eq!(ensemble_selection(&[a.clone(), b.clone(), c.clone()], 1, &score), vec![0.5, 0.5, 0.0]);
+        assert_eq!(ensemble_selection(&[a, b, c], 0, &score), vec![1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_vote_is_not_swayed_by_one_overconfident_member() {
+        // Two hesitant members say class 1, a sure one says class 0: the mean says 0, the vote 1.
+        let labels = vec![1];
+        let members = vec![vec![vec![0.4, 0.6]], vec![vec![0.45, 0.55]], vec![vec![0.99, 0.01]]];
+        let w = [1.0 / 3.0; 3];
+        assert_eq!(accuracy(&blend(&members.iter().collect::<Vec<_>>(), &w), &labels), 0.0);
+        let v = vote(&members, &w);
+        assert_eq!(accuracy(&v, &labels), 1.0);
+        assert!((v[0].iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // Two thirds of the votes, plus the smoothing share of the mean probability.
+        let mean1 = (0.6 + 0.55 + 0.01) / 3.0;
+        assert!((v[0][1] - (2.0 / 3.0 + VOTE_SMOOTHING * mean1) / (1.0 + VOTE_SMOOTHING)).abs() < 1e-12);
+        // A lone member's vote agrees with its own prediction.
+        assert_eq!(accuracy(&vote(&members[2..], &[1.0]), &labels), 0.0);
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //!   given, i.e. each member weighted by the likelihood of the whole valid split, a
 //!   Bayesian model average under a flat prior; `greedy(rounds: R)`: ensemble selection
 //!   with replacement (Caruana et al., 2004) for R rounds (default 20).
+//!   `combine: vote` (classification): a weighted majority vote of the members' classes
+//!   ([`average::vote`]) in place of the mean of their probabilities; `greedy` selects on it.
 //!
 //! Scores used for selection are on the valid split: accuracy − 0.001·loss for
 //! classification (the loss only breaks ties), −loss for regression. The test split is
@@ -85,21 +87,31 @@ pub struct SavedFinal {
     /// Member directories relative to the final model's directory, with weights.
     pub members: Vec<(String, f64)>,
     pub summary: FinalSummary,
+    /// `ensemble(combine: vote)`: members vote (see [`average::vote`]).
+    #[serde(default)]
+    pub vote: bool,
 }
 
 /// A loaded final model: members and weights.
 #[derive(Debug, Clone)]
 pub struct FinalModel {
     pub members: Vec<(Model, f64)>,
+    /// Weighted votes of the members' classes instead of their mean probabilities.
+    pub vote: bool,
 }
 
 impl FinalModel {
-    /// The weighted mean of the members' probabilities (classification) or outputs, `n x k`.
+    /// The weighted mean of the members' probabilities (classification) or outputs, `n x k`;
+    /// with `vote` (classification), the weighted share of votes per class instead.
     pub fn predict(&self, split: &Split) -> Result<Vec<f32>, String> {
         let preds = self.members.iter().map(|(m, _)| probabilities(m, split)).collect::<Result<Vec<_>, _>>()?;
         let weights: Vec<f64> = self.members.iter().map(|(_, w)| *w).collect();
-        let refs: Vec<&Predictions> = preds.iter().collect();
-        Ok(flatten(&average::blend(&refs, &weights)))
+        let classification = self.members.first().is_some_and(|(m, _)| m.task == Task::Classification);
+        Ok(flatten(&if self.vote && classification {
+            average::vote(&preds, &weights)
+        } else {
+            average::blend(&preds.iter().collect::<Vec<_>>(), &weights)
+        }))
     }
 
     /// Metrics of the final model on `split`.
@@ -160,12 +172,14 @@ pub fn build(
         methods.push(Value::Call(soup.clone()).to_string());
     }
     let mut members: Vec<(Candidate, f64)> = vec![(candidates[0].clone(), 1.0)];
+    let mut vote = false;
     if let Some(ens) = entries.iter().find(|c| c.name == "ensemble") {
+        vote = ens.arg("combine", 2).map(|v| v.to_string()).as_deref() == Some("vote");
         let top = int_arg(ens, "top", 0).unwrap_or(5).max(1).min(candidates.len());
         let pool = &candidates[..top];
         let valid: Vec<Predictions> =
             pool.iter().map(|c| probabilities(&c.model, &data.valid)).collect::<Result<_, _>>()?;
-        let weights = ensemble_weights(ens, pool, &valid, &loaded, &data.valid)?;
+        let weights = ensemble_weights(ens, pool, &valid, &loaded, &data.valid, vote)?;
         for (c, w) in pool.iter().zip(&weights) {
             if *w == 0.0 {
                 excluded.extend(
@@ -182,7 +196,7 @@ pub fn build(
         methods.insert(0, format!("swa(last: {k})"));
     }
     let method = if methods.is_empty() { "best single".to_string() } else { methods.join(" + ") };
-    let final_model = FinalModel { members: members.iter().map(|(c, w)| (c.model.clone(), *w)).collect() };
+    let final_model = FinalModel { members: members.iter().map(|(c, w)| (c.model.clone(), *w)).collect(), vote };
     let best = &loaded[0];
     let summary = FinalSummary {
         method,
@@ -196,7 +210,7 @@ pub fn build(
         single_test: best.model.evaluate(&data.test, &data.info)?,
         dir: out.to_path_buf(),
     };
-    save(out, &members, &summary)?;
+    save(out, &members, &summary, vote)?;
     Ok(summary)
 }
 
@@ -216,7 +230,7 @@ pub fn eval_saved(dir: &Path, part: Part) -> Result<Metrics, String> {
 pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
     let path = dir.join("final.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let saved: SavedFinal = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let saved: SavedFinal = from_json_exact(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut members = Vec::new();
     let mut config = None;
     for (sub, w) in &saved.members {
@@ -228,14 +242,80 @@ pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
         members.push((m, *w));
     }
     let config = config.ok_or_else(|| format!("{}: no members", path.display()))?;
-    Ok((FinalModel { members }, config))
+    Ok((FinalModel { members, vote: saved.vote }, config))
 }
 
 /// Reads the summary saved with a final model.
 pub fn load_summary(dir: &Path) -> Result<FinalSummary, String> {
     let path = dir.join("final.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str::<SavedFinal>(&text).map(|s| s.summary).map_err(|e| format!("{}: {e}", path.display()))
+    from_json_exact::<SavedFinal>(&text).map(|s| s.summary).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Marks a number token while [`from_json_exact`] reads it back.
+const NUMBER: char = '\u{E000}';
+
+/// Like `serde_json::from_str`, but every float comes back bit for bit as written
+/// (serde_json writes the shortest round-trip text, yet its default parser may be one
+/// ulp off), so a summary reloaded from `final.json` reports exactly what was measured.
+/// Number tokens are read as marked strings, then parsed with Rust's exact parser.
+pub fn from_json_exact<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut marked = String::with_capacity(text.len() + 64);
+    let mut chars = text.chars().peekable();
+    let (mut in_string, mut escaped) = (false, false);
+    while let Some(c) = chars.next() {
+        if in_string {
+            marked.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            marked.push(c);
+        } else if c == '-' || c.is_ascii_digit() {
+            marked.push('"');
+            marked.push(NUMBER);
+            marked.push(c);
+            while let Some(&d) = chars.peek() {
+                if !(d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-')) {
+                    break;
+                }
+                marked.push(d);
+                chars.next();
+            }
+            marked.push('"');
+        } else {
+            marked.push(c);
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(&marked).map_err(|e| e.to_string())?;
+    restore_numbers(&mut value)?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+fn restore_numbers(v: &mut serde_json::Value) -> Result<(), String> {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) if s.starts_with(NUMBER) => {
+            let t = &s[NUMBER.len_utf8()..];
+            let number = if let Ok(u) = t.parse::<u64>() {
+                serde_json::Number::from(u)
+            } else if let Ok(i) = t.parse::<i64>() {
+                serde_json::Number::from(i)
+            } else {
+                let x = t.parse::<f64>().map_err(|_| format!("bad number `{t}`"))?;
+                serde_json::Number::from_f64(x).ok_or_else(|| format!("bad number `{t}`"))?
+            };
+            *v = J::Number(number);
+        }
+        J::Array(items) => items.iter_mut().try_for_each(restore_numbers)?,
+        J::Object(map) => map.values_mut().try_for_each(restore_numbers)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -256,7 +336,7 @@ fn int_arg(c: &ir::CallValue, name: &str, pos: usize) -> Option<usize> {
     c.arg(name, pos).and_then(Value::as_i64).filter(|v| *v >= 0).map(|v| v as usize)
 }
 
-fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary) -> Result<(), String> {
+fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary, vote: bool) -> Result<(), String> {
     let io = |e: std::io::Error| format!("{}: {e}", out.display());
     std::fs::create_dir_all(out).map_err(io)?;
     let mut list = Vec::new();
@@ -265,7 +345,7 @@ fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary) -> Res
         c.model.save(&out.join(&sub), &c.config).map_err(io)?;
         list.push((sub, *w));
     }
-    let saved = SavedFinal { members: list, summary: summary.clone() };
+    let saved = SavedFinal { members: list, summary: summary.clone(), vote };
     let json = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
     std::fs::write(out.join("final.json"), json).map_err(io)
 }
@@ -323,6 +403,7 @@ fn ensemble_weights(
     valid: &[Predictions],
     loaded: &[Loaded],
     split: &Split,
+    vote: bool,
 ) -> Result<Vec<f64>, String> {
     let like = &pool[0].model;
     let weighting = ens.arg("weights", 1).cloned().unwrap_or(Value::sym("uniform"));
@@ -359,7 +440,13 @@ fn ensemble_weights(
         }
         "greedy" => {
             let rounds = call.as_ref().and_then(|c| int_arg(c, "rounds", 0)).unwrap_or(20);
-            average::ensemble_selection(valid, rounds, &|p| score(like, p, split))
+            if vote && like.task == Task::Classification {
+                average::ensemble_selection_with(valid, rounds, &|preds, w| {
+                    score(like, &average::vote(preds, w), split)
+                })
+            } else {
+                average::ensemble_selection(valid, rounds, &|p| score(like, p, split))
+            }
         }
         other => return Err(format!("unknown ensemble weighting `{other}`")),
     })

@@ -62,8 +62,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Reloads a run's best model (or a saved trial's) and evaluates it on a split.
-    Eval(cli::run::EvalArgs),
+    /// Reloads a run's final model (or its best trial, or a saved trial) and evaluates it on a split.
+    Eval(cli::eval::EvalArgs),
+    /// Rewrites a run folder's results, ranked table and HTML report from its study store, without training.
+    Report(cli::report::ReportArgs),
     /// Lists the studies under a folder with their state and best values.
     Ls(cli::run::LsArgs),
     /// Runs the language server on stdin and stdout (for editors).
@@ -87,7 +89,8 @@ fn main() -> ExitCode {
         Command::Graph { file, set, experiment } => graph(&file, &set, experiment.as_deref()),
         Command::Run(args) => cli::run::run(&args),
         Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
-        Command::Eval(args) => cli::run::eval(&args),
+        Command::Eval(args) => cli::eval::eval(&args),
+        Command::Report(args) => cli::report::report(&args),
         Command::Ls(args) => cli::run::ls(&args),
         Command::Lsp => cli::lsp::lsp(),
         Command::Watch(args) => cli::watch::watch(&args),

@@ -150,7 +150,7 @@ fn unknown_subcommand_and_flag_exit_cleanly() {
 fn help_exits_0() {
     let run = bma(&["--help"]);
     assert_eq!(run.code, 0, "{}", run.shown());
-    for sub in ["check", "space", "graph"] {
+    for sub in ["check", "space", "graph", "run", "eval", "report", "ls"] {
         assert!(run.stdout.contains(sub), "`{sub}` missing from --help");
     }
 }

@@ -102,6 +102,18 @@ fn a_function_study_writes_consistent_results() {
     let ls = bma().arg("ls").arg(&dir).output().unwrap();
     let text = String::from_utf8_lossy(&ls.stdout);
     assert!(ls.status.success() && text.contains("branin") && text.contains("35 trials"), "{text}");
+    // bma report rewrites the files of a function study (no model) the same, from the store alone.
+    let before: Vec<String> = ["results.json", "results.csv", "report.html"]
+        .iter()
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
+        .collect();
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    std::fs::remove_file(out.join("results.csv")).unwrap();
+    let rep = bma().arg("report").arg(&out).output().unwrap();
+    assert!(rep.status.success(), "{}", stderr(&rep));
+    for (f, b) in ["results.json", "results.csv", "report.html"].iter().zip(&before) {
+        assert_eq!(&std::fs::read_to_string(out.join(f)).unwrap(), b, "{f}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -332,4 +344,108 @@ fn a_model_study_builds_the_final_model_and_the_report() {
     assert!(!html.contains("<script src") && !html.contains("<link ") && !html.contains("url(http"));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("final model (ensemble"), "{stdout}");
+}
+
+/// The number `bma eval` prints for `metric`.
+fn printed(stdout: &str, metric: &str) -> f64 {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(metric).map(|v| v.trim().parse::<f64>().expect("a number")))
+        .unwrap_or_else(|| panic!("no {metric} in {stdout}"))
+}
+
+#[test]
+fn report_regenerates_the_results_and_eval_reloads_the_final_model() {
+    let dir = tmp("report");
+    let spec = write(
+        &dir,
+        "tiny.bma",
+        "use std::blocks::{dense_act}
+experiment tiny {
+  data = iris(split: [0.6, 0.2, 0.2], seed: 2)
+  space { width: int in {8, 16}  lr: float in 1e-3..1e-1 log }
+  model { dense_act(width, relu, 0.0) dense(data.classes) }
+  train { optimizer = adam(lr)  epochs = 4  batch = 16 }
+  objective { maximize accuracy }
+  search { strategy = random  trials = 5  seed = 4 }
+  average { ensemble(top: 4, weights: softmax(accuracy, temperature: 0.05)) }
+  report { top = 3 }
+}
+",
+    );
+    let out = dir.join("out");
+    let o = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().expect("runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let files = ["results.json", "results.csv", "report.html"];
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).expect(f);
+    let before: Vec<String> = files.iter().map(|f| read(f)).collect();
+    // The source may change or vanish: the report reads the spec the study stored.
+    std::fs::remove_file(&spec).unwrap();
+
+    // With results.json still there, everything comes back byte for byte.
+    let r = bma().arg("report").arg(&out).output().unwrap();
+    assert!(r.status.success(), "{}", stderr(&r));
+    for (f, b) in files.iter().zip(&before) {
+        assert_eq!(&read(f), b, "{f} differs after bma report");
+    }
+    // The ranked table and the final model's line are the run's.
+    let report_stdout = String::from_utf8_lossy(&r.stdout);
+    let table_end = run_stdout.find(" trials: ").and_then(|i| run_stdout[..i].rfind('\n')).unwrap();
+    assert!(report_stdout.starts_with(&run_stdout[..=table_end]), "{report_stdout}\nvs\n{run_stdout}");
+    assert!(report_stdout.contains("final model (ensemble"), "{report_stdout}");
+
+    // Deleted, they come back the same; only how the run ended is the run's own knowledge.
+    for f in files {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    let r = bma().arg("report").arg(&out).output().unwrap();
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(read("results.csv"), before[1]);
+    assert_eq!(read("report.html"), before[2]);
+    let mut old: Value = serde_json::from_str(&before[0]).unwrap();
+    old.as_object_mut().unwrap().remove("ended");
+    assert_eq!(results(&out), old);
+
+    // `bma eval` reloads the final model (members and weights) by default, the best trial on request.
+    let res = results(&out);
+    let e = bma().arg("eval").arg(&out).output().unwrap();
+    assert!(e.status.success(), "{}", stderr(&e));
+    let text = String::from_utf8_lossy(&e.stdout);
+    assert!(text.starts_with("final model (ensemble"), "{text}");
+    let recorded = res["final"]["final_test"]["accuracy"].as_f64().unwrap();
+    assert!((printed(&text, "accuracy") - recorded).abs() < 5e-5, "{text} vs {recorded}");
+    let recorded_loss = res["final"]["final_test"]["loss"].as_f64().unwrap();
+    assert!((printed(&text, "loss") - recorded_loss).abs() < 5e-5 * (1.0 + recorded_loss), "{text}");
+    let e = bma().arg("eval").arg(&out).args(["--model", "best"]).output().unwrap();
+    assert!(e.status.success(), "{}", stderr(&e));
+    let best = res["best"]["test"]["accuracy"].as_f64().unwrap();
+    assert!((printed(&String::from_utf8_lossy(&e.stdout), "accuracy") - best).abs() < 5e-5);
+    let e = bma().arg("eval").arg(out.join("final")).args(["--split", "valid"]).output().unwrap();
+    assert!(e.status.success(), "{}", stderr(&e));
+    let valid = res["final"]["final_valid"]["accuracy"].as_f64().unwrap();
+    assert!((printed(&String::from_utf8_lossy(&e.stdout), "accuracy") - valid).abs() < 5e-5);
+
+    // Bad folders are clear errors, never panics.
+    let check = |args: &[&std::ffi::OsStr], code: i32, needle: &str| {
+        let o = bma().args(args).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let missing = dir.join("nope");
+    check(&[&os("report"), missing.as_os_str()], 1, "does not exist");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    check(&[&os("report"), empty.as_os_str()], 1, "no study.db");
+    assert!(!empty.join("study.db").exists(), "bma report created a store");
+    check(&[&os("report"), out.as_os_str(), &os("--study"), &os("other")], 1, "no study `other`");
+    let corrupt = dir.join("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(corrupt.join("study.db"), vec![0x5a; 8192]).unwrap();
+    check(&[&os("report"), corrupt.as_os_str()], 2, "study.db");
+    check(&[&os("eval"), empty.as_os_str(), &os("--model"), &os("final")], 1, "no saved final model");
+    check(&[&os("eval"), out.as_os_str(), &os("--model"), &os("soup")], 1, "soup");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,8 +1,8 @@
 //! The final model against the best single sub-model, on the examples' experiments.
 //!
-//! `cargo bench --profile dev --bench final -- [EXAMPLE ...] [--trials N] [--seeds S] [--average 'ENTRY']`
+//! `cargo bench --profile dev --bench final -- [EXAMPLE ...] [--trials N] [--seeds S] [--from SEED] [--average 'ENTRY']`
 //!
-//! For each example (default `digits wine`) and seed 1..=S: a random search of N trials
+//! For each example (default `digits wine`) and S seeds from SEED (default 1): a random search of N trials
 //! (points sampled from the example's space, trained with the example's `train` settings,
 //! no pruning), ranked by the first objective among trials meeting the constraints on
 //! `params`, then `final_model::build` with the example's `average` section (or `ENTRY`
@@ -23,11 +23,13 @@ use bma::train::{Control, DeviceKind, Trials};
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let (mut examples, mut trials, mut seeds, mut average) = (Vec::new(), 12usize, 5u64, None::<String>);
+    let mut from = 1u64;
     let mut report = None::<PathBuf>;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--trials" => trials = args.next().and_then(|v| v.parse().ok()).expect("--trials N"),
             "--seeds" => seeds = args.next().and_then(|v| v.parse().ok()).expect("--seeds S"),
+            "--from" => from = args.next().and_then(|v| v.parse().ok()).expect("--from SEED"),
             "--average" => average = args.next(),
             "--report" => report = args.next().map(PathBuf::from),
             other => examples.push(other.to_string()),
@@ -50,11 +52,20 @@ fn main() {
         let exp = &program.experiments[0];
         let limit = params_limit(&text);
         let mut sums = [0.0f64; 4];
-        for seed in 1..=seeds {
+        for seed in from..from + seeds {
             let r = run(program, exp, trials, seed, limit, report.as_deref().filter(|_| seed == 1));
             println!(
-                "{{\"example\":\"{name}\",\"seed\":{seed},\"method\":\"{}\",\"members\":{},\"final_valid\":{:.4},\"final_test\":{:.4},\"single_valid\":{:.4},\"single_test\":{:.4}}}",
-                r.method, r.members, r.acc[0], r.acc[1], r.acc[2], r.acc[3]
+                "{{\"example\":\"{name}\",\"seed\":{seed},\"method\":\"{}\",\"members\":{},\"final_valid\":{:.4},\"final_test\":{:.4},\"single_valid\":{:.4},\"single_test\":{:.4},\"member_weights\":{:?},\"member_valid\":{:?},\"member_valid_loss\":{:?},\"member_test\":{:?}}}",
+                r.method,
+                r.members,
+                r.acc[0],
+                r.acc[1],
+                r.acc[2],
+                r.acc[3],
+                r.weights,
+                r.member_valid,
+                r.member_valid_loss,
+                r.member_test
             );
             for (s, a) in sums.iter_mut().zip(r.acc) {
                 *s += a;
@@ -76,6 +87,12 @@ struct Run {
     method: String,
     members: usize,
     acc: [f64; 4],
+    /// Per member of the final model (a soup counts as its best ingredient): weight, valid
+    /// accuracy, valid loss and test accuracy, for the analysis only (nothing selects on test).
+    weights: Vec<f64>,
+    member_valid: Vec<f64>,
+    member_valid_loss: Vec<f64>,
+    member_test: Vec<f64>,
 }
 
 /// `require params <= Nk` in the example, if any.
@@ -137,6 +154,17 @@ fn run(
     }
     done.sort_by(|a, b| b.0.values[0].total_cmp(&a.0.values[0]));
     let s = final_model::build(program, exp, base, &dir.join("final"), &done).expect("final model");
+    let round = |x: f64| (x * 1e4).round() / 1e4;
+    let (mut weights, mut member_valid, mut member_valid_loss, mut member_test) = (vec![], vec![], vec![], vec![]);
+    for m in &s.members {
+        let Some((_, d)) = done.iter().find(|(t, _)| t.number == m.trials[0]) else { continue };
+        let v = bma::train::eval_saved(d, bma::data::Part::Valid).expect("evaluates");
+        let t = bma::train::eval_saved(d, bma::data::Part::Test).expect("evaluates");
+        weights.push(round(m.weight));
+        member_valid.push(round(v["accuracy"]));
+        member_valid_loss.push(round(v["loss"]));
+        member_test.push(round(t["accuracy"]));
+    }
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(path) = report {
         let objectives = vec![("accuracy".to_string(), bma::search::Direction::Maximize)];
@@ -148,5 +176,9 @@ fn run(
         method: s.method.replace('"', "'"),
         members: s.members.len(),
         acc: [a(&s.final_valid), a(&s.final_test), a(&s.single_valid), a(&s.single_test)],
+        weights,
+        member_valid,
+        member_valid_loss,
+        member_test,
     }
 }

@@ -157,7 +157,11 @@ const WEIGHTS: &[Ctor] = &[
     c("greedy", &[("rounds", Want::Int)], 0),
 ];
 const AVERAGES: &[Ctor] = &[
-    c("ensemble", &[("top", Want::Int), ("weights", Want::Ctor(WEIGHTS))], 0),
+    c(
+        "ensemble",
+        &[("top", Want::Int), ("weights", Want::Ctor(WEIGHTS)), ("combine", Want::Syms(&["mean", "vote"]))],
+        0,
+    ),
     c("soup", &[("method", Want::Syms(&["uniform", "greedy"])), ("top", Want::Int)], 0),
     c("swa", &[("last", Want::Int)], 0),
 ];

@@ -1,8 +1,10 @@
 //! The command-line front: reading files, rendering diagnostics, exit codes.
 //! Everything here may print; the library never does.
 
+pub mod eval;
 pub mod fmt;
 pub mod lsp;
+pub mod report;
 pub mod run;
 pub mod watch;
 

@@ -449,9 +449,8 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     let Outputs { best_test, final_summary, notes } =
         write_outputs(plan, spec, &history, ended, &base, serde_json::Map::new())?;
     let ranked = history.ranked();
-    let state = ended.state();
 
-    print!("{}", table(&history, spec, &exp.space, plan.top));
+    print!("{}", super::report::table(&history, spec, &exp.space, plan.top));
     if let (Some(m), Some(best)) = (&best_test, ranked.first()) {
         let shown: Vec<String> = ["accuracy", "f1", "loss", "mse", "r2"]
             .iter()
@@ -488,7 +487,7 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
         counts(TrialState::Complete),
         counts(TrialState::Pruned),
         counts(TrialState::Failed),
-        state.as_str(),
+        ended.state().as_str(),
         match ended {
             Ended::Budget => "trial budget spent",
             Ended::Time => "time budget spent",
@@ -598,7 +597,7 @@ fn install_ctrlc() -> &'static AtomicBool {
     &STOP
 }
 
-fn fmt_num(v: f64) -> String {
+pub fn fmt_num(v: f64) -> String {
     if v.is_nan() {
         "-".into()
     } else if v == v.trunc() && v.abs() < 1e9 {
@@ -610,63 +609,11 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-fn fmt_value(v: &Value) -> String {
+pub fn fmt_value(v: &Value) -> String {
     match v {
         Value::Float(x) => fmt_num(*x),
         other => other.to_string(),
     }
-}
-
-/// The ranked table: rank, trial, key parameters, objectives, constraints, Pareto marker.
-fn table(history: &History, spec: &store::StudySpec, space: &ir::Space, top: usize) -> String {
-    let ranked = history.ranked();
-    if ranked.is_empty() {
-        return "no trial completed\n".into();
-    }
-    let front = runner::pareto_front(history);
-    let params: Vec<&str> = space.free().map(|p| p.name.as_str()).take(6).collect();
-    let mut header: Vec<String> = vec!["rank".into(), "trial".into()];
-    header.extend(params.iter().map(|p| p.to_string()));
-    header.extend(spec.objectives.iter().map(|(n, d)| format!("{n} {}", runner::arrow(*d))));
-    if !spec.constraints.is_empty() {
-        header.push("require".into());
-    }
-    if spec.objectives.len() > 1 {
-        header.push("pareto".into());
-    }
-    let mut rows = vec![header];
-    for (i, t) in ranked.iter().take(top).enumerate() {
-        let mut row = vec![(i + 1).to_string(), t.number.to_string()];
-        row.extend(params.iter().map(|p| t.params.get(*p).map(fmt_value).unwrap_or_else(|| "·".into())));
-        row.extend(t.values.iter().map(|v| fmt_num(*v)));
-        if !spec.constraints.is_empty() {
-            let broken: Vec<&str> = spec
-                .constraints
-                .iter()
-                .zip(&t.violations)
-                .filter(|(_, v)| **v > 0.0)
-                .map(|(n, _)| n.as_str())
-                .collect();
-            row.push(if broken.is_empty() { "ok".into() } else { format!("✗ {}", broken.join(", ")) });
-        }
-        if spec.objectives.len() > 1 {
-            row.push(if front.contains(&t.number) { "*".into() } else { String::new() });
-        }
-        rows.push(row);
-    }
-    let cols = rows[0].len();
-    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for (ri, r) in rows.iter().enumerate() {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:>w$}")).collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-        if ri == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (cols - 1)));
-            out.push('\n');
-        }
-    }
-    out
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -787,40 +734,6 @@ impl Observer for Progress {
         if let Some(b) = &self.bar {
             b.set_message(self.message(&s));
         }
-    }
-}
-
-/// Arguments of `bma eval`.
-#[derive(clap::Args, Debug)]
-pub struct EvalArgs {
-    /// A run folder (its `best/` model is evaluated) or a saved model folder (`trials/<n>`).
-    pub dir: PathBuf,
-    /// The split to evaluate on.
-    #[arg(long, default_value = "test")]
-    pub split: String,
-}
-
-pub fn eval(args: &EvalArgs) -> ExitCode {
-    let split: bma::data::Part = match args.split.parse() {
-        Ok(p) => p,
-        Err(e) => return super::fail(format!("--split: {e}"), INPUT),
-    };
-    let dir = if args.dir.join("model.json").exists() { args.dir.clone() } else { args.dir.join("best") };
-    if !dir.join("model.json").exists() {
-        return super::fail(
-            format!("{} holds no saved model (expected {}/model.json)", args.dir.display(), dir.display()),
-            INPUT,
-        );
-    }
-    match bma::train::eval_saved(&dir, split) {
-        Ok(m) => {
-            println!("{} on {}:", dir.display(), args.split);
-            for (k, v) in &m {
-                println!("  {k:<12} {}", fmt_num(*v));
-            }
-            ExitCode::from(OK)
-        }
-        Err(e) => super::fail(e, INTERNAL),
     }
 }
 

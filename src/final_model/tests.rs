@@ -115,24 +115,102 @@ fn soups_leave_out_other_architectures_and_say_why() {
 
 #[test]
 fn ensembles_of_real_trainings_save_weights_that_sum_to_one_and_reload() {
-    for weights in ["uniform", "bayes", "softmax(accuracy, temperature: 0.05)", "greedy(rounds: 10)"] {
+    for weights in [
+        "uniform",
+        "bayes",
+        "softmax(accuracy, temperature: 0.05)",
+        "greedy(rounds: 10)",
+        "uniform, combine: vote",
+        "greedy(rounds: 10), combine: vote",
+    ] {
         let program = compile(&source(&format!("ensemble(top: 3, weights: {weights})"), MLP));
-        let dir = tmp(&format!("ens-{}", &weights[..4]));
+        let dir = tmp(&format!("ens-{}-{}", &weights[..4], weights.len()));
         let ranked = train(&program, &dir, &[1, 2, 3]);
         let summary =
             build(&program, &program.experiments[0], Path::new("."), &dir.join("final"), &ranked).expect("builds");
         let total: f64 = summary.members.iter().map(|m| m.weight).sum();
         assert!((total - 1.0).abs() < 1e-9, "{weights}: {summary:#?}");
         if weights.starts_with("greedy") {
+            // A vote's loss is not its members' (see average::vote): compare accuracies.
+            let vote = weights.contains("vote");
+            let of = |m: &Metrics| if vote { m["accuracy"] } else { valid_score(m) };
             let best = ranked
                 .iter()
-                .map(|(_, d)| valid_score(&train::eval_saved(d, Part::Valid).expect("evaluates")))
+                .map(|(_, d)| of(&train::eval_saved(d, Part::Valid).expect("evaluates")))
                 .fold(f64::NEG_INFINITY, f64::max);
-            assert!(valid_score(&summary.final_valid) >= best - 1e-6, "{summary:#?}");
+            assert!(of(&summary.final_valid) >= best - 1e-6, "{summary:#?}");
         }
         let again = eval_saved(&dir.join("final"), Part::Test).expect("reloads");
         assert!((again["loss"] - summary.final_test["loss"]).abs() < 1e-6, "{weights}");
         assert_eq!(summary.single_test, train::eval_saved(&ranked[0].1, Part::Test).expect("evaluates"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+#[test]
+fn with_a_soup_trials_of_one_architecture_start_from_the_same_weights() {
+    // A learning rate so small that training leaves the initial weights as they were.
+    let src = |average: &str| {
+        format!(
+            "experiment t {{\n data = iris(split: [0.6, 0.2, 0.2], seed: 3)\n space {{ width: int in {{8, 16}} }}\n \
+             model {{ dense(width) relu dense(data.classes) }}\n train {{ optimizer = sgd(1e-12)\n epochs = 1\n batch = 16 }}\n \
+             objective {{ maximize accuracy }}\n search {{ trials = 4\n seed = 5 }}\n average {{ {average} }}\n}}\n"
+        )
+    };
+    let weights = |program: &ir::Program, width: i64, seed: u64| {
+        let exp = &program.experiments[0];
+        let trials = Trials::new(program, exp, Path::new("."), DeviceKind::Cpu).expect("data");
+        let point: Point = [("width".to_string(), Value::Int(width))].into();
+        let cfg = trials.config(&point, seed).expect("config");
+        let model = trials.run(&point, seed, |_, _| Control::Continue).model.expect("trained");
+        (cfg.init_seed, model.tensors().into_iter().map(|(_, _, v)| v).collect::<Vec<_>>())
+    };
+    let close = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+        a.iter().zip(b).all(|(x, y)| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-6))
+    };
+    let soup = compile(&src("soup(greedy, top: 3)"));
+    let (s1, w1) = weights(&soup, 8, 1);
+    let (s2, w2) = weights(&soup, 8, 2);
+    let (s3, _) = weights(&soup, 16, 1);
+    assert!(s1.is_some() && s1 == s2, "{s1:?} {s2:?}");
+    assert_ne!(s1, s3, "another architecture, another init");
+    assert!(close(&w1, &w2), "same architecture, different trial seeds: one init");
+    // Without a soup, the trial's seed decides the init.
+    let plain = compile(&src("ensemble(top: 3)"));
+    let (p1, v1) = weights(&plain, 8, 1);
+    let (_, v2) = weights(&plain, 8, 2);
+    assert_eq!(p1, None);
+    assert!(!close(&v1, &v2));
+}
+
+#[test]
+fn summaries_reload_their_floats_bit_for_bit() {
+    // Floats that serde_json's default parser may read one ulp off, and strings that look like numbers.
+    let xs: Vec<f64> =
+        (1..2000).map(|i| f64::from(i) / 1999.0 * 0.97).chain([0.9333333333333333, -1.5e-300, 3.0e10, 0.0]).collect();
+    let metrics: Metrics = xs.iter().enumerate().map(|(i, x)| (format!("m{i} \"q\" \\ 1.5e3"), *x)).collect();
+    let summary = FinalSummary {
+        method: "soup(greedy, top: 4) -12".into(),
+        members: vec![MemberWeight { trials: vec![3, 18_446_744_073_709_551_615], weight: 0.1 + 0.2 }],
+        excluded: vec![ExcludedTrial { trial: 7, reason: "the valid score would drop from 0.9 to -0.5".into() }],
+        swa: Some(3),
+        best_single: 3,
+        final_valid: metrics.clone(),
+        final_test: metrics.clone(),
+        single_valid: metrics.clone(),
+        single_test: metrics,
+        dir: "runs/x 2/final".into(),
+    };
+    let text = serde_json::to_string_pretty(&SavedFinal {
+        members: vec![("member_0".into(), 0.7)],
+        summary: summary.clone(),
+        vote: true,
+    })
+    .expect("encodes");
+    let back: SavedFinal = from_json_exact(&text).expect("decodes");
+    assert_eq!(back.summary, summary);
+    for (k, v) in &summary.final_test {
+        assert_eq!(back.summary.final_test[k].to_bits(), v.to_bits(), "{k}");
+    }
+    assert!(from_json_exact::<SavedFinal>("{\"members\": [1.2.3]}").is_err());
 }

@@ -130,6 +130,24 @@ impl Sqlite {
         self.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)
     }
 
+    /// The stored study `name` as it was created (spec text, seed, objectives), without
+    /// joining or changing it; [`StoreError::NotFound`] when there is none.
+    pub fn study(&self, name: &str) -> Result<Study, StoreError> {
+        let row = self
+            .conn()
+            .query_row("SELECT * FROM studies WHERE name = ?1", params![name], study_from_row)
+            .optional()
+            .map_err(backend)?;
+        let (id, spec, state, created) = row.ok_or_else(|| StoreError::NotFound(format!("no study `{name}`")))?;
+        Ok(Study {
+            id,
+            spec,
+            state: StudyState::parse(&state).unwrap_or(StudyState::Running),
+            created,
+            created_now: false,
+        })
+    }
+
     fn tx<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>) -> Result<R, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;

@@ -1,0 +1,99 @@
+//! `bma eval`: reloads a saved model (a run's final model, its best trial, or one
+//! `trials/<n>` folder) and evaluates it on a split of its data.
+//!
+//! Exit codes: 0 evaluated; 1 the folder holds no such model, a bad flag; 2 the
+//! model or its data did not load.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bma::data::Part;
+use bma::final_model;
+
+use super::run::fmt_num;
+use super::{INPUT, INTERNAL, OK};
+
+/// Which of a run folder's models to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    /// The final model (`final/`: ensemble members and weights, soup, SWA).
+    Final,
+    /// The best single trial (`best/`).
+    Best,
+}
+
+/// Arguments of `bma eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// A run folder, or a saved model folder (`final/`, `best/`, `trials/<n>`).
+    pub dir: PathBuf,
+    /// The split to evaluate on.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// In a run folder: the final model (the default when the run built one) or the best trial.
+    #[arg(long, value_enum)]
+    pub model: Option<Which>,
+}
+
+pub fn eval(args: &EvalArgs) -> ExitCode {
+    let split: Part = match args.split.parse() {
+        Ok(p) => p,
+        Err(e) => return super::fail(format!("--split: {e}"), INPUT),
+    };
+    let d = &args.dir;
+    if !d.is_dir() {
+        return super::fail(format!("{} is not a folder", d.display()), INPUT);
+    }
+    let is_final = |p: &std::path::Path| p.join("final.json").is_file();
+    let is_single = |p: &std::path::Path| p.join("model.json").is_file();
+    let dir = if is_final(d) || is_single(d) {
+        if args.model.is_some() {
+            return super::fail(
+                format!("--model picks a model in a run folder; {} is a saved model itself", d.display()),
+                INPUT,
+            );
+        }
+        d.clone()
+    } else {
+        let which = args.model.unwrap_or(if is_final(&d.join("final")) { Which::Final } else { Which::Best });
+        let (sub, what) = match which {
+            Which::Final => ("final", "final.json"),
+            Which::Best => ("best", "model.json"),
+        };
+        let dir = d.join(sub);
+        if !dir.join(what).is_file() {
+            let why = match which {
+                Which::Final => " (the run was interrupted, or built none; `--model best` evaluates the best trial)",
+                Which::Best => "",
+            };
+            return super::fail(
+                format!("{} holds no saved {sub} model (expected {}){why}", d.display(), dir.join(what).display()),
+                INPUT,
+            );
+        }
+        dir
+    };
+    let title = if is_final(&dir) {
+        match final_model::load_summary(&dir) {
+            Ok(s) => format!(
+                "final model ({}, {} member{})",
+                s.method,
+                s.members.len(),
+                if s.members.len() == 1 { "" } else { "s" }
+            ),
+            Err(e) => return super::fail(e, INTERNAL),
+        }
+    } else {
+        "model".to_string()
+    };
+    match final_model::eval_saved(&dir, split) {
+        Ok(m) => {
+            println!("{title} {} on {}:", dir.display(), args.split);
+            for (k, v) in &m {
+                println!("  {k:<12} {}", fmt_num(*v));
+            }
+            ExitCode::from(OK)
+        }
+        Err(e) => super::fail(e, INTERNAL),
+    }
+}

@@ -64,7 +64,9 @@ enum Command {
     },
     /// Reloads a run's best model (or a saved trial's) and evaluates it on a split.
     Eval(cli::run::EvalArgs),
-    /// Lists the studies under a folder with their state and best values.
+    /// Joins a shared study (`--store postgres://...`) by name and runs its trials.
+    Worker(cli::worker::WorkerArgs),
+    /// Lists the studies under a folder, or in a store, with their state and best values.
     Ls(cli::run::LsArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(&args),
         Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
         Command::Eval(args) => cli::run::eval(&args),
+        Command::Worker(args) => cli::worker::worker(&args),
         Command::Ls(args) => cli::run::ls(&args),
         Command::Lsp => cli::lsp::lsp(),
         Command::Watch(args) => cli::watch::watch(&args),

@@ -5,6 +5,7 @@ pub mod fmt;
 pub mod lsp;
 pub mod run;
 pub mod watch;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::Path;

@@ -16,6 +16,9 @@
 //!   failed (with its reason), unless the process dies; then the store still holds
 //!   it as running, and the next run requeues it (see [`Study::recover`]).
 //! - A panic, NaN or error inside one trial fails that trial only.
+//! - A [`Settings::shared`] study (several workers, one store) keeps every rule above
+//!   except reproducibility: trial `n` sees the finished trials `<= n - parallel` that
+//!   the store holds when it is asked, which depends on the other workers' timing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -133,11 +136,28 @@ pub struct Settings {
     pub parallel: usize,
     /// How often the worker proves itself alive to the store.
     pub heartbeat: Duration,
+    /// Other workers (other processes, other machines) run the same study: refresh
+    /// the history from the store before each proposal, requeue trials whose
+    /// heartbeat is older than `stale_after`, and, when the budget is handed out,
+    /// wait for the others' running trials (one of them may die and be requeued)
+    /// instead of ending.
+    pub shared: bool,
+    /// How long a running trial may go without a heartbeat before a shared study's
+    /// workers requeue it (only with `shared`; keep it well above `heartbeat`).
+    pub stale_after: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { trials: Some(100), time: None, trial_time: None, parallel: 1, heartbeat: Duration::from_secs(10) }
+        Settings {
+            trials: Some(100),
+            time: None,
+            trial_time: None,
+            parallel: 1,
+            heartbeat: Duration::from_secs(10),
+            shared: false,
+            stale_after: Duration::from_secs(60),
+        }
     }
 }
 
@@ -405,6 +425,7 @@ impl<'a> Study<'a> {
             objectives: objectives.names(),
             constraints: objectives.constraint_names(),
             seed,
+            options: String::new(),
         }
     }
 
@@ -453,23 +474,37 @@ impl<'a> Study<'a> {
         let seed = self.seed();
         let deadline = self.settings.time.map(|t| started + t);
         let trial_time = self.settings.trial_time;
+        let shared = self.settings.shared;
         let finished_flag = AtomicBool::new(false);
         let store = self.store;
         let (tx, rx) = mpsc::channel::<Done>();
 
         let result = std::thread::scope(|scope| -> Result<Ended, SearchError> {
-            // Heartbeats for every running trial of this worker.
+            // Heartbeats for every running trial of this worker; in a shared study,
+            // sweeps for the trials of workers that went silent.
             let hb_worker = worker.clone();
             let hb_every = self.settings.heartbeat;
+            let sweep = self.settings.shared.then_some(self.settings.stale_after);
             let finished_ref = &finished_flag;
             scope.spawn(move || {
-                let tick = Duration::from_millis(50).min(hb_every);
+                let mut tick = Duration::from_millis(50).min(hb_every);
+                if let Some(stale) = sweep {
+                    tick = tick.min(stale / 4);
+                }
+                let tick = tick.max(Duration::from_millis(1));
                 let mut last = Instant::now();
+                let mut last_sweep = Instant::now();
                 while !finished_ref.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
                     if last.elapsed() >= hb_every {
                         let _ = store.heartbeat(id, &hb_worker);
                         last = Instant::now();
+                    }
+                    if let Some(stale) = sweep
+                        && last_sweep.elapsed() >= stale / 2
+                    {
+                        let _ = store.requeue_stale(id, stale.as_secs_f64());
+                        last_sweep = Instant::now();
                     }
                 }
             });
@@ -510,6 +545,15 @@ impl<'a> Study<'a> {
                         },
                     };
                     match claim {
+                        None if shared => {
+                            // Every number is handed out. Others' running trials may
+                            // still be requeued (their worker dies): wait for them.
+                            match store.running_workers(id) {
+                                Ok(w) if w.iter().any(|(w, _)| *w != worker) => waiting = true,
+                                Ok(_) => no_more = true,
+                                Err(e) => failure = Some(Self::store_err(e)),
+                            }
+                        }
                         None => no_more = true,
                         Some(claim) => {
                             let n = claim.number;
@@ -520,6 +564,23 @@ impl<'a> Study<'a> {
                                 pending = Some(claim);
                                 waiting = true;
                             } else {
+                                if shared {
+                                    // The other workers' results, for the sampler.
+                                    match store.history(id) {
+                                        Ok(trials) => {
+                                            for t in trials.into_iter().filter(|t| t.state.is_finished()) {
+                                                if history.get(t.number).is_none_or(|h| !h.state.is_finished()) {
+                                                    history.upsert(t);
+                                                }
+                                            }
+                                        }
+                                        Err(e) => {
+                                            let _ = store.release(id, n, &worker);
+                                            failure = Some(Self::store_err(e));
+                                            continue;
+                                        }
+                                    }
+                                }
                                 if horizon < view_upto {
                                     view = History::new(history.directions.clone(), history.rank.clone());
                                     view_upto = -1;
@@ -583,9 +644,14 @@ impl<'a> Study<'a> {
                                     }
                                     Ok(Some(Ask::Point(point))) => {
                                         let tseed = trial_seed(seed, n);
-                                        if let Err(e) = store.start(id, n, &point, tseed, &worker) {
-                                            failure = Some(Self::store_err(e));
-                                            continue;
+                                        match store.start(id, n, &point, tseed, &worker) {
+                                            Ok(()) => {}
+                                            // Requeued under us (we were silent too long): another worker has it.
+                                            Err(store::StoreError::NotFound(_)) if shared => continue,
+                                            Err(e) => {
+                                                failure = Some(Self::store_err(e));
+                                                continue;
+                                            }
                                         }
                                         observer.event(Event::Started { number: n, params: &point });
                                         running.insert(n);
@@ -630,8 +696,14 @@ impl<'a> Study<'a> {
                     Ok(done) => {
                         let trial = done.trial;
                         running.remove(&trial.number);
-                        if let Err(e) = store.finish(id, &trial) {
-                            failure.get_or_insert(Self::store_err(e));
+                        match store.finish(id, &trial) {
+                            Ok(()) => {}
+                            // The trial was requeued while we were silent (a lost server,
+                            // a stall) and belongs to another claim now: its rerun counts.
+                            Err(store::StoreError::NotFound(_)) if shared => continue,
+                            Err(e) => {
+                                failure.get_or_insert(Self::store_err(e));
+                            }
                         }
                         evaluator.finished(&trial);
                         history.upsert(trial.clone());
@@ -656,7 +728,18 @@ impl<'a> Study<'a> {
                 return Err(e);
             }
         };
-        self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
+        let others_running = shared
+            && ended == Ended::Interrupted
+            && self.store.running_workers(id).is_ok_and(|w| w.iter().any(|(w, _)| *w != worker));
+        if !others_running {
+            self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
+        }
+        if shared {
+            // Everyone's trials, for the caller's table and files.
+            for t in self.store.history(id).map_err(Self::store_err)? {
+                history.upsert(t);
+            }
+        }
         Ok((history, ended))
     }
 }

@@ -41,9 +41,10 @@ use crate::ir::Point;
 use crate::search::{Direction, Trial, TrialState};
 
 /// Schema migrations: `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "studies, trials, per-step values",
-    "CREATE TABLE bma_studies (
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "studies, trials, per-step values",
+        "CREATE TABLE bma_studies (
         id BIGSERIAL PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         experiment TEXT NOT NULL,
@@ -87,7 +88,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[(
         PRIMARY KEY (study, number, step),
         FOREIGN KEY (study, number) REFERENCES bma_trials (study, number) ON DELETE CASCADE
     );",
-)];
+    ),
+    (
+        "the creating run's options, for workers that join by name",
+        "ALTER TABLE bma_studies ADD COLUMN options TEXT NOT NULL DEFAULT ''",
+    ),
+];
 
 /// After this many silences a trial is marked failed instead of requeued again.
 pub const MAX_REQUEUES: i32 = 3;
@@ -356,8 +362,9 @@ impl Postgres {
             }
             *slot = None;
             if start.elapsed() + delay > self.retry_for {
+                let cause = std::error::Error::source(&err).map(|c| format!(" ({c})")).unwrap_or_default();
                 return Err(StoreError::Backend(format!(
-                    "postgres: the server has been unreachable for {:.0} s: {err}",
+                    "postgres: the server has been unreachable for {:.0} s: {err}{cause}",
                     start.elapsed().as_secs_f64()
                 )));
             }
@@ -421,13 +428,14 @@ fn study_from_row(r: &Row) -> Result<(StudyId, StudySpec, StudyState, f64), OpEr
         constraints: serde_json::from_str(&constraints)
             .map_err(|e| backend(format!("stored constraints do not parse: {e}")))?,
         seed: r.try_get::<_, i64>("seed")? as u64,
+        options: r.try_get("options")?,
     };
     let state: String = r.try_get("state")?;
     Ok((r.try_get("id")?, spec, StudyState::parse(&state).unwrap_or(StudyState::Running), r.try_get("created")?))
 }
 
 const STUDY_COLUMNS: &str = "id, name, experiment, spec_text, spec_hash, objectives::text AS objectives_text, \
-                             constraints::text AS constraints_text, seed, state, created";
+                             constraints::text AS constraints_text, seed, state, created, options";
 
 const TRIAL_COLUMNS: &str = "number, state, params::text, seed, objective_values::text, constraint_values::text, \
                              violations::text, metrics::text, error, duration";
@@ -501,7 +509,8 @@ impl Store for Postgres {
             let inserted = tx.query_opt(
                 &format!(
                     "INSERT INTO bma_studies (name, experiment, spec_text, spec_hash, objectives, constraints, seed, \
-                     state, created) VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, 'running', {NOW}) \
+                     state, created, options) \
+                     VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, 'running', {NOW}, $8) \
                      ON CONFLICT (name) DO NOTHING RETURNING id"
                 ),
                 &[
@@ -512,6 +521,7 @@ impl Store for Postgres {
                     &objectives,
                     &constraints,
                     &(spec.seed as i64),
+                    &spec.options,
                 ],
             )?;
             let row =
@@ -723,6 +733,10 @@ impl Store for Postgres {
             )?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
+    }
+
+    fn study(&self, name: &str) -> Result<Option<Study>, StoreError> {
+        self.study_by_name(name)
     }
 
     /// Reads only what changed: finished trials never change again, so they are

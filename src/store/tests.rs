@@ -11,6 +11,7 @@ fn spec(name: &str, text: &str) -> StudySpec {
         objectives: vec![("loss".into(), Direction::Minimize)],
         constraints: vec![],
         seed: 7,
+        options: String::new(),
     }
 }
 

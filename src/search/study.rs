@@ -512,6 +512,7 @@ impl<'a> Study<'a> {
             let mut running: BTreeSet<u64> = BTreeSet::new();
             let mut pending: Option<store::Claim> = None;
             let mut no_more = false;
+            let mut recheck = false;
             let mut ended: Option<Ended> = None;
             let mut failure: Option<SearchError> = None;
             let mut view = History::new(history.directions.clone(), history.rank.clone());
@@ -549,13 +550,23 @@ impl<'a> Study<'a> {
                             // Every number is handed out. Others' running trials may
                             // still be requeued (their worker dies): wait for them.
                             match store.running_workers(id) {
-                                Ok(w) if w.iter().any(|(w, _)| *w != worker) => waiting = true,
+                                Ok(w) if w.iter().any(|(w, _)| *w != worker) => {
+                                    waiting = true;
+                                    recheck = false;
+                                }
+                                // None running now; one may have been requeued between the
+                                // claim and this read: claim once more before ending.
+                                Ok(_) if !recheck => {
+                                    recheck = true;
+                                    continue;
+                                }
                                 Ok(_) => no_more = true,
                                 Err(e) => failure = Some(Self::store_err(e)),
                             }
                         }
                         None => no_more = true,
                         Some(claim) => {
+                            recheck = false;
                             let n = claim.number;
                             // Reproducibility: trial n sees exactly the trials <= n - parallel.
                             let horizon = n as i64 - parallel as i64;

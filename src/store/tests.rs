@@ -173,11 +173,11 @@ fn connect_picks_the_backend_from_the_url() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     for url in [format!("sqlite://{}", path.display()), path.display().to_string()] {
-        let s = connect(&url, 1).unwrap();
+        let s = crate::store::connect(&url, 1).unwrap();
         s.open(&spec("a", "x")).unwrap();
         assert_eq!(s.studies().unwrap().len(), 1, "{url}");
     }
-    let err = |url: &str| connect(url, 1).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = |url: &str| crate::store::connect(url, 1).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err("mysql://u@h/db").contains("unknown store `mysql://`"));
     assert!(err("").contains("empty"));
     assert!(err(&dir.path().join("no/such/dir/s.db").display().to_string()).contains("is not a folder"));
@@ -193,9 +193,9 @@ fn a_study_loads_by_name_from_any_store() {
     s.start(study.id, c.number, &point(0.5), 100, "w").unwrap();
     s.finish(study.id, &finished(c.number, 0.5, 2.0)).unwrap();
     let store: &dyn Store = &s;
-    let (loaded, trials) = load_study(store, "a").unwrap();
+    let (loaded, trials) = crate::store::load_study(store, "a").unwrap();
     assert_eq!((loaded.id, loaded.spec.name.as_str()), (study.id, "a"));
     assert_eq!(trials, vec![finished(0, 0.5, 2.0)]);
-    let e = load_study(store, "zz").unwrap_err().to_string();
+    let e = crate::store::load_study(store, "zz").unwrap_err().to_string();
     assert!(e.contains("no study `zz`") && e.contains("a, b"), "{e}");
 }

@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// is requeued for another worker (default 60s); stored with the study for its workers.
     #[arg(long = "stale-after", value_parser = parse_duration)]
     pub stale_after: Option<Duration>,
+    /// Set by `bma worker`: run trials (models under `--out`) but leave the study-wide
+    /// outputs (results files, report, final model) to `bma run`.
+    #[arg(skip)]
+    pub worker: bool,
 }
 
 /// The `--store` URL: the flag, else a non-empty `BMA_STORE`.
@@ -151,6 +155,7 @@ impl StoredOptions {
             study: args.study.clone(),
             heartbeat: secs(self.heartbeat_s),
             stale_after: secs(self.stale_after_s),
+            worker: args.worker,
         }
     }
 }
@@ -558,12 +563,37 @@ pub fn worker_args(file: PathBuf, stored: &store::Study, local: &super::worker::
         study: Some(stored.spec.name.clone()),
         heartbeat: None,
         stale_after: None,
+        worker: true,
     };
     let mut args = options.apply(&base);
     if args.experiment.is_none() {
         args.experiment = Some(stored.spec.experiment.clone());
     }
     args
+}
+
+/// `bma worker --file F` creating the study: the file's own settings, this worker's local flags.
+pub fn file_worker_args(file: PathBuf, local: &super::worker::WorkerArgs) -> RunArgs {
+    RunArgs {
+        file,
+        experiment: None,
+        trials: None,
+        seed: None,
+        strategy: None,
+        parallel: local.parallel,
+        time: None,
+        trial_time: None,
+        out: local.out.clone(),
+        set: Vec::new(),
+        resume: false,
+        progress: local.progress,
+        device: local.device.clone(),
+        store: local.store.clone(),
+        study: Some(local.study.clone()),
+        heartbeat: None,
+        stale_after: None,
+        worker: true,
+    }
 }
 
 /// Runs a shared study this process has opened (`bma worker`).
@@ -703,6 +733,28 @@ fn execute(
         }
     };
     progress.finish();
+
+    if args.worker {
+        let spec = &study.study.spec;
+        print!("{}", table(&history, spec, &exp.space, plan.top));
+        let mine = history.trials.iter().filter(|t| progress.ran.lock().is_ok_and(|r| r.contains(&t.number))).count();
+        let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
+        println!(
+            "{} trials: {} complete, {} pruned, {} failed; {} ({}); this worker ran {mine}; results in the store",
+            history.trials.len(),
+            counts(TrialState::Complete),
+            counts(TrialState::Pruned),
+            counts(TrialState::Failed),
+            ended.state().as_str(),
+            match ended {
+                Ended::Budget => "trial budget spent",
+                Ended::Time => "time budget spent",
+                Ended::Exhausted => "the strategy has nothing more to propose",
+                Ended::Interrupted => "Ctrl-C; start the worker again to continue",
+            },
+        );
+        return Ok(ExitCode::from(if ended == Ended::Interrupted { INTERRUPTED } else { OK }));
+    }
 
     // The best trial's model, then the results files, from the store's history.
     let spec = &study.study.spec;
@@ -932,6 +984,8 @@ struct Progress {
     total: Option<u64>,
     names: Vec<String>,
     started: Instant,
+    /// The numbers of the trials this process ran.
+    ran: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 impl Progress {
@@ -957,6 +1011,7 @@ impl Progress {
             total,
             names: spec.objectives.iter().map(|(n, _)| n.clone()).collect(),
             started: Instant::now(),
+            ran: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -980,6 +1035,11 @@ impl Progress {
 
 impl Observer for Progress {
     fn event(&self, event: Event<'_>) {
+        if let Event::Finished { trial, .. } = &event
+            && let Ok(mut ran) = self.ran.lock()
+        {
+            ran.insert(trial.number);
+        }
         if self.mode == Mode::None {
             return;
         }

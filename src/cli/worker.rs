@@ -28,7 +28,8 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub parallel: Option<usize>,
     /// Use this copy of the spec instead of the stored text; refused unless it has the
-    /// study's spec hash. Relative data and import paths resolve from its folder.
+    /// study's spec hash. Relative data and import paths resolve from its folder. When
+    /// the study does not exist yet, it is created from this file (its own settings).
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// Where this worker writes trained models and the results files (default: the spec's
@@ -56,6 +57,7 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
     };
     let stored = match store.study(&args.study) {
         Ok(Some(s)) => s,
+        Ok(None) if args.file.is_some() => return create_and_run(store, args, &url),
         Ok(None) => {
             let names: Vec<String> =
                 store.studies().map(|s| s.into_iter().map(|s| s.name).collect()).unwrap_or_default();
@@ -114,4 +116,23 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
         }
     };
     run::run_opened(&compiled, &run_args, opened)
+}
+
+/// `--file` given and no such study yet: creates it from the file (its own `search`
+/// settings; every worker started the same way agrees), then runs it.
+fn create_and_run(store: Box<dyn store::Store>, args: &WorkerArgs, url: &str) -> ExitCode {
+    let Some(path) = &args.file else { return super::fail("bma worker: no --file", INPUT) };
+    let compiled = match super::compile_path(path) {
+        Ok(c) => c,
+        Err(m) => return super::fail(m, INPUT),
+    };
+    if super::report_diagnostics(&compiled.sources, &compiled.diagnostics, Format::Human) {
+        return super::fail(format!("{} has errors; nothing was run", path.display()), INPUT);
+    }
+    let mut run_args = run::file_worker_args(path.clone(), args);
+    run_args.store = Some(url.to_string());
+    match run::open_for_worker(store, &compiled, &run_args, &args.study) {
+        Ok(opened) => run::run_opened(&compiled, &run_args, opened),
+        Err((m, code)) => super::fail(m, code),
+    }
 }

@@ -513,6 +513,7 @@ impl<'a> Study<'a> {
             let mut pending: Option<store::Claim> = None;
             let mut no_more = false;
             let mut recheck = false;
+            let mut cursor: u64 = 0;
             let mut ended: Option<Ended> = None;
             let mut failure: Option<SearchError> = None;
             let mut view = History::new(history.directions.clone(), history.rank.clone());
@@ -577,10 +578,14 @@ impl<'a> Study<'a> {
                             } else {
                                 if shared {
                                     // The other workers' results, for the sampler.
-                                    match store.history(id) {
-                                        Ok(trials) => {
-                                            for t in trials.into_iter().filter(|t| t.state.is_finished()) {
+                                    match store.finished_since(id, cursor) {
+                                        Ok((trials, next)) => {
+                                            cursor = next;
+                                            for t in trials {
                                                 if history.get(t.number).is_none_or(|h| !h.state.is_finished()) {
+                                                    if (t.number as i64) <= view_upto {
+                                                        view.upsert(t.clone());
+                                                    }
                                                     history.upsert(t);
                                                 }
                                             }
@@ -717,6 +722,10 @@ impl<'a> Study<'a> {
                             }
                         }
                         evaluator.finished(&trial);
+                        if shared && (trial.number as i64) <= view_upto {
+                            // Finished late, below the view's horizon: the view takes it now.
+                            view.upsert(trial.clone());
+                        }
                         history.upsert(trial.clone());
                         if let Some(t) = history.get(trial.number) {
                             observer.event(Event::Finished { trial: t, history: &history });

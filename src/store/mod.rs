@@ -226,6 +226,15 @@ pub trait Store: Send + Sync {
 
     /// The study named `name`, if any (what a worker joins before it has the spec).
     fn study(&self, name: &str) -> Result<Option<Study>, StoreError>;
+
+    /// The study's finished trials not yet seen by a reader at `cursor` (start at 0),
+    /// and the cursor to pass next time: what a shared study's worker reads before each
+    /// proposal. The default gives every finished trial each time (the caller skips
+    /// those it has); a store that caches may give only the new ones.
+    fn finished_since(&self, study: StudyId, cursor: u64) -> Result<(Vec<Trial>, u64), StoreError> {
+        let _ = cursor;
+        Ok((self.history(study)?.into_iter().filter(|t| t.state.is_finished()).collect(), 0))
+    }
 }
 
 /// Opens the store a `--store` value (or `BMA_STORE`) names: `postgres://...` or

@@ -117,6 +117,8 @@ pub struct Postgres {
     claims: Mutex<HashMap<(StudyId, u64), (String, i32)>>,
     /// Finished trials already read, by study: they never change again.
     cache: Mutex<HashMap<StudyId, BTreeMap<u64, Trial>>>,
+    /// Per study, the numbers of `cache` in the order they were cached (for [`Store::finished_since`]).
+    log: Mutex<HashMap<StudyId, Vec<u64>>>,
     nonce: u64,
 }
 
@@ -210,6 +212,7 @@ impl Postgres {
             retry_for,
             claims: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            log: Mutex::new(HashMap::new()),
             nonce,
         };
         store.op(migrate)?;
@@ -371,6 +374,59 @@ impl Postgres {
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// One incremental read of the study's trials: newly finished ones go into the
+    /// cache (and its log); the unfinished ones are returned.
+    fn fetch(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let known = cache.entry(study).or_default();
+        // Every number below `lo` is cached; above it, skip those cached.
+        let mut lo: i64 = 0;
+        while known.contains_key(&(lo as u64)) {
+            lo += 1;
+        }
+        let skip: Vec<i64> = known.range(lo as u64..).map(|(n, _)| *n as i64).collect();
+        let fresh = self.op(|c| {
+            let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
+            let rows = tx.query(
+                &format!(
+                    "SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number >= $2 \
+                     AND NOT (number = ANY($3)) ORDER BY number"
+                ),
+                &[&study, &lo, &skip],
+            )?;
+            let mut trials = rows.iter().map(trial_from_row).collect::<Result<Vec<_>, _>>()?;
+            let numbers: Vec<i64> = trials.iter().map(|t| t.number as i64).collect();
+            let steps = tx.query(
+                "SELECT number, step, value FROM bma_steps WHERE study = $1 AND number = ANY($2) ORDER BY number, step",
+                &[&study, &numbers],
+            )?;
+            tx.commit()?;
+            let mut i = 0;
+            for r in &steps {
+                let (number, step, value): (i64, i32, Option<f64>) = (r.get(0), r.get(1), r.get(2));
+                while i < trials.len() && (trials[i].number as i64) < number {
+                    i += 1;
+                }
+                if let Some(t) = trials.get_mut(i).filter(|t| t.number as i64 == number) {
+                    t.steps.push((step as u32, value.unwrap_or(f64::NAN)));
+                }
+            }
+            Ok(trials)
+        })?;
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let order = log.entry(study).or_default();
+        let mut unfinished = Vec::new();
+        for t in fresh {
+            if t.state.is_finished() {
+                order.push(t.number);
+                known.insert(t.number, t);
+            } else {
+                unfinished.push(t);
+            }
+        }
+        Ok(unfinished)
     }
 
     fn claimed(&self, study: StudyId, number: u64) -> Option<(String, i32)> {
@@ -742,52 +798,24 @@ impl Store for Postgres {
     /// Reads only what changed: finished trials never change again, so they are
     /// cached and only unfinished or newly finished ones travel.
     fn history(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let known = cache.entry(study).or_default();
-        // Every number below `lo` is cached; above it, skip those cached.
-        let mut lo: i64 = 0;
-        while known.contains_key(&(lo as u64)) {
-            lo += 1;
+        let unfinished = self.fetch(study)?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: BTreeMap<u64, Trial> = unfinished.into_iter().map(|t| (t.number, t)).collect();
+        if let Some(known) = cache.get(&study) {
+            out.extend(known.iter().map(|(n, t)| (*n, t.clone())));
         }
-        let skip: Vec<i64> = known.range(lo as u64..).map(|(n, _)| *n as i64).collect();
-        let fresh = self.op(|c| {
-            let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
-            let rows = tx.query(
-                &format!(
-                    "SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number >= $2 \
-                     AND NOT (number = ANY($3)) ORDER BY number"
-                ),
-                &[&study, &lo, &skip],
-            )?;
-            let mut trials = rows.iter().map(trial_from_row).collect::<Result<Vec<_>, _>>()?;
-            let numbers: Vec<i64> = trials.iter().map(|t| t.number as i64).collect();
-            let steps = tx.query(
-                "SELECT number, step, value FROM bma_steps WHERE study = $1 AND number = ANY($2) ORDER BY number, step",
-                &[&study, &numbers],
-            )?;
-            tx.commit()?;
-            let mut i = 0;
-            for r in &steps {
-                let (number, step, value): (i64, i32, Option<f64>) = (r.get(0), r.get(1), r.get(2));
-                while i < trials.len() && (trials[i].number as i64) < number {
-                    i += 1;
-                }
-                if let Some(t) = trials.get_mut(i).filter(|t| t.number as i64 == number) {
-                    t.steps.push((step as u32, value.unwrap_or(f64::NAN)));
-                }
-            }
-            Ok(trials)
-        })?;
-        let mut out: BTreeMap<u64, Trial> = BTreeMap::new();
-        for t in fresh {
-            if t.state.is_finished() {
-                known.insert(t.number, t);
-            } else {
-                out.insert(t.number, t);
-            }
-        }
-        out.extend(known.iter().map(|(n, t)| (*n, t.clone())));
         Ok(out.into_values().collect())
+    }
+
+    /// Only the trials finished since `cursor`: the cache's log, after one incremental read.
+    fn finished_since(&self, study: StudyId, cursor: u64) -> Result<(Vec<Trial>, u64), StoreError> {
+        self.fetch(study)?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some(known), Some(order)) = (cache.get(&study), log.get(&study)) else { return Ok((Vec::new(), 0)) };
+        let from = (cursor as usize).min(order.len());
+        let fresh = order[from..].iter().filter_map(|n| known.get(n).cloned()).collect();
+        Ok((fresh, order.len() as u64))
     }
 
     fn studies(&self) -> Result<Vec<StudySummary>, StoreError> {

@@ -169,7 +169,7 @@ fn allocated(url: &str, study: i64) -> i64 {
 
 /// The pid in a worker id `host:pid:nonce`.
 fn pid_of(worker: &str) -> Option<u32> {
-    worker.rsplitn(3, ':').nth(1)?.parse().ok()
+    worker.rsplit(':').nth(1)?.parse().ok()
 }
 
 /// Every number `0..n` exactly once, all complete, the study's allocation exactly `n`.

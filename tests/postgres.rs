@@ -270,7 +270,7 @@ fn finished_since_gives_each_finished_trial_once() {
     let Some(url) = url() else { return };
     let s = Postgres::connect(&url).expect("connect");
     let study = s.open(&spec(&unique("since"), "since")).expect("open");
-    let mut run = |x: f64| {
+    let run = |x: f64| {
         let c = s.claim(study.id, "w", None).expect("claim").expect("a trial");
         s.start(study.id, c.number, &point(x), 1, "w").expect("start");
         s.finish(study.id, &done(c.number, x, x)).expect("finish");

@@ -270,10 +270,14 @@ impl Postgres {
     pub fn claim_within(&self, study: StudyId, worker: &str, budget: Option<u64>) -> Result<Option<Claim>, StoreError> {
         let budget = budget.map(|b| b.min(i64::MAX as u64) as i64);
         let token = format!("{:x}.{}", self.nonce, self.tokens.fetch_add(1, Ordering::Relaxed));
+        let mut retry = false;
         let claimed = self.op(|c| {
             let mut tx = c.transaction()?;
-            // A retry after a lost acknowledgement: the first attempt may have committed.
-            if let Some(r) =
+            let first = !std::mem::replace(&mut retry, true);
+            // A retry after a lost acknowledgement: the first attempt may have committed
+            // (on the first attempt the token was never sent: nothing to look for).
+            if !first
+                && let Some(r) =
                 tx.query_opt("SELECT number, attempt FROM bma_trials WHERE study = $1 AND claim_token = $2", &[
                     &study, &token,
                 ])?
@@ -398,10 +402,15 @@ impl Postgres {
             )?;
             let mut trials = rows.iter().map(trial_from_row).collect::<Result<Vec<_>, _>>()?;
             let numbers: Vec<i64> = trials.iter().map(|t| t.number as i64).collect();
-            let steps = tx.query(
-                "SELECT number, step, value FROM bma_steps WHERE study = $1 AND number = ANY($2) ORDER BY number, step",
-                &[&study, &numbers],
-            )?;
+            let steps = if numbers.is_empty() {
+                Vec::new()
+            } else {
+                tx.query(
+                    "SELECT number, step, value FROM bma_steps WHERE study = $1 AND number = ANY($2) \
+                     ORDER BY number, step",
+                    &[&study, &numbers],
+                )?
+            };
             tx.commit()?;
             let mut i = 0;
             for r in &steps {

@@ -708,33 +708,38 @@ impl Store for Postgres {
             None => (None, None),
         };
         let number = trial.number as i64;
+        let sql = format!(
+            "UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5, \
+             objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb, \
+             violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11, \
+             finished = {NOW}, heartbeat = NULL \
+             WHERE study = $1 AND number = $2 AND state IN ('running', 'queued') \
+             AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))"
+        );
+        let seed = trial.seed as i64;
+        let args: [&(dyn postgres::types::ToSql + Sync); 13] = [
+            &study,
+            &number,
+            &trial.state.as_str(),
+            &params,
+            &seed,
+            &values,
+            &constraints,
+            &violations,
+            &metrics,
+            &trial.error,
+            &trial.duration,
+            &worker,
+            &attempt,
+        ];
         self.op(|c| {
+            // No steps to add: the one guarded update is the whole write (one round trip,
+            // no BEGIN/COMMIT). Otherwise, or when it matched nothing, the transaction below.
+            if trial.steps.is_empty() && c.execute(&sql, &args)? == 1 {
+                return Ok(());
+            }
             let mut tx = c.transaction()?;
-            let n = tx.execute(
-                &format!(
-                    "UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5, \
-                     objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb, \
-                     violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11, \
-                     finished = {NOW}, heartbeat = NULL \
-                     WHERE study = $1 AND number = $2 AND state IN ('running', 'queued') \
-                     AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))"
-                ),
-                &[
-                    &study,
-                    &number,
-                    &trial.state.as_str(),
-                    &params,
-                    &(trial.seed as i64),
-                    &values,
-                    &constraints,
-                    &violations,
-                    &metrics,
-                    &trial.error,
-                    &trial.duration,
-                    &worker,
-                    &attempt,
-                ],
-            )?;
+            let n = tx.execute(&sql, &args)?;
             if n == 0 {
                 let row = tx.query_opt(
                     "SELECT state, worker, attempt FROM bma_trials WHERE study = $1 AND number = $2",

@@ -392,8 +392,11 @@ impl Postgres {
         }
         let skip: Vec<i64> = known.range(lo as u64..).map(|(n, _)| *n as i64).collect();
         let fresh = self.op(|c| {
-            let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
-            let rows = tx.query(
+            // Two statements, no transaction (two round trips fewer): a trial read as
+            // finished had its steps committed with that state, and requeues never touch
+            // finished trials, so its steps are all there for the second read; a running
+            // trial's steps may be one step newer than its row, which is harmless.
+            let rows = c.query(
                 &format!(
                     "SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number >= $2 \
                      AND NOT (number = ANY($3)) ORDER BY number"
@@ -405,13 +408,12 @@ impl Postgres {
             let steps = if numbers.is_empty() {
                 Vec::new()
             } else {
-                tx.query(
+                c.query(
                     "SELECT number, step, value FROM bma_steps WHERE study = $1 AND number = ANY($2) \
                      ORDER BY number, step",
                     &[&study, &numbers],
                 )?
             };
-            tx.commit()?;
             let mut i = 0;
             for r in &steps {
                 let (number, step, value): (i64, i32, Option<f64>) = (r.get(0), r.get(1), r.get(2));

@@ -14,6 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The restart test takes this for writing, the others for reading: a server restart
+/// in the middle of another test's timing (the kill test's 3 s timeout) would make it flaky.
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared_server() -> std::sync::RwLockReadGuard<'static, ()> {
+    SERVER.read().unwrap_or_else(|p| p.into_inner())
+}
+
 fn url() -> Option<String> {
     match std::env::var("BMA_TEST_POSTGRES") {
         Ok(u) if !u.is_empty() => Some(u),
@@ -184,6 +192,7 @@ fn assert_exact(url: &str, study: i64, n: i64, rows: &[Row]) {
 #[test]
 fn eight_workers_share_one_study_of_400_trials_exactly_once() {
     let Some(url) = url() else { return };
+    let _server = shared_server();
     let dir = tempfile::tempdir().expect("tempdir");
     let name = unique("eight");
     let file = write_spec(dir.path(), &name, 400);
@@ -216,6 +225,7 @@ fn eight_workers_share_one_study_of_400_trials_exactly_once() {
 #[test]
 fn a_worker_killed_mid_trial_has_its_trial_requeued_and_finished_by_another() {
     let Some(url) = url() else { return };
+    let _server = shared_server();
     let dir = tempfile::tempdir().expect("tempdir");
     let name = unique("kill");
     let file = write_spec(dir.path(), &name, 12);
@@ -264,6 +274,7 @@ fn a_worker_killed_mid_trial_has_its_trial_requeued_and_finished_by_another() {
 #[test]
 fn workers_reconnect_after_a_server_restart_and_finish() {
     let Some(url) = url() else { return };
+    let _server = SERVER.write().unwrap_or_else(|p| p.into_inner());
     let Ok(pg_dir) = std::env::var("BMA_PG_DIR") else {
         let _ = writeln!(
             std::io::stderr(),
@@ -300,6 +311,7 @@ fn workers_reconnect_after_a_server_restart_and_finish() {
 #[test]
 fn a_worker_or_run_with_a_different_spec_is_refused() {
     let Some(url) = url() else { return };
+    let _server = shared_server();
     let dir = tempfile::tempdir().expect("tempdir");
     let name = unique("spec");
     let file = write_spec(dir.path(), &name, 5);

@@ -66,7 +66,9 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Rewrites a run folder's results, ranked table and HTML report from its study store, without training.
     Report(cli::report::ReportArgs),
-    /// Lists the studies under a folder with their state and best values.
+    /// Joins a shared study (`--store postgres://...`) by name and runs its trials.
+    Worker(cli::worker::WorkerArgs),
+    /// Lists the studies under a folder, or in a store, with their state and best values.
     Ls(cli::run::LsArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
         Command::Eval(args) => cli::eval::eval(&args),
         Command::Report(args) => cli::report::report(&args),
+        Command::Worker(args) => cli::worker::worker(&args),
         Command::Ls(args) => cli::run::ls(&args),
         Command::Lsp => cli::lsp::lsp(),
         Command::Watch(args) => cli::watch::watch(&args),

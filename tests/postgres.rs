@@ -45,6 +45,7 @@ fn spec(name: &str, text: &str) -> StudySpec {
         objectives: vec![("loss".into(), Direction::Minimize)],
         constraints: vec![],
         seed: 7,
+        options: String::new(),
     }
 }
 
@@ -262,4 +263,24 @@ pub fn restart_server(dir: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
     let status = std::process::Command::new("bash").arg(script).arg("restart").arg(dir).status().expect("run script");
     assert!(status.success(), "restarting the server failed");
+}
+
+#[test]
+fn finished_since_gives_each_finished_trial_once() {
+    let Some(url) = url() else { return };
+    let s = Postgres::connect(&url).expect("connect");
+    let study = s.open(&spec(&unique("since"), "since")).expect("open");
+    let run = |x: f64| {
+        let c = s.claim(study.id, "w", None).expect("claim").expect("a trial");
+        s.start(study.id, c.number, &point(x), 1, "w").expect("start");
+        s.finish(study.id, &done(c.number, x, x)).expect("finish");
+        c.number
+    };
+    let first: Vec<u64> = (0..3).map(|i| run(f64::from(i))).collect();
+    let (seen, cursor) = s.finished_since(study.id, 0).expect("read");
+    assert_eq!(seen.iter().map(|t| t.number).collect::<Vec<_>>(), first);
+    let n = run(9.0);
+    let (seen, next) = s.finished_since(study.id, cursor).expect("read again");
+    assert_eq!(seen.iter().map(|t| (t.number, t.values.clone())).collect::<Vec<_>>(), vec![(n, vec![9.0])]);
+    assert!(s.finished_since(study.id, next).expect("nothing new").0.is_empty());
 }

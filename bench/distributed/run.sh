@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The distributed bench: bma's PostgreSQL store beside Optuna's RDB storage, same
+# The distributed bench: 8 real `bma worker` processes (and bma's store driven
+# directly) beside Optuna's RDB storage, same
 # server, same machine, same run, 8 worker processes each, trivial trials.
 #
 #   bench/distributed/run.sh            # starts a throwaway server (scripts/pg-test-server.sh)
@@ -25,11 +26,42 @@ if [ ! -x "$here/.venv/bin/python" ]; then
 fi
 
 PROFILE="${PROFILE:-dev}"
+case "$PROFILE" in dev) bindir=target/debug ;; *) bindir="target/$PROFILE" ;; esac
+
+# 1. bma's store driven directly (no sampler, no heartbeat thread): the store's ceiling.
 cargo bench --profile "$PROFILE" --bench distributed --no-run
-bma_line="$(cargo bench -q --profile "$PROFILE" --bench distributed -- --url "$BMA_TEST_POSTGRES" --workers "$WORKERS" --trials "$BMA_TRIALS")"
+store_line="$(cargo bench -q --profile "$PROFILE" --bench distributed -- --url "$BMA_TEST_POSTGRES" --workers "$WORKERS" --trials "$BMA_TRIALS")"
+
+# 2. The real thing: $WORKERS `bma worker` processes, each creating-or-joining one study
+#    from the same file (random search, trials = $BMA_TRIALS). The clock runs from
+#    launching the processes to the last one's exit: process start, connect, compile,
+#    the trial loop with its heartbeat thread and the final table all count.
+cargo build -q --profile "$PROFILE" --bin bma
+tmp="$(mktemp -d)"
+name="workers-$$-$(date +%s%N)"
+sed -e "s/@NAME@/$name/" -e "s/@TRIALS@/$BMA_TRIALS/" "$here/bench.bma.in" > "$tmp/bench.bma"
+t0="$(date +%s.%N)"
+pids=()
+for i in $(seq "$WORKERS"); do
+  BMA_STORE="$BMA_TEST_POSTGRES" "$bindir/bma" worker --study "$name" --file "$tmp/bench.bma" --progress none \
+    --out "$tmp/w$i" > "$tmp/w$i.log" 2>&1 &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do
+  wait "$p" || { echo "a bma worker failed:" >&2; cat "$tmp"/w*.log >&2; exit 1; }
+done
+t1="$(date +%s.%N)"
+listed="$("$bindir/bma" ls --store "$BMA_TEST_POSTGRES" | grep -F "  $name  ")"
+echo "$listed" | grep -qF "$BMA_TRIALS trials ($BMA_TRIALS complete)" || { echo "wrong trial count: $listed" >&2; exit 1; }
+worker_line="$(awk -v a="$t0" -v b="$t1" -v n="$BMA_TRIALS" -v w="$WORKERS" \
+  'BEGIN { printf "bma worker: %d trials, %d processes, %.2f s, %.0f trials/s", n, w, b - a, n / (b - a) }')"
+rm -rf "$tmp"
+
+# 3. Optuna, same server, same run.
 optuna_line="$("$here/.venv/bin/python" "$here/optuna_bench.py" "$BMA_TEST_POSTGRES" --workers "$WORKERS" --trials "$OPTUNA_TRIALS")"
-echo "$bma_line"
+echo "$store_line"
+echo "$worker_line"
 echo "$optuna_line"
-b="$(echo "$bma_line" | sed -E 's/.* ([0-9]+) trials\/s$/\1/')"
-o="$(echo "$optuna_line" | sed -E 's/.* ([0-9]+) trials\/s$/\1/')"
-awk -v b="$b" -v o="$o" 'BEGIN { printf "bma / optuna: %.1fx\n", b / o }'
+rate() { echo "$1" | sed -E 's/.* ([0-9]+) trials\/s$/\1/'; }
+awk -v s="$(rate "$store_line")" -v b="$(rate "$worker_line")" -v o="$(rate "$optuna_line")" \
+  'BEGIN { printf "bma worker / optuna: %.1fx (store alone / optuna: %.1fx)\n", b / o, s / o }'

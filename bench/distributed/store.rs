@@ -46,6 +46,7 @@ fn main() {
             objectives: vec![("f".into(), Direction::Minimize)],
             constraints: vec![],
             seed: 1,
+            options: String::new(),
         })
         .unwrap();
     let exe = std::env::current_exe().unwrap();

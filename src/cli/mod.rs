@@ -7,6 +7,7 @@ pub mod lsp;
 pub mod report;
 pub mod run;
 pub mod watch;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::Path;

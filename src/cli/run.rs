@@ -78,6 +78,86 @@ pub struct RunArgs {
     /// Where to train: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Where the study lives: `postgres://user@host/db` (shared with `bma worker`s on any
+    /// machine: created, or joined if it exists) or a SQLite file (`sqlite://PATH` or a
+    /// path). Default: `BMA_STORE` if set, else `<out>/study.db`.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The study's name in the store (default: the experiment's name).
+    #[arg(long, value_name = "NAME")]
+    pub study: Option<String>,
+    /// How often this process refreshes its running trials' heartbeat (default 5s).
+    #[arg(long, value_parser = parse_duration)]
+    pub heartbeat: Option<Duration>,
+    /// In a shared study (`--store`), a running trial with no heartbeat for this long
+    /// is requeued for another worker (default 60s); stored with the study for its workers.
+    #[arg(long = "stale-after", value_parser = parse_duration)]
+    pub stale_after: Option<Duration>,
+    /// Set by `bma worker`: run trials (models under `--out`) but leave the study-wide
+    /// outputs (results files, report, final model) to `bma run`.
+    #[arg(skip)]
+    pub worker: bool,
+}
+
+/// The `--store` URL: the flag, else a non-empty `BMA_STORE`.
+pub fn store_url(flag: Option<&str>) -> Option<String> {
+    flag.map(str::to_string).or_else(|| std::env::var("BMA_STORE").ok().filter(|s| !s.trim().is_empty()))
+}
+
+/// What `bma run --store` records with a shared study so that `bma worker`s, which
+/// have only the study's name, run it with the same budget and settings: the run's
+/// flags (the file's `search { }` settings travel in the stored spec text).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredOptions {
+    pub experiment: Option<String>,
+    pub trials: Option<u64>,
+    pub strategy: Option<String>,
+    pub time_s: Option<f64>,
+    pub trial_time_s: Option<f64>,
+    #[serde(default)]
+    pub set: Vec<String>,
+    pub heartbeat_s: Option<f64>,
+    pub stale_after_s: Option<f64>,
+}
+
+impl StoredOptions {
+    fn of(args: &RunArgs, experiment: &str) -> StoredOptions {
+        StoredOptions {
+            experiment: Some(experiment.to_string()),
+            trials: args.trials,
+            strategy: args.strategy.clone(),
+            time_s: args.time.map(|d| d.as_secs_f64()),
+            trial_time_s: args.trial_time.map(|d| d.as_secs_f64()),
+            set: args.set.clone(),
+            heartbeat_s: args.heartbeat.map(|d| d.as_secs_f64()),
+            stale_after_s: args.stale_after.map(|d| d.as_secs_f64()),
+        }
+    }
+
+    /// `args` with these options in place of its study-wide flags (its local ones kept).
+    fn apply(&self, args: &RunArgs) -> RunArgs {
+        let secs = |s: Option<f64>| s.filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64);
+        RunArgs {
+            file: args.file.clone(),
+            experiment: self.experiment.clone().or_else(|| args.experiment.clone()),
+            trials: self.trials,
+            seed: args.seed,
+            strategy: self.strategy.clone(),
+            parallel: args.parallel,
+            time: secs(self.time_s),
+            trial_time: secs(self.trial_time_s),
+            out: args.out.clone(),
+            set: self.set.clone(),
+            resume: args.resume,
+            progress: args.progress,
+            device: args.device.clone(),
+            store: args.store.clone(),
+            study: args.study.clone(),
+            heartbeat: secs(self.heartbeat_s),
+            stale_after: secs(self.stale_after_s),
+            worker: args.worker,
+        }
+    }
 }
 
 /// `90`, `90s`, `5m`, `1h30m`, `2h`, `1.5m`.
@@ -207,6 +287,71 @@ pub(super) fn pruner(value: Option<&Value>) -> (Box<dyn Pruner>, Option<String>)
     }
 }
 
+/// The embedded store `<out>/study.db` (or `--store` a SQLite file) with the study
+/// opened, refusing to reuse a folder's study without `--resume`.
+fn open_local(plan: &Plan<'_>, args: &RunArgs) -> Result<Opened, Failure> {
+    let exp = plan.exp;
+    let db = plan.out.join("study.db");
+    let existed = db.exists();
+    let sqlite = Sqlite::open(&db).map_err(internal)?;
+    let name = args.study.clone().unwrap_or_else(|| exp.name.clone());
+    let spec = Study::spec(&name, exp, &spec_text(plan.compiled), plan.seed);
+    if existed && !args.resume {
+        let summaries = sqlite.studies().map_err(internal)?;
+        if let Some(s) = summaries.iter().find(|s| s.name == spec.name) {
+            let n: u64 = s.counts.values().sum();
+            return Err((
+                format!(
+                    "{} already holds study `{}` ({n} trials, {}); pass --resume to continue it, or choose another --out",
+                    db.display(),
+                    s.name,
+                    s.state.as_str()
+                ),
+                INPUT,
+            ));
+        }
+    }
+    match sqlite.open(&spec) {
+        Ok(s) => Ok((Box::new(sqlite), s)),
+        Err(e @ StoreError::SpecMismatch { .. }) => Err((e.to_string(), INPUT)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// `BMA_TRIAL_DELAY` (a duration such as `200ms`... see [`parse_duration`]): how long
+/// each pure-function trial takes. Such a trial finishes in microseconds, too fast to
+/// kill a worker in the middle of one or to watch a distributed study; the fault
+/// tests and demos set it. Unset (the default): no delay.
+fn trial_delay() -> Result<Option<Duration>, String> {
+    match std::env::var("BMA_TRIAL_DELAY") {
+        Ok(v) if !v.trim().is_empty() => {
+            let t = v.trim();
+            let parsed = match t.strip_suffix("ms") {
+                Some(ms) => ms
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|m| m.is_finite() && *m >= 0.0)
+                    .map(|m| Duration::from_secs_f64(m / 1000.0))
+                    .ok_or_else(|| format!("bad duration `{t}`")),
+                None => parse_duration(t),
+            };
+            parsed.map(Some).map_err(|e| format!("BMA_TRIAL_DELAY: {e}"))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A pure-function trial that takes a set time ([`trial_delay`]), then is measured as usual.
+struct SlowFunction(Duration);
+
+impl Evaluator for SlowFunction {
+    fn evaluate(&self, trial: study::TrialRef<'_>, on_step: &mut study::StepFn<'_>) -> study::Outcome {
+        std::thread::sleep(self.0);
+        FunctionEvaluator.evaluate(trial, on_step)
+    }
+}
+
 /// Everything decided before the study starts.
 pub(super) struct Plan<'c> {
     pub(super) compiled: &'c bma::Compiled,
@@ -300,7 +445,15 @@ pub(super) fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Pl
         compiled,
         exp,
         out,
-        settings: Settings { trials, time, trial_time: args.trial_time, parallel, heartbeat: Duration::from_secs(5) },
+        settings: Settings {
+            trials,
+            time,
+            trial_time: args.trial_time,
+            parallel,
+            heartbeat: args.heartbeat.unwrap_or(Duration::from_secs(5)),
+            shared: store_url(args.store.as_deref()).is_some(),
+            stale_after: args.stale_after.unwrap_or(Duration::from_secs(60)),
+        },
         strategy,
         prune: setting(exp, "prune")?,
         seed,
@@ -326,9 +479,154 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Ok(p) => p,
         Err(m) => return super::fail(m, INPUT),
     };
-    match execute(&plan, args, device) {
+    let Some(url) = store_url(args.store.as_deref()) else {
+        return match execute(&plan, args, device, None) {
+            Ok(code) => code,
+            Err((m, code)) => super::fail(m, code),
+        };
+    };
+    let name = args.study.clone().unwrap_or_else(|| plan.exp.name.clone());
+    let options = StoredOptions::of(args, &plan.exp.name);
+    let joined = match open_shared(&url, &plan, &name, &options) {
+        Ok(j) => j,
+        Err((m, code)) => return super::fail(m, code),
+    };
+    // Joining a study another run created: its stored options (budget, strategy, pins) win.
+    let stored: StoredOptions = serde_json::from_str(&joined.1.spec.options).unwrap_or_default();
+    if !joined.1.created_now && !joined.1.spec.options.is_empty() && stored != options {
+        let merged = stored.apply(args);
+        if args.progress != ProgressMode::None {
+            eprintln!(
+                "note: joining study `{name}`: its stored options (budget, strategy, pins) apply, not this run's flags"
+            );
+        }
+        let plan = match self::plan(&compiled, &merged) {
+            Ok(p) => p,
+            Err(m) => return super::fail(m, INPUT),
+        };
+        return match execute(&plan, &merged, device, Some(joined)) {
+            Ok(code) => code,
+            Err((m, code)) => super::fail(m, code),
+        };
+    }
+    match execute(&plan, args, device, Some(joined)) {
         Ok(code) => code,
         Err((m, code)) => super::fail(m, code),
+    }
+}
+
+/// The text a study's spec hash covers: every source the compile read (root first).
+pub fn spec_text(compiled: &bma::Compiled) -> String {
+    runner::spec_text(compiled)
+}
+
+/// The root file's text in a stored spec text (see [`spec_text`]).
+pub fn root_text(spec_text: &str) -> &str {
+    spec_text.split("\n\u{1f}\n").next().unwrap_or(spec_text)
+}
+
+/// A store opened on a study: the store and the study's record.
+pub type Opened = (Box<dyn Store>, store::Study);
+
+/// Connects to a shared store and creates or joins the study `name` with this plan's spec.
+fn open_shared(url: &str, plan: &Plan<'_>, name: &str, options: &StoredOptions) -> Result<Opened, Failure> {
+    let store = store::connect(url, plan.settings.parallel + 2).map_err(internal)?;
+    let mut spec = Study::spec(name, plan.exp, &spec_text(plan.compiled), plan.seed);
+    spec.options = serde_json::to_string(options).map_err(internal)?;
+    let study = match store.open(&spec) {
+        Ok(s) => s,
+        Err(e @ StoreError::SpecMismatch { .. }) => return Err((e.to_string(), INPUT)),
+        Err(e) => return Err(internal(e)),
+    };
+    Ok((store, study))
+}
+
+/// `bma worker`'s arguments to the shared run: the study's stored options, this
+/// worker's local flags.
+pub fn worker_args(file: PathBuf, stored: &store::Study, local: &super::worker::WorkerArgs) -> RunArgs {
+    let options: StoredOptions = serde_json::from_str(&stored.spec.options).unwrap_or_default();
+    let base = RunArgs {
+        file,
+        experiment: Some(stored.spec.experiment.clone()),
+        trials: None,
+        seed: Some(stored.spec.seed),
+        strategy: None,
+        parallel: local.parallel,
+        time: None,
+        trial_time: None,
+        out: local.out.clone(),
+        set: Vec::new(),
+        resume: false,
+        progress: local.progress,
+        device: local.device.clone(),
+        store: Some(local.store.clone().unwrap_or_default()),
+        study: Some(stored.spec.name.clone()),
+        heartbeat: None,
+        stale_after: None,
+        worker: true,
+    };
+    let mut args = options.apply(&base);
+    if args.experiment.is_none() {
+        args.experiment = Some(stored.spec.experiment.clone());
+    }
+    args
+}
+
+/// `bma worker --file F` creating the study: the file's own settings, this worker's local flags.
+pub fn file_worker_args(file: PathBuf, local: &super::worker::WorkerArgs) -> RunArgs {
+    RunArgs {
+        file,
+        experiment: None,
+        trials: None,
+        seed: None,
+        strategy: None,
+        parallel: local.parallel,
+        time: None,
+        trial_time: None,
+        out: local.out.clone(),
+        set: Vec::new(),
+        resume: false,
+        progress: local.progress,
+        device: local.device.clone(),
+        store: local.store.clone(),
+        study: Some(local.study.clone()),
+        heartbeat: None,
+        stale_after: None,
+        worker: true,
+    }
+}
+
+/// Runs a shared study this process has opened (`bma worker`).
+pub fn run_opened(compiled: &bma::Compiled, args: &RunArgs, opened: Opened) -> ExitCode {
+    let device: bma::train::DeviceKind = match args.device.parse() {
+        Ok(d) => d,
+        Err(e) => return super::fail(format!("--device: {e}"), INPUT),
+    };
+    let plan = match plan(compiled, args) {
+        Ok(p) => p,
+        Err(m) => return super::fail(m, INPUT),
+    };
+    match execute(&plan, args, device, Some(opened)) {
+        Ok(code) => code,
+        Err((m, code)) => super::fail(m, code),
+    }
+}
+
+/// Opens the shared study `name` for a worker, checking that this compile of its spec
+/// has the stored hash.
+pub fn open_for_worker(
+    store: Box<dyn Store>,
+    compiled: &bma::Compiled,
+    args: &RunArgs,
+    name: &str,
+) -> Result<Opened, (String, u8)> {
+    let plan = plan(compiled, args).map_err(|m| (m, INPUT))?;
+    let mut spec = Study::spec(name, plan.exp, &spec_text(compiled), plan.seed);
+    spec.options = String::new();
+    match store.open(&spec) {
+        Ok(s) => Ok((store, s)),
+        Err(e @ StoreError::SpecMismatch { .. }) => Err((e.to_string(), INPUT)),
+        Err(e) => Err(internal(e)),
     }
 }
 
@@ -338,34 +636,23 @@ fn internal(e: impl std::fmt::Display) -> Failure {
     (e.to_string(), INTERNAL)
 }
 
-fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> Result<ExitCode, Failure> {
+fn execute(
+    plan: &Plan<'_>,
+    args: &RunArgs,
+    device: bma::train::DeviceKind,
+    opened: Option<Opened>,
+) -> Result<ExitCode, Failure> {
     let exp = plan.exp;
     let compiled = plan.compiled;
-    let db = plan.out.join("study.db");
-    let existed = db.exists();
-    let sqlite = Sqlite::open(&db).map_err(internal)?;
-    let spec_text = runner::spec_text(compiled);
-    let spec = Study::spec(&exp.name, exp, &spec_text, plan.seed);
-    if existed && !args.resume {
-        let summaries = sqlite.studies().map_err(internal)?;
-        if let Some(s) = summaries.iter().find(|s| s.name == spec.name) {
-            let n: u64 = s.counts.values().sum();
-            return Err((
-                format!(
-                    "{} already holds study `{}` ({n} trials, {}); pass --resume to continue it, or choose another --out",
-                    db.display(),
-                    s.name,
-                    s.state.as_str()
-                ),
-                INPUT,
-            ));
-        }
-    }
-    let stored = match sqlite.open(&spec) {
-        Ok(s) => s,
-        Err(e @ StoreError::SpecMismatch { .. }) => return Err((e.to_string(), INPUT)),
-        Err(e) => return Err(internal(e)),
+    let (store_box, stored) = match opened {
+        Some(o) => o,
+        None => open_local(plan, args)?,
     };
+    let shared = plan.settings.shared;
+    if shared {
+        std::fs::create_dir_all(&plan.out)
+            .map_err(|e| internal(format!("cannot create {}: {e}", plan.out.display())))?;
+    }
     if !stored.created_now && args.seed.is_some_and(|s| s != stored.spec.seed) {
         return Err((
             format!(
@@ -377,7 +664,7 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     }
     let quiet = args.progress == ProgressMode::None;
     if !stored.created_now {
-        let requeued = Study::recover(&sqlite, stored.id, Duration::from_secs(60)).map_err(internal)?;
+        let requeued = Study::recover(&*store_box, stored.id, plan.settings.stale_after).map_err(internal)?;
         if !requeued.is_empty() && !quiet {
             eprintln!("resume: requeued {} trial(s) of a stopped worker: {:?}", requeued.len(), requeued);
         }
@@ -397,7 +684,7 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     let rank = rank_of(exp);
     let objectives = study::Objectives::new(exp);
     let mut study = Study {
-        store: &sqlite,
+        store: &*store_box,
         study: stored,
         experiment: exp,
         fns: &compiled.program.fns,
@@ -422,9 +709,11 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
         }
         None => None,
     };
-    let evaluator: &dyn Evaluator = match &model_eval {
-        Some(m) => m,
-        None => &FunctionEvaluator,
+    let slow = trial_delay().map_err(|e| (e, INPUT))?.map(SlowFunction);
+    let evaluator: &dyn Evaluator = match (&model_eval, &slow) {
+        (Some(m), _) => m,
+        (None, Some(s)) => s,
+        (None, None) => &FunctionEvaluator,
     };
 
     let stop = install_ctrlc();
@@ -434,7 +723,7 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
         ProgressMode::None => Mode::None,
     };
     let done_before =
-        sqlite.history(study.study.id).map_err(internal)?.iter().filter(|t| t.state.is_finished()).count();
+        store_box.history(study.study.id).map_err(internal)?.iter().filter(|t| t.state.is_finished()).count();
     let progress = Progress::new(mode, plan.settings.trials, done_before, &study.study.spec);
     let (history, ended) = match study.run(evaluator, &progress, stop) {
         Ok(r) => r,
@@ -445,6 +734,29 @@ fn execute(plan: &Plan<'_>, args: &RunArgs, device: bma::train::DeviceKind) -> R
     };
     progress.finish();
 
+    if args.worker {
+        let spec = &study.study.spec;
+        print!("{}", super::report::table(&history, spec, &exp.space, plan.top));
+        let mine = history.trials.iter().filter(|t| progress.ran.lock().is_ok_and(|r| r.contains(&t.number))).count();
+        let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
+        println!(
+            "{} trials: {} complete, {} pruned, {} failed; {} ({}); this worker ran {mine}; results in the store",
+            history.trials.len(),
+            counts(TrialState::Complete),
+            counts(TrialState::Pruned),
+            counts(TrialState::Failed),
+            ended.state().as_str(),
+            match ended {
+                Ended::Budget => "trial budget spent",
+                Ended::Time => "time budget spent",
+                Ended::Exhausted => "the strategy has nothing more to propose",
+                Ended::Interrupted => "Ctrl-C; start the worker again to continue",
+            },
+        );
+        return Ok(ExitCode::from(if ended == Ended::Interrupted { INTERRUPTED } else { OK }));
+    }
+
+    // The best trial's model, then the results files, from the store's history.
     let spec = &study.study.spec;
     let Outputs { best_test, final_summary, notes } =
         write_outputs(plan, spec, &history, ended, &base, serde_json::Map::new())?;
@@ -639,6 +951,8 @@ struct Progress {
     total: Option<u64>,
     names: Vec<String>,
     started: Instant,
+    /// The numbers of the trials this process ran.
+    ran: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 impl Progress {
@@ -664,6 +978,7 @@ impl Progress {
             total,
             names: spec.objectives.iter().map(|(n, _)| n.clone()).collect(),
             started: Instant::now(),
+            ran: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -687,6 +1002,11 @@ impl Progress {
 
 impl Observer for Progress {
     fn event(&self, event: Event<'_>) {
+        if let Event::Finished { trial, .. } = &event
+            && let Ok(mut ran) = self.ran.lock()
+        {
+            ran.insert(trial.number);
+        }
         if self.mode == Mode::None {
             return;
         }
@@ -741,8 +1061,41 @@ impl Observer for Progress {
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
     /// A run folder or a folder of run folders (default `runs`).
-    #[arg(default_value = "runs")]
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
+    /// List the studies in this store instead (`postgres://...`; default with no folder: `BMA_STORE`).
+    #[arg(long, value_name = "URL", conflicts_with = "dir")]
+    pub store: Option<String>,
+}
+
+/// One `bma ls` line: where, name, state, counts, best values.
+fn ls_line(place: &str, s: &store::StudySummary) -> String {
+    let n: u64 = s.counts.values().sum();
+    let counts: Vec<String> = s.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let best = s
+        .best
+        .as_ref()
+        .map(|(num, vals)| {
+            let v: Vec<String> =
+                s.objectives.iter().zip(vals).map(|((name, _), v)| format!("{name} {}", fmt_num(*v))).collect();
+            format!("best #{num}: {}", v.join(", "))
+        })
+        .unwrap_or_else(|| "no complete trial".into());
+    format!("{place}  {}  {}  {n} trials ({})  {best}", s.name, s.state.as_str(), counts.join(", "))
+}
+
+fn ls_store(url: &str) -> ExitCode {
+    let place = store::postgres::redact(url);
+    let studies = match store::connect(url, 1).and_then(|s| s.studies()) {
+        Ok(s) => s,
+        Err(e) => return super::fail(e, INTERNAL),
+    };
+    if studies.is_empty() {
+        println!("no study in {place}");
+    }
+    for s in &studies {
+        println!("{}", ls_line(&place, s));
+    }
+    ExitCode::from(OK)
 }
 
 fn find_dbs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
@@ -766,13 +1119,22 @@ fn find_dbs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 }
 
 pub fn ls(args: &LsArgs) -> ExitCode {
-    if !args.dir.exists() {
-        return super::fail(format!("{} does not exist", args.dir.display()), INPUT);
+    let url = match (&args.dir, &args.store) {
+        (_, Some(u)) => Some(u.clone()),
+        (None, None) => store_url(None),
+        (Some(_), None) => None,
+    };
+    if let Some(url) = url {
+        return ls_store(&url);
+    }
+    let root = args.dir.clone().unwrap_or_else(|| PathBuf::from("runs"));
+    if !root.exists() {
+        return super::fail(format!("{} does not exist", root.display()), INPUT);
     }
     let mut dbs = Vec::new();
-    find_dbs(&args.dir, 3, &mut dbs);
+    find_dbs(&root, 3, &mut dbs);
     if dbs.is_empty() {
-        println!("no study under {}", args.dir.display());
+        println!("no study under {}", root.display());
         return ExitCode::from(OK);
     }
     let mut failed = false;
@@ -780,28 +1142,8 @@ pub fn ls(args: &LsArgs) -> ExitCode {
         let dir = db.parent().unwrap_or(Path::new("."));
         match Sqlite::open(&db).and_then(|s| s.studies()) {
             Ok(studies) => {
-                for s in studies {
-                    let n: u64 = s.counts.values().sum();
-                    let counts: Vec<String> = s.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-                    let best = s
-                        .best
-                        .map(|(num, vals)| {
-                            let v: Vec<String> = s
-                                .objectives
-                                .iter()
-                                .zip(&vals)
-                                .map(|((name, _), v)| format!("{name} {}", fmt_num(*v)))
-                                .collect();
-                            format!("best #{num}: {}", v.join(", "))
-                        })
-                        .unwrap_or_else(|| "no complete trial".into());
-                    println!(
-                        "{}  {}  {}  {n} trials ({})  {best}",
-                        dir.display(),
-                        s.name,
-                        s.state.as_str(),
-                        counts.join(", ")
-                    );
+                for s in &studies {
+                    println!("{}", ls_line(&dir.display().to_string(), s));
                 }
             }
             Err(e) => {

@@ -231,6 +231,11 @@ fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory)
         resume: true,
         progress: run_cmd::ProgressMode::None,
         device: "cpu".into(),
+        store: None,
+        study: None,
+        heartbeat: None,
+        stale_after: None,
+        worker: false,
     };
     let plan = run_cmd::plan(compiled, &run_args)?;
     let sqlite = Sqlite::open(&plan.out.join("study.db")).map_err(|e| e.to_string())?;

@@ -16,6 +16,9 @@
 //!   failed (with its reason), unless the process dies; then the store still holds
 //!   it as running, and the next run requeues it (see [`Study::recover`]).
 //! - A panic, NaN or error inside one trial fails that trial only.
+//! - A [`Settings::shared`] study (several workers, one store) keeps every rule above
+//!   except reproducibility: trial `n` sees the finished trials `<= n - parallel` that
+//!   the store holds when it is asked, which depends on the other workers' timing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -176,11 +179,28 @@ pub struct Settings {
     pub parallel: usize,
     /// How often the worker proves itself alive to the store.
     pub heartbeat: Duration,
+    /// Other workers (other processes, other machines) run the same study: refresh
+    /// the history from the store before each proposal, requeue trials whose
+    /// heartbeat is older than `stale_after`, and, when the budget is handed out,
+    /// wait for the others' running trials (one of them may die and be requeued)
+    /// instead of ending.
+    pub shared: bool,
+    /// How long a running trial may go without a heartbeat before a shared study's
+    /// workers requeue it (only with `shared`; keep it well above `heartbeat`).
+    pub stale_after: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { trials: Some(100), time: None, trial_time: None, parallel: 1, heartbeat: Duration::from_secs(10) }
+        Settings {
+            trials: Some(100),
+            time: None,
+            trial_time: None,
+            parallel: 1,
+            heartbeat: Duration::from_secs(10),
+            shared: false,
+            stale_after: Duration::from_secs(60),
+        }
     }
 }
 
@@ -448,6 +468,7 @@ impl<'a> Study<'a> {
             objectives: objectives.names(),
             constraints: objectives.constraint_names(),
             seed,
+            options: String::new(),
         }
     }
 
@@ -512,23 +533,37 @@ impl<'a> Study<'a> {
         let seed = self.seed();
         let deadline = self.settings.time.map(|t| started + t);
         let trial_time = self.settings.trial_time;
+        let shared = self.settings.shared;
         let finished_flag = AtomicBool::new(false);
         let store = self.store;
         let (tx, rx) = mpsc::channel::<Done>();
 
         let result = std::thread::scope(|scope| -> Result<Ended, SearchError> {
-            // Heartbeats for every running trial of this worker.
+            // Heartbeats for every running trial of this worker; in a shared study,
+            // sweeps for the trials of workers that went silent.
             let hb_worker = worker.clone();
             let hb_every = self.settings.heartbeat;
+            let sweep = self.settings.shared.then_some(self.settings.stale_after);
             let finished_ref = &finished_flag;
             scope.spawn(move || {
-                let tick = Duration::from_millis(50).min(hb_every);
+                let mut tick = Duration::from_millis(50).min(hb_every);
+                if let Some(stale) = sweep {
+                    tick = tick.min(stale / 4);
+                }
+                let tick = tick.max(Duration::from_millis(1));
                 let mut last = Instant::now();
+                let mut last_sweep = Instant::now();
                 while !finished_ref.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
                     if last.elapsed() >= hb_every {
                         let _ = store.heartbeat(id, &hb_worker);
                         last = Instant::now();
+                    }
+                    if let Some(stale) = sweep
+                        && last_sweep.elapsed() >= stale / 2
+                    {
+                        let _ = store.requeue_stale(id, stale.as_secs_f64());
+                        last_sweep = Instant::now();
                     }
                 }
             });
@@ -536,6 +571,8 @@ impl<'a> Study<'a> {
             let mut running: BTreeSet<u64> = BTreeSet::new();
             let mut pending: Option<store::Claim> = None;
             let mut no_more = false;
+            let mut recheck = false;
+            let mut cursor: u64 = 0;
             let mut ended: Option<Ended> = None;
             let mut failure: Option<SearchError> = None;
             let mut view = History::new(history.directions.clone(), history.rank.clone());
@@ -569,8 +606,27 @@ impl<'a> Study<'a> {
                         },
                     };
                     match claim {
+                        None if shared => {
+                            // Every number is handed out. Others' running trials may
+                            // still be requeued (their worker dies): wait for them.
+                            match store.running_workers(id) {
+                                Ok(w) if w.iter().any(|(w, _)| *w != worker) => {
+                                    waiting = true;
+                                    recheck = false;
+                                }
+                                // None running now; one may have been requeued between the
+                                // claim and this read: claim once more before ending.
+                                Ok(_) if !recheck => {
+                                    recheck = true;
+                                    continue;
+                                }
+                                Ok(_) => no_more = true,
+                                Err(e) => failure = Some(Self::store_err(e)),
+                            }
+                        }
                         None => no_more = true,
                         Some(claim) => {
+                            recheck = false;
                             let n = claim.number;
                             // Reproducibility: trial n sees exactly the trials <= n - parallel.
                             let horizon = n as i64 - parallel as i64;
@@ -579,6 +635,27 @@ impl<'a> Study<'a> {
                                 pending = Some(claim);
                                 waiting = true;
                             } else {
+                                if shared {
+                                    // The other workers' results, for the sampler.
+                                    match store.finished_since(id, cursor) {
+                                        Ok((trials, next)) => {
+                                            cursor = next;
+                                            for t in trials {
+                                                if history.get(t.number).is_none_or(|h| !h.state.is_finished()) {
+                                                    if (t.number as i64) <= view_upto {
+                                                        view.upsert(t.clone());
+                                                    }
+                                                    history.upsert(t);
+                                                }
+                                            }
+                                        }
+                                        Err(e) => {
+                                            let _ = store.release(id, n, &worker);
+                                            failure = Some(Self::store_err(e));
+                                            continue;
+                                        }
+                                    }
+                                }
                                 if horizon < view_upto {
                                     view = History::new(history.directions.clone(), history.rank.clone());
                                     view_upto = -1;
@@ -646,9 +723,14 @@ impl<'a> Study<'a> {
                                             Some(r) => r.seed(seed, n),
                                             None => trial_seed(seed, n),
                                         };
-                                        if let Err(e) = store.start(id, n, &point, tseed, &worker) {
-                                            failure = Some(Self::store_err(e));
-                                            continue;
+                                        match store.start(id, n, &point, tseed, &worker) {
+                                            Ok(()) => {}
+                                            // Requeued under us (we were silent too long): another worker has it.
+                                            Err(store::StoreError::NotFound(_)) if shared => continue,
+                                            Err(e) => {
+                                                failure = Some(Self::store_err(e));
+                                                continue;
+                                            }
                                         }
                                         let reused = match reuse.map(|r| r.reuse(n, &point, tseed)) {
                                             Some(Err(e)) => {
@@ -707,12 +789,22 @@ impl<'a> Study<'a> {
                     Ok(done) => {
                         let trial = done.trial;
                         running.remove(&trial.number);
-                        if let Err(e) = store.finish(id, &trial) {
-                            failure.get_or_insert(Self::store_err(e));
+                        match store.finish(id, &trial) {
+                            Ok(()) => {}
+                            // The trial was requeued while we were silent (a lost server,
+                            // a stall) and belongs to another claim now: its rerun counts.
+                            Err(store::StoreError::NotFound(_)) if shared => continue,
+                            Err(e) => {
+                                failure.get_or_insert(Self::store_err(e));
+                            }
                         }
                         evaluator.finished(&trial);
                         if let Some(r) = reuse {
                             r.finished(&trial);
+                        }
+                        if shared && (trial.number as i64) <= view_upto {
+                            // Finished late, below the view's horizon: the view takes it now.
+                            view.upsert(trial.clone());
                         }
                         history.upsert(trial.clone());
                         if let Some(t) = history.get(trial.number) {
@@ -736,7 +828,18 @@ impl<'a> Study<'a> {
                 return Err(e);
             }
         };
-        self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
+        let others_running = shared
+            && ended == Ended::Interrupted
+            && self.store.running_workers(id).is_ok_and(|w| w.iter().any(|(w, _)| *w != worker));
+        if !others_running {
+            self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
+        }
+        if shared {
+            // Everyone's trials, for the caller's table and files.
+            for t in self.store.history(id).map_err(Self::store_err)? {
+                history.upsert(t);
+            }
+        }
         Ok((history, ended))
     }
 }

@@ -58,6 +58,12 @@ pub struct StudySpec {
     /// Constraint names (`require` clauses) in order.
     pub constraints: Vec<String>,
     pub seed: u64,
+    /// The creating run's options (JSON written by `bma run --store`: trial budget,
+    /// strategy, pins...), read back by workers that join by name; opaque to the store
+    /// and not part of the hash. A shared store keeps them; SQLite does not (a SQLite
+    /// study is continued by `bma run --resume` with its flags) and reads back `""`.
+    #[serde(default)]
+    pub options: String,
 }
 
 impl StudySpec {
@@ -150,7 +156,8 @@ impl fmt::Display for StoreError {
             StoreError::SpecMismatch { name, stored, given } => write!(
                 f,
                 "study `{name}` was started from a different spec (stored hash {stored}, this file {given}); \
-                 use another --out directory or restore the original file"
+                 a study keeps the spec it started with: use the original file, or start the changed one as \
+                 another study (another --study name, or another --out for a study.db)"
             ),
             StoreError::NotFound(m) | StoreError::Backend(m) => f.write_str(m),
         }
@@ -216,6 +223,85 @@ pub trait Store: Send + Sync {
 
     /// Every study in the store.
     fn studies(&self) -> Result<Vec<StudySummary>, StoreError>;
+
+    /// The study named `name`, if any (what a worker joins before it has the spec).
+    fn study(&self, name: &str) -> Result<Option<Study>, StoreError>;
+
+    /// The study's finished trials not yet seen by a reader at `cursor` (start at 0),
+    /// and the cursor to pass next time: what a shared study's worker reads before each
+    /// proposal. The default gives every finished trial each time (the caller skips
+    /// those it has); a store that caches may give only the new ones.
+    fn finished_since(&self, study: StudyId, cursor: u64) -> Result<(Vec<Trial>, u64), StoreError> {
+        let _ = cursor;
+        Ok((self.history(study)?.into_iter().filter(|t| t.state.is_finished()).collect(), 0))
+    }
+}
+
+/// Opens the store a `--store` value (or `BMA_STORE`) names: `postgres://...` or
+/// `postgresql://...` is the shared [`Postgres`] store, `sqlite://PATH` or a plain path
+/// a SQLite file. `connections` is how many threads may call at once (a worker's
+/// `parallel` plus its heartbeat thread); a server that cannot be reached is retried
+/// with backoff for [`connect_retry`] and then refused with a message naming the URL
+/// (password hidden), never waited on forever.
+pub fn connect(url: &str, connections: usize) -> Result<Box<dyn Store>, StoreError> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(StoreError::Backend("the store URL is empty (expected postgres://user@host/db or a file)".into()));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pg = Postgres::connect_with(url, connections, connect_retry()).map_err(|e| match e {
+            StoreError::Backend(m) => {
+                StoreError::Backend(format!("cannot use the store {}: {m}", postgres::redact(url)))
+            }
+            other => other,
+        })?;
+        return Ok(Box::new(pg));
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && scheme != "sqlite"
+    {
+        return Err(StoreError::Backend(format!(
+            "unknown store `{scheme}://` in `{}` (use postgres://user@host/db, sqlite://PATH or a file path)",
+            postgres::redact(url)
+        )));
+    }
+    let path = std::path::Path::new(url.strip_prefix("sqlite://").unwrap_or(url));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(StoreError::Backend(format!(
+            "cannot open the store {}: {} is not a folder",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(Box::new(Sqlite::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?))
+}
+
+/// How long [`connect`] (and every later call) keeps retrying an unreachable server:
+/// `BMA_STORE_RETRY` (a number of seconds) or 60 s.
+pub fn connect_retry() -> std::time::Duration {
+    std::env::var("BMA_STORE_RETRY")
+        .ok()
+        .and_then(|s| s.trim().trim_end_matches('s').parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(std::time::Duration::from_secs_f64)
+        .unwrap_or(std::time::Duration::from_secs(60))
+}
+
+/// A study's record and every trial (by number, with steps), looked up by name in
+/// any store: what `bma report` and `bma ls` read.
+pub fn load_study(store: &dyn Store, name: &str) -> Result<(Study, Vec<Trial>), StoreError> {
+    let study = store.study(name)?.ok_or_else(|| {
+        let known = store.studies().map(|s| s.into_iter().map(|s| s.name).collect::<Vec<_>>()).unwrap_or_default();
+        StoreError::NotFound(if known.is_empty() {
+            format!("no study `{name}` in this store (it holds none)")
+        } else {
+            format!("no study `{name}` in this store (it holds {})", known.join(", "))
+        })
+    })?;
+    let trials = store.history(study.id)?;
+    Ok((study, trials))
 }
 
 /// A stable hash (FNV-1a, 64-bit, hex) of a spec's text, line endings normalised.

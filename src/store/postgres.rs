@@ -41,9 +41,10 @@ use crate::ir::Point;
 use crate::search::{Direction, Trial, TrialState};
 
 /// Schema migrations: `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "studies, trials, per-step values",
-    "CREATE TABLE bma_studies (
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "studies, trials, per-step values",
+        "CREATE TABLE bma_studies (
         id BIGSERIAL PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         experiment TEXT NOT NULL,
@@ -87,7 +88,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[(
         PRIMARY KEY (study, number, step),
         FOREIGN KEY (study, number) REFERENCES bma_trials (study, number) ON DELETE CASCADE
     );",
-)];
+    ),
+    (
+        "the creating run's options, for workers that join by name",
+        "ALTER TABLE bma_studies ADD COLUMN options TEXT NOT NULL DEFAULT ''",
+    ),
+];
 
 /// After this many silences a trial is marked failed instead of requeued again.
 pub const MAX_REQUEUES: i32 = 3;
@@ -111,6 +117,8 @@ pub struct Postgres {
     claims: Mutex<HashMap<(StudyId, u64), (String, i32)>>,
     /// Finished trials already read, by study: they never change again.
     cache: Mutex<HashMap<StudyId, BTreeMap<u64, Trial>>>,
+    /// Per study, the numbers of `cache` in the order they were cached (for [`Store::finished_since`]).
+    log: Mutex<HashMap<StudyId, Vec<u64>>>,
     nonce: u64,
 }
 
@@ -204,6 +212,7 @@ impl Postgres {
             retry_for,
             claims: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            log: Mutex::new(HashMap::new()),
             nonce,
         };
         store.op(migrate)?;
@@ -261,10 +270,14 @@ impl Postgres {
     pub fn claim_within(&self, study: StudyId, worker: &str, budget: Option<u64>) -> Result<Option<Claim>, StoreError> {
         let budget = budget.map(|b| b.min(i64::MAX as u64) as i64);
         let token = format!("{:x}.{}", self.nonce, self.tokens.fetch_add(1, Ordering::Relaxed));
+        let mut retry = false;
         let claimed = self.op(|c| {
             let mut tx = c.transaction()?;
-            // A retry after a lost acknowledgement: the first attempt may have committed.
-            if let Some(r) =
+            let first = !std::mem::replace(&mut retry, true);
+            // A retry after a lost acknowledgement: the first attempt may have committed
+            // (on the first attempt the token was never sent: nothing to look for).
+            if !first
+                && let Some(r) =
                 tx.query_opt("SELECT number, attempt FROM bma_trials WHERE study = $1 AND claim_token = $2", &[
                     &study, &token,
                 ])?
@@ -356,14 +369,75 @@ impl Postgres {
             }
             *slot = None;
             if start.elapsed() + delay > self.retry_for {
+                let cause = std::error::Error::source(&err).map(|c| format!(" ({c})")).unwrap_or_default();
                 return Err(StoreError::Backend(format!(
-                    "postgres: the server has been unreachable for {:.0} s: {err}",
+                    "postgres: the server has been unreachable for {:.0} s: {err}{cause}",
                     start.elapsed().as_secs_f64()
                 )));
             }
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// One incremental read of the study's trials: newly finished ones go into the
+    /// cache (and its log); the unfinished ones are returned.
+    fn fetch(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let known = cache.entry(study).or_default();
+        // Every number below `lo` is cached; above it, skip those cached.
+        let mut lo: i64 = 0;
+        while known.contains_key(&(lo as u64)) {
+            lo += 1;
+        }
+        let skip: Vec<i64> = known.range(lo as u64..).map(|(n, _)| *n as i64).collect();
+        let fresh = self.op(|c| {
+            // Two statements, no transaction (two round trips fewer): a trial read as
+            // finished had its steps committed with that state, and requeues never touch
+            // finished trials, so its steps are all there for the second read; a running
+            // trial's steps may be one step newer than its row, which is harmless.
+            let rows = c.query(
+                &format!(
+                    "SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number >= $2 \
+                     AND NOT (number = ANY($3)) ORDER BY number"
+                ),
+                &[&study, &lo, &skip],
+            )?;
+            let mut trials = rows.iter().map(trial_from_row).collect::<Result<Vec<_>, _>>()?;
+            let numbers: Vec<i64> = trials.iter().map(|t| t.number as i64).collect();
+            let steps = if numbers.is_empty() {
+                Vec::new()
+            } else {
+                c.query(
+                    "SELECT number, step, value FROM bma_steps WHERE study = $1 AND number = ANY($2) \
+                     ORDER BY number, step",
+                    &[&study, &numbers],
+                )?
+            };
+            let mut i = 0;
+            for r in &steps {
+                let (number, step, value): (i64, i32, Option<f64>) = (r.get(0), r.get(1), r.get(2));
+                while i < trials.len() && (trials[i].number as i64) < number {
+                    i += 1;
+                }
+                if let Some(t) = trials.get_mut(i).filter(|t| t.number as i64 == number) {
+                    t.steps.push((step as u32, value.unwrap_or(f64::NAN)));
+                }
+            }
+            Ok(trials)
+        })?;
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let order = log.entry(study).or_default();
+        let mut unfinished = Vec::new();
+        for t in fresh {
+            if t.state.is_finished() {
+                order.push(t.number);
+                known.insert(t.number, t);
+            } else {
+                unfinished.push(t);
+            }
+        }
+        Ok(unfinished)
     }
 
     fn claimed(&self, study: StudyId, number: u64) -> Option<(String, i32)> {
@@ -421,13 +495,14 @@ fn study_from_row(r: &Row) -> Result<(StudyId, StudySpec, StudyState, f64), OpEr
         constraints: serde_json::from_str(&constraints)
             .map_err(|e| backend(format!("stored constraints do not parse: {e}")))?,
         seed: r.try_get::<_, i64>("seed")? as u64,
+        options: r.try_get("options")?,
     };
     let state: String = r.try_get("state")?;
     Ok((r.try_get("id")?, spec, StudyState::parse(&state).unwrap_or(StudyState::Running), r.try_get("created")?))
 }
 
 const STUDY_COLUMNS: &str = "id, name, experiment, spec_text, spec_hash, objectives::text AS objectives_text, \
-                             constraints::text AS constraints_text, seed, state, created";
+                             constraints::text AS constraints_text, seed, state, created, options";
 
 const TRIAL_COLUMNS: &str = "number, state, params::text, seed, objective_values::text, constraint_values::text, \
                              violations::text, metrics::text, error, duration";
@@ -501,7 +576,8 @@ impl Store for Postgres {
             let inserted = tx.query_opt(
                 &format!(
                     "INSERT INTO bma_studies (name, experiment, spec_text, spec_hash, objectives, constraints, seed, \
-                     state, created) VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, 'running', {NOW}) \
+                     state, created, options) \
+                     VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, 'running', {NOW}, $8) \
                      ON CONFLICT (name) DO NOTHING RETURNING id"
                 ),
                 &[
@@ -512,6 +588,7 @@ impl Store for Postgres {
                     &objectives,
                     &constraints,
                     &(spec.seed as i64),
+                    &spec.options,
                 ],
             )?;
             let row =
@@ -633,33 +710,38 @@ impl Store for Postgres {
             None => (None, None),
         };
         let number = trial.number as i64;
+        let sql = format!(
+            "UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5, \
+             objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb, \
+             violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11, \
+             finished = {NOW}, heartbeat = NULL \
+             WHERE study = $1 AND number = $2 AND state IN ('running', 'queued') \
+             AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))"
+        );
+        let seed = trial.seed as i64;
+        let args: [&(dyn postgres::types::ToSql + Sync); 13] = [
+            &study,
+            &number,
+            &trial.state.as_str(),
+            &params,
+            &seed,
+            &values,
+            &constraints,
+            &violations,
+            &metrics,
+            &trial.error,
+            &trial.duration,
+            &worker,
+            &attempt,
+        ];
         self.op(|c| {
+            // No steps to add: the one guarded update is the whole write (one round trip,
+            // no BEGIN/COMMIT). Otherwise, or when it matched nothing, the transaction below.
+            if trial.steps.is_empty() && c.execute(&sql, &args)? == 1 {
+                return Ok(());
+            }
             let mut tx = c.transaction()?;
-            let n = tx.execute(
-                &format!(
-                    "UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5, \
-                     objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb, \
-                     violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11, \
-                     finished = {NOW}, heartbeat = NULL \
-                     WHERE study = $1 AND number = $2 AND state IN ('running', 'queued') \
-                     AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))"
-                ),
-                &[
-                    &study,
-                    &number,
-                    &trial.state.as_str(),
-                    &params,
-                    &(trial.seed as i64),
-                    &values,
-                    &constraints,
-                    &violations,
-                    &metrics,
-                    &trial.error,
-                    &trial.duration,
-                    &worker,
-                    &attempt,
-                ],
-            )?;
+            let n = tx.execute(&sql, &args)?;
             if n == 0 {
                 let row = tx.query_opt(
                     "SELECT state, worker, attempt FROM bma_trials WHERE study = $1 AND number = $2",
@@ -725,55 +807,31 @@ impl Store for Postgres {
         })
     }
 
+    fn study(&self, name: &str) -> Result<Option<Study>, StoreError> {
+        self.study_by_name(name)
+    }
+
     /// Reads only what changed: finished trials never change again, so they are
     /// cached and only unfinished or newly finished ones travel.
     fn history(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let known = cache.entry(study).or_default();
-        // Every number below `lo` is cached; above it, skip those cached.
-        let mut lo: i64 = 0;
-        while known.contains_key(&(lo as u64)) {
-            lo += 1;
+        let unfinished = self.fetch(study)?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: BTreeMap<u64, Trial> = unfinished.into_iter().map(|t| (t.number, t)).collect();
+        if let Some(known) = cache.get(&study) {
+            out.extend(known.iter().map(|(n, t)| (*n, t.clone())));
         }
-        let skip: Vec<i64> = known.range(lo as u64..).map(|(n, _)| *n as i64).collect();
-        let fresh = self.op(|c| {
-            let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
-            let rows = tx.query(
-                &format!(
-                    "SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number >= $2 \
-                     AND NOT (number = ANY($3)) ORDER BY number"
-                ),
-                &[&study, &lo, &skip],
-            )?;
-            let mut trials = rows.iter().map(trial_from_row).collect::<Result<Vec<_>, _>>()?;
-            let numbers: Vec<i64> = trials.iter().map(|t| t.number as i64).collect();
-            let steps = tx.query(
-                "SELECT number, step, value FROM bma_steps WHERE study = $1 AND number = ANY($2) ORDER BY number, step",
-                &[&study, &numbers],
-            )?;
-            tx.commit()?;
-            let mut i = 0;
-            for r in &steps {
-                let (number, step, value): (i64, i32, Option<f64>) = (r.get(0), r.get(1), r.get(2));
-                while i < trials.len() && (trials[i].number as i64) < number {
-                    i += 1;
-                }
-                if let Some(t) = trials.get_mut(i).filter(|t| t.number as i64 == number) {
-                    t.steps.push((step as u32, value.unwrap_or(f64::NAN)));
-                }
-            }
-            Ok(trials)
-        })?;
-        let mut out: BTreeMap<u64, Trial> = BTreeMap::new();
-        for t in fresh {
-            if t.state.is_finished() {
-                known.insert(t.number, t);
-            } else {
-                out.insert(t.number, t);
-            }
-        }
-        out.extend(known.iter().map(|(n, t)| (*n, t.clone())));
         Ok(out.into_values().collect())
+    }
+
+    /// Only the trials finished since `cursor`: the cache's log, after one incremental read.
+    fn finished_since(&self, study: StudyId, cursor: u64) -> Result<(Vec<Trial>, u64), StoreError> {
+        self.fetch(study)?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some(known), Some(order)) = (cache.get(&study), log.get(&study)) else { return Ok((Vec::new(), 0)) };
+        let from = (cursor as usize).min(order.len());
+        let fresh = order[from..].iter().filter_map(|n| known.get(n).cloned()).collect();
+        Ok((fresh, order.len() as u64))
     }
 
     fn studies(&self) -> Result<Vec<StudySummary>, StoreError> {

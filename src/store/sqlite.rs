@@ -308,6 +308,7 @@ fn study_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StudyId, StudySpec
         objectives: serde_json::from_str(&objectives).unwrap_or_default(),
         constraints: serde_json::from_str(&constraints).unwrap_or_default(),
         seed: r.get::<_, i64>("seed")? as u64,
+        options: String::new(),
     };
     Ok((r.get("id")?, spec, r.get("state")?, r.get("created")?))
 }
@@ -373,6 +374,22 @@ fn requeue_where(
 }
 
 impl Store for Sqlite {
+    fn study(&self, name: &str) -> Result<Option<Study>, StoreError> {
+        self.tx(|tx| {
+            let row = tx
+                .query_row("SELECT * FROM studies WHERE name = ?1", params![name], study_from_row)
+                .optional()
+                .map_err(backend)?;
+            Ok(row.map(|(id, spec, state, created)| Study {
+                id,
+                spec,
+                state: StudyState::parse(&state).unwrap_or(StudyState::Running),
+                created,
+                created_now: false,
+            }))
+        })
+    }
+
     fn open(&self, spec: &StudySpec) -> Result<Study, StoreError> {
         self.tx(|tx| {
             let existing = tx

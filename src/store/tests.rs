@@ -11,6 +11,7 @@ fn spec(name: &str, text: &str) -> StudySpec {
         objectives: vec![("loss".into(), Direction::Minimize)],
         constraints: vec![],
         seed: 7,
+        options: String::new(),
     }
 }
 
@@ -240,4 +241,36 @@ fn switching_versions_renames_the_old_study_and_switching_back_restores_it() {
     assert_eq!((again.id, again.created_now), (first.id, false));
     let names: Vec<String> = s.studies().unwrap().into_iter().map(|st| st.name).collect();
     assert_eq!(names, vec!["e".to_string(), format!("e@{}", v2.spec_hash)]);
+}
+
+#[test]
+fn connect_picks_the_backend_from_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    for url in [format!("sqlite://{}", path.display()), path.display().to_string()] {
+        let s = crate::store::connect(&url, 1).unwrap();
+        s.open(&spec("a", "x")).unwrap();
+        assert_eq!(s.studies().unwrap().len(), 1, "{url}");
+    }
+    let err = |url: &str| crate::store::connect(url, 1).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err("mysql://u@h/db").contains("unknown store `mysql://`"));
+    assert!(err("").contains("empty"));
+    assert!(err(&dir.path().join("no/such/dir/s.db").display().to_string()).contains("is not a folder"));
+    assert!(err("postgres://u@h:notaport/db").contains("bad PostgreSQL URL"));
+}
+
+#[test]
+fn a_study_loads_by_name_from_any_store() {
+    let s = Sqlite::in_memory().unwrap();
+    let study = s.open(&spec("a", "x")).unwrap();
+    s.open(&spec("b", "y")).unwrap();
+    let c = s.claim(study.id, "w", None).unwrap().unwrap();
+    s.start(study.id, c.number, &point(0.5), 100, "w").unwrap();
+    s.finish(study.id, &finished(c.number, 0.5, 2.0)).unwrap();
+    let store: &dyn Store = &s;
+    let (loaded, trials) = crate::store::load_study(store, "a").unwrap();
+    assert_eq!((loaded.id, loaded.spec.name.as_str()), (study.id, "a"));
+    assert_eq!(trials, vec![finished(0, 0.5, 2.0)]);
+    let e = crate::store::load_study(store, "zz").unwrap_err().to_string();
+    assert!(e.contains("no study `zz`") && e.contains("a, b"), "{e}");
 }

@@ -1,0 +1,138 @@
+//! `bma worker`: joins a shared study by name and runs trials until its budget is done.
+//!
+//! The worker needs no copy of the `.bma` file: it compiles the spec text stored with
+//! the study (imports are read from disk relative to the current folder, or to
+//! `--file`'s folder), checks that the result has the stored spec hash, and runs the
+//! same trial loop as `bma run` with the study's stored options (budget, strategy,
+//! pins, heartbeat and stale timeouts). Exit codes as `bma run`'s.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bma::Source;
+use bma::store;
+
+use super::run::{self, ProgressMode};
+use super::{Format, INPUT, INTERNAL};
+
+/// Arguments of `bma worker`.
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    /// The shared store, e.g. `postgres://user:password@host/db` (default: `BMA_STORE`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The study to join (as `bma ls --store URL` lists it).
+    #[arg(long, value_name = "NAME")]
+    pub study: String,
+    /// Trials at once in this worker (default: the spec's `search { parallel = }`, else 1).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Use this copy of the spec instead of the stored text; refused unless it has the
+    /// study's spec hash. Relative data and import paths resolve from its folder. When
+    /// the study does not exist yet, it is created from this file (its own settings).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Where this worker writes trained models and the results files (default: the spec's
+    /// `report { out = }`, else `runs/<experiment>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Where to train: cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn worker(args: &WorkerArgs) -> ExitCode {
+    let Some(url) = run::store_url(args.store.as_deref()) else {
+        return super::fail("bma worker needs the shared store: pass --store URL or set BMA_STORE", INPUT);
+    };
+    if args.parallel == Some(0) {
+        return super::fail("--parallel must be at least 1", INPUT);
+    }
+    let store = match store::connect(&url, args.parallel.unwrap_or(1) + 2) {
+        Ok(s) => s,
+        Err(e) => return super::fail(e, INTERNAL),
+    };
+    let stored = match store.study(&args.study) {
+        Ok(Some(s)) => s,
+        Ok(None) if args.file.is_some() => return create_and_run(store, args, &url),
+        Ok(None) => {
+            let names: Vec<String> =
+                store.studies().map(|s| s.into_iter().map(|s| s.name).collect()).unwrap_or_default();
+            let known =
+                if names.is_empty() { "it holds none".to_string() } else { format!("it holds {}", names.join(", ")) };
+            return super::fail(
+                format!(
+                    "no study `{}` in {} ({known}); start it with `bma run FILE --store URL`",
+                    args.study,
+                    store::postgres::redact(&url)
+                ),
+                INPUT,
+            );
+        }
+        Err(e) => return super::fail(e, INTERNAL),
+    };
+    let source = match &args.file {
+        Some(path) => match super::read_source(path) {
+            Ok(s) => s,
+            Err(m) => return super::fail(m, INPUT),
+        },
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            Source {
+                name: format!("study `{}` (stored spec)", args.study),
+                path: Some(cwd.join(format!("{}.bma", args.study))),
+                text: run::root_text(&stored.spec.spec_text).to_string(),
+            }
+        }
+    };
+    let compiled = bma::compile(&source);
+    if super::report_diagnostics(&compiled.sources, &compiled.diagnostics, Format::Human) {
+        return super::fail(
+            format!("the spec of study `{}` has errors with this bma; nothing was run", args.study),
+            INPUT,
+        );
+    }
+    let hash = store::spec_hash(&run::spec_text(&compiled));
+    if args.file.is_some() && hash != stored.spec.spec_hash {
+        let e =
+            store::StoreError::SpecMismatch { name: args.study.clone(), stored: stored.spec.spec_hash, given: hash };
+        return super::fail(e, INPUT);
+    }
+    let file = args.file.clone().or_else(|| source.path.clone()).unwrap_or_default();
+    let mut run_args = run::worker_args(file, &stored, args);
+    run_args.store = Some(url);
+    let opened = match run::open_for_worker(store, &compiled, &run_args, &args.study) {
+        Ok(o) => o,
+        Err((m, code)) => {
+            let hint = if code == INPUT && args.file.is_none() && m.contains("different spec") {
+                " (the stored spec imports files that differ here; run the worker where they match)"
+            } else {
+                ""
+            };
+            return super::fail(format!("{m}{hint}"), code);
+        }
+    };
+    run::run_opened(&compiled, &run_args, opened)
+}
+
+/// `--file` given and no such study yet: creates it from the file (its own `search`
+/// settings; every worker started the same way agrees), then runs it.
+fn create_and_run(store: Box<dyn store::Store>, args: &WorkerArgs, url: &str) -> ExitCode {
+    let Some(path) = &args.file else { return super::fail("bma worker: no --file", INPUT) };
+    let compiled = match super::compile_path(path) {
+        Ok(c) => c,
+        Err(m) => return super::fail(m, INPUT),
+    };
+    if super::report_diagnostics(&compiled.sources, &compiled.diagnostics, Format::Human) {
+        return super::fail(format!("{} has errors; nothing was run", path.display()), INPUT);
+    }
+    let mut run_args = run::file_worker_args(path.clone(), args);
+    run_args.store = Some(url.to_string());
+    match run::open_for_worker(store, &compiled, &run_args, &args.study) {
+        Ok(opened) => run::run_opened(&compiled, &run_args, opened),
+        Err((m, code)) => super::fail(m, code),
+    }
+}

@@ -15,11 +15,15 @@
 //!   each such group is one joint (multivariate) density over its dimensions, built
 //!   from the trials in which the group is active. A conditional parameter is never
 //!   given a value where it is absent: the guards decide, through [`space::build`].
-//! - **Kernels.** Numeric dimensions: Gaussians truncated to `[0, 1]` with Scott's
-//!   bandwidth `0.2 n^(-1/(d+4))`, clipped below by `1 / min(100, n + 1)` (the "magic
-//!   clip"). Int and stepped dimensions integrate the kernel over each level's bin.
-//!   Categorical dimensions: the observed category plus `prior / k` smoothing on
-//!   every category. A prior component (uniform categories, a wide Gaussian at the
+//! - **Kernels.** Numeric dimensions: Gaussians truncated to `[0, 1]` (the axis, with
+//!   ints and stepped floats widened half a step each side and `log` axes in log
+//!   units), each centred on an observation with Optuna's bandwidth: the larger gap to
+//!   its sorted neighbours in that dimension (the axis ends count, except for the
+//!   outermost observations), clipped to `[1 / min(100, n + 2), 1]` (the "magic
+//!   clip"). Optuna 5.0 uses this per-dimension rule in multivariate mode too. Int and
+//!   stepped dimensions integrate the kernel over each level's bin. Categorical
+//!   dimensions: 1 on the observed category plus `prior / (n + 1)` on every category,
+//!   normalised. A prior component (uniform categories, a Gaussian of sigma 1 at the
 //!   centre) of weight 1 is part of both densities.
 //! - **Weights.** Beyond 25 observations, older ones weigh less (a ramp from `1/n`
 //!   to 1, the latest 25 weigh 1).
@@ -63,6 +67,14 @@ pub struct TpeOptions {
 
 impl Default for TpeOptions {
     fn default() -> TpeOptions {
+        TpeOptions::optuna()
+    }
+}
+
+impl TpeOptions {
+    /// Optuna 5.0's `TPESampler()` defaults: 10 startup trials, 24 candidates, prior
+    /// weight 1, multivariate, `gamma(n) = min(ceil(0.1 n), 25)`.
+    pub fn optuna() -> TpeOptions {
         TpeOptions {
             startup: DEFAULT_STARTUP,
             candidates: 24,
@@ -338,15 +350,11 @@ impl<'a> Parzen<'a> {
                 acc
             })
             .collect();
-        let d = dims.len().max(1) as f64;
-        let bandwidth = 0.2 * (n.max(1) as f64).powf(-1.0 / (d + 4.0));
-        let min_sigma = 1.0 / (100.0f64).min(1.0 + (n + 1) as f64);
-        let sigma_obs = bandwidth.clamp(min_sigma, 1.0);
         let kernels = dims
             .iter()
             .map(|&dim| {
                 let coords: Vec<f64> = obs.iter().map(|&i| tpe.obs[i].x[dim]).collect();
-                kernel(&tpe.enc.dims[dim], tpe.bins[dim].as_deref(), &coords, sigma_obs, prior_weight)
+                kernel(&tpe.enc.dims[dim], tpe.bins[dim].as_deref(), &coords, prior_weight)
             })
             .collect();
         Parzen { dims: kernels, log_w, cum_w }
@@ -421,17 +429,17 @@ fn kernel<'a>(
     dim: &Dim,
     bins: Option<&'a [(f64, f64, f64)]>,
     coords: &[f64],
-    sigma: f64,
     prior_weight: f64,
 ) -> Kernel<'a> {
     match &dim.kind {
         DimKind::Categorical(values) => {
             let k = values.len().max(1);
             let mut table = Vec::with_capacity((coords.len() + 1) * k);
-            let smooth = prior_weight / k as f64;
+            // Optuna's smoothing: `prior / (n + 1)` on every category, 1 on the observed one.
+            let smooth = prior_weight / (coords.len() + 1) as f64;
+            let total = 1.0 + smooth * k as f64;
             for &c in coords {
                 let c = (c.max(0.0) as usize).min(k - 1);
-                let total = 1.0 + prior_weight;
                 table.extend((0..k).map(|i| ((smooth + if i == c { 1.0 } else { 0.0 }) / total).ln()));
             }
             table.extend((0..k).map(|_| (1.0 / k as f64).ln()));
@@ -440,7 +448,7 @@ fn kernel<'a>(
         DimKind::Numeric(_) => {
             let mut mu: Vec<f64> = coords.to_vec();
             mu.push(0.5);
-            let mut sig = vec![sigma; coords.len()];
+            let mut sig = bandwidths(coords);
             sig.push(1.0);
             match bins {
                 Some(bins) => {
@@ -477,6 +485,35 @@ fn kernel<'a>(
             }
         }
     }
+}
+
+/// Optuna's bandwidths (`consider_endpoints=False`, magic clip) for kernels centred at
+/// `mus` on `[0, 1]`: each observation's sigma is the larger of the gaps to its sorted
+/// neighbours (the ends of the axis count as neighbours, except that the smallest and the
+/// largest observation use the gap to their inner neighbour only), clipped to
+/// `[1 / min(100, n + 2), 1]`, where `n + 1` counts the prior's kernel too.
+fn bandwidths(mus: &[f64]) -> Vec<f64> {
+    let n = mus.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]));
+    let mut padded = Vec::with_capacity(n + 2);
+    padded.push(0.0);
+    padded.extend(order.iter().map(|&i| mus[i]));
+    padded.push(1.0);
+    let mut sorted: Vec<f64> = (1..=n).map(|i| (padded[i] - padded[i - 1]).max(padded[i + 1] - padded[i])).collect();
+    if n >= 2 {
+        sorted[0] = padded[2] - padded[1];
+        sorted[n - 1] = padded[n] - padded[n - 1];
+    }
+    let min_sigma = 1.0 / (100.0f64).min(1.0 + (n + 1) as f64);
+    let mut out = vec![0.0; n];
+    for (k, &i) in order.iter().enumerate() {
+        out[i] = sorted[k].clamp(min_sigma, 1.0);
+    }
+    out
 }
 
 /// A normal draw truncated to `[0, 1]` (rejection; clamped after many misses).
@@ -673,6 +710,42 @@ pub(super) mod tests {
             (0..5).map(|s| best(&study(&prog, &mut Tpe::new(space, 10), &f, &Point::new(), s, 60))).collect();
         let rnd: Vec<f64> = (0..5).map(|s| best(&study(&prog, &mut Random, &f, &Point::new(), s, 60))).collect();
         assert!(median(tpe.clone()) <= 1.0 && median(tpe.clone()) < median(rnd.clone()), "{tpe:?} {rnd:?}");
+    }
+
+    /// The numbers on the right were printed by Optuna 5.0's own `_ParzenEstimator`
+    /// (`bench/search/.venv`) for the same observations.
+    #[test]
+    fn bandwidths_follow_optunas_rule() {
+        let close = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9);
+        let got = bandwidths(&[0.2, 0.5, 0.6]);
+        assert!(close(&got, &[0.3, 0.3, 0.2]), "{got:?}");
+        let got = bandwidths(&[0.7]);
+        assert!(close(&got, &[0.7]), "{got:?}");
+        let got = bandwidths(&[0.05, 0.1, 0.12, 0.3, 0.31, 0.32, 0.33, 0.9, 0.91, 0.5]);
+        let c = 1.0 / 12.0;
+        assert!(close(&got, &[c, c, 0.18, 0.18, c, c, 0.17, 0.4, c, 0.4]), "{got:?}");
+    }
+
+    #[test]
+    fn categorical_and_int_kernels_match_optuna() {
+        let prog = program("    n: int in 0..=10\n    c: in {a, b, c}");
+        let mut tpe = Tpe::new(&prog.experiments[0].space, 1);
+        for (i, (n, c)) in [(3.0, 0.0), (7.0, 2.0), (7.0, 2.0)].iter().enumerate() {
+            let x = vec![(n + 0.5) / 11.0, *c];
+            tpe.obs.push(Obs { number: i as u64, x, losses: vec![0.0], violation: 0.0, pruned: false });
+        }
+        let mut scratch = Vec::new();
+        // Categories: 1 + 1/4 on the observed one, 1/4 elsewhere, normalised; the prior uniform.
+        let p = Parzen::new(&tpe, &[1], &[0, 1, 2], 1.0);
+        let pa = p.log_pdf(&[0.0], &mut scratch).exp();
+        let want = 0.25 * (0.714_285_714 + 0.142_857_143 + 0.142_857_143 + 1.0 / 3.0);
+        assert!((pa - want).abs() < 1e-6, "{pa} vs {want}");
+        // Ints: Optuna's log pdf of n = 3, 0, 10 with observations 3 and 7.
+        let p = Parzen::new(&tpe, &[0], &[0, 1], 1.0);
+        for (n, want) in [(3.0, -2.307_503_77), (0.0, -2.660_256_36), (10.0, -2.660_256_36)] {
+            let got = p.log_pdf(&[(n + 0.5) / 11.0], &mut scratch);
+            assert!((got - want).abs() < 1e-5, "n = {n}: {got} vs {want}");
+        }
     }
 
     #[test]

@@ -134,8 +134,6 @@ fn strategies() -> Vec<(&'static str, Make)> {
         ("tpe", |s| Box::new(Tpe::with_options(s, TpeOptions::default()))),
         // Optuna 5.0's TPESampler() defaults exactly (our default goes beyond them).
         ("tpe-optuna", |s| Box::new(Tpe::with_options(s, TpeOptions::optuna()))),
-        ("tpe-c64", |s| Box::new(Tpe::with_options(s, TpeOptions { candidates: 64, ..TpeOptions::optuna() }))),
-        ("tpe-c256", |s| Box::new(Tpe::with_options(s, TpeOptions { candidates: 256, ..TpeOptions::optuna() }))),
     ]
 }
 
@@ -153,6 +151,9 @@ fn run(program: &bma::ir::Program, make: Make, f: fn(&Point) -> f64, seed: u64, 
         let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: None };
         let Ask::Point(point) = strategy.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
         let y = f(&point);
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            eprintln!("seed {seed} trial {n}: {y:.4} at {point:?}");
+        }
         best = best.min(y);
         curve.push(best);
         let mut t = Trial::new(n, point, seed);

@@ -290,7 +290,9 @@ impl Store for Sqlite {
             let t = now();
             let queued: Option<i64> = tx
                 .query_row(
-                    "SELECT number FROM trials WHERE study = ?1 AND state = 'queued' ORDER BY number LIMIT 1",
+                    // `+number`: look up the few queued rows through `trials_state` and sort
+                    // them, instead of walking the primary key over every trial (O(n) a claim).
+                    "SELECT number FROM trials WHERE study = ?1 AND state = 'queued' ORDER BY +number LIMIT 1",
                     params![study],
                     |r| r.get(0),
                 )

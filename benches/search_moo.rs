@@ -32,7 +32,9 @@ fn zdt1(x: &[f64]) -> Vec<f64> {
 
 fn program(d: usize) -> bma::ir::Program {
     let params: String = (0..d).map(|i| format!("    x{i}: float in 0.0..=1.0\n")).collect();
-    let text = format!("experiment zdt1 {{\n  space {{\n{params}  }}\n  objective {{\n    minimize x0\n    minimize x1\n  }}\n}}\n");
+    let text = format!(
+        "experiment zdt1 {{\n  space {{\n{params}  }}\n  objective {{\n    minimize x0\n    minimize x1\n  }}\n}}\n"
+    );
     let compiled = bma::compile(&bma::Source::new("zdt1.bma", text));
     assert!(!compiled.has_errors(), "the bench space must compile: {:?}", compiled.diagnostics);
     compiled.program
@@ -57,7 +59,8 @@ fn run(program: &bma::ir::Program, make: Make, d: usize, seed: u64) -> Vec<f64> 
     let mut history = History::new(vec![Direction::Minimize; 2], Rank::Pareto);
     for n in 0..TRIALS {
         let mut rng = Rng::derive(seed, n);
-        let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: Some(TRIALS) };
+        let ask =
+            AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: Some(TRIALS) };
         let Ask::Point(point) = strategy.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
         let x: Vec<f64> = (0..d).map(|i| point.get(&format!("x{i}")).and_then(Value::as_f64).unwrap()).collect();
         let mut t = Trial::new(n, point, seed);

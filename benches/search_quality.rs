@@ -151,9 +151,6 @@ fn run(program: &bma::ir::Program, make: Make, f: fn(&Point) -> f64, seed: u64, 
         let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: None };
         let Ask::Point(point) = strategy.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
         let y = f(&point);
-        if std::env::var_os("BENCH_DEBUG").is_some() {
-            eprintln!("seed {seed} trial {n}: {y:.4} at {point:?}");
-        }
         best = best.min(y);
         curve.push(best);
         let mut t = Trial::new(n, point, seed);

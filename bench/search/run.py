@@ -283,7 +283,7 @@ def main():
                 json.dump(theirs, fh)
     ours = run_ours()
     rows = {(r["problem"], r["strategy"]): r for r in ours["quality"] + theirs}
-    names = ["random", "tpe", "optuna-random", "optuna-tpe", "optuna-tpe-mv"]
+    names = ["random", "tpe", "tpe-optuna", "optuna-random", "optuna-tpe", "optuna-tpe-mv"]
 
     print(f"\n## Median simple regret ({TRIALS} trials x {SEEDS} seeds; optuna {optuna.__version__})\n")
     print("| function | strategy | @25 | @50 | @100 | ours/optuna-tpe @100 | ours/optuna-tpe-mv @100 | s (10 studies) |")
@@ -294,10 +294,10 @@ def main():
             if not r:
                 continue
             ratio = ratio_mv = ""
-            if s in ("random", "tpe"):
-                ref = rows.get((name, "optuna-" + s))
+            if s in ("random", "tpe", "tpe-optuna"):
+                ref = rows.get((name, "optuna-" + s.split("-")[0]))
                 ratio = fmt_ratio(r["regret"][2], ref["regret"][2]) if ref else ""
-                if s == "tpe":
+                if s != "random":
                     ref = rows.get((name, "optuna-tpe-mv"))
                     ratio_mv = fmt_ratio(r["regret"][2], ref["regret"][2]) if ref else ""
             reg = " | ".join(f"{v:.4g}" for v in r["regret"])

@@ -43,7 +43,9 @@ fn main() {
     let exp = &compiled.program.experiments[0];
     let ctx = space::Context { fns: &compiled.program.fns, data: None };
     let measured = 300u64;
-    println!("| completed | strategy | store | ask+tell per trial (ms) | store calls only per trial (ms) | resume: history load (ms) |");
+    println!(
+        "| completed | strategy | store | ask+tell per trial (ms) | store calls only per trial (ms) | resume: history load (ms) |"
+    );
     println!("|---|---|---|---:|---:|---:|");
     for &n in &[1000u64, 5000] {
         for strategy in ["random", "tpe"] {
@@ -88,7 +90,9 @@ fn main() {
             let (h, _) = study_for(n + measured).run(&FunctionEvaluator, &Quiet, &AtomicBool::new(false)).unwrap();
             let per = (t0.elapsed().as_secs_f64() * 1e3 - load) / measured as f64;
             assert_eq!(h.trials.len() as u64, n + measured);
-            println!("| {n} | {strategy} | SQLite file, WAL, synchronous=NORMAL | {per:.3} | {store_only:.3} | {load:.1} |");
+            println!(
+                "| {n} | {strategy} | SQLite file, WAL, synchronous=NORMAL | {per:.3} | {store_only:.3} | {load:.1} |"
+            );
             let _ = std::fs::remove_dir_all(&dir);
         }
     }

@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// The lowest queued trial of a study. `+number`: SQLite looks the few queued rows up
+/// through `trials_state` and sorts them, instead of walking the primary key over every
+/// trial of the study (which made each claim O(n): 0.35 ms at 5,000 trials).
+const NEXT_QUEUED: &str = "SELECT number FROM trials WHERE study = ?1 AND state = 'queued' ORDER BY +number LIMIT 1";
+
 /// The SQLite store.
 pub struct Sqlite {
     conn: Mutex<Connection>,
@@ -290,9 +295,7 @@ impl Store for Sqlite {
             let t = now();
             let queued: Option<i64> = tx
                 .query_row(
-                    // `+number`: look up the few queued rows through `trials_state` and sort
-                    // them, instead of walking the primary key over every trial (O(n) a claim).
-                    "SELECT number FROM trials WHERE study = ?1 AND state = 'queued' ORDER BY +number LIMIT 1",
+                    NEXT_QUEUED,
                     params![study],
                     |r| r.get(0),
                 )

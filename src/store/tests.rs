@@ -166,3 +166,17 @@ fn threads_never_share_a_number() {
     assert_eq!(all, (0..90).collect::<Vec<_>>(), "every number once, none past the budget");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn claims_find_queued_trials_through_the_state_index() {
+    let store = Sqlite::in_memory().unwrap();
+    let conn = store.conn();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {NEXT_QUEUED}"))
+        .unwrap()
+        .query_map(params![1], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(plan.iter().any(|p| p.contains("trials_state")), "{plan:?}");
+}

@@ -293,13 +293,10 @@ impl Store for Sqlite {
     fn claim(&self, study: StudyId, worker: &str, limit: Option<u64>) -> Result<Option<Claim>, StoreError> {
         self.tx(|tx| {
             let t = now();
+            // The hot statements of the trial loop are prepared once per connection.
             let queued: Option<i64> = tx
-                .query_row(
-                    NEXT_QUEUED,
-                    params![study],
-                    |r| r.get(0),
-                )
-                .optional()
+                .prepare_cached(NEXT_QUEUED)
+                .and_then(|mut st| st.query_row(params![study], |r| r.get(0)).optional())
                 .map_err(backend)?;
             if let Some(number) = queued {
                 tx.execute(
@@ -313,13 +310,11 @@ impl Store for Sqlite {
             }
             let limit = limit.map(|l| l.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX);
             let number: Option<i64> = tx
-                .query_row(
+                .prepare_cached(
                     "UPDATE studies SET next_number = next_number + 1 WHERE id = ?1 AND next_number < ?2 \
                      RETURNING next_number - 1",
-                    params![study, limit],
-                    |r| r.get(0),
                 )
-                .optional()
+                .and_then(|mut st| st.query_row(params![study, limit], |r| r.get(0)).optional())
                 .map_err(backend)?;
             let Some(number) = number else {
                 let exists: Option<i64> = tx
@@ -331,10 +326,10 @@ impl Store for Sqlite {
                     None => Err(StoreError::NotFound(format!("no study with id {study}"))),
                 };
             };
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO trials (study, number, state, worker, heartbeat, started) VALUES (?1, ?2, 'running', ?3, ?4, ?4)",
-                params![study, number, worker, t],
             )
+            .and_then(|mut st| st.execute(params![study, number, worker, t]))
             .map_err(backend)?;
             Ok(Some(Claim { number: number as u64, requeued: None }))
         })
@@ -356,11 +351,11 @@ impl Store for Sqlite {
         let text = point_to_text(params)?;
         self.tx(|tx| {
             let n = tx
-                .execute(
+                .prepare_cached(
                     "UPDATE trials SET params = ?3, seed = ?4, heartbeat = ?6 \
                      WHERE study = ?1 AND number = ?2 AND state = 'running' AND worker = ?5",
-                    params![study, number as i64, text, seed as i64, worker, now()],
                 )
+                .and_then(|mut st| st.execute(params![study, number as i64, text, seed as i64, worker, now()]))
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("trial {number} is not running under this worker")));
@@ -404,11 +399,13 @@ impl Store for Sqlite {
         let params_text = point_to_text(&trial.params)?;
         self.tx(|tx| {
             let n = tx
-                .execute(
+                .prepare_cached(
                     "UPDATE trials SET state = ?3, params = ?4, seed = ?5, objective_values = ?6, constraint_values = ?7, \
                      violations = ?8, metrics = ?9, error = ?10, duration = ?11, finished = ?12, worker = NULL \
                      WHERE study = ?1 AND number = ?2",
-                    params![
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
                         study,
                         trial.number as i64,
                         trial.state.as_str(),
@@ -421,8 +418,8 @@ impl Store for Sqlite {
                         trial.error,
                         trial.duration,
                         now()
-                    ],
-                )
+                    ])
+                })
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("no trial {} in study {study}", trial.number)));

@@ -2,7 +2,7 @@
 """Search quality and overhead: Optuna's samplers beside ours, in one run.
 
 Makes its own virtualenv (bench/search/.venv, with optuna), runs Optuna's TPE
-(twice: its defaults, i.e. multivariate=False, and multivariate=True, group=True)
+(twice: its defaults, which in 5.0 are multivariate for one objective, and multivariate=True, group=True)
 and random samplers on Branin, Hartmann6, Rosenbrock-10, Ackley-10 and a mixed
 space, 100 trials x 10 seeds each, runs ours through `cargo bench --bench
 search_quality -- --json`, and prints median simple regret at 25/50/100 trials

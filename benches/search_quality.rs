@@ -9,7 +9,9 @@
 //!
 //! Run: `cargo bench --bench search_quality` (human table), or
 //! `cargo bench --bench search_quality -- --json` (one JSON object, read by
-//! `bench/search/run.py`, which puts Optuna beside it). Nothing is asserted.
+//! `bench/search/run.py`, which puts Optuna beside it). Options: `--seeds 100` (seeds
+//! 100..109 instead of 0..9: tune on those, report 0..9), `--strategies tpe,random`,
+//! and problem names (`branin`, `overhead`, ...) to run only those. Nothing is asserted.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -127,7 +129,12 @@ fn compile_space(body: &str) -> bma::ir::Program {
 type Make = fn(&bma::ir::Space) -> Box<dyn Strategy>;
 
 fn strategies() -> Vec<(&'static str, Make)> {
-    vec![("random", |_| Box::new(Random)), ("tpe", |s| Box::new(Tpe::with_options(s, TpeOptions::default())))]
+    vec![
+        ("random", |_| Box::new(Random)),
+        ("tpe", |s| Box::new(Tpe::with_options(s, TpeOptions::default()))),
+        // Optuna 5.0's TPESampler() defaults exactly (our default goes beyond them).
+        ("tpe-optuna", |s| Box::new(Tpe::with_options(s, TpeOptions::optuna()))),
+    ]
 }
 
 /// Runs one study; gives the best value after each trial.
@@ -195,8 +202,26 @@ fn overhead(filled: usize, reps: usize) -> f64 {
 }
 
 fn main() {
-    let json = std::env::args().any(|a| a == "--json");
-    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    // `--seeds 100`: seeds 100..109 instead of 0..9 (tune on those, report 0..9).
+    let first: u64 = args.iter().position(|a| a == "--seeds").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(0);
+    // `--strategies tpe,random`: a subset.
+    let chosen: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--strategies")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let mut skip_next = false;
+    let only: Vec<String> = args
+        .iter()
+        .filter(|a| {
+            let skip = skip_next || a.starts_with("--");
+            skip_next = *a == "--seeds" || *a == "--strategies";
+            !skip
+        })
+        .cloned()
+        .collect();
     let mut quality = Vec::new();
     for problem in problems() {
         if !only.is_empty() && !only.iter().any(|o| o == problem.name) {
@@ -204,8 +229,12 @@ fn main() {
         }
         let program = compile_space(&problem.space);
         for (name, make) in strategies() {
+            if chosen.as_ref().is_some_and(|c| !c.iter().any(|x| x == name)) {
+                continue;
+            }
             let start = Instant::now();
-            let curves: Vec<Vec<f64>> = (0..SEEDS).map(|s| run(&program, make, problem.f, s, TRIALS)).collect();
+            let curves: Vec<Vec<f64>> =
+                (first..first + SEEDS).map(|s| run(&program, make, problem.f, s, TRIALS)).collect();
             let secs = start.elapsed().as_secs_f64();
             let at: Vec<f64> = CHECKPOINTS
                 .iter()

@@ -71,6 +71,11 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX trials_config_key ON trials(config_key, state);",
 ];
 
+/// The lowest queued trial of a study. `+number`: SQLite looks the few queued rows up
+/// through `trials_state` and sorts them, instead of walking the primary key over every
+/// trial of the study (which made each claim O(n): 0.35 ms at 5,000 trials).
+const NEXT_QUEUED: &str = "SELECT number FROM trials WHERE study = ?1 AND state = 'queued' ORDER BY +number LIMIT 1";
+
 /// The SQLite store.
 pub struct Sqlite {
     conn: Mutex<Connection>,
@@ -442,13 +447,10 @@ impl Store for Sqlite {
     fn claim(&self, study: StudyId, worker: &str, limit: Option<u64>) -> Result<Option<Claim>, StoreError> {
         self.tx(|tx| {
             let t = now();
+            // The hot statements of the trial loop are prepared once per connection.
             let queued: Option<i64> = tx
-                .query_row(
-                    "SELECT number FROM trials WHERE study = ?1 AND state = 'queued' ORDER BY number LIMIT 1",
-                    params![study],
-                    |r| r.get(0),
-                )
-                .optional()
+                .prepare_cached(NEXT_QUEUED)
+                .and_then(|mut st| st.query_row(params![study], |r| r.get(0)).optional())
                 .map_err(backend)?;
             if let Some(number) = queued {
                 tx.execute(
@@ -462,13 +464,11 @@ impl Store for Sqlite {
             }
             let limit = limit.map(|l| l.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX);
             let number: Option<i64> = tx
-                .query_row(
+                .prepare_cached(
                     "UPDATE studies SET next_number = next_number + 1 WHERE id = ?1 AND next_number < ?2 \
                      RETURNING next_number - 1",
-                    params![study, limit],
-                    |r| r.get(0),
                 )
-                .optional()
+                .and_then(|mut st| st.query_row(params![study, limit], |r| r.get(0)).optional())
                 .map_err(backend)?;
             let Some(number) = number else {
                 let exists: Option<i64> = tx
@@ -480,10 +480,10 @@ impl Store for Sqlite {
                     None => Err(StoreError::NotFound(format!("no study with id {study}"))),
                 };
             };
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO trials (study, number, state, worker, heartbeat, started) VALUES (?1, ?2, 'running', ?3, ?4, ?4)",
-                params![study, number, worker, t],
             )
+            .and_then(|mut st| st.execute(params![study, number, worker, t]))
             .map_err(backend)?;
             Ok(Some(Claim { number: number as u64, requeued: None }))
         })
@@ -505,11 +505,11 @@ impl Store for Sqlite {
         let text = point_to_text(params)?;
         self.tx(|tx| {
             let n = tx
-                .execute(
+                .prepare_cached(
                     "UPDATE trials SET params = ?3, seed = ?4, heartbeat = ?6 \
                      WHERE study = ?1 AND number = ?2 AND state = 'running' AND worker = ?5",
-                    params![study, number as i64, text, seed as i64, worker, now()],
                 )
+                .and_then(|mut st| st.execute(params![study, number as i64, text, seed as i64, worker, now()]))
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("trial {number} is not running under this worker")));
@@ -553,11 +553,13 @@ impl Store for Sqlite {
         let params_text = point_to_text(&trial.params)?;
         self.tx(|tx| {
             let n = tx
-                .execute(
+                .prepare_cached(
                     "UPDATE trials SET state = ?3, params = ?4, seed = ?5, objective_values = ?6, constraint_values = ?7, \
                      violations = ?8, metrics = ?9, error = ?10, duration = ?11, finished = ?12, worker = NULL \
                      WHERE study = ?1 AND number = ?2",
-                    params![
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
                         study,
                         trial.number as i64,
                         trial.state.as_str(),
@@ -570,8 +572,8 @@ impl Store for Sqlite {
                         trial.error,
                         trial.duration,
                         now()
-                    ],
-                )
+                    ])
+                })
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("no trial {} in study {study}", trial.number)));

@@ -274,3 +274,17 @@ fn a_study_loads_by_name_from_any_store() {
     let e = crate::store::load_study(store, "zz").unwrap_err().to_string();
     assert!(e.contains("no study `zz`") && e.contains("a, b"), "{e}");
 }
+
+#[test]
+fn claims_find_queued_trials_through_the_state_index() {
+    let store = Sqlite::in_memory().unwrap();
+    let conn = store.conn();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {NEXT_QUEUED}"))
+        .unwrap()
+        .query_map(params![1], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(plan.iter().any(|p| p.contains("trials_state")), "{plan:?}");
+}

@@ -129,7 +129,8 @@ fn client(url: &str) -> postgres::Client {
 }
 
 fn study_id(url: &str, name: &str) -> Option<i64> {
-    client(url).query_opt("SELECT id FROM bma_studies WHERE name = $1", &[&name]).expect("query").map(|r| r.get(0))
+    // Before the first process has run the migrations the table does not exist yet: not yet.
+    client(url).query_opt("SELECT id FROM bma_studies WHERE name = $1", &[&name]).ok().flatten().map(|r| r.get(0))
 }
 
 /// Polls until the study exists (its creator committed it).

@@ -56,6 +56,8 @@ pub struct Outputs<'a> {
     /// The best trial's metrics on the test split (model experiments).
     pub best_test: Option<&'a Metrics>,
     pub final_summary: Option<&'a FinalSummary>,
+    /// More top-level fields for `results.json` (watch's reuse counts).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What [`write_outputs`] produced: the terminal report (table, best trial on test,
@@ -69,7 +71,7 @@ pub struct Written {
 /// terminal report. An HTML report that cannot be written is a note, not a failure.
 pub fn write_outputs(o: &Outputs<'_>) -> Result<Written, Failure> {
     let mut notes = Vec::new();
-    let mut extra = serde_json::Map::new();
+    let mut extra = o.extra.clone();
     if let Some(ended) = &o.ended {
         extra.insert("ended".into(), serde_json::json!(ended));
     }
@@ -197,6 +199,7 @@ pub fn regenerate(store: &dyn Store, study: &Study, out: &Path) -> Result<Writte
         ended,
         best_test: best_test.as_ref(),
         final_summary: final_summary.as_ref(),
+        extra: serde_json::Map::new(),
     })?;
     notes.append(&mut written.notes);
     written.notes = notes;

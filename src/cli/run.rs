@@ -758,37 +758,8 @@ fn execute(
 
     // The best trial's model, then the results files, from the store's history.
     let spec = &study.study.spec;
-    let Outputs { best_test, final_summary, notes } =
-        write_outputs(plan, spec, &history, ended, &base, serde_json::Map::new())?;
-    let ranked = history.ranked();
-
-    print!("{}", super::report::table(&history, spec, &exp.space, plan.top));
-    if let (Some(m), Some(best)) = (&best_test, ranked.first()) {
-        let shown: Vec<String> = ["accuracy", "f1", "loss", "mse", "r2"]
-            .iter()
-            .filter_map(|k| m.get(*k).map(|v| format!("{k} {}", fmt_num(*v))))
-            .collect();
-        println!("best trial {} on test: {}", best.number, shown.join(", "));
-    }
-    if let Some(f) = &final_summary {
-        let show = |m: &bma::train::Metrics| {
-            ["accuracy", "r2", "loss"]
-                .iter()
-                .find_map(|k| m.get(*k).map(|v| format!("{k} {}", fmt_num(*v))))
-                .unwrap_or_default()
-        };
-        println!(
-            "final model ({}, {} member{}): test {} (valid {}); best single trial {}: test {} (valid {})",
-            f.method,
-            f.members.len(),
-            if f.members.len() == 1 { "" } else { "s" },
-            show(&f.final_test),
-            show(&f.final_valid),
-            f.best_single,
-            show(&f.single_test),
-            show(&f.single_valid),
-        );
-    }
+    let Outputs { text, notes, .. } = write_outputs(plan, spec, &history, ended, &base, serde_json::Map::new())?;
+    print!("{text}");
     for n in notes {
         eprintln!("note: {n}");
     }
@@ -813,16 +784,17 @@ fn execute(
 
 /// What [`write_outputs`] made.
 pub(super) struct Outputs {
-    pub(super) best_test: Option<bma::train::Metrics>,
     pub(super) final_summary: Option<bma::final_model::FinalSummary>,
+    /// The terminal report: the ranked table, the best trial on test, the final model.
+    pub(super) text: String,
     /// What could not be made, and why.
     pub(super) notes: Vec<String>,
 }
 
 /// Everything a finished study leaves in its out folder, from the store's history:
 /// `best/` (evaluated on test), `final/` (the `average` section over the ranked
-/// trials' saved models, not after an interrupted run), `results.json` (with `extra`
-/// merged in), `results.csv` and `report.html`. `base` is the folder of the `.bma` file.
+/// trials' saved models, not after an interrupted run), then `results.json` (with `extra`
+/// merged in), `results.csv` and `report.html` through [`super::report::write_outputs`]. `base` is the folder of the `.bma` file.
 pub(super) fn write_outputs(
     plan: &Plan<'_>,
     spec: &store::StudySpec,
@@ -859,23 +831,20 @@ pub(super) fn write_outputs(
             }
         }
     }
-    let mut extra = extra;
-    extra.insert("ended".into(), serde_json::json!(format!("{ended:?}").to_lowercase()));
-    if let Some(summary) = &final_summary {
-        extra.insert("final".into(), serde_json::to_value(summary).map_err(internal)?);
-    }
-    let json = runner::results_json(spec, history, ended.state().as_str(), best_test.as_ref(), extra);
-    let text = serde_json::to_string_pretty(&json).map_err(internal)?;
-    runner::write_atomic(&plan.out.join("results.json"), text.as_bytes()).map_err(internal)?;
-    runner::write_atomic(&plan.out.join("results.csv"), runner::results_csv(spec, &exp.space, history).as_bytes())
-        .map_err(internal)?;
-
-    let report =
-        bma::report::ReportData::new(&exp.name, &history.trials, spec.objectives.clone(), final_summary.clone());
-    if let Err(e) = bma::report::write(&plan.out.join("report.html"), &report) {
-        notes.push(format!("the HTML report could not be written: {e}"));
-    }
-    Ok(Outputs { best_test, final_summary, notes })
+    let written = super::report::write_outputs(&super::report::Outputs {
+        out: &plan.out,
+        spec,
+        space: &exp.space,
+        top: plan.top,
+        history,
+        state: ended.state(),
+        ended: Some(format!("{ended:?}").to_lowercase()),
+        best_test: best_test.as_ref(),
+        final_summary: final_summary.as_ref(),
+        extra,
+    })?;
+    notes.extend(written.notes);
+    Ok(Outputs { final_summary, text: written.text, notes })
 }
 
 pub(super) fn rank_of(exp: &ir::Experiment) -> Rank {

@@ -6,6 +6,8 @@
 //!
 //! `cargo bench --bench watch` (optionally `-- ROUNDS`). Prints median, p95 and max per file.
 
+#![allow(clippy::print_stdout)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

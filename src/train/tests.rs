@@ -437,7 +437,7 @@ fn swa_recomputes_batchnorm_statistics_on_the_train_split() {
     let w = t.iter().find(|(n, _, _)| n.ends_with(".weight")).expect("weight").2.clone();
     let b = t.iter().find(|(n, _, _)| n.ends_with(".bias")).expect("bias").2.clone();
     let f = data.features();
-    let mut mean = vec![0f64; 8];
+    let mut mean = [0f64; 8];
     for i in 0..data.train.n {
         let row = data.train.row(i, f);
         for (j, m) in mean.iter_mut().enumerate() {

@@ -192,7 +192,8 @@ pub fn rank_and_crowding(points: &[Vec<f64>], violations: &[f64]) -> Vec<(usize,
 }
 
 /// Indices of `trials`, best first: feasible before infeasible (by total violation), then
-/// by `rank`. With [`Rank::Pareto`]: by front, then larger crowding distance first.
+/// by `rank`. With [`Rank::Pareto`]: by front, then larger crowding distance first, then by
+/// the objectives in declared order.
 pub fn order(trials: &[&Trial], directions: &[Direction], rank: &Rank) -> Vec<usize> {
     let points: Vec<Vec<f64>> = trials.iter().map(|t| losses(t, directions)).collect();
     let viol: Vec<f64> = trials.iter().map(|t| t.total_violation()).collect();
@@ -201,7 +202,20 @@ pub fn order(trials: &[&Trial], directions: &[Direction], rank: &Rank) -> Vec<us
     match rank {
         Rank::Pareto => {
             let rc = rank_and_crowding(&points, &viol);
-            idx.sort_by(|&a, &b| rc[a].0.cmp(&rc[b].0).then(rc[b].1.total_cmp(&rc[a].1)).then(a.cmp(&b)));
+            // Equal crowding (both ends of a front are infinite) falls back to the objectives in
+            // the order they were declared, so the "best" of a front is the one best on the
+            // first objective rather than the oldest trial.
+            let lex = |a: usize, b: usize| {
+                points[a]
+                    .iter()
+                    .zip(&points[b])
+                    .map(|(x, y)| x.total_cmp(y))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            };
+            idx.sort_by(|&a, &b| {
+                rc[a].0.cmp(&rc[b].0).then(rc[b].1.total_cmp(&rc[a].1)).then(lex(a, b)).then(a.cmp(&b))
+            });
         }
         Rank::Lexicographic => {
             idx.sort_by(|&a, &b| {
@@ -357,6 +371,15 @@ mod tests {
         // Front {0,1,2,3}: 1 and 3 are boundaries (inf), then 0 (1.5) before 2 (1.25); then 4.
         assert_eq!(order(&refs, &MIN2, &Rank::Pareto), vec![1, 3, 0, 2, 4]);
         assert_eq!(pareto_front(&refs, &MIN2), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn pareto_ends_of_a_front_are_ordered_by_the_first_objective() {
+        // Trial 0 is the cheap end (best second objective), trial 1 the accurate end: both
+        // have infinite crowding; the first declared objective decides, not the trial number.
+        let ts = [trial(0, &[0.04, 7.0], &[]), trial(1, &[0.01, 78.0], &[]), trial(2, &[0.05, 80.0], &[])];
+        let refs: Vec<&Trial> = ts.iter().collect();
+        assert_eq!(order(&refs, &MIN2, &Rank::Pareto), vec![1, 0, 2]);
     }
 
     #[test]

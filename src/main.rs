@@ -1,6 +1,25 @@
 //! The `bma` command line: a thin layer over the library.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+// The printing macros of this binary shadow std's (a `macro_rules!` defined before `mod cli`
+// is in scope in every module below): they write and ignore errors, so a closed pipe
+// (`bma run … | head`) or a full disk never panics mid-run; the run goes on and records
+// everything in its store and output files.
+macro_rules! print {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stdout().lock(), $($arg)*); }};
+}
+macro_rules! println {
+    () => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout().lock()); }};
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout().lock(), $($arg)*); }};
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stderr().lock(), $($arg)*); }};
+}
+macro_rules! eprintln {
+    () => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr().lock()); }};
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr().lock(), $($arg)*); }};
+}
+
 mod cli;
 
 use std::collections::BTreeMap;

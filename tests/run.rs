@@ -449,3 +449,29 @@ experiment tiny {
     check(&[&os("eval"), out.as_os_str(), &os("--model"), &os("soup")], 1, "soup");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bma run … | head -1`: the reader of stdout and stderr goes away before bma writes.
+/// Printing must not panic (exit 101) nor stop the run: every trial is still recorded.
+#[test]
+fn a_closed_stdout_neither_panics_nor_loses_trials() {
+    use std::process::Stdio;
+    let dir = tmp("closed-pipe");
+    let file = write(&dir, "b.bma", BRANIN);
+    let out = dir.join("out");
+    let mut child = bma()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(["--progress", "plain"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let r = results(&out);
+    assert_eq!(r["trials"].as_array().map(Vec::len), Some(30));
+}

@@ -568,6 +568,16 @@ impl<'a> Study<'a> {
                 }
             });
 
+            // Stops the heartbeat thread however this closure ends: were it to unwind (a panic
+            // in an observer), the scope would otherwise wait for that thread forever.
+            struct StopOnDrop<'f>(&'f AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _stop_heartbeat = StopOnDrop(&finished_flag);
+
             let mut running: BTreeSet<u64> = BTreeSet::new();
             let mut pending: Option<store::Claim> = None;
             let mut no_more = false;
@@ -765,7 +775,16 @@ impl<'a> Study<'a> {
                                             continue;
                                         }
                                         scope.spawn(move || {
-                                            let trial = ctx.run_trial(n, point, tseed);
+                                            // Whatever panics in the trial thread (an observer, the
+                                            // store), the loop hears of it: a trial that never
+                                            // reports would be waited for forever.
+                                            let fallback = Trial::new(n, point.clone(), tseed);
+                                            let trial =
+                                                catch_unwind(AssertUnwindSafe(|| ctx.run_trial(n, point, tseed)))
+                                                    .unwrap_or_else(|p| {
+                                                        let why = format!("panicked: {}", panic_message(&p));
+                                                        ctx.failed(fallback, why, Instant::now())
+                                                    });
                                             let _ = tx.send(Done { trial });
                                         });
                                         continue;

@@ -352,3 +352,27 @@ fn reused_trials_are_measured_not_evaluated_and_replayed_points_come_first() {
     assert_eq!(finished, (0..6).collect::<Vec<_>>());
     assert_eq!(store.history(s.study.id).expect("ok"), h.trials, "recorded as seen");
 }
+
+/// A panic on the loop's own thread (here an observer's) reaches the caller as a panic;
+/// before, the heartbeat thread kept the scope, and the process, waiting forever.
+#[test]
+fn a_panicking_observer_ends_the_run_instead_of_hanging_it() {
+    struct Boom;
+    impl Observer for Boom {
+        fn event(&self, event: Event<'_>) {
+            if let Event::Finished { trial, .. } = event
+                && trial.number == 2
+            {
+                panic!("observer failed");
+            }
+        }
+    }
+    let c = compiled(BRANIN);
+    let store = Sqlite::in_memory().expect("ok");
+    let mut s = study(&c, &store, "random", settings(8, 2), 1);
+    let stop = AtomicBool::new(false);
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| s.run(&FunctionEvaluator, &Boom, &stop)));
+    assert!(outcome.is_err(), "the observer's panic is not swallowed");
+    let finished = store.history(s.study.id).expect("history").iter().filter(|t| t.state.is_finished()).count();
+    assert!(finished >= 3, "trials finished before the panic are recorded: {finished}");
+}

@@ -13,7 +13,7 @@
 //! 100..109 instead of 0..9: tune on those, report 0..9), `--nseeds 40` (more seeds),
 //! `--strategies tpe,random` (`BMA_TPE_TUNE` adds variants of `tpe`, see `strategies`),
 //! and problem names (`branin`, `overhead`, ...) to run only those. Nothing is asserted.
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::time::Instant;
 
@@ -260,7 +260,7 @@ fn main() {
         }
         let program = compile_space(&problem.space);
         for (name, make) in strategies() {
-            if chosen.as_ref().is_some_and(|c| !c.iter().any(|x| *x == name)) {
+            if chosen.as_ref().is_some_and(|c| !c.contains(&name)) {
                 continue;
             }
             let start = Instant::now();

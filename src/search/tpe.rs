@@ -961,7 +961,7 @@ pub(super) mod tests {
         let mut tpe = Tpe::new(space, 10);
         for k in 0..20 {
             let ask = AskContext { space, ctx, pins: &pins, history: &history, number: 20, budget: None };
-            let Ask::Point(p) = tpe.ask(&ask, &mut Rng::derive(5, k)).unwrap() else { panic!("no point") };
+            let Ask::Point(p) = tpe.ask(&ask, &mut Rng::derive(5, k)).expect("an ask") else { panic!("no point") };
             let (x, y) = (num(&p, "x"), num(&p, "y"));
             let (to_best, to_second) = ((x - 0.8).hypot(y - 0.2), x.hypot(y - 0.6));
             assert!(to_best < to_second && to_best < 0.48, "({x}, {y}) is not near the best trial");

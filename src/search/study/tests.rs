@@ -261,7 +261,7 @@ fn the_stop_flag_ends_the_study_with_everything_recorded() {
 #[test]
 fn the_trial_deadline_reaches_the_evaluator_mid_step() {
     let c = compiled(BRANIN);
-    let store = Sqlite::in_memory().unwrap();
+    let store = Sqlite::in_memory().expect("an in-memory store");
     struct UntilDeadline;
     impl Evaluator for UntilDeadline {
         fn evaluate(&self, t: TrialRef<'_>, _on_step: &mut StepFn<'_>) -> Outcome {
@@ -276,7 +276,7 @@ fn the_trial_deadline_reaches_the_evaluator_mid_step() {
     }
     let settings = Settings { trial_time: Some(Duration::from_millis(30)), ..settings(3, 1) };
     let mut s = study(&c, &store, "random", settings, 2);
-    let (h, _) = s.run(&UntilDeadline, &Quiet, &AtomicBool::new(false)).unwrap();
+    let (h, _) = s.run(&UntilDeadline, &Quiet, &AtomicBool::new(false)).expect("the study runs");
     assert_eq!(h.trials.len(), 3);
     for t in &h.trials {
         assert_eq!(t.state, TrialState::Failed);

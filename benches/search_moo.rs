@@ -9,7 +9,10 @@
 //!
 //! Run: `cargo bench --bench search_moo` (table) or `cargo bench --bench search_moo --
 //! --json` (read by `bench/search/run.py --moo`). Seeds: `--seeds 100` starts at 100
-//! (tuning seeds; the reported figures use 0..9). Nothing is asserted.
+//! (tuning seeds; the reported figures use 0..9). `overhead` alone: the NSGA-II ask +
+//! tell at 1,000 and 5,000 completed trials (ZDT1, d = 30, random trials), beside what a
+//! full non-dominated sort of every trial costs (what each ask did before the pool).
+//! Nothing is asserted.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -78,9 +81,61 @@ fn median(mut v: Vec<f64>) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
 }
 
+/// Milliseconds per NSGA-II ask + tell with `filled` complete trials, and per full sort
+/// (fronts and the crowding of each) of as many trials.
+fn overhead(filled: u64, reps: u64) -> (f64, f64) {
+    let d = 30;
+    let program = program(d);
+    let exp = &program.experiments[0];
+    let ctx = Context { fns: &program.fns, data: None };
+    let pins = Point::new();
+    let mut history = History::new(vec![Direction::Minimize; 2], Rank::Pareto);
+    let mut rng = Rng::new(3);
+    let add = |history: &mut History, n: u64, point: Point| {
+        let x: Vec<f64> = (0..d).map(|i| point.get(&format!("x{i}")).and_then(Value::as_f64).unwrap()).collect();
+        let mut t = Trial::new(n, point, 0);
+        t.state = TrialState::Complete;
+        t.values = zdt1(&x);
+        history.upsert(t);
+    };
+    for n in 0..filled {
+        let point = bma::space::sample(&exp.space, ctx, &pins, &mut rng).unwrap();
+        add(&mut history, n, point);
+    }
+    let points: Vec<Vec<f64>> = history.completed().map(|t| t.values.clone()).collect();
+    let sorts = 3;
+    let start = Instant::now();
+    for _ in 0..sorts {
+        for front in rank::fronts(&points, &[]) {
+            std::hint::black_box(rank::crowding(&points, &front));
+        }
+    }
+    let sort_ms = start.elapsed().as_secs_f64() * 1e3 / sorts as f64;
+    let mut nsga2 = Nsga2::new(&exp.space, 50);
+    // The first ask takes in the whole history (what a resumed study pays once).
+    let warm = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: filled, budget: None };
+    nsga2.ask(&warm, &mut rng).unwrap();
+    let start = Instant::now();
+    for n in filled..filled + reps {
+        let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: None };
+        let Ask::Point(point) = nsga2.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
+        add(&mut history, n, point);
+    }
+    (start.elapsed().as_secs_f64() * 1e3 / reps as f64, sort_ms)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
+    if args.iter().any(|a| a == "overhead") {
+        for filled in [1_000, 5_000] {
+            let (ask, sort) = overhead(filled, 200);
+            println!(
+                "nsga2 ask+tell at {filled} complete trials (ZDT1 d=30, population 50): {ask:.3} ms; a full sort of {filled} trials: {sort:.1} ms"
+            );
+        }
+        return;
+    }
     let first: u64 = args.iter().position(|a| a == "--seeds").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(0);
     let mut rows = Vec::new();
     for d in [5usize, 30] {

@@ -10,9 +10,10 @@
 //! Run: `cargo bench --bench search_quality` (human table), or
 //! `cargo bench --bench search_quality -- --json` (one JSON object, read by
 //! `bench/search/run.py`, which puts Optuna beside it). Options: `--seeds 100` (seeds
-//! 100..109 instead of 0..9: tune on those, report 0..9), `--strategies tpe,random`,
+//! 100..109 instead of 0..9: tune on those, report 0..9), `--nseeds 40` (more seeds),
+//! `--strategies tpe,random` (`BMA_TPE_TUNE` adds variants of `tpe`, see `strategies`),
 //! and problem names (`branin`, `overhead`, ...) to run only those. Nothing is asserted.
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::time::Instant;
 
@@ -126,19 +127,46 @@ fn compile_space(body: &str) -> bma::ir::Program {
     compiled.program
 }
 
-type Make = fn(&bma::ir::Space) -> Box<dyn Strategy>;
+type Make = Box<dyn Fn(&bma::ir::Space) -> Box<dyn Strategy>>;
 
-fn strategies() -> Vec<(&'static str, Make)> {
-    vec![
-        ("random", |_| Box::new(Random)),
-        ("tpe", |s| Box::new(Tpe::with_options(s, TpeOptions::default()))),
+fn strategies() -> Vec<(String, Make)> {
+    let mut out: Vec<(String, Make)> = vec![
+        ("random".into(), Box::new(|_| Box::new(Random))),
+        ("tpe".into(), Box::new(|s| Box::new(Tpe::with_options(s, TpeOptions::default())))),
+        // Our default without local asks (candidates from all of `l`, the default before).
+        (
+            "tpe-global".into(),
+            Box::new(|s| Box::new(Tpe::with_options(s, TpeOptions { local: 0.0, ..TpeOptions::default() }))),
+        ),
         // Optuna 5.0's TPESampler() defaults exactly (our default goes beyond them).
-        ("tpe-optuna", |s| Box::new(Tpe::with_options(s, TpeOptions::optuna()))),
-    ]
+        ("tpe-optuna".into(), Box::new(|s| Box::new(Tpe::with_options(s, TpeOptions::optuna())))),
+    ];
+    // Tuning variants: `BMA_TPE_TUNE="local=0.5,local_scale=0.3;gamma=0.05"` adds
+    // `tpe-x0`, `tpe-x1`, ...: `TpeOptions::default()` with those fields changed.
+    for (k, spec) in std::env::var("BMA_TPE_TUNE").unwrap_or_default().split(';').filter(|s| !s.is_empty()).enumerate()
+    {
+        let mut o = TpeOptions::default();
+        for kv in spec.split(',') {
+            let (key, v) = kv.split_once('=').expect("key=value");
+            let f: f64 = v.parse().expect("a number");
+            match key {
+                "candidates" => o.candidates = f as usize,
+                "gamma" => o.gamma = f,
+                "max_below" => o.max_below = f as usize,
+                "prior_weight" => o.prior_weight = f,
+                "local" => o.local = f,
+                "local_scale" => o.local_scale = f,
+                _ => panic!("unknown TpeOptions field {key}"),
+            }
+        }
+        eprintln!("tpe-x{k}: {o:?}");
+        out.push((format!("tpe-x{k}"), Box::new(move |s| Box::new(Tpe::with_options(s, o.clone())))));
+    }
+    out
 }
 
 /// Runs one study; gives the best value after each trial.
-fn run(program: &bma::ir::Program, make: Make, f: fn(&Point) -> f64, seed: u64, trials: usize) -> Vec<f64> {
+fn run(program: &bma::ir::Program, make: &Make, f: fn(&Point) -> f64, seed: u64, trials: usize) -> Vec<f64> {
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
     let pins = Point::new();
@@ -206,6 +234,9 @@ fn main() {
     let json = args.iter().any(|a| a == "--json");
     // `--seeds 100`: seeds 100..109 instead of 0..9 (tune on those, report 0..9).
     let first: u64 = args.iter().position(|a| a == "--seeds").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(0);
+    // `--nseeds 40`: that many seeds instead of 10 (for tuning).
+    let nseeds: u64 =
+        args.iter().position(|a| a == "--nseeds").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(SEEDS);
     // `--strategies tpe,random`: a subset.
     let chosen: Option<Vec<String>> = args
         .iter()
@@ -217,7 +248,7 @@ fn main() {
         .iter()
         .filter(|a| {
             let skip = skip_next || a.starts_with("--");
-            skip_next = *a == "--seeds" || *a == "--strategies";
+            skip_next = *a == "--seeds" || *a == "--nseeds" || *a == "--strategies";
             !skip
         })
         .cloned()
@@ -229,12 +260,12 @@ fn main() {
         }
         let program = compile_space(&problem.space);
         for (name, make) in strategies() {
-            if chosen.as_ref().is_some_and(|c| !c.iter().any(|x| x == name)) {
+            if chosen.as_ref().is_some_and(|c| !c.contains(&name)) {
                 continue;
             }
             let start = Instant::now();
             let curves: Vec<Vec<f64>> =
-                (first..first + SEEDS).map(|s| run(&program, make, problem.f, s, TRIALS)).collect();
+                (first..first + nseeds).map(|s| run(&program, &make, problem.f, s, TRIALS)).collect();
             let secs = start.elapsed().as_secs_f64();
             let at: Vec<f64> = CHECKPOINTS
                 .iter()
@@ -243,7 +274,7 @@ fn main() {
             if !json {
                 println!(
                     "{:<13} {:<8} median regret @25 {:>10.4}  @50 {:>10.4}  @100 {:>10.4}   ({:.2} s for {} studies)",
-                    problem.name, name, at[0], at[1], at[2], secs, SEEDS
+                    problem.name, name, at[0], at[1], at[2], secs, nseeds
                 );
             }
             quality.push(serde_json::json!({"problem": problem.name, "strategy": name, "regret": at, "seconds": secs}));

@@ -105,11 +105,17 @@ impl Evaluator for ModelEvaluator<'_> {
             Ok(s) => s,
             Err(e) => return Outcome { status: Status::Failed(e.message), metrics: Metrics::new() },
         };
-        let outcome =
-            train::fit(self.trials.device, &sub, &cfg, &self.trials.data, |epoch, m| match on_step(epoch as u32, m) {
+        let outcome = train::fit_until(
+            self.trials.device,
+            &sub,
+            &cfg,
+            &self.trials.data,
+            trial.deadline,
+            |epoch, m| match on_step(epoch as u32, m) {
                 Control::Continue => train::Control::Continue,
                 Control::Stop => train::Control::Stop,
-            });
+            },
+        );
         let status = match &outcome.status {
             train::Status::Completed | train::Status::EarlyStopped { .. } => Status::Complete,
             train::Status::Stopped { .. } => Status::Stopped,

@@ -284,7 +284,7 @@ def main():
                 json.dump(theirs, fh)
     ours = run_ours()
     rows = {(r["problem"], r["strategy"]): r for r in ours["quality"] + theirs}
-    names = ["random", "tpe", "tpe-optuna", "optuna-random", "optuna-tpe", "optuna-tpe-mv"]
+    names = ["random", "tpe", "tpe-global", "tpe-optuna", "optuna-random", "optuna-tpe", "optuna-tpe-mv"]
 
     print(f"\n## Median simple regret ({TRIALS} trials x {SEEDS} seeds; optuna {optuna.__version__})\n")
     print("| function | strategy | @25 | @50 | @100 | ours/optuna-tpe @100 | ours/optuna-tpe-mv @100 | s (10 studies) |")
@@ -295,7 +295,7 @@ def main():
             if not r:
                 continue
             ratio = ratio_mv = ""
-            if s in ("random", "tpe", "tpe-optuna"):
+            if s in ("random", "tpe", "tpe-global", "tpe-optuna"):
                 ref = rows.get((name, "optuna-" + s.split("-")[0]))
                 ratio = fmt_ratio(r["regret"][2], ref["regret"][2]) if ref else ""
                 if s != "random":

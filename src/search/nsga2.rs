@@ -3,15 +3,26 @@
 //! Takes the finished trials, gives one offspring per ask. The parents are the
 //! `population` best complete trials of the whole history by constrained
 //! non-dominated sorting and crowding distance (elitist survivor selection over
-//! parents and offspring, recomputed from the history, so it needs no barrier and
-//! no state of its own); two are picked by binary tournament (front, then
+//! parents and offspring, so it needs no barrier); two are picked by binary tournament (front, then
 //! crowding); numeric coordinates cross by SBX and mutate polynomially, categorical
 //! ones cross uniformly and reset at random. The child is resolved through
 //! [`space::build`], so a conditional parameter that becomes active takes a
 //! parent's value when one has it and a random one otherwise.
 //!
+//! **Incremental.** Sorting the whole history on each ask is `O(M N^2)`; instead a
+//! [`Pool`] keeps only the trials dominated by fewer than `population` others (the
+//! rest can never be selected again: their dominators, which only grow in number, fill
+//! the better fronts), with their exact dominator counts, updated in `O(M |pool|)` per
+//! new trial. The pool is closed under domination (a member's dominators are members),
+//! so its fronts and crowding distances are those of the whole history, and the
+//! population sorted from it is the same (`cached_population_equals_the_full_sort`).
+//! The pool holds about `population * (1 + ln(N / population))` trials with two
+//! objectives.
+//!
 //! **Invariant:** until `population` trials are complete the points are random;
 //! [`Ask::Wait`] is never returned.
+
+use std::collections::HashSet;
 
 use super::rank;
 use super::{Ask, AskContext, SearchError, Strategy};
@@ -30,45 +41,125 @@ const CROSSOVER: f64 = 0.9;
 pub struct Nsga2 {
     population: usize,
     encoding: Encoding,
+    pool: Pool,
 }
 
 impl Nsga2 {
     pub fn new(space: &ir::Space, population: u64) -> Nsga2 {
-        Nsga2 { population: (population as usize).max(2), encoding: super::encoding(space) }
+        let population = (population as usize).max(2);
+        Nsga2 { population, encoding: super::encoding(space), pool: Pool::new(population) }
     }
+}
+
+/// A complete trial that may still be selected.
+#[derive(Debug, Clone)]
+struct Member {
+    number: u64,
+    losses: Vec<f64>,
+    violation: f64,
+    x: Vec<Option<f64>>,
+    /// How many complete trials dominate this one (constrained domination).
+    dominators: usize,
+}
+
+/// The complete trials dominated by fewer than `population` others, by trial number,
+/// and the population selected from them.
+#[derive(Debug, Clone)]
+struct Pool {
+    population: usize,
+    seen: HashSet<u64>,
+    members: Vec<Member>,
+    /// `(index in members, front, crowding)`; stale when `dirty`.
+    selected: Vec<(usize, usize, f64)>,
+    dirty: bool,
+}
+
+impl Pool {
+    fn new(population: usize) -> Pool {
+        Pool { population, seen: HashSet::new(), members: Vec::new(), selected: Vec::new(), dirty: true }
+    }
+
+    /// Takes in the complete trials not seen yet (all of them again if some seen one is
+    /// no longer complete: another history).
+    fn sync(&mut self, h: &super::History, encoding: &Encoding) {
+        if h.completed().filter(|t| self.seen.contains(&t.number)).count() < self.seen.len() {
+            *self = Pool::new(self.population);
+        }
+        for t in h.completed() {
+            if self.seen.insert(t.number) {
+                self.add(t.number, rank::losses(t, &h.directions), t.total_violation(), encoding.encode(&t.params));
+            }
+        }
+    }
+
+    fn add(&mut self, number: u64, losses: Vec<f64>, violation: f64, x: Vec<Option<f64>>) {
+        let dom = |a: &[f64], va: f64, b: &[f64], vb: f64| rank::constrained_dominates(a, va, b, vb);
+        let dominators = self.members.iter().filter(|m| dom(&m.losses, m.violation, &losses, violation)).count();
+        // Dominated by `population` members or more: never selected again. (By one that
+        // left the pool too: that one's dominators, at least `population`, are
+        // dominators of this one and, following the chain, members are among them.)
+        if dominators >= self.population {
+            return;
+        }
+        for m in &mut self.members {
+            if dom(&losses, violation, &m.losses, m.violation) {
+                m.dominators += 1;
+            }
+        }
+        let p = self.population;
+        self.members.retain(|m| m.dominators < p);
+        let at = self.members.partition_point(|m| m.number < number);
+        self.members.insert(at, Member { number, losses, violation, x, dominators });
+        self.dirty = true;
+    }
+
+    /// The population: `(member, front, crowding)`, fronts in order.
+    fn selected(&mut self) -> &[(usize, usize, f64)] {
+        if self.dirty {
+            let points: Vec<Vec<f64>> = self.members.iter().map(|m| m.losses.clone()).collect();
+            let viol: Vec<f64> = self.members.iter().map(|m| m.violation).collect();
+            self.selected = select(&points, &viol, self.population);
+            self.dirty = false;
+        }
+        &self.selected
+    }
+}
+
+/// Elitist selection: the best `population` points by front, then crowding (ties: the
+/// lower index); `(index, front, crowding)`, fronts in order.
+fn select(points: &[Vec<f64>], viol: &[f64], population: usize) -> Vec<(usize, usize, f64)> {
+    let mut parents: Vec<(usize, usize, f64)> = Vec::with_capacity(population);
+    for (r, front) in rank::fronts(points, viol).iter().enumerate() {
+        let crowd = rank::crowding(points, front);
+        let mut members: Vec<(usize, usize, f64)> = front.iter().zip(crowd).map(|(i, c)| (*i, r, c)).collect();
+        if parents.len() + members.len() > population {
+            members.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+            members.truncate(population - parents.len());
+        }
+        parents.extend(members);
+        if parents.len() >= population {
+            break;
+        }
+    }
+    parents
 }
 
 impl Strategy for Nsga2 {
     fn ask(&mut self, ctx: &AskContext<'_>, rng: &mut Rng) -> Result<Ask, SearchError> {
         let h = ctx.history;
-        let complete: Vec<&super::Trial> = h.completed().collect();
-        if complete.len() < self.population || self.encoding.dims.is_empty() {
+        if h.completed().count() < self.population || self.encoding.dims.is_empty() {
             return Ok(Ask::Point(ctx.random_point(rng)?));
         }
-        // Elitist selection: the best `population` of every complete trial.
-        let points: Vec<Vec<f64>> = complete.iter().map(|t| rank::losses(t, &h.directions)).collect();
-        let viol: Vec<f64> = complete.iter().map(|t| t.total_violation()).collect();
-        let mut parents: Vec<(usize, usize, f64)> = Vec::with_capacity(self.population);
-        for (r, front) in rank::fronts(&points, &viol).iter().enumerate() {
-            let crowd = rank::crowding(&points, front);
-            let mut members: Vec<(usize, usize, f64)> = front.iter().zip(crowd).map(|(i, c)| (*i, r, c)).collect();
-            if parents.len() + members.len() > self.population {
-                members.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-                members.truncate(self.population - parents.len());
-            }
-            parents.extend(members);
-            if parents.len() >= self.population {
-                break;
-            }
-        }
+        self.pool.sync(h, &self.encoding);
+        let parents = self.pool.selected();
         let tournament = |rng: &mut Rng| {
             let a = parents[rng.index(parents.len())];
             let b = parents[rng.index(parents.len())];
             if (a.1, -a.2) <= (b.1, -b.2) { a.0 } else { b.0 }
         };
-        let p1 = self.encoding.encode(&complete[tournament(rng)].params);
-        let p2 = self.encoding.encode(&complete[tournament(rng)].params);
-        let child = self.offspring(&p1, &p2, rng);
+        let (i1, i2) = (tournament(rng), tournament(rng));
+        let (p1, p2) = (&self.pool.members[i1].x, &self.pool.members[i2].x);
+        let child = self.offspring(p1, p2, rng);
         let enc = &self.encoding;
         let point = space::build(ctx.space, ctx.ctx, ctx.pins, |p, d, _| {
             match enc.index(&p.name).and_then(|i| child[i].map(|x| enc.dims[i].value(x))) {
@@ -268,6 +359,74 @@ pub(super) mod tests {
             assert!(o > r, "d={d}: nsga2 {ours:?} vs random {rand:?}");
             assert!(ours.iter().zip(&rand).filter(|(a, b)| a > b).count() >= 4, "{ours:?} vs {rand:?}");
         }
+    }
+
+    /// The population from the pool, as `(trial number, front, crowding)`.
+    fn pool_population(pool: &mut Pool) -> Vec<(u64, usize, f64)> {
+        let sel = pool.selected().to_vec();
+        sel.into_iter().map(|(i, r, c)| (pool.members[i].number, r, c)).collect()
+    }
+
+    /// The population by sorting every complete trial (the old way).
+    fn full_population(h: &History, population: usize) -> Vec<(u64, usize, f64)> {
+        let mut complete: Vec<&Trial> = h.completed().collect();
+        complete.sort_by_key(|t| t.number);
+        let points: Vec<Vec<f64>> = complete.iter().map(|t| rank::losses(t, &h.directions)).collect();
+        let viol: Vec<f64> = complete.iter().map(|t| t.total_violation()).collect();
+        select(&points, &viol, population).into_iter().map(|(i, r, c)| (complete[i].number, r, c)).collect()
+    }
+
+    #[test]
+    fn cached_population_equals_the_full_sort() {
+        // Two and three objectives, some trials infeasible, trials arriving out of order
+        // (4 in parallel), random points and NSGA-II's own.
+        for (m, parallel, seed) in [(2usize, 1u64, 1u64), (2, 4, 2), (3, 4, 3)] {
+            let d = 6;
+            let prog = unit_cube(d);
+            let f = |p: &Point| {
+                let x = coords(p, d);
+                let mut v = zdt1(&x);
+                if m == 3 {
+                    v.push((x[2] - 0.3).powi(2) + x[1]);
+                }
+                (v, vec![(0.2 - x[3]).max(0.0)])
+            };
+            let dirs = vec![Direction::Minimize; m];
+            let space = &prog.experiments[0].space;
+            for strategy in [&mut Random as &mut dyn Strategy, &mut Nsga2::new(space, 20)] {
+                let h = drive(&prog, strategy, dirs.clone(), 400, parallel, seed, &f);
+                let enc = crate::search::encoding(space);
+                let mut pool = Pool::new(20);
+                let mut seen = History::new(dirs.clone(), Rank::Pareto);
+                // Completion order: trial n finishes after trial n + 1 when n is even.
+                let mut order: Vec<usize> = (0..h.trials.len()).collect();
+                for pair in order.chunks_mut(2) {
+                    pair.reverse();
+                }
+                for (k, &i) in order.iter().enumerate() {
+                    seen.trials.push(h.trials[i].clone());
+                    if k % 7 == 0 || k + 1 == order.len() {
+                        pool.sync(&seen, &enc);
+                        assert_eq!(pool_population(&mut pool), full_population(&seen, 20), "m = {m}, after {k}");
+                    }
+                }
+                assert!(pool.members.len() < 200, "the pool keeps {} of 400 trials", pool.members.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_history_resets_the_pool() {
+        let prog = unit_cube(2);
+        let dirs = vec![Direction::Minimize; 2];
+        let f = |p: &Point| (zdt1(&coords(p, 2)), vec![]);
+        let a = drive(&prog, &mut Random, dirs.clone(), 60, 1, 1, &f);
+        let b = drive(&prog, &mut Random, dirs.clone(), 30, 1, 2, &f);
+        let enc = crate::search::encoding(&prog.experiments[0].space);
+        let mut pool = Pool::new(10);
+        pool.sync(&a, &enc);
+        pool.sync(&b, &enc);
+        assert_eq!(pool_population(&mut pool), full_population(&b, 10));
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub struct TrialRef<'a> {
     pub number: u64,
     pub point: &'a Point,
     pub seed: u64,
+    /// When the trial's time limit or the study's time budget runs out (the earlier);
+    /// an evaluator that can stop mid-step (the trainer: between batches) should stop
+    /// then with [`Status::Stopped`]. The study checks it at every step too.
+    pub deadline: Option<Instant>,
 }
 
 /// Evaluates points: trains a sub-model, or computes a function.
@@ -946,7 +950,12 @@ impl TrialCtx<'_> {
         let started = Instant::now();
         let mut trial = Trial::new(number, point, seed);
         let s = self.study;
-        let tref = TrialRef { number, point: &trial.params, seed };
+        let trial_deadline = self.trial_time.and_then(|t| started.checked_add(t));
+        let deadline = match (self.deadline, trial_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let tref = TrialRef { number, point: &trial.params, seed, deadline };
 
         // Static constraints first: a point that cannot be feasible is not trained.
         let statics = catch_unwind(AssertUnwindSafe(|| self.evaluator.static_metrics(tref)))
@@ -1009,6 +1018,14 @@ impl TrialCtx<'_> {
                 metrics: Metrics::new(),
             })
         };
+        // Stopped between steps at the deadline (the evaluator saw it in `TrialRef`).
+        if outcome.status == Status::Stopped && why == StopWhy::None {
+            if trial_deadline.is_some_and(|d| Instant::now() >= d) {
+                why = StopWhy::TrialTime;
+            } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                why = StopWhy::StudyTime;
+            }
+        }
         trial.steps = steps;
         let mut metrics = statics;
         metrics.extend(outcome.metrics);

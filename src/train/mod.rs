@@ -142,8 +142,25 @@ pub fn fit<F>(device: DeviceKind, sub: &ir::SubModel, cfg: &TrainConfig, data: &
 where
     F: FnMut(usize, &Metrics) -> Control + Send,
 {
+    fit_until(device, sub, cfg, data, None, on_epoch)
+}
+
+/// [`fit`] that also stops between batches once `deadline` has passed (a trial's time
+/// limit, a study's time budget): [`Status::Stopped`] at the last whole epoch, the
+/// unfinished one dropped (no model when none had finished).
+pub fn fit_until<F>(
+    device: DeviceKind,
+    sub: &ir::SubModel,
+    cfg: &TrainConfig,
+    data: &Dataset,
+    deadline: Option<Instant>,
+    on_epoch: F,
+) -> TrialOutcome
+where
+    F: FnMut(usize, &Metrics) -> Control + Send,
+{
     let plan = Plan::new(sub);
-    in_pool(cfg.threads, || fit_plan(device, plan, cfg, data, on_epoch))
+    in_pool(cfg.threads, || fit_plan(device, plan, cfg, data, deadline, on_epoch))
 }
 
 /// Runs `f` in a private rayon pool of `threads` threads (on failure, where it is).
@@ -158,7 +175,14 @@ fn failed(reason: String, epochs: Vec<Metrics>) -> TrialOutcome {
     TrialOutcome { status: Status::Failed { reason }, epochs, metrics: Metrics::new(), best_epoch: 0, model: None }
 }
 
-fn fit_plan<F>(kind: DeviceKind, plan: Plan, cfg: &TrainConfig, data: &Dataset, mut on_epoch: F) -> TrialOutcome
+fn fit_plan<F>(
+    kind: DeviceKind,
+    plan: Plan,
+    cfg: &TrainConfig,
+    data: &Dataset,
+    deadline: Option<Instant>,
+    mut on_epoch: F,
+) -> TrialOutcome
 where
     F: FnMut(usize, &Metrics) -> Control,
 {
@@ -204,7 +228,12 @@ where
         rng.shuffle(&mut order);
         let epoch_start = Instant::now();
         let (mut sum, mut count) = (0.0f64, 0usize);
+        let mut out_of_time = false;
         for chunk in order.chunks(cfg.batch.max(1)) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                out_of_time = true;
+                break;
+            }
             // A batch of one breaks batch statistics; it is at most one sample per epoch.
             if chunk.len() < 2 && order.len() >= 2 {
                 continue;
@@ -225,6 +254,10 @@ where
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = opt.step(cfg.lr_at(step, steps_per_epoch), net, grads);
             step += 1;
+        }
+        if out_of_time {
+            status = Status::Stopped { epoch: epoch - 1 };
+            break;
         }
         let epoch_time = epoch_start.elapsed().as_secs_f64();
         if let Some(k) = swa {
@@ -271,6 +304,9 @@ where
     }
     let train_time = start.elapsed().as_secs_f64();
     let Some((_, mut best_epoch, mut kept)) = best else {
+        if let Status::Stopped { .. } = status {
+            return TrialOutcome { status, epochs, metrics: Metrics::new(), best_epoch: 0, model: None };
+        }
         return failed("no epoch ran".into(), epochs);
     };
     if swa.is_some() {

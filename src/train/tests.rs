@@ -242,6 +242,25 @@ fn on_epoch_stop_ends_the_trial_at_once() {
 }
 
 #[test]
+fn a_passed_deadline_stops_between_batches() {
+    let (sub, data, cfg) = setup(&experiment("iris", "dense(8) relu dense(data.classes)", "epochs = 20"));
+    let past = Some(Instant::now());
+    let mut epochs = 0;
+    let out = fit_until(DeviceKind::Cpu, &sub, &cfg, &data, past, |_, _| {
+        epochs += 1;
+        Control::Continue
+    });
+    assert_eq!(out.status, Status::Stopped { epoch: 0 });
+    assert_eq!(epochs, 0, "no epoch ends after the deadline");
+    assert!(out.epochs.is_empty() && out.model.is_none());
+    // A deadline far ahead changes nothing.
+    let later = Instant::now().checked_add(std::time::Duration::from_secs(3600));
+    let out = fit_until(DeviceKind::Cpu, &sub, &cfg, &data, later, |_, _| Control::Continue);
+    assert_eq!(out.status, Status::Completed);
+    assert_eq!(out.epochs.len(), 20);
+}
+
+#[test]
 fn early_stopping_waits_for_patience() {
     // A learning rate too small to change the accuracy: no improvement after epoch 1.
     let (sub, data, cfg) = setup(&experiment(

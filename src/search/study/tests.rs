@@ -256,6 +256,34 @@ fn the_stop_flag_ends_the_study_with_everything_recorded() {
     assert_eq!(store.studies().unwrap()[0].state, StudyState::Interrupted);
 }
 
+/// An evaluator whose one step never ends by itself: it only stops at the deadline it
+/// is given, mid-step, as the trainer does between batches.
+#[test]
+fn the_trial_deadline_reaches_the_evaluator_mid_step() {
+    let c = compiled(BRANIN);
+    let store = Sqlite::in_memory().expect("an in-memory store");
+    struct UntilDeadline;
+    impl Evaluator for UntilDeadline {
+        fn evaluate(&self, t: TrialRef<'_>, _on_step: &mut StepFn<'_>) -> Outcome {
+            let Some(deadline) = t.deadline else {
+                return Outcome { status: Status::Failed("no deadline given".into()), metrics: Metrics::new() };
+            };
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Outcome { status: Status::Stopped, metrics: Metrics::new() }
+        }
+    }
+    let settings = Settings { trial_time: Some(Duration::from_millis(30)), ..settings(3, 1) };
+    let mut s = study(&c, &store, "random", settings, 2);
+    let (h, _) = s.run(&UntilDeadline, &Quiet, &AtomicBool::new(false)).expect("the study runs");
+    assert_eq!(h.trials.len(), 3);
+    for t in &h.trials {
+        assert_eq!(t.state, TrialState::Failed);
+        assert!(t.error.as_deref().is_some_and(|e| e.starts_with("ran out of time")), "{:?}", t.error);
+    }
+}
+
 #[test]
 fn a_dead_workers_trials_are_rerun_with_their_params() {
     let c = compiled(BRANIN);

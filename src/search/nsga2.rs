@@ -285,6 +285,9 @@ pub(super) mod tests {
         (0..d).map(|i| p.get(&format!("x{i}")).and_then(Value::as_f64).unwrap_or(f64::NAN)).collect()
     }
 
+    /// A test objective: a point's (losses, constraint violations).
+    pub(crate) type Objective<'a> = dyn Fn(&Point) -> (Vec<f64>, Vec<f64>) + 'a;
+
     /// Runs `budget` trials of `strategy` on `f` (losses), `parallel` at a time (the
     /// history seen by trial `n` holds the trials numbered `<= n - parallel`).
     pub(crate) fn drive(
@@ -294,7 +297,7 @@ pub(super) mod tests {
         budget: u64,
         parallel: u64,
         seed: u64,
-        f: &dyn Fn(&Point) -> (Vec<f64>, Vec<f64>),
+        f: &Objective<'_>,
     ) -> History {
         let space = &program.experiments[0].space;
         let ctx = space::Context { fns: &program.fns, data: None };

@@ -465,10 +465,20 @@ mod tests {
         let handles: Vec<_> = (0..4u64)
             .map(|w| {
                 let p = p.clone();
-                std::thread::spawn(move || (0..25u64).map(|k| p.report(w * 100 + k, 1, (k as f64) - w as f64)).count())
+                std::thread::spawn(move || {
+                    (0..25u64)
+                        .map(|k| (w * 100 + k, p.report(w * 100 + k, 1, (k as f64) - w as f64)))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
-        let reports: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-        assert_eq!(reports, 100);
+        let verdicts: Vec<(u64, Verdict)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        assert_eq!(verdicts.len(), 100);
+        // Trial 300 has the lowest loss of all (-3): whatever the interleaving, it is in the
+        // top third of its rung when it reports, so it is never pruned.
+        assert!(verdicts.contains(&(300, Verdict::Continue)), "{verdicts:?}");
+        // Trial 24 has the highest loss of all (24) and reports after its own thread's 24
+        // others: it is always below the top third, so always pruned.
+        assert!(verdicts.contains(&(24, Verdict::Prune)), "{verdicts:?}");
     }
 }

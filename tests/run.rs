@@ -475,3 +475,20 @@ fn a_closed_stdout_neither_panics_nor_loses_trials() {
     let r = results(&out);
     assert_eq!(r["trials"].as_array().map(Vec::len), Some(30));
 }
+
+/// A PostgreSQL store that does not answer is retried for BMA_STORE_RETRY seconds; the user
+/// hears what bma waits for after two, then gets one clear error (exit 2), never silence.
+#[test]
+fn an_unreachable_store_is_announced_then_refused() {
+    // Port 1 on loopback: nothing listens, every attempt is refused at once.
+    let o = bma()
+        .args(["ls", "--store", "postgres://bma@127.0.0.1:1/none"])
+        .env("BMA_STORE_RETRY", "6")
+        .env_remove("BMA_STORE")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("waiting for the store postgres://bma@127.0.0.1:1/none: no answer yet"), "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+}

@@ -75,3 +75,26 @@ pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(code)
 }
+
+/// [`bma::store::connect`] for the command line: a PostgreSQL server that does not answer is
+/// retried for a while (`BMA_STORE_RETRY`, 60 s by default) so that workers may start before
+/// it; after two silent seconds the user is told what bma is waiting for.
+pub fn connect_store(url: &str, connections: usize) -> Result<Box<dyn bma::store::Store>, bma::store::StoreError> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(STORE_NOTICE_AFTER) {
+                eprintln!(
+                    "waiting for the store {}: no answer yet; retrying for up to {:.0} s (BMA_STORE_RETRY)",
+                    bma::store::postgres::redact(url),
+                    bma::store::connect_retry().as_secs_f64()
+                );
+            }
+        });
+        let store = bma::store::connect(url, connections);
+        let _ = done.send(());
+        store
+    })
+}
+
+const STORE_NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);

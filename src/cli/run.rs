@@ -530,7 +530,7 @@ pub type Opened = (Box<dyn Store>, store::Study);
 
 /// Connects to a shared store and creates or joins the study `name` with this plan's spec.
 fn open_shared(url: &str, plan: &Plan<'_>, name: &str, options: &StoredOptions) -> Result<Opened, Failure> {
-    let store = store::connect(url, plan.settings.parallel + 2).map_err(internal)?;
+    let store = super::connect_store(url, plan.settings.parallel + 2).map_err(internal)?;
     let mut spec = Study::spec(name, plan.exp, &spec_text(plan.compiled), plan.seed);
     spec.options = serde_json::to_string(options).map_err(internal)?;
     let study = match store.open(&spec) {
@@ -1054,7 +1054,7 @@ fn ls_line(place: &str, s: &store::StudySummary) -> String {
 
 fn ls_store(url: &str) -> ExitCode {
     let place = store::postgres::redact(url);
-    let studies = match store::connect(url, 1).and_then(|s| s.studies()) {
+    let studies = match super::connect_store(url, 1).and_then(|s| s.studies()) {
         Ok(s) => s,
         Err(e) => return super::fail(e, INTERNAL),
     };

@@ -51,7 +51,7 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
     if args.parallel == Some(0) {
         return super::fail("--parallel must be at least 1", INPUT);
     }
-    let store = match store::connect(&url, args.parallel.unwrap_or(1) + 2) {
+    let store = match super::connect_store(&url, args.parallel.unwrap_or(1) + 2) {
         Ok(s) => s,
         Err(e) => return super::fail(e, INTERNAL),
     };

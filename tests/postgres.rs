@@ -6,7 +6,6 @@
 //! restart test also needs `BMA_PG_DIR` (printed by the same script).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,25 +14,12 @@ use bma::search::{Direction, Trial, TrialState};
 use bma::store::postgres::{MAX_REQUEUES, MIGRATIONS};
 use bma::store::{Postgres, Store, StoreError, StudySpec, spec_hash};
 
-fn url() -> Option<String> {
-    match std::env::var("BMA_TEST_POSTGRES") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; the PostgreSQL tests did not run.\n\
-                 !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
-            );
-            None
-        }
-    }
-}
+mod common;
 
-/// A study name no other test (or earlier run) uses.
-fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{t}", std::process::id())
+use common::{restart_server, unique};
+
+fn url() -> Option<String> {
+    common::url("the PostgreSQL tests")
 }
 
 fn spec(name: &str, text: &str) -> StudySpec {
@@ -239,13 +225,7 @@ fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
 #[test]
 fn calls_survive_a_server_restart() {
     let Some(url) = url() else { return };
-    let Ok(dir) = std::env::var("BMA_PG_DIR") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!! SKIPPED calls_survive_a_server_restart: BMA_PG_DIR is not set (see scripts/pg-test-server.sh)\n"
-        );
-        return;
-    };
+    let Some(dir) = common::pg_dir("calls_survive_a_server_restart") else { return };
     let name = unique("restart");
     let s = Postgres::connect(&url).expect("connect");
     let study = s.open(&spec(&name, "restart")).expect("open");
@@ -256,13 +236,6 @@ fn calls_survive_a_server_restart() {
     s.finish(study.id, &done(c.number, 1.0, 1.0)).expect("finish after restart");
     let numbers: BTreeSet<u64> = s.history(study.id).expect("history").iter().map(|t| t.number).collect();
     assert_eq!(numbers, BTreeSet::from([0]));
-}
-
-/// Restarts the test server (the script runs pg_ctl as the server's owner).
-pub fn restart_server(dir: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
-    let status = std::process::Command::new("bash").arg(script).arg("restart").arg(dir).status().expect("run script");
-    assert!(status.success(), "restarting the server failed");
 }
 
 #[test]

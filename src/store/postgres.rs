@@ -550,18 +550,25 @@ const T_COLUMNS: &str = "t.number, t.state, t.params::text AS params, t.seed, \
                          t.objective_values::text AS objective_values, t.constraint_values::text AS constraint_values, \
                          t.violations::text AS violations, t.metrics::text AS metrics, t.error, t.duration";
 
-/// A trial's steps and their values (in step order) as two arrays, for a table aliased `t`.
-const T_STEPS: &str = "ARRAY(SELECT s.step FROM bma_steps s WHERE s.study = t.study AND s.number = t.number \
-                       ORDER BY s.step) AS steps, \
-                       ARRAY(SELECT s.value FROM bma_steps s WHERE s.study = t.study AND s.number = t.number \
-                       ORDER BY s.step) AS step_values";
+/// A trial's steps and their values (in step order) as two arrays, `s.steps` and
+/// `s.step_values` (NULL without steps): a join for a table aliased `t` of the study
+/// `$1`, from trial number `lo` (a parameter) up. One aggregate over the steps, not a
+/// subquery per trial (a full history read was 20x slower that way).
+fn steps_join(lo: &str) -> String {
+    format!(
+        "LEFT JOIN (SELECT number, array_agg(step ORDER BY step) AS steps, \
+                           array_agg(value ORDER BY step) AS step_values \
+                    FROM bma_steps WHERE study = $1 AND number >= {lo} GROUP BY number) s \
+         ON s.number = t.number"
+    )
+}
 
 /// The claim, in one statement: the lowest queued trial (`FOR UPDATE SKIP LOCKED`), or
 /// else the next number below the budget (`$4`; the study row's update locks it, so
 /// numbers are handed out once), and the study's trials finished since the reader's
 /// cursor (`$5`, `$6`: see [`Postgres::cursor`]), read first, before the study row is
 /// locked. Rows: `kind` (0 a requeued trial, 1 a new number, 2 a finished trial),
-/// `attempt`, [`T_COLUMNS`], [`T_STEPS`].
+/// `attempt`, [`T_COLUMNS`], steps and their values ([`steps_join`]).
 static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH q AS (
@@ -579,11 +586,12 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
            INSERT INTO bma_trials (study, number, state, worker, claim_token, attempt, heartbeat, started)
            SELECT $1, number, 'running', $2, $3, 1, {NOW}, {NOW} FROM n RETURNING number
          )
-         SELECT 2 AS kind, t.attempt, {T_COLUMNS}, {T_STEPS} FROM bma_trials t
+         SELECT 2 AS kind, t.attempt, {T_COLUMNS}, s.steps, s.step_values FROM bma_trials t {steps}
            WHERE t.study = $1 AND t.number >= $5 AND NOT (t.number = ANY($6))
              AND t.state IN ('complete', 'pruned', 'failed')
          UNION ALL SELECT * FROM q
-         UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM i"
+         UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM i",
+        steps = steps_join("$5")
     )
 });
 
@@ -646,8 +654,9 @@ static CLAIMED_BY_TOKEN: LazyLock<String> = LazyLock::new(|| {
 /// The study's trials from number `$2` up, but those in `$3` (rows as [`CLAIM`]'s).
 static FETCH: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT 2, t.attempt, {T_COLUMNS}, {T_STEPS} FROM bma_trials t \
-         WHERE t.study = $1 AND t.number >= $2 AND NOT (t.number = ANY($3)) ORDER BY t.number"
+        "SELECT 2, t.attempt, {T_COLUMNS}, s.steps, s.step_values FROM bma_trials t {steps} \
+         WHERE t.study = $1 AND t.number >= $2 AND NOT (t.number = ANY($3)) ORDER BY t.number",
+        steps = steps_join("$2")
     )
 });
 
@@ -656,7 +665,7 @@ fn trial_from_row(r: &Row) -> Result<Trial, OpError> {
 }
 
 /// The trial whose [`TRIAL_COLUMNS`] start at column `at`; when the row has two more
-/// columns after them, they are its steps and their values ([`T_STEPS`]).
+/// columns after them, they are its steps and their values ([`steps_join`]).
 fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
     let state: String = r.try_get(at + 1)?;
     let mut steps = Vec::new();

@@ -336,7 +336,8 @@ impl Postgres {
                     let attempt: i32 = r.try_get(1)?;
                     let trial = trial_at(&r, 2)?;
                     let requeued = (attempt > 1).then(|| trial.clone());
-                    return Ok((Some((trial.number as i64, attempt, requeued)), Vec::new()));
+                    // Nothing was read about the others' trials: the cache is not fresh.
+                    return Ok((Some((trial.number as i64, attempt, requeued)), None));
                 }
             }
             // One statement, one round trip, its own transaction: the claim (a queued
@@ -363,9 +364,11 @@ impl Postgres {
                     return Err(StoreError::NotFound(format!("no study with id {study}")).into());
                 }
             }
-            Ok((claimed, finished))
+            Ok((claimed, Some(finished)))
         })?;
-        self.absorb(study, finished, true);
+        if let Some(finished) = finished {
+            self.absorb(study, finished, true);
+        }
         let Some((number, attempt, requeued)) = claimed else { return Ok(None) };
         let number = number as u64;
         self.remember(study, number, worker, attempt);
@@ -397,9 +400,9 @@ impl Postgres {
         for t in trials {
             if !t.state.is_finished() {
                 unfinished.push(t);
-            } else if !known.contains_key(&t.number) {
+            } else if let std::collections::btree_map::Entry::Vacant(slot) = known.entry(t.number) {
                 order.push(t.number);
-                known.insert(t.number, t);
+                slot.insert(t);
             }
         }
         let mut fresh_set = self.fresh.lock().unwrap_or_else(|p| p.into_inner());

@@ -257,3 +257,37 @@ fn finished_since_gives_each_finished_trial_once() {
     assert_eq!(seen.iter().map(|t| (t.number, t.values.clone())).collect::<Vec<_>>(), vec![(n, vec![9.0])]);
     assert!(s.finished_since(study.id, next).expect("nothing new").0.is_empty());
 }
+
+#[test]
+fn a_claim_brings_the_trials_others_finished_with_their_steps() {
+    let Some(url) = url() else { return };
+    // Two stores: two workers (two processes in real use).
+    let a = Postgres::connect(&url).expect("connect a");
+    let b = Postgres::connect(&url).expect("connect b");
+    let study = a.open(&spec(&unique("claimread"), "claimread")).expect("open");
+    let (seen, cursor) = a.finished_since(study.id, 0).expect("read");
+    assert!(seen.is_empty());
+    let c = b.claim(study.id, "b", None).expect("claim").expect("a trial");
+    b.start(study.id, c.number, &point(1.0), 5, "b").expect("start");
+    let mut t = done(c.number, 1.0, 3.0);
+    t.steps = vec![(1, 0.5), (2, f64::NAN)];
+    b.finish(study.id, &t).expect("finish with steps, one statement");
+    // a's claim reads b's finished trial in the same statement; finished_since gives it.
+    let mine = a.claim(study.id, "a", None).expect("claim").expect("a trial");
+    assert_eq!(mine.number, 1);
+    let (seen, cursor) = a.finished_since(study.id, cursor).expect("read after the claim");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].number, seen[0].values.clone(), seen[0].seed), (0, vec![3.0], 100));
+    let steps: Vec<u32> = seen[0].steps.iter().map(|(s, _)| *s).collect();
+    assert_eq!(steps, vec![1, 2]);
+    assert_eq!(seen[0].steps[0].1, 0.5);
+    assert!(seen[0].steps[1].1.is_nan(), "a NaN step is stored as NULL and read back as NaN");
+    // Never twice, and the full history agrees.
+    assert!(a.finished_since(study.id, cursor).expect("read again").0.is_empty());
+    let h = a.history(study.id).expect("history");
+    assert_eq!(
+        h.iter().map(|t| (t.number, t.state)).collect::<Vec<_>>(),
+        vec![(0, TrialState::Complete), (1, TrialState::Running)]
+    );
+    assert_eq!(h[0].steps.len(), 2);
+}

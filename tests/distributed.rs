@@ -9,10 +9,13 @@
 //! short `--heartbeat` / `--stale-after` timeouts.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{client, restart_server, unique};
 
 /// The restart test takes this for writing, the others for reading: a server restart
 /// in the middle of another test's timing (the kill test's 3 s timeout) would make it flaky.
@@ -23,23 +26,7 @@ fn shared_server() -> std::sync::RwLockReadGuard<'static, ()> {
 }
 
 fn url() -> Option<String> {
-    match std::env::var("BMA_TEST_POSTGRES") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; the distributed tests did not run.\n\
-                 !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
-            );
-            None
-        }
-    }
-}
-
-/// A study name (and spec comment) no other test or earlier run uses.
-fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{t}", std::process::id())
+    common::url("the distributed tests")
 }
 
 /// A quick `minimize f(x, y)` experiment (no model), its text unique to `name`.
@@ -122,10 +109,6 @@ struct Row {
     requeues: i32,
     worker: Option<String>,
     params: Option<String>,
-}
-
-fn client(url: &str) -> postgres::Client {
-    postgres::Client::connect(url, postgres::NoTls).expect("connect to the test server")
 }
 
 fn study_id(url: &str, name: &str) -> Option<i64> {
@@ -276,13 +259,7 @@ fn a_worker_killed_mid_trial_has_its_trial_requeued_and_finished_by_another() {
 fn workers_reconnect_after_a_server_restart_and_finish() {
     let Some(url) = url() else { return };
     let _server = SERVER.write().unwrap_or_else(|p| p.into_inner());
-    let Ok(pg_dir) = std::env::var("BMA_PG_DIR") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!! SKIPPED workers_reconnect_after_a_server_restart: BMA_PG_DIR is not set\n"
-        );
-        return;
-    };
+    let Some(pg_dir) = common::pg_dir("workers_reconnect_after_a_server_restart") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let name = unique("restart");
     let n = 120;
@@ -296,9 +273,7 @@ fn workers_reconnect_after_a_server_restart_and_finish() {
         assert!(started.elapsed() < Duration::from_secs(60), "no progress before the restart");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
-    let status = Command::new("bash").arg(script).arg("restart").arg(&pg_dir).status().expect("run the script");
-    assert!(status.success(), "restarting the server failed");
+    restart_server(&pg_dir);
     let at_restart = count_complete(&url, study);
     assert!(at_restart < n as i64, "the study was still running when the server restarted ({at_restart} done)");
     for (i, w) in workers.into_iter().enumerate() {
@@ -354,6 +329,57 @@ fn a_worker_or_run_with_a_different_spec_is_refused() {
 }
 
 #[test]
+fn bma_report_writes_a_shared_study_from_the_database() {
+    let Some(url) = url() else { return };
+    let _server = shared_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = unique("report");
+    let file = write_spec(dir.path(), &name, 6);
+    let run_out = dir.path().join("run");
+    assert_ok(&finish(start_run(&url, &file, &name, &run_out, "0ms", "30s"), Duration::from_secs(60)), "bma run");
+    let results = |folder: &Path| -> serde_json::Value {
+        let text = std::fs::read_to_string(folder.join("results.json")).expect("results.json written");
+        serde_json::from_str(&text).expect("results.json parses")
+    };
+
+    // From the database alone (no file, no study.db), into a folder of its own.
+    let out = dir.path().join("from-db");
+    let report = bma("0ms")
+        .args(["report", "--store", &url, "--study", &name, "--out"])
+        .arg(&out)
+        .output()
+        .expect("run bma report");
+    assert_ok(&report, "bma report --store");
+    let stdout = String::from_utf8_lossy(&report.stdout);
+    assert!(stdout.contains("wrote") && stdout.contains("report.html"), "{stdout}");
+    assert!(out.join("report.html").is_file() && out.join("results.csv").is_file(), "report files written");
+    let (from_db, from_run) = (results(&out), results(&run_out));
+    assert_eq!(from_db["study"], serde_json::json!(name));
+    assert_eq!(from_db["counts"]["complete"], serde_json::json!(6), "{from_db}");
+    assert_eq!(from_db["state"], serde_json::json!("finished"));
+    // The same study as the run's own report: same trials, same best.
+    assert_eq!(from_db["trials"], from_run["trials"]);
+    assert_eq!(from_db["best"], from_run["best"]);
+
+    // BMA_STORE instead of --store.
+    let out2 = dir.path().join("from-env");
+    let report = bma("0ms")
+        .env("BMA_STORE", &url)
+        .args(["report", "--study", &name, "--out"])
+        .arg(&out2)
+        .output()
+        .expect("run bma report");
+    assert_ok(&report, "bma report with BMA_STORE");
+    assert_eq!(results(&out2)["trials"], from_run["trials"]);
+
+    // A study the database does not hold: bad input, named.
+    let report = bma("0ms").args(["report", "--store", &url, "--study", "no-such-study"]).output().expect("run");
+    let err = String::from_utf8_lossy(&report.stderr);
+    assert_eq!(report.status.code(), Some(1), "{err}");
+    assert!(err.contains("no study `no-such-study`"), "{err}");
+}
+
+#[test]
 fn an_unreachable_store_is_a_clear_error_not_a_hang() {
     // Needs no server: port 1 on loopback refuses connections.
     let out = bma("0ms")
@@ -367,6 +393,20 @@ fn an_unreachable_store_is_a_clear_error_not_a_hang() {
         err.contains("cannot use the store postgres://bma@127.0.0.1:1/bma") && err.contains("unreachable"),
         "{err}"
     );
+
+    let out = bma("0ms")
+        .env("BMA_STORE_RETRY", "1")
+        .args(["report", "--store", "postgres://bma@127.0.0.1:1/bma", "--study", "x"])
+        .output()
+        .expect("run bma report");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+
+    let out = bma("0ms").arg("report").output().expect("run bma report");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("a run folder") && err.contains("--store URL or BMA_STORE"), "{err}");
 
     let out = bma("0ms").args(["worker", "--study", "x"]).output().expect("run bma worker");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -6,7 +6,6 @@
 //! restart test also needs `BMA_PG_DIR` (printed by the same script).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,25 +14,12 @@ use bma::search::{Direction, Trial, TrialState};
 use bma::store::postgres::{MAX_REQUEUES, MIGRATIONS};
 use bma::store::{Postgres, Store, StoreError, StudySpec, spec_hash};
 
-fn url() -> Option<String> {
-    match std::env::var("BMA_TEST_POSTGRES") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; the PostgreSQL tests did not run.\n\
-                 !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
-            );
-            None
-        }
-    }
-}
+mod common;
 
-/// A study name no other test (or earlier run) uses.
-fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{t}", std::process::id())
+use common::{restart_server, unique};
+
+fn url() -> Option<String> {
+    common::url("the PostgreSQL tests")
 }
 
 fn spec(name: &str, text: &str) -> StudySpec {
@@ -239,13 +225,7 @@ fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
 #[test]
 fn calls_survive_a_server_restart() {
     let Some(url) = url() else { return };
-    let Ok(dir) = std::env::var("BMA_PG_DIR") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!! SKIPPED calls_survive_a_server_restart: BMA_PG_DIR is not set (see scripts/pg-test-server.sh)\n"
-        );
-        return;
-    };
+    let Some(dir) = common::pg_dir("calls_survive_a_server_restart") else { return };
     let name = unique("restart");
     let s = Postgres::connect(&url).expect("connect");
     let study = s.open(&spec(&name, "restart")).expect("open");
@@ -256,13 +236,6 @@ fn calls_survive_a_server_restart() {
     s.finish(study.id, &done(c.number, 1.0, 1.0)).expect("finish after restart");
     let numbers: BTreeSet<u64> = s.history(study.id).expect("history").iter().map(|t| t.number).collect();
     assert_eq!(numbers, BTreeSet::from([0]));
-}
-
-/// Restarts the test server (the script runs pg_ctl as the server's owner).
-pub fn restart_server(dir: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
-    let status = std::process::Command::new("bash").arg(script).arg("restart").arg(dir).status().expect("run script");
-    assert!(status.success(), "restarting the server failed");
 }
 
 #[test]
@@ -283,4 +256,38 @@ fn finished_since_gives_each_finished_trial_once() {
     let (seen, next) = s.finished_since(study.id, cursor).expect("read again");
     assert_eq!(seen.iter().map(|t| (t.number, t.values.clone())).collect::<Vec<_>>(), vec![(n, vec![9.0])]);
     assert!(s.finished_since(study.id, next).expect("nothing new").0.is_empty());
+}
+
+#[test]
+fn a_claim_brings_the_trials_others_finished_with_their_steps() {
+    let Some(url) = url() else { return };
+    // Two stores: two workers (two processes in real use).
+    let a = Postgres::connect(&url).expect("connect a");
+    let b = Postgres::connect(&url).expect("connect b");
+    let study = a.open(&spec(&unique("claimread"), "claimread")).expect("open");
+    let (seen, cursor) = a.finished_since(study.id, 0).expect("read");
+    assert!(seen.is_empty());
+    let c = b.claim(study.id, "b", None).expect("claim").expect("a trial");
+    b.start(study.id, c.number, &point(1.0), 5, "b").expect("start");
+    let mut t = done(c.number, 1.0, 3.0);
+    t.steps = vec![(1, 0.5), (2, f64::NAN)];
+    b.finish(study.id, &t).expect("finish with steps, one statement");
+    // a's claim reads b's finished trial in the same statement; finished_since gives it.
+    let mine = a.claim(study.id, "a", None).expect("claim").expect("a trial");
+    assert_eq!(mine.number, 1);
+    let (seen, cursor) = a.finished_since(study.id, cursor).expect("read after the claim");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].number, seen[0].values.clone(), seen[0].seed), (0, vec![3.0], 100));
+    let steps: Vec<u32> = seen[0].steps.iter().map(|(s, _)| *s).collect();
+    assert_eq!(steps, vec![1, 2]);
+    assert_eq!(seen[0].steps[0].1, 0.5);
+    assert!(seen[0].steps[1].1.is_nan(), "a NaN step is stored as NULL and read back as NaN");
+    // Never twice, and the full history agrees.
+    assert!(a.finished_since(study.id, cursor).expect("read again").0.is_empty());
+    let h = a.history(study.id).expect("history");
+    assert_eq!(
+        h.iter().map(|t| (t.number, t.state)).collect::<Vec<_>>(),
+        vec![(0, TrialState::Complete), (1, TrialState::Running)]
+    );
+    assert_eq!(h[0].steps.len(), 2);
 }

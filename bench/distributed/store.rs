@@ -3,8 +3,9 @@
 //!
 //! `cargo bench --bench distributed -- --url postgres://... [--workers 8] [--trials 4000]`
 //! (or `BMA_TEST_POSTGRES`). The parent creates a study and re-runs this binary as
-//! each worker; every worker loops `claim_within` → `history` (the shared history a
-//! sampler would read; incremental) → `start` → `finish` until the budget is spent.
+//! each worker; every worker loops `claim_within` → `finished_since` (the trials the
+//! others finished since its last look, what the trial loop reads before each
+//! proposal) → `start` → `finish` until the budget is spent.
 //! Prints one line: `bma: N trials, W processes, T s, R trials/s`.
 //! `bench/distributed/run.sh` runs it beside Optuna's RDB storage.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
@@ -72,8 +73,12 @@ fn main() {
 fn worker(url: &str, study: i64, budget: u64) {
     let store = Postgres::connect(url).unwrap();
     let me = format!("bench:{}", std::process::id());
+    let (mut cursor, mut seen) = (0, 0);
     while let Some(claim) = store.claim_within(study, &me, Some(budget)).unwrap() {
-        let history = store.history(study).unwrap();
+        // What the trial loop reads before each proposal: the others' newly finished trials.
+        let (fresh, next) = store.finished_since(study, cursor).unwrap();
+        cursor = next;
+        seen += fresh.len();
         let mut rng = Rng::derive(1, claim.number);
         let (x, y) = (rng.uniform(-5.0, 10.0), rng.uniform(0.0, 15.0));
         let mut p = Point::new();
@@ -84,7 +89,7 @@ fn worker(url: &str, study: i64, budget: u64) {
         t.state = TrialState::Complete;
         t.values = vec![x * x + y * y];
         t.duration = 0.0;
-        std::hint::black_box(history.len());
+        std::hint::black_box(seen);
         store.finish(study, &t).unwrap();
     }
 }

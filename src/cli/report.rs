@@ -35,10 +35,17 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// A run folder (the `--out` of `bma run`, holding `study.db`).
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
     /// The study to report (needed when the store holds several).
     #[arg(long)]
     pub study: Option<String>,
+    /// Report a study from this store instead of a run folder's `study.db`
+    /// (`postgres://...`; with no folder given, `BMA_STORE` if set).
+    #[arg(long, value_name = "URL", conflicts_with = "dir")]
+    pub store: Option<String>,
+    /// With a store: the folder to write into (default `runs/<study>`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// What the end of a run, or `bma report`, writes into `out`.
@@ -311,18 +318,35 @@ pub fn table(history: &History, spec: &StudySpec, space: &ir::Space, top: usize)
     out
 }
 
-/// `bma report RUNDIR [--study NAME]`.
+/// `bma report RUNDIR [--study NAME]`, or `bma report --store URL [--study NAME] [--out DIR]`.
 pub fn report(args: &ReportArgs) -> ExitCode {
-    match report_dir(args) {
-        Ok(written) => {
+    let url = match &args.dir {
+        Some(_) => None,
+        None => super::run::store_url(args.store.as_deref()),
+    };
+    let result = match (&args.dir, url) {
+        (_, Some(url)) => report_store(&url, args),
+        (Some(dir), None) if args.out.is_none() => report_dir(dir, args).map(|w| (w, dir.clone())),
+        (Some(_), None) => Err((
+            "--out goes with --store (a run folder's report is written into the folder itself)".to_string(),
+            INPUT,
+        )),
+        (None, None) => Err((
+            "bma report needs a run folder (bma report runs/<experiment>) or a store (--store URL or BMA_STORE)"
+                .to_string(),
+            INPUT,
+        )),
+    };
+    match result {
+        Ok((written, dir)) => {
             print!("{}", written.text);
             for n in &written.notes {
                 eprintln!("note: {n}");
             }
             let counts: Vec<String> = ["results.json", "results.csv", "report.html"]
                 .iter()
-                .filter(|f| args.dir.join(f).exists())
-                .map(|f| args.dir.join(f).display().to_string())
+                .filter(|f| dir.join(f).exists())
+                .map(|f| dir.join(f).display().to_string())
                 .collect();
             println!("wrote {}", counts.join(", "));
             ExitCode::from(OK)
@@ -331,8 +355,46 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     }
 }
 
-fn report_dir(args: &ReportArgs) -> Result<Written, Failure> {
-    let dir = &args.dir;
+/// A study read from a store (a shared PostgreSQL database, or a SQLite file), its
+/// report written into `--out` (default `runs/<study>`).
+fn report_store(url: &str, args: &ReportArgs) -> Result<(Written, PathBuf), Failure> {
+    let place = bma::store::postgres::redact(url);
+    let store = bma::store::connect(url, 1).map_err(|e| (e.to_string(), INTERNAL))?;
+    let name = match &args.study {
+        Some(n) => n.clone(),
+        None => {
+            let studies = store.studies().map_err(|e| (format!("{place}: {e}"), INTERNAL))?;
+            match studies.as_slice() {
+                [] => return Err((format!("{place} holds no study"), INPUT)),
+                [one] => one.name.clone(),
+                many => {
+                    let names: Vec<&str> = many.iter().map(|s| s.name.as_str()).collect();
+                    return Err((
+                        format!("{place} holds several studies ({}); pick one with --study", names.join(", ")),
+                        INPUT,
+                    ));
+                }
+            }
+        }
+    };
+    let (study, trials) = bma::store::load_study(&*store, &name).map_err(|e| match e {
+        bma::store::StoreError::NotFound(m) => (format!("{place}: {m}"), INPUT),
+        e => (format!("{place}: {e}"), INTERNAL),
+    })?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    if out.exists() && !out.is_dir() {
+        return Err((format!("{} is not a folder", out.display()), INPUT));
+    }
+    std::fs::create_dir_all(&out).map_err(|e| (format!("cannot create {}: {e}", out.display()), INTERNAL))?;
+    let mut written = regenerate(&*store, &study, &out)?;
+    let unfinished = trials.iter().filter(|t| matches!(t.state, TrialState::Running | TrialState::Queued)).count();
+    if unfinished > 0 {
+        written.notes.push(format!("{unfinished} trial(s) are still running or queued; the report shows them as such"));
+    }
+    Ok((written, out))
+}
+
+fn report_dir(dir: &Path, args: &ReportArgs) -> Result<Written, Failure> {
     if !dir.exists() {
         return Err((format!("{} does not exist", dir.display()), INPUT));
     }

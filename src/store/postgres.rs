@@ -2,10 +2,15 @@
 //! machines, use as their only coordinator (`--store postgres://user@host/db`).
 //!
 //! Takes the trial loop's writes through [`Store`], gives every worker the same
-//! history. There is no scheduler: a claim is one transaction that takes the lowest
-//! queued trial (`FOR UPDATE SKIP LOCKED`) or allocates the next number from the
-//! study row (`UPDATE ... RETURNING`, which row-locks it), so two workers never get
-//! the same trial and no number is skipped.
+//! history. There is no scheduler: a claim is one statement (so one transaction) that
+//! takes the lowest queued trial (`FOR UPDATE SKIP LOCKED`) or allocates the next
+//! number from the study row (`UPDATE ... RETURNING`, which row-locks it), so two
+//! workers never get the same trial and no number is skipped.
+//!
+//! A trial costs a worker three round trips: the claim (which also reads the trials
+//! finished since this process last looked, for the sampler: [`Store::finished_since`]
+//! after a claim needs no read of its own), `start` and `finish`, each one prepared
+//! statement (prepared once per connection) committing on its own.
 //!
 //! **Invariants:**
 //! - a write returns `Ok` only after its transaction committed;
@@ -27,13 +32,14 @@
 //! and a database from a newer bma is refused. Tables are prefixed `bma_` so the
 //! database may be shared with other applications.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Client, NoTls, Row, Statement};
 
 use super::codec::{floats_to_text, metrics_to_text, point_to_text, text_to_floats, text_to_metrics, text_to_point};
 use super::{Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary};
@@ -108,7 +114,7 @@ const NOW: &str = "extract(epoch from clock_timestamp())::double precision";
 /// called from many threads (each borrows one of a small pool of connections).
 pub struct Postgres {
     config: postgres::Config,
-    pool: Vec<Mutex<Option<Client>>>,
+    pool: Vec<Mutex<Option<Conn>>>,
     next: AtomicU64,
     tokens: AtomicU64,
     /// How long a call keeps retrying a lost server before it gives up.
@@ -119,7 +125,44 @@ pub struct Postgres {
     cache: Mutex<HashMap<StudyId, BTreeMap<u64, Trial>>>,
     /// Per study, the numbers of `cache` in the order they were cached (for [`Store::finished_since`]).
     log: Mutex<HashMap<StudyId, Vec<u64>>>,
+    /// Studies whose cache a claim has just brought up to date (it reads the newly
+    /// finished trials in the same statement): the next [`Store::finished_since`]
+    /// answers from the cache without a round trip.
+    fresh: Mutex<HashSet<StudyId>>,
     nonce: u64,
+}
+
+/// One pooled connection and its prepared statements (by SQL text): a hot statement
+/// is parsed and planned once per connection, then costs one round trip
+/// (Bind/Execute/Sync) instead of two (Parse/Describe, then Bind/Execute).
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Conn {
+    /// The prepared statement for `sql` on this connection (prepared on first use).
+    fn prep(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+impl Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -199,6 +242,16 @@ impl Postgres {
         if config.get_application_name().is_none() {
             config.application_name("bma");
         }
+        // Every statement here looks rows up by key, and the hot ones are prepared once
+        // per connection: plan each once. Left to itself the server re-plans the claim
+        // (a statement of several CTEs) on every execution, because a custom plan for
+        // the given cursor looks cheaper than the generic one; that planning made the
+        // claim ten times slower (bench/distributed/RESULTS.md). PostgreSQL 12 or newer.
+        let options = match config.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c plan_cache_mode=force_generic_plan"),
+            _ => "-c plan_cache_mode=force_generic_plan".to_string(),
+        };
+        config.options(&options);
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -213,9 +266,10 @@ impl Postgres {
             claims: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             log: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(HashSet::new()),
             nonce,
         };
-        store.op(migrate)?;
+        store.op(|c| migrate(c))?;
         Ok(store)
     }
 
@@ -270,67 +324,97 @@ impl Postgres {
     pub fn claim_within(&self, study: StudyId, worker: &str, budget: Option<u64>) -> Result<Option<Claim>, StoreError> {
         let budget = budget.map(|b| b.min(i64::MAX as u64) as i64);
         let token = format!("{:x}.{}", self.nonce, self.tokens.fetch_add(1, Ordering::Relaxed));
+        let (lo, skip) = self.cursor(study);
         let mut retry = false;
-        let claimed = self.op(|c| {
-            let mut tx = c.transaction()?;
+        let (claimed, finished) = self.op(|c| {
             let first = !std::mem::replace(&mut retry, true);
             // A retry after a lost acknowledgement: the first attempt may have committed
             // (on the first attempt the token was never sent: nothing to look for).
-            if !first
-                && let Some(r) =
-                tx.query_opt("SELECT number, attempt FROM bma_trials WHERE study = $1 AND claim_token = $2", &[
-                    &study, &token,
-                ])?
-            {
-                let (number, attempt): (i64, i32) = (r.get(0), r.get(1));
-                let requeued = if attempt > 1 { Some(load_trial(&mut tx, study, number)?) } else { None };
-                tx.commit()?;
-                return Ok(Some((number, attempt, requeued)));
+            if !first {
+                let st = c.prep(&CLAIMED_BY_TOKEN)?;
+                if let Some(r) = c.query_opt(&st, &[&study, &token])? {
+                    let attempt: i32 = r.try_get(1)?;
+                    let trial = trial_at(&r, 2)?;
+                    let requeued = (attempt > 1).then(|| trial.clone());
+                    // Nothing was read about the others' trials: the cache is not fresh.
+                    return Ok((Some((trial.number as i64, attempt, requeued)), None));
+                }
             }
-            let queued = tx.query_opt(
-                &format!(
-                    "UPDATE bma_trials t SET state = 'running', worker = $2, claim_token = $3, attempt = t.attempt + 1, \
-                     heartbeat = {NOW}, started = {NOW} \
-                     FROM (SELECT number FROM bma_trials WHERE study = $1 AND state = 'queued' \
-                           ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED) q \
-                     WHERE t.study = $1 AND t.number = q.number RETURNING t.number, t.attempt"
-                ),
-                &[&study, &worker, &token],
-            )?;
-            if let Some(r) = queued {
-                let (number, attempt): (i64, i32) = (r.get(0), r.get(1));
-                let trial = load_trial(&mut tx, study, number)?;
-                tx.commit()?;
-                return Ok(Some((number, attempt, Some(trial))));
+            // One statement, one round trip, its own transaction: the claim (a queued
+            // trial or a new number) and the trials finished since this store's last read.
+            let st = c.prep(&CLAIM)?;
+            let rows = c.query(&st, &[&study, &worker, &token, &budget, &lo, &skip])?;
+            let mut claimed = None;
+            let mut finished = Vec::new();
+            for r in &rows {
+                let kind: i32 = r.try_get(0)?;
+                let attempt: i32 = r.try_get(1)?;
+                match kind {
+                    0 => {
+                        let t = trial_at(r, 2)?;
+                        claimed = Some((t.number as i64, attempt, Some(t)));
+                    }
+                    1 => claimed = Some((r.try_get::<_, i64>(2)?, 1, None)),
+                    _ => finished.push(trial_at(r, 2)?),
+                }
             }
-            let row = tx.query_opt(
-                &format!(
-                    "WITH n AS (UPDATE bma_studies SET next_number = next_number + 1 \
-                                WHERE id = $1 AND ($4::bigint IS NULL OR next_number < $4) \
-                                RETURNING next_number - 1 AS number) \
-                     INSERT INTO bma_trials (study, number, state, worker, claim_token, attempt, heartbeat, started) \
-                     SELECT $1, number, 'running', $2, $3, 1, {NOW}, {NOW} FROM n RETURNING number"
-                ),
-                &[&study, &worker, &token, &budget],
-            )?;
-            let Some(row) = row else {
-                let exists = tx.query_opt("SELECT 1 FROM bma_studies WHERE id = $1", &[&study])?.is_some();
-                return if exists {
-                    Ok(None)
-                } else {
-                    Err(StoreError::NotFound(format!("no study with id {study}")).into())
-                };
-            };
-            tx.commit()?;
-            Ok(Some((row.get::<_, i64>(0), 1, None)))
+            if claimed.is_none() {
+                let st = c.prep("SELECT 1 FROM bma_studies WHERE id = $1")?;
+                if c.query_opt(&st, &[&study])?.is_none() {
+                    return Err(StoreError::NotFound(format!("no study with id {study}")).into());
+                }
+            }
+            Ok((claimed, Some(finished)))
         })?;
+        if let Some(finished) = finished {
+            self.absorb(study, finished, true);
+        }
         let Some((number, attempt, requeued)) = claimed else { return Ok(None) };
         let number = number as u64;
         self.remember(study, number, worker, attempt);
         Ok(Some(Claim { number, requeued }))
     }
 
-    fn slot(&self) -> MutexGuard<'_, Option<Client>> {
+    /// Where an incremental read of the study's trials starts: every number below
+    /// `lo` is cached (finished); above it, the cached numbers to skip.
+    fn cursor(&self, study: StudyId) -> (i64, Vec<i64>) {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(known) = cache.get(&study) else { return (0, Vec::new()) };
+        let mut lo: u64 = 0;
+        while known.contains_key(&lo) {
+            lo += 1;
+        }
+        (lo as i64, known.range(lo..).map(|(n, _)| *n as i64).collect())
+    }
+
+    /// Puts newly read trials into the cache and its log (finished ones; they never
+    /// change again) and returns the unfinished ones. `fresh`: the read was a claim's,
+    /// so the next [`Store::finished_since`] needs no read of its own.
+    fn absorb(&self, study: StudyId, mut trials: Vec<Trial>, fresh: bool) -> Vec<Trial> {
+        trials.sort_by_key(|t| t.number);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let known = cache.entry(study).or_default();
+        let order = log.entry(study).or_default();
+        let mut unfinished = Vec::new();
+        for t in trials {
+            if !t.state.is_finished() {
+                unfinished.push(t);
+            } else if let std::collections::btree_map::Entry::Vacant(slot) = known.entry(t.number) {
+                order.push(t.number);
+                slot.insert(t);
+            }
+        }
+        let mut fresh_set = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        if fresh {
+            fresh_set.insert(study);
+        } else {
+            fresh_set.remove(&study);
+        }
+        unfinished
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Option<Conn>> {
         for m in &self.pool {
             if let Ok(g) = m.try_lock() {
                 return g;
@@ -345,20 +429,25 @@ impl Postgres {
     /// Runs `f` on a connection, reconnecting with exponential backoff while the
     /// server is unreachable, for up to `retry_for`. `f` must be safe to run again
     /// after a failure whose commit may or may not have happened.
-    fn op<R>(&self, mut f: impl FnMut(&mut Client) -> Result<R, OpError>) -> Result<R, StoreError> {
+    fn op<R>(&self, mut f: impl FnMut(&mut Conn) -> Result<R, OpError>) -> Result<R, StoreError> {
         let start = Instant::now();
         let mut delay = Duration::from_millis(50);
         let mut slot = self.slot();
         loop {
             let err = match slot.as_mut() {
-                Some(client) if !client.is_closed() => match f(client) {
+                Some(conn) if !conn.client.is_closed() => match f(conn) {
                     Ok(r) => return Ok(r),
                     Err(OpError::Store(e)) => return Err(e),
-                    Err(OpError::Pg(e)) => e,
+                    Err(OpError::Pg(e)) => {
+                        // A statement prepared before (say) a schema change may be what
+                        // failed: prepare afresh next time.
+                        conn.statements.clear();
+                        e
+                    }
                 },
                 _ => match self.config.connect(NoTls) {
                     Ok(client) => {
-                        *slot = Some(client);
+                        *slot = Some(Conn { client, statements: HashMap::new() });
                         continue;
                     }
                     Err(e) => e,
@@ -380,64 +469,16 @@ impl Postgres {
         }
     }
 
-    /// One incremental read of the study's trials: newly finished ones go into the
-    /// cache (and its log); the unfinished ones are returned.
+    /// One incremental read of the study's trials (one statement, steps included):
+    /// newly finished ones go into the cache (and its log); the unfinished ones are returned.
     fn fetch(&self, study: StudyId) -> Result<Vec<Trial>, StoreError> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let known = cache.entry(study).or_default();
-        // Every number below `lo` is cached; above it, skip those cached.
-        let mut lo: i64 = 0;
-        while known.contains_key(&(lo as u64)) {
-            lo += 1;
-        }
-        let skip: Vec<i64> = known.range(lo as u64..).map(|(n, _)| *n as i64).collect();
+        let (lo, skip) = self.cursor(study);
         let fresh = self.op(|c| {
-            // Two statements, no transaction (two round trips fewer): a trial read as
-            // finished had its steps committed with that state, and requeues never touch
-            // finished trials, so its steps are all there for the second read; a running
-            // trial's steps may be one step newer than its row, which is harmless.
-            let rows = c.query(
-                &format!(
-                    "SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number >= $2 \
-                     AND NOT (number = ANY($3)) ORDER BY number"
-                ),
-                &[&study, &lo, &skip],
-            )?;
-            let mut trials = rows.iter().map(trial_from_row).collect::<Result<Vec<_>, _>>()?;
-            let numbers: Vec<i64> = trials.iter().map(|t| t.number as i64).collect();
-            let steps = if numbers.is_empty() {
-                Vec::new()
-            } else {
-                c.query(
-                    "SELECT number, step, value FROM bma_steps WHERE study = $1 AND number = ANY($2) \
-                     ORDER BY number, step",
-                    &[&study, &numbers],
-                )?
-            };
-            let mut i = 0;
-            for r in &steps {
-                let (number, step, value): (i64, i32, Option<f64>) = (r.get(0), r.get(1), r.get(2));
-                while i < trials.len() && (trials[i].number as i64) < number {
-                    i += 1;
-                }
-                if let Some(t) = trials.get_mut(i).filter(|t| t.number as i64 == number) {
-                    t.steps.push((step as u32, value.unwrap_or(f64::NAN)));
-                }
-            }
-            Ok(trials)
+            let st = c.prep(&FETCH)?;
+            let rows = c.query(&st, &[&study, &lo, &skip])?;
+            rows.iter().map(|r| trial_at(r, 2)).collect::<Result<Vec<_>, _>>()
         })?;
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        let order = log.entry(study).or_default();
-        let mut unfinished = Vec::new();
-        for t in fresh {
-            if t.state.is_finished() {
-                order.push(t.number);
-                known.insert(t.number, t);
-            } else {
-                unfinished.push(t);
-            }
-        }
-        Ok(unfinished)
+        Ok(self.absorb(study, fresh, false))
     }
 
     fn claimed(&self, study: StudyId, number: u64) -> Option<(String, i32)> {
@@ -507,29 +548,150 @@ const STUDY_COLUMNS: &str = "id, name, experiment, spec_text, spec_hash, objecti
 const TRIAL_COLUMNS: &str = "number, state, params::text, seed, objective_values::text, constraint_values::text, \
                              violations::text, metrics::text, error, duration";
 
-fn trial_from_row(r: &Row) -> Result<Trial, OpError> {
-    let state: String = r.try_get(1)?;
-    Ok(Trial {
-        number: r.try_get::<_, i64>(0)? as u64,
-        state: TrialState::parse(&state).unwrap_or(TrialState::Failed),
-        params: text_to_point(r.try_get(2)?)?,
-        seed: r.try_get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
-        values: text_to_floats(&r.try_get::<_, String>(4)?),
-        constraints: text_to_floats(&r.try_get::<_, String>(5)?),
-        violations: text_to_floats(&r.try_get::<_, String>(6)?),
-        steps: Vec::new(),
-        metrics: text_to_metrics(&r.try_get::<_, String>(7)?),
-        error: r.try_get(8)?,
-        duration: r.try_get(9)?,
-    })
+/// A trial row's columns for a table aliased `t`, as [`trial_at`] reads them.
+const T_COLUMNS: &str = "t.number, t.state, t.params::text AS params, t.seed, \
+                         t.objective_values::text AS objective_values, t.constraint_values::text AS constraint_values, \
+                         t.violations::text AS violations, t.metrics::text AS metrics, t.error, t.duration";
+
+/// A trial's steps and their values (in step order) as two arrays, `s.steps` and
+/// `s.step_values` (NULL without steps): a join for a table aliased `t` of the study
+/// `$1`, from trial number `lo` (a parameter) up. One aggregate over the steps, not a
+/// subquery per trial (a full history read was 20x slower that way).
+fn steps_join(lo: &str) -> String {
+    format!(
+        "LEFT JOIN (SELECT number, array_agg(step ORDER BY step) AS steps, \
+                           array_agg(value ORDER BY step) AS step_values \
+                    FROM bma_steps WHERE study = $1 AND number >= {lo} GROUP BY number) s \
+         ON s.number = t.number"
+    )
 }
 
-fn load_trial(tx: &mut Transaction<'_>, study: StudyId, number: i64) -> Result<Trial, OpError> {
-    let row = tx.query_one(
-        &format!("SELECT {TRIAL_COLUMNS} FROM bma_trials WHERE study = $1 AND number = $2"),
-        &[&study, &number],
-    )?;
-    trial_from_row(&row)
+/// The claim, in one statement: the lowest queued trial (`FOR UPDATE SKIP LOCKED`), or
+/// else the next number below the budget (`$4`; the study row's update locks it, so
+/// numbers are handed out once), and the study's trials finished since the reader's
+/// cursor (`$5`, `$6`: see [`Postgres::cursor`]), read first, before the study row is
+/// locked. Rows: `kind` (0 a requeued trial, 1 a new number, 2 a finished trial),
+/// `attempt`, [`T_COLUMNS`], steps and their values ([`steps_join`]).
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH q AS (
+           UPDATE bma_trials t SET state = 'running', worker = $2, claim_token = $3, attempt = t.attempt + 1,
+                  heartbeat = {NOW}, started = {NOW}
+           FROM (SELECT number FROM bma_trials WHERE study = $1 AND state = 'queued'
+                 ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED) k
+           WHERE t.study = $1 AND t.number = k.number
+           RETURNING 0 AS kind, t.attempt, {T_COLUMNS}, NULL::int4[] AS steps, NULL::float8[] AS step_values
+         ), n AS (
+           UPDATE bma_studies SET next_number = next_number + 1
+           WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM q) AND ($4::bigint IS NULL OR next_number < $4)
+           RETURNING next_number - 1 AS number
+         ), i AS (
+           INSERT INTO bma_trials (study, number, state, worker, claim_token, attempt, heartbeat, started)
+           SELECT $1, number, 'running', $2, $3, 1, {NOW}, {NOW} FROM n RETURNING number
+         )
+         SELECT 2 AS kind, t.attempt, {T_COLUMNS}, s.steps, s.step_values FROM bma_trials t {steps}
+           WHERE t.study = $1 AND t.number >= $5 AND NOT (t.number = ANY($6))
+             AND t.state IN ('complete', 'pruned', 'failed')
+         UNION ALL SELECT * FROM q
+         UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM i",
+        steps = steps_join("$5")
+    )
+});
+
+/// A retried claim's first attempt, found by its token (rows as [`CLAIM`]'s).
+/// [`Store::start`]: the point and seed of a trial still running under its claim.
+static START: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE bma_trials SET params = $3::text::jsonb, seed = $4, heartbeat = {NOW} \
+         WHERE study = $1 AND number = $2 AND state = 'running' AND worker = $5 \
+         AND ($6::int IS NULL OR attempt = $6)"
+    )
+});
+
+/// [`Store::report`]: the heartbeat, and the step only when the trial is still running
+/// under its claim (`$3`, `$4`: worker and attempt, or NULL when not claimed here).
+static REPORT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH u AS (UPDATE bma_trials SET heartbeat = {NOW} WHERE study = $1 AND number = $2 \
+                    AND state = 'running' AND ($3::text IS NULL OR worker = $3) \
+                    AND ($4::int IS NULL OR attempt = $4) RETURNING number) \
+         INSERT INTO bma_steps (study, number, step, value) SELECT $1, number, $5::int4, $6::float8 FROM u \
+         ON CONFLICT (study, number, step) DO UPDATE SET value = EXCLUDED.value"
+    )
+});
+
+/// [`Store::heartbeat`].
+static HEARTBEAT: LazyLock<String> = LazyLock::new(|| {
+    format!("UPDATE bma_trials SET heartbeat = {NOW} WHERE study = $1 AND worker = $2 AND state = 'running'")
+});
+
+/// [`Store::finish`]: the guarded update of the trial's row and its steps not yet
+/// stored (`$14`, `$15`: step numbers and values), one statement; gives how many
+/// trials it updated (0: not running under this claim any more, or already finished).
+static FINISH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH u AS (
+           UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5,
+                  objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb,
+                  violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11,
+                  finished = {NOW}, heartbeat = NULL
+           WHERE study = $1 AND number = $2 AND state IN ('running', 'queued')
+             AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))
+           RETURNING number
+         ), s AS (
+           INSERT INTO bma_steps (study, number, step, value)
+           SELECT $1, u.number, x.step, x.value FROM u, unnest($14::int4[], $15::float8[]) AS x(step, value)
+           ON CONFLICT (study, number, step) DO NOTHING
+         )
+         SELECT COUNT(*) FROM u"
+    )
+});
+
+static CLAIMED_BY_TOKEN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT 0, t.attempt, {T_COLUMNS}, NULL::int4[], NULL::float8[] FROM bma_trials t \
+         WHERE t.study = $1 AND t.claim_token = $2"
+    )
+});
+
+/// The study's trials from number `$2` up, but those in `$3` (rows as [`CLAIM`]'s).
+static FETCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT 2, t.attempt, {T_COLUMNS}, s.steps, s.step_values FROM bma_trials t {steps} \
+         WHERE t.study = $1 AND t.number >= $2 AND NOT (t.number = ANY($3)) ORDER BY t.number",
+        steps = steps_join("$2")
+    )
+});
+
+fn trial_from_row(r: &Row) -> Result<Trial, OpError> {
+    trial_at(r, 0)
+}
+
+/// The trial whose [`TRIAL_COLUMNS`] start at column `at`; when the row has two more
+/// columns after them, they are its steps and their values ([`steps_join`]).
+fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
+    let state: String = r.try_get(at + 1)?;
+    let mut steps = Vec::new();
+    if r.len() >= at + 12 {
+        let numbers: Option<Vec<i32>> = r.try_get(at + 10)?;
+        let values: Option<Vec<Option<f64>>> = r.try_get(at + 11)?;
+        if let (Some(numbers), Some(values)) = (numbers, values) {
+            steps = numbers.iter().zip(values).map(|(s, v)| (*s as u32, v.unwrap_or(f64::NAN))).collect();
+        }
+    }
+    Ok(Trial {
+        number: r.try_get::<_, i64>(at)? as u64,
+        state: TrialState::parse(&state).unwrap_or(TrialState::Failed),
+        params: text_to_point(r.try_get(at + 2)?)?,
+        seed: r.try_get::<_, Option<i64>>(at + 3)?.unwrap_or(0) as u64,
+        values: text_to_floats(&r.try_get::<_, String>(at + 4)?),
+        constraints: text_to_floats(&r.try_get::<_, String>(at + 5)?),
+        violations: text_to_floats(&r.try_get::<_, String>(at + 6)?),
+        steps,
+        metrics: text_to_metrics(&r.try_get::<_, String>(at + 7)?),
+        error: r.try_get(at + 8)?,
+        duration: r.try_get(at + 9)?,
+    })
 }
 
 /// Requeues (or, past [`MAX_REQUEUES`], fails) the running trials matching `cond`
@@ -637,14 +799,8 @@ impl Store for Postgres {
         let text = point_to_text(params)?;
         let attempt = self.claimed(study, number).filter(|(w, _)| w == worker).map(|(_, a)| a);
         self.op(|c| {
-            let n = c.execute(
-                &format!(
-                    "UPDATE bma_trials SET params = $3::text::jsonb, seed = $4, heartbeat = {NOW} \
-                     WHERE study = $1 AND number = $2 AND state = 'running' AND worker = $5 \
-                     AND ($6::int IS NULL OR attempt = $6)"
-                ),
-                &[&study, &(number as i64), &text, &(seed as i64), &worker, &attempt],
-            )?;
+            let st = c.prep(&START)?;
+            let n = c.execute(&st, &[&study, &(number as i64), &text, &(seed as i64), &worker, &attempt])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!(
                     "trial {number} is no longer running under this worker (it was requeued after a silence)"
@@ -663,34 +819,17 @@ impl Store for Postgres {
         };
         let step = step as i32;
         self.op(|c| {
-            let mut tx = c.transaction()?;
-            let n = tx.execute(
-                &format!(
-                    "UPDATE bma_trials SET heartbeat = {NOW} WHERE study = $1 AND number = $2 AND state = 'running' \
-                     AND ($3::text IS NULL OR worker = $3) AND ($4::int IS NULL OR attempt = $4)"
-                ),
-                &[&study, &(number as i64), &worker, &attempt],
-            )?;
-            if n == 1 {
-                tx.execute(
-                    "INSERT INTO bma_steps (study, number, step, value) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (study, number, step) DO UPDATE SET value = EXCLUDED.value",
-                    &[&study, &(number as i64), &step, &v],
-                )?;
-            }
-            tx.commit()?;
+            // One statement: the heartbeat, and the step only if the trial is still ours.
+            let st = c.prep(&REPORT)?;
+            c.execute(&st, &[&study, &(number as i64), &worker, &attempt, &step, &v])?;
             Ok(())
         })
     }
 
     fn heartbeat(&self, study: StudyId, worker: &str) -> Result<(), StoreError> {
         self.op(|c| {
-            c.execute(
-                &format!(
-                    "UPDATE bma_trials SET heartbeat = {NOW} WHERE study = $1 AND worker = $2 AND state = 'running'"
-                ),
-                &[&study, &worker],
-            )?;
+            let st = c.prep(&HEARTBEAT)?;
+            c.execute(&st, &[&study, &worker])?;
             Ok(())
         })
     }
@@ -710,16 +849,13 @@ impl Store for Postgres {
             None => (None, None),
         };
         let number = trial.number as i64;
-        let sql = format!(
-            "UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5, \
-             objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb, \
-             violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11, \
-             finished = {NOW}, heartbeat = NULL \
-             WHERE study = $1 AND number = $2 AND state IN ('running', 'queued') \
-             AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))"
-        );
         let seed = trial.seed as i64;
-        let args: [&(dyn postgres::types::ToSql + Sync); 13] = [
+        let step_numbers: Vec<i32> = trial.steps.iter().map(|(s, _)| *s as i32).collect();
+        let step_values: Vec<Option<f64>> =
+            trial.steps.iter().map(|(_, v)| if v.is_nan() { None } else { Some(*v) }).collect();
+        // This trial finished after the last claim's read: the next `finished_since` reads.
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).remove(&study);
+        let args: [&(dyn postgres::types::ToSql + Sync); 15] = [
             &study,
             &number,
             &trial.state.as_str(),
@@ -733,48 +869,34 @@ impl Store for Postgres {
             &trial.duration,
             &worker,
             &attempt,
+            &step_numbers,
+            &step_values,
         ];
         self.op(|c| {
-            // No steps to add: the one guarded update is the whole write (one round trip,
-            // no BEGIN/COMMIT). Otherwise, or when it matched nothing, the transaction below.
-            if trial.steps.is_empty() && c.execute(&sql, &args)? == 1 {
+            // The guarded update and the steps not yet stored: one statement, one round trip.
+            let st = c.prep(&FINISH)?;
+            let updated: i64 = c.query_one(&st, &args)?.try_get(0)?;
+            if updated == 1 {
                 return Ok(());
             }
-            let mut tx = c.transaction()?;
-            let n = tx.execute(&sql, &args)?;
-            if n == 0 {
-                let row = tx.query_opt(
-                    "SELECT state, worker, attempt FROM bma_trials WHERE study = $1 AND number = $2",
-                    &[&study, &number],
-                )?;
-                return match row {
-                    None => Err(StoreError::NotFound(format!("no trial {number} in study {study}")).into()),
-                    Some(r) => {
-                        let (state, w, a): (String, Option<String>, i32) = (r.get(0), r.get(1), r.get(2));
-                        let finished = TrialState::parse(&state).is_some_and(TrialState::is_finished);
-                        if finished && w.is_some() && w == worker && Some(a) == attempt {
-                            // This very write, retried after its acknowledgement was lost.
-                            Ok(())
-                        } else {
-                            Err(StoreError::NotFound(format!(
-                                "trial {number} was requeued after its worker went silent and is now {state} under \
-                                 another claim; this result is discarded"
-                            ))
-                            .into())
-                        }
+            let st = c.prep("SELECT state, worker, attempt FROM bma_trials WHERE study = $1 AND number = $2")?;
+            match c.query_opt(&st, &[&study, &number])? {
+                None => Err(StoreError::NotFound(format!("no trial {number} in study {study}")).into()),
+                Some(r) => {
+                    let (state, w, a): (String, Option<String>, i32) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                    let finished = TrialState::parse(&state).is_some_and(TrialState::is_finished);
+                    if finished && w.is_some() && w == worker && Some(a) == attempt {
+                        // This very write, retried after its acknowledgement was lost.
+                        Ok(())
+                    } else {
+                        Err(StoreError::NotFound(format!(
+                            "trial {number} was requeued after its worker went silent and is now {state} under \
+                             another claim; this result is discarded"
+                        ))
+                        .into())
                     }
-                };
+                }
             }
-            for (step, value) in &trial.steps {
-                let v = if value.is_nan() { None } else { Some(*value) };
-                tx.execute(
-                    "INSERT INTO bma_steps (study, number, step, value) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (study, number, step) DO NOTHING",
-                    &[&study, &number, &(*step as i32), &v],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
         })?;
         self.forget(study, trial.number);
         Ok(())
@@ -823,9 +945,14 @@ impl Store for Postgres {
         Ok(out.into_values().collect())
     }
 
-    /// Only the trials finished since `cursor`: the cache's log, after one incremental read.
+    /// Only the trials finished since `cursor`: the cache's log, after one incremental
+    /// read, or with none when a claim has just read them (the trial loop claims, then
+    /// asks this before each proposal: one round trip for both).
     fn finished_since(&self, study: StudyId, cursor: u64) -> Result<(Vec<Trial>, u64), StoreError> {
-        self.fetch(study)?;
+        let fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner()).remove(&study);
+        if !fresh {
+            self.fetch(study)?;
+        }
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let (Some(known), Some(order)) = (cache.get(&study), log.get(&study)) else { return Ok((Vec::new(), 0)) };

@@ -1,0 +1,60 @@
+//! Helpers shared by the tests that need the test PostgreSQL server
+//! (`tests/postgres.rs`, `tests/distributed.rs`): its URL, or a loud skip; unique
+//! study names; a plain client; a server restart.
+//!
+//! `scripts/pg-test-server.sh start` starts a throwaway server and prints
+//! `BMA_TEST_POSTGRES` (its URL) and `BMA_PG_DIR` (its folder, for the restart tests).
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::io::Write;
+
+/// The test server's URL (`BMA_TEST_POSTGRES`), or `None` after a loud SKIPPED line
+/// naming `what` did not run.
+pub fn url(what: &str) -> Option<String> {
+    match std::env::var("BMA_TEST_POSTGRES") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; {what} did not run.\n\
+                 !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
+            );
+            None
+        }
+    }
+}
+
+/// The server's folder (`BMA_PG_DIR`) for a test that restarts it, or `None` after a
+/// loud SKIPPED line naming `test`.
+pub fn pg_dir(test: &str) -> Option<String> {
+    match std::env::var("BMA_PG_DIR") {
+        Ok(d) if !d.is_empty() => Some(d),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED {test}: BMA_PG_DIR is not set (see scripts/pg-test-server.sh)\n"
+            );
+            None
+        }
+    }
+}
+
+/// A study name (and spec comment) no other test or earlier run uses.
+pub fn unique(prefix: &str) -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{t}", std::process::id())
+}
+
+/// A plain connection to the test server, for checking what the store wrote.
+pub fn client(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).expect("connect to the test server")
+}
+
+/// Restarts the test server (the script runs pg_ctl as the server's owner).
+pub fn restart_server(dir: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-test-server.sh");
+    let status =
+        std::process::Command::new("bash").arg(script).arg("restart").arg(dir).status().expect("run the script");
+    assert!(status.success(), "restarting the server failed");
+}

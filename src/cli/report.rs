@@ -359,7 +359,7 @@ pub fn report(args: &ReportArgs) -> ExitCode {
 /// report written into `--out` (default `runs/<study>`).
 fn report_store(url: &str, args: &ReportArgs) -> Result<(Written, PathBuf), Failure> {
     let place = bma::store::postgres::redact(url);
-    let store = bma::store::connect(url, 1).map_err(|e| (e.to_string(), INTERNAL))?;
+    let store = super::connect_store(url, 1).map_err(|e| (e.to_string(), INTERNAL))?;
     let name = match &args.study {
         Some(n) => n.clone(),
         None => {

@@ -2,7 +2,9 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{
+    conv, conv_transpose, conv2d_backward_upstream, conv2d_gemm, deform_conv, interpolate, pool,
+};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -65,6 +67,11 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
+        // bma: f32, groups == 1 (any padding, stride, dilation) as one batched im2col GEMM.
+        let (x, weight, bias) = match conv2d_gemm::conv2d(x, weight, bias, &options) {
+            Ok(out) => return out,
+            Err(inputs) => inputs,
+        };
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
@@ -73,6 +80,47 @@ impl ModuleOps<Flex> for Flex {
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
         }
+    }
+
+    // bma: the three conv2d backward passes as large GEMMs for f32, groups == 1 (see
+    // `conv2d_gemm`); burn-backend's defaults (copied in `conv2d_backward_upstream`) otherwise.
+    fn conv2d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        conv2d_gemm::conv2d_x_backward(&x, &weight, &output_grad, &options).unwrap_or_else(|| {
+            conv2d_backward_upstream::conv2d_x_backward::<Flex>(x, weight, output_grad, options)
+        })
+    }
+
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        conv2d_gemm::conv2d_weight_backward(&x, &weight, &output_grad, &options).unwrap_or_else(
+            || {
+                conv2d_backward_upstream::conv2d_weight_backward::<Flex>(
+                    x,
+                    weight,
+                    output_grad,
+                    options,
+                )
+            },
+        )
+    }
+
+    fn conv2d_bias_backward(
+        x: FloatTensor<Flex>,
+        bias: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+    ) -> FloatTensor<Flex> {
+        conv2d_gemm::conv2d_bias_backward(&bias, &output_grad).unwrap_or_else(|| {
+            conv2d_backward_upstream::conv2d_bias_backward::<Flex>(x, bias, output_grad)
+        })
     }
 
     fn deform_conv2d(

@@ -3,7 +3,7 @@
 //! direct convolution written here in f64: forward output and the gradients for x, weight and
 //! bias, through burn's autodiff on the flex device (the path bma's trainer uses).
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)]
 
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData, module as ops};

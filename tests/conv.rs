@@ -217,8 +217,8 @@ fn kernel_larger_than_the_padded_input_on_one_axis_is_a_one_pixel_output() {
 
 #[test]
 fn large_inputs_are_processed_in_chunks_of_the_batch() {
-    // 144 column rows x 4,096 pixels per sample: the 16 MiB column buffer holds 7 of the
-    // 9 samples, so the GEMM path runs two chunks and accumulates dW across them.
+    // 144 column rows x 4,096 pixels per sample: the 8 MiB column buffer holds 3 of the 9
+    // samples, so the GEMM path runs three chunks and accumulates dW across them.
     check(Case::new(9, 16, [64, 64], 2, [3, 3]).pad([(1, 1), (1, 1)]));
 }
 

@@ -477,7 +477,7 @@ fn the_kept_epoch_keeps_its_own_batchnorm_statistics() {
     let (sub, data, cfg) = setup(&experiment(
         "digits",
         "conv2d(8, kernel: 3, padding: same) batchnorm relu global_avgpool dense(data.classes)",
-        "optimizer = adam(0.05) epochs = 12 batch = 64 early_stop = patience(100, on: loss)",
+        "optimizer = adam(0.05) epochs = 16 batch = 64 early_stop = patience(100, on: loss)",
     ));
     let out = run(&sub, &data, &cfg);
     assert_eq!(out.status, Status::Completed);

@@ -1,0 +1,246 @@
+//! The vendored burn-flex's 2-D convolution (vendor/burn-flex, `ops/conv2d_gemm.rs`: f32,
+//! groups == 1 as batched im2col + GEMM; burn-backend's default code otherwise) against a naive
+//! direct convolution written here in f64: forward output and the gradients for x, weight and
+//! bias, through burn's autodiff on the flex device (the path bma's trainer uses).
+
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)]
+
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Device, Tensor, TensorData, module as ops};
+
+/// A convolution case: input `[b, ci, h, w]`, weight `[co, ci / groups, kh, kw]`.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    b: usize,
+    ci: usize,
+    h: usize,
+    w: usize,
+    co: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    /// `(begin, end)` padding for height, then width.
+    pad: [(usize, usize); 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl Case {
+    fn new(b: usize, ci: usize, hw: [usize; 2], co: usize, k: [usize; 2]) -> Case {
+        Case {
+            b,
+            ci,
+            h: hw[0],
+            w: hw[1],
+            co,
+            kh: k[0],
+            kw: k[1],
+            stride: [1, 1],
+            pad: [(0, 0); 2],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+    fn stride(mut self, s: [usize; 2]) -> Case {
+        self.stride = s;
+        self
+    }
+    fn pad(mut self, p: [(usize, usize); 2]) -> Case {
+        self.pad = p;
+        self
+    }
+    fn dilation(mut self, d: [usize; 2]) -> Case {
+        self.dilation = d;
+        self
+    }
+    fn groups(mut self, g: usize) -> Case {
+        self.groups = g;
+        self
+    }
+    fn out_hw(&self) -> (usize, usize) {
+        let o = |n: usize, k: usize, s: usize, p: (usize, usize), d: usize| (n + p.0 + p.1 - d * (k - 1) - 1) / s + 1;
+        (
+            o(self.h, self.kh, self.stride[0], self.pad[0], self.dilation[0]),
+            o(self.w, self.kw, self.stride[1], self.pad[1], self.dilation[1]),
+        )
+    }
+}
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
+        })
+        .collect()
+}
+
+/// Reference results in f64: (y, dx, dw, db) for loss = sum(y * r).
+struct Reference {
+    y: Vec<f64>,
+    dx: Vec<f64>,
+    dw: Vec<f64>,
+    db: Vec<f64>,
+}
+
+fn naive(c: &Case, x: &[f32], w: &[f32], bias: &[f32], r: &[f32]) -> Reference {
+    let (ho, wo) = c.out_hw();
+    let cig = c.ci / c.groups;
+    let cog = c.co / c.groups;
+    let mut out = Reference {
+        y: vec![0.0; c.b * c.co * ho * wo],
+        dx: vec![0.0; x.len()],
+        dw: vec![0.0; w.len()],
+        db: vec![0.0; c.co],
+    };
+    for b in 0..c.b {
+        for co in 0..c.co {
+            let g = co / cog;
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let yi = ((b * c.co + co) * ho + oy) * wo + ox;
+                    let rv = f64::from(r[yi]);
+                    let mut acc = f64::from(bias[co]);
+                    for cl in 0..cig {
+                        let ci = g * cig + cl;
+                        for ky in 0..c.kh {
+                            for kx in 0..c.kw {
+                                let iy = (oy * c.stride[0] + ky * c.dilation[0]) as isize - c.pad[0].0 as isize;
+                                let ix = (ox * c.stride[1] + kx * c.dilation[1]) as isize - c.pad[1].0 as isize;
+                                if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                                    continue;
+                                }
+                                let xi = ((b * c.ci + ci) * c.h + iy as usize) * c.w + ix as usize;
+                                let wi = ((co * cig + cl) * c.kh + ky) * c.kw + kx;
+                                acc += f64::from(x[xi]) * f64::from(w[wi]);
+                                out.dx[xi] += rv * f64::from(w[wi]);
+                                out.dw[wi] += rv * f64::from(x[xi]);
+                            }
+                        }
+                    }
+                    out.y[yi] = acc;
+                    out.db[co] += rv;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn assert_close(what: &str, c: &Case, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length, {c:?}");
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let err = (f64::from(*g) - w).abs();
+        assert!(err <= 1e-4 * scale, "{what}[{i}]: got {g}, want {w} (scale {scale}), {c:?}");
+    }
+}
+
+fn check(c: Case) {
+    let dev = Device::flex().autodiff();
+    let (ho, wo) = c.out_hw();
+    let xv = values(c.b * c.ci * c.h * c.w, 1);
+    let wv = values(c.co * (c.ci / c.groups) * c.kh * c.kw, 2);
+    let bv = values(c.co, 3);
+    let rv = values(c.b * c.co * ho * wo, 4);
+    let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), [c.b, c.ci, c.h, c.w]), &dev).require_grad();
+    let w =
+        Tensor::<4>::from_data(TensorData::new(wv.clone(), [c.co, c.ci / c.groups, c.kh, c.kw]), &dev).require_grad();
+    let b = Tensor::<1>::from_data(TensorData::new(bv.clone(), [c.co]), &dev).require_grad();
+    let r = Tensor::<4>::from_data(TensorData::new(rv.clone(), [c.b, c.co, ho, wo]), &dev);
+    let opts = ConvOptions::new_with_padding(c.stride, c.pad, c.dilation, c.groups);
+    let y = ops::conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
+    assert_eq!(y.dims(), [c.b, c.co, ho, wo], "{c:?}");
+    let grads = (y.clone() * r).sum().backward();
+    let want = naive(&c, &xv, &wv, &bv, &rv);
+    let vec = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
+    assert_close("y", &c, &vec(y), &want.y);
+    assert_close("dx", &c, &vec(x.grad(&grads).unwrap()), &want.dx);
+    assert_close("dw", &c, &vec(w.grad(&grads).unwrap()), &want.dw);
+    let db = b.grad(&grads).unwrap().into_data().try_into_vec::<f32>().unwrap();
+    assert_close("db", &c, &db, &want.db);
+}
+
+#[test]
+fn kernel_3_valid_and_same() {
+    check(Case::new(4, 3, [8, 8], 5, [3, 3]));
+    check(Case::new(4, 3, [8, 8], 5, [3, 3]).pad([(1, 1), (1, 1)]));
+}
+
+#[test]
+fn the_digits_layer_32_to_32_channels() {
+    check(Case::new(64, 32, [8, 8], 32, [3, 3]).pad([(1, 1), (1, 1)]));
+}
+
+#[test]
+fn kernels_1_and_5() {
+    check(Case::new(3, 4, [7, 6], 6, [1, 1]));
+    check(Case::new(3, 4, [9, 7], 6, [5, 5]).pad([(2, 2), (2, 2)]));
+    check(Case::new(2, 2, [6, 9], 3, [5, 3]).pad([(1, 0), (0, 2)]));
+}
+
+#[test]
+fn stride_2_with_and_without_padding() {
+    check(Case::new(2, 3, [9, 8], 4, [3, 3]).stride([2, 2]));
+    check(Case::new(2, 3, [9, 8], 4, [3, 3]).stride([2, 2]).pad([(1, 1), (1, 1)]));
+    check(Case::new(2, 3, [10, 7], 4, [3, 2]).stride([2, 3]).pad([(2, 1), (0, 1)]));
+}
+
+#[test]
+fn dilation() {
+    check(Case::new(2, 3, [9, 10], 4, [3, 3]).dilation([2, 2]));
+    check(Case::new(2, 3, [9, 10], 4, [3, 3]).dilation([2, 3]).pad([(2, 2), (3, 1)]).stride([2, 1]));
+    // Stride 1 with an output as wide as the input: the shifted-plane im2col and col2im.
+    check(Case::new(2, 3, [9, 10], 4, [3, 3]).dilation([2, 2]).pad([(2, 2), (2, 2)]));
+    check(Case::new(2, 3, [9, 10], 4, [3, 3]).dilation([1, 2]).pad([(0, 0), (1, 3)]));
+}
+
+#[test]
+fn asymmetric_same_padding_of_an_even_kernel() {
+    // bma's `padding: same` with kernel 2 pads (0, 1) on each axis.
+    check(Case::new(3, 2, [8, 8], 3, [2, 2]).pad([(0, 1), (0, 1)]));
+}
+
+#[test]
+fn batch_1_one_input_channel_non_square() {
+    check(Case::new(1, 1, [8, 8], 1, [3, 3]));
+    check(Case::new(1, 1, [5, 11], 8, [3, 3]).pad([(1, 1), (1, 1)]));
+    check(Case::new(5, 1, [8, 8], 32, [3, 3]).pad([(1, 1), (1, 1)]));
+}
+
+#[test]
+fn kernel_larger_than_the_padded_input_on_one_axis_is_a_one_pixel_output() {
+    check(Case::new(2, 2, [3, 6], 2, [3, 3]));
+}
+
+#[test]
+fn large_inputs_are_processed_in_chunks_of_the_batch() {
+    // 144 column rows x 4,096 pixels per sample: the 8 MiB column buffer holds 3 of the 9
+    // samples, so the GEMM path runs three chunks and accumulates dW across them.
+    check(Case::new(9, 16, [64, 64], 2, [3, 3]).pad([(1, 1), (1, 1)]));
+}
+
+#[test]
+fn groups_2_falls_back_to_upstream_code() {
+    check(Case::new(2, 4, [7, 7], 6, [3, 3]).groups(2));
+    check(Case::new(2, 4, [7, 8], 4, [3, 3]).groups(2).stride([2, 2]).pad([(1, 1), (1, 1)]));
+}
+
+#[test]
+fn f64_tensors_fall_back_to_upstream_code() {
+    let dev = Device::flex();
+    let c = Case::new(2, 3, [6, 6], 4, [3, 3]).pad([(1, 1), (1, 1)]);
+    let xv = values(c.b * c.ci * c.h * c.w, 1);
+    let wv = values(c.co * c.ci * c.kh * c.kw, 2);
+    let bv = vec![0.0f32; c.co];
+    let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), [c.b, c.ci, c.h, c.w]), &dev).cast(DType::F64);
+    let w = Tensor::<4>::from_data(TensorData::new(wv.clone(), [c.co, c.ci, c.kh, c.kw]), &dev).cast(DType::F64);
+    let y = ops::conv2d(x, w, None, ConvOptions::new_with_padding(c.stride, c.pad, c.dilation, 1));
+    assert_eq!(y.dtype(), DType::F64);
+    let y: Vec<f32> = y.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let (ho, wo) = c.out_hw();
+    let want = naive(&c, &xv, &wv, &bv, &vec![0.0; c.b * c.co * ho * wo]);
+    assert_close("y (f64)", &c, &y, &want.y);
+}

@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=bench/distributed
 WORKERS="${WORKERS:-8}"
+. "$here/workers.sh"
 BMA_TRIALS="${BMA_TRIALS:-4000}"
 OPTUNA_TRIALS="${OPTUNA_TRIALS:-800}"
 REPS="${REPS:-3}"
@@ -49,15 +50,7 @@ worker_bench() {
   name="workers-$$-$(date +%s%N)"
   sed -e "s/@NAME@/$name/" -e "s/@TRIALS@/$BMA_TRIALS/" "$here/bench.bma.in" > "$tmp/bench.bma"
   t0="$(date +%s.%N)"
-  local pids=()
-  for i in $(seq "$WORKERS"); do
-    BMA_STORE="$BMA_TEST_POSTGRES" "$bin" worker --study "$name" --file "$tmp/bench.bma" --progress none \
-      --out "$tmp/w$i" > "$tmp/w$i.log" 2>&1 &
-    pids+=($!)
-  done
-  for p in "${pids[@]}"; do
-    wait "$p" || { echo "a bma worker failed:" >&2; cat "$tmp"/w*.log >&2; exit 1; }
-  done
+  run_workers "$bin" "$tmp" "$name"
   t1="$(date +%s.%N)"
   listed="$("$bin" ls --store "$BMA_TEST_POSTGRES" | grep -F "  $name  ")"
   echo "$listed" | grep -qF "$BMA_TRIALS trials ($BMA_TRIALS complete)" || { echo "wrong trial count: $listed" >&2; exit 1; }

@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=bench/distributed
 WORKERS="${WORKERS:-8}"
+. "$here/workers.sh"
 BMA_TRIALS="${BMA_TRIALS:-2000}"
 : "${BMA_TEST_POSTGRES:?start a throwaway server: eval \"\$(scripts/pg-test-server.sh start)\"}"
 : "${BMA_PG_DIR:?BMA_PG_DIR (printed by scripts/pg-test-server.sh start) is needed to load pg_stat_statements}"
@@ -40,15 +41,7 @@ name="statements-$$-$(date +%s%N)"
 sed -e "s/@NAME@/$name/" -e "s/@TRIALS@/$BMA_TRIALS/" "$here/bench.bma.in" > "$tmp/bench.bma"
 q -c "SELECT pg_stat_statements_reset(), pg_stat_reset()" >/dev/null
 commits0="$(q -tA -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")"
-pids=()
-for i in $(seq "$WORKERS"); do
-  BMA_STORE="$BMA_TEST_POSTGRES" "$BMA_BIN" worker --study "$name" --file "$tmp/bench.bma" --progress none \
-    --out "$tmp/w$i" > "$tmp/w$i.log" 2>&1 &
-  pids+=($!)
-done
-for p in "${pids[@]}"; do
-  wait "$p" || { echo "a bma worker failed:" >&2; cat "$tmp"/w*.log >&2; exit 1; }
-done
+run_workers "$BMA_BIN" "$tmp" "$name"
 sleep 1 # the statistics collector's last report
 commits1="$(q -tA -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")"
 echo "$BMA_BIN: $WORKERS workers, $BMA_TRIALS trials"

@@ -60,7 +60,7 @@ pub struct RunArgs {
     /// The study's time budget, e.g. `90s`, `5m`, `1h30m` (overrides `search { time = }`).
     #[arg(long, value_parser = parse_duration)]
     pub time: Option<Duration>,
-    /// One trial's time limit (checked after each epoch).
+    /// One trial's time limit (checked between training batches; a trial over it fails).
     #[arg(long = "trial-time", value_parser = parse_duration)]
     pub trial_time: Option<Duration>,
     /// The output folder (default: `report { out = }`, else `runs/<experiment>`).

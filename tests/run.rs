@@ -492,3 +492,33 @@ fn an_unreachable_store_is_announced_then_refused() {
     assert!(err.contains("waiting for the store postgres://bma@127.0.0.1:1/none: no answer yet"), "{err}");
     assert!(err.contains("unreachable"), "{err}");
 }
+
+/// A point refused before training by a static `require` is a failed trial with its reason;
+/// the summary line counts such trials apart from real failures.
+#[test]
+fn points_refused_before_training_are_counted_apart_in_the_summary() {
+    let dir = tmp("infeasible");
+    let spec = write(
+        &dir,
+        "r.bma",
+        "experiment refused {
+  data = iris(split: [0.6, 0.2, 0.2], seed: 1)
+  space { width: int in {4, 64} }
+  model { dense(width) relu dense(data.classes) }
+  train { optimizer = adam(0.01)  epochs = 2  batch = 16 }
+  objective { maximize accuracy  require params <= 100 }
+  search { strategy = grid }
+}
+",
+    );
+    let out = dir.join("out");
+    let o = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // width 4: 4*4+4 + 4*3+3 = 35 params; width 64: 515.
+    assert!(stdout.contains("2 trials: 1 complete, 0 pruned, 1 failed (1 infeasible before training)"), "{stdout}");
+    let r = results(&out);
+    let refused: Vec<&Value> = r["trials"].as_array().unwrap().iter().filter(|t| t["state"] == "failed").collect();
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0]["error"].as_str().unwrap().starts_with("infeasible before training: params <= 100 (is 515)"));
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bma::ir::{self, Point, Value};
 use bma::runner::{self, ModelEvaluator};
 use bma::search::prune::{self, NoPruner};
-use bma::search::study::{self, Ended, Evaluator, Event, FunctionEvaluator, Observer, Settings, Study};
+use bma::search::study::{self, Ended, Evaluator, Event, FunctionEvaluator, INFEASIBLE, Observer, Settings, Study};
 use bma::search::{self, History, Pruner, Rank, TrialState};
 use bma::store::{self, Sqlite, Store, StoreError};
 
@@ -738,13 +738,9 @@ fn execute(
         let spec = &study.study.spec;
         print!("{}", super::report::table(&history, spec, &exp.space, plan.top));
         let mine = history.trials.iter().filter(|t| progress.ran.lock().is_ok_and(|r| r.contains(&t.number))).count();
-        let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
         println!(
-            "{} trials: {} complete, {} pruned, {} failed; {} ({}); this worker ran {mine}; results in the store",
-            history.trials.len(),
-            counts(TrialState::Complete),
-            counts(TrialState::Pruned),
-            counts(TrialState::Failed),
+            "{}; {} ({}); this worker ran {mine}; results in the store",
+            counts_line(&history),
             ended.state().as_str(),
             match ended {
                 Ended::Budget => "trial budget spent",
@@ -763,13 +759,9 @@ fn execute(
     for n in notes {
         eprintln!("note: {n}");
     }
-    let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
     println!(
-        "{} trials: {} complete, {} pruned, {} failed; {} ({}); results in {}",
-        history.trials.len(),
-        counts(TrialState::Complete),
-        counts(TrialState::Pruned),
-        counts(TrialState::Failed),
+        "{}; {} ({}); results in {}",
+        counts_line(&history),
         ended.state().as_str(),
         match ended {
             Ended::Budget => "trial budget spent",
@@ -780,6 +772,24 @@ fn execute(
         plan.out.display()
     );
     Ok(ExitCode::from(if ended == Ended::Interrupted { INTERRUPTED } else { OK }))
+}
+
+/// `60 trials: 3 complete, 52 pruned, 5 failed (5 infeasible before training)`.
+fn counts_line(history: &History) -> String {
+    let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
+    let infeasible = history
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Failed && t.error.as_deref().is_some_and(|e| e.starts_with(INFEASIBLE)))
+        .count();
+    let apart = if infeasible > 0 { format!(" ({infeasible} infeasible before training)") } else { String::new() };
+    format!(
+        "{} trials: {} complete, {} pruned, {} failed{apart}",
+        history.trials.len(),
+        counts(TrialState::Complete),
+        counts(TrialState::Pruned),
+        counts(TrialState::Failed)
+    )
 }
 
 /// What [`write_outputs`] made.

@@ -105,6 +105,10 @@ impl Evaluator for FunctionEvaluator {
     }
 }
 
+/// How the error of a trial refused before training by a static `require` (on `params`,
+/// `flops`) begins: such a trial is recorded failed, and summaries count it apart.
+pub const INFEASIBLE: &str = "infeasible before training";
+
 /// What happens during a study, for progress displays.
 pub enum Event<'a> {
     /// A trial was claimed and its point chosen.
@@ -977,7 +981,7 @@ impl TrialCtx<'_> {
                 trial.metrics = statics;
                 trial.constraints = cons.iter().map(|c| c.map(|(l, _)| l).unwrap_or(f64::NAN)).collect();
                 trial.violations = cons.iter().map(|c| c.map(|(_, v)| v).unwrap_or(0.0)).collect();
-                return self.failed(trial, format!("infeasible before training: {}", broken.join(", ")), started);
+                return self.failed(trial, format!("{INFEASIBLE}: {}", broken.join(", ")), started);
             }
         }
 

@@ -782,7 +782,7 @@ fn counts_line(history: &History) -> String {
         .iter()
         .filter(|t| t.state == TrialState::Failed && t.error.as_deref().is_some_and(|e| e.starts_with(INFEASIBLE)))
         .count();
-    let apart = if infeasible > 0 { format!(" ({infeasible} infeasible before training)") } else { String::new() };
+    let apart = if infeasible > 0 { format!(" ({infeasible} {INFEASIBLE})") } else { String::new() };
     format!(
         "{} trials: {} complete, {} pruned, {} failed{apart}",
         history.trials.len(),

@@ -97,6 +97,7 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 pub mod conv;
+mod batch_norm;
 mod conv2d_backward_upstream;
 mod conv2d_gemm;
 pub mod conv_transpose;

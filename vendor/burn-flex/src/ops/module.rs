@@ -3,7 +3,7 @@
 //! These operations power neural network modules like convolutions and pooling.
 
 use crate::ops::{
-    conv, conv_transpose, conv2d_backward_upstream, conv2d_gemm, deform_conv, interpolate, pool,
+    batch_norm, conv, conv_transpose, conv2d_backward_upstream, conv2d_gemm, deform_conv, interpolate, pool,
 };
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
@@ -80,6 +80,28 @@ impl ModuleOps<Flex> for Flex {
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
         }
+    }
+
+    // bma: batch normalisation in training mode as fused per-channel passes for f32 (see
+    // `batch_norm`); burn-backend's defaults (copied there) otherwise.
+    fn batch_norm_train(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> burn_backend::ops::BatchNormTrain<Flex> {
+        batch_norm::batch_norm_train(x, gamma, beta, epsilon)
+    }
+
+    fn batch_norm_train_backward(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+        output_grad: FloatTensor<Flex>,
+    ) -> burn_backend::ops::BatchNormTrainBackward<Flex> {
+        batch_norm::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad)
     }
 
     // bma: the three conv2d backward passes as large GEMMs for f32, groups == 1 (see

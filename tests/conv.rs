@@ -244,3 +244,33 @@ fn f64_tensors_fall_back_to_upstream_code() {
     let want = naive(&c, &xv, &wv, &bv, &vec![0.0; c.b * c.co * ho * wo]);
     assert_close("y (f64)", &c, &y, &want.y);
 }
+
+#[test]
+fn an_infinite_pixel_reaches_only_the_outputs_whose_window_covers_it() {
+    // The stride-1 `same` path reads each kernel offset's shifted plane in one pass and selects
+    // padding positions to zero: the pixel next door (the last of the previous row, the first of
+    // the next plane) must not leak into them, as inf or as inf * 0 = NaN.
+    let dev = Device::flex();
+    let c = Case::new(2, 2, [5, 6], 3, [3, 3]).pad([(1, 1), (1, 1)]);
+    let mut xv = values(c.b * c.ci * c.h * c.w, 1);
+    let at = |b: usize, ci: usize, y: usize, x: usize| ((b * c.ci + ci) * c.h + y) * c.w + x;
+    xv[at(0, 1, 2, 5)] = f32::INFINITY; // last column: wraps onto column 0 of the next row
+    xv[at(1, 0, 0, 0)] = f32::INFINITY; // first pixel of a plane: wraps back onto the previous one
+    let wv: Vec<f32> = values(c.co * c.ci * c.kh * c.kw, 2).iter().map(|v| v.abs() + 0.1).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), [c.b, c.ci, c.h, c.w]), &dev);
+    let w = Tensor::<4>::from_data(TensorData::new(wv.clone(), [c.co, c.ci, c.kh, c.kw]), &dev);
+    let y = ops::conv2d(x, w, None, ConvOptions::new_with_padding(c.stride, c.pad, c.dilation, 1));
+    let got = y.into_data().try_into_vec::<f32>().unwrap();
+    let (ho, wo) = c.out_hw();
+    let want = naive(&c, &xv, &wv, &vec![0.0; c.co], &vec![0.0; c.b * c.co * ho * wo]).y;
+    let infinite = want.iter().filter(|v| v.is_infinite()).count();
+    // (2, 5) is covered by output rows 1-3 and columns 4-5, (0, 0) by rows 0-1 and columns 0-1.
+    assert_eq!(infinite, (3 * 2 + 2 * 2) * c.co);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        if w.is_infinite() {
+            assert_eq!(f64::from(*g), *w, "y[{i}]");
+        } else {
+            assert!((f64::from(*g) - w).abs() <= 1e-4 * w.abs().max(1.0), "y[{i}]: got {g}, want {w}");
+        }
+    }
+}

@@ -206,9 +206,36 @@ fn shifted_rows(g: &Geom, ky: usize) -> Option<(usize, usize)> {
     Some((lo.min(hi), hi))
 }
 
+/// For the stride-1 `wo == w` geometry of [`shifted_rows`]: for each kernel offset
+/// `(ky, kx)`, whether each output pixel `(oy, ox)` reads an input pixel (`true`) or padding.
+/// Row `(ky * kw + kx) * hw_out + oy * wo + ox`.
+fn offset_masks(g: &Geom) -> Vec<bool> {
+    let hw = g.hw_out();
+    let mut masks = vec![false; g.kh * g.kw * hw];
+    for ky in 0..g.kh {
+        let Some((oy_lo, oy_hi)) = shifted_rows(g, ky) else {
+            return masks;
+        };
+        for kx in 0..g.kw {
+            let off = (kx * g.dw) as isize - g.pw as isize;
+            let (lo, hi) = valid_range(g.w, g.wo, 1, off);
+            let m = &mut masks[(ky * g.kw + kx) * hw..][..hw];
+            for oy in oy_lo..oy_hi {
+                m[oy * g.wo + lo..oy * g.wo + hi].fill(true);
+            }
+        }
+    }
+    masks
+}
+
 /// Fills `cols[k, n]` (`n = nb * ho * wo` columns) for samples `b0 .. b0 + nb` of the NCHW `x`.
 fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
     let n = nb * g.hw_out();
+    let masks = if shifted_rows(g, 0).is_some() {
+        offset_masks(g)
+    } else {
+        Vec::new()
+    };
     let fill_row = |r: usize, row: &mut [f32]| {
         let ci = r / (g.kh * g.kw);
         let ky = (r / g.kw) % g.kh;
@@ -219,9 +246,21 @@ fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
             // Stride 1 and `wo == w`: a sample's whole row is the input plane shifted by a
             // constant, so one copy, then the rows and columns that fall in the padding zeroed.
             let delta = ((ky * g.dh) as isize - g.ph as isize) * g.w as isize + off;
+            let mask = &masks[(ky * g.kw + kx) * g.hw_out()..][..g.hw_out()];
             for bl in 0..nb {
-                let plane = &x[((b0 + bl) * g.c_in + ci) * g.hw_in()..][..g.hw_in()];
+                let start = (((b0 + bl) * g.c_in + ci) * g.hw_in()) as isize + delta;
                 let dst = &mut row[bl * g.hw_out()..][..g.hw_out()];
+                // The plane shifted by `delta` read in one pass, padding positions selected to
+                // zero (a select, not a multiply, so that an inf next door cannot leak in as a
+                // NaN), when the shifted window lies inside `x`: no per-row copies or fills.
+                if start >= 0 && start as usize + g.hw_out() <= x.len() {
+                    let src = &x[start as usize..][..g.hw_out()];
+                    for ((d, &v), &keep) in dst.iter_mut().zip(src).zip(mask) {
+                        *d = if keep { v } else { 0.0 };
+                    }
+                    continue;
+                }
+                let plane = &x[((b0 + bl) * g.c_in + ci) * g.hw_in()..][..g.hw_in()];
                 if oy_lo == oy_hi || lo == hi {
                     dst.fill(0.0);
                     continue;
@@ -278,37 +317,14 @@ fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
 }
 
 /// Adds `dcols[k, n]` back into the NCHW gradient `dx` of samples `b0 .. b0 + nb`
-/// (`dx` is the chunk's own slice, starting at sample `b0`). Clobbers the entries of `dcols`
-/// that belong to padding positions.
-fn col2im(g: &Geom, dcols: &mut [f32], nb: usize, dx: &mut [f32]) {
+/// (`dx` is the chunk's own slice, starting at sample `b0`).
+fn col2im(g: &Geom, dcols: &[f32], nb: usize, dx: &mut [f32]) {
     let n = nb * g.hw_out();
-    let shifted = shifted_rows(g, 0).is_some();
-    if shifted {
-        // Zero the gradients of padding columns, so that each (kernel offset, sample) below adds
-        // one contiguous shifted run instead of `ho` short ones.
-        let zero_pad_columns = |r: usize, row: &mut [f32]| {
-            let off = ((r % g.kw) * g.dw) as isize - g.pw as isize;
-            let (lo, hi) = valid_range(g.w, g.wo, 1, off);
-            for seg in row.chunks_mut(g.w) {
-                seg[..lo].fill(0.0);
-                seg[hi..].fill(0.0);
-            }
-        };
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            dcols[..g.k() * n]
-                .par_chunks_mut(n)
-                .enumerate()
-                .with_min_len(8)
-                .for_each(|(r, row)| zero_pad_columns(r, row));
-        }
-        #[cfg(not(feature = "rayon"))]
-        for (r, row) in dcols[..g.k() * n].chunks_mut(n).enumerate() {
-            zero_pad_columns(r, row);
-        }
-    }
-    let dcols: &[f32] = dcols;
+    let masks = if shifted_rows(g, 0).is_some() {
+        offset_masks(g)
+    } else {
+        Vec::new()
+    };
     let add_plane = |p: usize, plane: &mut [f32]| {
         let bl = p / g.c_in;
         let ci = p % g.c_in;
@@ -329,8 +345,11 @@ fn col2im(g: &Geom, dcols: &mut [f32], nb: usize, dx: &mut [f32]) {
                     let (j0, j1) = (oy_lo * g.w + lo, (oy_hi - 1) * g.w + hi);
                     let s0 = (j0 as isize + delta) as usize;
                     let src = &row[bl * g.hw_out()..][j0..j1];
-                    for (d, s) in plane[s0..s0 + (j1 - j0)].iter_mut().zip(src) {
-                        *d += *s;
+                    let mask = &masks[(ky * g.kw + kx) * g.hw_out()..][j0..j1];
+                    // Padding columns inside the run are selected out, not zeroed beforehand.
+                    for ((d, &v), &keep) in plane[s0..s0 + (j1 - j0)].iter_mut().zip(src).zip(mask)
+                    {
+                        *d += if keep { v } else { 0.0 };
                     }
                     continue;
                 }
@@ -586,7 +605,7 @@ pub(crate) fn conv2d_x_backward(
         gather_dy(&g, dyd, b0, nb, &mut dyc);
         // dcols[k, n] = W[co, k]^T x dY[co, n]
         matmul(k, n, g.c_out, &mut dcols, false, wd, 1, k, &dyc, n, 1);
-        col2im(&g, &mut dcols, nb, &mut dx[b0 * g.c_in * g.hw_in()..]);
+        col2im(&g, &dcols, nb, &mut dx[b0 * g.c_in * g.hw_in()..]);
     }
     give_scratch(0, dcols);
     give_scratch(1, dyc);

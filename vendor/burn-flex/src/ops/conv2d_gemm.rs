@@ -207,11 +207,12 @@ fn shifted_rows(g: &Geom, ky: usize) -> Option<(usize, usize)> {
 }
 
 /// For the stride-1 `wo == w` geometry of [`shifted_rows`]: for each kernel offset
-/// `(ky, kx)`, whether each output pixel `(oy, ox)` reads an input pixel (`true`) or padding.
+/// `(ky, kx)`, whether each output pixel `(oy, ox)` reads an input pixel (all ones) or padding
+/// (zero), as a bit mask for [`masked_copy_blocks`] and [`col2im_plane`].
 /// Row `(ky * kw + kx) * hw_out + oy * wo + ox`.
-fn offset_masks(g: &Geom) -> Vec<bool> {
+fn offset_masks(g: &Geom) -> Vec<u32> {
     let hw = g.hw_out();
-    let mut masks = vec![false; g.kh * g.kw * hw];
+    let mut masks = vec![0u32; g.kh * g.kw * hw];
     for ky in 0..g.kh {
         let Some((oy_lo, oy_hi)) = shifted_rows(g, ky) else {
             return masks;
@@ -221,11 +222,98 @@ fn offset_masks(g: &Geom) -> Vec<bool> {
             let (lo, hi) = valid_range(g.w, g.wo, 1, off);
             let m = &mut masks[(ky * g.kw + kx) * hw..][..hw];
             for oy in oy_lo..oy_hi {
-                m[oy * g.wo + lo..oy * g.wo + hi].fill(true);
+                m[oy * g.wo + lo..oy * g.wo + hi].fill(u32::MAX);
             }
         }
     }
     masks
+}
+
+/// `dst`'s `mask.len()`-long blocks: block `b` is `src[b * step..][..mask.len()]` with the
+/// positions whose mask is zero set to `+0.0` (a bitwise select, so an inf or NaN in a masked
+/// position cannot leak in, as it would through a multiply by zero).
+#[inline(always)]
+fn masked_copy_blocks_body(dst: &mut [f32], src: &[f32], step: usize, mask: &[u32]) {
+    let len = mask.len();
+    for (b, d) in dst.chunks_exact_mut(len).enumerate() {
+        let s = &src[b * step..][..len];
+        for ((d, &v), &m) in d.iter_mut().zip(s).zip(mask) {
+            *d = f32::from_bits(v.to_bits() & m);
+        }
+    }
+}
+
+// The element loops of im2col and col2im are compiled once per SIMD level and dispatched at run
+// time (macerator, as burn-flex's other kernels): built for the baseline x86-64 target alone
+// they ran 4 lanes wide and cost as much as the GEMMs they feed.
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn masked_copy_blocks<S: macerator::Simd>(dst: &mut [f32], src: &[f32], step: usize, mask: &[u32]) {
+    masked_copy_blocks_body(dst, src, step, mask);
+}
+
+#[cfg(not(feature = "simd"))]
+fn masked_copy_blocks(dst: &mut [f32], src: &[f32], step: usize, mask: &[u32]) {
+    masked_copy_blocks_body(dst, src, step, mask);
+}
+
+/// One kernel offset's contribution to a plane in the stride-1 `wo == w` col2im: the output
+/// pixels `j0..j1` of the offset's column row add into the plane at `s0..`, masked.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    j0: usize,
+    j1: usize,
+    s0: usize,
+}
+
+/// `plane += ` the masked runs of the column rows `r0 + t` (`t = ky * kw + kx`), each read from
+/// column `col0` on; see [`offset_masks`].
+#[inline(always)]
+fn col2im_plane_body(
+    plane: &mut [f32],
+    dcols: &[f32],
+    n: usize,
+    col0: usize,
+    r0: usize,
+    runs: &[Run],
+    masks: &[u32],
+) {
+    let hw = masks.len() / runs.len().max(1);
+    for (t, run) in runs.iter().enumerate() {
+        let len = run.j1 - run.j0;
+        let src = &dcols[(r0 + t) * n + col0 + run.j0..][..len];
+        let mask = &masks[t * hw + run.j0..][..len];
+        for ((d, &v), &m) in plane[run.s0..][..len].iter_mut().zip(src).zip(mask) {
+            *d += f32::from_bits(v.to_bits() & m);
+        }
+    }
+}
+
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn col2im_plane<S: macerator::Simd>(
+    plane: &mut [f32],
+    dcols: &[f32],
+    n: usize,
+    col0: usize,
+    r0: usize,
+    runs: &[Run],
+    masks: &[u32],
+) {
+    col2im_plane_body(plane, dcols, n, col0, r0, runs, masks);
+}
+
+#[cfg(not(feature = "simd"))]
+fn col2im_plane(
+    plane: &mut [f32],
+    dcols: &[f32],
+    n: usize,
+    col0: usize,
+    r0: usize,
+    runs: &[Run],
+    masks: &[u32],
+) {
+    col2im_plane_body(plane, dcols, n, col0, r0, runs, masks);
 }
 
 /// Fills `cols[k, n]` (`n = nb * ho * wo` columns) for samples `b0 .. b0 + nb` of the NCHW `x`.
@@ -246,20 +334,31 @@ fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
             // Stride 1 and `wo == w`: a sample's whole row is the input plane shifted by a
             // constant, so one copy, then the rows and columns that fall in the padding zeroed.
             let delta = ((ky * g.dh) as isize - g.ph as isize) * g.w as isize + off;
-            let mask = &masks[(ky * g.kw + kx) * g.hw_out()..][..g.hw_out()];
-            for bl in 0..nb {
-                let start = (((b0 + bl) * g.c_in + ci) * g.hw_in()) as isize + delta;
+            let hw = g.hw_out();
+            let mask = &masks[(ky * g.kw + kx) * hw..][..hw];
+            // The samples whose plane, shifted by `delta`, lies inside `x` are read in one
+            // masked pass each (no per-row copies or fills); the others (at most the first and
+            // the last) take the general code below.
+            let step = g.c_in * g.hw_in();
+            let first = ((b0 * g.c_in + ci) * g.hw_in()) as isize + delta;
+            let inside = |bl: usize| {
+                let start = first + (bl * step) as isize;
+                start >= 0 && start as usize + hw <= x.len()
+            };
+            let bl_lo = (0..nb).find(|&bl| inside(bl)).unwrap_or(nb);
+            let bl_hi = (bl_lo..nb).find(|&bl| !inside(bl)).unwrap_or(nb);
+            if bl_lo < bl_hi {
+                let start = (first + (bl_lo * step) as isize) as usize;
+                let src_end = start + (bl_hi - 1 - bl_lo) * step + hw;
+                masked_copy_blocks(
+                    &mut row[bl_lo * hw..bl_hi * hw],
+                    &x[start..src_end],
+                    step,
+                    mask,
+                );
+            }
+            for bl in (0..bl_lo).chain(bl_hi..nb) {
                 let dst = &mut row[bl * g.hw_out()..][..g.hw_out()];
-                // The plane shifted by `delta` read in one pass, padding positions selected to
-                // zero (a select, not a multiply, so that an inf next door cannot leak in as a
-                // NaN), when the shifted window lies inside `x`: no per-row copies or fills.
-                if start >= 0 && start as usize + g.hw_out() <= x.len() {
-                    let src = &x[start as usize..][..g.hw_out()];
-                    for ((d, &v), &keep) in dst.iter_mut().zip(src).zip(mask) {
-                        *d = if keep { v } else { 0.0 };
-                    }
-                    continue;
-                }
                 let plane = &x[((b0 + bl) * g.c_in + ci) * g.hw_in()..][..g.hw_in()];
                 if oy_lo == oy_hi || lo == hi {
                     dst.fill(0.0);
@@ -325,9 +424,35 @@ fn col2im(g: &Geom, dcols: &[f32], nb: usize, dx: &mut [f32]) {
     } else {
         Vec::new()
     };
+    // Stride 1, `wo == w`: each kernel offset adds one masked run, the same for every plane.
+    let runs: Vec<Run> = if masks.is_empty() {
+        Vec::new()
+    } else {
+        (0..g.kh * g.kw)
+            .map(|t| {
+                let (ky, kx) = (t / g.kw, t % g.kw);
+                let off = (kx * g.dw) as isize - g.pw as isize;
+                let (lo, hi) = valid_range(g.w, g.wo, 1, off);
+                match shifted_rows(g, ky) {
+                    Some((oy_lo, oy_hi)) if oy_lo < oy_hi && lo < hi => {
+                        let delta = ((ky * g.dh) as isize - g.ph as isize) * g.w as isize + off;
+                        let (j0, j1) = (oy_lo * g.w + lo, (oy_hi - 1) * g.w + hi);
+                        let s0 = (j0 as isize + delta) as usize;
+                        Run { j0, j1, s0 }
+                    }
+                    _ => Run::default(),
+                }
+            })
+            .collect()
+    };
     let add_plane = |p: usize, plane: &mut [f32]| {
         let bl = p / g.c_in;
         let ci = p % g.c_in;
+        if !runs.is_empty() {
+            let r0 = ci * g.kh * g.kw;
+            col2im_plane(plane, dcols, n, bl * g.hw_out(), r0, &runs, &masks);
+            return;
+        }
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let r = (ci * g.kh + ky) * g.kw + kx;
@@ -337,22 +462,6 @@ fn col2im(g: &Geom, dcols: &[f32], nb: usize, dx: &mut [f32]) {
                     continue;
                 }
                 let row = &dcols[r * n..][..n];
-                if let Some((oy_lo, oy_hi)) = shifted_rows(g, ky) {
-                    if oy_lo == oy_hi {
-                        continue;
-                    }
-                    let delta = ((ky * g.dh) as isize - g.ph as isize) * g.w as isize + off;
-                    let (j0, j1) = (oy_lo * g.w + lo, (oy_hi - 1) * g.w + hi);
-                    let s0 = (j0 as isize + delta) as usize;
-                    let src = &row[bl * g.hw_out()..][j0..j1];
-                    let mask = &masks[(ky * g.kw + kx) * g.hw_out()..][j0..j1];
-                    // Padding columns inside the run are selected out, not zeroed beforehand.
-                    for ((d, &v), &keep) in plane[s0..s0 + (j1 - j0)].iter_mut().zip(src).zip(mask)
-                    {
-                        *d += if keep { v } else { 0.0 };
-                    }
-                    continue;
-                }
                 for oy in 0..g.ho {
                     let iy = (oy * g.sh + ky * g.dh) as isize - g.ph as isize;
                     if iy < 0 || iy >= g.h as isize {

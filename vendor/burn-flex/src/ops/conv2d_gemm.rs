@@ -739,9 +739,21 @@ pub(crate) fn conv2d_bias_backward(
     let dy = output_grad.to_contiguous();
     let dyd: &[f32] = dy.storage();
     let mut db = vec![0.0f32; c_out];
+    // Eight partial sums per block: a plain `sum()` is one sequential chain of additions that
+    // the compiler may not vectorise.
+    let block_sum = |block: &[f32]| {
+        let mut lanes = [0.0f32; 8];
+        let mut chunks = block.chunks_exact(8);
+        for chunk in &mut chunks {
+            for (l, v) in lanes.iter_mut().zip(chunk) {
+                *l += *v;
+            }
+        }
+        lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+    };
     for b in 0..batch {
         for (co, acc) in db.iter_mut().enumerate() {
-            *acc += dyd[(b * c_out + co) * hw..][..hw].iter().sum::<f32>();
+            *acc += block_sum(&dyd[(b * c_out + co) * hw..][..hw]);
         }
     }
     Some(f32_tensor(db, bias.layout().shape().clone()))

@@ -274,3 +274,31 @@ fn an_infinite_pixel_reaches_only_the_outputs_whose_window_covers_it() {
         }
     }
 }
+
+#[test]
+fn weight_gradients_of_inputs_sharing_a_geometry_use_each_inputs_own_columns() {
+    // The forward pass keeps its column matrix for the weight gradient, matched by geometry and
+    // by the input's exact contents. Three forward passes of the same geometry (two in the graph,
+    // one outside it in between) must each contribute their own input to dW.
+    let dev = Device::flex().autodiff();
+    let c = Case::new(4, 3, [8, 8], 5, [3, 3]).pad([(1, 1), (1, 1)]);
+    let (ho, wo) = c.out_hw();
+    let shape = [c.b, c.ci, c.h, c.w];
+    let (x1v, x2v, x3v) = (values(c.b * c.ci * 64, 11), values(c.b * c.ci * 64, 12), values(c.b * c.ci * 64, 13));
+    let wv = values(c.co * c.ci * 9, 2);
+    let (r1v, r2v) = (values(c.b * c.co * ho * wo, 14), values(c.b * c.co * ho * wo, 15));
+    let w = Tensor::<4>::from_data(TensorData::new(wv.clone(), [c.co, c.ci, 3, 3]), &dev).require_grad();
+    let opts = || ConvOptions::new_with_padding(c.stride, c.pad, c.dilation, 1);
+    let t = |v: &Vec<f32>, s: [usize; 4]| Tensor::<4>::from_data(TensorData::new(v.clone(), s), &dev);
+    let y1 = ops::conv2d(t(&x1v, shape), w.clone(), None, opts());
+    let _unused = ops::conv2d(t(&x3v, shape), w.clone().detach(), None, opts());
+    let y2 = ops::conv2d(t(&x2v, shape), w.clone(), None, opts());
+    let out_shape = [c.b, c.co, ho, wo];
+    let loss = (y1 * t(&r1v, out_shape)).sum() + (y2 * t(&r2v, out_shape)).sum();
+    let grads = loss.backward();
+    let bias = vec![0.0; c.co];
+    let (a, b) = (naive(&c, &x1v, &wv, &bias, &r1v), naive(&c, &x2v, &wv, &bias, &r2v));
+    let want: Vec<f64> = a.dw.iter().zip(&b.dw).map(|(p, q)| p + q).collect();
+    let dw = w.grad(&grads).unwrap().into_data().try_into_vec::<f32>().unwrap();
+    assert_close("dw", &c, &dw, &want);
+}

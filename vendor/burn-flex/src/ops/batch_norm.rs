@@ -287,8 +287,8 @@ pub(crate) fn batch_norm_train_backward(
     epsilon: f64,
     output_grad: FlexTensor,
 ) -> BatchNormTrainBackward<Flex> {
-    let same_shape = output_grad.dtype() == DType::F32
-        && output_grad.layout().shape() == x.layout().shape();
+    let same_shape =
+        output_grad.dtype() == DType::F32 && output_grad.layout().shape() == x.layout().shape();
     let d = dims(&x, &[&gamma, &mean, &variance]).filter(|_| same_shape);
     let Some(d) = d else {
         return upstream::batch_norm_train_backward::<Flex>(

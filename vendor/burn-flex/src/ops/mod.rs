@@ -96,8 +96,8 @@ pub mod cat;
 pub mod comparison;
 #[macro_use]
 mod conv_common;
-pub mod conv;
 mod batch_norm;
+pub mod conv;
 mod conv2d_backward_upstream;
 mod conv2d_gemm;
 pub mod conv_transpose;

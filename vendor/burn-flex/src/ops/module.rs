@@ -3,7 +3,8 @@
 //! These operations power neural network modules like convolutions and pooling.
 
 use crate::ops::{
-    batch_norm, conv, conv_transpose, conv2d_backward_upstream, conv2d_gemm, deform_conv, interpolate, pool,
+    batch_norm, conv, conv_transpose, conv2d_backward_upstream, conv2d_gemm, deform_conv,
+    interpolate, pool,
 };
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{

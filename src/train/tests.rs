@@ -473,15 +473,24 @@ fn swa_recomputes_batchnorm_statistics_on_the_train_split() {
 #[test]
 fn the_kept_epoch_keeps_its_own_batchnorm_statistics() {
     // The best epoch comes before the last, and later epochs move the running statistics:
-    // the kept model must report exactly the valid figures measured at its own epoch.
-    let (sub, data, cfg) = setup(&experiment(
-        "digits",
-        "conv2d(8, kernel: 3, padding: same) batchnorm relu global_avgpool dense(data.classes)",
-        "optimizer = adam(0.05) epochs = 16 batch = 64 early_stop = patience(100, on: loss)",
-    ));
-    let out = run(&sub, &data, &cfg);
-    assert_eq!(out.status, Status::Completed);
-    assert!(out.best_epoch < out.epochs.len(), "the best epoch is {} of {}", out.best_epoch, out.epochs.len());
+    // the kept model must report exactly the valid figures measured at its own epoch. Which
+    // learning rate gives a best epoch before the last depends on the backend's rounding, so
+    // the first of a few that does is taken (and one must).
+    let mut kept = None;
+    for lr in ["0.05", "0.1", "0.2", "0.02"] {
+        let (sub, data, cfg) = setup(&experiment(
+            "digits",
+            "conv2d(8, kernel: 3, padding: same) batchnorm relu global_avgpool dense(data.classes)",
+            &format!("optimizer = adam({lr}) epochs = 16 batch = 64 early_stop = patience(100, on: loss)"),
+        ));
+        let out = run(&sub, &data, &cfg);
+        assert_eq!(out.status, Status::Completed);
+        if out.best_epoch < out.epochs.len() {
+            kept = Some(out);
+            break;
+        }
+    }
+    let out = kept.expect("with every learning rate tried, the best epoch was the last");
     let at_best = &out.epochs[out.best_epoch - 1];
     for metric in ["loss", "accuracy"] {
         assert!(

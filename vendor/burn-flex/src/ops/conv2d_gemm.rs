@@ -13,7 +13,10 @@
 //! * weight gradient: `dW^T[k, co] = cols[k, n] x dY[co, n]^T` (accumulated over chunks, then
 //!   transposed);
 //! * input gradient: `dcols[k, n] = W[co, k]^T x dY[co, n]`, then col2im (scatter-add) into dX;
-//! * bias gradient: a plain sum of `dY` over batch and pixels.
+//! * bias gradient: a sum of `dY` over batch and pixels.
+//!
+//! For stride 1 with `wo == w` (`same` padding), im2col and col2im move each kernel offset's
+//! shifted plane in one masked pass per sample, SIMD-dispatched (see [`offset_masks`]).
 //!
 //! Padding may be asymmetric (begin/end per side); stride and dilation are arbitrary.
 
@@ -332,13 +335,14 @@ fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
         let (lo, hi) = valid_range(g.w, g.wo, g.sw, off);
         if let Some((oy_lo, oy_hi)) = shifted_rows(g, ky) {
             // Stride 1 and `wo == w`: a sample's whole row is the input plane shifted by a
-            // constant, so one copy, then the rows and columns that fall in the padding zeroed.
+            // constant.
             let delta = ((ky * g.dh) as isize - g.ph as isize) * g.w as isize + off;
             let hw = g.hw_out();
             let mask = &masks[(ky * g.kw + kx) * hw..][..hw];
             // The samples whose plane, shifted by `delta`, lies inside `x` are read in one
-            // masked pass each (no per-row copies or fills); the others (at most the first and
-            // the last) take the general code below.
+            // masked pass each (no per-row copies or fills); the few at the ends of the batch
+            // whose window leaves `x` take one copy of the valid span, then the rows and
+            // columns that fall in the padding are zeroed.
             let step = g.c_in * g.hw_in();
             let first = ((b0 * g.c_in + ci) * g.hw_in()) as isize + delta;
             let inside = |bl: usize| {

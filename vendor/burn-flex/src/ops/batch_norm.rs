@@ -40,22 +40,6 @@ fn f32_tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
     )
 }
 
-/// Per-channel sums over batch and pixels of `f(channel, block)` for each `inner`-long block.
-#[inline(always)]
-fn per_channel_sum(
-    data: &[f32],
-    (n, c, inner): (usize, usize, usize),
-    mut f: impl FnMut(usize, &[f32]) -> f64,
-) -> Vec<f64> {
-    let mut sums = vec![0.0f64; c];
-    for b in 0..n {
-        for (ch, sum) in sums.iter_mut().enumerate() {
-            *sum += f(ch, &data[(b * c + ch) * inner..][..inner]);
-        }
-    }
-    sums
-}
-
 /// Sum of a block in f32 lanes (vectorisable), returned as f64. Blocks are one channel of one
 /// sample (64 pixels for an 8x8 map), so f32 partial sums lose nothing measurable.
 #[inline(always)]
@@ -76,130 +60,149 @@ fn block_sum(block: &[f32], g: impl Fn(usize, f32) -> f32) -> f64 {
     total
 }
 
-/// The forward kernel: per-channel mean and biased variance of `x` (NCHW-like, `c` channels of
-/// `inner` values per sample), and `out = (x - mean) * gamma / sqrt(var + eps) + beta`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn forward_body(
-    xd: &[f32],
-    gd: &[f32],
-    bd: &[f32],
-    epsilon: f64,
-    c: usize,
-    inner: usize,
-    out: &mut [f32],
-    mean: &mut [f32],
-    variance: &mut [f32],
-) {
-    let d = (xd.len() / (c * inner), c, inner);
-    let count = (d.0 * inner) as f64;
-    let sums = per_channel_sum(xd, d, |_, blk| block_sum(blk, |_, v| v));
-    for (m, s) in mean.iter_mut().zip(sums) {
-        *m = (s / count) as f32;
-    }
-    let sums = per_channel_sum(xd, d, |ch, blk| {
-        let m = mean[ch];
-        block_sum(blk, |_, v| (v - m) * (v - m))
-    });
-    for (v, s) in variance.iter_mut().zip(sums) {
-        *v = (s / count) as f32;
-    }
-    for (i, (o, xs)) in out
-        .chunks_exact_mut(inner)
-        .zip(xd.chunks_exact(inner))
-        .enumerate()
-    {
-        let ch = i % c;
-        let scale = gd[ch] / ((variance[ch] as f64 + epsilon).sqrt() as f32);
-        let (m, b) = (mean[ch], bd[ch]);
-        for (o, &v) in o.iter_mut().zip(xs) {
-            *o = (v - m) * scale + b;
-        }
-    }
-}
-
-/// The backward kernel's inputs (all f32, contiguous).
+/// One sample's work (its `c * inner` values, channel-major): the per-sample kernels of the
+/// forward and backward passes. Every per-channel sum is formed per sample and the samples'
+/// sums are then added in sample order, so the result does not depend on the thread count.
 #[derive(Clone, Copy)]
-struct Inputs<'a> {
-    x: &'a [f32],
-    dy: &'a [f32],
-    gamma: &'a [f32],
-    mean: &'a [f32],
-    variance: &'a [f32],
+enum Kernel<'a> {
+    /// `sums[ch] = sum(block)`, or with a non-empty `mean`, `sum((v - mean[ch])^2)`.
+    Sums { xs: &'a [f32], mean: &'a [f32] },
+    /// `out = (x - mean) * scale + shift`.
+    Normalize {
+        xs: &'a [f32],
+        mean: &'a [f32],
+        scale: &'a [f32],
+        shift: &'a [f32],
+    },
+    /// `sums[ch] = sum(dy)`, `sums[c + ch] = sum(dy * (x - mean) * inv_std)`.
+    GradSums {
+        xs: &'a [f32],
+        gs: &'a [f32],
+        mean: &'a [f32],
+        inv_std: &'a [f32],
+    },
+    /// `dx = scale * (dy - mean_dy - (x - mean) * inv_std * mean_dy_xhat)`; `coef` holds
+    /// `scale`, `mean_dy` and `mean_dy_xhat`, `c` each.
+    GradInput {
+        xs: &'a [f32],
+        gs: &'a [f32],
+        mean: &'a [f32],
+        inv_std: &'a [f32],
+        coef: &'a [f32],
+    },
 }
 
-/// The backward kernel: `dbeta = sum(dy)`, `dgamma = sum(dy * x_hat)` and
-/// `dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat))`,
-/// `x_hat = (x - mean) * inv_std`, `inv_std = 1 / sqrt(var + eps)`.
 #[inline(always)]
-fn backward_body(
-    t: Inputs<'_>,
-    epsilon: f64,
-    c: usize,
-    inner: usize,
-    dx: &mut [f32],
-    gamma_grad: &mut [f32],
-    beta_grad: &mut [f32],
-) {
-    let n = t.x.len() / (c * inner);
-    let count = (n * inner) as f64;
-    let inv_std: Vec<f32> = t
-        .variance
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
-        .collect();
-    let mut sum_dy = vec![0.0f64; c];
-    let mut sum_dy_xhat = vec![0.0f64; c];
-    for b in 0..n {
-        for ch in 0..c {
-            let at = (b * c + ch) * inner;
-            let (xs, gs) = (&t.x[at..][..inner], &t.dy[at..][..inner]);
-            let (m, is) = (t.mean[ch], inv_std[ch]);
-            sum_dy[ch] += block_sum(gs, |_, g| g);
-            sum_dy_xhat[ch] += block_sum(gs, |j, g| g * (xs[j] - m) * is);
+fn kernel_body(k: Kernel<'_>, inner: usize, out: &mut [f32], sums: &mut [f64]) {
+    match k {
+        Kernel::Sums { xs, mean } => {
+            for (ch, (blk, s)) in xs.chunks_exact(inner).zip(sums.iter_mut()).enumerate() {
+                *s = if mean.is_empty() {
+                    block_sum(blk, |_, v| v)
+                } else {
+                    let m = mean[ch];
+                    block_sum(blk, |_, v| (v - m) * (v - m))
+                };
+            }
         }
-    }
-    for (i, ((o, xs), gs)) in dx
-        .chunks_exact_mut(inner)
-        .zip(t.x.chunks_exact(inner))
-        .zip(t.dy.chunks_exact(inner))
-        .enumerate()
-    {
-        let ch = i % c;
-        let (m, is) = (t.mean[ch], inv_std[ch]);
-        let mean_dy = (sum_dy[ch] / count) as f32;
-        let mean_dy_xhat = (sum_dy_xhat[ch] / count) as f32;
-        let scale = t.gamma[ch] * is;
-        for ((o, &v), &g) in o.iter_mut().zip(xs).zip(gs) {
-            *o = scale * (g - mean_dy - (v - m) * is * mean_dy_xhat);
+        Kernel::Normalize {
+            xs,
+            mean,
+            scale,
+            shift,
+        } => {
+            for (ch, (o, blk)) in out
+                .chunks_exact_mut(inner)
+                .zip(xs.chunks_exact(inner))
+                .enumerate()
+            {
+                let (m, s, b) = (mean[ch], scale[ch], shift[ch]);
+                for (o, &v) in o.iter_mut().zip(blk) {
+                    *o = (v - m) * s + b;
+                }
+            }
         }
-    }
-    for ch in 0..c {
-        gamma_grad[ch] = sum_dy_xhat[ch] as f32;
-        beta_grad[ch] = sum_dy[ch] as f32;
+        Kernel::GradSums {
+            xs,
+            gs,
+            mean,
+            inv_std,
+        } => {
+            let c = mean.len();
+            for ch in 0..c {
+                let (blk, g) = (&xs[ch * inner..][..inner], &gs[ch * inner..][..inner]);
+                let (m, is) = (mean[ch], inv_std[ch]);
+                sums[ch] = block_sum(g, |_, g| g);
+                sums[c + ch] = block_sum(g, |j, g| g * (blk[j] - m) * is);
+            }
+        }
+        Kernel::GradInput {
+            xs,
+            gs,
+            mean,
+            inv_std,
+            coef,
+        } => {
+            let c = mean.len();
+            for (ch, ((o, blk), g)) in out
+                .chunks_exact_mut(inner)
+                .zip(xs.chunks_exact(inner))
+                .zip(gs.chunks_exact(inner))
+                .enumerate()
+            {
+                let (m, is) = (mean[ch], inv_std[ch]);
+                let (scale, mean_dy, mean_dy_xhat) = (coef[ch], coef[c + ch], coef[2 * c + ch]);
+                for ((o, &v), &g) in o.iter_mut().zip(blk).zip(g) {
+                    *o = scale * (g - mean_dy - (v - m) * is * mean_dy_xhat);
+                }
+            }
+        }
     }
 }
 
-// The kernels compiled once per SIMD level and dispatched at run time (macerator, as
-// burn-flex's other kernels); for the baseline x86-64 target alone they run 4 lanes wide.
+// The kernel compiled once per SIMD level and dispatched at run time (macerator, as
+// burn-flex's other kernels); for the baseline x86-64 target alone it runs 4 lanes wide.
 #[cfg(feature = "simd")]
 #[macerator::with_simd]
-#[allow(clippy::too_many_arguments)]
-fn forward<S: macerator::Simd>(
-    xd: &[f32],
-    gd: &[f32],
-    bd: &[f32],
-    epsilon: f64,
-    c: usize,
-    inner: usize,
-    out: &mut [f32],
-    mean: &mut [f32],
-    variance: &mut [f32],
-) {
-    forward_body(xd, gd, bd, epsilon, c, inner, out, mean, variance);
+fn kernel<'a, S: macerator::Simd>(k: Kernel<'a>, inner: usize, out: &mut [f32], sums: &mut [f64]) {
+    kernel_body(k, inner, out, sums);
 }
 
 #[cfg(not(feature = "simd"))]
+fn kernel(k: Kernel<'_>, inner: usize, out: &mut [f32], sums: &mut [f64]) {
+    kernel_body(k, inner, out, sums);
+}
+
+/// `f(sample, its chunk of buf)` for each `width`-long chunk of `buf`, on the current rayon
+/// pool when there is one.
+fn each_sample<T: Send>(buf: &mut [T], width: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        buf.par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(b, chunk)| f(b, chunk));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (b, chunk) in buf.chunks_mut(width).enumerate() {
+        f(b, chunk);
+    }
+}
+
+/// Per-channel totals of per-sample sums (`width` per sample, channel `ch` at `offset + ch`),
+/// added in sample order.
+fn totals(partial: &[f64], width: usize, offset: usize, c: usize) -> Vec<f64> {
+    let mut total = vec![0.0f64; c];
+    for sample in partial.chunks_exact(width) {
+        for (t, s) in total.iter_mut().zip(&sample[offset..offset + c]) {
+            *t += *s;
+        }
+    }
+    total
+}
+
+/// The forward pass: per-channel mean and biased variance of `x` (NCHW-like, `c` channels of
+/// `inner` values per sample), and `out = (x - mean) * gamma / sqrt(var + eps) + beta`.
 #[allow(clippy::too_many_arguments)]
 fn forward(
     xd: &[f32],
@@ -212,24 +215,61 @@ fn forward(
     mean: &mut [f32],
     variance: &mut [f32],
 ) {
-    forward_body(xd, gd, bd, epsilon, c, inner, out, mean, variance);
+    let sample = c * inner;
+    let n = xd.len() / sample;
+    let count = (n * inner) as f64;
+    let xs = |b: usize| &xd[b * sample..][..sample];
+    let mut partial = vec![0.0f64; n * c];
+    each_sample(&mut partial, c, |b, p| {
+        kernel(
+            Kernel::Sums {
+                xs: xs(b),
+                mean: &[],
+            },
+            inner,
+            &mut [],
+            p,
+        )
+    });
+    for (m, s) in mean.iter_mut().zip(totals(&partial, c, 0, c)) {
+        *m = (s / count) as f32;
+    }
+    let mean: &[f32] = mean;
+    each_sample(&mut partial, c, |b, p| {
+        kernel(Kernel::Sums { xs: xs(b), mean }, inner, &mut [], p)
+    });
+    for (v, s) in variance.iter_mut().zip(totals(&partial, c, 0, c)) {
+        *v = (s / count) as f32;
+    }
+    let scale: Vec<f32> = variance
+        .iter()
+        .zip(gd)
+        .map(|(&v, &g)| g / ((v as f64 + epsilon).sqrt() as f32))
+        .collect();
+    each_sample(out, sample, |b, o| {
+        let k = Kernel::Normalize {
+            xs: xs(b),
+            mean,
+            scale: &scale,
+            shift: bd,
+        };
+        kernel(k, inner, o, &mut [])
+    });
 }
 
-#[cfg(feature = "simd")]
-#[macerator::with_simd]
-fn backward<'a, S: macerator::Simd>(
-    t: Inputs<'a>,
-    epsilon: f64,
-    c: usize,
-    inner: usize,
-    dx: &mut [f32],
-    gamma_grad: &mut [f32],
-    beta_grad: &mut [f32],
-) {
-    backward_body(t, epsilon, c, inner, dx, gamma_grad, beta_grad);
+/// The backward kernel's inputs (all f32, contiguous).
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    gamma: &'a [f32],
+    mean: &'a [f32],
+    variance: &'a [f32],
 }
 
-#[cfg(not(feature = "simd"))]
+/// The backward pass: `dbeta = sum(dy)`, `dgamma = sum(dy * x_hat)` and
+/// `dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat))`,
+/// `x_hat = (x - mean) * inv_std`, `inv_std = 1 / sqrt(var + eps)`.
 fn backward(
     t: Inputs<'_>,
     epsilon: f64,
@@ -239,7 +279,44 @@ fn backward(
     gamma_grad: &mut [f32],
     beta_grad: &mut [f32],
 ) {
-    backward_body(t, epsilon, c, inner, dx, gamma_grad, beta_grad);
+    let sample = c * inner;
+    let n = t.x.len() / sample;
+    let count = (n * inner) as f64;
+    let inv_std: Vec<f32> = t
+        .variance
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+        .collect();
+    let mut partial = vec![0.0f64; n * 2 * c];
+    each_sample(&mut partial, 2 * c, |b, p| {
+        let k = Kernel::GradSums {
+            xs: &t.x[b * sample..][..sample],
+            gs: &t.dy[b * sample..][..sample],
+            mean: t.mean,
+            inv_std: &inv_std,
+        };
+        kernel(k, inner, &mut [], p)
+    });
+    let sum_dy = totals(&partial, 2 * c, 0, c);
+    let sum_dy_xhat = totals(&partial, 2 * c, c, c);
+    let mut coef = vec![0.0f32; 3 * c];
+    for ch in 0..c {
+        coef[ch] = t.gamma[ch] * inv_std[ch];
+        coef[c + ch] = (sum_dy[ch] / count) as f32;
+        coef[2 * c + ch] = (sum_dy_xhat[ch] / count) as f32;
+        gamma_grad[ch] = sum_dy_xhat[ch] as f32;
+        beta_grad[ch] = sum_dy[ch] as f32;
+    }
+    each_sample(dx, sample, |b, o| {
+        let k = Kernel::GradInput {
+            xs: &t.x[b * sample..][..sample],
+            gs: &t.dy[b * sample..][..sample],
+            mean: t.mean,
+            inv_std: &inv_std,
+            coef: &coef,
+        };
+        kernel(k, inner, o, &mut [])
+    });
 }
 
 pub(crate) fn batch_norm_train(

@@ -1116,15 +1116,15 @@ impl<'a> Walker<'a> {
                 }
                 self.diags
                     .push(d.with_help("a parameter is a layer when its values are layers: `act: in {relu, gelu}`"));
-            } else if let Ty::Sym(values) = &t {
-                if let Some(bad) = values.iter().find(|v| !is_layer_name(self.program, v)) {
-                    self.diags.push(Diagnostic::error(
-                        Code::TypeMismatch,
-                        format!("`{name}` is used as a layer, but `{bad}` is not a layer"),
-                        call.span,
-                        "not a layer",
-                    ));
-                }
+            } else if let Ty::Sym(values) = &t
+                && let Some(bad) = values.iter().find(|v| !is_layer_name(self.program, v))
+            {
+                self.diags.push(Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("`{name}` is used as a layer, but `{bad}` is not a layer"),
+                    call.span,
+                    "not a layer",
+                ));
             }
             return;
         }

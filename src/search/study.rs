@@ -607,10 +607,10 @@ impl<'a> Study<'a> {
                 let stopping = failure.is_some() || ended.is_some();
                 let mut waiting = false;
                 if stopping || no_more {
-                    if let Some(c) = pending.take() {
-                        if let Err(e) = store.release(id, c.number, &worker) {
-                            failure.get_or_insert(Self::store_err(e));
-                        }
+                    if let Some(c) = pending.take()
+                        && let Err(e) = store.release(id, c.number, &worker)
+                    {
+                        failure.get_or_insert(Self::store_err(e));
                     }
                 } else if running.len() < parallel {
                     let claim = match pending.take() {

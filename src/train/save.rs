@@ -90,7 +90,7 @@ pub fn to_safetensors(tensors: &Tensors) -> Vec<u8> {
     header.insert("__metadata__".into(), serde_json::json!({ "format": "bma" }));
     let mut h = serde_json::Value::Object(header).to_string().into_bytes();
     // The data must start 8-byte aligned.
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + h.len() + offset);

@@ -212,8 +212,11 @@ fn shifted_rows(g: &Geom, ky: usize) -> Option<(usize, usize)> {
 /// For the stride-1 `wo == w` geometry of [`shifted_rows`]: for each kernel offset
 /// `(ky, kx)`, whether each output pixel `(oy, ox)` reads an input pixel (all ones) or padding
 /// (zero), as a bit mask for [`masked_copy_blocks`] and [`col2im_plane`].
-/// Row `(ky * kw + kx) * hw_out + oy * wo + ox`.
+/// Row `(ky * kw + kx) * hw_out + oy * wo + ox`. Empty for other geometries.
 fn offset_masks(g: &Geom) -> Vec<u32> {
+    if shifted_rows(g, 0).is_none() {
+        return Vec::new();
+    }
     let hw = g.hw_out();
     let mut masks = vec![0u32; g.kh * g.kw * hw];
     for ky in 0..g.kh {
@@ -260,13 +263,35 @@ fn masked_copy_blocks(dst: &mut [f32], src: &[f32], step: usize, mask: &[u32]) {
     masked_copy_blocks_body(dst, src, step, mask);
 }
 
-/// One kernel offset's contribution to a plane in the stride-1 `wo == w` col2im: the output
-/// pixels `j0..j1` of the offset's column row add into the plane at `s0..`, masked.
+/// One kernel offset's span in the stride-1 `wo == w` geometry: the output pixels `j0..j1` of
+/// the offset's column row read (im2col) or add into (col2im) the input plane at `s0..`, the
+/// pixels in between that fall in the padding masked out.
 #[derive(Clone, Copy, Debug, Default)]
 struct Run {
     j0: usize,
     j1: usize,
     s0: usize,
+}
+
+/// The plane offset of kernel offset `(ky, kx)` in the stride-1 `wo == w` geometry: output pixel
+/// `j` reads input pixel `j + delta`.
+fn plane_delta(g: &Geom, ky: usize, kx: usize) -> isize {
+    let off = (kx * g.dw) as isize - g.pw as isize;
+    ((ky * g.dh) as isize - g.ph as isize) * g.w as isize + off
+}
+
+/// The [`Run`] of kernel offset `(ky, kx)`, or `None` when it reads no input pixel (or the
+/// geometry is not stride-1 `wo == w`).
+fn shifted_run(g: &Geom, ky: usize, kx: usize) -> Option<Run> {
+    let (oy_lo, oy_hi) = shifted_rows(g, ky)?;
+    let off = (kx * g.dw) as isize - g.pw as isize;
+    let (lo, hi) = valid_range(g.w, g.wo, 1, off);
+    if oy_lo == oy_hi || lo == hi {
+        return None;
+    }
+    let (j0, j1) = (oy_lo * g.w + lo, (oy_hi - 1) * g.w + hi);
+    let s0 = (j0 as isize + plane_delta(g, ky, kx)) as usize;
+    Some(Run { j0, j1, s0 })
 }
 
 /// `plane += ` the masked runs of the column rows `r0 + t` (`t = ky * kw + kx`), each read from
@@ -322,11 +347,7 @@ fn col2im_plane(
 /// Fills `cols[k, n]` (`n = nb * ho * wo` columns) for samples `b0 .. b0 + nb` of the NCHW `x`.
 fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
     let n = nb * g.hw_out();
-    let masks = if shifted_rows(g, 0).is_some() {
-        offset_masks(g)
-    } else {
-        Vec::new()
-    };
+    let masks = offset_masks(g);
     let fill_row = |r: usize, row: &mut [f32]| {
         let ci = r / (g.kh * g.kw);
         let ky = (r / g.kw) % g.kh;
@@ -336,7 +357,7 @@ fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
         if let Some((oy_lo, oy_hi)) = shifted_rows(g, ky) {
             // Stride 1 and `wo == w`: a sample's whole row is the input plane shifted by a
             // constant.
-            let delta = ((ky * g.dh) as isize - g.ph as isize) * g.w as isize + off;
+            let delta = plane_delta(g, ky, kx);
             let hw = g.hw_out();
             let mask = &masks[(ky * g.kw + kx) * hw..][..hw];
             // The samples whose plane, shifted by `delta`, lies inside `x` are read in one
@@ -364,12 +385,10 @@ fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
             for bl in (0..bl_lo).chain(bl_hi..nb) {
                 let dst = &mut row[bl * g.hw_out()..][..g.hw_out()];
                 let plane = &x[((b0 + bl) * g.c_in + ci) * g.hw_in()..][..g.hw_in()];
-                if oy_lo == oy_hi || lo == hi {
+                let Some(Run { j0, j1, s0 }) = shifted_run(g, ky, kx) else {
                     dst.fill(0.0);
                     continue;
-                }
-                let (j0, j1) = (oy_lo * g.w + lo, (oy_hi - 1) * g.w + hi);
-                let s0 = (j0 as isize + delta) as usize;
+                };
                 dst[j0..j1].copy_from_slice(&plane[s0..s0 + (j1 - j0)]);
                 dst[..oy_lo * g.w].fill(0.0);
                 dst[oy_hi * g.w..].fill(0.0);
@@ -423,30 +442,13 @@ fn im2col(g: &Geom, x: &[f32], b0: usize, nb: usize, cols: &mut [f32]) {
 /// (`dx` is the chunk's own slice, starting at sample `b0`).
 fn col2im(g: &Geom, dcols: &[f32], nb: usize, dx: &mut [f32]) {
     let n = nb * g.hw_out();
-    let masks = if shifted_rows(g, 0).is_some() {
-        offset_masks(g)
-    } else {
-        Vec::new()
-    };
+    let masks = offset_masks(g);
     // Stride 1, `wo == w`: each kernel offset adds one masked run, the same for every plane.
     let runs: Vec<Run> = if masks.is_empty() {
         Vec::new()
     } else {
         (0..g.kh * g.kw)
-            .map(|t| {
-                let (ky, kx) = (t / g.kw, t % g.kw);
-                let off = (kx * g.dw) as isize - g.pw as isize;
-                let (lo, hi) = valid_range(g.w, g.wo, 1, off);
-                match shifted_rows(g, ky) {
-                    Some((oy_lo, oy_hi)) if oy_lo < oy_hi && lo < hi => {
-                        let delta = ((ky * g.dh) as isize - g.ph as isize) * g.w as isize + off;
-                        let (j0, j1) = (oy_lo * g.w + lo, (oy_hi - 1) * g.w + hi);
-                        let s0 = (j0 as isize + delta) as usize;
-                        Run { j0, j1, s0 }
-                    }
-                    _ => Run::default(),
-                }
-            })
+            .map(|t| shifted_run(g, t / g.kw, t % g.kw).unwrap_or_default())
             .collect()
     };
     let add_plane = |p: usize, plane: &mut [f32]| {

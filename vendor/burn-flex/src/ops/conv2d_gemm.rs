@@ -668,9 +668,10 @@ pub(crate) fn conv2d_weight_backward(
     let (k, hw) = (g.k(), g.hw_out());
     let chunk = g.chunk();
     // The product is formed transposed, `dW^T[k, co] = cols[k, n] x dY[co, n]^T`, then
-    // transposed back: with these operand layouts gemm's AVX-512 kernels run the digits shapes
-    // (k = 288, co = 32, n = 4096) at about 180 GFLOP/s, against 37 GFLOP/s for the same
-    // product written as `dY x cols^T` (and 78 GFLOP/s with the AVX2 kernels either way).
+    // transposed back: with these operand layouts gemm runs the digits shapes (k = 288,
+    // co = 32, n = 4096) at about 195 GFLOP/s with its AVX-512 kernels and 120 with AVX2,
+    // against 37 and 75 for the same product written as `dY x cols^T`
+    // (bench/train/gemm_shapes.sh).
     let mut dwt = vec![0.0f32; k * g.c_out];
     let mut cols = take_scratch(0, k * chunk * hw);
     let mut dyc = take_scratch(1, g.c_out * chunk * hw);

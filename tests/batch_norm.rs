@@ -1,8 +1,8 @@
-//! The vendored burn-flex's training-mode batch normalisation (vendor/burn-flex,
-//! `ops/batch_norm.rs`: fused per-channel passes for f32, burn-backend's default code otherwise)
-//! against a direct computation in f64: the output, the batch statistics, and the gradients for
-//! the input, gamma and beta, through burn's autodiff on the flex device (the path bma's trainer
-//! uses).
+//! The vendored burn-flex's batch normalisation (vendor/burn-flex, `ops/batch_norm.rs`: fused
+//! per-channel passes for f32, burn-backend's default code otherwise) against a direct
+//! computation in f64. Training mode: the output, the batch statistics, and the gradients for the
+//! input, gamma and beta, through burn's autodiff on the flex device (the path bma's trainer
+//! uses). Inference mode: the output from given statistics.
 
 #![allow(clippy::unwrap_used)]
 
@@ -160,4 +160,62 @@ fn a_non_contiguous_input_is_read_in_its_logical_order() {
 #[test]
 fn f64_tensors_fall_back_to_upstream_code() {
     check([4, 3, 5, 5], DType::F64, false);
+}
+
+/// Inference-mode `batch_norm` (given statistics) on the plain flex device, as validation, test
+/// and latency runs call it, against `(x - mean) / sqrt(var + eps) * gamma + beta` in f64.
+fn check_inference<const D: usize>(shape: [usize; D], dtype: DType, transposed: bool) {
+    let dev = burn::tensor::Device::flex();
+    let len: usize = shape.iter().product();
+    let c = shape[1];
+    let inner = len / (shape[0] * c);
+    let xv = values(len, 5, -3.0, 7.0);
+    let (gv, bv) = (values(c, 6, 0.5, 1.5), values(c, 7, -1.0, 1.0));
+    let (mv, vv) = (values(c, 8, -2.0, 4.0), values(c, 9, 0.0, 3.0));
+    let x = if transposed {
+        let mut swapped = shape;
+        swapped.swap(0, 1);
+        let mut xt = vec![0.0f32; len];
+        for b in 0..shape[0] {
+            for ch in 0..c {
+                for i in 0..inner {
+                    xt[(ch * shape[0] + b) * inner + i] = xv[(b * c + ch) * inner + i];
+                }
+            }
+        }
+        Tensor::<D>::from_data(TensorData::new(xt, swapped), &dev).cast(dtype).swap_dims(0, 1)
+    } else {
+        Tensor::<D>::from_data(TensorData::new(xv.clone(), shape), &dev).cast(dtype)
+    };
+    let per_channel = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [c]), &dev).cast(dtype);
+    let y = ops::batch_norm(x, per_channel(&gv), per_channel(&bv), per_channel(&mv), per_channel(&vv), EPS);
+    assert_eq!(y.dims(), shape);
+    assert_eq!(y.dtype(), dtype);
+    let want: Vec<f64> = (0..len)
+        .map(|j| {
+            let ch = j / inner % c;
+            let [g, b, m, v] = [gv[ch], bv[ch], mv[ch], vv[ch]].map(f64::from);
+            (f64::from(xv[j]) - m) / (v + EPS).sqrt() * g + b
+        })
+        .collect();
+    assert_close("y (inference)", &shape, &floats(y), &want, 2e-6);
+}
+
+#[test]
+fn inference_mode_uses_the_given_statistics() {
+    check_inference([64, 32, 8, 8], DType::F32, false);
+    check_inference([3, 5, 3, 3], DType::F32, false);
+    check_inference([16, 7], DType::F32, false);
+    check_inference([1, 4, 2, 2], DType::F32, false);
+}
+
+#[test]
+fn inference_mode_reads_a_non_contiguous_input_in_its_logical_order() {
+    check_inference([6, 4, 3, 5], DType::F32, true);
+    check_inference([5, 3], DType::F32, true);
+}
+
+#[test]
+fn inference_mode_f64_falls_back_to_upstream_code() {
+    check_inference([4, 3, 5, 5], DType::F64, false);
 }

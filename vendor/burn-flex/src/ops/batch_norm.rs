@@ -1,4 +1,5 @@
-//! Batch normalisation in training mode for f32 as two fused passes over the NCHW data.
+//! Batch normalisation for f32 as fused per-channel passes over the NCHW data: training mode in
+//! two passes each way, inference (given statistics) in one.
 //!
 //! Added by the bma project (see `VENDORED.md`). burn-backend's default
 //! `ModuleOps::batch_norm_train{,_backward}` computes the per-channel statistics by swapping the
@@ -6,8 +7,9 @@
 //! about a dozen tensor operations and several copies per call. Here the forward pass reads the
 //! input twice (mean, then centred variance) and writes the output once; the backward pass reads
 //! the input and the output gradient once for the two per-channel sums and once more to write the
-//! input gradient. Sums are accumulated in f64. Other dtypes keep the upstream code (copied
-//! verbatim below).
+//! input gradient. Sums are accumulated in f64. Inference-mode `batch_norm` (upstream: five
+//! element-wise tensor operations, each allocating its output) reads the input once. Other dtypes
+//! keep the upstream code (copied verbatim below).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -414,11 +416,72 @@ pub(crate) fn batch_norm_train_backward(
     )
 }
 
-/// burn-backend 0.22.1's default `ModuleOps::batch_norm_train{,_backward}` (source:
+/// Batch normalisation with given statistics (inference):
+/// `out = (x - mean) * gamma / sqrt(variance + eps) + beta`, one pass over the data.
+pub(crate) fn batch_norm(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+) -> FlexTensor {
+    let Some((_, c, inner)) = dims(&x, &[&gamma, &beta, &mean, &variance]) else {
+        return upstream::batch_norm::<Flex>(x, gamma, beta, mean, variance, epsilon);
+    };
+    let x = x.to_contiguous();
+    let (gamma, beta) = (gamma.to_contiguous(), beta.to_contiguous());
+    let (mean, variance) = (mean.to_contiguous(), variance.to_contiguous());
+    let xd: &[f32] = x.storage();
+    let (gd, bd): (&[f32], &[f32]) = (gamma.storage(), beta.storage());
+    let (md, vd): (&[f32], &[f32]) = (mean.storage(), variance.storage());
+    // As in the training-mode forward pass, so that both modes round alike.
+    let scale: Vec<f32> = vd
+        .iter()
+        .zip(gd)
+        .map(|(&v, &g)| g / ((v as f64 + epsilon).sqrt() as f32))
+        .collect();
+    let sample = c * inner;
+    let mut out = vec![0.0f32; xd.len()];
+    each_sample(&mut out, sample, |b, o| {
+        let k = Kernel::Normalize {
+            xs: &xd[b * sample..][..sample],
+            mean: md,
+            scale: &scale,
+            shift: bd,
+        };
+        kernel(k, inner, o, &mut [])
+    });
+    f32_tensor(out, x.layout().shape().clone())
+}
+
+/// burn-backend 0.22.1's default `ModuleOps::batch_norm{,_train,_train_backward}` (source:
 /// burn-backend-0.22.1/src/backend/ops/modules/base.rs), copied verbatim as the fall-back for
-/// dtypes other than f32; `batch_norm` (inference) is Flex's, as upstream.
+/// dtypes other than f32.
 mod upstream {
     use super::*;
+
+    pub(crate) fn batch_norm<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        mean: FloatTensor<B>,
+        variance: FloatTensor<B>,
+        epsilon: f64,
+    ) -> FloatTensor<B> {
+        let rank = x.shape().num_dims();
+        let channels = x.shape()[1];
+        let mut dimensions = alloc::vec![1; rank];
+        dimensions[1] = channels;
+        let shape = Shape::from(dimensions);
+        let gamma = B::float_reshape(gamma, shape.clone());
+        let beta = B::float_reshape(beta, shape.clone());
+        let mean = B::float_reshape(mean, shape.clone());
+        let variance = B::float_reshape(variance, shape);
+        let std = B::float_sqrt(B::float_add_scalar(variance, Scalar::Float(epsilon)));
+        let normalized = B::float_div(B::float_sub(x, mean), std);
+        B::float_add(B::float_mul(normalized, gamma), beta)
+    }
 
     pub(crate) fn batch_norm_train<B: Backend>(
         x: FloatTensor<B>,

@@ -83,8 +83,19 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
-    // bma: batch normalisation in training mode as fused per-channel passes for f32 (see
-    // `batch_norm`); burn-backend's defaults (copied there) otherwise.
+    // bma: batch normalisation as fused per-channel passes for f32 (see `batch_norm`);
+    // burn-backend's defaults (copied there) otherwise.
+    fn batch_norm(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> FloatTensor<Flex> {
+        batch_norm::batch_norm(x, gamma, beta, mean, variance, epsilon)
+    }
+
     fn batch_norm_train(
         x: FloatTensor<Flex>,
         gamma: FloatTensor<Flex>,

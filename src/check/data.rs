@@ -191,6 +191,12 @@ fn read(path: &Path, span: Span) -> Result<Vec<u8>, Diagnostic> {
     })
 }
 
+/// A CSV file's text: UTF-8 (invalid bytes replaced), without the byte-order mark that
+/// spreadsheet programs write first, which would otherwise become part of the first column's name.
+pub fn csv_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes))
+}
+
 /// Splits one CSV line on commas, honouring double quotes.
 pub fn split_csv_line(line: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -228,7 +234,7 @@ fn csv(
     let path_span = arg_span("path");
     let path = path_arg(path, "path", path_span, base)?;
     let bytes = read(&path, path_span)?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = csv_text(&bytes);
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let Some(first) = lines.next() else {
         return Err(Diagnostic::error(

@@ -8,14 +8,15 @@
 //! value is all zeros). Classes are the sorted distinct target values.
 //!
 //! **Invariant:** the feature count and class count equal `check::data::describe`'s.
-//! A missing or non-numeric (regression) target, or a row with the wrong number of
-//! fields, is an error naming the file and line.
+//! A missing or non-numeric (regression) target, a value that is not a finite f32 (`inf`,
+//! `1e400`) in a numeric column or a regression target, or a row with the wrong number of
+//! fields, is an error naming the file and line. A leading UTF-8 byte-order mark is dropped.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{DataError, Raw};
-use crate::check::data::{is_missing, split_csv_line};
+use crate::check::data::{csv_text, is_missing, split_csv_line};
 use crate::ir::{DataInfo, Task};
 
 /// Which column is the target.
@@ -28,8 +29,7 @@ pub enum Target {
 
 pub(super) fn load(path: &Path, target: &Target, task: Task) -> Result<Raw, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::at(path, None, format!("cannot read: {e}")))?;
-    let text = String::from_utf8_lossy(&bytes);
-    parse(&text, path, target, task)
+    parse(&csv_text(&bytes), path, target, task)
 }
 
 pub(super) fn parse(text: &str, path: &Path, target: &Target, task: Task) -> Result<Raw, DataError> {
@@ -90,19 +90,36 @@ pub(super) fn parse(text: &str, path: &Path, target: &Target, task: Task) -> Res
     };
     let mut x = Vec::with_capacity(rows.len() * features);
     let mut y = Vec::with_capacity(rows.len());
+    // Training runs in f32: `inf`, `1e400` or `1e39` would turn the column's mean and every
+    // standardised value into NaN or inf, so they are errors here rather than silent garbage.
+    let not_finite = |line: usize, what: String, v: &str| {
+        DataError::at(path, Some(line), format!("{what} is `{v}`, not a finite 32-bit number (|x| < 3.4e38)"))
+    };
     for (line, r) in &rows {
         for (c, enc) in &encodings {
             let v = &r[*c];
             match enc {
-                None => x.push(if is_missing(v) { f32::NAN } else { v.parse::<f32>().unwrap_or(f32::NAN) }),
+                None if is_missing(v) => x.push(f32::NAN),
+                None => match v.parse::<f32>() {
+                    Ok(f) if f.is_finite() => x.push(f),
+                    _ => return Err(not_finite(*line, format!("`{}`", columns[*c]), v)),
+                },
                 Some(cats) => x.extend(cats.iter().map(|k| if k == v { 1.0 } else { 0.0 })),
             }
         }
         y.push(match task {
             Task::Classification => classes.iter().position(|k| *k == r[t]).unwrap_or(0) as f32,
-            Task::Regression => r[t].parse::<f32>().map_err(|_| {
-                DataError::at(path, Some(*line), format!("the target `{}` is `{}`, not a number", columns[t], r[t]))
-            })?,
+            Task::Regression => match r[t].parse::<f32>() {
+                Ok(f) if f.is_finite() => f,
+                Ok(_) => return Err(not_finite(*line, format!("the target `{}`", columns[t]), &r[t])),
+                Err(_) => {
+                    return Err(DataError::at(
+                        path,
+                        Some(*line),
+                        format!("the target `{}` is `{}`, not a number", columns[t], r[t]),
+                    ));
+                }
+            },
         });
     }
     let classes = match task {

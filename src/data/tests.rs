@@ -142,6 +142,38 @@ fn bad_csv_rows_are_errors_with_file_and_line() {
     assert!(csv::parse("a,b\n", Path::new("e.csv"), &csv::Target::Last, Task::Classification).is_err());
 }
 
+#[test]
+fn values_that_are_not_finite_f32s_are_errors_with_file_and_line() {
+    let rows = "1,2,a\n3,4,b\n5,6,a\n";
+    // `inf` and `1e400` parse (as f64 infinity); `1e39` is finite in f64 but not in f32.
+    for (bad, column) in [("inf", "`p`"), ("-infinity", "`p`"), ("1e400", "`q`"), ("1e39", "`q`")] {
+        let text =
+            if column == "`p`" { format!("p,q,y\n{rows}{bad},7,b\n") } else { format!("p,q,y\n{rows}8,{bad},b\n") };
+        let err = csv::parse(&text, Path::new("f.csv"), &csv::Target::Last, Task::Classification)
+            .expect_err("a non-finite feature");
+        assert_eq!(err.line, Some(5), "{bad}");
+        assert!(err.message.starts_with(&format!("{column} is `{bad}`, not a finite")), "{err}");
+    }
+    let err = csv::parse("p,y\n1,2\n3,1e39\n", Path::new("f.csv"), &csv::Target::Last, Task::Regression)
+        .expect_err("a non-finite regression target");
+    assert_eq!((err.line, err.message.starts_with("the target `y` is `1e39`, not a finite")), (Some(3), true), "{err}");
+    // Missing values stay missing (imputed later), and large finite values load.
+    let raw = csv::parse("p,y\n3e38,1\nNaN,2\n-1e-40,1\n", Path::new("f.csv"), &csv::Target::Last, Task::Regression)
+        .expect("finite and missing values load");
+    assert_eq!(raw.x[0], 3e38);
+    assert!(raw.x[1].is_nan());
+}
+
+#[test]
+fn a_utf8_byte_order_mark_is_not_part_of_the_first_column_name() {
+    let p = tmp("bom.csv", b"\xef\xbb\xbfy,a,b\n1,2,x\n0,3,y\n1,4,x\n0,5,z\n");
+    let v = call("csv", vec![(None, Value::Str(p.display().to_string())), (Some("target"), Value::Str("y".into()))]);
+    let raw = load_raw(&v, Path::new("/")).expect("the target `y` is found");
+    assert_eq!(raw.info, checker_info(&v, Path::new("/")));
+    assert_eq!(raw.y, vec![1., 0., 1., 0.]);
+    assert_eq!(raw.info.shape, vec![4]); // a + 3 categories of b
+}
+
 fn idx_bytes(kind: u8, dims: &[u32], body: &[u8]) -> Vec<u8> {
     let mut b = vec![0, 0, kind, dims.len() as u8];
     for d in dims {
@@ -227,6 +259,9 @@ fn mutated_csv_and_idx_files_never_panic() {
         for task in [Task::Classification, Task::Regression] {
             if let Ok(raw) = csv::parse(&text, Path::new("m.csv"), &csv::Target::Last, task) {
                 assert_eq!(raw.x.len(), raw.len() * raw.info.features());
+                // Loaded values are finite, or NaN for a missing feature.
+                assert!(raw.x.iter().all(|v| v.is_finite() || v.is_nan()), "{text:?}");
+                assert!(raw.y.iter().all(|v| v.is_finite()), "{text:?}");
                 let _ = split(raw, DEFAULT_SPLIT, 1);
             }
         }

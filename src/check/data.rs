@@ -79,7 +79,11 @@ pub fn describe(
         "iris" => fixed(vec![4], 3),
         "wine" => fixed(vec![13], 3),
         "breast_cancer" => fixed(vec![30], 2),
-        "synthetic.spirals" | "synthetic.moons" | "synthetic.circles" => {
+        "synthetic.spirals" | "synthetic.moons" | "synthetic.circles" | "synthetic.sine" => {
+            let n = synthetic_args(&arg, arg_span)?;
+            if name == "synthetic.sine" {
+                return Ok(DataInfo { name: name.clone(), shape: vec![1], classes: 1, task: Task::Regression });
+            }
             let classes = match arg("classes", usize::MAX) {
                 Some(Value::Int(k)) if *k >= 2 && name == "synthetic.spirals" => *k as usize,
                 Some(v) if name == "synthetic.spirals" => {
@@ -100,9 +104,17 @@ pub fn describe(
                 }
                 None => 2,
             };
+            if classes > n {
+                return Err(Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("{classes} classes from {n} samples"),
+                    arg_span("classes"),
+                    "more classes than samples",
+                )
+                .with_help("some classes would have no samples at all; raise `n` or lower `classes`"));
+            }
             fixed(vec![2], classes)
         }
-        "synthetic.sine" => Ok(DataInfo { name: name.clone(), shape: vec![1], classes: 1, task: Task::Regression }),
         "csv" => csv(arg("path", 0), arg("target", 1), arg("task", 2), span, arg_span, base),
         "idx" => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
         _ => Err(Diagnostic::error(Code::UnknownDataset, format!("unknown dataset `{name}`"), span, "no such dataset")
@@ -122,6 +134,59 @@ impl HelpDefault for Diagnostic {
     fn with_help_default(self, help: String) -> Self {
         if self.help.is_none() { self.with_help(help) } else { self }
     }
+}
+
+/// The most samples a `synthetic.*` set may have: it is generated in memory before the run, and
+/// an `n` with a few zeros too many would otherwise exhaust it.
+pub const SYNTHETIC_MAX_N: i64 = 10_000_000;
+
+/// The largest `noise` (standard deviation) of a `synthetic.*` set, whose curves have
+/// coordinates of order 1.
+pub const SYNTHETIC_MAX_NOISE: f64 = 1000.0;
+
+/// Checks `n`, `noise` and `seed` of a `synthetic.*` call; gives `n` (default 1000).
+fn synthetic_args<'a>(
+    arg: &dyn Fn(&str, usize) -> Option<&'a Value>,
+    arg_span: &dyn Fn(&str) -> Span,
+) -> Result<usize, Diagnostic> {
+    let n = match arg("n", usize::MAX) {
+        None => 1000,
+        Some(Value::Int(n)) if (3..=SYNTHETIC_MAX_N).contains(n) => *n,
+        Some(v) => {
+            return Err(Diagnostic::error(
+                Code::InvalidValue,
+                format!("`n` must be an int from 3 to {SYNTHETIC_MAX_N}"),
+                arg_span("n"),
+                format!("`{v}`"),
+            )
+            .with_help("`n` is the number of samples, generated in memory before the run"));
+        }
+    };
+    match arg("noise", usize::MAX) {
+        None => {}
+        Some(v) if v.as_f64().is_some_and(|x| (0.0..=SYNTHETIC_MAX_NOISE).contains(&x)) => {}
+        Some(v) => {
+            return Err(Diagnostic::error(
+                Code::InvalidValue,
+                format!("`noise` must be a number from 0 to {SYNTHETIC_MAX_NOISE}"),
+                arg_span("noise"),
+                format!("`{v}`"),
+            )
+            .with_help("`noise` is the standard deviation of the Gaussian noise added to coordinates of order 1"));
+        }
+    }
+    match arg("seed", usize::MAX) {
+        None | Some(Value::Int(_)) => {}
+        Some(v) => {
+            return Err(Diagnostic::error(
+                Code::InvalidValue,
+                "`seed` must be an int",
+                arg_span("seed"),
+                format!("`{v}`"),
+            ));
+        }
+    }
+    Ok(n as usize)
 }
 
 fn check_split(split: &Value, span: Span) -> Result<(), Diagnostic> {

@@ -23,6 +23,10 @@ pub struct Spec {
 pub(super) fn generate(kind: &str, spec: &Spec) -> Result<Raw, DataError> {
     let mut rng = Rng::new(spec.seed);
     let n = spec.n;
+    let max = crate::check::data::SYNTHETIC_MAX_N as usize;
+    if n > max {
+        return Err(DataError::new(format!("`synthetic.{kind}` with {n} samples; at most {max} are generated")));
+    }
     let classes = match kind {
         "spirals" => spec.classes,
         "moons" | "circles" => 2,

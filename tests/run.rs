@@ -146,6 +146,31 @@ fn a_seed_and_parallel_reproduce_the_study() {
 }
 
 #[test]
+fn more_trials_at_once_than_cores_run_with_a_note() {
+    let dir = tmp("oversubscribed");
+    let file = write(&dir, "b.bma", BRANIN);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let run = |parallel: usize, out: &str| {
+        let out = dir.join(out);
+        let o = bma()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out)
+            .args(["--progress", "plain", "--trials", "12", "--parallel", &parallel.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 12);
+        stderr(&o)
+    };
+    let note = format!("{} trials at once on {cores} cores", cores + 1);
+    assert!(run(cores + 1, "over").contains(&note), "expected `{note}`");
+    assert!(!run(cores, "fits").contains("trials at once on"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_failing_trial_is_recorded_and_the_study_goes_on() {
     let dir = tmp("fail");
     let file = write(
@@ -180,6 +205,7 @@ fn bad_flags_are_clear_errors() {
     let out = dir.join("out");
     for (flags, needle) in [
         (vec!["--parallel", "0"], "--parallel"),
+        (vec!["--parallel", "1000000"], "at most 1024 trials run at once"),
         (vec!["--time", "5x"], "bad duration"),
         (vec!["--set", "nope=1"], "nope"),
         (vec!["--set", "x=99"], "x=99"),

@@ -1460,6 +1460,20 @@ impl<'a> Walker<'a> {
             if matches!(s.key.as_str(), "trials" | "parallel") {
                 w.positive_constant(&s.value, &s.key);
             }
+            if s.key == "parallel"
+                && let Ok(Value::Int(i)) = ir::eval(&s.value, &BTreeMap::new())
+                && i > crate::search::study::MAX_PARALLEL as i64
+            {
+                w.diags.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`parallel` must be at most {}", crate::search::study::MAX_PARALLEL),
+                        s.value.span,
+                        format!("`parallel` is {i}"),
+                    )
+                    .with_help("each trial at once is a thread; beyond the machine's cores they only share the cores"),
+                );
+            }
         });
         self.constant_only = false;
     }

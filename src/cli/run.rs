@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use bma::ir::{self, Point, Value};
 use bma::runner::{self, ModelEvaluator};
 use bma::search::prune::{self, NoPruner};
-use bma::search::study::{self, Ended, Evaluator, Event, FunctionEvaluator, INFEASIBLE, Observer, Settings, Study};
+use bma::search::study::{
+    self, Ended, Evaluator, Event, FunctionEvaluator, INFEASIBLE, MAX_PARALLEL, Observer, Settings, Study,
+};
 use bma::search::{self, History, Pruner, Rank, TrialState};
 use bma::store::{self, Sqlite, Store, StoreError};
 
@@ -265,6 +267,18 @@ fn setting(exp: &ir::Experiment, key: &str) -> Result<Option<Value>, String> {
     }
 }
 
+/// A note when more trials run at once than the machine has cores: they share the cores, so
+/// what they measure in time is slowed by each other.
+pub(super) fn oversubscribed(parallel: usize) -> Option<String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (parallel > cores).then(|| {
+        format!(
+            "{parallel} trials at once on {cores} cores: they share the cores, so train_time, \
+             latency and throughput are measured under contention"
+        )
+    })
+}
+
 fn positive(v: Option<Value>, key: &str) -> Result<Option<u64>, String> {
     match v {
         None => Ok(None),
@@ -393,6 +407,9 @@ pub(super) fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Pl
         Some(p) => p,
         None => positive(setting(exp, "parallel")?, "parallel")?.unwrap_or(1).max(1) as usize,
     };
+    if parallel > MAX_PARALLEL {
+        return Err(format!("parallel = {parallel}: at most {MAX_PARALLEL} trials run at once in one process"));
+    }
     let seed = match args.seed {
         Some(s) => s,
         None => positive(setting(exp, "seed")?, "seed")?.unwrap_or(0),
@@ -680,6 +697,11 @@ fn execute(
         && !quiet
     {
         eprintln!("warning: {w}");
+    }
+    if let Some(note) = oversubscribed(plan.settings.parallel)
+        && !quiet
+    {
+        eprintln!("note: {note}");
     }
     let rank = rank_of(exp);
     let objectives = study::Objectives::new(exp);

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bma::Source;
+use bma::search::study::MAX_PARALLEL;
 use bma::store;
 
 use super::run::{self, ProgressMode};
@@ -50,6 +51,9 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
     };
     if args.parallel == Some(0) {
         return super::fail("--parallel must be at least 1", INPUT);
+    }
+    if let Some(p) = args.parallel.filter(|p| *p > MAX_PARALLEL) {
+        return super::fail(format!("--parallel {p}: at most {MAX_PARALLEL} trials run at once in one process"), INPUT);
     }
     let store = match super::connect_store(&url, args.parallel.unwrap_or(1) + 2) {
         Ok(s) => s,

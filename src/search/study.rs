@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Ask, AskContext, Direction, History, Pruner, Rank, SearchError, Strategy, Trial, TrialState, Verdict};
@@ -108,6 +109,10 @@ impl Evaluator for FunctionEvaluator {
 /// How the error of a trial refused before training by a static `require` (on `params`,
 /// `flops`) begins: such a trial is recorded failed, and summaries count it apart.
 pub const INFEASIBLE: &str = "infeasible before training";
+
+/// The most trials one process runs at once (`search { parallel = }`, `--parallel`): each is a
+/// thread of its own, and past the machine's cores more of them only share the cores.
+pub const MAX_PARALLEL: usize = 1024;
 
 /// What happens during a study, for progress displays.
 pub enum Event<'a> {
@@ -587,6 +592,8 @@ impl<'a> Study<'a> {
             let _stop_heartbeat = StopOnDrop(&finished_flag);
 
             let mut running: BTreeSet<u64> = BTreeSet::new();
+            // Trials at once: `parallel`, lowered if the system refuses a thread.
+            let mut slots = parallel;
             let mut pending: Option<store::Claim> = None;
             let mut no_more = false;
             let mut recheck = false;
@@ -612,7 +619,7 @@ impl<'a> Study<'a> {
                     {
                         failure.get_or_insert(Self::store_err(e));
                     }
-                } else if running.len() < parallel {
+                } else if running.len() < slots {
                     let claim = match pending.take() {
                         Some(c) => Some(c),
                         None => match store.claim(id, &worker, self.settings.trials) {
@@ -782,19 +789,34 @@ impl<'a> Study<'a> {
                                             let _ = tx.send(Done { trial: ctx.reused_trial(n, point, tseed, r) });
                                             continue;
                                         }
-                                        scope.spawn(move || {
-                                            // Whatever panics in the trial thread (an observer, the
-                                            // store), the loop hears of it: a trial that never
-                                            // reports would be waited for forever.
-                                            let fallback = Trial::new(n, point.clone(), tseed);
-                                            let trial =
-                                                catch_unwind(AssertUnwindSafe(|| ctx.run_trial(n, point, tseed)))
+                                        let spare = Trial::new(n, point.clone(), tseed);
+                                        let spawned =
+                                            thread::Builder::new().name(format!("trial {n}")).spawn_scoped(scope, {
+                                                let tx = tx.clone();
+                                                move || {
+                                                    // Whatever panics in the trial thread (an observer, the
+                                                    // store), the loop hears of it: a trial that never
+                                                    // reports would be waited for forever.
+                                                    let fallback = Trial::new(n, point.clone(), tseed);
+                                                    let trial = catch_unwind(AssertUnwindSafe(|| {
+                                                        ctx.run_trial(n, point, tseed)
+                                                    }))
                                                     .unwrap_or_else(|p| {
                                                         let why = format!("panicked: {}", panic_message(&p));
                                                         ctx.failed(fallback, why, Instant::now())
                                                     });
+                                                    let _ = tx.send(Done { trial });
+                                                }
+                                            });
+                                        if let Err(e) = spawned {
+                                            // The system refused another thread: this trial fails with
+                                            // the reason, and no more start until one of those running ends.
+                                            let mut trial = spare;
+                                            trial.state = TrialState::Failed;
+                                            trial.error = Some(format!("could not start a thread for it: {e}"));
                                             let _ = tx.send(Done { trial });
-                                        });
+                                            slots = running.len().saturating_sub(1).max(1);
+                                        }
                                         continue;
                                     }
                                 }

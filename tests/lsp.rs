@@ -225,3 +225,37 @@ fn diagnostics_hover_definition_completion() {
     let status = s.child.wait().expect("server exits");
     assert!(status.success());
 }
+
+/// Runs `bma lsp` on `input` (then the end of input); gives its exit code and stderr.
+fn run_on(input: &[u8]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bma"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bma lsp starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The server may stop reading (and close its end) before all is written.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let out = child.wait_with_output().expect("bma lsp ends");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_framing_ends_the_server_with_the_reason_instead_of_aborting() {
+    for (input, reason) in [
+        // lsp-server allocated the declared length first: 100 GB aborted the process.
+        (&b"Content-Length: 99999999999\r\n\r\n{}"[..], "a message of 99999999999 bytes; at most 67108864"),
+        (b"Content-Length: 5\r\n\r\n{bad}", "malformed message"),
+        (b"garbage\r\n\r\n", "malformed header \"garbage\""),
+        (b"Content-Length: -1\r\n\r\n", "is not a size"),
+        (b"Content-Type: x\r\n\r\n{}", "without Content-Length"),
+        (b"Content-Length: 50\r\n\r\n{}", "reading a message of 50 bytes"),
+    ] {
+        let (code, stderr) = run_on(input);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(reason), "want `{reason}` in: {stderr}");
+    }
+}

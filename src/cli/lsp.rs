@@ -3,11 +3,16 @@
 //! Diagnostics as you type (the same `compile` as `bma check`), hover, go to
 //! definition (into the stdlib too, written out to a cache folder), completion,
 //! formatting (`bma fmt`'s layout).
-//! Protocol framing comes from `lsp-server`; messages are plain JSON.
+//! Messages and the connection come from `lsp-server`, plain JSON inside. The stdio framing is
+//! our own: lsp-server's allocates whatever `Content-Length` a header declares before reading,
+//! so one corrupt header aborted the process; here a message is at most [`MAX_MESSAGE`] bytes
+//! and a framing error ends the server with the reason.
 
 use std::collections::HashMap;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::thread;
 
 use lsp_server::{Connection, Message, Notification, Request, Response};
 use serde_json::{Value, json};
@@ -16,8 +21,77 @@ use bma::diagnostic::{Diagnostic, Severity};
 use bma::ide::{self, CompletionKind};
 use bma::source::{FileId, Source, Span};
 
+/// The largest message the server reads (a whole document is sent on every change).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// Reads one message's body: the headers up to the empty line, then `Content-Length` bytes.
+/// `None` at the end of the input.
+fn read_frame(input: &mut impl BufRead) -> Result<Option<Vec<u8>>, String> {
+    let mut size = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        // A header is a short line; more than this without a line end is not one.
+        let n = input.by_ref().take(4096).read_line(&mut line).map_err(|e| format!("reading a header: {e}"))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let Some(header) = line.strip_suffix("\r\n") else {
+            return Err(format!("malformed header {line:?}"));
+        };
+        if header.is_empty() {
+            break;
+        }
+        let Some((name, value)) = header.split_once(':') else {
+            return Err(format!("malformed header {header:?}"));
+        };
+        if name.trim().eq_ignore_ascii_case("Content-Length") {
+            let n: usize =
+                value.trim().parse().map_err(|_| format!("Content-Length {:?} is not a size", value.trim()))?;
+            if n > MAX_MESSAGE {
+                return Err(format!("a message of {n} bytes; at most {MAX_MESSAGE} are read"));
+            }
+            size = Some(n);
+        }
+    }
+    let size = size.ok_or("a message without Content-Length")?;
+    let mut body = vec![0; size];
+    input.read_exact(&mut body).map_err(|e| format!("reading a message of {size} bytes: {e}"))?;
+    Ok(Some(body))
+}
+
+/// A connection over stdin and stdout, with a reader and a writer thread; the reader ends with
+/// the input, at `exit`, or with the reason the input could not be read.
+type Io = (thread::JoinHandle<Result<(), String>>, thread::JoinHandle<Result<(), String>>);
+
+fn stdio() -> (Connection, Io) {
+    let (server, client) = Connection::memory();
+    let Connection { sender: to_server, receiver: from_server } = client;
+    let reader = thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        while let Some(body) = read_frame(&mut input)? {
+            let msg: Message = serde_json::from_slice(&body).map_err(|e| format!("malformed message: {e}"))?;
+            let exit = matches!(&msg, Message::Notification(n) if n.method == "exit");
+            if to_server.send(msg).is_err() || exit {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let writer = thread::spawn(move || {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for msg in from_server {
+            msg.write(&mut out).map_err(|e| format!("writing a message: {e}"))?;
+        }
+        Ok(())
+    });
+    (server, (reader, writer))
+}
+
 pub fn lsp() -> ExitCode {
-    let (connection, io) = Connection::stdio();
+    let (connection, (reader, writer)) = stdio();
     let capabilities = json!({
         "textDocumentSync": 1,
         "hoverProvider": true,
@@ -27,8 +101,10 @@ pub fn lsp() -> ExitCode {
     });
     let result = connection.initialize(capabilities).map_err(|e| e.to_string()).and_then(|_| serve(&connection));
     drop(connection);
-    let joined = io.join().map_err(|e| e.to_string());
-    match result.and(joined) {
+    let joined =
+        |h: thread::JoinHandle<Result<(), String>>| h.join().unwrap_or_else(|_| Err("a thread panicked".into()));
+    // The reader's reason first: a bad input also disconnects the server.
+    match joined(reader).and(result).and(joined(writer)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => super::fail(format!("language server: {e}"), super::INTERNAL),
     }

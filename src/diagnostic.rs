@@ -348,6 +348,9 @@ fn locate(sources: &Sources, span: Span) -> (String, (usize, usize), (usize, usi
     }
 }
 
+/// Lines longer than this (bytes) are not drawn under a diagnostic; its labels name their place.
+const LONG_LINE: usize = 400;
+
 /// A diagnostic joined with the source of its primary span, as miette wants it.
 /// Secondary labels in another file become help lines naming their place.
 struct Report {
@@ -377,14 +380,39 @@ impl Report {
         };
         let mut labels = vec![labeled(&d.primary, true)];
         let mut help: Vec<String> = Vec::new();
+        let mut here = vec![&d.primary];
         for l in &d.secondary {
             if l.span.file == file {
                 labels.push(labeled(l, false));
+                here.push(l);
             } else if let Some(src) = sources.get(l.span.file) {
                 let (line, col) = src.line_col(l.span.start);
                 help.push(format!("{} ({}:{line}:{col})", l.text, src.name));
             }
         }
+        // A label on a very long line (a generated or minified file): miette would draw the whole
+        // line, and past column 65535 it panics. The labels become lines naming their place.
+        let long = |l: &&Label| {
+            let at = (l.span.start as usize).min(len);
+            let from = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let to = text[at..].find('\n').map_or(len, |i| at + i);
+            to - from > LONG_LINE
+        };
+        let (text, labels) = if here.iter().any(long) {
+            let places = here.iter().filter_map(|l| {
+                let src = sources.get(l.span.file)?;
+                let (line, col) = src.line_col(l.span.start);
+                Some(if l.text.is_empty() {
+                    format!("at {}:{line}:{col}", src.name)
+                } else {
+                    format!("{} (at {}:{line}:{col})", l.text, src.name)
+                })
+            });
+            help.splice(0..0, places);
+            (String::new(), Vec::new())
+        } else {
+            (text, labels)
+        };
         help.extend(d.help.clone());
         Report {
             code: d.code,

@@ -19,10 +19,90 @@ struct BmaParser;
 /// Parses `text` (the contents of file `file`) into a syntax tree.
 pub fn parse(file: FileId, text: &str) -> Result<ast::File, Diagnostic> {
     let pairs = BmaParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
+    let (depth, start) = deepest(&pairs);
+    if depth > MAX_NESTING {
+        let end = start + token_len(text.get(start..).unwrap_or("")).max(1);
+        return Err(nested_too_deeply(Span::new(file, start, end.min(text.len()))));
+    }
     let b = Builder { file, text, pratt: pratt() };
     let file_pair = pairs.into_iter().next().unwrap();
     let items = children(file_pair).filter(|p| p.as_rule() != Rule::EOI).map(|p| b.item(p)).collect();
     Ok(ast::File { items })
+}
+
+/// How deeply a file may nest, counted in syntax-tree levels (a bracket or a block is a few) plus
+/// the operators of each operator chain (`a + b + c` is a tree two deep). Every pass after
+/// parsing recurses over the tree; a file nested deeper is refused here rather than overflowing
+/// the stack there. The examples and the standard library stay under 40.
+pub const MAX_NESTING: usize = 400;
+
+fn nested_too_deeply(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::SyntaxError,
+        "nested too deeply",
+        span,
+        format!("more than {MAX_NESTING} levels of blocks, brackets and operators"),
+    )
+    .with_help("split it up with `let` definitions, functions or blocks")
+}
+
+/// The depth of the deepest syntax node (as [`MAX_NESTING`] counts it) and where the first node
+/// of that depth starts: one pass over pest's token stream, no recursion.
+fn deepest(pairs: &pest::iterators::Pairs<'_, Rule>) -> (usize, usize) {
+    use pest::Token;
+    // Per open node: its depth, and the operators among its children so far.
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    let mut max = (0, 0);
+    for token in pairs.clone().tokens() {
+        match token {
+            Token::Start { pos, .. } => {
+                let depth = open.last().map_or(1, |&(d, ops)| d + 1 + ops);
+                if depth > max.0 {
+                    max = (depth, pos.pos());
+                }
+                open.push((depth, 0));
+            }
+            Token::End { rule, .. } => {
+                open.pop();
+                if is_operator(rule)
+                    && let Some(parent) = open.last_mut()
+                {
+                    parent.1 += 1;
+                }
+            }
+        }
+    }
+    max
+}
+
+/// The deepest nesting of a file that parses (see [`MAX_NESTING`]).
+pub fn nesting(text: &str) -> Option<usize> {
+    BmaParser::parse(Rule::file, text).ok().map(|pairs| deepest(&pairs).0)
+}
+
+/// Rules the Pratt parser turns into a level of the expression tree.
+fn is_operator(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::op_or
+            | Rule::op_and
+            | Rule::op_not
+            | Rule::op_eq
+            | Rule::op_ne
+            | Rule::op_lt
+            | Rule::op_le
+            | Rule::op_gt
+            | Rule::op_ge
+            | Rule::op_add
+            | Rule::op_sub
+            | Rule::op_mul
+            | Rule::op_div
+            | Rule::op_rem
+            | Rule::op_neg
+            | Rule::op_pow
+            | Rule::call_args
+            | Rule::field
+    )
 }
 
 fn pratt() -> PrattParser<Rule> {
@@ -629,6 +709,12 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         "" => "something else".to_string(),
         t => format!("`{}`", t.chars().take(24).collect::<String>()),
     };
+    if let ErrorVariant::CustomError { message } = &e.variant
+        && message.ends_with("limit reached")
+    {
+        // pest's guard against overflowing the stack ("stack limit reached"): deep nesting.
+        return nested_too_deeply(Span::new(file, start, end.min(text.len())));
+    }
     let expected = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();

@@ -169,3 +169,87 @@ impl XorShift {
         if n == 0 { 0 } else { (self.next() % n as u64) as usize }
     }
 }
+
+/// Files nested far deeper than anyone writes: each kind of nesting, 100,000 deep.
+fn deep(kind: &str, n: usize) -> String {
+    let head = "experiment e { space { x: float in 0.0..=1.0 } objective { minimize ";
+    match kind {
+        "brackets" => format!("{head}{}x{} }} }}", "(".repeat(n), ")".repeat(n)),
+        "calls" => format!("fn f(a: float) -> float = a\n{head}{}x{} }} }}", "f(".repeat(n), ")".repeat(n)),
+        "negations" => format!("{head}{}x }} }}", "-".repeat(n)),
+        "sum" => format!("{head}{} }} }}", vec!["x"; n].join(" + ")),
+        "powers" => format!("{head}{} }} }}", vec!["x"; n].join(" ^ ")),
+        "blocks" => format!(
+            "experiment e {{ data = iris() model {{ {}dense(4){} dense(data.classes) }} objective {{ maximize accuracy }} }}",
+            "residual { ".repeat(n),
+            " }".repeat(n)
+        ),
+        _ => unreachable!(),
+    }
+}
+
+const KINDS: [&str; 6] = ["brackets", "calls", "negations", "sum", "powers", "blocks"];
+
+/// Runs `f` on a thread with a 2 MiB stack (what a test thread or a spawned thread has by
+/// default), so that the outcome does not depend on `RUST_MIN_STACK`.
+fn on_small_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| std::thread::Builder::new().stack_size(2 << 20).spawn_scoped(s, f).unwrap().join().unwrap())
+}
+
+#[test]
+fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
+    for kind in KINDS {
+        let text = deep(kind, 100_000);
+        let (codes, messages, rendered) = on_small_stack(|| {
+            let compiled = bma::compile(&Source::new("deep.bma", text));
+            let rendered: Vec<String> = compiled
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    let options = bma::diagnostic::RenderOptions { width: 100, color: false };
+                    bma::diagnostic::render(d, &compiled.sources, options)
+                })
+                .collect();
+            let codes: Vec<&str> = compiled.diagnostics.iter().map(|d| d.code.as_str()).collect();
+            let messages: Vec<String> = compiled.diagnostics.iter().map(|d| d.message.clone()).collect();
+            (codes, messages, rendered)
+        });
+        assert_eq!(codes, ["syntax_error"], "{kind}: {messages:?}");
+        assert_eq!(messages, ["nested too deeply"], "{kind}");
+        // The one line is far too long to draw: the place is named instead.
+        assert!(rendered[0].contains("(at deep.bma:"), "{kind}: {}", rendered[0]);
+    }
+}
+
+#[test]
+fn nesting_just_under_the_limit_compiles() {
+    // 130 brackets, calls or blocks and 390-term operator chains are within the limit.
+    for (kind, n) in
+        [("brackets", 130), ("calls", 130), ("blocks", 130), ("negations", 390), ("sum", 390), ("powers", 390)]
+    {
+        let text = deep(kind, n);
+        let errors = on_small_stack(|| {
+            let compiled = bma::compile(&Source::new("deep.bma", text));
+            compiled.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect::<Vec<_>>()
+        });
+        assert!(errors.is_empty(), "{kind} {n}: {errors:?}");
+    }
+    // What the limit is measured against: the examples and the standard library.
+    let deepest = corpus().iter().filter_map(|s| bma::syntax::nesting(&s.text)).max().unwrap();
+    assert!(deepest < bma::syntax::MAX_NESTING / 4, "the corpus nests {deepest} deep");
+}
+
+#[test]
+fn a_diagnostic_on_a_very_long_line_names_its_place_instead_of_drawing_it() {
+    // miette panicked ("Formatting argument out of range") on a label past column 65535.
+    let text = format!(
+        "// one short line first\nexperiment e {{ space {{ x: float in 0.0..=1.0 }} objective {{ minimize x{} + y }} }}",
+        " ".repeat(70_000)
+    );
+    let compiled = bma::compile(&Source::new("long.bma", text));
+    let d = compiled.diagnostics.iter().find(|d| d.is_error()).expect("`y` is unknown");
+    let out =
+        bma::diagnostic::render(d, &compiled.sources, bma::diagnostic::RenderOptions { width: 100, color: false });
+    assert!(out.contains("(at long.bma:2:"), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() < 200), "no line drawn in full: {out}");
+}

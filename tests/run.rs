@@ -146,6 +146,30 @@ fn a_seed_and_parallel_reproduce_the_study() {
 }
 
 #[test]
+fn an_expression_nested_just_under_the_limit_evaluates_in_trial_threads() {
+    // A 390-term sum is a tree 390 deep; in a debug build its evaluation overflowed the
+    // 2 MiB stack a spawned thread has by default.
+    let dir = tmp("deep");
+    let sum = vec!["x"; 390].join(" + ");
+    let file = write(
+        &dir,
+        "d.bma",
+        &format!(
+            "experiment d {{\n space {{ x: float in 0.0..=1.0 }}\n objective {{ minimize {sum} }}\n search {{ strategy = random trials = 3 seed = 1 }}\n}}\n"
+        ),
+    );
+    let out = dir.join("out");
+    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for t in results(&out)["trials"].as_array().unwrap() {
+        let x = t["params"]["x"].as_f64().unwrap();
+        let v = t["values"].as_object().unwrap().values().next().unwrap().as_f64().unwrap();
+        assert!((v - 390.0 * x).abs() < 1e-9 * 390.0, "{t}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn more_trials_at_once_than_cores_run_with_a_note() {
     let dir = tmp("oversubscribed");
     let file = write(&dir, "b.bma", BRANIN);

@@ -119,7 +119,10 @@ pub fn watch(args: &WatchArgs) -> ExitCode {
                     }
                     if !args.check_only {
                         cycle += 1;
-                        running = Some(spawn_cycle(cycle, compiled, file.clone(), base.clone(), memory.clone(), args));
+                        match spawn_cycle(cycle, compiled, file.clone(), base.clone(), memory.clone(), args) {
+                            Ok(r) => running = Some(r),
+                            Err(e) => eprintln!("error: cycle {cycle} did not start: {e}"),
+                        }
                     }
                 }
             }
@@ -140,12 +143,13 @@ fn spawn_cycle(
     base: PathBuf,
     memory: Arc<Mutex<Memory>>,
     args: &WatchArgs,
-) -> Running {
+) -> std::io::Result<Running> {
     let cancel = CancelToken::new();
     let token = cancel.clone();
     let plain = args.progress == ProgressMode::Plain;
     let device = args.device;
-    let handle = std::thread::spawn(move || {
+    // The cycle walks the file's expressions as the trials do: a trial thread's stack.
+    let spawned = std::thread::Builder::new().stack_size(bma::search::study::TRIAL_STACK).spawn(move || {
         println!("cycle {n}: start");
         let mut memory = memory.lock().unwrap_or_else(|p| p.into_inner());
         for exp in &compiled.program.experiments {
@@ -164,7 +168,7 @@ fn spawn_cycle(
             println!("cycle {n}: done");
         }
     });
-    Running { cancel, handle }
+    spawned.map(|handle| Running { cancel, handle })
 }
 
 /// What every experiment of one cycle shares.

@@ -114,6 +114,11 @@ pub const INFEASIBLE: &str = "infeasible before training";
 /// thread of its own, and past the machine's cores more of them only share the cores.
 pub const MAX_PARALLEL: usize = 1024;
 
+/// A trial thread's stack, as large as a main thread's: evaluating a point walks the file's
+/// expressions recursively (nested up to `syntax::MAX_NESTING`), which overflowed the 2 MiB
+/// default in debug builds. Only what is touched is backed by memory.
+pub const TRIAL_STACK: usize = 8 << 20;
+
 /// What happens during a study, for progress displays.
 pub enum Event<'a> {
     /// A trial was claimed and its point chosen.
@@ -790,8 +795,10 @@ impl<'a> Study<'a> {
                                             continue;
                                         }
                                         let spare = Trial::new(n, point.clone(), tseed);
-                                        let spawned =
-                                            thread::Builder::new().name(format!("trial {n}")).spawn_scoped(scope, {
+                                        let spawned = thread::Builder::new()
+                                            .name(format!("trial {n}"))
+                                            .stack_size(TRIAL_STACK)
+                                            .spawn_scoped(scope, {
                                                 let tx = tx.clone();
                                                 move || {
                                                     // Whatever panics in the trial thread (an observer, the

@@ -193,7 +193,10 @@ const KINDS: [&str; 6] = ["brackets", "calls", "negations", "sum", "powers", "bl
 /// Runs `f` on a thread with a 2 MiB stack (what a test thread or a spawned thread has by
 /// default), so that the outcome does not depend on `RUST_MIN_STACK`.
 fn on_small_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| std::thread::Builder::new().stack_size(2 << 20).spawn_scoped(s, f).unwrap().join().unwrap())
+    std::thread::scope(|s| {
+        let thread = std::thread::Builder::new().stack_size(2 << 20).spawn_scoped(s, f).expect("a thread starts");
+        thread.join().expect("the thread does not panic")
+    })
 }
 
 #[test]

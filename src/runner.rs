@@ -105,6 +105,13 @@ impl Evaluator for ModelEvaluator<'_> {
             Ok(s) => s,
             Err(e) => return Outcome { status: Status::Failed(e.message), metrics: Metrics::new() },
         };
+        // A sub-model that cannot fit fails here, before anything is allocated: allocating it
+        // would get the whole process killed. (On a GPU the limit is the device's, unknown here.)
+        if self.trials.device == train::DeviceKind::Cpu
+            && let Some(why) = train::memory::available().and_then(|a| train::memory::refuse(&sub, cfg.batch, a))
+        {
+            return Outcome { status: Status::Failed(why), metrics: Metrics::new() };
+        }
         let outcome = train::fit_until(
             self.trials.device,
             &sub,

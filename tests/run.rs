@@ -170,6 +170,28 @@ fn an_expression_nested_just_under_the_limit_evaluates_in_trial_threads() {
 }
 
 #[test]
+fn a_sub_model_too_large_for_memory_fails_before_allocating() {
+    // 10^11 units: about 6 TB to train. Allocating it got the process killed before.
+    let dir = tmp("huge");
+    let file = write(
+        &dir,
+        "h.bma",
+        "experiment h {\n data = iris()\n space { width: int in {8, 100000000000} }\n model { dense(width) relu dense(data.classes) }\n train { epochs = 2 }\n objective { maximize accuracy }\n search { strategy = grid trials = 2 }\n}\n",
+    );
+    let out = dir.join("out");
+    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&out);
+    let trials = r["trials"].as_array().unwrap();
+    let by_width = |w: i64| trials.iter().find(|t| t["params"]["width"] == w).unwrap();
+    assert_eq!(by_width(8)["state"], "complete");
+    let huge = by_width(100_000_000_000);
+    assert_eq!(huge["state"], "failed");
+    assert!(huge["error"].as_str().unwrap().starts_with("training it needs at least"), "{huge}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn more_trials_at_once_than_cores_run_with_a_note() {
     let dir = tmp("oversubscribed");
     let file = write(&dir, "b.bma", BRANIN);

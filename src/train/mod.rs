@@ -18,6 +18,7 @@
 //! beside it.
 
 mod config;
+pub mod memory;
 mod metrics;
 mod net;
 mod save;
@@ -574,7 +575,7 @@ fn scalar(t: Tensor<1>) -> f64 {
 
 fn predict(net: &Net, plan: &Plan, x: &[f32], n: usize, features: usize, device: &Device) -> Result<Vec<f32>, String> {
     let mut out = Vec::with_capacity(n * plan.out_features());
-    let chunk = 512;
+    let chunk = memory::EVAL_ROWS;
     let mut i = 0;
     while i < n {
         let b = chunk.min(n - i);

@@ -502,3 +502,20 @@ fn the_kept_epoch_keeps_its_own_batchnorm_statistics() {
         );
     }
 }
+
+#[test]
+fn the_memory_estimate_counts_weights_four_times_and_activations_per_row() {
+    let (sub, _, _) = setup(&experiment("iris()", "dense(8) relu dense(data.classes)", "batch = 16"));
+    // Parameters: 4*8 + 8 and 8*3 + 3 = 67; outputs per row: input 4, dense 8, relu 8, dense 3.
+    assert_eq!(sub.params, 67);
+    let per_row: usize = sub.graph.node_weights().map(|l| l.shape.iter().product::<usize>()).sum();
+    assert_eq!(per_row, 4 + 8 + 8 + 3);
+    // Batch 16: the evaluation chunk (2 x 512 rows) outweighs the batch (3 x 16 rows).
+    assert_eq!(memory::estimate(&sub, 16), 67 * 16 + 23 * 1024 * 4);
+    // Batch 1000: three copies of 1000 rows.
+    assert_eq!(memory::estimate(&sub, 1000), 67 * 16 + 23 * 3000 * 4);
+    assert_eq!(memory::refuse(&sub, 16, 1 << 30), None);
+    // 67 * 16 + 23 * 1024 * 4 = 95,280 bytes.
+    let why = memory::refuse(&sub, 16, 1000).expect("1000 bytes are too few");
+    assert!(why.starts_with("training it needs at least 93.0 KiB (67 parameters, batch 16)"), "{why}");
+}

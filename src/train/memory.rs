@@ -1,0 +1,96 @@
+//! Whether a sub-model can be trained in the memory this machine has left.
+//!
+//! A typo such as `dense(1000000000)` makes a sub-model of billions of parameters: allocating
+//! it got the process killed by the system (out of memory), losing the run's other trials in
+//! flight. [`estimate`] is a lower bound of what training takes, from the expanded graph alone;
+//! the runner fails a trial whose estimate exceeds [`available`] before anything is allocated.
+
+use crate::ir::SubModel;
+
+/// Rows of the chunks that evaluation and throughput runs feed the network at once.
+pub const EVAL_ROWS: usize = 512;
+
+/// A lower bound (bytes) of the memory training `sub` takes with mini-batches of `batch` rows,
+/// in f32: every parameter with its gradient and two optimiser moments (Adam's; SGD keeps
+/// fewer), and every layer's output for the rows of a training batch (the value, its gradient
+/// and what autodiff keeps: three copies) or of an evaluation chunk (two).
+pub fn estimate(sub: &SubModel, batch: usize) -> u64 {
+    let weights = sub.params.saturating_mul(4 * 4);
+    let per_row: u64 = sub.graph.node_weights().map(|l| l.shape.iter().product::<usize>() as u64).sum();
+    let rows = (3 * batch.max(1)).max(2 * EVAL_ROWS) as u64;
+    weights.saturating_add(per_row.saturating_mul(rows).saturating_mul(4))
+}
+
+/// The memory (bytes) the system can still give this process: Linux's `MemAvailable`, and the
+/// room left under the cgroup's limit where one is set (containers). `None` where unknown.
+pub fn available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let host = meminfo_available(&meminfo)?;
+    let read = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok();
+    let cgroup = match (read("memory.max"), read("memory.current")) {
+        (Some(max), Some(current)) => cgroup_room(&max, &current),
+        _ => None,
+    };
+    Some(cgroup.map_or(host, |c| c.min(host)))
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
+fn meminfo_available(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
+/// What is left under a cgroup v2 limit (`memory.max`, "max" for none) given `memory.current`.
+fn cgroup_room(max: &str, current: &str) -> Option<u64> {
+    let max: u64 = max.trim().parse().ok()?;
+    let current: u64 = current.trim().parse().ok()?;
+    Some(max.saturating_sub(current))
+}
+
+/// `bytes` for people: 1.5 GiB, 300 MiB.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+/// Why `sub` cannot be trained here, if the estimate exceeds the memory available.
+pub fn refuse(sub: &SubModel, batch: usize, available: u64) -> Option<String> {
+    let need = estimate(sub, batch);
+    (need > available).then(|| {
+        format!(
+            "training it needs at least {} ({} parameters, batch {batch}), more than the {} of memory available",
+            human(need),
+            sub.params,
+            human(available)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_and_cgroup_readings() {
+        let text = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   20000000 kB\n";
+        assert_eq!(meminfo_available(text), Some(20_000_000 * 1024));
+        assert_eq!(meminfo_available("MemTotal: 1 kB\n"), None);
+        assert_eq!(cgroup_room("max\n", "5\n"), None);
+        assert_eq!(cgroup_room("1000\n", "300\n"), Some(700));
+        assert_eq!(cgroup_room("1000\n", "3000\n"), Some(0));
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(3 << 30), "3.0 GiB");
+    }
+}

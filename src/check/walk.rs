@@ -537,7 +537,19 @@ impl<'a> Walker<'a> {
 
     fn expr(&mut self, e: &ast::Expr) -> Ty {
         match &e.kind {
-            ExprKind::Number(_, NumberKind::Int) => Ty::Int,
+            ExprKind::Number(v, NumberKind::Int) => {
+                // Ints are exact up to 2^53 (they pass through f64); past ~9e15 a literal is
+                // no longer the number written.
+                if v.abs() >= 9e15 {
+                    self.diags.push(
+                        Diagnostic::error(Code::InvalidValue, "this int is too large", e.span, "more than 9e15")
+                            .with_help(
+                                "ints are exact up to 9007199254740992; write a float (`1e20`) for a larger number",
+                            ),
+                    );
+                }
+                Ty::Int
+            }
             ExprKind::Number(_, NumberKind::Float) => Ty::Float,
             ExprKind::Number(_, NumberKind::Duration) => Ty::Dur,
             ExprKind::Str(_) => Ty::Str,

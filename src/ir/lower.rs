@@ -745,7 +745,11 @@ impl Lowerer<'_> {
                     Some(T::Int) => {
                         for (v, e) in [(&lo_v, lo), (&hi_v, hi)] {
                             if v.as_i64().is_none() {
-                                self.diags.push(type_mismatch_value(name, "int", e.span, "a fractional bound", ty));
+                                let what = match v.as_f64() {
+                                    Some(f) if f.fract() == 0.0 => "a bound too large for an int (more than 9e15)",
+                                    _ => "a fractional bound",
+                                };
+                                self.diags.push(type_mismatch_value(name, "int", e.span, what, ty));
                                 return None;
                             }
                         }

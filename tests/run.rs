@@ -192,6 +192,37 @@ fn a_sub_model_too_large_for_memory_fails_before_allocating() {
 }
 
 #[test]
+fn a_damaged_study_store_is_named_and_left_as_it_is() {
+    let dir = tmp("damaged");
+    let file = write(&dir, "b.bma", BRANIN);
+    let out = dir.join("out");
+    let run = |resume: bool| {
+        let mut c = bma();
+        c.arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none", "--trials", "5"]);
+        if resume {
+            c.arg("--resume");
+        }
+        c.output().unwrap()
+    };
+    assert!(run(false).status.success());
+    let db = out.join("study.db");
+    // Cut short (a disk that filled up), then not a database at all.
+    let bytes = std::fs::read(&db).unwrap();
+    for damaged in [bytes[..2000].to_vec(), b"garbage".to_vec()] {
+        std::fs::write(&db, &damaged).unwrap();
+        let _ = std::fs::remove_file(out.join("study.db-wal"));
+        let _ = std::fs::remove_file(out.join("study.db-shm"));
+        let o = run(true);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(&format!("{}:", db.display())), "the file is named: {err}");
+        assert!(err.contains("malformed") || err.contains("not a database"), "{err}");
+        assert_eq!(std::fs::read(&db).unwrap(), damaged, "the file is left for the user to recover");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn more_trials_at_once_than_cores_run_with_a_note() {
     let dir = tmp("oversubscribed");
     let file = write(&dir, "b.bma", BRANIN);

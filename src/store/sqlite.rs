@@ -107,7 +107,14 @@ impl Sqlite {
             std::fs::create_dir_all(dir).map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
-        Self::init(conn, synchronous, true)
+        // SQLite reads the file at the first statement: a damaged file is named here too.
+        Self::init(conn, synchronous, true).map_err(|e| match e {
+            StoreError::Backend(m) => {
+                let m = m.strip_prefix("study store: ").unwrap_or(&m).to_string();
+                backend(format!("{}: {m}", path.display()))
+            }
+            other => other,
+        })
     }
 
     fn init(mut conn: Connection, synchronous: &str, wal: bool) -> Result<Sqlite, StoreError> {

@@ -3,9 +3,12 @@
 //!
 //! Enumerates every combination of the *structural* parameters (the discrete
 //! ones the model reads, and those their `when`s read); continuous parameters
-//! the model reads are tried at their bounds and midpoint. Each failure is
-//! reported once, at the first point where it happens, naming that point.
+//! the model reads are tried at their bounds and midpoint. When there are more
+//! combinations than can be checked, the corners (each parameter at its smallest
+//! and largest value) are checked first. Each failure is reported once, at the
+//! first point where it happens, naming that point.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Code, Diagnostic};
@@ -14,6 +17,8 @@ use crate::source::Span;
 
 /// Points beyond this many are not checked one by one (a note says so).
 pub const MAX_POINTS: usize = 20_000;
+/// Corner points (see [`corner_points`]) checked at most, on top of the enumerated ones.
+const MAX_CORNERS: usize = 1024;
 /// How many layers the shape check expands in all, over every point, at most.
 const MAX_WORK: usize = 2_000_000;
 
@@ -25,6 +30,8 @@ pub struct SpaceInfo {
     /// Structural points checked, and how many there are in all.
     pub checked: usize,
     pub structural_total: u128,
+    /// Whether `structural_total` is exact, not a lower bound.
+    pub structural_exact: bool,
     /// Range of the static parameter count and FLOPs over the checked points.
     pub params: Option<(u64, u64)>,
     pub flops: Option<(u64, u64)>,
@@ -34,64 +41,128 @@ pub struct SpaceInfo {
 
 /// The structural points of an experiment: every combination of the discrete
 /// parameters named in `names` (and the guards above them), resolved. Returns
-/// the points (at most `cap`) and how many there are in all.
+/// the points (at most `cap`), how many there are in all, and whether that count is
+/// exact (a walk too long to finish, or a domain of over a million values, gives a
+/// lower bound).
 pub fn structural_points(
     program: &Program,
     exp: &Experiment,
     names: &BTreeSet<String>,
     data: Option<&DataInfo>,
     cap: usize,
-) -> (Vec<Point>, u128) {
+) -> (Vec<Point>, u128, bool) {
     let mut out = Vec::new();
     let mut total = 0u128;
     let mut budget = cap.saturating_mul(50).max(100_000);
-    enumerate(program, exp, names, data, 0, &mut Point::new(), &mut out, &mut total, cap, &mut budget);
-    (out, total)
+    let walk = Walk { program, exp, names, data, corners: false, cut: Cell::new(false) };
+    walk.enumerate(0, &mut Point::new(), &mut out, &mut total, cap, &mut budget);
+    (out, total, !walk.cut.get())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn enumerate(
+/// The corners of the structural space: every combination of each structural parameter's
+/// smallest and largest value (at most `cap`). Checked first, so that a space too large to
+/// check point by point still has its extremes checked (the longest `repeat`, the most pools).
+pub fn corner_points(
     program: &Program,
     exp: &Experiment,
     names: &BTreeSet<String>,
     data: Option<&DataInfo>,
-    i: usize,
-    point: &mut Point,
-    out: &mut Vec<Point>,
-    total: &mut u128,
     cap: usize,
-    budget: &mut usize,
-) {
-    if *budget == 0 {
-        return;
-    }
-    *budget -= 1;
-    let Some(p) = exp.space.params.get(i) else {
-        *total += 1;
-        if out.len() < cap {
-            out.push(point.clone());
+) -> Vec<Point> {
+    let (mut out, mut total) = (Vec::new(), 0u128);
+    let mut budget = cap.saturating_mul(50).max(10_000);
+    let walk = Walk { program, exp, names, data, corners: true, cut: Cell::new(false) };
+    walk.enumerate(0, &mut Point::new(), &mut out, &mut total, cap, &mut budget);
+    out
+}
+
+/// What an enumeration of structural points walks over.
+struct Walk<'a> {
+    program: &'a Program,
+    exp: &'a Experiment,
+    names: &'a BTreeSet<String>,
+    data: Option<&'a DataInfo>,
+    /// Only each structural parameter's smallest and largest value.
+    corners: bool,
+    /// Set when the walk stopped early or a domain's values were cut short.
+    cut: Cell<bool>,
+}
+
+impl Walk<'_> {
+    fn enumerate(
+        &self,
+        i: usize,
+        point: &mut Point,
+        out: &mut Vec<Point>,
+        total: &mut u128,
+        cap: usize,
+        budget: &mut usize,
+    ) {
+        if *budget == 0 {
+            self.cut.set(true);
+            return;
         }
-        return;
-    };
-    let holds = matches!(exp.space.guard_holds(p, point, &program.fns, data), Ok(true));
-    if !holds {
-        enumerate(program, exp, names, data, i + 1, point, out, total, cap, budget);
-        return;
+        *budget -= 1;
+        let (program, data) = (self.program, self.data);
+        let Some(p) = self.exp.space.params.get(i) else {
+            *total += 1;
+            if out.len() < cap {
+                out.push(point.clone());
+            }
+            return;
+        };
+        let holds = matches!(self.exp.space.guard_holds(p, point, &program.fns, data), Ok(true));
+        if !holds {
+            self.enumerate(i + 1, point, out, total, cap, budget);
+            return;
+        }
+        let values: Vec<Value> = match &p.kind {
+            ParamKind::Free(d) if self.names.contains(&p.name) && self.corners => extremes(d),
+            ParamKind::Free(d) if self.names.contains(&p.name) => {
+                let values = representatives(d);
+                if d.cardinality().is_some_and(|n| n > values.len() as u128) {
+                    self.cut.set(true);
+                }
+                values
+            }
+            ParamKind::Free(d) => representatives(d).into_iter().take(1).collect(),
+            ParamKind::Const(v) => vec![v.clone()],
+            ParamKind::Derived(e) => match ir::eval(e, &ir::PointEnv { point, fns: &program.fns, data }) {
+                Ok(v) => vec![v],
+                Err(_) => Vec::new(),
+            },
+        };
+        for v in values {
+            point.insert(p.name.clone(), v);
+            self.enumerate(i + 1, point, out, total, cap, budget);
+        }
+        point.remove(&p.name);
     }
-    let values: Vec<Value> = match &p.kind {
-        ParamKind::Free(d) if names.contains(&p.name) => representatives(d),
-        ParamKind::Free(d) => representatives(d).into_iter().take(1).collect(),
-        ParamKind::Const(v) => vec![v.clone()],
-        ParamKind::Derived(e) => match ir::eval(e, &ir::PointEnv { point, fns: &program.fns, data }) {
-            Ok(v) => vec![v],
-            Err(_) => Vec::new(),
+}
+
+/// The smallest and largest value of a domain (one value if they are equal; the first and
+/// last of a choice), without listing the values in between.
+fn extremes(d: &Domain) -> Vec<Value> {
+    let (first, last) = match d {
+        Domain::Int { lo, hi, step, .. } => {
+            let step = (*step).max(1);
+            if hi < lo {
+                return Vec::new();
+            }
+            let top = i128::from(*lo) + (i128::from(*hi) - i128::from(*lo)) / i128::from(step) * i128::from(step);
+            (Value::Int(*lo), Value::Int(top as i64))
+        }
+        Domain::Float { lo, hi, step: Some(s), .. } if *s > 0.0 => {
+            let n = d.cardinality().unwrap_or(1).max(1);
+            (Value::Float(*lo), Value::Float((lo + (n - 1) as f64 * s).min(*hi)))
+        }
+        Domain::Float { lo, hi, .. } => (Value::Float(*lo), Value::Float(*hi)),
+        Domain::Choice(v) => match (v.first(), v.last()) {
+            (Some(a), Some(b)) => (a.clone(), b.clone()),
+            _ => return Vec::new(),
         },
     };
-    for v in values {
-        point.insert(p.name.clone(), v);
-        enumerate(program, exp, names, data, i + 1, point, out, total, cap, budget);
-    }
-    point.remove(&p.name);
+    if first == last { vec![first] } else { vec![first, last] }
 }
 
 /// Every value of a discrete domain; bounds and midpoint of a continuous one.
@@ -122,7 +193,7 @@ pub fn count_grid(program: &Program, exp: &Experiment, data: Option<&DataInfo>) 
         );
     }
     let all: BTreeSet<String> = exp.space.params.iter().map(|p| p.name.clone()).collect();
-    let (_, total) = structural_points(program, exp, &all, data, 0);
+    let (_, total, _) = structural_points(program, exp, &all, data, 0);
     Some(total)
 }
 
@@ -214,8 +285,18 @@ pub(super) fn check_space(
     grid_limit(exp, &info, diags);
     let (Some(model), Some(data), true) = (&exp.model, data, clean) else { return info };
     let names = structural_names(exp);
-    let (points, total) = structural_points(program, exp, &names, Some(data), MAX_POINTS);
+    let (enumerated, total, exact) = structural_points(program, exp, &names, Some(data), MAX_POINTS);
     info.structural_total = total;
+    info.structural_exact = exact;
+    // The corners first (when the points are too many to check them all, they are what a
+    // lexicographic walk would never reach), then the points in order, each once.
+    let corners = if total > enumerated.len() as u128 {
+        corner_points(program, exp, &names, Some(data), MAX_CORNERS)
+    } else {
+        Vec::new()
+    };
+    let rest: Vec<Point> = enumerated.into_iter().filter(|p| !corners.contains(p)).collect();
+    let points: Vec<Point> = corners.into_iter().chain(rest).collect();
     let mut failed: BTreeSet<(u32, u32, Code)> = BTreeSet::new();
     let mut width_failed = false;
     let mut notes: BTreeMap<(crate::source::FileId, u32, u32), String> = BTreeMap::new();
@@ -323,7 +404,11 @@ pub(super) fn check_space(
         let span = exp.sections.get("model").copied().unwrap_or(exp.name_span);
         diags.push(Diagnostic::note(
             Code::ShapeError,
-            format!("checked the shapes of {} of {} structural points", info.checked, total),
+            format!(
+                "checked the shapes of {} of {}{total} structural points",
+                info.checked,
+                if exact { "" } else { "more than " }
+            ),
             span,
             "the rest are checked when they are sampled",
         ));

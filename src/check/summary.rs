@@ -48,8 +48,10 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
         if info.space.checked > 0 {
             let _ = writeln!(
                 s,
-                "  shapes    checked at {} of {} structural points",
-                info.space.checked, info.space.structural_total
+                "  shapes    checked at {} of {}{} structural points",
+                info.space.checked,
+                if info.space.structural_exact { "" } else { "more than " },
+                info.space.structural_total
             );
         }
         if info.space.statically_infeasible > 0 {

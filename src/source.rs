@@ -46,6 +46,31 @@ fn clamp_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The largest `.bma` file read (bytes): far beyond any real one, and a guard against reading a
+/// device or a huge data file given by mistake (`bma check /dev/zero` read until memory ran out).
+pub const MAX_SOURCE: u64 = 16 << 20;
+
+/// Reads at most [`MAX_SOURCE`] bytes of `reader` as UTF-8 text.
+pub fn read_text(reader: impl std::io::Read) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let mut bytes = Vec::new();
+    reader.take(MAX_SOURCE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SOURCE {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} MiB: not a .bma file", MAX_SOURCE >> 20),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::new(ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+    })
+}
+
+/// Reads the file at `path` with [`read_text`].
+pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
+    read_text(std::fs::File::open(path)?)
+}
+
 /// One file's text and where it came from.
 #[derive(Debug, Clone)]
 pub struct Source {

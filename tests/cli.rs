@@ -105,6 +105,29 @@ fn missing_file_is_one_clear_line() {
 }
 
 #[test]
+fn a_file_too_large_or_not_utf8_is_one_clear_line() {
+    let dir = std::env::temp_dir().join(format!("bma-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let big = dir.join("big.bma");
+    std::fs::write(&big, vec![b' '; (16 << 20) + 1]).expect("write");
+    let bad = dir.join("bad.bma");
+    std::fs::write(&bad, b"experiment \xff {}").expect("write");
+    for (path, want) in [(&big, "is larger than 16 MiB: not a .bma file"), (&bad, "is not UTF-8 text (byte 11)")] {
+        let run = bma(&["check", &path.display().to_string()]);
+        assert_eq!(run.code, 1, "{}", run.shown());
+        assert_eq!(run.stderr, format!("error: {} {want}\n", path.display()));
+    }
+    // A device that never ends was read until memory ran out.
+    if std::path::Path::new("/dev/zero").exists() {
+        let run = bma(&["check", "/dev/zero"]);
+        assert_eq!((run.code, run.stderr.as_str()), (1, "error: /dev/zero is larger than 16 MiB: not a .bma file\n"));
+    }
+    let run = bma_stdin(&["fmt"], &" ".repeat((16 << 20) + 1));
+    assert_eq!((run.code, run.stderr.as_str()), (1, "error: stdin is larger than 16 MiB: not a .bma file\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn space_shows_parameters_size_and_ranges() {
     let run = bma(&["space", "examples/digits.bma"]);
     assert_eq!(run.code, 0, "{}", run.shown());

@@ -41,11 +41,17 @@ pub fn fmt_command(files: &[PathBuf], check: bool) -> ExitCode {
 /// Reads stdin, writes the formatted text to stdout (for editors' `formatprg`);
 /// with `check`, prints nothing and exits 1 when the text would change.
 fn fmt_stdin(check: bool) -> ExitCode {
-    let mut text = String::new();
-    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
-        eprintln!("error: cannot read stdin: {e}");
-        return ExitCode::from(super::INTERNAL);
-    }
+    let text = match bma::source::read_text(std::io::stdin()) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            eprintln!("error: stdin is {e}");
+            return ExitCode::from(super::INPUT);
+        }
+        Err(e) => {
+            eprintln!("error: cannot read stdin: {e}");
+            return ExitCode::from(super::INTERNAL);
+        }
+    };
     let source = bma::Source::new("<stdin>", text);
     let formatted = match bma::fmt::format(&source) {
         Ok(formatted) => formatted,

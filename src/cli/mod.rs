@@ -35,11 +35,9 @@ pub enum Format {
 
 /// Reads a `.bma` file, or explains why it cannot.
 pub fn read_source(path: &Path) -> Result<Source, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(Source::from_path(path, text)),
-            Err(_) => Err(format!("{} is not UTF-8 text", path.display())),
-        },
+    match bma::source::read_file(path) {
+        Ok(text) => Ok(Source::from_path(path, text)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(format!("{} is {e}", path.display())),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }

@@ -28,7 +28,7 @@ pub struct Disk;
 
 impl Loader for Disk {
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        crate::source::read_file(path)
     }
 }
 

@@ -35,6 +35,16 @@ pub use diagnostic::Diagnostic;
 pub use pins::{PinError, expand_with_pins};
 pub use source::{Source, Sources};
 
+/// The longest duration bma works with: about 317 years. A time budget written larger (`1e30s`)
+/// means "no limit" in practice; capped here, it can still be added to an `Instant`, and
+/// `Duration::from_secs_f64` does not panic on it.
+pub const MAX_SECONDS: f64 = 1e10;
+
+/// `seconds` as a `Duration` (capped at [`MAX_SECONDS`]); `None` for a negative or NaN value.
+pub fn seconds(seconds: f64) -> Option<std::time::Duration> {
+    (seconds >= 0.0).then(|| std::time::Duration::from_secs_f64(seconds.min(MAX_SECONDS)))
+}
+
 /// The result of compiling one file: everything read, what it means, every problem.
 #[derive(Debug, Clone)]
 pub struct Compiled {

@@ -223,6 +223,52 @@ fn a_damaged_study_store_is_named_and_left_as_it_is() {
 }
 
 #[test]
+fn durations_take_the_language_units_and_huge_values_mean_no_limit() {
+    let dir = tmp("durations");
+    let file = write(&dir, "b.bma", BRANIN);
+    // `30min` and `500ms` are how the language writes durations; `1e30` and a huge number of
+    // hours panicked converting to a Duration.
+    for (flag, value) in [
+        ("--time", "30min"),
+        ("--trial-time", "500ms"),
+        ("--time", "1h30m"),
+        ("--time", "1e30"),
+        ("--time", "99999999999999999999999h"),
+    ] {
+        let out = dir.join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let o = bma()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out)
+            .args(["--progress", "none", "--trials", "3", flag, value])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{flag} {value}: {}", stderr(&o));
+        assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 3, "{flag} {value}");
+    }
+    for bad in ["5m30", "1h 30m", "h5", "5x", "1.2.3s"] {
+        let o = bma().arg("run").arg(&file).args(["--time", bad]).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("duration"), "{bad}: {}", stderr(&o));
+    }
+    // In the file too.
+    let huge = write(&dir, "h.bma", &BRANIN.replace("search {", "search {\n  time = 1e30s"));
+    let out = dir.join("huge");
+    let o = bma()
+        .arg("run")
+        .arg(&huge)
+        .arg("--out")
+        .arg(&out)
+        .args(["--progress", "none", "--trials", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn more_trials_at_once_than_cores_run_with_a_note() {
     let dir = tmp("oversubscribed");
     let file = write(&dir, "b.bma", BRANIN);

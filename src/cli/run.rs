@@ -138,7 +138,7 @@ impl StoredOptions {
 
     /// `args` with these options in place of its study-wide flags (its local ones kept).
     fn apply(&self, args: &RunArgs) -> RunArgs {
-        let secs = |s: Option<f64>| s.filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64);
+        let secs = |s: Option<f64>| s.and_then(bma::seconds);
         RunArgs {
             file: args.file.clone(),
             experiment: self.experiment.clone().or_else(|| args.experiment.clone()),
@@ -162,41 +162,36 @@ impl StoredOptions {
     }
 }
 
-/// `90`, `90s`, `5m`, `1h30m`, `2h`, `1.5m`.
+/// `90`, `90s`, `5m`, `1h30m`, `2h`, `1.5m`, and the language's units: `500ms`, `30min`, `20us`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration".into());
     }
     if let Ok(s) = t.parse::<f64>() {
-        return if s >= 0.0 && s.is_finite() {
-            Ok(Duration::from_secs_f64(s))
-        } else {
-            Err(format!("bad duration `{t}`"))
-        };
+        return bma::seconds(s).ok_or_else(|| format!("bad duration `{t}`"));
     }
+    let bad = || format!("bad duration `{t}` (use e.g. 90s, 5m, 30min, 1h30m, 500ms)");
     let mut total = 0.0;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1.0,
-            'm' => 60.0,
-            'h' => 3600.0,
-            'd' => 86400.0,
-            _ => return Err(format!("bad duration `{t}` (use e.g. 90s, 5m, 1h30m)")),
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let letters = rest[digits..].find(|c: char| !c.is_alphabetic()).map_or(rest.len(), |i| digits + i);
+        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit = match &rest[digits..letters] {
+            "" => return Err(format!("bad duration `{t}`: a number without a unit at the end")),
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            _ => return Err(bad()),
         };
-        let n: f64 = num.parse().map_err(|_| format!("bad duration `{t}` (use e.g. 90s, 5m, 1h30m)"))?;
         total += n * unit;
-        num.clear();
+        rest = &rest[letters..];
     }
-    if !num.is_empty() {
-        return Err(format!("bad duration `{t}`: a number without a unit at the end"));
-    }
-    Ok(Duration::from_secs_f64(total))
+    bma::seconds(total).ok_or_else(bad)
 }
 
 /// Parses `name` or `name(key: value, ...)` (values: numbers, names, `[a, b]`) as a strategy value.
@@ -345,8 +340,7 @@ fn trial_delay() -> Result<Option<Duration>, String> {
                     .trim()
                     .parse::<f64>()
                     .ok()
-                    .filter(|m| m.is_finite() && *m >= 0.0)
-                    .map(|m| Duration::from_secs_f64(m / 1000.0))
+                    .and_then(|m| bma::seconds(m / 1000.0))
                     .ok_or_else(|| format!("bad duration `{t}`")),
                 None => parse_duration(t),
             };
@@ -418,10 +412,10 @@ pub(super) fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Pl
         Some(t) => Some(t),
         None => match setting(exp, "time")? {
             None => None,
-            Some(Value::Duration(d)) => Some(Duration::from_secs_f64(d.seconds.max(0.0))),
-            Some(v) => match v.as_f64() {
-                Some(s) if s >= 0.0 => Some(Duration::from_secs_f64(s)),
-                _ => return Err(format!("search {{ time = {v} }} must be a duration")),
+            Some(Value::Duration(d)) => bma::seconds(d.seconds.max(0.0)),
+            Some(v) => match v.as_f64().and_then(bma::seconds) {
+                Some(d) => Some(d),
+                None => return Err(format!("search {{ time = {v} }} must be a duration")),
             },
         },
     };

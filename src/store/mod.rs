@@ -284,8 +284,7 @@ pub fn connect_retry() -> std::time::Duration {
     std::env::var("BMA_STORE_RETRY")
         .ok()
         .and_then(|s| s.trim().trim_end_matches('s').parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(std::time::Duration::from_secs_f64)
+        .and_then(crate::seconds)
         .unwrap_or(std::time::Duration::from_secs(60))
 }
 

@@ -108,7 +108,8 @@ impl Evaluator for ModelEvaluator<'_> {
         // A sub-model that cannot fit fails here, before anything is allocated: allocating it
         // would get the whole process killed. (On a GPU the limit is the device's, unknown here.)
         if self.trials.device == train::DeviceKind::Cpu
-            && let Some(why) = train::memory::available().and_then(|a| train::memory::refuse(&sub, cfg.batch, a))
+            && let Some(why) = train::memory::available()
+                .and_then(|a| train::memory::refuse(&sub, cfg.batch.min(self.trials.data.train.n), a))
         {
             return Outcome { status: Status::Failed(why), metrics: Metrics::new() };
         }

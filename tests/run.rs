@@ -171,12 +171,13 @@ fn an_expression_nested_just_under_the_limit_evaluates_in_trial_threads() {
 
 #[test]
 fn a_sub_model_too_large_for_memory_fails_before_allocating() {
-    // 10^11 units: about 6 TB to train. Allocating it got the process killed before.
+    // 10^11 units: about 6 TB to train. Allocating it got the process killed before. The batch
+    // is larger than the data: it counts as the data's size, and the small model still trains.
     let dir = tmp("huge");
     let file = write(
         &dir,
         "h.bma",
-        "experiment h {\n data = iris()\n space { width: int in {8, 100000000000} }\n model { dense(width) relu dense(data.classes) }\n train { epochs = 2 }\n objective { maximize accuracy }\n search { strategy = grid trials = 2 }\n}\n",
+        "experiment h {\n data = iris()\n space { width: int in {8, 100000000000} }\n model { dense(width) relu dense(data.classes) }\n train { epochs = 2 batch = 1000000000000000 }\n objective { maximize accuracy }\n search { strategy = grid trials = 2 }\n}\n",
     );
     let out = dir.join("out");
     let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();

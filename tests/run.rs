@@ -30,6 +30,11 @@ fn results(out: &Path) -> Value {
     serde_json::from_str(&text).expect("results.json parses")
 }
 
+/// `bma run FILE --out OUT ARGS...`, waited for.
+fn run_study(file: &Path, out: &Path, args: &[&str]) -> Output {
+    bma().arg("run").arg(file).arg("--out").arg(out).args(args).output().expect("bma runs")
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -53,7 +58,7 @@ fn a_function_study_writes_consistent_results() {
     let dir = tmp("branin");
     let file = write(&dir, "b.bma", BRANIN);
     let out = dir.join("out");
-    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    let o = run_study(&file, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("rank") && stdout.contains("30 trials: 30 complete"), "{stdout}");
@@ -85,17 +90,10 @@ fn a_function_study_writes_consistent_results() {
     assert!(csv.starts_with("number,state,x,y,"));
     assert!(out.join("study.db").exists());
     // Running again without --resume is refused; with it, nothing more is run.
-    let again = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    let again = run_study(&file, &out, &["--progress", "none"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("--resume"), "{}", stderr(&again));
-    let resumed = bma()
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .args(["--progress", "none", "--resume", "--trials", "35"])
-        .output()
-        .unwrap();
+    let resumed = run_study(&file, &out, &["--progress", "none", "--resume", "--trials", "35"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 35);
     // bma ls lists it.
@@ -123,14 +121,7 @@ fn a_seed_and_parallel_reproduce_the_study() {
     let file = write(&dir, "b.bma", &BRANIN.replace("random", "tpe(startup: 5)"));
     let params = |out: &str| {
         let out = dir.join(out);
-        let o = bma()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out)
-            .args(["--progress", "none", "--parallel", "3", "--trials", "20"])
-            .output()
-            .unwrap();
+        let o = run_study(&file, &out, &["--progress", "none", "--parallel", "3", "--trials", "20"]);
         assert!(o.status.success(), "{}", stderr(&o));
         results(&out)["trials"]
             .as_array()
@@ -159,7 +150,7 @@ fn an_expression_nested_just_under_the_limit_evaluates_in_trial_threads() {
         ),
     );
     let out = dir.join("out");
-    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    let o = run_study(&file, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     for t in results(&out)["trials"].as_array().unwrap() {
         let x = t["params"]["x"].as_f64().unwrap();
@@ -180,7 +171,7 @@ fn a_sub_model_too_large_for_memory_fails_before_allocating() {
         "experiment h {\n data = iris()\n space { width: int in {8, 100000000000} }\n model { dense(width) relu dense(data.classes) }\n train { epochs = 2 batch = 1000000000000000 }\n objective { maximize accuracy }\n search { strategy = grid trials = 2 }\n}\n",
     );
     let out = dir.join("out");
-    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    let o = run_study(&file, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
     let trials = r["trials"].as_array().unwrap();
@@ -238,14 +229,7 @@ fn durations_take_the_language_units_and_huge_values_mean_no_limit() {
     ] {
         let out = dir.join("out");
         let _ = std::fs::remove_dir_all(&out);
-        let o = bma()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out)
-            .args(["--progress", "none", "--trials", "3", flag, value])
-            .output()
-            .unwrap();
+        let o = run_study(&file, &out, &["--progress", "none", "--trials", "3", flag, value]);
         assert!(o.status.success(), "{flag} {value}: {}", stderr(&o));
         assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 3, "{flag} {value}");
     }
@@ -257,14 +241,7 @@ fn durations_take_the_language_units_and_huge_values_mean_no_limit() {
     // In the file too.
     let huge = write(&dir, "h.bma", &BRANIN.replace("search {", "search {\n  time = 1e30s"));
     let out = dir.join("huge");
-    let o = bma()
-        .arg("run")
-        .arg(&huge)
-        .arg("--out")
-        .arg(&out)
-        .args(["--progress", "none", "--trials", "3"])
-        .output()
-        .unwrap();
+    let o = run_study(&huge, &out, &["--progress", "none", "--trials", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -276,14 +253,7 @@ fn more_trials_at_once_than_cores_run_with_a_note() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let run = |parallel: usize, out: &str| {
         let out = dir.join(out);
-        let o = bma()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out)
-            .args(["--progress", "plain", "--trials", "12", "--parallel", &parallel.to_string()])
-            .output()
-            .unwrap();
+        let o = run_study(&file, &out, &["--progress", "plain", "--trials", "12", "--parallel", &parallel.to_string()]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 12);
         stderr(&o)
@@ -303,7 +273,7 @@ fn a_failing_trial_is_recorded_and_the_study_goes_on() {
         "experiment f {\n space { x: float in -1.0..=1.0 }\n objective { minimize x ^ 0.5 }\n search { strategy = random trials = 20 seed = 1 }\n}\n",
     );
     let out = dir.join("out");
-    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "plain"]).output().unwrap();
+    let o = run_study(&file, &out, &["--progress", "plain"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
     let trials = r["trials"].as_array().unwrap();
@@ -400,8 +370,7 @@ fn a_killed_study_resumes_to_the_exact_trial_count() {
         s.history(id).unwrap()
     };
     assert!(before.len() < 16, "killed mid-study");
-    let o =
-        bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "plain", "--resume"]).output().unwrap();
+    let o = run_study(&file, &out, &["--progress", "plain", "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
     let trials = r["trials"].as_array().unwrap();
@@ -451,8 +420,7 @@ fn ctrl_c_stops_cleanly_and_resume_finishes() {
             .iter()
             .all(|t| t["state"] == "complete" || t["error"].as_str().is_some_and(|e| e.contains("interrupted")))
     );
-    let o =
-        bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none", "--resume"]).output().unwrap();
+    let o = run_study(&file, &out, &["--progress", "none", "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 16);
     assert_eq!(results(&out)["state"], "finished");
@@ -477,7 +445,7 @@ fn a_model_study_builds_the_final_model_and_the_report() {
 ",
     );
     let out = dir.join("out");
-    let o = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().expect("runs");
+    let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
     let f = &r["final"];
@@ -524,7 +492,7 @@ experiment tiny {
 ",
     );
     let out = dir.join("out");
-    let o = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().expect("runs");
+    let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let run_stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     let files = ["results.json", "results.csv", "report.html"];
@@ -662,7 +630,7 @@ fn points_refused_before_training_are_counted_apart_in_the_summary() {
 ",
     );
     let out = dir.join("out");
-    let o = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     // width 4: 4*4+4 + 4*3+3 = 35 params; width 64: 515.

@@ -247,6 +247,32 @@ fn durations_take_the_language_units_and_huge_values_mean_no_limit() {
 }
 
 #[test]
+fn a_trial_whose_thread_is_refused_fails_with_the_reason_and_the_run_ends() {
+    // A 256 TiB stack fits in no address space: the system refuses every trial thread. Before,
+    // spawning panicked.
+    let dir = tmp("spawn");
+    let file = write(&dir, "b.bma", BRANIN);
+    let out = dir.join("out");
+    let o = bma()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(["--progress", "none", "--trials", "6", "--parallel", "3"])
+        .env("BMA_TRIAL_STACK", (1u64 << 48).to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let trials = results(&out)["trials"].as_array().unwrap().clone();
+    assert_eq!(trials.len(), 6);
+    for t in &trials {
+        assert_eq!(t["state"], "failed", "{t}");
+        assert!(t["error"].as_str().unwrap().starts_with("could not start a thread for it"), "{t}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn more_trials_at_once_than_cores_run_with_a_note() {
     let dir = tmp("oversubscribed");
     let file = write(&dir, "b.bma", BRANIN);

@@ -119,6 +119,12 @@ pub const MAX_PARALLEL: usize = 1024;
 /// default in debug builds. Only what is touched is backed by memory.
 pub const TRIAL_STACK: usize = 8 << 20;
 
+/// The stack of a trial thread: [`TRIAL_STACK`], or `BMA_TRIAL_STACK` (bytes) where set. The
+/// variable is for the fault tests: a size no address space holds makes every thread refused.
+pub fn trial_stack() -> usize {
+    std::env::var("BMA_TRIAL_STACK").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(TRIAL_STACK).max(1 << 16)
+}
+
 /// What happens during a study, for progress displays.
 pub enum Event<'a> {
     /// A trial was claimed and its point chosen.
@@ -599,6 +605,7 @@ impl<'a> Study<'a> {
             let mut running: BTreeSet<u64> = BTreeSet::new();
             // Trials at once: `parallel`, lowered if the system refuses a thread.
             let mut slots = parallel;
+            let stack = trial_stack();
             let mut pending: Option<store::Claim> = None;
             let mut no_more = false;
             let mut recheck = false;
@@ -797,7 +804,7 @@ impl<'a> Study<'a> {
                                         let spare = Trial::new(n, point.clone(), tseed);
                                         let spawned = thread::Builder::new()
                                             .name(format!("trial {n}"))
-                                            .stack_size(TRIAL_STACK)
+                                            .stack_size(stack)
                                             .spawn_scoped(scope, {
                                                 let tx = tx.clone();
                                                 move || {

@@ -333,19 +333,7 @@ fn open_local(plan: &Plan<'_>, args: &RunArgs) -> Result<Opened, Failure> {
 /// tests and demos set it. Unset (the default): no delay.
 fn trial_delay() -> Result<Option<Duration>, String> {
     match std::env::var("BMA_TRIAL_DELAY") {
-        Ok(v) if !v.trim().is_empty() => {
-            let t = v.trim();
-            let parsed = match t.strip_suffix("ms") {
-                Some(ms) => ms
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(|m| bma::seconds(m / 1000.0))
-                    .ok_or_else(|| format!("bad duration `{t}`")),
-                None => parse_duration(t),
-            };
-            parsed.map(Some).map_err(|e| format!("BMA_TRIAL_DELAY: {e}"))
-        }
+        Ok(v) if !v.trim().is_empty() => parse_duration(&v).map(Some).map_err(|e| format!("BMA_TRIAL_DELAY: {e}")),
         _ => Ok(None),
     }
 }

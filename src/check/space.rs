@@ -295,7 +295,10 @@ pub(super) fn check_space(
     } else {
         Vec::new()
     };
-    let rest: Vec<Point> = enumerated.into_iter().filter(|p| !corners.contains(p)).collect();
+    // Points hold floats (no `Hash`): their printed form is the key.
+    let seen: std::collections::HashSet<String> = corners.iter().map(|p| format!("{p:?}")).collect();
+    let rest: Vec<Point> =
+        enumerated.into_iter().filter(|p| seen.is_empty() || !seen.contains(&format!("{p:?}"))).collect();
     let points: Vec<Point> = corners.into_iter().chain(rest).collect();
     let mut failed: BTreeSet<(u32, u32, Code)> = BTreeSet::new();
     let mut width_failed = false;

@@ -538,14 +538,10 @@ impl<'a> Walker<'a> {
     fn expr(&mut self, e: &ast::Expr) -> Ty {
         match &e.kind {
             ExprKind::Number(v, NumberKind::Int) => {
-                // Ints are exact up to 2^53 (they pass through f64); past ~9e15 a literal is
-                // no longer the number written.
-                if v.abs() >= 9e15 {
+                if v.abs() >= ir::MAX_INT {
                     self.diags.push(
                         Diagnostic::error(Code::InvalidValue, "this int is too large", e.span, "more than 9e15")
-                            .with_help(
-                                "ints are exact up to 9007199254740992; write a float (`1e20`) for a larger number",
-                            ),
+                            .with_help("ints are exact up to 9e15 (they pass through f64); write a float (`1e20`)"),
                     );
                 }
                 Ty::Int

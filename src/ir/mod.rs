@@ -27,7 +27,7 @@ pub fn expand_layers() -> &'static [&'static str] {
 }
 pub use lower::{Disk, Loader, lower, names_in};
 pub use value::{
-    BUILTINS, CONSTANTS, CallValue, Duration, Env, EvalError, Symbol, Value, dotted, eval, pattern_matches,
+    BUILTINS, CONSTANTS, CallValue, Duration, Env, EvalError, MAX_INT, Symbol, Value, dotted, eval, pattern_matches,
 };
 
 use crate::ast;

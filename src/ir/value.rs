@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::ast::{self, BinaryOp, ExprKind, NumberKind, UnaryOp};
 use crate::source::Span;
 
+/// The largest magnitude an int may have: numbers pass through f64, which is exact up to 2^53
+/// (about 9.007e15); past this a literal or a result is no longer the number meant.
+pub const MAX_INT: f64 = 9e15;
+
 /// A value a parameter or expression can take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -72,7 +76,7 @@ impl Value {
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
-            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9e15 => Some(*f as i64),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < MAX_INT => Some(*f as i64),
             _ => None,
         }
     }
@@ -205,7 +209,7 @@ fn eval_at(expr: &ast::Expr, env: &dyn Env, depth: usize) -> Result<Value, EvalE
         return err(span, "functions call each other too deeply");
     }
     Ok(match &expr.kind {
-        ExprKind::Number(v, NumberKind::Int) if v.abs() < 9e15 => Value::Int(*v as i64),
+        ExprKind::Number(v, NumberKind::Int) if v.abs() < MAX_INT => Value::Int(*v as i64),
         ExprKind::Number(v, NumberKind::Duration) => Value::Duration(Duration { seconds: *v }),
         ExprKind::Number(v, _) => Value::Float(*v),
         ExprKind::Str(s) => Value::Str(s.clone()),
@@ -388,7 +392,7 @@ fn builtin(name: &str, args: &[(Option<String>, Value)], span: Span) -> Result<V
         return err(span, format!("`{name}` takes 1 argument, found {}", nums.len()));
     };
     let to_int = |v: f64| -> Result<Value, EvalError> {
-        if v.is_finite() && v.abs() < 9e15 { Ok(Value::Int(v as i64)) } else { Err(overflow(span)) }
+        if v.is_finite() && v.abs() < MAX_INT { Ok(Value::Int(v as i64)) } else { Err(overflow(span)) }
     };
     Ok(match name {
         "exp" => Value::Float(x.exp()),

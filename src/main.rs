@@ -88,7 +88,7 @@ enum Command {
     /// Joins a shared study (`--store postgres://...`) by name and runs its trials.
     Worker(cli::worker::WorkerArgs),
     /// Lists the studies under a folder, or in a store, with their state and best values.
-    Ls(cli::run::LsArgs),
+    Ls(cli::ls::LsArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
     /// Re-checks on every save and re-runs what changed, reusing trained trials.
@@ -113,7 +113,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::eval(&args),
         Command::Report(args) => cli::report::report(&args),
         Command::Worker(args) => cli::worker::worker(&args),
-        Command::Ls(args) => cli::run::ls(&args),
+        Command::Ls(args) => cli::ls::ls(&args),
         Command::Lsp => cli::lsp::lsp(),
         Command::Watch(args) => cli::watch::watch(&args),
     }

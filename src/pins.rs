@@ -28,9 +28,12 @@ pub fn parse_pin(exp: &Experiment, name: &str, text: &str) -> Result<Value, PinE
         return Err(PinError::Input(format!("`{name}` is not searched (it is pinned or derived); it cannot be set")));
     };
     let bad = |why: String| PinError::Input(format!("`{name}={text}`: {why}"));
+    // The value as the language reads it (`2`, `1e-3`, `relu`, `[64, 32]`, `2 * 16`).
+    let parsed =
+        crate::syntax::parse_expr(text).ok().and_then(|e| ir::eval(&e, &BTreeMap::<String, Value>::new()).ok());
     match domain {
         Domain::Int { lo, hi, step, .. } => {
-            let v: i64 = text.parse().map_err(|_| bad("expected an int".into()))?;
+            let Some(Value::Int(v)) = parsed else { return Err(bad("expected an int".into())) };
             if v < *lo || v > *hi || (v - lo) % step.max(&1) != 0 {
                 return Err(bad(format!(
                     "not in the domain {lo}..={hi}{}",
@@ -40,15 +43,22 @@ pub fn parse_pin(exp: &Experiment, name: &str, text: &str) -> Result<Value, PinE
             Ok(Value::Int(v))
         }
         Domain::Float { lo, hi, .. } => {
-            let v: f64 = text.parse().map_err(|_| bad("expected a number".into()))?;
+            let Some(v) = parsed.as_ref().and_then(|p| match p {
+                Value::Int(_) | Value::Float(_) => p.as_f64(),
+                _ => None,
+            }) else {
+                return Err(bad("expected a number".into()));
+            };
             if !(v >= *lo && v <= *hi) {
                 return Err(bad(format!("not in the domain {lo}..{hi}")));
             }
             Ok(Value::Float(v))
         }
+        // A choice is matched as written in the space (`relu`, `"adam"`), else by value.
         Domain::Choice(values) => values
             .iter()
             .find(|v| v.to_string() == text || v.head() == Some(text) || matches!(v, Value::Str(s) if s == text))
+            .or_else(|| parsed.as_ref().and_then(|p| values.iter().find(|v| *v == p)))
             .cloned()
             .ok_or_else(|| {
                 bad(format!(

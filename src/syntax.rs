@@ -30,6 +30,21 @@ pub fn parse(file: FileId, text: &str) -> Result<ast::File, Diagnostic> {
     Ok(ast::File { items })
 }
 
+/// Parses `text` as one expression, as the command line writes values (`--strategy
+/// tpe(startup: 5)`, `--set lr=1e-3`); the file id of its spans is 0.
+pub fn parse_expr(text: &str) -> Result<ast::Expr, Diagnostic> {
+    let file = FileId(0);
+    let pairs = BmaParser::parse(Rule::expression, text).map_err(|e| syntax_error(file, text, e))?;
+    let (depth, start) = deepest(&pairs);
+    if depth > MAX_NESTING {
+        let end = start + token_len(text.get(start..).unwrap_or("")).max(1);
+        return Err(nested_too_deeply(Span::new(file, start, end.min(text.len()))));
+    }
+    let b = Builder { file, text, pratt: pratt() };
+    let expr = children(pairs.into_iter().next().unwrap()).find(|p| p.as_rule() == Rule::expr).unwrap();
+    Ok(b.expr(expr))
+}
+
 /// How deeply a file may nest, counted in syntax-tree levels (a bracket or a block is a few) plus
 /// the operators of each operator chain (`a + b + c` is a tree two deep). Every pass after
 /// parsing recurses over the tree; a file nested deeper is refused here rather than overflowing

@@ -7,8 +7,8 @@
 //! one (vim, VS Code's atomic save, `bma fmt`) is seen like an in-place write.
 //! [`FileWatcher::wait`] blocks until a watched file changes, then waits until the
 //! burst of events is quiet for the debounce time. [`CancelToken`] is how the CLI
-//! tells a background run to stop; [`KeyReuse`] is how a run reuses the trials of
-//! earlier ones (see `watch/cycle.rs`). Nothing here prints.
+//! tells a background run to stop (the study's reuse of earlier trials is
+//! [`crate::study::reuse`]). Nothing here prints.
 //!
 //! **Invariant:** after [`FileWatcher::set_files`], exactly the folders of the given
 //! files are watched, and only events naming one of those files wake [`FileWatcher::wait`].
@@ -21,10 +21,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
-
-mod cycle;
-
-pub use cycle::{CANCELLED, KeyReuse, TrialKey, models_dir};
 
 use crate::Compiled;
 

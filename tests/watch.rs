@@ -19,11 +19,17 @@ struct Watch {
 
 impl Watch {
     fn start(file: &Path) -> Watch {
+        Watch::start_with(file, &[])
+    }
+
+    /// `bma watch FILE --progress plain` with more flags.
+    fn start_with(file: &Path, flags: &[&str]) -> Watch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bma"))
             .current_dir(file.parent().expect("a folder"))
             .arg("watch")
             .arg(file)
             .args(["--progress", "plain"])
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -301,7 +307,7 @@ fn a_save_during_a_run_cancels_it_and_starts_the_next() {
         study(&db, &format!("e@{}", bma::store::spec_hash(&spec("{4, 8}", 100_000, 256, "maximize accuracy"))));
     assert_eq!(old.len(), 1, "{old:?}");
     assert_eq!(old[0].state, bma::search::TrialState::Failed);
-    assert_eq!(old[0].error.as_deref(), Some(bma::watch::CANCELLED));
+    assert_eq!(old[0].error.as_deref(), Some(bma::study::reuse::CANCELLED));
     let (_, new) = study(&db, "e");
     assert_eq!(new.iter().filter(|t| t.state == bma::search::TrialState::Complete).count(), 2, "{new:?}");
 }
@@ -346,4 +352,29 @@ fn a_killed_watch_leaves_nothing_running_once_restarted() {
     let old = format!("e@{}", bma::store::spec_hash(&long));
     assert_eq!(running(&db, &old), 0);
     assert_eq!(study(&db, &old).1[0].state, bma::search::TrialState::Queued, "kept for a resume of that version");
+}
+
+#[test]
+fn watch_takes_the_run_flags_out_set_seed_and_trials() {
+    let (dir, file) = temp("flags.bma");
+    std::fs::write(&file, spec("4..=8 step 2", 2, 60, "maximize accuracy")).expect("write");
+    let mut w = Watch::start_with(&file, &["--out", "elsewhere", "--set", "width=6", "--seed", "7", "--trials", "2"]);
+    let got = w.until("cycle 1: done");
+    assert!(got.iter().any(|l| l == "cycle 1 e: results in elsewhere"), "{got:?}");
+    // The pin holds every trial at width 6: the grid has one point left.
+    assert!(got.contains(&line(1, "e", 0, 1, 0, 0, 0)), "{got:?}");
+    let out = dir.path().join("elsewhere");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("results.json")).expect("json");
+    assert_eq!(json["seed"], 7, "{json}");
+    let trials = json["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 1, "{json}");
+    assert_eq!(trials[0]["params"]["width"], 6, "{json}");
+    assert!(!dir.path().join("runs").exists(), "nothing is written to the default folder");
+    drop(w);
+
+    // A pin that names no parameter is the cycle's error, said once per experiment.
+    let mut w = Watch::start_with(&file, &["--set", "depth=2"]);
+    let got = w.until("cycle 1: done");
+    assert!(got.iter().any(|l| l.starts_with("cycle 1 e: error: `depth` is not a parameter of `e`")), "{got:?}");
 }

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use bma::data::Part;
 use bma::final_model;
 
-use super::run::fmt_num;
 use super::{INPUT, INTERNAL, OK};
+use bma::study::outputs::fmt_num;
 
 /// Which of a run folder's models to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,9 +3,11 @@
 
 pub mod eval;
 pub mod fmt;
+pub mod ls;
 pub mod lsp;
 pub mod report;
 pub mod run;
+pub mod study;
 pub mod watch;
 pub mod worker;
 

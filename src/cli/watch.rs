@@ -1,14 +1,17 @@
 //! `bma watch FILE`: re-check on every save (diagnostics on stderr at once), and on a
-//! clean check re-run every experiment in a background thread, through the same study
-//! loop, store and out folder as `bma run` (`runs/<experiment>/` unless `report { out
-//! = }` says otherwise, relative to the current folder): `study.db`, `results.json`,
-//! `results.csv`, `report.html`, `best/`, `final/`. So `bma ls`, `bma eval` and `bma
-//! run --resume` see what watch did.
+//! clean check re-run every experiment (or the one `--experiment` names) in a background
+//! thread, through the same study API ([`bma::study`]), store and out folder as `bma
+//! run` (`--out`, else `runs/<experiment>/` unless `report { out = }` says otherwise,
+//! relative to the current folder): `study.db`, `results.json`, `results.csv`,
+//! `report.html`, `best/`, `final/`. So `bma ls`, `bma eval` and `bma run --resume` see
+//! what watch did. `bma run`'s flags that override the file's settings (`--trials`,
+//! `--seed`, `--strategy`, `--set`, `--parallel`, `--time`, `--trial-time`, `--device`)
+//! apply to every cycle.
 //!
 //! Each version of the file is its own study in `study.db` (the current one named
 //! after the experiment, earlier ones `NAME@HASH`); a trial whose configuration key
 //! ([`bma::reuse::ConfigKey`]) is complete in any of them is copied, not trained
-//! ([`bma::watch::KeyReuse`]). When an edit leaves the search itself unchanged (only
+//! ([`bma::study::KeyReuse`]). When an edit leaves the search itself unchanged (only
 //! `objective`, `require`, `rank`, `average`, `report` or layout differ), the new
 //! study replays the previous one's points, so nothing trains and the final model is
 //! rebuilt from the saved weights. A save during a run cancels it: running trials are
@@ -24,26 +27,24 @@
 //! With `--progress plain`, also `trial exp KEY reused|training|complete|pruned|cancelled|failed`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bma::ir;
-use bma::runner::{self, ModelEvaluator};
-use bma::search::study::{Ended, Evaluator, Event, FunctionEvaluator, Observer, Study};
-use bma::search::{self, History, TrialState};
-use bma::store::{self, Sqlite, Store};
-use bma::train::DeviceKind;
-use bma::watch::{self, CANCELLED, CancelToken, FileWatcher, KeyReuse};
+use bma::search::study::{Ended, Event, Observer};
+use bma::study::reuse::{KeyReuse, Tally, is_cancelled, open_for_watch};
+use bma::study::{self, Hooks, Note, Plan, outputs};
+use bma::watch::{self, CancelToken, FileWatcher};
 
-use super::run::{self as run_cmd, Outputs, RunArgs};
+use super::study::StudyFlags;
 use super::{Format, INPUT, INTERNAL};
 
 /// How much to say about each trial.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ProgressMode {
+pub enum WatchProgress {
     /// Cycle lines only.
     #[default]
     None,
@@ -56,17 +57,17 @@ pub enum ProgressMode {
 pub struct WatchArgs {
     /// The .bma file.
     pub file: PathBuf,
+    #[command(flatten)]
+    pub flags: StudyFlags,
     /// A line per trial (`plain`) or per cycle only (`none`).
-    #[arg(long, value_enum, default_value_t = ProgressMode::None)]
-    pub progress: ProgressMode,
+    #[arg(long, value_enum, default_value_t = WatchProgress::None)]
+    pub progress: WatchProgress,
     /// Quiet time after a save's last file event, in ms.
     #[arg(long, default_value_t = 15)]
     pub debounce_ms: u64,
     /// Check only; never run.
     #[arg(long)]
     pub check_only: bool,
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceKind,
 }
 
 struct Running {
@@ -76,7 +77,6 @@ struct Running {
 
 pub fn watch(args: &WatchArgs) -> ExitCode {
     let file = watch::absolute(&args.file);
-    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let memory = Arc::new(Mutex::new(Memory::new()));
     let mut watcher = match FileWatcher::new() {
         Ok(w) => w,
@@ -119,7 +119,7 @@ pub fn watch(args: &WatchArgs) -> ExitCode {
                     }
                     if !args.check_only {
                         cycle += 1;
-                        match spawn_cycle(cycle, compiled, file.clone(), base.clone(), memory.clone(), args) {
+                        match spawn_cycle(cycle, compiled, memory.clone(), args) {
                             Ok(r) => running = Some(r),
                             Err(e) => eprintln!("error: cycle {cycle} did not start: {e}"),
                         }
@@ -136,27 +136,48 @@ pub fn watch(args: &WatchArgs) -> ExitCode {
 /// Per experiment, the search fingerprint and spec hash of the study the last cycle ran.
 type Memory = BTreeMap<String, (String, String)>;
 
+/// The experiments a cycle runs: the one `--experiment` names, or all of them (one
+/// `--out` folder cannot hold several).
+fn experiments<'c>(compiled: &'c bma::Compiled, flags: &StudyFlags) -> Result<Vec<&'c ir::Experiment>, String> {
+    let all = &compiled.program.experiments;
+    match &flags.experiment {
+        Some(name) => compiled.program.experiment(name).map(|e| vec![e]).ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+            format!("no experiment `{name}` (the file has {})", names.join(", "))
+        }),
+        None if flags.out.is_some() && all.len() > 1 => {
+            Err("--out names one folder and the file has several experiments; pick one with --experiment".to_string())
+        }
+        None => Ok(all.iter().collect()),
+    }
+}
+
 fn spawn_cycle(
     n: u64,
     compiled: bma::Compiled,
-    file: PathBuf,
-    base: PathBuf,
     memory: Arc<Mutex<Memory>>,
     args: &WatchArgs,
 ) -> std::io::Result<Running> {
     let cancel = CancelToken::new();
     let token = cancel.clone();
-    let plain = args.progress == ProgressMode::Plain;
-    let device = args.device;
+    let plain = args.progress == WatchProgress::Plain;
+    let flags = args.flags.clone();
     // The cycle walks the file's expressions as the trials do: a trial thread's stack.
     let spawned = std::thread::Builder::new().stack_size(bma::search::study::TRIAL_STACK).spawn(move || {
         println!("cycle {n}: start");
         let mut memory = memory.lock().unwrap_or_else(|p| p.into_inner());
-        for exp in &compiled.program.experiments {
+        let experiments = match experiments(&compiled, &flags) {
+            Ok(e) => e,
+            Err(e) => {
+                println!("cycle {n}: error: {e}");
+                Vec::new()
+            }
+        };
+        for exp in experiments {
             if token.is_cancelled() {
                 break;
             }
-            let ctx = CycleCtx { n, compiled: &compiled, file: &file, base: &base, cancel: &token, device, plain };
+            let ctx = CycleCtx { n, compiled: &compiled, cancel: &token, flags: &flags, plain };
             match run_experiment(&ctx, exp, &mut memory) {
                 Ok(done) => done.print(n, &exp.name),
                 Err(e) => println!("cycle {n} {}: error: {e}", exp.name),
@@ -175,10 +196,8 @@ fn spawn_cycle(
 struct CycleCtx<'c> {
     n: u64,
     compiled: &'c bma::Compiled,
-    file: &'c Path,
-    base: &'c Path,
     cancel: &'c CancelToken,
-    device: DeviceKind,
+    flags: &'c StudyFlags,
     plain: bool,
 }
 
@@ -218,167 +237,60 @@ impl Done {
     }
 }
 
+impl From<Tally> for Done {
+    fn from(t: Tally) -> Done {
+        Done {
+            reused: t.reused,
+            trained: t.trained,
+            pruned: t.pruned,
+            cancelled: t.cancelled,
+            failed: t.failed,
+            ..Done::default()
+        }
+    }
+}
+
 /// One experiment: its study for this version of the file, run with reuse, then its outputs.
 fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory) -> Result<Done, String> {
-    let compiled = ctx.compiled;
-    let run_args = RunArgs {
-        file: ctx.file.to_path_buf(),
-        experiment: Some(exp.name.clone()),
-        trials: None,
-        seed: None,
-        strategy: None,
-        parallel: None,
-        time: None,
-        trial_time: None,
-        out: None,
-        set: Vec::new(),
-        resume: true,
-        progress: run_cmd::ProgressMode::None,
-        device: "cpu".into(),
-        store: None,
-        study: None,
-        heartbeat: None,
-        stale_after: None,
-        worker: false,
-    };
-    let plan = run_cmd::plan(compiled, &run_args)?;
-    let sqlite = Sqlite::open(&plan.out.join("study.db")).map_err(|e| e.to_string())?;
-    let spec = Study::spec(&exp.name, exp, &runner::spec_text(compiled), plan.seed);
-    let fingerprint = bma::reuse::search_fingerprint(&compiled.program, exp);
-    let err = |e: store::StoreError| e.to_string();
-
-    let previous = sqlite.studies().map_err(err)?.into_iter().find(|s| s.name == spec.name);
-    let mut replay = BTreeMap::new();
-    if let Some(previous) = &previous {
-        // A watch (or a run) killed mid-trial left running trials: requeue them.
-        Study::recover(&sqlite, previous.id, Duration::from_secs(60)).map_err(|e| e.to_string())?;
-        // An edit that leaves the search unchanged replays the previous study's points.
-        if let Some((fp, hash)) = memory.get(&exp.name)
-            && *fp == fingerprint
-            && *hash != spec.spec_hash
-        {
-            for t in sqlite.history(previous.id).map_err(err)? {
-                if !t.params.is_empty() {
-                    replay.insert(t.number, t.params);
-                }
-            }
-        }
-    }
-    sqlite.switch_to(&spec).map_err(err)?;
-    let stored = sqlite.open(&spec).map_err(err)?;
-    memory.insert(exp.name.clone(), (fingerprint, spec.spec_hash.clone()));
-    if !stored.created_now {
-        // Trials cancelled by a save in this study are proposed again (a grid would skip them).
-        let history = sqlite.history(stored.id).map_err(err)?;
-        let mut next = history.iter().map(|t| t.number + 1).max().unwrap_or(0);
-        for t in &history {
-            let cancelled = t.state == TrialState::Failed && t.error.as_deref() == Some(CANCELLED);
-            let done_elsewhere = history.iter().any(|u| u.state == TrialState::Complete && u.params == t.params);
-            if cancelled && !done_elsewhere && !t.params.is_empty() {
-                replay.insert(next, t.params.clone());
-                next += 1;
-            }
-        }
-    }
-
-    let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
-    let space_ctx = bma::space::Context { fns: &compiled.program.fns, data };
-    let strategy = search::strategy(&plan.strategy, &exp.space, space_ctx, &plan.pins).map_err(|e| e.to_string())?;
-    let (pruner, warning) = run_cmd::pruner(plan.prune.as_ref());
-    let mut notes: Vec<String> = warning.into_iter().collect();
-    let mut study = Study {
-        store: &sqlite,
-        study: stored,
-        experiment: exp,
-        fns: &compiled.program.fns,
-        data,
-        objectives: search::study::Objectives::new(exp),
-        strategy,
-        pruner,
-        pins: plan.pins.clone(),
-        rank: run_cmd::rank_of(exp),
-        settings: plan.settings.clone(),
-        worker: store::worker_id(),
-    };
-    let model_eval = match &exp.model {
-        Some(_) => {
-            let threads = if plan.settings.parallel > 1 { 1 } else { 2 };
-            Some(ModelEvaluator::new(&compiled.program, exp, ctx.base, ctx.device, Some(plan.out.clone()), threads)?)
-        }
-        None => None,
-    };
-    let evaluator: &dyn Evaluator = match &model_eval {
-        Some(m) => m,
-        None => &FunctionEvaluator,
-    };
-    let keys = bma::reuse::KeyContext::new(&compiled.program, exp, data, ctx.base);
-    let reuse = KeyReuse::new(
-        &sqlite,
-        study.study.id,
-        keys,
-        exp.model.as_ref().map(|_| plan.out.clone()),
-        study.study.spec.objectives.clone(),
-        replay,
-    );
+    let mut overrides = ctx.flags.overrides(false)?;
+    overrides.experiment = Some(exp.name.clone());
+    let plan = Plan::new(ctx.compiled, &overrides).map_err(|e| e.to_string())?;
+    let watched = open_for_watch(&plan, memory.get(&exp.name)).map_err(|e| e.to_string())?;
+    memory.insert(exp.name.clone(), (watched.fingerprint.clone(), watched.study.spec.spec_hash.clone()));
+    let mut notes: Vec<String> = plan
+        .notes
+        .iter()
+        .filter_map(|n| match n {
+            Note::Warning(w) => Some(w.clone()),
+            Note::Note(_) => None,
+        })
+        .collect();
+    let evaluator = study::evaluator(&plan, None).map_err(|e| e.to_string())?;
+    let reuse = watched.reuse(&plan);
     let lines = Lines { experiment: &exp.name, reuse: &reuse, plain: ctx.plain };
-    let (history, ended) =
-        study.run_with(evaluator, &lines, ctx.cancel.flag(), Some(&reuse)).map_err(|e| e.to_string())?;
+    let hooks = Hooks { observer: &lines, stop: ctx.cancel.flag(), reuse: Some(&reuse) };
+    let ran =
+        study::run(&plan, &watched.store, watched.study.clone(), &*evaluator, hooks).map_err(|e| e.to_string())?;
 
-    let mut done = tally(&history, &reuse);
-    if ended == Ended::Interrupted {
+    let mut done = Done::from(reuse.tally(&ran.history));
+    if ran.ended == Ended::Interrupted {
         return Ok(done);
     }
     let mut extra = serde_json::Map::new();
-    let (reused, trained): (Vec<u64>, Vec<u64>) = {
-        let outcome = reuse.outcome();
-        let reused = outcome.iter().filter(|(_, t)| t.reused).map(|(n, _)| *n).collect();
-        let trained = outcome.iter().filter(|(_, t)| !t.reused).map(|(n, _)| *n).collect();
-        (reused, trained)
-    };
-    extra.insert("watch".into(), serde_json::json!({ "cycle": ctx.n, "reused": reused, "trained": trained }));
-    let Outputs { final_summary, notes: more, .. } =
-        run_cmd::write_outputs(&plan, &study.study.spec, &history, ended, ctx.base, extra).map_err(|(m, _)| m)?;
-    notes.extend(more);
-    if let Some(best) = history.ranked().first() {
+    extra.insert("watch".into(), reuse.results_json(ctx.n));
+    let written = outputs::write(&plan, &ran.study.spec, &ran.history, ran.ended, extra).map_err(|e| e.to_string())?;
+    notes.extend(written.notes);
+    if let Some(best) = ran.history.ranked().first() {
         let params: Vec<String> = best.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         done.best = Some(format!("{} -> {:?}", params.join(" "), best.values));
     }
-    if let Some(f) = final_summary {
+    if let Some(f) = written.final_summary {
         let k = f.members.len();
         done.final_model = Some(format!("{} ({k} member{})", f.method, plural(k)));
     }
     done.notes = notes;
     done.out = Some(plan.out.clone());
     Ok(done)
-}
-
-/// How the trials this cycle started ended.
-fn tally(history: &History, reuse: &KeyReuse<'_>) -> Done {
-    let mut done = Done::default();
-    for (number, t) in reuse.outcome() {
-        if t.reused {
-            done.reused += 1;
-            continue;
-        }
-        match history.get(number) {
-            Some(trial) if is_cancelled(trial) => done.cancelled += 1,
-            Some(trial) if trial.state == TrialState::Failed => {
-                done.trained += 1;
-                done.failed += 1;
-            }
-            Some(trial) if trial.state == TrialState::Pruned => {
-                done.trained += 1;
-                done.pruned += 1;
-            }
-            Some(trial) if trial.state == TrialState::Complete => done.trained += 1,
-            _ => {}
-        }
-    }
-    done
-}
-
-fn is_cancelled(trial: &search::Trial) -> bool {
-    trial.state == TrialState::Failed && trial.error.as_deref() == Some(CANCELLED)
 }
 
 /// `--progress plain`: a line per trial, by configuration key.

@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use bma::Source;
 use bma::search::study::MAX_PARALLEL;
 use bma::store;
+use bma::study::{self, Overrides, Plan, StoredOptions};
 
-use super::run::{self, ProgressMode};
+use super::study::{self as front, ProgressMode};
 use super::{Format, INPUT, INTERNAL};
 
 /// Arguments of `bma worker`.
@@ -45,8 +46,21 @@ pub struct WorkerArgs {
     pub device: String,
 }
 
+impl WorkerArgs {
+    /// This worker's own flags (the study's stored options supply the rest).
+    fn overrides(&self) -> Result<Overrides, String> {
+        Ok(Overrides {
+            parallel: self.parallel,
+            out: self.out.clone(),
+            device: self.device.parse().map_err(|e| format!("--device: {e}"))?,
+            shared: true,
+            ..Overrides::default()
+        })
+    }
+}
+
 pub fn worker(args: &WorkerArgs) -> ExitCode {
-    let Some(url) = run::store_url(args.store.as_deref()) else {
+    let Some(url) = front::store_url(args.store.as_deref()) else {
         return super::fail("bma worker needs the shared store: pass --store URL or set BMA_STORE", INPUT);
     };
     if args.parallel == Some(0) {
@@ -61,7 +75,7 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
     };
     let stored = match store.study(&args.study) {
         Ok(Some(s)) => s,
-        Ok(None) if args.file.is_some() => return create_and_run(store, args, &url),
+        Ok(None) if args.file.is_some() => return create_and_run(store, args),
         Ok(None) => {
             let names: Vec<String> =
                 store.studies().map(|s| s.into_iter().map(|s| s.name).collect()).unwrap_or_default();
@@ -88,7 +102,7 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
             Source {
                 name: format!("study `{}` (stored spec)", args.study),
                 path: Some(cwd.join(format!("{}.bma", args.study))),
-                text: run::root_text(&stored.spec.spec_text).to_string(),
+                text: study::root_text(&stored.spec.spec_text).to_string(),
             }
         }
     };
@@ -99,32 +113,37 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
             INPUT,
         );
     }
-    let hash = store::spec_hash(&run::spec_text(&compiled));
+    let hash = store::spec_hash(&study::spec_text(&compiled));
     if args.file.is_some() && hash != stored.spec.spec_hash {
         let e =
             store::StoreError::SpecMismatch { name: args.study.clone(), stored: stored.spec.spec_hash, given: hash };
         return super::fail(e, INPUT);
     }
-    let file = args.file.clone().or_else(|| source.path.clone()).unwrap_or_default();
-    let mut run_args = run::worker_args(file, &stored, args);
-    run_args.store = Some(url);
-    let opened = match run::open_for_worker(store, &compiled, &run_args, &args.study) {
+    let local = match args.overrides() {
         Ok(o) => o,
-        Err((m, code)) => {
-            let hint = if code == INPUT && args.file.is_none() && m.contains("different spec") {
+        Err(m) => return super::fail(m, INPUT),
+    };
+    let plan = match Plan::new(&compiled, &StoredOptions::for_worker(&stored, &local)) {
+        Ok(p) => p,
+        Err(e) => return front::fail(e),
+    };
+    match study::join(&plan, store, &args.study) {
+        Ok(opened) => front::execute(&plan, opened, args.progress, true),
+        Err(study::Error::Input(m)) => {
+            let hint = if args.file.is_none() && m.contains("different spec") {
                 " (the stored spec imports files that differ here; run the worker where they match)"
             } else {
                 ""
             };
-            return super::fail(format!("{m}{hint}"), code);
+            super::fail(format!("{m}{hint}"), INPUT)
         }
-    };
-    run::run_opened(&compiled, &run_args, opened)
+        Err(e) => front::fail(e),
+    }
 }
 
 /// `--file` given and no such study yet: creates it from the file (its own `search`
 /// settings; every worker started the same way agrees), then runs it.
-fn create_and_run(store: Box<dyn store::Store>, args: &WorkerArgs, url: &str) -> ExitCode {
+fn create_and_run(store: Box<dyn store::Store>, args: &WorkerArgs) -> ExitCode {
     let Some(path) = &args.file else { return super::fail("bma worker: no --file", INPUT) };
     let compiled = match super::compile_path(path) {
         Ok(c) => c,
@@ -133,10 +152,16 @@ fn create_and_run(store: Box<dyn store::Store>, args: &WorkerArgs, url: &str) ->
     if super::report_diagnostics(&compiled.sources, &compiled.diagnostics, Format::Human) {
         return super::fail(format!("{} has errors; nothing was run", path.display()), INPUT);
     }
-    let mut run_args = run::file_worker_args(path.clone(), args);
-    run_args.store = Some(url.to_string());
-    match run::open_for_worker(store, &compiled, &run_args, &args.study) {
-        Ok(opened) => run::run_opened(&compiled, &run_args, opened),
-        Err((m, code)) => super::fail(m, code),
+    let local = match args.overrides() {
+        Ok(o) => o,
+        Err(m) => return super::fail(m, INPUT),
+    };
+    let plan = match Plan::new(&compiled, &local) {
+        Ok(p) => p,
+        Err(e) => return front::fail(e),
+    };
+    match study::join(&plan, store, &args.study) {
+        Ok(opened) => front::execute(&plan, opened, args.progress, true),
+        Err(e) => front::fail(e),
     }
 }

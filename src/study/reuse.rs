@@ -1,6 +1,7 @@
-//! A watch cycle's reuse hook: the study loop of `bma run` ([`Study::run_with`]) with
-//! every trial whose configuration is already complete in the study store copied
-//! instead of trained.
+//! A watch cycle's study: [`open_for_watch`] opens this version of the file's study
+//! (with the points to replay), and [`KeyReuse`] is the reuse hook through which the
+//! study loop ([`super::run`]) copies every trial whose configuration is already
+//! complete in the study store instead of training it.
 //!
 //! Takes the SQLite store of the experiment's out folder (`<out>/study.db`), the study
 //! the cycle runs, the experiment's [`KeyContext`] and, when the previous cycle's study
@@ -26,12 +27,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
+use super::{Error, Plan, trial_dir};
 use crate::ir::Point;
 use crate::reuse::{ConfigKey, KeyContext};
-use crate::search::study::{Reuse, Reused, trial_seed};
-use crate::search::{Direction, Trial, TrialState};
-use crate::store::{Sqlite, StudyId};
+use crate::search::study::{Reuse, Reused, Study, trial_seed};
+use crate::search::{Direction, History, Trial, TrialState};
+use crate::store::{self, Sqlite, Store, StudyId};
 
 /// The error recorded for a trial stopped by a save.
 pub const CANCELLED: &str = "cancelled: the file was saved during the run";
@@ -93,8 +96,7 @@ impl<'a> KeyReuse<'a> {
         };
         if let Some(out) = &self.out {
             let filed = models_dir(out, key);
-            if !filed.join("model.json").is_file() || link_dir(&filed, &crate::runner::trial_dir(out, number)).is_err()
-            {
+            if !filed.join("model.json").is_file() || link_dir(&filed, &trial_dir(out, number)).is_err() {
                 return Ok(None);
             }
         }
@@ -121,7 +123,7 @@ impl Reuse for KeyReuse<'_> {
         let key = self.keys.key(point, seed);
         self.store.set_config_key(self.study, number, &key.0).map_err(|e| e.to_string())?;
         if let Some(out) = &self.out {
-            let dir = crate::runner::trial_dir(out, number);
+            let dir = trial_dir(out, number);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
@@ -140,7 +142,7 @@ impl Reuse for KeyReuse<'_> {
         let filed = models_dir(out, &t.key);
         let _ = std::fs::remove_dir_all(&filed);
         // Not filed: the next cycle trains this configuration again.
-        let _ = link_dir(&crate::runner::trial_dir(out, trial.number), &filed);
+        let _ = link_dir(&trial_dir(out, trial.number), &filed);
     }
 
     fn stop_reason(&self) -> String {
@@ -168,4 +170,127 @@ fn link_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A watch cycle's study of one experiment, opened in `<out>/study.db`.
+pub struct WatchStudy {
+    pub store: Sqlite,
+    pub study: store::Study,
+    /// Points to propose first, by trial number: the previous version's points when
+    /// the search itself is unchanged, and the trials a save cancelled.
+    pub replay: BTreeMap<u64, Point>,
+    /// The experiment's [`crate::reuse::search_fingerprint`].
+    pub fingerprint: String,
+}
+
+/// Opens the study of this version of the file in the plan's `<out>/study.db`: the
+/// current one is named after the experiment, earlier versions are renamed
+/// `NAME@HASH` ([`Sqlite::switch_to`]). `previous` is the search fingerprint and spec
+/// hash of the study the last cycle ran: when the fingerprint is unchanged but the spec
+/// differs, the previous study's points are replayed, so nothing new is trained.
+pub fn open_for_watch(plan: &Plan<'_>, previous: Option<&(String, String)>) -> Result<WatchStudy, Error> {
+    let exp = plan.experiment;
+    let err = |e: store::StoreError| Error::Internal(e.to_string());
+    let sqlite = Sqlite::open(&plan.out.join("study.db")).map_err(err)?;
+    let spec = plan.spec(&exp.name);
+    let fingerprint = crate::reuse::search_fingerprint(&plan.compiled.program, exp);
+    let stored = sqlite.studies().map_err(err)?.into_iter().find(|s| s.name == spec.name);
+    let mut replay = BTreeMap::new();
+    if let Some(stored) = &stored {
+        // A watch (or a run) killed mid-trial left running trials: requeue them.
+        Study::recover(&sqlite, stored.id, Duration::from_secs(60)).map_err(|e| Error::Internal(e.to_string()))?;
+        // An edit that leaves the search unchanged replays the previous study's points.
+        if let Some((fp, hash)) = previous
+            && *fp == fingerprint
+            && *hash != spec.spec_hash
+        {
+            for t in sqlite.history(stored.id).map_err(err)? {
+                if !t.params.is_empty() {
+                    replay.insert(t.number, t.params);
+                }
+            }
+        }
+    }
+    sqlite.switch_to(&spec).map_err(err)?;
+    let study = sqlite.open(&spec).map_err(err)?;
+    if !study.created_now {
+        // Trials cancelled by a save in this study are proposed again (a grid would skip them).
+        let history = sqlite.history(study.id).map_err(err)?;
+        let mut next = history.iter().map(|t| t.number + 1).max().unwrap_or(0);
+        for t in &history {
+            let done_elsewhere = history.iter().any(|u| u.state == TrialState::Complete && u.params == t.params);
+            if is_cancelled(t) && !done_elsewhere && !t.params.is_empty() {
+                replay.insert(next, t.params.clone());
+                next += 1;
+            }
+        }
+    }
+    Ok(WatchStudy { store: sqlite, study, replay, fingerprint })
+}
+
+impl WatchStudy {
+    /// The reuse hook for running this study with `plan`.
+    pub fn reuse<'a>(&'a self, plan: &Plan<'a>) -> KeyReuse<'a> {
+        let exp = plan.experiment;
+        let data = plan.compiled.info(&exp.name).and_then(|i| i.data.as_ref());
+        let keys = KeyContext::new(&plan.compiled.program, exp, data, &plan.base);
+        KeyReuse::new(
+            &self.store,
+            self.study.id,
+            keys,
+            exp.model.as_ref().map(|_| plan.out.clone()),
+            self.study.spec.objectives.clone(),
+            self.replay.clone(),
+        )
+    }
+}
+
+/// Whether a trial was stopped by a save in watch mode.
+pub fn is_cancelled(trial: &Trial) -> bool {
+    trial.state == TrialState::Failed && trial.error.as_deref() == Some(CANCELLED)
+}
+
+/// How the trials a cycle started ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub reused: usize,
+    pub trained: usize,
+    pub pruned: usize,
+    pub cancelled: usize,
+    pub failed: usize,
+}
+
+impl KeyReuse<'_> {
+    /// How the trials this cycle started ended, read from `history`.
+    pub fn tally(&self, history: &History) -> Tally {
+        let mut tally = Tally::default();
+        for (number, t) in self.outcome() {
+            if t.reused {
+                tally.reused += 1;
+                continue;
+            }
+            match history.get(number) {
+                Some(trial) if is_cancelled(trial) => tally.cancelled += 1,
+                Some(trial) if trial.state == TrialState::Failed => {
+                    tally.trained += 1;
+                    tally.failed += 1;
+                }
+                Some(trial) if trial.state == TrialState::Pruned => {
+                    tally.trained += 1;
+                    tally.pruned += 1;
+                }
+                Some(trial) if trial.state == TrialState::Complete => tally.trained += 1,
+                _ => {}
+            }
+        }
+        tally
+    }
+
+    /// `{"cycle": n, "reused": [...], "trained": [...]}`: the `watch` object of `results.json`.
+    pub fn results_json(&self, cycle: u64) -> serde_json::Value {
+        let outcome = self.outcome();
+        let reused: Vec<u64> = outcome.iter().filter(|(_, t)| t.reused).map(|(n, _)| *n).collect();
+        let trained: Vec<u64> = outcome.iter().filter(|(_, t)| !t.reused).map(|(n, _)| *n).collect();
+        serde_json::json!({ "cycle": cycle, "reused": reused, "trained": trained })
+    }
 }

@@ -1,0 +1,111 @@
+//! `bma ls`: the studies of run folders (their `study.db`) or of a store.
+//!
+//! Exit codes: 0 listed (possibly nothing); 1 the folder does not exist; 2 a store or a
+//! `study.db` could not be read.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bma::store::{self, Sqlite, Store};
+use bma::study::outputs::fmt_num;
+
+use super::study::store_url;
+use super::{INPUT, INTERNAL, OK};
+
+/// Arguments of `bma ls`.
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// A run folder or a folder of run folders (default `runs`).
+    pub dir: Option<PathBuf>,
+    /// List the studies in this store instead (`postgres://...`; default with no folder: `BMA_STORE`).
+    #[arg(long, value_name = "URL", conflicts_with = "dir")]
+    pub store: Option<String>,
+}
+
+/// One `bma ls` line: where, name, state, counts, best values.
+fn ls_line(place: &str, s: &store::StudySummary) -> String {
+    let n: u64 = s.counts.values().sum();
+    let counts: Vec<String> = s.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let best = s
+        .best
+        .as_ref()
+        .map(|(num, vals)| {
+            let v: Vec<String> =
+                s.objectives.iter().zip(vals).map(|((name, _), v)| format!("{name} {}", fmt_num(*v))).collect();
+            format!("best #{num}: {}", v.join(", "))
+        })
+        .unwrap_or_else(|| "no complete trial".into());
+    format!("{place}  {}  {}  {n} trials ({})  {best}", s.name, s.state.as_str(), counts.join(", "))
+}
+
+fn ls_store(url: &str) -> ExitCode {
+    let place = store::postgres::redact(url);
+    let studies = match super::connect_store(url, 1).and_then(|s| s.studies()) {
+        Ok(s) => s,
+        Err(e) => return super::fail(e, INTERNAL),
+    };
+    if studies.is_empty() {
+        println!("no study in {place}");
+    }
+    for s in &studies {
+        println!("{}", ls_line(&place, s));
+    }
+    ExitCode::from(OK)
+}
+
+fn find_dbs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let db = dir.join("study.db");
+    if db.is_file() {
+        out.push(db);
+    }
+    if depth == 0 {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for d in dirs {
+            if d.file_name().is_some_and(|n| n == "trials" || n == "best") {
+                continue;
+            }
+            find_dbs(&d, depth - 1, out);
+        }
+    }
+}
+
+pub fn ls(args: &LsArgs) -> ExitCode {
+    let url = match (&args.dir, &args.store) {
+        (_, Some(u)) => Some(u.clone()),
+        (None, None) => store_url(None),
+        (Some(_), None) => None,
+    };
+    if let Some(url) = url {
+        return ls_store(&url);
+    }
+    let root = args.dir.clone().unwrap_or_else(|| PathBuf::from("runs"));
+    if !root.exists() {
+        return super::fail(format!("{} does not exist", root.display()), INPUT);
+    }
+    let mut dbs = Vec::new();
+    find_dbs(&root, 3, &mut dbs);
+    if dbs.is_empty() {
+        println!("no study under {}", root.display());
+        return ExitCode::from(OK);
+    }
+    let mut failed = false;
+    for db in dbs {
+        let dir = db.parent().unwrap_or(Path::new("."));
+        match Sqlite::open(&db).and_then(|s| s.studies()) {
+            Ok(studies) => {
+                for s in &studies {
+                    println!("{}", ls_line(&dir.display().to_string(), s));
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", db.display());
+                failed = true;
+            }
+        }
+    }
+    ExitCode::from(if failed { INTERNAL } else { OK })
+}

@@ -1,0 +1,167 @@
+//! The evaluators a study runs: [`ModelEvaluator`] trains an experiment's sub-models
+//! (one single-threaded trainer per trial thread) and saves every completed trial's
+//! model under `<out>/trials/<n>/`; a pure-function experiment is measured by the trial
+//! loop itself ([`FunctionEvaluator`]), optionally slowed down by [`SlowFunction`] for
+//! the fault tests.
+//!
+//! **Invariant:** a trial's saved model exists only if the trial is recorded complete
+//! (a pruned or failed trial's folder is removed when it is recorded).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{Error, Plan};
+use crate::ir;
+use crate::search::study::{Control, Evaluator, FunctionEvaluator, Metrics, Outcome, Status, StepFn, TrialRef};
+use crate::search::{Trial, TrialState};
+use crate::train;
+
+/// The folder of trial `number`'s saved model.
+pub fn trial_dir(out: &Path, number: u64) -> PathBuf {
+    out.join("trials").join(number.to_string())
+}
+
+/// The evaluator of the plan's experiment: training for a `model`, else the objectives
+/// computed by the loop (each taking `delay` first when given: the fault tests' way to
+/// kill a worker in the middle of a trial). An error is the user's: data that does not
+/// load.
+pub fn evaluator<'c>(plan: &Plan<'c>, delay: Option<Duration>) -> Result<Box<dyn Evaluator + 'c>, Error> {
+    let exp = plan.experiment;
+    if exp.model.is_some() {
+        let m = ModelEvaluator::new(
+            &plan.compiled.program,
+            exp,
+            &plan.base,
+            plan.device,
+            Some(plan.out.clone()),
+            plan.threads(),
+        )
+        .map_err(Error::Input)?;
+        return Ok(Box::new(m));
+    }
+    Ok(match delay {
+        Some(d) => Box::new(SlowFunction(d)),
+        None => Box::new(FunctionEvaluator),
+    })
+}
+
+/// A pure-function trial that takes a set time, then is measured as usual. Such a trial
+/// finishes in microseconds, too fast to kill a worker in the middle of one or to watch a
+/// distributed study; the fault tests and demos use it.
+pub struct SlowFunction(pub Duration);
+
+impl Evaluator for SlowFunction {
+    fn evaluate(&self, trial: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
+        std::thread::sleep(self.0);
+        FunctionEvaluator.evaluate(trial, on_step)
+    }
+}
+
+/// Trains sub-models: one single-threaded trainer per trial thread.
+pub struct ModelEvaluator<'a> {
+    program: &'a ir::Program,
+    experiment: &'a ir::Experiment,
+    trials: train::Trials<'a>,
+    /// Where completed trials' models go (`None`: not saved).
+    out: Option<PathBuf>,
+    /// Training threads per trial (1 when several trials run at once).
+    threads: usize,
+    saved: Mutex<BTreeMap<u64, PathBuf>>,
+}
+
+impl<'a> ModelEvaluator<'a> {
+    pub fn new(
+        program: &'a ir::Program,
+        experiment: &'a ir::Experiment,
+        base: &Path,
+        device: train::DeviceKind,
+        out: Option<PathBuf>,
+        threads: usize,
+    ) -> Result<ModelEvaluator<'a>, String> {
+        let trials = train::Trials::new(program, experiment, base, device)?;
+        Ok(ModelEvaluator {
+            program,
+            experiment,
+            trials,
+            out,
+            threads: threads.max(1),
+            saved: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn data_info(&self) -> &ir::DataInfo {
+        &self.trials.data.info
+    }
+}
+
+impl Evaluator for ModelEvaluator<'_> {
+    fn static_metrics(&self, trial: TrialRef<'_>) -> Result<Metrics, String> {
+        let Some(body) = &self.experiment.model else { return Ok(Metrics::new()) };
+        let sub = ir::expand(self.program, body, trial.point, &self.trials.data.info).map_err(|e| e.message)?;
+        Ok(Metrics::from([("params".to_string(), sub.params as f64), ("flops".to_string(), sub.flops as f64)]))
+    }
+
+    fn evaluate(&self, trial: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
+        let mut cfg = match self.trials.config(trial.point, trial.seed) {
+            Ok(c) => c,
+            Err(e) => return Outcome { status: Status::Failed(e), metrics: Metrics::new() },
+        };
+        cfg.threads = cfg.threads.min(self.threads).max(1);
+        let Some(body) = &self.experiment.model else {
+            return Outcome { status: Status::Failed("no model".into()), metrics: Metrics::new() };
+        };
+        let sub = match ir::expand(self.program, body, trial.point, &self.trials.data.info) {
+            Ok(s) => s,
+            Err(e) => return Outcome { status: Status::Failed(e.message), metrics: Metrics::new() },
+        };
+        // A sub-model that cannot fit fails here, before anything is allocated: allocating it
+        // would get the whole process killed. (On a GPU the limit is the device's, unknown here.)
+        if self.trials.device == train::DeviceKind::Cpu
+            && let Some(why) = train::memory::available()
+                .and_then(|a| train::memory::refuse(&sub, cfg.batch.min(self.trials.data.train.n), a))
+        {
+            return Outcome { status: Status::Failed(why), metrics: Metrics::new() };
+        }
+        let outcome = train::fit_until(
+            self.trials.device,
+            &sub,
+            &cfg,
+            &self.trials.data,
+            trial.deadline,
+            |epoch, m| match on_step(epoch as u32, m) {
+                Control::Continue => train::Control::Continue,
+                Control::Stop => train::Control::Stop,
+            },
+        );
+        let status = match &outcome.status {
+            train::Status::Completed | train::Status::EarlyStopped { .. } => Status::Complete,
+            train::Status::Stopped { .. } => Status::Stopped,
+            train::Status::Failed { reason } => Status::Failed(reason.clone()),
+        };
+        let mut metrics = outcome.metrics.clone();
+        metrics.insert("epochs".into(), outcome.epochs.len() as f64);
+        metrics.insert("best_epoch".into(), outcome.best_epoch as f64);
+        if status == Status::Complete
+            && let (Some(out), Some(model)) = (&self.out, &outcome.model)
+        {
+            let dir = trial_dir(out, trial.number);
+            let config = self.trials.saved_config(trial.point, cfg);
+            if let Err(e) = model.save(&dir, &config) {
+                return Outcome { status: Status::Failed(format!("cannot save the model: {e}")), metrics };
+            }
+            self.saved.lock().unwrap_or_else(|p| p.into_inner()).insert(trial.number, dir);
+        }
+        Outcome { status, metrics }
+    }
+
+    fn finished(&self, trial: &Trial) {
+        let dir = self.saved.lock().unwrap_or_else(|p| p.into_inner()).remove(&trial.number);
+        if trial.state != TrialState::Complete
+            && let Some(dir) = dir
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! Running a study: the one API behind `bma run`, `bma worker` and `bma watch`.
+//!
+//! Takes a checked [`Compiled`] file and the command line's [`Overrides`]; gives a
+//! [`Plan`] (the experiment, its budgets, strategy, pins, out folder, device), opens the
+//! plan's study in a store ([`open_local`], [`open_shared`], [`join`]), runs it
+//! ([`run`]: the trial loop of [`crate::search::study`] with the plan's strategy,
+//! pruner and ranking, an [`Evaluator`] from [`evaluator`], and an optional [`Reuse`]
+//! hook such as watch's [`KeyReuse`]), and writes what a finished study leaves in its
+//! out folder ([`outputs::write`]). The front ends only parse flags, print progress and
+//! map [`Error`]s to exit codes.
+//!
+//! Out-folder layout:
+//!
+//! ```text
+//! <out>/study.db            the study store (SQLite, WAL)
+//! <out>/results.json        every trial, the ranking, the Pareto front, the best trial (+ its test metrics)
+//! <out>/results.csv         one row per trial
+//! <out>/report.html         the self-contained report
+//! <out>/trials/<n>/         model.safetensors + model.json of every completed trial (model experiments)
+//! <out>/best/               a copy of the best trial's model
+//! <out>/final/              the `average` section's final model (final.json + members)
+//! <out>/models/<key>/       `bma watch`: each complete trial's model by configuration key
+//! ```
+//!
+//! **Invariants:** the library reads no environment variable and prints nothing: what a
+//! front end must tell the user comes back as values ([`Plan::notes`],
+//! [`resume`], [`outputs::Written`]); the results files are written from the
+//! store's history (nothing kept only in memory), each through a temporary file and a
+//! rename.
+
+pub mod evaluator;
+pub mod outputs;
+pub mod reuse;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::Compiled;
+use crate::ir::{self, Point, Value};
+use crate::search::prune::{self, NoPruner};
+use crate::search::study::{self as trial_loop, Ended, Evaluator, MAX_PARALLEL, Observer, Reuse, Settings, Study};
+use crate::search::{self, History, Pruner, Rank};
+use crate::store::{self, Sqlite, Store, StoreError};
+use crate::train::DeviceKind;
+
+pub use evaluator::{ModelEvaluator, SlowFunction, evaluator, trial_dir};
+pub use reuse::KeyReuse;
+
+/// Why a study could not be planned, opened or run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// The user's input is wrong (a flag, a pin, a study that needs `--resume`, a spec
+    /// that changed under a stored study).
+    Input(String),
+    /// bma or its environment failed (the store, the file system).
+    Internal(String),
+}
+
+impl Error {
+    fn internal(e: impl std::fmt::Display) -> Error {
+        Error::Internal(e.to_string())
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Input(m) | Error::Internal(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+fn store_error(e: StoreError) -> Error {
+    match e {
+        e @ StoreError::SpecMismatch { .. } => Error::Input(e.to_string()),
+        e => Error::internal(e),
+    }
+}
+
+/// What the command line overrides of a file's `search { }` and `report { }` settings.
+/// `None`/empty: the file's setting (or its default).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// The experiment to run (needed when the file has several).
+    pub experiment: Option<String>,
+    pub trials: Option<u64>,
+    pub seed: Option<u64>,
+    /// A strategy in the language's syntax: `random`, `tpe(startup: 5)`.
+    pub strategy: Option<String>,
+    pub parallel: Option<usize>,
+    pub time: Option<Duration>,
+    pub trial_time: Option<Duration>,
+    pub out: Option<PathBuf>,
+    /// Pins, `name=value`, the value in the language's syntax.
+    pub set: Vec<String>,
+    pub device: DeviceKind,
+    pub heartbeat: Option<Duration>,
+    pub stale_after: Option<Duration>,
+    /// The study lives in a store other workers share (`--store`).
+    pub shared: bool,
+}
+
+/// Something a front end should tell the user before the study starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A setting that will not act as written.
+    Warning(String),
+    /// Worth knowing.
+    Note(String),
+}
+
+/// Everything decided before the study starts.
+pub struct Plan<'c> {
+    pub compiled: &'c Compiled,
+    pub experiment: &'c ir::Experiment,
+    /// The folder of the `.bma` file: relative data paths are read from it.
+    pub base: PathBuf,
+    pub out: PathBuf,
+    pub settings: Settings,
+    pub strategy: Value,
+    pub prune: Option<Value>,
+    pub seed: u64,
+    /// The seed was given on the command line (a resumed study must keep its own).
+    pub seed_given: bool,
+    pub pins: Point,
+    /// Rows of the ranked table (`report { top = }`).
+    pub top: usize,
+    pub rank: Rank,
+    pub device: DeviceKind,
+    /// Warnings and notes for the user (an unusable pruner, more trials than cores).
+    pub notes: Vec<Note>,
+}
+
+impl<'c> Plan<'c> {
+    /// The plan of `compiled`'s experiment (the one `overrides` names, or the only one).
+    pub fn new(compiled: &'c Compiled, overrides: &Overrides) -> Result<Plan<'c>, Error> {
+        let input = Error::Input;
+        let exp = experiment(compiled, overrides.experiment.as_deref()).map_err(input)?;
+        let trials = match overrides.trials {
+            Some(t) => Some(t),
+            None => non_negative(setting(exp, "trials").map_err(input)?, "trials").map_err(input)?,
+        };
+        let parallel = match overrides.parallel {
+            Some(0) => return Err(input("--parallel must be at least 1".into())),
+            Some(p) => p,
+            None => {
+                non_negative(setting(exp, "parallel").map_err(input)?, "parallel").map_err(input)?.unwrap_or(1).max(1)
+                    as usize
+            }
+        };
+        if parallel > MAX_PARALLEL {
+            return Err(input(format!(
+                "parallel = {parallel}: at most {MAX_PARALLEL} trials run at once in one process"
+            )));
+        }
+        let seed = match overrides.seed {
+            Some(s) => s,
+            None => non_negative(setting(exp, "seed").map_err(input)?, "seed").map_err(input)?.unwrap_or(0),
+        };
+        let time = match overrides.time {
+            Some(t) => Some(t),
+            None => match setting(exp, "time").map_err(input)? {
+                None => None,
+                Some(Value::Duration(d)) => crate::seconds(d.seconds.max(0.0)),
+                Some(v) => match v.as_f64().and_then(crate::seconds) {
+                    Some(d) => Some(d),
+                    None => return Err(input(format!("search {{ time = {v} }} must be a duration"))),
+                },
+            },
+        };
+        let strategy = match &overrides.strategy {
+            Some(s) => parse_value(s).map_err(|e| input(format!("--strategy: {e}")))?,
+            None => setting(exp, "strategy").map_err(input)?.unwrap_or_else(|| Value::sym("tpe")),
+        };
+        // A grid with no trial budget runs to its end; anything else defaults to 100 trials.
+        let trials = match trials {
+            Some(t) => Some(t),
+            None if strategy.head() == Some("grid") || time.is_some() => None,
+            None => Some(100),
+        };
+        let mut pins = Point::new();
+        for s in &overrides.set {
+            let (k, v) =
+                s.split_once('=').ok_or_else(|| input(format!("`--set {s}` is not of the form name=value")))?;
+            let value = crate::pins::parse_pin(exp, k.trim(), v.trim()).map_err(|e| match e {
+                crate::PinError::Input(m) | crate::PinError::Internal(m) => input(m),
+            })?;
+            pins.insert(k.trim().to_string(), value);
+        }
+        let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
+        for (k, v) in &pins {
+            crate::space::check_pin(&exp.space, k, v).map_err(|e| input(e.to_string()))?;
+        }
+        // The strategy is built once here so that a bad one is refused before anything opens.
+        let ctx = crate::space::Context { fns: &compiled.program.fns, data };
+        search::strategy(&strategy, &exp.space, ctx, &pins).map_err(|e| input(e.to_string()))?;
+        let report_out = report_setting(exp, "out").and_then(|v| match v {
+            Value::Str(p) => Some(PathBuf::from(p)),
+            _ => None,
+        });
+        let out = overrides.out.clone().or(report_out).unwrap_or_else(|| default_out(&exp.name));
+        let prune = setting(exp, "prune").map_err(input)?;
+        let mut notes = Vec::new();
+        if let Err(w) = pruner(prune.as_ref()) {
+            notes.push(Note::Warning(w));
+        }
+        if let Some(n) = oversubscribed(parallel) {
+            notes.push(Note::Note(n));
+        }
+        Ok(Plan {
+            compiled,
+            experiment: exp,
+            base: base(compiled),
+            out,
+            settings: Settings {
+                trials,
+                time,
+                trial_time: overrides.trial_time,
+                parallel,
+                heartbeat: overrides.heartbeat.unwrap_or(Duration::from_secs(5)),
+                shared: overrides.shared,
+                stale_after: overrides.stale_after.unwrap_or(Duration::from_secs(60)),
+            },
+            strategy,
+            prune,
+            seed,
+            seed_given: overrides.seed.is_some(),
+            pins,
+            top: report_top(exp),
+            rank: rank(exp),
+            device: overrides.device,
+            notes,
+        })
+    }
+
+    /// The spec this plan's study is stored under, named `name`.
+    pub fn spec(&self, name: &str) -> store::StudySpec {
+        Study::spec(name, self.experiment, &spec_text(self.compiled), self.seed)
+    }
+
+    /// Training threads per trial: one when several trials share the cores.
+    pub fn threads(&self) -> usize {
+        if self.settings.parallel > 1 { 1 } else { 2 }
+    }
+}
+
+/// The experiment `name` names, or the file's only one.
+fn experiment<'c>(compiled: &'c Compiled, name: Option<&str>) -> Result<&'c ir::Experiment, String> {
+    let all = &compiled.program.experiments;
+    let names = || all.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ");
+    match name {
+        Some(n) => {
+            compiled.program.experiment(n).ok_or_else(|| format!("no experiment `{n}` (the file has {})", names()))
+        }
+        None => match all.as_slice() {
+            [] => Err("the file defines no experiment".into()),
+            [one] => Ok(one),
+            _ => Err(format!("the file has several experiments ({}); pick one with --experiment", names())),
+        },
+    }
+}
+
+/// The folder of the compiled root file (where relative data paths are read from).
+fn base(compiled: &Compiled) -> PathBuf {
+    compiled
+        .sources
+        .iter()
+        .next()
+        .and_then(|(_, s)| s.path.as_deref())
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn setting(exp: &ir::Experiment, key: &str) -> Result<Option<Value>, String> {
+    match exp.search_setting(key) {
+        None => Ok(None),
+        Some(s) => ir::eval(&s.value, &BTreeMap::<String, Value>::new())
+            .map(Some)
+            .map_err(|e| format!("search {{ {key} = ... }}: {}", e.message)),
+    }
+}
+
+fn report_setting(exp: &ir::Experiment, key: &str) -> Option<Value> {
+    exp.report_setting(key).and_then(|s| ir::eval(&s.value, &BTreeMap::<String, Value>::new()).ok())
+}
+
+fn non_negative(v: Option<Value>, key: &str) -> Result<Option<u64>, String> {
+    match v {
+        None => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(i) if i >= 0 => Ok(Some(i as u64)),
+            _ => Err(format!("search {{ {key} = {v} }} must be a non-negative int")),
+        },
+    }
+}
+
+/// A value written on the command line, read by the language's own parser and evaluator
+/// (names that nothing binds are symbols: `tpe`, `tpe(startup: 5)`, `[1, 2]`).
+pub fn parse_value(text: &str) -> Result<Value, String> {
+    let expr =
+        crate::syntax::parse_expr(text.trim()).map_err(|d| format!("cannot read `{}`: {}", text.trim(), d.message))?;
+    ir::eval(&expr, &BTreeMap::<String, Value>::new())
+        .map_err(|e| format!("cannot read `{}`: {}", text.trim(), e.message))
+}
+
+/// `runs/<experiment>`: where a run writes when neither `--out` nor `report { out = }` says.
+pub fn default_out(experiment: &str) -> PathBuf {
+    Path::new("runs").join(experiment)
+}
+
+/// `report { top = }`, default 10.
+pub fn report_top(exp: &ir::Experiment) -> usize {
+    report_setting(exp, "top").and_then(|v| v.as_i64()).filter(|t| *t > 0).unwrap_or(10) as usize
+}
+
+/// The experiment's ranking: its `rank = ...` setting, else Pareto for several
+/// objectives and lexicographic for one. (The checker validated the setting; one that
+/// still makes no sense ranks by Pareto.)
+pub fn rank(exp: &ir::Experiment) -> Rank {
+    let Some(setting) = &exp.rank else {
+        return if exp.objectives.len() > 1 { Rank::Pareto } else { Rank::Lexicographic };
+    };
+    let names: Vec<String> = exp.objectives.iter().map(|o| o.name.clone()).collect();
+    ir::eval(&setting.value, &BTreeMap::<String, Value>::new())
+        .ok()
+        .and_then(|v| Rank::from_setting(&v, &names).ok())
+        .unwrap_or(Rank::Pareto)
+}
+
+/// The pruner a `prune = ...` value names; `Err` with the reason when it makes no sense
+/// (the study then runs unpruned).
+pub fn pruner(value: Option<&Value>) -> Result<Box<dyn Pruner>, String> {
+    match value {
+        None => Ok(Box::new(NoPruner)),
+        Some(v) => prune::from_setting(v).map_err(|e| format!("{e}; running without pruning")),
+    }
+}
+
+/// A note when more trials run at once than the machine has cores: they share the cores, so
+/// what they measure in time is slowed by each other.
+pub fn oversubscribed(parallel: usize) -> Option<String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (parallel > cores).then(|| {
+        format!(
+            "{parallel} trials at once on {cores} cores: they share the cores, so train_time, \
+             latency and throughput are measured under contention"
+        )
+    })
+}
+
+/// The text a study's spec hash is taken of: every source the compilation read (the
+/// root file, then its local imports), joined.
+pub fn spec_text(compiled: &Compiled) -> String {
+    compiled.sources.iter().map(|(_, s)| s.text.as_str()).collect::<Vec<_>>().join("\n\u{1f}\n")
+}
+
+/// The root file's text in a stored spec text (see [`spec_text`]).
+pub fn root_text(spec_text: &str) -> &str {
+    spec_text.split("\n\u{1f}\n").next().unwrap_or(spec_text)
+}
+
+/// A study opened in a store, ready to run.
+pub struct Opened {
+    pub store: Box<dyn Store>,
+    pub study: store::Study,
+}
+
+/// The embedded store `<out>/study.db` with the plan's study (named `name`) created or,
+/// with `resume`, continued; a folder's study is never reused without `resume`.
+pub fn open_local(plan: &Plan<'_>, name: &str, resume: bool) -> Result<Opened, Error> {
+    let db = plan.out.join("study.db");
+    let existed = db.exists();
+    let sqlite = Sqlite::open(&db).map_err(Error::internal)?;
+    let spec = plan.spec(name);
+    if existed && !resume {
+        let summaries = sqlite.studies().map_err(Error::internal)?;
+        if let Some(s) = summaries.iter().find(|s| s.name == spec.name) {
+            let n: u64 = s.counts.values().sum();
+            return Err(Error::Input(format!(
+                "{} already holds study `{}` ({n} trials, {}); pass --resume to continue it, or choose another --out",
+                db.display(),
+                s.name,
+                s.state.as_str()
+            )));
+        }
+    }
+    let study = sqlite.open(&spec).map_err(store_error)?;
+    opened(plan, Box::new(sqlite), study)
+}
+
+/// Creates or joins the study `name` with this plan's spec in a shared `store`,
+/// recording `options` with it for the workers.
+pub fn open_shared(
+    plan: &Plan<'_>,
+    store: Box<dyn Store>,
+    name: &str,
+    options: &StoredOptions,
+) -> Result<Opened, Error> {
+    let mut spec = plan.spec(name);
+    spec.options = serde_json::to_string(options).map_err(Error::internal)?;
+    let study = store.open(&spec).map_err(store_error)?;
+    opened(plan, store, study)
+}
+
+/// Joins the existing shared study `name` (a worker), checking that this compile of its
+/// spec has the stored hash.
+pub fn join(plan: &Plan<'_>, store: Box<dyn Store>, name: &str) -> Result<Opened, Error> {
+    let study = store.open(&plan.spec(name)).map_err(store_error)?;
+    opened(plan, store, study)
+}
+
+fn opened(plan: &Plan<'_>, store: Box<dyn Store>, study: store::Study) -> Result<Opened, Error> {
+    if plan.settings.shared {
+        std::fs::create_dir_all(&plan.out)
+            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", plan.out.display())))?;
+    }
+    Ok(Opened { store, study })
+}
+
+/// Before running a study that was opened, not created: a seed given on the command
+/// line must be its own, and the trials of workers that are gone are requeued (their
+/// numbers are returned).
+pub fn resume(plan: &Plan<'_>, opened: &Opened) -> Result<Vec<u64>, Error> {
+    let study = &opened.study;
+    if study.created_now {
+        return Ok(Vec::new());
+    }
+    if plan.seed_given && plan.seed != study.spec.seed {
+        return Err(Error::Input(format!(
+            "--seed {} differs from the study's stored seed {}; a resumed study keeps its seed",
+            plan.seed, study.spec.seed
+        )));
+    }
+    Study::recover(&*opened.store, study.id, plan.settings.stale_after).map_err(Error::internal)
+}
+
+/// What `bma run --store` records with a shared study so that `bma worker`s, which have
+/// only the study's name, run it with the same budget and settings: the run's flags (the
+/// file's `search { }` settings travel in the stored spec text).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredOptions {
+    pub experiment: Option<String>,
+    pub trials: Option<u64>,
+    pub strategy: Option<String>,
+    pub time_s: Option<f64>,
+    pub trial_time_s: Option<f64>,
+    #[serde(default)]
+    pub set: Vec<String>,
+    pub heartbeat_s: Option<f64>,
+    pub stale_after_s: Option<f64>,
+}
+
+impl StoredOptions {
+    /// The study-wide part of `overrides`, for experiment `experiment`.
+    pub fn of(overrides: &Overrides, experiment: &str) -> StoredOptions {
+        StoredOptions {
+            experiment: Some(experiment.to_string()),
+            trials: overrides.trials,
+            strategy: overrides.strategy.clone(),
+            time_s: overrides.time.map(|d| d.as_secs_f64()),
+            trial_time_s: overrides.trial_time.map(|d| d.as_secs_f64()),
+            set: overrides.set.clone(),
+            heartbeat_s: overrides.heartbeat.map(|d| d.as_secs_f64()),
+            stale_after_s: overrides.stale_after.map(|d| d.as_secs_f64()),
+        }
+    }
+
+    /// The options a study stored (`spec.options`); empty when it stored none.
+    pub fn stored(study: &store::Study) -> StoredOptions {
+        serde_json::from_str(&study.spec.options).unwrap_or_default()
+    }
+
+    /// `overrides` with these options in place of its study-wide ones (its local ones kept).
+    pub fn apply(&self, overrides: &Overrides) -> Overrides {
+        let secs = |s: Option<f64>| s.and_then(crate::seconds);
+        Overrides {
+            experiment: self.experiment.clone().or_else(|| overrides.experiment.clone()),
+            trials: self.trials,
+            strategy: self.strategy.clone(),
+            time: secs(self.time_s),
+            trial_time: secs(self.trial_time_s),
+            set: self.set.clone(),
+            heartbeat: secs(self.heartbeat_s),
+            stale_after: secs(self.stale_after_s),
+            ..overrides.clone()
+        }
+    }
+
+    /// A worker's overrides for the stored study `study`: its stored options and seed,
+    /// with the worker's own `local` flags (parallel, out, device).
+    pub fn for_worker(study: &store::Study, local: &Overrides) -> Overrides {
+        let base = Overrides {
+            experiment: Some(study.spec.experiment.clone()),
+            seed: Some(study.spec.seed),
+            shared: true,
+            ..local.clone()
+        };
+        let mut overrides = StoredOptions::stored(study).apply(&base);
+        if overrides.experiment.is_none() {
+            overrides.experiment = Some(study.spec.experiment.clone());
+        }
+        overrides
+    }
+}
+
+/// What watches a running study: progress, the stop flag, and trials reused from
+/// earlier studies.
+#[derive(Clone, Copy)]
+pub struct Hooks<'h> {
+    pub observer: &'h dyn Observer,
+    /// Raised to stop (Ctrl-C, a save in watch mode): running trials are recorded failed.
+    pub stop: &'h AtomicBool,
+    pub reuse: Option<&'h dyn Reuse>,
+}
+
+/// A study that ran: everything it holds, and why it returned.
+pub struct Ran {
+    pub study: store::Study,
+    pub history: History,
+    pub ended: Ended,
+}
+
+/// Runs the plan's study, opened as `study` in `store`, with `evaluator`, until its
+/// budget is spent, its strategy has nothing more to propose, its time runs out, or
+/// `hooks.stop` is raised. Every trial is recorded in the store as it finishes.
+pub fn run(
+    plan: &Plan<'_>,
+    store: &dyn Store,
+    study: store::Study,
+    evaluator: &dyn Evaluator,
+    hooks: Hooks<'_>,
+) -> Result<Ran, Error> {
+    let exp = plan.experiment;
+    let compiled = plan.compiled;
+    let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
+    let ctx = crate::space::Context { fns: &compiled.program.fns, data };
+    let strategy =
+        search::strategy(&plan.strategy, &exp.space, ctx, &plan.pins).map_err(|e| Error::Input(e.to_string()))?;
+    let mut study = Study {
+        store,
+        study,
+        experiment: exp,
+        fns: &compiled.program.fns,
+        data,
+        objectives: trial_loop::Objectives::new(exp),
+        strategy,
+        pruner: pruner(plan.prune.as_ref()).unwrap_or_else(|_| Box::new(NoPruner)),
+        pins: plan.pins.clone(),
+        rank: plan.rank.clone(),
+        settings: plan.settings.clone(),
+        worker: store::worker_id(),
+    };
+    let (history, ended) =
+        study.run_with(evaluator, hooks.observer, hooks.stop, hooks.reuse).map_err(Error::internal)?;
+    Ok(Ran { study: study.study, history, ended })
+}

@@ -207,6 +207,7 @@ fn trial_json(t: &Trial, spec: &StudySpec) -> Json {
         "metrics": Json::Object(t.metrics.iter().map(|(k, v)| (k.clone(), float(*v))).collect()),
         "steps": t.steps.iter().map(|(s, v)| json!([s, float(*v)])).collect::<Vec<_>>(),
         "error": t.error,
+        "failure": t.failure.map(|k| k.as_str()),
         "duration": t.duration,
     })
 }
@@ -241,6 +242,7 @@ pub fn results_json(
             "complete": count(TrialState::Complete),
             "pruned": count(TrialState::Pruned),
             "failed": count(TrialState::Failed),
+            "infeasible": count(TrialState::Infeasible),
             "running": count(TrialState::Running),
             "queued": count(TrialState::Queued),
         },
@@ -264,14 +266,14 @@ fn csv_float(x: f64) -> String {
 }
 
 /// `results.csv`: one row per trial: number, state, every parameter, objectives,
-/// constraints (their measured values), duration, error.
+/// constraints (their measured values), duration, error, failure kind.
 pub fn results_csv(spec: &StudySpec, space: &ir::Space, history: &History) -> String {
     let params: Vec<&str> = space.params.iter().map(|p| p.name.as_str()).collect();
     let mut header: Vec<String> = vec!["number".into(), "state".into()];
     header.extend(params.iter().map(|p| p.to_string()));
     header.extend(spec.objectives.iter().map(|(n, _)| n.clone()));
     header.extend(spec.constraints.iter().map(|n| format!("require {n}")));
-    header.extend(["feasible".into(), "duration".into(), "error".into()]);
+    header.extend(["feasible".into(), "duration".into(), "error".into(), "failure".into()]);
     let mut out = header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(",");
     out.push('\n');
     for t in &history.trials {
@@ -288,6 +290,7 @@ pub fn results_csv(spec: &StudySpec, space: &ir::Space, history: &History) -> St
         row.push(t.is_feasible().to_string());
         row.push(format!("{:.4}", t.duration));
         row.push(csv_field(t.error.as_deref().unwrap_or("")));
+        row.push(t.failure.map(|k| k.as_str()).unwrap_or("").into());
         out.push_str(&row.join(","));
         out.push('\n');
     }

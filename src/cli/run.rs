@@ -452,6 +452,7 @@ pub(super) fn plan<'c>(compiled: &'c bma::Compiled, args: &RunArgs) -> Result<Pl
             heartbeat: args.heartbeat.unwrap_or(Duration::from_secs(5)),
             shared: store_url(args.store.as_deref()).is_some(),
             stale_after: args.stale_after.unwrap_or(Duration::from_secs(60)),
+            trial_stack: super::trial_stack(),
         },
         strategy,
         prune: setting(exp, "prune")?,
@@ -778,15 +779,11 @@ fn execute(
     Ok(ExitCode::from(if ended == Ended::Interrupted { INTERRUPTED } else { OK }))
 }
 
-/// `60 trials: 3 complete, 52 pruned, 5 failed (5 infeasible before training)`.
+/// `60 trials: 3 complete, 52 pruned, 0 failed, 5 infeasible before training`.
 fn counts_line(history: &History) -> String {
     let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
-    let infeasible = history
-        .trials
-        .iter()
-        .filter(|t| t.state == TrialState::Failed && t.error.as_deref().is_some_and(|e| e.starts_with(INFEASIBLE)))
-        .count();
-    let apart = if infeasible > 0 { format!(" ({infeasible} {INFEASIBLE})") } else { String::new() };
+    let infeasible = history.trials.iter().filter(|t| t.state == TrialState::Infeasible).count();
+    let apart = if infeasible > 0 { format!(", {infeasible} {INFEASIBLE}") } else { String::new() };
     format!(
         "{} trials: {} complete, {} pruned, {} failed{apart}",
         history.trials.len(),
@@ -1013,6 +1010,7 @@ impl Observer for Progress {
                 if self.mode == Mode::Plain {
                     let what = match (&trial.state, &trial.error) {
                         (TrialState::Failed, Some(e)) => format!("failed: {e}"),
+                        (TrialState::Infeasible, Some(e)) => e.clone(),
                         (state, _) => format!("{} {}", state.as_str(), self.values(&trial.values)),
                     };
                     let total = self.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into());

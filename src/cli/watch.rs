@@ -36,7 +36,8 @@ use bma::search::study::{Ended, Evaluator, Event, FunctionEvaluator, Observer, S
 use bma::search::{self, History, TrialState};
 use bma::store::{self, Sqlite, Store};
 use bma::train::DeviceKind;
-use bma::watch::{self, CANCELLED, CancelToken, FileWatcher, KeyReuse};
+use bma::trial::FailKind;
+use bma::watch::{self, CancelToken, FileWatcher, KeyReuse};
 
 use super::run::{self as run_cmd, Outputs, RunArgs};
 use super::{Format, INPUT, INTERNAL};
@@ -272,7 +273,7 @@ fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory)
         let history = sqlite.history(stored.id).map_err(err)?;
         let mut next = history.iter().map(|t| t.number + 1).max().unwrap_or(0);
         for t in &history {
-            let cancelled = t.state == TrialState::Failed && t.error.as_deref() == Some(CANCELLED);
+            let cancelled = t.failed_with(FailKind::Cancelled);
             let done_elsewhere = history.iter().any(|u| u.state == TrialState::Complete && u.params == t.params);
             if cancelled && !done_elsewhere && !t.params.is_empty() {
                 replay.insert(next, t.params.clone());
@@ -362,7 +363,7 @@ fn tally(history: &History, reuse: &KeyReuse<'_>) -> Done {
         }
         match history.get(number) {
             Some(trial) if is_cancelled(trial) => done.cancelled += 1,
-            Some(trial) if trial.state == TrialState::Failed => {
+            Some(trial) if matches!(trial.state, TrialState::Failed | TrialState::Infeasible) => {
                 done.trained += 1;
                 done.failed += 1;
             }
@@ -378,7 +379,7 @@ fn tally(history: &History, reuse: &KeyReuse<'_>) -> Done {
 }
 
 fn is_cancelled(trial: &search::Trial) -> bool {
-    trial.state == TrialState::Failed && trial.error.as_deref() == Some(CANCELLED)
+    trial.failed_with(FailKind::Cancelled)
 }
 
 /// `--progress plain`: a line per trial, by configuration key.

@@ -32,6 +32,7 @@ use crate::reuse::{ConfigKey, KeyContext};
 use crate::search::study::{Reuse, Reused, trial_seed};
 use crate::search::{Direction, Trial, TrialState};
 use crate::store::{Sqlite, StudyId};
+use crate::trial::FailKind;
 
 /// The error recorded for a trial stopped by a save.
 pub const CANCELLED: &str = "cancelled: the file was saved during the run";
@@ -143,8 +144,8 @@ impl Reuse for KeyReuse<'_> {
         let _ = link_dir(&crate::runner::trial_dir(out, trial.number), &filed);
     }
 
-    fn stop_reason(&self) -> String {
-        CANCELLED.to_string()
+    fn stop_reason(&self) -> (FailKind, String) {
+        (FailKind::Cancelled, CANCELLED.to_string())
     }
 }
 

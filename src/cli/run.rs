@@ -1003,7 +1003,8 @@ impl Observer for Progress {
                 s.done += 1;
                 match trial.state {
                     TrialState::Pruned => s.pruned += 1,
-                    TrialState::Failed => s.failed += 1,
+                    // The bar counts points refused before training with the failures, as before.
+                    TrialState::Failed | TrialState::Infeasible => s.failed += 1,
                     _ => {}
                 }
                 s.best = history.ranked().first().map(|t| (t.number, t.values.clone()));

@@ -201,8 +201,8 @@ pub trait Store: Send + Sync {
     /// Proves `worker` alive: refreshes the heartbeat of every trial it runs.
     fn heartbeat(&self, study: StudyId, worker: &str) -> Result<(), StoreError>;
 
-    /// Records a finished trial: state (complete, pruned or failed), values,
-    /// constraints, violations, metrics, error and duration. Steps already reported
+    /// Records a finished trial: state (complete, pruned, failed or infeasible), values,
+    /// constraints, violations, metrics, error, failure kind and duration. Steps already reported
     /// are kept; `trial.steps` not yet stored are added.
     fn finish(&self, study: StudyId, trial: &Finished) -> Result<(), StoreError>;
 

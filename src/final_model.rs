@@ -44,8 +44,8 @@ use serde::{Deserialize, Serialize};
 use crate::average::{self, Predictions, Weighting};
 use crate::data::{Dataset, Part, Split};
 use crate::ir::{self, Task, Value};
-use crate::search::Trial;
 use crate::train::{self, Head, Metrics, Model, SavedConfig};
+use crate::trial::Trial;
 
 /// One member of the final model and its weight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

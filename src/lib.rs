@@ -14,6 +14,7 @@ pub mod final_model;
 pub mod fmt;
 pub mod ide;
 pub mod ir;
+pub mod limits;
 pub mod pins;
 pub mod report;
 pub mod reuse;
@@ -26,6 +27,7 @@ pub mod store;
 pub mod study;
 pub mod syntax;
 pub mod train;
+pub mod trial;
 pub mod watch;
 
 use std::path::Path;

@@ -637,8 +637,8 @@ fn an_unreachable_store_is_announced_then_refused() {
     assert!(err.contains("unreachable"), "{err}");
 }
 
-/// A point refused before training by a static `require` is a failed trial with its reason;
-/// the summary line counts such trials apart from real failures.
+/// A point refused before training by a static `require` is an infeasible trial with its
+/// reason; the summary line counts such trials apart from real failures.
 #[test]
 fn points_refused_before_training_are_counted_apart_in_the_summary() {
     let dir = tmp("infeasible");
@@ -660,9 +660,10 @@ fn points_refused_before_training_are_counted_apart_in_the_summary() {
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     // width 4: 4*4+4 + 4*3+3 = 35 params; width 64: 515.
-    assert!(stdout.contains("2 trials: 1 complete, 0 pruned, 1 failed (1 infeasible before training)"), "{stdout}");
+    assert!(stdout.contains("2 trials: 1 complete, 0 pruned, 0 failed, 1 infeasible before training"), "{stdout}");
     let r = results(&out);
-    let refused: Vec<&Value> = r["trials"].as_array().unwrap().iter().filter(|t| t["state"] == "failed").collect();
+    let refused: Vec<&Value> = r["trials"].as_array().unwrap().iter().filter(|t| t["state"] == "infeasible").collect();
     assert_eq!(refused.len(), 1);
     assert!(refused[0]["error"].as_str().unwrap().starts_with("infeasible before training: params <= 100 (is 515)"));
+    assert_eq!((r["counts"]["infeasible"].as_u64(), r["counts"]["failed"].as_u64()), (Some(1), Some(0)));
 }

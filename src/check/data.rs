@@ -1,8 +1,11 @@
 //! What the `data = ...` of an experiment describes, found without loading it all:
-//! the built-in datasets' known shapes, and the headers of CSV and IDX files.
+//! the built-in datasets' known shapes, and the headers of CSV and IDX files (read with
+//! `data`'s own readers, [`crate::data::csv_columns`] and [`crate::data::idx_dims`], so the
+//! checker and the loader cannot disagree on a file).
 
 use std::path::{Path, PathBuf};
 
+use crate::data::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, csv_columns, csv_text, idx_dims, is_missing, split_csv_line};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
 use crate::source::Span;
@@ -136,14 +139,6 @@ impl HelpDefault for Diagnostic {
     }
 }
 
-/// The most samples a `synthetic.*` set may have: it is generated in memory before the run, and
-/// an `n` with a few zeros too many would otherwise exhaust it.
-pub const SYNTHETIC_MAX_N: i64 = 10_000_000;
-
-/// The largest `noise` (standard deviation) of a `synthetic.*` set, whose curves have
-/// coordinates of order 1.
-pub const SYNTHETIC_MAX_NOISE: f64 = 1000.0;
-
 /// Checks `n`, `noise` and `seed` of a `synthetic.*` call; gives `n` (default 1000).
 fn synthetic_args<'a>(
     arg: &dyn Fn(&str, usize) -> Option<&'a Value>,
@@ -256,38 +251,6 @@ fn read(path: &Path, span: Span) -> Result<Vec<u8>, Diagnostic> {
     })
 }
 
-/// A CSV file's text: UTF-8 (invalid bytes replaced), without the byte-order mark that
-/// spreadsheet programs write first, which would otherwise become part of the first column's name.
-pub fn csv_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes))
-}
-
-/// Splits one CSV line on commas, honouring double quotes.
-pub fn split_csv_line(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
-            c => cur.push(c),
-        }
-    }
-    out.push(cur.trim().trim_end_matches('\r').to_string());
-    out
-}
-
-/// Whether a CSV field is a missing value.
-pub fn is_missing(field: &str) -> bool {
-    matches!(field, "" | "NA" | "N/A" | "NaN" | "nan" | "?" | "null")
-}
-
 fn csv(
     path: Option<&Value>,
     target: Option<&Value>,
@@ -310,9 +273,7 @@ fn csv(
         ));
     };
     let first = split_csv_line(first);
-    let header = first.iter().any(|f| !is_missing(f) && f.parse::<f64>().is_err());
-    let columns: Vec<String> =
-        if header { first.clone() } else { (0..first.len()).map(|i| format!("column{i}")).collect() };
+    let (header, columns) = csv_columns(&first);
     let target_span = arg_span("target");
     let target_idx = match target {
         Some(Value::Str(t)) | Some(Value::Sym(crate::ir::Symbol { sym: t })) => {
@@ -427,46 +388,4 @@ fn idx(
         rest => rest.to_vec(),
     };
     Ok(DataInfo { name: format!("idx({})", ipath.display()), shape, classes, task: Task::Classification })
-}
-
-/// The dimensions in an IDX header (`None` if malformed or truncated).
-pub fn idx_dims(bytes: &[u8]) -> Option<Vec<usize>> {
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
-        return None;
-    }
-    let n = bytes[3] as usize;
-    let mut dims = Vec::with_capacity(n);
-    for i in 0..n {
-        let b = bytes.get(4 + 4 * i..8 + 4 * i)?;
-        dims.push(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    }
-    let elem: usize = match bytes[2] {
-        0x08 | 0x09 => 1,
-        0x0B => 2,
-        0x0C | 0x0D => 4,
-        0x0E => 8,
-        _ => return None,
-    };
-    // Checked: a forged header with huge dimensions is malformed, not an overflow.
-    let need = dims.iter().try_fold(elem, |acc, d| acc.checked_mul(*d))?.checked_add(4 + 4 * n)?;
-    (bytes.len() >= need && !dims.is_empty()).then_some(dims)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::idx_dims;
-
-    #[test]
-    fn idx_headers_with_huge_dimensions_are_malformed_not_overflows() {
-        // Three dimensions of 0xFFFFFFFF bytes: their product overflows usize.
-        let mut forged = vec![0, 0, 0x08, 3];
-        forged.extend_from_slice(&[0xFF; 12]);
-        assert_eq!(idx_dims(&forged), None);
-        // A well-formed 2x3 u8 file.
-        let mut ok = vec![0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3];
-        ok.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
-        assert_eq!(idx_dims(&ok), Some(vec![2, 3]));
-        // Truncated data.
-        assert_eq!(idx_dims(&ok[..ok.len() - 1]), None);
-    }
 }

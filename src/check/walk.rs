@@ -1470,12 +1470,12 @@ impl<'a> Walker<'a> {
             }
             if s.key == "parallel"
                 && let Ok(Value::Int(i)) = ir::eval(&s.value, &BTreeMap::new())
-                && i > crate::search::study::MAX_PARALLEL as i64
+                && i > crate::limits::MAX_PARALLEL as i64
             {
                 w.diags.push(
                     Diagnostic::error(
                         Code::InvalidValue,
-                        format!("`parallel` must be at most {}", crate::search::study::MAX_PARALLEL),
+                        format!("`parallel` must be at most {}", crate::limits::MAX_PARALLEL),
                         s.value.span,
                         format!("`parallel` is {i}"),
                     )

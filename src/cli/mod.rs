@@ -80,6 +80,7 @@ pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
 /// retried for a while (`BMA_STORE_RETRY`, 60 s by default) so that workers may start before
 /// it; after two silent seconds the user is told what bma is waiting for.
 pub fn connect_store(url: &str, connections: usize) -> Result<Box<dyn bma::store::Store>, bma::store::StoreError> {
+    let retry = store_retry();
     let (done, wait) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -87,14 +88,30 @@ pub fn connect_store(url: &str, connections: usize) -> Result<Box<dyn bma::store
                 eprintln!(
                     "waiting for the store {}: no answer yet; retrying for up to {:.0} s (BMA_STORE_RETRY)",
                     bma::store::postgres::redact(url),
-                    bma::store::connect_retry().as_secs_f64()
+                    retry.as_secs_f64()
                 );
             }
         });
-        let store = bma::store::connect(url, connections);
+        let store = bma::store::connect(url, connections, retry);
         let _ = done.send(());
         store
     })
 }
 
 const STORE_NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a store server is retried: `BMA_STORE_RETRY` (seconds, `s` allowed) or
+/// [`bma::store::DEFAULT_RETRY`].
+pub fn store_retry() -> std::time::Duration {
+    std::env::var("BMA_STORE_RETRY")
+        .ok()
+        .and_then(|s| s.trim().trim_end_matches('s').parse::<f64>().ok())
+        .and_then(bma::seconds)
+        .unwrap_or(bma::store::DEFAULT_RETRY)
+}
+
+/// Each trial thread's stack: `BMA_TRIAL_STACK` (bytes; for the fault tests) or
+/// [`bma::search::study::TRIAL_STACK`].
+pub fn trial_stack() -> usize {
+    std::env::var("BMA_TRIAL_STACK").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(bma::search::study::TRIAL_STACK)
+}

@@ -85,6 +85,7 @@ impl StudyFlags {
             heartbeat: None,
             stale_after: None,
             shared,
+            trial_stack: Some(super::trial_stack()),
         })
     }
 }
@@ -336,13 +337,15 @@ impl Observer for Progress {
                 s.done += 1;
                 match trial.state {
                     TrialState::Pruned => s.pruned += 1,
-                    TrialState::Failed => s.failed += 1,
+                    // The bar counts points refused before training with the failures, as before.
+                    TrialState::Failed | TrialState::Infeasible => s.failed += 1,
                     _ => {}
                 }
                 s.best = history.ranked().first().map(|t| (t.number, t.values.clone()));
                 if self.mode == Mode::Plain {
                     let what = match (&trial.state, &trial.error) {
                         (TrialState::Failed, Some(e)) => format!("failed: {e}"),
+                        (TrialState::Infeasible, Some(e)) => e.clone(),
                         (state, _) => format!("{} {}", state.as_str(), self.values(&trial.values)),
                     };
                     let total = self.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into());

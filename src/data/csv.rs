@@ -1,8 +1,8 @@
 //! CSV files: `csv(path, target:, task:)`.
 //!
 //! Takes a path, the target column and the task; gives [`Raw`] samples. The first line
-//! is a header when any of its fields is neither a number nor a missing value (the
-//! checker's rule in `check::data`). A column whose present values all parse as numbers
+//! is a header when any of its fields is neither a number nor a missing value
+//! ([`csv_columns`], which the checker's `check::data` calls too). A column whose present values all parse as numbers
 //! is numeric (missing values become NaN, imputed later with the train mean); any other
 //! column is categorical and one-hot encoded over its sorted distinct values (a missing
 //! value is all zeros). Classes are the sorted distinct target values.
@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{DataError, Raw};
-use crate::check::data::{csv_text, is_missing, split_csv_line};
 use crate::ir::{DataInfo, Task};
 
 /// Which column is the target.
@@ -25,6 +24,47 @@ pub enum Target {
     Name(String),
     Index(usize),
     Last,
+}
+
+/// A CSV file's text: UTF-8 (invalid bytes replaced), without the byte-order mark that
+/// spreadsheet programs write first, which would otherwise become part of the first column's name.
+pub fn csv_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes))
+}
+
+/// Splits one CSV line on commas, honouring double quotes.
+pub fn split_csv_line(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur.trim().trim_end_matches('\r').to_string());
+    out
+}
+
+/// Whether a CSV field is a missing value.
+pub fn is_missing(field: &str) -> bool {
+    matches!(field, "" | "NA" | "N/A" | "NaN" | "nan" | "?" | "null")
+}
+
+/// Whether `first` (the first non-empty line, split) is a header, and the column names:
+/// a header when any field is neither a number nor a missing value; otherwise the columns
+/// are `column0`, `column1`, ...
+pub fn csv_columns(first: &[String]) -> (bool, Vec<String>) {
+    let header = first.iter().any(|f| !is_missing(f) && f.parse::<f64>().is_err());
+    let columns = if header { first.to_vec() } else { (0..first.len()).map(|i| format!("column{i}")).collect() };
+    (header, columns)
 }
 
 pub(super) fn load(path: &Path, target: &Target, task: Task) -> Result<Raw, DataError> {
@@ -38,9 +78,7 @@ pub(super) fn parse(text: &str, path: &Path, target: &Target, task: Task) -> Res
     let Some((first_line, first)) = lines.next() else {
         return Err(DataError::at(path, None, "the file is empty"));
     };
-    let header = first.iter().any(|f| !is_missing(f) && f.parse::<f64>().is_err());
-    let columns: Vec<String> =
-        if header { first.clone() } else { (0..first.len()).map(|i| format!("column{i}")).collect() };
+    let (header, columns) = csv_columns(&first);
     let t = match target {
         Target::Name(name) => columns
             .iter()

@@ -37,9 +37,10 @@ pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Resul
     Ok(Raw { info, x: values, y: ys })
 }
 
-/// The dimensions in an IDX header, `None` when malformed, truncated or too large.
-/// (Like `check::data::idx_dims`, with checked arithmetic: a header may claim anything.)
-fn idx_dims(bytes: &[u8]) -> Option<Vec<usize>> {
+/// The dimensions in an IDX header, `None` when malformed, truncated or too large (checked
+/// arithmetic: a header may claim anything). The one IDX header reader: the checker
+/// (`check::data`) calls it too.
+pub fn idx_dims(bytes: &[u8]) -> Option<Vec<usize>> {
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return None;
     }
@@ -73,4 +74,23 @@ fn decode(bytes: &[u8], rank: usize, count: usize) -> Option<Vec<f32>> {
     };
     let body = body.get(..count * size)?;
     Some(body.chunks_exact(size).map(conv).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idx_dims;
+
+    #[test]
+    fn idx_headers_with_huge_dimensions_are_malformed_not_overflows() {
+        // Three dimensions of 0xFFFFFFFF bytes: their product overflows usize.
+        let mut forged = vec![0, 0, 0x08, 3];
+        forged.extend_from_slice(&[0xFF; 12]);
+        assert_eq!(idx_dims(&forged), None);
+        // A well-formed 2x3 u8 file.
+        let mut ok = vec![0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+        ok.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        assert_eq!(idx_dims(&ok), Some(vec![2, 3]));
+        // Truncated data.
+        assert_eq!(idx_dims(&ok[..ok.len() - 1]), None);
+    }
 }

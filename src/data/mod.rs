@@ -7,6 +7,8 @@
 //! **Invariants:**
 //! - the [`ir::DataInfo`] of a loaded dataset equals what `check::data::describe` found for
 //!   the same value (shape, classes, task), so a checked model fits the data it trains on;
+//!   the checker reads CSV and IDX headers with this module's readers ([`csv_columns`],
+//!   [`idx_dims`]), never its own;
 //! - the split is stratified by class (classification) and deterministic for a seed;
 //! - standardisation and missing-value imputation are fitted on the train split only;
 //! - nothing in a data file can panic: bad files give a [`DataError`] naming file and line.
@@ -23,6 +25,9 @@ use crate::ir::{DataInfo, Task, Value};
 use crate::rng::Rng;
 
 pub use builtin::BUILTIN;
+pub use csv::{csv_columns, csv_text, is_missing, split_csv_line};
+pub use idx::idx_dims;
+pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -20,10 +20,18 @@ pub struct Spec {
     pub classes: usize,
 }
 
+/// The most samples a `synthetic.*` set may have: it is generated in memory before the run, and
+/// an `n` with a few zeros too many would otherwise exhaust it.
+pub const SYNTHETIC_MAX_N: i64 = 10_000_000;
+
+/// The largest `noise` (standard deviation) of a `synthetic.*` set, whose curves have
+/// coordinates of order 1.
+pub const SYNTHETIC_MAX_NOISE: f64 = 1000.0;
+
 pub(super) fn generate(kind: &str, spec: &Spec) -> Result<Raw, DataError> {
     let mut rng = Rng::new(spec.seed);
     let n = spec.n;
-    let max = crate::check::data::SYNTHETIC_MAX_N as usize;
+    let max = SYNTHETIC_MAX_N as usize;
     if n > max {
         return Err(DataError::new(format!("`synthetic.{kind}` with {n} samples; at most {max} are generated")));
     }

@@ -2,9 +2,9 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::ir::Point;
-use crate::search::TrialState;
 use crate::source::Source;
 use crate::train::{Control, DeviceKind, Trials};
+use crate::trial::TrialState;
 
 /// An iris MLP experiment with the given `average` section.
 fn source(average: &str, model: &str) -> String {

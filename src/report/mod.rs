@@ -20,7 +20,7 @@ use std::path::Path;
 
 use crate::final_model::FinalSummary;
 use crate::ir::Value;
-use crate::search::{Direction, Trial, TrialState};
+use crate::trial::{Direction, INFEASIBLE, Trial, TrialState};
 use svg::{Plot, esc};
 
 /// A parameter's domain, for axes and encoding.
@@ -173,11 +173,15 @@ pub fn render(data: &ReportData) -> String {
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{CSS}</style></head><body>\
-         <h1>{t}</h1><p class=\"muted\">{} trials: {} complete, {} pruned, {} failed.</p>",
+         <h1>{t}</h1><p class=\"muted\">{} trials: {} complete, {} pruned, {} failed{}.</p>",
         data.trials.len(),
         count(TrialState::Complete),
         count(TrialState::Pruned),
         count(TrialState::Failed),
+        match count(TrialState::Infeasible) {
+            0 => String::new(),
+            n => format!(", {n} {INFEASIBLE}"),
+        },
         t = esc(&data.title),
     );
     final_section(&mut h, data);

@@ -16,202 +16,25 @@ mod grid;
 mod nsga2;
 pub mod prune;
 mod random;
-pub mod rank;
 pub mod study;
 mod subspace;
 mod tpe;
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use crate::ir::{self, Point, Value};
 use crate::rng::Rng;
 use crate::space::{self, Encoding, SpaceError};
 
+pub use crate::trial::rank::{self, Rank};
+pub use crate::trial::{Direction, History, Trial, TrialState};
 pub use evolution::Evolution;
 pub use grid::Grid;
 pub use nsga2::Nsga2;
 pub use prune::{Pruner, Verdict};
 pub use random::Random;
-pub use rank::Rank;
 pub use subspace::Subspace;
 pub use tpe::{Tpe, TpeOptions};
-
-/// Whether an objective is minimized or maximized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Minimize,
-    Maximize,
-}
-
-impl From<crate::ast::Direction> for Direction {
-    fn from(d: crate::ast::Direction) -> Direction {
-        match d {
-            crate::ast::Direction::Minimize => Direction::Minimize,
-            crate::ast::Direction::Maximize => Direction::Maximize,
-        }
-    }
-}
-
-impl Direction {
-    /// The value turned so that lower is better.
-    pub fn loss(self, v: f64) -> f64 {
-        match self {
-            Direction::Minimize => v,
-            Direction::Maximize => -v,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Minimize => "minimize",
-            Direction::Maximize => "maximize",
-        }
-    }
-}
-
-/// Where a trial is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrialState {
-    /// Proposed, waiting for a worker (a requeued trial after a crash).
-    Queued,
-    Running,
-    Complete,
-    /// Stopped early by the pruner.
-    Pruned,
-    /// Errored, produced NaN, or ran out of time; `error` says why.
-    Failed,
-}
-
-impl TrialState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrialState::Queued => "queued",
-            TrialState::Running => "running",
-            TrialState::Complete => "complete",
-            TrialState::Pruned => "pruned",
-            TrialState::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TrialState> {
-        Some(match s {
-            "queued" => TrialState::Queued,
-            "running" => TrialState::Running,
-            "complete" => TrialState::Complete,
-            "pruned" => TrialState::Pruned,
-            "failed" => TrialState::Failed,
-            _ => return None,
-        })
-    }
-
-    pub fn is_finished(self) -> bool {
-        matches!(self, TrialState::Complete | TrialState::Pruned | TrialState::Failed)
-    }
-}
-
-/// One evaluation of one point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Trial {
-    pub number: u64,
-    pub state: TrialState,
-    /// The resolved point (derived and pinned values included).
-    pub params: Point,
-    pub seed: u64,
-    /// Objective values as measured, in the experiment's order (complete trials).
-    pub values: Vec<f64>,
-    /// Each constraint's left-hand side as measured.
-    pub constraints: Vec<f64>,
-    /// Each constraint's violation: 0 when it holds.
-    pub violations: Vec<f64>,
-    /// `(step, value)` reports of the first objective during the trial (epochs).
-    pub steps: Vec<(u32, f64)>,
-    /// Every metric measured (accuracy, latency, params, ...), by name; the report reads these.
-    #[serde(default)]
-    pub metrics: std::collections::BTreeMap<String, f64>,
-    pub error: Option<String>,
-    /// Wall-clock seconds.
-    pub duration: f64,
-}
-
-impl Trial {
-    pub fn new(number: u64, params: Point, seed: u64) -> Trial {
-        Trial {
-            number,
-            state: TrialState::Running,
-            params,
-            seed,
-            values: Vec::new(),
-            constraints: Vec::new(),
-            violations: Vec::new(),
-            steps: Vec::new(),
-            metrics: Default::default(),
-            error: None,
-            duration: 0.0,
-        }
-    }
-
-    pub fn is_feasible(&self) -> bool {
-        self.violations.iter().all(|v| *v <= 0.0)
-    }
-
-    pub fn total_violation(&self) -> f64 {
-        self.violations.iter().map(|v| v.max(0.0)).sum()
-    }
-
-    /// The value reported at `step`, if any.
-    pub fn step_value(&self, step: u32) -> Option<f64> {
-        self.steps.iter().rev().find(|(s, _)| *s == step).map(|(_, v)| *v)
-    }
-}
-
-/// Every trial of a study so far, ordered by number, with what "better" means.
-#[derive(Debug, Clone, Default)]
-pub struct History {
-    pub directions: Vec<Direction>,
-    pub rank: Rank,
-    pub trials: Vec<Trial>,
-}
-
-impl History {
-    pub fn new(directions: Vec<Direction>, rank: Rank) -> History {
-        History { directions, rank, trials: Vec::new() }
-    }
-
-    pub fn completed(&self) -> impl Iterator<Item = &Trial> {
-        self.trials.iter().filter(|t| t.state == TrialState::Complete)
-    }
-
-    /// A trial's objective values turned so that lower is better.
-    pub fn losses(&self, trial: &Trial) -> Vec<f64> {
-        self.directions.iter().zip(&trial.values).map(|(d, v)| d.loss(*v)).collect()
-    }
-
-    /// Inserts or replaces a trial, keeping the order by number.
-    pub fn upsert(&mut self, trial: Trial) {
-        match self.trials.binary_search_by_key(&trial.number, |t| t.number) {
-            Ok(i) => self.trials[i] = trial,
-            Err(i) => self.trials.insert(i, trial),
-        }
-    }
-
-    pub fn get(&self, number: u64) -> Option<&Trial> {
-        self.trials.binary_search_by_key(&number, |t| t.number).ok().map(|i| &self.trials[i])
-    }
-
-    pub fn get_mut(&mut self, number: u64) -> Option<&mut Trial> {
-        self.trials.binary_search_by_key(&number, |t| t.number).ok().map(|i| &mut self.trials[i])
-    }
-
-    /// Complete trials, best first, by the rank (feasible ones before infeasible).
-    pub fn ranked(&self) -> Vec<&Trial> {
-        let complete: Vec<&Trial> = self.completed().collect();
-        rank::order(&complete, &self.directions, &self.rank).into_iter().map(|i| complete[i]).collect()
-    }
-}
 
 /// What a strategy sees when asked for a trial.
 pub struct AskContext<'a> {
@@ -272,6 +95,12 @@ impl std::error::Error for SearchError {}
 impl From<SpaceError> for SearchError {
     fn from(e: SpaceError) -> SearchError {
         SearchError::Space(e)
+    }
+}
+
+impl From<rank::RankError> for SearchError {
+    fn from(e: rank::RankError) -> SearchError {
+        SearchError::Setting(e.0)
     }
 }
 

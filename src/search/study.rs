@@ -12,8 +12,8 @@
 //!   numbered `<= n - parallel`: before asking for `n`, the loop waits for those of
 //!   its own trials to finish. So a study is reproducible for a given seed and
 //!   `parallel` whatever the threads' timing (a study `time` budget aside).
-//! - Every trial the loop starts ends recorded in the store as complete, pruned or
-//!   failed (with its reason), unless the process dies; then the store still holds
+//! - Every trial the loop starts ends recorded in the store as complete, pruned,
+//!   infeasible (refused before training) or failed (with its kind and reason), unless the process dies; then the store still holds
 //!   it as running, and the next run requeues it (see [`Study::recover`]).
 //! - A panic, NaN or error inside one trial fails that trial only.
 //! - A [`Settings::shared`] study (several workers, one store) keeps every rule above
@@ -33,6 +33,7 @@ use crate::ir::{self, DataInfo, Point, Value};
 use crate::rng::{Rng, mix_seed};
 use crate::space;
 use crate::store::{self, Store, StudyState};
+use crate::trial::FailKind;
 
 /// Measured values by name (`accuracy`, `params`, `train_loss`, ...).
 pub type Metrics = BTreeMap<String, f64>;
@@ -107,23 +108,20 @@ impl Evaluator for FunctionEvaluator {
 }
 
 /// How the error of a trial refused before training by a static `require` (on `params`,
-/// `flops`) begins: such a trial is recorded failed, and summaries count it apart.
-pub const INFEASIBLE: &str = "infeasible before training";
+/// `flops`) begins: such a trial is recorded [`TrialState::Infeasible`].
+pub use crate::trial::INFEASIBLE;
 
-/// The most trials one process runs at once (`search { parallel = }`, `--parallel`): each is a
-/// thread of its own, and past the machine's cores more of them only share the cores.
-pub const MAX_PARALLEL: usize = 1024;
+/// The most trials one process runs at once; it lives with the other limits the checker reads.
+pub use crate::limits::MAX_PARALLEL;
 
-/// A trial thread's stack, as large as a main thread's: evaluating a point walks the file's
-/// expressions recursively (nested up to `syntax::MAX_NESTING`), which overflowed the 2 MiB
-/// default in debug builds. Only what is touched is backed by memory.
+/// A trial thread's stack by default ([`Settings::trial_stack`]), as large as a main thread's:
+/// evaluating a point walks the file's expressions recursively (nested up to
+/// `syntax::MAX_NESTING`), which overflowed the 2 MiB default in debug builds. Only what is
+/// touched is backed by memory.
 pub const TRIAL_STACK: usize = 8 << 20;
 
-/// The stack of a trial thread: [`TRIAL_STACK`], or `BMA_TRIAL_STACK` (bytes) where set. The
-/// variable is for the fault tests: a size no address space holds makes every thread refused.
-pub fn trial_stack() -> usize {
-    std::env::var("BMA_TRIAL_STACK").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(TRIAL_STACK).max(1 << 16)
-}
+/// The smallest trial stack the loop asks for, whatever [`Settings::trial_stack`] says.
+pub const MIN_TRIAL_STACK: usize = 1 << 16;
 
 /// What happens during a study, for progress displays.
 pub enum Event<'a> {
@@ -181,9 +179,9 @@ pub trait Reuse: Sync {
     /// Trial `trial.number` has been recorded as finished.
     fn finished(&self, _trial: &Trial) {}
 
-    /// The error recorded for a trial stopped by the stop flag.
-    fn stop_reason(&self) -> String {
-        INTERRUPTED.to_string()
+    /// The kind of failure and the error recorded for a trial stopped by the stop flag.
+    fn stop_reason(&self) -> (FailKind, String) {
+        (FailKind::Interrupted, INTERRUPTED.to_string())
     }
 }
 
@@ -212,6 +210,10 @@ pub struct Settings {
     /// How long a running trial may go without a heartbeat before a shared study's
     /// workers requeue it (only with `shared`; keep it well above `heartbeat`).
     pub stale_after: Duration,
+    /// Each trial thread's stack in bytes (at least [`MIN_TRIAL_STACK`]); [`TRIAL_STACK`] by
+    /// default. The fault tests give a size no address space holds (the CLI reads it from
+    /// `BMA_TRIAL_STACK`), so that every thread is refused.
+    pub trial_stack: usize,
 }
 
 impl Default for Settings {
@@ -224,6 +226,7 @@ impl Default for Settings {
             heartbeat: Duration::from_secs(10),
             shared: false,
             stale_after: Duration::from_secs(60),
+            trial_stack: TRIAL_STACK,
         }
     }
 }
@@ -543,8 +546,9 @@ impl<'a> Study<'a> {
         stop: &AtomicBool,
         reuse: Option<&dyn Reuse>,
     ) -> Result<(History, Ended), SearchError> {
-        let stop_reason = reuse.map(|r| r.stop_reason()).unwrap_or_else(|| INTERRUPTED.to_string());
-        let stop_reason = stop_reason.as_str();
+        let stop_reason =
+            reuse.map(|r| r.stop_reason()).unwrap_or_else(|| (FailKind::Interrupted, INTERRUPTED.to_string()));
+        let stop_reason = (stop_reason.0, stop_reason.1.as_str());
         let started = Instant::now();
         let parallel = self.settings.parallel.max(1);
         let id = self.study.id;
@@ -605,7 +609,7 @@ impl<'a> Study<'a> {
             let mut running: BTreeSet<u64> = BTreeSet::new();
             // Trials at once: `parallel`, lowered if the system refuses a thread.
             let mut slots = parallel;
-            let stack = trial_stack();
+            let stack = self.settings.trial_stack.max(MIN_TRIAL_STACK);
             let mut pending: Option<store::Claim> = None;
             let mut no_more = false;
             let mut recheck = false;
@@ -817,7 +821,7 @@ impl<'a> Study<'a> {
                                                     }))
                                                     .unwrap_or_else(|p| {
                                                         let why = format!("panicked: {}", panic_message(&p));
-                                                        ctx.failed(fallback, why, Instant::now())
+                                                        ctx.failed(fallback, FailKind::Error, why, Instant::now())
                                                     });
                                                     let _ = tx.send(Done { trial });
                                                 }
@@ -826,8 +830,8 @@ impl<'a> Study<'a> {
                                             // The system refused another thread: this trial fails with
                                             // the reason, and no more start until one of those running ends.
                                             let mut trial = spare;
-                                            trial.state = TrialState::Failed;
-                                            trial.error = Some(format!("could not start a thread for it: {e}"));
+                                            trial
+                                                .fail(FailKind::Error, format!("could not start a thread for it: {e}"));
                                             let _ = tx.send(Done { trial });
                                             slots = running.len().saturating_sub(1).max(1);
                                         }
@@ -964,8 +968,8 @@ struct TrialCtx<'s> {
     stop: &'s AtomicBool,
     deadline: Option<Instant>,
     trial_time: Option<Duration>,
-    /// The error of a trial stopped by the stop flag.
-    stop_reason: &'s str,
+    /// The kind of failure and the error of a trial stopped by the stop flag.
+    stop_reason: (FailKind, &'s str),
 }
 
 impl TrialCtx<'_> {
@@ -1002,7 +1006,7 @@ impl TrialCtx<'_> {
             .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&p))));
         let statics = match statics {
             Ok(m) => m,
-            Err(e) => return self.failed(trial, e, started),
+            Err(e) => return self.failed(trial, FailKind::Error, e, started),
         };
         if !s.objectives.requires.is_empty() && !statics.is_empty() {
             let cons = s.objectives.constraints(&trial.params, &statics, s.fns, s.data, true).unwrap_or_default();
@@ -1017,7 +1021,10 @@ impl TrialCtx<'_> {
                 trial.metrics = statics;
                 trial.constraints = cons.iter().map(|c| c.map(|(l, _)| l).unwrap_or(f64::NAN)).collect();
                 trial.violations = cons.iter().map(|c| c.map(|(_, v)| v).unwrap_or(0.0)).collect();
-                return self.failed(trial, format!("{INFEASIBLE}: {}", broken.join(", ")), started);
+                trial.state = TrialState::Infeasible;
+                trial.error = Some(format!("{INFEASIBLE}: {}", broken.join(", ")));
+                trial.duration = started.elapsed().as_secs_f64();
+                return trial;
             }
         }
 
@@ -1077,43 +1084,49 @@ impl TrialCtx<'_> {
     fn conclude(&self, mut trial: Trial, status: &Status, why: StopWhy, started: Instant) -> Trial {
         let s = self.study;
         let stopped_reason = match (status, why) {
-            (Status::Failed(reason), _) => Some(reason.clone()),
-            (Status::Stopped, StopWhy::Interrupted) => Some(self.stop_reason.to_string()),
-            (Status::Stopped, StopWhy::StudyTime) => Some("stopped: the study's time budget ran out".to_string()),
-            (Status::Stopped, StopWhy::TrialTime) => Some(format!(
-                "ran out of time: the trial limit is {:.1}s",
-                self.trial_time.map(|t| t.as_secs_f64()).unwrap_or(0.0)
+            (Status::Failed(reason), _) => Some((FailKind::Error, reason.clone())),
+            (Status::Stopped, StopWhy::Interrupted) => Some((self.stop_reason.0, self.stop_reason.1.to_string())),
+            (Status::Stopped, StopWhy::StudyTime) => {
+                Some((FailKind::StudyTime, "stopped: the study's time budget ran out".to_string()))
+            }
+            (Status::Stopped, StopWhy::TrialTime) => Some((
+                FailKind::TimedOut,
+                format!(
+                    "ran out of time: the trial limit is {:.1}s",
+                    self.trial_time.map(|t| t.as_secs_f64()).unwrap_or(0.0)
+                ),
             )),
-            (Status::Stopped, StopWhy::None) => Some("the evaluator stopped without being asked".to_string()),
+            (Status::Stopped, StopWhy::None) => {
+                Some((FailKind::Error, "the evaluator stopped without being asked".to_string()))
+            }
             _ => None,
         };
-        if let Some(reason) = stopped_reason {
-            return self.failed(trial, reason, started);
+        if let Some((kind, reason)) = stopped_reason {
+            return self.failed(trial, kind, reason, started);
         }
         match s.objectives.values(&trial.params, &trial.metrics, s.fns, s.data) {
             Ok(values) if values.iter().all(|v| v.is_finite()) || why == StopWhy::Pruned => trial.values = values,
             Ok(values) => {
                 trial.values = values;
-                return self.failed(trial, "an objective is infinite".into(), started);
+                return self.failed(trial, FailKind::Error, "an objective is infinite".into(), started);
             }
             Err(e) if why == StopWhy::Pruned => trial.error = Some(e),
-            Err(e) => return self.failed(trial, e, started),
+            Err(e) => return self.failed(trial, FailKind::Error, e, started),
         }
         match s.objectives.constraints(&trial.params, &trial.metrics, s.fns, s.data, false) {
             Ok(cons) => {
                 trial.constraints = cons.iter().map(|c| c.map(|(l, _)| l).unwrap_or(f64::NAN)).collect();
                 trial.violations = cons.iter().map(|c| c.map(|(_, v)| v).unwrap_or(0.0)).collect();
             }
-            Err(e) => return self.failed(trial, e, started),
+            Err(e) => return self.failed(trial, FailKind::Error, e, started),
         }
         trial.state = if why == StopWhy::Pruned { TrialState::Pruned } else { TrialState::Complete };
         trial.duration = started.elapsed().as_secs_f64();
         trial
     }
 
-    fn failed(&self, mut trial: Trial, reason: String, started: Instant) -> Trial {
-        trial.state = TrialState::Failed;
-        trial.error = Some(reason);
+    fn failed(&self, mut trial: Trial, kind: FailKind, reason: String, started: Instant) -> Trial {
+        trial.fail(kind, reason);
         trial.duration = started.elapsed().as_secs_f64();
         trial
     }

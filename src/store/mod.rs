@@ -1,7 +1,7 @@
 //! Where studies live: every trial's state change, committed before it is acted on.
 //!
 //! Takes the trial loop's writes (claims, starts, per-step reports, heartbeats,
-//! finishes), gives back a study's full [`History`](crate::search::History) after a
+//! finishes), gives back a study's full [`History`](crate::trial::History) after a
 //! crash or on another worker. [`Store`] is the contract; [`Sqlite`] is the embedded
 //! default (`<out>/study.db`); a shared PostgreSQL backend implements the same trait.
 //!
@@ -14,7 +14,7 @@
 //! Life of a trial, as the store sees it:
 //!
 //! ```text
-//! claim ──> running ──finish──> complete | pruned | failed
+//! claim ──> running ──finish──> complete | pruned | failed | infeasible
 //!   ^          │
 //!   │   (worker silent past the timeout: requeue_stale / requeue_worker)
 //!   └─ queued <┘
@@ -35,7 +35,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ir::Point;
-use crate::search::{Direction, Trial};
+use crate::trial::{Direction, FailKind, Trial, TrialState};
 
 pub use postgres::Postgres;
 pub use sqlite::{KeyedTrial, Sqlite};
@@ -201,8 +201,8 @@ pub trait Store: Send + Sync {
     /// Proves `worker` alive: refreshes the heartbeat of every trial it runs.
     fn heartbeat(&self, study: StudyId, worker: &str) -> Result<(), StoreError>;
 
-    /// Records a finished trial: state (complete, pruned or failed), values,
-    /// constraints, violations, metrics, error and duration. Steps already reported
+    /// Records a finished trial: state (complete, pruned, failed or infeasible), values,
+    /// constraints, violations, metrics, error, failure kind and duration. Steps already reported
     /// are kept; `trial.steps` not yet stored are added.
     fn finish(&self, study: StudyId, trial: &Finished) -> Result<(), StoreError>;
 
@@ -237,19 +237,26 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// A stored trial's [`FailKind`] from its state and `fail_kind` column: `None` unless the
+/// trial failed; a failed trial whose kind is missing or unknown (written by a newer bma)
+/// reads as [`FailKind::Error`].
+fn fail_kind(state: TrialState, column: Option<&str>) -> Option<FailKind> {
+    (state == TrialState::Failed).then(|| column.and_then(FailKind::parse).unwrap_or(FailKind::Error))
+}
+
 /// Opens the store a `--store` value (or `BMA_STORE`) names: `postgres://...` or
 /// `postgresql://...` is the shared [`Postgres`] store, `sqlite://PATH` or a plain path
 /// a SQLite file. `connections` is how many threads may call at once (a worker's
 /// `parallel` plus its heartbeat thread); a server that cannot be reached is retried
-/// with backoff for [`connect_retry`] and then refused with a message naming the URL
-/// (password hidden), never waited on forever.
-pub fn connect(url: &str, connections: usize) -> Result<Box<dyn Store>, StoreError> {
+/// with backoff for `retry` (the CLI's `BMA_STORE_RETRY`, [`DEFAULT_RETRY`] by default) and
+/// then refused with a message naming the URL (password hidden), never waited on forever.
+pub fn connect(url: &str, connections: usize, retry: std::time::Duration) -> Result<Box<dyn Store>, StoreError> {
     let url = url.trim();
     if url.is_empty() {
         return Err(StoreError::Backend("the store URL is empty (expected postgres://user@host/db or a file)".into()));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let pg = Postgres::connect_with(url, connections, connect_retry()).map_err(|e| match e {
+        let pg = Postgres::connect_with(url, connections, retry).map_err(|e| match e {
             StoreError::Backend(m) => {
                 StoreError::Backend(format!("cannot use the store {}: {m}", postgres::redact(url)))
             }
@@ -278,15 +285,9 @@ pub fn connect(url: &str, connections: usize) -> Result<Box<dyn Store>, StoreErr
     Ok(Box::new(Sqlite::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?))
 }
 
-/// How long [`connect`] (and every later call) keeps retrying an unreachable server:
-/// `BMA_STORE_RETRY` (a number of seconds) or 60 s.
-pub fn connect_retry() -> std::time::Duration {
-    std::env::var("BMA_STORE_RETRY")
-        .ok()
-        .and_then(|s| s.trim().trim_end_matches('s').parse::<f64>().ok())
-        .and_then(crate::seconds)
-        .unwrap_or(std::time::Duration::from_secs(60))
-}
+/// How long [`connect`] (and every later call) keeps retrying an unreachable server, unless
+/// told otherwise.
+pub const DEFAULT_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A study's record and every trial (by number, with steps), looked up by name in
 /// any store: what `bma report` and `bma ls` read.
@@ -319,6 +320,9 @@ pub fn now() -> f64 {
 }
 
 /// This process's worker id: `host:pid:nonce`, unique across restarts (fixed for the process).
+/// The host is the kernel's host name (`/proc/sys/kernel/hostname`), or `localhost` where
+/// that cannot be read (no `/proc`): the library reads no environment variable, and on such
+/// a system [`local_worker_dead`] cannot tell anyway, so the pid and nonce keep ids apart.
 pub fn worker_id() -> String {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(make_worker_id).clone()
@@ -328,7 +332,7 @@ fn make_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())
-        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into());
     let nonce = (now() * 1e6) as u64 % 1_000_000;
     format!("{host}:{}:{nonce}", std::process::id())

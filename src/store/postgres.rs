@@ -44,7 +44,7 @@ use postgres::{Client, NoTls, Row, Statement};
 use super::codec::{floats_to_text, metrics_to_text, point_to_text, text_to_floats, text_to_metrics, text_to_point};
 use super::{Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary};
 use crate::ir::Point;
-use crate::search::{Direction, Trial, TrialState};
+use crate::trial::{Direction, FailKind, Trial, TrialState};
 
 /// Schema migrations: `MIGRATIONS[i]` brings the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -98,6 +98,24 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "the creating run's options, for workers that join by name",
         "ALTER TABLE bma_studies ADD COLUMN options TEXT NOT NULL DEFAULT ''",
+    ),
+    (
+        "failure kinds in their own column; points refused before training are infeasible",
+        // The error texts matched here are those earlier versions wrote (`INFEASIBLE`,
+        // `CANCELLED`, `INTERRUPTED`, the time-outs); a new trial's kind is written with it.
+        "ALTER TABLE bma_trials ADD COLUMN fail_kind TEXT;
+    ALTER TABLE bma_trials DROP CONSTRAINT IF EXISTS bma_trials_state_check;
+    ALTER TABLE bma_trials ADD CONSTRAINT bma_trials_state_check
+        CHECK (state IN ('queued', 'running', 'complete', 'pruned', 'failed', 'infeasible'));
+    UPDATE bma_trials SET state = 'infeasible'
+        WHERE state = 'failed' AND error LIKE 'infeasible before training%';
+    UPDATE bma_trials SET fail_kind = CASE
+            WHEN error = 'interrupted (Ctrl-C)' THEN 'interrupted'
+            WHEN error = 'cancelled: the file was saved during the run' THEN 'cancelled'
+            WHEN error LIKE 'ran out of time: %' THEN 'timed_out'
+            WHEN error = 'stopped: the study''s time budget ran out' THEN 'study_time'
+            ELSE 'error' END
+        WHERE state = 'failed';",
     ),
 ];
 
@@ -546,12 +564,13 @@ const STUDY_COLUMNS: &str = "id, name, experiment, spec_text, spec_hash, objecti
                              constraints::text AS constraints_text, seed, state, created, options";
 
 const TRIAL_COLUMNS: &str = "number, state, params::text, seed, objective_values::text, constraint_values::text, \
-                             violations::text, metrics::text, error, duration";
+                             violations::text, metrics::text, error, duration, fail_kind";
 
 /// A trial row's columns for a table aliased `t`, as [`trial_at`] reads them.
 const T_COLUMNS: &str = "t.number, t.state, t.params::text AS params, t.seed, \
                          t.objective_values::text AS objective_values, t.constraint_values::text AS constraint_values, \
-                         t.violations::text AS violations, t.metrics::text AS metrics, t.error, t.duration";
+                         t.violations::text AS violations, t.metrics::text AS metrics, t.error, t.duration, \
+                         t.fail_kind";
 
 /// A trial's steps and their values (in step order) as two arrays, `s.steps` and
 /// `s.step_values` (NULL without steps): a join for a table aliased `t` of the study
@@ -591,9 +610,10 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
          )
          SELECT 2 AS kind, t.attempt, {T_COLUMNS}, s.steps, s.step_values FROM bma_trials t {steps}
            WHERE t.study = $1 AND t.number >= $5 AND NOT (t.number = ANY($6))
-             AND t.state IN ('complete', 'pruned', 'failed')
+             AND t.state IN ('complete', 'pruned', 'failed', 'infeasible')
          UNION ALL SELECT * FROM q
-         UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM i",
+         UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM i",
         steps = steps_join("$5")
     )
 });
@@ -634,7 +654,7 @@ static FINISH: LazyLock<String> = LazyLock::new(|| {
            UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5,
                   objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb,
                   violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11,
-                  finished = {NOW}, heartbeat = NULL
+                  fail_kind = $16, finished = {NOW}, heartbeat = NULL
            WHERE study = $1 AND number = $2 AND state IN ('running', 'queued')
              AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))
            RETURNING number
@@ -672,16 +692,18 @@ fn trial_from_row(r: &Row) -> Result<Trial, OpError> {
 fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
     let state: String = r.try_get(at + 1)?;
     let mut steps = Vec::new();
-    if r.len() >= at + 12 {
-        let numbers: Option<Vec<i32>> = r.try_get(at + 10)?;
-        let values: Option<Vec<Option<f64>>> = r.try_get(at + 11)?;
+    if r.len() >= at + 13 {
+        let numbers: Option<Vec<i32>> = r.try_get(at + 11)?;
+        let values: Option<Vec<Option<f64>>> = r.try_get(at + 12)?;
         if let (Some(numbers), Some(values)) = (numbers, values) {
             steps = numbers.iter().zip(values).map(|(s, v)| (*s as u32, v.unwrap_or(f64::NAN))).collect();
         }
     }
+    let state = TrialState::parse(&state).unwrap_or(TrialState::Failed);
+    let kind: Option<String> = r.try_get(at + 10)?;
     Ok(Trial {
         number: r.try_get::<_, i64>(at)? as u64,
-        state: TrialState::parse(&state).unwrap_or(TrialState::Failed),
+        state,
         params: text_to_point(r.try_get(at + 2)?)?,
         seed: r.try_get::<_, Option<i64>>(at + 3)?.unwrap_or(0) as u64,
         values: text_to_floats(&r.try_get::<_, String>(at + 4)?),
@@ -690,6 +712,7 @@ fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
         steps,
         metrics: text_to_metrics(&r.try_get::<_, String>(at + 7)?),
         error: r.try_get(at + 8)?,
+        failure: super::fail_kind(state, kind.as_deref()),
         duration: r.try_get(at + 9)?,
     })
 }
@@ -705,7 +728,7 @@ fn requeue_where(
     let mut tx = c.transaction()?;
     tx.execute(
         &format!(
-            "UPDATE bma_trials SET state = 'failed', finished = {NOW}, requeues = requeues + 1, \
+            "UPDATE bma_trials SET state = 'failed', fail_kind = 'error', finished = {NOW}, requeues = requeues + 1, \
              error = 'its worker went silent ' || (requeues + 1) || ' times; not requeued again' \
              WHERE study = $1 AND state = 'running' AND requeues + 1 >= {MAX_REQUEUES} AND {cond}"
         ),
@@ -855,7 +878,8 @@ impl Store for Postgres {
             trial.steps.iter().map(|(_, v)| if v.is_nan() { None } else { Some(*v) }).collect();
         // This trial finished after the last claim's read: the next `finished_since` reads.
         self.fresh.lock().unwrap_or_else(|p| p.into_inner()).remove(&study);
-        let args: [&(dyn postgres::types::ToSql + Sync); 15] = [
+        let kind = trial.failure.map(FailKind::as_str);
+        let args: [&(dyn postgres::types::ToSql + Sync); 16] = [
             &study,
             &number,
             &trial.state.as_str(),
@@ -871,6 +895,7 @@ impl Store for Postgres {
             &attempt,
             &step_numbers,
             &step_values,
+            &kind,
         ];
         self.op(|c| {
             // The guarded update and the steps not yet stored: one statement, one round trip.
@@ -979,7 +1004,7 @@ impl Store for Postgres {
                 rows.iter().map(trial_from_row).collect::<Result<Vec<_>, _>>()
             })?;
             let refs: Vec<&Trial> = complete.iter().collect();
-            let best = crate::search::rank::order(&refs, &spec.directions(), &crate::search::Rank::Lexicographic)
+            let best = crate::trial::rank::order(&refs, &spec.directions(), &crate::trial::Rank::Lexicographic)
                 .first()
                 .map(|&i| (refs[i].number, refs[i].values.clone()));
             out.push(StudySummary {

@@ -20,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use super::codec::{floats_to_text, metrics_to_text, point_to_text, text_to_floats, text_to_metrics, text_to_point};
 use super::{Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary, now};
 use crate::ir::Point;
-use crate::search::{Direction, Trial, TrialState};
+use crate::trial::{Direction, FailKind, Trial, TrialState};
 
 /// Schema migrations: `MIGRATIONS[i]` brings `user_version` from `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -69,6 +69,18 @@ pub const MIGRATIONS: &[&str] = &[
     // a complete trial of the same configuration in any study of the file.
     "ALTER TABLE trials ADD COLUMN config_key TEXT;
     CREATE INDEX trials_config_key ON trials(config_key, state);",
+    // 3: failure kinds in their own column; points refused before training are `infeasible`.
+    // The error texts matched are those earlier versions wrote (`INFEASIBLE`, `CANCELLED`,
+    // `INTERRUPTED`, the time-outs); a new trial's kind is written with it.
+    "ALTER TABLE trials ADD COLUMN fail_kind TEXT;
+    UPDATE trials SET state = 'infeasible' WHERE state = 'failed' AND error LIKE 'infeasible before training%';
+    UPDATE trials SET fail_kind = CASE
+            WHEN error = 'interrupted (Ctrl-C)' THEN 'interrupted'
+            WHEN error = 'cancelled: the file was saved during the run' THEN 'cancelled'
+            WHEN error LIKE 'ran out of time: %' THEN 'timed_out'
+            WHEN error = 'stopped: the study''s time budget ran out' THEN 'study_time'
+            ELSE 'error' END
+        WHERE state = 'failed';",
 ];
 
 /// The lowest queued trial of a study. `+number`: SQLite looks the few queued rows up
@@ -326,13 +338,15 @@ fn study_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StudyId, StudySpec
 }
 
 const TRIAL_COLUMNS: &str = "number, state, params, seed, objective_values, constraint_values, violations, metrics, \
-                             error, duration";
+                             error, duration, fail_kind";
 
 fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<String>)> {
     let state: String = r.get(1)?;
+    let state = TrialState::parse(&state).unwrap_or(TrialState::Failed);
+    let kind: Option<String> = r.get(10)?;
     let trial = Trial {
         number: r.get::<_, i64>(0)? as u64,
-        state: TrialState::parse(&state).unwrap_or(TrialState::Failed),
+        state,
         params: Point::new(),
         seed: r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
         values: text_to_floats(&r.get::<_, String>(4)?),
@@ -341,6 +355,7 @@ fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<Stri
         steps: Vec::new(),
         metrics: text_to_metrics(&r.get::<_, String>(7)?),
         error: r.get(8)?,
+        failure: super::fail_kind(state, kind.as_deref()),
         duration: r.get(9)?,
     };
     Ok((trial, r.get(2)?))
@@ -562,7 +577,8 @@ impl Store for Sqlite {
             let n = tx
                 .prepare_cached(
                     "UPDATE trials SET state = ?3, params = ?4, seed = ?5, objective_values = ?6, constraint_values = ?7, \
-                     violations = ?8, metrics = ?9, error = ?10, duration = ?11, finished = ?12, worker = NULL \
+                     violations = ?8, metrics = ?9, error = ?10, duration = ?11, finished = ?12, worker = NULL, \
+                     fail_kind = ?13 \
                      WHERE study = ?1 AND number = ?2",
                 )
                 .and_then(|mut st| {
@@ -578,7 +594,8 @@ impl Store for Sqlite {
                         metrics_to_text(&trial.metrics),
                         trial.error,
                         trial.duration,
-                        now()
+                        now(),
+                        trial.failure.map(FailKind::as_str)
                     ])
                 })
                 .map_err(backend)?;
@@ -674,7 +691,7 @@ impl Store for Sqlite {
             }
             let directions = spec.directions();
             let complete: Vec<&Trial> = trials.iter().filter(|t| t.state == TrialState::Complete).collect();
-            let best = crate::search::rank::order(&complete, &directions, &crate::search::Rank::Lexicographic)
+            let best = crate::trial::rank::order(&complete, &directions, &crate::trial::Rank::Lexicographic)
                 .first()
                 .map(|&i| (complete[i].number, complete[i].values.clone()));
             out.push(StudySummary {

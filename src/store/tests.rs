@@ -1,5 +1,10 @@
+//! SQLite's own behaviour: its file, schema and migrations, connections from several
+//! threads, configuration keys, study versions. What every store does is the conformance
+//! suite's (`tests/store_suite/`, run against SQLite and PostgreSQL by `tests/store.rs`).
+
 use super::*;
 use crate::ir::Value;
+use crate::trial::FailKind;
 
 fn spec(name: &str, text: &str) -> StudySpec {
     StudySpec {
@@ -27,98 +32,6 @@ fn finished(number: u64, x: f64, v: f64) -> Trial {
     t.metrics.insert("loss".into(), v);
     t.duration = 0.5;
     t
-}
-
-#[test]
-fn claims_are_numbered_and_history_reads_back() {
-    let s = Sqlite::in_memory().expect("in-memory store");
-    let study = s.open(&spec("a", "x")).expect("open the study");
-    assert!(study.created_now);
-    for i in 0..3 {
-        let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
-        assert_eq!(c.number, i);
-        assert!(c.requeued.is_none());
-        s.start(study.id, i, &point(i as f64), 100 + i, "w").expect("start");
-        s.report(study.id, i, 1, 2.0).expect("report");
-        s.report(study.id, i, 2, f64::NAN).expect("report");
-        s.finish(study.id, &finished(i, i as f64, 10.0 - i as f64)).expect("finish");
-    }
-    let h = s.history(study.id).expect("history");
-    assert_eq!(h.len(), 3);
-    assert_eq!(h[2].params, point(2.0));
-    assert_eq!(h[2].values, vec![8.0]);
-    assert_eq!(h[2].seed, 102);
-    assert_eq!(h[1].steps.len(), 2);
-    assert!(h[1].steps[1].1.is_nan());
-    let summary = s.studies().expect("studies");
-    assert_eq!(summary[0].best, Some((2, vec![8.0])));
-    assert_eq!(summary[0].counts.get("complete"), Some(&3));
-}
-
-#[test]
-fn nan_and_infinite_values_survive() {
-    let s = Sqlite::in_memory().expect("in-memory store");
-    let study = s.open(&spec("a", "x")).expect("open the study");
-    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
-    let mut t = finished(c.number, 1.0, f64::INFINITY);
-    t.state = TrialState::Failed;
-    t.error = Some("loss is NaN".into());
-    t.metrics.insert("acc".into(), f64::NAN);
-    s.finish(study.id, &t).expect("finish");
-    let h = s.history(study.id).expect("history");
-    assert_eq!(h[0].values, vec![f64::INFINITY]);
-    assert!(h[0].metrics["acc"].is_nan());
-    assert_eq!(h[0].state, TrialState::Failed);
-    assert_eq!(h[0].error.as_deref(), Some("loss is NaN"));
-}
-
-#[test]
-fn joining_with_another_spec_is_refused() {
-    let s = Sqlite::in_memory().expect("in-memory store");
-    s.open(&spec("a", "x")).expect("open the study");
-    let again = s.open(&spec("a", "x")).expect("open the study");
-    assert!(!again.created_now);
-    match s.open(&spec("a", "y")) {
-        Err(StoreError::SpecMismatch { name, .. }) => assert_eq!(name, "a"),
-        other => panic!("expected a mismatch, got {other:?}"),
-    }
-}
-
-#[test]
-fn silent_trials_are_requeued_once_and_reclaimed_with_their_number() {
-    let s = Sqlite::in_memory().expect("in-memory store");
-    let study = s.open(&spec("a", "x")).expect("open the study");
-    let c0 = s.claim(study.id, "dead", None).expect("claim").expect("a trial to claim");
-    s.start(study.id, c0.number, &point(0.5), 42, "dead").expect("start");
-    s.report(study.id, c0.number, 1, 3.0).expect("report");
-    let c1 = s.claim(study.id, "alive", None).expect("claim").expect("a trial to claim");
-    assert_eq!(c1.number, 1);
-    // Nothing is stale yet.
-    assert!(s.requeue_stale(study.id, 60.0).expect("requeue_stale").is_empty());
-    assert_eq!(s.requeue_worker(study.id, "dead").expect("requeue_worker"), vec![0]);
-    // A second sweep finds nothing: requeued exactly once.
-    assert!(s.requeue_worker(study.id, "dead").expect("requeue_worker").is_empty());
-    let c = s.claim(study.id, "alive", None).expect("claim").expect("a trial to claim");
-    assert_eq!(c.number, 0);
-    let back = c.requeued.expect("requeued is set");
-    assert_eq!(back.params, point(0.5));
-    assert_eq!(back.seed, 42);
-    assert!(s.history(study.id).expect("history")[0].steps.is_empty(), "steps of the lost run are dropped");
-    // The next fresh number continues after the highest allocated, within the budget.
-    assert_eq!(s.claim(study.id, "alive", Some(3)).expect("claim").expect("a trial to claim").number, 2);
-    assert!(s.claim(study.id, "alive", Some(3)).expect("claim").is_none());
-    s.release(study.id, 2, "alive").expect("release");
-    assert_eq!(s.claim(study.id, "other", Some(3)).expect("claim").expect("a trial to claim").number, 2);
-}
-
-#[test]
-fn stale_heartbeats_are_requeued() {
-    let s = Sqlite::in_memory().expect("in-memory store");
-    let study = s.open(&spec("a", "x")).expect("open the study");
-    s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
-    std::thread::sleep(std::time::Duration::from_millis(30));
-    assert_eq!(s.requeue_stale(study.id, 0.01).expect("requeue_stale"), vec![0]);
-    assert!(s.requeue_stale(study.id, 0.01).expect("requeue_stale").is_empty());
 }
 
 #[test]
@@ -249,34 +162,17 @@ fn connect_picks_the_backend_from_the_url() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.db");
     for url in [format!("sqlite://{}", path.display()), path.display().to_string()] {
-        let s = crate::store::connect(&url, 1).expect("connect");
+        let s = crate::store::connect(&url, 1, crate::store::DEFAULT_RETRY).expect("connect");
         s.open(&spec("a", "x")).expect("open the study");
         assert_eq!(s.studies().expect("studies").len(), 1, "{url}");
     }
-    let err = |url: &str| crate::store::connect(url, 1).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = |url: &str| {
+        crate::store::connect(url, 1, crate::store::DEFAULT_RETRY).err().map(|e| e.to_string()).unwrap_or_default()
+    };
     assert!(err("mysql://u@h/db").contains("unknown store `mysql://`"));
     assert!(err("").contains("empty"));
     assert!(err(&dir.path().join("no/such/dir/s.db").display().to_string()).contains("is not a folder"));
     assert!(err("postgres://u@h:notaport/db").contains("bad PostgreSQL URL"));
-}
-
-#[test]
-fn a_study_loads_by_name_from_any_store() {
-    let s = Sqlite::in_memory().expect("in-memory store");
-    let study = s.open(&spec("a", "x")).expect("open the study");
-    s.open(&spec("b", "y")).expect("open the study");
-    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
-    s.start(study.id, c.number, &point(0.5), 100, "w").expect("start");
-    s.finish(study.id, &finished(c.number, 0.5, 2.0)).expect("finish");
-    let store: &dyn Store = &s;
-    let (loaded, trials) = crate::store::load_study(store, "a").expect("load_study");
-    assert_eq!((loaded.id, loaded.spec.name.as_str()), (study.id, "a"));
-    assert_eq!(trials, vec![finished(0, 0.5, 2.0)]);
-    let e = match crate::store::load_study(store, "zz") {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("a study that does not exist was loaded"),
-    };
-    assert!(e.contains("no study `zz`") && e.contains("a, b"), "{e}");
 }
 
 #[test]
@@ -291,4 +187,49 @@ fn claims_find_queued_trials_through_the_state_index() {
         .collect::<Result<_, _>>()
         .expect("read the plan");
     assert!(plan.iter().any(|p| p.contains("trials_state")), "{plan:?}");
+}
+
+#[test]
+fn a_version_2_file_gets_failure_kinds_and_its_refused_points_become_infeasible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("study.db");
+    {
+        // A file as bma wrote it before failure kinds: schema 2, failures told apart only by
+        // their text, a point refused before training stored as failed.
+        let conn = rusqlite::Connection::open(&path).expect("open the database file");
+        conn.execute_batch(MIGRATIONS[0]).expect("create the version-1 schema");
+        conn.execute_batch(MIGRATIONS[1]).expect("migrate it to version 2");
+        conn.execute_batch(
+            "PRAGMA user_version = 2;
+             INSERT INTO studies (name, experiment, spec_text, spec_hash, objectives, constraints, seed, state, created, next_number)
+             VALUES ('a', 'a', 'x', 'h', '[[\"loss\",\"minimize\"]]', '[]', 7, 'finished', 0, 7);
+             INSERT INTO trials (study, number, state, params, seed, objective_values, error) VALUES
+             (1, 0, 'complete', '{}', 3, '[2.0]', NULL),
+             (1, 1, 'failed', '{}', 3, '[]', 'infeasible before training: params <= 100 (is 515)'),
+             (1, 2, 'failed', '{}', 3, '[]', 'interrupted (Ctrl-C)'),
+             (1, 3, 'failed', '{}', 3, '[]', 'cancelled: the file was saved during the run'),
+             (1, 4, 'failed', '{}', 3, '[]', 'ran out of time: the trial limit is 1.0s'),
+             (1, 5, 'failed', '{}', 3, '[]', 'stopped: the study''s time budget ran out'),
+             (1, 6, 'failed', '{}', 3, '[]', 'loss is NaN');",
+        )
+        .expect("write a version-2 database");
+    }
+    let s = Sqlite::open(&path).expect("open the old file");
+    assert_eq!(s.schema_version().expect("schema_version"), MIGRATIONS.len() as u32);
+    let h = s.history(1).expect("history");
+    let read: Vec<(TrialState, Option<FailKind>)> = h.iter().map(|t| (t.state, t.failure)).collect();
+    assert_eq!(
+        read,
+        vec![
+            (TrialState::Complete, None),
+            (TrialState::Infeasible, None),
+            (TrialState::Failed, Some(FailKind::Interrupted)),
+            (TrialState::Failed, Some(FailKind::Cancelled)),
+            (TrialState::Failed, Some(FailKind::TimedOut)),
+            (TrialState::Failed, Some(FailKind::StudyTime)),
+            (TrialState::Failed, Some(FailKind::Error)),
+        ]
+    );
+    assert_eq!(h[1].error.as_deref(), Some("infeasible before training: params <= 100 (is 515)"), "texts are kept");
+    assert_eq!(h[0].values, vec![2.0]);
 }

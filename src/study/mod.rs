@@ -104,6 +104,8 @@ pub struct Overrides {
     pub stale_after: Option<Duration>,
     /// The study lives in a store other workers share (`--store`).
     pub shared: bool,
+    /// Each trial thread's stack in bytes (default [`trial_loop::TRIAL_STACK`]).
+    pub trial_stack: Option<usize>,
 }
 
 /// Something a front end should tell the user before the study starts.
@@ -226,6 +228,7 @@ impl<'c> Plan<'c> {
                 heartbeat: overrides.heartbeat.unwrap_or(Duration::from_secs(5)),
                 shared: overrides.shared,
                 stale_after: overrides.stale_after.unwrap_or(Duration::from_secs(60)),
+                trial_stack: overrides.trial_stack.unwrap_or(trial_loop::TRIAL_STACK),
             },
             strategy,
             prune,

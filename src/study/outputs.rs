@@ -341,15 +341,11 @@ pub fn table(history: &History, spec: &StudySpec, space: &ir::Space, top: usize)
     out
 }
 
-/// `60 trials: 3 complete, 52 pruned, 5 failed (5 infeasible before training)`.
+/// `60 trials: 3 complete, 52 pruned, 0 failed, 5 infeasible before training`.
 pub fn counts_line(history: &History) -> String {
     let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
-    let infeasible = history
-        .trials
-        .iter()
-        .filter(|t| t.state == TrialState::Failed && t.error.as_deref().is_some_and(|e| e.starts_with(INFEASIBLE)))
-        .count();
-    let apart = if infeasible > 0 { format!(" ({infeasible} {INFEASIBLE})") } else { String::new() };
+    let infeasible = history.trials.iter().filter(|t| t.state == TrialState::Infeasible).count();
+    let apart = if infeasible > 0 { format!(", {infeasible} {INFEASIBLE}") } else { String::new() };
     format!(
         "{} trials: {} complete, {} pruned, {} failed{apart}",
         history.trials.len(),
@@ -409,6 +405,7 @@ fn trial_json(t: &Trial, spec: &StudySpec) -> Json {
         "metrics": Json::Object(t.metrics.iter().map(|(k, v)| (k.clone(), float(*v))).collect()),
         "steps": t.steps.iter().map(|(s, v)| json!([s, float(*v)])).collect::<Vec<_>>(),
         "error": t.error,
+        "failure": t.failure.map(|k| k.as_str()),
         "duration": t.duration,
     })
 }
@@ -443,6 +440,7 @@ pub fn results_json(
             "complete": count(TrialState::Complete),
             "pruned": count(TrialState::Pruned),
             "failed": count(TrialState::Failed),
+            "infeasible": count(TrialState::Infeasible),
             "running": count(TrialState::Running),
             "queued": count(TrialState::Queued),
         },
@@ -466,14 +464,14 @@ fn csv_float(x: f64) -> String {
 }
 
 /// `results.csv`: one row per trial: number, state, every parameter, objectives,
-/// constraints (their measured values), duration, error.
+/// constraints (their measured values), duration, error, failure kind.
 pub fn results_csv(spec: &StudySpec, space: &ir::Space, history: &History) -> String {
     let params: Vec<&str> = space.params.iter().map(|p| p.name.as_str()).collect();
     let mut header: Vec<String> = vec!["number".into(), "state".into()];
     header.extend(params.iter().map(|p| p.to_string()));
     header.extend(spec.objectives.iter().map(|(n, _)| n.clone()));
     header.extend(spec.constraints.iter().map(|n| format!("require {n}")));
-    header.extend(["feasible".into(), "duration".into(), "error".into()]);
+    header.extend(["feasible".into(), "duration".into(), "error".into(), "failure".into()]);
     let mut out = header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(",");
     out.push('\n');
     for t in &history.trials {
@@ -490,6 +488,7 @@ pub fn results_csv(spec: &StudySpec, space: &ir::Space, history: &History) -> St
         row.push(t.is_feasible().to_string());
         row.push(format!("{:.4}", t.duration));
         row.push(csv_field(t.error.as_deref().unwrap_or("")));
+        row.push(t.failure.map(|k| k.as_str()).unwrap_or("").into());
         out.push_str(&row.join(","));
         out.push('\n');
     }

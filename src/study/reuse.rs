@@ -33,8 +33,8 @@ use super::{Error, Plan, trial_dir};
 use crate::ir::Point;
 use crate::reuse::{ConfigKey, KeyContext};
 use crate::search::study::{Reuse, Reused, Study, trial_seed};
-use crate::search::{Direction, History, Trial, TrialState};
 use crate::store::{self, Sqlite, Store, StudyId};
+use crate::trial::{Direction, FailKind, History, Trial, TrialState};
 
 /// The error recorded for a trial stopped by a save.
 pub const CANCELLED: &str = "cancelled: the file was saved during the run";
@@ -145,8 +145,8 @@ impl Reuse for KeyReuse<'_> {
         let _ = link_dir(&trial_dir(out, trial.number), &filed);
     }
 
-    fn stop_reason(&self) -> String {
-        CANCELLED.to_string()
+    fn stop_reason(&self) -> (FailKind, String) {
+        (FailKind::Cancelled, CANCELLED.to_string())
     }
 }
 
@@ -247,7 +247,7 @@ impl WatchStudy {
 
 /// Whether a trial was stopped by a save in watch mode.
 pub fn is_cancelled(trial: &Trial) -> bool {
-    trial.state == TrialState::Failed && trial.error.as_deref() == Some(CANCELLED)
+    trial.failed_with(FailKind::Cancelled)
 }
 
 /// How the trials a cycle started ended.
@@ -271,7 +271,7 @@ impl KeyReuse<'_> {
             }
             match history.get(number) {
                 Some(trial) if is_cancelled(trial) => tally.cancelled += 1,
-                Some(trial) if trial.state == TrialState::Failed => {
+                Some(trial) if matches!(trial.state, TrialState::Failed | TrialState::Infeasible) => {
                     tally.trained += 1;
                     tally.failed += 1;
                 }

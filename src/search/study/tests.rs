@@ -218,7 +218,7 @@ fn static_constraints_reject_a_point_before_it_is_evaluated() {
         let x = t.params["x"].as_f64().unwrap();
         if x * 1000.0 > 500.0 {
             rejected += 1;
-            assert_eq!(t.state, TrialState::Failed);
+            assert_eq!(t.state, TrialState::Infeasible);
             assert!(t.error.as_deref().unwrap().starts_with("infeasible before training"), "{:?}", t.error);
         } else {
             assert_eq!(t.state, TrialState::Complete);

@@ -11,8 +11,23 @@
 
 use std::cmp::Ordering;
 
-use super::{Direction, SearchError, Trial};
+use std::fmt;
+
+use super::{Direction, Trial};
 use crate::ir::Value;
+
+/// A `rank = ...` setting or a hypervolume request that makes no sense; the search
+/// reports it as a setting error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankError(pub String);
+
+impl fmt::Display for RankError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RankError {}
 
 /// How several objectives are ranked.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,13 +45,13 @@ pub enum Rank {
 impl Rank {
     /// The rank a `rank = ...` setting names; `objectives` are the experiment's objective
     /// names in order (weights are matched to them by name; an objective not named weighs 0).
-    pub fn from_setting(value: &Value, objectives: &[String]) -> Result<Rank, SearchError> {
+    pub fn from_setting(value: &Value, objectives: &[String]) -> Result<Rank, RankError> {
         match value.head() {
             Some("pareto") if !matches!(value, Value::Call(_)) => Ok(Rank::Pareto),
             Some("lexicographic") if !matches!(value, Value::Call(_)) => Ok(Rank::Lexicographic),
             Some("weighted") => {
                 let Value::Call(call) = value else {
-                    return Err(SearchError::Setting(
+                    return Err(RankError(
                         "`weighted` needs `objective: weight` pairs, e.g. `weighted(accuracy: 1, latency: -0.001)`"
                             .into(),
                     ));
@@ -44,12 +59,12 @@ impl Rank {
                 let mut weights = vec![0.0; objectives.len()];
                 for (name, v) in &call.args {
                     let Some(name) = name else {
-                        return Err(SearchError::Setting(format!(
+                        return Err(RankError(format!(
                             "`weighted` takes `objective: weight` pairs, found the unnamed argument {v}"
                         )));
                     };
                     let Some(i) = objectives.iter().position(|o| o == name) else {
-                        return Err(SearchError::Setting(format!(
+                        return Err(RankError(format!(
                             "`weighted` names `{name}`, which is not an objective (the objectives are: {})",
                             objectives.join(", ")
                         )));
@@ -57,18 +72,16 @@ impl Rank {
                     match v.as_f64() {
                         Some(w) if w.is_finite() => weights[i] = w,
                         _ => {
-                            return Err(SearchError::Setting(format!(
-                                "the weight of `{name}` must be a number, found {v}"
-                            )));
+                            return Err(RankError(format!("the weight of `{name}` must be a number, found {v}")));
                         }
                     }
                 }
                 if call.args.is_empty() {
-                    return Err(SearchError::Setting("`weighted` needs at least one `objective: weight` pair".into()));
+                    return Err(RankError("`weighted` needs at least one `objective: weight` pair".into()));
                 }
                 Ok(Rank::Weighted(weights))
             }
-            _ => Err(SearchError::Setting(format!(
+            _ => Err(RankError(format!(
                 "unknown rank `{value}` (expected pareto, lexicographic or weighted(objective: weight, ...))"
             ))),
         }
@@ -256,10 +269,10 @@ pub fn pareto_front(trials: &[&Trial], directions: &[Direction]) -> Vec<usize> {
 /// The exact hypervolume dominated by `points` (losses, lower is better) and bounded by
 /// `reference`, for 1, 2 or 3 objectives. Points not strictly better than the reference
 /// on every objective add nothing. More than 3 objectives is an error.
-pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> Result<f64, SearchError> {
+pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> Result<f64, RankError> {
     let m = reference.len();
     if let Some(p) = points.iter().find(|p| p.len() != m) {
-        return Err(SearchError::Setting(format!(
+        return Err(RankError(format!(
             "hypervolume: a point has {} objectives but the reference point has {m}",
             p.len()
         )));
@@ -273,7 +286,7 @@ pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> Result<f64, Search
         1 => Ok(inside.iter().map(|p| reference[0] - p[0]).fold(0.0, f64::max)),
         2 => Ok(hv2(inside.iter().map(|p| (p[0], p[1])).collect(), reference[0], reference[1])),
         3 => Ok(hv3(&inside, reference)),
-        _ => Err(SearchError::Setting(format!("hypervolume is computed for 1 to 3 objectives, not {m}"))),
+        _ => Err(RankError(format!("hypervolume is computed for 1 to 3 objectives, not {m}"))),
     }
 }
 

@@ -1,0 +1,242 @@
+//! The Store conformance suite: what every [`Store`] must do, written once against
+//! `&dyn Store`; `tests/store.rs` runs each body against SQLite and PostgreSQL.
+//!
+//! Every body takes the store and a prefix for its study names (unique per run, since a
+//! PostgreSQL test server outlives the tests) and asserts only through the trait, so a
+//! backend passes exactly when it keeps the contract of `bma::store`. Backend-only
+//! behaviour stays with its backend: SQLite's schema and configuration keys in
+//! `src/store/tests.rs`, PostgreSQL's pool, cache and restarts in `tests/postgres.rs`.
+//!
+//! [`postgres_url`] is the one rule for the PostgreSQL tests: with `BMA_TEST_POSTGRES`
+//! they run; without it they fail when `CI` is set, and skip with a printed note otherwise.
+#![allow(dead_code)] // `tests/postgres.rs` uses only `postgres_url`
+
+use std::io::Write;
+use std::time::Duration;
+
+use bma::ir::{Point, Value};
+use bma::store::{Store, StoreError, StudySpec, load_study, spec_hash};
+use bma::trial::{Direction, FailKind, Trial, TrialState};
+
+/// The test server's URL (`BMA_TEST_POSTGRES`). Without it: a panic when `CI` is set (a CI
+/// run that checks no PostgreSQL store must not pass), else `None` after a note naming `what`.
+pub fn postgres_url(what: &str) -> Option<String> {
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(url) = set("BMA_TEST_POSTGRES") {
+        return Some(url);
+    }
+    assert!(
+        set("CI").is_none(),
+        "CI is set but BMA_TEST_POSTGRES is not: {what} cannot run. \
+         Start a server with `eval \"$(scripts/pg-test-server.sh start)\"`."
+    );
+    // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; {what} did not run.\n\
+         !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
+    );
+    None
+}
+
+/// A prefix for study names that no other test or earlier run uses.
+pub fn unique(test: &str) -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{test}-{}-{t}-", std::process::id())
+}
+
+fn spec(name: &str, text: &str) -> StudySpec {
+    StudySpec {
+        name: name.into(),
+        experiment: name.into(),
+        spec_text: text.into(),
+        spec_hash: spec_hash(text),
+        objectives: vec![("loss".into(), Direction::Minimize)],
+        constraints: vec![],
+        seed: 7,
+        options: String::new(),
+    }
+}
+
+fn point(x: f64) -> Point {
+    let mut p = Point::new();
+    p.insert("x".into(), Value::Float(x));
+    p
+}
+
+fn finished(number: u64, x: f64, v: f64) -> Trial {
+    let mut t = Trial::new(number, point(x), 100 + number);
+    t.state = TrialState::Complete;
+    t.values = vec![v];
+    t.metrics.insert("loss".into(), v);
+    t.duration = 0.5;
+    t
+}
+
+/// Claims are numbered from 0; points, seeds, steps (NaN included) and values read back;
+/// floats bit for bit; the summary counts states and names the best trial.
+pub fn claims_are_numbered_and_history_reads_back(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    assert!(study.created_now);
+    for i in 0..3 {
+        let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+        assert_eq!(c.number, i);
+        assert!(c.requeued.is_none());
+        s.start(study.id, i, &point(i as f64), 100 + i, "w").expect("start");
+        s.report(study.id, i, 1, 2.0).expect("report");
+        s.report(study.id, i, 2, f64::NAN).expect("report");
+        s.finish(study.id, &finished(i, i as f64, 10.0 - i as f64)).expect("finish");
+    }
+    let h = s.history(study.id).expect("history");
+    assert_eq!(h.len(), 3);
+    assert_eq!(h[2].params, point(2.0));
+    assert_eq!(h[2].values, vec![8.0]);
+    assert_eq!(h[2].seed, 102);
+    assert_eq!(h[1].steps.len(), 2);
+    assert!(h[1].steps[1].1.is_nan());
+    let summary = s.studies().expect("studies");
+    let mine = summary.iter().find(|x| x.id == study.id).expect("the study is listed");
+    assert_eq!(mine.best, Some((2, vec![8.0])));
+    assert_eq!(mine.counts.get("complete"), Some(&3));
+
+    // Floats come back bit for bit: serde_json's own parsing reads this one back one ulp off,
+    // which would change the points a resumed study asks with.
+    let x = 2.0573495346771162_f64;
+    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    s.start(study.id, c.number, &point(x), 7, "w").expect("start");
+    s.finish(study.id, &finished(c.number, x, x)).expect("finish");
+    let h = s.history(study.id).expect("history");
+    let t = h.iter().find(|t| t.number == c.number).expect("the trial");
+    assert_eq!(t.params, point(x));
+    assert_eq!(t.values[0].to_bits(), x.to_bits());
+    assert_eq!(t.metrics["loss"].to_bits(), x.to_bits());
+}
+
+/// A failed trial keeps infinite values, NaN metrics and its error.
+pub fn nan_and_infinite_values_survive(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    let mut t = finished(c.number, 1.0, f64::INFINITY);
+    t.fail(FailKind::Error, "loss is NaN".into());
+    t.metrics.insert("acc".into(), f64::NAN);
+    s.finish(study.id, &t).expect("finish");
+    let h = s.history(study.id).expect("history");
+    assert_eq!(h[0].values, vec![f64::INFINITY]);
+    assert!(h[0].metrics["acc"].is_nan());
+    assert_eq!(h[0].state, TrialState::Failed);
+    assert_eq!(h[0].error.as_deref(), Some("loss is NaN"));
+}
+
+/// Every failure kind is stored in its own right, an infeasible trial keeps its state, and
+/// the text of each is kept as written; the summary counts the infeasible apart.
+pub fn failure_kinds_and_infeasible_trials_read_back(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    let mut written = Vec::new();
+    for kind in FailKind::ALL {
+        let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+        s.start(study.id, c.number, &point(c.number as f64), 1, "w").expect("start");
+        let mut t = Trial::new(c.number, point(c.number as f64), 1);
+        t.fail(kind, format!("why: {}", kind.as_str()));
+        s.finish(study.id, &t).expect("finish");
+        written.push(t);
+    }
+    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    s.start(study.id, c.number, &point(9.0), 1, "w").expect("start");
+    let mut refused = Trial::new(c.number, point(9.0), 1);
+    refused.state = TrialState::Infeasible;
+    refused.error = Some("infeasible before training: params <= 100 (is 515)".into());
+    refused.metrics.insert("params".into(), 515.0);
+    refused.constraints = vec![515.0];
+    refused.violations = vec![415.0];
+    s.finish(study.id, &refused).expect("finish an infeasible trial");
+    written.push(refused);
+    assert_eq!(s.history(study.id).expect("history"), written);
+    let summary = s.studies().expect("studies");
+    let mine = summary.iter().find(|x| x.id == study.id).expect("the study is listed");
+    assert_eq!((mine.counts.get("failed"), mine.counts.get("infeasible")), (Some(&5), Some(&1)));
+}
+
+/// Joining a study with the same spec joins it; another spec is refused, naming both hashes.
+pub fn joining_with_another_spec_is_refused(s: &dyn Store, p: &str) {
+    let name = format!("{p}a");
+    let first = s.open(&spec(&name, "x")).expect("open the study");
+    let again = s.open(&spec(&name, "x")).expect("open the study");
+    assert!(!again.created_now);
+    assert_eq!(again.id, first.id);
+    match s.open(&spec(&name, "y")) {
+        Err(StoreError::SpecMismatch { name: n, stored, given }) => {
+            assert_eq!((n, stored, given), (name, spec_hash("x"), spec_hash("y")));
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+/// A dead worker's trial is requeued once and reclaimed with its number, point and seed
+/// (its steps dropped); fresh numbers stay within the budget; a released claim is queued.
+pub fn silent_trials_are_requeued_once_and_reclaimed_with_their_number(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    let c0 = s.claim(study.id, "dead", None).expect("claim").expect("a trial to claim");
+    s.start(study.id, c0.number, &point(0.5), 42, "dead").expect("start");
+    s.report(study.id, c0.number, 1, 3.0).expect("report");
+    let c1 = s.claim(study.id, "alive", None).expect("claim").expect("a trial to claim");
+    assert_eq!(c1.number, 1);
+    // Nothing is stale yet.
+    assert!(s.requeue_stale(study.id, 60.0).expect("requeue_stale").is_empty());
+    assert_eq!(s.requeue_worker(study.id, "dead").expect("requeue_worker"), vec![0]);
+    // A second sweep finds nothing: requeued exactly once.
+    assert!(s.requeue_worker(study.id, "dead").expect("requeue_worker").is_empty());
+    let c = s.claim(study.id, "alive", None).expect("claim").expect("a trial to claim");
+    assert_eq!(c.number, 0);
+    let back = c.requeued.expect("requeued is set");
+    assert_eq!(back.params, point(0.5));
+    assert_eq!(back.seed, 42);
+    assert!(s.history(study.id).expect("history")[0].steps.is_empty(), "steps of the lost run are dropped");
+    // The next fresh number continues after the highest allocated, within the budget.
+    assert_eq!(s.claim(study.id, "alive", Some(3)).expect("claim").expect("a trial to claim").number, 2);
+    assert!(s.claim(study.id, "alive", Some(3)).expect("claim").is_none());
+    s.release(study.id, 2, "alive").expect("release");
+    assert_eq!(s.claim(study.id, "other", Some(3)).expect("claim").expect("a trial to claim").number, 2);
+}
+
+/// A running trial whose heartbeat is older than the timeout is requeued, once.
+pub fn stale_heartbeats_are_requeued(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    // Not a timing assumption: any wait longer than the 10 ms timeout makes it stale.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(s.requeue_stale(study.id, 0.01).expect("requeue_stale"), vec![c.number]);
+    assert!(s.requeue_stale(study.id, 0.01).expect("requeue_stale").is_empty());
+}
+
+/// `load_study` finds a study by name with its trials, and names the known ones otherwise.
+pub fn a_study_loads_by_name_from_any_store(s: &dyn Store, p: &str) {
+    let (a, b) = (format!("{p}a"), format!("{p}b"));
+    let study = s.open(&spec(&a, "x")).expect("open the study");
+    s.open(&spec(&b, "y")).expect("open the study");
+    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    s.start(study.id, c.number, &point(0.5), 100, "w").expect("start");
+    s.finish(study.id, &finished(c.number, 0.5, 2.0)).expect("finish");
+    let (loaded, trials) = load_study(s, &a).expect("load_study");
+    assert_eq!((loaded.id, loaded.spec.name.as_str()), (study.id, a.as_str()));
+    assert_eq!(trials, vec![finished(0, 0.5, 2.0)]);
+    let missing = format!("{p}zz");
+    let e = match load_study(s, &missing) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a study that does not exist was loaded"),
+    };
+    assert!(e.contains(&format!("no study `{missing}`")) && e.contains(&a) && e.contains(&b), "{e}");
+}
+
+/// Calls `$run!(name)` for every body of the suite (the backends' test files instantiate it).
+#[allow(unused_macros)]
+macro_rules! for_each_store_test {
+    ($run:ident) => {
+        $run!(claims_are_numbered_and_history_reads_back);
+        $run!(nan_and_infinite_values_survive);
+        $run!(failure_kinds_and_infeasible_trials_read_back);
+        $run!(joining_with_another_spec_is_refused);
+        $run!(silent_trials_are_requeued_once_and_reclaimed_with_their_number);
+        $run!(stale_heartbeats_are_requeued);
+        $run!(a_study_loads_by_name_from_any_store);
+    };
+}

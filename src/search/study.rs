@@ -20,10 +20,9 @@
 //!   except reproducibility: trial `n` sees the finished trials `<= n - parallel` that
 //!   the store holds when it is asked, which depends on the other workers' timing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,6 +33,7 @@ use crate::rng::{Rng, mix_seed};
 use crate::space;
 use crate::store::{self, Store, StudyState};
 use crate::trial::FailKind;
+use scheduler::{Hooks, RaiseOnDrop, Scheduler};
 
 /// Measured values by name (`accuracy`, `params`, `train_loss`, ...).
 pub type Metrics = BTreeMap<String, f64>;
@@ -548,345 +548,28 @@ impl<'a> Study<'a> {
     ) -> Result<(History, Ended), SearchError> {
         let stop_reason =
             reuse.map(|r| r.stop_reason()).unwrap_or_else(|| (FailKind::Interrupted, INTERRUPTED.to_string()));
-        let stop_reason = (stop_reason.0, stop_reason.1.as_str());
         let started = Instant::now();
-        let parallel = self.settings.parallel.max(1);
         let id = self.study.id;
-        let worker = self.worker.clone();
         self.store.set_state(id, StudyState::Running).map_err(Self::store_err)?;
         let mut history = History::new(self.objectives.directions(), self.rank.clone());
         for t in self.store.history(id).map_err(Self::store_err)? {
             history.upsert(t);
         }
-        let seed = self.seed();
-        let deadline = self.settings.time.map(|t| started + t);
-        let trial_time = self.settings.trial_time;
-        let shared = self.settings.shared;
-        let finished_flag = AtomicBool::new(false);
-        let store = self.store;
-        let (tx, rx) = mpsc::channel::<Done>();
-
-        let result = std::thread::scope(|scope| -> Result<Ended, SearchError> {
-            // Heartbeats for every running trial of this worker; in a shared study,
-            // sweeps for the trials of workers that went silent.
-            let hb_worker = worker.clone();
-            let hb_every = self.settings.heartbeat;
-            let sweep = self.settings.shared.then_some(self.settings.stale_after);
-            let finished_ref = &finished_flag;
-            scope.spawn(move || {
-                let mut tick = Duration::from_millis(50).min(hb_every);
-                if let Some(stale) = sweep {
-                    tick = tick.min(stale / 4);
-                }
-                let tick = tick.max(Duration::from_millis(1));
-                let mut last = Instant::now();
-                let mut last_sweep = Instant::now();
-                while !finished_ref.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    if last.elapsed() >= hb_every {
-                        let _ = store.heartbeat(id, &hb_worker);
-                        last = Instant::now();
-                    }
-                    if let Some(stale) = sweep
-                        && last_sweep.elapsed() >= stale / 2
-                    {
-                        let _ = store.requeue_stale(id, stale.as_secs_f64());
-                        last_sweep = Instant::now();
-                    }
-                }
-            });
-
-            // Stops the heartbeat thread however this closure ends: were it to unwind (a panic
-            // in an observer), the scope would otherwise wait for that thread forever.
-            struct StopOnDrop<'f>(&'f AtomicBool);
-            impl Drop for StopOnDrop<'_> {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::Relaxed);
-                }
-            }
-            let _stop_heartbeat = StopOnDrop(&finished_flag);
-
-            let mut running: BTreeSet<u64> = BTreeSet::new();
-            // Trials at once: `parallel`, lowered if the system refuses a thread.
-            let mut slots = parallel;
-            let stack = self.settings.trial_stack.max(MIN_TRIAL_STACK);
-            let mut pending: Option<store::Claim> = None;
-            let mut no_more = false;
-            let mut recheck = false;
-            let mut cursor: u64 = 0;
-            let mut ended: Option<Ended> = None;
-            let mut failure: Option<SearchError> = None;
-            let mut view = History::new(history.directions.clone(), history.rank.clone());
-            let mut view_upto: i64 = -1;
-
-            loop {
-                if failure.is_none() && ended.is_none() {
-                    if stop.load(Ordering::SeqCst) {
-                        ended = Some(Ended::Interrupted);
-                    } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                        ended = Some(Ended::Time);
-                    }
-                }
-                let stopping = failure.is_some() || ended.is_some();
-                let mut waiting = false;
-                if stopping || no_more {
-                    if let Some(c) = pending.take()
-                        && let Err(e) = store.release(id, c.number, &worker)
-                    {
-                        failure.get_or_insert(Self::store_err(e));
-                    }
-                } else if running.len() < slots {
-                    let claim = match pending.take() {
-                        Some(c) => Some(c),
-                        None => match store.claim(id, &worker, self.settings.trials) {
-                            Ok(c) => c,
-                            Err(e) => {
-                                failure = Some(Self::store_err(e));
-                                continue;
-                            }
-                        },
-                    };
-                    match claim {
-                        None if shared => {
-                            // Every number is handed out. Others' running trials may
-                            // still be requeued (their worker dies): wait for them.
-                            match store.running_workers(id) {
-                                Ok(w) if w.iter().any(|(w, _)| *w != worker) => {
-                                    waiting = true;
-                                    recheck = false;
-                                }
-                                // None running now; one may have been requeued between the
-                                // claim and this read: claim once more before ending.
-                                Ok(_) if !recheck => {
-                                    recheck = true;
-                                    continue;
-                                }
-                                Ok(_) => no_more = true,
-                                Err(e) => failure = Some(Self::store_err(e)),
-                            }
-                        }
-                        None => no_more = true,
-                        Some(claim) => {
-                            recheck = false;
-                            let n = claim.number;
-                            // Reproducibility: trial n sees exactly the trials <= n - parallel.
-                            let horizon = n as i64 - parallel as i64;
-                            let blocked = running.iter().any(|&r| (r as i64) <= horizon);
-                            if blocked {
-                                pending = Some(claim);
-                                waiting = true;
-                            } else {
-                                if shared {
-                                    // The other workers' results, for the sampler.
-                                    match store.finished_since(id, cursor) {
-                                        Ok((trials, next)) => {
-                                            cursor = next;
-                                            for t in trials {
-                                                if history.get(t.number).is_none_or(|h| !h.state.is_finished()) {
-                                                    if (t.number as i64) <= view_upto {
-                                                        view.upsert(t.clone());
-                                                    }
-                                                    history.upsert(t);
-                                                }
-                                            }
-                                        }
-                                        Err(e) => {
-                                            let _ = store.release(id, n, &worker);
-                                            failure = Some(Self::store_err(e));
-                                            continue;
-                                        }
-                                    }
-                                }
-                                if horizon < view_upto {
-                                    view = History::new(history.directions.clone(), history.rank.clone());
-                                    view_upto = -1;
-                                }
-                                for t in history.trials.iter().filter(|t| {
-                                    (t.number as i64) > view_upto
-                                        && (t.number as i64) <= horizon
-                                        && t.state.is_finished()
-                                }) {
-                                    view.upsert(t.clone());
-                                }
-                                view_upto = view_upto.max(horizon);
-                                let due = history
-                                    .trials
-                                    .iter()
-                                    .take_while(|t| (t.number as i64) <= horizon)
-                                    .filter(|t| t.state.is_finished())
-                                    .count();
-                                if due != view.trials.len() {
-                                    // A lower-numbered trial finished late (requeued): rebuild.
-                                    view.trials = history
-                                        .trials
-                                        .iter()
-                                        .take_while(|t| (t.number as i64) <= horizon)
-                                        .filter(|t| t.state.is_finished())
-                                        .cloned()
-                                        .collect();
-                                }
-                                match propose(
-                                    &mut *self.strategy,
-                                    self.experiment,
-                                    self.fns,
-                                    self.data,
-                                    &self.pins,
-                                    self.settings.trials,
-                                    &claim,
-                                    &view,
-                                    seed,
-                                    reuse,
-                                ) {
-                                    Err(e) => {
-                                        let _ = store.release(id, n, &worker);
-                                        failure = Some(e);
-                                    }
-                                    Ok(None) => {
-                                        pending = Some(claim);
-                                        if running.is_empty() {
-                                            // Waiting on nothing: the strategy is done.
-                                            no_more = true;
-                                            ended.get_or_insert(Ended::Exhausted);
-                                        } else {
-                                            waiting = true;
-                                        }
-                                    }
-                                    Ok(Some(Ask::Done)) | Ok(Some(Ask::Wait)) => {
-                                        // `propose` maps Wait to Ok(None); Done ends the study.
-                                        if let Err(e) = store.release(id, n, &worker) {
-                                            failure = Some(Self::store_err(e));
-                                        }
-                                        no_more = true;
-                                        ended.get_or_insert(Ended::Exhausted);
-                                    }
-                                    Ok(Some(Ask::Point(point))) => {
-                                        let tseed = match reuse {
-                                            Some(r) => r.seed(seed, n),
-                                            None => trial_seed(seed, n),
-                                        };
-                                        match store.start(id, n, &point, tseed, &worker) {
-                                            Ok(()) => {}
-                                            // Requeued under us (we were silent too long): another worker has it.
-                                            Err(store::StoreError::NotFound(_)) if shared => continue,
-                                            Err(e) => {
-                                                failure = Some(Self::store_err(e));
-                                                continue;
-                                            }
-                                        }
-                                        let reused = match reuse.map(|r| r.reuse(n, &point, tseed)) {
-                                            Some(Err(e)) => {
-                                                failure = Some(SearchError::Store(e));
-                                                let _ = store.release(id, n, &worker);
-                                                continue;
-                                            }
-                                            Some(Ok(r)) => r,
-                                            None => None,
-                                        };
-                                        observer.event(Event::Started { number: n, params: &point });
-                                        running.insert(n);
-                                        let tx = tx.clone();
-                                        let ctx = TrialCtx {
-                                            study: Shared {
-                                                store: self.store,
-                                                id: self.study.id,
-                                                objectives: &self.objectives,
-                                                fns: self.fns,
-                                                data: self.data,
-                                                pruner: &*self.pruner,
-                                            },
-                                            evaluator,
-                                            observer,
-                                            stop,
-                                            deadline,
-                                            trial_time,
-                                            stop_reason,
-                                        };
-                                        if let Some(r) = reused {
-                                            let _ = tx.send(Done { trial: ctx.reused_trial(n, point, tseed, r) });
-                                            continue;
-                                        }
-                                        let spare = Trial::new(n, point.clone(), tseed);
-                                        let spawned = thread::Builder::new()
-                                            .name(format!("trial {n}"))
-                                            .stack_size(stack)
-                                            .spawn_scoped(scope, {
-                                                let tx = tx.clone();
-                                                move || {
-                                                    // Whatever panics in the trial thread (an observer, the
-                                                    // store), the loop hears of it: a trial that never
-                                                    // reports would be waited for forever.
-                                                    let fallback = Trial::new(n, point.clone(), tseed);
-                                                    let trial = catch_unwind(AssertUnwindSafe(|| {
-                                                        ctx.run_trial(n, point, tseed)
-                                                    }))
-                                                    .unwrap_or_else(|p| {
-                                                        let why = format!("panicked: {}", panic_message(&p));
-                                                        ctx.failed(fallback, FailKind::Error, why, Instant::now())
-                                                    });
-                                                    let _ = tx.send(Done { trial });
-                                                }
-                                            });
-                                        if let Err(e) = spawned {
-                                            // The system refused another thread: this trial fails with
-                                            // the reason, and no more start until one of those running ends.
-                                            let mut trial = spare;
-                                            trial
-                                                .fail(FailKind::Error, format!("could not start a thread for it: {e}"));
-                                            let _ = tx.send(Done { trial });
-                                            slots = running.len().saturating_sub(1).max(1);
-                                        }
-                                        continue;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                } else {
-                    waiting = true;
-                }
-
-                if running.is_empty() && (stopping || no_more) {
-                    break;
-                }
-                if !waiting && !stopping && !no_more {
-                    continue;
-                }
-                // Wait for a trial to finish (waking up now and then for the stop flag and the clock).
-                match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(done) => {
-                        let trial = done.trial;
-                        running.remove(&trial.number);
-                        match store.finish(id, &trial) {
-                            Ok(()) => {}
-                            // The trial was requeued while we were silent (a lost server,
-                            // a stall) and belongs to another claim now: its rerun counts.
-                            Err(store::StoreError::NotFound(_)) if shared => continue,
-                            Err(e) => {
-                                failure.get_or_insert(Self::store_err(e));
-                            }
-                        }
-                        evaluator.finished(&trial);
-                        if let Some(r) = reuse {
-                            r.finished(&trial);
-                        }
-                        if shared && (trial.number as i64) <= view_upto {
-                            // Finished late, below the view's horizon: the view takes it now.
-                            view.upsert(trial.clone());
-                        }
-                        history.upsert(trial.clone());
-                        if let Some(t) = history.get(trial.number) {
-                            observer.event(Event::Finished { trial: t, history: &history });
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            finished_flag.store(true, Ordering::Relaxed);
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            Ok(ended.unwrap_or(Ended::Budget))
+        let hooks = Hooks {
+            evaluator,
+            observer,
+            stop,
+            reuse,
+            stop_reason: (stop_reason.0, stop_reason.1.as_str()),
+            deadline: self.settings.time.map(|t| started + t),
+        };
+        let (store, worker, settings) = (self.store, self.worker.clone(), self.settings.clone());
+        let finished = AtomicBool::new(false);
+        let (result, mut history) = thread::scope(|scope| {
+            scope.spawn(|| scheduler::heartbeat(store, id, &worker, &settings, &finished));
+            // Stops the heartbeat thread however the loop ends, an unwinding panic included.
+            let _stop_heartbeat = RaiseOnDrop(&finished);
+            Scheduler::new(self, history, hooks).run(scope)
         });
         let ended = match result {
             Ok(e) => e,
@@ -895,9 +578,10 @@ impl<'a> Study<'a> {
                 return Err(e);
             }
         };
+        let shared = self.settings.shared;
         let others_running = shared
             && ended == Ended::Interrupted
-            && self.store.running_workers(id).is_ok_and(|w| w.iter().any(|(w, _)| *w != worker));
+            && self.store.running_workers(id).is_ok_and(|w| w.iter().any(|(w, _)| *w != self.worker));
         if !others_running {
             self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
         }
@@ -1141,6 +825,8 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         "(no message)".to_string()
     }
 }
+
+mod scheduler;
 
 #[cfg(test)]
 mod tests;

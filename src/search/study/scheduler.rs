@@ -15,12 +15,13 @@ use std::thread::{self, Scope};
 use std::time::{Duration, Instant};
 
 use super::{
-    Done, Ended, Evaluator, Event, Observer, Reuse, Settings, Shared, Study, TrialCtx, panic_message, propose,
-    trial_seed, trial_stack,
+    Done, Ended, Evaluator, Event, MIN_TRIAL_STACK, Observer, Reuse, Settings, Shared, Study, TrialCtx, panic_message,
+    propose, trial_seed,
 };
 use crate::ir::{self, Point};
-use crate::search::{Ask, History, SearchError, Strategy, Trial, TrialState};
-use crate::store::{self, Store, StudyState};
+use crate::search::{Ask, SearchError, Strategy};
+use crate::store::{self, Store};
+use crate::trial::{FailKind, History, Trial};
 
 /// What watches one run of the loop.
 #[derive(Clone, Copy)]
@@ -30,8 +31,8 @@ pub(super) struct Hooks<'s> {
     /// Raised to stop: no trial starts after it, running ones stop at their next step.
     pub stop: &'s AtomicBool,
     pub reuse: Option<&'s dyn Reuse>,
-    /// The error recorded for a trial stopped by `stop`.
-    pub stop_reason: &'s str,
+    /// The kind of failure and the error recorded for a trial stopped by `stop`.
+    pub stop_reason: (FailKind, &'s str),
     /// When the study's time budget runs out.
     pub deadline: Option<Instant>,
 }
@@ -86,8 +87,20 @@ impl<'s> Scheduler<'s> {
     pub(super) fn new(study: &'s mut Study<'_>, history: History, hooks: Hooks<'s>) -> Scheduler<'s> {
         let view = View { history: History::new(history.directions.clone(), history.rank.clone()), upto: -1 };
         let seed = study.seed();
-        let Study { store, study: record, experiment, fns, data, objectives, strategy, pruner, pins, settings, worker, .. } =
-            study;
+        let Study {
+            store,
+            study: record,
+            experiment,
+            fns,
+            data,
+            objectives,
+            strategy,
+            pruner,
+            pins,
+            settings,
+            worker,
+            ..
+        } = study;
         let (tx, rx) = mpsc::channel();
         Scheduler {
             study: Shared { store: *store, id: record.id, objectives, fns, data: *data, pruner: &**pruner },
@@ -265,9 +278,12 @@ impl<'s> Scheduler<'s> {
             view.history = History::new(self.history.directions.clone(), self.history.rank.clone());
             view.upto = -1;
         }
-        for t in self.history.trials.iter().filter(|t| {
-            (t.number as i64) > view.upto && (t.number as i64) <= horizon && t.state.is_finished()
-        }) {
+        for t in self
+            .history
+            .trials
+            .iter()
+            .filter(|t| (t.number as i64) > view.upto && (t.number as i64) <= horizon && t.state.is_finished())
+        {
             view.history.upsert(t.clone());
         }
         view.upto = view.upto.max(horizon);
@@ -381,25 +397,23 @@ impl<'s> Scheduler<'s> {
         }
         let spare = Trial::new(n, point.clone(), tseed);
         let tx = self.tx.clone();
-        let spawned = thread::Builder::new().name(format!("trial {n}")).stack_size(trial_stack()).spawn_scoped(
-            scope,
-            move || {
+        let stack = self.settings.trial_stack.max(MIN_TRIAL_STACK);
+        let spawned =
+            thread::Builder::new().name(format!("trial {n}")).stack_size(stack).spawn_scoped(scope, move || {
                 // Whatever panics in the trial thread (an observer, the store), the loop
                 // hears of it: a trial that never reports would be waited for forever.
                 let fallback = Trial::new(n, point.clone(), tseed);
                 let trial = catch_unwind(AssertUnwindSafe(|| ctx.run_trial(n, point, tseed))).unwrap_or_else(|p| {
                     let why = format!("panicked: {}", panic_message(&p));
-                    ctx.failed(fallback, why, Instant::now())
+                    ctx.failed(fallback, FailKind::Error, why, Instant::now())
                 });
                 let _ = tx.send(Done { trial });
-            },
-        );
+            });
         if let Err(e) = spawned {
             // The system refused another thread: this trial fails with the reason, and no
             // more start until one of those running ends.
             let mut trial = spare;
-            trial.state = TrialState::Failed;
-            trial.error = Some(format!("could not start a thread for it: {e}"));
+            trial.fail(FailKind::Error, format!("could not start a thread for it: {e}"));
             let _ = self.tx.send(Done { trial });
             self.slots = self.running.len().saturating_sub(1).max(1);
         }
@@ -439,7 +453,13 @@ impl<'s> Scheduler<'s> {
 
 /// Heartbeats for every running trial of this worker and, in a shared study, sweeps for
 /// the trials of workers that went silent, until `finished` is raised.
-pub(super) fn heartbeat(store: &dyn Store, id: store::StudyId, worker: &str, settings: &Settings, finished: &AtomicBool) {
+pub(super) fn heartbeat(
+    store: &dyn Store,
+    id: store::StudyId,
+    worker: &str,
+    settings: &Settings,
+    finished: &AtomicBool,
+) {
     let every = settings.heartbeat;
     let sweep = settings.shared.then_some(settings.stale_after);
     let mut tick = Duration::from_millis(50).min(every);
@@ -473,7 +493,3 @@ impl Drop for RaiseOnDrop<'_> {
         self.0.store(true, Ordering::Relaxed);
     }
 }
-
-/// Unused import guard for `StudyState` in docs.
-#[allow(dead_code)]
-const _: Option<StudyState> = None;

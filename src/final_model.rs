@@ -3,7 +3,7 @@
 //! Takes the program, the experiment, the folder of its `.bma` file, an output folder and
 //! the ranked complete trials with the directories their models were saved in (best
 //! first, as [`crate::train::Model::save`] wrote them); gives a [`FinalSummary`] and
-//! writes the final model under the output folder. [`eval_saved`] reloads and evaluates
+//! writes the final model under the output folder. [`evaluate`] reloads and evaluates
 //! it (what `bma eval` calls on a final-model directory).
 //!
 //! The `average` entries, in this order whatever their order in the file:
@@ -216,9 +216,9 @@ pub fn build(
 
 /// Reloads the final model saved in `dir` (by [`build`]) and evaluates it on `part` of
 /// its data. A plain model directory (`model.json`) is evaluated as one model.
-pub fn eval_saved(dir: &Path, part: Part) -> Result<Metrics, String> {
+pub fn evaluate(dir: &Path, part: Part) -> Result<Metrics, String> {
     if !dir.join("final.json").exists() {
-        return train::eval_saved(dir, part);
+        return train::evaluate_saved(dir, part);
     }
     let (model, config) = load(dir)?;
     let data = crate::data::load(&config.data, &config.base).map_err(|e| e.to_string())?;

@@ -158,8 +158,8 @@ fn run(
     let (mut weights, mut member_valid, mut member_valid_loss, mut member_test) = (vec![], vec![], vec![], vec![]);
     for m in &s.members {
         let Some((_, d)) = done.iter().find(|(t, _)| t.number == m.trials[0]) else { continue };
-        let v = bma::train::eval_saved(d, bma::data::Part::Valid).expect("evaluates");
-        let t = bma::train::eval_saved(d, bma::data::Part::Test).expect("evaluates");
+        let v = bma::train::evaluate_saved(d, bma::data::Part::Valid).expect("evaluates");
+        let t = bma::train::evaluate_saved(d, bma::data::Part::Test).expect("evaluates");
         weights.push(round(m.weight));
         member_valid.push(round(v["accuracy"]));
         member_valid_loss.push(round(v["loss"]));

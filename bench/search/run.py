@@ -312,7 +312,7 @@ def main():
         theirs = optuna_overhead(optuna, o["filled"], reps)
         print(f"| {o['filled']} | {o['ms']:.3f} | {theirs['optuna-tpe']:.1f} | {theirs['optuna-tpe-mv']:.1f} |")
 
-    print("\n## Overhead with the SQLite store (`cargo bench --bench store`, through Study::run)\n")
+    print("\n## Overhead with the SQLite store (`cargo bench --bench store`, through TrialLoop::run)\n")
     print("Optuna TPE with SQLite, from the issue: 78 ms at 1,000 and 200 ms at 5,000 completed trials.\n")
     res = subprocess.run(["cargo", "bench", "--bench", "store"], cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
     for line in res.stdout.splitlines():

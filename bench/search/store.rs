@@ -1,9 +1,9 @@
 //! Store overhead: ask + tell per trial with the SQLite store (file, WAL), at 1,000
 //! and 5,000 completed trials in a 10-d space, through the real trial loop
-//! (`Study::run` with a pure-function experiment). Prints a table; see
+//! (`TrialLoop::run` with a pure-function experiment). Prints a table; see
 //! bench/search/RESULTS.md. Run: `cargo bench --bench store`.
 //!
-//! `Study::run` loads the whole history from the store once when it starts (what a
+//! `TrialLoop::run` loads the whole history from the store once when it starts (what a
 //! resumed study pays once): that load is timed on its own (a run with nothing left to
 //! do) and taken out of the per-trial figure, which is the steady state of the loop:
 //! claim, ask, start, evaluate, finish, three committed SQLite transactions per trial.
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bma::ir::{Point, Value};
 use bma::search::prune::NoPruner;
-use bma::search::study::{FunctionEvaluator, Objectives, Quiet, Settings, Study};
+use bma::search::study::{FunctionEvaluator, Objectives, Quiet, Settings, TrialLoop};
 use bma::search::{Rank, Trial, TrialState};
 use bma::store::{Sqlite, Store};
 use bma::{Source, space};
@@ -73,7 +73,7 @@ fn main() {
             let dir = std::env::temp_dir().join(format!("bma-store-bench-{}-{n}-{strategy}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             let store = Sqlite::open(&dir.join("study.db")).unwrap();
-            let spec = Study::spec("b", exp, SPEC, 1);
+            let spec = TrialLoop::spec("b", exp, SPEC, 1);
             let stored = store.open(&spec).unwrap();
             // Fill: n completed trials, written through the store as the loop would.
             let mut rng = bma::rng::Rng::new(9);
@@ -90,7 +90,7 @@ fn main() {
             let store_only = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
             let strategy_value = Value::sym(strategy);
             let spent = Arc::new(Mutex::new(Duration::ZERO));
-            let study_for = |trials: u64| Study {
+            let study_for = |trials: u64| TrialLoop {
                 store: &store,
                 study: stored.clone(),
                 experiment: exp,

@@ -86,7 +86,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
     } else {
         "model".to_string()
     };
-    match final_model::eval_saved(&dir, split) {
+    match final_model::evaluate(&dir, split) {
         Ok(m) => {
             println!("{title} {} on {}:", dir.display(), args.split);
             for (k, v) in &m {

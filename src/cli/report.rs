@@ -12,19 +12,12 @@ use std::process::ExitCode;
 
 use bma::search::TrialState;
 use bma::store::{Sqlite, Store};
+use bma::study::Error;
 use bma::study::outputs::{Written, regenerate};
 
-use super::{INPUT, INTERNAL, OK};
+use super::OK;
 
 /// A message and the exit code it ends with.
-pub type Failure = (String, u8);
-
-fn study_failure(e: bma::study::Error) -> Failure {
-    match e {
-        bma::study::Error::Input(m) => (m, INPUT),
-        bma::study::Error::Internal(m) => (m, INTERNAL),
-    }
-}
 
 /// Arguments of `bma report`.
 #[derive(clap::Args, Debug)]
@@ -52,14 +45,12 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     let result = match (&args.dir, url) {
         (_, Some(url)) => report_store(&url, args),
         (Some(dir), None) if args.out.is_none() => report_dir(dir, args).map(|w| (w, dir.clone())),
-        (Some(_), None) => Err((
+        (Some(_), None) => Err(Error::Input(
             "--out goes with --store (a run folder's report is written into the folder itself)".to_string(),
-            INPUT,
         )),
-        (None, None) => Err((
+        (None, None) => Err(Error::Input(
             "bma report needs a run folder (bma report runs/<experiment>) or a store (--store URL or BMA_STORE)"
                 .to_string(),
-            INPUT,
         )),
     };
     match result {
@@ -76,42 +67,42 @@ pub fn report(args: &ReportArgs) -> ExitCode {
             println!("wrote {}", counts.join(", "));
             ExitCode::from(OK)
         }
-        Err((m, code)) => super::fail(m, code),
+        Err(e) => super::study::fail(e),
     }
 }
 
 /// A study read from a store (a shared PostgreSQL database, or a SQLite file), its
 /// report written into `--out` (default `runs/<study>`).
-fn report_store(url: &str, args: &ReportArgs) -> Result<(Written, PathBuf), Failure> {
+fn report_store(url: &str, args: &ReportArgs) -> Result<(Written, PathBuf), Error> {
     let place = bma::store::postgres::redact(url);
-    let store = super::connect_store(url, 1).map_err(|e| (e.to_string(), INTERNAL))?;
+    let store = super::connect_store(url, 1).map_err(|e| Error::Internal(e.to_string()))?;
     let name = match &args.study {
         Some(n) => n.clone(),
         None => {
-            let studies = store.studies().map_err(|e| (format!("{place}: {e}"), INTERNAL))?;
+            let studies = store.studies().map_err(|e| Error::Internal(format!("{place}: {e}")))?;
             match studies.as_slice() {
-                [] => return Err((format!("{place} holds no study"), INPUT)),
+                [] => return Err(Error::Input(format!("{place} holds no study"))),
                 [one] => one.name.clone(),
                 many => {
                     let names: Vec<&str> = many.iter().map(|s| s.name.as_str()).collect();
-                    return Err((
-                        format!("{place} holds several studies ({}); pick one with --study", names.join(", ")),
-                        INPUT,
-                    ));
+                    return Err(Error::Input(format!(
+                        "{place} holds several studies ({}); pick one with --study",
+                        names.join(", ")
+                    )));
                 }
             }
         }
     };
     let (study, trials) = bma::store::load_study(&*store, &name).map_err(|e| match e {
-        bma::store::StoreError::NotFound(m) => (format!("{place}: {m}"), INPUT),
-        e => (format!("{place}: {e}"), INTERNAL),
+        bma::store::StoreError::NotFound(m) => Error::Input(format!("{place}: {m}")),
+        e => Error::Internal(format!("{place}: {e}")),
     })?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
     if out.exists() && !out.is_dir() {
-        return Err((format!("{} is not a folder", out.display()), INPUT));
+        return Err(Error::Input(format!("{} is not a folder", out.display())));
     }
-    std::fs::create_dir_all(&out).map_err(|e| (format!("cannot create {}: {e}", out.display()), INTERNAL))?;
-    let mut written = regenerate(&*store, &study, &out).map_err(study_failure)?;
+    std::fs::create_dir_all(&out).map_err(|e| Error::Internal(format!("cannot create {}: {e}", out.display())))?;
+    let mut written = regenerate(&*store, &study, &out)?;
     let unfinished = trials.iter().filter(|t| matches!(t.state, TrialState::Running | TrialState::Queued)).count();
     if unfinished > 0 {
         written.notes.push(format!("{unfinished} trial(s) are still running or queued; the report shows them as such"));
@@ -119,48 +110,46 @@ fn report_store(url: &str, args: &ReportArgs) -> Result<(Written, PathBuf), Fail
     Ok((written, out))
 }
 
-fn report_dir(dir: &Path, args: &ReportArgs) -> Result<Written, Failure> {
+fn report_dir(dir: &Path, args: &ReportArgs) -> Result<Written, Error> {
     if !dir.exists() {
-        return Err((format!("{} does not exist", dir.display()), INPUT));
+        return Err(Error::Input(format!("{} does not exist", dir.display())));
     }
     if !dir.is_dir() {
-        return Err((
-            format!("{} is not a folder (give the run folder, e.g. runs/<experiment>)", dir.display()),
-            INPUT,
-        ));
+        return Err(Error::Input(format!(
+            "{} is not a folder (give the run folder, e.g. runs/<experiment>)",
+            dir.display()
+        )));
     }
     let db = dir.join("study.db");
     if !db.is_file() {
-        return Err((
-            format!(
-                "{} holds no study.db: not a run folder (`bma ls` lists the run folders under a folder)",
-                dir.display()
-            ),
-            INPUT,
-        ));
+        return Err(Error::Input(format!(
+            "{} holds no study.db: not a run folder (`bma ls` lists the run folders under a folder)",
+            dir.display()
+        )));
     }
-    let store = Sqlite::open(&db).map_err(|e| (format!("{}: {e}", db.display()), INTERNAL))?;
-    let studies = store.studies().map_err(|e| (format!("{}: {e}", db.display()), INTERNAL))?;
+    let store = Sqlite::open(&db).map_err(|e| Error::Internal(format!("{}: {e}", db.display())))?;
+    let studies = store.studies().map_err(|e| Error::Internal(format!("{}: {e}", db.display())))?;
     let name = match (&args.study, studies.as_slice()) {
         (Some(n), _) => n.clone(),
-        (None, []) => return Err((format!("{} holds no study", db.display()), INPUT)),
+        (None, []) => return Err(Error::Input(format!("{} holds no study", db.display()))),
         (None, [one]) => one.name.clone(),
         (None, many) => {
             let names: Vec<&str> = many.iter().map(|s| s.name.as_str()).collect();
-            return Err((
-                format!("{} holds several studies ({}); pick one with --study", db.display(), names.join(", ")),
-                INPUT,
-            ));
+            return Err(Error::Input(format!(
+                "{} holds several studies ({}); pick one with --study",
+                db.display(),
+                names.join(", ")
+            )));
         }
     };
     let study = store.study(&name).map_err(|e| match e {
         bma::store::StoreError::NotFound(_) => {
             let names: Vec<&str> = studies.iter().map(|s| s.name.as_str()).collect();
-            (format!("{} holds no study `{name}` (it has {})", db.display(), names.join(", ")), INPUT)
+            Error::Input(format!("{} holds no study `{name}` (it has {})", db.display(), names.join(", ")))
         }
-        e => (format!("{}: {e}", db.display()), INTERNAL),
+        e => Error::Internal(format!("{}: {e}", db.display())),
     })?;
-    let written = regenerate(&store, &study, dir).map_err(study_failure)?;
+    let written = regenerate(&store, &study, dir)?;
     let unfinished = store
         .history(study.id)
         .map(|h| h.iter().filter(|t| matches!(t.state, TrialState::Running | TrialState::Queued)).count())

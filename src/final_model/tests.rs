@@ -64,14 +64,14 @@ fn a_greedy_soup_is_never_below_its_best_ingredient_on_valid() {
         build(&program, &program.experiments[0], Path::new("."), &dir.join("final"), &ranked).expect("builds");
     let best = ranked
         .iter()
-        .map(|(_, d)| valid_score(&train::eval_saved(d, Part::Valid).expect("evaluates")))
+        .map(|(_, d)| valid_score(&train::evaluate_saved(d, Part::Valid).expect("evaluates")))
         .fold(f64::NEG_INFINITY, f64::max);
     assert!(valid_score(&summary.final_valid) >= best - 1e-9, "{summary:#?} vs {best}");
     // One member (the soup) holding the kept trials; every other trial is listed with a reason.
     assert_eq!(summary.members.len(), 1);
     assert_eq!(summary.members[0].trials.len() + summary.excluded.len(), 4, "{summary:#?}");
     // Saved and reloadable: the same test metrics.
-    let again = eval_saved(&dir.join("final"), Part::Test).expect("reloads");
+    let again = evaluate(&dir.join("final"), Part::Test).expect("reloads");
     assert!((again["accuracy"] - summary.final_test["accuracy"]).abs() < 1e-9);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -136,13 +136,13 @@ fn ensembles_of_real_trainings_save_weights_that_sum_to_one_and_reload() {
             let of = |m: &Metrics| if vote { m["accuracy"] } else { valid_score(m) };
             let best = ranked
                 .iter()
-                .map(|(_, d)| of(&train::eval_saved(d, Part::Valid).expect("evaluates")))
+                .map(|(_, d)| of(&train::evaluate_saved(d, Part::Valid).expect("evaluates")))
                 .fold(f64::NEG_INFINITY, f64::max);
             assert!(of(&summary.final_valid) >= best - 1e-6, "{summary:#?}");
         }
-        let again = eval_saved(&dir.join("final"), Part::Test).expect("reloads");
+        let again = evaluate(&dir.join("final"), Part::Test).expect("reloads");
         assert!((again["loss"] - summary.final_test["loss"]).abs() < 1e-6, "{weights}");
-        assert_eq!(summary.single_test, train::eval_saved(&ranked[0].1, Part::Test).expect("evaluates"));
+        assert_eq!(summary.single_test, train::evaluate_saved(&ranked[0].1, Part::Test).expect("evaluates"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

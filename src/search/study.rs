@@ -14,7 +14,7 @@
 //!   `parallel` whatever the threads' timing (a study `time` budget aside).
 //! - Every trial the loop starts ends recorded in the store as complete, pruned,
 //!   infeasible (refused before training) or failed (with its kind and reason), unless the process dies; then the store still holds
-//!   it as running, and the next run requeues it (see [`Study::recover`]).
+//!   it as running, and the next run requeues it (see [`TrialLoop::recover`]).
 //! - A panic, NaN or error inside one trial fails that trial only.
 //! - A [`Settings::shared`] study (several workers, one store) keeps every rule above
 //!   except reproducibility: trial `n` sees the finished trials `<= n - parallel` that
@@ -157,7 +157,7 @@ pub struct Reused {
 }
 
 /// Trials taken from earlier studies instead of evaluated: what `bma watch` adds to
-/// the loop ([`Study::run_with`]). Called from the loop's thread, never concurrently
+/// the loop ([`TrialLoop::run_with`]). Called from the loop's thread, never concurrently
 /// for one trial.
 pub trait Reuse: Sync {
     /// A point to evaluate as trial `number` instead of asking the strategy (an earlier
@@ -231,7 +231,7 @@ impl Default for Settings {
     }
 }
 
-/// Why [`Study::run`] returned.
+/// Why [`TrialLoop::run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     /// The trial budget is spent (every trial finished).
@@ -452,7 +452,7 @@ fn violation(lhs: f64, op: ast::BinaryOp, bound: f64) -> f64 {
 }
 
 /// One study, opened in a store, ready to run.
-pub struct Study<'a> {
+pub struct TrialLoop<'a> {
     pub store: &'a dyn Store,
     pub study: store::Study,
     pub experiment: &'a ir::Experiment,
@@ -482,7 +482,7 @@ enum StopWhy {
     Interrupted,
 }
 
-impl<'a> Study<'a> {
+impl<'a> TrialLoop<'a> {
     /// The study's spec for the store: name, experiment, source text and its hash,
     /// objectives, constraints, seed.
     pub fn spec(name: &str, exp: &ir::Experiment, spec_text: &str, seed: u64) -> store::StudySpec {
@@ -535,7 +535,7 @@ impl<'a> Study<'a> {
         self.run_with(evaluator, observer, stop, None)
     }
 
-    /// [`Study::run`], with trials taken from earlier studies where `reuse` has them:
+    /// [`TrialLoop::run`], with trials taken from earlier studies where `reuse` has them:
     /// a reused trial is recorded like an evaluated one (started, then finished with
     /// objectives and constraints measured now), its steps replayed to the pruner
     /// (whose verdict it ignores: it is already trained), and it is never evaluated.

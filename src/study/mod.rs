@@ -40,7 +40,7 @@ use std::time::Duration;
 use crate::Compiled;
 use crate::ir::{self, Point, Value};
 use crate::search::prune::{self, NoPruner};
-use crate::search::study::{self as trial_loop, Ended, Evaluator, MAX_PARALLEL, Observer, Reuse, Settings, Study};
+use crate::search::study::{self as trial_loop, Ended, Evaluator, MAX_PARALLEL, Observer, Reuse, Settings, TrialLoop};
 use crate::search::{self, History, Pruner, Rank};
 use crate::store::{self, Sqlite, Store, StoreError};
 use crate::train::DeviceKind;
@@ -244,7 +244,7 @@ impl<'c> Plan<'c> {
 
     /// The spec this plan's study is stored under, named `name`.
     pub fn spec(&self, name: &str) -> store::StudySpec {
-        Study::spec(name, self.experiment, &spec_text(self.compiled), self.seed)
+        TrialLoop::spec(name, self.experiment, &spec_text(self.compiled), self.seed)
     }
 
     /// Training threads per trial: one when several trials share the cores.
@@ -441,7 +441,7 @@ pub fn resume(plan: &Plan<'_>, opened: &Opened) -> Result<Vec<u64>, Error> {
             plan.seed, study.spec.seed
         )));
     }
-    Study::recover(&*opened.store, study.id, plan.settings.stale_after).map_err(Error::internal)
+    TrialLoop::recover(&*opened.store, study.id, plan.settings.stale_after).map_err(Error::internal)
 }
 
 /// What `bma run --store` records with a shared study so that `bma worker`s, which have
@@ -546,7 +546,7 @@ pub fn run(
     let ctx = crate::space::Context { fns: &compiled.program.fns, data };
     let strategy =
         search::strategy(&plan.strategy, &exp.space, ctx, &plan.pins).map_err(|e| Error::Input(e.to_string()))?;
-    let mut study = Study {
+    let mut study = TrialLoop {
         store,
         study,
         experiment: exp,

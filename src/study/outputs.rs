@@ -257,7 +257,7 @@ fn best_model_test(out: &Path, number: u64) -> Result<Option<Metrics>, String> {
         let shown = saved.map_or_else(|| "an unknown trial".to_string(), |n| format!("trial {n}"));
         return Err(format!("{} holds {shown}, not the best trial {number}", best.display()));
     }
-    train::eval_saved(&best, Part::Test).map(Some)
+    train::evaluate_saved(&best, Part::Test).map(Some)
 }
 
 /// Compiles a stored spec text: the root file, then the files it imported, joined by
@@ -514,7 +514,7 @@ pub fn save_best(out: &Path, number: u64) -> Result<Metrics, String> {
         std::fs::copy(src.join(name), dst.join(name)).map_err(|e| format!("{}: {e}", src.join(name).display()))?;
     }
     std::fs::write(dst.join("trial"), number.to_string()).map_err(|e| format!("{}: {e}", dst.display()))?;
-    train::eval_saved(&dst, Part::Test)
+    train::evaluate_saved(&dst, Part::Test)
 }
 
 /// The losses' directions (lower is better), for display.

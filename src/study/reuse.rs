@@ -32,7 +32,7 @@ use std::time::Duration;
 use super::{Error, Plan, trial_dir};
 use crate::ir::Point;
 use crate::reuse::{ConfigKey, KeyContext};
-use crate::search::study::{Reuse, Reused, Study, trial_seed};
+use crate::search::study::{Reuse, Reused, TrialLoop, trial_seed};
 use crate::store::{self, Sqlite, Store, StudyId};
 use crate::trial::{Direction, FailKind, History, Trial, TrialState};
 
@@ -198,7 +198,7 @@ pub fn open_for_watch(plan: &Plan<'_>, previous: Option<&(String, String)>) -> R
     let mut replay = BTreeMap::new();
     if let Some(stored) = &stored {
         // A watch (or a run) killed mid-trial left running trials: requeue them.
-        Study::recover(&sqlite, stored.id, Duration::from_secs(60)).map_err(|e| Error::Internal(e.to_string()))?;
+        TrialLoop::recover(&sqlite, stored.id, Duration::from_secs(60)).map_err(|e| Error::Internal(e.to_string()))?;
         // An edit that leaves the search unchanged replays the previous study's points.
         if let Some((fp, hash)) = previous
             && *fp == fingerprint

@@ -6,7 +6,7 @@
 //! [`TrialOutcome`]: status, per-epoch metrics, the final metrics of the kept weights
 //! (valid split, plus `params`, `flops`, `latency`, `throughput`, `train_time`,
 //! `expressivity`, `gap`) and the trained [`Model`]. [`Trials`] prepares an experiment
-//! once (data loaded) and runs one trial per point: the search's entry. [`Model::save`] and [`eval_saved`]
+//! once (data loaded) and runs one trial per point: the search's entry. [`Model::save`] and [`evaluate_saved`]
 //! write and reread a model directory (`model.safetensors` + `model.json`).
 //!
 //! **Invariants:** burn types never leave this module; nothing a data file or setting
@@ -40,7 +40,7 @@ pub use metrics::{
     regression_metrics,
 };
 pub use net::{Op, OpKind, Plan, Tensors};
-pub use save::{SavedConfig, eval_saved, from_safetensors, load, to_safetensors};
+pub use save::{SavedConfig, evaluate_saved, from_safetensors, load, to_safetensors};
 pub use trial::{Averaging, Trials, averaging, init_seed};
 
 use crate::data::{Dataset, Split};

@@ -1,7 +1,7 @@
 //! Saved models: `model.safetensors` (the weights) and `model.json` (what they mean).
 //!
 //! Takes a [`Model`] and the [`SavedConfig`] that produced it; writes a directory that
-//! [`load`] and [`eval_saved`] read back. Weights are plain safetensors (little-endian
+//! [`load`] and [`evaluate_saved`] read back. Weights are plain safetensors (little-endian
 //! F32, tensors named `<layer>.weight`, `.bias`, `.running_mean`, `.running_var`), so
 //! any safetensors reader (PyTorch, numpy) can open them; the format is written here
 //! directly (a JSON header and raw bytes) rather than through burn-store.
@@ -71,7 +71,7 @@ pub fn load(dir: &Path) -> Result<(Model, SavedConfig), String> {
 }
 
 /// Reloads the model saved in `dir` and its dataset, and evaluates it on `split`.
-pub fn eval_saved(dir: &Path, split: Part) -> Result<Metrics, String> {
+pub fn evaluate_saved(dir: &Path, split: Part) -> Result<Metrics, String> {
     let (model, config) = load(dir)?;
     let data = data::load(&config.data, &config.base).map_err(|e| e.to_string())?;
     model.evaluate(data.part(split), &data.info)

@@ -302,7 +302,7 @@ fn saved_models_reload_and_evaluate_the_same() {
         train: cfg.clone(),
     };
     model.save(&dir, &config).expect("saves");
-    let test = eval_saved(&dir, data::Part::Test).expect("evaluates");
+    let test = evaluate_saved(&dir, data::Part::Test).expect("evaluates");
     let direct = model.evaluate(&data.test, &data.info).expect("evaluates");
     assert_eq!(test["accuracy"], direct["accuracy"]);
     assert!((test["loss"] - direct["loss"]).abs() < 1e-9);

@@ -1,7 +1,7 @@
 //! The trial loop's scheduler: which trial number to claim next, when to ask the strategy,
 //! starting trial threads, and recording what they report.
 //!
-//! Takes an opened [`Study`]'s parts (store, strategy, objectives, pruner, settings) and
+//! Takes an opened [`TrialLoop`]'s parts (store, strategy, objectives, pruner, settings) and
 //! the [`Hooks`] of one run; gives, when the loop ends, the study's [`History`] and why it
 //! ended. The rules it keeps are the trial loop's (see [`super`]): trial `n` is asked with
 //! exactly the finished trials `<= n - parallel` (its [`View`]), every trial it starts is
@@ -15,8 +15,8 @@ use std::thread::{self, Scope};
 use std::time::{Duration, Instant};
 
 use super::{
-    Done, Ended, Evaluator, Event, MIN_TRIAL_STACK, Observer, Reuse, Settings, Shared, Study, TrialCtx, panic_message,
-    propose, trial_seed,
+    Done, Ended, Evaluator, Event, MIN_TRIAL_STACK, Observer, Reuse, Settings, Shared, TrialCtx, TrialLoop,
+    panic_message, propose, trial_seed,
 };
 use crate::ir::{self, Point};
 use crate::search::{Ask, SearchError, Strategy};
@@ -84,10 +84,10 @@ pub(super) struct Scheduler<'s> {
 }
 
 impl<'s> Scheduler<'s> {
-    pub(super) fn new(study: &'s mut Study<'_>, history: History, hooks: Hooks<'s>) -> Scheduler<'s> {
+    pub(super) fn new(study: &'s mut TrialLoop<'_>, history: History, hooks: Hooks<'s>) -> Scheduler<'s> {
         let view = View { history: History::new(history.directions.clone(), history.rank.clone()), upto: -1 };
         let seed = study.seed();
-        let Study {
+        let TrialLoop {
             store,
             study: record,
             experiment,

@@ -30,13 +30,13 @@ fn lenient(text: &str) -> Compiled {
     crate::compile(&Source::new("t.bma", text))
 }
 
-fn study<'a>(c: &'a Compiled, store: &'a dyn Store, strategy: &str, settings: Settings, seed: u64) -> Study<'a> {
+fn study<'a>(c: &'a Compiled, store: &'a dyn Store, strategy: &str, settings: Settings, seed: u64) -> TrialLoop<'a> {
     let exp = &c.program.experiments[0];
-    let spec = Study::spec(&exp.name, exp, BRANIN, seed);
+    let spec = TrialLoop::spec(&exp.name, exp, BRANIN, seed);
     let stored = store.open(&spec).unwrap();
     let ctx = space::Context { fns: &c.program.fns, data: None };
     let strategy = crate::search::strategy(&Value::sym(strategy), &exp.space, ctx, &Point::new()).unwrap();
-    Study {
+    TrialLoop {
         store,
         study: stored,
         experiment: exp,

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::average::{self, Predictions, Weighting};
+use crate::catalogue;
 use crate::data::{Dataset, Part, Split};
 use crate::ir::{self, Task, Value};
 use crate::search::Trial;
@@ -412,10 +413,13 @@ fn ensemble_weights(
         Value::Call(c) => Some(c.clone()),
         _ => None,
     };
+    let Some(kind) = catalogue::kind(catalogue::WEIGHTS, &name) else {
+        return Err(format!("unknown ensemble weighting `{name}`"));
+    };
     let metrics: Vec<Metrics> = valid.iter().map(|p| outputs_metrics(like, &flatten(p), split)).collect();
-    Ok(match name.as_str() {
-        "uniform" => vec![1.0 / pool.len() as f64; pool.len()],
-        "softmax" => {
+    Ok(match kind {
+        catalogue::Weights::Uniform => vec![1.0 / pool.len() as f64; pool.len()],
+        catalogue::Weights::Softmax => {
             let metric = call.as_ref().and_then(|c| c.arg("metric", 0)).map_or("accuracy".into(), |v| v.to_string());
             let t = call.as_ref().and_then(|c| c.arg("temperature", 1)).and_then(Value::as_f64).unwrap_or(1.0);
             let sign = if train::higher_is_better(&metric) { 1.0 } else { -1.0 };
@@ -433,12 +437,12 @@ fn ensemble_weights(
                 .collect();
             average::closed_form_weights(&Weighting::Softmax { temperature: t }, &scores, &[])
         }
-        "bayes" => {
+        catalogue::Weights::Bayes => {
             let n = call.as_ref().and_then(|c| c.arg("n", 0)).and_then(Value::as_f64).unwrap_or(split.n as f64);
             let losses: Vec<f64> = metrics.iter().map(|m| m.get("loss").copied().unwrap_or(f64::INFINITY)).collect();
             average::closed_form_weights(&Weighting::Bayes { n }, &[], &losses)
         }
-        "greedy" => {
+        catalogue::Weights::Greedy => {
             let rounds = call.as_ref().and_then(|c| int_arg(c, "rounds", 0)).unwrap_or(20);
             if vote && like.task == Task::Classification {
                 average::ensemble_selection_with(valid, rounds, &|preds, w| {
@@ -448,7 +452,6 @@ fn ensemble_weights(
                 average::ensemble_selection(valid, rounds, &|p| score(like, p, split))
             }
         }
-        other => return Err(format!("unknown ensemble weighting `{other}`")),
     })
 }
 

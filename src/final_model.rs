@@ -153,6 +153,7 @@ pub fn build(
             _ => None,
         })
         .collect();
+    let (soup_entry, ensemble_entry) = by_kind(&entries);
     let swa = train::averaging(experiment).swa;
     let mut methods = Vec::new();
     let mut excluded = Vec::new();
@@ -161,7 +162,7 @@ pub fn build(
         .iter()
         .map(|l| Candidate { model: l.model.clone(), config: l.config.clone(), trials: vec![l.trial.number] })
         .collect();
-    if let Some(soup) = entries.iter().find(|c| c.name == "soup") {
+    if let Some(soup) = soup_entry {
         let greedy = soup.arg("method", 0).map(|v| v.to_string()).as_deref() == Some("greedy");
         let top = int_arg(soup, "top", 1).unwrap_or(5).max(1);
         let (model, kept, out_of) = make_soup(&loaded[..top.min(loaded.len())], greedy, data)?;
@@ -174,7 +175,7 @@ pub fn build(
     }
     let mut members: Vec<(Candidate, f64)> = vec![(candidates[0].clone(), 1.0)];
     let mut vote = false;
-    if let Some(ens) = entries.iter().find(|c| c.name == "ensemble") {
+    if let Some(ens) = ensemble_entry {
         vote = ens.arg("combine", 2).map(|v| v.to_string()).as_deref() == Some("vote");
         let top = int_arg(ens, "top", 0).unwrap_or(5).max(1).min(candidates.len());
         let pool = &candidates[..top];
@@ -396,6 +397,20 @@ fn score_of(m: &Metrics, task: Task) -> f64 {
         Task::Classification => m.get("accuracy").copied().unwrap_or(0.0) - 1e-3 * loss,
         Task::Regression => -loss,
     }
+}
+
+/// The first `soup` and the first `ensemble` of the `average` entries; `swa` acts during
+/// training (`train::averaging`).
+fn by_kind(entries: &[ir::CallValue]) -> (Option<&ir::CallValue>, Option<&ir::CallValue>) {
+    let (mut soup, mut ensemble) = (None, None);
+    for c in entries {
+        match catalogue::kind(catalogue::AVERAGES, &c.name) {
+            Some(catalogue::Average::Soup) => soup = soup.or(Some(c)),
+            Some(catalogue::Average::Ensemble) => ensemble = ensemble.or(Some(c)),
+            Some(catalogue::Average::Swa) | None => {}
+        }
+    }
+    (soup, ensemble)
 }
 
 fn ensemble_weights(

@@ -15,6 +15,7 @@ use super::layers::{ArgVal, builtin_layer};
 use super::submodel::{DataInfo, ExpandError, Layer, LayerKind, Padding, Shape, SubModel, fail, fmt_shape, kind_name};
 use super::{CallValue, Env, Point, Program, Value, eval, pattern_matches};
 use crate::ast;
+use crate::catalogue;
 use crate::diagnostic::Code;
 use crate::source::Span;
 
@@ -361,7 +362,9 @@ impl<'a> Expander<'a> {
             }
             return self.layer_value(&v, cur, call.span, scope);
         }
-        if matches!(name.as_str(), "add" | "concat") {
+        let merge = catalogue::kind(catalogue::LAYERS, name)
+            .filter(|k| matches!(k, catalogue::Layer::Add | catalogue::Layer::Concat));
+        if let Some(merge) = merge {
             let mut nodes = Vec::new();
             for a in call.args.iter().flatten() {
                 match a.value.as_name().and_then(|n| scope.nodes.get(n)) {
@@ -384,7 +387,11 @@ impl<'a> Expander<'a> {
                     "too few nodes",
                 );
             }
-            return if name == "add" { self.add_nodes(nodes, call.span) } else { self.concat(nodes, call.span) };
+            return if merge == catalogue::Layer::Add {
+                self.add_nodes(nodes, call.span)
+            } else {
+                self.concat(nodes, call.span)
+            };
         }
         let mut args = Vec::new();
         for a in call.args.iter().flatten() {

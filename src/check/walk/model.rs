@@ -168,7 +168,7 @@ impl Walker<'_> {
         if self.exp.is_some_and(|e| e.space.rejected.contains_key(name)) {
             return;
         }
-        if matches!(name.as_str(), "add" | "concat") {
+        if matches!(catalogue::kind(catalogue::LAYERS, name), Some(catalogue::Layer::Add | catalogue::Layer::Concat)) {
             let args = call.args.as_deref().unwrap_or(&[]);
             if args.len() < 2 {
                 self.diags.push(Diagnostic::error(
@@ -198,7 +198,7 @@ impl Walker<'_> {
             self.block_args(block, call);
             return;
         }
-        if name == "reshape" {
+        if catalogue::kind(catalogue::LAYERS, name) == Some(catalogue::Layer::Reshape) {
             for a in call.args.iter().flatten() {
                 let t = self.expr(&a.value);
                 if t != Ty::List {

@@ -127,6 +127,13 @@ pub fn one_of(names: &[&str]) -> String {
     }
 }
 
+/// `a, b(x:) or c`: every entry of `concept` as written, for a message.
+pub fn written(concept: Concept) -> String {
+    let all: Vec<String> =
+        concept.sigs().into_iter().map(|s| usage(concept, s).unwrap_or_else(|| s.name.to_string())).collect();
+    one_of(&all.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// A concept with a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Concept {

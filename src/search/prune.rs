@@ -74,15 +74,8 @@ pub fn from_setting(value: &Value) -> Result<Box<dyn Pruner>, SearchError> {
         Ok(e)
     };
     let Some(kind) = catalogue::kind(catalogue::PRUNERS, name) else {
-        let written: Vec<String> = catalogue::PRUNERS
-            .iter()
-            .map(|e| catalogue::usage(catalogue::Concept::Pruner, &e.sig).unwrap_or_else(|| e.sig.name.to_string()))
-            .collect();
-        let written: Vec<&str> = written.iter().map(String::as_str).collect();
-        return Err(SearchError::Setting(format!(
-            "unknown pruner `{value}` (expected {})",
-            catalogue::one_of(&written)
-        )));
+        let expected = catalogue::written(catalogue::Concept::Pruner);
+        return Err(SearchError::Setting(format!("unknown pruner `{value}` (expected {expected})")));
     };
     Ok(match kind {
         Kind::None => Box::new(NoPruner),

@@ -280,7 +280,7 @@ fn schedule(v: &Value) -> Result<Schedule, String> {
     let (name, call) = match v {
         Value::Sym(s) => (s.sym.as_str(), None),
         Value::Call(c) => (c.name.as_str(), Some(c)),
-        _ => return Err("is constant, cosine(warmup:) or step(every:, gamma:)".into()),
+        _ => return Err(format!("is {}", catalogue::written(catalogue::Concept::Schedule))),
     };
     let get = |k: &str, pos: usize| call.map_or(Ok(None), |c| num(c, k, pos));
     let Some(kind) = catalogue::kind(catalogue::SCHEDULES, name) else {
@@ -317,7 +317,7 @@ fn init(v: &Value) -> Result<Init, String> {
     let (name, call) = match v {
         Value::Sym(s) => (s.sym.as_str(), None),
         Value::Call(c) => (c.name.as_str(), Some(c)),
-        _ => return Err("is default, normal(mean:, std:), uniform(limit:), xavier or kaiming".into()),
+        _ => return Err(format!("is {}", catalogue::written(catalogue::Concept::Init))),
     };
     let get = |k: &str, pos: usize| call.map_or(Ok(None), |c| num(c, k, pos));
     let Some(kind) = catalogue::kind(catalogue::INITS, name) else {
@@ -355,6 +355,10 @@ mod tests {
         assert_eq!(sgd, Ok(OptimizerKind::Sgd { momentum: 0.0, nesterov: false }));
         let unknown = read("schedule", Value::sym("linear")).err().map(|e| e.message);
         assert_eq!(unknown.as_deref(), Some("unknown schedule `linear`"));
+        let wrong = |k: &str| read(k, Value::Int(3)).err().map(|e| e.message);
+        assert_eq!(wrong("schedule").as_deref(), Some("is constant, cosine(warmup:) or step(every:, gamma:)"));
+        let inits = "is default, normal(mean:, std:), uniform(limit:), xavier or kaiming";
+        assert_eq!(wrong("init").as_deref(), Some(inits));
     }
 
     /// `early_stop = none`, which the checker accepts and the reference lists, trains every epoch.

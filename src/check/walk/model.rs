@@ -128,70 +128,14 @@ impl Walker<'_> {
             }),
         };
         if let Some(t) = param_ty {
-            if call.args.is_some() {
-                let mut d = Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!("`{name}` is a parameter; it cannot take arguments"),
-                    call.span,
-                    "called here",
-                );
-                if is_layer_name(self.program, name) {
-                    d = d.with_help(format!(
-                        "the parameter `{name}` hides the layer `{name}`; rename the parameter (e.g. `{name}_rate`)"
-                    ));
-                }
-                self.diags.push(d);
-            } else if !matches!(t, Ty::Layer | Ty::Unknown | Ty::Sym(_)) {
-                let mut d = Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!("`{name}` is used as a layer, but it is {}", t.describe()),
-                    call.span,
-                    "not a layer",
-                );
-                if let Some(p) = self.param(name) {
-                    d = d.with_label(name_span(p), "declared here");
-                }
-                self.diags
-                    .push(d.with_help("a parameter is a layer when its values are layers: `act: in {relu, gelu}`"));
-            } else if let Ty::Sym(values) = &t
-                && let Some(bad) = values.iter().find(|v| !is_layer_name(self.program, v))
-            {
-                self.diags.push(Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!("`{name}` is used as a layer, but `{bad}` is not a layer"),
-                    call.span,
-                    "not a layer",
-                ));
-            }
+            self.layer_param(name, &t, call);
             return;
         }
         if self.exp.is_some_and(|e| e.space.rejected.contains_key(name)) {
             return;
         }
         if matches!(catalogue::kind(catalogue::LAYERS, name), Some(catalogue::Layer::Add | catalogue::Layer::Concat)) {
-            let args = call.args.as_deref().unwrap_or(&[]);
-            if args.len() < 2 {
-                self.diags.push(Diagnostic::error(
-                    Code::BadArguments,
-                    format!("`{name}` needs at least two nodes"),
-                    call.span,
-                    "too few nodes",
-                ));
-            }
-            for a in args {
-                match a.value.as_name() {
-                    Some(n) if self.nodes.iter().any(|x| x == n) || n == "input" => {}
-                    _ => self.diags.push(
-                        Diagnostic::error(
-                            Code::UnknownName,
-                            format!("`{name}` merges nodes named with `let`"),
-                            a.value.span,
-                            "not a named node",
-                        )
-                        .suggest(a.value.as_name().unwrap_or(""), self.nodes.iter().map(String::as_str)),
-                    ),
-                }
-            }
+            self.merge_args(name, call);
             return;
         }
         if let Some(block) = self.program.blocks.get(name) {
@@ -209,27 +153,95 @@ impl Walker<'_> {
         }
         match catalogue::layer_signature(name) {
             Some(sig) => self.layer_args(name, sig, call),
-            None => {
-                let mut candidates: Vec<&str> = Concept::Layer.names();
-                candidates.extend(self.program.blocks.keys().map(String::as_str));
-                candidates.extend(self.nodes.iter().map(String::as_str));
-                let more: Vec<String> =
-                    self.exp.map(|e| e.space.params.iter().map(|p| p.name.clone()).collect()).unwrap_or_default();
-                candidates.extend(more.iter().map(String::as_str));
-                self.diags.push(
-                    Diagnostic::error(
-                        Code::UnknownLayer,
-                        format!("unknown layer `{name}`"),
-                        call.name.span,
-                        "no layer, block or node has this name",
-                    )
-                    .suggest(name, candidates)
-                    .with_help_default("blocks must be defined in this file or imported with `use`"),
-                );
-                for a in call.args.iter().flatten() {
-                    self.expr(&a.value);
-                }
+            None => self.unknown_layer(name, call),
+        }
+    }
+
+    /// A parameter or local used as a layer: no arguments, and its values must be layers.
+    fn layer_param(&mut self, name: &str, t: &Ty, call: &ast::Call) {
+        if call.args.is_some() {
+            let mut d = Diagnostic::error(
+                Code::TypeMismatch,
+                format!("`{name}` is a parameter; it cannot take arguments"),
+                call.span,
+                "called here",
+            );
+            if is_layer_name(self.program, name) {
+                d = d.with_help(format!(
+                    "the parameter `{name}` hides the layer `{name}`; rename the parameter (e.g. `{name}_rate`)"
+                ));
             }
+            self.diags.push(d);
+        } else if !matches!(t, Ty::Layer | Ty::Unknown | Ty::Sym(_)) {
+            let mut d = Diagnostic::error(
+                Code::TypeMismatch,
+                format!("`{name}` is used as a layer, but it is {}", t.describe()),
+                call.span,
+                "not a layer",
+            );
+            if let Some(p) = self.param(name) {
+                d = d.with_label(name_span(p), "declared here");
+            }
+            self.diags.push(d.with_help("a parameter is a layer when its values are layers: `act: in {relu, gelu}`"));
+        } else if let Ty::Sym(values) = t
+            && let Some(bad) = values.iter().find(|v| !is_layer_name(self.program, v))
+        {
+            self.diags.push(Diagnostic::error(
+                Code::TypeMismatch,
+                format!("`{name}` is used as a layer, but `{bad}` is not a layer"),
+                call.span,
+                "not a layer",
+            ));
+        }
+    }
+
+    /// The nodes `add` and `concat` merge: two or more, named with `let`.
+    fn merge_args(&mut self, name: &str, call: &ast::Call) {
+        let args = call.args.as_deref().unwrap_or(&[]);
+        if args.len() < 2 {
+            self.diags.push(Diagnostic::error(
+                Code::BadArguments,
+                format!("`{name}` needs at least two nodes"),
+                call.span,
+                "too few nodes",
+            ));
+        }
+        for a in args {
+            match a.value.as_name() {
+                Some(n) if self.nodes.iter().any(|x| x == n) || n == "input" => {}
+                _ => self.diags.push(
+                    Diagnostic::error(
+                        Code::UnknownName,
+                        format!("`{name}` merges nodes named with `let`"),
+                        a.value.span,
+                        "not a named node",
+                    )
+                    .suggest(a.value.as_name().unwrap_or(""), self.nodes.iter().map(String::as_str)),
+                ),
+            }
+        }
+    }
+
+    /// A layer name that no layer, block, node or parameter has.
+    fn unknown_layer(&mut self, name: &str, call: &ast::Call) {
+        let mut candidates: Vec<&str> = Concept::Layer.names();
+        candidates.extend(self.program.blocks.keys().map(String::as_str));
+        candidates.extend(self.nodes.iter().map(String::as_str));
+        let more: Vec<String> =
+            self.exp.map(|e| e.space.params.iter().map(|p| p.name.clone()).collect()).unwrap_or_default();
+        candidates.extend(more.iter().map(String::as_str));
+        self.diags.push(
+            Diagnostic::error(
+                Code::UnknownLayer,
+                format!("unknown layer `{name}`"),
+                call.name.span,
+                "no layer, block or node has this name",
+            )
+            .suggest(name, candidates)
+            .with_help_default("blocks must be defined in this file or imported with `use`"),
+        );
+        for a in call.args.iter().flatten() {
+            self.expr(&a.value);
         }
     }
 

@@ -294,92 +294,9 @@ impl Walker<'_> {
         }
         match want {
             Want::OneOf(concept) => self.ctor(e, concept, what),
-            Want::Syms(options) => match &e.kind {
-                ExprKind::Name(n) if options.contains(&n.as_str()) => {}
-                _ => {
-                    let t = self.expr(e);
-                    if let Ty::Bare(n, s) = &t {
-                        self.diags.push(
-                            Diagnostic::error(
-                                Code::UnknownValue,
-                                format!("`{what}` is {}, not `{n}`", or_list(options)),
-                                *s,
-                                "unknown value",
-                            )
-                            .suggest(n, options.iter().copied()),
-                        );
-                    } else if !matches!(t, Ty::Unknown | Ty::Sym(_)) {
-                        self.diags.push(Diagnostic::error(
-                            Code::TypeMismatch,
-                            format!("`{what}` is {}", or_list(options)),
-                            e.span,
-                            format!("this is {}", t.describe()),
-                        ));
-                    }
-                }
-            },
-            Want::Metric => {
-                let name = e.as_name().unwrap_or("");
-                let objectives: Vec<String> =
-                    self.exp.map(|x| x.objectives.iter().map(|o| o.name.clone()).collect()).unwrap_or_default();
-                if !(catalogue::find(catalogue::METRICS, name).is_some() || objectives.iter().any(|o| o == name)) {
-                    let mut cands: Vec<&str> = Concept::Metric.names();
-                    cands.extend(objectives.iter().map(String::as_str));
-                    self.diags.push(
-                        Diagnostic::error(
-                            Code::UnknownMetric,
-                            format!("unknown metric `{}`", self.text(e.span)),
-                            e.span,
-                            "not a metric",
-                        )
-                        .suggest(name, cands),
-                    );
-                }
-            }
-            Want::Params => match &e.kind {
-                ExprKind::List(items) => {
-                    for i in items {
-                        match i.as_name().and_then(|n| self.param(n)) {
-                            Some(p) => {
-                                self.used.insert(p.name.clone());
-                                let discrete = matches!(&p.kind, ParamKind::Free(d) if d.cardinality().is_some());
-                                if !discrete {
-                                    self.diags.push(
-                                        Diagnostic::error(
-                                            Code::TypeMismatch,
-                                            format!("`{}` cannot partition the space", p.name),
-                                            i.span,
-                                            "not a discrete parameter",
-                                        )
-                                        .with_label(name_span(p), "declared here")
-                                        .with_help("`subspace(by: ...)` names parameters with finitely many values"),
-                                    );
-                                }
-                            }
-                            None => {
-                                let names: Vec<String> = self
-                                    .exp
-                                    .map(|x| x.space.params.iter().map(|p| p.name.clone()).collect())
-                                    .unwrap_or_default();
-                                let n = self.text(i.span);
-                                self.diags.push(
-                                    Diagnostic::error(
-                                        Code::UnknownName,
-                                        format!("unknown parameter `{n}`"),
-                                        i.span,
-                                        "not a parameter of the space",
-                                    )
-                                    .suggest(&n, names.iter().map(String::as_str)),
-                                );
-                            }
-                        }
-                    }
-                }
-                _ => self.diags.push(
-                    Diagnostic::error(Code::TypeMismatch, "expected a list of parameters", e.span, "not a list")
-                        .with_help("for example `by: [kind, depth]`"),
-                ),
-            },
+            Want::Syms(options) => self.symbol_value(e, options, what),
+            Want::Metric => self.metric_value(e),
+            Want::Params => self.params_value(e),
             Want::Numbers => {
                 let t = self.expr(e);
                 if !matches!(t, Ty::List | Ty::Unknown) {
@@ -395,6 +312,102 @@ impl Walker<'_> {
                 let t = self.expr(e);
                 self.need(&t, e, want);
             }
+        }
+    }
+
+    /// A symbol of `options`.
+    fn symbol_value(&mut self, e: &ast::Expr, options: &[&str], what: &str) {
+        match &e.kind {
+            ExprKind::Name(n) if options.contains(&n.as_str()) => {}
+            _ => {
+                let t = self.expr(e);
+                if let Ty::Bare(n, s) = &t {
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::UnknownValue,
+                            format!("`{what}` is {}, not `{n}`", or_list(options)),
+                            *s,
+                            "unknown value",
+                        )
+                        .suggest(n, options.iter().copied()),
+                    );
+                } else if !matches!(t, Ty::Unknown | Ty::Sym(_)) {
+                    self.diags.push(Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("`{what}` is {}", or_list(options)),
+                        e.span,
+                        format!("this is {}", t.describe()),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// A metric, or an objective of the experiment.
+    fn metric_value(&mut self, e: &ast::Expr) {
+        let name = e.as_name().unwrap_or("");
+        let objectives: Vec<String> =
+            self.exp.map(|x| x.objectives.iter().map(|o| o.name.clone()).collect()).unwrap_or_default();
+        if !(catalogue::find(catalogue::METRICS, name).is_some() || objectives.iter().any(|o| o == name)) {
+            let mut cands: Vec<&str> = Concept::Metric.names();
+            cands.extend(objectives.iter().map(String::as_str));
+            self.diags.push(
+                Diagnostic::error(
+                    Code::UnknownMetric,
+                    format!("unknown metric `{}`", self.text(e.span)),
+                    e.span,
+                    "not a metric",
+                )
+                .suggest(name, cands),
+            );
+        }
+    }
+
+    /// A list of the space's discrete parameters (`subspace(by: [...])`).
+    fn params_value(&mut self, e: &ast::Expr) {
+        match &e.kind {
+            ExprKind::List(items) => {
+                for i in items {
+                    match i.as_name().and_then(|n| self.param(n)) {
+                        Some(p) => {
+                            self.used.insert(p.name.clone());
+                            let discrete = matches!(&p.kind, ParamKind::Free(d) if d.cardinality().is_some());
+                            if !discrete {
+                                self.diags.push(
+                                    Diagnostic::error(
+                                        Code::TypeMismatch,
+                                        format!("`{}` cannot partition the space", p.name),
+                                        i.span,
+                                        "not a discrete parameter",
+                                    )
+                                    .with_label(name_span(p), "declared here")
+                                    .with_help("`subspace(by: ...)` names parameters with finitely many values"),
+                                );
+                            }
+                        }
+                        None => {
+                            let names: Vec<String> = self
+                                .exp
+                                .map(|x| x.space.params.iter().map(|p| p.name.clone()).collect())
+                                .unwrap_or_default();
+                            let n = self.text(i.span);
+                            self.diags.push(
+                                Diagnostic::error(
+                                    Code::UnknownName,
+                                    format!("unknown parameter `{n}`"),
+                                    i.span,
+                                    "not a parameter of the space",
+                                )
+                                .suggest(&n, names.iter().map(String::as_str)),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => self.diags.push(
+                Diagnostic::error(Code::TypeMismatch, "expected a list of parameters", e.span, "not a list")
+                    .with_help("for example `by: [kind, depth]`"),
+            ),
         }
     }
 
@@ -421,24 +434,7 @@ impl Walker<'_> {
         if args.is_none()
             && let Some(p) = self.param(&name)
         {
-            self.use_param(p, e.span);
-            if let ParamKind::Free(Domain::Choice(values)) = &p.kind {
-                for v in values {
-                    if let Some(h) = v.head()
-                        && !table.iter().any(|c| c.name == h)
-                    {
-                        self.diags.push(
-                            Diagnostic::error(
-                                Code::UnknownValue,
-                                format!("`{}` can be `{h}`, which is not a {what}", p.name),
-                                e.span,
-                                format!("`{h}` is not a {what}"),
-                            )
-                            .with_label(name_span(p), "its values are declared here"),
-                        );
-                    }
-                }
-            }
+            self.ctor_param(p, e, &table, what);
             return;
         }
         let Some(ctor) = table.iter().find(|c| c.name == name) else {
@@ -460,7 +456,33 @@ impl Walker<'_> {
             }
             return;
         };
-        let args = args.map(Vec::as_slice).unwrap_or(&[]);
+        self.ctor_args(ctor, args.map(Vec::as_slice).unwrap_or(&[]), e);
+    }
+
+    /// A parameter used where an entry of `table` is wanted: its values must all be entries.
+    fn ctor_param(&mut self, p: &ir::Param, e: &ast::Expr, table: &[&catalogue::Sig], what: &str) {
+        self.use_param(p, e.span);
+        if let ParamKind::Free(Domain::Choice(values)) = &p.kind {
+            for v in values {
+                if let Some(h) = v.head()
+                    && !table.iter().any(|c| c.name == h)
+                {
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::UnknownValue,
+                            format!("`{}` can be `{h}`, which is not a {what}", p.name),
+                            e.span,
+                            format!("`{h}` is not a {what}"),
+                        )
+                        .with_label(name_span(p), "its values are declared here"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The arguments of a call of the entry `ctor`: known names, not too many, the required ones given.
+    fn ctor_args(&mut self, ctor: &catalogue::Sig, args: &[ast::Arg], e: &ast::Expr) {
         let mut positional = 0usize;
         let mut given: Vec<&str> = Vec::new();
         for a in args {

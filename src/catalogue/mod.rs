@@ -24,8 +24,8 @@ mod settings;
 
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
-    AVERAGES, Average, EARLY_STOPS, EarlyStop, INITS, Init, LOSSES, Loss, METRICS, OPTIMIZERS, Optimizer, PRUNERS,
-    Pruner, RANKS, Rank, SCHEDULES, STRATEGIES, Schedule, Strategy, WEIGHTS, Weights,
+    AVERAGES, Average, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, OPTIMIZERS, Optimizer,
+    PRUNERS, Pruner, RANKS, Rank, SCHEDULES, STRATEGIES, Schedule, Strategy, WEIGHTS, Weights,
 };
 
 /// What an argument (or a setting) accepts.

@@ -263,24 +263,44 @@ pub const RANKS: &[Entry<Rank>] = &[
     e(Rank::Weighted, "weighted", &[], "by a weighted sum of the objectives: `weighted(obj: w, ...)`"),
 ];
 
-const fn metric(name: &'static str, doc: &'static str) -> Entry<()> {
-    Entry { kind: (), sig: Sig { name, args: &[], doc, form: Form::Plain } }
+/// When a metric is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Measured on a split of the data after training.
+    OnSplit,
+    /// Measured on the trained network (time, speed, score of the untrained network).
+    Measured,
+    /// Known from the architecture alone, before training: constraints on it are decided
+    /// before any point is trained.
+    BeforeTraining,
+}
+
+const fn metric(kind: Known, name: &'static str, doc: &'static str) -> Entry<Known> {
+    Entry { kind, sig: Sig { name, args: &[], doc, form: Form::Plain } }
 }
 
 /// The metrics a trained model is measured by (objectives, constraints, `early_stop(on:)`).
-pub const METRICS: &[Entry<()>] = &[
-    metric("accuracy", "fraction of correctly classified samples on the split (valid by default)"),
-    metric("f1", "macro-averaged F1 score on the split"),
-    metric("precision", "macro-averaged precision on the split"),
-    metric("recall", "macro-averaged recall on the split"),
-    metric("loss", "the training loss measured on the split"),
-    metric("mse", "mean squared error on the split"),
-    metric("mae", "mean absolute error on the split"),
-    metric("r2", "coefficient of determination on the split"),
-    metric("latency", "median inference time per sample at batch 1, after warm-up (µs)"),
-    metric("throughput", "samples per second at inference"),
-    metric("params", "number of trainable parameters (known before training)"),
-    metric("flops", "floating-point operations per sample, multiply-add = 2 (known before training)"),
-    metric("train_time", "wall time spent training the trial (s)"),
-    metric("expressivity", "NASWOT score of the untrained network: log-determinant of the kernel of its ReLU codes"),
+pub const METRICS: &[Entry<Known>] = &[
+    metric(Known::OnSplit, "accuracy", "fraction of correctly classified samples on the split (valid by default)"),
+    metric(Known::OnSplit, "f1", "macro-averaged F1 score on the split"),
+    metric(Known::OnSplit, "precision", "macro-averaged precision on the split"),
+    metric(Known::OnSplit, "recall", "macro-averaged recall on the split"),
+    metric(Known::OnSplit, "loss", "the training loss measured on the split"),
+    metric(Known::OnSplit, "mse", "mean squared error on the split"),
+    metric(Known::OnSplit, "mae", "mean absolute error on the split"),
+    metric(Known::OnSplit, "r2", "coefficient of determination on the split"),
+    metric(Known::Measured, "latency", "median inference time per sample at batch 1, after warm-up (µs)"),
+    metric(Known::Measured, "throughput", "samples per second at inference"),
+    metric(Known::BeforeTraining, "params", "number of trainable parameters (known before training)"),
+    metric(
+        Known::BeforeTraining,
+        "flops",
+        "floating-point operations per sample, multiply-add = 2 (known before training)",
+    ),
+    metric(Known::Measured, "train_time", "wall time spent training the trial (s)"),
+    metric(
+        Known::Measured,
+        "expressivity",
+        "NASWOT score of the untrained network: log-determinant of the kernel of its ReLU codes",
+    ),
 ];

@@ -1,14 +1,16 @@
 //! The catalogue: every built-in name a model or a setting may use, one table per concept.
 //!
 //! Takes nothing; gives, per [`Concept`] (layers, optimisers, schedules, losses, inits,
-//! early stopping, strategies, pruners, ensemble weights, averaging rules, ranks, metrics),
+//! early stopping, strategies, pruners, ensemble weights, averaging rules, ranks, metrics,
+//! datasets),
 //! one table of [`Entry`]s: the name, the typed signature (each argument's name, [`ArgType`]
 //! and [`Need`]: required, optional, or its default) and a one-line doc. The checker
 //! (`check`), hover and completion (`ide`), the docs test (`tests/docs.rs`: every entry is in
 //! `docs/language.md`) and the runtime read these tables, and list the names nowhere else.
 //!
 //! **The constructors.** What a name builds at run time lives with what it builds, above this
-//! module (`search::strategy`, `search::prune::from_setting`, `train::config`, `ir::expand`).
+//! module (`search::strategy`, `search::prune::from_setting`, `train::config`, `ir::layers`,
+//! `final_model`, `data::load_raw`).
 //! Each entry carries a typed kind (`Strategy::Tpe`); the runtime finds the entry by name and
 //! builds with an exhaustive `match` on the kind. An entry added here needs a new kind
 //! variant, which every such `match` must handle: an entry without a constructor does not
@@ -19,9 +21,11 @@
 //! included) may read it.
 //! **Invariant:** in each table, names are unique and kinds are unique (tested below).
 
+mod datasets;
 mod layers;
 mod settings;
 
+pub use datasets::{DATASETS, Dataset};
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, OPTIMIZERS, Optimizer,
@@ -149,10 +153,11 @@ pub enum Concept {
     Average,
     Rank,
     Metric,
+    Dataset,
 }
 
 impl Concept {
-    pub const ALL: [Concept; 12] = [
+    pub const ALL: [Concept; 13] = [
         Concept::Layer,
         Concept::Optimizer,
         Concept::Schedule,
@@ -165,6 +170,7 @@ impl Concept {
         Concept::Average,
         Concept::Rank,
         Concept::Metric,
+        Concept::Dataset,
     ];
 
     /// The signatures of the concept's table, in order.
@@ -185,6 +191,7 @@ impl Concept {
             Concept::Average => of(AVERAGES),
             Concept::Rank => of(RANKS),
             Concept::Metric => of(METRICS),
+            Concept::Dataset => of(DATASETS),
         }
     }
 
@@ -201,6 +208,7 @@ impl Concept {
             Concept::Strategy | Concept::Pruner => "## Search",
             Concept::Weights | Concept::Average => "## Average",
             Concept::Rank | Concept::Metric => "## Objective",
+            Concept::Dataset => "## Data",
         }
     }
 }
@@ -259,7 +267,7 @@ mod tests {
         assert!(kinds_unique(LAYERS) && kinds_unique(OPTIMIZERS) && kinds_unique(SCHEDULES));
         assert!(kinds_unique(LOSSES) && kinds_unique(INITS) && kinds_unique(EARLY_STOPS));
         assert!(kinds_unique(STRATEGIES) && kinds_unique(PRUNERS) && kinds_unique(WEIGHTS));
-        assert!(kinds_unique(AVERAGES) && kinds_unique(RANKS));
+        assert!(kinds_unique(AVERAGES) && kinds_unique(RANKS) && kinds_unique(DATASETS));
     }
 
     #[test]

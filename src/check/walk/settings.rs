@@ -156,7 +156,10 @@ impl Walker<'_> {
         }
         if let Some(rank) = &exp.rank {
             match &rank.value.kind {
-                ExprKind::Call(callee, args) if callee.as_name() == Some("weighted") => {
+                ExprKind::Call(callee, args)
+                    if callee.as_name().and_then(|n| catalogue::kind(catalogue::RANKS, n))
+                        == Some(catalogue::Rank::Weighted) =>
+                {
                     let names: Vec<String> = exp.objectives.iter().map(|o| o.name.clone()).collect();
                     for a in args {
                         match &a.name {

@@ -299,17 +299,22 @@ fn schedule(v: &Value) -> Result<Schedule, String> {
 /// `None` for `early_stop = none`, which the checker accepts and the docs list.
 fn early_stop(v: &Value) -> Result<Option<EarlyStop>, String> {
     let wrong = || "is patience(n, on: metric)".to_string();
-    let kind = v.head().and_then(|h| catalogue::kind(catalogue::EARLY_STOPS, h));
-    match (v, kind) {
-        (Value::Call(c), Some(catalogue::EarlyStop::Patience)) => {
+    match v.head().and_then(|h| catalogue::kind(catalogue::EARLY_STOPS, h)) {
+        Some(catalogue::EarlyStop::Patience) => {
+            let Value::Call(c) = v else { return Err(wrong()) };
             let patience =
                 c.arg("n", 0).and_then(Value::as_i64).filter(|n| *n >= 1).ok_or("patience needs a positive int")?;
             let on = c.arg("on", 1).and_then(|v| v.as_sym().map(str::to_string)).unwrap_or_else(|| "loss".to_string());
             Ok(Some(EarlyStop { patience: patience as usize, on }))
         }
-        (Value::Sym(_), Some(catalogue::EarlyStop::None)) => Ok(None),
-        (Value::Int(n), _) if *n >= 1 => Ok(Some(EarlyStop { patience: *n as usize, on: "loss".into() })),
-        _ => Err(wrong()),
+        Some(catalogue::EarlyStop::None) => match v {
+            Value::Sym(_) => Ok(None),
+            _ => Err(wrong()),
+        },
+        None => match v {
+            Value::Int(n) if *n >= 1 => Ok(Some(EarlyStop { patience: *n as usize, on: "loss".into() })),
+            _ => Err(wrong()),
+        },
     }
 }
 

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::average::{self, Predictions, Weighting};
+use crate::catalogue;
 use crate::data::{Dataset, Part, Split};
 use crate::ir::{self, Task, Value};
 use crate::train::{self, Head, Metrics, Model, SavedConfig};
@@ -152,6 +153,7 @@ pub fn build(
             _ => None,
         })
         .collect();
+    let (soup_entry, ensemble_entry) = by_kind(&entries);
     let swa = train::averaging(experiment).swa;
     let mut methods = Vec::new();
     let mut excluded = Vec::new();
@@ -160,7 +162,7 @@ pub fn build(
         .iter()
         .map(|l| Candidate { model: l.model.clone(), config: l.config.clone(), trials: vec![l.trial.number] })
         .collect();
-    if let Some(soup) = entries.iter().find(|c| c.name == "soup") {
+    if let Some(soup) = soup_entry {
         let greedy = soup.arg("method", 0).map(|v| v.to_string()).as_deref() == Some("greedy");
         let top = int_arg(soup, "top", 1).unwrap_or(5).max(1);
         let (model, kept, out_of) = make_soup(&loaded[..top.min(loaded.len())], greedy, data)?;
@@ -173,7 +175,7 @@ pub fn build(
     }
     let mut members: Vec<(Candidate, f64)> = vec![(candidates[0].clone(), 1.0)];
     let mut vote = false;
-    if let Some(ens) = entries.iter().find(|c| c.name == "ensemble") {
+    if let Some(ens) = ensemble_entry {
         vote = ens.arg("combine", 2).map(|v| v.to_string()).as_deref() == Some("vote");
         let top = int_arg(ens, "top", 0).unwrap_or(5).max(1).min(candidates.len());
         let pool = &candidates[..top];
@@ -397,6 +399,20 @@ fn score_of(m: &Metrics, task: Task) -> f64 {
     }
 }
 
+/// The first `soup` and the first `ensemble` of the `average` entries; `swa` acts during
+/// training (`train::averaging`).
+fn by_kind(entries: &[ir::CallValue]) -> (Option<&ir::CallValue>, Option<&ir::CallValue>) {
+    let (mut soup, mut ensemble) = (None, None);
+    for c in entries {
+        match catalogue::kind(catalogue::AVERAGES, &c.name) {
+            Some(catalogue::Average::Soup) => soup = soup.or(Some(c)),
+            Some(catalogue::Average::Ensemble) => ensemble = ensemble.or(Some(c)),
+            Some(catalogue::Average::Swa) | None => {}
+        }
+    }
+    (soup, ensemble)
+}
+
 fn ensemble_weights(
     ens: &ir::CallValue,
     pool: &[Candidate],
@@ -412,10 +428,13 @@ fn ensemble_weights(
         Value::Call(c) => Some(c.clone()),
         _ => None,
     };
+    let Some(kind) = catalogue::kind(catalogue::WEIGHTS, &name) else {
+        return Err(format!("unknown ensemble weighting `{name}`"));
+    };
     let metrics: Vec<Metrics> = valid.iter().map(|p| outputs_metrics(like, &flatten(p), split)).collect();
-    Ok(match name.as_str() {
-        "uniform" => vec![1.0 / pool.len() as f64; pool.len()],
-        "softmax" => {
+    Ok(match kind {
+        catalogue::Weights::Uniform => vec![1.0 / pool.len() as f64; pool.len()],
+        catalogue::Weights::Softmax => {
             let metric = call.as_ref().and_then(|c| c.arg("metric", 0)).map_or("accuracy".into(), |v| v.to_string());
             let t = call.as_ref().and_then(|c| c.arg("temperature", 1)).and_then(Value::as_f64).unwrap_or(1.0);
             let sign = if train::higher_is_better(&metric) { 1.0 } else { -1.0 };
@@ -433,12 +452,12 @@ fn ensemble_weights(
                 .collect();
             average::closed_form_weights(&Weighting::Softmax { temperature: t }, &scores, &[])
         }
-        "bayes" => {
+        catalogue::Weights::Bayes => {
             let n = call.as_ref().and_then(|c| c.arg("n", 0)).and_then(Value::as_f64).unwrap_or(split.n as f64);
             let losses: Vec<f64> = metrics.iter().map(|m| m.get("loss").copied().unwrap_or(f64::INFINITY)).collect();
             average::closed_form_weights(&Weighting::Bayes { n }, &[], &losses)
         }
-        "greedy" => {
+        catalogue::Weights::Greedy => {
             let rounds = call.as_ref().and_then(|c| int_arg(c, "rounds", 0)).unwrap_or(20);
             if vote && like.task == Task::Classification {
                 average::ensemble_selection_with(valid, rounds, &|preds, w| {
@@ -448,7 +467,6 @@ fn ensemble_weights(
                 average::ensemble_selection(valid, rounds, &|p| score(like, p, split))
             }
         }
-        other => return Err(format!("unknown ensemble weighting `{other}`")),
     })
 }
 

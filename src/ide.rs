@@ -2,10 +2,11 @@
 //!
 //! Takes a [`Compiled`] file and a byte offset in one of its sources, gives
 //! plain data; `bma lsp` turns it into protocol messages. Works on a file with
-//! errors too, with whatever was lowered.
+//! errors too, with whatever was lowered. What it says of built-in layers, metrics,
+//! strategies and pruners is the catalogue's (`catalogue`), never its own list.
 
 use crate::Compiled;
-use crate::check::MODEL_METRICS;
+use crate::catalogue::{self, Concept};
 use crate::ir::{self, Domain, Experiment, ParamKind};
 use crate::source::{FileId, Span};
 
@@ -31,60 +32,18 @@ pub enum CompletionKind {
 
 /// The meaning of each metric, shown on hover.
 pub fn metric_doc(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "accuracy" => "fraction of correctly classified samples on the split (valid by default)",
-        "f1" => "macro-averaged F1 score on the split",
-        "precision" => "macro-averaged precision on the split",
-        "recall" => "macro-averaged recall on the split",
-        "loss" => "the training loss measured on the split",
-        "mse" => "mean squared error on the split",
-        "mae" => "mean absolute error on the split",
-        "r2" => "coefficient of determination on the split",
-        "latency" => "median inference time per sample at batch 1, after warm-up (µs)",
-        "throughput" => "samples per second at inference",
-        "params" => "number of trainable parameters (known before training)",
-        "flops" => "floating-point operations per sample, multiply-add = 2 (known before training)",
-        "train_time" => "wall time spent training the trial (s)",
-        "expressivity" => "NASWOT score of the untrained network: log-determinant of the kernel of its ReLU codes",
-        _ => return None,
-    })
+    catalogue::find(catalogue::METRICS, name).map(|m| m.sig.doc)
 }
 
-fn layer_doc(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "dense" => "dense(units): a fully connected layer on a flat input",
-        "conv2d" => "conv2d(filters, kernel: 3, stride: 1, padding: same|valid): 2-D convolution on [c, h, w]",
-        "maxpool" => "maxpool(kernel: 2, stride: kernel): max pooling",
-        "avgpool" => "avgpool(kernel: 2, stride: kernel): average pooling",
-        "global_avgpool" => "global_avgpool: averages each channel over the feature map: [c, h, w] → [c]",
-        "flatten" => "flatten: [c, h, w] → [c·h·w]",
-        "reshape" => "reshape(d1, d2, ...): a new shape with the same number of values",
-        "batchnorm" => "batchnorm: batch normalisation over the channels",
-        "layernorm" => "layernorm: layer normalisation over the last axis",
-        "dropout" => "dropout(p): zeroes a fraction p of the values while training",
-        "relu" | "gelu" | "tanh" | "sigmoid" | "silu" | "softmax" => "an activation; keeps the shape",
-        "leaky_relu" => "leaky_relu(a: 0.01): ReLU with slope a below zero",
-        "add" => "add(a, b, ...): the sum of named nodes of one shape",
-        "concat" => "concat(a, b, ...): named nodes joined along the first axis",
-        _ => return None,
-    })
+/// The line hover and completion show for the entry of `concept` named `name`.
+fn entry_doc(concept: Concept, name: &str) -> Option<String> {
+    concept.sigs().into_iter().find(|s| s.name == name).map(|s| catalogue::describe(concept, s))
 }
 
-const STRATEGIES: [(&str, &str); 6] = [
-    ("grid", "grid(limit:): every point of a finite space"),
-    ("random", "random: independent uniform samples"),
-    ("tpe", "tpe(startup:): tree-structured Parzen estimator"),
-    ("nsga2", "nsga2(population:): evolutionary multi-objective search"),
-    ("evolution", "evolution(population:, sample:): aging evolution"),
-    ("subspace", "subspace(by:, samples:, eta:): partition by structural parameters, keep the best cells"),
-];
-
-const PRUNERS: [(&str, &str); 4] = [
-    ("none", "no pruning"),
-    ("median", "median(warmup:): stop a trial below the median of others at the same epoch"),
-    ("asha", "asha(min_epochs:, eta:): asynchronous successive halving"),
-    ("hyperband", "hyperband(min_epochs:, max_epochs:, eta:): several ASHA brackets"),
-];
+/// The lines of every entry of `concept`, in order.
+fn entry_docs(concept: Concept) -> Vec<(&'static str, String)> {
+    concept.sigs().into_iter().map(|s| (s.name, catalogue::describe(concept, s))).collect()
+}
 
 const KEYWORDS: [&str; 21] = [
     "use",
@@ -205,16 +164,16 @@ pub fn hover(c: &Compiled, file: FileId, offset: u32) -> Option<(Span, String)> 
         }
         return Some((span, s));
     }
-    if let Some(d) = layer_doc(&word) {
+    if let Some(d) = entry_doc(Concept::Layer, &word) {
         return Some((span, format!("layer `{word}`: {d}")));
     }
     if let Some(d) = metric_doc(&word) {
         return Some((span, format!("metric `{word}`: {d}")));
     }
-    if let Some((_, d)) = STRATEGIES.iter().find(|(n, _)| *n == word) {
+    if let Some(d) = entry_doc(Concept::Strategy, &word) {
         return Some((span, format!("strategy {d}")));
     }
-    if let Some((_, d)) = PRUNERS.iter().find(|(n, _)| *n == word) {
+    if let Some(d) = entry_doc(Concept::Pruner, &word) {
         return Some((span, format!("pruner {d}")));
     }
     if let Some(e) = c.program.experiment(&word)
@@ -262,8 +221,8 @@ pub fn completions(c: &Compiled, file: FileId, offset: u32) -> Vec<Completion> {
             push(&mut out, &p.name, CompletionKind::Parameter, detail);
         }
     }
-    for l in ir::LAYERS {
-        push(&mut out, l, CompletionKind::Layer, layer_doc(l).unwrap_or("").to_string());
+    for (l, d) in entry_docs(Concept::Layer) {
+        push(&mut out, l, CompletionKind::Layer, d);
     }
     // Qualified names (`std::blocks::conv_bn`) are the lowering's, not the user's.
     for (name, b) in c.program.blocks.iter().filter(|(n, _)| !n.contains("::")) {
@@ -275,17 +234,72 @@ pub fn completions(c: &Compiled, file: FileId, offset: u32) -> Vec<Completion> {
     for f in ir::BUILTINS {
         push(&mut out, f, CompletionKind::Function, "builtin".to_string());
     }
-    for m in MODEL_METRICS {
-        push(&mut out, m, CompletionKind::Metric, metric_doc(m).unwrap_or("").to_string());
+    for m in catalogue::METRICS {
+        push(&mut out, m.sig.name, CompletionKind::Metric, m.sig.doc.to_string());
     }
-    for (s, d) in STRATEGIES {
-        push(&mut out, s, CompletionKind::Strategy, d.to_string());
+    for (s, d) in entry_docs(Concept::Strategy) {
+        push(&mut out, s, CompletionKind::Strategy, d);
     }
-    for (p, d) in PRUNERS {
-        push(&mut out, p, CompletionKind::Pruner, d.to_string());
+    for (p, d) in entry_docs(Concept::Pruner) {
+        push(&mut out, p, CompletionKind::Pruner, d);
     }
     for k in KEYWORDS {
         push(&mut out, k, CompletionKind::Keyword, String::new());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hover and completion say what they said before the catalogue: every layer, strategy
+    /// and pruner line, word for word.
+    #[test]
+    fn catalogue_lines_read_as_before() {
+        let expected = [
+            (Concept::Layer, "dense", "dense(units): a fully connected layer on a flat input"),
+            (
+                Concept::Layer,
+                "conv2d",
+                "conv2d(filters, kernel: 3, stride: 1, padding: same|valid): 2-D convolution on [c, h, w]",
+            ),
+            (Concept::Layer, "maxpool", "maxpool(kernel: 2, stride: kernel): max pooling"),
+            (Concept::Layer, "avgpool", "avgpool(kernel: 2, stride: kernel): average pooling"),
+            (
+                Concept::Layer,
+                "global_avgpool",
+                "global_avgpool: averages each channel over the feature map: [c, h, w] → [c]",
+            ),
+            (Concept::Layer, "flatten", "flatten: [c, h, w] → [c·h·w]"),
+            (Concept::Layer, "reshape", "reshape(d1, d2, ...): a new shape with the same number of values"),
+            (Concept::Layer, "batchnorm", "batchnorm: batch normalisation over the channels"),
+            (Concept::Layer, "layernorm", "layernorm: layer normalisation over the last axis"),
+            (Concept::Layer, "dropout", "dropout(p): zeroes a fraction p of the values while training"),
+            (Concept::Layer, "gelu", "an activation; keeps the shape"),
+            (Concept::Layer, "softmax", "an activation; keeps the shape"),
+            (Concept::Layer, "leaky_relu", "leaky_relu(a: 0.01): ReLU with slope a below zero"),
+            (Concept::Layer, "add", "add(a, b, ...): the sum of named nodes of one shape"),
+            (Concept::Layer, "concat", "concat(a, b, ...): named nodes joined along the first axis"),
+            (Concept::Strategy, "grid", "grid(limit:): every point of a finite space"),
+            (Concept::Strategy, "random", "random: independent uniform samples"),
+            (Concept::Strategy, "tpe", "tpe(startup:): tree-structured Parzen estimator"),
+            (Concept::Strategy, "nsga2", "nsga2(population:): evolutionary multi-objective search"),
+            (Concept::Strategy, "evolution", "evolution(population:, sample:): aging evolution"),
+            (
+                Concept::Strategy,
+                "subspace",
+                "subspace(by:, samples:, eta:): partition by structural parameters, keep the best cells",
+            ),
+            (Concept::Pruner, "none", "no pruning"),
+            (Concept::Pruner, "median", "median(warmup:): stop a trial below the median of others at the same epoch"),
+            (Concept::Pruner, "asha", "asha(min_epochs:, eta:): asynchronous successive halving"),
+            (Concept::Pruner, "hyperband", "hyperband(min_epochs:, max_epochs:, eta:): several ASHA brackets"),
+        ];
+        for (concept, name, line) in expected {
+            assert_eq!(entry_doc(concept, name).as_deref(), Some(line), "{concept:?} `{name}`");
+        }
+        assert_eq!(entry_docs(Concept::Layer).len(), 19);
+        assert_eq!(metric_doc("f1"), Some("macro-averaged F1 score on the split"));
+    }
 }

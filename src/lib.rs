@@ -7,6 +7,7 @@
 
 pub mod ast;
 pub mod average;
+pub mod catalogue;
 pub mod check;
 pub mod data;
 pub mod diagnostic;

@@ -23,10 +23,10 @@ const ORDER: &[&str] = &[
     "stdlib",      // the embedded `std::` modules
     "rng",         // the deterministic generator
     "limits",      // limits the checker and the search share (MAX_PARALLEL)
+    "catalogue",   // one table per concept (layers, strategies, ...): plain data
     "ir",          // lowering, values, the space, expansion into sub-models
     "trial",       // Trial, TrialState, FailKind, Direction, History, ranking
     "data",        // datasets, their header readers, splits
-    "catalogue",   // one table per concept (layers, strategies, ...)
     "check",       // every static problem of a program
     "pins",        // `--set` values and representative points
     "space",       // sampling and encoding a search space

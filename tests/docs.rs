@@ -4,10 +4,14 @@
 //! `bma,file=PATH` is one too, and other blocks of the same document import it as
 //! `PATH`; `bma,expect=CODE` must report the diagnostic `CODE`; `bma,fragment` is a
 //! sketch and is not compiled. Any other `bma,...` is a mistake in the document.
+//!
+//! The reference also names every diagnostic code, and every entry of every catalogue
+//! (`bma::catalogue`: layers, optimisers, strategies, ...) in the section of its concept.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use bma::catalogue::Concept;
 use bma::diagnostic::{self, Code, RenderOptions, Severity};
 use bma::source::Source;
 
@@ -137,4 +141,44 @@ fn language_reference_lists_every_diagnostic() {
     let missing: Vec<&str> =
         Code::ALL.iter().map(|c| c.as_str()).filter(|c| !text.contains(&format!("| `{c}` |"))).collect();
     assert!(missing.is_empty(), "docs/language.md's diagnostics table lacks {missing:?}");
+}
+
+/// The text of the section of `doc` under `heading`, up to the next heading of its level or above.
+fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let level = heading.chars().take_while(|c| *c == '#').count();
+    let Some(start) = doc.find(&format!("\n{heading}\n")) else {
+        return "";
+    };
+    let body = &doc[start + heading.len() + 2..];
+    let end = body
+        .match_indices("\n#")
+        .find(|(i, _)| body[i + 1..].chars().take_while(|c| *c == '#').count() <= level)
+        .map_or(body.len(), |(i, _)| i);
+    &body[..end]
+}
+
+/// `Concept::name` for each catalogue entry that `doc` does not show as `` `name` `` or
+/// `` `name(...)`` in its concept's section.
+fn missing_entries(doc: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    for concept in Concept::ALL {
+        let text = section(doc, concept.docs_section());
+        for name in concept.names() {
+            if !text.contains(&format!("`{name}`")) && !text.contains(&format!("`{name}(")) {
+                missing.push(format!("{concept:?}::{name}"));
+            }
+        }
+    }
+    missing
+}
+
+#[test]
+fn language_reference_lists_every_catalogue_entry() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
+    let text = std::fs::read_to_string(path).expect("docs/language.md is readable");
+    let missing = missing_entries(&text);
+    assert!(missing.is_empty(), "docs/language.md does not document {missing:?}");
+    // The check sees an entry left out: drop `swa` from the reference and it is missing.
+    let without = text.replace("`swa(", "`(");
+    assert_eq!(missing_entries(&without), vec!["Average::swa".to_string()]);
 }

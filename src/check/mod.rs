@@ -22,26 +22,10 @@ use crate::source::Sources;
 pub use space::{SpaceInfo, constraint_holds, count_grid, structural_points};
 pub use summary::{human, report_space};
 
-/// Metrics measured on a trained model (on a split, or of the network).
-pub const MODEL_METRICS: [&str; 14] = [
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "loss",
-    "mse",
-    "mae",
-    "r2",
-    "latency",
-    "throughput",
-    "params",
-    "flops",
-    "train_time",
-    "expressivity",
-];
-
-/// Metrics that need no training: known from the architecture alone.
-pub const STATIC_METRICS: [&str; 2] = ["params", "flops"];
+/// Whether `name` is a metric known from the architecture alone, before training.
+pub fn is_static_metric(name: &str) -> bool {
+    crate::catalogue::kind(crate::catalogue::METRICS, name) == Some(crate::catalogue::Known::BeforeTraining)
+}
 
 /// Everything `check` learnt about one experiment.
 #[derive(Debug, Clone)]

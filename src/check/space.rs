@@ -303,11 +303,8 @@ pub(super) fn check_space(
     let mut failed: BTreeSet<(u32, u32, Code)> = BTreeSet::new();
     let mut width_failed = false;
     let mut notes: BTreeMap<(crate::source::FileId, u32, u32), String> = BTreeMap::new();
-    let static_constraints: Vec<&ir::Constraint> = exp
-        .constraints
-        .iter()
-        .filter(|c| c.lhs.as_name().is_some_and(|n| super::STATIC_METRICS.contains(&n)))
-        .collect();
+    let static_constraints: Vec<&ir::Constraint> =
+        exp.constraints.iter().filter(|c| c.lhs.as_name().is_some_and(super::is_static_metric)).collect();
     let mut feasible_any = static_constraints.is_empty();
     // Layers expanded so far: a space of long `repeat`s stops early rather than
     // expanding for minutes; the rest is checked when sampled.

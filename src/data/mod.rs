@@ -21,6 +21,7 @@ mod synthetic;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::catalogue;
 use crate::ir::{DataInfo, Task, Value};
 use crate::rng::Rng;
 
@@ -170,6 +171,7 @@ pub fn load(value: &Value, base: &Path) -> Result<Dataset, DataError> {
 
 /// Loads the samples a data value names, without splitting.
 pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
+    use catalogue::Dataset as Kind;
     let (name, call) = match value {
         Value::Sym(s) => (s.sym.as_str(), None),
         Value::Call(c) => (c.name.as_str(), Some(c)),
@@ -182,9 +184,12 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
     };
     let int = |k: &str, default: i64| arg(k, usize::MAX).and_then(Value::as_i64).unwrap_or(default);
     let float = |k: &str, default: f64| arg(k, usize::MAX).and_then(Value::as_f64).unwrap_or(default);
-    match name {
-        "digits" | "iris" | "wine" | "breast_cancer" => builtin::load(name),
-        "csv" => {
+    let Some(kind) = catalogue::kind(catalogue::DATASETS, name) else {
+        return Err(DataError::new(format!("unknown dataset `{name}`")));
+    };
+    match kind {
+        Kind::Digits | Kind::Iris | Kind::Wine | Kind::BreastCancer => builtin::load(name),
+        Kind::Csv => {
             let target = match arg("target", 1) {
                 Some(Value::Str(s)) => csv::Target::Name(s.clone()),
                 Some(Value::Sym(s)) => csv::Target::Name(s.sym.clone()),
@@ -199,17 +204,16 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             };
             csv::load(&path("path", 0)?, &target, task)
         }
-        "idx" => idx::load(&path("images", 0)?, &path("labels", 1)?),
-        n if n.starts_with("synthetic.") => {
+        Kind::Idx => idx::load(&path("images", 0)?, &path("labels", 1)?),
+        Kind::Spirals | Kind::Moons | Kind::Circles | Kind::Sine => {
             let spec = synthetic::Spec {
                 n: int("n", 1000).max(0) as usize,
                 noise: float("noise", 0.1),
                 seed: int("seed", 0) as u64,
                 classes: int("classes", 2).max(2) as usize,
             };
-            synthetic::generate(&n["synthetic.".len()..], &spec)
+            synthetic::generate(name.strip_prefix("synthetic.").unwrap_or(name), &spec)
         }
-        other => Err(DataError::new(format!("unknown dataset `{other}`"))),
     }
 }
 

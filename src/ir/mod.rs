@@ -11,21 +11,18 @@
 //! only name parameters that come before it.
 
 mod expand;
+mod layers;
 mod lower;
+mod submodel;
 mod value;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use expand::{
-    Activation, DataInfo, ExpandError, LAYERS, Layer, LayerKind, Node, Padding, Shape, SubModel, Task, expand,
-    fmt_shape, layer_signature,
-};
-
-/// The names of the built-in layers.
-pub fn expand_layers() -> &'static [&'static str] {
-    &LAYERS
-}
+pub use expand::expand;
 pub use lower::{Disk, Loader, lower, names_in};
+pub use submodel::{
+    Activation, DataInfo, ExpandError, Layer, LayerKind, Node, Padding, Shape, SubModel, Task, fmt_shape,
+};
 pub use value::{
     BUILTINS, CONSTANTS, CallValue, Duration, Env, EvalError, MAX_INT, Symbol, Value, dotted, eval, pattern_matches,
 };

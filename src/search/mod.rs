@@ -22,6 +22,7 @@ mod tpe;
 
 use std::fmt;
 
+use crate::catalogue;
 use crate::ir::{self, Point, Value};
 use crate::rng::Rng;
 use crate::space::{self, Encoding, SpaceError};
@@ -117,6 +118,7 @@ pub fn strategy(
     ctx: space::Context<'_>,
     pins: &Point,
 ) -> Result<Box<dyn Strategy>, SearchError> {
+    use catalogue::Strategy as Kind;
     let name = value.head().unwrap_or("");
     let call = match value {
         Value::Call(c) => Some(c),
@@ -131,27 +133,28 @@ pub fn strategy(
             },
         }
     };
-    Ok(match name {
-        "random" => Box::new(Random),
-        "grid" => Box::new(Grid::new(space, ctx, pins, int("limit", 0, 100_000)?)?),
-        "tpe" => Box::new(Tpe::new(space, int("startup", 0, tpe::DEFAULT_STARTUP)?)),
-        "nsga2" => Box::new(Nsga2::new(space, int("population", 0, 50)?)),
-        "evolution" => {
+    let Some(kind) = catalogue::kind(catalogue::STRATEGIES, name) else {
+        return Err(SearchError::Setting(format!(
+            "unknown strategy `{value}` (expected {})",
+            catalogue::one_of(&catalogue::names(catalogue::STRATEGIES))
+        )));
+    };
+    Ok(match kind {
+        Kind::Random => Box::new(Random),
+        Kind::Grid => Box::new(Grid::new(space, ctx, pins, int("limit", 0, 100_000)?)?),
+        Kind::Tpe => Box::new(Tpe::new(space, int("startup", 0, tpe::DEFAULT_STARTUP)?)),
+        Kind::Nsga2 => Box::new(Nsga2::new(space, int("population", 0, 50)?)),
+        Kind::Evolution => {
             let population = int("population", 0, 20)?;
             Box::new(Evolution::new(space, population, int("sample", 1, (population / 4).max(2))?))
         }
-        "subspace" => {
+        Kind::Subspace => {
             let by = match call.and_then(|c| c.arg("by", 0)) {
                 Some(Value::List(items)) => items.iter().map(|v| v.to_string()).collect(),
                 Some(v @ Value::Sym(_)) => vec![v.to_string()],
                 _ => return Err(SearchError::Setting("`subspace` needs `by: [param, ...]`".into())),
             };
             Box::new(Subspace::new(space, ctx, pins, by, int("samples", 1, 4)?, int("eta", 2, 3)?)?)
-        }
-        _ => {
-            return Err(SearchError::Setting(format!(
-                "unknown strategy `{value}` (expected grid, random, tpe, nsga2, evolution or subspace)"
-            )));
         }
     })
 }

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::SearchError;
+use crate::catalogue;
 use crate::ir::Value;
 
 /// A pruner's answer for a trial at a step.
@@ -50,6 +51,7 @@ impl Pruner for NoPruner {
 
 /// The pruner a `prune = ...` value names.
 pub fn from_setting(value: &Value) -> Result<Box<dyn Pruner>, SearchError> {
+    use catalogue::Pruner as Kind;
     let name = value.head().unwrap_or("");
     let call = match value {
         Value::Call(c) => Some(c),
@@ -71,9 +73,13 @@ pub fn from_setting(value: &Value) -> Result<Box<dyn Pruner>, SearchError> {
         }
         Ok(e)
     };
-    Ok(match name {
-        "none" => Box::new(NoPruner),
-        "median" => {
+    let Some(kind) = catalogue::kind(catalogue::PRUNERS, name) else {
+        let expected = catalogue::written(catalogue::Concept::Pruner);
+        return Err(SearchError::Setting(format!("unknown pruner `{value}` (expected {expected})")));
+    };
+    Ok(match kind {
+        Kind::None => Box::new(NoPruner),
+        Kind::Median => {
             let warmup = match call.and_then(|c| c.arg("warmup", 0)) {
                 None => 1,
                 Some(v) => match v.as_i64() {
@@ -87,8 +93,8 @@ pub fn from_setting(value: &Value) -> Result<Box<dyn Pruner>, SearchError> {
             };
             Box::new(Median::new(warmup))
         }
-        "asha" => Box::new(Asha::new(int("min_epochs", 0, Some(1))?, eta(1)?)),
-        "hyperband" => {
+        Kind::Asha => Box::new(Asha::new(int("min_epochs", 0, Some(1))?, eta(1)?)),
+        Kind::Hyperband => {
             let min = int("min_epochs", 0, Some(1))?;
             let max = int("max_epochs", 1, None)?;
             if max < min {
@@ -97,12 +103,6 @@ pub fn from_setting(value: &Value) -> Result<Box<dyn Pruner>, SearchError> {
                 )));
             }
             Box::new(Hyperband::new(min, max, eta(2)?))
-        }
-        _ => {
-            return Err(SearchError::Setting(format!(
-                "unknown pruner `{value}` (expected none, median(warmup:), asha(min_epochs:, eta:) or \
-                 hyperband(min_epochs:, max_epochs:, eta:))"
-            )));
         }
     })
 }
@@ -457,6 +457,19 @@ mod tests {
         );
         assert!(err(Value::sym("sometimes")).contains("unknown pruner"));
         assert!(err(call("median", vec![("warmup", -1)])).contains("warmup"));
+    }
+
+    /// The message names the pruners from the catalogue, as it did when it listed them itself.
+    #[test]
+    fn an_unknown_pruner_lists_the_catalogue() {
+        let e = from_setting(&Value::sym("sometimes")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.ends_with(
+                "unknown pruner `sometimes` (expected none, median(warmup:), asha(min_epochs:, eta:) or \
+                 hyperband(min_epochs:, max_epochs:, eta:))"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

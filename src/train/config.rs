@@ -2,10 +2,12 @@
 //!
 //! Takes `(key, Value)` pairs (`optimizer = adam(lr)`, `epochs = 30`, ...), gives a
 //! [`TrainConfig`]. Unknown keys and malformed values are a [`ConfigError`]; what is
-//! not set takes the documented default.
+//! not set takes the documented default. The names are the catalogue's (`catalogue`): each
+//! value is found there and built by an exhaustive `match` on its kind.
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalogue;
 use crate::ir::{self, DataInfo, Task, Value};
 
 /// Everything that decides how one sub-model is trained.
@@ -156,17 +158,8 @@ impl TrainConfig {
                 "batch" => c.batch = positive(v).ok_or_else(|| bad("must be a positive int"))?,
                 "seed" => c.seed = v.as_i64().ok_or_else(|| bad("must be an int"))? as u64,
                 "threads" => c.threads = positive(v).ok_or_else(|| bad("must be a positive int"))?,
-                "loss" => {
-                    c.loss = match v.head() {
-                        Some("cross_entropy") => Loss::CrossEntropy,
-                        Some("bce") => Loss::Bce,
-                        Some("mse") => Loss::Mse,
-                        Some("mae") => Loss::Mae,
-                        Some("huber") => Loss::Huber,
-                        _ => return Err(bad("is one of cross_entropy, bce, mse, mae, huber")),
-                    }
-                }
-                "early_stop" => c.early_stop = Some(early_stop(v).map_err(|m| bad(&m))?),
+                "loss" => c.loss = loss(v).ok_or_else(|| bad("is one of cross_entropy, bce, mse, mae, huber"))?,
+                "early_stop" => c.early_stop = early_stop(v).map_err(|m| bad(&m))?,
                 "init" => c.init = init(v).map_err(|m| bad(&m))?,
                 _ => return Err(bad("unknown setting")),
             }
@@ -224,10 +217,20 @@ fn num(c: &ir::CallValue, name: &str, pos: usize) -> Result<Option<f64>, String>
     }
 }
 
+fn loss(v: &Value) -> Option<Loss> {
+    Some(match catalogue::kind(catalogue::LOSSES, v.head()?)? {
+        catalogue::Loss::CrossEntropy => Loss::CrossEntropy,
+        catalogue::Loss::Bce => Loss::Bce,
+        catalogue::Loss::Mse => Loss::Mse,
+        catalogue::Loss::Mae => Loss::Mae,
+        catalogue::Loss::Huber => Loss::Huber,
+    })
+}
+
 fn optimizer(v: &Value) -> Result<Optimizer, String> {
     let Value::Call(c) = v else {
         return match v.as_sym() {
-            Some(s @ ("sgd" | "adam" | "adamw")) => {
+            Some(s) if catalogue::kind(catalogue::OPTIMIZERS, s).is_some() => {
                 optimizer(&Value::Call(ir::CallValue { name: s.to_string(), args: Vec::new() }))
             }
             _ => Err("is sgd(lr, ...), adam(lr, ...) or adamw(lr, ...)".into()),
@@ -243,21 +246,23 @@ fn optimizer(v: &Value) -> Result<Optimizer, String> {
             Some(_) => Err("`betas` is a list of two numbers".into()),
         }
     };
-    let (kind, default_lr, default_wd) = match c.name.as_str() {
-        "sgd" => {
+    let Some(kind) = catalogue::kind(catalogue::OPTIMIZERS, &c.name) else {
+        return Err(format!("unknown optimizer `{}`", c.name));
+    };
+    let (kind, default_lr, default_wd) = match kind {
+        catalogue::Optimizer::Sgd => {
             let momentum = num(c, "momentum", usize::MAX)?.unwrap_or(0.0);
             let nesterov = c.arg("nesterov", usize::MAX).and_then(Value::as_bool).unwrap_or(false);
             (OptimizerKind::Sgd { momentum, nesterov }, 0.01, 0.0)
         }
-        "adam" => {
+        catalogue::Optimizer::Adam => {
             let (beta1, beta2) = betas()?;
             (OptimizerKind::Adam { beta1, beta2 }, 1e-3, 0.0)
         }
-        "adamw" => {
+        catalogue::Optimizer::AdamW => {
             let (beta1, beta2) = betas()?;
             (OptimizerKind::AdamW { beta1, beta2 }, 1e-3, 0.01)
         }
-        other => return Err(format!("unknown optimizer `{other}`")),
     };
     let lr = num(c, "lr", 0)?.unwrap_or(default_lr);
     if !(lr > 0.0 && lr.is_finite()) {
@@ -275,30 +280,41 @@ fn schedule(v: &Value) -> Result<Schedule, String> {
     let (name, call) = match v {
         Value::Sym(s) => (s.sym.as_str(), None),
         Value::Call(c) => (c.name.as_str(), Some(c)),
-        _ => return Err("is constant, cosine(warmup:) or step(every:, gamma:)".into()),
+        _ => return Err(format!("is {}", catalogue::written(catalogue::Concept::Schedule))),
     };
     let get = |k: &str, pos: usize| call.map_or(Ok(None), |c| num(c, k, pos));
-    match name {
-        "constant" => Ok(Schedule::Constant),
-        "cosine" => Ok(Schedule::Cosine { warmup: get("warmup", 0)?.unwrap_or(0.0).max(0.0) }),
-        "step" => Ok(Schedule::Step {
+    let Some(kind) = catalogue::kind(catalogue::SCHEDULES, name) else {
+        return Err(format!("unknown schedule `{name}`"));
+    };
+    match kind {
+        catalogue::Schedule::Constant => Ok(Schedule::Constant),
+        catalogue::Schedule::Cosine => Ok(Schedule::Cosine { warmup: get("warmup", 0)?.unwrap_or(0.0).max(0.0) }),
+        catalogue::Schedule::Step => Ok(Schedule::Step {
             every: get("every", 0)?.unwrap_or(10.0).max(1.0) as usize,
             gamma: get("gamma", 1)?.unwrap_or(0.1),
         }),
-        other => Err(format!("unknown schedule `{other}`")),
     }
 }
 
-fn early_stop(v: &Value) -> Result<EarlyStop, String> {
-    match v {
-        Value::Call(c) if c.name == "patience" => {
+/// `None` for `early_stop = none`, which the checker accepts and the docs list.
+fn early_stop(v: &Value) -> Result<Option<EarlyStop>, String> {
+    let wrong = || "is patience(n, on: metric)".to_string();
+    match v.head().and_then(|h| catalogue::kind(catalogue::EARLY_STOPS, h)) {
+        Some(catalogue::EarlyStop::Patience) => {
+            let Value::Call(c) = v else { return Err(wrong()) };
             let patience =
                 c.arg("n", 0).and_then(Value::as_i64).filter(|n| *n >= 1).ok_or("patience needs a positive int")?;
             let on = c.arg("on", 1).and_then(|v| v.as_sym().map(str::to_string)).unwrap_or_else(|| "loss".to_string());
-            Ok(EarlyStop { patience: patience as usize, on })
+            Ok(Some(EarlyStop { patience: patience as usize, on }))
         }
-        Value::Int(n) if *n >= 1 => Ok(EarlyStop { patience: *n as usize, on: "loss".into() }),
-        _ => Err("is patience(n, on: metric)".into()),
+        Some(catalogue::EarlyStop::None) => match v {
+            Value::Sym(_) => Ok(None),
+            _ => Err(wrong()),
+        },
+        None => match v {
+            Value::Int(n) if *n >= 1 => Ok(Some(EarlyStop { patience: *n as usize, on: "loss".into() })),
+            _ => Err(wrong()),
+        },
     }
 }
 
@@ -306,17 +322,54 @@ fn init(v: &Value) -> Result<Init, String> {
     let (name, call) = match v {
         Value::Sym(s) => (s.sym.as_str(), None),
         Value::Call(c) => (c.name.as_str(), Some(c)),
-        _ => return Err("is default, normal(mean:, std:), uniform(limit:), xavier or kaiming".into()),
+        _ => return Err(format!("is {}", catalogue::written(catalogue::Concept::Init))),
     };
     let get = |k: &str, pos: usize| call.map_or(Ok(None), |c| num(c, k, pos));
-    match name {
-        "default" => Ok(Init::Default),
-        "normal" => {
+    let Some(kind) = catalogue::kind(catalogue::INITS, name) else {
+        return Err(format!("unknown init `{name}`"));
+    };
+    match kind {
+        catalogue::Init::Default => Ok(Init::Default),
+        catalogue::Init::Normal => {
             Ok(Init::Normal { mean: get("mean", usize::MAX)?.unwrap_or(0.0), std: get("std", 0)?.unwrap_or(0.01) })
         }
-        "uniform" => Ok(Init::Uniform { limit: get("limit", 0)?.unwrap_or(0.05) }),
-        "xavier" => Ok(Init::Xavier),
-        "kaiming" => Ok(Init::Kaiming),
-        other => Err(format!("unknown init `{other}`")),
+        catalogue::Init::Uniform => Ok(Init::Uniform { limit: get("limit", 0)?.unwrap_or(0.05) }),
+        catalogue::Init::Xavier => Ok(Init::Xavier),
+        catalogue::Init::Kaiming => Ok(Init::Kaiming),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(key: &str, v: Value) -> Result<TrainConfig, ConfigError> {
+        TrainConfig::from_values(&[(key.to_string(), v)], Task::Classification, 1)
+    }
+
+    /// Each catalogue entry builds its own kind, by name.
+    #[test]
+    fn catalogue_names_build_their_kinds() {
+        let loss = |n: &str| read("loss", Value::sym(n)).map(|c| c.loss);
+        assert_eq!(loss("huber"), Ok(Loss::Huber));
+        assert_eq!(loss("bce"), Ok(Loss::Bce));
+        assert!(loss("hinge").is_err());
+        assert_eq!(read("init", Value::sym("xavier")).map(|c| c.init), Ok(Init::Xavier));
+        assert_eq!(read("schedule", Value::sym("constant")).map(|c| c.schedule), Ok(Schedule::Constant));
+        let sgd = read("optimizer", Value::sym("sgd")).map(|c| c.optimizer.kind);
+        assert_eq!(sgd, Ok(OptimizerKind::Sgd { momentum: 0.0, nesterov: false }));
+        let unknown = read("schedule", Value::sym("linear")).err().map(|e| e.message);
+        assert_eq!(unknown.as_deref(), Some("unknown schedule `linear`"));
+        let wrong = |k: &str| read(k, Value::Int(3)).err().map(|e| e.message);
+        assert_eq!(wrong("schedule").as_deref(), Some("is constant, cosine(warmup:) or step(every:, gamma:)"));
+        let inits = "is default, normal(mean:, std:), uniform(limit:), xavier or kaiming";
+        assert_eq!(wrong("init").as_deref(), Some(inits));
+    }
+
+    /// `early_stop = none`, which the checker accepts and the reference lists, trains every epoch.
+    #[test]
+    fn early_stop_none_stops_nothing() {
+        assert_eq!(read("early_stop", Value::sym("none")).map(|c| c.early_stop), Ok(None));
+        assert!(read("early_stop", Value::sym("patience")).is_err());
     }
 }

@@ -1,0 +1,96 @@
+//! The built-in layers: name, arguments with their defaults, doc.
+//!
+//! `ir::expand` builds each [`Layer`] kind (an exhaustive `match` in its layer table);
+//! the checker checks calls against the same signatures.
+
+use super::{Arg, ArgType, Entry, Form, Need, Sig};
+
+/// A built-in layer; `ir::expand` builds each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Dense,
+    Conv2d,
+    MaxPool,
+    AvgPool,
+    GlobalAvgPool,
+    Flatten,
+    Reshape,
+    BatchNorm,
+    LayerNorm,
+    Dropout,
+    Relu,
+    Gelu,
+    Tanh,
+    Sigmoid,
+    Silu,
+    LeakyRelu,
+    Softmax,
+    Add,
+    Concat,
+}
+
+const fn req(name: &'static str, ty: ArgType) -> Arg {
+    Arg { name, ty, need: Need::Required }
+}
+
+const fn def(name: &'static str, ty: ArgType, default: &'static str) -> Arg {
+    Arg { name, ty, need: Need::Default(default) }
+}
+
+const fn layer(kind: Layer, name: &'static str, args: &'static [Arg], doc: &'static str) -> Entry<Layer> {
+    Entry { kind, sig: Sig { name, args, doc, form: Form::Call } }
+}
+
+const fn variadic(kind: Layer, name: &'static str, written: &'static str, doc: &'static str) -> Entry<Layer> {
+    Entry { kind, sig: Sig { name, args: &[], doc, form: Form::Variadic(written) } }
+}
+
+const fn activation(kind: Layer, name: &'static str) -> Entry<Layer> {
+    Entry { kind, sig: Sig { name, args: &[], doc: "an activation; keeps the shape", form: Form::Plain } }
+}
+
+const POOL: &[Arg] = &[def("kernel", ArgType::Int, "2"), def("stride", ArgType::Int, "kernel")];
+
+/// The layers built into the language, in the order completion offers them.
+pub const LAYERS: &[Entry<Layer>] = &[
+    layer(Layer::Dense, "dense", &[req("units", ArgType::Int)], "a fully connected layer on a flat input"),
+    layer(
+        Layer::Conv2d,
+        "conv2d",
+        &[
+            req("filters", ArgType::Int),
+            def("kernel", ArgType::Int, "3"),
+            def("stride", ArgType::Int, "1"),
+            def("padding", ArgType::Syms(&["same", "valid"]), "same"),
+        ],
+        "2-D convolution on [c, h, w]",
+    ),
+    layer(Layer::MaxPool, "maxpool", POOL, "max pooling"),
+    layer(Layer::AvgPool, "avgpool", POOL, "average pooling"),
+    layer(Layer::GlobalAvgPool, "global_avgpool", &[], "averages each channel over the feature map: [c, h, w] → [c]"),
+    layer(Layer::Flatten, "flatten", &[], "[c, h, w] → [c·h·w]"),
+    variadic(Layer::Reshape, "reshape", "reshape(d1, d2, ...)", "a new shape with the same number of values"),
+    layer(Layer::BatchNorm, "batchnorm", &[], "batch normalisation over the channels"),
+    layer(Layer::LayerNorm, "layernorm", &[], "layer normalisation over the last axis"),
+    layer(Layer::Dropout, "dropout", &[req("p", ArgType::Number)], "zeroes a fraction p of the values while training"),
+    activation(Layer::Relu, "relu"),
+    activation(Layer::Gelu, "gelu"),
+    activation(Layer::Tanh, "tanh"),
+    activation(Layer::Sigmoid, "sigmoid"),
+    activation(Layer::Silu, "silu"),
+    layer(Layer::LeakyRelu, "leaky_relu", &[def("a", ArgType::Number, "0.01")], "ReLU with slope a below zero"),
+    activation(Layer::Softmax, "softmax"),
+    variadic(Layer::Add, "add", "add(a, b, ...)", "the sum of named nodes of one shape"),
+    variadic(Layer::Concat, "concat", "concat(a, b, ...)", "named nodes joined along the first axis"),
+];
+
+/// The arguments of a built-in layer called with a fixed signature; `None` for an unknown
+/// name and for the variadic `reshape`, `add` and `concat`, which take their own arguments.
+pub fn layer_signature(name: &str) -> Option<&'static [Arg]> {
+    super::find(LAYERS, name).filter(|e| !matches!(e.sig.form, Form::Variadic(_))).map(|e| e.sig.args)
+}
+
+/// Whether `name` is a built-in layer.
+pub fn is_layer(name: &str) -> bool {
+    super::find(LAYERS, name).is_some()
+}

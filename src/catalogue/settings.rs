@@ -1,0 +1,306 @@
+//! The values settings take: optimisers, schedules, losses, inits, early stopping
+//! (`train`), strategies and pruners (`search`), ensemble weights and averaging rules
+//! (`average`), ranks and metrics (`objective`).
+//!
+//! Each kind enum is matched exhaustively by the runtime that builds it: `train::config`
+//! (optimisers to early stopping), `search::strategy`, `search::prune::from_setting`,
+//! `final_model` (weights, averaging rules), `search::rank` (ranks).
+
+use super::{Arg, ArgType, Concept, Entry, Form, Need, Sig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimizer {
+    Sgd,
+    Adam,
+    AdamW,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    Constant,
+    Cosine,
+    Step,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    CrossEntropy,
+    Mse,
+    Mae,
+    Huber,
+    Bce,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    Default,
+    Normal,
+    Uniform,
+    Xavier,
+    Kaiming,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyStop {
+    Patience,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Grid,
+    Random,
+    Tpe,
+    Nsga2,
+    Evolution,
+    Subspace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruner {
+    None,
+    Median,
+    Asha,
+    Hyperband,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    Uniform,
+    Softmax,
+    Bayes,
+    Greedy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Average {
+    Ensemble,
+    Soup,
+    Swa,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rank {
+    Pareto,
+    Lexicographic,
+    Weighted,
+}
+
+const fn req(name: &'static str, ty: ArgType) -> Arg {
+    Arg { name, ty, need: Need::Required }
+}
+
+const fn opt(name: &'static str, ty: ArgType) -> Arg {
+    Arg { name, ty, need: Need::Optional }
+}
+
+const fn e<K>(kind: K, name: &'static str, args: &'static [Arg], doc: &'static str) -> Entry<K> {
+    Entry { kind, sig: Sig { name, args, doc, form: Form::Call } }
+}
+
+const ADAM: &[Arg] = &[
+    opt("lr", ArgType::Number),
+    opt("betas", ArgType::Numbers),
+    opt("weight_decay", ArgType::Number),
+    opt("bias_decay", ArgType::Number),
+];
+
+/// `train { optimizer = ... }`.
+pub const OPTIMIZERS: &[Entry<Optimizer>] = &[
+    e(
+        Optimizer::Sgd,
+        "sgd",
+        &[
+            opt("lr", ArgType::Number),
+            opt("momentum", ArgType::Number),
+            opt("nesterov", ArgType::Bool),
+            opt("weight_decay", ArgType::Number),
+            opt("bias_decay", ArgType::Number),
+        ],
+        "stochastic gradient descent, with momentum (default lr 0.01)",
+    ),
+    e(Optimizer::Adam, "adam", ADAM, "Adam, L2 penalty coupled (default lr 1e-3)"),
+    e(Optimizer::AdamW, "adamw", ADAM, "Adam with decoupled weight decay (default lr 1e-3, weight decay 0.01)"),
+];
+
+/// `train { schedule = ... }`.
+pub const SCHEDULES: &[Entry<Schedule>] = &[
+    e(Schedule::Constant, "constant", &[], "the learning rate never changes"),
+    e(
+        Schedule::Cosine,
+        "cosine",
+        &[opt("warmup", ArgType::Int)],
+        "linear warm-up over `warmup` epochs, then cosine decay to 0",
+    ),
+    e(
+        Schedule::Step,
+        "step",
+        &[opt("every", ArgType::Int), opt("gamma", ArgType::Number)],
+        "the learning rate times `gamma` every `every` epochs (default 10, 0.1)",
+    ),
+];
+
+/// `train { loss = ... }`.
+pub const LOSSES: &[Entry<Loss>] = &[
+    e(Loss::CrossEntropy, "cross_entropy", &[], "softmax cross-entropy (the default for classification)"),
+    e(Loss::Mse, "mse", &[], "mean squared error (the default for regression)"),
+    e(Loss::Mae, "mae", &[], "mean absolute error"),
+    e(Loss::Huber, "huber", &[opt("delta", ArgType::Number)], "squared below `delta`, absolute above"),
+    e(Loss::Bce, "bce", &[], "binary cross-entropy"),
+];
+
+/// `train { init = ... }`.
+pub const INITS: &[Entry<Init>] = &[
+    e(Init::Default, "default", &[], "PyTorch's: weights and biases uniform in ±1/sqrt(fan_in)"),
+    e(
+        Init::Normal,
+        "normal",
+        &[opt("mean", ArgType::Number), opt("std", ArgType::Number)],
+        "weights from a normal distribution (default mean 0, std 0.01)",
+    ),
+    e(Init::Uniform, "uniform", &[opt("limit", ArgType::Number)], "weights uniform in ±limit (default 0.05)"),
+    e(Init::Xavier, "xavier", &[], "Glorot uniform, biases 0"),
+    e(Init::Kaiming, "kaiming", &[], "He normal, biases 0"),
+];
+
+/// `train { early_stop = ... }`.
+pub const EARLY_STOPS: &[Entry<EarlyStop>] = &[
+    e(
+        EarlyStop::Patience,
+        "patience",
+        &[req("n", ArgType::Int), opt("on", ArgType::Metric)],
+        "stop after `n` epochs without improving the valid `on` metric (default loss)",
+    ),
+    e(EarlyStop::None, "none", &[], "train every epoch"),
+];
+
+/// `search { strategy = ... }`.
+pub const STRATEGIES: &[Entry<Strategy>] = &[
+    e(Strategy::Grid, "grid", &[opt("limit", ArgType::Int)], "every point of a finite space"),
+    e(Strategy::Random, "random", &[], "independent uniform samples"),
+    e(Strategy::Tpe, "tpe", &[opt("startup", ArgType::Int)], "tree-structured Parzen estimator"),
+    e(Strategy::Nsga2, "nsga2", &[opt("population", ArgType::Int)], "evolutionary multi-objective search"),
+    e(
+        Strategy::Evolution,
+        "evolution",
+        &[opt("population", ArgType::Int), opt("sample", ArgType::Int)],
+        "aging evolution",
+    ),
+    e(
+        Strategy::Subspace,
+        "subspace",
+        &[req("by", ArgType::Params), opt("samples", ArgType::Int), opt("eta", ArgType::Int)],
+        "partition by structural parameters, keep the best cells",
+    ),
+];
+
+/// `search { prune = ... }`.
+pub const PRUNERS: &[Entry<Pruner>] = &[
+    Entry { kind: Pruner::None, sig: Sig { name: "none", args: &[], doc: "no pruning", form: Form::Plain } },
+    e(
+        Pruner::Median,
+        "median",
+        &[opt("warmup", ArgType::Int)],
+        "stop a trial below the median of others at the same epoch",
+    ),
+    e(
+        Pruner::Asha,
+        "asha",
+        &[opt("min_epochs", ArgType::Int), opt("eta", ArgType::Int)],
+        "asynchronous successive halving",
+    ),
+    e(
+        Pruner::Hyperband,
+        "hyperband",
+        &[opt("min_epochs", ArgType::Int), opt("max_epochs", ArgType::Int), opt("eta", ArgType::Int)],
+        "several ASHA brackets",
+    ),
+];
+
+/// `ensemble(weights: ...)`.
+pub const WEIGHTS: &[Entry<Weights>] = &[
+    e(Weights::Uniform, "uniform", &[], "every member weighs 1/k"),
+    e(
+        Weights::Softmax,
+        "softmax",
+        &[opt("metric", ArgType::Metric), opt("temperature", ArgType::Number)],
+        "weights ∝ exp(score / temperature) on the valid `metric`",
+    ),
+    e(Weights::Bayes, "bayes", &[opt("n", ArgType::Number)], "weights ∝ exp(−n · mean valid loss)"),
+    e(
+        Weights::Greedy,
+        "greedy",
+        &[opt("rounds", ArgType::Int)],
+        "ensemble selection with replacement (default 20 rounds)",
+    ),
+];
+
+/// `average { ... }`.
+pub const AVERAGES: &[Entry<Average>] = &[
+    e(
+        Average::Ensemble,
+        "ensemble",
+        &[
+            opt("top", ArgType::Int),
+            opt("weights", ArgType::OneOf(Concept::Weights)),
+            opt("combine", ArgType::Syms(&["mean", "vote"])),
+        ],
+        "averages the predictions of the best `top` trials",
+    ),
+    e(
+        Average::Soup,
+        "soup",
+        &[opt("method", ArgType::Syms(&["uniform", "greedy"])), opt("top", ArgType::Int)],
+        "averages the weights of the best trials of the best one's architecture",
+    ),
+    e(Average::Swa, "swa", &[opt("last", ArgType::Int)], "each trial's weights averaged over its `last` epochs"),
+];
+
+/// `objective { rank = ... }`.
+pub const RANKS: &[Entry<Rank>] = &[
+    e(Rank::Pareto, "pareto", &[], "by non-dominated front, then crowding distance"),
+    e(Rank::Lexicographic, "lexicographic", &[], "by the first objective, then the next"),
+    e(Rank::Weighted, "weighted", &[], "by a weighted sum of the objectives: `weighted(obj: w, ...)`"),
+];
+
+/// When a metric is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Measured on a split of the data after training.
+    OnSplit,
+    /// Measured on the trained network (time, speed, score of the untrained network).
+    Measured,
+    /// Known from the architecture alone, before training: constraints on it are decided
+    /// before any point is trained.
+    BeforeTraining,
+}
+
+const fn metric(kind: Known, name: &'static str, doc: &'static str) -> Entry<Known> {
+    Entry { kind, sig: Sig { name, args: &[], doc, form: Form::Plain } }
+}
+
+/// The metrics a trained model is measured by (objectives, constraints, `early_stop(on:)`).
+pub const METRICS: &[Entry<Known>] = &[
+    metric(Known::OnSplit, "accuracy", "fraction of correctly classified samples on the split (valid by default)"),
+    metric(Known::OnSplit, "f1", "macro-averaged F1 score on the split"),
+    metric(Known::OnSplit, "precision", "macro-averaged precision on the split"),
+    metric(Known::OnSplit, "recall", "macro-averaged recall on the split"),
+    metric(Known::OnSplit, "loss", "the training loss measured on the split"),
+    metric(Known::OnSplit, "mse", "mean squared error on the split"),
+    metric(Known::OnSplit, "mae", "mean absolute error on the split"),
+    metric(Known::OnSplit, "r2", "coefficient of determination on the split"),
+    metric(Known::Measured, "latency", "median inference time per sample at batch 1, after warm-up (µs)"),
+    metric(Known::Measured, "throughput", "samples per second at inference"),
+    metric(Known::BeforeTraining, "params", "number of trainable parameters (known before training)"),
+    metric(
+        Known::BeforeTraining,
+        "flops",
+        "floating-point operations per sample, multiply-add = 2 (known before training)",
+    ),
+    metric(Known::Measured, "train_time", "wall time spent training the trial (s)"),
+    metric(
+        Known::Measured,
+        "expressivity",
+        "NASWOT score of the untrained network: log-determinant of the kernel of its ReLU codes",
+    ),
+];

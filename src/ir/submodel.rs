@@ -1,0 +1,246 @@
+//! The sub-model: one concrete network, what expansion gives.
+//!
+//! A petgraph DAG of [`Layer`]s whose every attribute is a number and every output shape
+//! is known, with its parameter and FLOP counts; [`ExpandError`] says why a point's model
+//! cannot be built.
+//! **Invariant:** an `Ok` sub-model has valid shapes everywhere, and its `params`
+//! and `flops` are the exact sums over its nodes.
+
+use std::fmt;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use crate::diagnostic::Code;
+use crate::source::Span;
+
+/// A layer's output shape, batch dimension excluded: `[n]` flat, `[c, h, w]` images.
+pub type Shape = Vec<usize>;
+
+/// What the data looks like, as far as the model is concerned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataInfo {
+    pub name: String,
+    pub shape: Shape,
+    /// Number of classes (1 for regression).
+    pub classes: usize,
+    pub task: Task,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Classification,
+    Regression,
+}
+
+impl DataInfo {
+    pub fn features(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The width the model's last layer must have.
+    pub fn outputs(&self) -> usize {
+        match self.task {
+            Task::Classification => self.classes,
+            Task::Regression => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    Same,
+    Valid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    Gelu,
+    Tanh,
+    Sigmoid,
+    Silu,
+    LeakyRelu(f64),
+    Softmax,
+}
+
+/// What a node computes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    Input,
+    Dense { units: usize },
+    Conv2d { filters: usize, kernel: usize, stride: usize, padding: Padding },
+    MaxPool { kernel: usize, stride: usize },
+    AvgPool { kernel: usize, stride: usize },
+    GlobalAvgPool,
+    Flatten,
+    Reshape { shape: Shape },
+    BatchNorm,
+    LayerNorm,
+    Dropout { p: f64 },
+    Activation(Activation),
+    Add,
+    Concat,
+}
+
+/// One node of a sub-model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Layer {
+    /// A stable name: the layer kind and its position, `dense_3`.
+    pub name: String,
+    pub kind: LayerKind,
+    /// The output shape.
+    pub shape: Shape,
+    /// The nodes feeding this one, in order (concat order matters).
+    pub inputs: Vec<usize>,
+    /// Trainable parameters of this node.
+    pub params: u64,
+    /// Multiply-adds counted as two FLOPs, per sample.
+    pub flops: u64,
+    /// Inserted by bma (a residual projection), not written by the user.
+    pub inserted: bool,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// The node type of the sub-model graph.
+pub type Node = Layer;
+
+/// One concrete network.
+#[derive(Debug, Clone)]
+pub struct SubModel {
+    pub graph: DiGraph<Layer, ()>,
+    pub input: NodeIndex,
+    pub output: NodeIndex,
+    pub params: u64,
+    pub flops: u64,
+    /// Notes met on the way (residual projections), with where they come from.
+    pub notes: Vec<(Span, String)>,
+}
+
+impl SubModel {
+    pub fn output_shape(&self) -> &Shape {
+        &self.graph[self.output].shape
+    }
+
+    /// Nodes in the order they were created, which is a topological order.
+    pub fn layers(&self) -> impl Iterator<Item = &Layer> {
+        self.graph.node_indices().map(|i| &self.graph[i])
+    }
+
+    /// The graph in Graphviz DOT, with shapes.
+    pub fn to_dot(&self, title: &str) -> String {
+        let mut s = format!(
+            "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
+            title.replace('"', "'")
+        );
+        for i in self.graph.node_indices() {
+            let l = &self.graph[i];
+            let style = if l.inserted { ", style=dashed" } else { "" };
+            s.push_str(&format!(
+                "  n{} [label=\"{}\\n{}\\n{}\"{}];\n",
+                i.index(),
+                l.name,
+                describe(&l.kind),
+                fmt_shape(&l.shape),
+                style
+            ));
+        }
+        for i in self.graph.node_indices() {
+            for &j in &self.graph[i].inputs {
+                s.push_str(&format!("  n{j} -> n{};\n", i.index()));
+            }
+        }
+        s.push_str(&format!("  label=\"params {}  flops {}\";\n}}\n", self.params, self.flops));
+        s
+    }
+}
+
+/// `[1, 8, 8]`.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    format!("[{}]", shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+}
+
+fn describe(kind: &LayerKind) -> String {
+    match kind {
+        LayerKind::Input => "input".into(),
+        LayerKind::Dense { units } => format!("dense({units})"),
+        LayerKind::Conv2d { filters, kernel, stride, padding } => {
+            format!(
+                "conv2d({filters}, kernel: {kernel}, stride: {stride}, padding: {})",
+                if *padding == Padding::Same { "same" } else { "valid" }
+            )
+        }
+        LayerKind::MaxPool { kernel, stride } => format!("maxpool({kernel}, stride: {stride})"),
+        LayerKind::AvgPool { kernel, stride } => format!("avgpool({kernel}, stride: {stride})"),
+        LayerKind::GlobalAvgPool => "global_avgpool".into(),
+        LayerKind::Flatten => "flatten".into(),
+        LayerKind::Reshape { shape } => format!("reshape{}", fmt_shape(shape)),
+        LayerKind::BatchNorm => "batchnorm".into(),
+        LayerKind::LayerNorm => "layernorm".into(),
+        LayerKind::Dropout { p } => format!("dropout({p})"),
+        LayerKind::Activation(a) => match a {
+            Activation::LeakyRelu(x) => format!("leaky_relu({x})"),
+            other => format!("{other:?}").to_lowercase(),
+        },
+        LayerKind::Add => "add".into(),
+        LayerKind::Concat => "concat".into(),
+    }
+}
+
+/// Why a point's model cannot be built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpandError {
+    pub code: Code,
+    pub span: Span,
+    pub message: String,
+    pub label: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for ExpandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.message, self.label)
+    }
+}
+
+pub(super) fn fail<T>(
+    code: Code,
+    span: Span,
+    message: impl Into<String>,
+    label: impl Into<String>,
+) -> Result<T, ExpandError> {
+    Err(ExpandError { code, span, message: message.into(), label: label.into(), help: None })
+}
+
+/// The stem of a node's name: `dense` for `dense_3`.
+pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
+    match kind {
+        LayerKind::Input => "input",
+        LayerKind::Dense { .. } => "dense",
+        LayerKind::Conv2d { .. } => "conv2d",
+        LayerKind::MaxPool { .. } => "maxpool",
+        LayerKind::AvgPool { .. } => "avgpool",
+        LayerKind::GlobalAvgPool => "global_avgpool",
+        LayerKind::Flatten => "flatten",
+        LayerKind::Reshape { .. } => "reshape",
+        LayerKind::BatchNorm => "batchnorm",
+        LayerKind::LayerNorm => "layernorm",
+        LayerKind::Dropout { .. } => "dropout",
+        LayerKind::Activation(a) => match a {
+            Activation::Relu => "relu",
+            Activation::Gelu => "gelu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Silu => "silu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Softmax => "softmax",
+        },
+        LayerKind::Add => "add",
+        LayerKind::Concat => "concat",
+    }
+}

@@ -4,7 +4,7 @@
 //!
 //! Each kind enum is matched exhaustively by the runtime that builds it: `train::config`
 //! (optimisers to early stopping), `search::strategy`, `search::prune::from_setting`,
-//! `final_model` (weights, averaging rules), `search::rank` (ranks).
+//! `final_model` (weights, averaging rules), `trial::rank` (ranks).
 
 use super::{Arg, ArgType, Concept, Entry, Form, Need, Sig};
 

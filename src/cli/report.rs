@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bma::search::TrialState;
+use bma::trial::TrialState;
 use bma::store::{Sqlite, Store};
 use bma::study::Error;
 use bma::study::outputs::{Written, regenerate};

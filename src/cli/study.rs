@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bma::search::TrialState;
+use bma::trial::TrialState;
 use bma::search::study::{Ended, Event, Observer};
 use bma::store;
 use bma::study::outputs::{self, fmt_num};

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::{Error, Plan};
 use crate::ir;
 use crate::search::study::{Control, Evaluator, FunctionEvaluator, Metrics, Outcome, Status, StepFn, TrialRef};
-use crate::search::{Trial, TrialState};
+use crate::trial::{Trial, TrialState};
 use crate::train;
 
 /// The folder of trial `number`'s saved model.

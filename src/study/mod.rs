@@ -41,7 +41,8 @@ use crate::Compiled;
 use crate::ir::{self, Point, Value};
 use crate::search::prune::{self, NoPruner};
 use crate::search::study::{self as trial_loop, Ended, Evaluator, MAX_PARALLEL, Observer, Reuse, Settings, TrialLoop};
-use crate::search::{self, History, Pruner, Rank};
+use crate::search::{self, Pruner};
+use crate::trial::{History, Rank};
 use crate::store::{self, Sqlite, Store, StoreError};
 use crate::train::DeviceKind;
 

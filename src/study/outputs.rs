@@ -18,9 +18,8 @@ use super::{Error, Plan, trial_dir};
 use crate::data::Part;
 use crate::final_model::{self, FinalSummary};
 use crate::ir::{self, Point, Value};
-use crate::search::rank;
 use crate::search::study::{Ended, INFEASIBLE, Metrics};
-use crate::search::{Direction, History, Trial, TrialState};
+use crate::trial::{Direction, History, Trial, TrialState, rank};
 use crate::store::{Store, Study, StudySpec, StudyState};
 use crate::train;
 

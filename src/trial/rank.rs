@@ -14,6 +14,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use super::{Direction, Trial};
+use crate::catalogue;
 use crate::ir::Value;
 
 /// A `rank = ...` setting or a hypervolume request that makes no sense; the search
@@ -46,10 +47,18 @@ impl Rank {
     /// The rank a `rank = ...` setting names; `objectives` are the experiment's objective
     /// names in order (weights are matched to them by name; an objective not named weighs 0).
     pub fn from_setting(value: &Value, objectives: &[String]) -> Result<Rank, RankError> {
-        match value.head() {
-            Some("pareto") if !matches!(value, Value::Call(_)) => Ok(Rank::Pareto),
-            Some("lexicographic") if !matches!(value, Value::Call(_)) => Ok(Rank::Lexicographic),
-            Some("weighted") => {
+        use catalogue::Rank as Kind;
+        let unknown = || {
+            RankError(format!(
+                "unknown rank `{value}` (expected pareto, lexicographic or weighted(objective: weight, ...))"
+            ))
+        };
+        let kind = value.head().and_then(|name| catalogue::kind(catalogue::RANKS, name)).ok_or_else(unknown)?;
+        match kind {
+            Kind::Pareto if !matches!(value, Value::Call(_)) => Ok(Rank::Pareto),
+            Kind::Lexicographic if !matches!(value, Value::Call(_)) => Ok(Rank::Lexicographic),
+            Kind::Pareto | Kind::Lexicographic => Err(unknown()),
+            Kind::Weighted => {
                 let Value::Call(call) = value else {
                     return Err(RankError(
                         "`weighted` needs `objective: weight` pairs, e.g. `weighted(accuracy: 1, latency: -0.001)`"
@@ -81,9 +90,6 @@ impl Rank {
                 }
                 Ok(Rank::Weighted(weights))
             }
-            _ => Err(RankError(format!(
-                "unknown rank `{value}` (expected pareto, lexicographic or weighted(objective: weight, ...))"
-            ))),
         }
     }
 }

@@ -5,24 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::catalogue::{self, DATASETS, Dataset};
 use crate::data::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, csv_columns, csv_text, idx_dims, is_missing, split_csv_line};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
 use crate::source::Span;
-
-/// Every dataset constructor the language knows.
-pub const DATASETS: [&str; 10] = [
-    "digits",
-    "iris",
-    "wine",
-    "breast_cancer",
-    "csv",
-    "idx",
-    "synthetic.spirals",
-    "synthetic.moons",
-    "synthetic.circles",
-    "synthetic.sine",
-];
 
 /// Resolves a data value to what the model sees. `base` is the folder of the `.bma` file.
 pub fn describe(
@@ -45,17 +32,15 @@ pub fn describe(
         }
     };
     let arg = |k: &str, pos: usize| call.and_then(|c| c.arg(k, pos));
-    if let Some(c) = call {
-        let allowed: &[&str] = match name.as_str() {
-            "csv" => &["path", "target", "task", "split", "seed"],
-            "idx" => &["images", "labels", "split", "seed"],
-            n if n.starts_with("synthetic.") => &["n", "noise", "seed", "classes", "split"],
-            _ => &["split", "seed"],
-        };
+    let entry = catalogue::find(DATASETS, &name);
+    if let (Some(c), Some(entry)) = (call, entry) {
+        let allowed: Vec<&str> = entry.sig.args.iter().map(|a| a.name).collect();
+        // `classes` on a two-class generator gets its own message below.
+        let synthetic = matches!(entry.kind, Dataset::Moons | Dataset::Circles | Dataset::Sine);
         for (k, _) in &c.args {
             if let Some(k) = k
                 && !allowed.contains(&k.as_str())
-                && DATASETS.contains(&name.as_str())
+                && !(synthetic && k == "classes")
             {
                 return Err(Diagnostic::error(
                     Code::BadArguments,
@@ -77,19 +62,33 @@ pub fn describe(
     let fixed = |shape: Vec<usize>, classes: usize| {
         Ok(DataInfo { name: name.clone(), shape, classes, task: Task::Classification })
     };
-    match name.as_str() {
-        "digits" => fixed(vec![1, 8, 8], 10),
-        "iris" => fixed(vec![4], 3),
-        "wine" => fixed(vec![13], 3),
-        "breast_cancer" => fixed(vec![30], 2),
-        "synthetic.spirals" | "synthetic.moons" | "synthetic.circles" | "synthetic.sine" => {
+    let Some(entry) = entry else {
+        let names = catalogue::names(DATASETS);
+        return Err(Diagnostic::error(
+            Code::UnknownDataset,
+            format!("unknown dataset `{name}`"),
+            span,
+            "no such dataset",
+        )
+        .suggest(&name, names.iter().copied())
+        .with_help_default(format!(
+            "the datasets are {}",
+            names.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    match entry.kind {
+        Dataset::Digits => fixed(vec![1, 8, 8], 10),
+        Dataset::Iris => fixed(vec![4], 3),
+        Dataset::Wine => fixed(vec![13], 3),
+        Dataset::BreastCancer => fixed(vec![30], 2),
+        Dataset::Spirals | Dataset::Moons | Dataset::Circles | Dataset::Sine => {
             let n = synthetic_args(&arg, arg_span)?;
-            if name == "synthetic.sine" {
+            if entry.kind == Dataset::Sine {
                 return Ok(DataInfo { name: name.clone(), shape: vec![1], classes: 1, task: Task::Regression });
             }
             let classes = match arg("classes", usize::MAX) {
-                Some(Value::Int(k)) if *k >= 2 && name == "synthetic.spirals" => *k as usize,
-                Some(v) if name == "synthetic.spirals" => {
+                Some(Value::Int(k)) if *k >= 2 && entry.kind == Dataset::Spirals => *k as usize,
+                Some(v) if entry.kind == Dataset::Spirals => {
                     return Err(Diagnostic::error(
                         Code::InvalidValue,
                         "`classes` must be an int of at least 2",
@@ -118,14 +117,8 @@ pub fn describe(
             }
             fixed(vec![2], classes)
         }
-        "csv" => csv(arg("path", 0), arg("target", 1), arg("task", 2), span, arg_span, base),
-        "idx" => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
-        _ => Err(Diagnostic::error(Code::UnknownDataset, format!("unknown dataset `{name}`"), span, "no such dataset")
-            .suggest(&name, DATASETS)
-            .with_help_default(format!(
-                "the datasets are {}",
-                DATASETS.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
-            ))),
+        Dataset::Csv => csv(arg("path", 0), arg("target", 1), arg("task", 2), span, arg_span, base),
+        Dataset::Idx => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
     }
 }
 

@@ -10,10 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bma::trial::TrialState;
 use bma::store::{Sqlite, Store};
 use bma::study::Error;
 use bma::study::outputs::{Written, regenerate};
+use bma::trial::TrialState;
 
 use super::OK;
 

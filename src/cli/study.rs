@@ -10,11 +10,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bma::trial::TrialState;
 use bma::search::study::{Ended, Event, Observer};
 use bma::store;
 use bma::study::outputs::{self, fmt_num};
 use bma::study::{self, Hooks, Note, Opened, Overrides, Plan};
+use bma::trial::TrialState;
 
 use super::{INPUT, INTERNAL, OK};
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 use super::{Error, Plan};
 use crate::ir;
 use crate::search::study::{Control, Evaluator, FunctionEvaluator, Metrics, Outcome, Status, StepFn, TrialRef};
-use crate::trial::{Trial, TrialState};
 use crate::train;
+use crate::trial::{Trial, TrialState};
 
 /// The folder of trial `number`'s saved model.
 pub fn trial_dir(out: &Path, number: u64) -> PathBuf {

@@ -42,9 +42,9 @@ use crate::ir::{self, Point, Value};
 use crate::search::prune::{self, NoPruner};
 use crate::search::study::{self as trial_loop, Ended, Evaluator, MAX_PARALLEL, Observer, Reuse, Settings, TrialLoop};
 use crate::search::{self, Pruner};
-use crate::trial::{History, Rank};
 use crate::store::{self, Sqlite, Store, StoreError};
 use crate::train::DeviceKind;
+use crate::trial::{History, Rank};
 
 pub use evaluator::{ModelEvaluator, SlowFunction, evaluator, trial_dir};
 pub use reuse::KeyReuse;

@@ -19,9 +19,9 @@ use crate::data::Part;
 use crate::final_model::{self, FinalSummary};
 use crate::ir::{self, Point, Value};
 use crate::search::study::{Ended, INFEASIBLE, Metrics};
-use crate::trial::{Direction, History, Trial, TrialState, rank};
 use crate::store::{Store, Study, StudySpec, StudyState};
 use crate::train;
+use crate::trial::{Direction, History, Trial, TrialState, rank};
 
 /// What [`write`] and [`regenerate`] made: the terminal report (the ranked table, the
 /// best trial on test, the final model), the final model's summary, and notes about

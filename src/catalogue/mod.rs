@@ -28,8 +28,9 @@ mod settings;
 pub use datasets::{DATASETS, Dataset};
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
-    AVERAGES, Average, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, OPTIMIZERS, Optimizer,
-    PRUNERS, Pruner, RANKS, Rank, SCHEDULES, STRATEGIES, Schedule, Strategy, WEIGHTS, Weights,
+    AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,
+    Optimizer, PRUNERS, Pruner, RANKS, Rank, SCHEDULES, STRATEGIES, Schedule, Strategy, WEIGHTS, Weights,
+    higher_is_better,
 };
 
 /// What an argument (or a setting) accepts.

@@ -275,31 +275,62 @@ pub enum Known {
     BeforeTraining,
 }
 
-const fn metric(kind: Known, name: &'static str, doc: &'static str) -> Entry<Known> {
-    Entry { kind, sig: Sig { name, args: &[], doc, form: Form::Plain } }
+/// Which way a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+/// What the catalogue knows of a metric: when it is known and which way it improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    pub known: Known,
+    pub better: Better,
+}
+
+const fn metric(known: Known, better: Better, name: &'static str, doc: &'static str) -> Entry<Metric> {
+    Entry { kind: Metric { known, better }, sig: Sig { name, args: &[], doc, form: Form::Plain } }
+}
+
+/// Whether a larger value of `metric` is better (a metric the catalogue does not know: no).
+pub fn higher_is_better(metric: &str) -> bool {
+    super::kind(METRICS, metric).is_some_and(|m| m.better == Better::Higher)
 }
 
 /// The metrics a trained model is measured by (objectives, constraints, `early_stop(on:)`).
-pub const METRICS: &[Entry<Known>] = &[
-    metric(Known::OnSplit, "accuracy", "fraction of correctly classified samples on the split (valid by default)"),
-    metric(Known::OnSplit, "f1", "macro-averaged F1 score on the split"),
-    metric(Known::OnSplit, "precision", "macro-averaged precision on the split"),
-    metric(Known::OnSplit, "recall", "macro-averaged recall on the split"),
-    metric(Known::OnSplit, "loss", "the training loss measured on the split"),
-    metric(Known::OnSplit, "mse", "mean squared error on the split"),
-    metric(Known::OnSplit, "mae", "mean absolute error on the split"),
-    metric(Known::OnSplit, "r2", "coefficient of determination on the split"),
-    metric(Known::Measured, "latency", "median inference time per sample at batch 1, after warm-up (µs)"),
-    metric(Known::Measured, "throughput", "samples per second at inference"),
-    metric(Known::BeforeTraining, "params", "number of trainable parameters (known before training)"),
+pub const METRICS: &[Entry<Metric>] = &[
+    metric(
+        Known::OnSplit,
+        Better::Higher,
+        "accuracy",
+        "fraction of correctly classified samples on the split (valid by default)",
+    ),
+    metric(Known::OnSplit, Better::Higher, "f1", "macro-averaged F1 score on the split"),
+    metric(Known::OnSplit, Better::Higher, "precision", "macro-averaged precision on the split"),
+    metric(Known::OnSplit, Better::Higher, "recall", "macro-averaged recall on the split"),
+    metric(Known::OnSplit, Better::Lower, "loss", "the training loss measured on the split"),
+    metric(Known::OnSplit, Better::Lower, "mse", "mean squared error on the split"),
+    metric(Known::OnSplit, Better::Lower, "mae", "mean absolute error on the split"),
+    metric(Known::OnSplit, Better::Higher, "r2", "coefficient of determination on the split"),
+    metric(
+        Known::Measured,
+        Better::Lower,
+        "latency",
+        "median inference time per sample at batch 1, after warm-up (µs)",
+    ),
+    metric(Known::Measured, Better::Higher, "throughput", "samples per second at inference"),
+    metric(Known::BeforeTraining, Better::Lower, "params", "number of trainable parameters (known before training)"),
     metric(
         Known::BeforeTraining,
+        Better::Lower,
         "flops",
         "floating-point operations per sample, multiply-add = 2 (known before training)",
     ),
-    metric(Known::Measured, "train_time", "wall time spent training the trial (s)"),
+    metric(Known::Measured, Better::Lower, "train_time", "wall time spent training the trial (s)"),
     metric(
         Known::Measured,
+        Better::Higher,
         "expressivity",
         "NASWOT score of the untrained network: log-determinant of the kernel of its ReLU codes",
     ),

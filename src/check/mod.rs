@@ -24,7 +24,8 @@ pub use summary::{human, report_space};
 
 /// Whether `name` is a metric known from the architecture alone, before training.
 pub fn is_static_metric(name: &str) -> bool {
-    crate::catalogue::kind(crate::catalogue::METRICS, name) == Some(crate::catalogue::Known::BeforeTraining)
+    crate::catalogue::kind(crate::catalogue::METRICS, name).map(|m| m.known)
+        == Some(crate::catalogue::Known::BeforeTraining)
 }
 
 /// Everything `check` learnt about one experiment.

@@ -508,10 +508,8 @@ fn head_of(plan: &Plan) -> Head {
     }
 }
 
-/// Whether a larger value of the metric is better.
-pub fn higher_is_better(metric: &str) -> bool {
-    matches!(metric, "accuracy" | "f1" | "precision" | "recall" | "r2" | "throughput" | "expressivity")
-}
+/// Whether a larger value of the metric is better (the metric catalogue says).
+pub use crate::catalogue::higher_is_better;
 
 fn batch_x(split: &Split, rows: &[usize], features: usize, device: &Device) -> Tensor<2> {
     let mut v = Vec::with_capacity(rows.len() * features);

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Control, DeviceKind, Metrics, SavedConfig, Status, TrainConfig, TrialOutcome, fit};
+use crate::catalogue::Average;
 use crate::data::{self, Dataset};
 use crate::ir::{self, Point, Value};
 
@@ -117,15 +118,18 @@ pub struct Averaging {
     pub soup: bool,
 }
 
-/// Reads the `average` entries of `experiment` that change how trials train.
+/// Reads the `average` entries of `experiment` that change how trials train (an exhaustive
+/// match on the catalogue's averaging rules).
 pub fn averaging(experiment: &ir::Experiment) -> Averaging {
     let mut out = Averaging::default();
     for e in &experiment.average {
         let Ok(Value::Call(c)) = ir::eval(e, &std::collections::BTreeMap::new()) else { continue };
-        match c.name.as_str() {
-            "swa" => out.swa = c.arg("last", 0).and_then(Value::as_i64).filter(|k| *k >= 1).map(|k| k as usize),
-            "soup" => out.soup = true,
-            _ => {}
+        match crate::catalogue::kind(crate::catalogue::AVERAGES, &c.name) {
+            Some(Average::Swa) => {
+                out.swa = c.arg("last", 0).and_then(Value::as_i64).filter(|k| *k >= 1).map(|k| k as usize)
+            }
+            Some(Average::Soup) => out.soup = true,
+            Some(Average::Ensemble) | None => {}
         }
     }
     out

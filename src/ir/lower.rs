@@ -660,219 +660,268 @@ impl Lowerer<'_> {
         d: &ast::Domain,
         program: &Program,
     ) -> Option<Domain> {
-        use ast::TypeName as T;
         match d {
-            ast::Domain::Choice { values, span } => {
-                if values.is_empty() {
-                    self.diags.push(Diagnostic::error(
-                        Code::EmptyRange,
-                        format!("`{}` has no values to choose from", name.name),
-                        *span,
-                        "empty choice",
-                    ));
-                    return None;
-                }
-                let mut out: Vec<Value> = Vec::new();
-                for e in values {
-                    let v = self.constant(e, program)?;
-                    let v = match (ty.map(|t| t.0), v) {
-                        (Some(T::Float), Value::Int(i)) => Value::Float(i as f64),
-                        (Some(T::Int), Value::Float(f)) if f.fract() != 0.0 => {
-                            self.diags.push(type_mismatch_value(name, "int", e.span, "a float", ty));
-                            return None;
-                        }
-                        (Some(T::Int), Value::Float(f)) => Value::Int(f as i64),
-                        (
-                            Some(t @ (T::Int | T::Float)),
-                            v @ (Value::Sym(_) | Value::Str(_) | Value::Bool(_) | Value::Call(_)),
-                        ) => {
-                            self.diags.push(type_mismatch_value(
-                                name,
-                                t.as_str(),
-                                e.span,
-                                &format!("a {}", v.type_name()),
-                                ty,
-                            ));
-                            return None;
-                        }
-                        (Some(T::Bool), v) if !matches!(v, Value::Bool(_)) => {
-                            self.diags.push(type_mismatch_value(
-                                name,
-                                "bool",
-                                e.span,
-                                &format!("a {}", v.type_name()),
-                                ty,
-                            ));
-                            return None;
-                        }
-                        (_, v) => v,
-                    };
-                    if out.iter().any(|o| o.loosely_eq(&v)) {
-                        self.diags.push(Diagnostic::warning(
-                            Code::DuplicateName,
-                            format!("`{v}` is listed twice in `{}`", name.name),
-                            e.span,
-                            "listed again here",
-                        ));
-                        continue;
-                    }
-                    out.push(v);
-                }
-                Some(Domain::Choice(out))
-            }
-            ast::Domain::Range { lo, hi, inclusive, log, step, span } => {
-                let lo_v = self.number(lo, program, "a range bound");
-                let hi_v = self.number(hi, program, "a range bound");
-                let step_v = match step {
-                    Some(s) => Some(self.number(s, program, "a step")?),
-                    None => None,
-                };
-                let (lo_v, hi_v) = (lo_v?, hi_v?);
-                if matches!(ty.map(|t| t.0), Some(T::Bool | T::Layer | T::Symbol | T::String)) {
-                    let t = ty.map_or("", |t| t.0.as_str());
-                    self.diags.push(
-                        Diagnostic::error(
-                            Code::TypeMismatch,
-                            format!("a `{t}` parameter cannot take a range"),
-                            *span,
-                            "a numeric range",
-                        )
-                        .with_help(format!("list the values instead: `{}: {t} in {{...}}`", name.name)),
-                    );
-                    return None;
-                }
-                let is_int = match ty.map(|t| t.0) {
-                    Some(T::Int) => {
-                        for (v, e) in [(&lo_v, lo), (&hi_v, hi)] {
-                            if v.as_i64().is_none() {
-                                let what = match v.as_f64() {
-                                    Some(f) if f.fract() == 0.0 => "a bound too large for an int (more than 9e15)",
-                                    _ => "a fractional bound",
-                                };
-                                self.diags.push(type_mismatch_value(name, "int", e.span, what, ty));
-                                return None;
-                            }
-                        }
-                        true
-                    }
-                    Some(_) => false,
-                    None => {
-                        matches!((&lo_v, &hi_v), (Value::Int(_), Value::Int(_)))
-                            && step_v.as_ref().is_none_or(|s| matches!(s, Value::Int(_)))
-                    }
-                };
-                let lo_f = lo_v.as_f64().unwrap_or(0.0);
-                let hi_f = hi_v.as_f64().unwrap_or(0.0);
-                let range_text = format!("{}..{}{}", lo_v, if *inclusive { "=" } else { "" }, hi_v);
-                if lo_f > hi_f {
-                    self.diags.push(
-                        Diagnostic::error(
-                            Code::InvertedRange,
-                            format!("the range of `{}` runs backwards", name.name),
-                            *span,
-                            format!("{range_text} goes from high to low"),
-                        )
-                        .with_help(format!("write `{hi_v}..{}{lo_v}`", if *inclusive { "=" } else { "" })),
-                    );
-                    return None;
-                }
-                let empty = if is_int {
-                    let (l, h) = (lo_v.as_i64().unwrap_or(0), hi_v.as_i64().unwrap_or(0));
-                    if *inclusive { l > h } else { l >= h }
-                } else {
-                    lo_f == hi_f
-                };
-                if empty {
-                    self.diags.push(
-                        Diagnostic::error(
-                            Code::EmptyRange,
-                            format!("the range of `{}` is empty", name.name),
-                            *span,
-                            format!("{range_text} holds no value"),
-                        )
-                        .with_help(if *inclusive || !is_int {
-                            "widen the range, or pin the value with `name = value`".to_string()
-                        } else {
-                            format!("`..` excludes the upper bound: did you mean `{lo_v}..={hi_v}`?")
-                        }),
-                    );
-                    return None;
-                }
-                if let Some(log_span) = log
-                    && lo_f <= 0.0
-                {
-                    self.diags.push(
-                        Diagnostic::error(
-                            Code::NonPositiveLog,
-                            format!("the log range of `{}` reaches {lo_v}", name.name),
-                            *span,
-                            "starts at or below zero",
-                        )
-                        .with_label(*log_span, "log scale asked here")
-                        .with_help("a log scale needs a positive lower bound, e.g. `1e-4..1e-1 log`"),
-                    );
-                    return None;
-                }
-                if let Some(s) = &step_v {
-                    let sf = s.as_f64().unwrap_or(0.0);
-                    let sspan = step.as_ref().map_or(*span, |e| e.span);
-                    if sf <= 0.0 {
-                        self.diags.push(Diagnostic::error(
-                            Code::BadStep,
-                            format!("the step of `{}` must be positive", name.name),
-                            sspan,
-                            format!("step {s}"),
-                        ));
-                        return None;
-                    }
-                    if sf > hi_f - lo_f {
-                        self.diags.push(
-                            Diagnostic::error(
-                                Code::BadStep,
-                                format!("the step of `{}` is larger than its range", name.name),
-                                sspan,
-                                format!("step {s} > {}", hi_f - lo_f),
-                            )
-                            .with_help("with this step the range holds one value; pin it with `name = value` instead"),
-                        );
-                        return None;
-                    }
-                    if log.is_some() {
-                        self.diags.push(
-                            Diagnostic::error(
-                                Code::BadStep,
-                                format!("`{}` has both `log` and `step`", name.name),
-                                sspan,
-                                "step here",
-                            )
-                            .with_help("a stepped range is evenly spaced; drop `log` or `step`"),
-                        );
-                        return None;
-                    }
-                    if is_int && s.as_i64().is_none() {
-                        self.diags.push(type_mismatch_value(name, "int", sspan, "a fractional step", ty));
-                        return None;
-                    }
-                }
-                if is_int {
-                    let l = lo_v.as_i64().unwrap_or(0);
-                    let h = hi_v.as_i64().unwrap_or(0) - i64::from(!*inclusive);
-                    Some(Domain::Int {
-                        lo: l,
-                        hi: h,
-                        log: log.is_some(),
-                        step: step_v.and_then(|s| s.as_i64()).unwrap_or(1),
-                    })
-                } else {
-                    Some(Domain::Float {
-                        lo: lo_f,
-                        hi: hi_f,
-                        log: log.is_some(),
-                        step: step_v.and_then(|s| s.as_f64()),
-                    })
-                }
-            }
+            ast::Domain::Choice { values, span } => self.choice_domain(name, ty, values, *span, program),
+            ast::Domain::Range { .. } => self.range_domain(name, ty, d, program),
         }
+    }
+
+    /// `name: T in {a, b, ...}`: the values, converted to the declared type, duplicates warned.
+    fn choice_domain(
+        &mut self,
+        name: &ast::Ident,
+        ty: Option<(ast::TypeName, Span)>,
+        values: &[ast::Expr],
+        span: Span,
+        program: &Program,
+    ) -> Option<Domain> {
+        if values.is_empty() {
+            self.diags.push(Diagnostic::error(
+                Code::EmptyRange,
+                format!("`{}` has no values to choose from", name.name),
+                span,
+                "empty choice",
+            ));
+            return None;
+        }
+        let mut out: Vec<Value> = Vec::new();
+        for e in values {
+            let v = self.constant(e, program)?;
+            let v = self.choice_value(name, ty, e, v)?;
+            if out.iter().any(|o| o.loosely_eq(&v)) {
+                self.diags.push(Diagnostic::warning(
+                    Code::DuplicateName,
+                    format!("`{v}` is listed twice in `{}`", name.name),
+                    e.span,
+                    "listed again here",
+                ));
+                continue;
+            }
+            out.push(v);
+        }
+        Some(Domain::Choice(out))
+    }
+
+    /// One listed value as the declared type `ty` takes it.
+    fn choice_value(
+        &mut self,
+        name: &ast::Ident,
+        ty: Option<(ast::TypeName, Span)>,
+        e: &ast::Expr,
+        v: Value,
+    ) -> Option<Value> {
+        use ast::TypeName as T;
+        Some(match (ty.map(|t| t.0), v) {
+            (Some(T::Float), Value::Int(i)) => Value::Float(i as f64),
+            (Some(T::Int), Value::Float(f)) if f.fract() != 0.0 => {
+                self.diags.push(type_mismatch_value(name, "int", e.span, "a float", ty));
+                return None;
+            }
+            (Some(T::Int), Value::Float(f)) => Value::Int(f as i64),
+            (Some(t @ (T::Int | T::Float)), v @ (Value::Sym(_) | Value::Str(_) | Value::Bool(_) | Value::Call(_))) => {
+                self.diags.push(type_mismatch_value(name, t.as_str(), e.span, &format!("a {}", v.type_name()), ty));
+                return None;
+            }
+            (Some(T::Bool), v) if !matches!(v, Value::Bool(_)) => {
+                self.diags.push(type_mismatch_value(name, "bool", e.span, &format!("a {}", v.type_name()), ty));
+                return None;
+            }
+            (_, v) => v,
+        })
+    }
+
+    /// `name: T in lo..hi [log] [step s]`.
+    fn range_domain(
+        &mut self,
+        name: &ast::Ident,
+        ty: Option<(ast::TypeName, Span)>,
+        d: &ast::Domain,
+        program: &Program,
+    ) -> Option<Domain> {
+        use ast::TypeName as T;
+        let ast::Domain::Range { lo, hi, inclusive, log, step, span } = d else { return None };
+        let lo_v = self.number(lo, program, "a range bound");
+        let hi_v = self.number(hi, program, "a range bound");
+        let step_v = match step {
+            Some(s) => Some(self.number(s, program, "a step")?),
+            None => None,
+        };
+        let (lo_v, hi_v) = (lo_v?, hi_v?);
+        if matches!(ty.map(|t| t.0), Some(T::Bool | T::Layer | T::Symbol | T::String)) {
+            let t = ty.map_or("", |t| t.0.as_str());
+            self.diags.push(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("a `{t}` parameter cannot take a range"),
+                    *span,
+                    "a numeric range",
+                )
+                .with_help(format!("list the values instead: `{}: {t} in {{...}}`", name.name)),
+            );
+            return None;
+        }
+        let is_int = self.range_is_int(name, ty, (&lo_v, lo), (&hi_v, hi), step_v.as_ref())?;
+        let lo_f = lo_v.as_f64().unwrap_or(0.0);
+        let hi_f = hi_v.as_f64().unwrap_or(0.0);
+        self.range_holds_values(name, d, (&lo_v, lo_f), (&hi_v, hi_f), is_int)?;
+        if let Some(s) = &step_v {
+            self.step_fits(name, ty, d, s, hi_f - lo_f, is_int)?;
+        }
+        if is_int {
+            let l = lo_v.as_i64().unwrap_or(0);
+            let h = hi_v.as_i64().unwrap_or(0) - i64::from(!*inclusive);
+            Some(Domain::Int { lo: l, hi: h, log: log.is_some(), step: step_v.and_then(|s| s.as_i64()).unwrap_or(1) })
+        } else {
+            Some(Domain::Float { lo: lo_f, hi: hi_f, log: log.is_some(), step: step_v.and_then(|s| s.as_f64()) })
+        }
+    }
+
+    /// Whether a range is of ints: its declared type, else its bounds and step.
+    fn range_is_int(
+        &mut self,
+        name: &ast::Ident,
+        ty: Option<(ast::TypeName, Span)>,
+        lo: (&Value, &ast::Expr),
+        hi: (&Value, &ast::Expr),
+        step: Option<&Value>,
+    ) -> Option<bool> {
+        use ast::TypeName as T;
+        Some(match ty.map(|t| t.0) {
+            Some(T::Int) => {
+                for (v, e) in [lo, hi] {
+                    if v.as_i64().is_none() {
+                        let what = match v.as_f64() {
+                            Some(f) if f.fract() == 0.0 => "a bound too large for an int (more than 9e15)",
+                            _ => "a fractional bound",
+                        };
+                        self.diags.push(type_mismatch_value(name, "int", e.span, what, ty));
+                        return None;
+                    }
+                }
+                true
+            }
+            Some(_) => false,
+            None => {
+                matches!((lo.0, hi.0), (Value::Int(_), Value::Int(_)))
+                    && step.is_none_or(|s| matches!(s, Value::Int(_)))
+            }
+        })
+    }
+
+    /// A range that runs forward, holds a value, and (on a log scale) stays positive.
+    fn range_holds_values(
+        &mut self,
+        name: &ast::Ident,
+        d: &ast::Domain,
+        (lo_v, lo_f): (&Value, f64),
+        (hi_v, hi_f): (&Value, f64),
+        is_int: bool,
+    ) -> Option<()> {
+        let ast::Domain::Range { inclusive, log, span, .. } = d else { return None };
+        let range_text = format!("{}..{}{}", lo_v, if *inclusive { "=" } else { "" }, hi_v);
+        if lo_f > hi_f {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::InvertedRange,
+                    format!("the range of `{}` runs backwards", name.name),
+                    *span,
+                    format!("{range_text} goes from high to low"),
+                )
+                .with_help(format!("write `{hi_v}..{}{lo_v}`", if *inclusive { "=" } else { "" })),
+            );
+            return None;
+        }
+        let empty = if is_int {
+            let (l, h) = (lo_v.as_i64().unwrap_or(0), hi_v.as_i64().unwrap_or(0));
+            if *inclusive { l > h } else { l >= h }
+        } else {
+            lo_f == hi_f
+        };
+        if empty {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::EmptyRange,
+                    format!("the range of `{}` is empty", name.name),
+                    *span,
+                    format!("{range_text} holds no value"),
+                )
+                .with_help(if *inclusive || !is_int {
+                    "widen the range, or pin the value with `name = value`".to_string()
+                } else {
+                    format!("`..` excludes the upper bound: did you mean `{lo_v}..={hi_v}`?")
+                }),
+            );
+            return None;
+        }
+        if let Some(log_span) = log
+            && lo_f <= 0.0
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::NonPositiveLog,
+                    format!("the log range of `{}` reaches {lo_v}", name.name),
+                    *span,
+                    "starts at or below zero",
+                )
+                .with_label(*log_span, "log scale asked here")
+                .with_help("a log scale needs a positive lower bound, e.g. `1e-4..1e-1 log`"),
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    /// A range's step: positive, no larger than the range, not with `log`, an int for ints.
+    fn step_fits(
+        &mut self,
+        name: &ast::Ident,
+        ty: Option<(ast::TypeName, Span)>,
+        d: &ast::Domain,
+        s: &Value,
+        width: f64,
+        is_int: bool,
+    ) -> Option<()> {
+        let ast::Domain::Range { log, step, span, .. } = d else { return None };
+        let sf = s.as_f64().unwrap_or(0.0);
+        let sspan = step.as_ref().map_or(*span, |e| e.span);
+        if sf <= 0.0 {
+            self.diags.push(Diagnostic::error(
+                Code::BadStep,
+                format!("the step of `{}` must be positive", name.name),
+                sspan,
+                format!("step {s}"),
+            ));
+            return None;
+        }
+        if sf > width {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::BadStep,
+                    format!("the step of `{}` is larger than its range", name.name),
+                    sspan,
+                    format!("step {s} > {width}"),
+                )
+                .with_help("with this step the range holds one value; pin it with `name = value` instead"),
+            );
+            return None;
+        }
+        if log.is_some() {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::BadStep,
+                    format!("`{}` has both `log` and `step`", name.name),
+                    sspan,
+                    "step here",
+                )
+                .with_help("a stepped range is evenly spaced; drop `log` or `step`"),
+            );
+            return None;
+        }
+        if is_int && s.as_i64().is_none() {
+            self.diags.push(type_mismatch_value(name, "int", sspan, "a fractional step", ty));
+            return None;
+        }
+        Some(())
     }
 }
 

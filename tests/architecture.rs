@@ -207,3 +207,42 @@ fn architecture_md_states_the_same_order() {
         .collect();
     assert_eq!(listed, ORDER, "ARCHITECTURE.md's layering order differs from tests/architecture.rs");
 }
+
+/// The command line's modules that are not a command: what every command may import.
+const CLI_SHARED: &[&str] = &["mod", "study"];
+
+#[test]
+fn no_command_imports_another_commands_module() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/cli"), &mut files);
+    let commands: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|c| !CLI_SHARED.contains(&c.as_str()))
+        .collect();
+    assert!(commands.len() >= 8, "the command modules of src/cli/: {commands:?}");
+    let mut problems = Vec::new();
+    for path in &files {
+        let own = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = std::fs::read_to_string(path).expect("read");
+        for (n, line) in text.lines().enumerate() {
+            let line = code(line);
+            for other in &commands {
+                let used = [format!("super::{other}::"), format!("super::{other};"), format!("super::{other} ")]
+                    .iter()
+                    .any(|p| line.contains(p.as_str()))
+                    || line.contains(&format!("super::{{{other}"))
+                    || line.contains(&format!("cli::{other}::")) && own != "main";
+                if *other != own && used {
+                    problems.push(format!("src/cli/{own}.rs:{}: imports the command module `{other}`", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "a command's module is its own; share through cli/mod.rs or cli/study.rs:\n{}",
+        problems.join("\n")
+    );
+}

@@ -565,3 +565,62 @@ pub fn run(
         study.run_with(evaluator, hooks.observer, hooks.stop, hooks.reuse).map_err(Error::internal)?;
     Ok(Ran { study: study.study, history, ended })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::CallValue;
+
+    const SPEC: &str = "experiment e {\n  space {\n    width: int in 4..=64 step 4\n    lr: float in 1e-4..1e-1 log\n    act: in {relu, gelu}\n  }\n  objective { minimize width * lr }\n  search { strategy = random  trials = 5 }\n}\n";
+
+    fn compiled() -> Compiled {
+        let c = crate::compile(&crate::Source::new("t.bma", SPEC));
+        assert!(!c.has_errors(), "{:?}", c.diagnostics);
+        c
+    }
+
+    #[test]
+    fn command_line_values_are_read_by_the_language() {
+        assert_eq!(parse_value("tpe").expect("reads"), Value::sym("tpe"));
+        let call = parse_value(" tpe(startup: 5, local: 0.5) ").expect("reads");
+        assert_eq!(
+            call,
+            Value::Call(CallValue {
+                name: "tpe".into(),
+                args: vec![(Some("startup".into()), Value::Int(5)), (Some("local".into()), Value::Float(0.5))],
+            })
+        );
+        assert_eq!(parse_value("[1, 2 * 3]").expect("reads"), Value::List(vec![Value::Int(1), Value::Int(6)]));
+        let err = parse_value("tpe(").expect_err("unclosed");
+        assert!(err.starts_with("cannot read `tpe(`"), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file_and_pins_take_expressions() {
+        let c = compiled();
+        let file = Plan::new(&c, &Overrides::default()).expect("plans");
+        assert_eq!(file.strategy, Value::sym("random"));
+        assert_eq!(file.settings.trials, Some(5));
+        let overrides = Overrides {
+            trials: Some(9),
+            strategy: Some("tpe(startup: 3)".into()),
+            set: vec!["width=4 * 4".into(), "lr=1e-3".into(), "act=gelu".into()],
+            ..Overrides::default()
+        };
+        let plan = Plan::new(&c, &overrides).expect("plans");
+        assert_eq!(plan.settings.trials, Some(9));
+        assert_eq!(plan.strategy.head(), Some("tpe"));
+        assert_eq!(plan.pins.get("width"), Some(&Value::Int(16)));
+        assert_eq!(plan.pins.get("lr"), Some(&Value::Float(1e-3)));
+        assert_eq!(plan.pins.get("act"), Some(&Value::sym("gelu")));
+        let bad = |set: &str| match Plan::new(&c, &Overrides { set: vec![set.into()], ..Overrides::default() }) {
+            Err(Error::Input(m)) => m,
+            Err(e) => panic!("{set}: not an input error: {e}"),
+            Ok(_) => panic!("{set}: accepted"),
+        };
+        assert!(bad("width=6").contains("not in the domain 4..=64 step 4"), "{}", bad("width=6"));
+        assert!(bad("width=1.5").contains("expected an int"), "{}", bad("width=1.5"));
+        assert!(bad("act=tanh").contains("expected one of relu, gelu"), "{}", bad("act=tanh"));
+        assert!(bad("depth=2").contains("did you mean") || bad("depth=2").contains("not a parameter"));
+    }
+}

@@ -4,12 +4,22 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{bma, results, stderr, temp_dir, write};
 use serde_json::Value;
+
+/// A temporary folder holding the spec `name` with `text`: the folder, the spec's
+/// path, and `out` inside it for the run's output. Keep the folder bound (`_dir`): dropping
+/// it removes everything in it.
+fn setup(name: &str, text: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = temp_dir();
+    let file = write(dir.path(), name, text);
+    let out = dir.path().join("out");
+    (dir, file, out)
+}
 
 /// `bma run FILE --out OUT ARGS...`, waited for.
 fn run_study(file: &Path, out: &Path, args: &[&str]) -> Output {
@@ -32,10 +42,8 @@ experiment branin {
 
 #[test]
 fn a_function_study_writes_consistent_results() {
-    let tmp = temp_dir();
+    let (tmp, file, out) = setup("b.bma", BRANIN);
     let dir = tmp.path();
-    let file = write(dir, "b.bma", BRANIN);
-    let out = dir.join("out");
     let o = run_study(&file, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -141,14 +149,10 @@ fn an_expression_nested_just_under_the_limit_evaluates_in_trial_threads() {
 fn a_sub_model_too_large_for_memory_fails_before_allocating() {
     // 10^11 units: about 6 TB to train. Allocating it got the process killed before. The batch
     // is larger than the data: it counts as the data's size, and the small model still trains.
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let file = write(
-        dir,
+    let (_dir, file, out) = setup(
         "h.bma",
         "experiment h {\n data = iris()\n space { width: int in {8, 100000000000} }\n model { dense(width) relu dense(data.classes) }\n train { epochs = 2 batch = 1000000000000000 }\n objective { maximize accuracy }\n search { strategy = grid trials = 2 }\n}\n",
     );
-    let out = dir.join("out");
     let o = run_study(&file, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
@@ -162,10 +166,7 @@ fn a_sub_model_too_large_for_memory_fails_before_allocating() {
 
 #[test]
 fn a_damaged_study_store_is_named_and_left_as_it_is() {
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let file = write(dir, "b.bma", BRANIN);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("b.bma", BRANIN);
     let run = |resume: bool| {
         let mut c = bma();
         c.arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none", "--trials", "5"]);
@@ -227,10 +228,7 @@ fn durations_take_the_language_units_and_huge_values_mean_no_limit() {
 fn a_trial_whose_thread_is_refused_fails_with_the_reason_and_the_run_ends() {
     // A 256 TiB stack fits in no address space: the system refuses every trial thread. Before,
     // spawning panicked.
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let file = write(dir, "b.bma", BRANIN);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("b.bma", BRANIN);
     let o = bma()
         .arg("run")
         .arg(&file)
@@ -269,14 +267,10 @@ fn more_trials_at_once_than_cores_run_with_a_note() {
 
 #[test]
 fn a_failing_trial_is_recorded_and_the_study_goes_on() {
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let file = write(
-        dir,
+    let (_dir, file, out) = setup(
         "f.bma",
         "experiment f {\n space { x: float in -1.0..=1.0 }\n objective { minimize x ^ 0.5 }\n search { strategy = random trials = 20 seed = 1 }\n}\n",
     );
-    let out = dir.join("out");
     let o = run_study(&file, &out, &["--progress", "plain"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
@@ -297,10 +291,8 @@ fn a_failing_trial_is_recorded_and_the_study_goes_on() {
 
 #[test]
 fn bad_flags_are_clear_errors() {
-    let tmp = temp_dir();
+    let (tmp, file, out) = setup("b.bma", BRANIN);
     let dir = tmp.path();
-    let file = write(dir, "b.bma", BRANIN);
-    let out = dir.join("out");
     for (flags, needle) in [
         (vec!["--parallel", "0"], "--parallel"),
         (vec!["--parallel", "1000000"], "at most 1024 trials run at once"),
@@ -350,10 +342,7 @@ fn count_finished(db: &Path) -> usize {
 
 #[test]
 fn a_killed_study_resumes_to_the_exact_trial_count() {
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let file = write(dir, "t.bma", TINY);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("t.bma", TINY);
     let mut child = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
     let db = out.join("study.db");
     let t0 = Instant::now();
@@ -401,10 +390,7 @@ fn a_killed_study_resumes_to_the_exact_trial_count() {
 
 #[test]
 fn ctrl_c_stops_cleanly_and_resume_finishes() {
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let file = write(dir, "t.bma", TINY);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("t.bma", TINY);
     let mut child = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
     let db = out.join("study.db");
     let t0 = Instant::now();
@@ -432,10 +418,7 @@ fn ctrl_c_stops_cleanly_and_resume_finishes() {
 
 #[test]
 fn a_model_study_builds_the_final_model_and_the_report() {
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let spec = write(
-        dir,
+    let (_dir, spec, out) = setup(
         "tiny.bma",
         "experiment tiny {
   data = iris(split: [0.6, 0.2, 0.2], seed: 1)
@@ -448,7 +431,6 @@ fn a_model_study_builds_the_final_model_and_the_report() {
 }
 ",
     );
-    let out = dir.join("out");
     let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
@@ -478,10 +460,7 @@ fn printed(stdout: &str, metric: &str) -> f64 {
 
 #[test]
 fn report_regenerates_the_results_and_eval_reloads_the_final_model() {
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let spec = write(
-        dir,
+    let (tmp, spec, out) = setup(
         "tiny.bma",
         "use std::blocks::{dense_act}
 experiment tiny {
@@ -496,7 +475,7 @@ experiment tiny {
 }
 ",
     );
-    let out = dir.join("out");
+    let dir = tmp.path();
     let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let run_stdout = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -577,10 +556,7 @@ experiment tiny {
 #[test]
 fn a_closed_stdout_neither_panics_nor_loses_trials() {
     use std::process::Stdio;
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let file = write(dir, "b.bma", BRANIN);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("b.bma", BRANIN);
     let mut child = bma()
         .arg("run")
         .arg(&file)
@@ -620,10 +596,7 @@ fn an_unreachable_store_is_announced_then_refused() {
 /// the summary line counts such trials apart from real failures.
 #[test]
 fn points_refused_before_training_are_counted_apart_in_the_summary() {
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    let spec = write(
-        dir,
+    let (_dir, spec, out) = setup(
         "r.bma",
         "experiment refused {
   data = iris(split: [0.6, 0.2, 0.2], seed: 1)
@@ -635,7 +608,6 @@ fn points_refused_before_training_are_counted_apart_in_the_summary() {
 }
 ",
     );
-    let out = dir.join("out");
     let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);

@@ -2,7 +2,9 @@
 //! `graph`, snapshotted, plus the JSON diagnostics parsed field by field.
 //! Runs with `NO_COLOR=1` and `COLUMNS=80` for stable output.
 
-use std::process::Command;
+mod common;
+
+use common::{bma as bma_command, temp_dir};
 
 struct Run {
     code: i32,
@@ -18,7 +20,7 @@ impl Run {
 }
 
 fn bma(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_bma"))
+    let out = bma_command()
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
@@ -106,8 +108,8 @@ fn missing_file_is_one_clear_line() {
 
 #[test]
 fn a_file_too_large_or_not_utf8_is_one_clear_line() {
-    let dir = std::env::temp_dir().join(format!("bma-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = temp_dir();
+    let dir = tmp.path();
     let big = dir.join("big.bma");
     std::fs::write(&big, vec![b' '; (16 << 20) + 1]).expect("write");
     let bad = dir.join("bad.bma");
@@ -124,7 +126,6 @@ fn a_file_too_large_or_not_utf8_is_one_clear_line() {
     }
     let run = bma_stdin(&["fmt"], &" ".repeat((16 << 20) + 1));
     assert_eq!((run.code, run.stderr.as_str()), (1, "error: stdin is larger than 16 MiB: not a .bma file\n"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -180,7 +181,7 @@ fn help_exits_0() {
 
 fn bma_stdin(args: &[&str], input: &str) -> Run {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bma"))
+    let mut child = bma_command()
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::piped())
@@ -216,8 +217,8 @@ fn fmt_filters_stdin_and_check_lists_unformatted_files() {
     assert_eq!(broken.stdout, "experiment t {");
 
     // Files: --check lists the unformatted one and changes nothing; without it, rewrites.
-    let dir = std::env::temp_dir().join(format!("bma-fmt-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = temp_dir();
+    let dir = tmp.path();
     let (a, b) = (dir.join("a.bma"), dir.join("b.bma"));
     std::fs::write(&a, messy).expect("write");
     std::fs::write(&b, &run.stdout).expect("write");
@@ -229,7 +230,6 @@ fn fmt_filters_stdin_and_check_lists_unformatted_files() {
     let write = bma(&["fmt", a_s, b_s]);
     assert_eq!(write.code, 0, "{}", write.shown());
     assert_eq!(std::fs::read_to_string(&a).expect("read"), run.stdout);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{client, restart_server, unique};
+use common::{client, restart_server, temp_dir, unique};
 
 /// The restart test takes this for writing, the others for reading: a server restart
 /// in the middle of another test's timing (the kill test's 3 s timeout) would make it flaky.
@@ -31,7 +31,6 @@ fn url() -> Option<String> {
 
 /// A quick `minimize f(x, y)` experiment (no model), its text unique to `name`.
 fn write_spec(dir: &Path, name: &str, trials: u64) -> PathBuf {
-    let path = dir.join(format!("{name}.bma"));
     let text = format!(
         "// study {name}\n\
          fn f(x: float, y: float) -> float = (x - 1) ^ 2 + (y + 2) ^ 2\n\n\
@@ -39,12 +38,11 @@ fn write_spec(dir: &Path, name: &str, trials: u64) -> PathBuf {
          objective {{\n    minimize f(x, y)\n  }}\n\n  \
          search {{\n    strategy = random\n    trials   = {trials}\n    seed     = 3\n  }}\n}}\n"
     );
-    std::fs::write(&path, text).expect("write spec");
-    path
+    common::write(dir, &format!("{name}.bma"), &text)
 }
 
 fn bma(delay: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bma"));
+    let mut c = common::bma();
     c.env("BMA_TRIAL_DELAY", delay).env_remove("BMA_STORE").stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
@@ -177,10 +175,12 @@ fn assert_exact(url: &str, study: i64, n: i64, rows: &[Row]) {
 fn eight_workers_share_one_study_of_400_trials_exactly_once() {
     let Some(url) = url() else { return };
     let _server = shared_server();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = temp_dir();
     let name = unique("eight");
     let file = write_spec(dir.path(), &name, 400);
-    let creator = start_run(&url, &file, &name, &dir.path().join("run"), "5ms", "30s");
+    // The creator's trials are ten times slower than the workers': alone it would need
+    // 20 s, so the trials are shared however late the workers start on a loaded machine.
+    let creator = start_run(&url, &file, &name, &dir.path().join("run"), "50ms", "30s");
     let study = wait_for_study(&url, &name);
     let workers: Vec<Child> =
         (0..8).map(|i| start_worker(&url, &name, &dir.path().join(format!("w{i}")), "5ms")).collect();
@@ -210,7 +210,7 @@ fn eight_workers_share_one_study_of_400_trials_exactly_once() {
 fn a_worker_killed_mid_trial_has_its_trial_requeued_and_finished_by_another() {
     let Some(url) = url() else { return };
     let _server = shared_server();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = temp_dir();
     let name = unique("kill");
     let file = write_spec(dir.path(), &name, 12);
     // The victim creates the study and sits in trial 0 for a minute.
@@ -260,7 +260,7 @@ fn workers_reconnect_after_a_server_restart_and_finish() {
     let Some(url) = url() else { return };
     let _server = SERVER.write().unwrap_or_else(|p| p.into_inner());
     let Some(pg_dir) = common::pg_dir("workers_reconnect_after_a_server_restart") else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = temp_dir();
     let name = unique("restart");
     let n = 120;
     let file = write_spec(dir.path(), &name, n);
@@ -288,7 +288,7 @@ fn workers_reconnect_after_a_server_restart_and_finish() {
 fn a_worker_or_run_with_a_different_spec_is_refused() {
     let Some(url) = url() else { return };
     let _server = shared_server();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = temp_dir();
     let name = unique("spec");
     let file = write_spec(dir.path(), &name, 5);
     assert_ok(
@@ -332,7 +332,7 @@ fn a_worker_or_run_with_a_different_spec_is_refused() {
 fn bma_report_writes_a_shared_study_from_the_database() {
     let Some(url) = url() else { return };
     let _server = shared_server();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = temp_dir();
     let name = unique("report");
     let file = write_spec(dir.path(), &name, 6);
     let run_out = dir.path().join("run");

@@ -2,6 +2,8 @@
 //! same files with a comment squeezed into every gap between tokens: the output
 //! parses to the same tree, keeps every comment in order, and is a fixed point.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use bma::Source;
@@ -9,28 +11,12 @@ use bma::fmt::{comments, format, same_tree};
 use bma::source::FileId;
 use bma::syntax::parse;
 
-fn bma_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            bma_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "bma") {
-            out.push(path);
-        }
-    }
-}
-
 /// Every `.bma` file of the project that parses, with its text.
 fn corpus() -> Vec<(PathBuf, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut paths = Vec::new();
-    for dir in ["examples", "stdlib", "tests/fixtures"] {
-        bma_files(&root.join(dir), &mut paths);
-    }
-    let files: Vec<_> = paths
-        .into_iter()
+    let files: Vec<_> = ["examples", "stdlib", "tests/fixtures"]
+        .iter()
+        .flat_map(|dir| common::bma_files(&root.join(dir)))
         .filter_map(|p| std::fs::read_to_string(&p).ok().map(|t| (p, t)))
         .filter(|(_, t)| parse(FileId(0), t).is_ok())
         .collect();

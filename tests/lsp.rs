@@ -1,10 +1,13 @@
 //! Drives `bma lsp` over stdio with JSON-RPC, as an editor would.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
+use common::bma;
 use serde_json::{Value, json};
 
 struct Server {
@@ -15,7 +18,7 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bma"))
+        let mut child = bma()
             .arg("lsp")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -228,7 +231,7 @@ fn diagnostics_hover_definition_completion() {
 
 /// Runs `bma lsp` on `input` (then the end of input); gives its exit code and stderr.
 fn run_on(input: &[u8]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bma"))
+    let mut child = bma()
         .arg("lsp")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -23,7 +23,7 @@ mod store_suite;
 use common::{restart_server, unique};
 
 fn url() -> Option<String> {
-    store_suite::postgres_url("the PostgreSQL tests")
+    common::url("the PostgreSQL tests")
 }
 
 fn spec(name: &str, text: &str) -> StudySpec {

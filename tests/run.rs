@@ -2,41 +2,28 @@
 //! resume after `kill -9`, reproducibility, failures, flags, Ctrl-C.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::{bma, results, stderr, temp_dir, write};
 use serde_json::Value;
 
-fn bma() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bma"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bma-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p
-}
-
-fn results(out: &Path) -> Value {
-    let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
-    serde_json::from_str(&text).expect("results.json parses")
+/// A temporary folder holding the spec `name` with `text`: the folder, the spec's
+/// path, and `out` inside it for the run's output. Keep the folder bound (`_dir`): dropping
+/// it removes everything in it.
+fn setup(name: &str, text: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = temp_dir();
+    let file = write(dir.path(), name, text);
+    let out = dir.path().join("out");
+    (dir, file, out)
 }
 
 /// `bma run FILE --out OUT ARGS...`, waited for.
 fn run_study(file: &Path, out: &Path, args: &[&str]) -> Output {
     bma().arg("run").arg(file).arg("--out").arg(out).args(args).output().expect("bma runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 const BRANIN: &str = "
@@ -55,9 +42,8 @@ experiment branin {
 
 #[test]
 fn a_function_study_writes_consistent_results() {
-    let dir = tmp("branin");
-    let file = write(&dir, "b.bma", BRANIN);
-    let out = dir.join("out");
+    let (tmp, file, out) = setup("b.bma", BRANIN);
+    let dir = tmp.path();
     let o = run_study(&file, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -97,7 +83,7 @@ fn a_function_study_writes_consistent_results() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 35);
     // bma ls lists it.
-    let ls = bma().arg("ls").arg(&dir).output().unwrap();
+    let ls = bma().arg("ls").arg(dir).output().unwrap();
     let text = String::from_utf8_lossy(&ls.stdout);
     assert!(ls.status.success() && text.contains("branin") && text.contains("35 trials"), "{text}");
     // bma report rewrites the files of a function study (no model) the same, from the store alone.
@@ -112,13 +98,13 @@ fn a_function_study_writes_consistent_results() {
     for (f, b) in ["results.json", "results.csv", "report.html"].iter().zip(&before) {
         assert_eq!(&std::fs::read_to_string(out.join(f)).unwrap(), b, "{f}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_seed_and_parallel_reproduce_the_study() {
-    let dir = tmp("repro");
-    let file = write(&dir, "b.bma", &BRANIN.replace("random", "tpe(startup: 5)"));
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    let file = write(dir, "b.bma", &BRANIN.replace("random", "tpe(startup: 5)"));
     let params = |out: &str| {
         let out = dir.join(out);
         let o = run_study(&file, &out, &["--progress", "none", "--parallel", "3", "--trials", "20"]);
@@ -133,17 +119,17 @@ fn a_seed_and_parallel_reproduce_the_study() {
     let a = params("a");
     assert_eq!(a.len(), 20);
     assert_eq!(a, params("b"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn an_expression_nested_just_under_the_limit_evaluates_in_trial_threads() {
     // A 390-term sum is a tree 390 deep; in a debug build its evaluation overflowed the
     // 2 MiB stack a spawned thread has by default.
-    let dir = tmp("deep");
+    let tmp = temp_dir();
+    let dir = tmp.path();
     let sum = vec!["x"; 390].join(" + ");
     let file = write(
-        &dir,
+        dir,
         "d.bma",
         &format!(
             "experiment d {{\n space {{ x: float in 0.0..=1.0 }}\n objective {{ minimize {sum} }}\n search {{ strategy = random trials = 3 seed = 1 }}\n}}\n"
@@ -157,20 +143,16 @@ fn an_expression_nested_just_under_the_limit_evaluates_in_trial_threads() {
         let v = t["values"].as_object().unwrap().values().next().unwrap().as_f64().unwrap();
         assert!((v - 390.0 * x).abs() < 1e-9 * 390.0, "{t}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_sub_model_too_large_for_memory_fails_before_allocating() {
     // 10^11 units: about 6 TB to train. Allocating it got the process killed before. The batch
     // is larger than the data: it counts as the data's size, and the small model still trains.
-    let dir = tmp("huge");
-    let file = write(
-        &dir,
+    let (_dir, file, out) = setup(
         "h.bma",
         "experiment h {\n data = iris()\n space { width: int in {8, 100000000000} }\n model { dense(width) relu dense(data.classes) }\n train { epochs = 2 batch = 1000000000000000 }\n objective { maximize accuracy }\n search { strategy = grid trials = 2 }\n}\n",
     );
-    let out = dir.join("out");
     let o = run_study(&file, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
@@ -180,14 +162,11 @@ fn a_sub_model_too_large_for_memory_fails_before_allocating() {
     let huge = by_width(100_000_000_000);
     assert_eq!(huge["state"], "failed");
     assert!(huge["error"].as_str().unwrap().starts_with("training it needs at least"), "{huge}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_damaged_study_store_is_named_and_left_as_it_is() {
-    let dir = tmp("damaged");
-    let file = write(&dir, "b.bma", BRANIN);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("b.bma", BRANIN);
     let run = |resume: bool| {
         let mut c = bma();
         c.arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none", "--trials", "5"]);
@@ -211,13 +190,13 @@ fn a_damaged_study_store_is_named_and_left_as_it_is() {
         assert!(err.contains("malformed") || err.contains("not a database"), "{err}");
         assert_eq!(std::fs::read(&db).unwrap(), damaged, "the file is left for the user to recover");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn durations_take_the_language_units_and_huge_values_mean_no_limit() {
-    let dir = tmp("durations");
-    let file = write(&dir, "b.bma", BRANIN);
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    let file = write(dir, "b.bma", BRANIN);
     // `30min` and `500ms` are how the language writes durations; `1e30` and a huge number of
     // hours panicked converting to a Duration.
     for (flag, value) in [
@@ -239,20 +218,17 @@ fn durations_take_the_language_units_and_huge_values_mean_no_limit() {
         assert!(stderr(&o).contains("duration"), "{bad}: {}", stderr(&o));
     }
     // In the file too.
-    let huge = write(&dir, "h.bma", &BRANIN.replace("search {", "search {\n  time = 1e30s"));
+    let huge = write(dir, "h.bma", &BRANIN.replace("search {", "search {\n  time = 1e30s"));
     let out = dir.join("huge");
     let o = run_study(&huge, &out, &["--progress", "none", "--trials", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_trial_whose_thread_is_refused_fails_with_the_reason_and_the_run_ends() {
     // A 256 TiB stack fits in no address space: the system refuses every trial thread. Before,
     // spawning panicked.
-    let dir = tmp("spawn");
-    let file = write(&dir, "b.bma", BRANIN);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("b.bma", BRANIN);
     let o = bma()
         .arg("run")
         .arg(&file)
@@ -269,13 +245,13 @@ fn a_trial_whose_thread_is_refused_fails_with_the_reason_and_the_run_ends() {
         assert_eq!(t["state"], "failed", "{t}");
         assert!(t["error"].as_str().unwrap().starts_with("could not start a thread for it"), "{t}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn more_trials_at_once_than_cores_run_with_a_note() {
-    let dir = tmp("oversubscribed");
-    let file = write(&dir, "b.bma", BRANIN);
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    let file = write(dir, "b.bma", BRANIN);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let run = |parallel: usize, out: &str| {
         let out = dir.join(out);
@@ -287,18 +263,14 @@ fn more_trials_at_once_than_cores_run_with_a_note() {
     let note = format!("{} trials at once on {cores} cores", cores + 1);
     assert!(run(cores + 1, "over").contains(&note), "expected `{note}`");
     assert!(!run(cores, "fits").contains("trials at once on"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_failing_trial_is_recorded_and_the_study_goes_on() {
-    let dir = tmp("fail");
-    let file = write(
-        &dir,
+    let (_dir, file, out) = setup(
         "f.bma",
         "experiment f {\n space { x: float in -1.0..=1.0 }\n objective { minimize x ^ 0.5 }\n search { strategy = random trials = 20 seed = 1 }\n}\n",
     );
-    let out = dir.join("out");
     let o = run_study(&file, &out, &["--progress", "plain"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
@@ -315,14 +287,12 @@ fn a_failing_trial_is_recorded_and_the_study_goes_on() {
     }
     assert!(trials.iter().any(|t| t["state"] == "failed") && trials.iter().any(|t| t["state"] == "complete"));
     assert!(stderr(&o).contains("failed: objective"), "plain progress names failures: {}", stderr(&o));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn bad_flags_are_clear_errors() {
-    let dir = tmp("flags");
-    let file = write(&dir, "b.bma", BRANIN);
-    let out = dir.join("out");
+    let (tmp, file, out) = setup("b.bma", BRANIN);
+    let dir = tmp.path();
     for (flags, needle) in [
         (vec!["--parallel", "0"], "--parallel"),
         (vec!["--parallel", "1000000"], "at most 1024 trials run at once"),
@@ -339,11 +309,10 @@ fn bad_flags_are_clear_errors() {
         assert_eq!(o.status.code(), Some(1), "{flags:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{flags:?}: {}", stderr(&o));
     }
-    let broken = write(&dir, "bad.bma", "experiment e { space { x: float in 1.0..0.0 } objective { minimize x } }");
+    let broken = write(dir, "bad.bma", "experiment e { space { x: float in 1.0..0.0 } objective { minimize x } }");
     let o = bma().arg("run").arg(&broken).arg("--out").arg(&out).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nothing was run"), "{}", stderr(&o));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A tiny model study: 2-d moons, one small dense layer, a few epochs a trial.
@@ -373,9 +342,7 @@ fn count_finished(db: &Path) -> usize {
 
 #[test]
 fn a_killed_study_resumes_to_the_exact_trial_count() {
-    let dir = tmp("kill");
-    let file = write(&dir, "t.bma", TINY);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("t.bma", TINY);
     let mut child = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
     let db = out.join("study.db");
     let t0 = Instant::now();
@@ -419,14 +386,11 @@ fn a_killed_study_resumes_to_the_exact_trial_count() {
     let e = bma().arg("eval").arg(&out).args(["--split", "test"]).output().unwrap();
     assert!(e.status.success(), "{}", stderr(&e));
     assert!(String::from_utf8_lossy(&e.stdout).contains("accuracy"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn ctrl_c_stops_cleanly_and_resume_finishes() {
-    let dir = tmp("sigint");
-    let file = write(&dir, "t.bma", TINY);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("t.bma", TINY);
     let mut child = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
     let db = out.join("study.db");
     let t0 = Instant::now();
@@ -450,14 +414,11 @@ fn ctrl_c_stops_cleanly_and_resume_finishes() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 16);
     assert_eq!(results(&out)["state"], "finished");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_model_study_builds_the_final_model_and_the_report() {
-    let dir = tmp("final");
-    let spec = write(
-        &dir,
+    let (_dir, spec, out) = setup(
         "tiny.bma",
         "experiment tiny {
   data = iris(split: [0.6, 0.2, 0.2], seed: 1)
@@ -470,7 +431,6 @@ fn a_model_study_builds_the_final_model_and_the_report() {
 }
 ",
     );
-    let out = dir.join("out");
     let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
@@ -500,9 +460,7 @@ fn printed(stdout: &str, metric: &str) -> f64 {
 
 #[test]
 fn report_regenerates_the_results_and_eval_reloads_the_final_model() {
-    let dir = tmp("report");
-    let spec = write(
-        &dir,
+    let (tmp, spec, out) = setup(
         "tiny.bma",
         "use std::blocks::{dense_act}
 experiment tiny {
@@ -517,7 +475,7 @@ experiment tiny {
 }
 ",
     );
-    let out = dir.join("out");
+    let dir = tmp.path();
     let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let run_stdout = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -591,7 +549,6 @@ experiment tiny {
     check(&[&os("report"), corrupt.as_os_str()], 2, "study.db");
     check(&[&os("eval"), empty.as_os_str(), &os("--model"), &os("final")], 1, "no saved final model");
     check(&[&os("eval"), out.as_os_str(), &os("--model"), &os("soup")], 1, "soup");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `bma run … | head -1`: the reader of stdout and stderr goes away before bma writes.
@@ -599,9 +556,7 @@ experiment tiny {
 #[test]
 fn a_closed_stdout_neither_panics_nor_loses_trials() {
     use std::process::Stdio;
-    let dir = tmp("closed-pipe");
-    let file = write(&dir, "b.bma", BRANIN);
-    let out = dir.join("out");
+    let (_dir, file, out) = setup("b.bma", BRANIN);
     let mut child = bma()
         .arg("run")
         .arg(&file)
@@ -641,9 +596,7 @@ fn an_unreachable_store_is_announced_then_refused() {
 /// reason; the summary line counts such trials apart from real failures.
 #[test]
 fn points_refused_before_training_are_counted_apart_in_the_summary() {
-    let dir = tmp("infeasible");
-    let spec = write(
-        &dir,
+    let (_dir, spec, out) = setup(
         "r.bma",
         "experiment refused {
   data = iris(split: [0.6, 0.2, 0.2], seed: 1)
@@ -655,7 +608,6 @@ fn points_refused_before_training_are_counted_apart_in_the_summary() {
 }
 ",
     );
-    let out = dir.join("out");
     let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);

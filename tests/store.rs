@@ -2,6 +2,7 @@
 //! in-memory database) and PostgreSQL (the test server, `BMA_TEST_POSTGRES`; without it
 //! these fail under `CI` and are skipped, with a printed note, elsewhere).
 
+mod common;
 #[macro_use]
 mod store_suite;
 
@@ -13,7 +14,7 @@ mod sqlite {
             #[test]
             fn $name() {
                 let store = Sqlite::in_memory().expect("an in-memory store");
-                super::store_suite::$name(&store, &super::store_suite::unique(stringify!($name)));
+                super::store_suite::$name(&store, &super::common::unique(stringify!($name)));
             }
         };
     }
@@ -28,12 +29,11 @@ mod postgres {
         ($name:ident) => {
             #[test]
             fn $name() {
-                let Some(url) = super::store_suite::postgres_url(concat!("store::postgres::", stringify!($name)))
-                else {
+                let Some(url) = super::common::url(concat!("store::postgres::", stringify!($name))) else {
                     return;
                 };
                 let store = Postgres::connect(&url).expect("connect to the test server");
-                super::store_suite::$name(&store, &super::store_suite::unique(stringify!($name)));
+                super::store_suite::$name(&store, &super::common::unique(stringify!($name)));
             }
         };
     }

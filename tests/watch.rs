@@ -3,11 +3,15 @@
 //! retrained is also read back from the study store (`runs/<experiment>/study.db`)
 //! and `results.json`. Every wait has a timeout, and the child is killed when a test ends.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
+
+use common::bma;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -24,7 +28,7 @@ impl Watch {
 
     /// `bma watch FILE --progress plain` with more flags.
     fn start_with(file: &Path, flags: &[&str]) -> Watch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bma"))
+        let mut child = bma()
             .current_dir(file.parent().expect("a folder"))
             .arg("watch")
             .arg(file)
@@ -66,17 +70,6 @@ impl Watch {
             }
         }
     }
-
-    /// The lines that arrive within `wait`.
-    fn quiet(&mut self, wait: Duration) -> Vec<String> {
-        let deadline = Instant::now() + wait;
-        let mut got = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            self.seen.push(line.clone());
-            got.push(line);
-        }
-        got
-    }
 }
 
 impl Drop for Watch {
@@ -110,8 +103,7 @@ fn study(store: &bma::store::Sqlite, name: &str) -> (i64, Vec<bma::search::Trial
 }
 
 fn results(dir: &Path, exp: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("runs").join(exp).join("results.json")).expect("results.json");
-    serde_json::from_str(&text).expect("json")
+    common::results(&dir.join("runs").join(exp))
 }
 
 fn line(n: u32, exp: &str, reused: u32, trained: u32, pruned: u32, cancelled: u32, failed: u32) -> String {
@@ -121,7 +113,7 @@ fn line(n: u32, exp: &str, reused: u32, trained: u32, pruned: u32, cancelled: u3
 }
 
 fn temp(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = common::temp_dir();
     let file = dir.path().join(name);
     (dir, file)
 }
@@ -207,17 +199,12 @@ fn an_average_edit_rebuilds_the_final_model_without_training() {
     assert_eq!(r["final"]["members"].as_array().map(Vec::len), Some(2), "{r}");
     assert_eq!(r["watch"]["trained"], serde_json::json!([]), "{r}");
     // `bma eval` reads what watch wrote.
-    let eval = Command::new(env!("CARGO_BIN_EXE_bma"))
-        .current_dir(dir.path())
-        .args(["eval", "runs/e"])
-        .output()
-        .expect("bma eval runs");
+    let eval = bma().current_dir(dir.path()).args(["eval", "runs/e"]).output().expect("bma eval runs");
     assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
     assert!(String::from_utf8_lossy(&eval.stdout).contains("accuracy"));
     // `bma ls` lists both versions' studies; `bma run --resume` continues the current one.
     let bma = |args: &[&str]| {
-        let out =
-            Command::new(env!("CARGO_BIN_EXE_bma")).current_dir(dir.path()).args(args).output().expect("bma runs");
+        let out = bma().current_dir(dir.path()).args(args).output().expect("bma runs");
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -273,13 +260,16 @@ fn a_broken_edit_shows_its_diagnostics_and_keeps_the_last_results() {
     let broken = w.until("check: ");
     let last = broken.last().expect("a line");
     assert!(last.contains("error") && last.ends_with("keeping the last good results"), "{last}");
-    let after = w.quiet(Duration::from_millis(700));
-    assert!(!after.iter().any(|l| l.starts_with("cycle 2")), "a broken edit started a run: {after:?}");
     assert_eq!(std::fs::read_to_string(&results).expect("results kept"), before);
 
-    // Fixed again: the same version, the same study, nothing to train.
+    // Fixed again: the same version, the same study, nothing to train. Cycles are
+    // numbered as they start, so cycle 2 starting after the fix's `check: ok` shows the
+    // broken edit started none (no waiting for something not to happen).
     std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
     let fixed = w.until("cycle 2: done");
+    let checked = fixed.iter().position(|l| l.starts_with("check: ok"));
+    let started = fixed.iter().position(|l| l == "cycle 2: start");
+    assert!(checked.zip(started).is_some_and(|(c, s)| c < s), "a broken edit started a run: {fixed:?}");
     assert!(fixed.contains(&line(2, "e", 0, 0, 0, 0, 0)), "{fixed:?}");
     use bma::store::Store as _;
     assert_eq!(store(dir.path(), "e").studies().expect("studies").len(), 1, "one version, one study");
@@ -288,11 +278,11 @@ fn a_broken_edit_shows_its_diagnostics_and_keeps_the_last_results() {
 #[test]
 fn a_save_during_a_run_cancels_it_and_starts_the_next() {
     let (dir, file) = temp("c.bma");
-    // Long enough to be mid-training when the save comes.
+    // Long enough to be mid-training when the save comes: the `trial e … training`
+    // line is printed once the trial is recorded as started.
     std::fs::write(&file, spec("{4, 8}", 100_000, 256, "maximize accuracy")).expect("write");
     let mut w = Watch::start(&file);
     w.until("trial e ");
-    std::thread::sleep(Duration::from_millis(200));
     std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
     let lines = w.until("cycle 2: done");
     let cancelled = lines.iter().position(|l| l == "cycle 1: cancelled").expect("cycle 1 cancelled");
@@ -364,8 +354,7 @@ fn watch_takes_the_run_flags_out_set_seed_and_trials() {
     // The pin holds every trial at width 6: the grid has one point left.
     assert!(got.contains(&line(1, "e", 0, 1, 0, 0, 0)), "{got:?}");
     let out = dir.path().join("elsewhere");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("results.json")).expect("json");
+    let json = common::results(&out);
     assert_eq!(json["seed"], 7, "{json}");
     let trials = json["trials"].as_array().expect("trials");
     assert_eq!(trials.len(), 1, "{json}");

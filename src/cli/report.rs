@@ -17,8 +17,6 @@ use bma::trial::TrialState;
 
 use super::OK;
 
-/// A message and the exit code it ends with.
-
 /// Arguments of `bma report`.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {

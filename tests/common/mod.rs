@@ -1,43 +1,51 @@
-//! Helpers shared by the tests that need the test PostgreSQL server
-//! (`tests/postgres.rs`, `tests/distributed.rs`): its URL, or a loud skip; unique
-//! study names; a plain client; a server restart.
+//! Helpers shared by the integration tests (`mod common;`).
 //!
-//! `scripts/pg-test-server.sh start` starts a throwaway server and prints
-//! `BMA_TEST_POSTGRES` (its URL) and `BMA_PG_DIR` (its folder, for the restart tests).
+//! For every test that runs the real binary: [`bma`] (the binary this test crate was
+//! built with, as a `Command`), [`temp_dir`] (a fresh folder, removed when dropped, so
+//! a failing test leaves nothing behind either), [`write`], [`results`], [`stderr`] and
+//! [`bma_files`].
+//!
+//! For the tests that need the test PostgreSQL server (`tests/postgres.rs`,
+//! `tests/distributed.rs`): its URL, or a loud skip; unique study names; a plain
+//! client; a server restart. `scripts/pg-test-server.sh start` starts a throwaway
+//! server and prints `BMA_TEST_POSTGRES` (its URL) and `BMA_PG_DIR` (its folder, for
+//! the restart tests).
 #![allow(dead_code)] // each test crate uses its own subset
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-/// The test server's URL (`BMA_TEST_POSTGRES`), or `None` after a loud SKIPPED line
-/// naming `what` did not run.
+/// The one rule for the tests that need the PostgreSQL test server: its URL
+/// (`BMA_TEST_POSTGRES`); without it, under `CI` the test fails (CI's `.ci/run` starts the
+/// server, so a missing one is a broken run, never a silent pass), elsewhere it is skipped
+/// after a loud SKIPPED line naming `what`.
 pub fn url(what: &str) -> Option<String> {
-    match std::env::var("BMA_TEST_POSTGRES") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; {what} did not run.\n\
-                 !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
-            );
-            None
-        }
-    }
+    required("BMA_TEST_POSTGRES", what)
 }
 
-/// The server's folder (`BMA_PG_DIR`) for a test that restarts it, or `None` after a
-/// loud SKIPPED line naming `test`.
-pub fn pg_dir(test: &str) -> Option<String> {
-    match std::env::var("BMA_PG_DIR") {
-        Ok(d) if !d.is_empty() => Some(d),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED {test}: BMA_PG_DIR is not set (see scripts/pg-test-server.sh)\n"
-            );
-            None
-        }
+/// The server's folder (`BMA_PG_DIR`) for a test that restarts it; the rule of [`url`].
+pub fn pg_dir(what: &str) -> Option<String> {
+    required("BMA_PG_DIR", what)
+}
+
+fn required(variable: &str, what: &str) -> Option<String> {
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(value) = set(variable) {
+        return Some(value);
     }
+    assert!(
+        set("CI").is_none(),
+        "CI is set but {variable} is not: {what} cannot run. \
+         Start a server with `eval \"$(scripts/pg-test-server.sh start)\"`."
+    );
+    // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! SKIPPED: {variable} is not set; {what} did not run.\n\
+         !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
+    );
+    None
 }
 
 /// A study name (and spec comment) no other test or earlier run uses.
@@ -57,4 +65,55 @@ pub fn restart_server(dir: &str) {
     let status =
         std::process::Command::new("bash").arg(script).arg("restart").arg(dir).status().expect("run the script");
     assert!(status.success(), "restarting the server failed");
+}
+
+// ---------------------------------------------------------------- the binary and files
+
+/// The `bma` binary of this build, as a `Command` to add arguments to.
+pub fn bma() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bma"))
+}
+
+/// A fresh temporary folder, removed with everything in it when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary folder")
+}
+
+/// Writes `text` to `dir/name`; gives that path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+/// A run's `results.json` (in its output folder `out`), parsed.
+pub fn results(out: &Path) -> serde_json::Value {
+    let path = out.join("results.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("results.json parses")
+}
+
+/// A finished command's stderr, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `.bma` files below `dir` (sub-folders included), sorted; none if it is missing.
+pub fn bma_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    collect_bma_files(dir, &mut out);
+    out
+}
+
+fn collect_bma_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_bma_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "bma") {
+            out.push(path);
+        }
+    }
 }

@@ -7,43 +7,15 @@
 //! behaviour stays with its backend: SQLite's schema and configuration keys in
 //! `src/store/tests.rs`, PostgreSQL's pool, cache and restarts in `tests/postgres.rs`.
 //!
-//! [`postgres_url`] is the one rule for the PostgreSQL tests: with `BMA_TEST_POSTGRES`
+//! The rule for the PostgreSQL tests (`tests/common`'s `url`): with `BMA_TEST_POSTGRES`
 //! they run; without it they fail when `CI` is set, and skip with a printed note otherwise.
-#![allow(dead_code)] // `tests/postgres.rs` uses only `postgres_url`
+#![allow(dead_code)] // `tests/postgres.rs` uses only some of it
 
-use std::io::Write;
 use std::time::Duration;
 
 use bma::ir::{Point, Value};
 use bma::store::{Store, StoreError, StudySpec, load_study, spec_hash};
 use bma::trial::{Direction, FailKind, Trial, TrialState};
-
-/// The test server's URL (`BMA_TEST_POSTGRES`). Without it: a panic when `CI` is set (a CI
-/// run that checks no PostgreSQL store must not pass), else `None` after a note naming `what`.
-pub fn postgres_url(what: &str) -> Option<String> {
-    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    if let Some(url) = set("BMA_TEST_POSTGRES") {
-        return Some(url);
-    }
-    assert!(
-        set("CI").is_none(),
-        "CI is set but BMA_TEST_POSTGRES is not: {what} cannot run. \
-         Start a server with `eval \"$(scripts/pg-test-server.sh start)\"`."
-    );
-    // Written to the stderr handle, not with eprintln!, so the test harness does not capture it.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!! SKIPPED: BMA_TEST_POSTGRES is not set; {what} did not run.\n\
-         !!! Start a server with `eval \"$(scripts/pg-test-server.sh start)\"` and rerun.\n"
-    );
-    None
-}
-
-/// A prefix for study names that no other test or earlier run uses.
-pub fn unique(test: &str) -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{test}-{}-{t}-", std::process::id())
-}
 
 fn spec(name: &str, text: &str) -> StudySpec {
     StudySpec {

@@ -12,46 +12,18 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bma::ir::{Point, Value};
 use bma::store::postgres::{MAX_REQUEUES, MIGRATIONS};
-use bma::store::{Postgres, Store, StoreError, StudySpec, spec_hash};
-use bma::trial::{Direction, FailKind, Trial, TrialState};
+use bma::store::{Postgres, Store, StoreError};
+use bma::trial::{Direction, FailKind, TrialState};
 
 mod common;
 mod store_suite;
 
 use common::{restart_server, unique};
+use store_suite::{finished, point, spec};
 
 fn url() -> Option<String> {
     common::url("the PostgreSQL tests")
-}
-
-fn spec(name: &str, text: &str) -> StudySpec {
-    StudySpec {
-        name: name.into(),
-        experiment: "e".into(),
-        spec_text: text.into(),
-        spec_hash: spec_hash(text),
-        objectives: vec![("loss".into(), Direction::Minimize)],
-        constraints: vec![],
-        seed: 7,
-        options: String::new(),
-    }
-}
-
-fn point(x: f64) -> Point {
-    let mut p = Point::new();
-    p.insert("x".into(), Value::Float(x));
-    p
-}
-
-fn done(number: u64, x: f64, v: f64) -> Trial {
-    let mut t = Trial::new(number, point(x), 100 + number);
-    t.state = TrialState::Complete;
-    t.values = vec![v];
-    t.metrics.insert("loss".into(), v);
-    t.duration = 0.001;
-    t
 }
 
 #[test]
@@ -84,7 +56,7 @@ fn the_cache_and_a_fresh_connection_read_what_was_written() {
         s.start(study.id, i, &point(i as f64), 100 + i, "w").expect("start");
         s.report(study.id, i, 1, 2.0).expect("report");
         s.report(study.id, i, 2, f64::NAN).expect("report");
-        let mut t = done(c.number, i as f64, 10.0 - i as f64);
+        let mut t = finished(c.number, i as f64, 10.0 - i as f64);
         if i == 1 {
             t.values = vec![f64::INFINITY];
             t.fail(FailKind::TimedOut, "ran out of time: the trial limit is 1.0s".into());
@@ -173,7 +145,7 @@ fn concurrent_claims_hand_out_each_number_once() {
                 let mut mine = Vec::new();
                 while let Some(c) = s.claim_within(study.id, &worker, Some(budget)).expect("claim") {
                     s.start(study.id, c.number, &point(c.number as f64), c.number, &worker).expect("start");
-                    s.finish(study.id, &done(c.number, c.number as f64, c.number as f64)).expect("finish");
+                    s.finish(study.id, &finished(c.number, c.number as f64, c.number as f64)).expect("finish");
                     mine.push(c.number);
                 }
                 mine
@@ -222,9 +194,9 @@ fn a_silent_trial_is_requeued_once_and_the_stale_worker_is_shut_out() {
     assert!(old.steps.is_empty());
     // The presumed-dead worker wakes up: it can no longer write.
     assert!(a2.start(study.id, c.number, &point(0.5), 42, "dead").is_err());
-    let late = a2.finish(study.id, &done(c.number, 0.5, 99.0));
+    let late = a2.finish(study.id, &finished(c.number, 0.5, 99.0));
     assert!(matches!(late, Err(StoreError::NotFound(ref m)) if m.contains("discarded")), "{late:?}");
-    b.finish(study.id, &done(c.number, 0.5, 1.0)).expect("finish");
+    b.finish(study.id, &finished(c.number, 0.5, 1.0)).expect("finish");
     let h = b.history(study.id).expect("history");
     assert_eq!(h.len(), 1);
     assert_eq!(h[0].values, vec![1.0]);
@@ -255,7 +227,7 @@ fn calls_survive_a_server_restart() {
     restart_server(&dir);
     // The pooled connection died with the server; the call reconnects and goes on.
     s.start(study.id, c.number, &point(1.0), 1, "w").expect("start after restart");
-    s.finish(study.id, &done(c.number, 1.0, 1.0)).expect("finish after restart");
+    s.finish(study.id, &finished(c.number, 1.0, 1.0)).expect("finish after restart");
     let numbers: BTreeSet<u64> = s.history(study.id).expect("history").iter().map(|t| t.number).collect();
     assert_eq!(numbers, BTreeSet::from([0]));
 }
@@ -268,7 +240,7 @@ fn finished_since_gives_each_finished_trial_once() {
     let run = |x: f64| {
         let c = s.claim(study.id, "w", None).expect("claim").expect("a trial");
         s.start(study.id, c.number, &point(x), 1, "w").expect("start");
-        s.finish(study.id, &done(c.number, x, x)).expect("finish");
+        s.finish(study.id, &finished(c.number, x, x)).expect("finish");
         c.number
     };
     let first: Vec<u64> = (0..3).map(|i| run(f64::from(i))).collect();
@@ -291,7 +263,7 @@ fn a_claim_brings_the_trials_others_finished_with_their_steps() {
     assert!(seen.is_empty());
     let c = b.claim(study.id, "b", None).expect("claim").expect("a trial");
     b.start(study.id, c.number, &point(1.0), 5, "b").expect("start");
-    let mut t = done(c.number, 1.0, 3.0);
+    let mut t = finished(c.number, 1.0, 3.0);
     t.steps = vec![(1, 0.5), (2, f64::NAN)];
     b.finish(study.id, &t).expect("finish with steps, one statement");
     // a's claim reads b's finished trial in the same statement; finished_since gives it.

@@ -17,7 +17,8 @@ use bma::ir::{Point, Value};
 use bma::store::{Store, StoreError, StudySpec, load_study, spec_hash};
 use bma::trial::{Direction, FailKind, Trial, TrialState};
 
-fn spec(name: &str, text: &str) -> StudySpec {
+/// A one-objective study spec (`loss`, minimized) named `name`.
+pub fn spec(name: &str, text: &str) -> StudySpec {
     StudySpec {
         name: name.into(),
         experiment: name.into(),
@@ -30,13 +31,15 @@ fn spec(name: &str, text: &str) -> StudySpec {
     }
 }
 
-fn point(x: f64) -> Point {
+/// The point `x = x`.
+pub fn point(x: f64) -> Point {
     let mut p = Point::new();
     p.insert("x".into(), Value::Float(x));
     p
 }
 
-fn finished(number: u64, x: f64, v: f64) -> Trial {
+/// Trial `number` at `x`, complete with loss `v`.
+pub fn finished(number: u64, x: f64, v: f64) -> Trial {
     let mut t = Trial::new(number, point(x), 100 + number);
     t.state = TrialState::Complete;
     t.values = vec![v];

@@ -626,6 +626,35 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_joining_a_study_whose_data_changed_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("d.csv");
+        std::fs::write(&csv, "a,y\n1,0\n2,1\n3,0\n4,1\n").expect("write");
+        let text = "experiment e {\n  data = csv(\"d.csv\", target: \"y\")\n  space { w: int in {4, 8} }\n  \
+                    model { dense(w) relu dense(data.classes) }\n  objective { maximize accuracy }\n  \
+                    search { strategy = random  trials = 2 }\n}\n";
+        let source = crate::Source { name: "s.bma".into(), path: Some(dir.path().join("s.bma")), text: text.into() };
+        let c = crate::compile(&source);
+        assert!(!c.has_errors(), "{:?}", c.diagnostics);
+        let shared = Overrides { shared: true, out: Some(dir.path().join("out")), ..Overrides::default() };
+        let plan = Plan::new(&c, &shared).expect("plans");
+        assert!(plan.base.is_absolute());
+        let db = dir.path().join("shared.db");
+        let store = || Box::new(Sqlite::open(&db).expect("store")) as Box<dyn Store>;
+        let created = open_shared(&plan, store(), "e", &StoredOptions::default()).expect("creates");
+        assert_eq!(StoredOptions::stored(&created.study).data_files.len(), 1, "the CSV is fingerprinted");
+        assert!(join(&plan, store(), "e").is_ok(), "same data: joins");
+        std::fs::write(&csv, "a,y\n1,0\n2,1\n3,0\n4,2\n").expect("rewrite");
+        match join(&plan, store(), "e") {
+            Err(Error::Input(m)) => assert!(m.contains("d.csv changed") && m.contains("content differs"), "{m}"),
+            Err(e) => panic!("not an input error: {e}"),
+            Ok(_) => panic!("joined a study whose data changed"),
+        }
+        let allowed = Plan::new(&c, &Overrides { allow_changed_data: true, ..shared }).expect("plans");
+        assert!(join(&allowed, store(), "e").is_ok(), "--allow-changed-data joins");
+    }
+
+    #[test]
     fn command_line_values_are_read_by_the_language() {
         assert_eq!(parse_value("tpe").expect("reads"), Value::sym("tpe"));
         let call = parse_value(" tpe(startup: 5, local: 0.5) ").expect("reads");

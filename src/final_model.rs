@@ -4,7 +4,9 @@
 //! the ranked complete trials with the directories their models were saved in (best
 //! first, as [`crate::train::Model::save`] wrote them); gives a [`FinalSummary`] and
 //! writes the final model under the output folder. [`evaluate`] reloads and evaluates
-//! it (what `bma eval` calls on a final-model directory).
+//! it (what `bma eval` calls on a final-model directory); [`data_changes`] tells what
+//! changed in its data files since its members trained. A member or trial whose inputs
+//! or outputs do not fit the data is an error (`train::check_fits`), never a panic.
 //!
 //! The `average` entries, in this order whatever their order in the file:
 //! - `swa(last: k)` acts during training (see [`crate::train::averaging`]): each trial's
@@ -142,6 +144,7 @@ pub fn build(
     let mut loaded = Vec::new();
     for (trial, dir) in ranked {
         let (model, config) = train::load(dir).map_err(|e| format!("trial {}: {e}", trial.number))?;
+        train::check_fits(&model, &data.info).map_err(|e| format!("trial {}: {e}", trial.number))?;
         loaded.push(Loaded { trial: trial.clone(), model, config });
     }
     let entries: Vec<ir::CallValue> = experiment
@@ -224,7 +227,40 @@ pub fn evaluate(dir: &Path, part: Part) -> Result<Metrics, String> {
     }
     let (model, config) = load(dir)?;
     let data = crate::data::load(&config.data, &config.base).map_err(|e| e.to_string())?;
+    for (m, _) in &model.members {
+        train::check_fits(m, &data.info)?;
+    }
     model.evaluate(data.part(part))
+}
+
+/// What changed in the data files the model saved in `dir` (a final model: each member;
+/// or a plain model directory) trained on, one sentence per file; empty when nothing did
+/// or the model recorded no fingerprints (saved by an older bma).
+pub fn data_changes(dir: &Path) -> Result<Vec<String>, String> {
+    let configs = if dir.join("final.json").exists() {
+        let path = dir.join("final.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let saved: SavedFinal = from_json_exact(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut configs = Vec::new();
+        for (sub, _) in &saved.members {
+            if sub.contains("..") || Path::new(sub).is_absolute() {
+                return Err(format!("{}: member `{sub}` lies outside the directory", path.display()));
+            }
+            configs.push(train::load_config(&dir.join(sub))?);
+        }
+        configs
+    } else {
+        vec![train::load_config(dir)?]
+    };
+    let mut out: Vec<String> = Vec::new();
+    for c in &configs {
+        for change in train::data_changes(c) {
+            if !out.contains(&change) {
+                out.push(change);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads a final model directory: the members with their weights, and the first

@@ -31,8 +31,6 @@ pub mod train;
 pub mod trial;
 pub mod watch;
 
-use std::path::Path;
-
 pub use check::report_space;
 pub use diagnostic::Diagnostic;
 pub use pins::{PinError, expand_with_pins};
@@ -82,7 +80,8 @@ pub fn compile_with(source: &Source, loader: &dyn ir::Loader) -> Compiled {
         Err(d) => return Compiled { sources, program: ir::Program::default(), info: Vec::new(), diagnostics: vec![d] },
     };
     let (program, mut diagnostics) = ir::lower(root, &file, &mut sources, loader);
-    let base = source.path.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    // Absolute, so that what is read (and stored) never depends on the current directory.
+    let base = data::base_folder(source.path.as_deref());
     let (more, info) = check::check(&program, &sources, &base);
     diagnostics.extend(more);
     diagnostics.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.primary.span.end, d.code));

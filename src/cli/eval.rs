@@ -1,8 +1,10 @@
 //! `bma eval`: reloads a saved model (a run's final model, its best trial, or one
 //! `trials/<n>` folder) and evaluates it on a split of its data.
 //!
-//! Exit codes: 0 evaluated; 1 the folder holds no such model, a bad flag; 2 the
-//! model or its data did not load.
+//! Exit codes: 0 evaluated; 1 the folder holds no such model, a bad flag, a data file
+//! that changed since the model trained (size or content; `--allow-changed-data`
+//! evaluates anyway); 2 the model or its data did not load, or the data no longer fits
+//! the model.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +35,9 @@ pub struct EvalArgs {
     /// In a run folder: the final model (the default when the run built one) or the best trial.
     #[arg(long, value_enum)]
     pub model: Option<Which>,
+    /// Evaluate even if a data file changed since the model trained (its size or content).
+    #[arg(long = "allow-changed-data")]
+    pub allow_changed_data: bool,
 }
 
 pub fn eval(args: &EvalArgs) -> ExitCode {
@@ -86,6 +91,21 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
     } else {
         "model".to_string()
     };
+    match final_model::data_changes(&dir) {
+        Ok(changes) if !changes.is_empty() && !args.allow_changed_data => {
+            return super::fail(
+                format!(
+                    "the data changed since the model in {} trained: {}; its metrics would not be those of its own \
+                     data (pass --allow-changed-data to evaluate anyway)",
+                    dir.display(),
+                    changes.join("; ")
+                ),
+                INPUT,
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return super::fail(e, INTERNAL),
+    }
     match final_model::evaluate(&dir, split) {
         Ok(m) => {
             println!("{title} {} on {}:", dir.display(), args.split);

@@ -66,6 +66,9 @@ pub struct StudyFlags {
     /// Where to train: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Continue a stored study even if a data file changed since it started.
+    #[arg(long = "allow-changed-data")]
+    pub allow_changed_data: bool,
 }
 
 impl StudyFlags {
@@ -86,6 +89,7 @@ impl StudyFlags {
             stale_after: None,
             shared,
             trial_stack: Some(super::trial_stack()),
+            allow_changed_data: self.allow_changed_data,
         })
     }
 }

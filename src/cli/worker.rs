@@ -44,6 +44,9 @@ pub struct WorkerArgs {
     /// Where to train: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Join even if a data file changed since the study started.
+    #[arg(long = "allow-changed-data")]
+    pub allow_changed_data: bool,
 }
 
 impl WorkerArgs {
@@ -54,6 +57,7 @@ impl WorkerArgs {
             out: self.out.clone(),
             device: self.device.parse().map_err(|e| format!("--device: {e}"))?,
             shared: true,
+            allow_changed_data: self.allow_changed_data,
             ..Overrides::default()
         })
     }

@@ -12,9 +12,14 @@
 //! - the split is stratified by class (classification) and deterministic for a seed;
 //! - standardisation and missing-value imputation are fitted on the train split only;
 //! - nothing in a data file can panic: bad files give a [`DataError`] naming file and line.
+//!
+//! `files` gives the absolute folder relative paths are read from ([`base_folder`]) and
+//! [`Fingerprint`]s of the files a data value reads, so that a study and a saved model
+//! notice when a file changed under them.
 
 mod builtin;
 mod csv;
+mod files;
 mod idx;
 mod synthetic;
 
@@ -27,6 +32,7 @@ use crate::rng::Rng;
 
 pub use builtin::BUILTIN;
 pub use csv::{csv_columns, csv_text, is_missing, split_csv_line};
+pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
 pub use idx::idx_dims;
 pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
 

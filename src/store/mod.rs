@@ -58,10 +58,10 @@ pub struct StudySpec {
     /// Constraint names (`require` clauses) in order.
     pub constraints: Vec<String>,
     pub seed: u64,
-    /// The creating run's options (JSON written by `bma run --store`: trial budget,
-    /// strategy, pins...), read back by workers that join by name; opaque to the store
-    /// and not part of the hash. A shared store keeps them; SQLite does not (a SQLite
-    /// study is continued by `bma run --resume` with its flags) and reads back `""`.
+    /// The creating run's options (JSON: `bma run --store`'s trial budget, strategy,
+    /// pins..., and every study's data-file fingerprints), read back by workers that join
+    /// by name and by a resumed run; opaque to the store and not part of the hash. Both
+    /// stores keep them; a study stored before they did reads back `""`.
     #[serde(default)]
     pub options: String,
 }

@@ -81,6 +81,9 @@ pub const MIGRATIONS: &[&str] = &[
             WHEN error = 'stopped: the study''s time budget ran out' THEN 'study_time'
             ELSE 'error' END
         WHERE state = 'failed';",
+    // 4: the creating run's options (`StudySpec::options`: flags for workers, the data
+    // files' fingerprints); a study stored before has none (`''`).
+    "ALTER TABLE studies ADD COLUMN options TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The lowest queued trial of a study. `+number`: SQLite looks the few queued rows up
@@ -332,7 +335,7 @@ fn study_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StudyId, StudySpec
         objectives: serde_json::from_str(&objectives).unwrap_or_default(),
         constraints: serde_json::from_str(&constraints).unwrap_or_default(),
         seed: r.get::<_, i64>("seed")? as u64,
-        options: String::new(),
+        options: r.get("options")?,
     };
     Ok((r.get("id")?, spec, r.get("state")?, r.get("created")?))
 }
@@ -436,8 +439,8 @@ impl Store for Sqlite {
             }
             let created = now();
             tx.execute(
-                "INSERT INTO studies (name, experiment, spec_text, spec_hash, objectives, constraints, seed, state, created) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)",
+                "INSERT INTO studies (name, experiment, spec_text, spec_hash, objectives, constraints, seed, state, created, options) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)",
                 params![
                     spec.name,
                     spec.experiment,
@@ -446,7 +449,8 @@ impl Store for Sqlite {
                     objectives_to_text(&spec.objectives)?,
                     serde_json::to_string(&spec.constraints).map_err(backend)?,
                     spec.seed as i64,
-                    created
+                    created,
+                    spec.options
                 ],
             )
             .map_err(backend)?;

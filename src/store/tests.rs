@@ -233,3 +233,31 @@ fn a_version_2_file_gets_failure_kinds_and_its_refused_points_become_infeasible(
     assert_eq!(h[1].error.as_deref(), Some("infeasible before training: params <= 100 (is 515)"), "texts are kept");
     assert_eq!(h[0].values, vec![2.0]);
 }
+
+#[test]
+fn a_version_3_file_opens_with_empty_options_and_new_studies_keep_theirs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("study.db");
+    {
+        // A file as bma wrote it before SQLite kept a study's options: schema 3.
+        let conn = rusqlite::Connection::open(&path).expect("open the database file");
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).expect("migrate");
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO studies (name, experiment, spec_text, spec_hash, objectives, constraints, seed, state, created, next_number)
+             VALUES ('a', 'a', 'x', 'h', '[[\"loss\",\"minimize\"]]', '[]', 7, 'finished', 0, 0);",
+        )
+        .expect("write a version-3 database");
+    }
+    let s = Sqlite::open(&path).expect("open the old file");
+    assert_eq!(s.schema_version().expect("schema_version"), MIGRATIONS.len() as u32);
+    let old = s.open(&StudySpec { spec_hash: "h".into(), ..spec("a", "x") }).expect("reopen the old study");
+    assert!(!old.created_now);
+    assert_eq!(old.spec.options, "", "a study stored before options has none");
+    let new = StudySpec { options: r#"{"data_files":[]}"#.into(), ..spec("b", "y") };
+    assert!(s.open(&new).expect("create").created_now);
+    let reopened = s.open(&spec("b", "y")).expect("reopen");
+    assert_eq!(reopened.spec.options, new.options, "the creating run's options are read back");
+}

@@ -22,6 +22,12 @@
 //! <out>/models/<key>/       `bma watch`: each complete trial's model by configuration key
 //! ```
 //!
+//! A study records the fingerprints of its data files with its spec
+//! ([`StoredOptions::data_files`]); reopening it ([`open_local`] with resume,
+//! [`open_shared`], [`join`], watch's `open_for_watch`) refuses data that changed since
+//! ([`check_data`]) unless the plan allows it. [`Plan::base`] is absolute, so nothing
+//! stored depends on the current directory.
+//!
 //! **Invariants:** the library reads no environment variable and prints nothing: what a
 //! front end must tell the user comes back as values ([`Plan::notes`],
 //! [`resume`], [`outputs::Written`]); the results files are written from the
@@ -107,6 +113,8 @@ pub struct Overrides {
     pub shared: bool,
     /// Each trial thread's stack in bytes (default [`trial_loop::TRIAL_STACK`]).
     pub trial_stack: Option<usize>,
+    /// Continue a stored study even if a data file changed since it started.
+    pub allow_changed_data: bool,
 }
 
 /// Something a front end should tell the user before the study starts.
@@ -122,7 +130,7 @@ pub enum Note {
 pub struct Plan<'c> {
     pub compiled: &'c Compiled,
     pub experiment: &'c ir::Experiment,
-    /// The folder of the `.bma` file: relative data paths are read from it.
+    /// The folder of the `.bma` file, absolute: relative data paths are read from it.
     pub base: PathBuf,
     pub out: PathBuf,
     pub settings: Settings,
@@ -138,6 +146,8 @@ pub struct Plan<'c> {
     pub device: DeviceKind,
     /// Warnings and notes for the user (an unusable pruner, more trials than cores).
     pub notes: Vec<Note>,
+    /// Reopen a study whose data files changed since it started (see [`check_data`]).
+    pub allow_changed_data: bool,
 }
 
 impl<'c> Plan<'c> {
@@ -240,12 +250,28 @@ impl<'c> Plan<'c> {
             rank: rank(exp),
             device: overrides.device,
             notes,
+            allow_changed_data: overrides.allow_changed_data,
         })
     }
 
-    /// The spec this plan's study is stored under, named `name`.
+    /// The spec this plan's study is stored under, named `name`; its options record the
+    /// data files' fingerprints ([`StoredOptions::data_files`]).
     pub fn spec(&self, name: &str) -> store::StudySpec {
-        TrialLoop::spec(name, self.experiment, &spec_text(self.compiled), self.seed)
+        let mut spec = TrialLoop::spec(name, self.experiment, &spec_text(self.compiled), self.seed);
+        let options = StoredOptions { data_files: self.data_files(), ..StoredOptions::default() };
+        spec.options = serde_json::to_string(&options).unwrap_or_default();
+        spec
+    }
+
+    /// Fingerprints of the data files the experiment reads now (none for built-in or
+    /// synthetic data, or data that does not evaluate: loading it reports that).
+    pub fn data_files(&self) -> Vec<crate::data::Fingerprint> {
+        let Some(setting) = &self.experiment.data else { return Vec::new() };
+        let env = ir::PointEnv { point: &Point::new(), fns: &self.compiled.program.fns, data: None };
+        match ir::eval(&setting.value, &env) {
+            Ok(value) => crate::data::fingerprints(&value, &self.base),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Training threads per trial: one when several trials share the cores.
@@ -270,16 +296,10 @@ fn experiment<'c>(compiled: &'c Compiled, name: Option<&str>) -> Result<&'c ir::
     }
 }
 
-/// The folder of the compiled root file (where relative data paths are read from).
+/// The folder of the compiled root file (where relative data paths are read from),
+/// absolute whatever the current directory (see [`crate::data::base_folder`]).
 fn base(compiled: &Compiled) -> PathBuf {
-    compiled
-        .sources
-        .iter()
-        .next()
-        .and_then(|(_, s)| s.path.as_deref())
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    crate::data::base_folder(compiled.sources.iter().next().and_then(|(_, s)| s.path.as_deref()))
 }
 
 fn setting(exp: &ir::Experiment, key: &str) -> Result<Option<Value>, String> {
@@ -408,7 +428,8 @@ pub fn open_shared(
     options: &StoredOptions,
 ) -> Result<Opened, Error> {
     let mut spec = plan.spec(name);
-    spec.options = serde_json::to_string(options).map_err(Error::internal)?;
+    let options = StoredOptions { data_files: plan.data_files(), ..options.clone() };
+    spec.options = serde_json::to_string(&options).map_err(Error::internal)?;
     let study = store.open(&spec).map_err(store_error)?;
     opened(plan, store, study)
 }
@@ -421,11 +442,32 @@ pub fn join(plan: &Plan<'_>, store: Box<dyn Store>, name: &str) -> Result<Opened
 }
 
 fn opened(plan: &Plan<'_>, store: Box<dyn Store>, study: store::Study) -> Result<Opened, Error> {
+    check_data(plan, &study)?;
     if plan.settings.shared {
         std::fs::create_dir_all(&plan.out)
             .map_err(|e| Error::Internal(format!("cannot create {}: {e}", plan.out.display())))?;
     }
     Ok(Opened { store, study })
+}
+
+/// A study that was opened, not created, must read the data files it started with: one
+/// whose size or content changed since (its fingerprint is in the stored options) is an
+/// input error naming the file and what changed, unless the plan allows it. A study
+/// stored by an older bma recorded no fingerprints and is not checked.
+pub fn check_data(plan: &Plan<'_>, study: &store::Study) -> Result<(), Error> {
+    if study.created_now || plan.allow_changed_data {
+        return Ok(());
+    }
+    let changes = crate::data::changes(&StoredOptions::stored(study).data_files);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Input(format!(
+        "the data changed since study `{}` started: {}; its trials were trained on the old data, so \
+         continuing would mix the two (start a new study with another --out, or pass --allow-changed-data)",
+        study.spec.name,
+        changes.join("; ")
+    )))
 }
 
 /// Before running a study that was opened, not created: a seed given on the command
@@ -459,6 +501,9 @@ pub struct StoredOptions {
     pub set: Vec<String>,
     pub heartbeat_s: Option<f64>,
     pub stale_after_s: Option<f64>,
+    /// The data files as they were when the study was created ([`check_data`]).
+    #[serde(default)]
+    pub data_files: Vec<crate::data::Fingerprint>,
 }
 
 impl StoredOptions {
@@ -473,6 +518,7 @@ impl StoredOptions {
             set: overrides.set.clone(),
             heartbeat_s: overrides.heartbeat.map(|d| d.as_secs_f64()),
             stale_after_s: overrides.stale_after.map(|d| d.as_secs_f64()),
+            data_files: Vec::new(),
         }
     }
 
@@ -577,6 +623,35 @@ mod tests {
         let c = crate::compile(&crate::Source::new("t.bma", SPEC));
         assert!(!c.has_errors(), "{:?}", c.diagnostics);
         c
+    }
+
+    #[test]
+    fn a_worker_joining_a_study_whose_data_changed_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("d.csv");
+        std::fs::write(&csv, "a,y\n1,0\n2,1\n3,0\n4,1\n").expect("write");
+        let text = "experiment e {\n  data = csv(\"d.csv\", target: \"y\")\n  space { w: int in {4, 8} }\n  \
+                    model { dense(w) relu dense(data.classes) }\n  objective { maximize accuracy }\n  \
+                    search { strategy = random  trials = 2 }\n}\n";
+        let source = crate::Source { name: "s.bma".into(), path: Some(dir.path().join("s.bma")), text: text.into() };
+        let c = crate::compile(&source);
+        assert!(!c.has_errors(), "{:?}", c.diagnostics);
+        let shared = Overrides { shared: true, out: Some(dir.path().join("out")), ..Overrides::default() };
+        let plan = Plan::new(&c, &shared).expect("plans");
+        assert!(plan.base.is_absolute());
+        let db = dir.path().join("shared.db");
+        let store = || Box::new(Sqlite::open(&db).expect("store")) as Box<dyn Store>;
+        let created = open_shared(&plan, store(), "e", &StoredOptions::default()).expect("creates");
+        assert_eq!(StoredOptions::stored(&created.study).data_files.len(), 1, "the CSV is fingerprinted");
+        assert!(join(&plan, store(), "e").is_ok(), "same data: joins");
+        std::fs::write(&csv, "a,y\n1,0\n2,1\n3,0\n4,2\n").expect("rewrite");
+        match join(&plan, store(), "e") {
+            Err(Error::Input(m)) => assert!(m.contains("d.csv changed") && m.contains("content differs"), "{m}"),
+            Err(e) => panic!("not an input error: {e}"),
+            Ok(_) => panic!("joined a study whose data changed"),
+        }
+        let allowed = Plan::new(&c, &Overrides { allow_changed_data: true, ..shared }).expect("plans");
+        assert!(join(&allowed, store(), "e").is_ok(), "--allow-changed-data joins");
     }
 
     #[test]

@@ -213,6 +213,7 @@ pub fn open_for_watch(plan: &Plan<'_>, previous: Option<&(String, String)>) -> R
     }
     sqlite.switch_to(&spec).map_err(err)?;
     let study = sqlite.open(&spec).map_err(err)?;
+    super::check_data(plan, &study)?;
     if !study.created_now {
         // Trials cancelled by a save in this study are proposed again (a grid would skip them).
         let history = sqlite.history(study.id).map_err(err)?;

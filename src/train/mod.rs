@@ -40,7 +40,9 @@ pub use metrics::{
     regression_metrics,
 };
 pub use net::{Op, OpKind, Plan, Tensors};
-pub use save::{SavedConfig, evaluate_saved, from_safetensors, load, to_safetensors};
+pub use save::{
+    SavedConfig, check_fits, data_changes, evaluate_saved, from_safetensors, load, load_config, to_safetensors,
+};
 pub use trial::{Averaging, Trials, averaging, init_seed};
 
 use crate::data::{Dataset, Split};

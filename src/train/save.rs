@@ -6,7 +6,12 @@
 //! any safetensors reader (PyTorch, numpy) can open them; the format is written here
 //! directly (a JSON header and raw bytes) rather than through burn-store.
 //!
-//! **Invariant:** a malformed or truncated file is an error, never a panic.
+//! `model.json` also records the data files the model trained on ([`SavedConfig::data_files`]);
+//! [`data_changes`] tells what changed in them since, and [`check_fits`] refuses data whose
+//! shape is not the model's.
+//!
+//! **Invariant:** a malformed or truncated file, or data that no longer fits the model,
+//! is an error, never a panic.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +24,7 @@ use super::metrics::Metrics;
 use super::net::{Net, Plan, Tensors};
 use super::{DeviceKind, Model, burn_device};
 use crate::data::{self, Part};
-use crate::ir::{Point, Task, Value};
+use crate::ir::{DataInfo, Point, Task, Value};
 use crate::rng::Rng;
 
 /// What is needed to rebuild and re-evaluate a saved model.
@@ -28,7 +33,12 @@ pub struct SavedConfig {
     pub experiment: String,
     /// The `data = ...` value and the folder its paths are relative to.
     pub data: Value,
+    /// Absolute (see [`crate::data::base_folder`]).
     pub base: PathBuf,
+    /// The data files as they were when the model trained (none in a model saved by an
+    /// older bma): [`data_changes`] compares them with the files now.
+    #[serde(default)]
+    pub data_files: Vec<data::Fingerprint>,
     pub point: Point,
     pub train: TrainConfig,
 }
@@ -54,11 +64,59 @@ pub(super) fn save(model: &Model, dir: &Path, config: &SavedConfig) -> std::io::
     std::fs::write(dir.join("model.json"), json)
 }
 
+fn manifest(dir: &Path) -> Result<Manifest, String> {
+    let path = dir.join("model.json");
+    let json = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&json).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The config saved with the model in `dir` (its `model.json` only; the weights are not read).
+pub fn load_config(dir: &Path) -> Result<SavedConfig, String> {
+    manifest(dir).map(|m| m.config)
+}
+
+/// What changed in the data files `config`'s model trained on, one sentence per file
+/// (see [`data::changes`]); empty when nothing did or the model recorded none.
+pub fn data_changes(config: &SavedConfig) -> Vec<String> {
+    data::changes(&config.data_files)
+}
+
+/// Whether `model` can be evaluated on data described by `info`: its inputs, outputs
+/// and task must be the data's. Checked before any tensor is built, so that data that
+/// changed under a saved model gives this error, not a panic inside burn.
+pub fn check_fits(model: &Model, info: &DataInfo) -> Result<(), String> {
+    let (inputs, outputs) = (model.plan.in_features(), model.plan.out_features());
+    if model.task != info.task {
+        return Err(format!(
+            "the model was trained for {} but the data `{}` is now a {} task; its data changed since",
+            task_name(model.task),
+            info.name,
+            task_name(info.task)
+        ));
+    }
+    if inputs != info.features() || outputs != info.outputs() {
+        let what = if info.task == Task::Classification { "classes" } else { "outputs" };
+        return Err(format!(
+            "the model takes {inputs} features and gives {outputs} {what}, but the data `{}` has {} features and {} {what}; \
+             its data changed since the model was trained",
+            info.name,
+            info.features(),
+            info.outputs()
+        ));
+    }
+    Ok(())
+}
+
+fn task_name(task: Task) -> &'static str {
+    match task {
+        Task::Classification => "classification",
+        Task::Regression => "regression",
+    }
+}
+
 /// Reads a saved model directory.
 pub fn load(dir: &Path) -> Result<(Model, SavedConfig), String> {
-    let json = std::fs::read_to_string(dir.join("model.json"))
-        .map_err(|e| format!("{}: {e}", dir.join("model.json").display()))?;
-    let m: Manifest = serde_json::from_str(&json).map_err(|e| format!("{}: {e}", dir.join("model.json").display()))?;
+    let m = manifest(dir)?;
     let path = dir.join("model.safetensors");
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let tensors = from_safetensors(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -74,6 +132,7 @@ pub fn load(dir: &Path) -> Result<(Model, SavedConfig), String> {
 pub fn evaluate_saved(dir: &Path, split: Part) -> Result<Metrics, String> {
     let (model, config) = load(dir)?;
     let data = data::load(&config.data, &config.base).map_err(|e| e.to_string())?;
+    check_fits(&model, &data.info)?;
     model.evaluate(data.part(split), &data.info)
 }
 

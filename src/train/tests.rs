@@ -298,6 +298,7 @@ fn saved_models_reload_and_evaluate_the_same() {
         experiment: "t".into(),
         data: Value::Call(CallValue { name: "breast_cancer".into(), args: vec![(Some("seed".into()), Value::Int(4))] }),
         base: ".".into(),
+        data_files: Vec::new(),
         point: Default::default(),
         train: cfg.clone(),
     };

@@ -3,7 +3,9 @@
 //! Takes a checked program, one of its experiments with a `model`, the folder of the
 //! `.bma` file and a device; [`Trials::new`] loads the data once, and [`Trials::run`]
 //! expands the model at a point, reads the `train { }` settings there and calls
-//! [`super::fit`]. `Trials` is `Sync`: trial threads share one.
+//! [`super::fit`]. `Trials` is `Sync`: trial threads share one. Its base folder is made
+//! absolute, and the data files' fingerprints are taken when the data is loaded; both go
+//! into every [`SavedConfig`].
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,8 @@ pub struct Trials<'a> {
     pub data: Dataset,
     data_value: Value,
     base: PathBuf,
+    /// The data files as they were when loaded (saved with every model).
+    data_files: Vec<data::Fingerprint>,
     pub device: DeviceKind,
 }
 
@@ -35,10 +39,12 @@ impl<'a> Trials<'a> {
             experiment.data.as_ref().ok_or_else(|| format!("experiment `{}` has no data", experiment.name))?;
         let env = ir::PointEnv { point: &Point::new(), fns: &program.fns, data: None };
         let data_value = ir::eval(&setting.value, &env).map_err(|e| e.message)?;
-        let data = data::load(&data_value, base).map_err(|e| e.to_string())?;
         // Absolute, so that a saved model re-reads its data from anywhere.
-        let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-        Ok(Trials { program, experiment, data, data_value, base, device })
+        let base = data::absolute(base);
+        // Fingerprinted before loading: a file rewritten in between is then seen as changed.
+        let data_files = data::fingerprints(&data_value, &base);
+        let data = data::load(&data_value, &base).map_err(|e| e.to_string())?;
+        Ok(Trials { program, experiment, data, data_value, base, data_files, device })
     }
 
     /// The training settings at `point`; `seed` unless the experiment sets `seed =`;
@@ -103,6 +109,7 @@ impl<'a> Trials<'a> {
             experiment: self.experiment.name.clone(),
             data: self.data_value.clone(),
             base: self.base.clone(),
+            data_files: self.data_files.clone(),
             point: point.clone(),
             train,
         }

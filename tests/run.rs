@@ -1,5 +1,6 @@
 //! `bma run`, `bma eval`, `bma ls` end to end, on the real binary: results files,
-//! resume after `kill -9`, reproducibility, failures, flags, Ctrl-C.
+//! resume after `kill -9`, reproducibility, failures, flags, Ctrl-C and other signals,
+//! one owner per out folder, outputs written whole.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -388,16 +389,37 @@ fn a_killed_study_resumes_to_the_exact_trial_count() {
     assert!(String::from_utf8_lossy(&e.stdout).contains("accuracy"));
 }
 
-#[test]
-fn ctrl_c_stops_cleanly_and_resume_finishes() {
-    let (_dir, file, out) = setup("t.bma", TINY);
-    let mut child = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
+/// The state of the study in `db` and its trials' counts by state (empty before it exists).
+fn stored(db: &Path) -> (String, std::collections::BTreeMap<String, u64>) {
+    use bma::store::{Sqlite, Store};
+    let Ok(s) = Sqlite::open(db) else { return (String::new(), Default::default()) };
+    let Ok(studies) = s.studies() else { return (String::new(), Default::default()) };
+    studies.first().map(|st| (st.state.as_str().to_string(), st.counts.clone())).unwrap_or_default()
+}
+
+/// Starts `bma run` of TINY in `out` and waits until `finished` trials are finished and one
+/// more is running (so a signal stops a trial mid-training).
+fn start_tiny(file: &Path, out: &Path, finished: usize) -> std::process::Child {
+    let mut child = bma().arg("run").arg(file).arg("--out").arg(out).args(["--progress", "none"]).spawn().unwrap();
     let db = out.join("study.db");
     let t0 = Instant::now();
-    while count_finished(&db) < 2 {
+    loop {
+        let (_, counts) = stored(&db);
+        if count_finished(&db) >= finished && counts.get("running").is_some_and(|n| *n > 0) {
+            return child;
+        }
         assert!(t0.elapsed() < Duration::from_secs(120), "the study did not start");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("finished before the signal: {status}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn ctrl_c_requeues_the_running_trial_and_resume_completes_every_trial() {
+    let (_dir, file, out) = setup("t.bma", TINY);
+    let mut child = start_tiny(&file, &out, 2);
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -405,15 +427,40 @@ fn ctrl_c_stops_cleanly_and_resume_finishes() {
     assert_eq!(r["state"], "interrupted");
     let trials = r["trials"].as_array().unwrap();
     assert!(trials.len() < 16);
-    assert!(
-        trials
-            .iter()
-            .all(|t| t["state"] == "complete" || t["error"].as_str().is_some_and(|e| e.contains("interrupted")))
-    );
+    // The trial stopped mid-training is queued again, not failed.
+    assert!(trials.iter().all(|t| t["state"] == "complete" || t["state"] == "queued"), "{trials:?}");
+    assert!(trials.iter().any(|t| t["state"] == "queued"), "{trials:?}");
+    let (state, counts) = stored(&out.join("study.db"));
+    assert_eq!(state, "interrupted");
+    assert_eq!(counts.get("failed"), None, "{counts:?}");
     let o = run_study(&file, &out, &["--progress", "none", "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 16);
-    assert_eq!(results(&out)["state"], "finished");
+    let r = results(&out);
+    let trials = r["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 16);
+    assert!(trials.iter().all(|t| t["state"] == "complete"), "{trials:?}");
+    assert_eq!(r["state"], "finished");
+}
+
+#[test]
+fn sigterm_and_sighup_stop_like_ctrl_c() {
+    for signal in ["TERM", "HUP"] {
+        let (_dir, file, out) = setup("t.bma", TINY);
+        let mut child = start_tiny(&file, &out, 1);
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "SIG{signal}");
+        // Everything recorded, nothing left running: the study is interrupted, with its results.
+        let (state, counts) = stored(&out.join("study.db"));
+        assert_eq!(state, "interrupted", "SIG{signal}");
+        assert_eq!(counts.get("running"), None, "SIG{signal}: {counts:?}");
+        assert_eq!(results(&out)["state"], "interrupted", "SIG{signal}");
+        let o = run_study(&file, &out, &["--progress", "none", "--resume", "--trials", "3"]);
+        assert!(o.status.success(), "SIG{signal}: {}", stderr(&o));
+        let counts = &results(&out)["counts"];
+        assert!(counts["complete"].as_u64().is_some_and(|n| n >= 3), "SIG{signal}: {counts}");
+        assert_eq!((&counts["running"], &counts["queued"], &counts["failed"]), (&0.into(), &0.into(), &0.into()));
+    }
 }
 
 #[test]

@@ -18,7 +18,8 @@ use bma::trial::TrialState;
 
 use super::{INPUT, INTERNAL, OK};
 
-/// Exit code: stopped by Ctrl-C, everything recorded.
+/// Exit code: stopped by Ctrl-C, SIGTERM or SIGHUP, everything recorded (`--resume`
+/// continues). One code for the three: the run stopped the same way whichever it was.
 pub const INTERRUPTED: u8 = 130;
 
 /// How progress is shown.
@@ -229,7 +230,8 @@ fn exit_code(ended: Ended) -> ExitCode {
     ExitCode::from(if ended == Ended::Interrupted { INTERRUPTED } else { OK })
 }
 
-/// Ctrl-C once: stop at the next epoch, record, write the results (exit 130). Twice: exit at once.
+/// Ctrl-C, SIGTERM or SIGHUP (ctrlc's `termination` feature) once: stop at the next epoch,
+/// record, write the results (exit 130). A second signal: exit at once.
 fn install_ctrlc() -> &'static AtomicBool {
     static STOP: AtomicBool = AtomicBool::new(false);
     static PRESSES: AtomicUsize = AtomicUsize::new(0);

@@ -14,7 +14,9 @@
 //!   `parallel` whatever the threads' timing (a study `time` budget aside).
 //! - Every trial the loop starts ends recorded in the store as complete, pruned,
 //!   infeasible (refused before training) or failed (with its kind and reason), unless the process dies; then the store still holds
-//!   it as running, and the next run requeues it (see [`TrialLoop::recover`]).
+//!   it as running, and the next run requeues it (see [`TrialLoop::recover`]). A trial
+//!   stopped by the stop flag with [`FailKind::Interrupted`] (Ctrl-C) is not failed: it is
+//!   queued again with its point ([`Store::requeue`]) and the next run reruns it.
 //! - A panic, NaN or error inside one trial fails that trial only.
 //! - A [`Settings::shared`] study (several workers, one store) keeps every rule above
 //!   except reproducibility: trial `n` sees the finished trials `<= n - parallel` that
@@ -585,11 +587,10 @@ impl<'a> TrialLoop<'a> {
         if !others_running {
             self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
         }
-        if shared {
-            // Everyone's trials, for the caller's table and files.
-            for t in self.store.history(id).map_err(Self::store_err)? {
-                history.upsert(t);
-            }
+        // Every trial the store holds (other workers', other runs', those queued again),
+        // for the caller's table and files.
+        for t in self.store.history(id).map_err(Self::store_err)? {
+            history.upsert(t);
         }
         Ok((history, ended))
     }

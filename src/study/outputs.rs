@@ -344,7 +344,11 @@ pub fn table(history: &History, spec: &StudySpec, space: &ir::Space, top: usize)
 pub fn counts_line(history: &History) -> String {
     let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
     let infeasible = history.trials.iter().filter(|t| t.state == TrialState::Infeasible).count();
-    let apart = if infeasible > 0 { format!(", {infeasible} {INFEASIBLE}") } else { String::new() };
+    let mut apart = if infeasible > 0 { format!(", {infeasible} {INFEASIBLE}") } else { String::new() };
+    let queued = counts(TrialState::Queued);
+    if queued > 0 {
+        apart.push_str(&format!(", {queued} queued to rerun"));
+    }
     format!(
         "{} trials: {} complete, {} pruned, {} failed{apart}",
         history.trials.len(),

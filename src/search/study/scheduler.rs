@@ -5,7 +5,7 @@
 //! the [`Hooks`] of one run; gives, when the loop ends, the study's [`History`] and why it
 //! ended. The rules it keeps are the trial loop's (see [`super`]): trial `n` is asked with
 //! exactly the finished trials `<= n - parallel` (its [`View`]), every trial it starts is
-//! recorded finished, and the loop always ends.
+//! recorded finished (or, stopped by the user, queued again to rerun), and the loop always ends.
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -428,6 +428,15 @@ impl<'s> Scheduler<'s> {
             Err(mpsc::RecvTimeoutError::Disconnected) => return false,
         };
         self.running.remove(&trial.number);
+        if trial.failure == Some(FailKind::Interrupted) {
+            // Stopped by the user before its end: queued again, to rerun from the start
+            // like a killed one (the next run claims it first).
+            if let Err(e) = self.store().requeue(self.study.id, trial.number, self.worker) {
+                self.store_failure(e);
+            }
+            self.hooks.evaluator.finished(&trial);
+            return true;
+        }
         match self.store().finish(self.study.id, &trial) {
             Ok(()) => {}
             // The trial was requeued while we were silent (a lost server, a stall) and

@@ -497,6 +497,57 @@ fn a_model_study_builds_the_final_model_and_the_report() {
     assert!(stdout.contains("final model (ensemble"), "{stdout}");
 }
 
+#[test]
+fn a_study_killed_while_its_outputs_are_written_is_not_finished_and_resume_finishes_it() {
+    let (_dir, spec, out) = setup(
+        "tiny.bma",
+        "experiment tiny {
+  data = iris(split: [0.6, 0.2, 0.2], seed: 1)
+  space { width: int in {8, 16}  lr: float in 1e-3..1e-1 log }
+  model { dense(width) relu dense(data.classes) }
+  train { optimizer = adam(lr)  epochs = 3  batch = 16 }
+  objective { maximize accuracy }
+  search { strategy = random  trials = 6  seed = 3 }
+  average { ensemble(top: 5, weights: uniform) }
+}
+",
+    );
+    let mut child = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
+    let db = out.join("study.db");
+    let t0 = Instant::now();
+    // Every trial recorded: the run is now writing best/, final/ and the results files.
+    while count_finished(&db) < 6 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the study did not run");
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    let _ = child.wait();
+    let (state, _) = stored(&db);
+    // Whenever the kill landed: a finished study has all its outputs, and final/ is whole or absent.
+    if state == "finished" {
+        assert!(results(&out)["final"]["members"].is_array(), "finished without its final model");
+    } else {
+        assert_eq!(state, "running");
+        let report = bma().arg("report").arg(&out).output().unwrap();
+        assert!(stderr(&report).contains("is not finished"), "{}", stderr(&report));
+    }
+    if out.join("final").exists() {
+        assert!(out.join("final/final.json").is_file(), "a partial final/");
+        let e = bma().arg("eval").arg(&out).args(["--model", "final"]).output().unwrap();
+        assert!(e.status.success(), "{}", stderr(&e));
+    }
+    let o = run_study(&spec, &out, &["--progress", "none", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stored(&db).0, "finished");
+    let r = results(&out);
+    assert_eq!(r["counts"]["complete"], 6);
+    assert_eq!(r["final"]["members"].as_array().map(Vec::len), Some(5), "{}", r["final"]);
+    assert!(out.join("final/final.json").is_file() && out.join("best/model.json").is_file());
+}
+
 /// The number `bma eval` prints for `metric`.
 fn printed(stdout: &str, metric: &str) -> f64 {
     stdout

@@ -50,6 +50,7 @@ impl RunArgs {
         let mut o = self.flags.overrides(store_url(self.store.as_deref()).is_some())?;
         o.heartbeat = self.heartbeat;
         o.stale_after = self.stale_after;
+        o.caller_finishes = true;
         Ok(o)
     }
 }

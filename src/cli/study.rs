@@ -87,6 +87,7 @@ impl StudyFlags {
             stale_after: None,
             shared,
             trial_stack: Some(super::trial_stack()),
+            caller_finishes: false,
         })
     }
 }
@@ -203,6 +204,10 @@ fn try_execute(
 
     // The best trial's model, then the results files, from the store's history.
     let written = outputs::write(plan, spec, history, ended, serde_json::Map::new())?;
+    // (An interrupted run recorded its end itself: another worker may still run the study.)
+    if plan.settings.caller_finishes && ended != Ended::Interrupted {
+        study::finish(&*opened.store, &ran)?;
+    }
     print!("{}", written.text);
     for n in written.notes {
         eprintln!("note: {n}");

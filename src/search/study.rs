@@ -216,6 +216,10 @@ pub struct Settings {
     /// default. The fault tests give a size no address space holds (the CLI reads it from
     /// `BMA_TRIAL_STACK`), so that every thread is refused.
     pub trial_stack: usize,
+    /// The caller writes the study's outputs after the loop and records its end then: a
+    /// loop that ends by its budget, time or strategy leaves the study `running` (so a
+    /// process killed while writing them never leaves a `finished` study without them).
+    pub caller_finishes: bool,
 }
 
 impl Default for Settings {
@@ -229,6 +233,7 @@ impl Default for Settings {
             shared: false,
             stale_after: Duration::from_secs(60),
             trial_stack: TRIAL_STACK,
+            caller_finishes: false,
         }
     }
 }
@@ -584,7 +589,8 @@ impl<'a> TrialLoop<'a> {
         let others_running = shared
             && ended == Ended::Interrupted
             && self.store.running_workers(id).is_ok_and(|w| w.iter().any(|(w, _)| *w != self.worker));
-        if !others_running {
+        let left_to_caller = self.settings.caller_finishes && ended != Ended::Interrupted;
+        if !others_running && !left_to_caller {
             self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
         }
         // Every trial the store holds (other workers', other runs', those queued again),

@@ -107,6 +107,9 @@ pub struct Overrides {
     pub shared: bool,
     /// Each trial thread's stack in bytes (default [`trial_loop::TRIAL_STACK`]).
     pub trial_stack: Option<usize>,
+    /// The front end writes the outputs after [`run`] and then calls [`finish`]: the study
+    /// is `finished` only once they are written ([`Settings::caller_finishes`]).
+    pub caller_finishes: bool,
 }
 
 /// Something a front end should tell the user before the study starts.
@@ -230,6 +233,7 @@ impl<'c> Plan<'c> {
                 shared: overrides.shared,
                 stale_after: overrides.stale_after.unwrap_or(Duration::from_secs(60)),
                 trial_stack: overrides.trial_stack.unwrap_or(trial_loop::TRIAL_STACK),
+                caller_finishes: overrides.caller_finishes,
             },
             strategy,
             prune,
@@ -564,6 +568,12 @@ pub fn run(
     let (history, ended) =
         study.run_with(evaluator, hooks.observer, hooks.stop, hooks.reuse).map_err(Error::internal)?;
     Ok(Ran { study: study.study, history, ended })
+}
+
+/// Records how a study that [`run`] returned ended, once its outputs are written (with
+/// [`Overrides::caller_finishes`], [`run`] leaves that to the caller).
+pub fn finish(store: &dyn Store, ran: &Ran) -> Result<(), Error> {
+    store.set_state(ran.study.id, ran.ended.state()).map_err(Error::internal)
 }
 
 #[cfg(test)]

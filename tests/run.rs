@@ -548,6 +548,76 @@ fn a_study_killed_while_its_outputs_are_written_is_not_finished_and_resume_finis
     assert!(out.join("final/final.json").is_file() && out.join("best/model.json").is_file());
 }
 
+#[test]
+fn an_out_folder_that_holds_no_study_is_refused_unless_forced() {
+    let (dir, file, out) = setup("b.bma", BRANIN);
+    let notes = write(&out_dir(&out), "notes.txt", "mine");
+    std::fs::create_dir_all(out.join("best")).unwrap();
+    let best_notes = write(&out.join("best"), "notes.txt", "mine too");
+    let o = run_study(&file, &out, &["--progress", "none", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not empty and holds no study") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&out.display().to_string()), "{}", stderr(&o));
+    // Nothing was touched.
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
+    assert_eq!(std::fs::read_to_string(&best_notes).unwrap(), "mine too");
+    assert!(!out.join("study.db").exists() && !out.join("results.json").exists());
+    // A file in place of the folder is refused too, and left alone.
+    let file_out = write(dir.path(), "not-a-folder", "x");
+    let o = run_study(&file, &file_out, &["--progress", "none", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a file, not a folder"), "{}", stderr(&o));
+    // With --force the run writes into it, keeping what it does not write.
+    let o = run_study(&file, &out, &["--progress", "none", "--trials", "3", "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
+    assert_eq!(results(&out)["counts"]["complete"], 3);
+    // Now it holds a study: a plain run is refused as before, --resume continues.
+    let o = run_study(&file, &out, &["--progress", "none", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+}
+
+/// `out`, created.
+fn out_dir(out: &Path) -> PathBuf {
+    std::fs::create_dir_all(out).unwrap();
+    out.to_path_buf()
+}
+
+#[test]
+fn an_unwritable_out_folder_is_refused_before_any_trial_and_a_failed_save_stops_the_study() {
+    let (dir, file, out) = setup("t.bma", TINY);
+    // A folder that cannot be made: refused at once, naming it.
+    let blocked = write(dir.path(), "blocker", "x").join("out");
+    let o = run_study(&file, &blocked, &["--progress", "none"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot create the output folder") && stderr(&o).contains("blocker"), "{}", stderr(&o));
+    // No budget that every trial fails.
+    for flags in [["--trials", "0"], ["--trial-time", "0"], ["--trial-time", "0s"]] {
+        let o = run_study(&file, &out, &flags);
+        assert_eq!(o.status.code(), Some(1), "{flags:?}: {}", stderr(&o));
+        assert!(!out.exists(), "{flags:?}");
+    }
+    // The models cannot be saved (a file where trials/ goes): the first save stops the
+    // study, naming the path; the trial stays queued to rerun.
+    write(&out_dir(&out), "trials", "in the way");
+    let o = run_study(&file, &out, &["--progress", "none", "--force"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("cannot save trial") && err.contains(&out.join("trials").display().to_string()), "{err}");
+    let (state, counts) = stored(&out.join("study.db"));
+    assert_eq!(state, "interrupted");
+    assert!(counts.get("queued").is_some_and(|n| *n >= 1), "{counts:?}");
+    assert_eq!((counts.get("failed"), counts.get("running")), (None, None), "{counts:?}");
+    assert!(count_finished(&out.join("study.db")) < 16, "the budget was not burnt");
+    // Fixed, --resume retries it.
+    std::fs::remove_file(out.join("trials")).unwrap();
+    let o = run_study(&file, &out, &["--progress", "none", "--resume", "--trials", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&out);
+    assert!(r["trials"].as_array().unwrap().iter().all(|t| t["state"] == "complete"), "{}", r["trials"]);
+}
+
 /// The number `bma eval` prints for `metric`.
 fn printed(stdout: &str, metric: &str) -> f64 {
     stdout

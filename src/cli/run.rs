@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Continue the study stored in the output folder.
     #[arg(long)]
     pub resume: bool,
+    /// Write into an output folder that is not empty and holds no study (files of the
+    /// same names in it, such as `best/`, are replaced).
+    #[arg(long)]
+    pub force: bool,
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -73,6 +77,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let name = args.study.clone().unwrap_or_else(|| plan.experiment.name.clone());
+    if let Err(e) = study::prepare_out(&plan.out, args.force) {
+        return fail(e);
+    }
     let Some(url) = store_url(args.store.as_deref()) else {
         return match study::open_local(&plan, &name, args.resume) {
             Ok(opened) => execute(&plan, opened, args.progress, false),

@@ -40,8 +40,8 @@ pub struct StudyFlags {
     /// The experiment to run (needed when the file has several).
     #[arg(long)]
     pub experiment: Option<String>,
-    /// The study's trial budget (overrides `search { trials = }`).
-    #[arg(long)]
+    /// The study's trial budget (overrides `search { trials = }`; at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub trials: Option<u64>,
     /// The study seed (overrides `search { seed = }`).
     #[arg(long)]
@@ -55,8 +55,9 @@ pub struct StudyFlags {
     /// The study's time budget, e.g. `90s`, `5m`, `1h30m` (overrides `search { time = }`).
     #[arg(long, value_parser = parse_duration)]
     pub time: Option<Duration>,
-    /// One trial's time limit (checked between training batches; a trial over it fails).
-    #[arg(long = "trial-time", value_parser = parse_duration)]
+    /// One trial's time limit (checked between training batches; a trial over it fails;
+    /// more than 0).
+    #[arg(long = "trial-time", value_parser = parse_positive_duration)]
     pub trial_time: Option<Duration>,
     /// The output folder (default: `report { out = }`, else `runs/<experiment>`).
     #[arg(long)]
@@ -127,6 +128,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = &rest[letters..];
     }
     bma::seconds(total).ok_or_else(bad)
+}
+
+/// [`parse_duration`], refusing 0: a limit no trial can meet.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err(format!("`{}` is no time at all: every trial would fail; give a positive duration", text.trim()));
+    }
+    Ok(d)
 }
 
 /// `BMA_TRIAL_DELAY` (a duration such as `200ms`, see [`parse_duration`]): how long each

@@ -56,6 +56,10 @@ pub enum Status {
     Stopped,
     /// It could not give a result; the reason is recorded.
     Failed(String),
+    /// It could not keep its result for a reason every trial would meet (the out folder
+    /// cannot be written): the trial is queued again and the study stops with this error
+    /// ([`SearchError::Output`]).
+    Abort(String),
 }
 
 /// What an evaluator gives for one point.
@@ -477,6 +481,8 @@ pub struct TrialLoop<'a> {
 /// A trial on its way from a worker thread back to the loop.
 struct Done {
     trial: Trial,
+    /// The evaluator aborted the study ([`Status::Abort`]): the trial is queued again.
+    abort: Option<String>,
 }
 
 /// Why a running trial was told to stop.
@@ -681,7 +687,15 @@ impl TrialCtx<'_> {
         trial
     }
 
-    fn run_trial(&self, number: u64, point: Point, seed: u64) -> Trial {
+    /// Runs trial `number` at `point`: the recorded trial, and the evaluator's reason to
+    /// stop the study ([`Status::Abort`]), if any.
+    fn run_trial(&self, number: u64, point: Point, seed: u64) -> Done {
+        let mut abort = None;
+        let trial = self.evaluate_trial(number, point, seed, &mut abort);
+        Done { trial, abort }
+    }
+
+    fn evaluate_trial(&self, number: u64, point: Point, seed: u64, abort: &mut Option<String>) -> Trial {
         let started = Instant::now();
         let mut trial = Trial::new(number, point, seed);
         let s = self.study;
@@ -764,6 +778,9 @@ impl TrialCtx<'_> {
                 why = StopWhy::StudyTime;
             }
         }
+        if let Status::Abort(reason) = &outcome.status {
+            *abort = Some(reason.clone());
+        }
         trial.steps = steps;
         let mut metrics = statics;
         metrics.extend(outcome.metrics);
@@ -775,7 +792,7 @@ impl TrialCtx<'_> {
     fn conclude(&self, mut trial: Trial, status: &Status, why: StopWhy, started: Instant) -> Trial {
         let s = self.study;
         let stopped_reason = match (status, why) {
-            (Status::Failed(reason), _) => Some((FailKind::Error, reason.clone())),
+            (Status::Failed(reason) | Status::Abort(reason), _) => Some((FailKind::Error, reason.clone())),
             (Status::Stopped, StopWhy::Interrupted) => Some((self.stop_reason.0, self.stop_reason.1.to_string())),
             (Status::Stopped, StopWhy::StudyTime) => {
                 Some((FailKind::StudyTime, "stopped: the study's time budget ran out".to_string()))

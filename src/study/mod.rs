@@ -380,6 +380,33 @@ pub struct Opened {
     pub study: store::Study,
 }
 
+/// Makes sure the plan's out folder can take a study before anything is opened or
+/// trained: it is created if missing; an existing one must be a folder, writable, and
+/// either empty or a study's (it holds `study.db` or `results.json`), unless `force`
+/// (the user accepts that its files may be replaced). Every refusal is [`Error::Input`]
+/// naming the folder.
+pub fn prepare_out(out: &Path, force: bool) -> Result<(), Error> {
+    let shown = out.display();
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Input(format!("the output folder {shown} is a file, not a folder; choose another --out")));
+    }
+    if out.is_dir() && !force && !["study.db", "results.json"].iter().any(|f| out.join(f).exists()) {
+        let mut entries =
+            std::fs::read_dir(out).map_err(|e| Error::Input(format!("cannot read the output folder {shown}: {e}")))?;
+        if entries.next().is_some() {
+            return Err(Error::Input(format!(
+                "the output folder {shown} is not empty and holds no study; its files could be replaced: \
+                 choose another --out, or pass --force to write into it"
+            )));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::Input(format!("cannot create the output folder {shown}: {e}")))?;
+    let probe = out.join(format!(".bma-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| Error::Input(format!("the output folder {shown} is not writable: {e}")))
+}
+
 /// The embedded store `<out>/study.db` with the plan's study (named `name`) created or,
 /// with `resume`, continued; a folder's study is never reused without `resume`.
 pub fn open_local(plan: &Plan<'_>, name: &str, resume: bool) -> Result<Opened, Error> {
@@ -565,8 +592,11 @@ pub fn run(
         settings: plan.settings.clone(),
         worker: store::worker_id(),
     };
-    let (history, ended) =
-        study.run_with(evaluator, hooks.observer, hooks.stop, hooks.reuse).map_err(Error::internal)?;
+    let (history, ended) = study.run_with(evaluator, hooks.observer, hooks.stop, hooks.reuse).map_err(|e| match e {
+        // The user's out folder cannot be written: theirs to fix, then `--resume`.
+        search::SearchError::Output(m) => Error::Input(format!("{m}; the study stopped (--resume continues)")),
+        e => Error::internal(e),
+    })?;
     Ok(Ran { study: study.study, history, ended })
 }
 

@@ -400,7 +400,15 @@ fn stored(db: &Path) -> (String, std::collections::BTreeMap<String, u64>) {
 /// Starts `bma run` of TINY in `out` and waits until `finished` trials are finished and one
 /// more is running (so a signal stops a trial mid-training).
 fn start_tiny(file: &Path, out: &Path, finished: usize) -> std::process::Child {
-    let mut child = bma().arg("run").arg(file).arg("--out").arg(out).args(["--progress", "none"]).spawn().unwrap();
+    let mut child = bma()
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(["--progress", "none"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let db = out.join("study.db");
     let t0 = Instant::now();
     loop {
@@ -616,6 +624,66 @@ fn an_unwritable_out_folder_is_refused_before_any_trial_and_a_failed_save_stops_
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
     assert!(r["trials"].as_array().unwrap().iter().all(|t| t["state"] == "complete"), "{}", r["trials"]);
+}
+
+#[test]
+fn a_run_whose_data_fails_to_load_leaves_no_study_in_the_way() {
+    let spec = "experiment e {
+  data = csv(\"d.csv\", target: \"y\")
+  space { width: int in {4, 8} }
+  model { dense(width) relu dense(data.classes) }
+  train { optimizer = adam(0.01) epochs = 2 batch = 4 }
+  objective { maximize accuracy }
+  search { strategy = random trials = 2 }
+}
+";
+    let (dir, file, out) = setup("s.bma", spec);
+    // The header checks; the third line does not load.
+    write(dir.path(), "d.csv", "a,b,y\n1,2,0\n3,4,1,9\n7,8,1\n");
+    let o = run_study(&file, &out, &["--progress", "none"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("d.csv:3"), "{}", stderr(&o));
+    let ls = bma().arg("ls").arg(&out).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains("running"), "{}", String::from_utf8_lossy(&ls.stdout));
+    // Fixed, a plain run starts the study (no --resume needed).
+    write(dir.path(), "d.csv", "a,b,y\n1,2,0\n3,4,1\n7,8,1\n5,5,0\n2,1,1\n");
+    let o = run_study(&file, &out, &["--progress", "none"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(results(&out)["counts"]["total"], 2);
+}
+
+#[test]
+fn ls_tells_a_live_run_from_a_dead_one() {
+    let (_dir, file, out) = setup("t.bma", TINY);
+    let mut child = start_tiny(&file, &out, 1);
+    let ls = || String::from_utf8_lossy(&bma().arg("ls").arg(&out).output().unwrap().stdout).into_owned();
+    let live = ls();
+    assert!(live.contains("  running  "), "{live}");
+    Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    let _ = child.wait();
+    let dead = ls();
+    assert!(dead.contains("stopped (no live owner)"), "{dead}");
+    assert_eq!(stored(&out.join("study.db")).0, "running", "the store is left as the kill left it");
+}
+
+#[test]
+fn a_study_folder_has_one_owner_and_its_outputs_hold_every_trial() {
+    let (_dir, file, out) = setup("t.bma", TINY);
+    let mut child = start_tiny(&file, &out, 1);
+    let second = run_study(&file, &out, &["--progress", "none", "--resume"]);
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let err = stderr(&second);
+    assert!(err.contains("in use by another bma run") && err.contains(&format!("pid {}", child.id())), "{err}");
+    // The owner goes on undisturbed and ends with the whole study.
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let r = results(&out);
+    assert_eq!(r["counts"]["complete"], 16, "{}", r["counts"]);
+    assert_eq!(r["state"], "finished");
+    // Its owner gone, the folder is free again.
+    let o = run_study(&file, &out, &["--progress", "none", "--resume", "--trials", "17"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(results(&out)["counts"]["complete"], 17);
 }
 
 /// The number `bma eval` prints for `metric`.

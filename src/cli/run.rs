@@ -80,11 +80,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
     if let Err(e) = study::prepare_out(&plan.out, args.force) {
         return fail(e);
     }
+    // Held until the process ends: the folder's one owner.
+    let _owner = match study::lock_out(&plan.out) {
+        Ok(lock) => lock,
+        Err(e) => return fail(e),
+    };
     let Some(url) = store_url(args.store.as_deref()) else {
-        return match study::open_local(&plan, &name, args.resume) {
-            Ok(opened) => execute(&plan, opened, args.progress, false),
-            Err(e) => fail(e),
-        };
+        return execute(&plan, || study::open_local(&plan, &name, args.resume), args.progress, false);
     };
     let store = match super::connect_store(&url, plan.settings.parallel + 2) {
         Ok(s) => s,
@@ -104,9 +106,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
             );
         }
         return match Plan::new(&compiled, &stored.apply(&overrides)) {
-            Ok(plan) => execute(&plan, opened, args.progress, false),
+            Ok(plan) => execute(&plan, || Ok(opened), args.progress, false),
             Err(e) => fail(e),
         };
     }
-    execute(&plan, opened, args.progress, false)
+    execute(&plan, || Ok(opened), args.progress, false)
 }

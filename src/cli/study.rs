@@ -156,10 +156,17 @@ pub fn fail(e: study::Error) -> ExitCode {
     }
 }
 
-/// Runs an opened study to its end with progress shown as `progress` says, then (unless
+/// Runs a study to its end with progress shown as `progress` says, then (unless
 /// `worker`: a worker leaves them to `bma run`) writes its outputs; gives the exit code.
-pub fn execute(plan: &Plan<'_>, opened: Opened, progress: ProgressMode, worker: bool) -> ExitCode {
-    match try_execute(plan, opened, progress, worker) {
+/// The study is opened (`open`) only once the data loads: a run that cannot start
+/// leaves no study behind.
+pub fn execute(
+    plan: &Plan<'_>,
+    open: impl FnOnce() -> Result<Opened, study::Error>,
+    progress: ProgressMode,
+    worker: bool,
+) -> ExitCode {
+    match try_execute(plan, open, progress, worker) {
         Ok(code) => code,
         Err(e) => fail(e),
     }
@@ -167,11 +174,14 @@ pub fn execute(plan: &Plan<'_>, opened: Opened, progress: ProgressMode, worker: 
 
 fn try_execute(
     plan: &Plan<'_>,
-    opened: Opened,
+    open: impl FnOnce() -> Result<Opened, study::Error>,
     progress: ProgressMode,
     worker: bool,
 ) -> Result<ExitCode, study::Error> {
     let quiet = progress == ProgressMode::None;
+    let delay = trial_delay().map_err(study::Error::Input)?;
+    let evaluator = study::evaluator(plan, delay)?;
+    let opened = open()?;
     let requeued = study::resume(plan, &opened)?;
     if !requeued.is_empty() && !quiet {
         eprintln!("resume: requeued {} trial(s) of a stopped worker: {:?}", requeued.len(), requeued);
@@ -183,8 +193,6 @@ fn try_execute(
             _ => {}
         }
     }
-    let delay = trial_delay().map_err(study::Error::Input)?;
-    let evaluator = study::evaluator(plan, delay)?;
     let stop = install_ctrlc();
     let mode = match progress {
         ProgressMode::Auto if std::io::stderr().is_terminal() => Mode::Bar,

@@ -393,7 +393,8 @@ pub fn prepare_out(out: &Path, force: bool) -> Result<(), Error> {
     if out.is_dir() && !force && !["study.db", "results.json"].iter().any(|f| out.join(f).exists()) {
         let mut entries =
             std::fs::read_dir(out).map_err(|e| Error::Input(format!("cannot read the output folder {shown}: {e}")))?;
-        if entries.next().is_some() {
+        // (`.lock`: left by a run that could not start.)
+        if entries.any(|e| e.is_ok_and(|e| e.file_name() != LOCK)) {
             return Err(Error::Input(format!(
                 "the output folder {shown} is not empty and holds no study; its files could be replaced: \
                  choose another --out, or pass --force to write into it"
@@ -407,6 +408,56 @@ pub fn prepare_out(out: &Path, force: bool) -> Result<(), Error> {
         .map_err(|e| Error::Input(format!("the output folder {shown} is not writable: {e}")))
 }
 
+/// The lock file of an out folder: its owner's worker id ([`store::worker_id`]).
+const LOCK: &str = ".lock";
+
+/// A run's hold on its out folder, released when dropped or when the process ends,
+/// however it ends (an advisory lock on `<out>/.lock`, which names the owner).
+pub struct OutLock {
+    _file: std::fs::File,
+}
+
+/// Takes `out` (an existing folder) for this process: a study folder has one owner at a
+/// time. Another live owner: [`Error::Input`] naming its pid.
+pub fn lock_out(out: &Path) -> Result<OutLock, Error> {
+    use std::io::Write;
+    let path = out.join(LOCK);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::Input(format!("cannot create {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let owner = std::fs::read_to_string(&path).unwrap_or_default();
+            let pid = owner.trim().rsplitn(3, ':').nth(1).filter(|p| !p.is_empty()).unwrap_or("unknown");
+            return Err(Error::Input(format!(
+                "{} is in use by another bma run (pid {pid}): a study folder has one owner at a time; \
+                 wait for it to end (or stop it), then run again with --resume",
+                out.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::Internal(format!("cannot lock {}: {e}", path.display())));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(store::worker_id().as_bytes()))
+        .map_err(|e| Error::Input(format!("cannot write {}: {e}", path.display())))?;
+    Ok(OutLock { _file: file })
+}
+
+/// Whether a live process of this host owns `out` ([`lock_out`]): `Some(true)` it does,
+/// `Some(false)` no process does (its owner is gone), `None` it cannot be told (no lock
+/// file, one written on another host, no `/proc`).
+pub fn out_owned(out: &Path) -> Option<bool> {
+    let id = std::fs::read_to_string(out.join(LOCK)).ok()?;
+    store::local_worker_dead(id.trim()).map(|dead| !dead)
+}
+
 /// The embedded store `<out>/study.db` with the plan's study (named `name`) created or,
 /// with `resume`, continued; a folder's study is never reused without `resume`.
 pub fn open_local(plan: &Plan<'_>, name: &str, resume: bool) -> Result<Opened, Error> {
@@ -418,12 +469,15 @@ pub fn open_local(plan: &Plan<'_>, name: &str, resume: bool) -> Result<Opened, E
         let summaries = sqlite.studies().map_err(Error::internal)?;
         if let Some(s) = summaries.iter().find(|s| s.name == spec.name) {
             let n: u64 = s.counts.values().sum();
-            return Err(Error::Input(format!(
-                "{} already holds study `{}` ({n} trials, {}); pass --resume to continue it, or choose another --out",
-                db.display(),
-                s.name,
-                s.state.as_str()
-            )));
+            // A study with no trial (its first run could not start) is taken over: nothing is lost.
+            if n > 0 {
+                return Err(Error::Input(format!(
+                    "{} already holds study `{}` ({n} trials, {}); pass --resume to continue it, or choose another --out",
+                    db.display(),
+                    s.name,
+                    s.state.as_str()
+                )));
+            }
         }
     }
     let study = sqlite.open(&spec).map_err(store_error)?;

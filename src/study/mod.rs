@@ -433,7 +433,7 @@ pub fn lock_out(out: &Path) -> Result<OutLock, Error> {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let owner = std::fs::read_to_string(&path).unwrap_or_default();
-            let pid = owner.trim().rsplitn(3, ':').nth(1).filter(|p| !p.is_empty()).unwrap_or("unknown");
+            let pid = owner.trim().rsplit(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("unknown");
             return Err(Error::Input(format!(
                 "{} is in use by another bma run (pid {pid}): a study folder has one owner at a time; \
                  wait for it to end (or stop it), then run again with --resume",

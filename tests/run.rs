@@ -686,6 +686,34 @@ fn a_study_folder_has_one_owner_and_its_outputs_hold_every_trial() {
     assert_eq!(results(&out)["counts"]["complete"], 17);
 }
 
+/// Exit 1 for what the user can fix (the README's table): a damaged model, a folder in
+/// the way of a results file, an out folder given as a file; 2 only for bma or the system.
+#[test]
+fn the_users_own_mistakes_exit_1_not_2() {
+    let (dir, file, out) = setup("b.bma", BRANIN);
+    // A damaged saved model.
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    write(&model, "model.json", "{ not json");
+    write(&model, "model.safetensors", "garbage");
+    let o = bma().arg("eval").arg(&model).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model.json"), "{}", stderr(&o));
+    // A folder where results.json goes: the trials are recorded, the file is named.
+    std::fs::create_dir_all(out.join("results.json")).unwrap();
+    let o = run_study(&file, &out, &["--progress", "none", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&out.join("results.json").display().to_string()), "{}", stderr(&o));
+    assert_eq!(count_finished(&out.join("study.db")), 3);
+    // `bma report` meets the same folder in the way.
+    let o = bma().arg("report").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    std::fs::remove_dir(out.join("results.json")).unwrap();
+    let o = bma().arg("report").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(results(&out)["counts"]["complete"], 3);
+}
+
 /// The number `bma eval` prints for `metric`.
 fn printed(stdout: &str, metric: &str) -> f64 {
     stdout

@@ -1,8 +1,8 @@
 //! `bma eval`: reloads a saved model (a run's final model, its best trial, or one
 //! `trials/<n>` folder) and evaluates it on a split of its data.
 //!
-//! Exit codes: 0 evaluated; 1 the folder holds no such model, a bad flag; 2 the
-//! model or its data did not load.
+//! Exit codes: 0 evaluated; 1 the folder holds no such model, a bad flag, the model
+//! or its data did not load (a damaged file is the input's problem).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use bma::data::Part;
 use bma::final_model;
 
-use super::{INPUT, INTERNAL, OK};
+use super::{INPUT, OK};
 use bma::study::outputs::fmt_num;
 
 /// Which of a run folder's models to evaluate.
@@ -81,7 +81,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
                 s.members.len(),
                 if s.members.len() == 1 { "" } else { "s" }
             ),
-            Err(e) => return super::fail(e, INTERNAL),
+            Err(e) => return super::fail(e, INPUT),
         }
     } else {
         "model".to_string()
@@ -94,6 +94,6 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
             }
             ExitCode::from(OK)
         }
-        Err(e) => super::fail(e, INTERNAL),
+        Err(e) => super::fail(e, INPUT),
     }
 }

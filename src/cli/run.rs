@@ -2,8 +2,10 @@
 //!
 //! Exit codes: 0 the study ran (or resumed) to its budget, time or the end of its
 //! strategy; 1 the input is wrong (diagnostics, a bad flag, a study in `--out` that
-//! needs `--resume`, a spec that changed under `--resume`); 2 bma failed (the store,
-//! I/O); 130 interrupted by Ctrl-C (everything recorded; `--resume` continues).
+//! needs `--resume`, a spec that changed under `--resume`, an out folder that is not a
+//! study's without `--force`, cannot be written, or is owned by another run; data that
+//! does not load); 2 bma failed (the store, the system); 130 interrupted by Ctrl-C,
+//! SIGTERM or SIGHUP (everything recorded; `--resume` continues).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

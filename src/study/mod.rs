@@ -77,6 +77,20 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// An I/O failure while doing `what` (`cannot write`) to `path`: the user's to fix
+/// ([`Error::Input`], exit 1) when the path cannot be used as given (missing, not
+/// writable, a file where a folder goes or the reverse); else the system's
+/// ([`Error::Internal`], exit 2: a full disk, a device error).
+pub fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    use std::io::ErrorKind::*;
+    let message = format!("{what} {}: {e}", path.display());
+    match e.kind() {
+        NotFound | PermissionDenied | AlreadyExists | NotADirectory | IsADirectory | ReadOnlyFilesystem
+        | DirectoryNotEmpty | InvalidInput | InvalidFilename => Error::Input(message),
+        _ => Error::Internal(message),
+    }
+}
+
 fn store_error(e: StoreError) -> Error {
     match e {
         e @ StoreError::SpecMismatch { .. } => Error::Input(e.to_string()),
@@ -507,8 +521,7 @@ pub fn join(plan: &Plan<'_>, store: Box<dyn Store>, name: &str) -> Result<Opened
 
 fn opened(plan: &Plan<'_>, store: Box<dyn Store>, study: store::Study) -> Result<Opened, Error> {
     if plan.settings.shared {
-        std::fs::create_dir_all(&plan.out)
-            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", plan.out.display())))?;
+        std::fs::create_dir_all(&plan.out).map_err(|e| io_error("cannot create", &plan.out, e))?;
     }
     Ok(Opened { store, study })
 }

@@ -129,7 +129,7 @@ fn write_files(o: &Files<'_>) -> Result<Written, Error> {
         obj.insert("state".into(), serde_json::json!(o.state.as_str()));
     }
     let text = serde_json::to_string_pretty(&json).map_err(Error::internal)?;
-    let io = |path: &Path, e: std::io::Error| Error::Internal(format!("cannot write {}: {e}", path.display()));
+    let io = |path: &Path, e: std::io::Error| super::io_error("cannot write", path, e);
     let path = o.out.join("results.json");
     write_atomic(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
     let path = o.out.join("results.csv");

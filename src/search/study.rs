@@ -600,9 +600,12 @@ impl<'a> TrialLoop<'a> {
             self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
         }
         // Every trial the store holds (other workers', other runs', those queued again),
-        // for the caller's table and files.
+        // for the caller's table and files; not a number claimed and given back unused
+        // (queued with no point: the strategy had nothing to propose).
         for t in self.store.history(id).map_err(Self::store_err)? {
-            history.upsert(t);
+            if t.state != TrialState::Queued || !t.params.is_empty() {
+                history.upsert(t);
+            }
         }
         Ok((history, ended))
     }

@@ -6,13 +6,16 @@
 //! ([`run`]: the trial loop of [`crate::search::study`] with the plan's strategy,
 //! pruner and ranking, an [`Evaluator`] from [`evaluator`], and an optional [`Reuse`]
 //! hook such as watch's [`KeyReuse`]), and writes what a finished study leaves in its
-//! out folder ([`outputs::write`]). The front ends only parse flags, print progress and
+//! out folder ([`outputs::write`]), then records it finished ([`finish`]). Before any of
+//! that, [`prepare_out`] refuses an out folder that cannot take a study and [`lock_out`]
+//! makes the run its one owner. The front ends only parse flags, print progress and
 //! map [`Error`]s to exit codes.
 //!
 //! Out-folder layout:
 //!
 //! ```text
 //! <out>/study.db            the study store (SQLite, WAL)
+//! <out>/.lock               the owner's worker id, advisory-locked while a run owns the folder
 //! <out>/results.json        every trial, the ranking, the Pareto front, the best trial (+ its test metrics)
 //! <out>/results.csv         one row per trial
 //! <out>/report.html         the self-contained report

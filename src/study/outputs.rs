@@ -7,8 +7,10 @@
 //! without training (`bma report`), plus the ranked table as text.
 //!
 //! **Invariants:** the files are written from the store's history, each through a
-//! temporary file and a rename, so a reader never sees a half-written file; the test
-//! split is read once per model, after every choice was made on valid.
+//! temporary file and a rename, so a reader never sees a half-written file; `best/` and
+//! `final/` are made in a temporary folder and put in place whole, so a run killed while
+//! it builds them never leaves a partial one; the test split is read once per model,
+//! after every choice was made on valid.
 
 use std::path::{Path, PathBuf};
 

@@ -131,7 +131,7 @@ fn allow_changed_data_evaluates_and_a_shape_mismatch_is_an_error_not_a_panic() {
     for which in ["best", "final"] {
         let o = bma_in(&proj, &["eval", "out", "--model", which, "--allow-changed-data"]);
         let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(2), "{which}: {err}");
+        assert_eq!(o.status.code(), Some(1), "{which}: the input's problem: {err}");
         assert!(!err.contains("panicked"), "{which}: {err}");
         assert!(
             err.contains("takes 2 features and gives 2 classes") && err.contains("3 features and 3 classes"),

@@ -1,5 +1,6 @@
 //! `bma run`, `bma eval`, `bma ls` end to end, on the real binary: results files,
-//! resume after `kill -9`, reproducibility, failures, flags, Ctrl-C.
+//! resume after `kill -9`, reproducibility, failures, flags, Ctrl-C and other signals,
+//! one owner per out folder, outputs written whole.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -388,16 +389,46 @@ fn a_killed_study_resumes_to_the_exact_trial_count() {
     assert!(String::from_utf8_lossy(&e.stdout).contains("accuracy"));
 }
 
-#[test]
-fn ctrl_c_stops_cleanly_and_resume_finishes() {
-    let (_dir, file, out) = setup("t.bma", TINY);
-    let mut child = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
+/// The state of the study in `db` and its trials' counts by state (empty before it exists).
+fn stored(db: &Path) -> (String, std::collections::BTreeMap<String, u64>) {
+    use bma::store::{Sqlite, Store};
+    let Ok(s) = Sqlite::open(db) else { return (String::new(), Default::default()) };
+    let Ok(studies) = s.studies() else { return (String::new(), Default::default()) };
+    studies.first().map(|st| (st.state.as_str().to_string(), st.counts.clone())).unwrap_or_default()
+}
+
+/// Starts `bma run` of TINY in `out` (with `args`) and waits until `finished` trials are
+/// finished and one more is running (so a signal stops a trial mid-training).
+fn start_tiny(file: &Path, out: &Path, finished: usize, args: &[&str]) -> std::process::Child {
+    let mut child = bma()
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(["--progress", "none"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let db = out.join("study.db");
     let t0 = Instant::now();
-    while count_finished(&db) < 2 {
+    loop {
+        let (_, counts) = stored(&db);
+        if count_finished(&db) >= finished && counts.get("running").is_some_and(|n| *n > 0) {
+            return child;
+        }
         assert!(t0.elapsed() < Duration::from_secs(120), "the study did not start");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("finished before the signal: {status}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn ctrl_c_requeues_the_running_trial_and_resume_completes_every_trial() {
+    let (_dir, file, out) = setup("t.bma", TINY);
+    let mut child = start_tiny(&file, &out, 2, &[]);
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -405,15 +436,39 @@ fn ctrl_c_stops_cleanly_and_resume_finishes() {
     assert_eq!(r["state"], "interrupted");
     let trials = r["trials"].as_array().unwrap();
     assert!(trials.len() < 16);
-    assert!(
-        trials
-            .iter()
-            .all(|t| t["state"] == "complete" || t["error"].as_str().is_some_and(|e| e.contains("interrupted")))
-    );
+    // The trial stopped mid-training is queued again, not failed.
+    assert!(trials.iter().all(|t| t["state"] == "complete" || t["state"] == "queued"), "{trials:?}");
+    let (state, counts) = stored(&out.join("study.db"));
+    assert_eq!(state, "interrupted");
+    assert_eq!(counts.get("failed"), None, "{counts:?}");
     let o = run_study(&file, &out, &["--progress", "none", "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(results(&out)["trials"].as_array().unwrap().len(), 16);
-    assert_eq!(results(&out)["state"], "finished");
+    let r = results(&out);
+    let trials = r["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 16);
+    assert!(trials.iter().all(|t| t["state"] == "complete"), "{trials:?}");
+    assert_eq!(r["state"], "finished");
+}
+
+#[test]
+fn sigterm_and_sighup_stop_like_ctrl_c() {
+    for signal in ["TERM", "HUP"] {
+        let (_dir, file, out) = setup("t.bma", TINY);
+        let mut child = start_tiny(&file, &out, 1, &["--trials", "100000"]);
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "SIG{signal}");
+        // Everything recorded, nothing left running: the study is interrupted, with its results.
+        let (state, counts) = stored(&out.join("study.db"));
+        assert_eq!(state, "interrupted", "SIG{signal}");
+        assert_eq!(counts.get("running"), None, "SIG{signal}: {counts:?}");
+        assert_eq!(results(&out)["state"], "interrupted", "SIG{signal}");
+        let o = run_study(&file, &out, &["--progress", "none", "--resume", "--trials", "3"]);
+        assert!(o.status.success(), "SIG{signal}: {}", stderr(&o));
+        let counts = &results(&out)["counts"];
+        assert!(counts["complete"].as_u64().is_some_and(|n| n >= 3), "SIG{signal}: {counts}");
+        assert_eq!((&counts["running"], &counts["queued"], &counts["failed"]), (&0.into(), &0.into(), &0.into()));
+    }
 }
 
 #[test]
@@ -448,6 +503,217 @@ fn a_model_study_builds_the_final_model_and_the_report() {
     assert!(!html.contains("<script src") && !html.contains("<link ") && !html.contains("url(http"));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("final model (ensemble"), "{stdout}");
+}
+
+#[test]
+fn a_study_killed_while_its_outputs_are_written_is_not_finished_and_resume_finishes_it() {
+    let (_dir, spec, out) = setup(
+        "tiny.bma",
+        "experiment tiny {
+  data = iris(split: [0.6, 0.2, 0.2], seed: 1)
+  space { width: int in {8, 16}  lr: float in 1e-3..1e-1 log }
+  model { dense(width) relu dense(data.classes) }
+  train { optimizer = adam(lr)  epochs = 3  batch = 16 }
+  objective { maximize accuracy }
+  search { strategy = random  trials = 6  seed = 3 }
+  average { ensemble(top: 5, weights: uniform) }
+}
+",
+    );
+    let mut child = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
+    let db = out.join("study.db");
+    let t0 = Instant::now();
+    // Every trial recorded: the run is now writing best/, final/ and the results files.
+    while count_finished(&db) < 6 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the study did not run");
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    let _ = child.wait();
+    let (state, _) = stored(&db);
+    // Whenever the kill landed: a finished study has all its outputs, and final/ is whole or absent.
+    if state == "finished" {
+        assert!(results(&out)["final"]["members"].is_array(), "finished without its final model");
+    } else {
+        assert_eq!(state, "running");
+        let report = bma().arg("report").arg(&out).output().unwrap();
+        assert!(stderr(&report).contains("is not finished"), "{}", stderr(&report));
+    }
+    if out.join("final").exists() {
+        assert!(out.join("final/final.json").is_file(), "a partial final/");
+        let e = bma().arg("eval").arg(&out).args(["--model", "final"]).output().unwrap();
+        assert!(e.status.success(), "{}", stderr(&e));
+    }
+    let o = run_study(&spec, &out, &["--progress", "none", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stored(&db).0, "finished");
+    let r = results(&out);
+    assert_eq!(r["counts"]["complete"], 6);
+    assert_eq!(r["final"]["members"].as_array().map(Vec::len), Some(5), "{}", r["final"]);
+    assert!(out.join("final/final.json").is_file() && out.join("best/model.json").is_file());
+}
+
+#[test]
+fn an_out_folder_that_holds_no_study_is_refused_unless_forced() {
+    let (dir, file, out) = setup("b.bma", BRANIN);
+    let notes = write(&out_dir(&out), "notes.txt", "mine");
+    std::fs::create_dir_all(out.join("best")).unwrap();
+    let best_notes = write(&out.join("best"), "notes.txt", "mine too");
+    let o = run_study(&file, &out, &["--progress", "none", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not empty and holds no study") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&out.display().to_string()), "{}", stderr(&o));
+    // Nothing was touched.
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
+    assert_eq!(std::fs::read_to_string(&best_notes).unwrap(), "mine too");
+    assert!(!out.join("study.db").exists() && !out.join("results.json").exists());
+    // A file in place of the folder is refused too, and left alone.
+    let file_out = write(dir.path(), "not-a-folder", "x");
+    let o = run_study(&file, &file_out, &["--progress", "none", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a file, not a folder"), "{}", stderr(&o));
+    // With --force the run writes into it, keeping what it does not write.
+    let o = run_study(&file, &out, &["--progress", "none", "--trials", "3", "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
+    assert_eq!(results(&out)["counts"]["complete"], 3);
+    // Now it holds a study: a plain run is refused as before, --resume continues.
+    let o = run_study(&file, &out, &["--progress", "none", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+}
+
+/// `out`, created.
+fn out_dir(out: &Path) -> PathBuf {
+    std::fs::create_dir_all(out).unwrap();
+    out.to_path_buf()
+}
+
+#[test]
+fn an_unwritable_out_folder_is_refused_before_any_trial_and_a_failed_save_stops_the_study() {
+    let (dir, file, out) = setup("t.bma", TINY);
+    // A folder that cannot be made: refused at once, naming it.
+    let blocked = write(dir.path(), "blocker", "x").join("out");
+    let o = run_study(&file, &blocked, &["--progress", "none"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot create the output folder") && stderr(&o).contains("blocker"), "{}", stderr(&o));
+    // No budget that every trial fails.
+    for flags in [["--trials", "0"], ["--trial-time", "0"], ["--trial-time", "0s"]] {
+        let o = run_study(&file, &out, &flags);
+        assert_eq!(o.status.code(), Some(1), "{flags:?}: {}", stderr(&o));
+        assert!(!out.exists(), "{flags:?}");
+    }
+    // The models cannot be saved (a file where trials/ goes): the first save stops the
+    // study, naming the path; the trial stays queued to rerun.
+    write(&out_dir(&out), "trials", "in the way");
+    let o = run_study(&file, &out, &["--progress", "none", "--force"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("cannot save trial") && err.contains(&out.join("trials").display().to_string()), "{err}");
+    let (state, counts) = stored(&out.join("study.db"));
+    assert_eq!(state, "interrupted");
+    assert!(counts.get("queued").is_some_and(|n| *n >= 1), "{counts:?}");
+    assert_eq!((counts.get("failed"), counts.get("running")), (None, None), "{counts:?}");
+    assert!(count_finished(&out.join("study.db")) < 16, "the budget was not burnt");
+    // Fixed, --resume retries it.
+    std::fs::remove_file(out.join("trials")).unwrap();
+    let o = run_study(&file, &out, &["--progress", "none", "--resume", "--trials", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&out);
+    assert!(r["trials"].as_array().unwrap().iter().all(|t| t["state"] == "complete"), "{}", r["trials"]);
+}
+
+#[test]
+fn a_run_whose_data_fails_to_load_leaves_no_study_in_the_way() {
+    let spec = "experiment e {
+  data = csv(\"d.csv\", target: \"y\")
+  space { width: int in {4, 8} }
+  model { dense(width) relu dense(data.classes) }
+  train { optimizer = adam(0.01) epochs = 2 batch = 4 }
+  objective { maximize accuracy }
+  search { strategy = random trials = 2 }
+}
+";
+    let (dir, file, out) = setup("s.bma", spec);
+    // The header checks; the third line does not load.
+    write(dir.path(), "d.csv", "a,b,y\n1,2,0\n3,4,1,9\n7,8,1\n");
+    let o = run_study(&file, &out, &["--progress", "none"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("d.csv:3"), "{}", stderr(&o));
+    let ls = bma().arg("ls").arg(&out).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains("running"), "{}", String::from_utf8_lossy(&ls.stdout));
+    // Fixed, a plain run starts the study (no --resume needed).
+    write(dir.path(), "d.csv", "a,b,y\n1,2,0\n3,4,1\n7,8,1\n5,5,0\n2,1,1\n");
+    let o = run_study(&file, &out, &["--progress", "none"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(results(&out)["counts"]["total"], 2);
+}
+
+#[test]
+fn ls_tells_a_live_run_from_a_dead_one() {
+    let (_dir, file, out) = setup("t.bma", TINY);
+    let mut child = start_tiny(&file, &out, 1, &["--trials", "100000"]);
+    let ls = || String::from_utf8_lossy(&bma().arg("ls").arg(&out).output().unwrap().stdout).into_owned();
+    let live = ls();
+    assert!(live.contains("  running  "), "{live}");
+    Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    let _ = child.wait();
+    let dead = ls();
+    assert!(dead.contains("stopped (no live owner)"), "{dead}");
+    assert_eq!(stored(&out.join("study.db")).0, "running", "the store is left as the kill left it");
+}
+
+#[test]
+fn a_study_folder_has_one_owner_and_its_outputs_hold_every_trial() {
+    let (_dir, file, out) = setup("t.bma", TINY);
+    // A budget it cannot spend while this test looks: it runs until it is stopped.
+    let mut child = start_tiny(&file, &out, 1, &["--trials", "100000"]);
+    let second = run_study(&file, &out, &["--progress", "none", "--resume"]);
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let err = stderr(&second);
+    assert!(err.contains("in use by another bma run") && err.contains(&format!("pid {}", child.id())), "{err}");
+    // The owner was not disturbed: stopped, it has recorded every trial it ran.
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let ran = count_finished(&out.join("study.db"));
+    assert_eq!(results(&out)["counts"]["complete"].as_u64(), Some(ran as u64));
+    // Its owner gone, the folder is free again, and the outputs hold every trial of the store.
+    let budget = (ran + 2).to_string();
+    let o = run_study(&file, &out, &["--progress", "none", "--resume", "--trials", &budget]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&out);
+    assert_eq!(r["counts"]["complete"].as_u64(), Some(ran as u64 + 2), "{}", r["counts"]);
+    assert_eq!(r["trials"].as_array().map(Vec::len), Some(ran + 2));
+    assert_eq!(r["state"], "finished");
+}
+
+#[test]
+fn the_users_own_mistakes_exit_1_not_2() {
+    let (dir, file, out) = setup("b.bma", BRANIN);
+    // A damaged saved model.
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    write(&model, "model.json", "{ not json");
+    write(&model, "model.safetensors", "garbage");
+    let o = bma().arg("eval").arg(&model).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model.json"), "{}", stderr(&o));
+    // A folder where results.json goes: the trials are recorded, the file is named.
+    std::fs::create_dir_all(out.join("results.json")).unwrap();
+    let o = run_study(&file, &out, &["--progress", "none", "--trials", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&out.join("results.json").display().to_string()), "{}", stderr(&o));
+    assert_eq!(count_finished(&out.join("study.db")), 3);
+    // `bma report` meets the same folder in the way.
+    let o = bma().arg("report").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    std::fs::remove_dir(out.join("results.json")).unwrap();
+    let o = bma().arg("report").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(results(&out)["counts"]["complete"], 3);
 }
 
 /// The number `bma eval` prints for `metric`.

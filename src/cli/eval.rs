@@ -3,8 +3,8 @@
 //!
 //! Exit codes: 0 evaluated; 1 the folder holds no such model, a bad flag, a data file
 //! that changed since the model trained (size or content; `--allow-changed-data`
-//! evaluates anyway); 2 the model or its data did not load, or the data no longer fits
-//! the model.
+//! evaluates anyway), the model or its data did not load or the data no longer fits the
+//! model (a damaged file is the input's problem).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use bma::data::Part;
 use bma::final_model;
 
-use super::{INPUT, INTERNAL, OK};
+use super::{INPUT, OK};
 use bma::study::outputs::fmt_num;
 
 /// Which of a run folder's models to evaluate.
@@ -86,7 +86,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
                 s.members.len(),
                 if s.members.len() == 1 { "" } else { "s" }
             ),
-            Err(e) => return super::fail(e, INTERNAL),
+            Err(e) => return super::fail(e, INPUT),
         }
     } else {
         "model".to_string()
@@ -104,7 +104,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
             );
         }
         Ok(_) => {}
-        Err(e) => return super::fail(e, INTERNAL),
+        Err(e) => return super::fail(e, INPUT),
     }
     match final_model::evaluate(&dir, split) {
         Ok(m) => {
@@ -114,6 +114,6 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
             }
             ExitCode::from(OK)
         }
-        Err(e) => super::fail(e, INTERNAL),
+        Err(e) => super::fail(e, INPUT),
     }
 }

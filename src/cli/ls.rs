@@ -1,4 +1,5 @@
-//! `bma ls`: the studies of run folders (their `study.db`) or of a store.
+//! `bma ls`: the studies of run folders (their `study.db`) or of a store; a `running`
+//! study whose owner is gone shows as `stopped (no live owner)`.
 //!
 //! Exit codes: 0 listed (possibly nothing); 1 the folder does not exist; 2 a store or a
 //! `study.db` could not be read.
@@ -22,8 +23,28 @@ pub struct LsArgs {
     pub store: Option<String>,
 }
 
+/// How long a running trial's heartbeat proves its worker alive, for `bma ls`.
+const ALIVE: f64 = 60.0;
+
+/// A study's state as `bma ls` shows it: a `running` study whose owner is gone (killed,
+/// the machine restarted) is `stopped (no live owner)`. The owner is the process holding
+/// the run folder `dir` when that can be told, else any worker whose running trial beat
+/// in the last minute.
+fn shown_state(s: &store::StudySummary, store: &dyn Store, dir: Option<&Path>) -> String {
+    if s.state != store::StudyState::Running {
+        return s.state.as_str().to_string();
+    }
+    let alive = match dir.and_then(bma::study::out_owned) {
+        Some(owned) => owned,
+        None => {
+            store.running_workers(s.id).map(|w| w.iter().any(|(_, beat)| store::now() - beat < ALIVE)).unwrap_or(true)
+        }
+    };
+    if alive { "running".into() } else { "stopped (no live owner)".into() }
+}
+
 /// One `bma ls` line: where, name, state, counts, best values.
-fn ls_line(place: &str, s: &store::StudySummary) -> String {
+fn ls_line(place: &str, s: &store::StudySummary, state: &str) -> String {
     let n: u64 = s.counts.values().sum();
     let counts: Vec<String> = s.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let best = s
@@ -35,12 +56,12 @@ fn ls_line(place: &str, s: &store::StudySummary) -> String {
             format!("best #{num}: {}", v.join(", "))
         })
         .unwrap_or_else(|| "no complete trial".into());
-    format!("{place}  {}  {}  {n} trials ({})  {best}", s.name, s.state.as_str(), counts.join(", "))
+    format!("{place}  {}  {state}  {n} trials ({})  {best}", s.name, counts.join(", "))
 }
 
 fn ls_store(url: &str) -> ExitCode {
     let place = store::postgres::redact(url);
-    let studies = match super::connect_store(url, 1).and_then(|s| s.studies()) {
+    let (store, studies) = match super::connect_store(url, 1).and_then(|s| s.studies().map(|l| (s, l))) {
         Ok(s) => s,
         Err(e) => return super::fail(e, INTERNAL),
     };
@@ -48,7 +69,7 @@ fn ls_store(url: &str) -> ExitCode {
         println!("no study in {place}");
     }
     for s in &studies {
-        println!("{}", ls_line(&place, s));
+        println!("{}", ls_line(&place, s, &shown_state(s, &*store, None)));
     }
     ExitCode::from(OK)
 }
@@ -95,10 +116,10 @@ pub fn ls(args: &LsArgs) -> ExitCode {
     let mut failed = false;
     for db in dbs {
         let dir = db.parent().unwrap_or(Path::new("."));
-        match Sqlite::open(&db).and_then(|s| s.studies()) {
-            Ok(studies) => {
+        match Sqlite::open(&db).and_then(|s| s.studies().map(|l| (s, l))) {
+            Ok((store, studies)) => {
                 for s in &studies {
-                    println!("{}", ls_line(&dir.display().to_string(), s));
+                    println!("{}", ls_line(&dir.display().to_string(), s, &shown_state(s, &store, Some(dir))));
                 }
             }
             Err(e) => {

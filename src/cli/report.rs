@@ -4,8 +4,8 @@
 //! re-evaluated on test, as the run did.
 //!
 //! Exit codes of `bma report`: 0 written; 1 the folder is not a run folder (missing, no
-//! `study.db`, no study or several without `--study`); 2 the store or the files failed
-//! (a corrupt `study.db`, a folder that cannot be written).
+//! `study.db`, no study or several without `--study`) or cannot be written (read-only, a
+//! file in the way); 2 the store or the system failed (a corrupt `study.db`, a full disk).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -99,7 +99,7 @@ fn report_store(url: &str, args: &ReportArgs) -> Result<(Written, PathBuf), Erro
     if out.exists() && !out.is_dir() {
         return Err(Error::Input(format!("{} is not a folder", out.display())));
     }
-    std::fs::create_dir_all(&out).map_err(|e| Error::Internal(format!("cannot create {}: {e}", out.display())))?;
+    std::fs::create_dir_all(&out).map_err(|e| bma::study::io_error("cannot create", &out, e))?;
     let mut written = regenerate(&*store, &study, &out)?;
     let unfinished = trials.iter().filter(|t| matches!(t.state, TrialState::Running | TrialState::Queued)).count();
     if unfinished > 0 {

@@ -2,8 +2,10 @@
 //!
 //! Exit codes: 0 the study ran (or resumed) to its budget, time or the end of its
 //! strategy; 1 the input is wrong (diagnostics, a bad flag, a study in `--out` that
-//! needs `--resume`, a spec that changed under `--resume`); 2 bma failed (the store,
-//! I/O); 130 interrupted by Ctrl-C (everything recorded; `--resume` continues).
+//! needs `--resume`, a spec that changed under `--resume`, an out folder that is not a
+//! study's without `--force`, cannot be written, or is owned by another run; data that
+//! does not load); 2 bma failed (the store, the system); 130 interrupted by Ctrl-C,
+//! SIGTERM or SIGHUP (everything recorded; `--resume` continues).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +26,10 @@ pub struct RunArgs {
     /// Continue the study stored in the output folder.
     #[arg(long)]
     pub resume: bool,
+    /// Write into an output folder that is not empty and holds no study (files of the
+    /// same names in it, such as `best/`, are replaced).
+    #[arg(long)]
+    pub force: bool,
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -50,6 +56,7 @@ impl RunArgs {
         let mut o = self.flags.overrides(store_url(self.store.as_deref()).is_some())?;
         o.heartbeat = self.heartbeat;
         o.stale_after = self.stale_after;
+        o.caller_finishes = true;
         Ok(o)
     }
 }
@@ -72,11 +79,16 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let name = args.study.clone().unwrap_or_else(|| plan.experiment.name.clone());
+    if let Err(e) = study::prepare_out(&plan.out, args.force) {
+        return fail(e);
+    }
+    // Held until the process ends: the folder's one owner.
+    let _owner = match study::lock_out(&plan.out) {
+        Ok(lock) => lock,
+        Err(e) => return fail(e),
+    };
     let Some(url) = store_url(args.store.as_deref()) else {
-        return match study::open_local(&plan, &name, args.resume) {
-            Ok(opened) => execute(&plan, opened, args.progress, false),
-            Err(e) => fail(e),
-        };
+        return execute(&plan, || study::open_local(&plan, &name, args.resume), args.progress, false);
     };
     let store = match super::connect_store(&url, plan.settings.parallel + 2) {
         Ok(s) => s,
@@ -96,9 +108,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
             );
         }
         return match Plan::new(&compiled, &stored.apply(&overrides)) {
-            Ok(plan) => execute(&plan, opened, args.progress, false),
+            Ok(plan) => execute(&plan, || Ok(opened), args.progress, false),
             Err(e) => fail(e),
         };
     }
-    execute(&plan, opened, args.progress, false)
+    execute(&plan, || Ok(opened), args.progress, false)
 }

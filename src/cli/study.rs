@@ -18,7 +18,8 @@ use bma::trial::TrialState;
 
 use super::{INPUT, INTERNAL, OK};
 
-/// Exit code: stopped by Ctrl-C, everything recorded.
+/// Exit code: stopped by Ctrl-C, SIGTERM or SIGHUP, everything recorded (`--resume`
+/// continues). One code for the three: the run stopped the same way whichever it was.
 pub const INTERRUPTED: u8 = 130;
 
 /// How progress is shown.
@@ -39,8 +40,8 @@ pub struct StudyFlags {
     /// The experiment to run (needed when the file has several).
     #[arg(long)]
     pub experiment: Option<String>,
-    /// The study's trial budget (overrides `search { trials = }`).
-    #[arg(long)]
+    /// The study's trial budget (overrides `search { trials = }`; at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub trials: Option<u64>,
     /// The study seed (overrides `search { seed = }`).
     #[arg(long)]
@@ -54,8 +55,9 @@ pub struct StudyFlags {
     /// The study's time budget, e.g. `90s`, `5m`, `1h30m` (overrides `search { time = }`).
     #[arg(long, value_parser = parse_duration)]
     pub time: Option<Duration>,
-    /// One trial's time limit (checked between training batches; a trial over it fails).
-    #[arg(long = "trial-time", value_parser = parse_duration)]
+    /// One trial's time limit (checked between training batches; a trial over it fails;
+    /// more than 0).
+    #[arg(long = "trial-time", value_parser = parse_positive_duration)]
     pub trial_time: Option<Duration>,
     /// The output folder (default: `report { out = }`, else `runs/<experiment>`).
     #[arg(long)]
@@ -90,6 +92,7 @@ impl StudyFlags {
             shared,
             trial_stack: Some(super::trial_stack()),
             allow_changed_data: self.allow_changed_data,
+            caller_finishes: false,
         })
     }
 }
@@ -131,6 +134,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     bma::seconds(total).ok_or_else(bad)
 }
 
+/// [`parse_duration`], refusing 0: a limit no trial can meet.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err(format!("`{}` is no time at all: every trial would fail; give a positive duration", text.trim()));
+    }
+    Ok(d)
+}
+
 /// `BMA_TRIAL_DELAY` (a duration such as `200ms`, see [`parse_duration`]): how long each
 /// pure-function trial takes ([`study::SlowFunction`]). Unset (the default): no delay.
 fn trial_delay() -> Result<Option<Duration>, String> {
@@ -148,10 +160,17 @@ pub fn fail(e: study::Error) -> ExitCode {
     }
 }
 
-/// Runs an opened study to its end with progress shown as `progress` says, then (unless
+/// Runs a study to its end with progress shown as `progress` says, then (unless
 /// `worker`: a worker leaves them to `bma run`) writes its outputs; gives the exit code.
-pub fn execute(plan: &Plan<'_>, opened: Opened, progress: ProgressMode, worker: bool) -> ExitCode {
-    match try_execute(plan, opened, progress, worker) {
+/// The study is opened (`open`) only once the data loads: a run that cannot start
+/// leaves no study behind.
+pub fn execute(
+    plan: &Plan<'_>,
+    open: impl FnOnce() -> Result<Opened, study::Error>,
+    progress: ProgressMode,
+    worker: bool,
+) -> ExitCode {
+    match try_execute(plan, open, progress, worker) {
         Ok(code) => code,
         Err(e) => fail(e),
     }
@@ -159,11 +178,14 @@ pub fn execute(plan: &Plan<'_>, opened: Opened, progress: ProgressMode, worker: 
 
 fn try_execute(
     plan: &Plan<'_>,
-    opened: Opened,
+    open: impl FnOnce() -> Result<Opened, study::Error>,
     progress: ProgressMode,
     worker: bool,
 ) -> Result<ExitCode, study::Error> {
     let quiet = progress == ProgressMode::None;
+    let delay = trial_delay().map_err(study::Error::Input)?;
+    let evaluator = study::evaluator(plan, delay)?;
+    let opened = open()?;
     let requeued = study::resume(plan, &opened)?;
     if !requeued.is_empty() && !quiet {
         eprintln!("resume: requeued {} trial(s) of a stopped worker: {:?}", requeued.len(), requeued);
@@ -175,8 +197,6 @@ fn try_execute(
             _ => {}
         }
     }
-    let delay = trial_delay().map_err(study::Error::Input)?;
-    let evaluator = study::evaluator(plan, delay)?;
     let stop = install_ctrlc();
     let mode = match progress {
         ProgressMode::Auto if std::io::stderr().is_terminal() => Mode::Bar,
@@ -206,6 +226,10 @@ fn try_execute(
 
     // The best trial's model, then the results files, from the store's history.
     let written = outputs::write(plan, spec, history, ended, serde_json::Map::new())?;
+    // (An interrupted run recorded its end itself: another worker may still run the study.)
+    if plan.settings.caller_finishes && ended != Ended::Interrupted {
+        study::finish(&*opened.store, &ran)?;
+    }
     print!("{}", written.text);
     for n in written.notes {
         eprintln!("note: {n}");
@@ -233,7 +257,8 @@ fn exit_code(ended: Ended) -> ExitCode {
     ExitCode::from(if ended == Ended::Interrupted { INTERRUPTED } else { OK })
 }
 
-/// Ctrl-C once: stop at the next epoch, record, write the results (exit 130). Twice: exit at once.
+/// Ctrl-C, SIGTERM or SIGHUP (ctrlc's `termination` feature) once: stop at the next epoch,
+/// record, write the results (exit 130). A second signal: exit at once.
 fn install_ctrlc() -> &'static AtomicBool {
     static STOP: AtomicBool = AtomicBool::new(false);
     static PRESSES: AtomicUsize = AtomicUsize::new(0);

@@ -132,7 +132,7 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
         Err(e) => return front::fail(e),
     };
     match study::join(&plan, store, &args.study) {
-        Ok(opened) => front::execute(&plan, opened, args.progress, true),
+        Ok(opened) => front::execute(&plan, || Ok(opened), args.progress, true),
         Err(study::Error::Input(m)) => {
             let hint = if args.file.is_none() && m.contains("different spec") {
                 " (the stored spec imports files that differ here; run the worker where they match)"
@@ -165,7 +165,7 @@ fn create_and_run(store: Box<dyn store::Store>, args: &WorkerArgs) -> ExitCode {
         Err(e) => return front::fail(e),
     };
     match study::join(&plan, store, &args.study) {
-        Ok(opened) => front::execute(&plan, opened, args.progress, true),
+        Ok(opened) => front::execute(&plan, || Ok(opened), args.progress, true),
         Err(e) => front::fail(e),
     }
 }

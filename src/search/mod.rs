@@ -80,13 +80,15 @@ pub enum SearchError {
     /// A `strategy = ...` or `prune = ...` setting that makes no sense.
     Setting(String),
     Store(String),
+    /// The study's outputs cannot be written (a save every trial would fail): it stops.
+    Output(String),
 }
 
 impl fmt::Display for SearchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SearchError::Space(e) => e.fmt(f),
-            SearchError::Setting(m) | SearchError::Store(m) => f.write_str(m),
+            SearchError::Setting(m) | SearchError::Store(m) | SearchError::Output(m) => f.write_str(m),
         }
     }
 }

@@ -14,7 +14,9 @@
 //!   `parallel` whatever the threads' timing (a study `time` budget aside).
 //! - Every trial the loop starts ends recorded in the store as complete, pruned,
 //!   infeasible (refused before training) or failed (with its kind and reason), unless the process dies; then the store still holds
-//!   it as running, and the next run requeues it (see [`TrialLoop::recover`]).
+//!   it as running, and the next run requeues it (see [`TrialLoop::recover`]). A trial
+//!   stopped by the stop flag with [`FailKind::Interrupted`] (Ctrl-C) is not failed: it is
+//!   queued again with its point ([`Store::requeue`]) and the next run reruns it.
 //! - A panic, NaN or error inside one trial fails that trial only.
 //! - A [`Settings::shared`] study (several workers, one store) keeps every rule above
 //!   except reproducibility: trial `n` sees the finished trials `<= n - parallel` that
@@ -54,6 +56,10 @@ pub enum Status {
     Stopped,
     /// It could not give a result; the reason is recorded.
     Failed(String),
+    /// It could not keep its result for a reason every trial would meet (the out folder
+    /// cannot be written): the trial is queued again and the study stops with this error
+    /// ([`SearchError::Output`]).
+    Abort(String),
 }
 
 /// What an evaluator gives for one point.
@@ -214,6 +220,10 @@ pub struct Settings {
     /// default. The fault tests give a size no address space holds (the CLI reads it from
     /// `BMA_TRIAL_STACK`), so that every thread is refused.
     pub trial_stack: usize,
+    /// The caller writes the study's outputs after the loop and records its end then: a
+    /// loop that ends by its budget, time or strategy leaves the study `running` (so a
+    /// process killed while writing them never leaves a `finished` study without them).
+    pub caller_finishes: bool,
 }
 
 impl Default for Settings {
@@ -227,6 +237,7 @@ impl Default for Settings {
             shared: false,
             stale_after: Duration::from_secs(60),
             trial_stack: TRIAL_STACK,
+            caller_finishes: false,
         }
     }
 }
@@ -470,6 +481,8 @@ pub struct TrialLoop<'a> {
 /// A trial on its way from a worker thread back to the loop.
 struct Done {
     trial: Trial,
+    /// The evaluator aborted the study ([`Status::Abort`]): the trial is queued again.
+    abort: Option<String>,
 }
 
 /// Why a running trial was told to stop.
@@ -582,12 +595,15 @@ impl<'a> TrialLoop<'a> {
         let others_running = shared
             && ended == Ended::Interrupted
             && self.store.running_workers(id).is_ok_and(|w| w.iter().any(|(w, _)| *w != self.worker));
-        if !others_running {
+        let left_to_caller = self.settings.caller_finishes && ended != Ended::Interrupted;
+        if !others_running && !left_to_caller {
             self.store.set_state(id, ended.state()).map_err(Self::store_err)?;
         }
-        if shared {
-            // Everyone's trials, for the caller's table and files.
-            for t in self.store.history(id).map_err(Self::store_err)? {
+        // Every trial the store holds (other workers', other runs', those queued again),
+        // for the caller's table and files; not a number claimed and given back unused
+        // (queued with no point: the strategy had nothing to propose).
+        for t in self.store.history(id).map_err(Self::store_err)? {
+            if t.state != TrialState::Queued || !t.params.is_empty() {
                 history.upsert(t);
             }
         }
@@ -674,7 +690,15 @@ impl TrialCtx<'_> {
         trial
     }
 
-    fn run_trial(&self, number: u64, point: Point, seed: u64) -> Trial {
+    /// Runs trial `number` at `point`: the recorded trial, and the evaluator's reason to
+    /// stop the study ([`Status::Abort`]), if any.
+    fn run_trial(&self, number: u64, point: Point, seed: u64) -> Done {
+        let mut abort = None;
+        let trial = self.evaluate_trial(number, point, seed, &mut abort);
+        Done { trial, abort }
+    }
+
+    fn evaluate_trial(&self, number: u64, point: Point, seed: u64, abort: &mut Option<String>) -> Trial {
         let started = Instant::now();
         let mut trial = Trial::new(number, point, seed);
         let s = self.study;
@@ -757,6 +781,9 @@ impl TrialCtx<'_> {
                 why = StopWhy::StudyTime;
             }
         }
+        if let Status::Abort(reason) = &outcome.status {
+            *abort = Some(reason.clone());
+        }
         trial.steps = steps;
         let mut metrics = statics;
         metrics.extend(outcome.metrics);
@@ -768,7 +795,7 @@ impl TrialCtx<'_> {
     fn conclude(&self, mut trial: Trial, status: &Status, why: StopWhy, started: Instant) -> Trial {
         let s = self.study;
         let stopped_reason = match (status, why) {
-            (Status::Failed(reason), _) => Some((FailKind::Error, reason.clone())),
+            (Status::Failed(reason) | Status::Abort(reason), _) => Some((FailKind::Error, reason.clone())),
             (Status::Stopped, StopWhy::Interrupted) => Some((self.stop_reason.0, self.stop_reason.1.to_string())),
             (Status::Stopped, StopWhy::StudyTime) => {
                 Some((FailKind::StudyTime, "stopped: the study's time budget ran out".to_string()))

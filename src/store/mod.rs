@@ -192,6 +192,11 @@ pub trait Store: Send + Sync {
     /// to propose): it becomes `queued` again, keeping its number.
     fn release(&self, study: StudyId, number: u64, worker: &str) -> Result<(), StoreError>;
 
+    /// Gives back a running trial of `worker` that was stopped before its end (Ctrl-C): it
+    /// becomes `queued` again, keeping its number and point; its steps are dropped (it
+    /// reruns from the start, like a requeued trial of a dead worker).
+    fn requeue(&self, study: StudyId, number: u64, worker: &str) -> Result<(), StoreError>;
+
     /// Records the point and seed of a claimed trial (before it is evaluated).
     fn start(&self, study: StudyId, number: u64, params: &Point, seed: u64, worker: &str) -> Result<(), StoreError>;
 

@@ -818,6 +818,22 @@ impl Store for Postgres {
         })
     }
 
+    fn requeue(&self, study: StudyId, number: u64, worker: &str) -> Result<(), StoreError> {
+        self.op(|c| {
+            let mut tx = c.transaction()?;
+            let n = tx.execute(
+                "UPDATE bma_trials SET state = 'queued', worker = NULL, heartbeat = NULL, claim_token = NULL \
+                 WHERE study = $1 AND number = $2 AND state = 'running' AND worker = $3",
+                &[&study, &(number as i64), &worker],
+            )?;
+            if n > 0 {
+                tx.execute("DELETE FROM bma_steps WHERE study = $1 AND number = $2", &[&study, &(number as i64)])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     fn start(&self, study: StudyId, number: u64, params: &Point, seed: u64, worker: &str) -> Result<(), StoreError> {
         let text = point_to_text(params)?;
         let attempt = self.claimed(study, number).filter(|(w, _)| w == worker).map(|(_, a)| a);

@@ -527,6 +527,23 @@ impl Store for Sqlite {
         })
     }
 
+    fn requeue(&self, study: StudyId, number: u64, worker: &str) -> Result<(), StoreError> {
+        self.tx(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE trials SET state = 'queued', worker = NULL, heartbeat = NULL \
+                     WHERE study = ?1 AND number = ?2 AND state = 'running' AND worker = ?3",
+                    params![study, number as i64, worker],
+                )
+                .map_err(backend)?;
+            if n > 0 {
+                tx.execute("DELETE FROM steps WHERE study = ?1 AND number = ?2", params![study, number as i64])
+                    .map_err(backend)?;
+            }
+            Ok(())
+        })
+    }
+
     fn start(&self, study: StudyId, number: u64, params: &Point, seed: u64, worker: &str) -> Result<(), StoreError> {
         let text = point_to_text(params)?;
         self.tx(|tx| {

@@ -149,7 +149,8 @@ impl Evaluator for ModelEvaluator<'_> {
             let dir = trial_dir(out, trial.number);
             let config = self.trials.saved_config(trial.point, cfg);
             if let Err(e) = model.save(&dir, &config) {
-                return Outcome { status: Status::Failed(format!("cannot save the model: {e}")), metrics };
+                let why = format!("cannot save trial {}'s model in {}: {e}", trial.number, dir.display());
+                return Outcome { status: Status::Abort(why), metrics };
             }
             self.saved.lock().unwrap_or_else(|p| p.into_inner()).insert(trial.number, dir);
         }

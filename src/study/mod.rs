@@ -6,13 +6,16 @@
 //! ([`run`]: the trial loop of [`crate::search::study`] with the plan's strategy,
 //! pruner and ranking, an [`Evaluator`] from [`evaluator`], and an optional [`Reuse`]
 //! hook such as watch's [`KeyReuse`]), and writes what a finished study leaves in its
-//! out folder ([`outputs::write`]). The front ends only parse flags, print progress and
+//! out folder ([`outputs::write`]), then records it finished ([`finish`]). Before any of
+//! that, [`prepare_out`] refuses an out folder that cannot take a study and [`lock_out`]
+//! makes the run its one owner. The front ends only parse flags, print progress and
 //! map [`Error`]s to exit codes.
 //!
 //! Out-folder layout:
 //!
 //! ```text
 //! <out>/study.db            the study store (SQLite, WAL)
+//! <out>/.lock               the owner's worker id, advisory-locked while a run owns the folder
 //! <out>/results.json        every trial, the ranking, the Pareto front, the best trial (+ its test metrics)
 //! <out>/results.csv         one row per trial
 //! <out>/report.html         the self-contained report
@@ -83,6 +86,20 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// An I/O failure while doing `what` (`cannot write`) to `path`: the user's to fix
+/// ([`Error::Input`], exit 1) when the path cannot be used as given (missing, not
+/// writable, a file where a folder goes or the reverse); else the system's
+/// ([`Error::Internal`], exit 2: a full disk, a device error).
+pub fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    use std::io::ErrorKind::*;
+    let message = format!("{what} {}: {e}", path.display());
+    match e.kind() {
+        NotFound | PermissionDenied | AlreadyExists | NotADirectory | IsADirectory | ReadOnlyFilesystem
+        | DirectoryNotEmpty | InvalidInput | InvalidFilename => Error::Input(message),
+        _ => Error::Internal(message),
+    }
+}
+
 fn store_error(e: StoreError) -> Error {
     match e {
         e @ StoreError::SpecMismatch { .. } => Error::Input(e.to_string()),
@@ -115,6 +132,9 @@ pub struct Overrides {
     pub trial_stack: Option<usize>,
     /// Continue a stored study even if a data file changed since it started.
     pub allow_changed_data: bool,
+    /// The front end writes the outputs after [`run`] and then calls [`finish`]: the study
+    /// is `finished` only once they are written ([`Settings::caller_finishes`]).
+    pub caller_finishes: bool,
 }
 
 /// Something a front end should tell the user before the study starts.
@@ -240,6 +260,7 @@ impl<'c> Plan<'c> {
                 shared: overrides.shared,
                 stale_after: overrides.stale_after.unwrap_or(Duration::from_secs(60)),
                 trial_stack: overrides.trial_stack.unwrap_or(trial_loop::TRIAL_STACK),
+                caller_finishes: overrides.caller_finishes,
             },
             strategy,
             prune,
@@ -396,6 +417,84 @@ pub struct Opened {
     pub study: store::Study,
 }
 
+/// Makes sure the plan's out folder can take a study before anything is opened or
+/// trained: it is created if missing; an existing one must be a folder, writable, and
+/// either empty or a study's (it holds `study.db` or `results.json`), unless `force`
+/// (the user accepts that its files may be replaced). Every refusal is [`Error::Input`]
+/// naming the folder.
+pub fn prepare_out(out: &Path, force: bool) -> Result<(), Error> {
+    let shown = out.display();
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Input(format!("the output folder {shown} is a file, not a folder; choose another --out")));
+    }
+    if out.is_dir() && !force && !["study.db", "results.json"].iter().any(|f| out.join(f).exists()) {
+        let mut entries =
+            std::fs::read_dir(out).map_err(|e| Error::Input(format!("cannot read the output folder {shown}: {e}")))?;
+        // (`.lock`: left by a run that could not start.)
+        if entries.any(|e| e.is_ok_and(|e| e.file_name() != LOCK)) {
+            return Err(Error::Input(format!(
+                "the output folder {shown} is not empty and holds no study; its files could be replaced: \
+                 choose another --out, or pass --force to write into it"
+            )));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::Input(format!("cannot create the output folder {shown}: {e}")))?;
+    let probe = out.join(format!(".bma-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| Error::Input(format!("the output folder {shown} is not writable: {e}")))
+}
+
+/// The lock file of an out folder: its owner's worker id ([`store::worker_id`]).
+const LOCK: &str = ".lock";
+
+/// A run's hold on its out folder, released when dropped or when the process ends,
+/// however it ends (an advisory lock on `<out>/.lock`, which names the owner).
+pub struct OutLock {
+    _file: std::fs::File,
+}
+
+/// Takes `out` (an existing folder) for this process: a study folder has one owner at a
+/// time. Another live owner: [`Error::Input`] naming its pid.
+pub fn lock_out(out: &Path) -> Result<OutLock, Error> {
+    use std::io::Write;
+    let path = out.join(LOCK);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::Input(format!("cannot create {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let owner = std::fs::read_to_string(&path).unwrap_or_default();
+            let pid = owner.trim().rsplit(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("unknown");
+            return Err(Error::Input(format!(
+                "{} is in use by another bma run (pid {pid}): a study folder has one owner at a time; \
+                 wait for it to end (or stop it), then run again with --resume",
+                out.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::Internal(format!("cannot lock {}: {e}", path.display())));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(store::worker_id().as_bytes()))
+        .map_err(|e| Error::Input(format!("cannot write {}: {e}", path.display())))?;
+    Ok(OutLock { _file: file })
+}
+
+/// Whether a live process of this host owns `out` ([`lock_out`]): `Some(true)` it does,
+/// `Some(false)` no process does (its owner is gone), `None` it cannot be told (no lock
+/// file, one written on another host, no `/proc`).
+pub fn out_owned(out: &Path) -> Option<bool> {
+    let id = std::fs::read_to_string(out.join(LOCK)).ok()?;
+    store::local_worker_dead(id.trim()).map(|dead| !dead)
+}
+
 /// The embedded store `<out>/study.db` with the plan's study (named `name`) created or,
 /// with `resume`, continued; a folder's study is never reused without `resume`.
 pub fn open_local(plan: &Plan<'_>, name: &str, resume: bool) -> Result<Opened, Error> {
@@ -407,12 +506,15 @@ pub fn open_local(plan: &Plan<'_>, name: &str, resume: bool) -> Result<Opened, E
         let summaries = sqlite.studies().map_err(Error::internal)?;
         if let Some(s) = summaries.iter().find(|s| s.name == spec.name) {
             let n: u64 = s.counts.values().sum();
-            return Err(Error::Input(format!(
-                "{} already holds study `{}` ({n} trials, {}); pass --resume to continue it, or choose another --out",
-                db.display(),
-                s.name,
-                s.state.as_str()
-            )));
+            // A study with no trial (its first run could not start) is taken over: nothing is lost.
+            if n > 0 {
+                return Err(Error::Input(format!(
+                    "{} already holds study `{}` ({n} trials, {}); pass --resume to continue it, or choose another --out",
+                    db.display(),
+                    s.name,
+                    s.state.as_str()
+                )));
+            }
         }
     }
     let study = sqlite.open(&spec).map_err(store_error)?;
@@ -444,8 +546,7 @@ pub fn join(plan: &Plan<'_>, store: Box<dyn Store>, name: &str) -> Result<Opened
 fn opened(plan: &Plan<'_>, store: Box<dyn Store>, study: store::Study) -> Result<Opened, Error> {
     check_data(plan, &study)?;
     if plan.settings.shared {
-        std::fs::create_dir_all(&plan.out)
-            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", plan.out.display())))?;
+        std::fs::create_dir_all(&plan.out).map_err(|e| io_error("cannot create", &plan.out, e))?;
     }
     Ok(Opened { store, study })
 }
@@ -607,9 +708,18 @@ pub fn run(
         settings: plan.settings.clone(),
         worker: store::worker_id(),
     };
-    let (history, ended) =
-        study.run_with(evaluator, hooks.observer, hooks.stop, hooks.reuse).map_err(Error::internal)?;
+    let (history, ended) = study.run_with(evaluator, hooks.observer, hooks.stop, hooks.reuse).map_err(|e| match e {
+        // The user's out folder cannot be written: theirs to fix, then `--resume`.
+        search::SearchError::Output(m) => Error::Input(format!("{m}; the study stopped (--resume continues)")),
+        e => Error::internal(e),
+    })?;
     Ok(Ran { study: study.study, history, ended })
+}
+
+/// Records how a study that [`run`] returned ended, once its outputs are written (with
+/// [`Overrides::caller_finishes`], [`run`] leaves that to the caller).
+pub fn finish(store: &dyn Store, ran: &Ran) -> Result<(), Error> {
+    store.set_state(ran.study.id, ran.ended.state()).map_err(Error::internal)
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 //! without training (`bma report`), plus the ranked table as text.
 //!
 //! **Invariants:** the files are written from the store's history, each through a
-//! temporary file and a rename, so a reader never sees a half-written file; the test
-//! split is read once per model, after every choice was made on valid.
+//! temporary file and a rename, so a reader never sees a half-written file; `best/` and
+//! `final/` are made in a temporary folder and put in place whole, so a run killed while
+//! it builds them never leaves a partial one; the test split is read once per model,
+//! after every choice was made on valid.
 
 use std::path::{Path, PathBuf};
 
@@ -65,8 +67,13 @@ pub fn write(
             .filter(|(_, dir)| dir.join("model.json").exists())
             .collect();
         if !saved.is_empty() {
-            match final_model::build(&plan.compiled.program, exp, &plan.base, &plan.out.join("final"), &saved) {
-                Ok(summary) => final_summary = Some(summary),
+            // Built in a temporary folder, then put in place whole: a run killed while it is
+            // built never leaves a partial `final/`.
+            let built = in_place(&plan.out.join("final"), |tmp| {
+                final_model::build(&plan.compiled.program, exp, &plan.base, tmp, &saved)
+            });
+            match built {
+                Ok(summary) => final_summary = Some(FinalSummary { dir: plan.out.join("final"), ..summary }),
                 Err(e) => notes.push(format!("the final model could not be built: {e}")),
             }
         }
@@ -124,7 +131,7 @@ fn write_files(o: &Files<'_>) -> Result<Written, Error> {
         obj.insert("state".into(), serde_json::json!(o.state.as_str()));
     }
     let text = serde_json::to_string_pretty(&json).map_err(Error::internal)?;
-    let io = |path: &Path, e: std::io::Error| Error::Internal(format!("cannot write {}: {e}", path.display()));
+    let io = |path: &Path, e: std::io::Error| super::io_error("cannot write", path, e);
     let path = o.out.join("results.json");
     write_atomic(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
     let path = o.out.join("results.csv");
@@ -202,7 +209,7 @@ pub fn regenerate(store: &dyn Store, study: &Study, out: &Path) -> Result<Writte
     let best_number = history.ranked().first().map(|t| t.number);
     let final_summary = if out.join("final/final.json").exists() && study.state != StudyState::Interrupted {
         match final_model::load_summary(&out.join("final")) {
-            Ok(s) if Some(s.best_single) == best_number => Some(s),
+            Ok(s) if Some(s.best_single) == best_number => Some(FinalSummary { dir: out.join("final"), ..s }),
             Ok(s) => {
                 notes.push(format!(
                     "{} was built when trial {} ranked first, not trial {}; left out of the report",
@@ -220,6 +227,7 @@ pub fn regenerate(store: &dyn Store, study: &Study, out: &Path) -> Result<Writte
     } else {
         None
     };
+    notes.extend(unfinished(study, exp, out, final_summary.is_some()));
     // Only the run knew why it stopped; a results.json already there remembers it.
     let ended = std::fs::read_to_string(out.join("results.json"))
         .ok()
@@ -242,6 +250,26 @@ pub fn regenerate(store: &dyn Store, study: &Study, out: &Path) -> Result<Writte
     written.notes = notes;
     written.final_summary = final_summary;
     Ok(written)
+}
+
+/// What [`regenerate`] must say about a study whose outputs are not all there: one still
+/// `running` (its run was stopped before it wrote them, or it runs now), or a finished one
+/// with an `average` section and no final model in `out`.
+fn unfinished(study: &Study, exp: &ir::Experiment, out: &Path, has_final: bool) -> Vec<String> {
+    match study.state {
+        StudyState::Running => vec![format!(
+            "study `{}` is not finished (its run stopped before it wrote its outputs, or it still runs): \
+             `bma run --resume` finishes it",
+            study.spec.name
+        )],
+        StudyState::Finished if exp.model.is_some() && !exp.average.is_empty() && !has_final => {
+            vec![format!(
+                "the final model is missing from {}: `bma run --resume` builds it",
+                out.join("final").display()
+            )]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// `out/best/` evaluated on test, when it holds trial `number`'s model; `None` when
@@ -344,7 +372,11 @@ pub fn table(history: &History, spec: &StudySpec, space: &ir::Space, top: usize)
 pub fn counts_line(history: &History) -> String {
     let counts = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
     let infeasible = history.trials.iter().filter(|t| t.state == TrialState::Infeasible).count();
-    let apart = if infeasible > 0 { format!(", {infeasible} {INFEASIBLE}") } else { String::new() };
+    let mut apart = if infeasible > 0 { format!(", {infeasible} {INFEASIBLE}") } else { String::new() };
+    let queued = counts(TrialState::Queued);
+    if queued > 0 {
+        apart.push_str(&format!(", {queued} queued to rerun"));
+    }
     format!(
         "{} trials: {} complete, {} pruned, {} failed{apart}",
         history.trials.len(),
@@ -501,19 +533,48 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Copies the best trial's saved model to `<out>/best/` and evaluates it on the test split.
+/// Copies the best trial's saved model to `<out>/best/` (through a temporary folder, put
+/// in place whole) and evaluates it on the test split.
 pub fn save_best(out: &Path, number: u64) -> Result<Metrics, String> {
     let src = trial_dir(out, number);
     let dst = out.join("best");
-    if dst.exists() {
-        std::fs::remove_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-    }
-    std::fs::create_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-    for name in ["model.safetensors", "model.json"] {
-        std::fs::copy(src.join(name), dst.join(name)).map_err(|e| format!("{}: {e}", src.join(name).display()))?;
-    }
-    std::fs::write(dst.join("trial"), number.to_string()).map_err(|e| format!("{}: {e}", dst.display()))?;
+    in_place(&dst, |tmp| {
+        std::fs::create_dir_all(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        for name in ["model.safetensors", "model.json"] {
+            std::fs::copy(src.join(name), tmp.join(name)).map_err(|e| format!("{}: {e}", src.join(name).display()))?;
+        }
+        std::fs::write(tmp.join("trial"), number.to_string()).map_err(|e| format!("{}: {e}", tmp.display()))
+    })?;
     train::evaluate_saved(&dst, Part::Test)
+}
+
+/// Makes the folder `dst` with `make`, which writes into a fresh temporary folder next to
+/// it (`.<name>.tmp`); only when it succeeds does that folder replace `dst` (the old one
+/// moved aside, then removed). A failure leaves `dst` as it was and removes the temporary.
+fn in_place<T>(dst: &Path, make: impl FnOnce(&Path) -> Result<T, String>) -> Result<T, String> {
+    let name = dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let parent = dst.parent().unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(".{name}.tmp"));
+    let old = parent.join(format!(".{name}.old"));
+    let clear = |p: &Path| match std::fs::remove_dir_all(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", p.display())),
+        _ => Ok(()),
+    };
+    clear(&tmp)?;
+    let made = match make(&tmp) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = clear(&tmp);
+            return Err(e);
+        }
+    };
+    clear(&old)?;
+    if dst.exists() {
+        std::fs::rename(dst, &old).map_err(|e| format!("cannot move {} aside: {e}", dst.display()))?;
+    }
+    std::fs::rename(&tmp, dst).map_err(|e| format!("cannot put {} in place: {e}", dst.display()))?;
+    let _ = clear(&old);
+    Ok(made)
 }
 
 /// The losses' directions (lower is better), for display.

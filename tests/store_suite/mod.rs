@@ -173,6 +173,22 @@ pub fn silent_trials_are_requeued_once_and_reclaimed_with_their_number(s: &dyn S
     assert_eq!(s.claim(study.id, "other", Some(3)).expect("claim").expect("a trial to claim").number, 2);
 }
 
+/// A trial stopped by its own worker (Ctrl-C) is queued again with its point, its steps
+/// dropped; another worker's trial is left alone.
+pub fn a_stopped_trial_is_requeued_by_its_worker(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    s.start(study.id, c.number, &point(0.25), 9, "w").expect("start");
+    s.report(study.id, c.number, 1, 2.0).expect("report");
+    s.requeue(study.id, c.number, "other").expect("requeue by another");
+    assert_eq!(s.history(study.id).expect("history")[0].state, TrialState::Running);
+    s.requeue(study.id, c.number, "w").expect("requeue");
+    let h = s.history(study.id).expect("history");
+    assert_eq!((h[0].state, h[0].steps.is_empty()), (TrialState::Queued, true));
+    let again = s.claim(study.id, "v", Some(1)).expect("claim").expect("the queued trial");
+    assert_eq!((again.number, again.requeued.map(|t| t.params)), (c.number, Some(point(0.25))));
+}
+
 /// A running trial whose heartbeat is older than the timeout is requeued, once.
 pub fn stale_heartbeats_are_requeued(s: &dyn Store, p: &str) {
     let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
@@ -212,6 +228,7 @@ macro_rules! for_each_store_test {
         $run!(joining_with_another_spec_is_refused);
         $run!(silent_trials_are_requeued_once_and_reclaimed_with_their_number);
         $run!(stale_heartbeats_are_requeued);
+        $run!(a_stopped_trial_is_requeued_by_its_worker);
         $run!(a_study_loads_by_name_from_any_store);
     };
 }

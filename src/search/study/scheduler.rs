@@ -5,7 +5,7 @@
 //! the [`Hooks`] of one run; gives, when the loop ends, the study's [`History`] and why it
 //! ended. The rules it keeps are the trial loop's (see [`super`]): trial `n` is asked with
 //! exactly the finished trials `<= n - parallel` (its [`View`]), every trial it starts is
-//! recorded finished, and the loop always ends.
+//! recorded finished (or, stopped by the user, queued again to rerun), and the loop always ends.
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -392,7 +392,7 @@ impl<'s> Scheduler<'s> {
             stop_reason: self.hooks.stop_reason,
         };
         if let Some(r) = reused {
-            let _ = self.tx.send(Done { trial: ctx.reused_trial(n, point, tseed, r) });
+            let _ = self.tx.send(Done { trial: ctx.reused_trial(n, point, tseed, r), abort: None });
             return;
         }
         let spare = Trial::new(n, point.clone(), tseed);
@@ -403,18 +403,18 @@ impl<'s> Scheduler<'s> {
                 // Whatever panics in the trial thread (an observer, the store), the loop
                 // hears of it: a trial that never reports would be waited for forever.
                 let fallback = Trial::new(n, point.clone(), tseed);
-                let trial = catch_unwind(AssertUnwindSafe(|| ctx.run_trial(n, point, tseed))).unwrap_or_else(|p| {
+                let done = catch_unwind(AssertUnwindSafe(|| ctx.run_trial(n, point, tseed))).unwrap_or_else(|p| {
                     let why = format!("panicked: {}", panic_message(&p));
-                    ctx.failed(fallback, FailKind::Error, why, Instant::now())
+                    Done { trial: ctx.failed(fallback, FailKind::Error, why, Instant::now()), abort: None }
                 });
-                let _ = tx.send(Done { trial });
+                let _ = tx.send(done);
             });
         if let Err(e) = spawned {
             // The system refused another thread: this trial fails with the reason, and no
             // more start until one of those running ends.
             let mut trial = spare;
             trial.fail(FailKind::Error, format!("could not start a thread for it: {e}"));
-            let _ = self.tx.send(Done { trial });
+            let _ = self.tx.send(Done { trial, abort: None });
             self.slots = self.running.len().saturating_sub(1).max(1);
         }
     }
@@ -422,12 +422,25 @@ impl<'s> Scheduler<'s> {
     /// Waits a little for a trial to finish (waking up now and then for the stop flag and
     /// the clock) and records it; `false` when no trial can ever report again.
     fn receive(&mut self) -> bool {
-        let trial = match self.rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(done) => done.trial,
+        let (trial, abort) = match self.rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(done) => (done.trial, done.abort),
             Err(mpsc::RecvTimeoutError::Timeout) => return true,
             Err(mpsc::RecvTimeoutError::Disconnected) => return false,
         };
         self.running.remove(&trial.number);
+        if trial.failure == Some(FailKind::Interrupted) || abort.is_some() {
+            // Stopped by the user before its end, or its result could not be kept (the
+            // study stops): queued again, to rerun from the start like a killed one (the
+            // next run claims it first).
+            if let Err(e) = self.store().requeue(self.study.id, trial.number, self.worker) {
+                self.store_failure(e);
+            }
+            if let Some(reason) = abort {
+                self.failure.get_or_insert(SearchError::Output(reason));
+            }
+            self.hooks.evaluator.finished(&trial);
+            return true;
+        }
         match self.store().finish(self.study.id, &trial) {
             Ok(()) => {}
             // The trial was requeued while we were silent (a lost server, a stall) and

@@ -250,10 +250,20 @@ fn the_stop_flag_ends_the_study_with_everything_recorded() {
     let (h, ended) = s.run(&StopAt(&stop), &Quiet, &stop).unwrap();
     assert_eq!(ended, Ended::Interrupted);
     assert_eq!(h.trials.len(), 4);
-    assert_eq!(h.get(3).unwrap().error.as_deref(), Some("interrupted (Ctrl-C)"));
+    // The trial stopped mid-way is queued again with its point, not failed.
+    let stopped = h.get(3).unwrap().clone();
+    assert_eq!(stopped.state, TrialState::Queued);
+    assert!(!stopped.params.is_empty());
     let stored = store.history(s.study.id).unwrap();
-    assert!(stored.iter().all(|t| t.state.is_finished()));
+    assert!(stored.iter().filter(|t| t.number != 3).all(|t| t.state == TrialState::Complete));
     assert_eq!(store.studies().unwrap()[0].state, StudyState::Interrupted);
+    // The next run reruns it at the same point.
+    stop.store(false, Ordering::SeqCst);
+    s.settings.trials = Some(5);
+    let (h, ended) = s.run(&FunctionEvaluator, &Quiet, &stop).unwrap();
+    assert_eq!(ended, Ended::Budget);
+    let rerun = h.get(3).unwrap();
+    assert_eq!((rerun.state, &rerun.params), (TrialState::Complete, &stopped.params));
 }
 
 /// An evaluator whose one step never ends by itself: it only stops at the deadline it

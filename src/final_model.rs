@@ -287,7 +287,11 @@ pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
 pub fn load_summary(dir: &Path) -> Result<FinalSummary, String> {
     let path = dir.join("final.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    from_json_exact::<SavedFinal>(&text).map(|s| s.summary).map_err(|e| format!("{}: {e}", path.display()))
+    // The folder is where the summary is read from: a final model is built in a temporary
+    // folder and moved into place, so the `dir` written inside names the temporary one.
+    from_json_exact::<SavedFinal>(&text)
+        .map(|s| FinalSummary { dir: dir.to_path_buf(), ..s.summary })
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Marks a number token while [`from_json_exact`] reads it back.

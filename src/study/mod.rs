@@ -377,10 +377,18 @@ pub struct Opened {
 }
 
 /// The embedded store `<out>/study.db` with the plan's study (named `name`) created or,
-/// with `resume`, continued; a folder's study is never reused without `resume`.
+/// with `resume`, continued; a folder's study is never reused without `resume`, and
+/// `resume` on a folder without a `study.db` is an input error (nothing is created).
 pub fn open_local(plan: &Plan<'_>, name: &str, resume: bool) -> Result<Opened, Error> {
     let db = plan.out.join("study.db");
     let existed = db.exists();
+    if resume && !existed {
+        // A mistyped folder must not start a new study silently.
+        return Err(Error::Input(format!(
+            "--resume: {} holds no study (no study.db); check the --out folder, or drop --resume to start a new study",
+            plan.out.display()
+        )));
+    }
     let sqlite = Sqlite::open(&db).map_err(Error::internal)?;
     let spec = plan.spec(name);
     if existed && !resume {

@@ -122,7 +122,10 @@ fn a_file_too_large_or_not_utf8_is_one_clear_line() {
     // A device that never ends was read until memory ran out; now it is refused unread.
     if std::path::Path::new("/dev/zero").exists() {
         let run = bma(&["check", "/dev/zero"]);
-        assert_eq!((run.code, run.stderr.as_str()), (1, "error: /dev/zero is not a regular file (a character device)\n"));
+        assert_eq!(
+            (run.code, run.stderr.as_str()),
+            (1, "error: /dev/zero is not a regular file (a character device)\n")
+        );
     }
     let run = bma_stdin(&["fmt"], &" ".repeat((16 << 20) + 1));
     assert_eq!((run.code, run.stderr.as_str()), (1, "error: stdin is larger than 16 MiB: not a .bma file\n"));
@@ -311,4 +314,26 @@ fn resume_on_a_folder_without_a_study_is_refused_and_creates_nothing() {
     let run = bma_bounded(dir, &["run", "p.bma", "--out", "typo", "--resume", "--progress", "none"]);
     assert_eq!(run.code, 0, "{}", run.shown());
     assert!(!run.stderr.contains("holds no study"), "{}", run.shown());
+}
+
+#[test]
+fn a_space_too_large_to_count_gets_a_true_lower_bound_instead_of_a_panic() {
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    // 100 structural parameters of 3 values: 3^100 (about 5e47) points, beyond u128 (the
+    // grid's product overflowed and panicked).
+    let params: String = (0..100).map(|i| format!("    p{i}: int in {{1, 2, 3}}\n")).collect();
+    let sum: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    let spec = format!(
+        "experiment big {{\n  data = iris()\n  space {{\n{params}  }}\n  model {{\n    dense({})\n    dense(data.classes)\n  }}\n  objective {{ maximize accuracy }}\n}}\n",
+        sum.join(" + ")
+    );
+    common::write(dir, "big.bma", &spec);
+    let run = bma_bounded(dir, &["check", "big.bma"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    // log10(3^100) = 47.7: "at least 10^47" is true; the walk's own count (some 10^5) was not.
+    assert!(run.stderr.contains(" of at least 10^47 structural points"), "{}", run.shown());
+    let run = bma_bounded(dir, &["space", "big.bma"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    assert!(run.stdout.contains("size      at least 10^38 points"), "{}", run.shown());
 }

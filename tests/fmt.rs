@@ -317,7 +317,8 @@ fn fmt_keeps_hard_links_together() {
     common::write(dir, "a.bma", messy);
     std::fs::hard_link(dir.join("a.bma"), dir.join("b.bma")).expect("hard link");
     fmt_in(dir, "a.bma");
-    let (a, b) = (std::fs::metadata(dir.join("a.bma")).expect("stat"), std::fs::metadata(dir.join("b.bma")).expect("stat"));
+    let (a, b) =
+        (std::fs::metadata(dir.join("a.bma")).expect("stat"), std::fs::metadata(dir.join("b.bma")).expect("stat"));
     assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "the hard links were split");
     assert_eq!(std::fs::read_to_string(dir.join("b.bma")).expect("read"), formatted);
     assert_eq!(names(dir), ["a.bma", "b.bma"]);

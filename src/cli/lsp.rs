@@ -219,7 +219,8 @@ fn serve(input: &mut impl BufRead, out: &mut impl Write) -> Result<u8, String> {
                 }
                 if let Some((uri, diags)) = handle_notification(&mut state, &method, &params) {
                     let params = json!({ "uri": uri, "diagnostics": diags });
-                    let note = json!({ "jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": params });
+                    let note =
+                        json!({ "jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": params });
                     write_message(out, &note)?;
                 }
             }

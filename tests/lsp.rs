@@ -88,7 +88,7 @@ impl Server {
 
     fn wait(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         loop {
-            let m = self.messages.recv_timeout(Duration::from_secs(30)).expect("the server answers within 30 s");
+            let m = self.messages.recv_timeout(Duration::from_secs(120)).expect("the server answers within 120 s");
             if pred(&m) {
                 return m;
             }
@@ -323,4 +323,41 @@ fn bad_messages_get_their_json_rpc_error_and_the_server_keeps_serving() {
     s.notify("exit", Value::Null);
     let status = s.child.wait().expect("server exits");
     assert!(status.success());
+}
+
+#[test]
+fn a_slow_compilation_does_not_hold_up_requests() {
+    // 100 structural parameters of 3 values: seconds of checking in a debug build.
+    let params: String = (0..100).map(|i| format!("    p{i}: int in {{1, 2, 3}}\n")).collect();
+    let sum: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    let big = format!(
+        "experiment big {{\n  data = iris()\n  space {{\n{params}  }}\n  model {{\n    dense({})\n    dense(data.classes)\n  }}\n  objective {{ maximize accuracy }}\n}}\n",
+        sum.join(" + ")
+    );
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": big } }),
+    );
+    // Formatting is answered while the document compiles, not after: the compilation is
+    // off the request thread, and its diagnostics come later.
+    s.send(json!({ "jsonrpc": "2.0", "id": 2, "method": "textDocument/formatting", "params": { "textDocument": { "uri": URI }, "options": {} } }));
+    let first = s.wait(|m| m.get("id") == Some(&json!(2)) || m.get("method").is_some());
+    assert_eq!(first.get("id"), Some(&json!(2)), "the diagnostics came first: {first}");
+    // Then the diagnostics, and hovers answered from that compilation.
+    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    assert_eq!(published.pointer("/params/uri"), Some(&json!(URI)));
+    let hover = s.request(
+        3,
+        "textDocument/hover",
+        json!({ "textDocument": { "uri": URI }, "position": { "line": 3, "character": 5 } }),
+    );
+    let text = hover.pointer("/result/contents/value").and_then(Value::as_str).expect("hover text");
+    assert!(text.contains("p0"), "{text}");
+    let shut = s.request(4, "shutdown", Value::Null);
+    assert!(shut.get("error").is_none());
+    s.notify("exit", Value::Null);
+    assert!(s.child.wait().expect("server exits").success());
 }

@@ -14,11 +14,18 @@
 //! of the input inside a message, or a header line that is not `Name: value` (framing
 //! is then lost). The end of the input between messages ends it quietly (exit 0), as
 //! does `exit` after `shutdown` (`exit` without `shutdown`: exit 1, as LSP says).
+//!
+//! Documents are compiled off the request thread, by one worker thread that always
+//! takes a document's latest text: a text replaced while it compiled is dropped, not
+//! published. Hover, definition and completion answer from a document's last completed
+//! compilation (none yet: `null`), so a slow compilation (a spec with thousands of
+//! parameters) never holds up a request; formatting reads the latest text.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
@@ -90,12 +97,122 @@ fn read_frame(input: &mut impl BufRead) -> Result<Frame, String> {
     Ok(Frame::Body(body))
 }
 
-/// Writes one message to `out`, framed.
-fn write_message(out: &mut impl Write, message: &Value) -> Result<(), String> {
+/// Where messages go: shared by the request thread and the compile worker.
+type Output = Arc<Mutex<dyn Write + Send>>;
+
+/// Writes one message to `out`, framed, whole.
+fn write_message(out: &Mutex<dyn Write + Send>, message: &Value) -> Result<(), String> {
     let body = message.to_string();
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
     write!(out, "Content-Length: {}\r\n\r\n{body}", body.len())
         .and_then(|()| out.flush())
         .map_err(|e| format!("writing a message: {e}"))
+}
+
+fn publish(out: &Mutex<dyn Write + Send>, uri: &str, diagnostics: Vec<Value>) -> Result<(), String> {
+    let params = json!({ "uri": uri, "diagnostics": diagnostics });
+    write_message(out, &json!({ "jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": params }))
+}
+
+/// What the compile worker shares with the request thread.
+#[derive(Default)]
+struct Jobs {
+    /// Texts waiting to be compiled: the newest of each document, with its generation.
+    pending: HashMap<String, (u64, String)>,
+    /// The generation of each open document's latest text.
+    latest: HashMap<String, u64>,
+    /// Each open document's last completed compilation.
+    done: HashMap<String, Arc<bma::Compiled>>,
+    next: u64,
+    stop: bool,
+}
+
+/// The compile worker: compiles the latest text of each document off the request thread
+/// and publishes its diagnostics; a compilation whose text was replaced meanwhile is dropped.
+struct Compiler {
+    shared: Arc<(Mutex<Jobs>, Condvar)>,
+}
+
+impl Compiler {
+    fn start(out: Output) -> Result<Compiler, String> {
+        let shared = Arc::new((Mutex::new(Jobs::default()), Condvar::new()));
+        let worker = shared.clone();
+        // Compiling walks the file's expressions: a trial thread's stack, as `bma watch` gives it.
+        std::thread::Builder::new()
+            .name("compile".into())
+            .stack_size(bma::search::study::TRIAL_STACK)
+            .spawn(move || compile_loop(&worker, &out))
+            .map_err(|e| format!("cannot start the compile thread: {e}"))?;
+        Ok(Compiler { shared })
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, Jobs> {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `text` as the latest of `uri`, replacing any text still waiting.
+    fn submit(&self, uri: &str, text: &str) {
+        let mut jobs = self.jobs();
+        jobs.next += 1;
+        let generation = jobs.next;
+        jobs.latest.insert(uri.to_string(), generation);
+        jobs.pending.insert(uri.to_string(), (generation, text.to_string()));
+        self.shared.1.notify_one();
+    }
+
+    /// Forgets `uri`: a compilation of it still running is dropped.
+    fn close(&self, uri: &str) {
+        let mut jobs = self.jobs();
+        jobs.latest.remove(uri);
+        jobs.pending.remove(uri);
+        jobs.done.remove(uri);
+    }
+
+    /// The last completed compilation of `uri`.
+    fn last(&self, uri: &str) -> Option<Arc<bma::Compiled>> {
+        self.jobs().done.get(uri).cloned()
+    }
+}
+
+impl Drop for Compiler {
+    fn drop(&mut self) {
+        self.jobs().stop = true;
+        self.shared.1.notify_one();
+    }
+}
+
+fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) {
+    let lock = || shared.0.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let (uri, generation, text) = {
+            let mut jobs = lock();
+            loop {
+                if jobs.stop {
+                    return;
+                }
+                if let Some(uri) = jobs.pending.keys().next().cloned()
+                    && let Some((generation, text)) = jobs.pending.remove(&uri)
+                {
+                    break (uri, generation, text);
+                }
+                jobs = shared.1.wait(jobs).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let compiled = compile(&uri, &text);
+        let mut jobs = lock();
+        if jobs.latest.get(&uri) != Some(&generation) {
+            continue; // stale: a newer text is queued, or the document was closed
+        }
+        let diagnostics = compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.primary.span.file == FileId(0))
+            .map(|d| to_lsp(&compiled, d, &uri))
+            .collect();
+        jobs.done.insert(uri.clone(), Arc::new(compiled));
+        // Published under the lock: a close that follows is published after this.
+        let _ = publish(out, &uri, diagnostics);
+    }
 }
 
 fn error_response(id: Value, code: i64, message: impl Into<String>) -> Value {
@@ -136,8 +253,8 @@ fn classify(value: Value) -> Result<Incoming, Value> {
 
 pub fn lsp() -> ExitCode {
     let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    match serve(&mut stdin.lock(), &mut stdout.lock()) {
+    let out: Output = Arc::new(Mutex::new(std::io::stdout()));
+    match serve(&mut stdin.lock(), out) {
         Ok(code) => ExitCode::from(code),
         Err(e) => super::fail(format!("language server: {e}"), super::INTERNAL),
     }
@@ -162,12 +279,15 @@ enum Phase {
 }
 
 struct State {
+    /// Each open document's latest text.
     docs: HashMap<String, String>,
+    compiler: Compiler,
 }
 
 /// Serves messages from `input` until `exit` or the end of the input; gives the exit code.
-fn serve(input: &mut impl BufRead, out: &mut impl Write) -> Result<u8, String> {
-    let mut state = State { docs: HashMap::new() };
+fn serve(input: &mut impl BufRead, output: Output) -> Result<u8, String> {
+    let out = &*output;
+    let mut state = State { docs: HashMap::new(), compiler: Compiler::start(output.clone())? };
     let mut phase = Phase::Uninitialized;
     loop {
         let body = match read_frame(input)? {
@@ -217,43 +337,34 @@ fn serve(input: &mut impl BufRead, out: &mut impl Write) -> Result<u8, String> {
                 if phase != Phase::Serving {
                     continue;
                 }
-                if let Some((uri, diags)) = handle_notification(&mut state, &method, &params) {
-                    let params = json!({ "uri": uri, "diagnostics": diags });
-                    let note =
-                        json!({ "jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": params });
-                    write_message(out, &note)?;
+                if let Some(closed) = handle_notification(&mut state, &method, &params) {
+                    publish(out, &closed, Vec::new())?;
                 }
             }
         }
     }
 }
 
-fn handle_notification(state: &mut State, method: &str, params: &Value) -> Option<(String, Vec<Value>)> {
+/// Records a document's new text and queues it for compilation; gives the uri of a
+/// closed document (whose diagnostics are cleared).
+fn handle_notification(state: &mut State, method: &str, params: &Value) -> Option<String> {
     let uri = params.pointer("/textDocument/uri")?.as_str()?.to_string();
-    match method {
-        "textDocument/didOpen" => {
-            let text = params.pointer("/textDocument/text")?.as_str()?.to_string();
-            state.docs.insert(uri.clone(), text);
-        }
+    let text = match method {
+        "textDocument/didOpen" => params.pointer("/textDocument/text")?.as_str()?.to_string(),
         "textDocument/didChange" => {
             let changes = params.get("contentChanges")?.as_array()?;
-            let text = changes.last()?.get("text")?.as_str()?.to_string();
-            state.docs.insert(uri.clone(), text);
+            changes.last()?.get("text")?.as_str()?.to_string()
         }
         "textDocument/didClose" => {
             state.docs.remove(&uri);
-            return Some((uri, Vec::new()));
+            state.compiler.close(&uri);
+            return Some(uri);
         }
         _ => return None,
-    }
-    let compiled = compile(&uri, state.docs.get(&uri)?);
-    let diags = compiled
-        .diagnostics
-        .iter()
-        .filter(|d| d.primary.span.file == FileId(0))
-        .map(|d| to_lsp(&compiled, d, &uri))
-        .collect();
-    Some((uri, diags))
+    };
+    state.compiler.submit(&uri, &text);
+    state.docs.insert(uri, text);
+    None
 }
 
 fn compile(uri: &str, text: &str) -> bma::Compiled {
@@ -363,8 +474,9 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
     if method == "textDocument/formatting" {
         return Ok(formatting(text));
     }
-    let at = offset(text, line, character);
-    let c = compile(&uri, text);
+    // The last completed compilation, and positions in the text it compiled.
+    let Some(c) = state.compiler.last(&uri) else { return Ok(Value::Null) };
+    let at = offset(c.sources.get(FileId(0)).map_or(text.as_str(), |s| s.text.as_str()), line, character);
     Ok(match method {
         "textDocument/hover" => match ide::hover(&c, FileId(0), at) {
             Some((span, md)) => json!({ "contents": { "kind": "markdown", "value": md }, "range": range(&c, span) }),

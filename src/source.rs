@@ -66,9 +66,48 @@ pub fn read_text(reader: impl std::io::Read) -> std::io::Result<String> {
     })
 }
 
-/// Reads the file at `path` with [`read_text`].
+/// Reads the file at `path` with [`read_text`]; only a regular file (or a symlink to one)
+/// is read. A named pipe blocked `bma check` forever and a device was read until memory ran
+/// out: anything else is refused with `InvalidData` ("not a regular file (a named pipe)").
+/// The type is checked before the file is opened (opening a pipe waits for a writer) and
+/// again on the opened file, so a file swapped in between is refused too.
 pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
-    read_text(std::fs::File::open(path)?)
+    regular(&std::fs::metadata(path)?)?;
+    let file = std::fs::File::open(path)?;
+    regular(&file.metadata()?)?;
+    read_text(file)
+}
+
+/// `Ok` for a regular file, else the `InvalidData` error that names what it is.
+fn regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("not a regular file ({})", file_kind(&meta.file_type())),
+    ))
+}
+
+/// What a file that is not a regular file is, in words.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a named pipe";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() { "a folder" } else { "not a file" }
 }
 
 /// One file's text and where it came from.

@@ -119,10 +119,13 @@ fn a_file_too_large_or_not_utf8_is_one_clear_line() {
         assert_eq!(run.code, 1, "{}", run.shown());
         assert_eq!(run.stderr, format!("error: {} {want}\n", path.display()));
     }
-    // A device that never ends was read until memory ran out.
+    // A device that never ends was read until memory ran out; now it is refused unread.
     if std::path::Path::new("/dev/zero").exists() {
         let run = bma(&["check", "/dev/zero"]);
-        assert_eq!((run.code, run.stderr.as_str()), (1, "error: /dev/zero is larger than 16 MiB: not a .bma file\n"));
+        assert_eq!(
+            (run.code, run.stderr.as_str()),
+            (1, "error: /dev/zero is not a regular file (a character device)\n")
+        );
     }
     let run = bma_stdin(&["fmt"], &" ".repeat((16 << 20) + 1));
     assert_eq!((run.code, run.stderr.as_str()), (1, "error: stdin is larger than 16 MiB: not a .bma file\n"));
@@ -239,4 +242,98 @@ fn explain_lists_each_imported_block_once_under_its_own_name() {
     let blocks: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("block ")).collect();
     // digits.bma imports dense_act and conv_bn from std::blocks, nothing else.
     assert_eq!(blocks, ["block conv_bn", "block dense_act"], "{}", run.stdout);
+}
+
+/// Runs `bma args` in `dir`, killing it after a minute: a guard so that a hang fails the
+/// test instead of stalling the suite (a finished run never waits for it).
+fn bma_bounded(dir: &std::path::Path, args: &[&str]) -> Run {
+    let mut child = bma_command()
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the bma binary runs");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bma {args:?} still runs after a minute: it hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("bma exits");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_an_import_the_root_file_or_fmt_input_is_refused_instead_of_hanging() {
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    let made = std::process::Command::new("mkfifo").arg(dir.join("lib.bma")).status().expect("mkfifo runs");
+    assert!(made.success(), "mkfifo failed");
+    let main = "use lib::{f}\nexperiment p {\n  space {\n    x: float in {1.0, 2.0}\n  }\n  objective {\n    minimize f(x)\n  }\n}\n";
+    common::write(dir, "main.bma", main);
+    // The import: a diagnostic that names the file and why, exit 1.
+    let run = bma_bounded(dir, &["check", "main.bma"]);
+    assert_eq!(run.code, 1, "{}", run.shown());
+    assert!(run.stderr.contains("cannot read module `lib.bma`"), "{}", run.shown());
+    assert!(run.stderr.contains("not a regular file (a named pipe)"), "{}", run.shown());
+    // The root file and fmt's input: one clear line.
+    let run = bma_bounded(dir, &["check", "lib.bma"]);
+    assert_eq!((run.code, run.stderr.as_str()), (1, "error: lib.bma is not a regular file (a named pipe)\n"));
+    let run = bma_bounded(dir, &["fmt", "lib.bma"]);
+    assert_eq!(run.stderr, "error: lib.bma is not a regular file (a named pipe)\n", "{}", run.shown());
+    assert_ne!(run.code, 0, "{}", run.shown());
+    // The pipe is still a pipe: nothing was written in its place.
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(dir.join("lib.bma")).expect("stat").file_type().is_fifo());
+}
+
+#[test]
+fn resume_on_a_folder_without_a_study_is_refused_and_creates_nothing() {
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    let spec = "experiment p {\n  space {\n    x: float in {1.0, 2.0}\n  }\n  objective {\n    minimize x\n  }\n  search {\n    strategy = grid\n  }\n}\n";
+    common::write(dir, "p.bma", spec);
+    let run = bma_bounded(dir, &["run", "p.bma", "--out", "typo", "--resume", "--progress", "none"]);
+    assert_eq!(run.code, 1, "{}", run.shown());
+    assert!(run.stderr.contains("--resume: typo holds no study"), "{}", run.shown());
+    assert!(!dir.join("typo").exists(), "a folder was created: a new study was started");
+    // The same folder without --resume starts the study; then --resume continues it.
+    let run = bma_bounded(dir, &["run", "p.bma", "--out", "typo", "--progress", "none"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    assert_eq!(common::results(&dir.join("typo"))["trials"].as_array().map(Vec::len), Some(2));
+    let run = bma_bounded(dir, &["run", "p.bma", "--out", "typo", "--resume", "--progress", "none"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    assert!(!run.stderr.contains("holds no study"), "{}", run.shown());
+}
+
+#[test]
+fn a_space_too_large_to_count_gets_a_true_lower_bound_instead_of_a_panic() {
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    // 100 structural parameters of 3 values: 3^100 (about 5e47) points, beyond u128 (the
+    // grid's product overflowed and panicked).
+    let params: String = (0..100).map(|i| format!("    p{i}: int in {{1, 2, 3}}\n")).collect();
+    let sum: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    let spec = format!(
+        "experiment big {{\n  data = iris()\n  space {{\n{params}  }}\n  model {{\n    dense({})\n    dense(data.classes)\n  }}\n  objective {{ maximize accuracy }}\n}}\n",
+        sum.join(" + ")
+    );
+    common::write(dir, "big.bma", &spec);
+    let run = bma_bounded(dir, &["check", "big.bma"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    // log10(3^100) = 47.7: "at least 10^47" is true; the walk's own count (some 10^5) was not.
+    assert!(run.stderr.contains(" of at least 10^47 structural points"), "{}", run.shown());
+    let run = bma_bounded(dir, &["space", "big.bma"]);
+    assert_eq!(run.code, 0, "{}", run.shown());
+    assert!(run.stdout.contains("size      at least 10^38 points"), "{}", run.shown());
 }

@@ -259,3 +259,67 @@ fn an_empty_file_stays_empty() {
     assert_eq!(format(&Source::new("empty", "")).ok().as_deref(), Some(""));
     assert_eq!(format(&Source::new("comment", "// only\n\n\n")).ok().as_deref(), Some("// only\n"));
 }
+
+/// A messy file and the layout `bma fmt` gives it.
+fn messy_and_formatted() -> (&'static str, String) {
+    let messy = "experiment t {\n space { x: float in 0.0..1.0 } // why\n objective { minimize x }\n}\n";
+    let formatted = format(&Source::new("t", messy)).expect("formats");
+    assert_ne!(messy, formatted);
+    (messy, formatted)
+}
+
+/// `bma fmt FILE` in `dir`; asserts it succeeded.
+fn fmt_in(dir: &Path, file: &str) {
+    let out = common::bma().arg("fmt").arg(file).current_dir(dir).output().expect("bma runs");
+    assert!(out.status.success(), "bma fmt {file}: {}", common::stderr(&out));
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the folder")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn fmt_writes_through_a_symlink_to_its_target_and_keeps_the_link() {
+    let (messy, formatted) = messy_and_formatted();
+    let tmp = common::temp_dir();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("real")).expect("mkdir");
+    common::write(&dir.join("real"), "t.bma", messy);
+    // A chain: link.bma -> via.bma -> real/t.bma (relative links).
+    std::os::unix::fs::symlink("real/t.bma", dir.join("via.bma")).expect("symlink");
+    std::os::unix::fs::symlink("via.bma", dir.join("link.bma")).expect("symlink");
+    fmt_in(dir, "link.bma");
+    for link in ["link.bma", "via.bma"] {
+        let meta = std::fs::symlink_metadata(dir.join(link)).expect("stat");
+        assert!(meta.file_type().is_symlink(), "{link} was replaced by a regular file");
+    }
+    assert_eq!(std::fs::read_link(dir.join("link.bma")).expect("readlink"), Path::new("via.bma"));
+    assert_eq!(std::fs::read_to_string(dir.join("real/t.bma")).expect("read"), formatted);
+    // No temporary file left in either folder.
+    assert_eq!(names(dir), ["link.bma", "real", "via.bma"]);
+    assert_eq!(names(&dir.join("real")), ["t.bma"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn fmt_keeps_hard_links_together() {
+    use std::os::unix::fs::MetadataExt;
+    let (messy, formatted) = messy_and_formatted();
+    let tmp = common::temp_dir();
+    let dir = tmp.path();
+    common::write(dir, "a.bma", messy);
+    std::fs::hard_link(dir.join("a.bma"), dir.join("b.bma")).expect("hard link");
+    fmt_in(dir, "a.bma");
+    let (a, b) =
+        (std::fs::metadata(dir.join("a.bma")).expect("stat"), std::fs::metadata(dir.join("b.bma")).expect("stat"));
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "the hard links were split");
+    assert_eq!(std::fs::read_to_string(dir.join("b.bma")).expect("read"), formatted);
+    assert_eq!(names(dir), ["a.bma", "b.bma"]);
+}

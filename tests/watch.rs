@@ -367,3 +367,63 @@ fn watch_takes_the_run_flags_out_set_seed_and_trials() {
     let got = w.until("cycle 1: done");
     assert!(got.iter().any(|l| l.starts_with("cycle 1 e: error: `depth` is not a parameter of `e`")), "{got:?}");
 }
+
+#[test]
+fn an_imported_folder_moved_away_and_back_is_watched_again() {
+    let (dir, file) = temp("m.bma");
+    let lib = dir.path().join("lib");
+    std::fs::create_dir(&lib).expect("mkdir");
+    std::fs::write(lib.join("fns.bma"), "fn f(x: float) -> float = x * x\n").expect("write");
+    let main = "use lib::fns::{f}\nexperiment p {\n  space {\n    x: float in {1.0, 2.0}\n  }\n  objective {\n    minimize f(x)\n  }\n  search {\n    strategy = grid\n    trials = 10\n  }\n}\n";
+    std::fs::write(&file, main).expect("write");
+    let mut w = Watch::start(&file);
+    w.until("cycle 1: done");
+    // Away: the import is gone, and the check says so.
+    std::fs::rename(&lib, dir.path().join("lib.bak")).expect("mv lib lib.bak");
+    let away = w.until("check: ");
+    assert!(away.last().is_some_and(|l| l.contains(" error")), "{away:?}");
+    // Back: seen, checked clean and run again.
+    std::fs::rename(dir.path().join("lib.bak"), &lib).expect("mv lib.bak lib");
+    let back = w.until("cycle 2: done");
+    assert!(back.iter().any(|l| l.starts_with("check: ok")), "{back:?}");
+    // And an edit inside it afterwards is seen too.
+    std::fs::write(lib.join("fns.bma"), "fn f(x: float) -> float = x * x + 1.0\n").expect("write");
+    let edited = w.until("cycle 3: done");
+    assert!(edited.iter().any(|l| l.starts_with("cycle 3 p best: x=1") && l.ends_with("[2.0]")), "{edited:?}");
+    assert_eq!(results(dir.path(), "p")["best"]["values"]["f(x)"], 2.0);
+}
+
+#[test]
+fn ctrl_c_ends_the_watched_study_like_run_and_writes_its_results() {
+    let (dir, file) = temp("c.bma");
+    std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
+    let mut w = Watch::start(&file);
+    w.until("cycle 1: done");
+    // A version that trains for a long time; Ctrl-C while it trains.
+    std::fs::write(&file, spec("{4, 8}", 100_000, 256, "maximize accuracy")).expect("write");
+    w.until("trial e ");
+    let sent = std::process::Command::new("kill").args(["-INT", &w.child.id().to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let got = w.until("cycle 2: interrupted");
+    assert!(got.iter().any(|l| l == "cycle 2 e: results in runs/e"), "{got:?}");
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = w.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "watch did not exit after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130), "exit 130 like bma run");
+    // The study ended, nothing left running, and this cycle's results were written.
+    let db = store(dir.path(), "e");
+    let summary = {
+        use bma::store::Store as _;
+        db.studies().expect("studies").into_iter().find(|s| s.name == "e").expect("the study")
+    };
+    assert_eq!(summary.state.as_str(), "interrupted");
+    let (_, trials) = study(&db, "e");
+    assert!(trials.iter().all(|t| t.state != bma::search::TrialState::Running), "{trials:?}");
+    let r = results(dir.path(), "e");
+    assert_eq!((r["state"].as_str(), r["watch"]["cycle"].as_u64()), (Some("interrupted"), Some(2)), "{r}");
+}

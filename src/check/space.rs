@@ -189,12 +189,59 @@ pub fn count_grid(program: &Program, exp: &Experiment, data: Option<&DataInfo>) 
             exp.space
                 .free()
                 .filter_map(|p| if let ParamKind::Free(d) = &p.kind { d.cardinality() } else { None })
-                .product(),
+                // Saturating: 2,000 parameters of 3 values overflowed (a panic in a debug build).
+                .fold(1u128, u128::saturating_mul),
         );
     }
     let all: BTreeSet<String> = exp.space.params.iter().map(|p| p.name.clone()).collect();
     let (_, total, _) = structural_points(program, exp, &all, data, 0);
     Some(total)
+}
+
+/// The number of structural points when a walk was cut short (`exact` false): the larger of
+/// the points walked and the product of the value counts of the structural parameters that
+/// exist at every point (each combination of their values is another point), so the count
+/// is a true lower bound; exact when every structural parameter is such a parameter and the
+/// product fits. Gives the count (saturated at `u128::MAX`), whether it is exact, and the
+/// bound's log10 (for a count beyond `u128`: 2,000 parameters of 3 values have 3^2000).
+fn lower_bound(exp: &Experiment, names: &BTreeSet<String>, walked: u128, exact: bool) -> (u128, bool, f64) {
+    if exact {
+        return (walked, true, 0.0);
+    }
+    let (mut product, mut log10, mut unconditional) = (Some(1u128), 0.0f64, true);
+    for p in exp.space.params.iter().filter(|p| names.contains(&p.name)) {
+        match &p.kind {
+            ParamKind::Free(d) if p.guard.is_empty() => match d.cardinality() {
+                Some(n) => {
+                    product = product.and_then(|m| m.checked_mul(n));
+                    log10 += (n.max(1) as f64).log10();
+                }
+                None => unconditional = false,
+            },
+            ParamKind::Free(_) => unconditional = false,
+            ParamKind::Const(_) | ParamKind::Derived(_) => {}
+        }
+    }
+    match product {
+        Some(n) if unconditional => (n, true, 0.0),
+        Some(n) => (n.max(walked), false, 0.0),
+        None => (u128::MAX, false, log10),
+    }
+}
+
+/// A count of points for a message: exact, or "at least N" (a lower bound), written
+/// "at least 10^K" beyond what `u128` holds (`log10`: the bound's, when known).
+pub(super) fn count_text(n: u128, exact: bool, log10: f64) -> String {
+    if exact && n < u128::MAX {
+        n.to_string()
+    } else if n == u128::MAX {
+        // Floored just below, so that rounding never overstates the bound.
+        // `u128::MAX` is 3.4e38: at least 10^38 when no larger bound is known.
+        let k = if log10 > 38.0 { (log10 - 1e-9).floor() } else { 38.0 };
+        format!("at least 10^{}", k as u64)
+    } else {
+        format!("at least {n}")
+    }
 }
 
 /// The names that decide the model's structure: those it reads, through `let`s and `when`s.
@@ -286,6 +333,7 @@ pub(super) fn check_space(
     let (Some(model), Some(data), true) = (&exp.model, data, clean) else { return info };
     let names = structural_names(exp);
     let (enumerated, total, exact) = structural_points(program, exp, &names, Some(data), MAX_POINTS);
+    let (total, exact, log10) = lower_bound(exp, &names, total, exact);
     info.structural_total = total;
     info.structural_exact = exact;
     // The corners first (when the points are too many to check them all, they are what a
@@ -404,11 +452,7 @@ pub(super) fn check_space(
         let span = exp.sections.get("model").copied().unwrap_or(exp.name_span);
         diags.push(Diagnostic::note(
             Code::ShapeError,
-            format!(
-                "checked the shapes of {} of {}{total} structural points",
-                info.checked,
-                if exact { "" } else { "more than " }
-            ),
+            format!("checked the shapes of {} of {} structural points", info.checked, count_text(total, exact, log10)),
             span,
             "the rest are checked when they are sampled",
         ));
@@ -472,11 +516,15 @@ fn grid_limit(exp: &Experiment, info: &SpaceInfo, diags: &mut Vec<Diagnostic>) {
         Some(n) if n > limit as u128 => diags.push(
             Diagnostic::error(
                 Code::GridTooLarge,
-                format!("the grid has {n} points, more than its limit of {limit}"),
+                format!("the grid has {} points, more than its limit of {limit}", count_text(n, true, 0.0)),
                 strategy.value.span,
-                format!("{n} points"),
+                format!("{} points", count_text(n, true, 0.0)),
             )
-            .with_help(format!("raise it with `grid(limit: {n})`, coarsen the steps, or use `random` or `tpe`")),
+            .with_help(if n < u128::MAX {
+                format!("raise it with `grid(limit: {n})`, coarsen the steps, or use `random` or `tpe`")
+            } else {
+                "coarsen the steps, or use `random` or `tpe`".to_string()
+            }),
         ),
         Some(_) => {}
     }

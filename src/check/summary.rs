@@ -35,7 +35,7 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
     }
     if let Some(info) = info {
         let grid = match info.space.grid_size {
-            Some(n) => format!("{n} points"),
+            Some(n) => format!("{} points", super::space::count_text(n, true, 0.0)),
             None => "continuous".to_string(),
         };
         let _ = writeln!(s, "  size      {grid}");

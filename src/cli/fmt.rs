@@ -1,9 +1,12 @@
 //! `bma fmt [--check] FILE...`: rewrites files in the canonical layout of
 //! [`bma::fmt`], or with `--check` lists those that would change.
 //!
-//! A file is only ever replaced whole (a temporary file renamed over it), and only
-//! when the output parses to the same tree and keeps every comment: a formatter
-//! bug fails loudly instead of corrupting a file.
+//! A file is only ever rewritten when the output parses to the same tree and keeps
+//! every comment: a formatter bug fails loudly instead of corrupting a file. Links
+//! are written through: a symlink's final target is formatted (the link stays a
+//! link), and a file with several hard links is rewritten in place so every name
+//! sees the new text; any other file is replaced whole (a temporary file renamed
+//! over it).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -109,7 +112,7 @@ fn fmt_file(path: &Path, check: bool) -> Result<Outcome, Failure> {
     verify(&source.text, &formatted)
         .map_err(|why| Failure::Internal(format!("{}: formatting would {why}; file left as is", path.display())))?;
     if !check {
-        write_atomically(path, &formatted)
+        write_through(path, &formatted)
             .map_err(|e| Failure::Internal(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(Outcome::Changed)
@@ -127,6 +130,37 @@ fn verify(before: &str, after: &str) -> Result<(), &'static str> {
         return Err("lose or reorder a comment");
     }
     Ok(())
+}
+
+/// Writes `text` to the file `path` names, through links: a symlink is resolved to its
+/// final target, which is written in its own folder, so the link stays a link and the
+/// file it points to is the one formatted. A target with several hard links is written
+/// in place: renaming a new file over one name would give that name a new inode and
+/// leave every other name with the old text (the links split). Writing in place keeps
+/// the one inode every name shares, at the cost of atomicity (a crash mid-write leaves
+/// a partial file); the text was verified before, so only a crash can cut it. Any
+/// other file is replaced atomically.
+fn write_through(path: &Path, text: &str) -> std::io::Result<()> {
+    let target = std::fs::canonicalize(path)?;
+    if hard_links(&target)? > 1 {
+        let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&target)?;
+        file.write_all(text.as_bytes())?;
+        return file.sync_all();
+    }
+    write_atomically(&target, text)
+}
+
+/// How many names the file at `path` has.
+#[cfg(unix)]
+fn hard_links(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path)?.nlink())
+}
+
+/// How many names the file at `path` has (only counted on Unix).
+#[cfg(not(unix))]
+fn hard_links(_path: &Path) -> std::io::Result<u64> {
+    Ok(1)
 }
 
 /// Writes `text` to a temporary file beside `path`, then renames it over `path`.

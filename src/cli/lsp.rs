@@ -3,18 +3,30 @@
 //! Diagnostics as you type (the same `compile` as `bma check`), hover, go to
 //! definition (into the stdlib too, written out to a cache folder), completion,
 //! formatting (`bma fmt`'s layout).
-//! Messages and the connection come from `lsp-server`, plain JSON inside. The stdio framing is
-//! our own: lsp-server's allocates whatever `Content-Length` a header declares before reading,
-//! so one corrupt header aborted the process; here a message is at most [`MAX_MESSAGE`] bytes
-//! and a framing error ends the server with the reason.
+//!
+//! JSON-RPC over stdio, framed and dispatched here (plain `serde_json` values). A bad
+//! message never ends the server: it gets its JSON-RPC error and the server reads on:
+//! -32700 for a body that is not JSON; -32600 for JSON that is not a message (an array,
+//! an object with neither `method` nor `result`/`error`), a message without
+//! `Content-Length` or one over [`MAX_MESSAGE`] bytes (its body is skipped unread);
+//! -32601 for an unknown method; -32002 for a request before `initialize`; -32600 for one
+//! after `shutdown`. Only a broken stream ends it, with the reason and exit 2: the end
+//! of the input inside a message, or a header line that is not `Name: value` (framing
+//! is then lost). The end of the input between messages ends it quietly (exit 0), as
+//! does `exit` after `shutdown` (`exit` without `shutdown`: exit 1, as LSP says).
+//!
+//! Documents are compiled off the request thread, by one worker thread that always
+//! takes a document's latest text: a text replaced while it compiled is dropped, not
+//! published. Hover, definition and completion answer from a document's last completed
+//! compilation (none yet: `null`), so a slow compilation (a spec with thousands of
+//! parameters) never holds up a request; formatting reads the latest text.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::thread;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use lsp_server::{Connection, Message, Notification, Request, Response};
 use serde_json::{Value, json};
 
 use bma::diagnostic::{Diagnostic, Severity};
@@ -24,18 +36,37 @@ use bma::source::{FileId, Source, Span};
 /// The largest message the server reads (a whole document is sent on every change).
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// Reads one message's body: the headers up to the empty line, then `Content-Length` bytes.
-/// `None` at the end of the input.
-fn read_frame(input: &mut impl BufRead) -> Result<Option<Vec<u8>>, String> {
+/// JSON-RPC error codes.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+const SERVER_NOT_INITIALIZED: i64 = -32002;
+
+/// One frame read from the input.
+enum Frame {
+    /// A message's body.
+    Body(Vec<u8>),
+    /// A frame whose body cannot be read (no `Content-Length`, or too large; the body
+    /// skipped): the error's message.
+    Invalid(String),
+    /// The end of the input, between messages.
+    End,
+}
+
+/// Reads one frame: the headers up to the empty line, then `Content-Length` bytes. `Err`
+/// when the stream is broken (framing is lost).
+fn read_frame(input: &mut impl BufRead) -> Result<Frame, String> {
     let mut size = None;
     let mut line = String::new();
+    let mut first = true;
     loop {
         line.clear();
         // A header is a short line; more than this without a line end is not one.
         let n = input.by_ref().take(4096).read_line(&mut line).map_err(|e| format!("reading a header: {e}"))?;
         if n == 0 {
-            return Ok(None);
+            return if first { Ok(Frame::End) } else { Err("the input ended inside a message's headers".into()) };
         }
+        first = false;
         let Some(header) = line.strip_suffix("\r\n") else {
             return Err(format!("malformed header {line:?}"));
         };
@@ -48,122 +79,292 @@ fn read_frame(input: &mut impl BufRead) -> Result<Option<Vec<u8>>, String> {
         if name.trim().eq_ignore_ascii_case("Content-Length") {
             let n: usize =
                 value.trim().parse().map_err(|_| format!("Content-Length {:?} is not a size", value.trim()))?;
-            if n > MAX_MESSAGE {
-                return Err(format!("a message of {n} bytes; at most {MAX_MESSAGE} are read"));
-            }
             size = Some(n);
         }
     }
-    let size = size.ok_or("a message without Content-Length")?;
+    let Some(size) = size else { return Ok(Frame::Invalid("a message without Content-Length".into())) };
+    if size > MAX_MESSAGE {
+        // Skipped without holding it: the next message starts after it.
+        let skipped = std::io::copy(&mut input.by_ref().take(size as u64), &mut std::io::sink())
+            .map_err(|e| format!("skipping a message of {size} bytes: {e}"))?;
+        if skipped < size as u64 {
+            return Err(format!("skipping a message of {size} bytes: the input ended after {skipped}"));
+        }
+        return Ok(Frame::Invalid(format!("a message of {size} bytes; at most {MAX_MESSAGE} are read")));
+    }
     let mut body = vec![0; size];
     input.read_exact(&mut body).map_err(|e| format!("reading a message of {size} bytes: {e}"))?;
-    Ok(Some(body))
+    Ok(Frame::Body(body))
 }
 
-/// A connection over stdin and stdout, with a reader and a writer thread; the reader ends with
-/// the input, at `exit`, or with the reason the input could not be read.
-type Io = (thread::JoinHandle<Result<(), String>>, thread::JoinHandle<Result<(), String>>);
+/// Where messages go: shared by the request thread and the compile worker.
+type Output = Arc<Mutex<dyn Write + Send>>;
 
-fn stdio() -> (Connection, Io) {
-    let (server, client) = Connection::memory();
-    let Connection { sender: to_server, receiver: from_server } = client;
-    let reader = thread::spawn(move || {
-        let stdin = std::io::stdin();
-        let mut input = stdin.lock();
-        while let Some(body) = read_frame(&mut input)? {
-            let msg: Message = serde_json::from_slice(&body).map_err(|e| format!("malformed message: {e}"))?;
-            let exit = matches!(&msg, Message::Notification(n) if n.method == "exit");
-            if to_server.send(msg).is_err() || exit {
-                break;
+/// Writes one message to `out`, framed, whole.
+fn write_message(out: &Mutex<dyn Write + Send>, message: &Value) -> Result<(), String> {
+    let body = message.to_string();
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    write!(out, "Content-Length: {}\r\n\r\n{body}", body.len())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("writing a message: {e}"))
+}
+
+fn publish(out: &Mutex<dyn Write + Send>, uri: &str, diagnostics: Vec<Value>) -> Result<(), String> {
+    let params = json!({ "uri": uri, "diagnostics": diagnostics });
+    write_message(out, &json!({ "jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": params }))
+}
+
+/// What the compile worker shares with the request thread.
+#[derive(Default)]
+struct Jobs {
+    /// Texts waiting to be compiled: the newest of each document, with its generation.
+    pending: HashMap<String, (u64, String)>,
+    /// The generation of each open document's latest text.
+    latest: HashMap<String, u64>,
+    /// Each open document's last completed compilation.
+    done: HashMap<String, Arc<bma::Compiled>>,
+    next: u64,
+    stop: bool,
+}
+
+/// The compile worker: compiles the latest text of each document off the request thread
+/// and publishes its diagnostics; a compilation whose text was replaced meanwhile is dropped.
+struct Compiler {
+    shared: Arc<(Mutex<Jobs>, Condvar)>,
+}
+
+impl Compiler {
+    fn start(out: Output) -> Result<Compiler, String> {
+        let shared = Arc::new((Mutex::new(Jobs::default()), Condvar::new()));
+        let worker = shared.clone();
+        // Compiling walks the file's expressions: a trial thread's stack, as `bma watch` gives it.
+        std::thread::Builder::new()
+            .name("compile".into())
+            .stack_size(bma::search::study::TRIAL_STACK)
+            .spawn(move || compile_loop(&worker, &out))
+            .map_err(|e| format!("cannot start the compile thread: {e}"))?;
+        Ok(Compiler { shared })
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, Jobs> {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `text` as the latest of `uri`, replacing any text still waiting.
+    fn submit(&self, uri: &str, text: &str) {
+        let mut jobs = self.jobs();
+        jobs.next += 1;
+        let generation = jobs.next;
+        jobs.latest.insert(uri.to_string(), generation);
+        jobs.pending.insert(uri.to_string(), (generation, text.to_string()));
+        self.shared.1.notify_one();
+    }
+
+    /// Forgets `uri`: a compilation of it still running is dropped.
+    fn close(&self, uri: &str) {
+        let mut jobs = self.jobs();
+        jobs.latest.remove(uri);
+        jobs.pending.remove(uri);
+        jobs.done.remove(uri);
+    }
+
+    /// The last completed compilation of `uri`.
+    fn last(&self, uri: &str) -> Option<Arc<bma::Compiled>> {
+        self.jobs().done.get(uri).cloned()
+    }
+}
+
+impl Drop for Compiler {
+    fn drop(&mut self) {
+        self.jobs().stop = true;
+        self.shared.1.notify_one();
+    }
+}
+
+fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) {
+    let lock = || shared.0.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let (uri, generation, text) = {
+            let mut jobs = lock();
+            loop {
+                if jobs.stop {
+                    return;
+                }
+                if let Some(uri) = jobs.pending.keys().next().cloned()
+                    && let Some((generation, text)) = jobs.pending.remove(&uri)
+                {
+                    break (uri, generation, text);
+                }
+                jobs = shared.1.wait(jobs).unwrap_or_else(|p| p.into_inner());
             }
+        };
+        let compiled = compile(&uri, &text);
+        let mut jobs = lock();
+        if jobs.latest.get(&uri) != Some(&generation) {
+            continue; // stale: a newer text is queued, or the document was closed
         }
-        Ok(())
-    });
-    let writer = thread::spawn(move || {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        for msg in from_server {
-            msg.write(&mut out).map_err(|e| format!("writing a message: {e}"))?;
+        let diagnostics = compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.primary.span.file == FileId(0))
+            .map(|d| to_lsp(&compiled, d, &uri))
+            .collect();
+        jobs.done.insert(uri.clone(), Arc::new(compiled));
+        // Published under the lock: a close that follows is published after this.
+        let _ = publish(out, &uri, diagnostics);
+    }
+}
+
+fn error_response(id: Value, code: i64, message: impl Into<String>) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message.into() } })
+}
+
+fn ok_response(id: Value, result: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+}
+
+/// A message, sorted by what it is.
+enum Incoming {
+    Request { id: Value, method: String, params: Value },
+    Notification { method: String, params: Value },
+    Response,
+}
+
+/// Sorts a parsed body; `Err` is the error response it gets.
+fn classify(value: Value) -> Result<Incoming, Value> {
+    let Value::Object(mut map) = value else {
+        return Err(error_response(Value::Null, INVALID_REQUEST, "a message is a JSON object"));
+    };
+    let id = map.remove("id");
+    let params = map.remove("params").unwrap_or(Value::Null);
+    match (map.remove("method"), id) {
+        (Some(Value::String(method)), Some(id)) if id.is_number() || id.is_string() => {
+            Ok(Incoming::Request { id, method, params })
         }
-        Ok(())
-    });
-    (server, (reader, writer))
+        (Some(Value::String(method)), None) => Ok(Incoming::Notification { method, params }),
+        (None, Some(_)) if map.contains_key("result") || map.contains_key("error") => Ok(Incoming::Response),
+        (_, id) => Err(error_response(
+            id.filter(|i| i.is_number() || i.is_string()).unwrap_or(Value::Null),
+            INVALID_REQUEST,
+            "not a request, a notification or a response",
+        )),
+    }
 }
 
 pub fn lsp() -> ExitCode {
-    let (connection, (reader, writer)) = stdio();
-    let capabilities = json!({
+    let stdin = std::io::stdin();
+    let out: Output = Arc::new(Mutex::new(std::io::stdout()));
+    match serve(&mut stdin.lock(), out) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => super::fail(format!("language server: {e}"), super::INTERNAL),
+    }
+}
+
+fn capabilities() -> Value {
+    json!({
         "textDocumentSync": 1,
         "hoverProvider": true,
         "definitionProvider": true,
         "documentFormattingProvider": true,
         "completionProvider": { "triggerCharacters": ["."] },
-    });
-    let result = connection.initialize(capabilities).map_err(|e| e.to_string()).and_then(|_| serve(&connection));
-    drop(connection);
-    let joined =
-        |h: thread::JoinHandle<Result<(), String>>| h.join().unwrap_or_else(|_| Err("a thread panicked".into()));
-    // The reader's reason first: a bad input also disconnects the server.
-    match joined(reader).and(result).and(joined(writer)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => super::fail(format!("language server: {e}"), super::INTERNAL),
-    }
+    })
+}
+
+/// Where the session is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Uninitialized,
+    Serving,
+    ShutDown,
 }
 
 struct State {
+    /// Each open document's latest text.
     docs: HashMap<String, String>,
+    compiler: Compiler,
 }
 
-fn serve(conn: &Connection) -> Result<(), String> {
-    let mut state = State { docs: HashMap::new() };
-    for msg in &conn.receiver {
-        match msg {
-            Message::Request(req) => {
-                if conn.handle_shutdown(&req).map_err(|e| e.to_string())? {
-                    return Ok(());
-                }
-                let resp = handle_request(&state, &req);
-                conn.sender.send(Message::Response(resp)).map_err(|e| e.to_string())?;
+/// Serves messages from `input` until `exit` or the end of the input; gives the exit code.
+fn serve(input: &mut impl BufRead, output: Output) -> Result<u8, String> {
+    let out = &*output;
+    let mut state = State { docs: HashMap::new(), compiler: Compiler::start(output.clone())? };
+    let mut phase = Phase::Uninitialized;
+    loop {
+        let body = match read_frame(input)? {
+            Frame::End => return Ok(0),
+            Frame::Invalid(why) => {
+                write_message(out, &error_response(Value::Null, INVALID_REQUEST, why))?;
+                continue;
             }
-            Message::Notification(n) => {
-                if let Some((uri, diags)) = handle_notification(&mut state, &n) {
-                    let params = json!({ "uri": uri, "diagnostics": diags });
-                    let note = Notification::new("textDocument/publishDiagnostics".into(), params);
-                    conn.sender.send(Message::Notification(note)).map_err(|e| e.to_string())?;
+            Frame::Body(body) => body,
+        };
+        let value: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                write_message(out, &error_response(Value::Null, PARSE_ERROR, format!("malformed message: {e}")))?;
+                continue;
+            }
+        };
+        match classify(value) {
+            Err(response) => write_message(out, &response)?,
+            Ok(Incoming::Response) => {}
+            Ok(Incoming::Request { id, method, params }) => {
+                let response = match (phase, method.as_str()) {
+                    (Phase::Uninitialized, "initialize") => {
+                        phase = Phase::Serving;
+                        ok_response(id, json!({ "capabilities": capabilities() }))
+                    }
+                    (Phase::Uninitialized, _) => {
+                        error_response(id, SERVER_NOT_INITIALIZED, "the server is not initialized yet")
+                    }
+                    (Phase::ShutDown, _) => error_response(id, INVALID_REQUEST, "the server is shut down"),
+                    (Phase::Serving, "initialize") => error_response(id, INVALID_REQUEST, "already initialized"),
+                    (Phase::Serving, "shutdown") => {
+                        phase = Phase::ShutDown;
+                        ok_response(id, Value::Null)
+                    }
+                    (Phase::Serving, _) => match handle_request(&state, &method, &params) {
+                        Ok(result) => ok_response(id, result),
+                        Err((code, message)) => error_response(id, code, message),
+                    },
+                };
+                write_message(out, &response)?;
+            }
+            Ok(Incoming::Notification { method, params }) => {
+                if method == "exit" {
+                    return Ok(if phase == Phase::ShutDown { 0 } else { 1 });
+                }
+                if phase != Phase::Serving {
+                    continue;
+                }
+                if let Some(closed) = handle_notification(&mut state, &method, &params) {
+                    publish(out, &closed, Vec::new())?;
                 }
             }
-            Message::Response(_) => {}
         }
     }
-    Ok(())
 }
 
-fn handle_notification(state: &mut State, n: &Notification) -> Option<(String, Vec<Value>)> {
-    let uri = n.params.pointer("/textDocument/uri")?.as_str()?.to_string();
-    match n.method.as_str() {
-        "textDocument/didOpen" => {
-            let text = n.params.pointer("/textDocument/text")?.as_str()?.to_string();
-            state.docs.insert(uri.clone(), text);
-        }
+/// Records a document's new text and queues it for compilation; gives the uri of a
+/// closed document (whose diagnostics are cleared).
+fn handle_notification(state: &mut State, method: &str, params: &Value) -> Option<String> {
+    let uri = params.pointer("/textDocument/uri")?.as_str()?.to_string();
+    let text = match method {
+        "textDocument/didOpen" => params.pointer("/textDocument/text")?.as_str()?.to_string(),
         "textDocument/didChange" => {
-            let changes = n.params.get("contentChanges")?.as_array()?;
-            let text = changes.last()?.get("text")?.as_str()?.to_string();
-            state.docs.insert(uri.clone(), text);
+            let changes = params.get("contentChanges")?.as_array()?;
+            changes.last()?.get("text")?.as_str()?.to_string()
         }
         "textDocument/didClose" => {
             state.docs.remove(&uri);
-            return Some((uri, Vec::new()));
+            state.compiler.close(&uri);
+            return Some(uri);
         }
         _ => return None,
-    }
-    let compiled = compile(&uri, state.docs.get(&uri)?);
-    let diags = compiled
-        .diagnostics
-        .iter()
-        .filter(|d| d.primary.span.file == FileId(0))
-        .map(|d| to_lsp(&compiled, d, &uri))
-        .collect();
-    Some((uri, diags))
+    };
+    state.compiler.submit(&uri, &text);
+    state.docs.insert(uri, text);
+    None
 }
 
 fn compile(uri: &str, text: &str) -> bma::Compiled {
@@ -255,19 +456,28 @@ fn span_uri(c: &bma::Compiled, span: Span, root_uri: &str) -> Option<String> {
     }
 }
 
-fn handle_request(state: &State, req: &Request) -> Response {
-    let uri = req.params.pointer("/textDocument/uri").and_then(Value::as_str).unwrap_or_default().to_string();
-    let Some(text) = state.docs.get(&uri) else {
-        return Response::new_ok(req.id.clone(), Value::Null);
-    };
-    let line = req.params.pointer("/position/line").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let character = req.params.pointer("/position/character").and_then(Value::as_u64).unwrap_or(0) as usize;
-    if req.method == "textDocument/formatting" {
-        return Response::new_ok(req.id.clone(), formatting(text));
+/// The methods [`handle_request`] answers.
+const METHODS: [&str; 4] =
+    ["textDocument/hover", "textDocument/definition", "textDocument/completion", "textDocument/formatting"];
+
+/// A request's result, or its error code and message.
+fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, (i64, String)> {
+    if !METHODS.contains(&method) {
+        return Err((METHOD_NOT_FOUND, format!("method not supported: {method}")));
     }
-    let at = offset(text, line, character);
-    let c = compile(&uri, text);
-    let result = match req.method.as_str() {
+    let uri = params.pointer("/textDocument/uri").and_then(Value::as_str).unwrap_or_default().to_string();
+    let Some(text) = state.docs.get(&uri) else {
+        return Ok(Value::Null);
+    };
+    let line = params.pointer("/position/line").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let character = params.pointer("/position/character").and_then(Value::as_u64).unwrap_or(0) as usize;
+    if method == "textDocument/formatting" {
+        return Ok(formatting(text));
+    }
+    // The last completed compilation, and positions in the text it compiled.
+    let Some(c) = state.compiler.last(&uri) else { return Ok(Value::Null) };
+    let at = offset(c.sources.get(FileId(0)).map_or(text.as_str(), |s| s.text.as_str()), line, character);
+    Ok(match method {
         "textDocument/hover" => match ide::hover(&c, FileId(0), at) {
             Some((span, md)) => json!({ "contents": { "kind": "markdown", "value": md }, "range": range(&c, span) }),
             None => Value::Null,
@@ -279,7 +489,7 @@ fn handle_request(state: &State, req: &Request) -> Response {
             },
             None => Value::Null,
         },
-        "textDocument/completion" => {
+        _ => {
             let items: Vec<Value> = ide::completions(&c, FileId(0), at)
                 .into_iter()
                 .map(|item| {
@@ -296,9 +506,7 @@ fn handle_request(state: &State, req: &Request) -> Response {
                 .collect();
             json!({ "isIncomplete": false, "items": items })
         }
-        other => return Response::new_err(req.id.clone(), -32601, format!("method not supported: {other}")),
-    };
-    Response::new_ok(req.id.clone(), result)
+    })
 }
 
 /// One edit replacing the whole document with its canonical layout; no edit when

@@ -79,7 +79,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let name = args.study.clone().unwrap_or_else(|| plan.experiment.name.clone());
-    if let Err(e) = study::prepare_out(&plan.out, args.force) {
+    // `--resume` continues the folder's own study; a shared study lives in its store.
+    let local_resume = args.resume && store_url(args.store.as_deref()).is_none();
+    if let Err(e) = study::prepare_out(&plan.out, args.force, local_resume) {
         return fail(e);
     }
     // Held until the process ends: the folder's one owner.

@@ -25,10 +25,16 @@
 //! `cycle 3 exp best: {..} -> [..]`, `cycle 3 exp final: METHOD (K members)`,
 //! `cycle 3 exp: results in DIR`, `cycle 3: done` or `cycle 3: cancelled`.
 //! With `--progress plain`, also `trial exp KEY reused|training|complete|pruned|cancelled|failed`.
+//!
+//! Ctrl-C ends watch as it ends `bma run`: the running cycle stops at the next epoch,
+//! its study is recorded `interrupted` (trials it stopped are recorded failed with the
+//! cancelled error, so a later cycle trains them again), its results files are written
+//! (`cycle N: interrupted`), and watch exits 130. A second Ctrl-C exits at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,7 +45,7 @@ use bma::study::reuse::{KeyReuse, Tally, is_cancelled, open_for_watch};
 use bma::study::{self, Hooks, Note, Plan, outputs};
 use bma::watch::{self, CancelToken, FileWatcher};
 
-use super::study::StudyFlags;
+use super::study::{INTERRUPTED, StudyFlags};
 use super::{Format, INPUT, INTERNAL};
 
 /// How much to say about each trial.
@@ -88,8 +94,17 @@ pub fn watch(args: &WatchArgs) -> ExitCode {
     let debounce = Duration::from_millis(args.debounce_ms);
     let mut running: Option<Running> = None;
     let mut cycle = 0u64;
+    install_ctrlc(watcher.waker());
     println!("watching {}", file.display());
     loop {
+        if CTRL_C.load(Ordering::SeqCst) {
+            // Like `bma run`: the cycle stops, records and writes its results; exit 130.
+            if let Some(r) = running.take() {
+                r.cancel.cancel();
+                let _ = r.handle.join();
+            }
+            return ExitCode::from(INTERRUPTED);
+        }
         let start = Instant::now();
         let compiled = super::compile_path(&file);
         let ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -130,7 +145,27 @@ pub fn watch(args: &WatchArgs) -> ExitCode {
         if watcher.wait(debounce, None).is_none() {
             return super::fail("the file watcher stopped", INTERNAL);
         }
+        // Woken by Ctrl-C rather than a save: the loop's first check ends watch.
+        if CTRL_C.load(Ordering::SeqCst) {
+            continue;
+        }
     }
+}
+
+/// Raised by the first Ctrl-C; read by the main loop and by a cycle that was stopped.
+static CTRL_C: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C once: raise [`CTRL_C`] and wake the main loop, which stops the cycle (it
+/// records and writes its results) and exits 130. Twice: exit at once.
+fn install_ctrlc(waker: watch::Waker) {
+    static PRESSES: AtomicUsize = AtomicUsize::new(0);
+    let _ = ctrlc::set_handler(move || {
+        if PRESSES.fetch_add(1, Ordering::SeqCst) >= 1 {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+        CTRL_C.store(true, Ordering::SeqCst);
+        waker.wake();
+    });
 }
 
 /// Per experiment, the search fingerprint and spec hash of the study the last cycle ran.
@@ -183,7 +218,9 @@ fn spawn_cycle(
                 Err(e) => println!("cycle {n} {}: error: {e}", exp.name),
             }
         }
-        if token.is_cancelled() {
+        if CTRL_C.load(Ordering::SeqCst) {
+            println!("cycle {n}: interrupted");
+        } else if token.is_cancelled() {
             println!("cycle {n}: cancelled");
         } else {
             println!("cycle {n}: done");
@@ -273,7 +310,9 @@ fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory)
         study::run(&plan, &watched.store, watched.study.clone(), &*evaluator, hooks).map_err(|e| e.to_string())?;
 
     let mut done = Done::from(reuse.tally(&ran.history));
-    if ran.ended == Ended::Interrupted {
+    // Stopped by a save: the last good results stay until a cycle completes. Stopped by
+    // Ctrl-C: this is the last cycle, and its results are written as `bma run` writes them.
+    if ran.ended == Ended::Interrupted && !CTRL_C.load(Ordering::SeqCst) {
         return Ok(done);
     }
     let mut extra = serde_json::Map::new();

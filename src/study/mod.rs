@@ -420,10 +420,13 @@ pub struct Opened {
 /// Makes sure the plan's out folder can take a study before anything is opened or
 /// trained: it is created if missing; an existing one must be a folder, writable, and
 /// either empty or a study's (it holds `study.db` or `results.json`), unless `force`
-/// (the user accepts that its files may be replaced). Every refusal is [`Error::Input`]
-/// naming the folder.
-pub fn prepare_out(out: &Path, force: bool) -> Result<(), Error> {
+/// (the user accepts that its files may be replaced); with `resume` it must hold a study
+/// already, and nothing is created. Every refusal is [`Error::Input`] naming the folder.
+pub fn prepare_out(out: &Path, force: bool, resume: bool) -> Result<(), Error> {
     let shown = out.display();
+    if resume {
+        no_study_to_resume(out)?;
+    }
     if out.exists() && !out.is_dir() {
         return Err(Error::Input(format!("the output folder {shown} is a file, not a folder; choose another --out")));
     }
@@ -443,6 +446,18 @@ pub fn prepare_out(out: &Path, force: bool) -> Result<(), Error> {
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
         .map_err(|e| Error::Input(format!("the output folder {shown} is not writable: {e}")))
+}
+
+/// `--resume` on a folder that holds no study: a mistyped folder must not start a new
+/// study silently (nor be created).
+fn no_study_to_resume(out: &Path) -> Result<(), Error> {
+    if out.join("study.db").exists() {
+        return Ok(());
+    }
+    Err(Error::Input(format!(
+        "--resume: {} holds no study (no study.db); check the --out folder, or drop --resume to start a new study",
+        out.display()
+    )))
 }
 
 /// The lock file of an out folder: its owner's worker id ([`store::worker_id`]).
@@ -496,10 +511,14 @@ pub fn out_owned(out: &Path) -> Option<bool> {
 }
 
 /// The embedded store `<out>/study.db` with the plan's study (named `name`) created or,
-/// with `resume`, continued; a folder's study is never reused without `resume`.
+/// with `resume`, continued; a folder's study is never reused without `resume`, and
+/// `resume` on a folder without a `study.db` is an input error (nothing is created).
 pub fn open_local(plan: &Plan<'_>, name: &str, resume: bool) -> Result<Opened, Error> {
     let db = plan.out.join("study.db");
     let existed = db.exists();
+    if resume {
+        no_study_to_resume(&plan.out)?;
+    }
     let sqlite = Sqlite::open(&db).map_err(Error::internal)?;
     let spec = plan.spec(name);
     if existed && !resume {

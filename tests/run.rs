@@ -793,6 +793,15 @@ experiment tiny {
     assert!(e.status.success(), "{}", stderr(&e));
     let valid = res["final"]["final_valid"]["accuracy"].as_f64().unwrap();
     assert!((printed(&String::from_utf8_lossy(&e.stdout), "accuracy") - valid).abs() < 5e-5);
+    // A run folder without its final model (a run stopped before building it): the best
+    // trial is evaluated, and the user is told so, never silently.
+    let moved = out.with_extension("final-aside");
+    std::fs::rename(out.join("final"), &moved).unwrap();
+    let e = bma().arg("eval").arg(&out).output().unwrap();
+    assert!(e.status.success(), "{}", stderr(&e));
+    assert!(stderr(&e).contains("holds no final model"), "{}", stderr(&e));
+    assert!((printed(&String::from_utf8_lossy(&e.stdout), "accuracy") - best).abs() < 5e-5);
+    std::fs::rename(&moved, out.join("final")).unwrap();
 
     // Bad folders are clear errors, never panics.
     let check = |args: &[&std::ffi::OsStr], code: i32, needle: &str| {

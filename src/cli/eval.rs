@@ -60,7 +60,19 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
         }
         d.clone()
     } else {
-        let which = args.model.unwrap_or(if is_final(&d.join("final")) { Which::Final } else { Which::Best });
+        let which = match args.model {
+            Some(which) => which,
+            None if is_final(&d.join("final")) => Which::Final,
+            None => {
+                // Never silently: the run may have been stopped before its final model.
+                eprintln!(
+                    "note: {} holds no final model (its run was interrupted, or built none); \
+                     evaluating its best trial, best/",
+                    d.display()
+                );
+                Which::Best
+            }
+        };
         let (sub, what) = match which {
             Which::Final => ("final", "final.json"),
             Which::Best => ("best", "model.json"),

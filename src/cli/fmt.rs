@@ -31,6 +31,10 @@ pub fn fmt_command(files: &[PathBuf], check: bool) -> ExitCode {
             }
             Ok(Outcome::Changed) => super::OK,
             Err(Failure::Input) => super::INPUT,
+            Err(Failure::User(message)) => {
+                eprintln!("error: {message}");
+                super::INPUT
+            }
             Err(Failure::Internal(message)) => {
                 eprintln!("error: {message}");
                 super::INTERNAL
@@ -92,11 +96,25 @@ enum Outcome {
 enum Failure {
     /// The file does not parse; its diagnostic is printed.
     Input,
+    /// The user's file cannot be read or written (missing, not a regular file, not UTF-8,
+    /// read-only): exit 1, like every input problem.
+    User(String),
     Internal(String),
 }
 
+/// A write that failed for the user's reasons (permissions, a read-only file system) is
+/// theirs to fix; anything else is bma's or the system's.
+fn write_failure(path: &Path, e: std::io::Error) -> Failure {
+    use std::io::ErrorKind::*;
+    let message = format!("cannot write {}: {e}", path.display());
+    match e.kind() {
+        NotFound | PermissionDenied | ReadOnlyFilesystem | IsADirectory | NotADirectory => Failure::User(message),
+        _ => Failure::Internal(message),
+    }
+}
+
 fn fmt_file(path: &Path, check: bool) -> Result<Outcome, Failure> {
-    let source = super::read_source(path).map_err(Failure::Internal)?;
+    let source = super::read_source(path).map_err(Failure::User)?;
     let formatted = match bma::fmt::format(&source) {
         Ok(text) => text,
         Err(d) => {
@@ -112,8 +130,7 @@ fn fmt_file(path: &Path, check: bool) -> Result<Outcome, Failure> {
     verify(&source.text, &formatted)
         .map_err(|why| Failure::Internal(format!("{}: formatting would {why}; file left as is", path.display())))?;
     if !check {
-        write_through(path, &formatted)
-            .map_err(|e| Failure::Internal(format!("cannot write {}: {e}", path.display())))?;
+        write_through(path, &formatted).map_err(|e| write_failure(path, e))?;
     }
     Ok(Outcome::Changed)
 }

@@ -894,3 +894,22 @@ fn points_refused_before_training_are_counted_apart_in_the_summary() {
     assert!(refused[0]["error"].as_str().unwrap().starts_with("infeasible before training: params <= 100 (is 515)"));
     assert_eq!((r["counts"]["infeasible"].as_u64(), r["counts"]["failed"].as_u64()), (Some(1), Some(0)));
 }
+
+#[test]
+fn resuming_a_finished_grid_adds_no_trial_and_reports_nothing_queued() {
+    let spec = "experiment p {\n  space {\n    x: float in {1.0, 2.0}\n  }\n  objective {\n    minimize x\n  }\n  search {\n    strategy = grid\n  }\n}\n";
+    let (_dir, file, out) = setup("grid.bma", spec);
+    for args in [&["--progress", "none"][..], &["--resume", "--progress", "none"][..]] {
+        let o = run_study(&file, &out, args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("2 trials: 2 complete, 0 pruned, 0 failed;"), "{args:?}: {text}");
+        // The number the grid claimed and gave back (it had no point left) is no trial.
+        let trials = results(&out)["trials"].as_array().map(Vec::len);
+        assert_eq!(trials, Some(2), "{args:?}: {}", results(&out));
+    }
+    let r = bma().arg("report").arg(&out).output().expect("bma report");
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(!stderr(&r).contains("queued"), "{}", stderr(&r));
+    assert_eq!(results(&out)["trials"].as_array().map(Vec::len), Some(2));
+}

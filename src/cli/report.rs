@@ -101,7 +101,10 @@ fn report_store(url: &str, args: &ReportArgs) -> Result<(Written, PathBuf), Erro
     }
     std::fs::create_dir_all(&out).map_err(|e| bma::study::io_error("cannot create", &out, e))?;
     let mut written = regenerate(&*store, &study, &out)?;
-    let unfinished = trials.iter().filter(|t| matches!(t.state, TrialState::Running | TrialState::Queued)).count();
+    let unfinished = trials
+        .iter()
+        .filter(|t| !t.is_unproposed() && matches!(t.state, TrialState::Running | TrialState::Queued))
+        .count();
     if unfinished > 0 {
         written.notes.push(format!("{unfinished} trial(s) are still running or queued; the report shows them as such"));
     }
@@ -150,7 +153,11 @@ fn report_dir(dir: &Path, args: &ReportArgs) -> Result<Written, Error> {
     let written = regenerate(&store, &study, dir)?;
     let unfinished = store
         .history(study.id)
-        .map(|h| h.iter().filter(|t| matches!(t.state, TrialState::Running | TrialState::Queued)).count())
+        .map(|h| {
+            h.iter()
+                .filter(|t| !t.is_unproposed() && matches!(t.state, TrialState::Running | TrialState::Queued))
+                .count()
+        })
         .unwrap_or(0);
     let mut written = written;
     if unfinished > 0 {

@@ -566,7 +566,9 @@ impl<'a> TrialLoop<'a> {
         self.store.set_state(id, StudyState::Running).map_err(Self::store_err)?;
         let mut history = History::new(self.objectives.directions(), self.rank.clone());
         for t in self.store.history(id).map_err(Self::store_err)? {
-            history.upsert(t);
+            if !t.is_unproposed() {
+                history.upsert(t);
+            }
         }
         let hooks = Hooks {
             evaluator,
@@ -603,7 +605,7 @@ impl<'a> TrialLoop<'a> {
         // for the caller's table and files; not a number claimed and given back unused
         // (queued with no point: the strategy had nothing to propose).
         for t in self.store.history(id).map_err(Self::store_err)? {
-            if t.state != TrialState::Queued || !t.params.is_empty() {
+            if !t.is_unproposed() {
                 history.upsert(t);
             }
         }

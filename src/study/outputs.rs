@@ -190,7 +190,7 @@ pub fn regenerate(store: &dyn Store, study: &Study, out: &Path) -> Result<Writte
         ))
     })?;
     let mut history = History::new(spec.directions(), super::rank(exp));
-    for t in store.history(study.id).map_err(Error::internal)? {
+    for t in store.history(study.id).map_err(Error::internal)?.into_iter().filter(|t| !t.is_unproposed()) {
         history.upsert(t);
     }
     let mut notes = Vec::new();

@@ -200,6 +200,12 @@ impl Trial {
         self.error = Some(reason);
     }
 
+    /// A number claimed and given back before any point was chosen for it (the strategy
+    /// had nothing to propose): a placeholder in the store, not a trial of the study.
+    pub fn is_unproposed(&self) -> bool {
+        self.state == TrialState::Queued && self.params.is_empty()
+    }
+
     pub fn is_feasible(&self) -> bool {
         self.violations.iter().all(|v| *v <= 0.0)
     }

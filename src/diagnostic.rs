@@ -67,6 +67,9 @@ pub enum Code {
     BadAverage,
     /// A data file that does not exist or cannot be read.
     MissingDataFile,
+    /// A data file whose content cannot be used: a CSV header without rows, a quote
+    /// never closed, a single-class target, an IDX file cut short or with a 0-sized dimension.
+    BadDataFile,
     /// A CSV column that the file does not have.
     UnknownColumn,
     /// A dataset that does not exist: `data = digts()`.
@@ -112,6 +115,7 @@ impl Code {
             Code::UnknownSetting => "unknown_setting",
             Code::BadAverage => "bad_average",
             Code::MissingDataFile => "missing_data_file",
+            Code::BadDataFile => "bad_data_file",
             Code::UnknownColumn => "unknown_column",
             Code::UnknownDataset => "unknown_dataset",
             Code::CyclicDefinition => "cyclic_definition",
@@ -122,7 +126,7 @@ impl Code {
         }
     }
 
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 34] = [
         Code::SyntaxError,
         Code::UnknownName,
         Code::UnknownLayer,
@@ -149,6 +153,7 @@ impl Code {
         Code::UnknownSetting,
         Code::BadAverage,
         Code::MissingDataFile,
+        Code::BadDataFile,
         Code::UnknownColumn,
         Code::UnknownDataset,
         Code::CyclicDefinition,

@@ -67,6 +67,9 @@ pub enum Code {
     BadAverage,
     /// A data file that does not exist or cannot be read.
     MissingDataFile,
+    /// A data file whose content cannot be used: a CSV header without rows, a quote
+    /// never closed, a single-class target, an IDX file cut short or with a 0-sized dimension.
+    BadDataFile,
     /// A CSV column that the file does not have.
     UnknownColumn,
     /// A dataset that does not exist: `data = digts()`.
@@ -112,6 +115,7 @@ impl Code {
             Code::UnknownSetting => "unknown_setting",
             Code::BadAverage => "bad_average",
             Code::MissingDataFile => "missing_data_file",
+            Code::BadDataFile => "bad_data_file",
             Code::UnknownColumn => "unknown_column",
             Code::UnknownDataset => "unknown_dataset",
             Code::CyclicDefinition => "cyclic_definition",
@@ -122,7 +126,7 @@ impl Code {
         }
     }
 
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 34] = [
         Code::SyntaxError,
         Code::UnknownName,
         Code::UnknownLayer,
@@ -149,6 +153,7 @@ impl Code {
         Code::UnknownSetting,
         Code::BadAverage,
         Code::MissingDataFile,
+        Code::BadDataFile,
         Code::UnknownColumn,
         Code::UnknownDataset,
         Code::CyclicDefinition,
@@ -269,6 +274,19 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
+/// `text` with every control character (C0 including line breaks and tabs, DEL, C1) written
+/// as `\u{1b}`, so that text read from a data file (a CSV header, a value, a path) never
+/// reaches a terminal as an escape sequence or breaks a one-line message. Applied to every
+/// diagnostic when it is rendered ([`render`], [`to_json`]), and to data errors.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect(),
+    )
+}
+
 // ---------------------------------------------------------------- rendering
 
 /// How to draw diagnostics as text.
@@ -320,7 +338,7 @@ pub struct JsonLabel {
 pub fn to_json(diagnostic: &Diagnostic, sources: &Sources) -> JsonDiagnostic {
     let label = |l: &Label, primary: bool| {
         let (file, (line, column), (end_line, end_column)) = locate(sources, l.span);
-        JsonLabel { file, line, column, end_line, end_column, text: l.text.clone(), primary }
+        JsonLabel { file, line, column, end_line, end_column, text: escape(&l.text).into_owned(), primary }
     };
     let primary = label(&diagnostic.primary, true);
     let mut labels = vec![];
@@ -330,14 +348,14 @@ pub fn to_json(diagnostic: &Diagnostic, sources: &Sources) -> JsonDiagnostic {
     JsonDiagnostic {
         code: diagnostic.code.as_str().to_string(),
         severity: diagnostic.severity,
-        message: diagnostic.message.clone(),
+        message: escape(&diagnostic.message).into_owned(),
         file: primary.file.clone(),
         line: primary.line,
         column: primary.column,
         end_line: primary.end_line,
         end_column: primary.end_column,
         labels: std::iter::once(primary).chain(labels).collect(),
-        help: diagnostic.help.clone(),
+        help: diagnostic.help.as_deref().map(|h| escape(h).into_owned()),
     }
 }
 
@@ -371,7 +389,7 @@ impl Report {
         let labeled = |l: &Label, primary: bool| {
             let start = (l.span.start as usize).min(len);
             let end = (l.span.end as usize).clamp(start, len);
-            let text = (!l.text.is_empty()).then(|| l.text.clone());
+            let text = (!l.text.is_empty()).then(|| escape(&l.text).into_owned());
             if primary {
                 miette::LabeledSpan::new_primary_with_span(text, (start, end - start))
             } else {
@@ -387,7 +405,7 @@ impl Report {
                 here.push(l);
             } else if let Some(src) = sources.get(l.span.file) {
                 let (line, col) = src.line_col(l.span.start);
-                help.push(format!("{} ({}:{line}:{col})", l.text, src.name));
+                help.push(format!("{} ({}:{line}:{col})", escape(&l.text), src.name));
             }
         }
         // A label on a very long line (a generated or minified file): miette would draw the whole
@@ -405,7 +423,7 @@ impl Report {
                 Some(if l.text.is_empty() {
                     format!("at {}:{line}:{col}", src.name)
                 } else {
-                    format!("{} (at {}:{line}:{col})", l.text, src.name)
+                    format!("{} (at {}:{line}:{col})", escape(&l.text), src.name)
                 })
             });
             help.splice(0..0, places);
@@ -413,11 +431,11 @@ impl Report {
         } else {
             (text, labels)
         };
-        help.extend(d.help.clone());
+        help.extend(d.help.as_deref().map(|h| escape(h).into_owned()));
         Report {
             code: d.code,
             severity: d.severity,
-            message: d.message.clone(),
+            message: escape(&d.message).into_owned(),
             source: miette::NamedSource::new(name, text),
             labels,
             help: (!help.is_empty()).then(|| help.join("\n")),
@@ -462,5 +480,18 @@ impl miette::Diagnostic for Report {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         Some(Box::new(self.labels.iter().cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escape_writes_every_control_character_as_a_unicode_escape() {
+        assert_eq!(escape("plain `name`, ünïcode"), "plain `name`, ünïcode");
+        assert!(matches!(escape("plain"), std::borrow::Cow::Borrowed(_)));
+        // ESC (a terminal escape sequence), BEL, a line break, a tab, DEL and C1's CSI.
+        assert_eq!(escape("\u{1b}[31mred\u{7}\n\t\u{7f}\u{9b}"), "\\u{1b}[31mred\\u{7}\\u{a}\\u{9}\\u{7f}\\u{9b}");
     }
 }

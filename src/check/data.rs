@@ -1,12 +1,18 @@
 //! What the `data = ...` of an experiment describes, found without loading it all:
 //! the built-in datasets' known shapes, and the headers of CSV and IDX files (read with
-//! `data`'s own readers, [`crate::data::csv_columns`] and [`crate::data::idx_dims`], so the
-//! checker and the loader cannot disagree on a file).
+//! `data`'s own readers, [`crate::data::csv_records`], [`crate::data::csv_columns`],
+//! [`crate::data::idx_dims`] and [`crate::data::idx_roles`], so the checker and the loader
+//! cannot disagree on a file). A file whose content the loader would refuse (a header without
+//! rows, a quote never closed, a row of the wrong width, one class, an IDX file cut short or
+//! with a 0-sized dimension, images in the labels' place) is `bad_data_file` here already.
 
 use std::path::{Path, PathBuf};
 
 use crate::catalogue::{self, DATASETS, Dataset};
-use crate::data::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, csv_columns, csv_text, idx_dims, is_missing, split_csv_line};
+use crate::data::{
+    SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, csv_columns, csv_records, csv_text, delimiter_hint, idx_dims, idx_roles,
+    is_missing, single_class, single_label,
+};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
 use crate::source::Span;
@@ -256,8 +262,13 @@ fn csv(
     let path = path_arg(path, "path", path_span, base)?;
     let bytes = read(&path, path_span)?;
     let text = csv_text(&bytes);
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let Some(first) = lines.next() else {
+    let bad = |line: Option<usize>, message: String, label: &str| {
+        let at = line.map_or(String::new(), |l| format!(", line {l}"));
+        Diagnostic::error(Code::BadDataFile, format!("`{}`{at}: {message}", path.display()), path_span, label)
+    };
+    let records = csv_records(&text).map_err(|e| bad(Some(e.line), e.message, "unclosed quote"))?;
+    let mut records = records.into_iter();
+    let Some(first) = records.next() else {
         return Err(Diagnostic::error(
             Code::MissingDataFile,
             format!("`{}` is empty", path.display()),
@@ -265,8 +276,8 @@ fn csv(
             "no rows",
         ));
     };
-    let first = split_csv_line(first);
-    let (header, columns) = csv_columns(&first);
+    let (header, columns) = csv_columns(&first.fields);
+    let hint = delimiter_hint(&columns);
     let target_span = arg_span("target");
     let target_idx = match target {
         Some(Value::Str(t)) | Some(Value::Sym(crate::ir::Symbol { sym: t })) => {
@@ -280,10 +291,12 @@ fn csv(
                         "no such column",
                     )
                     .suggest(t, columns.iter().map(String::as_str))
-                    .with_help_default(format!(
-                        "the columns are {}",
-                        columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                    )));
+                    .with_help_default(hint.clone().unwrap_or_else(|| {
+                        format!(
+                            "the columns are {}",
+                            columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                        )
+                    })));
                 }
             }
         }
@@ -311,8 +324,29 @@ fn csv(
             .suggest(other, ["classification", "regression"]));
         }
     };
-    let rows: Vec<Vec<String>> =
-        if header { Vec::new() } else { vec![first.clone()] }.into_iter().chain(lines.map(split_csv_line)).collect();
+    let rows: Vec<Vec<String>> = if header { None } else { Some(first.clone()) }
+        .into_iter()
+        .chain(records)
+        .map(|r| {
+            if r.fields.len() == columns.len() {
+                return Ok(r.fields);
+            }
+            let runs_on = if r.last_line > r.line {
+                format!(" (a quoted field runs on to line {}: is a quote missing?)", r.last_line)
+            } else {
+                String::new()
+            };
+            let what = if header { "header" } else { "first row" };
+            Err(bad(
+                Some(r.line),
+                format!("{} fields where the {what} has {}{runs_on}", r.fields.len(), columns.len()),
+                "a row with the wrong number of fields",
+            ))
+        })
+        .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Err(bad(None, "the file has a header but no rows".to_string(), "no rows"));
+    }
     let mut features = 0usize;
     let mut classes = std::collections::BTreeSet::new();
     for (ci, _) in columns.iter().enumerate() {
@@ -325,17 +359,36 @@ fn csv(
         let numeric = values.iter().all(|v| v.parse::<f64>().is_ok());
         features += if numeric { 1 } else { values.iter().collect::<std::collections::BTreeSet<_>>().len() };
     }
+    if features == 0 {
+        let d = Diagnostic::error(Code::UnknownColumn, "the CSV file has no feature columns", span, "only the target");
+        return Err(match hint {
+            Some(hint) => d.with_help(hint),
+            None => d,
+        });
+    }
     let classes = match task {
-        Task::Classification => classes.len(),
+        Task::Classification => match classes.len() {
+            0 => {
+                return Err(bad(
+                    None,
+                    format!("the target `{}` is missing in every row", columns[target_idx]),
+                    "no target values",
+                ));
+            }
+            1 => {
+                let only = classes.first().map_or("", String::as_str);
+                return Err(Diagnostic::error(
+                    Code::BadDataFile,
+                    format!("`{}`: {}", path.display(), single_class(&columns[target_idx], only)),
+                    arg_span("target"),
+                    "one class",
+                ));
+            }
+            n => n,
+        },
         Task::Regression => 1,
     };
-    Ok(DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task }).and_then(|d| {
-        if d.features() == 0 {
-            Err(Diagnostic::error(Code::UnknownColumn, "the CSV file has no feature columns", span, "only the target"))
-        } else {
-            Ok(d)
-        }
-    })
+    Ok(DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task })
 }
 
 fn idx(
@@ -350,32 +403,43 @@ fn idx(
     let lpath = path_arg(labels, "labels", ls, base)?;
     let ibytes = read(&ipath, is)?;
     let lbytes = read(&lpath, ls)?;
-    let dims = idx_dims(&ibytes).ok_or_else(|| {
-        Diagnostic::error(
-            Code::MissingDataFile,
-            format!("`{}` is not an IDX file", ipath.display()),
-            is,
-            "bad IDX header",
-        )
-    })?;
-    let ldims = idx_dims(&lbytes).ok_or_else(|| {
-        Diagnostic::error(
-            Code::MissingDataFile,
-            format!("`{}` is not an IDX file", lpath.display()),
-            ls,
-            "bad IDX header",
-        )
-    })?;
-    if ldims.first() != dims.first() {
+    let header_of = |bytes: &[u8], path: &Path, at: Span| {
+        idx_dims(bytes).map_err(|e| {
+            Diagnostic::error(Code::BadDataFile, format!("`{}`: {e}", path.display()), at, "not a usable IDX file")
+        })
+    };
+    let dims = header_of(&ibytes, &ipath, is)?;
+    let ldims = header_of(&lbytes, &lpath, ls)?;
+    if let Err((is_labels, e)) = idx_roles(&dims, &ldims) {
+        let (path, at) = if is_labels { (&lpath, ls) } else { (&ipath, is) };
         return Err(Diagnostic::error(
-            Code::MissingDataFile,
+            Code::BadDataFile,
+            format!("`{}`: {e}", path.display()),
+            at,
+            if is_labels { "not a labels file" } else { "not an images file" },
+        ));
+    }
+    if ldims[0] != dims[0] {
+        return Err(Diagnostic::error(
+            Code::BadDataFile,
             "images and labels hold different numbers of samples",
             ls,
-            format!("{:?} labels for {:?} images", ldims.first(), dims.first()),
+            format!("{} labels for {} images", ldims[0], dims[0]),
         ));
     }
     let header = 4 + 4 * ldims.len();
-    let classes = lbytes.get(header..).map_or(0, |b| b.iter().copied().max().map_or(0, |m| m as usize + 1));
+    let body = lbytes.get(header..).unwrap_or_default();
+    let classes = body.iter().copied().max().map_or(0, |m| m as usize + 1);
+    if let Some(first) = body.first()
+        && body.iter().all(|b| b == first)
+    {
+        return Err(Diagnostic::error(
+            Code::BadDataFile,
+            format!("`{}`: {}", lpath.display(), single_label(i64::from(*first))),
+            ls,
+            "one class",
+        ));
+    }
     let shape = match &dims[1..] {
         [h, w] => vec![1, *h, *w],
         rest => rest.to_vec(),

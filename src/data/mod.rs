@@ -27,13 +27,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::catalogue;
+use crate::diagnostic::escape;
 use crate::ir::{DataInfo, Task, Value};
 use crate::rng::Rng;
 
 pub use builtin::BUILTIN;
-pub use csv::{csv_columns, csv_text, is_missing, split_csv_line};
+pub use csv::{Record, RecordError, csv_columns, csv_records, csv_text, delimiter_hint, is_missing, single_class};
 pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
-pub use idx::idx_dims;
+pub use idx::{idx_dims, idx_roles, single_label};
 pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
@@ -138,10 +139,12 @@ impl DataError {
 
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A data file's text (a column name, a value, its path) reaches the terminal escaped.
+        let message = escape(&self.message);
         match (&self.path, self.line) {
-            (Some(p), Some(l)) => write!(f, "{}:{l}: {}", p.display(), self.message),
-            (Some(p), None) => write!(f, "{}: {}", p.display(), self.message),
-            _ => f.write_str(&self.message),
+            (Some(p), Some(l)) => write!(f, "{}:{l}: {message}", escape(&p.display().to_string())),
+            (Some(p), None) => write!(f, "{}: {message}", escape(&p.display().to_string())),
+            _ => f.write_str(&message),
         }
     }
 }

@@ -361,3 +361,22 @@ fn a_slow_compilation_does_not_hold_up_requests() {
     s.notify("exit", Value::Null);
     assert!(s.child.wait().expect("server exits").success());
 }
+
+#[test]
+fn control_characters_in_a_diagnostic_reach_the_editor_escaped() {
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    // A data path holding an escape sequence: its diagnostic names the path.
+    let text = "experiment e {\n  data = csv(\"a\u{1b}[2Jb.csv\")\n  space { w: int in {4, 8} }\n  model { dense(w) dense(data.classes) }\n  objective { maximize accuracy }\n}\n";
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": text } }),
+    );
+    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).expect("diagnostics");
+    let named = diags.iter().find(|d| d["message"].as_str().is_some_and(|m| m.contains("[2Jb.csv"))).expect("the path");
+    let message = named["message"].as_str().unwrap_or("");
+    assert!(message.contains("\\u{1b}[2Jb.csv"), "{message}");
+    assert!(!message.contains('\u{1b}'), "a raw escape reached the editor: {message:?}");
+}

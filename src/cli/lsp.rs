@@ -29,7 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
-use bma::diagnostic::{Diagnostic, Severity};
+use bma::diagnostic::{Diagnostic, Severity, escape};
 use bma::ide::{self, CompletionKind};
 use bma::source::{FileId, Source, Span};
 
@@ -384,14 +384,19 @@ fn to_lsp(c: &bma::Compiled, d: &Diagnostic, uri: &str) -> Value {
     let related: Vec<Value> = d
         .secondary
         .iter()
-        .filter_map(|l| Some(json!({ "location": { "uri": span_uri(c, l.span, uri)?, "range": range(c, l.span) }, "message": l.text })))
+        .filter_map(|l| {
+            let location = json!({ "uri": span_uri(c, l.span, uri)?, "range": range(c, l.span) });
+            Some(json!({ "location": location, "message": escape(&l.text) }))
+        })
         .collect();
-    let mut message = d.message.clone();
+    // Data text (a CSV's column names) reaches messages: control characters are escaped,
+    // as on the terminal; the line breaks between the parts are the server's own.
+    let mut message = escape(&d.message).into_owned();
     if !d.primary.text.is_empty() {
-        message.push_str(&format!("\n{}", d.primary.text));
+        message.push_str(&format!("\n{}", escape(&d.primary.text)));
     }
     if let Some(h) = &d.help {
-        message.push_str(&format!("\nhelp: {h}"));
+        message.push_str(&format!("\nhelp: {}", escape(h)));
     }
     json!({
         "range": range(c, d.primary.span),

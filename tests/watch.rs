@@ -427,3 +427,32 @@ fn ctrl_c_ends_the_watched_study_like_run_and_writes_its_results() {
     let r = results(dir.path(), "e");
     assert_eq!((r["state"].as_str(), r["watch"]["cycle"].as_u64()), (Some("interrupted"), Some(2)), "{r}");
 }
+
+#[test]
+fn a_watch_cycle_owns_its_out_folder_and_finishes_its_study_with_its_outputs() {
+    use bma::store::Store as _;
+    let (dir, file) = temp("owner.bma");
+    std::fs::write(&file, spec("{4, 8}", 2, 64, "maximize accuracy")).expect("write");
+    let mut w = Watch::start(&file);
+    w.until("cycle 1: done");
+    let state = |name: &str| {
+        let db = store(dir.path(), "e");
+        db.studies().expect("studies").into_iter().find(|s| s.name == name).map(|s| s.state)
+    };
+    assert_eq!(state("e"), Some(bma::store::StudyState::Finished), "finished once results.json is written");
+    assert!(dir.path().join("runs/e/results.json").is_file());
+
+    // A long cycle: while it trains, a `bma run` on the same folder is refused.
+    save_atomic(&file, &spec("{4, 8}", 100_000, 256, "maximize accuracy"));
+    w.until("trial e ");
+    let run = bma()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&file)
+        .args(["--resume", "--progress", "none"])
+        .output()
+        .expect("bma run");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("is in use by another bma run"), "{err}");
+}

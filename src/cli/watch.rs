@@ -291,7 +291,13 @@ impl From<Tally> for Done {
 fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory) -> Result<Done, String> {
     let mut overrides = ctx.flags.overrides(false)?;
     overrides.experiment = Some(exp.name.clone());
+    // The study is `finished` only once this cycle's outputs are written.
+    overrides.caller_finishes = true;
     let plan = Plan::new(ctx.compiled, &overrides).map_err(|e| e.to_string())?;
+    // The out folder has one owner at a time: a `bma run` on it meanwhile is refused, and
+    // this cycle is refused while a run owns it (released when the cycle ends).
+    std::fs::create_dir_all(&plan.out).map_err(|e| format!("cannot create {}: {e}", plan.out.display()))?;
+    let _owner = study::lock_out(&plan.out).map_err(|e| e.to_string())?;
     let watched = open_for_watch(&plan, memory.get(&exp.name)).map_err(|e| e.to_string())?;
     memory.insert(exp.name.clone(), (watched.fingerprint.clone(), watched.study.spec.spec_hash.clone()));
     let mut notes: Vec<String> = plan
@@ -318,6 +324,9 @@ fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory)
     let mut extra = serde_json::Map::new();
     extra.insert("watch".into(), reuse.results_json(ctx.n));
     let written = outputs::write(&plan, &ran.study.spec, &ran.history, ran.ended, extra).map_err(|e| e.to_string())?;
+    if ran.ended != Ended::Interrupted {
+        study::finish(&watched.store, &ran).map_err(|e| e.to_string())?;
+    }
     notes.extend(written.notes);
     if let Some(best) = ran.history.ranked().first() {
         let params: Vec<String> = best.params.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -17,7 +17,9 @@
 //! rebuilt from the saved weights. A save during a run cancels it: running trials are
 //! recorded failed with the error `cancelled: ...`; the last good results stay until
 //! a cycle completes. A broken edit keeps them too. `results.json` gets a `watch`
-//! object: the cycle and the numbers of the trials reused and trained.
+//! object: the cycle and the numbers of the trials reused and trained. A cycle owns its
+//! out folder as `bma run` does (`<out>/.lock`), and its study is `finished` only once
+//! its outputs are written.
 //!
 //! Output on stdout, one line per event, machine-checkable:
 //! `check: ok (0.8 ms)`, `check: 2 errors (0.5 ms); keeping the last good results`,

@@ -471,21 +471,25 @@ fn sigterm_and_sighup_stop_like_ctrl_c() {
     }
 }
 
+/// A small model study on iris: `epochs` each, `trials` in all, a uniform ensemble of the `top`.
+fn tiny_iris(epochs: u32, trials: u32, top: u32) -> String {
+    format!(
+        "experiment tiny {{
+  data = iris(split: [0.6, 0.2, 0.2], seed: 1)
+  space {{ width: int in {{8, 16}}  lr: float in 1e-3..1e-1 log }}
+  model {{ dense(width) relu dense(data.classes) }}
+  train {{ optimizer = adam(lr)  epochs = {epochs}  batch = 16 }}
+  objective {{ maximize accuracy }}
+  search {{ strategy = random  trials = {trials}  seed = 3 }}
+  average {{ ensemble(top: {top}, weights: uniform) }}
+}}
+"
+    )
+}
+
 #[test]
 fn a_model_study_builds_the_final_model_and_the_report() {
-    let (_dir, spec, out) = setup(
-        "tiny.bma",
-        "experiment tiny {
-  data = iris(split: [0.6, 0.2, 0.2], seed: 1)
-  space { width: int in {8, 16}  lr: float in 1e-3..1e-1 log }
-  model { dense(width) relu dense(data.classes) }
-  train { optimizer = adam(lr)  epochs = 4  batch = 16 }
-  objective { maximize accuracy }
-  search { strategy = random  trials = 4  seed = 3 }
-  average { ensemble(top: 3, weights: uniform) }
-}
-",
-    );
+    let (_dir, spec, out) = setup("tiny.bma", &tiny_iris(4, 4, 3));
     let o = run_study(&spec, &out, &["--progress", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = results(&out);
@@ -507,19 +511,7 @@ fn a_model_study_builds_the_final_model_and_the_report() {
 
 #[test]
 fn a_study_killed_while_its_outputs_are_written_is_not_finished_and_resume_finishes_it() {
-    let (_dir, spec, out) = setup(
-        "tiny.bma",
-        "experiment tiny {
-  data = iris(split: [0.6, 0.2, 0.2], seed: 1)
-  space { width: int in {8, 16}  lr: float in 1e-3..1e-1 log }
-  model { dense(width) relu dense(data.classes) }
-  train { optimizer = adam(lr)  epochs = 3  batch = 16 }
-  objective { maximize accuracy }
-  search { strategy = random  trials = 6  seed = 3 }
-  average { ensemble(top: 5, weights: uniform) }
-}
-",
-    );
+    let (_dir, spec, out) = setup("tiny.bma", &tiny_iris(3, 6, 5));
     let mut child = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).spawn().unwrap();
     let db = out.join("study.db");
     let t0 = Instant::now();

@@ -332,14 +332,18 @@ pub(super) fn check_space(
     grid_limit(exp, &info, diags);
     let (Some(model), Some(data), true) = (&exp.model, data, clean) else { return info };
     let names = structural_names(exp);
-    let (enumerated, total, exact) = structural_points(program, exp, &names, Some(data), MAX_POINTS);
+    // No more points than the layer budget can expand: each point expands about a layer
+    // per structural parameter, and a point of 2,000 parameters is costly to build and
+    // copy (enumerating 20,000 of them took most of a minute when 1,000 were checked).
+    let cap = MAX_POINTS.min(MAX_WORK / names.len().max(1)).max(1);
+    let (enumerated, total, exact) = structural_points(program, exp, &names, Some(data), cap);
     let (total, exact, log10) = lower_bound(exp, &names, total, exact);
     info.structural_total = total;
     info.structural_exact = exact;
     // The corners first (when the points are too many to check them all, they are what a
     // lexicographic walk would never reach), then the points in order, each once.
     let corners = if total > enumerated.len() as u128 {
-        corner_points(program, exp, &names, Some(data), MAX_CORNERS)
+        corner_points(program, exp, &names, Some(data), MAX_CORNERS.min(cap))
     } else {
         Vec::new()
     };

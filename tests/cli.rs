@@ -336,4 +336,6 @@ fn a_space_too_large_to_count_gets_a_true_lower_bound_instead_of_a_panic() {
     let run = bma_bounded(dir, &["space", "big.bma"]);
     assert_eq!(run.code, 0, "{}", run.shown());
     assert!(run.stdout.contains("size      at least 10^38 points"), "{}", run.shown());
+    // `bma space` states the same bound as the check's note (it said "more than" u128::MAX).
+    assert!(run.stdout.contains(" of at least 10^47 structural points"), "{}", run.shown());
 }

@@ -32,6 +32,8 @@ pub struct SpaceInfo {
     pub structural_total: u128,
     /// Whether `structural_total` is exact, not a lower bound.
     pub structural_exact: bool,
+    /// The lower bound's base-10 logarithm when it is past what `u128` holds (else 0).
+    pub structural_log10: f64,
     /// Range of the static parameter count and FLOPs over the checked points.
     pub params: Option<(u64, u64)>,
     pub flops: Option<(u64, u64)>,
@@ -340,6 +342,7 @@ pub(super) fn check_space(
     let (total, exact, log10) = lower_bound(exp, &names, total, exact);
     info.structural_total = total;
     info.structural_exact = exact;
+    info.structural_log10 = log10;
     // The corners first (when the points are too many to check them all, they are what a
     // lexicographic walk would never reach), then the points in order, each once.
     let corners = if total > enumerated.len() as u128 {

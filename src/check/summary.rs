@@ -48,10 +48,13 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
         if info.space.checked > 0 {
             let _ = writeln!(
                 s,
-                "  shapes    checked at {} of {}{} structural points",
+                "  shapes    checked at {} of {} structural points",
                 info.space.checked,
-                if info.space.structural_exact { "" } else { "more than " },
-                info.space.structural_total
+                super::space::count_text(
+                    info.space.structural_total,
+                    info.space.structural_exact,
+                    info.space.structural_log10
+                )
             );
         }
         if info.space.statically_infeasible > 0 {

@@ -278,8 +278,14 @@ impl<'c> Plan<'c> {
     /// The spec this plan's study is stored under, named `name`; its options record the
     /// data files' fingerprints ([`StoredOptions::data_files`]).
     pub fn spec(&self, name: &str) -> store::StudySpec {
+        self.spec_with(name, StoredOptions::default())
+    }
+
+    /// [`Plan::spec`] recording `options` too (a shared study's flags for its workers);
+    /// the data files are read and hashed once, here.
+    fn spec_with(&self, name: &str, options: StoredOptions) -> store::StudySpec {
         let mut spec = TrialLoop::spec(name, self.experiment, &spec_text(self.compiled), self.seed);
-        let options = StoredOptions { data_files: self.data_files(), ..StoredOptions::default() };
+        let options = StoredOptions { data_files: self.data_files(), ..options };
         spec.options = serde_json::to_string(&options).unwrap_or_default();
         spec
     }
@@ -548,10 +554,7 @@ pub fn open_shared(
     name: &str,
     options: &StoredOptions,
 ) -> Result<Opened, Error> {
-    let mut spec = plan.spec(name);
-    let options = StoredOptions { data_files: plan.data_files(), ..options.clone() };
-    spec.options = serde_json::to_string(&options).map_err(Error::internal)?;
-    let study = store.open(&spec).map_err(store_error)?;
+    let study = store.open(&plan.spec_with(name, options.clone())).map_err(store_error)?;
     opened(plan, store, study)
 }
 

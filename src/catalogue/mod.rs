@@ -21,11 +21,13 @@
 //! included) may read it.
 //! **Invariant:** in each table, names are unique and kinds are unique (tested below).
 
+mod augments;
 mod datasets;
 mod layers;
 mod settings;
 
-pub use datasets::{DATASETS, Dataset};
+pub use augments::{AUGMENTS, Augment, augment_unfit};
+pub use datasets::{DATASETS, Dataset, FIXED_SPLITS};
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,
@@ -155,10 +157,11 @@ pub enum Concept {
     Rank,
     Metric,
     Dataset,
+    Augment,
 }
 
 impl Concept {
-    pub const ALL: [Concept; 13] = [
+    pub const ALL: [Concept; 14] = [
         Concept::Layer,
         Concept::Optimizer,
         Concept::Schedule,
@@ -172,6 +175,7 @@ impl Concept {
         Concept::Rank,
         Concept::Metric,
         Concept::Dataset,
+        Concept::Augment,
     ];
 
     /// The signatures of the concept's table, in order.
@@ -193,6 +197,7 @@ impl Concept {
             Concept::Rank => of(RANKS),
             Concept::Metric => of(METRICS),
             Concept::Dataset => of(DATASETS),
+            Concept::Augment => of(AUGMENTS),
         }
     }
 
@@ -205,7 +210,12 @@ impl Concept {
     pub fn docs_section(self) -> &'static str {
         match self {
             Concept::Layer => "### Layers",
-            Concept::Optimizer | Concept::Schedule | Concept::Loss | Concept::Init | Concept::EarlyStop => "## Train",
+            Concept::Optimizer
+            | Concept::Schedule
+            | Concept::Loss
+            | Concept::Init
+            | Concept::EarlyStop
+            | Concept::Augment => "## Train",
             Concept::Strategy | Concept::Pruner => "## Search",
             Concept::Weights | Concept::Average => "## Average",
             Concept::Rank | Concept::Metric => "## Objective",

@@ -72,6 +72,9 @@ pub enum Code {
     BadDataFile,
     /// A CSV column that the file does not have.
     UnknownColumn,
+    /// A warning: a numeric CSV target with many distinct values read as classes
+    /// (`csv("prices.csv", target: "price")` without `task: regression`).
+    ManyClasses,
     /// A dataset that does not exist: `data = digts()`.
     UnknownDataset,
     /// `let` values that depend on each other in a circle.
@@ -117,6 +120,7 @@ impl Code {
             Code::MissingDataFile => "missing_data_file",
             Code::BadDataFile => "bad_data_file",
             Code::UnknownColumn => "unknown_column",
+            Code::ManyClasses => "many_classes",
             Code::UnknownDataset => "unknown_dataset",
             Code::CyclicDefinition => "cyclic_definition",
             Code::NonExhaustiveMatch => "non_exhaustive_match",
@@ -126,7 +130,7 @@ impl Code {
         }
     }
 
-    pub const ALL: [Code; 34] = [
+    pub const ALL: [Code; 35] = [
         Code::SyntaxError,
         Code::UnknownName,
         Code::UnknownLayer,
@@ -155,6 +159,7 @@ impl Code {
         Code::MissingDataFile,
         Code::BadDataFile,
         Code::UnknownColumn,
+        Code::ManyClasses,
         Code::UnknownDataset,
         Code::CyclicDefinition,
         Code::NonExhaustiveMatch,

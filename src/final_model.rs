@@ -423,7 +423,7 @@ fn outputs_metrics(like: &Model, out: &[f32], split: &Split) -> Metrics {
         (true, 1) => Head::Sigmoid,
         (true, _) => Head::Softmax,
     };
-    train::evaluate_outputs(out, k, &split.y, like.loss, head, classification)
+    train::evaluate_outputs(out, k, &split.y, like.loss, head, classification, like.target)
 }
 
 /// The selection score of predictions on `split`: higher is better.

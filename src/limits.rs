@@ -10,3 +10,7 @@
 /// The most trials one process runs at once (`search { parallel = }`, `--parallel`): each is a
 /// thread of its own, and past the machine's cores more of them only share the cores.
 pub const MAX_PARALLEL: usize = 1024;
+
+/// The largest `k` of `top_k(k)`: the metric is measured for every k up to this (and up to
+/// the classes), so an objective on it is known before any trial runs.
+pub const TOP_K_MAX: usize = 10;

@@ -73,11 +73,29 @@ fn an_unclosed_quote_is_named_with_its_line() {
 }
 
 #[test]
-fn a_semicolon_separated_file_gets_a_hint() {
-    let text = "a;b;y\n1;2;x\n3;4;z\n5;6;x\n7;8;z\n";
-    refused(&[csv(text)], CSV, &["unknown_column", "separated by `;`"]);
+fn a_pipe_separated_file_gets_a_hint() {
+    // `;` and tabs are detected (`tables.rs`); `|` is not a delimiter bma reads.
+    let text = "a|b|y\n1|2|x\n3|4|z\n5|6|x\n7|8|z\n";
+    refused(&[csv(text)], CSV, &["unknown_column", "separated by `|`"]);
     // Without a target name the one column is the target: no features, and the same hint.
-    refused(&[csv(text)], "csv(\"d.csv\")", &["no feature columns", "separated by `;`"]);
+    refused(&[csv(text)], "csv(\"d.csv\")", &["no feature columns", "separated by `|`"]);
+    // A semicolon file read with `delimiter: ","` is one column too.
+    let text = "a;b;y\n1;2;x\n3;4;z\n5;6;x\n7;8;z\n";
+    refused(&[csv(text)], "csv(\"d.csv\", delimiter: \",\")", &["no feature columns", "separated by `;`"]);
+}
+
+#[test]
+fn a_row_that_is_not_utf8_is_named_with_its_line() {
+    let bytes = b"a,b,y\n1,2,x\n3,4,caf\xe9\n5,6,x\n7,8,z\n".to_vec();
+    refused(&[("d.csv", bytes)], CSV, &["bad_data_file", "line 3: field 3 is not UTF-8 text (byte 0xe9)"]);
+}
+
+#[test]
+fn a_category_column_wider_than_max_categories_is_refused_with_the_way_out() {
+    let rows: String = (0..300).map(|i| format!("{i},SKU{i},{}\n", ["x", "z"][i % 2])).collect();
+    let text = format!("a,code,y\n{rows}");
+    let expect = ["bad_data_file", "the column `code` has 300 categories", "max_categories: 300", "ignore: [\"code\"]"];
+    refused(&[csv(&text)], CSV, &expect);
 }
 
 #[test]

@@ -55,8 +55,12 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("task", ArgType::Syms(&["classification", "regression"])),
             SPLIT,
             SEED,
+            opt("delimiter", ArgType::Str),
+            opt("ignore", ArgType::Any),
+            opt("max_categories", ArgType::Int),
         ],
-        "a CSV file with a header: the `target` column (default the last) against the others",
+        "a CSV file: the `target` column (default the last) against the others; `delimiter` `,` `;` or tab \
+         (detected), `ignore` columns, `max_categories` per text column (256)",
     ),
     e(
         Dataset::Idx,

@@ -32,7 +32,7 @@ pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,
     Optimizer, PRUNERS, Pruner, RANKS, Rank, SCHEDULES, STRATEGIES, Schedule, Strategy, WEIGHTS, Weights,
-    higher_is_better,
+    higher_is_better, metric_key, metric_name,
 };
 
 /// What an argument (or a setting) accepts.

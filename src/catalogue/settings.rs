@@ -294,8 +294,20 @@ const fn metric(known: Known, better: Better, name: &'static str, doc: &'static 
 }
 
 /// Whether a larger value of `metric` is better (a metric the catalogue does not know: no).
+/// A metric with an argument is named as written, `top_k(5)`.
 pub fn higher_is_better(metric: &str) -> bool {
-    super::kind(METRICS, metric).is_some_and(|m| m.better == Better::Higher)
+    super::kind(METRICS, metric_name(metric)).is_some_and(|m| m.better == Better::Higher)
+}
+
+/// The catalogue name of a measured metric's key: `top_k` for `top_k(5)`.
+pub fn metric_name(key: &str) -> &str {
+    key.split_once('(').map_or(key, |(name, _)| name)
+}
+
+/// The key the value of a metric with an argument is stored under, as the language writes
+/// it: `top_k(5)`. An objective `maximize top_k(5)` reads that key.
+pub fn metric_key(name: &str, k: i64) -> String {
+    format!("{name}({k})")
 }
 
 /// The metrics a trained model is measured by (objectives, constraints, `early_stop(on:)`).
@@ -313,6 +325,30 @@ pub const METRICS: &[Entry<Metric>] = &[
     metric(Known::OnSplit, Better::Lower, "mse", "mean squared error on the split"),
     metric(Known::OnSplit, Better::Lower, "mae", "mean absolute error on the split"),
     metric(Known::OnSplit, Better::Higher, "r2", "coefficient of determination on the split"),
+    metric(Known::OnSplit, Better::Lower, "rmse", "root mean squared error on the split, in the target's units"),
+    metric(
+        Known::OnSplit,
+        Better::Lower,
+        "mape",
+        "mean absolute percentage error on the split, as a fraction, over the rows whose target is not 0",
+    ),
+    metric(
+        Known::OnSplit,
+        Better::Higher,
+        "auc",
+        "area under the ROC curve on the split (several classes: macro mean of one-vs-rest)",
+    ),
+    metric(Known::OnSplit, Better::Lower, "log_loss", "mean negative log-probability of the true class on the split"),
+    metric(Known::OnSplit, Better::Higher, "balanced_accuracy", "mean recall over the classes present in the split"),
+    Entry {
+        kind: Metric { known: Known::OnSplit, better: Better::Higher },
+        sig: Sig {
+            name: "top_k",
+            args: &[Arg { name: "k", ty: ArgType::Int, need: Need::Required }],
+            doc: "share of samples whose class is among the `k` most probable (k from 1 to 10): `top_k(5)`",
+            form: Form::Call,
+        },
+    },
     metric(
         Known::Measured,
         Better::Lower,

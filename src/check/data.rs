@@ -1,17 +1,20 @@
 //! What the `data = ...` of an experiment describes, found without loading it all:
-//! the built-in datasets' known shapes, and the headers of CSV and IDX files (read with
-//! `data`'s own readers, [`crate::data::csv_records`], [`crate::data::csv_columns`],
-//! [`crate::data::idx_dims`] and [`crate::data::idx_roles`], so the checker and the loader
-//! cannot disagree on a file). A file whose content the loader would refuse (a header without
-//! rows, a quote never closed, a row of the wrong width, one class, an IDX file cut short or
-//! with a 0-sized dimension, images in the labels' place) is `bad_data_file` here already.
+//! the built-in datasets' known shapes, the headers of IDX files, and CSV files typed (read
+//! with `data`'s own readers, [`crate::data::csv::analyse`], [`crate::data::idx_dims`] and
+//! [`crate::data::idx_roles`], so the checker and the loader cannot disagree on a file). A
+//! CSV file is read whole, as its one-hot widths and classes depend on every row, but not
+//! encoded. A file whose content the loader would refuse (a header without rows, a quote
+//! never closed, a row of the wrong width or not UTF-8, a value that is not a finite number,
+//! one class, a free-text column, a column over `max_categories`, an IDX file cut short or
+//! with a 0-sized dimension, images in the labels' place) is `bad_data_file` here already;
+//! a numeric target with many values read as classes is a `many_classes` warning.
 
 use std::path::{Path, PathBuf};
 
 use crate::catalogue::{self, DATASETS, Dataset};
 use crate::data::{
-    FIXED_PARTS, IdxError, SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, compatible, csv_columns, csv_records, csv_text,
-    delimiter_hint, idx_read, idx_roles, is_missing, nested_split_arg, single_class, single_label, split_rule,
+    FIXED_PARTS, IdxError, SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, compatible, idx_read, idx_roles, nested_split_arg,
+    single_label, split_rule,
 };
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
@@ -29,7 +32,19 @@ pub fn describe(
     arg_span: &dyn Fn(&str) -> Span,
     base: &Path,
 ) -> Result<DataInfo, Diagnostic> {
-    let info = describe_source(value, span, arg_span, base)?;
+    describe_with(value, span, arg_span, base, &mut Vec::new())
+}
+
+/// [`describe`], pushing warnings on data that loads but probably not as meant (a numeric
+/// CSV target with many values read as classes) to `notes`.
+pub fn describe_with(
+    value: &Value,
+    span: Span,
+    arg_span: &dyn Fn(&str) -> Span,
+    base: &Path,
+    notes: &mut Vec<Diagnostic>,
+) -> Result<DataInfo, Diagnostic> {
+    let info = describe_source(value, span, arg_span, base, notes)?;
     let Value::Call(call) = value else { return Ok(info) };
     let mut fixed = [false; 2];
     for (i, part) in FIXED_PARTS.iter().enumerate() {
@@ -47,7 +62,7 @@ pub fn describe(
                 "give `{own}` to the main source: `data = SOURCE(..., {part}: SOURCE(...), {own}: ...)`"
             )));
         }
-        let other = describe_source(nested, at, &|_| at, base)?;
+        let other = describe_source(nested, at, &|_| at, base, notes)?;
         if let Err(why) = compatible(&info, &other, part) {
             return Err(Diagnostic::error(Code::InvalidValue, why, at, format!("does not fit `{}`", info.name))
                 .with_label(span, "the training source"));
@@ -66,6 +81,7 @@ fn describe_source(
     span: Span,
     arg_span: &dyn Fn(&str) -> Span,
     base: &Path,
+    notes: &mut Vec<Diagnostic>,
 ) -> Result<DataInfo, Diagnostic> {
     let (name, call) = match value {
         Value::Sym(s) => (s.sym.clone(), None),
@@ -165,7 +181,7 @@ fn describe_source(
             }
             fixed(vec![2], classes)
         }
-        Dataset::Csv => csv(arg("path", 0), arg("target", 1), arg("task", 2), span, arg_span, base),
+        Dataset::Csv => csv(call, span, arg_span, base, notes),
         Dataset::Idx => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
     }
 }
@@ -309,144 +325,70 @@ fn read(path: &Path, span: Span) -> Result<Vec<u8>, Diagnostic> {
 }
 
 fn csv(
-    path: Option<&Value>,
-    target: Option<&Value>,
-    task: Option<&Value>,
+    call: Option<&crate::ir::CallValue>,
     span: Span,
     arg_span: &dyn Fn(&str) -> Span,
     base: &Path,
+    notes: &mut Vec<Diagnostic>,
 ) -> Result<DataInfo, Diagnostic> {
+    use crate::data::csv::{Problem, analyse, options};
     let path_span = arg_span("path");
-    let path = path_arg(path, "path", path_span, base)?;
+    let path = path_arg(call.and_then(|c| c.arg("path", 0)), "path", path_span, base)?;
+    let opts = options(call).map_err(|(arg, message)| {
+        let code = if arg == "task" { Code::UnknownValue } else { Code::InvalidValue };
+        let d = Diagnostic::error(code, message, arg_span(arg), format!("`{arg}`"));
+        match arg {
+            "task" => {
+                let given = call.and_then(|c| c.arg("task", 2)).and_then(Value::as_sym).unwrap_or_default();
+                Diagnostic { primary: crate::diagnostic::Label { span: arg_span(arg), text: "not a task".into() }, ..d }
+                    .suggest(given, ["classification", "regression"])
+            }
+            "target" => Diagnostic { code: Code::UnknownColumn, ..d },
+            _ => d,
+        }
+    })?;
     let bytes = read(&path, path_span)?;
-    let text = csv_text(&bytes);
-    let bad = |line: Option<usize>, message: String, label: &str| {
-        let at = line.map_or(String::new(), |l| format!(", line {l}"));
-        Diagnostic::error(Code::BadDataFile, format!("`{}`{at}: {message}", path.display()), path_span, label)
-    };
-    let records = csv_records(&text).map_err(|e| bad(Some(e.line), e.message, "unclosed quote"))?;
-    let mut records = records.into_iter();
-    let Some(first) = records.next() else {
-        return Err(Diagnostic::error(
-            Code::MissingDataFile,
-            format!("`{}` is empty", path.display()),
-            path_span,
-            "no rows",
-        ));
-    };
-    let (header, columns) = csv_columns(&first.fields);
-    let hint = delimiter_hint(&columns);
-    let target_span = arg_span("target");
-    let target_idx = match target {
-        Some(Value::Str(t)) | Some(Value::Sym(crate::ir::Symbol { sym: t })) => {
-            match columns.iter().position(|c| c == t) {
-                Some(i) => i,
-                None => {
-                    return Err(Diagnostic::error(
-                        Code::UnknownColumn,
-                        format!("`{}` has no column `{t}`", path.display()),
-                        target_span,
-                        "no such column",
-                    )
-                    .suggest(t, columns.iter().map(String::as_str))
-                    .with_help_default(hint.clone().unwrap_or_else(|| {
-                        format!(
-                            "the columns are {}",
-                            columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                        )
-                    })));
-                }
+    let table = analyse(&bytes, &opts).map_err(|e| {
+        let at = e.line.map_or(String::new(), |l| format!(", line {l}"));
+        let file = path.display();
+        let d = match e.problem {
+            Problem::Empty => {
+                Diagnostic::error(Code::MissingDataFile, format!("`{file}` is empty"), path_span, "no rows")
             }
-        }
-        Some(Value::Int(i)) if (*i as usize) < columns.len() && *i >= 0 => *i as usize,
-        Some(other) => {
-            return Err(Diagnostic::error(
-                Code::UnknownColumn,
-                format!("no column `{other}`"),
-                target_span,
-                "no such column",
-            ));
-        }
-        None => columns.len() - 1,
-    };
-    let task = match task.and_then(Value::as_sym) {
-        None | Some("classification") => Task::Classification,
-        Some("regression") => Task::Regression,
-        Some(other) => {
-            return Err(Diagnostic::error(
-                Code::UnknownValue,
-                format!("unknown task `{other}`"),
-                arg_span("task"),
-                "not a task",
-            )
-            .suggest(other, ["classification", "regression"]));
-        }
-    };
-    let rows: Vec<Vec<String>> = if header { None } else { Some(first.clone()) }
-        .into_iter()
-        .chain(records)
-        .map(|r| {
-            if r.fields.len() == columns.len() {
-                return Ok(r.fields);
+            Problem::NoColumn => {
+                let (asked, columns) = e.no_column.as_deref().cloned().unwrap_or_default();
+                let d = Diagnostic::error(
+                    Code::UnknownColumn,
+                    format!("`{file}` has {}", e.message),
+                    if e.message.ends_with("to ignore") { arg_span("ignore") } else { arg_span("target") },
+                    "no such column",
+                )
+                .suggest(&asked, columns.iter().map(String::as_str));
+                let listed = columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+                return d.with_help_default(e.help.clone().unwrap_or_else(|| format!("the columns are {listed}")));
             }
-            let runs_on = if r.last_line > r.line {
-                format!(" (a quoted field runs on to line {}: is a quote missing?)", r.last_line)
-            } else {
-                String::new()
-            };
-            let what = if header { "header" } else { "first row" };
-            Err(bad(
-                Some(r.line),
-                format!("{} fields where the {what} has {}{runs_on}", r.fields.len(), columns.len()),
-                "a row with the wrong number of fields",
-            ))
-        })
-        .collect::<Result<_, _>>()?;
-    if rows.is_empty() {
-        return Err(bad(None, "the file has a header but no rows".to_string(), "no rows"));
-    }
-    let mut features = 0usize;
-    let mut classes = std::collections::BTreeSet::new();
-    for (ci, _) in columns.iter().enumerate() {
-        let values: Vec<&str> =
-            rows.iter().filter_map(|r| r.get(ci).map(String::as_str)).filter(|f| !is_missing(f)).collect();
-        if ci == target_idx {
-            classes.extend(values.iter().map(|v| v.to_string()));
-            continue;
-        }
-        let numeric = values.iter().all(|v| v.parse::<f64>().is_ok());
-        features += if numeric { 1 } else { values.iter().collect::<std::collections::BTreeSet<_>>().len() };
-    }
-    if features == 0 {
-        let d = Diagnostic::error(Code::UnknownColumn, "the CSV file has no feature columns", span, "only the target");
-        return Err(match hint {
-            Some(hint) => d.with_help(hint),
+            Problem::NoFeatures => {
+                Diagnostic::error(Code::UnknownColumn, "the CSV file has no feature columns", span, "only the target")
+            }
+            Problem::SingleClass => Diagnostic::error(
+                Code::BadDataFile,
+                format!("`{file}`: {}", e.message),
+                arg_span("target"),
+                "one class",
+            ),
+            Problem::File => {
+                Diagnostic::error(Code::BadDataFile, format!("`{file}`{at}: {}", e.message), path_span, e.label)
+            }
+        };
+        match e.help {
+            Some(h) => d.with_help(h),
             None => d,
-        });
+        }
+    })?;
+    for note in &table.notes {
+        notes.push(Diagnostic::warning(Code::ManyClasses, note.clone(), arg_span("target"), "read as classes"));
     }
-    let classes = match task {
-        Task::Classification => match classes.len() {
-            0 => {
-                return Err(bad(
-                    None,
-                    format!("the target `{}` is missing in every row", columns[target_idx]),
-                    "no target values",
-                ));
-            }
-            1 => {
-                let only = classes.first().map_or("", String::as_str);
-                return Err(Diagnostic::error(
-                    Code::BadDataFile,
-                    format!("`{}`: {}", path.display(), single_class(&columns[target_idx], only)),
-                    arg_span("target"),
-                    "one class",
-                ));
-            }
-            n => n,
-        },
-        Task::Regression => 1,
-    };
-    Ok(DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task })
+    Ok(table.info(&path))
 }
 
 fn idx(

@@ -121,7 +121,7 @@ fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut 
         }
         setting.value.span
     };
-    match data::describe(&value, setting.value.span, &arg_span, base) {
+    match data::describe_with(&value, setting.value.span, &arg_span, base, diags) {
         Ok(d) => Some(d),
         Err(d) => {
             diags.push(d);

@@ -1,19 +1,33 @@
-//! CSV files: `csv(path, target:, task:)`.
+//! CSV files: `csv(path, target:, task:, delimiter:, ignore:, max_categories:)`.
 //!
-//! Takes a path, the target column and the task; gives [`Raw`] samples. Records are split
-//! by [`csv_records`] (a quoted field may hold commas and line breaks). The first record
-//! is a header when any of its fields is neither a number nor a missing value
-//! ([`csv_columns`]; the checker's `check::data` calls both). A column whose present values all parse as numbers
-//! is numeric (missing values become NaN, imputed later with the train mean); any other
-//! column is categorical and one-hot encoded over its sorted distinct values (a missing
-//! value is all zeros). Classes are the sorted distinct target values.
+//! Takes a file's bytes and the [`Options`] of its `csv(...)` value; gives a [`Table`]
+//! ([`analyse`]: columns typed, every value checked) and from it [`Raw`] samples. The checker
+//! (`check::data`) calls [`analyse`] too, so the two cannot disagree on a file: what the
+//! loader refuses, `bma check` refuses, with the same words.
+//!
+//! Records are split by the `csv` crate (RFC 4180: a quoted field may hold the delimiter,
+//! `""` and line breaks), fields trimmed, blank lines skipped, a leading UTF-8 byte-order
+//! mark dropped. The delimiter is `,`, `;` or a tab: `delimiter:` names it, otherwise
+//! [`detect_delimiter`] picks the one that splits the first lines into the same number of
+//! fields. The first record is a header when any of its fields is neither a number nor a
+//! missing value ([`csv_columns`]).
+//!
+//! Columns: one whose present values all parse as numbers is numeric (missing values become
+//! NaN, imputed later with the train mean); any other is categorical and one-hot encoded
+//! over its sorted distinct values (a missing value is all zeros), unless it is free text
+//! ([`is_free_text`]: an error pointing to `text(...)` and `ignore:`) or has more than
+//! `max_categories` values (default [`MAX_CATEGORIES`]: an error naming the column and the
+//! count). Columns named in `ignore:` are dropped. Classes are the sorted distinct target
+//! values; a numeric target with many distinct values read as classes gets a warning
+//! ([`Table::notes`], see [`many_classes`]) suggesting `task: regression`.
 //!
 //! **Invariant:** the feature count and class count equal `check::data::describe`'s.
-//! A missing or non-numeric (regression) target, a value that is not a finite f32 (`inf`,
-//! `1e400`) in a numeric column or a regression target, or a row with the wrong number of
-//! fields, is an error naming the file and line; so are a quote never closed, a header
-//! without rows and a classification target with one class. A file whose one column holds
-//! `;`, tabs or `|` gets a hint ([`delimiter_hint`]). A leading UTF-8 byte-order mark is dropped.
+//! A row that is not UTF-8, a missing or non-numeric (regression) target, a value that is
+//! not a finite f32 (`inf`, `1e400`) in a numeric column or a regression target, or a row
+//! with the wrong number of fields, is an error naming the file and line; so are a quote
+//! never closed, a header without rows and a classification target with one class. A file
+//! whose one column holds `|` (or another delimiter than the one asked for) gets a hint
+//! ([`delimiter_hint`]).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -29,10 +43,84 @@ pub enum Target {
     Last,
 }
 
+/// The default `max_categories:`: a categorical column with more distinct values is refused
+/// rather than silently widened into that many one-hot inputs.
+pub const MAX_CATEGORIES: usize = 256;
+
+/// How to read a CSV file: the arguments of its `csv(...)` value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub target: Target,
+    pub task: Task,
+    /// `delimiter:`; `None` detects it.
+    pub delimiter: Option<u8>,
+    /// `ignore:`: columns dropped before typing.
+    pub ignore: Vec<String>,
+    /// `max_categories:`: the widest one-hot encoding of one column.
+    pub max_categories: usize,
+}
+
+impl Options {
+    pub fn new(target: Target, task: Task) -> Options {
+        Options { target, task, delimiter: None, ignore: Vec::new(), max_categories: MAX_CATEGORIES }
+    }
+}
+
+/// The [`Options`] of a `csv(...)` value's arguments (`path` aside), as the loader and the
+/// checker both read them; an error names the argument and what is wrong with it.
+pub fn options(call: Option<&crate::ir::CallValue>) -> Result<Options, (&'static str, String)> {
+    use crate::ir::Value;
+    let arg = |k: &str, pos: usize| call.and_then(|c| c.arg(k, pos));
+    let target = match arg("target", 1) {
+        Some(Value::Str(s)) => Target::Name(s.clone()),
+        Some(Value::Sym(s)) => Target::Name(s.sym.clone()),
+        Some(Value::Int(i)) if *i >= 0 => Target::Index(*i as usize),
+        Some(other) => return Err(("target", format!("no column `{other}`"))),
+        None => Target::Last,
+    };
+    let task = match arg("task", 2).and_then(Value::as_sym) {
+        None | Some("classification") => Task::Classification,
+        Some("regression") => Task::Regression,
+        Some(other) => return Err(("task", format!("unknown task `{other}`"))),
+    };
+    let mut o = Options::new(target, task);
+    match arg("delimiter", usize::MAX) {
+        None => {}
+        Some(Value::Str(d)) if DELIMITERS.iter().any(|(b, _)| d.as_bytes() == std::slice::from_ref(b)) => {
+            o.delimiter = d.as_bytes().first().copied();
+        }
+        Some(v) => {
+            let names: Vec<&str> = DELIMITERS.iter().map(|(_, n)| *n).collect();
+            return Err(("delimiter", format!("`delimiter` is one of {}, not `{v}`", names.join(", "))));
+        }
+    }
+    match arg("ignore", usize::MAX) {
+        None => {}
+        Some(Value::List(items)) if items.iter().all(|v| matches!(v, Value::Str(_))) => {
+            o.ignore =
+                items.iter().filter_map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None }).collect();
+        }
+        Some(v) => return Err(("ignore", format!("`ignore` is a list of column names, like `[\"id\"]`, not `{v}`"))),
+    }
+    match arg("max_categories", usize::MAX) {
+        None => {}
+        Some(Value::Int(k)) if (1..=100_000).contains(k) => o.max_categories = *k as usize,
+        Some(v) => return Err(("max_categories", format!("`max_categories` is an int from 1 to 100000, not `{v}`"))),
+    }
+    Ok(o)
+}
+
+/// The delimiters `delimiter:` accepts and detection chooses from, with their names.
+pub const DELIMITERS: [(u8, &str); 3] = [(b',', "\",\""), (b';', "\";\""), (b'\t', "\"\\t\"")];
+
 /// A CSV file's text: UTF-8 (invalid bytes replaced), without the byte-order mark that
 /// spreadsheet programs write first, which would otherwise become part of the first column's name.
 pub fn csv_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes))
+    String::from_utf8_lossy(strip_bom(bytes))
+}
+
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
 }
 
 /// One record of a CSV file: its fields, and the 1-based lines it starts and ends on (more
@@ -51,63 +139,147 @@ pub struct RecordError {
     pub message: String,
 }
 
-/// The records of a CSV text, blank lines skipped: fields split on commas and trimmed;
-/// double quotes honoured, so a quoted field may hold commas, `""` (one quote) and line
-/// breaks. A quote that is never closed is an error naming the line it opens on, not a
-/// field that swallows the rest of the file. The one CSV splitter: the checker
-/// (`check::data`) calls it too.
+/// The records of a CSV text, its delimiter detected ([`csv_records_with`]).
 pub fn csv_records(text: &str) -> Result<Vec<Record>, RecordError> {
-    let mut records = Vec::new();
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    // The line of the quote that is open, if one is.
-    let mut open: Option<usize> = None;
-    let (mut line, mut start) = (1usize, 1usize);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if open.is_some() && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' if open.is_some() => open = None,
-            '"' => open = Some(line),
-            ',' if open.is_none() => fields.push(std::mem::take(&mut cur).trim().to_string()),
-            '\n' if open.is_none() => {
-                fields.push(std::mem::take(&mut cur).trim().to_string());
-                let fields = std::mem::take(&mut fields);
-                if !(fields.len() == 1 && fields[0].is_empty()) {
-                    records.push(Record { line: start, last_line: line, fields });
-                }
-                line += 1;
-                start = line;
-            }
-            c => {
-                if c == '\n' {
-                    line += 1;
-                }
-                cur.push(c);
-            }
-        }
-    }
-    if let Some(at) = open {
-        return Err(RecordError { line: at, message: "a quote opened on this line is never closed".to_string() });
-    }
-    fields.push(cur.trim().to_string());
-    if !(fields.len() == 1 && fields[0].is_empty()) {
-        records.push(Record { line: start, last_line: line, fields });
-    }
-    Ok(records)
+    csv_records_with(text.as_bytes(), None).map(|(_, r)| r)
 }
 
-/// A hint for a file whose header is one column holding `;`, a tab or `|`: it is
-/// probably separated by that character, and bma reads comma-separated files only.
+/// The delimiter of a CSV file's first lines: of `,`, `;` and tab, the one that splits the
+/// most of the first 20 non-blank lines into as many fields as the first line (and at
+/// least two), ties going to `,` then `;`; `,` when none splits the first line. Quotes are
+/// honoured within a line.
+pub fn detect_delimiter(bytes: &[u8]) -> u8 {
+    let lines: Vec<&[u8]> = strip_bom(bytes)
+        .split(|b| *b == b'\n')
+        .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+        .take(20)
+        .collect();
+    let count = |line: &[u8], d: u8| {
+        let mut quoted = false;
+        line.iter()
+            .filter(|b| {
+                if **b == b'"' {
+                    quoted = !quoted;
+                }
+                !quoted && **b == d
+            })
+            .count()
+    };
+    let mut best = (b',', 0usize);
+    for (d, _) in DELIMITERS {
+        let Some(first) = lines.first().map(|l| count(l, d)) else { break };
+        if first == 0 {
+            continue;
+        }
+        let agree = lines.iter().filter(|l| count(l, d) == first).count();
+        if agree > best.1 {
+            best = (d, agree);
+        }
+    }
+    best.0
+}
+
+/// The records of a CSV file's bytes (byte-order mark dropped), blank lines skipped, fields
+/// trimmed, with the delimiter used (`delimiter`, or detected). A record that is not UTF-8
+/// and a quote that is never closed are errors naming the line, not a field that swallows
+/// the rest of the file. The one CSV splitter: the checker (`check::data`) calls it too.
+pub fn csv_records_with(bytes: &[u8], delimiter: Option<u8>) -> Result<(u8, Vec<Record>), RecordError> {
+    let bytes = strip_bom(bytes);
+    let delimiter = delimiter.unwrap_or_else(|| detect_delimiter(bytes));
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .delimiter(delimiter)
+        .from_reader(bytes);
+    let mut records = Vec::new();
+    let mut last_start = None;
+    // Lines are counted here from byte offsets: the `csv` crate's own line numbers skip
+    // blank lines and count a CRLF file's lines short. A record's offset is where its
+    // reading began, before the line ends and blank lines it skipped.
+    let start_of = |offset: u64| {
+        let mut offset = (offset as usize).min(bytes.len());
+        while bytes.get(offset).is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            offset += 1;
+        }
+        offset
+    };
+    let (mut seen, mut lines) = (0usize, 1usize);
+    let mut line_at = |offset: usize| {
+        if offset >= seen {
+            lines += bytes[seen..offset].iter().filter(|b| **b == b'\n').count();
+            seen = offset;
+        }
+        lines
+    };
+    for record in reader.byte_records() {
+        let record = record.map_err(|e| RecordError {
+            line: e.position().map_or(1, |p| line_at(start_of(p.byte()))),
+            message: format!("cannot split the line into fields: {e}"),
+        })?;
+        let Some(pos) = record.position() else { continue };
+        let start = start_of(pos.byte());
+        let line = line_at(start);
+        if record.is_empty() || (record.len() == 1 && record[0].is_empty()) {
+            continue;
+        }
+        let mut fields = Vec::with_capacity(record.len());
+        let mut breaks = 0;
+        for (i, f) in record.iter().enumerate() {
+            let s = std::str::from_utf8(f).map_err(|e| RecordError {
+                line,
+                message: format!(
+                    "field {} is not UTF-8 text (byte 0x{:02x}); save the file as UTF-8",
+                    i + 1,
+                    f.get(e.valid_up_to()).copied().unwrap_or(0)
+                ),
+            })?;
+            breaks += s.matches('\n').count();
+            fields.push(s.to_string());
+        }
+        last_start = Some((start, line));
+        records.push(Record { line, last_line: line + breaks, fields });
+    }
+    if let Some((start, line)) = last_start
+        && let Some(open) = unclosed_quote(bytes.get(start..).unwrap_or_default(), delimiter)
+    {
+        return Err(RecordError { line: line + open, message: "a quote opened on this line is never closed".into() });
+    }
+    Ok((delimiter, records))
+}
+
+/// Whether `tail` (the last record to the end of the file) leaves a quote open, as the `csv`
+/// crate reads quotes (one opens a field); the open quote's line, counted from 0.
+fn unclosed_quote(tail: &[u8], delimiter: u8) -> Option<usize> {
+    let (mut open, mut at_start, mut line) = (None, true, 0usize);
+    let mut i = 0;
+    while i < tail.len() {
+        let b = tail[i];
+        match open {
+            Some(_) if b == b'"' && tail.get(i + 1) == Some(&b'"') => i += 1,
+            Some(_) if b == b'"' => open = None,
+            None if b == b'"' && at_start => open = Some(line),
+            _ => {}
+        }
+        if open.is_none() {
+            at_start = b == delimiter || b == b'\n' || (at_start && (b == b' ' || b == b'\r'));
+        }
+        if b == b'\n' {
+            line += 1;
+        }
+        i += 1;
+    }
+    open
+}
+
+/// A hint for a file whose header is one column holding `;`, a tab or `|`: it is probably
+/// separated by that character, which is not the delimiter it was read with.
 pub fn delimiter_hint(columns: &[String]) -> Option<String> {
     let [only] = columns else { return None };
     let name = [(';', "`;`"), ('\t', "tabs"), ('|', "`|`")].into_iter().find(|(c, _)| only.contains(*c))?.1;
     Some(format!(
-        "the file has one column, `{only}`: it seems to be separated by {name}, and bma reads \
-         comma-separated files only; replace the {name} with commas"
+        "the file has one column, `{only}`: it seems to be separated by {name}; bma reads `,`, `;` and tabs \
+         (`delimiter: \",\"`, `\";\"` or `\"\\t\"`): replace the {name}, or name the delimiter"
     ))
 }
 
@@ -134,186 +306,332 @@ pub fn single_class(target: &str, class: &str) -> String {
     )
 }
 
-pub(super) fn load(path: &Path, target: &Target, task: Task) -> Result<Raw, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::at(path, None, format!("cannot read: {e}")))?;
-    parse(&csv_text(&bytes), path, target, task)
+/// Whether a categorical column of `values` (present values, with repeats) is free text
+/// rather than categories: at least 20 distinct values, more than half of the values
+/// distinct, and either a mean length of 20 characters or more, or whitespace inside more
+/// than half of the values. Categories repeat (`red`, `SW1`); sentences, reviews and
+/// addresses mostly do not, and one-hot encoding them gives one input per row that says
+/// nothing about an unseen row.
+pub fn is_free_text(values: &[&str], distinct: usize) -> bool {
+    let n = values.len();
+    if distinct < 20 || 2 * distinct <= n {
+        return false;
+    }
+    let chars: usize = values.iter().map(|v| v.chars().count()).sum();
+    let spaced = values.iter().filter(|v| v.contains(char::is_whitespace)).count();
+    chars >= 20 * n || 2 * spaced > n
 }
 
-pub(super) fn parse(text: &str, path: &Path, target: &Target, task: Task) -> Result<Raw, DataError> {
-    let records = csv_records(text).map_err(|e| DataError::at(path, Some(e.line), e.message))?;
+/// A warning for a numeric target read as classes with `distinct` values over `rows` rows,
+/// when there are more than 20 distinct values and they are more than 5% of the rows, i.e.
+/// fewer than 20 rows per class on average: class labels coded as numbers rarely number more
+/// than 20 (digits have 10), and a classifier learns little from fewer than 20 samples a
+/// class; prices, ages and measurements have both many values and few repeats.
+pub fn many_classes(target: &str, distinct: usize, rows: usize) -> Option<String> {
+    (distinct > 20 && distinct * 20 > rows).then(|| {
+        format!(
+            "the target `{target}` is numeric with {distinct} distinct values in {rows} rows, read as {distinct} \
+             classes; for a quantity, add `task: regression`"
+        )
+    })
+}
+
+/// How one column of a table becomes inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// One input: the number, NaN when missing.
+    Numeric,
+    /// One input per category (sorted): one-hot.
+    Categories(Vec<String>),
+    /// No input: the target, or a column named in `ignore:`.
+    Dropped,
+}
+
+/// What is wrong with a CSV file, so the checker can place it (the target argument, the
+/// path) and name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Unreadable, empty, malformed, or a value that cannot be used.
+    File,
+    /// The file has no data row at all.
+    Empty,
+    /// The target or an `ignore:` column is not in the file.
+    NoColumn,
+    /// Nothing is left to learn from.
+    NoFeatures,
+    /// The target has one class.
+    SingleClass,
+}
+
+/// A CSV file that cannot be used: where and what, and a help line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvError {
+    pub line: Option<usize>,
+    pub message: String,
+    pub problem: Problem,
+    pub help: Option<String>,
+    /// For [`Problem::NoColumn`]: the name asked for and the columns there are.
+    pub no_column: Option<Box<(String, Vec<String>)>>,
+    /// What the checker's label under the path says.
+    pub label: &'static str,
+}
+
+impl CsvError {
+    fn new(line: Option<usize>, problem: Problem, message: impl Into<String>) -> CsvError {
+        CsvError { line, message: message.into(), problem, help: None, no_column: None, label: "cannot be used" }
+    }
+
+    fn label(mut self, label: &'static str) -> CsvError {
+        self.label = label;
+        self
+    }
+
+    fn help(mut self, help: Option<String>) -> CsvError {
+        self.help = help;
+        self
+    }
+
+    /// The loader's error: file, line, message; the help after a `;`.
+    pub fn at(&self, path: &Path) -> DataError {
+        let message = match &self.help {
+            Some(h) => format!("{}; {h}", self.message),
+            None => self.message.clone(),
+        };
+        DataError::at(path, self.line, message)
+    }
+}
+
+/// A CSV file read and typed: every value checked, nothing encoded yet.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub columns: Vec<String>,
+    /// The target's column.
+    pub target: usize,
+    /// Per column (the target's is [`Column::Dropped`]).
+    pub encodings: Vec<Column>,
+    /// Sorted distinct target values (classification); empty for regression.
+    pub classes: Vec<String>,
+    /// The data rows (the header excluded).
+    pub rows: Vec<Record>,
+    pub delimiter: u8,
+    /// Warnings: the data loads, but probably not as meant.
+    pub notes: Vec<String>,
+    pub task: Task,
+}
+
+impl Table {
+    /// The number of inputs a row becomes.
+    pub fn features(&self) -> usize {
+        width(&self.encodings)
+    }
+
+    /// What the model sees.
+    pub fn info(&self, path: &Path) -> DataInfo {
+        let classes = match self.task {
+            Task::Classification => self.classes.len(),
+            Task::Regression => 1,
+        };
+        DataInfo { name: format!("csv({})", path.display()), shape: vec![self.features()], classes, task: self.task }
+    }
+}
+
+/// The inputs that columns encoded by `encodings` give.
+fn width(encodings: &[Column]) -> usize {
+    encodings
+        .iter()
+        .map(|e| match e {
+            Column::Numeric => 1,
+            Column::Categories(c) => c.len(),
+            Column::Dropped => 0,
+        })
+        .sum()
+}
+
+/// Reads and types a CSV file's bytes by `opts`; see the module header.
+pub fn analyse(bytes: &[u8], opts: &Options) -> Result<Table, CsvError> {
+    let (delimiter, records) = csv_records_with(bytes, opts.delimiter).map_err(|e| {
+        let label = if e.message.contains("UTF-8") { "not UTF-8" } else { "unclosed quote" };
+        CsvError::new(Some(e.line), Problem::File, e.message).label(label)
+    })?;
     let mut records = records.into_iter();
     let Some(first) = records.next() else {
-        return Err(DataError::at(path, None, "the file is empty"));
+        return Err(CsvError::new(None, Problem::Empty, "the file is empty"));
     };
     let (header, columns) = csv_columns(&first.fields);
-    let with_hint = |message: String| match delimiter_hint(&columns) {
-        Some(hint) => format!("{message}; {hint}"),
-        None => message,
+    let hint = delimiter_hint(&columns);
+    let no_column = |asked: &str, what: String| CsvError {
+        no_column: Some(Box::new((asked.to_string(), columns.clone()))),
+        ..CsvError::new(Some(first.line), Problem::NoColumn, what).help(hint.clone())
     };
-    let t = match target {
-        Target::Name(name) => columns
-            .iter()
-            .position(|c| c == name)
-            .ok_or_else(|| DataError::at(path, Some(first.line), with_hint(format!("no column `{name}`"))))?,
+    let t = match &opts.target {
+        Target::Name(name) => {
+            columns.iter().position(|c| c == name).ok_or_else(|| no_column(name, format!("no column `{name}`")))?
+        }
         Target::Index(i) if *i < columns.len() => *i,
-        Target::Index(i) => return Err(DataError::at(path, Some(first.line), with_hint(format!("no column {i}")))),
+        Target::Index(i) => return Err(no_column(&i.to_string(), format!("no column {i}"))),
         Target::Last => columns.len() - 1,
     };
-    let rows: Vec<(usize, Vec<String>)> = if header { None } else { Some(first.clone()) }
+    let mut dropped = vec![false; columns.len()];
+    dropped[t] = true;
+    for name in &opts.ignore {
+        match columns.iter().position(|c| c == name) {
+            Some(i) if i == t => {
+                return Err(CsvError::new(None, Problem::File, format!("`ignore` names the target `{name}`")));
+            }
+            Some(i) => dropped[i] = true,
+            None => return Err(no_column(name, format!("no column `{name}` to ignore"))),
+        }
+    }
+    let what = if header { "header" } else { "first row" };
+    let rows: Vec<Record> = if header { None } else { Some(first.clone()) }
         .into_iter()
         .chain(records)
         .map(|r| {
             if r.fields.len() != columns.len() {
-                let spans = if r.last_line > r.line {
+                let runs_on = if r.last_line > r.line {
                     format!(" (a quoted field runs on to line {}: is a quote missing?)", r.last_line)
                 } else {
                     String::new()
                 };
-                return Err(DataError::at(
-                    path,
-                    Some(r.line),
-                    format!(
-                        "{} fields where the {} has {}{spans}",
-                        r.fields.len(),
-                        if header { "header" } else { "first row" },
-                        columns.len()
-                    ),
-                ));
+                let message = format!("{} fields where the {what} has {}{runs_on}", r.fields.len(), columns.len());
+                return Err(
+                    CsvError::new(Some(r.line), Problem::File, message).label("a row with the wrong number of fields")
+                );
             }
-            Ok((r.line, r.fields))
+            Ok(r)
         })
         .collect::<Result<_, _>>()?;
-    for (line, r) in &rows {
-        if is_missing(&r[t]) {
-            return Err(DataError::at(path, Some(*line), format!("the target `{}` is missing", columns[t])));
-        }
-    }
     if rows.is_empty() {
-        return Err(DataError::at(path, None, "the file has a header but no rows"));
+        return Err(CsvError::new(None, Problem::File, "the file has a header but no rows").label("no rows"));
     }
-    // Per feature column: None for numeric, Some(sorted categories) for categorical.
-    let mut encodings: Vec<(usize, Option<Vec<String>>)> = Vec::new();
-    for c in (0..columns.len()).filter(|c| *c != t) {
-        let present = rows.iter().map(|(_, r)| r[c].as_str()).filter(|f| !is_missing(f));
-        let numeric = present.clone().all(|v| v.parse::<f64>().is_ok());
-        let cats = (!numeric).then(|| present.map(str::to_string).collect::<BTreeSet<_>>().into_iter().collect());
-        encodings.push((c, cats));
-    }
-    let features: usize = encodings.iter().map(|(_, e)| e.as_ref().map_or(1, Vec::len)).sum();
-    if features == 0 {
-        return Err(DataError::at(path, None, with_hint("the file has no feature columns".to_string())));
-    }
-    let classes: Vec<String> = match task {
-        Task::Classification => rows.iter().map(|(_, r)| r[t].clone()).collect::<BTreeSet<_>>().into_iter().collect(),
-        Task::Regression => Vec::new(),
-    };
-    if let [only] = classes.as_slice() {
-        return Err(DataError::at(path, None, single_class(&columns[t], only)));
-    }
-    let mut x = Vec::with_capacity(rows.len() * features);
-    let mut y = Vec::with_capacity(rows.len());
     // Training runs in f32: `inf`, `1e400` or `1e39` would turn the column's mean and every
     // standardised value into NaN or inf, so they are errors here rather than silent garbage.
     let not_finite = |line: usize, what: String, v: &str| {
-        DataError::at(path, Some(line), format!("{what} is `{v}`, not a finite 32-bit number (|x| < 3.4e38)"))
+        CsvError::new(Some(line), Problem::File, format!("{what} is `{v}`, not a finite 32-bit number (|x| < 3.4e38)"))
     };
-    for (line, r) in &rows {
-        for (c, enc) in &encodings {
-            let v = &r[*c];
-            match enc {
-                None if is_missing(v) => x.push(f32::NAN),
-                None => match v.parse::<f32>() {
-                    Ok(f) if f.is_finite() => x.push(f),
-                    _ => return Err(not_finite(*line, format!("`{}`", columns[*c]), v)),
-                },
-                Some(cats) => x.extend(cats.iter().map(|k| if k == v { 1.0 } else { 0.0 })),
+    let mut encodings = Vec::with_capacity(columns.len());
+    for (c, name) in columns.iter().enumerate() {
+        if dropped[c] {
+            encodings.push(Column::Dropped);
+            continue;
+        }
+        let present: Vec<(usize, &str)> =
+            rows.iter().map(|r| (r.line, r.fields[c].as_str())).filter(|(_, f)| !is_missing(f)).collect();
+        if present.iter().all(|(_, v)| v.parse::<f64>().is_ok()) {
+            for (line, v) in &present {
+                if !v.parse::<f32>().is_ok_and(f32::is_finite) {
+                    return Err(not_finite(*line, format!("`{name}`"), v));
+                }
+            }
+            encodings.push(Column::Numeric);
+            continue;
+        }
+        let values: Vec<&str> = present.iter().map(|(_, v)| *v).collect();
+        let cats: BTreeSet<&str> = values.iter().copied().collect();
+        let ignore = format!("`ignore: [\"{name}\"]` drops it");
+        if is_free_text(&values, cats.len()) {
+            return Err(CsvError::new(
+                None,
+                Problem::File,
+                format!(
+                    "the column `{name}` is free text ({} distinct values in {} rows), not categories",
+                    cats.len(),
+                    values.len()
+                ),
+            )
+            .label("free text")
+            .help(Some(format!(
+                "one-hot encoding it would give one input per row; read text with `text(...)`, or {ignore}"
+            ))));
+        }
+        if cats.len() > opts.max_categories {
+            return Err(CsvError::new(
+                None,
+                Problem::File,
+                format!(
+                    "the column `{name}` has {} categories, more than the {} one-hot inputs a column may have",
+                    cats.len(),
+                    opts.max_categories
+                ),
+            )
+            .label("too many categories")
+            .help(Some(format!("`max_categories: {}` allows them, or {ignore}", cats.len()))));
+        }
+        encodings.push(Column::Categories(cats.into_iter().map(str::to_string).collect()));
+    }
+    let target = &columns[t];
+    for r in &rows {
+        let v = &r.fields[t];
+        if is_missing(v) {
+            return Err(CsvError::new(Some(r.line), Problem::File, format!("the target `{target}` is missing")));
+        }
+        if opts.task == Task::Regression {
+            match v.parse::<f32>() {
+                Ok(f) if f.is_finite() => {}
+                Ok(_) => return Err(not_finite(r.line, format!("the target `{target}`"), v)),
+                Err(_) => {
+                    let message = format!("the target `{target}` is `{v}`, not a number");
+                    return Err(CsvError::new(Some(r.line), Problem::File, message));
+                }
             }
         }
-        y.push(match task {
-            Task::Classification => classes.iter().position(|k| *k == r[t]).unwrap_or(0) as f32,
-            Task::Regression => match r[t].parse::<f32>() {
-                Ok(f) if f.is_finite() => f,
-                Ok(_) => return Err(not_finite(*line, format!("the target `{}`", columns[t]), &r[t])),
-                Err(_) => {
-                    return Err(DataError::at(
-                        path,
-                        Some(*line),
-                        format!("the target `{}` is `{}`, not a number", columns[t], r[t]),
-                    ));
-                }
-            },
+    }
+    if width(&encodings) == 0 {
+        return Err(CsvError::new(None, Problem::NoFeatures, "the file has no feature columns").help(hint));
+    }
+    let mut notes = Vec::new();
+    let classes: Vec<String> = match opts.task {
+        Task::Classification => rows.iter().map(|r| r.fields[t].clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+        Task::Regression => Vec::new(),
+    };
+    if let [only] = classes.as_slice() {
+        return Err(CsvError::new(None, Problem::SingleClass, single_class(target, only)));
+    }
+    if classes.iter().all(|c| c.parse::<f64>().is_ok())
+        && let Some(note) = many_classes(target, classes.len(), rows.len())
+    {
+        notes.push(note);
+    }
+    Ok(Table { columns, target: t, encodings, classes, rows, delimiter, notes, task: opts.task })
+}
+
+/// The samples of a typed table: one-hot categories, NaN for a missing number, the class
+/// index or the target value.
+pub fn encode(table: &Table, path: &Path) -> Raw {
+    let features = table.features();
+    let mut x = Vec::with_capacity(table.rows.len() * features);
+    let mut y = Vec::with_capacity(table.rows.len());
+    for r in &table.rows {
+        for (v, enc) in r.fields.iter().zip(&table.encodings) {
+            match enc {
+                Column::Numeric if is_missing(v) => x.push(f32::NAN),
+                // Checked finite by `analyse`.
+                Column::Numeric => x.push(v.parse::<f32>().unwrap_or(f32::NAN)),
+                Column::Categories(cats) => x.extend(cats.iter().map(|k| if k == v { 1.0 } else { 0.0 })),
+                Column::Dropped => {}
+            }
+        }
+        let v = &r.fields[table.target];
+        y.push(match table.task {
+            Task::Classification => table.classes.binary_search(v).unwrap_or(0) as f32,
+            Task::Regression => v.parse::<f32>().unwrap_or(f32::NAN),
         });
     }
-    let classes = match task {
-        Task::Classification => classes.len(),
-        Task::Regression => 1,
-    };
-    let info = DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task };
-    Ok(Raw { info, x, y })
+    Raw { info: table.info(path), x, y }
+}
+
+pub(super) fn load(path: &Path, opts: &Options) -> Result<Raw, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::at(path, None, format!("cannot read: {e}")))?;
+    let table = analyse(&bytes, opts).map_err(|e| e.at(path))?;
+    Ok(encode(&table, path))
+}
+
+/// [`load`] of a text, for tests: `target` and `task` only.
+#[cfg(test)]
+pub(super) fn parse(text: &str, path: &Path, target: &Target, task: Task) -> Result<Raw, DataError> {
+    let table = analyse(text.as_bytes(), &Options::new(target.clone(), task)).map_err(|e| e.at(path))?;
+    Ok(encode(&table, path))
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::{Target, csv_records, parse};
-    use crate::ir::Task;
-
-    fn read(text: &str, task: Task) -> Result<super::Raw, String> {
-        parse(text, Path::new("f.csv"), &Target::Last, task).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn a_quoted_field_may_hold_a_line_break_and_lines_are_still_counted() {
-        let text = "a,y\n1,\"first\nkind\"\n\n2,\"second, kind\"\n3,\"first\nkind\"\n4,x,5\n";
-        let records = csv_records(text).unwrap();
-        let spans: Vec<(usize, usize)> = records.iter().map(|r| (r.line, r.last_line)).collect();
-        assert_eq!(spans, [(1, 1), (2, 3), (5, 5), (6, 7), (8, 8)]);
-        assert_eq!(records[1].fields, ["1", "first\nkind"]);
-        // The bad row is named by its own line, after the quoted line breaks.
-        assert_eq!(read(text, Task::Classification).unwrap_err(), "f.csv:8: 3 fields where the header has 2");
-        let raw = read(&text[..text.len() - 6], Task::Classification).unwrap();
-        assert_eq!((raw.info.classes, raw.y.clone()), (2, vec![0.0, 1.0, 0.0]));
-    }
-
-    #[test]
-    fn a_quote_never_closed_is_named_with_its_line() {
-        let text = "a,y\n1,x\n2,\"y\n3,x\n";
-        assert_eq!(csv_records(text).unwrap_err().line, 3);
-        assert_eq!(
-            read(text, Task::Classification).unwrap_err(),
-            "f.csv:3: a quote opened on this line is never closed"
-        );
-        // Closed further down, it swallows lines: the row's field count says so.
-        let closed = "a,b,y\n1,\"2,x\n3\",4,x\n";
-        assert_eq!(
-            read(closed, Task::Classification).unwrap_err(),
-            "f.csv:2: 4 fields where the header has 3 (a quoted field runs on to line 3: is a quote missing?)"
-        );
-    }
-
-    #[test]
-    fn a_header_without_rows_and_a_single_class_are_errors() {
-        assert_eq!(read("a,y\n", Task::Classification).unwrap_err(), "f.csv: the file has a header but no rows");
-        let one = read("a,y\n1,x\n2,x\n3,x\n", Task::Classification).unwrap_err();
-        assert!(one.starts_with("f.csv: the target `y` has one class, `x`, in every row"), "{one}");
-        // The same column is a fine regression target when it is numeric.
-        assert!(read("a,y\n1,2\n2,2\n3,2\n", Task::Regression).is_ok());
-    }
-
-    #[test]
-    fn a_file_separated_by_semicolons_gets_a_hint() {
-        let e = read("a;b;y\n1;2;x\n3;4;z\n", Task::Classification).unwrap_err();
-        assert!(e.contains("no feature columns") && e.contains("separated by `;`"), "{e}");
-        let e = parse("a\tb\ty\n1\t2\tx\n", Path::new("f.csv"), &Target::Name("y".into()), Task::Classification)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no column `y`") && e.contains("separated by tabs") && e.contains("a\\u{9}b"), "{e}");
-    }
-
-    #[test]
-    fn data_text_in_an_error_is_escaped() {
-        let e = read("a,y\n1,\u{1b}[2J\n", Task::Regression).unwrap_err();
-        assert!(!e.contains('\u{1b}') && e.contains("`\\u{1b}[2J`, not a number"), "{e}");
-    }
-}
+mod tests;

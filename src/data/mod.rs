@@ -10,7 +10,8 @@
 //!   the checker reads CSV and IDX headers with this module's readers ([`csv_columns`],
 //!   [`idx_dims`]), never its own;
 //! - the split is stratified by class (classification) and deterministic for a seed;
-//! - standardisation and missing-value imputation are fitted on the train split only;
+//! - standardisation, missing-value imputation and the regression target's scaling
+//!   ([`TargetScale`]) are fitted on the train split only;
 //! - nothing in a data file can panic: bad files give a [`DataError`] naming file and line.
 //!
 //! `files` gives the absolute folder relative paths are read from ([`base_folder`]) and
@@ -18,7 +19,7 @@
 //! notice when a file changed under them.
 
 mod builtin;
-mod csv;
+pub mod csv;
 mod files;
 mod idx;
 mod synthetic;
@@ -32,7 +33,10 @@ use crate::ir::{DataInfo, Task, Value};
 use crate::rng::Rng;
 
 pub use builtin::BUILTIN;
-pub use csv::{Record, RecordError, csv_columns, csv_records, csv_text, delimiter_hint, is_missing, single_class};
+pub use csv::{
+    Record, RecordError, csv_columns, csv_records, csv_records_with, csv_text, delimiter_hint, is_missing, single_class,
+};
+
 pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
 pub use idx::{IdxError, idx_dims, idx_read, idx_roles, single_label};
 pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
@@ -84,6 +88,55 @@ pub struct Dataset {
     /// What was subtracted and divided per feature (fitted on train).
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    /// The regression target's standardisation (fitted on train; the identity for
+    /// classification). The splits keep `y` in the target's own units: a model trains on
+    /// `target.apply(y)` and its outputs are `target.invert`ed before anything measures or
+    /// shows them.
+    pub target: TargetScale,
+}
+
+/// A regression target's standardisation, `(y - mean) / std`: a network's weights start
+/// near unit scale, and a target of order 1e5 would otherwise take the whole training to
+/// reach, while its squared errors swamp the optimiser's steps.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TargetScale {
+    pub mean: f32,
+    pub std: f32,
+}
+
+impl Default for TargetScale {
+    /// The identity.
+    fn default() -> TargetScale {
+        TargetScale { mean: 0.0, std: 1.0 }
+    }
+}
+
+impl TargetScale {
+    /// Mean and deviation of `y` (a constant target: deviation 1).
+    pub fn fit(y: impl Iterator<Item = f32>) -> TargetScale {
+        let (mut n, mut sum, mut sq) = (0f64, 0f64, 0f64);
+        for v in y {
+            n += 1.0;
+            sum += f64::from(v);
+            sq += f64::from(v) * f64::from(v);
+        }
+        if n == 0.0 {
+            return TargetScale::default();
+        }
+        let mean = sum / n;
+        let sd = (sq / n - mean * mean).max(0.0).sqrt();
+        TargetScale { mean: mean as f32, std: if sd > 1e-8 * mean.abs().max(1.0) { sd as f32 } else { 1.0 } }
+    }
+
+    /// A target value in the scale the model trains on.
+    pub fn apply(&self, y: f32) -> f32 {
+        (y - self.mean) / self.std
+    }
+
+    /// A model output back in the target's own units.
+    pub fn invert(&self, z: f32) -> f32 {
+        z * self.std + self.mean
+    }
 }
 
 impl Dataset {
@@ -292,19 +345,8 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
     match kind {
         Kind::Digits | Kind::Iris | Kind::Wine | Kind::BreastCancer => builtin::load(name),
         Kind::Csv => {
-            let target = match arg("target", 1) {
-                Some(Value::Str(s)) => csv::Target::Name(s.clone()),
-                Some(Value::Sym(s)) => csv::Target::Name(s.sym.clone()),
-                Some(Value::Int(i)) if *i >= 0 => csv::Target::Index(*i as usize),
-                Some(other) => return Err(DataError::new(format!("no column `{other}`"))),
-                None => csv::Target::Last,
-            };
-            let task = match arg("task", 2).and_then(Value::as_sym) {
-                None | Some("classification") => Task::Classification,
-                Some("regression") => Task::Regression,
-                Some(other) => return Err(DataError::new(format!("unknown task `{other}`"))),
-            };
-            csv::load(&path("path", 0)?, &target, task)
+            let opts = csv::options(call).map_err(|(_, e)| DataError::new(e))?;
+            csv::load(&path("path", 0)?, &opts)
         }
         Kind::Idx => idx::load(&path("images", 0)?, &path("labels", 1)?),
         Kind::Spirals | Kind::Moons | Kind::Circles | Kind::Sine => {
@@ -320,7 +362,8 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
 }
 
 /// Splits `raw` into train/valid/test (stratified by class for classification), then
-/// standardises every split with the train split's mean and deviation.
+/// standardises every split with the train split's mean and deviation, and fits the
+/// regression target's [`TargetScale`] on the train split.
 ///
 /// Images (`[c, h, w]`) are scaled by one mean and deviation over all train pixels, so
 /// that a pixel's meaning does not depend on its position; flat features per feature.
@@ -426,7 +469,11 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
         None => take(&raw, &mut carved.iter().copied()),
     };
     let (valid, test) = (part(&fixed.valid, &va), part(&fixed.test, &te));
-    Ok(Dataset { train: take(&raw, &mut tr.iter().copied()), valid, test, info: raw.info, mean, std })
+    let target = match raw.info.task {
+        Task::Regression => TargetScale::fit(tr.iter().map(|&i| raw.y[i])),
+        Task::Classification => TargetScale::default(),
+    };
+    Ok(Dataset { train: take(&raw, &mut tr.iter().copied()), valid, test, info: raw.info, mean, std, target })
 }
 
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all

@@ -126,17 +126,19 @@ fn csv_without_header_uses_the_last_column_and_regression_targets() {
 #[test]
 fn bad_csv_rows_are_errors_with_file_and_line() {
     let p = tmp("bad.csv", b"a,b,y\n1,2,x\n\n3,4\n");
-    let err = csv::load(&p, &csv::Target::Last, Task::Classification).expect_err("wrong field count");
+    let err =
+        csv::load(&p, &csv::Options::new(csv::Target::Last, Task::Classification)).expect_err("wrong field count");
     assert_eq!(err.line, Some(4));
     assert!(err.to_string().contains("bad.csv:4: 2 fields where the header has 3"), "{err}");
     let p = tmp("miss.csv", b"a,b,y\n1,2,x\n3,4,NA\n");
-    let err = csv::load(&p, &csv::Target::Name("y".into()), Task::Classification).expect_err("missing target");
+    let err = csv::load(&p, &csv::Options::new(csv::Target::Name("y".into()), Task::Classification))
+        .expect_err("missing target");
     assert_eq!((err.line, err.message.as_str()), (Some(3), "the target `y` is missing"));
     let p = tmp("reg.csv", b"a,y\n1,2\n3,four\n");
-    let err = csv::load(&p, &csv::Target::Last, Task::Regression).expect_err("text target");
+    let err = csv::load(&p, &csv::Options::new(csv::Target::Last, Task::Regression)).expect_err("text target");
     assert_eq!(err.line, Some(3));
-    let err =
-        csv::load(Path::new("/nonexistent/x.csv"), &csv::Target::Last, Task::Classification).expect_err("no file");
+    let err = csv::load(Path::new("/nonexistent/x.csv"), &csv::Options::new(csv::Target::Last, Task::Classification))
+        .expect_err("no file");
     assert!(err.message.starts_with("cannot read"));
     assert!(csv::parse("", Path::new("e.csv"), &csv::Target::Last, Task::Classification).is_err());
     assert!(csv::parse("a,b\n", Path::new("e.csv"), &csv::Target::Last, Task::Classification).is_err());

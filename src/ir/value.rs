@@ -260,6 +260,12 @@ fn eval_at(expr: &ast::Expr, env: &dyn Env, depth: usize) -> Result<Value, EvalE
             if BUILTINS.contains(&name.as_str()) && env.lookup(&name).is_none() {
                 return builtin(&name, &values, span);
             }
+            // A metric with an argument (`top_k(5)`) is bound under its written form.
+            if let [(None, Value::Int(k))] = values.as_slice()
+                && let Some(v) = env.lookup(&crate::catalogue::metric_key(&name, *k))
+            {
+                return Ok(v);
+            }
             Value::Call(CallValue { name, args: values })
         }
         ExprKind::Field(base, field) => {

@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{ConfigError, EarlyStop, Init, Loss, Optimizer, OptimizerKind, Schedule, TrainConfig};
 pub use metrics::{
-    Head, Metrics, classification_metrics, evaluate as evaluate_outputs, log_abs_det, mean_loss, naswot,
-    regression_metrics,
+    Head, Metrics, TOP_K_MAX, binary_auc, classification_metrics, evaluate as evaluate_outputs, log_abs_det, mean_loss,
+    naswot, probability_metrics, regression_metrics,
 };
 pub use net::{Op, OpKind, Plan, Tensors};
 pub use save::{
@@ -46,7 +46,7 @@ pub use save::{
 };
 pub use trial::{Averaging, Trials, averaging, init_seed};
 
-use crate::data::{Dataset, Split};
+use crate::data::{Dataset, Split, TargetScale};
 use crate::ir::{self, Task};
 use crate::rng::Rng;
 use net::{Mode, Net};
@@ -126,6 +126,9 @@ pub struct Model {
     pub task: Task,
     pub loss: Loss,
     device: DeviceKind,
+    /// The regression target's scaling the network trained on: [`Model::predict`] and the
+    /// metrics invert it, so they are in the target's own units.
+    pub target: TargetScale,
 }
 
 /// The burn device for a kind.
@@ -253,7 +256,7 @@ where
                 augment::apply(&cfg.augment, &mut v, &data.info.shape, &mut augment_rng);
                 Tensor::from_data(TensorData::new(v, [chunk.len(), features]), &ad)
             };
-            let t = batch_t(&data.train, chunk, k, classification, cfg.loss, &ad);
+            let t = batch_t(&data.train, chunk, k, classification, cfg.loss, data.target, &ad);
             let out = match net::forward(&net, &plan, x, Mode::Train(&mut rng), None) {
                 Ok(o) => o,
                 Err(e) => return failed(e, epochs),
@@ -280,8 +283,15 @@ where
             }
             window.push_back(net.tensors(&plan));
         }
-        let valid =
-            evaluate_net(&net.valid(), &plan, &data.valid, features, k, classification, cfg.loss, head, &device);
+        let valid = evaluate_net(
+            &net.valid(),
+            &plan,
+            &data.valid,
+            features,
+            k,
+            (classification, cfg.loss, head, data.target),
+            &device,
+        );
         let mut m = match valid {
             Ok(m) => m,
             Err(e) => return failed(e, epochs),
@@ -331,7 +341,8 @@ where
         }
         best_epoch = epochs.len();
     }
-    let model = Model { net: kept.valid(), plan, task: data.info.task, loss: cfg.loss, device: kind };
+    let model =
+        Model { net: kept.valid(), plan, task: data.info.task, loss: cfg.loss, device: kind, target: data.target };
     // The kept epoch's valid metrics were measured on these very weights; only averaged
     // weights (swa) need a new pass.
     let kept_valid = if swa.is_none() { epochs.get(best_epoch.wrapping_sub(1)).map(valid_part) } else { None };
@@ -484,15 +495,19 @@ impl Model {
         let k = self.plan.out_features();
         let classification = self.task == Task::Classification;
         let head = head_of(&self.plan);
-        in_pool(1, || {
-            evaluate_net(&self.net, &self.plan, split, info.features(), k, classification, self.loss, head, &device)
-        })
+        let how = (classification, self.loss, head, self.target);
+        in_pool(1, || evaluate_net(&self.net, &self.plan, split, info.features(), k, how, &device))
     }
 
-    /// The outputs (`n x outputs`, row-major) for `n` rows of `x`.
+    /// The outputs (`n x outputs`, row-major) for `n` rows of `x`; a regression model's in
+    /// the target's own units.
     pub fn predict(&self, x: &[f32], n: usize) -> Result<Vec<f32>, String> {
         let device = burn_device(self.device)?;
-        predict(&self.net, &self.plan, x, n, self.plan.in_features(), &device)
+        let mut out = predict(&self.net, &self.plan, x, n, self.plan.in_features(), &device)?;
+        if self.task == Task::Regression {
+            out.iter_mut().for_each(|v| *v = self.target.invert(*v));
+        }
+        Ok(out)
     }
 
     /// The exact number of trainable parameters.
@@ -574,8 +589,17 @@ fn batch_x(split: &Split, rows: &[usize], features: usize, device: &Device) -> T
     Tensor::from_data(TensorData::new(rows_of(split, rows, features), [rows.len(), features]), device)
 }
 
-/// Targets as `[b, k]`: one-hot classes, or the values (regression, or one output).
-fn batch_t(split: &Split, rows: &[usize], k: usize, classification: bool, loss: Loss, device: &Device) -> Tensor<2> {
+/// Targets as `[b, k]`: one-hot classes, or the values (regression: scaled by `target`; or
+/// one output).
+fn batch_t(
+    split: &Split,
+    rows: &[usize],
+    k: usize,
+    classification: bool,
+    loss: Loss,
+    target: TargetScale,
+    device: &Device,
+) -> Tensor<2> {
     let k = k.max(1);
     let mut v = vec![0f32; rows.len() * k];
     for (r, &i) in rows.iter().enumerate() {
@@ -584,6 +608,7 @@ fn batch_t(split: &Split, rows: &[usize], k: usize, classification: bool, loss: 
             let c = (y as usize).min(k - 1);
             v[r * k + c] = 1.0;
         } else {
+            let y = if classification { y } else { target.apply(y) };
             for j in 0..k {
                 v[r * k + j] = y;
             }
@@ -640,20 +665,23 @@ fn predict(net: &Net, plan: &Plan, x: &[f32], n: usize, features: usize, device:
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Metrics of `net` on `split`; `how`: classification, the loss, the head, and the
+/// regression target's scaling (outputs are inverted before they are measured).
 fn evaluate_net(
     net: &Net,
     plan: &Plan,
     split: &Split,
     features: usize,
     k: usize,
-    classification: bool,
-    loss: Loss,
-    head: Head,
+    how: (bool, Loss, Head, TargetScale),
     device: &Device,
 ) -> Result<Metrics, String> {
-    let out = predict(net, plan, &split.x, split.n, features, device)?;
-    Ok(metrics::evaluate(&out, k, &split.y, loss, head, classification))
+    let (classification, loss, head, target) = how;
+    let mut out = predict(net, plan, &split.x, split.n, features, device)?;
+    if !classification {
+        out.iter_mut().for_each(|v| *v = target.invert(*v));
+    }
+    Ok(metrics::evaluate(&out, k, &split.y, loss, head, classification, target))
 }
 
 /// NASWOT at initialisation over one mini-batch (up to 64 train rows).

@@ -49,6 +49,10 @@ struct Manifest {
     classification: bool,
     loss: Loss,
     config: SavedConfig,
+    /// The regression target's scaling (the identity in a model saved by an older bma, which
+    /// trained on the raw target).
+    #[serde(default)]
+    target: data::TargetScale,
 }
 
 pub(super) fn save(model: &Model, dir: &Path, config: &SavedConfig) -> std::io::Result<()> {
@@ -59,6 +63,7 @@ pub(super) fn save(model: &Model, dir: &Path, config: &SavedConfig) -> std::io::
         classification: model.task == Task::Classification,
         loss: model.loss,
         config: config.clone(),
+        target: model.target,
     };
     let json = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("model.json"), json)
@@ -125,7 +130,7 @@ pub fn load(dir: &Path) -> Result<(Model, SavedConfig), String> {
         .load_tensors(&m.plan, &tensors, &device)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let task = if m.classification { Task::Classification } else { Task::Regression };
-    Ok((Model { net, plan: m.plan, task, loss: m.loss, device: DeviceKind::Cpu }, m.config))
+    Ok((Model { net, plan: m.plan, task, loss: m.loss, device: DeviceKind::Cpu, target: m.target }, m.config))
 }
 
 /// Reloads the model saved in `dir` and its dataset, and evaluates it on `split`.

@@ -21,7 +21,21 @@ impl Walker<'_> {
         if self.exp.is_some_and(|e| e.space.rejected.contains_key(name)) {
             return Ty::Unknown;
         }
-        if self.metrics && catalogue::find(catalogue::METRICS, name).is_some() {
+        if self.metrics
+            && let Some(entry) = catalogue::find(catalogue::METRICS, name)
+        {
+            if entry.sig.form == catalogue::Form::Call {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`{name}` takes one int `k` from 1 to {}", crate::limits::TOP_K_MAX),
+                        span,
+                        "no `k`",
+                    )
+                    .with_help(format!("for example `maximize {name}(5)`")),
+                );
+                return Ty::Unknown;
+            }
             if self.exp.is_some_and(|e| e.model.is_none()) {
                 self.diags.push(
                     Diagnostic::error(
@@ -331,6 +345,14 @@ impl Walker<'_> {
             return f.ret.map_or(Ty::Float, |(t, _)| type_of_name(t));
         }
         let shadowed = self.locals.iter().any(|(n, _, _)| *n == name) || self.param(&name).is_some();
+        if self.metrics
+            && !shadowed
+            && let Some(entry) = catalogue::find(catalogue::METRICS, &name)
+            && entry.sig.form == catalogue::Form::Call
+        {
+            self.metric_call(&name, args, whole);
+            return Ty::Float;
+        }
         if ir::BUILTINS.contains(&name.as_str()) && !shadowed {
             let mut all_int = true;
             for a in args {
@@ -361,6 +383,29 @@ impl Walker<'_> {
             self.expr(&a.value);
         }
         Ty::Call(name)
+    }
+
+    /// A metric with an argument (`top_k(5)`): one int from 1 to `train::TOP_K_MAX`,
+    /// written as a literal so that the key its value is stored under is known.
+    fn metric_call(&mut self, name: &str, args: &[ast::Arg], whole: &ast::Expr) {
+        let k = match args {
+            [a] if a.name.as_ref().is_none_or(|n| n.name == "k") => match &a.value.kind {
+                ExprKind::Number(v, NumberKind::Int) => Some(*v),
+                _ => None,
+            },
+            _ => None,
+        };
+        if !k.is_some_and(|k| (1.0..=crate::limits::TOP_K_MAX as f64).contains(&k)) {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{name}` takes one int `k` from 1 to {}", crate::limits::TOP_K_MAX),
+                    whole.span,
+                    "not a literal k in range",
+                )
+                .with_help(format!("for example `maximize {name}(5)`")),
+            );
+        }
     }
 
     pub(super) fn unknown_name(&mut self, name: &str, span: Span) {

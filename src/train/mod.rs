@@ -9,6 +9,11 @@
 //! once (data loaded) and runs one trial per point: the search's entry. [`Model::save`] and [`evaluate_saved`]
 //! write and reread a model directory (`model.safetensors` + `model.json`).
 //!
+//! A regression network trains on the target standardised by the dataset's
+//! [`data::TargetScale`] (fitted on train), which the [`Model`] keeps (and `model.json`
+//! with it): [`Model::predict`] and every metric but `loss` invert it, so predictions,
+//! `mse`, `r2`... are in the target's own units.
+//!
 //! **Invariants:** burn types never leave this module; nothing a data file or setting
 //! holds can panic here; a NaN or infinite loss ends the trial as
 //! [`Status::Failed`] with the reason; each `fit` runs in its own rayon pool of

@@ -6,9 +6,11 @@
 //! any safetensors reader (PyTorch, numpy) can open them; the format is written here
 //! directly (a JSON header and raw bytes) rather than through burn-store.
 //!
-//! `model.json` also records the data files the model trained on ([`SavedConfig::data_files`]);
-//! [`data_changes`] tells what changed in them since, and [`check_fits`] refuses data whose
-//! shape is not the model's.
+//! `model.json` also records the regression target's scaling the network trained with
+//! (`data::TargetScale`; the identity when absent, as in a model saved before it existed)
+//! and the data files the model trained on ([`SavedConfig::data_files`]); [`data_changes`]
+//! tells what changed in them since, and [`check_fits`] refuses data whose shape is not the
+//! model's.
 //!
 //! **Invariant:** a malformed or truncated file, or data that no longer fits the model,
 //! is an error, never a panic.

@@ -97,7 +97,7 @@ fn house_prices(n: usize) -> String {
 
 /// A small network trained on `prices.csv` in `dir` (a regression, split with seed 4); the
 /// dataset and the test r², with the target standardised or, without `scaled`, raw.
-fn test_r2(dir: &std::path::Path, scaled: bool) -> (crate::data::Dataset, f64) {
+fn test_r2(dir: &std::path::Path, scaled: bool) -> (crate::data::Dataset, crate::train::Model, f64) {
     use crate::train::{Control, DeviceKind, TrainConfig, fit};
     let path = dir.join("prices.csv");
     let src = format!(
@@ -120,18 +120,39 @@ fn test_r2(dir: &std::path::Path, scaled: bool) -> (crate::data::Dataset, f64) {
     let outcome = fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue);
     let model = outcome.model.expect("trains");
     let r2 = model.evaluate(&data.test, &data.info).expect("evaluates")["r2"];
-    (data, r2)
+    if scaled {
+        // Saved and reloaded, the model keeps its scaling: `bma eval` measures the same.
+        let config = crate::train::SavedConfig {
+            experiment: "t".into(),
+            data: value,
+            base: dir.to_path_buf(),
+            data_files: Vec::new(),
+            point,
+            train: cfg,
+        };
+        model.save(&dir.join("model"), &config).expect("saves");
+        let again = crate::train::evaluate_saved(&dir.join("model"), crate::data::Part::Test).expect("evaluates");
+        assert!((again["r2"] - r2).abs() < 1e-9 && again["rmse"] > 0.0, "{again:?}");
+        let (back, _) = crate::train::load(&dir.join("model")).expect("loads");
+        assert_eq!(back.target, data.target);
+        assert_eq!(back.predict(data.test.row(0, 3), 1), model.predict(data.test.row(0, 3), 1));
+    }
+    (data, model, r2)
 }
 
 #[test]
 fn a_regression_target_of_order_1e5_is_standardised_and_trains_to_a_high_r2() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     std::fs::write(dir.path().join("prices.csv"), house_prices(600)).expect("write");
-    let (data, scaled) = test_r2(dir.path(), true);
+    let (data, model, scaled) = test_r2(dir.path(), true);
     // Fitted on train: the targets' mean is near 1e5 + 2e4·5 − 1.5e4·5 + 5e3·5 = 1.5e5.
     assert!((data.target.mean - 1.5e5).abs() < 1e4 && data.target.std > 5e4, "{:?}", data.target);
     // The same network on the raw target, as bma trained before targets were scaled.
-    let (_, raw) = test_r2(dir.path(), false);
+    let (_, _, raw) = test_r2(dir.path(), false);
+    // Predictions are prices, not standardised values: within a few noise deviations.
+    let predicted = model.predict(&data.test.x, data.test.n).expect("predicts");
+    let worst = predicted.iter().zip(&data.test.y).map(|(p, y)| (p - y).abs()).fold(0f32, f32::max);
+    assert!(worst < 2e4, "worst test error {worst}");
     eprintln!("test r2: {scaled:.4} with the target standardised, {raw:.4} on the raw target");
     assert!(scaled >= 0.9, "test r2 {scaled} (raw target: {raw})");
     assert!(raw < scaled, "raw {raw}, scaled {scaled}");

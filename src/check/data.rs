@@ -125,6 +125,9 @@ pub fn describe(
         }
         Dataset::Csv => csv(arg("path", 0), arg("target", 1), arg("task", 2), span, arg_span, base),
         Dataset::Idx => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
+        Dataset::Images | Dataset::Cifar | Dataset::Npy | Dataset::Npz => {
+            crate::check::arrays::describe(entry.kind, call, span, arg_span, base)
+        }
     }
 }
 

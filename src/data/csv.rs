@@ -249,7 +249,7 @@ pub(super) fn parse(text: &str, path: &Path, target: &Target, task: Task) -> Res
         Task::Regression => 1,
     };
     let info = DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task };
-    Ok(Raw { info, x, y })
+    Ok(Raw { info, x, y, extras: Default::default() })
 }
 
 #[cfg(test)]

@@ -18,9 +18,12 @@
 //! notice when a file changed under them.
 
 mod builtin;
+mod cifar;
 mod csv;
 mod files;
 mod idx;
+mod images;
+mod npy;
 mod synthetic;
 
 use std::fmt;
@@ -32,9 +35,12 @@ use crate::ir::{DataInfo, Task, Value};
 use crate::rng::Rng;
 
 pub use builtin::BUILTIN;
+pub use cifar::{CifarSpec, describe as cifar_describe};
 pub use csv::{Record, RecordError, csv_columns, csv_records, csv_text, delimiter_hint, is_missing, single_class};
 pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
 pub use idx::{idx_dims, idx_roles, single_label};
+pub use images::{ArgError, IMAGE_EXTENSIONS, ImageSpec, describe as images_describe};
+pub use npy::{Arrays, NpySpec, describe as npy_describe, parse_header as npy_header};
 pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
@@ -84,6 +90,7 @@ pub struct Dataset {
     /// What was subtracted and divided per feature (fitted on train).
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    pub extras: Extras,
 }
 
 impl Dataset {
@@ -106,6 +113,19 @@ pub struct Raw {
     pub info: DataInfo,
     pub x: Vec<f32>,
     pub y: Vec<f32>,
+    pub extras: Extras,
+}
+
+/// What a loader knows beyond the samples (empty for most sources).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extras {
+    /// The name of each class index, where the source names them (image class folders,
+    /// CIFAR's label files); empty otherwise.
+    pub class_names: Vec<String>,
+    /// Sentences for the user about the load (samples `skip_bad` left out).
+    pub notes: Vec<String>,
+    /// How many samples `skip_bad: true` left out.
+    pub skipped: usize,
 }
 
 impl Raw {
@@ -214,6 +234,9 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             csv::load(&path("path", 0)?, &target, task)
         }
         Kind::Idx => idx::load(&path("images", 0)?, &path("labels", 1)?),
+        Kind::Images => images::load(&ImageSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Cifar => cifar::load(&CifarSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Npy | Kind::Npz => npy::load(&NpySpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Spirals | Kind::Moons | Kind::Circles | Kind::Sine => {
             let spec = synthetic::Spec {
                 n: int("n", 1000).max(0) as usize,
@@ -224,6 +247,14 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             synthetic::generate(name.strip_prefix("synthetic.").unwrap_or(name), &spec)
         }
     }
+}
+
+fn call_of<'v>(call: Option<&'v crate::ir::CallValue>, name: &str) -> Result<&'v crate::ir::CallValue, DataError> {
+    call.ok_or_else(|| DataError::new(format!("`{name}` needs arguments: `{name}(...)`")))
+}
+
+fn arg_error(e: ArgError) -> DataError {
+    DataError::new(e.message)
 }
 
 /// Splits `raw` into train/valid/test (stratified by class for classification), then
@@ -295,7 +326,7 @@ pub fn split(raw: Raw, fractions: [f64; 3], seed: u64) -> Result<Dataset, DataEr
         }
         Split { x, y, n: idx.len() }
     };
-    Ok(Dataset { train: take(&tr), valid: take(&va), test: take(&te), info: raw.info, mean, std })
+    Ok(Dataset { train: take(&tr), valid: take(&va), test: take(&te), info: raw.info, mean, std, extras: raw.extras })
 }
 
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all

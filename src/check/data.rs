@@ -183,6 +183,9 @@ fn describe_source(
         }
         Dataset::Csv => csv(call, span, arg_span, base, notes),
         Dataset::Idx => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
+        Dataset::Images | Dataset::Cifar | Dataset::Npy | Dataset::Npz => {
+            crate::check::arrays::describe(entry.kind, call, span, arg_span, base)
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! the model's shapes over the *whole* space, naming the first failing point.
 //! Each check is a small function that pushes diagnostics.
 
+mod arrays;
 pub mod data;
 mod space;
 mod summary;
@@ -110,8 +111,8 @@ fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut 
                 return a.value.span;
             }
             let pos = match name {
-                "path" | "images" => 0,
-                "target" | "labels" => 1,
+                "path" | "images" | "dir" | "x" => 0,
+                "target" | "labels" | "y" => 1,
                 "task" => 2,
                 _ => usize::MAX,
             };

@@ -197,6 +197,11 @@ fn try_execute(
             _ => {}
         }
     }
+    for n in evaluator.notes() {
+        if !quiet {
+            eprintln!("note: {n}");
+        }
+    }
     let stop = install_ctrlc();
     let mode = match progress {
         ProgressMode::Auto if std::io::stderr().is_terminal() => Mode::Bar,

@@ -41,5 +41,5 @@ pub(super) fn load(name: &str) -> Result<Raw, DataError> {
     }
     let info =
         DataInfo { name: name.to_string(), shape: shape.to_vec(), classes: *classes, task: Task::Classification };
-    Ok(Raw { info, x, y })
+    Ok(Raw { info, x, y, extras: Default::default() })
 }

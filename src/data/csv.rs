@@ -617,7 +617,7 @@ pub fn encode(table: &Table, path: &Path) -> Raw {
             Task::Regression => v.parse::<f32>().unwrap_or(f32::NAN),
         });
     }
-    Raw { info: table.info(path), x, y }
+    Raw { info: table.info(path), x, y, extras: Default::default() }
 }
 
 pub(super) fn load(path: &Path, opts: &Options) -> Result<Raw, DataError> {

@@ -95,8 +95,9 @@ impl Fingerprint {
 }
 
 /// The files `value` (an evaluated `data = ...` value) reads, relative paths from `base`:
-/// a CSV file, IDX images and labels; none for built-in and synthetic datasets. The files
-/// of its splits' own sources (`test:`, `valid:`) follow its own.
+/// a CSV file, IDX images and labels, an image folder's images (and CSV list), CIFAR
+/// batches, NumPy arrays; none for built-in and synthetic datasets. The files of its
+/// splits' own sources (`test:`, `valid:`) follow its own.
 pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
     let Value::Call(call) = value else { return Vec::new() };
     let path = |k: &str, pos: usize| match call.arg(k, pos) {
@@ -106,6 +107,15 @@ pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
     let mut own: Vec<PathBuf> = match catalogue::kind(catalogue::DATASETS, &call.name) {
         Some(Kind::Csv) => path("path", 0).into_iter().collect(),
         Some(Kind::Idx) => path("images", 0).into_iter().chain(path("labels", 1)).collect(),
+        Some(Kind::Images) => {
+            super::ImageSpec::from_call(call, base).map(|s| super::images::files(&s)).unwrap_or_default()
+        }
+        Some(Kind::Cifar) => {
+            super::CifarSpec::from_call(call, base).map(|s| super::cifar::files(&s)).unwrap_or_default()
+        }
+        Some(Kind::Npy | Kind::Npz) => {
+            super::NpySpec::from_call(call, base).map(|s| super::npy::files(&s)).unwrap_or_default()
+        }
         _ => Vec::new(),
     };
     for part in super::FIXED_PARTS {

@@ -151,7 +151,7 @@ pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Resul
         rest => rest.to_vec(),
     };
     let info = DataInfo { name: format!("idx({})", images.display()), shape, classes, task: Task::Classification };
-    Ok(Raw { info, x: values, y: ys })
+    Ok(Raw { info, x: values, y: ys, extras: Default::default() })
 }
 
 /// Why labels that are all one value cannot be learnt.

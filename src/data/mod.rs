@@ -19,9 +19,12 @@
 //! notice when a file changed under them.
 
 mod builtin;
+mod cifar;
 pub mod csv;
 mod files;
 mod idx;
+mod images;
+mod npy;
 mod synthetic;
 
 use std::fmt;
@@ -33,12 +36,14 @@ use crate::ir::{DataInfo, Task, Value};
 use crate::rng::Rng;
 
 pub use builtin::BUILTIN;
+pub use cifar::{CifarSpec, describe as cifar_describe};
 pub use csv::{
     Record, RecordError, csv_columns, csv_records, csv_records_with, csv_text, delimiter_hint, is_missing, single_class,
 };
-
 pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
 pub use idx::{IdxError, idx_dims, idx_read, idx_roles, single_label};
+pub use images::{ArgError, IMAGE_EXTENSIONS, ImageSpec, describe as images_describe};
+pub use npy::{Arrays, NpySpec, describe as npy_describe, parse_header as npy_header};
 pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
@@ -93,6 +98,7 @@ pub struct Dataset {
     /// `target.apply(y)` and its outputs are `target.invert`ed before anything measures or
     /// shows them.
     pub target: TargetScale,
+    pub extras: Extras,
 }
 
 /// A regression target's standardisation, `(y - mean) / std`: a network's weights start
@@ -159,6 +165,19 @@ pub struct Raw {
     pub info: DataInfo,
     pub x: Vec<f32>,
     pub y: Vec<f32>,
+    pub extras: Extras,
+}
+
+/// What a loader knows beyond the samples (empty for most sources).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extras {
+    /// The name of each class index, where the source names them (image class folders,
+    /// CIFAR's label files); empty otherwise.
+    pub class_names: Vec<String>,
+    /// Sentences for the user about the load (samples `skip_bad` left out).
+    pub notes: Vec<String>,
+    /// How many samples `skip_bad: true` left out.
+    pub skipped: usize,
 }
 
 impl Raw {
@@ -247,6 +266,16 @@ pub fn load(value: &Value, base: &Path) -> Result<Dataset, DataError> {
         let other =
             load_raw(nested, base).map_err(|e| DataError { message: format!("`{part}:` {}", e.message), ..e })?;
         compatible(&raw.info, &other.info, part).map_err(DataError::new)?;
+        // Class folders (or label files) that name their classes must name the same ones:
+        // the same count with other names would silently mislabel every sample.
+        let (mine, theirs) = (&raw.extras.class_names, &other.extras.class_names);
+        if !mine.is_empty() && !theirs.is_empty() && mine != theirs {
+            let odd = theirs.iter().find(|c| !mine.contains(c)).or_else(|| mine.iter().find(|c| !theirs.contains(c)));
+            return Err(DataError::new(format!(
+                "the `{part}:` source's classes are not the training source's{}",
+                odd.map(|c| format!(": `{c}` is in one and not the other")).unwrap_or_default()
+            )));
+        }
         Ok(Some(other))
     };
     let fixed = Fixed { valid: fixed_part("valid")?, test: fixed_part("test")? };
@@ -349,6 +378,9 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             csv::load(&path("path", 0)?, &opts)
         }
         Kind::Idx => idx::load(&path("images", 0)?, &path("labels", 1)?),
+        Kind::Images => images::load(&ImageSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Cifar => cifar::load(&CifarSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Npy | Kind::Npz => npy::load(&NpySpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Spirals | Kind::Moons | Kind::Circles | Kind::Sine => {
             let spec = synthetic::Spec {
                 n: int("n", 1000).max(0) as usize,
@@ -359,6 +391,14 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             synthetic::generate(name.strip_prefix("synthetic.").unwrap_or(name), &spec)
         }
     }
+}
+
+fn call_of<'v>(call: Option<&'v crate::ir::CallValue>, name: &str) -> Result<&'v crate::ir::CallValue, DataError> {
+    call.ok_or_else(|| DataError::new(format!("`{name}` needs arguments: `{name}(...)`")))
+}
+
+fn arg_error(e: ArgError) -> DataError {
+    DataError::new(e.message)
 }
 
 /// Splits `raw` into train/valid/test (stratified by class for classification), then
@@ -473,7 +513,12 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
         Task::Regression => TargetScale::fit(tr.iter().map(|&i| raw.y[i])),
         Task::Classification => TargetScale::default(),
     };
-    Ok(Dataset { train: take(&raw, &mut tr.iter().copied()), valid, test, info: raw.info, mean, std, target })
+    let mut extras = raw.extras.clone();
+    for own in [&fixed.valid, &fixed.test].into_iter().flatten() {
+        extras.notes.extend(own.extras.notes.iter().cloned());
+        extras.skipped += own.extras.skipped;
+    }
+    Ok(Dataset { train: take(&raw, &mut tr.iter().copied()), valid, test, info: raw.info, mean, std, target, extras })
 }
 
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all

@@ -100,6 +100,12 @@ pub trait Evaluator: Sync {
 
     /// Called after a trial is recorded (saving a model, freeing memory).
     fn finished(&self, _trial: &Trial) {}
+
+    /// Sentences for the user from preparing the evaluation (samples of the data that
+    /// `skip_bad: true` left out).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A pure-function experiment (no `model`): the objectives are expressions of the

@@ -103,6 +103,10 @@ impl Evaluator for ModelEvaluator<'_> {
         Ok(Metrics::from([("params".to_string(), sub.params as f64), ("flops".to_string(), sub.flops as f64)]))
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.trials.data.extras.notes.clone()
+    }
+
     fn evaluate(&self, trial: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
         let mut cfg = match self.trials.config(trial.point, trial.seed) {
             Ok(c) => c,

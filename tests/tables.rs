@@ -146,3 +146,23 @@ fn a_spreadsheet_export_with_a_bom_semicolons_crlf_and_quoted_fields_checks_and_
     assert_eq!(r["trials"][0]["state"], "complete", "{r}");
     assert!(r["trials"][0]["metrics"]["balanced_accuracy"].as_f64().is_some(), "{r}");
 }
+
+#[test]
+fn bad_csv_arguments_are_named_at_check_time() {
+    let dir = temp_dir();
+    write(dir.path(), "d.csv", &classes_csv(30, 2));
+    for (args, code, words) in [
+        ("delimiter: \"|\"", "invalid_value", "`delimiter` is one of"),
+        ("max_categories: 0", "invalid_value", "`max_categories` is an int from 1 to 100000"),
+        ("ignore: \"a\"", "invalid_value", "`ignore` is a list of column names"),
+        ("ignore: [\"nope\"]", "unknown_column", "has no column `nope` to ignore"),
+        ("ignore: [\"label\"]", "bad_data_file", "`ignore` names the target `label`"),
+    ] {
+        let data = format!("csv(\"d.csv\", target: \"label\", {args})");
+        let file = write(dir.path(), "t.bma", &spec(&data, "maximize accuracy"));
+        let o = bma().arg("check").arg(&file).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args}: {err}");
+        assert!(err.contains(code) && err.contains(words), "{args}: {err}");
+    }
+}

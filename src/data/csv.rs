@@ -262,7 +262,7 @@ fn unclosed_quote(tail: &[u8], delimiter: u8) -> Option<usize> {
             _ => {}
         }
         if open.is_none() {
-            at_start = b == delimiter || b == b'\n' || (at_start && (b == b' ' || b == b'\r'));
+            at_start = b == delimiter || b == b'\n';
         }
         if b == b'\n' {
             line += 1;

@@ -229,22 +229,20 @@ fn read_header(r: &mut impl Read) -> Result<Header, String> {
     parse_header(&all)
 }
 
-/// The values after the header, as f64 (`count` of them).
-fn values(h: &Header, body: &[u8]) -> Vec<f64> {
+/// The values of `body` (the bytes after the header), as f64, one by one.
+fn values<'b>(h: &Header, body: &'b [u8]) -> Box<dyn Iterator<Item = f64> + 'b> {
     let be = h.big_endian;
     macro_rules! conv {
         ($t:ty, $n:expr) => {
-            body.chunks_exact($n)
-                .map(|b| {
-                    let a: [u8; $n] = b.try_into().unwrap_or([0; $n]);
-                    (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as f64
-                })
-                .collect()
+            Box::new(body.chunks_exact($n).map(move |b| {
+                let a: [u8; $n] = b.try_into().unwrap_or([0; $n]);
+                (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as f64
+            }))
         };
     }
     match h.dtype {
-        Dtype::Bool | Dtype::U8 => body.iter().map(|b| f64::from(*b)).collect(),
-        Dtype::I8 => body.iter().map(|b| f64::from(*b as i8)).collect(),
+        Dtype::Bool | Dtype::U8 => Box::new(body.iter().map(|b| f64::from(*b))),
+        Dtype::I8 => Box::new(body.iter().map(|b| f64::from(*b as i8))),
         Dtype::U16 => conv!(u16, 2),
         Dtype::I16 => conv!(i16, 2),
         Dtype::U32 => conv!(u32, 4),
@@ -374,9 +372,9 @@ fn info_and_labels(spec: &NpySpec, x: &Array, y: &Array) -> Result<(DataInfo, Ve
         ));
     }
     let body = y.bytes.as_deref().and_then(|b| b.get(y.header.offset..)).unwrap_or_default();
-    let labels = values(&y.header, body);
     let mut out = Vec::with_capacity(n);
-    for (i, v) in labels.iter().enumerate() {
+    for (i, v) in values(&y.header, body).enumerate() {
+        let v = &v;
         let bad = match spec.task {
             Task::Classification if *v >= MAX_CLASSES as f64 => {
                 Some(format!("sample {i}: label {v} is too large (classes are counted up to {MAX_CLASSES})"))
@@ -416,7 +414,7 @@ pub(super) fn load(spec: &NpySpec) -> Result<Raw, DataError> {
     let body = x.bytes.as_deref().and_then(|b| b.get(x.header.offset..)).unwrap_or_default();
     let per = info.features();
     let mut xs = Vec::with_capacity(labels.len() * per);
-    for (k, v) in values(&x.header, body).into_iter().enumerate() {
+    for (k, v) in values(&x.header, body).enumerate() {
         if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
             return Err(DataError::at(
                 &x.at,
@@ -491,8 +489,11 @@ mod tests {
         }
         // A huge label is refused, not an overflow.
         std::fs::write(&xp, &x).expect("write");
-        std::fs::write(&yp, npy("<f8", "(3,)", &[1e300f64, 0.0, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()))
-            .expect("write");
+        std::fs::write(
+            &yp,
+            npy("<f8", "(3,)", &[1e300f64, 0.0, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
+        )
+        .expect("write");
         let e = describe(&spec).expect_err("huge label").to_string();
         assert!(e.contains("too large"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -127,7 +127,7 @@ fn records(path: &Path, len: u64, record: usize) -> Result<usize, DataError> {
     if len == 0 {
         return Err(DataError::at(path, None, "the batch is empty"));
     }
-    if len % r != 0 {
+    if !len.is_multiple_of(r) {
         let whole = len / r + 1;
         return Err(DataError::at(
             path,

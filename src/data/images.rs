@@ -138,9 +138,10 @@ fn info(spec: &ImageSpec, listing: &Listing) -> Result<DataInfo, DataError> {
 
 type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
 type CacheKey = (PathBuf, bool, bool);
+type Cache = Mutex<HashMap<CacheKey, (Stamp, Arc<Listing>)>>;
 
-fn cache() -> &'static Mutex<HashMap<CacheKey, (Stamp, Arc<Listing>)>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, (Stamp, Arc<Listing>)>>> = OnceLock::new();
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 

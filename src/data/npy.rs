@@ -128,6 +128,8 @@ impl Header {
 }
 
 const MAGIC: &[u8] = b"\x93NUMPY";
+/// Labels are class indices below this.
+const MAX_CLASSES: usize = 1_000_000;
 
 /// The length of the header that starts with these (at least 12) bytes; `Err` when they
 /// are not the start of a `.npy` file.
@@ -169,7 +171,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, String> {
         .find(q)
         .map(|e| &descr[1..e + 1])
         .ok_or_else(|| "the .npy header's dtype is not closed".to_string())?;
-    let (order, code) = descr.split_at(descr.len().min(1));
+    let (order, code) = descr.char_indices().nth(1).map_or((descr, ""), |(i, _)| descr.split_at(i));
     let big_endian = match order {
         "<" | "|" | "=" => false,
         ">" => true,
@@ -227,22 +229,20 @@ fn read_header(r: &mut impl Read) -> Result<Header, String> {
     parse_header(&all)
 }
 
-/// The values after the header, as f64 (`count` of them).
-fn values(h: &Header, body: &[u8]) -> Vec<f64> {
+/// The values of `body` (the bytes after the header), as f64, one by one.
+fn values<'b>(h: &Header, body: &'b [u8]) -> Box<dyn Iterator<Item = f64> + 'b> {
     let be = h.big_endian;
     macro_rules! conv {
         ($t:ty, $n:expr) => {
-            body.chunks_exact($n)
-                .map(|b| {
-                    let a: [u8; $n] = b.try_into().unwrap_or([0; $n]);
-                    (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as f64
-                })
-                .collect()
+            Box::new(body.chunks_exact($n).map(move |b| {
+                let a: [u8; $n] = b.try_into().unwrap_or([0; $n]);
+                (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as f64
+            }))
         };
     }
     match h.dtype {
-        Dtype::Bool | Dtype::U8 => body.iter().map(|b| f64::from(*b)).collect(),
-        Dtype::I8 => body.iter().map(|b| f64::from(*b as i8)).collect(),
+        Dtype::Bool | Dtype::U8 => Box::new(body.iter().map(|b| f64::from(*b))),
+        Dtype::I8 => Box::new(body.iter().map(|b| f64::from(*b as i8))),
         Dtype::U16 => conv!(u16, 2),
         Dtype::I16 => conv!(i16, 2),
         Dtype::U32 => conv!(u32, 4),
@@ -372,10 +372,13 @@ fn info_and_labels(spec: &NpySpec, x: &Array, y: &Array) -> Result<(DataInfo, Ve
         ));
     }
     let body = y.bytes.as_deref().and_then(|b| b.get(y.header.offset..)).unwrap_or_default();
-    let labels = values(&y.header, body);
     let mut out = Vec::with_capacity(n);
-    for (i, v) in labels.iter().enumerate() {
+    for (i, v) in values(&y.header, body).enumerate() {
+        let v = &v;
         let bad = match spec.task {
+            Task::Classification if *v >= MAX_CLASSES as f64 => {
+                Some(format!("sample {i}: label {v} is too large (classes are counted up to {MAX_CLASSES})"))
+            }
             Task::Classification if !(v.is_finite() && *v >= 0.0 && v.fract() == 0.0) => Some(format!(
                 "sample {i}: label {v} is not a class (a non-negative integer){}",
                 if y.header.dtype.is_float() { "; for numeric targets give `task: regression`" } else { "" }
@@ -411,7 +414,7 @@ pub(super) fn load(spec: &NpySpec) -> Result<Raw, DataError> {
     let body = x.bytes.as_deref().and_then(|b| b.get(x.header.offset..)).unwrap_or_default();
     let per = info.features();
     let mut xs = Vec::with_capacity(labels.len() * per);
-    for (k, v) in values(&x.header, body).into_iter().enumerate() {
+    for (k, v) in values(&x.header, body).enumerate() {
         if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
             return Err(DataError::at(
                 &x.at,
@@ -429,5 +432,70 @@ pub(super) fn files(spec: &NpySpec) -> Vec<PathBuf> {
     match &spec.arrays {
         Arrays::Files { x, y } => vec![x.clone(), y.clone()],
         Arrays::Npz { path, .. } => vec![path.clone()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (11 + dict.len()) % 64 != 0 {
+            dict.push(' ');
+        }
+        dict.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        out.extend_from_slice(dict.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn mutated_npy_files_never_panic() {
+        let dir = std::env::temp_dir().join(format!("bma-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let x = npy("<f4", "(3, 2)", &[0u8; 24]);
+        let y = npy("<i8", "(3,)", &[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
+        std::fs::write(&yp, &y).expect("write");
+        let spec = NpySpec { arrays: Arrays::Files { x: xp.clone(), y: yp.clone() }, task: Task::Classification };
+        std::fs::write(&xp, &x).expect("write");
+        assert_eq!(load(&spec).expect("loads").info.shape, vec![2]);
+        let mut rng = crate::rng::Rng::new(7);
+        let mut cases: Vec<Vec<u8>> = (0..x.len()).map(|n| x[..n].to_vec()).collect();
+        for _ in 0..400 {
+            let mut m = x.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(m.len() as u64) as usize;
+                m[at] = match rng.below(4) {
+                    0 => 0xFF,
+                    1 => b'(',
+                    2 => 0xC3,
+                    _ => rng.below(256) as u8,
+                };
+            }
+            cases.push(m);
+        }
+        cases.push(npy("\u{e9}<f4", "(3, 2)", &[0u8; 24]));
+        cases.push(npy("<f4", "(99999999999, 99999999999, 99999999999)", &[]));
+        cases.push(npy("<f4", "(3, 2", &[0u8; 24]));
+        for m in cases {
+            let _ = parse_header(&m);
+            std::fs::write(&xp, &m).expect("write");
+            let _ = describe(&spec);
+            let _ = load(&spec);
+        }
+        // A huge label is refused, not an overflow.
+        std::fs::write(&xp, &x).expect("write");
+        std::fs::write(
+            &yp,
+            npy("<f8", "(3,)", &[1e300f64, 0.0, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
+        )
+        .expect("write");
+        let e = describe(&spec).expect_err("huge label").to_string();
+        assert!(e.contains("too large"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -496,4 +496,26 @@ fn bma_run_trains_on_an_image_folder_and_reports_skipped_images() {
     let trials = results["trials"].as_array().expect("trials");
     assert_eq!(trials.len(), 1, "{results}");
     assert_eq!(trials[0]["state"], "complete", "{results}");
+    // The class-folder tree is one fingerprint in the saved model, not one per image.
+    let model = find_model_json(&out).expect("a saved model.json");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).expect("reads")).expect("json");
+    let files =
+        saved["config"]["data_files"].as_array().or_else(|| saved["data_files"].as_array()).expect("data_files");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0]["files"], 25, "24 images and the corrupt one: {files:?}");
+}
+
+fn find_model_json(dir: &Path) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(found) = find_model_json(&p) {
+                return Some(found);
+            }
+        } else if p.file_name().is_some_and(|n| n == "model.json") {
+            return Some(p);
+        }
+    }
+    None
 }

@@ -43,6 +43,41 @@ pub struct Fingerprint {
     pub mtime_ns: u128,
     /// FNV-1a (64-bit) of the content, as 16 hex digits.
     pub hash: String,
+    /// For a folder of samples (an image or audio class-folder tree): how many files it
+    /// holds. Its `size` is then their total, its `hash` that of every file's path
+    /// (relative to the folder) and content in path order, so one fingerprint stands for
+    /// thousands of files. `None` for a single file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<usize>,
+}
+
+/// FNV-1a (64-bit), continued over `bytes`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Every file below `dir` (hidden entries, whose names start with `.`, left out), sorted.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = e.path();
+        if e.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 impl Fingerprint {
@@ -52,8 +87,16 @@ impl Fingerprint {
         let meta = std::fs::metadata(&path)?;
         let mtime_ns =
             meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-        let mut file = std::fs::File::open(&path)?;
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        if meta.is_dir() {
+            return Fingerprint::of_folder(path, mtime_ns);
+        }
+        let (h, size) = Fingerprint::hash_file(&path, FNV_START)?;
+        Ok(Fingerprint { path, size, mtime_ns, hash: format!("{h:016x}"), files: None })
+    }
+
+    /// `h` continued over the content of the file at `path`, and its size.
+    fn hash_file(path: &Path, mut h: u64) -> std::io::Result<(u64, u64)> {
+        let mut file = std::fs::File::open(path)?;
         let mut size = 0u64;
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -62,12 +105,24 @@ impl Fingerprint {
                 break;
             }
             size += n as u64;
-            for b in &buf[..n] {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
+            h = fnv(h, &buf[..n]);
         }
-        Ok(Fingerprint { path, size, mtime_ns, hash: format!("{h:016x}") })
+        Ok((h, size))
+    }
+
+    /// The fingerprint of the folder `dir` (absolute) and every file below it.
+    fn of_folder(dir: PathBuf, mtime_ns: u128) -> std::io::Result<Fingerprint> {
+        let mut files = Vec::new();
+        walk(&dir, &mut files)?;
+        let (mut h, mut size) = (FNV_START, 0u64);
+        for f in &files {
+            let rel = f.strip_prefix(&dir).unwrap_or(f);
+            h = fnv(h, rel.to_string_lossy().as_bytes());
+            h = fnv(h, &[0]);
+            let (next, n) = Fingerprint::hash_file(f, h)?;
+            (h, size) = (next, size + n);
+        }
+        Ok(Fingerprint { path: dir, size, mtime_ns, hash: format!("{h:016x}"), files: Some(files.len()) })
     }
 
     /// What differs between this stored fingerprint and the file now; `None` if nothing
@@ -81,6 +136,11 @@ impl Fingerprint {
             return None;
         }
         let mut what = Vec::new();
+        if let (Some(was), Some(is)) = (self.files, now.files)
+            && was != is
+        {
+            what.push(format!("{was} → {is} files"));
+        }
         if now.size != self.size {
             what.push(format!("size {} → {} bytes", self.size, now.size));
         }
@@ -107,9 +167,11 @@ pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
     let mut own: Vec<PathBuf> = match catalogue::kind(catalogue::DATASETS, &call.name) {
         Some(Kind::Csv) => path("path", 0).into_iter().collect(),
         Some(Kind::Idx) => path("images", 0).into_iter().chain(path("labels", 1)).collect(),
-        Some(Kind::Images) => {
-            super::ImageSpec::from_call(call, base).map(|s| super::images::files(&s)).unwrap_or_default()
-        }
+        // A class-folder tree is one fingerprint (the folder's), not one per image.
+        Some(Kind::Images) => match path("dir", 0) {
+            Some(dir) if dir.is_dir() => vec![dir],
+            _ => super::ImageSpec::from_call(call, base).map(|s| super::images::files(&s)).unwrap_or_default(),
+        },
         Some(Kind::Cifar) => {
             super::CifarSpec::from_call(call, base).map(|s| super::cifar::files(&s)).unwrap_or_default()
         }
@@ -137,8 +199,9 @@ pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
     own
 }
 
-/// Fingerprints of the files `value` reads (see [`files`]). A file that cannot be read is
-/// left out: loading the data reports it.
+/// Fingerprints of the files `value` reads (see [`files`]; a folder of samples is one
+/// fingerprint of all its files). A file that cannot be read is left out: loading the
+/// data reports it.
 pub fn fingerprints(value: &Value, base: &Path) -> Vec<Fingerprint> {
     files(value, base).iter().filter_map(|p| Fingerprint::of(p).ok()).collect()
 }
@@ -175,6 +238,30 @@ mod tests {
         assert!(change.contains("d.csv changed") && change.contains("content differs"), "{change}");
         std::fs::remove_file(&f).expect("remove");
         assert!(stored.change().expect("gone").contains("cannot be read"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_folder_of_samples_is_one_fingerprint_that_sees_any_file_change() {
+        let dir = std::env::temp_dir().join(format!("bma-fingerprint-folder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (f, body) in [("a/1.png", "x"), ("a/2.png", "yy"), ("b/1.png", "zzz")] {
+            std::fs::create_dir_all(dir.join(f).parent().expect("parent")).expect("dir");
+            std::fs::write(dir.join(f), body).expect("write");
+        }
+        std::fs::write(dir.join(".hidden"), "ignored").expect("write");
+        let stored = Fingerprint::of(&dir).expect("reads");
+        assert_eq!((stored.files, stored.size), (Some(3), 6));
+        assert_eq!(stored.change(), None, "nothing changed");
+        std::fs::write(dir.join(".hidden"), "still ignored").expect("write");
+        assert_eq!(stored.change(), None, "hidden entries are not samples");
+        // The same bytes under another class: a change, though sizes and contents agree.
+        std::fs::create_dir_all(dir.join("c")).expect("dir");
+        std::fs::rename(dir.join("b/1.png"), dir.join("c/1.png")).expect("move");
+        assert!(stored.change().expect("moved").contains("content differs"));
+        std::fs::write(dir.join("c/2.png"), "w").expect("write");
+        let change = stored.change().expect("added");
+        assert!(change.contains("3 → 4 files"), "{change}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -176,6 +176,12 @@ pub fn hover(c: &Compiled, file: FileId, offset: u32) -> Option<(Span, String)> 
     if let Some(d) = entry_doc(Concept::Pruner, &word) {
         return Some((span, format!("pruner {d}")));
     }
+    if let Some(d) = entry_doc(Concept::Dataset, &word) {
+        return Some((span, format!("dataset {d}")));
+    }
+    if let Some(d) = entry_doc(Concept::AudioFeature, &word) {
+        return Some((span, format!("audio features {d}")));
+    }
     if let Some(e) = c.program.experiment(&word)
         && let Some(d) = &e.doc
     {

@@ -12,6 +12,7 @@ pub enum Dataset {
     BreastCancer,
     Csv,
     Idx,
+    Audio,
     Spirals,
     Moons,
     Circles,
@@ -60,6 +61,20 @@ pub const DATASETS: &[Entry<Dataset>] = &[
         "IDX image and label files (the MNIST format): [1, h, w], classes in the labels",
     ),
     e(
+        Dataset::Audio,
+        "audio",
+        &[
+            req("dir", ArgType::Str),
+            opt("rate", ArgType::Int),
+            opt("seconds", ArgType::Number),
+            opt("features", ArgType::OneOf(super::Concept::AudioFeature)),
+            opt("skip_bad", ArgType::Bool),
+            SPLIT,
+            SEED,
+        ],
+        "WAV clips, one folder per class: waveform [1, 1, samples], log-mel [1, bins, frames] or MFCC [1, n, frames]",
+    ),
+    e(
         Dataset::Spirals,
         "synthetic.spirals",
         &[opt("n", ArgType::Int), opt("noise", ArgType::Number), SEED, opt("classes", ArgType::Int), SPLIT],
@@ -68,4 +83,38 @@ pub const DATASETS: &[Entry<Dataset>] = &[
     e(Dataset::Moons, "synthetic.moons", SYNTHETIC, "two interleaved half circles: [2], 2 classes"),
     e(Dataset::Circles, "synthetic.circles", SYNTHETIC, "two concentric circles: [2], 2 classes"),
     e(Dataset::Sine, "synthetic.sine", SYNTHETIC, "a noisy sine: [1], regression"),
+];
+
+/// What `audio(features: ...)` computes from a clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioFeature {
+    Waveform,
+    Mel,
+    Mfcc,
+}
+
+const fn f(kind: AudioFeature, name: &'static str, args: &'static [Arg], doc: &'static str) -> Entry<AudioFeature> {
+    Entry { kind, sig: Sig { name, args, doc, form: Form::Call } }
+}
+
+/// The features of `audio(...)`: `data::audio_spec` reads each kind (an exhaustive `match`).
+pub const AUDIO_FEATURES: &[Entry<AudioFeature>] = &[
+    f(AudioFeature::Waveform, "waveform", &[], "the resampled samples: [1, 1, rate * seconds]"),
+    f(
+        AudioFeature::Mel,
+        "mel",
+        &[opt("bins", ArgType::Int), opt("win_ms", ArgType::Number), opt("hop_ms", ArgType::Number)],
+        "log-mel spectrogram (HTK mel, Hann window): [1, bins, frames], frames = 1 + (samples - win) / hop",
+    ),
+    f(
+        AudioFeature::Mfcc,
+        "mfcc",
+        &[
+            opt("n", ArgType::Int),
+            opt("bins", ArgType::Int),
+            opt("win_ms", ArgType::Number),
+            opt("hop_ms", ArgType::Number),
+        ],
+        "the first n MFCCs (orthonormal DCT-II of the log-mel): [1, n, frames]",
+    ),
 ];

@@ -25,7 +25,7 @@ mod datasets;
 mod layers;
 mod settings;
 
-pub use datasets::{DATASETS, Dataset};
+pub use datasets::{AUDIO_FEATURES, AudioFeature, DATASETS, Dataset};
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,
@@ -155,10 +155,11 @@ pub enum Concept {
     Rank,
     Metric,
     Dataset,
+    AudioFeature,
 }
 
 impl Concept {
-    pub const ALL: [Concept; 13] = [
+    pub const ALL: [Concept; 14] = [
         Concept::Layer,
         Concept::Optimizer,
         Concept::Schedule,
@@ -172,6 +173,7 @@ impl Concept {
         Concept::Rank,
         Concept::Metric,
         Concept::Dataset,
+        Concept::AudioFeature,
     ];
 
     /// The signatures of the concept's table, in order.
@@ -193,6 +195,7 @@ impl Concept {
             Concept::Rank => of(RANKS),
             Concept::Metric => of(METRICS),
             Concept::Dataset => of(DATASETS),
+            Concept::AudioFeature => of(AUDIO_FEATURES),
         }
     }
 
@@ -209,7 +212,7 @@ impl Concept {
             Concept::Strategy | Concept::Pruner => "## Search",
             Concept::Weights | Concept::Average => "## Average",
             Concept::Rank | Concept::Metric => "## Objective",
-            Concept::Dataset => "## Data",
+            Concept::Dataset | Concept::AudioFeature => "## Data",
         }
     }
 }
@@ -269,6 +272,7 @@ mod tests {
         assert!(kinds_unique(LOSSES) && kinds_unique(INITS) && kinds_unique(EARLY_STOPS));
         assert!(kinds_unique(STRATEGIES) && kinds_unique(PRUNERS) && kinds_unique(WEIGHTS));
         assert!(kinds_unique(AVERAGES) && kinds_unique(RANKS) && kinds_unique(DATASETS));
+        assert!(kinds_unique(AUDIO_FEATURES));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! rows, a quote never closed, a row of the wrong width, one class, an IDX file cut short or
 //! with a 0-sized dimension, images in the labels' place) is `bad_data_file` here already.
 
+mod audio;
+
 use std::path::{Path, PathBuf};
 
 use crate::catalogue::{self, DATASETS, Dataset};
@@ -16,6 +18,8 @@ use crate::data::{
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
 use crate::source::Span;
+
+pub use audio::skipped as audio_skipped;
 
 /// Resolves a data value to what the model sees. `base` is the folder of the `.bma` file.
 pub fn describe(
@@ -125,6 +129,7 @@ pub fn describe(
         }
         Dataset::Csv => csv(arg("path", 0), arg("target", 1), arg("task", 2), span, arg_span, base),
         Dataset::Idx => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
+        Dataset::Audio => audio::describe(call, span, arg_span, base),
     }
 }
 

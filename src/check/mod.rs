@@ -110,7 +110,7 @@ fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut 
                 return a.value.span;
             }
             let pos = match name {
-                "path" | "images" => 0,
+                "path" | "images" | "dir" => 0,
                 "target" | "labels" => 1,
                 "task" => 2,
                 _ => usize::MAX,
@@ -122,7 +122,10 @@ fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut 
         setting.value.span
     };
     match data::describe(&value, setting.value.span, &arg_span, base) {
-        Ok(d) => Some(d),
+        Ok(d) => {
+            diags.extend(data::audio_skipped(&value, setting.value.span, base));
+            Some(d)
+        }
         Err(d) => {
             diags.push(d);
             None

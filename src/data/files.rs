@@ -95,7 +95,7 @@ impl Fingerprint {
 }
 
 /// The files `value` (an evaluated `data = ...` value) reads, relative paths from `base`:
-/// a CSV file, IDX images and labels; none for built-in and synthetic datasets.
+/// a CSV file, IDX images and labels, every clip of an audio folder; none for built-in and synthetic datasets.
 pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
     let Value::Call(call) = value else { return Vec::new() };
     let path = |k: &str, pos: usize| match call.arg(k, pos) {
@@ -105,6 +105,7 @@ pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
     match catalogue::kind(catalogue::DATASETS, &call.name) {
         Some(Kind::Csv) => path("path", 0).into_iter().collect(),
         Some(Kind::Idx) => path("images", 0).into_iter().chain(path("labels", 1)).collect(),
+        Some(Kind::Audio) => super::audio::clip_files(call, base),
         _ => Vec::new(),
     }
 }

@@ -17,6 +17,8 @@
 //! [`Fingerprint`]s of the files a data value reads, so that a study and a saved model
 //! notice when a file changed under them.
 
+mod audio;
+mod audio_features;
 mod builtin;
 mod csv;
 mod files;
@@ -31,6 +33,11 @@ use crate::diagnostic::escape;
 use crate::ir::{DataInfo, Task, Value};
 use crate::rng::Rng;
 
+pub use audio::{
+    AUDIO_MAX_BINS, AUDIO_MAX_RATE, AUDIO_MAX_SECONDS, AUDIO_MAX_WINDOW_MS, AudioArgError, AudioListing, AudioSpec,
+    Features as AudioFeatures, Frames as AudioFrames, WavHeader, audio_listing, audio_spec, frame_count, wav_header,
+};
+pub use audio_features::{dct, hz_to_mel, log_mel, mel_filterbank, mel_to_hz};
 pub use builtin::BUILTIN;
 pub use csv::{Record, RecordError, csv_columns, csv_records, csv_text, delimiter_hint, is_missing, single_class};
 pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
@@ -214,6 +221,7 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             csv::load(&path("path", 0)?, &target, task)
         }
         Kind::Idx => idx::load(&path("images", 0)?, &path("labels", 1)?),
+        Kind::Audio => Ok(load_audio(value, base)?.0),
         Kind::Spirals | Kind::Moons | Kind::Circles | Kind::Sine => {
             let spec = synthetic::Spec {
                 n: int("n", 1000).max(0) as usize,
@@ -224,6 +232,16 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             synthetic::generate(name.strip_prefix("synthetic.").unwrap_or(name), &spec)
         }
     }
+}
+
+/// Loads an `audio(...)` value: its samples, and the clips `skip_bad: true` skipped, each
+/// with why.
+pub fn load_audio(value: &Value, base: &Path) -> Result<(Raw, Vec<(PathBuf, String)>), DataError> {
+    let Value::Call(call) = value else {
+        return Err(DataError::new("`audio` needs the folder of class folders: `audio(\"data/speech\")`"));
+    };
+    let spec = audio_spec(call, base).map_err(|e| DataError::new(e.message))?;
+    audio::load(&spec)
 }
 
 /// Splits `raw` into train/valid/test (stratified by class for classification), then

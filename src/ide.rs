@@ -176,6 +176,9 @@ pub fn hover(c: &Compiled, file: FileId, offset: u32) -> Option<(Span, String)> 
     if let Some(d) = entry_doc(Concept::Pruner, &word) {
         return Some((span, format!("pruner {d}")));
     }
+    if let Some(d) = entry_doc(Concept::Augment, &word) {
+        return Some((span, format!("augmentation {d}")));
+    }
     if let Some(d) = entry_doc(Concept::Dataset, &word) {
         return Some((span, format!("dataset {d}")));
     }
@@ -301,6 +304,12 @@ mod tests {
             (Concept::Pruner, "median", "median(warmup:): stop a trial below the median of others at the same epoch"),
             (Concept::Pruner, "asha", "asha(min_epochs:, eta:): asynchronous successive halving"),
             (Concept::Pruner, "hyperband", "hyperband(min_epochs:, max_epochs:, eta:): several ASHA brackets"),
+            (Concept::Augment, "flip", "flip: images: mirror left-right with probability 1/2"),
+            (
+                Concept::Augment,
+                "time_shift",
+                "time_shift(frames:): audio: shift along time (the last axis) by up to ±`frames` frames",
+            ),
         ];
         for (concept, name, line) in expected {
             assert_eq!(entry_doc(concept, name).as_deref(), Some(line), "{concept:?} `{name}`");

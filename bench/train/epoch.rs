@@ -6,11 +6,15 @@
 //! Batch 64, adam(1e-3), cross-entropy, split [0.8, 0.1, 0.1] seed 1. Prints one JSON
 //! line: the per-epoch training times (s) and the final test accuracy.
 //!
+//! `fashion-cnn` and `fashion-small` train on Fashion-MNIST (`FASHION_DIR`, default Debian's
+//! `/usr/share/datasets/fashion-mnist`, gzipped IDX): 58.8k training rows, the official 10k
+//! test set; they also print to stderr how long `fit` spent beyond the training steps.
+//!
 //! `cargo bench --bench train -- parallel MODEL N EPOCHS` trains N copies (seeds 1..=N)
 //! one after another, then N at once (one thread each, each in its own 1-thread pool),
 //! and prints trainings per second for both, plus the OS threads the process ended with.
 
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::time::Instant;
@@ -32,17 +36,36 @@ fn main() {
     let (sub, data, mut cfg) = setup(model, epochs);
     cfg.threads = threads;
     let mut threads_seen = 0;
+    let fit_start = Instant::now();
+    // CPU seconds of the process at each epoch's end (training steps and the valid pass).
+    let cpu_start = cpu_seconds();
+    let mut cpu_marks = vec![cpu_start];
     let out = train::fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| {
         threads_seen = threads_seen.max(os_threads());
+        cpu_marks.push(cpu_seconds());
         Control::Continue
     });
+    let cpu_fit = cpu_seconds() - cpu_start;
+    let epoch_cpu: Vec<f64> = cpu_marks.windows(2).map(|w| w[1] - w[0]).collect();
+    let fit_s = fit_start.elapsed().as_secs_f64();
     let times: Vec<f64> = out.epochs.iter().map(|m| m["epoch_time"]).collect();
+    // What `fit` spends beyond the training steps: initialisation and expressivity, a valid
+    // pass per epoch, and after the epochs the valid and train metrics and the speed runs.
+    let steps: f64 = times.iter().sum();
+    eprintln!(
+        "fit {fit_s:.2} s wall ({cpu_fit:.2} s CPU): training steps {steps:.2} s, beyond them {:.2} s ({:.1} %), of \
+         which after the epochs {:.2} s; CPU per epoch (steps and valid pass) {epoch_cpu:.2?}",
+        fit_s - steps,
+        100.0 * (fit_s - steps) / steps,
+        fit_s - out.metrics.get("train_time").copied().unwrap_or(fit_s)
+    );
     let model_ref = out.model.expect("trained");
     let test = model_ref.evaluate(&data.test, &data.info).expect("evaluates");
     println!(
-        "{{\"framework\":\"burn-flex\",\"model\":\"{model}\",\"threads\":{threads},\"params\":{},\"epoch_times\":{:?},\"test_accuracy\":{:.4},\"os_threads\":{}}}",
+        "{{\"framework\":\"burn-flex\",\"model\":\"{model}\",\"threads\":{threads},\"params\":{},\"epoch_times\":{:?},\"epoch_cpu\":{:?},\"test_accuracy\":{:.4},\"os_threads\":{}}}",
         model_ref.param_count(),
         times,
+        epoch_cpu,
         test["accuracy"],
         threads_seen
     );
@@ -185,6 +208,16 @@ fn sample(d: &bma::ir::Domain, rng: &mut bma::rng::Rng) -> Value {
     }
 }
 
+/// User and system CPU seconds of this process so far (Linux, `/proc/self/stat`, 100 Hz ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name in parentheses: utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Threads of this process now (Linux). While training: main + one pool worker per
 /// trial (+ one thread per parallel trial); a global rayon pool would add one per core.
 fn os_threads() -> usize {
@@ -202,24 +235,40 @@ fn setup(model: &str, epochs: usize) -> (bma::ir::SubModel, bma::data::Dataset, 
              conv2d(32, kernel: 3, padding: same) batchnorm relu global_avgpool dense(10)"
         }
         "mlp" => "flatten dense(128) relu dense(64) relu dense(10)",
+        // Fashion-MNIST (28x28): the CNN of examples/fashion.bma's search, at its smaller width,
+        // and at its larger one.
+        "fashion-cnn" => {
+            "conv2d(32, kernel: 3, padding: same) batchnorm relu maxpool conv2d(64, kernel: 3, padding: same) \
+             batchnorm relu maxpool flatten dense(128) relu dense(10)"
+        }
+        "fashion-small" => {
+            "conv2d(16, kernel: 3, padding: same) batchnorm relu maxpool conv2d(32, kernel: 3, padding: same) \
+             batchnorm relu maxpool flatten dense(64) relu dense(10)"
+        }
         // Any other MODEL is a model body written out (`"conv2d(8) relu flatten dense(10)"`).
         body => body,
     };
+    let data_src = if model.starts_with("fashion") {
+        // The official files as scripts/install-data.sh installs them; 58.8k training rows,
+        // the official test set as the test split.
+        let dir = std::env::var("FASHION_DIR").unwrap_or_else(|_| "/usr/share/datasets/fashion-mnist".to_string());
+        format!(
+            "idx(\"{dir}/train-images-idx3-ubyte.gz\", \"{dir}/train-labels-idx1-ubyte.gz\", test: \
+             idx(\"{dir}/t10k-images-idx3-ubyte.gz\", \"{dir}/t10k-labels-idx1-ubyte.gz\"), split: [0.98, 0.02], seed: 1)"
+        )
+    } else {
+        "digits(split: [0.8, 0.1, 0.1], seed: 1)".to_string()
+    };
     let src = format!(
-        "experiment b {{\n data = digits(split: [0.8, 0.1, 0.1], seed: 1)\n model {{ {body} }}\n train {{ optimizer = adam(0.001) epochs = {epochs} batch = 64 }}\n objective {{ maximize accuracy }}\n}}\n"
+        "experiment b {{\n data = {data_src}\n model {{ {body} }}\n train {{ optimizer = adam(0.001) epochs = {epochs} batch = 64 }}\n objective {{ maximize accuracy }}\n}}\n"
     );
     let compiled = bma::compile(&Source::new("bench.bma", src));
     assert!(!compiled.has_errors(), "{:?}", compiled.diagnostics);
     let exp = &compiled.program.experiments[0];
     let (sub, point) = bma::pins::expand_with_pins(&compiled, exp, &Default::default()).expect("expands");
-    let data_value = Value::Call(bma::ir::CallValue {
-        name: "digits".into(),
-        args: vec![
-            (Some("split".into()), Value::List(vec![Value::Float(0.8), Value::Float(0.1), Value::Float(0.1)])),
-            (Some("seed".into()), Value::Int(1)),
-        ],
-    });
-    let data = bma::data::load(&data_value, Path::new(".")).expect("digits");
+    let env = bma::ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
+    let data_value = bma::ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("evaluates");
+    let data = bma::data::load(&data_value, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
     let cfg = train::TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 7).expect("config");
     (sub, data, cfg)
 }

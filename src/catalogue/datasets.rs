@@ -36,6 +36,11 @@ const SEED: Arg = opt("seed", ArgType::Int);
 const EMBEDDED: &[Arg] = &[SPLIT, SEED];
 const SYNTHETIC: &[Arg] = &[opt("n", ArgType::Int), opt("noise", ArgType::Number), SEED, SPLIT];
 
+/// The arguments every dataset takes besides its own: a split's own source, another data
+/// value (`idx(..., test: idx("t10k-images...", "t10k-labels..."))`). With one of them
+/// `split:` carves the two parts left; with both the dataset is all train.
+pub const FIXED_SPLITS: &[Arg] = &[opt("test", ArgType::Any), opt("valid", ArgType::Any)];
+
 /// The datasets, embedded, read from files, or generated.
 pub const DATASETS: &[Entry<Dataset>] = &[
     e(Dataset::Digits, "digits", EMBEDDED, "8x8 images of handwritten digits: [1, 8, 8], 10 classes"),

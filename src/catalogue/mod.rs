@@ -21,11 +21,13 @@
 //! included) may read it.
 //! **Invariant:** in each table, names are unique and kinds are unique (tested below).
 
+mod augments;
 mod datasets;
 mod layers;
 mod settings;
 
-pub use datasets::{AUDIO_FEATURES, AudioFeature, DATASETS, Dataset};
+pub use augments::{AUGMENTS, Augment, augment_unfit};
+pub use datasets::{AUDIO_FEATURES, AudioFeature, DATASETS, Dataset, FIXED_SPLITS};
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,
@@ -155,11 +157,12 @@ pub enum Concept {
     Rank,
     Metric,
     Dataset,
+    Augment,
     AudioFeature,
 }
 
 impl Concept {
-    pub const ALL: [Concept; 14] = [
+    pub const ALL: [Concept; 15] = [
         Concept::Layer,
         Concept::Optimizer,
         Concept::Schedule,
@@ -173,6 +176,7 @@ impl Concept {
         Concept::Rank,
         Concept::Metric,
         Concept::Dataset,
+        Concept::Augment,
         Concept::AudioFeature,
     ];
 
@@ -195,6 +199,7 @@ impl Concept {
             Concept::Rank => of(RANKS),
             Concept::Metric => of(METRICS),
             Concept::Dataset => of(DATASETS),
+            Concept::Augment => of(AUGMENTS),
             Concept::AudioFeature => of(AUDIO_FEATURES),
         }
     }
@@ -208,7 +213,12 @@ impl Concept {
     pub fn docs_section(self) -> &'static str {
         match self {
             Concept::Layer => "### Layers",
-            Concept::Optimizer | Concept::Schedule | Concept::Loss | Concept::Init | Concept::EarlyStop => "## Train",
+            Concept::Optimizer
+            | Concept::Schedule
+            | Concept::Loss
+            | Concept::Init
+            | Concept::EarlyStop
+            | Concept::Augment => "## Train",
             Concept::Strategy | Concept::Pruner => "## Search",
             Concept::Weights | Concept::Average => "## Average",
             Concept::Rank | Concept::Metric => "## Objective",

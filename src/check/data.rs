@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::catalogue::{self, DATASETS, Dataset};
 use crate::data::{
-    SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, csv_columns, csv_records, csv_text, delimiter_hint, idx_dims, idx_roles,
-    is_missing, single_class, single_label,
+    FIXED_PARTS, IdxError, SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, compatible, csv_columns, csv_records, csv_text,
+    delimiter_hint, idx_read, idx_roles, is_missing, nested_split_arg, single_class, single_label, split_rule,
 };
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
@@ -22,7 +22,50 @@ use crate::source::Span;
 pub use audio::skipped as audio_skipped;
 
 /// Resolves a data value to what the model sees. `base` is the folder of the `.bma` file.
+///
+/// A split's own source (`test: <source>`, `valid: <source>`, any data value) is described
+/// too, and must agree with the main source (`data::compatible`); `split:` is then checked
+/// against the parts left to carve (`data::split_rule`). Errors in the nested source point
+/// at its argument.
 pub fn describe(
+    value: &Value,
+    span: Span,
+    arg_span: &dyn Fn(&str) -> Span,
+    base: &Path,
+) -> Result<DataInfo, Diagnostic> {
+    let info = describe_source(value, span, arg_span, base)?;
+    let Value::Call(call) = value else { return Ok(info) };
+    let mut fixed = [false; 2];
+    for (i, part) in FIXED_PARTS.iter().enumerate() {
+        let Some(nested) = call.arg(part, usize::MAX) else { continue };
+        fixed[i] = true;
+        let at = arg_span(part);
+        if let Some(own) = nested_split_arg(nested) {
+            return Err(Diagnostic::error(
+                Code::BadArguments,
+                format!("the `{part}:` source takes no `{own}`"),
+                at,
+                "a split's own source is used whole",
+            )
+            .with_help(format!(
+                "give `{own}` to the main source: `data = SOURCE(..., {part}: SOURCE(...), {own}: ...)`"
+            )));
+        }
+        let other = describe_source(nested, at, &|_| at, base)?;
+        if let Err(why) = compatible(&info, &other, part) {
+            return Err(Diagnostic::error(Code::InvalidValue, why, at, format!("does not fit `{}`", info.name))
+                .with_label(span, "the training source"));
+        }
+    }
+    let [test, valid] = fixed;
+    if let Some(split) = call.arg("split", usize::MAX) {
+        check_split(split, arg_span("split"), valid, test)?;
+    }
+    Ok(info)
+}
+
+/// One data source, without its `test:`/`valid:` sources.
+fn describe_source(
     value: &Value,
     span: Span,
     arg_span: &dyn Fn(&str) -> Span,
@@ -44,7 +87,9 @@ pub fn describe(
     let arg = |k: &str, pos: usize| call.and_then(|c| c.arg(k, pos));
     let entry = catalogue::find(DATASETS, &name);
     if let (Some(c), Some(entry)) = (call, entry) {
-        let allowed: Vec<&str> = entry.sig.args.iter().map(|a| a.name).collect();
+        // Every source names its splits' own sources the same way (`catalogue::FIXED_SPLITS`).
+        let allowed: Vec<&str> =
+            entry.sig.args.iter().map(|a| a.name).chain(catalogue::FIXED_SPLITS.iter().map(|a| a.name)).collect();
         // `classes` on a two-class generator gets its own message below.
         let synthetic = matches!(entry.kind, Dataset::Moons | Dataset::Circles | Dataset::Sine);
         for (k, _) in &c.args {
@@ -65,9 +110,6 @@ pub fn describe(
                 )));
             }
         }
-    }
-    if let Some(split) = arg("split", usize::MAX) {
-        check_split(split, arg_span("split"))?;
     }
     let fixed = |shape: Vec<usize>, classes: usize| {
         Ok(DataInfo { name: name.clone(), shape, classes, task: Task::Classification })
@@ -188,19 +230,35 @@ fn synthetic_args<'a>(
     Ok(n as usize)
 }
 
-fn check_split(split: &Value, span: Span) -> Result<(), Diagnostic> {
+fn check_split(split: &Value, span: Span, valid_fixed: bool, test_fixed: bool) -> Result<(), Diagnostic> {
+    let Some(rule) = split_rule(valid_fixed, test_fixed) else {
+        return Err(Diagnostic::error(
+            Code::BadArguments,
+            "nothing to split: with both `test:` and `valid:` the source is all train",
+            span,
+            "no split left to carve",
+        )
+        .with_help("remove `split`"));
+    };
+    let want = if valid_fixed || test_fixed { 2 } else { 3 };
+    let example = match (valid_fixed, test_fixed) {
+        (false, true) => "train and valid: `split: [0.85, 0.15]`",
+        (true, false) => "train and test: `split: [0.85, 0.15]`",
+        _ => "train, valid and test: `split: [0.7, 0.15, 0.15]`",
+    };
     let Value::List(items) = split else {
-        return Err(Diagnostic::error(Code::TypeMismatch, "`split` is a list of three fractions", span, "not a list")
-            .with_help("train, valid and test: `split: [0.7, 0.15, 0.15]`"));
+        return Err(Diagnostic::error(Code::TypeMismatch, format!("`split` is a list of {rule}"), span, "not a list")
+            .with_help(example));
     };
     let fr: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
-    if items.len() != 3 || fr.len() != 3 {
+    if items.len() != want || fr.len() != want {
         return Err(Diagnostic::error(
             Code::InvalidValue,
-            "`split` needs three fractions: train, valid, test",
+            format!("`split` needs {rule}"),
             span,
             format!("{} values", items.len()),
-        ));
+        )
+        .with_help(example));
     }
     if fr.iter().any(|f| *f <= 0.0) || (fr.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
         return Err(Diagnostic::error(
@@ -406,15 +464,23 @@ fn idx(
     let (is, ls) = (arg_span("images"), arg_span("labels"));
     let ipath = path_arg(images, "images", is, base)?;
     let lpath = path_arg(labels, "labels", ls, base)?;
-    let ibytes = read(&ipath, is)?;
-    let lbytes = read(&lpath, ls)?;
-    let header_of = |bytes: &[u8], path: &Path, at: Span| {
-        idx_dims(bytes).map_err(|e| {
-            Diagnostic::error(Code::BadDataFile, format!("`{}`: {e}", path.display()), at, "not a usable IDX file")
+    // The images' header only (their body is never read here); the labels whole, for the classes.
+    let read_idx = |path: &Path, at: Span, whole: bool| {
+        idx_read(path, whole).map_err(|e| match e {
+            IdxError::Unreadable(why) => {
+                Diagnostic::error(Code::MissingDataFile, format!("cannot read data file `{}`", path.display()), at, why)
+                    .with_help("paths are relative to the folder of the .bma file")
+            }
+            IdxError::Bad(why) => Diagnostic::error(
+                Code::BadDataFile,
+                format!("`{}`: {why}", path.display()),
+                at,
+                "not a usable IDX file",
+            ),
         })
     };
-    let dims = header_of(&ibytes, &ipath, is)?;
-    let ldims = header_of(&lbytes, &lpath, ls)?;
+    let (dims, _) = read_idx(&ipath, is, false)?;
+    let (ldims, _) = read_idx(&lpath, ls, false)?;
     if let Err((is_labels, e)) = idx_roles(&dims, &ldims) {
         let (path, at) = if is_labels { (&lpath, ls) } else { (&ipath, is) };
         return Err(Diagnostic::error(
@@ -432,6 +498,8 @@ fn idx(
             format!("{} labels for {} images", ldims[0], dims[0]),
         ));
     }
+    // Read whole only once it is known to be a labels file (one byte per sample).
+    let (_, lbytes) = read_idx(&lpath, ls, true)?;
     let header = 4 + 4 * ldims.len();
     let body = lbytes.get(header..).unwrap_or_default();
     let classes = body.iter().copied().max().map_or(0, |m| m as usize + 1);

@@ -95,19 +95,37 @@ impl Fingerprint {
 }
 
 /// The files `value` (an evaluated `data = ...` value) reads, relative paths from `base`:
-/// a CSV file, IDX images and labels, every clip of an audio folder; none for built-in and synthetic datasets.
+/// a CSV file, IDX images and labels, every clip of an audio folder; none for built-in and
+/// synthetic datasets. The files of its splits' own sources (`test:`, `valid:`) follow its own.
 pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
     let Value::Call(call) = value else { return Vec::new() };
     let path = |k: &str, pos: usize| match call.arg(k, pos) {
         Some(Value::Str(s)) => Some(base.join(s)),
         _ => None,
     };
-    match catalogue::kind(catalogue::DATASETS, &call.name) {
+    let mut own: Vec<PathBuf> = match catalogue::kind(catalogue::DATASETS, &call.name) {
         Some(Kind::Csv) => path("path", 0).into_iter().collect(),
         Some(Kind::Idx) => path("images", 0).into_iter().chain(path("labels", 1)).collect(),
         Some(Kind::Audio) => super::audio::clip_files(call, base),
         _ => Vec::new(),
+    };
+    for part in super::FIXED_PARTS {
+        if let Some(nested) = call.arg(part, usize::MAX) {
+            // One level: a split's own source has no `test:` or `valid:` of its own.
+            let Value::Call(inner) = nested else { continue };
+            let bare = Value::Call(crate::ir::CallValue {
+                name: inner.name.clone(),
+                args: inner
+                    .args
+                    .iter()
+                    .filter(|(k, _)| !k.as_deref().is_some_and(|k| super::FIXED_PARTS.contains(&k)))
+                    .cloned()
+                    .collect(),
+            });
+            own.extend(files(&bare, base));
+        }
     }
+    own
 }
 
 /// Fingerprints of the files `value` reads (see [`files`]). A file that cannot be read is

@@ -1,20 +1,128 @@
-//! IDX files (the MNIST format): `idx(images:, labels:)`.
+//! IDX files (the MNIST format): `idx(images:, labels:)`, plain or gzipped.
 //!
 //! Takes an images file (`n x h x w`, or `n x d...`) and a labels file (`n`, bytes);
 //! gives [`Raw`] samples, 2-D images as `[1, h, w]`. Classes are `max label + 1`, as in
 //! the checker. Truncated or mismatched files are errors, never a panic: a body cut short
 //! says how many bytes were expected and found, a 0-sized dimension, labels that are all one
 //! class and an images file in the labels' place (or the other way round) are refused.
+//!
+//! A file that starts with gzip's magic bytes (`1f 8b`) is inflated as it is read, whatever
+//! its name ([`idx_read`]); never more than its IDX header announces, so a forged stream
+//! cannot inflate without bound. The checker reads only the header ([`idx_read`] without
+//! `whole`): a few hundred bytes of the stream, and for the size check the file's length
+//! (plain) or the gzip trailer's length field (gzip), so it never inflates the body.
 
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::{DataError, Raw};
 use crate::ir::{DataInfo, Task};
 
 pub(super) fn load(images: &Path, labels: &Path) -> Result<Raw, DataError> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| DataError::at(p, None, format!("cannot read: {e}")));
+    let read = |p: &Path| {
+        idx_read(p, true).map(|(_, bytes)| bytes).map_err(|e| match e {
+            IdxError::Unreadable(m) => DataError::at(p, None, format!("cannot read: {m}")),
+            IdxError::Bad(m) => DataError::at(p, None, m),
+        })
+    };
     let (ib, lb) = (read(images)?, read(labels)?);
     parse(&ib, images, &lb, labels)
+}
+
+/// Why [`idx_read`] gave no header: the file cannot be read at all (missing, a folder, a
+/// device), or it is not a usable IDX file (what is wrong, as a sentence).
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdxError {
+    Unreadable(String),
+    Bad(String),
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Reads as many bytes as `buf` holds, fewer only at the end of the stream.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// The IDX file at `path`, plain or gzipped: its dimensions, and its bytes (inflated) —
+/// the header only, or with `whole` the header and the body. Without `whole` the body's
+/// size is still checked (the file's length, or the gzip trailer's ISIZE, the inflated
+/// length modulo 2^32), so a file cut short is reported without reading it.
+pub fn idx_read(path: &Path, whole: bool) -> Result<(Vec<usize>, Vec<u8>), IdxError> {
+    let unreadable = |e: std::io::Error| IdxError::Unreadable(e.to_string());
+    // Only regular files: reading a folder fails, and a device (`/dev/zero`) or a FIFO never ends.
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(IdxError::Unreadable("not a regular file".to_string()));
+    }
+    let mut file = File::open(path).map_err(unreadable)?;
+    let mut magic = [0u8; 2];
+    let gz = read_full(&mut file, &mut magic).map_err(unreadable)? == 2 && magic == GZIP_MAGIC;
+    let trailer = if gz && !whole && meta.len() >= 18 {
+        let mut isize = [0u8; 4];
+        file.seek(SeekFrom::End(-4)).and_then(|_| file.read_exact(&mut isize)).map_err(unreadable)?;
+        Some(u32::from_le_bytes(isize))
+    } else {
+        None
+    };
+    file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+    let mut reader: Box<dyn Read> =
+        if gz { Box::new(flate2::read::GzDecoder::new(BufReader::new(file))) } else { Box::new(BufReader::new(file)) };
+    let stream = |e: std::io::Error| {
+        if gz { IdxError::Bad(format!("not a valid gzip stream: {e}")) } else { IdxError::Unreadable(e.to_string()) }
+    };
+    let mut bytes = vec![0u8; 4];
+    let got = read_full(&mut reader, &mut bytes).map_err(stream)?;
+    bytes.truncate(got);
+    if got == 4 {
+        let rank = usize::from(bytes[3]);
+        let mut dims = vec![0u8; 4 * rank];
+        let got = read_full(&mut reader, &mut dims).map_err(stream)?;
+        bytes.extend_from_slice(&dims[..got]);
+    }
+    let (dims, need) = header(&bytes).map_err(IdxError::Bad)?;
+    let inflated = if gz { " (inflated from gzip)" } else { "" };
+    // Deflate inflates at most 1032 bytes per byte: a header that needs more from this file is
+    // forged or the file cut short, and reading on would only fill memory.
+    if gz && (need as u64) > meta.len().saturating_mul(1032) {
+        return Err(IdxError::Bad(format!(
+            "the gzip stream is cut short: its IDX header needs {need} bytes ({}), more than {} gzipped bytes \
+             can hold",
+            show(&dims),
+            meta.len()
+        )));
+    }
+    if whole {
+        let rest = (need - bytes.len()) as u64;
+        let mut reader = reader.take(rest);
+        reader.read_to_end(&mut bytes).map_err(stream)?;
+        // One byte more: a gzip stream that ends here is then read to its trailer, whose CRC
+        // the decoder checks. Bytes after the body are ignored, plain or gzipped.
+        read_full(reader.get_mut(), &mut [0u8; 1]).map_err(stream)?;
+        idx_dims(&bytes).map_err(|e| IdxError::Bad(format!("{e}{inflated}")))?;
+        return Ok((dims, bytes));
+    }
+    match trailer {
+        Some(isize) if isize != need as u32 => Err(IdxError::Bad(format!(
+            "the gzip stream is cut short or damaged: its header needs {need} bytes ({}), its trailer says it \
+             inflates to {isize}",
+            show(&dims)
+        ))),
+        Some(_) => Ok((dims, bytes)),
+        None if gz => Err(IdxError::Bad("the gzip stream is cut short: it has no trailer".to_string())),
+        None if meta.len() < need as u64 => Err(IdxError::Bad(cut_short(&dims, bytes[2], need, meta.len()))),
+        None => Ok((dims, bytes)),
+    }
 }
 
 pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Result<Raw, DataError> {
@@ -92,15 +200,43 @@ pub fn idx_roles(images: &[usize], labels: &[usize]) -> Result<(), (bool, String
 /// arithmetic, as a header may claim anything). The one IDX header reader: the checker
 /// (`check::data`) calls it too.
 pub fn idx_dims(bytes: &[u8]) -> Result<Vec<usize>, String> {
+    let (dims, need) = header(bytes)?;
+    if bytes.len() < need {
+        return Err(cut_short(&dims, bytes[2], need, bytes.len() as u64));
+    }
+    Ok(dims)
+}
+
+/// What a body shorter than its header says is: both sizes, and how they are made up.
+fn cut_short(dims: &[usize], code: u8, need: usize, found: u64) -> String {
+    let elem = element_size(code).unwrap_or(1);
+    format!(
+        "the file is cut short: {need} bytes expected ({} values of {elem} byte{} after a {}-byte header), {found} \
+         found",
+        show(dims),
+        if elem == 1 { "" } else { "s" },
+        4 + 4 * dims.len(),
+    )
+}
+
+fn element_size(code: u8) -> Option<usize> {
+    match code {
+        0x08 | 0x09 => Some(1),
+        0x0B => Some(2),
+        0x0C | 0x0D => Some(4),
+        0x0E => Some(8),
+        _ => None,
+    }
+}
+
+/// The dimensions an IDX header (`bytes` from the file's start, the body optional) states,
+/// and the file's whole size in bytes by them: every check of [`idx_dims`] but the body's.
+fn header(bytes: &[u8]) -> Result<(Vec<usize>, usize), String> {
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err("not an IDX file: it does not start with an IDX header (0, 0, type, rank)".to_string());
     }
-    let elem = match bytes[2] {
-        0x08 | 0x09 => 1,
-        0x0B => 2,
-        0x0C | 0x0D => 4,
-        0x0E => 8,
-        other => return Err(format!("not an IDX file: unknown element type 0x{other:02x}")),
+    let Some(elem) = element_size(bytes[2]) else {
+        return Err(format!("not an IDX file: unknown element type 0x{:02x}", bytes[2]));
     };
     let rank = usize::from(bytes[3]);
     if rank == 0 {
@@ -124,16 +260,7 @@ pub fn idx_dims(bytes: &[u8]) -> Result<Vec<usize>, String> {
         .and_then(|v| v.checked_mul(elem))
         .and_then(|v| v.checked_add(header))
         .ok_or_else(|| format!("the IDX header's dimensions ({}) are too large", show(&dims)))?;
-    if bytes.len() < need {
-        return Err(format!(
-            "the file is cut short: {need} bytes expected ({} values of {elem} byte{} after a {header}-byte \
-             header), {} found",
-            show(&dims),
-            if elem == 1 { "" } else { "s" },
-            bytes.len()
-        ));
-    }
-    Ok(dims)
+    Ok((dims, need))
 }
 
 /// The first `count` values after the header, as f32 (big-endian per IDX).

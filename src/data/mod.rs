@@ -41,7 +41,7 @@ pub use audio_features::{dct, hz_to_mel, log_mel, mel_filterbank, mel_to_hz};
 pub use builtin::BUILTIN;
 pub use csv::{Record, RecordError, csv_columns, csv_records, csv_text, delimiter_hint, is_missing, single_class};
 pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
-pub use idx::{idx_dims, idx_roles, single_label};
+pub use idx::{IdxError, idx_dims, idx_read, idx_roles, single_label};
 pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
@@ -161,8 +161,31 @@ impl std::error::Error for DataError {}
 /// The default `split:` fractions: train, valid, test.
 pub const DEFAULT_SPLIT: [f64; 3] = [0.7, 0.15, 0.15];
 
+/// The default `split:` of a source with one fixed split (`test:` or `valid:`): the two
+/// parts it still carves, in the order train, then the other one.
+pub const DEFAULT_SPLIT_FIXED: [f64; 2] = [0.85, 0.15];
+
+/// The arguments every data source takes to name a split's own files: `test: <source>`,
+/// `valid: <source>` (`catalogue::FIXED_SPLITS`).
+pub const FIXED_PARTS: [&str; 2] = ["test", "valid"];
+
+/// What `split:` must be for a source with these fixed parts, as a sentence; `None` when
+/// both are fixed and there is nothing to split.
+pub fn split_rule(valid_fixed: bool, test_fixed: bool) -> Option<&'static str> {
+    match (valid_fixed, test_fixed) {
+        (false, false) => Some("three fractions: train, valid, test"),
+        (false, true) => Some("two fractions, train and valid: `test:` names the test split's own source"),
+        (true, false) => Some("two fractions, train and test: `valid:` names the valid split's own source"),
+        (true, true) => None,
+    }
+}
+
 /// Loads, splits and standardises the dataset a data value names. `base` is the folder
 /// that relative paths are read from (the `.bma` file's).
+///
+/// `test: <source>` and `valid: <source>` (any data value, without splits of its own) give
+/// those splits their own samples; `split:` then carves only the parts left (see
+/// [`split_rule`]), and with both the main source is all train.
 pub fn load(value: &Value, base: &Path) -> Result<Dataset, DataError> {
     let raw = load_raw(value, base)?;
     let call = match value {
@@ -170,19 +193,89 @@ pub fn load(value: &Value, base: &Path) -> Result<Dataset, DataError> {
         _ => None,
     };
     let arg = |k: &str| call.and_then(|c| c.arg(k, usize::MAX));
-    let fractions = match arg("split") {
-        Some(Value::List(items)) => {
+    let fixed_part = |part: &str| -> Result<Option<Raw>, DataError> {
+        let Some(nested) = arg(part) else { return Ok(None) };
+        if let Some(own) = nested_split_arg(nested) {
+            return Err(DataError::new(format!("the `{part}:` source takes no `{own}`: it is one split, whole")));
+        }
+        let other =
+            load_raw(nested, base).map_err(|e| DataError { message: format!("`{part}:` {}", e.message), ..e })?;
+        compatible(&raw.info, &other.info, part).map_err(DataError::new)?;
+        Ok(Some(other))
+    };
+    let fixed = Fixed { valid: fixed_part("valid")?, test: fixed_part("test")? };
+    let rule = split_rule(fixed.valid.is_some(), fixed.test.is_some());
+    let fractions = match (arg("split"), rule) {
+        (Some(_), None) => {
+            return Err(DataError::new(
+                "with both `test:` and `valid:` the source is all train: `split` has nothing to split",
+            ));
+        }
+        (Some(Value::List(items)), Some(rule)) => {
             let f: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
-            match f.as_slice() {
-                [a, b, c] if *a > 0.0 && *b > 0.0 && *c > 0.0 => [*a, *b, *c],
-                _ => return Err(DataError::new("`split` needs three positive fractions: train, valid, test")),
+            let positive = f.len() == items.len() && f.iter().all(|x| *x > 0.0);
+            match (f.as_slice(), fixed.valid.is_some(), fixed.test.is_some()) {
+                ([a, b, c], false, false) if positive => [*a, *b, *c],
+                ([a, b], false, true) if positive => [*a, *b, 0.0],
+                ([a, c], true, false) if positive => [*a, 0.0, *c],
+                _ => return Err(DataError::new(format!("`split` needs {rule}, each positive"))),
             }
         }
-        Some(_) => return Err(DataError::new("`split` is a list of three fractions")),
-        None => DEFAULT_SPLIT,
+        (Some(_), Some(rule)) => return Err(DataError::new(format!("`split` is a list of {rule}"))),
+        (None, _) => match (fixed.valid.is_some(), fixed.test.is_some()) {
+            (false, false) => DEFAULT_SPLIT,
+            (false, true) => [DEFAULT_SPLIT_FIXED[0], DEFAULT_SPLIT_FIXED[1], 0.0],
+            (true, false) => [DEFAULT_SPLIT_FIXED[0], 0.0, DEFAULT_SPLIT_FIXED[1]],
+            (true, true) => [1.0, 0.0, 0.0],
+        },
     };
     let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
-    split(raw, fractions, seed)
+    split_with(raw, fixed, fractions, seed)
+}
+
+/// The argument of a split's own source that only the main source may have (`split`,
+/// `test`, `valid`), if it has one. (`seed` is allowed: a generator's seed there.)
+pub fn nested_split_arg(nested: &Value) -> Option<&'static str> {
+    let Value::Call(c) = nested else { return None };
+    ["split", "test", "valid"].into_iter().find(|k| c.arg(k, usize::MAX).is_some())
+}
+
+/// Why a split's own source (`part`: `test` or `valid`) cannot stand beside the main
+/// source: another sample shape, task, or number of classes (class `i` must mean the same
+/// in both). The checker's and the loader's one rule.
+pub fn compatible(main: &DataInfo, other: &DataInfo, part: &str) -> Result<(), String> {
+    let show = |s: &[usize]| format!("[{}]", s.iter().map(usize::to_string).collect::<Vec<_>>().join(", "));
+    if other.shape != main.shape {
+        return Err(format!(
+            "the `{part}:` source's samples are {}, the training source's {}",
+            show(&other.shape),
+            show(&main.shape)
+        ));
+    }
+    if other.task != main.task {
+        let task = |t: Task| if t == Task::Classification { "classification" } else { "regression" };
+        return Err(format!("the `{part}:` source is {}, the training source {}", task(other.task), task(main.task)));
+    }
+    if main.task == Task::Classification && other.classes != main.classes {
+        let lacking = if other.classes > main.classes {
+            format!(": the training source has no class {}", other.classes - 1)
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "the `{part}:` source has {} classes, the training source {}{lacking}",
+            other.classes, main.classes
+        ));
+    }
+    Ok(())
+}
+
+/// The splits that have their own samples (`test:`, `valid:`) instead of a share of the
+/// main source's.
+#[derive(Debug, Default)]
+pub struct Fixed {
+    pub valid: Option<Raw>,
+    pub test: Option<Raw>,
 }
 
 /// Loads the samples a data value names, without splitting.
@@ -251,17 +344,38 @@ pub fn load_audio(value: &Value, base: &Path) -> Result<(Raw, Vec<(PathBuf, Stri
 /// that a pixel's meaning does not depend on its position; flat features per feature.
 /// Missing values (NaN) become the train mean, which is 0 after standardising.
 pub fn split(raw: Raw, fractions: [f64; 3], seed: u64) -> Result<Dataset, DataError> {
+    split_with(raw, Fixed::default(), fractions, seed)
+}
+
+/// [`split`] with fixed parts: a part of `fixed` takes its samples from there and its
+/// fraction (0) from `raw` nothing; the other parts are carved from `raw` as [`split`]
+/// carves them (the same samples for the same seed when nothing is fixed). Scaling is
+/// fitted on the train rows of `raw` alone and applied to every part.
+pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Result<Dataset, DataError> {
     let n = raw.len();
     let f = raw.info.features();
-    if n < 3 {
-        return Err(DataError::new(format!("`{}` has {n} samples; at least 3 are needed to split", raw.info.name)));
-    }
-    if raw.x.len() != n * f {
+    let carved = 1 + usize::from(fixed.valid.is_none()) + usize::from(fixed.test.is_none());
+    if n < carved {
         return Err(DataError::new(format!(
-            "`{}`: {} values for {n} samples of {f} features",
-            raw.info.name,
-            raw.x.len()
+            "`{}` has {n} samples; at least {carved} are needed to split",
+            raw.info.name
         )));
+    }
+    for (r, part) in [(Some(&raw), "the source"), (fixed.valid.as_ref(), "`valid:`"), (fixed.test.as_ref(), "`test:`")]
+    {
+        if let Some(r) = r
+            && r.x.len() != r.len() * f
+        {
+            return Err(DataError::new(format!(
+                "`{}` ({part}): {} values for {} samples of {f} features",
+                r.info.name,
+                r.x.len(),
+                r.len()
+            )));
+        }
+    }
+    if let Some(r) = fixed.valid.as_ref().into_iter().chain(fixed.test.as_ref()).find(|r| r.is_empty()) {
+        return Err(DataError::new(format!("`{}` holds no samples", r.info.name)));
     }
     let total: f64 = fractions.iter().sum();
     let [a, b, _] = fractions.map(|x| x / total);
@@ -281,15 +395,27 @@ pub fn split(raw: Raw, fractions: [f64; 3], seed: u64) -> Result<Dataset, DataEr
     for mut g in groups {
         rng.shuffle(&mut g);
         let m = g.len();
-        let ntr = ((m as f64 * a).round() as usize).min(m);
-        let nva = ((m as f64 * b).round() as usize).min(m - ntr);
+        let (ntr, nva) = match (fixed.valid.is_some(), fixed.test.is_some()) {
+            (true, true) => (m, 0),
+            // One part fixed: what train leaves goes to the other, whatever the rounding.
+            (true, false) => (((m as f64 * a).round() as usize).min(m), 0),
+            (false, true) => {
+                let ntr = ((m as f64 * a).round() as usize).min(m);
+                (ntr, m - ntr)
+            }
+            (false, false) => {
+                let ntr = ((m as f64 * a).round() as usize).min(m);
+                (ntr, ((m as f64 * b).round() as usize).min(m - ntr))
+            }
+        };
         tr.extend_from_slice(&g[..ntr]);
         va.extend_from_slice(&g[ntr..ntr + nva]);
         te.extend_from_slice(&g[ntr + nva..]);
     }
-    // Tiny classes can leave a split empty; take one sample from train for it.
-    for part in [&mut va, &mut te] {
-        if part.is_empty()
+    // Tiny classes can leave a carved split empty; take one sample from train for it.
+    for (part, own) in [(&mut va, fixed.valid.is_some()), (&mut te, fixed.test.is_some())] {
+        if !own
+            && part.is_empty()
             && tr.len() > 1
             && let Some(i) = tr.pop()
         {
@@ -301,19 +427,24 @@ pub fn split(raw: Raw, fractions: [f64; 3], seed: u64) -> Result<Dataset, DataEr
     }
     let image = raw.info.shape.len() == 3;
     let (mean, std) = fit_scaling(&raw.x, &tr, f, image);
-    let take = |idx: &[usize]| {
-        let mut x = Vec::with_capacity(idx.len() * f);
-        let mut y = Vec::with_capacity(idx.len());
-        for &i in idx {
+    let take = |src: &Raw, idx: &mut dyn Iterator<Item = usize>| {
+        let mut x = Vec::with_capacity(src.len() * f);
+        let mut y = Vec::with_capacity(src.len());
+        for i in idx {
             for j in 0..f {
-                let v = raw.x[i * f + j];
+                let v = src.x[i * f + j];
                 x.push(if v.is_nan() { 0.0 } else { (v - mean[j]) / std[j] });
             }
-            y.push(raw.y[i]);
+            y.push(src.y[i]);
         }
-        Split { x, y, n: idx.len() }
+        Split { n: y.len(), x, y }
     };
-    Ok(Dataset { train: take(&tr), valid: take(&va), test: take(&te), info: raw.info, mean, std })
+    let part = |own: &Option<Raw>, carved: &[usize]| match own {
+        Some(r) => take(r, &mut (0..r.len())),
+        None => take(&raw, &mut carved.iter().copied()),
+    };
+    let (valid, test) = (part(&fixed.valid, &va), part(&fixed.test, &te));
+    Ok(Dataset { train: take(&raw, &mut tr.iter().copied()), valid, test, info: raw.info, mean, std })
 }
 
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all

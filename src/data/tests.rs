@@ -280,3 +280,203 @@ fn idx_headers_with_huge_dimensions_are_errors() {
     let labels = idx_bytes(0x08, &[2], &[0, 1]);
     assert!(idx::parse(&huge, Path::new("i"), &labels, Path::new("l")).is_err());
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).expect("gzips");
+    e.finish().expect("gzips")
+}
+
+fn idx_value(images: &Path, labels: &Path) -> Value {
+    call(
+        "idx",
+        vec![
+            (Some("images"), Value::Str(images.display().to_string())),
+            (Some("labels"), Value::Str(labels.display().to_string())),
+        ],
+    )
+}
+
+#[test]
+fn gzipped_idx_files_load_as_the_plain_ones_and_the_checker_agrees() {
+    let pixels: Vec<u8> = (0..4 * 3 * 2).map(|i| (i * 7 % 256) as u8).collect();
+    let images = idx_bytes(0x08, &[4, 3, 2], &pixels);
+    let labels = idx_bytes(0x08, &[4], &[1, 0, 2, 1]);
+    let plain = idx_value(&tmp("gz-plain-img", &images), &tmp("gz-plain-lab", &labels));
+    // Recognised by the magic bytes, not the name: one with `.gz`, one without.
+    let gz = idx_value(&tmp("gz-img.gz", &gzip(&images)), &tmp("gz-lab", &gzip(&labels)));
+    let (a, b) = (load_raw(&plain, Path::new("/")).expect("plain"), load_raw(&gz, Path::new("/")).expect("gzipped"));
+    assert_eq!((a.x, a.y), (b.x.clone(), b.y.clone()));
+    assert_eq!(b.info.shape, vec![1, 3, 2]);
+    assert_eq!(b.info.classes, 3);
+    assert_eq!(b.info, checker_info(&gz, Path::new("/")));
+    assert_eq!(b.x[5], 35.0);
+}
+
+#[test]
+fn damaged_gzipped_idx_files_are_errors_naming_the_file() {
+    let images = idx_bytes(0x08, &[4, 3, 2], &[9; 24]);
+    let labels = tmp("gzd-lab", &idx_bytes(0x08, &[4], &[1, 0, 2, 1]));
+    let gz = gzip(&images);
+    let describe = |v: &Value| crate::check::data::describe(v, Span::default(), &|_| Span::default(), Path::new("/"));
+    // Cut short: the loader and the checker (which reads the trailer, not the body) both refuse.
+    let cut = tmp("gzd-cut", &gz[..gz.len() - 6]);
+    let v = idx_value(&cut, &labels);
+    let err = load_raw(&v, Path::new("/")).expect_err("cut short");
+    assert_eq!(err.path.as_deref(), Some(cut.as_path()));
+    assert!(err.message.contains("gzip"), "{err}");
+    let d = describe(&v).expect_err("cut short");
+    assert!(d.message.contains("gzip stream is cut short") && d.message.contains("gzd-cut"), "{}", d.message);
+    // A gzipped body shorter than its header says: the inflated size is named.
+    let short = tmp("gzd-short", &gzip(&images[..images.len() - 1]));
+    let v = idx_value(&short, &labels);
+    let err = load_raw(&v, Path::new("/")).expect_err("short");
+    assert!(err.message.contains("cut short") && err.message.contains("inflated"), "{err}");
+    assert!(describe(&v).expect_err("short").message.contains("inflates to 39"));
+    // A damaged CRC: the loader, which inflates the whole stream, finds it; the checker reads
+    // only the header and the length in the trailer, so it does not.
+    let mut crc = gz.clone();
+    let at = crc.len() - 8;
+    crc[at] ^= 0xff;
+    let v = idx_value(&tmp("gzd-crc", &crc), &labels);
+    assert!(load_raw(&v, Path::new("/")).expect_err("bad crc").message.contains("not a valid gzip stream"));
+    assert_eq!(describe(&v).map(|i| i.shape), Ok(vec![1, 3, 2]));
+    // Not gzip after the magic bytes.
+    let v = idx_value(&tmp("gzd-junk", &[0x1f, 0x8b, 1, 2, 3]), &labels);
+    assert!(load_raw(&v, Path::new("/")).expect_err("junk").message.contains("not a valid gzip stream"));
+    assert!(describe(&v).is_err());
+    // A forged header that claims far more than the stream can hold is refused before reading.
+    let forged = tmp("gzd-forged", &gzip(&idx_bytes(0x08, &[60_000, 28, 28], &[0; 8])));
+    let v = idx_value(&forged, &labels);
+    assert!(load_raw(&v, Path::new("/")).expect_err("forged").message.contains("more than"), "forged");
+}
+
+fn floats(v: &[f64]) -> Value {
+    Value::List(v.iter().map(|x| Value::Float(*x)).collect())
+}
+
+fn with(v: &Value, extra: Vec<(&str, Value)>) -> Value {
+    let Value::Call(c) = v else { panic!("a call") };
+    let mut c = c.clone();
+    c.args.extend(extra.into_iter().map(|(k, v)| (Some(k.to_string()), v)));
+    Value::Call(c)
+}
+
+fn checker(v: &Value) -> Result<DataInfo, String> {
+    crate::check::data::describe(v, Span::default(), &|_| Span::default(), Path::new("/")).map_err(|d| d.message)
+}
+
+/// Main images: 20 samples of 2x2, labels 0..=3 five times; a test file of 6 samples.
+fn fixed_fixture(tag: &str) -> (Value, Value) {
+    let main_px: Vec<u8> = (0..20 * 4).map(|i| (i % 50) as u8).collect();
+    let main_lab: Vec<u8> = (0..20).map(|i| (i % 4) as u8).collect();
+    let test_px: Vec<u8> = (0..6 * 4).map(|i| 200 + i as u8).collect();
+    let test_lab = [3, 2, 1, 0, 0, 1];
+    let main = idx_value(
+        &tmp(&format!("fx-{tag}-i"), &idx_bytes(0x08, &[20, 2, 2], &main_px)),
+        &tmp(&format!("fx-{tag}-l"), &idx_bytes(0x08, &[20], &main_lab)),
+    );
+    let test = idx_value(
+        &tmp(&format!("fx-{tag}-ti.gz"), &gzip(&idx_bytes(0x08, &[6, 2, 2], &test_px))),
+        &tmp(&format!("fx-{tag}-tl"), &idx_bytes(0x08, &[6], &test_lab)),
+    );
+    (main, test)
+}
+
+#[test]
+fn a_fixed_test_source_is_the_test_split_and_the_rest_is_carved_into_train_and_valid() {
+    let (main, test) = fixed_fixture("t");
+    let v = with(&main, vec![("test", test.clone()), ("split", floats(&[0.75, 0.25])), ("seed", Value::Int(3))]);
+    let d = load(&v, Path::new("/")).expect("loads");
+    assert_eq!(d.info, checker(&v).expect("checks"));
+    assert_eq!((d.train.n, d.valid.n, d.test.n), (16, 4, 6));
+    // The test split is the test file, in its order, scaled by the train split's mean and deviation.
+    assert_eq!(d.test.y, vec![3., 2., 1., 0., 0., 1.]);
+    let expect: Vec<f32> = (0..24).map(|i| (200.0 + i as f32 - d.mean[0]) / d.std[0]).collect();
+    assert_eq!(d.test.x, expect);
+    // Scaling fitted on train alone: the train split has mean 0, and the test's 200+ values are not in it.
+    assert!(mean(&d.train.x).abs() < 1e-5, "{}", mean(&d.train.x));
+    assert!(d.mean[0] < 50.0);
+    // Deterministic for a seed; stratified train/valid (5 of each class: 4 train, 1 valid).
+    let again = load(&v, Path::new("/")).expect("loads");
+    assert_eq!((again.train.x, again.valid.y), (d.train.x.clone(), d.valid.y.clone()));
+    for c in 0..4 {
+        assert!(d.valid.y.iter().filter(|y| **y as usize == c).count() >= 1, "class {c} in valid");
+    }
+    // Without `split`, the default two fractions.
+    let d = load(&with(&main, vec![("test", test.clone())]), Path::new("/")).expect("loads");
+    assert_eq!((d.train.n + d.valid.n, d.test.n), (20, 6));
+    // Three fractions with `test:` are refused by the loader and the checker alike, saying why.
+    let three = with(&main, vec![("test", test.clone()), ("split", floats(&[0.7, 0.15, 0.15]))]);
+    let e = load(&three, Path::new("/")).expect_err("three fractions").message;
+    assert!(e.contains("two fractions, train and valid"), "{e}");
+    assert!(checker(&three).expect_err("three").contains("two fractions, train and valid"));
+}
+
+#[test]
+fn with_fixed_test_and_valid_sources_the_main_source_is_all_train() {
+    let (main, test) = fixed_fixture("tv");
+    let v = with(&main, vec![("test", test.clone()), ("valid", test.clone())]);
+    let d = load(&v, Path::new("/")).expect("loads");
+    assert_eq!(d.info, checker(&v).expect("checks"));
+    assert_eq!((d.train.n, d.valid.n, d.test.n), (20, 6, 6));
+    assert_eq!(d.valid, d.test);
+    let split = with(&v, vec![("split", floats(&[0.5, 0.5]))]);
+    assert!(load(&split, Path::new("/")).expect_err("nothing to split").message.contains("all train"));
+    assert!(checker(&split).expect_err("nothing to split").contains("all train"));
+    // A fixed valid source alone: `split` carves train and test.
+    let v = with(&main, vec![("valid", test), ("split", floats(&[0.8, 0.2]))]);
+    let d = load(&v, Path::new("/")).expect("loads");
+    assert_eq!((d.train.n, d.valid.n, d.test.n), (16, 6, 4));
+}
+
+#[test]
+fn a_fixed_source_that_does_not_fit_the_main_one_is_refused_by_checker_and_loader() {
+    let (main, _) = fixed_fixture("bad");
+    let px = [7u8; 5 * 9];
+    let other_shape = idx_value(
+        &tmp("fx-bad-si", &idx_bytes(0x08, &[5, 3, 3], &px)),
+        &tmp("fx-bad-sl", &idx_bytes(0x08, &[5], &[0, 1, 2, 3, 0])),
+    );
+    let v = with(&main, vec![("test", other_shape)]);
+    let want = "the `test:` source's samples are [1, 3, 3], the training source's [1, 2, 2]";
+    assert_eq!(checker(&v).expect_err("shape"), want);
+    assert_eq!(load(&v, Path::new("/")).expect_err("shape").message, want);
+    // A class the training labels lack (label 6: 7 classes against 4).
+    let more = idx_value(
+        &tmp("fx-bad-ci", &idx_bytes(0x08, &[2, 2, 2], &[1; 8])),
+        &tmp("fx-bad-cl", &idx_bytes(0x08, &[2], &[0, 6])),
+    );
+    let v = with(&main, vec![("valid", more)]);
+    let want = "the `valid:` source has 7 classes, the training source 4: the training source has no class 6";
+    assert_eq!(checker(&v).expect_err("classes"), want);
+    assert_eq!(load(&v, Path::new("/")).expect_err("classes").message, want);
+    // Another task; a nested split.
+    let v = with(&main, vec![("test", Value::sym("digits"))]);
+    assert!(checker(&v).expect_err("digits").contains("[1, 8, 8]"));
+    let sine = call("synthetic.moons", vec![(Some("test"), call("synthetic.sine", vec![]))]);
+    assert_eq!(checker(&sine).expect_err("task"), "the `test:` source's samples are [1], the training source's [2]");
+    let nested = with(&main, vec![("test", with(&main, vec![("split", floats(&[0.5, 0.5]))]))]);
+    assert!(checker(&nested).expect_err("nested split").contains("takes no `split`"));
+    assert!(load(&nested, Path::new("/")).expect_err("nested split").message.contains("takes no `split`"));
+}
+
+#[test]
+fn fixed_splits_work_for_any_source_and_their_files_are_fingerprinted() {
+    // Generic: generated sources too (the test source's own `seed` is its generator's).
+    let test = call("synthetic.moons", vec![(Some("n"), Value::Int(40)), (Some("seed"), Value::Int(9))]);
+    let v = call("synthetic.moons", vec![(Some("n"), Value::Int(100)), (Some("test"), test)]);
+    let d = load(&v, Path::new(".")).expect("loads");
+    assert_eq!(d.info, checker_info(&v, Path::new(".")));
+    assert_eq!((d.train.n + d.valid.n, d.test.n), (100, 40));
+    // The nested source's files count in the data's fingerprints.
+    let (main, test) = fixed_fixture("fp");
+    let v = with(&main, vec![("test", test)]);
+    let names: Vec<String> = files::files(&v, Path::new("/"))
+        .iter()
+        .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["fx-fp-i", "fx-fp-l", "fx-fp-ti.gz", "fx-fp-tl"]);
+    assert_eq!(fingerprints(&v, Path::new("/")).len(), 4);
+}

@@ -35,6 +35,10 @@ pub struct TrainConfig {
     /// one architecture so that their weights can be averaged; `None`: the trial's `seed`.
     #[serde(default)]
     pub init_seed: Option<u64>,
+    /// `augment = [...]`: what is done to each train sample, in order (`train::augment`);
+    /// empty by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub augment: Vec<super::augment::Op>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,11 +147,17 @@ impl TrainConfig {
             threads: 1,
             swa: None,
             init_seed: None,
+            augment: Vec::new(),
         }
     }
 
-    /// Reads evaluated settings over the defaults for `task`.
+    /// Reads evaluated settings over the defaults for `task`, `augment` for samples of
+    /// `shape`.
     pub fn from_values(values: &[(String, Value)], task: Task, seed: u64) -> Result<TrainConfig, ConfigError> {
+        TrainConfig::read(values, task, &[], seed)
+    }
+
+    fn read(values: &[(String, Value)], task: Task, shape: &[usize], seed: u64) -> Result<TrainConfig, ConfigError> {
         let mut c = TrainConfig::defaults(task, seed);
         for (key, v) in values {
             let bad = |m: &str| ConfigError { key: key.clone(), message: m.to_string() };
@@ -161,6 +171,7 @@ impl TrainConfig {
                 "loss" => c.loss = loss(v).ok_or_else(|| bad("is one of cross_entropy, bce, mse, mae, huber"))?,
                 "early_stop" => c.early_stop = early_stop(v).map_err(|m| bad(&m))?,
                 "init" => c.init = init(v).map_err(|m| bad(&m))?,
+                "augment" => c.augment = super::augment::parse_list(v, shape).map_err(|m| bad(&m))?,
                 _ => return Err(bad("unknown setting")),
             }
         }
@@ -181,7 +192,7 @@ impl TrainConfig {
             let v = ir::eval(&s.value, &env).map_err(|e| ConfigError { key: s.key.clone(), message: e.message })?;
             values.push((s.key.clone(), v));
         }
-        TrainConfig::from_values(&values, data.task, seed)
+        TrainConfig::read(&values, data.task, &data.shape, seed)
     }
 
     /// The learning rate at `step` of `steps_per_epoch * epochs`.

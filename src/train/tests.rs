@@ -520,3 +520,49 @@ fn the_memory_estimate_counts_weights_four_times_and_activations_per_row() {
     let why = memory::refuse(&sub, 16, 1000).expect("1000 bytes are too few");
     assert!(why.starts_with("training it needs at least 93.0 KiB (67 parameters, batch 16)"), "{why}");
 }
+
+#[test]
+fn augmentation_changes_training_deterministically_and_never_the_evaluated_splits() {
+    let src = |augment: &str| {
+        experiment(
+            "digits(split: [0.7, 0.15, 0.15], seed: 1)",
+            "conv2d(4) relu flatten dense(data.classes)",
+            &format!("epochs = 2 batch = 64 seed = 3 {augment}"),
+        )
+    };
+    let (sub, data, plain) = setup(&src(""));
+    let (_, _, aug) = setup(&src("augment = [crop(padding: 1), flip, noise(std: 0.1)]"));
+    assert_eq!(aug.augment.len(), 3);
+    let before = (data.train.clone(), data.valid.clone(), data.test.clone());
+    let (a, b, p) = (run(&sub, &data, &aug), run(&sub, &data, &aug), run(&sub, &data, &plain));
+    let losses = |o: &TrialOutcome| o.epochs.iter().map(|m| m["train_loss"]).collect::<Vec<_>>();
+    // The same seed gives the same augmented batches, so the same training to the bit.
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!(a.metrics["accuracy"], b.metrics["accuracy"]);
+    // Augmentation changed what was trained on.
+    assert_ne!(losses(&a), losses(&p));
+    // The splits are untouched, and the valid metrics are the kept model's on the data as loaded.
+    assert_eq!((data.train.clone(), data.valid.clone(), data.test.clone()), before);
+    let model = a.model.expect("trained");
+    let valid = model.evaluate(&data.valid, &data.info).expect("evaluates");
+    assert_eq!(valid["accuracy"], a.metrics["accuracy"]);
+    assert_eq!(valid["loss"], a.epochs[a.best_epoch - 1]["loss"]);
+}
+
+#[test]
+fn train_metrics_of_a_large_split_come_from_a_fixed_evenly_spaced_sample() {
+    let n = TRAIN_SAMPLE * 3 + 5;
+    let split = Split { x: (0..n * 2).map(|v| v as f32).collect(), y: (0..n).map(|i| (i % 7) as f32).collect(), n };
+    let sample = train_sample(&split, 2);
+    assert_eq!(sample.n, TRAIN_SAMPLE);
+    assert_eq!(sample.y.len(), TRAIN_SAMPLE);
+    // Row k of the sample is row k * n / TRAIN_SAMPLE of the split.
+    for k in [0, 1, 100, TRAIN_SAMPLE - 1] {
+        let i = k * n / TRAIN_SAMPLE;
+        assert_eq!(sample.row(k, 2), split.row(i, 2));
+        assert_eq!(sample.y[k], split.y[i]);
+    }
+    // A split of at most TRAIN_SAMPLE rows is used whole.
+    let small = Split { x: vec![0.0; 20], y: vec![0.0; 10], n: 10 };
+    assert!(matches!(train_sample(&small, 2), std::borrow::Cow::Borrowed(_)));
+}

@@ -92,7 +92,7 @@ pub(super) fn check_experiment(
     program: &Program,
     exp: &Experiment,
     sources: &Sources,
-    _data: Option<&DataInfo>,
+    data: Option<&DataInfo>,
     diags: &mut Vec<Diagnostic>,
 ) -> BTreeSet<String> {
     let mut w = Walker::new(program, Some(exp), Some(sources), diags);
@@ -101,6 +101,9 @@ pub(super) fn check_experiment(
         w.body(model);
     }
     w.train(exp);
+    if let Some(data) = data {
+        w.augment_fits(exp, data);
+    }
     w.objective(exp);
     w.search(exp);
     w.average(exp);

@@ -11,7 +11,8 @@ use crate::catalogue::{self, Concept};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{self, Domain, Experiment, ParamKind, Value};
 
-const TRAIN_KEYS: [&str; 8] = ["optimizer", "schedule", "epochs", "batch", "loss", "early_stop", "init", "seed"];
+const TRAIN_KEYS: [&str; 9] =
+    ["optimizer", "schedule", "epochs", "batch", "loss", "early_stop", "init", "seed", "augment"];
 const SEARCH_KEYS: [&str; 6] = ["strategy", "trials", "time", "parallel", "seed", "prune"];
 const REPORT_KEYS: [&str; 3] = ["top", "out", "save"];
 
@@ -55,6 +56,17 @@ impl Walker<'_> {
             ));
         }
         self.settings(&exp.train, "train", &TRAIN_KEYS, &mut |w, s| {
+            if s.key == "augment" {
+                // A list of entries (or one), each checked like any catalogue value.
+                let items = match &s.value.kind {
+                    ExprKind::List(items) => items.iter().collect(),
+                    _ => vec![&s.value],
+                };
+                for item in items {
+                    w.value(item, Want::OneOf(Concept::Augment), "augmentation");
+                }
+                return;
+            }
             let want = match s.key.as_str() {
                 "optimizer" => Want::OneOf(Concept::Optimizer),
                 "schedule" => Want::OneOf(Concept::Schedule),
@@ -68,6 +80,35 @@ impl Walker<'_> {
                 w.positive_constant(&s.value, &s.key);
             }
         });
+    }
+
+    /// Each `augment` entry against the data's shape: an image operation needs `[c, h, w]`.
+    pub(super) fn augment_fits(&mut self, exp: &Experiment, data: &ir::DataInfo) {
+        for s in exp.train.iter().filter(|s| s.key == "augment") {
+            let items: Vec<&ast::Expr> = match &s.value.kind {
+                ExprKind::List(items) => items.iter().collect(),
+                _ => vec![&s.value],
+            };
+            for item in items {
+                let name = match &item.kind {
+                    ExprKind::Name(n) => n.clone(),
+                    ExprKind::Call(callee, _) => ir::dotted(callee).unwrap_or_default(),
+                    _ => continue,
+                };
+                let Some(kind) = catalogue::kind(catalogue::AUGMENTS, &name) else { continue };
+                if let Some(why) = catalogue::augment_unfit(kind, &data.shape) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            why,
+                            item.span,
+                            format!("`{name}` does not fit this data"),
+                        )
+                        .with_help("`noise(std:)` applies to any data; remove the others"),
+                    );
+                }
+            }
+        }
     }
 
     pub(super) fn search(&mut self, exp: &Experiment) {

@@ -272,3 +272,28 @@ fn a_tiny_study_tells_two_tones_apart() {
     let acc = r["final"]["final_test"]["accuracy"].as_f64().unwrap_or_else(|| panic!("{r}"));
     assert!(acc >= 0.99, "test accuracy {acc}: {r}");
 }
+
+#[test]
+fn a_fixed_test_split_of_other_clips_is_checked_and_loaded_alike() {
+    let dir = temp_dir();
+    two_tones(&dir.path().join("train"), 6);
+    two_tones(&dir.path().join("test"), 2);
+    let base = bma::data::absolute(dir.path());
+    let data = "audio(\"train\", rate: 8000, seconds: 0.25, features: mfcc(n: 8), \
+                test: audio(\"test\", rate: 8000, seconds: 0.25, features: mfcc(n: 8)), split: [0.75, 0.25], seed: 2)";
+    let (info, diags) = checked(dir.path(), data);
+    assert!(diags.is_empty(), "{diags:?}");
+    let loaded = bma::data::load(&value(data), &base).unwrap();
+    assert_eq!(Some(loaded.info.clone()), info);
+    assert_eq!(loaded.info.shape, vec![1, 8, 23]);
+    // The test split is exactly the other folder's 4 clips; train and valid share the 12.
+    assert_eq!(loaded.test.n, 4);
+    assert_eq!(loaded.train.n + loaded.valid.n, 12);
+    // Other features in the test source are refused by both, naming the shapes.
+    let other = "audio(\"train\", rate: 8000, seconds: 0.25, features: mfcc(n: 8), \
+                 test: audio(\"test\", rate: 8000, seconds: 0.25, features: mfcc(n: 9)))";
+    let (info, diags) = checked(dir.path(), other);
+    assert!(info.is_none() && diags.iter().any(|d| d.contains("[1, 9, 23]")), "{diags:?}");
+    let e = bma::data::load(&value(other), &base).unwrap_err().to_string();
+    assert!(e.contains("[1, 9, 23]") && e.contains("[1, 8, 23]"), "{e}");
+}

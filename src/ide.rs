@@ -179,6 +179,12 @@ pub fn hover(c: &Compiled, file: FileId, offset: u32) -> Option<(Span, String)> 
     if let Some(d) = entry_doc(Concept::Augment, &word) {
         return Some((span, format!("augmentation {d}")));
     }
+    if let Some(d) = entry_doc(Concept::Dataset, &word) {
+        return Some((span, format!("dataset {d}")));
+    }
+    if let Some(d) = entry_doc(Concept::AudioFeature, &word) {
+        return Some((span, format!("audio features {d}")));
+    }
     if let Some(e) = c.program.experiment(&word)
         && let Some(d) = &e.doc
     {
@@ -310,5 +316,24 @@ mod tests {
         }
         assert_eq!(entry_docs(Concept::Layer).len(), 19);
         assert_eq!(metric_doc("f1"), Some("macro-averaged F1 score on the split"));
+    }
+
+    #[test]
+    fn hover_knows_datasets_and_audio_features() {
+        let text = "experiment s {\n  data = audio(\"clips\", features: mfcc(n: 13))\n  model { dense(2) }\n  \
+                    objective { maximize accuracy }\n}\n";
+        let c = crate::compile(&crate::source::Source::new("s.bma", text));
+        let at = |word: &str| {
+            let offset = text.find(word).map(|i| i as u32 + 1).expect("in the text");
+            hover(&c, c.sources.find("s.bma").expect("the root"), offset).map(|(_, s)| s)
+        };
+        let audio = at("audio").expect("hover on audio");
+        assert!(audio.starts_with("dataset audio(dir:, rate:, seconds:, features:, skip_bad:"), "{audio}");
+        let mfcc = at("mfcc").expect("hover on mfcc");
+        assert_eq!(
+            mfcc,
+            "audio features mfcc(n:, bins:, win_ms:, hop_ms:): the first n MFCCs (orthonormal DCT-II of the log-mel): \
+             [1, n, frames]"
+        );
     }
 }

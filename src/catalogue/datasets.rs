@@ -16,6 +16,7 @@ pub enum Dataset {
     Cifar,
     Npy,
     Npz,
+    Audio,
     Spirals,
     Moons,
     Circles,
@@ -71,6 +72,20 @@ pub const DATASETS: &[Entry<Dataset>] = &[
         "idx",
         &[req("images", ArgType::Str), req("labels", ArgType::Str), SPLIT, SEED],
         "IDX image and label files (the MNIST format): [1, h, w], classes in the labels",
+    ),
+    e(
+        Dataset::Audio,
+        "audio",
+        &[
+            req("dir", ArgType::Str),
+            opt("rate", ArgType::Int),
+            opt("seconds", ArgType::Number),
+            opt("features", ArgType::OneOf(super::Concept::AudioFeature)),
+            opt("skip_bad", ArgType::Bool),
+            SPLIT,
+            SEED,
+        ],
+        "WAV clips, one folder per class: waveform [1, 1, samples], log-mel [1, bins, frames] or MFCC [1, n, frames]",
     ),
     e(
         Dataset::Images,
@@ -131,4 +146,38 @@ pub const DATASETS: &[Entry<Dataset>] = &[
     e(Dataset::Moons, "synthetic.moons", SYNTHETIC, "two interleaved half circles: [2], 2 classes"),
     e(Dataset::Circles, "synthetic.circles", SYNTHETIC, "two concentric circles: [2], 2 classes"),
     e(Dataset::Sine, "synthetic.sine", SYNTHETIC, "a noisy sine: [1], regression"),
+];
+
+/// What `audio(features: ...)` computes from a clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioFeature {
+    Waveform,
+    Mel,
+    Mfcc,
+}
+
+const fn f(kind: AudioFeature, name: &'static str, args: &'static [Arg], doc: &'static str) -> Entry<AudioFeature> {
+    Entry { kind, sig: Sig { name, args, doc, form: Form::Call } }
+}
+
+/// The features of `audio(...)`: `data::audio_spec` reads each kind (an exhaustive `match`).
+pub const AUDIO_FEATURES: &[Entry<AudioFeature>] = &[
+    f(AudioFeature::Waveform, "waveform", &[], "the resampled samples: [1, 1, rate * seconds]"),
+    f(
+        AudioFeature::Mel,
+        "mel",
+        &[opt("bins", ArgType::Int), opt("win_ms", ArgType::Number), opt("hop_ms", ArgType::Number)],
+        "log-mel spectrogram (HTK mel, Hann window): [1, bins, frames], frames = 1 + (samples - win) / hop",
+    ),
+    f(
+        AudioFeature::Mfcc,
+        "mfcc",
+        &[
+            opt("n", ArgType::Int),
+            opt("bins", ArgType::Int),
+            opt("win_ms", ArgType::Number),
+            opt("hop_ms", ArgType::Number),
+        ],
+        "the first n MFCCs (orthonormal DCT-II of the log-mel): [1, n, frames]",
+    ),
 ];

@@ -27,7 +27,7 @@ mod layers;
 mod settings;
 
 pub use augments::{AUGMENTS, Augment, augment_unfit};
-pub use datasets::{DATASETS, Dataset, FIXED_SPLITS};
+pub use datasets::{AUDIO_FEATURES, AudioFeature, DATASETS, Dataset, FIXED_SPLITS};
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,
@@ -158,10 +158,11 @@ pub enum Concept {
     Metric,
     Dataset,
     Augment,
+    AudioFeature,
 }
 
 impl Concept {
-    pub const ALL: [Concept; 14] = [
+    pub const ALL: [Concept; 15] = [
         Concept::Layer,
         Concept::Optimizer,
         Concept::Schedule,
@@ -176,6 +177,7 @@ impl Concept {
         Concept::Metric,
         Concept::Dataset,
         Concept::Augment,
+        Concept::AudioFeature,
     ];
 
     /// The signatures of the concept's table, in order.
@@ -198,6 +200,7 @@ impl Concept {
             Concept::Metric => of(METRICS),
             Concept::Dataset => of(DATASETS),
             Concept::Augment => of(AUGMENTS),
+            Concept::AudioFeature => of(AUDIO_FEATURES),
         }
     }
 
@@ -219,7 +222,7 @@ impl Concept {
             Concept::Strategy | Concept::Pruner => "## Search",
             Concept::Weights | Concept::Average => "## Average",
             Concept::Rank | Concept::Metric => "## Objective",
-            Concept::Dataset => "## Data",
+            Concept::Dataset | Concept::AudioFeature => "## Data",
         }
     }
 }
@@ -279,6 +282,7 @@ mod tests {
         assert!(kinds_unique(LOSSES) && kinds_unique(INITS) && kinds_unique(EARLY_STOPS));
         assert!(kinds_unique(STRATEGIES) && kinds_unique(PRUNERS) && kinds_unique(WEIGHTS));
         assert!(kinds_unique(AVERAGES) && kinds_unique(RANKS) && kinds_unique(DATASETS));
+        assert!(kinds_unique(AUDIO_FEATURES));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! with a 0-sized dimension, images in the labels' place) is `bad_data_file` here already;
 //! a numeric target with many values read as classes is a `many_classes` warning.
 
+mod audio;
+
 use std::path::{Path, PathBuf};
 
 use crate::catalogue::{self, DATASETS, Dataset};
@@ -19,6 +21,8 @@ use crate::data::{
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
 use crate::source::Span;
+
+pub use audio::skipped as audio_skipped;
 
 /// Resolves a data value to what the model sees. `base` is the folder of the `.bma` file.
 ///
@@ -186,6 +190,7 @@ fn describe_source(
         Dataset::Images | Dataset::Cifar | Dataset::Npy | Dataset::Npz => {
             crate::check::arrays::describe(entry.kind, call, span, arg_span, base)
         }
+        Dataset::Audio => audio::describe(call, span, arg_span, base),
     }
 }
 

@@ -123,7 +123,10 @@ fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut 
         setting.value.span
     };
     match data::describe_with(&value, setting.value.span, &arg_span, base, diags) {
-        Ok(d) => Some(d),
+        Ok(d) => {
+            diags.extend(data::audio_skipped(&value, setting.value.span, base));
+            Some(d)
+        }
         Err(d) => {
             diags.push(d);
             None

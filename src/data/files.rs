@@ -155,9 +155,10 @@ impl Fingerprint {
 }
 
 /// The files `value` (an evaluated `data = ...` value) reads, relative paths from `base`:
-/// a CSV file, IDX images and labels, an image folder's images (and CSV list), CIFAR
-/// batches, NumPy arrays; none for built-in and synthetic datasets. The files of its
-/// splits' own sources (`test:`, `valid:`) follow its own.
+/// a CSV file, IDX images and labels, an image or audio class folder (one fingerprint for
+/// the whole tree) or an image CSV list and its images, CIFAR batches, NumPy arrays; none
+/// for built-in and synthetic datasets. The files of its splits' own sources (`test:`,
+/// `valid:`) follow its own.
 pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
     let Value::Call(call) = value else { return Vec::new() };
     let path = |k: &str, pos: usize| match call.arg(k, pos) {
@@ -178,6 +179,10 @@ pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
         Some(Kind::Npy | Kind::Npz) => {
             super::NpySpec::from_call(call, base).map(|s| super::npy::files(&s)).unwrap_or_default()
         }
+        Some(Kind::Audio) => match path("dir", 0) {
+            Some(dir) if dir.is_dir() => vec![dir],
+            _ => super::audio::clip_files(call, base),
+        },
         _ => Vec::new(),
     };
     for part in super::FIXED_PARTS {

@@ -18,6 +18,8 @@
 //! [`Fingerprint`]s of the files a data value reads, so that a study and a saved model
 //! notice when a file changed under them.
 
+mod audio;
+mod audio_features;
 mod builtin;
 mod cifar;
 pub mod csv;
@@ -35,6 +37,11 @@ use crate::diagnostic::escape;
 use crate::ir::{DataInfo, Task, Value};
 use crate::rng::Rng;
 
+pub use audio::{
+    AUDIO_MAX_BINS, AUDIO_MAX_RATE, AUDIO_MAX_SECONDS, AUDIO_MAX_WINDOW_MS, AudioArgError, AudioListing, AudioSpec,
+    Features as AudioFeatures, Frames as AudioFrames, WavHeader, audio_listing, audio_spec, frame_count, wav_header,
+};
+pub use audio_features::{dct, hz_to_mel, log_mel, mel_filterbank, mel_to_hz};
 pub use builtin::BUILTIN;
 pub use cifar::{CifarSpec, describe as cifar_describe};
 pub use csv::{
@@ -381,6 +388,19 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
         Kind::Images => images::load(&ImageSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Cifar => cifar::load(&CifarSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Npy | Kind::Npz => npy::load(&NpySpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Audio => {
+            let (mut raw, skipped) = load_audio(value, base)?;
+            if let Some((first, why)) = skipped.first() {
+                raw.extras.skipped = skipped.len();
+                raw.extras.notes.push(format!(
+                    "`skip_bad`: skipped {} bad clip(s) of {} (the first: {}: {why})",
+                    skipped.len(),
+                    skipped.len() + raw.len(),
+                    first.display()
+                ));
+            }
+            Ok(raw)
+        }
         Kind::Spirals | Kind::Moons | Kind::Circles | Kind::Sine => {
             let spec = synthetic::Spec {
                 n: int("n", 1000).max(0) as usize,
@@ -399,6 +419,16 @@ fn call_of<'v>(call: Option<&'v crate::ir::CallValue>, name: &str) -> Result<&'v
 
 fn arg_error(e: ArgError) -> DataError {
     DataError::new(e.message)
+}
+
+/// Loads an `audio(...)` value: its samples, and the clips `skip_bad: true` skipped, each
+/// with why.
+pub fn load_audio(value: &Value, base: &Path) -> Result<(Raw, Vec<(PathBuf, String)>), DataError> {
+    let Value::Call(call) = value else {
+        return Err(DataError::new("`audio` needs the folder of class folders: `audio(\"data/speech\")`"));
+    };
+    let spec = audio_spec(call, base).map_err(|e| DataError::new(e.message))?;
+    audio::load(&spec)
 }
 
 /// Splits `raw` into train/valid/test (stratified by class for classification), then

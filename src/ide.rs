@@ -269,7 +269,7 @@ mod tests {
             (
                 Concept::Layer,
                 "global_avgpool",
-                "global_avgpool: averages each channel over the feature map: [c, h, w] → [c]",
+                "global_avgpool: averages each channel over the feature map: [c, h, w] → [c]; over a sequence: [t, d] → [d], padding left out",
             ),
             (Concept::Layer, "flatten", "flatten: [c, h, w] → [c·h·w]"),
             (Concept::Layer, "reshape", "reshape(d1, d2, ...): a new shape with the same number of values"),

@@ -12,6 +12,7 @@ pub enum Dataset {
     BreastCancer,
     Csv,
     Idx,
+    Text,
     Spirals,
     Moons,
     Circles,
@@ -58,6 +59,23 @@ pub const DATASETS: &[Entry<Dataset>] = &[
         "idx",
         &[req("images", ArgType::Str), req("labels", ArgType::Str), SPLIT, SEED],
         "IDX image and label files (the MNIST format): [1, h, w], classes in the labels",
+    ),
+    e(
+        Dataset::Text,
+        "text",
+        &[
+            req("path", ArgType::Str),
+            req("text", ArgType::Any),
+            req("target", ArgType::Any),
+            opt("tokenizer", ArgType::Any),
+            opt("vocab", ArgType::Int),
+            opt("max_len", ArgType::Int),
+            opt("lowercase", ArgType::Bool),
+            SPLIT,
+            SEED,
+        ],
+        "labelled texts from CSV or JSON lines: [max_len] token ids (`tokenizer: char | word | bpe(vocab: N)`), \
+         `data.vocab` table rows, classes in `target`",
     ),
     e(
         Dataset::Spirals,

@@ -248,7 +248,7 @@ pub(super) fn parse(text: &str, path: &Path, target: &Target, task: Task) -> Res
         Task::Classification => classes.len(),
         Task::Regression => 1,
     };
-    let info = DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task };
+    let info = DataInfo { name: format!("csv({})", path.display()), shape: vec![features], classes, task, vocab: None };
     Ok(Raw { info, x, y })
 }
 

@@ -103,7 +103,7 @@ pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
         _ => None,
     };
     match catalogue::kind(catalogue::DATASETS, &call.name) {
-        Some(Kind::Csv) => path("path", 0).into_iter().collect(),
+        Some(Kind::Csv | Kind::Text) => path("path", 0).into_iter().collect(),
         Some(Kind::Idx) => path("images", 0).into_iter().chain(path("labels", 1)).collect(),
         _ => Vec::new(),
     }

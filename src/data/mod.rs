@@ -22,6 +22,7 @@ mod csv;
 mod files;
 mod idx;
 mod synthetic;
+mod text;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,11 @@ pub use csv::{Record, RecordError, csv_columns, csv_records, csv_text, delimiter
 pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
 pub use idx::{idx_dims, idx_roles, single_label};
 pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
+pub use text::Tokenizer;
+/// The text source's parts the checker reads (`check::data` describes `text(...)` with them).
+pub mod text_source {
+    pub use super::text::{ArgError, Kind, RowsError, Spec, describe, spec};
+}
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,6 +90,8 @@ pub struct Dataset {
     /// What was subtracted and divided per feature (fitted on train).
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    /// Text data: the tokenizer fitted on the train split (saved with a model).
+    pub tokenizer: Option<Tokenizer>,
 }
 
 impl Dataset {
@@ -157,7 +165,12 @@ pub const DEFAULT_SPLIT: [f64; 3] = [0.7, 0.15, 0.15];
 /// Loads, splits and standardises the dataset a data value names. `base` is the folder
 /// that relative paths are read from (the `.bma` file's).
 pub fn load(value: &Value, base: &Path) -> Result<Dataset, DataError> {
-    let raw = load_raw(value, base)?;
+    load_with(value, base, None)
+}
+
+/// [`load`], with the tokenizer a saved model kept (text data only; `None` fits one on
+/// the train split).
+pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> Result<Dataset, DataError> {
     let call = match value {
         Value::Call(c) => Some(c),
         _ => None,
@@ -175,7 +188,13 @@ pub fn load(value: &Value, base: &Path) -> Result<Dataset, DataError> {
         None => DEFAULT_SPLIT,
     };
     let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
-    split(raw, fractions, seed)
+    if let Some(c) = call
+        && catalogue::kind(catalogue::DATASETS, &c.name) == Some(catalogue::Dataset::Text)
+    {
+        // Text is split first, then tokenized with a vocabulary fitted on train alone.
+        return text::load(c, base, tokenizer, |y, info| split_indices(y, info, fractions, seed));
+    }
+    split(load_raw(value, base)?, fractions, seed)
 }
 
 /// Loads the samples a data value names, without splitting.
@@ -214,6 +233,7 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             csv::load(&path("path", 0)?, &target, task)
         }
         Kind::Idx => idx::load(&path("images", 0)?, &path("labels", 1)?),
+        Kind::Text => Err(DataError::new("text is tokenized after the split: load it with `data::load`")),
         Kind::Spirals | Kind::Moons | Kind::Circles | Kind::Sine => {
             let spec = synthetic::Spec {
                 n: int("n", 1000).max(0) as usize,
@@ -235,9 +255,6 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
 pub fn split(raw: Raw, fractions: [f64; 3], seed: u64) -> Result<Dataset, DataError> {
     let n = raw.len();
     let f = raw.info.features();
-    if n < 3 {
-        return Err(DataError::new(format!("`{}` has {n} samples; at least 3 are needed to split", raw.info.name)));
-    }
     if raw.x.len() != n * f {
         return Err(DataError::new(format!(
             "`{}`: {} values for {n} samples of {f} features",
@@ -245,13 +262,38 @@ pub fn split(raw: Raw, fractions: [f64; 3], seed: u64) -> Result<Dataset, DataEr
             raw.x.len()
         )));
     }
+    let [tr, va, te] = split_indices(&raw.y, &raw.info, fractions, seed)?;
+    let image = raw.info.shape.len() == 3;
+    let (mean, std) = fit_scaling(&raw.x, &tr, f, image);
+    let take = |idx: &[usize]| {
+        let mut x = Vec::with_capacity(idx.len() * f);
+        let mut y = Vec::with_capacity(idx.len());
+        for &i in idx {
+            for j in 0..f {
+                let v = raw.x[i * f + j];
+                x.push(if v.is_nan() { 0.0 } else { (v - mean[j]) / std[j] });
+            }
+            y.push(raw.y[i]);
+        }
+        Split { x, y, n: idx.len() }
+    };
+    Ok(Dataset { train: take(&tr), valid: take(&va), test: take(&te), info: raw.info, mean, std, tokenizer: None })
+}
+
+/// The train, valid and test indices of `n = y.len()` samples: stratified by class for
+/// classification, shuffled, deterministic for `seed`.
+fn split_indices(y: &[f32], info: &DataInfo, fractions: [f64; 3], seed: u64) -> Result<[Vec<usize>; 3], DataError> {
+    let n = y.len();
+    if n < 3 {
+        return Err(DataError::new(format!("`{}` has {n} samples; at least 3 are needed to split", info.name)));
+    }
     let total: f64 = fractions.iter().sum();
     let [a, b, _] = fractions.map(|x| x / total);
     let mut rng = Rng::new(seed);
-    let groups: Vec<Vec<usize>> = match raw.info.task {
+    let groups: Vec<Vec<usize>> = match info.task {
         Task::Classification => {
-            let mut g = vec![Vec::new(); raw.info.classes.max(1)];
-            for (i, y) in raw.y.iter().enumerate() {
+            let mut g = vec![Vec::new(); info.classes.max(1)];
+            for (i, y) in y.iter().enumerate() {
                 let c = (*y as usize).min(g.len() - 1);
                 g[c].push(i);
             }
@@ -281,21 +323,7 @@ pub fn split(raw: Raw, fractions: [f64; 3], seed: u64) -> Result<Dataset, DataEr
     for part in [&mut tr, &mut va, &mut te] {
         rng.shuffle(part);
     }
-    let image = raw.info.shape.len() == 3;
-    let (mean, std) = fit_scaling(&raw.x, &tr, f, image);
-    let take = |idx: &[usize]| {
-        let mut x = Vec::with_capacity(idx.len() * f);
-        let mut y = Vec::with_capacity(idx.len());
-        for &i in idx {
-            for j in 0..f {
-                let v = raw.x[i * f + j];
-                x.push(if v.is_nan() { 0.0 } else { (v - mean[j]) / std[j] });
-            }
-            y.push(raw.y[i]);
-        }
-        Split { x, y, n: idx.len() }
-    };
-    Ok(Dataset { train: take(&tr), valid: take(&va), test: take(&te), info: raw.info, mean, std })
+    Ok([tr, va, te])
 }
 
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all

@@ -658,3 +658,5 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod text_tests;

@@ -12,10 +12,12 @@ use crate::data;
 use crate::source::Source;
 
 /// A small labelled corpus: "good" reviews are positive, "bad" ones negative.
-fn corpus() -> PathBuf {
+/// Written under `name`: tests run in parallel, and one must not read a file another
+/// is writing.
+fn corpus(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bma-train-text-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let p = dir.join("reviews.csv");
+    let p = dir.join(format!("{name}.csv"));
     let mut s = String::from("review,label\n");
     let pos = ["good fun film", "a good story", "great good acting", "fun and great", "good good good"];
     let neg = ["bad dull film", "a bad story", "awful bad acting", "dull and awful", "bad bad"];
@@ -27,8 +29,8 @@ fn corpus() -> PathBuf {
     p
 }
 
-fn setup(model: &str, train: &str) -> (ir::SubModel, Dataset, TrainConfig, crate::Compiled) {
-    let path = corpus();
+fn setup(name: &str, model: &str, train: &str) -> (ir::SubModel, Dataset, TrainConfig, crate::Compiled) {
+    let path = corpus(name);
     let src = format!(
         "experiment t {{\n data = text(\"{}\", text: \"review\", target: \"label\", max_len: 6, vocab: 40, seed: 2)\n \
          model {{ {model} }}\n train {{ {train} }}\n objective {{ maximize accuracy }}\n}}\n",
@@ -78,7 +80,7 @@ fn ids_tensor(device: &burn::tensor::Device) -> Tensor<2> {
 fn embedding_and_masked_pools_match_a_direct_computation_forward_and_backward() {
     for (pool, max) in [("global_avgpool", false), ("global_maxpool", true)] {
         let (sub, _data, _cfg, _) =
-            setup(&format!("embedding(data.vocab, 3) {pool} dense(data.classes)"), "epochs = 1");
+            setup(pool, &format!("embedding(data.vocab, 3) {pool} dense(data.classes)"), "epochs = 1");
         // vocab 40 · dim 3 + dense 3·2 + 2.
         assert_eq!(sub.params, 40 * 3 + 3 * 2 + 2);
         // Embedding: one copy per output value (6·3); pool: one per input value (6·3).
@@ -95,7 +97,7 @@ fn embedding_and_masked_pools_match_a_direct_computation_forward_and_backward() 
         let (_, w) = tensor(&t, "dense_1.weight");
         let (_, b) = tensor(&t, "dense_1.bias");
         let out = forward(&net, &plan, ids_tensor(&device), Mode::Eval, None).expect("forward");
-        let got: Vec<f32> = out.clone().into_data().to_vec().expect("f32");
+        let got: Vec<f32> = out.clone().into_data().try_to_vec::<f32>().expect("f32");
         let pooled = direct_pool(&emb, 3, max);
         for (r, p) in pooled.iter().enumerate() {
             for k in 0..2 {
@@ -111,7 +113,7 @@ fn embedding_and_masked_pools_match_a_direct_computation_forward_and_backward() 
         // over the tokens (mean) or at the argmax token (max); padding (row 0) gets none.
         let grads = out.sum().backward();
         let Some(super::net::Part::Embedding(e)) = net.parts.first() else { panic!("embedding first") };
-        let g: Vec<f32> = e.w.val().grad(&grads).expect("grad").into_data().to_vec().expect("f32");
+        let g: Vec<f32> = e.w.val().grad(&grads).expect("grad").into_data().try_to_vec::<f32>().expect("f32");
         let mut want = vec![0f64; 40 * 3];
         for row in &IDS {
             let toks: Vec<usize> = row.iter().filter(|v| **v != 0.0).map(|v| *v as usize).collect();
@@ -138,6 +140,7 @@ fn embedding_and_masked_pools_match_a_direct_computation_forward_and_backward() 
 #[test]
 fn a_text_model_trains_saves_reloads_and_averages() {
     let (sub, data, mut cfg, _) = setup(
+        "trains",
         "embedding(data.vocab, 8) global_avgpool dense(data.classes)",
         "optimizer = adam(0.05)\n epochs = 30\n batch = 8",
     );
@@ -152,7 +155,7 @@ fn a_text_model_trains_saves_reloads_and_averages() {
     assert!(train["accuracy"] >= 0.9, "{train:?}");
     // Save with the tokenizer, reload, evaluate: the same numbers.
     let dir = std::env::temp_dir().join(format!("bma-train-text-save-{}", std::process::id()));
-    let path = corpus();
+    let path = corpus("trains");
     let value = ir::Value::Call(ir::CallValue {
         name: "text".into(),
         args: vec![

@@ -226,7 +226,8 @@ pub fn evaluate(dir: &Path, part: Part) -> Result<Metrics, String> {
         return train::evaluate_saved(dir, part);
     }
     let (model, config) = load(dir)?;
-    let data = crate::data::load(&config.data, &config.base).map_err(|e| e.to_string())?;
+    let data =
+        crate::data::load_with(&config.data, &config.base, config.tokenizer.as_ref()).map_err(|e| e.to_string())?;
     for (m, _) in &model.members {
         train::check_fits(m, &data.info)?;
     }

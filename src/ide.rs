@@ -278,7 +278,7 @@ mod tests {
             (
                 Concept::Layer,
                 "global_avgpool",
-                "global_avgpool: averages each channel over the feature map: [c, h, w] → [c]",
+                "global_avgpool: averages each channel over the feature map: [c, h, w] → [c]; over a sequence: [t, d] → [d], padding left out",
             ),
             (Concept::Layer, "flatten", "flatten: [c, h, w] → [c·h·w]"),
             (Concept::Layer, "reshape", "reshape(d1, d2, ...): a new shape with the same number of values"),
@@ -314,7 +314,7 @@ mod tests {
         for (concept, name, line) in expected {
             assert_eq!(entry_doc(concept, name).as_deref(), Some(line), "{concept:?} `{name}`");
         }
-        assert_eq!(entry_docs(Concept::Layer).len(), 19);
+        assert_eq!(entry_docs(Concept::Layer).len(), 21);
         assert_eq!(metric_doc("f1"), Some("macro-averaged F1 score on the split"));
     }
 

@@ -10,12 +10,18 @@ use bma::diagnostic::{self, RenderOptions};
 use bma::source::Source;
 
 fn assert_clean(source: &Source) {
+    // An example whose opening comment names its install script (`scripts/install-…`)
+    // reads data that the script writes (a corpus a package ships, git-ignored): where
+    // it was not installed, that data file's absence is the one diagnostic allowed.
+    let installed_data =
+        source.text.lines().take_while(|l| l.starts_with("//")).any(|l| l.contains("scripts/install-"));
     let c = bma::compile(source);
     let options = RenderOptions { width: 80, color: false };
     let shown: Vec<String> = c
         .diagnostics
         .iter()
         .filter(|d| d.severity >= diagnostic::Severity::Warning)
+        .filter(|d| !(installed_data && d.code == diagnostic::Code::MissingDataFile))
         .map(|d| diagnostic::render(d, &c.sources, options))
         .collect();
     assert!(shown.is_empty(), "{} is not clean:\n{}", source.name, shown.join("\n"));

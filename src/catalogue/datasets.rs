@@ -17,6 +17,7 @@ pub enum Dataset {
     Npy,
     Npz,
     Audio,
+    Text,
     Spirals,
     Moons,
     Circles,
@@ -136,6 +137,23 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             SEED,
         ],
         "a NumPy .npz archive: arrays `x` and `y` (default names \"x\" and \"y\")",
+    ),
+    e(
+        Dataset::Text,
+        "text",
+        &[
+            req("path", ArgType::Str),
+            req("text", ArgType::Any),
+            req("target", ArgType::Any),
+            opt("tokenizer", ArgType::Any),
+            opt("vocab", ArgType::Int),
+            opt("max_len", ArgType::Int),
+            opt("lowercase", ArgType::Bool),
+            SPLIT,
+            SEED,
+        ],
+        "labelled texts from CSV or JSON lines: [max_len] token ids (`tokenizer: char | word | bpe(vocab: N)`), \
+         `data.vocab` table rows, classes in `target`",
     ),
     e(
         Dataset::Spirals,

@@ -55,6 +55,15 @@ pub fn describe_with(
         let Some(nested) = call.arg(part, usize::MAX) else { continue };
         fixed[i] = true;
         let at = arg_span(part);
+        if catalogue::kind(DATASETS, &call.name) == Some(Dataset::Text) {
+            return Err(Diagnostic::error(
+                Code::BadArguments,
+                format!("{}: {part}", crate::data::TEXT_FIXED_SPLIT),
+                at,
+                "not for text yet",
+            )
+            .with_help("give the held-out rows to `split:` instead, or write the corpus as one file"));
+        }
         if let Some(own) = nested_split_arg(nested) {
             return Err(Diagnostic::error(
                 Code::BadArguments,
@@ -128,7 +137,7 @@ fn describe_source(
         }
     }
     let fixed = |shape: Vec<usize>, classes: usize| {
-        Ok(DataInfo { name: name.clone(), shape, classes, task: Task::Classification })
+        Ok(DataInfo { name: name.clone(), shape, classes, task: Task::Classification, vocab: None })
     };
     let Some(entry) = entry else {
         let names = catalogue::names(DATASETS);
@@ -152,7 +161,13 @@ fn describe_source(
         Dataset::Spirals | Dataset::Moons | Dataset::Circles | Dataset::Sine => {
             let n = synthetic_args(&arg, arg_span)?;
             if entry.kind == Dataset::Sine {
-                return Ok(DataInfo { name: name.clone(), shape: vec![1], classes: 1, task: Task::Regression });
+                return Ok(DataInfo {
+                    name: name.clone(),
+                    shape: vec![1],
+                    classes: 1,
+                    task: Task::Regression,
+                    vocab: None,
+                });
             }
             let classes = match arg("classes", usize::MAX) {
                 Some(Value::Int(k)) if *k >= 2 && entry.kind == Dataset::Spirals => *k as usize,
@@ -191,6 +206,16 @@ fn describe_source(
             crate::check::arrays::describe(entry.kind, call, span, arg_span, base)
         }
         Dataset::Audio => audio::describe(call, span, arg_span, base),
+        Dataset::Text => match call {
+            Some(c) => text(c, arg_span, base),
+            None => Err(Diagnostic::error(
+                Code::BadArguments,
+                "`text` needs a file and its `text` and `target` columns",
+                span,
+                "no arguments",
+            )
+            .with_help("for example `data = text(\"reviews.csv\", text: \"review\", target: \"label\")`")),
+        },
     }
 }
 
@@ -462,5 +487,39 @@ fn idx(
         [h, w] => vec![1, *h, *w],
         rest => rest.to_vec(),
     };
-    Ok(DataInfo { name: format!("idx({})", ipath.display()), shape, classes, task: Task::Classification })
+    Ok(DataInfo { name: format!("idx({})", ipath.display()), shape, classes, task: Task::Classification, vocab: None })
+}
+
+/// `text(...)`: the data source's own reader (`data::text_source`) finds the columns and the
+/// classes; no text is tokenized. `data.vocab` is the `vocab` cap, known without reading.
+fn text(call: &crate::ir::CallValue, arg_span: &dyn Fn(&str) -> Span, base: &Path) -> Result<DataInfo, Diagnostic> {
+    use crate::data::text_source::{RowsError, describe, spec};
+    let spec = spec(call, base).map_err(|e| {
+        let code = if e.arg == "path" { Code::TypeMismatch } else { Code::InvalidValue };
+        Diagnostic::error(code, e.message.clone(), arg_span(e.arg), "not usable here")
+    })?;
+    let path_span = arg_span("path");
+    if std::fs::metadata(&spec.path).is_err() {
+        return Err(Diagnostic::error(
+            Code::MissingDataFile,
+            format!("cannot read data file `{}`", spec.path.display()),
+            path_span,
+            "no such file",
+        )
+        .with_help("paths are relative to the folder of the .bma file"));
+    }
+    describe(&spec).map_err(|e| match e {
+        RowsError::NoColumn { error, column, columns } => {
+            let at = if column == spec.text { arg_span("text") } else { arg_span("target") };
+            Diagnostic::error(Code::UnknownColumn, error.to_string(), at, "no such column")
+                .suggest(&column, columns.iter().map(String::as_str))
+                .with_help_default(format!(
+                    "the columns are {}",
+                    columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                ))
+        }
+        RowsError::Bad(error) => {
+            Diagnostic::error(Code::BadDataFile, error.to_string(), path_span, "not a usable text file")
+        }
+    })
 }

@@ -444,7 +444,8 @@ pub(super) fn load(spec: &AudioSpec) -> Result<(Raw, Vec<(PathBuf, String)>), Da
             format!("class `{}` has no usable clip: all {} were skipped", listing.classes[c], skipped.len()),
         ));
     }
-    let info = DataInfo { name: spec.name(), shape, classes: listing.classes.len(), task: Task::Classification };
+    let info =
+        DataInfo { name: spec.name(), shape, classes: listing.classes.len(), task: Task::Classification, vocab: None };
     let extras = super::Extras { class_names: listing.classes.clone(), ..Default::default() };
     Ok((Raw { info, x, y, extras }, skipped))
 }

@@ -39,7 +39,12 @@ pub(super) fn load(name: &str) -> Result<Raw, DataError> {
         x.extend_from_slice(&fields[..features]);
         y.push(fields[features]);
     }
-    let info =
-        DataInfo { name: name.to_string(), shape: shape.to_vec(), classes: *classes, task: Task::Classification };
+    let info = DataInfo {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        classes: *classes,
+        task: Task::Classification,
+        vocab: None,
+    };
     Ok(Raw { info, x, y, extras: Default::default() })
 }

@@ -155,7 +155,7 @@ pub fn describe(spec: &CifarSpec) -> Result<(DataInfo, Vec<String>), DataError> 
         .filter(|n| n.len() == k)
         .unwrap_or_default();
     let name = format!("cifar({}{})", spec.dir.display(), if spec.test { ", test" } else { "" });
-    Ok((DataInfo { name, shape: vec![3, 32, 32], classes: k, task: Task::Classification }, names))
+    Ok((DataInfo { name, shape: vec![3, 32, 32], classes: k, task: Task::Classification, vocab: None }, names))
 }
 
 /// Loads the batches `spec` names.

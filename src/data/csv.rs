@@ -431,7 +431,13 @@ impl Table {
             Task::Classification => self.classes.len(),
             Task::Regression => 1,
         };
-        DataInfo { name: format!("csv({})", path.display()), shape: vec![self.features()], classes, task: self.task }
+        DataInfo {
+            name: format!("csv({})", path.display()),
+            shape: vec![self.features()],
+            classes,
+            task: self.task,
+            vocab: None,
+        }
     }
 }
 

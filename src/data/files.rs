@@ -166,7 +166,7 @@ pub fn files(value: &Value, base: &Path) -> Vec<PathBuf> {
         _ => None,
     };
     let mut own: Vec<PathBuf> = match catalogue::kind(catalogue::DATASETS, &call.name) {
-        Some(Kind::Csv) => path("path", 0).into_iter().collect(),
+        Some(Kind::Csv | Kind::Text) => path("path", 0).into_iter().collect(),
         Some(Kind::Idx) => path("images", 0).into_iter().chain(path("labels", 1)).collect(),
         // A class-folder tree is one fingerprint (the folder's), not one per image.
         Some(Kind::Images) => match path("dir", 0) {

@@ -150,7 +150,13 @@ pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Resul
         [h, w] => vec![1, *h, *w],
         rest => rest.to_vec(),
     };
-    let info = DataInfo { name: format!("idx({})", images.display()), shape, classes, task: Task::Classification };
+    let info = DataInfo {
+        name: format!("idx({})", images.display()),
+        shape,
+        classes,
+        task: Task::Classification,
+        vocab: None,
+    };
     Ok(Raw { info, x: values, y: ys, extras: Default::default() })
 }
 

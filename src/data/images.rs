@@ -133,6 +133,7 @@ fn info(spec: &ImageSpec, listing: &Listing) -> Result<DataInfo, DataError> {
         shape: vec![spec.channels, h, w],
         classes: listing.classes.len(),
         task: Task::Classification,
+        vocab: None,
     })
 }
 

@@ -28,6 +28,7 @@ mod idx;
 mod images;
 mod npy;
 mod synthetic;
+mod text;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,11 @@ pub use idx::{IdxError, idx_dims, idx_read, idx_roles, single_label};
 pub use images::{ArgError, IMAGE_EXTENSIONS, ImageSpec, describe as images_describe};
 pub use npy::{Arrays, NpySpec, describe as npy_describe, parse_header as npy_header};
 pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
+pub use text::Tokenizer;
+/// The text source's parts the checker reads (`check::data` describes `text(...)` with them).
+pub mod text_source {
+    pub use super::text::{ArgError, Kind, RowsError, Spec, describe, spec};
+}
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -106,6 +112,8 @@ pub struct Dataset {
     /// shows them.
     pub target: TargetScale,
     pub extras: Extras,
+    /// Text data: the tokenizer fitted on the train split (saved with a model).
+    pub tokenizer: Option<Tokenizer>,
 }
 
 /// A regression target's standardisation, `(y - mean) / std`: a network's weights start
@@ -252,6 +260,11 @@ pub fn split_rule(valid_fixed: bool, test_fixed: bool) -> Option<&'static str> {
     }
 }
 
+/// Why `text(...)` refuses a split's own source (followed by `: test` or `: valid`): its
+/// vocabulary is fitted on the train rows of the one file it reads.
+pub const TEXT_FIXED_SPLIT: &str =
+    "`text(...)` does not take a split's own source yet (its split is carved from its one file by `split:`)";
+
 /// Loads, splits and standardises the dataset a data value names. `base` is the folder
 /// that relative paths are read from (the `.bma` file's).
 ///
@@ -259,12 +272,39 @@ pub fn split_rule(valid_fixed: bool, test_fixed: bool) -> Option<&'static str> {
 /// those splits their own samples; `split:` then carves only the parts left (see
 /// [`split_rule`]), and with both the main source is all train.
 pub fn load(value: &Value, base: &Path) -> Result<Dataset, DataError> {
-    let raw = load_raw(value, base)?;
+    load_with(value, base, None)
+}
+
+/// [`load`], with the tokenizer a saved model kept (text data only; `None` fits one on
+/// the train split).
+pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> Result<Dataset, DataError> {
     let call = match value {
         Value::Call(c) => Some(c),
         _ => None,
     };
     let arg = |k: &str| call.and_then(|c| c.arg(k, usize::MAX));
+    if let Some(c) = call
+        && catalogue::kind(catalogue::DATASETS, &c.name) == Some(catalogue::Dataset::Text)
+    {
+        if let Some(part) = FIXED_PARTS.iter().find(|p| arg(p).is_some()) {
+            return Err(DataError::new(format!("{}: {part}", TEXT_FIXED_SPLIT)));
+        }
+        let fractions = match arg("split") {
+            Some(Value::List(items)) => {
+                let f: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
+                match f.as_slice() {
+                    [a, b, c] if f.len() == items.len() && *a > 0.0 && *b > 0.0 && *c > 0.0 => [*a, *b, *c],
+                    _ => return Err(DataError::new("`split` needs three positive fractions: train, valid, test")),
+                }
+            }
+            Some(_) => return Err(DataError::new("`split` is a list of three fractions")),
+            None => DEFAULT_SPLIT,
+        };
+        let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
+        // Text is split first, then tokenized with a vocabulary fitted on train alone.
+        return text::load(c, base, tokenizer, |y, info| split_indices(y, info, fractions, seed));
+    }
+    let raw = load_raw(value, base)?;
     let fixed_part = |part: &str| -> Result<Option<Raw>, DataError> {
         let Some(nested) = arg(part) else { return Ok(None) };
         if let Some(own) = nested_split_arg(nested) {
@@ -388,6 +428,7 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
         Kind::Images => images::load(&ImageSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Cifar => cifar::load(&CifarSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Npy | Kind::Npz => npy::load(&NpySpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Text => Err(DataError::new("text is tokenized after the split: load it with `data::load`")),
         Kind::Audio => {
             let (mut raw, skipped) = load_audio(value, base)?;
             if let Some((first, why)) = skipped.first() {
@@ -548,7 +589,64 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
         extras.notes.extend(own.extras.notes.iter().cloned());
         extras.skipped += own.extras.skipped;
     }
-    Ok(Dataset { train: take(&raw, &mut tr.iter().copied()), valid, test, info: raw.info, mean, std, target, extras })
+    Ok(Dataset {
+        train: take(&raw, &mut tr.iter().copied()),
+        valid,
+        test,
+        info: raw.info,
+        mean,
+        std,
+        target,
+        extras,
+        tokenizer: None,
+    })
+}
+
+/// The train, valid and test indices of `n = y.len()` samples: stratified by class for
+/// classification, shuffled, deterministic for `seed`: the indices [`split`] carves when
+/// nothing is fixed (text is split this way before it is tokenized).
+fn split_indices(y: &[f32], info: &DataInfo, fractions: [f64; 3], seed: u64) -> Result<[Vec<usize>; 3], DataError> {
+    let n = y.len();
+    if n < 3 {
+        return Err(DataError::new(format!("`{}` has {n} samples; at least 3 are needed to split", info.name)));
+    }
+    let total: f64 = fractions.iter().sum();
+    let [a, b, _] = fractions.map(|x| x / total);
+    let mut rng = Rng::new(seed);
+    let groups: Vec<Vec<usize>> = match info.task {
+        Task::Classification => {
+            let mut g = vec![Vec::new(); info.classes.max(1)];
+            for (i, y) in y.iter().enumerate() {
+                let c = (*y as usize).min(g.len() - 1);
+                g[c].push(i);
+            }
+            g
+        }
+        Task::Regression => vec![(0..n).collect()],
+    };
+    let (mut tr, mut va, mut te) = (Vec::new(), Vec::new(), Vec::new());
+    for mut g in groups {
+        rng.shuffle(&mut g);
+        let m = g.len();
+        let ntr = ((m as f64 * a).round() as usize).min(m);
+        let nva = ((m as f64 * b).round() as usize).min(m - ntr);
+        tr.extend_from_slice(&g[..ntr]);
+        va.extend_from_slice(&g[ntr..ntr + nva]);
+        te.extend_from_slice(&g[ntr + nva..]);
+    }
+    // Tiny classes can leave a split empty; take one sample from train for it.
+    for part in [&mut va, &mut te] {
+        if part.is_empty()
+            && tr.len() > 1
+            && let Some(i) = tr.pop()
+        {
+            part.push(i);
+        }
+    }
+    for part in [&mut tr, &mut va, &mut te] {
+        rng.shuffle(part);
+    }
+    Ok([tr, va, te])
 }
 
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all

@@ -404,7 +404,7 @@ fn info_and_labels(spec: &NpySpec, x: &Array, y: &Array) -> Result<(DataInfo, Ve
         }
         Task::Regression => 1,
     };
-    Ok((DataInfo { name: spec.name(), shape, classes, task: spec.task }, out))
+    Ok((DataInfo { name: spec.name(), shape, classes, task: spec.task, vocab: None }, out))
 }
 
 /// Loads the arrays `spec` names.

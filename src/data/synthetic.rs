@@ -74,6 +74,6 @@ pub(super) fn generate(kind: &str, spec: &Spec) -> Result<Raw, DataError> {
         y.push(c as f32);
     }
     let (shape, task) = if kind == "sine" { (vec![1], Task::Regression) } else { (vec![2], Task::Classification) };
-    let info = DataInfo { name: format!("synthetic.{kind}"), shape, classes, task };
+    let info = DataInfo { name: format!("synthetic.{kind}"), shape, classes, task, vocab: None };
     Ok(Raw { info, x, y, extras: Default::default() })
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::layers::{ArgVal, builtin_layer};
+use super::layers::{ArgVal, Tokens, builtin_layer};
 use super::submodel::{DataInfo, ExpandError, Layer, LayerKind, Padding, Shape, SubModel, fail, fmt_shape, kind_name};
 use super::{CallValue, Env, Point, Program, Value, eval, pattern_matches};
 use crate::ast;
@@ -65,6 +65,7 @@ impl Env for ScopeEnv<'_> {
             "data.classes" => Some(Value::Int(self.data.classes as i64)),
             "data.features" => Some(Value::Int(self.data.features() as i64)),
             "data.shape" => Some(Value::List(self.data.shape.iter().map(|d| Value::Int(*d as i64)).collect())),
+            "data.vocab" => self.data.vocab.map(|v| Value::Int(v as i64)),
             _ => None,
         }
     }
@@ -440,7 +441,12 @@ impl<'a> Expander<'a> {
             return self.block(block, args, cur, span);
         }
         let input = self.shape(cur);
-        let (kind, shape, params, flops) = builtin_layer(name, args, &input, span)?;
+        let tokens = match self.data.vocab {
+            None => Tokens::None,
+            Some(v) if self.graph[cur].kind == LayerKind::Input => Tokens::Ids(v),
+            Some(_) => Tokens::Later,
+        };
+        let (kind, shape, params, flops) = builtin_layer(name, args, &input, span, tokens)?;
         self.add(kind, shape, vec![cur], params, flops, span, false)
     }
 

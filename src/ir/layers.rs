@@ -21,7 +21,17 @@ pub(super) struct ArgVal {
 pub(super) type Built = (LayerKind, Shape, u64, u64);
 
 /// The node a built-in layer called `name` with `args` makes on `input`.
-pub(super) fn builtin_layer(name: &str, args: &[ArgVal], input: &Shape, span: Span) -> Result<Built, ExpandError> {
+///
+/// `tokens` says what the input is when it is token ids: `Some(data.vocab)` when the layer
+/// is applied to the model's input and the data is text, else `None` (with `Some(_)` for a
+/// text dataset whose ids are already embedded).
+pub(super) fn builtin_layer(
+    name: &str,
+    args: &[ArgVal],
+    input: &Shape,
+    span: Span,
+    tokens: Tokens,
+) -> Result<Built, ExpandError> {
     let Some(entry) = catalogue::find(catalogue::LAYERS, name) else {
         return Err(unknown_layer(name, span));
     };
@@ -36,10 +46,9 @@ pub(super) fn builtin_layer(name: &str, args: &[ArgVal], input: &Shape, span: Sp
         catalogue::Layer::Conv2d => conv2d(&call),
         catalogue::Layer::MaxPool => pool(&call, true),
         catalogue::Layer::AvgPool => pool(&call, false),
-        catalogue::Layer::GlobalAvgPool => {
-            let (c, _, _) = call.image("global_avgpool")?;
-            Ok((LayerKind::GlobalAvgPool, vec![c], 0, call.size()))
-        }
+        catalogue::Layer::GlobalAvgPool => global_pool(&call, LayerKind::GlobalAvgPool),
+        catalogue::Layer::GlobalMaxPool => global_pool(&call, LayerKind::GlobalMaxPool),
+        catalogue::Layer::Embedding => embedding(&call, tokens),
         catalogue::Layer::Flatten => Ok((LayerKind::Flatten, vec![call.size() as usize], 0, 0)),
         catalogue::Layer::BatchNorm => {
             let c = input.first().copied().unwrap_or(0) as u64;
@@ -115,6 +124,75 @@ impl Call<'_> {
     fn activation(&self, a: Activation) -> Result<Built, ExpandError> {
         Ok((LayerKind::Activation(a), self.input.clone(), 0, self.size()))
     }
+}
+
+/// What the input of a layer is, as far as token ids go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tokens {
+    /// The data is not text.
+    None,
+    /// The model's input: token ids with a table of `data.vocab` rows.
+    Ids(usize),
+    /// Text data, but this input is no longer the ids.
+    Later,
+}
+
+/// `global_avgpool` / `global_maxpool`: `[c, h, w]` → `[c]`, `[t, d]` → `[d]`; one FLOP
+/// (an add or a comparison) per input value.
+fn global_pool(call: &Call, kind: LayerKind) -> Result<Built, ExpandError> {
+    let what = if kind == LayerKind::GlobalAvgPool { "global_avgpool" } else { "global_maxpool" };
+    match call.input.as_slice() {
+        [c, _, _] => Ok((kind, vec![*c], 0, call.size())),
+        [_, d] => Ok((kind, vec![*d], 0, call.size())),
+        _ => fail(
+            Code::ShapeError,
+            call.span,
+            format!("`{what}` needs an image [channels, height, width] or a sequence [length, dim]"),
+            format!("the input here is {}", fmt_shape(call.input)),
+        ),
+    }
+}
+
+/// `embedding(vocab, dim)`: the model's token ids `[L]` → `[L, dim]`; `vocab · dim`
+/// parameters and one FLOP (a copy) per output value.
+fn embedding(call: &Call, tokens: Tokens) -> Result<Built, ExpandError> {
+    let vocab = call.positive("vocab")?;
+    let dim = call.positive("dim")?;
+    let data_vocab = match tokens {
+        Tokens::Ids(v) => v,
+        Tokens::None => {
+            return Err(ExpandError {
+                code: Code::ShapeError,
+                span: call.span,
+                message: "`embedding` needs token ids, and this data has none".into(),
+                label: format!("the input here is {} of numbers", fmt_shape(call.input)),
+                help: Some(
+                    "token ids come from text data: `data = text(\"f.csv\", text: \"t\", target: \"y\")`".into(),
+                ),
+            });
+        }
+        Tokens::Later => {
+            return Err(ExpandError {
+                code: Code::ShapeError,
+                span: call.span,
+                message: "`embedding` takes the token ids of the model's input".into(),
+                label: format!("its input here is {}, not the ids", fmt_shape(call.input)),
+                help: Some("put `embedding(data.vocab, dim)` first in the model".into()),
+            });
+        }
+    };
+    if vocab < data_vocab {
+        let at = call.get("vocab").map_or(call.span, |(_, s)| s);
+        return Err(ExpandError {
+            code: Code::InvalidValue,
+            span: at,
+            message: format!("`embedding` has {vocab} rows, but the token ids go up to {}", data_vocab - 1),
+            label: format!("`vocab` is {vocab}, `data.vocab` is {data_vocab}"),
+            help: Some("use `embedding(data.vocab, dim)`".into()),
+        });
+    }
+    let len = call.input.first().copied().unwrap_or(0);
+    Ok((LayerKind::Embedding { vocab, dim }, vec![len, dim], (vocab * dim) as u64, (len * dim) as u64))
 }
 
 fn dense(call: &Call) -> Result<Built, ExpandError> {

@@ -238,6 +238,7 @@ impl Env for PointEnv<'_> {
             "data.classes" => Some(Value::Int(data.classes as i64)),
             "data.features" => Some(Value::Int(data.features() as i64)),
             "data.shape" => Some(Value::List(data.shape.iter().map(|d| Value::Int(*d as i64)).collect())),
+            "data.vocab" => data.vocab.map(|v| Value::Int(v as i64)),
             _ => None,
         }
     }

@@ -25,6 +25,8 @@ pub struct DataInfo {
     /// Number of classes (1 for regression).
     pub classes: usize,
     pub task: Task,
+    /// Token-id inputs (`text(...)`): the embedding table size, pad and unknown included.
+    pub vocab: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,16 +74,39 @@ pub enum Activation {
 #[serde(rename_all = "snake_case")]
 pub enum LayerKind {
     Input,
-    Dense { units: usize },
-    Conv2d { filters: usize, kernel: usize, stride: usize, padding: Padding },
-    MaxPool { kernel: usize, stride: usize },
-    AvgPool { kernel: usize, stride: usize },
+    Dense {
+        units: usize,
+    },
+    Conv2d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+    },
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+    },
+    AvgPool {
+        kernel: usize,
+        stride: usize,
+    },
     GlobalAvgPool,
+    GlobalMaxPool,
+    /// Token ids `[L]` → `[L, dim]`, a table of `vocab` rows.
+    Embedding {
+        vocab: usize,
+        dim: usize,
+    },
     Flatten,
-    Reshape { shape: Shape },
+    Reshape {
+        shape: Shape,
+    },
     BatchNorm,
     LayerNorm,
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     Activation(Activation),
     Add,
     Concat,
@@ -178,6 +203,8 @@ fn describe(kind: &LayerKind) -> String {
         LayerKind::MaxPool { kernel, stride } => format!("maxpool({kernel}, stride: {stride})"),
         LayerKind::AvgPool { kernel, stride } => format!("avgpool({kernel}, stride: {stride})"),
         LayerKind::GlobalAvgPool => "global_avgpool".into(),
+        LayerKind::GlobalMaxPool => "global_maxpool".into(),
+        LayerKind::Embedding { vocab, dim } => format!("embedding({vocab}, {dim})"),
         LayerKind::Flatten => "flatten".into(),
         LayerKind::Reshape { shape } => format!("reshape{}", fmt_shape(shape)),
         LayerKind::BatchNorm => "batchnorm".into(),
@@ -226,6 +253,8 @@ pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
         LayerKind::MaxPool { .. } => "maxpool",
         LayerKind::AvgPool { .. } => "avgpool",
         LayerKind::GlobalAvgPool => "global_avgpool",
+        LayerKind::GlobalMaxPool => "global_maxpool",
+        LayerKind::Embedding { .. } => "embedding",
         LayerKind::Flatten => "flatten",
         LayerKind::Reshape { .. } => "reshape",
         LayerKind::BatchNorm => "batchnorm",

@@ -744,3 +744,5 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod text_tests;

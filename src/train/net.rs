@@ -46,6 +46,12 @@ pub enum OpKind {
         stride: usize,
     },
     GlobalAvgPool,
+    GlobalMaxPool,
+    /// Token ids → vectors: a table of `vocab` rows of `dim`.
+    Embedding {
+        vocab: usize,
+        dim: usize,
+    },
     Flatten,
     Reshape,
     BatchNorm,
@@ -118,6 +124,8 @@ impl Plan {
                     LayerKind::MaxPool { kernel, stride } => OpKind::MaxPool { kernel: *kernel, stride: *stride },
                     LayerKind::AvgPool { kernel, stride } => OpKind::AvgPool { kernel: *kernel, stride: *stride },
                     LayerKind::GlobalAvgPool => OpKind::GlobalAvgPool,
+                    LayerKind::GlobalMaxPool => OpKind::GlobalMaxPool,
+                    LayerKind::Embedding { vocab, dim } => OpKind::Embedding { vocab: *vocab, dim: *dim },
                     LayerKind::Flatten => OpKind::Flatten,
                     LayerKind::Reshape { .. } => OpKind::Reshape,
                     LayerKind::BatchNorm => OpKind::BatchNorm,
@@ -156,11 +164,24 @@ impl Plan {
     pub fn signature(&self) -> String {
         let mut out = String::new();
         for op in &self.ops {
-            if matches!(op.kind, OpKind::Dense { .. } | OpKind::Conv2d { .. } | OpKind::BatchNorm | OpKind::LayerNorm) {
+            if matches!(
+                op.kind,
+                OpKind::Dense { .. }
+                    | OpKind::Conv2d { .. }
+                    | OpKind::BatchNorm
+                    | OpKind::LayerNorm
+                    | OpKind::Embedding { .. }
+            ) {
                 out.push_str(&format!("{}:{:?}:{:?}->{:?};", op.name, op.kind, op.in_shape, op.shape));
             }
         }
         out
+    }
+
+    /// Whether the input is token ids (an `embedding` reads it): padding (id 0) is then
+    /// masked out of the global pools over the sequence.
+    pub fn tokens(&self) -> bool {
+        self.ops.iter().any(|o| matches!(o.kind, OpKind::Embedding { .. }))
     }
 
     /// The last op's kind, to know whether outputs are already probabilities.
@@ -176,6 +197,12 @@ pub struct Dense {
 }
 
 #[derive(Module, Debug)]
+pub struct Embedding {
+    /// `[vocab, dim]`: row `i` is token `i`'s vector.
+    pub w: Param<Tensor<2>>,
+}
+
+#[derive(Module, Debug)]
 pub struct Conv {
     pub w: Param<Tensor<4>>,
     pub b: Param<Tensor<1>>,
@@ -188,6 +215,7 @@ pub enum Part {
     Conv(Conv),
     BatchNorm(BatchNorm),
     LayerNorm(LayerNorm),
+    Embedding(Embedding),
 }
 
 /// The burn module: one part per dense, conv and norm step, in plan order.
@@ -232,6 +260,15 @@ impl Net {
                         b: param(b, [*filters], device),
                     }))
                 }
+                OpKind::Embedding { vocab, dim } => {
+                    // PyTorch's and burn's default: N(0, 1); another `init` as for a
+                    // [vocab, dim] weight (fan in `dim`, fan out `vocab`).
+                    let w = match init {
+                        Init::Default => (0..vocab * dim).map(|_| rng.normal() as f32).collect(),
+                        other => draw(other, rng, vocab * dim, 0, *dim, *vocab).0,
+                    };
+                    Some(Part::Embedding(Embedding { w: param(w, [*vocab, *dim], device) }))
+                }
                 OpKind::BatchNorm => {
                     Some(Part::BatchNorm(BatchNormConfig::new(op.shape.first().copied().unwrap_or(1)).init(device)))
                 }
@@ -266,6 +303,7 @@ impl Net {
                 Part::Conv(c) => n(&c.w.dims()) + n(&c.b.dims()),
                 Part::BatchNorm(bn) => 2 * n(&bn.gamma.dims()),
                 Part::LayerNorm(ln) => n(&ln.gamma.dims()) + ln.beta.as_ref().map_or(0, |b| n(&b.dims())),
+                Part::Embedding(e) => n(&e.w.dims()),
             })
             .sum()
     }
@@ -282,6 +320,7 @@ impl Net {
                     ids.push(ln.gamma.id);
                     ids.extend(ln.beta.as_ref().map(|b| b.id));
                 }
+                Part::Embedding(_) => {}
             }
         }
         ids
@@ -311,6 +350,7 @@ impl Net {
                     put(format!("{n}.running_mean"), bn.running_mean.value().into_data());
                     put(format!("{n}.running_var"), bn.running_var.value().into_data());
                 }
+                Some(Part::Embedding(e)) => put(format!("{n}.weight"), e.w.val().into_data()),
                 Some(Part::LayerNorm(ln)) => {
                     put(format!("{n}.weight"), ln.gamma.val().into_data());
                     if let Some(b) = &ln.beta {
@@ -352,6 +392,9 @@ impl Net {
                     bn.running_mean =
                         RunningState::new(Tensor::from_data(get(format!("{n}.running_mean"), &d)?, device));
                     bn.running_var = RunningState::new(Tensor::from_data(get(format!("{n}.running_var"), &d)?, device));
+                }
+                Part::Embedding(e) => {
+                    e.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &e.w.dims())?, device));
                 }
                 Part::LayerNorm(ln) => {
                     let d = ln.gamma.dims();
@@ -428,6 +471,8 @@ pub fn forward(
     mut codes: Option<&mut Vec<Tensor<2>>>,
 ) -> Result<Tensor<2>, String> {
     let batch = x.dims()[0];
+    // Token ids: 1 where a token is, 0 on padding, `[batch, L]`.
+    let mask = plan.tokens().then(|| x.clone().not_equal_elem(0.0).float());
     let mut acts: Vec<Option<Act>> = vec![None; plan.ops.len()];
     for (i, op) in plan.ops.iter().enumerate() {
         let arg = |k: usize| -> Result<Act, String> {
@@ -463,6 +508,27 @@ pub fn forward(
                 Act::T4(t) => {
                     let c = t.dims()[1];
                     Act::T2(t.mean_dim(3).mean_dim(2).reshape([batch, c]))
+                }
+                Act::T3(t) => Act::T2(sequence_pool(t, mask.as_ref(), false)),
+                _ => return Err(wrong()),
+            },
+            (OpKind::GlobalMaxPool, _) => match arg(0)? {
+                Act::T4(t) => {
+                    let c = t.dims()[1];
+                    Act::T2(t.max_dim(3).max_dim(2).reshape([batch, c]))
+                }
+                Act::T3(t) => Act::T2(sequence_pool(t, mask.as_ref(), true)),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Embedding { vocab, .. }, Some(Part::Embedding(e))) => match arg(0)? {
+                Act::T2(ids) => {
+                    // Ids outside the table (data that changed under a saved model) are an
+                    // error, not an out-of-bounds read.
+                    let top = ids.clone().max().into_scalar::<f32>();
+                    if top >= *vocab as f32 || ids.clone().min().into_scalar::<f32>() < 0.0 {
+                        return Err(format!("`{}` got token id {top}, its table has {vocab} rows", op.name));
+                    }
+                    Act::T3(ops::embedding(e.w.val(), ids.int()))
                 }
                 _ => return Err(wrong()),
             },
@@ -537,6 +603,30 @@ pub fn forward(
     }
     let out = acts.get_mut(plan.output).and_then(Option::take).ok_or("the model has no output")?;
     Ok(out.flat(batch))
+}
+
+/// Global average (`max` false) or max pooling of `[batch, t, d]` over `t`. With a token
+/// `mask` (`[batch, t]`, 1 on tokens) of the same length, padded positions take no part:
+/// the average is over the tokens only, and the max over the tokens only (a row with no
+/// token gives 0).
+fn sequence_pool(t: Tensor<3>, mask: Option<&Tensor<2>>, max: bool) -> Tensor<2> {
+    let [b, len, d] = t.dims();
+    let mask = mask.filter(|m| m.dims() == [b, len]).map(|m| m.clone().reshape([b, len, 1]));
+    match (mask, max) {
+        (None, false) => t.mean_dim(1).reshape([b, d]),
+        (None, true) => t.max_dim(1).reshape([b, d]),
+        (Some(m), false) => {
+            let count = m.clone().sum_dim(1).clamp_min(1.0);
+            (t * m).sum_dim(1).div(count).reshape([b, d])
+        }
+        (Some(m), true) => {
+            // Padding is pushed far below any value, so it is never the max; a row with
+            // no token at all is all padding and gives 0.
+            let any = m.clone().max_dim(1);
+            let shifted = t + (m - 1.0) * 1.0e30;
+            (shifted.max_dim(1) * any).reshape([b, d])
+        }
+    }
 }
 
 fn param<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {

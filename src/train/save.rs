@@ -43,6 +43,10 @@ pub struct SavedConfig {
     pub data_files: Vec<data::Fingerprint>,
     pub point: Point,
     pub train: TrainConfig,
+    /// Text data: the tokenizer fitted on the train split when the model trained; the
+    /// model is evaluated with it, never with one fitted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<data::Tokenizer>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -138,7 +142,7 @@ pub fn load(dir: &Path) -> Result<(Model, SavedConfig), String> {
 /// Reloads the model saved in `dir` and its dataset, and evaluates it on `split`.
 pub fn evaluate_saved(dir: &Path, split: Part) -> Result<Metrics, String> {
     let (model, config) = load(dir)?;
-    let data = data::load(&config.data, &config.base).map_err(|e| e.to_string())?;
+    let data = data::load_with(&config.data, &config.base, config.tokenizer.as_ref()).map_err(|e| e.to_string())?;
     check_fits(&model, &data.info)?;
     model.evaluate(data.part(split), &data.info)
 }

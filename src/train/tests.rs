@@ -301,6 +301,7 @@ fn saved_models_reload_and_evaluate_the_same() {
         data_files: Vec::new(),
         point: Default::default(),
         train: cfg.clone(),
+        tokenizer: None,
     };
     model.save(&dir, &config).expect("saves");
     let test = evaluate_saved(&dir, data::Part::Test).expect("evaluates");

@@ -112,6 +112,7 @@ impl<'a> Trials<'a> {
             data_files: self.data_files.clone(),
             point: point.clone(),
             train,
+            tokenizer: self.data.tokenizer.clone(),
         }
     }
 }

@@ -68,7 +68,13 @@ pub(super) fn describe(
             ));
         }
     }
-    Ok(DataInfo { name: spec.name(), shape: spec.shape(), classes: listing.classes.len(), task: Task::Classification })
+    Ok(DataInfo {
+        name: spec.name(),
+        shape: spec.shape(),
+        classes: listing.classes.len(),
+        task: Task::Classification,
+        vocab: None,
+    })
 }
 
 /// The warning that `skip_bad: true` leaves clips out, if it does: how many, and the first.

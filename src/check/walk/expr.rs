@@ -94,7 +94,7 @@ impl Walker<'_> {
             ExprKind::Field(base, field) => {
                 let t = self.expr(base);
                 match (t, field.name.as_str()) {
-                    (Ty::Data, "classes" | "features") => Ty::Int,
+                    (Ty::Data, "classes" | "features" | "vocab") => Ty::Int,
                     (Ty::Data, "shape") => Ty::List,
                     (Ty::Data, other) => {
                         self.diags.push(
@@ -104,7 +104,7 @@ impl Walker<'_> {
                                 field.span,
                                 "unknown field",
                             )
-                            .suggest(other, ["classes", "features", "shape"]),
+                            .suggest(other, ["classes", "features", "shape", "vocab"]),
                         );
                         Ty::Unknown
                     }

@@ -1,0 +1,618 @@
+//! Text data: `text(file, text: "column", target: "column", tokenizer: char | word |
+//! bpe(vocab: N), vocab: N, max_len: L, lowercase: true)` from a CSV file with a header or
+//! a JSON-lines file (`.jsonl`, `.ndjson`: one object per line).
+//!
+//! Takes the call and the folder of the `.bma` file; gives the labelled texts ([`read_rows`]),
+//! what the checker predicts of them ([`describe`]: the classes are read, no text is
+//! tokenized) and, after the stratified split of `data::load`, a [`Dataset`] whose rows
+//! are token ids (`[max_len]` f32 values; 0 pads, 1 is unknown) and the [`Tokenizer`]
+//! fitted on the train split alone. The tokenizer is saved with a model
+//! (`train::SavedConfig::tokenizer`), so a saved model is evaluated with its own vocabulary.
+//!
+//! **Invariants:**
+//! - the vocabulary (char, word) or the BPE merges are fitted on the train split only: a
+//!   token seen only in valid or test is unknown (id 1);
+//! - the embedding table has `vocab` rows whatever the corpus: `data.vocab` is the cap
+//!   (pad and unknown included), known to the checker without reading a text; rows the
+//!   corpus does not fill are never looked up;
+//! - ids are never standardised; every row has `max_len` ids, cut at the end or padded
+//!   with 0 after the text; a text with no token is an error naming file and line;
+//! - a file that is not UTF-8, a JSON line that is not an object, a missing column or an
+//!   empty text gives a [`DataError`] naming the file and the line, never a panic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::csv::{csv_columns, csv_records, is_missing, single_class};
+use super::{DataError, Dataset, Split};
+use crate::ir::{CallValue, DataInfo, Task, Value};
+
+/// Id 0: padding after the text (the mask is `id != 0`).
+pub const PAD: u32 = 0;
+/// Id 1: a token that is not in the vocabulary.
+pub const UNK: u32 = 1;
+/// `max_len` when not given.
+pub const DEFAULT_MAX_LEN: usize = 128;
+/// The largest `vocab` and `max_len` accepted (ids are exact in f32 far beyond).
+pub const MAX_VOCAB: usize = 1 << 20;
+pub const MAX_LEN: usize = 1 << 14;
+
+/// How a text becomes tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Every character (whitespace as one space).
+    Char,
+    /// Runs of letters, digits and inner apostrophes; every other visible character alone.
+    Word,
+    /// Byte-pair encoding (Sennrich et al., 2016) over the words, `</w>` ending a word.
+    Bpe,
+}
+
+impl Kind {
+    /// `vocab` when not given: ids 0 and 1 included.
+    pub fn default_vocab(self) -> usize {
+        match self {
+            Kind::Char => 128,
+            Kind::Word => 20_000,
+            Kind::Bpe => 4_000,
+        }
+    }
+}
+
+/// The evaluated arguments of a `text(...)` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub path: PathBuf,
+    pub text: String,
+    pub target: String,
+    pub kind: Kind,
+    /// Table size, pad and unknown included (at least 3).
+    pub vocab: usize,
+    pub max_len: usize,
+    pub lowercase: bool,
+}
+
+/// An argument of `text(...)` that is wrong: which one and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgError {
+    pub arg: &'static str,
+    pub message: String,
+}
+
+fn arg_err(arg: &'static str, message: impl Into<String>) -> ArgError {
+    ArgError { arg, message: message.into() }
+}
+
+fn column(call: &CallValue, k: &'static str, pos: usize) -> Result<String, ArgError> {
+    match call.arg(k, pos) {
+        Some(Value::Str(s)) => Ok(s.clone()),
+        Some(Value::Sym(s)) => Ok(s.sym.clone()),
+        Some(other) => Err(arg_err(k, format!("`{k}` must be a column name, not the {} `{other}`", other.type_name()))),
+        None => Err(arg_err(k, format!("`text` needs the `{k}` column"))),
+    }
+}
+
+fn bounded(v: Option<&Value>, k: &'static str, lo: usize, hi: usize) -> Result<Option<usize>, ArgError> {
+    match v {
+        None => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(i) if i >= lo as i64 && i <= hi as i64 => Ok(Some(i as usize)),
+            _ => Err(arg_err(k, format!("`{k}` must be an int from {lo} to {hi}, not `{v}`"))),
+        },
+    }
+}
+
+/// Reads the arguments of `text(...)`; `base` is the folder relative paths start from.
+pub fn spec(call: &CallValue, base: &Path) -> Result<Spec, ArgError> {
+    let path = match call.arg("path", 0) {
+        Some(Value::Str(s)) => base.join(s),
+        _ => return Err(arg_err("path", "`text` needs a string path for `path`")),
+    };
+    let text = column(call, "text", 1)?;
+    let target = column(call, "target", 2)?;
+    let mut bpe_vocab = None;
+    let kind = match call.arg("tokenizer", usize::MAX) {
+        None => Kind::Word,
+        Some(Value::Sym(s)) if s.sym == "char" => Kind::Char,
+        Some(Value::Sym(s)) if s.sym == "word" => Kind::Word,
+        Some(Value::Sym(s)) if s.sym == "bpe" => Kind::Bpe,
+        Some(Value::Call(c)) if c.name == "bpe" => {
+            if let Some((Some(k), _)) = c.args.iter().find(|(k, _)| k.as_deref() != Some("vocab")) {
+                return Err(arg_err("tokenizer", format!("`bpe` has no argument `{k}`; it takes `vocab`")));
+            }
+            bpe_vocab = bounded(c.arg("vocab", 0), "tokenizer", 3, MAX_VOCAB)?;
+            Kind::Bpe
+        }
+        Some(other) => {
+            return Err(arg_err(
+                "tokenizer",
+                format!("`tokenizer` is `char`, `word` or `bpe(vocab: N)`, not `{other}`"),
+            ));
+        }
+    };
+    let top = bounded(call.arg("vocab", usize::MAX), "vocab", 3, MAX_VOCAB)?;
+    if let (Some(a), Some(b)) = (top, bpe_vocab)
+        && a != b
+    {
+        return Err(arg_err("vocab", format!("`vocab: {a}` and `bpe(vocab: {b})` disagree; give one")));
+    }
+    let vocab = bpe_vocab.or(top).unwrap_or(kind.default_vocab());
+    let max_len = bounded(call.arg("max_len", usize::MAX), "max_len", 1, MAX_LEN)?.unwrap_or(DEFAULT_MAX_LEN);
+    let lowercase = match call.arg("lowercase", usize::MAX) {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(arg_err("lowercase", format!("`lowercase` is `true` or `false`, not `{other}`"))),
+    };
+    Ok(Spec { path, text, target, kind, vocab, max_len, lowercase })
+}
+
+/// Labelled texts as read: one entry per sample, with the 1-based line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows {
+    pub texts: Vec<String>,
+    pub labels: Vec<String>,
+    pub lines: Vec<usize>,
+}
+
+/// Why the rows cannot be read: a column that is not there (with the columns that are,
+/// for a suggestion), or anything else.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowsError {
+    NoColumn { error: DataError, column: String, columns: Vec<String> },
+    Bad(DataError),
+}
+
+impl RowsError {
+    pub fn data_error(self) -> DataError {
+        match self {
+            RowsError::NoColumn { error, .. } | RowsError::Bad(error) => error,
+        }
+    }
+}
+
+fn is_jsonl(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson"))
+}
+
+/// The UTF-8 text of a file, or the line where it stops being UTF-8.
+fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, DataError> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
+        DataError::at(path, Some(line), "this line is not UTF-8 text")
+    })
+}
+
+/// Reads the texts and labels of `spec`'s file (CSV with a header, or JSON lines).
+pub fn read_rows(spec: &Spec) -> Result<Rows, RowsError> {
+    let path = spec.path.as_path();
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(RowsError::Bad(DataError::at(path, None, "not a regular file")));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| RowsError::Bad(DataError::at(path, None, format!("cannot read: {e}"))))?;
+    let text = utf8(&bytes, path).map_err(RowsError::Bad)?;
+    let rows = if is_jsonl(path) { jsonl_rows(text, spec)? } else { csv_rows(text, spec)? };
+    if rows.texts.is_empty() {
+        return Err(RowsError::Bad(DataError::at(path, None, "the file has no samples")));
+    }
+    Ok(rows)
+}
+
+fn csv_rows(text: &str, spec: &Spec) -> Result<Rows, RowsError> {
+    let path = spec.path.as_path();
+    let records = csv_records(text).map_err(|e| RowsError::Bad(DataError::at(path, Some(e.line), e.message)))?;
+    let mut records = records.into_iter();
+    let Some(first) = records.next() else {
+        return Err(RowsError::Bad(DataError::at(path, None, "the file is empty")));
+    };
+    let (header, columns) = csv_columns(&first.fields);
+    if !header {
+        return Err(RowsError::Bad(DataError::at(
+            path,
+            Some(first.line),
+            "a text file needs a header naming its columns",
+        )));
+    }
+    let find = |name: &str| {
+        columns.iter().position(|c| c == name).ok_or_else(|| RowsError::NoColumn {
+            error: DataError::at(path, Some(first.line), format!("no column `{name}`")),
+            column: name.to_string(),
+            columns: columns.clone(),
+        })
+    };
+    let (ti, yi) = (find(&spec.text)?, find(&spec.target)?);
+    let mut rows = Rows { texts: Vec::new(), labels: Vec::new(), lines: Vec::new() };
+    for r in records {
+        if r.fields.len() != columns.len() {
+            return Err(RowsError::Bad(DataError::at(
+                path,
+                Some(r.line),
+                format!("{} fields where the header has {}", r.fields.len(), columns.len()),
+            )));
+        }
+        push(&mut rows, path, r.line, &r.fields[ti], &r.fields[yi], spec)?;
+    }
+    Ok(rows)
+}
+
+fn jsonl_rows(text: &str, spec: &Spec) -> Result<Rows, RowsError> {
+    let path = spec.path.as_path();
+    let mut rows = Rows { texts: Vec::new(), labels: Vec::new(), lines: Vec::new() };
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |m: String| RowsError::Bad(DataError::at(path, Some(n), m));
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("this line is not JSON: {e}")))?;
+        let serde_json::Value::Object(obj) = value else {
+            return Err(bad("this line is not a JSON object".to_string()));
+        };
+        let field = |name: &str| -> Result<String, RowsError> {
+            match obj.get(name) {
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                Some(serde_json::Value::Number(x)) => Ok(x.to_string()),
+                Some(serde_json::Value::Bool(b)) => Ok(b.to_string()),
+                Some(serde_json::Value::Null) | None => Err(RowsError::NoColumn {
+                    error: DataError::at(path, Some(n), format!("no field `{name}`")),
+                    column: name.to_string(),
+                    columns: obj.keys().cloned().collect(),
+                }),
+                Some(other) => Err(bad(format!("field `{name}` is {other}, not a string or number"))),
+            }
+        };
+        let (t, y) = (field(&spec.text)?, field(&spec.target)?);
+        push(&mut rows, path, n, &t, &y, spec)?;
+    }
+    Ok(rows)
+}
+
+fn push(rows: &mut Rows, path: &Path, line: usize, text: &str, label: &str, spec: &Spec) -> Result<(), RowsError> {
+    if text.trim().is_empty() {
+        return Err(RowsError::Bad(DataError::at(path, Some(line), format!("the text `{}` is empty", spec.text))));
+    }
+    if is_missing(label.trim()) {
+        return Err(RowsError::Bad(DataError::at(
+            path,
+            Some(line),
+            format!("the target `{}` is missing", spec.target),
+        )));
+    }
+    rows.texts.push(text.to_string());
+    rows.labels.push(label.trim().to_string());
+    rows.lines.push(line);
+    Ok(())
+}
+
+/// The classes of `rows`, sorted (the class index of a label is its position).
+pub fn classes(rows: &Rows) -> Vec<String> {
+    rows.labels.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// What the model sees, found by reading the labels only: `[max_len]` token ids, `vocab`
+/// table rows, the classes of the target. The loader's `DataInfo` is this one.
+pub fn describe(spec: &Spec) -> Result<DataInfo, RowsError> {
+    let rows = read_rows(spec)?;
+    info(spec, &rows)
+}
+
+fn info(spec: &Spec, rows: &Rows) -> Result<DataInfo, RowsError> {
+    let classes = classes(rows);
+    if let [only] = classes.as_slice() {
+        return Err(RowsError::Bad(DataError::at(&spec.path, None, single_class(&spec.target, only))));
+    }
+    Ok(DataInfo {
+        name: format!("text({})", spec.path.display()),
+        shape: vec![spec.max_len],
+        classes: classes.len(),
+        task: Task::Classification,
+        vocab: Some(spec.vocab),
+    })
+}
+
+/// The words of a text: runs of letters and digits (an apostrophe between two letters
+/// stays inside), and every other non-space character on its own.
+pub fn words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let (start, c) = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c.is_alphanumeric() {
+            let mut j = i + 1;
+            while j < chars.len() {
+                let d = chars[j].1;
+                let inner_apostrophe = d == '\''
+                    && chars.get(j + 1).is_some_and(|n| n.1.is_alphanumeric())
+                    && chars[j - 1].1.is_alphanumeric();
+                if d.is_alphanumeric() || inner_apostrophe {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            let end = chars.get(j).map_or(text.len(), |x| x.0);
+            out.push(&text[start..end]);
+            i = j;
+        } else {
+            out.push(&text[start..start + c.len_utf8()]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The end-of-word mark of BPE symbols.
+pub const END: &str = "</w>";
+
+/// A fitted tokenizer: the vocabulary (ids from 2 in order) and, for BPE, the merges in
+/// the order they were learnt. Saved with a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tokenizer {
+    pub kind: Kind,
+    pub lowercase: bool,
+    pub max_len: usize,
+    /// The table size (the cap), pad and unknown included.
+    pub vocab: usize,
+    /// Token `i` has id `i + 2`.
+    pub tokens: Vec<String>,
+    #[serde(default)]
+    pub merges: Vec<(String, String)>,
+}
+
+fn normalise(text: &str, lowercase: bool) -> String {
+    if lowercase { text.to_lowercase() } else { text.to_string() }
+}
+
+/// The most frequent `n` keys of `counts`, ties by the key's order.
+fn top(counts: &HashMap<String, u64>, n: usize) -> Vec<String> {
+    let mut all: Vec<(&String, &u64)> = counts.iter().collect();
+    all.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    all.into_iter().take(n).map(|(k, _)| k.clone()).collect()
+}
+
+fn char_pieces(text: &str) -> Vec<String> {
+    text.chars().map(|c| if c.is_whitespace() { " ".to_string() } else { c.to_string() }).collect()
+}
+
+fn word_symbols(word: &str) -> Vec<String> {
+    let mut s: Vec<String> = word.chars().map(|c| c.to_string()).collect();
+    if let Some(last) = s.last_mut() {
+        last.push_str(END);
+    }
+    s
+}
+
+impl Tokenizer {
+    /// Fits the vocabulary (or the BPE merges) of `spec` on `texts`, the train split.
+    pub fn fit(spec: &Spec, texts: &[&str]) -> Tokenizer {
+        let cap = spec.vocab.saturating_sub(2);
+        let mut t = Tokenizer {
+            kind: spec.kind,
+            lowercase: spec.lowercase,
+            max_len: spec.max_len,
+            vocab: spec.vocab,
+            tokens: Vec::new(),
+            merges: Vec::new(),
+        };
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        match spec.kind {
+            Kind::Char => {
+                for text in texts {
+                    for p in char_pieces(&normalise(text, spec.lowercase)) {
+                        *counts.entry(p).or_default() += 1;
+                    }
+                }
+                t.tokens = top(&counts, cap);
+            }
+            Kind::Word => {
+                for text in texts {
+                    for w in words(&normalise(text, spec.lowercase)) {
+                        *counts.entry(w.to_string()).or_default() += 1;
+                    }
+                }
+                t.tokens = top(&counts, cap);
+            }
+            Kind::Bpe => {
+                for text in texts {
+                    for w in words(&normalise(text, spec.lowercase)) {
+                        *counts.entry(w.to_string()).or_default() += 1;
+                    }
+                }
+                let (tokens, merges) = learn_bpe(&counts, cap);
+                t.tokens = tokens;
+                t.merges = merges;
+            }
+        }
+        t
+    }
+
+    /// The tokens of `text` before ids (BPE symbols for `bpe`), untruncated.
+    pub fn pieces(&self, text: &str, cache: &mut HashMap<String, Vec<String>>) -> Vec<String> {
+        let text = normalise(text, self.lowercase);
+        match self.kind {
+            Kind::Char => char_pieces(&text),
+            Kind::Word => words(&text).into_iter().map(str::to_string).collect(),
+            Kind::Bpe => {
+                let ranks: HashMap<(&str, &str), usize> =
+                    self.merges.iter().enumerate().map(|(i, (a, b))| ((a.as_str(), b.as_str()), i)).collect();
+                let mut out = Vec::new();
+                for w in words(&text) {
+                    let syms = cache.entry(w.to_string()).or_insert_with(|| apply_merges(w, &ranks));
+                    out.extend(syms.iter().cloned());
+                }
+                out
+            }
+        }
+    }
+
+    /// Token ids of every text, `max_len` per text (cut at the end, padded with 0),
+    /// row-major as f32.
+    pub fn encode_all(&self, texts: &[&str]) -> Vec<f32> {
+        let ids: HashMap<&str, u32> = self.tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32 + 2)).collect();
+        let mut cache = HashMap::new();
+        let mut out = Vec::with_capacity(texts.len() * self.max_len);
+        for text in texts {
+            let pieces = self.pieces(text, &mut cache);
+            let row: Vec<f32> =
+                pieces.iter().take(self.max_len).map(|p| ids.get(p.as_str()).copied().unwrap_or(UNK) as f32).collect();
+            out.extend_from_slice(&row);
+            out.extend(std::iter::repeat_n(PAD as f32, self.max_len - row.len()));
+        }
+        out
+    }
+}
+
+/// Segments `word` by applying the merges in rank order (the lowest-ranked adjacent pair
+/// first, every occurrence left to right), as learnt.
+fn apply_merges(word: &str, ranks: &HashMap<(&str, &str), usize>) -> Vec<String> {
+    let mut syms = word_symbols(word);
+    loop {
+        let best = syms.windows(2).filter_map(|w| ranks.get(&(w[0].as_str(), w[1].as_str())).copied()).min();
+        let Some(rank) = best else { break };
+        let mut merged = Vec::with_capacity(syms.len());
+        let mut i = 0;
+        while i < syms.len() {
+            if i + 1 < syms.len() && ranks.get(&(syms[i].as_str(), syms[i + 1].as_str())) == Some(&rank) {
+                merged.push(format!("{}{}", syms[i], syms[i + 1]));
+                i += 2;
+            } else {
+                merged.push(syms[i].clone());
+                i += 1;
+            }
+        }
+        syms = merged;
+    }
+    syms
+}
+
+/// Learns BPE on word counts: the base symbols (characters, the last of a word marked
+/// `</w>`) most frequent first up to `cap`, then merges of the most frequent adjacent pair
+/// (ties: the smallest pair) while the vocabulary has room and a pair occurs twice.
+fn learn_bpe(counts: &HashMap<String, u64>, cap: usize) -> (Vec<String>, Vec<(String, String)>) {
+    // Words in a fixed order, so ties and results do not depend on hashing.
+    let ordered: BTreeMap<&String, u64> = counts.iter().map(|(k, v)| (k, *v)).collect();
+    let mut words: Vec<(Vec<String>, u64)> = ordered.iter().map(|(w, c)| (word_symbols(w), *c)).collect();
+    let mut base: HashMap<String, u64> = HashMap::new();
+    for (syms, c) in &words {
+        for s in syms {
+            *base.entry(s.clone()).or_default() += c;
+        }
+    }
+    let mut tokens = top(&base, cap);
+    let mut merges = Vec::new();
+    let mut pairs: HashMap<(String, String), u64> = HashMap::new();
+    for (syms, c) in &words {
+        for w in syms.windows(2) {
+            *pairs.entry((w[0].clone(), w[1].clone())).or_default() += c;
+        }
+    }
+    while tokens.len() < cap {
+        let Some((pair, n)) = pairs
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(p, n)| (p.clone(), *n))
+        else {
+            break;
+        };
+        if n < 2 {
+            break;
+        }
+        let joined = format!("{}{}", pair.0, pair.1);
+        for (syms, c) in &mut words {
+            if !syms.windows(2).any(|w| w[0] == pair.0 && w[1] == pair.1) {
+                continue;
+            }
+            for w in syms.windows(2) {
+                if let Some(x) = pairs.get_mut(&(w[0].clone(), w[1].clone())) {
+                    *x -= *c;
+                }
+            }
+            let mut merged = Vec::with_capacity(syms.len());
+            let mut i = 0;
+            while i < syms.len() {
+                if i + 1 < syms.len() && syms[i] == pair.0 && syms[i + 1] == pair.1 {
+                    merged.push(joined.clone());
+                    i += 2;
+                } else {
+                    merged.push(syms[i].clone());
+                    i += 1;
+                }
+            }
+            *syms = merged;
+            for w in syms.windows(2) {
+                *pairs.entry((w[0].clone(), w[1].clone())).or_default() += *c;
+            }
+        }
+        pairs.retain(|_, n| *n > 0);
+        tokens.push(joined);
+        merges.push(pair);
+    }
+    (tokens, merges)
+}
+
+/// Loads a text dataset: reads the rows, splits them (`split` gives the train, valid and
+/// test indices from the labels), fits the tokenizer on train (or takes `saved`, a model's)
+/// and encodes every split.
+pub fn load(
+    call: &CallValue,
+    base: &Path,
+    saved: Option<&Tokenizer>,
+    split: impl FnOnce(&[f32], &DataInfo) -> Result<[Vec<usize>; 3], DataError>,
+) -> Result<Dataset, DataError> {
+    let spec = spec(call, base).map_err(|e| DataError::new(e.message))?;
+    let rows = read_rows(&spec).map_err(RowsError::data_error)?;
+    let info = info(&spec, &rows).map_err(RowsError::data_error)?;
+    let classes = classes(&rows);
+    let y: Vec<f32> = rows.labels.iter().map(|l| classes.iter().position(|c| c == l).unwrap_or(0) as f32).collect();
+    let [tr, va, te] = split(&y, &info)?;
+    let texts = |idx: &[usize]| idx.iter().map(|i| rows.texts[*i].as_str()).collect::<Vec<_>>();
+    let tokenizer = match saved {
+        Some(t) => {
+            if (t.vocab, t.max_len) != (spec.vocab, spec.max_len) {
+                return Err(DataError::at(
+                    &spec.path,
+                    None,
+                    format!(
+                        "the saved tokenizer has vocab {} and max_len {}, the data value asks for {} and {}",
+                        t.vocab, t.max_len, spec.vocab, spec.max_len
+                    ),
+                ));
+            }
+            t.clone()
+        }
+        None => Tokenizer::fit(&spec, &texts(&tr)),
+    };
+    let take = |idx: &[usize]| Split {
+        x: tokenizer.encode_all(&texts(idx)),
+        y: idx.iter().map(|i| y[*i]).collect(),
+        n: idx.len(),
+    };
+    let (train, valid, test) = (take(&tr), take(&va), take(&te));
+    let f = spec.max_len;
+    Ok(Dataset {
+        info,
+        train,
+        valid,
+        test,
+        mean: vec![0.0; f],
+        std: vec![1.0; f],
+        tokenizer: Some(tokenizer),
+        target: Default::default(),
+        extras: Default::default(),
+    })
+}
+
+#[cfg(test)]
+#[path = "text_tests.rs"]
+mod tests;

@@ -1,0 +1,251 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::ir::{CallValue, Symbol};
+use crate::source::Span;
+
+fn tmp(name: &str, body: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bma-text-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write");
+    p
+}
+
+fn sym(s: &str) -> Value {
+    Value::Sym(Symbol { sym: s.to_string() })
+}
+
+fn text_call(path: &Path, extra: Vec<(&str, Value)>) -> CallValue {
+    let mut args = vec![
+        (None, Value::Str(path.display().to_string())),
+        (Some("text".to_string()), Value::Str("review".into())),
+        (Some("target".to_string()), Value::Str("label".into())),
+    ];
+    args.extend(extra.into_iter().map(|(k, v)| (Some(k.to_string()), v)));
+    CallValue { name: "text".into(), args }
+}
+
+fn spec_of(kind: Kind, vocab: usize, max_len: usize) -> Spec {
+    Spec { path: PathBuf::from("x.csv"), text: "t".into(), target: "y".into(), kind, vocab, max_len, lowercase: true }
+}
+
+#[test]
+fn words_split_on_spaces_and_punctuation_keeping_inner_apostrophes() {
+    assert_eq!(words("Don't stop, it's GOOD!  'ok'"), vec!["Don't", "stop", ",", "it's", "GOOD", "!", "'", "ok", "'"]);
+    assert_eq!(words("   "), Vec::<&str>::new());
+    assert_eq!(words("naïve café 42x"), vec!["naïve", "café", "42x"]);
+}
+
+#[test]
+fn word_vocabulary_is_the_most_frequent_train_words_then_unknown_and_padding() {
+    let spec = spec_of(Kind::Word, 2 + 3, 6);
+    // the: 3, cat: 2, a: 2, dog: 1, sat: 1 → top 3 by count, ties alphabetically: the, a, cat.
+    let t = Tokenizer::fit(&spec, &["The cat sat", "the cat", "a dog", "a THE"]);
+    assert_eq!(t.tokens, vec!["the", "a", "cat"]);
+    // the=2, a=3, cat=4; dog and the test-only word "zebra" are unknown (1); padding 0.
+    assert_eq!(t.encode_all(&["a cat zebra the dog"]), vec![3.0, 4.0, 1.0, 2.0, 1.0, 0.0]);
+    // Cut at max_len: the first 6 tokens are kept.
+    assert_eq!(t.encode_all(&["the the the the the the a"]), vec![2.0; 6]);
+}
+
+#[test]
+fn char_tokenizer_counts_characters_and_keeps_one_space_token() {
+    let mut spec = spec_of(Kind::Char, 2 + 3, 5);
+    spec.lowercase = false;
+    let t = Tokenizer::fit(&spec, &["aab", "a\tb"]);
+    // a: 3, b: 2, ' ' (the tab): 1.
+    assert_eq!(t.tokens, vec!["a", "b", " "]);
+    assert_eq!(t.encode_all(&["b a\nA"]), vec![3.0, 4.0, 2.0, 4.0, 1.0]);
+}
+
+/// Sennrich et al.'s example, by hand: words low ×5, lower ×2, newest ×6, widest ×3.
+#[test]
+fn bpe_learns_the_merges_of_the_worked_example_and_segments_with_them() {
+    let text = "low ".repeat(5) + &"lower ".repeat(2) + &"newest ".repeat(6) + &"widest ".repeat(3);
+    // The base symbols: l o w</w> w e r</w> n s t</w> i d: count them: 11 kinds.
+    let base = 11;
+    let spec = spec_of(Kind::Bpe, 2 + base + 4, 8);
+    let t = Tokenizer::fit(&spec, &[text.as_str()]);
+    // Pairs: (e,s) 9, (s,t</w>) 9, (w,e) 8, (l,o) 7, (n,e) 6, (e,w) 6, ... → (e,s) first
+    // (a tie broken by the smaller pair), then (es,t</w>) 9; (w,e) falls to 2 (lower), so
+    // (l,o) 7; then (n,e), (e,w), (w,est</w>) tie at 6 and ("e","w") is the smallest.
+    let merges: Vec<(&str, &str)> = t.merges.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(merges, vec![("e", "s"), ("es", "t</w>"), ("l", "o"), ("e", "w")]);
+    assert_eq!(t.tokens.len(), base + 4);
+    assert_eq!(&t.tokens[base..], &["es", "est</w>", "lo", "ew"]);
+    let mut cache = HashMap::new();
+    // "lowest": l o w e s t</w> → (e,s) → es; (es,t</w>) → est</w>; (l,o) → lo; no (e,w) left.
+    assert_eq!(t.pieces("lowest", &mut cache), vec!["lo", "w", "est</w>"]);
+    // A character never seen in train is unknown.
+    let ids = t.encode_all(&["lowest z"]);
+    let id = |s: &str| t.tokens.iter().position(|x| x == s).map(|i| i as f32 + 2.0).expect("in vocab");
+    assert_eq!(ids, vec![id("lo"), id("w"), id("est</w>"), 1.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn bpe_stops_when_no_pair_occurs_twice() {
+    let spec = spec_of(Kind::Bpe, 1000, 4);
+    let t = Tokenizer::fit(&spec, &["ab cd"]);
+    assert!(t.merges.is_empty(), "{:?}", t.merges);
+    assert_eq!(t.tokens.len(), 4);
+}
+
+#[test]
+fn the_vocabulary_is_fitted_on_the_train_split_only() {
+    // 30 reviews; the word "zebra" appears in exactly one. Whichever split it lands in,
+    // it has an id only if that split is train.
+    let mut csv = String::from("review,label\n");
+    for i in 0..30 {
+        let extra = if i == 7 { " zebra" } else { "" };
+        csv.push_str(&format!("\"good film {i}{extra}\",{}\n", if i % 2 == 0 { "pos" } else { "neg" }));
+    }
+    let p = tmp("train_only.csv", csv.as_bytes());
+    let call = text_call(&p, vec![("max_len", Value::Int(5))]);
+    let data = load(&call, Path::new("/"), None, |y, info| super::super::split_indices(y, info, [0.6, 0.2, 0.2], 3))
+        .expect("loads");
+    let t = data.tokenizer.as_ref().expect("tokenizer");
+    let in_train = data.train.x.chunks(5).any(|row| row.len() == 5 && row[3] != 0.0);
+    assert_eq!(t.tokens.iter().any(|w| w == "zebra"), in_train, "zebra is in the vocabulary iff a train row has it");
+    // Rows holding "zebra" outside train encode it as unknown.
+    for part in [&data.valid, &data.test] {
+        for row in part.x.chunks(5) {
+            if row[3] != 0.0 {
+                assert_eq!(row[3], 1.0, "a word only in valid/test is unknown");
+            }
+        }
+    }
+    // No standardisation: ids are whole numbers.
+    assert!(data.train.x.iter().all(|v| v.fract() == 0.0 && *v >= 0.0));
+    assert_eq!(data.info.shape, vec![5]);
+    assert_eq!(data.info.vocab, Some(Kind::Word.default_vocab()));
+}
+
+#[test]
+fn loader_and_checker_agree_on_csv_and_jsonl() {
+    let csv = "id,review,label\n1,\"A fine, fine film\",pos\n2,dull,neg\n3,awful plot,neg\n4,great!,pos\n";
+    let p = tmp("agree.csv", csv.as_bytes());
+    let jl = "{\"review\": \"A fine film\", \"label\": 1}\n\n{\"review\": \"dull\", \"label\": 0}\n\
+              {\"review\": \"awful\", \"label\": 0, \"x\": null}\n";
+    let q = tmp("agree.jsonl", jl.as_bytes());
+    for (path, extra) in [
+        (&p, vec![("tokenizer", sym("char")), ("max_len", Value::Int(16))]),
+        (
+            &q,
+            vec![(
+                "tokenizer",
+                Value::Call(CallValue { name: "bpe".into(), args: vec![(Some("vocab".into()), Value::Int(50))] }),
+            )],
+        ),
+        (&p, vec![("vocab", Value::Int(100)), ("lowercase", Value::Bool(false))]),
+    ] {
+        let call = text_call(path, extra);
+        let value = Value::Call(call.clone());
+        let loaded = super::super::load(&value, Path::new("/")).expect("loads");
+        let checked = crate::check::data::describe(&value, Span::default(), &|_| Span::default(), Path::new("/"))
+            .expect("checks");
+        assert_eq!(loaded.info, checked, "{}", path.display());
+        assert_eq!(loaded.train.x.len(), loaded.train.n * loaded.info.features());
+        let max = loaded.train.x.iter().chain(&loaded.test.x).fold(0f32, |a, b| a.max(*b));
+        assert!((max as usize) < checked.vocab.expect("vocab"), "every id fits the table");
+    }
+    let bpe = text_call(&q, vec![("tokenizer", sym("bpe")), ("vocab", Value::Int(40))]);
+    assert_eq!(spec(&bpe, Path::new("/")).expect("spec").vocab, 40);
+}
+
+fn load_err(body: &[u8], name: &str, extra: Vec<(&str, Value)>) -> String {
+    let p = tmp(name, body);
+    let value = Value::Call(text_call(&p, extra));
+    let loader = super::super::load(&value, Path::new("/")).expect_err("the loader refuses").to_string();
+    let checker = crate::check::data::describe(&value, Span::default(), &|_| Span::default(), Path::new("/"))
+        .expect_err("the checker refuses");
+    assert!(checker.message.contains(name), "the checker names the file: {}", checker.message);
+    assert!(loader.contains(name), "{loader}");
+    loader
+}
+
+#[test]
+fn bad_files_are_errors_naming_file_and_line() {
+    let e = load_err(b"body,label\nnice,pos\nbad,neg\nok,pos\n", "nocol.csv", vec![]);
+    assert!(e.contains("no column `review`"), "{e}");
+    let e = load_err(b"review,label\nnice,pos\n\xff\xfe bad,neg\nok,pos\n", "latin.csv", vec![]);
+    assert!(e.contains(":3:") && e.contains("not UTF-8"), "{e}");
+    let e = load_err(b"review,label\nnice,pos\n\"  \",neg\nok,pos\n", "empty.csv", vec![]);
+    assert!(e.contains(":3:") && e.contains("empty"), "{e}");
+    let e = load_err(b"review,label\nnice,pos\nbad,\nok,neg\n", "nolabel.csv", vec![]);
+    assert!(e.contains(":3:") && e.contains("target `label` is missing"), "{e}");
+    let e = load_err(b"{\"review\": \"a\", \"label\": 1}\nnot json\n", "bad.jsonl", vec![]);
+    assert!(e.contains(":2:") && e.contains("not JSON"), "{e}");
+    let e = load_err(b"{\"review\": \"a\", \"label\": 1}\n[1, 2]\n", "array.jsonl", vec![]);
+    assert!(e.contains(":2:") && e.contains("not a JSON object"), "{e}");
+    let e = load_err(b"{\"review\": \"a\", \"label\": 1}\n{\"label\": 0}\n", "nofield.jsonl", vec![]);
+    assert!(e.contains(":2:") && e.contains("no field `review`"), "{e}");
+    let e = load_err(b"review,label\na,pos\nb,pos\nc,pos\n", "oneclass.csv", vec![]);
+    assert!(e.contains("one class"), "{e}");
+    // Two samples cannot be split (the loader says so; the checker, as for CSV, does not count).
+    let p = tmp("toofew.csv", b"review,label\na,pos\nb,neg\n");
+    let e = super::super::load(&Value::Call(text_call(&p, vec![])), Path::new("/")).expect_err("refused");
+    assert!(e.to_string().contains("toofew.csv") && e.to_string().contains("at least 3"), "{e}");
+}
+
+#[test]
+fn bad_arguments_name_the_argument() {
+    let p = Path::new("/x.csv");
+    let err = |extra: Vec<(&str, Value)>| spec(&text_call(p, extra), Path::new("/")).expect_err("refused");
+    assert_eq!(err(vec![("vocab", Value::Int(2))]).arg, "vocab");
+    assert_eq!(err(vec![("max_len", Value::Int(0))]).arg, "max_len");
+    assert_eq!(err(vec![("tokenizer", sym("sentencepiece"))]).arg, "tokenizer");
+    assert_eq!(err(vec![("lowercase", Value::Int(1))]).arg, "lowercase");
+    let bpe = Value::Call(CallValue { name: "bpe".into(), args: vec![(Some("vocab".into()), Value::Int(30))] });
+    assert_eq!(err(vec![("tokenizer", bpe), ("vocab", Value::Int(40))]).arg, "vocab");
+}
+
+#[test]
+fn a_saved_tokenizer_is_used_as_is() {
+    let csv = "review,label\ngood good,pos\nbad,neg\ngood,pos\nbad bad,neg\ngood fun,pos\nbad dull,neg\n";
+    let p = tmp("saved.csv", csv.as_bytes());
+    let call = text_call(&p, vec![("max_len", Value::Int(3))]);
+    let mut saved = Tokenizer::fit(&spec(&call, Path::new("/")).expect("spec"), &["unrelated words only"]);
+    saved.tokens = vec!["bad".into()];
+    let data =
+        load(&call, Path::new("/"), Some(&saved), |y, info| super::super::split_indices(y, info, [0.5, 0.25, 0.25], 0))
+            .expect("loads");
+    // Only "bad" (id 2) is known: every other token is unknown.
+    assert!(data.train.x.iter().chain(&data.test.x).all(|v| [0.0, 1.0, 2.0].contains(v)));
+    assert_eq!(data.tokenizer.as_ref(), Some(&saved));
+    saved.max_len = 4;
+    let e =
+        load(&call, Path::new("/"), Some(&saved), |y, info| super::super::split_indices(y, info, [0.5, 0.25, 0.25], 0))
+            .expect_err("a tokenizer of another length is refused");
+    assert!(e.to_string().contains("max_len"), "{e}");
+}
+
+/// `bench/text/split.py` re-implements the split so the TF-IDF baseline is scored on the
+/// very samples bma tests on; `python3 bench/text/split.py --selftest` prints these.
+#[test]
+fn split_indices_match_the_python_replica() {
+    let labels = "b a b a a b a b b b a a b a b b a b a a";
+    let y: Vec<f32> = labels.split(' ').map(|l| if l == "a" { 0.0 } else { 1.0 }).collect();
+    let info = DataInfo { name: "t".into(), shape: vec![1], classes: 2, task: Task::Classification, vocab: None };
+    let [tr, va, te] = super::super::split_indices(&y, &info, [0.6, 0.2, 0.2], 3).expect("splits");
+    assert_eq!(tr, vec![7, 17, 19, 12, 8, 6, 16, 4, 3, 10, 15, 14]);
+    assert_eq!(va, vec![2, 18, 5, 13]);
+    assert_eq!(te, vec![0, 1, 11, 9]);
+    let mut r = crate::rng::Rng::new(7);
+    assert_eq!(r.next_u64(), 1021219803524665661);
+    assert_eq!(crate::rng::Rng::new(7).below(1000), 55);
+}
+
+#[test]
+fn a_split_of_its_own_is_refused_by_checker_and_loader_alike() {
+    let p = tmp("own-split.csv", b"review,label\nnice film,pos\nbad film,neg\nok film,pos\ndull film,neg\n");
+    let own = Value::Call(text_call(&p, vec![]));
+    let value = Value::Call(text_call(&p, vec![("test", own)]));
+    let loader = super::super::load(&value, Path::new("/")).expect_err("the loader refuses").to_string();
+    let checker = crate::check::data::describe(&value, Span::default(), &|_| Span::default(), Path::new("/"))
+        .expect_err("the checker refuses");
+    for said in [&loader, &checker.message] {
+        assert!(said.contains("does not take a split's own source") && said.ends_with(": test"), "{said}");
+    }
+}

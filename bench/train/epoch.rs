@@ -60,7 +60,28 @@ fn main() {
         fit_s - out.metrics.get("train_time").copied().unwrap_or(fit_s)
     );
     let model_ref = out.model.expect("trained");
+    let eval_start = Instant::now();
     let test = model_ref.evaluate(&data.test, &data.info).expect("evaluates");
+    let eval_s = eval_start.elapsed().as_secs_f64();
+    if model.starts_with("fashion") {
+        // Inference on the test split: as evaluation runs it (chunks of `memory::EVAL_ROWS`
+        // rows), and in chunks of 64 rows, the training batch.
+        let (n, f) = (data.test.n, data.features());
+        let t = Instant::now();
+        model_ref.predict(&data.test.x, n).expect("predicts");
+        let whole = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for start in (0..n).step_by(64) {
+            let rows = 64.min(n - start);
+            model_ref.predict(&data.test.x[start * f..(start + rows) * f], rows).expect("predicts");
+        }
+        let small = t.elapsed().as_secs_f64();
+        eprintln!(
+            "test evaluation of {n} rows {eval_s:.2} s; inference alone {whole:.2} s in chunks of {} rows, {small:.2} s \
+             in chunks of 64",
+            train::memory::EVAL_ROWS
+        );
+    }
     println!(
         "{{\"framework\":\"burn-flex\",\"model\":\"{model}\",\"threads\":{threads},\"params\":{},\"epoch_times\":{:?},\"epoch_cpu\":{:?},\"test_accuracy\":{:.4},\"os_threads\":{}}}",
         model_ref.param_count(),

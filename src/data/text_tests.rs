@@ -3,7 +3,6 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::ir::{CallValue, Symbol};
-use crate::source::Span;
 
 fn tmp(name: &str, body: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bma-text-{}", std::process::id()));
@@ -123,73 +122,6 @@ fn the_vocabulary_is_fitted_on_the_train_split_only() {
 }
 
 #[test]
-fn loader_and_checker_agree_on_csv_and_jsonl() {
-    let csv = "id,review,label\n1,\"A fine, fine film\",pos\n2,dull,neg\n3,awful plot,neg\n4,great!,pos\n";
-    let p = tmp("agree.csv", csv.as_bytes());
-    let jl = "{\"review\": \"A fine film\", \"label\": 1}\n\n{\"review\": \"dull\", \"label\": 0}\n\
-              {\"review\": \"awful\", \"label\": 0, \"x\": null}\n";
-    let q = tmp("agree.jsonl", jl.as_bytes());
-    for (path, extra) in [
-        (&p, vec![("tokenizer", sym("char")), ("max_len", Value::Int(16))]),
-        (
-            &q,
-            vec![(
-                "tokenizer",
-                Value::Call(CallValue { name: "bpe".into(), args: vec![(Some("vocab".into()), Value::Int(50))] }),
-            )],
-        ),
-        (&p, vec![("vocab", Value::Int(100)), ("lowercase", Value::Bool(false))]),
-    ] {
-        let call = text_call(path, extra);
-        let value = Value::Call(call.clone());
-        let loaded = super::super::load(&value, Path::new("/")).expect("loads");
-        let checked = crate::check::data::describe(&value, Span::default(), &|_| Span::default(), Path::new("/"))
-            .expect("checks");
-        assert_eq!(loaded.info, checked, "{}", path.display());
-        assert_eq!(loaded.train.x.len(), loaded.train.n * loaded.info.features());
-        let max = loaded.train.x.iter().chain(&loaded.test.x).fold(0f32, |a, b| a.max(*b));
-        assert!((max as usize) < checked.vocab.expect("vocab"), "every id fits the table");
-    }
-    let bpe = text_call(&q, vec![("tokenizer", sym("bpe")), ("vocab", Value::Int(40))]);
-    assert_eq!(spec(&bpe, Path::new("/")).expect("spec").vocab, 40);
-}
-
-fn load_err(body: &[u8], name: &str, extra: Vec<(&str, Value)>) -> String {
-    let p = tmp(name, body);
-    let value = Value::Call(text_call(&p, extra));
-    let loader = super::super::load(&value, Path::new("/")).expect_err("the loader refuses").to_string();
-    let checker = crate::check::data::describe(&value, Span::default(), &|_| Span::default(), Path::new("/"))
-        .expect_err("the checker refuses");
-    assert!(checker.message.contains(name), "the checker names the file: {}", checker.message);
-    assert!(loader.contains(name), "{loader}");
-    loader
-}
-
-#[test]
-fn bad_files_are_errors_naming_file_and_line() {
-    let e = load_err(b"body,label\nnice,pos\nbad,neg\nok,pos\n", "nocol.csv", vec![]);
-    assert!(e.contains("no column `review`"), "{e}");
-    let e = load_err(b"review,label\nnice,pos\n\xff\xfe bad,neg\nok,pos\n", "latin.csv", vec![]);
-    assert!(e.contains(":3:") && e.contains("not UTF-8"), "{e}");
-    let e = load_err(b"review,label\nnice,pos\n\"  \",neg\nok,pos\n", "empty.csv", vec![]);
-    assert!(e.contains(":3:") && e.contains("empty"), "{e}");
-    let e = load_err(b"review,label\nnice,pos\nbad,\nok,neg\n", "nolabel.csv", vec![]);
-    assert!(e.contains(":3:") && e.contains("target `label` is missing"), "{e}");
-    let e = load_err(b"{\"review\": \"a\", \"label\": 1}\nnot json\n", "bad.jsonl", vec![]);
-    assert!(e.contains(":2:") && e.contains("not JSON"), "{e}");
-    let e = load_err(b"{\"review\": \"a\", \"label\": 1}\n[1, 2]\n", "array.jsonl", vec![]);
-    assert!(e.contains(":2:") && e.contains("not a JSON object"), "{e}");
-    let e = load_err(b"{\"review\": \"a\", \"label\": 1}\n{\"label\": 0}\n", "nofield.jsonl", vec![]);
-    assert!(e.contains(":2:") && e.contains("no field `review`"), "{e}");
-    let e = load_err(b"review,label\na,pos\nb,pos\nc,pos\n", "oneclass.csv", vec![]);
-    assert!(e.contains("one class"), "{e}");
-    // Two samples cannot be split (the loader says so; the checker, as for CSV, does not count).
-    let p = tmp("toofew.csv", b"review,label\na,pos\nb,neg\n");
-    let e = super::super::load(&Value::Call(text_call(&p, vec![])), Path::new("/")).expect_err("refused");
-    assert!(e.to_string().contains("toofew.csv") && e.to_string().contains("at least 3"), "{e}");
-}
-
-#[test]
 fn bad_arguments_name_the_argument() {
     let p = Path::new("/x.csv");
     let err = |extra: Vec<(&str, Value)>| spec(&text_call(p, extra), Path::new("/")).expect_err("refused");
@@ -235,17 +167,4 @@ fn split_indices_match_the_python_replica() {
     let mut r = crate::rng::Rng::new(7);
     assert_eq!(r.next_u64(), 1021219803524665661);
     assert_eq!(crate::rng::Rng::new(7).below(1000), 55);
-}
-
-#[test]
-fn a_split_of_its_own_is_refused_by_checker_and_loader_alike() {
-    let p = tmp("own-split.csv", b"review,label\nnice film,pos\nbad film,neg\nok film,pos\ndull film,neg\n");
-    let own = Value::Call(text_call(&p, vec![]));
-    let value = Value::Call(text_call(&p, vec![("test", own)]));
-    let loader = super::super::load(&value, Path::new("/")).expect_err("the loader refuses").to_string();
-    let checker = crate::check::data::describe(&value, Span::default(), &|_| Span::default(), Path::new("/"))
-        .expect_err("the checker refuses");
-    for said in [&loader, &checker.message] {
-        assert!(said.contains("does not take a split's own source") && said.ends_with(": test"), "{said}");
-    }
 }

@@ -28,6 +28,10 @@ pub enum CompletionKind {
     Pruner,
     Keyword,
     Function,
+    /// A data source (`images`, `audio`, `text`, ...) or one of its settings (`mel`).
+    Dataset,
+    /// A `train { augment = [...] }` operation.
+    Augment,
 }
 
 /// The meaning of each metric, shown on hover.
@@ -251,6 +255,12 @@ pub fn completions(c: &Compiled, file: FileId, offset: u32) -> Vec<Completion> {
     }
     for (p, d) in entry_docs(Concept::Pruner) {
         push(&mut out, p, CompletionKind::Pruner, d);
+    }
+    for (d, doc) in entry_docs(Concept::Dataset).into_iter().chain(entry_docs(Concept::AudioFeature)) {
+        push(&mut out, d, CompletionKind::Dataset, doc);
+    }
+    for (a, doc) in entry_docs(Concept::Augment) {
+        push(&mut out, a, CompletionKind::Augment, doc);
     }
     for k in KEYWORDS {
         push(&mut out, k, CompletionKind::Keyword, String::new());

@@ -188,7 +188,8 @@ fn diagnostics_hover_definition_completion() {
     let stdlib = std::fs::read_to_string(path).expect("stdlib written out");
     assert!(stdlib.contains("block dense_act"));
 
-    // Completion offers parameters, layers and metrics.
+    // Completion offers parameters, layers, metrics, data sources and their settings, and
+    // augmentation steps.
     let comp = s.request(
         5,
         "textDocument/completion",
@@ -201,7 +202,9 @@ fn diagnostics_hover_definition_completion() {
         .iter()
         .filter_map(|i| i["label"].as_str())
         .collect();
-    for want in ["width", "kind", "conv2d", "dense_act", "accuracy", "tpe", "asha"] {
+    for want in
+        ["width", "kind", "conv2d", "dense_act", "accuracy", "tpe", "asha", "images", "audio", "mel", "text", "crop"]
+    {
         assert!(labels.contains(&want), "completion lacks {want}");
     }
 

@@ -505,6 +505,9 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                         CompletionKind::Strategy | CompletionKind::Pruner => 20,
                         CompletionKind::Keyword => 14,
                         CompletionKind::Function => 3,
+                        // Class and Event: a data source, an augmentation step.
+                        CompletionKind::Dataset => 7,
+                        CompletionKind::Augment => 23,
                     };
                     json!({ "label": item.label, "kind": kind, "detail": item.detail })
                 })

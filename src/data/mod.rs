@@ -513,54 +513,7 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
     if let Some(r) = fixed.valid.as_ref().into_iter().chain(fixed.test.as_ref()).find(|r| r.is_empty()) {
         return Err(DataError::new(format!("`{}` holds no samples", r.info.name)));
     }
-    let total: f64 = fractions.iter().sum();
-    let [a, b, _] = fractions.map(|x| x / total);
-    let mut rng = Rng::new(seed);
-    let groups: Vec<Vec<usize>> = match raw.info.task {
-        Task::Classification => {
-            let mut g = vec![Vec::new(); raw.info.classes.max(1)];
-            for (i, y) in raw.y.iter().enumerate() {
-                let c = (*y as usize).min(g.len() - 1);
-                g[c].push(i);
-            }
-            g
-        }
-        Task::Regression => vec![(0..n).collect()],
-    };
-    let (mut tr, mut va, mut te) = (Vec::new(), Vec::new(), Vec::new());
-    for mut g in groups {
-        rng.shuffle(&mut g);
-        let m = g.len();
-        let (ntr, nva) = match (fixed.valid.is_some(), fixed.test.is_some()) {
-            (true, true) => (m, 0),
-            // One part fixed: what train leaves goes to the other, whatever the rounding.
-            (true, false) => (((m as f64 * a).round() as usize).min(m), 0),
-            (false, true) => {
-                let ntr = ((m as f64 * a).round() as usize).min(m);
-                (ntr, m - ntr)
-            }
-            (false, false) => {
-                let ntr = ((m as f64 * a).round() as usize).min(m);
-                (ntr, ((m as f64 * b).round() as usize).min(m - ntr))
-            }
-        };
-        tr.extend_from_slice(&g[..ntr]);
-        va.extend_from_slice(&g[ntr..ntr + nva]);
-        te.extend_from_slice(&g[ntr + nva..]);
-    }
-    // Tiny classes can leave a carved split empty; take one sample from train for it.
-    for (part, own) in [(&mut va, fixed.valid.is_some()), (&mut te, fixed.test.is_some())] {
-        if !own
-            && part.is_empty()
-            && tr.len() > 1
-            && let Some(i) = tr.pop()
-        {
-            part.push(i);
-        }
-    }
-    for part in [&mut tr, &mut va, &mut te] {
-        rng.shuffle(part);
-    }
+    let [tr, va, te] = carve(&raw.y, &raw.info, fractions, seed, fixed.valid.is_some(), fixed.test.is_some());
     let image = raw.info.shape.len() == 3;
     let (mean, std) = fit_scaling(&raw.x, &tr, f, image);
     let take = |src: &Raw, idx: &mut dyn Iterator<Item = usize>| {
@@ -602,14 +555,28 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
     })
 }
 
-/// The train, valid and test indices of `n = y.len()` samples: stratified by class for
-/// classification, shuffled, deterministic for `seed`: the indices [`split`] carves when
-/// nothing is fixed (text is split this way before it is tokenized).
+/// The train, valid and test indices [`split`] carves from `y` when nothing is fixed (text
+/// is split this way before it is tokenized).
 fn split_indices(y: &[f32], info: &DataInfo, fractions: [f64; 3], seed: u64) -> Result<[Vec<usize>; 3], DataError> {
     let n = y.len();
     if n < 3 {
         return Err(DataError::new(format!("`{}` has {n} samples; at least 3 are needed to split", info.name)));
     }
+    Ok(carve(y, info, fractions, seed, false, false))
+}
+
+/// The train, valid and test indices of the `y.len()` samples: stratified by class for
+/// classification, shuffled, deterministic for `seed`. A part that has its own source
+/// (`valid_fixed`, `test_fixed`) gets nothing; what train leaves goes to the other part.
+fn carve(
+    y: &[f32],
+    info: &DataInfo,
+    fractions: [f64; 3],
+    seed: u64,
+    valid_fixed: bool,
+    test_fixed: bool,
+) -> [Vec<usize>; 3] {
+    let n = y.len();
     let total: f64 = fractions.iter().sum();
     let [a, b, _] = fractions.map(|x| x / total);
     let mut rng = Rng::new(seed);
@@ -628,15 +595,27 @@ fn split_indices(y: &[f32], info: &DataInfo, fractions: [f64; 3], seed: u64) -> 
     for mut g in groups {
         rng.shuffle(&mut g);
         let m = g.len();
-        let ntr = ((m as f64 * a).round() as usize).min(m);
-        let nva = ((m as f64 * b).round() as usize).min(m - ntr);
+        let (ntr, nva) = match (valid_fixed, test_fixed) {
+            (true, true) => (m, 0),
+            // One part fixed: what train leaves goes to the other, whatever the rounding.
+            (true, false) => (((m as f64 * a).round() as usize).min(m), 0),
+            (false, true) => {
+                let ntr = ((m as f64 * a).round() as usize).min(m);
+                (ntr, m - ntr)
+            }
+            (false, false) => {
+                let ntr = ((m as f64 * a).round() as usize).min(m);
+                (ntr, ((m as f64 * b).round() as usize).min(m - ntr))
+            }
+        };
         tr.extend_from_slice(&g[..ntr]);
         va.extend_from_slice(&g[ntr..ntr + nva]);
         te.extend_from_slice(&g[ntr + nva..]);
     }
-    // Tiny classes can leave a split empty; take one sample from train for it.
-    for part in [&mut va, &mut te] {
-        if part.is_empty()
+    // Tiny classes can leave a carved split empty; take one sample from train for it.
+    for (part, own) in [(&mut va, valid_fixed), (&mut te, test_fixed)] {
+        if !own
+            && part.is_empty()
             && tr.len() > 1
             && let Some(i) = tr.pop()
         {
@@ -646,7 +625,7 @@ fn split_indices(y: &[f32], info: &DataInfo, fractions: [f64; 3], seed: u64) -> 
     for part in [&mut tr, &mut va, &mut te] {
         rng.shuffle(part);
     }
-    Ok([tr, va, te])
+    [tr, va, te]
 }
 
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all

@@ -27,7 +27,16 @@ fn text_call(path: &Path, extra: Vec<(&str, Value)>) -> CallValue {
 }
 
 fn spec_of(kind: Kind, vocab: usize, max_len: usize) -> Spec {
-    Spec { path: PathBuf::from("x.csv"), text: "t".into(), target: "y".into(), kind, vocab, max_len, lowercase: true, ngrams: 1 }
+    Spec {
+        path: PathBuf::from("x.csv"),
+        text: "t".into(),
+        target: "y".into(),
+        kind,
+        vocab,
+        max_len,
+        lowercase: true,
+        ngrams: 1,
+    }
 }
 
 #[test]

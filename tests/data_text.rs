@@ -22,6 +22,10 @@ fn sym(s: &str) -> Value {
     Value::Sym(Symbol { sym: s.to_string() })
 }
 
+fn word_ngrams(n: i64) -> Value {
+    Value::Call(CallValue { name: "word".into(), args: vec![(Some("ngrams".into()), Value::Int(n))] })
+}
+
 fn text_call(path: &Path, extra: Vec<(&str, Value)>) -> CallValue {
     let mut args = vec![
         (None, Value::Str(path.display().to_string())),
@@ -49,6 +53,8 @@ fn loader_and_checker_agree_on_csv_and_jsonl() {
             )],
         ),
         (&p, vec![("vocab", Value::Int(100)), ("lowercase", Value::Bool(false))]),
+        (&q, vec![("tokenizer", word_ngrams(2)), ("vocab", Value::Int(12)), ("max_len", Value::Int(5))]),
+        (&p, vec![("tokenizer", word_ngrams(3))]),
     ] {
         let call = text_call(path, extra);
         let value = Value::Call(call.clone());
@@ -108,5 +114,19 @@ fn a_split_of_its_own_is_refused_by_checker_and_loader_alike() {
         describe(&value, Span::default(), &|_| Span::default(), Path::new("/")).expect_err("the checker refuses");
     for said in [&loader, &checker.message] {
         assert!(said.contains("does not take a split's own source") && said.ends_with(": test"), "{said}");
+    }
+}
+
+#[test]
+fn ngrams_out_of_range_are_refused_by_checker_and_loader_alike() {
+    let p = tmp("ngrams.csv", b"review,label\nnice film,pos\nbad film,neg\nok film,pos\ndull film,neg\n");
+    for n in [0, 4] {
+        let value = Value::Call(text_call(&p, vec![("tokenizer", word_ngrams(n))]));
+        let loader = load(&value, Path::new("/")).expect_err("the loader refuses").to_string();
+        let checker =
+            describe(&value, Span::default(), &|_| Span::default(), Path::new("/")).expect_err("the checker refuses");
+        for said in [&loader, &checker.message] {
+            assert!(said.contains("`ngrams` of `word(ngrams: N)` must be an int from 1 to 3"), "{said}");
+        }
     }
 }

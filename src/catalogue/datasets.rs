@@ -152,7 +152,7 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             SPLIT,
             SEED,
         ],
-        "labelled texts from CSV or JSON lines: [max_len] token ids (`tokenizer: char | word | bpe(vocab: N)`), \
+        "labelled texts from CSV or JSON lines: [max_len] token ids (`tokenizer: char | word | word(ngrams: N) | bpe(vocab: N)`), \
          `data.vocab` table rows, classes in `target`",
     ),
     e(

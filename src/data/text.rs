@@ -1,6 +1,6 @@
 //! Text data: `text(file, text: "column", target: "column", tokenizer: char | word |
-//! bpe(vocab: N), vocab: N, max_len: L, lowercase: true)` from a CSV file with a header or
-//! a JSON-lines file (`.jsonl`, `.ndjson`: one object per line).
+//! word(ngrams: N) | bpe(vocab: N), vocab: N, max_len: L, lowercase: true)` from a CSV file
+//! with a header or a JSON-lines file (`.jsonl`, `.ndjson`: one object per line).
 //!
 //! Takes the call and the folder of the `.bma` file; gives the labelled texts ([`read_rows`]),
 //! what the checker predicts of them ([`describe`]: the classes are read, no text is
@@ -17,6 +17,11 @@
 //!   corpus does not fill are never looked up;
 //! - ids are never standardised; every row has `max_len` ids, cut at the end or padded
 //!   with 0 after the text; a text with no token is an error naming file and line;
+//! - `word(ngrams: N)` (fastText's word n-grams): after each word come the n-grams (2 to
+//!   N words, joined by one space) that end at it, so cutting at `max_len` keeps the
+//!   unigrams and n-grams of the same leading words; unigrams and n-grams share one
+//!   vocabulary (the most frequent on train); an unknown word is id 1, an n-gram outside
+//!   the vocabulary is left out (it says nothing its words do not) before the cut;
 //! - a file that is not UTF-8, a JSON line that is not an object, a missing column or an
 //!   empty text gives a [`DataError`] naming the file and the line, never a panic.
 
@@ -73,7 +78,12 @@ pub struct Spec {
     pub vocab: usize,
     pub max_len: usize,
     pub lowercase: bool,
+    /// Word n-grams up to this length (1: words only); only for `word`.
+    pub ngrams: usize,
 }
+
+/// The largest `ngrams` of `word(ngrams: N)`.
+pub const MAX_NGRAMS: usize = 3;
 
 /// An argument of `text(...)` that is wrong: which one and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +124,7 @@ pub fn spec(call: &CallValue, base: &Path) -> Result<Spec, ArgError> {
     let text = column(call, "text", 1)?;
     let target = column(call, "target", 2)?;
     let mut bpe_vocab = None;
+    let mut ngrams = 1;
     let kind = match call.arg("tokenizer", usize::MAX) {
         None => Kind::Word,
         Some(Value::Sym(s)) if s.sym == "char" => Kind::Char,
@@ -126,10 +137,28 @@ pub fn spec(call: &CallValue, base: &Path) -> Result<Spec, ArgError> {
             bpe_vocab = bounded(c.arg("vocab", 0), "tokenizer", 3, MAX_VOCAB)?;
             Kind::Bpe
         }
+        Some(Value::Call(c)) if c.name == "word" => {
+            if let Some((Some(k), _)) = c.args.iter().find(|(k, _)| k.as_deref() != Some("ngrams")) {
+                return Err(arg_err("tokenizer", format!("`word` has no argument `{k}`; it takes `ngrams`")));
+            }
+            ngrams = match c.arg("ngrams", 0) {
+                None => 1,
+                Some(v) => match v.as_i64() {
+                    Some(i) if (1..=MAX_NGRAMS as i64).contains(&i) => i as usize,
+                    _ => {
+                        return Err(arg_err(
+                            "tokenizer",
+                            format!("`ngrams` of `word(ngrams: N)` must be an int from 1 to {MAX_NGRAMS}, not `{v}`"),
+                        ));
+                    }
+                },
+            };
+            Kind::Word
+        }
         Some(other) => {
             return Err(arg_err(
                 "tokenizer",
-                format!("`tokenizer` is `char`, `word` or `bpe(vocab: N)`, not `{other}`"),
+                format!("`tokenizer` is `char`, `word`, `word(ngrams: N)` or `bpe(vocab: N)`, not `{other}`"),
             ));
         }
     };
@@ -146,7 +175,7 @@ pub fn spec(call: &CallValue, base: &Path) -> Result<Spec, ArgError> {
         Some(Value::Bool(b)) => *b,
         Some(other) => return Err(arg_err("lowercase", format!("`lowercase` is `true` or `false`, not `{other}`"))),
     };
-    Ok(Spec { path, text, target, kind, vocab, max_len, lowercase })
+    Ok(Spec { path, text, target, kind, vocab, max_len, lowercase, ngrams })
 }
 
 /// Labelled texts as read: one entry per sample, with the 1-based line it starts on.
@@ -367,6 +396,26 @@ pub struct Tokenizer {
     pub tokens: Vec<String>,
     #[serde(default)]
     pub merges: Vec<(String, String)>,
+    /// Word n-grams up to this length (1: words only; tokenizers saved before n-grams).
+    #[serde(default = "one")]
+    pub ngrams: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The words of `words` each followed by the n-grams (2 to `n` words, shortest first,
+/// joined by one space) that end at it: `a b c` with `n` 2 is `a`, `b`, `a b`, `c`, `b c`.
+pub fn with_ngrams(words: &[&str], n: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(words.len() * n.max(1));
+    for i in 0..words.len() {
+        out.push(words[i].to_string());
+        for len in 2..=n.min(i + 1) {
+            out.push(words[i + 1 - len..=i].join(" "));
+        }
+    }
+    out
 }
 
 fn normalise(text: &str, lowercase: bool) -> String {
@@ -403,6 +452,7 @@ impl Tokenizer {
             vocab: spec.vocab,
             tokens: Vec::new(),
             merges: Vec::new(),
+            ngrams: spec.ngrams,
         };
         let mut counts: HashMap<String, u64> = HashMap::new();
         match spec.kind {
@@ -416,8 +466,8 @@ impl Tokenizer {
             }
             Kind::Word => {
                 for text in texts {
-                    for w in words(&normalise(text, spec.lowercase)) {
-                        *counts.entry(w.to_string()).or_default() += 1;
+                    for w in with_ngrams(&words(&normalise(text, spec.lowercase)), spec.ngrams) {
+                        *counts.entry(w).or_default() += 1;
                     }
                 }
                 t.tokens = top(&counts, cap);
@@ -441,7 +491,7 @@ impl Tokenizer {
         let text = normalise(text, self.lowercase);
         match self.kind {
             Kind::Char => char_pieces(&text),
-            Kind::Word => words(&text).into_iter().map(str::to_string).collect(),
+            Kind::Word => with_ngrams(&words(&text), self.ngrams),
             Kind::Bpe => {
                 let ranks: HashMap<(&str, &str), usize> =
                     self.merges.iter().enumerate().map(|(i, (a, b))| ((a.as_str(), b.as_str()), i)).collect();
@@ -463,8 +513,15 @@ impl Tokenizer {
         let mut out = Vec::with_capacity(texts.len() * self.max_len);
         for text in texts {
             let pieces = self.pieces(text, &mut cache);
-            let row: Vec<f32> =
-                pieces.iter().take(self.max_len).map(|p| ids.get(p.as_str()).copied().unwrap_or(UNK) as f32).collect();
+            // An n-gram (a piece with a space, only from `word(ngrams: N)`) outside the
+            // vocabulary is left out; any other unknown piece is UNK.
+            let known = |p: &&String| self.ngrams < 2 || !p.contains(' ') || ids.contains_key(p.as_str());
+            let row: Vec<f32> = pieces
+                .iter()
+                .filter(known)
+                .take(self.max_len)
+                .map(|p| ids.get(p.as_str()).copied().unwrap_or(UNK) as f32)
+                .collect();
             out.extend_from_slice(&row);
             out.extend(std::iter::repeat_n(PAD as f32, self.max_len - row.len()));
         }
@@ -579,13 +636,13 @@ pub fn load(
     let texts = |idx: &[usize]| idx.iter().map(|i| rows.texts[*i].as_str()).collect::<Vec<_>>();
     let tokenizer = match saved {
         Some(t) => {
-            if (t.vocab, t.max_len) != (spec.vocab, spec.max_len) {
+            if (t.vocab, t.max_len, t.ngrams) != (spec.vocab, spec.max_len, spec.ngrams) {
                 return Err(DataError::at(
                     &spec.path,
                     None,
                     format!(
-                        "the saved tokenizer has vocab {} and max_len {}, the data value asks for {} and {}",
-                        t.vocab, t.max_len, spec.vocab, spec.max_len
+                        "the saved tokenizer has vocab {}, max_len {} and ngrams {}, the data value asks for {}, {} and {}",
+                        t.vocab, t.max_len, t.ngrams, spec.vocab, spec.max_len, spec.ngrams
                     ),
                 ));
             }

@@ -27,7 +27,16 @@ fn text_call(path: &Path, extra: Vec<(&str, Value)>) -> CallValue {
 }
 
 fn spec_of(kind: Kind, vocab: usize, max_len: usize) -> Spec {
-    Spec { path: PathBuf::from("x.csv"), text: "t".into(), target: "y".into(), kind, vocab, max_len, lowercase: true }
+    Spec {
+        path: PathBuf::from("x.csv"),
+        text: "t".into(),
+        target: "y".into(),
+        kind,
+        vocab,
+        max_len,
+        lowercase: true,
+        ngrams: 1,
+    }
 }
 
 #[test]
@@ -47,6 +56,36 @@ fn word_vocabulary_is_the_most_frequent_train_words_then_unknown_and_padding() {
     assert_eq!(t.encode_all(&["a cat zebra the dog"]), vec![3.0, 4.0, 1.0, 2.0, 1.0, 0.0]);
     // Cut at max_len: the first 6 tokens are kept.
     assert_eq!(t.encode_all(&["the the the the the the a"]), vec![2.0; 6]);
+}
+
+#[test]
+fn word_ngrams_follow_the_word_they_end_at() {
+    assert_eq!(with_ngrams(&["a", "b", "c"], 1), vec!["a", "b", "c"]);
+    assert_eq!(with_ngrams(&["a", "b", "c"], 2), vec!["a", "b", "a b", "c", "b c"]);
+    assert_eq!(with_ngrams(&["a", "b", "c"], 3), vec!["a", "b", "a b", "c", "b c", "a b c"]);
+    assert_eq!(with_ngrams(&["a"], 3), vec!["a"]);
+    assert!(with_ngrams(&[], 2).is_empty());
+}
+
+#[test]
+fn word_bigrams_share_the_train_vocabulary_and_unknown_bigrams_are_left_out() {
+    let spec = Spec { ngrams: 2, ..spec_of(Kind::Word, 2 + 4, 6) };
+    // Counts: not 3, good 2, "not good" 2, then 1 each: bad, film, "good film", "not bad".
+    // Top 4, ties alphabetically: not, good, "not good", bad.
+    let t = Tokenizer::fit(&spec, &["Not good", "not GOOD film", "not bad"]);
+    assert_eq!(t.tokens, vec!["not", "good", "not good", "bad"]);
+    assert_eq!(t.ngrams, 2);
+    // not=2, good=3, "not good"=4, bad=5.
+    assert_eq!(t.encode_all(&["not good"]), vec![2.0, 3.0, 4.0, 0.0, 0.0, 0.0]);
+    // "bad not" is not in the vocabulary: left out.
+    assert_eq!(t.encode_all(&["bad not good"]), vec![5.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
+    // "zebra" is an unknown word (1); "zebra not" and "not bad" (cut from the top 4) are left out.
+    assert_eq!(t.encode_all(&["zebra not bad"]), vec![1.0, 2.0, 5.0, 0.0, 0.0, 0.0]);
+    // Cut at max_len after the n-grams are interleaved: the leading words keep theirs.
+    assert_eq!(t.encode_all(&["not good not good not good"]), vec![2.0, 3.0, 4.0, 2.0, 3.0, 4.0]);
+    // Words only (ngrams 1) never drop a token: an unknown word is 1.
+    let w = Tokenizer::fit(&spec_of(Kind::Word, 6, 4), &["Not good", "not GOOD film", "not bad"]);
+    assert!(w.tokens.iter().all(|t| !t.contains(' ')), "{:?}", w.tokens);
 }
 
 #[test]
@@ -131,6 +170,17 @@ fn bad_arguments_name_the_argument() {
     assert_eq!(err(vec![("lowercase", Value::Int(1))]).arg, "lowercase");
     let bpe = Value::Call(CallValue { name: "bpe".into(), args: vec![(Some("vocab".into()), Value::Int(30))] });
     assert_eq!(err(vec![("tokenizer", bpe), ("vocab", Value::Int(40))]).arg, "vocab");
+    let word = |k: &str, v: Value| Value::Call(CallValue { name: "word".into(), args: vec![(Some(k.into()), v)] });
+    for n in [0, 4] {
+        let e = err(vec![("tokenizer", word("ngrams", Value::Int(n)))]);
+        assert_eq!(e.arg, "tokenizer");
+        assert!(e.message.contains("from 1 to 3"), "{}", e.message);
+    }
+    let e = err(vec![("tokenizer", word("n", Value::Int(2)))]);
+    assert!(e.message.contains("`word` has no argument `n`"), "{}", e.message);
+    let ok = spec(&text_call(p, vec![("tokenizer", word("ngrams", Value::Int(2)))]), Path::new("/")).expect("spec");
+    assert_eq!((ok.kind, ok.ngrams, ok.vocab), (Kind::Word, 2, Kind::Word.default_vocab()));
+    assert_eq!(spec(&text_call(p, vec![("tokenizer", sym("word"))]), Path::new("/")).expect("spec").ngrams, 1);
 }
 
 #[test]
@@ -151,6 +201,43 @@ fn a_saved_tokenizer_is_used_as_is() {
         load(&call, Path::new("/"), Some(&saved), |y, info| super::super::split_indices(y, info, [0.5, 0.25, 0.25], 0))
             .expect_err("a tokenizer of another length is refused");
     assert!(e.to_string().contains("max_len"), "{e}");
+}
+
+#[test]
+fn a_saved_bigram_tokenizer_is_reused_and_one_of_other_ngrams_refused() {
+    let csv = "review,label
+not good,neg
+very good,pos
+not bad,pos
+very bad,neg
+good,pos
+bad,neg
+";
+    let p = tmp("saved-ngrams.csv", csv.as_bytes());
+    let word2 = Value::Call(CallValue { name: "word".into(), args: vec![(Some("ngrams".into()), Value::Int(2))] });
+    let call = text_call(&p, vec![("max_len", Value::Int(4)), ("tokenizer", word2)]);
+    let split = |y: &[f32], info: &DataInfo| super::super::split_indices(y, info, [0.5, 0.25, 0.25], 0);
+    // A model's tokenizer fitted elsewhere: every split is encoded with it, not refitted.
+    let saved = Tokenizer::fit(&spec(&call, Path::new("/")).expect("spec"), &["very bad", "very bad"]);
+    assert_eq!(saved.tokens, vec!["bad", "very", "very bad"]);
+    let data = load(&call, Path::new("/"), Some(&saved), split).expect("loads");
+    assert_eq!(data.tokenizer.as_ref(), Some(&saved));
+    let all: Vec<f32> = [&data.train, &data.valid, &data.test].iter().flat_map(|s| s.x.clone()).collect();
+    let rows: Vec<&[f32]> = all.chunks(4).collect();
+    assert!(rows.contains(&&[3.0, 2.0, 4.0, 0.0][..]), "\"very bad\" is very, bad, very bad: {rows:?}");
+    assert!(rows.contains(&&[1.0, 2.0, 0.0, 0.0][..]), "\"not bad\": not unknown, the bigram left out: {rows:?}");
+    // Fitted on train: the vocabulary has the train bigrams.
+    let fitted = load(&call, Path::new("/"), None, split).expect("loads");
+    assert!(fitted.tokenizer.as_ref().expect("tokenizer").tokens.iter().any(|t| t.contains(' ')));
+    let mut other = saved.clone();
+    other.ngrams = 1;
+    let e = load(&call, Path::new("/"), Some(&other), split).expect_err("a tokenizer of other n-grams is refused");
+    assert!(e.to_string().contains("ngrams"), "{e}");
+    // A tokenizer saved before n-grams existed reads as words only.
+    let mut json = serde_json::to_value(&saved).expect("json");
+    json.as_object_mut().expect("object").remove("ngrams");
+    let old: Tokenizer = serde_json::from_value(json).expect("reads");
+    assert_eq!(old.ngrams, 1);
 }
 
 /// `bench/text/split.py` re-implements the split so the TF-IDF baseline is scored on the

@@ -608,14 +608,27 @@ impl ModuleOps<Flex> for Flex {
 
     fn max_pool2d_with_indices_backward(
         x: FloatTensor<Flex>,
-        _kernel_size: [usize; 2],
-        _stride: [usize; 2],
-        _padding: [usize; 2],
-        _dilation: [usize; 2],
-        _ceil_mode: bool,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
         output_grad: FloatTensor<Flex>,
         indices: IntTensor<Flex>,
     ) -> MaxPool2dBackward<Flex> {
+        // bma: the 2x2/stride-2 case row by row (`max_pool2x2.rs`, VENDORED.md).
+        if let Some(x_grad) = super::max_pool2x2::backward(
+            &x,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            ceil_mode,
+            &output_grad,
+            &indices,
+        ) {
+            return MaxPool2dBackward::new(x_grad);
+        }
         let x_grad = match x.dtype() {
             DType::F32 => pool::max_pool2d_backward_f32(x, output_grad, indices),
             DType::F64 => pool::max_pool2d_backward_f64(x, output_grad, indices),

@@ -439,6 +439,12 @@ pub fn max_pool2d_with_indices_f32(
     dilation: [usize; 2],
     ceil_mode: bool,
 ) -> (FlexTensor, FlexTensor) {
+    // bma: the 2x2/stride-2 case row by row (`max_pool2x2.rs`, VENDORED.md).
+    if let Some(result) =
+        super::max_pool2x2::forward(&x, kernel_size, stride, padding, dilation, ceil_mode)
+    {
+        return result;
+    }
     let x_3d = expand_2d_to_3d(&x);
     let (output, indices) = max_pool3d_with_indices_f32(
         x_3d,

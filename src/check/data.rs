@@ -22,8 +22,6 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
 use crate::source::Span;
 
-pub use audio::skipped as audio_skipped;
-
 /// Resolves a data value to what the model sees. `base` is the folder of the `.bma` file.
 ///
 /// A split's own source (`test: <source>`, `valid: <source>`, any data value) is described
@@ -205,7 +203,7 @@ fn describe_source(
         Dataset::Images | Dataset::Cifar | Dataset::Npy | Dataset::Npz => {
             crate::check::arrays::describe(entry.kind, call, span, arg_span, base)
         }
-        Dataset::Audio => audio::describe(call, span, arg_span, base),
+        Dataset::Audio => audio::describe(call, span, arg_span, base, notes),
         Dataset::Text => match call {
             Some(c) => text(c, arg_span, base),
             None => Err(Diagnostic::error(

@@ -123,10 +123,7 @@ fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut 
         setting.value.span
     };
     match data::describe_with(&value, setting.value.span, &arg_span, base, diags) {
-        Ok(d) => {
-            diags.extend(data::audio_skipped(&value, setting.value.span, base));
-            Some(d)
-        }
+        Ok(d) => Some(d),
         Err(d) => {
             diags.push(d);
             None

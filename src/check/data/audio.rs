@@ -17,6 +17,7 @@ pub(super) fn describe(
     span: Span,
     arg_span: &dyn Fn(&str) -> Span,
     base: &Path,
+    notes: &mut Vec<Diagnostic>,
 ) -> Result<DataInfo, Diagnostic> {
     let Some(call) = call.filter(|c| c.arg("dir", 0).is_some()) else {
         return Err(Diagnostic::error(Code::BadArguments, "`audio` needs a folder", span, "`dir` is missing")
@@ -67,6 +68,12 @@ pub(super) fn describe(
                 "a class with no usable clip",
             ));
         }
+        notes.push(Diagnostic::warning(
+            Code::BadDataFile,
+            format!("{} of {total} clips are skipped; the first: `{}`: {why}", bad.len(), path.display()),
+            span,
+            "skip_bad: true",
+        ));
     }
     Ok(DataInfo {
         name: spec.name(),
@@ -75,20 +82,4 @@ pub(super) fn describe(
         task: Task::Classification,
         vocab: None,
     })
-}
-
-/// The warning that `skip_bad: true` leaves clips out, if it does: how many, and the first.
-pub fn skipped(value: &Value, span: Span, base: &Path) -> Option<Diagnostic> {
-    let Value::Call(call) = value else { return None };
-    let spec = audio_spec(call, base).ok().filter(|s| s.skip_bad)?;
-    let listing = audio_listing(&spec.dir).ok()?;
-    let bad: Vec<(&Path, String)> =
-        listing.clips.iter().filter_map(|(p, _)| wav_header(p).err().map(|e| (p.as_path(), e))).collect();
-    let (first, why) = bad.first()?;
-    Some(Diagnostic::warning(
-        Code::BadDataFile,
-        format!("{} of {} clips are skipped; the first: `{}`: {why}", bad.len(), listing.clips.len(), first.display()),
-        span,
-        "skip_bad: true",
-    ))
 }

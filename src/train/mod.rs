@@ -746,3 +746,5 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
 mod tests;
 #[cfg(test)]
 mod text_tests;
+#[cfg(test)]
+mod convnet_tests;

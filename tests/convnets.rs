@@ -68,7 +68,7 @@ fn groups_that_do_not_divide_the_channels_are_reported_at_the_point_that_has_the
 
 #[test]
 fn groupnorm_needs_a_divisor_of_the_channels_and_an_image() {
-    let (code, message, span, help) = one_error("reshape(6, 4, 4) groupnorm(4) flatten dense(data.classes)");
+    let (code, message, span, help) = one_error("reshape(4, 4, 4) conv2d(6) groupnorm(4) flatten dense(data.classes)");
     assert_eq!(code, "invalid_value");
     assert_eq!(message, "`groupnorm(4)` does not divide the 6 channels");
     assert_eq!(span, "4");

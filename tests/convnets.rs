@@ -55,7 +55,8 @@ fn the_new_layers_check_clean() {
 #[test]
 fn groups_that_do_not_divide_the_channels_are_reported_at_the_point_that_has_them() {
     // Over the whole space: groups 3 divides neither 4 channels nor 8 filters.
-    let errors = check_space("g: int in {1, 2, 3}", "reshape(4, 4, 4) conv2d(8, groups: g) flatten dense(data.classes)");
+    let errors =
+        check_space("g: int in {1, 2, 3}", "reshape(4, 4, 4) conv2d(8, groups: g) flatten dense(data.classes)");
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let (code, message, span, help) = errors.into_iter().next().unwrap_or_default();
     assert_eq!(code, "invalid_value");

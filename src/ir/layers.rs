@@ -74,9 +74,7 @@ pub(super) fn builtin_layer(
         catalogue::Layer::LeakyRelu => leaky_relu(&call),
         catalogue::Layer::Reshape => reshape(args, input, span),
         // `Expander::call` merges these before a layer is built; as a value they are no layer.
-        catalogue::Layer::Add | catalogue::Layer::Concat | catalogue::Layer::Multiply => {
-            Err(unknown_layer(name, span))
-        }
+        catalogue::Layer::Add | catalogue::Layer::Concat | catalogue::Layer::Multiply => Err(unknown_layer(name, span)),
     }
 }
 

@@ -267,7 +267,8 @@ fn check(model: &str, params: u64, flops: u64, reference: Reference) {
     let loss = (out * Tensor::<2>::from_data(TensorData::new(r32, [batch, nout]), &device)).sum();
     let g = loss.backward();
 
-    let sample = |ws: &Weights, xv: &[f64], b: usize| reference(ws, &T { s: vec![nin], v: xv[b * nin..(b + 1) * nin].to_vec() });
+    let sample =
+        |ws: &Weights, xv: &[f64], b: usize| reference(ws, &T { s: vec![nin], v: xv[b * nin..(b + 1) * nin].to_vec() });
     let x64: Vec<f64> = xs.iter().map(|a| f64::from(*a)).collect();
     let loss64 = |ws: &Weights, xv: &[f64]| -> f64 {
         (0..batch).map(|b| sample(ws, xv, b).v.iter().zip(&r[b * nout..]).map(|(o, rr)| o * rr).sum::<f64>()).sum()
@@ -338,7 +339,13 @@ fn conv_transpose2d_matches_a_direct_computation() {
         4 * 2 * 9 + 2 + 128 * 10 + 10,
         2 * 4 * 2 * 9 * 16 + 2 * 128 * 10,
         |ws, x| {
-            let y = conv_t(&reshape(x, &[4, 4, 4]), w(ws, "conv_transpose2d_1.weight"), w(ws, "conv_transpose2d_1.bias"), 2, true);
+            let y = conv_t(
+                &reshape(x, &[4, 4, 4]),
+                w(ws, "conv_transpose2d_1.weight"),
+                w(ws, "conv_transpose2d_1.bias"),
+                2,
+                true,
+            );
             assert_eq!(y.s, vec![2, 8, 8]);
             dense(&reshape(&y, &[128]), w(ws, "dense_1.weight"), w(ws, "dense_1.bias"))
         },
@@ -349,7 +356,13 @@ fn conv_transpose2d_matches_a_direct_computation() {
         4 * 3 * 16 + 3 + 300 * 10 + 10,
         2 * 4 * 3 * 16 * 16 + 2 * 300 * 10,
         |ws, x| {
-            let y = conv_t(&reshape(x, &[4, 4, 4]), w(ws, "conv_transpose2d_1.weight"), w(ws, "conv_transpose2d_1.bias"), 2, false);
+            let y = conv_t(
+                &reshape(x, &[4, 4, 4]),
+                w(ws, "conv_transpose2d_1.weight"),
+                w(ws, "conv_transpose2d_1.bias"),
+                2,
+                false,
+            );
             assert_eq!(y.s, vec![3, 10, 10]);
             dense(&reshape(&y, &[300]), w(ws, "dense_1.weight"), w(ws, "dense_1.bias"))
         },
@@ -360,7 +373,13 @@ fn conv_transpose2d_matches_a_direct_computation() {
         4 * 2 * 25 + 2 + 32 * 10 + 10,
         2 * 4 * 2 * 25 * 16 + 2 * 32 * 10,
         |ws, x| {
-            let y = conv_t(&reshape(x, &[4, 4, 4]), w(ws, "conv_transpose2d_1.weight"), w(ws, "conv_transpose2d_1.bias"), 1, true);
+            let y = conv_t(
+                &reshape(x, &[4, 4, 4]),
+                w(ws, "conv_transpose2d_1.weight"),
+                w(ws, "conv_transpose2d_1.bias"),
+                1,
+                true,
+            );
             assert_eq!(y.s, vec![2, 4, 4]);
             dense(&reshape(&y, &[32]), w(ws, "dense_1.weight"), w(ws, "dense_1.bias"))
         },
@@ -371,7 +390,13 @@ fn conv_transpose2d_matches_a_direct_computation() {
         4 * 2 + 2 + 128 * 10 + 10,
         2 * 4 * 2 * 16 + 2 * 128 * 10,
         |ws, x| {
-            let y = conv_t(&reshape(x, &[4, 4, 4]), w(ws, "conv_transpose2d_1.weight"), w(ws, "conv_transpose2d_1.bias"), 2, true);
+            let y = conv_t(
+                &reshape(x, &[4, 4, 4]),
+                w(ws, "conv_transpose2d_1.weight"),
+                w(ws, "conv_transpose2d_1.bias"),
+                2,
+                true,
+            );
             assert_eq!(y.s, vec![2, 8, 8]);
             dense(&reshape(&y, &[128]), w(ws, "dense_1.weight"), w(ws, "dense_1.bias"))
         },
@@ -380,45 +405,45 @@ fn conv_transpose2d_matches_a_direct_computation() {
 
 #[test]
 fn upsample_matches_a_direct_computation() {
-    check(
-        "reshape(4, 4, 4) upsample(2) flatten dense(data.classes)",
-        256 * 10 + 10,
-        256 + 2 * 256 * 10,
-        |ws, x| dense(&reshape(&upsample(&reshape(x, &[4, 4, 4]), 2, false), &[256]), w(ws, "dense_1.weight"), w(ws, "dense_1.bias")),
-    );
+    check("reshape(4, 4, 4) upsample(2) flatten dense(data.classes)", 256 * 10 + 10, 256 + 2 * 256 * 10, |ws, x| {
+        dense(
+            &reshape(&upsample(&reshape(x, &[4, 4, 4]), 2, false), &[256]),
+            w(ws, "dense_1.weight"),
+            w(ws, "dense_1.bias"),
+        )
+    });
     check(
         "reshape(1, 8, 8) upsample(3, mode: bilinear) flatten dense(data.classes)",
         576 * 10 + 10,
         8 * 576 + 2 * 576 * 10,
-        |ws, x| dense(&reshape(&upsample(&reshape(x, &[1, 8, 8]), 3, true), &[576]), w(ws, "dense_1.weight"), w(ws, "dense_1.bias")),
+        |ws, x| {
+            dense(
+                &reshape(&upsample(&reshape(x, &[1, 8, 8]), 3, true), &[576]),
+                w(ws, "dense_1.weight"),
+                w(ws, "dense_1.bias"),
+            )
+        },
     );
 }
 
 #[test]
 fn groupnorm_and_rmsnorm_match_a_direct_computation() {
-    check(
-        "reshape(4, 4, 4) groupnorm(2) flatten dense(data.classes)",
-        8 + 640 + 10,
-        5 * 64 + 2 * 640,
-        |ws, x| {
-            let y = groupnorm(&reshape(x, &[4, 4, 4]), w(ws, "groupnorm_1.weight"), w(ws, "groupnorm_1.bias"), 2);
-            dense(&reshape(&y, &[64]), w(ws, "dense_1.weight"), w(ws, "dense_1.bias"))
-        },
-    );
+    check("reshape(4, 4, 4) groupnorm(2) flatten dense(data.classes)", 8 + 640 + 10, 5 * 64 + 2 * 640, |ws, x| {
+        let y = groupnorm(&reshape(x, &[4, 4, 4]), w(ws, "groupnorm_1.weight"), w(ws, "groupnorm_1.bias"), 2);
+        dense(&reshape(&y, &[64]), w(ws, "dense_1.weight"), w(ws, "dense_1.bias"))
+    });
     // A sequence [t, d] = [8, 8]: each position normalised over its 8 features.
-    check(
-        "reshape(8, 8) rmsnorm flatten dense(data.classes)",
-        8 + 640 + 10,
-        4 * 64 + 2 * 640,
-        |ws, x| dense(&rmsnorm(&reshape(x, &[8, 8]), w(ws, "rmsnorm_1.weight")), w(ws, "dense_1.weight"), w(ws, "dense_1.bias")),
-    );
+    check("reshape(8, 8) rmsnorm flatten dense(data.classes)", 8 + 640 + 10, 4 * 64 + 2 * 640, |ws, x| {
+        dense(&rmsnorm(&reshape(x, &[8, 8]), w(ws, "rmsnorm_1.weight")), w(ws, "dense_1.weight"), w(ws, "dense_1.bias"))
+    });
     // An image: over its last axis (the width).
-    check(
-        "reshape(4, 4, 4) rmsnorm flatten dense(data.classes)",
-        4 + 640 + 10,
-        4 * 64 + 2 * 640,
-        |ws, x| dense(&rmsnorm(&reshape(x, &[4, 4, 4]), w(ws, "rmsnorm_1.weight")), w(ws, "dense_1.weight"), w(ws, "dense_1.bias")),
-    );
+    check("reshape(4, 4, 4) rmsnorm flatten dense(data.classes)", 4 + 640 + 10, 4 * 64 + 2 * 640, |ws, x| {
+        dense(
+            &rmsnorm(&reshape(x, &[4, 4, 4]), w(ws, "rmsnorm_1.weight")),
+            w(ws, "dense_1.weight"),
+            w(ws, "dense_1.bias"),
+        )
+    });
 }
 
 #[test]
@@ -490,7 +515,9 @@ fn a_convnet_with_the_new_layers_trains_saves_reloads_and_averages() {
     let (back, _) = load(&dir).expect("loads");
     assert_eq!(back.tensors(), model.tensors());
     let names: Vec<String> = back.tensors().into_iter().map(|t| t.0).collect();
-    for n in ["conv2d_2.weight", "groupnorm_1.weight", "groupnorm_1.bias", "conv_transpose2d_1.weight", "rmsnorm_1.weight"] {
+    for n in
+        ["conv2d_2.weight", "groupnorm_1.weight", "groupnorm_1.bias", "conv_transpose2d_1.weight", "rmsnorm_1.weight"]
+    {
         assert!(names.iter().any(|m| m == n), "{n} saved: {names:?}");
     }
     let test = evaluate_saved(&dir, data::Part::Test).expect("evaluates");

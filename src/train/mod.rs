@@ -743,8 +743,8 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
 }
 
 #[cfg(test)]
+mod convnet_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod text_tests;
-#[cfg(test)]
-mod convnet_tests;

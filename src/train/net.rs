@@ -457,7 +457,8 @@ impl Net {
                     }
                 }
                 Part::RmsNorm(r) => {
-                    r.gamma = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &r.gamma.dims())?, device));
+                    r.gamma =
+                        Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &r.gamma.dims())?, device));
                 }
                 Part::LayerNorm(ln) => {
                     let d = ln.gamma.dims();

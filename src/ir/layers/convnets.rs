@@ -23,11 +23,14 @@ pub(super) fn padding(call: &Call) -> Result<Padding, ExpandError> {
 /// `conv2d`'s `groups`: a positive divisor of both the input channels `c` and `filters`.
 pub(super) fn groups(call: &Call, c: usize, filters: usize) -> Result<usize, ExpandError> {
     let g = call.positive("groups")?;
-    if c % g == 0 && filters % g == 0 {
+    if c.is_multiple_of(g) && filters.is_multiple_of(g) {
         return Ok(g);
     }
     let at = call.get("groups").map_or(call.span, |(_, s)| s);
-    let common: Vec<String> = (1..=gcd(c, filters)).filter(|d| c % d == 0 && filters % d == 0).map(|d| d.to_string()).collect();
+    let common: Vec<String> = (1..=gcd(c, filters))
+        .filter(|d| c.is_multiple_of(*d) && filters.is_multiple_of(*d))
+        .map(|d| d.to_string())
+        .collect();
     Err(ExpandError {
         code: Code::InvalidValue,
         span: at,
@@ -82,9 +85,9 @@ pub(super) fn upsample(call: &Call) -> Result<Built, ExpandError> {
 pub(super) fn groupnorm(call: &Call) -> Result<Built, ExpandError> {
     let groups = call.positive("groups")?;
     let (c, _, _) = call.image("groupnorm")?;
-    if c % groups != 0 {
+    if !c.is_multiple_of(groups) {
         let at = call.get("groups").map_or(call.span, |(_, s)| s);
-        let divisors: Vec<String> = (1..=c).filter(|d| c % d == 0).map(|d| d.to_string()).collect();
+        let divisors: Vec<String> = (1..=c).filter(|d| c.is_multiple_of(*d)).map(|d| d.to_string()).collect();
         return Err(ExpandError {
             code: Code::InvalidValue,
             span: at,

@@ -281,7 +281,7 @@ mod tests {
             (
                 Concept::Layer,
                 "conv2d",
-                "conv2d(filters, kernel: 3, stride: 1, padding: same|valid): 2-D convolution on [c, h, w]",
+                "conv2d(filters, kernel: 3, stride: 1, padding: same|valid, groups: 1): 2-D convolution on [c, h, w]; `groups` splits the channels (depthwise when groups = c = filters)",
             ),
             (Concept::Layer, "maxpool", "maxpool(kernel: 2, stride: kernel): max pooling"),
             (Concept::Layer, "avgpool", "avgpool(kernel: 2, stride: kernel): average pooling"),
@@ -300,6 +300,16 @@ mod tests {
             (Concept::Layer, "leaky_relu", "leaky_relu(a: 0.01): ReLU with slope a below zero"),
             (Concept::Layer, "add", "add(a, b, ...): the sum of named nodes of one shape"),
             (Concept::Layer, "concat", "concat(a, b, ...): named nodes joined along the first axis"),
+            (
+                Concept::Layer,
+                "rmsnorm",
+                "rmsnorm: root-mean-square normalisation over the last axis, with a learnt scale",
+            ),
+            (
+                Concept::Layer,
+                "upsample",
+                "upsample(factor: 2, mode: nearest|bilinear): enlarges the feature map: [c, h, w] → [c, h·factor, w·factor]",
+            ),
             (Concept::Strategy, "grid", "grid(limit:): every point of a finite space"),
             (Concept::Strategy, "random", "random: independent uniform samples"),
             (Concept::Strategy, "tpe", "tpe(startup:): tree-structured Parzen estimator"),

@@ -6,6 +6,7 @@
 //! layer added to the catalogue does not compile until it is built here.
 
 use super::Value;
+use super::rnn::RnnCell;
 use super::submodel::{Activation, ExpandError, LayerKind, Padding, Shape, fail, fmt_shape};
 use crate::catalogue;
 use crate::diagnostic::Code;
@@ -49,6 +50,8 @@ pub(super) fn builtin_layer(
         catalogue::Layer::GlobalAvgPool => global_pool(&call, LayerKind::GlobalAvgPool),
         catalogue::Layer::GlobalMaxPool => global_pool(&call, LayerKind::GlobalMaxPool),
         catalogue::Layer::Embedding => embedding(&call, tokens),
+        catalogue::Layer::Lstm => recurrent(&call, RnnCell::Lstm),
+        catalogue::Layer::Gru => recurrent(&call, RnnCell::Gru),
         catalogue::Layer::Flatten => Ok((LayerKind::Flatten, vec![call.size() as usize], 0, 0)),
         catalogue::Layer::BatchNorm => {
             let c = input.first().copied().unwrap_or(0) as u64;
@@ -195,6 +198,12 @@ fn embedding(call: &Call, tokens: Tokens) -> Result<Built, ExpandError> {
     Ok((LayerKind::Embedding { vocab, dim }, vec![len, dim], (vocab * dim) as u64, (len * dim) as u64))
 }
 
+/// `lstm` / `gru`: see `ir::rnn`.
+fn recurrent(call: &Call, cell: RnnCell) -> Result<Built, ExpandError> {
+    let units = call.positive("units")?;
+    super::rnn::recurrent(cell, &|k| call.get(k), units, call.input, call.span)
+}
+
 fn dense(call: &Call) -> Result<Built, ExpandError> {
     let units = call.positive("units")?;
     let [n] = call.input.as_slice() else {
@@ -339,7 +348,9 @@ fn unknown_layer(name: &str, span: Span) -> ExpandError {
 
 /// The value of a default written in a signature: `3`, `0.01`, `same`.
 fn default_value(d: &str) -> Value {
-    if let Ok(i) = d.parse::<i64>() {
+    if let Ok(b) = d.parse::<bool>() {
+        Value::Bool(b)
+    } else if let Ok(i) = d.parse::<i64>() {
         Value::Int(i)
     } else if let Ok(f) = d.parse::<f64>() {
         Value::Float(f)

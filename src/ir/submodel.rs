@@ -11,6 +11,7 @@ use std::fmt;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
+use super::rnn::RnnCell;
 use crate::diagnostic::Code;
 use crate::source::Span;
 
@@ -97,6 +98,14 @@ pub enum LayerKind {
     Embedding {
         vocab: usize,
         dim: usize,
+    },
+    /// `lstm` / `gru` on `[t, d]` (`ir::rnn`): `[units · directions]`, or `[t, units ·
+    /// directions]` with `sequence`.
+    Recurrent {
+        cell: RnnCell,
+        units: usize,
+        bidirectional: bool,
+        sequence: bool,
     },
     Flatten,
     Reshape {
@@ -205,6 +214,11 @@ fn describe(kind: &LayerKind) -> String {
         LayerKind::GlobalAvgPool => "global_avgpool".into(),
         LayerKind::GlobalMaxPool => "global_maxpool".into(),
         LayerKind::Embedding { vocab, dim } => format!("embedding({vocab}, {dim})"),
+        LayerKind::Recurrent { cell, units, bidirectional, sequence } => format!(
+            "{}({units}, bidirectional: {bidirectional}, return: {})",
+            cell.name(),
+            if *sequence { "sequence" } else { "last" }
+        ),
         LayerKind::Flatten => "flatten".into(),
         LayerKind::Reshape { shape } => format!("reshape{}", fmt_shape(shape)),
         LayerKind::BatchNorm => "batchnorm".into(),
@@ -255,6 +269,7 @@ pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
         LayerKind::GlobalAvgPool => "global_avgpool",
         LayerKind::GlobalMaxPool => "global_maxpool",
         LayerKind::Embedding { .. } => "embedding",
+        LayerKind::Recurrent { cell, .. } => cell.name(),
         LayerKind::Flatten => "flatten",
         LayerKind::Reshape { .. } => "reshape",
         LayerKind::BatchNorm => "batchnorm",

@@ -15,6 +15,10 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation, module as ops};
 use serde::{Deserialize, Serialize};
 
+mod rnn;
+#[cfg(test)]
+mod rnn_tests;
+
 use super::config::Init;
 use crate::ir::{self, LayerKind};
 use crate::rng::Rng;
@@ -51,6 +55,13 @@ pub enum OpKind {
     Embedding {
         vocab: usize,
         dim: usize,
+    },
+    /// `lstm` / `gru` (`net/rnn.rs`).
+    Recurrent {
+        cell: ir::RnnCell,
+        units: usize,
+        bidirectional: bool,
+        sequence: bool,
     },
     Flatten,
     Reshape,
@@ -126,6 +137,12 @@ impl Plan {
                     LayerKind::GlobalAvgPool => OpKind::GlobalAvgPool,
                     LayerKind::GlobalMaxPool => OpKind::GlobalMaxPool,
                     LayerKind::Embedding { vocab, dim } => OpKind::Embedding { vocab: *vocab, dim: *dim },
+                    LayerKind::Recurrent { cell, units, bidirectional, sequence } => OpKind::Recurrent {
+                        cell: *cell,
+                        units: *units,
+                        bidirectional: *bidirectional,
+                        sequence: *sequence,
+                    },
                     LayerKind::Flatten => OpKind::Flatten,
                     LayerKind::Reshape { .. } => OpKind::Reshape,
                     LayerKind::BatchNorm => OpKind::BatchNorm,
@@ -171,6 +188,7 @@ impl Plan {
                     | OpKind::BatchNorm
                     | OpKind::LayerNorm
                     | OpKind::Embedding { .. }
+                    | OpKind::Recurrent { .. }
             ) {
                 out.push_str(&format!("{}:{:?}:{:?}->{:?};", op.name, op.kind, op.in_shape, op.shape));
             }
@@ -216,6 +234,7 @@ pub enum Part {
     BatchNorm(BatchNorm),
     LayerNorm(LayerNorm),
     Embedding(Embedding),
+    Recurrent(rnn::Recurrent),
 }
 
 /// The burn module: one part per dense, conv and norm step, in plan order.
@@ -269,6 +288,11 @@ impl Net {
                     };
                     Some(Part::Embedding(Embedding { w: param(w, [*vocab, *dim], device) }))
                 }
+                OpKind::Recurrent { cell, units, bidirectional, .. } => {
+                    let input = op.in_shape.last().copied().unwrap_or(1);
+                    let spec = rnn::Spec { cell: *cell, units: *units, input, bidirectional: *bidirectional };
+                    Some(Part::Recurrent(rnn::init(spec, init, rng, device)))
+                }
                 OpKind::BatchNorm => {
                     Some(Part::BatchNorm(BatchNormConfig::new(op.shape.first().copied().unwrap_or(1)).init(device)))
                 }
@@ -304,6 +328,7 @@ impl Net {
                 Part::BatchNorm(bn) => 2 * n(&bn.gamma.dims()),
                 Part::LayerNorm(ln) => n(&ln.gamma.dims()) + ln.beta.as_ref().map_or(0, |b| n(&b.dims())),
                 Part::Embedding(e) => n(&e.w.dims()),
+                Part::Recurrent(r) => r.trainable(),
             })
             .sum()
     }
@@ -321,6 +346,7 @@ impl Net {
                     ids.extend(ln.beta.as_ref().map(|b| b.id));
                 }
                 Part::Embedding(_) => {}
+                Part::Recurrent(r) => r.bias_ids(&mut ids),
             }
         }
         ids
@@ -351,6 +377,7 @@ impl Net {
                     put(format!("{n}.running_var"), bn.running_var.value().into_data());
                 }
                 Some(Part::Embedding(e)) => put(format!("{n}.weight"), e.w.val().into_data()),
+                Some(Part::Recurrent(r)) => r.tensors(n, &mut put),
                 Some(Part::LayerNorm(ln)) => {
                     put(format!("{n}.weight"), ln.gamma.val().into_data());
                     if let Some(b) = &ln.beta {
@@ -396,6 +423,7 @@ impl Net {
                 Part::Embedding(e) => {
                     e.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &e.w.dims())?, device));
                 }
+                Part::Recurrent(r) => r.load(n, &get, device)?,
                 Part::LayerNorm(ln) => {
                     let d = ln.gamma.dims();
                     ln.gamma = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &d)?, device));
@@ -530,6 +558,10 @@ pub fn forward(
                     }
                     Act::T3(ops::embedding(e.w.val(), ids.int()))
                 }
+                _ => return Err(wrong()),
+            },
+            (OpKind::Recurrent { cell, units, sequence, .. }, Some(Part::Recurrent(r))) => match arg(0)? {
+                Act::T3(t) => rnn::forward(r, *cell, *units, *sequence, t, mask.as_ref()),
                 _ => return Err(wrong()),
             },
             (OpKind::Flatten | OpKind::Reshape, _) => arg(0)?.shaped(batch, &op.shape)?,

@@ -103,7 +103,9 @@ pub(super) fn recurrent(
     };
     let [t, d] = input.as_slice() else {
         let help = match input.as_slice() {
-            [n] => format!("a flat input of {n} values is no sequence: `reshape(t, d)` makes one, `embedding` makes one from token ids"),
+            [n] => format!(
+                "a flat input of {n} values is no sequence: `reshape(t, d)` makes one, `embedding` makes one from token ids"
+            ),
             [_, _, _] => "an image is no sequence: `reshape(t, d)` makes one".to_string(),
             _ => "give it a sequence [length, dim]".to_string(),
         };

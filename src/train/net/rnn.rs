@@ -129,10 +129,13 @@ impl Recurrent {
         get: &dyn Fn(String, &[usize]) -> Result<TensorData, String>,
         device: &Device,
     ) -> Result<(), String> {
-        let directions = std::iter::once((&mut self.forward, "")).chain(self.backward.as_mut().map(|b| (b, "_reverse")));
+        let directions =
+            std::iter::once((&mut self.forward, "")).chain(self.backward.as_mut().map(|b| (b, "_reverse")));
         for (d, suffix) in directions {
-            d.w_ih = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight_ih{suffix}"), &d.w_ih.dims())?, device));
-            d.w_hh = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight_hh{suffix}"), &d.w_hh.dims())?, device));
+            d.w_ih =
+                Param::from_tensor(Tensor::from_data(get(format!("{n}.weight_ih{suffix}"), &d.w_ih.dims())?, device));
+            d.w_hh =
+                Param::from_tensor(Tensor::from_data(get(format!("{n}.weight_hh{suffix}"), &d.w_hh.dims())?, device));
             let bias = if d.b_hh.is_some() { "bias_ih" } else { "bias" };
             d.b_ih = Param::from_tensor(Tensor::from_data(get(format!("{n}.{bias}{suffix}"), &d.b_ih.dims())?, device));
             if let Some(b_hh) = &mut d.b_hh {
@@ -157,8 +160,7 @@ pub(super) fn forward(
     let [b, t, _] = x.dims();
     let mask = mask.filter(|m| m.dims() == [b, t]);
     // Per step, `[b, 1]`, in time order.
-    let steps_mask: Option<Vec<Tensor<2>>> =
-        mask.map(|m| (0..t).map(|s| m.clone().narrow(1, s, 1)).collect());
+    let steps_mask: Option<Vec<Tensor<2>>> = mask.map(|m| (0..t).map(|s| m.clone().narrow(1, s, 1)).collect());
     let fwd = run(&r.forward, cell, units, x.clone(), steps_mask.as_deref(), false, sequence || mask.is_some());
     let fwd_out = match (sequence, mask) {
         (true, Some(m)) => Out::Seq(fwd.seq() * m.clone().reshape([b, t, 1])),

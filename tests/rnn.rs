@@ -20,8 +20,11 @@ fn compile(model: &str, space: &str) -> bma::Compiled {
     bma::compile(&Source::new("r.bma", src))
 }
 
-/// The layers (name, shape, params, flops) of the model's only point.
-fn layers(model: &str) -> (bma::ir::SubModel, Vec<(String, Vec<usize>, u64, u64)>) {
+/// A layer's name, shape, params and flops.
+type Row = (String, Vec<usize>, u64, u64);
+
+/// The layers of the model's only point.
+fn layers(model: &str) -> (bma::ir::SubModel, Vec<Row>) {
     let c = compile(model, "");
     assert!(!c.has_errors(), "{model}: {:#?}", c.diagnostics);
     let exp = &c.program.experiments[0];

@@ -227,6 +227,9 @@ pub struct Conv {
 }
 
 /// A trainable or stateful part; the variant names appear in no file format.
+// A net holds a handful of parts: the recurrent one's size is of no account, and burn's
+// `Module` derive takes no boxed field.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Part {
     Dense(Dense),

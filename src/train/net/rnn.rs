@@ -46,6 +46,9 @@ pub struct Recurrent {
     pub backward: Option<Direction>,
 }
 
+/// A tensor by name and shape (from a saved or averaged model).
+pub(super) type Lookup<'a> = dyn Fn(String, &[usize]) -> Result<TensorData, String> + 'a;
+
 /// The shape of a recurrent op, as far as its weights go.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Spec {
@@ -123,12 +126,7 @@ impl Recurrent {
     }
 
     /// Replaces every tensor with the one `get` finds by name and shape.
-    pub(super) fn load(
-        &mut self,
-        n: &str,
-        get: &dyn Fn(String, &[usize]) -> Result<TensorData, String>,
-        device: &Device,
-    ) -> Result<(), String> {
+    pub(super) fn load(&mut self, n: &str, get: &Lookup<'_>, device: &Device) -> Result<(), String> {
         let directions =
             std::iter::once((&mut self.forward, "")).chain(self.backward.as_mut().map(|b| (b, "_reverse")));
         for (d, suffix) in directions {

@@ -30,6 +30,9 @@ struct Dir64 {
     b_hh: Option<Vec<f64>>,
 }
 
+/// Moves one weight (of the directions) or one input value by a step.
+type Set<'a> = dyn Fn(&mut [Dir64], &mut [f64], usize, f64) + 'a;
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -176,7 +179,7 @@ fn recurrent_layers_match_a_direct_f64_recurrence_forward_and_backward() {
                     };
                     let grads = (out * tensor(&weights, [weights.len()], &device)).sum().backward();
                     let eps = 1e-6;
-                    let numeric = |v: &[f64], set: &dyn Fn(&mut Vec<Dir64>, &mut Vec<f64>, usize, f64)| -> Vec<f64> {
+                    let numeric = |v: &[f64], set: &Set<'_>| -> Vec<f64> {
                         (0..v.len())
                             .map(|i| {
                                 let (mut dp, mut xp) = (dirs.clone(), x.clone());

@@ -246,9 +246,11 @@ fn run(
         match cell {
             RnnCell::Lstm => {
                 let gates = xt + rec;
-                let sig = activation::sigmoid(gates.clone());
-                let (i, f, o) = (sig.clone().narrow(1, 0, u), sig.clone().narrow(1, u, u), sig.narrow(1, 3 * u, u));
-                let g = activation::tanh(gates.narrow(1, 2 * u, u));
+                // The activations are the step's costliest part: each runs on its own blocks only.
+                let if_ = activation::sigmoid(gates.clone().narrow(1, 0, 2 * u));
+                let (i, f) = (if_.clone().narrow(1, 0, u), if_.narrow(1, u, u));
+                let g = activation::tanh(gates.clone().narrow(1, 2 * u, u));
+                let o = activation::sigmoid(gates.narrow(1, 3 * u, u));
                 c = f * c + i * g;
                 h = o * activation::tanh(c.clone());
             }

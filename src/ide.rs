@@ -324,7 +324,7 @@ mod tests {
         for (concept, name, line) in expected {
             assert_eq!(entry_doc(concept, name).as_deref(), Some(line), "{concept:?} `{name}`");
         }
-        assert_eq!(entry_docs(Concept::Layer).len(), 21);
+        assert_eq!(entry_docs(Concept::Layer).len(), 25);
         assert_eq!(metric_doc("f1"), Some("macro-averaged F1 score on the split"));
     }
 

@@ -13,6 +13,7 @@
 mod expand;
 mod layers;
 mod lower;
+mod seq;
 mod submodel;
 mod value;
 
@@ -20,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use expand::expand;
 pub use lower::{Disk, Loader, lower, names_in};
+pub use seq::conv1d_pad;
 pub use submodel::{
     Activation, DataInfo, ExpandError, Layer, LayerKind, Node, Padding, Shape, SubModel, Task, fmt_shape,
 };

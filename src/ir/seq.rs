@@ -23,9 +23,9 @@ pub fn conv1d_pad(t: usize, kernel: usize, stride: usize, dilation: usize, paddi
     match padding {
         Padding::Valid => (0, 0),
         Padding::Same => {
-            let span = dilation * (kernel.max(1) - 1) + 1;
+            let span = dilation.saturating_mul(kernel.max(1) - 1).saturating_add(1);
             let out = t.div_ceil(stride.max(1));
-            let total = (out.max(1) - 1) * stride + span;
+            let total = ((out.max(1) - 1).saturating_mul(stride)).saturating_add(span);
             let total = total.saturating_sub(t);
             (total / 2, total - total / 2)
         }
@@ -88,8 +88,8 @@ pub(super) fn conv1d(call: &Call) -> Result<Built, ExpandError> {
         Padding::Valid => (t - span) / stride + 1,
     };
     let (k, cg, f) = (kernel as u64, (c / groups) as u64, filters as u64);
-    let params = k * cg * f + f;
-    let flops = 2 * k * cg * f * out as u64;
+    let params = k.saturating_mul(cg).saturating_mul(f).saturating_add(f);
+    let flops = 2u64.saturating_mul(k).saturating_mul(cg).saturating_mul(f).saturating_mul(out as u64);
     let kind = LayerKind::Conv1d { filters, kernel, stride, padding, dilation, groups };
     Ok((kind, vec![out, filters], params, flops))
 }
@@ -116,7 +116,7 @@ pub(super) fn pool1d(call: &Call, max: bool) -> Result<Built, ExpandError> {
     }
     let out = (t - kernel) / stride + 1;
     let kind = if max { LayerKind::MaxPool1d { kernel, stride } } else { LayerKind::AvgPool1d { kernel, stride } };
-    Ok((kind, vec![out, c], 0, (c * out * kernel) as u64))
+    Ok((kind, vec![out, c], 0, (c as u64).saturating_mul(out as u64).saturating_mul(kernel as u64)))
 }
 
 /// `transpose`: `[a, b]` → `[b, a]`; a one-channel map `[1, h, w]` → `[w, h]`.

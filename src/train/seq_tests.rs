@@ -276,6 +276,9 @@ fn padding_after_a_text_does_not_change_what_conv1d_and_the_pools_give() {
         "conv1d(5, kernel: 3, dilation: 2) relu global_avgpool",
         "conv1d(5, kernel: 2, padding: valid) maxpool1d(2) global_maxpool",
         "avgpool1d(2, stride: 1) conv1d(4, kernel: 3, stride: 3, padding: valid) layernorm global_avgpool",
+        // std::blocks::tcn_block(6, dilation: 2), written out: the shortcut gets a projection.
+        "residual { conv1d(6, kernel: 3, dilation: 2) layernorm relu conv1d(6, kernel: 3, dilation: 2) layernorm } \
+         relu global_maxpool",
     ] {
         let model = format!("embedding(data.vocab, 4) {body} dense(data.classes)");
         let mut outs = Vec::new();

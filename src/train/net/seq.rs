@@ -91,11 +91,14 @@ pub(super) fn mask_after(
     };
     let [batch, t] = mask.dims();
     let values = mask.clone().into_data().try_to_vec::<f32>().map_err(|e| format!("the padding mask: {e:?}"))?;
-    let span = dilation * (kernel.max(1) - 1) + 1;
+    let span = dilation.saturating_mul(kernel.max(1) - 1).saturating_add(1);
     let mut out = Vec::with_capacity(batch * len);
     for row in values.chunks(t.max(1)).take(batch) {
         let n = row.iter().filter(|v| **v > 0.5).count();
-        let real = if n + pad >= span { ((n + pad - span) / stride.max(1) + 1).min(len) } else { 0 };
+        let real = match (n + pad).checked_sub(span) {
+            Some(room) => (room / stride.max(1) + 1).min(len),
+            None => 0,
+        };
         out.extend((0..len).map(|j| if j < real { 1.0f32 } else { 0.0 }));
     }
     Ok(Some(Tensor::from_data(TensorData::new(out, [batch, len]), &mask.device())))

@@ -623,7 +623,7 @@ pub fn encode(table: &Table, path: &Path) -> Raw {
             Task::Regression => v.parse::<f32>().unwrap_or(f32::NAN),
         });
     }
-    Raw { info: table.info(path), x, y, extras: Default::default() }
+    Raw { info: table.info(path), x, y, extras: Default::default(), stored: None }
 }
 
 pub(super) fn load(path: &Path, opts: &Options) -> Result<Raw, DataError> {

@@ -654,6 +654,7 @@ pub fn load(
         x: tokenizer.encode_all(&texts(idx)),
         y: idx.iter().map(|i| y[*i]).collect(),
         n: idx.len(),
+        stored: None,
     };
     let (train, valid, test) = (take(&tr), take(&va), take(&te));
     let f = spec.max_len;

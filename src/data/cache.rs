@@ -20,7 +20,8 @@
 //! Building decodes [`CHUNK_ROWS`] samples at a time (images in parallel, rayon) and appends
 //! them, so building holds one chunk, never the dataset. Reading uses positioned reads
 //! (`pread`), not a memory map, so the process keeps no page of the file resident beyond
-//! the batch being read.
+//! the batch being read. Opening a cache reads it through once, a block at a time, to check
+//! its checksum.
 //!
 //! **Invariants:** a cache is written to a temporary name in its folder and renamed into
 //! place only once complete, with its checksum, so a killed run leaves no file that is later
@@ -221,7 +222,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Appends rows given as bytes (`features` per row).
     pub(super) fn rows(&mut self, bytes: &[u8]) -> Result<(), DataError> {
-        if bytes.len() % self.features.max(1) != 0 {
+        if !bytes.len().is_multiple_of(self.features.max(1)) {
             return Err(DataError::at(&self.path, None, "a chunk of samples that is not whole rows"));
         }
         self.hash = fnv(self.hash, bytes);

@@ -188,7 +188,7 @@ pub(super) fn load_streamed(
 /// The info and labels of IDX images of dimensions `dims` with the labels file's bytes `lb`.
 fn head(dims: &[usize], images: &Path, lb: &[u8], labels: &Path) -> Result<(DataInfo, Vec<f32>), DataError> {
     let ldims = idx_dims(lb).map_err(|e| DataError::at(labels, None, e))?;
-    idx_roles(&dims, &ldims)
+    idx_roles(dims, &ldims)
         .map_err(|(is_labels, e)| DataError::at(if is_labels { labels } else { images }, None, e))?;
     let n = dims[0];
     if ldims[0] != n {

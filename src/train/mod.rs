@@ -514,7 +514,7 @@ impl Model {
     /// [`Model::predict`] on every row of `split` (in memory or streamed).
     pub fn predict_split(&self, split: &Split) -> Result<Vec<f32>, String> {
         let device = burn_device(self.device)?;
-        let mut out = in_pool(1, || predict_split(&self.net, &self.plan, split, self.plan.in_features(), &device))?;
+        let mut out = predict_split(&self.net, &self.plan, split, self.plan.in_features(), &device)?;
         if self.task == Task::Regression {
             out.iter_mut().for_each(|v| *v = self.target.invert(*v));
         }

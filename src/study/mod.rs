@@ -291,14 +291,22 @@ impl<'c> Plan<'c> {
     }
 
     /// Fingerprints of the data files the experiment reads now (none for built-in or
-    /// synthetic data, or data that does not evaluate: loading it reports that).
+    /// synthetic data, or data that does not evaluate: loading it reports that); with
+    /// searched data settings, of the files any of its first [`DATA_SETTINGS_FINGERPRINTED`]
+    /// settings reads, each file once.
     pub fn data_files(&self) -> Vec<crate::data::Fingerprint> {
-        let Some(setting) = &self.experiment.data else { return Vec::new() };
-        let env = ir::PointEnv { point: &Point::new(), fns: &self.compiled.program.fns, data: None };
-        match ir::eval(&setting.value, &env) {
-            Ok(value) => crate::data::fingerprints(&value, &self.base),
-            Err(_) => Vec::new(),
+        let (points, _) = ir::data_search::data_points(self.experiment, DATA_SETTINGS_FINGERPRINTED);
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for at in &points {
+            if let Some(Ok(value)) = ir::data_search::data_value(self.experiment, &self.compiled.program.fns, at) {
+                for p in crate::data::files(&value, &self.base) {
+                    if !paths.contains(&p) {
+                        paths.push(p);
+                    }
+                }
+            }
         }
+        paths.iter().filter_map(|p| crate::data::Fingerprint::of(p).ok()).collect()
     }
 
     /// Training threads per trial: one when several trials share the cores.
@@ -306,6 +314,9 @@ impl<'c> Plan<'c> {
         if self.settings.parallel > 1 { 1 } else { 2 }
     }
 }
+
+/// Data settings ([`ir::data_search::data_points`]) whose files a study fingerprints at most.
+pub const DATA_SETTINGS_FINGERPRINTED: usize = 64;
 
 /// The experiment `name` names, or the file's only one.
 fn experiment<'c>(compiled: &'c Compiled, name: Option<&str>) -> Result<&'c ir::Experiment, String> {

@@ -249,11 +249,11 @@ fn point_dependent_reads(exp: &Experiment, diags: &mut Vec<Diagnostic>) {
     for (e, what) in exprs {
         let mut found: Option<(String, Span)> = None;
         e.walk(&mut |x| {
-            if let ast::ExprKind::Name(n) = &x.kind
+            if found.is_none()
+                && let Some(n) = ir::dotted(x)
                 && POINT_DEPENDENT.contains(&n.as_str())
-                && found.is_none()
             {
-                found = Some((n.clone(), x.span));
+                found = Some((n, x.span));
             }
         });
         if let Some((name, span)) = found {

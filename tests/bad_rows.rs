@@ -3,7 +3,9 @@
 //! (`check::data::describe_with`) and the loader (`data::load`) refuse the same file, each
 //! naming the file and the 1-based line; with `skip_bad: true` both leave the same rows out,
 //! the checker warns with the count, the loaded samples count them (`Extras::skipped`) and
-//! `bma run` prints it. Every fixture is written by the tests.
+//! `bma run` prints it. A `test:` source with a class the training source lacks is refused
+//! by both for CSV, image folders, audio folders and NumPy labels; `bma run` trains on text
+//! and scores the test file it names. Every fixture is written by the tests.
 
 mod common;
 
@@ -256,4 +258,113 @@ fn bma_run_says_how_many_bad_csv_rows_it_skipped() {
     let said = stderr(&run);
     assert!(run.status.success(), "{said}");
     assert!(said.contains("skipped 2 bad row(s) of 42"), "{said}");
+}
+
+/// A 16-bit mono WAV of `n` samples of a tone at 8 kHz.
+fn wav(path: &Path, freq: f64, n: usize) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).expect("create");
+    for i in 0..n {
+        let v = 0.5 * (std::f64::consts::TAU * freq * i as f64 / 8000.0).sin();
+        w.write_sample((v * 32767.0) as i16).expect("sample");
+    }
+    w.finalize().expect("finalize");
+}
+
+#[test]
+fn a_test_clip_class_the_training_folders_lack_is_refused_by_checker_and_loader() {
+    let t = temp_dir();
+    for (dir, classes) in [("train", ["high", "low"]), ("test", ["high", "mid"])] {
+        for (c, freq) in classes.iter().zip([2000.0, 300.0]) {
+            for i in 0..3 {
+                wav(&t.path().join(format!("{dir}/{c}/{i}.wav")), freq, 2000);
+            }
+        }
+    }
+    let audio = |dir: &str, more: Vec<(Option<&str>, Value)>| {
+        let mut args =
+            vec![(None, s(dir)), (Some("seconds"), Value::Float(0.25)), (Some("features"), Value::sym("waveform"))];
+        args.extend(more);
+        call("audio", args)
+    };
+    let v = audio("train", vec![(Some("test"), audio("test", vec![]))]);
+    let code = both_refuse(&v, t.path(), &["the `test:` source's classes are not the training source's", "`mid`"]);
+    assert_eq!(code, Code::InvalidValue);
+    std::fs::rename(t.path().join("test/mid"), t.path().join("test/low")).expect("rename");
+    let (data, _) = both(&v, t.path());
+    assert_eq!(data.test.n, 6);
+}
+
+/// A version-1 `.npy` file of `descr` values with `shape`.
+fn npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend_from_slice(data);
+    std::fs::write(path, out).expect("write");
+}
+
+#[test]
+fn a_test_label_the_training_npy_labels_lack_is_refused_by_checker_and_loader() {
+    let t = temp_dir();
+    let xs: Vec<u8> = (0..12).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    npy(&t.path().join("x.npy"), "<f4", &[6, 2], &xs);
+    npy(
+        &t.path().join("y.npy"),
+        "<i8",
+        &[6],
+        &[0i64, 1, 0, 1, 0, 1].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
+    );
+    npy(&t.path().join("tx.npy"), "<f4", &[2, 2], &xs[..16]);
+    npy(&t.path().join("ty.npy"), "<i8", &[2], &[0i64, 2].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
+    let arrays = |x: &str, y: &str| call("npy", vec![(Some("x"), s(x)), (Some("y"), s(y))]);
+    let v =
+        call("npy", vec![(Some("x"), s("x.npy")), (Some("y"), s("y.npy")), (Some("test"), arrays("tx.npy", "ty.npy"))]);
+    both_refuse(
+        &v,
+        t.path(),
+        &["the `test:` source has 3 classes, the training source 2: the training source has no class 2"],
+    );
+}
+
+#[test]
+fn bma_run_trains_on_text_and_scores_its_own_test_file() {
+    let t = temp_dir();
+    let mut train = String::from("review,label\n");
+    let mut test = String::from("review,label\n");
+    for i in 0..40 {
+        let (words, label) = if i % 2 == 0 { ("good fine great", "pos") } else { ("bad dull awful", "neg") };
+        train.push_str(&format!("\"{words} film {i}\",{label}\n"));
+        if i < 10 {
+            test.push_str(&format!("\"{words} show {i}\",{label}\n"));
+        }
+    }
+    std::fs::write(t.path().join("train.csv"), train).expect("write");
+    std::fs::write(t.path().join("test.csv"), test).expect("write");
+    let spec = write(
+        t.path(),
+        "t.bma",
+        "experiment t {\n  data = text(\"train.csv\", text: \"review\", target: \"label\", max_len: 8,\n    \
+         test: text(\"test.csv\", text: \"review\", target: \"label\"), split: [0.8, 0.2], seed: 1)\n  \
+         model { embedding(data.vocab, 16) global_avgpool dense(data.classes) }\n  objective { maximize accuracy }\n  \
+         search { trials = 1 }\n  train { epochs = 20  optimizer = adam(0.05) }\n}\n",
+    );
+    let check = bma().arg("check").arg(&spec).output().expect("bma check");
+    assert!(check.status.success(), "{}", stderr(&check));
+    let out = t.path().join("out");
+    let run = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().expect("run");
+    assert!(run.status.success(), "{}", stderr(&run));
+    // The test file's words are all in train (only `show` is not): every review is told apart.
+    let r = common::results(&out);
+    let acc = r["best"]["test"]["accuracy"].as_f64().unwrap_or_else(|| panic!("{r}"));
+    assert!(acc >= 0.9, "test accuracy {acc} on the test file's 10 reviews: {r}");
 }

@@ -207,7 +207,11 @@ fn a_test_label_the_training_classes_lack_is_refused_for_csv_and_images() {
     let other: Vec<String> = table(10).iter().map(|l| l.replace(",b", ",c")).collect();
     std::fs::write(t.path().join("test.csv"), other.join("\n")).expect("write");
     let v = csv_value("train.csv", vec![(Some("test"), csv_value("test.csv", vec![]))]);
-    let code = both_refuse(&v, t.path(), &["the `test:` source's classes are not the training source's", "`c`"]);
+    let code = both_refuse(
+        &v,
+        t.path(),
+        &["the `test:` source's classes are not the training source's", "`c` is a class of csv(", "test.csv)"],
+    );
     assert_eq!(code, Code::InvalidValue);
     // The same labels load; class `b` is class 1 in both.
     std::fs::write(t.path().join("test.csv"), table(10).join("\n")).expect("write");
@@ -231,7 +235,11 @@ fn a_test_label_the_training_classes_lack_is_refused_for_csv_and_images() {
         "images",
         vec![(None, s("train")), (Some("size"), Value::List(vec![Value::Int(2); 2])), (Some("test"), images("test"))],
     );
-    let code = both_refuse(&v, t.path(), &["the `test:` source's classes are not the training source's", "`owls`"]);
+    let code = both_refuse(
+        &v,
+        t.path(),
+        &["the `test:` source's classes are not the training source's", "`owls` is a class of images(", "test)"],
+    );
     assert_eq!(code, Code::InvalidValue);
 }
 
@@ -290,7 +298,11 @@ fn a_test_clip_class_the_training_folders_lack_is_refused_by_checker_and_loader(
         call("audio", args)
     };
     let v = audio("train", vec![(Some("test"), audio("test", vec![]))]);
-    let code = both_refuse(&v, t.path(), &["the `test:` source's classes are not the training source's", "`mid`"]);
+    let code = both_refuse(
+        &v,
+        t.path(),
+        &["the `test:` source's classes are not the training source's", "`mid` is a class of audio("],
+    );
     assert_eq!(code, Code::InvalidValue);
     std::fs::rename(t.path().join("test/mid"), t.path().join("test/low")).expect("rename");
     let (data, _) = both(&v, t.path());

@@ -77,7 +77,9 @@ pub fn describe_with(
         } else {
             describe_source(nested, at, &|_| at, base, notes, &mut theirs)?
         };
-        if let Err(why) = compatible(&info, &other, part).and_then(|()| same_classes(&classes, &theirs, part)) {
+        if let Err(why) =
+            compatible(&info, &other, part).and_then(|()| same_classes(&classes, &theirs, part, &other.name))
+        {
             return Err(Diagnostic::error(Code::InvalidValue, why, at, format!("does not fit `{}`", info.name))
                 .with_label(span, "the training source"));
         }

@@ -307,7 +307,8 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
         let other =
             load_raw(nested, base).map_err(|e| DataError { message: format!("`{part}:` {}", e.message), ..e })?;
         compatible(&raw.info, &other.info, part).map_err(DataError::new)?;
-        same_classes(&raw.extras.class_names, &other.extras.class_names, part).map_err(DataError::new)?;
+        same_classes(&raw.extras.class_names, &other.extras.class_names, part, &other.info.name)
+            .map_err(DataError::new)?;
         Ok(Some(other))
     };
     let fixed = Fixed { valid: fixed_part("valid")?, test: fixed_part("test")? };
@@ -349,16 +350,20 @@ fn fractions(split: Option<&Value>, valid_fixed: bool, test_fixed: bool) -> Resu
 /// Why a split's own source (`part`) cannot stand beside the main source although its
 /// class count fits: both name their classes (class folders, label files, CSV or text
 /// labels) and the names differ, which would silently mislabel every sample. Sources that
-/// do not name their classes (empty) pass. The checker's and the loader's one rule.
-pub fn same_classes(mine: &[String], theirs: &[String], part: &str) -> Result<(), String> {
+/// do not name their classes (empty) pass. `name` is the split's own source's
+/// (`DataInfo::name`, its path). The checker's and the loader's one rule.
+pub fn same_classes(mine: &[String], theirs: &[String], part: &str, name: &str) -> Result<(), String> {
     if mine.is_empty() || theirs.is_empty() || mine == theirs {
         return Ok(());
     }
-    let odd = theirs.iter().find(|c| !mine.contains(c)).or_else(|| mine.iter().find(|c| !theirs.contains(c)));
-    Err(format!(
-        "the `{part}:` source's classes are not the training source's{}",
-        odd.map(|c| format!(": `{c}` is in one and not the other")).unwrap_or_default()
-    ))
+    let odd = match theirs.iter().find(|c| !mine.contains(c)) {
+        Some(c) => format!(": `{c}` is a class of {name}, not of the training source"),
+        None => match mine.iter().find(|c| !theirs.contains(c)) {
+            Some(c) => format!(": `{c}` is a class of the training source, not of {name}"),
+            None => String::new(),
+        },
+    };
+    Err(format!("the `{part}:` source's classes are not the training source's{odd}"))
 }
 
 /// The argument of a split's own source that only the main source may have (`split`,

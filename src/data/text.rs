@@ -772,7 +772,7 @@ pub fn load(
         let fy = fixed_labels(&classes, part, &frows, &fspec.path)?;
         let finfo = self::info(&fspec, &frows).map_err(|e| at(e.data_error()))?;
         super::compatible(&info, &finfo, part).map_err(DataError::new)?;
-        super::same_classes(&classes, &self::classes(&frows), part).map_err(DataError::new)?;
+        super::same_classes(&classes, &self::classes(&frows), part, &finfo.name).map_err(DataError::new)?;
         extras.skipped += frows.skipped.len();
         extras.notes.extend(frows.skipped_note(&fspec.path));
         *slot = Some((frows, fy));

@@ -35,6 +35,19 @@ impl<'a> Trials<'a> {
         base: &Path,
         device: DeviceKind,
     ) -> Result<Trials<'a>, String> {
+        Trials::with_data_files(program, experiment, base, device, None)
+    }
+
+    /// [`Trials::new`] with the data files' fingerprints already taken (before loading) by
+    /// the caller, `study::Plan::data_files`: hashing a folder of 60k images twice per run
+    /// is a second pass over the whole dataset. `None` takes them here.
+    pub fn with_data_files(
+        program: &'a ir::Program,
+        experiment: &'a ir::Experiment,
+        base: &Path,
+        device: DeviceKind,
+        data_files: Option<Vec<data::Fingerprint>>,
+    ) -> Result<Trials<'a>, String> {
         let setting =
             experiment.data.as_ref().ok_or_else(|| format!("experiment `{}` has no data", experiment.name))?;
         let env = ir::PointEnv { point: &Point::new(), fns: &program.fns, data: None };
@@ -42,7 +55,7 @@ impl<'a> Trials<'a> {
         // Absolute, so that a saved model re-reads its data from anywhere.
         let base = data::absolute(base);
         // Fingerprinted before loading: a file rewritten in between is then seen as changed.
-        let data_files = data::fingerprints(&data_value, &base);
+        let data_files = data_files.unwrap_or_else(|| data::fingerprints(&data_value, &base));
         let data = data::load(&data_value, &base).map_err(|e| e.to_string())?;
         Ok(Trials { program, experiment, data, data_value, base, data_files, device })
     }
@@ -104,6 +117,11 @@ impl<'a> Trials<'a> {
     }
 
     /// What [`super::Model::save`] needs to make a saved model re-evaluable.
+    /// The data files' fingerprints saved with every model.
+    pub fn data_files(&self) -> &[data::Fingerprint] {
+        &self.data_files
+    }
+
     pub fn saved_config(&self, point: &Point, train: TrainConfig) -> SavedConfig {
         SavedConfig {
             experiment: self.experiment.name.clone(),

@@ -15,7 +15,7 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation, module as ops};
 use serde::{Deserialize, Serialize};
 
-mod attention;
+pub(super) mod attention;
 
 pub use attention::{Attention, Positions};
 

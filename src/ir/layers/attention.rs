@@ -86,7 +86,7 @@ fn sequence(call: &Call, what: &str) -> Result<(usize, usize), ExpandError> {
             span: call.span,
             message: format!("`{what}` needs a sequence [length, dim]"),
             label: format!("the input here is {}", fmt_shape(call.input)),
-            help: Some("token ids become a sequence with `embedding(data.vocab, dim)`".into()),
+            help: Some("a sequence comes from token ids, `embedding(data.vocab, dim)`, or from `reshape(t, d)`".into()),
         }),
     }
 }

@@ -416,3 +416,14 @@ fn a_transformer_block_counts_exactly_and_ignores_padding() {
         assert!((a - b).abs() < 1e-5, "{y6:?} vs {y11:?}");
     }
 }
+
+#[test]
+fn the_memory_estimate_counts_the_attention_scores() {
+    let with = expand("mem_a", "embedding(data.vocab, 8) attention(2) global_avgpool dense(data.classes)", 64);
+    let without = expand("mem_b", "embedding(data.vocab, 8) layernorm global_avgpool dense(data.classes)", 64);
+    // Same output shapes; attention holds 4·(64 + 8) parameters, layernorm 2·8; each
+    // parameter counts 16 bytes, each kept value 4 bytes per row.
+    let rows = (3 * 32).max(2 * memory::EVAL_ROWS) as u64;
+    let diff = memory::estimate(&with, 32) - memory::estimate(&without, 32);
+    assert_eq!(diff, (4 * (64 + 8) - 16) * 16 + 2 * 2 * 64 * 64 * rows * 4);
+}

@@ -229,6 +229,9 @@ pub struct Conv {
 }
 
 /// A trainable or stateful part; the variant names appear in no file format.
+// One part per layer: the size of the largest variant (attention's four projections) costs
+// nothing, and burn's `Module` has no implementation for `Box` to shrink it with.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Part {
     Dense(Dense),

@@ -58,8 +58,11 @@ pub fn attention(
         q = rotate(q, &cos, &sin);
         k = rotate(k, &cos, &sin);
     }
-    let mut scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
-    if let Some(m) = mask.filter(|m| m.dims() == [b, t]) {
+    // Scaling the queries is t·d multiplies; scaling the scores would be heads·t².
+    let mut scores = (q * (1.0 / (dh as f64).sqrt())).matmul(k.swap_dims(2, 3));
+    // A batch without padding needs no pass over the scores to hide it.
+    let padded = |m: &Tensor<2>| m.clone().min().into_scalar::<f32>() < 0.5;
+    if let Some(m) = mask.filter(|m| m.dims() == [b, t] && padded(m)) {
         scores = scores + (m.clone() - 1.0).mul_scalar(-HIDDEN).reshape([b, 1, 1, t]);
     }
     if causal {

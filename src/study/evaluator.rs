@@ -30,15 +30,17 @@ pub fn trial_dir(out: &Path, number: u64) -> PathBuf {
 pub fn evaluator<'c>(plan: &Plan<'c>, delay: Option<Duration>) -> Result<Box<dyn Evaluator + 'c>, Error> {
     let exp = plan.experiment;
     if exp.model.is_some() {
-        let m = ModelEvaluator::new(
+        // The plan's fingerprints, taken once per run: the study's spec records the same.
+        let trials = train::Trials::with_data_files(
             &plan.compiled.program,
             exp,
             &plan.base,
             plan.device,
-            Some(plan.out.clone()),
-            plan.threads(),
+            Some(plan.data_files()),
         )
         .map_err(Error::Input)?;
+        let m =
+            ModelEvaluator::with_trials(&plan.compiled.program, exp, trials, Some(plan.out.clone()), plan.threads());
         return Ok(Box::new(m));
     }
     Ok(match delay {
@@ -81,14 +83,18 @@ impl<'a> ModelEvaluator<'a> {
         threads: usize,
     ) -> Result<ModelEvaluator<'a>, String> {
         let trials = train::Trials::new(program, experiment, base, device)?;
-        Ok(ModelEvaluator {
-            program,
-            experiment,
-            trials,
-            out,
-            threads: threads.max(1),
-            saved: Mutex::new(BTreeMap::new()),
-        })
+        Ok(ModelEvaluator::with_trials(program, experiment, trials, out, threads))
+    }
+
+    /// The evaluator of `trials`, data already loaded.
+    pub fn with_trials(
+        program: &'a ir::Program,
+        experiment: &'a ir::Experiment,
+        trials: train::Trials<'a>,
+        out: Option<PathBuf>,
+        threads: usize,
+    ) -> ModelEvaluator<'a> {
+        ModelEvaluator { program, experiment, trials, out, threads: threads.max(1), saved: Mutex::new(BTreeMap::new()) }
     }
 
     pub fn data_info(&self) -> &ir::DataInfo {

@@ -66,11 +66,26 @@ impl<'a> Trials<'a> {
         base: &Path,
         device: DeviceKind,
     ) -> Result<Trials<'a>, String> {
+        Trials::with_data_files(program, experiment, base, device, None)
+    }
+
+    /// [`Trials::new`] with the data files' fingerprints already taken (before loading) by
+    /// the caller, `study::Plan::data_files`: hashing a folder of 60k images twice per run
+    /// is a second pass over the whole dataset. `None` takes them here. With searched data
+    /// settings they may cover several settings' files: the first setting keeps those of
+    /// its own files.
+    pub fn with_data_files(
+        program: &'a ir::Program,
+        experiment: &'a ir::Experiment,
+        base: &Path,
+        device: DeviceKind,
+        data_files: Option<Vec<data::Fingerprint>>,
+    ) -> Result<Trials<'a>, String> {
         // Absolute, so that a saved model re-reads its data from anywhere.
         let base = data::absolute(base);
         let (first, _) = ir::data_search::data_points(experiment, 1);
         let at = first.into_iter().next().unwrap_or_default();
-        let data = Arc::new(load(program, experiment, &at, &base)?);
+        let data = Arc::new(load(program, experiment, &at, &base, data_files)?);
         Ok(Trials { program, experiment, data, others: Mutex::new(Vec::new()), base, device })
     }
 
@@ -87,7 +102,7 @@ impl<'a> Trials<'a> {
             others.insert(0, hit.clone());
             return Ok(hit);
         }
-        let loaded = Arc::new(load(self.program, self.experiment, point, &self.base)?);
+        let loaded = Arc::new(load(self.program, self.experiment, point, &self.base, None)?);
         others.insert(0, loaded.clone());
         others.truncate(KEPT);
         Ok(loaded)
@@ -152,6 +167,11 @@ impl<'a> Trials<'a> {
             Ok(cfg) => fit(self.device, &sub, &cfg, &data.data, on_epoch),
             Err(e) => fail(e),
         }
+    }
+
+    /// The first data setting's files' fingerprints.
+    pub fn data_files(&self) -> &[data::Fingerprint] {
+        &self.data.files
     }
 
     /// What [`super::Model::save`] needs to make a saved model re-evaluable: `data` is
@@ -219,9 +239,22 @@ fn eval_data(program: &ir::Program, experiment: &ir::Experiment, point: &Point) 
 
 /// Loads the data at `point`, fingerprinting its files first (a file rewritten in between
 /// is then seen as changed).
-fn load(program: &ir::Program, experiment: &ir::Experiment, point: &Point, base: &Path) -> Result<TrialData, String> {
+/// `taken`: fingerprints the caller took before (of these files and maybe others).
+fn load(
+    program: &ir::Program,
+    experiment: &ir::Experiment,
+    point: &Point,
+    base: &Path,
+    taken: Option<Vec<data::Fingerprint>>,
+) -> Result<TrialData, String> {
     let value = eval_data(program, experiment, point)?;
-    let files = data::fingerprints(&value, base);
+    let files = match taken {
+        Some(taken) => {
+            let own = data::files(&value, base);
+            taken.into_iter().filter(|f| own.iter().any(|p| f.path == data::absolute(p))).collect()
+        }
+        None => data::fingerprints(&value, base),
+    };
     let data = data::load(&value, base).map_err(|e| e.to_string())?;
     Ok(TrialData { data, value, files })
 }

@@ -48,7 +48,7 @@ pub use cifar::{CifarSpec, describe as cifar_describe};
 pub use csv::{
     Record, RecordError, csv_columns, csv_records, csv_records_with, csv_text, delimiter_hint, is_missing, single_class,
 };
-pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
+pub use files::{Fingerprint, absolute, base_folder, changes, files, fingerprints};
 pub use idx::{IdxError, idx_dims, idx_read, idx_roles, single_label};
 pub use images::{ArgError, IMAGE_EXTENSIONS, ImageSpec, describe as images_describe};
 pub use npy::{Arrays, NpySpec, describe as npy_describe, parse_header as npy_header};

@@ -10,6 +10,7 @@
 //! **Invariant:** in `Space::params`, a parameter's guard and derived expression
 //! only name parameters that come before it.
 
+pub mod data_search;
 mod expand;
 mod layers;
 mod lower;

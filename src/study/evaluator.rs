@@ -105,7 +105,8 @@ impl<'a> ModelEvaluator<'a> {
 impl Evaluator for ModelEvaluator<'_> {
     fn static_metrics(&self, trial: TrialRef<'_>) -> Result<Metrics, String> {
         let Some(body) = &self.experiment.model else { return Ok(Metrics::new()) };
-        let sub = ir::expand(self.program, body, trial.point, &self.trials.data.info).map_err(|e| e.message)?;
+        let data = self.trials.data_at(trial.point)?;
+        let sub = ir::expand(self.program, body, trial.point, &data.info).map_err(|e| e.message)?;
         Ok(Metrics::from([("params".to_string(), sub.params as f64), ("flops".to_string(), sub.flops as f64)]))
     }
 
@@ -122,29 +123,28 @@ impl Evaluator for ModelEvaluator<'_> {
         let Some(body) = &self.experiment.model else {
             return Outcome { status: Status::Failed("no model".into()), metrics: Metrics::new() };
         };
-        let sub = match ir::expand(self.program, body, trial.point, &self.trials.data.info) {
+        let data = match self.trials.data_at(trial.point) {
+            Ok(d) => d,
+            Err(e) => return Outcome { status: Status::Failed(e), metrics: Metrics::new() },
+        };
+        let sub = match ir::expand(self.program, body, trial.point, &data.info) {
             Ok(s) => s,
             Err(e) => return Outcome { status: Status::Failed(e.message), metrics: Metrics::new() },
         };
         // A sub-model that cannot fit fails here, before anything is allocated: allocating it
         // would get the whole process killed. (On a GPU the limit is the device's, unknown here.)
         if self.trials.device == train::DeviceKind::Cpu
-            && let Some(why) = train::memory::available()
-                .and_then(|a| train::memory::refuse(&sub, cfg.batch.min(self.trials.data.train.n), a))
+            && let Some(why) =
+                train::memory::available().and_then(|a| train::memory::refuse(&sub, cfg.batch.min(data.train.n), a))
         {
             return Outcome { status: Status::Failed(why), metrics: Metrics::new() };
         }
-        let outcome = train::fit_until(
-            self.trials.device,
-            &sub,
-            &cfg,
-            &self.trials.data,
-            trial.deadline,
-            |epoch, m| match on_step(epoch as u32, m) {
+        let outcome = train::fit_until(self.trials.device, &sub, &cfg, &data.data, trial.deadline, |epoch, m| {
+            match on_step(epoch as u32, m) {
                 Control::Continue => train::Control::Continue,
                 Control::Stop => train::Control::Stop,
-            },
-        );
+            }
+        });
         let status = match &outcome.status {
             train::Status::Completed | train::Status::EarlyStopped { .. } => Status::Complete,
             train::Status::Stopped { .. } => Status::Stopped,
@@ -157,7 +157,7 @@ impl Evaluator for ModelEvaluator<'_> {
             && let (Some(out), Some(model)) = (&self.out, &outcome.model)
         {
             let dir = trial_dir(out, trial.number);
-            let config = self.trials.saved_config(trial.point, cfg);
+            let config = self.trials.saved_config(&data, trial.point, cfg);
             if let Err(e) = model.save(&dir, &config) {
                 let why = format!("cannot save trial {}'s model in {}: {e}", trial.number, dir.display());
                 return Outcome { status: Status::Abort(why), metrics };

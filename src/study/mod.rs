@@ -295,18 +295,26 @@ impl<'c> Plan<'c> {
     }
 
     /// Fingerprints of the data files the experiment reads (none for built-in or synthetic
-    /// data, or data that does not evaluate: loading it reports that), taken at the first
-    /// call and the same for the plan's life: the evaluator takes them before it loads the
-    /// data, and the study's spec records them, in either order, without a second pass.
+    /// data, or data that does not evaluate: loading it reports that); with searched data
+    /// settings, of the files any of its first [`DATA_SETTINGS_FINGERPRINTED`] settings
+    /// reads, each file once. Taken at the first call and the same for the plan's life: the
+    /// evaluator takes them before it loads the data, and the study's spec records them, in
+    /// either order, without a second pass.
     pub fn data_files(&self) -> Vec<crate::data::Fingerprint> {
         self.data_files
             .get_or_init(|| {
-                let Some(setting) = &self.experiment.data else { return Vec::new() };
-                let env = ir::PointEnv { point: &Point::new(), fns: &self.compiled.program.fns, data: None };
-                match ir::eval(&setting.value, &env) {
-                    Ok(value) => crate::data::fingerprints(&value, &self.base),
-                    Err(_) => Vec::new(),
+                let (points, _) = ir::data_search::data_points(self.experiment, DATA_SETTINGS_FINGERPRINTED);
+                let mut paths: Vec<PathBuf> = Vec::new();
+                for at in &points {
+                    if let Some(Ok(value)) = ir::data_search::data_value(self.experiment, &self.compiled.program.fns, at) {
+                        for p in crate::data::files(&value, &self.base) {
+                            if !paths.contains(&p) {
+                                paths.push(p);
+                            }
+                        }
+                    }
                 }
+                paths.iter().filter_map(|p| crate::data::Fingerprint::of(p).ok()).collect()
             })
             .clone()
     }
@@ -316,6 +324,9 @@ impl<'c> Plan<'c> {
         if self.settings.parallel > 1 { 1 } else { 2 }
     }
 }
+
+/// Data settings ([`ir::data_search::data_points`]) whose files a study fingerprints at most.
+pub const DATA_SETTINGS_FINGERPRINTED: usize = 64;
 
 /// The experiment `name` names, or the file's only one.
 fn experiment<'c>(compiled: &'c Compiled, name: Option<&str>) -> Result<&'c ir::Experiment, String> {

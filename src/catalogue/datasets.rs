@@ -67,9 +67,10 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("delimiter", ArgType::Str),
             opt("ignore", ArgType::Any),
             opt("max_categories", ArgType::Int),
+            opt("skip_bad", ArgType::Bool),
         ],
         "a CSV file: the `target` column (default the last) against the others; `delimiter` `,` `;` or tab \
-         (detected), `ignore` columns, `max_categories` per text column (256)",
+         (detected), `ignore` columns, `max_categories` per text column (256), `skip_bad` rows left out and counted",
     ),
     e(
         Dataset::Idx,
@@ -156,6 +157,7 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("vocab", ArgType::Int),
             opt("max_len", ArgType::Int),
             opt("lowercase", ArgType::Bool),
+            opt("skip_bad", ArgType::Bool),
             SPLIT,
             SEED,
         ],

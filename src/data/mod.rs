@@ -53,7 +53,7 @@ pub use cifar::{CifarSpec, describe as cifar_describe};
 pub use csv::{
     Record, RecordError, csv_columns, csv_records, csv_records_with, csv_text, delimiter_hint, is_missing, single_class,
 };
-pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
+pub use files::{Fingerprint, absolute, base_folder, changes, files, fingerprints};
 pub use idx::{IdxError, idx_dims, idx_read, idx_roles, single_label};
 pub use images::{ArgError, IMAGE_EXTENSIONS, ImageSpec, describe as images_describe};
 pub use npy::{Arrays, NpySpec, describe as npy_describe, parse_header as npy_header};
@@ -61,7 +61,10 @@ pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
 pub use text::Tokenizer;
 /// The text source's parts the checker reads (`check::data` describes `text(...)` with them).
 pub mod text_source {
-    pub use super::text::{ArgError, Kind, RowsError, Spec, describe, spec};
+    pub use super::text::{
+        ArgError, Kind, Rows, RowsError, Spec, TOKENIZER_ARGS, classes, describe, fixed_labels, fixed_spec, info,
+        read_rows, spec,
+    };
 }
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
@@ -299,11 +302,6 @@ pub fn split_rule(valid_fixed: bool, test_fixed: bool) -> Option<&'static str> {
     }
 }
 
-/// Why `text(...)` refuses a split's own source (followed by `: test` or `: valid`): its
-/// vocabulary is fitted on the train rows of the one file it reads.
-pub const TEXT_FIXED_SPLIT: &str =
-    "`text(...)` does not take a split's own source yet (its split is carved from its one file by `split:`)";
-
 /// Loads, splits and standardises the dataset a data value names. `base` is the folder
 /// that relative paths are read from (the `.bma` file's).
 ///
@@ -325,23 +323,19 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
     if let Some(c) = call
         && catalogue::kind(catalogue::DATASETS, &c.name) == Some(catalogue::Dataset::Text)
     {
-        if let Some(part) = FIXED_PARTS.iter().find(|p| arg(p).is_some()) {
-            return Err(DataError::new(format!("{}: {part}", TEXT_FIXED_SPLIT)));
-        }
-        let fractions = match arg("split") {
-            Some(Value::List(items)) => {
-                let f: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
-                match f.as_slice() {
-                    [a, b, c] if f.len() == items.len() && *a > 0.0 && *b > 0.0 && *c > 0.0 => [*a, *b, *c],
-                    _ => return Err(DataError::new("`split` needs three positive fractions: train, valid, test")),
-                }
+        let fixed = [arg("valid"), arg("test")];
+        for (nested, part) in fixed.iter().zip(["valid", "test"]) {
+            if let Some(own) = nested.and_then(nested_split_arg) {
+                return Err(DataError::new(format!("the `{part}:` source takes no `{own}`: it is one split, whole")));
             }
-            Some(_) => return Err(DataError::new("`split` is a list of three fractions")),
-            None => DEFAULT_SPLIT,
-        };
+        }
+        let (valid_fixed, test_fixed) = (fixed[0].is_some(), fixed[1].is_some());
+        let fractions = fractions(arg("split"), valid_fixed, test_fixed)?;
         let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
         // Text is split first, then tokenized with a vocabulary fitted on train alone.
-        return text::load(c, base, tokenizer, |y, info| split_indices(y, info, fractions, seed));
+        return text::load(c, base, tokenizer, fixed, |y, info| {
+            split_indices_fixed(y, info, fractions, seed, valid_fixed, test_fixed)
+        });
     }
     let raw = load_raw(value, base)?;
     let fixed_part = |part: &str| -> Result<Option<Raw>, DataError> {
@@ -352,21 +346,21 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
         let other =
             load_raw(nested, base).map_err(|e| DataError { message: format!("`{part}:` {}", e.message), ..e })?;
         compatible(&raw.info, &other.info, part).map_err(DataError::new)?;
-        // Class folders (or label files) that name their classes must name the same ones:
-        // the same count with other names would silently mislabel every sample.
-        let (mine, theirs) = (&raw.extras.class_names, &other.extras.class_names);
-        if !mine.is_empty() && !theirs.is_empty() && mine != theirs {
-            let odd = theirs.iter().find(|c| !mine.contains(c)).or_else(|| mine.iter().find(|c| !theirs.contains(c)));
-            return Err(DataError::new(format!(
-                "the `{part}:` source's classes are not the training source's{}",
-                odd.map(|c| format!(": `{c}` is in one and not the other")).unwrap_or_default()
-            )));
-        }
+        same_classes(&raw.extras.class_names, &other.extras.class_names, part, &other.info.name)
+            .map_err(DataError::new)?;
         Ok(Some(other))
     };
     let fixed = Fixed { valid: fixed_part("valid")?, test: fixed_part("test")? };
-    let rule = split_rule(fixed.valid.is_some(), fixed.test.is_some());
-    let fractions = match (arg("split"), rule) {
+    let fractions = fractions(arg("split"), fixed.valid.is_some(), fixed.test.is_some())?;
+    let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
+    split_with(raw, fixed, fractions, seed)
+}
+
+/// The train, valid and test fractions of `split` (`None`: the default) for a source whose
+/// valid and test parts may have their own sources (see [`split_rule`]); a fixed part's is 0.
+fn fractions(split: Option<&Value>, valid_fixed: bool, test_fixed: bool) -> Result<[f64; 3], DataError> {
+    let rule = split_rule(valid_fixed, test_fixed);
+    Ok(match (split, rule) {
         (Some(_), None) => {
             return Err(DataError::new(
                 "with both `test:` and `valid:` the source is all train: `split` has nothing to split",
@@ -375,7 +369,7 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
         (Some(Value::List(items)), Some(rule)) => {
             let f: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
             let positive = f.len() == items.len() && f.iter().all(|x| *x > 0.0);
-            match (f.as_slice(), fixed.valid.is_some(), fixed.test.is_some()) {
+            match (f.as_slice(), valid_fixed, test_fixed) {
                 ([a, b, c], false, false) if positive => [*a, *b, *c],
                 ([a, b], false, true) if positive => [*a, *b, 0.0],
                 ([a, c], true, false) if positive => [*a, 0.0, *c],
@@ -383,15 +377,32 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
             }
         }
         (Some(_), Some(rule)) => return Err(DataError::new(format!("`split` is a list of {rule}"))),
-        (None, _) => match (fixed.valid.is_some(), fixed.test.is_some()) {
+        (None, _) => match (valid_fixed, test_fixed) {
             (false, false) => DEFAULT_SPLIT,
             (false, true) => [DEFAULT_SPLIT_FIXED[0], DEFAULT_SPLIT_FIXED[1], 0.0],
             (true, false) => [DEFAULT_SPLIT_FIXED[0], 0.0, DEFAULT_SPLIT_FIXED[1]],
             (true, true) => [1.0, 0.0, 0.0],
         },
+    })
+}
+
+/// Why a split's own source (`part`) cannot stand beside the main source although its
+/// class count fits: both name their classes (class folders, label files, CSV or text
+/// labels) and the names differ, which would silently mislabel every sample. Sources that
+/// do not name their classes (empty) pass. `name` is the split's own source's
+/// (`DataInfo::name`, its path). The checker's and the loader's one rule.
+pub fn same_classes(mine: &[String], theirs: &[String], part: &str, name: &str) -> Result<(), String> {
+    if mine.is_empty() || theirs.is_empty() || mine == theirs {
+        return Ok(());
+    }
+    let odd = match theirs.iter().find(|c| !mine.contains(c)) {
+        Some(c) => format!(": `{c}` is a class of {name}, not of the training source"),
+        None => match mine.iter().find(|c| !theirs.contains(c)) {
+            Some(c) => format!(": `{c}` is a class of the training source, not of {name}"),
+            None => String::new(),
+        },
     };
-    let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
-    split_with(raw, fixed, fractions, seed)
+    Err(format!("the `{part}:` source's classes are not the training source's{odd}"))
 }
 
 /// The argument of a split's own source that only the main source may have (`split`,
@@ -627,14 +638,28 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
     })
 }
 
-/// The train, valid and test indices [`split`] carves from `y` when nothing is fixed (text
-/// is split this way before it is tokenized).
+/// The train, valid and test indices [`split`] carves from `y` when nothing is fixed.
+#[cfg(test)]
 fn split_indices(y: &[f32], info: &DataInfo, fractions: [f64; 3], seed: u64) -> Result<[Vec<usize>; 3], DataError> {
+    split_indices_fixed(y, info, fractions, seed, false, false)
+}
+
+/// The train, valid and test indices [`split_with`] carves from `y` (text is split this way
+/// before it is tokenized); a part with its own source (`valid_fixed`, `test_fixed`) gets none.
+fn split_indices_fixed(
+    y: &[f32],
+    info: &DataInfo,
+    fractions: [f64; 3],
+    seed: u64,
+    valid_fixed: bool,
+    test_fixed: bool,
+) -> Result<[Vec<usize>; 3], DataError> {
     let n = y.len();
-    if n < 3 {
-        return Err(DataError::new(format!("`{}` has {n} samples; at least 3 are needed to split", info.name)));
+    let carved = 1 + usize::from(!valid_fixed) + usize::from(!test_fixed);
+    if n < carved {
+        return Err(DataError::new(format!("`{}` has {n} samples; at least {carved} are needed to split", info.name)));
     }
-    Ok(carve(y, info, fractions, seed, false, false))
+    Ok(carve(y, info, fractions, seed, valid_fixed, test_fixed))
 }
 
 /// The train, valid and test indices of the `y.len()` samples: stratified by class for

@@ -50,7 +50,7 @@ pub use net::{Op, OpKind, Plan, Tensors};
 pub use save::{
     SavedConfig, check_fits, data_changes, evaluate_saved, from_safetensors, load, load_config, to_safetensors,
 };
-pub use trial::{Averaging, Trials, averaging, init_seed};
+pub use trial::{Averaging, KEPT, TrialData, Trials, averaging, init_seed};
 
 use crate::data::{Dataset, Split, TargetScale};
 use crate::ir::{self, Task};
@@ -759,6 +759,8 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
     }
 }
 
+#[cfg(test)]
+mod attention_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -429,7 +429,7 @@ fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary, vote: 
 /// The model's outputs as rows of probabilities (classification) or values.
 fn probabilities(model: &Model, split: &Split) -> Result<Predictions, String> {
     let k = model.plan.out_features().max(1);
-    let out = model.predict(&split.x, split.n)?;
+    let out = model.predict_split(split)?;
     let classification = model.task == Task::Classification;
     Ok(out
         .chunks(k)

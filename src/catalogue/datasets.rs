@@ -39,6 +39,9 @@ const fn e(kind: Dataset, name: &'static str, args: &'static [Arg], doc: &'stati
 const SPLIT: Arg = opt("split", ArgType::Numbers);
 const SEED: Arg = opt("seed", ArgType::Int);
 const EMBEDDED: &[Arg] = &[SPLIT, SEED];
+/// `stream: true` keeps the samples in a cache file on disk (in `cache:`, default `.bma-cache`).
+const STREAM: Arg = opt("stream", ArgType::Bool);
+const CACHE: Arg = opt("cache", ArgType::Str);
 const SYNTHETIC: &[Arg] = &[opt("n", ArgType::Int), opt("noise", ArgType::Number), SEED, SPLIT];
 
 /// The arguments every dataset takes besides its own: a split's own source, another data
@@ -72,8 +75,9 @@ pub const DATASETS: &[Entry<Dataset>] = &[
     e(
         Dataset::Idx,
         "idx",
-        &[req("images", ArgType::Str), req("labels", ArgType::Str), SPLIT, SEED],
-        "IDX image and label files (the MNIST format): [1, h, w], classes in the labels",
+        &[req("images", ArgType::Str), req("labels", ArgType::Str), SPLIT, SEED, STREAM, CACHE],
+        "IDX image and label files (the MNIST format): [1, h, w], classes in the labels; `stream: true` trains \
+         from a byte cache on disk",
     ),
     e(
         Dataset::Audio,
@@ -99,8 +103,11 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("skip_bad", ArgType::Bool),
             SPLIT,
             SEED,
+            STREAM,
+            CACHE,
         ],
-        "PNG/JPEG/BMP images, one subfolder per class (or a CSV list of `path,label`): [channels, h, w]",
+        "PNG/JPEG/BMP images, one subfolder per class (or a CSV list of `path,label`): [channels, h, w]; \
+         `stream: true` trains from a byte cache on disk",
     ),
     e(
         Dataset::Cifar,

@@ -159,6 +159,11 @@ fn describe_source(
             names.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
         )));
     };
+    if let (Some(c), Dataset::Idx | Dataset::Images) = (call, entry.kind)
+        && let Err((arg, why)) = crate::data::stream_spec(c, base)
+    {
+        return Err(Diagnostic::error(Code::InvalidValue, why, arg_span(arg), "not usable"));
+    }
     match entry.kind {
         Dataset::Digits => fixed(vec![1, 8, 8], 10),
         Dataset::Iris => fixed(vec![4], 3),

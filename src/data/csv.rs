@@ -742,7 +742,7 @@ pub fn encode(table: &Table, path: &Path) -> Raw {
     if let Some(note) = table.skipped_note(path) {
         extras.notes.push(note);
     }
-    Raw { info: table.info(path), x, y, extras }
+    Raw { info: table.info(path), x, y, extras, stored: None }
 }
 
 pub(super) fn load(path: &Path, opts: &Options) -> Result<Raw, DataError> {

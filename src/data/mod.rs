@@ -14,6 +14,9 @@
 //!   ([`TargetScale`]) are fitted on the train split only;
 //! - nothing in a data file can panic: bad files give a [`DataError`] naming file and line.
 //!
+//! With `stream: true` (images, IDX) the samples stay on disk in a cache file and a split is
+//! an index list into it, read a batch at a time with [`Split::gather`] (see `cache`).
+//!
 //! `files` gives the absolute folder relative paths are read from ([`base_folder`]) and
 //! [`Fingerprint`]s of the files a data value reads, so that a study and a saved model
 //! notice when a file changed under them.
@@ -21,6 +24,7 @@
 mod audio;
 mod audio_features;
 mod builtin;
+mod cache;
 mod cifar;
 pub mod csv;
 mod files;
@@ -44,6 +48,7 @@ pub use audio::{
 };
 pub use audio_features::{dct, hz_to_mel, log_mel, mel_filterbank, mel_to_hz};
 pub use builtin::BUILTIN;
+pub use cache::{CACHE_DIR, Cache, Rows as StoredRows, StreamSpec, stream_spec};
 pub use cifar::{CifarSpec, describe as cifar_describe};
 pub use csv::{
     Record, RecordError, csv_columns, csv_records, csv_records_with, csv_text, delimiter_hint, is_missing, single_class,
@@ -65,16 +70,48 @@ pub mod text_source {
 /// One part of a dataset: `n` rows of `features` values, row-major.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Split {
+    /// The rows, when they are in memory (empty when `stored`).
     pub x: Vec<f32>,
     /// The class index (classification) or the target value (regression), per row.
     pub y: Vec<f32>,
     pub n: usize,
+    /// A streamed split's rows: in a cache file, read and scaled a batch at a time.
+    pub stored: Option<cache::Rows>,
 }
 
 impl Split {
-    /// Row `i` of `x`.
+    /// Row `i` of `x` (an in-memory split; [`Split::gather`] reads either kind).
     pub fn row(&self, i: usize, features: usize) -> &[f32] {
         &self.x[i * features..(i + 1) * features]
+    }
+
+    /// Appends rows `rows` to `out`, from memory or from the cache file: the same values
+    /// either way.
+    pub fn gather(&self, rows: &[usize], features: usize, out: &mut Vec<f32>) -> Result<(), DataError> {
+        match &self.stored {
+            Some(s) => s.gather(rows, out),
+            None => {
+                out.reserve(rows.len() * features);
+                for &i in rows {
+                    let row = self.x.get(i * features..(i + 1) * features).ok_or_else(|| {
+                        DataError::new(format!("row {i} of a split of {} rows of {features}", self.n))
+                    })?;
+                    out.extend_from_slice(row);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Rows `rows` of this split (a stored split stays stored: only its index is copied).
+    pub fn subset(&self, rows: &[usize], features: usize) -> Result<Split, DataError> {
+        let y = rows.iter().map(|&i| self.y.get(i).copied().unwrap_or(f32::NAN)).collect();
+        if let Some(s) = &self.stored {
+            return Ok(Split { x: Vec::new(), y, n: rows.len(), stored: Some(s.subset(rows)) });
+        }
+        let mut x = Vec::new();
+        self.gather(rows, features, &mut x)?;
+        Ok(Split { x, y, n: rows.len(), stored: None })
     }
 }
 
@@ -184,6 +221,8 @@ pub struct Raw {
     pub x: Vec<f32>,
     pub y: Vec<f32>,
     pub extras: Extras,
+    /// A streamed source's samples (`stream: true`): `x` is then empty.
+    pub stored: Option<std::sync::Arc<cache::Cache>>,
 }
 
 /// What a loader knows beyond the samples (empty for most sources).
@@ -435,8 +474,19 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             let opts = csv::options(call).map_err(|(_, e)| DataError::new(e))?;
             csv::load(&path("path", 0)?, &opts)
         }
-        Kind::Idx => idx::load(&path("images", 0)?, &path("labels", 1)?),
-        Kind::Images => images::load(&ImageSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Idx | Kind::Images => match (kind, stream_of(call, base)?) {
+            (Kind::Idx, None) => idx::load(&path("images", 0)?, &path("labels", 1)?),
+            (Kind::Idx, Some(s)) => {
+                idx::load_streamed(call_of(call, name)?, base, &path("images", 0)?, &path("labels", 1)?, &s)
+            }
+            (_, stream) => {
+                let spec = ImageSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?;
+                match stream {
+                    Some(s) => images::load_streamed(call_of(call, name)?, base, &spec, &s),
+                    None => images::load(&spec),
+                }
+            }
+        },
         Kind::Cifar => cifar::load(&CifarSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Npy | Kind::Npz => npy::load(&NpySpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Text => Err(DataError::new("text is tokenized after the split: load it with `data::load`")),
@@ -467,6 +517,14 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
 
 fn call_of<'v>(call: Option<&'v crate::ir::CallValue>, name: &str) -> Result<&'v crate::ir::CallValue, DataError> {
     call.ok_or_else(|| DataError::new(format!("`{name}` needs arguments: `{name}(...)`")))
+}
+
+/// The `stream:` settings of a call (`None`: in memory).
+fn stream_of(call: Option<&crate::ir::CallValue>, base: &Path) -> Result<Option<StreamSpec>, DataError> {
+    match call {
+        Some(c) => stream_spec(c, base).map_err(|(_, why)| DataError::new(why)),
+        None => Ok(None),
+    }
 }
 
 fn arg_error(e: ArgError) -> DataError {
@@ -511,7 +569,7 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
     for (r, part) in [(Some(&raw), "the source"), (fixed.valid.as_ref(), "`valid:`"), (fixed.test.as_ref(), "`test:`")]
     {
         if let Some(r) = r
-            && r.x.len() != r.len() * f
+            && r.stored.as_ref().map_or(r.x.len() != r.len() * f, |c| c.len() != r.len() || c.features() != f)
         {
             return Err(DataError::new(format!(
                 "`{}` ({part}): {} values for {} samples of {f} features",
@@ -526,18 +584,32 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
     }
     let [tr, va, te] = carve(&raw.y, &raw.info, fractions, seed, fixed.valid.is_some(), fixed.test.is_some());
     let image = raw.info.shape.len() == 3;
-    let (mean, std) = fit_scaling(&raw.x, &tr, f, image);
+    let (mean, std) = match &raw.stored {
+        Some(c) => fit_scaling_stored(c, &tr, image)?,
+        None => fit_scaling(&raw.x, &tr, f, image),
+    };
+    let scaling: (std::sync::Arc<[f32]>, std::sync::Arc<[f32]>) = (mean.as_slice().into(), std.as_slice().into());
     let take = |src: &Raw, idx: &mut dyn Iterator<Item = usize>| {
+        if let Some(c) = &src.stored {
+            let index: std::sync::Arc<[usize]> = idx.collect();
+            let y: Vec<f32> = index.iter().map(|&i| src.y[i]).collect();
+            let (mean, std) = scaling.clone();
+            return Split {
+                n: y.len(),
+                x: Vec::new(),
+                y,
+                stored: Some(cache::Rows { cache: c.clone(), index, mean, std }),
+            };
+        }
         let mut x = Vec::with_capacity(src.len() * f);
         let mut y = Vec::with_capacity(src.len());
         for i in idx {
             for j in 0..f {
-                let v = src.x[i * f + j];
-                x.push(if v.is_nan() { 0.0 } else { (v - mean[j]) / std[j] });
+                x.push(cache::scale(src.x[i * f + j], mean[j], std[j]));
             }
             y.push(src.y[i]);
         }
-        Split { n: y.len(), x, y }
+        Split { n: y.len(), x, y, stored: None }
     };
     let part = |own: &Option<Raw>, carved: &[usize]| match own {
         Some(r) => take(r, &mut (0..r.len())),
@@ -656,38 +728,75 @@ fn carve(
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all
 /// features when `pooled`. A constant feature gets deviation 1.
 fn fit_scaling(x: &[f32], rows: &[usize], f: usize, pooled: bool) -> (Vec<f32>, Vec<f32>) {
-    let mut sum = vec![0f64; f];
-    let mut sq = vec![0f64; f];
-    let mut cnt = vec![0f64; f];
+    let mut s = Scaling::new(f);
     for &i in rows {
-        for j in 0..f {
-            let v = x[i * f + j];
+        s.add(&x[i * f..(i + 1) * f]);
+    }
+    s.finish(pooled)
+}
+
+/// [`fit_scaling`] over a cache's rows, read [`cache::CHUNK_ROWS`] at a time in the same
+/// order, so the same sums in the same order give the same scaling.
+fn fit_scaling_stored(c: &cache::Cache, rows: &[usize], pooled: bool) -> Result<(Vec<f32>, Vec<f32>), DataError> {
+    let f = c.features();
+    let mut s = Scaling::new(f);
+    let (mut buf, mut x) = (Vec::new(), Vec::new());
+    for chunk in rows.chunks(cache::CHUNK_ROWS) {
+        x.clear();
+        c.read_rows(chunk, &mut buf, &mut x)?;
+        for row in x.chunks_exact(f.max(1)) {
+            s.add(row);
+        }
+    }
+    Ok(s.finish(pooled))
+}
+
+/// Running sums per feature for [`fit_scaling`], NaN left out.
+struct Scaling {
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+    cnt: Vec<f64>,
+}
+
+impl Scaling {
+    fn new(f: usize) -> Scaling {
+        Scaling { sum: vec![0f64; f], sq: vec![0f64; f], cnt: vec![0f64; f] }
+    }
+
+    fn add(&mut self, row: &[f32]) {
+        for (j, &v) in row.iter().enumerate() {
             if !v.is_nan() {
-                sum[j] += f64::from(v);
-                sq[j] += f64::from(v) * f64::from(v);
-                cnt[j] += 1.0;
+                self.sum[j] += f64::from(v);
+                self.sq[j] += f64::from(v) * f64::from(v);
+                self.cnt[j] += 1.0;
             }
         }
     }
-    if pooled {
-        let (s, q, c) = (sum.iter().sum::<f64>(), sq.iter().sum::<f64>(), cnt.iter().sum::<f64>());
-        sum = vec![s; f];
-        sq = vec![q; f];
-        cnt = vec![c; f];
-    }
-    let mut mean = vec![0f32; f];
-    let mut std = vec![1f32; f];
-    for j in 0..f {
-        if cnt[j] > 0.0 {
-            let m = sum[j] / cnt[j];
-            let var = (sq[j] / cnt[j] - m * m).max(0.0);
-            mean[j] = m as f32;
-            if var.sqrt() > 1e-8 {
-                std[j] = var.sqrt() as f32;
+
+    /// Mean and deviation per feature; one pair for all when `pooled`.
+    fn finish(self, pooled: bool) -> (Vec<f32>, Vec<f32>) {
+        let Scaling { mut sum, mut sq, mut cnt } = self;
+        let f = sum.len();
+        if pooled {
+            let (s, q, c) = (sum.iter().sum::<f64>(), sq.iter().sum::<f64>(), cnt.iter().sum::<f64>());
+            sum = vec![s; f];
+            sq = vec![q; f];
+            cnt = vec![c; f];
+        }
+        let mut mean = vec![0f32; f];
+        let mut std = vec![1f32; f];
+        for j in 0..f {
+            if cnt[j] > 0.0 {
+                let m = sum[j] / cnt[j];
+                let var = (sq[j] / cnt[j] - m * m).max(0.0);
+                mean[j] = m as f32;
+                if var.sqrt() > 1e-8 {
+                    std[j] = var.sqrt() as f32;
+                }
             }
         }
+        (mean, std)
     }
-    (mean, std)
 }
 
 #[cfg(test)]

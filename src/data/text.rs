@@ -799,12 +799,14 @@ pub fn load(
         x: tokenizer.encode_all(&texts(idx)),
         y: idx.iter().map(|i| y[*i]).collect(),
         n: idx.len(),
+        stored: None,
     };
     let part = |own: &Option<(Rows, Vec<f32>)>, carved: &[usize]| match own {
         Some((r, fy)) => Split {
             x: tokenizer.encode_all(&r.texts.iter().map(String::as_str).collect::<Vec<_>>()),
             y: fy.clone(),
             n: fy.len(),
+            stored: None,
         },
         None => take(carved),
     };

@@ -306,7 +306,9 @@ impl<'c> Plan<'c> {
                 let (points, _) = ir::data_search::data_points(self.experiment, DATA_SETTINGS_FINGERPRINTED);
                 let mut paths: Vec<PathBuf> = Vec::new();
                 for at in &points {
-                    if let Some(Ok(value)) = ir::data_search::data_value(self.experiment, &self.compiled.program.fns, at) {
+                    if let Some(Ok(value)) =
+                        ir::data_search::data_value(self.experiment, &self.compiled.program.fns, at)
+                    {
                         for p in crate::data::files(&value, &self.base) {
                             if !paths.contains(&p) {
                                 paths.push(p);

@@ -19,6 +19,8 @@ pub enum Layer {
     GlobalAvgPool,
     GlobalMaxPool,
     Embedding,
+    Attention,
+    Positional,
     Flatten,
     Reshape,
     BatchNorm,
@@ -59,7 +61,12 @@ const POOL: &[Arg] = &[def("kernel", ArgType::Int, "2"), def("stride", ArgType::
 
 /// The layers built into the language, in the order completion offers them.
 pub const LAYERS: &[Entry<Layer>] = &[
-    layer(Layer::Dense, "dense", &[req("units", ArgType::Int)], "a fully connected layer on a flat input"),
+    layer(
+        Layer::Dense,
+        "dense",
+        &[req("units", ArgType::Int)],
+        "a fully connected layer on a flat input; on a sequence [t, d], on each position: → [t, units]",
+    ),
     layer(
         Layer::Conv2d,
         "conv2d",
@@ -116,6 +123,20 @@ pub const LAYERS: &[Entry<Layer>] = &[
         "embedding",
         &[req("vocab", ArgType::Int), req("dim", ArgType::Int)],
         "a learnt vector per token id: [L] ids → [L, dim]; `vocab` rows, at least `data.vocab`",
+    ),
+    layer(
+        Layer::Attention,
+        "attention",
+        &[req("heads", ArgType::Int), def("causal", ArgType::Bool, "false"), def("rotary", ArgType::Bool, "false")],
+        "multi-head self-attention on a sequence: [t, d] → [t, d]; padding is never attended to, \
+         `causal` hides later positions, `rotary` rotates queries and keys by position",
+    ),
+    layer(
+        Layer::Positional,
+        "positional",
+        &[def("kind", ArgType::Syms(&["sinusoidal", "learned", "rotary"]), "sinusoidal")],
+        "adds a position encoding to a sequence [t, d]: fixed sines (`sinusoidal`) or a learnt [t, d] table \
+         (`learned`); `rotary` is refused with the way to write it: `attention(heads, rotary: true)`",
     ),
     layer(Layer::Flatten, "flatten", &[], "[c, h, w] → [c·h·w]"),
     variadic(Layer::Reshape, "reshape", "reshape(d1, d2, ...)", "a new shape with the same number of values"),

@@ -5,6 +5,8 @@
 //! [`builtin_layer`] builds each [`catalogue::Layer`] kind in one exhaustive `match`, so a
 //! layer added to the catalogue does not compile until it is built here.
 
+mod attention;
+
 use super::Value;
 use super::submodel::{Activation, ExpandError, LayerKind, Padding, Shape, fail, fmt_shape};
 use crate::catalogue;
@@ -53,6 +55,8 @@ pub(super) fn builtin_layer(
         catalogue::Layer::GlobalAvgPool => global_pool(&call, LayerKind::GlobalAvgPool),
         catalogue::Layer::GlobalMaxPool => global_pool(&call, LayerKind::GlobalMaxPool),
         catalogue::Layer::Embedding => embedding(&call, tokens),
+        catalogue::Layer::Attention => attention::attention(&call),
+        catalogue::Layer::Positional => attention::positional(&call),
         catalogue::Layer::Flatten => Ok((LayerKind::Flatten, vec![call.size() as usize], 0, 0)),
         catalogue::Layer::BatchNorm => {
             let c = input.first().copied().unwrap_or(0) as u64;
@@ -201,17 +205,22 @@ fn embedding(call: &Call, tokens: Tokens) -> Result<Built, ExpandError> {
 
 fn dense(call: &Call) -> Result<Built, ExpandError> {
     let units = call.positive("units")?;
-    let [n] = call.input.as_slice() else {
-        return Err(ExpandError {
-            code: Code::ShapeError,
-            span: call.span,
-            message: "`dense` needs a flat input".into(),
-            label: format!("the input here is {}", fmt_shape(call.input)),
-            help: Some("add `flatten` (or `global_avgpool`) before it".into()),
-        });
+    // On a sequence `[t, d]`, the same map is applied at each of the t positions.
+    let (positions, n, shape) = match call.input.as_slice() {
+        [n] => (1, *n, vec![units]),
+        [t, n] => (*t, *n, vec![*t, units]),
+        _ => {
+            return Err(ExpandError {
+                code: Code::ShapeError,
+                span: call.span,
+                message: "`dense` needs a flat input or a sequence [length, dim]".into(),
+                label: format!("the input here is {}", fmt_shape(call.input)),
+                help: Some("add `flatten` (or `global_avgpool`) before it".into()),
+            });
+        }
     };
-    let (n, u) = (*n as u64, units as u64);
-    Ok((LayerKind::Dense { units }, vec![units], n * u + u, 2 * n * u))
+    let (n, u, t) = (n as u64, units as u64, positions as u64);
+    Ok((LayerKind::Dense { units }, shape, n * u + u, 2 * t * n * u))
 }
 
 fn conv2d(call: &Call) -> Result<Built, ExpandError> {

@@ -69,6 +69,16 @@ pub enum Activation {
     Softmax,
 }
 
+/// The code `positional` adds to each position of a sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positional {
+    /// Fixed sines and cosines (Vaswani et al., 2017); no parameters.
+    Sinusoidal,
+    /// A learnt `[t, d]` table.
+    Learned,
+}
+
 /// What a node computes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -117,6 +127,15 @@ pub enum LayerKind {
         vocab: usize,
         dim: usize,
     },
+    /// Multi-head self-attention on `[t, d]`; `causal` hides later positions, `rotary`
+    /// rotates queries and keys by position.
+    Attention {
+        heads: usize,
+        causal: bool,
+        rotary: bool,
+    },
+    /// A position code added to `[t, d]`.
+    Positional(Positional),
     Flatten,
     Reshape {
         shape: Shape,
@@ -227,6 +246,10 @@ fn describe(kind: &LayerKind) -> String {
             super::seq::describe(kind)
         }
         LayerKind::Embedding { vocab, dim } => format!("embedding({vocab}, {dim})"),
+        LayerKind::Attention { heads, causal, rotary } => {
+            format!("attention({heads}, causal: {causal}, rotary: {rotary})")
+        }
+        LayerKind::Positional(p) => format!("positional({})", format!("{p:?}").to_lowercase()),
         LayerKind::Flatten => "flatten".into(),
         LayerKind::Reshape { shape } => format!("reshape{}", fmt_shape(shape)),
         LayerKind::BatchNorm => "batchnorm".into(),
@@ -281,6 +304,8 @@ pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
         LayerKind::AvgPool1d { .. } => "avgpool1d",
         LayerKind::Transpose => "transpose",
         LayerKind::Embedding { .. } => "embedding",
+        LayerKind::Attention { .. } => "attention",
+        LayerKind::Positional(_) => "positional",
         LayerKind::Flatten => "flatten",
         LayerKind::Reshape { .. } => "reshape",
         LayerKind::BatchNorm => "batchnorm",

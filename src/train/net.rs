@@ -15,6 +15,10 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation, module as ops};
 use serde::{Deserialize, Serialize};
 
+pub(super) mod attention;
+
+pub use attention::{Attention, Positions};
+
 use super::config::Init;
 use crate::ir::{self, LayerKind};
 use crate::rng::Rng;
@@ -72,6 +76,16 @@ pub enum OpKind {
     Embedding {
         vocab: usize,
         dim: usize,
+    },
+    /// Multi-head self-attention on `[t, d]`.
+    Attention {
+        heads: usize,
+        causal: bool,
+        rotary: bool,
+    },
+    /// A position code added to `[t, d]`: a learnt table, or fixed sines.
+    Positional {
+        learned: bool,
     },
     Flatten,
     Reshape,
@@ -157,6 +171,10 @@ impl Plan {
                     LayerKind::AvgPool1d { kernel, stride } => OpKind::AvgPool1d { kernel: *kernel, stride: *stride },
                     LayerKind::Transpose => OpKind::Transpose,
                     LayerKind::Embedding { vocab, dim } => OpKind::Embedding { vocab: *vocab, dim: *dim },
+                    LayerKind::Attention { heads, causal, rotary } => {
+                        OpKind::Attention { heads: *heads, causal: *causal, rotary: *rotary }
+                    }
+                    LayerKind::Positional(p) => OpKind::Positional { learned: *p == ir::Positional::Learned },
                     LayerKind::Flatten => OpKind::Flatten,
                     LayerKind::Reshape { .. } => OpKind::Reshape,
                     LayerKind::BatchNorm => OpKind::BatchNorm,
@@ -203,6 +221,8 @@ impl Plan {
                     | OpKind::BatchNorm
                     | OpKind::LayerNorm
                     | OpKind::Embedding { .. }
+                    | OpKind::Attention { .. }
+                    | OpKind::Positional { learned: true }
             ) {
                 out.push_str(&format!("{}:{:?}:{:?}->{:?};", op.name, op.kind, op.in_shape, op.shape));
             }
@@ -241,6 +261,9 @@ pub struct Conv {
 }
 
 /// A trainable or stateful part; the variant names appear in no file format.
+// One part per layer: the size of the largest variant (attention's four projections) costs
+// nothing, and burn's `Module` has no implementation for `Box` to shrink it with.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Part {
     Dense(Dense),
@@ -249,6 +272,8 @@ pub enum Part {
     BatchNorm(BatchNorm),
     LayerNorm(LayerNorm),
     Embedding(Embedding),
+    Attention(Attention),
+    Positions(Positions),
 }
 
 /// The burn module: one part per dense, conv and norm step, in plan order.
@@ -280,7 +305,11 @@ impl Net {
         for op in &plan.ops {
             let part = match &op.kind {
                 OpKind::Dense { units } => {
-                    let n = op.in_shape.iter().product::<usize>();
+                    // A sequence `[t, n]` shares one `n → units` map over its positions.
+                    let n = match op.in_shape.as_slice() {
+                        [_, n] => *n,
+                        other => other.iter().product::<usize>(),
+                    };
                     let (w, b) = draw(init, rng, n * units, *units, n, *units);
                     Some(Part::Dense(Dense { w: param(w, [n, *units], device), b: param(b, [*units], device) }))
                 }
@@ -309,6 +338,23 @@ impl Net {
                         other => draw(other, rng, vocab * dim, 0, *dim, *vocab).0,
                     };
                     Some(Part::Embedding(Embedding { w: param(w, [*vocab, *dim], device) }))
+                }
+                OpKind::Attention { .. } => {
+                    let d = op.shape.last().copied().unwrap_or(1);
+                    let mut proj = || {
+                        let (w, b) = draw(init, rng, d * d, d, d, d);
+                        Dense { w: param(w, [d, d], device), b: param(b, [d], device) }
+                    };
+                    Some(Part::Attention(Attention { q: proj(), k: proj(), v: proj(), o: proj() }))
+                }
+                OpKind::Positional { learned: true } => {
+                    // BERT's N(0, 0.02) by default; another `init` as for a [t, d] weight.
+                    let (t, d) = (op.shape.first().copied().unwrap_or(1), op.shape.last().copied().unwrap_or(1));
+                    let w = match init {
+                        Init::Default => (0..t * d).map(|_| (0.02 * rng.normal()) as f32).collect(),
+                        other => draw(other, rng, t * d, 0, d, t).0,
+                    };
+                    Some(Part::Positions(Positions { w: param(w, [t, d], device) }))
                 }
                 OpKind::BatchNorm => {
                     Some(Part::BatchNorm(BatchNormConfig::new(op.shape.first().copied().unwrap_or(1)).init(device)))
@@ -346,6 +392,8 @@ impl Net {
                 Part::BatchNorm(bn) => 2 * n(&bn.gamma.dims()),
                 Part::LayerNorm(ln) => n(&ln.gamma.dims()) + ln.beta.as_ref().map_or(0, |b| n(&b.dims())),
                 Part::Embedding(e) => n(&e.w.dims()),
+                Part::Attention(a) => [&a.q, &a.k, &a.v, &a.o].iter().map(|p| n(&p.w.dims()) + n(&p.b.dims())).sum(),
+                Part::Positions(p) => n(&p.w.dims()),
             })
             .sum()
     }
@@ -363,7 +411,8 @@ impl Net {
                     ids.push(ln.gamma.id);
                     ids.extend(ln.beta.as_ref().map(|b| b.id));
                 }
-                Part::Embedding(_) => {}
+                Part::Attention(a) => ids.extend([a.q.b.id, a.k.b.id, a.v.b.id, a.o.b.id]),
+                Part::Embedding(_) | Part::Positions(_) => {}
             }
         }
         ids
@@ -398,6 +447,13 @@ impl Net {
                     put(format!("{n}.running_var"), bn.running_var.value().into_data());
                 }
                 Some(Part::Embedding(e)) => put(format!("{n}.weight"), e.w.val().into_data()),
+                Some(Part::Attention(a)) => {
+                    for (p, d) in [("q", &a.q), ("k", &a.k), ("v", &a.v), ("o", &a.o)] {
+                        put(format!("{n}.{p}.weight"), d.w.val().into_data());
+                        put(format!("{n}.{p}.bias"), d.b.val().into_data());
+                    }
+                }
+                Some(Part::Positions(p)) => put(format!("{n}.weight"), p.w.val().into_data()),
                 Some(Part::LayerNorm(ln)) => {
                     put(format!("{n}.weight"), ln.gamma.val().into_data());
                     if let Some(b) = &ln.beta {
@@ -446,6 +502,16 @@ impl Net {
                 }
                 Part::Embedding(e) => {
                     e.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &e.w.dims())?, device));
+                }
+                Part::Attention(a) => {
+                    for (p, d) in [("q", &mut a.q), ("k", &mut a.k), ("v", &mut a.v), ("o", &mut a.o)] {
+                        d.w =
+                            Param::from_tensor(Tensor::from_data(get(format!("{n}.{p}.weight"), &d.w.dims())?, device));
+                        d.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.{p}.bias"), &d.b.dims())?, device));
+                    }
+                }
+                Part::Positions(p) => {
+                    p.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &p.w.dims())?, device));
                 }
                 Part::LayerNorm(ln) => {
                     let d = ln.gamma.dims();
@@ -542,6 +608,11 @@ pub fn forward(
             (OpKind::Input, _) => Act::T2(x.clone()).shaped(batch, &op.shape)?,
             (OpKind::Dense { .. }, Some(Part::Dense(d))) => match arg(0)? {
                 Act::T2(t) => Act::T2(t.matmul(d.w.val()) + d.b.val().unsqueeze::<2>()),
+                Act::T3(t) => {
+                    let [b, len, n] = t.dims();
+                    let y = t.reshape([b * len, n]).matmul(d.w.val()) + d.b.val().unsqueeze::<2>();
+                    Act::T3(y.reshape([b, len, d.b.dims()[0]]))
+                }
                 _ => return Err(wrong()),
             },
             (OpKind::Conv2d { stride, pad, .. }, Some(Part::Conv(c))) => match arg(0)? {
@@ -602,6 +673,18 @@ pub fn forward(
                     }
                     Act::T3(ops::embedding(e.w.val(), ids.int()))
                 }
+                _ => return Err(wrong()),
+            },
+            (OpKind::Attention { heads, causal, rotary }, Some(Part::Attention(a))) => match arg(0)? {
+                Act::T3(t) => Act::T3(attention::attention(t, a, *heads, *causal, *rotary, mask.as_ref())),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Positional { learned: false }, _) => match arg(0)? {
+                Act::T3(t) => Act::T3(attention::sinusoidal(t)),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Positional { learned: true }, Some(Part::Positions(p))) => match arg(0)? {
+                Act::T3(t) => Act::T3(attention::learned(t, p)),
                 _ => return Err(wrong()),
             },
             (OpKind::Flatten | OpKind::Reshape, _) => arg(0)?.shaped(batch, &op.shape)?,

@@ -85,7 +85,6 @@ pub(super) fn mask_after(
         | OpKind::Reshape
         | OpKind::GlobalAvgPool
         | OpKind::GlobalMaxPool
-        | OpKind::Dense { .. }
         | OpKind::Concat => return Ok(None),
         _ => return Ok(Some(mask).filter(|m| m.dims()[1] == len)),
     };

@@ -64,9 +64,12 @@ fn bad_attention_arguments_and_inputs_are_diagnosed() {
     assert!(e.len() == 1 && e[0].0 == "shape_error" && e[0].1.contains("needs a sequence [length, dim]"), "{e:?}");
     let e = errors("", "flatten positional(learned) reshape(8, 8)");
     assert!(e.len() == 1 && e[0].0 == "shape_error", "{e:?}");
-    // A block whose residual width is not the sequence's dim.
-    let e = errors("", "transformer_block(16, 2, 32)");
-    assert!(!e.is_empty(), "a transformer_block of dim 16 on dim 8 passed");
+    // A block whose heads do not divide the sequence's dim: its attention is diagnosed.
+    // (A `dim` other than the input's is accepted: the feed-forward residual then gets
+    // a kernel-1 conv1d projection on its shortcut, as `res_block` gets a 1x1 conv.)
+    let e = errors("", "transformer_block(8, 3, 32)");
+    assert!(e.len() == 1 && e[0].0 == "invalid_value", "{e:?}");
+    assert!(errors("", "transformer_block(16, 2, 32)").is_empty());
 }
 
 /// A corpus where the class is decided by the words "good"/"bad".

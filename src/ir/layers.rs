@@ -48,6 +48,10 @@ pub(super) fn builtin_layer(
         catalogue::Layer::Conv2d => conv2d(&call),
         catalogue::Layer::MaxPool => pool(&call, true),
         catalogue::Layer::AvgPool => pool(&call, false),
+        catalogue::Layer::Conv1d => super::seq::conv1d(&call),
+        catalogue::Layer::MaxPool1d => super::seq::pool1d(&call, true),
+        catalogue::Layer::AvgPool1d => super::seq::pool1d(&call, false),
+        catalogue::Layer::Transpose => super::seq::transpose(&call),
         catalogue::Layer::GlobalAvgPool => global_pool(&call, LayerKind::GlobalAvgPool),
         catalogue::Layer::GlobalMaxPool => global_pool(&call, LayerKind::GlobalMaxPool),
         catalogue::Layer::Embedding => embedding(&call, tokens),
@@ -77,24 +81,24 @@ pub(super) fn builtin_layer(
 }
 
 /// A layer call with its arguments bound to the signature (defaults filled in).
-struct Call<'a> {
-    name: &'a str,
+pub(super) struct Call<'a> {
+    pub(super) name: &'a str,
     bound: Vec<(&'static str, Value, Span)>,
-    input: &'a Shape,
-    span: Span,
+    pub(super) input: &'a Shape,
+    pub(super) span: Span,
 }
 
 impl Call<'_> {
-    fn get(&self, k: &str) -> Option<(Value, Span)> {
+    pub(super) fn get(&self, k: &str) -> Option<(Value, Span)> {
         self.bound.iter().find(|(n, _, _)| *n == k).map(|(_, v, s)| (v.clone(), *s))
     }
 
     /// The number of values of the input.
-    fn size(&self) -> u64 {
+    pub(super) fn size(&self) -> u64 {
         self.input.iter().product::<usize>() as u64
     }
 
-    fn positive(&self, k: &str) -> Result<usize, ExpandError> {
+    pub(super) fn positive(&self, k: &str) -> Result<usize, ExpandError> {
         let name = self.name;
         let (v, s) = self.get(k).unwrap_or((Value::Int(0), self.span));
         match v {

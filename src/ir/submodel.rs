@@ -103,6 +103,25 @@ pub enum LayerKind {
     },
     GlobalAvgPool,
     GlobalMaxPool,
+    /// `[t, c]` → `[t', filters]` (`ir::seq`).
+    Conv1d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+        dilation: usize,
+        groups: usize,
+    },
+    MaxPool1d {
+        kernel: usize,
+        stride: usize,
+    },
+    AvgPool1d {
+        kernel: usize,
+        stride: usize,
+    },
+    /// `[a, b]` → `[b, a]`; `[1, h, w]` → `[w, h]`.
+    Transpose,
     /// Token ids `[L]` → `[L, dim]`, a table of `vocab` rows.
     Embedding {
         vocab: usize,
@@ -223,6 +242,9 @@ fn describe(kind: &LayerKind) -> String {
         LayerKind::AvgPool { kernel, stride } => format!("avgpool({kernel}, stride: {stride})"),
         LayerKind::GlobalAvgPool => "global_avgpool".into(),
         LayerKind::GlobalMaxPool => "global_maxpool".into(),
+        LayerKind::Conv1d { .. } | LayerKind::MaxPool1d { .. } | LayerKind::AvgPool1d { .. } | LayerKind::Transpose => {
+            super::seq::describe(kind)
+        }
         LayerKind::Embedding { vocab, dim } => format!("embedding({vocab}, {dim})"),
         LayerKind::Attention { heads, causal, rotary } => {
             format!("attention({heads}, causal: {causal}, rotary: {rotary})")
@@ -277,6 +299,10 @@ pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
         LayerKind::AvgPool { .. } => "avgpool",
         LayerKind::GlobalAvgPool => "global_avgpool",
         LayerKind::GlobalMaxPool => "global_maxpool",
+        LayerKind::Conv1d { .. } => "conv1d",
+        LayerKind::MaxPool1d { .. } => "maxpool1d",
+        LayerKind::AvgPool1d { .. } => "avgpool1d",
+        LayerKind::Transpose => "transpose",
         LayerKind::Embedding { .. } => "embedding",
         LayerKind::Attention { .. } => "attention",
         LayerKind::Positional(_) => "positional",

@@ -22,6 +22,9 @@ pub use attention::{Attention, Positions};
 use super::config::Init;
 use crate::ir::{self, LayerKind};
 use crate::rng::Rng;
+use seq::Conv1d;
+
+mod seq;
 
 /// Named tensors: name, shape, row-major values.
 pub type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
@@ -51,6 +54,24 @@ pub enum OpKind {
     },
     GlobalAvgPool,
     GlobalMaxPool,
+    /// `[t, c]` → `[t', filters]` (`net::seq`); `pad` is (before, after).
+    Conv1d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        pad: [usize; 2],
+        dilation: usize,
+        groups: usize,
+    },
+    MaxPool1d {
+        kernel: usize,
+        stride: usize,
+    },
+    AvgPool1d {
+        kernel: usize,
+        stride: usize,
+    },
+    Transpose,
     /// Token ids → vectors: a table of `vocab` rows of `dim`.
     Embedding {
         vocab: usize,
@@ -139,6 +160,16 @@ impl Plan {
                     LayerKind::AvgPool { kernel, stride } => OpKind::AvgPool { kernel: *kernel, stride: *stride },
                     LayerKind::GlobalAvgPool => OpKind::GlobalAvgPool,
                     LayerKind::GlobalMaxPool => OpKind::GlobalMaxPool,
+                    LayerKind::Conv1d { filters, kernel, stride, padding, dilation, groups } => {
+                        let t = in_shape.first().copied().unwrap_or(1);
+                        let (before, after) = ir::conv1d_pad(t, *kernel, *stride, *dilation, *padding);
+                        let (filters, kernel, stride, dilation, groups) =
+                            (*filters, *kernel, *stride, *dilation, *groups);
+                        OpKind::Conv1d { filters, kernel, stride, pad: [before, after], dilation, groups }
+                    }
+                    LayerKind::MaxPool1d { kernel, stride } => OpKind::MaxPool1d { kernel: *kernel, stride: *stride },
+                    LayerKind::AvgPool1d { kernel, stride } => OpKind::AvgPool1d { kernel: *kernel, stride: *stride },
+                    LayerKind::Transpose => OpKind::Transpose,
                     LayerKind::Embedding { vocab, dim } => OpKind::Embedding { vocab: *vocab, dim: *dim },
                     LayerKind::Attention { heads, causal, rotary } => {
                         OpKind::Attention { heads: *heads, causal: *causal, rotary: *rotary }
@@ -186,6 +217,7 @@ impl Plan {
                 op.kind,
                 OpKind::Dense { .. }
                     | OpKind::Conv2d { .. }
+                    | OpKind::Conv1d { .. }
                     | OpKind::BatchNorm
                     | OpKind::LayerNorm
                     | OpKind::Embedding { .. }
@@ -236,6 +268,7 @@ pub struct Conv {
 pub enum Part {
     Dense(Dense),
     Conv(Conv),
+    Conv1d(Conv1d),
     BatchNorm(BatchNorm),
     LayerNorm(LayerNorm),
     Embedding(Embedding),
@@ -286,6 +319,14 @@ impl Net {
                     let (w, b) = draw(init, rng, filters * c * kk, *filters, c * kk, filters * kk);
                     Some(Part::Conv(Conv {
                         w: param(w, [*filters, c, *kernel, *kernel], device),
+                        b: param(b, [*filters], device),
+                    }))
+                }
+                OpKind::Conv1d { filters, kernel, groups, .. } => {
+                    let cg = op.in_shape.last().copied().unwrap_or(1) / (*groups).max(1);
+                    let (w, b) = draw(init, rng, filters * cg * kernel, *filters, cg * kernel, filters * kernel);
+                    Some(Part::Conv1d(Conv1d {
+                        w: param(w, [*filters, cg, *kernel], device),
                         b: param(b, [*filters], device),
                     }))
                 }
@@ -347,6 +388,7 @@ impl Net {
             .map(|p| match p {
                 Part::Dense(d) => n(&d.w.dims()) + n(&d.b.dims()),
                 Part::Conv(c) => n(&c.w.dims()) + n(&c.b.dims()),
+                Part::Conv1d(c) => n(&c.w.dims()) + n(&c.b.dims()),
                 Part::BatchNorm(bn) => 2 * n(&bn.gamma.dims()),
                 Part::LayerNorm(ln) => n(&ln.gamma.dims()) + ln.beta.as_ref().map_or(0, |b| n(&b.dims())),
                 Part::Embedding(e) => n(&e.w.dims()),
@@ -363,6 +405,7 @@ impl Net {
             match p {
                 Part::Dense(d) => ids.push(d.b.id),
                 Part::Conv(c) => ids.push(c.b.id),
+                Part::Conv1d(c) => ids.push(c.b.id),
                 Part::BatchNorm(bn) => ids.extend([bn.gamma.id, bn.beta.id]),
                 Part::LayerNorm(ln) => {
                     ids.push(ln.gamma.id);
@@ -390,6 +433,10 @@ impl Net {
                     put(format!("{n}.bias"), d.b.val().into_data());
                 }
                 Some(Part::Conv(c)) => {
+                    put(format!("{n}.weight"), c.w.val().into_data());
+                    put(format!("{n}.bias"), c.b.val().into_data());
+                }
+                Some(Part::Conv1d(c)) => {
                     put(format!("{n}.weight"), c.w.val().into_data());
                     put(format!("{n}.bias"), c.b.val().into_data());
                 }
@@ -438,6 +485,10 @@ impl Net {
                     d.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &d.b.dims())?, device));
                 }
                 Part::Conv(c) => {
+                    c.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &c.w.dims())?, device));
+                    c.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &c.b.dims())?, device));
+                }
+                Part::Conv1d(c) => {
                     c.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &c.w.dims())?, device));
                     c.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &c.b.dims())?, device));
                 }
@@ -537,10 +588,15 @@ pub fn forward(
     mut codes: Option<&mut Vec<Tensor<2>>>,
 ) -> Result<Tensor<2>, String> {
     let batch = x.dims()[0];
-    // Token ids: 1 where a token is, 0 on padding, `[batch, L]`.
-    let mask = plan.tokens().then(|| x.clone().not_equal_elem(0.0).float());
+    // Each step's output mask (`net::seq`): token ids give 1 where a token is, 0 on
+    // padding, `[batch, L]`; the sequence steps carry it along.
+    let mut masks: Vec<Option<Tensor<2>>> = vec![None; plan.ops.len()];
     let mut acts: Vec<Option<Act>> = vec![None; plan.ops.len()];
     for (i, op) in plan.ops.iter().enumerate() {
+        let mask = match op.kind {
+            OpKind::Input => plan.tokens().then(|| x.clone().not_equal_elem(0.0).float()),
+            _ => op.inputs.first().and_then(|j| masks.get(*j).cloned().flatten()),
+        };
         let arg = |k: usize| -> Result<Act, String> {
             op.inputs
                 .get(k)
@@ -589,6 +645,22 @@ pub fn forward(
                     Act::T2(t.max_dim(3).max_dim(2).reshape([batch, c]))
                 }
                 Act::T3(t) => Act::T2(sequence_pool(t, mask.as_ref(), true)),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Conv1d { .. }, Some(Part::Conv1d(c))) => match arg(0)? {
+                Act::T3(t) => Act::T3(seq::conv1d(t, c, &op.kind, mask.as_ref())),
+                _ => return Err(wrong()),
+            },
+            (OpKind::MaxPool1d { kernel, stride } | OpKind::AvgPool1d { kernel, stride }, _) => match arg(0)? {
+                Act::T3(t) => Act::T3(seq::pool1d(t, *kernel, *stride, matches!(op.kind, OpKind::MaxPool1d { .. }))),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Transpose, _) => match arg(0)? {
+                Act::T3(t) => Act::T3(t.swap_dims(1, 2)),
+                Act::T4(t) => {
+                    let [b, _, h, w] = t.dims();
+                    Act::T3(t.reshape([b, h, w]).swap_dims(1, 2))
+                }
                 _ => return Err(wrong()),
             },
             (OpKind::Embedding { vocab, .. }, Some(Part::Embedding(e))) => match arg(0)? {
@@ -682,6 +754,11 @@ pub fn forward(
             }
             (kind, _) => return Err(format!("`{}` ({kind:?}) has no parameters built", op.name)),
         };
+        let len = match &out {
+            Act::T3(t) => Some(t.dims()[1]),
+            _ => None,
+        };
+        masks[i] = seq::mask_after(&op.kind, mask, len)?;
         acts[i] = Some(out);
     }
     let out = acts.get_mut(plan.output).and_then(Option::take).ok_or("the model has no output")?;

@@ -335,7 +335,7 @@ mod tests {
         for (concept, name, line) in expected {
             assert_eq!(entry_doc(concept, name).as_deref(), Some(line), "{concept:?} `{name}`");
         }
-        assert_eq!(entry_docs(Concept::Layer).len(), 27);
+        assert_eq!(entry_docs(Concept::Layer).len(), 29);
         assert_eq!(metric_doc("f1"), Some("macro-averaged F1 score on the split"));
     }
 

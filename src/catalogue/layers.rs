@@ -19,6 +19,8 @@ pub enum Layer {
     GlobalAvgPool,
     GlobalMaxPool,
     Embedding,
+    Lstm,
+    Gru,
     Attention,
     Positional,
     Flatten,
@@ -58,6 +60,12 @@ const fn activation(kind: Layer, name: &'static str) -> Entry<Layer> {
 }
 
 const POOL: &[Arg] = &[def("kernel", ArgType::Int, "2"), def("stride", ArgType::Int, "kernel")];
+
+const RNN: &[Arg] = &[
+    req("units", ArgType::Int),
+    def("bidirectional", ArgType::Bool, "false"),
+    def("return", ArgType::Syms(&["last", "sequence"]), "last"),
+];
 
 /// The layers built into the language, in the order completion offers them.
 pub const LAYERS: &[Entry<Layer>] = &[
@@ -123,6 +131,18 @@ pub const LAYERS: &[Entry<Layer>] = &[
         "embedding",
         &[req("vocab", ArgType::Int), req("dim", ArgType::Int)],
         "a learnt vector per token id: [L] ids → [L, dim]; `vocab` rows, at least `data.vocab`",
+    ),
+    layer(
+        Layer::Lstm,
+        "lstm",
+        RNN,
+        "a long short-term memory layer over [t, d]: [units] (last) or [t, units] (sequence), twice as wide when bidirectional; padding left out",
+    ),
+    layer(
+        Layer::Gru,
+        "gru",
+        RNN,
+        "a gated recurrent unit layer over [t, d]: [units] (last) or [t, units] (sequence), twice as wide when bidirectional; padding left out",
     ),
     layer(
         Layer::Attention,

@@ -8,6 +8,7 @@
 mod attention;
 
 use super::Value;
+use super::rnn::RnnCell;
 use super::submodel::{Activation, ExpandError, LayerKind, Padding, Shape, fail, fmt_shape};
 use crate::catalogue;
 use crate::diagnostic::Code;
@@ -55,6 +56,8 @@ pub(super) fn builtin_layer(
         catalogue::Layer::GlobalAvgPool => global_pool(&call, LayerKind::GlobalAvgPool),
         catalogue::Layer::GlobalMaxPool => global_pool(&call, LayerKind::GlobalMaxPool),
         catalogue::Layer::Embedding => embedding(&call, tokens),
+        catalogue::Layer::Lstm => recurrent(&call, RnnCell::Lstm),
+        catalogue::Layer::Gru => recurrent(&call, RnnCell::Gru),
         catalogue::Layer::Attention => attention::attention(&call),
         catalogue::Layer::Positional => attention::positional(&call),
         catalogue::Layer::Flatten => Ok((LayerKind::Flatten, vec![call.size() as usize], 0, 0)),
@@ -201,6 +204,12 @@ fn embedding(call: &Call, tokens: Tokens) -> Result<Built, ExpandError> {
     }
     let len = call.input.first().copied().unwrap_or(0);
     Ok((LayerKind::Embedding { vocab, dim }, vec![len, dim], (vocab * dim) as u64, (len * dim) as u64))
+}
+
+/// `lstm` / `gru`: see `ir::rnn`.
+fn recurrent(call: &Call, cell: RnnCell) -> Result<Built, ExpandError> {
+    let units = call.positive("units")?;
+    super::rnn::recurrent(cell, &|k| call.get(k), units, call.input, call.span)
 }
 
 fn dense(call: &Call) -> Result<Built, ExpandError> {
@@ -352,7 +361,9 @@ fn unknown_layer(name: &str, span: Span) -> ExpandError {
 
 /// The value of a default written in a signature: `3`, `0.01`, `same`.
 fn default_value(d: &str) -> Value {
-    if let Ok(i) = d.parse::<i64>() {
+    if let Ok(b) = d.parse::<bool>() {
+        Value::Bool(b)
+    } else if let Ok(i) = d.parse::<i64>() {
         Value::Int(i)
     } else if let Ok(f) = d.parse::<f64>() {
         Value::Float(f)

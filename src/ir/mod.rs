@@ -14,6 +14,7 @@ pub mod data_search;
 mod expand;
 mod layers;
 mod lower;
+mod rnn;
 mod seq;
 mod submodel;
 mod value;
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use expand::expand;
 pub use lower::{Disk, Loader, lower, names_in};
+pub use rnn::RnnCell;
 pub use seq::conv1d_pad;
 pub use submodel::{
     Activation, DataInfo, ExpandError, Layer, LayerKind, Node, Padding, Positional, Shape, SubModel, Task, fmt_shape,

@@ -11,6 +11,7 @@ use std::fmt;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
+use super::rnn::RnnCell;
 use crate::diagnostic::Code;
 use crate::source::Span;
 
@@ -126,6 +127,14 @@ pub enum LayerKind {
     Embedding {
         vocab: usize,
         dim: usize,
+    },
+    /// `lstm` / `gru` on `[t, d]` (`ir::rnn`): `[units · directions]`, or `[t, units ·
+    /// directions]` with `sequence`.
+    Recurrent {
+        cell: RnnCell,
+        units: usize,
+        bidirectional: bool,
+        sequence: bool,
     },
     /// Multi-head self-attention on `[t, d]`; `causal` hides later positions, `rotary`
     /// rotates queries and keys by position.
@@ -246,6 +255,11 @@ fn describe(kind: &LayerKind) -> String {
             super::seq::describe(kind)
         }
         LayerKind::Embedding { vocab, dim } => format!("embedding({vocab}, {dim})"),
+        LayerKind::Recurrent { cell, units, bidirectional, sequence } => format!(
+            "{}({units}, bidirectional: {bidirectional}, return: {})",
+            cell.name(),
+            if *sequence { "sequence" } else { "last" }
+        ),
         LayerKind::Attention { heads, causal, rotary } => {
             format!("attention({heads}, causal: {causal}, rotary: {rotary})")
         }
@@ -304,6 +318,7 @@ pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
         LayerKind::AvgPool1d { .. } => "avgpool1d",
         LayerKind::Transpose => "transpose",
         LayerKind::Embedding { .. } => "embedding",
+        LayerKind::Recurrent { cell, .. } => cell.name(),
         LayerKind::Attention { .. } => "attention",
         LayerKind::Positional(_) => "positional",
         LayerKind::Flatten => "flatten",

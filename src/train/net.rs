@@ -16,6 +16,9 @@ use burn::tensor::{Device, Tensor, TensorData, activation, module as ops};
 use serde::{Deserialize, Serialize};
 
 pub(super) mod attention;
+mod rnn;
+#[cfg(test)]
+mod rnn_tests;
 
 pub use attention::{Attention, Positions};
 
@@ -76,6 +79,13 @@ pub enum OpKind {
     Embedding {
         vocab: usize,
         dim: usize,
+    },
+    /// `lstm` / `gru` (`net/rnn.rs`).
+    Recurrent {
+        cell: ir::RnnCell,
+        units: usize,
+        bidirectional: bool,
+        sequence: bool,
     },
     /// Multi-head self-attention on `[t, d]`.
     Attention {
@@ -171,6 +181,12 @@ impl Plan {
                     LayerKind::AvgPool1d { kernel, stride } => OpKind::AvgPool1d { kernel: *kernel, stride: *stride },
                     LayerKind::Transpose => OpKind::Transpose,
                     LayerKind::Embedding { vocab, dim } => OpKind::Embedding { vocab: *vocab, dim: *dim },
+                    LayerKind::Recurrent { cell, units, bidirectional, sequence } => OpKind::Recurrent {
+                        cell: *cell,
+                        units: *units,
+                        bidirectional: *bidirectional,
+                        sequence: *sequence,
+                    },
                     LayerKind::Attention { heads, causal, rotary } => {
                         OpKind::Attention { heads: *heads, causal: *causal, rotary: *rotary }
                     }
@@ -221,6 +237,7 @@ impl Plan {
                     | OpKind::BatchNorm
                     | OpKind::LayerNorm
                     | OpKind::Embedding { .. }
+                    | OpKind::Recurrent { .. }
                     | OpKind::Attention { .. }
                     | OpKind::Positional { learned: true }
             ) {
@@ -261,8 +278,9 @@ pub struct Conv {
 }
 
 /// A trainable or stateful part; the variant names appear in no file format.
-// One part per layer: the size of the largest variant (attention's four projections) costs
-// nothing, and burn's `Module` has no implementation for `Box` to shrink it with.
+// One part per layer: the size of the largest variants (attention's four projections, a
+// recurrent layer's weights) costs nothing, and burn's `Module` has no implementation for
+// `Box` to shrink it with.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Part {
@@ -272,6 +290,7 @@ pub enum Part {
     BatchNorm(BatchNorm),
     LayerNorm(LayerNorm),
     Embedding(Embedding),
+    Recurrent(rnn::Recurrent),
     Attention(Attention),
     Positions(Positions),
 }
@@ -339,6 +358,11 @@ impl Net {
                     };
                     Some(Part::Embedding(Embedding { w: param(w, [*vocab, *dim], device) }))
                 }
+                OpKind::Recurrent { cell, units, bidirectional, .. } => {
+                    let input = op.in_shape.last().copied().unwrap_or(1);
+                    let spec = rnn::Spec { cell: *cell, units: *units, input, bidirectional: *bidirectional };
+                    Some(Part::Recurrent(rnn::init(spec, init, rng, device)))
+                }
                 OpKind::Attention { .. } => {
                     let d = op.shape.last().copied().unwrap_or(1);
                     let mut proj = || {
@@ -392,6 +416,7 @@ impl Net {
                 Part::BatchNorm(bn) => 2 * n(&bn.gamma.dims()),
                 Part::LayerNorm(ln) => n(&ln.gamma.dims()) + ln.beta.as_ref().map_or(0, |b| n(&b.dims())),
                 Part::Embedding(e) => n(&e.w.dims()),
+                Part::Recurrent(r) => r.trainable(),
                 Part::Attention(a) => [&a.q, &a.k, &a.v, &a.o].iter().map(|p| n(&p.w.dims()) + n(&p.b.dims())).sum(),
                 Part::Positions(p) => n(&p.w.dims()),
             })
@@ -411,6 +436,7 @@ impl Net {
                     ids.push(ln.gamma.id);
                     ids.extend(ln.beta.as_ref().map(|b| b.id));
                 }
+                Part::Recurrent(r) => r.bias_ids(&mut ids),
                 Part::Attention(a) => ids.extend([a.q.b.id, a.k.b.id, a.v.b.id, a.o.b.id]),
                 Part::Embedding(_) | Part::Positions(_) => {}
             }
@@ -447,6 +473,7 @@ impl Net {
                     put(format!("{n}.running_var"), bn.running_var.value().into_data());
                 }
                 Some(Part::Embedding(e)) => put(format!("{n}.weight"), e.w.val().into_data()),
+                Some(Part::Recurrent(r)) => r.tensors(n, &mut put),
                 Some(Part::Attention(a)) => {
                     for (p, d) in [("q", &a.q), ("k", &a.k), ("v", &a.v), ("o", &a.o)] {
                         put(format!("{n}.{p}.weight"), d.w.val().into_data());
@@ -503,6 +530,7 @@ impl Net {
                 Part::Embedding(e) => {
                     e.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &e.w.dims())?, device));
                 }
+                Part::Recurrent(r) => r.load(n, &get, device)?,
                 Part::Attention(a) => {
                     for (p, d) in [("q", &mut a.q), ("k", &mut a.k), ("v", &mut a.v), ("o", &mut a.o)] {
                         d.w =
@@ -673,6 +701,10 @@ pub fn forward(
                     }
                     Act::T3(ops::embedding(e.w.val(), ids.int()))
                 }
+                _ => return Err(wrong()),
+            },
+            (OpKind::Recurrent { cell, units, sequence, .. }, Some(Part::Recurrent(r))) => match arg(0)? {
+                Act::T3(t) => rnn::forward(r, *cell, *units, *sequence, t, mask.as_ref()),
                 _ => return Err(wrong()),
             },
             (OpKind::Attention { heads, causal, rotary }, Some(Part::Attention(a))) => match arg(0)? {

@@ -139,13 +139,34 @@ pub fn build(
     if ranked.is_empty() {
         return Err("no complete trial to build a final model from".into());
     }
-    let trials = train::Trials::new(program, experiment, base, train::DeviceKind::Cpu)?;
-    let data = &trials.data;
-    let mut loaded = Vec::new();
+    let mut loaded: Vec<Loaded> = Vec::new();
+    let mut excluded = Vec::new();
     for (trial, dir) in ranked {
         let (model, config) = train::load(dir).map_err(|e| format!("trial {}: {e}", trial.number))?;
-        train::check_fits(&model, &data.info).map_err(|e| format!("trial {}: {e}", trial.number))?;
+        // Searched data settings: members are the trials that read the data as the best did.
+        if let Some(best) = loaded.first()
+            && best.config.data != config.data
+        {
+            excluded.push(ExcludedTrial { trial: trial.number, reason: other_data(experiment, &best.config, &config) });
+            continue;
+        }
         loaded.push(Loaded { trial: trial.clone(), model, config });
+    }
+    // The data the members read: the best trial's setting when the data is searched.
+    let (trials, saved);
+    let data: &Dataset = match loaded.first() {
+        Some(best) if ir::data_search::data_searched(experiment) => {
+            saved = crate::data::load_with(&best.config.data, &best.config.base, best.config.tokenizer.as_ref())
+                .map_err(|e| e.to_string())?;
+            &saved
+        }
+        _ => {
+            trials = train::Trials::new(program, experiment, base, train::DeviceKind::Cpu)?;
+            &trials.data.data
+        }
+    };
+    for l in &loaded {
+        train::check_fits(&l.model, &data.info).map_err(|e| format!("trial {}: {e}", l.trial.number))?;
     }
     let entries: Vec<ir::CallValue> = experiment
         .average
@@ -159,7 +180,6 @@ pub fn build(
     let (soup_entry, ensemble_entry) = by_kind(&entries);
     let swa = train::averaging(experiment).swa;
     let mut methods = Vec::new();
-    let mut excluded = Vec::new();
     // Candidates: (model, trials it holds, valid metric for softmax lookups).
     let mut candidates: Vec<Candidate> = loaded
         .iter()
@@ -217,6 +237,19 @@ pub fn build(
     };
     save(out, &members, &summary, vote)?;
     Ok(summary)
+}
+
+/// Why a trial is no member: `config` read other data settings than `best` (a member is
+/// measured on the rows its own settings prepare, and a soup needs the best's shapes).
+fn other_data(experiment: &ir::Experiment, best: &SavedConfig, config: &SavedConfig) -> String {
+    let differ: Vec<String> = ir::data_search::data_params(experiment)
+        .iter()
+        .filter_map(|p| {
+            let (a, b) = (best.point.get(&p.name)?, config.point.get(&p.name)?);
+            (a != b).then(|| format!("{} = {b}, not {a}", p.name))
+        })
+        .collect();
+    format!("trained on other data settings than the best trial ({})", differ.join(", "))
 }
 
 /// Reloads the final model saved in `dir` (by [`build`]) and evaluates it on `part` of
@@ -396,7 +429,7 @@ fn save(out: &Path, members: &[(Candidate, f64)], summary: &FinalSummary, vote: 
 /// The model's outputs as rows of probabilities (classification) or values.
 fn probabilities(model: &Model, split: &Split) -> Result<Predictions, String> {
     let k = model.plan.out_features().max(1);
-    let out = model.predict(&split.x, split.n)?;
+    let out = model.predict_split(split)?;
     let classification = model.task == Task::Classification;
     Ok(out
         .chunks(k)

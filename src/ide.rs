@@ -277,7 +277,11 @@ mod tests {
     #[test]
     fn catalogue_lines_read_as_before() {
         let expected = [
-            (Concept::Layer, "dense", "dense(units): a fully connected layer on a flat input"),
+            (
+                Concept::Layer,
+                "dense",
+                "dense(units): a fully connected layer on a flat input; on a sequence [t, d], on each position: → [t, units]",
+            ),
             (
                 Concept::Layer,
                 "conv2d",
@@ -298,6 +302,13 @@ mod tests {
             (Concept::Layer, "gelu", "an activation; keeps the shape"),
             (Concept::Layer, "softmax", "an activation; keeps the shape"),
             (Concept::Layer, "leaky_relu", "leaky_relu(a: 0.01): ReLU with slope a below zero"),
+            (
+                Concept::Layer,
+                "positional",
+                "positional(kind: sinusoidal|learned|rotary): adds a position encoding to a sequence [t, d]: fixed sines \
+                 (`sinusoidal`) or a learnt [t, d] table (`learned`); `rotary` is refused with the way to write it: \
+                 `attention(heads, rotary: true)`",
+            ),
             (Concept::Layer, "add", "add(a, b, ...): the sum of named nodes of one shape"),
             (Concept::Layer, "concat", "concat(a, b, ...): named nodes joined along the first axis"),
             (
@@ -334,7 +345,7 @@ mod tests {
         for (concept, name, line) in expected {
             assert_eq!(entry_doc(concept, name).as_deref(), Some(line), "{concept:?} `{name}`");
         }
-        assert_eq!(entry_docs(Concept::Layer).len(), 26);
+        assert_eq!(entry_docs(Concept::Layer).len(), 34);
         assert_eq!(metric_doc("f1"), Some("macro-averaged F1 score on the split"));
     }
 

@@ -2,10 +2,10 @@
 //!
 //! Takes a checked program, one experiment, its data description, a resolved point
 //! and a seed; gives a [`ConfigKey`], a stable 128-bit hash of everything that
-//! determines the trial's training result: the data declaration (evaluated, plus the
-//! contents of the local data files it names), the expanded sub-model at the point
-//! (every layer, shape and edge), the `train { }` settings resolved at the point, the
-//! parameter values, the seed and the bma version. The `objective`, `require`, `rank`,
+//! determines the trial's training result: the data declaration (evaluated, at the point
+//! when it reads searched parameters, plus the contents of the local data files it names),
+//! the expanded sub-model at the point (every layer, shape and edge), the `train { }`
+//! settings resolved at the point, the parameter values, the seed and the bma version. The `objective`, `require`, `rank`,
 //! `average`, `report` and `search` sections are not part of it, so a change to them
 //! re-ranks stored trials without training. Whitespace, comments and the position of
 //! anything in the file never change a key: spans are never hashed.
@@ -41,6 +41,8 @@ pub struct KeyContext<'a> {
     data: Option<&'a DataInfo>,
     /// The canonical text of the parts shared by every trial.
     shared: String,
+    /// The data reads searched parameters: its value is part of each point's key.
+    searched: bool,
 }
 
 impl<'a> KeyContext<'a> {
@@ -52,11 +54,16 @@ impl<'a> KeyContext<'a> {
         base: &Path,
     ) -> KeyContext<'a> {
         let mut shared = format!("bma {}\n", env!("CARGO_PKG_VERSION"));
-        if let Some(setting) = &experiment.data {
-            let env = ir::PointEnv { point: &Point::new(), fns: &program.fns, data: None };
-            match ir::eval(&setting.value, &env) {
+        // Searched data settings: the value is the point's (in `key`), the files the first setting's.
+        let searched = ir::data_search::data_searched(experiment);
+        let (first, _) = ir::data_search::data_points(experiment, 1);
+        let at = first.into_iter().next().unwrap_or_default();
+        if let Some(value) = ir::data_search::data_value(experiment, &program.fns, &at) {
+            match value {
                 Ok(v) => {
-                    let _ = writeln!(shared, "data {v:?}");
+                    if !searched {
+                        let _ = writeln!(shared, "data {v:?}");
+                    }
                     let mut files = Vec::new();
                     strings(&v, &mut files);
                     for s in files {
@@ -82,7 +89,7 @@ impl<'a> KeyContext<'a> {
                 let _ = writeln!(shared, "fn {name} {}", unspanned(f));
             }
         }
-        KeyContext { program, experiment, data, shared }
+        KeyContext { program, experiment, data, shared, searched }
     }
 
     /// The key of the trial at `point` (resolved: derived and pinned values included) with `seed`.
@@ -92,6 +99,17 @@ impl<'a> KeyContext<'a> {
             let _ = writeln!(text, "param {name} = {v:?}");
         }
         let _ = writeln!(text, "seed {seed}");
+        if self.searched {
+            match ir::data_search::data_value(self.experiment, &self.program.fns, point) {
+                Some(Ok(v)) => {
+                    let _ = writeln!(text, "data {v:?}");
+                }
+                Some(Err(e)) => {
+                    let _ = writeln!(text, "data error {}", e.message);
+                }
+                None => {}
+            }
+        }
         if let (Some(body), Some(data)) = (&self.experiment.model, self.data) {
             match ir::expand(self.program, body, point, data) {
                 Ok(sub) => {

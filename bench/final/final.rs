@@ -140,7 +140,8 @@ fn run(
         let Some(model) = outcome.model else { continue };
         let cfg = trials.config(&point, trial_seed).expect("config");
         let d = dir.join(format!("trials/{i}"));
-        model.save(&d, &trials.saved_config(&point, cfg)).expect("saves");
+        let data = trials.data_at(&point).expect("data");
+        model.save(&d, &trials.saved_config(&data, &point, cfg)).expect("saves");
         let mut t = Trial::new(i as u64, point, trial_seed);
         t.state = TrialState::Complete;
         t.values = vec![outcome.metrics.get("accuracy").copied().unwrap_or(0.0)];

@@ -39,6 +39,9 @@ const fn e(kind: Dataset, name: &'static str, args: &'static [Arg], doc: &'stati
 const SPLIT: Arg = opt("split", ArgType::Numbers);
 const SEED: Arg = opt("seed", ArgType::Int);
 const EMBEDDED: &[Arg] = &[SPLIT, SEED];
+/// `stream: true` keeps the samples in a cache file on disk (in `cache:`, default `.bma-cache`).
+const STREAM: Arg = opt("stream", ArgType::Bool);
+const CACHE: Arg = opt("cache", ArgType::Str);
 const SYNTHETIC: &[Arg] = &[opt("n", ArgType::Int), opt("noise", ArgType::Number), SEED, SPLIT];
 
 /// The arguments every dataset takes besides its own: a split's own source, another data
@@ -64,15 +67,17 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("delimiter", ArgType::Str),
             opt("ignore", ArgType::Any),
             opt("max_categories", ArgType::Int),
+            opt("skip_bad", ArgType::Bool),
         ],
         "a CSV file: the `target` column (default the last) against the others; `delimiter` `,` `;` or tab \
-         (detected), `ignore` columns, `max_categories` per text column (256)",
+         (detected), `ignore` columns, `max_categories` per text column (256), `skip_bad` rows left out and counted",
     ),
     e(
         Dataset::Idx,
         "idx",
-        &[req("images", ArgType::Str), req("labels", ArgType::Str), SPLIT, SEED],
-        "IDX image and label files (the MNIST format): [1, h, w], classes in the labels",
+        &[req("images", ArgType::Str), req("labels", ArgType::Str), SPLIT, SEED, STREAM, CACHE],
+        "IDX image and label files (the MNIST format): [1, h, w], classes in the labels; `stream: true` trains \
+         from a byte cache on disk",
     ),
     e(
         Dataset::Audio,
@@ -98,8 +103,11 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("skip_bad", ArgType::Bool),
             SPLIT,
             SEED,
+            STREAM,
+            CACHE,
         ],
-        "PNG/JPEG/BMP images, one subfolder per class (or a CSV list of `path,label`): [channels, h, w]",
+        "PNG/JPEG/BMP images, one subfolder per class (or a CSV list of `path,label`): [channels, h, w]; \
+         `stream: true` trains from a byte cache on disk",
     ),
     e(
         Dataset::Cifar,
@@ -149,6 +157,7 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("vocab", ArgType::Int),
             opt("max_len", ArgType::Int),
             opt("lowercase", ArgType::Bool),
+            opt("skip_bad", ArgType::Bool),
             SPLIT,
             SEED,
         ],

@@ -12,11 +12,19 @@ pub enum Layer {
     Conv2d,
     ConvTranspose2d,
     Upsample,
+    Conv1d,
     MaxPool,
+    MaxPool1d,
+    AvgPool1d,
+    Transpose,
     AvgPool,
     GlobalAvgPool,
     GlobalMaxPool,
     Embedding,
+    Lstm,
+    Gru,
+    Attention,
+    Positional,
     Flatten,
     Reshape,
     BatchNorm,
@@ -58,9 +66,20 @@ const fn activation(kind: Layer, name: &'static str) -> Entry<Layer> {
 
 const POOL: &[Arg] = &[def("kernel", ArgType::Int, "2"), def("stride", ArgType::Int, "kernel")];
 
+const RNN: &[Arg] = &[
+    req("units", ArgType::Int),
+    def("bidirectional", ArgType::Bool, "false"),
+    def("return", ArgType::Syms(&["last", "sequence"]), "last"),
+];
+
 /// The layers built into the language, in the order completion offers them.
 pub const LAYERS: &[Entry<Layer>] = &[
-    layer(Layer::Dense, "dense", &[req("units", ArgType::Int)], "a fully connected layer on a flat input"),
+    layer(
+        Layer::Dense,
+        "dense",
+        &[req("units", ArgType::Int)],
+        "a fully connected layer on a flat input; on a sequence [t, d], on each position: → [t, units]",
+    ),
     layer(
         Layer::Conv2d,
         "conv2d",
@@ -93,6 +112,32 @@ pub const LAYERS: &[Entry<Layer>] = &[
     layer(Layer::MaxPool, "maxpool", POOL, "max pooling"),
     layer(Layer::AvgPool, "avgpool", POOL, "average pooling"),
     layer(
+        Layer::Conv1d,
+        "conv1d",
+        &[
+            req("filters", ArgType::Int),
+            def("kernel", ArgType::Int, "3"),
+            def("stride", ArgType::Int, "1"),
+            def("padding", ArgType::Syms(&["same", "valid"]), "same"),
+            def("dilation", ArgType::Int, "1"),
+            def("groups", ArgType::Int, "1"),
+        ],
+        "1-D convolution along a sequence: [t, c] → [t', filters]; `same` gives t' = ⌈t / stride⌉",
+    ),
+    layer(Layer::MaxPool1d, "maxpool1d", POOL, "max pooling along a sequence: [t, c] → [(t − kernel) / stride + 1, c]"),
+    layer(
+        Layer::AvgPool1d,
+        "avgpool1d",
+        POOL,
+        "average pooling along a sequence: [t, c] → [(t − kernel) / stride + 1, c]",
+    ),
+    layer(
+        Layer::Transpose,
+        "transpose",
+        &[],
+        "swaps the two axes of [a, b] → [b, a]; a one-channel map [1, h, w] → [w, h] (audio [1, bins, frames] → [frames, bins])",
+    ),
+    layer(
         Layer::GlobalAvgPool,
         "global_avgpool",
         &[],
@@ -109,6 +154,32 @@ pub const LAYERS: &[Entry<Layer>] = &[
         "embedding",
         &[req("vocab", ArgType::Int), req("dim", ArgType::Int)],
         "a learnt vector per token id: [L] ids → [L, dim]; `vocab` rows, at least `data.vocab`",
+    ),
+    layer(
+        Layer::Lstm,
+        "lstm",
+        RNN,
+        "a long short-term memory layer over [t, d]: [units] (last) or [t, units] (sequence), twice as wide when bidirectional; padding left out",
+    ),
+    layer(
+        Layer::Gru,
+        "gru",
+        RNN,
+        "a gated recurrent unit layer over [t, d]: [units] (last) or [t, units] (sequence), twice as wide when bidirectional; padding left out",
+    ),
+    layer(
+        Layer::Attention,
+        "attention",
+        &[req("heads", ArgType::Int), def("causal", ArgType::Bool, "false"), def("rotary", ArgType::Bool, "false")],
+        "multi-head self-attention on a sequence: [t, d] → [t, d]; padding is never attended to, \
+         `causal` hides later positions, `rotary` rotates queries and keys by position",
+    ),
+    layer(
+        Layer::Positional,
+        "positional",
+        &[def("kind", ArgType::Syms(&["sinusoidal", "learned", "rotary"]), "sinusoidal")],
+        "adds a position encoding to a sequence [t, d]: fixed sines (`sinusoidal`) or a learnt [t, d] table \
+         (`learned`); `rotary` is refused with the way to write it: `attention(heads, rotary: true)`",
     ),
     layer(Layer::Flatten, "flatten", &[], "[c, h, w] → [c·h·w]"),
     variadic(Layer::Reshape, "reshape", "reshape(d1, d2, ...)", "a new shape with the same number of values"),

@@ -20,6 +20,7 @@ pub(super) fn describe(
     span: Span,
     arg_span: &dyn Fn(&str) -> Span,
     base: &Path,
+    classes: &mut Vec<String>,
 ) -> Result<DataInfo, Diagnostic> {
     let Some(call) = call else {
         return Err(Diagnostic::error(
@@ -47,11 +48,15 @@ pub(super) fn describe(
     match kind {
         Dataset::Images => {
             let spec = ImageSpec::from_call(call, base).map_err(arg_err)?;
-            images_describe(&spec).map(|(info, _)| info).map_err(|e| data_err(e, &spec.path, "dir"))
+            let (info, names) = images_describe(&spec).map_err(|e| data_err(e, &spec.path, "dir"))?;
+            *classes = names;
+            Ok(info)
         }
         Dataset::Cifar => {
             let spec = CifarSpec::from_call(call, base).map_err(arg_err)?;
-            cifar_describe(&spec).map(|(info, _)| info).map_err(|e| data_err(e, &spec.dir, "dir"))
+            let (info, names) = cifar_describe(&spec).map_err(|e| data_err(e, &spec.dir, "dir"))?;
+            *classes = names;
+            Ok(info)
         }
         _ => {
             let spec = NpySpec::from_call(call, base).map_err(arg_err)?;

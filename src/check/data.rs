@@ -7,7 +7,12 @@
 //! never closed, a row of the wrong width or not UTF-8, a value that is not a finite number,
 //! one class, a free-text column, a column over `max_categories`, an IDX file cut short or
 //! with a 0-sized dimension, images in the labels' place) is `bad_data_file` here already;
-//! a numeric target with many values read as classes is a `many_classes` warning.
+//! a numeric target with many values read as classes is a `many_classes` warning, and the
+//! rows `skip_bad: true` leaves out of a CSV or text file a `bad_data_file` warning with
+//! their count. A split's own source (`test:`, `valid:`) must fit the main one
+//! (`data::compatible`) and, where both name their classes, name the same ones
+//! (`data::same_classes`); a split's own text is read with the training source's tokenizer
+//! settings (`data::text_source::fixed_spec`) and each of its labels must be a training class.
 
 mod audio;
 
@@ -16,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::catalogue::{self, DATASETS, Dataset};
 use crate::data::{
     FIXED_PARTS, IdxError, SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE, compatible, idx_read, idx_roles, nested_split_arg,
-    single_label, split_rule,
+    same_classes, single_label, split_rule,
 };
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DataInfo, Task, Value};
@@ -46,22 +51,15 @@ pub fn describe_with(
     base: &Path,
     notes: &mut Vec<Diagnostic>,
 ) -> Result<DataInfo, Diagnostic> {
-    let info = describe_source(value, span, arg_span, base, notes)?;
+    // The class names of the sources that name them, to compare a split's own source's with.
+    let mut classes = Vec::new();
+    let info = describe_source(value, span, arg_span, base, notes, &mut classes)?;
     let Value::Call(call) = value else { return Ok(info) };
     let mut fixed = [false; 2];
     for (i, part) in FIXED_PARTS.iter().enumerate() {
         let Some(nested) = call.arg(part, usize::MAX) else { continue };
         fixed[i] = true;
         let at = arg_span(part);
-        if catalogue::kind(DATASETS, &call.name) == Some(Dataset::Text) {
-            return Err(Diagnostic::error(
-                Code::BadArguments,
-                format!("{}: {part}", crate::data::TEXT_FIXED_SPLIT),
-                at,
-                "not for text yet",
-            )
-            .with_help("give the held-out rows to `split:` instead, or write the corpus as one file"));
-        }
         if let Some(own) = nested_split_arg(nested) {
             return Err(Diagnostic::error(
                 Code::BadArguments,
@@ -73,8 +71,15 @@ pub fn describe_with(
                 "give `{own}` to the main source: `data = SOURCE(..., {part}: SOURCE(...), {own}: ...)`"
             )));
         }
-        let other = describe_source(nested, at, &|_| at, base, notes)?;
-        if let Err(why) = compatible(&info, &other, part) {
+        let mut theirs = Vec::new();
+        let other = if catalogue::kind(DATASETS, &call.name) == Some(Dataset::Text) {
+            text_fixed(call, nested, part, at, base, &classes, notes, &mut theirs)?
+        } else {
+            describe_source(nested, at, &|_| at, base, notes, &mut theirs)?
+        };
+        if let Err(why) =
+            compatible(&info, &other, part).and_then(|()| same_classes(&classes, &theirs, part, &other.name))
+        {
             return Err(Diagnostic::error(Code::InvalidValue, why, at, format!("does not fit `{}`", info.name))
                 .with_label(span, "the training source"));
         }
@@ -86,13 +91,16 @@ pub fn describe_with(
     Ok(info)
 }
 
-/// One data source, without its `test:`/`valid:` sources.
+/// One data source, without its `test:`/`valid:` sources; `classes` gets the class names
+/// of a source that names them (class folders, CIFAR label files, CSV and text labels), and
+/// stays empty otherwise.
 fn describe_source(
     value: &Value,
     span: Span,
     arg_span: &dyn Fn(&str) -> Span,
     base: &Path,
     notes: &mut Vec<Diagnostic>,
+    classes: &mut Vec<String>,
 ) -> Result<DataInfo, Diagnostic> {
     let (name, call) = match value {
         Value::Sym(s) => (s.sym.clone(), None),
@@ -151,6 +159,11 @@ fn describe_source(
             names.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
         )));
     };
+    if let (Some(c), Dataset::Idx | Dataset::Images) = (call, entry.kind)
+        && let Err((arg, why)) = crate::data::stream_spec(c, base)
+    {
+        return Err(Diagnostic::error(Code::InvalidValue, why, arg_span(arg), "not usable"));
+    }
     match entry.kind {
         Dataset::Digits => fixed(vec![1, 8, 8], 10),
         Dataset::Iris => fixed(vec![4], 3),
@@ -198,14 +211,14 @@ fn describe_source(
             }
             fixed(vec![2], classes)
         }
-        Dataset::Csv => csv(call, span, arg_span, base, notes),
+        Dataset::Csv => csv(call, span, arg_span, base, notes, classes),
         Dataset::Idx => idx(arg("images", 0), arg("labels", 1), span, arg_span, base),
         Dataset::Images | Dataset::Cifar | Dataset::Npy | Dataset::Npz => {
-            crate::check::arrays::describe(entry.kind, call, span, arg_span, base)
+            crate::check::arrays::describe(entry.kind, call, span, arg_span, base, classes)
         }
-        Dataset::Audio => audio::describe(call, span, arg_span, base, notes),
+        Dataset::Audio => audio::describe(call, span, arg_span, base, notes, classes),
         Dataset::Text => match call {
-            Some(c) => text(c, arg_span, base),
+            Some(c) => text(c, arg_span, base, notes, classes),
             None => Err(Diagnostic::error(
                 Code::BadArguments,
                 "`text` needs a file and its `text` and `target` columns",
@@ -361,6 +374,7 @@ fn csv(
     arg_span: &dyn Fn(&str) -> Span,
     base: &Path,
     notes: &mut Vec<Diagnostic>,
+    classes: &mut Vec<String>,
 ) -> Result<DataInfo, Diagnostic> {
     use crate::data::csv::{Problem, analyse, options};
     let path_span = arg_span("path");
@@ -413,12 +427,19 @@ fn csv(
         };
         match e.help {
             Some(h) => d.with_help(h),
+            None if e.skippable => {
+                d.with_help("`skip_bad: true` leaves out the rows that cannot be used, and counts them")
+            }
             None => d,
         }
     })?;
     for note in &table.notes {
         notes.push(Diagnostic::warning(Code::ManyClasses, note.clone(), arg_span("target"), "read as classes"));
     }
+    if let Some(note) = table.skipped_note(&path) {
+        notes.push(Diagnostic::warning(Code::BadDataFile, note, path_span, "skip_bad: true"));
+    }
+    *classes = table.classes.clone();
     Ok(table.info(&path))
 }
 
@@ -490,13 +511,55 @@ fn idx(
 
 /// `text(...)`: the data source's own reader (`data::text_source`) finds the columns and the
 /// classes; no text is tokenized. `data.vocab` is the `vocab` cap, known without reading.
-fn text(call: &crate::ir::CallValue, arg_span: &dyn Fn(&str) -> Span, base: &Path) -> Result<DataInfo, Diagnostic> {
-    use crate::data::text_source::{RowsError, describe, spec};
+fn text(
+    call: &crate::ir::CallValue,
+    arg_span: &dyn Fn(&str) -> Span,
+    base: &Path,
+    notes: &mut Vec<Diagnostic>,
+    classes: &mut Vec<String>,
+) -> Result<DataInfo, Diagnostic> {
+    use crate::data::text_source::spec;
     let spec = spec(call, base).map_err(|e| {
         let code = if e.arg == "path" { Code::TypeMismatch } else { Code::InvalidValue };
         Diagnostic::error(code, e.message.clone(), arg_span(e.arg), "not usable here")
     })?;
-    let path_span = arg_span("path");
+    text_rows(&spec, arg_span("path"), &|column| arg_span(column), notes, classes).map(|(info, _)| info)
+}
+
+/// A split's own `text(...)` source (`test:` or `valid:`, at `at`) of the text source
+/// `call`: read with the training source's tokenizer settings (`data::text_source::fixed_spec`),
+/// each label one of the training source's `main_classes`.
+#[allow(clippy::too_many_arguments)]
+fn text_fixed(
+    call: &crate::ir::CallValue,
+    nested: &Value,
+    part: &str,
+    at: Span,
+    base: &Path,
+    main_classes: &[String],
+    notes: &mut Vec<Diagnostic>,
+    classes: &mut Vec<String>,
+) -> Result<DataInfo, Diagnostic> {
+    use crate::data::text_source::{fixed_labels, fixed_spec, spec};
+    let bad_args = |message: String| Diagnostic::error(Code::BadArguments, message, at, "not usable here");
+    let main = spec(call, base).map_err(|e| bad_args(e.message))?;
+    let own = fixed_spec(&main, nested, part, base).map_err(|e| bad_args(e.message))?;
+    let (info, rows) = text_rows(&own, at, &|_| at, notes, classes)?;
+    fixed_labels(main_classes, part, &rows, &own.path)
+        .map_err(|e| Diagnostic::error(Code::InvalidValue, e.to_string(), at, "a label the training source lacks"))?;
+    Ok(info)
+}
+
+/// The rows of a text source read by the loader's reader, and its `DataInfo`; its classes
+/// into `classes`, a `skip_bad` warning into `notes`.
+fn text_rows(
+    spec: &crate::data::text_source::Spec,
+    path_span: Span,
+    column_span: &dyn Fn(&str) -> Span,
+    notes: &mut Vec<Diagnostic>,
+    classes: &mut Vec<String>,
+) -> Result<(DataInfo, crate::data::text_source::Rows), Diagnostic> {
+    use crate::data::text_source::{RowsError, info, read_rows};
     if std::fs::metadata(&spec.path).is_err() {
         return Err(Diagnostic::error(
             Code::MissingDataFile,
@@ -506,9 +569,9 @@ fn text(call: &crate::ir::CallValue, arg_span: &dyn Fn(&str) -> Span, base: &Pat
         )
         .with_help("paths are relative to the folder of the .bma file"));
     }
-    describe(&spec).map_err(|e| match e {
+    let refused = |e: RowsError| match e {
         RowsError::NoColumn { error, column, columns } => {
-            let at = if column == spec.text { arg_span("text") } else { arg_span("target") };
+            let at = if column == spec.text { column_span("text") } else { column_span("target") };
             Diagnostic::error(Code::UnknownColumn, error.to_string(), at, "no such column")
                 .suggest(&column, columns.iter().map(String::as_str))
                 .with_help_default(format!(
@@ -517,7 +580,20 @@ fn text(call: &crate::ir::CallValue, arg_span: &dyn Fn(&str) -> Span, base: &Pat
                 ))
         }
         RowsError::Bad(error) => {
-            Diagnostic::error(Code::BadDataFile, error.to_string(), path_span, "not a usable text file")
+            let d = Diagnostic::error(Code::BadDataFile, error.to_string(), path_span, "not a usable text file");
+            match error.line {
+                Some(_) if !spec.skip_bad => {
+                    d.with_help("`skip_bad: true` leaves out the rows that cannot be used, and counts them")
+                }
+                _ => d,
+            }
         }
-    })
+    };
+    let rows = read_rows(spec).map_err(refused)?;
+    let info = info(spec, &rows).map_err(refused)?;
+    if let Some(note) = rows.skipped_note(&spec.path) {
+        notes.push(Diagnostic::warning(Code::BadDataFile, note, path_span, "skip_bad: true"));
+    }
+    *classes = crate::data::text_source::classes(&rows);
+    Ok((info, rows))
 }

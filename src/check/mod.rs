@@ -9,6 +9,7 @@
 
 mod arrays;
 pub mod data;
+mod data_search;
 mod space;
 mod summary;
 mod walk;
@@ -57,12 +58,24 @@ pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnost
     for exp in &program.experiments {
         let before = diags.len();
         sections(exp, &mut diags);
-        let data = exp.data.as_ref().and_then(|d| data_info(program, d, base, &mut diags));
-        let used = walk::check_experiment(program, exp, sources, data.as_ref(), &mut diags);
+        // Data that reads searched parameters is described once per distinct setting.
+        let cases = match ir::data_search::data_searched(exp) {
+            true => Some(data_search::cases(program, exp, base, &mut diags)),
+            false => None,
+        };
+        let data = match &cases {
+            Some(cases) => cases.first().map(|c| c.info.clone()),
+            None => exp.data.as_ref().and_then(|d| data_info(program, d, &BTreeMap::new(), base, &mut diags)),
+        };
+        let mut used = walk::check_experiment(program, exp, sources, data.as_ref(), &mut diags);
+        used.extend(ir::data_search::data_params(exp).iter().map(|p| p.name.clone()));
         unused(exp, &used, &mut diags);
         // Shapes are only worth checking over a space whose every parameter lowered.
         let clean = items_clean && !diags[before..].iter().any(Diagnostic::is_error) && exp.space.rejected.is_empty();
-        let info = space::check_space(program, exp, data.as_ref(), clean, &mut diags);
+        let info = match &cases {
+            Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, &mut diags),
+            _ => space::check_space(program, exp, data.as_ref(), clean, &mut diags),
+        };
         infos.push(ExperimentInfo { name: exp.name.clone(), data, space: info });
     }
     (diags, infos)
@@ -95,8 +108,15 @@ fn sections(exp: &ir::Experiment, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-fn data_info(program: &Program, setting: &ir::Setting, base: &Path, diags: &mut Vec<Diagnostic>) -> Option<DataInfo> {
-    let env = ir::PointEnv { point: &BTreeMap::new(), fns: &program.fns, data: None };
+/// What the data describes with the parameters it reads at `point` (empty: unsearched data).
+fn data_info(
+    program: &Program,
+    setting: &ir::Setting,
+    point: &ir::Point,
+    base: &Path,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<DataInfo> {
+    let env = ir::PointEnv { point, fns: &program.fns, data: None };
     let value = match ir::eval(&setting.value, &env) {
         Ok(v) => v,
         Err(e) => {

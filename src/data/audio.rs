@@ -447,7 +447,7 @@ pub(super) fn load(spec: &AudioSpec) -> Result<(Raw, Vec<(PathBuf, String)>), Da
     let info =
         DataInfo { name: spec.name(), shape, classes: listing.classes.len(), task: Task::Classification, vocab: None };
     let extras = super::Extras { class_names: listing.classes.clone(), ..Default::default() };
-    Ok((Raw { info, x, y, extras }, skipped))
+    Ok((Raw { info, x, y, extras, stored: None }, skipped))
 }
 
 /// The clip at `path` as `spec.samples()` mono samples at `spec.rate`.

@@ -46,5 +46,5 @@ pub(super) fn load(name: &str) -> Result<Raw, DataError> {
         task: Task::Classification,
         vocab: None,
     };
-    Ok(Raw { info, x, y, extras: Default::default() })
+    Ok(Raw { info, x, y, extras: Default::default(), stored: None })
 }

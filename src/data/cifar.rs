@@ -181,7 +181,7 @@ pub(super) fn load(spec: &CifarSpec) -> Result<Raw, DataError> {
             x.extend(r[record - PIXELS..].iter().map(|b| f32::from(*b) / 255.0));
         }
     }
-    Ok(Raw { info, x, y, extras: Extras { class_names, ..Extras::default() } })
+    Ok(Raw { info, x, y, extras: Extras { class_names, ..Extras::default() }, stored: None })
 }
 
 /// The batch files a CIFAR source reads (none when the folder is not one).

@@ -1,4 +1,4 @@
-//! CSV files: `csv(path, target:, task:, delimiter:, ignore:, max_categories:)`.
+//! CSV files: `csv(path, target:, task:, delimiter:, ignore:, max_categories:, skip_bad:)`.
 //!
 //! Takes a file's bytes and the [`Options`] of its `csv(...)` value; gives a [`Table`]
 //! ([`analyse`]: columns typed, every value checked) and from it [`Raw`] samples. The checker
@@ -21,13 +21,20 @@
 //! values; a numeric target with many distinct values read as classes gets a warning
 //! ([`Table::notes`], see [`many_classes`]) suggesting `task: regression`.
 //!
+//! A column with more than 20 distinct numbers where at most 5% of the present values are
+//! not numbers ([`is_mostly_numeric`]) is numeric with bad values, not categories.
+//!
 //! **Invariant:** the feature count and class count equal `check::data::describe`'s.
-//! A row that is not UTF-8, a missing or non-numeric (regression) target, a value that is
-//! not a finite f32 (`inf`, `1e400`) in a numeric column or a regression target, or a row
-//! with the wrong number of fields, is an error naming the file and line; so are a quote
-//! never closed, a header without rows and a classification target with one class. A file
-//! whose one column holds `|` (or another delimiter than the one asked for) gets a hint
-//! ([`delimiter_hint`]).
+//! A bad row: one that is not UTF-8, has the wrong number of fields, a missing or
+//! non-numeric (regression) target, a value that is not a number in a numeric column, or a
+//! value that is not a finite f32 (`inf`, `1e400`) in a numeric column or a regression
+//! target. Without `skip_bad` the first bad row is an error naming the file and line; with
+//! `skip_bad: true` every bad row is left out ([`Table::skipped`], line and why), the
+//! classes and one-hot categories are those of the rows kept, and the count is a note of
+//! the loaded samples (`Extras::skipped`). The header is never skipped. A quote never
+//! closed, a header without rows, a file whose every row is bad, and a classification
+//! target with one class are errors either way. A file whose one column holds `|` (or
+//! another delimiter than the one asked for) gets a hint ([`delimiter_hint`]).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -58,11 +65,13 @@ pub struct Options {
     pub ignore: Vec<String>,
     /// `max_categories:`: the widest one-hot encoding of one column.
     pub max_categories: usize,
+    /// `skip_bad:`: leave bad rows out (and count them) instead of refusing the file.
+    pub skip_bad: bool,
 }
 
 impl Options {
     pub fn new(target: Target, task: Task) -> Options {
-        Options { target, task, delimiter: None, ignore: Vec::new(), max_categories: MAX_CATEGORIES }
+        Options { target, task, delimiter: None, ignore: Vec::new(), max_categories: MAX_CATEGORIES, skip_bad: false }
     }
 }
 
@@ -106,6 +115,11 @@ pub fn options(call: Option<&crate::ir::CallValue>) -> Result<Options, (&'static
         None => {}
         Some(Value::Int(k)) if (1..=100_000).contains(k) => o.max_categories = *k as usize,
         Some(v) => return Err(("max_categories", format!("`max_categories` is an int from 1 to 100000, not `{v}`"))),
+    }
+    match arg("skip_bad", usize::MAX) {
+        None => {}
+        Some(Value::Bool(b)) => o.skip_bad = *b,
+        Some(v) => return Err(("skip_bad", format!("`skip_bad` is true or false, not `{v}`"))),
     }
     Ok(o)
 }
@@ -184,7 +198,19 @@ pub fn detect_delimiter(bytes: &[u8]) -> u8 {
 /// and a quote that is never closed are errors naming the line, not a field that swallows
 /// the rest of the file. The one CSV splitter: the checker (`check::data`) calls it too.
 pub fn csv_records_with(bytes: &[u8], delimiter: Option<u8>) -> Result<(u8, Vec<Record>), RecordError> {
+    csv_records_skipping(bytes, delimiter, false).map(|(d, records, _)| (d, records))
+}
+
+/// [`csv_records_with`]; with `skip_bad`, a record after the first that is not UTF-8 is
+/// left out and returned with why (in file order) instead of ending the read. A quote never
+/// closed is an error either way: it swallows the rest of the file.
+pub fn csv_records_skipping(
+    bytes: &[u8],
+    delimiter: Option<u8>,
+    skip_bad: bool,
+) -> Result<(u8, Vec<Record>, Vec<RecordError>), RecordError> {
     let bytes = strip_bom(bytes);
+    let mut bad = Vec::new();
     let delimiter = delimiter.unwrap_or_else(|| detect_delimiter(bytes));
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
@@ -225,27 +251,39 @@ pub fn csv_records_with(bytes: &[u8], delimiter: Option<u8>) -> Result<(u8, Vec<
         }
         let mut fields = Vec::with_capacity(record.len());
         let mut breaks = 0;
+        let mut not_utf8 = None;
         for (i, f) in record.iter().enumerate() {
-            let s = std::str::from_utf8(f).map_err(|e| RecordError {
-                line,
-                message: format!(
-                    "field {} is not UTF-8 text (byte 0x{:02x}); save the file as UTF-8",
-                    i + 1,
-                    f.get(e.valid_up_to()).copied().unwrap_or(0)
-                ),
-            })?;
-            breaks += s.matches('\n').count();
-            fields.push(s.to_string());
+            match std::str::from_utf8(f) {
+                Ok(s) => {
+                    breaks += s.matches('\n').count();
+                    fields.push(s.to_string());
+                }
+                Err(e) => {
+                    not_utf8 = Some(RecordError {
+                        line,
+                        message: format!(
+                            "field {} is not UTF-8 text (byte 0x{:02x}); save the file as UTF-8",
+                            i + 1,
+                            f.get(e.valid_up_to()).copied().unwrap_or(0)
+                        ),
+                    });
+                    break;
+                }
+            }
         }
         last_start = Some((start, line));
-        records.push(Record { line, last_line: line + breaks, fields });
+        match not_utf8 {
+            Some(e) if skip_bad && !records.is_empty() => bad.push(e),
+            Some(e) => return Err(e),
+            None => records.push(Record { line, last_line: line + breaks, fields }),
+        }
     }
     if let Some((start, line)) = last_start
         && let Some(open) = unclosed_quote(bytes.get(start..).unwrap_or_default(), delimiter)
     {
         return Err(RecordError { line: line + open, message: "a quote opened on this line is never closed".into() });
     }
-    Ok((delimiter, records))
+    Ok((delimiter, records, bad))
 }
 
 /// Whether `tail` (the last record to the end of the file) leaves a quote open, as the `csv`
@@ -374,11 +412,26 @@ pub struct CsvError {
     pub no_column: Option<Box<(String, Vec<String>)>>,
     /// What the checker's label under the path says.
     pub label: &'static str,
+    /// A bad row that `skip_bad: true` would leave out (the checker says so in its help).
+    pub skippable: bool,
 }
 
 impl CsvError {
     fn new(line: Option<usize>, problem: Problem, message: impl Into<String>) -> CsvError {
-        CsvError { line, message: message.into(), problem, help: None, no_column: None, label: "cannot be used" }
+        CsvError {
+            line,
+            message: message.into(),
+            problem,
+            help: None,
+            no_column: None,
+            label: "cannot be used",
+            skippable: false,
+        }
+    }
+
+    fn skippable(mut self) -> CsvError {
+        self.skippable = true;
+        self
     }
 
     fn label(mut self, label: &'static str) -> CsvError {
@@ -417,12 +470,25 @@ pub struct Table {
     /// Warnings: the data loads, but probably not as meant.
     pub notes: Vec<String>,
     pub task: Task,
+    /// The rows `skip_bad: true` left out: 1-based line and why, in file order.
+    pub skipped: Vec<(usize, String)>,
 }
 
 impl Table {
     /// The number of inputs a row becomes.
     pub fn features(&self) -> usize {
         width(&self.encodings)
+    }
+
+    /// What `skip_bad: true` left out, as a sentence for the user; `None` when nothing was.
+    pub fn skipped_note(&self, path: &Path) -> Option<String> {
+        let (line, why) = self.skipped.first()?;
+        Some(format!(
+            "{}: skipped {} bad row(s) of {} (skip_bad: true); the first: line {line}: {why}",
+            path.display(),
+            self.skipped.len(),
+            self.rows.len() + self.skipped.len()
+        ))
     }
 
     /// What the model sees.
@@ -453,12 +519,25 @@ fn width(encodings: &[Column]) -> usize {
         .sum()
 }
 
+/// Whether a column whose present `values` are not all numbers is still a numeric column
+/// with bad values: more than 20 distinct numbers, and at most 5% of the values not
+/// numbers. Categories coded as numbers rarely number more than 20; a quantity does, and a
+/// stray `abc` or `12,5` among its values is a bad value, not a reason to one-hot encode
+/// every number as a category of its own.
+pub fn is_mostly_numeric(values: &[&str]) -> bool {
+    let numbers: Vec<&str> = values.iter().copied().filter(|v| v.parse::<f64>().is_ok()).collect();
+    let distinct = numbers.iter().collect::<BTreeSet<_>>().len();
+    distinct > 20 && (values.len() - numbers.len()) * 20 <= values.len()
+}
+
 /// Reads and types a CSV file's bytes by `opts`; see the module header.
 pub fn analyse(bytes: &[u8], opts: &Options) -> Result<Table, CsvError> {
-    let (delimiter, records) = csv_records_with(bytes, opts.delimiter).map_err(|e| {
+    let (delimiter, records, unreadable) = csv_records_skipping(bytes, opts.delimiter, opts.skip_bad).map_err(|e| {
         let label = if e.message.contains("UTF-8") { "not UTF-8" } else { "unclosed quote" };
-        CsvError::new(Some(e.line), Problem::File, e.message).label(label)
+        let error = CsvError::new(Some(e.line), Problem::File, e.message).label(label);
+        if label == "not UTF-8" { error.skippable() } else { error }
     })?;
+    let mut skipped: Vec<(usize, String)> = unreadable.into_iter().map(|e| (e.line, e.message)).collect();
     let mut records = records.into_iter();
     let Some(first) = records.next() else {
         return Err(CsvError::new(None, Problem::Empty, "the file is empty"));
@@ -489,50 +568,96 @@ pub fn analyse(bytes: &[u8], opts: &Options) -> Result<Table, CsvError> {
         }
     }
     let what = if header { "header" } else { "first row" };
-    let rows: Vec<Record> = if header { None } else { Some(first.clone()) }
-        .into_iter()
-        .chain(records)
-        .map(|r| {
-            if r.fields.len() != columns.len() {
-                let runs_on = if r.last_line > r.line {
-                    format!(" (a quoted field runs on to line {}: is a quote missing?)", r.last_line)
-                } else {
-                    String::new()
-                };
-                let message = format!("{} fields where the {what} has {}{runs_on}", r.fields.len(), columns.len());
-                return Err(
-                    CsvError::new(Some(r.line), Problem::File, message).label("a row with the wrong number of fields")
-                );
-            }
-            Ok(r)
-        })
-        .collect::<Result<_, _>>()?;
-    if rows.is_empty() {
+    let mut rows: Vec<Record> = Vec::new();
+    for r in if header { None } else { Some(first.clone()) }.into_iter().chain(records) {
+        if r.fields.len() == columns.len() {
+            rows.push(r);
+            continue;
+        }
+        let runs_on = if r.last_line > r.line {
+            format!(" (a quoted field runs on to line {}: is a quote missing?)", r.last_line)
+        } else {
+            String::new()
+        };
+        let message = format!("{} fields where the {what} has {}{runs_on}", r.fields.len(), columns.len());
+        if !opts.skip_bad {
+            return Err(CsvError::new(Some(r.line), Problem::File, message)
+                .label("a row with the wrong number of fields")
+                .skippable());
+        }
+        skipped.push((r.line, message));
+    }
+    if rows.is_empty() && skipped.is_empty() {
         return Err(CsvError::new(None, Problem::File, "the file has a header but no rows").label("no rows"));
     }
+    // Numeric columns are typed on every row: a bad value in one is found below, by row.
+    let numeric: Vec<bool> = (0..columns.len())
+        .map(|c| {
+            let present: Vec<&str> = rows.iter().map(|r| r.fields[c].as_str()).filter(|f| !is_missing(f)).collect();
+            !dropped[c] && (present.iter().all(|v| v.parse::<f64>().is_ok()) || is_mostly_numeric(&present))
+        })
+        .collect();
     // Training runs in f32: `inf`, `1e400` or `1e39` would turn the column's mean and every
-    // standardised value into NaN or inf, so they are errors here rather than silent garbage.
-    let not_finite = |line: usize, what: String, v: &str| {
-        CsvError::new(Some(line), Problem::File, format!("{what} is `{v}`, not a finite 32-bit number (|x| < 3.4e38)"))
+    // standardised value into NaN or inf, so they are bad values rather than silent garbage.
+    let target = &columns[t];
+    let bad_value = |r: &Record| -> Option<String> {
+        for (c, name) in columns.iter().enumerate() {
+            let v = r.fields[c].as_str();
+            if !numeric[c] || is_missing(v) {
+                continue;
+            }
+            match v.parse::<f32>() {
+                Ok(f) if f.is_finite() => {}
+                Ok(_) => return Some(not_finite(&format!("`{name}`"), v)),
+                Err(_) if v.parse::<f64>().is_ok() => return Some(not_finite(&format!("`{name}`"), v)),
+                Err(_) => {
+                    return Some(format!("`{name}` is `{v}`, not a number (the column's other values are numbers)"));
+                }
+            }
+        }
+        let v = r.fields[t].as_str();
+        if is_missing(v) {
+            return Some(format!("the target `{target}` is missing"));
+        }
+        if opts.task == Task::Regression {
+            match v.parse::<f32>() {
+                Ok(f) if f.is_finite() => {}
+                Ok(_) => return Some(not_finite(&format!("the target `{target}`"), v)),
+                Err(_) => return Some(format!("the target `{target}` is `{v}`, not a number")),
+            }
+        }
+        None
     };
+    let mut kept = Vec::with_capacity(rows.len());
+    for r in rows {
+        match bad_value(&r) {
+            None => kept.push(r),
+            Some(why) if opts.skip_bad => skipped.push((r.line, why)),
+            Some(why) => return Err(CsvError::new(Some(r.line), Problem::File, why).skippable()),
+        }
+    }
+    let rows = kept;
+    skipped.sort_by_key(|(line, _)| *line);
+    if rows.is_empty() {
+        let (line, why) = skipped.first().cloned().unwrap_or_default();
+        return Err(CsvError::new(
+            None,
+            Problem::File,
+            format!("every row is bad ({} skipped); the first, line {line}: {why}", skipped.len()),
+        )
+        .label("no usable rows"));
+    }
     let mut encodings = Vec::with_capacity(columns.len());
     for (c, name) in columns.iter().enumerate() {
         if dropped[c] {
             encodings.push(Column::Dropped);
             continue;
         }
-        let present: Vec<(usize, &str)> =
-            rows.iter().map(|r| (r.line, r.fields[c].as_str())).filter(|(_, f)| !is_missing(f)).collect();
-        if present.iter().all(|(_, v)| v.parse::<f64>().is_ok()) {
-            for (line, v) in &present {
-                if !v.parse::<f32>().is_ok_and(f32::is_finite) {
-                    return Err(not_finite(*line, format!("`{name}`"), v));
-                }
-            }
+        if numeric[c] {
             encodings.push(Column::Numeric);
             continue;
         }
-        let values: Vec<&str> = present.iter().map(|(_, v)| *v).collect();
+        let values: Vec<&str> = rows.iter().map(|r| r.fields[c].as_str()).filter(|f| !is_missing(f)).collect();
         let cats: BTreeSet<&str> = values.iter().copied().collect();
         let ignore = format!("`ignore: [\"{name}\"]` drops it");
         if is_free_text(&values, cats.len()) {
@@ -565,23 +690,6 @@ pub fn analyse(bytes: &[u8], opts: &Options) -> Result<Table, CsvError> {
         }
         encodings.push(Column::Categories(cats.into_iter().map(str::to_string).collect()));
     }
-    let target = &columns[t];
-    for r in &rows {
-        let v = &r.fields[t];
-        if is_missing(v) {
-            return Err(CsvError::new(Some(r.line), Problem::File, format!("the target `{target}` is missing")));
-        }
-        if opts.task == Task::Regression {
-            match v.parse::<f32>() {
-                Ok(f) if f.is_finite() => {}
-                Ok(_) => return Err(not_finite(r.line, format!("the target `{target}`"), v)),
-                Err(_) => {
-                    let message = format!("the target `{target}` is `{v}`, not a number");
-                    return Err(CsvError::new(Some(r.line), Problem::File, message));
-                }
-            }
-        }
-    }
     if width(&encodings) == 0 {
         return Err(CsvError::new(None, Problem::NoFeatures, "the file has no feature columns").help(hint));
     }
@@ -598,7 +706,11 @@ pub fn analyse(bytes: &[u8], opts: &Options) -> Result<Table, CsvError> {
     {
         notes.push(note);
     }
-    Ok(Table { columns, target: t, encodings, classes, rows, delimiter, notes, task: opts.task })
+    Ok(Table { columns, target: t, encodings, classes, rows, delimiter, notes, task: opts.task, skipped })
+}
+
+fn not_finite(what: &str, v: &str) -> String {
+    format!("{what} is `{v}`, not a finite 32-bit number (|x| < 3.4e38)")
 }
 
 /// The samples of a typed table: one-hot categories, NaN for a missing number, the class
@@ -623,7 +735,14 @@ pub fn encode(table: &Table, path: &Path) -> Raw {
             Task::Regression => v.parse::<f32>().unwrap_or(f32::NAN),
         });
     }
-    Raw { info: table.info(path), x, y, extras: Default::default() }
+    let mut extras = super::Extras { skipped: table.skipped.len(), ..Default::default() };
+    if table.task == Task::Classification {
+        extras.class_names = table.classes.clone();
+    }
+    if let Some(note) = table.skipped_note(path) {
+        extras.notes.push(note);
+    }
+    Raw { info: table.info(path), x, y, extras, stored: None }
 }
 
 pub(super) fn load(path: &Path, opts: &Options) -> Result<Raw, DataError> {

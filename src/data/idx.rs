@@ -127,15 +127,73 @@ pub fn idx_read(path: &Path, whole: bool) -> Result<(Vec<usize>, Vec<u8>), IdxEr
 
 pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Result<Raw, DataError> {
     let dims = idx_dims(ib).map_err(|e| DataError::at(images, None, e))?;
+    let (info, ys) = head(&dims, images, lb, labels)?;
+    let per = info.features();
+    let values =
+        decode(ib, dims.len(), dims[0] * per).ok_or_else(|| DataError::at(images, None, "unsupported IDX type"))?;
+    Ok(Raw { info, x: values, y: ys, extras: Default::default(), stored: None })
+}
+
+/// [`load`] into a dataset cache (`stream: true`, see `data::cache`): the images' body is
+/// inflated and copied [`cache::CHUNK_ROWS`] images at a time, never held whole. `ubyte`
+/// images only (the other IDX types are not bytes).
+pub(super) fn load_streamed(
+    call: &crate::ir::CallValue,
+    base: &Path,
+    images: &Path,
+    labels: &Path,
+    stream: &super::cache::StreamSpec,
+) -> Result<Raw, DataError> {
+    use super::cache;
+    let at = |p: &Path, e: IdxError| match e {
+        IdxError::Unreadable(m) => DataError::at(p, None, format!("cannot read: {m}")),
+        IdxError::Bad(m) => DataError::at(p, None, m),
+    };
+    let (dims, header) = idx_read(images, false).map_err(|e| at(images, e))?;
+    if header.get(2) != Some(&0x08) {
+        return Err(DataError::at(images, None, "`stream: true` reads IDX images of bytes (type 0x08, `ubyte`) only"));
+    }
+    let (_, lb) = idx_read(labels, true).map_err(|e| at(labels, e))?;
+    let (info, ys) = head(&dims, images, &lb, labels)?;
+    let per = info.features();
+    cache::open_or_build(call, base, stream, cache::Elem::Byte, info.clone(), |w| {
+        let io = |e: std::io::Error| DataError::at(images, None, format!("cannot read: {e}"));
+        let file = File::open(images).map_err(io)?;
+        let mut reader: Box<dyn Read> = {
+            let mut probe = BufReader::new(file);
+            let mut magic = [0u8; 2];
+            let gz = read_full(&mut probe, &mut magic).map_err(io)? == 2 && magic == GZIP_MAGIC;
+            probe.seek(SeekFrom::Start(0)).map_err(io)?;
+            if gz { Box::new(flate2::read::GzDecoder::new(probe)) } else { Box::new(probe) }
+        };
+        let mut skip = vec![0u8; 4 + 4 * dims.len()];
+        reader.read_exact(&mut skip).map_err(io)?;
+        let mut chunk = vec![0u8; cache::CHUNK_ROWS * per];
+        let mut left = dims[0];
+        while left > 0 {
+            let k = left.min(cache::CHUNK_ROWS);
+            reader.read_exact(&mut chunk[..k * per]).map_err(|e| {
+                DataError::at(images, None, format!("the images are cut short ({e}) with {left} still to read"))
+            })?;
+            w.rows(&chunk[..k * per])?;
+            left -= k;
+        }
+        // One byte more: a gzip stream is then read to its trailer, whose CRC the decoder checks.
+        read_full(&mut reader, &mut [0u8; 1])
+            .map_err(|e| DataError::at(images, None, format!("not a valid gzip stream: {e}")))?;
+        Ok((ys, Default::default()))
+    })
+}
+
+/// The info and labels of IDX images of dimensions `dims` with the labels file's bytes `lb`.
+fn head(dims: &[usize], images: &Path, lb: &[u8], labels: &Path) -> Result<(DataInfo, Vec<f32>), DataError> {
     let ldims = idx_dims(lb).map_err(|e| DataError::at(labels, None, e))?;
-    idx_roles(&dims, &ldims)
+    idx_roles(dims, &ldims)
         .map_err(|(is_labels, e)| DataError::at(if is_labels { labels } else { images }, None, e))?;
     let n = dims[0];
     if ldims[0] != n {
         return Err(DataError::at(labels, None, format!("{} labels for {n} images", ldims[0])));
     }
-    let per: usize = dims[1..].iter().product();
-    let values = decode(ib, dims.len(), n * per).ok_or_else(|| DataError::at(images, None, "unsupported IDX type"))?;
     let ys = decode(lb, ldims.len(), n).ok_or_else(|| DataError::at(labels, None, "unsupported IDX type"))?;
     if ys.iter().any(|y| *y < 0.0 || y.fract() != 0.0) {
         return Err(DataError::at(labels, None, "labels must be non-negative integers"));
@@ -157,7 +215,7 @@ pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Resul
         task: Task::Classification,
         vocab: None,
     };
-    Ok(Raw { info, x: values, y: ys, extras: Default::default() })
+    Ok((info, ys))
 }
 
 /// Why labels that are all one value cannot be learnt.

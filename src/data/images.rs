@@ -33,7 +33,7 @@ use image::imageops::FilterType;
 use image::{ImageBuffer, ImageReader, Pixel};
 use rayon::prelude::*;
 
-use super::{DataError, Extras, Raw, csv_records};
+use super::{DataError, Extras, Raw, cache, csv_records};
 use crate::ir::{CallValue, DataInfo, Task, Value};
 
 /// The file extensions read as images (compared without case).
@@ -401,6 +401,11 @@ fn list_csv(csv: &Path, skip_bad: bool) -> Result<CsvListing, DataError> {
 
 /// Decodes one image to `[c, h, w]` values in [0, 1].
 fn decode(s: &Sample, spec: &ImageSpec, dims: Option<&((usize, usize), PathBuf)>) -> Result<Vec<f32>, DataError> {
+    Ok(decode_bytes(s, spec, dims)?.iter().map(|v| f32::from(*v) / 255.0).collect())
+}
+
+/// Decodes one image to `[c, h, w]` bytes (what [`decode`] scales to [0, 1]).
+fn decode_bytes(s: &Sample, spec: &ImageSpec, dims: Option<&((usize, usize), PathBuf)>) -> Result<Vec<u8>, DataError> {
     let img = ImageReader::open(&s.path)
         .and_then(ImageReader::with_guessed_format)
         .map_err(|e| bad(s, &spec.path, format!("cannot read: {e}")))?
@@ -413,8 +418,8 @@ fn decode(s: &Sample, spec: &ImageSpec, dims: Option<&((usize, usize), PathBuf)>
         return Err(differ(s, &spec.path, (h, w), *first, from));
     }
     Ok(match spec.channels {
-        1 => planes(fit(img.to_luma8(), spec.size)),
-        _ => planes(fit(img.to_rgb8(), spec.size)),
+        1 => plane_bytes(fit(img.to_luma8(), spec.size)),
+        _ => plane_bytes(fit(img.to_rgb8(), spec.size)),
     })
 }
 
@@ -442,15 +447,15 @@ fn fit<P: Pixel<Subpixel = u8> + 'static>(
     image::imageops::resize(&cropped, tw as u32, th as u32, FilterType::Triangle)
 }
 
-/// Interleaved `h x w x c` bytes as `c` planes of `h x w` values in [0, 1].
-fn planes<P: Pixel<Subpixel = u8>>(img: ImageBuffer<P, Vec<u8>>) -> Vec<f32> {
+/// Interleaved `h x w x c` bytes as `c` planes of `h x w` bytes.
+fn plane_bytes<P: Pixel<Subpixel = u8>>(img: ImageBuffer<P, Vec<u8>>) -> Vec<u8> {
     let c = usize::from(P::CHANNEL_COUNT);
     let raw = img.into_raw();
     let hw = raw.len() / c;
-    let mut out = vec![0f32; raw.len()];
+    let mut out = vec![0u8; raw.len()];
     for (i, px) in raw.chunks_exact(c).enumerate() {
         for (k, v) in px.iter().enumerate() {
-            out[k * hw + i] = f32::from(*v) / 255.0;
+            out[k * hw + i] = *v;
         }
     }
     out
@@ -478,6 +483,55 @@ pub(super) fn load(spec: &ImageSpec) -> Result<Raw, DataError> {
             Err(e) => return Err(e),
         }
     }
+    let extras = extras(spec, &listing, &info, &counts, &skipped)?;
+    Ok(Raw { info, x, y, extras, stored: None })
+}
+
+/// [`load`] into a dataset cache (`stream: true`, see `data::cache`): [`cache::CHUNK_ROWS`]
+/// images at a time decoded in parallel and appended as bytes, so building never holds more
+/// than one chunk.
+pub(super) fn load_streamed(
+    call: &CallValue,
+    base: &Path,
+    spec: &ImageSpec,
+    stream: &cache::StreamSpec,
+) -> Result<Raw, DataError> {
+    let listing = listing(spec)?;
+    let info = info(spec, &listing)?;
+    let per = info.features();
+    cache::open_or_build(call, base, stream, cache::Elem::Unit, info.clone(), |w| {
+        let mut skipped = listing.skipped.clone();
+        let mut y = Vec::with_capacity(listing.samples.len());
+        let mut counts = vec![0usize; listing.classes.len()];
+        for chunk in listing.samples.chunks(cache::CHUNK_ROWS) {
+            let decoded: Vec<Result<Vec<u8>, DataError>> =
+                chunk.par_iter().map(|s| decode_bytes(s, spec, listing.dims.as_ref())).collect();
+            let mut bytes = Vec::with_capacity(chunk.len() * per);
+            for (s, d) in chunk.iter().zip(decoded) {
+                match d {
+                    Ok(v) => {
+                        bytes.extend_from_slice(&v);
+                        y.push(s.class as f32);
+                        counts[s.class] += 1;
+                    }
+                    Err(e) if spec.skip_bad => skipped.push(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            w.rows(&bytes)?;
+        }
+        Ok((y, extras(spec, &listing, &info, &counts, &skipped)?))
+    })
+}
+
+/// The class names and the `skip_bad` note of a load that kept `counts` images per class.
+fn extras(
+    spec: &ImageSpec,
+    listing: &Listing,
+    info: &DataInfo,
+    counts: &[usize],
+    skipped: &[DataError],
+) -> Result<Extras, DataError> {
     if let Some(c) = counts.iter().position(|n| *n == 0) {
         return Err(DataError::at(
             &spec.path,
@@ -491,11 +545,11 @@ pub(super) fn load(spec: &ImageSpec) -> Result<Raw, DataError> {
             "{}: skipped {} bad sample(s) of {} (skip_bad: true); the first: {}",
             info.name,
             skipped.len(),
-            y.len() + skipped.len(),
+            counts.iter().sum::<usize>() + skipped.len(),
             skipped[0]
         ));
     }
-    Ok(Raw { info, x, y, extras: Extras { class_names: listing.classes.clone(), notes, skipped: skipped.len() } })
+    Ok(Extras { class_names: listing.classes.clone(), notes, skipped: skipped.len() })
 }
 
 /// The files an image source reads: the CSV list (if any) and every listed image; nothing
@@ -545,7 +599,6 @@ mod tests {
     #[test]
     fn planes_put_channels_first() {
         let img = image::RgbImage::from_fn(2, 1, |x, _| image::Rgb([x as u8, 10 + x as u8, 20 + x as u8]));
-        let v: Vec<f32> = planes(img).iter().map(|v| (v * 255.0).round()).collect();
-        assert_eq!(v, vec![0., 1., 10., 11., 20., 21.]);
+        assert_eq!(plane_bytes(img), vec![0, 1, 10, 11, 20, 21]);
     }
 }

@@ -14,6 +14,9 @@
 //!   ([`TargetScale`]) are fitted on the train split only;
 //! - nothing in a data file can panic: bad files give a [`DataError`] naming file and line.
 //!
+//! With `stream: true` (images, IDX) the samples stay on disk in a cache file and a split is
+//! an index list into it, read a batch at a time with [`Split::gather`] (see `cache`).
+//!
 //! `files` gives the absolute folder relative paths are read from ([`base_folder`]) and
 //! [`Fingerprint`]s of the files a data value reads, so that a study and a saved model
 //! notice when a file changed under them.
@@ -21,6 +24,7 @@
 mod audio;
 mod audio_features;
 mod builtin;
+mod cache;
 mod cifar;
 pub mod csv;
 mod files;
@@ -44,11 +48,12 @@ pub use audio::{
 };
 pub use audio_features::{dct, hz_to_mel, log_mel, mel_filterbank, mel_to_hz};
 pub use builtin::BUILTIN;
+pub use cache::{CACHE_DIR, Cache, Rows as StoredRows, StreamSpec, stream_spec};
 pub use cifar::{CifarSpec, describe as cifar_describe};
 pub use csv::{
     Record, RecordError, csv_columns, csv_records, csv_records_with, csv_text, delimiter_hint, is_missing, single_class,
 };
-pub use files::{Fingerprint, absolute, base_folder, changes, fingerprints};
+pub use files::{Fingerprint, absolute, base_folder, changes, files, fingerprints};
 pub use idx::{IdxError, idx_dims, idx_read, idx_roles, single_label};
 pub use images::{ArgError, IMAGE_EXTENSIONS, ImageSpec, describe as images_describe};
 pub use npy::{Arrays, NpySpec, describe as npy_describe, parse_header as npy_header};
@@ -56,22 +61,57 @@ pub use synthetic::{SYNTHETIC_MAX_N, SYNTHETIC_MAX_NOISE};
 pub use text::Tokenizer;
 /// The text source's parts the checker reads (`check::data` describes `text(...)` with them).
 pub mod text_source {
-    pub use super::text::{ArgError, Kind, RowsError, Spec, describe, spec};
+    pub use super::text::{
+        ArgError, Kind, Rows, RowsError, Spec, TOKENIZER_ARGS, classes, describe, fixed_labels, fixed_spec, info,
+        read_rows, spec,
+    };
 }
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Split {
+    /// The rows, when they are in memory (empty when `stored`).
     pub x: Vec<f32>,
     /// The class index (classification) or the target value (regression), per row.
     pub y: Vec<f32>,
     pub n: usize,
+    /// A streamed split's rows: in a cache file, read and scaled a batch at a time.
+    pub stored: Option<cache::Rows>,
 }
 
 impl Split {
-    /// Row `i` of `x`.
+    /// Row `i` of `x` (an in-memory split; [`Split::gather`] reads either kind).
     pub fn row(&self, i: usize, features: usize) -> &[f32] {
         &self.x[i * features..(i + 1) * features]
+    }
+
+    /// Appends rows `rows` to `out`, from memory or from the cache file: the same values
+    /// either way.
+    pub fn gather(&self, rows: &[usize], features: usize, out: &mut Vec<f32>) -> Result<(), DataError> {
+        match &self.stored {
+            Some(s) => s.gather(rows, out),
+            None => {
+                out.reserve(rows.len() * features);
+                for &i in rows {
+                    let row = self.x.get(i * features..(i + 1) * features).ok_or_else(|| {
+                        DataError::new(format!("row {i} of a split of {} rows of {features}", self.n))
+                    })?;
+                    out.extend_from_slice(row);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Rows `rows` of this split (a stored split stays stored: only its index is copied).
+    pub fn subset(&self, rows: &[usize], features: usize) -> Result<Split, DataError> {
+        let y = rows.iter().map(|&i| self.y.get(i).copied().unwrap_or(f32::NAN)).collect();
+        if let Some(s) = &self.stored {
+            return Ok(Split { x: Vec::new(), y, n: rows.len(), stored: Some(s.subset(rows)) });
+        }
+        let mut x = Vec::new();
+        self.gather(rows, features, &mut x)?;
+        Ok(Split { x, y, n: rows.len(), stored: None })
     }
 }
 
@@ -181,6 +221,8 @@ pub struct Raw {
     pub x: Vec<f32>,
     pub y: Vec<f32>,
     pub extras: Extras,
+    /// A streamed source's samples (`stream: true`): `x` is then empty.
+    pub stored: Option<std::sync::Arc<cache::Cache>>,
 }
 
 /// What a loader knows beyond the samples (empty for most sources).
@@ -260,11 +302,6 @@ pub fn split_rule(valid_fixed: bool, test_fixed: bool) -> Option<&'static str> {
     }
 }
 
-/// Why `text(...)` refuses a split's own source (followed by `: test` or `: valid`): its
-/// vocabulary is fitted on the train rows of the one file it reads.
-pub const TEXT_FIXED_SPLIT: &str =
-    "`text(...)` does not take a split's own source yet (its split is carved from its one file by `split:`)";
-
 /// Loads, splits and standardises the dataset a data value names. `base` is the folder
 /// that relative paths are read from (the `.bma` file's).
 ///
@@ -286,23 +323,19 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
     if let Some(c) = call
         && catalogue::kind(catalogue::DATASETS, &c.name) == Some(catalogue::Dataset::Text)
     {
-        if let Some(part) = FIXED_PARTS.iter().find(|p| arg(p).is_some()) {
-            return Err(DataError::new(format!("{}: {part}", TEXT_FIXED_SPLIT)));
-        }
-        let fractions = match arg("split") {
-            Some(Value::List(items)) => {
-                let f: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
-                match f.as_slice() {
-                    [a, b, c] if f.len() == items.len() && *a > 0.0 && *b > 0.0 && *c > 0.0 => [*a, *b, *c],
-                    _ => return Err(DataError::new("`split` needs three positive fractions: train, valid, test")),
-                }
+        let fixed = [arg("valid"), arg("test")];
+        for (nested, part) in fixed.iter().zip(["valid", "test"]) {
+            if let Some(own) = nested.and_then(nested_split_arg) {
+                return Err(DataError::new(format!("the `{part}:` source takes no `{own}`: it is one split, whole")));
             }
-            Some(_) => return Err(DataError::new("`split` is a list of three fractions")),
-            None => DEFAULT_SPLIT,
-        };
+        }
+        let (valid_fixed, test_fixed) = (fixed[0].is_some(), fixed[1].is_some());
+        let fractions = fractions(arg("split"), valid_fixed, test_fixed)?;
         let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
         // Text is split first, then tokenized with a vocabulary fitted on train alone.
-        return text::load(c, base, tokenizer, |y, info| split_indices(y, info, fractions, seed));
+        return text::load(c, base, tokenizer, fixed, |y, info| {
+            split_indices_fixed(y, info, fractions, seed, valid_fixed, test_fixed)
+        });
     }
     let raw = load_raw(value, base)?;
     let fixed_part = |part: &str| -> Result<Option<Raw>, DataError> {
@@ -313,21 +346,21 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
         let other =
             load_raw(nested, base).map_err(|e| DataError { message: format!("`{part}:` {}", e.message), ..e })?;
         compatible(&raw.info, &other.info, part).map_err(DataError::new)?;
-        // Class folders (or label files) that name their classes must name the same ones:
-        // the same count with other names would silently mislabel every sample.
-        let (mine, theirs) = (&raw.extras.class_names, &other.extras.class_names);
-        if !mine.is_empty() && !theirs.is_empty() && mine != theirs {
-            let odd = theirs.iter().find(|c| !mine.contains(c)).or_else(|| mine.iter().find(|c| !theirs.contains(c)));
-            return Err(DataError::new(format!(
-                "the `{part}:` source's classes are not the training source's{}",
-                odd.map(|c| format!(": `{c}` is in one and not the other")).unwrap_or_default()
-            )));
-        }
+        same_classes(&raw.extras.class_names, &other.extras.class_names, part, &other.info.name)
+            .map_err(DataError::new)?;
         Ok(Some(other))
     };
     let fixed = Fixed { valid: fixed_part("valid")?, test: fixed_part("test")? };
-    let rule = split_rule(fixed.valid.is_some(), fixed.test.is_some());
-    let fractions = match (arg("split"), rule) {
+    let fractions = fractions(arg("split"), fixed.valid.is_some(), fixed.test.is_some())?;
+    let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
+    split_with(raw, fixed, fractions, seed)
+}
+
+/// The train, valid and test fractions of `split` (`None`: the default) for a source whose
+/// valid and test parts may have their own sources (see [`split_rule`]); a fixed part's is 0.
+fn fractions(split: Option<&Value>, valid_fixed: bool, test_fixed: bool) -> Result<[f64; 3], DataError> {
+    let rule = split_rule(valid_fixed, test_fixed);
+    Ok(match (split, rule) {
         (Some(_), None) => {
             return Err(DataError::new(
                 "with both `test:` and `valid:` the source is all train: `split` has nothing to split",
@@ -336,7 +369,7 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
         (Some(Value::List(items)), Some(rule)) => {
             let f: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
             let positive = f.len() == items.len() && f.iter().all(|x| *x > 0.0);
-            match (f.as_slice(), fixed.valid.is_some(), fixed.test.is_some()) {
+            match (f.as_slice(), valid_fixed, test_fixed) {
                 ([a, b, c], false, false) if positive => [*a, *b, *c],
                 ([a, b], false, true) if positive => [*a, *b, 0.0],
                 ([a, c], true, false) if positive => [*a, 0.0, *c],
@@ -344,15 +377,32 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
             }
         }
         (Some(_), Some(rule)) => return Err(DataError::new(format!("`split` is a list of {rule}"))),
-        (None, _) => match (fixed.valid.is_some(), fixed.test.is_some()) {
+        (None, _) => match (valid_fixed, test_fixed) {
             (false, false) => DEFAULT_SPLIT,
             (false, true) => [DEFAULT_SPLIT_FIXED[0], DEFAULT_SPLIT_FIXED[1], 0.0],
             (true, false) => [DEFAULT_SPLIT_FIXED[0], 0.0, DEFAULT_SPLIT_FIXED[1]],
             (true, true) => [1.0, 0.0, 0.0],
         },
+    })
+}
+
+/// Why a split's own source (`part`) cannot stand beside the main source although its
+/// class count fits: both name their classes (class folders, label files, CSV or text
+/// labels) and the names differ, which would silently mislabel every sample. Sources that
+/// do not name their classes (empty) pass. `name` is the split's own source's
+/// (`DataInfo::name`, its path). The checker's and the loader's one rule.
+pub fn same_classes(mine: &[String], theirs: &[String], part: &str, name: &str) -> Result<(), String> {
+    if mine.is_empty() || theirs.is_empty() || mine == theirs {
+        return Ok(());
+    }
+    let odd = match theirs.iter().find(|c| !mine.contains(c)) {
+        Some(c) => format!(": `{c}` is a class of {name}, not of the training source"),
+        None => match mine.iter().find(|c| !theirs.contains(c)) {
+            Some(c) => format!(": `{c}` is a class of the training source, not of {name}"),
+            None => String::new(),
+        },
     };
-    let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
-    split_with(raw, fixed, fractions, seed)
+    Err(format!("the `{part}:` source's classes are not the training source's{odd}"))
 }
 
 /// The argument of a split's own source that only the main source may have (`split`,
@@ -424,8 +474,19 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             let opts = csv::options(call).map_err(|(_, e)| DataError::new(e))?;
             csv::load(&path("path", 0)?, &opts)
         }
-        Kind::Idx => idx::load(&path("images", 0)?, &path("labels", 1)?),
-        Kind::Images => images::load(&ImageSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Idx | Kind::Images => match (kind, stream_of(call, base)?) {
+            (Kind::Idx, None) => idx::load(&path("images", 0)?, &path("labels", 1)?),
+            (Kind::Idx, Some(s)) => {
+                idx::load_streamed(call_of(call, name)?, base, &path("images", 0)?, &path("labels", 1)?, &s)
+            }
+            (_, stream) => {
+                let spec = ImageSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?;
+                match stream {
+                    Some(s) => images::load_streamed(call_of(call, name)?, base, &spec, &s),
+                    None => images::load(&spec),
+                }
+            }
+        },
         Kind::Cifar => cifar::load(&CifarSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Npy | Kind::Npz => npy::load(&NpySpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
         Kind::Text => Err(DataError::new("text is tokenized after the split: load it with `data::load`")),
@@ -456,6 +517,14 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
 
 fn call_of<'v>(call: Option<&'v crate::ir::CallValue>, name: &str) -> Result<&'v crate::ir::CallValue, DataError> {
     call.ok_or_else(|| DataError::new(format!("`{name}` needs arguments: `{name}(...)`")))
+}
+
+/// The `stream:` settings of a call (`None`: in memory).
+fn stream_of(call: Option<&crate::ir::CallValue>, base: &Path) -> Result<Option<StreamSpec>, DataError> {
+    match call {
+        Some(c) => stream_spec(c, base).map_err(|(_, why)| DataError::new(why)),
+        None => Ok(None),
+    }
 }
 
 fn arg_error(e: ArgError) -> DataError {
@@ -500,7 +569,7 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
     for (r, part) in [(Some(&raw), "the source"), (fixed.valid.as_ref(), "`valid:`"), (fixed.test.as_ref(), "`test:`")]
     {
         if let Some(r) = r
-            && r.x.len() != r.len() * f
+            && r.stored.as_ref().map_or(r.x.len() != r.len() * f, |c| c.len() != r.len() || c.features() != f)
         {
             return Err(DataError::new(format!(
                 "`{}` ({part}): {} values for {} samples of {f} features",
@@ -515,18 +584,32 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
     }
     let [tr, va, te] = carve(&raw.y, &raw.info, fractions, seed, fixed.valid.is_some(), fixed.test.is_some());
     let image = raw.info.shape.len() == 3;
-    let (mean, std) = fit_scaling(&raw.x, &tr, f, image);
+    let (mean, std) = match &raw.stored {
+        Some(c) => fit_scaling_stored(c, &tr, image)?,
+        None => fit_scaling(&raw.x, &tr, f, image),
+    };
+    let scaling: (std::sync::Arc<[f32]>, std::sync::Arc<[f32]>) = (mean.as_slice().into(), std.as_slice().into());
     let take = |src: &Raw, idx: &mut dyn Iterator<Item = usize>| {
+        if let Some(c) = &src.stored {
+            let index: std::sync::Arc<[usize]> = idx.collect();
+            let y: Vec<f32> = index.iter().map(|&i| src.y[i]).collect();
+            let (mean, std) = scaling.clone();
+            return Split {
+                n: y.len(),
+                x: Vec::new(),
+                y,
+                stored: Some(cache::Rows { cache: c.clone(), index, mean, std }),
+            };
+        }
         let mut x = Vec::with_capacity(src.len() * f);
         let mut y = Vec::with_capacity(src.len());
         for i in idx {
             for j in 0..f {
-                let v = src.x[i * f + j];
-                x.push(if v.is_nan() { 0.0 } else { (v - mean[j]) / std[j] });
+                x.push(cache::scale(src.x[i * f + j], mean[j], std[j]));
             }
             y.push(src.y[i]);
         }
-        Split { n: y.len(), x, y }
+        Split { n: y.len(), x, y, stored: None }
     };
     let part = |own: &Option<Raw>, carved: &[usize]| match own {
         Some(r) => take(r, &mut (0..r.len())),
@@ -555,14 +638,28 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
     })
 }
 
-/// The train, valid and test indices [`split`] carves from `y` when nothing is fixed (text
-/// is split this way before it is tokenized).
+/// The train, valid and test indices [`split`] carves from `y` when nothing is fixed.
+#[cfg(test)]
 fn split_indices(y: &[f32], info: &DataInfo, fractions: [f64; 3], seed: u64) -> Result<[Vec<usize>; 3], DataError> {
+    split_indices_fixed(y, info, fractions, seed, false, false)
+}
+
+/// The train, valid and test indices [`split_with`] carves from `y` (text is split this way
+/// before it is tokenized); a part with its own source (`valid_fixed`, `test_fixed`) gets none.
+fn split_indices_fixed(
+    y: &[f32],
+    info: &DataInfo,
+    fractions: [f64; 3],
+    seed: u64,
+    valid_fixed: bool,
+    test_fixed: bool,
+) -> Result<[Vec<usize>; 3], DataError> {
     let n = y.len();
-    if n < 3 {
-        return Err(DataError::new(format!("`{}` has {n} samples; at least 3 are needed to split", info.name)));
+    let carved = 1 + usize::from(!valid_fixed) + usize::from(!test_fixed);
+    if n < carved {
+        return Err(DataError::new(format!("`{}` has {n} samples; at least {carved} are needed to split", info.name)));
     }
-    Ok(carve(y, info, fractions, seed, false, false))
+    Ok(carve(y, info, fractions, seed, valid_fixed, test_fixed))
 }
 
 /// The train, valid and test indices of the `y.len()` samples: stratified by class for
@@ -631,38 +728,75 @@ fn carve(
 /// Mean and deviation per feature over the `rows` of `x`, ignoring NaN; one pair for all
 /// features when `pooled`. A constant feature gets deviation 1.
 fn fit_scaling(x: &[f32], rows: &[usize], f: usize, pooled: bool) -> (Vec<f32>, Vec<f32>) {
-    let mut sum = vec![0f64; f];
-    let mut sq = vec![0f64; f];
-    let mut cnt = vec![0f64; f];
+    let mut s = Scaling::new(f);
     for &i in rows {
-        for j in 0..f {
-            let v = x[i * f + j];
+        s.add(&x[i * f..(i + 1) * f]);
+    }
+    s.finish(pooled)
+}
+
+/// [`fit_scaling`] over a cache's rows, read [`cache::CHUNK_ROWS`] at a time in the same
+/// order, so the same sums in the same order give the same scaling.
+fn fit_scaling_stored(c: &cache::Cache, rows: &[usize], pooled: bool) -> Result<(Vec<f32>, Vec<f32>), DataError> {
+    let f = c.features();
+    let mut s = Scaling::new(f);
+    let (mut buf, mut x) = (Vec::new(), Vec::new());
+    for chunk in rows.chunks(cache::CHUNK_ROWS) {
+        x.clear();
+        c.read_rows(chunk, &mut buf, &mut x)?;
+        for row in x.chunks_exact(f.max(1)) {
+            s.add(row);
+        }
+    }
+    Ok(s.finish(pooled))
+}
+
+/// Running sums per feature for [`fit_scaling`], NaN left out.
+struct Scaling {
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+    cnt: Vec<f64>,
+}
+
+impl Scaling {
+    fn new(f: usize) -> Scaling {
+        Scaling { sum: vec![0f64; f], sq: vec![0f64; f], cnt: vec![0f64; f] }
+    }
+
+    fn add(&mut self, row: &[f32]) {
+        for (j, &v) in row.iter().enumerate() {
             if !v.is_nan() {
-                sum[j] += f64::from(v);
-                sq[j] += f64::from(v) * f64::from(v);
-                cnt[j] += 1.0;
+                self.sum[j] += f64::from(v);
+                self.sq[j] += f64::from(v) * f64::from(v);
+                self.cnt[j] += 1.0;
             }
         }
     }
-    if pooled {
-        let (s, q, c) = (sum.iter().sum::<f64>(), sq.iter().sum::<f64>(), cnt.iter().sum::<f64>());
-        sum = vec![s; f];
-        sq = vec![q; f];
-        cnt = vec![c; f];
-    }
-    let mut mean = vec![0f32; f];
-    let mut std = vec![1f32; f];
-    for j in 0..f {
-        if cnt[j] > 0.0 {
-            let m = sum[j] / cnt[j];
-            let var = (sq[j] / cnt[j] - m * m).max(0.0);
-            mean[j] = m as f32;
-            if var.sqrt() > 1e-8 {
-                std[j] = var.sqrt() as f32;
+
+    /// Mean and deviation per feature; one pair for all when `pooled`.
+    fn finish(self, pooled: bool) -> (Vec<f32>, Vec<f32>) {
+        let Scaling { mut sum, mut sq, mut cnt } = self;
+        let f = sum.len();
+        if pooled {
+            let (s, q, c) = (sum.iter().sum::<f64>(), sq.iter().sum::<f64>(), cnt.iter().sum::<f64>());
+            sum = vec![s; f];
+            sq = vec![q; f];
+            cnt = vec![c; f];
+        }
+        let mut mean = vec![0f32; f];
+        let mut std = vec![1f32; f];
+        for j in 0..f {
+            if cnt[j] > 0.0 {
+                let m = sum[j] / cnt[j];
+                let var = (sq[j] / cnt[j] - m * m).max(0.0);
+                mean[j] = m as f32;
+                if var.sqrt() > 1e-8 {
+                    std[j] = var.sqrt() as f32;
+                }
             }
         }
+        (mean, std)
     }
-    (mean, std)
 }
 
 #[cfg(test)]

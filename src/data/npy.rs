@@ -424,7 +424,7 @@ pub(super) fn load(spec: &NpySpec) -> Result<Raw, DataError> {
         }
         xs.push(v as f32);
     }
-    Ok(Raw { info, x: xs, y: labels, extras: Extras::default() })
+    Ok(Raw { info, x: xs, y: labels, extras: Extras::default(), stored: None })
 }
 
 /// The files the arrays are read from.

@@ -75,5 +75,5 @@ pub(super) fn generate(kind: &str, spec: &Spec) -> Result<Raw, DataError> {
     }
     let (shape, task) = if kind == "sine" { (vec![1], Task::Regression) } else { (vec![2], Task::Classification) };
     let info = DataInfo { name: format!("synthetic.{kind}"), shape, classes, task, vocab: None };
-    Ok(Raw { info, x, y, extras: Default::default() })
+    Ok(Raw { info, x, y, extras: Default::default(), stored: None })
 }

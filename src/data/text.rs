@@ -1,6 +1,7 @@
 //! Text data: `text(file, text: "column", target: "column", tokenizer: char | word |
-//! word(ngrams: N) | bpe(vocab: N), vocab: N, max_len: L, lowercase: true)` from a CSV file
-//! with a header or a JSON-lines file (`.jsonl`, `.ndjson`: one object per line).
+//! word(ngrams: N) | bpe(vocab: N), vocab: N, max_len: L, lowercase: true, skip_bad: false)`
+//! from a CSV file with a header or a JSON-lines file (`.jsonl`, `.ndjson`: one object per
+//! line).
 //!
 //! Takes the call and the folder of the `.bma` file; gives the labelled texts ([`read_rows`]),
 //! what the checker predicts of them ([`describe`]: the classes are read, no text is
@@ -22,15 +23,22 @@
 //!   unigrams and n-grams of the same leading words; unigrams and n-grams share one
 //!   vocabulary (the most frequent on train); an unknown word is id 1, an n-gram outside
 //!   the vocabulary is left out (it says nothing its words do not) before the cut;
-//! - a file that is not UTF-8, a JSON line that is not an object, a missing column or an
-//!   empty text gives a [`DataError`] naming the file and the line, never a panic.
+//! - a row that is not UTF-8, a CSV row with the wrong number of fields, a JSON line that
+//!   is not an object or lacks a field, an empty text or a missing target gives a
+//!   [`DataError`] naming the file and the line, never a panic; with `skip_bad: true` such
+//!   rows are left out instead ([`Rows::skipped`]) and counted (`Extras::skipped`). A
+//!   missing CSV column, a file with no usable row and one class are errors either way;
+//! - a split's own text (`test: text(...)`, `valid: text(...)`, [`fixed_spec`]) names its
+//!   own file, columns and `skip_bad`, and is tokenized with the training source's settings
+//!   and vocabulary: a tokenizer argument given there must equal the training source's, and
+//!   each of its labels must be a class of the training source ([`fixed_labels`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::csv::{csv_columns, csv_records, is_missing, single_class};
+use super::csv::{csv_columns, csv_records_skipping, is_missing, single_class};
 use super::{DataError, Dataset, Split};
 use crate::ir::{CallValue, DataInfo, Task, Value};
 
@@ -80,6 +88,8 @@ pub struct Spec {
     pub lowercase: bool,
     /// Word n-grams up to this length (1: words only); only for `word`.
     pub ngrams: usize,
+    /// Leave bad rows out (and count them) instead of refusing the file.
+    pub skip_bad: bool,
 }
 
 /// The largest `ngrams` of `word(ngrams: N)`.
@@ -175,15 +185,118 @@ pub fn spec(call: &CallValue, base: &Path) -> Result<Spec, ArgError> {
         Some(Value::Bool(b)) => *b,
         Some(other) => return Err(arg_err("lowercase", format!("`lowercase` is `true` or `false`, not `{other}`"))),
     };
-    Ok(Spec { path, text, target, kind, vocab, max_len, lowercase, ngrams })
+    let skip_bad = match call.arg("skip_bad", usize::MAX) {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(arg_err("skip_bad", format!("`skip_bad` is `true` or `false`, not `{other}`"))),
+    };
+    Ok(Spec { path, text, target, kind, vocab, max_len, lowercase, ngrams, skip_bad })
+}
+
+/// The arguments of `text(...)` that decide how a text becomes ids: a split's own text
+/// source takes the training source's.
+pub const TOKENIZER_ARGS: [&str; 4] = ["tokenizer", "vocab", "max_len", "lowercase"];
+
+/// The spec of a split's own text source (`part` is `test` or `valid`): the file, columns
+/// and `skip_bad` of `nested`, the tokenizer settings of `main`. `nested` must be a
+/// `text(...)`, and each tokenizer argument it gives must equal `main`'s (an error names it).
+pub fn fixed_spec(main: &Spec, nested: &Value, part: &str, base: &Path) -> Result<Spec, ArgError> {
+    let call = match nested {
+        Value::Call(c) if c.name == "text" => c,
+        other => {
+            return Err(arg_err(
+                "path",
+                format!(
+                    "the `{part}:` source of `text(...)` is a `text(...)` too, not `{other}`: its rows are \
+                     tokenized with the training source's vocabulary"
+                ),
+            ));
+        }
+    };
+    let own = spec(call, base)?;
+    let differs = |k: &str| match k {
+        "tokenizer" => {
+            let bpe_vocab =
+                matches!(call.arg("tokenizer", usize::MAX), Some(Value::Call(c)) if c.arg("vocab", 0).is_some());
+            (own.kind, own.ngrams) != (main.kind, main.ngrams) || (bpe_vocab && own.vocab != main.vocab)
+        }
+        "vocab" => own.vocab != main.vocab,
+        "max_len" => own.max_len != main.max_len,
+        _ => own.lowercase != main.lowercase,
+    };
+    if let Some(k) = TOKENIZER_ARGS.into_iter().find(|k| call.arg(k, usize::MAX).is_some() && differs(k)) {
+        let show = |s: &Spec| match k {
+            "tokenizer" => {
+                format!("{:?}{}", s.kind, if s.ngrams > 1 { format!(" of {}-grams", s.ngrams) } else { String::new() })
+                    .to_lowercase()
+            }
+            "vocab" => s.vocab.to_string(),
+            "max_len" => s.max_len.to_string(),
+            _ => s.lowercase.to_string(),
+        };
+        return Err(arg_err(
+            "path",
+            format!(
+                "the `{part}:` source's `{k}` is {}, the training source's {}: a split's own text is tokenized \
+                 with the training source's settings; leave `{k}` out there",
+                show(&own),
+                show(main)
+            ),
+        ));
+    }
+    Ok(Spec { path: own.path, text: own.text, target: own.target, skip_bad: own.skip_bad, ..main.clone() })
+}
+
+/// The class index of each label of a split's own `rows` among `classes` (the training
+/// source's); a label that is not one of them is an error naming the file and line.
+pub fn fixed_labels(classes: &[String], part: &str, rows: &Rows, path: &Path) -> Result<Vec<f32>, DataError> {
+    rows.labels
+        .iter()
+        .zip(&rows.lines)
+        .map(|(label, line)| match classes.binary_search(label) {
+            Ok(i) => Ok(i as f32),
+            Err(_) => Err(DataError::at(
+                path,
+                Some(*line),
+                format!(
+                    "the `{part}:` source's label `{label}` is not a class of the training source ({})",
+                    classes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        })
+        .collect()
 }
 
 /// Labelled texts as read: one entry per sample, with the 1-based line it starts on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Rows {
     pub texts: Vec<String>,
     pub labels: Vec<String>,
     pub lines: Vec<usize>,
+    /// The rows `skip_bad: true` left out: 1-based line and why, in file order.
+    pub skipped: Vec<(usize, String)>,
+}
+
+impl Rows {
+    /// A bad row at `line`: skipped with `spec.skip_bad`, an error otherwise.
+    fn bad(&mut self, spec: &Spec, line: usize, why: String) -> Result<(), RowsError> {
+        if !spec.skip_bad {
+            return Err(RowsError::Bad(DataError::at(&spec.path, Some(line), why)));
+        }
+        self.skipped.push((line, why));
+        Ok(())
+    }
+
+    /// What `skip_bad: true` left out, as a sentence for the user; `None` when nothing was.
+    pub fn skipped_note(&self, path: &Path) -> Option<String> {
+        let (line, why) = self.skipped.first()?;
+        Some(format!(
+            "{}: skipped {} bad row(s) of {} (skip_bad: true); the first: line {line}: {why}",
+            path.display(),
+            self.skipped.len(),
+            self.texts.len() + self.skipped.len()
+        ))
+    }
 }
 
 /// Why the rows cannot be read: a column that is not there (with the columns that are,
@@ -206,15 +319,6 @@ fn is_jsonl(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson"))
 }
 
-/// The UTF-8 text of a file, or the line where it stops being UTF-8.
-fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, DataError> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
-        DataError::at(path, Some(line), "this line is not UTF-8 text")
-    })
-}
-
 /// Reads the texts and labels of `spec`'s file (CSV with a header, or JSON lines).
 pub fn read_rows(spec: &Spec) -> Result<Rows, RowsError> {
     let path = spec.path.as_path();
@@ -223,17 +327,29 @@ pub fn read_rows(spec: &Spec) -> Result<Rows, RowsError> {
     }
     let bytes =
         std::fs::read(path).map_err(|e| RowsError::Bad(DataError::at(path, None, format!("cannot read: {e}"))))?;
-    let text = utf8(&bytes, path).map_err(RowsError::Bad)?;
-    let rows = if is_jsonl(path) { jsonl_rows(text, spec)? } else { csv_rows(text, spec)? };
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let mut rows = if is_jsonl(path) { jsonl_rows(bytes, spec)? } else { csv_rows(bytes, spec)? };
+    rows.skipped.sort_by_key(|(line, _)| *line);
     if rows.texts.is_empty() {
-        return Err(RowsError::Bad(DataError::at(path, None, "the file has no samples")));
+        return Err(RowsError::Bad(DataError::at(
+            path,
+            None,
+            match rows.skipped.first() {
+                Some((line, why)) => {
+                    format!("every row is bad ({} skipped); the first, line {line}: {why}", rows.skipped.len())
+                }
+                None => "the file has no samples".to_string(),
+            },
+        )));
     }
     Ok(rows)
 }
 
-fn csv_rows(text: &str, spec: &Spec) -> Result<Rows, RowsError> {
+fn csv_rows(bytes: &[u8], spec: &Spec) -> Result<Rows, RowsError> {
     let path = spec.path.as_path();
-    let records = csv_records(text).map_err(|e| RowsError::Bad(DataError::at(path, Some(e.line), e.message)))?;
+    let (_, records, unreadable) = csv_records_skipping(bytes, None, spec.skip_bad)
+        .map_err(|e| RowsError::Bad(DataError::at(path, Some(e.line), e.message)))?;
+    let mut rows = Rows { skipped: unreadable.into_iter().map(|e| (e.line, e.message)).collect(), ..Rows::default() };
     let mut records = records.into_iter();
     let Some(first) = records.next() else {
         return Err(RowsError::Bad(DataError::at(path, None, "the file is empty")));
@@ -254,63 +370,72 @@ fn csv_rows(text: &str, spec: &Spec) -> Result<Rows, RowsError> {
         })
     };
     let (ti, yi) = (find(&spec.text)?, find(&spec.target)?);
-    let mut rows = Rows { texts: Vec::new(), labels: Vec::new(), lines: Vec::new() };
     for r in records {
         if r.fields.len() != columns.len() {
-            return Err(RowsError::Bad(DataError::at(
-                path,
-                Some(r.line),
-                format!("{} fields where the header has {}", r.fields.len(), columns.len()),
-            )));
+            rows.bad(spec, r.line, format!("{} fields where the header has {}", r.fields.len(), columns.len()))?;
+            continue;
         }
-        push(&mut rows, path, r.line, &r.fields[ti], &r.fields[yi], spec)?;
+        push(&mut rows, r.line, &r.fields[ti], &r.fields[yi], spec)?;
     }
     Ok(rows)
 }
 
-fn jsonl_rows(text: &str, spec: &Spec) -> Result<Rows, RowsError> {
+fn jsonl_rows(bytes: &[u8], spec: &Spec) -> Result<Rows, RowsError> {
     let path = spec.path.as_path();
-    let mut rows = Rows { texts: Vec::new(), labels: Vec::new(), lines: Vec::new() };
-    for (i, line) in text.lines().enumerate() {
+    let mut rows = Rows::default();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let n = i + 1;
+        let Ok(line) = std::str::from_utf8(line) else {
+            rows.bad(spec, n, "this line is not UTF-8 text".to_string())?;
+            continue;
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |m: String| RowsError::Bad(DataError::at(path, Some(n), m));
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(format!("this line is not JSON: {e}")))?;
-        let serde_json::Value::Object(obj) = value else {
-            return Err(bad("this line is not a JSON object".to_string()));
+        let obj = match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(obj)) => obj,
+            Ok(_) => {
+                rows.bad(spec, n, "this line is not a JSON object".to_string())?;
+                continue;
+            }
+            Err(e) => {
+                rows.bad(spec, n, format!("this line is not JSON: {e}"))?;
+                continue;
+            }
         };
-        let field = |name: &str| -> Result<String, RowsError> {
+        let field = |name: &str| -> Result<String, (String, bool)> {
             match obj.get(name) {
                 Some(serde_json::Value::String(s)) => Ok(s.clone()),
                 Some(serde_json::Value::Number(x)) => Ok(x.to_string()),
                 Some(serde_json::Value::Bool(b)) => Ok(b.to_string()),
-                Some(serde_json::Value::Null) | None => Err(RowsError::NoColumn {
-                    error: DataError::at(path, Some(n), format!("no field `{name}`")),
-                    column: name.to_string(),
-                    columns: obj.keys().cloned().collect(),
-                }),
-                Some(other) => Err(bad(format!("field `{name}` is {other}, not a string or number"))),
+                Some(serde_json::Value::Null) | None => Err((format!("no field `{name}`"), true)),
+                Some(other) => Err((format!("field `{name}` is {other}, not a string or number"), false)),
             }
         };
-        let (t, y) = (field(&spec.text)?, field(&spec.target)?);
-        push(&mut rows, path, n, &t, &y, spec)?;
+        match (field(&spec.text), field(&spec.target)) {
+            (Ok(t), Ok(y)) => push(&mut rows, n, &t, &y, spec)?,
+            (Err((why, missing)), _) | (_, Err((why, missing))) if spec.skip_bad || !missing => {
+                rows.bad(spec, n, why)?
+            }
+            (Err((why, _)), _) | (_, Err((why, _))) => {
+                let column = if field(&spec.text).is_err() { &spec.text } else { &spec.target };
+                return Err(RowsError::NoColumn {
+                    error: DataError::at(path, Some(n), why),
+                    column: column.clone(),
+                    columns: obj.keys().cloned().collect(),
+                });
+            }
+        }
     }
     Ok(rows)
 }
 
-fn push(rows: &mut Rows, path: &Path, line: usize, text: &str, label: &str, spec: &Spec) -> Result<(), RowsError> {
+fn push(rows: &mut Rows, line: usize, text: &str, label: &str, spec: &Spec) -> Result<(), RowsError> {
     if text.trim().is_empty() {
-        return Err(RowsError::Bad(DataError::at(path, Some(line), format!("the text `{}` is empty", spec.text))));
+        return rows.bad(spec, line, format!("the text `{}` is empty", spec.text));
     }
     if is_missing(label.trim()) {
-        return Err(RowsError::Bad(DataError::at(
-            path,
-            Some(line),
-            format!("the target `{}` is missing", spec.target),
-        )));
+        return rows.bad(spec, line, format!("the target `{}` is missing", spec.target));
     }
     rows.texts.push(text.to_string());
     rows.labels.push(label.trim().to_string());
@@ -330,7 +455,8 @@ pub fn describe(spec: &Spec) -> Result<DataInfo, RowsError> {
     info(spec, &rows)
 }
 
-fn info(spec: &Spec, rows: &Rows) -> Result<DataInfo, RowsError> {
+/// [`describe`] of rows already read.
+pub fn info(spec: &Spec, rows: &Rows) -> Result<DataInfo, RowsError> {
     let classes = classes(rows);
     if let [only] = classes.as_slice() {
         return Err(RowsError::Bad(DataError::at(&spec.path, None, single_class(&spec.target, only))));
@@ -618,20 +744,39 @@ fn learn_bpe(counts: &HashMap<String, u64>, cap: usize) -> (Vec<String>, Vec<(St
     (tokens, merges)
 }
 
-/// Loads a text dataset: reads the rows, splits them (`split` gives the train, valid and
-/// test indices from the labels), fits the tokenizer on train (or takes `saved`, a model's)
-/// and encodes every split.
+/// Loads a text dataset: reads the rows (and those of the split's own sources in `fixed`:
+/// `[valid, test]` nested values), splits the main rows (`split` gives the train, valid
+/// and test indices from the labels; a part with its own source gets none), fits the
+/// tokenizer on train (or takes `saved`, a model's) and encodes every split with it.
 pub fn load(
     call: &CallValue,
     base: &Path,
     saved: Option<&Tokenizer>,
+    fixed: [Option<&Value>; 2],
     split: impl FnOnce(&[f32], &DataInfo) -> Result<[Vec<usize>; 3], DataError>,
 ) -> Result<Dataset, DataError> {
     let spec = spec(call, base).map_err(|e| DataError::new(e.message))?;
     let rows = read_rows(&spec).map_err(RowsError::data_error)?;
     let info = info(&spec, &rows).map_err(RowsError::data_error)?;
     let classes = classes(&rows);
-    let y: Vec<f32> = rows.labels.iter().map(|l| classes.iter().position(|c| c == l).unwrap_or(0) as f32).collect();
+    let y: Vec<f32> = rows.labels.iter().map(|l| classes.binary_search(l).unwrap_or(0) as f32).collect();
+    let mut extras = super::Extras { class_names: classes.clone(), skipped: rows.skipped.len(), ..Default::default() };
+    extras.notes.extend(rows.skipped_note(&spec.path));
+    // A split's own rows and labels, read with the training source's settings.
+    let mut own: [Option<(Rows, Vec<f32>)>; 2] = [None, None];
+    for ((slot, nested), part) in own.iter_mut().zip(fixed).zip(["valid", "test"]) {
+        let Some(nested) = nested else { continue };
+        let at = |e: DataError| DataError { message: format!("`{part}:` {}", e.message), ..e };
+        let fspec = fixed_spec(&spec, nested, part, base).map_err(|e| DataError::new(e.message))?;
+        let frows = read_rows(&fspec).map_err(|e| at(e.data_error()))?;
+        let fy = fixed_labels(&classes, part, &frows, &fspec.path)?;
+        let finfo = self::info(&fspec, &frows).map_err(|e| at(e.data_error()))?;
+        super::compatible(&info, &finfo, part).map_err(DataError::new)?;
+        super::same_classes(&classes, &self::classes(&frows), part, &finfo.name).map_err(DataError::new)?;
+        extras.skipped += frows.skipped.len();
+        extras.notes.extend(frows.skipped_note(&fspec.path));
+        *slot = Some((frows, fy));
+    }
     let [tr, va, te] = split(&y, &info)?;
     let texts = |idx: &[usize]| idx.iter().map(|i| rows.texts[*i].as_str()).collect::<Vec<_>>();
     let tokenizer = match saved {
@@ -654,8 +799,18 @@ pub fn load(
         x: tokenizer.encode_all(&texts(idx)),
         y: idx.iter().map(|i| y[*i]).collect(),
         n: idx.len(),
+        stored: None,
     };
-    let (train, valid, test) = (take(&tr), take(&va), take(&te));
+    let part = |own: &Option<(Rows, Vec<f32>)>, carved: &[usize]| match own {
+        Some((r, fy)) => Split {
+            x: tokenizer.encode_all(&r.texts.iter().map(String::as_str).collect::<Vec<_>>()),
+            y: fy.clone(),
+            n: fy.len(),
+            stored: None,
+        },
+        None => take(carved),
+    };
+    let (train, valid, test) = (take(&tr), part(&own[0], &va), part(&own[1], &te));
     let f = spec.max_len;
     Ok(Dataset {
         info,
@@ -666,7 +821,7 @@ pub fn load(
         std: vec![1.0; f],
         tokenizer: Some(tokenizer),
         target: Default::default(),
-        extras: Default::default(),
+        extras,
     })
 }
 

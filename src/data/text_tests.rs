@@ -4,27 +4,9 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::ir::{CallValue, Symbol};
 
-fn tmp(name: &str, body: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bma-text-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let p = dir.join(name);
-    std::fs::write(&p, body).expect("write");
-    p
-}
-
-fn sym(s: &str) -> Value {
-    Value::Sym(Symbol { sym: s.to_string() })
-}
-
-fn text_call(path: &Path, extra: Vec<(&str, Value)>) -> CallValue {
-    let mut args = vec![
-        (None, Value::Str(path.display().to_string())),
-        (Some("text".to_string()), Value::Str("review".into())),
-        (Some("target".to_string()), Value::Str("label".into())),
-    ];
-    args.extend(extra.into_iter().map(|(k, v)| (Some(k.to_string()), v)));
-    CallValue { name: "text".into(), args }
-}
+#[path = "../../tests/shared/text_fixtures.rs"]
+mod fixtures;
+use fixtures::{sym, text_call, tmp};
 
 fn spec_of(kind: Kind, vocab: usize, max_len: usize) -> Spec {
     Spec {
@@ -36,6 +18,7 @@ fn spec_of(kind: Kind, vocab: usize, max_len: usize) -> Spec {
         max_len,
         lowercase: true,
         ngrams: 1,
+        skip_bad: false,
     }
 }
 
@@ -141,8 +124,10 @@ fn the_vocabulary_is_fitted_on_the_train_split_only() {
     }
     let p = tmp("train_only.csv", csv.as_bytes());
     let call = text_call(&p, vec![("max_len", Value::Int(5))]);
-    let data = load(&call, Path::new("/"), None, |y, info| super::super::split_indices(y, info, [0.6, 0.2, 0.2], 3))
-        .expect("loads");
+    let data = load(&call, Path::new("/"), None, [None, None], |y, info| {
+        super::super::split_indices(y, info, [0.6, 0.2, 0.2], 3)
+    })
+    .expect("loads");
     let t = data.tokenizer.as_ref().expect("tokenizer");
     let in_train = data.train.x.chunks(5).any(|row| row.len() == 5 && row[3] != 0.0);
     assert_eq!(t.tokens.iter().any(|w| w == "zebra"), in_train, "zebra is in the vocabulary iff a train row has it");
@@ -190,16 +175,18 @@ fn a_saved_tokenizer_is_used_as_is() {
     let call = text_call(&p, vec![("max_len", Value::Int(3))]);
     let mut saved = Tokenizer::fit(&spec(&call, Path::new("/")).expect("spec"), &["unrelated words only"]);
     saved.tokens = vec!["bad".into()];
-    let data =
-        load(&call, Path::new("/"), Some(&saved), |y, info| super::super::split_indices(y, info, [0.5, 0.25, 0.25], 0))
-            .expect("loads");
+    let data = load(&call, Path::new("/"), Some(&saved), [None, None], |y, info| {
+        super::super::split_indices(y, info, [0.5, 0.25, 0.25], 0)
+    })
+    .expect("loads");
     // Only "bad" (id 2) is known: every other token is unknown.
     assert!(data.train.x.iter().chain(&data.test.x).all(|v| [0.0, 1.0, 2.0].contains(v)));
     assert_eq!(data.tokenizer.as_ref(), Some(&saved));
     saved.max_len = 4;
-    let e =
-        load(&call, Path::new("/"), Some(&saved), |y, info| super::super::split_indices(y, info, [0.5, 0.25, 0.25], 0))
-            .expect_err("a tokenizer of another length is refused");
+    let e = load(&call, Path::new("/"), Some(&saved), [None, None], |y, info| {
+        super::super::split_indices(y, info, [0.5, 0.25, 0.25], 0)
+    })
+    .expect_err("a tokenizer of another length is refused");
     assert!(e.to_string().contains("max_len"), "{e}");
 }
 
@@ -220,18 +207,19 @@ bad,neg
     // A model's tokenizer fitted elsewhere: every split is encoded with it, not refitted.
     let saved = Tokenizer::fit(&spec(&call, Path::new("/")).expect("spec"), &["very bad", "very bad"]);
     assert_eq!(saved.tokens, vec!["bad", "very", "very bad"]);
-    let data = load(&call, Path::new("/"), Some(&saved), split).expect("loads");
+    let data = load(&call, Path::new("/"), Some(&saved), [None, None], split).expect("loads");
     assert_eq!(data.tokenizer.as_ref(), Some(&saved));
     let all: Vec<f32> = [&data.train, &data.valid, &data.test].iter().flat_map(|s| s.x.clone()).collect();
     let rows: Vec<&[f32]> = all.chunks(4).collect();
     assert!(rows.contains(&&[3.0, 2.0, 4.0, 0.0][..]), "\"very bad\" is very, bad, very bad: {rows:?}");
     assert!(rows.contains(&&[1.0, 2.0, 0.0, 0.0][..]), "\"not bad\": not unknown, the bigram left out: {rows:?}");
     // Fitted on train: the vocabulary has the train bigrams.
-    let fitted = load(&call, Path::new("/"), None, split).expect("loads");
+    let fitted = load(&call, Path::new("/"), None, [None, None], split).expect("loads");
     assert!(fitted.tokenizer.as_ref().expect("tokenizer").tokens.iter().any(|t| t.contains(' ')));
     let mut other = saved.clone();
     other.ngrams = 1;
-    let e = load(&call, Path::new("/"), Some(&other), split).expect_err("a tokenizer of other n-grams is refused");
+    let e = load(&call, Path::new("/"), Some(&other), [None, None], split)
+        .expect_err("a tokenizer of other n-grams is refused");
     assert!(e.to_string().contains("ngrams"), "{e}");
     // A tokenizer saved before n-grams existed reads as words only.
     let mut json = serde_json::to_value(&saved).expect("json");

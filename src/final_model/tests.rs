@@ -34,7 +34,8 @@ fn train(program: &ir::Program, dir: &Path, seeds: &[u64]) -> Vec<(Trial, PathBu
         let model = outcome.model.expect("trained");
         let d = dir.join(format!("trials/{i}"));
         let cfg = trials.config(&point, *seed).expect("config");
-        model.save(&d, &trials.saved_config(&point, cfg)).expect("saves");
+        let data = trials.data_at(&point).expect("data");
+        model.save(&d, &trials.saved_config(&data, &point, cfg)).expect("saves");
         let mut t = Trial::new(i as u64, point.clone(), *seed);
         t.state = TrialState::Complete;
         t.metrics = outcome.metrics.clone();

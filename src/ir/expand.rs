@@ -283,6 +283,31 @@ impl<'a> Expander<'a> {
                     true,
                 )
             }
+            // A sequence [t, c] → [t', f]: a kernel-1 `conv1d`, strided when the body shortens it.
+            ([t, c], [ot, f]) if *ot > 0 && t.div_ceil(t.div_ceil(*ot)) == *ot => {
+                let stride = t.div_ceil(*ot);
+                self.notes.push((
+                    span,
+                    format!("a kernel-1 conv1d {c} → {f} channels (stride {stride}) is added to the shortcut"),
+                ));
+                let (c64, f64_) = (*c as u64, *f as u64);
+                self.add(
+                    LayerKind::Conv1d {
+                        filters: *f,
+                        kernel: 1,
+                        stride,
+                        padding: Padding::Same,
+                        dilation: 1,
+                        groups: 1,
+                    },
+                    output.clone(),
+                    vec![from],
+                    c64 * f64_ + f64_,
+                    2 * c64 * f64_ * (*ot as u64),
+                    span,
+                    true,
+                )
+            }
             _ => fail(
                 Code::ShapeError,
                 span,

@@ -5,7 +5,10 @@
 //! [`builtin_layer`] builds each [`catalogue::Layer`] kind in one exhaustive `match`, so a
 //! layer added to the catalogue does not compile until it is built here.
 
+mod attention;
+
 use super::Value;
+use super::rnn::RnnCell;
 use super::submodel::{Activation, ExpandError, LayerKind, Padding, Shape, fail, fmt_shape};
 use crate::catalogue;
 use crate::diagnostic::Code;
@@ -52,9 +55,17 @@ pub(super) fn builtin_layer(
         catalogue::Layer::RmsNorm => convnets::rmsnorm(&call),
         catalogue::Layer::MaxPool => pool(&call, true),
         catalogue::Layer::AvgPool => pool(&call, false),
+        catalogue::Layer::Conv1d => super::seq::conv1d(&call),
+        catalogue::Layer::MaxPool1d => super::seq::pool1d(&call, true),
+        catalogue::Layer::AvgPool1d => super::seq::pool1d(&call, false),
+        catalogue::Layer::Transpose => super::seq::transpose(&call),
         catalogue::Layer::GlobalAvgPool => global_pool(&call, LayerKind::GlobalAvgPool),
         catalogue::Layer::GlobalMaxPool => global_pool(&call, LayerKind::GlobalMaxPool),
         catalogue::Layer::Embedding => embedding(&call, tokens),
+        catalogue::Layer::Lstm => recurrent(&call, RnnCell::Lstm),
+        catalogue::Layer::Gru => recurrent(&call, RnnCell::Gru),
+        catalogue::Layer::Attention => attention::attention(&call),
+        catalogue::Layer::Positional => attention::positional(&call),
         catalogue::Layer::Flatten => Ok((LayerKind::Flatten, vec![call.size() as usize], 0, 0)),
         catalogue::Layer::BatchNorm => {
             let c = input.first().copied().unwrap_or(0) as u64;
@@ -79,24 +90,24 @@ pub(super) fn builtin_layer(
 }
 
 /// A layer call with its arguments bound to the signature (defaults filled in).
-struct Call<'a> {
-    name: &'a str,
+pub(super) struct Call<'a> {
+    pub(super) name: &'a str,
     bound: Vec<(&'static str, Value, Span)>,
-    input: &'a Shape,
-    span: Span,
+    pub(super) input: &'a Shape,
+    pub(super) span: Span,
 }
 
 impl Call<'_> {
-    fn get(&self, k: &str) -> Option<(Value, Span)> {
+    pub(super) fn get(&self, k: &str) -> Option<(Value, Span)> {
         self.bound.iter().find(|(n, _, _)| *n == k).map(|(_, v, s)| (v.clone(), *s))
     }
 
     /// The number of values of the input.
-    fn size(&self) -> u64 {
+    pub(super) fn size(&self) -> u64 {
         self.input.iter().product::<usize>() as u64
     }
 
-    fn positive(&self, k: &str) -> Result<usize, ExpandError> {
+    pub(super) fn positive(&self, k: &str) -> Result<usize, ExpandError> {
         let name = self.name;
         let (v, s) = self.get(k).unwrap_or((Value::Int(0), self.span));
         match v {
@@ -201,19 +212,30 @@ fn embedding(call: &Call, tokens: Tokens) -> Result<Built, ExpandError> {
     Ok((LayerKind::Embedding { vocab, dim }, vec![len, dim], (vocab * dim) as u64, (len * dim) as u64))
 }
 
+/// `lstm` / `gru`: see `ir::rnn`.
+fn recurrent(call: &Call, cell: RnnCell) -> Result<Built, ExpandError> {
+    let units = call.positive("units")?;
+    super::rnn::recurrent(cell, &|k| call.get(k), units, call.input, call.span)
+}
+
 fn dense(call: &Call) -> Result<Built, ExpandError> {
     let units = call.positive("units")?;
-    let [n] = call.input.as_slice() else {
-        return Err(ExpandError {
-            code: Code::ShapeError,
-            span: call.span,
-            message: "`dense` needs a flat input".into(),
-            label: format!("the input here is {}", fmt_shape(call.input)),
-            help: Some("add `flatten` (or `global_avgpool`) before it".into()),
-        });
+    // On a sequence `[t, d]`, the same map is applied at each of the t positions.
+    let (positions, n, shape) = match call.input.as_slice() {
+        [n] => (1, *n, vec![units]),
+        [t, n] => (*t, *n, vec![*t, units]),
+        _ => {
+            return Err(ExpandError {
+                code: Code::ShapeError,
+                span: call.span,
+                message: "`dense` needs a flat input or a sequence [length, dim]".into(),
+                label: format!("the input here is {}", fmt_shape(call.input)),
+                help: Some("add `flatten` (or `global_avgpool`) before it".into()),
+            });
+        }
     };
-    let (n, u) = (*n as u64, units as u64);
-    Ok((LayerKind::Dense { units }, vec![units], n * u + u, 2 * n * u))
+    let (n, u, t) = (n as u64, units as u64, positions as u64);
+    Ok((LayerKind::Dense { units }, shape, n * u + u, 2 * t * n * u))
 }
 
 fn conv2d(call: &Call) -> Result<Built, ExpandError> {
@@ -343,7 +365,9 @@ fn unknown_layer(name: &str, span: Span) -> ExpandError {
 
 /// The value of a default written in a signature: `3`, `0.01`, `same`.
 fn default_value(d: &str) -> Value {
-    if let Ok(i) = d.parse::<i64>() {
+    if let Ok(b) = d.parse::<bool>() {
+        Value::Bool(b)
+    } else if let Ok(i) = d.parse::<i64>() {
         Value::Int(i)
     } else if let Ok(f) = d.parse::<f64>() {
         Value::Float(f)

@@ -10,9 +10,12 @@
 //! **Invariant:** in `Space::params`, a parameter's guard and derived expression
 //! only name parameters that come before it.
 
+pub mod data_search;
 mod expand;
 mod layers;
 mod lower;
+mod rnn;
+mod seq;
 mod submodel;
 mod value;
 
@@ -20,8 +23,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use expand::expand;
 pub use lower::{Disk, Loader, lower, names_in};
+pub use rnn::RnnCell;
+pub use seq::conv1d_pad;
 pub use submodel::{
-    Activation, DataInfo, ExpandError, Layer, LayerKind, Node, Padding, Shape, SubModel, Task, fmt_shape,
+    Activation, DataInfo, ExpandError, Layer, LayerKind, Node, Padding, Positional, Shape, SubModel, Task, fmt_shape,
 };
 pub use value::{
     BUILTINS, CONSTANTS, CallValue, Duration, Env, EvalError, MAX_INT, Symbol, Value, dotted, eval, pattern_matches,

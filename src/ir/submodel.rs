@@ -11,6 +11,7 @@ use std::fmt;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
+use super::rnn::RnnCell;
 use crate::diagnostic::Code;
 use crate::source::Span;
 
@@ -69,6 +70,16 @@ pub enum Activation {
     Softmax,
 }
 
+/// The code `positional` adds to each position of a sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positional {
+    /// Fixed sines and cosines (Vaswani et al., 2017); no parameters.
+    Sinusoidal,
+    /// A learnt `[t, d]` table.
+    Learned,
+}
+
 /// What a node computes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,11 +117,47 @@ pub enum LayerKind {
     },
     GlobalAvgPool,
     GlobalMaxPool,
+    /// `[t, c]` → `[t', filters]` (`ir::seq`).
+    Conv1d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+        dilation: usize,
+        groups: usize,
+    },
+    MaxPool1d {
+        kernel: usize,
+        stride: usize,
+    },
+    AvgPool1d {
+        kernel: usize,
+        stride: usize,
+    },
+    /// `[a, b]` → `[b, a]`; `[1, h, w]` → `[w, h]`.
+    Transpose,
     /// Token ids `[L]` → `[L, dim]`, a table of `vocab` rows.
     Embedding {
         vocab: usize,
         dim: usize,
     },
+    /// `lstm` / `gru` on `[t, d]` (`ir::rnn`): `[units · directions]`, or `[t, units ·
+    /// directions]` with `sequence`.
+    Recurrent {
+        cell: RnnCell,
+        units: usize,
+        bidirectional: bool,
+        sequence: bool,
+    },
+    /// Multi-head self-attention on `[t, d]`; `causal` hides later positions, `rotary`
+    /// rotates queries and keys by position.
+    Attention {
+        heads: usize,
+        causal: bool,
+        rotary: bool,
+    },
+    /// A position code added to `[t, d]`.
+    Positional(Positional),
     Flatten,
     Reshape {
         shape: Shape,
@@ -234,7 +281,19 @@ fn describe(kind: &LayerKind) -> String {
         LayerKind::AvgPool { kernel, stride } => format!("avgpool({kernel}, stride: {stride})"),
         LayerKind::GlobalAvgPool => "global_avgpool".into(),
         LayerKind::GlobalMaxPool => "global_maxpool".into(),
+        LayerKind::Conv1d { .. } | LayerKind::MaxPool1d { .. } | LayerKind::AvgPool1d { .. } | LayerKind::Transpose => {
+            super::seq::describe(kind)
+        }
         LayerKind::Embedding { vocab, dim } => format!("embedding({vocab}, {dim})"),
+        LayerKind::Recurrent { cell, units, bidirectional, sequence } => format!(
+            "{}({units}, bidirectional: {bidirectional}, return: {})",
+            cell.name(),
+            if *sequence { "sequence" } else { "last" }
+        ),
+        LayerKind::Attention { heads, causal, rotary } => {
+            format!("attention({heads}, causal: {causal}, rotary: {rotary})")
+        }
+        LayerKind::Positional(p) => format!("positional({})", format!("{p:?}").to_lowercase()),
         LayerKind::Flatten => "flatten".into(),
         LayerKind::Reshape { shape } => format!("reshape{}", fmt_shape(shape)),
         LayerKind::BatchNorm => "batchnorm".into(),
@@ -289,7 +348,14 @@ pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
         LayerKind::AvgPool { .. } => "avgpool",
         LayerKind::GlobalAvgPool => "global_avgpool",
         LayerKind::GlobalMaxPool => "global_maxpool",
+        LayerKind::Conv1d { .. } => "conv1d",
+        LayerKind::MaxPool1d { .. } => "maxpool1d",
+        LayerKind::AvgPool1d { .. } => "avgpool1d",
+        LayerKind::Transpose => "transpose",
         LayerKind::Embedding { .. } => "embedding",
+        LayerKind::Recurrent { cell, .. } => cell.name(),
+        LayerKind::Attention { .. } => "attention",
+        LayerKind::Positional(_) => "positional",
         LayerKind::Flatten => "flatten",
         LayerKind::Reshape { .. } => "reshape",
         LayerKind::BatchNorm => "batchnorm",

@@ -30,15 +30,17 @@ pub fn trial_dir(out: &Path, number: u64) -> PathBuf {
 pub fn evaluator<'c>(plan: &Plan<'c>, delay: Option<Duration>) -> Result<Box<dyn Evaluator + 'c>, Error> {
     let exp = plan.experiment;
     if exp.model.is_some() {
-        let m = ModelEvaluator::new(
+        // The plan's fingerprints, taken once per run: the study's spec records the same.
+        let trials = train::Trials::with_data_files(
             &plan.compiled.program,
             exp,
             &plan.base,
             plan.device,
-            Some(plan.out.clone()),
-            plan.threads(),
+            Some(plan.data_files()),
         )
         .map_err(Error::Input)?;
+        let m =
+            ModelEvaluator::with_trials(&plan.compiled.program, exp, trials, Some(plan.out.clone()), plan.threads());
         return Ok(Box::new(m));
     }
     Ok(match delay {
@@ -81,14 +83,18 @@ impl<'a> ModelEvaluator<'a> {
         threads: usize,
     ) -> Result<ModelEvaluator<'a>, String> {
         let trials = train::Trials::new(program, experiment, base, device)?;
-        Ok(ModelEvaluator {
-            program,
-            experiment,
-            trials,
-            out,
-            threads: threads.max(1),
-            saved: Mutex::new(BTreeMap::new()),
-        })
+        Ok(ModelEvaluator::with_trials(program, experiment, trials, out, threads))
+    }
+
+    /// The evaluator of `trials`, data already loaded.
+    pub fn with_trials(
+        program: &'a ir::Program,
+        experiment: &'a ir::Experiment,
+        trials: train::Trials<'a>,
+        out: Option<PathBuf>,
+        threads: usize,
+    ) -> ModelEvaluator<'a> {
+        ModelEvaluator { program, experiment, trials, out, threads: threads.max(1), saved: Mutex::new(BTreeMap::new()) }
     }
 
     pub fn data_info(&self) -> &ir::DataInfo {
@@ -99,7 +105,8 @@ impl<'a> ModelEvaluator<'a> {
 impl Evaluator for ModelEvaluator<'_> {
     fn static_metrics(&self, trial: TrialRef<'_>) -> Result<Metrics, String> {
         let Some(body) = &self.experiment.model else { return Ok(Metrics::new()) };
-        let sub = ir::expand(self.program, body, trial.point, &self.trials.data.info).map_err(|e| e.message)?;
+        let data = self.trials.data_at(trial.point)?;
+        let sub = ir::expand(self.program, body, trial.point, &data.info).map_err(|e| e.message)?;
         Ok(Metrics::from([("params".to_string(), sub.params as f64), ("flops".to_string(), sub.flops as f64)]))
     }
 
@@ -116,29 +123,28 @@ impl Evaluator for ModelEvaluator<'_> {
         let Some(body) = &self.experiment.model else {
             return Outcome { status: Status::Failed("no model".into()), metrics: Metrics::new() };
         };
-        let sub = match ir::expand(self.program, body, trial.point, &self.trials.data.info) {
+        let data = match self.trials.data_at(trial.point) {
+            Ok(d) => d,
+            Err(e) => return Outcome { status: Status::Failed(e), metrics: Metrics::new() },
+        };
+        let sub = match ir::expand(self.program, body, trial.point, &data.info) {
             Ok(s) => s,
             Err(e) => return Outcome { status: Status::Failed(e.message), metrics: Metrics::new() },
         };
         // A sub-model that cannot fit fails here, before anything is allocated: allocating it
         // would get the whole process killed. (On a GPU the limit is the device's, unknown here.)
         if self.trials.device == train::DeviceKind::Cpu
-            && let Some(why) = train::memory::available()
-                .and_then(|a| train::memory::refuse(&sub, cfg.batch.min(self.trials.data.train.n), a))
+            && let Some(why) =
+                train::memory::available().and_then(|a| train::memory::refuse(&sub, cfg.batch.min(data.train.n), a))
         {
             return Outcome { status: Status::Failed(why), metrics: Metrics::new() };
         }
-        let outcome = train::fit_until(
-            self.trials.device,
-            &sub,
-            &cfg,
-            &self.trials.data,
-            trial.deadline,
-            |epoch, m| match on_step(epoch as u32, m) {
+        let outcome = train::fit_until(self.trials.device, &sub, &cfg, &data.data, trial.deadline, |epoch, m| {
+            match on_step(epoch as u32, m) {
                 Control::Continue => train::Control::Continue,
                 Control::Stop => train::Control::Stop,
-            },
-        );
+            }
+        });
         let status = match &outcome.status {
             train::Status::Completed | train::Status::EarlyStopped { .. } => Status::Complete,
             train::Status::Stopped { .. } => Status::Stopped,
@@ -151,7 +157,7 @@ impl Evaluator for ModelEvaluator<'_> {
             && let (Some(out), Some(model)) = (&self.out, &outcome.model)
         {
             let dir = trial_dir(out, trial.number);
-            let config = self.trials.saved_config(trial.point, cfg);
+            let config = self.trials.saved_config(&data, trial.point, cfg);
             if let Err(e) = model.save(&dir, &config) {
                 let why = format!("cannot save trial {}'s model in {}: {e}", trial.number, dir.display());
                 return Outcome { status: Status::Abort(why), metrics };

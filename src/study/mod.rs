@@ -168,6 +168,9 @@ pub struct Plan<'c> {
     pub notes: Vec<Note>,
     /// Reopen a study whose data files changed since it started (see [`check_data`]).
     pub allow_changed_data: bool,
+    /// [`Plan::data_files`], taken at its first call: the study's spec and the evaluator's
+    /// saved models share one pass over the data files.
+    data_files: std::sync::OnceLock<Vec<crate::data::Fingerprint>>,
 }
 
 impl<'c> Plan<'c> {
@@ -272,6 +275,7 @@ impl<'c> Plan<'c> {
             device: overrides.device,
             notes,
             allow_changed_data: overrides.allow_changed_data,
+            data_files: std::sync::OnceLock::new(),
         })
     }
 
@@ -290,15 +294,31 @@ impl<'c> Plan<'c> {
         spec
     }
 
-    /// Fingerprints of the data files the experiment reads now (none for built-in or
-    /// synthetic data, or data that does not evaluate: loading it reports that).
+    /// Fingerprints of the data files the experiment reads (none for built-in or synthetic
+    /// data, or data that does not evaluate: loading it reports that); with searched data
+    /// settings, of the files any of its first [`DATA_SETTINGS_FINGERPRINTED`] settings
+    /// reads, each file once. Taken at the first call and the same for the plan's life: the
+    /// evaluator takes them before it loads the data, and the study's spec records them, in
+    /// either order, without a second pass.
     pub fn data_files(&self) -> Vec<crate::data::Fingerprint> {
-        let Some(setting) = &self.experiment.data else { return Vec::new() };
-        let env = ir::PointEnv { point: &Point::new(), fns: &self.compiled.program.fns, data: None };
-        match ir::eval(&setting.value, &env) {
-            Ok(value) => crate::data::fingerprints(&value, &self.base),
-            Err(_) => Vec::new(),
-        }
+        self.data_files
+            .get_or_init(|| {
+                let (points, _) = ir::data_search::data_points(self.experiment, DATA_SETTINGS_FINGERPRINTED);
+                let mut paths: Vec<PathBuf> = Vec::new();
+                for at in &points {
+                    if let Some(Ok(value)) =
+                        ir::data_search::data_value(self.experiment, &self.compiled.program.fns, at)
+                    {
+                        for p in crate::data::files(&value, &self.base) {
+                            if !paths.contains(&p) {
+                                paths.push(p);
+                            }
+                        }
+                    }
+                }
+                paths.iter().filter_map(|p| crate::data::Fingerprint::of(p).ok()).collect()
+            })
+            .clone()
     }
 
     /// Training threads per trial: one when several trials share the cores.
@@ -306,6 +326,9 @@ impl<'c> Plan<'c> {
         if self.settings.parallel > 1 { 1 } else { 2 }
     }
 }
+
+/// Data settings ([`ir::data_search::data_points`]) whose files a study fingerprints at most.
+pub const DATA_SETTINGS_FINGERPRINTED: usize = 64;
 
 /// The experiment `name` names, or the file's only one.
 fn experiment<'c>(compiled: &'c Compiled, name: Option<&str>) -> Result<&'c ir::Experiment, String> {
@@ -784,6 +807,33 @@ mod tests {
         }
         let allowed = Plan::new(&c, &Overrides { allow_changed_data: true, ..shared }).expect("plans");
         assert!(join(&allowed, store(), "e").is_ok(), "--allow-changed-data joins");
+    }
+
+    #[test]
+    fn a_plan_fingerprints_its_data_files_once_and_its_spec_records_that_pass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("d.csv");
+        std::fs::write(&csv, "a,y\n1,0\n2,1\n3,0\n4,1\n").expect("write");
+        let text = "experiment e {\n  data = csv(\"d.csv\", target: \"y\")\n  model { dense(data.classes) }\n  \
+                    objective { maximize accuracy }\n}\n";
+        let source = crate::Source { name: "s.bma".into(), path: Some(dir.path().join("s.bma")), text: text.into() };
+        let c = crate::compile(&source);
+        assert!(!c.has_errors(), "{:?}", c.diagnostics);
+        let plan =
+            Plan::new(&c, &Overrides { out: Some(dir.path().join("out")), ..Overrides::default() }).expect("plans");
+        let first = plan.data_files();
+        assert_eq!(first.len(), 1, "the CSV is fingerprinted");
+        // Rewritten after the first pass: the plan does not read the file again, so the
+        // spec records what the evaluator (which takes `plan.data_files()` before it loads
+        // the data) saves with every model, and a resumed study still sees the change.
+        std::fs::write(&csv, "a,y\n1,0\n2,1\n3,0\n4,1\n5,0\n").expect("rewrite");
+        assert_eq!(plan.data_files(), first);
+        let options: StoredOptions = serde_json::from_str(&plan.spec("e").options).expect("options");
+        assert_eq!(options.data_files, first);
+        assert_eq!(crate::data::changes(&first).len(), 1, "the rewrite is a change against that pass");
+        // A new plan takes a new pass.
+        let again = Plan::new(&c, &Overrides::default()).expect("plans");
+        assert_ne!(again.data_files(), first);
     }
 
     #[test]

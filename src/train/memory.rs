@@ -12,13 +12,23 @@ pub const EVAL_ROWS: usize = 512;
 
 /// A lower bound (bytes) of the memory training `sub` takes with mini-batches of `batch` rows,
 /// in f32: every parameter with its gradient and two optimiser moments (Adam's; SGD keeps
-/// fewer), and every layer's output for the rows of a training batch (the value, its gradient
-/// and what autodiff keeps: three copies) or of an evaluation chunk (two).
+/// fewer), and every layer's output (with attention's `[heads, t, t]` scores and weights)
+/// for the rows of a training batch (the value, its gradient and what autodiff keeps: three
+/// copies) or of an evaluation chunk (two).
 pub fn estimate(sub: &SubModel, batch: usize) -> u64 {
     let weights = sub.params.saturating_mul(4 * 4);
-    let per_row: u64 = sub.graph.node_weights().map(|l| l.shape.iter().product::<usize>() as u64).sum();
+    let per_row: u64 = sub.graph.node_weights().map(|l| l.shape.iter().product::<usize>() as u64 + inner(l)).sum();
     let rows = (3 * batch.max(1)).max(2 * EVAL_ROWS) as u64;
     weights.saturating_add(per_row.saturating_mul(rows).saturating_mul(4))
+}
+
+/// Values a layer keeps per row beyond its output: attention's scores and weights, two
+/// `[heads, t, t]` tensors, which grow with t² and dwarf its `[t, d]` output on long sequences.
+fn inner(l: &crate::ir::Layer) -> u64 {
+    match (&l.kind, l.shape.first()) {
+        (crate::ir::LayerKind::Attention { heads, .. }, Some(t)) => (2 * *heads as u64).saturating_mul((t * t) as u64),
+        _ => 0,
+    }
 }
 
 /// The memory (bytes) the system can still give this process: Linux's `MemAvailable`, and the

@@ -23,6 +23,7 @@
 //! beside it.
 
 pub mod augment;
+mod batches;
 mod config;
 pub mod memory;
 mod metrics;
@@ -49,7 +50,7 @@ pub use net::{Op, OpKind, Plan, Tensors};
 pub use save::{
     SavedConfig, check_fits, data_changes, evaluate_saved, from_safetensors, load, load_config, to_safetensors,
 };
-pub use trial::{Averaging, Trials, averaging, init_seed};
+pub use trial::{Averaging, KEPT, TrialData, Trials, averaging, init_seed};
 
 use crate::data::{Dataset, Split, TargetScale};
 use crate::ir::{self, Task};
@@ -244,7 +245,7 @@ where
         let epoch_start = Instant::now();
         let (mut sum, mut count) = (0.0f64, 0usize);
         let mut out_of_time = false;
-        for chunk in order.chunks(cfg.batch.max(1)) {
+        for (chunk, values) in batches::batches(&data.train, &order, cfg.batch, features) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 out_of_time = true;
                 break;
@@ -253,14 +254,15 @@ where
             if chunk.len() < 2 && order.len() >= 2 {
                 continue;
             }
-            let x = if cfg.augment.is_empty() {
-                batch_x(&data.train, chunk, features, &ad)
-            } else {
-                // Train batches only, from the trial's own augmentation stream.
-                let mut v = rows_of(&data.train, chunk, features);
-                augment::apply(&cfg.augment, &mut v, &data.info.shape, &mut augment_rng);
-                Tensor::from_data(TensorData::new(v, [chunk.len(), features]), &ad)
+            let mut v = match values {
+                Ok(v) => v,
+                Err(e) => return failed(e.to_string(), epochs),
             };
+            if !cfg.augment.is_empty() {
+                // Train batches only, from the trial's own augmentation stream.
+                augment::apply(&cfg.augment, &mut v, &data.info.shape, &mut augment_rng);
+            }
+            let x = Tensor::from_data(TensorData::new(v, [chunk.len(), features]), &ad);
             let t = batch_t(&data.train, chunk, k, classification, cfg.loss, data.target, &ad);
             let out = match net::forward(&net, &plan, x, Mode::Train(&mut rng), None) {
                 Ok(o) => o,
@@ -355,7 +357,7 @@ where
         Ok(m) => m,
         Err(e) => return failed(e, epochs),
     };
-    if let Ok(train) = model.evaluate(&train_sample(&data.train, features), &data.info) {
+    if let Ok(train) = train_sample(&data.train, features).and_then(|s| model.evaluate(&s, &data.info)) {
         let gap = if classification {
             train.get("accuracy").copied().unwrap_or(0.0) - metrics.get("accuracy").copied().unwrap_or(0.0)
         } else {
@@ -385,18 +387,12 @@ pub const TRAIN_SAMPLE: usize = 4096;
 /// pass over a large train split cost a third of an epoch (Fashion-MNIST, 58.8k rows); the
 /// sample's accuracy is within about 1 point of the whole split's (binomial standard error
 /// at most 0.8 points at 4,096 rows), enough for `gap` and `on train` objectives.
-fn train_sample(train: &Split, features: usize) -> std::borrow::Cow<'_, Split> {
+fn train_sample(train: &Split, features: usize) -> Result<std::borrow::Cow<'_, Split>, String> {
     if train.n <= TRAIN_SAMPLE {
-        return std::borrow::Cow::Borrowed(train);
+        return Ok(std::borrow::Cow::Borrowed(train));
     }
-    let mut x = Vec::with_capacity(TRAIN_SAMPLE * features);
-    let mut y = Vec::with_capacity(TRAIN_SAMPLE);
-    for k in 0..TRAIN_SAMPLE {
-        let i = k * train.n / TRAIN_SAMPLE;
-        x.extend_from_slice(train.row(i, features));
-        y.push(train.y[i]);
-    }
-    std::borrow::Cow::Owned(Split { x, y, n: TRAIN_SAMPLE })
+    let rows: Vec<usize> = (0..TRAIN_SAMPLE).map(|k| k * train.n / TRAIN_SAMPLE).collect();
+    train.subset(&rows, features).map(std::borrow::Cow::Owned).map_err(|e| e.to_string())
 }
 
 /// The valid metrics among an epoch's (without `epoch`, `train_loss`, `epoch_time`, `lr`).
@@ -459,12 +455,12 @@ fn recompute_batchnorm(
     };
     let rows: Vec<usize> = (0..train.n).collect();
     let mut i = 0usize;
-    for chunk in rows.chunks(batch.max(2)) {
+    for (chunk, values) in batches::batches(train, &rows, batch.max(2), features) {
         if chunk.len() < 2 {
             continue;
         }
         set_momentum(&mut net, 1.0 / (i + 1) as f64);
-        let x = batch_x(train, chunk, features, device);
+        let x = Tensor::from_data(TensorData::new(values.map_err(|e| e.to_string())?, [chunk.len(), features]), device);
         net::forward(&net, plan, x, Mode::Eval, None)?;
         i += 1;
     }
@@ -515,6 +511,16 @@ impl Model {
         Ok(out)
     }
 
+    /// [`Model::predict`] on every row of `split` (in memory or streamed).
+    pub fn predict_split(&self, split: &Split) -> Result<Vec<f32>, String> {
+        let device = burn_device(self.device)?;
+        let mut out = predict_split(&self.net, &self.plan, split, self.plan.in_features(), &device)?;
+        if self.task == Task::Regression {
+            out.iter_mut().for_each(|v| *v = self.target.invert(*v));
+        }
+        Ok(out)
+    }
+
     /// The exact number of trainable parameters.
     pub fn param_count(&self) -> usize {
         self.net.trainable()
@@ -537,12 +543,15 @@ impl Model {
     pub fn speed(&self, split: &Split, features: usize) -> (f64, f64) {
         let Ok(device) = burn_device(self.device) else { return (f64::NAN, f64::NAN) };
         in_pool(1, || {
-            if split.n == 0 {
+            let n = split.n.min(256);
+            let mut x = Vec::new();
+            let first: Vec<usize> = (0..n).collect();
+            if n == 0 || split.gather(&first, features, &mut x).is_err() {
                 return (f64::NAN, f64::NAN);
             }
             let mut times = Vec::new();
             for i in 0..60 {
-                let row = split.row(i % split.n, features).to_vec();
+                let row = x[(i % n) * features..(i % n + 1) * features].to_vec();
                 let t = Instant::now();
                 let _ = predict(&self.net, &self.plan, &row, 1, features, &device);
                 if i >= 10 {
@@ -551,12 +560,10 @@ impl Model {
             }
             times.sort_by(f64::total_cmp);
             let latency = times[times.len() / 2];
-            let n = split.n.min(256);
-            let x = &split.x[..n * features];
             let t = Instant::now();
             let reps = 5;
             for _ in 0..reps {
-                let _ = predict(&self.net, &self.plan, x, n, features, &device);
+                let _ = predict(&self.net, &self.plan, &x, n, features, &device);
             }
             (latency, (n * reps) as f64 / t.elapsed().as_secs_f64().max(1e-9))
         })
@@ -582,16 +589,10 @@ pub use crate::catalogue::higher_is_better;
 /// The sub-stream of a trial's seed that augmentation draws from.
 const AUGMENT_STREAM: u64 = 0x6175_676d;
 
-fn rows_of(split: &Split, rows: &[usize], features: usize) -> Vec<f32> {
+fn batch_x(split: &Split, rows: &[usize], features: usize, device: &Device) -> Result<Tensor<2>, String> {
     let mut v = Vec::with_capacity(rows.len() * features);
-    for &i in rows {
-        v.extend_from_slice(split.row(i, features));
-    }
-    v
-}
-
-fn batch_x(split: &Split, rows: &[usize], features: usize, device: &Device) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(rows_of(split, rows, features), [rows.len(), features]), device)
+    split.gather(rows, features, &mut v).map_err(|e| e.to_string())?;
+    Ok(Tensor::from_data(TensorData::new(v, [rows.len(), features]), device))
 }
 
 /// Targets as `[b, k]`: one-hot classes, or the values (regression: scaled by `target`; or
@@ -670,6 +671,22 @@ fn predict(net: &Net, plan: &Plan, x: &[f32], n: usize, features: usize, device:
     Ok(out)
 }
 
+/// The outputs of `net` for every row of `split`, [`memory::EVAL_ROWS`] rows at a time (a
+/// streamed split read ahead as in training).
+fn predict_split(net: &Net, plan: &Plan, split: &Split, features: usize, device: &Device) -> Result<Vec<f32>, String> {
+    if split.stored.is_none() {
+        return predict(net, plan, &split.x, split.n, features, device);
+    }
+    let mut out = Vec::with_capacity(split.n * plan.out_features());
+    let rows: Vec<usize> = (0..split.n).collect();
+    for (chunk, values) in batches::batches(split, &rows, memory::EVAL_ROWS, features) {
+        let t = Tensor::from_data(TensorData::new(values.map_err(|e| e.to_string())?, [chunk.len(), features]), device);
+        let o = net::forward(net, plan, t, Mode::Eval, None)?;
+        out.extend(o.into_data().try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?);
+    }
+    Ok(out)
+}
+
 /// Metrics of `net` on `split`; `how`: classification, the loss, the head, and the
 /// regression target's scaling (outputs are inverted before they are measured).
 fn evaluate_net(
@@ -682,7 +699,7 @@ fn evaluate_net(
     device: &Device,
 ) -> Result<Metrics, String> {
     let (classification, loss, head, target) = how;
-    let mut out = predict(net, plan, &split.x, split.n, features, device)?;
+    let mut out = predict_split(net, plan, split, features, device)?;
     if !classification {
         out.iter_mut().for_each(|v| *v = target.invert(*v));
     }
@@ -698,7 +715,7 @@ fn expressivity(net: &Net, plan: &Plan, train: &Split, features: usize, device: 
     let mut rows: Vec<usize> = (0..train.n).collect();
     rng.shuffle(&mut rows);
     rows.truncate(n);
-    let x = batch_x(train, &rows, features, device);
+    let x = batch_x(train, &rows, features, device).ok()?;
     let mut pre = Vec::new();
     net::forward(&net.valid(), plan, x, Mode::Eval, Some(&mut pre)).ok()?;
     let mut codes = vec![Vec::new(); n];
@@ -743,7 +760,11 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
 }
 
 #[cfg(test)]
+mod attention_tests;
+#[cfg(test)]
 mod convnet_tests;
+#[cfg(test)]
+mod seq_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -15,9 +15,19 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation, module as ops};
 use serde::{Deserialize, Serialize};
 
+pub(super) mod attention;
+mod rnn;
+#[cfg(test)]
+mod rnn_tests;
+
+pub use attention::{Attention, Positions};
+
 use super::config::Init;
 use crate::ir::{self, LayerKind};
 use crate::rng::Rng;
+use seq::Conv1d;
+
+mod seq;
 
 mod convnets;
 
@@ -63,10 +73,45 @@ pub enum OpKind {
     },
     GlobalAvgPool,
     GlobalMaxPool,
+    /// `[t, c]` → `[t', filters]` (`net::seq`); `pad` is (before, after).
+    Conv1d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        pad: [usize; 2],
+        dilation: usize,
+        groups: usize,
+    },
+    MaxPool1d {
+        kernel: usize,
+        stride: usize,
+    },
+    AvgPool1d {
+        kernel: usize,
+        stride: usize,
+    },
+    Transpose,
     /// Token ids → vectors: a table of `vocab` rows of `dim`.
     Embedding {
         vocab: usize,
         dim: usize,
+    },
+    /// `lstm` / `gru` (`net/rnn.rs`).
+    Recurrent {
+        cell: ir::RnnCell,
+        units: usize,
+        bidirectional: bool,
+        sequence: bool,
+    },
+    /// Multi-head self-attention on `[t, d]`.
+    Attention {
+        heads: usize,
+        causal: bool,
+        rotary: bool,
+    },
+    /// A position code added to `[t, d]`: a learnt table, or fixed sines.
+    Positional {
+        learned: bool,
     },
     Flatten,
     Reshape,
@@ -158,7 +203,27 @@ impl Plan {
                     LayerKind::AvgPool { kernel, stride } => OpKind::AvgPool { kernel: *kernel, stride: *stride },
                     LayerKind::GlobalAvgPool => OpKind::GlobalAvgPool,
                     LayerKind::GlobalMaxPool => OpKind::GlobalMaxPool,
+                    LayerKind::Conv1d { filters, kernel, stride, padding, dilation, groups } => {
+                        let t = in_shape.first().copied().unwrap_or(1);
+                        let (before, after) = ir::conv1d_pad(t, *kernel, *stride, *dilation, *padding);
+                        let (filters, kernel, stride, dilation, groups) =
+                            (*filters, *kernel, *stride, *dilation, *groups);
+                        OpKind::Conv1d { filters, kernel, stride, pad: [before, after], dilation, groups }
+                    }
+                    LayerKind::MaxPool1d { kernel, stride } => OpKind::MaxPool1d { kernel: *kernel, stride: *stride },
+                    LayerKind::AvgPool1d { kernel, stride } => OpKind::AvgPool1d { kernel: *kernel, stride: *stride },
+                    LayerKind::Transpose => OpKind::Transpose,
                     LayerKind::Embedding { vocab, dim } => OpKind::Embedding { vocab: *vocab, dim: *dim },
+                    LayerKind::Recurrent { cell, units, bidirectional, sequence } => OpKind::Recurrent {
+                        cell: *cell,
+                        units: *units,
+                        bidirectional: *bidirectional,
+                        sequence: *sequence,
+                    },
+                    LayerKind::Attention { heads, causal, rotary } => {
+                        OpKind::Attention { heads: *heads, causal: *causal, rotary: *rotary }
+                    }
+                    LayerKind::Positional(p) => OpKind::Positional { learned: *p == ir::Positional::Learned },
                     LayerKind::Flatten => OpKind::Flatten,
                     LayerKind::Reshape { .. } => OpKind::Reshape,
                     LayerKind::BatchNorm => OpKind::BatchNorm,
@@ -204,9 +269,13 @@ impl Plan {
                     | OpKind::ConvTranspose2d { .. }
                     | OpKind::GroupNorm { .. }
                     | OpKind::RmsNorm
+                    | OpKind::Conv1d { .. }
                     | OpKind::BatchNorm
                     | OpKind::LayerNorm
                     | OpKind::Embedding { .. }
+                    | OpKind::Recurrent { .. }
+                    | OpKind::Attention { .. }
+                    | OpKind::Positional { learned: true }
             ) {
                 out.push_str(&format!("{}:{:?}:{:?}->{:?};", op.name, op.kind, op.in_shape, op.shape));
             }
@@ -245,15 +314,23 @@ pub struct Conv {
 }
 
 /// A trainable or stateful part; the variant names appear in no file format.
+// One part per layer: the size of the largest variants (attention's four projections, a
+// recurrent layer's weights) costs nothing, and burn's `Module` has no implementation for
+// `Box` to shrink it with.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Part {
     Dense(Dense),
     Conv(Conv),
+    Conv1d(Conv1d),
     BatchNorm(BatchNorm),
     LayerNorm(LayerNorm),
     Embedding(Embedding),
     GroupNorm(GroupNorm),
     RmsNorm(RmsNorm),
+    Recurrent(rnn::Recurrent),
+    Attention(Attention),
+    Positions(Positions),
 }
 
 /// The burn module: one part per dense, conv and norm step, in plan order.
@@ -285,7 +362,11 @@ impl Net {
         for op in &plan.ops {
             let part = match &op.kind {
                 OpKind::Dense { units } => {
-                    let n = op.in_shape.iter().product::<usize>();
+                    // A sequence `[t, n]` shares one `n → units` map over its positions.
+                    let n = match op.in_shape.as_slice() {
+                        [_, n] => *n,
+                        other => other.iter().product::<usize>(),
+                    };
                     let (w, b) = draw(init, rng, n * units, *units, n, *units);
                     Some(Part::Dense(Dense { w: param(w, [n, *units], device), b: param(b, [*units], device) }))
                 }
@@ -302,6 +383,14 @@ impl Net {
                 OpKind::ConvTranspose2d { .. } | OpKind::GroupNorm { .. } | OpKind::RmsNorm => {
                     convnets::init(op, init, rng, device)
                 }
+                OpKind::Conv1d { filters, kernel, groups, .. } => {
+                    let cg = op.in_shape.last().copied().unwrap_or(1) / (*groups).max(1);
+                    let (w, b) = draw(init, rng, filters * cg * kernel, *filters, cg * kernel, filters * kernel);
+                    Some(Part::Conv1d(Conv1d {
+                        w: param(w, [*filters, cg, *kernel], device),
+                        b: param(b, [*filters], device),
+                    }))
+                }
                 OpKind::Embedding { vocab, dim } => {
                     // PyTorch's and burn's default: N(0, 1); another `init` as for a
                     // [vocab, dim] weight (fan in `dim`, fan out `vocab`).
@@ -310,6 +399,28 @@ impl Net {
                         other => draw(other, rng, vocab * dim, 0, *dim, *vocab).0,
                     };
                     Some(Part::Embedding(Embedding { w: param(w, [*vocab, *dim], device) }))
+                }
+                OpKind::Recurrent { cell, units, bidirectional, .. } => {
+                    let input = op.in_shape.last().copied().unwrap_or(1);
+                    let spec = rnn::Spec { cell: *cell, units: *units, input, bidirectional: *bidirectional };
+                    Some(Part::Recurrent(rnn::init(spec, init, rng, device)))
+                }
+                OpKind::Attention { .. } => {
+                    let d = op.shape.last().copied().unwrap_or(1);
+                    let mut proj = || {
+                        let (w, b) = draw(init, rng, d * d, d, d, d);
+                        Dense { w: param(w, [d, d], device), b: param(b, [d], device) }
+                    };
+                    Some(Part::Attention(Attention { q: proj(), k: proj(), v: proj(), o: proj() }))
+                }
+                OpKind::Positional { learned: true } => {
+                    // BERT's N(0, 0.02) by default; another `init` as for a [t, d] weight.
+                    let (t, d) = (op.shape.first().copied().unwrap_or(1), op.shape.last().copied().unwrap_or(1));
+                    let w = match init {
+                        Init::Default => (0..t * d).map(|_| (0.02 * rng.normal()) as f32).collect(),
+                        other => draw(other, rng, t * d, 0, d, t).0,
+                    };
+                    Some(Part::Positions(Positions { w: param(w, [t, d], device) }))
                 }
                 OpKind::BatchNorm => {
                     Some(Part::BatchNorm(BatchNormConfig::new(op.shape.first().copied().unwrap_or(1)).init(device)))
@@ -343,11 +454,15 @@ impl Net {
             .map(|p| match p {
                 Part::Dense(d) => n(&d.w.dims()) + n(&d.b.dims()),
                 Part::Conv(c) => n(&c.w.dims()) + n(&c.b.dims()),
+                Part::Conv1d(c) => n(&c.w.dims()) + n(&c.b.dims()),
                 Part::BatchNorm(bn) => 2 * n(&bn.gamma.dims()),
                 Part::LayerNorm(ln) => n(&ln.gamma.dims()) + ln.beta.as_ref().map_or(0, |b| n(&b.dims())),
                 Part::Embedding(e) => n(&e.w.dims()),
                 Part::GroupNorm(g) => convnets::group_params(g).iter().map(|p| n(&p.dims())).sum(),
                 Part::RmsNorm(r) => n(&r.gamma.dims()),
+                Part::Recurrent(r) => r.trainable(),
+                Part::Attention(a) => [&a.q, &a.k, &a.v, &a.o].iter().map(|p| n(&p.w.dims()) + n(&p.b.dims())).sum(),
+                Part::Positions(p) => n(&p.w.dims()),
             })
             .sum()
     }
@@ -359,14 +474,17 @@ impl Net {
             match p {
                 Part::Dense(d) => ids.push(d.b.id),
                 Part::Conv(c) => ids.push(c.b.id),
+                Part::Conv1d(c) => ids.push(c.b.id),
                 Part::BatchNorm(bn) => ids.extend([bn.gamma.id, bn.beta.id]),
                 Part::LayerNorm(ln) => {
                     ids.push(ln.gamma.id);
                     ids.extend(ln.beta.as_ref().map(|b| b.id));
                 }
-                Part::Embedding(_) => {}
                 Part::GroupNorm(g) => ids.extend(convnets::group_params(g).iter().map(|p| p.id)),
                 Part::RmsNorm(r) => ids.push(r.gamma.id),
+                Part::Recurrent(r) => r.bias_ids(&mut ids),
+                Part::Attention(a) => ids.extend([a.q.b.id, a.k.b.id, a.v.b.id, a.o.b.id]),
+                Part::Embedding(_) | Part::Positions(_) => {}
             }
         }
         ids
@@ -390,6 +508,10 @@ impl Net {
                     put(format!("{n}.weight"), c.w.val().into_data());
                     put(format!("{n}.bias"), c.b.val().into_data());
                 }
+                Some(Part::Conv1d(c)) => {
+                    put(format!("{n}.weight"), c.w.val().into_data());
+                    put(format!("{n}.bias"), c.b.val().into_data());
+                }
                 Some(Part::BatchNorm(bn)) => {
                     put(format!("{n}.weight"), bn.gamma.val().into_data());
                     put(format!("{n}.bias"), bn.beta.val().into_data());
@@ -403,6 +525,14 @@ impl Net {
                     }
                 }
                 Some(Part::RmsNorm(r)) => put(format!("{n}.weight"), r.gamma.val().into_data()),
+                Some(Part::Recurrent(r)) => r.tensors(n, &mut put),
+                Some(Part::Attention(a)) => {
+                    for (p, d) in [("q", &a.q), ("k", &a.k), ("v", &a.v), ("o", &a.o)] {
+                        put(format!("{n}.{p}.weight"), d.w.val().into_data());
+                        put(format!("{n}.{p}.bias"), d.b.val().into_data());
+                    }
+                }
+                Some(Part::Positions(p)) => put(format!("{n}.weight"), p.w.val().into_data()),
                 Some(Part::LayerNorm(ln)) => {
                     put(format!("{n}.weight"), ln.gamma.val().into_data());
                     if let Some(b) = &ln.beta {
@@ -437,6 +567,10 @@ impl Net {
                     c.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &c.w.dims())?, device));
                     c.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &c.b.dims())?, device));
                 }
+                Part::Conv1d(c) => {
+                    c.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &c.w.dims())?, device));
+                    c.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &c.b.dims())?, device));
+                }
                 Part::BatchNorm(bn) => {
                     let d = bn.gamma.dims();
                     bn.gamma = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &d)?, device));
@@ -459,6 +593,17 @@ impl Net {
                 Part::RmsNorm(r) => {
                     r.gamma =
                         Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &r.gamma.dims())?, device));
+                }
+                Part::Recurrent(r) => r.load(n, &get, device)?,
+                Part::Attention(a) => {
+                    for (p, d) in [("q", &mut a.q), ("k", &mut a.k), ("v", &mut a.v), ("o", &mut a.o)] {
+                        d.w =
+                            Param::from_tensor(Tensor::from_data(get(format!("{n}.{p}.weight"), &d.w.dims())?, device));
+                        d.b = Param::from_tensor(Tensor::from_data(get(format!("{n}.{p}.bias"), &d.b.dims())?, device));
+                    }
+                }
+                Part::Positions(p) => {
+                    p.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &p.w.dims())?, device));
                 }
                 Part::LayerNorm(ln) => {
                     let d = ln.gamma.dims();
@@ -535,10 +680,15 @@ pub fn forward(
     mut codes: Option<&mut Vec<Tensor<2>>>,
 ) -> Result<Tensor<2>, String> {
     let batch = x.dims()[0];
-    // Token ids: 1 where a token is, 0 on padding, `[batch, L]`.
-    let mask = plan.tokens().then(|| x.clone().not_equal_elem(0.0).float());
+    // Each step's output mask (`net::seq`): token ids give 1 where a token is, 0 on
+    // padding, `[batch, L]`; the sequence steps carry it along.
+    let mut masks: Vec<Option<Tensor<2>>> = vec![None; plan.ops.len()];
     let mut acts: Vec<Option<Act>> = vec![None; plan.ops.len()];
     for (i, op) in plan.ops.iter().enumerate() {
+        let mask = match op.kind {
+            OpKind::Input => plan.tokens().then(|| x.clone().not_equal_elem(0.0).float()),
+            _ => op.inputs.first().and_then(|j| masks.get(*j).cloned().flatten()),
+        };
         let arg = |k: usize| -> Result<Act, String> {
             op.inputs
                 .get(k)
@@ -550,6 +700,11 @@ pub fn forward(
             (OpKind::Input, _) => Act::T2(x.clone()).shaped(batch, &op.shape)?,
             (OpKind::Dense { .. }, Some(Part::Dense(d))) => match arg(0)? {
                 Act::T2(t) => Act::T2(t.matmul(d.w.val()) + d.b.val().unsqueeze::<2>()),
+                Act::T3(t) => {
+                    let [b, len, n] = t.dims();
+                    let y = t.reshape([b * len, n]).matmul(d.w.val()) + d.b.val().unsqueeze::<2>();
+                    Act::T3(y.reshape([b, len, d.b.dims()[0]]))
+                }
                 _ => return Err(wrong()),
             },
             (OpKind::Conv2d { stride, pad, groups, .. }, Some(Part::Conv(c))) => match arg(0)? {
@@ -605,6 +760,22 @@ pub fn forward(
                 Act::T3(t) => Act::T2(sequence_pool(t, mask.as_ref(), true)),
                 _ => return Err(wrong()),
             },
+            (OpKind::Conv1d { .. }, Some(Part::Conv1d(c))) => match arg(0)? {
+                Act::T3(t) => Act::T3(seq::conv1d(t, c, &op.kind, mask.as_ref())),
+                _ => return Err(wrong()),
+            },
+            (OpKind::MaxPool1d { kernel, stride } | OpKind::AvgPool1d { kernel, stride }, _) => match arg(0)? {
+                Act::T3(t) => Act::T3(seq::pool1d(t, *kernel, *stride, matches!(op.kind, OpKind::MaxPool1d { .. }))),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Transpose, _) => match arg(0)? {
+                Act::T3(t) => Act::T3(t.swap_dims(1, 2)),
+                Act::T4(t) => {
+                    let [b, _, h, w] = t.dims();
+                    Act::T3(t.reshape([b, h, w]).swap_dims(1, 2))
+                }
+                _ => return Err(wrong()),
+            },
             (OpKind::Embedding { vocab, .. }, Some(Part::Embedding(e))) => match arg(0)? {
                 Act::T2(ids) => {
                     // Ids outside the table (data that changed under a saved model) are an
@@ -615,6 +786,22 @@ pub fn forward(
                     }
                     Act::T3(ops::embedding(e.w.val(), ids.int()))
                 }
+                _ => return Err(wrong()),
+            },
+            (OpKind::Recurrent { cell, units, sequence, .. }, Some(Part::Recurrent(r))) => match arg(0)? {
+                Act::T3(t) => rnn::forward(r, *cell, *units, *sequence, t, mask.as_ref()),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Attention { heads, causal, rotary }, Some(Part::Attention(a))) => match arg(0)? {
+                Act::T3(t) => Act::T3(attention::attention(t, a, *heads, *causal, *rotary, mask.as_ref())),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Positional { learned: false }, _) => match arg(0)? {
+                Act::T3(t) => Act::T3(attention::sinusoidal(t)),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Positional { learned: true }, Some(Part::Positions(p))) => match arg(0)? {
+                Act::T3(t) => Act::T3(attention::learned(t, p)),
                 _ => return Err(wrong()),
             },
             (OpKind::Flatten | OpKind::Reshape, _) => arg(0)?.shaped(batch, &op.shape)?,
@@ -684,6 +871,11 @@ pub fn forward(
             }
             (kind, _) => return Err(format!("`{}` ({kind:?}) has no parameters built", op.name)),
         };
+        let len = match &out {
+            Act::T3(t) => Some(t.dims()[1]),
+            _ => None,
+        };
+        masks[i] = seq::mask_after(&op.kind, mask, len)?;
         acts[i] = Some(out);
     }
     let out = acts.get_mut(plan.output).and_then(Option::take).ok_or("the model has no output")?;

@@ -553,8 +553,13 @@ fn augmentation_changes_training_deterministically_and_never_the_evaluated_split
 #[test]
 fn train_metrics_of_a_large_split_come_from_a_fixed_evenly_spaced_sample() {
     let n = TRAIN_SAMPLE * 3 + 5;
-    let split = Split { x: (0..n * 2).map(|v| v as f32).collect(), y: (0..n).map(|i| (i % 7) as f32).collect(), n };
-    let sample = train_sample(&split, 2);
+    let split = Split {
+        x: (0..n * 2).map(|v| v as f32).collect(),
+        y: (0..n).map(|i| (i % 7) as f32).collect(),
+        n,
+        stored: None,
+    };
+    let sample = train_sample(&split, 2).expect("samples");
     assert_eq!(sample.n, TRAIN_SAMPLE);
     assert_eq!(sample.y.len(), TRAIN_SAMPLE);
     // Row k of the sample is row k * n / TRAIN_SAMPLE of the split.
@@ -564,6 +569,6 @@ fn train_metrics_of_a_large_split_come_from_a_fixed_evenly_spaced_sample() {
         assert_eq!(sample.y[k], split.y[i]);
     }
     // A split of at most TRAIN_SAMPLE rows is used whole.
-    let small = Split { x: vec![0.0; 20], y: vec![0.0; 10], n: 10 };
-    assert!(matches!(train_sample(&small, 2), std::borrow::Cow::Borrowed(_)));
+    let small = Split { x: vec![0.0; 20], y: vec![0.0; 10], n: 10, stored: None };
+    assert!(matches!(train_sample(&small, 2), Ok(std::borrow::Cow::Borrowed(_))));
 }

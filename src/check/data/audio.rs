@@ -18,6 +18,7 @@ pub(super) fn describe(
     arg_span: &dyn Fn(&str) -> Span,
     base: &Path,
     notes: &mut Vec<Diagnostic>,
+    classes: &mut Vec<String>,
 ) -> Result<DataInfo, Diagnostic> {
     let Some(call) = call.filter(|c| c.arg("dir", 0).is_some()) else {
         return Err(Diagnostic::error(Code::BadArguments, "`audio` needs a folder", span, "`dir` is missing")
@@ -75,6 +76,7 @@ pub(super) fn describe(
             "skip_bad: true",
         ));
     }
+    *classes = listing.classes.clone();
     Ok(DataInfo {
         name: spec.name(),
         shape: spec.shape(),

@@ -285,7 +285,7 @@ mod tests {
             (
                 Concept::Layer,
                 "conv2d",
-                "conv2d(filters, kernel: 3, stride: 1, padding: same|valid): 2-D convolution on [c, h, w]",
+                "conv2d(filters, kernel: 3, stride: 1, padding: same|valid, groups: 1): 2-D convolution on [c, h, w]; `groups` splits the channels (depthwise when groups = c = filters)",
             ),
             (Concept::Layer, "maxpool", "maxpool(kernel: 2, stride: kernel): max pooling"),
             (Concept::Layer, "avgpool", "avgpool(kernel: 2, stride: kernel): average pooling"),
@@ -311,6 +311,16 @@ mod tests {
             ),
             (Concept::Layer, "add", "add(a, b, ...): the sum of named nodes of one shape"),
             (Concept::Layer, "concat", "concat(a, b, ...): named nodes joined along the first axis"),
+            (
+                Concept::Layer,
+                "rmsnorm",
+                "rmsnorm: root-mean-square normalisation over the last axis, with a learnt scale",
+            ),
+            (
+                Concept::Layer,
+                "upsample",
+                "upsample(factor: 2, mode: nearest|bilinear): enlarges the feature map: [c, h, w] → [c, h·factor, w·factor]",
+            ),
             (Concept::Strategy, "grid", "grid(limit:): every point of a finite space"),
             (Concept::Strategy, "random", "random: independent uniform samples"),
             (Concept::Strategy, "tpe", "tpe(startup:): tree-structured Parzen estimator"),
@@ -335,7 +345,7 @@ mod tests {
         for (concept, name, line) in expected {
             assert_eq!(entry_doc(concept, name).as_deref(), Some(line), "{concept:?} `{name}`");
         }
-        assert_eq!(entry_docs(Concept::Layer).len(), 29);
+        assert_eq!(entry_docs(Concept::Layer).len(), 34);
         assert_eq!(metric_doc("f1"), Some("macro-averaged F1 score on the split"));
     }
 

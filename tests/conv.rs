@@ -229,6 +229,22 @@ fn groups_2_falls_back_to_upstream_code() {
 }
 
 #[test]
+fn depthwise_convolutions_take_the_direct_path() {
+    // groups == channels == filters (vendor/burn-flex `ops/conv2d_depthwise.rs`): kernels 1, 3
+    // and 5, strides 1 and 2 (TensorFlow's `same` pads the odd row at the end), dilation,
+    // non-square inputs, a kernel wider than the input plus padding on one side.
+    check(Case::new(2, 3, [5, 5], 3, [3, 3]).groups(3));
+    check(Case::new(2, 4, [7, 7], 4, [3, 3]).groups(4).pad([(1, 1), (1, 1)]));
+    check(Case::new(3, 4, [8, 8], 4, [3, 3]).groups(4).stride([2, 2]).pad([(0, 1), (0, 1)]));
+    check(Case::new(1, 2, [9, 6], 2, [5, 3]).groups(2).stride([2, 1]).pad([(2, 2), (1, 1)]));
+    check(Case::new(2, 2, [7, 7], 2, [3, 3]).groups(2).dilation([2, 2]).pad([(2, 2), (2, 2)]));
+    check(Case::new(2, 5, [4, 6], 5, [1, 1]).groups(5).stride([2, 2]));
+    check(Case::new(1, 2, [3, 3], 2, [3, 3]).groups(2).stride([3, 3]).pad([(1, 1), (1, 1)]));
+    // A channel multiplier (filters = 2 x channels) is no depthwise case: the fall-back.
+    check(Case::new(2, 3, [5, 5], 6, [3, 3]).groups(3));
+}
+
+#[test]
 fn f64_tensors_fall_back_to_upstream_code() {
     let dev = Device::flex();
     let c = Case::new(2, 3, [6, 6], 4, [3, 3]).pad([(1, 1), (1, 1)]);

@@ -8,7 +8,7 @@
 //!
 //! `fashion-cnn` and `fashion-small` train on Fashion-MNIST (`FASHION_DIR`, default Debian's
 //! `/usr/share/datasets/fashion-mnist`, gzipped IDX): 58.8k training rows, the official 10k
-//! test set; they also print to stderr how long `fit` spent beyond the training steps.
+//! test set (`fashion-dwsep`, bench/layers/dwsep.sh, too); they also print to stderr how long `fit` spent beyond the training steps.
 //!
 //! `cargo bench --bench train -- parallel MODEL N EPOCHS` trains N copies (seeds 1..=N)
 //! one after another, then N at once (one thread each, each in its own 1-thread pool),
@@ -265,6 +265,14 @@ fn setup(model: &str, epochs: usize) -> (bma::ir::SubModel, bma::data::Dataset, 
         "fashion-small" => {
             "conv2d(16, kernel: 3, padding: same) batchnorm relu maxpool conv2d(32, kernel: 3, padding: same) \
              batchnorm relu maxpool flatten dense(64) relu dense(10)"
+        }
+        // The depthwise-separable CNN of bench/layers/dwsep.sh (the issue's speed target):
+        // three stages of depthwise 3x3 (stride 2, 2, 1) and pointwise 1x1, bn, relu.
+        "fashion-dwsep" => {
+            "conv2d(32, kernel: 3) batchnorm relu \
+             conv2d(32, kernel: 3, stride: 2, groups: 32) conv2d(64, kernel: 1) batchnorm relu \
+             conv2d(64, kernel: 3, stride: 2, groups: 64) conv2d(128, kernel: 1) batchnorm relu \
+             conv2d(128, kernel: 3, groups: 128) conv2d(128, kernel: 1) batchnorm relu global_avgpool dense(10)"
         }
         // Any other MODEL is a model body written out (`"conv2d(8) relu flatten dense(10)"`).
         body => body,

@@ -10,6 +10,8 @@ use super::{Arg, ArgType, Entry, Form, Need, Sig};
 pub enum Layer {
     Dense,
     Conv2d,
+    ConvTranspose2d,
+    Upsample,
     Conv1d,
     MaxPool,
     MaxPool1d,
@@ -27,6 +29,8 @@ pub enum Layer {
     Reshape,
     BatchNorm,
     LayerNorm,
+    GroupNorm,
+    RmsNorm,
     Dropout,
     Relu,
     Gelu,
@@ -37,6 +41,7 @@ pub enum Layer {
     Softmax,
     Add,
     Concat,
+    Multiply,
 }
 
 const fn req(name: &'static str, ty: ArgType) -> Arg {
@@ -83,8 +88,26 @@ pub const LAYERS: &[Entry<Layer>] = &[
             def("kernel", ArgType::Int, "3"),
             def("stride", ArgType::Int, "1"),
             def("padding", ArgType::Syms(&["same", "valid"]), "same"),
+            def("groups", ArgType::Int, "1"),
         ],
-        "2-D convolution on [c, h, w]",
+        "2-D convolution on [c, h, w]; `groups` splits the channels (depthwise when groups = c = filters)",
+    ),
+    layer(
+        Layer::ConvTranspose2d,
+        "conv_transpose2d",
+        &[
+            req("filters", ArgType::Int),
+            def("kernel", ArgType::Int, "3"),
+            def("stride", ArgType::Int, "1"),
+            def("padding", ArgType::Syms(&["same", "valid"]), "same"),
+        ],
+        "transposed 2-D convolution: [c, h, w] → [filters, h·stride, w·stride] (same) or [filters, (h-1)·stride + kernel, …] (valid)",
+    ),
+    layer(
+        Layer::Upsample,
+        "upsample",
+        &[def("factor", ArgType::Int, "2"), def("mode", ArgType::Syms(&["nearest", "bilinear"]), "nearest")],
+        "enlarges the feature map: [c, h, w] → [c, h·factor, w·factor]",
     ),
     layer(Layer::MaxPool, "maxpool", POOL, "max pooling"),
     layer(Layer::AvgPool, "avgpool", POOL, "average pooling"),
@@ -162,6 +185,13 @@ pub const LAYERS: &[Entry<Layer>] = &[
     variadic(Layer::Reshape, "reshape", "reshape(d1, d2, ...)", "a new shape with the same number of values"),
     layer(Layer::BatchNorm, "batchnorm", &[], "batch normalisation over the channels"),
     layer(Layer::LayerNorm, "layernorm", &[], "layer normalisation over the last axis"),
+    layer(
+        Layer::GroupNorm,
+        "groupnorm",
+        &[req("groups", ArgType::Int)],
+        "group normalisation of [c, h, w]: the channels in `groups` groups, each normalised over its channels and positions",
+    ),
+    layer(Layer::RmsNorm, "rmsnorm", &[], "root-mean-square normalisation over the last axis, with a learnt scale"),
     layer(Layer::Dropout, "dropout", &[req("p", ArgType::Number)], "zeroes a fraction p of the values while training"),
     activation(Layer::Relu, "relu"),
     activation(Layer::Gelu, "gelu"),
@@ -172,10 +202,16 @@ pub const LAYERS: &[Entry<Layer>] = &[
     activation(Layer::Softmax, "softmax"),
     variadic(Layer::Add, "add", "add(a, b, ...)", "the sum of named nodes of one shape"),
     variadic(Layer::Concat, "concat", "concat(a, b, ...)", "named nodes joined along the first axis"),
+    variadic(
+        Layer::Multiply,
+        "multiply",
+        "multiply(a, b, ...)",
+        "the product of named nodes of one shape; a [c] node scales each channel of a [c, h, w] one",
+    ),
 ];
 
 /// The arguments of a built-in layer called with a fixed signature; `None` for an unknown
-/// name and for the variadic `reshape`, `add` and `concat`, which take their own arguments.
+/// name and for the variadic `reshape`, `add`, `concat` and `multiply`, which take their own arguments.
 pub fn layer_signature(name: &str) -> Option<&'static [Arg]> {
     super::find(LAYERS, name).filter(|e| !matches!(e.sig.form, Form::Variadic(_))).map(|e| e.sig.args)
 }

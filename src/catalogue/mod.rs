@@ -298,7 +298,10 @@ mod tests {
     #[test]
     fn usage_is_written_as_in_the_language() {
         let conv = find(LAYERS, "conv2d").map(|e| usage(Concept::Layer, &e.sig));
-        assert_eq!(conv, Some(Some("conv2d(filters, kernel: 3, stride: 1, padding: same|valid)".to_string())));
+        assert_eq!(
+            conv,
+            Some(Some("conv2d(filters, kernel: 3, stride: 1, padding: same|valid, groups: 1)".to_string()))
+        );
         let sub = find(STRATEGIES, "subspace").map(|e| describe(Concept::Strategy, &e.sig));
         assert_eq!(
             sub.as_deref(),

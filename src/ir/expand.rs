@@ -19,6 +19,8 @@ use crate::catalogue;
 use crate::diagnostic::Code;
 use crate::source::Span;
 
+mod multiply;
+
 /// Loops longer than this are taken for a mistake.
 const MAX_REPEAT: i64 = 10_000;
 /// Graphs larger than this are refused.
@@ -272,7 +274,7 @@ impl<'a> Expander<'a> {
                 let params = c64 * f64_ + f64_;
                 let flops = 2 * c64 * f64_ * (*oh as u64) * (*ow as u64);
                 self.add(
-                    LayerKind::Conv2d { filters: *f, kernel: 1, stride, padding: Padding::Same },
+                    LayerKind::Conv2d { filters: *f, kernel: 1, stride, padding: Padding::Same, groups: 1 },
                     output.clone(),
                     vec![from],
                     params,
@@ -389,7 +391,7 @@ impl<'a> Expander<'a> {
             return self.layer_value(&v, cur, call.span, scope);
         }
         let merge = catalogue::kind(catalogue::LAYERS, name)
-            .filter(|k| matches!(k, catalogue::Layer::Add | catalogue::Layer::Concat));
+            .filter(|k| matches!(k, catalogue::Layer::Add | catalogue::Layer::Concat | catalogue::Layer::Multiply));
         if let Some(merge) = merge {
             let mut nodes = Vec::new();
             for a in call.args.iter().flatten() {
@@ -413,10 +415,10 @@ impl<'a> Expander<'a> {
                     "too few nodes",
                 );
             }
-            return if merge == catalogue::Layer::Add {
-                self.add_nodes(nodes, call.span)
-            } else {
-                self.concat(nodes, call.span)
+            return match merge {
+                catalogue::Layer::Add => self.add_nodes(nodes, call.span),
+                catalogue::Layer::Multiply => self.multiply_nodes(nodes, call.span),
+                _ => self.concat(nodes, call.span),
             };
         }
         let mut args = Vec::new();

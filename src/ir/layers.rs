@@ -14,6 +14,8 @@ use crate::catalogue;
 use crate::diagnostic::Code;
 use crate::source::Span;
 
+mod convnets;
+
 /// An argument after evaluation.
 pub(super) struct ArgVal {
     pub(super) name: Option<String>,
@@ -47,6 +49,10 @@ pub(super) fn builtin_layer(
     match entry.kind {
         catalogue::Layer::Dense => dense(&call),
         catalogue::Layer::Conv2d => conv2d(&call),
+        catalogue::Layer::ConvTranspose2d => convnets::conv_transpose2d(&call),
+        catalogue::Layer::Upsample => convnets::upsample(&call),
+        catalogue::Layer::GroupNorm => convnets::groupnorm(&call),
+        catalogue::Layer::RmsNorm => convnets::rmsnorm(&call),
         catalogue::Layer::MaxPool => pool(&call, true),
         catalogue::Layer::AvgPool => pool(&call, false),
         catalogue::Layer::Conv1d => super::seq::conv1d(&call),
@@ -79,7 +85,7 @@ pub(super) fn builtin_layer(
         catalogue::Layer::LeakyRelu => leaky_relu(&call),
         catalogue::Layer::Reshape => reshape(args, input, span),
         // `Expander::call` merges these before a layer is built; as a value they are no layer.
-        catalogue::Layer::Add | catalogue::Layer::Concat => Err(unknown_layer(name, span)),
+        catalogue::Layer::Add | catalogue::Layer::Concat | catalogue::Layer::Multiply => Err(unknown_layer(name, span)),
     }
 }
 
@@ -236,13 +242,9 @@ fn conv2d(call: &Call) -> Result<Built, ExpandError> {
     let filters = call.positive("filters")?;
     let kernel = call.positive("kernel")?;
     let stride = call.positive("stride")?;
-    let padding = match call.get("padding").map(|(v, s)| (v.as_sym().map(str::to_string), s)) {
-        Some((Some(p), _)) if p == "same" => Padding::Same,
-        Some((Some(p), _)) if p == "valid" => Padding::Valid,
-        Some((_, s)) => return fail(Code::UnknownValue, s, "padding is `same` or `valid`", "unknown padding"),
-        None => Padding::Same,
-    };
+    let padding = convnets::padding(call)?;
     let (c, h, w) = call.image("conv2d")?;
+    let groups = convnets::groups(call, c, filters)?;
     let (oh, ow) = match padding {
         Padding::Same => (h.div_ceil(stride), w.div_ceil(stride)),
         Padding::Valid => {
@@ -258,9 +260,11 @@ fn conv2d(call: &Call) -> Result<Built, ExpandError> {
         }
     };
     let (k, c64, f64_) = (kernel as u64, c as u64, filters as u64);
-    let params = k * k * c64 * f64_ + f64_;
-    let flops = 2 * k * k * c64 * f64_ * (oh * ow) as u64;
-    Ok((LayerKind::Conv2d { filters, kernel, stride, padding }, vec![filters, oh, ow], params, flops))
+    // Each filter sees the c / groups channels of its group.
+    let per = c64 / groups as u64;
+    let params = k * k * per * f64_ + f64_;
+    let flops = 2 * k * k * per * f64_ * (oh * ow) as u64;
+    Ok((LayerKind::Conv2d { filters, kernel, stride, padding, groups }, vec![filters, oh, ow], params, flops))
 }
 
 /// `maxpool` (`max`) or `avgpool`.

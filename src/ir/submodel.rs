@@ -93,6 +93,19 @@ pub enum LayerKind {
         kernel: usize,
         stride: usize,
         padding: Padding,
+        /// The channels split in `groups` (1: a full convolution).
+        groups: usize,
+    },
+    /// A transposed convolution; its weight is `[c, filters, kernel, kernel]`.
+    ConvTranspose2d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+    },
+    Upsample {
+        factor: usize,
+        bilinear: bool,
     },
     MaxPool {
         kernel: usize,
@@ -151,12 +164,18 @@ pub enum LayerKind {
     },
     BatchNorm,
     LayerNorm,
+    GroupNorm {
+        groups: usize,
+    },
+    RmsNorm,
     Dropout {
         p: f64,
     },
     Activation(Activation),
     Add,
     Concat,
+    /// The product of its inputs; a `[c]` input scales the channels of `[c, h, w]`.
+    Multiply,
 }
 
 /// One node of a sub-model.
@@ -241,12 +260,23 @@ fn describe(kind: &LayerKind) -> String {
     match kind {
         LayerKind::Input => "input".into(),
         LayerKind::Dense { units } => format!("dense({units})"),
-        LayerKind::Conv2d { filters, kernel, stride, padding } => {
+        LayerKind::Conv2d { filters, kernel, stride, padding, groups } => {
+            let g = if *groups == 1 { String::new() } else { format!(", groups: {groups}") };
             format!(
-                "conv2d({filters}, kernel: {kernel}, stride: {stride}, padding: {})",
+                "conv2d({filters}, kernel: {kernel}, stride: {stride}, padding: {}{g})",
                 if *padding == Padding::Same { "same" } else { "valid" }
             )
         }
+        LayerKind::ConvTranspose2d { filters, kernel, stride, padding } => format!(
+            "conv_transpose2d({filters}, kernel: {kernel}, stride: {stride}, padding: {})",
+            if *padding == Padding::Same { "same" } else { "valid" }
+        ),
+        LayerKind::Upsample { factor, bilinear } => {
+            format!("upsample({factor}, mode: {})", if *bilinear { "bilinear" } else { "nearest" })
+        }
+        LayerKind::GroupNorm { groups } => format!("groupnorm({groups})"),
+        LayerKind::RmsNorm => "rmsnorm".into(),
+        LayerKind::Multiply => "multiply".into(),
         LayerKind::MaxPool { kernel, stride } => format!("maxpool({kernel}, stride: {stride})"),
         LayerKind::AvgPool { kernel, stride } => format!("avgpool({kernel}, stride: {stride})"),
         LayerKind::GlobalAvgPool => "global_avgpool".into(),
@@ -309,6 +339,11 @@ pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
         LayerKind::Input => "input",
         LayerKind::Dense { .. } => "dense",
         LayerKind::Conv2d { .. } => "conv2d",
+        LayerKind::ConvTranspose2d { .. } => "conv_transpose2d",
+        LayerKind::Upsample { .. } => "upsample",
+        LayerKind::GroupNorm { .. } => "groupnorm",
+        LayerKind::RmsNorm => "rmsnorm",
+        LayerKind::Multiply => "multiply",
         LayerKind::MaxPool { .. } => "maxpool",
         LayerKind::AvgPool { .. } => "avgpool",
         LayerKind::GlobalAvgPool => "global_avgpool",

@@ -762,6 +762,8 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
 #[cfg(test)]
 mod attention_tests;
 #[cfg(test)]
+mod convnet_tests;
+#[cfg(test)]
 mod seq_tests;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@
 //! running statistics are state, not parameters).
 
 use burn::module::{Module, Param, RunningState};
-use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, GroupNorm, LayerNorm, LayerNormConfig, RmsNorm};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation, module as ops};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,8 @@ use seq::Conv1d;
 
 mod seq;
 
+mod convnets;
+
 /// Named tensors: name, shape, row-major values.
 pub type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
@@ -46,6 +48,20 @@ pub enum OpKind {
         kernel: usize,
         stride: usize,
         pad: [usize; 4],
+        /// The channels split in `groups`; plans saved before groups existed have 1.
+        #[serde(default = "convnets::one")]
+        groups: usize,
+    },
+    /// Weight `[c, filters, kernel, kernel]`; `same` crops the full output to `h · stride`.
+    ConvTranspose2d {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        same: bool,
+    },
+    Upsample {
+        factor: usize,
+        bilinear: bool,
     },
     MaxPool {
         kernel: usize,
@@ -101,6 +117,10 @@ pub enum OpKind {
     Reshape,
     BatchNorm,
     LayerNorm,
+    GroupNorm {
+        groups: usize,
+    },
+    RmsNorm,
     Dropout {
         p: f64,
     },
@@ -115,6 +135,7 @@ pub enum OpKind {
     Softmax,
     Add,
     Concat,
+    Multiply,
 }
 
 /// One node: its computation, inputs (earlier step indices) and output shape.
@@ -149,7 +170,7 @@ impl Plan {
                 let kind = match &l.kind {
                     LayerKind::Input => OpKind::Input,
                     LayerKind::Dense { units } => OpKind::Dense { units: *units },
-                    LayerKind::Conv2d { filters, kernel, stride, padding } => {
+                    LayerKind::Conv2d { filters, kernel, stride, padding, groups } => {
                         let pad = match padding {
                             ir::Padding::Valid => [0; 4],
                             ir::Padding::Same => {
@@ -164,8 +185,20 @@ impl Plan {
                                 [t, b, le, r]
                             }
                         };
-                        OpKind::Conv2d { filters: *filters, kernel: *kernel, stride: *stride, pad }
+                        OpKind::Conv2d { filters: *filters, kernel: *kernel, stride: *stride, pad, groups: *groups }
                     }
+                    LayerKind::ConvTranspose2d { filters, kernel, stride, padding } => OpKind::ConvTranspose2d {
+                        filters: *filters,
+                        kernel: *kernel,
+                        stride: *stride,
+                        same: *padding == ir::Padding::Same,
+                    },
+                    LayerKind::Upsample { factor, bilinear } => {
+                        OpKind::Upsample { factor: *factor, bilinear: *bilinear }
+                    }
+                    LayerKind::GroupNorm { groups } => OpKind::GroupNorm { groups: *groups },
+                    LayerKind::RmsNorm => OpKind::RmsNorm,
+                    LayerKind::Multiply => OpKind::Multiply,
                     LayerKind::MaxPool { kernel, stride } => OpKind::MaxPool { kernel: *kernel, stride: *stride },
                     LayerKind::AvgPool { kernel, stride } => OpKind::AvgPool { kernel: *kernel, stride: *stride },
                     LayerKind::GlobalAvgPool => OpKind::GlobalAvgPool,
@@ -233,6 +266,9 @@ impl Plan {
                 op.kind,
                 OpKind::Dense { .. }
                     | OpKind::Conv2d { .. }
+                    | OpKind::ConvTranspose2d { .. }
+                    | OpKind::GroupNorm { .. }
+                    | OpKind::RmsNorm
                     | OpKind::Conv1d { .. }
                     | OpKind::BatchNorm
                     | OpKind::LayerNorm
@@ -290,6 +326,8 @@ pub enum Part {
     BatchNorm(BatchNorm),
     LayerNorm(LayerNorm),
     Embedding(Embedding),
+    GroupNorm(GroupNorm),
+    RmsNorm(RmsNorm),
     Recurrent(rnn::Recurrent),
     Attention(Attention),
     Positions(Positions),
@@ -332,14 +370,18 @@ impl Net {
                     let (w, b) = draw(init, rng, n * units, *units, n, *units);
                     Some(Part::Dense(Dense { w: param(w, [n, *units], device), b: param(b, [*units], device) }))
                 }
-                OpKind::Conv2d { filters, kernel, .. } => {
-                    let c = op.in_shape.first().copied().unwrap_or(1);
+                OpKind::Conv2d { filters, kernel, groups, .. } => {
+                    // Each filter sees the c / groups channels of its group.
+                    let c = op.in_shape.first().copied().unwrap_or(1) / groups.max(&1);
                     let kk = kernel * kernel;
                     let (w, b) = draw(init, rng, filters * c * kk, *filters, c * kk, filters * kk);
                     Some(Part::Conv(Conv {
                         w: param(w, [*filters, c, *kernel, *kernel], device),
                         b: param(b, [*filters], device),
                     }))
+                }
+                OpKind::ConvTranspose2d { .. } | OpKind::GroupNorm { .. } | OpKind::RmsNorm => {
+                    convnets::init(op, init, rng, device)
                 }
                 OpKind::Conv1d { filters, kernel, groups, .. } => {
                     let cg = op.in_shape.last().copied().unwrap_or(1) / (*groups).max(1);
@@ -416,6 +458,8 @@ impl Net {
                 Part::BatchNorm(bn) => 2 * n(&bn.gamma.dims()),
                 Part::LayerNorm(ln) => n(&ln.gamma.dims()) + ln.beta.as_ref().map_or(0, |b| n(&b.dims())),
                 Part::Embedding(e) => n(&e.w.dims()),
+                Part::GroupNorm(g) => convnets::group_params(g).iter().map(|p| n(&p.dims())).sum(),
+                Part::RmsNorm(r) => n(&r.gamma.dims()),
                 Part::Recurrent(r) => r.trainable(),
                 Part::Attention(a) => [&a.q, &a.k, &a.v, &a.o].iter().map(|p| n(&p.w.dims()) + n(&p.b.dims())).sum(),
                 Part::Positions(p) => n(&p.w.dims()),
@@ -436,6 +480,8 @@ impl Net {
                     ids.push(ln.gamma.id);
                     ids.extend(ln.beta.as_ref().map(|b| b.id));
                 }
+                Part::GroupNorm(g) => ids.extend(convnets::group_params(g).iter().map(|p| p.id)),
+                Part::RmsNorm(r) => ids.push(r.gamma.id),
                 Part::Recurrent(r) => r.bias_ids(&mut ids),
                 Part::Attention(a) => ids.extend([a.q.b.id, a.k.b.id, a.v.b.id, a.o.b.id]),
                 Part::Embedding(_) | Part::Positions(_) => {}
@@ -473,6 +519,12 @@ impl Net {
                     put(format!("{n}.running_var"), bn.running_var.value().into_data());
                 }
                 Some(Part::Embedding(e)) => put(format!("{n}.weight"), e.w.val().into_data()),
+                Some(Part::GroupNorm(g)) => {
+                    for (p, what) in convnets::group_params(g).into_iter().zip(["weight", "bias"]) {
+                        put(format!("{n}.{what}"), p.val().into_data());
+                    }
+                }
+                Some(Part::RmsNorm(r)) => put(format!("{n}.weight"), r.gamma.val().into_data()),
                 Some(Part::Recurrent(r)) => r.tensors(n, &mut put),
                 Some(Part::Attention(a)) => {
                     for (p, d) in [("q", &a.q), ("k", &a.k), ("v", &a.v), ("o", &a.o)] {
@@ -529,6 +581,18 @@ impl Net {
                 }
                 Part::Embedding(e) => {
                     e.w = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &e.w.dims())?, device));
+                }
+                Part::GroupNorm(g) => {
+                    if let Some(p) = g.gamma.as_mut() {
+                        *p = Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &p.dims())?, device));
+                    }
+                    if let Some(p) = g.beta.as_mut() {
+                        *p = Param::from_tensor(Tensor::from_data(get(format!("{n}.bias"), &p.dims())?, device));
+                    }
+                }
+                Part::RmsNorm(r) => {
+                    r.gamma =
+                        Param::from_tensor(Tensor::from_data(get(format!("{n}.weight"), &r.gamma.dims())?, device));
                 }
                 Part::Recurrent(r) => r.load(n, &get, device)?,
                 Part::Attention(a) => {
@@ -643,14 +707,35 @@ pub fn forward(
                 }
                 _ => return Err(wrong()),
             },
-            (OpKind::Conv2d { stride, pad, .. }, Some(Part::Conv(c))) => match arg(0)? {
+            (OpKind::Conv2d { stride, pad, groups, .. }, Some(Part::Conv(c))) => match arg(0)? {
                 Act::T4(t) => {
-                    let opts =
-                        ConvOptions::new_with_padding([*stride; 2], [(pad[0], pad[1]), (pad[2], pad[3])], [1, 1], 1);
+                    let opts = ConvOptions::new_with_padding(
+                        [*stride; 2],
+                        [(pad[0], pad[1]), (pad[2], pad[3])],
+                        [1, 1],
+                        *groups,
+                    );
                     Act::T4(ops::conv2d(t, c.w.val(), Some(c.b.val()), opts))
                 }
                 _ => return Err(wrong()),
             },
+            (OpKind::ConvTranspose2d { kernel, stride, same, .. }, Some(Part::Conv(c))) => match arg(0)? {
+                Act::T4(t) => Act::T4(convnets::conv_transpose2d(t, c, *kernel, *stride, *same)),
+                _ => return Err(wrong()),
+            },
+            (OpKind::Upsample { factor, bilinear }, _) => match arg(0)? {
+                Act::T4(t) => Act::T4(convnets::upsample(t, *factor, *bilinear)),
+                _ => return Err(wrong()),
+            },
+            (OpKind::GroupNorm { .. }, Some(Part::GroupNorm(g))) => match arg(0)? {
+                Act::T4(t) => Act::T4(g.forward(t)),
+                _ => return Err(wrong()),
+            },
+            (OpKind::RmsNorm, Some(Part::RmsNorm(r))) => each!(arg(0)?, t => r.forward(t)),
+            (OpKind::Multiply, _) => {
+                let all: Vec<Act> = (0..op.inputs.len()).map(arg).collect::<Result<_, _>>()?;
+                convnets::multiply(all, batch, &op.shape).ok_or_else(wrong)?
+            }
             (OpKind::MaxPool { kernel, stride }, _) => match arg(0)? {
                 Act::T4(t) => Act::T4(ops::max_pool2d(t, MaxPoolOptions::new([*kernel; 2]).with_stride([*stride; 2]))),
                 _ => return Err(wrong()),

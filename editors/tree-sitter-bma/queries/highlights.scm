@@ -34,7 +34,7 @@
 
 ((layer_call name: (identifier) @function.builtin)
   (#any-of? @function.builtin "dense" "conv2d" "maxpool" "avgpool" "global_avgpool" "flatten" "reshape"
-    "batchnorm" "layernorm" "dropout" "relu" "gelu" "tanh" "sigmoid" "silu" "leaky_relu" "softmax" "add" "concat"))
+    "batchnorm" "layernorm" "dropout" "relu" "gelu" "tanh" "sigmoid" "silu" "leaky_relu" "softmax" "add" "concat" "conv_transpose2d" "upsample" "groupnorm" "rmsnorm" "multiply"))
 (layer_call name: (identifier) @function.call)
 ((call_expr function: (identifier) @function.builtin)
   (#any-of? @function.builtin "exp" "ln" "log2" "log10" "sqrt" "sin" "cos" "tan" "tanh" "abs" "min" "max" "floor" "ceil" "round"))

@@ -14,7 +14,7 @@ syn match bmaSection '\<\(space\|model\|train\|objective\|search\|average\|repor
 syn match bmaSection '\<data\>\ze\s*=[^=>]'
 syn keyword bmaType int float bool layer symbol string
 syn keyword bmaBoolean true false
-syn keyword bmaLayer dense conv2d maxpool avgpool global_avgpool flatten reshape batchnorm layernorm dropout
+syn keyword bmaLayer dense conv2d maxpool avgpool global_avgpool flatten reshape batchnorm layernorm dropout conv_transpose2d upsample groupnorm rmsnorm multiply
 syn keyword bmaLayer relu gelu tanh sigmoid silu leaky_relu softmax add concat
 syn keyword bmaMath exp ln log2 log10 sqrt sin cos tan abs min max floor ceil round
 syn keyword bmaConstant pi e

@@ -134,7 +134,10 @@ impl Walker<'_> {
         if self.exp.is_some_and(|e| e.space.rejected.contains_key(name)) {
             return;
         }
-        if matches!(catalogue::kind(catalogue::LAYERS, name), Some(catalogue::Layer::Add | catalogue::Layer::Concat)) {
+        if matches!(
+            catalogue::kind(catalogue::LAYERS, name),
+            Some(catalogue::Layer::Add | catalogue::Layer::Concat | catalogue::Layer::Multiply)
+        ) {
             self.merge_args(name, call);
             return;
         }

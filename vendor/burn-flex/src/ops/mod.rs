@@ -100,6 +100,7 @@ mod batch_norm;
 pub mod conv;
 mod conv2d_backward_upstream;
 mod conv2d_gemm;
+mod conv2d_depthwise;
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;

@@ -3,7 +3,7 @@
 //! These operations power neural network modules like convolutions and pooling.
 
 use crate::ops::{
-    batch_norm, conv, conv_transpose, conv2d_backward_upstream, conv2d_gemm, deform_conv,
+    batch_norm, conv, conv_transpose, conv2d_backward_upstream, conv2d_depthwise, conv2d_gemm, deform_conv,
     interpolate, pool,
 };
 use crate::{Flex, FlexTensor, Layout};
@@ -73,6 +73,11 @@ impl ModuleOps<Flex> for Flex {
             Ok(out) => return out,
             Err(inputs) => inputs,
         };
+        // bma: f32 depthwise (groups == channels) as direct loops over the planes.
+        let (x, weight, bias) = match conv2d_depthwise::conv2d(x, weight, bias, &options) {
+            Ok(out) => return out,
+            Err(inputs) => inputs,
+        };
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
@@ -124,7 +129,9 @@ impl ModuleOps<Flex> for Flex {
         output_grad: FloatTensor<Flex>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
-        conv2d_gemm::conv2d_x_backward(&x, &weight, &output_grad, &options).unwrap_or_else(|| {
+        conv2d_gemm::conv2d_x_backward(&x, &weight, &output_grad, &options)
+            .or_else(|| conv2d_depthwise::conv2d_x_backward(&x, &weight, &output_grad, &options))
+            .unwrap_or_else(|| {
             conv2d_backward_upstream::conv2d_x_backward::<Flex>(x, weight, output_grad, options)
         })
     }
@@ -135,7 +142,9 @@ impl ModuleOps<Flex> for Flex {
         output_grad: FloatTensor<Flex>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
-        conv2d_gemm::conv2d_weight_backward(&x, &weight, &output_grad, &options).unwrap_or_else(
+        conv2d_gemm::conv2d_weight_backward(&x, &weight, &output_grad, &options)
+            .or_else(|| conv2d_depthwise::conv2d_weight_backward(&x, &weight, &output_grad, &options))
+            .unwrap_or_else(
             || {
                 conv2d_backward_upstream::conv2d_weight_backward::<Flex>(
                     x,

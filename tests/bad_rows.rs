@@ -14,20 +14,9 @@ use std::path::Path;
 use bma::check::data::describe_with;
 use bma::data::{Dataset, load};
 use bma::diagnostic::{Code, Diagnostic, Severity};
-use bma::ir::{CallValue, DataInfo, Value};
+use bma::ir::{DataInfo, Value};
 use bma::source::Span;
-use common::{bma, stderr, temp_dir, write};
-
-fn call(name: &str, args: Vec<(Option<&str>, Value)>) -> Value {
-    Value::Call(CallValue {
-        name: name.into(),
-        args: args.into_iter().map(|(k, v)| (k.map(str::to_string), v)).collect(),
-    })
-}
-
-fn s(v: &str) -> Value {
-    Value::Str(v.into())
-}
+use common::{bma, call, s, stderr, temp_dir, write};
 
 /// The checker's answer and its warnings.
 fn check(v: &Value, base: &Path) -> (Result<DataInfo, Diagnostic>, Vec<Diagnostic>) {

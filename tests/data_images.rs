@@ -12,20 +12,9 @@ use std::path::{Path, PathBuf};
 use bma::check::data::describe;
 use bma::data::{DataError, Raw, load_raw};
 use bma::diagnostic::{Code, Diagnostic};
-use bma::ir::{CallValue, DataInfo, Task, Value};
+use bma::ir::{DataInfo, Task, Value};
 use bma::source::Span;
-use common::{bma, stderr, temp_dir, write};
-
-fn call(name: &str, args: Vec<(Option<&str>, Value)>) -> Value {
-    Value::Call(CallValue {
-        name: name.into(),
-        args: args.into_iter().map(|(k, v)| (k.map(str::to_string), v)).collect(),
-    })
-}
-
-fn s(v: &str) -> Value {
-    Value::Str(v.into())
-}
+use common::{bma, call, s, stderr, temp_dir, write};
 
 fn ints(v: &[i64]) -> Value {
     Value::List(v.iter().map(|i| Value::Int(*i)).collect())

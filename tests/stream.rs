@@ -14,21 +14,10 @@ use std::path::{Path, PathBuf};
 use bma::check::data::describe;
 use bma::data::{self, Dataset, Split};
 use bma::diagnostic::Code;
-use bma::ir::{self, CallValue, Value};
+use bma::ir::{self, Value};
 use bma::source::{Source, Span};
 use bma::train::{self, Control, DeviceKind, TrainConfig};
-use common::temp_dir;
-
-fn call(name: &str, args: Vec<(Option<&str>, Value)>) -> Value {
-    Value::Call(CallValue {
-        name: name.into(),
-        args: args.into_iter().map(|(k, v)| (k.map(str::to_string), v)).collect(),
-    })
-}
-
-fn s(v: &str) -> Value {
-    Value::Str(v.into())
-}
+use common::{call, s, temp_dir};
 
 /// `images("imgs", channels: 3, split, seed)`, streamed or not.
 fn images(stream: bool) -> Value {

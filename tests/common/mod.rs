@@ -117,3 +117,17 @@ fn collect_bma_files(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// A data value `name(args...)` as the checker and the loader take it (`k: None` for a
+/// positional argument).
+pub fn call(name: &str, args: Vec<(Option<&str>, bma::ir::Value)>) -> bma::ir::Value {
+    bma::ir::Value::Call(bma::ir::CallValue {
+        name: name.into(),
+        args: args.into_iter().map(|(k, v)| (k.map(str::to_string), v)).collect(),
+    })
+}
+
+/// A string argument.
+pub fn s(v: &str) -> bma::ir::Value {
+    bma::ir::Value::Str(v.into())
+}

@@ -237,6 +237,18 @@ pub struct Extras {
     pub skipped: usize,
 }
 
+/// What `skip_bad: true` left out of the rows of a file (`(line, why)` each, `kept` rows
+/// left), as a sentence for the user; `None` when nothing was.
+pub(crate) fn skipped_rows_note(path: &Path, skipped: &[(usize, String)], kept: usize) -> Option<String> {
+    let (line, why) = skipped.first()?;
+    Some(format!(
+        "{}: skipped {} bad row(s) of {} (skip_bad: true); the first: line {line}: {why}",
+        path.display(),
+        skipped.len(),
+        kept + skipped.len()
+    ))
+}
+
 impl Raw {
     pub fn len(&self) -> usize {
         self.y.len()

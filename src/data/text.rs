@@ -289,13 +289,7 @@ impl Rows {
 
     /// What `skip_bad: true` left out, as a sentence for the user; `None` when nothing was.
     pub fn skipped_note(&self, path: &Path) -> Option<String> {
-        let (line, why) = self.skipped.first()?;
-        Some(format!(
-            "{}: skipped {} bad row(s) of {} (skip_bad: true); the first: line {line}: {why}",
-            path.display(),
-            self.skipped.len(),
-            self.texts.len() + self.skipped.len()
-        ))
+        super::skipped_rows_note(path, &self.skipped, self.texts.len())
     }
 }
 

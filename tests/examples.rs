@@ -34,8 +34,11 @@ fn project_files(dir: &str) -> Vec<PathBuf> {
 /// Examples whose data a script installs outside the repository (`scripts/install-data.sh`),
 /// with the folder it lands in.
 /// (`examples/data/speech` is written by `scripts/make-speech.sh`, relative to the package.)
-const INSTALLED_DATA: &[(&str, &str)] =
-    &[("fashion.bma", "/usr/share/datasets/fashion-mnist"), ("speech.bma", "examples/data/speech")];
+const INSTALLED_DATA: &[(&str, &str)] = &[
+    ("fashion.bma", "/usr/share/datasets/fashion-mnist"),
+    ("fashion-families.bma", "/usr/share/datasets/fashion-mnist"),
+    ("speech.bma", "examples/data/speech"),
+];
 
 #[test]
 fn examples_check_clean() {

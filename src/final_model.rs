@@ -38,6 +38,23 @@
 //!
 //! **Invariant:** a greedy soup or a greedy ensemble never scores below its best member
 //! on valid (the score above); weights are non-negative and sum to 1.
+//!
+//! **Searched data settings (not done: members of other settings are left out).** [`build`]
+//! keeps only the trials whose saved `SavedConfig::data` equals the best trial's and
+//! evaluates everything on that one `Dataset`. An ensemble over mixed settings would need:
+//! (1) one `Dataset` per distinct saved data value, each loaded with `data::load_with(data,
+//! base, tokenizer)` of a member that read it (the tokenizer is per trial: the vocabulary
+//! depends on `vocab`), cached by value; (2) a check, failing the build rather than
+//! blending misaligned rows, that every setting's valid and test splits hold the same rows
+//! in the same order (today true by construction, the split being drawn from the row count
+//! and the seed before tokenizing; compare the targets `y` of each split, row by row);
+//! (3) `probabilities` per candidate on its own setting's valid split for the weights
+//! (`ensemble_weights` takes one `Split` for the targets and the `bayes` loss), and a
+//! `FinalModel::predict` taking one split per member (or the per-member predictions),
+//! `outputs_metrics` needing only the shared targets; (4) [`evaluate`] (`bma eval`) loading
+//! each member's own data from its member directory's config instead of the first
+//! member's; (5) `soup` staying within the best's setting (a soup needs equal shapes).
+//! `data_changes` already reads every member's config.
 
 use std::path::{Path, PathBuf};
 

@@ -1,9 +1,16 @@
 //! Pinned parameter values from the command line (`--set depth=2`), and the
 //! representative point built around them.
+//!
+//! Takes a checked program and `name=value` pins; gives the point (every other free
+//! parameter at its first value) and the model expanded there. **Invariant:** when the data
+//! reads searched parameters (`text(..., max_len: len)`), the model is expanded with the
+//! `DataInfo` of the data setting at that point (the checker's [`crate::check::ExperimentInfo`]
+//! `settings`), never another setting's; a setting the checker did not describe (beyond its
+//! cap) is refused with a message rather than shown with wrong shapes.
 
 use std::collections::BTreeMap;
 
-use crate::ir::{self, Domain, Experiment, ParamKind, Point, SubModel, Value};
+use crate::ir::{self, DataInfo, Domain, Experiment, ParamKind, Point, SubModel, Value};
 use crate::{Compiled, diagnostic};
 
 /// Why pins could not be applied.
@@ -76,6 +83,15 @@ pub fn representative_point(
     exp: &Experiment,
     pins: &BTreeMap<String, String>,
 ) -> Result<Point, PinError> {
+    point_and_data(compiled, exp, pins).map(|(point, _)| point)
+}
+
+/// The representative point for `pins` and the `DataInfo` of its data setting.
+fn point_and_data<'c>(
+    compiled: &'c Compiled,
+    exp: &Experiment,
+    pins: &BTreeMap<String, String>,
+) -> Result<(Point, Option<&'c DataInfo>), PinError> {
     let mut free = Point::new();
     for (k, v) in pins {
         free.insert(k.clone(), parse_pin(exp, k, v)?);
@@ -85,8 +101,37 @@ pub fn representative_point(
             free.entry(p.name.clone()).or_insert_with(|| first_value(d));
         }
     }
-    let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
-    exp.space.resolve(&free, &compiled.program.fns, data).map_err(|e| PinError::Input(e.message))
+    let data = data_at(compiled, exp, &free)?;
+    let point = exp.space.resolve(&free, &compiled.program.fns, data).map_err(|e| PinError::Input(e.message))?;
+    Ok((point, data))
+}
+
+/// The `DataInfo` of the data setting at `free` (the values of the free parameters): the
+/// checked setting whose values agree with `free`, or the only description when the data
+/// is not searched.
+fn data_at<'c>(compiled: &'c Compiled, exp: &Experiment, free: &Point) -> Result<Option<&'c DataInfo>, PinError> {
+    let Some(info) = compiled.info(&exp.name) else { return Ok(None) };
+    if info.settings.is_empty() {
+        return Ok(info.data.as_ref());
+    }
+    let agrees = |at: &Point| at.iter().all(|(k, v)| free.get(k).is_none_or(|f| f == v));
+    match info.settings.iter().find(|(at, _)| agrees(at)) {
+        Some((_, data)) => Ok(Some(data)),
+        None => {
+            let wanted: Point = info
+                .settings
+                .first()
+                .map(|(at, _)| at.keys().filter_map(|k| free.get(k).map(|v| (k.clone(), v.clone()))).collect())
+                .unwrap_or_default();
+            Err(PinError::Input(format!(
+                "the data setting {} is not among the {} the checker described (it describes at most {}); \
+                 its shapes are known once it is loaded: pin another",
+                ir::data_search::describe(&wanted),
+                info.settings.len(),
+                crate::check::MAX_DATA_SETTINGS
+            )))
+        }
+    }
 }
 
 fn first_value(d: &Domain) -> Value {
@@ -103,11 +148,11 @@ pub fn expand_with_pins(
     exp: &Experiment,
     pins: &BTreeMap<String, String>,
 ) -> Result<(SubModel, Point), PinError> {
-    let point = representative_point(compiled, exp, pins)?;
+    let (point, data) = point_and_data(compiled, exp, pins)?;
     let Some(model) = &exp.model else {
         return Err(PinError::Input(format!("experiment `{}` has no model", exp.name)));
     };
-    let Some(data) = compiled.info(&exp.name).and_then(|i| i.data.as_ref()) else {
+    let Some(data) = data else {
         return Err(PinError::Internal("the data of a checked experiment is unknown".into()));
     };
     let sub = ir::expand(&compiled.program, model, &point, data).map_err(|e| PinError::Input(e.to_string()))?;

@@ -5,7 +5,9 @@
 //! (`text`, `label`; word tokens, `max_len: 128`, vocabulary 1002), batch 32, adam(1e-3),
 //! one thread. Prints one JSON line: the training rows, the per-epoch training times (s,
 //! the steps only, as `fit` measures them), the process CPU seconds over each epoch (steps
-//! and the valid pass) and the final train accuracy.
+//! and the valid pass), the per-epoch mean train loss and valid accuracy, the epoch `fit`
+//! would keep by its valid accuracy, and the train accuracy of the LAST epoch's weights
+//! (`swa` over one epoch), as PyTorch's side reports it.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -34,6 +36,9 @@ fn main() {
     let data = bma::data::load(&value, Path::new(".")).unwrap();
     let mut cfg = train::TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 1).unwrap();
     cfg.threads = 1;
+    // Keep the last epoch's weights (an average over a window of one), as PyTorch's side
+    // does, rather than the best valid epoch: the train accuracies then compare.
+    cfg.swa = Some(1);
     let mut marks = vec![cpu_seconds()];
     let out = train::fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| {
         marks.push(cpu_seconds());
@@ -41,9 +46,12 @@ fn main() {
     });
     let times: Vec<f64> = out.epochs.iter().map(|m| m["epoch_time"]).collect();
     let cpu: Vec<f64> = marks.windows(2).map(|w| w[1] - w[0]).collect();
+    let loss: Vec<f64> = out.epochs.iter().map(|m| (m["train_loss"] * 1e4).round() / 1e4).collect();
+    let valid: Vec<f64> = out.epochs.iter().map(|m| (m["accuracy"] * 1e4).round() / 1e4).collect();
+    let best = valid.iter().enumerate().fold(0, |b, (i, v)| if *v > valid[b] { i } else { b }) + 1;
     let acc = out.model.unwrap().evaluate(&data.train, &data.info).unwrap()["accuracy"];
     println!(
-        "{{\"framework\":\"bma\",\"train_rows\":{},\"params\":{},\"epoch_times\":{times:?},\"epoch_cpu\":{cpu:?},\"train_accuracy\":{acc:.4}}}",
+        "{{\"framework\":\"bma\",\"train_rows\":{},\"params\":{},\"epoch_times\":{times:?},\"epoch_cpu\":{cpu:?},\"train_loss\":{loss:?},\"valid_accuracy\":{valid:?},\"best_valid_epoch\":{best},\"train_accuracy\":{acc:.4}}}",
         data.train.n, sub.params
     );
 }

@@ -21,6 +21,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{self, DataInfo, Program};
 use crate::source::Sources;
 
+pub use data_search::MAX_CASES as MAX_DATA_SETTINGS;
 pub use space::{SpaceInfo, constraint_holds, count_grid, structural_points};
 pub use summary::{human, report_space};
 
@@ -34,8 +35,12 @@ pub fn is_static_metric(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct ExperimentInfo {
     pub name: String,
+    /// The data as the checker described it; when the data is searched, the first setting's.
     pub data: Option<DataInfo>,
     pub space: SpaceInfo,
+    /// When the data reads searched parameters: each checked data setting (the values of
+    /// those parameters) with what it describes, the first being `data`'s; else empty.
+    pub settings: Vec<(ir::Point, DataInfo)>,
 }
 
 /// Checks `program`; `base` is the folder that data paths are relative to.
@@ -76,7 +81,8 @@ pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnost
             Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, &mut diags),
             _ => space::check_space(program, exp, data.as_ref(), clean, &mut diags),
         };
-        infos.push(ExperimentInfo { name: exp.name.clone(), data, space: info });
+        let settings = cases.unwrap_or_default().into_iter().map(|c| (c.at, c.info)).collect();
+        infos.push(ExperimentInfo { name: exp.name.clone(), data, space: info, settings });
     }
     (diags, infos)
 }

@@ -1,9 +1,14 @@
 //! `bma space`: the space of an experiment as text.
+//!
+//! Takes a checked program and one of its experiments; gives the text `bma space` prints.
+//! When the data reads searched parameters, the `data` line describes the first data
+//! setting and a `settings` block lists every setting the checker described (its values,
+//! input shape and vocabulary), with how many there are in all.
 
 use std::fmt::Write;
 
 use crate::Compiled;
-use crate::ir::{Domain, Experiment, ParamKind, Value};
+use crate::ir::{DataInfo, Domain, Experiment, ParamKind, Point, Value};
 
 /// Parameters, domains, conditions, the size of the discrete part, and the range
 /// of parameter counts and FLOPs over the space.
@@ -14,6 +19,9 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
     if let Some(d) = info.and_then(|i| i.data.as_ref()) {
         let _ =
             writeln!(s, "  data      {}  input {}  outputs {}", d.name, crate::ir::fmt_shape(&d.shape), d.outputs());
+    }
+    if let Some(i) = info.filter(|i| !i.settings.is_empty()) {
+        data_settings(&mut s, exp, &i.settings);
     }
     let width = exp.space.params.iter().map(|p| p.name.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(s, "  parameters");
@@ -68,6 +76,25 @@ pub fn report_space(compiled: &Compiled, exp: &Experiment) -> String {
         }
     }
     s
+}
+
+/// The `settings` block: one line per described data setting (see the header).
+fn data_settings(s: &mut String, exp: &Experiment, settings: &[(Point, DataInfo)]) {
+    let (_, total) = crate::ir::data_search::data_points(exp, 0);
+    let described = settings.len();
+    let of =
+        if total > described as u128 { format!(", {described} described (the corners first)") } else { String::new() };
+    let _ = writeln!(
+        s,
+        "  settings  {total} data setting{}{of}; the input above is the first's, the shapes follow each",
+        if total == 1 { "" } else { "s" }
+    );
+    let rows: Vec<String> = settings.iter().map(|(at, _)| crate::ir::data_search::describe(at)).collect();
+    let width = rows.iter().map(String::len).max().unwrap_or(0);
+    for (row, (_, d)) in rows.iter().zip(settings) {
+        let vocab = d.vocab.map(|v| format!("  vocab {v}")).unwrap_or_default();
+        let _ = writeln!(s, "    {row:width$}  input {}{vocab}", crate::ir::fmt_shape(&d.shape));
+    }
 }
 
 fn describe_domain(d: &Domain) -> String {

@@ -764,6 +764,8 @@ mod attention_tests;
 #[cfg(test)]
 mod convnet_tests;
 #[cfg(test)]
+mod seq_grad_tests;
+#[cfg(test)]
 mod seq_tests;
 #[cfg(test)]
 mod tests;

@@ -233,11 +233,14 @@ fn softmax_rows() {
 
 /// The in-place path (a uniquely owned contiguous tensor), the copy path (a shared one) and a
 /// non-contiguous view give the same bits.
+/// A named tensor function, for tables of them.
+type Op2 = (&'static str, fn(Tensor<2>) -> Tensor<2>);
+
 #[test]
 fn copy_paths_match_in_place() {
     let dev = burn::tensor::Device::flex();
     let xs: Vec<f32> = (0..6 * 37).map(|i| (i as f32 - 111.0) * 0.173).collect();
-    let ops: [(&str, fn(Tensor<2>) -> Tensor<2>); 5] = [
+    let ops: [Op2; 5] = [
         ("exp", |t| t.exp()),
         ("tanh", |t| t.tanh()),
         ("sigmoid", activation::sigmoid),

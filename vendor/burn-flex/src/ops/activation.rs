@@ -67,8 +67,14 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn gelu(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // bma: f32 through the vectorised kernel (ops/vecmath.rs).
+        let tensor = match crate::ops::vecmath::map_f32(tensor, crate::ops::vecmath::gelu_slice) {
+            Ok(out) => return out,
+            Err(tensor) => tensor,
+        };
         // 0.5 * x * (1 + erf(x / sqrt(2)))
-        use crate::ops::unary::{erf_f32, erf_f64};
+        use crate::ops::unary::erf_f64;
+        use crate::ops::vecmath::erf_f32;
         let sqrt2_f32: f32 = core::f32::consts::SQRT_2;
         let sqrt2_f64: f64 = core::f64::consts::SQRT_2;
         unary_op(
@@ -79,8 +85,14 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn gelu_backward(x: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // bma: f32 with equal shapes through the vectorised kernel (ops/vecmath.rs).
+        let (x, grad) = match gelu_backward_f32(x, grad) {
+            Ok(out) => return out,
+            Err(pair) => pair,
+        };
         // d/dx[gelu(x)] = 0.5 * (1 + erf(x/sqrt(2))) + x * (1/sqrt(2*pi)) * exp(-x^2/2)
-        use crate::ops::unary::{erf_f32, erf_f64};
+        use crate::ops::unary::erf_f64;
+        use crate::ops::vecmath::erf_f32;
         let sqrt2_f32: f32 = core::f32::consts::SQRT_2;
         let sqrt2_f64: f64 = core::f64::consts::SQRT_2;
         let inv_sqrt_2pi_f32: f32 = 1.0 / (2.0 * core::f32::consts::PI).sqrt();
@@ -103,7 +115,13 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn sigmoid(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
-        unary_op(tensor, sigmoid_f32, sigmoid_f64)
+        // bma: f32 through the vectorised kernel (ops/vecmath.rs).
+        let tensor = match crate::ops::vecmath::map_f32(tensor, crate::ops::vecmath::sigmoid_slice)
+        {
+            Ok(out) => return out,
+            Err(tensor) => tensor,
+        };
+        unary_op(tensor, crate::ops::vecmath::sigmoid_f32, sigmoid_f64)
     }
 
     fn sigmoid_backward(output: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
@@ -167,6 +185,39 @@ impl ActivationOps<Flex> for Flex {
     fn softmax(tensor: FloatTensor<Flex>, dim: usize) -> FloatTensor<Flex> {
         softmax(tensor, dim)
     }
+}
+
+/// bma: `gelu_backward` for two f32 tensors of the same shape: `grad * gelu'(x)` through the
+/// vectorised kernel, written into `grad`'s buffer when it is uniquely owned, contiguous and at
+/// offset 0, else into a contiguous copy. `Err` (both tensors back) for anything else.
+#[allow(clippy::result_large_err)]
+fn gelu_backward_f32(
+    x: FlexTensor,
+    grad: FlexTensor,
+) -> Result<FlexTensor, (FlexTensor, FlexTensor)> {
+    if x.dtype() != DType::F32 || grad.dtype() != DType::F32 || x.shape() != grad.shape() {
+        return Err((x, grad));
+    }
+    let x = x.to_contiguous();
+    let n = x.layout().num_elements();
+    let xs_start = x.layout().start_offset();
+    let xs: &[f32] = &x.storage::<f32>()[xs_start..xs_start + n];
+    let mut grad = grad;
+    if grad.is_unique() && grad.layout().is_contiguous() && grad.layout().start_offset() == 0 {
+        let g: &mut [f32] = grad.storage_mut();
+        crate::ops::vecmath::gelu_backward_slice(xs, &mut g[..n]);
+        return Ok(grad);
+    }
+    let grad = grad.to_contiguous();
+    let shape = grad.layout().shape().clone();
+    let start = grad.layout().start_offset();
+    let mut g = Vec::from(&grad.storage::<f32>()[start..start + n]);
+    crate::ops::vecmath::gelu_backward_slice(xs, &mut g);
+    Ok(FlexTensor::new(
+        Bytes::from_elems(g),
+        Layout::contiguous(shape),
+        DType::F32,
+    ))
 }
 
 #[inline]
@@ -378,10 +429,23 @@ fn softmax_row_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32]) {
     // Scalar exp (no SIMD exp in macerator). This pass is the one that
     // actually does memory reads + writes on the whole row, so scalar
     // here still lands us at memory bandwidth.
-    let mut sum = 0.0f32;
-    for idx in 0..len {
-        let e = (input[idx] - max_val).exp();
-        output[idx] = e;
+    // bma: the branch-free exp of ops/vecmath.rs, which this loop vectorises, then the sum
+    // in SIMD lanes (as the max above), scalar tail.
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = crate::ops::vecmath::exp_f32(x - max_val);
+    }
+    let mut sum = if simd_len >= lanes {
+        let mut acc = unsafe { vload_unaligned::<S, _>(output.as_ptr()) };
+        let mut j = lanes;
+        while j < simd_len {
+            acc = acc + unsafe { vload_unaligned::<S, _>(output.as_ptr().add(j)) };
+            j += lanes;
+        }
+        acc.reduce_add()
+    } else {
+        0.0f32
+    };
+    for &e in &output[tail_start..] {
         sum += e;
     }
 

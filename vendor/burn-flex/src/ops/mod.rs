@@ -126,3 +126,5 @@ pub mod sort;
 mod transaction;
 pub mod unary;
 pub mod unfold;
+// bma: vectorised f32 exp/tanh/sigmoid/erf/GELU (VENDORED.md).
+mod vecmath;

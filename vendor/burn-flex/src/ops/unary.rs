@@ -163,7 +163,12 @@ where
 
 /// Exponential: e^x
 pub fn exp(tensor: FlexTensor) -> FlexTensor {
-    unary_op(tensor, |x| x.exp(), |x| x.exp())
+    // bma: f32 through the vectorised kernel (ops/vecmath.rs).
+    let tensor = match crate::ops::vecmath::map_f32(tensor, crate::ops::vecmath::exp_slice) {
+        Ok(out) => return out,
+        Err(tensor) => tensor,
+    };
+    unary_op(tensor, crate::ops::vecmath::exp_f32, |x| x.exp())
 }
 
 /// Natural logarithm: ln(x)
@@ -256,7 +261,12 @@ pub fn sinh(tensor: FlexTensor) -> FlexTensor {
 
 /// Hyperbolic tangent
 pub fn tanh(tensor: FlexTensor) -> FlexTensor {
-    unary_op(tensor, |x| x.tanh(), |x| x.tanh())
+    // bma: f32 through the vectorised kernel (ops/vecmath.rs).
+    let tensor = match crate::ops::vecmath::map_f32(tensor, crate::ops::vecmath::tanh_slice) {
+        Ok(out) => return out,
+        Err(tensor) => tensor,
+    };
+    unary_op(tensor, crate::ops::vecmath::tanh_f32, |x| x.tanh())
 }
 
 /// Inverse cosine (arccos)
@@ -341,7 +351,12 @@ pub fn trunc(tensor: FlexTensor) -> FlexTensor {
 
 /// Error function
 pub fn erf(tensor: FlexTensor) -> FlexTensor {
-    unary_op(tensor, erf_f32, erf_f64)
+    // bma: f32 through the vectorised kernel (ops/vecmath.rs).
+    let tensor = match crate::ops::vecmath::map_f32(tensor, crate::ops::vecmath::erf_slice) {
+        Ok(out) => return out,
+        Err(tensor) => tensor,
+    };
+    unary_op(tensor, crate::ops::vecmath::erf_f32, erf_f64)
 }
 
 // ============================================================================

@@ -527,12 +527,7 @@ fn a_convnet_with_the_new_layers_trains_saves_reloads_and_averages() {
     // A soup of two runs: the mean of their tensors loads and evaluates.
     cfg.seed = 9;
     let other = fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue).model.expect("model");
-    let mean: Tensors = model
-        .tensors()
-        .iter()
-        .zip(other.tensors())
-        .map(|((n, s, a), (_, _, b))| (n.clone(), s.clone(), a.iter().zip(&b).map(|(x, y)| 0.5 * (x + y)).collect()))
-        .collect();
+    let mean = super::test_support::mean_tensors(&model.tensors(), &other.tensors());
     let soup = model.with_tensors(&mean).expect("loads the mean");
     assert_eq!(soup.tensors(), mean);
     assert!(soup.evaluate(&data.test, &data.info).expect("evaluates")["loss"].is_finite());

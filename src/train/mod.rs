@@ -768,6 +768,8 @@ mod seq_grad_tests;
 #[cfg(test)]
 mod seq_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod text_tests;

@@ -381,12 +381,7 @@ fn a_conv1d_text_model_trains_saves_reloads_and_averages() {
     // A soup: the mean of two models' tensors loads, and gives what its weights give.
     cfg.seed = 9;
     let other = fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue).model.expect("model");
-    let mean: Tensors = model
-        .tensors()
-        .iter()
-        .zip(other.tensors())
-        .map(|((n, s, a), (_, _, b))| (n.clone(), s.clone(), a.iter().zip(&b).map(|(x, y)| 0.5 * (x + y)).collect()))
-        .collect();
+    let mean = super::test_support::mean_tensors(&model.tensors(), &other.tensors());
     let soup = model.with_tensors(&mean).expect("loads the mean");
     assert_eq!(soup.tensors(), mean);
     assert!(soup.evaluate(&data.test, &data.info).expect("evaluates")["loss"].is_finite());

@@ -17,18 +17,7 @@ use crate::source::Source;
 /// A small labelled corpus (more than 10 distinct words), written under `name` (one per
 /// test: tests run at once).
 fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bma-train-seq-grad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let p = dir.join(format!("{name}.csv"));
-    let mut s = String::from("review,label\n");
-    let pos = ["good fun film", "a good story", "great good acting", "fun and great", "good good good"];
-    let neg = ["bad dull film", "a bad story", "awful bad acting", "dull and awful", "bad bad"];
-    for i in 0..12 {
-        s.push_str(&format!("\"{} {i}\",pos\n", pos[i % 5]));
-        s.push_str(&format!("\"{} {i}\",neg\n", neg[i % 5]));
-    }
-    std::fs::write(&p, s).expect("write");
-    p
+    super::test_support::corpus("seq-grad", name)
 }
 
 /// The sub-model of `model` over that corpus cut at `max_len`.

@@ -237,18 +237,7 @@ fn pools_along_a_sequence_match_a_direct_computation_forward_and_backward() {
 
 /// A small labelled corpus ("good" reviews positive), written under `name`.
 fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bma-train-seq-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let p = dir.join(format!("{name}.csv"));
-    let mut s = String::from("review,label\n");
-    let pos = ["good fun film", "a good story", "great good acting", "fun and great", "good good good"];
-    let neg = ["bad dull film", "a bad story", "awful bad acting", "dull and awful", "bad bad"];
-    for i in 0..12 {
-        s.push_str(&format!("\"{} {i}\",pos\n", pos[i % 5]));
-        s.push_str(&format!("\"{} {i}\",neg\n", neg[i % 5]));
-    }
-    std::fs::write(&p, s).expect("write");
-    p
+    super::test_support::corpus("seq", name)
 }
 
 fn text_data(name: &str, max_len: usize) -> String {

@@ -1,5 +1,7 @@
-//! Helpers shared by the train unit tests of each layer family (`seq_tests`, `text_tests`,
-//! `convnet_tests`): test-only.
+//! Helpers shared by the train unit tests of each layer family (`seq_tests`, `seq_grad_tests`,
+//! `text_tests`, `convnet_tests`): test-only.
+
+use std::path::PathBuf;
 
 use super::Tensors;
 
@@ -10,4 +12,22 @@ pub(super) fn mean_tensors(a: &Tensors, b: &Tensors) -> Tensors {
         .zip(b)
         .map(|((n, s, x), (_, _, y))| (n.clone(), s.clone(), x.iter().zip(y).map(|(x, y)| 0.5 * (x + y)).collect()))
         .collect()
+}
+
+/// A small labelled corpus of 24 reviews ("good" ones positive, more than 10 distinct
+/// words), written as `bma-train-{folder}-{pid}/{name}.csv` in the temporary folder: one
+/// file per test, as tests run at once and one must not read a file another is writing.
+pub(super) fn corpus(folder: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bma-train-{folder}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let p = dir.join(format!("{name}.csv"));
+    let mut s = String::from("review,label\n");
+    let pos = ["good fun film", "a good story", "great good acting", "fun and great", "good good good"];
+    let neg = ["bad dull film", "a bad story", "awful bad acting", "dull and awful", "bad bad"];
+    for i in 0..12 {
+        s.push_str(&format!("\"{} {i}\",pos\n", pos[i % 5]));
+        s.push_str(&format!("\"{} {i}\",neg\n", neg[i % 5]));
+    }
+    std::fs::write(&p, s).expect("write");
+    p
 }

@@ -15,18 +15,7 @@ use crate::source::Source;
 /// Written under `name`: tests run in parallel, and one must not read a file another
 /// is writing.
 fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bma-train-text-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let p = dir.join(format!("{name}.csv"));
-    let mut s = String::from("review,label\n");
-    let pos = ["good fun film", "a good story", "great good acting", "fun and great", "good good good"];
-    let neg = ["bad dull film", "a bad story", "awful bad acting", "dull and awful", "bad bad"];
-    for i in 0..12 {
-        s.push_str(&format!("\"{} {i}\",pos\n", pos[i % 5]));
-        s.push_str(&format!("\"{} {i}\",neg\n", neg[i % 5]));
-    }
-    std::fs::write(&p, s).expect("write");
-    p
+    super::test_support::corpus("text", name)
 }
 
 fn setup(name: &str, model: &str, train: &str) -> (ir::SubModel, Dataset, TrainConfig, crate::Compiled) {

@@ -245,10 +245,10 @@ fn a_token_model_with_masked_global_average_pooling() {
     case(
         "text-pool",
         TEXT,
-        "embedding(data.vocab, 8) conv1d(8, kernel: 2, stride: 2) gelu global_avgpool dense(1) sigmoid",
+        "embedding(data.vocab, 8) conv1d(8, kernel: 2, stride: 2) gelu global_avgpool dense(data.classes) sigmoid",
         "ensemble(top: 1)",
         8,
-        1,
+        2,
     );
 }
 

@@ -155,7 +155,7 @@ pub fn network(g: &mut Graph, plan: &Plan, tensors: &Tensors, input: &str) -> Re
                 g.node("Resize", &[&arg(0)?, "", &scales], attrs)
             }
             OpKind::MaxPool { kernel, stride } | OpKind::AvgPool { kernel, stride } => {
-                let what = if matches!(op.kind, OpKind::MaxPool { .. }) { "MaxPool" } else { "AvgPool" };
+                let what = if matches!(op.kind, OpKind::MaxPool { .. }) { "MaxPool" } else { "AveragePool" };
                 let attrs = vec![ints("kernel_shape", &[i(*kernel); 2]), ints("strides", &[i(*stride); 2])];
                 g.node(what, &[&arg(0)?], attrs)
             }
@@ -192,7 +192,7 @@ pub fn network(g: &mut Graph, plan: &Plan, tensors: &Tensors, input: &str) -> Re
                 g.transpose(&y, &[0, 2, 1])
             }
             OpKind::MaxPool1d { kernel, stride } | OpKind::AvgPool1d { kernel, stride } => {
-                let what = if matches!(op.kind, OpKind::MaxPool1d { .. }) { "MaxPool" } else { "AvgPool" };
+                let what = if matches!(op.kind, OpKind::MaxPool1d { .. }) { "MaxPool" } else { "AveragePool" };
                 let xt = g.transpose(&arg(0)?, &[0, 2, 1]);
                 let y = g.node(what, &[&xt], vec![ints("kernel_shape", &[i(*kernel)]), ints("strides", &[i(*stride)])]);
                 g.transpose(&y, &[0, 2, 1])

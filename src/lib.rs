@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod check;
 pub mod data;
 pub mod diagnostic;
+pub mod export;
 pub mod final_model;
 pub mod fmt;
 pub mod ide;

@@ -36,6 +36,7 @@ const ORDER: &[&str] = &[
     "search",      // strategies, pruners, the trial loop
     "reuse",       // configuration keys, reuse across studies
     "final_model", // averaging the best trials into the final model
+    "export",      // ONNX export of saved models (`bma export`)
     "report",      // the HTML report
     "watch",       // `bma watch`'s file watcher and cancel token
     "ide",         // hover, completion, diagnostics for the language server

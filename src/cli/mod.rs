@@ -2,6 +2,7 @@
 //! Everything here may print; the library never does.
 
 pub mod eval;
+pub mod export;
 pub mod fmt;
 pub mod ls;
 pub mod lsp;

@@ -293,7 +293,7 @@ pub fn render_with(data: &ReportData, options: &Options) -> String {
     }
     final_section(&mut h, data);
     sections::all(&mut h, &view);
-    let _ = write!(h, "<script>{SORT_SCRIPT}</script></body></html>\n");
+    let _ = writeln!(h, "<script>{SORT_SCRIPT}</script></body></html>");
     h
 }
 

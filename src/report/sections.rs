@@ -59,10 +59,10 @@ impl<'a> View<'a> {
     /// Trial `t`'s tooltip: number, state, the objectives' values, the parameters.
     fn tip(&self, t: &Trial) -> String {
         let mut s = format!("trial #{} ({})", t.number, t.state.as_str());
-        if t.state == TrialState::Pruned {
-            if let (Some((epoch, _)), Some(v)) = (t.steps.last(), self.data.value0(t)) {
-                let _ = write!(s, "\n{} {} at epoch {epoch}", self.objective0().0, num(v));
-            }
+        if t.state == TrialState::Pruned
+            && let (Some((epoch, _)), Some(v)) = (t.steps.last(), self.data.value0(t))
+        {
+            let _ = write!(s, "\n{} {} at epoch {epoch}", self.objective0().0, num(v));
         }
         for ((name, _), v) in self.data.objectives.iter().zip(&t.values) {
             let _ = write!(s, "\n{name} = {}", num(*v));
@@ -461,10 +461,10 @@ fn curves(v: &View) -> String {
         // At most MAX_MARKS points a curve: every k-th epoch and the last.
         let every = t.steps.len().div_ceil(MAX_MARKS).max(1);
         let mut pts: Vec<(f64, f64)> = t.steps.iter().step_by(every).map(|(e, v)| (f64::from(*e), *v)).collect();
-        if let Some(&(e, val)) = t.steps.last() {
-            if pts.last().map(|p| p.0) != Some(f64::from(e)) {
-                pts.push((f64::from(e), val));
-            }
+        if let Some(&(e, val)) = t.steps.last()
+            && pts.last().map(|p| p.0) != Some(f64::from(e))
+        {
+            pts.push((f64::from(e), val));
         }
         let (class, colour) = match t.state {
             TrialState::Pruned => ("curve pruned", ORANGE),

@@ -340,3 +340,32 @@ fn a_live_report_refreshes_itself_and_the_final_one_does_not() {
     assert!(!std::fs::read_to_string(&path).expect("written").contains("http-equiv"));
     std::fs::remove_dir_all(&dir).expect("cleans up");
 }
+
+#[test]
+fn the_live_observer_writes_on_a_finished_trial_passes_every_event_on_and_finishes_without_refresh() {
+    use crate::search::study::{Event, Observer as _};
+    use crate::trial::{History, Rank};
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl crate::search::study::Observer for Count {
+        fn event(&self, _event: Event<'_>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("bma-live-observer-{}", std::process::id()));
+    let path = dir.join("report.html");
+    let inner = Count(std::sync::atomic::AtomicUsize::new(0));
+    let objectives = vec![("accuracy".to_string(), Direction::Maximize)];
+    let observer = live::Observer::new(&inner, &path, "digits", objectives);
+    let mut history = History::new(vec![Direction::Maximize], Rank::default());
+    history.trials = data(1).trials;
+    observer.event(Event::Step { number: 0, step: 1, value: Some(0.5) });
+    assert!(!path.exists(), "only a finished trial writes");
+    observer.event(Event::Finished { trial: &history.trials[0], history: &history });
+    let html = std::fs::read_to_string(&path).expect("the live report");
+    assert!(html.contains("http-equiv=\"refresh\"") && html.contains("12 trials: 10 complete, 1 pruned, 1 failed"));
+    assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 2, "both events passed on");
+    observer.finish().expect("rewrites");
+    let html = std::fs::read_to_string(&path).expect("the report");
+    assert!(!html.contains("http-equiv") && html.contains("12 trials"));
+    std::fs::remove_dir_all(&dir).expect("cleans up");
+}

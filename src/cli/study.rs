@@ -211,8 +211,15 @@ fn try_execute(
     let history = opened.store.history(opened.study.id).map_err(|e| study::Error::Internal(e.to_string()))?;
     let done_before = history.iter().filter(|t| t.state.is_finished()).count();
     let progress = Progress::new(mode, plan.settings.trials, done_before, &opened.study.spec);
-    let hooks = Hooks { observer: &progress, stop, reuse: None };
+    // report.html follows the run (not a worker's: its results are in the store).
+    let (out, spec) = (plan.out.join("report.html"), opened.study.spec.clone());
+    let live = (!worker).then(|| bma::report::live::Observer::new(&progress, &out, &spec.experiment, spec.objectives));
+    let hooks = Hooks { observer: live.as_ref().map_or(&progress as &dyn Observer, |l| l), stop, reuse: None };
     let ran = study::run(plan, &*opened.store, opened.study, &*evaluator, hooks);
+    if let Some(live) = &live {
+        // The final write below replaces it; a failure there is reported there.
+        let _ = live.finish();
+    }
     progress.finish();
     let ran = ran?;
     let (history, ended, spec) = (&ran.history, ran.ended, &ran.study.spec);

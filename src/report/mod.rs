@@ -1,18 +1,34 @@
-//! The HTML report: one self-contained `report.html` (inline CSS and SVG, no script, no
-//! network) from a [`ReportData`].
+//! The HTML report: one self-contained `report.html` (inline CSS, SVG and a small sorting
+//! script; no network) from a [`ReportData`].
 //!
 //! Takes the trials of a study, the objectives' names and directions, the parameters'
-//! domains and the final model's summary; gives HTML with: the optimisation history of
-//! each objective with the best so far; the Pareto front (every pair of objectives) when
-//! there is more than one; parallel coordinates of the parameters and the first
-//! objective; parameter importance (fANOVA main effects on a random-forest surrogate, see
-//! [`forest`]); learning curves of every trial that reported epochs, pruned ones
-//! included; the final model against the best single sub-model.
+//! domains and the final model's summary; gives HTML with: the final model against the
+//! best single sub-model; the optimisation history of each objective (complete trials
+//! filled, pruned ones as rings at their last reported value, the best so far over the
+//! complete ones); the Pareto front of every pair of objectives with the dominated
+//! trials; parallel coordinates; a slice plot per parameter; parameter importance
+//! (fANOVA main effects on a random-forest surrogate, see [`forest`]); a binned map of
+//! the two most important parameters; learning curves; the best trials and the failed
+//! ones (with their reasons) in sortable tables. Every mark carries a `<title>` tooltip
+//! naming its trial, parameters and values. No timeline: a [`Trial`] records its duration
+//! but not when it started.
 //!
-//! **Invariant:** the output is a pure function of the data (no clock, no randomness
-//! beyond the forest's fixed seed); every plotted trial value is finite.
+//! Cost, for n trials, d parameters and e reported epochs per trial: counts, history and
+//! slices O(n·d) (points binned to at most [`svg::MAX_MARKS`] marks per plot); each
+//! Pareto pair O(n log n) (a sort and a sweep); parallel coordinates and learning curves
+//! O(n log n) to choose the at most [`MAX_LINES`] and [`MAX_CURVES`] drawn, O(n·e) for the
+//! curves' range; importance on at most [`MAX_FIT`] trials (a fixed-seed subsample past
+//! that; the report says so), O(T·d·m log m) for T trees on m rows; the map O(n); tables
+//! O(n log n) for the best [`MAX_ROWS`] rows. So O(n log n + n·(d + e)) overall, and the
+//! output's size is bounded whatever n.
+//!
+//! **Invariant:** the output is a pure function of the data and [`Options`] (no clock, no
+//! randomness beyond fixed seeds); every plotted value is finite.
 
+mod axis;
 pub mod forest;
+pub mod live;
+mod sections;
 mod svg;
 
 use std::fmt::Write as _;
@@ -21,7 +37,16 @@ use std::path::Path;
 use crate::final_model::FinalSummary;
 use crate::ir::Value;
 use crate::trial::{Direction, INFEASIBLE, Trial, TrialState};
-use svg::{Plot, esc};
+use svg::esc;
+
+/// The most trials the importance surrogate is fitted to.
+pub const MAX_FIT: usize = 1000;
+/// The most trials drawn in the parallel coordinates.
+pub const MAX_LINES: usize = 300;
+/// The most learning curves drawn.
+pub const MAX_CURVES: usize = 100;
+/// The most rows in a table.
+pub const MAX_ROWS: usize = 200;
 
 /// A parameter's domain, for axes and encoding.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +109,15 @@ impl ParamInfo {
             }
         }
     }
+
+    /// The value's coordinate on this parameter's plot axis (a choice's index).
+    fn coord(&self, v: Option<&Value>) -> Option<f64> {
+        let v = v?;
+        match &self.domain {
+            Domain::Numeric { .. } => v.as_f64().filter(|x| x.is_finite()),
+            Domain::Categorical(c) => c.iter().position(|s| *s == v.to_string()).map(|i| i as f64),
+        }
+    }
 }
 
 /// Everything the report shows.
@@ -95,6 +129,24 @@ pub struct ReportData {
     pub params: Vec<ParamInfo>,
     pub trials: Vec<Trial>,
     pub final_model: Option<FinalSummary>,
+}
+
+/// How to render.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    /// While a run goes on: the page reloads itself every this many seconds.
+    pub refresh: Option<u32>,
+}
+
+/// Parameter importances and what they were fitted to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Importance {
+    /// (name, fraction), highest first; empty when too few trials.
+    pub by_param: Vec<(String, f64)>,
+    /// Complete and pruned trials with a value for the first objective.
+    pub trials: usize,
+    /// Those the forest was fitted to (a fixed-seed subsample when fewer).
+    pub fitted: usize,
 }
 
 impl ReportData {
@@ -114,65 +166,117 @@ impl ReportData {
         }
     }
 
+    /// Whether `t` is complete with every objective's value finite.
+    fn is_complete(&self, t: &Trial) -> bool {
+        t.state == TrialState::Complete
+            && t.values.len() >= self.objectives.len().max(1)
+            && t.values.iter().all(|v| v.is_finite())
+    }
+
     /// Complete trials whose objective values are all finite.
     fn complete(&self) -> Vec<&Trial> {
-        self.trials
-            .iter()
-            .filter(|t| {
-                t.state == TrialState::Complete
-                    && t.values.len() >= self.objectives.len().max(1)
-                    && t.values.iter().all(|v| v.is_finite())
-            })
-            .collect()
+        self.trials.iter().filter(|t| self.is_complete(t)).collect()
+    }
+
+    /// The first objective's value of a complete trial, or a pruned one's last reported
+    /// value (as Optuna's plots and importance take it); `None` for any other trial.
+    fn value0(&self, t: &Trial) -> Option<f64> {
+        match t.state {
+            TrialState::Complete if self.is_complete(t) => t.values.first().copied(),
+            TrialState::Pruned => t
+                .values
+                .first()
+                .copied()
+                .filter(|v| v.is_finite())
+                .or_else(|| t.steps.iter().rev().map(|s| s.1).find(|v| v.is_finite())),
+            _ => None,
+        }
     }
 
     /// Parameter importances for the first objective, highest first: (name, fraction).
     pub fn importances(&self) -> Vec<(String, f64)> {
-        let complete = self.complete();
-        if complete.len() < 4 || self.params.is_empty() {
-            return Vec::new();
+        self.importance().by_param
+    }
+
+    /// Parameter importances for the first objective from the complete and pruned
+    /// trials, on at most [`MAX_FIT`] of them (a subsample with a fixed seed).
+    pub fn importance(&self) -> Importance {
+        let mut seen: Vec<(&Trial, f64)> = self.trials.iter().filter_map(|t| Some((t, self.value0(t)?))).collect();
+        let trials = seen.len();
+        if seen.len() > MAX_FIT {
+            let mut rng = crate::rng::Rng::new(0x5eed);
+            rng.shuffle(&mut seen);
+            seen.truncate(MAX_FIT);
+            seen.sort_by_key(|(t, _)| t.number);
+        }
+        let mut out = Importance { by_param: Vec::new(), trials, fitted: seen.len() };
+        if seen.len() < 4 || self.params.is_empty() {
+            return out;
         }
         // Inactive conditional parameters sit just below their range.
-        let x: Vec<Vec<f64>> = complete
+        let x: Vec<Vec<f64>> = seen
             .iter()
-            .map(|t| self.params.iter().map(|p| p.unit(t.params.get(&p.name)).unwrap_or(-0.1)).collect())
+            .map(|(t, _)| self.params.iter().map(|p| p.unit(t.params.get(&p.name)).unwrap_or(-0.1)).collect())
             .collect();
-        let y: Vec<f64> = complete.iter().map(|t| t.values[0]).collect();
-        let Some(forest) = forest::Forest::fit(&x, &y, 64, 0x5eed) else { return Vec::new() };
+        let y: Vec<f64> = seen.iter().map(|(_, v)| *v).collect();
+        let Some(forest) = forest::Forest::fit(&x, &y, 64, 0x5eed) else { return out };
         let imp = forest.importances();
         let total: f64 = imp.iter().sum();
-        let mut out: Vec<(String, f64)> = self
+        out.by_param = self
             .params
             .iter()
             .zip(&imp)
             .map(|(p, v)| (p.name.clone(), if total > 0.0 { v / total } else { 0.0 }))
             .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out.by_param.sort_by(|a, b| b.1.total_cmp(&a.1));
         out
     }
 }
 
-/// Writes `report.html` for `data` at `path`.
+/// Writes `report.html` for `data` at `path` (whole: a reader never sees half a file).
 pub fn write(path: &Path, data: &ReportData) -> std::io::Result<()> {
+    write_with(path, data, &Options::default())
+}
+
+/// [`write`] with options.
+pub fn write_with(path: &Path, data: &ReportData, options: &Options) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(path, render(data))
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, render_with(data, options))?;
+    std::fs::rename(&tmp, path)
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fff;max-width:1100px}\
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
-th{background:#f3f3f3}.plots{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff;border:1px solid #eee}\
-svg text{font-size:11px;fill:#333}.muted{color:#777;font-size:13px}";
+th{background:#f3f3f3}table.sortable th{cursor:pointer}td.text{text-align:left}\
+.plots{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff;border:1px solid #eee}\
+svg text{font-size:11px;fill:#333}.muted{color:#777;font-size:13px}.live{color:#a60;font-size:13px}";
+
+/// Sorts a `table.sortable` by the clicked column (numbers as numbers), again to reverse.
+const SORT_SCRIPT: &str = "document.querySelectorAll('table.sortable th').forEach((th,i)=>th.addEventListener('click',()=>{\
+const b=th.closest('table').tBodies[0],d=th.dataset.dir==='a'?-1:1;th.dataset.dir=d>0?'a':'d';\
+const k=r=>{const c=r.cells[i],s=c.dataset.v??c.textContent,n=parseFloat(s);return isNaN(n)?s:n};\
+[...b.rows].sort((x,y)=>{const p=k(x),q=k(y);return(typeof p==='number'&&typeof q==='number'?p-q:String(p).localeCompare(String(q)))*d})\
+.forEach(r=>b.appendChild(r))}));";
 
 /// The report as HTML.
 pub fn render(data: &ReportData) -> String {
-    let mut h = String::new();
+    render_with(data, &Options::default())
+}
+
+/// The report as HTML, with options.
+pub fn render_with(data: &ReportData, options: &Options) -> String {
+    let view = sections::View::new(data);
+    let mut h = String::with_capacity(1 << 16);
+    let refresh = options.refresh.map_or(String::new(), |s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"));
     let count = |s: TrialState| data.trials.iter().filter(|t| t.state == s).count();
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{CSS}</style></head><body>\
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>{t}</title><style>{CSS}</style></head><body>\
          <h1>{t}</h1><p class=\"muted\">{} trials: {} complete, {} pruned, {} failed{}.</p>",
         data.trials.len(),
         count(TrialState::Complete),
@@ -184,29 +288,12 @@ pub fn render(data: &ReportData) -> String {
         },
         t = esc(&data.title),
     );
+    if let Some(s) = options.refresh {
+        let _ = write!(h, "<p class=\"live\" id=\"live\">Live: the run goes on; this page reloads every {s} s.</p>");
+    }
     final_section(&mut h, data);
-    h.push_str("<h2>Optimisation history</h2><div class=\"plots\">");
-    for (i, (name, dir)) in data.objectives.iter().enumerate() {
-        h.push_str(&history(data, i, name, *dir));
-    }
-    h.push_str("</div>");
-    if data.objectives.len() > 1 {
-        h.push_str("<h2>Pareto front</h2><div class=\"plots\">");
-        for i in 0..data.objectives.len() {
-            for j in i + 1..data.objectives.len() {
-                h.push_str(&pareto(data, i, j));
-            }
-        }
-        h.push_str("</div>");
-    }
-    h.push_str("<h2>Parallel coordinates</h2>");
-    h.push_str(&parallel(data));
-    h.push_str("<h2>Parameter importance</h2><p class=\"muted\">fANOVA main effects of each parameter on the first \
-                objective, on a 64-tree random-forest surrogate fitted to the complete trials (normalised to sum to 1).</p>");
-    h.push_str(&importance(data));
-    h.push_str("<h2>Learning curves</h2>");
-    h.push_str(&curves(data));
-    h.push_str("</body></html>\n");
+    sections::all(&mut h, &view);
+    let _ = writeln!(h, "<script>{SORT_SCRIPT}</script></body></html>");
     h
 }
 
@@ -251,178 +338,6 @@ fn final_section(h: &mut String, data: &ReportData) {
         }
         h.push_str("</ul>");
     }
-}
-
-fn history(data: &ReportData, i: usize, name: &str, dir: Direction) -> String {
-    let complete = data.complete();
-    let pts: Vec<(f64, f64)> = complete.iter().map(|t| (t.number as f64, t.values[i])).collect();
-    let mut plot = Plot::new(460, 300, &format!("{name} ({})", dir.as_str()), "trial", name);
-    plot.fit(&pts);
-    let mut best: Vec<(f64, f64)> = Vec::new();
-    for &(x, y) in &pts {
-        let b = match best.last() {
-            Some(&(_, b)) if dir.loss(b) <= dir.loss(y) => b,
-            _ => y,
-        };
-        best.push((x, b));
-    }
-    plot.points(&pts, "pt", "#4878d0");
-    plot.step_path(&best, "best", "#d65f5f");
-    plot.finish()
-}
-
-/// Indices of the non-dominated points (all objectives turned to losses).
-fn front(losses: &[Vec<f64>]) -> Vec<usize> {
-    (0..losses.len())
-        .filter(|&i| {
-            !losses
-                .iter()
-                .any(|o| o.iter().zip(&losses[i]).all(|(a, b)| a <= b) && o.iter().zip(&losses[i]).any(|(a, b)| a < b))
-        })
-        .collect()
-}
-
-fn pareto(data: &ReportData, i: usize, j: usize) -> String {
-    let complete = data.complete();
-    let (ni, di) = &data.objectives[i];
-    let (nj, dj) = &data.objectives[j];
-    let pts: Vec<(f64, f64)> = complete.iter().map(|t| (t.values[i], t.values[j])).collect();
-    let losses: Vec<Vec<f64>> = complete.iter().map(|t| vec![di.loss(t.values[i]), dj.loss(t.values[j])]).collect();
-    let on: Vec<usize> = front(&losses);
-    let mut plot = Plot::new(420, 320, &format!("{ni} vs {nj}"), ni, nj);
-    plot.fit(&pts);
-    plot.points(&pts, "pt", "#9aa9c6");
-    let mut f: Vec<(f64, f64)> = on.iter().map(|k| pts[*k]).collect();
-    f.sort_by(|a, b| a.0.total_cmp(&b.0));
-    plot.points(&f, "front", "#d65f5f");
-    plot.line(&f, "frontline", "#d65f5f");
-    plot.finish()
-}
-
-fn parallel(data: &ReportData) -> String {
-    let complete = data.complete();
-    let Some((obj, dir)) = data.objectives.first() else { return String::new() };
-    let axes = data.params.len() + 1;
-    let (w, hgt) = ((120 * axes).max(480) as f64, 320.0);
-    let (left, right, top, bottom) = (40.0, 40.0, 30.0, 40.0);
-    let ax = |k: usize| left + (w - left - right) * k as f64 / (axes - 1).max(1) as f64;
-    let ay = |u: f64| top + (hgt - top - bottom) * (1.0 - u);
-    let ys: Vec<f64> = complete.iter().map(|t| t.values[0]).collect();
-    let (lo, hi) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
-    let unit = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-    let mut s = format!(
-        "<svg class=\"parallel\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\">"
-    );
-    for t in &complete {
-        let mut d = String::new();
-        let mut pen = 'M';
-        for (k, p) in data.params.iter().enumerate() {
-            match p.unit(t.params.get(&p.name)) {
-                Some(u) => {
-                    let _ = write!(d, "{pen}{:.1},{:.1} ", ax(k), ay(u));
-                    pen = 'L';
-                }
-                None => pen = 'M',
-            }
-        }
-        let u = unit(t.values[0]);
-        let _ = write!(d, "{pen}{:.1},{:.1}", ax(axes - 1), ay(u));
-        // Better trials are darker and redder.
-        let good = if *dir == Direction::Maximize { u } else { 1.0 - u };
-        let _ = write!(
-            s,
-            "<path class=\"trial\" d=\"{d}\" fill=\"none\" stroke=\"hsl({:.0},70%,{:.0}%)\" stroke-width=\"1.3\" opacity=\"0.75\"/>",
-            220.0 - 220.0 * good,
-            65.0 - 25.0 * good
-        );
-    }
-    let mut names: Vec<String> = data.params.iter().map(|p| p.name.clone()).collect();
-    names.push(obj.clone());
-    for (k, name) in names.iter().enumerate() {
-        let x = ax(k);
-        let _ = write!(
-            s,
-            "<line class=\"axis\" x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#444\"/>\
-             <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            hgt - bottom,
-            hgt - bottom + 16.0,
-            esc(name)
-        );
-        let (lo_l, hi_l) = match data.params.get(k).map(|p| &p.domain) {
-            Some(Domain::Numeric { lo, hi, .. }) => (fmt_num(*lo), fmt_num(*hi)),
-            Some(Domain::Categorical(c)) => {
-                (c.first().cloned().unwrap_or_default(), c.last().cloned().unwrap_or_default())
-            }
-            None => (fmt_num(lo), fmt_num(hi)),
-        };
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\">{}</text><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            x + 3.0,
-            hgt - bottom - 2.0,
-            esc(&lo_l),
-            x + 3.0,
-            top + 10.0,
-            esc(&hi_l)
-        );
-    }
-    s.push_str("</svg>");
-    s
-}
-
-fn importance(data: &ReportData) -> String {
-    let imp = data.importances();
-    if imp.is_empty() {
-        return "<p class=\"muted\">Too few complete trials (4 needed) to fit the surrogate.</p>".into();
-    }
-    let row = 22.0;
-    let (w, hgt) = (560.0, 20.0 + row * imp.len() as f64);
-    let mut s = format!(
-        "<svg class=\"importance\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\">"
-    );
-    for (k, (name, v)) in imp.iter().enumerate() {
-        let y = 10.0 + row * k as f64;
-        let len = 360.0 * v.clamp(0.0, 1.0);
-        let _ = write!(
-            s,
-            "<text x=\"130\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect class=\"bar\" x=\"140\" y=\"{y:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"#4878d0\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\">{:.3}</text>",
-            y + 14.0,
-            esc(name),
-            row - 6.0,
-            145.0 + len,
-            y + 14.0,
-            v
-        );
-    }
-    s.push_str("</svg>");
-    s
-}
-
-fn curves(data: &ReportData) -> String {
-    let with: Vec<&Trial> = data.trials.iter().filter(|t| !t.steps.is_empty()).collect();
-    if with.is_empty() {
-        return "<p class=\"muted\">No trial reported per-epoch values.</p>".into();
-    }
-    let name = data.objectives.first().map_or("value".to_string(), |o| o.0.clone());
-    let all: Vec<(f64, f64)> = with
-        .iter()
-        .flat_map(|t| t.steps.iter().map(|(e, v)| (f64::from(*e), *v)))
-        .filter(|p| p.1.is_finite())
-        .collect();
-    let mut plot = Plot::new(700, 340, &format!("{name} per epoch (valid); pruned trials dashed"), "epoch", &name);
-    plot.fit(&all);
-    for t in &with {
-        let pts: Vec<(f64, f64)> =
-            t.steps.iter().map(|(e, v)| (f64::from(*e), *v)).filter(|p| p.1.is_finite()).collect();
-        let (class, colour) = match t.state {
-            TrialState::Pruned => ("curve pruned", "#e0a040"),
-            TrialState::Failed => ("curve failed", "#999999"),
-            _ => ("curve", "#4878d0"),
-        };
-        plot.line(&pts, class, colour);
-    }
-    plot.finish()
 }
 
 #[cfg(test)]

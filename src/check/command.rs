@@ -47,7 +47,7 @@ pub(super) fn check(exp: &ir::Experiment, sources: &Sources, diags: &mut Vec<Dia
             );
         }
     }
-    let mut placeholders = |text: &str, e: &ast::Expr, diags: &mut Vec<Diagnostic>| {
+    let mut check_text = |text: &str, e: &ast::Expr, diags: &mut Vec<Diagnostic>| {
         placeholders(exp, sources, text, e, &mut used, diags);
     };
     match trial.setting("command") {
@@ -59,7 +59,7 @@ pub(super) fn check(exp: &ir::Experiment, sources: &Sources, diags: &mut Vec<Dia
             (ast::ExprKind::List(items), Some(Value::List(values))) if !values.is_empty() => {
                 for (e, v) in items.iter().zip(&values) {
                     match v {
-                        Value::Str(text) => placeholders(text, e, diags),
+                        Value::Str(text) => check_text(text, e, diags),
                         other => diags.push(type_error(e, "a command argument", "a string", other)),
                     }
                 }
@@ -80,7 +80,7 @@ pub(super) fn check(exp: &ir::Experiment, sources: &Sources, diags: &mut Vec<Dia
     }
     for (name, _, e) in &trial.env {
         match constant(e) {
-            Some(Value::Str(text)) => placeholders(&text, e, diags),
+            Some(Value::Str(text)) => check_text(&text, e, diags),
             Some(v) => diags.push(type_error(e, &format!("`env` value `{name}`"), "a string", &v)),
             None => diags.push(not_constant(e, &format!("`env` value `{name}`"))),
         }

@@ -219,49 +219,86 @@ fn run(
     let timeout = spec.timeout.and_then(|t| started.checked_add(t));
     let mut last_step: Option<Metrics> = None;
     let mut final_metrics: Option<Metrics> = None;
-    let stop_early = |child: &mut Child, status: Status| {
+    // A stopped trial keeps its last step's metrics (a pruned trial is ranked by them).
+    let stop_early = |child: &mut Child, last: &Option<Metrics>| {
         end(child, spec.grace);
-        Outcome { status, metrics: Metrics::new() }
+        Outcome { status: Status::Stopped, metrics: last.clone().unwrap_or_default() }
     };
+    let timed_out = || {
+        let secs = spec.timeout.map(|t| t.as_secs_f64()).unwrap_or(0.0);
+        failed(with_tail(format!("ran past its timeout of {secs}s and was killed"), &stderr_path))
+    };
+    let mut closed = false;
+    let mut nap = Duration::from_micros(200);
     let outcome = loop {
         if trial.stop.load(Ordering::SeqCst) || trial.deadline.is_some_and(|d| Instant::now() >= d) {
-            break stop_early(&mut child, Status::Stopped);
+            break stop_early(&mut child, &last_step);
         }
         if timeout.is_some_and(|d| Instant::now() >= d) {
-            let secs = spec.timeout.map(|t| t.as_secs_f64()).unwrap_or(0.0);
             end(&mut child, spec.grace);
-            break failed(with_tail(format!("ran past its timeout of {secs}s and was killed"), &stderr_path));
+            break timed_out();
         }
-        match rx.recv_timeout(POLL) {
-            Ok(Line::Step(step, metrics)) => {
+        let line = if closed {
+            // A program that closed stdout usually exits at once: look again soon, then less often.
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(POLL);
+            None
+        } else {
+            match rx.recv_timeout(POLL) {
+                Ok(line) => Some(line),
+                Err(RecvTimeoutError::Disconnected) => Some(Line::End),
+                Err(RecvTimeoutError::Timeout) => None,
+            }
+        };
+        match line {
+            Some(Line::Step(step, metrics)) => {
                 let control = on_step(step, &metrics);
                 last_step = Some(metrics);
                 if control == Control::Stop {
-                    break stop_early(&mut child, Status::Stopped);
+                    break stop_early(&mut child, &last_step);
                 }
+                continue;
             }
-            Ok(Line::Final(metrics)) => final_metrics = Some(metrics),
-            Ok(Line::Malformed(why)) => {
+            Some(Line::Final(metrics)) => {
+                final_metrics = Some(metrics);
+                continue;
+            }
+            Some(Line::Malformed(why)) => {
                 end(&mut child, spec.grace);
                 break failed(with_tail(why, &stderr_path));
             }
-            Ok(Line::End) | Err(RecvTimeoutError::Disconnected) => {
-                // stdout is closed; the program may still run (it closed stdout itself).
-                match wait_until(&mut child, trial, timeout) {
-                    Waited::Exited(status) => break finish(spec, status, final_metrics.or(last_step), &stderr_path),
-                    Waited::Stop => break stop_early(&mut child, Status::Stopped),
-                    Waited::Timeout => {
-                        end(&mut child, spec.grace);
-                        let secs = spec.timeout.map(|t| t.as_secs_f64()).unwrap_or(0.0);
-                        break failed(with_tail(format!("ran past its timeout of {secs}s and was killed"), &stderr_path));
-                    }
-                    Waited::Error(e) => {
-                        end(&mut child, spec.grace);
-                        break failed(format!("cannot wait for the program: {e}"));
+            // stdout is closed; the program may still run (it closed stdout itself).
+            Some(Line::End) => closed = true,
+            None => {}
+        }
+        match child.try_wait() {
+            Ok(None) => {}
+            Ok(Some(status)) => {
+                // What the program left running in its group is an orphan now: end it, so
+                // that stdout closes and every line the program wrote can be read.
+                end_group(&child);
+                let _ = reader.join();
+                let mut malformed = None;
+                for line in rx.try_iter() {
+                    match line {
+                        Line::Step(step, metrics) => {
+                            let _ = on_step(step, &metrics);
+                            last_step = Some(metrics);
+                        }
+                        Line::Final(metrics) => final_metrics = Some(metrics),
+                        Line::Malformed(why) => malformed = malformed.or(Some(why)),
+                        Line::End => {}
                     }
                 }
+                return match malformed {
+                    Some(why) => failed(with_tail(why, &stderr_path)),
+                    None => finish(spec, status, final_metrics.or(last_step), &stderr_path),
+                };
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(e) => {
+                end(&mut child, spec.grace);
+                break failed(format!("cannot wait for the program: {e}"));
+            }
         }
     };
     // The group is ended, so stdout is closed and the reader finishes.
@@ -401,28 +438,10 @@ fn parse_line(text: &str) -> Option<Line> {
     })
 }
 
-enum Waited {
-    Exited(std::process::ExitStatus),
-    Stop,
-    Timeout,
-    Error(std::io::Error),
-}
-
-/// Waits for the program to exit, watching the stop flag and the clocks.
-fn wait_until(child: &mut Child, trial: TrialRef<'_>, timeout: Option<Instant>) -> Waited {
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Waited::Exited(status),
-            Ok(None) => {}
-            Err(e) => return Waited::Error(e),
-        }
-        if trial.stop.load(Ordering::SeqCst) || trial.deadline.is_some_and(|d| Instant::now() >= d) {
-            return Waited::Stop;
-        }
-        if timeout.is_some_and(|d| Instant::now() >= d) {
-            return Waited::Timeout;
-        }
-        std::thread::sleep(POLL);
+/// Kills what is left of the group of a program that has exited (and was reaped).
+fn end_group(child: &Child) {
+    if let Ok(raw) = i32::try_from(child.id()) {
+        let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
     }
 }
 

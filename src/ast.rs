@@ -158,7 +158,11 @@ pub enum SectionBody {
 pub enum TrialItem {
     Assign(Assign),
     /// `env = { KEY: "value", ... }`.
-    Record { key: Ident, fields: Vec<(Ident, Expr)>, span: Span },
+    Record {
+        key: Ident,
+        fields: Vec<(Ident, Expr)>,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -42,9 +42,14 @@ fn state(t: &serde_json::Value) -> &str {
     t["state"].as_str().unwrap_or_default()
 }
 
-/// Whether process `pid` still exists (running or a zombie).
+/// Whether process `pid` still runs. A zombie is not running: the program's own zombie
+/// would be bma's to reap (its pid is checked after bma exits, so it is reaped or gone), and
+/// a grandchild's zombie is init's to reap once its parent (the program) is gone.
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // `pid (comm) S ...`: the state follows the last `)`.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    state.is_some_and(|s| s != 'Z' && s != 'X')
 }
 
 fn read_pid(path: &Path) -> u32 {
@@ -258,14 +263,8 @@ fn kill_9_mid_trial_then_resume_completes_the_study() {
 "#,
     );
     let out = dir.path().join("out");
-    let mut child = bma()
-        .arg("run")
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .args(["--progress", "none"])
-        .spawn()
-        .expect("bma starts");
+    let mut child =
+        bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).spawn().expect("bma starts");
     wait_for(&out.join("trials").join("1").join("params.json"), Duration::from_secs(60));
     child.kill().expect("kill -9");
     let _ = child.wait();

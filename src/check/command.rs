@@ -141,8 +141,13 @@ fn reports(trial: &ir::Trial, diags: &mut Vec<Diagnostic>) {
             Some(n) => {
                 if let Some(prev) = seen.insert(n, e.span) {
                     diags.push(
-                        Diagnostic::error(Code::DuplicateName, format!("`{n}` is reported twice"), e.span, "again here")
-                            .with_label(prev, "first here"),
+                        Diagnostic::error(
+                            Code::DuplicateName,
+                            format!("`{n}` is reported twice"),
+                            e.span,
+                            "again here",
+                        )
+                        .with_label(prev, "first here"),
                     );
                 }
             }
@@ -177,7 +182,11 @@ fn placeholders(
     for piece in pieces {
         let command::Piece::Name(name, range) = piece else { continue };
         let span = if exact {
-            Span { file: e.span.file, start: e.span.start + 1 + range.start as u32, end: e.span.start + 1 + range.end as u32 }
+            Span {
+                file: e.span.file,
+                start: e.span.start + 1 + range.start as u32,
+                end: e.span.start + 1 + range.end as u32,
+            }
         } else {
             e.span
         };

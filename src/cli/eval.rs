@@ -147,7 +147,8 @@ fn command_study(dir: &std::path::Path) -> Option<String> {
         }
         false
     };
-    let what = if trial { "a command trial's folder" } else { "the run folder of a command study (`trial { command }`)" };
+    let what =
+        if trial { "a command trial's folder" } else { "the run folder of a command study (`trial { command }`)" };
     Some(format!(
         "{} is {what}: each trial ran your own program, so bma holds no model to evaluate; \
          evaluate with your program (each trial's folder, trials/<n>/, holds params.json and its logs)",

@@ -51,7 +51,10 @@ pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
                 let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !ok {
-                    return Err(format!("`{{{}}}` is not a placeholder: write `{{name}}` with a parameter's name", name));
+                    return Err(format!(
+                        "`{{{}}}` is not a placeholder: write `{{name}}` with a parameter's name",
+                        name
+                    ));
                 }
                 if !lit.is_empty() {
                     out.push(Piece::Text(std::mem::take(&mut lit)));
@@ -107,10 +110,7 @@ mod tests {
     #[test]
     fn placeholders_and_escapes() {
         let p = parse("--lr={lr}x{{y}}").expect("parses");
-        assert_eq!(
-            p,
-            vec![Piece::Text("--lr=".into()), Piece::Name("lr".into(), 6..8), Piece::Text("x{y}".into())]
-        );
+        assert_eq!(p, vec![Piece::Text("--lr=".into()), Piece::Name("lr".into(), 6..8), Piece::Text("x{y}".into())]);
         assert!(parse("{lr").is_err());
         assert!(parse("a}b").is_err());
         assert!(parse("{1x}").is_err());

@@ -386,7 +386,8 @@ impl Lowerer<'_> {
                 ast::TrialItem::Record { .. } => None,
             })
             .collect();
-        let mut trial = super::Trial { span: keyword, settings: self.settings(&assigns, "trial"), env: Vec::new(), env_span: None };
+        let mut trial =
+            super::Trial { span: keyword, settings: self.settings(&assigns, "trial"), env: Vec::new(), env_span: None };
         for item in items {
             let ast::TrialItem::Record { key, fields, .. } = item else { continue };
             if key.name != "env" {

@@ -38,7 +38,7 @@ impl Walker<'_> {
                         "not in `reports`",
                     )
                     .suggest(name, reports.iter().map(|(n, _)| n.as_str()))
-                    .with_help(format!("add it to `reports = [...]` in `trial` if the program prints it")),
+                    .with_help("add it to `reports = [...]` in `trial` if the program prints it"),
                 );
                 return Ty::Unknown;
             }

@@ -100,10 +100,11 @@ pub enum SectionKind {
     Search,
     Average,
     Report,
+    Trial,
 }
 
 impl SectionKind {
-    pub const ALL: [SectionKind; 8] = [
+    pub const ALL: [SectionKind; 9] = [
         SectionKind::Data,
         SectionKind::Space,
         SectionKind::Model,
@@ -112,6 +113,7 @@ impl SectionKind {
         SectionKind::Search,
         SectionKind::Average,
         SectionKind::Report,
+        SectionKind::Trial,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +126,7 @@ impl SectionKind {
             SectionKind::Search => "search",
             SectionKind::Average => "average",
             SectionKind::Report => "report",
+            SectionKind::Trial => "trial",
         }
     }
 }
@@ -146,6 +149,20 @@ pub enum SectionBody {
     Assigns(Vec<Assign>),
     Objective(Vec<ObjectiveItem>),
     Average(Vec<Expr>),
+    /// `trial`: `key = value` lines and `key = { NAME: value }` records.
+    Trial(Vec<TrialItem>),
+}
+
+/// One line of `trial { }`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrialItem {
+    Assign(Assign),
+    /// `env = { KEY: "value", ... }`.
+    Record {
+        key: Ident,
+        fields: Vec<(Ident, Expr)>,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

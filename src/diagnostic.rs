@@ -87,6 +87,10 @@ pub enum Code {
     ResidualProjection,
     /// A value out of its allowed range: `dropout(1.5)`.
     InvalidValue,
+    /// A `{name}` in a `trial` command that names no parameter or built-in: `"{lrr}"`.
+    UnknownPlaceholder,
+    /// Two sections that exclude each other: `trial` (the user's program) and `model`.
+    ConflictingSections,
 }
 
 impl Code {
@@ -127,10 +131,12 @@ impl Code {
             Code::Infeasible => "infeasible",
             Code::ResidualProjection => "residual_projection",
             Code::InvalidValue => "invalid_value",
+            Code::UnknownPlaceholder => "unknown_placeholder",
+            Code::ConflictingSections => "conflicting_sections",
         }
     }
 
-    pub const ALL: [Code; 35] = [
+    pub const ALL: [Code; 37] = [
         Code::SyntaxError,
         Code::UnknownName,
         Code::UnknownLayer,
@@ -166,6 +172,8 @@ impl Code {
         Code::Infeasible,
         Code::ResidualProjection,
         Code::InvalidValue,
+        Code::UnknownPlaceholder,
+        Code::ConflictingSections,
     ];
 }
 

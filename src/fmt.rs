@@ -431,6 +431,18 @@ impl<'t> Printer<'t> {
                 self.rows(&rows);
                 self.close(close);
             }
+            SectionBody::Trial(items) => {
+                self.open(kw, self.open_brace(s.keyword.end));
+                let rows: Vec<_> = items
+                    .iter()
+                    .map(|i| match i {
+                        ast::TrialItem::Assign(a) => (a.span, Row::Assign(a)),
+                        ast::TrialItem::Record { span, .. } => (*span, Row::Record(i)),
+                    })
+                    .collect();
+                self.rows(&rows);
+                self.close(close);
+            }
             SectionBody::Average(exprs) => {
                 self.open(kw, self.open_brace(s.keyword.end));
                 for e in exprs {
@@ -447,6 +459,8 @@ impl<'t> Printer<'t> {
         let widths = self.run_widths(rows.iter().map(|(span, row)| match row {
             Row::Assign(a) => (*span, Some(a.key.name.len())),
             Row::Objective(_) => (*span, None),
+            Row::Record(ast::TrialItem::Record { key, .. }) => (*span, Some(key.name.len())),
+            Row::Record(_) => (*span, None),
         }));
         for ((span, row), width) in rows.iter().zip(widths) {
             self.node_start(span.start);
@@ -471,6 +485,15 @@ impl<'t> Printer<'t> {
                     code
                 }
                 Row::Objective(ObjectiveItem::Require { expr, .. }) => format!("require {}", self.expr(expr)),
+                Row::Record(ast::TrialItem::Record { key, fields, .. }) => {
+                    let fields: Vec<String> =
+                        fields.iter().map(|(n, v)| format!("{}: {}", n.name, self.expr(v))).collect();
+                    format!("{:<width$} = {{ {} }}", key.name, fields.join(", "))
+                }
+                Row::Record(ast::TrialItem::Assign(a)) => {
+                    self.long_line(format!("{:<width$} =", a.key.name), &a.value, span.end);
+                    continue;
+                }
             };
             self.line(code, span.end);
         }
@@ -857,6 +880,8 @@ impl<'t> Printer<'t> {
 enum Row<'a> {
     Assign(&'a Assign),
     Objective(&'a ObjectiveItem),
+    /// A line of `trial { }` (a record: `env = { KEY: "value" }`).
+    Record(&'a ast::TrialItem),
 }
 
 // ---------------------------------------------------------------- helpers

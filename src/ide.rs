@@ -49,7 +49,7 @@ fn entry_docs(concept: Concept) -> Vec<(&'static str, String)> {
     concept.sigs().into_iter().map(|s| (s.name, catalogue::describe(concept, s))).collect()
 }
 
-const KEYWORDS: [&str; 21] = [
+const KEYWORDS: [&str; 22] = [
     "use",
     "block",
     "fn",
@@ -62,6 +62,7 @@ const KEYWORDS: [&str; 21] = [
     "search",
     "average",
     "report",
+    "trial",
     "when",
     "let",
     "repeat",

@@ -10,6 +10,8 @@
 //! re-ranks stored trials without training. Whitespace, comments and the position of
 //! anything in the file never change a key: spans are never hashed.
 //!
+//! A command experiment (`trial { command }`) is keyed by its `trial` section and the
+//! contents of the files its command names (its objectives re-rank, like a model's).
 //! An experiment without a model (a pure-function search) has no training: its
 //! "result" is its objectives and constraints evaluated at the point, so for it the key
 //! also covers those expressions and every `fn` (span-free).
@@ -78,7 +80,33 @@ impl<'a> KeyContext<'a> {
                 }
             }
         }
-        if experiment.model.is_none() {
+        if let Some(trial) = &experiment.trial {
+            // A command trial's result is its program's: the section, and the contents of
+            // the files its arguments name (`train.py`), relative to its `cwd`.
+            for s in &trial.settings {
+                let _ = writeln!(shared, "trial {} {}", s.key, unspanned(&s.value));
+            }
+            for (name, _, value) in &trial.env {
+                let _ = writeln!(shared, "env {name} {}", unspanned(value));
+            }
+            let cwd = match trial.setting("cwd").map(|s| ir::eval(&s.value, &std::collections::BTreeMap::new())) {
+                Some(Ok(Value::Str(c))) => base.join(c),
+                _ => base.to_path_buf(),
+            };
+            if let Some(Ok(Value::List(argv))) =
+                trial.setting("command").map(|s| ir::eval(&s.value, &std::collections::BTreeMap::new()))
+            {
+                for arg in argv {
+                    if let Value::Str(a) = arg
+                        && cwd.join(&a).is_file()
+                        && let Some(fp) = fingerprint(&cwd.join(&a))
+                    {
+                        let _ = writeln!(shared, "file {a} {fp}");
+                    }
+                }
+            }
+        }
+        if experiment.model.is_none() && experiment.trial.is_none() {
             for o in &experiment.objectives {
                 let _ = writeln!(shared, "objective {:?} {:?} {}", o.direction, o.split, unspanned(&o.metric));
             }

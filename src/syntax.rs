@@ -313,9 +313,30 @@ impl Builder<'_> {
             Rule::objective_section => {
                 (ast::SectionKind::Objective, ast::SectionBody::Objective(it.map(|p| self.objective_item(p)).collect()))
             }
+            Rule::trial_section => {
+                (ast::SectionKind::Trial, ast::SectionBody::Trial(it.map(|p| self.trial_item(p)).collect()))
+            }
             r => unreachable!("section {r:?}"),
         };
         ast::Section { kind, keyword, body, span }
+    }
+
+    fn trial_item(&self, pair: Pair<'_, Rule>) -> ast::TrialItem {
+        if pair.as_rule() != Rule::record_assign {
+            return ast::TrialItem::Assign(self.assign(pair));
+        }
+        let span = self.span(&pair);
+        let mut it = children(pair);
+        let key = self.ident(it.next().unwrap());
+        let fields = it
+            .filter(|p| p.as_rule() == Rule::record_field)
+            .map(|f| {
+                let mut f = children(f);
+                let name = self.ident(f.next().unwrap());
+                (name, self.expr(f.next().unwrap()))
+            })
+            .collect();
+        ast::TrialItem::Record { key, fields, span }
     }
 
     fn assign(&self, pair: Pair<'_, Rule>) -> ast::Assign {

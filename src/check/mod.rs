@@ -8,6 +8,7 @@
 //! Each check is a small function that pushes diagnostics.
 
 mod arrays;
+mod command;
 pub mod data;
 mod data_search;
 mod space;
@@ -74,6 +75,7 @@ pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnost
         };
         let mut used = walk::check_experiment(program, exp, sources, data.as_ref(), &mut diags);
         used.extend(ir::data_search::data_params(exp).iter().map(|p| p.name.clone()));
+        used.extend(command::check(exp, sources, &mut diags));
         unused(exp, &used, &mut diags);
         // Shapes are only worth checking over a space whose every parameter lowered.
         let clean = items_clean && !diags[before..].iter().any(Diagnostic::is_error) && exp.space.rejected.is_empty();

@@ -49,6 +49,9 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
     if !d.is_dir() {
         return super::fail(format!("{} is not a folder", d.display()), INPUT);
     }
+    if let Some(why) = command_study(d) {
+        return super::fail(why, INPUT);
+    }
     let is_final = |p: &std::path::Path| p.join("final.json").is_file();
     let is_single = |p: &std::path::Path| p.join("model.json").is_file();
     let dir = if is_final(d) || is_single(d) {
@@ -128,4 +131,27 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
         }
         Err(e) => super::fail(e, INPUT),
     }
+}
+
+/// Why `dir` cannot be evaluated when it is a command study's run folder or trial folder: a
+/// command trial's model, if any, is the user's program's own, which bma never loads.
+fn command_study(dir: &std::path::Path) -> Option<String> {
+    let is_command_trial = |p: &std::path::Path| p.join("params.json").is_file() && !p.join("model.json").is_file();
+    let trial = if is_command_trial(dir) {
+        true
+    } else {
+        let Ok(entries) = std::fs::read_dir(dir.join("trials")) else { return None };
+        let any = entries.flatten().any(|e| is_command_trial(&e.path()));
+        if !any {
+            return None;
+        }
+        false
+    };
+    let what =
+        if trial { "a command trial's folder" } else { "the run folder of a command study (`trial { command }`)" };
+    Some(format!(
+        "{} is {what}: each trial ran your own program, so bma holds no model to evaluate; \
+         evaluate with your program (each trial's folder, trials/<n>/, holds params.json and its logs)",
+        dir.display()
+    ))
 }

@@ -47,6 +47,10 @@ pub struct WorkerArgs {
     /// Join even if a data file changed since the study started.
     #[arg(long = "allow-changed-data")]
     pub allow_changed_data: bool,
+    /// Run a command study's program from the spec stored in the shared store, without
+    /// `--file`: whoever can write the store could otherwise make this worker run anything.
+    #[arg(long = "allow-commands")]
+    pub allow_commands: bool,
 }
 
 impl WorkerArgs {
@@ -131,6 +135,17 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return front::fail(e),
     };
+    if args.file.is_none() && !args.allow_commands && plan.experiment.trial.is_some() {
+        return super::fail(
+            format!(
+                "study `{}` runs a command (`trial {{ command }}`) read from the shared store; a worker runs \
+                 one only from a spec given here: pass the same file with --file, or --allow-commands if you \
+                 trust everyone who can write the store",
+                args.study
+            ),
+            INPUT,
+        );
+    }
     match study::join(&plan, store, &args.study) {
         Ok(opened) => front::execute(&plan, || Ok(opened), args.progress, true),
         Err(study::Error::Input(m)) => {

@@ -317,6 +317,7 @@ impl Lowerer<'_> {
             constraints: Vec::new(),
             rank: None,
             average: Vec::new(),
+            trial: None,
             sections: BTreeMap::new(),
         };
         for section in &e.sections {
@@ -351,6 +352,7 @@ impl Lowerer<'_> {
                 }
                 SectionBody::Objective(items) => self.objective(items, &mut exp),
                 SectionBody::Average(exprs) => exp.average = exprs.clone(),
+                SectionBody::Trial(items) => exp.trial = Some(self.trial(items, section.keyword)),
             }
         }
         exp
@@ -374,6 +376,57 @@ impl Lowerer<'_> {
             out.push(Setting { key: a.key.name.clone(), key_span: a.key.span, value: a.value.clone() });
         }
         out
+    }
+
+    fn trial(&mut self, items: &[ast::TrialItem], keyword: Span) -> super::Trial {
+        let assigns: Vec<ast::Assign> = items
+            .iter()
+            .filter_map(|i| match i {
+                ast::TrialItem::Assign(a) => Some(a.clone()),
+                ast::TrialItem::Record { .. } => None,
+            })
+            .collect();
+        let mut trial =
+            super::Trial { span: keyword, settings: self.settings(&assigns, "trial"), env: Vec::new(), env_span: None };
+        for item in items {
+            let ast::TrialItem::Record { key, fields, .. } = item else { continue };
+            if key.name != "env" {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::UnknownSetting,
+                        format!("`trial` has no record `{}`", key.name),
+                        key.span,
+                        "only `env` takes `{ NAME: value }`",
+                    )
+                    .suggest(&key.name, ["env"]),
+                );
+                continue;
+            }
+            if let Some(prev) = trial.env_span {
+                self.diags.push(
+                    Diagnostic::error(Code::DuplicateName, "`env` is set twice in `trial`", key.span, "set again here")
+                        .with_label(prev, "first set here"),
+                );
+                continue;
+            }
+            trial.env_span = Some(key.span);
+            for (name, value) in fields {
+                if let Some((_, prev, _)) = trial.env.iter().find(|(n, _, _)| *n == name.name) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::DuplicateName,
+                            format!("`{}` is set twice in `env`", name.name),
+                            name.span,
+                            "set again here",
+                        )
+                        .with_label(*prev, "first set here"),
+                    );
+                    continue;
+                }
+                trial.env.push((name.name.clone(), name.span, value.clone()));
+            }
+        }
+        trial
     }
 
     fn objective(&mut self, items: &[ast::ObjectiveItem], exp: &mut Experiment) {

@@ -10,6 +10,7 @@
 //! **Invariant:** in `Space::params`, a parameter's guard and derived expression
 //! only name parameters that come before it.
 
+pub mod command;
 pub mod data_search;
 mod expand;
 mod layers;
@@ -78,6 +79,8 @@ pub struct Experiment {
     pub rank: Option<Setting>,
     /// `average { ... }` entries.
     pub average: Vec<ast::Expr>,
+    /// `trial { ... }`: the user's program runs each trial (a command experiment).
+    pub trial: Option<Trial>,
     /// Where each section's keyword stands, for diagnostics.
     pub sections: BTreeMap<&'static str, Span>,
 }
@@ -93,6 +96,35 @@ impl Experiment {
 
     pub fn report_setting(&self, key: &str) -> Option<&Setting> {
         self.report.iter().find(|s| s.key == key)
+    }
+}
+
+/// A `trial { }` section: its `key = value` settings (`command`, `cwd`, `timeout`, `grace`,
+/// `reports`, `devices`) and its `env` record, kept symbolic like every setting.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    /// The `trial` keyword.
+    pub span: Span,
+    pub settings: Vec<Setting>,
+    /// `env = { KEY: value }`: each name, its span and its value.
+    pub env: Vec<(String, Span, ast::Expr)>,
+    /// Where `env` is written, when it is.
+    pub env_span: Option<Span>,
+}
+
+impl Trial {
+    pub fn setting(&self, key: &str) -> Option<&Setting> {
+        self.settings.iter().find(|s| s.key == key)
+    }
+
+    /// The metric names `reports = [a, b]` declares, with their spans.
+    pub fn reports(&self) -> Vec<(String, Span)> {
+        match self.setting("reports").map(|s| &s.value.kind) {
+            Some(ast::ExprKind::List(items)) => {
+                items.iter().filter_map(|e| e.as_name().map(|n| (n.to_string(), e.span))).collect()
+            }
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -83,6 +83,9 @@ pub struct TrialRef<'a> {
     /// an evaluator that can stop mid-step (the trainer: between batches) should stop
     /// then with [`Status::Stopped`]. The study checks it at every step too.
     pub deadline: Option<Instant>,
+    /// The study's stop flag (Ctrl-C): an evaluator that waits on something else than its
+    /// steps (a command trial's program) ends with [`Status::Stopped`] when it is raised.
+    pub stop: &'a AtomicBool,
 }
 
 /// Evaluates points: trains a sub-model, or computes a function.
@@ -715,7 +718,7 @@ impl TrialCtx<'_> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let tref = TrialRef { number, point: &trial.params, seed, deadline };
+        let tref = TrialRef { number, point: &trial.params, seed, deadline, stop: self.stop };
 
         // Static constraints first: a point that cannot be feasible is not trained.
         let statics = catch_unwind(AssertUnwindSafe(|| self.evaluator.static_metrics(tref)))
@@ -783,7 +786,9 @@ impl TrialCtx<'_> {
         };
         // Stopped between steps at the deadline (the evaluator saw it in `TrialRef`).
         if outcome.status == Status::Stopped && why == StopWhy::None {
-            if trial_deadline.is_some_and(|d| Instant::now() >= d) {
+            if self.stop.load(Ordering::SeqCst) {
+                why = StopWhy::Interrupted;
+            } else if trial_deadline.is_some_and(|d| Instant::now() >= d) {
                 why = StopWhy::TrialTime;
             } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 why = StopWhy::StudyTime;

@@ -29,6 +29,14 @@ pub fn trial_dir(out: &Path, number: u64) -> PathBuf {
 /// load.
 pub fn evaluator<'c>(plan: &Plan<'c>, delay: Option<Duration>) -> Result<Box<dyn Evaluator + 'c>, Error> {
     let exp = plan.experiment;
+    if let Some(trial) = &exp.trial {
+        let spec = super::command::CommandSpec::new(trial, &plan.base).map_err(Error::Input)?;
+        return Ok(Box::new(super::command::CommandEvaluator::new(
+            spec,
+            plan.out.clone(),
+            format!("{:?}", plan.device).to_lowercase(),
+        )));
+    }
     if exp.model.is_some() {
         // The plan's fingerprints, taken once per run: the study's spec records the same.
         let trials = train::Trials::with_data_files(

@@ -22,6 +22,28 @@ impl Walker<'_> {
             return Ty::Unknown;
         }
         if self.metrics
+            && let Some(trial) = self.exp.and_then(|e| e.trial.as_ref())
+        {
+            // A command experiment's metrics are those its program reports, and only those.
+            let reports = trial.reports();
+            if reports.iter().any(|(n, _)| n == name) {
+                return Ty::Float;
+            }
+            if catalogue::find(catalogue::METRICS, name).is_some() {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::UnknownMetric,
+                        format!("`{name}` is not a metric the command reports"),
+                        span,
+                        "not in `reports`",
+                    )
+                    .suggest(name, reports.iter().map(|(n, _)| n.as_str()))
+                    .with_help("add it to `reports = [...]` in `trial` if the program prints it"),
+                );
+                return Ty::Unknown;
+            }
+        }
+        if self.metrics
             && let Some(entry) = catalogue::find(catalogue::METRICS, name)
         {
             if entry.sig.form == catalogue::Form::Call {

@@ -237,6 +237,8 @@ impl Walker<'_> {
             Ty::Bare(n, s) => {
                 let mut cands: Vec<&str> = if exp.model.is_some() { Concept::Metric.names() } else { Vec::new() };
                 cands.extend(exp.space.params.iter().map(|p| p.name.as_str()));
+                let reports = exp.trial.as_ref().map(ir::Trial::reports).unwrap_or_default();
+                cands.extend(reports.iter().map(|(n, _)| n.as_str()));
                 self.diags.push(
                     Diagnostic::error(
                         Code::UnknownMetric,
@@ -245,7 +247,13 @@ impl Walker<'_> {
                         "not a metric or parameter",
                     )
                     .suggest(n, cands)
-                    .with_help_default(&format!("the metrics are {}", Concept::Metric.names().join(", "))),
+                    .with_help_default(&match &exp.trial {
+                        Some(_) => format!(
+                            "the command reports {}",
+                            reports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                        None => format!("the metrics are {}", Concept::Metric.names().join(", ")),
+                    }),
                 );
             }
             _ => self.need(&t, e, Want::Number),
@@ -390,8 +398,10 @@ impl Walker<'_> {
     /// A metric, or an objective of the experiment.
     fn metric_value(&mut self, e: &ast::Expr) {
         let name = e.as_name().unwrap_or("");
-        let objectives: Vec<String> =
+        let mut objectives: Vec<String> =
             self.exp.map(|x| x.objectives.iter().map(|o| o.name.clone()).collect()).unwrap_or_default();
+        let reports = self.exp.and_then(|x| x.trial.as_ref()).map(ir::Trial::reports).unwrap_or_default();
+        objectives.extend(reports.into_iter().map(|(n, _)| n));
         if !(catalogue::find(catalogue::METRICS, name).is_some() || objectives.iter().any(|o| o == name)) {
             let mut cands: Vec<&str> = Concept::Metric.names();
             cands.extend(objectives.iter().map(String::as_str));

@@ -10,6 +10,9 @@
 # trains on its train split (90 %), PyTorch on as many batches of random ids. Each run prints
 # a JSON line (also in target/bench-layers/runs.jsonl); the summary is the median over runs
 # of the mean step time of epochs 2..EPOCHS (the first warms up), wall and process CPU.
+# BASE=path/to/an/older/layers-binary also runs that binary in each round (before the new
+# one), reported as `burn-flex (base)`: copy the binary aside before changing the code.
+# BIN=path/to/a/layers-binary runs that one as the new side instead of building the bench.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${1:-3}
@@ -32,12 +35,17 @@ with open(sys.argv[1], "w") as f:
     for i in range(int(sys.argv[2])):
         f.write(" ".join(f"w{random.randrange(998)}" for _ in range(130)) + f",{'ab'[i % 2]}\n")
 PY
-cargo bench --bench layers --no-run -q 2>/dev/null
-BIN=$(ls -t target/release/deps/layers-* | grep -v '\.d$' | head -1)
+if [ -z "${BIN:-}" ]; then
+  cargo bench --bench layers --no-run -q 2>/dev/null
+  BIN=$(ls -t target/release/deps/layers-* | grep -v '\.d$' | head -1)
+fi
 RUNS=$OUTDIR/runs.jsonl
 : > "$RUNS"
 uptime | tee "$OUTDIR/uptime-before.txt"
 for rep in $(seq "$REPS"); do
+  if [ -n "${BASE:-}" ]; then
+    RAYON_NUM_THREADS=1 "$BASE" "$CSV" 1 "$EPOCHS" | sed 's/"burn-flex"/"burn-flex (base)"/' | tee -a "$RUNS"
+  fi
   RAYON_NUM_THREADS=1 "$BIN" "$CSV" 1 "$EPOCHS" | tee -a "$RUNS"
   STEPS=$(tail -1 "$RUNS" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["steps"])')
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$VENV/bin/python" bench/layers/torch_transformer.py 1 "$EPOCHS" "$STEPS" \
@@ -62,4 +70,8 @@ if b and p:
     bw, pw = statistics.median(x[0] for x in b), statistics.median(x[0] for x in p)
     bc, pc = statistics.median(x[1] for x in b), statistics.median(x[1] for x in p)
     print(f"\nratio bma/PyTorch: wall {bw / pw:.2f}x, CPU {bc / pc:.2f}x")
+o = rows.get("burn-flex (base)")
+if o and p:
+    ow, oc = statistics.median(x[0] for x in o), statistics.median(x[1] for x in o)
+    print(f"ratio base/PyTorch: wall {ow / pw:.2f}x, CPU {oc / pc:.2f}x")
 PY

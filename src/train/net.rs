@@ -16,6 +16,9 @@ use burn::tensor::{Device, Tensor, TensorData, activation, module as ops};
 use serde::{Deserialize, Serialize};
 
 pub(super) mod attention;
+pub(super) mod fused;
+#[cfg(test)]
+mod fused_tests;
 mod rnn;
 #[cfg(test)]
 mod rnn_tests;
@@ -806,7 +809,7 @@ pub fn forward(
             },
             (OpKind::Flatten | OpKind::Reshape, _) => arg(0)?.shaped(batch, &op.shape)?,
             (OpKind::BatchNorm, Some(Part::BatchNorm(bn))) => each!(arg(0)?, t => bn.forward(t)),
-            (OpKind::LayerNorm, Some(Part::LayerNorm(ln))) => each!(arg(0)?, t => ln.forward(t)),
+            (OpKind::LayerNorm, Some(Part::LayerNorm(ln))) => each!(arg(0)?, t => fused::layer_norm_of(t, ln)),
             (OpKind::Dropout { p }, _) => {
                 let a = arg(0)?;
                 match &mut mode {

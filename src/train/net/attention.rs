@@ -10,7 +10,7 @@
 //! whatever the length, so codes of real positions do not depend on the padding.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor, TensorData, activation};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::Dense;
 
@@ -69,7 +69,7 @@ pub fn attention(
         let later: Vec<f32> = (0..t * t).map(|i| if i % t > i / t { HIDDEN } else { 0.0 }).collect();
         scores = scores + Tensor::<2>::from_data(TensorData::new(later, [t, t]), &device).reshape([1, 1, t, t]);
     }
-    let weights = activation::softmax(scores, 3);
+    let weights = super::fused::softmax_last(scores);
     let out = weights.matmul(v).swap_dims(1, 2).reshape([b * t, d]);
     proj(&a.o, out).reshape([b, t, d])
 }

@@ -139,9 +139,13 @@ fn assert_close(what: &str, c: &Case, got: &[f32], want: &[f64]) {
 }
 
 fn check(c: Case) {
+    check_input(c, values(c.b * c.ci * c.h * c.w, 1));
+}
+
+/// [`check`] with the given input values.
+fn check_input(c: Case, xv: Vec<f32>) {
     let dev = Device::flex().autodiff();
     let (ho, wo) = c.out_hw();
-    let xv = values(c.b * c.ci * c.h * c.w, 1);
     let wv = values(c.co * (c.ci / c.groups) * c.kh * c.kw, 2);
     let bv = values(c.co, 3);
     let rv = values(c.b * c.co * ho * wo, 4);
@@ -242,6 +246,65 @@ fn depthwise_convolutions_take_the_direct_path() {
     check(Case::new(1, 2, [3, 3], 2, [3, 3]).groups(2).stride([3, 3]).pad([(1, 1), (1, 1)]));
     // A channel multiplier (filters = 2 x channels) is no depthwise case: the fall-back.
     check(Case::new(2, 3, [5, 5], 6, [3, 3]).groups(3));
+}
+
+#[test]
+fn depthwise_planes_of_the_benchmark_and_odd_sizes() {
+    // The phase-plane loops (blocks of 32 extended output positions, a tail block, several
+    // phases): the depthwise-separable CNN's three layers (28x28 stride 2 `same`, 14x14 stride 2,
+    // 7x7 stride 1), odd and non-square planes with every phase combination of strides 1-3 and
+    // dilation, a 1-pixel output, and kernels wider than their stride.
+    check(Case::new(2, 3, [28, 28], 3, [3, 3]).groups(3).stride([2, 2]).pad([(0, 1), (0, 1)]));
+    check(Case::new(2, 4, [14, 14], 4, [3, 3]).groups(4).stride([2, 2]).pad([(0, 1), (0, 1)]));
+    check(Case::new(3, 5, [7, 7], 5, [3, 3]).groups(5).pad([(1, 1), (1, 1)]));
+    check(Case::new(2, 3, [15, 13], 3, [3, 3]).groups(3).stride([2, 2]).pad([(1, 1), (1, 1)]));
+    check(Case::new(2, 2, [17, 11], 2, [5, 3]).groups(2).stride([1, 2]).pad([(2, 2), (0, 1)]));
+    check(Case::new(1, 3, [19, 16], 3, [3, 5]).groups(3).stride([3, 2]).dilation([2, 1]).pad([(2, 0), (1, 2)]));
+    check(Case::new(2, 2, [11, 12], 2, [4, 2]).groups(2).stride([3, 3]).dilation([1, 3]));
+    check(Case::new(2, 3, [5, 5], 3, [3, 3]).groups(3).dilation([2, 2]));
+    check(Case::new(1, 2, [40, 3], 2, [3, 3]).groups(2).stride([2, 1]).pad([(1, 1), (1, 1)]));
+}
+
+#[test]
+fn depthwise_infinite_inputs_no_output_reads_stay_out_of_the_gradients() {
+    // Dilation 2 on a 5x5 plane: one output pixel, which reads columns and rows 0, 2, 4. The
+    // phase-plane loops also compute dropped output columns, which read columns 1 and 3; an inf
+    // there must not reach y, dx or dw (as inf * 0 = NaN). An inf the output does read reaches
+    // y and dw as inf, as in the f64 reference.
+    let c = Case::new(2, 2, [5, 5], 2, [3, 3]).groups(2).dilation([2, 2]);
+    let mut xv = values(c.b * c.ci * c.h * c.w, 1);
+    let at = |b: usize, ci: usize, y: usize, x: usize| ((b * c.ci + ci) * c.h + y) * c.w + x;
+    xv[at(0, 0, 0, 1)] = f32::INFINITY;
+    xv[at(0, 1, 3, 3)] = f32::NEG_INFINITY;
+    xv[at(1, 1, 4, 1)] = f32::INFINITY;
+    check_input(c, xv.clone());
+    // And one the output reads (column 2 of row 2 of sample 1, channel 0): y and dw of that
+    // channel become infinite, the other channel's stay finite and exact.
+    xv[at(1, 0, 2, 2)] = f32::INFINITY;
+    let dev = Device::flex().autodiff();
+    let wv: Vec<f32> = values(c.co * c.kh * c.kw, 2).iter().map(|v| v.abs() + 0.1).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), [c.b, c.ci, c.h, c.w]), &dev).require_grad();
+    let w = Tensor::<4>::from_data(TensorData::new(wv.clone(), [c.co, 1, c.kh, c.kw]), &dev).require_grad();
+    let opts = ConvOptions::new_with_padding(c.stride, c.pad, c.dilation, c.groups);
+    let y = ops::conv2d(x.clone(), w.clone(), None, opts);
+    let grads = y.clone().sum().backward();
+    let y = y.into_data().try_into_vec::<f32>().unwrap();
+    let want = naive(&c, &xv, &wv, &vec![0.0; c.co], &vec![1.0; c.b * c.co]);
+    for (i, (g, w)) in y.iter().zip(&want.y).enumerate() {
+        let same = if w.is_infinite() { f64::from(*g) == *w } else { (f64::from(*g) - w).abs() <= 1e-5 };
+        assert!(same, "y[{i}]: {g} vs {w}");
+    }
+    assert_eq!(want.y.iter().filter(|v| v.is_infinite()).count(), 1);
+    let dw = w.grad(&grads).unwrap().into_data().try_into_vec::<f32>().unwrap();
+    for (i, (g, w)) in dw.iter().zip(&want.dw).enumerate() {
+        let same = if w.is_infinite() { f64::from(*g) == *w } else { (f64::from(*g) - w).abs() <= 1e-5 };
+        assert!(same, "dw[{i}]: {g} vs {w}");
+    }
+    assert_eq!(want.dw.iter().filter(|v| v.is_infinite()).count(), 1);
+    let dx = x.grad(&grads).unwrap().into_data().try_into_vec::<f32>().unwrap();
+    for (i, (g, w)) in dx.iter().zip(&want.dx).enumerate() {
+        assert!((f64::from(*g) - w).abs() <= 1e-5, "dx[{i}]: {g} vs {w}");
+    }
 }
 
 #[test]

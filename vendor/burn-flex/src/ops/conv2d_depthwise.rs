@@ -16,9 +16,29 @@
 //! * input gradient: the same taps as a scatter, `dx[b, c, iy, ix] += w[c, ky, kx] * dy[b, c, oy, ox]`;
 //! * weight gradient: `dw[c, ky, kx] = sum over (b, oy, ox) of dy[b, c, oy, ox] * x[b, c, iy, ix]`.
 //!
-//! The valid output columns of each kernel column are computed once, so the inner loops run
-//! over contiguous output rows without bounds tests. Padding may be asymmetric (only the begin
-//! side matters; the end side is implied by the output size); stride and dilation are arbitrary.
+//! Each plane is read through *phase planes* (built per plane in a scratch buffer): for stride
+//! `(sh, sw)` the zero-padded input plane is split into `sh * sw` planes of `hs x ws`, phase
+//! `(a, b)` holding padded rows `a, a + sh, ...` and columns `b, b + sw, ...` (stride 1: the one
+//! padded plane). In a phase plane every tap `(ky, kx)` reads at a constant offset
+//! `qy * ws + qx` (`qy = ky * dh / sh`, `qx = kx * dw / sw`, phase `(ky * dh % sh, kx * dw % sw)`)
+//! from the *extended* output position `i = oy * ws + ox` (`ox < ws`: the columns from `wo` on
+//! are computed and dropped), so each pass is a few long contiguous loops per plane, not short
+//! loops per output row (rows are 7 to 14 wide in the benchmark's CNN):
+//!
+//! * forward: `y_ext[i] = bias + sum over taps of w_t * phase_t[off_t + i]`, in blocks of 32
+//!   positions whose accumulators stay in registers across the taps, the taps in `(ky, kx)`
+//!   order (as upstream's direct loop; a tap on a padding position adds `w * 0`);
+//! * input gradient: per phase plane `dP[j] = sum over its taps of w_t * dy_ext[j - off_t]`
+//!   (`dy_ext`: the output gradient in rows of `ws`, zeros in the extra columns and around), then
+//!   the phase planes are interleaved back into `dx` (positions no tap reads get 0);
+//! * weight gradient: `dw_t += sum over i of dy_ext[i] * phase_t[off_t + i]`, masked to the real
+//!   output positions by a select (an inf read at a dropped position cannot turn the sum into
+//!   NaN), per plane in 32 lane-wise f32 partial sums, added into f64 per tap in sample order.
+//!
+//! The block loops are compiled per SIMD level and dispatched at run time (macerator). Padding
+//! may be asymmetric (only the begin side matters; the end side is implied by the output size);
+//! stride and dilation are arbitrary. Results equal the f64 convolution up to f32 rounding
+//! (the summation order of the gradients differs from a scalar loop's).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -47,23 +67,6 @@ struct Geom {
     wo: usize,
 }
 
-impl Geom {
-    /// The output columns `ox` whose input column `ox * sw + kx * dw - pw` lies in `0..w`.
-    fn cols(&self, kx: usize) -> core::ops::Range<usize> {
-        let off = kx * self.dw;
-        // ox * sw + off >= pw  <=>  ox >= ceil((pw - off) / sw)
-        let lo = if off >= self.pw { 0 } else { (self.pw - off).div_ceil(self.sw) };
-        // ox * sw + off - pw <= w - 1  <=>  ox <= (w - 1 + pw - off) / sw
-        let hi = if self.w + self.pw > off { ((self.w - 1 + self.pw - off) / self.sw + 1).min(self.wo) } else { 0 };
-        lo..hi.max(lo)
-    }
-
-    /// The input row of output row `oy` and kernel row `ky`, if inside the input.
-    fn row(&self, oy: usize, ky: usize) -> Option<usize> {
-        (oy * self.sh + ky * self.dh).checked_sub(self.ph).filter(|r| *r < self.h)
-    }
-}
-
 fn out_size(input: usize, kernel: usize, stride: usize, pad: (usize, usize), dilation: usize) -> usize {
     let span = dilation * (kernel - 1) + 1;
     let padded = input + pad.0 + pad.1;
@@ -78,7 +81,7 @@ fn geometry(
     weight: &FlexTensor,
     options: &ConvOptions<2>,
     out_hw: Option<(usize, usize)>,
-) -> Option<Geom> {
+) -> Option<(Geom, Phases)> {
     if x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
         return None;
     }
@@ -127,7 +130,7 @@ fn geometry(
     if fits.iter().any(|&n| n > isize::MAX as usize / 8) {
         return None;
     }
-    Some(g)
+    Some((g, Phases::new(&g)?))
 }
 
 fn f32_tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
@@ -147,6 +150,351 @@ fn grad_hw(x: &FlexTensor, weight: &FlexTensor, output_grad: &FlexTensor) -> Opt
     Some((s[2], s[3]))
 }
 
+/// Output positions per block of the tap loops (two AVX-512 or four AVX2 registers of
+/// accumulators, which stay in registers across the taps).
+const BLOCK: usize = 32;
+
+/// The phase-plane layout of one geometry (see the module header): `sh * sw` phase planes of
+/// `hs x ws`, phase `(a, b)` holding the zero-padded input at rows `a, a + sh, ...` and columns
+/// `b, b + sw, ...`, so that every tap reads its phase plane at a constant offset from the
+/// extended output position `i = oy * ws + ox`.
+#[derive(Debug)]
+struct Phases {
+    ws: usize,
+    /// `hs * ws`.
+    plane: usize,
+    /// `plane` rounded up to [`BLOCK`].
+    plane_pad: usize,
+    /// The extended output length `(ho - 1) * ws + wo` (the last row without its tail).
+    n: usize,
+    /// `n` rounded up to [`BLOCK`].
+    n_pad: usize,
+    /// Per tap `(ky, kx)`, row-major: its phase `a * sw + b` and its offset `qy * ws + qx` in
+    /// that phase plane.
+    taps: Vec<(usize, usize)>,
+    /// Per input row `iy`: its phase row as `(a * sw, r * ws)` (padded row `iy + ph = r * sh + a`),
+    /// or `None` when `r >= hs` (a row no tap reads).
+    rows: Vec<Option<(usize, usize)>>,
+    /// Length of the phase buffer: the `sh * sw` planes, plus the tail every tap's reads of
+    /// `n_pad` positions need (zeros).
+    len: usize,
+}
+
+impl Phases {
+    fn new(g: &Geom) -> Option<Phases> {
+        let hs = g.ho.checked_add((g.kh - 1) * g.dh / g.sh)?;
+        let ws = g.wo.checked_add((g.kw - 1) * g.dw / g.sw)?;
+        let plane = hs.checked_mul(ws)?;
+        let plane_pad = plane.checked_next_multiple_of(BLOCK)?;
+        let n = (g.ho - 1) * ws + g.wo;
+        let n_pad = n.checked_next_multiple_of(BLOCK)?;
+        let mut taps = Vec::with_capacity(g.kh * g.kw);
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let (ry, rx) = (ky * g.dh, kx * g.dw);
+                taps.push(((ry % g.sh) * g.sw + rx % g.sw, (ry / g.sh) * ws + rx / g.sw));
+            }
+        }
+        let phases = plane.checked_mul(g.sh)?.checked_mul(g.sw)?;
+        let mut len = phases;
+        for &(q, off) in &taps {
+            len = len.max(q.checked_mul(plane)?.checked_add(off)?.checked_add(n_pad)?);
+        }
+        let rows = ws.checked_mul(g.sw)?.max(plane_pad.checked_mul(g.sh)?.checked_mul(g.sw)?);
+        if [len, rows, n_pad + plane_pad].iter().any(|&v| v > isize::MAX as usize / 8) {
+            return None;
+        }
+        let rows = (0..g.h)
+            .map(|iy| {
+                let pr = iy + g.ph;
+                let (a, r) = (pr % g.sh, pr / g.sh);
+                (r < hs).then_some((a * g.sw, r * ws))
+            })
+            .collect();
+        Some(Phases { ws, plane, plane_pad, n, n_pad, taps, rows, len })
+    }
+
+    /// Where tap `t` starts reading in the phase buffer.
+    fn start(&self, t: usize) -> usize {
+        let (q, off) = self.taps[t];
+        q * self.plane + off
+    }
+}
+
+/// Writes `buf[row0 + b * step + s] = src[ix]` (phase `b`'s row) for the input columns `ix` of
+/// a row whose padded column `ix + pw = s * sw + b` lands in a phase column `s < ws`; for
+/// stride 1 and 2 as a contiguous copy and a pair loop.
+#[inline(always)]
+fn split_row(src: &[f32], pw: usize, sw: usize, ws: usize, buf: &mut [f32], row0: usize, step: usize) {
+    match sw {
+        1 => {
+            let m = src.len().min(ws.saturating_sub(pw));
+            buf[row0 + pw..][..m].copy_from_slice(&src[..m]);
+        }
+        2 => {
+            // The first column if it lands in phase 1, then pairs (phase 0, phase 1), then a
+            // last column in phase 0.
+            let (lo, hi) = buf.split_at_mut(row0 + step);
+            let (d0, d1) = (&mut lo[row0..][..ws], &mut hi[..ws]);
+            let mut ix = 0;
+            if pw % 2 == 1 {
+                if pw / 2 < ws {
+                    d1[pw / 2] = src[0];
+                }
+                ix = 1;
+            }
+            let s0 = (ix + pw) / 2;
+            if s0 >= ws || ix >= src.len() {
+                return;
+            }
+            let pairs = ((src.len() - ix) / 2).min(ws - s0);
+            let pairs_src = src[ix..ix + 2 * pairs].chunks_exact(2);
+            for ((e, o), pair) in d0[s0..s0 + pairs].iter_mut().zip(&mut d1[s0..s0 + pairs]).zip(pairs_src) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            let last = ix + 2 * pairs;
+            if last < src.len() && s0 + pairs < ws {
+                d0[s0 + pairs] = src[last];
+            }
+        }
+        _ => {
+            for (ix, &v) in src.iter().enumerate() {
+                let pc = ix + pw;
+                let (b, s) = (pc % sw, pc / sw);
+                if s < ws {
+                    buf[row0 + b * step + s] = v;
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`split_row`]: `dst[ix] = buf[row0 + b * step + s]` for the input columns whose padded
+/// column lands in a phase column `s < ws` (the others are left as they are).
+#[inline(always)]
+fn join_row(buf: &[f32], row0: usize, step: usize, pw: usize, sw: usize, ws: usize, dst: &mut [f32]) {
+    match sw {
+        1 => {
+            let m = dst.len().min(ws.saturating_sub(pw));
+            dst[..m].copy_from_slice(&buf[row0 + pw..][..m]);
+        }
+        2 => {
+            let (d0, d1) = (&buf[row0..][..ws], &buf[row0 + step..][..ws]);
+            let mut ix = 0;
+            if pw % 2 == 1 {
+                if pw / 2 < ws {
+                    dst[0] = d1[pw / 2];
+                }
+                ix = 1;
+            }
+            let s0 = (ix + pw) / 2;
+            if s0 >= ws || ix >= dst.len() {
+                return;
+            }
+            let pairs = ((dst.len() - ix) / 2).min(ws - s0);
+            let pairs_dst = dst[ix..ix + 2 * pairs].chunks_exact_mut(2);
+            for ((e, o), pair) in d0[s0..s0 + pairs].iter().zip(&d1[s0..s0 + pairs]).zip(pairs_dst) {
+                pair[0] = *e;
+                pair[1] = *o;
+            }
+            let last = ix + 2 * pairs;
+            if last < dst.len() && s0 + pairs < ws {
+                dst[last] = d0[s0 + pairs];
+            }
+        }
+        _ => {
+            for (ix, d) in dst.iter_mut().enumerate() {
+                let pc = ix + pw;
+                let (b, s) = (pc % sw, pc / sw);
+                if s < ws {
+                    *d = buf[row0 + b * step + s];
+                }
+            }
+        }
+    }
+}
+
+/// Copies the input plane `xp` (`h x w`) into the phase planes of `buf`. Only the positions of
+/// input pixels are written, the same ones for every plane, so the padding positions keep the
+/// zeros `buf` was allocated with.
+#[inline(always)]
+fn fill_phases(g: &Geom, lay: &Phases, xp: &[f32], buf: &mut [f32]) {
+    for (xrow, at) in xp.chunks_exact(g.w).zip(&lay.rows) {
+        if let Some((a, r)) = *at {
+            split_row(xrow, g.pw, g.sw, lay.ws, buf, a * lay.plane + r, lay.plane);
+        }
+    }
+}
+
+/// `out[i] = init + sum over taps (start, w) of w * src[start + i]`, the taps in order, in
+/// blocks of [`BLOCK`] positions (`out.len()` is a multiple of it).
+#[inline(always)]
+fn taps_body(out: &mut [f32], init: f32, src: &[f32], taps: &[(usize, f32)]) {
+    let (out, _) = out.as_chunks_mut::<BLOCK>();
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut acc = [init; BLOCK];
+        for &(start, wv) in taps {
+            let Some(s) = src[start + k * BLOCK..].first_chunk::<BLOCK>() else {
+                continue;
+            };
+            for j in 0..BLOCK {
+                acc[j] += wv * s[j];
+            }
+        }
+        *o = acc;
+    }
+}
+
+/// `sums[t] = sum over i of dy[i] * src[starts[t] + i]` where `mask[i]` is set (a select, so
+/// an inf at a masked position cannot turn the sum into NaN), in [`BLOCK`] lane-wise partial
+/// sums added at the end (`dy.len()` is a multiple of [`BLOCK`]).
+#[inline(always)]
+fn dots_body(dy: &[f32], mask: &[u32], src: &[f32], starts: &[usize], sums: &mut [f32]) {
+    let (dy, _) = dy.as_chunks::<BLOCK>();
+    let (mask, _) = mask.as_chunks::<BLOCK>();
+    for (&start, sum) in starts.iter().zip(sums.iter_mut()) {
+        let mut acc = [0.0f32; BLOCK];
+        let (s, _) = src[start..start + dy.len() * BLOCK].as_chunks::<BLOCK>();
+        for ((d, m), s) in dy.iter().zip(mask).zip(s) {
+            for j in 0..BLOCK {
+                acc[j] += f32::from_bits((d[j] * s[j]).to_bits() & m[j]);
+            }
+        }
+        // A tree of halves (vector adds), not 31 dependent scalar adds.
+        let mut n = BLOCK;
+        while n > 1 {
+            n /= 2;
+            for j in 0..n {
+                acc[j] += acc[j + n];
+            }
+        }
+        *sum = acc[0];
+    }
+}
+
+#[inline(always)]
+fn forward_body(g: &Geom, lay: &Phases, xd: &[f32], wd: &[f32], bd: &[f32], y: &mut [f32]) {
+    let (hw, ohw, kk) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
+    let mut buf = vec![0.0f32; lay.len];
+    let mut ext = vec![0.0f32; lay.n_pad];
+    let mut taps: Vec<(usize, f32)> = (0..kk).map(|t| (lay.start(t), 0.0)).collect();
+    for (p, out) in y.chunks_exact_mut(ohw).enumerate() {
+        let c = p % g.c;
+        fill_phases(g, lay, &xd[p * hw..][..hw], &mut buf);
+        for (tap, &wv) in taps.iter_mut().zip(&wd[c * kk..][..kk]) {
+            tap.1 = wv;
+        }
+        taps_body(&mut ext, bd.get(c).copied().unwrap_or(0.0), &buf, &taps);
+        for (orow, erow) in out.chunks_exact_mut(g.wo).zip(ext.chunks(lay.ws)) {
+            orow.copy_from_slice(&erow[..g.wo]);
+        }
+    }
+}
+
+#[inline(always)]
+fn x_backward_body(g: &Geom, lay: &Phases, wd: &[f32], dyd: &[f32], dx: &mut [f32]) {
+    let (hw, ohw, kk) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
+    let phases = g.sh * g.sw;
+    // dP_q[j] = sum over the taps t of phase q of w_t * dy_ext[j - off_t]: the output gradient
+    // extended to rows of `ws` (zeros in the extra columns) behind `shift` zeros.
+    let shift = lay.taps.iter().map(|&(_, off)| off).max().unwrap_or(0);
+    let mut dy_pad = vec![0.0f32; shift + lay.plane_pad];
+    let mut dbuf = vec![0.0f32; phases * lay.plane_pad];
+    let mut groups: Vec<Vec<(usize, f32)>> = vec![Vec::new(); phases];
+    let mut index: Vec<Vec<usize>> = vec![Vec::new(); phases];
+    for (t, &(q, off)) in lay.taps.iter().enumerate() {
+        groups[q].push((shift - off, 0.0));
+        index[q].push(t);
+    }
+    for (p, dxp) in dx.chunks_exact_mut(hw).enumerate() {
+        let c = p % g.c;
+        let wp = &wd[c * kk..][..kk];
+        for (oy, grow) in dyd[p * ohw..][..ohw].chunks_exact(g.wo).enumerate() {
+            dy_pad[shift + oy * lay.ws..][..g.wo].copy_from_slice(grow);
+        }
+        for q in 0..phases {
+            if groups[q].is_empty() {
+                continue;
+            }
+            for (tap, &t) in groups[q].iter_mut().zip(&index[q]) {
+                tap.1 = wp[t];
+            }
+            taps_body(&mut dbuf[q * lay.plane_pad..][..lay.plane_pad], 0.0, &dy_pad, &groups[q]);
+        }
+        // Rows past the phase planes, and columns past them (left by join_row), are read by no
+        // tap: their gradient is the 0 dx was allocated with.
+        for (dxrow, at) in dxp.chunks_exact_mut(g.w).zip(&lay.rows) {
+            if let Some((a, r)) = *at {
+                join_row(&dbuf, a * lay.plane_pad + r, lay.plane_pad, g.pw, g.sw, lay.ws, dxrow);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn weight_backward_body(g: &Geom, lay: &Phases, xd: &[f32], dyd: &[f32], acc: &mut [f64]) {
+    let (hw, ohw, kk) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
+    let mut buf = vec![0.0f32; lay.len];
+    let mut dy_ext = vec![0.0f32; lay.n_pad];
+    let mask: Vec<u32> = (0..lay.n_pad).map(|i| if i < lay.n && i % lay.ws < g.wo { u32::MAX } else { 0 }).collect();
+    let starts: Vec<usize> = (0..kk).map(|t| lay.start(t)).collect();
+    let mut sums = vec![0.0f32; kk];
+    for p in 0..g.batch * g.c {
+        let c = p % g.c;
+        fill_phases(g, lay, &xd[p * hw..][..hw], &mut buf);
+        for (oy, grow) in dyd[p * ohw..][..ohw].chunks_exact(g.wo).enumerate() {
+            dy_ext[oy * lay.ws..][..g.wo].copy_from_slice(grow);
+        }
+        dots_body(&dy_ext, &mask, &buf, &starts, &mut sums);
+        for (a, &s) in acc[c * kk..][..kk].iter_mut().zip(&sums) {
+            *a += f64::from(s);
+        }
+    }
+}
+
+// The plane loops are compiled once per SIMD level and dispatched at run time (macerator, as
+// burn-flex's other kernels), so that the block loops run as wide as the CPU allows.
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn forward_planes<S: macerator::Simd>(
+    g: &Geom,
+    lay: &Phases,
+    xd: &[f32],
+    wd: &[f32],
+    bd: &[f32],
+    y: &mut [f32],
+) {
+    forward_body(g, lay, xd, wd, bd, y);
+}
+
+#[cfg(not(feature = "simd"))]
+fn forward_planes(g: &Geom, lay: &Phases, xd: &[f32], wd: &[f32], bd: &[f32], y: &mut [f32]) {
+    forward_body(g, lay, xd, wd, bd, y);
+}
+
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn x_backward_planes<S: macerator::Simd>(g: &Geom, lay: &Phases, wd: &[f32], dyd: &[f32], dx: &mut [f32]) {
+    x_backward_body(g, lay, wd, dyd, dx);
+}
+
+#[cfg(not(feature = "simd"))]
+fn x_backward_planes(g: &Geom, lay: &Phases, wd: &[f32], dyd: &[f32], dx: &mut [f32]) {
+    x_backward_body(g, lay, wd, dyd, dx);
+}
+
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn weight_backward_planes<S: macerator::Simd>(g: &Geom, lay: &Phases, xd: &[f32], dyd: &[f32], acc: &mut [f64]) {
+    weight_backward_body(g, lay, xd, dyd, acc);
+}
+
+#[cfg(not(feature = "simd"))]
+fn weight_backward_planes(g: &Geom, lay: &Phases, xd: &[f32], dyd: &[f32], acc: &mut [f64]) {
+    weight_backward_body(g, lay, xd, dyd, acc);
+}
+
 /// Forward convolution, or `Err` with the inputs back when this path does not apply.
 pub(crate) fn conv2d(
     x: FlexTensor,
@@ -154,7 +502,7 @@ pub(crate) fn conv2d(
     bias: Option<FlexTensor>,
     options: &ConvOptions<2>,
 ) -> Result<FlexTensor, (FlexTensor, FlexTensor, Option<FlexTensor>)> {
-    let Some(g) = geometry(&x, &weight, options, None) else {
+    let Some((g, lay)) = geometry(&x, &weight, options, None) else {
         return Err((x, weight, bias));
     };
     if let Some(b) = &bias
@@ -165,37 +513,9 @@ pub(crate) fn conv2d(
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
     let bias = bias.map(|b| b.to_contiguous());
-    let (xd, wd): (&[f32], &[f32]) = (x.storage(), weight.storage());
-    let bd: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    let (hw, ohw, kk) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
-    let cols: Vec<_> = (0..g.kw).map(|kx| g.cols(kx)).collect();
-    let mut y = vec![0.0f32; g.batch * g.c * ohw];
-    for (p, out) in y.chunks_exact_mut(ohw).enumerate() {
-        let c = p % g.c;
-        let (xp, wp) = (&xd[p * hw..(p + 1) * hw], &wd[c * kk..(c + 1) * kk]);
-        out.fill(bd.map_or(0.0, |b| b[c]));
-        for oy in 0..g.ho {
-            let orow = &mut out[oy * g.wo..(oy + 1) * g.wo];
-            for ky in 0..g.kh {
-                let Some(iy) = g.row(oy, ky) else { continue };
-                let xrow = &xp[iy * g.w..(iy + 1) * g.w];
-                for (kx, r) in cols.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-                    let wv = wp[ky * g.kw + kx];
-                    let start = r.start * g.sw + kx * g.dw - g.pw;
-                    if g.sw == 1 {
-                        let xs = &xrow[start..start + r.len()];
-                        for (o, xv) in orow[r.clone()].iter_mut().zip(xs) {
-                            *o += wv * xv;
-                        }
-                    } else {
-                        for (i, o) in orow[r.clone()].iter_mut().enumerate() {
-                            *o += wv * xrow[start + i * g.sw];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let mut y = vec![0.0f32; g.batch * g.c * g.ho * g.wo];
+    let bd: &[f32] = bias.as_ref().map_or(&[], |b| b.storage());
+    forward_planes(&g, &lay, x.storage(), weight.storage(), bd, &mut y);
     Ok(f32_tensor(y, Shape::from(vec![g.batch, g.c, g.ho, g.wo])))
 }
 
@@ -206,38 +526,11 @@ pub(crate) fn conv2d_x_backward(
     output_grad: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<FlexTensor> {
-    let g = geometry(x, weight, options, Some(grad_hw(x, weight, output_grad)?))?;
+    let (g, lay) = geometry(x, weight, options, Some(grad_hw(x, weight, output_grad)?))?;
     let weight = weight.to_contiguous();
     let dy = output_grad.to_contiguous();
-    let (wd, dyd): (&[f32], &[f32]) = (weight.storage(), dy.storage());
-    let (hw, ohw, kk) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
-    let cols: Vec<_> = (0..g.kw).map(|kx| g.cols(kx)).collect();
-    let mut dx = vec![0.0f32; g.batch * g.c * hw];
-    for (p, dxp) in dx.chunks_exact_mut(hw).enumerate() {
-        let c = p % g.c;
-        let (dyp, wp) = (&dyd[p * ohw..(p + 1) * ohw], &wd[c * kk..(c + 1) * kk]);
-        for oy in 0..g.ho {
-            let grow = &dyp[oy * g.wo..(oy + 1) * g.wo];
-            for ky in 0..g.kh {
-                let Some(iy) = g.row(oy, ky) else { continue };
-                let xrow = &mut dxp[iy * g.w..(iy + 1) * g.w];
-                for (kx, r) in cols.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-                    let wv = wp[ky * g.kw + kx];
-                    let start = r.start * g.sw + kx * g.dw - g.pw;
-                    if g.sw == 1 {
-                        let xs = &mut xrow[start..start + r.len()];
-                        for (xv, gv) in xs.iter_mut().zip(&grow[r.clone()]) {
-                            *xv += wv * gv;
-                        }
-                    } else {
-                        for (i, gv) in grow[r.clone()].iter().enumerate() {
-                            xrow[start + i * g.sw] += wv * gv;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let mut dx = vec![0.0f32; g.batch * g.c * g.h * g.w];
+    x_backward_planes(&g, &lay, weight.storage(), dy.storage(), &mut dx);
     Some(f32_tensor(dx, Shape::from(vec![g.batch, g.c, g.h, g.w])))
 }
 
@@ -248,40 +541,12 @@ pub(crate) fn conv2d_weight_backward(
     output_grad: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<FlexTensor> {
-    let g = geometry(x, weight, options, Some(grad_hw(x, weight, output_grad)?))?;
+    let (g, lay) = geometry(x, weight, options, Some(grad_hw(x, weight, output_grad)?))?;
     let x = x.to_contiguous();
     let dy = output_grad.to_contiguous();
-    let (xd, dyd): (&[f32], &[f32]) = (x.storage(), dy.storage());
-    let (hw, ohw, kk) = (g.h * g.w, g.ho * g.wo, g.kh * g.kw);
-    let cols: Vec<_> = (0..g.kw).map(|kx| g.cols(kx)).collect();
     // Sums in f64 per tap, over the batch in sample order.
-    let mut acc = vec![0.0f64; g.c * kk];
-    for p in 0..g.batch * g.c {
-        let c = p % g.c;
-        let (xp, dyp) = (&xd[p * hw..(p + 1) * hw], &dyd[p * ohw..(p + 1) * ohw]);
-        let taps = &mut acc[c * kk..(c + 1) * kk];
-        for oy in 0..g.ho {
-            let grow = &dyp[oy * g.wo..(oy + 1) * g.wo];
-            for ky in 0..g.kh {
-                let Some(iy) = g.row(oy, ky) else { continue };
-                let xrow = &xp[iy * g.w..(iy + 1) * g.w];
-                for (kx, r) in cols.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-                    let start = r.start * g.sw + kx * g.dw - g.pw;
-                    let mut s = 0.0f32;
-                    if g.sw == 1 {
-                        for (gv, xv) in grow[r.clone()].iter().zip(&xrow[start..start + r.len()]) {
-                            s += gv * xv;
-                        }
-                    } else {
-                        for (i, gv) in grow[r.clone()].iter().enumerate() {
-                            s += gv * xrow[start + i * g.sw];
-                        }
-                    }
-                    taps[ky * g.kw + kx] += f64::from(s);
-                }
-            }
-        }
-    }
+    let mut acc = vec![0.0f64; g.c * g.kh * g.kw];
+    weight_backward_planes(&g, &lay, x.storage(), dy.storage(), &mut acc);
     let dw: Vec<f32> = acc.into_iter().map(|v| v as f32).collect();
     Some(f32_tensor(dw, Shape::from(vec![g.c, 1, g.kh, g.kw])))
 }

@@ -73,7 +73,7 @@ impl ModuleOps<Flex> for Flex {
             Ok(out) => return out,
             Err(inputs) => inputs,
         };
-        // bma: f32 depthwise (groups == channels) as direct loops over the planes.
+        // bma: f32 depthwise (groups == channels) plane by plane through phase planes (conv2d_depthwise.rs).
         let (x, weight, bias) = match conv2d_depthwise::conv2d(x, weight, bias, &options) {
             Ok(out) => return out,
             Err(inputs) => inputs,

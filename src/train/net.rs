@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 pub(super) mod attention;
 mod rnn;
+mod rnn_fused;
+#[cfg(test)]
+mod rnn_fused_tests;
 #[cfg(test)]
 mod rnn_tests;
 

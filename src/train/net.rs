@@ -20,6 +20,9 @@ pub(super) mod fused;
 #[cfg(test)]
 mod fused_tests;
 mod rnn;
+mod rnn_fused;
+#[cfg(test)]
+mod rnn_fused_tests;
 #[cfg(test)]
 mod rnn_tests;
 

@@ -8,7 +8,9 @@
 //!
 //! Written here rather than with `burn::nn::Lstm`/`Gru`, which take no mask and run eight
 //! (LSTM) small matmuls per step: the input projection of every step is one matmul before
-//! the loop, which keeps only the recurrent product inside it.
+//! the loop, which keeps only the recurrent product inside it. On the CPU backend (burn-flex)
+//! the loop itself is one fused op per direction with a hand-written backward
+//! (`rnn_fused.rs`); elsewhere it runs step by step with tensor ops.
 //!
 //! **Invariants:** padding never changes an output at a real position: `last` is the
 //! state at each row's last token (0 for a row without any), a `sequence` output is 0 at
@@ -155,11 +157,23 @@ pub(super) fn forward(
     x: Tensor<3>,
     mask: Option<&Tensor<2>>,
 ) -> Act {
+    forward_with(r, cell, units, sequence, x, mask, true)
+}
+
+/// [`forward`], through the fused whole-sequence op (`rnn_fused`) where it runs when `fused`.
+pub(super) fn forward_with(
+    r: &Recurrent,
+    cell: RnnCell,
+    units: usize,
+    sequence: bool,
+    x: Tensor<3>,
+    mask: Option<&Tensor<2>>,
+    fused: bool,
+) -> Act {
     let [b, t, _] = x.dims();
     let mask = mask.filter(|m| m.dims() == [b, t]);
-    // Per step, `[b, 1]`, in time order.
-    let steps_mask: Option<Vec<Tensor<2>>> = mask.map(|m| (0..t).map(|s| m.clone().narrow(1, s, 1)).collect());
-    let fwd = run(&r.forward, cell, units, x.clone(), steps_mask.as_deref(), false, sequence || mask.is_some());
+    let masks = Masks { full: mask, fused };
+    let fwd = run(&r.forward, cell, units, x.clone(), &masks, false, sequence || mask.is_some());
     let fwd_out = match (sequence, mask) {
         (true, Some(m)) => Out::Seq(fwd.seq() * m.clone().reshape([b, t, 1])),
         (true, None) => Out::Seq(fwd.seq()),
@@ -182,7 +196,7 @@ pub(super) fn forward(
     };
     // Padding is at the end, so the backward pass meets it first: zeroing the state there
     // makes it start afresh at each row's last token, and leaves padded outputs at 0.
-    let bwd = run(bwd_dir, cell, units, x, steps_mask.as_deref(), true, sequence);
+    let bwd = run(bwd_dir, cell, units, x, &masks, true, sequence);
     match fwd_out {
         Out::Seq(f) => Act::T3(Tensor::cat(vec![f, bwd.seq()], 2)),
         Out::Last(f) => Act::T2(Tensor::cat(vec![f, bwd.last], 1)),
@@ -208,31 +222,58 @@ impl Out {
 struct Pass {
     last: Tensor<2>,
     states: Vec<Tensor<2>>,
+    /// The fused op's states, `[b, t, u]` (then `states` is empty).
+    seq: Option<Tensor<3>>,
 }
 
 impl Pass {
     /// `[b, t, u]`.
     fn seq(&self) -> Tensor<3> {
-        Tensor::stack(self.states.clone(), 1)
+        match &self.seq {
+            Some(seq) => seq.clone(),
+            None => Tensor::stack(self.states.clone(), 1),
+        }
     }
 }
 
-/// One direction over `x` (`[b, t, d]`), backwards in time when `reverse`; with `mask`
-/// (per step, `[b, 1]`), a reverse pass zeroes its state at padded steps.
-fn run(
-    dir: &Direction,
-    cell: RnnCell,
-    u: usize,
-    x: Tensor<3>,
-    mask: Option<&[Tensor<2>]>,
-    reverse: bool,
-    keep: bool,
-) -> Pass {
+/// The token mask (`[b, t]`), and whether the fused op may run.
+struct Masks<'a> {
+    full: Option<&'a Tensor<2>>,
+    fused: bool,
+}
+
+/// One direction through the fused op (`rnn_fused`), where it runs; `xp` is `[t, b, G·u]`.
+fn run_fused(dir: &Direction, cell: RnnCell, xp: &Tensor<3>, mask: Option<&Tensor<2>>, reverse: bool) -> Option<Pass> {
+    let w_hh = dir.w_hh.val();
+    let hs = match (cell, &dir.b_hh) {
+        (RnnCell::Lstm, _) => super::rnn_fused::lstm(xp, &w_hh, mask, reverse)?,
+        (RnnCell::Gru, Some(b_hh)) => super::rnn_fused::gru(xp, &w_hh, &b_hh.val(), mask, reverse)?,
+        (RnnCell::Gru, None) => return None,
+    };
+    let [t, b, u] = hs.dims();
+    let at = if reverse { 0 } else { t.saturating_sub(1) };
+    let last = hs.clone().narrow(0, at, 1).reshape([b, u]);
+    Some(Pass { last, states: Vec::new(), seq: Some(hs.swap_dims(0, 1)) })
+}
+
+/// One direction over `x` (`[b, t, d]`), backwards in time when `reverse`; with a mask, a
+/// reverse pass zeroes its state at padded steps. Through the fused op where it runs (and
+/// `masks.fused`), else with tensor ops step by step.
+fn run(dir: &Direction, cell: RnnCell, u: usize, x: Tensor<3>, masks: &Masks<'_>, reverse: bool, keep: bool) -> Pass {
     let [b, t, d] = x.dims();
     let gu = cell.gates() * u;
     // Every step's input projection in one matmul, time first so that a step is a
     // contiguous block.
     let xp = x.swap_dims(0, 1).reshape([t * b, d]).matmul(dir.w_ih.val()) + dir.b_ih.val().unsqueeze::<2>();
+    if masks.fused
+        && t > 0
+        && let Some(pass) = run_fused(dir, cell, &xp.clone().reshape([t, b, gu]), masks.full, reverse)
+    {
+        return pass;
+    }
+    // Per step, `[b, 1]`, in time order.
+    let steps_mask: Option<Vec<Tensor<2>>> = masks.full.map(|m| (0..t).map(|s| m.clone().narrow(1, s, 1)).collect());
+    let mask = steps_mask.as_deref();
     let mut xs = Vec::with_capacity(t);
     split_steps(xp.reshape([t, b, gu]), &mut xs);
     let device = dir.w_hh.device();
@@ -278,7 +319,7 @@ fn run(
     if reverse {
         states.reverse();
     }
-    Pass { last: h, states }
+    Pass { last: h, states, seq: None }
 }
 
 /// `[t, b, f]` → `t` tensors `[b, f]`, by halving: autodiff's slice backward writes a

@@ -83,6 +83,8 @@ enum Command {
     },
     /// Reloads a run's final model (or its best trial, or a saved trial) and evaluates it on a split.
     Eval(cli::eval::EvalArgs),
+    /// Predicts new inputs (a CSV, images, texts, WAV clips) with a saved model, from its folder alone.
+    Predict(cli::predict::PredictArgs),
     /// Rewrites a run folder's results, ranked table and HTML report from its study store, without training.
     Report(cli::report::ReportArgs),
     /// Joins a shared study (`--store postgres://...`) by name and runs its trials.
@@ -111,6 +113,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(&args),
         Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
         Command::Eval(args) => cli::eval::eval(&args),
+        Command::Predict(args) => cli::predict::predict(&args),
         Command::Report(args) => cli::report::report(&args),
         Command::Worker(args) => cli::worker::worker(&args),
         Command::Ls(args) => cli::ls::ls(&args),

@@ -5,6 +5,7 @@ pub mod eval;
 pub mod fmt;
 pub mod ls;
 pub mod lsp;
+pub mod predict;
 pub mod report;
 pub mod run;
 pub mod study;

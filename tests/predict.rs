@@ -4,6 +4,7 @@
 //! recorded for the best trial and the final model. A folder copied elsewhere with its
 //! data deleted still predicts and evaluates (`bma eval --on`); every bad input is a
 //! diagnostic naming the row or file, and `--skip-bad` predicts the rest.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -424,7 +425,8 @@ fn texts_are_predicted_from_a_csv_column_or_plain_lines_with_the_saved_vocabular
         let bad = ["awful mess", "terrible day", "really bad", "very poor"];
         let mut s = String::from("text,label\n");
         for i in 0..n {
-            let (t, l) = if i % 2 == 0 { (good[(i + shift) % 4], "pos") } else { (bad[(i + shift) % 4], "neg") };
+            let (t, l) =
+                if i % 2 == 0 { (good[(i / 2 + shift) % 4], "pos") } else { (bad[(i / 2 + shift) % 4], "neg") };
             s.push_str(&format!("{t},{l}\n"));
         }
         s

@@ -145,7 +145,10 @@ fn model_dir(path: &Path, which: Option<Which>) -> Result<PathBuf, String> {
             Which::Best
         }
         None => {
-            return Err(format!("{} holds no saved model (no final/, best/, final.json or model.json)", path.display()));
+            return Err(format!(
+                "{} holds no saved model (no final/, best/, final.json or model.json)",
+                path.display()
+            ));
         }
     };
     let dir = match which {

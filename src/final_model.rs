@@ -56,6 +56,8 @@
 //! member's; (5) `soup` staying within the best's setting (a soup needs equal shapes).
 //! `data_changes` already reads every member's config.
 
+pub mod predict;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

@@ -85,6 +85,8 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Writes a saved model as an ONNX file (and test vectors from its test split with --samples).
     Export(cli::export::ExportArgs),
+    /// Predicts new inputs (a CSV, images, texts, WAV clips) with a saved model, from its folder alone.
+    Predict(cli::predict::PredictArgs),
     /// Rewrites a run folder's results, ranked table and HTML report from its study store, without training.
     Report(cli::report::ReportArgs),
     /// Joins a shared study (`--store postgres://...`) by name and runs its trials.
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
         Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
         Command::Eval(args) => cli::eval::eval(&args),
         Command::Export(args) => cli::export::export(&args),
+        Command::Predict(args) => cli::predict::predict(&args),
         Command::Report(args) => cli::report::report(&args),
         Command::Worker(args) => cli::worker::worker(&args),
         Command::Ls(args) => cli::ls::ls(&args),

@@ -1,5 +1,7 @@
 //! `bma eval`: reloads a saved model (a run's final model, its best trial, or one
-//! `trials/<n>` folder) and evaluates it on a split of its data.
+//! `trials/<n>` folder) and evaluates it on a split of its data, or with `--on FILE` on a
+//! labelled input read by the folder's saved preprocessing (`bma::data::fitted`): then the
+//! training data is not read at all, and may be gone.
 //!
 //! Exit codes: 0 evaluated; 1 the folder holds no such model, a bad flag, a data file
 //! that changed since the model trained (size or content; `--allow-changed-data`
@@ -30,18 +32,23 @@ pub struct EvalArgs {
     /// A run folder, or a saved model folder (`final/`, `best/`, `trials/<n>`).
     pub dir: PathBuf,
     /// The split to evaluate on.
-    #[arg(long, default_value = "test")]
-    pub split: String,
+    #[arg(long)]
+    pub split: Option<String>,
     /// In a run folder: the final model (the default when the run built one) or the best trial.
     #[arg(long, value_enum)]
     pub model: Option<Which>,
     /// Evaluate even if a data file changed since the model trained (its size or content).
     #[arg(long = "allow-changed-data")]
     pub allow_changed_data: bool,
+    /// Evaluate on this labelled input (as `bma predict` reads it, with the label's column
+    /// or class folders) instead of a split: the model folder alone, no training data.
+    #[arg(long, conflicts_with = "split")]
+    pub on: Option<PathBuf>,
 }
 
 pub fn eval(args: &EvalArgs) -> ExitCode {
-    let split: Part = match args.split.parse() {
+    let split_name = args.split.as_deref().unwrap_or("test");
+    let split: Part = match split_name.parse() {
         Ok(p) => p,
         Err(e) => return super::fail(format!("--split: {e}"), INPUT),
     };
@@ -106,6 +113,9 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
     } else {
         "model".to_string()
     };
+    if let Some(input) = &args.on {
+        return eval_on(&dir, input);
+    }
     match final_model::data_changes(&dir) {
         Ok(changes) if !changes.is_empty() && !args.allow_changed_data => {
             return super::fail(
@@ -123,7 +133,37 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
     }
     match final_model::evaluate(&dir, split) {
         Ok(m) => {
-            println!("{title} {} on {}:", dir.display(), args.split);
+            println!("{title} {} on {split_name}:", dir.display());
+            for (k, v) in &m {
+                println!("  {k:<12} {}", fmt_num(*v));
+            }
+            ExitCode::from(OK)
+        }
+        Err(e) => super::fail(e, INPUT),
+    }
+}
+
+/// `--on FILE`: the saved preprocessing reads `input`, and the answers are measured against
+/// its labels; every bad input is listed and refused (exit 1).
+fn eval_on(dir: &std::path::Path, input: &std::path::Path) -> ExitCode {
+    let run = || -> Result<(String, bma::train::Metrics), String> {
+        let predictor = final_model::predict::open(dir)?;
+        let samples = predictor.pre.read(input).map_err(|e| e.to_string())?;
+        let result = predictor.predict(samples, 256)?;
+        if let Some((id, why)) = result.failed.first() {
+            return Err(format!(
+                "{}: {id}: {} ({} of {} inputs cannot be used)",
+                input.display(),
+                bma::diagnostic::escape(why),
+                result.failed.len(),
+                result.failed.len() + result.answers.len()
+            ));
+        }
+        Ok((predictor.title.clone(), predictor.evaluate(&result.answers)?))
+    };
+    match run() {
+        Ok((title, m)) => {
+            println!("{title} {} on {}:", dir.display(), input.display());
             for (k, v) in &m {
                 println!("  {k:<12} {}", fmt_num(*v));
             }

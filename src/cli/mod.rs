@@ -6,6 +6,7 @@ pub mod export;
 pub mod fmt;
 pub mod ls;
 pub mod lsp;
+pub mod predict;
 pub mod report;
 pub mod run;
 pub mod study;

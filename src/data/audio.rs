@@ -450,6 +450,11 @@ pub(super) fn load(spec: &AudioSpec) -> Result<(Raw, Vec<(PathBuf, String)>), Da
     Ok((Raw { info, x, y, extras, stored: None }, skipped))
 }
 
+/// The features of the clip at `path` as `spec` reads clips in training (`data::fitted`).
+pub(super) fn clip_features(path: &Path, spec: &AudioSpec) -> Result<Vec<f32>, String> {
+    clip(path, spec).and_then(|x| features(&x, spec))
+}
+
 /// The clip at `path` as `spec.samples()` mono samples at `spec.rate`.
 fn clip(path: &Path, spec: &AudioSpec) -> Result<Vec<f32>, String> {
     let (h, reader) = open(path)?;

@@ -423,6 +423,29 @@ fn decode_bytes(s: &Sample, spec: &ImageSpec, dims: Option<&((usize, usize), Pat
     })
 }
 
+/// Decodes the image at `path` for a saved model (`data::fitted`): `[channels, h, w]` in
+/// [0, 1], as [`decode`] does in training; with `resize`, cropped and resized to `size`,
+/// without, an image of another size is an error.
+pub(super) fn decode_file(path: &Path, channels: usize, size: [usize; 2], resize: bool) -> Result<Vec<f32>, String> {
+    let img = ImageReader::open(path)
+        .and_then(ImageReader::with_guessed_format)
+        .map_err(|e| format!("cannot read: {e}"))?
+        .decode()
+        .map_err(|e| format!("not a usable image: {e}"))?;
+    let (h, w) = (img.height() as usize, img.width() as usize);
+    if !resize && [h, w] != size {
+        return Err(format!(
+            "the image is {h}x{w}, the model takes {}x{} (it trained without `size:`, so images are not resized)",
+            size[0], size[1]
+        ));
+    }
+    let bytes = match channels {
+        1 => plane_bytes(fit(img.to_luma8(), Some(size))),
+        _ => plane_bytes(fit(img.to_rgb8(), Some(size))),
+    };
+    Ok(bytes.iter().map(|v| f32::from(*v) / 255.0).collect())
+}
+
 /// Centre-crops `img` to the aspect ratio of `size`, then resizes it to `size` (bilinear).
 fn fit<P: Pixel<Subpixel = u8> + 'static>(
     img: ImageBuffer<P, Vec<u8>>,

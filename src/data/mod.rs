@@ -28,6 +28,7 @@ mod cache;
 mod cifar;
 pub mod csv;
 mod files;
+pub mod fitted;
 mod idx;
 mod images;
 mod npy;
@@ -154,6 +155,9 @@ pub struct Dataset {
     pub extras: Extras,
     /// Text data: the tokenizer fitted on the train split (saved with a model).
     pub tokenizer: Option<Tokenizer>,
+    /// How one new input becomes a raw row (set by [`load_with`]; saved with a model as
+    /// part of [`fitted::Preprocess`]).
+    pub input: Option<fitted::Input>,
 }
 
 /// A regression target's standardisation, `(y - mean) / std`: a network's weights start
@@ -345,11 +349,13 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
         let fractions = fractions(arg("split"), valid_fixed, test_fixed)?;
         let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
         // Text is split first, then tokenized with a vocabulary fitted on train alone.
-        return text::load(c, base, tokenizer, fixed, |y, info| {
+        let mut data = text::load(c, base, tokenizer, fixed, |y, info| {
             split_indices_fixed(y, info, fractions, seed, valid_fixed, test_fixed)
-        });
+        })?;
+        data.input = data.tokenizer.as_ref().and_then(|t| fitted::text_input(c, base, t));
+        return Ok(data);
     }
-    let raw = load_raw(value, base)?;
+    let (raw, input) = fitted::load_raw(value, base)?;
     let fixed_part = |part: &str| -> Result<Option<Raw>, DataError> {
         let Some(nested) = arg(part) else { return Ok(None) };
         if let Some(own) = nested_split_arg(nested) {
@@ -365,7 +371,9 @@ pub fn load_with(value: &Value, base: &Path, tokenizer: Option<&Tokenizer>) -> R
     let fixed = Fixed { valid: fixed_part("valid")?, test: fixed_part("test")? };
     let fractions = fractions(arg("split"), fixed.valid.is_some(), fixed.test.is_some())?;
     let seed = arg("seed").and_then(Value::as_i64).unwrap_or(0) as u64;
-    split_with(raw, fixed, fractions, seed)
+    let mut data = split_with(raw, fixed, fractions, seed)?;
+    data.input = input;
+    Ok(data)
 }
 
 /// The train, valid and test fractions of `split` (`None`: the default) for a source whose
@@ -647,6 +655,7 @@ pub fn split_with(raw: Raw, fixed: Fixed, fractions: [f64; 3], seed: u64) -> Res
         target,
         extras,
         tokenizer: None,
+        input: None,
     })
 }
 

@@ -816,6 +816,7 @@ pub fn load(
         tokenizer: Some(tokenizer),
         target: Default::default(),
         extras,
+        input: None,
     })
 }
 

@@ -510,6 +510,7 @@ fn a_convnet_with_the_new_layers_trains_saves_reloads_and_averages() {
         point: Default::default(),
         train: cfg.clone(),
         tokenizer: None,
+        preprocess: None,
     };
     model.save(&dir, &config).expect("saves");
     let (back, _) = load(&dir).expect("loads");

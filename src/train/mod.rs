@@ -48,7 +48,8 @@ pub use metrics::{
 };
 pub use net::{Op, OpKind, Plan, Tensors};
 pub use save::{
-    SavedConfig, check_fits, data_changes, evaluate_saved, from_safetensors, load, load_config, to_safetensors,
+    SavedConfig, check_fits, data_changes, evaluate_saved, from_safetensors, load, load_config, saved_format,
+    to_safetensors,
 };
 pub use trial::{Averaging, KEPT, TrialData, Trials, averaging, init_seed};
 

@@ -47,10 +47,23 @@ pub struct SavedConfig {
     /// model is evaluated with it, never with one fitted again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<data::Tokenizer>,
+    /// What turns a new input into the model's row and its outputs into answers (`bma
+    /// predict`; none in a model saved before format 2, see [`data::fitted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<data::fitted::Preprocess>,
+}
+
+/// The format of the folder `model.json` (`"format"`) describes: 1 when absent (saved before
+/// formats were numbered); see [`data::fitted::FORMAT`].
+pub fn saved_format(dir: &Path) -> Result<u32, String> {
+    manifest(dir).map(|m| m.format)
 }
 
 #[derive(Serialize, Deserialize)]
 struct Manifest {
+    /// The folder's format ([`data::fitted::FORMAT`]); 1 in a folder saved before it was numbered.
+    #[serde(default = "format_one")]
+    format: u32,
     plan: Plan,
     classification: bool,
     loss: Loss,
@@ -65,6 +78,7 @@ pub(super) fn save(model: &Model, dir: &Path, config: &SavedConfig) -> std::io::
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("model.safetensors"), to_safetensors(&model.tensors()))?;
     let manifest = Manifest {
+        format: data::fitted::FORMAT,
         plan: model.plan.clone(),
         classification: model.task == Task::Classification,
         loss: model.loss,
@@ -75,9 +89,28 @@ pub(super) fn save(model: &Model, dir: &Path, config: &SavedConfig) -> std::io::
     std::fs::write(dir.join("model.json"), json)
 }
 
+fn format_one() -> u32 {
+    1
+}
+
 fn manifest(dir: &Path) -> Result<Manifest, String> {
     let path = dir.join("model.json");
     let json = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // The format first: a newer folder may not parse as this bma's manifest at all.
+    #[derive(Deserialize)]
+    struct Format {
+        #[serde(default = "format_one")]
+        format: u32,
+    }
+    if let Ok(Format { format }) = serde_json::from_str::<Format>(&json)
+        && format > data::fitted::FORMAT
+    {
+        return Err(format!(
+            "{}: saved by a newer bma (model folder format {format}; this bma reads formats 1 to {}): update bma",
+            path.display(),
+            data::fitted::FORMAT
+        ));
+    }
     serde_json::from_str(&json).map_err(|e| format!("{}: {e}", path.display()))
 }
 

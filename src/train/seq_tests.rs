@@ -358,6 +358,7 @@ fn a_conv1d_text_model_trains_saves_reloads_and_averages() {
         point: Default::default(),
         train: cfg.clone(),
         tokenizer: data.tokenizer.clone(),
+        preprocess: None,
     };
     model.save(&dir, &config).expect("saves");
     let (back, _) = load(&dir).expect("loads");

@@ -302,6 +302,7 @@ fn saved_models_reload_and_evaluate_the_same() {
         point: Default::default(),
         train: cfg.clone(),
         tokenizer: None,
+        preprocess: None,
     };
     model.save(&dir, &config).expect("saves");
     let test = evaluate_saved(&dir, data::Part::Test).expect("evaluates");

@@ -164,6 +164,7 @@ fn a_text_model_trains_saves_reloads_and_averages() {
         point: Default::default(),
         train: cfg.clone(),
         tokenizer: data.tokenizer.clone(),
+        preprocess: None,
     };
     model.save(&dir, &config).expect("saves");
     let (back, back_cfg) = load(&dir).expect("loads");

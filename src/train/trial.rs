@@ -185,6 +185,7 @@ impl<'a> Trials<'a> {
             point: point.clone(),
             train,
             tokenizer: data.data.tokenizer.clone(),
+            preprocess: data::fitted::Preprocess::of(&data.data),
         }
     }
 }

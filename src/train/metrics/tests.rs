@@ -130,6 +130,7 @@ fn test_r2(dir: &std::path::Path, scaled: bool) -> (crate::data::Dataset, crate:
             point,
             train: cfg,
             tokenizer: None,
+            preprocess: None,
         };
         model.save(&dir.join("model"), &config).expect("saves");
         let again = crate::train::evaluate_saved(&dir.join("model"), crate::data::Part::Test).expect("evaluates");

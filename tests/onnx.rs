@@ -262,7 +262,7 @@ fn a_folder_without_a_model_is_refused_by_name() {
     let dir = temp_dir();
     let o = bma().arg("export").arg(dir.path()).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("holds no saved best model"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("holds no saved model"), "{}", stderr(&o));
     let o = bma().arg("export").arg(dir.path().join("missing")).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is not a folder"), "{}", stderr(&o));

@@ -30,7 +30,7 @@ module.exports = grammar({
     experiment: ($) => seq('experiment', field('name', $.identifier), '{', repeat($._section), '}'),
     _section: ($) =>
       choice($.data_section, $.space_section, $.model_section, $.train_section,
-        $.objective_section, $.search_section, $.average_section, $.report_section),
+        $.objective_section, $.search_section, $.average_section, $.report_section, $.trial_section),
     data_section: ($) => seq('data', '=', $._expr),
     space_section: ($) => seq('space', '{', repeat($._space_item), '}'),
     model_section: ($) => seq('model', $.model_body),
@@ -41,6 +41,11 @@ module.exports = grammar({
     average_section: ($) => seq('average', '{', repeat($._expr), '}'),
     report_section: ($) => seq('report', '{', repeat($.assign), '}'),
     assign: ($) => seq(field('key', $.identifier), '=', field('value', $._expr)),
+    // `trial { command = [...], env = { KEY: "value" }, reports = [accuracy] }`.
+    trial_section: ($) => seq('trial', '{', repeat(choice($.record_assign, $.assign)), '}'),
+    record_assign: ($) =>
+      seq(field('key', $.identifier), '=', '{', optional(seq($.record_field, repeat(seq(',', $.record_field)), optional(','))), '}'),
+    record_field: ($) => seq(field('name', $.identifier), ':', field('value', $._expr)),
 
     _space_item: ($) => choice($.when_item, $.let_item, $.param_item, $.const_item),
     param_item: ($) => seq(field('name', $.identifier), ':', optional($.type_name), 'in', $._domain),

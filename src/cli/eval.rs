@@ -14,17 +14,8 @@ use std::process::ExitCode;
 use bma::data::Part;
 use bma::final_model;
 
-use super::{INPUT, OK};
+use super::{INPUT, OK, Which};
 use bma::study::outputs::fmt_num;
-
-/// Which of a run folder's models to evaluate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Which {
-    /// The final model (`final/`: ensemble members and weights, soup, SWA).
-    Final,
-    /// The best single trial (`best/`).
-    Best,
-}
 
 /// Arguments of `bma eval`.
 #[derive(clap::Args, Debug)]

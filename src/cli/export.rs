@@ -10,22 +10,13 @@ use std::process::ExitCode;
 
 use bma::{export, final_model};
 
-use super::{INPUT, OK};
+use super::{INPUT, OK, Which, model_dir};
 
 /// The file formats `bma export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
     /// ONNX (opset 17): one graph, an ensemble's weighted mean included.
     Onnx,
-}
-
-/// Which of a run folder's models to export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Which {
-    /// The final model (`final/`: ensemble members and weights, soup, SWA).
-    Final,
-    /// The best single trial (`best/`).
-    Best,
 }
 
 /// Arguments of `bma export`.
@@ -54,38 +45,6 @@ pub struct ExportArgs {
     pub allow_changed_data: bool,
 }
 
-/// The model folder `args` names, or why there is none.
-fn model_dir(args: &ExportArgs) -> Result<PathBuf, String> {
-    let d = &args.dir;
-    if !d.is_dir() {
-        return Err(format!("{} is not a folder", d.display()));
-    }
-    let saved = |p: &Path| p.join("final.json").is_file() || p.join("model.json").is_file();
-    if saved(d) {
-        if args.model.is_some() {
-            return Err(format!("--model picks a model in a run folder; {} is a saved model itself", d.display()));
-        }
-        return Ok(d.clone());
-    }
-    let which = match args.model {
-        Some(w) => w,
-        None if d.join("final").join("final.json").is_file() => Which::Final,
-        None => {
-            eprintln!("note: {} holds no final model; exporting its best trial, best/", d.display());
-            Which::Best
-        }
-    };
-    let (sub, file) = match which {
-        Which::Final => ("final", "final.json"),
-        Which::Best => ("best", "model.json"),
-    };
-    let dir = d.join(sub);
-    if !dir.join(file).is_file() {
-        return Err(format!("{} holds no saved {sub} model (expected {})", d.display(), dir.join(file).display()));
-    }
-    Ok(dir)
-}
-
 /// Writes `bytes` to `path` through a temporary file and a rename.
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let mut tmp = path.as_os_str().to_owned();
@@ -104,7 +63,7 @@ pub fn export(args: &ExportArgs) -> ExitCode {
 
 fn run(args: &ExportArgs) -> Result<(), String> {
     let ExportFormat::Onnx = args.format;
-    let dir = model_dir(args)?;
+    let dir = model_dir(&args.dir, args.model, "exporting")?;
     let out = args.out.clone().unwrap_or_else(|| dir.join("model.onnx"));
     let (model, config) = export::load(&dir)?;
     let reads_data = args.samples.is_some() || args.fold_scaling;

@@ -78,6 +78,55 @@ pub fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Which of a run folder's models a command (`eval`, `predict`, `export`) works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    /// The final model (`final/`: ensemble members and weights, soup, SWA).
+    Final,
+    /// The best single trial (`best/`).
+    Best,
+}
+
+/// The saved model folder that `path` names for `predict` and `export`: a saved model
+/// itself (`final.json` or `model.json` inside; `which` must then be absent), or a run
+/// folder, whose `final/` is taken by default, else its `best/` with a note on stderr
+/// naming `verb` ("predicting with", "exporting").
+pub fn model_dir(path: &Path, which: Option<Which>, verb: &str) -> Result<std::path::PathBuf, String> {
+    if !path.is_dir() {
+        return Err(format!("{} is not a folder", path.display()));
+    }
+    let saved = |p: &Path| p.join("final.json").is_file() || p.join("model.json").is_file();
+    if saved(path) {
+        if which.is_some() {
+            return Err(format!("--model picks a model in a run folder; {} is a saved model itself", path.display()));
+        }
+        return Ok(path.to_path_buf());
+    }
+    let final_dir = path.join("final");
+    let which = match which {
+        Some(w) => w,
+        None if final_dir.join("final.json").is_file() => Which::Final,
+        None if path.join("best").join("model.json").is_file() => {
+            eprintln!("note: {} holds no final model; {verb} its best trial, best/", path.display());
+            Which::Best
+        }
+        None => {
+            return Err(format!(
+                "{} holds no saved model (no final/, best/, final.json or model.json)",
+                path.display()
+            ));
+        }
+    };
+    let dir = match which {
+        Which::Final => final_dir,
+        Which::Best => path.join("best"),
+    };
+    if !saved(&dir) {
+        return Err(format!("{} holds no saved model", dir.display()));
+    }
+    Ok(dir)
+}
+
 /// [`bma::store::connect`] for the command line: a PostgreSQL server that does not answer is
 /// retried for a while (`BMA_STORE_RETRY`, 60 s by default) so that workers may start before
 /// it; after two silent seconds the user is told what bma is waiting for.

@@ -15,13 +15,13 @@
 //! line or file), a bad flag; 2 the output cannot be written.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bma::final_model::predict::{self, Answer, Predictor};
 
-use super::eval::Which;
 use super::{INPUT, INTERNAL, OK};
+use super::{Which, model_dir};
 
 /// How the answers are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -65,7 +65,7 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
     if args.batch == 0 {
         return super::fail("--batch: at least 1", INPUT);
     }
-    let dir = match model_dir(&args.dir, args.which) {
+    let dir = match model_dir(&args.dir, args.which, "predicting with") {
         Ok(d) => d,
         Err(e) => return super::fail(e, INPUT),
     };
@@ -122,43 +122,6 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
         Ok(()) => ExitCode::from(OK),
         Err(e) => super::fail(e, INTERNAL),
     }
-}
-
-/// The saved model folder `path` names (see the module header).
-fn model_dir(path: &Path, which: Option<Which>) -> Result<PathBuf, String> {
-    if !path.is_dir() {
-        return Err(format!("{} is not a folder", path.display()));
-    }
-    let saved = |p: &Path| p.join("final.json").is_file() || p.join("model.json").is_file();
-    if saved(path) {
-        if which.is_some() {
-            return Err(format!("--model picks a model in a run folder; {} is a saved model itself", path.display()));
-        }
-        return Ok(path.to_path_buf());
-    }
-    let final_dir = path.join("final");
-    let which = match which {
-        Some(w) => w,
-        None if final_dir.join("final.json").is_file() => Which::Final,
-        None if path.join("best").join("model.json").is_file() => {
-            eprintln!("note: {} holds no final model; predicting with its best trial, best/", path.display());
-            Which::Best
-        }
-        None => {
-            return Err(format!(
-                "{} holds no saved model (no final/, best/, final.json or model.json)",
-                path.display()
-            ));
-        }
-    };
-    let dir = match which {
-        Which::Final => final_dir,
-        Which::Best => path.join("best"),
-    };
-    if !saved(&dir) {
-        return Err(format!("{} holds no saved model", dir.display()));
-    }
-    Ok(dir)
 }
 
 fn to_csv(p: &Predictor, answers: &[Answer], proba: bool) -> Result<String, String> {

@@ -11,7 +11,7 @@
 ["and" "or" "not"] @keyword.operator
 (log_modifier) @keyword
 "step" @keyword
-["data" "space" "model" "train" "objective" "search" "average" "report"] @module
+["data" "space" "model" "train" "objective" "search" "average" "report" "trial"] @module
 
 (type_name) @type.builtin
 (number) @number

@@ -10,7 +10,7 @@ syn keyword bmaStructure residual parallel
 syn keyword bmaObjective maximize minimize require
 syn keyword bmaLogical and or not
 syn match bmaModifier '\<\(log\|step\|on\)\>\ze\s*[^(:= ]'
-syn match bmaSection '\<\(space\|model\|train\|objective\|search\|average\|report\)\>\ze\s*{'
+syn match bmaSection '\<\(space\|model\|train\|objective\|search\|average\|report\|trial\)\>\ze\s*{'
 syn match bmaSection '\<data\>\ze\s*=[^=>]'
 syn keyword bmaType int float bool layer symbol string
 syn keyword bmaBoolean true false

@@ -244,24 +244,29 @@ fn failures_fail_their_trial_with_the_reason_and_the_study_goes_on() {
     }
 }
 
+/// A study `name` of `trials` random trials of `slow.sh`, which sleeps `sleep` seconds and
+/// reports its argument as the loss; written into `dir`, the spec's path returned.
+fn slow_study(dir: &Path, name: &str, sleep: &str, trials: u32, seed: u32) -> PathBuf {
+    write(dir, "slow.sh", &format!("#!/bin/sh\nsleep {sleep}\necho \"{{\\\"loss\\\": $1}}\"\n"));
+    let spec = format!(
+        r#"experiment {name} {{
+  space {{ x: float in 0.0..1.0 }}
+  trial {{
+    command = ["sh", "slow.sh", "{{x}}"]
+    reports = [loss]
+  }}
+  objective {{ minimize loss }}
+  search {{ strategy = random  trials = {trials}  seed = {seed} }}
+}}
+"#
+    );
+    write(dir, "s.bma", &spec)
+}
+
 #[test]
 fn kill_9_mid_trial_then_resume_completes_the_study() {
     let dir = temp_dir();
-    write(dir.path(), "slow.sh", "#!/bin/sh\nsleep 0.5\necho \"{\\\"loss\\\": $1}\"\n");
-    let spec = write(
-        dir.path(),
-        "s.bma",
-        r#"experiment slow {
-  space { x: float in 0.0..1.0 }
-  trial {
-    command = ["sh", "slow.sh", "{x}"]
-    reports = [loss]
-  }
-  objective { minimize loss }
-  search { strategy = random  trials = 4  seed = 9 }
-}
-"#,
-    );
+    let spec = slow_study(dir.path(), "slow", "0.5", 4, 9);
     let out = dir.path().join("out");
     let mut child =
         bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).spawn().expect("bma starts");
@@ -280,21 +285,7 @@ fn kill_9_mid_trial_then_resume_completes_the_study() {
 #[test]
 fn two_processes_share_a_study_and_a_worker_refuses_a_stored_command() {
     let dir = temp_dir();
-    write(dir.path(), "slow.sh", "#!/bin/sh\nsleep 0.2\necho \"{\\\"loss\\\": $1}\"\n");
-    let spec = write(
-        dir.path(),
-        "s.bma",
-        r#"experiment shared {
-  space { x: float in 0.0..1.0 }
-  trial {
-    command = ["sh", "slow.sh", "{x}"]
-    reports = [loss]
-  }
-  objective { minimize loss }
-  search { strategy = random  trials = 8  seed = 5 }
-}
-"#,
-    );
+    let spec = slow_study(dir.path(), "shared", "0.2", 8, 5);
     let db: PathBuf = dir.path().join("study.db");
     let db = db.to_str().expect("utf-8 path").to_string();
     let out1 = dir.path().join("out1");

@@ -166,3 +166,25 @@ fn bad_csv_arguments_are_named_at_check_time() {
         assert!(err.contains(code) && err.contains(words), "{args}: {err}");
     }
 }
+
+/// A data value with a list argument (`ignore: ["id"]`) reloads from a saved model as it was
+/// written: the best trial is evaluated on test by `bma run` and again by `bma eval`. (Read
+/// back as untagged JSON, `["id"]` once became the symbol `id`, and both failed.)
+#[test]
+fn a_model_trained_with_ignored_columns_reloads_and_evaluates() {
+    let dir = temp_dir();
+    let mut csv = String::from("id,");
+    for (i, line) in classes_csv(120, 2).lines().enumerate() {
+        csv += &if i == 0 { format!("{line}\n") } else { format!("{i},{line}\n") };
+    }
+    write(dir.path(), "d.csv", &csv);
+    let data = "csv(\"d.csv\", target: \"label\", ignore: [\"id\"], seed: 1)";
+    let file = write(dir.path(), "t.bma", &spec(data, "maximize accuracy"));
+    let out = dir.path().join("out");
+    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("could not be evaluated"), "{}", stderr(&o));
+    let o = bma().arg("eval").arg(&out).args(["--model", "best"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("accuracy"), "{}", String::from_utf8_lossy(&o.stdout));
+}

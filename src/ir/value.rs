@@ -17,6 +17,11 @@ use crate::source::Span;
 pub const MAX_INT: f64 = 9e15;
 
 /// A value a parameter or expression can take.
+///
+/// Stored as untagged JSON (saved models, the store): serde tries the variants in order, and
+/// a struct also reads from a JSON array of its fields, so `List` comes before the structs
+/// (`Sym`, `Duration`, `Call`, which are written as objects): otherwise `["id"]` would read
+/// back as the symbol `id` and `[1.5]` as a duration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
@@ -24,10 +29,10 @@ pub enum Value {
     Float(f64),
     Bool(bool),
     Str(String),
+    List(Vec<Value>),
     Sym(Symbol),
     /// A duration in seconds.
     Duration(Duration),
-    List(Vec<Value>),
     Call(CallValue),
 }
 
@@ -472,5 +477,41 @@ impl Env for BTreeMap<String, Value> {
 
     fn function(&self, _: &str) -> Option<&ast::FnDef> {
         None
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    /// Every kind of value reads back from its JSON as itself; one-element lists of strings,
+    /// numbers and pairs are lists, not the symbol, duration or call that has as many fields.
+    #[test]
+    fn values_round_trip_through_json_lists_included() {
+        let sym = |s: &str| Value::Sym(Symbol { sym: s.into() });
+        let values = vec![
+            Value::List(vec![Value::Str("id".into())]),
+            Value::List(vec![Value::Float(1.5)]),
+            Value::List(vec![Value::Str("f".into()), Value::List(vec![])]),
+            Value::List(vec![sym("relu"), Value::Duration(Duration { seconds: 2.0 })]),
+            sym("id"),
+            Value::Duration(Duration { seconds: 1.5 }),
+            Value::Call(CallValue {
+                name: "csv".into(),
+                args: vec![
+                    (None, Value::Str("d.csv".into())),
+                    (Some("ignore".into()), Value::List(vec![Value::Str("id".into())])),
+                ],
+            }),
+            Value::Int(3),
+            Value::Float(0.25),
+            Value::Bool(true),
+            Value::Str("x".into()),
+        ];
+        for v in values {
+            let json = serde_json::to_string(&v).expect("serialises");
+            let back: Value = serde_json::from_str(&json).expect("deserialises");
+            assert_eq!(back, v, "{json}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use super::net::attention::{self as att, Attention};
 use super::net::{Dense, Mode, Net, Part, Plan, forward};
 use super::*;
 use crate::source::Source;
+use crate::train::test_support::device;
 
 /// A small labelled corpus, written under `name` (tests run in parallel).
 fn corpus(name: &str) -> PathBuf {
@@ -38,10 +39,6 @@ fn expand(name: &str, model: &str, max_len: usize) -> ir::SubModel {
     assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
     let exp = &compiled.program.experiments[0];
     crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands").0
-}
-
-fn device() -> Device {
-    burn_device(DeviceKind::Cpu).expect("device").autodiff()
 }
 
 /// Deterministic values in [-1, 1).

@@ -13,6 +13,7 @@ use super::net::{Mode, Net, Part, Plan, forward};
 use super::*;
 use crate::rng::Rng;
 use crate::source::Source;
+use crate::train::test_support::{device, ids, values};
 
 /// A small labelled corpus (more than 10 distinct words), written under `name` (one per
 /// test: tests run at once).
@@ -33,24 +34,6 @@ fn sub_model(name: &str, model: &str, max_len: usize) -> ir::SubModel {
     assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
     let exp = &compiled.program.experiments[0];
     crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands").0
-}
-
-fn device() -> Device {
-    burn_device(DeviceKind::Cpu).expect("device").autodiff()
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data().try_to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
-}
-
-/// Rows of token ids (real length 3, 6, 1, 5; ids below 10), padded with 0 to `len`.
-fn ids(len: usize, dev: &Device) -> Tensor<2> {
-    let rows: [&[f32]; 4] = [&[2.0, 5.0, 5.0], &[7.0, 3.0, 1.0, 9.0, 4.0, 2.0], &[6.0], &[8.0, 8.0, 3.0, 2.0, 9.0]];
-    let mut v = Vec::new();
-    for r in rows {
-        v.extend(r.iter().copied().chain(std::iter::repeat(0.0)).take(len));
-    }
-    Tensor::from_data(TensorData::new(v, [4, len]), dev)
 }
 
 /// The weights of `sub`'s net, the same for every `len` (drawn once, then loaded).

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use super::net::{Mode, Net, Part, Plan, forward};
 use super::*;
 use crate::data;
 use crate::rng::Rng;
 use crate::source::Source;
+use crate::train::test_support::{device, ids, values};
 
 fn compile_model(data: &str, model: &str, train: &str) -> (ir::SubModel, crate::Compiled) {
     let src = format!(
@@ -22,14 +23,6 @@ fn compile_model(data: &str, model: &str, train: &str) -> (ir::SubModel, crate::
     let exp = &compiled.program.experiments[0];
     let (sub, _) = crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands");
     (sub, compiled)
-}
-
-fn device() -> Device {
-    burn_device(DeviceKind::Cpu).expect("device").autodiff()
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data().try_to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
 }
 
 fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
@@ -245,16 +238,6 @@ fn text_data(name: &str, max_len: usize) -> String {
         "text(\"{}\", text: \"review\", target: \"label\", max_len: {max_len}, vocab: 40, seed: 2)",
         corpus(name).display()
     )
-}
-
-/// Rows of token ids (real length 3, 6, 1, 5), padded with 0 to `len`.
-fn ids(len: usize, dev: &Device) -> Tensor<2> {
-    let rows: [&[f32]; 4] = [&[2.0, 5.0, 5.0], &[7.0, 3.0, 1.0, 9.0, 4.0, 2.0], &[6.0], &[8.0, 8.0, 3.0, 2.0, 9.0]];
-    let mut v = Vec::new();
-    for r in rows {
-        v.extend(r.iter().copied().chain(std::iter::repeat(0.0)).take(len));
-    }
-    Tensor::from_data(TensorData::new(v, [4, len]), dev)
 }
 
 #[test]

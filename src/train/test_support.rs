@@ -1,9 +1,31 @@
 //! Helpers shared by the train unit tests of each layer family (`seq_tests`, `seq_grad_tests`,
-//! `text_tests`, `convnet_tests`): test-only.
+//! `text_tests`, `convnet_tests`, `attention_tests`, `net::rnn_tests`, `net::fused_tests`): test-only.
 
 use std::path::PathBuf;
 
-use super::Tensors;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::{DeviceKind, Tensors, burn_device};
+
+/// The CPU device with autodiff, as training uses it.
+pub(super) fn device() -> Device {
+    burn_device(DeviceKind::Cpu).expect("device").autodiff()
+}
+
+/// A tensor's values as f64, in row-major order.
+pub(super) fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data().try_to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
+}
+
+/// Rows of token ids (real length 3, 6, 1, 5; ids below 10), padded with 0 to `len`.
+pub(super) fn ids(len: usize, dev: &Device) -> Tensor<2> {
+    let rows: [&[f32]; 4] = [&[2.0, 5.0, 5.0], &[7.0, 3.0, 1.0, 9.0, 4.0, 2.0], &[6.0], &[8.0, 8.0, 3.0, 2.0, 9.0]];
+    let mut v = Vec::new();
+    for r in rows {
+        v.extend(r.iter().copied().chain(std::iter::repeat(0.0)).take(len));
+    }
+    Tensor::from_data(TensorData::new(v, [4, len]), dev)
+}
 
 /// The element-wise mean of two models' tensors (a uniform soup of two), in `a`'s order
 /// with `a`'s names and shapes.

@@ -6,11 +6,8 @@
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
 use super::fused;
+use crate::train::test_support::device;
 use crate::train::{DeviceKind, burn_device};
-
-fn device() -> Device {
-    burn_device(DeviceKind::Cpu).expect("device").autodiff()
-}
 
 /// Deterministic values in [-2, 2).
 fn values(n: usize, seed: u64) -> Vec<f64> {

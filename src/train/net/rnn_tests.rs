@@ -9,6 +9,7 @@ use super::Act;
 use super::rnn::{Direction, Recurrent, forward};
 use crate::ir::RnnCell;
 use crate::rng::Rng;
+use crate::train::test_support::device;
 
 const B: usize = 3;
 const T: usize = 5;
@@ -16,10 +17,6 @@ const D: usize = 3;
 const U: usize = 4;
 /// Real tokens per row: one full row, one with padding, one of a single token.
 const LENS: [usize; B] = [5, 3, 1];
-
-fn device() -> Device {
-    super::super::burn_device(super::super::DeviceKind::Cpu).expect("device").autodiff()
-}
 
 /// One direction's weights in f64, row-major as the tensors.
 #[derive(Clone)]

@@ -10,6 +10,8 @@ use crate::catalogue::{self, Concept};
 use crate::ir::{self, Domain, Experiment, ParamKind};
 use crate::source::{FileId, Span};
 
+mod trial;
+
 /// What completion offers, and how an editor should show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
@@ -32,6 +34,10 @@ pub enum CompletionKind {
     Dataset,
     /// A `train { augment = [...] }` operation.
     Augment,
+    /// A setting of a section (`trial { timeout = }`).
+    Setting,
+    /// A built-in `{placeholder}` of a command string (`{seed}`).
+    Placeholder,
 }
 
 /// The meaning of each metric, shown on hover.
@@ -119,6 +125,12 @@ fn describe_domain(d: &Domain) -> String {
 /// Markdown for the thing at `offset`.
 pub fn hover(c: &Compiled, file: FileId, offset: u32) -> Option<(Span, String)> {
     let (word, span) = word_at(c, file, offset)?;
+    if let Some(exp) = enclosing(c, file, offset)
+        && exp.space.get(&word).is_none()
+        && let Some(s) = trial::hover(c, exp, file, offset, &word)
+    {
+        return Some((span, s));
+    }
     if let Some(exp) = enclosing(c, file, offset)
         && let Some(p) = exp.space.get(&word)
     {
@@ -221,6 +233,11 @@ pub fn definition(c: &Compiled, file: FileId, offset: u32) -> Option<Span> {
 
 /// Everything that can be written at `offset`.
 pub fn completions(c: &Compiled, file: FileId, offset: u32) -> Vec<Completion> {
+    if let Some(exp) = enclosing(c, file, offset)
+        && let Some(items) = trial::completions(c, exp, file, offset)
+    {
+        return items;
+    }
     let mut out = Vec::new();
     let push = |out: &mut Vec<Completion>, label: &str, kind, detail: String| {
         out.push(Completion { label: label.to_string(), kind, detail });

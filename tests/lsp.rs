@@ -383,3 +383,81 @@ fn control_characters_in_a_diagnostic_reach_the_editor_escaped() {
     assert!(message.contains("\\u{1b}[2Jb.csv"), "{message}");
     assert!(!message.contains('\u{1b}'), "a raw escape reached the editor: {message:?}");
 }
+
+/// A command experiment, written as an editor holds it mid-edit: line 4 ends in an open
+/// `{` inside a command string (quotes balanced, so the file still lowers).
+const TRIAL: &str = "experiment t {
+  space { lr: float in 0.001..0.1 log }
+  trial {
+    command = [\"python\", \"train.py\", \"--lr\", \"{lr}\", \"--seed\", \"{se\"]
+    timeout = 10min
+    reports = [loss]
+  }
+  objective { minimize loss }
+}
+";
+
+#[test]
+fn trial_section_keys_and_placeholders_complete_and_hover() {
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": TRIAL } }),
+    );
+    s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let mut id = 1;
+    let mut ask = |s: &mut Server, method: &str, line: usize, character: usize| {
+        id += 1;
+        s.request(
+            id,
+            method,
+            json!({ "textDocument": { "uri": URI }, "position": { "line": line, "character": character } }),
+        )
+    };
+    let items = |v: &Value| -> Vec<(String, i64)> {
+        v.pointer("/result/items")
+            .and_then(Value::as_array)
+            .expect("items")
+            .iter()
+            .map(|i| (i["label"].as_str().unwrap_or("").to_string(), i["kind"].as_i64().unwrap_or(0)))
+            .collect()
+    };
+    let line4 = TRIAL.lines().nth(3).expect("line 4");
+
+    // In a command string after `{`: the parameters and the built-ins, nothing else.
+    let at_se = line4.find("{se").expect("{se") + 3;
+    let got = items(&ask(&mut s, "textDocument/completion", 3, at_se));
+    let mut labels: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["device", "dir", "lr", "seed", "trial"], "{got:?}");
+
+    // Between the section's settings: its keys (as properties), not layers or strategies.
+    let got = items(&ask(&mut s, "textDocument/completion", 4, 2));
+    let keys: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(keys, ["command", "cwd", "env", "timeout", "grace", "reports", "devices"], "{got:?}");
+    assert!(got.iter().all(|(_, kind)| *kind == 10), "{got:?}");
+
+    // Elsewhere in the file, the general list is back.
+    let got = items(&ask(&mut s, "textDocument/completion", 7, 14));
+    assert!(got.iter().any(|(l, _)| l == "tpe") && !got.iter().any(|(l, _)| l == "devices"), "{got:?}");
+
+    // Hover on a key, on a built-in placeholder, and on a parameter placeholder.
+    let hover_text = |v: Value| v.pointer("/result/contents/value").and_then(Value::as_str).unwrap_or("").to_string();
+    let text = hover_text(ask(&mut s, "textDocument/hover", 4, 6));
+    assert!(text.starts_with("trial setting `timeout`: a trial's time limit"), "{text}");
+    let text = hover_text(ask(&mut s, "textDocument/hover", 3, at_se - 1));
+    assert!(text.is_empty() || !text.contains("placeholder"), "`{{se` is no built-in yet: {text}");
+    let at_lr = line4.find("{lr}").expect("{lr}") + 2;
+    let text = hover_text(ask(&mut s, "textDocument/hover", 3, at_lr));
+    assert!(text.contains("lr: float in 0.001..0.1 log"), "{text}");
+    let fixed = TRIAL.replace("{se\"", "{seed}\"");
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": fixed }] }),
+    );
+    s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let text = hover_text(ask(&mut s, "textDocument/hover", 3, at_se - 1));
+    assert!(text.starts_with("placeholder `{seed}`: the trial's seed"), "{text}");
+}

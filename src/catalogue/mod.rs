@@ -25,6 +25,7 @@ mod augments;
 mod datasets;
 mod layers;
 mod settings;
+pub mod trial;
 
 pub use augments::{AUGMENTS, Augment, augment_unfit};
 pub use datasets::{AUDIO_FEATURES, AudioFeature, DATASETS, Dataset, FIXED_SPLITS};

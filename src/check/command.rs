@@ -15,8 +15,10 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{self, Value, command};
 use crate::source::{Sources, Span};
 
-/// The settings of `trial { }`; `env` is the one record.
-pub const TRIAL_KEYS: [&str; 7] = ["command", "cwd", "env", "timeout", "grace", "reports", "devices"];
+/// The settings of `trial { }` (the catalogue's); `env` is the one record.
+fn trial_keys() -> impl Iterator<Item = &'static str> {
+    crate::catalogue::trial::TRIAL_SETTINGS.iter().map(|d| d.name)
+}
 
 /// Checks `exp`'s `trial` section; gives the names of the parameters its placeholders use.
 pub(super) fn check(exp: &ir::Experiment, sources: &Sources, diags: &mut Vec<Diagnostic>) -> BTreeSet<String> {
@@ -35,7 +37,7 @@ pub(super) fn check(exp: &ir::Experiment, sources: &Sources, diags: &mut Vec<Dia
         );
     }
     for s in &trial.settings {
-        if !TRIAL_KEYS.contains(&s.key.as_str()) || s.key == "env" {
+        if !trial_keys().any(|k| k == s.key) || s.key == "env" {
             diags.push(
                 Diagnostic::error(
                     Code::UnknownSetting,
@@ -43,7 +45,7 @@ pub(super) fn check(exp: &ir::Experiment, sources: &Sources, diags: &mut Vec<Dia
                     s.key_span,
                     if s.key == "env" { "`env` is a record: `env = { NAME: \"value\" }`" } else { "unknown setting" },
                 )
-                .suggest(&s.key, TRIAL_KEYS.iter().copied().filter(|k| *k != "env")),
+                .suggest(&s.key, trial_keys().filter(|k| *k != "env")),
             );
         }
     }
@@ -88,7 +90,7 @@ pub(super) fn check(exp: &ir::Experiment, sources: &Sources, diags: &mut Vec<Dia
     for s in &trial.settings {
         let v = constant(&s.value);
         match (s.key.as_str(), v) {
-            (_, None) if TRIAL_KEYS.contains(&s.key.as_str()) && s.key != "command" && s.key != "reports" => {
+            (_, None) if trial_keys().any(|k| k == s.key) && s.key != "command" && s.key != "reports" => {
                 diags.push(not_constant(&s.value, &format!("`{}`", s.key)))
             }
             ("cwd", Some(Value::Str(_))) => {}

@@ -508,6 +508,8 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                         // Class and Event: a data source, an augmentation step.
                         CompletionKind::Dataset => 7,
                         CompletionKind::Augment => 23,
+                        CompletionKind::Setting => 10,
+                        CompletionKind::Placeholder => 6,
                     };
                     json!({ "label": item.label, "kind": kind, "detail": item.detail })
                 })

@@ -71,6 +71,22 @@ pub struct StudyFlags {
     /// Continue a stored study even if a data file changed since it started.
     #[arg(long = "allow-changed-data")]
     pub allow_changed_data: bool,
+    /// A command study's devices, e.g. `0,1`: each running trial holds one, given to it in
+    /// CUDA_VISIBLE_DEVICES and BMA_DEVICE (overrides `trial { devices = }`).
+    #[arg(long, value_name = "LIST", value_parser = parse_devices)]
+    pub devices: Option<Devices>,
+}
+
+/// `--devices 0,1`: the list, each entry non-empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Devices(pub Vec<String>);
+
+pub fn parse_devices(text: &str) -> Result<Devices, String> {
+    let list: Vec<String> = text.split(',').map(|d| d.trim().to_string()).collect();
+    if list.iter().any(String::is_empty) {
+        return Err(format!("`{text}` has an empty entry: write devices separated by commas, e.g. 0,1"));
+    }
+    Ok(Devices(list))
 }
 
 impl StudyFlags {
@@ -93,6 +109,7 @@ impl StudyFlags {
             trial_stack: Some(super::trial_stack()),
             allow_changed_data: self.allow_changed_data,
             caller_finishes: false,
+            devices: self.devices.clone().map(|d| d.0),
         })
     }
 }

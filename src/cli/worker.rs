@@ -51,6 +51,9 @@ pub struct WorkerArgs {
     /// `--file`: whoever can write the store could otherwise make this worker run anything.
     #[arg(long = "allow-commands")]
     pub allow_commands: bool,
+    /// A command study's devices on this machine, e.g. `0,1` (as `bma run --devices`).
+    #[arg(long, value_name = "LIST", value_parser = front::parse_devices)]
+    pub devices: Option<front::Devices>,
 }
 
 impl WorkerArgs {
@@ -62,6 +65,7 @@ impl WorkerArgs {
             device: self.device.parse().map_err(|e| format!("--device: {e}"))?,
             shared: true,
             allow_changed_data: self.allow_changed_data,
+            devices: self.devices.clone().map(|d| d.0),
             ..Overrides::default()
         })
     }

@@ -108,6 +108,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn builtins_are_the_catalogue_placeholders() {
+        let documented: Vec<&str> = crate::catalogue::trial::PLACEHOLDERS.iter().map(|d| d.name).collect();
+        assert_eq!(documented, BUILTINS);
+    }
+
+    #[test]
     fn placeholders_and_escapes() {
         let p = parse("--lr={lr}x{{y}}").expect("parses");
         assert_eq!(p, vec![Piece::Text("--lr=".into()), Piece::Name("lr".into(), 6..8), Piece::Text("x{y}".into())]);

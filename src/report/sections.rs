@@ -495,6 +495,11 @@ fn best_table(v: &View) -> String {
     for p in &v.data.params {
         let _ = write!(s, "<th>{}</th>", esc(&p.name));
     }
+    // Command trials placed on devices (`devices`, `--devices`) show where each ran.
+    let devices = shown.iter().any(|(t, _)| t.device.is_some());
+    if devices {
+        s.push_str("<th>device</th>");
+    }
     s.push_str("</tr></thead><tbody>");
     for (t, val) in shown {
         let _ = write!(s, "<tr><td>{}</td><td class=\"text\">{}</td>", t.number, t.state.as_str());
@@ -504,6 +509,9 @@ fn best_table(v: &View) -> String {
         }
         for p in &v.data.params {
             let _ = write!(s, "<td>{}</td>", t.params.get(&p.name).map_or("-".into(), |x| esc(&value(x))));
+        }
+        if devices {
+            let _ = write!(s, "<td class=\"text\">{}</td>", esc(t.device.as_deref().unwrap_or("-")));
         }
         s.push_str("</tr>");
     }

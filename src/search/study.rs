@@ -104,6 +104,12 @@ pub trait Evaluator: Sync {
     /// Called after a trial is recorded (saving a model, freeing memory).
     fn finished(&self, _trial: &Trial) {}
 
+    /// The device trial `number` ran on, recorded with it: asked once its evaluation
+    /// returned. `None` (the default) when the evaluator does not place trials on devices.
+    fn device(&self, _number: u64) -> Option<String> {
+        None
+    }
+
     /// Sentences for the user from preparing the evaluation (samples of the data that
     /// `skip_bad: true` left out).
     fn notes(&self) -> Vec<String> {
@@ -798,6 +804,7 @@ impl TrialCtx<'_> {
             *abort = Some(reason.clone());
         }
         trial.steps = steps;
+        trial.device = self.evaluator.device(number);
         let mut metrics = statics;
         metrics.extend(outcome.metrics);
         trial.metrics = metrics;

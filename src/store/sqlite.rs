@@ -84,6 +84,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 4: the creating run's options (`StudySpec::options`: flags for workers, the data
     // files' fingerprints); a study stored before has none (`''`).
     "ALTER TABLE studies ADD COLUMN options TEXT NOT NULL DEFAULT '';",
+    // 5: the device a command trial ran on (`devices`, `--devices`).
+    "ALTER TABLE trials ADD COLUMN device TEXT;",
 ];
 
 /// The lowest queued trial of a study. `+number`: SQLite looks the few queued rows up
@@ -341,7 +343,7 @@ fn study_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StudyId, StudySpec
 }
 
 const TRIAL_COLUMNS: &str = "number, state, params, seed, objective_values, constraint_values, violations, metrics, \
-                             error, duration, fail_kind";
+                             error, duration, fail_kind, device";
 
 fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<String>)> {
     let state: String = r.get(1)?;
@@ -360,6 +362,7 @@ fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<Stri
         error: r.get(8)?,
         failure: super::fail_kind(state, kind.as_deref()),
         duration: r.get(9)?,
+        device: r.get(11)?,
     };
     Ok((trial, r.get(2)?))
 }
@@ -599,7 +602,7 @@ impl Store for Sqlite {
                 .prepare_cached(
                     "UPDATE trials SET state = ?3, params = ?4, seed = ?5, objective_values = ?6, constraint_values = ?7, \
                      violations = ?8, metrics = ?9, error = ?10, duration = ?11, finished = ?12, worker = NULL, \
-                     fail_kind = ?13 \
+                     fail_kind = ?13, device = ?14 \
                      WHERE study = ?1 AND number = ?2",
                 )
                 .and_then(|mut st| {
@@ -616,7 +619,8 @@ impl Store for Sqlite {
                         trial.error,
                         trial.duration,
                         now(),
-                        trial.failure.map(FailKind::as_str)
+                        trial.failure.map(FailKind::as_str),
+                        trial.device
                     ])
                 })
                 .map_err(backend)?;

@@ -5,7 +5,10 @@
 //! - in: the argv template filled from the point (each value one argv element, never a
 //!   shell), and `BMA_PARAMS` (a JSON file of the point in the trial's folder), `BMA_TRIAL`,
 //!   `BMA_SEED`, `BMA_TRIAL_DIR` (`<out>/trials/<n>/`, kept), `BMA_DEVICE`,
-//!   `BMA_PROTOCOL`, and `CUDA_VISIBLE_DEVICES` when `devices` is set;
+//!   `BMA_PROTOCOL`, and `CUDA_VISIBLE_DEVICES` when `devices` (or `--devices`) is set:
+//!   each trial takes the device with the fewest running trials, the next in turn among
+//!   equals ([`CommandEvaluator`]), and the loop records it with the trial
+//!   ([`Evaluator::device`]);
 //! - out: stdout JSON lines, `{"step": 3, ...}` an intermediate report fed to the pruner, one
 //!   without `step` the final metrics (else the last step's); every stdout line is kept in
 //!   `<trial dir>/stdout.log`, stderr in `stderr.log`.
@@ -59,7 +62,8 @@ pub struct CommandSpec {
     pub grace: Duration,
     /// The metrics the program must report (`reports`).
     pub reports: Vec<String>,
-    /// `devices`: one per parallel slot, given in `CUDA_VISIBLE_DEVICES` and `BMA_DEVICE`.
+    /// `devices` (or `--devices`): a running trial holds one ([`Devices::take`]), given to
+    /// it in `CUDA_VISIBLE_DEVICES` and `BMA_DEVICE`, and recorded with the trial.
     pub devices: Vec<String>,
 }
 
@@ -126,42 +130,67 @@ pub struct CommandEvaluator {
     out: PathBuf,
     /// The device a trial gets when `devices` is not set (`--device`).
     device: String,
-    /// Which of `spec.devices` a running trial holds.
-    busy: Mutex<Vec<bool>>,
+    devices: Mutex<Devices>,
+}
+
+/// Which of `spec.devices` the running trials hold ([`Devices::take`] states the rule).
+#[derive(Debug, Default)]
+struct Devices {
+    /// Running trials per entry of `devices`.
+    running: Vec<usize>,
+    /// Where the next search for a device starts: ties go round the list in turn.
+    next: usize,
+    /// The entry each running or just-finished trial holds, by trial number.
+    held: BTreeMap<u64, usize>,
+}
+
+impl Devices {
+    /// The rule: a trial takes the device with the fewest running trials, the first such
+    /// from `next` on (round the list). With `parallel = P` and `D` devices no device ever
+    /// runs more than `ceil(P / D)` trials at once, and with `P <= D` never two. `None`
+    /// when there are no devices.
+    fn take(&mut self, number: u64) -> Option<usize> {
+        let n = self.running.len();
+        let fewest = *self.running.iter().min()?;
+        let i = (0..n).map(|k| (self.next + k) % n).find(|&i| self.running[i] == fewest)?;
+        self.running[i] += 1;
+        self.next = (i + 1) % n;
+        self.held.insert(number, i);
+        Some(i)
+    }
+
+    fn free(&mut self, slot: usize) {
+        if let Some(r) = self.running.get_mut(slot) {
+            *r = r.saturating_sub(1);
+        }
+    }
 }
 
 impl CommandEvaluator {
     pub fn new(spec: CommandSpec, out: PathBuf, device: String) -> CommandEvaluator {
-        let busy = Mutex::new(vec![false; spec.devices.len()]);
-        CommandEvaluator { spec, out, device, busy }
+        let devices = Mutex::new(Devices { running: vec![0; spec.devices.len()], ..Devices::default() });
+        CommandEvaluator { spec, out, device, devices }
     }
 
-    /// A free device slot (its index), or `None` when `devices` is not set.
-    fn take_slot(&self) -> Option<usize> {
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        // The loop runs at most `parallel` trials; with fewer devices, slots are shared.
-        let i = busy.iter().position(|b| !b).or(if busy.is_empty() { None } else { Some(0) })?;
-        busy[i] = true;
-        Some(i)
-    }
-
-    fn free_slot(&self, slot: Option<usize>) {
-        if let Some(i) = slot {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(b) = busy.get_mut(i) {
-                *b = false;
-            }
-        }
+    fn devices(&self) -> std::sync::MutexGuard<'_, Devices> {
+        self.devices.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Evaluator for CommandEvaluator {
     fn evaluate(&self, trial: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
-        let slot = self.take_slot();
+        let slot = self.devices().take(trial.number);
         let device = slot.and_then(|i| self.spec.devices.get(i)).cloned().unwrap_or_else(|| self.device.clone());
         let outcome = run(&self.spec, &self.out, &device, slot.is_some(), trial, on_step);
-        self.free_slot(slot);
+        if let Some(i) = slot {
+            self.devices().free(i);
+        }
         outcome
+    }
+
+    fn device(&self, number: u64) -> Option<String> {
+        let slot = self.devices().held.remove(&number)?;
+        self.spec.devices.get(slot).cloned()
     }
 }
 
@@ -516,6 +545,29 @@ fn tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_go_to_the_least_busy_in_turn() {
+        let mut d = Devices { running: vec![0; 2], ..Devices::default() };
+        // Four at once on two devices: two each, alternating.
+        let taken: Vec<_> = (0..4).map(|n| d.take(n)).collect();
+        assert_eq!(taken, vec![Some(0), Some(1), Some(0), Some(1)]);
+        assert_eq!(d.running, vec![2, 2]);
+        // Device 1 frees a slot: the next trial goes there, not to the busier device 0.
+        d.free(1);
+        assert_eq!(d.take(4), Some(1));
+        // One at a time still alternates, so every device is used.
+        let mut d = Devices { running: vec![0; 3], ..Devices::default() };
+        let mut used = Vec::new();
+        for n in 0..6 {
+            let i = d.take(n).expect("a device");
+            used.push(i);
+            d.free(i);
+        }
+        assert_eq!(used, vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(d.held.get(&5), Some(&2));
+        assert_eq!(Devices::default().take(0), None);
+    }
 
     #[test]
     fn report_lines() {

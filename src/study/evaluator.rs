@@ -30,7 +30,10 @@ pub fn trial_dir(out: &Path, number: u64) -> PathBuf {
 pub fn evaluator<'c>(plan: &Plan<'c>, delay: Option<Duration>) -> Result<Box<dyn Evaluator + 'c>, Error> {
     let exp = plan.experiment;
     if let Some(trial) = &exp.trial {
-        let spec = super::command::CommandSpec::new(trial, &plan.base).map_err(Error::Input)?;
+        let mut spec = super::command::CommandSpec::new(trial, &plan.base).map_err(Error::Input)?;
+        if let Some(devices) = &plan.devices {
+            spec.devices = devices.clone();
+        }
         return Ok(Box::new(super::command::CommandEvaluator::new(
             spec,
             plan.out.clone(),

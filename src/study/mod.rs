@@ -136,6 +136,10 @@ pub struct Overrides {
     /// The front end writes the outputs after [`run`] and then calls [`finish`]: the study
     /// is `finished` only once they are written ([`Settings::caller_finishes`]).
     pub caller_finishes: bool,
+    /// `--devices 0,1`: the devices of a command study's trials, instead of its
+    /// `trial { devices = }` (see [`command::CommandSpec::devices`]). This machine's own,
+    /// so never stored with the study.
+    pub devices: Option<Vec<String>>,
 }
 
 /// Something a front end should tell the user before the study starts.
@@ -169,6 +173,8 @@ pub struct Plan<'c> {
     pub notes: Vec<Note>,
     /// Reopen a study whose data files changed since it started (see [`check_data`]).
     pub allow_changed_data: bool,
+    /// [`Overrides::devices`]: a command study's devices on this machine.
+    pub devices: Option<Vec<String>>,
     /// [`Plan::data_files`], taken at its first call: the study's spec and the evaluator's
     /// saved models share one pass over the data files.
     data_files: std::sync::OnceLock<Vec<crate::data::Fingerprint>>,
@@ -243,6 +249,13 @@ impl<'c> Plan<'c> {
         });
         let out = overrides.out.clone().or(report_out).unwrap_or_else(|| default_out(&exp.name));
         let prune = setting(exp, "prune").map_err(input)?;
+        if overrides.devices.is_some() && exp.trial.is_none() {
+            return Err(input(format!(
+                "--devices places the trials of a command study (`trial {{ command }}`); experiment `{}` trains \
+                 its own models: use --device",
+                exp.name
+            )));
+        }
         let mut notes = Vec::new();
         if let Err(w) = pruner(prune.as_ref()) {
             notes.push(Note::Warning(w));
@@ -276,6 +289,7 @@ impl<'c> Plan<'c> {
             device: overrides.device,
             notes,
             allow_changed_data: overrides.allow_changed_data,
+            devices: overrides.devices.clone(),
             data_files: std::sync::OnceLock::new(),
         })
     }

@@ -425,7 +425,7 @@ fn trial_json(t: &Trial, spec: &StudySpec) -> Json {
             (n.clone(), json!({ "value": float(*v), "violation": float(*viol), "holds": *viol <= 0.0 }))
         })
         .collect();
-    json!({
+    let mut row = json!({
         "number": t.number,
         "state": t.state.as_str(),
         "params": params_json(&t.params),
@@ -438,7 +438,12 @@ fn trial_json(t: &Trial, spec: &StudySpec) -> Json {
         "error": t.error,
         "failure": t.failure.map(|k| k.as_str()),
         "duration": t.duration,
-    })
+    });
+    // Only a command trial placed on a device has one (`devices`, `--devices`).
+    if let (Some(device), Some(o)) = (&t.device, row.as_object_mut()) {
+        o.insert("device".into(), json!(device));
+    }
+    row
 }
 
 /// Everything `results.json` holds, given the history and (for model experiments) the best trial's test metrics.

@@ -168,6 +168,10 @@ pub struct Trial {
     pub failure: Option<FailKind>,
     /// Wall-clock seconds.
     pub duration: f64,
+    /// The device a command trial ran on (its entry of `devices` or `--devices`); `None`
+    /// when none was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 impl Trial {
@@ -185,6 +189,7 @@ impl Trial {
             error: None,
             failure: None,
             duration: 0.0,
+            device: None,
         }
     }
 

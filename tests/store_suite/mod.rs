@@ -220,6 +220,29 @@ pub fn a_study_loads_by_name_from_any_store(s: &dyn Store, p: &str) {
 
 /// Calls `$run!(name)` for every body of the suite (the backends' test files instantiate it).
 #[allow(unused_macros)]
+/// The device a trial ran on reads back with it (a trial without one has none), through the
+/// history and the reads of finished trials alike.
+pub fn a_trial_keeps_its_device(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    for (i, device) in [Some("1"), None, Some("cuda:0,2")].into_iter().enumerate() {
+        let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+        assert_eq!(c.number, i as u64);
+        s.start(study.id, c.number, &point(i as f64), 1, "w").expect("start");
+        let mut t = finished(c.number, i as f64, 1.0);
+        t.device = device.map(str::to_string);
+        s.finish(study.id, &t).expect("finish");
+    }
+    let devices = |h: &[Trial]| h.iter().map(|t| t.device.clone()).collect::<Vec<_>>();
+    let want = vec![Some("1".to_string()), None, Some("cuda:0,2".to_string())];
+    assert_eq!(devices(&s.history(study.id).expect("history")), want);
+    let (since, _) = s.finished_since(study.id, 0).expect("finished_since");
+    let mut since = since;
+    since.sort_by_key(|t| t.number);
+    assert_eq!(devices(&since), want);
+}
+
+// `tests/postgres.rs` takes the helpers only, not the suite.
+#[allow(unused_macros)]
 macro_rules! for_each_store_test {
     ($run:ident) => {
         $run!(claims_are_numbered_and_history_reads_back);
@@ -230,5 +253,6 @@ macro_rules! for_each_store_test {
         $run!(stale_heartbeats_are_requeued);
         $run!(a_stopped_trial_is_requeued_by_its_worker);
         $run!(a_study_loads_by_name_from_any_store);
+        $run!(a_trial_keeps_its_device);
     };
 }

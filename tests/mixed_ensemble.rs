@@ -5,7 +5,8 @@
 //! blend of the members' own predictions (each on its own setting's rows) with the recorded
 //! weights gives; `bma eval` and `bma predict` on the final folder reproduce them; the soup
 //! leaves the other setting out and says why; `bma export` refuses one graph for members
-//! that read their inputs differently.
+//! that read their inputs differently. Settings that draw other rows (a searched split
+//! `seed`) are never blended: the final model is not built, and the run says why.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -182,4 +183,48 @@ fn an_ensemble_mixes_members_of_two_data_settings_and_eval_predict_export_agree(
     assert!(!fin.join("model.onnx").exists());
     let member = bma().arg("export").arg(fin.join("member_0")).output().unwrap();
     assert!(member.status.success(), "one member exports: {}", stderr(&member));
+}
+
+#[test]
+fn settings_that_draw_other_rows_are_never_blended() {
+    // A searched split seed: each setting holds other valid and test rows.
+    let dir = temp_dir();
+    corpus(dir.path());
+    let file = write(
+        dir.path(),
+        "seeds.bma",
+        &STUDY
+            .replace("vocab: vocab, max_len: 8,", "vocab: 20, max_len: 8,")
+            .replace(
+                "test: text(\"test.csv\", text: \"review\", target: \"label\"), split: [0.75, 0.25], seed: 3",
+                "split: [0.5, 0.25, 0.25], seed: s",
+            )
+            .replace("space { vocab: int in {8, 40}  lr: in {0.05, 0.02} }", "space { s: int in {1, 2} }")
+            .replace("adam(lr)", "adam(0.05)")
+            .replace("trials = 4", "trials = 2")
+            .replace(
+                "soup(uniform, top: 4)  ensemble(top: 3, weights: softmax(loss, temperature: 0.5))",
+                "ensemble(top: 2)",
+            ),
+    );
+    let out = dir.path().join("out");
+    let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert!(o.status.success(), "the trials stand: {}", stderr(&o));
+    let why = stderr(&o);
+    assert!(
+        why.contains(
+            "the final model could not be built: the members' data settings do not hold the same valid rows (row "
+        ),
+        "{why}"
+    );
+    assert!(why.contains("text(...) with `seed: 1` against `seed: 2`"), "{why}");
+    assert!(!out.join("final").exists(), "nothing blended is saved");
+    assert_eq!(saved_trials(&out), 2);
+}
+
+fn saved_trials(out: &Path) -> usize {
+    std::fs::read_dir(out.join("trials"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("model.json").is_file())
+        .count()
 }

@@ -36,27 +36,25 @@
 //! Saved layout: `<out>/final.json` ([`SavedFinal`]: members and weights, the summary)
 //! and one model directory per member, `<out>/member_<i>/` (a soup is one member).
 //!
-//! **Invariant:** a greedy soup or a greedy ensemble never scores below its best member
-//! on valid (the score above); weights are non-negative and sum to 1.
+//! **Searched data settings.** When `data = ...` reads space parameters
+//! (`ir::data_search`), members may come from different settings: [`build`] loads one
+//! `Dataset` per distinct saved data value, with the tokenizer of a member that read it,
+//! once per setting (`settings.rs`); each candidate's valid predictions (for the weights)
+//! and each member's test predictions are made on its own setting's splits, and blended
+//! against the shared targets ([`FinalModel::predict_each`]). A `soup` takes only trials of
+//! the best's setting (weights need equal shapes); the others are listed out with their
+//! setting. [`evaluate`] (`bma eval`) loads each member's data from its member directory's
+//! config; `predict` reads an input once per member preprocessing.
 //!
-//! **Searched data settings (not done: members of other settings are left out).** [`build`]
-//! keeps only the trials whose saved `SavedConfig::data` equals the best trial's and
-//! evaluates everything on that one `Dataset`. An ensemble over mixed settings would need:
-//! (1) one `Dataset` per distinct saved data value, each loaded with `data::load_with(data,
-//! base, tokenizer)` of a member that read it (the tokenizer is per trial: the vocabulary
-//! depends on `vocab`), cached by value; (2) a check, failing the build rather than
-//! blending misaligned rows, that every setting's valid and test splits hold the same rows
-//! in the same order (today true by construction, the split being drawn from the row count
-//! and the seed before tokenizing; compare the targets `y` of each split, row by row);
-//! (3) `probabilities` per candidate on its own setting's valid split for the weights
-//! (`ensemble_weights` takes one `Split` for the targets and the `bayes` loss), and a
-//! `FinalModel::predict` taking one split per member (or the per-member predictions),
-//! `outputs_metrics` needing only the shared targets; (4) [`evaluate`] (`bma eval`) loading
-//! each member's own data from its member directory's config instead of the first
-//! member's; (5) `soup` staying within the best's setting (a soup needs equal shapes).
-//! `data_changes` already reads every member's config.
+//! **Invariant:** a greedy soup or a greedy ensemble never scores below its best member
+//! on valid (the score above); weights are non-negative and sum to 1; predictions of
+//! different data settings are blended only after every setting's valid and test splits
+//! were found to hold the best's rows in the same order (their targets, row by row), else
+//! the build fails naming the settings, the split and the row.
 
 pub mod predict;
+mod settings;
+pub(crate) use settings::data_difference;
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +66,7 @@ use crate::data::{Dataset, Part, Split};
 use crate::ir::{self, Task, Value};
 use crate::train::{self, Head, Metrics, Model, SavedConfig};
 use crate::trial::Trial;
+use settings::Settings;
 
 /// One member of the final model and its weight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,28 +125,52 @@ impl FinalModel {
     /// The weighted mean of the members' probabilities (classification) or outputs, `n x k`;
     /// with `vote` (classification), the weighted share of votes per class instead.
     pub fn predict(&self, split: &Split) -> Result<Vec<f32>, String> {
-        let preds = self.members.iter().map(|(m, _)| probabilities(m, split)).collect::<Result<Vec<_>, _>>()?;
+        self.predict_each(&vec![split; self.members.len()])
+    }
+
+    /// [`FinalModel::predict`] with one split per member: each member's rows as its own data
+    /// setting prepares them (the same samples in the same order in every split).
+    pub fn predict_each(&self, splits: &[&Split]) -> Result<Vec<f32>, String> {
+        if splits.len() != self.members.len() {
+            return Err(format!("{} splits for {} members", splits.len(), self.members.len()));
+        }
+        let preds =
+            self.members.iter().zip(splits).map(|((m, _), s)| probabilities(m, s)).collect::<Result<Vec<_>, _>>()?;
+        Ok(self.combine(&preds))
+    }
+
+    /// The members' predictions (one [`Predictions`] per member, rows of probabilities
+    /// or values, on the same samples) blended or voted with the members' weights.
+    pub fn combine(&self, preds: &[Predictions]) -> Vec<f32> {
         let weights: Vec<f64> = self.members.iter().map(|(_, w)| *w).collect();
         let classification = self.members.first().is_some_and(|(m, _)| m.task == Task::Classification);
-        Ok(flatten(&if self.vote && classification {
-            average::vote(&preds, &weights)
+        flatten(&if self.vote && classification {
+            average::vote(preds, &weights)
         } else {
             average::blend(&preds.iter().collect::<Vec<_>>(), &weights)
-        }))
+        })
     }
 
     /// Metrics of the final model on `split`.
     pub fn evaluate(&self, split: &Split) -> Result<Metrics, String> {
+        self.evaluate_each(&vec![split; self.members.len()])
+    }
+
+    /// Metrics of the final model with one split per member ([`FinalModel::predict_each`]),
+    /// measured against the first split's targets (every split holds the same rows).
+    pub fn evaluate_each(&self, splits: &[&Split]) -> Result<Metrics, String> {
         let (first, _) = self.members.first().ok_or("the final model has no members")?;
-        let out = self.predict(split)?;
-        Ok(outputs_metrics(first, &out, split))
+        let targets = splits.first().ok_or("the final model has no members")?;
+        let out = self.predict_each(splits)?;
+        Ok(outputs_metrics(first, &out, targets))
     }
 }
 
 /// Builds, evaluates and saves the final model of `experiment`; see the module header.
 /// `ranked` holds complete trials best first, each with the directory its model was saved
 /// in; `out` receives `final.json` and the members. Errors: no trial, a model directory
-/// that does not load, data that does not load.
+/// that does not load, data that does not load, members' data settings whose splits do not
+/// hold the same rows.
 pub fn build(
     program: &ir::Program,
     experiment: &ir::Experiment,
@@ -159,34 +182,19 @@ pub fn build(
         return Err("no complete trial to build a final model from".into());
     }
     let mut loaded: Vec<Loaded> = Vec::new();
-    let mut excluded = Vec::new();
     for (trial, dir) in ranked {
         let (model, config) = train::load(dir).map_err(|e| format!("trial {}: {e}", trial.number))?;
-        // Searched data settings: members are the trials that read the data as the best did.
-        if let Some(best) = loaded.first()
-            && best.config.data != config.data
-        {
-            excluded.push(ExcludedTrial { trial: trial.number, reason: other_data(experiment, &best.config, &config) });
-            continue;
-        }
         loaded.push(Loaded { trial: trial.clone(), model, config });
     }
-    // The data the members read: the best trial's setting when the data is searched.
-    let (trials, saved);
-    let data: &Dataset = match loaded.first() {
-        Some(best) if ir::data_search::data_searched(experiment) => {
-            saved = crate::data::load_with(&best.config.data, &best.config.base, best.config.tokenizer.as_ref())
-                .map_err(|e| e.to_string())?;
-            &saved
-        }
-        _ => {
-            trials = train::Trials::new(program, experiment, base, train::DeviceKind::Cpu)?;
-            &trials.data.data
-        }
+    // Searched data: one dataset per member's setting, the best's first (the reference).
+    let trials;
+    let mut settings = if ir::data_search::data_searched(experiment) {
+        Settings::by_value()
+    } else {
+        trials = train::Trials::new(program, experiment, base, train::DeviceKind::Cpu)?;
+        Settings::fixed(&trials.data.data)
     };
-    for l in &loaded {
-        train::check_fits(&l.model, &data.info).map_err(|e| format!("trial {}: {e}", l.trial.number))?;
-    }
+    let best_setting = settings.index(&loaded[0].config)?;
     let entries: Vec<ir::CallValue> = experiment
         .average
         .iter()
@@ -199,7 +207,7 @@ pub fn build(
     let (soup_entry, ensemble_entry) = by_kind(&entries);
     let swa = train::averaging(experiment).swa;
     let mut methods = Vec::new();
-    // Candidates: (model, trials it holds, valid metric for softmax lookups).
+    let mut excluded = Vec::new();
     let mut candidates: Vec<Candidate> = loaded
         .iter()
         .map(|l| Candidate { model: l.model.clone(), config: l.config.clone(), trials: vec![l.trial.number] })
@@ -207,22 +215,53 @@ pub fn build(
     if let Some(soup) = soup_entry {
         let greedy = soup.arg("method", 0).map(|v| v.to_string()).as_deref() == Some("greedy");
         let top = int_arg(soup, "top", 1).unwrap_or(5).max(1);
-        let (model, kept, out_of) = make_soup(&loaded[..top.min(loaded.len())], greedy, data)?;
+        // A soup averages weights, so it stays within the best's data setting.
+        let best = &loaded[0];
+        let mut ingredients: Vec<&Loaded> = Vec::new();
+        for l in &loaded[..top.min(loaded.len())] {
+            if l.config.data == best.config.data && l.config.tokenizer == best.config.tokenizer {
+                ingredients.push(l);
+            } else {
+                let reason = format!(
+                    "{}: a soup averages the weights of one setting",
+                    other_data(experiment, &best.config, &l.config)
+                );
+                excluded.push(ExcludedTrial { trial: l.trial.number, reason });
+            }
+        }
+        let data = settings.get(best_setting)?;
+        for l in &ingredients {
+            train::check_fits(&l.model, &data.info).map_err(|e| format!("trial {}: {e}", l.trial.number))?;
+        }
+        let (model, kept, out_of) = make_soup(&ingredients, greedy, data)?;
         excluded.extend(out_of);
-        let config = loaded[kept[0]].config.clone();
-        let held: Vec<u64> = kept.iter().map(|i| loaded[*i].trial.number).collect();
+        let config = ingredients[kept[0]].config.clone();
+        let held: Vec<u64> = kept.iter().map(|i| ingredients[*i].trial.number).collect();
         candidates.retain(|c| !held.contains(&c.trials[0]));
         candidates.insert(0, Candidate { model, config, trials: held });
         methods.push(Value::Call(soup.clone()).to_string());
     }
-    let mut members: Vec<(Candidate, f64)> = vec![(candidates[0].clone(), 1.0)];
+    let top = match ensemble_entry {
+        Some(ens) => int_arg(ens, "top", 0).unwrap_or(5).max(1).min(candidates.len()),
+        None => 1,
+    };
+    let pool = &candidates[..top];
+    // Each candidate on its own setting's rows, every setting checked against the best's.
+    let pool_settings: Vec<usize> = pool.iter().map(|c| settings.index(&c.config)).collect::<Result<_, _>>()?;
+    settings.check_aligned(&[Part::Valid, Part::Test])?;
+    for (c, i) in pool.iter().zip(&pool_settings) {
+        train::check_fits(&c.model, &settings.get(*i)?.info).map_err(|e| format!("trial {}: {e}", c.trials[0]))?;
+    }
+    let data = settings.get(best_setting)?;
+    let mut members: Vec<(Candidate, usize, f64)> = vec![(pool[0].clone(), pool_settings[0], 1.0)];
     let mut vote = false;
     if let Some(ens) = ensemble_entry {
         vote = ens.arg("combine", 2).map(|v| v.to_string()).as_deref() == Some("vote");
-        let top = int_arg(ens, "top", 0).unwrap_or(5).max(1).min(candidates.len());
-        let pool = &candidates[..top];
-        let valid: Vec<Predictions> =
-            pool.iter().map(|c| probabilities(&c.model, &data.valid)).collect::<Result<_, _>>()?;
+        let valid: Vec<Predictions> = pool
+            .iter()
+            .zip(&pool_settings)
+            .map(|(c, i)| probabilities(&c.model, &settings.get(*i)?.valid))
+            .collect::<Result<_, _>>()?;
         let weights = ensemble_weights(ens, pool, &valid, &loaded, &data.valid, vote)?;
         for (c, w) in pool.iter().zip(&weights) {
             if *w == 0.0 {
@@ -233,33 +272,44 @@ pub fn build(
                 );
             }
         }
-        members = pool.iter().cloned().zip(weights).filter(|(_, w)| *w > 0.0).collect();
+        members = pool
+            .iter()
+            .cloned()
+            .zip(pool_settings.iter().copied())
+            .zip(weights)
+            .filter(|(_, w)| *w > 0.0)
+            .map(|((c, i), w)| (c, i, w))
+            .collect();
         methods.push(Value::Call(ens.clone()).to_string());
     }
     if let Some(k) = swa {
         methods.insert(0, format!("swa(last: {k})"));
     }
     let method = if methods.is_empty() { "best single".to_string() } else { methods.join(" + ") };
-    let final_model = FinalModel { members: members.iter().map(|(c, w)| (c.model.clone(), *w)).collect(), vote };
+    let final_model = FinalModel { members: members.iter().map(|(c, _, w)| (c.model.clone(), *w)).collect(), vote };
+    let splits = |part: Part| -> Result<Vec<&Split>, String> {
+        members.iter().map(|(_, i, _)| Ok(settings.get(*i)?.part(part))).collect()
+    };
     let best = &loaded[0];
     let summary = FinalSummary {
         method,
-        members: members.iter().map(|(c, w)| MemberWeight { trials: c.trials.clone(), weight: *w }).collect(),
+        members: members.iter().map(|(c, _, w)| MemberWeight { trials: c.trials.clone(), weight: *w }).collect(),
         excluded,
         swa,
         best_single: best.trial.number,
-        final_valid: final_model.evaluate(&data.valid)?,
-        final_test: final_model.evaluate(&data.test)?,
+        final_valid: final_model.evaluate_each(&splits(Part::Valid)?)?,
+        final_test: final_model.evaluate_each(&splits(Part::Test)?)?,
         single_valid: best.model.evaluate(&data.valid, &data.info)?,
         single_test: best.model.evaluate(&data.test, &data.info)?,
         dir: out.to_path_buf(),
     };
-    save(out, &members, &summary, vote)?;
+    let saved: Vec<(Candidate, f64)> = members.into_iter().map(|(c, _, w)| (c, w)).collect();
+    save(out, &saved, &summary, vote)?;
     Ok(summary)
 }
 
-/// Why a trial is no member: `config` read other data settings than `best` (a member is
-/// measured on the rows its own settings prepare, and a soup needs the best's shapes).
+/// How `config`'s data settings differ from `best`'s, by the searched parameters (a soup
+/// needs the best's shapes, so it leaves such trials out).
 fn other_data(experiment: &ir::Experiment, best: &SavedConfig, config: &SavedConfig) -> String {
     let differ: Vec<String> = ir::data_search::data_params(experiment)
         .iter()
@@ -272,18 +322,24 @@ fn other_data(experiment: &ir::Experiment, best: &SavedConfig, config: &SavedCon
 }
 
 /// Reloads the final model saved in `dir` (by [`build`]) and evaluates it on `part` of
-/// its data. A plain model directory (`model.json`) is evaluated as one model.
+/// its data: each member on its own data setting's rows (its member directory's config, with
+/// its own tokenizer), the settings' `part` checked to hold the same rows. A plain model
+/// directory (`model.json`) is evaluated as one model.
 pub fn evaluate(dir: &Path, part: Part) -> Result<Metrics, String> {
     if !dir.join("final.json").exists() {
         return train::evaluate_saved(dir, part);
     }
-    let (model, config) = load(dir)?;
-    let data =
-        crate::data::load_with(&config.data, &config.base, config.tokenizer.as_ref()).map_err(|e| e.to_string())?;
-    for (m, _) in &model.members {
+    let (model, configs) = load_members(dir)?;
+    let mut settings = Settings::by_value();
+    let at: Vec<usize> = configs.iter().map(|c| settings.index(c)).collect::<Result<_, _>>()?;
+    settings.check_aligned(&[part])?;
+    let mut splits = Vec::with_capacity(at.len());
+    for ((m, _), i) in model.members.iter().zip(&at) {
+        let data = settings.get(*i)?;
         train::check_fits(m, &data.info)?;
+        splits.push(data.part(part));
     }
-    model.evaluate(data.part(part))
+    model.evaluate_each(&splits)
 }
 
 /// What changed in the data files the model saved in `dir` (a final model: each member;
@@ -319,21 +375,31 @@ pub fn data_changes(dir: &Path) -> Result<Vec<String>, String> {
 /// Reads a final model directory: the members with their weights, and the first
 /// member's saved config (its data and base folder).
 pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
+    let (model, mut configs) = load_members(dir)?;
+    let config = configs.drain(..).next().ok_or_else(|| format!("{}: no members", dir.join("final.json").display()))?;
+    Ok((model, config))
+}
+
+/// Reads a final model directory: the members with their weights, and each member's saved
+/// config (its own data setting), in member order; never empty.
+pub fn load_members(dir: &Path) -> Result<(FinalModel, Vec<SavedConfig>), String> {
     let path = dir.join("final.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let saved: SavedFinal = from_json_exact(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut members = Vec::new();
-    let mut config = None;
+    let mut configs = Vec::new();
     for (sub, w) in &saved.members {
         if sub.contains("..") || Path::new(sub).is_absolute() {
             return Err(format!("{}: member `{sub}` lies outside the directory", path.display()));
         }
         let (m, c) = train::load(&dir.join(sub))?;
-        config.get_or_insert(c);
+        configs.push(c);
         members.push((m, *w));
     }
-    let config = config.ok_or_else(|| format!("{}: no members", path.display()))?;
-    Ok((FinalModel { members, vote: saved.vote }, config))
+    if members.is_empty() {
+        return Err(format!("{}: no members", path.display()));
+    }
+    Ok((FinalModel { members, vote: saved.vote }, configs))
 }
 
 /// Reads the summary saved with a final model.
@@ -565,7 +631,7 @@ fn ensemble_weights(
 
 /// A soup of `ingredients` (best first): the model, the kept indices, the exclusions.
 fn make_soup(
-    ingredients: &[Loaded],
+    ingredients: &[&Loaded],
     greedy: bool,
     data: &Dataset,
 ) -> Result<(Model, Vec<usize>, Vec<ExcludedTrial>), String> {

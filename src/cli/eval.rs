@@ -139,7 +139,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
 fn eval_on(dir: &std::path::Path, input: &std::path::Path) -> ExitCode {
     let run = || -> Result<(String, bma::train::Metrics), String> {
         let predictor = final_model::predict::open(dir)?;
-        let samples = predictor.pre.read(input).map_err(|e| e.to_string())?;
+        let samples = predictor.read(input)?;
         let result = predictor.predict(samples, 256)?;
         if let Some((id, why)) = result.failed.first() {
             return Err(format!(

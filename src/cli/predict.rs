@@ -73,7 +73,7 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return super::fail(e, INPUT),
     };
-    let samples = match predictor.pre.read(&args.input) {
+    let samples = match predictor.read(&args.input) {
         Ok(s) => s,
         Err(e) => return super::fail(e, INPUT),
     };

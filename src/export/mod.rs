@@ -18,7 +18,9 @@
 //! Each network's steps are mapped by `net.rs`; the protobuf messages are `proto.rs`'s.
 //!
 //! **Invariant:** the file holds what bma computes, or no file is written: a layer or
-//! that cannot be mapped is an error naming it.
+//! that cannot be mapped is an error naming it; so is an ensemble whose members read their
+//! inputs differently (members of other searched data settings, [`load`]), one graph taking
+//! one input.
 
 mod graph;
 mod net;
@@ -54,15 +56,46 @@ pub struct InputScaling {
 
 /// Reads the model saved in `dir`: a final model (`final.json`) or one model
 /// (`model.json`, as a final model of one member with weight 1), with its saved config.
+/// A final model whose members read their inputs differently (members of different data
+/// settings: another tokenizer, length, image size, ...) is refused: one graph takes one
+/// input.
 pub fn load(dir: &Path) -> Result<(FinalModel, SavedConfig), String> {
     if dir.join("final.json").is_file() {
-        final_model::load(dir)
+        let (model, configs) = final_model::load_members(dir)?;
+        one_input(dir, &configs)?;
+        let config = configs.into_iter().next().ok_or_else(|| format!("{}: no members", dir.display()))?;
+        Ok((model, config))
     } else if dir.join("model.json").is_file() {
         let (model, config) = train::load(dir)?;
         Ok((FinalModel { members: vec![(model, 1.0)], vote: false }, config))
     } else {
         Err(format!("{} holds no saved model (no final.json or model.json)", dir.display()))
     }
+}
+
+/// Every member of a final model reads one input the same way: the same preprocessing (or,
+/// in folders saved without one, the same data value and tokenizer); else an error naming
+/// the members and how their settings differ.
+fn one_input(dir: &Path, configs: &[SavedConfig]) -> Result<(), String> {
+    let Some((first, rest)) = configs.split_first() else { return Ok(()) };
+    for (i, c) in rest.iter().enumerate() {
+        let same = match (&first.preprocess, &c.preprocess) {
+            (Some(a), Some(b)) => a == b,
+            _ => first.data == c.data && first.tokenizer == c.tokenizer,
+        };
+        if !same {
+            return Err(format!(
+                "{}: its members trained on different data settings and read their inputs differently \
+                 (member_0 and member_{}: {}), but one ONNX graph takes one input; export one member's folder \
+                 ({}) or the best trial (`--model best` in the run folder)",
+                dir.display(),
+                i + 1,
+                final_model::data_difference(&first.data, &c.data),
+                dir.join("member_0").display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The ONNX model of `model` (see the module header), encoded.

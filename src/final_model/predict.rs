@@ -8,10 +8,16 @@
 //! vote` the weighted share of votes), plus the inputs that could not be used, each with
 //! why. No training data is read: everything comes from the folder.
 //!
+//! Members of different data settings (a searched `vocab`, `max_len`, mel `bins`, ...)
+//! each keep their own [`Preprocess`]: [`Predictor::read`] reads the input once per distinct
+//! preprocessing, and each member predicts from the rows its own preprocessing made. An
+//! input is usable when every preprocessing can use it.
+//!
 //! **Invariant:** on the rows of a split of the training data, the outputs are those
-//! `bma eval` measures on that split (the same preprocessing, the same members and
-//! weights); a folder saved before format 2 ([`crate::data::fitted::FORMAT`]), a newer
-//! one, or members whose preprocessing differs is an error that says what to do.
+//! `bma eval` measures on that split (the same preprocessing per member, the same members
+//! and weights); a folder saved before format 2 ([`crate::data::fitted::FORMAT`]), a newer
+//! one, or members whose answers differ in kind (task, classes) is an error that says what
+//! to do.
 
 use std::path::{Path, PathBuf};
 
@@ -26,9 +32,32 @@ use super::FinalModel;
 #[derive(Debug, Clone)]
 pub struct Predictor {
     pub model: FinalModel,
+    /// The first member's preprocessing: the task, the class names and how answers read.
     pub pre: Preprocess,
+    /// The members' distinct preprocessings, the first being `pre`.
+    pub pres: Vec<Preprocess>,
+    /// Each member's index into `pres`.
+    pub member_pre: Vec<usize>,
     /// What was loaded, for the user: `final model (ensemble(top: 3), 3 members)` or `model`.
     pub title: String,
+}
+
+/// Inputs read once per distinct preprocessing of a [`Predictor`] ([`Predictor::read`]): the
+/// same inputs in the same order in each.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    per: Vec<Vec<Sample>>,
+}
+
+impl Inputs {
+    /// How many inputs were read.
+    pub fn len(&self) -> usize {
+        self.per.first().map_or(0, Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The answer for one input.
@@ -68,7 +97,8 @@ pub fn open(dir: &Path) -> Result<Predictor, String> {
     } else {
         return Err(format!("{} holds no saved model (no final.json or model.json)", dir.display()));
     };
-    let mut pre: Option<Preprocess> = None;
+    let mut pres: Vec<Preprocess> = Vec::new();
+    let mut member_pre = Vec::new();
     for member in &members {
         let config = train::load_config(member)?;
         let Some(p) = config.preprocess else {
@@ -80,51 +110,100 @@ pub fn open(dir: &Path) -> Result<Predictor, String> {
                 crate::data::fitted::FORMAT
             ));
         };
-        match &pre {
-            Some(first) if *first != p => {
-                return Err(format!(
-                    "{}: its preprocessing differs from the first member's; the members did not train on the same data",
-                    member.display()
-                ));
-            }
-            Some(_) => {}
-            None => pre = Some(p),
+        if let Some(first) = pres.first()
+            && (first.task != p.task || first.classes != p.classes)
+        {
+            return Err(format!(
+                "{}: it predicts {} where the first member predicts {}; the members did not train on the same data",
+                member.display(),
+                answers_of(&p),
+                answers_of(first)
+            ));
         }
+        member_pre.push(match pres.iter().position(|q| *q == p) {
+            Some(i) => i,
+            None => {
+                pres.push(p);
+                pres.len() - 1
+            }
+        });
     }
-    let pre = pre.ok_or_else(|| format!("{}: the final model has no members", dir.display()))?;
-    for (m, _) in &model.members {
-        if m.plan.in_features() != pre.features() {
+    let pre = pres.first().cloned().ok_or_else(|| format!("{}: the final model has no members", dir.display()))?;
+    if member_pre.len() != model.members.len() {
+        return Err(format!("{}: final.json lists {} members", dir.display(), member_pre.len()));
+    }
+    for ((m, _), p) in model.members.iter().zip(&member_pre) {
+        let p = &pres[*p];
+        if m.plan.in_features() != p.features() {
             return Err(format!(
                 "{}: the network takes {} inputs, its preprocessing gives {}",
                 dir.display(),
                 m.plan.in_features(),
-                pre.features()
+                p.features()
             ));
         }
     }
-    Ok(Predictor { model, pre, title })
+    Ok(Predictor { model, pre, pres, member_pre, title })
+}
+
+/// What a preprocessing's answers are, for a message.
+fn answers_of(p: &Preprocess) -> String {
+    if p.classification() { format!("the classes [{}]", p.classes.join(", ")) } else { "values".to_string() }
 }
 
 impl Predictor {
-    /// Predicts `samples`, `batch` rows at a time; the unusable ones go to `failed`.
-    pub fn predict(&self, samples: Vec<Sample>, batch: usize) -> Result<Predictions, String> {
-        let f = self.pre.features();
+    /// Reads the inputs at `path` once per distinct preprocessing of the members
+    /// ([`Preprocess::read`]). Errors: the input cannot be read by one of them.
+    pub fn read(&self, path: &Path) -> Result<Inputs, String> {
+        let per: Vec<Vec<Sample>> =
+            self.pres.iter().map(|p| p.read(path)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        if let Some((first, rest)) = per.split_first()
+            && rest.iter().any(|o| o.len() != first.len() || o.iter().zip(first).any(|(a, b)| a.id != b.id))
+        {
+            return Err(format!("{}: the members' preprocessings read different inputs from it", path.display()));
+        }
+        Ok(Inputs { per })
+    }
+
+    /// Predicts `inputs`, `batch` rows at a time; the unusable ones go to `failed`.
+    pub fn predict(&self, inputs: Inputs, batch: usize) -> Result<Predictions, String> {
         let mut out = Predictions::default();
-        let mut ready: Vec<(String, Option<String>, Vec<f32>)> = Vec::new();
-        for s in samples {
-            match s.x {
-                Ok(mut x) => {
-                    self.pre.scale(&mut x);
-                    ready.push((s.id, s.label, x));
+        // Per usable input: its id, label and one scaled row per preprocessing.
+        let mut ready: Vec<(String, Option<String>, Vec<Vec<f32>>)> = Vec::new();
+        let mut per: Vec<std::vec::IntoIter<Sample>> = inputs.per.into_iter().map(Vec::into_iter).collect();
+        let n = per.first().map_or(0, ExactSizeIterator::len);
+        for _ in 0..n {
+            let samples: Vec<Sample> = per.iter_mut().filter_map(Iterator::next).collect();
+            let Some(first) = samples.first() else { break };
+            let (id, label) = (first.id.clone(), first.label.clone());
+            let mut rows = Vec::with_capacity(samples.len());
+            let mut why = None;
+            for (s, p) in samples.into_iter().zip(&self.pres) {
+                match s.x {
+                    Ok(mut x) => {
+                        p.scale(&mut x);
+                        rows.push(x);
+                    }
+                    Err(e) => {
+                        why.get_or_insert(e);
+                    }
                 }
-                Err(why) => out.failed.push((s.id, why)),
+            }
+            match why {
+                None => ready.push((id, label, rows)),
+                Some(why) => out.failed.push((id, why)),
             }
         }
         for chunk in ready.chunks(batch.max(1)) {
-            let x: Vec<f32> = chunk.iter().flat_map(|(_, _, x)| x.iter().copied()).collect();
-            debug_assert_eq!(x.len(), chunk.len() * f);
-            let split = Split { x, y: vec![0.0; chunk.len()], n: chunk.len(), stored: None };
-            let outputs = self.model.predict(&split)?;
+            let splits: Vec<Split> = (0..self.pres.len())
+                .map(|k| {
+                    let x: Vec<f32> = chunk.iter().flat_map(|(_, _, rows)| rows[k].iter().copied()).collect();
+                    debug_assert_eq!(x.len(), chunk.len() * self.pres[k].features());
+                    Split { x, y: vec![0.0; chunk.len()], n: chunk.len(), stored: None }
+                })
+                .collect();
+            let of_member: Vec<&Split> = self.member_pre.iter().map(|k| &splits[*k]).collect();
+            let outputs = self.model.predict_each(&of_member)?;
             let k = if chunk.is_empty() { 1 } else { outputs.len() / chunk.len() };
             for ((id, label, _), row) in chunk.iter().zip(outputs.chunks(k.max(1))) {
                 out.answers.push(self.answer(id.clone(), label.clone(), row));

@@ -49,8 +49,10 @@
 //! **Invariant:** a greedy soup or a greedy ensemble never scores below its best member
 //! on valid (the score above); weights are non-negative and sum to 1; predictions of
 //! different data settings are blended only after every setting's valid and test splits
-//! were found to hold the best's rows in the same order (their targets, row by row), else
-//! the build fails naming the settings, the split and the row.
+//! were found to hold the best's rows in the same order (their targets, row by row); a
+//! candidate whose setting draws other rows (a searched split seed) is left out of the
+//! ensemble with a reason naming the settings, the split and the row, and the next in rank
+//! takes its place. `bma eval` on a saved final model checks the same and fails if not.
 
 pub mod predict;
 mod settings;
@@ -169,8 +171,8 @@ impl FinalModel {
 /// Builds, evaluates and saves the final model of `experiment`; see the module header.
 /// `ranked` holds complete trials best first, each with the directory its model was saved
 /// in; `out` receives `final.json` and the members. Errors: no trial, a model directory
-/// that does not load, data that does not load, members' data settings whose splits do not
-/// hold the same rows.
+/// that does not load, data that does not load. Candidates whose data setting holds other
+/// valid or test rows than the best's are left out (listed with the reason), not blended.
 pub fn build(
     program: &ir::Program,
     experiment: &ir::Experiment,
@@ -245,13 +247,27 @@ pub fn build(
         Some(ens) => int_arg(ens, "top", 0).unwrap_or(5).max(1).min(candidates.len()),
         None => 1,
     };
-    let pool = &candidates[..top];
-    // Each candidate on its own setting's rows, every setting checked against the best's.
-    let pool_settings: Vec<usize> = pool.iter().map(|c| settings.index(&c.config)).collect::<Result<_, _>>()?;
-    settings.check_aligned(&[Part::Valid, Part::Test])?;
-    for (c, i) in pool.iter().zip(&pool_settings) {
-        train::check_fits(&c.model, &settings.get(*i)?.info).map_err(|e| format!("trial {}: {e}", c.trials[0]))?;
+    // Each candidate on its own setting's rows. A setting whose valid or test split holds
+    // other rows than the best's (a searched split seed) cannot be blended: its candidates
+    // are left out, with the reason, and the next ones in rank take their places.
+    let mut pool: Vec<Candidate> = Vec::with_capacity(top);
+    let mut pool_settings: Vec<usize> = Vec::with_capacity(top);
+    for c in &candidates {
+        if pool.len() == top {
+            break;
+        }
+        let i = settings.index(&c.config)?;
+        if let Err((rows, how)) = settings.aligned(i, &[Part::Valid, Part::Test]) {
+            let reason =
+                format!("its data setting holds other {rows}: {how}; predictions of other rows cannot be blended");
+            excluded.extend(c.trials.iter().map(|t| ExcludedTrial { trial: *t, reason: reason.clone() }));
+            continue;
+        }
+        train::check_fits(&c.model, &settings.get(i)?.info).map_err(|e| format!("trial {}: {e}", c.trials[0]))?;
+        pool.push(c.clone());
+        pool_settings.push(i);
     }
+    let pool = &pool[..];
     let data = settings.get(best_setting)?;
     let mut members: Vec<(Candidate, usize, f64)> = vec![(pool[0].clone(), pool_settings[0], 1.0)];
     let mut vote = false;

@@ -186,7 +186,7 @@ fn an_ensemble_mixes_members_of_two_data_settings_and_eval_predict_export_agree(
 }
 
 #[test]
-fn settings_that_draw_other_rows_are_never_blended() {
+fn settings_that_draw_other_rows_are_left_out_of_the_ensemble() {
     // A searched split seed: each setting holds other valid and test rows.
     let dir = temp_dir();
     corpus(dir.path());
@@ -210,15 +210,16 @@ fn settings_that_draw_other_rows_are_never_blended() {
     let out = dir.path().join("out");
     let o = bma().arg("run").arg(&file).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
     assert!(o.status.success(), "the trials stand: {}", stderr(&o));
-    let why = stderr(&o);
-    assert!(
-        why.contains(
-            "the final model could not be built: the members' data settings do not hold the same valid rows (row "
-        ),
-        "{why}"
-    );
-    assert!(why.contains("text(...) with `seed: 1` against `seed: 2`"), "{why}");
-    assert!(!out.join("final").exists(), "nothing blended is saved");
+    let text = std::fs::read_to_string(out.join("final").join("final.json")).unwrap();
+    let saved: bma::final_model::SavedFinal = bma::final_model::from_json_exact(&text).unwrap();
+    let summary = &saved.summary;
+    assert_eq!(summary.members.len(), 1, "only the best's setting is blended: {summary:#?}");
+    assert_eq!(summary.excluded.len(), 1, "{summary:#?}");
+    assert_ne!(summary.excluded[0].trial, summary.members[0].trials[0]);
+    let reason = &summary.excluded[0].reason;
+    assert!(reason.starts_with("its data setting holds other valid rows (row "), "{reason}");
+    assert!(reason.contains("text(...) with `seed: "), "{reason}");
+    assert!(reason.ends_with("predictions of other rows cannot be blended"), "{reason}");
     assert_eq!(saved_trials(&out), 2);
 }
 

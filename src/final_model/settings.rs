@@ -4,12 +4,13 @@
 //! Takes the members' saved configs ([`SavedConfig`]: the `data = ...` value, its base
 //! folder and the tokenizer fitted when the member trained); gives each member the index of
 //! its setting's dataset, loaded once per setting with that member's own tokenizer
-//! (`data::load_with`), and [`Settings::check_aligned`], which refuses settings whose
-//! splits do not hold the same rows in the same order.
+//! (`data::load_with`), [`Settings::aligned`], which tells whether one setting's splits
+//! hold the reference's rows in the same order, and [`Settings::check_aligned`], which
+//! refuses a set of settings where one does not.
 //!
 //! **Invariant:** the first setting indexed is the reference that every other is compared
 //! with; a final model blends predictions of different settings only after
-//! [`Settings::check_aligned`] found every setting's targets equal to the reference's, row
+//! [`Settings::aligned`] found every setting's targets equal to the reference's, row
 //! by row, on each split it blends.
 
 use crate::data::{self, Dataset, Part, Tokenizer};
@@ -67,18 +68,26 @@ impl<'a> Settings<'a> {
     /// equal row by row); else an error naming both settings, the split and the first row
     /// that differs: blending would mix predictions of different rows.
     pub(super) fn check_aligned(&self, parts: &[Part]) -> Result<(), String> {
-        let Some((first, rest)) = self.sets.split_first() else { return Ok(()) };
-        for other in rest {
-            for &part in parts {
-                let (a, b) = (first.data.part(part), other.data.part(part));
-                if let Some(why) = misaligned(&a.y[..a.n.min(a.y.len())], &b.y[..b.n.min(b.y.len())]) {
-                    return Err(format!(
-                        "the members' data settings do not hold the same {} rows ({why}), so their predictions \
-                         cannot be blended: {}",
-                        part_name(part),
-                        data_difference(&first.value, &other.value)
-                    ));
-                }
+        for i in 1..self.sets.len() {
+            self.aligned(i, parts).map_err(|(rows, settings)| {
+                format!(
+                    "the members' data settings do not hold the same {rows}, so their predictions cannot be \
+                     blended: {settings}"
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether setting `i`'s `parts` hold the reference's (setting 0's) rows in the same
+    /// order; else which split and the first row that differs (`valid rows (row 3 has ...)`),
+    /// and how the two settings differ.
+    pub(super) fn aligned(&self, i: usize, parts: &[Part]) -> Result<(), (String, String)> {
+        let (Some(first), Some(other)) = (self.sets.first(), self.sets.get(i)) else { return Ok(()) };
+        for &part in parts {
+            let (a, b) = (first.data.part(part), other.data.part(part));
+            if let Some(why) = misaligned(&a.y[..a.n.min(a.y.len())], &b.y[..b.n.min(b.y.len())]) {
+                return Err((format!("{} rows ({why})", part_name(part)), data_difference(&first.value, &other.value)));
             }
         }
         Ok(())

@@ -341,7 +341,7 @@ fn study_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StudyId, StudySpec
 }
 
 const TRIAL_COLUMNS: &str = "number, state, params, seed, objective_values, constraint_values, violations, metrics, \
-                             error, duration, fail_kind";
+                             error, duration, fail_kind, started, finished";
 
 fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<String>)> {
     let state: String = r.get(1)?;
@@ -360,6 +360,8 @@ fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<Stri
         error: r.get(8)?,
         failure: super::fail_kind(state, kind.as_deref()),
         duration: r.get(9)?,
+        started: r.get(11)?,
+        finished: r.get(12)?,
     };
     Ok((trial, r.get(2)?))
 }

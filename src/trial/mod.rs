@@ -168,6 +168,12 @@ pub struct Trial {
     pub failure: Option<FailKind>,
     /// Wall-clock seconds.
     pub duration: f64,
+    /// When it started and ended, in seconds since 1970 (the report's timeline); `None`
+    /// before it ends, and for trials stored before these were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<f64>,
 }
 
 impl Trial {
@@ -185,6 +191,8 @@ impl Trial {
             error: None,
             failure: None,
             duration: 0.0,
+            started: None,
+            finished: None,
         }
     }
 

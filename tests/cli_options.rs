@@ -29,7 +29,14 @@ fn completions_name_every_subcommand_in_every_shell() {
         let out = run(&["completions", shell], &[]);
         assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
         let script = text(&out.stdout);
-        for word in ["check", "run", "watch", "worker", "completions", "man", "--trials", "--color"] {
+        // fish spells a long flag `-l trials`; the others `--trials`.
+        let long = |f: &str| if shell == "fish" { format!("-l {f}") } else { format!("--{f}") };
+        let flags = [long("trials"), long("color"), long("format")];
+        for word in ["check", "run", "watch", "worker", "completions", "man"]
+            .iter()
+            .copied()
+            .chain(flags.iter().map(String::as_str))
+        {
             assert!(script.contains(word), "the {shell} script lacks `{word}`");
         }
     }
@@ -181,13 +188,15 @@ const NAMED: &str = "experiment named {
     a: float in -1.0..=1.0
     b: float in -1.0..=1.0
   }
+
   objective {
     minimize loss = a ^ 2 + b ^ 2 + a * b + 0.5 * a ^ 4 + 0.25 * b ^ 4
   }
+
   search {
     strategy = random
-    trials = 3
-    seed = 2
+    trials   = 3
+    seed     = 2
   }
 }
 ";

@@ -218,8 +218,6 @@ pub fn a_study_loads_by_name_from_any_store(s: &dyn Store, p: &str) {
     assert!(e.contains(&format!("no study `{missing}`")) && e.contains(&a) && e.contains(&b), "{e}");
 }
 
-/// Calls `$run!(name)` for every body of the suite (the backends' test files instantiate it).
-#[allow(unused_macros)]
 /// Trials as read back, without the times the store's own clock gave them (the trials
 /// written have none).
 fn untimed(mut trials: Vec<Trial>) -> Vec<Trial> {
@@ -249,6 +247,8 @@ pub fn trials_read_back_with_their_start_and_end_times(s: &dyn Store, p: &str) {
     assert_eq!(h[1].finished, None, "a running trial has no end");
 }
 
+/// Calls `$run!(name)` for every body of the suite (the backends' test files instantiate it).
+#[allow(unused_macros)]
 macro_rules! for_each_store_test {
     ($run:ident) => {
         $run!(trials_read_back_with_their_start_and_end_times);

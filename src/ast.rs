@@ -281,6 +281,8 @@ pub enum Direction {
 pub enum ObjectiveItem {
     Goal {
         direction: Direction,
+        /// `minimize loss = a^2 + b^2`: the name given to the objective, if any.
+        name: Option<Ident>,
         metric: Expr,
         on: Option<Ident>,
         span: Span,

@@ -473,12 +473,13 @@ impl<'t> Printer<'t> {
                     self.long_line(format!("{:<width$} =", a.key.name), &a.value, span.end);
                     continue;
                 }
-                Row::Objective(ObjectiveItem::Goal { direction, metric, on, .. }) => {
+                Row::Objective(ObjectiveItem::Goal { direction, name, metric, on, .. }) => {
                     let dir = match direction {
                         ast::Direction::Maximize => "maximize",
                         ast::Direction::Minimize => "minimize",
                     };
-                    let mut code = format!("{dir} {}", self.expr(metric));
+                    let name = name.as_ref().map(|n| format!("{} = ", n.name)).unwrap_or_default();
+                    let mut code = format!("{dir} {name}{}", self.expr(metric));
                     if let Some(on) = on {
                         code.push_str(&format!(" on {}", on.name));
                     }

@@ -26,18 +26,28 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cli::{Format, INPUT, INTERNAL, OK};
 
 /// Declarative automatic model search: check a search space statically, search,
 /// train, average.
 #[derive(Parser)]
-#[command(name = "bma", version, about, long_about = None)]
+#[command(name = "bma", version, about, long_about = None, after_help = ENVIRONMENT)]
 struct Cli {
+    #[command(flatten)]
+    global: cli::output::Global,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The environment variables bma reads, listed under `bma --help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  BMA_STORE        the study store of run, worker, ls and report when no --store or folder is given
+  BMA_STORE_RETRY  how long a PostgreSQL store that does not answer is retried (default 60s)
+  NO_COLOR         no colour with --color auto (the default)
+  COLUMNS          the width of diagnostics (default: the terminal's)";
 
 #[derive(Subcommand)]
 enum Command {
@@ -62,6 +72,9 @@ enum Command {
         /// Only this experiment (default: all).
         #[arg(long)]
         experiment: Option<String>,
+        /// Text, or JSON: one document per experiment, one per line (docs/json.md).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
     },
     /// Prints one expanded sub-model as Graphviz DOT, with shapes.
     Graph {
@@ -71,6 +84,9 @@ enum Command {
         set: Vec<String>,
         #[arg(long)]
         experiment: Option<String>,
+        /// DOT, or JSON: the point, sizes and layers with their shapes (docs/json.md).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
     },
     /// Searches: samples, trains, prunes, ranks and reports.
     Run(cli::run::RunArgs),
@@ -97,10 +113,16 @@ enum Command {
     Lsp,
     /// Re-checks on every save and re-runs what changed, reusing trained trials.
     Watch(cli::watch::WatchArgs),
+    /// Prints a shell completion script: `bma completions bash > ~/.local/share/bash-completion/completions/bma`.
+    Completions(cli::completions::CompletionsArgs),
+    /// Prints the man page (roff): `bma man > ~/.local/share/man/man1/bma.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = Cli::command().color(cli::output::clap_color(&args));
+    let cli = match command.try_get_matches_from(&args).and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { INPUT } else { OK };
@@ -108,10 +130,11 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    cli::output::set(cli.global);
     match cli.command {
         Command::Check { files, format, deny_warnings, explain } => check(&files, format, deny_warnings, explain),
-        Command::Space { file, experiment } => space(&file, experiment.as_deref()),
-        Command::Graph { file, set, experiment } => graph(&file, &set, experiment.as_deref()),
+        Command::Space { file, experiment, format } => space(&file, experiment.as_deref(), format),
+        Command::Graph { file, set, experiment, format } => graph(&file, &set, experiment.as_deref(), format),
         Command::Run(args) => cli::run::run(&args),
         Command::Fmt { files, check } => cli::fmt::fmt_command(&files, check),
         Command::Eval(args) => cli::eval::eval(&args),
@@ -122,12 +145,17 @@ fn main() -> ExitCode {
         Command::Ls(args) => cli::ls::ls(&args),
         Command::Lsp => cli::lsp::lsp(),
         Command::Watch(args) => cli::watch::watch(&args),
+        Command::Completions(args) => cli::completions::completions(&args, Cli::command()),
+        Command::Man => cli::completions::man(Cli::command()),
     }
 }
 
 fn check(files: &[PathBuf], format: Format, deny_warnings: bool, explain: bool) -> ExitCode {
     let mut failed = false;
     for path in files {
+        if cli::output::verbose() {
+            eprintln!("checking {}", path.display());
+        }
         let compiled = match cli::compile_path(path) {
             Ok(c) => c,
             Err(message) => {
@@ -142,7 +170,7 @@ fn check(files: &[PathBuf], format: Format, deny_warnings: bool, explain: bool) 
         if explain && format == Format::Human {
             print!("{}", explain_program(&compiled));
         }
-        if format == Format::Human && !errors {
+        if format == Format::Human && !errors && !cli::output::quiet() {
             let n = compiled.diagnostics.iter().filter(|d| d.severity == bma::diagnostic::Severity::Warning).count();
             let suffix = if n > 0 { format!(" ({n} warning{})", if n == 1 { "" } else { "s" }) } else { String::new() };
             eprintln!("{}: ok{suffix}", path.display());
@@ -206,7 +234,7 @@ fn pick<'a>(compiled: &'a bma::Compiled, name: Option<&str>) -> Result<Vec<&'a b
     }
 }
 
-fn space(path: &std::path::Path, experiment: Option<&str>) -> ExitCode {
+fn space(path: &std::path::Path, experiment: Option<&str>, format: Format) -> ExitCode {
     let compiled = match compile_clean(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -216,12 +244,15 @@ fn space(path: &std::path::Path, experiment: Option<&str>) -> ExitCode {
         Err(code) => return code,
     };
     for exp in exps {
-        print!("{}", bma::report_space(&compiled, exp));
+        match format {
+            Format::Human => print!("{}", bma::report_space(&compiled, exp)),
+            Format::Json => println!("{}", cli::json::space(&compiled, exp)),
+        }
     }
     ExitCode::from(OK)
 }
 
-fn graph(path: &std::path::Path, set: &[String], experiment: Option<&str>) -> ExitCode {
+fn graph(path: &std::path::Path, set: &[String], experiment: Option<&str>, format: Format) -> ExitCode {
     let compiled = match compile_clean(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -245,6 +276,10 @@ fn graph(path: &std::path::Path, set: &[String], experiment: Option<&str>) -> Ex
         pins.insert(k.trim().to_string(), v.trim().to_string());
     }
     match bma::expand_with_pins(&compiled, exp, &pins) {
+        Ok((sub, point)) if format == Format::Json => {
+            cli::json::print(&cli::json::graph(&exp.name, &sub, &point));
+            ExitCode::from(OK)
+        }
         Ok((sub, point)) => {
             let title = point.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
             print!("{}", sub.to_dot(&format!("{} {title}", exp.name)));

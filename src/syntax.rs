@@ -353,10 +353,13 @@ impl Builder<'_> {
             Rule::maximize | Rule::minimize => {
                 let direction =
                     if pair.as_rule() == Rule::maximize { ast::Direction::Maximize } else { ast::Direction::Minimize };
-                let mut it = children(pair);
+                let mut it = children(pair).peekable();
+                let name = it
+                    .next_if(|p| p.as_rule() == Rule::objective_name)
+                    .map(|p| self.ident(children(p).next().unwrap()));
                 let metric = self.expr(it.next().unwrap());
                 let on = it.next().map(|p| self.ident(children(p).next().unwrap()));
-                ast::ObjectiveItem::Goal { direction, metric, on, span }
+                ast::ObjectiveItem::Goal { direction, name, metric, on, span }
             }
             Rule::require => ast::ObjectiveItem::Require { expr: self.expr(children(pair).next().unwrap()), span },
             Rule::assign => ast::ObjectiveItem::Assign(self.assign(pair)),

@@ -18,8 +18,13 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &std::path::Path)]) -> Server {
         let mut child = bma()
             .arg("lsp")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -460,4 +465,37 @@ fn trial_section_keys_and_placeholders_complete_and_hover() {
     s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
     let text = hover_text(ask(&mut s, "textDocument/hover", 3, at_se - 1));
     assert!(text.starts_with("placeholder `{seed}`: the trial's seed"), "{text}");
+}
+
+/// Go to definition of a stdlib block: the stdlib is written out under the user's cache
+/// folder (`$XDG_CACHE_HOME/bma/`), not into a temporary folder every user shares.
+fn stdlib_definition(env: &[(&str, &std::path::Path)]) -> std::path::PathBuf {
+    let mut s = Server::start_with(env);
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": GOOD } }),
+    );
+    s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let def = s.request(
+        2,
+        "textDocument/definition",
+        json!({ "textDocument": { "uri": URI }, "position": { "line": 12, "character": 16 } }),
+    );
+    let target = def.pointer("/result/uri").and_then(Value::as_str).expect("a stdlib location");
+    std::path::PathBuf::from(target.strip_prefix("file://").expect("file uri"))
+}
+
+#[test]
+fn the_stdlib_is_written_to_the_users_cache_folder() {
+    let cache = common::temp_dir();
+    let path = stdlib_definition(&[("XDG_CACHE_HOME", cache.path())]);
+    assert!(path.starts_with(cache.path().join("bma")), "{} is not under $XDG_CACHE_HOME/bma", path.display());
+    assert!(std::fs::read_to_string(&path).expect("written").contains("block dense_act"));
+
+    // With XDG_CACHE_HOME empty (as good as unset): ~/.cache/bma.
+    let home = common::temp_dir();
+    let path = stdlib_definition(&[("HOME", home.path()), ("XDG_CACHE_HOME", std::path::Path::new(""))]);
+    assert!(path.starts_with(home.path().join(".cache/bma")), "{} is not under ~/.cache/bma", path.display());
 }

@@ -316,7 +316,7 @@ fn an_edit_to_a_local_import_is_seen_and_the_import_set_follows_the_file() {
     std::fs::write(&lib, "fn f(x: float) -> float = x * x + 1.0\n").expect("write");
     let second = w.until("cycle 2: done");
     assert!(second.contains(&line(2, "p", 0, 2, 0, 0, 0)), "{second:?}");
-    assert!(second.iter().any(|l| l.starts_with("cycle 2 p best: x=1") && l.ends_with("[2.0]")), "{second:?}");
+    assert!(second.iter().any(|l| l.starts_with("cycle 2 p best: x=1") && l.ends_with("[2]")), "{second:?}");
     assert_eq!(results(dir.path(), "p")["best"]["values"]["f(x)"], 2.0);
 }
 
@@ -389,7 +389,7 @@ fn an_imported_folder_moved_away_and_back_is_watched_again() {
     // And an edit inside it afterwards is seen too.
     std::fs::write(lib.join("fns.bma"), "fn f(x: float) -> float = x * x + 1.0\n").expect("write");
     let edited = w.until("cycle 3: done");
-    assert!(edited.iter().any(|l| l.starts_with("cycle 3 p best: x=1") && l.ends_with("[2.0]")), "{edited:?}");
+    assert!(edited.iter().any(|l| l.starts_with("cycle 3 p best: x=1") && l.ends_with("[2]")), "{edited:?}");
     assert_eq!(results(dir.path(), "p")["best"]["values"]["f(x)"], 2.0);
 }
 
@@ -455,4 +455,43 @@ fn a_watch_cycle_owns_its_out_folder_and_finishes_its_study_with_its_outputs() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{err}");
     assert!(err.contains("is in use by another bma run"), "{err}");
+}
+
+/// `report.html` of `dir`'s experiment `exp`, once it holds what `ready` wants (waiting for
+/// the write, with the file's [`TIMEOUT`]).
+fn report_when(dir: &Path, exp: &str, ready: impl Fn(&str) -> bool) -> String {
+    let path = dir.join("runs").join(exp).join("report.html");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let html = std::fs::read_to_string(&path).unwrap_or_default();
+        if ready(&html) {
+            return html;
+        }
+        assert!(Instant::now() < deadline, "report.html never became ready:\n{html}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_cycle_rewrites_report_html_live_and_the_refresh_goes_when_it_ends() {
+    let (dir, file) = temp("l.bma");
+    // Grid order: the 1-epoch point finishes at once, the next trains until the save.
+    let text = |long: u32| {
+        format!(
+            "experiment l {{\n  data = synthetic.moons(n: 64, noise: 0.1, seed: 1)\n  space {{\n    n_epochs: int in {{1, {long}}}\n  }}\n  model {{\n    dense(4)\n    relu\n    dense(data.classes)\n  }}\n  train {{\n    optimizer = adam(0.01)\n    epochs = n_epochs\n  }}\n  objective {{\n    maximize accuracy\n  }}\n  search {{\n    strategy = grid\n    trials = 2\n    seed = 1\n  }}\n}}\n"
+        )
+    };
+    std::fs::write(&file, text(1_000_000)).expect("write");
+    let mut w = Watch::start(&file);
+    w.until("trial l ");
+    w.until("trial l ");
+    // The first trial is done and the second is training: the live page, reloading itself.
+    let live = report_when(dir.path(), "l", |h| h.contains("http-equiv=\"refresh\""));
+    assert!(live.contains("<html"), "{live}");
+    std::fs::write(&file, text(2)).expect("write");
+    let lines = w.until("cycle 2: done");
+    assert!(lines.iter().any(|l| l == "cycle 1: cancelled"), "{lines:?}");
+    // The cycle's end wrote the report without the refresh.
+    let html = std::fs::read_to_string(dir.path().join("runs/l/report.html")).expect("report.html");
+    assert!(!html.contains("http-equiv=\"refresh\""), "a finished cycle's page still reloads");
 }

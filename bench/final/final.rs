@@ -124,7 +124,10 @@ fn run(
         let trial_seed = bma::rng::mix_seed(seed, i as u64 + 1);
         // Every third trial stops at half its epochs, as a pruner would, for the report's curves.
         let stop = if report.is_some() && i % 3 == 2 { 5 } else { usize::MAX };
+        let started = bma::store::now();
         let outcome = trials.run(&point, trial_seed, |e, _| if e >= stop { Control::Stop } else { Control::Continue });
+        // When it ran, as the trial loop records it (the report's timeline).
+        let (started, finished) = (Some(started), Some(bma::store::now()));
         let steps: Vec<(u32, f64)> = outcome
             .epochs
             .iter()
@@ -134,6 +137,7 @@ fn run(
             let mut t = Trial::new(i as u64, point, trial_seed);
             t.state = TrialState::Pruned;
             t.steps = steps;
+            (t.started, t.finished) = (started, finished);
             all.push(t);
             continue;
         }
@@ -144,6 +148,7 @@ fn run(
         model.save(&d, &trials.saved_config(&data, &point, cfg)).expect("saves");
         let mut t = Trial::new(i as u64, point, trial_seed);
         t.state = TrialState::Complete;
+        (t.started, t.finished) = (started, finished);
         t.values = vec![outcome.metrics.get("accuracy").copied().unwrap_or(0.0)];
         t.metrics = outcome.metrics;
         t.steps = steps;

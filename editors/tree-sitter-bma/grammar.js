@@ -74,8 +74,10 @@ module.exports = grammar({
     chain: ($) => prec.right(seq($.layer_call, repeat(seq('->', $.layer_call)))),
     layer_call: ($) => prec.right(seq(field('name', $.identifier), optional($.arguments))),
 
-    maximize: ($) => prec.right(seq('maximize', $._expr, optional($.on_split))),
-    minimize: ($) => prec.right(seq('minimize', $._expr, optional($.on_split))),
+    maximize: ($) => prec.right(seq('maximize', optional($.objective_name), $._expr, optional($.on_split))),
+    minimize: ($) => prec.right(seq('minimize', optional($.objective_name), $._expr, optional($.on_split))),
+    // `minimize loss = a^2 + b^2`: the objective's name.
+    objective_name: ($) => seq(field('name', $.identifier), '='),
     on_split: ($) => seq('on', $.identifier),
     require: ($) => seq('require', $._expr),
 

@@ -14,16 +14,19 @@ use std::process::ExitCode;
 use bma::data::Part;
 use bma::final_model;
 
-use super::{INPUT, OK, Which};
+use super::{Format, INPUT, OK, Which};
 use bma::study::outputs::fmt_num;
+use serde_json::{Value as Json, json};
+
+use super::json;
 
 /// Arguments of `bma eval`.
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
     /// A run folder, or a saved model folder (`final/`, `best/`, `trials/<n>`).
     pub dir: PathBuf,
-    /// The split to evaluate on.
-    #[arg(long)]
+    /// The split to evaluate on (default test).
+    #[arg(long, value_parser = ["train", "valid", "test"])]
     pub split: Option<String>,
     /// In a run folder: the final model (the default when the run built one) or the best trial.
     #[arg(long, value_enum)]
@@ -35,6 +38,9 @@ pub struct EvalArgs {
     /// or class folders) instead of a split: the model folder alone, no training data.
     #[arg(long, conflicts_with = "split")]
     pub on: Option<PathBuf>,
+    /// Text, or one JSON document (docs/json.md).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 pub fn eval(args: &EvalArgs) -> ExitCode {
@@ -105,7 +111,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
         "model".to_string()
     };
     if let Some(input) = &args.on {
-        return eval_on(&dir, input);
+        return eval_on(&dir, input, args.format);
     }
     match final_model::data_changes(&dir) {
         Ok(changes) if !changes.is_empty() && !args.allow_changed_data => {
@@ -124,10 +130,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
     }
     match final_model::evaluate(&dir, split) {
         Ok(m) => {
-            println!("{title} {} on {split_name}:", dir.display());
-            for (k, v) in &m {
-                println!("  {k:<12} {}", fmt_num(*v));
-            }
+            show(args.format, &title, &dir, &json!({ "split": split_name }), &format!("on {split_name}"), &m);
             ExitCode::from(OK)
         }
         Err(e) => super::fail(e, INPUT),
@@ -136,7 +139,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
 
 /// `--on FILE`: the saved preprocessing reads `input`, and the answers are measured against
 /// its labels; every bad input is listed and refused (exit 1).
-fn eval_on(dir: &std::path::Path, input: &std::path::Path) -> ExitCode {
+fn eval_on(dir: &std::path::Path, input: &std::path::Path, format: Format) -> ExitCode {
     let run = || -> Result<(String, bma::train::Metrics), String> {
         let predictor = final_model::predict::open(dir)?;
         let samples = predictor.read(input)?;
@@ -154,13 +157,36 @@ fn eval_on(dir: &std::path::Path, input: &std::path::Path) -> ExitCode {
     };
     match run() {
         Ok((title, m)) => {
-            println!("{title} {} on {}:", dir.display(), input.display());
-            for (k, v) in &m {
-                println!("  {k:<12} {}", fmt_num(*v));
-            }
+            let on = json!({ "input": input.display().to_string() });
+            show(format, &title, dir, &on, &format!("on {}", input.display()), &m);
             ExitCode::from(OK)
         }
         Err(e) => super::fail(e, INPUT),
+    }
+}
+
+/// Prints the metrics: a title line and a line per metric, or one JSON document with
+/// `on` (`split` or `input`) among its fields.
+fn show(format: Format, title: &str, dir: &std::path::Path, on: &Json, on_text: &str, m: &bma::train::Metrics) {
+    match format {
+        Format::Human => {
+            println!("{title} {} {on_text}:", dir.display());
+            for (k, v) in m {
+                println!("  {k:<12} {}", fmt_num(*v));
+            }
+        }
+        Format::Json => {
+            let mut doc = json!({
+                "schema_version": json::SCHEMA_VERSION,
+                "model": title,
+                "dir": dir.display().to_string(),
+                "metrics": m.iter().map(|(k, v)| (k.clone(), json::num(*v))).collect::<serde_json::Map<_, _>>(),
+            });
+            if let (Some(d), Some(o)) = (doc.as_object_mut(), on.as_object()) {
+                d.extend(o.clone());
+            }
+            json::print(&doc);
+        }
     }
 }
 

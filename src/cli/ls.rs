@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use bma::store::{self, Sqlite, Store};
 use bma::study::outputs::fmt_num;
 
+use super::json;
 use super::study::store_url;
-use super::{INPUT, INTERNAL, OK};
+use super::{Format, INPUT, INTERNAL, OK};
 
 /// Arguments of `bma ls`.
 #[derive(clap::Args, Debug)]
@@ -21,6 +22,9 @@ pub struct LsArgs {
     /// List the studies in this store instead (`postgres://...`; default with no folder: `BMA_STORE`).
     #[arg(long, value_name = "URL", conflicts_with = "dir")]
     pub store: Option<String>,
+    /// A line per study, or one JSON document (docs/json.md).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// How long a running trial's heartbeat proves its worker alive, for `bma ls`.
@@ -59,12 +63,17 @@ fn ls_line(place: &str, s: &store::StudySummary, state: &str) -> String {
     format!("{place}  {}  {state}  {n} trials ({})  {best}", s.name, counts.join(", "))
 }
 
-fn ls_store(url: &str) -> ExitCode {
+fn ls_store(url: &str, format: Format) -> ExitCode {
     let place = store::postgres::redact(url);
     let (store, studies) = match super::connect_store(url, 1).and_then(|s| s.studies().map(|l| (s, l))) {
         Ok(s) => s,
         Err(e) => return super::fail(e, INTERNAL),
     };
+    if format == Format::Json {
+        let list = studies.iter().map(|s| json::study(&place, s, &shown_state(s, &*store, None))).collect();
+        json::print(&json::studies(list));
+        return ExitCode::from(OK);
+    }
     if studies.is_empty() {
         println!("no study in {place}");
     }
@@ -101,7 +110,7 @@ pub fn ls(args: &LsArgs) -> ExitCode {
         (Some(_), None) => None,
     };
     if let Some(url) = url {
-        return ls_store(&url);
+        return ls_store(&url, args.format);
     }
     let root = args.dir.clone().unwrap_or_else(|| PathBuf::from("runs"));
     if !root.exists() {
@@ -109,17 +118,22 @@ pub fn ls(args: &LsArgs) -> ExitCode {
     }
     let mut dbs = Vec::new();
     find_dbs(&root, 3, &mut dbs);
-    if dbs.is_empty() {
+    if dbs.is_empty() && args.format == Format::Human {
         println!("no study under {}", root.display());
         return ExitCode::from(OK);
     }
     let mut failed = false;
+    let mut list = Vec::new();
     for db in dbs {
         let dir = db.parent().unwrap_or(Path::new("."));
         match Sqlite::open(&db).and_then(|s| s.studies().map(|l| (s, l))) {
             Ok((store, studies)) => {
                 for s in &studies {
-                    println!("{}", ls_line(&dir.display().to_string(), s, &shown_state(s, &store, Some(dir))));
+                    let (place, state) = (dir.display().to_string(), shown_state(s, &store, Some(dir)));
+                    match args.format {
+                        Format::Human => println!("{}", ls_line(&place, s, &state)),
+                        Format::Json => list.push(json::study(&place, s, &state)),
+                    }
                 }
             }
             Err(e) => {
@@ -127,6 +141,9 @@ pub fn ls(args: &LsArgs) -> ExitCode {
                 failed = true;
             }
         }
+    }
+    if args.format == Format::Json {
+        json::print(&json::studies(list));
     }
     ExitCode::from(if failed { INTERNAL } else { OK })
 }

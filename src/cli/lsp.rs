@@ -1,7 +1,8 @@
 //! `bma lsp`: the language server over stdio.
 //!
 //! Diagnostics as you type (the same `compile` as `bma check`), hover, go to
-//! definition (into the stdlib too, written out to a cache folder), completion,
+//! definition (into the stdlib too, written out to the user's cache folder,
+//! `$XDG_CACHE_HOME/bma/stdlib-VERSION/` or `~/.cache/bma/...`), completion,
 //! formatting (`bma fmt`'s layout).
 //!
 //! JSON-RPC over stdio, framed and dispatched here (plain `serde_json` values). A bad
@@ -449,8 +450,9 @@ fn span_uri(c: &bma::Compiled, span: Span, root_uri: &str) -> Option<String> {
     match &source.path {
         Some(p) => Some(path_to_uri(p)),
         None => {
-            // The stdlib lives in the binary: write it out so the editor can open it.
-            let dir = std::env::temp_dir().join("bma-stdlib");
+            // The stdlib lives in the binary: write it out so the editor can open it, into
+            // this user's cache (one folder per version: an older server's copy stays its own).
+            let dir = cache_dir()?.join(format!("stdlib-{}", env!("CARGO_PKG_VERSION")));
             std::fs::create_dir_all(&dir).ok()?;
             let path = dir.join(format!("{}.bma", source.name.replace("::", "_")));
             if std::fs::read_to_string(&path).ok().as_deref() != Some(source.text.as_str()) {
@@ -459,6 +461,19 @@ fn span_uri(c: &bma::Compiled, span: Span, root_uri: &str) -> Option<String> {
             Some(path_to_uri(&path))
         }
     }
+}
+
+/// bma's folder in this user's cache: `$XDG_CACHE_HOME/bma`, else `~/.cache/bma`
+/// (`%LOCALAPPDATA%\\bma` on Windows), never a path shared by every user of the machine,
+/// where another user's file could stand in for the stdlib. `None`: no home to put it in.
+fn cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = if cfg!(windows) {
+        var("LOCALAPPDATA")
+    } else {
+        var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))
+    };
+    base.map(|b| b.join("bma"))
 }
 
 /// The methods [`handle_request`] answers.

@@ -1,11 +1,14 @@
 //! The command-line front: reading files, rendering diagnostics, exit codes.
 //! Everything here may print; the library never does.
 
+pub mod completions;
 pub mod eval;
 pub mod export;
 pub mod fmt;
+pub mod json;
 pub mod ls;
 pub mod lsp;
+pub mod output;
 pub mod predict;
 pub mod report;
 pub mod run;
@@ -13,7 +16,6 @@ pub mod study;
 pub mod watch;
 pub mod worker;
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -27,13 +29,13 @@ pub const INPUT: u8 = 1;
 /// Exit code: bma itself failed.
 pub const INTERNAL: u8 = 2;
 
-/// How diagnostics are printed.
+/// How a command prints what it found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum Format {
-    /// miette's graphical report.
+    /// Text for people (diagnostics: miette's graphical report).
     #[default]
     Human,
-    /// One JSON object per line, for editors.
+    /// JSON (docs/json.md): `check`, one object per diagnostic per line; the others, one document.
     Json,
 }
 
@@ -52,9 +54,7 @@ pub fn compile_path(path: &Path) -> Result<Compiled, String> {
 }
 
 fn render_options() -> RenderOptions {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
-    RenderOptions { width, color }
+    RenderOptions { width: output::width(100), color: output::color() }
 }
 
 /// Prints diagnostics to stderr (human) or stdout (JSON); true if any is an error.

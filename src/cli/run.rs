@@ -33,10 +33,14 @@ pub struct RunArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// The summary at the end: the ranked table and a line, or one JSON document
+    /// (docs/json.md; progress and notes stay on stderr).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
     /// Where the study lives: `postgres://user@host/db` (shared with `bma worker`s on any
     /// machine: created, or joined if it exists) or a SQLite file (`sqlite://PATH` or a
     /// path). Default: `BMA_STORE` if set, else `<out>/study.db`.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "BMA_STORE")]
     pub store: Option<String>,
     /// The study's name in the store (default: the experiment's name).
     #[arg(long, value_name = "NAME")]
@@ -90,7 +94,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let Some(url) = store_url(args.store.as_deref()) else {
-        return execute(&plan, || study::open_local(&plan, &name, args.resume), args.progress, false);
+        return execute(&plan, || study::open_local(&plan, &name, args.resume), args.progress, false, args.format);
     };
     let store = match super::connect_store(&url, plan.settings.parallel + 2) {
         Ok(s) => s,
@@ -110,9 +114,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
             );
         }
         return match Plan::new(&compiled, &stored.apply(&overrides)) {
-            Ok(plan) => execute(&plan, || Ok(opened), args.progress, false),
+            Ok(plan) => execute(&plan, || Ok(opened), args.progress, false, args.format),
             Err(e) => fail(e),
         };
     }
-    execute(&plan, || Ok(opened), args.progress, false)
+    execute(&plan, || Ok(opened), args.progress, false, args.format)
 }

@@ -65,8 +65,8 @@ pub struct StudyFlags {
     /// Pin a parameter: `--set depth=2` (repeatable; the value as the language writes it).
     #[arg(long = "set", value_name = "P=V")]
     pub set: Vec<String>,
-    /// Where to train: cpu, wgpu or cuda.
-    #[arg(long, default_value = "cpu")]
+    /// Where to train (wgpu and cuda need a build with that feature).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "wgpu", "cuda"])]
     pub device: String,
     /// Continue a stored study even if a data file changed since it started.
     #[arg(long = "allow-changed-data")]
@@ -116,7 +116,10 @@ impl StudyFlags {
 
 /// The `--store` URL: the flag, else a non-empty `BMA_STORE`.
 pub fn store_url(flag: Option<&str>) -> Option<String> {
-    flag.map(str::to_string).or_else(|| std::env::var("BMA_STORE").ok().filter(|s| !s.trim().is_empty()))
+    // An empty value (`BMA_STORE=`, which clap hands in as the flag's value) is no store.
+    flag.filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+        .or_else(|| std::env::var("BMA_STORE").ok().filter(|s| !s.trim().is_empty()))
 }
 
 /// `90`, `90s`, `5m`, `1h30m`, `2h`, `1.5m`, and the language's units: `500ms`, `30min`, `20us`.
@@ -186,8 +189,21 @@ pub fn execute(
     open: impl FnOnce() -> Result<Opened, study::Error>,
     progress: ProgressMode,
     worker: bool,
+    format: super::Format,
 ) -> ExitCode {
-    match try_execute(plan, open, progress, worker) {
+    let progress = if super::output::quiet() { ProgressMode::None } else { progress };
+    if super::output::verbose() {
+        eprintln!(
+            "experiment {}: out folder {}; seed {}; strategy {}; device {:?}; {} trial(s) at once",
+            plan.experiment.name,
+            plan.out.display(),
+            plan.seed,
+            plan.strategy,
+            plan.device,
+            plan.settings.parallel
+        );
+    }
+    match try_execute(plan, open, progress, worker, format) {
         Ok(code) => code,
         Err(e) => fail(e),
     }
@@ -198,6 +214,7 @@ fn try_execute(
     open: impl FnOnce() -> Result<Opened, study::Error>,
     progress: ProgressMode,
     worker: bool,
+    format: super::Format,
 ) -> Result<ExitCode, study::Error> {
     let quiet = progress == ProgressMode::None;
     let delay = trial_delay().map_err(study::Error::Input)?;
@@ -259,8 +276,13 @@ fn try_execute(
     if plan.settings.caller_finishes && ended != Ended::Interrupted {
         study::finish(&*opened.store, &ran)?;
     }
+    if format == super::Format::Json {
+        let why = why_ended(ended, "Ctrl-C; --resume continues");
+        super::json::print(&super::json::run_summary(plan, spec, history, ended, why, &written));
+        return Ok(exit_code(ended));
+    }
     print!("{}", written.text);
-    for n in written.notes {
+    for n in written.notes.iter().filter(|_| !quiet) {
         eprintln!("note: {n}");
     }
     println!(
@@ -348,7 +370,7 @@ impl Progress {
             bar,
             state: Mutex::new(ProgressState { done, pruned: 0, failed: 0, running: BTreeMap::new(), best: None }),
             total,
-            names: spec.objectives.iter().map(|(n, _)| n.clone()).collect(),
+            names: spec.objectives.iter().map(|(n, _)| shorten(n, OBJECTIVE_WIDTH)).collect(),
             started: Instant::now(),
             ran: Mutex::new(std::collections::BTreeSet::new()),
         }
@@ -428,5 +450,32 @@ impl Observer for Progress {
         if let Some(b) = &self.bar {
             b.set_message(self.message(&s));
         }
+    }
+}
+
+/// The widest an objective's name is shown in a progress line: an objective written as a
+/// long expression (`minimize a^2 + b^2 + ...`) is shortened there, not repeated in full
+/// on every line (the ranked table and results files keep it whole).
+const OBJECTIVE_WIDTH: usize = 24;
+
+/// `text` cut to `width` characters, the cut marked with `…`.
+pub fn shorten(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(width.saturating_sub(1)).collect();
+    format!("{}…", kept.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn shorten_keeps_short_names_and_marks_a_cut() {
+        assert_eq!(shorten("loss", 24), "loss");
+        assert_eq!(shorten("a ^ 2 + b ^ 2 + c ^ 2 + d ^ 2", 12), "a ^ 2 + b ^…");
+        assert_eq!(shorten("a ^ 2 + b ^ 2 + c ^ 2 + d ^ 2", 12).chars().count(), 12);
+        assert_eq!(shorten("ééééé", 3), "éé…");
     }
 }

@@ -16,7 +16,9 @@
 //! study replays the previous one's points, so nothing trains and the final model is
 //! rebuilt from the saved weights. A save during a run cancels it: running trials are
 //! recorded failed with the error `cancelled: ...`; the last good results stay until
-//! a cycle completes. A broken edit keeps them too. `results.json` gets a `watch`
+//! a cycle completes (but `report.html` follows each cycle live, as `bma run`'s does:
+//! rewritten at most every 5 s while trials finish, reloading itself in the browser until
+//! the cycle ends, cancelled or not). A broken edit keeps them too. `results.json` gets a `watch`
 //! object: the cycle and the numbers of the trials reused and trained. A cycle owns its
 //! out folder as `bma run` does (`<out>/.lock`), and its study is `finished` only once
 //! its outputs are written.
@@ -313,9 +315,21 @@ fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory)
     let evaluator = study::evaluator(&plan, None).map_err(|e| e.to_string())?;
     let reuse = watched.reuse(&plan);
     let lines = Lines { experiment: &exp.name, reuse: &reuse, plain: ctx.plain };
-    let hooks = Hooks { observer: &lines, stop: ctx.cancel.flag(), reuse: Some(&reuse) };
-    let ran =
-        study::run(&plan, &watched.store, watched.study.clone(), &*evaluator, hooks).map_err(|e| e.to_string())?;
+    // report.html follows the cycle as it follows `bma run` (rewritten at most every 5 s,
+    // the open page reloading itself until the cycle ends).
+    let spec = &watched.study.spec;
+    let live = bma::report::live::Observer::new(
+        &lines,
+        &plan.out.join("report.html"),
+        &spec.experiment,
+        spec.objectives.clone(),
+    );
+    let hooks = Hooks { observer: &live, stop: ctx.cancel.flag(), reuse: Some(&reuse) };
+    let ran = study::run(&plan, &watched.store, watched.study.clone(), &*evaluator, hooks);
+    // Whatever the cycle's end, the page stops reloading; a cycle that completes writes its
+    // final report below.
+    let _ = live.finish();
+    let ran = ran.map_err(|e| e.to_string())?;
 
     let mut done = Done::from(reuse.tally(&ran.history));
     // Stopped by a save: the last good results stay until a cycle completes. Stopped by
@@ -331,8 +345,10 @@ fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory)
     }
     notes.extend(written.notes);
     if let Some(best) = ran.history.ranked().first() {
-        let params: Vec<String> = best.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        done.best = Some(format!("{} -> {:?}", params.join(" "), best.values));
+        // Rounded as `bma run` prints them (outputs::fmt_num); results.json has every digit.
+        let params: Vec<String> = best.params.iter().map(|(k, v)| format!("{k}={}", outputs::fmt_value(v))).collect();
+        let values: Vec<String> = best.values.iter().map(|v| outputs::fmt_num(*v)).collect();
+        done.best = Some(format!("{} -> [{}]", params.join(" "), values.join(", ")));
     }
     if let Some(f) = written.final_summary {
         let k = f.members.len();

@@ -21,7 +21,7 @@ use super::{Format, INPUT, INTERNAL};
 #[derive(clap::Args, Debug)]
 pub struct WorkerArgs {
     /// The shared store, e.g. `postgres://user:password@host/db` (default: `BMA_STORE`).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "BMA_STORE")]
     pub store: Option<String>,
     /// The study to join (as `bma ls --store URL` lists it).
     #[arg(long, value_name = "NAME")]
@@ -41,8 +41,8 @@ pub struct WorkerArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// Where to train: cpu, wgpu or cuda.
-    #[arg(long, default_value = "cpu")]
+    /// Where to train (wgpu and cuda need a build with that feature).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "wgpu", "cuda"])]
     pub device: String,
     /// Join even if a data file changed since the study started.
     #[arg(long = "allow-changed-data")]
@@ -151,7 +151,7 @@ pub fn worker(args: &WorkerArgs) -> ExitCode {
         );
     }
     match study::join(&plan, store, &args.study) {
-        Ok(opened) => front::execute(&plan, || Ok(opened), args.progress, true),
+        Ok(opened) => front::execute(&plan, || Ok(opened), args.progress, true, super::Format::Human),
         Err(study::Error::Input(m)) => {
             let hint = if args.file.is_none() && m.contains("different spec") {
                 " (the stored spec imports files that differ here; run the worker where they match)"
@@ -184,7 +184,7 @@ fn create_and_run(store: Box<dyn store::Store>, args: &WorkerArgs) -> ExitCode {
         Err(e) => return front::fail(e),
     };
     match study::join(&plan, store, &args.study) {
-        Ok(opened) => front::execute(&plan, || Ok(opened), args.progress, true),
+        Ok(opened) => front::execute(&plan, || Ok(opened), args.progress, true, super::Format::Human),
         Err(e) => front::fail(e),
     }
 }

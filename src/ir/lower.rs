@@ -432,8 +432,12 @@ impl Lowerer<'_> {
     fn objective(&mut self, items: &[ast::ObjectiveItem], exp: &mut Experiment) {
         for item in items {
             match item {
-                ast::ObjectiveItem::Goal { direction, metric, on, span } => {
-                    let name = self.sources.text(metric.span).to_string();
+                ast::ObjectiveItem::Goal { direction, name, metric, on, span } => {
+                    // Named (`minimize loss = a^2 + b^2`): the name; else the metric's text.
+                    let name = match name {
+                        Some(n) => n.name.clone(),
+                        None => self.sources.text(metric.span).to_string(),
+                    };
                     exp.objectives.push(Objective {
                         direction: *direction,
                         metric: metric.clone(),

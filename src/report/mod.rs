@@ -10,8 +10,8 @@
 //! (fANOVA main effects on a random-forest surrogate, see [`forest`]); a binned map of
 //! the two most important parameters; learning curves; the best trials and the failed
 //! ones (with their reasons) in sortable tables. Every mark carries a `<title>` tooltip
-//! naming its trial, parameters and values. No timeline: a [`Trial`] records its duration
-//! but not when it started.
+//! naming its trial, parameters and values. The timeline ([`timeline`]) draws each trial's
+//! run on its slot, coloured by its state.
 //!
 //! Cost, for n trials, d parameters and e reported epochs per trial: counts, history and
 //! slices O(n·d) (points binned to at most [`svg::MAX_MARKS`] marks per plot); each
@@ -30,6 +30,7 @@ pub mod forest;
 pub mod live;
 mod sections;
 mod svg;
+pub mod timeline;
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -102,6 +102,9 @@ pub fn all(h: &mut String, v: &View) {
     h.push_str(&contour(v));
     h.push_str("<h2>Learning curves</h2>");
     h.push_str(&curves(v));
+    h.push_str("<h2>Timeline</h2><div id=\"timeline\">");
+    h.push_str(&super::timeline::section(&v.data.trials, &|t| v.tip(t)));
+    h.push_str("</div>");
     h.push_str("<h2>Best trials</h2>");
     h.push_str(&best_table(v));
     h.push_str("<h2>Failed trials</h2>");

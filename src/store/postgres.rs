@@ -565,13 +565,13 @@ const STUDY_COLUMNS: &str = "id, name, experiment, spec_text, spec_hash, objecti
                              constraints::text AS constraints_text, seed, state, created, options";
 
 const TRIAL_COLUMNS: &str = "number, state, params::text, seed, objective_values::text, constraint_values::text, \
-                             violations::text, metrics::text, error, duration, fail_kind, device";
+                             violations::text, metrics::text, error, duration, fail_kind, device, started, finished";
 
 /// A trial row's columns for a table aliased `t`, as [`trial_at`] reads them.
 const T_COLUMNS: &str = "t.number, t.state, t.params::text AS params, t.seed, \
                          t.objective_values::text AS objective_values, t.constraint_values::text AS constraint_values, \
                          t.violations::text AS violations, t.metrics::text AS metrics, t.error, t.duration, \
-                         t.fail_kind, t.device";
+                         t.fail_kind, t.device, t.started, t.finished";
 
 /// A trial's steps and their values (in step order) as two arrays, `s.steps` and
 /// `s.step_values` (NULL without steps): a join for a table aliased `t` of the study
@@ -613,7 +613,8 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
            WHERE t.study = $1 AND t.number >= $5 AND NOT (t.number = ANY($6))
              AND t.state IN ('complete', 'pruned', 'failed', 'infeasible')
          UNION ALL SELECT * FROM q
-         UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+         UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+         NULL, NULL, NULL \
          FROM i",
         steps = steps_join("$5")
     )
@@ -693,9 +694,9 @@ fn trial_from_row(r: &Row) -> Result<Trial, OpError> {
 fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
     let state: String = r.try_get(at + 1)?;
     let mut steps = Vec::new();
-    if r.len() >= at + 14 {
-        let numbers: Option<Vec<i32>> = r.try_get(at + 12)?;
-        let values: Option<Vec<Option<f64>>> = r.try_get(at + 13)?;
+    if r.len() >= at + 16 {
+        let numbers: Option<Vec<i32>> = r.try_get(at + 14)?;
+        let values: Option<Vec<Option<f64>>> = r.try_get(at + 15)?;
         if let (Some(numbers), Some(values)) = (numbers, values) {
             steps = numbers.iter().zip(values).map(|(s, v)| (*s as u32, v.unwrap_or(f64::NAN))).collect();
         }
@@ -716,6 +717,8 @@ fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
         failure: super::fail_kind(state, kind.as_deref()),
         duration: r.try_get(at + 9)?,
         device: r.try_get(at + 11)?,
+        started: r.try_get(at + 12)?,
+        finished: r.try_get(at + 13)?,
     })
 }
 

@@ -343,7 +343,7 @@ fn study_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StudyId, StudySpec
 }
 
 const TRIAL_COLUMNS: &str = "number, state, params, seed, objective_values, constraint_values, violations, metrics, \
-                             error, duration, fail_kind, device";
+                             error, duration, fail_kind, device, started, finished";
 
 fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<String>)> {
     let state: String = r.get(1)?;
@@ -363,6 +363,8 @@ fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<Stri
         failure: super::fail_kind(state, kind.as_deref()),
         duration: r.get(9)?,
         device: r.get(11)?,
+        started: r.get(12)?,
+        finished: r.get(13)?,
     };
     Ok((trial, r.get(2)?))
 }

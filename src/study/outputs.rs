@@ -446,6 +446,10 @@ fn trial_json(t: &Trial, spec: &StudySpec) -> Json {
     row
 }
 
+/// The version of the layout of `results.json` (and of the CLI's `--format json`
+/// documents, docs/json.md): fields are only added within a version.
+pub const SCHEMA_VERSION: u64 = 1;
+
 /// Everything `results.json` holds, given the history and (for model experiments) the best trial's test metrics.
 pub fn results_json(
     spec: &StudySpec,
@@ -464,6 +468,7 @@ pub fn results_json(
     });
     let count = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
     let mut out = json!({
+        "schema_version": SCHEMA_VERSION,
         "experiment": spec.experiment,
         "study": spec.name,
         "spec_hash": spec.spec_hash,

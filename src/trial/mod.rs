@@ -172,6 +172,12 @@ pub struct Trial {
     /// when none was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// When it started and ended, in seconds since 1970 (the report's timeline); `None`
+    /// before it ends, and for trials stored before these were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<f64>,
 }
 
 impl Trial {
@@ -190,6 +196,8 @@ impl Trial {
             failure: None,
             duration: 0.0,
             device: None,
+            started: None,
+            finished: None,
         }
     }
 

@@ -51,8 +51,13 @@ assert pts >= 3 and paths >= 3 and pruned >= 1 and bars >= 1, (pts, paths, prune
 assert '<table id="final"' in dom, "no final-model table"
 # Every section, and a tooltip on every mark.
 for h2 in ["Optimisation history", "Parallel coordinates", "Slices", "Parameter importance",
-           "The two most important parameters", "Learning curves", "Best trials", "Failed trials"]:
+           "The two most important parameters", "Learning curves", "Timeline", "Best trials", "Failed trials"]:
     assert f"<h2>{h2}</h2>" in dom, f"no section {h2}"
+# The timeline: a bar per trial that ran (each with its start and run time in its tooltip).
+timeline = re.search(r'<div id="timeline">(.*?)</div>', dom, re.S)
+assert timeline, "no timeline"
+tl_bars = len(re.findall(r'<rect class="cell"[^>]*><title>[^<]*started at', timeline.group(1)))
+assert tl_bars >= 3, f"{tl_bars} timeline bars"
 cells = len(re.findall(r'<rect class="cell"', dom))
 rings = len(re.findall(r'<circle class="pt pruned"', dom))
 assert cells >= 1 and rings >= 1, (cells, rings)

@@ -125,7 +125,7 @@ pub fn failure_kinds_and_infeasible_trials_read_back(s: &dyn Store, p: &str) {
     refused.violations = vec![415.0];
     s.finish(study.id, &refused).expect("finish an infeasible trial");
     written.push(refused);
-    assert_eq!(s.history(study.id).expect("history"), written);
+    assert_eq!(untimed(s.history(study.id).expect("history")), written);
     let summary = s.studies().expect("studies");
     let mine = summary.iter().find(|x| x.id == study.id).expect("the study is listed");
     assert_eq!((mine.counts.get("failed"), mine.counts.get("infeasible")), (Some(&5), Some(&1)));
@@ -209,13 +209,42 @@ pub fn a_study_loads_by_name_from_any_store(s: &dyn Store, p: &str) {
     s.finish(study.id, &finished(c.number, 0.5, 2.0)).expect("finish");
     let (loaded, trials) = load_study(s, &a).expect("load_study");
     assert_eq!((loaded.id, loaded.spec.name.as_str()), (study.id, a.as_str()));
-    assert_eq!(trials, vec![finished(0, 0.5, 2.0)]);
+    assert_eq!(untimed(trials), vec![finished(0, 0.5, 2.0)]);
     let missing = format!("{p}zz");
     let e = match load_study(s, &missing) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("a study that does not exist was loaded"),
     };
     assert!(e.contains(&format!("no study `{missing}`")) && e.contains(&a) && e.contains(&b), "{e}");
+}
+
+/// Trials as read back, without the times the store's own clock gave them (the trials
+/// written have none).
+fn untimed(mut trials: Vec<Trial>) -> Vec<Trial> {
+    for t in &mut trials {
+        t.started = None;
+        t.finished = None;
+    }
+    trials
+}
+
+/// A finished trial reads back with when it started (its claim) and ended (its finish),
+/// from the store's clock; a running one has no end yet.
+pub fn trials_read_back_with_their_start_and_end_times(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    let before = bma::store::now();
+    let a = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    s.start(study.id, a.number, &point(0.5), 1, "w").expect("start");
+    s.finish(study.id, &finished(a.number, 0.5, 2.0)).expect("finish");
+    let b = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    s.start(study.id, b.number, &point(0.7), 1, "w").expect("start");
+    let after = bma::store::now();
+    let h = s.history(study.id).expect("history");
+    let (started, ended) = (h[0].started.expect("a start"), h[0].finished.expect("an end"));
+    // The server's clock may differ from this one by a little: a minute's slack.
+    assert!(before - 60.0 <= started && started <= ended && ended <= after + 60.0, "{started} {ended}");
+    assert!(h[1].started.is_some(), "a running trial has its start");
+    assert_eq!(h[1].finished, None, "a running trial has no end");
 }
 
 /// Calls `$run!(name)` for every body of the suite (the backends' test files instantiate it).
@@ -245,6 +274,7 @@ pub fn a_trial_keeps_its_device(s: &dyn Store, p: &str) {
 #[allow(unused_macros)]
 macro_rules! for_each_store_test {
     ($run:ident) => {
+        $run!(trials_read_back_with_their_start_and_end_times);
         $run!(claims_are_numbered_and_history_reads_back);
         $run!(nan_and_infinite_values_survive);
         $run!(failure_kinds_and_infeasible_trials_read_back);

@@ -26,6 +26,7 @@
 (param_item name: (identifier) @variable.parameter)
 (let_item name: (identifier) @variable)
 (let_node name: (identifier) @variable)
+(objective_name name: (identifier) @variable)
 (repeat_range name: (identifier) @variable)
 (argument name: (identifier) @property)
 (assign key: (identifier) @property)

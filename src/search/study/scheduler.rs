@@ -422,7 +422,7 @@ impl<'s> Scheduler<'s> {
     /// Waits a little for a trial to finish (waking up now and then for the stop flag and
     /// the clock) and records it; `false` when no trial can ever report again.
     fn receive(&mut self) -> bool {
-        let (trial, abort) = match self.rx.recv_timeout(Duration::from_millis(100)) {
+        let (mut trial, abort) = match self.rx.recv_timeout(Duration::from_millis(100)) {
             Ok(done) => (done.trial, done.abort),
             Err(mpsc::RecvTimeoutError::Timeout) => return true,
             Err(mpsc::RecvTimeoutError::Disconnected) => return false,
@@ -441,6 +441,10 @@ impl<'s> Scheduler<'s> {
             self.hooks.evaluator.finished(&trial);
             return true;
         }
+        // When it ran, for the report's timeline (the store keeps its own clock's times).
+        let end = store::now();
+        trial.finished = Some(end);
+        trial.started = Some(end - trial.duration.max(0.0));
         match self.store().finish(self.study.id, &trial) {
             Ok(()) => {}
             // The trial was requeued while we were silent (a lost server, a stall) and

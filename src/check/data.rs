@@ -159,7 +159,8 @@ fn describe_source(
             names.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
         )));
     };
-    if let (Some(c), Dataset::Idx | Dataset::Images) = (call, entry.kind)
+    if let (Some(c), Dataset::Idx | Dataset::Images | Dataset::Cifar | Dataset::Npy | Dataset::Npz | Dataset::Audio) =
+        (call, entry.kind)
         && let Err((arg, why)) = crate::data::stream_spec(c, base)
     {
         return Err(Diagnostic::error(Code::InvalidValue, why, arg_span(arg), "not usable"));

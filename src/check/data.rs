@@ -559,8 +559,8 @@ fn text_rows(
     column_span: &dyn Fn(&str) -> Span,
     notes: &mut Vec<Diagnostic>,
     classes: &mut Vec<String>,
-) -> Result<(DataInfo, crate::data::text_source::Rows), Diagnostic> {
-    use crate::data::text_source::{RowsError, info, read_rows};
+) -> Result<(DataInfo, std::sync::Arc<crate::data::text_source::Rows>), Diagnostic> {
+    use crate::data::text_source::{RowsError, info, read_labels};
     if std::fs::metadata(&spec.path).is_err() {
         return Err(Diagnostic::error(
             Code::MissingDataFile,
@@ -590,7 +590,7 @@ fn text_rows(
             }
         }
     };
-    let rows = read_rows(spec).map_err(refused)?;
+    let rows = read_labels(spec).map_err(refused)?;
     let info = info(spec, &rows).map_err(refused)?;
     if let Some(note) = rows.skipped_note(&spec.path) {
         notes.push(Diagnostic::warning(Code::BadDataFile, note, path_span, "skip_bad: true"));

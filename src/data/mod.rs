@@ -67,7 +67,7 @@ pub use text::Tokenizer;
 pub mod text_source {
     pub use super::text::{
         ArgError, Kind, Rows, RowsError, Spec, TOKENIZER_ARGS, classes, describe, fixed_labels, fixed_spec, info,
-        read_rows, spec,
+        read_labels, read_rows, spec,
     };
 }
 

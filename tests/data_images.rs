@@ -33,8 +33,10 @@ fn both(v: &Value, base: &Path) -> Raw {
     let info = check(v, base).unwrap_or_else(|d| panic!("checker refuses {v}: {}", d.message));
     let raw = load(v, base).unwrap_or_else(|e| panic!("loader refuses {v}: {e}"));
     assert_eq!(info, raw.info, "checker and loader disagree on {v}");
-    assert_eq!(raw.x.len(), raw.len() * raw.info.features());
-    raw
+    // The values as f32, whether the loader keeps them so or as bytes (image-like sources).
+    let x = raw.values().expect("reads");
+    assert_eq!(x.len(), raw.len() * raw.info.features());
+    Raw { x, stored: None, ..raw }
 }
 
 /// Both refuse `v`; both messages contain every one of `needles`. Gives the checker's code.

@@ -90,8 +90,11 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("skip_bad", ArgType::Bool),
             SPLIT,
             SEED,
+            STREAM,
+            CACHE,
         ],
-        "WAV clips, one folder per class: waveform [1, 1, samples], log-mel [1, bins, frames] or MFCC [1, n, frames]",
+        "WAV clips, one folder per class: waveform [1, 1, samples], log-mel [1, bins, frames] or MFCC [1, n, frames]; \
+         `stream: true` trains from the features cached on disk (f32)",
     ),
     e(
         Dataset::Images,
@@ -118,8 +121,11 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("label", ArgType::Syms(&["fine", "coarse"])),
             SPLIT,
             SEED,
+            STREAM,
+            CACHE,
         ],
-        "CIFAR-10 or CIFAR-100 binary batches: [3, 32, 32], 10, 100 (fine) or 20 (coarse) classes",
+        "CIFAR-10 or CIFAR-100 binary batches: [3, 32, 32], 10, 100 (fine) or 20 (coarse) classes; `stream: true` \
+         trains from a byte cache on disk",
     ),
     e(
         Dataset::Npy,
@@ -130,8 +136,11 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("task", ArgType::Syms(&["classification", "regression"])),
             SPLIT,
             SEED,
+            STREAM,
+            CACHE,
         ],
-        "NumPy .npy inputs and labels: [d], [1, h, w] or [c, h, w] from x's shape",
+        "NumPy .npy inputs and labels: [d], [1, h, w] or [c, h, w] from x's shape; `stream: true` trains from a \
+         cache on disk",
     ),
     e(
         Dataset::Npz,
@@ -143,8 +152,11 @@ pub const DATASETS: &[Entry<Dataset>] = &[
             opt("task", ArgType::Syms(&["classification", "regression"])),
             SPLIT,
             SEED,
+            STREAM,
+            CACHE,
         ],
-        "a NumPy .npz archive: arrays `x` and `y` (default names \"x\" and \"y\")",
+        "a NumPy .npz archive: arrays `x` and `y` (default names \"x\" and \"y\"); `stream: true` trains from a \
+         cache on disk",
     ),
     e(
         Dataset::Text,

@@ -159,7 +159,8 @@ fn describe_source(
             names.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
         )));
     };
-    if let (Some(c), Dataset::Idx | Dataset::Images) = (call, entry.kind)
+    if let (Some(c), Dataset::Idx | Dataset::Images | Dataset::Cifar | Dataset::Npy | Dataset::Npz | Dataset::Audio) =
+        (call, entry.kind)
         && let Err((arg, why)) = crate::data::stream_spec(c, base)
     {
         return Err(Diagnostic::error(Code::InvalidValue, why, arg_span(arg), "not usable"));
@@ -558,8 +559,8 @@ fn text_rows(
     column_span: &dyn Fn(&str) -> Span,
     notes: &mut Vec<Diagnostic>,
     classes: &mut Vec<String>,
-) -> Result<(DataInfo, crate::data::text_source::Rows), Diagnostic> {
-    use crate::data::text_source::{RowsError, info, read_rows};
+) -> Result<(DataInfo, std::sync::Arc<crate::data::text_source::Rows>), Diagnostic> {
+    use crate::data::text_source::{RowsError, info, read_labels};
     if std::fs::metadata(&spec.path).is_err() {
         return Err(Diagnostic::error(
             Code::MissingDataFile,
@@ -589,7 +590,7 @@ fn text_rows(
             }
         }
     };
-    let rows = read_rows(spec).map_err(refused)?;
+    let rows = read_labels(spec).map_err(refused)?;
     let info = info(spec, &rows).map_err(refused)?;
     if let Some(note) = rows.skipped_note(&spec.path) {
         notes.push(Diagnostic::warning(Code::BadDataFile, note, path_span, "skip_bad: true"));

@@ -145,7 +145,8 @@ fn bad(arg: &'static str, message: impl Into<String>) -> AudioArgError {
 
 /// Parses and checks the arguments of `audio(dir, ...)`; `dir` is joined to `base`.
 pub fn audio_spec(call: &CallValue, base: &Path) -> Result<AudioSpec, AudioArgError> {
-    const ARGS: [&str; 9] = ["dir", "rate", "seconds", "features", "skip_bad", "split", "seed", "test", "valid"];
+    const ARGS: [&str; 11] =
+        ["dir", "rate", "seconds", "features", "skip_bad", "split", "seed", "test", "valid", "stream", "cache"];
     if let Some(k) = call.args.iter().filter_map(|(k, _)| k.as_deref()).find(|k| !ARGS.contains(k)) {
         return Err(bad("dir", format!("`audio` has no argument `{k}`")));
     }
@@ -436,18 +437,77 @@ pub(super) fn load(spec: &AudioSpec) -> Result<(Raw, Vec<(PathBuf, String)>), Da
             Err(e) => return Err(DataError::at(path, None, format!("{e} (skip_bad: true skips such clips)"))),
         }
     }
+    no_empty_class(spec, &listing, &kept, skipped.len())?;
+    let info =
+        DataInfo { name: spec.name(), shape, classes: listing.classes.len(), task: Task::Classification, vocab: None };
+    let extras = super::Extras { class_names: listing.classes.clone(), ..Default::default() };
+    Ok((Raw { info, x, y, extras, stored: None }, skipped))
+}
+
+/// [`load`] into a dataset cache (`stream: true`, see `data::cache`): the features of
+/// [`super::cache::CHUNK_ROWS`] clips at a time computed in parallel and appended as f32, so
+/// building holds one chunk, and training reads them back instead of computing them again.
+/// The skipped clips' note is kept in the cache with the class names.
+pub(super) fn load_streamed(
+    call: &CallValue,
+    base: &Path,
+    spec: &AudioSpec,
+    stream: &super::cache::StreamSpec,
+) -> Result<Raw, DataError> {
+    use super::cache;
+    let listing = audio_listing(&spec.dir)?;
+    let shape = spec.shape();
+    let per: usize = shape.iter().product();
+    let info = DataInfo {
+        name: spec.name(),
+        shape: shape.clone(),
+        classes: listing.classes.len(),
+        task: Task::Classification,
+        vocab: None,
+    };
+    cache::open_or_build(call, base, stream, cache::Elem::F32, info, |w| {
+        let mut y = Vec::with_capacity(listing.clips.len());
+        let mut skipped = Vec::new();
+        let mut kept = vec![0usize; listing.classes.len()];
+        let mut values = Vec::with_capacity(cache::CHUNK_ROWS * per);
+        for chunk in listing.clips.chunks(cache::CHUNK_ROWS) {
+            let results: Vec<Result<Vec<f32>, String>> =
+                chunk.par_iter().map(|(path, _)| clip(path, spec).and_then(|x| features(&x, spec))).collect();
+            values.clear();
+            for ((path, c), r) in chunk.iter().zip(results) {
+                match r {
+                    Ok(f) if f.len() == per => {
+                        values.extend_from_slice(&f);
+                        y.push(*c as f32);
+                        kept[*c] += 1;
+                    }
+                    Ok(f) => {
+                        return Err(DataError::at(path, None, format!("{} feature values, expected {per}", f.len())));
+                    }
+                    Err(e) if spec.skip_bad => skipped.push((path.clone(), e)),
+                    Err(e) => return Err(DataError::at(path, None, format!("{e} (skip_bad: true skips such clips)"))),
+                }
+            }
+            w.values(&values)?;
+        }
+        no_empty_class(spec, &listing, &kept, skipped.len())?;
+        let mut extras = super::Extras { class_names: listing.classes.clone(), ..Default::default() };
+        super::note_skipped_clips(&mut extras, &skipped, y.len());
+        Ok((y, extras))
+    })
+}
+
+/// A class whose every clip was skipped is an error naming its folder.
+fn no_empty_class(spec: &AudioSpec, listing: &AudioListing, kept: &[usize], skipped: usize) -> Result<(), DataError> {
     if let Some(c) = kept.iter().position(|k| *k == 0) {
         let folder = spec.dir.join(&listing.classes[c]);
         return Err(DataError::at(
             &folder,
             None,
-            format!("class `{}` has no usable clip: all {} were skipped", listing.classes[c], skipped.len()),
+            format!("class `{}` has no usable clip: all {skipped} were skipped", listing.classes[c]),
         ));
     }
-    let info =
-        DataInfo { name: spec.name(), shape, classes: listing.classes.len(), task: Task::Classification, vocab: None };
-    let extras = super::Extras { class_names: listing.classes.clone(), ..Default::default() };
-    Ok((Raw { info, x, y, extras, stored: None }, skipped))
+    Ok(())
 }
 
 /// The features of the clip at `path` as `spec` reads clips in training (`data::fitted`).

@@ -1,14 +1,20 @@
-//! Streamed datasets: samples kept in a compact cache file on disk and read back a batch at a
-//! time, so a dataset larger than memory trains with bounded memory.
+//! Stored samples: kept in a compact cache file on disk and read back a batch at a time, so
+//! a dataset larger than memory trains with bounded memory; or the same bytes held in memory.
 //!
-//! Takes an `images(...)` or `idx(...)` value with `stream: true` (and optionally `cache:
-//! "folder"`, relative to the `.bma` file's folder; default [`CACHE_DIR`] there, never the
-//! data's own folder). Gives a [`Raw`] whose `x` is empty and whose `stored` names a
-//! [`Cache`]: the samples as bytes (`u8`, the sources' own type: image pixels, IDX `ubyte`
-//! values), row after row, behind a 64-byte header, followed by the labels (f32) and the
-//! source's notes. `data::split_with` then gives splits that are index lists into it
+//! Takes an `images(...)`, `idx(...)`, `cifar(...)`, `npy(...)`, `npz(...)` or `audio(...)`
+//! value with `stream: true` (and optionally `cache: "folder"`, relative to the `.bma` file's
+//! folder; default [`CACHE_DIR`] there, never the data's own folder). Gives a [`Raw`] whose `x`
+//! is empty and whose `stored` names a [`Cache`]: the samples as [`Elem`]s, row after row,
+//! behind a 64-byte header, followed by the labels (f32) and the source's notes. An element is
+//! a byte where the source's values are bytes (image pixels, IDX `ubyte`, NumPy `u1`/`b1`) and
+//! a little-endian f32 otherwise (NumPy arrays of other types, audio features, computed once
+//! when the cache is built). `data::split_with` then gives splits that are index lists into it
 //! ([`Rows`]) with the train split's scaling, applied per batch as the in-memory path applies
 //! it to every sample: a streamed batch is bit-identical to the in-memory one.
+//!
+//! [`in_memory`] gives the same [`Cache`] held in memory, without a file: image-like sources
+//! loaded without `stream:` keep their bytes (a quarter of the f32 values) and are read,
+//! split and scaled by the same code, so their batches are the f32 path's, bit for bit.
 //!
 //! The file is named after the source (its call without `split`, `seed`, `test`, `valid`,
 //! `stream`, `cache`) and its header holds a key: FNV-1a over that call and the size and
@@ -55,8 +61,10 @@ const NOT_SAMPLES: [&str; 6] = ["split", "seed", "test", "valid", "stream", "cac
 pub enum Elem {
     /// `byte / 255` (image pixels in [0, 1]).
     Unit,
-    /// The byte as a number (IDX `ubyte`).
+    /// The byte as a number (IDX `ubyte`, NumPy `u1` and `b1`).
     Byte,
+    /// Four bytes, a little-endian `f32` (NumPy arrays of other types, audio features).
+    F32,
 }
 
 impl Elem {
@@ -64,6 +72,15 @@ impl Elem {
         match self {
             Elem::Unit => 1,
             Elem::Byte => 2,
+            Elem::F32 => 3,
+        }
+    }
+
+    /// Bytes per stored value.
+    pub fn size(self) -> usize {
+        match self {
+            Elem::Unit | Elem::Byte => 1,
+            Elem::F32 => 4,
         }
     }
 
@@ -71,14 +88,24 @@ impl Elem {
         match c {
             1 => Some(Elem::Unit),
             2 => Some(Elem::Byte),
+            3 => Some(Elem::F32),
             _ => None,
         }
     }
 
+    /// The value of a one-byte element (`Unit`, `Byte`).
     fn value(self, b: u8) -> f32 {
         match self {
             Elem::Unit => f32::from(b) / 255.0,
-            Elem::Byte => f32::from(b),
+            Elem::Byte | Elem::F32 => f32::from(b),
+        }
+    }
+
+    /// Appends the values of `bytes` (whole elements) to `out`.
+    fn extend(self, bytes: &[u8], out: &mut Vec<f32>) {
+        match self {
+            Elem::F32 => out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            _ => out.extend(bytes.iter().map(|b| self.value(*b))),
         }
     }
 }
@@ -108,9 +135,11 @@ pub fn stream_spec(call: &CallValue, base: &Path) -> Result<Option<StreamSpec>, 
     Ok(stream.then_some(StreamSpec { dir }))
 }
 
-/// A complete, verified cache file, open for positioned reads.
+/// Stored samples: a complete, verified cache file open for positioned reads (`stream:
+/// true`), or the same bytes held in memory (image-like sources loaded without `stream:`,
+/// 1 byte a pixel instead of an f32's 4; see [`in_memory`]).
 pub struct Cache {
-    file: File,
+    store: Store,
     path: PathBuf,
     elem: Elem,
     features: usize,
@@ -118,15 +147,30 @@ pub struct Cache {
     key: u64,
 }
 
+/// Where a [`Cache`]'s rows are.
+enum Store {
+    File(File),
+    Memory(Vec<u8>),
+}
+
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Cache({}, {} x {}, key {:016x})", self.path.display(), self.n, self.features, self.key)
+        match self.store {
+            Store::File(_) => {
+                write!(f, "Cache({}, {} x {}, key {:016x})", self.path.display(), self.n, self.features, self.key)
+            }
+            Store::Memory(_) => write!(f, "Cache(in memory, {} x {} {:?})", self.n, self.features, self.elem),
+        }
     }
 }
 
 impl PartialEq for Cache {
     fn eq(&self, other: &Cache) -> bool {
-        self.path == other.path && self.key == other.key
+        match (&self.store, &other.store) {
+            (Store::File(_), Store::File(_)) => self.path == other.path && self.key == other.key,
+            (Store::Memory(a), Store::Memory(b)) => (self.elem, self.features, a) == (other.elem, other.features, b),
+            _ => false,
+        }
     }
 }
 
@@ -143,24 +187,57 @@ impl Cache {
         self.features
     }
 
+    /// The cache file's path (empty for samples held in memory).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the rows are read from a cache file (`stream: true`) rather than memory.
+    pub fn on_disk(&self) -> bool {
+        matches!(self.store, Store::File(_))
+    }
+
+    /// How a stored element reads as a value.
+    pub fn elem(&self) -> Elem {
+        self.elem
+    }
+
+    /// The bytes the rows take, in memory or on disk.
+    pub fn bytes(&self) -> usize {
+        self.n * self.row_bytes()
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.features * self.elem.size()
+    }
+
+    /// Row `i`'s bytes: a slice of the memory, or read into `buf`.
+    fn row<'a>(&'a self, i: usize, buf: &'a mut Vec<u8>) -> Result<&'a [u8], DataError> {
+        let rb = self.row_bytes();
+        if i >= self.n {
+            return Err(DataError::at(&self.path, None, format!("row {i} of stored samples of {} rows", self.n)));
+        }
+        match &self.store {
+            Store::Memory(m) => {
+                m.get(i * rb..(i + 1) * rb).ok_or_else(|| DataError::new(format!("row {i} is missing")))
+            }
+            Store::File(file) => {
+                buf.resize(rb, 0);
+                let at = HEADER as u64 + (i as u64) * rb as u64;
+                read_at(file, buf, at)
+                    .map_err(|e| DataError::at(&self.path, None, format!("cannot read the dataset cache: {e}")))?;
+                Ok(buf.as_slice())
+            }
+        }
     }
 
     /// Appends the values of stored rows `rows` (unscaled, as the in-memory loader gives
     /// them) to `out`; `buf` is scratch space.
     pub fn read_rows(&self, rows: &[usize], buf: &mut Vec<u8>, out: &mut Vec<f32>) -> Result<(), DataError> {
-        let f = self.features;
-        buf.resize(f, 0);
-        out.reserve(rows.len() * f);
+        out.reserve(rows.len() * self.features);
         for &i in rows {
-            if i >= self.n {
-                return Err(DataError::at(&self.path, None, format!("row {i} of a cache of {} rows", self.n)));
-            }
-            let at = HEADER as u64 + (i as u64) * f as u64;
-            read_at(&self.file, buf, at)
-                .map_err(|e| DataError::at(&self.path, None, format!("cannot read the dataset cache: {e}")))?;
-            out.extend(buf.iter().map(|b| self.elem.value(*b)));
+            let bytes = self.row(i, buf)?;
+            self.elem.extend(bytes, out);
         }
         Ok(())
     }
@@ -186,15 +263,32 @@ impl Rows {
     /// Appends split rows `rows`, scaled, to `out` (the in-memory split's exact values).
     pub fn gather(&self, rows: &[usize], out: &mut Vec<f32>) -> Result<(), DataError> {
         let f = self.cache.features;
+        let elem = self.cache.elem;
+        // One mean and deviation for every feature (images): a byte's scaled value is looked
+        // up, computed once per byte value by the same rule, so the same bits.
+        let uniform = elem.size() == 1
+            && f > 0
+            && self.mean.iter().all(|m| m.to_bits() == self.mean[0].to_bits())
+            && self.std.iter().all(|s| s.to_bits() == self.std[0].to_bits());
+        let table: Vec<f32> = if uniform {
+            (0..=255u8).map(|b| scale(elem.value(b), self.mean[0], self.std[0])).collect()
+        } else {
+            Vec::new()
+        };
         let (mut buf, mut raw) = (Vec::new(), Vec::with_capacity(f));
         out.reserve(rows.len() * f);
         for &i in rows {
             let Some(&at) = self.index.get(i) else {
                 return Err(DataError::new(format!("row {i} of a split of {} rows", self.index.len())));
             };
-            raw.clear();
-            self.cache.read_rows(&[at], &mut buf, &mut raw)?;
-            out.extend(raw.iter().enumerate().map(|(j, v)| scale(*v, self.mean[j], self.std[j])));
+            let bytes = self.cache.row(at, &mut buf)?;
+            if uniform {
+                out.extend(bytes.iter().map(|b| table[usize::from(*b)]));
+            } else {
+                raw.clear();
+                elem.extend(bytes, &mut raw);
+                out.extend(raw.iter().enumerate().map(|(j, v)| scale(*v, self.mean[j], self.std[j])));
+            }
         }
         Ok(())
     }
@@ -210,27 +304,71 @@ pub(super) fn scale(v: f32, mean: f32, std: f32) -> f32 {
     if v.is_nan() { 0.0 } else { (v - mean) / std }
 }
 
-/// Appends whole rows to a cache being built (see [`open_or_build`]).
+/// Appends whole rows to a cache being built (see [`open_or_build`], [`in_memory`]).
 pub(super) struct Writer {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Sink,
+    elem: Elem,
     features: usize,
     n: usize,
     hash: u64,
 }
 
+/// Where a [`Writer`]'s rows go.
+enum Sink {
+    File(BufWriter<File>),
+    Memory(Vec<u8>),
+}
+
 impl Writer {
-    /// Appends rows given as bytes (`features` per row).
+    /// Appends rows given as stored bytes (`features` elements per row).
     pub(super) fn rows(&mut self, bytes: &[u8]) -> Result<(), DataError> {
-        if !bytes.len().is_multiple_of(self.features.max(1)) {
+        let rb = (self.features * self.elem.size()).max(1);
+        if !bytes.len().is_multiple_of(rb) {
             return Err(DataError::at(&self.path, None, "a chunk of samples that is not whole rows"));
         }
-        self.hash = fnv(self.hash, bytes);
-        self.n += bytes.len() / self.features.max(1);
-        self.out
-            .write_all(bytes)
-            .map_err(|e| DataError::at(&self.path, None, format!("cannot write the dataset cache: {e}")))
+        self.n += bytes.len() / rb;
+        match &mut self.out {
+            Sink::Memory(m) => {
+                m.extend_from_slice(bytes);
+                Ok(())
+            }
+            Sink::File(out) => {
+                self.hash = fnv(self.hash, bytes);
+                out.write_all(bytes)
+                    .map_err(|e| DataError::at(&self.path, None, format!("cannot write the dataset cache: {e}")))
+            }
+        }
     }
+
+    /// Appends rows of values, for an [`Elem::F32`] cache.
+    pub(super) fn values(&mut self, values: &[f32]) -> Result<(), DataError> {
+        if self.elem != Elem::F32 {
+            return Err(DataError::at(&self.path, None, "f32 values for a cache of bytes"));
+        }
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.rows(&bytes)
+    }
+}
+
+/// Samples held in memory as stored bytes (not f32): `build` appends them as it would to a
+/// cache file, and the [`Raw`] it gives reads, splits and scales them as a streamed one,
+/// with the same values. `info` is the source's.
+pub(super) fn in_memory(
+    elem: Elem,
+    info: DataInfo,
+    build: impl FnOnce(&mut Writer) -> Result<Built, DataError>,
+) -> Result<Raw, DataError> {
+    let features = info.features();
+    let mut w = Writer { path: PathBuf::new(), out: Sink::Memory(Vec::new()), elem, features, n: 0, hash: FNV_START };
+    let (y, extras) = build(&mut w)?;
+    if y.len() != w.n {
+        return Err(DataError::new(format!("{} labels for {} stored samples", y.len(), w.n)));
+    }
+    let Sink::Memory(mut bytes) = w.out else { return Err(DataError::new("samples in memory written elsewhere")) };
+    bytes.shrink_to_fit();
+    let cache = Cache { store: Store::Memory(bytes), path: PathBuf::new(), elem, features, n: w.n, key: 0 };
+    Ok(Raw { info, x: Vec::new(), y, extras, stored: Some(Arc::new(cache)) })
 }
 
 /// Labels (one per row appended) and the source's notes: what a builder gives besides the rows.
@@ -252,7 +390,7 @@ pub(super) fn open_or_build(
     let path = spec.dir.join(format!("{}-{:016x}.bmacache", call.name, fnv(FNV_START, source.to_string().as_bytes())));
     let key = key_of(&source, base, elem, features);
     let mut notes = Vec::new();
-    match open(&path, key, features) {
+    match open(&path, key, elem, features) {
         Ok(Opened::Ready(raw)) => return Ok(Raw { info, ..raw }),
         Ok(Opened::Missing) => {}
         Ok(Opened::Stale) => notes.push(format!("the data changed since {} was written: rebuilt", path.display())),
@@ -270,7 +408,7 @@ pub(super) fn open_or_build(
         return Err(DataError::at(&path, None, format!("cannot put the dataset cache in place: {e}")));
     }
     // Opened again from its final name: what the reads trust is the file that stays.
-    match open(&path, key, features) {
+    match open(&path, key, elem, features) {
         Ok(Opened::Ready(mut raw)) => {
             raw.extras.notes.splice(0..0, notes);
             Ok(Raw { info, ..raw })
@@ -340,7 +478,8 @@ fn write(
     file.write_all(&[0u8; HEADER]).map_err(io)?;
     let mut w = Writer {
         path: tmp.to_path_buf(),
-        out: BufWriter::with_capacity(1 << 20, file),
+        out: Sink::File(BufWriter::with_capacity(1 << 20, file)),
+        elem,
         features,
         n: 0,
         hash: FNV_START,
@@ -354,8 +493,9 @@ fn write(
         .map_err(|e| DataError::new(e.to_string()))?;
     tail.extend_from_slice(&meta);
     w.hash = fnv(w.hash, &tail);
-    w.out.write_all(&tail).map_err(io)?;
-    let mut file = w.out.into_inner().map_err(|e| io(e.into_error()))?;
+    let Sink::File(mut out) = w.out else { return Err(DataError::new("a cache file written to memory")) };
+    out.write_all(&tail).map_err(io)?;
+    let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     file.write_all(&header(elem, features, w.n, key, w.hash, meta.len())).map_err(io)?;
     file.sync_all().map_err(io)
@@ -370,8 +510,9 @@ enum Opened {
 }
 
 /// The cache at `path` if it exists, is whole and has `key` (its `info` left for the caller
-/// to set); `Err(why)` when it is cut short, damaged, or not of `features` values a row.
-fn open(path: &Path, key: u64, features_wanted: usize) -> Result<Opened, String> {
+/// to set); `Err(why)` when it is cut short, damaged, or not of `features` values of `elem`
+/// a row.
+fn open(path: &Path, key: u64, elem_wanted: Elem, features_wanted: usize) -> Result<Opened, String> {
     let Ok(mut file) = File::open(path) else { return Ok(Opened::Missing) };
     let mut h = [0u8; HEADER];
     file.read_exact(&mut h).map_err(|_| "its header is cut short".to_string())?;
@@ -391,8 +532,12 @@ fn open(path: &Path, key: u64, features_wanted: usize) -> Result<Opened, String>
     if features != features_wanted as u64 {
         return Err(format!("{features} values a row where the source has {features_wanted}"));
     }
+    if elem != elem_wanted {
+        return Err(format!("its values are {elem:?} where the source's are {elem_wanted:?}"));
+    }
+    let row_bytes = features.saturating_mul(elem.size() as u64);
     let size = file.metadata().map_err(|e| e.to_string())?.len();
-    let expect = features
+    let expect = row_bytes
         .checked_mul(n)
         .and_then(|b| b.checked_add(n.checked_mul(4)?))
         .and_then(|b| b.checked_add(meta))
@@ -404,7 +549,7 @@ fn open(path: &Path, key: u64, features_wanted: usize) -> Result<Opened, String>
     // The checksum covers every byte after the header, read in blocks: the body is not kept.
     let mut got = FNV_START;
     let mut block = vec![0u8; 1 << 20];
-    let mut left = features * n;
+    let mut left = row_bytes as usize * n;
     while left > 0 {
         let k = left.min(block.len());
         file.read_exact(&mut block[..k]).map_err(|e| e.to_string())?;
@@ -420,7 +565,7 @@ fn open(path: &Path, key: u64, features_wanted: usize) -> Result<Opened, String>
     let y: Vec<f32> = tail[..n * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let (class_names, notes, skipped): (Vec<String>, Vec<String>, usize) =
         serde_json::from_slice(&tail[n * 4..]).map_err(|e| format!("its notes do not read: {e}"))?;
-    let cache = Cache { file, path: path.to_path_buf(), elem, features, n, key };
+    let cache = Cache { store: Store::File(file), path: path.to_path_buf(), elem, features, n, key };
     let info = DataInfo {
         name: String::new(),
         shape: Vec::new(),

@@ -10,15 +10,19 @@
 //! the default) or 20 (`label: coarse`) for CIFAR-100. Class names come from
 //! `batches.meta.txt`, `fine_label_names.txt` or `coarse_label_names.txt` when present.
 //!
+//! The pixels are kept as bytes, in memory or, with `stream: true`, in a cache file
+//! (`data::cache`), both read [`cache::CHUNK_ROWS`] records at a time.
+//!
 //! The checker ([`describe`]) reads the folder listing and the batch files' sizes only.
 //!
 //! **Invariants:** [`describe`] and [`load`] give the same [`DataInfo`]; a batch that is not
 //! a whole number of records says how many bytes were expected and found; a label byte out
 //! of range names the file and record; nothing panics.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{ArgError, DataError, Extras, Raw};
+use super::{ArgError, DataError, Extras, Raw, cache};
 use crate::ir::{CallValue, DataInfo, Task, Value};
 
 const PIXELS: usize = 3 * 32 * 32;
@@ -158,30 +162,64 @@ pub fn describe(spec: &CifarSpec) -> Result<(DataInfo, Vec<String>), DataError> 
     Ok((DataInfo { name, shape: vec![3, 32, 32], classes: k, task: Task::Classification, vocab: None }, names))
 }
 
-/// Loads the batches `spec` names.
+/// Loads the batches `spec` names, the pixels kept as bytes in memory (a quarter of their
+/// f32 values; `data::cache::in_memory`).
 pub(super) fn load(spec: &CifarSpec) -> Result<Raw, DataError> {
     let (info, class_names) = describe(spec)?;
+    cache::in_memory(cache::Elem::Unit, info.clone(), |w| append(spec, &info, class_names, w))
+}
+
+/// [`load`] into a dataset cache (`stream: true`, see `data::cache`): read and appended
+/// [`cache::CHUNK_ROWS`] records at a time, never held whole.
+pub(super) fn load_streamed(
+    call: &CallValue,
+    base: &Path,
+    spec: &CifarSpec,
+    stream: &cache::StreamSpec,
+) -> Result<Raw, DataError> {
+    let (info, class_names) = describe(spec)?;
+    cache::open_or_build(call, base, stream, cache::Elem::Unit, info.clone(), |w| append(spec, &info, class_names, w))
+}
+
+/// Reads every record of the batches, [`cache::CHUNK_ROWS`] at a time, and appends its
+/// pixels to `w`: what both [`load`] and [`load_streamed`] store.
+fn append(
+    spec: &CifarSpec,
+    info: &DataInfo,
+    class_names: Vec<String>,
+    w: &mut cache::Writer,
+) -> Result<cache::Built, DataError> {
     let l = layout(spec)?;
     let record = l.record();
-    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let mut y = Vec::new();
+    let mut chunk = vec![0u8; cache::CHUNK_ROWS * record];
+    let mut pixels = Vec::with_capacity(cache::CHUNK_ROWS * PIXELS);
     for f in &l.files {
-        let bytes = std::fs::read(f).map_err(|e| DataError::at(f, None, format!("cannot read: {e}")))?;
-        let n = records(f, bytes.len() as u64, record)?;
-        x.reserve(n * PIXELS);
-        for (i, r) in bytes.chunks_exact(record).enumerate() {
-            let label = if l.hundred && !spec.coarse { r[1] } else { r[0] };
-            if usize::from(label) >= info.classes {
-                return Err(DataError::at(
-                    f,
-                    None,
-                    format!("record {i}: label {label} is not one of the {} classes", info.classes),
-                ));
+        let io = |e: std::io::Error| DataError::at(f, None, format!("cannot read: {e}"));
+        let mut file = std::fs::File::open(f).map_err(io)?;
+        let n = records(f, file.metadata().map_err(io)?.len(), record)?;
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(cache::CHUNK_ROWS);
+            file.read_exact(&mut chunk[..k * record]).map_err(io)?;
+            pixels.clear();
+            for (i, r) in chunk[..k * record].chunks_exact(record).enumerate() {
+                let label = if l.hundred && !spec.coarse { r[1] } else { r[0] };
+                if usize::from(label) >= info.classes {
+                    return Err(DataError::at(
+                        f,
+                        None,
+                        format!("record {}: label {label} is not one of the {} classes", done + i, info.classes),
+                    ));
+                }
+                y.push(f32::from(label));
+                pixels.extend_from_slice(&r[record - PIXELS..]);
             }
-            y.push(f32::from(label));
-            x.extend(r[record - PIXELS..].iter().map(|b| f32::from(*b) / 255.0));
+            w.rows(&pixels)?;
+            done += k;
         }
     }
-    Ok(Raw { info, x, y, extras: Extras { class_names, ..Extras::default() }, stored: None })
+    Ok((y, Extras { class_names, ..Extras::default() }))
 }
 
 /// The batch files a CIFAR source reads (none when the folder is not one).

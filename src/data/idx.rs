@@ -1,7 +1,8 @@
 //! IDX files (the MNIST format): `idx(images:, labels:)`, plain or gzipped.
 //!
 //! Takes an images file (`n x h x w`, or `n x d...`) and a labels file (`n`, bytes);
-//! gives [`Raw`] samples, 2-D images as `[1, h, w]`. Classes are `max label + 1`, as in
+//! gives [`Raw`] samples, 2-D images as `[1, h, w]`; `ubyte` images are kept as bytes in
+//! memory (`data::cache::in_memory`), the other types as f32. Classes are `max label + 1`, as in
 //! the checker. Truncated or mismatched files are errors, never a panic: a body cut short
 //! says how many bytes were expected and found, a 0-sized dimension, labels that are all one
 //! class and an images file in the labels' place (or the other way round) are refused.
@@ -129,6 +130,17 @@ pub(super) fn parse(ib: &[u8], images: &Path, lb: &[u8], labels: &Path) -> Resul
     let dims = idx_dims(ib).map_err(|e| DataError::at(images, None, e))?;
     let (info, ys) = head(&dims, images, lb, labels)?;
     let per = info.features();
+    if ib.get(2) == Some(&0x08) {
+        // Bytes stay bytes in memory (a quarter of their f32 values).
+        let body = ib
+            .get(4 + 4 * dims.len()..)
+            .and_then(|b| b.get(..dims[0] * per))
+            .ok_or_else(|| DataError::at(images, None, "the images are cut short"))?;
+        return super::cache::in_memory(super::cache::Elem::Byte, info, |w| {
+            w.rows(body)?;
+            Ok((ys, Default::default()))
+        });
+    }
     let values =
         decode(ib, dims.len(), dims[0] * per).ok_or_else(|| DataError::at(images, None, "unsupported IDX type"))?;
     Ok(Raw { info, x: values, y: ys, extras: Default::default(), stored: None })

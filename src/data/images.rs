@@ -399,12 +399,7 @@ fn list_csv(csv: &Path, skip_bad: bool) -> Result<CsvListing, DataError> {
     Ok((samples, names, skipped))
 }
 
-/// Decodes one image to `[c, h, w]` values in [0, 1].
-fn decode(s: &Sample, spec: &ImageSpec, dims: Option<&((usize, usize), PathBuf)>) -> Result<Vec<f32>, DataError> {
-    Ok(decode_bytes(s, spec, dims)?.iter().map(|v| f32::from(*v) / 255.0).collect())
-}
-
-/// Decodes one image to `[c, h, w]` bytes (what [`decode`] scales to [0, 1]).
+/// Decodes one image to `[c, h, w]` bytes (values in [0, 1] once divided by 255).
 fn decode_bytes(s: &Sample, spec: &ImageSpec, dims: Option<&((usize, usize), PathBuf)>) -> Result<Vec<u8>, DataError> {
     let img = ImageReader::open(&s.path)
         .and_then(ImageReader::with_guessed_format)
@@ -484,35 +479,16 @@ fn plane_bytes<P: Pixel<Subpixel = u8>>(img: ImageBuffer<P, Vec<u8>>) -> Vec<u8>
     out
 }
 
-/// Loads the images `spec` names (decoded in parallel).
+/// Loads the images `spec` names: decoded in parallel, [`cache::CHUNK_ROWS`] at a time, and
+/// kept as bytes in memory (a quarter of their f32 values; see `data::cache::in_memory`).
 pub(super) fn load(spec: &ImageSpec) -> Result<Raw, DataError> {
     let listing = listing(spec)?;
     let info = info(spec, &listing)?;
-    let per = info.features();
-    let decoded: Vec<Result<Vec<f32>, DataError>> =
-        listing.samples.par_iter().map(|s| decode(s, spec, listing.dims.as_ref())).collect();
-    let mut skipped = listing.skipped.clone();
-    let mut x = Vec::with_capacity(listing.samples.len() * per);
-    let mut y = Vec::with_capacity(listing.samples.len());
-    let mut counts = vec![0usize; listing.classes.len()];
-    for (s, d) in listing.samples.iter().zip(decoded) {
-        match d {
-            Ok(v) => {
-                x.extend_from_slice(&v);
-                y.push(s.class as f32);
-                counts[s.class] += 1;
-            }
-            Err(e) if spec.skip_bad => skipped.push(e),
-            Err(e) => return Err(e),
-        }
-    }
-    let extras = extras(spec, &listing, &info, &counts, &skipped)?;
-    Ok(Raw { info, x, y, extras, stored: None })
+    cache::in_memory(cache::Elem::Unit, info.clone(), |w| append(spec, &listing, &info, w))
 }
 
-/// [`load`] into a dataset cache (`stream: true`, see `data::cache`): [`cache::CHUNK_ROWS`]
-/// images at a time decoded in parallel and appended as bytes, so building never holds more
-/// than one chunk.
+/// [`load`] into a dataset cache (`stream: true`, see `data::cache`): building never holds
+/// more than one chunk.
 pub(super) fn load_streamed(
     call: &CallValue,
     base: &Path,
@@ -521,30 +497,39 @@ pub(super) fn load_streamed(
 ) -> Result<Raw, DataError> {
     let listing = listing(spec)?;
     let info = info(spec, &listing)?;
+    cache::open_or_build(call, base, stream, cache::Elem::Unit, info.clone(), |w| append(spec, &listing, &info, w))
+}
+
+/// Decodes the listed images [`cache::CHUNK_ROWS`] at a time in parallel and appends them as
+/// bytes to `w`: what both [`load`] and [`load_streamed`] store.
+fn append(
+    spec: &ImageSpec,
+    listing: &Listing,
+    info: &DataInfo,
+    w: &mut cache::Writer,
+) -> Result<cache::Built, DataError> {
     let per = info.features();
-    cache::open_or_build(call, base, stream, cache::Elem::Unit, info.clone(), |w| {
-        let mut skipped = listing.skipped.clone();
-        let mut y = Vec::with_capacity(listing.samples.len());
-        let mut counts = vec![0usize; listing.classes.len()];
-        for chunk in listing.samples.chunks(cache::CHUNK_ROWS) {
-            let decoded: Vec<Result<Vec<u8>, DataError>> =
-                chunk.par_iter().map(|s| decode_bytes(s, spec, listing.dims.as_ref())).collect();
-            let mut bytes = Vec::with_capacity(chunk.len() * per);
-            for (s, d) in chunk.iter().zip(decoded) {
-                match d {
-                    Ok(v) => {
-                        bytes.extend_from_slice(&v);
-                        y.push(s.class as f32);
-                        counts[s.class] += 1;
-                    }
-                    Err(e) if spec.skip_bad => skipped.push(e),
-                    Err(e) => return Err(e),
+    let mut skipped = listing.skipped.clone();
+    let mut y = Vec::with_capacity(listing.samples.len());
+    let mut counts = vec![0usize; listing.classes.len()];
+    for chunk in listing.samples.chunks(cache::CHUNK_ROWS) {
+        let decoded: Vec<Result<Vec<u8>, DataError>> =
+            chunk.par_iter().map(|s| decode_bytes(s, spec, listing.dims.as_ref())).collect();
+        let mut bytes = Vec::with_capacity(chunk.len() * per);
+        for (s, d) in chunk.iter().zip(decoded) {
+            match d {
+                Ok(v) => {
+                    bytes.extend_from_slice(&v);
+                    y.push(s.class as f32);
+                    counts[s.class] += 1;
                 }
+                Err(e) if spec.skip_bad => skipped.push(e),
+                Err(e) => return Err(e),
             }
-            w.rows(&bytes)?;
         }
-        Ok((y, extras(spec, &listing, &info, &counts, &skipped)?))
-    })
+        w.rows(&bytes)?;
+    }
+    Ok((y, extras(spec, listing, info, &counts, &skipped)?))
 }
 
 /// The class names and the `skip_bad` note of a load that kept `counts` images per class.

@@ -14,8 +14,11 @@
 //!   ([`TargetScale`]) are fitted on the train split only;
 //! - nothing in a data file can panic: bad files give a [`DataError`] naming file and line.
 //!
-//! With `stream: true` (images, IDX) the samples stay on disk in a cache file and a split is
-//! an index list into it, read a batch at a time with [`Split::gather`] (see `cache`).
+//! With `stream: true` (images, IDX, CIFAR, NumPy, audio) the samples stay on disk in a
+//! cache file and a split is an index list into it, read a batch at a time with
+//! [`Split::gather`] (see `cache`). Image-like sources in memory (images, IDX and NumPy
+//! bytes, CIFAR) are kept the same way, as bytes in memory instead of a file: a quarter of
+//! the f32 values, converted and standardised per batch, with the same values.
 //!
 //! `files` gives the absolute folder relative paths are read from ([`base_folder`]) and
 //! [`Fingerprint`]s of the files a data value reads, so that a study and a saved model
@@ -64,19 +67,20 @@ pub use text::Tokenizer;
 pub mod text_source {
     pub use super::text::{
         ArgError, Kind, Rows, RowsError, Spec, TOKENIZER_ARGS, classes, describe, fixed_labels, fixed_spec, info,
-        read_rows, spec,
+        read_labels, read_rows, spec,
     };
 }
 
 /// One part of a dataset: `n` rows of `features` values, row-major.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Split {
-    /// The rows, when they are in memory (empty when `stored`).
+    /// The rows as f32, when they are kept so (empty when `stored`).
     pub x: Vec<f32>,
     /// The class index (classification) or the target value (regression), per row.
     pub y: Vec<f32>,
     pub n: usize,
-    /// A streamed split's rows: in a cache file, read and scaled a batch at a time.
+    /// A stored split's rows: bytes (or f32) in a cache file (`stream: true`) or in memory
+    /// (image-like sources), read and scaled a batch at a time.
     pub stored: Option<cache::Rows>,
 }
 
@@ -225,7 +229,8 @@ pub struct Raw {
     pub x: Vec<f32>,
     pub y: Vec<f32>,
     pub extras: Extras,
-    /// A streamed source's samples (`stream: true`): `x` is then empty.
+    /// Stored samples: a streamed source's cache file (`stream: true`), or an image-like
+    /// source's bytes in memory (images, IDX and NumPy `u1` bytes, CIFAR); `x` is then empty.
     pub stored: Option<std::sync::Arc<cache::Cache>>,
 }
 
@@ -256,6 +261,18 @@ pub(crate) fn skipped_rows_note(path: &Path, skipped: &[(usize, String)], kept: 
 impl Raw {
     pub fn len(&self) -> usize {
         self.y.len()
+    }
+
+    /// Every sample's values, unscaled, as f32 (from `x` or the stored samples).
+    pub fn values(&self) -> Result<Vec<f32>, DataError> {
+        match &self.stored {
+            None => Ok(self.x.clone()),
+            Some(c) => {
+                let mut out = Vec::with_capacity(c.len() * c.features());
+                c.read_rows(&(0..c.len()).collect::<Vec<_>>(), &mut Vec::new(), &mut out)?;
+                Ok(out)
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -507,20 +524,29 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
                 }
             }
         },
-        Kind::Cifar => cifar::load(&CifarSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
-        Kind::Npy | Kind::Npz => npy::load(&NpySpec::from_call(call_of(call, name)?, base).map_err(arg_error)?),
+        Kind::Cifar => {
+            let spec = CifarSpec::from_call(call_of(call, name)?, base).map_err(arg_error)?;
+            match stream_of(call, base)? {
+                Some(s) => cifar::load_streamed(call_of(call, name)?, base, &spec, &s),
+                None => cifar::load(&spec),
+            }
+        }
+        Kind::Npy | Kind::Npz => {
+            let spec = NpySpec::from_call(call_of(call, name)?, base).map_err(arg_error)?;
+            match stream_of(call, base)? {
+                Some(s) => npy::load_streamed(call_of(call, name)?, base, &spec, &s),
+                None => npy::load(&spec),
+            }
+        }
         Kind::Text => Err(DataError::new("text is tokenized after the split: load it with `data::load`")),
         Kind::Audio => {
-            let (mut raw, skipped) = load_audio(value, base)?;
-            if let Some((first, why)) = skipped.first() {
-                raw.extras.skipped = skipped.len();
-                raw.extras.notes.push(format!(
-                    "`skip_bad`: skipped {} bad clip(s) of {} (the first: {}: {why})",
-                    skipped.len(),
-                    skipped.len() + raw.len(),
-                    first.display()
-                ));
+            if let Some(s) = stream_of(call, base)? {
+                let c = call_of(call, name)?;
+                return audio::load_streamed(c, base, &audio_spec(c, base).map_err(|e| DataError::new(e.message))?, &s);
             }
+            let (mut raw, skipped) = load_audio(value, base)?;
+            let kept = raw.len();
+            note_skipped_clips(&mut raw.extras, &skipped, kept);
             Ok(raw)
         }
         Kind::Spirals | Kind::Moons | Kind::Circles | Kind::Sine => {
@@ -532,6 +558,19 @@ pub fn load_raw(value: &Value, base: &Path) -> Result<Raw, DataError> {
             };
             synthetic::generate(name.strip_prefix("synthetic.").unwrap_or(name), &spec)
         }
+    }
+}
+
+/// The note and count of the clips `skip_bad: true` left out (`kept` clips loaded).
+fn note_skipped_clips(extras: &mut Extras, skipped: &[(PathBuf, String)], kept: usize) {
+    if let Some((first, why)) = skipped.first() {
+        extras.skipped = skipped.len();
+        extras.notes.push(format!(
+            "`skip_bad`: skipped {} bad clip(s) of {} (the first: {}: {why})",
+            skipped.len(),
+            skipped.len() + kept,
+            first.display()
+        ));
     }
 }
 

@@ -9,6 +9,10 @@
 //! `[n, 1]`): for classification (the default) non-negative integers, classes `max + 1` as
 //! for IDX; for `task: regression` any finite number.
 //!
+//! `u1` and `b1` inputs are kept as bytes in memory; with `stream: true` x is kept in a cache
+//! file (`data::cache`: bytes for `u1` and `b1`, f32 for the other types), read
+//! [`cache::CHUNK_ROWS`] samples at a time. Either way a batch's values are the f32 path's.
+//!
 //! The checker ([`describe`]) reads x's header only (its size is checked against the file's
 //! length, or the member's size in the archive's central directory), and y whole (one value
 //! per sample) for its classes.
@@ -21,7 +25,7 @@
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use super::{DataError, Extras, Raw, single_label};
+use super::{DataError, Extras, Raw, cache, single_label};
 use crate::ir::{CallValue, DataInfo, Task, Value};
 
 use super::ArgError;
@@ -407,24 +411,108 @@ fn info_and_labels(spec: &NpySpec, x: &Array, y: &Array) -> Result<(DataInfo, Ve
     Ok((DataInfo { name: spec.name(), shape, classes, task: spec.task, vocab: None }, out))
 }
 
-/// Loads the arrays `spec` names.
+/// Loads the arrays `spec` names: `u1` and `b1` inputs kept as bytes in memory (a quarter of
+/// their f32 values; `data::cache::in_memory`), the other types as f32.
 pub(super) fn load(spec: &NpySpec) -> Result<Raw, DataError> {
+    let (x, y) = open(spec, false)?;
+    if elem(x.header.dtype) == cache::Elem::Byte {
+        let (info, labels) = info_and_labels(spec, &x, &y)?;
+        return cache::in_memory(cache::Elem::Byte, info.clone(), |w| append(spec, &info, labels, w));
+    }
     let (x, y) = open(spec, true)?;
     let (info, labels) = info_and_labels(spec, &x, &y)?;
     let body = x.bytes.as_deref().and_then(|b| b.get(x.header.offset..)).unwrap_or_default();
     let per = info.features();
     let mut xs = Vec::with_capacity(labels.len() * per);
-    for (k, v) in values(&x.header, body).enumerate() {
+    convert(&x.header, body, &x.at, 0, per, &mut xs)?;
+    Ok(Raw { info, x: xs, y: labels, extras: Extras::default(), stored: None })
+}
+
+/// [`load`] into a dataset cache (`stream: true`, see `data::cache`): x read and appended
+/// [`cache::CHUNK_ROWS`] samples at a time (bytes as bytes, other types as f32), never held
+/// whole.
+pub(super) fn load_streamed(
+    call: &CallValue,
+    base: &Path,
+    spec: &NpySpec,
+    stream: &cache::StreamSpec,
+) -> Result<Raw, DataError> {
+    let (x, y) = open(spec, false)?;
+    let (info, labels) = info_and_labels(spec, &x, &y)?;
+    cache::open_or_build(call, base, stream, elem(x.header.dtype), info.clone(), |w| append(spec, &info, labels, w))
+}
+
+/// How a cache stores values of `dtype`: bytes for `u1` and `b1`, f32 for the others.
+fn elem(dtype: Dtype) -> cache::Elem {
+    match dtype {
+        Dtype::U8 | Dtype::Bool => cache::Elem::Byte,
+        _ => cache::Elem::F32,
+    }
+}
+
+/// Appends the values of `body` (whole samples of `per` values, the first one sample `first`)
+/// to `out` as f32; a value that is not a finite 32-bit number is an error naming it.
+fn convert(h: &Header, body: &[u8], at: &Path, first: usize, per: usize, out: &mut Vec<f32>) -> Result<(), DataError> {
+    for (k, v) in values(h, body).enumerate() {
         if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
             return Err(DataError::at(
-                &x.at,
+                at,
                 None,
-                format!("sample {}: value {v} (element {}) is not a finite 32-bit number", k / per, k % per),
+                format!("sample {}: value {v} (element {}) is not a finite 32-bit number", first + k / per, k % per),
             ));
         }
-        xs.push(v as f32);
+        out.push(v as f32);
     }
-    Ok(Raw { info, x: xs, y: labels, extras: Extras::default(), stored: None })
+    Ok(())
+}
+
+/// Reads x's body [`cache::CHUNK_ROWS`] samples at a time and appends it to `w` (a cache of
+/// [`elem`] of its dtype): what both [`load`] and [`load_streamed`] store.
+fn append(spec: &NpySpec, info: &DataInfo, labels: Vec<f32>, w: &mut cache::Writer) -> Result<cache::Built, DataError> {
+    let per = info.features();
+    let n = labels.len();
+    let mut copy = |h: &Header, at: &Path, r: &mut dyn Read| -> Result<(), DataError> {
+        let size = h.dtype.size();
+        let mut chunk = vec![0u8; cache::CHUNK_ROWS * per * size];
+        let mut vals = Vec::new();
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(cache::CHUNK_ROWS);
+            let bytes = &mut chunk[..k * per * size];
+            r.read_exact(bytes).map_err(|e| DataError::at(at, None, format!("cannot read: {e}")))?;
+            if elem(h.dtype) == cache::Elem::Byte {
+                w.rows(bytes)?;
+            } else {
+                vals.clear();
+                convert(h, bytes, at, done, per, &mut vals)?;
+                w.values(&vals)?;
+            }
+            done += k;
+        }
+        Ok(())
+    };
+    match &spec.arrays {
+        Arrays::Files { x, .. } => {
+            let err = |e: String| DataError::at(x, None, e);
+            let mut f = std::fs::File::open(x).map_err(|e| err(format!("cannot read: {e}")))?;
+            let header = read_header(&mut f).map_err(err)?;
+            let mut r = std::io::BufReader::new(f);
+            copy(&header, x, &mut r)?;
+        }
+        Arrays::Npz { path, x, .. } => {
+            let err = |e: String| DataError::at(path, None, e);
+            let file = std::fs::File::open(path).map_err(|e| err(format!("cannot read: {e}")))?;
+            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+                .map_err(|e| err(format!("not a usable .npz (zip) archive: {e}")))?;
+            let member =
+                if zip.file_names().any(|m| m == format!("{x}.npy")) { format!("{x}.npy") } else { x.to_string() };
+            let at = PathBuf::from(format!("{}:{member}", path.display()));
+            let mut m = zip.by_name(&member).map_err(|e| DataError::at(&at, None, format!("cannot read: {e}")))?;
+            let header = read_header(&mut m).map_err(|e| DataError::at(&at, None, e))?;
+            copy(&header, &at, &mut m)?;
+        }
+    }
+    Ok((labels, Extras::default()))
 }
 
 /// The files the arrays are read from.

@@ -24,6 +24,13 @@ fn tmp(name: &str, body: &[u8]) -> PathBuf {
     p
 }
 
+/// Every row of a split, read as training reads it (from `x` or stored bytes).
+fn rows_of(s: &Split, features: usize) -> Vec<f32> {
+    let mut out = Vec::new();
+    s.gather(&(0..s.n).collect::<Vec<_>>(), features, &mut out).expect("reads");
+    out
+}
+
 fn mean(v: &[f32]) -> f64 {
     v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len() as f64
 }
@@ -201,7 +208,8 @@ fn idx_images_and_labels() {
     assert_eq!(raw.info, checker_info(&v, Path::new("/")));
     assert_eq!(raw.info.shape, vec![1, 2, 2]);
     assert_eq!(raw.info.classes, 3);
-    assert_eq!(raw.x[11], 255.0);
+    assert!(raw.x.is_empty() && raw.stored.as_ref().is_some_and(|c| !c.on_disk()), "bytes kept as bytes");
+    assert_eq!(raw.values().expect("reads")[11], 255.0);
     assert_eq!(raw.y, vec![2., 0., 1.]);
     // Truncated body, mismatched counts: errors.
     let short = idx_bytes(0x08, &[3, 2, 2], &[0; 5]);
@@ -309,11 +317,11 @@ fn gzipped_idx_files_load_as_the_plain_ones_and_the_checker_agrees() {
     // Recognised by the magic bytes, not the name: one with `.gz`, one without.
     let gz = idx_value(&tmp("gz-img.gz", &gzip(&images)), &tmp("gz-lab", &gzip(&labels)));
     let (a, b) = (load_raw(&plain, Path::new("/")).expect("plain"), load_raw(&gz, Path::new("/")).expect("gzipped"));
-    assert_eq!((a.x, a.y), (b.x.clone(), b.y.clone()));
+    assert_eq!((a.values().expect("reads"), a.y), (b.values().expect("reads"), b.y.clone()));
     assert_eq!(b.info.shape, vec![1, 3, 2]);
     assert_eq!(b.info.classes, 3);
     assert_eq!(b.info, checker_info(&gz, Path::new("/")));
-    assert_eq!(b.x[5], 35.0);
+    assert_eq!(b.values().expect("reads")[5], 35.0);
 }
 
 #[test]
@@ -396,13 +404,14 @@ fn a_fixed_test_source_is_the_test_split_and_the_rest_is_carved_into_train_and_v
     // The test split is the test file, in its order, scaled by the train split's mean and deviation.
     assert_eq!(d.test.y, vec![3., 2., 1., 0., 0., 1.]);
     let expect: Vec<f32> = (0..24).map(|i| (200.0 + i as f32 - d.mean[0]) / d.std[0]).collect();
-    assert_eq!(d.test.x, expect);
+    let f = d.features();
+    assert_eq!(rows_of(&d.test, f), expect);
     // Scaling fitted on train alone: the train split has mean 0, and the test's 200+ values are not in it.
-    assert!(mean(&d.train.x).abs() < 1e-5, "{}", mean(&d.train.x));
+    assert!(mean(&rows_of(&d.train, f)).abs() < 1e-5, "{}", mean(&rows_of(&d.train, f)));
     assert!(d.mean[0] < 50.0);
     // Deterministic for a seed; stratified train/valid (5 of each class: 4 train, 1 valid).
     let again = load(&v, Path::new("/")).expect("loads");
-    assert_eq!((again.train.x, again.valid.y), (d.train.x.clone(), d.valid.y.clone()));
+    assert_eq!((rows_of(&again.train, f), again.valid.y), (rows_of(&d.train, f), d.valid.y.clone()));
     for c in 0..4 {
         assert!(d.valid.y.iter().filter(|y| **y as usize == c).count() >= 1, "class {c} in valid");
     }

@@ -5,7 +5,8 @@
 //!
 //! Takes the call and the folder of the `.bma` file; gives the labelled texts ([`read_rows`]),
 //! what the checker predicts of them ([`describe`]: the classes are read, no text is
-//! tokenized) and, after the stratified split of `data::load`, a [`Dataset`] whose rows
+//! tokenized; the checker reads labels through [`read_labels`], once per file and
+//! modification time) and, after the stratified split of `data::load`, a [`Dataset`] whose rows
 //! are token ids (`[max_len]` f32 values; 0 pads, 1 is unknown) and the [`Tokenizer`]
 //! fitted on the train split alone. The tokenizer is saved with a model
 //! (`train::SavedConfig::tokenizer`), so a saved model is evaluated with its own vocabulary.
@@ -337,6 +338,45 @@ pub fn read_rows(spec: &Spec) -> Result<Rows, RowsError> {
         )));
     }
     Ok(rows)
+}
+
+/// [`read_rows`] for the checker: the labels, lines and skipped rows of `spec`'s file, with
+/// every text left empty (only their count is kept). Read once per file, text and target
+/// columns and `skip_bad`, and kept while the file's modification time and size stay the
+/// same, so the settings that do not change the rows (`vocab`, `max_len`, the tokenizer),
+/// searched or edited, never read the file again.
+pub fn read_labels(spec: &Spec) -> Result<std::sync::Arc<Rows>, RowsError> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Key = (PathBuf, String, String, bool);
+    type Stamp = (Option<std::time::SystemTime>, u64);
+    type Labels = HashMap<Key, (Stamp, Result<Arc<Rows>, RowsError>)>;
+    /// Entries kept at most (the oldest are not tracked: past it, the cache starts over).
+    const MAX_ENTRIES: usize = 64;
+    static CACHE: OnceLock<Mutex<Labels>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let key = (spec.path.clone(), spec.text.clone(), spec.target.clone(), spec.skip_bad);
+    let Some(before) = stamp(&spec.path) else { return read_rows(spec).map(Arc::new) };
+    if let Ok(c) = cache.lock()
+        && let Some((at, got)) = c.get(&key)
+        && *at == before
+    {
+        return got.clone();
+    }
+    let got = read_rows(spec).map(|mut rows| {
+        rows.texts = vec![String::new(); rows.texts.len()];
+        Arc::new(rows)
+    });
+    // Kept only when the file did not change while it was read.
+    if stamp(&spec.path) == Some(before)
+        && let Ok(mut c) = cache.lock()
+    {
+        if c.len() >= MAX_ENTRIES {
+            c.clear();
+        }
+        c.insert(key, (before, got.clone()));
+    }
+    got
 }
 
 fn csv_rows(bytes: &[u8], spec: &Spec) -> Result<Rows, RowsError> {

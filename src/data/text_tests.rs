@@ -243,3 +243,29 @@ fn split_indices_match_the_python_replica() {
     assert_eq!(r.next_u64(), 1021219803524665661);
     assert_eq!(crate::rng::Rng::new(7).below(1000), 55);
 }
+
+#[test]
+fn the_checker_reads_a_files_labels_once_until_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labels-once.csv");
+    std::fs::write(&path, "t,y\nhello there,a\ngood day,b\nhi,a\n").unwrap();
+    let spec = |vocab: usize, max_len: usize| Spec { path: path.clone(), ..spec_of(Kind::Word, vocab, max_len) };
+    let first = read_labels(&spec(50, 8)).unwrap();
+    assert_eq!(
+        (first.labels.clone(), first.lines.clone(), first.texts.len()),
+        (vec!["a".into(), "b".into(), "a".into()], vec![2, 3, 4], 3)
+    );
+    assert_eq!(classes(&first), vec!["a", "b"]);
+    // Another searched setting of the same file and columns: the same rows, not read again.
+    let again = read_labels(&spec(400, 64)).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "read again for another vocab and max_len");
+    // Another target column is another read.
+    let other = read_labels(&Spec { target: "t".into(), ..spec(50, 8) }).unwrap();
+    assert_eq!(classes(&other).len(), 3);
+    // The file rewritten (another size): read again, with its new classes.
+    std::fs::write(&path, "t,y\nhello there,a\ngood day,b\nhi,c\nmore,c\n").unwrap();
+    let changed = read_labels(&spec(50, 8)).unwrap();
+    assert_eq!(classes(&changed), vec!["a", "b", "c"]);
+    // What the checker predicts equals what the loader's reader gives.
+    assert_eq!(info(&spec(50, 8), &changed).unwrap(), describe(&spec(50, 8)).unwrap());
+}

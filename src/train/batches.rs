@@ -3,7 +3,8 @@
 //!
 //! Takes a split, an order of its rows and a batch size; gives, per batch, the rows' indices
 //! (a slice of the order) and their values (`rows x features`, row-major). An in-memory split's
-//! rows are copied when the batch is asked for. A streamed split's (`stream: true`) are read
+//! rows are copied (or converted from bytes and scaled) when the batch is asked for. A streamed
+//! split's (`stream: true`) are read
 //! from its cache file by a thread of their own, at most [`PREFETCH`] batches ahead, so
 //! reading and converting overlap the network's work.
 //!
@@ -26,7 +27,7 @@ type Batch = Result<Vec<f32>, DataError>;
 /// The batches of `order` (split row indices) `batch` rows at a time; see the module header.
 pub(super) fn batches<'a>(split: &'a Split, order: &'a [usize], batch: usize, features: usize) -> Batches<'a> {
     let batch = batch.max(1);
-    let reader = split.stored.as_ref().map(|rows| {
+    let reader = split.stored.as_ref().filter(|rows| rows.cache.on_disk()).map(|rows| {
         let (tx, rx) = sync_channel(PREFETCH);
         let (rows, order) = (rows.clone(), order.to_vec());
         let handle = std::thread::Builder::new()

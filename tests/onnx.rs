@@ -267,3 +267,36 @@ fn a_folder_without_a_model_is_refused_by_name() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is not a folder"), "{}", stderr(&o));
 }
+
+/// `scripts/onnx-examples.sh` (CI: every example's best and final model through
+/// onnxruntime) leaves out the examples in its `NOT_EXPORTABLE` list: that list must be
+/// exactly the examples with no bma network (no experiment with a `model` section: function
+/// searches, command trials), each with its reason, so a new example is never left out
+/// silently and a listed one is never exportable.
+#[test]
+fn the_examples_onnx_check_leaves_out_exactly_the_examples_without_a_network() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("scripts/onnx-examples.sh")).unwrap();
+    let list =
+        script.split("NOT_EXPORTABLE=(").nth(1).and_then(|s| s.split("\n)").next()).expect("a NOT_EXPORTABLE list");
+    let mut listed = std::collections::BTreeSet::new();
+    for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let entry = line.trim_matches('"');
+        let (name, why) = entry.split_once(": ").unwrap_or_else(|| panic!("`{line}`: not \"NAME: why\""));
+        assert!(why.len() > 10, "{name}: say why it cannot be exported");
+        listed.insert(name.to_string());
+    }
+    let examples = root.join("examples");
+    let mut without = std::collections::BTreeSet::new();
+    for path in common::bma_files(&examples) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let compiled = bma::compile(&bma::source::Source::from_path(&path, text));
+        assert!(!compiled.program.experiments.is_empty(), "{}: no experiment", path.display());
+        if compiled.program.experiments.iter().all(|e| e.model.is_none()) {
+            let name = path.strip_prefix(&examples).unwrap().to_string_lossy().replace('\\', "/");
+            without.insert(name);
+        }
+    }
+    assert!(without.contains("branin.bma") && without.contains("command/sklearn.bma"), "{without:?}");
+    assert_eq!(listed, without, "scripts/onnx-examples.sh's NOT_EXPORTABLE against the examples without a model");
+}

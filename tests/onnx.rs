@@ -300,3 +300,53 @@ fn the_examples_onnx_check_leaves_out_exactly_the_examples_without_a_network() {
     assert!(without.contains("branin.bma") && without.contains("command/sklearn.bma"), "{without:?}");
     assert_eq!(listed, without, "scripts/onnx-examples.sh's NOT_EXPORTABLE against the examples without a model");
 }
+
+/// `--fold-scaling` takes the standardisation from the model folder's saved preprocessing
+/// (`model.json`'s `config.preprocess`), not from the data: with the data file deleted the
+/// export still folds it in, byte for byte the file exported beside the data (which
+/// onnxruntime checked), and the folded values are the saved ones. `--samples` still needs
+/// the data and names the missing file.
+#[test]
+fn fold_scaling_reads_the_saved_preprocessing_so_a_folder_without_its_data_still_exports() {
+    let dir = temp_dir();
+    table(dir.path());
+    let out = train(dir.path(), &spec(TABLE, "dense(8) relu dense(1)", "ensemble(top: 2)"));
+    let beside = dir.path().join("beside.onnx");
+    export_and_check(&out, &beside, &["--fold-scaling"], 3, 1);
+    std::fs::remove_file(dir.path().join("d.csv")).unwrap();
+    let alone = dir.path().join("alone.onnx");
+    let o = bma().arg("export").arg(&out).args(["--fold-scaling", "--out"]).arg(&alone).output().unwrap();
+    assert!(o.status.success(), "bma export --fold-scaling without the data failed:\n{}", stderr(&o));
+    assert!(std::fs::read(&beside).unwrap() == std::fs::read(&alone).unwrap(), "the two exports differ");
+
+    let manifest = std::fs::read_to_string(out.join("final/member_0/model.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let saved = |key: &str| -> Vec<f32> {
+        let v = &manifest["config"]["preprocess"][key];
+        v.as_array()
+            .unwrap_or_else(|| panic!("no preprocess.{key}: {v}"))
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let graph = ModelProto::decode(std::fs::read(&alone).unwrap().as_slice()).unwrap().graph.unwrap();
+    let folded = |prefix: &str| -> Vec<f32> {
+        let t = graph.initializer.iter().find(|t| t.name.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}"));
+        t.raw_data.chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let (mean, std) = (saved("mean"), saved("std"));
+    assert_eq!(mean.len(), 3, "one mean per feature: {mean:?}");
+    assert!(std.iter().all(|s| *s > 0.0 && (*s - 1.0).abs() > 1e-3), "fitted deviations: {std:?}");
+    assert_eq!(folded("scaling/mean"), mean);
+    assert_eq!(folded("scaling/std"), std);
+
+    let o = bma()
+        .arg("export")
+        .arg(&out)
+        .args(["--samples", "8", "--out"])
+        .arg(dir.path().join("s.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("d.csv"), "{}", stderr(&o));
+}

@@ -158,10 +158,17 @@ impl Preprocess {
     /// Step 2 of the module header, in place.
     pub fn scale(&self, row: &mut [f32]) {
         for (j, v) in row.iter_mut().enumerate() {
-            let m = self.mean.get(j).or(self.mean.first()).copied().unwrap_or(0.0);
-            let s = self.std.get(j).or(self.std.first()).copied().unwrap_or(1.0);
+            let (m, s) = self.scaling_of(j);
             *v = super::cache::scale(*v, m, s);
         }
+    }
+
+    /// The mean and deviation that step 2 applies to feature `j` (one saved value: every
+    /// feature's).
+    pub fn scaling_of(&self, j: usize) -> (f32, f32) {
+        let m = self.mean.get(j).or(self.mean.first()).copied().unwrap_or(0.0);
+        let s = self.std.get(j).or(self.std.first()).copied().unwrap_or(1.0);
+        (m, s)
     }
 
     /// Reads the inputs at `path` (a file, or a folder of images or clips) as this model's

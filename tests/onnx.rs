@@ -350,3 +350,38 @@ fn fold_scaling_reads_the_saved_preprocessing_so_a_folder_without_its_data_still
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("d.csv"), "{}", stderr(&o));
 }
+
+/// A test split where half the texts are one token long: `maxpool1d(2)` leaves them no
+/// position at all, so the recurrent layers see rows of length 0 (`sequence_lens` = 0), for
+/// which bma gives a zero state (`last`) and zero outputs (`sequence`). onnxruntime must
+/// agree on those rows too.
+#[test]
+fn recurrent_layers_on_rows_of_length_zero_give_what_bma_gives() {
+    let dir = temp_dir();
+    let rows = |n: usize, shift: usize| {
+        let long = ["good fun film", "a bad story", "good acting here", "dull and bad"];
+        let mut s = String::from("review,label\n");
+        for i in 0..n {
+            let k = i + shift;
+            let (text, label) = match k % 4 {
+                0 => ("good", "pos"),
+                1 => ("bad", "neg"),
+                _ => (long[k % 4], if long[k % 4].contains("good") { "pos" } else { "neg" }),
+            };
+            s.push_str(&format!("{text},{label}\n"));
+        }
+        s
+    };
+    write(dir.path(), "reviews.csv", &rows(80, 0));
+    write(dir.path(), "test.csv", &rows(24, 1));
+    let data = "text(\"reviews.csv\", text: \"review\", target: \"label\", tokenizer: word, max_len: 6, \
+                split: [0.8, 0.2], seed: 1, test: text(\"test.csv\", text: \"review\", target: \"label\"))";
+    let model = "embedding(data.vocab, 8) maxpool1d(2) lstm(8, bidirectional: true, return: sequence) \
+                 gru(8, bidirectional: true) dense(data.classes)";
+    let out = train(dir.path(), &spec(data, model, "ensemble(top: 2)"));
+    let single = std::fs::read_to_string(dir.path().join("test.csv")).unwrap();
+    let empty_after_pool = single.lines().skip(1).filter(|l| !l.split(',').next().unwrap().contains(' ')).count();
+    assert_eq!(empty_after_pool, 12, "half the 24 test rows are one token long");
+    export_and_check(&out, &dir.path().join("zero-final.onnx"), &[], 6, 2);
+    export_and_check(&out, &dir.path().join("zero-best.onnx"), &["--model", "best"], 6, 2);
+}

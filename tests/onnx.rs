@@ -5,7 +5,10 @@
 //! squeeze-excite (grouped conv, multiply), transposed convolutions, upsampling, group and
 //! RMS norm, a transformer and recurrent layers on image rows, token models with padding
 //! (conv1d, the 1-D pools, LSTM and GRU, attention, positions, the masked global pools; a
-//! voting ensemble), and a regression (a weight soup, the target scaling folded in).
+//! voting ensemble), a regression (a weight soup, the target scaling folded in), recurrent
+//! layers on rows left with no position (`sequence_lens` 0), and `--fold-scaling` from the
+//! folder's saved preprocessing with the data deleted. The list of examples that
+//! `scripts/onnx-examples.sh` leaves out is held to the examples without a network.
 //!
 //! Each export is decoded (opset, inputs, outputs) and, when `BMA_TEST_ONNXRUNTIME` names
 //! a Python with onnxruntime, onnx and numpy (`scripts/onnx-check.sh --python` makes one),

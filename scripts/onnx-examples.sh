@@ -15,7 +15,8 @@
 # it the example is SKIPPED loudly, and under CI=true that is a failure. The examples in
 # NOT_EXPORTABLE have no bma network to export (tests/onnx.rs holds this list to exactly
 # the examples whose experiments have no `model` section). Prints each example's result
-# and time, then a summary; exits 1 if any example fails.
+# and time (wall, and the CPU time of its processes), then a summary; exits 1 if any
+# example fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -70,13 +71,26 @@ summary=()
 status=0
 started=$SECONDS
 
+# User + system seconds of the finished child processes so far: bash's `times`, run in
+# this shell (in a pipe or $(...) it would count a subshell's children).
+children_cpu() {
+  times >"$work/times"
+  tail -n 1 "$work/times" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, t, "m"); s += t[1] * 60 + t[2] } printf "%.0f", s }'
+}
+cpu0=0
 result() { # NAME RESULT SECONDS
-  summary+=("$(printf '%6ss  %-24s %s' "$3" "$1" "$2")")
-  echo "== $1: $2 ($3s)"
+  local now
+  children_cpu >"$work/cpu"
+  now=$(cat "$work/cpu")
+  local cpu=$((now - cpu0))
+  summary+=("$(printf '%6ss %6ss  %-24s %s' "$3" "$cpu" "$1" "$2")")
+  echo "== $1: $2 ($3s wall, ${cpu}s CPU)"
 }
 
 for name in "${examples[@]}"; do
   t0=$SECONDS
+  children_cpu >"$work/cpu"
+  cpu0=$(cat "$work/cpu")
   echo
   echo "== $name"
   if [ ! -f "examples/$name" ]; then
@@ -143,6 +157,8 @@ done
 
 echo
 echo "== onnx-examples summary (epochs <= $EPOCHS, $TRIALS trials, the whole test split) =="
+echo "  wall    CPU  example"
 printf '%s\n' "${summary[@]}"
-echo "total: $((SECONDS - started))s"
+children_cpu >"$work/cpu"
+echo "total: $((SECONDS - started))s wall, $(cat "$work/cpu")s CPU"
 exit "$status"

@@ -5,7 +5,10 @@
 //! squeeze-excite (grouped conv, multiply), transposed convolutions, upsampling, group and
 //! RMS norm, a transformer and recurrent layers on image rows, token models with padding
 //! (conv1d, the 1-D pools, LSTM and GRU, attention, positions, the masked global pools; a
-//! voting ensemble), and a regression (a weight soup, the target scaling folded in).
+//! voting ensemble), a regression (a weight soup, the target scaling folded in), recurrent
+//! layers on rows left with no position (`sequence_lens` 0), and `--fold-scaling` from the
+//! folder's saved preprocessing with the data deleted. The list of examples that
+//! `scripts/onnx-examples.sh` leaves out is held to the examples without a network.
 //!
 //! Each export is decoded (opset, inputs, outputs) and, when `BMA_TEST_ONNXRUNTIME` names
 //! a Python with onnxruntime, onnx and numpy (`scripts/onnx-check.sh --python` makes one),
@@ -266,4 +269,122 @@ fn a_folder_without_a_model_is_refused_by_name() {
     let o = bma().arg("export").arg(dir.path().join("missing")).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is not a folder"), "{}", stderr(&o));
+}
+
+/// `scripts/onnx-examples.sh` (CI: every example's best and final model through
+/// onnxruntime) leaves out the examples in its `NOT_EXPORTABLE` list: that list must be
+/// exactly the examples with no bma network (no experiment with a `model` section: function
+/// searches, command trials), each with its reason, so a new example is never left out
+/// silently and a listed one is never exportable.
+#[test]
+fn the_examples_onnx_check_leaves_out_exactly_the_examples_without_a_network() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("scripts/onnx-examples.sh")).unwrap();
+    let list =
+        script.split("NOT_EXPORTABLE=(").nth(1).and_then(|s| s.split("\n)").next()).expect("a NOT_EXPORTABLE list");
+    let mut listed = std::collections::BTreeSet::new();
+    for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let entry = line.trim_matches('"');
+        let (name, why) = entry.split_once(": ").unwrap_or_else(|| panic!("`{line}`: not \"NAME: why\""));
+        assert!(why.len() > 10, "{name}: say why it cannot be exported");
+        listed.insert(name.to_string());
+    }
+    let examples = root.join("examples");
+    let mut without = std::collections::BTreeSet::new();
+    for path in common::bma_files(&examples) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let compiled = bma::compile(&bma::source::Source::from_path(&path, text));
+        assert!(!compiled.program.experiments.is_empty(), "{}: no experiment", path.display());
+        if compiled.program.experiments.iter().all(|e| e.model.is_none()) {
+            let name = path.strip_prefix(&examples).unwrap().to_string_lossy().replace('\\', "/");
+            without.insert(name);
+        }
+    }
+    assert!(without.contains("branin.bma") && without.contains("command/sklearn.bma"), "{without:?}");
+    assert_eq!(listed, without, "scripts/onnx-examples.sh's NOT_EXPORTABLE against the examples without a model");
+}
+
+/// `--fold-scaling` takes the standardisation from the model folder's saved preprocessing
+/// (`model.json`'s `config.preprocess`), not from the data: with the data file deleted the
+/// export still folds it in, byte for byte the file exported beside the data (which
+/// onnxruntime checked), and the folded values are the saved ones. `--samples` still needs
+/// the data and names the missing file.
+#[test]
+fn fold_scaling_reads_the_saved_preprocessing_so_a_folder_without_its_data_still_exports() {
+    let dir = temp_dir();
+    table(dir.path());
+    let out = train(dir.path(), &spec(TABLE, "dense(8) relu dense(1)", "ensemble(top: 2)"));
+    let beside = dir.path().join("beside.onnx");
+    export_and_check(&out, &beside, &["--fold-scaling"], 3, 1);
+    std::fs::remove_file(dir.path().join("d.csv")).unwrap();
+    let alone = dir.path().join("alone.onnx");
+    let o = bma().arg("export").arg(&out).args(["--fold-scaling", "--out"]).arg(&alone).output().unwrap();
+    assert!(o.status.success(), "bma export --fold-scaling without the data failed:\n{}", stderr(&o));
+    assert!(std::fs::read(&beside).unwrap() == std::fs::read(&alone).unwrap(), "the two exports differ");
+
+    let manifest = std::fs::read_to_string(out.join("final/member_0/model.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let saved = |key: &str| -> Vec<f32> {
+        let v = &manifest["config"]["preprocess"][key];
+        v.as_array()
+            .unwrap_or_else(|| panic!("no preprocess.{key}: {v}"))
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let graph = ModelProto::decode(std::fs::read(&alone).unwrap().as_slice()).unwrap().graph.unwrap();
+    let folded = |prefix: &str| -> Vec<f32> {
+        let t = graph.initializer.iter().find(|t| t.name.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}"));
+        t.raw_data.chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let (mean, std) = (saved("mean"), saved("std"));
+    assert_eq!(mean.len(), 3, "one mean per feature: {mean:?}");
+    assert!(std.iter().all(|s| *s > 0.0 && (*s - 1.0).abs() > 1e-3), "fitted deviations: {std:?}");
+    assert_eq!(folded("scaling/mean"), mean);
+    assert_eq!(folded("scaling/std"), std);
+
+    let o = bma()
+        .arg("export")
+        .arg(&out)
+        .args(["--samples", "8", "--out"])
+        .arg(dir.path().join("s.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("d.csv"), "{}", stderr(&o));
+}
+
+/// A test split where half the texts are one token long: `maxpool1d(2)` leaves them no
+/// position at all, so the recurrent layers see rows of length 0 (`sequence_lens` = 0), for
+/// which bma gives a zero state (`last`) and zero outputs (`sequence`). onnxruntime must
+/// agree on those rows too.
+#[test]
+fn recurrent_layers_on_rows_of_length_zero_give_what_bma_gives() {
+    let dir = temp_dir();
+    let rows = |n: usize, shift: usize| {
+        let long = ["good fun film", "a bad story", "good acting here", "dull and bad"];
+        let mut s = String::from("review,label\n");
+        for i in 0..n {
+            let k = i + shift;
+            let (text, label) = match k % 4 {
+                0 => ("good", "pos"),
+                1 => ("bad", "neg"),
+                _ => (long[k % 4], if long[k % 4].contains("good") { "pos" } else { "neg" }),
+            };
+            s.push_str(&format!("{text},{label}\n"));
+        }
+        s
+    };
+    write(dir.path(), "reviews.csv", &rows(80, 0));
+    write(dir.path(), "test.csv", &rows(24, 1));
+    let data = "text(\"reviews.csv\", text: \"review\", target: \"label\", tokenizer: word, max_len: 6, \
+                split: [0.8, 0.2], seed: 1, test: text(\"test.csv\", text: \"review\", target: \"label\"))";
+    let model = "embedding(data.vocab, 8) maxpool1d(2) lstm(8, bidirectional: true, return: sequence) \
+                 gru(8, bidirectional: true) dense(data.classes)";
+    let out = train(dir.path(), &spec(data, model, "ensemble(top: 2)"));
+    let single = std::fs::read_to_string(dir.path().join("test.csv")).unwrap();
+    let empty_after_pool = single.lines().skip(1).filter(|l| !l.split(',').next().unwrap().contains(' ')).count();
+    assert_eq!(empty_after_pool, 12, "half the 24 test rows are one token long");
+    export_and_check(&out, &dir.path().join("zero-final.onnx"), &[], 6, 2);
+    export_and_check(&out, &dir.path().join("zero-best.onnx"), &["--model", "best"], 6, 2);
 }

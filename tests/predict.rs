@@ -458,3 +458,193 @@ fn texts_are_predicted_from_a_csv_column_or_plain_lines_with_the_saved_vocabular
     let o = refused(&s, "words\nhello\n", &[], &["no column `text`"]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// A 16-bit mono clip of `n` samples at `rate`: a tone of `freq` Hz with a little
+/// deterministic noise from `seed` (as tests/audio.rs writes them).
+fn tone(path: &Path, rate: u32, freq: f64, n: usize, seed: u64) {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for i in 0..n {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let noise = (s % 1000) as f64 / 1000.0 - 0.5;
+        let v = 0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin() + 0.05 * noise;
+        w.write_sample((v * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// `dir/low/*.wav` (300 Hz) and `dir/high/*.wav` (2 kHz) class folders, `per` clips each at
+/// 8 kHz, about 0.4 s long; `seed` varies the noise.
+fn tone_classes(dir: &Path, per: usize, seed: u64) {
+    for (class, freq) in [("low", 300.0), ("high", 2000.0)] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..per {
+            let f = freq * (1.0 + 0.02 * i as f64);
+            tone(&dir.join(class).join(format!("{i:02}.wav")), 8000, f, 3000 + 100 * i, seed + i as u64);
+        }
+    }
+}
+
+#[test]
+fn clips_are_predicted_from_a_wav_folder_without_the_training_clips_and_bad_ones_are_named() {
+    let tmp = temp_dir();
+    tone_classes(&tmp.path().join("train"), 8, 1);
+    tone_classes(&tmp.path().join("test"), 3, 100);
+    let spec = write(
+        tmp.path(),
+        "s.bma",
+        r#"experiment a {
+  data = audio("train", rate: 8000, seconds: 0.25, features: mel(bins: 16, win_ms: 32, hop_ms: 32),
+               split: [0.75, 0.25], seed: 1,
+               test: audio("test", rate: 8000, seconds: 0.25, features: mel(bins: 16, win_ms: 32, hop_ms: 32)))
+  space { lr: float in 1e-2..3e-2 log }
+  model { flatten dense(8) relu dense(data.classes) }
+  train { optimizer = adam(lr)  epochs = 10  batch = 4 }
+  objective { maximize accuracy }
+  search { strategy = random  trials = 2  seed = 1 }
+  average { ensemble(top: 2) }
+}
+"#,
+    );
+    let out = tmp.path().join("out");
+    let o = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Nothing of the training data is read from here on.
+    std::fs::remove_dir_all(tmp.path().join("train")).unwrap();
+    let res = results(&out);
+    let test = tmp.path().join("test");
+    for (which, recorded) in [
+        ("best", res["best"]["test"]["accuracy"].as_f64().unwrap()),
+        ("final", res["final"]["final_test"]["accuracy"].as_f64().unwrap()),
+    ] {
+        let got = rows(&predict(&[os(&out), os(&test), os("--model"), os(which), os("--proba")]));
+        assert_eq!(got.len(), 6, "{which}: {got:?}");
+        // The class folder of each clip is its truth.
+        let right = got.iter().filter(|r| Path::new(&r[0]).parent().unwrap().ends_with(&r[1])).count();
+        assert!((right as f64 / 6.0 - recorded).abs() < 1e-9, "{which}: {got:?} vs {recorded}");
+        for r in &got {
+            let p: Vec<f64> = r[2..].iter().map(|v| v.parse().unwrap()).collect();
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{which}: {r:?}");
+        }
+        let e = bma().arg("eval").arg(&out).args(["--model", which, "--on"]).arg(&test).output().unwrap();
+        assert!(e.status.success(), "{}", stderr(&e));
+        let printed_acc: f64 = printed(&String::from_utf8_lossy(&e.stdout), "accuracy").parse().unwrap();
+        assert!((printed_acc - recorded).abs() < 1e-4, "{which}: eval --on gave {printed_acc}, run {recorded}");
+    }
+    assert!(res["best"]["test"]["accuracy"].as_f64().unwrap() >= 0.99, "the tones are easy: {res}");
+    // New clips: one at another rate (resampled as in training), one that is no WAV, one
+    // empty: the bad ones are named, --skip-bad predicts the rest.
+    let new = tmp.path().join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    tone(&new.join("high-16k.wav"), 16000, 2000.0, 8000, 7);
+    tone(&new.join("low-8k.wav"), 8000, 310.0, 4000, 8);
+    std::fs::write(new.join("broken.wav"), b"RIFF....WAVEnope").unwrap();
+    let o = predict(&[os(&out), os(&new)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("broken.wav") && stderr(&o).contains("1 of 3 inputs"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "nothing is written when an input is bad");
+    let got = rows(&predict(&[os(&out), os(&new), os("--skip-bad")]));
+    let answers: Vec<(String, String)> = got
+        .iter()
+        .map(|r| (Path::new(&r[0]).file_name().unwrap().to_string_lossy().into_owned(), r[1].clone()))
+        .collect();
+    assert_eq!(answers, [("high-16k.wav".into(), "high".into()), ("low-8k.wav".into(), "low".into())]);
+    // One file, and a list of paths.
+    assert_eq!(rows(&predict(&[os(&out), os(&new.join("low-8k.wav"))]))[0][1], "low");
+    let list = write(tmp.path(), "clips.txt", "new/high-16k.wav\nnew/low-8k.wav\n");
+    assert_eq!(rows(&predict(&[os(&out), os(&list)])), got);
+}
+
+/// A version-1 `.npy` of float32 values.
+fn npy(path: &Path, shape: &[usize], values: &[f32]) {
+    std::fs::write(path, bma::export::npy(shape, values)).unwrap();
+}
+
+/// `n` rows of 4 numbers in 3 classes (the class decides the means of the features), and
+/// their labels.
+fn number_rows(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut noise = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % 2000) as f32 / 1000.0 - 1.0
+    };
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let c = i % 3;
+        let centre = [[4.0, 0.0, -2.0, 10.0], [0.0, 4.0, 2.0, 12.0], [-4.0, -4.0, 0.0, 8.0]][c];
+        x.extend(centre.iter().map(|m| m + 1.5 * noise()));
+        y.push(c as f32);
+    }
+    (x, y)
+}
+
+#[test]
+fn number_rows_are_predicted_in_feature_order_with_or_without_a_header_and_bad_rows_are_named() {
+    let tmp = temp_dir();
+    let (x, y) = number_rows(90, 1);
+    let (tx, ty) = number_rows(30, 2);
+    npy(&tmp.path().join("x.npy"), &[90, 4], &x);
+    npy(&tmp.path().join("y.npy"), &[90], &y);
+    npy(&tmp.path().join("tx.npy"), &[30, 4], &tx);
+    npy(&tmp.path().join("ty.npy"), &[30], &ty);
+    let spec = write(
+        tmp.path(),
+        "s.bma",
+        r#"experiment n {
+  data = npy("x.npy", "y.npy", split: [0.8, 0.2], seed: 1, test: npy("tx.npy", "ty.npy"))
+  space { lr: float in 1e-2..3e-2 log }
+  model { dense(8) relu dense(data.classes) }
+  train { optimizer = adam(lr)  epochs = 6  batch = 8 }
+  objective { maximize accuracy }
+  search { strategy = random  trials = 2  seed = 1 }
+  average { ensemble(top: 2) }
+}
+"#,
+    );
+    let out = tmp.path().join("out");
+    let o = bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["x.npy", "y.npy", "tx.npy", "ty.npy"] {
+        std::fs::remove_file(tmp.path().join(f)).unwrap();
+    }
+    let lines: Vec<String> =
+        tx.chunks(4).map(|r| r.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(",")).collect();
+    let plain = write(tmp.path(), "rows.csv", &(lines.join("\n") + "\n"));
+    let headed = write(tmp.path(), "headed.csv", &format!("f0,f1,f2,f3\n{}\n", lines.join("\n")));
+    let res = results(&out);
+    for (which, recorded) in [
+        ("best", res["best"]["test"]["accuracy"].as_f64().unwrap()),
+        ("final", res["final"]["final_test"]["accuracy"].as_f64().unwrap()),
+    ] {
+        let got = rows(&predict(&[os(&out), os(&plain), os("--model"), os(which)]));
+        assert_eq!(got.len(), 30);
+        assert_eq!(got[0][0], "line 1");
+        // The classes of NumPy labels are named by their index.
+        let right = got.iter().zip(&ty).filter(|(r, t)| r[1] == format!("{}", **t as usize)).count();
+        assert!((right as f64 / 30.0 - recorded).abs() < 1e-9, "{which}: {got:?} vs {recorded}");
+        let with_header = rows(&predict(&[os(&out), os(&headed), os("--model"), os(which)]));
+        let answers = |r: &[Vec<String>]| r.iter().map(|r| r[1].clone()).collect::<Vec<_>>();
+        assert_eq!(answers(&with_header), answers(&got), "{which}: the header row is skipped");
+        assert_eq!(with_header[0][0], "line 2");
+    }
+    assert!(res["best"]["test"]["accuracy"].as_f64().unwrap() >= 0.9, "the classes are far apart: {res}");
+    // Bad rows, each named by its line; a bad value in the first row is a bad row, not a header.
+    let bad = write(
+        tmp.path(),
+        "bad.csv",
+        &format!("{},x\n{}\n1,2,3\n{}\n", &lines[0][..lines[0].rfind(',').unwrap()], lines[1], lines[2]),
+    );
+    let o = predict(&[os(&out), os(&bad)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("line 1: value 4 is `x`, not a finite number"), "{err}");
+    assert!(err.contains("line 3: 3 values where the model takes 4"), "{err}");
+    let got = rows(&predict(&[os(&out), os(&bad), os("--skip-bad")]));
+    assert_eq!(got.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["line 2", "line 4"]);
+}

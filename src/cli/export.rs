@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 written; 1 the folder holds no such model, a bad flag, a layer that cannot
 //! be exported (named), a data file that changed since the model trained (only read for
-//! `--samples` and `--fold-scaling`), a file that cannot be written.
+//! `--samples`; `--fold-scaling` takes the folder's saved preprocessing), a file that
+//! cannot be written.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,7 +38,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "N")]
     pub samples: Option<usize>,
     /// Fold the standardisation fitted on the train split into the graph, so that it reads
-    /// unscaled features (reads the model's data).
+    /// unscaled features (from the model folder's saved preprocessing).
     #[arg(long = "fold-scaling")]
     pub fold_scaling: bool,
     /// Read the data even if a file changed since the model trained.
@@ -66,8 +67,7 @@ fn run(args: &ExportArgs) -> Result<(), String> {
     let dir = model_dir(&args.dir, args.model, "exporting")?;
     let out = args.out.clone().unwrap_or_else(|| dir.join("model.onnx"));
     let (model, config) = export::load(&dir)?;
-    let reads_data = args.samples.is_some() || args.fold_scaling;
-    if reads_data && !args.allow_changed_data {
+    if args.samples.is_some() && !args.allow_changed_data {
         let changes = final_model::data_changes(&dir)?;
         if !changes.is_empty() {
             return Err(format!(

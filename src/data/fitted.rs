@@ -158,10 +158,17 @@ impl Preprocess {
     /// Step 2 of the module header, in place.
     pub fn scale(&self, row: &mut [f32]) {
         for (j, v) in row.iter_mut().enumerate() {
-            let m = self.mean.get(j).or(self.mean.first()).copied().unwrap_or(0.0);
-            let s = self.std.get(j).or(self.std.first()).copied().unwrap_or(1.0);
+            let (m, s) = self.scaling_of(j);
             *v = super::cache::scale(*v, m, s);
         }
+    }
+
+    /// The mean and deviation that step 2 applies to feature `j` (one saved value: every
+    /// feature's).
+    pub fn scaling_of(&self, j: usize) -> (f32, f32) {
+        let m = self.mean.get(j).or(self.mean.first()).copied().unwrap_or(0.0);
+        let s = self.std.get(j).or(self.std.first()).copied().unwrap_or(1.0);
+        (m, s)
     }
 
     /// Reads the inputs at `path` (a file, or a folder of images or clips) as this model's
@@ -378,10 +385,12 @@ fn shown(cats: &[String]) -> String {
     s.join(", ")
 }
 
-/// Rows of numbers; a first row that is not all numbers is a header and skipped.
+/// Rows of numbers; a first row with no number in it is a header and skipped.
 fn read_numbers(path: &Path, features: usize) -> Result<Vec<Sample>, DataError> {
     let records = records(path)?;
-    let header = records.first().is_some_and(|r| r.fields.iter().any(|f| f.parse::<f32>().is_err()));
+    // A header names columns: no field of it is a number. A first row with one bad value
+    // among numbers is a bad input, named, never dropped as a header.
+    let header = records.first().is_some_and(|r| r.fields.iter().all(|f| f.trim().parse::<f32>().is_err()));
     Ok(records
         .iter()
         .skip(usize::from(header))
@@ -392,7 +401,7 @@ fn read_numbers(path: &Path, features: usize) -> Result<Vec<Sample>, DataError> 
                 r.fields
                     .iter()
                     .enumerate()
-                    .map(|(j, v)| match v.parse::<f32>() {
+                    .map(|(j, v)| match v.trim().parse::<f32>() {
                         Ok(f) if f.is_finite() => Ok(f),
                         _ => Err(format!("value {} is `{v}`, not a finite number", j + 1)),
                     })

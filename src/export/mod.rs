@@ -8,7 +8,8 @@
 //! The graph: input `input`, `[N, features]` float32, the features after bma's
 //! preprocessing (standardised, imputed, one-hot, token ids as floats); an optional
 //! [`InputScaling`] is a subgraph prepended to it (`(x − mean) / std`, a missing value
-//! (NaN) to 0, as `data` scales), so the graph then reads the unscaled features. Output
+//! (NaN) to 0, as `data` scales), so the graph then reads the unscaled features; its values
+//! come from the folder's saved preprocessing ([`input_scaling`]), not from the data. Output
 //! `output`, `[N, outputs]`: what bma's final model gives (`final_model::FinalModel::predict`),
 //! class probabilities for classification (a network ending in logits gets its softmax, or
 //! its sigmoid for one output), values in the target's own units for regression (the
@@ -244,9 +245,22 @@ pub fn onnx(model: &FinalModel, scaling: Option<&InputScaling>) -> Result<Vec<u8
     Ok(model.encode_to_vec())
 }
 
-/// The standardisation `data` fitted on the train split of `config`'s data (reads the data).
+/// The standardisation fitted on the train split, as the model folder saved it
+/// (`config.preprocess`, `model.json` format 2): the data is not read, so a folder whose
+/// data was moved or deleted still folds it in. A folder saved before format 2 keeps no
+/// preprocessing: its data is read for it, and an error says so when that fails.
 pub fn input_scaling(config: &SavedConfig) -> Result<InputScaling, String> {
-    let data = data::load_with(&config.data, &config.base, config.tokenizer.as_ref()).map_err(|e| e.to_string())?;
+    if let Some(pre) = &config.preprocess {
+        let (mean, std) = (0..pre.features()).map(|j| pre.scaling_of(j)).unzip();
+        return Ok(InputScaling { mean, std });
+    }
+    let data = data::load_with(&config.data, &config.base, config.tokenizer.as_ref()).map_err(|e| {
+        format!(
+            "the model folder keeps no preprocessing (saved before format {}), and its data cannot be read \
+             for the scaling: {e}",
+            data::fitted::FORMAT
+        )
+    })?;
     Ok(InputScaling { mean: data.mean, std: data.std })
 }
 

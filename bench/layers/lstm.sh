@@ -8,6 +8,9 @@
 # CELLS (default "lstm") picks the cells. VENV: a virtualenv with torch (made under
 # target/bench-venv when missing). Prints one JSON line per run and a table: the median
 # over runs of the mean time (wall and CPU) of epochs 2..EPOCHS, and the ratio bma/PyTorch.
+# BASE=path/to/an/older/layers_lstm-binary also runs that binary in each round (before the
+# new one), reported as `bma (base)`: copy the binary aside before changing the code.
+# BIN=path/to/a/layers_lstm-binary runs that one as the new side instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${1:-3}
@@ -20,13 +23,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q torch --index-url https://download.pytorch.org/whl/cpu \
     || "$VENV/bin/pip" install -q torch
 fi
-cargo bench --bench layers_lstm --no-run -q 2>/dev/null
-BIN=$(ls -t target/release/deps/layers_lstm-* | grep -v '\.d$' | head -1)
+if [ -z "${BIN:-}" ]; then
+  cargo bench --bench layers_lstm --no-run -q 2>/dev/null
+  BIN=$(ls -t target/release/deps/layers_lstm-* | grep -v '\.d$' | head -1)
+fi
 OUT=target/bench-layers-lstm.jsonl
 : > "$OUT"
 uptime
 for rep in $(seq "$REPS"); do
   for cell in $CELLS; do
+    if [ -n "${BASE:-}" ]; then
+      RAYON_NUM_THREADS=1 "$BASE" "$cell" "$ROWS" "$EPOCHS" | sed 's/"bma"/"bma (base)"/' | tee -a "$OUT"
+    fi
     RAYON_NUM_THREADS=1 "$BIN" "$cell" "$ROWS" "$EPOCHS" | tee -a "$OUT"
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$VENV/bin/python" bench/layers/torch_lstm.py "$cell" "$ROWS" "$EPOCHS" | tee -a "$OUT"
   done
@@ -49,4 +57,11 @@ for cell in sorted({c for c, _ in groups}):
     bw, bc = statistics.median(x[0] for x in b), statistics.median(x[1] for x in b)
     pw, pc = statistics.median(x[0] for x in p), statistics.median(x[1] for x in p)
     print(f"| {cell} | {b[0][2]} / {p[0][2]} | {b[0][3]} | {bw:.2f} ({bc:.2f}) | {pw:.2f} ({pc:.2f}) | {bw / pw:.2f} | {bc / pc:.2f} |")
+    o = groups.get((cell, "bma (base)"), [])
+    if o:
+        ow, oc = statistics.median(x[0] for x in o), statistics.median(x[1] for x in o)
+        print(f"| {cell}, base | | | {ow:.2f} ({oc:.2f}) | | {ow / pw:.2f} | {oc / pc:.2f} |")
+    for side, v in [("bma", b), ("bma (base)", o), ("torch", p)]:
+        if v:
+            print(f"<!-- {cell} {side} CPU per run: {', '.join(f'{x[1]:.3f}' for x in v)} -->")
 PY

@@ -171,7 +171,9 @@ pub(super) fn forward_with(
     fused: bool,
 ) -> Act {
     let [b, t, _] = x.dims();
-    let mask = mask.filter(|m| m.dims() == [b, t]);
+    // A batch without padding: the mask would change nothing, and skipping it saves the
+    // passes that pick each row's last state out of the whole sequence.
+    let mask = mask.filter(|m| m.dims() == [b, t] && b * t > 0 && (*m).clone().min().into_scalar::<f32>() < 0.5);
     let masks = Masks { full: mask, fused };
     let fwd = run(&r.forward, cell, units, x.clone(), &masks, false, sequence || mask.is_some());
     let fwd_out = match (sequence, mask) {
@@ -242,12 +244,13 @@ struct Masks<'a> {
     fused: bool,
 }
 
-/// One direction through the fused op (`rnn_fused`), where it runs; `xp` is `[t, b, G·u]`.
-fn run_fused(dir: &Direction, cell: RnnCell, xp: &Tensor<3>, mask: Option<&Tensor<2>>, reverse: bool) -> Option<Pass> {
-    let w_hh = dir.w_hh.val();
+/// One direction through the fused op (`rnn_fused`), where it runs; `xw` is `x · W_ih`,
+/// `[t, b, G·u]` (the op adds the bias).
+fn run_fused(dir: &Direction, cell: RnnCell, xw: &Tensor<3>, mask: Option<&Tensor<2>>, reverse: bool) -> Option<Pass> {
+    let (w_hh, b_ih) = (dir.w_hh.val(), dir.b_ih.val());
     let hs = match (cell, &dir.b_hh) {
-        (RnnCell::Lstm, _) => super::rnn_fused::lstm(xp, &w_hh, mask, reverse)?,
-        (RnnCell::Gru, Some(b_hh)) => super::rnn_fused::gru(xp, &w_hh, &b_hh.val(), mask, reverse)?,
+        (RnnCell::Lstm, _) => super::rnn_fused::lstm(xw, &w_hh, &b_ih, mask, reverse)?,
+        (RnnCell::Gru, Some(b_hh)) => super::rnn_fused::gru(xw, &w_hh, &b_ih, &b_hh.val(), mask, reverse)?,
         (RnnCell::Gru, None) => return None,
     };
     let [t, b, u] = hs.dims();
@@ -264,13 +267,15 @@ fn run(dir: &Direction, cell: RnnCell, u: usize, x: Tensor<3>, masks: &Masks<'_>
     let gu = cell.gates() * u;
     // Every step's input projection in one matmul, time first so that a step is a
     // contiguous block.
-    let xp = x.swap_dims(0, 1).reshape([t * b, d]).matmul(dir.w_ih.val()) + dir.b_ih.val().unsqueeze::<2>();
+    // The fused op adds the bias itself, in its pass over the gates.
+    let xw = x.swap_dims(0, 1).reshape([t * b, d]).matmul(dir.w_ih.val());
     if masks.fused
         && t > 0
-        && let Some(pass) = run_fused(dir, cell, &xp.clone().reshape([t, b, gu]), masks.full, reverse)
+        && let Some(pass) = run_fused(dir, cell, &xw.clone().reshape([t, b, gu]), masks.full, reverse)
     {
         return pass;
     }
+    let xp = xw + dir.b_ih.val().unsqueeze::<2>();
     // Per step, `[b, 1]`, in time order.
     let steps_mask: Option<Vec<Tensor<2>>> = masks.full.map(|m| (0..t).map(|s| m.clone().narrow(1, s, 1)).collect());
     let mask = steps_mask.as_deref();

@@ -77,12 +77,14 @@ fn the_fused_op_runs_on_the_cpu_device_with_and_without_autodiff() {
         // the same values as the tensor-op recurrence.
         let xp = tensor(&[0.1; 3 * 2 * 8], [3, 2, 8], &device);
         let w = tensor(&[0.2; 16], [2, 8], &device);
-        let hs = super::rnn_fused::lstm(&xp, &w, None, false).expect("fused lstm");
+        let bi = tensor(&[0.05; 8], [8], &device);
+        let hs = super::rnn_fused::lstm(&xp, &w, &bi, None, false).expect("fused lstm");
         assert_eq!(hs.dims(), [3, 2, 2]);
         let xp = tensor(&[0.1; 3 * 2 * 6], [3, 2, 6], &device);
         let (w, bh) = (tensor(&[0.2; 12], [2, 6], &device), tensor(&[0.3; 6], [6], &device));
         let m = tensor(&[1.0, 1.0, 0.0, 1.0, 0.0, 0.0], [2, 3], &device);
-        let hs = super::rnn_fused::gru(&xp, &w, &bh, Some(&m), true).expect("fused gru");
+        let bi = tensor(&[0.05; 6], [6], &device);
+        let hs = super::rnn_fused::gru(&xp, &w, &bi, &bh, Some(&m), true).expect("fused gru");
         // Reverse with a mask: the padded steps (row 0's last, row 1's last two) stay 0.
         let v = values(hs);
         for (s, row) in [(2, 0), (1, 1), (2, 1)] {
@@ -90,55 +92,101 @@ fn the_fused_op_runs_on_the_cpu_device_with_and_without_autodiff() {
         }
         assert!(v[..2].iter().all(|x| *x != 0.0));
         // Shapes that do not fit are not taken.
-        assert!(super::rnn_fused::lstm(&xp, &w, None, false).is_none());
+        assert!(super::rnn_fused::lstm(&xp, &w, &bi, None, false).is_none());
+    }
+}
+
+/// The fused op against the tensor ops on `b` rows of `t` steps (`lens`: the real tokens of
+/// each row, when masked): the output and the gradients of the input and of every weight.
+fn compare(
+    cell: RnnCell,
+    bidirectional: bool,
+    sequence: bool,
+    (b, t): (usize, usize),
+    lens: Option<&[usize]>,
+    seed: u64,
+) {
+    let device = cpu().autodiff();
+    let mut rng = Rng::new(seed);
+    let what = format!("{cell:?} bidirectional {bidirectional} sequence {sequence} b {b} t {t} lens {lens:?}");
+    let r = part(cell, bidirectional, &mut rng, &device);
+    let x = random(&mut rng, b * t * D, 1.5);
+    let m = lens.map(|lens| {
+        let m: Vec<f32> = lens.iter().flat_map(|&l| (0..t).map(move |s| if s < l { 1.0 } else { 0.0 })).collect();
+        tensor(&m, [b, t], &device)
+    });
+    let mut outs = Vec::new();
+    let mut grads_of = Vec::new();
+    for fused in [true, false] {
+        let xt = tensor(&x, [b, t, D], &device).require_grad();
+        let out = flat(forward_with(&r, cell, U, sequence, xt.clone(), m.as_ref(), fused));
+        let n = out.dims()[0];
+        let weights = {
+            let mut w = Rng::new(5);
+            random(&mut w, n, 1.0)
+        };
+        let grads = (out.clone() * tensor(&weights, [n], &device)).sum().backward();
+        let mut g = vec![values(xt.grad(&grads).expect("input grad"))];
+        for dir in std::iter::once(&r.forward).chain(r.backward.as_ref()) {
+            g.push(values(dir.w_ih.val().grad(&grads).expect("w_ih grad")));
+            g.push(values(dir.w_hh.val().grad(&grads).expect("w_hh grad")));
+            g.push(values(dir.b_ih.val().grad(&grads).expect("b_ih grad")));
+            if let Some(b) = &dir.b_hh {
+                g.push(values(b.val().grad(&grads).expect("b_hh grad")));
+            }
+        }
+        outs.push(values(out));
+        grads_of.push(g);
+    }
+    close(&format!("{what}: out"), &outs[0], &outs[1]);
+    for (k, (f, t)) in grads_of[0].iter().zip(&grads_of[1]).enumerate() {
+        close(&format!("{what}: grad {k}"), f, t);
+    }
+    // A row without any token: a zero `last` state.
+    if let Some(lens) = lens.filter(|_| !sequence) {
+        let w = U * (1 + usize::from(bidirectional));
+        for (row, _) in lens.iter().enumerate().filter(|(_, l)| **l == 0) {
+            assert!(outs[0][row * w..(row + 1) * w].iter().all(|v| *v == 0.0), "{what}: row {row}");
+        }
     }
 }
 
 #[test]
 fn fused_recurrence_matches_the_tensor_ops_forward_and_backward() {
-    let device = cpu().autodiff();
-    let mut rng = Rng::new(29);
+    let mut seed = 29;
     for cell in [RnnCell::Lstm, RnnCell::Gru] {
         for bidirectional in [false, true] {
             for sequence in [false, true] {
                 for masked in [false, true] {
-                    let what = format!("{cell:?} bidirectional {bidirectional} sequence {sequence} masked {masked}");
-                    let r = part(cell, bidirectional, &mut rng, &device);
-                    let x = random(&mut rng, B * T * D, 1.5);
-                    let m = masked.then(|| mask(&device));
-                    let mut outs = Vec::new();
-                    let mut grads_of = Vec::new();
-                    for fused in [true, false] {
-                        let xt = tensor(&x, [B, T, D], &device).require_grad();
-                        let out = flat(forward_with(&r, cell, U, sequence, xt.clone(), m.as_ref(), fused));
-                        let n = out.dims()[0];
-                        let weights = {
-                            let mut w = Rng::new(5);
-                            random(&mut w, n, 1.0)
-                        };
-                        let grads = (out.clone() * tensor(&weights, [n], &device)).sum().backward();
-                        let mut g = vec![values(xt.grad(&grads).expect("input grad"))];
-                        for dir in std::iter::once(&r.forward).chain(r.backward.as_ref()) {
-                            g.push(values(dir.w_ih.val().grad(&grads).expect("w_ih grad")));
-                            g.push(values(dir.w_hh.val().grad(&grads).expect("w_hh grad")));
-                            g.push(values(dir.b_ih.val().grad(&grads).expect("b_ih grad")));
-                            if let Some(b) = &dir.b_hh {
-                                g.push(values(b.val().grad(&grads).expect("b_hh grad")));
-                            }
-                        }
-                        outs.push(values(out));
-                        grads_of.push(g);
-                    }
-                    close(&format!("{what}: out"), &outs[0], &outs[1]);
-                    for (k, (f, t)) in grads_of[0].iter().zip(&grads_of[1]).enumerate() {
-                        close(&format!("{what}: grad {k}"), f, t);
-                    }
-                    // The row without any token: a zero `last` state, zero padded outputs.
-                    let row = 3;
-                    if masked && !sequence {
-                        let w = U * (1 + usize::from(bidirectional));
-                        assert!(outs[0][row * w..(row + 1) * w].iter().all(|v| *v == 0.0), "{what}");
-                    }
+                    seed += 1;
+                    compare(cell, bidirectional, sequence, (B, T), masked.then_some(&LENS[..]), seed);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_recurrence_matches_the_tensor_ops_on_one_or_two_steps_and_one_row() {
+    // One step (no recurrent product, a zero dW_hh from the op), two steps (one shifted pair
+    // of the state and gradient buffers), one row.
+    // A mask without padding (the last case) is dropped before the op, the same result.
+    type Case<'a> = ((usize, usize), Option<&'a [usize]>);
+    let cases: [Case<'_>; 6] = [
+        ((3, 1), None),
+        ((3, 1), Some(&[1, 0, 1])),
+        ((2, 2), Some(&[2, 1])),
+        ((1, 5), None),
+        ((1, 4), Some(&[3])),
+        ((2, 3), Some(&[3, 3])),
+    ];
+    let mut seed = 70;
+    for cell in [RnnCell::Lstm, RnnCell::Gru] {
+        for bidirectional in [false, true] {
+            for sequence in [false, true] {
+                for (dims, lens) in cases {
+                    seed += 1;
+                    compare(cell, bidirectional, sequence, dims, lens, seed);
                 }
             }
         }

@@ -83,6 +83,8 @@ def sample(out, task, n):
 def _bma_values(run_dir, task):
     with open(f"{run_dir}/results.json") as f:
         res = json.load(f)
+    if res["state"] != "finished":
+        return None  # an interrupted run (lcbench.sh reruns it): not counted
     trials = sorted(res["trials"], key=lambda t: t["number"])
     bad = [t["number"] for t in trials if t["state"] != "complete"]
     if bad:
@@ -101,9 +103,14 @@ def _q(xs):
 
 def table(out, trials, budgets):
     runs = {}  # (method, task) -> {seed: values}
+    unfinished = []
     for d in sorted(glob.glob(f"{out}/bma/*/*/*/results.json")):
         method, task, seed = d.split("/")[-4:-1]
-        runs.setdefault((f"bma {method}", task), {})[int(seed)] = _bma_values(os.path.dirname(d), task)
+        values = _bma_values(os.path.dirname(d), task)
+        if values is None:
+            unfinished.append(f"bma {method} task {task} seed {seed}")
+            continue
+        runs.setdefault((f"bma {method}", task), {})[int(seed)] = values
     for f in sorted(glob.glob(f"{out}/optuna/*/*/*.json")):
         method, task, seed = f.split("/")[-3], f.split("/")[-2], os.path.basename(f)[:-5]
         with open(f) as fh:
@@ -132,6 +139,8 @@ def table(out, trials, budgets):
                 cells.append(f"{q2:.3f} [{q1:.3f}, {q3:.3f}]")
             lines.append(f"| {task} | {m} | {len(seeds)} | {ystar:.3f} | " + " | ".join(cells) + " |")
     lines.append("")
+    if unfinished:
+        lines.append(f"- not counted (interrupted, not finished): {', '.join(unfinished)}")
     for a, b in [("bma tpe", "optuna tpe"), ("bma subspace", "optuna tpe"), ("bma random", "optuna random")]:
         keys = [(t, bu) for t in tasks for bu in budgets if (a, t, bu) in med and (b, t, bu) in med]
         if not keys:

@@ -41,10 +41,10 @@ SOCKDIR=$(mktemp -d /tmp/yahpo.XXXXXX)
 export YAHPO_SOCKET="$SOCKDIR/s.sock"
 "$VENV/bin/python" "$HERE/surrogate.py" "$YAHPO_SOCKET" $TASKS > "$SOCKDIR/server.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$SOCKDIR"' EXIT INT TERM
+trap 'kill $SERVER || true; rm -rf "$SOCKDIR"' EXIT INT TERM
 i=0
 until grep -q '^ready' "$SOCKDIR/server.log"; do
-  kill -0 $SERVER 2>/dev/null || { echo "lcbench.sh: the surrogate server died:" >&2; cat "$SOCKDIR/server.log" >&2; exit 1; }
+  kill -0 $SERVER || { echo "lcbench.sh: the surrogate server died:" >&2; cat "$SOCKDIR/server.log" >&2; exit 1; }
   i=$((i + 1)); [ $i -lt 600 ] || { echo "lcbench.sh: the surrogate server is not ready after 60 s" >&2; exit 1; }
   sleep 0.1
 done
@@ -55,7 +55,7 @@ START=$(date +%s)
 for m in tpe subspace random; do for t in $TASKS; do for s in $SEEDS; do echo "$m $t $s"; done; done; done |
   xargs -P "$JOBS" -n 3 sh -c '
     m=$1 t=$2 s=$3 d="$OUT/bma/$m/$t/$s"
-    [ -f "$d/results.json" ] && exit 0
+    grep -q "\"state\": \"finished\"" "$d/results.json" 2>/dev/null && exit 0  # else never run, or interrupted
     rm -rf "$d"; mkdir -p "$(dirname "$d")"
     case $m in subspace) st="subspace(by: [num_layers])" ;; *) st=$m ;; esac
     YAHPO_TASK=$t "$BMA" run "$HERE/lcbench.bma" --strategy "$st" --seed "$s" --trials "$TRIALS" \
@@ -65,11 +65,11 @@ echo "bma done after $(( $(date +%s) - START )) s"
 # Optuna: the same surrogate in-process, TPE and random with seed = the same seed numbers.
 for t in $TASKS; do for s in $SEEDS; do echo "$t $s"; done; done |
   xargs -P "$JOBS" -n 2 sh -c '
-    [ -f "$OUT/optuna/random/$1/$2.json" ] || "$0" "$HERE/bench.py" optuna "$OUT" "$1" "$2" "$TRIALS" 2>/dev/null
+    [ -f "$OUT/optuna/random/$1/$2.json" ] || "$0" "$HERE/bench.py" optuna "$OUT" "$1" "$2" "$TRIALS"
   ' "$VENV/bin/python"
 for t in $TASKS; do
-  [ -f "$OUT/sample/$t.json" ] || "$VENV/bin/python" "$HERE/bench.py" sample "$OUT" "$t" $SAMPLE 2>/dev/null
+  [ -f "$OUT/sample/$t.json" ] || "$VENV/bin/python" "$HERE/bench.py" sample "$OUT" "$t" $SAMPLE
 done
 echo "all done after $(( $(date +%s) - START )) s; end $(date -u +%FT%TZ); $(uptime)"
-"$VENV/bin/python" "$HERE/bench.py" table "$OUT" "$TRIALS" "$BUDGETS" 2>/dev/null
-"$VENV/bin/python" -c 'import optuna, yahpo_gym, onnxruntime; print("optuna", optuna.__version__, "yahpo_gym", yahpo_gym.__version__ if hasattr(yahpo_gym, "__version__") else "1.0.2", "onnxruntime", onnxruntime.__version__)'
+"$VENV/bin/python" "$HERE/bench.py" table "$OUT" "$TRIALS" "$BUDGETS"
+"$VENV/bin/python" -c 'from importlib.metadata import version as v; print(*(f"{p} {v(p)}" for p in ["optuna", "yahpo-gym", "onnxruntime", "numpy"]), sep=", ")'

@@ -7,6 +7,7 @@ socket server of the same function for the command-trial client (client.py).
 Invariant: Optuna's side (bench.py) and bma's side (client.py -> serve) call the very same
 `curve`, so the two sides see identical numbers for identical configurations.
 """
+import contextlib
 import json
 import os
 import socketserver
@@ -27,7 +28,9 @@ def _set(task):
 
         local_config.init_config()
         local_config.set_data_path(os.environ.get("YAHPO_DATA", "target/yahpo_data"))
-        _bench[task] = benchmark_set.BenchmarkSet("lcbench", instance=str(task))
+        # yahpo-gym prints its citation request on stdout; keep stdout for results.
+        with contextlib.redirect_stdout(sys.stderr):
+            _bench[task] = benchmark_set.BenchmarkSet("lcbench", instance=str(task))
     return _bench[task]
 
 

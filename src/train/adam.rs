@@ -68,8 +68,8 @@ enum Fallback {
 }
 
 impl Adam {
-    /// `adam(...)`: `weight_decay` is the L2 penalty, none when not positive.
-    pub(crate) fn adam(beta1: f32, beta2: f32, epsilon: f32, weight_decay: f64) -> Adam {
+    /// `adam(...)`: `weight_decay` is the L2 penalty added to the gradient, none when not positive.
+    pub(crate) fn coupled(beta1: f32, beta2: f32, epsilon: f32, weight_decay: f64) -> Adam {
         let penalty = (weight_decay > 0.0).then_some(weight_decay as f32);
         let fallback = AdamConfig::new()
             .with_beta_1(beta1)
@@ -84,7 +84,7 @@ impl Adam {
     }
 
     /// `adamw(...)`: decoupled weight decay.
-    pub(crate) fn adamw(beta1: f32, beta2: f32, epsilon: f32, weight_decay: f64) -> Adam {
+    pub(crate) fn decoupled(beta1: f32, beta2: f32, epsilon: f32, weight_decay: f64) -> Adam {
         let decay = weight_decay as f32;
         let fallback = AdamWConfig::new()
             .with_beta_1(beta1)

@@ -18,8 +18,8 @@ enum Kind {
 
 fn ours(kind: Kind, beta2: f32) -> Adam {
     match kind {
-        Kind::Adam(wd) => Adam::adam(0.9, beta2, 1e-8, wd),
-        Kind::AdamW(wd) => Adam::adamw(0.9, beta2, 1e-8, wd),
+        Kind::Adam(wd) => Adam::coupled(0.9, beta2, 1e-8, wd),
+        Kind::AdamW(wd) => Adam::decoupled(0.9, beta2, 1e-8, wd),
     }
 }
 

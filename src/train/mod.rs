@@ -749,8 +749,10 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
             build!(|wd| SgdConfig::new().with_momentum(m.clone()).with_weight_decay(decay(wd)).build())
         }
         // burn's arithmetic in one pass, subnormal moments flushed (`adam.rs`).
-        OptimizerKind::Adam { beta1, beta2 } => build!(|wd| adam::Adam::adam(beta1 as f32, beta2 as f32, 1e-8, wd)),
-        OptimizerKind::AdamW { beta1, beta2 } => build!(|wd| adam::Adam::adamw(beta1 as f32, beta2 as f32, 1e-8, wd)),
+        OptimizerKind::Adam { beta1, beta2 } => build!(|wd| adam::Adam::coupled(beta1 as f32, beta2 as f32, 1e-8, wd)),
+        OptimizerKind::AdamW { beta1, beta2 } => {
+            build!(|wd| adam::Adam::decoupled(beta1 as f32, beta2 as f32, 1e-8, wd))
+        }
     }
 }
 

@@ -22,6 +22,7 @@
 //! trial's own generator: a trial's result depends only on its seed, not on what runs
 //! beside it.
 
+mod adam;
 pub mod augment;
 mod batches;
 mod config;
@@ -37,7 +38,7 @@ use std::time::Instant;
 use burn::module::{Module, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 
@@ -738,28 +739,25 @@ fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
     // The weights' optimizer for every parameter, then the biases' for their group.
     macro_rules! build {
         ($make:expr) => {{
-            let main = ModuleOptimizer::from($make(o.weight_decay).build());
-            if separate { main.with_group(group, $make(o.bias_decay).build(), None) } else { main }
+            let main = ModuleOptimizer::from($make(o.weight_decay));
+            if separate { main.with_group(group, $make(o.bias_decay), None) } else { main }
         }};
     }
     match o.kind {
         OptimizerKind::Sgd { momentum, nesterov } => {
             let m = (momentum > 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov });
-            build!(|wd| SgdConfig::new().with_momentum(m.clone()).with_weight_decay(decay(wd)))
+            build!(|wd| SgdConfig::new().with_momentum(m.clone()).with_weight_decay(decay(wd)).build())
         }
-        OptimizerKind::Adam { beta1, beta2 } => build!(|wd| AdamConfig::new()
-            .with_beta_1(beta1 as f32)
-            .with_beta_2(beta2 as f32)
-            .with_epsilon(1e-8)
-            .with_weight_decay(decay(wd))),
-        OptimizerKind::AdamW { beta1, beta2 } => build!(|wd: f64| AdamWConfig::new()
-            .with_beta_1(beta1 as f32)
-            .with_beta_2(beta2 as f32)
-            .with_epsilon(1e-8)
-            .with_weight_decay(wd as f32)),
+        // burn's arithmetic in one pass, subnormal moments flushed (`adam.rs`).
+        OptimizerKind::Adam { beta1, beta2 } => build!(|wd| adam::Adam::coupled(beta1 as f32, beta2 as f32, 1e-8, wd)),
+        OptimizerKind::AdamW { beta1, beta2 } => {
+            build!(|wd| adam::Adam::decoupled(beta1 as f32, beta2 as f32, 1e-8, wd))
+        }
     }
 }
 
+#[cfg(test)]
+mod adam_tests;
 #[cfg(test)]
 mod attention_tests;
 #[cfg(test)]

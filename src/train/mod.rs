@@ -660,6 +660,13 @@ fn scalar(t: Tensor<1>) -> f64 {
 }
 
 fn predict(net: &Net, plan: &Plan, x: &[f32], n: usize, features: usize, device: &Device) -> Result<Vec<f32>, String> {
+    if n.checked_mul(features).is_none_or(|want| x.len() < want) {
+        return Err(format!(
+            "{n} rows of {features} inputs need {} values, got {} (a stored split is read with `predict_split`)",
+            n.saturating_mul(features),
+            x.len()
+        ));
+    }
     let mut out = Vec::with_capacity(n * plan.out_features());
     let chunk = memory::EVAL_ROWS;
     let mut i = 0;

@@ -155,6 +155,14 @@ fn a_regression_target_of_order_1e5_is_standardised_and_trains_to_a_high_r2() {
     let predicted = model.predict(&data.test.x, data.test.n).expect("predicts");
     let worst = predicted.iter().zip(&data.test.y).map(|(p, y)| (p - y).abs()).fold(0f32, f32::max);
     assert!(worst < 2e4, "worst test error {worst}");
+    // Fewer values than the rows need (a stored split's empty `x`): an error, not a panic.
+    let short = model.predict(&data.test.x[..3], data.test.n).expect_err("too few values");
+    assert!(
+        short.contains(&format!("{} rows of", data.test.n))
+            && short.ends_with("got 3 (a stored split is read with `predict_split`)"),
+        "{short}"
+    );
+    assert!(model.predict(&[], 0).expect("no rows").is_empty());
     eprintln!("test r2: {scaled:.4} with the target standardised, {raw:.4} on the raw target");
     assert!(scaled >= 0.9, "test r2 {scaled} (raw target: {raw})");
     assert!(raw < scaled, "raw {raw}, scaled {scaled}");

@@ -7,30 +7,11 @@
 
 mod common;
 
-use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 
 use bma::ir::{self, DataInfo, Point, Value};
 use bma::source::Source;
-use common::{bma, results, stderr, temp_dir, write};
-
-/// A 16-bit mono clip of `n` samples at `rate`: a tone of `freq` Hz with a little
-/// deterministic noise (from `seed`).
-fn tone(path: &Path, rate: u32, freq: f64, n: usize, seed: u64) {
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    for i in 0..n {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let noise = (s % 1000) as f64 / 1000.0 - 0.5;
-        let v = 0.5 * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin() + 0.05 * noise;
-        w.write_sample((v * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
+use common::{bma, results, stderr, temp_dir, tone, write};
 
 /// `dir/low/*.wav` (300 Hz tones) and `dir/high/*.wav` (2 kHz), `per` of each, at 8 kHz
 /// and of lengths around 0.4 s.

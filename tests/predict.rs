@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{bma, results, stderr, temp_dir, write};
+use common::{bma, results, stderr, temp_dir, tone, write};
 use serde_json::Value;
 
 /// A study's folder: the spec, its output folder, and the temporary folder holding both.
@@ -457,24 +457,6 @@ fn texts_are_predicted_from_a_csv_column_or_plain_lines_with_the_saved_vocabular
     // A CSV without the text column is refused, naming it.
     let o = refused(&s, "words\nhello\n", &[], &["no column `text`"]);
     assert_eq!(o.status.code(), Some(1));
-}
-
-/// A 16-bit mono clip of `n` samples at `rate`: a tone of `freq` Hz with a little
-/// deterministic noise from `seed` (as tests/audio.rs writes them).
-fn tone(path: &Path, rate: u32, freq: f64, n: usize, seed: u64) {
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    for i in 0..n {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let noise = (s % 1000) as f64 / 1000.0 - 0.5;
-        let v = 0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin() + 0.05 * noise;
-        w.write_sample((v * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 /// `dir/low/*.wav` (300 Hz) and `dir/high/*.wav` (2 kHz) class folders, `per` clips each at

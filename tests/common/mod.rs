@@ -2,8 +2,8 @@
 //!
 //! For every test that runs the real binary: [`bma`] (the binary this test crate was
 //! built with, as a `Command`), [`temp_dir`] (a fresh folder, removed when dropped, so
-//! a failing test leaves nothing behind either), [`write`], [`results`], [`stderr`] and
-//! [`bma_files`].
+//! a failing test leaves nothing behind either), [`write`], [`results`], [`stderr`],
+//! [`bma_files`] and [`tone`] (a WAV clip).
 //!
 //! For the tests that need the test PostgreSQL server (`tests/postgres.rs`,
 //! `tests/distributed.rs`): its URL, or a loud skip; unique study names; a plain
@@ -130,4 +130,22 @@ pub fn call(name: &str, args: Vec<(Option<&str>, bma::ir::Value)>) -> bma::ir::V
 /// A string argument.
 pub fn s(v: &str) -> bma::ir::Value {
     bma::ir::Value::Str(v.into())
+}
+
+/// A 16-bit mono clip of `n` samples at `rate`: a tone of `freq` Hz with a little
+/// deterministic noise (from `seed`) (tests/audio.rs, tests/predict.rs).
+pub fn tone(path: &Path, rate: u32, freq: f64, n: usize, seed: u64) {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).expect("a WAV file");
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for i in 0..n {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let noise = (s % 1000) as f64 / 1000.0 - 0.5;
+        let v = 0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin() + 0.05 * noise;
+        w.write_sample((v * 32767.0) as i16).expect("a sample");
+    }
+    w.finalize().expect("the WAV header");
 }

@@ -16,7 +16,7 @@ use bma::data::{Dataset, load};
 use bma::diagnostic::{Code, Diagnostic, Severity};
 use bma::ir::{DataInfo, Value};
 use bma::source::Span;
-use common::{bma, call, s, stderr, temp_dir, write};
+use common::{bma, call, npy_bytes, s, stderr, temp_dir, write};
 
 /// The checker's answer and its warnings.
 fn check(v: &Value, base: &Path) -> (Result<DataInfo, Diagnostic>, Vec<Diagnostic>) {
@@ -298,20 +298,9 @@ fn a_test_clip_class_the_training_folders_lack_is_refused_by_checker_and_loader(
     assert_eq!(data.test.n, 6);
 }
 
-/// A version-1 `.npy` file of `descr` values with `shape`.
+/// A version-1 `.npy` file of `descr` values with `shape`, written at `path`.
 fn npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    out.extend_from_slice(dict.as_bytes());
-    out.extend_from_slice(data);
-    std::fs::write(path, out).expect("write");
+    std::fs::write(path, npy_bytes(1, descr, false, shape, data)).expect("write");
 }
 
 #[test]

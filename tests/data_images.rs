@@ -14,7 +14,7 @@ use bma::data::{DataError, Raw, load_raw};
 use bma::diagnostic::{Code, Diagnostic};
 use bma::ir::{DataInfo, Task, Value};
 use bma::source::Span;
-use common::{bma, call, s, stderr, temp_dir, write};
+use common::{bma, call, npy_bytes, s, stderr, temp_dir, write};
 
 fn ints(v: &[i64]) -> Value {
     Value::List(v.iter().map(|i| Value::Int(*i)).collect())
@@ -312,30 +312,6 @@ fn cifar_batches_check_and_load_alike() {
 }
 
 // ------------------------------------------------------------------------------ NumPy
-
-/// A `.npy` file as NumPy writes it: version 1 (or 2), the header dict padded with spaces
-/// to a multiple of 64 bytes and ended by a newline.
-fn npy_bytes(version: u8, descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let order = if fortran { "True" } else { "False" };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {tuple}, }}");
-    let prefix = if version == 1 { 10 } else { 12 };
-    while (prefix + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut out = b"\x93NUMPY".to_vec();
-    out.extend_from_slice(&[version, 0]);
-    if version == 1 {
-        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
-    }
-    out.extend_from_slice(dict.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
 
 fn f32s(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()

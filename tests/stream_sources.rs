@@ -22,7 +22,7 @@ use bma::diagnostic::Code;
 use bma::ir::{self, Value};
 use bma::source::{Source, Span};
 use bma::train::{self, Control, DeviceKind, TrainConfig};
-use common::{call, s, temp_dir};
+use common::{call, npy_bytes, s, temp_dir};
 
 /// Pseudo-random bytes, the same for the same `seed`.
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
@@ -35,22 +35,6 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-/// A `.npy` file (format 1.0) of `descr` values of `shape`.
-fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    out.extend_from_slice(dict.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 /// 3 classes of 12 CIFAR-10 records in two training batches (and a test batch); class `c`
@@ -89,16 +73,19 @@ fn write_arrays(dir: &Path) {
     let y_bytes: Vec<u8> = y.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(
         dir.join("xf.npy"),
-        npy("<f4", &[n, 5, 6], &xf.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
+        npy_bytes(1, "<f4", false, &[n, 5, 6], &xf.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
     )
     .expect("write");
-    std::fs::write(dir.join("xb.npy"), npy("|u1", &[n, 5, 6], &xb)).expect("write");
-    std::fs::write(dir.join("y.npy"), npy("<i8", &[n], &y_bytes)).expect("write");
+    std::fs::write(dir.join("xb.npy"), npy_bytes(1, "|u1", false, &[n, 5, 6], &xb)).expect("write");
+    std::fs::write(dir.join("y.npy"), npy_bytes(1, "<i8", false, &[n], &y_bytes)).expect("write");
     let x8: Vec<u8> = xf.iter().flat_map(|v| (f64::from(*v) / 3.0).to_le_bytes()).collect();
     let file = std::fs::File::create(dir.join("a.npz")).expect("create");
     let mut z = zip::ZipWriter::new(file);
     let opts = zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (name, body) in [("inputs.npy", npy("<f8", &[n, 5, 6], &x8)), ("y.npy", npy("<i8", &[n], &y_bytes))] {
+    for (name, body) in [
+        ("inputs.npy", npy_bytes(1, "<f8", false, &[n, 5, 6], &x8)),
+        ("y.npy", npy_bytes(1, "<i8", false, &[n], &y_bytes)),
+    ] {
         z.start_file(name, opts).expect("member");
         z.write_all(&body).expect("write member");
     }
@@ -344,7 +331,10 @@ fn change(dir: &Path, what: &str) {
             let y: Vec<u8> = (0..45i64).flat_map(|i| (i % 3).to_le_bytes()).collect();
             let file = std::fs::File::create(dir.join("a.npz")).expect("create");
             let mut z = zip::ZipWriter::new(file);
-            for (name, body) in [("inputs.npy", npy("<f8", &[45, 5, 6], &x)), ("y.npy", npy("<i8", &[45], &y))] {
+            for (name, body) in [
+                ("inputs.npy", npy_bytes(1, "<f8", false, &[45, 5, 6], &x)),
+                ("y.npy", npy_bytes(1, "<i8", false, &[45], &y)),
+            ] {
                 z.start_file(name, zip::write::FileOptions::default()).expect("member");
                 z.write_all(&body).expect("write member");
             }

@@ -3,7 +3,7 @@
 //! For every test that runs the real binary: [`bma`] (the binary this test crate was
 //! built with, as a `Command`), [`temp_dir`] (a fresh folder, removed when dropped, so
 //! a failing test leaves nothing behind either), [`write`], [`results`], [`stderr`],
-//! [`bma_files`] and [`tone`] (a WAV clip).
+//! [`bma_files`], [`tone`] (a WAV clip) and [`npy_bytes`] (a `.npy` file).
 //!
 //! For the tests that need the test PostgreSQL server (`tests/postgres.rs`,
 //! `tests/distributed.rs`): its URL, or a loud skip; unique study names; a plain
@@ -148,4 +148,29 @@ pub fn tone(path: &Path, rate: u32, freq: f64, n: usize, seed: u64) {
         w.write_sample((v * 32767.0) as i16).expect("a sample");
     }
     w.finalize().expect("the WAV header");
+}
+
+/// A `.npy` file as NumPy writes it: version 1 (or 2), the header dict padded with spaces
+/// to a multiple of 64 bytes and ended by a newline (tests/data_images.rs, bad_rows.rs,
+/// stream_sources.rs).
+pub fn npy_bytes(version: u8, descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let order = if fortran { "True" } else { "False" };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {tuple}, }}");
+    let prefix = if version == 1 { 10 } else { 12 };
+    while (prefix + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(dict.as_bytes());
+    out.extend_from_slice(data);
+    out
 }

@@ -144,8 +144,6 @@ pub fn run_summary(
     why: &str,
     written: &outputs::Written,
 ) -> Json {
-    use bma::trial::TrialState;
-    let count = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
     let best = history.ranked().first().map(|t| {
         json!({
             "trial": t.number,
@@ -160,13 +158,7 @@ pub fn run_summary(
         "study": spec.name,
         "state": ended.state().as_str(),
         "ended": why,
-        "counts": {
-            "total": history.trials.len(),
-            "complete": count(TrialState::Complete),
-            "pruned": count(TrialState::Pruned),
-            "failed": count(TrialState::Failed),
-            "infeasible": count(TrialState::Infeasible),
-        },
+        "counts": outputs::counts_json(history),
         "best": best,
         "final": written.final_summary.as_ref().map(|f| json!({
             "method": f.method,

@@ -386,6 +386,21 @@ pub fn counts_line(history: &History) -> String {
     )
 }
 
+/// The trials by state, with their total (results.json's `counts` and `bma run --format
+/// json`'s).
+pub fn counts_json(history: &History) -> Json {
+    let count = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
+    json!({
+        "total": history.trials.len(),
+        "complete": count(TrialState::Complete),
+        "pruned": count(TrialState::Pruned),
+        "failed": count(TrialState::Failed),
+        "infeasible": count(TrialState::Infeasible),
+        "running": count(TrialState::Running),
+        "queued": count(TrialState::Queued),
+    })
+}
+
 /// The numbers of the complete, feasible trials that no other such trial dominates.
 pub fn pareto_front(history: &History) -> Vec<u64> {
     let complete: Vec<&Trial> = history.completed().filter(|t| t.is_feasible()).collect();
@@ -466,7 +481,6 @@ pub fn results_json(
         }
         b
     });
-    let count = |s: TrialState| history.trials.iter().filter(|t| t.state == s).count();
     let mut out = json!({
         "schema_version": SCHEMA_VERSION,
         "experiment": spec.experiment,
@@ -476,15 +490,7 @@ pub fn results_json(
         "state": state,
         "objectives": spec.objectives.iter().map(|(n, d)| json!({"name": n, "direction": d.as_str()})).collect::<Vec<_>>(),
         "constraints": spec.constraints,
-        "counts": {
-            "total": history.trials.len(),
-            "complete": count(TrialState::Complete),
-            "pruned": count(TrialState::Pruned),
-            "failed": count(TrialState::Failed),
-            "infeasible": count(TrialState::Infeasible),
-            "running": count(TrialState::Running),
-            "queued": count(TrialState::Queued),
-        },
+        "counts": counts_json(history),
         "ranked": ranked,
         "pareto": pareto_front(history),
         "best": best,

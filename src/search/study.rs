@@ -104,6 +104,13 @@ pub trait Evaluator: Sync {
     /// Called after a trial is recorded (saving a model, freeing memory).
     fn finished(&self, _trial: &Trial) {}
 
+    /// The folder where trial `number`'s model was saved, if the evaluator saved one: in a
+    /// [`Settings::shared`] study the loop stores it ([`Store::put_artifact`]) before the
+    /// trial is recorded complete. `None` (the default): nothing to store.
+    fn saved_dir(&self, _number: u64) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// The device trial `number` ran on, recorded with it: asked once its evaluation
     /// returned. `None` (the default) when the evaluator does not place trials on devices.
     fn device(&self, _number: u64) -> Option<String> {
@@ -687,6 +694,8 @@ struct TrialCtx<'s> {
     trial_time: Option<Duration>,
     /// The kind of failure and the error of a trial stopped by the stop flag.
     stop_reason: (FailKind, &'s str),
+    /// A shared study: the worker id under which a complete trial's saved model is stored.
+    upload: Option<&'s str>,
 }
 
 impl TrialCtx<'_> {
@@ -711,7 +720,21 @@ impl TrialCtx<'_> {
     /// stop the study ([`Status::Abort`]), if any.
     fn run_trial(&self, number: u64, point: Point, seed: u64) -> Done {
         let mut abort = None;
-        let trial = self.evaluate_trial(number, point, seed, &mut abort);
+        let mut trial = self.evaluate_trial(number, point, seed, &mut abort);
+        if let Some(worker) = self.upload
+            && trial.state == TrialState::Complete
+            && let Some(dir) = self.evaluator.saved_dir(number)
+        {
+            // Stored before the trial is recorded complete: a complete trial of a shared
+            // study always has its model in the store.
+            let stored = store::artifacts::pack(&dir)
+                .and_then(|a| self.study.store.put_artifact(self.study.id, number, worker, &a).map_err(|e| e.to_string()));
+            if let Err(e) = stored {
+                let took = Duration::from_secs_f64(trial.duration.max(0.0));
+                let started = Instant::now().checked_sub(took).unwrap_or_else(Instant::now);
+                trial = self.failed(trial, FailKind::Error, format!("its model could not be stored: {e}"), started);
+            }
+        }
         Done { trial, abort }
     }
 

@@ -25,9 +25,12 @@
 //! next number. Both happen in one transaction, so two workers never get the same
 //! trial.
 
+pub mod artifacts;
 mod codec;
+mod pg_artifacts;
 pub mod postgres;
 mod sqlite;
+mod sqlite_artifacts;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::ir::Point;
 use crate::trial::{Direction, FailKind, Trial, TrialState};
 
+pub use artifacts::{Artifact, ArtifactInfo};
 pub use postgres::Postgres;
 pub use sqlite::{KeyedTrial, Sqlite};
 
@@ -231,6 +235,26 @@ pub trait Store: Send + Sync {
 
     /// The study named `name`, if any (what a worker joins before it has the spec).
     fn study(&self, name: &str) -> Result<Option<Study>, StoreError>;
+
+    /// Stores `artifact` as trial `number`'s saved model (replacing one stored before): its
+    /// chunks and header in one transaction, refused ([`StoreError::NotFound`]) unless the
+    /// trial is running under `worker`'s claim. Called before [`Store::finish`] records the
+    /// trial complete; requeueing a trial drops its artifact ([`artifacts`]).
+    fn put_artifact(&self, study: StudyId, number: u64, worker: &str, artifact: &Artifact) -> Result<(), StoreError>;
+
+    /// Trial `number`'s stored model, every chunk and the whole verified by their SHA-256
+    /// (a mismatch is an error naming the chunk); `None` when none is stored.
+    fn artifact(&self, study: StudyId, number: u64) -> Result<Option<Artifact>, StoreError>;
+
+    /// The study's stored models, by trial number (sizes and hashes, no content).
+    fn artifacts(&self, study: StudyId) -> Result<Vec<ArtifactInfo>, StoreError>;
+
+    /// Deletes the stored models of trials `numbers`; gives how many there were.
+    fn delete_artifacts(&self, study: StudyId, numbers: &[u64]) -> Result<u64, StoreError>;
+
+    /// Deletes the study `name` with its trials, steps and stored models; `false` when
+    /// there is no such study.
+    fn delete_study(&self, name: &str) -> Result<bool, StoreError>;
 
     /// The study's finished trials not yet seen by a reader at `cursor` (start at 0),
     /// and the cursor to pass next time: what a shared study's worker reads before each

@@ -42,7 +42,9 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Statement};
 
 use super::codec::{floats_to_text, metrics_to_text, point_to_text, text_to_floats, text_to_metrics, text_to_point};
-use super::{Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary};
+use super::{
+    Artifact, ArtifactInfo, Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary,
+};
 use crate::ir::Point;
 use crate::trial::{Direction, FailKind, Trial, TrialState};
 
@@ -118,6 +120,33 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         WHERE state = 'failed';",
     ),
     ("the device a command trial ran on", "ALTER TABLE bma_trials ADD COLUMN device TEXT"),
+    (
+        "trained models in the store: one header and 1 MiB chunks per trial, with SHA-256",
+        // Chunks are stored uncompressed and out of line (weights do not compress) and are
+        // written with their header in one transaction; both go with their trial.
+        "CREATE TABLE bma_artifacts (
+        study BIGINT NOT NULL,
+        number BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        chunks INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        worker TEXT,
+        created DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (study, number),
+        FOREIGN KEY (study, number) REFERENCES bma_trials (study, number) ON DELETE CASCADE
+    );
+    CREATE TABLE bma_artifact_chunks (
+        study BIGINT NOT NULL,
+        number BIGINT NOT NULL,
+        idx INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (study, number, idx),
+        FOREIGN KEY (study, number) REFERENCES bma_trials (study, number) ON DELETE CASCADE
+    );
+    ALTER TABLE bma_artifact_chunks ALTER COLUMN data SET STORAGE EXTERNAL;",
+    ),
 ];
 
 /// After this many silences a trial is marked failed instead of requeued again.
@@ -212,7 +241,7 @@ fn transient(e: &postgres::Error) -> bool {
 }
 
 /// A failure inside an operation: the database's (maybe transient) or the store's own verdict.
-enum OpError {
+pub(super) enum OpError {
     Pg(postgres::Error),
     Store(StoreError),
 }
@@ -749,6 +778,7 @@ fn requeue_where(
     let numbers: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     if !numbers.is_empty() {
         tx.execute("DELETE FROM bma_steps WHERE study = $1 AND number = ANY($2)", &[&study, &numbers])?;
+        super::pg_artifacts::delete(&mut tx, study, &numbers)?;
     }
     tx.commit()?;
     let mut sorted: Vec<u64> = numbers.into_iter().map(|n| n as u64).collect();
@@ -833,6 +863,7 @@ impl Store for Postgres {
             )?;
             if n > 0 {
                 tx.execute("DELETE FROM bma_steps WHERE study = $1 AND number = $2", &[&study, &(number as i64)])?;
+                super::pg_artifacts::delete(&mut tx, study, &[number as i64])?;
             }
             tx.commit()?;
             Ok(())
@@ -978,6 +1009,38 @@ impl Store for Postgres {
 
     fn study(&self, name: &str) -> Result<Option<Study>, StoreError> {
         self.study_by_name(name)
+    }
+
+    fn put_artifact(&self, study: StudyId, number: u64, worker: &str, artifact: &Artifact) -> Result<(), StoreError> {
+        let attempt = self.claimed(study, number).filter(|(w, _)| w == worker).map(|(_, a)| a);
+        self.op(|c| super::pg_artifacts::put(c, study, number, worker, attempt, artifact))
+    }
+
+    fn artifact(&self, study: StudyId, number: u64) -> Result<Option<Artifact>, StoreError> {
+        self.op(|c| super::pg_artifacts::get(c, study, number))
+    }
+
+    fn artifacts(&self, study: StudyId) -> Result<Vec<ArtifactInfo>, StoreError> {
+        self.op(|c| super::pg_artifacts::list(c, study))
+    }
+
+    fn delete_artifacts(&self, study: StudyId, numbers: &[u64]) -> Result<u64, StoreError> {
+        let numbers: Vec<i64> = numbers.iter().map(|n| *n as i64).collect();
+        self.op(|c| {
+            let mut tx = c.transaction()?;
+            let n = super::pg_artifacts::delete(&mut tx, study, &numbers)?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    fn delete_study(&self, name: &str) -> Result<bool, StoreError> {
+        // Trials, steps and stored models go with the study (ON DELETE CASCADE).
+        let n = self.op(|c| Ok(c.execute("DELETE FROM bma_studies WHERE name = $1", &[&name])?))?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.clear();
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(n > 0)
     }
 
     /// Reads only what changed: finished trials never change again, so they are

@@ -18,7 +18,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::codec::{floats_to_text, metrics_to_text, point_to_text, text_to_floats, text_to_metrics, text_to_point};
-use super::{Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary, now};
+use super::{
+    Artifact, ArtifactInfo, Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary,
+    now,
+};
 use crate::ir::Point;
 use crate::trial::{Direction, FailKind, Trial, TrialState};
 
@@ -86,6 +89,29 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE studies ADD COLUMN options TEXT NOT NULL DEFAULT '';",
     // 5: the device a command trial ran on (`devices`, `--devices`).
     "ALTER TABLE trials ADD COLUMN device TEXT;",
+    // 6: trained models in the store (`store::artifacts`): a header and 1 MiB chunks per
+    // trial, with their SHA-256, deleted with the trial.
+    "CREATE TABLE artifacts (
+        study INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        chunks INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        worker TEXT,
+        created REAL NOT NULL,
+        PRIMARY KEY (study, number),
+        FOREIGN KEY (study, number) REFERENCES trials (study, number) ON DELETE CASCADE
+    );
+    CREATE TABLE artifact_chunks (
+        study INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (study, number, idx),
+        FOREIGN KEY (study, number) REFERENCES trials (study, number) ON DELETE CASCADE
+    );",
 ];
 
 /// The lowest queued trial of a study. `+number`: SQLite looks the few queued rows up
@@ -403,12 +429,33 @@ fn requeue_where(
     for n in &numbers {
         tx.execute("DELETE FROM steps WHERE study = ?1 AND number = ?2", params![study, *n as i64]).map_err(backend)?;
     }
+    super::sqlite_artifacts::delete(tx, study, &numbers)?;
     let mut sorted = numbers;
     sorted.sort_unstable();
     Ok(sorted)
 }
 
 impl Store for Sqlite {
+    fn put_artifact(&self, study: StudyId, number: u64, worker: &str, artifact: &Artifact) -> Result<(), StoreError> {
+        self.tx(|tx| super::sqlite_artifacts::put(tx, study, number, worker, artifact))
+    }
+
+    fn artifact(&self, study: StudyId, number: u64) -> Result<Option<Artifact>, StoreError> {
+        self.tx(|tx| super::sqlite_artifacts::get(tx, study, number))
+    }
+
+    fn artifacts(&self, study: StudyId) -> Result<Vec<ArtifactInfo>, StoreError> {
+        self.tx(|tx| super::sqlite_artifacts::list(tx, study))
+    }
+
+    fn delete_artifacts(&self, study: StudyId, numbers: &[u64]) -> Result<u64, StoreError> {
+        self.tx(|tx| super::sqlite_artifacts::delete(tx, study, numbers))
+    }
+
+    fn delete_study(&self, name: &str) -> Result<bool, StoreError> {
+        self.tx(|tx| super::sqlite_artifacts::delete_study(tx, name))
+    }
+
     fn study(&self, name: &str) -> Result<Option<Study>, StoreError> {
         self.tx(|tx| {
             let row = tx
@@ -542,6 +589,7 @@ impl Store for Sqlite {
                 )
                 .map_err(backend)?;
             if n > 0 {
+                super::sqlite_artifacts::delete(tx, study, &[number])?;
                 tx.execute("DELETE FROM steps WHERE study = ?1 AND number = ?2", params![study, number as i64])
                     .map_err(backend)?;
             }

@@ -178,6 +178,10 @@ impl Evaluator for ModelEvaluator<'_> {
         Outcome { status, metrics }
     }
 
+    fn saved_dir(&self, number: u64) -> Option<PathBuf> {
+        self.saved.lock().unwrap_or_else(|p| p.into_inner()).get(&number).cloned()
+    }
+
     fn finished(&self, trial: &Trial) {
         let dir = self.saved.lock().unwrap_or_else(|p| p.into_inner()).remove(&trial.number);
         if trial.state != TrialState::Complete

@@ -272,6 +272,68 @@ pub fn a_trial_keeps_its_device(s: &dyn Store, p: &str) {
 
 // `tests/postgres.rs` takes the helpers only, not the suite.
 #[allow(unused_macros)]
+/// An artifact of `size` bytes of content (a model folder's packed form).
+fn artifact(size: usize, salt: u8) -> bma::store::Artifact {
+    let dir = tempfile::tempdir().expect("a temp folder");
+    let data: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(7).wrapping_add(salt)).collect();
+    std::fs::write(dir.path().join("model.safetensors"), data).expect("write");
+    std::fs::write(dir.path().join("model.json"), b"{}").expect("write");
+    bma::store::artifacts::pack(dir.path()).expect("pack")
+}
+
+/// A running trial's model is stored only under its claim, read back verified (several
+/// chunks), listed with its size, replaced by a second upload, and deleted by request.
+pub fn a_trial_model_round_trips_through_the_store(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    let c = s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    s.start(study.id, c.number, &point(0.5), 1, "w").expect("start");
+    let big = artifact(bma::store::artifacts::CHUNK * 2 + 5, 1);
+    match s.put_artifact(study.id, c.number, "intruder", &big) {
+        Err(StoreError::NotFound(m)) => assert!(m.contains("no longer running under this worker"), "{m}"),
+        other => panic!("another worker's upload must be refused, got {other:?}"),
+    }
+    assert_eq!(s.artifact(study.id, c.number).expect("read"), None, "a refused upload leaves nothing");
+    s.put_artifact(study.id, c.number, "w", &artifact(10, 2)).expect("first upload");
+    s.put_artifact(study.id, c.number, "w", &big).expect("a second upload replaces the first");
+    let back = s.artifact(study.id, c.number).expect("read").expect("stored");
+    assert_eq!(back, big);
+    s.finish(study.id, &finished(c.number, 0.5, 1.0)).expect("finish");
+    let list = s.artifacts(study.id).expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].number, list[0].size, list[0].chunks), (c.number, big.bytes.len() as u64, 3));
+    assert_eq!((list[0].sha256.as_str(), list[0].files, list[0].worker.as_deref()), (big.sha256.as_str(), 2, Some("w")));
+    // A finished trial is no longer anyone's: no upload replaces its model.
+    assert!(s.put_artifact(study.id, c.number, "w", &artifact(3, 3)).is_err());
+    assert_eq!(s.delete_artifacts(study.id, &[c.number, 99]).expect("delete"), 1);
+    assert!(s.artifacts(study.id).expect("list").is_empty());
+    assert_eq!(s.artifact(study.id, c.number).expect("read"), None);
+}
+
+/// A requeued trial (its worker went silent, or was stopped) loses the model it stored:
+/// only the rerun's counts; deleting the study deletes its models.
+pub fn requeueing_or_deleting_drops_stored_models(s: &dyn Store, p: &str) {
+    let name = format!("{p}a");
+    let study = s.open(&spec(&name, "x")).expect("open the study");
+    let c0 = s.claim(study.id, "dead", None).expect("claim").expect("a trial to claim");
+    s.put_artifact(study.id, c0.number, "dead", &artifact(100, 4)).expect("upload");
+    assert_eq!(s.requeue_worker(study.id, "dead").expect("requeue_worker"), vec![c0.number]);
+    assert_eq!(s.artifact(study.id, c0.number).expect("read"), None);
+    let c = s.claim(study.id, "w", None).expect("claim").expect("the requeued trial");
+    assert_eq!(c.number, c0.number);
+    s.put_artifact(study.id, c.number, "w", &artifact(100, 5)).expect("upload");
+    s.requeue(study.id, c.number, "w").expect("requeue");
+    assert!(s.artifacts(study.id).expect("list").is_empty());
+    let c = s.claim(study.id, "w", None).expect("claim").expect("the requeued trial");
+    s.put_artifact(study.id, c.number, "w", &artifact(100, 6)).expect("upload");
+    s.finish(study.id, &finished(c.number, 0.5, 1.0)).expect("finish");
+    assert_eq!(s.artifacts(study.id).expect("list").len(), 1);
+    assert!(s.delete_study(&name).expect("delete"));
+    assert!(!s.delete_study(&name).expect("delete again"));
+    assert!(s.study(&name).expect("look up").is_none());
+    assert!(s.artifacts(study.id).expect("list").is_empty());
+    assert_eq!(s.artifact(study.id, c.number).expect("read"), None);
+}
+
 macro_rules! for_each_store_test {
     ($run:ident) => {
         $run!(trials_read_back_with_their_start_and_end_times);
@@ -284,5 +346,7 @@ macro_rules! for_each_store_test {
         $run!(a_stopped_trial_is_requeued_by_its_worker);
         $run!(a_study_loads_by_name_from_any_store);
         $run!(a_trial_keeps_its_device);
+        $run!(a_trial_model_round_trips_through_the_store);
+        $run!(requeueing_or_deleting_drops_stored_models);
     };
 }

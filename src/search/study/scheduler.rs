@@ -390,6 +390,7 @@ impl<'s> Scheduler<'s> {
             deadline: self.hooks.deadline,
             trial_time: self.settings.trial_time,
             stop_reason: self.hooks.stop_reason,
+            upload: self.settings.shared.then_some(self.worker),
         };
         if let Some(r) = reused {
             let _ = self.tx.send(Done { trial: ctx.reused_trial(n, point, tseed, r), abort: None });

@@ -576,6 +576,30 @@ fn score_of(m: &Metrics, task: Task) -> f64 {
 
 /// The first `soup` and the first `ensemble` of the `average` entries; `swa` acts during
 /// training (`train::averaging`).
+/// How many of the ranked trials, best first, [`build`] can use for `experiment`'s
+/// `average` section: the soup's `top` plus the ensemble's `top` (a soup's ingredients
+/// leave the ensemble's candidates; 5 each when not given), 1 without either. `None` when
+/// any trial may be needed: with searched data settings a candidate whose setting draws
+/// other rows is left out and the next in rank takes its place.
+pub fn members_needed(experiment: &ir::Experiment) -> Option<usize> {
+    if ir::data_search::data_searched(experiment) {
+        return None;
+    }
+    let entries: Vec<ir::CallValue> = experiment
+        .average
+        .iter()
+        .filter_map(|e| match ir::eval(e, &std::collections::BTreeMap::new()) {
+            Ok(Value::Call(c)) => Some(c),
+            Ok(Value::Sym(s)) => Some(ir::CallValue { name: s.sym, args: Vec::new() }),
+            _ => None,
+        })
+        .collect();
+    let (soup, ensemble) = by_kind(&entries);
+    let soup_top = soup.map_or(0, |s| int_arg(s, "top", 1).unwrap_or(5).max(1));
+    let ensemble_top = ensemble.map_or(0, |e| int_arg(e, "top", 0).unwrap_or(5).max(1));
+    Some((soup_top + ensemble_top).max(1))
+}
+
 fn by_kind(entries: &[ir::CallValue]) -> (Option<&ir::CallValue>, Option<&ir::CallValue>) {
     let (mut soup, mut ensemble) = (None, None);
     for c in entries {

@@ -109,6 +109,8 @@ enum Command {
     Worker(cli::worker::WorkerArgs),
     /// Lists the studies under a folder, or in a store, with their state and best values.
     Ls(cli::ls::LsArgs),
+    /// Builds a shared study's final model on any machine from the models stored with its trials.
+    Final(cli::artifacts::FinalArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
     /// Re-checks on every save and re-runs what changed, reusing trained trials.
@@ -131,6 +133,12 @@ fn main() -> ExitCode {
         }
     };
     cli::output::set(cli.global);
+    // Fault tests only (docs/distributed.md): die while a model is being stored.
+    if let Ok(v) = std::env::var("BMA_TEST_KILL_UPLOAD")
+        && let Err(e) = cli::artifacts::install_kill_hook(&v)
+    {
+        return cli::fail(e, INPUT);
+    }
     match cli.command {
         Command::Check { files, format, deny_warnings, explain } => check(&files, format, deny_warnings, explain),
         Command::Space { file, experiment, format } => space(&file, experiment.as_deref(), format),
@@ -143,6 +151,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cli::report::report(&args),
         Command::Worker(args) => cli::worker::worker(&args),
         Command::Ls(args) => cli::ls::ls(&args),
+        Command::Final(args) => cli::artifacts::final_command(&args),
         Command::Lsp => cli::lsp::lsp(),
         Command::Watch(args) => cli::watch::watch(&args),
         Command::Completions(args) => cli::completions::completions(&args, Cli::command()),

@@ -24,7 +24,18 @@ use super::json;
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
     /// A run folder, or a saved model folder (`final/`, `best/`, `trials/<n>`).
-    pub dir: PathBuf,
+    #[arg(required_unless_present = "store")]
+    pub dir: Option<PathBuf>,
+    /// Evaluate a model of a shared study, fetched from this store (with `--study`): its
+    /// final model (built from the stored members), its best trial, or `--trial N`.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// With `--store`: the study.
+    #[arg(long, value_name = "NAME")]
+    pub study: Option<String>,
+    /// Trial N's model (`trials/<N>` of a run folder, or fetched with `--store`).
+    #[arg(long, value_name = "N", conflicts_with = "model")]
+    pub trial: Option<u64>,
     /// The split to evaluate on (default test).
     #[arg(long, value_parser = ["train", "valid", "test"])]
     pub split: Option<String>,
@@ -49,7 +60,13 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return super::fail(format!("--split: {e}"), INPUT),
     };
-    let d = &args.dir;
+    let place =
+        match super::artifacts::model_place(args.dir.as_deref(), args.store.as_deref(), args.study.as_deref(), args.trial)
+        {
+            Ok(p) => p,
+            Err(e) => return super::fail(e, INPUT),
+        };
+    let d = &place.path().to_path_buf();
     if !d.is_dir() {
         return super::fail(format!("{} is not a folder", d.display()), INPUT);
     }

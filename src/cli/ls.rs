@@ -22,6 +22,10 @@ pub struct LsArgs {
     /// List the studies in this store instead (`postgres://...`; default with no folder: `BMA_STORE`).
     #[arg(long, value_name = "URL", conflicts_with = "dir")]
     pub store: Option<String>,
+    /// With a store: list this study's stored models (trial, size, chunks, hash, worker)
+    /// and their total size.
+    #[arg(long, value_name = "NAME", conflicts_with = "dir")]
+    pub study: Option<String>,
     /// A line per study, or one JSON document (docs/json.md).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -109,6 +113,18 @@ pub fn ls(args: &LsArgs) -> ExitCode {
         (None, None) => store_url(None),
         (Some(_), None) => None,
     };
+    if args.study.is_some() && url.is_none() {
+        return super::fail("--study lists a study's stored models: give the store too (--store URL or BMA_STORE)", INPUT);
+    }
+    if let (Some(url), Some(name)) = (&url, &args.study) {
+        return match super::artifacts::ls_artifacts(url, name) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::from(OK)
+            }
+            Err(e) => super::fail(e, INTERNAL),
+        };
+    }
     if let Some(url) = url {
         return ls_store(&url, args.format);
     }

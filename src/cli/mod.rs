@@ -1,6 +1,7 @@
 //! The command-line front: reading files, rendering diagnostics, exit codes.
 //! Everything here may print; the library never does.
 
+pub mod artifacts;
 pub mod completions;
 pub mod eval;
 pub mod export;

@@ -37,10 +37,11 @@ pub enum Format {
 #[derive(clap::Args, Debug)]
 pub struct PredictArgs {
     /// A run folder, or a saved model folder (`final/`, `best/`, `trials/<n>`).
-    #[arg(value_name = "MODEL")]
-    pub dir: PathBuf,
+    #[arg(value_name = "MODEL", required_unless_present = "store")]
+    pub dir: Option<PathBuf>,
     /// The inputs: a CSV, a text file, an image or WAV file, a folder of them, or a `.txt` list of paths.
-    pub input: PathBuf,
+    /// (With `--store`, the one path given is the input.)
+    pub input: Option<PathBuf>,
     /// Write the answers here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -59,13 +60,33 @@ pub struct PredictArgs {
     /// In a run folder: the final model (the default when the run built one) or the best trial.
     #[arg(long = "model", value_enum)]
     pub which: Option<Which>,
+    /// Predict with a model of a shared study, fetched from this store (with `--study`):
+    /// its final model (built from the stored members), its best trial, or `--trial N`.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// With `--store`: the study.
+    #[arg(long, value_name = "NAME")]
+    pub study: Option<String>,
+    /// Trial N's model (`trials/<N>` of a run folder, or fetched with `--store`).
+    #[arg(long, value_name = "N", conflicts_with = "which")]
+    pub trial: Option<u64>,
 }
 
 pub fn predict(args: &PredictArgs) -> ExitCode {
     if args.batch == 0 {
         return super::fail("--batch: at least 1", INPUT);
     }
-    let dir = match model_dir(&args.dir, args.which, "predicting with") {
+    // With --store the model comes from the store: the one path given is the input.
+    let (model, input) = match (&args.store, &args.dir, &args.input) {
+        (Some(_), Some(input), None) => (None, input.clone()),
+        (_, dir, Some(input)) => (dir.as_deref(), input.clone()),
+        (_, _, None) => return super::fail("bma predict needs the inputs: bma predict MODEL INPUT", INPUT),
+    };
+    let place = match super::artifacts::model_place(model, args.store.as_deref(), args.study.as_deref(), args.trial) {
+        Ok(p) => p,
+        Err(e) => return super::fail(e, INPUT),
+    };
+    let dir = match model_dir(place.path(), args.which, "predicting with") {
         Ok(d) => d,
         Err(e) => return super::fail(e, INPUT),
     };
@@ -73,7 +94,7 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return super::fail(e, INPUT),
     };
-    let samples = match predictor.read(&args.input) {
+    let samples = match predictor.read(&input) {
         Ok(s) => s,
         Err(e) => return super::fail(e, INPUT),
     };
@@ -85,7 +106,7 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
         let shown = 20;
         let word = if args.skip_bad { "skipped" } else { "bad input" };
         for (id, why) in result.failed.iter().take(shown) {
-            eprintln!("{word}: {}: {id}: {}", args.input.display(), bma::diagnostic::escape(why));
+            eprintln!("{word}: {}: {id}: {}", input.display(), bma::diagnostic::escape(why));
         }
         if result.failed.len() > shown {
             eprintln!("... and {} more", result.failed.len() - shown);

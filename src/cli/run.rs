@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// is requeued for another worker (default 60s); stored with the study for its workers.
     #[arg(long = "stale-after", value_parser = parse_duration)]
     pub stale_after: Option<Duration>,
+    /// With `--store`: once the study is done, keep in the store only the models of the K
+    /// best trials and those the final model is built from (`top:K`).
+    #[arg(long, value_name = "top:K", value_parser = super::artifacts::parse_keep)]
+    pub keep: Option<usize>,
 }
 
 impl RunArgs {
@@ -94,14 +98,40 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let Some(url) = store_url(args.store.as_deref()) else {
+        if args.keep.is_some() {
+            return super::fail("--keep applies to models kept in a shared store: give --store URL", INPUT);
+        }
         return execute(&plan, || study::open_local(&plan, &name, args.resume), args.progress, false, args.format);
     };
+    let code = run_shared(args, &compiled, &overrides, &plan, &name, &url);
+    if let Some(k) = args.keep
+        && code == ExitCode::from(super::OK)
+    {
+        match super::artifacts::keep(&url, &name, k) {
+            Ok(line) if args.progress != ProgressMode::None => eprintln!("note: {line}"),
+            Ok(_) => {}
+            Err(e) => return super::fail(format!("--keep: {e}"), INTERNAL),
+        }
+    }
+    code
+}
+
+/// `bma run --store URL`: creates or joins the shared study `name` and runs it.
+fn run_shared(
+    args: &RunArgs,
+    compiled: &bma::Compiled,
+    overrides: &Overrides,
+    plan: &Plan<'_>,
+    name: &str,
+    url: &str,
+) -> ExitCode {
+    let (plan, name, url) = (plan, name.to_string(), url.to_string());
     let store = match super::connect_store(&url, plan.settings.parallel + 2) {
         Ok(s) => s,
         Err(e) => return super::fail(e, INTERNAL),
     };
-    let options = StoredOptions::of(&overrides, &plan.experiment.name);
-    let opened = match study::open_shared(&plan, store, &name, &options) {
+    let options = StoredOptions::of(overrides, &plan.experiment.name);
+    let opened = match study::open_shared(plan, store, &name, &options) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
@@ -113,10 +143,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 "note: joining study `{name}`: its stored options (budget, strategy, pins) apply, not this run's flags"
             );
         }
-        return match Plan::new(&compiled, &stored.apply(&overrides)) {
+        return match Plan::new(compiled, &stored.apply(overrides)) {
             Ok(plan) => execute(&plan, || Ok(opened), args.progress, false, args.format),
             Err(e) => fail(e),
         };
     }
-    execute(&plan, || Ok(opened), args.progress, false, args.format)
+    execute(plan, || Ok(opened), args.progress, false, args.format)
 }

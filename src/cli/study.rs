@@ -270,6 +270,14 @@ fn try_execute(
         return Ok(exit_code(ended));
     }
 
+    // A shared study's models were trained elsewhere: bring what best/ and final/ need.
+    if plan.settings.shared && plan.experiment.model.is_some() && ended != Ended::Interrupted {
+        let fetched =
+            study::artifacts::for_final(&*opened.store, ran.study.id, plan.experiment, history, &plan.out)?;
+        if let Some(n) = fetched.note().filter(|_| !quiet) {
+            eprintln!("note: {n}");
+        }
+    }
     // The best trial's model, then the results files, from the store's history.
     let written = outputs::write(plan, spec, history, ended, serde_json::Map::new())?;
     // (An interrupted run recorded its end itself: another worker may still run the study.)

@@ -37,6 +37,7 @@
 //! store's history (nothing kept only in memory), each through a temporary file and a
 //! rename.
 
+pub mod artifacts;
 pub mod command;
 pub mod evaluator;
 pub mod outputs;

@@ -46,6 +46,31 @@ pub fn write(
     extra: serde_json::Map<String, Json>,
 ) -> Result<Written, Error> {
     let exp = plan.experiment;
+    let (best_test, final_summary, mut notes) = models(plan, history, ended);
+    let mut written = write_files(&Files {
+        out: &plan.out,
+        spec,
+        space: &exp.space,
+        top: plan.top,
+        history,
+        state: ended.state(),
+        ended: Some(format!("{ended:?}").to_lowercase()),
+        best_test: best_test.as_ref(),
+        final_summary: final_summary.as_ref(),
+        extra,
+    })?;
+    notes.append(&mut written.notes);
+    written.notes = notes;
+    written.final_summary = final_summary;
+    Ok(written)
+}
+
+/// `best/` (the best trial's model, evaluated on test) and `final/` (the `average` section
+/// over the ranked trials whose models are in `<out>/trials/`, not after an interrupted
+/// run) of a model experiment, with notes on what could not be made: what [`write`] makes
+/// before the results files, and `bma final` on a stored study.
+pub fn models(plan: &Plan<'_>, history: &History, ended: Ended) -> (Option<Metrics>, Option<FinalSummary>, Vec<String>) {
+    let exp = plan.experiment;
     let ranked = history.ranked();
     let mut best_test = None;
     let mut notes = Vec::new();
@@ -78,22 +103,7 @@ pub fn write(
             }
         }
     }
-    let mut written = write_files(&Files {
-        out: &plan.out,
-        spec,
-        space: &exp.space,
-        top: plan.top,
-        history,
-        state: ended.state(),
-        ended: Some(format!("{ended:?}").to_lowercase()),
-        best_test: best_test.as_ref(),
-        final_summary: final_summary.as_ref(),
-        extra,
-    })?;
-    notes.append(&mut written.notes);
-    written.notes = notes;
-    written.final_summary = final_summary;
-    Ok(written)
+    (best_test, final_summary, notes)
 }
 
 /// What [`write_files`] writes into `out`.

@@ -110,7 +110,7 @@ enum Command {
     /// Lists the studies under a folder, or in a store, with their state and best values.
     Ls(cli::ls::LsArgs),
     /// Builds a shared study's final model on any machine from the models stored with its trials.
-    Final(cli::artifacts::FinalArgs),
+    Final(cli::final_build::FinalArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
     /// Re-checks on every save and re-runs what changed, reusing trained trials.
@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     cli::output::set(cli.global);
     // Fault tests only (docs/distributed.md): die while a model is being stored.
     if let Ok(v) = std::env::var("BMA_TEST_KILL_UPLOAD")
-        && let Err(e) = cli::artifacts::install_kill_hook(&v)
+        && let Err(e) = cli::stored::install_kill_hook(&v)
     {
         return cli::fail(e, INPUT);
     }
@@ -151,7 +151,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cli::report::report(&args),
         Command::Worker(args) => cli::worker::worker(&args),
         Command::Ls(args) => cli::ls::ls(&args),
-        Command::Final(args) => cli::artifacts::final_command(&args),
+        Command::Final(args) => cli::final_build::final_command(&args),
         Command::Lsp => cli::lsp::lsp(),
         Command::Watch(args) => cli::watch::watch(&args),
         Command::Completions(args) => cli::completions::completions(&args, Cli::command()),

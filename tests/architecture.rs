@@ -210,7 +210,7 @@ fn architecture_md_states_the_same_order() {
 }
 
 /// The command line's modules that are not a command: what every command may import.
-const CLI_SHARED: &[&str] = &["mod", "study", "output", "json"];
+const CLI_SHARED: &[&str] = &["mod", "study", "output", "json", "stored"];
 
 #[test]
 fn no_command_imports_another_commands_module() {

@@ -61,7 +61,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
         Err(e) => return super::fail(format!("--split: {e}"), INPUT),
     };
     let place =
-        match super::artifacts::model_place(args.dir.as_deref(), args.store.as_deref(), args.study.as_deref(), args.trial)
+        match super::stored::model_place(args.dir.as_deref(), args.store.as_deref(), args.study.as_deref(), args.trial)
         {
             Ok(p) => p,
             Err(e) => return super::fail(e, INPUT),

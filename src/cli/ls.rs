@@ -117,7 +117,7 @@ pub fn ls(args: &LsArgs) -> ExitCode {
         return super::fail("--study lists a study's stored models: give the store too (--store URL or BMA_STORE)", INPUT);
     }
     if let (Some(url), Some(name)) = (&url, &args.study) {
-        return match super::artifacts::ls_artifacts(url, name) {
+        return match super::stored::ls_artifacts(url, name) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::from(OK)

@@ -1,10 +1,10 @@
 //! The command-line front: reading files, rendering diagnostics, exit codes.
 //! Everything here may print; the library never does.
 
-pub mod artifacts;
 pub mod completions;
 pub mod eval;
 pub mod export;
+pub mod final_build;
 pub mod fmt;
 pub mod json;
 pub mod ls;
@@ -13,6 +13,7 @@ pub mod output;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod stored;
 pub mod study;
 pub mod watch;
 pub mod worker;

@@ -82,7 +82,7 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
         (_, dir, Some(input)) => (dir.as_deref(), input.clone()),
         (_, _, None) => return super::fail("bma predict needs the inputs: bma predict MODEL INPUT", INPUT),
     };
-    let place = match super::artifacts::model_place(model, args.store.as_deref(), args.study.as_deref(), args.trial) {
+    let place = match super::stored::model_place(model, args.store.as_deref(), args.study.as_deref(), args.trial) {
         Ok(p) => p,
         Err(e) => return super::fail(e, INPUT),
     };

@@ -54,7 +54,7 @@ pub struct RunArgs {
     pub stale_after: Option<Duration>,
     /// With `--store`: once the study is done, keep in the store only the models of the K
     /// best trials and those the final model is built from (`top:K`).
-    #[arg(long, value_name = "top:K", value_parser = super::artifacts::parse_keep)]
+    #[arg(long, value_name = "top:K", value_parser = super::stored::parse_keep)]
     pub keep: Option<usize>,
 }
 
@@ -107,7 +107,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     if let Some(k) = args.keep
         && code == ExitCode::from(super::OK)
     {
-        match super::artifacts::keep(&url, &name, k) {
+        match super::stored::keep(&url, &name, k) {
             Ok(line) if args.progress != ProgressMode::None => eprintln!("note: {line}"),
             Ok(_) => {}
             Err(e) => return super::fail(format!("--keep: {e}"), INTERNAL),

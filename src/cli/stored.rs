@@ -1,14 +1,11 @@
-//! The command line around models in the store (issue 24): `bma final --store URL --study
-//! NAME --out DIR` builds a shared study's `best/` and `final/` on any machine from the
-//! models its workers stored; [`fetch_model`] brings one model of a stored study into a
-//! temporary folder for `bma eval`/`bma predict --store`; [`keep`] applies `bma run --keep
-//! top:K`; [`install_kill_hook`] is the fault tests' `BMA_TEST_KILL_UPLOAD`.
-//!
-//! Exit codes of `bma final`: 0 built; 1 no such study, or it has no complete trial with a
-//! stored model; 2 the store failed or a stored model is damaged (its SHA-256 does not match).
+//! What the commands share about models in a shared store (issue 24), not a command
+//! itself: [`build`] fetches a stored study's members and builds its `best/` and `final/`
+//! (`bma final`, and [`model_place`] for `bma eval`/`bma predict --store`, which fetch into
+//! a temporary folder removed afterwards); [`keep`] applies `bma run --keep top:K`;
+//! [`ls_artifacts`] is `bma ls --store URL --study NAME`; [`install_kill_hook`] is the fault
+//! tests' `BMA_TEST_KILL_UPLOAD`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use bma::search::study::Ended;
@@ -17,53 +14,6 @@ use bma::study::outputs::{self, regenerate};
 use bma::study::{self, Error, Overrides, Plan, StoredOptions, artifacts};
 use bma::trial::History;
 
-use super::{INPUT, OK};
-
-/// Arguments of `bma final`.
-#[derive(clap::Args, Debug)]
-pub struct FinalArgs {
-    /// The shared store (default: `BMA_STORE`).
-    #[arg(long, value_name = "URL", env = "BMA_STORE")]
-    pub store: Option<String>,
-    /// The study (needed when the store holds several).
-    #[arg(long, value_name = "NAME")]
-    pub study: Option<String>,
-    /// The folder to build in (default `runs/<study>`): `trials/<n>/` for the fetched
-    /// models, `best/`, `final/`, the results files and the report.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-}
-
-/// `bma final`.
-pub fn final_command(args: &FinalArgs) -> ExitCode {
-    let Some(url) = super::study::store_url(args.store.as_deref()) else {
-        return super::fail("bma final needs the study's store: pass --store URL or set BMA_STORE", INPUT);
-    };
-    match build(&url, args.study.as_deref(), args.out.clone()) {
-        Ok((written, fetched, out)) => {
-            print!("{}", written.text);
-            if let Some(n) = fetched.note() {
-                eprintln!("note: {n}");
-            }
-            for n in &written.notes {
-                eprintln!("note: {n}");
-            }
-            let built: Vec<String> = ["best", "final"]
-                .iter()
-                .filter(|d| out.join(d).is_dir())
-                .map(|d| out.join(d).display().to_string())
-                .collect();
-            println!(
-                "fetched {} model(s), {} already here; built {}",
-                fetched.fetched.len(),
-                fetched.present.len(),
-                if built.is_empty() { "no model".to_string() } else { built.join(", ") }
-            );
-            ExitCode::from(OK)
-        }
-        Err(e) => super::study::fail(e),
-    }
-}
 
 /// The study `name` (or the store's only one) with its plan's overrides for `out`.
 fn open(url: &str, name: Option<&str>) -> Result<(Box<dyn Store>, store::Study, Vec<bma::trial::Trial>), Error> {
@@ -96,7 +46,7 @@ fn open(url: &str, name: Option<&str>) -> Result<(Box<dyn Store>, store::Study, 
 /// Fetches what the stored study's `average` section needs into `out` (default
 /// `runs/<study>`), builds `best/` and `final/` there as the run that owns the study does,
 /// and writes the results files.
-fn build(
+pub fn build(
     url: &str,
     name: Option<&str>,
     out: Option<PathBuf>,

@@ -180,7 +180,11 @@ fn a_run_and_two_workers_without_shared_files_build_the_one_machine_final_model(
     assert_eq!(local_trials(&single.path().join("out")).len(), 8, "the three folders hold every trial");
     let s = build_final(single.path(), &url, &name);
     assert!(s.status.success(), "{}", stderr(&s));
-    assert!(String::from_utf8_lossy(&s.stdout).contains("fetched 0 model(s)"), "{}", String::from_utf8_lossy(&s.stdout));
+    assert!(
+        String::from_utf8_lossy(&s.stdout).contains("fetched 0 model(s)"),
+        "{}",
+        String::from_utf8_lossy(&s.stdout)
+    );
     assert_same_final(&run_final, &final_summary(&single.path().join("out")), "one machine vs the run");
 
     // A fifth place with nothing at all fetches what it needs and builds it too.

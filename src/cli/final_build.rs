@@ -56,4 +56,3 @@ pub fn final_command(args: &FinalArgs) -> ExitCode {
         Err(e) => super::study::fail(e),
     }
 }
-

@@ -114,7 +114,10 @@ pub fn ls(args: &LsArgs) -> ExitCode {
         (Some(_), None) => None,
     };
     if args.study.is_some() && url.is_none() {
-        return super::fail("--study lists a study's stored models: give the store too (--store URL or BMA_STORE)", INPUT);
+        return super::fail(
+            "--study lists a study's stored models: give the store too (--store URL or BMA_STORE)",
+            INPUT,
+        );
     }
     if let (Some(url), Some(name)) = (&url, &args.study) {
         return match super::stored::ls_artifacts(url, name) {

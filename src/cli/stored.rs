@@ -14,9 +14,11 @@ use bma::study::outputs::{self, regenerate};
 use bma::study::{self, Error, Overrides, Plan, StoredOptions, artifacts};
 use bma::trial::History;
 
-
 /// The study `name` (or the store's only one) with its plan's overrides for `out`.
-fn open(url: &str, name: Option<&str>) -> Result<(Box<dyn Store>, store::Study, Vec<bma::trial::Trial>), Error> {
+/// A stored study: its store, its record, its trials.
+type StoredStudy = (Box<dyn Store>, store::Study, Vec<bma::trial::Trial>);
+
+fn open(url: &str, name: Option<&str>) -> Result<StoredStudy, Error> {
     let place = store::postgres::redact(url);
     let store = super::connect_store(url, 1).map_err(|e| Error::Internal(e.to_string()))?;
     let name = match name {
@@ -185,11 +187,7 @@ pub fn keep(url: &str, name: &str, k: usize) -> Result<String, String> {
     let n = artifacts::keep_top(&*store, study.id, exp, &history, k).map_err(|e| e.message().to_string())?;
     let left = store.artifacts(study.id).map_err(|e| e.to_string())?;
     let size: u64 = left.iter().map(|a| a.size).sum();
-    Ok(format!(
-        "--keep top:{k}: deleted {n} stored model(s); {} stay ({})",
-        left.len(),
-        artifacts::human_bytes(size)
-    ))
+    Ok(format!("--keep top:{k}: deleted {n} stored model(s); {} stay ({})", left.len(), artifacts::human_bytes(size)))
 }
 
 /// `BMA_TEST_KILL_UPLOAD=N` (fault tests only): this process kills itself with SIGKILL right
@@ -212,11 +210,8 @@ pub fn ls_artifacts(url: &str, name: &str) -> Result<String, String> {
     let (store, study, _) = open(url, Some(name)).map_err(|e| e.message().to_string())?;
     let list = store.artifacts(study.id).map_err(|e| e.to_string())?;
     let total: u64 = list.iter().map(|a| a.size).sum();
-    let mut text = format!(
-        "study `{name}`: {} stored model(s), {} in all\n",
-        list.len(),
-        artifacts::human_bytes(total)
-    );
+    let mut text =
+        format!("study `{name}`: {} stored model(s), {} in all\n", list.len(), artifacts::human_bytes(total));
     for a in &list {
         text.push_str(&format!(
             "  trial {:>4}  {:>9}  {} chunk(s)  {} file(s)  sha256 {}  {}\n",

@@ -272,8 +272,7 @@ fn try_execute(
 
     // A shared study's models were trained elsewhere: bring what best/ and final/ need.
     if plan.settings.shared && plan.experiment.model.is_some() && ended != Ended::Interrupted {
-        let fetched =
-            study::artifacts::for_final(&*opened.store, ran.study.id, plan.experiment, history, &plan.out)?;
+        let fetched = study::artifacts::for_final(&*opened.store, ran.study.id, plan.experiment, history, &plan.out)?;
         if let Some(n) = fetched.note().filter(|_| !quiet) {
             eprintln!("note: {n}");
         }

@@ -727,8 +727,9 @@ impl TrialCtx<'_> {
         {
             // Stored before the trial is recorded complete: a complete trial of a shared
             // study always has its model in the store.
-            let stored = store::artifacts::pack(&dir)
-                .and_then(|a| self.study.store.put_artifact(self.study.id, number, worker, &a).map_err(|e| e.to_string()));
+            let stored = store::artifacts::pack(&dir).and_then(|a| {
+                self.study.store.put_artifact(self.study.id, number, worker, &a).map_err(|e| e.to_string())
+            });
             if let Err(e) = stored {
                 let took = Duration::from_secs_f64(trial.duration.max(0.0));
                 let started = Instant::now().checked_sub(took).unwrap_or_else(Instant::now);

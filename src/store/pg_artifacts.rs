@@ -42,9 +42,8 @@ pub(super) fn put(
         .into());
     }
     delete(&mut tx, study, &[n])?;
-    let insert = tx.prepare(
-        "INSERT INTO bma_artifact_chunks (study, number, idx, sha256, data) VALUES ($1, $2, $3, $4, $5)",
-    )?;
+    let insert =
+        tx.prepare("INSERT INTO bma_artifact_chunks (study, number, idx, sha256, data) VALUES ($1, $2, $3, $4, $5)")?;
     let chunks = artifact.chunks();
     for (i, (data, sha)) in chunks.iter().enumerate() {
         tx.execute(&insert, &[&study, &n, &(i as i32), sha, data])?;
@@ -91,9 +90,7 @@ pub(super) fn get(c: &mut Client, study: StudyId, number: u64) -> Result<Option<
             data: r.try_get(2)?,
         });
     }
-    artifacts::assemble(number, &sha, count.max(0) as u32, chunks)
-        .map(Some)
-        .map_err(|e| StoreError::Backend(e).into())
+    artifacts::assemble(number, &sha, count.max(0) as u32, chunks).map(Some).map_err(|e| StoreError::Backend(e).into())
 }
 
 /// The study's artifacts by trial number.

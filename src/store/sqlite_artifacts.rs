@@ -92,9 +92,7 @@ pub(super) fn get(tx: &Transaction<'_>, study: StudyId, number: u64) -> Result<O
 /// The study's artifacts by trial number.
 pub(super) fn list(tx: &Transaction<'_>, study: StudyId) -> Result<Vec<ArtifactInfo>, StoreError> {
     let mut st = tx
-        .prepare(
-            "SELECT number, size, sha256, chunks, files, worker FROM artifacts WHERE study = ?1 ORDER BY number",
-        )
+        .prepare("SELECT number, size, sha256, chunks, files, worker FROM artifacts WHERE study = ?1 ORDER BY number")
         .map_err(backend)?;
     st.query_map(params![study], |r| {
         Ok(ArtifactInfo {

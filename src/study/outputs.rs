@@ -69,7 +69,11 @@ pub fn write(
 /// over the ranked trials whose models are in `<out>/trials/`, not after an interrupted
 /// run) of a model experiment, with notes on what could not be made: what [`write`] makes
 /// before the results files, and `bma final` on a stored study.
-pub fn models(plan: &Plan<'_>, history: &History, ended: Ended) -> (Option<Metrics>, Option<FinalSummary>, Vec<String>) {
+pub fn models(
+    plan: &Plan<'_>,
+    history: &History,
+    ended: Ended,
+) -> (Option<Metrics>, Option<FinalSummary>, Vec<String>) {
     let exp = plan.experiment;
     let ranked = history.ranked();
     let mut best_test = None;

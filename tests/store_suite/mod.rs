@@ -271,7 +271,6 @@ pub fn a_trial_keeps_its_device(s: &dyn Store, p: &str) {
 }
 
 // `tests/postgres.rs` takes the helpers only, not the suite.
-#[allow(unused_macros)]
 /// An artifact of `size` bytes of content (a model folder's packed form).
 fn artifact(size: usize, salt: u8) -> bma::store::Artifact {
     let dir = tempfile::tempdir().expect("a temp folder");
@@ -301,7 +300,10 @@ pub fn a_trial_model_round_trips_through_the_store(s: &dyn Store, p: &str) {
     let list = s.artifacts(study.id).expect("list");
     assert_eq!(list.len(), 1);
     assert_eq!((list[0].number, list[0].size, list[0].chunks), (c.number, big.bytes.len() as u64, 3));
-    assert_eq!((list[0].sha256.as_str(), list[0].files, list[0].worker.as_deref()), (big.sha256.as_str(), 2, Some("w")));
+    assert_eq!(
+        (list[0].sha256.as_str(), list[0].files, list[0].worker.as_deref()),
+        (big.sha256.as_str(), 2, Some("w"))
+    );
     // A finished trial is no longer anyone's: no upload replaces its model.
     assert!(s.put_artifact(study.id, c.number, "w", &artifact(3, 3)).is_err());
     assert_eq!(s.delete_artifacts(study.id, &[c.number, 99]).expect("delete"), 1);
@@ -334,6 +336,7 @@ pub fn requeueing_or_deleting_drops_stored_models(s: &dyn Store, p: &str) {
     assert_eq!(s.artifact(study.id, c.number).expect("read"), None);
 }
 
+#[allow(unused_macros)]
 macro_rules! for_each_store_test {
     ($run:ident) => {
         $run!(trials_read_back_with_their_start_and_end_times);

@@ -215,6 +215,33 @@ fn a_run_and_two_workers_without_shared_files_build_the_one_machine_final_model(
     let text = String::from_utf8_lossy(&ls.stdout);
     assert!(ls.status.success() && text.contains("8 stored model(s)"), "{text}{}", stderr(&ls));
 
+    // `--keep top:1` on a run joining the finished study: the best and the final model's
+    // members (the top 6) stay in the store, the other 2 go; the final model still builds.
+    let k = bma_in(run.path())
+        .args(["run", "spec.bma", "--store", &url, "--study", &name, "--out", "out2", "--keep", "top:1"])
+        .output()
+        .expect("run bma run --keep");
+    assert!(k.status.success(), "{}", stderr(&k));
+    assert!(stderr(&k).contains("--keep top:1: deleted 2 stored model(s); 6 stay"), "{}", stderr(&k));
+    let ranked: Vec<i64> = c
+        .query("SELECT number FROM bma_artifacts WHERE study = $1 ORDER BY number", &[&study])
+        .expect("artifacts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let members: Vec<i64> = run_final["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["trials"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_i64())
+        .collect();
+    assert!(members.iter().all(|m| ranked.contains(m)), "every member's model stays: {members:?} in {ranked:?}");
+    let kept = temp_dir();
+    let f = build_final(kept.path(), &url, &name);
+    assert!(f.status.success(), "{}", stderr(&f));
+    assert_same_final(&run_final, &final_summary(&kept.path().join("out")), "after --keep");
+
     // A damaged chunk is refused by its hash, naming the trial and the chunk.
     let top = run_final["best_single"].as_i64().expect("the best trial");
     let n = c

@@ -261,3 +261,24 @@ fn a_version_3_file_opens_with_empty_options_and_new_studies_keep_theirs() {
     let reopened = s.open(&spec("b", "y")).expect("reopen");
     assert_eq!(reopened.spec.options, new.options, "the creating run's options are read back");
 }
+
+#[test]
+fn a_damaged_chunk_is_refused_by_its_hash() {
+    let s = Sqlite::in_memory().expect("an in-memory store");
+    let study = s.open(&spec("a", "x")).expect("open the study");
+    s.claim(study.id, "w", None).expect("claim").expect("a trial to claim");
+    let dir = tempfile::tempdir().expect("a temp folder");
+    std::fs::write(dir.path().join("model.json"), "{\"weights\": [1, 2, 3]}").expect("write");
+    let a = crate::store::artifacts::pack(dir.path()).expect("pack");
+    s.put_artifact(study.id, 0, "w", &a).expect("upload");
+    assert_eq!(s.artifact(study.id, 0).expect("read").expect("stored"), a);
+    s.conn()
+        .execute("UPDATE artifact_chunks SET data = CAST(REPLACE(CAST(data AS TEXT), '2', '9') AS BLOB)", [])
+        .expect("damage the chunk");
+    match s.artifact(study.id, 0) {
+        Err(StoreError::Backend(m)) => {
+            assert!(m.contains("the stored model of trial 0 is damaged: chunk 0 has SHA-256"), "{m}")
+        }
+        other => panic!("a damaged chunk must be refused, got {other:?}"),
+    }
+}

@@ -16,6 +16,7 @@
 //!    time a worker spends per trial before the trial is recorded complete.
 //!
 //! Prints one line per figure; bench/distributed/artifacts.sh runs it beside a real study.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

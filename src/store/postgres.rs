@@ -10,7 +10,8 @@
 //! A trial costs a worker three round trips: the claim (which also reads the trials
 //! finished since this process last looked, for the sampler: [`Store::finished_since`]
 //! after a claim needs no read of its own), `start` and `finish`, each one prepared
-//! statement (prepared once per connection) committing on its own.
+//! statement (prepared once per connection) committing on its own; a model trial of a
+//! shared study also stores its model before `finish` (`pg_artifacts.rs`: one transaction).
 //!
 //! **Invariants:**
 //! - a write returns `Ok` only after its transaction committed;

@@ -111,6 +111,8 @@ enum Command {
     Ls(cli::ls::LsArgs),
     /// Builds a shared study's final model on any machine from the models stored with its trials.
     Final(cli::final_build::FinalArgs),
+    /// Deletes a study from a store, with its trials and the models stored with them.
+    Rm(cli::rm::RmArgs),
     /// Runs the language server on stdin and stdout (for editors).
     Lsp,
     /// Re-checks on every save and re-runs what changed, reusing trained trials.
@@ -152,6 +154,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => cli::worker::worker(&args),
         Command::Ls(args) => cli::ls::ls(&args),
         Command::Final(args) => cli::final_build::final_command(&args),
+        Command::Rm(args) => cli::rm::rm(&args),
         Command::Lsp => cli::lsp::lsp(),
         Command::Watch(args) => cli::watch::watch(&args),
         Command::Completions(args) => cli::completions::completions(&args, Cli::command()),

@@ -260,7 +260,11 @@ fn a_run_and_two_workers_without_shared_files_build_the_one_machine_final_model(
     assert!(!damaged.path().join("out/final").exists() && !damaged.path().join(format!("out/trials/{top}")).exists());
 
     // Deleting the study deletes its models.
-    assert!(c.execute("DELETE FROM bma_studies WHERE id = $1", &[&study]).expect("delete") == 1);
+    let rm = bma_in(fresh.path()).args(["rm", "--store", &url, "--study", &name]).output().expect("run bma rm");
+    let said = String::from_utf8_lossy(&rm.stdout);
+    assert!(rm.status.success() && said.contains("8 trial(s), 6 stored model(s)"), "{said}{}", stderr(&rm));
+    let gone = bma_in(fresh.path()).args(["rm", "--store", &url, "--study", &name]).output().expect("run bma rm");
+    assert_eq!(gone.status.code(), Some(1), "a second rm finds no study: {}", stderr(&gone));
     let left: i64 = c
         .query_one(
             "SELECT (SELECT COUNT(*) FROM bma_artifacts WHERE study = $1) + \
@@ -303,6 +307,10 @@ fn a_worker_killed_while_uploading_leaves_no_half_model_and_its_trial_reruns() {
         .expect("count")
         .get(0);
     assert_eq!(rows, 0, "the killed upload left nothing in the store");
+    // Its heartbeat is recent: deleting the study is refused without --force.
+    let rm = bma_in(run.path()).args(["rm", "--store", &url, "--study", &name]).output().expect("run bma rm");
+    assert_eq!(rm.status.code(), Some(1), "{}", stderr(&rm));
+    assert!(stderr(&rm).contains("1 worker(s) running trials"), "{}", stderr(&rm));
 
     // A run joins: the dead worker's trial is requeued and rerun, and its model stored.
     let r = bma_in(run.path())

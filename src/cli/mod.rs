@@ -12,6 +12,7 @@ pub mod lsp;
 pub mod output;
 pub mod predict;
 pub mod report;
+pub mod rm;
 pub mod run;
 pub mod stored;
 pub mod study;

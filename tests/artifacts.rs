@@ -210,6 +210,21 @@ fn a_run_and_two_workers_without_shared_files_build_the_one_machine_final_model(
         .expect("run bma eval");
     assert!(t.status.success(), "{}", stderr(&t));
 
+    // predict through the store answers as the run's own best/ does.
+    let header: Vec<String> = (0..64).map(|i| format!("x{i}")).collect();
+    let row: Vec<String> = (0..64).map(|i| ((i * 7) % 17).to_string()).collect();
+    let input = write(fresh.path(), "in.csv", &format!("{}\n{}\n", header.join(","), row.join(",")));
+    let p = bma_in(fresh.path())
+        .args(["predict", "--store", &url, "--study", &name, "--model", "best"])
+        .arg(&input)
+        .output()
+        .expect("run bma predict");
+    assert!(p.status.success(), "{}", stderr(&p));
+    let local = bma_in(fresh.path()).arg("predict").arg(run_out.join("best")).arg(&input).output().expect("predict");
+    assert!(local.status.success(), "{}", stderr(&local));
+    assert_eq!(String::from_utf8_lossy(&p.stdout), String::from_utf8_lossy(&local.stdout));
+    assert!(String::from_utf8_lossy(&p.stdout).starts_with("input,prediction\nline 2,"));
+
     // bma ls lists the stored models and their total size.
     let ls = bma_in(fresh.path()).args(["ls", "--store", &url, "--study", &name]).output().expect("run bma ls");
     let text = String::from_utf8_lossy(&ls.stdout);

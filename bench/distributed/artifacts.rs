@@ -3,13 +3,13 @@
 //! `Store::artifact`), and what that costs 8 workers uploading at once.
 //!
 //! `cargo bench --bench artifacts -- --url URL [--sizes 1,10,100] [--reps 3]
-//!  [--concurrent 8] [--folder DIR] [--uploads 40]`
+//!  [--server-pid PID] [--concurrent 8] [--folder DIR] [--uploads 40]`
 //!
 //! 1. For each size (MB, 10^6 bytes) a folder with one incompressible file of that size
 //!    and a small `model.json`: pack, upload (one transaction: chunks and header), fetch
 //!    (read back, every chunk and the whole checked against their SHA-256), unpack.
 //!    Median of `--reps` of each, wall time; this process's CPU time and the server's
-//!    (every `postgres` process's user+sys from /proc) beside it.
+//!    (user+sys from /proc of `--server-pid` and its children) beside it.
 //! 2. With `--folder` (a real trial's model folder, e.g. from the digits example):
 //!    `--concurrent` threads, each with its own connection and its own claimed trial, each
 //!    uploading that folder `--uploads` times; the per-upload latency (median, p90) is the
@@ -40,21 +40,30 @@ fn cpu_ticks(pids: &[String]) -> u64 {
         .sum()
 }
 
-/// The pids of the `postgres` processes on this machine (the test server's).
-fn server_pids() -> Vec<String> {
+/// The test server's processes: its postmaster `root` and every process it started (one
+/// backend per connection). Other servers on the machine are not counted.
+fn server_pids(root: Option<&str>) -> Vec<String> {
+    let Some(root) = root else { return Vec::new() };
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.filter_map(|e| {
-        let name = e.ok()?.file_name().to_string_lossy().to_string();
-        name.chars().all(|c| c.is_ascii_digit()).then_some(name)
-    })
-    .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "postgres"))
-    .collect()
+    let parent = |p: &str| -> Option<String> {
+        let s = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        Some(s[s.rfind(')')? + 2..].split_whitespace().nth(1)?.to_string())
+    };
+    let mut pids: Vec<String> = dir
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().to_string();
+            name.chars().all(|c| c.is_ascii_digit()).then_some(name)
+        })
+        .filter(|p| parent(p).as_deref() == Some(root))
+        .collect();
+    pids.push(root.to_string());
+    pids
 }
 
 /// Wall seconds, own CPU seconds, server CPU seconds of `f`.
-fn measure<R>(f: impl FnOnce() -> R) -> (R, f64, f64, f64) {
+fn measure<R>(server: Option<&str>, f: impl FnOnce() -> R) -> (R, f64, f64, f64) {
     let me = vec!["self".to_string()];
-    let server = server_pids();
+    let server = server_pids(server);
     let (c0, s0, t0) = (cpu_ticks(&me), cpu_ticks(&server), Instant::now());
     let r = f();
     let wall = t0.elapsed().as_secs_f64();
@@ -108,6 +117,10 @@ fn main() {
         .map(|s| s.trim().parse().expect("a size in MB"))
         .collect();
     let reps: usize = arg(&args, "--reps").map_or(3, |s| s.parse().expect("a count"));
+    // The server's postmaster pid (first line of its data folder's postmaster.pid): its CPU
+    // time is measured beside bma's; without it the server's column reads 0.
+    let server = arg(&args, "--server-pid");
+    let server = server.as_deref();
     let tmp = std::env::temp_dir().join(format!("bma-artifacts-bench-{}", std::process::id()));
     let store = Postgres::connect_with(&url, 1, Duration::from_secs(30)).expect("connect");
     let tag = format!("{}", std::process::id());
@@ -120,20 +133,20 @@ fn main() {
         let (mut up, mut down, mut pack, mut unpack) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut up_cpu, mut up_srv, mut down_cpu, mut down_srv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
-            let (a, w, _, _) = measure(|| artifacts::pack(&dir).expect("pack"));
+            let (a, w, _, _) = measure(server, || artifacts::pack(&dir).expect("pack"));
             pack.push(w);
-            let (r, w, c, s) = measure(|| store.put_artifact(study.id, n, "bench", &a));
+            let (r, w, c, s) = measure(server, || store.put_artifact(study.id, n, "bench", &a));
             r.expect("upload");
             up.push(w);
             up_cpu.push(c);
             up_srv.push(s);
-            let (back, w, c, s) = measure(|| store.artifact(study.id, n).expect("fetch").expect("stored"));
+            let (back, w, c, s) = measure(server, || store.artifact(study.id, n).expect("fetch").expect("stored"));
             assert_eq!(back.sha256, a.sha256);
             down.push(w);
             down_cpu.push(c);
             down_srv.push(s);
             let out = tmp.join(format!("u{mb}"));
-            let (r, w, _, _) = measure(|| artifacts::unpack(&back, &out));
+            let (r, w, _, _) = measure(server, || artifacts::unpack(&back, &out));
             r.expect("unpack");
             unpack.push(w);
         }

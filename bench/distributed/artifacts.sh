@@ -30,7 +30,12 @@ bma="$PWD/$bindir/bma"
 echo "# $(date -u +%FT%TZ) $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg); profile $PROFILE"
 
 echo "## 1. throughput (sizes $SIZES MB, median of $REPS)"
-cargo bench -q --profile "$PROFILE" --bench artifacts -- --url "$URL" --sizes "$SIZES" --reps "$REPS"
+# The server's CPU time is counted only when its folder is known (BMA_PG_DIR).
+server=()
+if [ -n "${BMA_PG_DIR:-}" ] && [ -r "$BMA_PG_DIR/data/postmaster.pid" ]; then
+  server=(--server-pid "$(head -1 "$BMA_PG_DIR/data/postmaster.pid")")
+fi
+cargo bench -q --profile "$PROFILE" --bench artifacts -- --url "$URL" --sizes "$SIZES" --reps "$REPS" "${server[@]}"
 
 echo "## 2. the digits example: bma run + $((WORKERS - 1)) workers, $TRIALS trials, no shared folder"
 tmp=$(mktemp -d)

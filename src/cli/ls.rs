@@ -119,6 +119,12 @@ pub fn ls(args: &LsArgs) -> ExitCode {
             INPUT,
         );
     }
+    if args.study.is_some() && args.format == Format::Json {
+        return super::fail(
+            "--study lists a study's stored models as text; --format json is not offered for it",
+            INPUT,
+        );
+    }
     if let (Some(url), Some(name)) = (&url, &args.study) {
         return match super::stored::ls_artifacts(url, name) {
             Ok(text) => {

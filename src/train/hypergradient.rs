@@ -253,13 +253,16 @@ impl Runner {
     }
 }
 
+/// A gradient's shape and device, where its direction goes back.
+type Placement = (Vec<usize>, Device);
+
 /// Takes each parameter's gradient (and its weights when it decays) out as f32 values.
 struct Collect<'a> {
     grads: &'a mut GradientsParams,
     biases: &'a HashSet<ParamId>,
     decays: (f32, f32),
     params: Vec<ParamStep<ParamId>>,
-    shapes: Vec<(Vec<usize>, Device)>,
+    shapes: Vec<Placement>,
     error: Option<String>,
 }
 
@@ -295,7 +298,7 @@ impl ModuleVisitor for Collect<'_> {
 
 /// Registers each parameter's direction as its "gradient" for the plain SGD step.
 struct Register<'a> {
-    params: HashMap<ParamId, (Vec<f32>, (Vec<usize>, Device))>,
+    params: HashMap<ParamId, (Vec<f32>, Placement)>,
     out: &'a mut GradientsParams,
 }
 

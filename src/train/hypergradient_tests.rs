@@ -169,3 +169,29 @@ fn beta_zero_trains_as_the_fixed_rate() {
     assert!((a.metrics["accuracy"] - b.metrics["accuracy"]).abs() < 1e-12);
     assert_eq!(b.metrics[hypergradient::FINAL], 0.1);
 }
+
+/// `adamw` with decoupled decay (weights read each step; none on biases) and a cosine
+/// schedule: the sine is still learnt, and each epoch's `lr` is the adapted base rate times
+/// the schedule's factor at the epoch's last step.
+#[test]
+fn adamw_with_decay_and_a_cosine_schedule_adapts_the_base_rate() {
+    let (sub, data, cfg) = setup(
+        "synthetic.sine(n: 400, noise: 0.05, seed: 2)",
+        "dense(32) tanh dense(32) tanh dense(1)",
+        "optimizer = adamw(0.001, weight_decay: 1e-4, bias_decay: 0.0, hypergradient: 1e-5) \
+         schedule = cosine(warmup: 1) epochs = 30 batch = 32 loss = mse init = xavier",
+    );
+    let out = fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue);
+    assert_eq!(out.status, Status::Completed);
+    assert!(out.metrics["r2"] > 0.8, "{:?}", out.metrics);
+    let rates = trajectory(&out.metrics);
+    assert_eq!(rates.len(), 30);
+    let steps = data.train.n.div_ceil(32);
+    for (e, alpha) in &rates {
+        let last = *e as usize * steps - 1;
+        let factor = cfg.lr_at(last, steps) / cfg.optimizer.lr;
+        let lr = out.epochs[*e as usize - 1]["lr"];
+        assert!((lr - alpha * factor).abs() <= 1e-12 * alpha.abs().max(1.0), "epoch {e}: {lr} vs {alpha} x {factor}");
+    }
+    assert!(rates.iter().any(|(_, a)| (a - 0.001).abs() > 1e-6), "the rate moved: {rates:?}");
+}

@@ -5,7 +5,9 @@
 //! `on_epoch` after every epoch (the pruner can stop it at once), and gives a
 //! [`TrialOutcome`]: status, per-epoch metrics, the final metrics of the kept weights
 //! (valid split, plus `params`, `flops`, `latency`, `throughput`, `train_time`,
-//! `expressivity`, `gap`) and the trained [`Model`]. [`Trials`] prepares an experiment
+//! `expressivity`, `gap`) and the trained [`Model`]. With `hypergradient: β` the learning rate
+//! adapts online ([`hypergradient`]): each epoch's `lr` is then the adapted one, and the final
+//! metrics add it per epoch and at the end. [`Trials`] prepares an experiment
 //! once (data loaded) and runs one trial per point: the search's entry. [`Model::save`] and [`evaluate_saved`]
 //! write and reread a model directory (`model.safetensors` + `model.json`).
 //!
@@ -230,11 +232,11 @@ where
     };
     let expressivity = expressivity(&net, &plan, &data.train, features, &device, &mut rng);
     let mut opt = optimizer(cfg, &net);
+    let steps_per_epoch = data.train.n.div_ceil(cfg.batch.max(1));
     // `hypergradient: β`: the rate adapts online, stepped by burn's plain SGD (`hypergradient.rs`).
     let mut hyper = hypergradient::Runner::new(&cfg.optimizer, &net);
-    let mut stepped_lr = cfg.lr_at(0, data.train.n.div_ceil(cfg.batch.max(1)));
+    let mut stepped_lr = cfg.lr_at(0, steps_per_epoch);
     let mut alphas = Vec::new();
-    let steps_per_epoch = data.train.n.div_ceil(cfg.batch.max(1));
     let monitor = cfg.early_stop.as_ref().map_or("loss", |e| e.on.as_str()).to_string();
     let maximize = higher_is_better(&monitor);
     let mut best: Option<(f64, usize, Net)> = None;

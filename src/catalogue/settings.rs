@@ -103,6 +103,7 @@ const ADAM: &[Arg] = &[
     opt("betas", ArgType::Numbers),
     opt("weight_decay", ArgType::Number),
     opt("bias_decay", ArgType::Number),
+    opt("hypergradient", ArgType::Number),
 ];
 
 /// `train { optimizer = ... }`.
@@ -116,6 +117,7 @@ pub const OPTIMIZERS: &[Entry<Optimizer>] = &[
             opt("nesterov", ArgType::Bool),
             opt("weight_decay", ArgType::Number),
             opt("bias_decay", ArgType::Number),
+            opt("hypergradient", ArgType::Number),
         ],
         "stochastic gradient descent, with momentum (default lr 0.01)",
     ),

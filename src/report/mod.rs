@@ -8,8 +8,9 @@
 //! complete ones); the Pareto front of every pair of objectives with the dominated
 //! trials; parallel coordinates; a slice plot per parameter; parameter importance
 //! (fANOVA main effects on a random-forest surrogate, see [`forest`]); a binned map of
-//! the two most important parameters; learning curves; the best trials and the failed
-//! ones (with their reasons) in sortable tables. Every mark carries a `<title>` tooltip
+//! the two most important parameters; learning curves; the learning rates that
+//! hypergradient descent adapted ([`rates`], when a trial did); the best trials and the
+//! failed ones (with their reasons) in sortable tables. Every mark carries a `<title>` tooltip
 //! naming its trial, parameters and values. The timeline ([`timeline`]) draws each trial's
 //! run on its slot, coloured by its state.
 //!
@@ -28,6 +29,7 @@
 mod axis;
 pub mod forest;
 pub mod live;
+mod rates;
 mod sections;
 mod svg;
 pub mod timeline;

@@ -102,6 +102,11 @@ pub fn all(h: &mut String, v: &View) {
     h.push_str(&contour(v));
     h.push_str("<h2>Learning curves</h2>");
     h.push_str(&curves(v));
+    let best_first: Vec<&Trial> = ranked(v).into_iter().map(|(t, _)| t).collect();
+    if let Some(rates) = super::rates::section(&best_first, &|t| v.tip(t)) {
+        h.push_str("<h2>Learning rates (hypergradient)</h2>");
+        h.push_str(&rates);
+    }
     h.push_str("<h2>Timeline</h2><div id=\"timeline\">");
     h.push_str(&super::timeline::section(&v.data.trials, &|t| v.tip(t)));
     h.push_str("</div>");

@@ -49,6 +49,10 @@ pub struct Optimizer {
     pub weight_decay: f64,
     /// The penalty on biases and normalisation scales/shifts; default 0.
     pub bias_decay: f64,
+    /// `hypergradient: β`: the learning rate adapted online (`train::hypergradient`); `None`
+    /// for a fixed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypergradient: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +137,7 @@ impl TrainConfig {
                 lr: 1e-3,
                 weight_decay: 0.0,
                 bias_decay: 0.0,
+                hypergradient: None,
             },
             schedule: Schedule::Constant,
             epochs: 10,
@@ -279,11 +284,18 @@ fn optimizer(v: &Value) -> Result<Optimizer, String> {
     if !(lr > 0.0 && lr.is_finite()) {
         return Err(format!("the learning rate must be positive, not {lr}"));
     }
+    let hypergradient = num(c, "hypergradient", usize::MAX)?;
+    if let Some(beta) = hypergradient
+        && !(beta >= 0.0 && beta.is_finite())
+    {
+        return Err(format!("`hypergradient` must be a finite number at least 0, not {beta}"));
+    }
     Ok(Optimizer {
         kind,
         lr,
         weight_decay: num(c, "weight_decay", usize::MAX)?.unwrap_or(default_wd),
         bias_decay: num(c, "bias_decay", usize::MAX)?.unwrap_or(0.0),
+        hypergradient,
     })
 }
 

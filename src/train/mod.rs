@@ -5,7 +5,9 @@
 //! `on_epoch` after every epoch (the pruner can stop it at once), and gives a
 //! [`TrialOutcome`]: status, per-epoch metrics, the final metrics of the kept weights
 //! (valid split, plus `params`, `flops`, `latency`, `throughput`, `train_time`,
-//! `expressivity`, `gap`) and the trained [`Model`]. [`Trials`] prepares an experiment
+//! `expressivity`, `gap`) and the trained [`Model`]. With `hypergradient: β` the learning rate
+//! adapts online ([`hypergradient`]): each epoch's `lr` is then the adapted one, and the final
+//! metrics add it per epoch and at the end. [`Trials`] prepares an experiment
 //! once (data loaded) and runs one trial per point: the search's entry. [`Model::save`] and [`evaluate_saved`]
 //! write and reread a model directory (`model.safetensors` + `model.json`).
 //!
@@ -26,6 +28,7 @@ mod adam;
 pub mod augment;
 mod batches;
 mod config;
+pub mod hypergradient;
 pub mod memory;
 mod metrics;
 mod net;
@@ -230,6 +233,10 @@ where
     let expressivity = expressivity(&net, &plan, &data.train, features, &device, &mut rng);
     let mut opt = optimizer(cfg, &net);
     let steps_per_epoch = data.train.n.div_ceil(cfg.batch.max(1));
+    // `hypergradient: β`: the rate adapts online, stepped by burn's plain SGD (`hypergradient.rs`).
+    let mut hyper = hypergradient::Runner::new(&cfg.optimizer, &net);
+    let mut stepped_lr = cfg.lr_at(0, steps_per_epoch);
+    let mut alphas = Vec::new();
     let monitor = cfg.early_stop.as_ref().map_or("loss", |e| e.on.as_str()).to_string();
     let maximize = higher_is_better(&monitor);
     let mut best: Option<(f64, usize, Net)> = None;
@@ -278,7 +285,17 @@ where
             sum += value * chunk.len() as f64;
             count += chunk.len();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = opt.step(cfg.lr_at(step, steps_per_epoch), net, grads);
+            let lr = cfg.lr_at(step, steps_per_epoch);
+            net = match &mut hyper {
+                None => opt.step(lr, net, grads),
+                Some(h) => match h.step(net, grads, lr / cfg.optimizer.lr) {
+                    Ok((net, used)) => {
+                        stepped_lr = used;
+                        net
+                    }
+                    Err(e) => return failed(format!("{e} (epoch {epoch})"), epochs),
+                },
+            };
             step += 1;
         }
         if out_of_time {
@@ -308,7 +325,14 @@ where
         m.insert("epoch".into(), epoch as f64);
         m.insert("train_loss".into(), sum / count.max(1) as f64);
         m.insert("epoch_time".into(), epoch_time);
-        m.insert("lr".into(), cfg.lr_at(step.saturating_sub(1), steps_per_epoch));
+        match &hyper {
+            None => m.insert("lr".into(), cfg.lr_at(step.saturating_sub(1), steps_per_epoch)),
+            // The rate of the epoch's last step, adapted.
+            Some(h) => {
+                alphas.push(h.alpha());
+                m.insert("lr".into(), stepped_lr)
+            }
+        };
         let valid_loss = m.get("loss").copied().unwrap_or(f64::NAN);
         if !valid_loss.is_finite() {
             epochs.push(m);
@@ -376,6 +400,12 @@ where
     metrics.insert("train_time".into(), train_time);
     if let Some(e) = expressivity {
         metrics.insert("expressivity".into(), e);
+    }
+    if let Some(h) = &hyper {
+        metrics.insert(hypergradient::FINAL.into(), h.alpha());
+        for (e, a) in alphas.iter().enumerate() {
+            metrics.insert(format!("{}{}", hypergradient::EPOCH_PREFIX, e + 1), *a);
+        }
     }
     TrialOutcome { status, epochs, metrics, best_epoch, model: Some(model) }
 }
@@ -740,6 +770,7 @@ fn expressivity(net: &Net, plan: &Plan, train: &Split, features: usize, device: 
 
 fn optimizer(cfg: &TrainConfig, net: &Net) -> ModuleOptimizer {
     let o = &cfg.optimizer;
+
     let decay = |p: f64| (p > 0.0).then_some(WeightDecayConfig { penalty: p as f32 });
     let group = ParamGroup::from_ids(net.bias_ids());
     let separate = o.bias_decay != o.weight_decay;
@@ -769,6 +800,8 @@ mod adam_tests;
 mod attention_tests;
 #[cfg(test)]
 mod convnet_tests;
+#[cfg(test)]
+mod hypergradient_tests;
 #[cfg(test)]
 mod seq_grad_tests;
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 mod expr;
 mod facts;
+mod hypergradient;
 mod model;
 mod settings;
 

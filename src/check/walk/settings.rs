@@ -76,6 +76,9 @@ impl Walker<'_> {
                 _ => Want::Int,
             };
             w.value(&s.value, want, &s.key);
+            if s.key == "optimizer" {
+                w.hypergradient(&s.value);
+            }
             if matches!(s.key.as_str(), "epochs" | "batch") {
                 w.positive_constant(&s.value, &s.key);
             }

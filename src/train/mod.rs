@@ -28,6 +28,7 @@ mod adam;
 pub mod augment;
 mod batches;
 mod config;
+pub mod darts;
 pub mod hypergradient;
 pub mod memory;
 mod metrics;
@@ -800,6 +801,8 @@ mod adam_tests;
 mod attention_tests;
 #[cfg(test)]
 mod convnet_tests;
+#[cfg(test)]
+mod darts_tests;
 #[cfg(test)]
 mod hypergradient_tests;
 #[cfg(test)]

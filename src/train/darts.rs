@@ -1,0 +1,442 @@
+//! Differentiable architecture search (DARTS, Liu et al., 2019), first order, for one
+//! decision at a time.
+//!
+//! Takes the plans of one decision's choices (the same model expanded once per value of
+//! one structural parameter, everything else fixed) and gives a [`Supernet`]: the ops all
+//! choices share before the point where their graphs first differ (`prefix`), each
+//! choice's own ops (`arms`), and the ops all choices share after the point where they
+//! last differ (`suffix`). The supernet computes
+//! `suffix(Σ_k softmax(α)_k · arm_k(prefix(x)))`, `α` one trainable logit per choice.
+//! [`search`] alternates weight steps (the trial's optimizer and schedule) on train
+//! batches with architecture steps (Adam at `arch_lr` on `α`) on valid batches, and reads
+//! off the choice of largest `α`.
+//!
+//! Shared ops are merged as far as the graphs agree: choices `dense(16) relu` and
+//! `dense(16) tanh` share the dense layer and mix after the activations. A skip
+//! connection around the decision moves the mixing point after the join.
+//!
+//! **Invariants:** with `α` one-hot (the weights `[0, …, 1, …, 0]`) the supernet's output
+//! is exactly the chosen sub-model's with the same weights ([`Supernet::choice_tensors`]);
+//! `α` starts at zero (every choice weighted `1/K`), so where it ends comes from the
+//! architecture steps alone. Not done: several decisions in one supernet, token inputs
+//! (an `embedding`'s padding mask does not cross the cut), early stopping on `α`'s
+//! entropy or DARTS-/β-DARTS regularisation.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Tensor, TensorData, activation};
+
+use super::net::{self, Mode, Net, Op, OpKind, Plan, Tensors};
+use super::{DeviceKind, TrainConfig, batch_t, batch_x, batches, burn_device, head_of, loss_tensor, optimizer, scalar};
+use crate::data::Dataset;
+use crate::ir::Task;
+use crate::rng::Rng;
+
+/// One decision's supernet: shared prefix, one arm per choice, shared suffix.
+#[derive(Debug, Clone)]
+pub struct Supernet {
+    prefix: Plan,
+    arms: Vec<Plan>,
+    suffix: Plan,
+    /// Per choice, the suffix ops' names in that choice's own plan (names count layers of
+    /// a kind, so they shift with the arm's length).
+    suffix_names: Vec<Vec<String>>,
+    /// Per choice, its whole plan (for [`Supernet::choice_tensors`]).
+    choices: Vec<Plan>,
+}
+
+/// The architecture search's own settings; the weights train with the trial's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub epochs: usize,
+    /// Adam's rate on `α` (DARTS: 3e-4).
+    pub arch_lr: f64,
+    /// Adam's coupled weight decay on `α` (DARTS: 1e-3).
+    pub arch_weight_decay: f64,
+}
+
+/// What [`search`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// softmax(α) before the first step: `1/K` each.
+    pub start: Vec<f64>,
+    /// softmax(α) after each epoch, one weight per choice.
+    pub weights: Vec<Vec<f64>>,
+    /// Mean loss of the architecture steps in each epoch (valid batches, before the step).
+    pub arch_loss: Vec<f64>,
+    /// Mean loss of the weight steps in each epoch (train batches).
+    pub train_loss: Vec<f64>,
+    /// The choice of largest final weight (the first on a tie).
+    pub chosen: usize,
+    /// The chosen sub-model's weights as the supernet trained them, named by its own plan
+    /// (DARTS retrains the choice from scratch; these are what the supernet learnt).
+    pub chosen_tensors: Tensors,
+}
+
+/// The trainable weights of a supernet (the prefix's, each arm's, the suffix's).
+#[derive(Module, Debug)]
+pub(super) struct Weights {
+    prefix: Net,
+    arms: Vec<Net>,
+    suffix: Net,
+}
+
+impl Supernet {
+    /// The supernet of `choices` (at least two plans of the same input and output).
+    pub fn new(choices: &[Plan]) -> Result<Supernet, String> {
+        if choices.len() < 2 {
+            return Err(format!("a decision needs at least two choices, got {}", choices.len()));
+        }
+        for (k, plan) in choices.iter().enumerate() {
+            if plan.input != 0 || plan.output + 1 != plan.ops.len() {
+                return Err(format!("choice {} does not end in its output node", k + 1));
+            }
+            if plan.tokens() {
+                return Err("token inputs (an `embedding`) cannot be mixed yet".into());
+            }
+        }
+        let first = &choices[0];
+        let p =
+            (0..first.ops.len()).take_while(|&i| choices.iter().all(|c| c.ops.get(i) == Some(&first.ops[i]))).count();
+        if choices.iter().all(|c| c.ops.len() == p) {
+            return Err("every choice gives the same network: there is nothing to mix".into());
+        }
+        if p == 0 {
+            return Err("the choices do not share their input".into());
+        }
+        let shortest = choices.iter().map(|c| c.ops.len()).min().unwrap_or(0);
+        // The longest suffix of alike ops whose inputs agree and never reach across the arms.
+        let alike = |j: usize| {
+            let o = &first.ops[first.ops.len() - 1 - j];
+            choices.iter().all(|c| {
+                let q = &c.ops[c.ops.len() - 1 - j];
+                q.kind == o.kind && q.shape == o.shape && q.in_shape == o.in_shape && q.inputs.len() == o.inputs.len()
+            })
+        };
+        let mut s = (0..shortest - p).take_while(|&j| alike(j)).count();
+        let split = loop {
+            match cut(choices, p, s) {
+                Ok(split) => break split,
+                Err(e) if s == 0 => return Err(e),
+                Err(_) => s -= 1,
+            }
+        };
+        Ok(split)
+    }
+
+    /// How many choices the decision has.
+    pub fn choices(&self) -> usize {
+        self.arms.len()
+    }
+
+    /// New weights drawn by `init` from `rng` (prefix, then each arm, then the suffix).
+    pub(super) fn init(&self, init: super::Init, rng: &mut Rng, device: &burn::tensor::Device) -> Weights {
+        Weights {
+            prefix: Net::init(&self.prefix, init, rng, device),
+            arms: self.arms.iter().map(|a| Net::init(a, init, rng, device)).collect(),
+            suffix: Net::init(&self.suffix, init, rng, device),
+        }
+    }
+
+    /// Runs `x` (`[batch, features]`) through the supernet with the choices weighted by
+    /// `mix` (`[K]`, summing to one); gives `[batch, outputs]`.
+    pub(super) fn forward(
+        &self,
+        w: &Weights,
+        x: Tensor<2>,
+        mix: Tensor<1>,
+        mut rng: Option<&mut Rng>,
+    ) -> Result<Tensor<2>, String> {
+        let h = net::forward(&w.prefix, &self.prefix, x, mode(&mut rng), None)?;
+        let mut ys = Vec::with_capacity(self.arms.len());
+        for (arm, weights) in self.arms.iter().zip(&w.arms) {
+            ys.push(net::forward(weights, arm, h.clone(), mode(&mut rng), None)?);
+        }
+        let [batch, n] = ys.first().map(|y| y.dims()).ok_or("a supernet without arms")?;
+        let k = ys.len();
+        let mixed = (Tensor::stack::<3>(ys, 1) * mix.reshape([1, k, 1])).sum_dim(1).reshape([batch, n]);
+        net::forward(&w.suffix, &self.suffix, mixed, mode(&mut rng), None)
+    }
+
+    /// The tensors of choice `k`'s own sub-model, named as its plan names them, taken from
+    /// the supernet's weights: loaded into that sub-model, it computes what the supernet
+    /// computes with the one-hot weight on `k`.
+    pub(super) fn choice_tensors(&self, k: usize, w: &Weights) -> Result<Tensors, String> {
+        let (arm, arm_w) = self.arms.get(k).zip(w.arms.get(k)).ok_or_else(|| format!("no choice {k}"))?;
+        let names = self.suffix_names.get(k).ok_or_else(|| format!("no choice {k}"))?;
+        let mut suffix = self.suffix.clone();
+        for (op, name) in suffix.ops.iter_mut().skip(1).zip(names) {
+            op.name.clone_from(name);
+        }
+        let mut out = w.prefix.tensors(&self.prefix);
+        out.extend(arm_w.tensors(arm));
+        out.extend(w.suffix.tensors(&suffix));
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    pub(super) fn prefix_ops(&self) -> Vec<Op> {
+        self.prefix.ops.clone()
+    }
+
+    #[cfg(test)]
+    pub(super) fn arm_ops(&self, k: usize) -> Vec<Op> {
+        self.arms.get(k).map(|a| a.ops.clone()).unwrap_or_default()
+    }
+
+    #[cfg(test)]
+    pub(super) fn suffix_ops(&self) -> Vec<Op> {
+        self.suffix.ops.clone()
+    }
+
+    /// Choice `k`'s whole plan.
+    pub fn choice(&self, k: usize) -> Option<&Plan> {
+        self.choices.get(k)
+    }
+}
+
+/// Trains the supernet of `net` on `data`'s train split (weights, `cfg`'s optimizer,
+/// schedule, batch and seed) and its valid split (`α`, `darts`), one architecture step
+/// after each weight step, for `darts.epochs` epochs; `on_epoch` sees each epoch's weights.
+pub fn search(
+    kind: DeviceKind,
+    net: &Supernet,
+    cfg: &TrainConfig,
+    darts: &Config,
+    data: &Dataset,
+    mut on_epoch: impl FnMut(usize, &[f64]),
+) -> Result<Outcome, String> {
+    let device = burn_device(kind)?;
+    let features = data.features();
+    if net.prefix.in_features() != features {
+        return Err(format!("the model takes {} features, the data has {features}", net.prefix.in_features()));
+    }
+    if data.train.n < 2 || data.valid.n < 2 {
+        return Err("DARTS needs at least two rows in each of the train and valid splits".into());
+    }
+    let out_k = net.suffix.out_features();
+    let classification = data.info.task == Task::Classification;
+    let head = head_of(&net.suffix);
+    let ad = device.clone().autodiff();
+    let mut rng = Rng::new(cfg.seed);
+    let mut w = net.init(cfg.init, &mut rng, &ad);
+    // The optimizer's bias groups are found by parameter id over every part.
+    let all = Net {
+        parts: std::iter::once(&w.prefix).chain(&w.arms).chain([&w.suffix]).flat_map(|n| n.parts.clone()).collect(),
+        slots: Vec::new(),
+    };
+    let mut opt = optimizer(cfg, &all);
+    drop(all);
+    let k = net.choices();
+    let mut alpha = vec![0f32; k];
+    let mut adam = ArchAdam::new(k);
+    let batch = cfg.batch.max(2);
+    let steps_per_epoch = data.train.n.div_ceil(batch);
+    let mut order: Vec<usize> = (0..data.train.n).collect();
+    let mut valid_order: Vec<usize> = (0..data.valid.n).collect();
+    let mut valid_at = valid_order.len();
+    let mut out = Outcome {
+        start: softmax(&alpha),
+        weights: Vec::new(),
+        arch_loss: Vec::new(),
+        train_loss: Vec::new(),
+        chosen: 0,
+        chosen_tensors: Vec::new(),
+    };
+    let mut step = 0usize;
+    for epoch in 1..=darts.epochs {
+        rng.shuffle(&mut order);
+        let (mut train_sum, mut arch_sum, mut count) = (0.0, 0.0, 0usize);
+        for (chunk, values) in batches::batches(&data.train, &order, batch, features) {
+            if chunk.len() < 2 {
+                continue;
+            }
+            // Weights: the mixture at the current α, held constant.
+            let v = values.map_err(|e| e.to_string())?;
+            let x = Tensor::from_data(TensorData::new(v, [chunk.len(), features]), &ad);
+            let t = batch_t(&data.train, chunk, out_k, classification, cfg.loss, data.target, &ad);
+            let mix = activation::softmax(Tensor::<1>::from_data(TensorData::new(alpha.clone(), [k]), &ad), 0);
+            let loss = loss_tensor(net.forward(&w, x, mix, Some(&mut rng))?, t, cfg.loss, head);
+            let value = scalar(loss.clone());
+            if !value.is_finite() {
+                return Err(format!("the supernet's training loss became {value} at epoch {epoch}"));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &w);
+            w = opt.step(cfg.lr_at(step, steps_per_epoch), w, grads);
+            step += 1;
+            // α: first order, on the next valid batch at the new weights.
+            if valid_at + batch > valid_order.len() {
+                rng.shuffle(&mut valid_order);
+                valid_at = 0;
+            }
+            let rows = &valid_order[valid_at..(valid_at + batch).min(valid_order.len())];
+            valid_at += batch;
+            let x = batch_x(&data.valid, rows, features, &ad)?;
+            let t = batch_t(&data.valid, rows, out_k, classification, cfg.loss, data.target, &ad);
+            let a = Tensor::<1>::from_data(TensorData::new(alpha.clone(), [k]), &ad).require_grad();
+            let loss =
+                loss_tensor(net.forward(&w, x, activation::softmax(a.clone(), 0), Some(&mut rng))?, t, cfg.loss, head);
+            let arch_value = scalar(loss.clone());
+            let grads = loss.backward();
+            let g = a
+                .grad(&grads)
+                .ok_or("no gradient reached the architecture weights")?
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| format!("{e:?}"))?;
+            if !arch_value.is_finite() || g.iter().any(|v| !v.is_finite()) {
+                return Err(format!("the architecture loss became {arch_value} at epoch {epoch}"));
+            }
+            adam.step(&mut alpha, &g, darts.arch_lr, darts.arch_weight_decay);
+            train_sum += value;
+            arch_sum += arch_value;
+            count += 1;
+        }
+        let weights = softmax(&alpha);
+        on_epoch(epoch, &weights);
+        out.weights.push(weights);
+        out.train_loss.push(train_sum / count.max(1) as f64);
+        out.arch_loss.push(arch_sum / count.max(1) as f64);
+    }
+    out.chosen = argmax(&alpha);
+    out.chosen_tensors = net.choice_tensors(out.chosen, &w)?;
+    Ok(out)
+}
+
+/// softmax of `alpha`, in f64.
+pub fn softmax(alpha: &[f32]) -> Vec<f64> {
+    let m = alpha.iter().fold(f64::NEG_INFINITY, |m, a| m.max(f64::from(*a)));
+    let e: Vec<f64> = alpha.iter().map(|a| (f64::from(*a) - m).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+/// The index of the largest value, the first on a tie.
+fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, a)| if *a > v[best] { i } else { best })
+}
+
+/// Adam on the architecture logits (β 0.5, 0.999 as in DARTS), with coupled decay.
+#[derive(Debug)]
+struct ArchAdam {
+    m: Vec<f64>,
+    v: Vec<f64>,
+    t: i32,
+}
+
+impl ArchAdam {
+    fn new(k: usize) -> ArchAdam {
+        ArchAdam { m: vec![0.0; k], v: vec![0.0; k], t: 0 }
+    }
+
+    fn step(&mut self, alpha: &mut [f32], grad: &[f32], lr: f64, decay: f64) {
+        const B1: f64 = 0.5;
+        const B2: f64 = 0.999;
+        self.t += 1;
+        for (i, a) in alpha.iter_mut().enumerate() {
+            let g = f64::from(grad.get(i).copied().unwrap_or(0.0)) + decay * f64::from(*a);
+            self.m[i] = B1 * self.m[i] + (1.0 - B1) * g;
+            self.v[i] = B2 * self.v[i] + (1.0 - B2) * g * g;
+            let mh = self.m[i] / (1.0 - B1.powi(self.t));
+            let vh = self.v[i] / (1.0 - B2.powi(self.t));
+            *a -= (lr * mh / (vh.sqrt() + 1e-8)) as f32;
+        }
+    }
+}
+
+/// Where an input of a suffix op points, relative to its plan.
+#[derive(Debug, PartialEq)]
+enum Ref {
+    /// The mixed output (the last op before the suffix).
+    Mixed,
+    /// Another suffix op, counted from the suffix's start.
+    Suffix(usize),
+    /// An op before the arms' outputs: a connection across the decision.
+    Across,
+}
+
+/// The supernet with prefix `0..p` and the last `s` ops of every choice as its suffix.
+fn cut(choices: &[Plan], p: usize, s: usize) -> Result<Supernet, String> {
+    let mut arms = Vec::with_capacity(choices.len());
+    let mut suffix_names = Vec::with_capacity(choices.len());
+    let mut refs_first: Option<Vec<Vec<Ref>>> = None;
+    let mut mixed_shape: Option<Vec<usize>> = None;
+    for c in choices {
+        let end = c.ops.len() - s;
+        // The arm: its ops read the prefix's last op and each other only.
+        let cut_shape = c.ops[p - 1].shape.clone();
+        let mut ops = vec![input_op(&cut_shape)];
+        for op in &c.ops[p..end] {
+            let mut o = op.clone();
+            for i in &mut o.inputs {
+                *i = match *i {
+                    i if i + 1 == p => 0,
+                    i if i >= p => 1 + i - p,
+                    _ => {
+                        return Err(format!("`{}` reads the network before the decision: it cannot be mixed", op.name));
+                    }
+                };
+            }
+            ops.push(o);
+        }
+        let shape = ops.last().map(|o| o.shape.clone()).unwrap_or_default();
+        match &mixed_shape {
+            None => mixed_shape = Some(shape),
+            Some(first) if *first != shape => {
+                return Err(format!("the choices give different shapes where they are mixed: {first:?} and {shape:?}"));
+            }
+            Some(_) => {}
+        }
+        let output = ops.len() - 1;
+        arms.push(Plan { ops, input: 0, output, params: 0, flops: 0 });
+        let refs: Vec<Vec<Ref>> = c.ops[end..]
+            .iter()
+            .map(|op| {
+                op.inputs
+                    .iter()
+                    .map(|&i| match i {
+                        i if i >= end => Ref::Suffix(i - end),
+                        i if i + 1 == end => Ref::Mixed,
+                        _ => Ref::Across,
+                    })
+                    .collect()
+            })
+            .collect();
+        if refs.iter().flatten().any(|r| *r == Ref::Across) {
+            return Err("a connection reaches across the decision".into());
+        }
+        match &refs_first {
+            None => refs_first = Some(refs),
+            Some(first) if *first != refs => return Err("the choices' shared tail is wired differently".into()),
+            Some(_) => {}
+        }
+        suffix_names.push(c.ops[end..].iter().map(|o| o.name.clone()).collect());
+    }
+    let first = &choices[0];
+    let end = first.ops.len() - s;
+    let mixed = mixed_shape.unwrap_or_default();
+    let mut ops = vec![input_op(&mixed)];
+    for op in &first.ops[end..] {
+        let mut o = op.clone();
+        for i in &mut o.inputs {
+            *i = if *i >= end { 1 + *i - end } else { 0 };
+        }
+        ops.push(o);
+    }
+    let output = ops.len() - 1;
+    let suffix = Plan { ops, input: 0, output, params: 0, flops: 0 };
+    let prefix = Plan { ops: first.ops[..p].to_vec(), input: 0, output: p - 1, params: 0, flops: 0 };
+    Ok(Supernet { prefix, arms, suffix, suffix_names, choices: choices.to_vec() })
+}
+
+/// Dropout is live when a generator is given.
+fn mode<'a>(rng: &'a mut Option<&mut Rng>) -> Mode<'a> {
+    match rng.as_deref_mut() {
+        Some(r) => Mode::Train(r),
+        None => Mode::Eval,
+    }
+}
+
+fn input_op(shape: &[usize]) -> Op {
+    Op { name: "input".into(), kind: OpKind::Input, inputs: Vec::new(), shape: shape.to_vec(), in_shape: Vec::new() }
+}

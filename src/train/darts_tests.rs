@@ -1,0 +1,161 @@
+//! Tests of `darts.rs`: the supernet's split of a decision's choices, its mixture against
+//! each single choice when the weights are one-hot (exactly) or nearly so (softmax of a
+//! large margin), gradients reaching `α`, and `α` moving towards the better of two choices
+//! on a task where one of them cannot fit (a linear path on concentric circles).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::{Tensor, TensorData, activation};
+
+use super::darts::{self, Supernet};
+use super::test_support::{device, values};
+use super::*;
+use crate::data;
+use crate::source::Source;
+
+/// `kind in {lin, mlp}`: the linear path keeps the shared `dense(16)`'s output; the MLP
+/// path adds two ReLUs around a second `dense(16)`. Both end in the shared `dense(2)`.
+const CIRCLES: &str = r#"experiment t {
+  data = synthetic.circles(n: 600, noise: 0.05, seed: 3)
+  space { kind: in {lin, mlp} }
+  model {
+    flatten
+    dense(16)
+    match kind {
+      lin => { }
+      mlp => { relu dense(16) relu }
+    }
+    dense(data.classes)
+  }
+  train { optimizer = adam(0.01) epochs = 20 batch = 32 loss = cross_entropy }
+  objective { maximize accuracy }
+}
+"#;
+
+/// The plans of `kind`'s choices, in order, with the data and the train settings.
+fn choices(src: &str, param: &str, values: &[&str]) -> (Vec<Plan>, Dataset, TrainConfig) {
+    let compiled = crate::compile(&Source::new("t.bma", src));
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let exp = &compiled.program.experiments[0];
+    let mut plans = Vec::new();
+    let mut last = None;
+    for v in values {
+        let pins = BTreeMap::from([(param.to_string(), v.to_string())]);
+        let (sub, point) = crate::pins::expand_with_pins(&compiled, exp, &pins).expect("expands");
+        plans.push(Plan::new(&sub));
+        last = Some(point);
+    }
+    let point = last.expect("a choice");
+    let env = ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
+    let value = ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("data value");
+    let data = data::load(&value, Path::new(".")).expect("loads");
+    let cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 1).expect("config");
+    (plans, data, cfg)
+}
+
+fn rows(data: &Dataset, n: usize, dev: &burn::tensor::Device) -> Tensor<2> {
+    let idx: Vec<usize> = (0..n).collect();
+    batch_x(&data.train, &idx, data.features(), dev).expect("rows")
+}
+
+#[test]
+fn the_choices_split_into_a_shared_prefix_one_arm_each_and_a_shared_suffix() {
+    let (plans, _, _) = choices(CIRCLES, "kind", &["lin", "mlp"]);
+    let net = Supernet::new(&plans).expect("mixes");
+    assert_eq!(net.choices(), 2);
+    let p = net.prefix_ops();
+    let kinds = |ops: &[Op]| ops.iter().map(|o| format!("{:?}", o.kind)).collect::<Vec<_>>();
+    assert_eq!(kinds(&p), ["Input", "Flatten", "Dense { units: 16 }"]);
+    assert_eq!(kinds(&net.arm_ops(0)), ["Input"], "the linear path is the identity");
+    assert_eq!(kinds(&net.arm_ops(1)), ["Input", "Relu", "Dense { units: 16 }", "Relu"]);
+    assert_eq!(kinds(&net.suffix_ops()), ["Input", "Dense { units: 2 }"]);
+}
+
+#[test]
+fn identical_choices_are_refused() {
+    let (plans, _, _) = choices(CIRCLES, "kind", &["lin", "lin"]);
+    let err = Supernet::new(&plans).expect_err("nothing to mix");
+    assert!(err.contains("same network"), "{err}");
+}
+
+/// With the weights `[0, 1]` / `[1, 0]` the supernet computes exactly what each choice's own
+/// sub-model computes with the same weights; with softmax of a margin of 30 it does so
+/// within float tolerance.
+#[test]
+fn a_one_hot_mixture_equals_the_single_choice() {
+    let (plans, data, cfg) = choices(CIRCLES, "kind", &["lin", "mlp"]);
+    let net = Supernet::new(&plans).expect("mixes");
+    let dev = device();
+    let w = net.init(cfg.init, &mut crate::rng::Rng::new(7), &dev);
+    let x = rows(&data, 50, &dev);
+    for k in 0..2 {
+        let plan = net.choice(k).expect("choice");
+        let single = Net::init(plan, cfg.init, &mut crate::rng::Rng::new(99), &dev)
+            .load_tensors(plan, &net.choice_tensors(k, &w).expect("tensors"), &dev)
+            .expect("loads");
+        let want = values(net::forward(&single, plan, x.clone(), net::Mode::Eval, None).expect("forward"));
+        let mut hot = vec![0f32; 2];
+        hot[k] = 1.0;
+        let mix = Tensor::<1>::from_data(TensorData::new(hot, [2]), &dev);
+        let got = values(net.forward(&w, x.clone(), mix, None).expect("forward"));
+        assert_eq!(got, want, "choice {k}, one-hot weights");
+        let mut logits = vec![0f32; 2];
+        logits[k] = 30.0;
+        let mix = activation::softmax(Tensor::<1>::from_data(TensorData::new(logits, [2]), &dev), 0);
+        let near = values(net.forward(&w, x.clone(), mix, None).expect("forward"));
+        let worst = near.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-5, "choice {k}, softmax of a margin of 30: off by {worst}");
+        // The other choice gives another output: the comparison can fail.
+        let other = values(net.forward(&w, x.clone(), mix_of(1 - k, &dev), None).expect("forward"));
+        assert!(other.iter().zip(&want).any(|(a, b)| (a - b).abs() > 1e-3), "choice {k}: the arms differ");
+    }
+}
+
+fn mix_of(k: usize, dev: &burn::tensor::Device) -> Tensor<1> {
+    let mut hot = vec![0f32; 2];
+    hot[k] = 1.0;
+    Tensor::from_data(TensorData::new(hot, [2]), dev)
+}
+
+#[test]
+fn the_loss_has_a_gradient_with_respect_to_alpha() {
+    let (plans, data, cfg) = choices(CIRCLES, "kind", &["lin", "mlp"]);
+    let net = Supernet::new(&plans).expect("mixes");
+    let ad = device().autodiff();
+    let w = net.init(cfg.init, &mut crate::rng::Rng::new(7), &ad);
+    let idx: Vec<usize> = (0..64).collect();
+    let x = batch_x(&data.train, &idx, data.features(), &ad).expect("rows");
+    let t = batch_t(&data.train, &idx, 2, true, Loss::CrossEntropy, data.target, &ad);
+    let a = Tensor::<1>::from_data(TensorData::new(vec![0.3f32, -0.2], [2]), &ad).require_grad();
+    let out = net.forward(&w, x, activation::softmax(a.clone(), 0), None).expect("forward");
+    let loss = loss_tensor(out, t, Loss::CrossEntropy, Head::Logits);
+    let g = values(a.grad(&loss.backward()).expect("α has a gradient"));
+    assert_eq!(g.len(), 2);
+    assert!(g.iter().all(|v| v.is_finite()) && g.iter().any(|v| v.abs() > 1e-6), "{g:?}");
+    // softmax's gradient sums to zero over the choices.
+    assert!((g[0] + g[1]).abs() < 1e-5, "{g:?}");
+}
+
+/// Concentric circles: a linear path cannot separate them, the MLP path can. From equal
+/// weights (α = 0), the architecture steps move the MLP's weight above 0.7 in 8 epochs and
+/// the read-off picks it; put first instead of second, it is still picked.
+#[test]
+fn alpha_moves_towards_the_better_choice() {
+    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3 };
+    for (order, better) in [(["lin", "mlp"], 1usize), (["mlp", "lin"], 0)] {
+        let (plans, data, cfg) = choices(CIRCLES, "kind", &order);
+        let net = Supernet::new(&plans).expect("mixes");
+        let mut seen = Vec::new();
+        let out = darts::search(DeviceKind::Cpu, &net, &cfg, &config, &data, |e, w| seen.push((e, w.to_vec())))
+            .expect("searches");
+        assert_eq!(out.start, [0.5, 0.5], "α starts at zero");
+        assert_eq!(seen.len(), 8);
+        assert_eq!(out.weights.len(), 8);
+        let last = out.weights.last().expect("an epoch");
+        assert!((last.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(last[better] > 0.7, "{order:?}: weights per epoch {:?}", out.weights);
+        assert_eq!(out.chosen, better, "{order:?}");
+        assert!(out.train_loss.iter().chain(&out.arch_loss).all(|l| l.is_finite()));
+    }
+}

@@ -28,8 +28,9 @@ use burn::tensor::{Tensor, TensorData, activation};
 
 use super::net::{self, Mode, Net, Op, OpKind, Plan, Tensors};
 use super::{DeviceKind, TrainConfig, batch_t, batch_x, batches, burn_device, head_of, loss_tensor, optimizer, scalar};
+use crate::ast;
 use crate::data::Dataset;
-use crate::ir::Task;
+use crate::ir::{self, Task};
 use crate::rng::Rng;
 
 /// One decision's supernet: shared prefix, one arm per choice, shared suffix.
@@ -195,10 +196,103 @@ impl Supernet {
     }
 }
 
+/// The most choices one decision may have.
+pub const MAX_CHOICES: usize = 16;
+
+/// The supernet of parameter `param`'s choices: `body` expanded at `point` once per value
+/// of `param`'s domain (a choice `in {…}`, or an `int` domain of at most [`MAX_CHOICES`]
+/// values), every other parameter as `point` has it. Gives the values in domain order
+/// beside it. An `int` width is mixed as separate arms (the layers it sizes and those after
+/// them up to where the choices agree again), not by masking one shared layer.
+pub fn decision(
+    program: &ir::Program,
+    body: &ast::Body,
+    point: &ir::Point,
+    data: &ir::DataInfo,
+    param: &ir::Param,
+) -> Result<(Vec<ir::Value>, Supernet), String> {
+    let name = &param.name;
+    let values: Vec<ir::Value> = match &param.kind {
+        ir::ParamKind::Free(ir::Domain::Choice(values)) => values.clone(),
+        ir::ParamKind::Free(ir::Domain::Int { lo, hi, step, .. }) => {
+            let step = (*step).max(1);
+            let n = if hi < lo { 0 } else { (hi - lo) / step + 1 };
+            if n > MAX_CHOICES as i64 {
+                return Err(format!("`{name}` has {n} values; a decision mixes at most {MAX_CHOICES}"));
+            }
+            (0..n).map(|k| ir::Value::Int(lo + k * step)).collect()
+        }
+        ir::ParamKind::Free(ir::Domain::Float { .. }) => {
+            return Err(format!("`{name}` is continuous: only a choice among values can be mixed"));
+        }
+        ir::ParamKind::Const(_) | ir::ParamKind::Derived(_) => {
+            return Err(format!("`{name}` is not searched: there is nothing to choose"));
+        }
+    };
+    if values.len() > MAX_CHOICES {
+        return Err(format!("`{name}` has {} values; a decision mixes at most {MAX_CHOICES}", values.len()));
+    }
+    if !point.contains_key(name) {
+        return Err(format!("`{name}` is not active at this point (its `when` does not hold)"));
+    }
+    let mut plans = Vec::with_capacity(values.len());
+    for v in &values {
+        let mut at = point.clone();
+        at.insert(name.clone(), v.clone());
+        let sub = ir::expand(program, body, &at, data).map_err(|e| format!("`{name} = {v}`: {e}"))?;
+        plans.push(Plan::new(&sub));
+    }
+    let net = Supernet::new(&plans).map_err(|e| format!("`{name}`: {e}"))?;
+    Ok((values, net))
+}
+
+/// What [`choose`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// The decision's values, in domain order (the order of `outcome`'s weights).
+    pub values: Vec<ir::Value>,
+    pub outcome: Outcome,
+    /// The value read off: `values[outcome.chosen]`.
+    pub value: ir::Value,
+}
+
+/// DARTS on one decision: [`decision`]'s supernet trained by [`search`] on `data`, and the
+/// value of largest architecture weight. Retraining the chosen sub-model from scratch is
+/// the caller's (a normal trial at `point` with `param` set to `value`).
+#[allow(clippy::too_many_arguments)]
+pub fn choose(
+    kind: DeviceKind,
+    program: &ir::Program,
+    body: &ast::Body,
+    point: &ir::Point,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    darts: &Config,
+    param: &ir::Param,
+    on_epoch: impl FnMut(usize, &[f64]) + Send,
+) -> Result<Choice, String> {
+    let (values, net) = decision(program, body, point, &data.info, param)?;
+    let outcome = search(kind, &net, cfg, darts, data, on_epoch)?;
+    let value = values.get(outcome.chosen).cloned().ok_or("the search chose no value")?;
+    Ok(Choice { values, outcome, value })
+}
+
 /// Trains the supernet of `net` on `data`'s train split (weights, `cfg`'s optimizer,
 /// schedule, batch and seed) and its valid split (`α`, `darts`), one architecture step
 /// after each weight step, for `darts.epochs` epochs; `on_epoch` sees each epoch's weights.
+/// Runs in its own pool of `cfg.threads` threads, as [`super::fit`] does.
 pub fn search(
+    kind: DeviceKind,
+    net: &Supernet,
+    cfg: &TrainConfig,
+    darts: &Config,
+    data: &Dataset,
+    on_epoch: impl FnMut(usize, &[f64]) + Send,
+) -> Result<Outcome, String> {
+    super::in_pool(cfg.threads, || search_here(kind, net, cfg, darts, data, on_epoch))
+}
+
+fn search_here(
     kind: DeviceKind,
     net: &Supernet,
     cfg: &TrainConfig,

@@ -159,3 +159,92 @@ fn alpha_moves_towards_the_better_choice() {
         assert!(out.train_loss.iter().chain(&out.arch_loss).all(|l| l.is_finite()));
     }
 }
+
+/// The same experiment compiled, for [`darts::decision`].
+fn compiled(src: &str) -> crate::Compiled {
+    let c = crate::compile(&Source::new("t.bma", src));
+    assert!(!c.has_errors(), "{:#?}", c.diagnostics);
+    c
+}
+
+/// `decision` over `param` at the representative point (pins none).
+fn decide(src: &str, param: &str) -> Result<(Vec<ir::Value>, Supernet), String> {
+    let c = compiled(src);
+    let exp = &c.program.experiments[0];
+    let (_, point) = crate::pins::expand_with_pins(&c, exp, &BTreeMap::new()).expect("expands");
+    let data = c.info(&exp.name).and_then(|i| i.data.as_ref()).expect("data");
+    let p = exp.space.get(param).expect("param");
+    darts::decision(&c.program, exp.model.as_ref().expect("model"), &point, data, p)
+}
+
+fn experiment(space: &str, model: &str) -> String {
+    format!(
+        "experiment t {{\n data = synthetic.circles(n: 100, seed: 1)\n space {{ {space} }}\n model {{ {model} }}\n train {{ optimizer = adam(0.01) epochs = 1 }}\n objective {{ maximize accuracy }}\n}}\n"
+    )
+}
+
+#[test]
+fn a_decision_expands_the_model_once_per_value() {
+    // A layer-valued parameter: the choices share both dense layers and mix the activations.
+    let (values, net) =
+        decide(&experiment("act: in {relu, tanh, gelu}", "dense(8) act dense(data.classes)"), "act").expect("mixes");
+    assert_eq!(values.len(), 3);
+    assert_eq!(net.choices(), 3);
+    let kinds: Vec<String> = (0..3).map(|k| format!("{:?}", net.arm_ops(k)[1].kind)).collect();
+    assert_eq!(kinds, ["Relu", "Tanh", "Gelu"]);
+    assert_eq!(net.suffix_ops().len(), 2, "the last dense is shared");
+    // An int width: different shapes after the sized layer, so the arms run to the output.
+    let (values, net) =
+        decide(&experiment("w: int in {4, 8}", "dense(w) relu dense(data.classes)"), "w").expect("mixes");
+    assert_eq!(values, [ir::Value::Int(4), ir::Value::Int(8)]);
+    assert_eq!(net.arm_ops(0).len(), 4, "input, dense(4), relu, dense(2)");
+    assert_eq!(net.suffix_ops().len(), 1, "only the mixed output");
+    // A residual around the decision: the mixing point moves after the join.
+    let (_, net) =
+        decide(&experiment("act: in {relu, tanh}", "dense(8) residual { act dense(8) } dense(data.classes)"), "act")
+            .expect("mixes");
+    let last = net.arm_ops(0).last().map(|o| format!("{:?}", o.kind)).expect("ops");
+    assert_eq!(last, "Add", "the add joins the skip inside each arm");
+}
+
+#[test]
+fn a_decision_over_a_continuous_fixed_or_too_large_domain_is_refused() {
+    let err = decide(&experiment("lr: float in 0.001..0.1 act = relu", "dense(8) relu dense(data.classes)"), "lr")
+        .expect_err("continuous");
+    assert!(err.contains("continuous"), "{err}");
+    let err = decide(&experiment("lr: float in 0.001..0.1 act = relu", "dense(8) act dense(data.classes)"), "act")
+        .expect_err("pinned");
+    assert!(err.contains("not searched"), "{err}");
+    let err = decide(&experiment("w: int in 1..=64", "dense(w) relu dense(data.classes)"), "w").expect_err("too many");
+    assert!(err.contains("64 values"), "{err}");
+}
+
+/// The whole step: the decision's supernet searched, its choice read off and retrained from
+/// scratch as a normal trial, which fits the circles where the other choice cannot.
+#[test]
+fn the_chosen_sub_model_retrains_from_scratch_and_beats_the_other() {
+    let c = compiled(CIRCLES);
+    let exp = &c.program.experiments[0];
+    let pins = BTreeMap::from([("kind".to_string(), "lin".to_string())]);
+    let (_, point) = crate::pins::expand_with_pins(&c, exp, &pins).expect("expands");
+    let (_, data, cfg) = choices(CIRCLES, "kind", &["lin"]);
+    let body = exp.model.as_ref().expect("model");
+    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3 };
+    let param = exp.space.get("kind").expect("kind");
+    let choice = darts::choose(DeviceKind::Cpu, &c.program, body, &point, &data, &cfg, &config, param, |_, _| {})
+        .expect("chooses");
+    assert_eq!(choice.value.to_string(), "mlp");
+    assert_eq!(choice.outcome.weights.len(), 8);
+    let accuracy = |value: &ir::Value| {
+        let mut at = point.clone();
+        at.insert("kind".into(), value.clone());
+        let sub = ir::expand(&c.program, body, &at, &data.info).expect("expands");
+        let out = fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue);
+        assert_eq!(out.status, Status::Completed);
+        out.metrics["accuracy"]
+    };
+    let chosen = accuracy(&choice.value);
+    let other = choice.values.iter().find(|v| **v != choice.value).expect("another value");
+    let rejected = accuracy(other);
+    assert!(chosen > 0.9 && rejected < 0.8, "chosen {chosen}, rejected {rejected}");
+}

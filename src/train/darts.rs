@@ -20,7 +20,9 @@
 //! `α` starts at zero (every choice weighted `1/K`), so where it ends comes from the
 //! architecture steps alone. Not done: several decisions in one supernet, token inputs
 //! (an `embedding`'s padding mask does not cross the cut), early stopping on `α`'s
-//! entropy or DARTS-/β-DARTS regularisation.
+//! entropy or DARTS-/β-DARTS regularisation; the supernet's weights step without the
+//! trial's `hypergradient:`, augmentation, early stopping or SWA (its optimizer, schedule,
+//! batch, init and seed apply).
 
 use burn::module::Module;
 use burn::optim::GradientsParams;

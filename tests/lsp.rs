@@ -169,7 +169,7 @@ fn diagnostics_hover_definition_completion() {
         json!({ "textDocument": { "uri": URI }, "position": { "line": 12, "character": 27 } }),
     );
     let text = hover.pointer("/result/contents/value").and_then(Value::as_str).expect("hover text");
-    assert!(text.contains("width: in {32, 64}"), "{text}");
+    assert!(text.contains("width: int in {32, 64}"), "{text}");
     assert!(text.contains("only exists when `kind == mlp`"), "{text}");
     assert!(text.contains("Units of the hidden layer."), "{text}");
 
@@ -325,7 +325,7 @@ fn bad_messages_get_their_json_rpc_error_and_the_server_keeps_serving() {
         json!({ "textDocument": { "uri": URI }, "position": { "line": 12, "character": 27 } }),
     );
     let text = hover.pointer("/result/contents/value").and_then(Value::as_str).expect("hover text");
-    assert!(text.contains("width: in {32, 64}"), "{text}");
+    assert!(text.contains("width: int in {32, 64}"), "{text}");
     let shut = s.request(6, "shutdown", Value::Null);
     assert!(shut.get("error").is_none());
     s.notify("exit", Value::Null);
@@ -498,4 +498,262 @@ fn the_stdlib_is_written_to_the_users_cache_folder() {
     let home = common::temp_dir();
     let path = stdlib_definition(&[("HOME", home.path()), ("XDG_CACHE_HOME", std::path::Path::new(""))]);
     assert!(path.starts_with(home.path().join(".cache/bma")), "{} is not under ~/.cache/bma", path.display());
+}
+
+/// A clean spec with a name of every kind: a block and its parameters, a fn, an imported
+/// block, parameters of `space`, a node, a `repeat` index, `data.classes`, an optimiser and
+/// its named arguments, a loss, a strategy, and an experiment named like its dataset.
+const SPEC: &str = "use std::blocks::{dense_act}
+
+/// A small block.
+block head(units: int, p: float = 0.1) {
+  dense(units)
+  dropout(p)
+}
+
+fn half(x: int) -> int = floor(x / 2)
+
+/// Digits, searched.
+experiment digits {
+  data = digits()
+  space {
+    units: int in {8, 16}
+    lr: float in 1e-4..3e-2 log
+    momentum: float in 0.5..0.99
+    depth: int in 1..=3
+  }
+  model {
+    // units in a comment
+    let x = flatten
+    x -> dense_act(units)
+    repeat i in 0..depth {
+      head(units: half(units) + i, p: 0.2)
+    }
+    dense(data.classes)
+  }
+  train {
+    optimizer = sgd(lr: lr, momentum: momentum)
+    loss = cross_entropy
+    epochs = 2
+  }
+  objective { maximize accuracy }
+  search { strategy = tpe trials = 4 }
+}
+";
+
+/// The LSP position of the `nth` occurrence (from 0) of `needle` in `text`, `into` bytes
+/// into it.
+fn pos(text: &str, needle: &str, nth: usize, into: usize) -> Value {
+    let at = text.match_indices(needle).nth(nth).map(|(i, _)| i).expect("the needle is in the text") + into;
+    let line = text[..at].matches('\n').count();
+    let character = at - text[..at].rfind('\n').map_or(0, |i| i + 1);
+    json!({ "line": line, "character": character })
+}
+
+/// A server with `text` open at [`URI`], its first diagnostics read.
+fn open(text: &str) -> (Server, Vec<Value>) {
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": text } }),
+    );
+    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).cloned().unwrap_or_default();
+    (s, diags)
+}
+
+/// Asks `method` at `position` of [`URI`] (more parameters in `extra`); gives the result.
+fn ask(s: &mut Server, id: u64, method: &str, position: Value, extra: Value) -> Value {
+    let mut params = json!({ "textDocument": { "uri": URI }, "position": position });
+    if let (Some(p), Value::Object(more)) = (params.as_object_mut(), extra) {
+        p.extend(more);
+    }
+    s.request(id, method, params)
+}
+
+fn hover_at(s: &mut Server, id: u64, position: Value) -> String {
+    let v = ask(s, id, "textDocument/hover", position, Value::Null);
+    v.pointer("/result/contents/value").and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn labels(v: &Value) -> Vec<String> {
+    v.pointer("/result/items")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|i| i["label"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_syntax_error_leaves_the_rest_of_the_file_analysed() {
+    // `ensemble(top: 5,,` typed on one line at the end; a second mistake in the block.
+    let broken = SPEC
+        .replace("  search { strategy", "  average { ensemble(top: 5,,\n  search { strategy")
+        .replace("  dropout(p)\n", "  dropout(p\n");
+    let (mut s, diags) = open(&broken);
+    let syntax: Vec<&Value> = diags.iter().filter(|d| d["code"] == "syntax_error").collect();
+    assert_eq!(syntax.len(), 2, "both mistakes reported: {diags:?}");
+    assert_eq!(syntax[0].pointer("/range/start/line"), Some(&json!(6)), "{diags:?}");
+    assert_eq!(syntax[1].pointer("/range/start/line"), pos(&broken, "ensemble(top: 5,,", 0, 0).get("line"));
+    assert!(diags.iter().all(|d| d["code"] == "syntax_error"), "nothing that follows from the damage: {diags:?}");
+
+    // Hover and definition on a parameter far above the mistake.
+    let text = hover_at(&mut s, 2, pos(&broken, "units: int in", 0, 1));
+    assert!(text.contains("units: int in {8, 16}"), "{text}");
+    let text = hover_at(&mut s, 3, pos(&broken, "lr: lr", 0, 5));
+    assert!(text.contains("lr: float in 1e-4..3e-2 log"), "{text}");
+    let def = ask(&mut s, 4, "textDocument/definition", pos(&broken, "0..depth", 0, 4), Value::Null);
+    assert_eq!(def.pointer("/result/range/start"), Some(&pos(&broken, "depth: int", 0, 0)));
+
+    // A call half typed in the model: completion there still offers the file's own names.
+    let typing = SPEC.replace("    dense(data.classes)\n", "    dense_act(\n    dense(data.classes)\n");
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": typing }] }),
+    );
+    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).cloned().unwrap_or_default();
+    assert!(diags.iter().any(|d| d["code"] == "syntax_error"), "{diags:?}");
+    let got = labels(&ask(&mut s, 5, "textDocument/completion", pos(&typing, "dense_act(\n", 0, 10), Value::Null));
+    for want in ["units", "depth", "head", "half", "dense_act"] {
+        assert!(got.iter().any(|l| l == want), "completion lacks {want}: {got:?}");
+    }
+    let text = hover_at(&mut s, 6, pos(&typing, "momentum: momentum", 0, 12));
+    assert!(text.contains("momentum: float in 0.5..0.99"), "{text}");
+}
+
+#[test]
+fn names_resolve_by_scope() {
+    let (mut s, diags) = open(SPEC);
+    assert!(diags.iter().all(|d| d["severity"] != 1), "{diags:?}");
+    let mut id = 1;
+    let mut hover = |s: &mut Server, needle: &str, nth: usize, into: usize| {
+        id += 1;
+        hover_at(s, id, pos(SPEC, needle, nth, into))
+    };
+    // The dataset in `data = digits()`, not the experiment named `digits`.
+    let text = hover(&mut s, "digits()", 0, 1);
+    assert!(text.starts_with("dataset digits"), "{text}");
+    // Nothing in comments.
+    assert_eq!(hover(&mut s, "units in a comment", 0, 1), "");
+    // A named argument is the argument; its value is the parameter.
+    let text = hover(&mut s, "momentum: momentum", 0, 2);
+    assert!(text.starts_with("argument `momentum:` of `sgd`"), "{text}");
+    let text = hover(&mut s, "momentum: momentum", 0, 12);
+    assert!(text.contains("momentum: float in 0.5..0.99"), "{text}");
+    // Block parameters inside their block; the parameter of `space` outside it.
+    let text = hover(&mut s, "dense(units)", 0, 7);
+    assert!(text.contains("units: int") && text.contains("parameter of block `head`"), "{text}");
+    let text = hover(&mut s, "half(units)", 0, 6);
+    assert!(text.contains("units: int in {8, 16}"), "{text}");
+    let text = hover(&mut s, "head(units: half", 0, 6);
+    assert!(text.contains("argument of block `head`"), "{text}");
+    // A fn's parameter, a `repeat` index, a node, `data.classes`, catalogue entries.
+    let text = hover(&mut s, "floor(x", 0, 6);
+    assert!(text.contains("x: int") && text.contains("parameter of fn `half`"), "{text}");
+    let text = hover(&mut s, "+ i,", 0, 2);
+    assert!(text.contains("repeat i in 0..depth"), "{text}");
+    let text = hover(&mut s, "x -> dense_act", 0, 0);
+    assert!(text.contains("let x = flatten"), "{text}");
+    let text = hover(&mut s, "data.classes", 0, 6);
+    assert!(text.starts_with("`data.classes`") && text.contains("here: `10`"), "{text}");
+    assert!(hover(&mut s, "sgd(", 0, 1).starts_with("optimizer sgd("));
+    assert!(hover(&mut s, "cross_entropy", 0, 1).starts_with("loss cross_entropy"));
+    assert!(hover(&mut s, "tpe", 0, 1).starts_with("strategy tpe"));
+    assert!(hover(&mut s, "accuracy", 0, 1).starts_with("metric `accuracy`"));
+    let text = hover(&mut s, "digits {", 0, 1);
+    assert!(text.starts_with("experiment `digits`") && text.contains("Digits, searched."), "{text}");
+
+    // Definitions: a block argument goes to the block's parameter, a fn parameter to the fn's.
+    let def = |s: &mut Server, id: u64, needle: &str, into: usize| {
+        let v = ask(s, id, "textDocument/definition", pos(SPEC, needle, 0, into), Value::Null);
+        v.pointer("/result/range/start").cloned().unwrap_or(Value::Null)
+    };
+    assert_eq!(def(&mut s, 40, "head(units: half", 6), pos(SPEC, "units: int,", 0, 0));
+    assert_eq!(def(&mut s, 41, "floor(x", 6), pos(SPEC, "x: int)", 0, 0));
+    assert_eq!(def(&mut s, 42, "+ i,", 2), pos(SPEC, "i in 0", 0, 0));
+    assert_eq!(def(&mut s, 43, "x -> dense_act", 0), pos(SPEC, "x = flatten", 0, 0));
+    assert_eq!(def(&mut s, 44, "digits()", 1), Value::Null, "a dataset has no definition in the file");
+}
+
+#[test]
+fn references_rename_highlight_and_symbols() {
+    let (mut s, _) = open(SPEC);
+    let starts = |v: &Value| -> Vec<Value> {
+        v["result"]
+            .as_array()
+            .map(|a| a.iter().map(|l| l.pointer("/range/start").cloned().unwrap_or_default()).collect())
+            .unwrap_or_default()
+    };
+    // `units` of `space`: its declaration and two uses; not the block's `units`, not the
+    // named argument `units:`, not the comment.
+    let refs = ask(
+        &mut s,
+        2,
+        "textDocument/references",
+        pos(SPEC, "half(units)", 0, 6),
+        json!({ "context": { "includeDeclaration": true } }),
+    );
+    assert_eq!(
+        starts(&refs),
+        [pos(SPEC, "units: int in", 0, 0), pos(SPEC, "dense_act(units)", 0, 10), pos(SPEC, "half(units)", 0, 5)]
+    );
+    let refs = ask(
+        &mut s,
+        3,
+        "textDocument/references",
+        pos(SPEC, "half(units)", 0, 6),
+        json!({ "context": { "includeDeclaration": false } }),
+    );
+    assert_eq!(starts(&refs).len(), 2);
+
+    // Rename: the same three places.
+    let edit = ask(&mut s, 4, "textDocument/rename", pos(SPEC, "units: int in", 0, 1), json!({ "newName": "width" }));
+    let edits =
+        edit.pointer(&format!("/result/changes/{}", URI.replace('/', "~1"))).and_then(Value::as_array).expect("edits");
+    assert_eq!(edits.len(), 3, "{edit}");
+    assert!(edits.iter().all(|e| e["newText"] == "width"));
+    // The block's parameter, from the named argument: its declaration, its use, the argument.
+    let edit = ask(&mut s, 5, "textDocument/rename", pos(SPEC, "head(units: half", 0, 6), json!({ "newName": "n" }));
+    let edits =
+        edit.pointer(&format!("/result/changes/{}", URI.replace('/', "~1"))).and_then(Value::as_array).expect("edits");
+    let mut at: Vec<Value> = edits.iter().map(|e| e.pointer("/range/start").cloned().unwrap_or_default()).collect();
+    at.sort_by_key(|p| (p["line"].as_u64(), p["character"].as_u64()));
+    assert_eq!(
+        at,
+        [pos(SPEC, "units: int,", 0, 0), pos(SPEC, "dense(units)", 0, 6), pos(SPEC, "head(units: half", 0, 5)]
+    );
+    // Refused: a collision, a keyword, a name from another file.
+    for (id, needle, into, new) in [
+        (6, "units: int in", 1, "lr"),
+        (7, "units: int in", 1, "in"),
+        (8, "dense_act(units)", 1, "d"),
+        (9, "units: int in", 1, "9a"),
+    ] {
+        let v = ask(&mut s, id, "textDocument/rename", pos(SPEC, needle, 0, into), json!({ "newName": new }));
+        assert_eq!(v.pointer("/error/code"), Some(&json!(-32803)), "renaming to {new}: {v}");
+    }
+    let v = ask(&mut s, 10, "textDocument/prepareRename", pos(SPEC, "depth: int", 0, 1), Value::Null);
+    assert_eq!(v.pointer("/result/start"), Some(&pos(SPEC, "depth: int", 0, 0)));
+
+    // Highlight: the declaration as a write, the use as a read.
+    let v = ask(&mut s, 11, "textDocument/documentHighlight", pos(SPEC, "0..depth", 0, 4), Value::Null);
+    let kinds: Vec<i64> =
+        v["result"].as_array().expect("highlights").iter().filter_map(|h| h["kind"].as_i64()).collect();
+    assert_eq!(kinds, [3, 2]);
+
+    // The outline: items, an experiment's sections, the parameters of `space`.
+    let v = s.request(12, "textDocument/documentSymbol", json!({ "textDocument": { "uri": URI } }));
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|x| x["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let top = &v["result"];
+    assert_eq!(names(top), ["std::blocks::dense_act", "head", "half", "digits"]);
+    let digits = &top[3];
+    assert_eq!(names(&digits["children"]), ["data", "space", "model", "train", "objective", "search"]);
+    assert_eq!(names(&digits["children"][1]["children"]), ["units", "lr", "momentum", "depth"]);
+    assert_eq!(names(&top[1]["children"]), ["units", "p"]);
 }

@@ -23,12 +23,14 @@
 
 mod augments;
 mod datasets;
+mod fields;
 mod layers;
 mod settings;
 pub mod trial;
 
 pub use augments::{AUGMENTS, Augment, augment_unfit};
 pub use datasets::{AUDIO_FEATURES, AudioFeature, DATASETS, Dataset, FIXED_SPLITS};
+pub use fields::DATA_FIELDS;
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,

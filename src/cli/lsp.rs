@@ -1,8 +1,9 @@
 //! `bma lsp`: the language server over stdio.
 //!
-//! Diagnostics as you type (the same `compile` as `bma check`), hover, go to
-//! definition (into the stdlib too, written out to the user's cache folder,
-//! `$XDG_CACHE_HOME/bma/stdlib-VERSION/` or `~/.cache/bma/...`), completion,
+//! Diagnostics as you type (the same `compile` as `bma check`, which analyses a file around
+//! its syntax errors), hover, go to definition (into the stdlib too, written out to the
+//! user's cache folder, `$XDG_CACHE_HOME/bma/stdlib-VERSION/` or `~/.cache/bma/...`),
+//! references, rename, document highlight and symbols (`ide`'s resolved names), completion,
 //! formatting (`bma fmt`'s layout).
 //!
 //! JSON-RPC over stdio, framed and dispatched here (plain `serde_json` values). A bad
@@ -122,8 +123,8 @@ struct Jobs {
     pending: HashMap<String, (u64, String)>,
     /// The generation of each open document's latest text.
     latest: HashMap<String, u64>,
-    /// Each open document's last completed compilation.
-    done: HashMap<String, Arc<bma::Compiled>>,
+    /// Each open document's last completed compilation, its names resolved.
+    done: HashMap<String, Arc<ide::Analysis>>,
     next: u64,
     stop: bool,
 }
@@ -170,7 +171,7 @@ impl Compiler {
     }
 
     /// The last completed compilation of `uri`.
-    fn last(&self, uri: &str) -> Option<Arc<bma::Compiled>> {
+    fn last(&self, uri: &str) -> Option<Arc<ide::Analysis>> {
         self.jobs().done.get(uri).cloned()
     }
 }
@@ -199,7 +200,8 @@ fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) 
                 jobs = shared.1.wait(jobs).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let compiled = compile(&uri, &text);
+        let analysis = ide::Analysis::new(compile(&uri, &text));
+        let compiled = &analysis.compiled;
         let mut jobs = lock();
         if jobs.latest.get(&uri) != Some(&generation) {
             continue; // stale: a newer text is queued, or the document was closed
@@ -208,9 +210,9 @@ fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) 
             .diagnostics
             .iter()
             .filter(|d| d.primary.span.file == FileId(0))
-            .map(|d| to_lsp(&compiled, d, &uri))
+            .map(|d| to_lsp(compiled, d, &uri))
             .collect();
-        jobs.done.insert(uri.clone(), Arc::new(compiled));
+        jobs.done.insert(uri.clone(), Arc::new(analysis));
         // Published under the lock: a close that follows is published after this.
         let _ = publish(out, &uri, diagnostics);
     }
@@ -268,6 +270,10 @@ fn capabilities() -> Value {
         "definitionProvider": true,
         "documentFormattingProvider": true,
         "completionProvider": { "triggerCharacters": ["."] },
+        "referencesProvider": true,
+        "renameProvider": { "prepareProvider": true },
+        "documentHighlightProvider": true,
+        "documentSymbolProvider": true,
     })
 }
 
@@ -477,8 +483,20 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// The methods [`handle_request`] answers.
-const METHODS: [&str; 4] =
-    ["textDocument/hover", "textDocument/definition", "textDocument/completion", "textDocument/formatting"];
+const METHODS: [&str; 9] = [
+    "textDocument/hover",
+    "textDocument/definition",
+    "textDocument/completion",
+    "textDocument/formatting",
+    "textDocument/references",
+    "textDocument/rename",
+    "textDocument/prepareRename",
+    "textDocument/documentHighlight",
+    "textDocument/documentSymbol",
+];
+
+/// LSP's error for a request that was valid but could not be done (a refused rename).
+const REQUEST_FAILED: i64 = -32803;
 
 /// A request's result, or its error code and message.
 fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, (i64, String)> {
@@ -495,22 +513,50 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
         return Ok(formatting(text));
     }
     // The last completed compilation, and positions in the text it compiled.
-    let Some(c) = state.compiler.last(&uri) else { return Ok(Value::Null) };
+    let Some(a) = state.compiler.last(&uri) else { return Ok(Value::Null) };
+    let c = &a.compiled;
     let at = offset(c.sources.get(FileId(0)).map_or(text.as_str(), |s| s.text.as_str()), line, character);
+    let locations = |spans: Vec<Span>| -> Value {
+        spans.into_iter().map(|s| json!({ "uri": uri, "range": range(c, s) })).collect()
+    };
     Ok(match method {
-        "textDocument/hover" => match ide::hover(&c, FileId(0), at) {
-            Some((span, md)) => json!({ "contents": { "kind": "markdown", "value": md }, "range": range(&c, span) }),
+        "textDocument/references" => {
+            let with_def = params.pointer("/context/includeDeclaration").and_then(Value::as_bool).unwrap_or(true);
+            locations(ide::references(&a, FileId(0), at, with_def))
+        }
+        "textDocument/documentHighlight" => ide::highlights(&a, FileId(0), at)
+            .into_iter()
+            .map(|(s, def)| json!({ "range": range(c, s), "kind": if def { 3 } else { 2 } }))
+            .collect(),
+        "textDocument/prepareRename" => match ide::prepare_rename(&a, FileId(0), at) {
+            Ok(span) => range(c, span),
+            Err(why) => return Err((REQUEST_FAILED, why)),
+        },
+        "textDocument/rename" => {
+            let new = params.get("newName").and_then(Value::as_str).unwrap_or_default();
+            match ide::rename(&a, FileId(0), at, new) {
+                Ok(spans) => {
+                    let edits: Vec<Value> =
+                        spans.into_iter().map(|s| json!({ "range": range(c, s), "newText": new })).collect();
+                    json!({ "changes": { uri.clone(): edits } })
+                }
+                Err(why) => return Err((REQUEST_FAILED, why)),
+            }
+        }
+        "textDocument/documentSymbol" => ide::symbols(&a).iter().map(|s| document_symbol(c, s)).collect(),
+        "textDocument/hover" => match ide::hover(&a, FileId(0), at) {
+            Some((span, md)) => json!({ "contents": { "kind": "markdown", "value": md }, "range": range(c, span) }),
             None => Value::Null,
         },
-        "textDocument/definition" => match ide::definition(&c, FileId(0), at) {
-            Some(span) => match span_uri(&c, span, &uri) {
-                Some(target) => json!({ "uri": target, "range": range(&c, span) }),
+        "textDocument/definition" => match ide::definition(&a, FileId(0), at) {
+            Some(span) => match span_uri(c, span, &uri) {
+                Some(target) => json!({ "uri": target, "range": range(c, span) }),
                 None => Value::Null,
             },
             None => Value::Null,
         },
         _ => {
-            let items: Vec<Value> = ide::completions(&c, FileId(0), at)
+            let items: Vec<Value> = ide::completions(c, FileId(0), at)
                 .into_iter()
                 .map(|item| {
                     let kind = match item.kind {
@@ -531,6 +577,28 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                 .collect();
             json!({ "isIncomplete": false, "items": items })
         }
+    })
+}
+
+/// An outline entry as LSP's `DocumentSymbol`.
+fn document_symbol(c: &bma::Compiled, s: &ide::Symbol) -> Value {
+    // LSP's SymbolKind: Module, Namespace, Variable, Constant, Class, Function, Property, Package.
+    let kind = match s.kind {
+        ide::OutlineKind::Experiment => 2,
+        ide::OutlineKind::Section => 3,
+        ide::OutlineKind::Param | ide::OutlineKind::Derived => 13,
+        ide::OutlineKind::Pinned => 14,
+        ide::OutlineKind::Block => 5,
+        ide::OutlineKind::Fn => 12,
+        ide::OutlineKind::Argument => 7,
+        ide::OutlineKind::Import => 4,
+    };
+    json!({
+        "name": s.name,
+        "kind": kind,
+        "range": range(c, s.span),
+        "selectionRange": range(c, s.selection),
+        "children": s.children.iter().map(|x| document_symbol(c, x)).collect::<Vec<_>>(),
     })
 }
 

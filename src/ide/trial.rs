@@ -60,6 +60,11 @@ pub(super) fn hover(c: &Compiled, exp: &Experiment, file: FileId, offset: u32, w
     }
 }
 
+/// Whether `offset` is in a `{placeholder}` of one of `exp`'s command strings.
+pub(super) fn in_placeholder(c: &Compiled, exp: &Experiment, file: FileId, offset: u32) -> bool {
+    matches!(place(c, exp, file, offset), Some(Place::Placeholder(_)))
+}
+
 fn place(c: &Compiled, exp: &Experiment, file: FileId, offset: u32) -> Option<Place> {
     let trial = exp.trial.as_ref()?;
     if trial.span.file != file {

@@ -1,0 +1,207 @@
+//! Moving around a file by its names: references, rename, highlight and the outline.
+//!
+//! Takes an [`Analysis`] (its resolved names, `ide::resolve`) and an offset; gives spans, all
+//! in the analysed file. Rename refuses what would change the program's meaning: a name
+//! defined outside the file (an import, the stdlib), a name that is no identifier or a
+//! keyword, and a name already used where the renamed one is visible (it would collide with,
+//! shadow or be shadowed by another).
+
+use super::{Analysis, Occurrence, SymbolKind, Target};
+use crate::ast::{self, Item, SectionBody, SpaceItem};
+use crate::source::{FileId, Span};
+
+/// Every occurrence of the symbol at `offset` (with its definition when `with_def`), in
+/// text order.
+pub fn references(a: &Analysis, file: FileId, offset: u32, with_def: bool) -> Vec<Span> {
+    let Some(o) = symbol_at(a, file, offset) else { return Vec::new() };
+    let mut out: Vec<Span> = a.index.same(o).into_iter().filter(|x| with_def || !x.is_def).map(|x| x.span).collect();
+    out.sort_by_key(|s| s.start);
+    out
+}
+
+/// The occurrences of the symbol at `offset` to highlight, each with whether it is the
+/// definition (a write) or a use (a read).
+pub fn highlights(a: &Analysis, file: FileId, offset: u32) -> Vec<(Span, bool)> {
+    let Some(o) = symbol_at(a, file, offset) else { return Vec::new() };
+    a.index.same(o).into_iter().map(|x| (x.span, x.is_def)).collect()
+}
+
+/// The name at `offset` that can be renamed, and its span.
+pub fn prepare_rename(a: &Analysis, file: FileId, offset: u32) -> Result<Span, String> {
+    let o = symbol_at(a, file, offset).ok_or("no symbol to rename here")?;
+    let def = definition_of(o).ok_or("no symbol to rename here")?;
+    if def.file != file {
+        return Err(format!("`{}` is defined in another file", o.name));
+    }
+    Ok(o.span)
+}
+
+/// The spans to replace with `new` to rename the symbol at `offset`, or why not.
+pub fn rename(a: &Analysis, file: FileId, offset: u32, new: &str) -> Result<Vec<Span>, String> {
+    prepare_rename(a, file, offset)?;
+    let o = symbol_at(a, file, offset).ok_or("no symbol to rename here")?;
+    if !is_identifier(new) {
+        return Err(format!(
+            "`{new}` is not a name: names are ASCII letters, digits and `_`, not starting with a digit"
+        ));
+    }
+    if KEYWORDS.contains(&new) {
+        return Err(format!("`{new}` is a keyword"));
+    }
+    if new == o.name {
+        return Ok(Vec::new());
+    }
+    let all = a.index.same(o);
+    let def = all.iter().find(|x| x.is_def).map_or(o.scope, |d| d.scope);
+    // Items are visible in the whole file (and in the files that import it).
+    let file_wide =
+        matches!(o.target, Target::Symbol { kind: SymbolKind::Block | SymbolKind::Fn | SymbolKind::Experiment, .. });
+    let overlaps = |s: Span| file_wide || (s.start < def.end && def.start < s.end);
+    if let Some(clash) = a.index.occurrences.iter().find(|x| x.name == new && (overlaps(x.scope) || overlaps(x.span))) {
+        let line =
+            a.compiled.sources.get(file).map_or(0, |s| s.text[..clash.span.start as usize].matches('\n').count());
+        return Err(format!("`{new}` is already used where `{}` is visible (line {})", o.name, line + 1));
+    }
+    if file_wide && (a.compiled.program.blocks.contains_key(new) || a.compiled.program.fns.contains_key(new)) {
+        return Err(format!("`{new}` is already a block or fn of this program"));
+    }
+    Ok(all.into_iter().map(|x| x.span).collect())
+}
+
+/// The user-defined symbol at `offset` (a named argument of a block stands for the block's
+/// parameter).
+fn symbol_at(a: &Analysis, file: FileId, offset: u32) -> Option<&Occurrence> {
+    let o = a.at(file, offset)?;
+    match o.target {
+        Target::Symbol { .. } => Some(o),
+        Target::Arg { param: Some(def), .. } => a.index.occurrences.iter().find(|x| x.is_def && x.span == def),
+        _ => None,
+    }
+}
+
+fn definition_of(o: &Occurrence) -> Option<Span> {
+    match o.target {
+        Target::Symbol { def, .. } => Some(def),
+        _ => None,
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Words that can never be names (`grammar/bma.pest`'s `keyword`).
+const KEYWORDS: [&str; 19] = [
+    "use",
+    "block",
+    "fn",
+    "experiment",
+    "when",
+    "let",
+    "in",
+    "repeat",
+    "match",
+    "if",
+    "else",
+    "maximize",
+    "minimize",
+    "require",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
+];
+
+/// What an entry of the outline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutlineKind {
+    Experiment,
+    Section,
+    /// A searched parameter of `space`.
+    Param,
+    /// A pinned parameter (`name = value`).
+    Pinned,
+    /// `let name = ...` in `space`.
+    Derived,
+    Block,
+    Fn,
+    /// A parameter of a block or fn.
+    Argument,
+    Import,
+}
+
+/// One entry of the outline: experiments with their sections and parameters, blocks and
+/// fns with their parameters, imports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: String,
+    pub kind: OutlineKind,
+    /// The whole entry.
+    pub span: Span,
+    /// Its name.
+    pub selection: Span,
+    pub children: Vec<Symbol>,
+}
+
+/// The outline of the analysed file.
+pub fn symbols(a: &Analysis) -> Vec<Symbol> {
+    let leaf = |name: &ast::Ident, kind, span| Symbol {
+        name: name.name.clone(),
+        kind,
+        span,
+        selection: name.span,
+        children: Vec::new(),
+    };
+    let params = |ps: &[ast::ParamDecl]| ps.iter().map(|p| leaf(&p.name, OutlineKind::Argument, p.span)).collect();
+    a.tree
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Use(u) => {
+                let name = u.module.iter().chain(&u.names).map(|i| i.name.as_str()).collect::<Vec<_>>().join("::");
+                let selection = u.names.first().or(u.module.first()).map_or(u.span, |i| i.span);
+                Symbol { name, kind: OutlineKind::Import, span: u.span, selection, children: Vec::new() }
+            }
+            Item::Block(b) => Symbol { children: params(&b.params), ..leaf(&b.name, OutlineKind::Block, b.span) },
+            Item::Fn(f) => Symbol { children: params(&f.params), ..leaf(&f.name, OutlineKind::Fn, f.span) },
+            Item::Experiment(e) => {
+                let sections = e
+                    .sections
+                    .iter()
+                    .map(|s| {
+                        let mut children = Vec::new();
+                        if let SectionBody::Space(items) = &s.body {
+                            space_symbols(items, &mut children);
+                        }
+                        Symbol {
+                            name: s.kind.as_str().to_string(),
+                            kind: OutlineKind::Section,
+                            span: s.span,
+                            selection: s.keyword,
+                            children,
+                        }
+                    })
+                    .collect();
+                Symbol { children: sections, ..leaf(&e.name, OutlineKind::Experiment, e.span) }
+            }
+        })
+        .collect()
+}
+
+fn space_symbols(items: &[SpaceItem], out: &mut Vec<Symbol>) {
+    for item in items {
+        let (name, kind, span) = match item {
+            SpaceItem::Param { name, span, .. } => (name, OutlineKind::Param, *span),
+            SpaceItem::Const { name, span, .. } => (name, OutlineKind::Pinned, *span),
+            SpaceItem::Let { name, span, .. } => (name, OutlineKind::Derived, *span),
+            SpaceItem::When { items, .. } => {
+                space_symbols(items, out);
+                continue;
+            }
+        };
+        out.push(Symbol { name: name.name.clone(), kind, span, selection: name.span, children: Vec::new() });
+    }
+}

@@ -91,7 +91,15 @@ pub fn compile_with(source: &Source, loader: &dyn ir::Loader) -> Compiled {
     let (program, mut diagnostics) = ir::lower(root, &parsed.file, &mut sources, loader);
     // Absolute, so that what is read (and stored) never depends on the current directory.
     let base = data::base_folder(source.path.as_deref());
-    let (more, info) = check::check(&program, &sources, &base);
+    let (more, info) = if parsed.damage.is_empty() {
+        check::check(&program, &sources, &base)
+    } else {
+        // What the checker would say of a broken experiment is left out anyway: it is not
+        // checked (its whole-space check would cost as much as a clean file's, per keystroke).
+        let mut intact = program.clone();
+        intact.experiments.retain(|e| !parsed.is_damaged(e.span));
+        check::check(&intact, &sources, &base)
+    };
     diagnostics.extend(more);
     if !parsed.errors.is_empty() {
         diagnostics.retain(|d| parsed.keeps(d, &source.text));

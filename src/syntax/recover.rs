@@ -39,6 +39,11 @@ pub struct Damage {
 }
 
 impl Recovered {
+    /// Whether `span` lies in a broken item.
+    pub fn is_damaged(&self, span: Span) -> bool {
+        self.damage.iter().any(|g| g.span.file == span.file && g.span.start <= span.start && span.start < g.span.end)
+    }
+
     /// Whether a diagnostic of the checker on the recovered file stands on its own: not
     /// inside a broken item (a missing section, an unused parameter of a broken model), and
     /// not an unknown name that a broken item would have defined.

@@ -11,6 +11,7 @@ use crate::catalogue::{self, Concept};
 use crate::ir::{self, Domain, Experiment, ParamKind};
 use crate::source::{FileId, Span};
 
+mod complete;
 mod navigate;
 mod resolve;
 mod trial;
@@ -24,6 +25,10 @@ pub struct Completion {
     pub label: String,
     pub kind: CompletionKind,
     pub detail: String,
+    /// A snippet to insert instead of the label (`dense(${1:units})`), in LSP's syntax.
+    pub insert: Option<String>,
+    /// Where it sorts: lower first (the file's own names before the catalogue's).
+    pub rank: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,10 @@ pub enum CompletionKind {
     Setting,
     /// A built-in `{placeholder}` of a command string (`{seed}`).
     Placeholder,
+    /// A field of `data` (`classes`).
+    Field,
+    /// A named argument of a call (`kernel:`).
+    Argument,
 }
 
 /// The meaning of each metric, shown on hover.
@@ -57,34 +66,10 @@ fn entry_doc(concept: Concept, name: &str) -> Option<String> {
 }
 
 /// The lines of every entry of `concept`, in order.
+#[cfg(test)]
 fn entry_docs(concept: Concept) -> Vec<(&'static str, String)> {
     concept.sigs().into_iter().map(|s| (s.name, catalogue::describe(concept, s))).collect()
 }
-
-const KEYWORDS: [&str; 22] = [
-    "use",
-    "block",
-    "fn",
-    "experiment",
-    "data",
-    "space",
-    "model",
-    "train",
-    "objective",
-    "search",
-    "average",
-    "report",
-    "trial",
-    "when",
-    "let",
-    "repeat",
-    "match",
-    "if",
-    "else",
-    "residual",
-    "parallel",
-    "require",
-];
 
 /// The identifier (with dots, `data.classes`) around `offset`, and its span.
 pub fn word_at(c: &Compiled, file: FileId, offset: u32) -> Option<(String, Span)> {
@@ -407,59 +392,17 @@ pub fn definition(a: &Analysis, file: FileId, offset: u32) -> Option<Span> {
     }
 }
 
-/// Everything that can be written at `offset`.
-pub fn completions(c: &Compiled, file: FileId, offset: u32) -> Vec<Completion> {
+/// What can be written at `offset` (`ide::complete`, or inside a `trial` section its own
+/// settings and placeholders), and the span it replaces: the word typed so far.
+pub fn completions(a: &Analysis, file: FileId, offset: u32) -> (Span, Vec<Completion>) {
+    let c = &a.compiled;
+    let (span, items) = complete::complete(a, file, offset);
     if let Some(exp) = enclosing(c, file, offset)
         && let Some(items) = trial::completions(c, exp, file, offset)
     {
-        return items;
+        return (span, items);
     }
-    let mut out = Vec::new();
-    let push = |out: &mut Vec<Completion>, label: &str, kind, detail: String| {
-        out.push(Completion { label: label.to_string(), kind, detail });
-    };
-    if let Some(exp) = enclosing(c, file, offset) {
-        for p in &exp.space.params {
-            let detail = match &p.kind {
-                ParamKind::Free(d) => describe_domain(d),
-                ParamKind::Const(v) => format!("= {v}"),
-                ParamKind::Derived(_) => "derived".to_string(),
-            };
-            push(&mut out, &p.name, CompletionKind::Parameter, detail);
-        }
-    }
-    for (l, d) in entry_docs(Concept::Layer) {
-        push(&mut out, l, CompletionKind::Layer, d);
-    }
-    // Qualified names (`std::blocks::conv_bn`) are the lowering's, not the user's.
-    for (name, b) in c.program.blocks.iter().filter(|(n, _)| !n.contains("::")) {
-        push(&mut out, name, CompletionKind::Block, b.doc.clone().unwrap_or_default());
-    }
-    for name in c.program.fns.keys().filter(|n| !n.contains("::")) {
-        push(&mut out, name, CompletionKind::Function, "fn".to_string());
-    }
-    for f in ir::BUILTINS {
-        push(&mut out, f, CompletionKind::Function, "builtin".to_string());
-    }
-    for m in catalogue::METRICS {
-        push(&mut out, m.sig.name, CompletionKind::Metric, m.sig.doc.to_string());
-    }
-    for (s, d) in entry_docs(Concept::Strategy) {
-        push(&mut out, s, CompletionKind::Strategy, d);
-    }
-    for (p, d) in entry_docs(Concept::Pruner) {
-        push(&mut out, p, CompletionKind::Pruner, d);
-    }
-    for (d, doc) in entry_docs(Concept::Dataset).into_iter().chain(entry_docs(Concept::AudioFeature)) {
-        push(&mut out, d, CompletionKind::Dataset, doc);
-    }
-    for (a, doc) in entry_docs(Concept::Augment) {
-        push(&mut out, a, CompletionKind::Augment, doc);
-    }
-    for k in KEYWORDS {
-        push(&mut out, k, CompletionKind::Keyword, String::new());
-    }
-    out
+    (span, items)
 }
 
 #[cfg(test)]

@@ -207,10 +207,12 @@ fn diagnostics_hover_definition_completion() {
         .iter()
         .filter_map(|i| i["label"].as_str())
         .collect();
-    for want in
-        ["width", "kind", "conv2d", "dense_act", "accuracy", "tpe", "asha", "images", "audio", "mel", "text", "crop"]
-    {
+    // In a model: parameters, layers and blocks, not strategies or metrics.
+    for want in ["width", "kind", "conv2d", "dense_act", "relu", "repeat"] {
         assert!(labels.contains(&want), "completion lacks {want}");
+    }
+    for not in ["accuracy", "tpe", "asha", "images"] {
+        assert!(!labels.contains(&not), "completion offers {not} in a model");
     }
 
     // Formatting: one whole-document edit whose text is `bma fmt`'s output; none once formatted.
@@ -444,9 +446,9 @@ fn trial_section_keys_and_placeholders_complete_and_hover() {
     assert_eq!(keys, ["command", "cwd", "env", "timeout", "grace", "reports", "devices"], "{got:?}");
     assert!(got.iter().all(|(_, kind)| *kind == 10), "{got:?}");
 
-    // Elsewhere in the file, the general list is back.
+    // Elsewhere in the file, that place's own list: in `objective`, its keywords.
     let got = items(&ask(&mut s, "textDocument/completion", 7, 14));
-    assert!(got.iter().any(|(l, _)| l == "tpe") && !got.iter().any(|(l, _)| l == "devices"), "{got:?}");
+    assert!(got.iter().any(|(l, _)| l == "maximize") && !got.iter().any(|(l, _)| l == "devices"), "{got:?}");
 
     // Hover on a key, on a built-in placeholder, and on a parameter placeholder.
     let hover_text = |v: Value| v.pointer("/result/contents/value").and_then(Value::as_str).unwrap_or("").to_string();
@@ -615,8 +617,14 @@ fn a_syntax_error_leaves_the_rest_of_the_file_analysed() {
     let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
     let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).cloned().unwrap_or_default();
     assert!(diags.iter().any(|d| d["code"] == "syntax_error"), "{diags:?}");
+    // In the open call: the block's arguments and the values of the file.
     let got = labels(&ask(&mut s, 5, "textDocument/completion", pos(&typing, "dense_act(\n", 0, 10), Value::Null));
-    for want in ["units", "depth", "head", "half", "dense_act"] {
+    for want in ["act", "units", "depth", "half"] {
+        assert!(got.iter().any(|l| l == want), "completion lacks {want}: {got:?}");
+    }
+    // On the next line of the broken model: the blocks and parameters.
+    let got = labels(&ask(&mut s, 7, "textDocument/completion", pos(&typing, "dense(data", 0, 0), Value::Null));
+    for want in ["units", "head", "dense_act", "dense"] {
         assert!(got.iter().any(|l| l == want), "completion lacks {want}: {got:?}");
     }
     let text = hover_at(&mut s, 6, pos(&typing, "momentum: momentum", 0, 12));
@@ -756,4 +764,130 @@ fn references_rename_highlight_and_symbols() {
     assert_eq!(names(&digits["children"]), ["data", "space", "model", "train", "objective", "search"]);
     assert_eq!(names(&digits["children"][1]["children"]), ["units", "lr", "momentum", "depth"]);
     assert_eq!(names(&top[1]["children"]), ["units", "p"]);
+}
+
+#[test]
+fn completion_follows_the_context() {
+    use bma::catalogue::{Concept, DATA_FIELDS};
+    // The file as it is while a person types: each case a change and a cursor (`|`).
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        ("strategy = tpe", "strategy = t|", Concept::Strategy.names()),
+        ("optimizer = sgd(lr: lr, momentum: momentum)", "optimizer = |", Concept::Optimizer.names()),
+        ("loss = cross_entropy", "loss = |", Concept::Loss.names()),
+        ("trials = 4 }", "trials = 4 prune = | }", Concept::Pruner.names()),
+        ("data = digits()", "data = |", Concept::Dataset.names()),
+        ("dense(data.classes)", "dense(data.|)", DATA_FIELDS.iter().map(|f| f.name).collect()),
+    ];
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    let mut version = 0;
+    let mut set = |s: &mut Server, text: &str| {
+        version += 1;
+        let method = if version == 1 { "textDocument/didOpen" } else { "textDocument/didChange" };
+        let params = if version == 1 {
+            json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": text } })
+        } else {
+            json!({ "textDocument": { "uri": URI, "version": version }, "contentChanges": [{ "text": text }] })
+        };
+        s.notify(method, params);
+        s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    };
+    let mut id = 10;
+    let mut complete = |s: &mut Server, edited: &str| -> Value {
+        id += 1;
+        let cursor = edited.find('|').expect("a cursor");
+        ask(s, id, "textDocument/completion", pos(edited, "|", 0, 0), Value::Null)
+            .pointer("/result")
+            .cloned()
+            .map(|r| {
+                // Every item replaces the word typed so far, up to the cursor.
+                let at = pos(edited, "|", 0, 0);
+                let word =
+                    edited[..cursor].chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').count();
+                for item in r["items"].as_array().into_iter().flatten() {
+                    assert_eq!(item.pointer("/textEdit/range/end"), Some(&at), "{item}");
+                    let start = item.pointer("/textEdit/range/start/character").and_then(Value::as_u64).unwrap_or(0);
+                    assert_eq!(at["character"].as_u64().unwrap_or(0) - start, word as u64, "{item}");
+                }
+                r
+            })
+            .unwrap_or(Value::Null)
+    };
+    for (from, to, want) in cases {
+        let edited = SPEC.replace(from, to);
+        set(&mut s, &edited.replace('|', ""));
+        let got = complete(&mut s, &edited);
+        let mut got: Vec<String> = labels(&json!({ "result": got }));
+        got.sort();
+        let mut want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want, "after `{to}`");
+    }
+
+    // `maximize`: the metrics, not the strategies.
+    let edited = SPEC.replace("maximize accuracy", "maximize |");
+    set(&mut s, &edited.replace('|', ""));
+    let got = labels(&json!({ "result": complete(&mut s, &edited) }));
+    assert!(got.iter().any(|l| l == "accuracy") && got.iter().any(|l| l == "f1"), "{got:?}");
+    assert!(!got.iter().any(|l| l == "tpe"), "{got:?}");
+
+    // Inside a call, the named arguments not given yet (as snippets), and the values.
+    let edited = SPEC.replace("sgd(lr: lr, momentum: momentum)", "sgd(lr: lr, |)");
+    set(&mut s, &edited.replace('|', ""));
+    let result = complete(&mut s, &edited);
+    let args: Vec<&Value> = result["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["detail"] != "in scope" && i["kind"] == 5)
+        .collect();
+    let names: Vec<&str> = args.iter().filter_map(|i| i["label"].as_str()).collect();
+    assert!(names.contains(&"momentum") && !names.contains(&"lr"), "{names:?}");
+    let momentum = args.iter().find(|i| i["label"] == "momentum").expect("momentum");
+    assert_eq!(momentum.pointer("/textEdit/newText"), Some(&json!("momentum: $0")));
+    assert_eq!(momentum["insertTextFormat"], 2);
+    // A block's arguments by its parameters.
+    let edited = SPEC.replace("head(units: half(units) + i, p: 0.2)", "head(units: 8, |)");
+    set(&mut s, &edited.replace('|', ""));
+    let got = labels(&json!({ "result": complete(&mut s, &edited) }));
+    assert!(got.contains(&"p".to_string()) && got.contains(&"depth".to_string()), "{got:?}");
+
+    // In a model: layers (with snippets for their required arguments), blocks, parameters,
+    // nodes and `repeat` indices in scope; each label once; the file's names sort first.
+    let edited = SPEC.replace("      head(units:", "      |\n      head(units:");
+    set(&mut s, &edited.replace('|', ""));
+    let result = complete(&mut s, &edited);
+    let items = result["items"].as_array().cloned().unwrap_or_default();
+    let got: Vec<&str> = items.iter().filter_map(|i| i["label"].as_str()).collect();
+    for want in ["dense", "conv2d", "head", "dense_act", "units", "depth", "x", "i", "repeat"] {
+        assert!(got.contains(&want), "lacks {want}: {got:?}");
+    }
+    assert!(!got.contains(&"tpe") && !got.contains(&"accuracy"), "{got:?}");
+    let mut unique = got.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "a label twice: {got:?}");
+    let dense = items.iter().find(|i| i["label"] == "dense").expect("dense");
+    assert_eq!(dense.pointer("/textEdit/newText"), Some(&json!("dense(${1:units})")));
+    let sort =
+        |l: &str| items.iter().find(|i| i["label"] == l).and_then(|i| i["sortText"].as_str()).unwrap_or("").to_string();
+    assert!(
+        sort("units") < sort("dense") && sort("head") < sort("dense"),
+        "{} {} {}",
+        sort("units"),
+        sort("head"),
+        sort("dense")
+    );
+
+    // In `train`, the keys not set yet; in an experiment, the sections it lacks.
+    let edited = SPEC.replace("    epochs = 2\n", "    epochs = 2\n    |\n");
+    set(&mut s, &edited.replace('|', ""));
+    let got = labels(&json!({ "result": complete(&mut s, &edited) }));
+    assert!(got.contains(&"batch".to_string()) && !got.contains(&"epochs".to_string()), "{got:?}");
+    let edited = SPEC.replace("  search {", "  |\n  search {");
+    set(&mut s, &edited.replace('|', ""));
+    let mut got = labels(&json!({ "result": complete(&mut s, &edited) }));
+    got.sort();
+    assert_eq!(got, ["average", "report", "trial"]);
 }

@@ -556,7 +556,8 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
             None => Value::Null,
         },
         _ => {
-            let items: Vec<Value> = ide::completions(c, FileId(0), at)
+            let (replace, found) = ide::completions(&a, FileId(0), at);
+            let items: Vec<Value> = found
                 .into_iter()
                 .map(|item| {
                     let kind = match item.kind {
@@ -571,8 +572,19 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                         CompletionKind::Augment => 23,
                         CompletionKind::Setting => 10,
                         CompletionKind::Placeholder => 6,
+                        CompletionKind::Field => 5,
+                        CompletionKind::Argument => 5,
                     };
-                    json!({ "label": item.label, "kind": kind, "detail": item.detail })
+                    let new_text = item.insert.clone().unwrap_or_else(|| item.label.clone());
+                    json!({
+                        "label": item.label,
+                        "kind": kind,
+                        "detail": item.detail,
+                        "sortText": format!("{}{}", item.rank, item.label),
+                        "filterText": item.label,
+                        "insertTextFormat": if item.insert.is_some() { 2 } else { 1 },
+                        "textEdit": { "range": range(c, replace), "newText": new_text },
+                    })
                 })
                 .collect();
             json!({ "isIncomplete": false, "items": items })

@@ -18,6 +18,8 @@ mod facts;
 mod model;
 mod settings;
 
+pub use settings::section_keys;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ast;

@@ -891,3 +891,66 @@ fn completion_follows_the_context() {
     got.sort();
     assert_eq!(got, ["average", "report", "trial"]);
 }
+
+#[test]
+fn imported_files_get_their_diagnostics_and_their_changes_recheck_their_importers() {
+    let dir = common::temp_dir();
+    let root = std::fs::canonicalize(dir.path()).expect("the folder");
+    std::fs::create_dir_all(root.join("lib")).expect("lib/");
+    let lib = common::write(&root, "lib/blocks.bma", "block b(n: int) {\n  dnse(n)\n}\n");
+    let lib_uri = format!("file://{}", lib.display());
+    let main_uri = format!("file://{}", root.join("spec.bma").display());
+    let main = "use lib::blocks::{b}\n\nexperiment e {\n  data = iris()\n  model {\n    b(8)\n    dense(data.classes)\n  }\n  \
+                objective { maximize accuracy }\n}\n";
+    let publish_for = |uri: &str| {
+        let uri = uri.to_string();
+        move |m: &Value| {
+            m.get("method") == Some(&json!("textDocument/publishDiagnostics"))
+                && m.pointer("/params/uri") == Some(&json!(uri))
+        }
+    };
+    let codes = |m: &Value| -> Vec<String> {
+        m.pointer("/params/diagnostics")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|d| d["code"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": main_uri, "languageId": "bma", "version": 1, "text": main } }),
+    );
+    // The mistake in the imported file is published on that file, not on the document.
+    let on_lib = s.wait(publish_for(&lib_uri));
+    assert_eq!(codes(&on_lib), ["unknown_layer"]);
+    let line = on_lib.pointer("/params/diagnostics/0/range/start/line");
+    assert_eq!(line, Some(&json!(1)));
+
+    // Opening the library with an unsaved fix: it speaks for itself (clean), and the
+    // document that imports it is checked again with the new text.
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": lib_uri, "languageId": "bma", "version": 1, "text": "block b(n: int) {\n  dense(n)\n}\n" } }),
+    );
+    // The two compilations end in either order.
+    let (mut on_lib, mut on_main) = (None, None);
+    while on_lib.is_none() || on_main.is_none() {
+        let m = s.wait(|m| publish_for(&lib_uri)(m) || publish_for(&main_uri)(m));
+        if publish_for(&lib_uri)(&m) { on_lib = Some(m) } else { on_main = Some(m) }
+    }
+    assert_eq!(on_lib.map(|m| codes(&m)), Some(Vec::new()));
+    let on_main = on_main.unwrap_or_default();
+    assert!(codes(&on_main).iter().all(|c| c != "unknown_layer"), "{on_main}");
+
+    // A change of the library that breaks its importer (a second parameter) is seen there
+    // before it is saved.
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": lib_uri, "version": 2 }, "contentChanges": [{ "text": "block b(n: int, m: int) {\n  dense(n + m)\n}\n" }] }),
+    );
+    let on_main = s.wait(|m| publish_for(&main_uri)(m) && !codes(m).is_empty());
+    assert_eq!(codes(&on_main), ["bad_arguments"], "{on_main}");
+    assert_eq!(on_main.pointer("/params/diagnostics/0/range/start/line"), Some(&json!(5)));
+}

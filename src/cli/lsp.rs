@@ -17,6 +17,12 @@
 //! is then lost). The end of the input between messages ends it quietly (exit 0), as
 //! does `exit` after `shutdown` (`exit` without `shutdown`: exit 1, as LSP says).
 //!
+//! Diagnostics are published for every file of a compilation: the document's own, and
+//! each local file it imports (unless that file is open: its own compilation speaks for
+//! it; a file whose mistakes are gone is published empty). Imports are read from the open
+//! documents' latest texts before the disk, and a change of an open document checks again
+//! the open documents that imported it.
+//!
 //! Documents are compiled off the request thread, by one worker thread that always
 //! takes a document's latest text: a text replaced while it compiled is dropped, not
 //! published. Hover, definition and completion answer from a document's last completed
@@ -125,6 +131,13 @@ struct Jobs {
     latest: HashMap<String, u64>,
     /// Each open document's last completed compilation, its names resolved.
     done: HashMap<String, Arc<ide::Analysis>>,
+    /// Each open document's latest text, by its path: imports read these before the disk, so
+    /// an unsaved change of an imported file is seen.
+    texts: HashMap<PathBuf, String>,
+    /// The local files each open document's last compilation imported.
+    imports: HashMap<String, Vec<PathBuf>>,
+    /// The imported files each open document last published diagnostics for.
+    published: HashMap<String, Vec<String>>,
     next: u64,
     stop: bool,
 }
@@ -159,7 +172,17 @@ impl Compiler {
         let generation = jobs.next;
         jobs.latest.insert(uri.to_string(), generation);
         jobs.pending.insert(uri.to_string(), (generation, text.to_string()));
+        if let Some(path) = uri_to_path(uri) {
+            jobs.texts.insert(key(&path), text.to_string());
+        }
         self.shared.1.notify_one();
+    }
+
+    /// The open documents (other than `uri`) whose last compilation imported `uri`'s file.
+    fn importers(&self, uri: &str) -> Vec<String> {
+        let Some(path) = uri_to_path(uri).map(|p| key(&p)) else { return Vec::new() };
+        let jobs = self.jobs();
+        jobs.imports.iter().filter(|(u, paths)| *u != uri && paths.contains(&path)).map(|(u, _)| u.clone()).collect()
     }
 
     /// Forgets `uri`: a compilation of it still running is dropped.
@@ -168,6 +191,10 @@ impl Compiler {
         jobs.latest.remove(uri);
         jobs.pending.remove(uri);
         jobs.done.remove(uri);
+        jobs.imports.remove(uri);
+        if let Some(path) = uri_to_path(uri) {
+            jobs.texts.remove(&key(&path));
+        }
     }
 
     /// The last completed compilation of `uri`.
@@ -186,7 +213,7 @@ impl Drop for Compiler {
 fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) {
     let lock = || shared.0.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        let (uri, generation, text) = {
+        let (uri, generation, text, overlay) = {
             let mut jobs = lock();
             loop {
                 if jobs.stop {
@@ -195,27 +222,69 @@ fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) 
                 if let Some(uri) = jobs.pending.keys().next().cloned()
                     && let Some((generation, text)) = jobs.pending.remove(&uri)
                 {
-                    break (uri, generation, text);
+                    break (uri, generation, text, Overlay(jobs.texts.clone()));
                 }
                 jobs = shared.1.wait(jobs).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let analysis = ide::Analysis::new(compile(&uri, &text));
+        let analysis = ide::Analysis::new(compile(&uri, &text, &overlay));
         let compiled = &analysis.compiled;
         let mut jobs = lock();
         if jobs.latest.get(&uri) != Some(&generation) {
             continue; // stale: a newer text is queued, or the document was closed
         }
-        let diagnostics = compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.primary.span.file == FileId(0))
-            .map(|d| to_lsp(compiled, d, &uri))
-            .collect();
+        // Diagnostics by file: the document's own, and each imported local file's (unless it
+        // is open: its own compilation speaks for it).
+        let mut by_uri: Vec<(String, Vec<Value>)> = vec![(uri.clone(), Vec::new())];
+        let mut imported = Vec::new();
+        for (_, source) in compiled.sources.iter().skip(1) {
+            if let Some(path) = &source.path {
+                imported.push(key(path));
+                let target = path_to_uri(path);
+                if !jobs.latest.contains_key(&target) {
+                    by_uri.push((target, Vec::new()));
+                }
+            }
+        }
+        for d in &compiled.diagnostics {
+            let target = if d.primary.span.file == FileId(0) {
+                Some(uri.clone())
+            } else {
+                compiled.sources.get(d.primary.span.file).and_then(|s| s.path.as_deref()).map(path_to_uri)
+            };
+            if let Some(entry) = by_uri.iter_mut().find(|(u, _)| Some(u) == target.as_ref()) {
+                entry.1.push(to_lsp(compiled, d, &uri));
+            }
+        }
+        let before = jobs.published.remove(&uri).unwrap_or_default();
+        let now: Vec<String> = by_uri.iter().skip(1).filter(|(_, d)| !d.is_empty()).map(|(u, _)| u.clone()).collect();
+        jobs.imports.insert(uri.clone(), imported);
         jobs.done.insert(uri.clone(), Arc::new(analysis));
         // Published under the lock: a close that follows is published after this.
-        let _ = publish(out, &uri, diagnostics);
+        for (target, diagnostics) in by_uri {
+            if target == uri || !diagnostics.is_empty() || before.contains(&target) {
+                let _ = publish(out, &target, diagnostics);
+            }
+        }
+        jobs.published.insert(uri, now);
     }
+}
+
+/// Imports read from the open documents' latest texts, else from the disk.
+struct Overlay(HashMap<PathBuf, String>);
+
+impl bma::ir::Loader for Overlay {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        match self.0.get(&key(path)) {
+            Some(text) => Ok(text.clone()),
+            None => bma::ir::Disk.read(path),
+        }
+    }
+}
+
+/// A path as the server compares them: resolved when it exists, as given otherwise.
+fn key(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn error_response(id: Value, code: i64, message: impl Into<String>) -> Value {
@@ -370,16 +439,22 @@ fn handle_notification(state: &mut State, method: &str, params: &Value) -> Optio
         _ => return None,
     };
     state.compiler.submit(&uri, &text);
+    // The open documents that import this one are checked again with its new text.
+    for importer in state.compiler.importers(&uri) {
+        if let Some(t) = state.docs.get(&importer) {
+            state.compiler.submit(&importer, t);
+        }
+    }
     state.docs.insert(uri, text);
     None
 }
 
-fn compile(uri: &str, text: &str) -> bma::Compiled {
+fn compile(uri: &str, text: &str, loader: &Overlay) -> bma::Compiled {
     let source = match uri_to_path(uri) {
         Some(path) => Source::from_path(&path, text),
         None => Source::new(uri, text),
     };
-    bma::compile(&source)
+    bma::compile_with(&source, loader)
 }
 
 fn to_lsp(c: &bma::Compiled, d: &Diagnostic, uri: &str) -> Value {

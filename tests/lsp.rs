@@ -954,3 +954,34 @@ fn imported_files_get_their_diagnostics_and_their_changes_recheck_their_importer
     assert_eq!(codes(&on_main), ["bad_arguments"], "{on_main}");
     assert_eq!(on_main.pointer("/params/diagnostics/0/range/start/line"), Some(&json!(5)));
 }
+
+#[test]
+fn did_you_mean_diagnostics_offer_their_quick_fix() {
+    let text = BAD.replace("  objective", "  model { dnse(4) }\n  objective");
+    let (mut s, diags) = open(&text);
+    let codes: Vec<&str> = diags.iter().filter_map(|d| d["code"].as_str()).collect();
+    assert!(codes.contains(&"unknown_metric") && codes.contains(&"unknown_layer"), "{codes:?}");
+    let whole = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 20, "character": 0 } });
+    let v = s.request(
+        2,
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": whole, "context": { "diagnostics": diags } }),
+    );
+    let actions = v["result"].as_array().cloned().unwrap_or_default();
+    let titles: Vec<&str> = actions.iter().filter_map(|a| a["title"].as_str()).collect();
+    assert_eq!(titles, ["replace `dnse` with `dense`", "replace `widht` with `width`"], "{v}");
+    let edit = actions[1].pointer(&format!("/edit/changes/{}/0", URI.replace('/', "~1"))).expect("an edit");
+    assert_eq!(edit["newText"], "width");
+    assert_eq!(edit.pointer("/range/start"), Some(&pos(&text, "widht", 0, 0)));
+    assert_eq!(actions[1]["diagnostics"].as_array().map(Vec::len), Some(1), "the fix names its diagnostic");
+    // Only the diagnostics in the range asked about.
+    let line = pos(&text, "dnse", 0, 0);
+    let v = s.request(
+        3,
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": { "start": line, "end": line }, "context": { "diagnostics": [] } }),
+    );
+    let titles: Vec<String> =
+        v["result"].as_array().into_iter().flatten().filter_map(|a| a["title"].as_str().map(str::to_string)).collect();
+    assert_eq!(titles, ["replace `dnse` with `dense`"]);
+}

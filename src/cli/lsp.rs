@@ -343,6 +343,7 @@ fn capabilities() -> Value {
         "renameProvider": { "prepareProvider": true },
         "documentHighlightProvider": true,
         "documentSymbolProvider": true,
+        "codeActionProvider": { "codeActionKinds": ["quickfix"] },
     })
 }
 
@@ -558,7 +559,8 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// The methods [`handle_request`] answers.
-const METHODS: [&str; 9] = [
+const METHODS: [&str; 10] = [
+    "textDocument/codeAction",
     "textDocument/hover",
     "textDocument/definition",
     "textDocument/completion",
@@ -617,6 +619,29 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                 }
                 Err(why) => return Err((REQUEST_FAILED, why)),
             }
+        }
+        "textDocument/codeAction" => {
+            let text = c.sources.get(FileId(0)).map_or("", |s| s.text.as_str());
+            let at = |p: &str| {
+                let line = params.pointer(&format!("/range/{p}/line")).and_then(Value::as_u64).unwrap_or(0);
+                let ch = params.pointer(&format!("/range/{p}/character")).and_then(Value::as_u64).unwrap_or(0);
+                offset(text, line as usize, ch as usize)
+            };
+            ide::quick_fixes(&a, FileId(0), at("start"), at("end"))
+                .into_iter()
+                .map(|f| {
+                    let edit = json!({ "range": range(c, f.span), "newText": f.new_text });
+                    json!({
+                        "title": f.title,
+                        "kind": "quickfix",
+                        "isPreferred": true,
+                        "diagnostics": params.pointer("/context/diagnostics").and_then(Value::as_array)
+                            .map(|ds| ds.iter().filter(|d| d["code"] == f.code && d["range"] == range(c, f.span)).cloned().collect::<Vec<_>>())
+                            .unwrap_or_default(),
+                        "edit": { "changes": { uri.clone(): [edit] } },
+                    })
+                })
+                .collect()
         }
         "textDocument/documentSymbol" => ide::symbols(&a).iter().map(|s| document_symbol(c, s)).collect(),
         "textDocument/hover" => match ide::hover(&a, FileId(0), at) {

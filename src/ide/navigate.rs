@@ -205,3 +205,35 @@ fn space_symbols(items: &[SpaceItem], out: &mut Vec<Symbol>) {
         out.push(Symbol { name: name.name.clone(), kind, span, selection: name.span, children: Vec::new() });
     }
 }
+
+/// A quick fix: the title an editor shows, and the one edit it makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fix {
+    pub title: String,
+    pub span: Span,
+    pub new_text: String,
+    /// The code of the diagnostic it fixes.
+    pub code: &'static str,
+}
+
+/// The "did you mean" of every diagnostic of `file` that touches `start..end`, as an edit
+/// of the misspelt name (the diagnostic's primary span, when it is one name).
+pub fn quick_fixes(a: &Analysis, file: FileId, start: u32, end: u32) -> Vec<Fix> {
+    let c = &a.compiled;
+    c.diagnostics
+        .iter()
+        .filter(|d| d.primary.span.file == file && d.primary.span.start <= end && start <= d.primary.span.end)
+        .filter_map(|d| {
+            let help = d.help.as_deref()?;
+            let rest = &help[help.find("did you mean `")? + "did you mean `".len()..];
+            let better = &rest[..rest.find('`')?];
+            let wrong = c.sources.text(d.primary.span);
+            (is_identifier(wrong) && is_identifier(better)).then(|| Fix {
+                title: format!("replace `{wrong}` with `{better}`"),
+                span: d.primary.span,
+                new_text: better.to_string(),
+                code: d.code.as_str(),
+            })
+        })
+        .collect()
+}

@@ -16,7 +16,10 @@ mod navigate;
 mod resolve;
 mod trial;
 
-pub use navigate::{Fix, OutlineKind, Symbol, highlights, prepare_rename, quick_fixes, references, rename, symbols};
+pub use complete::{Signature, signature};
+pub use navigate::{
+    Fix, OutlineKind, Symbol, folds, highlights, prepare_rename, quick_fixes, references, rename, symbols,
+};
 pub use resolve::{Index, Occurrence, SymbolKind, Target};
 
 /// What completion offers, and how an editor should show it.

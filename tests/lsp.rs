@@ -985,3 +985,51 @@ fn did_you_mean_diagnostics_offer_their_quick_fix() {
         v["result"].as_array().into_iter().flatten().filter_map(|a| a["title"].as_str().map(str::to_string)).collect();
     assert_eq!(titles, ["replace `dnse` with `dense`"]);
 }
+
+#[test]
+fn signature_help_and_folding_ranges() {
+    let edited = SPEC.replace("sgd(lr: lr, momentum: momentum)", "sgd(lr: lr, momentum: mo)");
+    let (mut s, _) = open(&edited);
+    let sig = |s: &mut Server, id: u64, needle: &str, into: usize| {
+        ask(s, id, "textDocument/signatureHelp", pos(&edited, needle, 0, into), Value::Null)["result"].clone()
+    };
+    // A catalogue entry: the named argument being written is the active one.
+    let v = sig(&mut s, 2, "momentum: mo)", 12);
+    let label = v.pointer("/signatures/0/label").and_then(Value::as_str).expect("a label");
+    let sgd = bma::catalogue::find(bma::catalogue::OPTIMIZERS, "sgd").expect("sgd");
+    let momentum = sgd.sig.args.iter().position(|a| a.name == "momentum").expect("sgd takes momentum");
+    assert!(label.starts_with("sgd("), "{label}");
+    assert_eq!(v["activeParameter"], json!(momentum), "{v}");
+    let range = v.pointer(&format!("/signatures/0/parameters/{momentum}/label")).cloned().expect("a range");
+    let (a, b) = (range[0].as_u64().unwrap_or(0) as usize, range[1].as_u64().unwrap_or(0) as usize);
+    assert_eq!(&label[a..b], "momentum:");
+    // A block: by position.
+    let v = sig(&mut s, 3, "half(units) + i, p: 0.2", 0);
+    assert_eq!(v.pointer("/signatures/0/label"), Some(&json!("block head(units: int, p: float = 0.1)")));
+    assert_eq!(v["activeParameter"], json!(0));
+    let v = sig(&mut s, 4, "p: 0.2)", 3);
+    assert_eq!(v["activeParameter"], json!(1));
+    // A layer in the model; nothing outside a call.
+    let v = sig(&mut s, 5, "data.classes)", 0);
+    assert_eq!(v.pointer("/signatures/0/label"), Some(&json!("dense(units)")));
+    assert_eq!(sig(&mut s, 6, "epochs = 2", 0), Value::Null);
+
+    // Folding: the block, the experiment, each section and model body, the doc comments.
+    let v = s.request(7, "textDocument/foldingRange", json!({ "textDocument": { "uri": URI } }));
+    let folds: Vec<(u64, u64)> = v["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| (f["startLine"].as_u64().unwrap_or(0), f["endLine"].as_u64().unwrap_or(0)))
+        .collect();
+    let line = |needle: &str| pos(&edited, needle, 0, 0)["line"].as_u64().unwrap_or(0);
+    let last = edited.trim_end().matches('\n').count() as u64;
+    for want in [
+        (line("block head"), line("  dropout(p)") + 1),
+        (line("experiment digits"), last),
+        (line("  space {"), line("  model {") - 1),
+        (line("    repeat i"), line("    dense(data") - 1),
+    ] {
+        assert!(folds.contains(&want), "no fold {want:?} in {folds:?}");
+    }
+}

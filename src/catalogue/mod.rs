@@ -252,7 +252,8 @@ pub fn describe(concept: Concept, sig: &Sig) -> String {
     }
 }
 
-fn written_arg(concept: Concept, a: &Arg) -> String {
+/// How one argument of an entry of `concept` is written in its usage (`kernel: 3`, `units`).
+pub fn written_arg(concept: Concept, a: &Arg) -> String {
     if concept != Concept::Layer {
         return format!("{}:", a.name);
     }

@@ -344,6 +344,8 @@ fn capabilities() -> Value {
         "documentHighlightProvider": true,
         "documentSymbolProvider": true,
         "codeActionProvider": { "codeActionKinds": ["quickfix"] },
+        "signatureHelpProvider": { "triggerCharacters": ["(", ","], "retriggerCharacters": [":"] },
+        "foldingRangeProvider": true,
     })
 }
 
@@ -559,7 +561,9 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// The methods [`handle_request`] answers.
-const METHODS: [&str; 10] = [
+const METHODS: [&str; 12] = [
+    "textDocument/signatureHelp",
+    "textDocument/foldingRange",
     "textDocument/codeAction",
     "textDocument/hover",
     "textDocument/definition",
@@ -640,6 +644,31 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                             .unwrap_or_default(),
                         "edit": { "changes": { uri.clone(): [edit] } },
                     })
+                })
+                .collect()
+        }
+        "textDocument/signatureHelp" => match ide::signature(&a, FileId(0), at) {
+            Some(sig) => json!({
+                "signatures": [{
+                    "label": sig.label,
+                    "documentation": sig.doc,
+                    "parameters": sig.params.iter().map(|(s, e)| json!({ "label": [
+                        sig.label[..*s].encode_utf16().count(), sig.label[..*e].encode_utf16().count()
+                    ] })).collect::<Vec<_>>(),
+                }],
+                "activeSignature": 0,
+                "activeParameter": sig.active,
+            }),
+            None => Value::Null,
+        },
+        "textDocument/foldingRange" => {
+            let text = c.sources.get(FileId(0)).map_or("", |s| s.text.as_str());
+            ide::folds(&a)
+                .into_iter()
+                .filter_map(|s| {
+                    let start = text[..s.start as usize].matches('\n').count();
+                    let end = text[..s.end as usize].matches('\n').count();
+                    (end > start).then(|| json!({ "startLine": start, "endLine": end }))
                 })
                 .collect()
         }

@@ -493,3 +493,74 @@ mod tests {
         assert_eq!(at(&format!("{exp}// strategy = \n  model {{ | ")), Context::Model);
     }
 }
+
+/// The signature of the call around the cursor, for signature help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// `conv2d(filters, kernel: 3, ...)`.
+    pub label: String,
+    /// Each parameter's byte range in `label`.
+    pub params: Vec<(usize, usize)>,
+    /// The parameter being written (a named argument's own, else by position).
+    pub active: usize,
+    pub doc: String,
+}
+
+/// The signature of the innermost open call at `offset`: a block's, a fn's, or a catalogue
+/// entry's (a layer in a model).
+pub fn signature(a: &Analysis, file: FileId, offset: u32) -> Option<Signature> {
+    let c = &a.compiled;
+    let text = c.sources.get(file).map_or("", |s| s.text.as_str());
+    let offset = (offset as usize).min(text.len());
+    let scan = scan(text, offset);
+    let in_model = scan.blocks.iter().any(|b| b == "model" || b == "block");
+    let (callee, _, open) = scan.call?;
+    let (head, params, doc): (String, Vec<String>, String) = if let Some(b) = c.program.blocks.get(&callee) {
+        let params = b.params.iter().map(|p| c.sources.text(p.span).split_whitespace().collect::<Vec<_>>().join(" "));
+        (format!("block {callee}"), params.collect(), b.doc.clone().unwrap_or_default())
+    } else if let Some(f) = c.program.fns.get(&callee) {
+        let params = f.params.iter().map(|p| c.sources.text(p.span).split_whitespace().collect::<Vec<_>>().join(" "));
+        (format!("fn {callee}"), params.collect(), f.doc.clone().unwrap_or_default())
+    } else {
+        let concepts: Vec<Concept> = if in_model { vec![Concept::Layer] } else { Concept::ALL.to_vec() };
+        let (concept, sig) =
+            concepts.into_iter().find_map(|k| k.sigs().into_iter().find(|s| s.name == callee).map(|s| (k, s)))?;
+        let params = sig.args.iter().map(|x| catalogue::written_arg(concept, x)).collect();
+        (callee.clone(), params, sig.doc.to_string())
+    };
+    let mut label = format!("{head}(");
+    let mut ranges = Vec::new();
+    for (i, p) in params.iter().enumerate() {
+        if i > 0 {
+            label.push_str(", ");
+        }
+        ranges.push((label.len(), label.len() + p.len()));
+        label.push_str(p);
+    }
+    label.push(')');
+    // The argument being written: its name when it has one, else its position.
+    let written = &text[open + 1..offset];
+    let mut depth = 0i32;
+    let mut commas = 0usize;
+    let mut current_start = 0usize;
+    for (i, ch) in written.char_indices() {
+        match ch {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                commas += 1;
+                current_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let current = written[current_start..].trim_start();
+    let named = current.split_once(':').map(|(n, _)| n.trim()).filter(|n| is_name(n));
+    let active =
+        named.and_then(|n| params.iter().position(|p| p.split([':', ' ', '=']).next() == Some(n))).unwrap_or(commas);
+    Some(Signature { label, params: ranges, active, doc })
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -237,3 +237,72 @@ pub fn quick_fixes(a: &Analysis, file: FileId, start: u32, end: u32) -> Vec<Fix>
         })
         .collect()
 }
+
+/// What an editor may fold: every item, section and model body of the outline's file, and
+/// each run of two or more comment lines.
+pub fn folds(a: &Analysis) -> Vec<Span> {
+    fn body(b: &ast::Body, out: &mut Vec<Span>) {
+        out.push(b.span);
+        for s in &b.stmts {
+            match s {
+                ast::Stmt::Repeat { body: inner, .. } | ast::Stmt::Residual { body: inner, .. } => body(inner, out),
+                ast::Stmt::Match { arms, .. } => arms.iter().for_each(|arm| body(&arm.body, out)),
+                ast::Stmt::If { then, otherwise, .. } => {
+                    body(then, out);
+                    if let Some(o) = otherwise {
+                        body(o, out);
+                    }
+                }
+                ast::Stmt::Parallel { branches, .. } => branches.iter().for_each(|b| body(b, out)),
+                ast::Stmt::Chain(_) | ast::Stmt::Let { .. } => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for item in &a.tree.items {
+        match item {
+            Item::Use(u) => out.push(u.span),
+            Item::Block(b) => {
+                out.push(b.span);
+                body(&b.body, &mut out);
+            }
+            Item::Fn(f) => out.push(f.span),
+            Item::Experiment(e) => {
+                out.push(e.span);
+                for s in &e.sections {
+                    out.push(s.span);
+                    if let SectionBody::Model(b) = &s.body {
+                        body(b, &mut out);
+                    }
+                }
+            }
+        }
+    }
+    // Comment runs.
+    if let Some(file) = a.index.file
+        && let Some(source) = a.compiled.sources.get(file)
+    {
+        let mut run: Option<(usize, usize)> = None;
+        let mut at = 0;
+        for line in source.text.split_inclusive('\n') {
+            let is_comment = line.trim_start().starts_with("//");
+            let end = at + line.trim_end().len();
+            run = match (run, is_comment) {
+                (Some((s, _)), true) => Some((s, end)),
+                (None, true) => Some((at, end)),
+                (Some((s, e)), false) => {
+                    out.push(Span::new(file, s, e));
+                    None
+                }
+                (None, false) => None,
+            };
+            at += line.len();
+        }
+        if let Some((s, e)) = run {
+            out.push(Span::new(file, s, e));
+        }
+    }
+    out.sort_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
+    out.dedup();
+    out
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Checks editors/vim in a headless Vim: `gq` over a whole file gives `bma fmt`'s layout, and
+# `gq` over a file that does not parse, or over part of an item, leaves the lines as they
+# are (no diagnostic pasted into the buffer). Needs vim (Debian: vim-nox) and a built bma
+# (BMA, default target/debug/bma). Run from the repository root.
+set -eu
+BMA=${BMA:-target/debug/bma}
+command -v vim >/dev/null || { echo "editors/vim/test.sh: vim is not installed (apt-get install vim-nox)" >&2; exit 1; }
+[ -x "$BMA" ] || { echo "editors/vim/test.sh: $BMA is not built" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/bin" && ln -s "$(cd "$(dirname "$BMA")" && pwd)/$(basename "$BMA")" "$tmp/bin/bma"
+PATH="$tmp/bin:$PATH"
+# gq with the ftplugin: $1 the file, $2 the range command.
+gq() {
+  vim -Nu NONE -i NONE -es --cmd "set rtp^=$PWD/editors/vim" -c 'filetype plugin on' -c "edit $1" \
+    -c 'set filetype=bma' -c "silent! $2" -c 'wq' </dev/null >/dev/null 2>&1 || true
+}
+printf 'experiment t {\n  space { x: float in 0.0..1.0 }   // keep me\n objective { minimize x }\n}\n' > "$tmp/messy.bma"
+bma fmt - < "$tmp/messy.bma" > "$tmp/want.bma"
+gq "$tmp/messy.bma" 'normal! gggqG'
+cmp "$tmp/messy.bma" "$tmp/want.bma" || { echo "gq over the file is not bma fmt's layout" >&2; diff "$tmp/messy.bma" "$tmp/want.bma" >&2; exit 1; }
+printf 'experiment t {\n  space { x: float in 0.0..1.0 \n objective { minimize x }\n}\n' > "$tmp/broken.bma"
+cp "$tmp/broken.bma" "$tmp/broken.orig"
+gq "$tmp/broken.bma" 'normal! gggqG'
+cmp "$tmp/broken.bma" "$tmp/broken.orig" || { echo "gq changed a file that does not parse:" >&2; cat "$tmp/broken.bma" >&2; exit 1; }
+cp "$tmp/want.bma" "$tmp/part.bma"
+gq "$tmp/part.bma" 'normal! 2Ggqj'
+cmp "$tmp/part.bma" "$tmp/want.bma" || { echo "gq over part of an item changed it:" >&2; cat "$tmp/part.bma" >&2; exit 1; }
+echo "editors/vim: gq ok"

@@ -18,7 +18,8 @@ mod trial;
 
 pub use complete::{Signature, signature};
 pub use navigate::{
-    Fix, OutlineKind, Symbol, folds, highlights, prepare_rename, quick_fixes, references, rename, symbols,
+    Fix, OutlineKind, Symbol, TokenKind, folds, highlights, prepare_rename, quick_fixes, references, rename,
+    semantic_tokens, symbols,
 };
 pub use resolve::{Index, Occurrence, SymbolKind, Target};
 

@@ -1033,3 +1033,44 @@ fn signature_help_and_folding_ranges() {
         assert!(folds.contains(&want), "no fold {want:?} in {folds:?}");
     }
 }
+
+#[test]
+fn semantic_tokens_name_what_each_word_is() {
+    let (mut s, _) = open(SPEC);
+    let init = s.request(2, "initialize", json!({ "capabilities": {} }));
+    assert_eq!(init.pointer("/error/code"), Some(&json!(-32600)), "already initialized");
+    let v = s.request(3, "textDocument/semanticTokens/full", json!({ "textDocument": { "uri": URI } }));
+    let data: Vec<u64> =
+        v.pointer("/result/data").and_then(Value::as_array).expect("data").iter().filter_map(Value::as_u64).collect();
+    assert_eq!(data.len() % 5, 0);
+    // Decoded: (line, character, length) -> type.
+    let types =
+        ["namespace", "class", "function", "parameter", "variable", "macro", "enumMember", "property", "keyword"];
+    let (mut line, mut col) = (0, 0);
+    let mut tokens = std::collections::HashMap::new();
+    for t in data.chunks(5) {
+        if t[0] > 0 {
+            col = 0;
+        }
+        line += t[0];
+        col += t[1];
+        tokens.insert((line, col), (t[2], types[t[3] as usize]));
+    }
+    let at = |needle: &str, into: usize| -> Option<(u64, &str)> {
+        let p = pos(SPEC, needle, 0, into);
+        tokens.get(&(p["line"].as_u64().unwrap_or(0), p["character"].as_u64().unwrap_or(0))).copied()
+    };
+    assert_eq!(at("experiment digits", 0), Some((10, "keyword")));
+    assert_eq!(at("digits {", 0), Some((6, "namespace")));
+    assert_eq!(at("model {", 0), Some((5, "keyword")));
+    assert_eq!(at("units: int in", 0), Some((5, "parameter")));
+    assert_eq!(at("dense(units)", 0), Some((5, "macro")));
+    assert_eq!(at("dense(units)", 6), Some((5, "parameter")));
+    assert_eq!(at("head(units: half", 0), Some((4, "class")));
+    assert_eq!(at("head(units: half", 5), Some((5, "property")));
+    assert_eq!(at("half(units)", 0), Some((4, "function")));
+    assert_eq!(at("x -> dense_act", 0), Some((1, "variable")));
+    assert_eq!(at("tpe", 0), Some((3, "enumMember")));
+    assert_eq!(at("epochs", 0), Some((6, "property")));
+    assert_eq!(at("units in a comment", 0), None, "nothing in a comment");
+}

@@ -346,6 +346,7 @@ fn capabilities() -> Value {
         "codeActionProvider": { "codeActionKinds": ["quickfix"] },
         "signatureHelpProvider": { "triggerCharacters": ["(", ","], "retriggerCharacters": [":"] },
         "foldingRangeProvider": true,
+        "semanticTokensProvider": { "legend": { "tokenTypes": TOKEN_TYPES, "tokenModifiers": [] }, "full": true },
     })
 }
 
@@ -561,7 +562,26 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// The methods [`handle_request`] answers.
-const METHODS: [&str; 12] = [
+/// The semantic token types, in the order of [`token_type`]'s numbers.
+const TOKEN_TYPES: [&str; 9] =
+    ["namespace", "class", "function", "parameter", "variable", "macro", "enumMember", "property", "keyword"];
+
+fn token_type(kind: ide::TokenKind) -> u32 {
+    match kind {
+        ide::TokenKind::Experiment => 0,
+        ide::TokenKind::Block => 1,
+        ide::TokenKind::Fn => 2,
+        ide::TokenKind::Parameter => 3,
+        ide::TokenKind::Node => 4,
+        ide::TokenKind::Layer => 5,
+        ide::TokenKind::Entry => 6,
+        ide::TokenKind::Property => 7,
+        ide::TokenKind::Keyword => 8,
+    }
+}
+
+const METHODS: [&str; 13] = [
+    "textDocument/semanticTokens/full",
     "textDocument/signatureHelp",
     "textDocument/foldingRange",
     "textDocument/codeAction",
@@ -671,6 +691,22 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                     (end > start).then(|| json!({ "startLine": start, "endLine": end }))
                 })
                 .collect()
+        }
+        "textDocument/semanticTokens/full" => {
+            // LSP's encoding: per token, the line and start relative to the previous token's,
+            // its length (UTF-16), its type and no modifiers.
+            let text = c.sources.get(FileId(0)).map_or("", |s| s.text.as_str());
+            let (mut line, mut col, mut data) = (0u32, 0u32, Vec::new());
+            for (span, kind) in ide::semantic_tokens(&a) {
+                let before = &text[..span.start as usize];
+                let l = before.matches('\n').count() as u32;
+                let c16 = before.rsplit('\n').next().map_or(0, |x| x.encode_utf16().count()) as u32;
+                let len = text[span.start as usize..span.end as usize].encode_utf16().count() as u32;
+                let delta_col = if l == line { c16 - col } else { c16 };
+                data.extend([l - line, delta_col, len, token_type(kind), 0]);
+                (line, col) = (l, c16);
+            }
+            json!({ "data": data })
         }
         "textDocument/documentSymbol" => ide::symbols(&a).iter().map(|s| document_symbol(c, s)).collect(),
         "textDocument/hover" => match ide::hover(&a, FileId(0), at) {

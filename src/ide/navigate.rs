@@ -306,3 +306,101 @@ pub fn folds(a: &Analysis) -> Vec<Span> {
     out.dedup();
     out
 }
+
+/// What a semantic token is: the same for every editor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An experiment's name.
+    Experiment,
+    Block,
+    Fn,
+    /// A parameter: of `space`, of a block or fn, a `repeat` index.
+    Parameter,
+    /// A model node named with `let`.
+    Node,
+    /// A layer of the catalogue.
+    Layer,
+    /// Another entry of the catalogue: a strategy, an optimiser, a metric, a dataset...
+    Entry,
+    /// A setting's key, a named argument, a field of `data`.
+    Property,
+    /// A keyword, or a section's name where it opens the section.
+    Keyword,
+}
+
+/// Every name of the analysed file by what it is, and its keywords, in text order: the
+/// resolved names (`ide::resolve`), and keywords found outside comments and strings.
+pub fn semantic_tokens(a: &Analysis) -> Vec<(Span, TokenKind)> {
+    let mut out: Vec<(Span, TokenKind)> = a
+        .index
+        .occurrences
+        .iter()
+        .map(|o| {
+            let kind = match &o.target {
+                Target::Symbol { kind, .. } => match kind {
+                    SymbolKind::Experiment => TokenKind::Experiment,
+                    SymbolKind::Block => TokenKind::Block,
+                    SymbolKind::Fn => TokenKind::Fn,
+                    SymbolKind::Node => TokenKind::Node,
+                    SymbolKind::Param | SymbolKind::BlockParam | SymbolKind::FnParam | SymbolKind::RepeatVar => {
+                        TokenKind::Parameter
+                    }
+                },
+                Target::Builtin(crate::catalogue::Concept::Layer, _) => TokenKind::Layer,
+                Target::Builtin(..) => TokenKind::Entry,
+                Target::Arg { .. } | Target::DataField(_) | Target::Key { .. } => TokenKind::Property,
+            };
+            (o.span, kind)
+        })
+        .collect();
+    if let Some(file) = a.index.file
+        && let Some(source) = a.compiled.sources.get(file)
+    {
+        let text = source.text.as_str();
+        let named: std::collections::BTreeSet<u32> = out.iter().map(|(s, _)| s.start).collect();
+        keywords(text, &mut |start, word| {
+            let next = text[start + word.len()..].trim_start_matches([' ', '\t']);
+            let section = crate::ast::SectionKind::ALL.iter().any(|k| k.as_str() == word)
+                && (next.starts_with('{') || (word == "data" && next.starts_with('=') && !next.starts_with("==")));
+            if (KEYWORDS.contains(&word) || section || matches!(word, "residual" | "parallel"))
+                && !named.contains(&(start as u32))
+            {
+                out.push((Span::new(file, start, start + word.len()), TokenKind::Keyword));
+            }
+        });
+    }
+    out.sort_by_key(|(s, _)| s.start);
+    out
+}
+
+/// Calls `f` with each word of `text` outside comments and strings.
+fn keywords(text: &str, f: &mut dyn FnMut(usize, &str)) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &text[i..];
+        if rest.starts_with("//") {
+            i += rest.find('\n').unwrap_or(rest.len());
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            i += body.find("*/").map_or(rest.len(), |n| n + 4);
+        } else if rest.starts_with('"') {
+            let mut j = 1;
+            while j < rest.len() && !rest[j..].starts_with(['"', '\n']) {
+                j += if rest[j..].starts_with('\\') { 2 } else { 1 };
+                while j < rest.len() && !rest.is_char_boundary(j) {
+                    j += 1;
+                }
+            }
+            i += (j + 1).min(rest.len());
+        } else if bytes[i].is_ascii_alphabetic() || bytes[i] == b'_' {
+            let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            f(i, &rest[..len]);
+            i += len;
+        } else if bytes[i].is_ascii_digit() {
+            // A number with its suffix (`10min`) is no word.
+            i += rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).unwrap_or(rest.len());
+        } else {
+            i += rest.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+}

@@ -1074,3 +1074,40 @@ fn semantic_tokens_name_what_each_word_is() {
     assert_eq!(at("epochs", 0), Some((6, "property")));
     assert_eq!(at("units in a comment", 0), None, "nothing in a comment");
 }
+
+#[test]
+fn range_formatting_lays_out_only_the_items_in_the_range() {
+    let messy = "experiment a {\n  space { x: float in 0.0..1.0 }\n objective { minimize x }\n}\n\nexperiment b {\n    space {   y: float in 0.0..1.0 }\n objective {minimize y}\n}\n";
+    let (mut s, _) = open(messy);
+    let range = json!({ "start": pos(messy, "space {   y", 0, 0), "end": pos(messy, "space {   y", 0, 5) });
+    let v = s.request(
+        2,
+        "textDocument/rangeFormatting",
+        json!({ "textDocument": { "uri": URI }, "range": range, "options": { "tabSize": 2, "insertSpaces": true } }),
+    );
+    let edits = v["result"].as_array().cloned().unwrap_or_default();
+    assert_eq!(edits.len(), 1, "{v}");
+    let edit = &edits[0];
+    assert_eq!(edit.pointer("/range/start"), Some(&pos(messy, "experiment b", 0, 0)));
+    // Applied, the edit gives experiment `b` as `bma fmt` lays it out, and leaves `a` as it is.
+    let line_of = |p: &Value| p["line"].as_u64().unwrap_or(0) as usize;
+    let lines: Vec<&str> = messy.lines().collect();
+    let (from, to) = (line_of(&edit["range"]["start"]), line_of(&edit["range"]["end"]));
+    let end_char = edit.pointer("/range/end/character").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let applied =
+        format!("{}\n{}{}\n", lines[..from].join("\n"), edit["newText"].as_str().unwrap_or(""), &lines[to][end_char..]);
+    let whole = bma::fmt::format(&bma::Source::new("t.bma", messy)).expect("formats");
+    assert!(applied.starts_with("experiment a {\n  space { x: float in 0.0..1.0 }\n objective"), "{applied}");
+    assert_eq!(applied.split("experiment b").nth(1), whole.split("experiment b").nth(1), "{applied}");
+    // A file that does not parse: no edit.
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": "experiment a {" }] }),
+    );
+    let v = s.request(
+        3,
+        "textDocument/rangeFormatting",
+        json!({ "textDocument": { "uri": URI }, "range": range, "options": {} }),
+    );
+    assert_eq!(v["result"], json!([]));
+}

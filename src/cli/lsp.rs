@@ -4,7 +4,8 @@
 //! its syntax errors), hover, go to definition (into the stdlib too, written out to the
 //! user's cache folder, `$XDG_CACHE_HOME/bma/stdlib-VERSION/` or `~/.cache/bma/...`),
 //! references, rename, document highlight and symbols (`ide`'s resolved names), completion,
-//! formatting (`bma fmt`'s layout).
+//! signature help, quick fixes, folding, semantic tokens, formatting (`bma fmt`'s layout; a
+//! range: the items it touches).
 //!
 //! JSON-RPC over stdio, framed and dispatched here (plain `serde_json` values). A bad
 //! message never ends the server: it gets its JSON-RPC error and the server reads on:
@@ -338,6 +339,7 @@ fn capabilities() -> Value {
         "hoverProvider": true,
         "definitionProvider": true,
         "documentFormattingProvider": true,
+        "documentRangeFormattingProvider": true,
         "completionProvider": { "triggerCharacters": ["."] },
         "referencesProvider": true,
         "renameProvider": { "prepareProvider": true },
@@ -580,7 +582,7 @@ fn token_type(kind: ide::TokenKind) -> u32 {
     }
 }
 
-const METHODS: [&str; 13] = [
+const METHODS: [&str; 14] = [
     "textDocument/semanticTokens/full",
     "textDocument/signatureHelp",
     "textDocument/foldingRange",
@@ -589,6 +591,7 @@ const METHODS: [&str; 13] = [
     "textDocument/definition",
     "textDocument/completion",
     "textDocument/formatting",
+    "textDocument/rangeFormatting",
     "textDocument/references",
     "textDocument/rename",
     "textDocument/prepareRename",
@@ -610,6 +613,14 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
     };
     let line = params.pointer("/position/line").and_then(Value::as_u64).unwrap_or(0) as usize;
     let character = params.pointer("/position/character").and_then(Value::as_u64).unwrap_or(0) as usize;
+    if method == "textDocument/rangeFormatting" {
+        let at = |p: &str| {
+            let line = params.pointer(&format!("/range/{p}/line")).and_then(Value::as_u64).unwrap_or(0);
+            let ch = params.pointer(&format!("/range/{p}/character")).and_then(Value::as_u64).unwrap_or(0);
+            offset(text, line as usize, ch as usize)
+        };
+        return Ok(range_formatting(text, at("start"), at("end")));
+    }
     if method == "textDocument/formatting" {
         return Ok(formatting(text));
     }
@@ -777,6 +788,41 @@ fn document_symbol(c: &bma::Compiled, s: &ide::Symbol) -> Value {
         "selectionRange": range(c, s.selection),
         "children": s.children.iter().map(|x| document_symbol(c, x)).collect::<Vec<_>>(),
     })
+}
+
+/// The items that `start..end` touches in their canonical layout, one edit per item that
+/// changes; none when the document does not format (as [`formatting`]).
+fn range_formatting(text: &str, start: u32, end: u32) -> Value {
+    let source = bma::Source::new("<document>", text);
+    let Ok(formatted) = bma::fmt::format(&source) else { return json!([]) };
+    let (Ok(a), Ok(b)) = (bma::syntax::parse(FileId(0), text), bma::syntax::parse(FileId(0), &formatted)) else {
+        return json!([]);
+    };
+    if !bma::fmt::same_tree(&a, &b) || bma::fmt::comments(text) != bma::fmt::comments(&formatted) {
+        return json!([]);
+    }
+    let span = |item: &bma::ast::Item| match item {
+        bma::ast::Item::Use(x) => x.span,
+        bma::ast::Item::Block(x) => x.span,
+        bma::ast::Item::Fn(x) => x.span,
+        bma::ast::Item::Experiment(x) => x.span,
+    };
+    // From the start of the item's first line, so that its indentation is laid out too.
+    let whole = |t: &str, s: Span| (t[..s.start as usize].rfind('\n').map_or(0, |i| i + 1), s.end as usize);
+    let mut edits = Vec::new();
+    for (old, new) in a.items.iter().zip(&b.items) {
+        let (o, n) = (span(old), span(new));
+        if o.end < start || end < o.start {
+            continue;
+        }
+        let (os, oe) = whole(text, o);
+        let (ns, ne) = whole(&formatted, n);
+        if text[os..oe] != formatted[ns..ne] {
+            let r = json!({ "start": position(text, os as u32), "end": position(text, oe as u32) });
+            edits.push(json!({ "range": r, "newText": &formatted[ns..ne] }));
+        }
+    }
+    Value::Array(edits)
 }
 
 /// One edit replacing the whole document with its canonical layout; no edit when

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Checks editors/vim in a headless Vim: `gq` over a whole file gives `bma fmt`'s layout, and
 # `gq` over a file that does not parse, or over part of an item, leaves the lines as they
-# are (no diagnostic pasted into the buffer). Needs vim (Debian: vim-nox) and a built bma
+# are (no diagnostic pasted into the buffer); `=` (indent/bma.vim) over every example,
+# stdlib module and ok fixture, its indentation removed first, gives the file back. Needs vim (Debian: vim-nox) and a built bma
 # (BMA, default target/debug/bma). Run from the repository root.
 set -eu
 BMA=${BMA:-target/debug/bma}
@@ -27,4 +28,10 @@ cmp "$tmp/broken.bma" "$tmp/broken.orig" || { echo "gq changed a file that does 
 cp "$tmp/want.bma" "$tmp/part.bma"
 gq "$tmp/part.bma" 'normal! 2Ggqj'
 cmp "$tmp/part.bma" "$tmp/want.bma" || { echo "gq over part of an item changed it:" >&2; cat "$tmp/part.bma" >&2; exit 1; }
-echo "editors/vim: gq ok"
+for f in examples/*.bma stdlib/*.bma tests/fixtures/check/ok/*.bma; do
+  cp "$f" "$tmp/indent.bma"
+  vim -Nu NONE -i NONE -es --cmd "set rtp^=$PWD/editors/vim" -c 'filetype plugin indent on' -c "edit $tmp/indent.bma" \
+    -c 'set filetype=bma' -c 'silent! %s/^\s\+//' -c 'silent! normal! gg=G' -c 'wq' </dev/null >/dev/null 2>&1 || true
+  cmp -s "$tmp/indent.bma" "$f" || { echo "= does not give $f back:" >&2; diff "$tmp/indent.bma" "$f" | head -20 >&2; exit 1; }
+done
+echo "editors/vim: gq and = ok"

@@ -34,4 +34,20 @@ for f in examples/*.bma stdlib/*.bma tests/fixtures/check/ok/*.bma; do
     -c 'set filetype=bma' -c 'silent! %s/^\s\+//' -c 'silent! normal! gg=G' -c 'wq' </dev/null >/dev/null 2>&1 || true
   cmp -s "$tmp/indent.bma" "$f" || { echo "= does not give $f back:" >&2; diff "$tmp/indent.bma" "$f" | head -20 >&2; exit 1; }
 done
-echo "editors/vim: gq and = ok"
+# Highlighting (synID): `log` at the end of a line, a parameter named like a layer, a
+# setting named like a statement.
+syn_at() {
+  vim -Nu NONE -i NONE -es --cmd "set rtp^=$PWD/editors/vim" -c 'syntax on' -c "edit $1" -c 'set filetype=bma' \
+    -c "call writefile([synIDattr(synID($2, $3, 1), 'name')], '$tmp/syn')" -c 'qa!' </dev/null >/dev/null 2>&1 || true
+  cat "$tmp/syn"
+}
+printf 'experiment t {\n  space {\n    lr: float in 1e-4..3e-2 log\n    dropout: float in 0.0..0.5\n  }\n  model { dense(8) dropout(dropout) }\n  search { parallel = 2 }\n}\n' > "$tmp/syn.bma"
+check_syn() {
+  got=$(syn_at "$tmp/syn.bma" "$1" "$2")
+  [ "$got" = "$3" ] || { echo "line $1 column $2 of syn.bma is highlighted as '$got', not $3" >&2; exit 1; }
+}
+check_syn 3 30 bmaModifier
+check_syn 4 5 bmaParamDecl
+check_syn 6 20 bmaLayer
+check_syn 7 12 ""
+echo "editors/vim: gq, = and highlighting ok"

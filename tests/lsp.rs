@@ -1111,3 +1111,30 @@ fn range_formatting_lays_out_only_the_items_in_the_range() {
     );
     assert_eq!(v["result"], json!([]));
 }
+
+#[test]
+fn a_stdlib_block_used_without_its_use_offers_the_import() {
+    let text = SPEC.replace("use std::blocks::{dense_act}\n", "");
+    let (mut s, diags) = open(&text);
+    let unknown: Vec<&Value> = diags.iter().filter(|d| d["code"] == "unknown_layer").collect();
+    assert_eq!(unknown.len(), 1, "{diags:?}");
+    let v = s.request(
+        2,
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": unknown[0]["range"], "context": { "diagnostics": [unknown[0]] } }),
+    );
+    let action = v["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["title"] == "import `dense_act` from `std::blocks`")
+        .cloned()
+        .unwrap_or_else(|| panic!("no import offered: {v}"));
+    let edit = action.pointer(&format!("/edit/changes/{}/0", URI.replace('/', "~1"))).expect("an edit");
+    assert_eq!(edit["newText"], "use std::blocks::{dense_act}\n");
+    assert_eq!(edit.pointer("/range/start"), Some(&json!({ "line": 0, "character": 0 })));
+    // Applied, the file checks clean.
+    let fixed = format!("use std::blocks::{{dense_act}}\n{text}");
+    let c = bma::compile(&bma::Source::new("t.bma", fixed));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+}

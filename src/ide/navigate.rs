@@ -217,12 +217,29 @@ pub struct Fix {
 }
 
 /// The "did you mean" of every diagnostic of `file` that touches `start..end`, as an edit
-/// of the misspelt name (the diagnostic's primary span, when it is one name).
+/// of the misspelt name (the diagnostic's primary span, when it is one name); and for an
+/// unknown layer that a stdlib module defines, the `use` that imports it.
 pub fn quick_fixes(a: &Analysis, file: FileId, start: u32, end: u32) -> Vec<Fix> {
     let c = &a.compiled;
-    c.diagnostics
+    let touching = c
+        .diagnostics
         .iter()
-        .filter(|d| d.primary.span.file == file && d.primary.span.start <= end && start <= d.primary.span.end)
+        .filter(|d| d.primary.span.file == file && d.primary.span.start <= end && start <= d.primary.span.end);
+    let imports = touching.clone().filter(|d| d.code == crate::diagnostic::Code::UnknownLayer).filter_map(|d| {
+        let name = c.sources.text(d.primary.span);
+        let (_, module, _) = crate::stdlib::MODULES.iter().find(|(_, _, text)| {
+            text.lines().any(|l| {
+                l.strip_prefix("block ").and_then(|r| r.strip_prefix(name)).is_some_and(|r| r.starts_with('('))
+            })
+        })?;
+        Some(Fix {
+            title: format!("import `{name}` from `{module}`"),
+            span: Span::new(file, 0, 0),
+            new_text: format!("use {module}::{{{name}}}\n"),
+            code: d.code.as_str(),
+        })
+    });
+    let mut fixes: Vec<Fix> = touching
         .filter_map(|d| {
             let help = d.help.as_deref()?;
             let rest = &help[help.find("did you mean `")? + "did you mean `".len()..];
@@ -235,7 +252,9 @@ pub fn quick_fixes(a: &Analysis, file: FileId, start: u32, end: u32) -> Vec<Fix>
                 code: d.code.as_str(),
             })
         })
-        .collect()
+        .collect();
+    fixes.extend(imports);
+    fixes
 }
 
 /// What an editor may fold: every item, section and model body of the outline's file, and

@@ -6,11 +6,22 @@
 //! strategies and pruners is the catalogue's (`catalogue`), never its own list.
 
 use crate::Compiled;
+use crate::ast;
 use crate::catalogue::{self, Concept};
 use crate::ir::{self, Domain, Experiment, ParamKind};
 use crate::source::{FileId, Span};
 
+mod complete;
+mod navigate;
+mod resolve;
 mod trial;
+
+pub use complete::{Signature, signature};
+pub use navigate::{
+    Fix, OutlineKind, Symbol, TokenKind, folds, highlights, prepare_rename, quick_fixes, references, rename,
+    semantic_tokens, symbols,
+};
+pub use resolve::{Index, Occurrence, SymbolKind, Target};
 
 /// What completion offers, and how an editor should show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +29,10 @@ pub struct Completion {
     pub label: String,
     pub kind: CompletionKind,
     pub detail: String,
+    /// A snippet to insert instead of the label (`dense(${1:units})`), in LSP's syntax.
+    pub insert: Option<String>,
+    /// Where it sorts: lower first (the file's own names before the catalogue's).
+    pub rank: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +53,10 @@ pub enum CompletionKind {
     Setting,
     /// A built-in `{placeholder}` of a command string (`{seed}`).
     Placeholder,
+    /// A field of `data` (`classes`).
+    Field,
+    /// A named argument of a call (`kernel:`).
+    Argument,
 }
 
 /// The meaning of each metric, shown on hover.
@@ -51,34 +70,10 @@ fn entry_doc(concept: Concept, name: &str) -> Option<String> {
 }
 
 /// The lines of every entry of `concept`, in order.
+#[cfg(test)]
 fn entry_docs(concept: Concept) -> Vec<(&'static str, String)> {
     concept.sigs().into_iter().map(|s| (s.name, catalogue::describe(concept, s))).collect()
 }
-
-const KEYWORDS: [&str; 22] = [
-    "use",
-    "block",
-    "fn",
-    "experiment",
-    "data",
-    "space",
-    "model",
-    "train",
-    "objective",
-    "search",
-    "average",
-    "report",
-    "trial",
-    "when",
-    "let",
-    "repeat",
-    "match",
-    "if",
-    "else",
-    "residual",
-    "parallel",
-    "require",
-];
 
 /// The identifier (with dots, `data.classes`) around `offset`, and its span.
 pub fn word_at(c: &Compiled, file: FileId, offset: u32) -> Option<(String, Span)> {
@@ -122,168 +117,296 @@ fn describe_domain(d: &Domain) -> String {
     }
 }
 
-/// Markdown for the thing at `offset`.
-pub fn hover(c: &Compiled, file: FileId, offset: u32) -> Option<(Span, String)> {
-    let (word, span) = word_at(c, file, offset)?;
+/// A compiled file with its names resolved: what every editor request reads.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub compiled: Compiled,
+    /// The root file's tree, recovered around syntax errors.
+    pub tree: ast::File,
+    pub index: Index,
+}
+
+impl Analysis {
+    /// Resolves the names of `compiled`'s root file.
+    pub fn new(compiled: Compiled) -> Analysis {
+        let root = FileId(0);
+        let tree =
+            compiled.sources.get(root).map(|s| crate::syntax::parse_recovering(root, &s.text).file).unwrap_or_default();
+        let index = resolve::index(&compiled, root, &tree);
+        Analysis { compiled, tree, index }
+    }
+
+    /// The occurrence of a name at `offset` of `file`.
+    pub fn at(&self, file: FileId, offset: u32) -> Option<&Occurrence> {
+        (self.index.file == Some(file)).then(|| self.index.at(offset)).flatten()
+    }
+}
+
+/// Markdown for the thing at `offset`: what the name there resolves to (nothing in comments
+/// and strings, but a command string's `{placeholder}`).
+pub fn hover(a: &Analysis, file: FileId, offset: u32) -> Option<(Span, String)> {
+    let c = &a.compiled;
     if let Some(exp) = enclosing(c, file, offset)
-        && exp.space.get(&word).is_none()
-        && let Some(s) = trial::hover(c, exp, file, offset, &word)
+        && let Some((word, span)) = word_at(c, file, offset)
     {
-        return Some((span, s));
-    }
-    if let Some(exp) = enclosing(c, file, offset)
-        && let Some(p) = exp.space.get(&word)
-    {
-        let what = match &p.kind {
-            ParamKind::Free(d) => describe_domain(d),
-            ParamKind::Const(v) => format!("= {v} (pinned)"),
-            ParamKind::Derived(e) => format!("= {} (derived)", c.sources.text(e.span)),
-        };
-        let mut s = format!("```bma\n{}: {what}\n```", p.name);
-        if !p.guard.is_empty() {
-            let cond = p.guard.iter().map(|g| c.sources.text(g.span)).collect::<Vec<_>>().join(" and ");
-            s.push_str(&format!("\n\nonly exists when `{cond}`"));
+        if exp.space.get(&word).is_none()
+            && let Some(s) = trial::hover(c, exp, file, offset, &word)
+        {
+            return Some((span, s));
         }
-        if let Some(d) = &p.doc {
-            s.push_str(&format!("\n\n{d}"));
+        if trial::in_placeholder(c, exp, file, offset)
+            && let Some(p) = exp.space.get(&word)
+        {
+            return Some((span, param_hover(c, p)));
         }
-        return Some((span, s));
     }
-    if let Some(b) = c.program.blocks.get(&word) {
-        let params = b
-            .params
-            .iter()
-            .map(|p| {
-                let mut s = p.name.name.clone();
-                if let Some((t, _)) = p.ty {
-                    s.push_str(&format!(": {}", t.as_str()));
+    let o = a.at(file, offset)?;
+    let text = match &o.target {
+        Target::Symbol { kind, def } => symbol_hover(a, o, *kind, *def)?,
+        Target::Builtin(concept, name) => builtin_hover(*concept, name)?,
+        Target::Arg { concept, callee, name, param } => match (concept, param) {
+            (_, Some(def)) => {
+                let decl = param_decl(c, *def)?;
+                format!("```bma\n{}\n```\n\nargument of block `{callee}`", one_line(&source_text(c, decl.span)))
+            }
+            (Some(concept), None) => {
+                let sig = concept.sigs().into_iter().find(|s| s.name == callee)?;
+                let arg = sig.args.iter().find(|x| x.name == name)?;
+                let need = match arg.need {
+                    catalogue::Need::Required => "required".to_string(),
+                    catalogue::Need::Optional => "optional".to_string(),
+                    catalogue::Need::Default(d) => format!("default `{d}`"),
+                };
+                format!("argument `{name}:` of `{callee}` ({need})\n\n{}", catalogue::describe(*concept, sig))
+            }
+            (None, None) => return None,
+        },
+        Target::DataField(field) => {
+            let doc = catalogue::DATA_FIELDS.iter().find(|d| d.name == field)?;
+            let mut s = format!("`data.{field}`: {}", doc.doc);
+            let info = o.experiment.and_then(|i| c.program.experiments.get(i)).and_then(|e| c.info(&e.name));
+            if let Some(data) = info.and_then(|i| i.data.as_ref()) {
+                let value = match field.as_str() {
+                    "classes" => Some(data.classes.to_string()),
+                    "features" => Some(data.features().to_string()),
+                    "shape" => Some(format!("{:?}", data.shape)),
+                    "vocab" => data.vocab.map(|v| v.to_string()),
+                    _ => None,
+                };
+                if let Some(v) = value {
+                    s.push_str(&format!("\n\nhere: `{v}`"));
                 }
-                if let Some(d) = &p.default {
-                    s.push_str(&format!(" = {}", source_text(c, d.span)));
+            }
+            s
+        }
+        Target::Key { .. } => return None,
+    };
+    Some((o.span, text))
+}
+
+/// How a parameter of `space` reads on hover: as declared (the literals as written), with
+/// its type, its condition and its doc.
+fn param_hover(c: &Compiled, p: &ir::Param) -> String {
+    let declared = one_line(&source_text(c, p.span));
+    let what = match &p.kind {
+        ParamKind::Free(d) => {
+            // `units: in {8, 16}` reads `units: int in {8, 16}`.
+            let rest = declared.strip_prefix(p.name.as_str()).map(str::trim_start).unwrap_or("");
+            let domain = rest.strip_prefix(':').map(str::trim_start).unwrap_or("");
+            if domain.starts_with("in ") || domain.starts_with("in{") {
+                match domain_type(d) {
+                    Some(t) => format!("{}: {t} {domain}", p.name),
+                    None => format!("{}: {domain}", p.name),
                 }
-                s
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut s = format!("```bma\nblock {}({params})\n```", b.name.name);
-        if let Some(d) = &b.doc {
-            s.push_str(&format!("\n\n{d}"));
+            } else if domain.is_empty() {
+                format!("{}: {}", p.name, describe_domain(d))
+            } else {
+                format!("{}: {domain}", p.name)
+            }
         }
-        return Some((span, s));
+        ParamKind::Const(_) => format!("{declared} (pinned)"),
+        ParamKind::Derived(_) => format!("{declared} (derived)"),
+    };
+    let mut s = format!("```bma\n{what}\n```");
+    if !p.guard.is_empty() {
+        let cond = p.guard.iter().map(|g| c.sources.text(g.span)).collect::<Vec<_>>().join(" and ");
+        s.push_str(&format!("\n\nonly exists when `{cond}`"));
     }
-    if let Some(f) = c.program.fns.get(&word) {
-        let mut s = format!(
-            "```bma\n{}\n```",
-            source_text(c, Span { end: f.body.span.start, ..f.span }).trim_end_matches([' ', '='])
-        );
-        if let Some(d) = &f.doc {
-            s.push_str(&format!("\n\n{d}"));
+    if let Some(d) = &p.doc {
+        s.push_str(&format!("\n\n{d}"));
+    }
+    s
+}
+
+/// The type a domain's values have, when they share one.
+fn domain_type(d: &Domain) -> Option<&'static str> {
+    match d {
+        Domain::Int { .. } => Some("int"),
+        Domain::Float { .. } => Some("float"),
+        Domain::Choice(values) if !values.is_empty() && values.iter().all(|v| matches!(v, ir::Value::Int(_))) => {
+            Some("int")
         }
-        return Some((span, s));
+        Domain::Choice(values) if !values.is_empty() && values.iter().all(|v| matches!(v, ir::Value::Float(_))) => {
+            Some("float")
+        }
+        Domain::Choice(values) if !values.is_empty() && values.iter().all(|v| matches!(v, ir::Value::Bool(_))) => {
+            Some("bool")
+        }
+        _ => None,
     }
-    if let Some(d) = entry_doc(Concept::Layer, &word) {
-        return Some((span, format!("layer `{word}`: {d}")));
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The declaration of a block's or fn's parameter whose name is at `def`.
+fn param_decl(c: &Compiled, def: Span) -> Option<&ast::ParamDecl> {
+    let blocks = c.program.blocks.values().flat_map(|b| b.params.iter());
+    let fns = c.program.fns.values().flat_map(|f| f.params.iter());
+    blocks.chain(fns).find(|p| p.name.span == def)
+}
+
+fn symbol_hover(a: &Analysis, o: &Occurrence, kind: SymbolKind, def: Span) -> Option<String> {
+    let c = &a.compiled;
+    Some(match kind {
+        SymbolKind::Param => {
+            let exp = o.experiment.and_then(|i| c.program.experiments.get(i))?;
+            let p = exp.space.params.iter().find(|p| p.name_span == def)?;
+            param_hover(c, p)
+        }
+        SymbolKind::Block => {
+            let b = c.program.blocks.values().find(|b| b.name.span == def)?;
+            block_hover(c, b)
+        }
+        SymbolKind::Fn => {
+            let f = c.program.fns.values().find(|f| f.name.span == def)?;
+            let mut s = format!(
+                "```bma\n{}\n```",
+                source_text(c, Span { end: f.body.span.start, ..f.span }).trim_end_matches([' ', '='])
+            );
+            if let Some(d) = &f.doc {
+                s.push_str(&format!("\n\n{d}"));
+            }
+            s
+        }
+        SymbolKind::BlockParam | SymbolKind::FnParam => {
+            let decl = param_decl(c, def)?;
+            let owner = if kind == SymbolKind::BlockParam { "block" } else { "fn" };
+            let item = c
+                .program
+                .blocks
+                .values()
+                .filter(|b| b.params.iter().any(|p| p.name.span == def))
+                .map(|b| b.name.name.clone())
+                .chain(
+                    c.program
+                        .fns
+                        .values()
+                        .filter(|f| f.params.iter().any(|p| p.name.span == def))
+                        .map(|f| f.name.name.clone()),
+                )
+                .next()
+                .unwrap_or_default();
+            format!("```bma\n{}\n```\n\nparameter of {owner} `{item}`", one_line(&source_text(c, decl.span)))
+        }
+        SymbolKind::Node | SymbolKind::RepeatVar => {
+            let text = c.sources.get(def.file)?.text.as_str();
+            let line_start = text[..def.start as usize].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[def.end as usize..].find('\n').map_or(text.len(), |i| def.end as usize + i);
+            let line = text[line_start..line_end].trim().trim_end_matches('{').trim_end();
+            let what =
+                if kind == SymbolKind::Node { "a node of the model, named with `let`" } else { "a `repeat` index" };
+            format!("```bma\n{line}\n```\n\n{what}")
+        }
+        SymbolKind::Experiment => {
+            let e = c.program.experiments.iter().find(|e| e.name_span == def)?;
+            match &e.doc {
+                Some(d) => format!("experiment `{}`\n\n{d}", e.name),
+                None => format!("experiment `{}`", e.name),
+            }
+        }
+    })
+}
+
+fn block_hover(c: &Compiled, b: &ast::Block) -> String {
+    let params = b
+        .params
+        .iter()
+        .map(|p| {
+            let mut s = p.name.name.clone();
+            if let Some((t, _)) = p.ty {
+                s.push_str(&format!(": {}", t.as_str()));
+            }
+            if let Some(d) = &p.default {
+                s.push_str(&format!(" = {}", source_text(c, d.span)));
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut s = format!("```bma\nblock {}({params})\n```", b.name.name);
+    if let Some(d) = &b.doc {
+        s.push_str(&format!("\n\n{d}"));
     }
-    if let Some(d) = metric_doc(&word) {
-        return Some((span, format!("metric `{word}`: {d}")));
-    }
-    if let Some(d) = entry_doc(Concept::Strategy, &word) {
-        return Some((span, format!("strategy {d}")));
-    }
-    if let Some(d) = entry_doc(Concept::Pruner, &word) {
-        return Some((span, format!("pruner {d}")));
-    }
-    if let Some(d) = entry_doc(Concept::Augment, &word) {
-        return Some((span, format!("augmentation {d}")));
-    }
-    if let Some(d) = entry_doc(Concept::Dataset, &word) {
-        return Some((span, format!("dataset {d}")));
-    }
-    if let Some(d) = entry_doc(Concept::AudioFeature, &word) {
-        return Some((span, format!("audio features {d}")));
-    }
-    if let Some(e) = c.program.experiment(&word)
-        && let Some(d) = &e.doc
-    {
-        return Some((span, format!("experiment `{word}`\n\n{d}")));
-    }
-    None
+    s
+}
+
+/// What hover says of a catalogue entry: its concept, usage and doc.
+fn builtin_hover(concept: Concept, name: &str) -> Option<String> {
+    let d = entry_doc(concept, name)?;
+    Some(match concept {
+        Concept::Layer => format!("layer `{name}`: {d}"),
+        Concept::Metric => format!("metric `{name}`: {}", metric_doc(name)?),
+        Concept::Strategy => format!("strategy {d}"),
+        Concept::Pruner => format!("pruner {d}"),
+        Concept::Augment => format!("augmentation {d}"),
+        Concept::Dataset => format!("dataset {d}"),
+        Concept::AudioFeature => format!("audio features {d}"),
+        Concept::Optimizer => format!("optimizer {d}"),
+        Concept::Schedule => format!("schedule {d}"),
+        Concept::Loss => format!("loss {d}"),
+        Concept::Init => format!("init {d}"),
+        Concept::EarlyStop => format!("early stopping {d}"),
+        Concept::Weights => format!("ensemble weights {d}"),
+        Concept::Average => format!("averaging {d}"),
+        Concept::Rank => format!("ranking {d}"),
+    })
 }
 
 fn source_text(c: &Compiled, span: Span) -> String {
     c.sources.text(span).to_string()
 }
 
-/// Where the thing at `offset` is declared (a parameter, block, fn or import).
-pub fn definition(c: &Compiled, file: FileId, offset: u32) -> Option<Span> {
-    let (word, _) = word_at(c, file, offset)?;
+/// Where the thing at `offset` is declared: a parameter (of `space`, a block, a fn), a
+/// block, a fn, an experiment, a model node, a `repeat` index; a named argument of a block
+/// goes to the block's parameter.
+pub fn definition(a: &Analysis, file: FileId, offset: u32) -> Option<Span> {
+    let c = &a.compiled;
     if let Some(exp) = enclosing(c, file, offset)
-        && let Some(p) = exp.space.get(&word)
+        && trial::in_placeholder(c, exp, file, offset)
+        && let Some((word, _)) = word_at(c, file, offset)
     {
-        return Some(p.name_span);
+        return exp.space.get(&word).map(|p| p.name_span);
     }
-    if let Some(b) = c.program.blocks.get(&word) {
-        return Some(b.name.span);
+    match &a.at(file, offset)?.target {
+        Target::Symbol { def, .. } => Some(*def),
+        Target::Arg { param: Some(def), .. } => Some(*def),
+        _ => None,
     }
-    if let Some(f) = c.program.fns.get(&word) {
-        return Some(f.name.span);
-    }
-    c.program.experiment(&word).map(|e| e.name_span)
 }
 
-/// Everything that can be written at `offset`.
-pub fn completions(c: &Compiled, file: FileId, offset: u32) -> Vec<Completion> {
+/// What can be written at `offset` (`ide::complete`, or inside a `trial` section its own
+/// settings and placeholders), and the span it replaces: the word typed so far.
+pub fn completions(a: &Analysis, file: FileId, offset: u32) -> (Span, Vec<Completion>) {
+    let c = &a.compiled;
+    let (span, items) = complete::complete(a, file, offset);
     if let Some(exp) = enclosing(c, file, offset)
         && let Some(items) = trial::completions(c, exp, file, offset)
     {
-        return items;
+        return (span, items);
     }
-    let mut out = Vec::new();
-    let push = |out: &mut Vec<Completion>, label: &str, kind, detail: String| {
-        out.push(Completion { label: label.to_string(), kind, detail });
-    };
-    if let Some(exp) = enclosing(c, file, offset) {
-        for p in &exp.space.params {
-            let detail = match &p.kind {
-                ParamKind::Free(d) => describe_domain(d),
-                ParamKind::Const(v) => format!("= {v}"),
-                ParamKind::Derived(_) => "derived".to_string(),
-            };
-            push(&mut out, &p.name, CompletionKind::Parameter, detail);
-        }
-    }
-    for (l, d) in entry_docs(Concept::Layer) {
-        push(&mut out, l, CompletionKind::Layer, d);
-    }
-    // Qualified names (`std::blocks::conv_bn`) are the lowering's, not the user's.
-    for (name, b) in c.program.blocks.iter().filter(|(n, _)| !n.contains("::")) {
-        push(&mut out, name, CompletionKind::Block, b.doc.clone().unwrap_or_default());
-    }
-    for name in c.program.fns.keys().filter(|n| !n.contains("::")) {
-        push(&mut out, name, CompletionKind::Function, "fn".to_string());
-    }
-    for f in ir::BUILTINS {
-        push(&mut out, f, CompletionKind::Function, "builtin".to_string());
-    }
-    for m in catalogue::METRICS {
-        push(&mut out, m.sig.name, CompletionKind::Metric, m.sig.doc.to_string());
-    }
-    for (s, d) in entry_docs(Concept::Strategy) {
-        push(&mut out, s, CompletionKind::Strategy, d);
-    }
-    for (p, d) in entry_docs(Concept::Pruner) {
-        push(&mut out, p, CompletionKind::Pruner, d);
-    }
-    for (d, doc) in entry_docs(Concept::Dataset).into_iter().chain(entry_docs(Concept::AudioFeature)) {
-        push(&mut out, d, CompletionKind::Dataset, doc);
-    }
-    for (a, doc) in entry_docs(Concept::Augment) {
-        push(&mut out, a, CompletionKind::Augment, doc);
-    }
-    for k in KEYWORDS {
-        push(&mut out, k, CompletionKind::Keyword, String::new());
-    }
-    out
+    (span, items)
 }
 
 #[cfg(test)]
@@ -371,10 +494,10 @@ mod tests {
     fn hover_knows_datasets_and_audio_features() {
         let text = "experiment s {\n  data = audio(\"clips\", features: mfcc(n: 13))\n  model { dense(2) }\n  \
                     objective { maximize accuracy }\n}\n";
-        let c = crate::compile(&crate::source::Source::new("s.bma", text));
+        let a = Analysis::new(crate::compile(&crate::source::Source::new("s.bma", text)));
         let at = |word: &str| {
             let offset = text.find(word).map(|i| i as u32 + 1).expect("in the text");
-            hover(&c, c.sources.find("s.bma").expect("the root"), offset).map(|(_, s)| s)
+            hover(&a, a.compiled.sources.find("s.bma").expect("the root"), offset).map(|(_, s)| s)
         };
         let audio = at("audio").expect("hover on audio");
         assert!(audio.starts_with("dataset audio(dir:, rate:, seconds:, features:, skip_bad:"), "{audio}");

@@ -82,15 +82,29 @@ pub fn compile(source: &Source) -> Compiled {
 pub fn compile_with(source: &Source, loader: &dyn ir::Loader) -> Compiled {
     let mut sources = Sources::default();
     let root = sources.add(source.clone());
-    let file = match syntax::parse(root, &source.text) {
-        Ok(f) => f,
-        Err(d) => return Compiled { sources, program: ir::Program::default(), info: Vec::new(), diagnostics: vec![d] },
-    };
-    let (program, mut diagnostics) = ir::lower(root, &file, &mut sources, loader);
+    // A file with syntax errors is analysed without its broken items (`syntax::Recovered`).
+    let parsed = syntax::parse_recovering(root, &source.text);
+    if parsed.file.items.is_empty() && !parsed.errors.is_empty() {
+        let diagnostics = parsed.errors;
+        return Compiled { sources, program: ir::Program::default(), info: Vec::new(), diagnostics };
+    }
+    let (program, mut diagnostics) = ir::lower(root, &parsed.file, &mut sources, loader);
     // Absolute, so that what is read (and stored) never depends on the current directory.
     let base = data::base_folder(source.path.as_deref());
-    let (more, info) = check::check(&program, &sources, &base);
+    let (more, info) = if parsed.damage.is_empty() {
+        check::check(&program, &sources, &base)
+    } else {
+        // What the checker would say of a broken experiment is left out anyway: it is not
+        // checked (its whole-space check would cost as much as a clean file's, per keystroke).
+        let mut intact = program.clone();
+        intact.experiments.retain(|e| !parsed.is_damaged(e.span));
+        check::check(&intact, &sources, &base)
+    };
     diagnostics.extend(more);
+    if !parsed.errors.is_empty() {
+        diagnostics.retain(|d| parsed.keeps(d, &source.text));
+        diagnostics.extend(parsed.errors);
+    }
     diagnostics.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.primary.span.end, d.code));
     diagnostics.dedup();
     Compiled { sources, program, info, diagnostics }

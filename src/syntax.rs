@@ -12,6 +12,10 @@ use crate::ast::{self, BinaryOp, NumberKind, UnaryOp};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
 
+mod recover;
+
+pub use recover::{Damage, Recovered};
+
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/bma.pest"]
 struct BmaParser;
@@ -19,15 +23,34 @@ struct BmaParser;
 /// Parses `text` (the contents of file `file`) into a syntax tree.
 pub fn parse(file: FileId, text: &str) -> Result<ast::File, Diagnostic> {
     let pairs = BmaParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
+    build(file, text, pairs)
+}
+
+/// The tree of a file that parses.
+fn build(file: FileId, text: &str, pairs: pest::iterators::Pairs<'_, Rule>) -> Result<ast::File, Diagnostic> {
     let (depth, start) = deepest(&pairs);
     if depth > MAX_NESTING {
         let end = start + token_len(text.get(start..).unwrap_or("")).max(1);
         return Err(nested_too_deeply(Span::new(file, start, end.min(text.len()))));
     }
-    let b = Builder { file, text, pratt: pratt() };
+    let b = Builder { file, text, full: text, base: 0, pratt: pratt() };
     let file_pair = pairs.into_iter().next().unwrap();
     let items = children(file_pair).filter(|p| p.as_rule() != Rule::EOI).map(|p| b.item(p)).collect();
     Ok(ast::File { items })
+}
+
+/// Parses `text` as [`parse`] does and, when it has syntax errors, parses it again item by
+/// item and a broken experiment section by section (`recover`): the items that parse, and
+/// one error per broken item or section. A file without errors gives its whole tree and no
+/// error; a file nested too deeply gives no tree and that error.
+pub fn parse_recovering(file: FileId, text: &str) -> Recovered {
+    match BmaParser::parse(Rule::file, text) {
+        Ok(pairs) => match build(file, text, pairs) {
+            Ok(tree) => Recovered { file: tree, ..Recovered::default() },
+            Err(d) => Recovered { errors: vec![d], ..Recovered::default() },
+        },
+        Err(e) => recover::recover(file, text, syntax_error(file, text, e)),
+    }
 }
 
 /// Parses `text` as one expression, as the command line writes values (`--strategy
@@ -40,7 +63,7 @@ pub fn parse_expr(text: &str) -> Result<ast::Expr, Diagnostic> {
         let end = start + token_len(text.get(start..).unwrap_or("")).max(1);
         return Err(nested_too_deeply(Span::new(file, start, end.min(text.len()))));
     }
-    let b = Builder { file, text, pratt: pratt() };
+    let b = Builder { file, text, full: text, base: 0, pratt: pratt() };
     let expr = children(pairs.into_iter().next().unwrap()).find(|p| p.as_rule() == Rule::expr).unwrap();
     Ok(b.expr(expr))
 }
@@ -190,7 +213,11 @@ fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 
 struct Builder<'t> {
     file: FileId,
+    /// The text pest parsed: the whole file, or one item or section of it (`recover`).
     text: &'t str,
+    /// The whole file, which `text` starts at byte `base` of (doc comments are read here).
+    full: &'t str,
+    base: usize,
     pratt: PrattParser<Rule>,
 }
 
@@ -199,7 +226,7 @@ impl Builder<'_> {
     /// `WHITESPACE` leaves at the end of a rule that ends in `*` or `?`.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), trimmed_end(self.text, pair))
+        Span::new(self.file, self.base + s.start(), self.base + trimmed_end(self.text, pair))
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> ast::Ident {
@@ -207,7 +234,7 @@ impl Builder<'_> {
     }
 
     fn doc(&self, start: usize) -> Option<String> {
-        doc_before(self.text, start)
+        doc_before(self.full, self.base + start)
     }
 
     fn item(&self, pair: Pair<'_, Rule>) -> ast::Item {

@@ -169,7 +169,7 @@ fn diagnostics_hover_definition_completion() {
         json!({ "textDocument": { "uri": URI }, "position": { "line": 12, "character": 27 } }),
     );
     let text = hover.pointer("/result/contents/value").and_then(Value::as_str).expect("hover text");
-    assert!(text.contains("width: in {32, 64}"), "{text}");
+    assert!(text.contains("width: int in {32, 64}"), "{text}");
     assert!(text.contains("only exists when `kind == mlp`"), "{text}");
     assert!(text.contains("Units of the hidden layer."), "{text}");
 
@@ -207,10 +207,12 @@ fn diagnostics_hover_definition_completion() {
         .iter()
         .filter_map(|i| i["label"].as_str())
         .collect();
-    for want in
-        ["width", "kind", "conv2d", "dense_act", "accuracy", "tpe", "asha", "images", "audio", "mel", "text", "crop"]
-    {
+    // In a model: parameters, layers and blocks, not strategies or metrics.
+    for want in ["width", "kind", "conv2d", "dense_act", "relu", "repeat"] {
         assert!(labels.contains(&want), "completion lacks {want}");
+    }
+    for not in ["accuracy", "tpe", "asha", "images"] {
+        assert!(!labels.contains(&not), "completion offers {not} in a model");
     }
 
     // Formatting: one whole-document edit whose text is `bma fmt`'s output; none once formatted.
@@ -325,7 +327,7 @@ fn bad_messages_get_their_json_rpc_error_and_the_server_keeps_serving() {
         json!({ "textDocument": { "uri": URI }, "position": { "line": 12, "character": 27 } }),
     );
     let text = hover.pointer("/result/contents/value").and_then(Value::as_str).expect("hover text");
-    assert!(text.contains("width: in {32, 64}"), "{text}");
+    assert!(text.contains("width: int in {32, 64}"), "{text}");
     let shut = s.request(6, "shutdown", Value::Null);
     assert!(shut.get("error").is_none());
     s.notify("exit", Value::Null);
@@ -444,9 +446,9 @@ fn trial_section_keys_and_placeholders_complete_and_hover() {
     assert_eq!(keys, ["command", "cwd", "env", "timeout", "grace", "reports", "devices"], "{got:?}");
     assert!(got.iter().all(|(_, kind)| *kind == 10), "{got:?}");
 
-    // Elsewhere in the file, the general list is back.
+    // Elsewhere in the file, that place's own list: in `objective`, its keywords.
     let got = items(&ask(&mut s, "textDocument/completion", 7, 14));
-    assert!(got.iter().any(|(l, _)| l == "tpe") && !got.iter().any(|(l, _)| l == "devices"), "{got:?}");
+    assert!(got.iter().any(|(l, _)| l == "maximize") && !got.iter().any(|(l, _)| l == "devices"), "{got:?}");
 
     // Hover on a key, on a built-in placeholder, and on a parameter placeholder.
     let hover_text = |v: Value| v.pointer("/result/contents/value").and_then(Value::as_str).unwrap_or("").to_string();
@@ -498,4 +500,641 @@ fn the_stdlib_is_written_to_the_users_cache_folder() {
     let home = common::temp_dir();
     let path = stdlib_definition(&[("HOME", home.path()), ("XDG_CACHE_HOME", std::path::Path::new(""))]);
     assert!(path.starts_with(home.path().join(".cache/bma")), "{} is not under ~/.cache/bma", path.display());
+}
+
+/// A clean spec with a name of every kind: a block and its parameters, a fn, an imported
+/// block, parameters of `space`, a node, a `repeat` index, `data.classes`, an optimiser and
+/// its named arguments, a loss, a strategy, and an experiment named like its dataset.
+const SPEC: &str = "use std::blocks::{dense_act}
+
+/// A small block.
+block head(units: int, p: float = 0.1) {
+  dense(units)
+  dropout(p)
+}
+
+fn half(x: int) -> int = floor(x / 2)
+
+/// Digits, searched.
+experiment digits {
+  data = digits()
+  space {
+    units: int in {8, 16}
+    lr: float in 1e-4..3e-2 log
+    momentum: float in 0.5..0.99
+    depth: int in 1..=3
+  }
+  model {
+    // units in a comment
+    let x = flatten
+    x -> dense_act(units)
+    repeat i in 0..depth {
+      head(units: half(units) + i, p: 0.2)
+    }
+    dense(data.classes)
+  }
+  train {
+    optimizer = sgd(lr: lr, momentum: momentum)
+    loss = cross_entropy
+    epochs = 2
+  }
+  objective { maximize accuracy }
+  search { strategy = tpe trials = 4 }
+}
+";
+
+/// The LSP position of the `nth` occurrence (from 0) of `needle` in `text`, `into` bytes
+/// into it.
+fn pos(text: &str, needle: &str, nth: usize, into: usize) -> Value {
+    let at = text.match_indices(needle).nth(nth).map(|(i, _)| i).expect("the needle is in the text") + into;
+    let line = text[..at].matches('\n').count();
+    let character = at - text[..at].rfind('\n').map_or(0, |i| i + 1);
+    json!({ "line": line, "character": character })
+}
+
+/// A server with `text` open at [`URI`], its first diagnostics read.
+fn open(text: &str) -> (Server, Vec<Value>) {
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": text } }),
+    );
+    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).cloned().unwrap_or_default();
+    (s, diags)
+}
+
+/// Asks `method` at `position` of [`URI`] (more parameters in `extra`); gives the result.
+fn ask(s: &mut Server, id: u64, method: &str, position: Value, extra: Value) -> Value {
+    let mut params = json!({ "textDocument": { "uri": URI }, "position": position });
+    if let (Some(p), Value::Object(more)) = (params.as_object_mut(), extra) {
+        p.extend(more);
+    }
+    s.request(id, method, params)
+}
+
+fn hover_at(s: &mut Server, id: u64, position: Value) -> String {
+    let v = ask(s, id, "textDocument/hover", position, Value::Null);
+    v.pointer("/result/contents/value").and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn labels(v: &Value) -> Vec<String> {
+    v.pointer("/result/items")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|i| i["label"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_syntax_error_leaves_the_rest_of_the_file_analysed() {
+    // `ensemble(top: 5,,` typed on one line at the end; a second mistake in the block.
+    let broken = SPEC
+        .replace("  search { strategy", "  average { ensemble(top: 5,,\n  search { strategy")
+        .replace("  dropout(p)\n", "  dropout(p\n");
+    let (mut s, diags) = open(&broken);
+    let syntax: Vec<&Value> = diags.iter().filter(|d| d["code"] == "syntax_error").collect();
+    assert_eq!(syntax.len(), 2, "both mistakes reported: {diags:?}");
+    assert_eq!(syntax[0].pointer("/range/start/line"), Some(&json!(6)), "{diags:?}");
+    assert_eq!(syntax[1].pointer("/range/start/line"), pos(&broken, "ensemble(top: 5,,", 0, 0).get("line"));
+    assert!(diags.iter().all(|d| d["code"] == "syntax_error"), "nothing that follows from the damage: {diags:?}");
+
+    // Hover and definition on a parameter far above the mistake.
+    let text = hover_at(&mut s, 2, pos(&broken, "units: int in", 0, 1));
+    assert!(text.contains("units: int in {8, 16}"), "{text}");
+    let text = hover_at(&mut s, 3, pos(&broken, "lr: lr", 0, 5));
+    assert!(text.contains("lr: float in 1e-4..3e-2 log"), "{text}");
+    let def = ask(&mut s, 4, "textDocument/definition", pos(&broken, "0..depth", 0, 4), Value::Null);
+    assert_eq!(def.pointer("/result/range/start"), Some(&pos(&broken, "depth: int", 0, 0)));
+
+    // A call half typed in the model: completion there still offers the file's own names.
+    let typing = SPEC.replace("    dense(data.classes)\n", "    dense_act(\n    dense(data.classes)\n");
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": typing }] }),
+    );
+    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).cloned().unwrap_or_default();
+    assert!(diags.iter().any(|d| d["code"] == "syntax_error"), "{diags:?}");
+    // In the open call: the block's arguments and the values of the file.
+    let got = labels(&ask(&mut s, 5, "textDocument/completion", pos(&typing, "dense_act(\n", 0, 10), Value::Null));
+    for want in ["act", "units", "depth", "half"] {
+        assert!(got.iter().any(|l| l == want), "completion lacks {want}: {got:?}");
+    }
+    // On the next line of the broken model: the blocks and parameters.
+    let got = labels(&ask(&mut s, 7, "textDocument/completion", pos(&typing, "dense(data", 0, 0), Value::Null));
+    for want in ["units", "head", "dense_act", "dense"] {
+        assert!(got.iter().any(|l| l == want), "completion lacks {want}: {got:?}");
+    }
+    let text = hover_at(&mut s, 6, pos(&typing, "momentum: momentum", 0, 12));
+    assert!(text.contains("momentum: float in 0.5..0.99"), "{text}");
+}
+
+#[test]
+fn names_resolve_by_scope() {
+    let (mut s, diags) = open(SPEC);
+    assert!(diags.iter().all(|d| d["severity"] != 1), "{diags:?}");
+    let mut id = 1;
+    let mut hover = |s: &mut Server, needle: &str, nth: usize, into: usize| {
+        id += 1;
+        hover_at(s, id, pos(SPEC, needle, nth, into))
+    };
+    // The dataset in `data = digits()`, not the experiment named `digits`.
+    let text = hover(&mut s, "digits()", 0, 1);
+    assert!(text.starts_with("dataset digits"), "{text}");
+    // Nothing in comments.
+    assert_eq!(hover(&mut s, "units in a comment", 0, 1), "");
+    // A named argument is the argument; its value is the parameter.
+    let text = hover(&mut s, "momentum: momentum", 0, 2);
+    assert!(text.starts_with("argument `momentum:` of `sgd`"), "{text}");
+    let text = hover(&mut s, "momentum: momentum", 0, 12);
+    assert!(text.contains("momentum: float in 0.5..0.99"), "{text}");
+    // Block parameters inside their block; the parameter of `space` outside it.
+    let text = hover(&mut s, "dense(units)", 0, 7);
+    assert!(text.contains("units: int") && text.contains("parameter of block `head`"), "{text}");
+    let text = hover(&mut s, "half(units)", 0, 6);
+    assert!(text.contains("units: int in {8, 16}"), "{text}");
+    let text = hover(&mut s, "head(units: half", 0, 6);
+    assert!(text.contains("argument of block `head`"), "{text}");
+    // A fn's parameter, a `repeat` index, a node, `data.classes`, catalogue entries.
+    let text = hover(&mut s, "floor(x", 0, 6);
+    assert!(text.contains("x: int") && text.contains("parameter of fn `half`"), "{text}");
+    let text = hover(&mut s, "+ i,", 0, 2);
+    assert!(text.contains("repeat i in 0..depth"), "{text}");
+    let text = hover(&mut s, "x -> dense_act", 0, 0);
+    assert!(text.contains("let x = flatten"), "{text}");
+    let text = hover(&mut s, "data.classes", 0, 6);
+    assert!(text.starts_with("`data.classes`") && text.contains("here: `10`"), "{text}");
+    assert!(hover(&mut s, "sgd(", 0, 1).starts_with("optimizer sgd("));
+    assert!(hover(&mut s, "cross_entropy", 0, 1).starts_with("loss cross_entropy"));
+    assert!(hover(&mut s, "tpe", 0, 1).starts_with("strategy tpe"));
+    assert!(hover(&mut s, "accuracy", 0, 1).starts_with("metric `accuracy`"));
+    let text = hover(&mut s, "digits {", 0, 1);
+    assert!(text.starts_with("experiment `digits`") && text.contains("Digits, searched."), "{text}");
+
+    // Definitions: a block argument goes to the block's parameter, a fn parameter to the fn's.
+    let def = |s: &mut Server, id: u64, needle: &str, into: usize| {
+        let v = ask(s, id, "textDocument/definition", pos(SPEC, needle, 0, into), Value::Null);
+        v.pointer("/result/range/start").cloned().unwrap_or(Value::Null)
+    };
+    assert_eq!(def(&mut s, 40, "head(units: half", 6), pos(SPEC, "units: int,", 0, 0));
+    assert_eq!(def(&mut s, 41, "floor(x", 6), pos(SPEC, "x: int)", 0, 0));
+    assert_eq!(def(&mut s, 42, "+ i,", 2), pos(SPEC, "i in 0", 0, 0));
+    assert_eq!(def(&mut s, 43, "x -> dense_act", 0), pos(SPEC, "x = flatten", 0, 0));
+    assert_eq!(def(&mut s, 44, "digits()", 1), Value::Null, "a dataset has no definition in the file");
+}
+
+#[test]
+fn references_rename_highlight_and_symbols() {
+    let (mut s, _) = open(SPEC);
+    let starts = |v: &Value| -> Vec<Value> {
+        v["result"]
+            .as_array()
+            .map(|a| a.iter().map(|l| l.pointer("/range/start").cloned().unwrap_or_default()).collect())
+            .unwrap_or_default()
+    };
+    // `units` of `space`: its declaration and two uses; not the block's `units`, not the
+    // named argument `units:`, not the comment.
+    let refs = ask(
+        &mut s,
+        2,
+        "textDocument/references",
+        pos(SPEC, "half(units)", 0, 6),
+        json!({ "context": { "includeDeclaration": true } }),
+    );
+    assert_eq!(
+        starts(&refs),
+        [pos(SPEC, "units: int in", 0, 0), pos(SPEC, "dense_act(units)", 0, 10), pos(SPEC, "half(units)", 0, 5)]
+    );
+    let refs = ask(
+        &mut s,
+        3,
+        "textDocument/references",
+        pos(SPEC, "half(units)", 0, 6),
+        json!({ "context": { "includeDeclaration": false } }),
+    );
+    assert_eq!(starts(&refs).len(), 2);
+
+    // Rename: the same three places.
+    let edit = ask(&mut s, 4, "textDocument/rename", pos(SPEC, "units: int in", 0, 1), json!({ "newName": "width" }));
+    let edits =
+        edit.pointer(&format!("/result/changes/{}", URI.replace('/', "~1"))).and_then(Value::as_array).expect("edits");
+    assert_eq!(edits.len(), 3, "{edit}");
+    assert!(edits.iter().all(|e| e["newText"] == "width"));
+    // The block's parameter, from the named argument: its declaration, its use, the argument.
+    let edit = ask(&mut s, 5, "textDocument/rename", pos(SPEC, "head(units: half", 0, 6), json!({ "newName": "n" }));
+    let edits =
+        edit.pointer(&format!("/result/changes/{}", URI.replace('/', "~1"))).and_then(Value::as_array).expect("edits");
+    let mut at: Vec<Value> = edits.iter().map(|e| e.pointer("/range/start").cloned().unwrap_or_default()).collect();
+    at.sort_by_key(|p| (p["line"].as_u64(), p["character"].as_u64()));
+    assert_eq!(
+        at,
+        [pos(SPEC, "units: int,", 0, 0), pos(SPEC, "dense(units)", 0, 6), pos(SPEC, "head(units: half", 0, 5)]
+    );
+    // Refused: a collision, a keyword, a name from another file.
+    for (id, needle, into, new) in [
+        (6, "units: int in", 1, "lr"),
+        (7, "units: int in", 1, "in"),
+        (8, "dense_act(units)", 1, "d"),
+        (9, "units: int in", 1, "9a"),
+    ] {
+        let v = ask(&mut s, id, "textDocument/rename", pos(SPEC, needle, 0, into), json!({ "newName": new }));
+        assert_eq!(v.pointer("/error/code"), Some(&json!(-32803)), "renaming to {new}: {v}");
+    }
+    let v = ask(&mut s, 10, "textDocument/prepareRename", pos(SPEC, "depth: int", 0, 1), Value::Null);
+    assert_eq!(v.pointer("/result/start"), Some(&pos(SPEC, "depth: int", 0, 0)));
+
+    // Highlight: the declaration as a write, the use as a read.
+    let v = ask(&mut s, 11, "textDocument/documentHighlight", pos(SPEC, "0..depth", 0, 4), Value::Null);
+    let kinds: Vec<i64> =
+        v["result"].as_array().expect("highlights").iter().filter_map(|h| h["kind"].as_i64()).collect();
+    assert_eq!(kinds, [3, 2]);
+
+    // The outline: items, an experiment's sections, the parameters of `space`.
+    let v = s.request(12, "textDocument/documentSymbol", json!({ "textDocument": { "uri": URI } }));
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|x| x["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let top = &v["result"];
+    assert_eq!(names(top), ["std::blocks::dense_act", "head", "half", "digits"]);
+    let digits = &top[3];
+    assert_eq!(names(&digits["children"]), ["data", "space", "model", "train", "objective", "search"]);
+    assert_eq!(names(&digits["children"][1]["children"]), ["units", "lr", "momentum", "depth"]);
+    assert_eq!(names(&top[1]["children"]), ["units", "p"]);
+}
+
+#[test]
+fn completion_follows_the_context() {
+    use bma::catalogue::{Concept, DATA_FIELDS};
+    // The file as it is while a person types: each case a change and a cursor (`|`).
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        ("strategy = tpe", "strategy = t|", Concept::Strategy.names()),
+        ("optimizer = sgd(lr: lr, momentum: momentum)", "optimizer = |", Concept::Optimizer.names()),
+        ("loss = cross_entropy", "loss = |", Concept::Loss.names()),
+        ("trials = 4 }", "trials = 4 prune = | }", Concept::Pruner.names()),
+        ("data = digits()", "data = |", Concept::Dataset.names()),
+        ("dense(data.classes)", "dense(data.|)", DATA_FIELDS.iter().map(|f| f.name).collect()),
+    ];
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    let mut version = 0;
+    let mut set = |s: &mut Server, text: &str| {
+        version += 1;
+        let method = if version == 1 { "textDocument/didOpen" } else { "textDocument/didChange" };
+        let params = if version == 1 {
+            json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": text } })
+        } else {
+            json!({ "textDocument": { "uri": URI, "version": version }, "contentChanges": [{ "text": text }] })
+        };
+        s.notify(method, params);
+        s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    };
+    let mut id = 10;
+    let mut complete = |s: &mut Server, edited: &str| -> Value {
+        id += 1;
+        let cursor = edited.find('|').expect("a cursor");
+        ask(s, id, "textDocument/completion", pos(edited, "|", 0, 0), Value::Null)
+            .pointer("/result")
+            .cloned()
+            .map(|r| {
+                // Every item replaces the word typed so far, up to the cursor.
+                let at = pos(edited, "|", 0, 0);
+                let word =
+                    edited[..cursor].chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').count();
+                for item in r["items"].as_array().into_iter().flatten() {
+                    assert_eq!(item.pointer("/textEdit/range/end"), Some(&at), "{item}");
+                    let start = item.pointer("/textEdit/range/start/character").and_then(Value::as_u64).unwrap_or(0);
+                    assert_eq!(at["character"].as_u64().unwrap_or(0) - start, word as u64, "{item}");
+                }
+                r
+            })
+            .unwrap_or(Value::Null)
+    };
+    for (from, to, want) in cases {
+        let edited = SPEC.replace(from, to);
+        set(&mut s, &edited.replace('|', ""));
+        let got = complete(&mut s, &edited);
+        let mut got: Vec<String> = labels(&json!({ "result": got }));
+        got.sort();
+        let mut want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want, "after `{to}`");
+    }
+
+    // `maximize`: the metrics, not the strategies.
+    let edited = SPEC.replace("maximize accuracy", "maximize |");
+    set(&mut s, &edited.replace('|', ""));
+    let got = labels(&json!({ "result": complete(&mut s, &edited) }));
+    assert!(got.iter().any(|l| l == "accuracy") && got.iter().any(|l| l == "f1"), "{got:?}");
+    assert!(!got.iter().any(|l| l == "tpe"), "{got:?}");
+
+    // Inside a call, the named arguments not given yet (as snippets), and the values.
+    let edited = SPEC.replace("sgd(lr: lr, momentum: momentum)", "sgd(lr: lr, |)");
+    set(&mut s, &edited.replace('|', ""));
+    let result = complete(&mut s, &edited);
+    let args: Vec<&Value> = result["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["detail"] != "in scope" && i["kind"] == 5)
+        .collect();
+    let names: Vec<&str> = args.iter().filter_map(|i| i["label"].as_str()).collect();
+    assert!(names.contains(&"momentum") && !names.contains(&"lr"), "{names:?}");
+    let momentum = args.iter().find(|i| i["label"] == "momentum").expect("momentum");
+    assert_eq!(momentum.pointer("/textEdit/newText"), Some(&json!("momentum: $0")));
+    assert_eq!(momentum["insertTextFormat"], 2);
+    // A block's arguments by its parameters.
+    let edited = SPEC.replace("head(units: half(units) + i, p: 0.2)", "head(units: 8, |)");
+    set(&mut s, &edited.replace('|', ""));
+    let got = labels(&json!({ "result": complete(&mut s, &edited) }));
+    assert!(got.contains(&"p".to_string()) && got.contains(&"depth".to_string()), "{got:?}");
+
+    // In a model: layers (with snippets for their required arguments), blocks, parameters,
+    // nodes and `repeat` indices in scope; each label once; the file's names sort first.
+    let edited = SPEC.replace("      head(units:", "      |\n      head(units:");
+    set(&mut s, &edited.replace('|', ""));
+    let result = complete(&mut s, &edited);
+    let items = result["items"].as_array().cloned().unwrap_or_default();
+    let got: Vec<&str> = items.iter().filter_map(|i| i["label"].as_str()).collect();
+    for want in ["dense", "conv2d", "head", "dense_act", "units", "depth", "x", "i", "repeat"] {
+        assert!(got.contains(&want), "lacks {want}: {got:?}");
+    }
+    assert!(!got.contains(&"tpe") && !got.contains(&"accuracy"), "{got:?}");
+    let mut unique = got.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "a label twice: {got:?}");
+    let dense = items.iter().find(|i| i["label"] == "dense").expect("dense");
+    assert_eq!(dense.pointer("/textEdit/newText"), Some(&json!("dense(${1:units})")));
+    let sort =
+        |l: &str| items.iter().find(|i| i["label"] == l).and_then(|i| i["sortText"].as_str()).unwrap_or("").to_string();
+    assert!(
+        sort("units") < sort("dense") && sort("head") < sort("dense"),
+        "{} {} {}",
+        sort("units"),
+        sort("head"),
+        sort("dense")
+    );
+
+    // In `train`, the keys not set yet; in an experiment, the sections it lacks.
+    let edited = SPEC.replace("    epochs = 2\n", "    epochs = 2\n    |\n");
+    set(&mut s, &edited.replace('|', ""));
+    let got = labels(&json!({ "result": complete(&mut s, &edited) }));
+    assert!(got.contains(&"batch".to_string()) && !got.contains(&"epochs".to_string()), "{got:?}");
+    let edited = SPEC.replace("  search {", "  |\n  search {");
+    set(&mut s, &edited.replace('|', ""));
+    let mut got = labels(&json!({ "result": complete(&mut s, &edited) }));
+    got.sort();
+    assert_eq!(got, ["average", "report", "trial"]);
+}
+
+#[test]
+fn imported_files_get_their_diagnostics_and_their_changes_recheck_their_importers() {
+    let dir = common::temp_dir();
+    let root = std::fs::canonicalize(dir.path()).expect("the folder");
+    std::fs::create_dir_all(root.join("lib")).expect("lib/");
+    let lib = common::write(&root, "lib/blocks.bma", "block b(n: int) {\n  dnse(n)\n}\n");
+    let lib_uri = format!("file://{}", lib.display());
+    let main_uri = format!("file://{}", root.join("spec.bma").display());
+    let main = "use lib::blocks::{b}\n\nexperiment e {\n  data = iris()\n  model {\n    b(8)\n    dense(data.classes)\n  }\n  \
+                objective { maximize accuracy }\n}\n";
+    let publish_for = |uri: &str| {
+        let uri = uri.to_string();
+        move |m: &Value| {
+            m.get("method") == Some(&json!("textDocument/publishDiagnostics"))
+                && m.pointer("/params/uri") == Some(&json!(uri))
+        }
+    };
+    let codes = |m: &Value| -> Vec<String> {
+        m.pointer("/params/diagnostics")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|d| d["code"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": main_uri, "languageId": "bma", "version": 1, "text": main } }),
+    );
+    // The mistake in the imported file is published on that file, not on the document.
+    let on_lib = s.wait(publish_for(&lib_uri));
+    assert_eq!(codes(&on_lib), ["unknown_layer"]);
+    let line = on_lib.pointer("/params/diagnostics/0/range/start/line");
+    assert_eq!(line, Some(&json!(1)));
+
+    // Opening the library with an unsaved fix: it speaks for itself (clean), and the
+    // document that imports it is checked again with the new text.
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": lib_uri, "languageId": "bma", "version": 1, "text": "block b(n: int) {\n  dense(n)\n}\n" } }),
+    );
+    // The two compilations end in either order.
+    let (mut on_lib, mut on_main) = (None, None);
+    while on_lib.is_none() || on_main.is_none() {
+        let m = s.wait(|m| publish_for(&lib_uri)(m) || publish_for(&main_uri)(m));
+        if publish_for(&lib_uri)(&m) { on_lib = Some(m) } else { on_main = Some(m) }
+    }
+    assert_eq!(on_lib.map(|m| codes(&m)), Some(Vec::new()));
+    let on_main = on_main.unwrap_or_default();
+    assert!(codes(&on_main).iter().all(|c| c != "unknown_layer"), "{on_main}");
+
+    // A change of the library that breaks its importer (a second parameter) is seen there
+    // before it is saved.
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": lib_uri, "version": 2 }, "contentChanges": [{ "text": "block b(n: int, m: int) {\n  dense(n + m)\n}\n" }] }),
+    );
+    let on_main = s.wait(|m| publish_for(&main_uri)(m) && !codes(m).is_empty());
+    assert_eq!(codes(&on_main), ["bad_arguments"], "{on_main}");
+    assert_eq!(on_main.pointer("/params/diagnostics/0/range/start/line"), Some(&json!(5)));
+}
+
+#[test]
+fn did_you_mean_diagnostics_offer_their_quick_fix() {
+    let text = BAD.replace("  objective", "  model { dnse(4) }\n  objective");
+    let (mut s, diags) = open(&text);
+    let codes: Vec<&str> = diags.iter().filter_map(|d| d["code"].as_str()).collect();
+    assert!(codes.contains(&"unknown_metric") && codes.contains(&"unknown_layer"), "{codes:?}");
+    let whole = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 20, "character": 0 } });
+    let v = s.request(
+        2,
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": whole, "context": { "diagnostics": diags } }),
+    );
+    let actions = v["result"].as_array().cloned().unwrap_or_default();
+    let titles: Vec<&str> = actions.iter().filter_map(|a| a["title"].as_str()).collect();
+    assert_eq!(titles, ["replace `dnse` with `dense`", "replace `widht` with `width`"], "{v}");
+    let edit = actions[1].pointer(&format!("/edit/changes/{}/0", URI.replace('/', "~1"))).expect("an edit");
+    assert_eq!(edit["newText"], "width");
+    assert_eq!(edit.pointer("/range/start"), Some(&pos(&text, "widht", 0, 0)));
+    assert_eq!(actions[1]["diagnostics"].as_array().map(Vec::len), Some(1), "the fix names its diagnostic");
+    // Only the diagnostics in the range asked about.
+    let line = pos(&text, "dnse", 0, 0);
+    let v = s.request(
+        3,
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": { "start": line, "end": line }, "context": { "diagnostics": [] } }),
+    );
+    let titles: Vec<String> =
+        v["result"].as_array().into_iter().flatten().filter_map(|a| a["title"].as_str().map(str::to_string)).collect();
+    assert_eq!(titles, ["replace `dnse` with `dense`"]);
+}
+
+#[test]
+fn signature_help_and_folding_ranges() {
+    let edited = SPEC.replace("sgd(lr: lr, momentum: momentum)", "sgd(lr: lr, momentum: mo)");
+    let (mut s, _) = open(&edited);
+    let sig = |s: &mut Server, id: u64, needle: &str, into: usize| {
+        ask(s, id, "textDocument/signatureHelp", pos(&edited, needle, 0, into), Value::Null)["result"].clone()
+    };
+    // A catalogue entry: the named argument being written is the active one.
+    let v = sig(&mut s, 2, "momentum: mo)", 12);
+    let label = v.pointer("/signatures/0/label").and_then(Value::as_str).expect("a label");
+    let sgd = bma::catalogue::find(bma::catalogue::OPTIMIZERS, "sgd").expect("sgd");
+    let momentum = sgd.sig.args.iter().position(|a| a.name == "momentum").expect("sgd takes momentum");
+    assert!(label.starts_with("sgd("), "{label}");
+    assert_eq!(v["activeParameter"], json!(momentum), "{v}");
+    let range = v.pointer(&format!("/signatures/0/parameters/{momentum}/label")).cloned().expect("a range");
+    let (a, b) = (range[0].as_u64().unwrap_or(0) as usize, range[1].as_u64().unwrap_or(0) as usize);
+    assert_eq!(&label[a..b], "momentum:");
+    // A block: by position.
+    let v = sig(&mut s, 3, "half(units) + i, p: 0.2", 0);
+    assert_eq!(v.pointer("/signatures/0/label"), Some(&json!("block head(units: int, p: float = 0.1)")));
+    assert_eq!(v["activeParameter"], json!(0));
+    let v = sig(&mut s, 4, "p: 0.2)", 3);
+    assert_eq!(v["activeParameter"], json!(1));
+    // A layer in the model; nothing outside a call.
+    let v = sig(&mut s, 5, "data.classes)", 0);
+    assert_eq!(v.pointer("/signatures/0/label"), Some(&json!("dense(units)")));
+    assert_eq!(sig(&mut s, 6, "epochs = 2", 0), Value::Null);
+
+    // Folding: the block, the experiment, each section and model body, the doc comments.
+    let v = s.request(7, "textDocument/foldingRange", json!({ "textDocument": { "uri": URI } }));
+    let folds: Vec<(u64, u64)> = v["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| (f["startLine"].as_u64().unwrap_or(0), f["endLine"].as_u64().unwrap_or(0)))
+        .collect();
+    let line = |needle: &str| pos(&edited, needle, 0, 0)["line"].as_u64().unwrap_or(0);
+    let last = edited.trim_end().matches('\n').count() as u64;
+    for want in [
+        (line("block head"), line("  dropout(p)") + 1),
+        (line("experiment digits"), last),
+        (line("  space {"), line("  model {") - 1),
+        (line("    repeat i"), line("    dense(data") - 1),
+    ] {
+        assert!(folds.contains(&want), "no fold {want:?} in {folds:?}");
+    }
+}
+
+#[test]
+fn semantic_tokens_name_what_each_word_is() {
+    let (mut s, _) = open(SPEC);
+    let init = s.request(2, "initialize", json!({ "capabilities": {} }));
+    assert_eq!(init.pointer("/error/code"), Some(&json!(-32600)), "already initialized");
+    let v = s.request(3, "textDocument/semanticTokens/full", json!({ "textDocument": { "uri": URI } }));
+    let data: Vec<u64> =
+        v.pointer("/result/data").and_then(Value::as_array).expect("data").iter().filter_map(Value::as_u64).collect();
+    assert_eq!(data.len() % 5, 0);
+    // Decoded: (line, character, length) -> type.
+    let types =
+        ["namespace", "class", "function", "parameter", "variable", "macro", "enumMember", "property", "keyword"];
+    let (mut line, mut col) = (0, 0);
+    let mut tokens = std::collections::HashMap::new();
+    for t in data.chunks(5) {
+        if t[0] > 0 {
+            col = 0;
+        }
+        line += t[0];
+        col += t[1];
+        tokens.insert((line, col), (t[2], types[t[3] as usize]));
+    }
+    let at = |needle: &str, into: usize| -> Option<(u64, &str)> {
+        let p = pos(SPEC, needle, 0, into);
+        tokens.get(&(p["line"].as_u64().unwrap_or(0), p["character"].as_u64().unwrap_or(0))).copied()
+    };
+    assert_eq!(at("experiment digits", 0), Some((10, "keyword")));
+    assert_eq!(at("digits {", 0), Some((6, "namespace")));
+    assert_eq!(at("model {", 0), Some((5, "keyword")));
+    assert_eq!(at("units: int in", 0), Some((5, "parameter")));
+    assert_eq!(at("dense(units)", 0), Some((5, "macro")));
+    assert_eq!(at("dense(units)", 6), Some((5, "parameter")));
+    assert_eq!(at("head(units: half", 0), Some((4, "class")));
+    assert_eq!(at("head(units: half", 5), Some((5, "property")));
+    assert_eq!(at("half(units)", 0), Some((4, "function")));
+    assert_eq!(at("x -> dense_act", 0), Some((1, "variable")));
+    assert_eq!(at("tpe", 0), Some((3, "enumMember")));
+    assert_eq!(at("epochs", 0), Some((6, "property")));
+    assert_eq!(at("units in a comment", 0), None, "nothing in a comment");
+}
+
+#[test]
+fn range_formatting_lays_out_only_the_items_in_the_range() {
+    let messy = "experiment a {\n  space { x: float in 0.0..1.0 }\n objective { minimize x }\n}\n\nexperiment b {\n    space {   y: float in 0.0..1.0 }\n objective {minimize y}\n}\n";
+    let (mut s, _) = open(messy);
+    let range = json!({ "start": pos(messy, "space {   y", 0, 0), "end": pos(messy, "space {   y", 0, 5) });
+    let v = s.request(
+        2,
+        "textDocument/rangeFormatting",
+        json!({ "textDocument": { "uri": URI }, "range": range, "options": { "tabSize": 2, "insertSpaces": true } }),
+    );
+    let edits = v["result"].as_array().cloned().unwrap_or_default();
+    assert_eq!(edits.len(), 1, "{v}");
+    let edit = &edits[0];
+    assert_eq!(edit.pointer("/range/start"), Some(&pos(messy, "experiment b", 0, 0)));
+    // Applied, the edit gives experiment `b` as `bma fmt` lays it out, and leaves `a` as it is.
+    let line_of = |p: &Value| p["line"].as_u64().unwrap_or(0) as usize;
+    let lines: Vec<&str> = messy.lines().collect();
+    let (from, to) = (line_of(&edit["range"]["start"]), line_of(&edit["range"]["end"]));
+    let end_char = edit.pointer("/range/end/character").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let applied =
+        format!("{}\n{}{}\n", lines[..from].join("\n"), edit["newText"].as_str().unwrap_or(""), &lines[to][end_char..]);
+    let whole = bma::fmt::format(&bma::Source::new("t.bma", messy)).expect("formats");
+    assert!(applied.starts_with("experiment a {\n  space { x: float in 0.0..1.0 }\n objective"), "{applied}");
+    assert_eq!(applied.split("experiment b").nth(1), whole.split("experiment b").nth(1), "{applied}");
+    // A file that does not parse: no edit.
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": "experiment a {" }] }),
+    );
+    let v = s.request(
+        3,
+        "textDocument/rangeFormatting",
+        json!({ "textDocument": { "uri": URI }, "range": range, "options": {} }),
+    );
+    assert_eq!(v["result"], json!([]));
+}
+
+#[test]
+fn a_stdlib_block_used_without_its_use_offers_the_import() {
+    let text = SPEC.replace("use std::blocks::{dense_act}\n", "");
+    let (mut s, diags) = open(&text);
+    let unknown: Vec<&Value> = diags.iter().filter(|d| d["code"] == "unknown_layer").collect();
+    assert_eq!(unknown.len(), 1, "{diags:?}");
+    let v = s.request(
+        2,
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": unknown[0]["range"], "context": { "diagnostics": [unknown[0]] } }),
+    );
+    let action = v["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["title"] == "import `dense_act` from `std::blocks`")
+        .cloned()
+        .unwrap_or_else(|| panic!("no import offered: {v}"));
+    let edit = action.pointer(&format!("/edit/changes/{}/0", URI.replace('/', "~1"))).expect("an edit");
+    assert_eq!(edit["newText"], "use std::blocks::{dense_act}\n");
+    assert_eq!(edit.pointer("/range/start"), Some(&json!({ "line": 0, "character": 0 })));
+    // Applied, the file checks clean.
+    let fixed = format!("use std::blocks::{{dense_act}}\n{text}");
+    let c = bma::compile(&bma::Source::new("t.bma", fixed));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
 }

@@ -23,12 +23,14 @@
 
 mod augments;
 mod datasets;
+mod fields;
 mod layers;
 mod settings;
 pub mod trial;
 
 pub use augments::{AUGMENTS, Augment, augment_unfit};
 pub use datasets::{AUDIO_FEATURES, AudioFeature, DATASETS, Dataset, FIXED_SPLITS};
+pub use fields::DATA_FIELDS;
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,
@@ -250,7 +252,8 @@ pub fn describe(concept: Concept, sig: &Sig) -> String {
     }
 }
 
-fn written_arg(concept: Concept, a: &Arg) -> String {
+/// How one argument of an entry of `concept` is written in its usage (`kernel: 3`, `units`).
+pub fn written_arg(concept: Concept, a: &Arg) -> String {
     if concept != Concept::Layer {
         return format!("{}:", a.name);
     }

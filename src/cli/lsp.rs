@@ -1,9 +1,11 @@
 //! `bma lsp`: the language server over stdio.
 //!
-//! Diagnostics as you type (the same `compile` as `bma check`), hover, go to
-//! definition (into the stdlib too, written out to the user's cache folder,
-//! `$XDG_CACHE_HOME/bma/stdlib-VERSION/` or `~/.cache/bma/...`), completion,
-//! formatting (`bma fmt`'s layout).
+//! Diagnostics as you type (the same `compile` as `bma check`, which analyses a file around
+//! its syntax errors), hover, go to definition (into the stdlib too, written out to the
+//! user's cache folder, `$XDG_CACHE_HOME/bma/stdlib-VERSION/` or `~/.cache/bma/...`),
+//! references, rename, document highlight and symbols (`ide`'s resolved names), completion,
+//! signature help, quick fixes, folding, semantic tokens, formatting (`bma fmt`'s layout; a
+//! range: the items it touches).
 //!
 //! JSON-RPC over stdio, framed and dispatched here (plain `serde_json` values). A bad
 //! message never ends the server: it gets its JSON-RPC error and the server reads on:
@@ -15,6 +17,12 @@
 //! of the input inside a message, or a header line that is not `Name: value` (framing
 //! is then lost). The end of the input between messages ends it quietly (exit 0), as
 //! does `exit` after `shutdown` (`exit` without `shutdown`: exit 1, as LSP says).
+//!
+//! Diagnostics are published for every file of a compilation: the document's own, and
+//! each local file it imports (unless that file is open: its own compilation speaks for
+//! it; a file whose mistakes are gone is published empty). Imports are read from the open
+//! documents' latest texts before the disk, and a change of an open document checks again
+//! the open documents that imported it.
 //!
 //! Documents are compiled off the request thread, by one worker thread that always
 //! takes a document's latest text: a text replaced while it compiled is dropped, not
@@ -122,8 +130,15 @@ struct Jobs {
     pending: HashMap<String, (u64, String)>,
     /// The generation of each open document's latest text.
     latest: HashMap<String, u64>,
-    /// Each open document's last completed compilation.
-    done: HashMap<String, Arc<bma::Compiled>>,
+    /// Each open document's last completed compilation, its names resolved.
+    done: HashMap<String, Arc<ide::Analysis>>,
+    /// Each open document's latest text, by its path: imports read these before the disk, so
+    /// an unsaved change of an imported file is seen.
+    texts: HashMap<PathBuf, String>,
+    /// The local files each open document's last compilation imported.
+    imports: HashMap<String, Vec<PathBuf>>,
+    /// The imported files each open document last published diagnostics for.
+    published: HashMap<String, Vec<String>>,
     next: u64,
     stop: bool,
 }
@@ -158,7 +173,17 @@ impl Compiler {
         let generation = jobs.next;
         jobs.latest.insert(uri.to_string(), generation);
         jobs.pending.insert(uri.to_string(), (generation, text.to_string()));
+        if let Some(path) = uri_to_path(uri) {
+            jobs.texts.insert(key(&path), text.to_string());
+        }
         self.shared.1.notify_one();
+    }
+
+    /// The open documents (other than `uri`) whose last compilation imported `uri`'s file.
+    fn importers(&self, uri: &str) -> Vec<String> {
+        let Some(path) = uri_to_path(uri).map(|p| key(&p)) else { return Vec::new() };
+        let jobs = self.jobs();
+        jobs.imports.iter().filter(|(u, paths)| *u != uri && paths.contains(&path)).map(|(u, _)| u.clone()).collect()
     }
 
     /// Forgets `uri`: a compilation of it still running is dropped.
@@ -167,10 +192,14 @@ impl Compiler {
         jobs.latest.remove(uri);
         jobs.pending.remove(uri);
         jobs.done.remove(uri);
+        jobs.imports.remove(uri);
+        if let Some(path) = uri_to_path(uri) {
+            jobs.texts.remove(&key(&path));
+        }
     }
 
     /// The last completed compilation of `uri`.
-    fn last(&self, uri: &str) -> Option<Arc<bma::Compiled>> {
+    fn last(&self, uri: &str) -> Option<Arc<ide::Analysis>> {
         self.jobs().done.get(uri).cloned()
     }
 }
@@ -185,7 +214,7 @@ impl Drop for Compiler {
 fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) {
     let lock = || shared.0.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        let (uri, generation, text) = {
+        let (uri, generation, text, overlay) = {
             let mut jobs = lock();
             loop {
                 if jobs.stop {
@@ -194,26 +223,69 @@ fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) 
                 if let Some(uri) = jobs.pending.keys().next().cloned()
                     && let Some((generation, text)) = jobs.pending.remove(&uri)
                 {
-                    break (uri, generation, text);
+                    break (uri, generation, text, Overlay(jobs.texts.clone()));
                 }
                 jobs = shared.1.wait(jobs).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let compiled = compile(&uri, &text);
+        let analysis = ide::Analysis::new(compile(&uri, &text, &overlay));
+        let compiled = &analysis.compiled;
         let mut jobs = lock();
         if jobs.latest.get(&uri) != Some(&generation) {
             continue; // stale: a newer text is queued, or the document was closed
         }
-        let diagnostics = compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.primary.span.file == FileId(0))
-            .map(|d| to_lsp(&compiled, d, &uri))
-            .collect();
-        jobs.done.insert(uri.clone(), Arc::new(compiled));
+        // Diagnostics by file: the document's own, and each imported local file's (unless it
+        // is open: its own compilation speaks for it).
+        let mut by_uri: Vec<(String, Vec<Value>)> = vec![(uri.clone(), Vec::new())];
+        let mut imported = Vec::new();
+        for (_, source) in compiled.sources.iter().skip(1) {
+            if let Some(path) = &source.path {
+                imported.push(key(path));
+                let target = path_to_uri(path);
+                if !jobs.latest.contains_key(&target) {
+                    by_uri.push((target, Vec::new()));
+                }
+            }
+        }
+        for d in &compiled.diagnostics {
+            let target = if d.primary.span.file == FileId(0) {
+                Some(uri.clone())
+            } else {
+                compiled.sources.get(d.primary.span.file).and_then(|s| s.path.as_deref()).map(path_to_uri)
+            };
+            if let Some(entry) = by_uri.iter_mut().find(|(u, _)| Some(u) == target.as_ref()) {
+                entry.1.push(to_lsp(compiled, d, &uri));
+            }
+        }
+        let before = jobs.published.remove(&uri).unwrap_or_default();
+        let now: Vec<String> = by_uri.iter().skip(1).filter(|(_, d)| !d.is_empty()).map(|(u, _)| u.clone()).collect();
+        jobs.imports.insert(uri.clone(), imported);
+        jobs.done.insert(uri.clone(), Arc::new(analysis));
         // Published under the lock: a close that follows is published after this.
-        let _ = publish(out, &uri, diagnostics);
+        for (target, diagnostics) in by_uri {
+            if target == uri || !diagnostics.is_empty() || before.contains(&target) {
+                let _ = publish(out, &target, diagnostics);
+            }
+        }
+        jobs.published.insert(uri, now);
     }
+}
+
+/// Imports read from the open documents' latest texts, else from the disk.
+struct Overlay(HashMap<PathBuf, String>);
+
+impl bma::ir::Loader for Overlay {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        match self.0.get(&key(path)) {
+            Some(text) => Ok(text.clone()),
+            None => bma::ir::Disk.read(path),
+        }
+    }
+}
+
+/// A path as the server compares them: resolved when it exists, as given otherwise.
+fn key(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn error_response(id: Value, code: i64, message: impl Into<String>) -> Value {
@@ -267,7 +339,16 @@ fn capabilities() -> Value {
         "hoverProvider": true,
         "definitionProvider": true,
         "documentFormattingProvider": true,
+        "documentRangeFormattingProvider": true,
         "completionProvider": { "triggerCharacters": ["."] },
+        "referencesProvider": true,
+        "renameProvider": { "prepareProvider": true },
+        "documentHighlightProvider": true,
+        "documentSymbolProvider": true,
+        "codeActionProvider": { "codeActionKinds": ["quickfix"] },
+        "signatureHelpProvider": { "triggerCharacters": ["(", ","], "retriggerCharacters": [":"] },
+        "foldingRangeProvider": true,
+        "semanticTokensProvider": { "legend": { "tokenTypes": TOKEN_TYPES, "tokenModifiers": [] }, "full": true },
     })
 }
 
@@ -364,16 +445,22 @@ fn handle_notification(state: &mut State, method: &str, params: &Value) -> Optio
         _ => return None,
     };
     state.compiler.submit(&uri, &text);
+    // The open documents that import this one are checked again with its new text.
+    for importer in state.compiler.importers(&uri) {
+        if let Some(t) = state.docs.get(&importer) {
+            state.compiler.submit(&importer, t);
+        }
+    }
     state.docs.insert(uri, text);
     None
 }
 
-fn compile(uri: &str, text: &str) -> bma::Compiled {
+fn compile(uri: &str, text: &str, loader: &Overlay) -> bma::Compiled {
     let source = match uri_to_path(uri) {
         Some(path) => Source::from_path(&path, text),
         None => Source::new(uri, text),
     };
-    bma::compile(&source)
+    bma::compile_with(&source, loader)
 }
 
 fn to_lsp(c: &bma::Compiled, d: &Diagnostic, uri: &str) -> Value {
@@ -477,8 +564,43 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// The methods [`handle_request`] answers.
-const METHODS: [&str; 4] =
-    ["textDocument/hover", "textDocument/definition", "textDocument/completion", "textDocument/formatting"];
+/// The semantic token types, in the order of [`token_type`]'s numbers.
+const TOKEN_TYPES: [&str; 9] =
+    ["namespace", "class", "function", "parameter", "variable", "macro", "enumMember", "property", "keyword"];
+
+fn token_type(kind: ide::TokenKind) -> u32 {
+    match kind {
+        ide::TokenKind::Experiment => 0,
+        ide::TokenKind::Block => 1,
+        ide::TokenKind::Fn => 2,
+        ide::TokenKind::Parameter => 3,
+        ide::TokenKind::Node => 4,
+        ide::TokenKind::Layer => 5,
+        ide::TokenKind::Entry => 6,
+        ide::TokenKind::Property => 7,
+        ide::TokenKind::Keyword => 8,
+    }
+}
+
+const METHODS: [&str; 14] = [
+    "textDocument/semanticTokens/full",
+    "textDocument/signatureHelp",
+    "textDocument/foldingRange",
+    "textDocument/codeAction",
+    "textDocument/hover",
+    "textDocument/definition",
+    "textDocument/completion",
+    "textDocument/formatting",
+    "textDocument/rangeFormatting",
+    "textDocument/references",
+    "textDocument/rename",
+    "textDocument/prepareRename",
+    "textDocument/documentHighlight",
+    "textDocument/documentSymbol",
+];
+
+/// LSP's error for a request that was valid but could not be done (a refused rename).
+const REQUEST_FAILED: i64 = -32803;
 
 /// A request's result, or its error code and message.
 fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, (i64, String)> {
@@ -491,26 +613,127 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
     };
     let line = params.pointer("/position/line").and_then(Value::as_u64).unwrap_or(0) as usize;
     let character = params.pointer("/position/character").and_then(Value::as_u64).unwrap_or(0) as usize;
+    if method == "textDocument/rangeFormatting" {
+        let at = |p: &str| {
+            let line = params.pointer(&format!("/range/{p}/line")).and_then(Value::as_u64).unwrap_or(0);
+            let ch = params.pointer(&format!("/range/{p}/character")).and_then(Value::as_u64).unwrap_or(0);
+            offset(text, line as usize, ch as usize)
+        };
+        return Ok(range_formatting(text, at("start"), at("end")));
+    }
     if method == "textDocument/formatting" {
         return Ok(formatting(text));
     }
     // The last completed compilation, and positions in the text it compiled.
-    let Some(c) = state.compiler.last(&uri) else { return Ok(Value::Null) };
+    let Some(a) = state.compiler.last(&uri) else { return Ok(Value::Null) };
+    let c = &a.compiled;
     let at = offset(c.sources.get(FileId(0)).map_or(text.as_str(), |s| s.text.as_str()), line, character);
+    let locations = |spans: Vec<Span>| -> Value {
+        spans.into_iter().map(|s| json!({ "uri": uri, "range": range(c, s) })).collect()
+    };
     Ok(match method {
-        "textDocument/hover" => match ide::hover(&c, FileId(0), at) {
-            Some((span, md)) => json!({ "contents": { "kind": "markdown", "value": md }, "range": range(&c, span) }),
+        "textDocument/references" => {
+            let with_def = params.pointer("/context/includeDeclaration").and_then(Value::as_bool).unwrap_or(true);
+            locations(ide::references(&a, FileId(0), at, with_def))
+        }
+        "textDocument/documentHighlight" => ide::highlights(&a, FileId(0), at)
+            .into_iter()
+            .map(|(s, def)| json!({ "range": range(c, s), "kind": if def { 3 } else { 2 } }))
+            .collect(),
+        "textDocument/prepareRename" => match ide::prepare_rename(&a, FileId(0), at) {
+            Ok(span) => range(c, span),
+            Err(why) => return Err((REQUEST_FAILED, why)),
+        },
+        "textDocument/rename" => {
+            let new = params.get("newName").and_then(Value::as_str).unwrap_or_default();
+            match ide::rename(&a, FileId(0), at, new) {
+                Ok(spans) => {
+                    let edits: Vec<Value> =
+                        spans.into_iter().map(|s| json!({ "range": range(c, s), "newText": new })).collect();
+                    json!({ "changes": { uri.clone(): edits } })
+                }
+                Err(why) => return Err((REQUEST_FAILED, why)),
+            }
+        }
+        "textDocument/codeAction" => {
+            let text = c.sources.get(FileId(0)).map_or("", |s| s.text.as_str());
+            let at = |p: &str| {
+                let line = params.pointer(&format!("/range/{p}/line")).and_then(Value::as_u64).unwrap_or(0);
+                let ch = params.pointer(&format!("/range/{p}/character")).and_then(Value::as_u64).unwrap_or(0);
+                offset(text, line as usize, ch as usize)
+            };
+            ide::quick_fixes(&a, FileId(0), at("start"), at("end"))
+                .into_iter()
+                .map(|f| {
+                    let edit = json!({ "range": range(c, f.span), "newText": f.new_text });
+                    json!({
+                        "title": f.title,
+                        "kind": "quickfix",
+                        "isPreferred": true,
+                        "diagnostics": params.pointer("/context/diagnostics").and_then(Value::as_array)
+                            .map(|ds| ds.iter().filter(|d| d["code"] == f.code && d["range"] == range(c, f.span)).cloned().collect::<Vec<_>>())
+                            .unwrap_or_default(),
+                        "edit": { "changes": { uri.clone(): [edit] } },
+                    })
+                })
+                .collect()
+        }
+        "textDocument/signatureHelp" => match ide::signature(&a, FileId(0), at) {
+            Some(sig) => json!({
+                "signatures": [{
+                    "label": sig.label,
+                    "documentation": sig.doc,
+                    "parameters": sig.params.iter().map(|(s, e)| json!({ "label": [
+                        sig.label[..*s].encode_utf16().count(), sig.label[..*e].encode_utf16().count()
+                    ] })).collect::<Vec<_>>(),
+                }],
+                "activeSignature": 0,
+                "activeParameter": sig.active,
+            }),
             None => Value::Null,
         },
-        "textDocument/definition" => match ide::definition(&c, FileId(0), at) {
-            Some(span) => match span_uri(&c, span, &uri) {
-                Some(target) => json!({ "uri": target, "range": range(&c, span) }),
+        "textDocument/foldingRange" => {
+            let text = c.sources.get(FileId(0)).map_or("", |s| s.text.as_str());
+            ide::folds(&a)
+                .into_iter()
+                .filter_map(|s| {
+                    let start = text[..s.start as usize].matches('\n').count();
+                    let end = text[..s.end as usize].matches('\n').count();
+                    (end > start).then(|| json!({ "startLine": start, "endLine": end }))
+                })
+                .collect()
+        }
+        "textDocument/semanticTokens/full" => {
+            // LSP's encoding: per token, the line and start relative to the previous token's,
+            // its length (UTF-16), its type and no modifiers.
+            let text = c.sources.get(FileId(0)).map_or("", |s| s.text.as_str());
+            let (mut line, mut col, mut data) = (0u32, 0u32, Vec::new());
+            for (span, kind) in ide::semantic_tokens(&a) {
+                let before = &text[..span.start as usize];
+                let l = before.matches('\n').count() as u32;
+                let c16 = before.rsplit('\n').next().map_or(0, |x| x.encode_utf16().count()) as u32;
+                let len = text[span.start as usize..span.end as usize].encode_utf16().count() as u32;
+                let delta_col = if l == line { c16 - col } else { c16 };
+                data.extend([l - line, delta_col, len, token_type(kind), 0]);
+                (line, col) = (l, c16);
+            }
+            json!({ "data": data })
+        }
+        "textDocument/documentSymbol" => ide::symbols(&a).iter().map(|s| document_symbol(c, s)).collect(),
+        "textDocument/hover" => match ide::hover(&a, FileId(0), at) {
+            Some((span, md)) => json!({ "contents": { "kind": "markdown", "value": md }, "range": range(c, span) }),
+            None => Value::Null,
+        },
+        "textDocument/definition" => match ide::definition(&a, FileId(0), at) {
+            Some(span) => match span_uri(c, span, &uri) {
+                Some(target) => json!({ "uri": target, "range": range(c, span) }),
                 None => Value::Null,
             },
             None => Value::Null,
         },
         _ => {
-            let items: Vec<Value> = ide::completions(&c, FileId(0), at)
+            let (replace, found) = ide::completions(&a, FileId(0), at);
+            let items: Vec<Value> = found
                 .into_iter()
                 .map(|item| {
                     let kind = match item.kind {
@@ -525,13 +748,81 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                         CompletionKind::Augment => 23,
                         CompletionKind::Setting => 10,
                         CompletionKind::Placeholder => 6,
+                        CompletionKind::Field => 5,
+                        CompletionKind::Argument => 5,
                     };
-                    json!({ "label": item.label, "kind": kind, "detail": item.detail })
+                    let new_text = item.insert.clone().unwrap_or_else(|| item.label.clone());
+                    json!({
+                        "label": item.label,
+                        "kind": kind,
+                        "detail": item.detail,
+                        "sortText": format!("{}{}", item.rank, item.label),
+                        "filterText": item.label,
+                        "insertTextFormat": if item.insert.is_some() { 2 } else { 1 },
+                        "textEdit": { "range": range(c, replace), "newText": new_text },
+                    })
                 })
                 .collect();
             json!({ "isIncomplete": false, "items": items })
         }
     })
+}
+
+/// An outline entry as LSP's `DocumentSymbol`.
+fn document_symbol(c: &bma::Compiled, s: &ide::Symbol) -> Value {
+    // LSP's SymbolKind: Module, Namespace, Variable, Constant, Class, Function, Property, Package.
+    let kind = match s.kind {
+        ide::OutlineKind::Experiment => 2,
+        ide::OutlineKind::Section => 3,
+        ide::OutlineKind::Param | ide::OutlineKind::Derived => 13,
+        ide::OutlineKind::Pinned => 14,
+        ide::OutlineKind::Block => 5,
+        ide::OutlineKind::Fn => 12,
+        ide::OutlineKind::Argument => 7,
+        ide::OutlineKind::Import => 4,
+    };
+    json!({
+        "name": s.name,
+        "kind": kind,
+        "range": range(c, s.span),
+        "selectionRange": range(c, s.selection),
+        "children": s.children.iter().map(|x| document_symbol(c, x)).collect::<Vec<_>>(),
+    })
+}
+
+/// The items that `start..end` touches in their canonical layout, one edit per item that
+/// changes; none when the document does not format (as [`formatting`]).
+fn range_formatting(text: &str, start: u32, end: u32) -> Value {
+    let source = bma::Source::new("<document>", text);
+    let Ok(formatted) = bma::fmt::format(&source) else { return json!([]) };
+    let (Ok(a), Ok(b)) = (bma::syntax::parse(FileId(0), text), bma::syntax::parse(FileId(0), &formatted)) else {
+        return json!([]);
+    };
+    if !bma::fmt::same_tree(&a, &b) || bma::fmt::comments(text) != bma::fmt::comments(&formatted) {
+        return json!([]);
+    }
+    let span = |item: &bma::ast::Item| match item {
+        bma::ast::Item::Use(x) => x.span,
+        bma::ast::Item::Block(x) => x.span,
+        bma::ast::Item::Fn(x) => x.span,
+        bma::ast::Item::Experiment(x) => x.span,
+    };
+    // From the start of the item's first line, so that its indentation is laid out too.
+    let whole = |t: &str, s: Span| (t[..s.start as usize].rfind('\n').map_or(0, |i| i + 1), s.end as usize);
+    let mut edits = Vec::new();
+    for (old, new) in a.items.iter().zip(&b.items) {
+        let (o, n) = (span(old), span(new));
+        if o.end < start || end < o.start {
+            continue;
+        }
+        let (os, oe) = whole(text, o);
+        let (ns, ne) = whole(&formatted, n);
+        if text[os..oe] != formatted[ns..ne] {
+            let r = json!({ "start": position(text, os as u32), "end": position(text, oe as u32) });
+            edits.push(json!({ "range": r, "newText": &formatted[ns..ne] }));
+        }
+    }
+    Value::Array(edits)
 }
 
 /// One edit replacing the whole document with its canonical layout; no edit when

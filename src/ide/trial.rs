@@ -29,7 +29,13 @@ enum Place {
 /// Completions at `offset` when it is in `exp`'s `trial` section: its settings outside
 /// strings; in a command string after `{`, the parameters and the built-ins.
 pub(super) fn completions(c: &Compiled, exp: &Experiment, file: FileId, offset: u32) -> Option<Vec<Completion>> {
-    let item = |label: &str, kind, detail: String| Completion { label: label.to_string(), kind, detail };
+    let item = |label: &str, kind, detail: String| Completion {
+        label: label.to_string(),
+        kind,
+        detail,
+        insert: None,
+        rank: 0,
+    };
     match place(c, exp, file, offset)? {
         Place::Key => {
             Some(TRIAL_SETTINGS.iter().map(|d| item(d.name, CompletionKind::Setting, d.doc.to_string())).collect())
@@ -58,6 +64,11 @@ pub(super) fn hover(c: &Compiled, exp: &Experiment, file: FileId, offset: u32, w
         Place::Placeholder(_) => placeholder(word).map(|d| format!("placeholder `{{{}}}`: {}", d.name, d.doc)),
         Place::Text => None,
     }
+}
+
+/// Whether `offset` is in a `{placeholder}` of one of `exp`'s command strings.
+pub(super) fn in_placeholder(c: &Compiled, exp: &Experiment, file: FileId, offset: u32) -> bool {
+    matches!(place(c, exp, file, offset), Some(Place::Placeholder(_)))
 }
 
 fn place(c: &Compiled, exp: &Experiment, file: FileId, offset: u32) -> Option<Place> {

@@ -6,20 +6,26 @@ syn keyword bmaDecl block fn experiment nextgroup=bmaDefName skipwhite
 syn match bmaDefName '\h\w*' contained
 syn keyword bmaConditional when if else match
 syn keyword bmaRepeat repeat in
-syn keyword bmaStructure residual parallel
+" `parallel = 2` in `search` is a setting, not the statement `parallel(concat) { }`.
+syn match bmaStructure '\<\(residual\|parallel\)\>\ze\s*[({]'
 syn keyword bmaObjective maximize minimize require
 syn keyword bmaLogical and or not
-syn match bmaModifier '\<\(log\|step\|on\)\>\ze\s*[^(:= ]'
+syn match bmaModifier '\<\(log\|step\|on\)\>\ze\%(\s*[^(:= ]\|\s*$\)'
 syn match bmaSection '\<\(space\|model\|train\|objective\|search\|average\|report\|trial\)\>\ze\s*{'
 syn match bmaSection '\<data\>\ze\s*=[^=>]'
 syn keyword bmaType int float bool layer symbol string
 syn keyword bmaBoolean true false
-syn keyword bmaLayer dense conv2d maxpool avgpool global_avgpool flatten reshape batchnorm layernorm dropout conv_transpose2d upsample groupnorm rmsnorm multiply
-syn keyword bmaLayer relu gelu tanh sigmoid silu leaky_relu softmax add concat
+" Built-in names as matches, not keywords: a keyword wins over every match, and
+" `dropout: float in ...` declares a parameter named like the layer. Not before `:`.
+function! s:Names(group, words) abort
+  execute 'syn match ' . a:group . ' ''\<\%(' . join(split(a:words), '\|') . '\)\>\ze\%(\s*[^: \t]\|\s*$\)'''
+endfunction
+call s:Names('bmaLayer', 'dense conv2d maxpool avgpool global_avgpool flatten reshape batchnorm layernorm dropout conv_transpose2d upsample groupnorm rmsnorm multiply')
+call s:Names('bmaLayer', 'relu gelu tanh sigmoid silu leaky_relu softmax add concat')
 syn keyword bmaMath exp ln log2 log10 sqrt sin cos tan abs min max floor ceil round
 syn keyword bmaConstant pi e
-syn keyword bmaMetric accuracy f1 precision recall loss mse mae r2 latency throughput params flops train_time expressivity
-syn keyword bmaStrategy grid random tpe nsga2 evolution subspace none median asha hyperband
+call s:Names('bmaMetric', 'accuracy f1 precision recall loss mse mae r2 latency throughput params flops train_time expressivity')
+call s:Names('bmaStrategy', 'grid random tpe nsga2 evolution subspace none median asha hyperband')
 syn match bmaArgName '\<\h\w*\ze\s*:[^:]' contains=NONE
 syn match bmaParamDecl '\<\h\w*\ze\s*:\s*\(\(int\|float\|bool\|layer\|symbol\|string\)\s\+\)\=in\>'
 syn match bmaParamDecl '\<\h\w*\ze\s*:\s*\(int\|float\|bool\|layer\|symbol\|string\)\>'

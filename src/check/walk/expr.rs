@@ -126,7 +126,7 @@ impl Walker<'_> {
                                 field.span,
                                 "unknown field",
                             )
-                            .suggest(other, ["classes", "features", "shape", "vocab"]),
+                            .suggest(other, catalogue::DATA_FIELDS.iter().map(|f| f.name)),
                         );
                         Ty::Unknown
                     }

@@ -19,6 +19,8 @@ mod hypergradient;
 mod model;
 mod settings;
 
+pub use settings::section_keys;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ast;

@@ -16,6 +16,16 @@ const TRAIN_KEYS: [&str; 9] =
 const SEARCH_KEYS: [&str; 6] = ["strategy", "trials", "time", "parallel", "seed", "prune"];
 const REPORT_KEYS: [&str; 3] = ["top", "out", "save"];
 
+/// The keys `section` (`train`, `search` or `report`) takes; none for another.
+pub fn section_keys(section: &str) -> &'static [&'static str] {
+    match section {
+        "train" => &TRAIN_KEYS,
+        "search" => &SEARCH_KEYS,
+        "report" => &REPORT_KEYS,
+        _ => &[],
+    }
+}
+
 impl Walker<'_> {
     pub(super) fn settings(
         &mut self,

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Time to first diagnostics and per keystroke of `bma lsp`, driven over JSON-RPC as an
+editor drives it.
+
+Two files: a generated 50 KB spec (many experiments, blocks and fns, like
+benches/check.rs's) and the 2,000-parameter spec of benches/check.rs (`large_space`).
+For each: the time from `didOpen` to the first `publishDiagnostics`, then keystrokes, each
+a `didChange` with the whole text (as the server syncs) timed to its `publishDiagnostics`:
+typing in a comment (the file stays clean) and typing `ensemble(top: 5,,` in a new
+`average` section (the file has a syntax error: recovery, the rest analysed).
+
+Usage: bench/lsp/latency.py [path/to/bma]   (default target/release/bma, else target/debug/bma)
+Prints one line per measure (median, min, max in ms). Not a test: nothing is asserted.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import queue
+import time
+
+
+def generate_50k():
+    parts = ["// Generated for bench/lsp/latency.py.\nuse std::blocks::{dense_act, conv_bn}\n\n"]
+    i = 0
+    while sum(len(p) for p in parts) < 50_000:
+        parts.append(f"""/// A scoring function.
+fn score_{i}(x: float, y: float) -> float = (x - {i}) ^ 2 + abs(y) * 0.5
+
+/// A small stage.
+block stage_{i}(c: int, k: int = 3) {{
+  conv2d(c, kernel: k, padding: same)
+  batchnorm
+  relu
+}}
+
+/// Experiment {i}.
+experiment e_{i} {{
+  data = digits(split: [0.7, 0.15, 0.15], seed: {i})
+  space {{
+    kind: in {{mlp, cnn}}
+    depth: int in 1..=3
+    lr: float in 1e-4..3e-2 log
+    when kind == mlp {{ width: int in {{32, 64}} }}
+    when kind == cnn {{ filters: int in 8..=16 step 8 }}
+  }}
+  model {{
+    match kind {{
+      mlp => {{ flatten repeat depth {{ dense_act(width) }} }}
+      cnn => {{ repeat depth {{ stage_{i}(filters) }} global_avgpool }}
+    }}
+    dense(data.classes)
+  }}
+  train {{
+    optimizer = adam(lr)
+    epochs = 5
+  }}
+  objective {{ maximize accuracy }}
+  search {{ strategy = tpe trials = 20 }}
+}}
+
+""")
+        i += 1
+    return "".join(parts)
+
+
+def generate_large(params=2000):
+    text = "experiment e {\n  data = iris\n  space {\n"
+    text += "".join(f"    p{i}: int in 1..=3\n" for i in range(params))
+    text += "  }\n  model {" + "".join(f" dense(p{i})" for i in range(params))
+    text += " dense(data.classes) }\n  objective { maximize accuracy }\n}\n"
+    return text
+
+
+class Server:
+    def __init__(self, binary):
+        self.p = subprocess.Popen([binary, "lsp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.q = queue.Queue()
+        threading.Thread(target=self.read, daemon=True).start()
+        self.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
+        self.wait(lambda m: m.get("id") == 1)
+        self.version = 0
+
+    def read(self):
+        out = self.p.stdout
+        while True:
+            line = out.readline()
+            if not line:
+                return
+            n = int(line.split(b":")[1])
+            out.readline()
+            self.q.put(json.loads(out.read(n)))
+
+    def send(self, m):
+        b = json.dumps(m).encode()
+        self.p.stdin.write(b"Content-Length: %d\r\n\r\n" % len(b) + b)
+        self.p.stdin.flush()
+
+    def wait(self, pred):
+        while True:
+            m = self.q.get(timeout=600)
+            if pred(m):
+                return m
+
+    def timed(self, text):
+        """Sends `text` (open, then changes); seconds to its diagnostics, and how many errors."""
+        self.version += 1
+        uri = "file:///tmp/bench-lsp/spec.bma"
+        if self.version == 1:
+            m = {"method": "textDocument/didOpen",
+                 "params": {"textDocument": {"uri": uri, "languageId": "bma", "version": 1, "text": text}}}
+        else:
+            m = {"method": "textDocument/didChange",
+                 "params": {"textDocument": {"uri": uri, "version": self.version}, "contentChanges": [{"text": text}]}}
+        start = time.perf_counter()
+        self.send({"jsonrpc": "2.0", **m})
+        got = self.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics")
+        errors = sum(1 for d in got["params"]["diagnostics"] if d.get("severity") == 1)
+        return time.perf_counter() - start, errors
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def ms(xs):
+    xs = [x * 1e3 for x in xs]
+    return f"median {statistics.median(xs):.1f} ms (min {min(xs):.1f}, max {max(xs):.1f}, {len(xs)} runs)"
+
+
+def bench(name, text, keystrokes=20):
+    s = Server(BINARY)
+    first, errors = s.timed(text)
+    print(f"{name} ({len(text)} bytes): first diagnostics {first * 1e3:.1f} ms, {errors} errors")
+    # Typing in a comment at the top: the file stays clean.
+    clean = []
+    for k in range(keystrokes):
+        t, errors = s.timed("// " + "x" * (k + 1) + "\n" + text)
+        clean.append(t)
+    print(f"{name}: keystroke, clean file: {ms(clean)}, {errors} errors")
+    # Typing `ensemble(top: 5,,` in a new section of the last experiment: a syntax error.
+    cut = text.rstrip().rfind("}")
+    typed = "  average { ensemble(top: 5,,"
+    broken = []
+    for k in range(1, len(typed) + 1):
+        t, errors = s.timed(text[:cut] + typed[:k] + "\n" + text[cut:])
+        broken.append(t)
+    print(f"{name}: keystroke, typing `{typed.strip()}`: {ms(broken)}, {errors} errors at the end")
+    s.close()
+
+
+if __name__ == "__main__":
+    default = "target/release/bma" if os.path.exists("target/release/bma") else "target/debug/bma"
+    BINARY = sys.argv[1] if len(sys.argv) > 1 else default
+    print(f"binary: {BINARY}; load average: {os.getloadavg()[0]:.1f}")
+    bench("50 KB spec", generate_50k())
+    bench("2,000-parameter spec", generate_large(), keystrokes=5)

@@ -186,10 +186,20 @@ fn main() {
             assert!(problem(p, 1).is_some(), "unknown problem `{p}`");
             if p.starts_with("bbob-") {
                 for &i in &instances {
-                    jobs.extend(seeds.clone().map(|seed| Job { strategy: s.clone(), problem: p.clone(), instance: i, seed }));
+                    jobs.extend(seeds.clone().map(|seed| Job {
+                        strategy: s.clone(),
+                        problem: p.clone(),
+                        instance: i,
+                        seed,
+                    }));
                 }
             } else {
-                jobs.extend(other_seeds.clone().map(|seed| Job { strategy: s.clone(), problem: p.clone(), instance: 0, seed }));
+                jobs.extend(other_seeds.clone().map(|seed| Job {
+                    strategy: s.clone(),
+                    problem: p.clone(),
+                    instance: 0,
+                    seed,
+                }));
             }
         }
     }
@@ -227,8 +237,9 @@ fn main() {
                     .filter(|(k, ..)| jobs[*k].strategy == *s && jobs[*k].problem == *p)
                     .map(|(_, r, _)| r)
                     .collect();
-                let med: Vec<String> =
-                    (0..rows[0].len()).map(|i| format!("{:>10.4}", median(rows.iter().map(|r| r[i]).collect()))).collect();
+                let med: Vec<String> = (0..rows[0].len())
+                    .map(|i| format!("{:>10.4}", median(rows.iter().map(|r| r[i]).collect())))
+                    .collect();
                 println!("{p:<22} {s:<10} median regret @25/50/100/200: {}", med.join(" "));
             }
         }

@@ -118,7 +118,8 @@ impl Bbob {
             }
             20 => {
                 let u = unif(d, rseed);
-                b.xopt = u.iter().map(|v| if v - 0.5 < 0.0 { -0.5 * 4.2096874637 } else { 0.5 * 4.2096874637 }).collect();
+                b.xopt =
+                    u.iter().map(|v| if v - 0.5 < 0.0 { -0.5 * 4.2096874637 } else { 0.5 * 4.2096874637 }).collect();
                 b.extra = u;
             }
             21 | 22 => b.gallagher(rseed, if f == 21 { 101 } else { 21 }),
@@ -202,8 +203,7 @@ impl Bbob {
             }
             6 => {
                 let z = mat(&lambda_between(&self.r1, &self.r2, 10f64.sqrt(), d), &shifted(), d);
-                let r: f64 =
-                    z.iter().zip(&self.xopt).map(|(z, o)| if o * z > 0.0 { 1e4 * z * z } else { z * z }).sum();
+                let r: f64 = z.iter().zip(&self.xopt).map(|(z, o)| if o * z > 0.0 { 1e4 * z * z } else { z * z }).sum();
                 osc1(r).powf(0.9) + fopt
             }
             7 => self.step_ellipsoid(x),
@@ -232,11 +232,8 @@ impl Bbob {
             }
             14 => {
                 let z = mat(&self.r1, &shifted(), d);
-                let s: f64 = z
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| v.abs().powf(2.0 + 4.0 * i as f64 / (d as f64 - 1.0)))
-                    .sum();
+                let s: f64 =
+                    z.iter().enumerate().map(|(i, v)| v.abs().powf(2.0 + 4.0 * i as f64 / (d as f64 - 1.0))).sum();
                 s.sqrt() + fopt
             }
             15 => {
@@ -260,9 +257,8 @@ impl Bbob {
             17 | 18 => {
                 let c: f64 = if self.f == 17 { 10.0 } else { 1000.0 };
                 let inner = asy(&mat(&self.r1, &shifted(), d), 0.5);
-                let m: Vec<f64> = (0..d * d)
-                    .map(|ij| self.r2[ij] * c.sqrt().powf((ij / d) as f64 / (d as f64 - 1.0)))
-                    .collect();
+                let m: Vec<f64> =
+                    (0..d * d).map(|ij| self.r2[ij] * c.sqrt().powf((ij / d) as f64 / (d as f64 - 1.0))).collect();
                 let z = mat(&m, &inner, d);
                 let mut r = 0.0;
                 for i in 0..d - 1 {
@@ -324,7 +320,8 @@ impl Bbob {
     fn schwefel(&self, x: &[f64]) -> f64 {
         let d = self.d;
         // x_hat: the signs of the instance, times 2.
-        let xh: Vec<f64> = x.iter().zip(&self.extra).map(|(v, u)| if u - 0.5 < 0.0 { -2.0 * v } else { 2.0 * v }).collect();
+        let xh: Vec<f64> =
+            x.iter().zip(&self.extra).map(|(v, u)| if u - 0.5 < 0.0 { -2.0 * v } else { 2.0 * v }).collect();
         let two_abs: Vec<f64> = self.xopt.iter().map(|o| 2.0 * o.abs()).collect();
         let mut zh = vec![0.0; d];
         zh[0] = xh[0];

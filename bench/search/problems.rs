@@ -147,7 +147,11 @@ pub fn conditional(p: &Point) -> f64 {
 
 /// The suite's mixed and conditional spaces.
 pub fn mixed_spaces() -> Vec<Problem> {
-    let int_quad_space = format!("{}{}", floats(4, -5.0, 5.0), (0..4).map(|j| format!("    n{j}: int in -10..=10\n")).collect::<String>());
+    let int_quad_space = format!(
+        "{}{}",
+        floats(4, -5.0, 5.0),
+        (0..4).map(|j| format!("    n{j}: int in -10..=10\n")).collect::<String>()
+    );
     let cat_space = format!(
         "{}{}",
         (0..3).map(|k| format!("    c{k}: in {{a, b, c, d, e}}\n")).collect::<String>(),

@@ -253,7 +253,8 @@ def run_optuna(jobs, njobs, fresh):
 
 
 def run_ours(args, problems, instances, seeds, other_seeds):
-    cmd = ["cargo", "bench", "--bench", "search_suite", "--", "--json", "--strategies", args.strategies,
+    head = [args.ours_bin] if args.ours_bin else ["cargo", "bench", "--bench", "search_suite", "--"]
+    cmd = head + ["--json", "--strategies", args.strategies,
            "--trials", str(TRIALS), "--instances", ",".join(map(str, instances)),
            "--seeds", f"{seeds.start}..{seeds.stop}", "--other-seeds", f"{other_seeds.start}..{other_seeds.stop}",
            "--problems", ",".join(problems)]
@@ -344,6 +345,7 @@ def main():
     ap.add_argument("--nseeds", type=int, default=10, help="the first N seeds of the split")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--ours-bin", help="run this search_suite binary instead of `cargo bench --bench search_suite`")
     ap.add_argument("--json", help="write every study's regrets here")
     args = ap.parse_args()
     ensure_venv()

@@ -35,6 +35,9 @@
 //!   scattered, narrow once they cluster), which follows curved valleys such as
 //!   Rosenbrock's (regret 4-6x lower there at 100 trials) and helps on every function of
 //!   the bench (bench/search/RESULTS.md).
+//! - **Adaptive balance** ([`balance`]). Local asks alone can trap the search in a local
+//!   minimum; once 15 trials pass without a new best, a growing share of the asks (up to
+//!   half) is global again (candidates from all of `l`), until a new best resets it.
 //! - **Weights.** Beyond 25 observations, older ones weigh less (a ramp from `1/n`
 //!   to 1, the latest 25 weigh 1).
 //! - **Speed.** Encoded trials are cached by number, so each ask encodes only the new
@@ -104,8 +107,11 @@ pub struct TpeOptions {
 /// What `tpe(startup:)` uses: Optuna 5.0's estimator with categorical dimensions scored
 /// on their own, 128 candidates (24 from about 1,000 trials on: the cost cap), and
 /// every ask local: candidates drawn around the best trial (its kernel in `l`, the
-/// bandwidths times 0.2), scored by `l / g`. Chosen on the bench's tuning seeds
-/// (100..309), reported on 0..9 (bench/search/RESULTS.md).
+/// bandwidths times 0.2), scored by `l / g`; once 15 trials pass without a new best, a
+/// share of the asks turns global (5% more per further stalled trial, at most half: the
+/// adaptive balance of [`balance`]). Local asks chosen on the five functions' tuning seeds
+/// (100..309), the balance on the suite's tuning split (BBOB instances 1-2, seeds 0..11);
+/// reported in bench/search/RESULTS.md.
 impl Default for TpeOptions {
     fn default() -> TpeOptions {
         TpeOptions {
@@ -114,6 +120,9 @@ impl Default for TpeOptions {
             candidate_budget: 24 * 1000,
             local: 1.0,
             local_scale: 0.2,
+            stall_after: 15,
+            stall_rate: 0.05,
+            global_max: 0.5,
             ..TpeOptions::optuna()
         }
     }

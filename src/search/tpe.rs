@@ -304,9 +304,11 @@ impl Tpe {
         if !order.is_sorted_by_key(|&i| self.obs[i].number) {
             order.sort_unstable_by_key(|&i| self.obs[i].number);
         }
-        balance::stall(order.into_iter().map(|i| {
-            (self.obs[i].violation, self.obs[i].losses.first().copied().unwrap_or(f64::INFINITY))
-        }))
+        balance::stall(
+            order
+                .into_iter()
+                .map(|i| (self.obs[i].violation, self.obs[i].losses.first().copied().unwrap_or(f64::INFINITY))),
+        )
     }
 
     /// Draws one group's coordinates: dimension index to coordinate.

@@ -158,7 +158,7 @@ fn main() {
         .collect();
     let mut quality = Vec::new();
     for problem in problems() {
-        if !only.is_empty() && !only.iter().any(|o| *o == problem.name) {
+        if !only.is_empty() && !only.contains(&problem.name) {
             continue;
         }
         let program = compile_space(&problem.space);

@@ -14,7 +14,8 @@
 //!
 //! Shared by `benches/search_suite.rs` and `tests/bbob.rs` (`#[path]` modules), not part
 //! of the library.
-#![allow(dead_code)]
+// Index loops mirror the definitions' formulas (rows, columns, peaks).
+#![allow(dead_code, clippy::needless_range_loop)]
 
 use std::f64::consts::PI;
 
@@ -358,7 +359,7 @@ impl Bbob {
         let df = d as f64;
         let (mu0, dd) = (2.5, 1.0);
         let s = 1.0 - 0.5 / ((df + 20.0).sqrt() - 4.1);
-        let mu1 = -((mu0 * mu0 - dd) / s as f64).sqrt();
+        let mu1 = -((mu0 * mu0 - dd) / s).sqrt();
         let xh: Vec<f64> = x.iter().zip(&self.xopt).map(|(v, o)| if *o < 0.0 { -2.0 * v } else { 2.0 * v }).collect();
         let mut t = vec![0.0; d];
         for (i, ti) in t.iter_mut().enumerate() {

@@ -120,12 +120,11 @@ const LETTERS: [&str; 5] = ["a", "b", "c", "d", "e"];
 /// 3 categoricals of 5 values and 3 floats (a Rastrigin-like term each); minimum 0 at
 /// `c0 = a, c1 = d, c2 = b`, `x = (0.5, -1.2, 2.1)`.
 pub fn cat_rastrigin(p: &Point) -> f64 {
-    let shift = [0.5, -1.2, 2.1];
     let mut f = 0.0;
-    for k in 0..3 {
+    for (k, shift) in [0.5, -1.2, 2.1].into_iter().enumerate() {
         let v = p.get(&format!("c{k}")).and_then(Value::as_sym).and_then(|s| LETTERS.iter().position(|l| *l == s));
         f += 0.7 * ((v.unwrap_or(4) + 2 * k) % 5) as f64;
-        let z = num(p, &format!("x{k}")) - shift[k];
+        let z = num(p, &format!("x{k}")) - shift;
         f += z * z + 2.0 * (1.0 - (std::f64::consts::TAU * z).cos());
     }
     f

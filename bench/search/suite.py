@@ -292,9 +292,9 @@ def fmt(v):
 def report(rows, problems, ours_names, out_json):
     med = cells(rows)
     print(f"\n## Median regret ({TRIALS} trials; ours / optuna-tpe in brackets; * = worse than optuna-tpe)\n")
-    strategies = [s for s in ours_names] + ["optuna-tpe", "optuna-cmaes"]
-    print("| problem | " + " | ".join(f"{s} @{c}" for s in strategies for c in CHECKPOINTS if (s, c)) + " |")
-    print("|---|" + "---:|" * (len(strategies) * len(CHECKPOINTS)) )
+    strategies = list(ours_names) + [s for s in ("optuna-tpe", "optuna-cmaes") if any(k[0] == s for k in med)]
+    print("| problem | " + " | ".join(f"{s} @{c}" for s in strategies for c in CHECKPOINTS) + " |")
+    print("|---|" + "---:|" * (len(strategies) * len(CHECKPOINTS)))
     for p in problems:
         line = [p]
         ref = med.get(("optuna-tpe", p))

@@ -17,115 +17,18 @@
 
 use std::time::Instant;
 
-use bma::ir::{Point, Value};
+#[path = "../bench/search/problems.rs"]
+mod problems;
+
+use bma::ir::Point;
 use bma::rng::Rng;
 use bma::search::{Ask, AskContext, Direction, History, Random, Rank, Strategy, Tpe, TpeOptions, Trial, TrialState};
 use bma::space::Context;
+use problems::{compile_space, five as problems, floats, xs};
 
 const TRIALS: usize = 100;
 const SEEDS: u64 = 10;
 const CHECKPOINTS: [usize; 3] = [25, 50, 100];
-
-struct Problem {
-    name: &'static str,
-    space: String,
-    f: fn(&Point) -> f64,
-    optimum: f64,
-}
-
-fn num(p: &Point, k: &str) -> f64 {
-    p.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
-}
-
-fn xs(p: &Point, d: usize) -> Vec<f64> {
-    (0..d).map(|i| num(p, &format!("x{i}"))).collect()
-}
-
-fn floats(d: usize, lo: f64, hi: f64) -> String {
-    (0..d).map(|i| format!("    x{i}: float in {lo:?}..={hi:?}\n")).collect()
-}
-
-fn branin(p: &Point) -> f64 {
-    let (x, y) = (num(p, "x"), num(p, "y"));
-    let pi = std::f64::consts::PI;
-    (y - 5.1 / (4.0 * pi * pi) * x * x + 5.0 / pi * x - 6.0).powi(2) + 10.0 * (1.0 - 1.0 / (8.0 * pi)) * x.cos() + 10.0
-}
-
-fn hartmann6(p: &Point) -> f64 {
-    const A: [[f64; 6]; 4] = [
-        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
-        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
-        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
-        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
-    ];
-    const P: [[f64; 6]; 4] = [
-        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
-        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
-        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
-        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
-    ];
-    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
-    let x = xs(p, 6);
-    -(0..4).map(|i| ALPHA[i] * (-(0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum::<f64>()).exp()).sum::<f64>()
-}
-
-fn rosenbrock10(p: &Point) -> f64 {
-    let x = xs(p, 10);
-    (0..9).map(|i| 100.0 * (x[i + 1] - x[i] * x[i]).powi(2) + (1.0 - x[i]).powi(2)).sum()
-}
-
-fn ackley10(p: &Point) -> f64 {
-    let x = xs(p, 10);
-    let d = x.len() as f64;
-    let s1 = x.iter().map(|v| v * v).sum::<f64>() / d;
-    let s2 = x.iter().map(|v| (std::f64::consts::TAU * v).cos()).sum::<f64>() / d;
-    -20.0 * (-0.2 * s1.sqrt()).exp() - s2.exp() + 20.0 + std::f64::consts::E
-}
-
-/// The mixed space: 3 floats, 1 int, 1 categorical. Minimum 0 at
-/// `a = 1, b = -2, c = 0.5, n = 7, kind = beta`.
-fn mixed(p: &Point) -> f64 {
-    let (a, b, c, n) = (num(p, "a"), num(p, "b"), num(p, "c"), num(p, "n"));
-    let offset = match p.get("kind").and_then(Value::as_sym) {
-        Some("alpha") => 2.0,
-        Some("beta") => 0.0,
-        _ => 1.0,
-    };
-    (a - 1.0).powi(2)
-        + (b + 2.0).powi(2)
-        + 4.0 * (c - 0.5).powi(2)
-        + 0.3 * (n - 7.0).powi(2)
-        + offset
-        + 0.5 * (a - 1.0) * (b + 2.0)
-}
-
-fn problems() -> Vec<Problem> {
-    vec![
-        Problem {
-            name: "branin",
-            space: "    x: float in -5.0..=10.0\n    y: float in 0.0..=15.0\n".into(),
-            f: branin,
-            optimum: 0.397_887_357_729_738,
-        },
-        Problem { name: "hartmann6", space: floats(6, 0.0, 1.0), f: hartmann6, optimum: -3.322_368_011_391_339 },
-        Problem { name: "rosenbrock10", space: floats(10, -5.0, 10.0), f: rosenbrock10, optimum: 0.0 },
-        Problem { name: "ackley10", space: floats(10, -32.768, 32.768), f: ackley10, optimum: 0.0 },
-        Problem {
-            name: "mixed",
-            space: "    a: float in -5.0..=5.0\n    b: float in -5.0..=5.0\n    c: float in 0.0..=1.0\n    n: int in 0..=10\n    kind: in {alpha, beta, gamma}\n".into(),
-            f: mixed,
-            optimum: 0.0,
-        },
-    ]
-}
-
-fn compile_space(body: &str) -> bma::ir::Program {
-    let text = format!("experiment bench {{\n  space {{\n{body}  }}\n  objective {{\n    minimize 0\n  }}\n}}\n");
-    let compiled = bma::compile(&bma::Source::new("bench.bma", text));
-    let errors: Vec<_> = compiled.diagnostics.iter().filter(|d| d.is_error()).collect();
-    assert!(errors.is_empty(), "the bench space must compile: {errors:?}");
-    compiled.program
-}
 
 type Make = Box<dyn Fn(&bma::ir::Space) -> Box<dyn Strategy>>;
 
@@ -166,7 +69,7 @@ fn strategies() -> Vec<(String, Make)> {
 }
 
 /// Runs one study; gives the best value after each trial.
-fn run(program: &bma::ir::Program, make: &Make, f: fn(&Point) -> f64, seed: u64, trials: usize) -> Vec<f64> {
+fn run(program: &bma::ir::Program, make: &Make, f: &dyn Fn(&Point) -> f64, seed: u64, trials: usize) -> Vec<f64> {
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
     let pins = Point::new();
@@ -255,7 +158,7 @@ fn main() {
         .collect();
     let mut quality = Vec::new();
     for problem in problems() {
-        if !only.is_empty() && !only.iter().any(|o| o == problem.name) {
+        if !only.is_empty() && !only.contains(&problem.name) {
             continue;
         }
         let program = compile_space(&problem.space);
@@ -265,7 +168,7 @@ fn main() {
             }
             let start = Instant::now();
             let curves: Vec<Vec<f64>> =
-                (first..first + nseeds).map(|s| run(&program, &make, problem.f, s, TRIALS)).collect();
+                (first..first + nseeds).map(|s| run(&program, &make, &*problem.f, s, TRIALS)).collect();
             let secs = start.elapsed().as_secs_f64();
             let at: Vec<f64> = CHECKPOINTS
                 .iter()

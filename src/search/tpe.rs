@@ -35,6 +35,9 @@
 //!   scattered, narrow once they cluster), which follows curved valleys such as
 //!   Rosenbrock's (regret 4-6x lower there at 100 trials) and helps on every function of
 //!   the bench (bench/search/RESULTS.md).
+//! - **Adaptive balance** ([`balance`]). Local asks alone can trap the search in a local
+//!   minimum; once 15 trials pass without a new best, a growing share of the asks (up to
+//!   half) is global again (candidates from all of `l`), until a new best resets it.
 //! - **Weights.** Beyond 25 observations, older ones weigh less (a ramp from `1/n`
 //!   to 1, the latest 25 weigh 1).
 //! - **Speed.** Encoded trials are cached by number, so each ask encodes only the new
@@ -42,6 +45,8 @@
 //!   [`ABOVE_WINDOW`] of the most recent above trials (old ones carry almost no weight
 //!   anyway); int/categorical kernels are tables. An ask is `O(n + c * w * d)` for
 //!   `n` trials, `c` candidates, window `w` and `d` dimensions.
+
+mod balance;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -86,13 +91,27 @@ pub struct TpeOptions {
     /// kernel in `l`, its bandwidths times `local_scale`; still scored by `l / g`.
     pub local: f64,
     pub local_scale: f64,
+    /// The adaptive balance (one objective, `local > 0`; see [`balance`]): after this
+    /// many trials without a new best, a share of the asks is global, growing by
+    /// `stall_rate` per further stalled trial up to `global_max` (`u64::MAX`: never).
+    pub stall_after: u64,
+    pub stall_rate: f64,
+    pub global_max: f64,
+    /// The local width times `shrink` every `shrink_every` stalled trials, down to
+    /// `min_scale` (0: never shrinks); a new best restores it.
+    pub shrink_every: u64,
+    pub shrink: f64,
+    pub min_scale: f64,
 }
 
 /// What `tpe(startup:)` uses: Optuna 5.0's estimator with categorical dimensions scored
 /// on their own, 128 candidates (24 from about 1,000 trials on: the cost cap), and
 /// every ask local: candidates drawn around the best trial (its kernel in `l`, the
-/// bandwidths times 0.2), scored by `l / g`. Chosen on the bench's tuning seeds
-/// (100..309), reported on 0..9 (bench/search/RESULTS.md).
+/// bandwidths times 0.2), scored by `l / g`; once 15 trials pass without a new best, a
+/// share of the asks turns global (5% more per further stalled trial, at most half: the
+/// adaptive balance of [`balance`]). Local asks chosen on the five functions' tuning seeds
+/// (100..309), the balance on the suite's tuning split (BBOB instances 1-2, seeds 0..11);
+/// reported in bench/search/RESULTS.md.
 impl Default for TpeOptions {
     fn default() -> TpeOptions {
         TpeOptions {
@@ -101,6 +120,9 @@ impl Default for TpeOptions {
             candidate_budget: 24 * 1000,
             local: 1.0,
             local_scale: 0.2,
+            stall_after: 15,
+            stall_rate: 0.05,
+            global_max: 0.5,
             ..TpeOptions::optuna()
         }
     }
@@ -122,6 +144,12 @@ impl TpeOptions {
             candidate_budget: usize::MAX,
             local: 0.0,
             local_scale: 1.0,
+            stall_after: u64::MAX,
+            stall_rate: 0.0,
+            global_max: 0.0,
+            shrink_every: 0,
+            shrink: 1.0,
+            min_scale: 1.0,
         }
     }
 }
@@ -270,13 +298,26 @@ impl Tpe {
         out
     }
 
+    /// Trials since the best `(violation, loss)` improved, in trial-number order.
+    fn stall(&self) -> u64 {
+        let mut order: Vec<usize> = (0..self.obs.len()).filter(|&i| !self.obs[i].pruned).collect();
+        if !order.is_sorted_by_key(|&i| self.obs[i].number) {
+            order.sort_unstable_by_key(|&i| self.obs[i].number);
+        }
+        balance::stall(
+            order
+                .into_iter()
+                .map(|i| (self.obs[i].violation, self.obs[i].losses.first().copied().unwrap_or(f64::INFINITY))),
+        )
+    }
+
     /// Draws one group's coordinates: dimension index to coordinate.
     fn sample_group(
         &self,
         dims: &[usize],
         below: &[usize],
         above: &[usize],
-        local: bool,
+        local: Option<f64>,
         rng: &mut Rng,
     ) -> Vec<(usize, f64)> {
         if !self.options.independent_categoricals {
@@ -292,13 +333,13 @@ impl Tpe {
     }
 
     /// The best of the candidates drawn from `l` jointly over `dims`, by `l / g`; from the
-    /// best trial's kernel in `l` alone when `local`.
+    /// best trial's kernel in `l` alone, its widths times `local`, when `local` is set.
     fn sample_joint(
         &self,
         dims: &[usize],
         below: &[usize],
         above: &[usize],
-        local: bool,
+        local: Option<f64>,
         rng: &mut Rng,
     ) -> Vec<(usize, f64)> {
         let active = |i: &&usize| dims.iter().all(|&d| !self.obs[**i].x[d].is_nan());
@@ -312,7 +353,7 @@ impl Tpe {
         let affordable = self.options.candidate_budget / (above.len() + 1);
         let candidates = if wanted > 24 { wanted.min(affordable).max(24) } else { wanted };
         // A local ask: the candidates come from the kernel of the best trial in `l`.
-        let incumbent = if local {
+        let incumbent = if local.is_some() {
             (0..below.len()).filter(|&k| self.obs[below[k]].losses.len() == 1).min_by(|&a, &b| {
                 let (oa, ob) = (&self.obs[below[a]], &self.obs[below[b]]);
                 oa.violation.total_cmp(&ob.violation).then(oa.losses[0].total_cmp(&ob.losses[0]))
@@ -322,7 +363,7 @@ impl Tpe {
         };
         for _ in 0..candidates {
             let x = match incumbent {
-                Some(j) => l.sample_from(j, self.options.local_scale, rng),
+                Some(j) => l.sample_from(j, local.unwrap_or(1.0), rng),
                 None => l.sample(rng),
             };
             let score = l.log_pdf(&x, &mut scratch) - g.log_pdf(&x, &mut scratch);
@@ -374,11 +415,22 @@ impl Strategy for Tpe {
             return Ok(Ask::Point(ctx.random_point(rng)?));
         }
         let (below, above) = self.split();
-        let local = match self.options.local {
+        let single = ctx.history.directions.len() <= 1;
+        let mut local = match self.options.local {
             p if p >= 1.0 => true,
             p if p > 0.0 => rng.f64() < p,
             _ => false,
         };
+        let mut scale = self.options.local_scale;
+        if local && single {
+            let b = balance::balance(&self.options, self.stall());
+            scale *= b.scale;
+            // A draw only when there is a global share: without one the asks are as before.
+            if b.global > 0.0 && rng.f64() < b.global {
+                local = false;
+            }
+        }
+        let local = local.then_some(scale);
         // Each group is drawn jointly the first time one of its parameters is asked for.
         let mut drawn: BTreeMap<usize, f64> = BTreeMap::new();
         let grouping = if ctx.history.directions.len() > 1 { &self.multi } else { &self.single };

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""The broad search suite: our strategies beside Optuna 5.0 on BBOB and mixed spaces.
+
+Problems (the same on both sides; ours in bench/search/bbob.rs and
+bench/search/problems.rs, run by `cargo bench --bench search_suite`):
+- the 24 noiseless BBOB functions of COCO in 2, 5, 10 and 20 dimensions on [-5, 5]^d,
+  several instances (Optuna's side evaluates them with COCO's own `cocoex`);
+- mixed and conditional spaces: int-quad (4 floats, 4 ints), cat-rastrigin
+  (3 categoricals of 5, 3 floats), conditional (a `model` choice and its own
+  parameters, log-scaled floats among them), and the five of bench/search/RESULTS.md
+  (branin, hartmann6, rosenbrock10, ackley10, mixed).
+
+Each study runs 200 trials; the regret (best value so far minus the optimum) is read at
+25, 50, 100 and 200 trials. A cell is (problem, budget); its figure is the median
+regret over every (instance, seed) of the split. The two splits, fixed:
+- tune:   BBOB instances 1 and 2, seeds 0..9; the other problems seeds 0..9;
+- report: BBOB instances 3, 4 and 5, seeds 100..109; the other problems seeds
+  1000..1009 (the five's earlier tuning used seeds 100..309, so not those).
+
+"Not worse" (ours against optuna-tpe in a cell): our median regret <= 1.05 x
+Optuna's, or both below 1e-8. Ratios use max(regret, 1e-8) on both sides. The
+aggregate: the fraction of cells not worse, the geometric mean of the median-regret
+ratios, and the worst cell.
+
+Optuna's side (TPESampler() and, on spaces with floats only, CmaEsSampler(); seeded
+with the seed) is cached per (sampler, problem, instance, seed) in
+$SUITE_CACHE/optuna-<version>.jsonl (default target/suite-cache), one JSON line per
+study holding the regret at the four budgets; a study in the cache is not run again
+(--fresh ignores the cache). Runs `--jobs` studies at once (default 2).
+
+Usage (from the repository root):
+    VENV=target/suite-venv python3 bench/search/suite.py [--split report|tune]
+        [--dims 2,5,10,20] [--functions 1-24] [--no-extra] [--optuna-only]
+        [--strategies tpe,random] [--nseeds 10] [--jobs 2] [--fresh] [--json FILE]
+VENV defaults to target/suite-venv, made with the pinned packages below when missing.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+VENV = os.path.abspath(os.environ.get("VENV") or os.path.join(ROOT, "target", "suite-venv"))
+PY = os.path.join(VENV, "bin", "python")
+PINS = ["optuna==5.0.0", "coco-experiment==2.8.2", "cmaes==0.12.0"]
+CACHE_DIR = os.path.abspath(os.environ.get("SUITE_CACHE") or os.path.join(ROOT, "target", "suite-cache"))
+
+TRIALS = 200
+CHECKPOINTS = (25, 50, 100, 200)
+DIMS = (2, 5, 10, 20)
+SPLITS = {
+    "tune": {"instances": (1, 2), "seeds": range(0, 10), "other_seeds": range(0, 10)},
+    "report": {"instances": (3, 4, 5), "seeds": range(100, 110), "other_seeds": range(1000, 1010)},
+}
+NOT_WORSE = 1.05
+FLOOR = 1e-8
+NAMES = [
+    "sphere", "ellipsoid", "rastrigin", "bueche-rastrigin", "linear-slope", "attractive-sector",
+    "step-ellipsoid", "rosenbrock", "rosenbrock-rotated", "ellipsoid-rotated", "discus", "bent-cigar",
+    "sharp-ridge", "different-powers", "rastrigin-rotated", "weierstrass", "schaffers-f7",
+    "schaffers-f7-ill", "griewank-rosenbrock", "schwefel", "gallagher-101", "gallagher-21", "katsuura",
+    "lunacek",
+]
+
+
+def ensure_venv():
+    if os.path.abspath(sys.prefix) == VENV:
+        return
+    if not os.path.exists(PY):
+        subprocess.check_call([sys.executable, "-m", "venv", VENV])
+    probe = subprocess.run([PY, "-c", "import optuna, cocoex, cmaes; assert optuna.__version__ == '5.0.0'"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        subprocess.check_call([PY, "-m", "pip", "install", "-q"] + PINS)
+    os.execv(PY, [PY, os.path.abspath(__file__)] + sys.argv[1:])
+
+
+# ---- BBOB's optimum value (COCO's 2009 legacy generator; bench/search/bbob.rs has the same) ----
+
+def _unif(n, seed):
+    seed = max(abs(seed), 1)
+
+    def step(s):
+        t = s // 127773
+        s = 16807 * (s - t * 127773) - 2836 * t
+        return s + 2147483647 if s < 0 else s
+
+    table = [0] * 32
+    for i in range(39, -1, -1):
+        seed = step(seed)
+        if i < 32:
+            table[i] = seed
+    cur, out = table[0], []
+    for _ in range(n):
+        seed = step(seed)
+        t = cur // 67108865
+        cur = table[t]
+        table[t] = seed
+        r = cur / 2.147483647e9
+        out.append(r if r != 0 else 1e-99)
+    return out
+
+
+def _gauss1(seed):
+    u = _unif(2, seed)
+    g = math.sqrt(-2 * math.log(u[0])) * math.cos(2 * math.pi * u[1])
+    return g if g != 0 else 1e-99
+
+
+def bbob_fopt(f, instance):
+    base = {4: 3, 18: 17}.get(f, f)
+    s = base + 10000 * instance
+    return min(1000.0, max(-1000.0, math.floor(100 * 100 * _gauss1(s) / _gauss1(s + 1) + 0.5) / 100))
+
+
+# ---- the other problems (same definitions as bench/search/problems.rs) ----
+
+def other_problems():
+    sys.path.insert(0, HERE)
+    import run  # the five: same definitions as benches/search_quality.rs
+
+    five = [(name, space, f, opt) for name, space, f, opt in run.PROBLEMS]
+
+    def int_quad(p):
+        f = sum((i + 1) * (p[f"x{i}"] - (1.1 + 0.37 * i)) ** 2 for i in range(4))
+        f += sum(0.5 * (j + 1) * (p[f"n{j}"] - (3 - 2 * j)) ** 2 for j in range(4))
+        return f + (p["x0"] - 1.1) * (p["x1"] - 1.47)
+
+    letters = ["a", "b", "c", "d", "e"]
+
+    def cat_rastrigin(p):
+        shift = [0.5, -1.2, 2.1]
+        f = 0.0
+        for k in range(3):
+            f += 0.7 * ((letters.index(p[f"c{k}"]) + 2 * k) % 5)
+            z = p[f"x{k}"] - shift[k]
+            f += z * z + 2 * (1 - math.cos(2 * math.pi * z))
+        return f
+
+    int_quad_space = [(f"x{i}", "float", -5.0, 5.0) for i in range(4)] + [(f"n{j}", "int", -10, 10) for j in range(4)]
+    cat_space = [(f"c{k}", "cat", letters, None) for k in range(3)] + [(f"x{i}", "float", -5.0, 5.0) for i in range(3)]
+    return [("int-quad", int_quad_space, int_quad, 0.0), ("cat-rastrigin", cat_space, cat_rastrigin, 0.0),
+            ("conditional", "conditional", None, 0.0)] + five
+
+
+def conditional(trial):
+    model = trial.suggest_categorical("model", ["linear", "tree", "net"])
+    if model == "linear":
+        return 0.8 + 0.5 * (math.log10(trial.suggest_float("reg", 1e-4, 1.0, log=True)) + 2) ** 2
+    if model == "tree":
+        depth = trial.suggest_int("depth", 1, 12)
+        leaf = trial.suggest_float("leaf", 0.0, 1.0)
+        return 0.4 + 0.1 * (depth - 7) ** 2 + (leaf - 0.3) ** 2
+    lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    width = trial.suggest_int("width", 3, 8)
+    dropout = trial.suggest_float("dropout", 0.0, 0.5)
+    return (math.log10(lr) + 3) ** 2 + 0.2 * (width - 6) ** 2 + 4 * (dropout - 0.1) ** 2
+
+
+def suggest(trial, space):
+    p = {}
+    for name, kind, lo, hi in space:
+        if kind == "float":
+            p[name] = trial.suggest_float(name, lo, hi)
+        elif kind == "int":
+            p[name] = trial.suggest_int(name, lo, hi)
+        else:
+            p[name] = trial.suggest_categorical(name, lo)
+    return p
+
+
+# ---- one Optuna study (run in a worker process) ----
+
+def optuna_study(job):
+    sampler_name, problem, instance, seed = job
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if sampler_name == "optuna-tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    else:
+        sampler = optuna.samplers.CmaEsSampler(seed=seed)
+    study = optuna.create_study(sampler=sampler)
+    if problem.startswith("bbob-"):
+        import cocoex
+
+        f, d = (int(v[1:]) for v in problem.split("-")[1:3])
+        suite = cocoex.Suite("bbob", f"instances: {instance}", f"dimensions: {d}")
+        coco = suite.get_problem_by_function_dimension_instance(f, d, instance)
+        opt = bbob_fopt(f, instance)
+
+        def evaluate(t):
+            return float(coco([t.suggest_float(f"x{i}", -5.0, 5.0) for i in range(d)]))
+    else:
+        name, space, fn, opt = next(p for p in other_problems() if p[0] == problem)
+        if space == "conditional":
+            evaluate = conditional
+        else:
+            def evaluate(t):
+                return fn(suggest(t, space))
+    start = time.process_time()
+    best, regret = math.inf, []
+    for n in range(1, TRIALS + 1):
+        t = study.ask()
+        y = evaluate(t)
+        study.tell(t, y)
+        best = min(best, y)
+        if n in CHECKPOINTS:
+            regret.append(best - opt)
+    return {"strategy": sampler_name, "problem": problem, "instance": instance, "seed": seed, "regret": regret,
+            "cpu": time.process_time() - start}
+
+
+def key(r):
+    return (r["strategy"], r["problem"], r["instance"], r["seed"])
+
+
+def run_optuna(jobs, njobs, fresh):
+    import optuna
+
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    path = os.path.join(CACHE_DIR, f"optuna-{optuna.__version__}.jsonl")
+    done = {}
+    if os.path.exists(path) and not fresh:
+        with open(path) as fh:
+            for line in fh:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a killed run: that study runs again
+                done[key(r)] = r
+    todo = [j for j in jobs if j not in done]
+    print(f"optuna {optuna.__version__}: {len(jobs) - len(todo)} studies cached in {path}, {len(todo)} to run "
+          f"({njobs} at once)", file=sys.stderr)
+    if todo:
+        import multiprocessing
+
+        start = time.time()
+        with open(path, "a") as fh, multiprocessing.Pool(njobs) as pool:
+            for k, r in enumerate(pool.imap_unordered(optuna_study, todo, chunksize=1)):
+                fh.write(json.dumps(r) + "\n")
+                fh.flush()
+                done[key(r)] = r
+                if (k + 1) % 50 == 0:
+                    print(f"  {k + 1}/{len(todo)} studies, {time.time() - start:.0f} s", file=sys.stderr)
+    return [done[j] for j in jobs]
+
+
+def run_ours(args, problems, instances, seeds, other_seeds):
+    head = [args.ours_bin] if args.ours_bin else ["cargo", "bench", "--bench", "search_suite", "--"]
+    cmd = head + ["--json", "--strategies", args.strategies,
+           "--trials", str(TRIALS), "--instances", ",".join(map(str, instances)),
+           "--seeds", f"{seeds.start}..{seeds.stop}", "--other-seeds", f"{other_seeds.start}..{other_seeds.stop}",
+           "--problems", ",".join(problems)]
+    print("  " + " ".join(cmd), file=sys.stderr)
+    res = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+
+
+# ---- the tables ----
+
+def median(v):
+    return statistics.median(v)
+
+
+def ratio(a, b):
+    return max(a, FLOOR) / max(b, FLOOR)
+
+
+def not_worse(a, b):
+    return a <= NOT_WORSE * b or (a < FLOOR and b < FLOOR)
+
+
+def cells(rows):
+    """(strategy, problem) -> median regret at each checkpoint, over instances and seeds."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["strategy"], r["problem"]), []).append(r["regret"])
+    return {k: [median([v[i] for v in vs]) for i in range(len(CHECKPOINTS))] for k, vs in by.items()}
+
+
+def fmt(v):
+    return f"{v:.3g}"
+
+
+def report(rows, problems, ours_names, out_json):
+    med = cells(rows)
+    print(f"\n## Median regret ({TRIALS} trials; ours / optuna-tpe in brackets; * = worse than optuna-tpe)\n")
+    strategies = list(ours_names) + [s for s in ("optuna-tpe", "optuna-cmaes") if any(k[0] == s for k in med)]
+    print("| problem | " + " | ".join(f"{s} @{c}" for s in strategies for c in CHECKPOINTS) + " |")
+    print("|---|" + "---:|" * (len(strategies) * len(CHECKPOINTS)))
+    for p in problems:
+        line = [p]
+        ref = med.get(("optuna-tpe", p))
+        for s in strategies:
+            m = med.get((s, p))
+            for i in range(len(CHECKPOINTS)):
+                if m is None:
+                    line.append("")
+                    continue
+                cell = fmt(m[i])
+                if s in ours_names and ref:
+                    cell += f" ({ratio(m[i], ref[i]):.2f})" + ("" if not_worse(m[i], ref[i]) else "*")
+                line.append(cell)
+        print("| " + " | ".join(line) + " |")
+    summary = {}
+    for s in ours_names:
+        for i, c in enumerate(CHECKPOINTS):
+            rs, ok, worst = [], 0, (0.0, "")
+            for p in problems:
+                m, ref = med.get((s, p)), med.get(("optuna-tpe", p))
+                if not m or not ref:
+                    continue
+                q = ratio(m[i], ref[i])
+                rs.append(q)
+                ok += not_worse(m[i], ref[i])
+                worst = max(worst, (q, p))
+            if rs:
+                summary[(s, c)] = (ok, len(rs), math.exp(sum(map(math.log, rs)) / len(rs)), worst)
+    print("\n## Aggregate against optuna-tpe (cells: one per problem)\n")
+    print("| strategy | budget | cells not worse | geometric mean of ratios | worst cell |")
+    print("|---|---:|---:|---:|---|")
+    for (s, c), (ok, n, g, worst) in summary.items():
+        print(f"| {s} | {c} | {ok}/{n} ({100 * ok / n:.0f}%) | {g:.2f} | {worst[1]} {worst[0]:.2f}x |")
+    if out_json:
+        with open(out_json, "w") as fh:
+            json.dump({"rows": rows}, fh)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=SPLITS, default="report")
+    ap.add_argument("--dims", default=",".join(map(str, DIMS)))
+    ap.add_argument("--functions", default="1-24")
+    ap.add_argument("--no-extra", action="store_true", help="BBOB only")
+    ap.add_argument("--optuna-only", action="store_true", help="fill the cache, no table")
+    ap.add_argument("--no-cmaes", action="store_true")
+    ap.add_argument("--strategies", default="tpe", help="ours, as `strategy =` values, comma-separated")
+    ap.add_argument("--nseeds", type=int, default=10, help="the first N seeds of the split")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--ours-bin", help="run this search_suite binary instead of `cargo bench --bench search_suite`")
+    ap.add_argument("--json", help="write every study's regrets here")
+    args = ap.parse_args()
+    ensure_venv()
+
+    split = dict(SPLITS[args.split])
+    for k in ("seeds", "other_seeds"):
+        split[k] = range(split[k].start, split[k].start + min(args.nseeds, len(split[k])))
+    lo, _, hi = args.functions.partition("-")
+    functions = range(int(lo), int(hi or lo) + 1)
+    dims = [int(d) for d in args.dims.split(",")]
+    bbob = [f"bbob-f{f}-d{d}" for d in dims for f in functions]
+    others = [] if args.no_extra else [p[0] for p in other_problems()]
+    continuous = set(bbob) | {"branin", "hartmann6", "rosenbrock10", "ackley10"}
+    samplers = ["optuna-tpe"] + ([] if args.no_cmaes else ["optuna-cmaes"])
+    jobs = []
+    for s in samplers:
+        for p in bbob + others:
+            if s == "optuna-cmaes" and p not in continuous:
+                continue
+            if p.startswith("bbob-"):
+                jobs += [(s, p, i, seed) for i in split["instances"] for seed in split["seeds"]]
+            else:
+                jobs += [(s, p, 0, seed) for seed in split["other_seeds"]]
+    theirs = run_optuna(jobs, args.jobs, args.fresh)
+    if args.optuna_only:
+        return
+    ours = run_ours(args, bbob + others, split["instances"], split["seeds"], split["other_seeds"])
+    print(f"\nsplit {args.split}: BBOB instances {list(split['instances'])}, seeds {split['seeds'].start}.."
+          f"{split['seeds'].stop - 1}; other problems seeds {split['other_seeds'].start}..{split['other_seeds'].stop - 1}")
+    report(ours + theirs, bbob + others, sorted({r["strategy"] for r in ours}), args.json)
+
+
+if __name__ == "__main__":
+    main()

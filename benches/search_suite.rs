@@ -1,0 +1,247 @@
+//! The broad search suite, our side: BBOB (bench/search/bbob.rs) and the mixed and
+//! conditional spaces (bench/search/problems.rs), each study `--trials` trials (200)
+//! through the `Strategy::ask` / `History::upsert` loop, the regret (best so far minus
+//! the optimum) read at 25, 50, 100 and 200 trials.
+//!
+//! Strategies are named as a `.bma` file names them (`tpe`, `random`, `tpe(startup: 5)`,
+//! and whatever `strategy =` accepts once merged, `gp` and `auto` included) and built by
+//! `bma::search::strategy`, the constructor the study uses; `tpe-x0`, `tpe-x1`, ... are
+//! tuning variants of our TPE from `BMA_TPE_TUNE` (`;`-separated `key=value,...`
+//! changes of `TpeOptions::default()`).
+//!
+//! Run: `cargo bench --bench search_suite -- [--json] [--strategies tpe,random]
+//! [--problems bbob-f3-d5,int-quad,...] [--instances 3,4,5] [--seeds 100..110]
+//! [--other-seeds 1000..1010] [--trials 200] [--threads 2]`. BBOB problems are
+//! `bbob-f<1..24>-d<dim>` and take every `--instances`; the others (`int-quad`,
+//! `cat-rastrigin`, `conditional`, `branin`, `hartmann6`, `rosenbrock10`, `ackley10`,
+//! `mixed`) have no instances and use `--other-seeds`. `--json` prints one JSON line per
+//! study (read by `bench/search/suite.py`, which puts Optuna beside it and makes the
+//! tables); without it, the median regret per problem. Nothing is asserted.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
+
+#[path = "../bench/search/bbob.rs"]
+mod bbob;
+#[path = "../bench/search/problems.rs"]
+mod problems;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bma::ir::{Point, Value};
+use bma::rng::Rng;
+use bma::search::{Ask, AskContext, Direction, History, Rank, Strategy, Tpe, TpeOptions, Trial, TrialState};
+use bma::space::Context;
+use problems::{Problem, compile_space, floats};
+
+const CHECKPOINTS: [usize; 4] = [25, 50, 100, 200];
+
+/// A problem by name: `bbob-f3-d5`, or one of bench/search/problems.rs.
+fn problem(name: &str, instance: usize) -> Option<Problem> {
+    if let Some(rest) = name.strip_prefix("bbob-f") {
+        let (f, d) = rest.split_once("-d")?;
+        let (f, d): (usize, usize) = (f.parse().ok()?, d.parse().ok()?);
+        if !(1..=24).contains(&f) || d < 2 {
+            return None;
+        }
+        let b = bbob::Bbob::new(f, d, instance);
+        let optimum = b.fopt;
+        let f = move |p: &Point| {
+            let x: Vec<f64> = (0..d).map(|i| p.get(&format!("x{i}")).and_then(Value::as_f64).unwrap()).collect();
+            b.eval(&x)
+        };
+        return Some(Problem { name: name.into(), space: floats(d, -5.0, 5.0), f: Box::new(f), optimum });
+    }
+    problems::mixed_spaces().into_iter().chain(problems::five()).find(|p| p.name == name)
+}
+
+/// Splits `a,b(x: 1, y: 2),c` at the top-level commas.
+fn split_top(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0);
+    for ch in s.chars() {
+        match ch {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// `BMA_TPE_TUNE` variant `k`, if there is one.
+fn tune_variant(k: usize) -> Option<TpeOptions> {
+    let all = std::env::var("BMA_TPE_TUNE").unwrap_or_default();
+    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
+    let mut o = TpeOptions::default();
+    for kv in spec.split(',') {
+        let (key, v) = kv.split_once('=').expect("key=value");
+        let f: f64 = v.parse().expect("a number");
+        match key {
+            "candidates" => o.candidates = f as usize,
+            "gamma" => o.gamma = f,
+            "local" => o.local = f,
+            "local_scale" => o.local_scale = f,
+            "startup" => o.startup = f as u64,
+            "stall_after" => o.stall_after = f as u64,
+            "stall_rate" => o.stall_rate = f,
+            "global_max" => o.global_max = f,
+            "shrink_every" => o.shrink_every = f as u64,
+            "shrink" => o.shrink = f,
+            "min_scale" => o.min_scale = f,
+            _ => panic!("unknown TpeOptions field {key}"),
+        }
+    }
+    Some(o)
+}
+
+/// A fresh strategy named `name` for the problem's space.
+fn make(name: &str, program: &bma::ir::Program) -> Box<dyn Strategy> {
+    let space = &program.experiments[0].space;
+    if let Some(k) = name.strip_prefix("tpe-x").and_then(|k| k.parse().ok()) {
+        return Box::new(Tpe::with_options(space, tune_variant(k).expect("no such BMA_TPE_TUNE variant")));
+    }
+    let value = bma::study::parse_value(name).unwrap_or_else(|e| panic!("--strategies: {e}"));
+    let ctx = Context { fns: &program.fns, data: None };
+    bma::search::strategy(&value, space, ctx, &Point::new()).unwrap_or_else(|e| panic!("strategy `{name}`: {e}"))
+}
+
+/// One study: the regret at each checkpoint within `trials`.
+fn study(problem: &Problem, program: &bma::ir::Program, strategy: &str, seed: u64, trials: usize) -> Vec<f64> {
+    let exp = &program.experiments[0];
+    let ctx = Context { fns: &program.fns, data: None };
+    let pins = Point::new();
+    let mut s = make(strategy, program);
+    let mut history = History::new(vec![Direction::Minimize], Rank::default());
+    let mut best = f64::INFINITY;
+    let mut out = Vec::new();
+    for n in 0..trials as u64 {
+        let mut rng = Rng::derive(seed, n);
+        let budget = Some(trials as u64);
+        let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget };
+        let Ask::Point(point) = s.ask(&ask, &mut rng).unwrap() else { panic!("{strategy}: no point at trial {n}") };
+        let y = (problem.f)(&point);
+        best = best.min(y);
+        if CHECKPOINTS.contains(&(n as usize + 1)) {
+            out.push(best - problem.optimum);
+        }
+        let mut t = Trial::new(n, point, seed);
+        t.state = TrialState::Complete;
+        t.values = vec![y];
+        history.upsert(t);
+    }
+    out
+}
+
+fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+fn range(s: &str) -> std::ops::Range<u64> {
+    let (a, b) = s.split_once("..").expect("a range a..b");
+    a.parse().unwrap()..b.parse().unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+struct Job {
+    strategy: String,
+    problem: String,
+    instance: usize,
+    seed: u64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let strategies = split_top(arg(&args, "--strategies").unwrap_or("tpe,random"));
+    let trials: usize = arg(&args, "--trials").map_or(200, |t| t.parse().unwrap());
+    let instances: Vec<usize> =
+        arg(&args, "--instances").unwrap_or("3,4,5").split(',').map(|i| i.parse().unwrap()).collect();
+    let seeds = range(arg(&args, "--seeds").unwrap_or("100..110"));
+    let other_seeds = range(arg(&args, "--other-seeds").unwrap_or("1000..1010"));
+    let threads: usize = arg(&args, "--threads").map_or(2, |t| t.parse().unwrap());
+    let names: Vec<String> = match arg(&args, "--problems") {
+        Some(p) => p.split(',').map(str::to_string).collect(),
+        None => [2, 5, 10, 20]
+            .iter()
+            .flat_map(|d| (1..=24).map(move |f| format!("bbob-f{f}-d{d}")))
+            .chain(problems::mixed_spaces().into_iter().chain(problems::five()).map(|p| p.name))
+            .collect(),
+    };
+    let mut jobs = Vec::new();
+    for s in &strategies {
+        for p in &names {
+            assert!(problem(p, 1).is_some(), "unknown problem `{p}`");
+            if p.starts_with("bbob-") {
+                for &i in &instances {
+                    jobs.extend(seeds.clone().map(|seed| Job {
+                        strategy: s.clone(),
+                        problem: p.clone(),
+                        instance: i,
+                        seed,
+                    }));
+                }
+            } else {
+                jobs.extend(other_seeds.clone().map(|seed| Job {
+                    strategy: s.clone(),
+                    problem: p.clone(),
+                    instance: 0,
+                    seed,
+                }));
+            }
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Vec<f64>, f64)>> = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(k) else { break };
+                    let p = problem(&job.problem, job.instance).unwrap();
+                    let program = compile_space(&p.space);
+                    let t = Instant::now();
+                    let regret = study(&p, &program, &job.strategy, job.seed, trials);
+                    let secs = t.elapsed().as_secs_f64();
+                    if json {
+                        let line = serde_json::json!({"strategy": job.strategy, "problem": job.problem,
+                            "instance": job.instance, "seed": job.seed, "regret": regret, "seconds": secs});
+                        println!("{line}");
+                    }
+                    results.lock().unwrap().push((k, regret, secs));
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    eprintln!("{} studies in {:.1} s ({threads} threads)", results.len(), start.elapsed().as_secs_f64());
+    if !json {
+        for s in &strategies {
+            for p in &names {
+                let rows: Vec<&Vec<f64>> = results
+                    .iter()
+                    .filter(|(k, ..)| jobs[*k].strategy == *s && jobs[*k].problem == *p)
+                    .map(|(_, r, _)| r)
+                    .collect();
+                let med: Vec<String> = (0..rows[0].len())
+                    .map(|i| format!("{:>10.4}", median(rows.iter().map(|r| r[i]).collect())))
+                    .collect();
+                println!("{p:<22} {s:<10} median regret @25/50/100/200: {}", med.join(" "));
+            }
+        }
+    }
+}

@@ -11,6 +11,7 @@
 //! asked with is exactly the finished trials numbered `<= n - parallel` (see
 //! [`study`]).
 
+pub mod auto;
 mod evolution;
 mod gp;
 mod grid;
@@ -148,6 +149,7 @@ pub fn strategy(
         Kind::Grid => Box::new(Grid::new(space, ctx, pins, int("limit", 0, 100_000)?)?),
         Kind::Tpe => Box::new(Tpe::new(space, int("startup", 0, tpe::DEFAULT_STARTUP)?)),
         Kind::Gp => Box::new(Gp::new(space, int("startup", 0, gp::DEFAULT_STARTUP)?)),
+        Kind::Auto => Box::new(auto::Auto::new()),
         Kind::Nsga2 => Box::new(Nsga2::new(space, int("population", 0, 50)?)),
         Kind::Evolution => {
             let population = int("population", 0, 20)?;

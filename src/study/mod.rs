@@ -160,6 +160,9 @@ pub struct Plan<'c> {
     pub out: PathBuf,
     pub settings: Settings,
     pub strategy: Value,
+    /// What `strategy = auto` (the default) picked and why, e.g. `gp (one objective, ...)`;
+    /// `None` when the strategy was named.
+    pub auto: Option<String>,
     pub prune: Option<Value>,
     pub seed: u64,
     /// The seed was given on the command line (a resumed study must keep its own).
@@ -219,7 +222,7 @@ impl<'c> Plan<'c> {
         };
         let strategy = match &overrides.strategy {
             Some(s) => parse_value(s).map_err(|e| input(format!("--strategy: {e}")))?,
-            None => setting(exp, "strategy").map_err(input)?.unwrap_or_else(|| Value::sym("tpe")),
+            None => setting(exp, "strategy").map_err(input)?.unwrap_or_else(|| Value::sym("auto")),
         };
         // A grid with no trial budget runs to its end; anything else defaults to 100 trials.
         let trials = match trials {
@@ -240,6 +243,14 @@ impl<'c> Plan<'c> {
         for (k, v) in &pins {
             crate::space::check_pin(&exp.space, k, v).map_err(|e| input(e.to_string()))?;
         }
+        // `auto` (the default) is decided here, where the objectives and the budget are known.
+        let (strategy, auto) = match strategy.head() {
+            Some("auto") => {
+                let choice = search::auto::choose(&exp.space, &pins, exp.objectives.len(), trials);
+                (choice.strategy.clone(), Some(format!("{} ({})", choice.strategy, choice.reason)))
+            }
+            _ => (strategy, None),
+        };
         // The strategy is built once here so that a bad one is refused before anything opens.
         let ctx = crate::space::Context { fns: &compiled.program.fns, data };
         search::strategy(&strategy, &exp.space, ctx, &pins).map_err(|e| input(e.to_string()))?;
@@ -257,6 +268,9 @@ impl<'c> Plan<'c> {
             )));
         }
         let mut notes = Vec::new();
+        if let Some(a) = &auto {
+            notes.push(Note::Note(format!("strategy auto: {a}")));
+        }
         if let Err(w) = pruner(prune.as_ref()) {
             notes.push(Note::Warning(w));
         }
@@ -280,6 +294,7 @@ impl<'c> Plan<'c> {
                 caller_finishes: overrides.caller_finishes,
             },
             strategy,
+            auto,
             prune,
             seed,
             seed_given: overrides.seed.is_some(),
@@ -304,7 +319,7 @@ impl<'c> Plan<'c> {
     /// the data files are read and hashed once, here.
     fn spec_with(&self, name: &str, options: StoredOptions) -> store::StudySpec {
         let mut spec = TrialLoop::spec(name, self.experiment, &spec_text(self.compiled), self.seed);
-        let options = StoredOptions { data_files: self.data_files(), ..options };
+        let options = StoredOptions { data_files: self.data_files(), auto: self.auto.clone(), ..options };
         spec.options = serde_json::to_string(&options).unwrap_or_default();
         spec
     }
@@ -665,6 +680,10 @@ pub struct StoredOptions {
     /// The data files as they were when the study was created ([`check_data`]).
     #[serde(default)]
     pub data_files: Vec<crate::data::Fingerprint>,
+    /// What `strategy = auto` picked when the study was created, and why (the record;
+    /// a resumed run decides again from the same inputs and gets the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<String>,
 }
 
 impl StoredOptions {
@@ -680,6 +699,7 @@ impl StoredOptions {
             heartbeat_s: overrides.heartbeat.map(|d| d.as_secs_f64()),
             stale_after_s: overrides.stale_after.map(|d| d.as_secs_f64()),
             data_files: Vec::new(),
+            auto: None,
         }
     }
 

@@ -144,6 +144,19 @@ fn strategies() -> Vec<(String, Make)> {
         ("tpe-optuna".into(), Box::new(|s| Box::new(Tpe::with_options(s, TpeOptions::optuna())))),
         // Gaussian-process BO (`strategy = gp`), beside Optuna's GPSampler in run.py.
         ("gp".into(), Box::new(|s| Box::new(Gp::new(s, 10)))),
+        // Tuning variant: Optuna's acquisition search sizes (2048 candidates, 10 local starts).
+        (
+            "gp-wide".into(),
+            Box::new(|s| {
+                let o = bma::search::GpOptions { candidates: 2048, local_starts: 10, ..Default::default() };
+                Box::new(Gp::with_options(s, o))
+            }),
+        ),
+        // Tuning variant: losses warped before the fit (GpOptions::warp).
+        (
+            "gp-warp".into(),
+            Box::new(|s| Box::new(Gp::with_options(s, bma::search::GpOptions { warp: true, ..Default::default() }))),
+        ),
         // The default (`strategy = auto`): gp or tpe by the study's shape (budget: TRIALS).
         ("auto".into(), Box::new(|_| Box::new(bma::search::auto::Auto::new()))),
     ];

@@ -185,7 +185,7 @@ pub const STRATEGIES: &[Entry<Strategy>] = &[
         Strategy::Auto,
         "auto",
         &[],
-        "the default: gp for one objective, at most 200 trials and 20 parameters, tpe otherwise",
+        "the default: gp for one objective, at most 200 trials and 8 parameters, tpe otherwise",
     ),
     e(Strategy::Gp, "gp", &[opt("startup", ArgType::Int)], "Gaussian-process Bayesian optimisation (one objective)"),
     e(Strategy::Nsga2, "nsga2", &[opt("population", ArgType::Int)], "evolutionary multi-objective search"),

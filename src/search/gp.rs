@@ -73,11 +73,14 @@ pub struct GpOptions {
     pub candidates: usize,
     /// How many of the best candidates are improved by local search.
     pub local_starts: usize,
+    /// Losses are warped by `log(1 + (l - min) / median(l - min))` before standardising:
+    /// monotone (the same order, the same best trial), it compresses a heavy upper tail.
+    pub warp: bool,
 }
 
 impl Default for GpOptions {
     fn default() -> GpOptions {
-        GpOptions { startup: DEFAULT_STARTUP, candidates: 512, local_starts: 4 }
+        GpOptions { startup: DEFAULT_STARTUP, candidates: 512, local_starts: 4, warp: false }
     }
 }
 
@@ -256,7 +259,7 @@ impl Strategy for Gp {
         let xs: Vec<Vec<f64>> = keep.iter().map(|&i| xs[i].clone()).collect();
         let losses: Vec<f64> = keep.iter().map(|&i| losses[i]).collect();
         let violations: Vec<f64> = keep.iter().map(|&i| violations[i]).collect();
-        let ys = standardise(&losses);
+        let ys = if self.options.warp { standardise(&warp(&losses)) } else { standardise(&losses) };
         let starts: Vec<Params> = self.last.iter().cloned().collect();
         let fit = model::Model::fit(xs.clone(), &ys, self.cat.clone(), &starts);
         self.last = Some(fit.params.clone());
@@ -434,6 +437,20 @@ fn keep(losses: &[f64], max: usize) -> Vec<usize> {
 /// A violation the model can take: infinite ones (a NaN constraint) at a large finite value.
 fn finite_violation(v: f64) -> f64 {
     if v.is_finite() { v } else { 1e6 }
+}
+
+/// `log(1 + (l - min) / median(l - min))`; the identity's order.
+fn warp(losses: &[f64]) -> Vec<f64> {
+    let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut z: Vec<f64> = losses.iter().map(|l| l - min).collect();
+    let mut sorted = z.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(1.0);
+    let scale = if median > 0.0 { median } else { 1.0 };
+    for v in &mut z {
+        *v = (*v / scale).ln_1p();
+    }
+    z
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {

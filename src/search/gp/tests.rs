@@ -189,3 +189,17 @@ fn keeps_the_best_and_the_most_recent_observations() {
     // max 6: the 2 best (1, 0) and the 4 most recent others (6..=9).
     assert_eq!(keep(&losses, 6), vec![0, 1, 6, 7, 8, 9]);
 }
+
+#[test]
+fn warping_keeps_the_order_and_compresses_the_tail() {
+    let losses = [3.0, 1.0, 1e6, 2.0, 10.0];
+    let w = warp(&losses);
+    for i in 0..losses.len() {
+        for j in 0..losses.len() {
+            assert_eq!(losses[i] < losses[j], w[i] < w[j], "{i} {j}");
+        }
+    }
+    // min 1, median of (l - min) = 2: log(1 + 0) for the best, log(1 + 999_999 / 2) for the worst.
+    assert_eq!(w[1], 0.0);
+    assert!((w[2] - (1.0 + 999_999.0 / 2.0f64).ln()).abs() < 1e-9, "{w:?}");
+}

@@ -915,4 +915,34 @@ mod tests {
         assert!(bad("act=tanh").contains("expected one of relu, gelu"), "{}", bad("act=tanh"));
         assert!(bad("depth=2").contains("did you mean") || bad("depth=2").contains("not a parameter"));
     }
+
+    /// With no strategy named, `auto` decides in the plan, says so in a note and records it
+    /// in the study's stored options; a named strategy is left alone.
+    #[test]
+    fn auto_is_the_default_and_its_choice_is_noted_and_stored() {
+        let auto = |text: &str, trials: Option<u64>| {
+            let c = crate::compile(&crate::Source::new("t.bma", text));
+            assert!(!c.has_errors(), "{:?}", c.diagnostics);
+            let plan = Plan::new(&c, &Overrides { trials, ..Overrides::default() }).expect("plans");
+            let spec = plan.spec("e");
+            let stored: StoredOptions = serde_json::from_str(&spec.options).expect("options");
+            assert_eq!(stored.auto, plan.auto);
+            let json = outputs::results_json(&spec, &History::default(), "finished", None, Default::default());
+            assert_eq!(json.get("strategy_auto").and_then(|v| v.as_str()), plan.auto.as_deref());
+            (
+                plan.strategy.to_string(),
+                plan.auto.clone(),
+                plan.notes.iter().any(|n| matches!(n, Note::Note(m) if m.starts_with("strategy auto: "))),
+            )
+        };
+        let unnamed = SPEC.replace("strategy = random  ", "");
+        let (strategy, why, noted) = auto(&unnamed, None);
+        assert_eq!(strategy, "gp");
+        assert_eq!(why.as_deref(), Some("gp (one objective, 5 trials, 3 parameter(s) searched, 1 categorical)"));
+        assert!(noted);
+        let (strategy, why, _) = auto(&unnamed, Some(500));
+        assert_eq!((strategy.as_str(), why.as_deref()), ("tpe", Some("tpe (500 trials, more than 200)")));
+        let (strategy, why, noted) = auto(SPEC, None);
+        assert_eq!((strategy.as_str(), why, noted), ("random", None, false));
+    }
 }

@@ -22,7 +22,9 @@ mod problems;
 
 use bma::ir::Point;
 use bma::rng::Rng;
-use bma::search::{Ask, AskContext, Direction, History, Random, Rank, Strategy, Tpe, TpeOptions, Trial, TrialState};
+use bma::search::{
+    Ask, AskContext, Direction, Gp, History, Random, Rank, Strategy, Tpe, TpeOptions, Trial, TrialState,
+};
 use bma::space::Context;
 use problems::{compile_space, five as problems, floats, xs};
 
@@ -43,6 +45,23 @@ fn strategies() -> Vec<(String, Make)> {
         ),
         // Optuna 5.0's TPESampler() defaults exactly (our default goes beyond them).
         ("tpe-optuna".into(), Box::new(|s| Box::new(Tpe::with_options(s, TpeOptions::optuna())))),
+        // Gaussian-process BO (`strategy = gp`), beside Optuna's GPSampler in run.py.
+        ("gp".into(), Box::new(|s| Box::new(Gp::new(s, 10)))),
+        // Tuning variant: Optuna's acquisition search sizes (2048 candidates, 10 local starts).
+        (
+            "gp-wide".into(),
+            Box::new(|s| {
+                let o = bma::search::GpOptions { candidates: 2048, local_starts: 10, ..Default::default() };
+                Box::new(Gp::with_options(s, o))
+            }),
+        ),
+        // Tuning variant: losses warped before the fit (GpOptions::warp).
+        (
+            "gp-warp".into(),
+            Box::new(|s| Box::new(Gp::with_options(s, bma::search::GpOptions { warp: true, ..Default::default() }))),
+        ),
+        // The default (`strategy = auto`): gp or tpe by the study's shape (budget: TRIALS).
+        ("auto".into(), Box::new(|_| Box::new(bma::search::auto::Auto::new()))),
     ];
     // Tuning variants: `BMA_TPE_TUNE="local=0.5,local_scale=0.3;gamma=0.05"` adds
     // `tpe-x0`, `tpe-x1`, ...: `TpeOptions::default()` with those fields changed.
@@ -79,7 +98,14 @@ fn run(program: &bma::ir::Program, make: &Make, f: &dyn Fn(&Point) -> f64, seed:
     let mut curve = Vec::with_capacity(trials);
     for n in 0..trials as u64 {
         let mut rng = Rng::derive(seed, n);
-        let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: None };
+        let ask = AskContext {
+            space: &exp.space,
+            ctx,
+            pins: &pins,
+            history: &history,
+            number: n,
+            budget: Some(trials as u64),
+        };
         let Ask::Point(point) = strategy.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
         let y = f(&point);
         best = best.min(y);
@@ -90,6 +116,15 @@ fn run(program: &bma::ir::Program, make: &Make, f: &dyn Fn(&Point) -> f64, seed:
         history.upsert(t);
     }
     curve
+}
+
+/// This process's CPU time (user + system), from /proc (Linux; 0 elsewhere), in the
+/// kernel's usual 100 ticks per second.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -166,10 +201,10 @@ fn main() {
             if chosen.as_ref().is_some_and(|c| !c.contains(&name)) {
                 continue;
             }
-            let start = Instant::now();
+            let (start, cpu0) = (Instant::now(), cpu_seconds());
             let curves: Vec<Vec<f64>> =
                 (first..first + nseeds).map(|s| run(&program, &make, &*problem.f, s, TRIALS)).collect();
-            let secs = start.elapsed().as_secs_f64();
+            let (secs, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
             let at: Vec<f64> = CHECKPOINTS
                 .iter()
                 .map(|&c| median(curves.iter().map(|v| v[c - 1] - problem.optimum).collect()))
@@ -180,7 +215,9 @@ fn main() {
                     problem.name, name, at[0], at[1], at[2], secs, nseeds
                 );
             }
-            quality.push(serde_json::json!({"problem": problem.name, "strategy": name, "regret": at, "seconds": secs}));
+            quality.push(
+                serde_json::json!({"problem": problem.name, "strategy": name, "regret": at, "seconds": secs, "cpu": cpu}),
+            );
         }
     }
     let mut over = Vec::new();

@@ -15,7 +15,11 @@ Then (or alone, with --moo) multi-objective: ZDT1 with d = 5 and 30, 200 trials 
 Optuna's NSGAIISampler and TPESampler (defaults) beside ours (`cargo bench --bench
 search_moo -- --json`: nsga2, tpe, random).
 
-Usage: python3 bench/search/run.py [--quick] [--fresh] [--moo]   (from the repository root)
+Or (--gp) Gaussian-process BO: Optuna's GPSampler beside our `gp`, `auto`, `tpe` and
+random on Branin and Hartmann6 (100 trials x 10 seeds), with the time per trial.
+
+Usage: python3 bench/search/run.py [--quick] [--fresh] [--moo] [--gp]   (from the repository root;
+VENV=/path uses that virtualenv, which needs optuna, and for --gp torch and scipy)
 --fresh reruns Optuna's studies instead of reading their cached results.
 The functions and domains here are the same as in benches/search_quality.rs.
 """
@@ -30,7 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-VENV = os.path.join(HERE, ".venv")
+VENV = os.environ.get("VENV") or os.path.join(HERE, ".venv")
 PY = os.path.join(VENV, "bin", "python")
 
 TRIALS = 100
@@ -248,8 +252,71 @@ def moo(optuna):
             print(f"| {problem} | {s} | {r['hv'][0]:.4f} | {r['hv'][1]:.4f} | {ratio} | {r['seconds']:.2f} |")
 
 
-def run_ours():
-    cmd = ["cargo", "bench", "--bench", "search_quality", "--", "--json"]
+GP_PROBLEMS = ("branin", "hartmann6")
+
+
+def run_optuna_gp(optuna, seeds):
+    """Optuna's GPSampler (defaults) and TPESampler on GP_PROBLEMS, with time per trial; torch
+    on one thread, as ours runs."""
+    import torch
+
+    torch.set_num_threads(1)
+    out = []
+    for name, space, f, opt in PROBLEMS:
+        if name not in GP_PROBLEMS:
+            continue
+        for sname, make in [("optuna-gp", lambda s: optuna.samplers.GPSampler(seed=s)),
+                            ("optuna-tpe", lambda s: optuna.samplers.TPESampler(seed=s))]:
+            start, cpu0 = time.time(), time.process_time()
+            curves = []
+            for s in range(seeds):
+                study = optuna.create_study(sampler=make(s))
+                best, curve = math.inf, []
+                for _ in range(TRIALS):
+                    t = study.ask()
+                    y = f(suggest(t, space))
+                    study.tell(t, y)
+                    best = min(best, y)
+                    curve.append(best)
+                curves.append(curve)
+            secs, cpu = time.time() - start, time.process_time() - cpu0
+            regret = [median([c[k - 1] - opt for c in curves]) for k in CHECKPOINTS]
+            print(f"  {name:<13} {sname:<14} {regret[2]:.4g} ({secs:.1f} s)", file=sys.stderr)
+            out.append({"problem": name, "strategy": sname, "regret": regret, "seconds": secs, "cpu": cpu,
+                        "seeds": seeds})
+    return out
+
+
+def gp(optuna):
+    seeds = 3 if "--quick" in sys.argv else SEEDS
+    cache = os.path.join(VENV, f"optuna-gp-{optuna.__version__}-{seeds}.json")
+    if os.path.exists(cache) and "--fresh" not in sys.argv:
+        with open(cache) as fh:
+            theirs = json.load(fh)
+    else:
+        theirs = run_optuna_gp(optuna, seeds)
+        with open(cache, "w") as fh:
+            json.dump(theirs, fh)
+    ours = run_ours(["--strategies", "gp,auto,tpe,random", "--nseeds", str(seeds)] + list(GP_PROBLEMS))["quality"]
+    rows = {(r["problem"], r["strategy"]): r for r in ours + theirs}
+    print(f"\n## GP: median simple regret ({TRIALS} trials x {seeds} seeds 0..{seeds - 1}; optuna {optuna.__version__})\n")
+    print("| function | strategy | @25 | @50 | @100 | / optuna-gp @100 | ms per trial (wall) | ms per trial (CPU) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in GP_PROBLEMS:
+        ref = rows.get((name, "optuna-gp"))
+        for s in ("gp", "auto", "tpe", "random", "optuna-gp", "optuna-tpe"):
+            r = rows.get((name, s))
+            if not r:
+                continue
+            reg = " | ".join(f"{v:.3g}" for v in r["regret"])
+            ratio = fmt_ratio(r["regret"][2], ref["regret"][2]) if ref else ""
+            per = 1e3 / (TRIALS * seeds)
+            cpu = f"{r['cpu'] * per:.2f}" if "cpu" in r else ""
+            print(f"| {name} | {s} | {reg} | {ratio} | {r['seconds'] * per:.2f} | {cpu} |")
+
+
+def run_ours(extra=()):
+    cmd = ["cargo", "bench", "--bench", "search_quality", "--", "--json", *extra]
     print("  " + " ".join(cmd), file=sys.stderr)
     res = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
     line = [l for l in res.stdout.splitlines() if l.startswith("{")][-1]
@@ -269,6 +336,9 @@ def main():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if "--moo" in sys.argv:
         moo(optuna)
+        return
+    if "--gp" in sys.argv:
+        gp(optuna)
         return
     quick = "--quick" in sys.argv
     print(f"optuna {optuna.__version__}; {TRIALS} trials x {SEEDS} seeds", file=sys.stderr)

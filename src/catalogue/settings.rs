@@ -54,6 +54,8 @@ pub enum Strategy {
     Nsga2,
     Evolution,
     Subspace,
+    Gp,
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +183,13 @@ pub const STRATEGIES: &[Entry<Strategy>] = &[
     e(Strategy::Grid, "grid", &[opt("limit", ArgType::Int)], "every point of a finite space"),
     e(Strategy::Random, "random", &[], "independent uniform samples"),
     e(Strategy::Tpe, "tpe", &[opt("startup", ArgType::Int)], "tree-structured Parzen estimator"),
+    e(
+        Strategy::Auto,
+        "auto",
+        &[],
+        "the default: gp for one objective, at most 200 trials and 8 parameters, tpe otherwise",
+    ),
+    e(Strategy::Gp, "gp", &[opt("startup", ArgType::Int)], "Gaussian-process Bayesian optimisation (one objective)"),
     e(Strategy::Nsga2, "nsga2", &[opt("population", ArgType::Int)], "evolutionary multi-objective search"),
     e(
         Strategy::Evolution,

@@ -198,7 +198,7 @@ pub fn execute(
             plan.experiment.name,
             plan.out.display(),
             plan.seed,
-            plan.strategy,
+            plan.auto.as_ref().map_or_else(|| plan.strategy.to_string(), |a| format!("auto: {a}")),
             plan.device,
             plan.settings.parallel
         );

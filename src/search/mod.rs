@@ -11,7 +11,9 @@
 //! asked with is exactly the finished trials numbered `<= n - parallel` (see
 //! [`study`]).
 
+pub mod auto;
 mod evolution;
+mod gp;
 mod grid;
 mod nsga2;
 pub mod prune;
@@ -30,6 +32,7 @@ use crate::space::{self, Encoding, SpaceError};
 pub use crate::trial::rank::{self, Rank};
 pub use crate::trial::{Direction, History, Trial, TrialState};
 pub use evolution::Evolution;
+pub use gp::{Gp, GpOptions};
 pub use grid::Grid;
 pub use nsga2::Nsga2;
 pub use prune::{Pruner, Verdict};
@@ -145,6 +148,8 @@ pub fn strategy(
         Kind::Random => Box::new(Random),
         Kind::Grid => Box::new(Grid::new(space, ctx, pins, int("limit", 0, 100_000)?)?),
         Kind::Tpe => Box::new(Tpe::new(space, int("startup", 0, tpe::DEFAULT_STARTUP)?)),
+        Kind::Gp => Box::new(Gp::new(space, int("startup", 0, gp::DEFAULT_STARTUP)?)),
+        Kind::Auto => Box::new(auto::Auto::new()),
         Kind::Nsga2 => Box::new(Nsga2::new(space, int("population", 0, 50)?)),
         Kind::Evolution => {
             let population = int("population", 0, 20)?;

@@ -161,6 +161,9 @@ pub struct Plan<'c> {
     pub out: PathBuf,
     pub settings: Settings,
     pub strategy: Value,
+    /// What `strategy = auto` (the default) picked and why, e.g. `gp (one objective, ...)`;
+    /// `None` when the strategy was named.
+    pub auto: Option<String>,
     pub prune: Option<Value>,
     pub seed: u64,
     /// The seed was given on the command line (a resumed study must keep its own).
@@ -220,7 +223,7 @@ impl<'c> Plan<'c> {
         };
         let strategy = match &overrides.strategy {
             Some(s) => parse_value(s).map_err(|e| input(format!("--strategy: {e}")))?,
-            None => setting(exp, "strategy").map_err(input)?.unwrap_or_else(|| Value::sym("tpe")),
+            None => setting(exp, "strategy").map_err(input)?.unwrap_or_else(|| Value::sym("auto")),
         };
         // A grid with no trial budget runs to its end; anything else defaults to 100 trials.
         let trials = match trials {
@@ -241,6 +244,14 @@ impl<'c> Plan<'c> {
         for (k, v) in &pins {
             crate::space::check_pin(&exp.space, k, v).map_err(|e| input(e.to_string()))?;
         }
+        // `auto` (the default) is decided here, where the objectives and the budget are known.
+        let (strategy, auto) = match strategy.head() {
+            Some("auto") => {
+                let choice = search::auto::choose(&exp.space, &pins, exp.objectives.len(), trials);
+                (choice.strategy.clone(), Some(format!("{} ({})", choice.strategy, choice.reason)))
+            }
+            _ => (strategy, None),
+        };
         // The strategy is built once here so that a bad one is refused before anything opens.
         let ctx = crate::space::Context { fns: &compiled.program.fns, data };
         search::strategy(&strategy, &exp.space, ctx, &pins).map_err(|e| input(e.to_string()))?;
@@ -258,6 +269,9 @@ impl<'c> Plan<'c> {
             )));
         }
         let mut notes = Vec::new();
+        if let Some(a) = &auto {
+            notes.push(Note::Note(format!("strategy auto: {a}")));
+        }
         if let Err(w) = pruner(prune.as_ref()) {
             notes.push(Note::Warning(w));
         }
@@ -281,6 +295,7 @@ impl<'c> Plan<'c> {
                 caller_finishes: overrides.caller_finishes,
             },
             strategy,
+            auto,
             prune,
             seed,
             seed_given: overrides.seed.is_some(),
@@ -305,7 +320,7 @@ impl<'c> Plan<'c> {
     /// the data files are read and hashed once, here.
     fn spec_with(&self, name: &str, options: StoredOptions) -> store::StudySpec {
         let mut spec = TrialLoop::spec(name, self.experiment, &spec_text(self.compiled), self.seed);
-        let options = StoredOptions { data_files: self.data_files(), ..options };
+        let options = StoredOptions { data_files: self.data_files(), auto: self.auto.clone(), ..options };
         spec.options = serde_json::to_string(&options).unwrap_or_default();
         spec
     }
@@ -666,6 +681,10 @@ pub struct StoredOptions {
     /// The data files as they were when the study was created ([`check_data`]).
     #[serde(default)]
     pub data_files: Vec<crate::data::Fingerprint>,
+    /// What `strategy = auto` picked when the study was created, and why (the record;
+    /// a resumed run decides again from the same inputs and gets the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<String>,
 }
 
 impl StoredOptions {
@@ -681,6 +700,7 @@ impl StoredOptions {
             heartbeat_s: overrides.heartbeat.map(|d| d.as_secs_f64()),
             stale_after_s: overrides.stale_after.map(|d| d.as_secs_f64()),
             data_files: Vec::new(),
+            auto: None,
         }
     }
 
@@ -895,5 +915,35 @@ mod tests {
         assert!(bad("width=1.5").contains("expected an int"), "{}", bad("width=1.5"));
         assert!(bad("act=tanh").contains("expected one of relu, gelu"), "{}", bad("act=tanh"));
         assert!(bad("depth=2").contains("did you mean") || bad("depth=2").contains("not a parameter"));
+    }
+
+    /// With no strategy named, `auto` decides in the plan, says so in a note and records it
+    /// in the study's stored options; a named strategy is left alone.
+    #[test]
+    fn auto_is_the_default_and_its_choice_is_noted_and_stored() {
+        let auto = |text: &str, trials: Option<u64>| {
+            let c = crate::compile(&crate::Source::new("t.bma", text));
+            assert!(!c.has_errors(), "{:?}", c.diagnostics);
+            let plan = Plan::new(&c, &Overrides { trials, ..Overrides::default() }).expect("plans");
+            let spec = plan.spec("e");
+            let stored: StoredOptions = serde_json::from_str(&spec.options).expect("options");
+            assert_eq!(stored.auto, plan.auto);
+            let json = outputs::results_json(&spec, &History::default(), "finished", None, Default::default());
+            assert_eq!(json.get("strategy_auto").and_then(|v| v.as_str()), plan.auto.as_deref());
+            (
+                plan.strategy.to_string(),
+                plan.auto.clone(),
+                plan.notes.iter().any(|n| matches!(n, Note::Note(m) if m.starts_with("strategy auto: "))),
+            )
+        };
+        let unnamed = SPEC.replace("strategy = random  ", "");
+        let (strategy, why, noted) = auto(&unnamed, None);
+        assert_eq!(strategy, "gp");
+        assert_eq!(why.as_deref(), Some("gp (one objective, 5 trials, 3 parameter(s) searched, 1 categorical)"));
+        assert!(noted);
+        let (strategy, why, _) = auto(&unnamed, Some(500));
+        assert_eq!((strategy.as_str(), why.as_deref()), ("tpe", Some("tpe (500 trials, more than 200)")));
+        let (strategy, why, noted) = auto(SPEC, None);
+        assert_eq!((strategy.as_str(), why, noted), ("random", None, false));
     }
 }

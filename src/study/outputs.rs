@@ -511,6 +511,9 @@ pub fn results_json(
         "trials": history.trials.iter().map(|t| trial_json(t, spec)).collect::<Vec<_>>(),
     });
     if let Some(obj) = out.as_object_mut() {
+        if let Some(auto) = serde_json::from_str::<super::StoredOptions>(&spec.options).ok().and_then(|o| o.auto) {
+            obj.insert("strategy_auto".into(), json!(auto));
+        }
         obj.extend(extra);
     }
     out

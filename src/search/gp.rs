@@ -1,0 +1,469 @@
+//! `gp(startup:)`: Bayesian optimisation with a Gaussian process, for one objective.
+//!
+//! Takes the [`History`](super::History) (and the points this strategy proposed that have
+//! not finished yet); gives the point that maximises the log expected improvement over
+//! the best feasible trial, times the probability of feasibility when trials broke
+//! constraints.
+//!
+//! How it works (Optuna 5's `GPSampler` where it has an answer, BoTorch's otherwise):
+//! - **Inputs.** One coordinate per free parameter: numeric ones on `[0, 1]` along their
+//!   axis ([`space::Axis`]: `log` axes in log units, ints and stepped floats as their
+//!   level's coordinate), categorical ones as the category's index, compared by Hamming
+//!   distance in the kernel. A parameter absent from a trial (its `when` did not hold)
+//!   sits at a constant: 0.5 for a numeric one, index -1 (unequal to every category)
+//!   for a categorical one.
+//! - **Outputs.** The first objective as a loss (lower is better), standardised. Complete
+//!   trials only; pruned and failed ones are left out, infeasible ones kept (their value
+//!   was measured).
+//! - **Model** ([`model`]): Matérn-5/2 with ARD length scales, signal and noise variance,
+//!   fitted by L-BFGS on the log marginal likelihood plus Optuna's priors, from Optuna's
+//!   default start and from the previous ask's fit (a warm start, as Optuna does); the
+//!   better one is kept. At most [`MAX_OBS`] trials enter: the best third and the most
+//!   recent others.
+//! - **Acquisition** ([`acq`]): log EI (Ament et al. 2023). With constraints, a second GP
+//!   models the total violation (0 where every constraint holds; trials refused before
+//!   training enter this model only), and `log P(violation < t)` is added, `t` half the
+//!   smallest violation seen (a trial records how far it broke a constraint, not how far it
+//!   kept one, so "feasible" is read as "below the smallest miss"); with no feasible trial
+//!   yet, that alone is maximised.
+//! - **Search of the acquisition.** [`GpOptions::candidates`] random points (drawn by the
+//!   space's own guards, so conditional parameters are present exactly where they apply)
+//!   and the best trials so far are scored; the best few are improved by bounded L-BFGS
+//!   along the numeric coordinates, then rounded onto the domain (ints, steps) and
+//!   improved one discrete coordinate at a time (every category; the neighbouring levels
+//!   of an int).
+//! - **Several trials at once.** Points this strategy proposed that have not finished
+//!   (numbers below the asked one, absent from the history) are added to the model with
+//!   their posterior mean as the observation ("kriging believer"), so parallel asks spread
+//!   out instead of proposing the same point.
+//! - The first `startup` complete trials are random.
+//!
+//! **Invariant:** every point given is resolved by [`space::build`] (guards, pins, derived
+//! values), and the search is deterministic for a given history and `rng`, except for the
+//! warm start and the pending points, which come from this strategy's own earlier asks
+//! (the same in a run from the start; a resumed run starts them afresh).
+
+mod acq;
+mod lbfgs;
+mod model;
+
+use std::collections::BTreeMap;
+
+use super::{Ask, AskContext, SearchError, Strategy, TrialState};
+use crate::ir::{self, Point};
+use crate::rng::Rng;
+use crate::space::{self, DimKind, Encoding};
+
+pub use model::Params;
+
+pub const DEFAULT_STARTUP: u64 = 10;
+
+/// At most this many trials enter the model (its cost grows as the cube).
+pub const MAX_OBS: usize = 300;
+
+/// Levels up to which an int or stepped dimension gets a discrete neighbour search.
+const MAX_DISCRETE_LEVELS: u64 = 512;
+
+/// Knobs of the search; [`GpOptions::default`] is what `gp(startup:)` uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpOptions {
+    /// Random trials before the model is used.
+    pub startup: u64,
+    /// Random points whose acquisition is scored before the local search.
+    pub candidates: usize,
+    /// How many of the best candidates are improved by local search.
+    pub local_starts: usize,
+    /// Losses are warped by `log(1 + (l - min) / median(l - min))` before standardising:
+    /// monotone (the same order, the same best trial), it compresses a heavy upper tail.
+    pub warp: bool,
+}
+
+impl Default for GpOptions {
+    fn default() -> GpOptions {
+        GpOptions { startup: DEFAULT_STARTUP, candidates: 512, local_starts: 4, warp: false }
+    }
+}
+
+/// The strategy: the encoding, the last fit and this strategy's own asks.
+#[derive(Debug, Clone)]
+pub struct Gp {
+    options: GpOptions,
+    enc: Encoding,
+    cat: Vec<bool>,
+    /// Some parameter sits under a `when`: points are built through the guards.
+    conditional: bool,
+    /// Each discrete numeric dimension's level coordinates.
+    levels: Vec<Option<Vec<f64>>>,
+    last: Option<Params>,
+    /// Features of the points this strategy proposed, by trial number.
+    asked: BTreeMap<u64, Vec<f64>>,
+}
+
+impl Gp {
+    pub fn new(space: &ir::Space, startup: u64) -> Gp {
+        Gp::with_options(space, GpOptions { startup, ..GpOptions::default() })
+    }
+
+    pub fn with_options(space: &ir::Space, options: GpOptions) -> Gp {
+        let enc = super::encoding(space);
+        let cat = enc.dims.iter().map(|d| matches!(d.kind, DimKind::Categorical(_))).collect();
+        let conditional = enc.dims.iter().any(|d| d.conditional);
+        let levels = enc
+            .dims
+            .iter()
+            .map(|d| match &d.kind {
+                DimKind::Numeric(axis) => {
+                    axis.bins(MAX_DISCRETE_LEVELS).map(|b| b.into_iter().map(|(_, _, at)| at).collect())
+                }
+                DimKind::Categorical(_) => None,
+            })
+            .collect();
+        Gp { options, enc, cat, conditional, levels, last: None, asked: BTreeMap::new() }
+    }
+
+    /// A point's features; absent parameters at their constant.
+    fn features(&self, point: &Point) -> Vec<f64> {
+        self.enc
+            .encode(point)
+            .into_iter()
+            .zip(&self.cat)
+            .map(|(c, &cat)| c.unwrap_or(if cat { -1.0 } else { 0.5 }))
+            .collect()
+    }
+
+    /// The point nearest to raw coordinates `u` and its features: values rounded onto
+    /// their domains, pins kept, guards applied.
+    fn resolve(&self, u: &[f64], ctx: &AskContext<'_>) -> Result<(Point, Vec<f64>), SearchError> {
+        let point = space::build(ctx.space, ctx.ctx, ctx.pins, |p, domain, _| match self.enc.index(&p.name) {
+            Some(d) => self.enc.dims[d].value(u[d].max(0.0)),
+            None => space::sample_domain(domain, &mut Rng::new(0)),
+        })?;
+        let x = self.features(&point);
+        Ok((point, x))
+    }
+
+    /// The features `resolve` would give, without building the point (spaces without
+    /// guards only).
+    fn snap(&self, u: &[f64], pinned: &[Option<f64>]) -> Vec<f64> {
+        self.enc
+            .dims
+            .iter()
+            .enumerate()
+            .map(|(d, dim)| match pinned[d] {
+                Some(x) => x,
+                None => dim.coordinate(&dim.value(u[d].max(0.0))).unwrap_or(0.5),
+            })
+            .collect()
+    }
+
+    fn canonical(&self, u: &[f64], pinned: &[Option<f64>], ctx: &AskContext<'_>) -> Result<Vec<f64>, SearchError> {
+        if self.conditional { Ok(self.resolve(u, ctx)?.1) } else { Ok(self.snap(u, pinned)) }
+    }
+
+    fn random_u(&self, rng: &mut Rng) -> Vec<f64> {
+        self.enc
+            .dims
+            .iter()
+            .map(|d| match d.categories() {
+                Some(k) => rng.index(k.max(1)) as f64,
+                None => rng.f64(),
+            })
+            .collect()
+    }
+}
+
+/// What an ask's models know.
+struct Fitted {
+    objective: model::Model,
+    /// The best feasible standardised loss, if any trial is feasible.
+    best: Option<f64>,
+    /// The feasibility model and its threshold.
+    feasibility: Option<(model::Model, f64)>,
+}
+
+impl Fitted {
+    /// The acquisition at `x`, and its gradient when `grad` is given.
+    fn value(&self, x: &[f64], grad: Option<&mut [f64]>) -> f64 {
+        let mut total = 0.0;
+        let mut g = grad;
+        if let Some(gr) = g.as_deref_mut() {
+            gr.iter_mut().for_each(|v| *v = 0.0);
+        }
+        let term = |m: &model::Model, f: &dyn Fn(f64, f64) -> (f64, f64, f64), g: &mut Option<&mut [f64]>| match g
+            .as_deref_mut()
+        {
+            Some(gr) => {
+                let (mean, var, dm, dv) = m.posterior_grad(x);
+                let (v, a, b) = f(mean, var);
+                for c in 0..gr.len() {
+                    gr[c] += a * dm[c] + b * dv[c];
+                }
+                v
+            }
+            None => {
+                let (mean, var) = m.posterior(x);
+                f(mean, var).0
+            }
+        };
+        if let Some(best) = self.best {
+            total += term(&self.objective, &|m, v| acq::log_ei(m, v, best), &mut g);
+        }
+        if let Some((m, threshold)) = &self.feasibility {
+            let t = *threshold;
+            total += term(m, &|m, v| acq::log_pof(m, v, t), &mut g);
+        }
+        total
+    }
+}
+
+impl Strategy for Gp {
+    fn ask(&mut self, ctx: &AskContext<'_>, rng: &mut Rng) -> Result<Ask, SearchError> {
+        let history = ctx.history;
+        if history.directions.len() > 1 {
+            return Err(SearchError::Setting(format!(
+                "`strategy = gp` searches one objective; this experiment has {}: use `tpe` or `nsga2` (or leave \
+                 `strategy` out: `auto` picks one)",
+                history.directions.len()
+            )));
+        }
+        // Finished trials leave the pending set.
+        self.asked.retain(|n, _| history.get(*n).is_none());
+        let mut xs = Vec::new();
+        let mut losses = Vec::new();
+        let mut violations = Vec::new();
+        let mut refused = Vec::new();
+        for t in &history.trials {
+            match t.state {
+                TrialState::Complete => {
+                    let l = history.losses(t);
+                    if let Some(&loss) = l.first().filter(|v| v.is_finite()) {
+                        xs.push(self.features(&t.params));
+                        losses.push(loss);
+                        violations.push(finite_violation(t.total_violation()));
+                    }
+                }
+                TrialState::Infeasible if !t.params.is_empty() => {
+                    // Refused before training: infeasible, whatever its recorded violations say.
+                    let v = finite_violation(t.total_violation());
+                    refused.push((self.features(&t.params), if v > 0.0 { v } else { 1.0 }));
+                }
+                _ => {}
+            }
+        }
+        if (xs.len() as u64) < self.options.startup.max(1) || self.enc.dims.is_empty() {
+            let point = ctx.random_point(rng)?;
+            self.asked.insert(ctx.number, self.features(&point));
+            return Ok(Ask::Point(point));
+        }
+        let keep = keep(&losses, MAX_OBS);
+        let xs: Vec<Vec<f64>> = keep.iter().map(|&i| xs[i].clone()).collect();
+        let losses: Vec<f64> = keep.iter().map(|&i| losses[i]).collect();
+        let violations: Vec<f64> = keep.iter().map(|&i| violations[i]).collect();
+        let ys = if self.options.warp { standardise(&warp(&losses)) } else { standardise(&losses) };
+        let starts: Vec<Params> = self.last.iter().cloned().collect();
+        let fit = model::Model::fit(xs.clone(), &ys, self.cat.clone(), &starts);
+        self.last = Some(fit.params.clone());
+        let pending: Vec<Vec<f64>> =
+            self.asked.range(..ctx.number).map(|(_, x)| x.clone()).rev().take(MAX_OBS / 4).collect();
+        let objective = fit.with_fantasies(&ys, &pending);
+        let best = ys.iter().zip(&violations).filter(|(_, v)| **v <= 0.0).map(|(y, _)| *y).reduce(f64::min);
+        let feasibility = if violations.iter().any(|v| *v > 0.0) || !refused.is_empty() {
+            let mut cx = xs.clone();
+            cx.extend(refused.iter().map(|(x, _)| x.clone()));
+            let v: Vec<f64> = violations.iter().copied().chain(refused.iter().map(|(_, v)| *v)).collect();
+            let smallest = v.iter().copied().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+            let threshold = if smallest.is_finite() { 0.5 * smallest } else { 0.0 };
+            let (mean, sd) = mean_sd(&v);
+            let t: Vec<f64> = v.iter().map(|l| (l - mean) / sd).collect();
+            let m = model::Model::fit(cx, &t, self.cat.clone(), &[]);
+            Some((m, (threshold - mean) / sd))
+        } else {
+            None
+        };
+        let fitted = Fitted { objective, best, feasibility };
+        let (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng)?;
+        self.asked.insert(ctx.number, x);
+        Ok(Ask::Point(point))
+    }
+}
+
+impl Gp {
+    /// The point of highest acquisition found: random candidates and the best trials,
+    /// the best few improved locally.
+    fn maximise(
+        &self,
+        fitted: &Fitted,
+        xs: &[Vec<f64>],
+        ys: &[f64],
+        ctx: &AskContext<'_>,
+        rng: &mut Rng,
+    ) -> Result<(Point, Vec<f64>), SearchError> {
+        let pinned: Vec<Option<f64>> =
+            self.enc.dims.iter().map(|d| ctx.pins.get(&d.name).and_then(|v| d.coordinate(v))).collect();
+        let mut scored: Vec<(f64, Vec<f64>)> = Vec::with_capacity(self.options.candidates + 8);
+        for _ in 0..self.options.candidates {
+            let u = self.random_u(rng);
+            let x = self.canonical(&u, &pinned, ctx)?;
+            scored.push((fitted.value(&x, None), x));
+        }
+        let mut order: Vec<usize> = (0..ys.len()).collect();
+        order.sort_by(|&a, &b| ys[a].total_cmp(&ys[b]));
+        for &i in order.iter().take(3) {
+            let x = self.canonical(&xs[i], &pinned, ctx)?;
+            scored.push((fitted.value(&x, None), x));
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.dedup_by(|a, b| a.1 == b.1);
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        for (v0, x0) in scored.into_iter().take(self.options.local_starts.max(1)) {
+            let (v, x) = self.improve(fitted, v0, x0, &pinned, ctx)?;
+            if best.as_ref().is_none_or(|(b, _)| v > *b) {
+                best = Some((v, x));
+            }
+        }
+        let u = match best {
+            Some((_, x)) => x,
+            None => self.random_u(rng),
+        };
+        self.resolve(&u, ctx)
+    }
+
+    /// Local search from `x0`: L-BFGS along the free numeric coordinates, then one pass
+    /// over the discrete ones.
+    fn improve(
+        &self,
+        fitted: &Fitted,
+        v0: f64,
+        x0: Vec<f64>,
+        pinned: &[Option<f64>],
+        ctx: &AskContext<'_>,
+    ) -> Result<(f64, Vec<f64>), SearchError> {
+        let free: Vec<usize> = (0..x0.len())
+            .filter(|&d| pinned[d].is_none() && !self.cat[d] && !(self.enc.dims[d].conditional && x0[d] == 0.5))
+            .collect();
+        let (mut best_v, mut best_x) = (v0, x0.clone());
+        if !free.is_empty() {
+            let mut full = x0.clone();
+            let mut g = vec![0.0; x0.len()];
+            let start: Vec<f64> = free.iter().map(|&d| x0[d]).collect();
+            let (lo, hi) = (vec![0.0; free.len()], vec![1.0; free.len()]);
+            let options = lbfgs::Options { max_iter: 40, gtol: 1e-6, ftol: 1e-9, memory: 8 };
+            let (u, _) = lbfgs::minimize(
+                |u, grad| {
+                    for (k, &d) in free.iter().enumerate() {
+                        full[d] = u[k];
+                    }
+                    let v = fitted.value(&full, Some(&mut g));
+                    for (k, &d) in free.iter().enumerate() {
+                        grad[k] = -g[d];
+                    }
+                    -v
+                },
+                &start,
+                &lo,
+                &hi,
+                options,
+            );
+            let mut x = x0.clone();
+            for (k, &d) in free.iter().enumerate() {
+                x[d] = u[k];
+            }
+            let x = self.canonical(&x, pinned, ctx)?;
+            let v = fitted.value(&x, None);
+            if v > best_v {
+                (best_v, best_x) = (v, x);
+            }
+        }
+        // One pass over the discrete coordinates: every category, the neighbouring levels.
+        for d in 0..best_x.len() {
+            if pinned[d].is_some() {
+                continue;
+            }
+            let tries: Vec<f64> = match (&self.enc.dims[d].kind, &self.levels[d]) {
+                (DimKind::Categorical(values), _) if best_x[d] >= 0.0 => (0..values.len()).map(|c| c as f64).collect(),
+                (DimKind::Numeric(_), Some(levels)) if !(self.enc.dims[d].conditional && best_x[d] == 0.5) => {
+                    let i = levels.partition_point(|&l| l < best_x[d] - 1e-12).min(levels.len() - 1);
+                    [i.checked_sub(1), i.checked_add(1).filter(|&j| j < levels.len())]
+                        .into_iter()
+                        .flatten()
+                        .map(|j| levels[j])
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            for t in tries {
+                if t == best_x[d] {
+                    continue;
+                }
+                let mut u = best_x.clone();
+                u[d] = t;
+                let x = self.canonical(&u, pinned, ctx)?;
+                let v = fitted.value(&x, None);
+                if v > best_v {
+                    (best_v, best_x) = (v, x);
+                }
+            }
+        }
+        Ok((best_v, best_x))
+    }
+}
+
+/// The indices of the observations the model keeps: all when at most `max`, else the
+/// best third and the most recent others, in trial order.
+fn keep(losses: &[f64], max: usize) -> Vec<usize> {
+    let n = losses.len();
+    if n <= max {
+        return (0..n).collect();
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| losses[a].total_cmp(&losses[b]));
+    let mut chosen = vec![false; n];
+    for &i in order.iter().take(max / 3) {
+        chosen[i] = true;
+    }
+    let mut left = max - max / 3;
+    for i in (0..n).rev() {
+        if left == 0 {
+            break;
+        }
+        if !chosen[i] {
+            chosen[i] = true;
+            left -= 1;
+        }
+    }
+    (0..n).filter(|&i| chosen[i]).collect()
+}
+
+/// A violation the model can take: infinite ones (a NaN constraint) at a large finite value.
+fn finite_violation(v: f64) -> f64 {
+    if v.is_finite() { v } else { 1e6 }
+}
+
+/// `log(1 + (l - min) / median(l - min))`; the identity's order.
+fn warp(losses: &[f64]) -> Vec<f64> {
+    let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut z: Vec<f64> = losses.iter().map(|l| l - min).collect();
+    let mut sorted = z.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(1.0);
+    let scale = if median > 0.0 { median } else { 1.0 };
+    for v in &mut z {
+        *v = (*v / scale).ln_1p();
+    }
+    z
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    (mean, var.sqrt().max(1e-10))
+}
+
+fn standardise(v: &[f64]) -> Vec<f64> {
+    let (mean, sd) = mean_sd(v);
+    v.iter().map(|x| (x - mean) / sd).collect()
+}
+
+#[cfg(test)]
+mod tests;

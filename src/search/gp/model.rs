@@ -1,0 +1,424 @@
+//! The Gaussian-process regressor: a Matérn-5/2 kernel with one length scale per
+//! dimension (ARD), a signal variance and a noise variance, fitted by maximising the log
+//! marginal likelihood plus Optuna's `GPSampler` priors.
+//!
+//! Takes inputs already scaled (numeric coordinates in `[0, 1]`, categorical ones as an
+//! index compared by Hamming distance) and standardised outputs; gives the posterior mean
+//! and variance at any point, with their gradients along the numeric coordinates.
+//!
+//! Parameters are fitted in log space: `log rho_k` (inverse squared length scales),
+//! `log s` (signal variance) and `log (noise - MIN_NOISE)`. The priors are Optuna 5's
+//! (`optuna/_gp/prior.py`): `-(0.1 / rho + 0.1 rho)` per dimension, Gamma(2, 1) on `s`,
+//! Gamma(1.1, 30) on the noise.
+//!
+//! **Invariant:** a [`Model`] always holds a valid Cholesky factor: the noise is at least
+//! [`MIN_NOISE`], and when the factorisation fails anyway a jitter is added until it
+//! succeeds; the posterior variance is never negative.
+
+use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
+
+use super::lbfgs;
+
+/// The smallest noise variance (Optuna's `DEFAULT_MINIMUM_NOISE_VAR`).
+pub const MIN_NOISE: f64 = 1e-6;
+
+/// Kernel hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// One inverse squared length scale per input dimension.
+    pub rho: Vec<f64>,
+    /// Signal variance (`k(x, x)`).
+    pub scale: f64,
+    /// Noise variance.
+    pub noise: f64,
+}
+
+impl Params {
+    /// Optuna's starting point: every parameter 1.
+    pub fn default_for(d: usize) -> Params {
+        Params { rho: vec![1.0; d], scale: 1.0, noise: 1.0 }
+    }
+
+    fn to_raw(&self) -> Vec<f64> {
+        let mut raw: Vec<f64> = self.rho.iter().map(|r| r.ln()).collect();
+        raw.push(self.scale.ln());
+        raw.push((self.noise - 0.99 * MIN_NOISE).max(1e-300).ln());
+        raw
+    }
+
+    fn from_raw(raw: &[f64]) -> Params {
+        let d = raw.len() - 2;
+        Params {
+            rho: raw[..d].iter().map(|r| r.exp()).collect(),
+            scale: raw[d].exp(),
+            noise: raw[d + 1].exp() + MIN_NOISE,
+        }
+    }
+}
+
+/// The Matérn-5/2 correlation at squared (scaled) distance `d2`, and its derivative in `d2`.
+pub fn matern52(d2: f64) -> (f64, f64) {
+    let r = (5.0 * d2.max(0.0)).sqrt();
+    let e = (-r).exp();
+    (e * (1.0 + r + r * r / 3.0), -5.0 / 6.0 * (1.0 + r) * e)
+}
+
+/// Squared difference of two points along each dimension (Hamming for categorical ones).
+fn sq_diff(a: &[f64], b: &[f64], cat: &[bool], out: &mut [f64]) {
+    for k in 0..a.len() {
+        out[k] = if cat[k] { if a[k] == b[k] { 0.0 } else { 1.0 } } else { (a[k] - b[k]) * (a[k] - b[k]) };
+    }
+}
+
+/// The kernel between two points.
+pub fn kernel(a: &[f64], b: &[f64], cat: &[bool], p: &Params) -> f64 {
+    let mut d2 = 0.0;
+    for k in 0..a.len() {
+        let sd = if cat[k] { if a[k] == b[k] { 0.0 } else { 1.0 } } else { (a[k] - b[k]) * (a[k] - b[k]) };
+        d2 += p.rho[k] * sd;
+    }
+    p.scale * matern52(d2).0
+}
+
+/// The kernel matrix of `xs` with itself, noise not included.
+pub fn kernel_matrix(xs: &[Vec<f64>], cat: &[bool], p: &Params) -> DMatrix<f64> {
+    let n = xs.len();
+    let mut k = DMatrix::zeros(n, n);
+    for i in 0..n {
+        k[(i, i)] = p.scale;
+        for j in 0..i {
+            let v = kernel(&xs[i], &xs[j], cat, p);
+            k[(i, j)] = v;
+            k[(j, i)] = v;
+        }
+    }
+    k
+}
+
+/// A GP conditioned on data: the factor of `K + noise I` and `alpha = (K + noise I)^-1 y`.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub xs: Vec<Vec<f64>>,
+    pub cat: Vec<bool>,
+    pub params: Params,
+    chol: Cholesky<f64, Dyn>,
+    alpha: DVector<f64>,
+}
+
+impl Model {
+    /// The posterior given `params` (no fitting).
+    pub fn new(xs: Vec<Vec<f64>>, ys: &[f64], cat: Vec<bool>, params: Params) -> Model {
+        let chol = factor(kernel_matrix(&xs, &cat, &params), params.noise);
+        let alpha = chol.solve(&DVector::from_column_slice(ys));
+        Model { xs, cat, params, chol, alpha }
+    }
+
+    /// The model with hyperparameters fitted to `(xs, ys)`: L-BFGS on the log posterior from
+    /// each of `starts` (Optuna's default is always tried too), the best kept.
+    pub fn fit(xs: Vec<Vec<f64>>, ys: &[f64], cat: Vec<bool>, starts: &[Params]) -> Model {
+        let d = cat.len();
+        let mut inits: Vec<Params> = starts.iter().filter(|p| p.rho.len() == d).cloned().collect();
+        let default = Params::default_for(d);
+        if !inits.contains(&default) {
+            inits.push(default.clone());
+        }
+        let mut lo = vec![-12.0; d + 2];
+        let mut hi = vec![12.0; d + 2];
+        lo[d] = -12.0;
+        hi[d] = 6.0;
+        lo[d + 1] = -40.0;
+        hi[d + 1] = 2.0;
+        let options = lbfgs::Options { max_iter: 200, gtol: 1e-2, ftol: 1e-9, memory: 10 };
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        for init in &inits {
+            let (raw, v) = lbfgs::minimize(
+                |raw, grad| neg_log_posterior(&xs, ys, &cat, raw, grad),
+                &init.to_raw(),
+                &lo,
+                &hi,
+                options,
+            );
+            if v.is_finite() && best.as_ref().is_none_or(|(b, _)| v < *b) {
+                best = Some((v, raw));
+            }
+        }
+        let params = best.map(|(_, raw)| Params::from_raw(&raw)).unwrap_or(default);
+        Model::new(xs, ys, cat, params)
+    }
+
+    /// The same hyperparameters, conditioned on more points as well (kriging believer:
+    /// pending points enter with their own posterior mean as the observation).
+    pub fn with_fantasies(&self, ys: &[f64], pending: &[Vec<f64>]) -> Model {
+        if pending.is_empty() {
+            return self.clone();
+        }
+        let mut xs = self.xs.clone();
+        let mut ys = ys.to_vec();
+        for x in pending {
+            ys.push(self.posterior(x).0);
+            xs.push(x.clone());
+        }
+        Model::new(xs, &ys, self.cat.clone(), self.params.clone())
+    }
+
+    /// Posterior mean and variance at `x`.
+    pub fn posterior(&self, x: &[f64]) -> (f64, f64) {
+        let kx = DVector::from_iterator(self.xs.len(), self.xs.iter().map(|xi| kernel(x, xi, &self.cat, &self.params)));
+        let mean = kx.dot(&self.alpha);
+        let v = self.chol.l_dirty().solve_lower_triangular(&kx).unwrap_or_else(|| DVector::zeros(kx.len()));
+        (mean, (self.params.scale - v.norm_squared()).max(0.0))
+    }
+
+    /// Posterior mean and variance at `x`, with their gradients along every coordinate
+    /// (zero along categorical ones, which do not vary continuously).
+    pub fn posterior_grad(&self, x: &[f64]) -> (f64, f64, Vec<f64>, Vec<f64>) {
+        let n = self.xs.len();
+        let d = x.len();
+        let mut kx = DVector::zeros(n);
+        // dk_i/dx_c = s f'(d2) rho_c 2 (x_c - X_ic)
+        let mut dkdd2 = vec![0.0; n];
+        let mut diff = vec![0.0; d];
+        for (i, xi) in self.xs.iter().enumerate() {
+            sq_diff(x, xi, &self.cat, &mut diff);
+            let d2: f64 = diff.iter().zip(&self.params.rho).map(|(a, r)| a * r).sum();
+            let (f, df) = matern52(d2);
+            kx[i] = self.params.scale * f;
+            dkdd2[i] = self.params.scale * df;
+        }
+        let mean = kx.dot(&self.alpha);
+        let w = self.chol.solve(&kx);
+        let var = (self.params.scale - kx.dot(&w)).max(0.0);
+        let mut dmean = vec![0.0; d];
+        let mut dvar = vec![0.0; d];
+        for (i, xi) in self.xs.iter().enumerate() {
+            for c in 0..d {
+                if self.cat[c] {
+                    continue;
+                }
+                let dk = dkdd2[i] * self.params.rho[c] * 2.0 * (x[c] - xi[c]);
+                dmean[c] += self.alpha[i] * dk;
+                dvar[c] -= 2.0 * w[i] * dk;
+            }
+        }
+        (mean, var, dmean, dvar)
+    }
+}
+
+/// The Cholesky factor of `k + noise I`, with jitter added until it exists.
+fn factor(k: DMatrix<f64>, noise: f64) -> Cholesky<f64, Dyn> {
+    let n = k.nrows();
+    let mut jitter = 0.0;
+    loop {
+        let mut m = k.clone();
+        for i in 0..n {
+            m[(i, i)] += noise + jitter;
+        }
+        if let Some(c) = m.cholesky() {
+            return c;
+        }
+        jitter = if jitter == 0.0 { 1e-8 } else { jitter * 10.0 };
+        if jitter > 1e6 {
+            // Unreachable for a kernel matrix (positive semi-definite); the identity keeps
+            // the model defined.
+            let id = DMatrix::<f64>::identity(n, n);
+            if let Some(c) = id.cholesky() {
+                return c;
+            }
+        }
+    }
+}
+
+/// The log marginal likelihood of `ys` under the GP with `params` (the constant
+/// `-n/2 log 2 pi` included); the tests' reference for [`neg_log_posterior`].
+#[cfg(test)]
+pub fn log_marginal_likelihood(xs: &[Vec<f64>], ys: &[f64], cat: &[bool], params: &Params) -> f64 {
+    let n = xs.len();
+    let mut k = kernel_matrix(xs, cat, params);
+    for i in 0..n {
+        k[(i, i)] += params.noise;
+    }
+    let Some(chol) = k.cholesky() else { return f64::NEG_INFINITY };
+    let y = DVector::from_column_slice(ys);
+    let v = chol.l_dirty().solve_lower_triangular(&y).unwrap_or_else(|| DVector::zeros(n));
+    let logdet: f64 = (0..n).map(|i| chol.l_dirty()[(i, i)].ln()).sum::<f64>() * 2.0;
+    -0.5 * v.norm_squared() - 0.5 * logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln()
+}
+
+/// Optuna's log prior on the hyperparameters, without constants.
+pub fn log_prior(p: &Params) -> f64 {
+    let gamma = |x: f64, a: f64, b: f64| (a - 1.0) * x.ln() - b * x;
+    -p.rho.iter().map(|r| 0.1 / r + 0.1 * r).sum::<f64>() + gamma(p.scale, 2.0, 1.0) + gamma(p.noise, 1.1, 30.0)
+}
+
+/// `-(log marginal likelihood + log prior)` at raw (log) parameters, and its gradient.
+pub fn neg_log_posterior(xs: &[Vec<f64>], ys: &[f64], cat: &[bool], raw: &[f64], grad: &mut [f64]) -> f64 {
+    let d = cat.len();
+    let n = xs.len();
+    let p = Params::from_raw(raw);
+    // Squared differences per pair and dimension, and the correlation's derivative.
+    let mut diffs = vec![0.0; n * n * d];
+    let mut k = DMatrix::zeros(n, n);
+    let mut dk = DMatrix::zeros(n, n);
+    let mut tmp = vec![0.0; d];
+    for i in 0..n {
+        k[(i, i)] = p.scale + p.noise;
+        dk[(i, i)] = p.scale * matern52(0.0).1;
+        for j in 0..i {
+            sq_diff(&xs[i], &xs[j], cat, &mut tmp);
+            let d2: f64 = tmp.iter().zip(&p.rho).map(|(a, r)| a * r).sum();
+            let (f, df) = matern52(d2);
+            k[(i, j)] = p.scale * f;
+            k[(j, i)] = p.scale * f;
+            dk[(i, j)] = p.scale * df;
+            diffs[(i * n + j) * d..(i * n + j + 1) * d].copy_from_slice(&tmp);
+        }
+    }
+    let Some(chol) = k.clone().cholesky() else {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        return f64::INFINITY;
+    };
+    let y = DVector::from_column_slice(ys);
+    let alpha = chol.solve(&y);
+    let logdet: f64 = (0..n).map(|i| chol.l_dirty()[(i, i)].ln()).sum::<f64>() * 2.0;
+    let mll = -0.5 * y.dot(&alpha) - 0.5 * logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+    // d mll / d theta = 1/2 tr((alpha alpha^T - K^-1) dK/dtheta).
+    let kinv = chol.inverse();
+    let w = |i: usize, j: usize| alpha[i] * alpha[j] - kinv[(i, j)];
+    let mut g_rho = vec![0.0; d];
+    let mut g_scale = 0.0;
+    let mut g_noise = 0.0;
+    for i in 0..n {
+        g_scale += 0.5 * w(i, i) * p.scale;
+        g_noise += 0.5 * w(i, i);
+        for j in 0..i {
+            let wij = w(i, j);
+            // Symmetric: both (i, j) and (j, i).
+            g_scale += wij * (k[(i, j)]);
+            let c = wij * dk[(i, j)];
+            let row = &diffs[(i * n + j) * d..(i * n + j + 1) * d];
+            for (g, sd) in g_rho.iter_mut().zip(row) {
+                *g += c * sd;
+            }
+        }
+    }
+    // Chain rule to log parameters, plus the prior's gradient.
+    let noise_raw = raw[d + 1].exp();
+    for kk in 0..d {
+        let r = p.rho[kk];
+        grad[kk] = -(g_rho[kk] * r + (0.1 / r - 0.1 * r));
+    }
+    grad[d] = -(g_scale + (1.0 - p.scale));
+    grad[d + 1] = -(g_noise * noise_raw + (0.1 / p.noise - 30.0) * noise_raw);
+    -(mll + log_prior(&p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> (Vec<Vec<f64>>, Vec<f64>, Vec<bool>, Params) {
+        let xs = vec![vec![0.1, 0.9, 0.0], vec![0.4, 0.2, 1.0], vec![0.75, 0.5, 2.0], vec![0.3, 0.35, 1.0]];
+        let ys = vec![0.5, -1.2, 0.3, 0.9];
+        let cat = vec![false, false, true];
+        let p = Params { rho: vec![2.0, 0.5, 1.5], scale: 1.3, noise: 0.01 };
+        (xs, ys, cat, p)
+    }
+
+    /// The references were computed with numpy (float64) from the textbook formulas
+    /// (Rasmussen and Williams, eq. 2.25-2.26 and 5.8; bench/search/gp_reference.py).
+    #[test]
+    fn kernel_matrix_matches_numpy() {
+        let (xs, _, cat, p) = data();
+        let k = kernel_matrix(&xs, &cat, &p);
+        let want = [
+            [1.3, 0.427_112_411_898_077_64, 0.340_658_486_813_955_6, 0.468_219_588_599_776],
+            [0.427_112_411_898_077_64, 1.3, 0.455_226_522_555_625_73, 1.267_221_007_425_482_6],
+            [0.340_658_486_813_955_6, 0.455_226_522_555_625_73, 1.3, 0.428_864_701_855_239_6],
+            [0.468_219_588_599_776, 1.267_221_007_425_482_6, 0.428_864_701_855_239_6, 1.3],
+        ];
+        for i in 0..4 {
+            for j in 0..4 {
+                assert!((k[(i, j)] - want[i][j]).abs() < 1e-12, "({i}, {j}): {} vs {}", k[(i, j)], want[i][j]);
+            }
+        }
+    }
+
+    #[test]
+    fn posterior_and_marginal_likelihood_match_numpy() {
+        let (xs, ys, cat, p) = data();
+        let lml = log_marginal_likelihood(&xs, &ys, &cat, &p);
+        assert!((lml - -29.085_580_787_010_13).abs() < 1e-9, "{lml}");
+        let m = Model::new(xs, &ys, cat, p);
+        for (x, mean, var) in [
+            ([0.2, 0.6, 1.0], 2.266_623_080_017_587, 0.071_034_069_505_791_16),
+            ([0.4, 0.2, 1.0], -0.947_571_966_328_407_2, 0.008_777_970_254_757_683),
+            ([0.9, 0.9, 3.0], -0.285_760_013_092_663_25, 1.068_447_539_744_733_7),
+        ] {
+            let (m_, v_) = m.posterior(&x);
+            assert!((m_ - mean).abs() < 1e-9 && (v_ - var).abs() < 1e-9, "{x:?}: {m_} {v_} vs {mean} {var}");
+        }
+    }
+
+    /// The gradient of the log posterior against central finite differences.
+    #[test]
+    fn marginal_likelihood_gradient_matches_finite_differences() {
+        let (xs, ys, cat, p) = data();
+        let raw = p.to_raw();
+        let mut g = vec![0.0; raw.len()];
+        let f0 = neg_log_posterior(&xs, &ys, &cat, &raw, &mut g);
+        assert!(f0.is_finite());
+        let mut scratch = vec![0.0; raw.len()];
+        for i in 0..raw.len() {
+            let h = 1e-6;
+            let (mut a, mut b) = (raw.clone(), raw.clone());
+            a[i] += h;
+            b[i] -= h;
+            let fd = (neg_log_posterior(&xs, &ys, &cat, &a, &mut scratch)
+                - neg_log_posterior(&xs, &ys, &cat, &b, &mut scratch))
+                / (2.0 * h);
+            assert!((fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0), "d/draw[{i}]: {} vs {fd}", g[i]);
+        }
+        // The value is -(log marginal likelihood + log prior).
+        let p = Params::from_raw(&raw);
+        let want = -(log_marginal_likelihood(&xs, &ys, &cat, &p) + log_prior(&p));
+        assert!((f0 - want).abs() < 1e-9, "{f0} vs {want}");
+    }
+
+    #[test]
+    fn posterior_gradient_matches_finite_differences() {
+        let (xs, ys, cat, p) = data();
+        let m = Model::new(xs, &ys, cat, p);
+        let x = [0.33, 0.61, 1.0];
+        let (_, _, dm, dv) = m.posterior_grad(&x);
+        for c in 0..2 {
+            let h = 1e-6;
+            let (mut a, mut b) = (x, x);
+            a[c] += h;
+            b[c] -= h;
+            let ((ma, va), (mb, vb)) = (m.posterior(&a), m.posterior(&b));
+            assert!(((ma - mb) / (2.0 * h) - dm[c]).abs() < 1e-6, "mean along {c}");
+            assert!(((va - vb) / (2.0 * h) - dv[c]).abs() < 1e-6, "variance along {c}");
+        }
+        assert_eq!((dm[2], dv[2]), (0.0, 0.0), "categorical coordinates have no gradient");
+    }
+
+    /// Fitting raises the log posterior above its start and finds a long length scale for
+    /// a dimension the data do not depend on.
+    #[test]
+    fn fitting_learns_relevant_dimensions() {
+        let mut xs = Vec::new();
+        let mut ys = Vec::new();
+        let mut rng = crate::rng::Rng::new(3);
+        for _ in 0..30 {
+            let x = vec![rng.f64(), rng.f64()];
+            ys.push((6.0 * x[0]).sin());
+            xs.push(x);
+        }
+        let cat = vec![false, false];
+        let m = Model::fit(xs.clone(), &ys, cat.clone(), &[]);
+        let score = |p: &Params| log_marginal_likelihood(&xs, &ys, &cat, p) + log_prior(p);
+        assert!(score(&m.params) > score(&Params::default_for(2)) + 1.0);
+        assert!(m.params.rho[0] > 10.0 * m.params.rho[1], "{:?}", m.params);
+        assert!(m.params.noise < 1e-3, "{:?}", m.params);
+    }
+}

@@ -1,0 +1,205 @@
+use super::*;
+use crate::ir::{Point, Value};
+use crate::search::tpe::tests::program;
+use crate::search::{Direction, History, Random, Rank, Trial};
+
+use crate::space::Context;
+
+fn num(p: &Point, k: &str) -> f64 {
+    p.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+/// Runs `trials` trials, `parallel` at a time (trial `n` sees the trials `<= n - parallel`,
+/// as the trial loop shows them); gives every trial.
+fn study(
+    prog: &ir::Program,
+    strategy: &mut dyn Strategy,
+    f: &dyn Fn(&Point) -> (f64, f64),
+    pins: &Point,
+    seed: u64,
+    trials: u64,
+    parallel: u64,
+) -> History {
+    let space = &prog.experiments[0].space;
+    let ctx = Context { fns: &prog.fns, data: None };
+    let mut done = Vec::new();
+    let mut history = History::new(vec![Direction::Minimize], Rank::default());
+    for n in 0..trials {
+        let mut view = History::new(vec![Direction::Minimize], Rank::default());
+        for t in done.iter().filter(|t: &&Trial| t.number + parallel <= n) {
+            view.upsert(t.clone());
+        }
+        let mut rng = Rng::derive(seed, n);
+        let ask = AskContext { space, ctx, pins, history: &view, number: n, budget: None };
+        let Ask::Point(p) = strategy.ask(&ask, &mut rng).expect("an ask") else { panic!("no point") };
+        let (y, violation) = f(&p);
+        let mut t = Trial::new(n, p, seed);
+        t.state = TrialState::Complete;
+        t.values = vec![y];
+        t.violations = vec![violation];
+        done.push(t.clone());
+        history.upsert(t);
+    }
+    history
+}
+
+fn best(h: &History) -> f64 {
+    h.completed().filter(|t| t.is_feasible()).map(|t| t.values[0]).fold(f64::INFINITY, f64::min)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn branin(p: &Point) -> (f64, f64) {
+    let (x, y) = (num(p, "x"), num(p, "y"));
+    let pi = std::f64::consts::PI;
+    let v = (y - 5.1 / (4.0 * pi * pi) * x * x + 5.0 / pi * x - 6.0).powi(2)
+        + 10.0 * (1.0 - 1.0 / (8.0 * pi)) * x.cos()
+        + 10.0;
+    (v - 0.397_887_357_729_738, 0.0)
+}
+
+fn hartmann6(p: &Point) -> (f64, f64) {
+    const A: [[f64; 6]; 4] = [
+        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+    ];
+    const P: [[f64; 6]; 4] = [
+        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+    ];
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    let x: Vec<f64> = (0..6).map(|i| num(p, &format!("x{i}"))).collect();
+    let v: f64 =
+        (0..4).map(|i| -ALPHA[i] * (-(0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum::<f64>()).exp()).sum();
+    (v + 3.322_368_011_415_515, 0.0)
+}
+
+#[test]
+fn beats_random_on_branin_and_hartmann6() {
+    let prog = program("    x: float in -5.0..=10.0\n    y: float in 0.0..=15.0");
+    let space = &prog.experiments[0].space;
+    let none = Point::new();
+    let gp: Vec<f64> = (0..5).map(|s| best(&study(&prog, &mut Gp::new(space, 10), &branin, &none, s, 30, 1))).collect();
+    let rnd: Vec<f64> = (0..5).map(|s| best(&study(&prog, &mut Random, &branin, &none, s, 30, 1))).collect();
+    let (g, r) = (median(gp.clone()), median(rnd.clone()));
+    assert!(g < 0.05 && g < 0.1 * r, "branin regret after 30 trials: gp {gp:?}, random {rnd:?}");
+
+    let prog = program(&(0..6).map(|i| format!("    x{i}: float in 0.0..=1.0\n")).collect::<String>());
+    let space = &prog.experiments[0].space;
+    let gp: Vec<f64> =
+        (0..3).map(|s| best(&study(&prog, &mut Gp::new(space, 10), &hartmann6, &none, s, 40, 1))).collect();
+    let rnd: Vec<f64> = (0..3).map(|s| best(&study(&prog, &mut Random, &hartmann6, &none, s, 40, 1))).collect();
+    let (g, r) = (median(gp.clone()), median(rnd.clone()));
+    assert!(g < 0.5 * r, "hartmann6 regret after 40 trials: gp {gp:?}, random {rnd:?}");
+}
+
+#[test]
+fn handles_ints_categories_and_conditional_parameters() {
+    let prog = program(
+        "    opt: in {sgd, adam, rmsprop}\n    when opt == sgd { momentum: float in 0.0..1.0 }\n    when opt != sgd { lr: float in 1e-4..1e-1 log }\n    depth: int in 1..=8",
+    );
+    let f = |p: &Point| {
+        let d = num(p, "depth");
+        let y = match p["opt"].as_sym() {
+            Some("sgd") => (num(p, "momentum") - 0.9).powi(2) + 0.1 * (d - 3.0).powi(2),
+            _ => 1.0 + (num(p, "lr").log10() + 2.0).powi(2),
+        };
+        (y, 0.0)
+    };
+    let space = &prog.experiments[0].space;
+    let h = study(&prog, &mut Gp::new(space, 10), &f, &Point::new(), 3, 40, 1);
+    for t in &h.trials {
+        let sgd = t.params["opt"] == Value::sym("sgd");
+        assert_eq!(t.params.contains_key("momentum"), sgd);
+        assert_eq!(t.params.contains_key("lr"), !sgd);
+        assert!(matches!(t.params["depth"], Value::Int(1..=8)));
+    }
+    let late_sgd = h.trials[20..].iter().filter(|t| t.params["opt"] == Value::sym("sgd")).count();
+    assert!(late_sgd >= 12, "the sgd branch is best; it got {late_sgd} of the last 20");
+    assert!(best(&h) < 0.05, "{}", best(&h));
+}
+
+#[test]
+fn pins_are_respected_and_derived_values_rebuilt() {
+    let prog = program("    x: float in 0.0..1.0\n    k: int in 1..=5\n    let y = k * 2");
+    let space = &prog.experiments[0].space;
+    let pins: Point = [("k".to_string(), Value::Int(4))].into();
+    let h = study(&prog, &mut Gp::new(space, 5), &|p| ((num(p, "x") - 0.3).powi(2), 0.0), &pins, 1, 15, 1);
+    assert!(h.trials.iter().all(|t| t.params["k"] == Value::Int(4) && t.params["y"] == Value::Int(8)));
+    assert!(best(&h) < 1e-3, "{}", best(&h));
+}
+
+#[test]
+fn constraints_steer_towards_feasible_points() {
+    // The unconstrained optimum (x = 0) is infeasible: x >= 0.6 must hold.
+    let prog = program("    x: float in 0.0..1.0\n    z: float in 0.0..1.0");
+    let space = &prog.experiments[0].space;
+    let f = |p: &Point| {
+        let x = num(p, "x");
+        (x + (num(p, "z") - 0.5).powi(2), (0.6 - x).max(0.0))
+    };
+    let h = study(&prog, &mut Gp::new(space, 10), &f, &Point::new(), 2, 30, 1);
+    let r = study(&prog, &mut Random, &f, &Point::new(), 2, 30, 1);
+    // The constrained optimum lies on the boundary (x = 0.6, z = 0.5, loss 0.6): the GP
+    // closes in on it from both sides, random search does not come near.
+    let (g, r) = (best(&h), best(&r));
+    assert!(g < 0.603 && g < r, "best feasible loss: gp {g}, random {r} (optimum 0.6)");
+    let near = h.trials[15..].iter().filter(|t| (num(&t.params, "x") - 0.6).abs() < 0.02).count();
+    assert!(near >= 10, "{near} of the last 15 trials are near the boundary");
+}
+
+/// Four asks at once see the same history; the pending ones enter the model with their
+/// predicted value, so the four points differ instead of being the same maximiser.
+#[test]
+fn parallel_asks_spread_out() {
+    let prog = program("    x: float in -5.0..=10.0\n    y: float in 0.0..=15.0");
+    let space = &prog.experiments[0].space;
+    let h = study(&prog, &mut Gp::new(space, 10), &branin, &Point::new(), 4, 30, 4);
+    let r = study(&prog, &mut Random, &branin, &Point::new(), 4, 30, 4);
+    for w in h.trials[12..].windows(2) {
+        let (a, b) = (&w[0].params, &w[1].params);
+        let d = ((num(a, "x") - num(b, "x")) / 15.0).hypot((num(a, "y") - num(b, "y")) / 15.0);
+        assert!(d > 1e-4, "trials {} and {} are the same point", w[0].number, w[1].number);
+    }
+    assert!(best(&h) < 0.2 && best(&h) < 0.2 * best(&r), "gp {} vs random {}", best(&h), best(&r));
+}
+
+#[test]
+fn several_objectives_are_refused_with_a_reason() {
+    let prog = program("    x: float in 0.0..1.0");
+    let space = &prog.experiments[0].space;
+    let ctx = Context { fns: &prog.fns, data: None };
+    let history = History::new(vec![Direction::Minimize, Direction::Maximize], Rank::default());
+    let ask = AskContext { space, ctx, pins: &Point::new(), history: &history, number: 0, budget: None };
+    let err = Gp::new(space, 10).ask(&ask, &mut Rng::new(1)).expect_err("one objective only");
+    assert!(err.to_string().contains("one objective") && err.to_string().contains("nsga2"), "{err}");
+}
+
+#[test]
+fn keeps_the_best_and_the_most_recent_observations() {
+    let losses: Vec<f64> = (0..10).map(|i| if i == 1 { -5.0 } else { i as f64 }).collect();
+    assert_eq!(keep(&losses, 20), (0..10).collect::<Vec<_>>());
+    // max 6: the 2 best (1, 0) and the 4 most recent others (6..=9).
+    assert_eq!(keep(&losses, 6), vec![0, 1, 6, 7, 8, 9]);
+}
+
+#[test]
+fn warping_keeps_the_order_and_compresses_the_tail() {
+    let losses = [3.0, 1.0, 1e6, 2.0, 10.0];
+    let w = warp(&losses);
+    for i in 0..losses.len() {
+        for j in 0..losses.len() {
+            assert_eq!(losses[i] < losses[j], w[i] < w[j], "{i} {j}");
+        }
+    }
+    // min 1, median of (l - min) = 2: log(1 + 0) for the best, log(1 + 999_999 / 2) for the worst.
+    assert_eq!(w[1], 0.0);
+    assert!((w[2] - (1.0 + 999_999.0 / 2.0f64).ln()).abs() < 1e-9, "{w:?}");
+}

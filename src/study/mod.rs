@@ -39,6 +39,7 @@
 
 pub mod command;
 pub mod evaluator;
+pub mod layout;
 pub mod outputs;
 pub mod reuse;
 

@@ -543,6 +543,22 @@ experiment held {{
     let ts = trials(&results(&outs[0]));
     assert_eq!(ts.len(), 12);
     assert!(ts.iter().all(|t| state(t) == "complete"), "{ts:?}");
+    // Each trial names the process that ran it, in results.json and on the report's
+    // timeline, one group of lanes per worker.
+    let ran_by: Vec<Option<String>> = rows.iter().map(|r| r.get(4)).collect();
+    for (t, worker) in ts.iter().zip(&ran_by) {
+        assert_eq!(t["worker"].as_str(), worker.as_deref(), "{t}");
+    }
+    let workers: std::collections::BTreeSet<&str> = ran_by.iter().flatten().map(String::as_str).collect();
+    assert_eq!(workers.len(), 3, "each process ran a trial: {workers:?}");
+    let report = std::fs::read_to_string(outs[0].join("report.html")).expect("report.html");
+    assert!(report.contains("Workers: w1 = <code>"), "no worker list in the report");
+    for w in &workers {
+        assert!(report.contains(&format!("<code>{w}</code> (")), "{w} is not on the timeline");
+    }
+    for lane in ["w1 s1", "w2 s1", "w3 s1"] {
+        assert!(report.contains(&format!(">{lane}<")), "no lane {lane} on the timeline");
+    }
 }
 
 /// Holds the lock file of its device while it runs: a second trial on the same device at

@@ -118,6 +118,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         WHERE state = 'failed';",
     ),
     ("the device a command trial ran on", "ALTER TABLE bma_trials ADD COLUMN device TEXT"),
+    // `worker` is only the claim, cleared at the end.
+    ("the worker that ran a trial to its end", "ALTER TABLE bma_trials ADD COLUMN ran_by TEXT"),
 ];
 
 /// After this many silences a trial is marked failed instead of requeued again.
@@ -565,13 +567,13 @@ const STUDY_COLUMNS: &str = "id, name, experiment, spec_text, spec_hash, objecti
                              constraints::text AS constraints_text, seed, state, created, options";
 
 const TRIAL_COLUMNS: &str = "number, state, params::text, seed, objective_values::text, constraint_values::text, \
-                             violations::text, metrics::text, error, duration, fail_kind, device, started, finished";
+                             violations::text, metrics::text, error, duration, fail_kind, device, started, finished, ran_by";
 
 /// A trial row's columns for a table aliased `t`, as [`trial_at`] reads them.
 const T_COLUMNS: &str = "t.number, t.state, t.params::text AS params, t.seed, \
                          t.objective_values::text AS objective_values, t.constraint_values::text AS constraint_values, \
                          t.violations::text AS violations, t.metrics::text AS metrics, t.error, t.duration, \
-                         t.fail_kind, t.device, t.started, t.finished";
+                         t.fail_kind, t.device, t.started, t.finished, t.ran_by";
 
 /// A trial's steps and their values (in step order) as two arrays, `s.steps` and
 /// `s.step_values` (NULL without steps): a join for a table aliased `t` of the study
@@ -614,7 +616,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
              AND t.state IN ('complete', 'pruned', 'failed', 'infeasible')
          UNION ALL SELECT * FROM q
          UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-         NULL, NULL, NULL \
+         NULL, NULL, NULL, NULL \
          FROM i",
         steps = steps_join("$5")
     )
@@ -656,7 +658,7 @@ static FINISH: LazyLock<String> = LazyLock::new(|| {
            UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5,
                   objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb,
                   violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11,
-                  fail_kind = $16, device = $17, finished = {NOW}, heartbeat = NULL
+                  fail_kind = $16, device = $17, ran_by = $18, finished = {NOW}, heartbeat = NULL
            WHERE study = $1 AND number = $2 AND state IN ('running', 'queued')
              AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))
            RETURNING number
@@ -694,9 +696,9 @@ fn trial_from_row(r: &Row) -> Result<Trial, OpError> {
 fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
     let state: String = r.try_get(at + 1)?;
     let mut steps = Vec::new();
-    if r.len() >= at + 16 {
-        let numbers: Option<Vec<i32>> = r.try_get(at + 14)?;
-        let values: Option<Vec<Option<f64>>> = r.try_get(at + 15)?;
+    if r.len() >= at + 17 {
+        let numbers: Option<Vec<i32>> = r.try_get(at + 15)?;
+        let values: Option<Vec<Option<f64>>> = r.try_get(at + 16)?;
         if let (Some(numbers), Some(values)) = (numbers, values) {
             steps = numbers.iter().zip(values).map(|(s, v)| (*s as u32, v.unwrap_or(f64::NAN))).collect();
         }
@@ -719,6 +721,7 @@ fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
         device: r.try_get(at + 11)?,
         started: r.try_get(at + 12)?,
         finished: r.try_get(at + 13)?,
+        worker: r.try_get(at + 14)?,
     })
 }
 
@@ -900,7 +903,7 @@ impl Store for Postgres {
         // This trial finished after the last claim's read: the next `finished_since` reads.
         self.fresh.lock().unwrap_or_else(|p| p.into_inner()).remove(&study);
         let kind = trial.failure.map(FailKind::as_str);
-        let args: [&(dyn postgres::types::ToSql + Sync); 17] = [
+        let args: [&(dyn postgres::types::ToSql + Sync); 18] = [
             &study,
             &number,
             &trial.state.as_str(),
@@ -918,6 +921,7 @@ impl Store for Postgres {
             &step_values,
             &kind,
             &trial.device,
+            &trial.worker,
         ];
         self.op(|c| {
             // The guarded update and the steps not yet stored: one statement, one round trip.

@@ -477,6 +477,9 @@ fn trial_json(t: &Trial, spec: &StudySpec) -> Json {
     if let (Some(device), Some(o)) = (&t.device, row.as_object_mut()) {
         o.insert("device".into(), json!(device));
     }
+    if let (Some(worker), Some(o)) = (&t.worker, row.as_object_mut()) {
+        o.insert("worker".into(), json!(worker));
+    }
     row
 }
 

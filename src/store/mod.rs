@@ -27,6 +27,7 @@
 
 mod codec;
 pub mod postgres;
+pub mod postgres_tls;
 mod sqlite;
 
 use std::collections::BTreeMap;

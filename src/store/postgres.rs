@@ -39,7 +39,7 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, Row, Statement};
 
 use super::codec::{floats_to_text, metrics_to_text, point_to_text, text_to_floats, text_to_metrics, text_to_point};
 use super::{Claim, Finished, Store, StoreError, Study, StudyId, StudySpec, StudyState, StudySummary};
@@ -135,6 +135,9 @@ const NOW: &str = "extract(epoch from clock_timestamp())::double precision";
 /// called from many threads (each borrows one of a small pool of connections).
 pub struct Postgres {
     config: postgres::Config,
+    /// The URL's `sslmode`/`sslrootcert` ([`super::postgres_tls`]) and their connector.
+    tls: super::postgres_tls::Tls,
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
     pool: Vec<Mutex<Option<Conn>>>,
     next: AtomicU64,
     tokens: AtomicU64,
@@ -254,8 +257,11 @@ impl Postgres {
     /// Like [`Postgres::connect`] with `connections` pooled connections (one per
     /// thread that may call at once) and a retry window for a lost server.
     pub fn connect_with(url: &str, connections: usize, retry_for: Duration) -> Result<Postgres, StoreError> {
-        let mut config: postgres::Config =
-            url.parse().map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL `{}`: {e}", redact(url))))?;
+        let bad = |e: String| StoreError::Backend(format!("bad PostgreSQL URL `{}`: {e}", redact(url)));
+        let (rest, tls) = super::postgres_tls::split(url).map_err(bad)?;
+        let mut config: postgres::Config = rest.parse().map_err(|e: postgres::Error| bad(e.to_string()))?;
+        config.ssl_mode(tls.ssl_mode());
+        let connector = tls.connector().map_err(|e| StoreError::Backend(format!("postgres: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -280,6 +286,8 @@ impl Postgres {
             ^ u64::from(std::process::id()) << 32;
         let store = Postgres {
             config,
+            tls,
+            connector,
             pool: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
@@ -297,6 +305,15 @@ impl Postgres {
     /// How long a call keeps retrying a lost server.
     pub fn retry_for(&self) -> Duration {
         self.retry_for
+    }
+
+    /// The first host of the URL, for messages.
+    fn host(&self) -> String {
+        match self.config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "the server".into(),
+        }
     }
 
     /// The schema version of the database.
@@ -466,12 +483,16 @@ impl Postgres {
                         e
                     }
                 },
-                _ => match self.config.connect(NoTls) {
+                _ => match self.config.connect(self.connector.clone()) {
                     Ok(client) => {
                         *slot = Some(Conn { client, statements: HashMap::new() });
                         continue;
                     }
-                    Err(e) => e,
+                    // A certificate or a server without TLS does not get better by waiting.
+                    Err(e) => match super::postgres_tls::explain(&e, &self.tls, &self.host()) {
+                        Some(message) => return Err(StoreError::Backend(message)),
+                        None => e,
+                    },
                 },
             };
             if !transient(&err) {

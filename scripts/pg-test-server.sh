@@ -9,7 +9,11 @@
 # `start` installs Debian's `postgresql` with apt-get when no server binaries are
 # found (CI starts from a clean image), creates a data directory under a temporary
 # directory, starts the server on 127.0.0.1 on a free port with trust
-# authentication, creates the database `bma`, and prints shell `export` lines:
+# authentication, creates the database `bma`, and prints shell `export` lines.
+# The server also speaks TLS (plain connections are still accepted): `openssl` makes a
+# throwaway CA, a server certificate it signs for the name `localhost` only (not
+# 127.0.0.1, so that `verify-full` by address fails and by name passes), and a second,
+# unrelated CA; under $BMA_PG_DIR/tls/: ca.crt, wrong-ca.crt (tests/postgres_tls.rs).
 #   BMA_TEST_POSTGRES  postgres://bma@127.0.0.1:PORT/bma
 #   BMA_PG_DIR         the temporary directory (data, log, socket)
 #   BMA_PG_CTL         a command that runs pg_ctl as the server's owner:
@@ -38,6 +42,32 @@ install_server() {
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >&2
+}
+
+# The test CA, the server's certificate and an unrelated CA, in "$1" (EC P-256, 30 days).
+make_certs() {
+  local d="$1"
+  command -v openssl >/dev/null 2>&1 || {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >&2
+  }
+  mkdir -p "$d"
+  local ca
+  for ca in ca wrong-ca; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+      -subj "/CN=bma test $ca" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$d/$ca.key" -out "$d/$ca.crt" >/dev/null 2>&1 || die "openssl could not make the $ca certificate"
+  done
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+    -keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 || die "openssl could not make the server key"
+  printf 'subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+    -extfile "$d/server.ext" -out "$d/server.crt" >/dev/null 2>&1 || die "openssl could not sign the server certificate"
+  rm -f "$d/server.csr" "$d/server.ext" "$d/ca.key" "$d/wrong-ca.key"
+  chmod 600 "$d/server.key"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$d/server.key" "$d/server.crt"; fi
 }
 
 free_port() {
@@ -73,6 +103,7 @@ cmd_start() {
     chown postgres "$dir"
     chmod 755 "$dir"
   fi
+  make_certs "$dir/tls"
   local port
   port="$(free_port)"
   as_owner "$bindir/initdb" -D "$dir/data" -U bma --auth=trust --encoding=UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
@@ -86,6 +117,9 @@ max_connections = 200
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+ssl = on
+ssl_cert_file = '$dir/tls/server.crt'
+ssl_key_file = '$dir/tls/server.key'
 CONF
   as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >&2 \
     || { cat "$dir/server.log" >&2; die "the server did not start"; }

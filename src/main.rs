@@ -47,7 +47,7 @@ Environment:
   BMA_STORE        the study store of run, worker, ls and report when no --store or folder is given
   BMA_STORE_RETRY  how long a PostgreSQL store that does not answer is retried (default 60s)
   NO_COLOR         no colour with --color auto (the default)
-  COLUMNS          the width of diagnostics (default: the terminal's)";
+  COLUMNS          the width of diagnostics and of the ranked table (default: the terminal's)";
 
 #[derive(Subcommand)]
 enum Command {

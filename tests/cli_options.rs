@@ -238,3 +238,45 @@ fn an_unnamed_long_objective_is_shortened_in_progress_lines_only() {
         assert!(!l.contains(full), "{l}");
     }
 }
+
+#[test]
+fn the_ranked_table_fits_columns_and_is_whole_in_a_pipe() {
+    let dir = temp_dir();
+    let file = write(dir.path(), "long.bma", &NAMED.replace("loss = ", ""));
+    let full = "a ^ 2 + b ^ 2 + a * b + 0.5 * a ^ 4 + 0.25 * b ^ 4";
+    let table = |columns: Option<&str>, out: &str| -> Vec<String> {
+        let out = dir.path().join(out);
+        let args = ["run", file.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8"), "--progress", "none"];
+        let r = match columns {
+            Some(c) => run(&args, &[("COLUMNS", c)]),
+            // The test's stdout is a pipe: no terminal width, and no COLUMNS.
+            None => {
+                let mut cmd = bma();
+                cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("COLUMNS");
+                cmd.output().expect("the bma binary runs")
+            }
+        };
+        assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+        let stdout = text(&r.stdout);
+        // The table: from its header to the line before the trial counts.
+        let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+        let end = lines.iter().position(|l| l.contains(" trials: ")).expect("the counts line");
+        lines[..end].to_vec()
+    };
+    let whole = table(None, "piped");
+    assert!(whole[0].contains(&format!("{full} ↓")), "{whole:?}");
+    assert!(whole.iter().all(|l| !l.contains('…')), "{whole:?}");
+    let narrow = table(Some("40"), "narrow");
+    let rows: Vec<&String> = narrow.iter().filter(|l| !l.starts_with('(')).collect();
+    assert!(rows.iter().all(|l| l.chars().count() <= 40), "{narrow:?}");
+    assert!(narrow[0].contains('…') && !narrow[0].contains(full), "{narrow:?}");
+    // The same trials, ranked the same: the trial column of every row agrees.
+    let trials = |t: &[String]| -> Vec<String> {
+        t[2..]
+            .iter()
+            .filter(|l| !l.starts_with('('))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(trials(&whole), trials(&narrow));
+}

@@ -62,6 +62,15 @@ fn read_pid(path: &Path) -> u32 {
     text.trim().parse().unwrap_or_else(|e| panic!("{}: `{text}`: {e}", path.display()))
 }
 
+/// Waits (a bounded time) until `path` holds a whole line.
+fn wait_for_line(path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !std::fs::read_to_string(path).is_ok_and(|t| t.ends_with('\n')) {
+        assert!(start.elapsed() < limit, "{} got no line within {limit:?}", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits (a bounded time) until `path` exists.
 fn wait_for(path: &Path, limit: Duration) {
     let start = Instant::now();
@@ -543,6 +552,22 @@ experiment held {{
     let ts = trials(&results(&outs[0]));
     assert_eq!(ts.len(), 12);
     assert!(ts.iter().all(|t| state(t) == "complete"), "{ts:?}");
+    // Each trial names the process that ran it, in results.json and on the report's
+    // timeline, one group of lanes per worker.
+    let ran_by: Vec<Option<String>> = rows.iter().map(|r| r.get(4)).collect();
+    for (t, worker) in ts.iter().zip(&ran_by) {
+        assert_eq!(t["worker"].as_str(), worker.as_deref(), "{t}");
+    }
+    let workers: std::collections::BTreeSet<&str> = ran_by.iter().flatten().map(String::as_str).collect();
+    assert_eq!(workers.len(), 3, "each process ran a trial: {workers:?}");
+    let report = std::fs::read_to_string(outs[0].join("report.html")).expect("report.html");
+    assert!(report.contains("Workers: w1 = <code>"), "no worker list in the report");
+    for w in &workers {
+        assert!(report.contains(&format!("<code>{w}</code> (")), "{w} is not on the timeline");
+    }
+    for lane in ["w1 s1", "w2 s1", "w3 s1"] {
+        assert!(report.contains(&format!(">{lane}<")), "no lane {lane} on the timeline");
+    }
 }
 
 /// Holds the lock file of its device while it runs: a second trial on the same device at
@@ -648,7 +673,8 @@ fn ctrl_c_mid_trial_ends_the_program_requeues_the_trial_and_resume_finishes() {
     let child =
         bma().arg("run").arg(&spec).arg("--out").arg(&out).args(["--progress", "none"]).spawn().expect("bma starts");
     let folder = out.join("trials").join("0");
-    wait_for(&folder.join("child"), Duration::from_secs(60));
+    // The shell creates `child` before `echo` writes the pid into it: wait for the line.
+    wait_for_line(&folder.join("child"), Duration::from_secs(60));
     let (pid, grandchild) = (read_pid(&folder.join("pid")), read_pid(&folder.join("child")));
     let bma_pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
     nix::sys::signal::kill(bma_pid, nix::sys::signal::Signal::SIGINT).expect("Ctrl-C");

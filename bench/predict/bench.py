@@ -13,7 +13,7 @@ For each model in WORK (mlp, cnn: a run folder with best/ and the export
   - onnxruntime: the exported graph (standardisation folded in), batches of 256;
   - correctness first: PyTorch's and onnxruntime's probabilities must be within 1e-4 of
     bma predict's on every row, else the script stops;
-  - then ROUNDS rounds alternating the three: bma predict as a process (wall and
+  - then ROUNDS rounds alternating the three (the order turning each round): bma predict as a process (wall and
     user+sys CPU from wait4, the CSV read and written included; also its time on one row,
     the start-up), PyTorch and onnxruntime in this process (wall: perf_counter; CPU:
     process_time), all on THREADS threads (RAYON_NUM_THREADS for bma's pool,
@@ -168,14 +168,24 @@ def main():
             if diff > 1e-4:
                 raise SystemExit(f"{name}: {system} disagrees with bma predict ({diff})")
 
-        for r in range(rounds):
+        def run_bma(r):
             wall, cpu = bma_run(bma, best, rows_csv, out_csv, threads)
             w1, c1 = bma_run(bma, best, one_csv, out_csv + ".one", threads)
             table.append((name, "bma predict (process, CSV in and out)", r, wall, cpu, w1, c1))
+
+        def run_torch(r):
             _, wall, cpu = timed(lambda: torch_run(net, x, mean, std))
             table.append((name, "PyTorch (in process)", r, wall, cpu, None, None))
+
+        def run_ort(r):
             _, wall, cpu = timed(lambda: ort_run(session, x))
             table.append((name, "onnxruntime (in process)", r, wall, cpu, None, None))
+
+        # The order turns each round, so no system always runs first (or after another).
+        systems = [run_bma, run_torch, run_ort]
+        for r in range(rounds):
+            for run in systems[r % 3 :] + systems[: r % 3]:
+                run(r)
             print(f"{name}: round {r + 1} of {rounds} done", flush=True)
 
     print()

@@ -65,6 +65,7 @@ pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnost
     for exp in &program.experiments {
         let before = diags.len();
         sections(exp, &mut diags);
+        objective_names(exp, &mut diags);
         // Data that reads searched parameters is described once per distinct setting.
         let cases = match ir::data_search::data_searched(exp) {
             true => Some(data_search::cases(program, exp, base, &mut diags)),
@@ -114,6 +115,29 @@ fn sections(exp: &ir::Experiment, diags: &mut Vec<Diagnostic>) {
             )
             .with_help("add `objective { maximize accuracy }` (or `minimize f(x)` for a function search)"),
         );
+    }
+}
+
+/// Two objectives shown under one name (`maximize accuracy` twice, or `minimize loss = a`
+/// beside `minimize loss`): results, ranking and `weighted(...)` key objectives by name.
+fn objective_names(exp: &ir::Experiment, diags: &mut Vec<Diagnostic>) {
+    let mut first: BTreeMap<&str, &ir::Objective> = BTreeMap::new();
+    for o in &exp.objectives {
+        match first.get(o.name.as_str()) {
+            Some(prev) => diags.push(
+                Diagnostic::error(
+                    Code::DuplicateName,
+                    format!("two objectives are named `{}`", o.name),
+                    o.span,
+                    "named again here",
+                )
+                .with_label(prev.span, "first objective of that name")
+                .with_help("name one of them (`minimize other = ...`) or remove the repeat"),
+            ),
+            None => {
+                first.insert(&o.name, o);
+            }
+        }
     }
 }
 

@@ -107,6 +107,15 @@ pub fn width(fallback: usize) -> usize {
     terminal_size::terminal_size_of(std::io::stderr()).map_or(fallback, |(w, _)| usize::from(w.0).max(20))
 }
 
+/// How wide the ranked table on stdout may be: `COLUMNS` if set, else the terminal's
+/// width; none (the whole table) when stdout is a pipe or a file.
+pub fn table_width() -> Option<usize> {
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| *c > 0) {
+        return Some(c);
+    }
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0).max(20))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,7 +53,7 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     };
     match result {
         Ok((written, dir)) => {
-            print!("{}", written.text);
+            print!("{}", written.terminal(super::output::table_width()));
             for n in &written.notes {
                 eprintln!("note: {n}");
             }

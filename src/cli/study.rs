@@ -259,7 +259,8 @@ fn try_execute(
     let (history, ended, spec) = (&ran.history, ran.ended, &ran.study.spec);
 
     if worker {
-        print!("{}", outputs::table(history, spec, &plan.experiment.space, plan.top));
+        let table = outputs::table(history, spec, &plan.experiment.space, plan.top);
+        print!("{}", outputs::table_text(table.as_ref(), super::output::table_width()));
         let mine = history.trials.iter().filter(|t| progress.ran.lock().is_ok_and(|r| r.contains(&t.number))).count();
         println!(
             "{}; {} ({}); this worker ran {mine}; results in the store",
@@ -288,7 +289,7 @@ fn try_execute(
         super::json::print(&super::json::run_summary(plan, spec, history, ended, why, &written));
         return Ok(exit_code(ended));
     }
-    print!("{}", written.text);
+    print!("{}", written.terminal(super::output::table_width()));
     for n in written.notes.iter().filter(|_| !quiet) {
         eprintln!("note: {n}");
     }
@@ -364,7 +365,7 @@ impl Progress {
                 None => indicatif::ProgressBar::new_spinner(),
             };
             let style = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  eta {eta}  {msg}",
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials  eta {eta}  {wide_msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);

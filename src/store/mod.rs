@@ -29,6 +29,7 @@ pub mod artifacts;
 mod codec;
 mod pg_artifacts;
 pub mod postgres;
+pub mod postgres_tls;
 mod sqlite;
 mod sqlite_artifacts;
 

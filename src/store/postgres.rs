@@ -40,7 +40,7 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, Row, Statement};
 
 use super::codec::{floats_to_text, metrics_to_text, point_to_text, text_to_floats, text_to_metrics, text_to_point};
 use super::{
@@ -148,6 +148,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     );
     ALTER TABLE bma_artifact_chunks ALTER COLUMN data SET STORAGE EXTERNAL;",
     ),
+    // `worker` is only the claim, cleared at the end.
+    ("the worker that ran a trial to its end", "ALTER TABLE bma_trials ADD COLUMN ran_by TEXT"),
 ];
 
 /// After this many silences a trial is marked failed instead of requeued again.
@@ -163,6 +165,9 @@ const NOW: &str = "extract(epoch from clock_timestamp())::double precision";
 /// called from many threads (each borrows one of a small pool of connections).
 pub struct Postgres {
     config: postgres::Config,
+    /// The URL's `sslmode`/`sslrootcert` ([`super::postgres_tls`]) and their connector.
+    tls: super::postgres_tls::Tls,
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
     pool: Vec<Mutex<Option<Conn>>>,
     next: AtomicU64,
     tokens: AtomicU64,
@@ -282,8 +287,11 @@ impl Postgres {
     /// Like [`Postgres::connect`] with `connections` pooled connections (one per
     /// thread that may call at once) and a retry window for a lost server.
     pub fn connect_with(url: &str, connections: usize, retry_for: Duration) -> Result<Postgres, StoreError> {
-        let mut config: postgres::Config =
-            url.parse().map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL `{}`: {e}", redact(url))))?;
+        let bad = |e: String| StoreError::Backend(format!("bad PostgreSQL URL `{}`: {e}", redact(url)));
+        let (rest, tls) = super::postgres_tls::split(url).map_err(bad)?;
+        let mut config: postgres::Config = rest.parse().map_err(|e: postgres::Error| bad(e.to_string()))?;
+        config.ssl_mode(tls.ssl_mode());
+        let connector = tls.connector().map_err(|e| StoreError::Backend(format!("postgres: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -308,6 +316,8 @@ impl Postgres {
             ^ u64::from(std::process::id()) << 32;
         let store = Postgres {
             config,
+            tls,
+            connector,
             pool: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
@@ -325,6 +335,15 @@ impl Postgres {
     /// How long a call keeps retrying a lost server.
     pub fn retry_for(&self) -> Duration {
         self.retry_for
+    }
+
+    /// The first host of the URL, for messages.
+    fn host(&self) -> String {
+        match self.config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "the server".into(),
+        }
     }
 
     /// The schema version of the database.
@@ -494,12 +513,16 @@ impl Postgres {
                         e
                     }
                 },
-                _ => match self.config.connect(NoTls) {
+                _ => match self.config.connect(self.connector.clone()) {
                     Ok(client) => {
                         *slot = Some(Conn { client, statements: HashMap::new() });
                         continue;
                     }
-                    Err(e) => e,
+                    // A certificate or a server without TLS does not get better by waiting.
+                    Err(e) => match super::postgres_tls::explain(&e, &self.tls, &self.host()) {
+                        Some(message) => return Err(StoreError::Backend(message)),
+                        None => e,
+                    },
                 },
             };
             if !transient(&err) {
@@ -595,13 +618,13 @@ const STUDY_COLUMNS: &str = "id, name, experiment, spec_text, spec_hash, objecti
                              constraints::text AS constraints_text, seed, state, created, options";
 
 const TRIAL_COLUMNS: &str = "number, state, params::text, seed, objective_values::text, constraint_values::text, \
-                             violations::text, metrics::text, error, duration, fail_kind, device, started, finished";
+                             violations::text, metrics::text, error, duration, fail_kind, device, started, finished, ran_by";
 
 /// A trial row's columns for a table aliased `t`, as [`trial_at`] reads them.
 const T_COLUMNS: &str = "t.number, t.state, t.params::text AS params, t.seed, \
                          t.objective_values::text AS objective_values, t.constraint_values::text AS constraint_values, \
                          t.violations::text AS violations, t.metrics::text AS metrics, t.error, t.duration, \
-                         t.fail_kind, t.device, t.started, t.finished";
+                         t.fail_kind, t.device, t.started, t.finished, t.ran_by";
 
 /// A trial's steps and their values (in step order) as two arrays, `s.steps` and
 /// `s.step_values` (NULL without steps): a join for a table aliased `t` of the study
@@ -644,7 +667,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
              AND t.state IN ('complete', 'pruned', 'failed', 'infeasible')
          UNION ALL SELECT * FROM q
          UNION ALL SELECT 1, 1, number, 'running', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-         NULL, NULL, NULL \
+         NULL, NULL, NULL, NULL \
          FROM i",
         steps = steps_join("$5")
     )
@@ -686,7 +709,7 @@ static FINISH: LazyLock<String> = LazyLock::new(|| {
            UPDATE bma_trials SET state = $3, params = $4::text::jsonb, seed = $5,
                   objective_values = $6::text::jsonb, constraint_values = $7::text::jsonb,
                   violations = $8::text::jsonb, metrics = $9::text::jsonb, error = $10, duration = $11,
-                  fail_kind = $16, device = $17, finished = {NOW}, heartbeat = NULL
+                  fail_kind = $16, device = $17, ran_by = $18, finished = {NOW}, heartbeat = NULL
            WHERE study = $1 AND number = $2 AND state IN ('running', 'queued')
              AND ($12::text IS NULL OR (state = 'running' AND worker = $12 AND attempt = $13))
            RETURNING number
@@ -724,9 +747,9 @@ fn trial_from_row(r: &Row) -> Result<Trial, OpError> {
 fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
     let state: String = r.try_get(at + 1)?;
     let mut steps = Vec::new();
-    if r.len() >= at + 16 {
-        let numbers: Option<Vec<i32>> = r.try_get(at + 14)?;
-        let values: Option<Vec<Option<f64>>> = r.try_get(at + 15)?;
+    if r.len() >= at + 17 {
+        let numbers: Option<Vec<i32>> = r.try_get(at + 15)?;
+        let values: Option<Vec<Option<f64>>> = r.try_get(at + 16)?;
         if let (Some(numbers), Some(values)) = (numbers, values) {
             steps = numbers.iter().zip(values).map(|(s, v)| (*s as u32, v.unwrap_or(f64::NAN))).collect();
         }
@@ -749,6 +772,7 @@ fn trial_at(r: &Row, at: usize) -> Result<Trial, OpError> {
         device: r.try_get(at + 11)?,
         started: r.try_get(at + 12)?,
         finished: r.try_get(at + 13)?,
+        worker: r.try_get(at + 14)?,
     })
 }
 
@@ -932,7 +956,7 @@ impl Store for Postgres {
         // This trial finished after the last claim's read: the next `finished_since` reads.
         self.fresh.lock().unwrap_or_else(|p| p.into_inner()).remove(&study);
         let kind = trial.failure.map(FailKind::as_str);
-        let args: [&(dyn postgres::types::ToSql + Sync); 17] = [
+        let args: [&(dyn postgres::types::ToSql + Sync); 18] = [
             &study,
             &number,
             &trial.state.as_str(),
@@ -950,6 +974,7 @@ impl Store for Postgres {
             &step_values,
             &kind,
             &trial.device,
+            &trial.worker,
         ];
         self.op(|c| {
             // The guarded update and the steps not yet stored: one statement, one round trip.

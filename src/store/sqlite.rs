@@ -112,6 +112,8 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (study, number, idx),
         FOREIGN KEY (study, number) REFERENCES trials (study, number) ON DELETE CASCADE
     );",
+    // 7: the worker that ran a trial to its end (`worker` is only its claim, cleared then).
+    "ALTER TABLE trials ADD COLUMN ran_by TEXT;",
 ];
 
 /// The lowest queued trial of a study. `+number`: SQLite looks the few queued rows up
@@ -369,7 +371,7 @@ fn study_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StudyId, StudySpec
 }
 
 const TRIAL_COLUMNS: &str = "number, state, params, seed, objective_values, constraint_values, violations, metrics, \
-                             error, duration, fail_kind, device, started, finished";
+                             error, duration, fail_kind, device, started, finished, ran_by";
 
 fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<String>)> {
     let state: String = r.get(1)?;
@@ -391,6 +393,7 @@ fn trial_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Trial, Option<Stri
         device: r.get(11)?,
         started: r.get(12)?,
         finished: r.get(13)?,
+        worker: r.get(14)?,
     };
     Ok((trial, r.get(2)?))
 }
@@ -652,7 +655,7 @@ impl Store for Sqlite {
                 .prepare_cached(
                     "UPDATE trials SET state = ?3, params = ?4, seed = ?5, objective_values = ?6, constraint_values = ?7, \
                      violations = ?8, metrics = ?9, error = ?10, duration = ?11, finished = ?12, worker = NULL, \
-                     fail_kind = ?13, device = ?14 \
+                     fail_kind = ?13, device = ?14, ran_by = ?15 \
                      WHERE study = ?1 AND number = ?2",
                 )
                 .and_then(|mut st| {
@@ -670,7 +673,8 @@ impl Store for Sqlite {
                         trial.duration,
                         now(),
                         trial.failure.map(FailKind::as_str),
-                        trial.device
+                        trial.device,
+                        trial.worker
                     ])
                 })
                 .map_err(backend)?;

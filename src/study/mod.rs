@@ -40,6 +40,7 @@
 pub mod artifacts;
 pub mod command;
 pub mod evaluator;
+pub mod layout;
 pub mod outputs;
 pub mod reuse;
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value as Json, json};
 
-use super::{Error, Plan, trial_dir};
+use super::{Error, Plan, layout, trial_dir};
 use crate::data::Part;
 use crate::final_model::{self, FinalSummary};
 use crate::ir::{self, Point, Value};
@@ -29,9 +29,19 @@ use crate::trial::{Direction, History, Trial, TrialState, rank};
 /// best trial on test, the final model), the final model's summary, and notes about
 /// what could not be made and why.
 pub struct Written {
+    /// The ranked table (`None`: no trial completed), laid out by [`Written::terminal`].
+    pub table: Option<layout::Table>,
+    /// What follows the table: the best trial on test, the final model.
     pub text: String,
     pub final_summary: Option<FinalSummary>,
     pub notes: Vec<String>,
+}
+
+impl Written {
+    /// The terminal report: the ranked table laid out for `width` (none: whole), then `text`.
+    pub fn terminal(&self, width: Option<usize>) -> String {
+        format!("{}{}", table_text(self.table.as_ref(), width), self.text)
+    }
 }
 
 /// Everything a finished study leaves in its out folder, from the store's history:
@@ -160,7 +170,8 @@ fn write_files(o: &Files<'_>) -> Result<Written, Error> {
         notes.push(format!("the HTML report could not be written: {e}"));
     }
 
-    let mut text = table(o.history, o.spec, o.space, o.top);
+    let table = table(o.history, o.spec, o.space, o.top);
+    let mut text = String::new();
     let ranked = o.history.ranked();
     if let (Some(m), Some(best)) = (o.best_test, ranked.first()) {
         let shown: Vec<String> = ["accuracy", "f1", "loss", "mse", "r2"]
@@ -188,7 +199,7 @@ fn write_files(o: &Files<'_>) -> Result<Written, Error> {
             show(&f.single_valid),
         ));
     }
-    Ok(Written { text, final_summary: None, notes })
+    Ok(Written { table, text, final_summary: None, notes })
 }
 
 /// Rewrites `out`'s results files and report from `study` as `store` holds it, and the
@@ -331,10 +342,10 @@ impl ir::Loader for Replay {
 }
 
 /// The ranked table: rank, trial, key parameters, objectives, constraints, Pareto marker.
-pub fn table(history: &History, spec: &StudySpec, space: &ir::Space, top: usize) -> String {
+pub fn table(history: &History, spec: &StudySpec, space: &ir::Space, top: usize) -> Option<layout::Table> {
     let ranked = history.ranked();
     if ranked.is_empty() {
-        return "no trial completed\n".into();
+        return None;
     }
     let front = pareto_front(history);
     let params: Vec<&str> = space.free().map(|p| p.name.as_str()).take(6).collect();
@@ -367,19 +378,27 @@ pub fn table(history: &History, spec: &StudySpec, space: &ir::Space, top: usize)
         }
         rows.push(row);
     }
-    let cols = rows[0].len();
-    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for (ri, r) in rows.iter().enumerate() {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:>w$}")).collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-        if ri == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (cols - 1)));
-            out.push('\n');
-        }
-    }
-    out
+    // rank and trial are kept whole, parameters may go, the rest may be cut.
+    let fits = (0..rows[0].len()).map(|c| match c {
+        0 | 1 => layout::Fit::Keep,
+        c if c < 2 + params.len() => layout::Fit::Optional,
+        _ if c + 1 == rows[0].len() && spec.objectives.len() > 1 => layout::Fit::Keep,
+        _ => layout::Fit::Cut,
+    });
+    let columns = fits
+        .enumerate()
+        .map(|(c, fit)| layout::Column {
+            header: rows[0][c].clone(),
+            cells: rows[1..].iter().map(|r| r[c].clone()).collect(),
+            fit,
+        })
+        .collect();
+    Some(layout::Table { columns })
+}
+
+/// The ranked table as text for `width` (none: whole), or that no trial completed.
+pub fn table_text(table: Option<&layout::Table>, width: Option<usize>) -> String {
+    table.map_or_else(|| "no trial completed\n".into(), |t| t.render(width))
 }
 
 /// `60 trials: 3 complete, 52 pruned, 0 failed, 5 infeasible before training`.
@@ -471,6 +490,9 @@ fn trial_json(t: &Trial, spec: &StudySpec) -> Json {
     // Only a command trial placed on a device has one (`devices`, `--devices`).
     if let (Some(device), Some(o)) = (&t.device, row.as_object_mut()) {
         o.insert("device".into(), json!(device));
+    }
+    if let (Some(worker), Some(o)) = (&t.worker, row.as_object_mut()) {
+        o.insert("worker".into(), json!(worker));
     }
     row
 }

@@ -178,6 +178,11 @@ pub struct Trial {
     pub started: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<f64>,
+    /// The worker that ran it to its end (`host:pid:nonce`, [`crate::store::worker_id`]):
+    /// the report's timeline draws each worker's trials on its own lanes; `None` for
+    /// trials stored before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 impl Trial {
@@ -197,6 +202,7 @@ impl Trial {
             duration: 0.0,
             device: None,
             started: None,
+            worker: None,
             finished: None,
         }
     }

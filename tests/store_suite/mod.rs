@@ -270,6 +270,32 @@ pub fn a_trial_keeps_its_device(s: &dyn Store, p: &str) {
     assert_eq!(devices(&since), want);
 }
 
+/// The worker that ran a trial to its end reads back (the claim's `worker` is cleared
+/// then): a trial requeued from one worker and rerun by another is the other's.
+pub fn a_trial_keeps_the_worker_that_ran_it(s: &dyn Store, p: &str) {
+    let study = s.open(&spec(&format!("{p}a"), "x")).expect("open the study");
+    let run = |worker: &str, recorded: Option<&str>| {
+        let c = s.claim(study.id, worker, None).expect("claim").expect("a trial to claim");
+        s.start(study.id, c.number, &point(c.number as f64), 1, worker).expect("start");
+        let mut t = finished(c.number, c.number as f64, 1.0);
+        t.worker = recorded.map(str::to_string);
+        s.finish(study.id, &t).expect("finish");
+        c.number
+    };
+    assert_eq!(run("host:1:1", Some("host:1:1")), 0);
+    // Trial 1 is claimed by one worker, given back, and rerun by another.
+    let c = s.claim(study.id, "host:2:2", None).expect("claim").expect("trial 1");
+    s.requeue(study.id, c.number, "host:2:2").expect("requeue");
+    assert_eq!(run("host:3:3", Some("host:3:3")), 1);
+    assert_eq!(run("host:1:1", None), 2);
+    let workers = |h: &[Trial]| h.iter().map(|t| t.worker.clone()).collect::<Vec<_>>();
+    let want = vec![Some("host:1:1".to_string()), Some("host:3:3".to_string()), None];
+    assert_eq!(workers(&s.history(study.id).expect("history")), want);
+    let (mut since, _) = s.finished_since(study.id, 0).expect("finished_since");
+    since.sort_by_key(|t| t.number);
+    assert_eq!(workers(&since), want);
+}
+
 // `tests/postgres.rs` takes the helpers only, not the suite.
 /// An artifact of `size` bytes of content (a model folder's packed form).
 fn artifact(size: usize, salt: u8) -> bma::store::Artifact {
@@ -351,5 +377,6 @@ macro_rules! for_each_store_test {
         $run!(a_trial_keeps_its_device);
         $run!(a_trial_model_round_trips_through_the_store);
         $run!(requeueing_or_deleting_drops_stored_models);
+        $run!(a_trial_keeps_the_worker_that_ran_it);
     };
 }

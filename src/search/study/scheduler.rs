@@ -446,6 +446,7 @@ impl<'s> Scheduler<'s> {
         let end = store::now();
         trial.finished = Some(end);
         trial.started = Some(end - trial.duration.max(0.0));
+        trial.worker = Some(self.worker.to_string());
         match self.store().finish(self.study.id, &trial) {
             Ok(()) => {}
             // The trial was requeued while we were silent (a lost server, a stall) and

@@ -59,6 +59,9 @@ pub struct PredictArgs {
     /// In a run folder: the final model (the default when the run built one) or the best trial.
     #[arg(long = "model", value_enum)]
     pub which: Option<Which>,
+    /// Where the model runs: cpu, wgpu[:N] or cuda[:N] (README: GPU).
+    #[arg(long, default_value = "cpu", value_parser = super::study::parse_device)]
+    pub device: bma::train::DeviceKind,
 }
 
 pub fn predict(args: &PredictArgs) -> ExitCode {
@@ -69,7 +72,11 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return super::fail(e, INPUT),
     };
-    let predictor = match predict::open(&dir) {
+    let opened = predict::open(&dir).and_then(|mut p| {
+        p.model = p.model.on_device(args.device)?;
+        Ok(p)
+    });
+    let predictor = match opened {
         Ok(p) => p,
         Err(e) => return super::fail(e, INPUT),
     };

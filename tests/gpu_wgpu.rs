@@ -3,7 +3,8 @@
 //!
 //! Built only with `--features wgpu` (`cargo test --features wgpu --test gpu_wgpu`). A
 //! machine without a wgpu adapter fails the first test, loudly: these tests never skip.
-//! What they show: the device opens and names itself, with its memory; every layer kind's
+//! What they show: the device opens and names itself, and the memory guard uses its memory
+//! where it reports it (else host RAM, said so); every layer kind's
 //! forward pass gives the CPU's outputs within rounding; a digits training gives the CPU's
 //! accuracy within noise, from the same seed; `bma run --device wgpu` records the device of
 //! every trial, and `bma eval`/`bma predict --device wgpu` reload its models there and answer
@@ -72,11 +73,22 @@ fn the_wgpu_device_opens_names_itself_and_tells_its_memory() {
     let info = device::info(GPU).unwrap_or_else(|e| panic!("no wgpu adapter: {e}"));
     eprintln!("wgpu:0 is {} with {:?} bytes", info.name, info.memory);
     assert!(!info.name.is_empty());
-    let memory = info.memory.expect("a Vulkan adapter reports its device-local heaps");
-    assert!(memory >= 64 << 20, "{memory} bytes");
-    // The memory guard uses it rather than host RAM.
-    let room = bma::train::memory::room(GPU).expect("known");
-    assert_eq!(room, bma::train::memory::Room::Device(GPU, memory));
+    // The memory guard uses the adapter's memory where it reports it, else host RAM, said so.
+    // cubecl-wgpu reads the Vulkan heaps on its SPIR-V path only (burn's `vulkan` feature):
+    // with `wgpu` (WGSL), as on CI's lavapipe, the adapter reports none.
+    let room = bma::train::memory::room(GPU).expect("host RAM at least");
+    let host = bma::train::memory::available().expect("Linux says its free memory");
+    match info.memory {
+        Some(memory) => {
+            assert!(memory >= 64 << 20, "{memory} bytes");
+            assert_eq!(room, bma::train::memory::Room::Device(GPU, memory));
+        }
+        None => {
+            assert!(matches!(room, bma::train::memory::Room::HostFor(GPU, _)), "{room:?}");
+            assert!(room.bytes() <= host + (256 << 20), "{room:?} vs {host}");
+            assert!(room.whose().contains("wgpu:0 does not report its own memory"));
+        }
+    }
     // An index past the adapters there are is refused, naming those there are.
     let e = device::info(DeviceKind::Wgpu(99)).expect_err("no 100th adapter");
     assert!(e.contains("`wgpu:99`: this machine has") && e.contains(&info.name), "{e}");

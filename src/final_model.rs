@@ -124,6 +124,13 @@ pub struct FinalModel {
 }
 
 impl FinalModel {
+    /// The same model with every member's weights on `device`.
+    pub fn on_device(&self, device: train::DeviceKind) -> Result<FinalModel, String> {
+        let members =
+            self.members.iter().map(|(m, w)| Ok((m.on_device(device)?, *w))).collect::<Result<_, String>>()?;
+        Ok(FinalModel { members, vote: self.vote })
+    }
+
     /// The weighted mean of the members' probabilities (classification) or outputs, `n x k`;
     /// with `vote` (classification), the weighted share of votes per class instead.
     pub fn predict(&self, split: &Split) -> Result<Vec<f32>, String> {
@@ -342,10 +349,16 @@ fn other_data(experiment: &ir::Experiment, best: &SavedConfig, config: &SavedCon
 /// its own tokenizer), the settings' `part` checked to hold the same rows. A plain model
 /// directory (`model.json`) is evaluated as one model.
 pub fn evaluate(dir: &Path, part: Part) -> Result<Metrics, String> {
+    evaluate_on(dir, part, train::DeviceKind::Cpu)
+}
+
+/// [`evaluate`] with the model's weights on `device`.
+pub fn evaluate_on(dir: &Path, part: Part, device: train::DeviceKind) -> Result<Metrics, String> {
     if !dir.join("final.json").exists() {
-        return train::evaluate_saved(dir, part);
+        return train::evaluate_saved_on(dir, part, device);
     }
     let (model, configs) = load_members(dir)?;
+    let model = model.on_device(device)?;
     let mut settings = Settings::by_value();
     let at: Vec<usize> = configs.iter().map(|c| settings.index(c)).collect::<Result<_, _>>()?;
     settings.check_aligned(&[part])?;

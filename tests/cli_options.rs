@@ -84,8 +84,8 @@ fn man_page_is_roff_with_every_subcommand() {
 #[test]
 fn fixed_sets_list_their_choices() {
     let cases: [(&[&str], &str); 5] = [
-        (&["run", "examples/digits.bma", "--device", "tpu"], "possible values: cpu, wgpu, cuda"),
-        (&["worker", "--study", "s", "--device", "tpu"], "possible values: cpu, wgpu, cuda"),
+        (&["run", "examples/digits.bma", "--device", "tpu"], "unknown device `tpu`: one of cpu, wgpu[:N], cuda[:N]"),
+        (&["worker", "--study", "s", "--device", "tpu"], "unknown device `tpu`: one of cpu, wgpu[:N], cuda[:N]"),
         (&["eval", "runs/x", "--split", "holdout"], "possible values: train, valid, test"),
         (&["--color", "sometimes", "check", "examples/digits.bma"], "possible values: auto, always, never"),
         (&["run", "examples/digits.bma", "--progress", "loud"], "possible values: auto, plain, none"),

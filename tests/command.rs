@@ -625,7 +625,7 @@ fn devices_flag_gives_each_running_trial_its_own_device() {
     let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
     assert!(html.contains("<th>device</th>"), "the report's trial table shows the device");
 
-    // A bad list, and --devices on an experiment that runs no command, are refused.
+    // A bad list, and --devices on an experiment that neither trains nor runs a command, are refused.
     let o = run(&spec, &dir.path().join("bad"), &["--devices", "0,,1"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("empty entry"), "{}", stderr(&o));
@@ -636,7 +636,7 @@ fn devices_flag_gives_each_running_trial_its_own_device() {
     );
     let o = run(&plain, &dir.path().join("plain"), &["--devices", "0"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--devices places the trials of a command study"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--devices places trials that train a model or run a command"), "{}", stderr(&o));
 }
 
 /// While the file `hold` exists in its folder, waits (at most a minute, in a child it

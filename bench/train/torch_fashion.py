@@ -6,6 +6,7 @@ Data: the gzipped IDX files of Debian's dataset-fashion-mnist (FASHION_DIR), 58,
 rows (98 % of the official 60k, stratified; bma's split, not its permutation), pooled
 standardisation fitted on them, the official 10k test set. Batch 64, Adam lr 1e-3 (eps 1e-8),
 cross-entropy, the loss read back every step, the batch of one skipped, as bma does.
+TORCH_DEVICE (default cpu) runs it elsewhere, e.g. `cuda` (scripts/gpu-check.sh).
 """
 import gzip, json, os, random, struct, sys, time
 
@@ -42,20 +43,22 @@ for c in range(10):
 xtr, ytr = x[keep], y[keep]
 mean, std = xtr.mean(), xtr.std()
 xtr, xte = (xtr - mean) / std, (xte - mean) / std
+device = torch.device(os.environ.get("TORCH_DEVICE", "cpu"))
+xtr, ytr, xte, yte = xtr.to(device), ytr.to(device), xte.to(device), yte.to(device)
 
 c1, c2, width = (32, 64, 128) if model_name == "fashion-cnn" else (16, 32, 64)
 net = nn.Sequential(
     nn.Unflatten(1, (1, 28, 28)),
     nn.Conv2d(1, c1, 3, padding="same"), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
     nn.Conv2d(c1, c2, 3, padding="same"), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Flatten(), nn.Linear(c2 * 49, width), nn.ReLU(), nn.Linear(width, 10))
+    nn.Flatten(), nn.Linear(c2 * 49, width), nn.ReLU(), nn.Linear(width, 10)).to(device)
 opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-8)
 loss_fn = nn.CrossEntropyLoss()
 times, cpu = [], []
 n = len(xtr)
 for epoch in range(epochs):
     net.train()
-    perm = torch.randperm(n)
+    perm = torch.randperm(n, device=device)
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, n, 64):
         idx_ = perm[i:i + 64]
@@ -72,5 +75,5 @@ net.eval()
 with torch.no_grad():
     acc = sum((net(xte[i:i + 512]).argmax(1) == yte[i:i + 512]).sum().item() for i in range(0, len(xte), 512)) / len(xte)
 params = sum(p.numel() for p in net.parameters())
-print(json.dumps({"framework": f"torch-{torch.__version__}", "model": model_name, "threads": threads,
+print(json.dumps({"framework": f"torch-{torch.__version__}", "device": str(device), "model": model_name, "threads": threads,
                   "params": params, "train_rows": n, "epoch_times": times, "epoch_cpu": cpu, "test_accuracy": round(acc, 4)}))

@@ -52,6 +52,9 @@ pub struct EvalArgs {
     /// Text, or one JSON document (docs/json.md).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Where the model runs: cpu, wgpu[:N] or cuda[:N] (README: GPU).
+    #[arg(long, default_value = "cpu", value_parser = super::study::parse_device)]
+    pub device: bma::train::DeviceKind,
 }
 
 pub fn eval(args: &EvalArgs) -> ExitCode {
@@ -128,7 +131,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
         "model".to_string()
     };
     if let Some(input) = &args.on {
-        return eval_on(&dir, input, args.format);
+        return eval_on(&dir, input, args.format, args.device);
     }
     match final_model::data_changes(&dir) {
         Ok(changes) if !changes.is_empty() && !args.allow_changed_data => {
@@ -145,7 +148,7 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
         Ok(_) => {}
         Err(e) => return super::fail(e, INPUT),
     }
-    match final_model::evaluate(&dir, split) {
+    match final_model::evaluate_on(&dir, split, args.device) {
         Ok(m) => {
             show(args.format, &title, &dir, &json!({ "split": split_name }), &format!("on {split_name}"), &m);
             ExitCode::from(OK)
@@ -156,9 +159,10 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
 
 /// `--on FILE`: the saved preprocessing reads `input`, and the answers are measured against
 /// its labels; every bad input is listed and refused (exit 1).
-fn eval_on(dir: &std::path::Path, input: &std::path::Path, format: Format) -> ExitCode {
+fn eval_on(dir: &std::path::Path, input: &std::path::Path, format: Format, device: bma::train::DeviceKind) -> ExitCode {
     let run = || -> Result<(String, bma::train::Metrics), String> {
-        let predictor = final_model::predict::open(dir)?;
+        let mut predictor = final_model::predict::open(dir)?;
+        predictor.model = predictor.model.on_device(device)?;
         let samples = predictor.read(input)?;
         let result = predictor.predict(samples, 256)?;
         if let Some((id, why)) = result.failed.first() {

@@ -70,6 +70,9 @@ pub struct PredictArgs {
     /// Trial N's model (`trials/<N>` of a run folder, or fetched with `--store`).
     #[arg(long, value_name = "N", conflicts_with = "which")]
     pub trial: Option<u64>,
+    /// Where the model runs: cpu, wgpu[:N] or cuda[:N] (README: GPU).
+    #[arg(long, default_value = "cpu", value_parser = super::study::parse_device)]
+    pub device: bma::train::DeviceKind,
 }
 
 pub fn predict(args: &PredictArgs) -> ExitCode {
@@ -90,7 +93,11 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return super::fail(e, INPUT),
     };
-    let predictor = match predict::open(&dir) {
+    let opened = predict::open(&dir).and_then(|mut p| {
+        p.model = p.model.on_device(args.device)?;
+        Ok(p)
+    });
+    let predictor = match opened {
         Ok(p) => p,
         Err(e) => return super::fail(e, INPUT),
     };

@@ -65,16 +65,24 @@ pub struct StudyFlags {
     /// Pin a parameter: `--set depth=2` (repeatable; the value as the language writes it).
     #[arg(long = "set", value_name = "P=V")]
     pub set: Vec<String>,
-    /// Where to train (wgpu and cuda need a build with that feature).
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "wgpu", "cuda"])]
-    pub device: String,
+    /// Where to train: cpu, wgpu[:N] or cuda[:N] (a GPU needs a build with its feature, README: GPU).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: bma::train::DeviceKind,
     /// Continue a stored study even if a data file changed since it started.
     #[arg(long = "allow-changed-data")]
     pub allow_changed_data: bool,
-    /// A command study's devices, e.g. `0,1`: each running trial holds one, given to it in
-    /// CUDA_VISIBLE_DEVICES and BMA_DEVICE (overrides `trial { devices = }`).
+    /// The devices trials spread over, e.g. `0,1`: each running trial holds one. A command
+    /// study's trials get theirs in CUDA_VISIBLE_DEVICES and BMA_DEVICE (overrides `trial {
+    /// devices = }`); a trained model's, an index of `--device`'s backend (`0,0,1`: two at once
+    /// on device 0) or a device name (`wgpu:1`).
     #[arg(long, value_name = "LIST", value_parser = parse_devices)]
     pub devices: Option<Devices>,
+}
+
+/// `--device cpu | wgpu[:N] | cuda[:N]` (also `bma predict`, `bma eval`): an unknown device,
+/// or one this build has no backend for, is refused with the feature to build with.
+pub fn parse_device(text: &str) -> Result<bma::train::DeviceKind, String> {
+    text.parse()
 }
 
 /// `--devices 0,1`: the list, each entry non-empty.
@@ -102,7 +110,7 @@ impl StudyFlags {
             trial_time: self.trial_time,
             out: self.out.clone(),
             set: self.set.clone(),
-            device: self.device.parse().map_err(|e| format!("--device: {e}"))?,
+            device: self.device,
             heartbeat: None,
             stale_after: None,
             shared,
@@ -194,7 +202,7 @@ pub fn execute(
     let progress = if super::output::quiet() { ProgressMode::None } else { progress };
     if super::output::verbose() {
         eprintln!(
-            "experiment {}: out folder {}; seed {}; strategy {}; device {:?}; {} trial(s) at once",
+            "experiment {}: out folder {}; seed {}; strategy {}; device {}; {} trial(s) at once",
             plan.experiment.name,
             plan.out.display(),
             plan.seed,

@@ -41,9 +41,9 @@ pub struct WorkerArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// Where to train (wgpu and cuda need a build with that feature).
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "wgpu", "cuda"])]
-    pub device: String,
+    /// Where to train: cpu, wgpu[:N] or cuda[:N] (a GPU needs a build with its feature, README: GPU).
+    #[arg(long, default_value = "cpu", value_parser = front::parse_device)]
+    pub device: bma::train::DeviceKind,
     /// Join even if a data file changed since the study started.
     #[arg(long = "allow-changed-data")]
     pub allow_changed_data: bool,
@@ -62,7 +62,7 @@ impl WorkerArgs {
         Ok(Overrides {
             parallel: self.parallel,
             out: self.out.clone(),
-            device: self.device.parse().map_err(|e| format!("--device: {e}"))?,
+            device: self.device,
             shared: true,
             allow_changed_data: self.allow_changed_data,
             devices: self.devices.clone().map(|d| d.0),

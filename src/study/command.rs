@@ -133,15 +133,16 @@ pub struct CommandEvaluator {
     devices: Mutex<Devices>,
 }
 
-/// Which of `spec.devices` the running trials hold ([`Devices::take`] states the rule).
+/// Which of `spec.devices` the running trials hold ([`Devices::take`] states the rule); also
+/// a model study's `--devices` (`super::evaluator`).
 #[derive(Debug, Default)]
-struct Devices {
+pub(super) struct Devices {
     /// Running trials per entry of `devices`.
-    running: Vec<usize>,
+    pub(super) running: Vec<usize>,
     /// Where the next search for a device starts: ties go round the list in turn.
-    next: usize,
+    pub(super) next: usize,
     /// The entry each running or just-finished trial holds, by trial number.
-    held: BTreeMap<u64, usize>,
+    pub(super) held: BTreeMap<u64, usize>,
 }
 
 impl Devices {
@@ -149,7 +150,7 @@ impl Devices {
     /// from `next` on (round the list). With `parallel = P` and `D` devices no device ever
     /// runs more than `ceil(P / D)` trials at once, and with `P <= D` never two. `None`
     /// when there are no devices.
-    fn take(&mut self, number: u64) -> Option<usize> {
+    pub(super) fn take(&mut self, number: u64) -> Option<usize> {
         let n = self.running.len();
         let fewest = *self.running.iter().min()?;
         let i = (0..n).map(|k| (self.next + k) % n).find(|&i| self.running[i] == fewest)?;
@@ -159,7 +160,7 @@ impl Devices {
         Some(i)
     }
 
-    fn free(&mut self, slot: usize) {
+    pub(super) fn free(&mut self, slot: usize) {
         if let Some(r) = self.running.get_mut(slot) {
             *r = r.saturating_sub(1);
         }

@@ -1,6 +1,6 @@
 //! The evaluators a study runs: [`ModelEvaluator`] trains an experiment's sub-models
-//! (one single-threaded trainer per trial thread) and saves every completed trial's
-//! model under `<out>/trials/<n>/`; a pure-function experiment is measured by the trial
+//! (one single-threaded trainer per trial thread, each on its device: `--devices` spreads
+//! them, the least busy first) and saves every completed trial's model under `<out>/trials/<n>/`; a pure-function experiment is measured by the trial
 //! loop itself ([`FunctionEvaluator`]), optionally slowed down by [`SlowFunction`] for
 //! the fault tests.
 //!
@@ -34,11 +34,7 @@ pub fn evaluator<'c>(plan: &Plan<'c>, delay: Option<Duration>) -> Result<Box<dyn
         if let Some(devices) = &plan.devices {
             spec.devices = devices.clone();
         }
-        return Ok(Box::new(super::command::CommandEvaluator::new(
-            spec,
-            plan.out.clone(),
-            format!("{:?}", plan.device).to_lowercase(),
-        )));
+        return Ok(Box::new(super::command::CommandEvaluator::new(spec, plan.out.clone(), plan.device.to_string())));
     }
     if exp.model.is_some() {
         // The plan's fingerprints, taken once per run: the study's spec records the same.
@@ -50,8 +46,11 @@ pub fn evaluator<'c>(plan: &Plan<'c>, delay: Option<Duration>) -> Result<Box<dyn
             Some(plan.data_files()),
         )
         .map_err(Error::Input)?;
-        let m =
+        let mut m =
             ModelEvaluator::with_trials(&plan.compiled.program, exp, trials, Some(plan.out.clone()), plan.threads());
+        if let Some(entries) = &plan.devices {
+            m = m.with_devices(train::device::placements(entries, plan.device).map_err(Error::Input)?);
+        }
         return Ok(Box::new(m));
     }
     Ok(match delay {
@@ -82,6 +81,11 @@ pub struct ModelEvaluator<'a> {
     /// Training threads per trial (1 when several trials run at once).
     threads: usize,
     saved: Mutex<BTreeMap<u64, PathBuf>>,
+    /// `--devices`: the devices trials spread over (an entry per slot: `0,0,1` lets device 0
+    /// run two at once), and which of them each running trial holds. Empty: every trial on
+    /// `trials.device`.
+    placed: Vec<train::DeviceKind>,
+    held: Mutex<super::command::Devices>,
 }
 
 impl<'a> ModelEvaluator<'a> {
@@ -105,7 +109,28 @@ impl<'a> ModelEvaluator<'a> {
         out: Option<PathBuf>,
         threads: usize,
     ) -> ModelEvaluator<'a> {
-        ModelEvaluator { program, experiment, trials, out, threads: threads.max(1), saved: Mutex::new(BTreeMap::new()) }
+        ModelEvaluator {
+            program,
+            experiment,
+            trials,
+            out,
+            threads: threads.max(1),
+            saved: Mutex::new(BTreeMap::new()),
+            placed: Vec::new(),
+            held: Mutex::default(),
+        }
+    }
+
+    /// Spreads the trials over `devices` by `super::command`'s rule: each takes the one
+    /// with the fewest running trials (none: all on the trials' own device).
+    pub fn with_devices(mut self, devices: Vec<train::DeviceKind>) -> ModelEvaluator<'a> {
+        self.held = Mutex::new(super::command::Devices { running: vec![0; devices.len()], ..Default::default() });
+        self.placed = devices;
+        self
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, super::command::Devices> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn data_info(&self) -> &ir::DataInfo {
@@ -126,6 +151,40 @@ impl Evaluator for ModelEvaluator<'_> {
     }
 
     fn evaluate(&self, trial: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
+        let slot = self.held().take(trial.number);
+        let device = slot.and_then(|i| self.placed.get(i).copied()).unwrap_or(self.trials.device);
+        let outcome = self.evaluate_on(device, trial, on_step);
+        if let Some(i) = slot {
+            self.held().free(i);
+        }
+        outcome
+    }
+
+    fn device(&self, number: u64) -> Option<String> {
+        match self.held().held.remove(&number) {
+            Some(slot) => self.placed.get(slot).map(|d| d.to_string()),
+            // A study on one GPU records it too; a CPU study records nothing, as before.
+            None => (self.trials.device != train::DeviceKind::Cpu).then(|| self.trials.device.to_string()),
+        }
+    }
+
+    fn saved_dir(&self, number: u64) -> Option<PathBuf> {
+        self.saved.lock().unwrap_or_else(|p| p.into_inner()).get(&number).cloned()
+    }
+
+    fn finished(&self, trial: &Trial) {
+        let dir = self.saved.lock().unwrap_or_else(|p| p.into_inner()).remove(&trial.number);
+        if trial.state != TrialState::Complete
+            && let Some(dir) = dir
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl ModelEvaluator<'_> {
+    /// One trial on `device`.
+    fn evaluate_on(&self, device: train::DeviceKind, trial: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
         let mut cfg = match self.trials.config(trial.point, trial.seed) {
             Ok(c) => c,
             Err(e) => return Outcome { status: Status::Failed(e), metrics: Metrics::new() },
@@ -143,14 +202,13 @@ impl Evaluator for ModelEvaluator<'_> {
             Err(e) => return Outcome { status: Status::Failed(e.message), metrics: Metrics::new() },
         };
         // A sub-model that cannot fit fails here, before anything is allocated: allocating it
-        // would get the whole process killed. (On a GPU the limit is the device's, unknown here.)
-        if self.trials.device == train::DeviceKind::Cpu
-            && let Some(why) =
-                train::memory::available().and_then(|a| train::memory::refuse(&sub, cfg.batch.min(data.train.n), a))
+        // would get the whole process killed (on a GPU: the device's memory where it tells it).
+        if let Some(why) =
+            train::memory::room(device).and_then(|r| train::memory::refuse_in(&sub, cfg.batch.min(data.train.n), r))
         {
             return Outcome { status: Status::Failed(why), metrics: Metrics::new() };
         }
-        let outcome = train::fit_until(self.trials.device, &sub, &cfg, &data.data, trial.deadline, |epoch, m| {
+        let outcome = train::fit_until(device, &sub, &cfg, &data.data, trial.deadline, |epoch, m| {
             match on_step(epoch as u32, m) {
                 Control::Continue => train::Control::Continue,
                 Control::Stop => train::Control::Stop,
@@ -176,18 +234,5 @@ impl Evaluator for ModelEvaluator<'_> {
             self.saved.lock().unwrap_or_else(|p| p.into_inner()).insert(trial.number, dir);
         }
         Outcome { status, metrics }
-    }
-
-    fn saved_dir(&self, number: u64) -> Option<PathBuf> {
-        self.saved.lock().unwrap_or_else(|p| p.into_inner()).get(&number).cloned()
-    }
-
-    fn finished(&self, trial: &Trial) {
-        let dir = self.saved.lock().unwrap_or_else(|p| p.into_inner()).remove(&trial.number);
-        if trial.state != TrialState::Complete
-            && let Some(dir) = dir
-        {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }

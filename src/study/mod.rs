@@ -139,7 +139,8 @@ pub struct Overrides {
     /// is `finished` only once they are written ([`Settings::caller_finishes`]).
     pub caller_finishes: bool,
     /// `--devices 0,1`: the devices of a command study's trials, instead of its
-    /// `trial { devices = }` (see [`command::CommandSpec::devices`]). This machine's own,
+    /// `trial { devices = }` (see [`command::CommandSpec::devices`]), or those a model
+    /// experiment's trials spread over (`train::device::placements`). This machine's own,
     /// so never stored with the study.
     pub devices: Option<Vec<String>>,
 }
@@ -262,12 +263,15 @@ impl<'c> Plan<'c> {
         });
         let out = overrides.out.clone().or(report_out).unwrap_or_else(|| default_out(&exp.name));
         let prune = setting(exp, "prune").map_err(input)?;
-        if overrides.devices.is_some() && exp.trial.is_none() {
+        if overrides.devices.is_some() && exp.trial.is_none() && exp.model.is_none() {
             return Err(input(format!(
-                "--devices places the trials of a command study (`trial {{ command }}`); experiment `{}` trains \
-                 its own models: use --device",
+                "--devices places trials that train a model or run a command; experiment `{}` computes its \
+                 objectives itself",
                 exp.name
             )));
+        }
+        if let (Some(devices), None) = (&overrides.devices, &exp.trial) {
+            crate::train::device::placements(devices, overrides.device).map_err(input)?;
         }
         let mut notes = Vec::new();
         if let Some(a) = &auto {

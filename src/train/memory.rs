@@ -4,7 +4,12 @@
 //! it got the process killed by the system (out of memory), losing the run's other trials in
 //! flight. [`estimate`] is a lower bound of what training takes, from the expanded graph alone;
 //! the runner fails a trial whose estimate exceeds [`available`] before anything is allocated.
+//!
+//! On a GPU the limit is the device's own memory where its backend reports it (wgpu, CubeCL
+//! CUDA: `train::device::memory`); where it cannot (LibTorch), the guard falls back on host
+//! RAM and its refusal says so ([`choose`], [`room`]).
 
+use super::DeviceKind;
 use crate::ir::SubModel;
 
 /// Rows of the chunks that evaluation and throughput runs feed the network at once.
@@ -83,9 +88,79 @@ pub fn refuse(sub: &SubModel, batch: usize, available: u64) -> Option<String> {
     })
 }
 
+/// The memory a trial may take, and whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// What the host has left ([`available`]): the CPU backend's own memory.
+    Host(u64),
+    /// What the device says its memory is.
+    Device(DeviceKind, u64),
+    /// What the host has left, for a device that cannot say its own.
+    HostFor(DeviceKind, u64),
+}
+
+impl Room {
+    pub fn bytes(self) -> u64 {
+        match self {
+            Room::Host(b) | Room::Device(_, b) | Room::HostFor(_, b) => b,
+        }
+    }
+
+    /// Whose memory it is, for a message: `host RAM`, `the memory of wgpu:0`.
+    pub fn whose(self) -> String {
+        match self {
+            Room::Host(_) => "host RAM".into(),
+            Room::Device(d, _) => format!("the memory of {d}"),
+            Room::HostFor(d, _) => format!("host RAM ({d} does not report its own memory)"),
+        }
+    }
+}
+
+/// The guard's rule: on the CPU, host RAM; on a GPU, its own memory where the backend says it
+/// (`device_memory`), else host RAM, marked as such. `None` when nothing is known.
+pub fn choose(device: DeviceKind, device_memory: Option<u64>, host: Option<u64>) -> Option<Room> {
+    match (device, device_memory) {
+        (DeviceKind::Cpu, _) => host.map(Room::Host),
+        (d, Some(m)) => Some(Room::Device(d, m)),
+        (d, None) => host.map(|h| Room::HostFor(d, h)),
+    }
+}
+
+/// [`choose`] for `device` on this machine.
+pub fn room(device: DeviceKind) -> Option<Room> {
+    let own = if device == DeviceKind::Cpu { None } else { super::device::memory(device) };
+    choose(device, own, available())
+}
+
+/// Why `sub` cannot be trained in `room`, naming whose memory it is.
+pub fn refuse_in(sub: &SubModel, batch: usize, room: Room) -> Option<String> {
+    let need = estimate(sub, batch);
+    (need > room.bytes()).then(|| {
+        format!(
+            "training it needs at least {} ({} parameters, batch {batch}), more than the {} of {}",
+            human(need),
+            sub.params,
+            human(room.bytes()),
+            room.whose()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guard_uses_device_memory_where_the_backend_tells_it() {
+        let gpu = DeviceKind::Wgpu(1);
+        assert_eq!(choose(DeviceKind::Cpu, Some(8), Some(100)), Some(Room::Host(100)));
+        assert_eq!(choose(gpu, Some(8 << 30), Some(100)), Some(Room::Device(gpu, 8 << 30)));
+        assert_eq!(choose(gpu, None, Some(100)), Some(Room::HostFor(gpu, 100)));
+        assert_eq!(choose(DeviceKind::Cuda(0), None, None), None);
+        assert_eq!(Room::Device(gpu, 1).whose(), "the memory of wgpu:1");
+        assert!(Room::HostFor(DeviceKind::Cuda(0), 1).whose().contains("cuda:0 does not report its own memory"));
+        assert_eq!(room(DeviceKind::Cpu), available().map(Room::Host));
+    }
 
     #[test]
     fn meminfo_and_cgroup_readings() {

@@ -30,6 +30,7 @@ mod batches;
 mod config;
 pub mod darts;
 pub mod hypergradient;
+pub mod device;
 pub mod memory;
 mod metrics;
 mod net;
@@ -53,40 +54,18 @@ pub use metrics::{
 };
 pub use net::{Op, OpKind, Plan, Tensors};
 pub use save::{
-    SavedConfig, check_fits, data_changes, evaluate_saved, from_safetensors, load, load_config, saved_format,
-    to_safetensors,
+    SavedConfig, check_fits, data_changes, evaluate_saved, evaluate_saved_on, from_safetensors, load, load_config,
+    load_on, saved_format, to_safetensors,
 };
 pub use trial::{Averaging, KEPT, TrialData, Trials, averaging, init_seed};
+
+pub use device::DeviceKind;
+use device::burn_device;
 
 use crate::data::{Dataset, Split, TargetScale};
 use crate::ir::{self, Task};
 use crate::rng::Rng;
 use net::{Mode, Net};
-
-/// Where to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    /// burn's `flex` CPU backend.
-    #[default]
-    Cpu,
-    /// `--features wgpu`.
-    Wgpu,
-    /// `--features cuda` (does not build offline: see the README).
-    Cuda,
-}
-
-impl std::str::FromStr for DeviceKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<DeviceKind, String> {
-        match s {
-            "cpu" => Ok(DeviceKind::Cpu),
-            "wgpu" => Ok(DeviceKind::Wgpu),
-            "cuda" => Ok(DeviceKind::Cuda),
-            other => Err(format!("unknown device `{other}` (cpu, wgpu or cuda)")),
-        }
-    }
-}
 
 /// Whether training goes on after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,19 +120,6 @@ pub struct Model {
     /// The regression target's scaling the network trained on: [`Model::predict`] and the
     /// metrics invert it, so they are in the target's own units.
     pub target: TargetScale,
-}
-
-/// The burn device for a kind.
-fn burn_device(kind: DeviceKind) -> Result<Device, String> {
-    match kind {
-        DeviceKind::Cpu => Ok(Device::flex()),
-        #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::default())),
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => Ok(Device::cuda(0)),
-        #[allow(unreachable_patterns)]
-        other => Err(format!("this bma was built without the `{}` feature", format!("{other:?}").to_lowercase())),
-    }
 }
 
 /// Trains `sub` on `data` by `cfg`; see the module header.

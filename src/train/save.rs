@@ -1,7 +1,8 @@
 //! Saved models: `model.safetensors` (the weights) and `model.json` (what they mean).
 //!
 //! Takes a [`Model`] and the [`SavedConfig`] that produced it; writes a directory that
-//! [`load`] and [`evaluate_saved`] read back. Weights are plain safetensors (little-endian
+//! [`load`] and [`evaluate_saved`] read back ([`load_on`] and [`evaluate_saved_on`] onto a
+//! given device). Weights are plain safetensors (little-endian
 //! F32, tensors named `<layer>.weight`, `.bias`, `.running_mean`, `.running_var`), so
 //! any safetensors reader (PyTorch, numpy) can open them; the format is written here
 //! directly (a JSON header and raw bytes) rather than through burn-store.
@@ -158,23 +159,33 @@ fn task_name(task: Task) -> &'static str {
     }
 }
 
-/// Reads a saved model directory.
+/// Reads a saved model directory onto the CPU.
 pub fn load(dir: &Path) -> Result<(Model, SavedConfig), String> {
+    load_on(dir, DeviceKind::Cpu)
+}
+
+/// Reads a saved model directory, its weights onto `kind`'s device.
+pub fn load_on(dir: &Path, kind: DeviceKind) -> Result<(Model, SavedConfig), String> {
     let m = manifest(dir)?;
     let path = dir.join("model.safetensors");
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let tensors = from_safetensors(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let device: Device = burn_device(DeviceKind::Cpu)?;
+    let device: Device = burn_device(kind)?;
     let net = Net::init(&m.plan, m.config.train.init, &mut Rng::new(0), &device)
         .load_tensors(&m.plan, &tensors, &device)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let task = if m.classification { Task::Classification } else { Task::Regression };
-    Ok((Model { net, plan: m.plan, task, loss: m.loss, device: DeviceKind::Cpu, target: m.target }, m.config))
+    Ok((Model { net, plan: m.plan, task, loss: m.loss, device: kind, target: m.target }, m.config))
 }
 
 /// Reloads the model saved in `dir` and its dataset, and evaluates it on `split`.
 pub fn evaluate_saved(dir: &Path, split: Part) -> Result<Metrics, String> {
-    let (model, config) = load(dir)?;
+    evaluate_saved_on(dir, split, DeviceKind::Cpu)
+}
+
+/// [`evaluate_saved`] with the model on `kind`'s device.
+pub fn evaluate_saved_on(dir: &Path, split: Part, kind: DeviceKind) -> Result<Metrics, String> {
+    let (model, config) = load_on(dir, kind)?;
     let data = data::load_with(&config.data, &config.base, config.tokenizer.as_ref()).map_err(|e| e.to_string())?;
     check_fits(&model, &data.info)?;
     model.evaluate(data.part(split), &data.info)

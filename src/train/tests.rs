@@ -521,6 +521,13 @@ fn the_memory_estimate_counts_weights_four_times_and_activations_per_row() {
     // 67 * 16 + 23 * 1024 * 4 = 95,280 bytes.
     let why = memory::refuse(&sub, 16, 1000).expect("1000 bytes are too few");
     assert!(why.starts_with("training it needs at least 93.0 KiB (67 parameters, batch 16)"), "{why}");
+    // On a GPU the refusal names whose memory ran short.
+    let gpu = DeviceKind::Wgpu(0);
+    assert_eq!(memory::refuse_in(&sub, 16, memory::Room::Device(gpu, 1 << 30)), None);
+    let why = memory::refuse_in(&sub, 16, memory::Room::Device(gpu, 1000)).expect("too few");
+    assert!(why.ends_with("more than the 1000 B of the memory of wgpu:0"), "{why}");
+    let why = memory::refuse_in(&sub, 16, memory::Room::HostFor(gpu, 1000)).expect("too few");
+    assert!(why.ends_with("of host RAM (wgpu:0 does not report its own memory)"), "{why}");
 }
 
 #[test]

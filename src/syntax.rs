@@ -819,6 +819,29 @@ fn token_len(rest: &str) -> usize {
     OPS.iter().find(|op| rest.starts_with(**op)).map_or(first.len_utf8(), |op| op.len())
 }
 
+/// Words that can never be names (`grammar/bma.pest`'s `keyword`).
+pub const KEYWORDS: [&str; 19] = [
+    "use",
+    "block",
+    "fn",
+    "experiment",
+    "when",
+    "let",
+    "in",
+    "repeat",
+    "match",
+    "if",
+    "else",
+    "maximize",
+    "minimize",
+    "require",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
+];
+
 /// Help for the mistakes that pest's "expected ..." explains badly.
 fn hint(text: &str, start: usize) -> Option<String> {
     let before = text.get(..start)?;
@@ -847,27 +870,6 @@ fn hint(text: &str, start: usize) -> Option<String> {
     if first == '{' && SECTIONS.contains(&previous) {
         return Some(format!("`{previous}` starts a section here; is a `}}` missing before it?"));
     }
-    const KEYWORDS: [&str; 19] = [
-        "use",
-        "block",
-        "fn",
-        "experiment",
-        "when",
-        "let",
-        "in",
-        "repeat",
-        "match",
-        "if",
-        "else",
-        "maximize",
-        "minimize",
-        "require",
-        "and",
-        "or",
-        "not",
-        "true",
-        "false",
-    ];
     if KEYWORDS.contains(&word) {
         return Some(format!("`{word}` is a keyword and cannot be used as a name"));
     }

@@ -9,6 +9,7 @@
 use super::{Analysis, Occurrence, SymbolKind, Target};
 use crate::ast::{self, Item, SectionBody, SpaceItem};
 use crate::source::{FileId, Span};
+use crate::syntax::KEYWORDS;
 
 /// Every occurrence of the symbol at `offset` (with its definition when `with_def`), in
 /// text order.
@@ -91,29 +92,6 @@ fn is_identifier(s: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
-
-/// Words that can never be names (`grammar/bma.pest`'s `keyword`).
-const KEYWORDS: [&str; 19] = [
-    "use",
-    "block",
-    "fn",
-    "experiment",
-    "when",
-    "let",
-    "in",
-    "repeat",
-    "match",
-    "if",
-    "else",
-    "maximize",
-    "minimize",
-    "require",
-    "and",
-    "or",
-    "not",
-    "true",
-    "false",
-];
 
 /// What an entry of the outline is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,29 +72,8 @@ pub fn report(args: &ReportArgs) -> ExitCode {
 /// A study read from a store (a shared PostgreSQL database, or a SQLite file), its
 /// report written into `--out` (default `runs/<study>`).
 fn report_store(url: &str, args: &ReportArgs) -> Result<(Written, PathBuf), Error> {
-    let place = bma::store::postgres::redact(url);
-    let store = super::connect_store(url, 1).map_err(|e| Error::Internal(e.to_string()))?;
-    let name = match &args.study {
-        Some(n) => n.clone(),
-        None => {
-            let studies = store.studies().map_err(|e| Error::Internal(format!("{place}: {e}")))?;
-            match studies.as_slice() {
-                [] => return Err(Error::Input(format!("{place} holds no study"))),
-                [one] => one.name.clone(),
-                many => {
-                    let names: Vec<&str> = many.iter().map(|s| s.name.as_str()).collect();
-                    return Err(Error::Input(format!(
-                        "{place} holds several studies ({}); pick one with --study",
-                        names.join(", ")
-                    )));
-                }
-            }
-        }
-    };
-    let (study, trials) = bma::store::load_study(&*store, &name).map_err(|e| match e {
-        bma::store::StoreError::NotFound(m) => Error::Input(format!("{place}: {m}")),
-        e => Error::Internal(format!("{place}: {e}")),
-    })?;
+    let (store, study, trials) = super::stored::open(url, args.study.as_deref())?;
+    let name = study.spec.name.clone();
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
     if out.exists() && !out.is_dir() {
         return Err(Error::Input(format!("{} is not a folder", out.display())));

@@ -14,11 +14,12 @@ use bma::study::outputs::{self, regenerate};
 use bma::study::{self, Error, Overrides, Plan, StoredOptions, artifacts};
 use bma::trial::History;
 
-/// The study `name` (or the store's only one) with its plan's overrides for `out`.
 /// A stored study: its store, its record, its trials.
-type StoredStudy = (Box<dyn Store>, store::Study, Vec<bma::trial::Trial>);
+pub type StoredStudy = (Box<dyn Store>, store::Study, Vec<bma::trial::Trial>);
 
-fn open(url: &str, name: Option<&str>) -> Result<StoredStudy, Error> {
+/// Opens the study `name` in the store at `url` (with no name, the store's only study;
+/// several are refused, listed); errors name the store with its password redacted.
+pub fn open(url: &str, name: Option<&str>) -> Result<StoredStudy, Error> {
     let place = store::postgres::redact(url);
     let store = super::connect_store(url, 1).map_err(|e| Error::Internal(e.to_string()))?;
     let name = match name {

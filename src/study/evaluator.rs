@@ -168,6 +168,22 @@ impl Evaluator for ModelEvaluator<'_> {
         }
     }
 
+    fn architecture(
+        &self,
+        point: &ir::Point,
+        seed: u64,
+        decision: &crate::check::darts::Decision,
+        config: &train::darts::Config,
+    ) -> Result<train::darts::Choice, String> {
+        let body = self.experiment.model.as_ref().ok_or("no model")?;
+        let param =
+            self.experiment.space.get(&decision.name).ok_or_else(|| format!("no parameter `{}`", decision.name))?;
+        let mut cfg = self.trials.config(point, seed)?;
+        cfg.threads = cfg.threads.min(self.threads).max(1);
+        let data = self.trials.data_at(point)?;
+        train::darts::choose(self.trials.device, self.program, body, point, &data.data, &cfg, config, param, |_, _| {})
+    }
+
     fn saved_dir(&self, number: u64) -> Option<PathBuf> {
         self.saved.lock().unwrap_or_else(|p| p.into_inner()).get(&number).cloned()
     }

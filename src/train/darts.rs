@@ -18,11 +18,24 @@
 //! **Invariants:** with `α` one-hot (the weights `[0, …, 1, …, 0]`) the supernet's output
 //! is exactly the chosen sub-model's with the same weights ([`Supernet::choice_tensors`]);
 //! `α` starts at zero (every choice weighted `1/K`), so where it ends comes from the
-//! architecture steps alone. Not done: several decisions in one supernet, token inputs
-//! (an `embedding`'s padding mask does not cross the cut), early stopping on `α`'s
-//! entropy or DARTS-/β-DARTS regularisation; the supernet's weights step without the
-//! trial's `hypergradient:`, augmentation, early stopping or SWA (its optimizer, schedule,
-//! batch, init and seed apply).
+//! architecture steps alone; with `stop_entropy`, the phase ends after the first epoch
+//! that completes `patience` epochs in a row of normalised entropy below it, and
+//! [`Outcome::weights`] has exactly the epochs that ran.
+//!
+//! The usual fix against DARTS' collapse chosen here is the entropy stop, not β-DARTS'
+//! regulariser: on bma's small decisions (two to sixteen choices, a few epochs) the failure
+//! that costs is the phase going on once α has settled, spending the time budget the
+//! sampled search could use, while β-DARTS targets the drift of α towards parameter-free
+//! operations over long runs of a large cell, which these supernets do not have (each arm
+//! is a user's block, not `skip`/`none`). The stop needs no new term in the loss, so the
+//! one-hot invariant and the gradients of α are unchanged, and its threshold reads the same
+//! for any number of choices (the entropy over `ln K`).
+//!
+//! Not done: several decisions in one supernet (`study::darts` chooses them one after the
+//! other), token inputs (an `embedding`'s padding mask does not cross the cut), β-DARTS
+//! regularisation; the supernet's weights step without the trial's `hypergradient:`,
+//! augmentation, early stopping or SWA (its optimizer, schedule, batch, init and seed
+//! apply).
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -56,6 +69,11 @@ pub struct Config {
     pub arch_lr: f64,
     /// Adam's coupled weight decay on `α` (DARTS: 1e-3).
     pub arch_weight_decay: f64,
+    /// Stop the architecture phase once the normalised entropy of softmax(α) (its entropy
+    /// over `ln K`, so 1 is uniform and 0 one-hot, whatever `K`) has stayed below this for
+    /// `patience` epochs in a row. `None`: run every epoch.
+    pub stop_entropy: Option<f64>,
+    pub patience: usize,
 }
 
 /// What [`search`] gives.
@@ -69,6 +87,8 @@ pub struct Outcome {
     pub arch_loss: Vec<f64>,
     /// Mean loss of the weight steps in each epoch (train batches).
     pub train_loss: Vec<f64>,
+    /// The epoch after which the entropy stop ended the phase (`None`: it ran every epoch).
+    pub stopped_at: Option<usize>,
     /// The choice of largest final weight (the first on a tie).
     pub chosen: usize,
     /// The chosen sub-model's weights as the supernet trained them, named by its own plan
@@ -199,7 +219,7 @@ impl Supernet {
 }
 
 /// The most choices one decision may have.
-pub const MAX_CHOICES: usize = 16;
+pub const MAX_CHOICES: usize = crate::check::darts::MAX_CHOICES;
 
 /// The supernet of parameter `param`'s choices: `body` expanded at `point` once per value
 /// of `param`'s domain (a choice `in {…}`, or an `int` domain of at most [`MAX_CHOICES`]
@@ -336,10 +356,12 @@ fn search_here(
         weights: Vec::new(),
         arch_loss: Vec::new(),
         train_loss: Vec::new(),
+        stopped_at: None,
         chosen: 0,
         chosen_tensors: Vec::new(),
     };
     let mut step = 0usize;
+    let mut calm = 0usize;
     for epoch in 1..=darts.epochs {
         rng.shuffle(&mut order);
         let (mut train_sum, mut arch_sum, mut count) = (0.0, 0.0, 0usize);
@@ -393,10 +415,59 @@ fn search_here(
         out.weights.push(weights);
         out.train_loss.push(train_sum / count.max(1) as f64);
         out.arch_loss.push(arch_sum / count.max(1) as f64);
+        if let Some(limit) = darts.stop_entropy {
+            calm = if entropy(&softmax(&alpha)) < limit { calm + 1 } else { 0 };
+            if calm >= darts.patience.max(1) {
+                out.stopped_at = Some(epoch);
+                break;
+            }
+        }
     }
     out.chosen = argmax(&alpha);
     out.chosen_tensors = net.choice_tensors(out.chosen, &w)?;
     Ok(out)
+}
+
+/// The prefix of the architecture weights in the read-off trial's metrics.
+pub const PREFIX: &str = "darts@";
+/// The prefix of the epochs each decision's phase ran.
+pub const EPOCHS_PREFIX: &str = "darts_epochs@";
+
+/// One decision's architecture weights in a trial's metrics: per value (in the order of
+/// the stored names), its weight per epoch from 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trajectory {
+    pub decision: String,
+    pub lines: Vec<(String, Vec<(u32, f64)>)>,
+}
+
+/// Every decision's [`Trajectory`] in `metrics`, by decision name.
+pub fn trajectories(metrics: &std::collections::BTreeMap<String, f64>) -> Vec<Trajectory> {
+    let mut out: Vec<Trajectory> = Vec::new();
+    for (k, w) in metrics {
+        let Some(rest) = k.strip_prefix(PREFIX) else { continue };
+        let mut parts = rest.splitn(3, '@');
+        let (Some(name), Some(epoch), Some(value)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let Ok(epoch) = epoch.parse::<u32>() else { continue };
+        let at = match out.iter().position(|t| t.decision == name) {
+            Some(i) => i,
+            None => {
+                out.push(Trajectory { decision: name.to_string(), lines: Vec::new() });
+                out.len() - 1
+            }
+        };
+        let lines = &mut out[at].lines;
+        match lines.iter_mut().find(|(v, _)| v == value) {
+            Some((_, pts)) => pts.push((epoch, *w)),
+            None => lines.push((value.to_string(), vec![(epoch, *w)])),
+        }
+    }
+    for t in &mut out {
+        for (_, pts) in &mut t.lines {
+            pts.sort_by_key(|p| p.0);
+        }
+    }
+    out
 }
 
 /// softmax of `alpha`, in f64.
@@ -405,6 +476,15 @@ pub fn softmax(alpha: &[f32]) -> Vec<f64> {
     let e: Vec<f64> = alpha.iter().map(|a| (f64::from(*a) - m).exp()).collect();
     let sum: f64 = e.iter().sum();
     e.iter().map(|v| v / sum).collect()
+}
+
+/// The entropy of the weights `p` over `ln K`: 1 when uniform, 0 when one-hot.
+pub fn entropy(p: &[f64]) -> f64 {
+    if p.len() < 2 {
+        return 0.0;
+    }
+    let h: f64 = p.iter().filter(|v| **v > 0.0).map(|v| -v * v.ln()).sum();
+    h / (p.len() as f64).ln()
 }
 
 /// The index of the largest value, the first on a tie.

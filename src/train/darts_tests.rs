@@ -142,7 +142,7 @@ fn the_loss_has_a_gradient_with_respect_to_alpha() {
 /// the read-off picks it; put first instead of second, it is still picked.
 #[test]
 fn alpha_moves_towards_the_better_choice() {
-    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3 };
+    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3, stop_entropy: None, patience: 1 };
     for (order, better) in [(["lin", "mlp"], 1usize), (["mlp", "lin"], 0)] {
         let (plans, data, cfg) = choices(CIRCLES, "kind", &order);
         let net = Supernet::new(&plans).expect("mixes");
@@ -229,7 +229,7 @@ fn the_chosen_sub_model_retrains_from_scratch_and_beats_the_other() {
     let (_, point) = crate::pins::expand_with_pins(&c, exp, &pins).expect("expands");
     let (_, data, cfg) = choices(CIRCLES, "kind", &["lin"]);
     let body = exp.model.as_ref().expect("model");
-    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3 };
+    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3, stop_entropy: None, patience: 1 };
     let param = exp.space.get("kind").expect("kind");
     let choice = darts::choose(DeviceKind::Cpu, &c.program, body, &point, &data, &cfg, &config, param, |_, _| {})
         .expect("chooses");
@@ -247,4 +247,38 @@ fn the_chosen_sub_model_retrains_from_scratch_and_beats_the_other() {
     let other = choice.values.iter().find(|v| **v != choice.value).expect("another value");
     let rejected = accuracy(other);
     assert!(chosen > 0.9 && rejected < 0.8, "chosen {chosen}, rejected {rejected}");
+}
+
+/// The entropy stop: on the circles α settles towards the MLP; with a threshold the phase
+/// ends at the first epoch that completes `patience` epochs in a row below it, its weights
+/// those of the epochs that ran, and picks what the full run picks; without one it runs
+/// every epoch.
+#[test]
+fn the_entropy_stop_ends_the_phase_once_alpha_has_settled() {
+    let full = darts::Config { epochs: 12, arch_lr: 0.03, arch_weight_decay: 1e-3, stop_entropy: None, patience: 2 };
+    let (plans, data, cfg) = choices(CIRCLES, "kind", &["lin", "mlp"]);
+    let net = Supernet::new(&plans).expect("mixes");
+    let all = darts::search(DeviceKind::Cpu, &net, &cfg, &full, &data, |_, _| {}).expect("searches");
+    assert_eq!((all.weights.len(), all.stopped_at), (12, None));
+    let h: Vec<f64> = all.weights.iter().map(|w| darts::entropy(w)).collect();
+    // A threshold between the entropies reached: the first run of two epochs below it.
+    let limit = 0.9;
+    let expected = (1..h.len()).find(|&i| h[i] < limit && h[i - 1] < limit).map(|i| i + 1).expect("settles below 0.9");
+    assert!(expected < 12, "{h:?}");
+    let stop = darts::Config { stop_entropy: Some(limit), ..full };
+    let early = darts::search(DeviceKind::Cpu, &net, &cfg, &stop, &data, |_, _| {}).expect("searches");
+    assert_eq!(early.stopped_at, Some(expected), "entropies {h:?}");
+    assert_eq!(early.weights.len(), expected);
+    // Same seed, same steps: the epochs that ran are those of the full run.
+    assert_eq!(early.weights[..], all.weights[..expected]);
+    assert_eq!(early.chosen, 1);
+}
+
+#[test]
+fn entropy_is_one_when_uniform_and_zero_when_one_hot() {
+    assert!((darts::entropy(&[0.25; 4]) - 1.0).abs() < 1e-12);
+    assert!((darts::entropy(&[0.5, 0.5]) - 1.0).abs() < 1e-12);
+    assert_eq!(darts::entropy(&[0.0, 1.0, 0.0]), 0.0);
+    let mid = darts::entropy(&[0.9, 0.1]);
+    assert!(mid > 0.0 && mid < 1.0);
 }

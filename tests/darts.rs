@@ -135,3 +135,28 @@ fn a_space_without_a_structural_choice_is_refused_before_anything_runs() {
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     assert!(stderr(&run).contains("no structural choice"), "{}", stderr(&run));
 }
+
+#[test]
+fn a_resumed_study_keeps_its_read_off_trial_and_does_not_search_again() {
+    let (tmp, out) = run(&spec("darts(epochs: 8, arch_lr: 0.03, then: random)", 2));
+    let file = tmp.path().join("d.bma");
+    let resumed = bma()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(["--progress", "none", "--resume", "--trials", "4"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let r = results(&out);
+    let trials = r["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 4, "{r}");
+    let carries = |t: &serde_json::Value| t["metrics"].as_object().unwrap().keys().any(|k| k.starts_with("darts@"));
+    // Only the first trial is the read-off one: the resumed run proposed no second.
+    assert_eq!(trials.iter().filter(|t| carries(t)).count(), 1, "{r}");
+    assert!(carries(&trials[0]));
+    for t in trials {
+        assert_eq!(t["params"]["kind"], "mlp", "{t}");
+    }
+}

@@ -282,3 +282,39 @@ fn entropy_is_one_when_uniform_and_zero_when_one_hot() {
     let mid = darts::entropy(&[0.9, 0.1]);
     assert!(mid > 0.0 && mid < 1.0);
 }
+
+/// The checker's decisions (`check::darts`) and the supernet agree on what can be mixed: a
+/// parameter the checker mixes builds a supernet, one it calls unmixable does not, and one
+/// it leaves fixed for not changing the network gives the same network for every value.
+#[test]
+fn the_checker_and_the_supernet_agree_on_what_mixes() {
+    let cases = [
+        ("act: in {relu, tanh, gelu}", "dense(8) act dense(data.classes)", "act"),
+        ("w: int in {4, 8}", "dense(w) relu dense(data.classes)", "w"),
+        ("act: in {relu, tanh}", "dense(8) residual { act dense(8) } dense(data.classes)", "act"),
+        ("act: in {relu, tanh}", "dense(8) residual { dense(8) act dense(8) } dense(data.classes)", "act"),
+        ("k: in {a, b}", "dense(8) relu dense(data.classes)", "k"),
+    ];
+    let mut seen = [0usize; 3];
+    for (space, model, name) in cases {
+        let src = experiment(space, model);
+        let c = compiled(&src);
+        let exp = &c.program.experiments[0];
+        let data = c.info(&exp.name).and_then(|i| i.data.as_ref()).expect("data");
+        let at = crate::check::darts::point(exp, &c.program.fns, Some(data), &ir::Point::new()).expect("a point");
+        let found = crate::check::darts::decisions(&c.program, exp, data, &at);
+        let built = decide(&src, name);
+        if found.mixed.iter().any(|d| d.name == name) {
+            assert!(built.is_ok(), "{model}: {:?}", built.err());
+            seen[0] += 1;
+        } else if found.unmixable.iter().any(|d| d.name == name) {
+            assert!(built.is_err(), "{model}");
+            seen[1] += 1;
+        } else {
+            assert!(found.fixed.iter().any(|d| d.name == name), "{model}: {found:?}");
+            assert!(built.expect_err("nothing to mix").contains("same network"), "{model}");
+            seen[2] += 1;
+        }
+    }
+    assert_eq!(seen, [3, 1, 1]);
+}

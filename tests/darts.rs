@@ -160,3 +160,32 @@ fn a_resumed_study_keeps_its_read_off_trial_and_does_not_search_again() {
         assert_eq!(t["params"]["kind"], "mlp", "{t}");
     }
 }
+
+/// Two decisions: independent ones in sequence share one supernet; a decision nested in
+/// another's arm is chosen after it, by a second supernet.
+#[test]
+fn independent_decisions_share_one_supernet_and_nested_ones_take_turns() {
+    let joint = spec("darts(epochs: 10, arch_lr: 0.03)", 1)
+        .replace("kind: in {lin, mlp}", "kind: in {lin, mlp}\n    pre: in {wide, thin}")
+        .replace(
+            "    dense(16)\n    match kind",
+            "    match pre { wide => { dense(16) }, thin => { dense(1) dense(16) } }\n    flatten\n    match kind",
+        );
+    let (_tmp, out) = run(&joint);
+    let t = &results(&out)["trials"][0];
+    let m = &t["metrics"];
+    assert_eq!(num(&m["darts_supernets"]), Some(1.0), "{m}");
+    assert_eq!((t["params"]["pre"].as_str(), t["params"]["kind"].as_str()), (Some("wide"), Some("mlp")), "{m}");
+    for name in ["pre", "kind"] {
+        assert_eq!(num(&m[format!("darts_epochs@{name}")]), Some(10.0), "{m}");
+    }
+    let nested = spec("darts(epochs: 4, arch_lr: 0.03)", 1)
+        .replace("kind: in {lin, mlp}", "kind: in {lin, mlp}\n    act: in {relu, tanh}")
+        .replace("mlp => {{ relu dense(16) relu }}", "mlp => {{ act dense(16) act }}")
+        .replace("mlp => { relu dense(16) relu }", "mlp => { act dense(16) act }");
+    let (_tmp2, out2) = run(&nested);
+    let t = &results(&out2)["trials"][0];
+    let m = &t["metrics"];
+    assert_eq!(num(&m["darts_supernets"]), Some(2.0), "{m}");
+    assert!(num(&m["darts_epochs@kind"]).is_some() && num(&m["darts_epochs@act"]).is_some(), "{m}");
+}

@@ -10,9 +10,12 @@
 //! follows, and [`Tagged`], the evaluator that attaches those metrics to the read-off trial.
 //!
 //! The decisions are `check::darts::decisions` at `check::darts::point` (the pins, else the
-//! middle of each domain). Several decisions are chosen one after the other, each by its
-//! own supernet with the earlier ones pinned to their choices (not one supernet mixing
-//! them all): a decision that only becomes active under an earlier choice is chosen then.
+//! middle of each domain). Decisions that form a chain (independent, one after the other in
+//! the network: `train::darts::Joint`) are mixed in one supernet, each with its own `α`;
+//! otherwise (one nested in another's arm, or whose arms run into the next one's layers)
+//! the first is chosen alone, pinned, and the rest looked at again, so a decision that only
+//! becomes active under an earlier choice is chosen then. `darts_supernets` counts the
+//! supernets trained.
 //!
 //! **Invariants:** a study that already holds its read-off trial (resumed, or joined by
 //! another worker afterwards) reuses its choices and never reruns the phase; the phase's
@@ -98,7 +101,8 @@ pub fn prepare(
         if let Some(u) = found.unmixable.iter().find(|u| !pins.contains_key(&u.name)) {
             return Err(Error::Input(format!("`{}` cannot be mixed by `darts`: {}", u.name, u.why)));
         }
-        let Some(d) = found.mixed.iter().find(|d| !pins.contains_key(&d.name)) else {
+        let open: Vec<Decision> = found.mixed.into_iter().filter(|d| !pins.contains_key(&d.name)).collect();
+        let Some(d) = open.first() else {
             if round == 0 {
                 return Err(Error::Input(
                     "`darts` has no structural choice to mix (every parameter that changes the network is pinned)"
@@ -107,14 +111,32 @@ pub fn prepare(
             }
             return Ok(Some(Phase { point: at, metrics, pins, proposed: false, then: setting.then }));
         };
-        let choice = evaluator
-            .architecture(&at, mix_seed(seed ^ 0x0064_6172_7473, round), d, &setting.config)
-            .map_err(|e| Error::Input(format!("darts on `{}`: {e}", d.name)))?;
-        record(&mut metrics, d, &choice);
-        free.insert(d.name.clone(), choice.value.clone());
-        pins.insert(d.name.clone(), choice.value);
+        // All open decisions in one supernet when they form a chain; else the first alone.
+        let together = open.len() > 1 && jointly(plan, data, &at, &open);
+        let batch: Vec<Decision> = if together { open.clone() } else { vec![d.clone()] };
+        let names = batch.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ");
+        let choices = evaluator
+            .architecture(&at, mix_seed(seed ^ 0x0064_6172_7473, round), &batch, &setting.config)
+            .map_err(|e| Error::Input(format!("darts on {names}: {e}")))?;
+        for (d, choice) in batch.iter().zip(choices) {
+            record(&mut metrics, d, &choice);
+            free.insert(d.name.clone(), choice.value.clone());
+            pins.insert(d.name.clone(), choice.value);
+        }
+        metrics.insert(SUPERNETS.into(), (round + 1) as f64);
     }
     Err(Error::Internal("the DARTS phase did not end".into()))
+}
+
+/// How many supernets the phase trained (one per round), in the read-off trial's metrics.
+pub const SUPERNETS: &str = "darts_supernets";
+
+/// Whether `decisions` build one joint supernet at `at` (a chain of independent decisions).
+fn jointly(plan: &Plan<'_>, data: &crate::ir::DataInfo, at: &Point, decisions: &[Decision]) -> bool {
+    let exp = plan.experiment;
+    let Some(body) = &exp.model else { return false };
+    let params: Option<Vec<&crate::ir::Param>> = decisions.iter().map(|d| exp.space.get(&d.name)).collect();
+    params.is_some_and(|ps| crate::train::darts::joint(&plan.compiled.program, body, at, data, &ps).is_ok())
 }
 
 /// The architecture weights of one decision, as metrics.

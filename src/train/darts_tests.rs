@@ -318,3 +318,108 @@ fn the_checker_and_the_supernet_agree_on_what_mixes() {
     }
     assert_eq!(seen, [3, 1, 1]);
 }
+
+/// Two independent decisions on the circles: `pre` (a 16-wide layer, or a linear
+/// one-unit bottleneck, after which no network can tell the circles apart) and `kind` (the
+/// linear path or the MLP, as in [`CIRCLES`]). The `flatten` after `pre` is shared by both
+/// of its choices, so `pre` mixes there, before `kind`'s layers.
+const TWO: &str = r#"experiment t {
+  data = synthetic.circles(n: 600, noise: 0.05, seed: 3)
+  space { pre: in {wide, thin} kind: in {lin, mlp} }
+  model {
+    flatten
+    match pre {
+      wide => { dense(16) }
+      thin => { dense(1) dense(16) }
+    }
+    flatten
+    match kind {
+      lin => { }
+      mlp => { relu dense(16) relu }
+    }
+    dense(data.classes)
+  }
+  train { optimizer = adam(0.01) epochs = 20 batch = 32 loss = cross_entropy }
+  objective { maximize accuracy }
+}
+"#;
+
+/// [`TWO`]'s joint supernet over `pre` and `kind` (in that order), its data and settings.
+fn two() -> (crate::Compiled, darts::Joint, Vec<Vec<ir::Value>>, Dataset, TrainConfig) {
+    let c = compiled(TWO);
+    let exp = &c.program.experiments[0];
+    let (_, point) = crate::pins::expand_with_pins(&c, exp, &BTreeMap::new()).expect("expands");
+    let info = c.info(&exp.name).and_then(|i| i.data.as_ref()).expect("data");
+    let params: Vec<&ir::Param> = ["pre", "kind"].iter().map(|n| exp.space.get(n).expect("param")).collect();
+    let (values, net) =
+        darts::joint(&c.program, exp.model.as_ref().expect("model"), &point, info, &params).expect("mixes");
+    let (_, data, cfg) = choices(TWO, "kind", &["lin"]);
+    (c, net, values, data, cfg)
+}
+
+#[test]
+fn a_joint_supernet_gives_each_decision_its_own_mixture_and_one_hot_is_each_combination() {
+    let (_c, net, values, data, cfg) = two();
+    assert_eq!(net.decisions(), 2);
+    assert_eq!(values.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+    assert_eq!(net.mix_order(), [0, 1], "`pre` differs first");
+    let dev = device();
+    let w = net.init(cfg.init, &mut crate::rng::Rng::new(7), &dev);
+    let x = rows(&data, 50, &dev);
+    let mut outputs = Vec::new();
+    for c in [[0, 0], [0, 1], [1, 0], [1, 1]] {
+        let plan = net.plan(&c).expect("combination");
+        let single = Net::init(plan, cfg.init, &mut crate::rng::Rng::new(99), &dev)
+            .load_tensors(plan, &net.choice_tensors(&c, &w).expect("tensors"), &dev)
+            .expect("loads");
+        let want = values_of(net::forward(&single, plan, x.clone(), net::Mode::Eval, None).expect("forward"));
+        let mix: Vec<Tensor<1>> = net.mix_order().iter().map(|&d| mix_of(c[d], &dev)).collect();
+        let got = values_of(net.forward(&w, x.clone(), &mix, None).expect("forward"));
+        assert_eq!(got, want, "combination {c:?}, one-hot weights");
+        outputs.push(got);
+    }
+    // Each decision changes the output: the comparisons can fail.
+    for (i, a) in outputs.iter().enumerate() {
+        for b in &outputs[i + 1..] {
+            assert!(a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-4), "two combinations agree");
+        }
+    }
+}
+
+fn values_of(t: Tensor<2>) -> Vec<f64> {
+    values(t)
+}
+
+/// From uniform weights on both decisions, the joint search moves each towards its better
+/// choice (`wide`: the bottleneck loses the radius; `mlp`: the linear path cannot separate
+/// the circles) and reads off both.
+#[test]
+fn a_two_decision_search_picks_the_better_choice_of_each() {
+    let (_c, net, values, data, cfg) = two();
+    let config = darts::Config { epochs: 10, arch_lr: 0.03, arch_weight_decay: 1e-3, stop_entropy: None, patience: 1 };
+    let out = darts::search_joint(DeviceKind::Cpu, &net, &cfg, &config, &data, |_, _| {}).expect("searches");
+    assert_eq!(out.start, [vec![0.5, 0.5], vec![0.5, 0.5]]);
+    assert_eq!(out.weights.len(), 10);
+    let last = out.weights.last().expect("an epoch");
+    let chosen: Vec<String> = out.chosen.iter().zip(&values).map(|(&k, v)| v[k].to_string()).collect();
+    assert_eq!(chosen, ["wide", "mlp"], "weights per epoch {:?}", out.weights);
+    // Both moved away from the uniform start, towards the better choice.
+    assert!(last[0][0] > 0.55 && last[1][1] > 0.55, "{last:?}");
+}
+
+/// A decision nested in another's arm is not a chain: the joint supernet is refused (the
+/// study then chooses them one after the other).
+#[test]
+fn nested_decisions_are_not_mixed_jointly() {
+    let src = experiment(
+        "kind: in {lin, mlp} act: in {relu, tanh}",
+        "dense(8) match kind { lin => { }, mlp => { dense(8) act } } dense(data.classes)",
+    );
+    let c = compiled(&src);
+    let exp = &c.program.experiments[0];
+    let (_, point) = crate::pins::expand_with_pins(&c, exp, &BTreeMap::new()).expect("expands");
+    let info = c.info(&exp.name).and_then(|i| i.data.as_ref()).expect("data");
+    let params: Vec<&ir::Param> = ["kind", "act"].iter().map(|n| exp.space.get(n).expect("param")).collect();
+    let err = darts::joint(&c.program, exp.model.as_ref().expect("model"), &point, info, &params).expect_err("nested");
+    assert!(err.contains("not independent") || err.contains("same network") || err.contains("across"), "{err}");
+}

@@ -1,5 +1,5 @@
 //! Differentiable architecture search (DARTS, Liu et al., 2019), first order, for one
-//! decision at a time.
+//! decision or a chain of them ([`Joint`]).
 //!
 //! Takes the plans of one decision's choices (the same model expanded once per value of
 //! one structural parameter, everything else fixed) and gives a [`Supernet`]: the ops all
@@ -31,8 +31,9 @@
 //! one-hot invariant and the gradients of α are unchanged, and its threshold reads the same
 //! for any number of choices (the entropy over `ln K`).
 //!
-//! Not done: several decisions in one supernet (`study::darts` chooses them one after the
-//! other), token inputs (an `embedding`'s padding mask does not cross the cut), β-DARTS
+//! Several decisions: [`Joint`] chains single-decision supernets when the decisions are
+//! independent and follow one another (checked on every combination); `study::darts`
+//! chooses nested ones in turns. Not done: nested decisions in one supernet, token inputs (an `embedding`'s padding mask does not cross the cut), β-DARTS
 //! regularisation; the supernet's weights step without the trial's `hypergradient:`,
 //! augmentation, early stopping or SWA (its optimizer, schedule, batch, init and seed
 //! apply).

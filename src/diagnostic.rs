@@ -59,6 +59,11 @@ pub enum Code {
     OutputWidth,
     /// A `grid` whose space is larger than its `limit`.
     GridTooLarge,
+    /// `strategy = darts` over a space where no parameter changes the network.
+    DartsNoChoice,
+    /// A structural parameter that `darts` cannot mix (too many values, token inputs, a
+    /// connection across the decision).
+    DartsUnmixable,
     /// An objective or constraint on a metric that does not exist.
     UnknownMetric,
     /// A setting that the section does not have: `train { epoch = 3 }`.
@@ -118,6 +123,8 @@ impl Code {
             Code::ShapeError => "shape_error",
             Code::OutputWidth => "output_width",
             Code::GridTooLarge => "grid_too_large",
+            Code::DartsNoChoice => "darts_no_choice",
+            Code::DartsUnmixable => "darts_unmixable",
             Code::UnknownMetric => "unknown_metric",
             Code::UnknownSetting => "unknown_setting",
             Code::BadAverage => "bad_average",
@@ -136,7 +143,7 @@ impl Code {
         }
     }
 
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 39] = [
         Code::SyntaxError,
         Code::UnknownName,
         Code::UnknownLayer,
@@ -159,6 +166,8 @@ impl Code {
         Code::ShapeError,
         Code::OutputWidth,
         Code::GridTooLarge,
+        Code::DartsNoChoice,
+        Code::DartsUnmixable,
         Code::UnknownMetric,
         Code::UnknownSetting,
         Code::BadAverage,

@@ -56,6 +56,7 @@ pub enum Strategy {
     Subspace,
     Gp,
     Auto,
+    Darts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +203,20 @@ pub const STRATEGIES: &[Entry<Strategy>] = &[
         "subspace",
         &[req("by", ArgType::Params), opt("samples", ArgType::Int), opt("eta", ArgType::Int)],
         "partition by structural parameters, keep the best cells",
+    ),
+    e(
+        Strategy::Darts,
+        "darts",
+        &[
+            opt("epochs", ArgType::Int),
+            opt("arch_lr", ArgType::Number),
+            opt("arch_weight_decay", ArgType::Number),
+            opt("stop_entropy", ArgType::Number),
+            opt("patience", ArgType::Int),
+            opt("then", ArgType::OneOf(Concept::Strategy)),
+        ],
+        "differentiable architecture search over the structural choices, then the read-off model \
+         retrained (and `then:` a sampled strategy over the rest)",
     ),
 ];
 

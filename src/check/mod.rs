@@ -9,6 +9,7 @@
 
 mod arrays;
 mod command;
+pub mod darts;
 pub mod data;
 mod data_search;
 mod space;
@@ -85,6 +86,9 @@ pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnost
             Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, &mut diags),
             _ => space::check_space(program, exp, data.as_ref(), clean, &mut diags),
         };
+        if clean {
+            darts::check(program, exp, data.as_ref(), &mut diags);
+        }
         let settings = cases.unwrap_or_default().into_iter().map(|c| (c.at, c.info)).collect();
         infos.push(ExperimentInfo { name: exp.name.clone(), data, space: info, settings });
     }

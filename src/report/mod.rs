@@ -9,7 +9,8 @@
 //! trials; parallel coordinates; a slice plot per parameter; parameter importance
 //! (fANOVA main effects on a random-forest surrogate, see [`forest`]); a binned map of
 //! the two most important parameters; learning curves; the learning rates that
-//! hypergradient descent adapted ([`rates`], when a trial did); the best trials and the
+//! hypergradient descent adapted ([`rates`], when a trial did); the DARTS architecture
+//! weights per epoch ([`architecture`], when the study ran `darts`); the best trials and the
 //! failed ones (with their reasons) in sortable tables. Every mark carries a `<title>` tooltip
 //! naming its trial, parameters and values. The timeline ([`timeline`]) draws each trial's
 //! run on its slot, coloured by its state.
@@ -26,6 +27,7 @@
 //! **Invariant:** the output is a pure function of the data and [`Options`] (no clock, no
 //! randomness beyond fixed seeds); every plotted value is finite.
 
+mod architecture;
 mod axis;
 pub mod forest;
 pub mod live;

@@ -107,6 +107,10 @@ pub fn all(h: &mut String, v: &View) {
         h.push_str("<h2>Learning rates (hypergradient)</h2>");
         h.push_str(&rates);
     }
+    if let Some(arch) = super::architecture::section(&v.data.trials, &|t| v.tip(t)) {
+        h.push_str("<h2>Architecture weights (DARTS)</h2>");
+        h.push_str(&arch);
+    }
     h.push_str("<h2>Timeline</h2><div id=\"timeline\">");
     h.push_str(&super::timeline::section(&v.data.trials, &|t| v.tip(t)));
     h.push_str("</div>");

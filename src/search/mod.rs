@@ -12,6 +12,7 @@
 //! [`study`]).
 
 pub mod auto;
+pub mod darts;
 mod evolution;
 mod gp;
 mod grid;
@@ -155,6 +156,11 @@ pub fn strategy(
             let population = int("population", 0, 20)?;
             Box::new(Evolution::new(space, population, int("sample", 1, (population / 4).max(2))?))
         }
+        // The phase before is the study's (`study::darts`); here, what runs after it.
+        Kind::Darts => match darts::setting(value)?.and_then(|s| s.then) {
+            Some(then) => strategy(&then, space, ctx, pins)?,
+            None => Box::new(darts::Done),
+        },
         Kind::Subspace => {
             let by = match call.and_then(|c| c.arg("by", 0)) {
                 Some(Value::List(items)) => items.iter().map(|v| v.to_string()).collect(),

@@ -122,6 +122,20 @@ pub trait Evaluator: Sync {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// DARTS' architecture phase (`strategy = darts`, `study::darts`): one supernet mixing
+    /// `decisions` at `point` (several: `train::darts::Joint`), trained with that point's
+    /// train settings and the training seed `seed`, and the choice it reads off for each.
+    /// Only an evaluator that trains models can; the default says so.
+    fn architecture(
+        &self,
+        _point: &Point,
+        _seed: u64,
+        _decisions: &[crate::check::darts::Decision],
+        _config: &crate::train::darts::Config,
+    ) -> Result<Vec<crate::train::darts::Choice>, String> {
+        Err("`darts` searches a model's architecture; this experiment trains no model".into())
+    }
 }
 
 /// A pure-function experiment (no `model`): the objectives are expressions of the

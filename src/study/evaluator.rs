@@ -168,6 +168,31 @@ impl Evaluator for ModelEvaluator<'_> {
         }
     }
 
+    fn architecture(
+        &self,
+        point: &ir::Point,
+        seed: u64,
+        decisions: &[crate::check::darts::Decision],
+        config: &train::darts::Config,
+    ) -> Result<Vec<train::darts::Choice>, String> {
+        let body = self.experiment.model.as_ref().ok_or("no model")?;
+        let params = decisions
+            .iter()
+            .map(|d| self.experiment.space.get(&d.name).ok_or_else(|| format!("no parameter `{}`", d.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut cfg = self.trials.config(point, seed)?;
+        cfg.threads = cfg.threads.min(self.threads).max(1);
+        let data = self.trials.data_at(point)?;
+        let device = self.trials.device;
+        match params.as_slice() {
+            [param] => {
+                train::darts::choose(device, self.program, body, point, &data.data, &cfg, config, param, |_, _| {})
+                    .map(|c| vec![c])
+            }
+            _ => train::darts::choose_joint(device, self.program, body, point, &data.data, &cfg, config, &params),
+        }
+    }
+
     fn saved_dir(&self, number: u64) -> Option<PathBuf> {
         self.saved.lock().unwrap_or_else(|p| p.into_inner()).get(&number).cloned()
     }

@@ -39,6 +39,7 @@
 
 pub mod artifacts;
 pub mod command;
+pub mod darts;
 pub mod evaluator;
 pub mod layout;
 pub mod outputs;
@@ -778,8 +779,20 @@ pub fn run(
     let compiled = plan.compiled;
     let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
     let ctx = crate::space::Context { fns: &compiled.program.fns, data };
-    let strategy =
-        search::strategy(&plan.strategy, &exp.space, ctx, &plan.pins).map_err(|e| Error::Input(e.to_string()))?;
+    // `strategy = darts`: the architecture phase first (`darts`), then its read-off trial.
+    let phase = darts::prepare(plan, store, &study, evaluator)?;
+    let (strategy, pins) = match &phase {
+        Some(p) => (p.strategy(plan, ctx)?, p.pins.clone()),
+        None => (
+            search::strategy(&plan.strategy, &exp.space, ctx, &plan.pins).map_err(|e| Error::Input(e.to_string()))?,
+            plan.pins.clone(),
+        ),
+    };
+    let tagged = phase.as_ref().map(|p| darts::Tagged::new(evaluator, p));
+    let evaluator: &dyn Evaluator = match &tagged {
+        Some(t) => t,
+        None => evaluator,
+    };
     let mut study = TrialLoop {
         store,
         study,
@@ -789,7 +802,7 @@ pub fn run(
         objectives: trial_loop::Objectives::new(exp),
         strategy,
         pruner: pruner(plan.prune.as_ref()).unwrap_or_else(|_| Box::new(NoPruner)),
-        pins: plan.pins.clone(),
+        pins,
         rank: plan.rank.clone(),
         settings: plan.settings.clone(),
         worker: store::worker_id(),

@@ -142,7 +142,7 @@ fn the_loss_has_a_gradient_with_respect_to_alpha() {
 /// the read-off picks it; put first instead of second, it is still picked.
 #[test]
 fn alpha_moves_towards_the_better_choice() {
-    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3 };
+    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3, stop_entropy: None, patience: 1 };
     for (order, better) in [(["lin", "mlp"], 1usize), (["mlp", "lin"], 0)] {
         let (plans, data, cfg) = choices(CIRCLES, "kind", &order);
         let net = Supernet::new(&plans).expect("mixes");
@@ -229,7 +229,7 @@ fn the_chosen_sub_model_retrains_from_scratch_and_beats_the_other() {
     let (_, point) = crate::pins::expand_with_pins(&c, exp, &pins).expect("expands");
     let (_, data, cfg) = choices(CIRCLES, "kind", &["lin"]);
     let body = exp.model.as_ref().expect("model");
-    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3 };
+    let config = darts::Config { epochs: 8, arch_lr: 0.03, arch_weight_decay: 1e-3, stop_entropy: None, patience: 1 };
     let param = exp.space.get("kind").expect("kind");
     let choice = darts::choose(DeviceKind::Cpu, &c.program, body, &point, &data, &cfg, &config, param, |_, _| {})
         .expect("chooses");
@@ -247,4 +247,179 @@ fn the_chosen_sub_model_retrains_from_scratch_and_beats_the_other() {
     let other = choice.values.iter().find(|v| **v != choice.value).expect("another value");
     let rejected = accuracy(other);
     assert!(chosen > 0.9 && rejected < 0.8, "chosen {chosen}, rejected {rejected}");
+}
+
+/// The entropy stop: on the circles α settles towards the MLP; with a threshold the phase
+/// ends at the first epoch that completes `patience` epochs in a row below it, its weights
+/// those of the epochs that ran, and picks what the full run picks; without one it runs
+/// every epoch.
+#[test]
+fn the_entropy_stop_ends_the_phase_once_alpha_has_settled() {
+    let full = darts::Config { epochs: 12, arch_lr: 0.03, arch_weight_decay: 1e-3, stop_entropy: None, patience: 2 };
+    let (plans, data, cfg) = choices(CIRCLES, "kind", &["lin", "mlp"]);
+    let net = Supernet::new(&plans).expect("mixes");
+    let all = darts::search(DeviceKind::Cpu, &net, &cfg, &full, &data, |_, _| {}).expect("searches");
+    assert_eq!((all.weights.len(), all.stopped_at), (12, None));
+    let h: Vec<f64> = all.weights.iter().map(|w| darts::entropy(w)).collect();
+    // A threshold between the entropies reached: the first run of two epochs below it.
+    let limit = 0.9;
+    let expected = (1..h.len()).find(|&i| h[i] < limit && h[i - 1] < limit).map(|i| i + 1).expect("settles below 0.9");
+    assert!(expected < 12, "{h:?}");
+    let stop = darts::Config { stop_entropy: Some(limit), ..full };
+    let early = darts::search(DeviceKind::Cpu, &net, &cfg, &stop, &data, |_, _| {}).expect("searches");
+    assert_eq!(early.stopped_at, Some(expected), "entropies {h:?}");
+    assert_eq!(early.weights.len(), expected);
+    // Same seed, same steps: the epochs that ran are those of the full run.
+    assert_eq!(early.weights[..], all.weights[..expected]);
+    assert_eq!(early.chosen, 1);
+}
+
+#[test]
+fn entropy_is_one_when_uniform_and_zero_when_one_hot() {
+    assert!((darts::entropy(&[0.25; 4]) - 1.0).abs() < 1e-12);
+    assert!((darts::entropy(&[0.5, 0.5]) - 1.0).abs() < 1e-12);
+    assert_eq!(darts::entropy(&[0.0, 1.0, 0.0]), 0.0);
+    let mid = darts::entropy(&[0.9, 0.1]);
+    assert!(mid > 0.0 && mid < 1.0);
+}
+
+/// The checker's decisions (`check::darts`) and the supernet agree on what can be mixed: a
+/// parameter the checker mixes builds a supernet, one it calls unmixable does not, and one
+/// it leaves fixed for not changing the network gives the same network for every value.
+#[test]
+fn the_checker_and_the_supernet_agree_on_what_mixes() {
+    let cases = [
+        ("act: in {relu, tanh, gelu}", "dense(8) act dense(data.classes)", "act"),
+        ("w: int in {4, 8}", "dense(w) relu dense(data.classes)", "w"),
+        ("act: in {relu, tanh}", "dense(8) residual { act dense(8) } dense(data.classes)", "act"),
+        ("act: in {relu, tanh}", "dense(8) residual { dense(8) act dense(8) } dense(data.classes)", "act"),
+        ("k: in {a, b}", "dense(8) relu dense(data.classes)", "k"),
+    ];
+    let mut seen = [0usize; 3];
+    for (space, model, name) in cases {
+        let src = experiment(space, model);
+        let c = compiled(&src);
+        let exp = &c.program.experiments[0];
+        let data = c.info(&exp.name).and_then(|i| i.data.as_ref()).expect("data");
+        let at = crate::check::darts::point(exp, &c.program.fns, Some(data), &ir::Point::new()).expect("a point");
+        let found = crate::check::darts::decisions(&c.program, exp, data, &at);
+        let built = decide(&src, name);
+        if found.mixed.iter().any(|d| d.name == name) {
+            assert!(built.is_ok(), "{model}: {:?}", built.err());
+            seen[0] += 1;
+        } else if found.unmixable.iter().any(|d| d.name == name) {
+            assert!(built.is_err(), "{model}");
+            seen[1] += 1;
+        } else {
+            assert!(found.fixed.iter().any(|d| d.name == name), "{model}: {found:?}");
+            assert!(built.expect_err("nothing to mix").contains("same network"), "{model}");
+            seen[2] += 1;
+        }
+    }
+    assert_eq!(seen, [3, 1, 1]);
+}
+
+/// Two independent decisions on the circles: `pre` (a 16-wide layer, or a linear
+/// one-unit bottleneck, after which no network can tell the circles apart) and `kind` (the
+/// linear path or the MLP, as in [`CIRCLES`]). The `flatten` after `pre` is shared by both
+/// of its choices, so `pre` mixes there, before `kind`'s layers.
+const TWO: &str = r#"experiment t {
+  data = synthetic.circles(n: 600, noise: 0.05, seed: 3)
+  space { pre: in {wide, thin} kind: in {lin, mlp} }
+  model {
+    flatten
+    match pre {
+      wide => { dense(16) }
+      thin => { dense(1) dense(16) }
+    }
+    flatten
+    match kind {
+      lin => { }
+      mlp => { relu dense(16) relu }
+    }
+    dense(data.classes)
+  }
+  train { optimizer = adam(0.01) epochs = 20 batch = 32 loss = cross_entropy }
+  objective { maximize accuracy }
+}
+"#;
+
+/// [`TWO`]'s joint supernet over `pre` and `kind` (in that order), its data and settings.
+fn two() -> (crate::Compiled, darts::Joint, Vec<Vec<ir::Value>>, Dataset, TrainConfig) {
+    let c = compiled(TWO);
+    let exp = &c.program.experiments[0];
+    let (_, point) = crate::pins::expand_with_pins(&c, exp, &BTreeMap::new()).expect("expands");
+    let info = c.info(&exp.name).and_then(|i| i.data.as_ref()).expect("data");
+    let params: Vec<&ir::Param> = ["pre", "kind"].iter().map(|n| exp.space.get(n).expect("param")).collect();
+    let (values, net) =
+        darts::joint(&c.program, exp.model.as_ref().expect("model"), &point, info, &params).expect("mixes");
+    let (_, data, cfg) = choices(TWO, "kind", &["lin"]);
+    (c, net, values, data, cfg)
+}
+
+#[test]
+fn a_joint_supernet_gives_each_decision_its_own_mixture_and_one_hot_is_each_combination() {
+    let (_c, net, values, data, cfg) = two();
+    assert_eq!(net.decisions(), 2);
+    assert_eq!(values.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+    assert_eq!(net.mix_order(), [0, 1], "`pre` differs first");
+    let dev = device();
+    let w = net.init(cfg.init, &mut crate::rng::Rng::new(7), &dev);
+    let x = rows(&data, 50, &dev);
+    let mut outputs = Vec::new();
+    for c in [[0, 0], [0, 1], [1, 0], [1, 1]] {
+        let plan = net.plan(&c).expect("combination");
+        let single = Net::init(plan, cfg.init, &mut crate::rng::Rng::new(99), &dev)
+            .load_tensors(plan, &net.choice_tensors(&c, &w).expect("tensors"), &dev)
+            .expect("loads");
+        let want = values_of(net::forward(&single, plan, x.clone(), net::Mode::Eval, None).expect("forward"));
+        let mix: Vec<Tensor<1>> = net.mix_order().iter().map(|&d| mix_of(c[d], &dev)).collect();
+        let got = values_of(net.forward(&w, x.clone(), &mix, None).expect("forward"));
+        assert_eq!(got, want, "combination {c:?}, one-hot weights");
+        outputs.push(got);
+    }
+    // Each decision changes the output: the comparisons can fail.
+    for (i, a) in outputs.iter().enumerate() {
+        for b in &outputs[i + 1..] {
+            assert!(a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-4), "two combinations agree");
+        }
+    }
+}
+
+fn values_of(t: Tensor<2>) -> Vec<f64> {
+    values(t)
+}
+
+/// From uniform weights on both decisions, the joint search moves each towards its better
+/// choice (`wide`: the bottleneck loses the radius; `mlp`: the linear path cannot separate
+/// the circles) and reads off both.
+#[test]
+fn a_two_decision_search_picks_the_better_choice_of_each() {
+    let (_c, net, values, data, cfg) = two();
+    let config = darts::Config { epochs: 10, arch_lr: 0.03, arch_weight_decay: 1e-3, stop_entropy: None, patience: 1 };
+    let out = darts::search_joint(DeviceKind::Cpu, &net, &cfg, &config, &data, |_, _| {}).expect("searches");
+    assert_eq!(out.start, [vec![0.5, 0.5], vec![0.5, 0.5]]);
+    assert_eq!(out.weights.len(), 10);
+    let last = out.weights.last().expect("an epoch");
+    let chosen: Vec<String> = out.chosen.iter().zip(&values).map(|(&k, v)| v[k].to_string()).collect();
+    assert_eq!(chosen, ["wide", "mlp"], "weights per epoch {:?}", out.weights);
+    // Both moved away from the uniform start, towards the better choice.
+    assert!(last[0][0] > 0.55 && last[1][1] > 0.55, "{last:?}");
+}
+
+/// A decision nested in another's arm is not a chain: the joint supernet is refused (the
+/// study then chooses them one after the other).
+#[test]
+fn nested_decisions_are_not_mixed_jointly() {
+    let src = experiment(
+        "kind: in {lin, mlp} act: in {relu, tanh}",
+        "dense(8) match kind { lin => { }, mlp => { dense(8) act } } dense(data.classes)",
+    );
+    let c = compiled(&src);
+    let exp = &c.program.experiments[0];
+    let (_, point) = crate::pins::expand_with_pins(&c, exp, &BTreeMap::new()).expect("expands");
+    let info = c.info(&exp.name).and_then(|i| i.data.as_ref()).expect("data");
+    let params: Vec<&ir::Param> = ["kind", "act"].iter().map(|n| exp.space.get(n).expect("param")).collect();
+    let err = darts::joint(&c.program, exp.model.as_ref().expect("model"), &point, info, &params).expect_err("nested");
+    assert!(err.contains("not independent") || err.contains("same network") || err.contains("across"), "{err}");
 }

@@ -38,6 +38,10 @@
 //! - **Adaptive balance** ([`balance`]). Local asks alone can trap the search in a local
 //!   minimum; once 15 trials pass without a new best, a growing share of the asks (up to
 //!   half) is global again (candidates from all of `l`), until a new best resets it.
+//! - **Restarts and univariate asks** (opt-in, [`region`]; off by default because the
+//!   suite's tuning split did not justify them, bench/search/RESULTS.md): a TuRBO-style
+//!   trust region whose centre moves to a distant good trial when it collapses, and a
+//!   share of the global asks drawn one dimension at a time.
 //! - **Weights.** Beyond 25 observations, older ones weigh less (a ramp from `1/n`
 //!   to 1, the latest 25 weigh 1).
 //! - **Speed.** Encoded trials are cached by number, so each ask encodes only the new

@@ -96,6 +96,10 @@ fn tune_variant(k: usize) -> Option<TpeOptions> {
             "shrink_every" => o.shrink_every = f as u64,
             "shrink" => o.shrink = f,
             "min_scale" => o.min_scale = f,
+            "restarts" => o.restarts = f != 0.0,
+            "restart_distance" => o.restart_distance = f,
+            "restart_global" => o.restart_global = f as u64,
+            "univariate" => o.univariate = f,
             _ => panic!("unknown TpeOptions field {key}"),
         }
     }

@@ -38,6 +38,10 @@
 //! - **Adaptive balance** ([`balance`]). Local asks alone can trap the search in a local
 //!   minimum; once 15 trials pass without a new best, a growing share of the asks (up to
 //!   half) is global again (candidates from all of `l`), until a new best resets it.
+//! - **Restarts and univariate asks** (opt-in, [`region`]; off by default because the
+//!   suite's tuning split did not justify them, bench/search/RESULTS.md): a TuRBO-style
+//!   trust region whose centre moves to a distant good trial when it collapses, and a
+//!   share of the global asks drawn one dimension at a time.
 //! - **Weights.** Beyond 25 observations, older ones weigh less (a ramp from `1/n`
 //!   to 1, the latest 25 weigh 1).
 //! - **Speed.** Encoded trials are cached by number, so each ask encodes only the new
@@ -47,6 +51,7 @@
 //!   `n` trials, `c` candidates, window `w` and `d` dimensions.
 
 mod balance;
+mod region;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -102,6 +107,16 @@ pub struct TpeOptions {
     pub shrink_every: u64,
     pub shrink: f64,
     pub min_scale: f64,
+    /// TuRBO-style restarts ([`region`]; one objective, `local > 0`): the local centre and
+    /// width follow a trust region that shrinks on failures (`shrink_every`, `shrink`) and,
+    /// once below `min_scale`, restarts around the best trial at least `restart_distance`
+    /// from every collapsed centre, or with `restart_global` global asks.
+    pub restarts: bool,
+    pub restart_distance: f64,
+    pub restart_global: u64,
+    /// Share of the global asks drawn one dimension at a time (Optuna's independent
+    /// TPE): a fallback for separable multimodal functions.
+    pub univariate: f64,
 }
 
 /// What `tpe(startup:)` uses: Optuna 5.0's estimator with categorical dimensions scored
@@ -150,6 +165,10 @@ impl TpeOptions {
             shrink_every: 0,
             shrink: 1.0,
             min_scale: 1.0,
+            restarts: false,
+            restart_distance: 0.2,
+            restart_global: 0,
+            univariate: 0.0,
         }
     }
 }
@@ -173,6 +192,10 @@ pub struct Tpe {
     /// The groups with one objective, and with several.
     single: Groups,
     multi: Groups,
+    /// One group per dimension (univariate global asks).
+    independent: Groups,
+    /// Whether each dimension is categorical.
+    cats: Vec<bool>,
     /// Exact bins of each discrete dimension (int, stepped) with few levels.
     bins: Vec<Option<Vec<(f64, f64, f64)>>>,
     obs: Vec<Obs>,
@@ -188,6 +211,8 @@ impl Tpe {
         let enc = super::encoding(space);
         let single = Groups::new(space, &enc, options.multivariate);
         let multi = Groups::new(space, &enc, options.multivariate_multi_objective);
+        let independent = Groups::new(space, &enc, false);
+        let cats = enc.dims.iter().map(|d| matches!(d.kind, DimKind::Categorical(_))).collect();
         let bins = enc
             .dims
             .iter()
@@ -196,7 +221,7 @@ impl Tpe {
                 DimKind::Categorical(_) => None,
             })
             .collect();
-        Tpe { options, enc, single, multi, bins, obs: Vec::new(), seen: HashMap::new() }
+        Tpe { options, enc, single, multi, independent, cats, bins, obs: Vec::new(), seen: HashMap::new() }
     }
 
     /// Encodes the finished trials not seen yet.
@@ -311,13 +336,31 @@ impl Tpe {
         )
     }
 
+    /// The trust region replayed from the history; its centre as an observation index.
+    fn region(&self) -> (Option<usize>, f64) {
+        let mut order: Vec<usize> = (0..self.obs.len()).filter(|&i| !self.obs[i].pruned).collect();
+        if !order.is_sorted_by_key(|&i| self.obs[i].number) {
+            order.sort_unstable_by_key(|&i| self.obs[i].number);
+        }
+        let steps: Vec<region::Step<'_>> = order
+            .iter()
+            .map(|&i| {
+                let o = &self.obs[i];
+                region::Step { key: (o.violation, o.losses.first().copied().unwrap_or(f64::INFINITY)), x: &o.x }
+            })
+            .collect();
+        let startup = usize::try_from(self.options.startup).unwrap_or(usize::MAX);
+        let r = region::region(&self.options, &steps, startup, &self.cats);
+        (r.centre.map(|c| order[c]), r.scale)
+    }
+
     /// Draws one group's coordinates: dimension index to coordinate.
     fn sample_group(
         &self,
         dims: &[usize],
         below: &[usize],
         above: &[usize],
-        local: Option<f64>,
+        local: Option<Local>,
         rng: &mut Rng,
     ) -> Vec<(usize, f64)> {
         if !self.options.independent_categoricals {
@@ -332,14 +375,15 @@ impl Tpe {
         out
     }
 
-    /// The best of the candidates drawn from `l` jointly over `dims`, by `l / g`; from the
-    /// best trial's kernel in `l` alone, its widths times `local`, when `local` is set.
+    /// The best of the candidates drawn from `l` jointly over `dims`, by `l / g`; when
+    /// `local` is set, from the kernel of its centre (the best trial in `l` without one)
+    /// alone, its widths times its scale.
     fn sample_joint(
         &self,
         dims: &[usize],
         below: &[usize],
         above: &[usize],
-        local: Option<f64>,
+        local: Option<Local>,
         rng: &mut Rng,
     ) -> Vec<(usize, f64)> {
         let active = |i: &&usize| dims.iter().all(|&d| !self.obs[**i].x[d].is_nan());
@@ -352,8 +396,24 @@ impl Tpe {
         let wanted = self.options.candidates.max(1);
         let affordable = self.options.candidate_budget / (above.len() + 1);
         let candidates = if wanted > 24 { wanted.min(affordable).max(24) } else { wanted };
+        // A local ask around a centre outside `l` (a restarted region): its kernel in a
+        // density over `l` and the centre.
+        let centre = local.and_then(|l| l.centre).filter(|c| dims.iter().all(|&d| !self.obs[*c].x[d].is_nan()));
+        let around = match centre {
+            Some(c) if !below.contains(&c) => {
+                let mut with: Vec<usize> = below.clone();
+                with.push(c);
+                Some(Parzen::new(self, dims, &with, self.options.prior_weight))
+            }
+            _ => None,
+        };
+        let at_centre = centre.and_then(|c| below.iter().position(|&i| i == c));
         // A local ask: the candidates come from the kernel of the best trial in `l`.
-        let incumbent = if local.is_some() {
+        let incumbent = if around.is_some() {
+            Some(below.len())
+        } else if at_centre.is_some() {
+            at_centre
+        } else if local.is_some() {
             (0..below.len()).filter(|&k| self.obs[below[k]].losses.len() == 1).min_by(|&a, &b| {
                 let (oa, ob) = (&self.obs[below[a]], &self.obs[below[b]]);
                 oa.violation.total_cmp(&ob.violation).then(oa.losses[0].total_cmp(&ob.losses[0]))
@@ -362,9 +422,11 @@ impl Tpe {
             None
         };
         for _ in 0..candidates {
-            let x = match incumbent {
-                Some(j) => l.sample_from(j, local.unwrap_or(1.0), rng),
-                None => l.sample(rng),
+            let scale = local.map_or(1.0, |l| l.scale);
+            let x = match (incumbent, &around) {
+                (Some(j), Some(a)) => a.sample_from(j, scale, rng),
+                (Some(j), None) => l.sample_from(j, scale, rng),
+                (None, _) => l.sample(rng),
             };
             let score = l.log_pdf(&x, &mut scratch) - g.log_pdf(&x, &mut scratch);
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
@@ -374,6 +436,14 @@ impl Tpe {
         let x = best.map(|(_, x)| x).unwrap_or_default();
         dims.iter().copied().zip(x).collect()
     }
+}
+
+/// A local ask: around observation `centre` (the best trial in `l` when `None`), the
+/// kernel's widths times `scale`.
+#[derive(Debug, Clone, Copy)]
+struct Local {
+    scale: f64,
+    centre: Option<usize>,
 }
 
 /// Dimension indices of each group (in parameter order) and the group of each dimension.
@@ -422,18 +492,33 @@ impl Strategy for Tpe {
             _ => false,
         };
         let mut scale = self.options.local_scale;
+        let mut centre = None;
         if local && single {
             let b = balance::balance(&self.options, self.stall());
-            scale *= b.scale;
+            if self.options.restarts {
+                let (c, s) = self.region();
+                scale *= s;
+                centre = c;
+                local = c.is_some();
+            } else {
+                scale *= b.scale;
+            }
             // A draw only when there is a global share: without one the asks are as before.
-            if b.global > 0.0 && rng.f64() < b.global {
+            if local && b.global > 0.0 && rng.f64() < b.global {
                 local = false;
             }
         }
-        let local = local.then_some(scale);
+        let univariate = !local && single && self.options.univariate > 0.0 && rng.f64() < self.options.univariate;
+        let local = local.then_some(Local { scale, centre });
         // Each group is drawn jointly the first time one of its parameters is asked for.
         let mut drawn: BTreeMap<usize, f64> = BTreeMap::new();
-        let grouping = if ctx.history.directions.len() > 1 { &self.multi } else { &self.single };
+        let grouping = if ctx.history.directions.len() > 1 {
+            &self.multi
+        } else if univariate {
+            &self.independent
+        } else {
+            &self.single
+        };
         let mut done = vec![false; grouping.groups.len()];
         let point = space::build(ctx.space, ctx.ctx, ctx.pins, |p, domain, _| {
             let Some(d) = self.enc.index(&p.name) else {

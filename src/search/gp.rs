@@ -535,7 +535,7 @@ fn roulette(
     let mut weights: Vec<f64> = scored.iter().map(|(v, _)| if v.is_finite() { (v - max).exp() } else { 0.0 }).collect();
     for _ in 0..more.saturating_sub(1) {
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             break;
         }
         let mut r = rng.f64() * total;

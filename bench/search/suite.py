@@ -32,6 +32,10 @@ Usage (from the repository root):
     VENV=target/suite-venv python3 bench/search/suite.py [--split report|tune]
         [--dims 2,5,10,20] [--functions 1-24] [--no-extra] [--optuna-only]
         [--strategies tpe,random] [--nseeds 10] [--jobs 2] [--fresh] [--json FILE]
+        [--samplers optuna-tpe,optuna-cmaes,optuna-gp] [--trials 200]
+optuna-gp (GPSampler, GP_TRIALS trials, needs torch in $VENV) runs where at most GP_MAX_PARAMS
+floats are searched; with `auto`, `gp` and `tpe` among ours, the output adds auto / min(gp, tpe)
+per cell (AUTO_MARGIN), and gp / optuna-gp.
 VENV defaults to target/suite-venv, made with the pinned packages below when missing.
 """
 

@@ -84,6 +84,31 @@ fn strategies() -> Vec<(String, Make)> {
         eprintln!("tpe-x{k}: {o:?}");
         out.push((format!("tpe-x{k}"), Box::new(move |s| Box::new(Tpe::with_options(s, o.clone())))));
     }
+    // Tuning variants: `BMA_GP_TUNE="candidates=2048,local_starts=10,roulette=1;precondition=1"`
+    // adds `gp-x0`, `gp-x1`, ...: `GpOptions::default()` with those fields changed.
+    for (k, spec) in std::env::var("BMA_GP_TUNE").unwrap_or_default().split(';').filter(|s| !s.is_empty()).enumerate() {
+        let mut o = bma::search::GpOptions::default();
+        for kv in spec.split(',') {
+            let (key, v) = kv.split_once('=').expect("key=value");
+            let f: f64 = v.parse().expect("a number");
+            match key {
+                "startup" => o.startup = f as u64,
+                "candidates" => o.candidates = f as usize,
+                "local_starts" => o.local_starts = f as usize,
+                "local_iters" => o.local_iters = f as usize,
+                "warp" => o.warp = f != 0.0,
+                "roulette" => o.roulette = f != 0.0,
+                "precondition" => o.precondition = f != 0.0,
+                "stall_after" => o.stall_after = f as usize,
+                "stall_gain" => o.stall_gain = f,
+                "xi_rate" => o.xi_rate = f,
+                "xi_max" => o.xi_max = f,
+                _ => panic!("unknown GpOptions field {key}"),
+            }
+        }
+        eprintln!("gp-x{k}: {o:?}");
+        out.push((format!("gp-x{k}"), Box::new(move |s| Box::new(Gp::with_options(s, o.clone())))));
+    }
     out
 }
 
@@ -181,12 +206,16 @@ fn main() {
         .position(|a| a == "--strategies")
         .and_then(|i| args.get(i + 1))
         .map(|s| s.split(',').map(str::to_string).collect());
+    // `--trials 200`: longer studies (the overhead of `gp` grows with the trials); the regret
+    // is still read at 25, 50 and 100.
+    let trials: usize =
+        args.iter().position(|a| a == "--trials").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(TRIALS);
     let mut skip_next = false;
     let only: Vec<String> = args
         .iter()
         .filter(|a| {
             let skip = skip_next || a.starts_with("--");
-            skip_next = *a == "--seeds" || *a == "--nseeds" || *a == "--strategies";
+            skip_next = *a == "--seeds" || *a == "--nseeds" || *a == "--strategies" || *a == "--trials";
             !skip
         })
         .cloned()
@@ -203,7 +232,7 @@ fn main() {
             }
             let (start, cpu0) = (Instant::now(), cpu_seconds());
             let curves: Vec<Vec<f64>> =
-                (first..first + nseeds).map(|s| run(&program, &make, &*problem.f, s, TRIALS)).collect();
+                (first..first + nseeds).map(|s| run(&program, &make, &*problem.f, s, trials.max(TRIALS))).collect();
             let (secs, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
             let at: Vec<f64> = CHECKPOINTS
                 .iter()
@@ -211,12 +240,18 @@ fn main() {
                 .collect();
             if !json {
                 println!(
-                    "{:<13} {:<8} median regret @25 {:>10.4}  @50 {:>10.4}  @100 {:>10.4}   ({:.2} s for {} studies)",
-                    problem.name, name, at[0], at[1], at[2], secs, nseeds
+                    "{:<13} {:<8} median regret @25 {:>10.4}  @50 {:>10.4}  @100 {:>10.4}   ({:.2} s, {:.2} s CPU for {} studies)",
+                    problem.name, name, at[0], at[1], at[2], secs, cpu, nseeds
                 );
+                if args.iter().any(|a| a == "--per-seed") {
+                    let last: Vec<String> =
+                        curves.iter().map(|v| format!("{:.2e}", v[TRIALS - 1] - problem.optimum)).collect();
+                    println!("    @100 by seed: {}", last.join(" "));
+                }
             }
             quality.push(
-                serde_json::json!({"problem": problem.name, "strategy": name, "regret": at, "seconds": secs, "cpu": cpu}),
+                serde_json::json!({"problem": problem.name, "strategy": name, "regret": at, "seconds": secs, "cpu": cpu,
+                    "trials": trials.max(TRIALS), "studies": nseeds}),
             );
         }
     }

@@ -106,11 +106,50 @@ fn tune_variant(k: usize) -> Option<TpeOptions> {
     Some(o)
 }
 
+/// `BMA_GP_TUNE` variant `k` (`gp-x<k>`): `;`-separated `key=value,...` changes of
+/// `GpOptions::default()`.
+fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
+    let all = std::env::var("BMA_GP_TUNE").unwrap_or_default();
+    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
+    let mut o = bma::search::GpOptions::default();
+    for kv in spec.split(',') {
+        let (key, v) = kv.split_once('=').expect("key=value");
+        let f: f64 = v.parse().expect("a number");
+        match key {
+            "startup" => o.startup = f as u64,
+            "candidates" => o.candidates = f as usize,
+            "local_starts" => o.local_starts = f as usize,
+            "local_iters" => o.local_iters = f as usize,
+            "warp" => o.warp = f != 0.0,
+            "roulette" => o.roulette = f != 0.0,
+            "precondition" => o.precondition = f != 0.0,
+            "stall_after" => o.stall_after = f as usize,
+            "stall_gain" => o.stall_gain = f,
+            "xi_rate" => o.xi_rate = f,
+            "xi_max" => o.xi_max = f,
+            _ => panic!("unknown GpOptions field {key}"),
+        }
+    }
+    Some(o)
+}
+
+/// This thread's CPU time (user + system) in seconds, from /proc (Linux; 0 elsewhere), in
+/// the kernel's usual 100 ticks per second.
+fn thread_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
 /// A fresh strategy named `name` for the problem's space.
 fn make(name: &str, program: &bma::ir::Program) -> Box<dyn Strategy> {
     let space = &program.experiments[0].space;
     if let Some(k) = name.strip_prefix("tpe-x").and_then(|k| k.parse().ok()) {
         return Box::new(Tpe::with_options(space, tune_variant(k).expect("no such BMA_TPE_TUNE variant")));
+    }
+    if let Some(k) = name.strip_prefix("gp-x").and_then(|k| k.parse().ok()) {
+        return Box::new(bma::search::Gp::with_options(space, gp_variant(k).expect("no such BMA_GP_TUNE variant")));
     }
     let value = bma::study::parse_value(name).unwrap_or_else(|e| panic!("--strategies: {e}"));
     let ctx = Context { fns: &program.fns, data: None };
@@ -218,12 +257,12 @@ fn main() {
                     let Some(job) = jobs.get(k) else { break };
                     let p = problem(&job.problem, job.instance).unwrap();
                     let program = compile_space(&p.space);
-                    let t = Instant::now();
+                    let (t, cpu0) = (Instant::now(), thread_cpu());
                     let regret = study(&p, &program, &job.strategy, job.seed, trials);
-                    let secs = t.elapsed().as_secs_f64();
+                    let (secs, cpu) = (t.elapsed().as_secs_f64(), thread_cpu() - cpu0);
                     if json {
                         let line = serde_json::json!({"strategy": job.strategy, "problem": job.problem,
-                            "instance": job.instance, "seed": job.seed, "regret": regret, "seconds": secs});
+                            "instance": job.instance, "seed": job.seed, "regret": regret, "seconds": secs, "cpu": cpu});
                         println!("{line}");
                     }
                     results.lock().unwrap().push((k, regret, secs));

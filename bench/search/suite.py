@@ -32,6 +32,10 @@ Usage (from the repository root):
     VENV=target/suite-venv python3 bench/search/suite.py [--split report|tune]
         [--dims 2,5,10,20] [--functions 1-24] [--no-extra] [--optuna-only]
         [--strategies tpe,random] [--nseeds 10] [--jobs 2] [--fresh] [--json FILE]
+        [--samplers optuna-tpe,optuna-cmaes,optuna-gp] [--trials 200]
+optuna-gp (GPSampler, GP_TRIALS trials, needs torch in $VENV) runs where at most GP_MAX_PARAMS
+floats are searched; with `auto`, `gp` and `tpe` among ours, the output adds auto / min(gp, tpe)
+per cell (AUTO_MARGIN), and gp / optuna-gp.
 VENV defaults to target/suite-venv, made with the pinned packages below when missing.
 """
 
@@ -52,6 +56,10 @@ PINS = ["optuna==5.0.0", "coco-experiment==2.8.2", "cmaes==0.12.0"]
 CACHE_DIR = os.path.abspath(os.environ.get("SUITE_CACHE") or os.path.join(ROOT, "target", "suite-cache"))
 
 TRIALS = 200
+# Optuna's GPSampler runs this many trials (its cost per trial grows as the cube of the trials).
+GP_TRIALS = 100
+# Parameters up to which Optuna's GPSampler is run (where `auto` would pick our `gp`).
+GP_MAX_PARAMS = 8
 CHECKPOINTS = (25, 50, 100, 200)
 DIMS = (2, 5, 10, 20)
 SPLITS = {
@@ -182,8 +190,15 @@ def optuna_study(job):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trials = TRIALS
     if sampler_name == "optuna-tpe":
         sampler = optuna.samplers.TPESampler(seed=seed)
+    elif sampler_name == "optuna-gp":
+        import torch
+
+        torch.set_num_threads(1)  # as ours runs: one thread per study
+        sampler = optuna.samplers.GPSampler(seed=seed)
+        trials = GP_TRIALS  # its cost grows as the cube of the trials
     else:
         sampler = optuna.samplers.CmaEsSampler(seed=seed)
     study = optuna.create_study(sampler=sampler)
@@ -206,13 +221,14 @@ def optuna_study(job):
                 return fn(suggest(t, space))
     start = time.process_time()
     best, regret = math.inf, []
-    for n in range(1, TRIALS + 1):
+    for n in range(1, trials + 1):
         t = study.ask()
         y = evaluate(t)
         study.tell(t, y)
         best = min(best, y)
         if n in CHECKPOINTS:
             regret.append(best - opt)
+    regret += [None] * (len(CHECKPOINTS) - len(regret))  # budgets past `trials`: not run
     return {"strategy": sampler_name, "problem": problem, "instance": instance, "seed": seed, "regret": regret,
             "cpu": time.process_time() - start}
 
@@ -255,7 +271,7 @@ def run_optuna(jobs, njobs, fresh):
 def run_ours(args, problems, instances, seeds, other_seeds):
     head = [args.ours_bin] if args.ours_bin else ["cargo", "bench", "--bench", "search_suite", "--"]
     cmd = head + ["--json", "--strategies", args.strategies,
-           "--trials", str(TRIALS), "--instances", ",".join(map(str, instances)),
+           "--trials", str(args.trials), "--instances", ",".join(map(str, instances)),
            "--seeds", f"{seeds.start}..{seeds.stop}", "--other-seeds", f"{other_seeds.start}..{other_seeds.stop}",
            "--problems", ",".join(problems)]
     print("  " + " ".join(cmd), file=sys.stderr)
@@ -278,21 +294,60 @@ def not_worse(a, b):
 
 
 def cells(rows):
-    """(strategy, problem) -> median regret at each checkpoint, over instances and seeds."""
+    """(strategy, problem) -> median regret at each checkpoint, over instances and seeds (None past
+    the budget a study ran)."""
     by = {}
     for r in rows:
-        by.setdefault((r["strategy"], r["problem"]), []).append(r["regret"])
-    return {k: [median([v[i] for v in vs]) for i in range(len(CHECKPOINTS))] for k, vs in by.items()}
+        regret = list(r["regret"]) + [None] * (len(CHECKPOINTS) - len(r["regret"]))
+        by.setdefault((r["strategy"], r["problem"]), []).append(regret)
+    return {k: [median([v[i] for v in vs]) if all(v[i] is not None for v in vs) else None
+                for i in range(len(CHECKPOINTS))] for k, vs in by.items()}
 
 
 def fmt(v):
     return f"{v:.3g}"
 
 
+AUTO_MARGIN = 1.5
+
+
+def pairs(med, problems):
+    """`auto` against the better of `gp` and `tpe` in each cell (issue 21: within AUTO_MARGIN), and
+    `gp` against Optuna's GPSampler, where those columns were run."""
+    def ratios(name, num, den):
+        rows = []
+        for p in problems:
+            a = med.get((num, p))
+            bs = [med.get((d, p)) for d in den]
+            if not a or any(b is None for b in bs):
+                continue
+            for i, c in enumerate(CHECKPOINTS):
+                if a[i] is None or any(b[i] is None for b in bs):
+                    continue
+                rows.append((p, c, ratio(a[i], min(b[i] for b in bs))))
+        if not rows:
+            return
+        print(f"\n## {name}\n")
+        for c in CHECKPOINTS:
+            rc = [r for r in rows if r[1] == c]
+            if not rc:
+                continue
+            worst = max(rc, key=lambda r: r[2])
+            over = [f"{p} {q:.2f}x" for p, _, q in rc if q > AUTO_MARGIN]
+            g = math.exp(sum(math.log(q) for _, _, q in rc) / len(rc))
+            print(f"- @{c}: {sum(q <= AUTO_MARGIN for _, _, q in rc)}/{len(rc)} cells within {AUTO_MARGIN}x, "
+                  f"geometric mean {g:.2f}, worst {worst[0]} {worst[2]:.2f}x" + (f"; over: {', '.join(over)}" if over else ""))
+
+    ratios("auto / min(gp, tpe)", "auto", ("gp", "tpe"))
+    ratios("gp / optuna-gp", "gp", ("optuna-gp",))
+    ratios("tpe / optuna-tpe", "tpe", ("optuna-tpe",))
+
+
 def report(rows, problems, ours_names, out_json):
     med = cells(rows)
     print(f"\n## Median regret ({TRIALS} trials; ours / optuna-tpe in brackets; * = worse than optuna-tpe)\n")
-    strategies = list(ours_names) + [s for s in ("optuna-tpe", "optuna-cmaes") if any(k[0] == s for k in med)]
+    strategies = list(ours_names) + [s for s in ("optuna-tpe", "optuna-cmaes", "optuna-gp")
+                                     if any(k[0] == s for k in med)]
     print("| problem | " + " | ".join(f"{s} @{c}" for s in strategies for c in CHECKPOINTS) + " |")
     print("|---|" + "---:|" * (len(strategies) * len(CHECKPOINTS)))
     for p in problems:
@@ -301,11 +356,11 @@ def report(rows, problems, ours_names, out_json):
         for s in strategies:
             m = med.get((s, p))
             for i in range(len(CHECKPOINTS)):
-                if m is None:
+                if m is None or m[i] is None:
                     line.append("")
                     continue
                 cell = fmt(m[i])
-                if s in ours_names and ref:
+                if s in ours_names and ref and ref[i] is not None:
                     cell += f" ({ratio(m[i], ref[i]):.2f})" + ("" if not_worse(m[i], ref[i]) else "*")
                 line.append(cell)
         print("| " + " | ".join(line) + " |")
@@ -315,7 +370,7 @@ def report(rows, problems, ours_names, out_json):
             rs, ok, worst = [], 0, (0.0, "")
             for p in problems:
                 m, ref = med.get((s, p)), med.get(("optuna-tpe", p))
-                if not m or not ref:
+                if not m or not ref or m[i] is None or ref[i] is None:
                     continue
                 q = ratio(m[i], ref[i])
                 rs.append(q)
@@ -328,6 +383,7 @@ def report(rows, problems, ours_names, out_json):
     print("|---|---:|---:|---:|---|")
     for (s, c), (ok, n, g, worst) in summary.items():
         print(f"| {s} | {c} | {ok}/{n} ({100 * ok / n:.0f}%) | {g:.2f} | {worst[1]} {worst[0]:.2f}x |")
+    pairs(med, problems)
     if out_json:
         with open(out_json, "w") as fh:
             json.dump({"rows": rows}, fh)
@@ -341,6 +397,10 @@ def main():
     ap.add_argument("--no-extra", action="store_true", help="BBOB only")
     ap.add_argument("--optuna-only", action="store_true", help="fill the cache, no table")
     ap.add_argument("--no-cmaes", action="store_true")
+    ap.add_argument("--samplers", default="optuna-tpe,optuna-cmaes",
+                    help=f"Optuna's side; optuna-gp (GPSampler, {GP_TRIALS} trials) runs on BBOB in at most "
+                         f"{GP_MAX_PARAMS} dimensions, branin and hartmann6")
+    ap.add_argument("--trials", type=int, default=TRIALS, help="trials per study of ours")
     ap.add_argument("--strategies", default="tpe", help="ours, as `strategy =` values, comma-separated")
     ap.add_argument("--nseeds", type=int, default=10, help="the first N seeds of the split")
     ap.add_argument("--jobs", type=int, default=2)
@@ -359,11 +419,14 @@ def main():
     bbob = [f"bbob-f{f}-d{d}" for d in dims for f in functions]
     others = [] if args.no_extra else [p[0] for p in other_problems()]
     continuous = set(bbob) | {"branin", "hartmann6", "rosenbrock10", "ackley10"}
-    samplers = ["optuna-tpe"] + ([] if args.no_cmaes else ["optuna-cmaes"])
+    samplers = [s for s in args.samplers.split(",") if s and not (args.no_cmaes and s == "optuna-cmaes")]
+    small = {p for p in bbob if int(p.rsplit("-d", 1)[1]) <= GP_MAX_PARAMS} | {"branin", "hartmann6"}
     jobs = []
     for s in samplers:
         for p in bbob + others:
             if s == "optuna-cmaes" and p not in continuous:
+                continue
+            if s == "optuna-gp" and p not in small:
                 continue
             if p.startswith("bbob-"):
                 jobs += [(s, p, i, seed) for i in split["instances"] for seed in split["seeds"]]

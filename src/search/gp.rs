@@ -32,6 +32,15 @@
 //!   along the numeric coordinates, then rounded onto the domain (ints, steps) and
 //!   improved one discrete coordinate at a time (every category; the neighbouring levels
 //!   of an int).
+//!   [`GpOptions`] also holds Optuna's own acquisition search (`roulette` starts, length-scale
+//!   `precondition`ing, more L-BFGS iterations); measured on Hartmann6 it changes nothing
+//!   (bench/search/RESULTS-gp.md), so the default stays the cheaper search.
+//! - **Exploration when stalled** (`stall_after`, off when 0): after that many complete
+//!   trials without a gain of more than `stall_gain` standard deviations on the best, the
+//!   expected improvement is measured from `xi` below the best, `xi` growing by `xi_rate`
+//!   per further stalled trial up to `xi_max`: near the incumbent, where the variance is
+//!   small, such an improvement is unlikely, so the search moves to uncertain regions;
+//!   the next real gain resets it. A pure function of the history (resumable).
 //! - **Several trials at once.** Points this strategy proposed that have not finished
 //!   (numbers below the asked one, absent from the history) are added to the model with
 //!   their posterior mean as the observation ("kriging believer"), so parallel asks spread
@@ -76,11 +85,43 @@ pub struct GpOptions {
     /// Losses are warped by `log(1 + (l - min) / median(l - min))` before standardising:
     /// monotone (the same order, the same best trial), it compresses a heavy upper tail.
     pub warp: bool,
+    /// Local starts are Optuna's: the best candidate, the best trial, and the others drawn
+    /// among the candidates with weights `exp(acquisition - max)` (a roulette), instead of
+    /// the best-scored candidates.
+    pub roulette: bool,
+    /// The local search runs in coordinates divided by the fitted length scales (Optuna's
+    /// preconditioning), so a short length scale does not make the step ill-conditioned.
+    pub precondition: bool,
+    /// Iterations of each local search.
+    pub local_iters: usize,
+    /// Exploration when stalled: after this many complete trials without a gain of more
+    /// than `stall_gain` standard deviations of the losses on the best, the expected
+    /// improvement is measured from below the best (0: never).
+    pub stall_after: usize,
+    /// The least gain on the best that ends a stall, in standard deviations of the losses.
+    pub stall_gain: f64,
+    /// How far below the best each further stalled trial moves the threshold
+    /// (standardised units).
+    pub xi_rate: f64,
+    /// The most the threshold moves below the best.
+    pub xi_max: f64,
 }
 
 impl Default for GpOptions {
     fn default() -> GpOptions {
-        GpOptions { startup: DEFAULT_STARTUP, candidates: 512, local_starts: 4, warp: false }
+        GpOptions {
+            startup: DEFAULT_STARTUP,
+            candidates: 512,
+            local_starts: 4,
+            warp: false,
+            roulette: false,
+            precondition: false,
+            local_iters: 40,
+            stall_after: 0,
+            stall_gain: 1e-3,
+            xi_rate: 0.05,
+            xi_max: 1.0,
+        }
     }
 }
 
@@ -255,6 +296,7 @@ impl Strategy for Gp {
             self.asked.insert(ctx.number, self.features(&point));
             return Ok(Ask::Point(point));
         }
+        let all_losses = losses.clone();
         let keep = keep(&losses, MAX_OBS);
         let xs: Vec<Vec<f64>> = keep.iter().map(|&i| xs[i].clone()).collect();
         let losses: Vec<f64> = keep.iter().map(|&i| losses[i]).collect();
@@ -266,7 +308,9 @@ impl Strategy for Gp {
         let pending: Vec<Vec<f64>> =
             self.asked.range(..ctx.number).map(|(_, x)| x.clone()).rev().take(MAX_OBS / 4).collect();
         let objective = fit.with_fantasies(&ys, &pending);
-        let best = ys.iter().zip(&violations).filter(|(_, v)| **v <= 0.0).map(|(y, _)| *y).reduce(f64::min);
+        let xi = self.xi(&all_losses);
+        let best =
+            ys.iter().zip(&violations).filter(|(_, v)| **v <= 0.0).map(|(y, _)| *y).reduce(f64::min).map(|b| b - xi);
         let feasibility = if violations.iter().any(|v| *v > 0.0) || !refused.is_empty() {
             let mut cx = xs.clone();
             cx.extend(refused.iter().map(|(x, _)| x.clone()));
@@ -288,6 +332,18 @@ impl Strategy for Gp {
 }
 
 impl Gp {
+    /// How far below the best (standardised) the expected improvement is measured: 0 until
+    /// `stall_after` trials passed without a real gain, then `xi_rate` more per stalled
+    /// trial, at most `xi_max`.
+    fn xi(&self, losses: &[f64]) -> f64 {
+        let o = &self.options;
+        if o.stall_after == 0 {
+            return 0.0;
+        }
+        let over = stall(losses, o.stall_gain * mean_sd(losses).1).saturating_sub(o.stall_after);
+        (o.xi_rate * over as f64).min(o.xi_max)
+    }
+
     /// The point of highest acquisition found: random candidates and the best trials,
     /// the best few improved locally.
     fn maximise(
@@ -308,14 +364,22 @@ impl Gp {
         }
         let mut order: Vec<usize> = (0..ys.len()).collect();
         order.sort_by(|&a, &b| ys[a].total_cmp(&ys[b]));
-        for &i in order.iter().take(3) {
-            let x = self.canonical(&xs[i], &pinned, ctx)?;
-            scored.push((fitted.value(&x, None), x));
-        }
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.dedup_by(|a, b| a.1 == b.1);
+        let starts = if self.options.roulette {
+            let trial = self.canonical(&xs[order[0]], &pinned, ctx)?;
+            let trial = (fitted.value(&trial, None), trial);
+            roulette(scored, self.options.local_starts.max(2) - 1, trial, rng)
+        } else {
+            for &i in order.iter().take(3) {
+                let x = self.canonical(&xs[i], &pinned, ctx)?;
+                scored.push((fitted.value(&x, None), x));
+            }
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            scored.dedup_by(|a, b| a.1 == b.1);
+            scored.truncate(self.options.local_starts.max(1));
+            scored
+        };
         let mut best: Option<(f64, Vec<f64>)> = None;
-        for (v0, x0) in scored.into_iter().take(self.options.local_starts.max(1)) {
+        for (v0, x0) in starts {
             let (v, x) = self.improve(fitted, v0, x0, &pinned, ctx)?;
             if best.as_ref().is_none_or(|(b, _)| v > *b) {
                 best = Some((v, x));
@@ -345,17 +409,23 @@ impl Gp {
         if !free.is_empty() {
             let mut full = x0.clone();
             let mut g = vec![0.0; x0.len()];
-            let start: Vec<f64> = free.iter().map(|&d| x0[d]).collect();
-            let (lo, hi) = (vec![0.0; free.len()], vec![1.0; free.len()]);
-            let options = lbfgs::Options { max_iter: 40, gtol: 1e-6, ftol: 1e-9, memory: 8 };
+            // Preconditioning: search `z = x / l` (l the length scale), inside `[0, 1 / l]`.
+            let scale: Vec<f64> = free
+                .iter()
+                .map(|&d| if self.options.precondition { 1.0 / fitted.objective.params.rho[d].sqrt() } else { 1.0 })
+                .collect();
+            let start: Vec<f64> = free.iter().zip(&scale).map(|(&d, l)| x0[d] / l).collect();
+            let lo = vec![0.0; free.len()];
+            let hi: Vec<f64> = scale.iter().map(|l| 1.0 / l).collect();
+            let options = lbfgs::Options { max_iter: self.options.local_iters, gtol: 1e-6, ftol: 1e-9, memory: 8 };
             let (u, _) = lbfgs::minimize(
                 |u, grad| {
                     for (k, &d) in free.iter().enumerate() {
-                        full[d] = u[k];
+                        full[d] = (u[k] * scale[k]).clamp(0.0, 1.0);
                     }
                     let v = fitted.value(&full, Some(&mut g));
                     for (k, &d) in free.iter().enumerate() {
-                        grad[k] = -g[d];
+                        grad[k] = -g[d] * scale[k];
                     }
                     -v
                 },
@@ -366,7 +436,7 @@ impl Gp {
             );
             let mut x = x0.clone();
             for (k, &d) in free.iter().enumerate() {
-                x[d] = u[k];
+                x[d] = (u[k] * scale[k]).clamp(0.0, 1.0);
             }
             let x = self.canonical(&x, pinned, ctx)?;
             let v = fitted.value(&x, None);
@@ -432,6 +502,58 @@ fn keep(losses: &[f64], max: usize) -> Vec<usize> {
         }
     }
     (0..n).filter(|&i| chosen[i]).collect()
+}
+
+/// Complete trials since the last one that beat the best before it by more than `gain`
+/// (in trial order; the first trial counts as a gain).
+fn stall(losses: &[f64], gain: f64) -> usize {
+    let mut best = f64::INFINITY;
+    let mut last = 0;
+    for (i, &l) in losses.iter().enumerate() {
+        if l < best - gain {
+            last = i;
+        }
+        best = best.min(l);
+    }
+    losses.len().saturating_sub(last + 1)
+}
+
+/// Optuna's local starts: the best of `scored`, `more` others drawn without replacement
+/// with weights `exp(value - max)` (fewer when fewer have a positive weight), and `trial`.
+fn roulette(
+    mut scored: Vec<(f64, Vec<f64>)>,
+    more: usize,
+    trial: (f64, Vec<f64>),
+    rng: &mut Rng,
+) -> Vec<(f64, Vec<f64>)> {
+    let mut starts = Vec::with_capacity(more + 2);
+    let Some(top) = (0..scored.len()).max_by(|&a, &b| scored[a].0.total_cmp(&scored[b].0)) else {
+        return vec![trial];
+    };
+    let max = scored[top].0;
+    starts.push(scored.swap_remove(top));
+    let mut weights: Vec<f64> = scored.iter().map(|(v, _)| if v.is_finite() { (v - max).exp() } else { 0.0 }).collect();
+    for _ in 0..more.saturating_sub(1) {
+        let total: f64 = weights.iter().sum();
+        if total.is_nan() || total <= 0.0 {
+            break;
+        }
+        let mut r = rng.f64() * total;
+        let mut pick = weights.iter().rposition(|w| *w > 0.0).unwrap_or(0);
+        for (i, w) in weights.iter().enumerate() {
+            if *w > 0.0 && r < *w {
+                pick = i;
+                break;
+            }
+            r -= w;
+        }
+        weights[pick] = 0.0;
+        starts.push((scored[pick].0, scored[pick].1.clone()));
+    }
+    if !starts.iter().any(|(_, x)| *x == trial.1) {
+        starts.push(trial);
+    }
+    starts
 }
 
 /// A violation the model can take: infinite ones (a NaN constraint) at a large finite value.

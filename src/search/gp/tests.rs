@@ -203,3 +203,82 @@ fn warping_keeps_the_order_and_compresses_the_tail() {
     assert_eq!(w[1], 0.0);
     assert!((w[2] - (1.0 + 999_999.0 / 2.0f64).ln()).abs() < 1e-9, "{w:?}");
 }
+
+/// The stall counts complete trials since the last real gain on the best: tiny gains (below
+/// `gain`) and worse trials do not end it.
+#[test]
+fn the_stall_counts_trials_since_the_last_real_gain() {
+    assert_eq!(stall(&[], 0.1), 0);
+    assert_eq!(stall(&[5.0], 0.1), 0);
+    // Gains at trials 0, 1 and 3; trial 4 gains 0.05 < 0.1, trials 5-6 are worse.
+    let losses = [5.0, 4.0, 4.5, 3.0, 2.95, 7.0, 3.5];
+    assert_eq!(stall(&losses, 0.1), 3);
+    // Without a threshold, trial 4's gain counts.
+    assert_eq!(stall(&losses, 0.0), 2);
+    // A run of tiny gains never ends a stall: each is measured against the best before it.
+    assert_eq!(stall(&[1.0, 0.99, 0.98, 0.97, 0.96], 0.05), 4);
+}
+
+/// The exploration offset is 0 until `stall_after` stalled trials, then grows by `xi_rate`
+/// per further stalled trial up to `xi_max`; off by default.
+#[test]
+fn the_threshold_moves_below_the_best_only_while_stalled() {
+    let prog = program("    x: float in 0.0..1.0");
+    let space = &prog.experiments[0].space;
+    // sd of these losses is 1.5 (mean 2.5): a gain of more than 1e-3 x 1.5 counts.
+    let mut losses = vec![1.0, 4.0];
+    let o = GpOptions { stall_after: 3, stall_gain: 1e-3, xi_rate: 0.25, xi_max: 0.6, ..GpOptions::default() };
+    let gp = Gp::with_options(space, o);
+    assert_eq!(gp.xi(&losses), 0.0);
+    losses.extend([4.0, 4.0]); // 3 stalled trials since trial 0
+    assert_eq!(gp.xi(&losses), 0.0);
+    losses.push(1.0); // 4: a tie is no gain
+    assert!((gp.xi(&losses) - 0.25).abs() < 1e-12, "{}", gp.xi(&losses));
+    losses.extend([4.0, 4.0]); // 6: capped
+    assert!((gp.xi(&losses) - 0.6).abs() < 1e-12, "{}", gp.xi(&losses));
+    losses.push(0.5); // a gain: the stall ends
+    assert_eq!(gp.xi(&losses), 0.0);
+    assert_eq!(Gp::new(space, 10).xi(&[1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]), 0.0);
+}
+
+/// Optuna's local starts: the best candidate first, the best trial last, distinct draws
+/// between, and none drawn from candidates of weight 0.
+#[test]
+fn roulette_starts_from_the_best_candidate_and_the_best_trial() {
+    let scored: Vec<(f64, Vec<f64>)> = (0..6).map(|i| (-(i as f64), vec![i as f64])).collect();
+    let mut with_dead = scored.clone();
+    with_dead.push((f64::NEG_INFINITY, vec![99.0]));
+    let starts = roulette(with_dead, 9, (-0.5, vec![42.0]), &mut Rng::new(3));
+    let xs: Vec<f64> = starts.iter().map(|(_, x)| x[0]).collect();
+    assert_eq!(xs[0], 0.0, "{xs:?}");
+    assert_eq!(*xs.last().unwrap(), 42.0, "{xs:?}");
+    // Five others have a positive weight; all are drawn once, the dead one never.
+    let mut mid: Vec<f64> = xs[1..xs.len() - 1].to_vec();
+    mid.sort_by(f64::total_cmp);
+    assert_eq!(mid, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+    // Fewer draws than candidates: the heavier ones are likelier, and the count is kept.
+    let starts = roulette(scored.clone(), 3, (-0.5, vec![0.0]), &mut Rng::new(5));
+    assert_eq!(starts.len(), 3, "the best trial is the best candidate: not added twice");
+    assert_eq!(roulette(Vec::new(), 3, (-0.5, vec![7.0]), &mut Rng::new(5)), vec![(-0.5, vec![7.0])]);
+}
+
+/// The optional searches (Optuna's roulette starts and preconditioning, the stalled
+/// exploration) still optimise: Branin to near its optimum in 30 trials.
+#[test]
+fn the_optional_acquisition_searches_still_find_branins_minimum() {
+    let prog = program("    x: float in -5.0..=10.0\n    y: float in 0.0..=15.0");
+    let space = &prog.experiments[0].space;
+    let none = Point::new();
+    let o = GpOptions {
+        roulette: true,
+        local_starts: 6,
+        precondition: true,
+        local_iters: 100,
+        stall_after: 5,
+        ..GpOptions::default()
+    };
+    let gp: Vec<f64> = (0..3)
+        .map(|s| best(&study(&prog, &mut Gp::with_options(space, o.clone()), &branin, &none, s, 30, 1)))
+        .collect();
+    assert!(median(gp.clone()) < 0.05, "branin regret after 30 trials: {gp:?}");
+}

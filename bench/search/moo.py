@@ -25,7 +25,8 @@ target/suite-cache); a cached study is not run again (--fresh ignores the cache)
 Usage (from the repository root):
     VENV=target/suite-venv python3 bench/search/moo.py [--seeds 0] [--nseeds 10]
         [--problems zdt1,zdt2,zdt3,dtlz2] [--samplers optuna-nsga2,optuna-tpe] [--jobs 2]
-        [--optuna-trials optuna-tpe=200] [--optuna-only] [--ours-bin PATH] [--fresh]
+        [--optuna-trials optuna-tpe=200] [--optuna-only] [--cached-only] [--ours-bin PATH]
+        [--ours-json FILE,...] [--fresh]
 VENV defaults to target/suite-venv, made with optuna 5.x when missing.
 """
 
@@ -143,7 +144,7 @@ def trials_of(r):
     return r.get("trials", TRIALS)
 
 
-def run_optuna(jobs, njobs, fresh):
+def run_optuna(jobs, njobs, fresh, cached_only=False):
     import optuna
 
     os.makedirs(CACHE_DIR, exist_ok=True)
@@ -162,6 +163,8 @@ def run_optuna(jobs, njobs, fresh):
     todo = [j for j in jobs if j[:3] not in done or trials_of(done[j[:3]]) < j[3]]
     print(f"optuna {optuna.__version__}: {len(jobs) - len(todo)} studies cached in {path}, {len(todo)} to run "
           f"({njobs} at once)", file=sys.stderr)
+    if cached_only:
+        return [done[j[:3]] for j in jobs if j not in todo], optuna.__version__
     if todo:
         import multiprocessing
 
@@ -194,7 +197,7 @@ def report(rows, problems, strategies, version, seeds):
     print(f"\n## Median hypervolume ({TRIALS} trials, read at {', '.join(map(str, CHECKPOINTS))}; "
           f"seeds {seeds.start}..{seeds.stop - 1}; optuna {version})\n")
     print("| problem | reference | strategy | " + " | ".join(f"@{c}" for c in CHECKPOINTS)
-          + " | CPU s per study |")
+          + " | CPU s per study (trials) |")
     print("|---|---|---|" + "---:|" * (len(CHECKPOINTS) + 1))
     med = {}
     for p in problems:
@@ -211,8 +214,10 @@ def report(rows, problems, strategies, version, seeds):
                     m.append(statistics.median(vs) if vs else None)
                     cells.append("" if not vs else f"{m[-1]:.4f}" + ("" if len(vs) == len(rs) else f" (n={len(vs)})"))
                 med[(s, p, ri)] = m
-                full = [r["cpu"] for r in rs if trials_of(r) == TRIALS]
-                cpu = f"{statistics.median(full):.2f}" if full else ""
+                # CPU per study, over the longest studies (their trial count in brackets).
+                longest = max(len(r["hv"]) for r in rs)
+                full = [r["cpu"] for r in rs if len(r["hv"]) == longest]
+                cpu = f"{statistics.median(full):.2f} ({CHECKPOINTS[longest - 1]})"
                 ref_s = "(" + ", ".join(f"{v:g}" for v in ref) + ")"
                 print(f"| {p} | {ref_s} | {s} | " + " | ".join(cells) + f" | {cpu} |")
     print("\n## Ours / Optuna's, median hypervolume ratio (>= 1: at or above Optuna)\n")
@@ -241,18 +246,25 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--optuna-only", action="store_true", help="fill the cache, no table")
     ap.add_argument("--ours-bin", help="run this search_moo binary instead of `cargo bench --bench search_moo`")
+    ap.add_argument("--ours-json", help="read our studies from these JSON-lines files (comma-separated) instead")
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--cached-only", action="store_true", help="Optuna's side: only the cached studies, run none")
     args = ap.parse_args()
     ensure_venv()
     problems = args.problems.split(",")
     seeds = range(args.seeds, args.seeds + args.nseeds)
     cut = dict(kv.split("=") for kv in args.optuna_trials.split(",") if kv)
     jobs = [(s, p, seed, int(cut.get(s, TRIALS))) for s in args.samplers.split(",") for p in problems for seed in seeds]
-    theirs, version = run_optuna(jobs, args.jobs, args.fresh)
+    theirs, version = run_optuna(jobs, args.jobs, args.fresh, args.cached_only)
     if args.optuna_only:
         return
-    ours = run_ours(args, seeds)
+    if args.ours_json:
+        ours = [json.loads(line) for f in args.ours_json.split(",") for line in open(f) if line.startswith("{")]
+        ours = [r for r in ours if r["problem"] in problems and r["seed"] in seeds]
+    else:
+        ours = run_ours(args, seeds)
     strategies = args.strategies.split(",") + args.samplers.split(",")
+    print(f"ours: {len(ours)} studies; Optuna's: {len(theirs)}", file=sys.stderr)
     report(ours + theirs, problems, strategies, version, seeds)
 
 

@@ -22,6 +22,9 @@ Optuna's, or both below 1e-8. Ratios use max(regret, 1e-8) on both sides. The
 aggregate: the fraction of cells not worse, the geometric mean of the median-regret
 ratios, and the worst cell.
 
+Against each Optuna sampler that ran (TPE, CMA-ES) the same aggregate, over the cells
+where it ran (CMA-ES: float-only spaces).
+
 Optuna's side (TPESampler() and, on spaces with floats only, CmaEsSampler(); seeded
 with the seed) is cached per (sampler, problem, instance, seed) in
 $SUITE_CACHE/optuna-<version>.jsonl (default target/suite-cache), one JSON line per
@@ -31,7 +34,8 @@ study holding the regret at the four budgets; a study in the cache is not run ag
 Usage (from the repository root):
     VENV=target/suite-venv python3 bench/search/suite.py [--split report|tune]
         [--dims 2,5,10,20] [--functions 1-24] [--no-extra] [--optuna-only]
-        [--strategies tpe,random] [--nseeds 10] [--jobs 2] [--fresh] [--json FILE]
+        [--strategies tpe,random] [--samplers optuna-tpe,optuna-cmaes] [--nseeds 10] [--jobs 2]
+        [--fresh] [--json FILE]
 VENV defaults to target/suite-venv, made with the pinned packages below when missing.
 """
 
@@ -309,12 +313,22 @@ def report(rows, problems, ours_names, out_json):
                     cell += f" ({ratio(m[i], ref[i]):.2f})" + ("" if not_worse(m[i], ref[i]) else "*")
                 line.append(cell)
         print("| " + " | ".join(line) + " |")
+    for peer in ("optuna-tpe", "optuna-cmaes"):
+        if any(k[0] == peer for k in med):
+            aggregate(med, problems, ours_names, peer)
+    if out_json:
+        with open(out_json, "w") as fh:
+            json.dump({"rows": rows}, fh)
+
+
+def aggregate(med, problems, ours_names, peer):
+    """The aggregate of ours against one Optuna sampler, over the cells where both ran."""
     summary = {}
     for s in ours_names:
         for i, c in enumerate(CHECKPOINTS):
             rs, ok, worst = [], 0, (0.0, "")
             for p in problems:
-                m, ref = med.get((s, p)), med.get(("optuna-tpe", p))
+                m, ref = med.get((s, p)), med.get((peer, p))
                 if not m or not ref:
                     continue
                 q = ratio(m[i], ref[i])
@@ -323,14 +337,11 @@ def report(rows, problems, ours_names, out_json):
                 worst = max(worst, (q, p))
             if rs:
                 summary[(s, c)] = (ok, len(rs), math.exp(sum(map(math.log, rs)) / len(rs)), worst)
-    print("\n## Aggregate against optuna-tpe (cells: one per problem)\n")
+    print(f"\n## Aggregate against {peer} (cells: one per problem)\n")
     print("| strategy | budget | cells not worse | geometric mean of ratios | worst cell |")
     print("|---|---:|---:|---:|---|")
     for (s, c), (ok, n, g, worst) in summary.items():
         print(f"| {s} | {c} | {ok}/{n} ({100 * ok / n:.0f}%) | {g:.2f} | {worst[1]} {worst[0]:.2f}x |")
-    if out_json:
-        with open(out_json, "w") as fh:
-            json.dump({"rows": rows}, fh)
 
 
 def main():
@@ -341,6 +352,7 @@ def main():
     ap.add_argument("--no-extra", action="store_true", help="BBOB only")
     ap.add_argument("--optuna-only", action="store_true", help="fill the cache, no table")
     ap.add_argument("--no-cmaes", action="store_true")
+    ap.add_argument("--samplers", default="optuna-tpe,optuna-cmaes", help="Optuna's, comma-separated")
     ap.add_argument("--strategies", default="tpe", help="ours, as `strategy =` values, comma-separated")
     ap.add_argument("--nseeds", type=int, default=10, help="the first N seeds of the split")
     ap.add_argument("--jobs", type=int, default=2)
@@ -359,7 +371,7 @@ def main():
     bbob = [f"bbob-f{f}-d{d}" for d in dims for f in functions]
     others = [] if args.no_extra else [p[0] for p in other_problems()]
     continuous = set(bbob) | {"branin", "hartmann6", "rosenbrock10", "ackley10"}
-    samplers = ["optuna-tpe"] + ([] if args.no_cmaes else ["optuna-cmaes"])
+    samplers = [s for s in args.samplers.split(",") if not (args.no_cmaes and s == "optuna-cmaes")]
     jobs = []
     for s in samplers:
         for p in bbob + others:

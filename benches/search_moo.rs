@@ -35,6 +35,9 @@ use moo::MooProblem;
 
 const CHECKPOINTS: [u64; 3] = [100, 200, 500];
 
+/// One finished study: its job's index, hypervolumes (checkpoint x reference), CPU seconds.
+type Outcome = (usize, Vec<Vec<f64>>, f64);
+
 /// The space of `d` floats `x0..` in `[0, 1]` with `m` minimised objectives.
 fn program(d: usize, m: usize) -> bma::ir::Program {
     let params: String = (0..d).map(|i| format!("    x{i}: float in 0.0..=1.0\n")).collect();
@@ -198,7 +201,7 @@ fn main() {
         }
     }
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Vec<Vec<f64>>, f64)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
@@ -227,8 +230,7 @@ fn main() {
     let budgets: Vec<u64> = CHECKPOINTS.iter().copied().filter(|c| *c <= trials).collect();
     for s in &strategies {
         for (k, p) in problems.iter().enumerate() {
-            let rows: Vec<&(usize, Vec<Vec<f64>>, f64)> =
-                results.iter().filter(|(j, ..)| jobs[*j].0 == *s && jobs[*j].1 == k).collect();
+            let rows: Vec<&Outcome> = results.iter().filter(|(j, ..)| jobs[*j].0 == *s && jobs[*j].1 == k).collect();
             for (r, reference) in p.references.iter().enumerate() {
                 let med: Vec<String> = (0..budgets.len())
                     .map(|c| format!("{:>9.4}", median(rows.iter().map(|row| row.1[c][r]).collect())))

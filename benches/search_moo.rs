@@ -1,78 +1,99 @@
-//! Multi-objective search quality: ZDT1 (d = 5 and 30, both objectives minimized,
-//! `x` in `[0, 1]^d`), 200 trials x 10 seeds, median hypervolume of all completed
-//! trials for our `nsga2` (its default population, 50), `tpe` and `random`.
+//! Multi-objective search quality (issue 21 item 5): ZDT1, ZDT2, ZDT3 (30 variables) and
+//! DTLZ2 (12 variables, 3 objectives) from bench/search/moo.rs, every objective minimised,
+//! each study 500 trials; the hypervolume of all completed trials read at 100, 200 and
+//! 500 trials at the problem's two reference points (tight: 1.1 per objective; wide:
+//! `(1.1, 11)` for ZDT, `3.5` per objective for DTLZ2; why in bench/search/moo.rs).
 //!
-//! Two reference points, the same as `bench/search/run.py` uses for Optuna: `(1.1, 1.1)`
-//! (the ideal is `1.1^2 - 1/3 = 0.8767`) and `(1.1, 11.0)`, which holds every ZDT1
-//! value (`f1 <= 1`, `f2 <= g <= 10`): at d = 30 after 200 trials few points are
-//! inside the first box, so the second one is the one that tells strategies apart.
+//! Strategies are named as a `.bma` file names them (`nsga2`, `tpe`, `random`,
+//! `nsga2(population: 100)`) and built by `bma::search::strategy`, the constructor the
+//! study uses.
 //!
-//! Run: `cargo bench --bench search_moo` (table) or `cargo bench --bench search_moo --
-//! --json` (read by `bench/search/run.py --moo`). Seeds: `--seeds 100` starts at 100
-//! (tuning seeds; the reported figures use 0..9). `overhead` alone: the NSGA-II ask +
-//! tell at 1,000 and 5,000 completed trials (ZDT1, d = 30, random trials), beside what a
-//! full non-dominated sort of every trial costs (what each ask did before the pool).
-//! Nothing is asserted.
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
+//! Run: `cargo bench --bench search_moo -- [--json] [--strategies nsga2,tpe,random]
+//! [--problems zdt1,zdt2,zdt3,dtlz2] [--seeds 0] [--nseeds 10] [--trials 500] [--threads 2]`.
+//! Seeds 0..9 are the reported ones, 100.. the tuning ones. `--json` prints one line per
+//! study (read by `bench/search/moo.py`, which puts Optuna's NSGA-II and TPE beside it);
+//! without it, the median hypervolumes. `cpu` is the study thread's own CPU time
+//! (user + sys, from `/proc/thread-self/stat`, 10 ms ticks).
+//!
+//! `overhead` alone: the NSGA-II ask + tell at 1,000 and 5,000 completed trials (ZDT1,
+//! d = 30, random trials), beside what a full non-dominated sort of every trial costs
+//! (what each ask did before the pool). Nothing is asserted.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
+#[path = "../bench/search/moo.rs"]
+mod moo;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bma::ir::{Point, Value};
 use bma::rng::Rng;
-use bma::search::{Ask, AskContext, Direction, History, Nsga2, Random, Rank, Strategy, Tpe, Trial, TrialState, rank};
+use bma::search::{Ask, AskContext, Direction, History, Nsga2, Rank, Strategy, Trial, TrialState, rank};
 use bma::space::Context;
+use moo::MooProblem;
 
-const TRIALS: u64 = 200;
-const SEEDS: u64 = 10;
-const REFERENCES: [[f64; 2]; 2] = [[1.1, 1.1], [1.1, 11.0]];
+const CHECKPOINTS: [u64; 3] = [100, 200, 500];
 
-fn zdt1(x: &[f64]) -> Vec<f64> {
-    let d = x.len();
-    let f1 = x[0];
-    let g = 1.0 + 9.0 * x[1..].iter().sum::<f64>() / (d - 1) as f64;
-    vec![f1, g * (1.0 - (f1 / g).sqrt())]
-}
+/// One finished study: its job's index, hypervolumes (checkpoint x reference), CPU seconds.
+type Outcome = (usize, Vec<Vec<f64>>, f64);
 
-fn program(d: usize) -> bma::ir::Program {
+/// The space of `d` floats `x0..` in `[0, 1]` with `m` minimised objectives.
+fn program(d: usize, m: usize) -> bma::ir::Program {
     let params: String = (0..d).map(|i| format!("    x{i}: float in 0.0..=1.0\n")).collect();
-    let text = format!(
-        "experiment zdt1 {{\n  space {{\n{params}  }}\n  objective {{\n    minimize x0\n    minimize x1\n  }}\n}}\n"
-    );
-    let compiled = bma::compile(&bma::Source::new("zdt1.bma", text));
+    let objectives: String = (0..m).map(|i| format!("    minimize x{i}\n")).collect();
+    let text = format!("experiment moo {{\n  space {{\n{params}  }}\n  objective {{\n{objectives}  }}\n}}\n");
+    let compiled = bma::compile(&bma::Source::new("moo.bma", text));
     assert!(!compiled.has_errors(), "the bench space must compile: {:?}", compiled.diagnostics);
     compiled.program
 }
 
-type Make = fn(&bma::ir::Space) -> Box<dyn Strategy>;
-
-fn strategies() -> Vec<(&'static str, Make)> {
-    vec![
-        ("random", |_| Box::new(Random)),
-        ("nsga2", |s| Box::new(Nsga2::new(s, 50))),
-        ("tpe", |s| Box::new(Tpe::new(s, 10))),
-    ]
+/// A fresh strategy named `name` for the space.
+fn make(name: &str, program: &bma::ir::Program) -> Box<dyn Strategy> {
+    let value = bma::study::parse_value(name).unwrap_or_else(|e| panic!("--strategies: {e}"));
+    let ctx = Context { fns: &program.fns, data: None };
+    let space = &program.experiments[0].space;
+    bma::search::strategy(&value, space, ctx, &Point::new()).unwrap_or_else(|e| panic!("strategy `{name}`: {e}"))
 }
 
-/// One study; the hypervolume of its completed trials at each reference point.
-fn run(program: &bma::ir::Program, make: Make, d: usize, seed: u64) -> Vec<f64> {
+/// This thread's CPU time (user + sys) in seconds.
+fn thread_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) close with `)`.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3 (the state).
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One study: the hypervolume at each checkpoint (rows) and reference (columns).
+fn study(p: &MooProblem, program: &bma::ir::Program, strategy: &str, seed: u64, trials: u64) -> Vec<Vec<f64>> {
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
     let pins = Point::new();
-    let mut strategy = make(&exp.space);
-    let mut history = History::new(vec![Direction::Minimize; 2], Rank::Pareto);
-    for n in 0..TRIALS {
+    let m = p.references[0].len();
+    let mut s = make(strategy, program);
+    let mut history = History::new(vec![Direction::Minimize; m], Rank::Pareto);
+    let mut points: Vec<Vec<f64>> = Vec::new();
+    let mut out = Vec::new();
+    for n in 0..trials {
         let mut rng = Rng::derive(seed, n);
         let ask =
-            AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: Some(TRIALS) };
-        let Ask::Point(point) = strategy.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
-        let x: Vec<f64> = (0..d).map(|i| point.get(&format!("x{i}")).and_then(Value::as_f64).unwrap()).collect();
+            AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget: Some(trials) };
+        let Ask::Point(point) = s.ask(&ask, &mut rng).unwrap() else { panic!("{strategy}: no point at trial {n}") };
+        let x: Vec<f64> = (0..p.dims).map(|i| point.get(&format!("x{i}")).and_then(Value::as_f64).unwrap()).collect();
+        let values = (p.f)(&x);
+        points.push(values.clone());
         let mut t = Trial::new(n, point, seed);
         t.state = TrialState::Complete;
-        t.values = zdt1(&x);
+        t.values = values;
         history.upsert(t);
+        if CHECKPOINTS.contains(&(n + 1)) {
+            out.push(p.references.iter().map(|r| rank::hypervolume(&points, r).unwrap()).collect());
+        }
     }
-    let points: Vec<Vec<f64>> = history.completed().map(|t| t.values.clone()).collect();
-    REFERENCES.iter().map(|r| rank::hypervolume(&points, r).unwrap()).collect()
+    out
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -81,11 +102,36 @@ fn median(mut v: Vec<f64>) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
 }
 
+fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+/// Splits `a,b(x: 1),c` at the top-level commas.
+fn split_top(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0);
+    for ch in s.chars() {
+        match ch {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
 /// Milliseconds per NSGA-II ask + tell with `filled` complete trials, and per full sort
 /// (fronts and the crowding of each) of as many trials.
 fn overhead(filled: u64, reps: u64) -> (f64, f64) {
     let d = 30;
-    let program = program(d);
+    let program = program(d, 2);
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
     let pins = Point::new();
@@ -95,7 +141,7 @@ fn overhead(filled: u64, reps: u64) -> (f64, f64) {
         let x: Vec<f64> = (0..d).map(|i| point.get(&format!("x{i}")).and_then(Value::as_f64).unwrap()).collect();
         let mut t = Trial::new(n, point, 0);
         t.state = TrialState::Complete;
-        t.values = zdt1(&x);
+        t.values = moo::zdt1(&x);
         history.upsert(t);
     };
     for n in 0..filled {
@@ -125,8 +171,7 @@ fn overhead(filled: u64, reps: u64) -> (f64, f64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json = args.iter().any(|a| a == "--json");
+    let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "overhead") {
         for filled in [1_000, 5_000] {
             let (ask, sort) = overhead(filled, 200);
@@ -136,25 +181,64 @@ fn main() {
         }
         return;
     }
-    let first: u64 = args.iter().position(|a| a == "--seeds").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(0);
-    let mut rows = Vec::new();
-    for d in [5usize, 30] {
-        let program = program(d);
-        for (name, make) in strategies() {
-            let start = Instant::now();
-            let hvs: Vec<Vec<f64>> = (first..first + SEEDS).map(|s| run(&program, make, d, s)).collect();
-            let secs = start.elapsed().as_secs_f64();
-            let hv: Vec<f64> = (0..REFERENCES.len()).map(|r| median(hvs.iter().map(|h| h[r]).collect())).collect();
-            if !json {
-                println!(
-                    "zdt1 d={d:<2} {name:<7} median HV ref (1.1,1.1) {:.4}   ref (1.1,11) {:.4}   ({secs:.2} s for {SEEDS} studies)",
-                    hv[0], hv[1]
-                );
-            }
-            rows.push(serde_json::json!({"problem": format!("zdt1-{d}"), "strategy": name, "hv": hv, "seconds": secs}));
+    let json = args.iter().any(|a| a == "--json");
+    let strategies = split_top(arg(&args, "--strategies").unwrap_or("nsga2,tpe,random"));
+    let wanted: Vec<&str> = arg(&args, "--problems").unwrap_or("zdt1,zdt2,zdt3,dtlz2").split(',').collect();
+    let first: u64 = arg(&args, "--seeds").map_or(0, |s| s.parse().unwrap());
+    let nseeds: u64 = arg(&args, "--nseeds").map_or(10, |s| s.parse().unwrap());
+    let trials: u64 = arg(&args, "--trials").map_or(500, |t| t.parse().unwrap());
+    let threads: usize = arg(&args, "--threads").map_or(2, |t| t.parse().unwrap());
+    let all = moo::problems();
+    for w in &wanted {
+        assert!(all.iter().any(|p| p.name == *w), "unknown problem `{w}` (zdt1, zdt2, zdt3, dtlz2)");
+    }
+    let problems: Vec<&MooProblem> = all.iter().filter(|p| wanted.contains(&p.name)).collect();
+    let programs: Vec<bma::ir::Program> = problems.iter().map(|p| program(p.dims, p.references[0].len())).collect();
+    let mut jobs = Vec::new();
+    for s in &strategies {
+        for k in 0..problems.len() {
+            jobs.extend((first..first + nseeds).map(|seed| (s.clone(), k, seed)));
         }
     }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((s, k, seed)) = jobs.get(j) else { break };
+                    let cpu = thread_cpu();
+                    let hv = study(problems[*k], &programs[*k], s, *seed, trials);
+                    let cpu = thread_cpu() - cpu;
+                    if json {
+                        let line = serde_json::json!({"strategy": s, "problem": problems[*k].name,
+                            "seed": seed, "hv": hv, "cpu": cpu});
+                        println!("{line}");
+                    }
+                    results.lock().unwrap().push((j, hv, cpu));
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    eprintln!("{} studies in {:.1} s ({threads} threads)", results.len(), start.elapsed().as_secs_f64());
     if json {
-        println!("{}", serde_json::json!({"moo": rows}));
+        return;
+    }
+    let budgets: Vec<u64> = CHECKPOINTS.iter().copied().filter(|c| *c <= trials).collect();
+    for s in &strategies {
+        for (k, p) in problems.iter().enumerate() {
+            let rows: Vec<&Outcome> = results.iter().filter(|(j, ..)| jobs[*j].0 == *s && jobs[*j].1 == k).collect();
+            for (r, reference) in p.references.iter().enumerate() {
+                let med: Vec<String> = (0..budgets.len())
+                    .map(|c| format!("{:>9.4}", median(rows.iter().map(|row| row.1[c][r]).collect())))
+                    .collect();
+                println!("{:<6} {s:<10} ref {reference:?} median HV @{budgets:?}: {}", p.name, med.join(" "));
+            }
+            let cpu = median(rows.iter().map(|row| row.2).collect());
+            println!("{:<6} {s:<10} median CPU per study {cpu:.2} s", p.name);
+        }
     }
 }

@@ -10,9 +10,9 @@ with the ratio ours/Optuna; then ask+tell overhead at 1,000 and 5,000 completed
 trials in a 10-d space, in memory, for both, and ours with the SQLite store on
 (`cargo bench --bench store`).
 
-Then (or alone, with --moo) multi-objective: ZDT1 with d = 5 and 30, 200 trials x
-10 seeds, median hypervolume at the reference points (1.1, 1.1) and (1.1, 11.0), for
-Optuna's NSGAIISampler and TPESampler (defaults) beside ours (`cargo bench --bench
+Then (or alone, with --moo) multi-objective: bench/search/moo.py (ZDT1, ZDT2, ZDT3 with
+30 variables and DTLZ2 with 3 objectives, hypervolume at 100, 200 and 500 trials x 10
+seeds, Optuna's NSGAIISampler and TPESampler beside ours from `cargo bench --bench
 search_moo -- --json`: nsga2, tpe, random).
 
 Or (--gp) Gaussian-process BO: Optuna's GPSampler beside our `gp`, `auto`, `tpe` and
@@ -175,81 +175,12 @@ def optuna_overhead(optuna, filled, reps):
     return out
 
 
-# ---- multi-objective: ZDT1 (same definition and references as benches/search_moo.rs) ----
-
-MOO_TRIALS = 200
-MOO_REFERENCES = ((1.1, 1.1), (1.1, 11.0))
-
-
-def zdt1(x):
-    d = len(x)
-    f1 = x[0]
-    g = 1 + 9 * sum(x[1:]) / (d - 1)
-    return f1, g * (1 - math.sqrt(f1 / g))
-
-
-def hv2(points, ref):
-    """Exact 2-d hypervolume of `points` (minimised) bounded by `ref`."""
-    inside = sorted(p for p in points if p[0] < ref[0] and p[1] < ref[1])
-    area, best = 0.0, ref[1]
-    for x, y in inside:
-        if y < best:
-            area += (ref[0] - x) * (best - y)
-            best = y
-    return area
-
-
-def run_optuna_moo(optuna, seeds):
-    out = []
-    samplers = [
-        ("optuna-nsga2", lambda s: optuna.samplers.NSGAIISampler(seed=s)),
-        ("optuna-tpe", lambda s: optuna.samplers.TPESampler(seed=s)),
-    ]
-    for d in (5, 30):
-        for sname, make in samplers:
-            start = time.time()
-            hvs = []
-            for s in range(seeds):
-                study = optuna.create_study(directions=["minimize", "minimize"], sampler=make(s))
-                pts = []
-                for _ in range(MOO_TRIALS):
-                    t = study.ask()
-                    v = zdt1([t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(d)])
-                    study.tell(t, v)
-                    pts.append(v)
-                hvs.append([hv2(pts, r) for r in MOO_REFERENCES])
-            secs = time.time() - start
-            hv = [median([h[k] for h in hvs]) for k in range(len(MOO_REFERENCES))]
-            print(f"  zdt1-{d} {sname:<13} {hv[0]:.4f} {hv[1]:.4f} ({secs:.1f} s)", file=sys.stderr)
-            out.append({"problem": f"zdt1-{d}", "strategy": sname, "hv": hv, "seconds": secs})
-    return out
-
+# ---- multi-objective: bench/search/moo.py (ZDT1-3, DTLZ2), in the same virtualenv ----
 
 def moo(optuna):
-    cache = os.path.join(VENV, f"optuna-moo-{optuna.__version__}-{SEEDS}.json")
-    if os.path.exists(cache) and "--fresh" not in sys.argv:
-        with open(cache) as fh:
-            theirs = json.load(fh)
-    else:
-        theirs = run_optuna_moo(optuna, SEEDS)
-        with open(cache, "w") as fh:
-            json.dump(theirs, fh)
-    cmd = ["cargo", "bench", "--bench", "search_moo", "--", "--json"]
+    cmd = [sys.executable, os.path.join(HERE, "moo.py")] + (["--fresh"] if "--fresh" in sys.argv else [])
     print("  " + " ".join(cmd), file=sys.stderr)
-    res = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
-    ours = json.loads([l for l in res.stdout.splitlines() if l.startswith("{")][-1])["moo"]
-    rows = {(r["problem"], r["strategy"]): r for r in ours + theirs}
-    print(f"\n## ZDT1, median hypervolume ({MOO_TRIALS} trials x {SEEDS} seeds; optuna {optuna.__version__})\n")
-    print("| problem | strategy | HV ref (1.1, 1.1) | HV ref (1.1, 11) | / optuna-nsga2 (1.1, 11) | s (10 studies) |")
-    print("|---|---|---:|---:|---:|---:|")
-    for problem in ("zdt1-5", "zdt1-30"):
-        ref = rows.get((problem, "optuna-nsga2"))
-        for s in ("nsga2", "tpe", "random", "optuna-nsga2", "optuna-tpe"):
-            r = rows.get((problem, s))
-            if not r:
-                continue
-            ratio = fmt_ratio(r["hv"][1], ref["hv"][1]) if ref else ""
-            print(f"| {problem} | {s} | {r['hv'][0]:.4f} | {r['hv'][1]:.4f} | {ratio} | {r['seconds']:.2f} |")
+    subprocess.run(cmd, cwd=ROOT, check=True, env=dict(os.environ, VENV=os.path.abspath(VENV)))
 
 
 GP_PROBLEMS = ("branin", "hartmann6")

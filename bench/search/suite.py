@@ -22,6 +22,9 @@ Optuna's, or both below 1e-8. Ratios use max(regret, 1e-8) on both sides. The
 aggregate: the fraction of cells not worse, the geometric mean of the median-regret
 ratios, and the worst cell.
 
+Against each Optuna sampler that ran (TPE, CMA-ES) the same aggregate, over the cells
+where it ran (CMA-ES: float-only spaces).
+
 Optuna's side (TPESampler() and, on spaces with floats only, CmaEsSampler(); seeded
 with the seed) is cached per (sampler, problem, instance, seed) in
 $SUITE_CACHE/optuna-<version>.jsonl (default target/suite-cache), one JSON line per
@@ -364,12 +367,23 @@ def report(rows, problems, ours_names, out_json):
                     cell += f" ({ratio(m[i], ref[i]):.2f})" + ("" if not_worse(m[i], ref[i]) else "*")
                 line.append(cell)
         print("| " + " | ".join(line) + " |")
+    for peer in ("optuna-tpe", "optuna-cmaes"):
+        if any(k[0] == peer for k in med):
+            aggregate(med, problems, ours_names, peer)
+    pairs(med, problems)
+    if out_json:
+        with open(out_json, "w") as fh:
+            json.dump({"rows": rows}, fh)
+
+
+def aggregate(med, problems, ours_names, peer):
+    """The aggregate of ours against one Optuna sampler, over the cells where both ran."""
     summary = {}
     for s in ours_names:
         for i, c in enumerate(CHECKPOINTS):
             rs, ok, worst = [], 0, (0.0, "")
             for p in problems:
-                m, ref = med.get((s, p)), med.get(("optuna-tpe", p))
+                m, ref = med.get((s, p)), med.get((peer, p))
                 if not m or not ref or m[i] is None or ref[i] is None:
                     continue
                 q = ratio(m[i], ref[i])
@@ -378,15 +392,11 @@ def report(rows, problems, ours_names, out_json):
                 worst = max(worst, (q, p))
             if rs:
                 summary[(s, c)] = (ok, len(rs), math.exp(sum(map(math.log, rs)) / len(rs)), worst)
-    print("\n## Aggregate against optuna-tpe (cells: one per problem)\n")
+    print(f"\n## Aggregate against {peer} (cells: one per problem)\n")
     print("| strategy | budget | cells not worse | geometric mean of ratios | worst cell |")
     print("|---|---:|---:|---:|---|")
     for (s, c), (ok, n, g, worst) in summary.items():
         print(f"| {s} | {c} | {ok}/{n} ({100 * ok / n:.0f}%) | {g:.2f} | {worst[1]} {worst[0]:.2f}x |")
-    pairs(med, problems)
-    if out_json:
-        with open(out_json, "w") as fh:
-            json.dump({"rows": rows}, fh)
 
 
 def main():

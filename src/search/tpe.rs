@@ -10,7 +10,8 @@
 //! 128 candidates and local asks):
 //! - **Split.** The `min(ceil(0.1 n), 25)` best trials are "below" (`l`), the rest
 //!   "above" (`g`); feasible trials first, then by total violation, then by loss. With
-//!   several objectives, by non-dominated front (the last front cut by summed ranks).
+//!   several objectives, by non-dominated front (the last front cut by greedy hypervolume
+//!   subset selection, Optuna's MOTPE rule, `tpe/hssp.rs`).
 //!   Pruned trials are always above.
 //! - **Groups.** Parameters under the same `when` guards are always present together;
 //!   each such group is one joint (multivariate) density over its dimensions, built
@@ -51,6 +52,7 @@
 //!   `n` trials, `c` candidates, window `w` and `d` dimensions.
 
 mod balance;
+mod hssp;
 mod region;
 
 use std::collections::{BTreeMap, HashMap};
@@ -285,7 +287,8 @@ impl Tpe {
         (below, above)
     }
 
-    /// The `k` best by feasibility, then non-dominated front, the last front cut by summed ranks.
+    /// The `k` best by feasibility, then non-dominated front, the last front cut by greedy
+    /// hypervolume subset selection ([`hssp`], Optuna's rule; by summed ranks where it declines).
     fn below_multi(&self, complete: &[usize], k: usize) -> Vec<usize> {
         let mut feasible: Vec<usize> = complete.iter().copied().filter(|&i| self.obs[i].violation <= 0.0).collect();
         let mut out = Vec::with_capacity(k);
@@ -296,7 +299,11 @@ impl Tpe {
             };
             let (mut front, rest): (Vec<usize>, Vec<usize>) =
                 feasible.iter().partition(|&&i| !feasible.iter().any(|&j| j != i && dominated(j, i)));
-            if out.len() + front.len() > k {
+            let cut = k.saturating_sub(out.len());
+            let losses: Vec<&[f64]> = front.iter().map(|&i| self.obs[i].losses.as_slice()).collect();
+            if let Some(pick) = (front.len() > cut).then(|| hssp::greedy(&losses, cut)).flatten() {
+                front = pick.into_iter().map(|i| front[i]).collect();
+            } else if out.len() + front.len() > k {
                 let m = self.obs[front[0]].losses.len();
                 let mut score = vec![0usize; front.len()];
                 for d in 0..m {

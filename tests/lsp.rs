@@ -351,11 +351,17 @@ fn a_slow_compilation_does_not_hold_up_requests() {
         "textDocument/didOpen",
         json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": big } }),
     );
-    // Formatting is answered while the document compiles, not after: the compilation is
-    // off the request thread, and its diagnostics come later.
+    // Formatting is answered while the document's space is checked, not after: the
+    // compilation is off the request thread, and the whole-space check's diagnostics (its
+    // note on the points checked) come later.
     s.send(json!({ "jsonrpc": "2.0", "id": 2, "method": "textDocument/formatting", "params": { "textDocument": { "uri": URI }, "options": {} } }));
-    let first = s.wait(|m| m.get("id") == Some(&json!(2)) || m.get("method").is_some());
-    assert_eq!(first.get("id"), Some(&json!(2)), "the diagnostics came first: {first}");
+    let space_checked = |m: &Value| {
+        m.pointer("/params/diagnostics").and_then(Value::as_array).is_some_and(|d| {
+            d.iter().any(|d| d["message"].as_str().is_some_and(|t| t.starts_with("checked the shapes")))
+        })
+    };
+    let first = s.wait(|m| m.get("id") == Some(&json!(2)) || space_checked(m));
+    assert_eq!(first.get("id"), Some(&json!(2)), "the whole-space diagnostics came first: {first}");
     // Then the diagnostics, and hovers answered from that compilation.
     let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
     assert_eq!(published.pointer("/params/uri"), Some(&json!(URI)));
@@ -1137,4 +1143,97 @@ fn a_stdlib_block_used_without_its_use_offers_the_import() {
     let fixed = format!("use std::blocks::{{dense_act}}\n{text}");
     let c = bma::compile(&bma::Source::new("t.bma", fixed));
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
+}
+
+/// A text whose whole-space check takes seconds in a debug build: 100 structural parameters
+/// of 3 values, all read by the model.
+fn slow_spec(objective: &str) -> String {
+    let params: String = (0..100).map(|i| format!("    p{i}: int in {{1, 2, 3}}\n")).collect();
+    let sum: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    format!(
+        "experiment big {{\n  data = iris()\n  space {{\n{params}  }}\n  model {{\n    dense({})\n    dense(data.classes)\n  }}\n  objective {{ {objective} }}\n}}\n",
+        sum.join(" + ")
+    )
+}
+
+/// The messages that follow, up to the first `publishDiagnostics` of [`URI`] of `version`
+/// and, when `id` is given, the response to `id`: each publish's parameters, and whether the
+/// response had come before it.
+fn publishes_until(s: &mut Server, version: i64, id: Option<u64>) -> Vec<(Value, bool)> {
+    let mut out = Vec::new();
+    let (mut answered, mut published) = (id.is_none(), false);
+    while !(answered && published) {
+        let m = s.wait(|_| true);
+        if id.is_some_and(|id| m.get("id") == Some(&json!(id))) {
+            answered = true;
+        } else if m.get("method") == Some(&json!("textDocument/publishDiagnostics"))
+            && m.pointer("/params/uri") == Some(&json!(URI))
+        {
+            published |= m.pointer("/params/version") == Some(&json!(version));
+            out.push((m["params"].clone(), answered));
+        }
+    }
+    out
+}
+
+/// A burst of edits sent while a slow text compiles, and a request after them (its answer
+/// proves the server has read the whole burst): once it is answered, only the last text's
+/// diagnostics are published (nothing of an older text, such as the slow text's whole-space
+/// check, comes late); versions never go back; each publish is of the text it names; the last
+/// text's diagnostics come. Holds whatever the timing.
+#[test]
+fn a_burst_of_edits_never_publishes_diagnostics_of_an_older_text() {
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    let text = |v: i64| slow_spec(&format!("maximize m{v}"));
+    let mut burst = Vec::new();
+    let mut frame = |body: Value| {
+        let body = body.to_string();
+        burst.extend(format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes());
+    };
+    for v in 1..=12 {
+        let (method, params) = if v == 1 {
+            let doc = json!({ "uri": URI, "languageId": "bma", "version": 1, "text": slow_spec("maximize accuracy") });
+            ("textDocument/didOpen", json!({ "textDocument": doc }))
+        } else {
+            let changes = json!([{ "text": text(v) }]);
+            (
+                "textDocument/didChange",
+                json!({ "textDocument": { "uri": URI, "version": v }, "contentChanges": changes }),
+            )
+        };
+        frame(json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+    }
+    let formatting = json!({ "textDocument": { "uri": URI }, "options": {} });
+    frame(json!({ "jsonrpc": "2.0", "id": 2, "method": "textDocument/formatting", "params": formatting }));
+    // One write: the whole burst is queued before the first text has finished compiling.
+    s.send_raw(&burst);
+    let mut seen = publishes_until(&mut s, 12, Some(2));
+    // Then one more text: anything still in flight for an older one would come before it.
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 13 }, "contentChanges": [{ "text": text(13) }] }),
+    );
+    seen.extend(publishes_until(&mut s, 13, None).into_iter().map(|(p, _)| (p, true)));
+    let versions: Vec<i64> = seen.iter().map(|(p, _)| p["version"].as_i64().expect("a version")).collect();
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "published out of order: {versions:?}");
+    for (p, after_burst) in &seen {
+        let v = p["version"].as_i64().unwrap_or(0);
+        assert!(!after_burst || v >= 12, "version {v} published after the server had read version 12: {versions:?}");
+        let messages: Vec<&str> =
+            p["diagnostics"].as_array().into_iter().flatten().filter_map(|d| d["message"].as_str()).collect();
+        let unknown: Vec<&&str> = messages.iter().filter(|m| m.starts_with("unknown metric")).collect();
+        if v == 1 {
+            assert!(unknown.is_empty(), "version 1 has no unknown metric: {messages:?}");
+        } else {
+            assert_eq!(unknown.len(), 1, "version {v}: {messages:?}");
+            assert!(unknown[0].starts_with(&format!("unknown metric `m{v}`")), "version {v}: {messages:?}");
+        }
+    }
+    assert_eq!(versions.iter().filter(|v| **v == 12).count(), 1, "{versions:?}");
+    let shut = s.request(3, "shutdown", Value::Null);
+    assert!(shut.get("error").is_none());
+    s.notify("exit", Value::Null);
+    assert!(s.child.wait().expect("server exits").success());
 }

@@ -11,6 +11,7 @@ mod arrays;
 mod command;
 pub mod data;
 mod data_search;
+mod reuse;
 mod space;
 mod summary;
 mod walk;
@@ -23,6 +24,7 @@ use crate::ir::{self, DataInfo, Program};
 use crate::source::Sources;
 
 pub use data_search::MAX_CASES as MAX_DATA_SETTINGS;
+pub use reuse::Reuse;
 pub use space::{SpaceInfo, constraint_holds, count_grid, structural_points};
 pub use summary::{human, report_space};
 pub use walk::section_keys;
@@ -47,6 +49,19 @@ pub struct ExperimentInfo {
 
 /// Checks `program`; `base` is the folder that data paths are relative to.
 pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnostic>, Vec<ExperimentInfo>) {
+    check_reusing(program, sources, base, &mut Reuse::new(), &|| false)
+}
+
+/// Like [`check`], with the whole-space checks kept in `reuse` and taken from it (see
+/// [`Reuse`]); `stop` abandons a whole-space check that is no longer wanted.
+pub fn check_reusing(
+    program: &Program,
+    sources: &Sources,
+    base: &Path,
+    reuse: &mut Reuse,
+    stop: &dyn Fn() -> bool,
+) -> (Vec<Diagnostic>, Vec<ExperimentInfo>) {
+    reuse.begin();
     let mut diags = Vec::new();
     let mut infos = Vec::new();
     // An imported item is in the program twice (by its name and its qualified name).
@@ -81,10 +96,15 @@ pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnost
         unused(exp, &used, &mut diags);
         // Shapes are only worth checking over a space whose every parameter lowered.
         let clean = items_clean && !diags[before..].iter().any(Diagnostic::is_error) && exp.space.rejected.is_empty();
-        let info = match &cases {
-            Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, &mut diags),
-            _ => space::check_space(program, exp, data.as_ref(), clean, &mut diags),
+        let described = match &cases {
+            Some(cases) => format!("{cases:?}"),
+            None => format!("{data:?}"),
         };
+        let info =
+            reuse.space(program, sources, exp, &described, clean, stop, &mut diags, |diags, stop| match &cases {
+                Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, stop, diags),
+                _ => space::check_space(program, exp, data.as_ref(), clean, stop, diags),
+            });
         let settings = cases.unwrap_or_default().into_iter().map(|c| (c.at, c.info)).collect();
         infos.push(ExperimentInfo { name: exp.name.clone(), data, space: info, settings });
     }

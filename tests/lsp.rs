@@ -1237,3 +1237,59 @@ fn a_burst_of_edits_never_publishes_diagnostics_of_an_older_text() {
     s.notify("exit", Value::Null);
     assert!(s.child.wait().expect("server exits").success());
 }
+
+/// Inlay hints: each model statement's output shape at the representative point (`bma
+/// graph`'s), a `match` arm that point does not take at a point that takes it, a repeated
+/// statement with its number of runs; only within the requested range.
+#[test]
+fn inlay_hints_show_each_statements_output_shape() {
+    let text = "experiment e {
+  data = digits()
+  space {
+    kind: in {mlp, cnn}
+    depth: int in 2..=3
+  }
+  model {
+    match kind {
+      mlp => {
+        flatten
+        repeat depth { dense(32) -> relu }
+      }
+      cnn => {
+        conv2d(4, kernel: 3, padding: valid)
+        flatten
+      }
+    }
+    dense(data.classes)
+  }
+  objective { maximize accuracy }
+}
+";
+    let (mut s, diags) = open(text);
+    assert!(diags.iter().all(|d| d["severity"] != json!(1)), "{diags:?}");
+    let whole = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 30, "character": 0 } });
+    let got = s.request(2, "textDocument/inlayHint", json!({ "textDocument": { "uri": URI }, "range": whole }));
+    let hints: Vec<(Value, String)> = got["result"]
+        .as_array()
+        .expect("a list of hints")
+        .iter()
+        .map(|h| (h["position"].clone(), h["label"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let at = |needle: &str, nth: usize| pos(text, needle, nth, needle.len());
+    let want = vec![
+        (at("flatten", 0), "→ [64]".to_string()),
+        (at("dense(32)", 0), "→ [32] (×2)".to_string()),
+        (at("-> relu", 0), "→ [32] (×2)".to_string()),
+        (at("relu }", 0), "→ [32]".to_string()),
+        (at("padding: valid)", 0), "→ [4, 6, 6]".to_string()),
+        (at("flatten", 1), "→ [144]".to_string()),
+        (at("      }\n    }", 0), "→ [32]".to_string()),
+        (at("dense(data.classes)", 0), "→ [10]".to_string()),
+    ];
+    assert_eq!(hints, want);
+    // A range holding only the last statement: only its hint.
+    let last = json!({ "start": at("dense(data.classes)", 0), "end": at("dense(data.classes)", 0) });
+    let got = s.request(3, "textDocument/inlayHint", json!({ "textDocument": { "uri": URI }, "range": last }));
+    assert_eq!(got["result"].as_array().map(Vec::len), Some(1), "{got}");
+    assert_eq!(got["result"][0]["label"], json!("→ [10]"));
+}

@@ -4,8 +4,9 @@
 //! its syntax errors), hover, go to definition (into the stdlib too, written out to the
 //! user's cache folder, `$XDG_CACHE_HOME/bma/stdlib-VERSION/` or `~/.cache/bma/...`),
 //! references, rename, document highlight and symbols (`ide`'s resolved names), completion,
-//! signature help, quick fixes, folding, semantic tokens, formatting (`bma fmt`'s layout; a
-//! range: the items it touches).
+//! signature help, quick fixes, folding, semantic tokens, inlay hints (each model statement's
+//! output shape: `ide::inlay_hints`), formatting (`bma fmt`'s layout; a range: the items it
+//! touches).
 //!
 //! JSON-RPC over stdio, framed and dispatched here (plain `serde_json` values). A bad
 //! message never ends the server: it gets its JSON-RPC error and the server reads on:
@@ -400,6 +401,7 @@ fn capabilities() -> Value {
         "codeActionProvider": { "codeActionKinds": ["quickfix"] },
         "signatureHelpProvider": { "triggerCharacters": ["(", ","], "retriggerCharacters": [":"] },
         "foldingRangeProvider": true,
+        "inlayHintProvider": true,
         "semanticTokensProvider": { "legend": { "tokenTypes": TOKEN_TYPES, "tokenModifiers": [] }, "full": true },
     })
 }
@@ -641,7 +643,7 @@ fn token_type(kind: ide::TokenKind) -> u32 {
     }
 }
 
-const METHODS: [&str; 14] = [
+const METHODS: [&str; 15] = [
     "textDocument/semanticTokens/full",
     "textDocument/signatureHelp",
     "textDocument/foldingRange",
@@ -656,6 +658,7 @@ const METHODS: [&str; 14] = [
     "textDocument/prepareRename",
     "textDocument/documentHighlight",
     "textDocument/documentSymbol",
+    "textDocument/inlayHint",
 ];
 
 /// LSP's error for a request that was valid but could not be done (a refused rename).
@@ -779,6 +782,18 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
             json!({ "data": data })
         }
         "textDocument/documentSymbol" => ide::symbols(&a).iter().map(|s| document_symbol(c, s)).collect(),
+        "textDocument/inlayHint" => {
+            let text = c.sources.get(FileId(0)).map_or("", |s| s.text.as_str());
+            let at = |p: &str| {
+                let line = params.pointer(&format!("/range/{p}/line")).and_then(Value::as_u64).unwrap_or(0);
+                let ch = params.pointer(&format!("/range/{p}/character")).and_then(Value::as_u64).unwrap_or(0);
+                offset(text, line as usize, ch as usize)
+            };
+            ide::inlay_hints(&a, FileId(0), at("start"), at("end"))
+                .into_iter()
+                .map(|h| json!({ "position": position(text, h.offset), "label": h.label, "kind": 1, "paddingLeft": true }))
+                .collect()
+        }
         "textDocument/hover" => match ide::hover(&a, FileId(0), at) {
             Some((span, md)) => json!({ "contents": { "kind": "markdown", "value": md }, "range": range(c, span) }),
             None => Value::Null,

@@ -1293,3 +1293,65 @@ fn inlay_hints_show_each_statements_output_shape() {
     assert_eq!(got["result"].as_array().map(Vec::len), Some(1), "{got}");
     assert_eq!(got["result"][0]["label"], json!("→ [10]"));
 }
+
+/// An unused import is a warning (tagged unnecessary) whose quick fix removes the name and
+/// its comma, or the whole `use` line when it is the only name; applied, the warning is gone.
+#[test]
+fn an_unused_import_is_reported_and_its_quick_fix_removes_it() {
+    let text = "use std::blocks::{dense_act, conv_bn, mlp}
+use std::blocks::{res_block}
+experiment t {
+  data = iris
+  model { dense_act(16) mlp(8, 1) dense(data.classes) }
+  objective { maximize accuracy }
+}
+";
+    let (mut s, diags) = open(text);
+    let unused: Vec<&Value> = diags.iter().filter(|d| d["code"] == json!("unused_import")).collect();
+    assert_eq!(unused.len(), 2, "{diags:?}");
+    assert_eq!(unused[0]["severity"], json!(2));
+    assert_eq!(unused[0]["tags"], json!([1]));
+    assert_eq!(unused[0].pointer("/range/start"), Some(&pos(text, "conv_bn", 0, 0)));
+    assert_eq!(unused[1].pointer("/range/start"), Some(&pos(text, "res_block", 0, 0)));
+    let whole = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 20, "character": 0 } });
+    let v = s.request(
+        2,
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": whole, "context": { "diagnostics": diags } }),
+    );
+    let actions = v["result"].as_array().cloned().unwrap_or_default();
+    let titles: Vec<&str> = actions.iter().filter_map(|a| a["title"].as_str()).collect();
+    assert_eq!(titles, ["remove the unused import `conv_bn`", "remove the unused import `res_block`"], "{v}");
+    for a in &actions {
+        assert_eq!(a["diagnostics"].as_array().map(Vec::len), Some(1), "the fix names its diagnostic: {a}");
+    }
+    // Applied (the second first: edits from the end keep the first's offsets), the file has
+    // no unused import left and still checks.
+    let mut fixed = text.to_string();
+    for a in actions.iter().rev() {
+        let edit = a.pointer(&format!("/edit/changes/{}/0", URI.replace('/', "~1"))).expect("an edit");
+        let at = |p: &str| {
+            let line = edit.pointer(&format!("/range/{p}/line")).and_then(Value::as_u64).expect("a line") as usize;
+            let ch = edit.pointer(&format!("/range/{p}/character")).and_then(Value::as_u64).expect("a column") as usize;
+            fixed.split_inclusive('\n').take(line).map(str::len).sum::<usize>() + ch
+        };
+        let (start, end) = (at("start"), at("end"));
+        fixed.replace_range(start..end, edit["newText"].as_str().expect("new text"));
+    }
+    assert_eq!(
+        fixed,
+        "use std::blocks::{dense_act, mlp}
+experiment t {
+  data = iris
+  model { dense_act(16) mlp(8, 1) dense(data.classes) }
+  objective { maximize accuracy }
+}
+"
+    );
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": fixed }] }),
+    );
+    let published = s.wait(|m| m.pointer("/params/version") == Some(&json!(2)));
+    assert_eq!(published.pointer("/params/diagnostics"), Some(&json!([])), "{published}");
+}

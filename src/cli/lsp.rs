@@ -44,7 +44,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
-use bma::diagnostic::{Diagnostic, Severity, escape};
+use bma::diagnostic::{Code, Diagnostic, Severity, escape};
 use bma::ide::{self, CompletionKind};
 use bma::source::{FileId, Source, Span};
 
@@ -547,14 +547,19 @@ fn to_lsp(c: &bma::Compiled, d: &Diagnostic, uri: &str) -> Value {
     if let Some(h) = &d.help {
         message.push_str(&format!("\nhelp: {}", escape(h)));
     }
-    json!({
+    let mut out = json!({
         "range": range(c, d.primary.span),
         "severity": severity,
         "code": d.code.as_str(),
         "source": "bma",
         "message": message,
         "relatedInformation": related,
-    })
+    });
+    // Editors grey out what is unnecessary.
+    if matches!(d.code, Code::UnusedImport | Code::UnusedParam) {
+        out["tags"] = json!([1]);
+    }
+    out
 }
 
 /// An LSP position: line and UTF-16 column.
@@ -733,7 +738,7 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                         "kind": "quickfix",
                         "isPreferred": true,
                         "diagnostics": params.pointer("/context/diagnostics").and_then(Value::as_array)
-                            .map(|ds| ds.iter().filter(|d| d["code"] == f.code && d["range"] == range(c, f.span)).cloned().collect::<Vec<_>>())
+                            .map(|ds| ds.iter().filter(|d| d["code"] == f.code && d["range"] == range(c, f.fixes)).cloned().collect::<Vec<_>>())
                             .unwrap_or_default(),
                         "edit": { "changes": { uri.clone(): [edit] } },
                     })

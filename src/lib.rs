@@ -73,6 +73,21 @@ impl Compiled {
     }
 }
 
+/// Does the whole-space checks that [`compile_reusing`] left to do (`check::Reuse::defer`)
+/// and adds what they find to `compiled`, which that call gave. With `stop`, as
+/// `compile_reusing`: when `reuse.stopped()`, `compiled` is incomplete.
+pub fn finish_deferred(compiled: &mut Compiled, reuse: &mut check::Reuse, stop: &dyn Fn() -> bool) {
+    let (diagnostics, infos) = check::check_deferred(&compiled.program, &compiled.sources, reuse, stop);
+    for (name, space) in infos {
+        if let Some(info) = compiled.info.iter_mut().find(|i| i.name == name) {
+            info.space = space;
+        }
+    }
+    compiled.diagnostics.extend(diagnostics);
+    compiled.diagnostics.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.primary.span.end, d.code));
+    compiled.diagnostics.dedup();
+}
+
 /// Parses, lowers and checks `source`, reading imports from disk.
 pub fn compile(source: &Source) -> Compiled {
     compile_with(source, &ir::Disk)

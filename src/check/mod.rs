@@ -24,7 +24,7 @@ use crate::ir::{self, DataInfo, Program};
 use crate::source::Sources;
 
 pub use data_search::MAX_CASES as MAX_DATA_SETTINGS;
-pub use reuse::Reuse;
+pub use reuse::{Reuse, check_deferred};
 pub use space::{SpaceInfo, constraint_holds, count_grid, structural_points};
 pub use summary::{human, report_space};
 pub use walk::section_keys;
@@ -61,7 +61,7 @@ pub fn check_reusing(
     reuse: &mut Reuse,
     stop: &dyn Fn() -> bool,
 ) -> (Vec<Diagnostic>, Vec<ExperimentInfo>) {
-    reuse.begin();
+    reuse.begin(program, sources);
     let mut diags = Vec::new();
     let mut infos = Vec::new();
     // An imported item is in the program twice (by its name and its qualified name).
@@ -96,15 +96,8 @@ pub fn check_reusing(
         unused(exp, &used, &mut diags);
         // Shapes are only worth checking over a space whose every parameter lowered.
         let clean = items_clean && !diags[before..].iter().any(Diagnostic::is_error) && exp.space.rejected.is_empty();
-        let described = match &cases {
-            Some(cases) => format!("{cases:?}"),
-            None => format!("{data:?}"),
-        };
         let info =
-            reuse.space(program, sources, exp, &described, clean, stop, &mut diags, |diags, stop| match &cases {
-                Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, stop, diags),
-                _ => space::check_space(program, exp, data.as_ref(), clean, stop, diags),
-            });
+            reuse::whole_space(program, sources, exp, data.as_ref(), cases.as_deref(), clean, reuse, stop, &mut diags);
         let settings = cases.unwrap_or_default().into_iter().map(|c| (c.at, c.info)).collect();
         infos.push(ExperimentInfo { name: exp.name.clone(), data, space: info, settings });
     }

@@ -25,10 +25,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use crate::diagnostic::Diagnostic;
-use crate::ir::{Experiment, Program};
+use crate::ir::{DataInfo, Experiment, Program};
 use crate::source::{FileId, Sources, Span};
 
-use super::SpaceInfo;
+use super::data_search::{self, Case};
+use super::{SpaceInfo, space};
 
 /// How many whole-space results are kept at most (the least recently used go first): a
 /// document's experiments, and a few earlier versions of each (typing, then undoing it).
@@ -40,17 +41,33 @@ pub struct Reuse {
     entries: HashMap<u64, Entry>,
     /// Counts uses, for evicting the least recently used entry.
     clock: u64,
+    /// The hash of what every experiment's check reads besides its own text and data: the
+    /// program's blocks and fns and the imported files (computed once per compilation).
+    program: u64,
+    /// The root file's blocks and fns, in [`root_items`]' order (computed once per compilation).
+    items: Vec<Span>,
     /// Leave a whole-space check with no kept result undone.
     pub defer: bool,
     deferred: usize,
     reused: usize,
     stopped: bool,
+    /// The checks the last compilation deferred, for [`check_deferred`].
+    pending: Vec<Deferred>,
+}
+
+/// A whole-space check left undone by [`Reuse::defer`], with what it needs besides the program.
+#[derive(Debug)]
+struct Deferred {
+    experiment: String,
+    data: Option<DataInfo>,
+    cases: Option<Vec<Case>>,
+    clean: bool,
 }
 
 #[derive(Debug)]
 struct Entry {
     /// The root-file items the diagnostics may point into, as they were: the experiment
-    /// first, then the root file's blocks and fns in [`anchors`]' order.
+    /// first, then the root file's blocks and fns in [`root_items`]' order.
     anchors: Vec<Span>,
     diags: Vec<Diagnostic>,
     info: SpaceInfo,
@@ -78,20 +95,23 @@ impl Reuse {
         self.stopped
     }
 
-    /// Forgets what the last compilation did (not the kept results).
-    pub(super) fn begin(&mut self) {
+    /// Forgets what the last compilation did (not the kept results); `program` and `sources`
+    /// are this compilation's.
+    pub(super) fn begin(&mut self, program: &Program, sources: &Sources) {
+        self.program = program_key(program, sources);
+        self.items = root_items(program);
         self.deferred = 0;
         self.reused = 0;
         self.stopped = false;
+        self.pending.clear();
     }
 
-    /// The whole-space check of `exp`: the kept result, or `run`'s (kept), or nothing when
+    /// The whole-space check of `exp`: the kept result, or `run`'s (kept), or `None` when
     /// deferred. `run` pushes its diagnostics and gives the summary; it is given `stop` and
     /// reports whether it was stopped through it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn space(
         &mut self,
-        program: &Program,
         sources: &Sources,
         exp: &Experiment,
         data: &str,
@@ -99,9 +119,9 @@ impl Reuse {
         stop: &dyn Fn() -> bool,
         diags: &mut Vec<Diagnostic>,
         run: impl FnOnce(&mut Vec<Diagnostic>, &dyn Fn() -> bool) -> SpaceInfo,
-    ) -> SpaceInfo {
-        let anchors = anchors(program, exp);
-        let key = key(program, sources, exp, data, clean);
+    ) -> Option<SpaceInfo> {
+        let anchors: Vec<Span> = std::iter::once(exp.span).chain(self.items.iter().copied()).collect();
+        let key = key(self.program, sources, exp, data, clean);
         self.clock += 1;
         if let Some(entry) = self.entries.get_mut(&key)
             && let Some(moved) = moved(&entry.diags, &entry.anchors, &anchors)
@@ -109,15 +129,15 @@ impl Reuse {
             entry.used = self.clock;
             self.reused += 1;
             diags.extend(moved);
-            return entry.info.clone();
+            return Some(entry.info.clone());
         }
         // Only a clean experiment's check expands points: the rest costs nothing to do now.
         if self.defer && clean {
             self.deferred += 1;
-            return SpaceInfo::default();
+            return None;
         }
         if self.stopped {
-            return SpaceInfo::default();
+            return Some(SpaceInfo::default());
         }
         let stopped = std::cell::Cell::new(false);
         let asked = || {
@@ -129,7 +149,7 @@ impl Reuse {
         let info = run(&mut found, &asked);
         if stopped.get() {
             self.stopped = true;
-            return info;
+            return Some(info);
         }
         diags.extend(found.iter().cloned());
         if self.entries.len() >= KEPT
@@ -138,27 +158,95 @@ impl Reuse {
             self.entries.remove(&oldest);
         }
         self.entries.insert(key, Entry { anchors, diags: found, info: info.clone(), used: self.clock });
-        info
+        Some(info)
     }
 }
 
-/// The root-file items a whole-space diagnostic may point into: the experiment, then the
-/// root file's blocks and fns by name.
-fn anchors(program: &Program, exp: &Experiment) -> Vec<Span> {
+/// The whole-space check of `exp` (its data described as `data`, or per data setting in
+/// `cases`) through `reuse`: kept, done, or deferred (then recorded for [`check_deferred`],
+/// and the summary is empty).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn whole_space(
+    program: &Program,
+    sources: &Sources,
+    exp: &Experiment,
+    data: Option<&DataInfo>,
+    cases: Option<&[Case]>,
+    clean: bool,
+    reuse: &mut Reuse,
+    stop: &dyn Fn() -> bool,
+    diags: &mut Vec<Diagnostic>,
+) -> SpaceInfo {
+    let described = match cases {
+        Some(cases) => format!("{cases:?}"),
+        None => format!("{data:?}"),
+    };
+    let run = |diags: &mut Vec<Diagnostic>, stop: &dyn Fn() -> bool| match cases {
+        Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, stop, diags),
+        _ => space::check_space(program, exp, data, clean, stop, diags),
+    };
+    match reuse.space(sources, exp, &described, clean, stop, diags, run) {
+        Some(info) => info,
+        None => {
+            let (data, cases) = (data.cloned(), cases.map(<[Case]>::to_vec));
+            reuse.pending.push(Deferred { experiment: exp.name.clone(), data, cases, clean });
+            SpaceInfo::default()
+        }
+    }
+}
+
+/// The whole-space checks that the last compilation of `program` through `reuse` deferred,
+/// done now (and kept): their diagnostics, and each experiment's summary by its name. With
+/// `stop`, as [`Reuse`] says: when [`Reuse::stopped`], the result is incomplete.
+pub fn check_deferred(
+    program: &Program,
+    sources: &Sources,
+    reuse: &mut Reuse,
+    stop: &dyn Fn() -> bool,
+) -> (Vec<Diagnostic>, Vec<(String, SpaceInfo)>) {
+    let pending = std::mem::take(&mut reuse.pending);
+    let defer = std::mem::replace(&mut reuse.defer, false);
+    reuse.deferred = 0;
+    reuse.stopped = false;
+    let (mut diags, mut infos) = (Vec::new(), Vec::new());
+    for d in pending {
+        let Some(exp) = program.experiment(&d.experiment) else { continue };
+        let (data, cases) = (d.data.as_ref(), d.cases.as_deref());
+        let info = whole_space(program, sources, exp, data, cases, d.clean, reuse, stop, &mut diags);
+        if reuse.stopped {
+            break;
+        }
+        infos.push((d.experiment, info));
+    }
+    reuse.defer = defer;
+    (diags, infos)
+}
+
+/// The root-file items besides the experiment that a whole-space diagnostic may point into:
+/// the root file's blocks and fns, by name.
+fn root_items(program: &Program) -> Vec<Span> {
     let root = |s: &Span| s.file == FileId(0);
-    let mut out = vec![exp.span];
+    let mut out = Vec::new();
     out.extend(program.blocks.values().map(|b| b.span).filter(root));
     out.extend(program.fns.values().map(|f| f.span).filter(root));
     out
 }
 
 /// Everything the whole-space check of `exp` reads, as a hash that does not change when the
-/// experiment moves in its file.
-fn key(program: &Program, sources: &Sources, exp: &Experiment, data: &str, clean: bool) -> u64 {
+/// experiment moves in its file; `program` is [`program_key`]'s.
+fn key(program: u64, sources: &Sources, exp: &Experiment, data: &str, clean: bool) -> u64 {
     let mut h = DefaultHasher::new();
     sources.text(exp.span).hash(&mut h);
     data.hash(&mut h);
     clean.hash(&mut h);
+    program.hash(&mut h);
+    h.finish()
+}
+
+/// The program's blocks and fns (by name, with their texts) and every imported file (name
+/// and text), hashed.
+fn program_key(program: &Program, sources: &Sources) -> u64 {
+    let mut h = DefaultHasher::new();
     let items = |h: &mut DefaultHasher, spans: BTreeMap<&String, Span>| {
         spans.len().hash(h);
         for (name, span) in spans {
@@ -252,10 +340,15 @@ mod tests {
         let cheap = compile(SPEC, &mut reuse);
         assert_eq!(reuse.deferred(), 1);
         assert!(!cheap.diagnostics.iter().any(|d| d.code == crate::diagnostic::Code::ShapeError));
-        reuse.defer = false;
-        let full = compile(SPEC, &mut reuse);
+        let mut full = cheap.clone();
+        crate::finish_deferred(&mut full, &mut reuse, &|| false);
         assert_eq!(reuse.deferred(), 0);
-        assert_eq!(full.diagnostics, crate::compile(&Source::new("r.bma", SPEC)).diagnostics);
+        let fresh = crate::compile(&Source::new("r.bma", SPEC));
+        assert_eq!(full.diagnostics, fresh.diagnostics);
+        assert_eq!(format!("{:?}", full.info), format!("{:?}", fresh.info));
+        // And kept: the same text again needs no check.
+        compile(SPEC, &mut reuse);
+        assert_eq!((reuse.reused(), reuse.deferred()), (1, 0));
     }
 
     /// A check stopped part way is reported as such and not kept.

@@ -250,21 +250,24 @@ fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) 
         };
         let reuse = reuses.entry(uri.clone()).or_default();
         // First the cheap diagnostics (each experiment's whole-space check only when it is
-        // kept from an earlier text), then the whole-space checks left, unless a newer text
-        // of the document arrives meanwhile: it supersedes this one, which is dropped.
+        // kept from an earlier text), then the whole-space checks left, on the same
+        // compilation, unless a newer text of the document arrives meanwhile: it supersedes
+        // this one, whose checks stop (those finished are kept) and which is not published.
         reuse.defer = true;
-        let cheap = ide::Analysis::new(compile(&uri, &text, &overlay, reuse, &|| false));
-        if !publish_analysis(shared, out, &uri, generation, version, cheap) || reuse.deferred() == 0 {
+        let cheap = Arc::new(ide::Analysis::new(compile(&uri, &text, &overlay, reuse, &|| false)));
+        if !publish_analysis(shared, out, &uri, generation, version, cheap.clone()) || reuse.deferred() == 0 {
             continue;
         }
-        reuse.defer = false;
         let superseded = || {
             let jobs = lock();
             jobs.stop || jobs.latest.get(&uri) != Some(&generation) || jobs.pending.contains_key(&uri)
         };
-        let full = ide::Analysis::new(compile(&uri, &text, &overlay, reuse, &superseded));
+        let mut compiled = cheap.compiled.clone();
+        bma::finish_deferred(&mut compiled, reuse, &superseded);
         if !reuse.stopped() {
-            publish_analysis(shared, out, &uri, generation, version, full);
+            // The same program: its names resolve as before.
+            let full = ide::Analysis { compiled, tree: cheap.tree.clone(), index: cheap.index.clone() };
+            publish_analysis(shared, out, &uri, generation, version, Arc::new(full));
         }
     }
 }
@@ -278,7 +281,7 @@ fn publish_analysis(
     uri: &str,
     generation: u64,
     version: Option<i64>,
-    analysis: ide::Analysis,
+    analysis: Arc<ide::Analysis>,
 ) -> bool {
     let compiled = &analysis.compiled;
     let mut jobs = shared.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -311,7 +314,7 @@ fn publish_analysis(
     let before = jobs.published.remove(uri).unwrap_or_default();
     let now: Vec<String> = by_uri.iter().skip(1).filter(|(_, d)| !d.is_empty()).map(|(u, _)| u.clone()).collect();
     jobs.imports.insert(uri.to_string(), imported);
-    jobs.done.insert(uri.to_string(), Arc::new(analysis));
+    jobs.done.insert(uri.to_string(), analysis);
     // Published under the lock: a close that follows is published after this.
     for (target, diagnostics) in by_uri {
         if target == uri {

@@ -35,6 +35,8 @@ pub enum Code {
     MissingSection,
     /// A parameter that nothing uses.
     UnusedParam,
+    /// A name imported by `use` that the file never uses: `use std::blocks::{conv_bn}` and no `conv_bn`.
+    UnusedImport,
     /// A parameter declared under `when c` used where `c` is not known to hold.
     ConditionalParam,
     /// A range with nothing in it: `1..1`, `int in 0.2..0.8`.
@@ -111,6 +113,7 @@ impl Code {
             Code::DuplicateSection => "duplicate_section",
             Code::MissingSection => "missing_section",
             Code::UnusedParam => "unused_param",
+            Code::UnusedImport => "unused_import",
             Code::ConditionalParam => "conditional_param",
             Code::EmptyRange => "empty_range",
             Code::InvertedRange => "inverted_range",
@@ -143,7 +146,7 @@ impl Code {
         }
     }
 
-    pub const ALL: [Code; 39] = [
+    pub const ALL: [Code; 40] = [
         Code::SyntaxError,
         Code::UnknownName,
         Code::UnknownLayer,
@@ -154,6 +157,7 @@ impl Code {
         Code::DuplicateSection,
         Code::MissingSection,
         Code::UnusedParam,
+        Code::UnusedImport,
         Code::ConditionalParam,
         Code::EmptyRange,
         Code::InvertedRange,

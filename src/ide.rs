@@ -12,11 +12,13 @@ use crate::ir::{self, Domain, Experiment, ParamKind};
 use crate::source::{FileId, Span};
 
 mod complete;
+mod hints;
 mod navigate;
 mod resolve;
 mod trial;
 
 pub use complete::{Signature, signature};
+pub use hints::{InlayHint, inlay_hints};
 pub use navigate::{
     Fix, OutlineKind, Symbol, TokenKind, folds, highlights, prepare_rename, quick_fixes, references, rename,
     semantic_tokens, symbols,

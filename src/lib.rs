@@ -73,6 +73,21 @@ impl Compiled {
     }
 }
 
+/// Does the whole-space checks that [`compile_reusing`] left to do (`check::Reuse::defer`)
+/// and adds what they find to `compiled`, which that call gave. With `stop`, as
+/// `compile_reusing`: when `reuse.stopped()`, `compiled` is incomplete.
+pub fn finish_deferred(compiled: &mut Compiled, reuse: &mut check::Reuse, stop: &dyn Fn() -> bool) {
+    let (diagnostics, infos) = check::check_deferred(&compiled.program, &compiled.sources, reuse, stop);
+    for (name, space) in infos {
+        if let Some(info) = compiled.info.iter_mut().find(|i| i.name == name) {
+            info.space = space;
+        }
+    }
+    compiled.diagnostics.extend(diagnostics);
+    compiled.diagnostics.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.primary.span.end, d.code));
+    compiled.diagnostics.dedup();
+}
+
 /// Parses, lowers and checks `source`, reading imports from disk.
 pub fn compile(source: &Source) -> Compiled {
     compile_with(source, &ir::Disk)
@@ -80,6 +95,18 @@ pub fn compile(source: &Source) -> Compiled {
 
 /// Like [`compile`], with imports read through `loader`.
 pub fn compile_with(source: &Source, loader: &dyn ir::Loader) -> Compiled {
+    compile_reusing(source, loader, &mut check::Reuse::new(), &|| false)
+}
+
+/// Like [`compile_with`], with each experiment's whole-space check taken from `reuse` when
+/// nothing it reads changed (`check::Reuse`: what the language server keeps per document);
+/// `stop` abandons the whole-space checks of a text that is no longer wanted.
+pub fn compile_reusing(
+    source: &Source,
+    loader: &dyn ir::Loader,
+    reuse: &mut check::Reuse,
+    stop: &dyn Fn() -> bool,
+) -> Compiled {
     let mut sources = Sources::default();
     let root = sources.add(source.clone());
     // A file with syntax errors is analysed without its broken items (`syntax::Recovered`).
@@ -92,13 +119,13 @@ pub fn compile_with(source: &Source, loader: &dyn ir::Loader) -> Compiled {
     // Absolute, so that what is read (and stored) never depends on the current directory.
     let base = data::base_folder(source.path.as_deref());
     let (more, info) = if parsed.damage.is_empty() {
-        check::check(&program, &sources, &base)
+        check::check_reusing(&program, &sources, &base, reuse, stop)
     } else {
         // What the checker would say of a broken experiment is left out anyway: it is not
         // checked (its whole-space check would cost as much as a clean file's, per keystroke).
         let mut intact = program.clone();
         intact.experiments.retain(|e| !parsed.is_damaged(e.span));
-        check::check(&intact, &sources, &base)
+        check::check_reusing(&intact, &sources, &base, reuse, stop)
     };
     diagnostics.extend(more);
     if !parsed.errors.is_empty() {

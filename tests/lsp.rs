@@ -351,11 +351,17 @@ fn a_slow_compilation_does_not_hold_up_requests() {
         "textDocument/didOpen",
         json!({ "textDocument": { "uri": URI, "languageId": "bma", "version": 1, "text": big } }),
     );
-    // Formatting is answered while the document compiles, not after: the compilation is
-    // off the request thread, and its diagnostics come later.
+    // Formatting is answered while the document's space is checked, not after: the
+    // compilation is off the request thread, and the whole-space check's diagnostics (its
+    // note on the points checked) come later.
     s.send(json!({ "jsonrpc": "2.0", "id": 2, "method": "textDocument/formatting", "params": { "textDocument": { "uri": URI }, "options": {} } }));
-    let first = s.wait(|m| m.get("id") == Some(&json!(2)) || m.get("method").is_some());
-    assert_eq!(first.get("id"), Some(&json!(2)), "the diagnostics came first: {first}");
+    let space_checked = |m: &Value| {
+        m.pointer("/params/diagnostics").and_then(Value::as_array).is_some_and(|d| {
+            d.iter().any(|d| d["message"].as_str().is_some_and(|t| t.starts_with("checked the shapes")))
+        })
+    };
+    let first = s.wait(|m| m.get("id") == Some(&json!(2)) || space_checked(m));
+    assert_eq!(first.get("id"), Some(&json!(2)), "the whole-space diagnostics came first: {first}");
     // Then the diagnostics, and hovers answered from that compilation.
     let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
     assert_eq!(published.pointer("/params/uri"), Some(&json!(URI)));
@@ -1137,4 +1143,215 @@ fn a_stdlib_block_used_without_its_use_offers_the_import() {
     let fixed = format!("use std::blocks::{{dense_act}}\n{text}");
     let c = bma::compile(&bma::Source::new("t.bma", fixed));
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
+}
+
+/// A text whose whole-space check takes seconds in a debug build: 100 structural parameters
+/// of 3 values, all read by the model.
+fn slow_spec(objective: &str) -> String {
+    let params: String = (0..100).map(|i| format!("    p{i}: int in {{1, 2, 3}}\n")).collect();
+    let sum: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    format!(
+        "experiment big {{\n  data = iris()\n  space {{\n{params}  }}\n  model {{\n    dense({})\n    dense(data.classes)\n  }}\n  objective {{ {objective} }}\n}}\n",
+        sum.join(" + ")
+    )
+}
+
+/// The messages that follow, up to the first `publishDiagnostics` of [`URI`] of `version`
+/// and, when `id` is given, the response to `id`: each publish's parameters, and whether the
+/// response had come before it.
+fn publishes_until(s: &mut Server, version: i64, id: Option<u64>) -> Vec<(Value, bool)> {
+    let mut out = Vec::new();
+    let (mut answered, mut published) = (id.is_none(), false);
+    while !(answered && published) {
+        let m = s.wait(|_| true);
+        if id.is_some_and(|id| m.get("id") == Some(&json!(id))) {
+            answered = true;
+        } else if m.get("method") == Some(&json!("textDocument/publishDiagnostics"))
+            && m.pointer("/params/uri") == Some(&json!(URI))
+        {
+            published |= m.pointer("/params/version") == Some(&json!(version));
+            out.push((m["params"].clone(), answered));
+        }
+    }
+    out
+}
+
+/// A burst of edits sent while a slow text compiles, and a request after them (its answer
+/// proves the server has read the whole burst): once it is answered, only the last text's
+/// diagnostics are published (nothing of an older text, such as the slow text's whole-space
+/// check, comes late); versions never go back; each publish is of the text it names; the last
+/// text's diagnostics come. Holds whatever the timing.
+#[test]
+fn a_burst_of_edits_never_publishes_diagnostics_of_an_older_text() {
+    let mut s = Server::start();
+    s.request(1, "initialize", json!({ "capabilities": {} }));
+    s.notify("initialized", json!({}));
+    let text = |v: i64| slow_spec(&format!("maximize m{v}"));
+    let mut burst = Vec::new();
+    let mut frame = |body: Value| {
+        let body = body.to_string();
+        burst.extend(format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes());
+    };
+    for v in 1..=12 {
+        let (method, params) = if v == 1 {
+            let doc = json!({ "uri": URI, "languageId": "bma", "version": 1, "text": slow_spec("maximize accuracy") });
+            ("textDocument/didOpen", json!({ "textDocument": doc }))
+        } else {
+            let changes = json!([{ "text": text(v) }]);
+            (
+                "textDocument/didChange",
+                json!({ "textDocument": { "uri": URI, "version": v }, "contentChanges": changes }),
+            )
+        };
+        frame(json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+    }
+    let formatting = json!({ "textDocument": { "uri": URI }, "options": {} });
+    frame(json!({ "jsonrpc": "2.0", "id": 2, "method": "textDocument/formatting", "params": formatting }));
+    // One write: the whole burst is queued before the first text has finished compiling.
+    s.send_raw(&burst);
+    let mut seen = publishes_until(&mut s, 12, Some(2));
+    // Then one more text: anything still in flight for an older one would come before it.
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 13 }, "contentChanges": [{ "text": text(13) }] }),
+    );
+    seen.extend(publishes_until(&mut s, 13, None).into_iter().map(|(p, _)| (p, true)));
+    let versions: Vec<i64> = seen.iter().map(|(p, _)| p["version"].as_i64().expect("a version")).collect();
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "published out of order: {versions:?}");
+    for (p, after_burst) in &seen {
+        let v = p["version"].as_i64().unwrap_or(0);
+        assert!(!after_burst || v >= 12, "version {v} published after the server had read version 12: {versions:?}");
+        let messages: Vec<&str> =
+            p["diagnostics"].as_array().into_iter().flatten().filter_map(|d| d["message"].as_str()).collect();
+        let unknown: Vec<&&str> = messages.iter().filter(|m| m.starts_with("unknown metric")).collect();
+        if v == 1 {
+            assert!(unknown.is_empty(), "version 1 has no unknown metric: {messages:?}");
+        } else {
+            assert_eq!(unknown.len(), 1, "version {v}: {messages:?}");
+            assert!(unknown[0].starts_with(&format!("unknown metric `m{v}`")), "version {v}: {messages:?}");
+        }
+    }
+    assert_eq!(versions.iter().filter(|v| **v == 12).count(), 1, "{versions:?}");
+    let shut = s.request(3, "shutdown", Value::Null);
+    assert!(shut.get("error").is_none());
+    s.notify("exit", Value::Null);
+    assert!(s.child.wait().expect("server exits").success());
+}
+
+/// Inlay hints: each model statement's output shape at the representative point (`bma
+/// graph`'s), a `match` arm that point does not take at a point that takes it, a repeated
+/// statement with its number of runs; only within the requested range.
+#[test]
+fn inlay_hints_show_each_statements_output_shape() {
+    let text = "experiment e {
+  data = digits()
+  space {
+    kind: in {mlp, cnn}
+    depth: int in 2..=3
+  }
+  model {
+    match kind {
+      mlp => {
+        flatten
+        repeat depth { dense(32) -> relu }
+      }
+      cnn => {
+        conv2d(4, kernel: 3, padding: valid)
+        flatten
+      }
+    }
+    dense(data.classes)
+  }
+  objective { maximize accuracy }
+}
+";
+    let (mut s, diags) = open(text);
+    assert!(diags.iter().all(|d| d["severity"] != json!(1)), "{diags:?}");
+    let whole = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 30, "character": 0 } });
+    let got = s.request(2, "textDocument/inlayHint", json!({ "textDocument": { "uri": URI }, "range": whole }));
+    let hints: Vec<(Value, String)> = got["result"]
+        .as_array()
+        .expect("a list of hints")
+        .iter()
+        .map(|h| (h["position"].clone(), h["label"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let at = |needle: &str, nth: usize| pos(text, needle, nth, needle.len());
+    let want = vec![
+        (at("flatten", 0), "→ [64]".to_string()),
+        (at("dense(32)", 0), "→ [32] (×2)".to_string()),
+        (at("-> relu", 0), "→ [32] (×2)".to_string()),
+        (at("relu }", 0), "→ [32]".to_string()),
+        (at("padding: valid)", 0), "→ [4, 6, 6]".to_string()),
+        (at("flatten", 1), "→ [144]".to_string()),
+        (at("      }\n    }", 0), "→ [32]".to_string()),
+        (at("dense(data.classes)", 0), "→ [10]".to_string()),
+    ];
+    assert_eq!(hints, want);
+    // A range holding only the last statement: only its hint.
+    let last = json!({ "start": at("dense(data.classes)", 0), "end": at("dense(data.classes)", 0) });
+    let got = s.request(3, "textDocument/inlayHint", json!({ "textDocument": { "uri": URI }, "range": last }));
+    assert_eq!(got["result"].as_array().map(Vec::len), Some(1), "{got}");
+    assert_eq!(got["result"][0]["label"], json!("→ [10]"));
+}
+
+/// An unused import is a warning (tagged unnecessary) whose quick fix removes the name and
+/// its comma, or the whole `use` line when it is the only name; applied, the warning is gone.
+#[test]
+fn an_unused_import_is_reported_and_its_quick_fix_removes_it() {
+    let text = "use std::blocks::{dense_act, conv_bn, mlp}
+use std::blocks::{res_block}
+experiment t {
+  data = iris
+  model { dense_act(16) mlp(8, 1) dense(data.classes) }
+  objective { maximize accuracy }
+}
+";
+    let (mut s, diags) = open(text);
+    let unused: Vec<&Value> = diags.iter().filter(|d| d["code"] == json!("unused_import")).collect();
+    assert_eq!(unused.len(), 2, "{diags:?}");
+    assert_eq!(unused[0]["severity"], json!(2));
+    assert_eq!(unused[0]["tags"], json!([1]));
+    assert_eq!(unused[0].pointer("/range/start"), Some(&pos(text, "conv_bn", 0, 0)));
+    assert_eq!(unused[1].pointer("/range/start"), Some(&pos(text, "res_block", 0, 0)));
+    let whole = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 20, "character": 0 } });
+    let v = s.request(
+        2,
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": URI }, "range": whole, "context": { "diagnostics": diags } }),
+    );
+    let actions = v["result"].as_array().cloned().unwrap_or_default();
+    let titles: Vec<&str> = actions.iter().filter_map(|a| a["title"].as_str()).collect();
+    assert_eq!(titles, ["remove the unused import `conv_bn`", "remove the unused import `res_block`"], "{v}");
+    for a in &actions {
+        assert_eq!(a["diagnostics"].as_array().map(Vec::len), Some(1), "the fix names its diagnostic: {a}");
+    }
+    // Applied (the second first: edits from the end keep the first's offsets), the file has
+    // no unused import left and still checks.
+    let mut fixed = text.to_string();
+    for a in actions.iter().rev() {
+        let edit = a.pointer(&format!("/edit/changes/{}/0", URI.replace('/', "~1"))).expect("an edit");
+        let at = |p: &str| {
+            let line = edit.pointer(&format!("/range/{p}/line")).and_then(Value::as_u64).expect("a line") as usize;
+            let ch = edit.pointer(&format!("/range/{p}/character")).and_then(Value::as_u64).expect("a column") as usize;
+            fixed.split_inclusive('\n').take(line).map(str::len).sum::<usize>() + ch
+        };
+        let (start, end) = (at("start"), at("end"));
+        fixed.replace_range(start..end, edit["newText"].as_str().expect("new text"));
+    }
+    assert_eq!(
+        fixed,
+        "use std::blocks::{dense_act, mlp}
+experiment t {
+  data = iris
+  model { dense_act(16) mlp(8, 1) dense(data.classes) }
+  objective { maximize accuracy }
+}
+"
+    );
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": fixed }] }),
+    );
+    let published = s.wait(|m| m.pointer("/params/version") == Some(&json!(2)));
+    assert_eq!(published.pointer("/params/diagnostics"), Some(&json!([])), "{published}");
 }

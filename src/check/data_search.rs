@@ -122,10 +122,11 @@ pub(super) fn check_space(
     exp: &Experiment,
     cases: &[Case],
     clean: bool,
+    stop: &dyn Fn() -> bool,
     diags: &mut Vec<Diagnostic>,
 ) -> SpaceInfo {
     // The grid's size and limit, from the space as it is (every data parameter searched).
-    let mut info = space::check_space(program, exp, cases.first().map(|c| &c.info), false, diags);
+    let mut info = space::check_space(program, exp, cases.first().map(|c| &c.info), false, stop, diags);
     if !clean || exp.model.is_none() {
         return info;
     }
@@ -136,7 +137,7 @@ pub(super) fn check_space(
     for case in cases {
         let pinned = pin(exp, &case.at);
         let mut found = Vec::new();
-        let part = space::check_space(program, &pinned, Some(&case.info), true, &mut found);
+        let part = space::check_space(program, &pinned, Some(&case.info), true, stop, &mut found);
         checked += part.checked;
         total = total.saturating_add(part.structural_total);
         exact &= part.structural_exact;

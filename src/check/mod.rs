@@ -12,6 +12,7 @@ mod command;
 pub mod darts;
 pub mod data;
 mod data_search;
+mod reuse;
 mod space;
 mod summary;
 mod walk;
@@ -24,6 +25,7 @@ use crate::ir::{self, DataInfo, Program};
 use crate::source::Sources;
 
 pub use data_search::MAX_CASES as MAX_DATA_SETTINGS;
+pub use reuse::{Reuse, check_deferred};
 pub use space::{SpaceInfo, constraint_holds, count_grid, structural_points};
 pub use summary::{human, report_space};
 pub use walk::section_keys;
@@ -48,6 +50,19 @@ pub struct ExperimentInfo {
 
 /// Checks `program`; `base` is the folder that data paths are relative to.
 pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnostic>, Vec<ExperimentInfo>) {
+    check_reusing(program, sources, base, &mut Reuse::new(), &|| false)
+}
+
+/// Like [`check`], with the whole-space checks kept in `reuse` and taken from it (see
+/// [`Reuse`]); `stop` abandons a whole-space check that is no longer wanted.
+pub fn check_reusing(
+    program: &Program,
+    sources: &Sources,
+    base: &Path,
+    reuse: &mut Reuse,
+    stop: &dyn Fn() -> bool,
+) -> (Vec<Diagnostic>, Vec<ExperimentInfo>) {
+    reuse.begin(program, sources);
     let mut diags = Vec::new();
     let mut infos = Vec::new();
     // An imported item is in the program twice (by its name and its qualified name).
@@ -82,10 +97,8 @@ pub fn check(program: &Program, sources: &Sources, base: &Path) -> (Vec<Diagnost
         unused(exp, &used, &mut diags);
         // Shapes are only worth checking over a space whose every parameter lowered.
         let clean = items_clean && !diags[before..].iter().any(Diagnostic::is_error) && exp.space.rejected.is_empty();
-        let info = match &cases {
-            Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, &mut diags),
-            _ => space::check_space(program, exp, data.as_ref(), clean, &mut diags),
-        };
+        let info =
+            reuse::whole_space(program, sources, exp, data.as_ref(), cases.as_deref(), clean, reuse, stop, &mut diags);
         if clean {
             darts::check(program, exp, data.as_ref(), &mut diags);
         }

@@ -328,6 +328,7 @@ pub(super) fn check_space(
     exp: &Experiment,
     data: Option<&DataInfo>,
     clean: bool,
+    stop: &dyn Fn() -> bool,
     diags: &mut Vec<Diagnostic>,
 ) -> SpaceInfo {
     let mut info = SpaceInfo { grid_size: count_grid(program, exp, data), ..SpaceInfo::default() };
@@ -365,7 +366,8 @@ pub(super) fn check_space(
     // expanding for minutes; the rest is checked when sampled.
     let mut work = 0usize;
     for point in &points {
-        if work > MAX_WORK {
+        // Stopped: what follows is thrown away (`Reuse::stopped`).
+        if work > MAX_WORK || stop() {
             break;
         }
         info.checked += 1;

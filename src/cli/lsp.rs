@@ -4,8 +4,9 @@
 //! its syntax errors), hover, go to definition (into the stdlib too, written out to the
 //! user's cache folder, `$XDG_CACHE_HOME/bma/stdlib-VERSION/` or `~/.cache/bma/...`),
 //! references, rename, document highlight and symbols (`ide`'s resolved names), completion,
-//! signature help, quick fixes, folding, semantic tokens, formatting (`bma fmt`'s layout; a
-//! range: the items it touches).
+//! signature help, quick fixes, folding, semantic tokens, inlay hints (each model statement's
+//! output shape: `ide::inlay_hints`), formatting (`bma fmt`'s layout; a range: the items it
+//! touches).
 //!
 //! JSON-RPC over stdio, framed and dispatched here (plain `serde_json` values). A bad
 //! message never ends the server: it gets its JSON-RPC error and the server reads on:
@@ -26,9 +27,14 @@
 //!
 //! Documents are compiled off the request thread, by one worker thread that always
 //! takes a document's latest text: a text replaced while it compiled is dropped, not
-//! published. Hover, definition and completion answer from a document's last completed
-//! compilation (none yet: `null`), so a slow compilation (a spec with thousands of
-//! parameters) never holds up a request; formatting reads the latest text.
+//! published (`version` in each publish is the client's version of the text). Each text
+//! is published twice at most: first without the whole-space checks that are not kept
+//! from an earlier text (`check::Reuse`: an experiment whose text, data, blocks and fns did
+//! not change reuses its result, moved with it), then, when some were left, with them; a
+//! newer text of the document stops those checks between two points, and nothing of the
+//! older text is published after it. Hover, definition and completion answer from a
+//! document's last completed compilation (none yet: `null`), so a slow compilation (a spec
+//! with thousands of parameters) never holds up a request; formatting reads the latest text.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
@@ -38,7 +44,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
-use bma::diagnostic::{Diagnostic, Severity, escape};
+use bma::diagnostic::{Code, Diagnostic, Severity, escape};
 use bma::ide::{self, CompletionKind};
 use bma::source::{FileId, Source, Span};
 
@@ -118,16 +124,26 @@ fn write_message(out: &Mutex<dyn Write + Send>, message: &Value) -> Result<(), S
         .map_err(|e| format!("writing a message: {e}"))
 }
 
-fn publish(out: &Mutex<dyn Write + Send>, uri: &str, diagnostics: Vec<Value>) -> Result<(), String> {
-    let params = json!({ "uri": uri, "diagnostics": diagnostics });
+/// Publishes `uri`'s diagnostics; `version`: the client's version of the text they are of.
+fn publish(
+    out: &Mutex<dyn Write + Send>,
+    uri: &str,
+    diagnostics: Vec<Value>,
+    version: Option<i64>,
+) -> Result<(), String> {
+    let mut params = json!({ "uri": uri, "diagnostics": diagnostics });
+    if let Some(v) = version {
+        params["version"] = json!(v);
+    }
     write_message(out, &json!({ "jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": params }))
 }
 
 /// What the compile worker shares with the request thread.
 #[derive(Default)]
 struct Jobs {
-    /// Texts waiting to be compiled: the newest of each document, with its generation.
-    pending: HashMap<String, (u64, String)>,
+    /// Texts waiting to be compiled: the newest of each document, with its generation and
+    /// the client's version of it.
+    pending: HashMap<String, (u64, String, Option<i64>)>,
     /// The generation of each open document's latest text.
     latest: HashMap<String, u64>,
     /// Each open document's last completed compilation, its names resolved.
@@ -166,13 +182,14 @@ impl Compiler {
         self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `text` as the latest of `uri`, replacing any text still waiting.
-    fn submit(&self, uri: &str, text: &str) {
+    /// Queues `text` (the client's `version` of it) as the latest of `uri`, replacing any text
+    /// still waiting.
+    fn submit(&self, uri: &str, text: &str, version: Option<i64>) {
         let mut jobs = self.jobs();
         jobs.next += 1;
         let generation = jobs.next;
         jobs.latest.insert(uri.to_string(), generation);
-        jobs.pending.insert(uri.to_string(), (generation, text.to_string()));
+        jobs.pending.insert(uri.to_string(), (generation, text.to_string(), version));
         if let Some(path) = uri_to_path(uri) {
             jobs.texts.insert(key(&path), text.to_string());
         }
@@ -213,62 +230,101 @@ impl Drop for Compiler {
 
 fn compile_loop(shared: &(Mutex<Jobs>, Condvar), out: &Mutex<dyn Write + Send>) {
     let lock = || shared.0.lock().unwrap_or_else(|p| p.into_inner());
+    // Each open document's whole-space checks, kept between its texts (`check::Reuse`).
+    let mut reuses: HashMap<String, bma::check::Reuse> = HashMap::new();
     loop {
-        let (uri, generation, text, overlay) = {
+        let (uri, generation, text, version, overlay) = {
             let mut jobs = lock();
             loop {
                 if jobs.stop {
                     return;
                 }
                 if let Some(uri) = jobs.pending.keys().next().cloned()
-                    && let Some((generation, text)) = jobs.pending.remove(&uri)
+                    && let Some((generation, text, version)) = jobs.pending.remove(&uri)
                 {
-                    break (uri, generation, text, Overlay(jobs.texts.clone()));
+                    reuses.retain(|u, _| jobs.latest.contains_key(u));
+                    break (uri, generation, text, version, Overlay(jobs.texts.clone()));
                 }
                 jobs = shared.1.wait(jobs).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let analysis = ide::Analysis::new(compile(&uri, &text, &overlay));
-        let compiled = &analysis.compiled;
-        let mut jobs = lock();
-        if jobs.latest.get(&uri) != Some(&generation) {
-            continue; // stale: a newer text is queued, or the document was closed
+        let reuse = reuses.entry(uri.clone()).or_default();
+        // First the cheap diagnostics (each experiment's whole-space check only when it is
+        // kept from an earlier text), then the whole-space checks left, on the same
+        // compilation, unless a newer text of the document arrives meanwhile: it supersedes
+        // this one, whose checks stop (those finished are kept) and which is not published.
+        reuse.defer = true;
+        let cheap = Arc::new(ide::Analysis::new(compile(&uri, &text, &overlay, reuse, &|| false)));
+        if !publish_analysis(shared, out, &uri, generation, version, cheap.clone()) || reuse.deferred() == 0 {
+            continue;
         }
-        // Diagnostics by file: the document's own, and each imported local file's (unless it
-        // is open: its own compilation speaks for it).
-        let mut by_uri: Vec<(String, Vec<Value>)> = vec![(uri.clone(), Vec::new())];
-        let mut imported = Vec::new();
-        for (_, source) in compiled.sources.iter().skip(1) {
-            if let Some(path) = &source.path {
-                imported.push(key(path));
-                let target = path_to_uri(path);
-                if !jobs.latest.contains_key(&target) {
-                    by_uri.push((target, Vec::new()));
-                }
-            }
+        let superseded = || {
+            let jobs = lock();
+            jobs.stop || jobs.latest.get(&uri) != Some(&generation) || jobs.pending.contains_key(&uri)
+        };
+        let mut compiled = cheap.compiled.clone();
+        bma::finish_deferred(&mut compiled, reuse, &superseded);
+        if !reuse.stopped() {
+            // The same program: its names resolve as before.
+            let full = ide::Analysis { compiled, tree: cheap.tree.clone(), index: cheap.index.clone() };
+            publish_analysis(shared, out, &uri, generation, version, Arc::new(full));
         }
-        for d in &compiled.diagnostics {
-            let target = if d.primary.span.file == FileId(0) {
-                Some(uri.clone())
-            } else {
-                compiled.sources.get(d.primary.span.file).and_then(|s| s.path.as_deref()).map(path_to_uri)
-            };
-            if let Some(entry) = by_uri.iter_mut().find(|(u, _)| Some(u) == target.as_ref()) {
-                entry.1.push(to_lsp(compiled, d, &uri));
-            }
-        }
-        let before = jobs.published.remove(&uri).unwrap_or_default();
-        let now: Vec<String> = by_uri.iter().skip(1).filter(|(_, d)| !d.is_empty()).map(|(u, _)| u.clone()).collect();
-        jobs.imports.insert(uri.clone(), imported);
-        jobs.done.insert(uri.clone(), Arc::new(analysis));
-        // Published under the lock: a close that follows is published after this.
-        for (target, diagnostics) in by_uri {
-            if target == uri || !diagnostics.is_empty() || before.contains(&target) {
-                let _ = publish(out, &target, diagnostics);
-            }
-        }
-        jobs.published.insert(uri, now);
     }
+}
+
+/// Publishes the diagnostics of `analysis` (of `uri`'s text of `generation`, the client's
+/// `version`) and keeps it for requests; `false` when that text is stale (a newer one is
+/// queued, or the document was closed): nothing is published.
+fn publish_analysis(
+    shared: &(Mutex<Jobs>, Condvar),
+    out: &Mutex<dyn Write + Send>,
+    uri: &str,
+    generation: u64,
+    version: Option<i64>,
+    analysis: Arc<ide::Analysis>,
+) -> bool {
+    let compiled = &analysis.compiled;
+    let mut jobs = shared.0.lock().unwrap_or_else(|p| p.into_inner());
+    if jobs.latest.get(uri) != Some(&generation) {
+        return false;
+    }
+    // Diagnostics by file: the document's own, and each imported local file's (unless it
+    // is open: its own compilation speaks for it).
+    let mut by_uri: Vec<(String, Vec<Value>)> = vec![(uri.to_string(), Vec::new())];
+    let mut imported = Vec::new();
+    for (_, source) in compiled.sources.iter().skip(1) {
+        if let Some(path) = &source.path {
+            imported.push(key(path));
+            let target = path_to_uri(path);
+            if !jobs.latest.contains_key(&target) {
+                by_uri.push((target, Vec::new()));
+            }
+        }
+    }
+    for d in &compiled.diagnostics {
+        let target = if d.primary.span.file == FileId(0) {
+            Some(uri.to_string())
+        } else {
+            compiled.sources.get(d.primary.span.file).and_then(|s| s.path.as_deref()).map(path_to_uri)
+        };
+        if let Some(entry) = by_uri.iter_mut().find(|(u, _)| Some(u) == target.as_ref()) {
+            entry.1.push(to_lsp(compiled, d, uri));
+        }
+    }
+    let before = jobs.published.remove(uri).unwrap_or_default();
+    let now: Vec<String> = by_uri.iter().skip(1).filter(|(_, d)| !d.is_empty()).map(|(u, _)| u.clone()).collect();
+    jobs.imports.insert(uri.to_string(), imported);
+    jobs.done.insert(uri.to_string(), analysis);
+    // Published under the lock: a close that follows is published after this.
+    for (target, diagnostics) in by_uri {
+        if target == uri {
+            let _ = publish(out, &target, diagnostics, version);
+        } else if !diagnostics.is_empty() || before.contains(&target) {
+            let _ = publish(out, &target, diagnostics, None);
+        }
+    }
+    jobs.published.insert(uri.to_string(), now);
+    true
 }
 
 /// Imports read from the open documents' latest texts, else from the disk.
@@ -348,6 +404,7 @@ fn capabilities() -> Value {
         "codeActionProvider": { "codeActionKinds": ["quickfix"] },
         "signatureHelpProvider": { "triggerCharacters": ["(", ","], "retriggerCharacters": [":"] },
         "foldingRangeProvider": true,
+        "inlayHintProvider": true,
         "semanticTokensProvider": { "legend": { "tokenTypes": TOKEN_TYPES, "tokenModifiers": [] }, "full": true },
     })
 }
@@ -361,8 +418,8 @@ enum Phase {
 }
 
 struct State {
-    /// Each open document's latest text.
-    docs: HashMap<String, String>,
+    /// Each open document's latest text, and the client's version of it.
+    docs: HashMap<String, (String, Option<i64>)>,
     compiler: Compiler,
 }
 
@@ -420,7 +477,7 @@ fn serve(input: &mut impl BufRead, output: Output) -> Result<u8, String> {
                     continue;
                 }
                 if let Some(closed) = handle_notification(&mut state, &method, &params) {
-                    publish(out, &closed, Vec::new())?;
+                    publish(out, &closed, Vec::new(), None)?;
                 }
             }
         }
@@ -444,23 +501,30 @@ fn handle_notification(state: &mut State, method: &str, params: &Value) -> Optio
         }
         _ => return None,
     };
-    state.compiler.submit(&uri, &text);
+    let version = params.pointer("/textDocument/version").and_then(Value::as_i64);
+    state.compiler.submit(&uri, &text, version);
     // The open documents that import this one are checked again with its new text.
     for importer in state.compiler.importers(&uri) {
-        if let Some(t) = state.docs.get(&importer) {
-            state.compiler.submit(&importer, t);
+        if let Some((t, v)) = state.docs.get(&importer) {
+            state.compiler.submit(&importer, t, *v);
         }
     }
-    state.docs.insert(uri, text);
+    state.docs.insert(uri, (text, version));
     None
 }
 
-fn compile(uri: &str, text: &str, loader: &Overlay) -> bma::Compiled {
+fn compile(
+    uri: &str,
+    text: &str,
+    loader: &Overlay,
+    reuse: &mut bma::check::Reuse,
+    stop: &dyn Fn() -> bool,
+) -> bma::Compiled {
     let source = match uri_to_path(uri) {
         Some(path) => Source::from_path(&path, text),
         None => Source::new(uri, text),
     };
-    bma::compile_with(&source, loader)
+    bma::compile_reusing(&source, loader, reuse, stop)
 }
 
 fn to_lsp(c: &bma::Compiled, d: &Diagnostic, uri: &str) -> Value {
@@ -486,14 +550,19 @@ fn to_lsp(c: &bma::Compiled, d: &Diagnostic, uri: &str) -> Value {
     if let Some(h) = &d.help {
         message.push_str(&format!("\nhelp: {}", escape(h)));
     }
-    json!({
+    let mut out = json!({
         "range": range(c, d.primary.span),
         "severity": severity,
         "code": d.code.as_str(),
         "source": "bma",
         "message": message,
         "relatedInformation": related,
-    })
+    });
+    // Editors grey out what is unnecessary.
+    if matches!(d.code, Code::UnusedImport | Code::UnusedParam) {
+        out["tags"] = json!([1]);
+    }
+    out
 }
 
 /// An LSP position: line and UTF-16 column.
@@ -582,7 +651,7 @@ fn token_type(kind: ide::TokenKind) -> u32 {
     }
 }
 
-const METHODS: [&str; 14] = [
+const METHODS: [&str; 15] = [
     "textDocument/semanticTokens/full",
     "textDocument/signatureHelp",
     "textDocument/foldingRange",
@@ -597,6 +666,7 @@ const METHODS: [&str; 14] = [
     "textDocument/prepareRename",
     "textDocument/documentHighlight",
     "textDocument/documentSymbol",
+    "textDocument/inlayHint",
 ];
 
 /// LSP's error for a request that was valid but could not be done (a refused rename).
@@ -608,7 +678,7 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
         return Err((METHOD_NOT_FOUND, format!("method not supported: {method}")));
     }
     let uri = params.pointer("/textDocument/uri").and_then(Value::as_str).unwrap_or_default().to_string();
-    let Some(text) = state.docs.get(&uri) else {
+    let Some((text, _)) = state.docs.get(&uri) else {
         return Ok(Value::Null);
     };
     let line = params.pointer("/position/line").and_then(Value::as_u64).unwrap_or(0) as usize;
@@ -671,7 +741,7 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
                         "kind": "quickfix",
                         "isPreferred": true,
                         "diagnostics": params.pointer("/context/diagnostics").and_then(Value::as_array)
-                            .map(|ds| ds.iter().filter(|d| d["code"] == f.code && d["range"] == range(c, f.span)).cloned().collect::<Vec<_>>())
+                            .map(|ds| ds.iter().filter(|d| d["code"] == f.code && d["range"] == range(c, f.fixes)).cloned().collect::<Vec<_>>())
                             .unwrap_or_default(),
                         "edit": { "changes": { uri.clone(): [edit] } },
                     })
@@ -720,6 +790,18 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
             json!({ "data": data })
         }
         "textDocument/documentSymbol" => ide::symbols(&a).iter().map(|s| document_symbol(c, s)).collect(),
+        "textDocument/inlayHint" => {
+            let text = c.sources.get(FileId(0)).map_or("", |s| s.text.as_str());
+            let at = |p: &str| {
+                let line = params.pointer(&format!("/range/{p}/line")).and_then(Value::as_u64).unwrap_or(0);
+                let ch = params.pointer(&format!("/range/{p}/character")).and_then(Value::as_u64).unwrap_or(0);
+                offset(text, line as usize, ch as usize)
+            };
+            ide::inlay_hints(&a, FileId(0), at("start"), at("end"))
+                .into_iter()
+                .map(|h| json!({ "position": position(text, h.offset), "label": h.label, "kind": 1, "paddingLeft": true }))
+                .collect()
+        }
         "textDocument/hover" => match ide::hover(&a, FileId(0), at) {
             Some((span, md)) => json!({ "contents": { "kind": "markdown", "value": md }, "range": range(c, span) }),
             None => Value::Null,

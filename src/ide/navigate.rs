@@ -192,6 +192,8 @@ pub struct Fix {
     pub new_text: String,
     /// The code of the diagnostic it fixes.
     pub code: &'static str,
+    /// Where the diagnostic it fixes points (its primary span).
+    pub fixes: Span,
 }
 
 /// The "did you mean" of every diagnostic of `file` that touches `start..end`, as an edit
@@ -215,6 +217,7 @@ pub fn quick_fixes(a: &Analysis, file: FileId, start: u32, end: u32) -> Vec<Fix>
             span: Span::new(file, 0, 0),
             new_text: format!("use {module}::{{{name}}}\n"),
             code: d.code.as_str(),
+            fixes: d.primary.span,
         })
     });
     let mut fixes: Vec<Fix> = touching
@@ -228,11 +231,46 @@ pub fn quick_fixes(a: &Analysis, file: FileId, start: u32, end: u32) -> Vec<Fix>
                 span: d.primary.span,
                 new_text: better.to_string(),
                 code: d.code.as_str(),
+                fixes: d.primary.span,
             })
         })
         .collect();
     fixes.extend(imports);
+    fixes.extend(
+        c.diagnostics
+            .iter()
+            .filter(|d| d.code == crate::diagnostic::Code::UnusedImport)
+            .filter(|d| d.primary.span.file == file && d.primary.span.start <= end && start <= d.primary.span.end)
+            .filter_map(|d| remove_import(a, d.primary.span)),
+    );
     fixes
+}
+
+/// The edit that removes the imported name at `name` from its `use`: the name and the comma
+/// beside it, or the whole line when it is the only name.
+fn remove_import(a: &Analysis, name: Span) -> Option<Fix> {
+    let text = &a.compiled.sources.get(name.file)?.text;
+    let u = a.tree.items.iter().find_map(|item| match item {
+        ast::Item::Use(u) if u.names.iter().any(|n| n.span == name) => Some(u),
+        _ => None,
+    })?;
+    let i = u.names.iter().position(|n| n.span == name)?;
+    let span = if u.names.len() == 1 {
+        let line_start = text[..u.span.start as usize].rfind('\n').map_or(0, |p| p + 1);
+        let line_end = text[u.span.end as usize..].find('\n').map_or(text.len(), |p| u.span.end as usize + p + 1);
+        Span::new(name.file, line_start, line_end)
+    } else if let Some(next) = u.names.get(i + 1) {
+        Span { end: next.span.start, ..name }
+    } else {
+        Span { start: u.names[i - 1].span.end, ..name }
+    };
+    Some(Fix {
+        title: format!("remove the unused import `{}`", text.get(name.range())?),
+        span,
+        new_text: String::new(),
+        code: crate::diagnostic::Code::UnusedImport.as_str(),
+        fixes: name,
+    })
 }
 
 /// What an editor may fold: every item, section and model body of the outline's file, and

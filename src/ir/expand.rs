@@ -28,14 +28,22 @@ const MAX_NODES: usize = 100_000;
 
 /// Builds the model of `body` at `point` for `data`.
 pub fn expand(program: &Program, body: &ast::Body, point: &Point, data: &DataInfo) -> Result<SubModel, ExpandError> {
-    let mut x = Expander { program, data, graph: DiGraph::new(), counts: BTreeMap::new(), notes: Vec::new(), depth: 0 };
+    let mut x = Expander {
+        program,
+        data,
+        graph: DiGraph::new(),
+        counts: BTreeMap::new(),
+        notes: Vec::new(),
+        depth: 0,
+        steps: Vec::new(),
+    };
     let input = x.add(LayerKind::Input, data.shape.clone(), Vec::new(), 0, 0, body.span, false)?;
     let mut scope = Scope { vars: point.clone(), nodes: BTreeMap::new() };
     scope.nodes.insert("input".into(), input);
     let output = x.body(body, input, &mut scope)?;
     let params = x.graph.node_weights().map(|l| l.params).sum();
     let flops = x.graph.node_weights().map(|l| l.flops).sum();
-    Ok(SubModel { graph: x.graph, input, output, params, flops, notes: x.notes })
+    Ok(SubModel { graph: x.graph, input, output, params, flops, notes: x.notes, steps: x.steps })
 }
 
 struct Scope {
@@ -50,6 +58,7 @@ struct Expander<'a> {
     counts: BTreeMap<&'static str, usize>,
     notes: Vec<(Span, String)>,
     depth: usize,
+    steps: Vec<(Span, usize)>,
 }
 
 struct ScopeEnv<'a> {
@@ -129,6 +138,9 @@ impl<'a> Expander<'a> {
     fn body(&mut self, body: &ast::Body, mut cur: NodeIndex, scope: &mut Scope) -> Result<NodeIndex, ExpandError> {
         for stmt in &body.stmts {
             cur = self.stmt(stmt, cur, scope)?;
+            if let Some(span) = compound_span(stmt) {
+                self.steps.push((span, cur.index()));
+            }
         }
         Ok(cur)
     }
@@ -372,6 +384,7 @@ impl<'a> Expander<'a> {
                 );
             }
             cur = self.call(link, cur, scope)?;
+            self.steps.push((link.span, cur.index()));
         }
         Ok(cur)
     }
@@ -563,5 +576,18 @@ impl<'a> Expander<'a> {
                 format!("this is the {} `{v}`", v.type_name()),
             ),
         }
+    }
+}
+
+/// The span of a statement that holds others (`repeat`, `match`, `if`, `residual`,
+/// `parallel`); `None` for a chain, whose links are steps of their own.
+fn compound_span(stmt: &ast::Stmt) -> Option<Span> {
+    match stmt {
+        ast::Stmt::Chain(_) | ast::Stmt::Let { .. } => None,
+        ast::Stmt::Repeat { span, .. }
+        | ast::Stmt::Match { span, .. }
+        | ast::Stmt::If { span, .. }
+        | ast::Stmt::Residual { span, .. }
+        | ast::Stmt::Parallel { span, .. } => Some(*span),
     }
 }

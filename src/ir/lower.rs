@@ -49,13 +49,16 @@ pub fn lower(root: FileId, file: &ast::File, sources: &mut Sources, loader: &dyn
     let root_key = cx.sources.get(root).map(module_key).unwrap_or_default();
     cx.stack.push(root_key);
     // Imported items first, so that the root file's own definitions can clash with them.
+    let mut imported = BTreeSet::new();
     for item in &file.items {
         if let ast::Item::Use(u) = item {
             for (name, def) in cx.import(root, u) {
+                imported.insert(name.name.clone());
                 cx.define(&mut program, &mut origins, name, def);
             }
         }
     }
+    cx.diags.extend(super::unused::imports(file, &imported));
     for item in &file.items {
         match item {
             ast::Item::Block(b) => cx.define(&mut program, &mut origins, b.name.clone(), Def::Block(b.clone())),

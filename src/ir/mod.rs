@@ -18,6 +18,7 @@ mod lower;
 mod rnn;
 mod seq;
 mod submodel;
+mod unused;
 mod value;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -211,6 +211,10 @@ pub struct SubModel {
     pub flops: u64,
     /// Notes met on the way (residual projections), with where they come from.
     pub notes: Vec<(Span, String)>,
+    /// Each statement as it was expanded: the span of a chain's link (a layer or block call)
+    /// or of a statement holding others (`repeat`, `match`, ...), and the index of the node
+    /// it gave; in expansion order, so a repeated statement is there once per repetition.
+    pub steps: Vec<(Span, usize)>,
 }
 
 impl SubModel {

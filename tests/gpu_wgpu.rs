@@ -227,6 +227,32 @@ fn a_digits_search_runs_on_wgpu_and_its_models_reload_there() {
     assert!(max_diff(&a, &b) < 1e-4, "cpu:\n{p_cpu}\nwgpu:\n{p_gpu}");
 }
 
+#[test]
+fn an_adapter_this_machine_lacks_is_refused_before_any_work() {
+    let dir = common::temp_dir();
+    let spec = common::write(dir.path(), "d.bma", SEARCH);
+    let out = dir.path().join("run");
+    for args in [vec!["--device", "wgpu:7"], vec!["--device", "wgpu", "--devices", "0,7"]] {
+        let o = bma().arg("run").arg(&spec).args(&args).arg("--out").arg(&out).output().expect("bma runs");
+        let err = common::stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("`wgpu:7`: this machine has") && err.contains("wgpu:0 "), "{args:?}: {err}");
+        assert!(!out.join("study.db").exists(), "{args:?}: a study was opened");
+    }
+    let csv = common::write(dir.path(), "digits.csv", &digits_rows());
+    for cmd in ["predict", "eval"] {
+        let mut c = bma();
+        c.arg(cmd).arg(dir.path().join("no-model"));
+        if cmd == "predict" {
+            c.arg(&csv);
+        }
+        let o = c.args(["--device", "wgpu:7"]).output().expect("bma runs");
+        let err = common::stderr(&o);
+        // Refused for the device before the (missing) model folder is even looked at.
+        assert!(!o.status.success() && err.contains("--device: `wgpu:7`: this machine has"), "{cmd}: {err}");
+    }
+}
+
 /// Three rows of 64 pixel columns as the digits data names them (`p0`..`p63`).
 fn digits_rows() -> String {
     let mut s = (0..64).map(|i| format!("p{i}")).collect::<Vec<_>>().join(",");

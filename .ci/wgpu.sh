@@ -5,7 +5,10 @@
 # shows the adapter (`vulkaninfo --summary`), then runs tests/gpu_wgpu.rs in its own target
 # dir (target/wgpu: `--features wgpu` changes burn's features, so sharing target/debug would
 # rebuild both each time). A first build compiles the wgpu stack (about 30 min on 2 busy
-# cores); later ones only bma.
+# cores); later ones only bma. It stays on WGSL (`wgpu`), on which the adapter reports no
+# memory (the memory guard falls back to host RAM, tested): burn's `vulkan` feature (SPIR-V,
+# which reads the Vulkan heaps) changes burn-backend's features and so rebuilds the whole
+# burn stack, CPU backend included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -369,6 +369,7 @@ fn builtin_hover(concept: Concept, name: &str) -> Option<String> {
         Concept::Schedule => format!("schedule {d}"),
         Concept::Loss => format!("loss {d}"),
         Concept::Init => format!("init {d}"),
+        Concept::Precision => format!("precision {d}"),
         Concept::EarlyStop => format!("early stopping {d}"),
         Concept::Weights => format!("ensemble weights {d}"),
         Concept::Average => format!("averaging {d}"),

@@ -6,7 +6,8 @@
 //! What they show: the device opens and names itself, and the memory guard uses its memory
 //! where it reports it (else host RAM, said so); every layer kind's
 //! forward pass gives the CPU's outputs within rounding; a digits training gives the CPU's
-//! accuracy within noise, from the same seed; `bma run --device wgpu` records the device of
+//! accuracy within noise, from the same seed, in f32 and in f16 (`precision = f16`; bf16 is
+//! refused, naming what the adapter has); `bma run --device wgpu` records the device of
 //! every trial, and `bma eval`/`bma predict --device wgpu` reload its models there and answer
 //! as the CPU does.
 #![cfg(feature = "wgpu")]
@@ -129,6 +130,33 @@ fn digits_train_on_wgpu_to_the_cpu_accuracy() {
     assert!((gpu - cpu).abs() <= 0.02, "cpu {cpu} vs wgpu {gpu}");
 }
 
+#[test]
+fn digits_train_on_wgpu_in_f16_to_the_f32_accuracy_and_bf16_is_refused() {
+    // lavapipe has `shaderFloat16` (vulkaninfo); wgpu's shaders have no bf16 arithmetic.
+    use bma::train::{Precision, precision};
+    let has = precision::of_device(GPU).expect("wgpu:0 opens");
+    eprintln!("wgpu:0 computes in {has:?}");
+    assert_eq!(has, vec![Precision::F32, Precision::F16], "the adapter's float types");
+    let e = precision::supported(GPU, Precision::Bf16).expect_err("no bf16 on wgpu");
+    assert!(e.contains("the device wgpu:0 cannot compute in bf16 (it supports f32, f16)"), "{e}");
+    let text = |p: &str| {
+        format!(
+            "experiment d {{ data = digits(split: [0.7, 0.15, 0.15], seed: 1)\n \
+             model {{ flatten dense(64) relu dense(data.classes) }}\n \
+             train {{ optimizer = adam(0.003) epochs = 8 batch = 64 precision = {p} }}\n \
+             objective {{ maximize accuracy }} }}\n"
+        )
+    };
+    let (c32, c16) = (compiled(&text("f32")), compiled(&text("f16")));
+    let (_, _, cpu) = train(&c32, 0, DeviceKind::Cpu, 11);
+    let (model, _, gpu) = train(&c16, 0, GPU, 11);
+    assert_eq!(model.device(), GPU);
+    eprintln!("valid accuracy after 8 epochs: cpu f32 {cpu:.4}, wgpu f16 {gpu:.4}");
+    assert!(gpu > 0.9, "wgpu f16 trained to {gpu}");
+    // The tolerance of the CPU's own f16 parity test (src/train/precision_tests.rs).
+    assert!((gpu - cpu).abs() <= 0.03, "cpu f32 {cpu} vs wgpu f16 {gpu}");
+}
+
 /// A short digits search: two widths of MLP, six epochs each.
 const SEARCH: &str = r#"experiment d {
   data = digits(split: [0.7, 0.15, 0.15], seed: 1)
@@ -197,6 +225,32 @@ fn a_digits_search_runs_on_wgpu_and_its_models_reload_there() {
     let (a, b) = (numbers(&p_cpu), numbers(&p_gpu));
     assert_eq!(a.len(), 3 * 10);
     assert!(max_diff(&a, &b) < 1e-4, "cpu:\n{p_cpu}\nwgpu:\n{p_gpu}");
+}
+
+#[test]
+fn an_adapter_this_machine_lacks_is_refused_before_any_work() {
+    let dir = common::temp_dir();
+    let spec = common::write(dir.path(), "d.bma", SEARCH);
+    let out = dir.path().join("run");
+    for args in [vec!["--device", "wgpu:7"], vec!["--device", "wgpu", "--devices", "0,7"]] {
+        let o = bma().arg("run").arg(&spec).args(&args).arg("--out").arg(&out).output().expect("bma runs");
+        let err = common::stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("`wgpu:7`: this machine has") && err.contains("wgpu:0 "), "{args:?}: {err}");
+        assert!(!out.join("study.db").exists(), "{args:?}: a study was opened");
+    }
+    let csv = common::write(dir.path(), "digits.csv", &digits_rows());
+    for cmd in ["predict", "eval"] {
+        let mut c = bma();
+        c.arg(cmd).arg(dir.path().join("no-model"));
+        if cmd == "predict" {
+            c.arg(&csv);
+        }
+        let o = c.args(["--device", "wgpu:7"]).output().expect("bma runs");
+        let err = common::stderr(&o);
+        // Refused for the device before the (missing) model folder is even looked at.
+        assert!(!o.status.success() && err.contains("--device: `wgpu:7`: this machine has"), "{cmd}: {err}");
+    }
 }
 
 /// Three rows of 64 pixel columns as the digits data names them (`p0`..`p63`).

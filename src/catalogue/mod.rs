@@ -34,8 +34,8 @@ pub use fields::DATA_FIELDS;
 pub use layers::{LAYERS, Layer, is_layer, layer_signature};
 pub use settings::{
     AVERAGES, Average, Better, EARLY_STOPS, EarlyStop, INITS, Init, Known, LOSSES, Loss, METRICS, Metric, OPTIMIZERS,
-    Optimizer, PRUNERS, Pruner, RANKS, Rank, SCHEDULES, STRATEGIES, Schedule, Strategy, WEIGHTS, Weights,
-    higher_is_better, metric_key, metric_name,
+    Optimizer, PRECISIONS, PRUNERS, Precision, Pruner, RANKS, Rank, SCHEDULES, STRATEGIES, Schedule, Strategy, WEIGHTS,
+    Weights, higher_is_better, metric_key, metric_name,
 };
 
 /// What an argument (or a setting) accepts.
@@ -162,10 +162,11 @@ pub enum Concept {
     Dataset,
     Augment,
     AudioFeature,
+    Precision,
 }
 
 impl Concept {
-    pub const ALL: [Concept; 15] = [
+    pub const ALL: [Concept; 16] = [
         Concept::Layer,
         Concept::Optimizer,
         Concept::Schedule,
@@ -181,6 +182,7 @@ impl Concept {
         Concept::Dataset,
         Concept::Augment,
         Concept::AudioFeature,
+        Concept::Precision,
     ];
 
     /// The signatures of the concept's table, in order.
@@ -204,6 +206,7 @@ impl Concept {
             Concept::Dataset => of(DATASETS),
             Concept::Augment => of(AUGMENTS),
             Concept::AudioFeature => of(AUDIO_FEATURES),
+            Concept::Precision => of(PRECISIONS),
         }
     }
 
@@ -221,7 +224,8 @@ impl Concept {
             | Concept::Loss
             | Concept::Init
             | Concept::EarlyStop
-            | Concept::Augment => "## Train",
+            | Concept::Augment
+            | Concept::Precision => "## Train",
             Concept::Strategy | Concept::Pruner => "## Search",
             Concept::Weights | Concept::Average => "## Average",
             Concept::Rank | Concept::Metric => "## Objective",

@@ -32,6 +32,13 @@ pub enum Loss {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Init {
     Default,
     Normal,
@@ -152,6 +159,23 @@ pub const LOSSES: &[Entry<Loss>] = &[
     e(Loss::Mae, "mae", &[], "mean absolute error"),
     e(Loss::Huber, "huber", &[opt("delta", ArgType::Number)], "squared below `delta`, absolute above"),
     e(Loss::Bce, "bce", &[], "binary cross-entropy"),
+];
+
+/// `train { precision = ... }` (`train::precision`).
+pub const PRECISIONS: &[Entry<Precision>] = &[
+    e(Precision::F32, "f32", &[], "every step in 32-bit floats (the default)"),
+    e(
+        Precision::F16,
+        "f16",
+        &[],
+        "training steps in IEEE half floats on f32 master weights, the loss scaled by 1024; where the device computes in f16",
+    ),
+    e(
+        Precision::Bf16,
+        "bf16",
+        &[],
+        "training steps in bfloat16 on f32 master weights; where the device computes in bf16 (not wgpu)",
+    ),
 ];
 
 /// `train { init = ... }`.

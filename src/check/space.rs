@@ -358,6 +358,11 @@ pub(super) fn check_space(
     let points: Vec<Point> = corners.into_iter().chain(rest).collect();
     let mut failed: BTreeSet<(u32, u32, Code)> = BTreeSet::new();
     let mut width_failed = false;
+    // `train { precision = f16 | bf16 }` and a layer that trains in f32 only: said once.
+    let mut low_precision = exp.train.iter().find_map(|s| match &s.value.kind {
+        crate::ast::ExprKind::Name(n) if s.key == "precision" && (n == "f16" || n == "bf16") => Some((n, s.value.span)),
+        _ => None,
+    });
     let mut notes: BTreeMap<(crate::source::FileId, u32, u32), String> = BTreeMap::new();
     let static_constraints: Vec<&ir::Constraint> =
         exp.constraints.iter().filter(|c| c.lhs.as_name().is_some_and(super::is_static_metric)).collect();
@@ -415,6 +420,25 @@ pub(super) fn check_space(
                             "end the model with `dense(data.classes)` (after `flatten` or `global_avgpool` for images)",
                         ),
                     );
+                }
+                if let Some((name, span)) = low_precision
+                    && let Some(layer) = sub.layers().find(|l| l.kind.f32_only())
+                {
+                    low_precision = None;
+                    let mut d = Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`precision = {name}`: `{}` trains in f32 only", layer.name),
+                        span,
+                        format!("the model has `{}`", layer.name),
+                    )
+                    .with_help(
+                        "embedding, lstm, gru, attention and positional make f32 masks or states of their own; \
+                         use `precision = f32` for this model",
+                    );
+                    if layer.span != Span::default() {
+                        d = d.with_label(layer.span, "trains in f32 only");
+                    }
+                    diags.push(d);
                 }
                 for (span, note) in &sub.notes {
                     notes.entry((span.file, span.start, span.end)).or_insert_with(|| note.clone());

@@ -63,6 +63,10 @@ pub fn eval(args: &EvalArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return super::fail(format!("--split: {e}"), INPUT),
     };
+    // A device this machine lacks (`cuda` without a card) is refused before any work.
+    if let Err(e) = bma::train::device::check(args.device) {
+        return super::fail(format!("--device: {e}"), INPUT);
+    }
     let place =
         match super::stored::model_place(args.dir.as_deref(), args.store.as_deref(), args.study.as_deref(), args.trial)
         {

@@ -79,6 +79,10 @@ pub fn predict(args: &PredictArgs) -> ExitCode {
     if args.batch == 0 {
         return super::fail("--batch: at least 1", INPUT);
     }
+    // A device this machine lacks (`cuda` without a card) is refused before any work.
+    if let Err(e) = bma::train::device::check(args.device) {
+        return super::fail(format!("--device: {e}"), INPUT);
+    }
     // With --store the model comes from the store: the one path given is the input.
     let (model, input) = match (&args.store, &args.dir, &args.input) {
         (Some(_), Some(input), None) => (None, input.clone()),

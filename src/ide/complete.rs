@@ -308,6 +308,7 @@ fn context(text: &str, at: usize) -> Context {
             (Some("train"), "optimizer") => Context::Entry(Concept::Optimizer),
             (Some("train"), "schedule") => Context::Entry(Concept::Schedule),
             (Some("train"), "loss") => Context::Entry(Concept::Loss),
+            (Some("train"), "precision") => Context::Entry(Concept::Precision),
             (Some("train"), "init") => Context::Entry(Concept::Init),
             (Some("train"), "early_stop") => Context::Entry(Concept::EarlyStop),
             (Some("train"), "augment") => Context::Entry(Concept::Augment),

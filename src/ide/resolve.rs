@@ -245,6 +245,7 @@ impl Resolver<'_> {
             ("train", "optimizer") => Want::Entry(Concept::Optimizer),
             ("train", "schedule") => Want::Entry(Concept::Schedule),
             ("train", "loss") => Want::Entry(Concept::Loss),
+            ("train", "precision") => Want::Entry(Concept::Precision),
             ("train", "init") => Want::Entry(Concept::Init),
             ("train", "early_stop") => Want::Entry(Concept::EarlyStop),
             ("train", "augment") => Want::Entry(Concept::Augment),

@@ -337,6 +337,21 @@ pub(super) fn fail<T>(
     Err(ExpandError { code, span, message: message.into(), label: label.into(), help: None })
 }
 
+impl LayerKind {
+    /// Whether the layer's forward pass makes float tensors of its own (token masks,
+    /// recurrent states, attention masks, positional codes), so that it trains in f32 only:
+    /// `train { precision = f16 | bf16 }` refuses it (`train::precision`, the checker).
+    pub fn f32_only(&self) -> bool {
+        matches!(
+            self,
+            LayerKind::Embedding { .. }
+                | LayerKind::Recurrent { .. }
+                | LayerKind::Attention { .. }
+                | LayerKind::Positional(_)
+        )
+    }
+}
+
 /// The stem of a node's name: `dense` for `dense_3`.
 pub(super) fn kind_name(kind: &LayerKind) -> &'static str {
     match kind {

@@ -274,6 +274,18 @@ impl<'c> Plan<'c> {
         if let (Some(devices), None) = (&overrides.devices, &exp.trial) {
             crate::train::device::placements(devices, overrides.device).map_err(input)?;
         }
+        // A device this machine lacks (`cuda` without a card), or `train { precision = f16 }`
+        // on one that cannot compute in it: refused here, before any trial.
+        if exp.trial.is_none() && exp.model.is_some() {
+            let devices = match &overrides.devices {
+                Some(d) => crate::train::device::placements(d, overrides.device).map_err(input)?,
+                None => vec![overrides.device],
+            };
+            for d in &devices {
+                crate::train::device::check(*d).map_err(|e| input(format!("--device: {e}")))?;
+            }
+            crate::train::precision::preflight(exp, &devices).map_err(input)?;
+        }
         let mut notes = Vec::new();
         if let Some(a) = &auto {
             notes.push(Note::Note(format!("strategy auto: {a}")));

@@ -170,8 +170,11 @@ fn recover_experiment(
             sections.push(b.section(pair));
         } else {
             let junk = parsed_end + skip_trivia(gap);
-            let len = super::token_len(&piece[junk..]).max(1);
-            let found: String = piece[junk..junk + len].chars().take(24).collect();
+            // At most to the piece's end (an unclosed comment ends there, and `max(1)` must
+            // not reach past it).
+            let after = piece.get(junk..).unwrap_or("");
+            let len = super::token_len(after).max(1).min(after.len());
+            let found: String = after[..len].chars().take(24).collect();
             let own = Diagnostic::error(
                 crate::diagnostic::Code::SyntaxError,
                 format!("expected a section or `}}`, found `{found}`"),

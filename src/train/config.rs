@@ -39,6 +39,10 @@ pub struct TrainConfig {
     /// empty by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub augment: Vec<super::augment::Op>,
+    /// `precision = f16 | bf16`: what a training step computes in (`train::precision`); f32
+    /// by default, and not written then.
+    #[serde(default, skip_serializing_if = "super::precision::is_f32")]
+    pub precision: super::precision::Precision,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +157,7 @@ impl TrainConfig {
             swa: None,
             init_seed: None,
             augment: Vec::new(),
+            precision: super::precision::Precision::F32,
         }
     }
 
@@ -176,6 +181,10 @@ impl TrainConfig {
                 "loss" => c.loss = loss(v).ok_or_else(|| bad("is one of cross_entropy, bce, mse, mae, huber"))?,
                 "early_stop" => c.early_stop = early_stop(v).map_err(|m| bad(&m))?,
                 "init" => c.init = init(v).map_err(|m| bad(&m))?,
+                "precision" => {
+                    c.precision =
+                        super::precision::Precision::from_value(v).ok_or_else(|| bad("is one of f32, f16, bf16"))?
+                }
                 "augment" => c.augment = super::augment::parse_list(v, shape).map_err(|m| bad(&m))?,
                 _ => return Err(bad("unknown setting")),
             }

@@ -4,7 +4,10 @@
 //! gives a [`DeviceKind`], which [`burn_device`] opens as a burn device. A GPU name the build
 //! cannot open (no `wgpu`/`cuda` feature) is refused when parsed, with the feature to build
 //! with; an index past the adapters this machine has is refused when opened, naming those
-//! there are. [`memory`] tells what the device says its memory is, where the backend can say.
+//! there are ([`check`], which `bma run`, `predict` and `eval` ask before any work; with
+//! `--features tch` a `cuda` index is checked against LibTorch's CUDA device count, see
+//! [`cuda_refusal`], since LibTorch panics on a tensor for a card it lacks). [`memory`] tells
+//! what the device says its memory is, where the backend can say.
 //!
 //! - `cpu`: burn's `flex` backend (one device; `cpu:0` is the same).
 //! - `wgpu[:N]`: the N-th wgpu adapter (default 0) in the order wgpu lists them on its
@@ -166,10 +169,40 @@ pub(super) fn burn_device(kind: DeviceKind) -> Result<Device, String> {
         DeviceKind::Cuda(i) => gpu::cuda(i).map(|g| Device::new(g.device.clone())),
         #[cfg(all(feature = "tch", not(feature = "cuda")))]
         #[allow(deprecated)] // burn-tch is deprecated, and is the route that builds from the registries alone
-        DeviceKind::Cuda(i) => Ok(Device::libtorch_cuda(i)),
+        DeviceKind::Cuda(i) => libtorch_cuda(i).map(|()| Device::libtorch_cuda(i)),
         #[allow(unreachable_patterns)]
         other => Err(format!("this bma was built without the `{}` feature", other.backend())),
     }
+}
+
+/// `Ok` when `kind` opens on this machine: a GPU index among the cards there are (LibTorch's
+/// CUDA asked for its device count first, since it panics on a tensor for a card it lacks).
+/// What `bma run`, `predict` and `eval` ask before any work.
+pub fn check(kind: DeviceKind) -> Result<(), String> {
+    burn_device(kind).map(|_| ())
+}
+
+/// `cuda:index` through LibTorch, which sees `count` CUDA devices: `None` when the index is
+/// among them, else the refusal (the logic of the `tch` build's check, built in every build).
+pub fn cuda_refusal(index: usize, count: usize) -> Option<String> {
+    match count {
+        _ if index < count => None,
+        0 => Some(format!(
+            "`cuda:{index}`: LibTorch finds no CUDA device on this machine (no NVIDIA card, no driver, or the \
+             torch wheel's CUDA libraries did not load: `nvidia-smi` should list the card); use `--device cpu`"
+        )),
+        n => Some(format!(
+            "`cuda:{index}`: LibTorch finds {n} CUDA device(s) on this machine: {}",
+            (0..n).map(|i| format!("cuda:{i}")).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// LibTorch's answer for `cuda:index` (asks `tch` for the CUDA device count).
+#[cfg(all(feature = "tch", not(feature = "cuda")))]
+fn libtorch_cuda(index: usize) -> Result<(), String> {
+    let count = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+    cuda_refusal(index, count).map_or(Ok(()), Err)
 }
 
 /// What a device says of itself: its name and, where the backend can tell, its memory.
@@ -191,7 +224,9 @@ pub fn info(kind: DeviceKind) -> Result<DeviceInfo, String> {
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda(i) => gpu::cuda(i).map(|g| g.info.clone()),
         #[cfg(all(feature = "tch", not(feature = "cuda")))]
-        DeviceKind::Cuda(i) => Ok(DeviceInfo { name: format!("LibTorch CUDA device {i}"), memory: None }),
+        DeviceKind::Cuda(i) => {
+            libtorch_cuda(i).map(|()| DeviceInfo { name: format!("LibTorch CUDA device {i}"), memory: None })
+        }
         #[allow(unreachable_patterns)]
         other => Err(format!("this bma was built without the `{}` feature", other.backend())),
     }
@@ -344,6 +379,18 @@ mod tests {
         assert!(err.starts_with("--devices: `cpu:1`"), "{err}");
         let err = placements(&e(&["gpu7"]), DeviceKind::Cpu).expect_err("unknown");
         assert!(err.contains("unknown device `gpu7`"), "{err}");
+    }
+
+    #[test]
+    fn a_cuda_index_past_the_cards_libtorch_counts_is_refused_naming_them() {
+        let none = cuda_refusal(0, 0).expect("no card");
+        assert!(none.starts_with("`cuda:0`: LibTorch finds no CUDA device on this machine"), "{none}");
+        assert!(none.contains("--device cpu"), "{none}");
+        assert_eq!(cuda_refusal(0, 1), None);
+        assert_eq!(cuda_refusal(1, 2), None);
+        let past = cuda_refusal(2, 2).expect("two cards");
+        assert_eq!(past, "`cuda:2`: LibTorch finds 2 CUDA device(s) on this machine: cuda:0, cuda:1");
+        assert!(check(DeviceKind::Cpu).is_ok());
     }
 
     #[test]

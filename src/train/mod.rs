@@ -34,6 +34,7 @@ pub mod hypergradient;
 pub mod memory;
 mod metrics;
 mod net;
+pub mod precision;
 mod save;
 mod trial;
 
@@ -61,6 +62,7 @@ pub use trial::{Averaging, KEPT, TrialData, Trials, averaging, init_seed};
 
 pub use device::DeviceKind;
 use device::burn_device;
+pub use precision::Precision;
 
 use crate::data::{Dataset, Split, TargetScale};
 use crate::ir::{self, Task};
@@ -144,6 +146,9 @@ pub fn fit_until<F>(
 where
     F: FnMut(usize, &Metrics) -> Control + Send,
 {
+    if let Some(why) = precision::unsupported_layer(sub, cfg.precision) {
+        return failed(why, Vec::new());
+    }
     let plan = Plan::new(sub);
     in_pool(cfg.threads, || fit_plan(device, plan, cfg, data, deadline, on_epoch))
 }
@@ -189,6 +194,12 @@ where
         return failed("the train split is empty".into(), Vec::new());
     }
     let head = head_of(&plan);
+    // `precision`: refused before training where the device cannot compute in it (a layer
+    // that cannot: in `fit_until`).
+    let low = cfg.precision;
+    if let Err(why) = precision::supported(kind, low) {
+        return failed(why, Vec::new());
+    }
     let ad = device.clone().autodiff();
     let mut rng = Rng::new(cfg.seed);
     // A shared init seed (soups) draws the weights apart from the trial's generator, which
@@ -240,7 +251,16 @@ where
             }
             let x = Tensor::from_data(TensorData::new(v, [chunk.len(), features]), &ad);
             let t = batch_t(&data.train, chunk, k, classification, cfg.loss, data.target, &ad);
-            let out = match net::forward(&net, &plan, x, Mode::Train(&mut rng), None) {
+            let out = if low == Precision::F32 {
+                net::forward(&net, &plan, x, Mode::Train(&mut rng), None)
+            } else {
+                // f32 master weights, the step in `low` (`precision.rs`).
+                let view = precision::view(&net, low);
+                let out = net::forward(&view, &plan, precision::cast_in(x, low), Mode::Train(&mut rng), None);
+                precision::keep_statistics(&mut net, &view);
+                out.map(|o| precision::cast_out(o, low))
+            };
+            let out = match out {
                 Ok(o) => o,
                 Err(e) => return failed(e, epochs),
             };
@@ -251,6 +271,8 @@ where
             }
             sum += value * chunk.len() as f64;
             count += chunk.len();
+            let scale = low.loss_scale();
+            let loss = if scale == 1.0 { loss } else { loss.mul_scalar(scale) };
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             let lr = cfg.lr_at(step, steps_per_epoch);
             net = match &mut hyper {
@@ -771,6 +793,8 @@ mod convnet_tests;
 mod darts_tests;
 #[cfg(test)]
 mod hypergradient_tests;
+#[cfg(test)]
+mod precision_tests;
 #[cfg(test)]
 mod seq_grad_tests;
 #[cfg(test)]

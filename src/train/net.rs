@@ -823,7 +823,7 @@ pub fn forward(
                             let mask: Vec<f32> = (0..dims.iter().product::<usize>())
                                 .map(|_| if rng.f64() < keep { (1.0 / keep) as f32 } else { 0.0 })
                                 .collect();
-                            t.clone() * Tensor::from_data(TensorData::new(mask, dims), &t.device())
+                            t.clone() * Tensor::from_data(TensorData::new(mask, dims), (&t.device(), t.dtype()))
                         })
                     }
                     _ => a,

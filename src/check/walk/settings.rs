@@ -11,8 +11,8 @@ use crate::catalogue::{self, Concept};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{self, Domain, Experiment, ParamKind, Value};
 
-const TRAIN_KEYS: [&str; 9] =
-    ["optimizer", "schedule", "epochs", "batch", "loss", "early_stop", "init", "seed", "augment"];
+const TRAIN_KEYS: [&str; 10] =
+    ["optimizer", "schedule", "epochs", "batch", "loss", "early_stop", "init", "seed", "augment", "precision"];
 const SEARCH_KEYS: [&str; 6] = ["strategy", "trials", "time", "parallel", "seed", "prune"];
 const REPORT_KEYS: [&str; 3] = ["top", "out", "save"];
 
@@ -82,6 +82,7 @@ impl Walker<'_> {
                 "schedule" => Want::OneOf(Concept::Schedule),
                 "loss" => Want::OneOf(Concept::Loss),
                 "init" => Want::OneOf(Concept::Init),
+                "precision" => Want::OneOf(Concept::Precision),
                 "early_stop" => Want::OneOf(Concept::EarlyStop),
                 _ => Want::Int,
             };

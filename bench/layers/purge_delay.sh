@@ -8,7 +8,7 @@
 #   BASE_DIR=/tmp/base NEW_DIR=/tmp/new bench/layers/purge_delay.sh [ROUNDS] [DELAYS...]
 #
 # BASE_DIR and NEW_DIR hold the bench binaries `layers`, `layers_lstm` and `train` (main's and
-# this branch's). DELAYS (default `1000 10000 -1`) are the values tried on main's binaries.
+# this branch's; without NEW_DIR only main's run). DELAYS (default `1000 10000 -1`) are the values tried on main's binaries.
 # BENCHES (default `transformer lstm dwsep`) picks the benchmarks. Prints one line per run:
 # benchmark, variant, CPU seconds of each epoch (the bench's `epoch_cpu`), process user+sys,
 # peak RSS; then `uptime`.
@@ -60,7 +60,9 @@ for bench in $BENCHES; do
     for d in $DELAYS; do
       one "$bench" "main purge_delay=$d" "$BASE_DIR" MIMALLOC_PURGE_DELAY="$d"
     done
-    one "$bench" "new (bma sets it)" "$NEW_DIR"
+    if [ -n "${NEW_DIR:-}" ]; then
+      one "$bench" "new (bma sets it)" "$NEW_DIR"
+    fi
   done
 done
 echo "uptime after: $(uptime)"

@@ -38,5 +38,9 @@ pub fn set_purge_delay(milliseconds: i64) {
 pub fn purge_delay() -> i64 {
     // SAFETY: `mi_option_get` reads (and on first use initialises from the environment) one
     // entry of mimalloc's static option table; the index is in range (see above).
-    i64::from(unsafe { ffi::mi_option_get(MI_OPTION_PURGE_DELAY) })
+    // `c_long` is `i64` on Linux and macOS but `i32` on Windows: the conversion is not useless
+    // everywhere.
+    #[allow(clippy::useless_conversion)]
+    let value = i64::from(unsafe { ffi::mi_option_get(MI_OPTION_PURGE_DELAY) });
+    value
 }

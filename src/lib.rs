@@ -38,6 +38,19 @@ pub mod watch;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's purge delay as bma sets it ([`configure_allocator`]), in milliseconds: freed
+/// memory goes back to the OS at most every 10 s instead of every second (mimalloc's default),
+/// so the large tensors a training step frees are reused by the next steps instead of being
+/// faulted in and zeroed by the kernel again (bench/layers/RESULTS-transformer.md, "mimalloc's
+/// purge delay set by bma"); an idle process still returns them.
+pub const ALLOCATOR_PURGE_DELAY_MS: i64 = 10_000;
+
+/// Sets bma's allocator options ([`ALLOCATOR_PURGE_DELAY_MS`]) for the whole process. Call it
+/// first thing in `main`, before any thread starts (the benchmarks do, as `bma` does).
+pub fn configure_allocator() {
+    mimalloc_options::set_purge_delay(ALLOCATOR_PURGE_DELAY_MS);
+}
+
 pub use check::report_space;
 pub use diagnostic::Diagnostic;
 pub use pins::{PinError, expand_with_pins};

@@ -124,6 +124,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    bma::configure_allocator();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let command = Cli::command().color(cli::output::clap_color(&args));
     let cli = match command.try_get_matches_from(&args).and_then(|m| Cli::from_arg_matches(&m)) {

@@ -186,6 +186,58 @@ fn kernels_1_and_5() {
 }
 
 #[test]
+fn pointwise_convolutions_take_the_direct_per_sample_gemm() {
+    // 1x1, stride 1, no padding: one GEMM per sample on the NCHW planes (no im2col).
+    // The depthwise-separable benchmark's three pointwise layers (bench/train/epoch.rs).
+    check(Case::new(8, 32, [14, 14], 64, [1, 1]));
+    check(Case::new(8, 64, [7, 7], 128, [1, 1]));
+    check(Case::new(3, 128, [7, 7], 128, [1, 1]));
+    // Batch 1, one input or output channel, one pixel, non-square planes, odd sizes.
+    check(Case::new(1, 1, [5, 9], 3, [1, 1]));
+    check(Case::new(4, 7, [3, 11], 1, [1, 1]));
+    check(Case::new(2, 5, [1, 1], 6, [1, 1]));
+    // A dilation means nothing to a 1x1 kernel: the same direct path.
+    check(Case::new(2, 3, [6, 5], 4, [1, 1]).dilation([2, 3]));
+    // Large enough for gemm to use the rayon pool inside one sample (64 x 4096 x 64 >= 192^3).
+    check(Case::new(2, 64, [64, 64], 64, [1, 1]));
+}
+
+#[test]
+fn one_by_one_kernels_with_stride_or_padding_keep_the_im2col_path() {
+    check(Case::new(3, 4, [7, 6], 5, [1, 1]).stride([2, 2]));
+    check(Case::new(3, 4, [7, 6], 5, [1, 1]).stride([1, 2]));
+    check(Case::new(3, 4, [7, 6], 5, [1, 1]).pad([(1, 1), (1, 1)]));
+    // Padding only at the end of one axis: the output is one row taller than the input.
+    check(Case::new(2, 3, [5, 6], 4, [1, 1]).pad([(0, 1), (0, 0)]));
+}
+
+#[test]
+fn pointwise_convolution_of_a_non_contiguous_input() {
+    // A transposed view (h and w swapped) goes through `to_contiguous` first.
+    let dev = Device::flex().autodiff();
+    let c = Case::new(2, 3, [5, 4], 4, [1, 1]);
+    let xv = values(c.b * c.ci * c.w * c.h, 1);
+    let x = Tensor::<4>::from_data(TensorData::new(xv, [c.b, c.ci, c.w, c.h]), &dev).require_grad();
+    let xt = x.clone().swap_dims(2, 3);
+    let contiguous = Tensor::<4>::from_data(xt.clone().into_data(), &dev);
+    let wv = values(c.co * c.ci, 2);
+    let w = Tensor::<4>::from_data(TensorData::new(wv.clone(), [c.co, c.ci, 1, 1]), &dev);
+    let opts = || ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+    let y = ops::conv2d(xt, w.clone(), None, opts());
+    let want = ops::conv2d(contiguous, w, None, opts());
+    assert_eq!(y.clone().into_data(), want.into_data());
+    // d(sum y)/dx at every pixel of input channel ci is the sum of the weights w[.., ci].
+    let dx = x.grad(&y.sum().backward()).unwrap();
+    assert_eq!(dx.dims(), [c.b, c.ci, c.w, c.h]);
+    let dx = dx.into_data().try_into_vec::<f32>().unwrap();
+    for (i, g) in dx.iter().enumerate() {
+        let ci = (i / (c.w * c.h)) % c.ci;
+        let want: f64 = (0..c.co).map(|co| f64::from(wv[co * c.ci + ci])).sum();
+        assert!((f64::from(*g) - want).abs() <= 1e-5, "dx[{i}]: {g} vs {want}");
+    }
+}
+
+#[test]
 fn stride_2_with_and_without_padding() {
     check(Case::new(2, 3, [9, 8], 4, [3, 3]).stride([2, 2]));
     check(Case::new(2, 3, [9, 8], 4, [3, 3]).stride([2, 2]).pad([(1, 1), (1, 1)]));

@@ -18,6 +18,8 @@ pub const T: usize = 100;
 pub const WORDS: u64 = 1000;
 
 fn main() {
+    // The allocator as `bma` sets it, so that the benchmark measures what `bma run` runs.
+    bma::configure_allocator();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let cell = args.first().map_or("lstm", String::as_str);
     let rows: usize = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(1200);

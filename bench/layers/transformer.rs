@@ -17,6 +17,8 @@ use bma::source::Source;
 use bma::train::{self, Control, DeviceKind};
 
 fn main() {
+    // The allocator as `bma` sets it, so that the benchmark measures what `bma run` runs.
+    bma::configure_allocator();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let csv = args.first().expect("the CSV written by bench/layers/transformer.sh");
     let threads: usize = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(1);

@@ -24,6 +24,8 @@ use bma::source::Source;
 use bma::train::{self, Control, DeviceKind};
 
 fn main() {
+    // The allocator as `bma` sets it, so that the benchmark measures what `bma run` runs.
+    bma::configure_allocator();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     match args.first().map(String::as_str) {
         Some("parallel") => return parallel(&args[1..]),

@@ -383,7 +383,11 @@ fn backward(sv: &Saved, dout: &[f32]) -> Grads {
     let gu = sv.cell.gates() * u;
     let bu = b * u;
     let ns = if sv.cell == RnnCell::Lstm { 3 } else { 2 };
-    let w_t = sv.w_hh.transpose(0, 1);
+    // `W_hhᵀ` copied once into a contiguous `[G·u, u]` buffer: each step's product with the
+    // transposed *view* made gemm repack the whole strided `W_hh` (its lhs after gemm's own
+    // transposition, with a row stride of `G·u`) at every step (256 KiB for an LSTM of 128
+    // units); from the contiguous copy gemm reads the panels in place.
+    let w_t = sv.w_hh.transpose(0, 1).to_contiguous();
     let hs = vals(&sv.h);
     // The gradient of the pre-activations, `[t·b, G·u]`: of `xp`, and (LSTM) of the recurrent
     // product too; GRU's recurrent product has its own (its `n` block is scaled by `r`).

@@ -19,6 +19,12 @@
 //! shifted plane in one masked pass per sample, SIMD-dispatched (see [`offset_masks`]).
 //!
 //! Padding may be asymmetric (begin/end per side); stride and dilation are arbitrary.
+//!
+//! A pointwise convolution (1x1 kernel, stride 1, no padding) skips the column matrix: an NCHW
+//! sample is already the `[c_in, h*w]` matrix, so each pass is one GEMM per sample read and
+//! written in place (`Y_b = W x X_b`, `dX_b = W^T x dY_b`, `dW^T += X_b x dY_b^T`, see
+//! [`pointwise`]); im2col, `gather_dy`, col2im and the output reordering were about as costly
+//! as the GEMMs for the 1x1 layers of a depthwise-separable CNN.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -98,6 +104,18 @@ impl Geom {
     }
     fn hw_in(&self) -> usize {
         self.h * self.w
+    }
+    /// A 1x1 kernel with stride 1 and no padding on any side (so `ho == h`, `wo == w`):
+    /// the convolution is a product of `[c_out, c_in]` with each sample's `[c_in, h*w]`.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.ho == self.h
+            && self.wo == self.w
     }
     /// Samples per chunk so that `k * chunk * ho * wo <= MAX_COLS` (at least one sample).
     fn chunk(&self) -> usize {
@@ -604,6 +622,12 @@ pub(crate) fn conv2d(
     let wd: &[f32] = weight.storage();
     let bias = bias.map(|b| b.to_contiguous());
     let bd: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
+    if g.is_pointwise() {
+        return Ok(f32_tensor(
+            pointwise::forward(&g, xd, wd, bd),
+            Shape::from(vec![g.batch, g.c_out, g.ho, g.wo]),
+        ));
+    }
 
     let (k, hw) = (g.k(), g.hw_out());
     let chunk = g.chunk();
@@ -664,6 +688,12 @@ pub(crate) fn conv2d_weight_backward(
     let dy = output_grad.to_contiguous();
     let xd: &[f32] = x.storage();
     let dyd: &[f32] = dy.storage();
+    if g.is_pointwise() {
+        return Some(f32_tensor(
+            pointwise::weight_backward(&g, xd, dyd),
+            Shape::from(vec![g.c_out, g.c_in, g.kh, g.kw]),
+        ));
+    }
 
     let (k, hw) = (g.k(), g.hw_out());
     let chunk = g.chunk();
@@ -709,6 +739,12 @@ pub(crate) fn conv2d_x_backward(
     let dy = output_grad.to_contiguous();
     let wd: &[f32] = weight.storage();
     let dyd: &[f32] = dy.storage();
+    if g.is_pointwise() {
+        return Some(f32_tensor(
+            pointwise::x_backward(&g, wd, dyd),
+            Shape::from(vec![g.batch, g.c_in, g.h, g.w]),
+        ));
+    }
 
     let (k, hw) = (g.k(), g.hw_out());
     let chunk = g.chunk();
@@ -764,4 +800,82 @@ pub(crate) fn conv2d_bias_backward(
         }
     }
     Some(f32_tensor(db, bias.layout().shape().clone()))
+}
+
+/// Pointwise convolutions ([`Geom::is_pointwise`]) as one GEMM per sample on the NCHW data.
+mod pointwise {
+    use super::{Geom, matmul};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// Runs `f(b, plane)` for each sample `b` and its `plane_len`-long slice of `dst`, on the
+    /// current rayon pool when there is one. Each call writes its own slice only, so the result
+    /// does not depend on the thread count.
+    fn per_sample(dst: &mut [f32], plane_len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            dst.par_chunks_mut(plane_len)
+                .enumerate()
+                .for_each(|(b, plane)| f(b, plane));
+        }
+        #[cfg(not(feature = "rayon"))]
+        for (b, plane) in dst.chunks_mut(plane_len).enumerate() {
+            f(b, plane);
+        }
+    }
+
+    /// `Y_b[co, p] = W[co, ci] x X_b[ci, p] (+ bias[co])`, the output in NCHW.
+    pub(super) fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let hw = g.hw_in();
+        let (x_len, y_len) = (g.c_in * hw, g.c_out * hw);
+        let mut out = vec![0.0f32; g.batch * y_len];
+        per_sample(&mut out, y_len, |b, y| {
+            let xb = &x[b * x_len..][..x_len];
+            matmul(g.c_out, hw, g.c_in, y, false, w, g.c_in, 1, xb, hw, 1);
+            if let Some(bias) = bias {
+                for (plane, &v) in y.chunks_exact_mut(hw).zip(bias) {
+                    for o in plane {
+                        *o += v;
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// `dX_b[ci, p] = W^T[ci, co] x dY_b[co, p]`, in NCHW.
+    pub(super) fn x_backward(g: &Geom, w: &[f32], dy: &[f32]) -> Vec<f32> {
+        let hw = g.hw_in();
+        let (x_len, y_len) = (g.c_in * hw, g.c_out * hw);
+        let mut dx = vec![0.0f32; g.batch * x_len];
+        per_sample(&mut dx, x_len, |b, dxb| {
+            let dyb = &dy[b * y_len..][..y_len];
+            // W is `[co, ci]` row-major: W^T[ci, co] has row stride 1, column stride c_in.
+            matmul(g.c_in, hw, g.c_out, dxb, false, w, 1, g.c_in, dyb, hw, 1);
+        });
+        dx
+    }
+
+    /// `dW[co, ci] = sum_b dY_b[co, p] x X_b[ci, p]^T`, formed transposed as
+    /// `dW^T[ci, co] (+)= X_b[ci, p] x dY_b[co, p]^T` (the operand layout gemm runs fastest, as
+    /// in the im2col path), the samples added in order (so the result does not depend on the
+    /// thread count), then transposed back to `[co, ci]`.
+    pub(super) fn weight_backward(g: &Geom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let hw = g.hw_in();
+        let (x_len, y_len) = (g.c_in * hw, g.c_out * hw);
+        let mut dwt = vec![0.0f32; g.c_in * g.c_out];
+        for b in 0..g.batch {
+            let xb = &x[b * x_len..][..x_len];
+            let dyb = &dy[b * y_len..][..y_len];
+            matmul(g.c_in, g.c_out, hw, &mut dwt, b > 0, xb, hw, 1, dyb, 1, hw);
+        }
+        let mut dw = vec![0.0f32; g.c_out * g.c_in];
+        for (ci, row) in dwt.chunks_exact(g.c_out).enumerate() {
+            for (co, v) in row.iter().enumerate() {
+                dw[co * g.c_in + ci] = *v;
+            }
+        }
+        dw
+    }
 }

@@ -22,6 +22,8 @@
 
 #[path = "../bench/search/moo.rs"]
 mod moo;
+#[path = "../bench/search/split.rs"]
+mod split;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,27 +108,6 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
 }
 
-/// Splits `a,b(x: 1),c` at the top-level commas.
-fn split_top(s: &str) -> Vec<String> {
-    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0);
-    for ch in s.chars() {
-        match ch {
-            '(' | '[' => depth += 1,
-            ')' | ']' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(std::mem::take(&mut cur).trim().to_string());
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(ch);
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
-    }
-    out
-}
-
 /// Milliseconds per NSGA-II ask + tell with `filled` complete trials, and per full sort
 /// (fronts and the crowding of each) of as many trials.
 fn overhead(filled: u64, reps: u64) -> (f64, f64) {
@@ -182,7 +163,7 @@ fn main() {
         return;
     }
     let json = args.iter().any(|a| a == "--json");
-    let strategies = split_top(arg(&args, "--strategies").unwrap_or("nsga2,tpe,random"));
+    let strategies = split::split_top(arg(&args, "--strategies").unwrap_or("nsga2,tpe,random"));
     let wanted: Vec<&str> = arg(&args, "--problems").unwrap_or("zdt1,zdt2,zdt3,dtlz2").split(',').collect();
     let first: u64 = arg(&args, "--seeds").map_or(0, |s| s.parse().unwrap());
     let nseeds: u64 = arg(&args, "--nseeds").map_or(10, |s| s.parse().unwrap());

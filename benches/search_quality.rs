@@ -19,6 +19,8 @@ use std::time::Instant;
 
 #[path = "../bench/search/problems.rs"]
 mod problems;
+#[path = "../bench/search/tune.rs"]
+mod tune;
 
 use bma::ir::Point;
 use bma::rng::Rng;
@@ -63,49 +65,16 @@ fn strategies() -> Vec<(String, Make)> {
         // The default (`strategy = auto`): gp or tpe by the study's shape (budget: TRIALS).
         ("auto".into(), Box::new(|_| Box::new(bma::search::auto::Auto::new()))),
     ];
-    // Tuning variants: `BMA_TPE_TUNE="local=0.5,local_scale=0.3;gamma=0.05"` adds
-    // `tpe-x0`, `tpe-x1`, ...: `TpeOptions::default()` with those fields changed.
-    for (k, spec) in std::env::var("BMA_TPE_TUNE").unwrap_or_default().split(';').filter(|s| !s.is_empty()).enumerate()
-    {
-        let mut o = TpeOptions::default();
-        for kv in spec.split(',') {
-            let (key, v) = kv.split_once('=').expect("key=value");
-            let f: f64 = v.parse().expect("a number");
-            match key {
-                "candidates" => o.candidates = f as usize,
-                "gamma" => o.gamma = f,
-                "max_below" => o.max_below = f as usize,
-                "prior_weight" => o.prior_weight = f,
-                "local" => o.local = f,
-                "local_scale" => o.local_scale = f,
-                _ => panic!("unknown TpeOptions field {key}"),
-            }
-        }
+    // Tuning variants: `BMA_TPE_TUNE="local=0.5,local_scale=0.3;gamma=0.05"` adds `tpe-x0`,
+    // `tpe-x1`, ...; `BMA_GP_TUNE="candidates=2048,roulette=1;precondition=1"` adds `gp-x0`, ...
+    // (bench/search/tune.rs).
+    for k in 0.. {
+        let Some(o) = tune::tpe_variant(k) else { break };
         eprintln!("tpe-x{k}: {o:?}");
         out.push((format!("tpe-x{k}"), Box::new(move |s| Box::new(Tpe::with_options(s, o.clone())))));
     }
-    // Tuning variants: `BMA_GP_TUNE="candidates=2048,local_starts=10,roulette=1;precondition=1"`
-    // adds `gp-x0`, `gp-x1`, ...: `GpOptions::default()` with those fields changed.
-    for (k, spec) in std::env::var("BMA_GP_TUNE").unwrap_or_default().split(';').filter(|s| !s.is_empty()).enumerate() {
-        let mut o = bma::search::GpOptions::default();
-        for kv in spec.split(',') {
-            let (key, v) = kv.split_once('=').expect("key=value");
-            let f: f64 = v.parse().expect("a number");
-            match key {
-                "startup" => o.startup = f as u64,
-                "candidates" => o.candidates = f as usize,
-                "local_starts" => o.local_starts = f as usize,
-                "local_iters" => o.local_iters = f as usize,
-                "warp" => o.warp = f != 0.0,
-                "roulette" => o.roulette = f != 0.0,
-                "precondition" => o.precondition = f != 0.0,
-                "stall_after" => o.stall_after = f as usize,
-                "stall_gain" => o.stall_gain = f,
-                "xi_rate" => o.xi_rate = f,
-                "xi_max" => o.xi_max = f,
-                _ => panic!("unknown GpOptions field {key}"),
-            }
-        }
+    for k in 0.. {
+        let Some(o) = tune::gp_variant(k) else { break };
         eprintln!("gp-x{k}: {o:?}");
         out.push((format!("gp-x{k}"), Box::new(move |s| Box::new(Gp::with_options(s, o.clone())))));
     }

@@ -23,6 +23,10 @@
 mod bbob;
 #[path = "../bench/search/problems.rs"]
 mod problems;
+#[path = "../bench/search/split.rs"]
+mod split;
+#[path = "../bench/search/tune.rs"]
+mod tune;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,84 +59,6 @@ fn problem(name: &str, instance: usize) -> Option<Problem> {
     problems::mixed_spaces().into_iter().chain(problems::five()).find(|p| p.name == name)
 }
 
-/// Splits `a,b(x: 1, y: 2),c` at the top-level commas.
-fn split_top(s: &str) -> Vec<String> {
-    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0);
-    for ch in s.chars() {
-        match ch {
-            '(' | '[' => depth += 1,
-            ')' | ']' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(std::mem::take(&mut cur).trim().to_string());
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(ch);
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
-    }
-    out
-}
-
-/// `BMA_TPE_TUNE` variant `k`, if there is one.
-fn tune_variant(k: usize) -> Option<TpeOptions> {
-    let all = std::env::var("BMA_TPE_TUNE").unwrap_or_default();
-    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
-    let mut o = TpeOptions::default();
-    for kv in spec.split(',') {
-        let (key, v) = kv.split_once('=').expect("key=value");
-        let f: f64 = v.parse().expect("a number");
-        match key {
-            "candidates" => o.candidates = f as usize,
-            "gamma" => o.gamma = f,
-            "local" => o.local = f,
-            "local_scale" => o.local_scale = f,
-            "startup" => o.startup = f as u64,
-            "stall_after" => o.stall_after = f as u64,
-            "stall_rate" => o.stall_rate = f,
-            "global_max" => o.global_max = f,
-            "shrink_every" => o.shrink_every = f as u64,
-            "shrink" => o.shrink = f,
-            "min_scale" => o.min_scale = f,
-            "restarts" => o.restarts = f != 0.0,
-            "restart_distance" => o.restart_distance = f,
-            "restart_global" => o.restart_global = f as u64,
-            "univariate" => o.univariate = f,
-            _ => panic!("unknown TpeOptions field {key}"),
-        }
-    }
-    Some(o)
-}
-
-/// `BMA_GP_TUNE` variant `k` (`gp-x<k>`): `;`-separated `key=value,...` changes of
-/// `GpOptions::default()`.
-fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
-    let all = std::env::var("BMA_GP_TUNE").unwrap_or_default();
-    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
-    let mut o = bma::search::GpOptions::default();
-    for kv in spec.split(',') {
-        let (key, v) = kv.split_once('=').expect("key=value");
-        let f: f64 = v.parse().expect("a number");
-        match key {
-            "startup" => o.startup = f as u64,
-            "candidates" => o.candidates = f as usize,
-            "local_starts" => o.local_starts = f as usize,
-            "local_iters" => o.local_iters = f as usize,
-            "warp" => o.warp = f != 0.0,
-            "roulette" => o.roulette = f != 0.0,
-            "precondition" => o.precondition = f != 0.0,
-            "stall_after" => o.stall_after = f as usize,
-            "stall_gain" => o.stall_gain = f,
-            "xi_rate" => o.xi_rate = f,
-            "xi_max" => o.xi_max = f,
-            _ => panic!("unknown GpOptions field {key}"),
-        }
-    }
-    Some(o)
-}
-
 /// This thread's CPU time (user + system) in seconds, from /proc (Linux; 0 elsewhere), in
 /// the kernel's usual 100 ticks per second.
 fn thread_cpu() -> f64 {
@@ -146,10 +72,13 @@ fn thread_cpu() -> f64 {
 fn make(name: &str, program: &bma::ir::Program) -> Box<dyn Strategy> {
     let space = &program.experiments[0].space;
     if let Some(k) = name.strip_prefix("tpe-x").and_then(|k| k.parse().ok()) {
-        return Box::new(Tpe::with_options(space, tune_variant(k).expect("no such BMA_TPE_TUNE variant")));
+        return Box::new(Tpe::with_options(space, tune::tpe_variant(k).expect("no such BMA_TPE_TUNE variant")));
     }
     if let Some(k) = name.strip_prefix("gp-x").and_then(|k| k.parse().ok()) {
-        return Box::new(bma::search::Gp::with_options(space, gp_variant(k).expect("no such BMA_GP_TUNE variant")));
+        return Box::new(bma::search::Gp::with_options(
+            space,
+            tune::gp_variant(k).expect("no such BMA_GP_TUNE variant"),
+        ));
     }
     let value = bma::study::parse_value(name).unwrap_or_else(|e| panic!("--strategies: {e}"));
     let ctx = Context { fns: &program.fns, data: None };
@@ -208,7 +137,7 @@ struct Job {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
-    let strategies = split_top(arg(&args, "--strategies").unwrap_or("tpe,random"));
+    let strategies = split::split_top(arg(&args, "--strategies").unwrap_or("tpe,random"));
     let trials: usize = arg(&args, "--trials").map_or(200, |t| t.parse().unwrap());
     let instances: Vec<usize> =
         arg(&args, "--instances").unwrap_or("3,4,5").split(',').map(|i| i.parse().unwrap()).collect();

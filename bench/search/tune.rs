@@ -1,0 +1,64 @@
+//! The tuning variants the search benches take from the environment (bench-only; the
+//! library reads no environment variable): `BMA_TPE_TUNE` and `BMA_GP_TUNE`, each a
+//! `;`-separated list of `key=value,...` changes of the strategy's default options; variant
+//! `k` is the bench's strategy `tpe-x<k>` / `gp-x<k>`. An unknown key or a value that is not
+//! a number stops the bench with a panic naming it (bench code, not bma's).
+
+/// `BMA_TPE_TUNE` variant `k`, if there is one.
+pub fn tpe_variant(k: usize) -> Option<bma::search::TpeOptions> {
+    let all = std::env::var("BMA_TPE_TUNE").unwrap_or_default();
+    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
+    let mut o = bma::search::TpeOptions::default();
+    for kv in spec.split(',') {
+        let (key, v) = kv.split_once('=').expect("key=value");
+        let f: f64 = v.parse().expect("a number");
+        match key {
+            "candidates" => o.candidates = f as usize,
+            "gamma" => o.gamma = f,
+            "max_below" => o.max_below = f as usize,
+            "prior_weight" => o.prior_weight = f,
+            "local" => o.local = f,
+            "local_scale" => o.local_scale = f,
+            "startup" => o.startup = f as u64,
+            "stall_after" => o.stall_after = f as u64,
+            "stall_rate" => o.stall_rate = f,
+            "global_max" => o.global_max = f,
+            "shrink_every" => o.shrink_every = f as u64,
+            "shrink" => o.shrink = f,
+            "min_scale" => o.min_scale = f,
+            "restarts" => o.restarts = f != 0.0,
+            "restart_distance" => o.restart_distance = f,
+            "restart_global" => o.restart_global = f as u64,
+            "univariate" => o.univariate = f,
+            _ => panic!("unknown bma::search::TpeOptions field {key}"),
+        }
+    }
+    Some(o)
+}
+
+/// `BMA_GP_TUNE` variant `k` (`gp-x<k>`): `;`-separated `key=value,...` changes of
+/// `GpOptions::default()`.
+pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
+    let all = std::env::var("BMA_GP_TUNE").unwrap_or_default();
+    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
+    let mut o = bma::search::GpOptions::default();
+    for kv in spec.split(',') {
+        let (key, v) = kv.split_once('=').expect("key=value");
+        let f: f64 = v.parse().expect("a number");
+        match key {
+            "startup" => o.startup = f as u64,
+            "candidates" => o.candidates = f as usize,
+            "local_starts" => o.local_starts = f as usize,
+            "local_iters" => o.local_iters = f as usize,
+            "warp" => o.warp = f != 0.0,
+            "roulette" => o.roulette = f != 0.0,
+            "precondition" => o.precondition = f != 0.0,
+            "stall_after" => o.stall_after = f as usize,
+            "stall_gain" => o.stall_gain = f,
+            "xi_rate" => o.xi_rate = f,
+            "xi_max" => o.xi_max = f,
+            _ => panic!("unknown GpOptions field {key}"),
+        }
+    }
+    Some(o)
+}

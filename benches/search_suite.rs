@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use bma::ir::{Point, Value};
 use bma::rng::Rng;
-use bma::search::{Ask, AskContext, Direction, History, Rank, Strategy, Tpe, TpeOptions, Trial, TrialState};
+use bma::search::{Ask, AskContext, Direction, History, Rank, Strategy, Tpe, Trial, TrialState};
 use bma::space::Context;
 use problems::{Problem, compile_space, floats};
 

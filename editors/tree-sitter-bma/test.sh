@@ -10,11 +10,14 @@ root=../..
 TS=${TREE_SITTER:-tree-sitter}
 command -v "$TS" >/dev/null || { echo "tree-sitter-bma/test.sh: tree-sitter CLI not found (cargo install tree-sitter-cli --locked)" >&2; exit 2; }
 "$TS" generate
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$TS" build -o "$tmp/bma.so" . >/dev/null
 shopt -s nullglob globstar
 files=("$root"/examples/*.bma "$root"/stdlib/*.bma "$root"/tests/fixtures/**/ok/*.bma "$root"/tests/fixtures/check/err/*.bma)
 [ ${#files[@]} -gt 0 ] || { echo "no .bma files found" >&2; exit 1; }
 # -q prints only files with errors; the exit status is not relied on.
-out=$("$TS" parse -q -p . "${files[@]}" 2>&1 | grep -E 'ERROR|MISSING' || true)
+out=$("$TS" parse -q --lib-path "$tmp/bma.so" --lang-name bma "${files[@]}" 2>&1 | grep -E 'ERROR|MISSING' || true)
 if [ -n "$out" ]; then echo "$out" >&2; echo "tree-sitter-bma: parse errors above" >&2; exit 1; fi
 
 # Highlighting. Three query files hold the same patterns: queries/highlights.scm for the
@@ -24,9 +27,6 @@ if [ -n "$out" ]; then echo "$out" >&2; echo "tree-sitter-bma: parse errors abov
 # capture an editor shows at a position is the innermost node's, and among the patterns
 # that capture that node the first (CLI, Helix) or the last (Neovim). A query file in the
 # wrong order for its editor fails the checks below.
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-"$TS" build -o "$tmp/bma.so" . >/dev/null
 cli=queries/highlights.scm helix=helix/runtime/queries/bma/highlights.scm nvim=nvim/queries/bma/highlights.scm
 # Every example with every query set: the query compiles and captures something.
 for q in "$cli" "$helix" "$nvim"; do

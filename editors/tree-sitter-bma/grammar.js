@@ -115,8 +115,10 @@ module.exports = grammar({
     string: (_) => token(seq('"', repeat(choice(/[^"\\\n]/, /\\./)), '"')),
     boolean: (_) => choice('true', 'false'),
     identifier: (_) => /[A-Za-z_][A-Za-z0-9_]*/,
-    doc_comment: (_) => token(prec(2, seq('///', /.*/))),
-    line_comment: (_) => token(prec(1, seq('//', /.*/))),
+    // `///` starts a doc comment, `////` (or more) a plain one, as in `src/syntax.rs`: the
+    // longer match wins, so neither token needs a precedence.
+    doc_comment: (_) => token(seq('///', optional(seq(/[^\/\n]/, /.*/)))),
+    line_comment: (_) => token(choice(seq('//', optional(seq(/[^\/\n]/, /.*/))), seq('////', /.*/))),
     block_comment: (_) => token(seq('/*', /[^*]*\*+([^/*][^*]*\*+)*/, '/')),
   },
 });

@@ -849,7 +849,7 @@ pub(super) mod tests {
         compiled.program
     }
 
-    fn num(p: &Point, k: &str) -> f64 {
+    pub(in crate::search) fn num(p: &Point, k: &str) -> f64 {
         p.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
     }
 
@@ -862,28 +862,48 @@ pub(super) mod tests {
         seed: u64,
         trials: u64,
     ) -> History {
+        study_parallel(prog, strategy, f, pins, seed, trials, 1)
+    }
+
+    /// Runs `trials` trials, `parallel` at a time (trial `n` sees the trials `<= n - parallel`,
+    /// as the trial loop shows them); gives every trial.
+    pub(in crate::search) fn study_parallel(
+        prog: &ir::Program,
+        strategy: &mut dyn Strategy,
+        f: &dyn Fn(&Point) -> (f64, f64),
+        pins: &Point,
+        seed: u64,
+        trials: u64,
+        parallel: u64,
+    ) -> History {
         let space = &prog.experiments[0].space;
         let ctx = Context { fns: &prog.fns, data: None };
+        let mut done = Vec::new();
         let mut history = History::new(vec![Direction::Minimize], Rank::default());
         for n in 0..trials {
+            let mut view = History::new(vec![Direction::Minimize], Rank::default());
+            for t in done.iter().filter(|t: &&Trial| t.number + parallel <= n) {
+                view.upsert(t.clone());
+            }
             let mut rng = Rng::derive(seed, n);
-            let ask = AskContext { space, ctx, pins, history: &history, number: n, budget: None };
-            let Ask::Point(p) = strategy.ask(&ask, &mut rng).unwrap() else { panic!("no point") };
+            let ask = AskContext { space, ctx, pins, history: &view, number: n, budget: None };
+            let Ask::Point(p) = strategy.ask(&ask, &mut rng).expect("an ask") else { panic!("no point") };
             let (y, violation) = f(&p);
             let mut t = Trial::new(n, p, seed);
             t.state = TrialState::Complete;
             t.values = vec![y];
             t.violations = vec![violation];
+            done.push(t.clone());
             history.upsert(t);
         }
         history
     }
 
-    fn best(h: &History) -> f64 {
+    pub(in crate::search) fn best(h: &History) -> f64 {
         h.completed().filter(|t| t.is_feasible()).map(|t| t.values[0]).fold(f64::INFINITY, f64::min)
     }
 
-    fn median(mut v: Vec<f64>) -> f64 {
+    pub(in crate::search) fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     }

@@ -174,23 +174,14 @@ def conditional(trial):
     return (math.log10(lr) + 3) ** 2 + 0.2 * (width - 6) ** 2 + 4 * (dropout - 0.1) ** 2
 
 
-def suggest(trial, space):
-    p = {}
-    for name, kind, lo, hi in space:
-        if kind == "float":
-            p[name] = trial.suggest_float(name, lo, hi)
-        elif kind == "int":
-            p[name] = trial.suggest_int(name, lo, hi)
-        else:
-            p[name] = trial.suggest_categorical(name, lo)
-    return p
-
-
 # ---- one Optuna study (run in a worker process) ----
 
 def optuna_study(job):
     sampler_name, problem, instance, seed = job
     import optuna
+
+    sys.path.insert(0, HERE)
+    from run import suggest  # the five's space format: the same suggest as bench/search/run.py
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = TRIALS

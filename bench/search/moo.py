@@ -54,15 +54,10 @@ PAIRS = (("nsga2", "optuna-nsga2"), ("tpe", "optuna-tpe"))
 
 
 def ensure_venv():
-    if os.path.abspath(sys.prefix) == VENV:
-        return
-    if not os.path.exists(PY):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    probe = subprocess.run([PY, "-c", "import optuna; assert optuna.__version__.startswith('5.')"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        subprocess.check_call([PY, "-m", "pip", "install", "-q", "optuna==5.0.0"])
-    os.execv(PY, [PY, os.path.abspath(__file__)] + sys.argv[1:])
+    sys.path.insert(0, HERE)
+    import bench_venv
+
+    bench_venv.ensure(VENV, "import optuna; assert optuna.__version__.startswith('5.')", ["optuna==5.0.0"], __file__)
 
 
 # ---- the problems (bench/search/moo.rs has the same) ----

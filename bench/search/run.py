@@ -43,12 +43,10 @@ CHECKPOINTS = (25, 50, 100)
 
 
 def ensure_venv():
-    if os.path.abspath(sys.executable) == os.path.abspath(PY):
-        return
-    if not os.path.exists(PY):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        subprocess.check_call([PY, "-m", "pip", "install", "-q", "optuna"])
-    os.execv(PY, [PY, os.path.abspath(__file__)] + sys.argv[1:])
+    sys.path.insert(0, HERE)
+    import bench_venv
+
+    bench_venv.ensure(VENV, "import optuna", ["optuna"], __file__)
 
 
 # ---- the functions (same definitions as benches/search_quality.rs) ----

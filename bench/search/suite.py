@@ -81,15 +81,10 @@ NAMES = [
 
 
 def ensure_venv():
-    if os.path.abspath(sys.prefix) == VENV:
-        return
-    if not os.path.exists(PY):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    probe = subprocess.run([PY, "-c", "import optuna, cocoex, cmaes; assert optuna.__version__ == '5.0.0'"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        subprocess.check_call([PY, "-m", "pip", "install", "-q"] + PINS)
-    os.execv(PY, [PY, os.path.abspath(__file__)] + sys.argv[1:])
+    sys.path.insert(0, HERE)
+    import bench_venv
+
+    bench_venv.ensure(VENV, "import optuna, cocoex, cmaes; assert optuna.__version__ == '5.0.0'", PINS, __file__)
 
 
 # ---- BBOB's optimum value (COCO's 2009 legacy generator; bench/search/bbob.rs has the same) ----

@@ -3,13 +3,8 @@
 //! rate started 100x too small or too large recovering on a tiny problem where the same
 //! fixed rate does not.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use super::hypergradient::{Hypergradient, ParamStep, Rule, trajectory};
 use super::*;
-use crate::data;
-use crate::source::Source;
 
 /// Two steps on `f(θ) = θ²/2 · (1 + decay)` from `θ = 1`, `α_0 = 0.1`, `β = 0.01`, `scale` the
 /// schedule's factor: gives `(α_1, θ_1, α_2, θ_2)`.
@@ -96,18 +91,12 @@ fn beta_zero_keeps_the_rate_and_an_overflow_is_an_error() {
 
 /// The sub-model, data and train settings of a one-experiment source.
 fn setup(data: &str, model: &str, train: &str) -> (ir::SubModel, Dataset, TrainConfig) {
-    let src = format!(
-        "experiment t {{\n data = {data}\n model {{ {model} }}\n train {{ {train} }}\n objective {{ maximize accuracy }}\n}}\n"
-    );
-    let compiled = crate::compile(&Source::new("t.bma", &src));
-    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
-    let exp = &compiled.program.experiments[0];
-    let (sub, point) = crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands");
-    let env = ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
-    let value = ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("data value");
-    let data = data::load(&value, Path::new(".")).expect("loads");
-    let cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 1).expect("config");
-    (sub, data, cfg)
+    super::test_support::setup(
+        &format!(
+            "experiment t {{\n data = {data}\n model {{ {model} }}\n train {{ {train} }}\n objective {{ maximize accuracy }}\n}}\n"
+        ),
+        1,
+    )
 }
 
 fn final_train_loss(optimizer: &str) -> (f64, TrialOutcome) {

@@ -1,16 +1,11 @@
 //! `train { precision = ... }` on the CPU (flex computes in f16 and bf16): accuracy parity
 //! with f32 on the digits, f32 master weights, the f16 loss scale, and the refusals.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 use super::precision::{self, F16_LOSS_SCALE, Precision};
 use super::test_support::{device, values};
-use super::{Control, DeviceKind, Status, TrainConfig, fit};
-use crate::source::Source;
-use crate::{data, ir};
+use super::{Control, DeviceKind, Status, fit};
 
 /// The trained valid accuracy of `model` on the digits with `train` settings and `precision`
 /// (the same seed, split, batches and initial weights whatever the precision), and the model.
@@ -19,14 +14,7 @@ fn digits(model: &str, train: &str, precision: &str) -> (f64, super::Model) {
         "experiment t {{\n data = digits(split: [0.7, 0.15, 0.15], seed: 1)\n model {{ {model} }}\n \
          train {{ {train} precision = {precision} }}\n objective {{ maximize accuracy }}\n}}\n"
     );
-    let compiled = crate::compile(&Source::new("t.bma", &src));
-    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
-    let exp = &compiled.program.experiments[0];
-    let (sub, point) = crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands");
-    let env = ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
-    let value = ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("data value");
-    let data = data::load(&value, Path::new(".")).expect("loads");
-    let cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 11).expect("config");
+    let (sub, data, cfg) = super::test_support::setup(&src, 11);
     assert_eq!(cfg.precision.name(), precision);
     let out = fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue);
     assert_eq!(out.status, Status::Completed, "{precision}: {:?}", out.status);
@@ -146,14 +134,7 @@ fn a_layer_that_makes_f32_tensors_of_its_own_is_refused_before_training() {
     let src = "experiment t {\n data = digits(split: [0.7, 0.15, 0.15], seed: 1)\n \
                model { reshape(8, 8) lstm(8) dense(data.classes) }\n \
                train { epochs = 1 }\n objective { maximize accuracy }\n}\n";
-    let compiled = crate::compile(&Source::new("t.bma", src));
-    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
-    let exp = &compiled.program.experiments[0];
-    let (sub, point) = crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands");
-    let env = ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
-    let value = ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("data value");
-    let data = data::load(&value, Path::new(".")).expect("loads");
-    let mut cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 1).expect("config");
+    let (sub, data, mut cfg) = super::test_support::setup(src, 1);
     cfg.precision = Precision::F16;
     let out = fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue);
     let Status::Failed { reason } = out.status else { panic!("an lstm trained in f16: {:?}", out.status) };

@@ -1,11 +1,15 @@
 //! Helpers shared by the train unit tests of each layer family (`seq_tests`, `seq_grad_tests`,
 //! `text_tests`, `convnet_tests`, `attention_tests`, `net::rnn_tests`, `net::fused_tests`): test-only.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::{DeviceKind, Tensors, burn_device};
+use super::{DeviceKind, Tensors, TrainConfig, burn_device};
+use crate::data::{self, Dataset};
+use crate::ir;
+use crate::source::Source;
 
 /// The CPU device with autodiff, as training uses it.
 pub(super) fn device() -> Device {
@@ -52,4 +56,18 @@ pub(super) fn corpus(folder: &str, name: &str) -> PathBuf {
     }
     std::fs::write(&p, s).expect("write");
     p
+}
+
+/// The sub-model (expanded at the representative point), the loaded data and the train
+/// settings (with `seed`) of the first experiment in `src`, which must compile clean.
+pub(super) fn setup(src: &str, seed: u64) -> (ir::SubModel, Dataset, TrainConfig) {
+    let compiled = crate::compile(&Source::new("t.bma", src));
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let exp = &compiled.program.experiments[0];
+    let (sub, point) = crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands");
+    let env = ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
+    let value = ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("data value");
+    let data = data::load(&value, Path::new(".")).expect("loads");
+    let cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, seed).expect("config");
+    (sub, data, cfg)
 }

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
@@ -8,15 +7,7 @@ use crate::source::Source;
 
 /// The sub-model, data and train settings of the first experiment in `src`.
 fn setup(src: &str) -> (ir::SubModel, Dataset, TrainConfig) {
-    let compiled = crate::compile(&Source::new("t.bma", src));
-    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
-    let exp = &compiled.program.experiments[0];
-    let (sub, point) = crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands");
-    let env = ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
-    let value = ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("data value");
-    let data = data::load(&value, Path::new(".")).expect("loads");
-    let cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 1).expect("config");
-    (sub, data, cfg)
+    super::test_support::setup(src, 1)
 }
 
 fn experiment(data: &str, model: &str, train: &str) -> String {

@@ -4,14 +4,12 @@
 //! that trains, saves, reloads and averages.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData};
 
 use super::net::{Mode, Net, Part, Plan, forward};
 use super::*;
 use crate::data;
-use crate::source::Source;
 
 /// The sub-model, data and settings of a digits experiment with `model`.
 fn setup(model: &str, train: &str) -> (ir::SubModel, Dataset, TrainConfig) {
@@ -19,15 +17,7 @@ fn setup(model: &str, train: &str) -> (ir::SubModel, Dataset, TrainConfig) {
         "experiment t {{\n data = digits(split: [0.7, 0.15, 0.15], seed: 1)\n model {{ {model} }}\n \
          train {{ {train} }}\n objective {{ maximize accuracy }}\n}}\n"
     );
-    let compiled = crate::compile(&Source::new("t.bma", &src));
-    assert!(!compiled.has_errors(), "{model}: {:#?}", compiled.diagnostics);
-    let exp = &compiled.program.experiments[0];
-    let (sub, point) = crate::pins::expand_with_pins(&compiled, exp, &BTreeMap::new()).expect("expands");
-    let env = ir::PointEnv { point: &point, fns: &compiled.program.fns, data: None };
-    let value = ir::eval(&exp.data.as_ref().expect("data").value, &env).expect("data value");
-    let data = data::load(&value, Path::new(".")).expect("loads");
-    let cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, 1).expect("config");
-    (sub, data, cfg)
+    super::test_support::setup(&src, 1)
 }
 
 /// Deterministic values in [-1, 1).

@@ -91,6 +91,16 @@ impl Server {
         self.send(json!({ "jsonrpc": "2.0", "method": method, "params": params }));
     }
 
+    /// The diagnostics published for `URI`'s text of `version`: a late publish of an older
+    /// text (its whole-space checks) may come before them.
+    fn published(&mut self, version: i64) -> Value {
+        self.wait(|m| {
+            m.get("method") == Some(&json!("textDocument/publishDiagnostics"))
+                && m.pointer("/params/uri") == Some(&json!(URI))
+                && m.pointer("/params/version") == Some(&json!(version))
+        })
+    }
+
     fn wait(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         loop {
             let m = self.messages.recv_timeout(Duration::from_secs(120)).expect("the server answers within 120 s");
@@ -158,7 +168,7 @@ fn diagnostics_hover_definition_completion() {
         "textDocument/didChange",
         json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": GOOD }] }),
     );
-    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let published = s.published(2);
     let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).expect("diagnostics");
     assert!(diags.iter().all(|d| d["severity"] != 1), "no errors left: {diags:?}");
 
@@ -470,7 +480,7 @@ fn trial_section_keys_and_placeholders_complete_and_hover() {
         "textDocument/didChange",
         json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": fixed }] }),
     );
-    s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    s.published(2);
     let text = hover_text(ask(&mut s, "textDocument/hover", 3, at_se - 1));
     assert!(text.starts_with("placeholder `{seed}`: the trial's seed"), "{text}");
 }
@@ -594,6 +604,27 @@ fn labels(v: &Value) -> Vec<String> {
 }
 
 #[test]
+fn completion_sent_right_after_a_change_answers_on_that_change() {
+    // An editor asks for completion in the same breath as it sends the keystroke, here while
+    // the text before is still in its whole-space check: the answer must be of the text with
+    // that keystroke, not of the compilation before it (whose line at the cursor is another).
+    let (mut s, _) = open(&slow_spec("maximize accuracy"));
+    let edited = format!("// a line above\n{}", slow_spec("maximize |"));
+    s.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": edited.replace('|', "") }] }),
+    );
+    let at = pos(&edited, "|", 0, 0);
+    let got = ask(&mut s, 100, "textDocument/completion", at.clone(), Value::Null);
+    let names = labels(&got);
+    assert!(names.iter().any(|l| l == "accuracy") && names.iter().any(|l| l == "f1"), "{names:?}");
+    assert!(!names.iter().any(|l| l == "tpe" || l == "dense"), "{names:?}");
+    for item in got.pointer("/result/items").and_then(Value::as_array).into_iter().flatten() {
+        assert_eq!(item.pointer("/textEdit/range/end"), Some(&at), "{item}");
+    }
+}
+
+#[test]
 fn a_syntax_error_leaves_the_rest_of_the_file_analysed() {
     // `ensemble(top: 5,,` typed on one line at the end; a second mistake in the block.
     let broken = SPEC
@@ -620,7 +651,7 @@ fn a_syntax_error_leaves_the_rest_of_the_file_analysed() {
         "textDocument/didChange",
         json!({ "textDocument": { "uri": URI, "version": 2 }, "contentChanges": [{ "text": typing }] }),
     );
-    let published = s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+    let published = s.published(2);
     let diags = published.pointer("/params/diagnostics").and_then(Value::as_array).cloned().unwrap_or_default();
     assert!(diags.iter().any(|d| d["code"] == "syntax_error"), "{diags:?}");
     // In the open call: the block's arguments and the values of the file.
@@ -797,7 +828,8 @@ fn completion_follows_the_context() {
             json!({ "textDocument": { "uri": URI, "version": version }, "contentChanges": [{ "text": text }] })
         };
         s.notify(method, params);
-        s.wait(|m| m.get("method") == Some(&json!("textDocument/publishDiagnostics")));
+        // This text's diagnostics (a late publish of the text before may come first).
+        s.published(version);
     };
     let mut id = 10;
     let mut complete = |s: &mut Server, edited: &str| -> Value {

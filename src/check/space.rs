@@ -52,11 +52,12 @@ pub fn structural_points(
     names: &BTreeSet<String>,
     data: Option<&DataInfo>,
     cap: usize,
+    stop: &dyn Fn() -> bool,
 ) -> (Vec<Point>, u128, bool) {
     let mut out = Vec::new();
     let mut total = 0u128;
     let mut budget = cap.saturating_mul(50).max(100_000);
-    let walk = Walk { program, exp, names, data, corners: false, cut: Cell::new(false) };
+    let walk = Walk { program, exp, names, data, corners: false, cut: Cell::new(false), stop };
     walk.enumerate(0, &mut Point::new(), &mut out, &mut total, cap, &mut budget);
     (out, total, !walk.cut.get())
 }
@@ -70,10 +71,11 @@ pub fn corner_points(
     names: &BTreeSet<String>,
     data: Option<&DataInfo>,
     cap: usize,
+    stop: &dyn Fn() -> bool,
 ) -> Vec<Point> {
     let (mut out, mut total) = (Vec::new(), 0u128);
     let mut budget = cap.saturating_mul(50).max(10_000);
-    let walk = Walk { program, exp, names, data, corners: true, cut: Cell::new(false) };
+    let walk = Walk { program, exp, names, data, corners: true, cut: Cell::new(false), stop };
     walk.enumerate(0, &mut Point::new(), &mut out, &mut total, cap, &mut budget);
     out
 }
@@ -88,7 +90,13 @@ struct Walk<'a> {
     corners: bool,
     /// Set when the walk stopped early or a domain's values were cut short.
     cut: Cell<bool>,
+    /// Asked every [`STOP_EVERY`] steps: the text was replaced (`check::Reuse`); the walk
+    /// then ends as if its budget were spent.
+    stop: &'a dyn Fn() -> bool,
 }
+
+/// Steps of a walk between two questions to its `stop`.
+const STOP_EVERY: usize = 1024;
 
 impl Walk<'_> {
     fn enumerate(
@@ -100,7 +108,8 @@ impl Walk<'_> {
         cap: usize,
         budget: &mut usize,
     ) {
-        if *budget == 0 {
+        if *budget == 0 || (budget.is_multiple_of(STOP_EVERY) && (self.stop)()) {
+            *budget = 0;
             self.cut.set(true);
             return;
         }
@@ -196,7 +205,7 @@ pub fn count_grid(program: &Program, exp: &Experiment, data: Option<&DataInfo>) 
         );
     }
     let all: BTreeSet<String> = exp.space.params.iter().map(|p| p.name.clone()).collect();
-    let (_, total, _) = structural_points(program, exp, &all, data, 0);
+    let (_, total, _) = structural_points(program, exp, &all, data, 0, &|| false);
     Some(total)
 }
 
@@ -339,7 +348,7 @@ pub(super) fn check_space(
     // per structural parameter, and a point of 2,000 parameters is costly to build and
     // copy (enumerating 20,000 of them took most of a minute when 1,000 were checked).
     let cap = MAX_POINTS.min(MAX_WORK / names.len().max(1)).max(1);
-    let (enumerated, total, exact) = structural_points(program, exp, &names, Some(data), cap);
+    let (enumerated, total, exact) = structural_points(program, exp, &names, Some(data), cap, stop);
     let (total, exact, log10) = lower_bound(exp, &names, total, exact);
     info.structural_total = total;
     info.structural_exact = exact;
@@ -347,7 +356,7 @@ pub(super) fn check_space(
     // The corners first (when the points are too many to check them all, they are what a
     // lexicographic walk would never reach), then the points in order, each once.
     let corners = if total > enumerated.len() as u128 {
-        corner_points(program, exp, &names, Some(data), MAX_CORNERS.min(cap))
+        corner_points(program, exp, &names, Some(data), MAX_CORNERS.min(cap), stop)
     } else {
         Vec::new()
     };

@@ -32,15 +32,18 @@
 //! from an earlier text (`check::Reuse`: an experiment whose text, data, blocks and fns did
 //! not change reuses its result, moved with it), then, when some were left, with them; a
 //! newer text of the document stops those checks between two points, and nothing of the
-//! older text is published after it. Hover, definition and completion answer from a
-//! document's last completed compilation (none yet: `null`), so a slow compilation (a spec
-//! with thousands of parameters) never holds up a request; formatting reads the latest text.
+//! older text is published after it. Hover, definition and completion answer from the
+//! compilation of the document's latest text, waiting for it [`FRESH_WAIT`] at most (so
+//! completion typed right after a change sees that change); past that, from the last
+//! completed compilation (none yet: `null`), so a slow compilation (a spec with thousands of
+//! parameters) never holds up a request longer; formatting reads the latest text.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -50,6 +53,10 @@ use bma::source::{FileId, Source, Span};
 
 /// The largest message the server reads (a whole document is sent on every change).
 const MAX_MESSAGE: usize = 64 << 20;
+
+/// How long a request waits for the compilation of the text it was asked about before it is
+/// answered from the last completed one (`Compiler::current`).
+const FRESH_WAIT: Duration = Duration::from_secs(1);
 
 /// JSON-RPC error codes.
 const PARSE_ERROR: i64 = -32700;
@@ -193,7 +200,8 @@ impl Compiler {
         if let Some(path) = uri_to_path(uri) {
             jobs.texts.insert(key(&path), text.to_string());
         }
-        self.shared.1.notify_one();
+        // All: the request thread may be waiting on the same condition (`Compiler::current`).
+        self.shared.1.notify_all();
     }
 
     /// The open documents (other than `uri`) whose last compilation imported `uri`'s file.
@@ -215,16 +223,33 @@ impl Compiler {
         }
     }
 
-    /// The last completed compilation of `uri`.
-    fn last(&self, uri: &str) -> Option<Arc<ide::Analysis>> {
-        self.jobs().done.get(uri).cloned()
+    /// The compilation of `uri`'s `text` (its latest), waiting for it at most `bound`; past
+    /// that, or when no compilation of it is coming, the last completed one (none yet: `None`).
+    /// A request sent right after a change (completion as one types) is so answered on the
+    /// text it was asked about, while a slow compilation still never holds up a request
+    /// longer than `bound`.
+    fn current(&self, uri: &str, text: &str, bound: Duration) -> Option<Arc<ide::Analysis>> {
+        let of_text = |a: &ide::Analysis| a.compiled.sources.get(FileId(0)).is_some_and(|s| s.text == text);
+        let until = Instant::now() + bound;
+        let mut jobs = self.jobs();
+        loop {
+            let done = jobs.done.get(uri);
+            if done.is_some_and(|a| of_text(a)) || !jobs.latest.contains_key(uri) || jobs.stop {
+                return done.cloned();
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return done.cloned();
+            }
+            jobs = self.shared.1.wait_timeout(jobs, left).map_or_else(|p| p.into_inner().0, |(j, _)| j);
+        }
     }
 }
 
 impl Drop for Compiler {
     fn drop(&mut self) {
         self.jobs().stop = true;
-        self.shared.1.notify_one();
+        self.shared.1.notify_all();
     }
 }
 
@@ -315,6 +340,8 @@ fn publish_analysis(
     let now: Vec<String> = by_uri.iter().skip(1).filter(|(_, d)| !d.is_empty()).map(|(u, _)| u.clone()).collect();
     jobs.imports.insert(uri.to_string(), imported);
     jobs.done.insert(uri.to_string(), analysis);
+    // A request may be waiting for this text's compilation (`Compiler::current`).
+    shared.1.notify_all();
     // Published under the lock: a close that follows is published after this.
     for (target, diagnostics) in by_uri {
         if target == uri {
@@ -694,8 +721,9 @@ fn handle_request(state: &State, method: &str, params: &Value) -> Result<Value, 
     if method == "textDocument/formatting" {
         return Ok(formatting(text));
     }
-    // The last completed compilation, and positions in the text it compiled.
-    let Some(a) = state.compiler.last(&uri) else { return Ok(Value::Null) };
+    // The compilation of the latest text (waited for a moment), else the last completed one,
+    // and positions in the text it compiled.
+    let Some(a) = state.compiler.current(&uri, text, FRESH_WAIT) else { return Ok(Value::Null) };
     let c = &a.compiled;
     let at = offset(c.sources.get(FileId(0)).map_or(text.as_str(), |s| s.text.as_str()), line, character);
     let locations = |spans: Vec<Span>| -> Value {

@@ -221,6 +221,7 @@ where
     let mut epochs = Vec::new();
     let mut status = Status::Completed;
     let mut step = 0usize;
+    let mut loss_scale = precision::LossScale::new(low);
     let mut order: Vec<usize> = (0..data.train.n).collect();
     // Apart from `rng`, so that batch order, initialisation and dropout are the same with
     // augmentation or without.
@@ -255,7 +256,7 @@ where
                 net::forward(&net, &plan, x, Mode::Train(&mut rng), None)
             } else {
                 // f32 master weights, the step in `low` (`precision.rs`).
-                let view = precision::view(&net, low);
+                let view = precision::view(&net, low, &loss_scale);
                 let out = net::forward(&view, &plan, precision::cast_in(x, low), Mode::Train(&mut rng), None);
                 precision::keep_statistics(&mut net, &view);
                 out.map(|o| precision::cast_out(o, low))
@@ -271,9 +272,20 @@ where
             }
             sum += value * chunk.len() as f64;
             count += chunk.len();
-            let scale = low.loss_scale();
+            let scale = loss_scale.get();
             let loss = if scale == 1.0 { loss } else { loss.mul_scalar(scale) };
             let grads = GradientsParams::from_grads(loss.backward(), &net);
+            // f16: a step whose gradients overflowed is skipped, and the scale lowered.
+            if low == Precision::F16 {
+                match loss_scale.update(precision::grads_finite(&net, &grads)) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        step += 1;
+                        continue;
+                    }
+                    Err(e) => return failed(format!("{e} (epoch {epoch}, step {})", step + 1), epochs),
+                }
+            }
             let lr = cfg.lr_at(step, steps_per_epoch);
             net = match &mut hyper {
                 None => opt.step(lr, net, grads),
@@ -314,6 +326,11 @@ where
         m.insert("epoch".into(), epoch as f64);
         m.insert("train_loss".into(), sum / count.max(1) as f64);
         m.insert("epoch_time".into(), epoch_time);
+        if low == Precision::F16 {
+            // The dynamic loss scale at the epoch's end, and the steps skipped so far.
+            m.insert("loss_scale".into(), loss_scale.get());
+            m.insert("skipped_steps".into(), loss_scale.skipped as f64);
+        }
         match &hyper {
             None => m.insert("lr".into(), cfg.lr_at(step.saturating_sub(1), steps_per_epoch)),
             // The rate of the epoch's last step, adapted.

@@ -14,12 +14,14 @@
 //!   input batch likewise; the network's output is cast back to f32 and the loss computed in
 //!   f32. Batch-norm running statistics are updated in the low type on the view and copied
 //!   back to the master as f32 after each step;
-//! - f16 (5 exponent bits) scales the loss by [`F16_LOSS_SCALE`] before the backward pass so
-//!   that small gradients do not flush to zero in f16, and each weight's gradient is divided
-//!   by it again on its way back to f32 ([`grad_scaled`]). The scale is static: a gradient
-//!   that overflows f16 gives an infinite loss or weights, which end the trial as `Failed`
-//!   with the epoch and step (no dynamic rescaling). bf16 has f32's exponent range and needs
-//!   no scale;
+//! - f16 (5 exponent bits) scales the loss before the backward pass so that small gradients
+//!   do not flush to zero in f16, and each weight's gradient is divided by the scale again on
+//!   its way back to f32 ([`grad_scaled`]). The scale is dynamic ([`LossScale`], PyTorch's
+//!   `GradScaler` recipe and defaults): it starts at 2^16; a step whose gradients are not
+//!   finite (f16 overflowed) is skipped and the scale halved; after 2,000 steps in a row
+//!   with finite gradients it doubles. A scale driven below 2^-24 (gradients that overflow
+//!   f16 even scaled down that far) ends the trial as `Failed`, naming the epoch and step.
+//!   bf16 has f32's exponent range and needs no scale;
 //! - validation metrics (and so early stopping, pruning and ranking) are computed with the
 //!   f32 master weights in f32, like every later use of the model.
 //!
@@ -57,8 +59,86 @@ pub(super) fn is_f32(p: &Precision) -> bool {
     *p == Precision::F32
 }
 
-/// The static loss scale of f16 training (a power of two, so scaling is exact).
-pub const F16_LOSS_SCALE: f64 = 1024.0;
+/// The first loss scale of f16 training (a power of two, so scaling is exact): PyTorch's
+/// `GradScaler` default.
+pub const F16_LOSS_SCALE: f64 = 65536.0;
+
+/// Steps in a row with finite gradients after which the f16 loss scale doubles.
+pub const F16_GROWTH_INTERVAL: u32 = 2000;
+
+/// The smallest f16 loss scale: below it, the gradients overflow f16 whatever the scale.
+pub const F16_MIN_SCALE: f64 = 1.0 / 16_777_216.0;
+
+/// The dynamic loss scale of a training run (1 but for f16, whose steps update it).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct LossScale {
+    scale: f64,
+    /// Steps in a row with finite gradients since the last change.
+    good: u32,
+    /// Steps skipped because their gradients were not finite.
+    pub(super) skipped: u64,
+}
+
+impl LossScale {
+    pub(super) fn new(precision: Precision) -> LossScale {
+        LossScale { scale: precision.loss_scale(), good: 0, skipped: 0 }
+    }
+
+    /// The factor the loss is multiplied by before the backward pass.
+    pub(super) fn get(&self) -> f64 {
+        self.scale
+    }
+
+    /// After a backward pass whose gradients were `finite` or not: whether the optimizer
+    /// steps with them (`Ok(false)`: skip this step). Halves the scale on an overflow and
+    /// doubles it after [`F16_GROWTH_INTERVAL`] finite steps (only f16 training asks).
+    /// `Err` when an overflow would take the scale below [`F16_MIN_SCALE`].
+    pub(super) fn update(&mut self, finite: bool) -> Result<bool, String> {
+        if finite {
+            self.good += 1;
+            if self.good >= F16_GROWTH_INTERVAL {
+                self.scale *= 2.0;
+                self.good = 0;
+            }
+            return Ok(true);
+        }
+        self.good = 0;
+        self.skipped += 1;
+        let halved = self.scale / 2.0;
+        if halved < F16_MIN_SCALE {
+            return Err(format!(
+                "the f16 gradients overflow even with the loss scaled by {}; use `precision = bf16` or `f32`",
+                self.scale
+            ));
+        }
+        self.scale = halved;
+        Ok(false)
+    }
+}
+
+/// Whether every gradient in `grads` of `net`'s weights is finite, with one read from the
+/// device: the sum over the weights of `sum(g - g)`, zero when every element is finite and
+/// NaN as soon as one is infinite or NaN.
+pub(super) fn grads_finite(net: &Net, grads: &burn::optim::GradientsParams) -> bool {
+    use burn::module::{Module, ModuleVisitor};
+    struct Check<'a> {
+        grads: &'a burn::optim::GradientsParams,
+        total: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for Check<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let Some(g) = self.grads.get::<D>(param.id) else { return };
+            let zero = (g.clone() - g).sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + zero,
+                None => zero,
+            });
+        }
+    }
+    let mut check = Check { grads, total: None };
+    net.visit(&mut check);
+    check.total.is_none_or(|t| t.into_scalar::<f32>() == 0.0)
+}
 
 impl Precision {
     /// As written in a `.bma` file.
@@ -191,11 +271,11 @@ impl ModuleMapper for Cast {
 }
 
 /// The network in `precision` for one training step: its weights are differentiable casts
-/// of `net`'s (so the gradients land on `net`'s f32 weights, divided by the loss scale), its
+/// of `net`'s (so the gradients land on `net`'s f32 weights, divided by `scale`), its
 /// batch-norm running statistics its own copies.
-pub(super) fn view(net: &Net, precision: Precision) -> Net {
+pub(super) fn view(net: &Net, precision: Precision, scale: &LossScale) -> Net {
     use burn::module::Module;
-    net.snapshot().map(&mut Cast { dtype: precision.dtype(), unscale: 1.0 / precision.loss_scale() })
+    net.snapshot().map(&mut Cast { dtype: precision.dtype(), unscale: 1.0 / scale.get() })
 }
 
 /// Puts the batch-norm running statistics `view` updated (its training forward pass) onto

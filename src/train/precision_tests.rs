@@ -1,5 +1,5 @@
 //! `train { precision = ... }` on the CPU (flex computes in f16 and bf16): accuracy parity
-//! with f32 on the digits, f32 master weights, the f16 loss scale, and the refusals.
+//! with f32 on the digits, f32 master weights, the f16 dynamic loss scale, and the refusals.
 
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
@@ -41,7 +41,7 @@ fn dtypes(net: &super::net::Net) -> Vec<DType> {
 fn master_weights_are_f32(model: &super::Model, low: Precision) {
     let seen = dtypes(&model.net);
     assert!(seen.iter().all(|d| *d == DType::F32), "{seen:?}");
-    let view = dtypes(&precision::view(&model.net, low));
+    let view = dtypes(&precision::view(&model.net, low, &precision::LossScale::new(low)));
     let want: DType = low.dtype().into();
     assert!(view.iter().all(|d| *d == want), "{view:?}");
     assert!(model.tensors().iter().all(|(_, _, v)| v.iter().all(|x| x.is_finite())));
@@ -142,4 +142,106 @@ fn a_layer_that_makes_f32_tensors_of_its_own_is_refused_before_training() {
     assert!(out.epochs.is_empty());
     cfg.precision = Precision::F32;
     assert_eq!(fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue).status, Status::Completed);
+}
+
+#[test]
+fn the_f16_loss_scale_halves_on_an_overflow_skipping_the_step_and_doubles_after_2000_good_steps() {
+    let mut scale = precision::LossScale::new(Precision::F16);
+    assert_eq!(scale.get(), F16_LOSS_SCALE);
+    assert_eq!(scale.update(false), Ok(false), "an overflowed step is skipped");
+    assert_eq!((scale.get(), scale.skipped), (F16_LOSS_SCALE / 2.0, 1));
+    for _ in 1..precision::F16_GROWTH_INTERVAL {
+        assert_eq!(scale.update(true), Ok(true));
+    }
+    assert_eq!(scale.get(), F16_LOSS_SCALE / 2.0, "one step short of the interval");
+    assert_eq!(scale.update(true), Ok(true));
+    assert_eq!(scale.get(), F16_LOSS_SCALE, "doubled after 2,000 finite steps in a row");
+    // An overflow restarts the count.
+    assert_eq!(scale.update(true), Ok(true));
+    assert_eq!(scale.update(false), Ok(false));
+    for _ in 0..10 {
+        assert_eq!(scale.update(true), Ok(true));
+    }
+    assert_eq!(scale.get(), F16_LOSS_SCALE / 2.0);
+    // Overflowing down to the floor ends the run, naming the way out.
+    let mut failed = None;
+    for _ in 0..64 {
+        if let Err(e) = scale.update(false) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.expect("the scale has a floor");
+    assert!(scale.get() >= precision::F16_MIN_SCALE && scale.get() < 2.0 * precision::F16_MIN_SCALE, "{}", scale.get());
+    assert!(e.contains("overflow") && e.contains("`precision = bf16`"), "{e}");
+    // bf16 and f32 have no scale.
+    assert_eq!(precision::LossScale::new(Precision::Bf16).get(), 1.0);
+}
+
+#[test]
+fn a_gradient_with_an_infinity_or_a_nan_anywhere_is_not_finite() {
+    use burn::module::{Module, ModuleVisitor, Param, ParamId};
+    use burn::optim::GradientsParams;
+    let (_, model) = digits("flatten dense(8) relu dense(data.classes)", "epochs = 1", "f32");
+    // A gradient of each weight's shape, every element `fill` but the last weight's first,
+    // which is `odd`.
+    struct Grads {
+        fill: f32,
+        odd: f32,
+        ids: Vec<ParamId>,
+        out: GradientsParams,
+    }
+    impl ModuleVisitor for Grads {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let v = param.val();
+            let (shape, device) = (v.shape(), v.device());
+            let mut data = vec![self.fill; shape.num_elements()];
+            self.ids.push(param.id);
+            data[0] = self.odd;
+            self.out.register::<D>(param.id, Tensor::<D>::from_data(TensorData::new(data, shape), &device));
+        }
+    }
+    let grads = |fill: f32, odd: f32| {
+        let mut g = Grads { fill, odd, ids: Vec::new(), out: GradientsParams::new() };
+        model.net.visit(&mut g);
+        assert!(g.ids.len() >= 4, "{} weights", g.ids.len());
+        g.out
+    };
+    assert!(precision::grads_finite(&model.net, &grads(0.25, -3e38)));
+    assert!(!precision::grads_finite(&model.net, &grads(0.25, f32::INFINITY)));
+    assert!(!precision::grads_finite(&model.net, &grads(0.25, f32::NEG_INFINITY)));
+    assert!(!precision::grads_finite(&model.net, &grads(0.25, f32::NAN)));
+    // Finite however large: `g - g` is 0 where a plain sum of the elements would overflow.
+    assert!(precision::grads_finite(&model.net, &grads(f32::MAX, f32::MAX)));
+}
+
+#[test]
+fn f16_training_whose_first_gradients_overflow_skips_those_steps_and_trains() {
+    // Regression targets of thousands (standardised by the loader, yet the first gradients
+    // times 2^16 exceed f16's 65504): the first step overflows, is skipped, and the run
+    // goes on at half the scale; a static scale would have stepped with infinite gradients.
+    let dir = std::env::temp_dir().join(format!("bma-train-loss-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("big.csv");
+    let mut csv = String::from("a,b,c,y\n");
+    for i in 0..300 {
+        let (a, b, c) = ((i % 17) as f64 / 17.0, (i % 7) as f64 / 7.0, (i % 5) as f64 / 5.0);
+        csv += &format!("{a},{b},{c},{}\n", 3000.0 * a - 2000.0 * b + 5000.0);
+    }
+    std::fs::write(&path, csv).expect("write");
+    let src = format!(
+        "experiment t {{\n data = csv(\"{}\", target: \"y\", task: regression, split: [0.7, 0.2, 0.1], seed: 1)\n \
+         model {{ dense(16) relu dense(1) }}\n train {{ optimizer = adam(0.01) epochs = 3 batch = 32 precision = f16 }}\n \
+         objective {{ minimize loss }}\n}}\n",
+        path.display()
+    );
+    let (sub, data, cfg) = super::test_support::setup(&src, 11);
+    let out = fit(DeviceKind::Cpu, &sub, &cfg, &data, |_, _| Control::Continue);
+    assert_eq!(out.status, Status::Completed);
+    let at = |e: usize, k: &str| out.epochs[e][k];
+    assert!(at(0, "skipped_steps") >= 1.0 && at(0, "loss_scale") < F16_LOSS_SCALE, "{:?}", out.epochs[0]);
+    assert_eq!(at(2, "skipped_steps"), at(0, "skipped_steps"), "no overflow once the scale came down");
+    assert!(at(2, "train_loss") < 0.5 * at(0, "train_loss"), "{:?}", out.epochs);
+    assert!(out.model.expect("a model").tensors().iter().all(|(_, _, v)| v.iter().all(|x| x.is_finite())));
+    let _ = std::fs::remove_dir_all(&dir);
 }

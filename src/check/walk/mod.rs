@@ -6,7 +6,9 @@
 //! named nodes) and which facts are known to hold (the arms of `match` and
 //! `if`, the `when` around a declaration). A conditional parameter may only be
 //! used where the facts imply its `when`; implication is decided by enumerating
-//! the finite parameters involved, falling back to syntactic equality.
+//! the finite parameters involved, falling back to syntactic equality. Each name it
+//! resolves to a user definition (a local, a parameter, a block, a fn) is recorded with the
+//! definition's span ([`resolutions`], what the editor's index is checked against).
 //!
 //! The walk is one [`Walker`] whose methods live by concern: `facts` (conditional
 //! parameters and what is known to hold), `expr` (names, types, calls, `match`

@@ -1179,6 +1179,49 @@ fn a_stdlib_block_used_without_its_use_offers_the_import() {
 
 /// A text whose whole-space check takes seconds in a debug build: 100 structural parameters
 /// of 3 values, all read by the model.
+/// Edits that the whole-space check does not read (a comment typed in the model, a second
+/// objective) keep its result: the first publish of the new text has the check's note
+/// already. An edit it reads (a parameter's domain) is checked again: its first publish is the
+/// cheap one, the note coming in a second. Holds whatever the timing: the server publishes a
+/// deferred check's text without the note first.
+#[test]
+fn edits_the_whole_space_check_does_not_read_keep_its_result() {
+    let text = slow_spec("maximize accuracy");
+    let (mut s, _) = open(&text);
+    let note = |m: &Value| {
+        m.pointer("/params/diagnostics")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|d| d["message"].as_str().is_some_and(|m| m.starts_with("checked the shapes")))
+    };
+    let publish = |m: &Value, v: i64| {
+        m.get("method") == Some(&json!("textDocument/publishDiagnostics"))
+            && m.pointer("/params/version") == Some(&json!(v))
+    };
+    s.wait(|m| publish(m, 1) && note(m));
+    let edits = [
+        (2, text.replace("  model {\n", "  model {\n    // typed in the model\n"), true),
+        (3, slow_spec("maximize accuracy\n    minimize latency"), true),
+        (
+            4,
+            slow_spec("maximize accuracy\n    minimize latency").replace("p7: int in {1, 2, 3}", "p7: int in {1, 2}"),
+            false,
+        ),
+    ];
+    for (v, edited, kept) in edits {
+        s.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": URI, "version": v }, "contentChanges": [{ "text": edited }] }),
+        );
+        let first = s.wait(|m| publish(m, v));
+        assert_eq!(note(&first), kept, "version {v}: {first}");
+        if !kept {
+            s.wait(|m| publish(m, v) && note(m));
+        }
+    }
+}
+
 fn slow_spec(objective: &str) -> String {
     let params: String = (0..100).map(|i| format!("    p{i}: int in {{1, 2, 3}}\n")).collect();
     let sum: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();

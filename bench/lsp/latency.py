@@ -8,9 +8,12 @@ For each: the time from `didOpen` to the first `publishDiagnostics`, then keystr
 a `didChange` with the whole text (as the server syncs) timed to its `publishDiagnostics`:
 typing in a comment (the file stays clean) and typing `ensemble(top: 5,,` in a new
 `average` section (the file has a syntax error: recovery, the rest analysed); typing a
-comment inside the last experiment's model (the file stays clean, the experiment's
-whole-space check is done again: on the 2,000-parameter spec, timed both to the first
-diagnostics and to those of the whole-space check, which the server publishes second).
+comment inside the last experiment's model, then changing its number of trials in `search`
+(the file stays clean; on the 2,000-parameter spec, timed both to the first diagnostics and
+to those of the whole-space check, which the server publishes second when it checks the
+space again, and with the first when it keeps the result); typing a layer's name as a new
+statement in the last experiment's model, each keystroke a `didChange` followed at once by
+a `completion` request there, timed from the change to the completion's answer.
 
 Usage: bench/lsp/latency.py [path/to/bma]   (default target/release/bma, else target/debug/bma)
 Prints one line per measure (median, min, max in ms). Not a test: nothing is asserted.
@@ -138,6 +141,33 @@ class Server:
         version = m["params"].get("version")
         return version is None or version == self.version
 
+    def complete_after(self, text, offset):
+        """Sends `text` as a change and at once asks for completion at byte `offset` (ASCII
+        text: the column is the offset in its line); seconds to the answer, and its items."""
+        self.version += 1
+        uri = "file:///tmp/bench-lsp/spec.bma"
+        line = text.count("\n", 0, offset)
+        column = offset - (text.rfind("\n", 0, offset) + 1)
+        start = time.perf_counter()
+        self.send({"jsonrpc": "2.0", "method": "textDocument/didChange",
+                   "params": {"textDocument": {"uri": uri, "version": self.version},
+                              "contentChanges": [{"text": text}]}})
+        rid = 1000 + self.version
+        self.send({"jsonrpc": "2.0", "id": rid, "method": "textDocument/completion",
+                   "params": {"textDocument": {"uri": uri}, "position": {"line": line, "character": column}}})
+        # The answer, and a publish of this text (before or after it), so that the next
+        # measure starts on a quiet server.
+        got, took, published = None, None, False
+        while got is None or not published:
+            m = self.wait(lambda m: m.get("id") == rid or self.ours(m))
+            if m.get("id") == rid:
+                got, took = m, time.perf_counter() - start
+            else:
+                published = True
+        result = got.get("result") or {}
+        items = result.get("items", result) if isinstance(result, dict) else result
+        return took, items
+
     def close(self):
         """Ends the server; its CPU time (user + system), in seconds."""
         self.p.stdin.close()
@@ -174,8 +204,9 @@ def bench(name, text, keystrokes=20, marker=None):
         t, errors = s.timed(text[:cut] + typed[:k] + "\n" + text[cut:])
         broken.append(t)
     print(f"{name}: keystroke, typing `{typed.strip()}`: {ms(broken)}, {errors} errors at the end")
-    # Typing a comment inside the last experiment's model: the file stays clean, but the
-    # experiment's text changed, so its whole-space check is done again.
+    # Typing a comment inside the last experiment's model: the file stays clean; a server
+    # that keys the whole-space check on the experiment's text checks the space again, one
+    # that keys it on its tokens keeps it (`check::Reuse`).
     model = text.rfind("model {") + len("model {")
     inside, inside_full = [], []
     for k in range(keystrokes):
@@ -184,6 +215,33 @@ def bench(name, text, keystrokes=20, marker=None):
         inside_full.append(t)
     print(f"{name}: keystroke inside an experiment, clean file: {ms(inside)}, {errors} errors"
           + (f"; with the whole-space check {ms(inside_full)}" if marker else ""))
+    # Changing the number of trials (21, 22, ...) in a `search` section added to the last
+    # experiment (in its own `trials = N` when it has one): a section its whole-space check
+    # does not read (but for `strategy`).
+    search, search_full = [], []
+    trials = text.rfind("trials = ", text.rfind("experiment "))
+    for k in range(keystrokes):
+        if trials >= 0:
+            end = trials + len("trials = ")
+            while text[end].isdigit():
+                end += 1
+            edited = text[:trials] + f"trials = {21 + k}" + text[end:]
+        else:
+            edited = text[:cut] + f"  search {{ trials = {21 + k} }}\n" + text[cut:]
+        t, errors = s.timed(edited, marker)
+        search.append(s.first)
+        search_full.append(t)
+    print(f"{name}: keystroke in a search section, clean file: {ms(search)}, {errors} errors"
+          + (f"; with the whole-space check {ms(search_full)}" if marker else ""))
+    # Typing `dense` as a new statement at the start of the last experiment's model, with
+    # completion asked after each keystroke.
+    completion, offered = [], 0
+    for k in range(1, len("dense") + 1):
+        edited = text[:model] + "\n    " + "dense"[:k] + "\n" + text[model:]
+        t, items = s.complete_after(edited, model + 5 + k)
+        completion.append(t)
+        offered = len(items or [])
+    print(f"{name}: keystroke then completion in the model: {ms(completion)}, {offered} items at the end")
     print(f"{name}: the server's CPU time for all of the above: {s.close():.1f} s")
 
 

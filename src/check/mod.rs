@@ -28,7 +28,7 @@ pub use data_search::MAX_CASES as MAX_DATA_SETTINGS;
 pub use reuse::{Reuse, check_deferred};
 pub use space::{SpaceInfo, constraint_holds, count_grid, structural_points};
 pub use summary::{human, report_space};
-pub use walk::section_keys;
+pub use walk::{Resolution, Resolved, resolutions, section_keys};
 
 /// Whether `name` is a metric known from the architecture alone, before training.
 pub fn is_static_metric(name: &str) -> bool {

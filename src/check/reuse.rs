@@ -2,13 +2,21 @@
 //! an editor's keystroke re-checks only the experiments it changed.
 //!
 //! Takes each experiment's whole-space check as a function of what it reads: the
-//! experiment's own text, the data as described, whether its other checks were clean, and
-//! the program's blocks and fns (their names and texts) and every imported file (name and
-//! text). Those are hashed into a key that does not depend on where the experiment sits in
-//! the file; the check's diagnostics are kept under it with the spans of the root-file items
-//! they may point into (the experiment, its blocks and fns). A later compilation with the
-//! same key gets the diagnostics back, each span moved with the item it lies in, and the
-//! same [`SpaceInfo`], without expanding a single point.
+//! experiment's tokens (its text less comments and the amount of whitespace, see [`runs`]),
+//! the data as described, whether its other checks were clean, and the program's blocks and
+//! fns (their names and texts) and every imported file (name and text). Those are hashed
+//! into a key that does not depend on where the experiment sits in the file; the check's
+//! diagnostics are kept under it with where the experiment's runs and the root-file blocks
+//! and fns lay. A later compilation with the same key gets the diagnostics back, each span
+//! moved with the run or item it lies in, and the same [`SpaceInfo`], without expanding a
+//! single point: typing a comment or a doc comment inside an experiment, re-indenting it, or
+//! editing above it, checks no point again.
+//!
+//! The sections the check does not read are left out of the key too ([`unread`]): `average`
+//! and `report`; `search` but its `strategy`, `train` but its `precision`, and `objective`
+//! but its `require` constraints (whose texts are in the key instead); the objectives too
+//! when the data is searched (`check::data_search` reads them). Editing them keeps the
+//! result, unless one of its diagnostics points into them (then the check runs again).
 //!
 //! [`Reuse::defer`] leaves the whole-space check of a clean experiment with no kept result
 //! undone (counted in [`Reuse::deferred`]): the language server publishes the cheap
@@ -18,7 +26,11 @@
 //!
 //! **Invariant:** a reused result equals what the check would give now: every input of the
 //! check is in the key, and a kept span outside the items it was anchored to makes the entry
-//! unusable (the check runs again) rather than point somewhere wrong.
+//! unusable (the check runs again) rather than point somewhere wrong. Comments and whitespace
+//! may be left out of the experiment's part of the key because the grammar skips them between
+//! tokens (`WHITESPACE` and `COMMENT` are silent, and no atomic rule but a string spans
+//! either: a string is kept whole in its run), and the whole-space check reads the lowered
+//! experiment, never its text (it is given no `Sources`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +58,8 @@ pub struct Reuse {
     program: u64,
     /// The root file's blocks and fns, in [`root_items`]' order (computed once per compilation).
     items: Vec<Span>,
+    /// Whole-space checks done (not taken from the cache) by the last compilation.
+    checked: usize,
     /// Leave a whole-space check with no kept result undone.
     pub defer: bool,
     deferred: usize,
@@ -66,9 +80,11 @@ struct Deferred {
 
 #[derive(Debug)]
 struct Entry {
-    /// The root-file items the diagnostics may point into, as they were: the experiment
-    /// first, then the root file's blocks and fns in [`root_items`]' order.
+    /// The root-file items besides the experiment the diagnostics may point into, as they
+    /// were: the root file's blocks and fns in [`root_items`]' order.
     anchors: Vec<Span>,
+    /// The experiment's runs ([`runs`]), as they lay in the file.
+    runs: Vec<(u32, u32)>,
     diags: Vec<Diagnostic>,
     info: SpaceInfo,
     used: u64,
@@ -90,6 +106,11 @@ impl Reuse {
         self.reused
     }
 
+    /// How many whole-space checks the last compilation did (neither kept nor deferred).
+    pub fn checked(&self) -> usize {
+        self.checked
+    }
+
     /// Whether the last compilation was abandoned by `stop`: its diagnostics are incomplete.
     pub fn stopped(&self) -> bool {
         self.stopped
@@ -102,6 +123,7 @@ impl Reuse {
         self.items = root_items(program);
         self.deferred = 0;
         self.reused = 0;
+        self.checked = 0;
         self.stopped = false;
         self.pending.clear();
     }
@@ -115,16 +137,23 @@ impl Reuse {
         sources: &Sources,
         exp: &Experiment,
         data: &str,
+        data_search: bool,
         clean: bool,
         stop: &dyn Fn() -> bool,
         diags: &mut Vec<Diagnostic>,
         run: impl FnOnce(&mut Vec<Diagnostic>, &dyn Fn() -> bool) -> SpaceInfo,
     ) -> Option<SpaceInfo> {
-        let anchors: Vec<Span> = std::iter::once(exp.span).chain(self.items.iter().copied()).collect();
-        let key = key(self.program, sources, exp, data, clean);
+        let anchors = self.items.clone();
+        let text = sources.text(exp.span);
+        let all: Vec<(u32, u32)> =
+            runs(text).into_iter().map(|(a, b)| (exp.span.start + a as u32, exp.span.start + b as u32)).collect();
+        let (skipped, read) = unread(exp, text, exp.span.start, &all, data_search);
+        let runs: Vec<(u32, u32)> =
+            all.into_iter().filter(|&(a, b)| !skipped.iter().any(|&(s, e)| s <= a && b <= e)).collect();
+        let key = key(self.program, text, exp.span.start, &runs, read, data, clean);
         self.clock += 1;
         if let Some(entry) = self.entries.get_mut(&key)
-            && let Some(moved) = moved(&entry.diags, &entry.anchors, &anchors)
+            && let Some(moved) = moved(&entry.diags, (&entry.runs, &entry.anchors), (&runs, &anchors))
         {
             entry.used = self.clock;
             self.reused += 1;
@@ -146,6 +175,7 @@ impl Reuse {
             s
         };
         let mut found = Vec::new();
+        self.checked += 1;
         let info = run(&mut found, &asked);
         if stopped.get() {
             self.stopped = true;
@@ -157,7 +187,7 @@ impl Reuse {
         {
             self.entries.remove(&oldest);
         }
-        self.entries.insert(key, Entry { anchors, diags: found, info: info.clone(), used: self.clock });
+        self.entries.insert(key, Entry { anchors, runs, diags: found, info: info.clone(), used: self.clock });
         Some(info)
     }
 }
@@ -185,7 +215,7 @@ pub(super) fn whole_space(
         Some(cases) if !cases.is_empty() => data_search::check_space(program, exp, cases, clean, stop, diags),
         _ => space::check_space(program, exp, data, clean, stop, diags),
     };
-    match reuse.space(sources, exp, &described, clean, stop, diags, run) {
+    match reuse.space(sources, exp, &described, cases.is_some(), clean, stop, diags, run) {
         Some(info) => info,
         None => {
             let (data, cases) = (data.cloned(), cases.map(<[Case]>::to_vec));
@@ -232,11 +262,18 @@ fn root_items(program: &Program) -> Vec<Span> {
     out
 }
 
-/// Everything the whole-space check of `exp` reads, as a hash that does not change when the
-/// experiment moves in its file; `program` is [`program_key`]'s.
-fn key(program: u64, sources: &Sources, exp: &Experiment, data: &str, clean: bool) -> u64 {
+/// Everything the whole-space check of an experiment reads, as a hash that does not change
+/// when the experiment moves in its file, nor with its comments and whitespace: `text` is
+/// its text, starting at `start` in the file, `runs` its [`runs`] there; `program` is
+/// [`program_key`]'s.
+fn key(program: u64, text: &str, start: u32, runs: &[(u32, u32)], read: u64, data: &str, clean: bool) -> u64 {
     let mut h = DefaultHasher::new();
-    sources.text(exp.span).hash(&mut h);
+    read.hash(&mut h);
+    runs.len().hash(&mut h);
+    for &(a, b) in runs {
+        // `str`'s hash ends each run with a marker: `ab c` and `a bc` differ.
+        text.get(a.saturating_sub(start) as usize..b.saturating_sub(start) as usize).unwrap_or("").hash(&mut h);
+    }
     data.hash(&mut h);
     clean.hash(&mut h);
     program.hash(&mut h);
@@ -266,17 +303,163 @@ fn program_key(program: &Program, sources: &Sources) -> u64 {
     h.finish()
 }
 
-/// `diags` with every root-file span moved as the anchor it lies in moved; `None` when a
-/// span lies in no anchor, or the anchors do not line up.
-fn moved(diags: &[Diagnostic], old: &[Span], new: &[Span]) -> Option<Vec<Diagnostic>> {
-    if old.len() != new.len() || old.iter().zip(new).any(|(a, b)| a.len() != b.len()) {
+/// The runs of an experiment's text, as the tokens see it: the stretches between whitespace
+/// and comments (`//` to the end of the line, `/* */`), each as its start and end in `text`.
+/// A string literal is kept whole inside its run (its spaces and `//` are its value). Two
+/// texts with the same runs parse to the same tree (the grammar skips any whitespace and
+/// comments between tokens alike); they differ only in where the runs lie.
+fn runs(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut start) = (0, None);
+    let end_run = |start: &mut Option<usize>, at: usize, out: &mut Vec<(usize, usize)>| {
+        if let Some(s) = start.take() {
+            out.push((s, at));
+        }
+    };
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\r' | b'\n' => {
+                end_run(&mut start, i, &mut out);
+                i += 1;
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                end_run(&mut start, i, &mut out);
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                end_run(&mut start, i, &mut out);
+                i += 2;
+                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i = (i + 2).min(b.len());
+            }
+            b'"' => {
+                start.get_or_insert(i);
+                i += 1;
+                // To the closing quote, or to the end of the line (the grammar's `string_inner`).
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                if b.get(i) == Some(&b'"') {
+                    i += 1;
+                }
+                i = i.min(b.len());
+            }
+            _ => {
+                start.get_or_insert(i);
+                i += 1;
+            }
+        }
+    }
+    end_run(&mut start, b.len(), &mut out);
+    out
+}
+
+/// The sections of `exp` (whose text is `text`, starting at `start` in the file, its runs
+/// `runs`, in file positions) that its
+/// whole-space check does not read, as the file ranges of their runs, and a hash of what
+/// the check does read in them: `search`'s `strategy` (`space::grid_limit`), `train`'s
+/// `precision`, `objective`'s `require` constraints. `data_search`: the data is searched,
+/// and `check::data_search` reads the objectives too, so `objective` is read whole.
+///
+/// A section is left out only when its keyword starts a run and its closing brace ends one
+/// (its extent found by counting braces outside strings); otherwise it stays in the key.
+fn unread(exp: &Experiment, text: &str, start: u32, runs: &[(u32, u32)], data_search: bool) -> (Vec<(u32, u32)>, u64) {
+    let at =
+        |a: u32, b: u32| text.get(a.saturating_sub(start) as usize..b.saturating_sub(start) as usize).unwrap_or("");
+    let mut h = DefaultHasher::new();
+    // The texts of the runs in `span`, cut to it.
+    let hash_span = |h: &mut DefaultHasher, span: Span| {
+        for &(a, b) in runs.iter().filter(|&&(a, b)| a < span.end && span.start < b) {
+            at(a.max(span.start), b.min(span.end)).hash(h);
+        }
+        0xffu8.hash(h);
+    };
+    // What the check reads in them, whether or not the sections are left out.
+    for s in exp.search.iter().filter(|s| s.key == "strategy") {
+        hash_span(&mut h, s.value.span);
+    }
+    0xfeu8.hash(&mut h);
+    for s in exp.train.iter().filter(|s| s.key == "precision") {
+        hash_span(&mut h, s.value.span);
+    }
+    0xfeu8.hash(&mut h);
+    for c in &exp.constraints {
+        hash_span(&mut h, c.span);
+    }
+    let mut sections = vec!["average", "report", "search", "train"];
+    if !data_search {
+        sections.push("objective");
+    }
+    let out = sections.into_iter().filter_map(|name| extent(runs, exp.sections.get(name)?.start, &at)).collect();
+    (out, h.finish())
+}
+
+/// The file range of the runs of the section whose keyword starts at `keyword`: from that
+/// run to the one that ends with the brace closing the section's first `{`; `None` when the
+/// keyword does not start a run or the closing brace does not end one.
+fn extent<'t>(runs: &[(u32, u32)], keyword: u32, at: &dyn Fn(u32, u32) -> &'t str) -> Option<(u32, u32)> {
+    let first = runs.iter().position(|&(a, _)| a == keyword)?;
+    let (mut depth, mut opened, mut in_string) = (0usize, false, false);
+    for &(a, b) in &runs[first..] {
+        let run = at(a, b).as_bytes();
+        let mut i = 0;
+        while i < run.len() {
+            match run[i] {
+                b'\\' if in_string => i += 1,
+                b'"' => in_string = !in_string,
+                b'{' if !in_string => {
+                    depth += 1;
+                    opened = true;
+                }
+                b'}' if !in_string => {
+                    depth = depth.checked_sub(1)?;
+                    if opened && depth == 0 {
+                        return (i + 1 == run.len()).then_some((keyword, b));
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+    None
+}
+
+/// `diags` with every root-file span moved: one in the experiment as the run its ends lie in
+/// moved (`runs`: the old and new runs; the two lists have the same texts, by the key), one
+/// in a block or fn as that item moved (`items`: the old and new spans); `None` when an end
+/// lies between runs, or a span in no item, or the items do not line up.
+fn moved(
+    diags: &[Diagnostic],
+    (old_runs, old): (&[(u32, u32)], &[Span]),
+    (new_runs, new): (&[(u32, u32)], &[Span]),
+) -> Option<Vec<Diagnostic>> {
+    if old.len() != new.len()
+        || old.iter().zip(new).any(|(a, b)| a.len() != b.len())
+        || old_runs.len() != new_runs.len()
+    {
         return None;
     }
+    // A place in a run (its end included) moves with the run.
+    let in_run = |at: u32| -> Option<u32> {
+        let i = old_runs.partition_point(|&(_, end)| end < at);
+        let (&(a, b), &(na, _)) = (old_runs.get(i)?, new_runs.get(i)?);
+        (a <= at && at <= b).then_some(at - a + na)
+    };
+    let (exp_start, exp_end) = (old_runs.first()?.0, old_runs.last()?.1);
     let shift = |s: Span| -> Option<Span> {
         if s.file != FileId(0) {
             return Some(s);
         }
-        // The innermost anchor: an experiment's span holds no item, so any will do.
+        if exp_start <= s.start && s.end <= exp_end {
+            return Some(Span { file: s.file, start: in_run(s.start)?, end: in_run(s.end)? });
+        }
+        // The item that holds it: an experiment holds no item, so any will do.
         let (a, b) = old.iter().zip(new).find(|(a, _)| a.start <= s.start && s.end <= a.end)?;
         Some(Span { file: s.file, start: s.start - a.start + b.start, end: s.end - a.start + b.start })
     };
@@ -360,5 +543,75 @@ mod tests {
         compile(SPEC, &mut reuse);
         assert!(!reuse.stopped());
         assert_eq!(reuse.reused(), 0);
+    }
+
+    /// The texts of `runs`.
+    fn run_texts(text: &str) -> Vec<&str> {
+        runs(text).into_iter().map(|(a, b)| &text[a..b]).collect()
+    }
+
+    /// Comments and whitespace split runs and are left out; a string is one run with its
+    /// spaces and `//`; `a/**/b` is two runs, as the grammar reads two tokens.
+    #[test]
+    fn runs_are_the_text_between_whitespace_and_comments() {
+        assert_eq!(
+            run_texts("a  = f(\"x  // y\", 2) // c\n/* d\n e */ b/**/c /// doc\n\tq"),
+            ["a", "=", "f(\"x  // y\",", "2)", "b", "c", "q"]
+        );
+        assert_eq!(run_texts("s = \"a \\\" b\" t"), ["s", "=", "\"a \\\" b\"", "t"]);
+        assert_ne!(run_texts("\"a  b\""), run_texts("\"a b\""));
+        assert_ne!(run_texts("a = = b"), run_texts("a == b"));
+    }
+
+    /// Typing a comment inside the model, a doc comment in the space, re-indenting a line,
+    /// and editing what the check does not read (objectives, search and train settings but
+    /// `strategy` and `precision`, a new `average`) keep the whole-space result, its shape
+    /// error moved to where a full check puts it.
+    #[test]
+    fn comments_and_whitespace_inside_an_experiment_keep_its_space_check() {
+        let mut reuse = Reuse::new();
+        compile(SPEC, &mut reuse);
+        assert_eq!(reuse.checked(), 1);
+        for edited in [
+            SPEC.replace("  model {\n", "  model {\n    // a comment typed in the model\n"),
+            SPEC.replace("    w: in", "    /// The width.\n    w: in"),
+            SPEC.replace("    conv2d(8)\n", "      conv2d(8) /* why */\n\n"),
+            // Sections, or parts of them, that the check does not read.
+            SPEC.replace("maximize accuracy }", "maximize f1 }"),
+            SPEC.replace("maximize accuracy }", "maximize accuracy\n    minimize latency }"),
+            SPEC.replace("maximize accuracy }", "maximize accuracy }\n  search { trials = 7 }"),
+            SPEC.replace("  model {", "  train { epochs = 3 }\n  model {"),
+            SPEC.replace("maximize accuracy }", "maximize accuracy }\n  average { ensemble(top: 2) }"),
+        ] {
+            let again = compile(&edited, &mut reuse);
+            assert_eq!((reuse.reused(), reuse.checked()), (1, 0), "{edited}");
+            let fresh = crate::compile(&Source::new("r.bma", edited.as_str()));
+            assert!(fresh.diagnostics.iter().any(|d| d.code == crate::diagnostic::Code::ShapeError));
+            assert_eq!(again.diagnostics, fresh.diagnostics, "{edited}");
+            assert_eq!(format!("{:?}", again.info), format!("{:?}", fresh.info));
+        }
+    }
+
+    /// A change of a token inside the experiment (a domain, a layer's argument, a setting the
+    /// check reads, the data) checks the space again, and gives what a full check gives.
+    #[test]
+    fn a_changed_token_inside_an_experiment_checks_its_space_again() {
+        for edited in [
+            SPEC.replace("w: in {4, 8}", "w: in {4, 16}"),
+            SPEC.replace("conv2d(8)", "conv2d(16)"),
+            SPEC.replace("conv2d(8)\n", "conv2d(8)\n    flatten\n"),
+            SPEC.replace("maximize accuracy }", "maximize accuracy }\n  search { strategy = grid }"),
+            SPEC.replace("maximize accuracy }", "maximize accuracy\n    require params <= 100 }"),
+            SPEC.replace("  model {", "  train { precision = bf16 }\n  model {"),
+            SPEC.replace("data = iris", "data = digits"),
+        ] {
+            let mut reuse = Reuse::new();
+            compile(SPEC, &mut reuse);
+            let again = compile(&edited, &mut reuse);
+            assert_eq!((reuse.reused(), reuse.checked()), (0, 1), "{edited}");
+            let fresh = crate::compile(&Source::new("r.bma", edited.as_str()));
+            assert_eq!(again.diagnostics, fresh.diagnostics, "{edited}");
+            assert_eq!(format!("{:?}", again.info), format!("{:?}", fresh.info));
+        }
     }
 }

@@ -9,7 +9,11 @@
 //! entry that the position accepts (a strategy after `strategy =`, an optimiser after
 //! `optimizer =`, an argument's own concept inside a call). Comments and strings hold no
 //! occurrences; a named argument (`momentum:`) is the argument, not a parameter of the same
-//! name. **Invariant:** every occurrence's span is the name's own, in the indexed file.
+//! name. **Invariant:** every occurrence's span is the name's own, in the indexed file; a
+//! name the checker resolves (`check::resolutions`) is indexed to the same definition, and
+//! where a file checks clean the reverse holds for locals, parameters, blocks and fns
+//! (`tests::the_index_resolves_every_name_as_the_checker_does`, on every example, stdlib
+//! module and check fixture).
 
 use crate::Compiled;
 use crate::ast::{self, ExprKind, Item, PatternAlt, SectionBody, SpaceItem, Stmt};
@@ -527,5 +531,115 @@ impl Resolver<'_> {
             };
             self.expr(&a.value, inner);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Resolved, resolutions};
+    use crate::source::Source;
+
+    /// Whether the index's kind is the checker's.
+    fn same_kind(kind: SymbolKind, resolved: Resolved) -> bool {
+        matches!(
+            (kind, resolved),
+            (SymbolKind::BlockParam | SymbolKind::FnParam | SymbolKind::RepeatVar, Resolved::Local)
+                | (SymbolKind::Param, Resolved::Param)
+                | (SymbolKind::Block, Resolved::Block)
+                | (SymbolKind::Fn, Resolved::Fn)
+        )
+    }
+
+    /// The index against the checker's own lookups (`check::resolutions`), on every example,
+    /// stdlib module and check fixture: every name the checker resolves to a user definition
+    /// is indexed at the same span with the same definition and kind; and in every file the
+    /// checker accepts, every reference the index resolves to a parameter, a block or fn
+    /// parameter, a `repeat` index, a block or a fn, the checker resolves the same (a `use`
+    /// list's, the lowering: the program's block or fn of that name). `let` nodes are the
+    /// index's alone: the checker keeps their names, not where they are defined.
+    #[test]
+    fn the_index_resolves_every_name_as_the_checker_does() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["examples", "stdlib", "tests/fixtures/check/ok", "tests/fixtures/check/err"] {
+            let entries = std::fs::read_dir(root.join(dir)).expect("a folder of the repository");
+            files.extend(entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "bma")));
+        }
+        files.sort();
+        let (mut compared, mut wrong) = (0, Vec::new());
+        for path in &files {
+            let text = std::fs::read_to_string(path).expect("a readable file");
+            let a = crate::ide::Analysis::new(crate::compile(&Source::from_path(path, text)));
+            let (c, tree) = (&a.compiled, &a.tree);
+            let line = |s: Span| c.sources.get(s.file).map_or((0, 0), |src| src.line_col(s.start));
+            let checker: Vec<_> =
+                resolutions(&c.program, &c.sources).into_iter().filter(|r| r.at.file == FileId(0)).collect();
+            for r in &checker {
+                compared += 1;
+                let o = a.index.occurrences.iter().find(|o| o.span == r.at);
+                match o.map(|o| &o.target) {
+                    Some(Target::Symbol { kind, def }) if *def == r.def && same_kind(*kind, r.kind) => {}
+                    got => wrong.push(format!(
+                        "{}:{:?}: the checker resolves it to {:?} at {:?}, the index to {got:?}",
+                        path.display(),
+                        line(r.at),
+                        r.kind,
+                        line(r.def)
+                    )),
+                }
+            }
+            // The other way, where the checker accepts the file: where it rejects a reference
+            // (a bound naming a parameter, a second block of one name) the index still
+            // resolves it, for hover and definition, and the checker has nothing to say.
+            if c.has_errors() {
+                continue;
+            }
+            let uses: Vec<Span> = tree
+                .items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Use(u) => Some(u.span),
+                    _ => None,
+                })
+                .collect();
+            for o in a.index.occurrences.iter().filter(|o| !o.is_def) {
+                let Target::Symbol { kind, def } = &o.target else { continue };
+                if *kind == SymbolKind::Node || *kind == SymbolKind::Experiment {
+                    continue;
+                }
+                compared += 1;
+                // A `use` list's names are resolved by the lowering (`ir::lower`), not the
+                // walk: they must name the program's own block or fn of that name.
+                if uses.iter().any(|u| u.start <= o.span.start && o.span.end <= u.end) {
+                    let table = match kind {
+                        SymbolKind::Block => c.program.blocks.get(&o.name).map(|b| b.name.span),
+                        SymbolKind::Fn => c.program.fns.get(&o.name).map(|f| f.name.span),
+                        _ => None,
+                    };
+                    if table != Some(*def) {
+                        wrong.push(format!(
+                            "{}:{:?}: the index resolves `{}` in `use` to {kind:?} at {:?}, the program's is at {table:?}",
+                            path.display(),
+                            line(o.span),
+                            o.name,
+                            line(*def)
+                        ));
+                    }
+                    continue;
+                }
+                if !checker.iter().any(|r| r.at == o.span && r.def == *def) {
+                    wrong.push(format!(
+                        "{}:{:?}: the index resolves `{}` to {kind:?} at {:?}, the checker does not",
+                        path.display(),
+                        line(o.span),
+                        o.name,
+                        line(*def)
+                    ));
+                }
+            }
+        }
+        assert!(files.len() > 50 && compared > 500, "{} files, {compared} names compared", files.len());
+        assert!(wrong.is_empty(), "{} of {compared} names differ:\n{}", wrong.len(), wrong.join("\n"));
     }
 }

@@ -11,10 +11,13 @@ use crate::source::Span;
 
 impl Walker<'_> {
     pub(super) fn lookup(&mut self, name: &str, span: Span) -> Ty {
-        if let Some((_, t, _)) = self.locals.iter().rev().find(|(n, _, _)| n == name) {
-            return t.clone();
+        if let Some((_, t, def)) = self.locals.iter().rev().find(|(n, _, _)| n == name) {
+            let (t, def) = (t.clone(), *def);
+            self.resolve(span, def, super::Resolved::Local);
+            return t;
         }
         if let Some(p) = self.param(name) {
+            self.resolve(span, p.name_span, super::Resolved::Param);
             self.use_param(p, span);
             return self.param_ty(p);
         }
@@ -316,6 +319,9 @@ impl Walker<'_> {
     pub(super) fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], whole: &ast::Expr) -> Ty {
         let name = ir::dotted(callee).unwrap_or_default();
         if let Some(f) = self.program.fns.get(&name) {
+            if let ast::ExprKind::Name(_) = &callee.kind {
+                self.resolve(callee.span, f.name.span, super::Resolved::Fn);
+            }
             if args.len() > f.params.len() {
                 self.diags.push(Diagnostic::error(
                     Code::BadArguments,

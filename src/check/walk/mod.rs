@@ -6,7 +6,9 @@
 //! named nodes) and which facts are known to hold (the arms of `match` and
 //! `if`, the `when` around a declaration). A conditional parameter may only be
 //! used where the facts imply its `when`; implication is decided by enumerating
-//! the finite parameters involved, falling back to syntactic equality.
+//! the finite parameters involved, falling back to syntactic equality. Each name it
+//! resolves to a user definition (a local, a parameter, a block, a fn) is recorded with the
+//! definition's span ([`resolutions`], what the editor's index is checked against).
 //!
 //! The walk is one [`Walker`] whose methods live by concern: `facts` (conditional
 //! parameters and what is known to hold), `expr` (names, types, calls, `match`
@@ -73,6 +75,45 @@ impl Ty {
     }
 }
 
+/// A name the walk resolved to a user definition: where the reference stands, the
+/// definition's name, and what kind of definition it is. The walk's own lookups
+/// ([`resolutions`]), for the editor to be checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolution {
+    pub at: Span,
+    pub def: Span,
+    pub kind: Resolved,
+}
+
+/// What a [`Resolution`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// A `repeat` index, or a block's or fn's parameter.
+    Local,
+    /// A parameter of the experiment's space.
+    Param,
+    Block,
+    Fn,
+}
+
+/// Every name the checker's walks of `program`'s blocks, fns and experiments resolve to a
+/// user definition (what `check` walks, with the same lookups; the diagnostics dropped),
+/// in the order the walks meet them.
+pub fn resolutions(program: &Program, sources: &Sources) -> Vec<Resolution> {
+    let mut diags = Vec::new();
+    let mut out = Vec::new();
+    for block in program.blocks.values() {
+        out.extend(walk_block(program, block, &mut diags));
+    }
+    for f in program.fns.values() {
+        out.extend(walk_fn(program, f, &mut diags));
+    }
+    for exp in &program.experiments {
+        out.extend(walk_experiment(program, exp, sources, None, &mut diags).1);
+    }
+    out
+}
+
 struct Walker<'a> {
     program: &'a Program,
     exp: Option<&'a Experiment>,
@@ -89,6 +130,8 @@ struct Walker<'a> {
     metrics: bool,
     /// Parameters may not be used here (search and report settings).
     constant_only: bool,
+    /// The names resolved to user definitions, for [`resolutions`].
+    resolved: Vec<Resolution>,
 }
 
 pub(super) fn check_experiment(
@@ -98,6 +141,16 @@ pub(super) fn check_experiment(
     data: Option<&DataInfo>,
     diags: &mut Vec<Diagnostic>,
 ) -> BTreeSet<String> {
+    walk_experiment(program, exp, sources, data, diags).0
+}
+
+fn walk_experiment(
+    program: &Program,
+    exp: &Experiment,
+    sources: &Sources,
+    data: Option<&DataInfo>,
+    diags: &mut Vec<Diagnostic>,
+) -> (BTreeSet<String>, Vec<Resolution>) {
     let mut w = Walker::new(program, Some(exp), Some(sources), diags);
     w.space(exp);
     if let Some(model) = &exp.model {
@@ -111,10 +164,14 @@ pub(super) fn check_experiment(
     w.search(exp);
     w.average(exp);
     w.report(exp);
-    w.used
+    (w.used, w.resolved)
 }
 
 pub(super) fn check_block(program: &Program, block: &ast::Block, diags: &mut Vec<Diagnostic>) {
+    walk_block(program, block, diags);
+}
+
+fn walk_block(program: &Program, block: &ast::Block, diags: &mut Vec<Diagnostic>) -> Vec<Resolution> {
     let mut w = Walker::new(program, None, None, diags);
     for p in &block.params {
         let ty = match (&p.ty, &p.default) {
@@ -142,9 +199,14 @@ pub(super) fn check_block(program: &Program, block: &ast::Block, diags: &mut Vec
     }
     w.nodes.push("input".into());
     w.body(&block.body);
+    w.resolved
 }
 
 pub(super) fn check_fn(program: &Program, f: &ast::FnDef, diags: &mut Vec<Diagnostic>) {
+    walk_fn(program, f, diags);
+}
+
+fn walk_fn(program: &Program, f: &ast::FnDef, diags: &mut Vec<Diagnostic>) -> Vec<Resolution> {
     let mut w = Walker::new(program, None, None, diags);
     for p in &f.params {
         let ty = p.ty.map_or(Ty::Float, |(t, _)| type_of_name(t));
@@ -152,6 +214,7 @@ pub(super) fn check_fn(program: &Program, f: &ast::FnDef, diags: &mut Vec<Diagno
     }
     let t = w.expr(&f.body);
     w.need(&t, &f.body, Want::Any);
+    w.resolved
 }
 
 fn type_of_name(t: ast::TypeName) -> Ty {
@@ -236,7 +299,13 @@ impl<'a> Walker<'a> {
             derived: BTreeMap::new(),
             metrics: false,
             constant_only: false,
+            resolved: Vec::new(),
         }
+    }
+
+    /// Records that the name at `at` names the definition at `def`.
+    fn resolve(&mut self, at: Span, def: Span, kind: Resolved) {
+        self.resolved.push(Resolution { at, def, kind });
     }
 
     fn param(&self, name: &str) -> Option<&'a ir::Param> {

@@ -121,8 +121,12 @@ impl Walker<'_> {
         // A parameter or local whose value is a layer.
         let local = self.locals.iter().rev().find(|(n, _, _)| n == name).map(|(_, t, s)| (t.clone(), *s));
         let param_ty = match local {
-            Some((t, _)) => Some(t),
+            Some((t, def)) => {
+                self.resolve(call.name.span, def, super::Resolved::Local);
+                Some(t)
+            }
             None => self.param(name).map(|p| {
+                self.resolve(call.name.span, p.name_span, super::Resolved::Param);
                 self.use_param(p, call.name.span);
                 self.param_ty(p)
             }),
@@ -142,6 +146,7 @@ impl Walker<'_> {
             return;
         }
         if let Some(block) = self.program.blocks.get(name) {
+            self.resolve(call.name.span, block.name.span, super::Resolved::Block);
             self.block_args(block, call);
             return;
         }

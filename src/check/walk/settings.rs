@@ -438,6 +438,7 @@ impl Walker<'_> {
                 for i in items {
                     match i.as_name().and_then(|n| self.param(n)) {
                         Some(p) => {
+                            self.resolve(i.span, p.name_span, super::Resolved::Param);
                             self.used.insert(p.name.clone());
                             let discrete = matches!(&p.kind, ParamKind::Free(d) if d.cardinality().is_some());
                             if !discrete {

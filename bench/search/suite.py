@@ -35,7 +35,10 @@ Usage (from the repository root):
     VENV=target/suite-venv python3 bench/search/suite.py [--split report|tune]
         [--dims 2,5,10,20] [--functions 1-24] [--no-extra] [--optuna-only]
         [--strategies tpe,random] [--nseeds 10] [--jobs 2] [--fresh] [--json FILE]
-        [--samplers optuna-tpe,optuna-cmaes,optuna-gp] [--trials 200]
+        [--samplers optuna-tpe,optuna-cmaes,optuna-gp] [--trials 200] [--optuna-trials 200]
+        [--ours-bin BIN | --ours-json FILE,...]
+--optuna-trials runs Optuna's uncached studies that long (regret past it: none); a cached study is
+reused if it reaches every budget within it. --ours-json reads ours from `search_suite --json` output.
 optuna-gp (GPSampler, GP_TRIALS trials, needs torch in $VENV) runs where at most GP_MAX_PARAMS
 floats are searched; with `auto`, `gp` and `tpe` among ours, the output adds auto / min(gp, tpe)
 per cell (AUTO_MARGIN), and gp / optuna-gp.
@@ -171,7 +174,8 @@ def conditional(trial):
 
 # ---- one Optuna study (run in a worker process) ----
 
-def optuna_study(job):
+def optuna_study(job, trials=None):
+    """One study of `trials` trials (default TRIALS; optuna-gp at most GP_TRIALS)."""
     sampler_name, problem, instance, seed = job
     import optuna
 
@@ -179,7 +183,7 @@ def optuna_study(job):
     from run import suggest  # the five's space format: the same suggest as bench/search/run.py
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    trials = TRIALS
+    trials = trials or TRIALS
     if sampler_name == "optuna-tpe":
         sampler = optuna.samplers.TPESampler(seed=seed)
     elif sampler_name == "optuna-gp":
@@ -187,7 +191,7 @@ def optuna_study(job):
 
         torch.set_num_threads(1)  # as ours runs: one thread per study
         sampler = optuna.samplers.GPSampler(seed=seed)
-        trials = GP_TRIALS  # its cost grows as the cube of the trials
+        trials = min(trials, GP_TRIALS)  # its cost grows as the cube of the trials
     else:
         sampler = optuna.samplers.CmaEsSampler(seed=seed)
     study = optuna.create_study(sampler=sampler)
@@ -226,7 +230,18 @@ def key(r):
     return (r["strategy"], r["problem"], r["instance"], r["seed"])
 
 
-def run_optuna(jobs, njobs, fresh):
+def covers(r, trials):
+    """Whether cached study `r` has the regret at every checkpoint within `trials` (or what its sampler runs)."""
+    if r["strategy"] == "optuna-gp":
+        trials = min(trials, GP_TRIALS)
+    return all(v is not None for c, v in zip(CHECKPOINTS, r["regret"]) if c <= trials)
+
+
+def run_optuna(jobs, njobs, fresh, trials=TRIALS):
+    """Optuna's studies for `jobs`; a cached study that covers `trials` is not run again (a study run
+    here runs `trials` trials, so it has no regret past them)."""
+    import functools
+
     import optuna
 
     os.makedirs(CACHE_DIR, exist_ok=True)
@@ -239,8 +254,11 @@ def run_optuna(jobs, njobs, fresh):
                     r = json.loads(line)
                 except ValueError:
                     continue  # a line cut short by a killed run: that study runs again
-                done[key(r)] = r
-    todo = [j for j in jobs if j not in done]
+                old = done.get(key(r))
+                if old is None or sum(v is not None for v in r["regret"]) >= sum(
+                        v is not None for v in old["regret"]):
+                    done[key(r)] = r
+    todo = [j for j in jobs if j not in done or not covers(done[j], trials)]
     print(f"optuna {optuna.__version__}: {len(jobs) - len(todo)} studies cached in {path}, {len(todo)} to run "
           f"({njobs} at once)", file=sys.stderr)
     if todo:
@@ -248,7 +266,7 @@ def run_optuna(jobs, njobs, fresh):
 
         start = time.time()
         with open(path, "a") as fh, multiprocessing.Pool(njobs) as pool:
-            for k, r in enumerate(pool.imap_unordered(optuna_study, todo, chunksize=1)):
+            for k, r in enumerate(pool.imap_unordered(functools.partial(optuna_study, trials=trials), todo, chunksize=1)):
                 fh.write(json.dumps(r) + "\n")
                 fh.flush()
                 done[key(r)] = r
@@ -266,6 +284,26 @@ def run_ours(args, problems, instances, seeds, other_seeds):
     print("  " + " ".join(cmd), file=sys.stderr)
     res = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
     return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+
+
+def read_ours(paths, problems, split, strategies):
+    """Ours from `search_suite --json` output files: the studies of `split` on `problems` by `strategies`."""
+    rows = []
+    for path in paths:
+        with open(path) as fh:
+            for line in fh:
+                if not line.startswith("{"):
+                    continue
+                r = json.loads(line)
+                if r["strategy"] not in strategies or r["problem"] not in problems:
+                    continue
+                bbob = r["problem"].startswith("bbob-")
+                if bbob and (r["instance"] not in split["instances"] or r["seed"] not in split["seeds"]):
+                    continue
+                if not bbob and r["seed"] not in split["other_seeds"]:
+                    continue
+                rows.append(r)
+    return rows
 
 
 # ---- the tables ----
@@ -397,11 +435,15 @@ def main():
                     help=f"Optuna's side; optuna-gp (GPSampler, {GP_TRIALS} trials) runs on BBOB in at most "
                          f"{GP_MAX_PARAMS} dimensions, branin and hartmann6")
     ap.add_argument("--trials", type=int, default=TRIALS, help="trials per study of ours")
+    ap.add_argument("--optuna-trials", type=int, default=TRIALS,
+                    help="trials per Optuna study not in the cache (fewer: cheaper, no regret past them)")
     ap.add_argument("--strategies", default="tpe", help="ours, as `strategy =` values, comma-separated")
     ap.add_argument("--nseeds", type=int, default=10, help="the first N seeds of the split")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--ours-bin", help="run this search_suite binary instead of `cargo bench --bench search_suite`")
+    ap.add_argument("--ours-json", help="read ours from these files (`,`-separated; lines of `search_suite --json`) "
+                                        "instead of running it; only the split's studies are kept")
     ap.add_argument("--json", help="write every study's regrets here")
     args = ap.parse_args()
     ensure_venv()
@@ -428,10 +470,13 @@ def main():
                 jobs += [(s, p, i, seed) for i in split["instances"] for seed in split["seeds"]]
             else:
                 jobs += [(s, p, 0, seed) for seed in split["other_seeds"]]
-    theirs = run_optuna(jobs, args.jobs, args.fresh)
+    theirs = run_optuna(jobs, args.jobs, args.fresh, args.optuna_trials)
     if args.optuna_only:
         return
-    ours = run_ours(args, bbob + others, split["instances"], split["seeds"], split["other_seeds"])
+    if args.ours_json:
+        ours = read_ours(args.ours_json.split(","), set(bbob + others), split, set(args.strategies.split(",")))
+    else:
+        ours = run_ours(args, bbob + others, split["instances"], split["seeds"], split["other_seeds"])
     print(f"\nsplit {args.split}: BBOB instances {list(split['instances'])}, seeds {split['seeds'].start}.."
           f"{split['seeds'].stop - 1}; other problems seeds {split['other_seeds'].start}..{split['other_seeds'].stop - 1}")
     report(ours + theirs, bbob + others, sorted({r["strategy"] for r in ours}), args.json)

@@ -14,6 +14,7 @@ pub fn tpe_variant(k: usize) -> Option<bma::search::TpeOptions> {
         let f: f64 = v.parse().expect("a number");
         match key {
             "candidates" => o.candidates = f as usize,
+            "global_candidates" => o.global_candidates = f as usize,
             "gamma" => o.gamma = f,
             "max_below" => o.max_below = f as usize,
             "prior_weight" => o.prior_weight = f,
@@ -22,6 +23,7 @@ pub fn tpe_variant(k: usize) -> Option<bma::search::TpeOptions> {
             "startup" => o.startup = f as u64,
             "stall_after" => o.stall_after = f as u64,
             "stall_rate" => o.stall_rate = f,
+            "stall_tolerance" => o.stall_tolerance = f,
             "global_max" => o.global_max = f,
             "shrink_every" => o.shrink_every = f as u64,
             "shrink" => o.shrink = f,

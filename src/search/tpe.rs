@@ -78,6 +78,9 @@ pub struct TpeOptions {
     pub startup: u64,
     /// Candidates drawn from `l` per group and scored by `l / g`.
     pub candidates: usize,
+    /// The same for a global ask with one objective when not 0 (fewer candidates: a less
+    /// greedy global ask, as Optuna's 24).
+    pub global_candidates: usize,
     /// Weight of the prior component.
     pub prior_weight: f64,
     /// Joint kernels over each group (`true`) or one independent density per dimension.
@@ -103,6 +106,12 @@ pub struct TpeOptions {
     /// `stall_rate` per further stalled trial up to `global_max` (`u64::MAX`: never).
     pub stall_after: u64,
     pub stall_rate: f64,
+    /// A new best resets the stall only when it gains more than this share of the progress
+    /// made since the startup trials ([`balance::stall`]; 0: any gain), and is a success of
+    /// the trust region ([`region`]) only when it gains more than this share of the progress
+    /// since the region started. Small gains, such as the fine climbing of one local peak,
+    /// then count as stalled trials (failures).
+    pub stall_tolerance: f64,
     pub global_max: f64,
     /// The local width times `shrink` every `shrink_every` stalled trials, down to
     /// `min_scale` (0: never shrinks); a new best restores it.
@@ -152,6 +161,7 @@ impl TpeOptions {
         TpeOptions {
             startup: DEFAULT_STARTUP,
             candidates: 24,
+            global_candidates: 0,
             prior_weight: 1.0,
             multivariate: true,
             multivariate_multi_objective: false,
@@ -163,6 +173,7 @@ impl TpeOptions {
             local_scale: 1.0,
             stall_after: u64::MAX,
             stall_rate: 0.0,
+            stall_tolerance: 0.0,
             global_max: 0.0,
             shrink_every: 0,
             shrink: 1.0,
@@ -336,7 +347,10 @@ impl Tpe {
         if !order.is_sorted_by_key(|&i| self.obs[i].number) {
             order.sort_unstable_by_key(|&i| self.obs[i].number);
         }
+        let startup = usize::try_from(self.options.startup).unwrap_or(usize::MAX);
         balance::stall(
+            self.options.stall_tolerance,
+            startup,
             order
                 .into_iter()
                 .map(|i| (self.obs[i].violation, self.obs[i].losses.first().copied().unwrap_or(f64::INFINITY))),
@@ -368,29 +382,32 @@ impl Tpe {
         below: &[usize],
         above: &[usize],
         local: Option<Local>,
+        wanted: usize,
         rng: &mut Rng,
     ) -> Vec<(usize, f64)> {
         if !self.options.independent_categoricals {
-            return self.sample_joint(dims, below, above, local, rng);
+            return self.sample_joint(dims, below, above, local, wanted, rng);
         }
         let (cats, nums): (Vec<usize>, Vec<usize>) =
             dims.iter().partition(|&&d| matches!(self.enc.dims[d].kind, DimKind::Categorical(_)));
-        let mut out = if nums.is_empty() { Vec::new() } else { self.sample_joint(&nums, below, above, local, rng) };
+        let mut out =
+            if nums.is_empty() { Vec::new() } else { self.sample_joint(&nums, below, above, local, wanted, rng) };
         for c in cats {
-            out.extend(self.sample_joint(&[c], below, above, local, rng));
+            out.extend(self.sample_joint(&[c], below, above, local, wanted, rng));
         }
         out
     }
 
-    /// The best of the candidates drawn from `l` jointly over `dims`, by `l / g`; when
-    /// `local` is set, from the kernel of its centre (the best trial in `l` without one)
-    /// alone, its widths times its scale.
+    /// The best of `wanted` candidates (cut by the cost cap) drawn from `l` jointly over
+    /// `dims`, by `l / g`; when `local` is set, from the kernel of its centre (the best
+    /// trial in `l` without one) alone, its widths times its scale.
     fn sample_joint(
         &self,
         dims: &[usize],
         below: &[usize],
         above: &[usize],
         local: Option<Local>,
+        wanted: usize,
         rng: &mut Rng,
     ) -> Vec<(usize, f64)> {
         let active = |i: &&usize| dims.iter().all(|&d| !self.obs[**i].x[d].is_nan());
@@ -400,7 +417,7 @@ impl Tpe {
         let g = Parzen::new(self, dims, &above, self.options.prior_weight);
         let mut best: Option<(f64, Vec<f64>)> = None;
         let mut scratch = Vec::new();
-        let wanted = self.options.candidates.max(1);
+        let wanted = wanted.max(1);
         let affordable = self.options.candidate_budget / (above.len() + 1);
         let candidates = if wanted > 24 { wanted.min(affordable).max(24) } else { wanted };
         // A local ask around a centre outside `l` (a restarted region): its kernel in a
@@ -516,6 +533,10 @@ impl Strategy for Tpe {
             }
         }
         let univariate = !local && single && self.options.univariate > 0.0 && rng.f64() < self.options.univariate;
+        let wanted = match self.options.global_candidates {
+            n if n > 0 && single && !local => n,
+            _ => self.options.candidates,
+        };
         let local = local.then_some(Local { scale, centre });
         // Each group is drawn jointly the first time one of its parameters is asked for.
         let mut drawn: BTreeMap<usize, f64> = BTreeMap::new();
@@ -539,7 +560,7 @@ impl Strategy for Tpe {
                     .copied()
                     .filter(|&i| !ctx.pins.contains_key(&self.enc.dims[i].name))
                     .collect();
-                drawn.extend(self.sample_group(&dims, &below, &above, local, rng));
+                drawn.extend(self.sample_group(&dims, &below, &above, local, wanted, rng));
             }
             match drawn.get(&d) {
                 Some(x) => self.enc.dims[d].value(*x),

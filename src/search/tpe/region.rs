@@ -8,7 +8,9 @@
 //!
 //! TuRBO's state machine, replayed from the history. After the startup trials the region
 //! is centred on the best of them. A trial better than the region's best is a *success*:
-//! the centre moves to it and the width is restored. Any other trial is a *failure*: the
+//! the centre moves to it and the width is restored (with `stall_tolerance`, only when it
+//! gains more than that share of the loss gained since the region started; a smaller gain
+//! moves the centre but counts as a failure). Any other trial is a *failure*: the
 //! width is multiplied by `shrink` every `shrink_every` failures, and once it would fall
 //! below `min_scale` the region has *collapsed*: its centre is remembered as spent and the
 //! search restarts around the best trial that lies at least `restart_distance` (max norm
@@ -46,12 +48,11 @@ enum Mode {
     Local {
         centre: usize,
         fails: u64,
+        /// The loss the region started from (its first centre's).
+        origin: f64,
     },
     /// Global asks since step `since`, until `until` steps have been seen.
-    Global {
-        since: usize,
-        until: usize,
-    },
+    Global { since: usize, until: usize },
 }
 
 /// The region after `steps`; `cats[d]` tells whether dimension `d` is categorical.
@@ -61,33 +62,58 @@ pub(super) fn region(o: &TpeOptions, steps: &[Step<'_>], startup: usize, cats: &
         return Region { centre: None, scale: 1.0, restarts: 0 };
     }
     let start = startup.clamp(1, n);
-    let mut mode = Mode::Local { centre: best_of(steps, 0..start), fails: 0 };
+    let mut mode = local(steps, best_of(steps, 0..start));
     let mut spent: Vec<usize> = Vec::new();
     for i in start..n {
         mode = match mode {
-            Mode::Local { centre, .. } if better(steps[i].key, steps[centre].key) => {
-                Mode::Local { centre: i, fails: 0 }
+            Mode::Local { centre, origin, .. } if success(o, steps[i].key, steps[centre].key, origin) => {
+                local(steps, i).with_origin(origin, steps[i].key.0 == steps[centre].key.0)
             }
-            Mode::Local { centre, fails } if collapsed(o, fails + 1) => {
-                spent.push(centre);
+            // A gain too small to count: the centre follows it, the failure still counts.
+            Mode::Local { centre, fails, origin }
+                if better(steps[i].key, steps[centre].key) && !collapsed(o, fails + 1) =>
+            {
+                Mode::Local { centre: i, fails: fails + 1, origin }
+            }
+            Mode::Local { centre, fails, .. } if collapsed(o, fails + 1) => {
+                spent.push(if better(steps[i].key, steps[centre].key) { i } else { centre });
                 restart(o, &steps[..=i], &spent, cats)
             }
-            Mode::Local { centre, fails } => Mode::Local { centre, fails: fails + 1 },
-            Mode::Global { since, until } if i + 1 >= until => {
-                Mode::Local { centre: best_of(steps, since..i + 1), fails: 0 }
-            }
+            Mode::Local { centre, fails, origin } => Mode::Local { centre, fails: fails + 1, origin },
+            Mode::Global { since, until } if i + 1 >= until => local(steps, best_of(steps, since..i + 1)),
             global @ Mode::Global { .. } => global,
         };
     }
     let restarts = spent.len() as u32;
     match mode {
-        Mode::Local { centre, fails } => Region { centre: Some(centre), scale: width(o, fails), restarts },
+        Mode::Local { centre, fails, .. } => Region { centre: Some(centre), scale: width(o, fails), restarts },
         Mode::Global { .. } => Region { centre: None, scale: 1.0, restarts },
     }
 }
 
 fn better(a: (f64, f64), b: (f64, f64)) -> bool {
     a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
+/// A region centred on step `centre`, its progress measured from there.
+fn local(steps: &[Step<'_>], centre: usize) -> Mode {
+    Mode::Local { centre, fails: 0, origin: steps[centre].key.1 }
+}
+
+impl Mode {
+    /// Keeps the region's `origin` when the violation did not change (`same`).
+    fn with_origin(self, origin: f64, same: bool) -> Mode {
+        match self {
+            Mode::Local { centre, fails, .. } if same => Mode::Local { centre, fails, origin },
+            other => other,
+        }
+    }
+}
+
+/// Whether key `k` is a success against the region's best `b`: better, by a lower violation
+/// or by more than `stall_tolerance` times the loss gained since the region's `origin`.
+fn success(o: &TpeOptions, k: (f64, f64), b: (f64, f64), origin: f64) -> bool {
+    better(k, b) && (k.0 < b.0 || b.1 - k.1 > o.stall_tolerance.max(0.0) * (origin - b.1).max(0.0))
 }
 
 /// The first best step in `range` (not empty).
@@ -115,12 +141,12 @@ fn restart(o: &TpeOptions, steps: &[Step<'_>], spent: &[usize], cats: &[bool]) -
     let elsewhere =
         (0..steps.len()).filter(|&i| far(i)).reduce(|b, i| if better(steps[i].key, steps[b].key) { i } else { b });
     match elsewhere {
-        Some(centre) => Mode::Local { centre, fails: 0 },
+        Some(centre) => local(steps, centre),
         None if o.restart_global > 0 => {
             Mode::Global { since: steps.len(), until: steps.len() + o.restart_global as usize }
         }
         // Nowhere to go and no global asks: start over around the best trial.
-        None => Mode::Local { centre: best_of(steps, 0..steps.len()), fails: 0 },
+        None => local(steps, best_of(steps, 0..steps.len())),
     }
 }
 
@@ -224,6 +250,21 @@ mod tests {
         assert_eq!(run(&o, &t, 3).centre, Some(1), "first collapse: to 0.9");
         t.extend([(5.0, 0.9); 6]);
         assert_eq!(run(&o, &t, 3).centre, Some(2), "second: to 0.5, 0.4 from both spent centres");
+    }
+
+    #[test]
+    fn with_a_tolerance_small_gains_are_failures() {
+        let o = TpeOptions { stall_tolerance: 0.5, ..options() };
+        // The region starts at loss 10 (x = 0.5); a gain of 4, then gains of 0.1: each under
+        // half the progress so far, so the centre follows them but they count as failures.
+        let mut t = vec![(10.0, 0.5), (11.0, 0.95), (6.0, 0.45), (5.9, 0.44), (5.8, 0.43)];
+        assert_eq!(run(&o, &t, 2), Region { centre: Some(4), scale: 0.5, restarts: 0 });
+        let strict = TpeOptions { stall_tolerance: 0.0, ..o.clone() };
+        assert_eq!(run(&strict, &t, 2), Region { centre: Some(4), scale: 1.0, restarts: 0 });
+        // Six such failures collapse it, though each was a new best: restart at 0.95.
+        t.extend([(5.7, 0.42), (5.6, 0.41), (5.5, 0.40), (5.4, 0.39)]);
+        assert_eq!(run(&o, &t, 2), Region { centre: Some(1), scale: 1.0, restarts: 1 });
+        assert_eq!(run(&strict, &t, 2), Region { centre: Some(8), scale: 1.0, restarts: 0 });
     }
 
     #[test]

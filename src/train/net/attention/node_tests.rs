@@ -98,6 +98,9 @@ fn run(x: &Tensor<2>, w: &[f64], dims: Dims, hide: Hide, composite: bool) -> (Ve
     (floats(y), floats(qkv.grad(&grads).expect("grad")))
 }
 
+/// `(b, t, h, dₕ, real lengths of each row, causal)`.
+type Case = (usize, usize, usize, usize, Option<Vec<usize>>, bool);
+
 #[test]
 fn the_node_matches_f64_forward_and_gradient() {
     let device = device();
@@ -105,7 +108,7 @@ fn the_node_matches_f64_forward_and_gradient() {
     // padding only has no gradient to compare: its scores all round to -1e30, so the f32
     // function is flat there, while autodiff passes the softmax's gradient at uniform weights
     // through the constant -1e30, in both paths alike; see the composite comparison below.)
-    let cases: [(usize, usize, usize, usize, Option<Vec<usize>>, bool); 5] = [
+    let cases: [Case; 5] = [
         (2, 5, 2, 3, Some(vec![5, 3]), false),
         (2, 5, 2, 3, None, true),
         (3, 4, 1, 5, Some(vec![4, 2, 1]), false),

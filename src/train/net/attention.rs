@@ -14,6 +14,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::Dense;
 
+pub(super) mod node;
+#[cfg(test)]
+mod node_tests;
+
 /// Added to the score of a key a query may not see: far below any real score, yet
 /// finite, so a row with every key hidden stays finite (uniform weights).
 const HIDDEN: f32 = -1.0e30;
@@ -49,6 +53,20 @@ pub fn attention(
     let device = x.device();
     let flat = x.reshape([b * t, d]);
     let proj = |p: &Dense, x: Tensor<2>| x.matmul(p.w.val()) + p.b.val().unsqueeze::<2>();
+    if !rotary && dh * heads == d && dh > 0 && b * t > 0 {
+        // One `[d, 3d]` projection (the 1/√dₕ folded into the queries' weights, d² + d
+        // multiplies instead of t·d per row) and the core as one node (`node.rs`).
+        let scale = 1.0 / (dh as f64).sqrt();
+        let w = Tensor::cat(vec![a.q.w.val().mul_scalar(scale), a.k.w.val(), a.v.w.val()], 1);
+        let bias = Tensor::cat(vec![a.q.b.val().mul_scalar(scale), a.k.b.val(), a.v.b.val()], 0);
+        let qkv = flat.matmul(w) + bias.unsqueeze::<2>();
+        let pad = mask.filter(|m| m.dims() == [b, t]).and_then(|m| m.clone().into_data().try_into_vec::<f32>().ok());
+        // A batch without padding needs no pass over the scores to hide it.
+        let pad = pad.filter(|p| p.iter().any(|v| *v < 0.5));
+        let hide = node::Hide { pad: pad.as_deref(), causal };
+        let out = node::attend(qkv, node::Dims { b, t, h: heads }, hide);
+        return proj(&a.o, out).reshape([b, t, d]);
+    }
     let split = |y: Tensor<2>| y.reshape([b, t, heads, dh]).swap_dims(1, 2);
     let mut q = split(proj(&a.q, flat.clone()));
     let mut k = split(proj(&a.k, flat.clone()));

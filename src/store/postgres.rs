@@ -878,7 +878,8 @@ impl Store for Postgres {
 
     fn record(&self, study: StudyId, key: &str) -> Result<Option<String>, StoreError> {
         self.op(|c| {
-            let row = c.query_opt("SELECT value FROM bma_study_records WHERE study = $1 AND key = $2", &[&study, &key])?;
+            let row =
+                c.query_opt("SELECT value FROM bma_study_records WHERE study = $1 AND key = $2", &[&study, &key])?;
             Ok(row.map(|r| r.get(0)))
         })
     }

@@ -155,7 +155,8 @@ pub fn prepare(
     };
     let seed = crate::search::study::trial_seed(study.spec.seed, number);
     store.start(study.id, number, &point, seed, worker).map_err(Error::internal)?;
-    let done = Record::Done(Done { trial: number, point: point.clone(), decided: decided.clone(), metrics: metrics.clone() });
+    let done =
+        Record::Done(Done { trial: number, point: point.clone(), decided: decided.clone(), metrics: metrics.clone() });
     let text = done.text();
     if !store.swap_record(study.id, RECORD, Some(&lease), &text).map_err(Error::internal)?
         && store.record(study.id, RECORD).map_err(Error::internal)?.as_deref() != Some(text.as_str())

@@ -151,7 +151,9 @@ fn a_worker_waits_for_the_phase_of_another_and_takes_it_over_when_that_one_goes_
     let counting = Counting { inner: &*inner, phases: AtomicUsize::new(0), stop: None };
     store.heartbeat(id, ghost).expect("beats");
     match prepare(&plan, store, &opened.study, &counting, "here:2:me", &stopped) {
-        Err(Error::Input(m)) => assert!(m.contains("stopped while worker elsewhere:1:ghost ran the DARTS phase"), "{m}"),
+        Err(Error::Input(m)) => {
+            assert!(m.contains("stopped while worker elsewhere:1:ghost ran the DARTS phase"), "{m}")
+        }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("did not wait"),
     }

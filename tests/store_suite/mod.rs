@@ -362,7 +362,6 @@ pub fn requeueing_or_deleting_drops_stored_models(s: &dyn Store, p: &str) {
     assert_eq!(s.artifact(study.id, c.number).expect("read"), None);
 }
 
-#[allow(unused_macros)]
 /// A study-wide record: absent at first; `swap_record` writes it only over the value it
 /// expects (one of two racing first writes wins), and it goes with its study.
 pub fn records_swap_only_over_the_expected_value(s: &dyn Store, p: &str) {
@@ -384,6 +383,7 @@ pub fn records_swap_only_over_the_expected_value(s: &dyn Store, p: &str) {
     assert_eq!(s.record(other, "k").expect("reads").as_deref(), Some("z"));
 }
 
+#[allow(unused_macros)]
 macro_rules! for_each_store_test {
     ($run:ident) => {
         $run!(trials_read_back_with_their_start_and_end_times);

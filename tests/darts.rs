@@ -3,7 +3,7 @@
 //! stores softmax(α) per epoch with the read-off trial (results.json, the store: `bma report`
 //! redraws the section from it alone), retrains that sub-model from scratch as the first trial,
 //! and `then:` searches the learning rate afterwards with the choice pinned (the phase cut short
-//! by its entropy stop).
+//! by its entropy stop); two processes on one SQLite store run the phase once between them.
 
 mod common;
 
@@ -188,4 +188,63 @@ fn independent_decisions_share_one_supernet_and_nested_ones_take_turns() {
     let m = &t["metrics"];
     assert_eq!(num(&m["darts_supernets"]), Some(2.0), "{m}");
     assert!(num(&m["darts_epochs@kind"]).is_some() && num(&m["darts_epochs@act"]).is_some(), "{m}");
+}
+
+/// `bma run --store` and a `bma worker` on one SQLite store, the worker joining as soon as the
+/// study exists (during the phase or the read-off trial): the phase runs once between them
+/// (one read-off trial carries α, the store's record names it), and nothing else is trained.
+#[test]
+fn two_workers_on_one_sqlite_store_run_the_phase_once() {
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    use bma::store::Store;
+
+    let tmp = temp_dir();
+    // A read-off trial long enough that the worker joins before it ends on a loaded machine.
+    let text = spec("darts(epochs: 8, arch_lr: 0.03)", 5).replace("epochs = 20", "epochs = 60");
+    let file = write(tmp.path(), "d.bma", &text);
+    let db = tmp.path().join("shared.db");
+    let start = |args: &[&str], out: &str| -> Child {
+        bma()
+            .args(args)
+            .arg("--store")
+            .arg(&db)
+            .args(["--study", "s", "--progress", "none", "--out"])
+            .arg(tmp.path().join(out))
+            .env_remove("BMA_STORE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts")
+    };
+    let runner = start(&["run", file.to_str().expect("utf-8 path")], "run");
+    let opened = Instant::now();
+    let store = loop {
+        if db.exists()
+            && let Ok(store) = bma::store::Sqlite::open(&db)
+            && Store::study(&store, "s").ok().flatten().is_some()
+        {
+            break store;
+        }
+        assert!(opened.elapsed() < Duration::from_secs(120), "the study was not created");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let worker = start(&["worker"], "worker");
+    for (who, child) in [("bma run", runner), ("bma worker", worker)] {
+        let out = child.wait_with_output().expect("waits");
+        assert!(out.status.success(), "{who}: {}", stderr(&out));
+    }
+    let study = Store::study(&store, "s").expect("reads").expect("the study");
+    let trials = store.history(study.id).expect("history");
+    let trained: Vec<_> = trials.iter().filter(|t| !t.params.is_empty()).collect();
+    assert_eq!(trained.len(), 1, "one read-off trial, trained once: {trials:?}");
+    let t = trained[0];
+    assert_eq!(format!("{:?}", t.state), "Complete", "{t:?}");
+    assert!(t.metrics.keys().any(|k| k.starts_with("darts@kind@")), "{t:?}");
+    let record = store.record(study.id, "darts.phase").expect("reads").expect("the phase's record");
+    let record: serde_json::Value = serde_json::from_str(&record).expect("json");
+    assert_eq!(record["state"], "done", "{record}");
+    assert_eq!(record["trial"].as_u64(), Some(t.number), "{record}");
+    assert_eq!(num(&record["metrics"]["darts_epochs@kind"]), Some(8.0), "{record}");
 }

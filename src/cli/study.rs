@@ -265,6 +265,9 @@ fn try_execute(
     progress.finish();
     let ran = ran?;
     let (history, ended, spec) = (&ran.history, ran.ended, &ran.study.spec);
+    for n in ran.notes.iter().filter(|_| !quiet) {
+        eprintln!("note: {n}");
+    }
 
     if worker {
         let table = outputs::table(history, spec, &plan.experiment.space, plan.top);

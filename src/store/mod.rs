@@ -257,6 +257,16 @@ pub trait Store: Send + Sync {
     /// there is no such study.
     fn delete_study(&self, name: &str) -> Result<bool, StoreError>;
 
+    /// The study-wide record under `key` (`study::darts` keeps its phase there), `None` when
+    /// there is none.
+    fn record(&self, study: StudyId, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Writes `value` under `key` if the record there is `expected` (`None`: there is none),
+    /// in one atomic statement; gives whether it wrote. What two workers race for (a lease)
+    /// goes through here: exactly one of two writes expecting the same value wins. A record
+    /// goes with its study.
+    fn swap_record(&self, study: StudyId, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StoreError>;
+
     /// The study's finished trials not yet seen by a reader at `cursor` (start at 0),
     /// and the cursor to pass next time: what a shared study's worker reads before each
     /// proposal. The default gives every finished trial each time (the caller skips

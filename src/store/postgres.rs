@@ -150,6 +150,15 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     // `worker` is only the claim, cleared at the end.
     ("the worker that ran a trial to its end", "ALTER TABLE bma_trials ADD COLUMN ran_by TEXT"),
+    (
+        "study-wide records: a DARTS phase's lease and result",
+        "CREATE TABLE bma_study_records (
+        study BIGINT NOT NULL REFERENCES bma_studies (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (study, key)
+    )",
+    ),
 ];
 
 /// After this many silences a trial is marked failed instead of requeued again.
@@ -865,6 +874,32 @@ impl Store for Postgres {
 
     fn claim(&self, study: StudyId, worker: &str, limit: Option<u64>) -> Result<Option<Claim>, StoreError> {
         self.claim_within(study, worker, limit)
+    }
+
+    fn record(&self, study: StudyId, key: &str) -> Result<Option<String>, StoreError> {
+        self.op(|c| {
+            let row =
+                c.query_opt("SELECT value FROM bma_study_records WHERE study = $1 AND key = $2", &[&study, &key])?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    /// A retry after a lost answer may find its own write done and say `false`: the caller
+    /// reads the record back ([`Store::swap_record`]'s users do).
+    fn swap_record(&self, study: StudyId, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StoreError> {
+        self.op(|c| {
+            let n = match expected {
+                None => c.execute(
+                    "INSERT INTO bma_study_records (study, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&study, &key, &value],
+                )?,
+                Some(old) => c.execute(
+                    "UPDATE bma_study_records SET value = $3 WHERE study = $1 AND key = $2 AND value = $4",
+                    &[&study, &key, &value, &old],
+                )?,
+            };
+            Ok(n == 1)
+        })
     }
 
     fn release(&self, study: StudyId, number: u64, worker: &str) -> Result<(), StoreError> {

@@ -114,6 +114,13 @@ pub const MIGRATIONS: &[&str] = &[
     );",
     // 7: the worker that ran a trial to its end (`worker` is only its claim, cleared then).
     "ALTER TABLE trials ADD COLUMN ran_by TEXT;",
+    // 8: study-wide records (`Store::record`: a DARTS phase's lease and result).
+    "CREATE TABLE study_records (
+        study INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (study, key)
+    );",
 ];
 
 /// The lowest queued trial of a study. `+number`: SQLite looks the few queued rows up
@@ -567,6 +574,33 @@ impl Store for Sqlite {
             .and_then(|mut st| st.execute(params![study, number, worker, t]))
             .map_err(backend)?;
             Ok(Some(Claim { number: number as u64, requeued: None }))
+        })
+    }
+
+    fn record(&self, study: StudyId, key: &str) -> Result<Option<String>, StoreError> {
+        self.tx(|tx| {
+            tx.query_row("SELECT value FROM study_records WHERE study = ?1 AND key = ?2", params![study, key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)
+        })
+    }
+
+    fn swap_record(&self, study: StudyId, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StoreError> {
+        self.tx(|tx| {
+            let n = match expected {
+                None => tx.execute(
+                    "INSERT INTO study_records (study, key, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![study, key, value],
+                ),
+                Some(old) => tx.execute(
+                    "UPDATE study_records SET value = ?3 WHERE study = ?1 AND key = ?2 AND value = ?4",
+                    params![study, key, value, old],
+                ),
+            }
+            .map_err(backend)?;
+            Ok(n == 1)
         })
     }
 

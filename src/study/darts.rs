@@ -17,11 +17,28 @@
 //! becomes active under an earlier choice is chosen then. `darts_supernets` counts the
 //! supernets trained.
 //!
-//! **Invariants:** a study that already holds its read-off trial (resumed, or joined by
-//! another worker afterwards) reuses its choices and never reruns the phase; the phase's
-//! seed derives from the study's seed, so the same study chooses the same architecture.
+//! The phase runs once per study, whatever the workers: the store's record [`RECORD`] is its
+//! lease and then its result (`Store::swap_record`, one atomic write). The worker that wins
+//! the lease claims a trial number (the store's claim: its heartbeat proves the phase alive),
+//! runs the phase, records the read-off point as that trial's (`Store::start`), writes the
+//! record `done` (the point, the decisions, the architecture weights), and gives the trial
+//! back queued: whichever worker claims it next trains the read-off sub-model, and
+//! [`Tagged`] adds the weights to that trial number's metrics from the record. Other workers
+//! wait for the record to say `done` (polling, bounded by the study's `time` and the stop
+//! flag); when the phase's trial stops being claimed by its worker (the process died: the
+//! usual requeue of a dead or silent worker's trials), one of them takes the lease over and
+//! runs the phase again, with a note saying so.
+//!
+//! **Invariants:** a study that already holds its read-off trial, or the record `done`
+//! (resumed, after Ctrl-C or a kill during the read-off trial, or joined by another worker)
+//! reuses its choices and weights and never reruns the phase; the phase's seed derives from
+//! the study's seed, so the same study chooses the same architecture.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use super::{Error, Plan};
 use crate::check::darts::{self as mix, Decision};
@@ -31,7 +48,7 @@ use crate::search::study::{Evaluator, Metrics, Outcome, StepFn, TrialRef};
 use crate::search::{self, Strategy};
 use crate::store::{self, Store};
 use crate::train::darts::{Choice, EPOCHS_PREFIX, PREFIX};
-use crate::trial::Trial;
+use crate::trial::{Trial, TrialState};
 
 /// What the architecture phase decided.
 pub struct Phase {
@@ -43,6 +60,10 @@ pub struct Phase {
     pub pins: Point,
     /// The study already holds the read-off trial.
     pub proposed: bool,
+    /// The read-off trial's number, whose metrics get [`Phase::metrics`] (`None`: it is finished).
+    pub trial: Option<u64>,
+    /// Sentences for the user: a phase taken over from a worker that died.
+    pub notes: Vec<String>,
     then: Option<Value>,
 }
 
@@ -66,12 +87,13 @@ pub fn prepare(
     store: &dyn Store,
     study: &store::Study,
     evaluator: &dyn Evaluator,
+    worker: &str,
+    stop: &AtomicBool,
 ) -> Result<Option<Phase>, Error> {
     let Some(setting) = search::darts::setting(&plan.strategy).map_err(|e| Error::Input(e.to_string()))? else {
         return Ok(None);
     };
     let exp = plan.experiment;
-    let fns = &plan.compiled.program.fns;
     let Some(data) = plan.compiled.info(&exp.name).and_then(|i| i.data.as_ref()) else {
         return Err(Error::Input(format!("`darts` searches a model's architecture; `{}` has no model data", exp.name)));
     };
@@ -88,13 +110,86 @@ pub fn prepare(
             metrics: Metrics::new(),
             pins,
             proposed: true,
+            trial: None,
+            notes: Vec::new(),
             then: setting.then,
         }));
     }
+    let mut notes = Vec::new();
+    let (number, lease) = match lease(plan, store, study.id, worker, stop, &mut notes)? {
+        Lease::Done(done) => {
+            let mut pins = plan.pins.clone();
+            for name in &done.decided {
+                if let Some(v) = done.point.get(name) {
+                    pins.insert(name.clone(), v.clone());
+                }
+            }
+            return Ok(Some(Phase {
+                point: done.point,
+                metrics: done.metrics,
+                pins,
+                proposed: true,
+                trial: Some(done.trial),
+                notes,
+                then: setting.then,
+            }));
+        }
+        Lease::Mine { number, record } => (number, record),
+    };
+    // The phase, under trial `number`'s claim, kept alive by a heartbeat.
+    let finished = AtomicBool::new(false);
+    let ran = std::thread::scope(|scope| {
+        scope.spawn(|| beat(store, study.id, worker, plan.settings.heartbeat, &finished));
+        let ran = phase(plan, exp, data, &setting.config, study.spec.seed, evaluator);
+        finished.store(true, Ordering::Relaxed);
+        ran
+    });
+    let (point, metrics, decided) = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            // Free the lease: a resumed run (or another worker) starts the phase again.
+            let _ = store.swap_record(study.id, RECORD, Some(&lease), &Record::Free.text());
+            let _ = store.release(study.id, number, worker);
+            return Err(e);
+        }
+    };
+    let seed = crate::search::study::trial_seed(study.spec.seed, number);
+    store.start(study.id, number, &point, seed, worker).map_err(Error::internal)?;
+    let done =
+        Record::Done(Done { trial: number, point: point.clone(), decided: decided.clone(), metrics: metrics.clone() });
+    let text = done.text();
+    if !store.swap_record(study.id, RECORD, Some(&lease), &text).map_err(Error::internal)?
+        && store.record(study.id, RECORD).map_err(Error::internal)?.as_deref() != Some(text.as_str())
+    {
+        return Err(Error::Internal(format!(
+            "the DARTS phase's record was taken from this worker ({worker}) while it ran the phase; run again"
+        )));
+    }
+    // The read-off trial, queued with its point: the next claim trains it.
+    store.release(study.id, number, worker).map_err(Error::internal)?;
+    let mut pins = plan.pins.clone();
+    for name in &decided {
+        if let Some(v) = point.get(name) {
+            pins.insert(name.clone(), v.clone());
+        }
+    }
+    Ok(Some(Phase { point, metrics, pins, proposed: true, trial: Some(number), notes, then: setting.then }))
+}
+
+/// The architecture phase: the read-off point, the weights as metrics, the decisions chosen.
+fn phase(
+    plan: &Plan<'_>,
+    exp: &crate::ir::Experiment,
+    data: &crate::ir::DataInfo,
+    config: &crate::train::darts::Config,
+    seed: u64,
+    evaluator: &dyn Evaluator,
+) -> Result<(Point, Metrics, Vec<String>), Error> {
+    let fns = &plan.compiled.program.fns;
     let mut free = mix::free(exp, &plan.pins);
     let mut pins = plan.pins.clone();
     let mut metrics = Metrics::new();
-    let seed = study.spec.seed;
+    let mut decided = Vec::new();
     for round in 0u64.. {
         let at = exp.space.resolve(&free, fns, Some(data)).map_err(|e| Error::Input(e.message))?;
         let found = mix::decisions(&plan.compiled.program, exp, data, &at);
@@ -109,23 +204,144 @@ pub fn prepare(
                         .into(),
                 ));
             }
-            return Ok(Some(Phase { point: at, metrics, pins, proposed: false, then: setting.then }));
+            return Ok((at, metrics, decided));
         };
         // All open decisions in one supernet when they form a chain; else the first alone.
         let together = open.len() > 1 && jointly(plan, data, &at, &open);
         let batch: Vec<Decision> = if together { open.clone() } else { vec![d.clone()] };
         let names = batch.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ");
         let choices = evaluator
-            .architecture(&at, mix_seed(seed ^ 0x0064_6172_7473, round), &batch, &setting.config)
+            .architecture(&at, mix_seed(seed ^ 0x0064_6172_7473, round), &batch, config)
             .map_err(|e| Error::Input(format!("darts on {names}: {e}")))?;
         for (d, choice) in batch.iter().zip(choices) {
             record(&mut metrics, d, &choice);
             free.insert(d.name.clone(), choice.value.clone());
             pins.insert(d.name.clone(), choice.value);
+            decided.push(d.name.clone());
         }
         metrics.insert(SUPERNETS.into(), (round + 1) as f64);
     }
     Err(Error::Internal("the DARTS phase did not end".into()))
+}
+
+/// The store record ([`store::Store::record`]) of a study's DARTS phase.
+pub const RECORD: &str = "darts.phase";
+
+/// How often a worker waiting for another's phase looks at the store again.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The phase's record: nobody runs it, a worker runs it under a claimed trial, or its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum Record {
+    Free,
+    Running { worker: String, trial: u64 },
+    Done(Done),
+}
+
+/// What the phase decided: the read-off trial's number and point, the decisions it chose,
+/// and the architecture weights (the read-off trial's metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Done {
+    trial: u64,
+    point: Point,
+    decided: Vec<String>,
+    metrics: Metrics,
+}
+
+impl Record {
+    fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    fn read(text: &str) -> Result<Record, Error> {
+        serde_json::from_str(text)
+            .map_err(|e| Error::Internal(format!("the study's DARTS record cannot be read ({e}): {text}")))
+    }
+}
+
+/// What [`lease`] got.
+enum Lease {
+    /// The phase ran (here or elsewhere) and its result is stored.
+    Done(Done),
+    /// This worker runs the phase under trial `number`; `record` is the stored lease.
+    Mine { number: u64, record: String },
+}
+
+/// Takes the phase's lease, or waits for the worker that holds it to record the result.
+/// A holder whose trial is no longer running under it (dead, silent: requeued by the
+/// store's usual sweep, which this runs too) loses the lease to the first worker that sees it.
+fn lease(
+    plan: &Plan<'_>,
+    store: &dyn Store,
+    id: store::StudyId,
+    worker: &str,
+    stop: &AtomicBool,
+    notes: &mut Vec<String>,
+) -> Result<Lease, Error> {
+    let started = Instant::now();
+    let internal = Error::internal;
+    loop {
+        let stored = store.record(id, RECORD).map_err(internal)?;
+        let current = stored.as_deref().map(Record::read).transpose()?;
+        let holder = match &current {
+            Some(Record::Done(done)) => return Ok(Lease::Done(done.clone())),
+            Some(Record::Running { worker: w, trial }) => {
+                // Alive: its trial still running, under a worker that still holds a claim.
+                let history = store.history(id).map_err(internal)?;
+                let running = history.iter().any(|t| t.number == *trial && t.state == TrialState::Running);
+                let alive = running && store.running_workers(id).map_err(internal)?.iter().any(|(r, _)| r == w);
+                if alive && w != worker {
+                    if stop.load(Ordering::SeqCst) {
+                        return Err(Error::Input(format!(
+                            "stopped while worker {w} ran the DARTS phase (trial {trial}); nothing was lost: \
+                             start again to continue"
+                        )));
+                    }
+                    if plan.settings.time.is_some_and(|t| started.elapsed() >= t) {
+                        return Err(Error::Input(format!(
+                            "the study's time ran out while worker {w} ran the DARTS phase (trial {trial})"
+                        )));
+                    }
+                    // The usual recovery: a dead local worker at once, a silent one after `stale_after`.
+                    let _ = crate::search::study::TrialLoop::recover(store, id, plan.settings.stale_after);
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+                Some((w.clone(), *trial))
+            }
+            Some(Record::Free) | None => None,
+        };
+        let Some(claim) = store.claim(id, worker, plan.settings.trials).map_err(internal)? else {
+            return Err(Error::Input("`darts` needs a trial for its phase; the study's trial budget is spent".into()));
+        };
+        let mine = Record::Running { worker: worker.to_string(), trial: claim.number }.text();
+        if store.swap_record(id, RECORD, stored.as_deref(), &mine).map_err(internal)?
+            || store.record(id, RECORD).map_err(internal)?.as_deref() == Some(mine.as_str())
+        {
+            if let Some((w, trial)) = holder.filter(|(w, _)| w != worker) {
+                notes.push(format!(
+                    "worker {w} stopped during the DARTS phase (trial {trial}); this worker ({worker}) runs it again"
+                ));
+            }
+            return Ok(Lease::Mine { number: claim.number, record: mine });
+        }
+        // Another worker took it first: give the number back and look again.
+        store.release(id, claim.number, worker).map_err(internal)?;
+    }
+}
+
+/// Refreshes `worker`'s heartbeat every `every` until `finished`.
+fn beat(store: &dyn Store, id: store::StudyId, worker: &str, every: Duration, finished: &AtomicBool) {
+    let tick = Duration::from_millis(50).min(every).max(Duration::from_millis(1));
+    let mut last = Instant::now();
+    while !finished.load(Ordering::Relaxed) {
+        std::thread::sleep(tick);
+        if last.elapsed() >= every {
+            let _ = store.heartbeat(id, worker);
+            last = Instant::now();
+        }
+    }
 }
 
 /// How many supernets the phase trained (one per round), in the read-off trial's metrics.
@@ -161,17 +377,16 @@ fn decided(t: &Trial) -> Vec<String> {
 }
 
 /// The evaluator of a DARTS study: `inner`, with the phase's metrics added to the read-off
-/// trial's (the first evaluation of its point).
+/// trial's (the evaluation of its trial number, whichever worker claims it).
 pub struct Tagged<'e> {
     inner: &'e dyn Evaluator,
-    point: Point,
+    trial: Option<u64>,
     metrics: Mutex<Option<Metrics>>,
 }
 
 impl<'e> Tagged<'e> {
     pub fn new(inner: &'e dyn Evaluator, phase: &Phase) -> Tagged<'e> {
-        let metrics = (!phase.proposed).then(|| phase.metrics.clone());
-        Tagged { inner, point: phase.point.clone(), metrics: Mutex::new(metrics) }
+        Tagged { inner, trial: phase.trial, metrics: Mutex::new(Some(phase.metrics.clone())) }
     }
 }
 
@@ -182,8 +397,8 @@ impl Evaluator for Tagged<'_> {
 
     fn evaluate(&self, trial: TrialRef<'_>, on_step: &mut StepFn<'_>) -> Outcome {
         let mut out = self.inner.evaluate(trial, on_step);
-        if *trial.point == self.point
-            && let Some(m) = self.metrics.lock().unwrap_or_else(|p| p.into_inner()).take()
+        if self.trial == Some(trial.number)
+            && let Some(m) = self.metrics.lock().unwrap_or_else(|p| p.into_inner()).clone()
         {
             out.metrics.extend(m);
         }
@@ -206,3 +421,7 @@ impl Evaluator for Tagged<'_> {
         self.inner.notes()
     }
 }
+
+#[cfg(test)]
+#[path = "darts_tests.rs"]
+mod tests;

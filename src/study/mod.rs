@@ -775,6 +775,8 @@ pub struct Ran {
     pub study: store::Study,
     pub history: History,
     pub ended: Ended,
+    /// Sentences for the user about how the study ran (a DARTS phase taken over).
+    pub notes: Vec<String>,
 }
 
 /// Runs the plan's study, opened as `study` in `store`, with `evaluator`, until its
@@ -792,7 +794,7 @@ pub fn run(
     let data = compiled.info(&exp.name).and_then(|i| i.data.as_ref());
     let ctx = crate::space::Context { fns: &compiled.program.fns, data };
     // `strategy = darts`: the architecture phase first (`darts`), then its read-off trial.
-    let phase = darts::prepare(plan, store, &study, evaluator)?;
+    let phase = darts::prepare(plan, store, &study, evaluator, &store::worker_id(), hooks.stop)?;
     let (strategy, pins) = match &phase {
         Some(p) => (p.strategy(plan, ctx)?, p.pins.clone()),
         None => (
@@ -824,7 +826,8 @@ pub fn run(
         search::SearchError::Output(m) => Error::Input(format!("{m}; the study stopped (--resume continues)")),
         e => Error::internal(e),
     })?;
-    Ok(Ran { study: study.study, history, ended })
+    let notes = phase.map(|p| p.notes).unwrap_or_default();
+    Ok(Ran { study: study.study, history, ended, notes })
 }
 
 /// Records how a study that [`run`] returned ended, once its outputs are written (with

@@ -362,6 +362,27 @@ pub fn requeueing_or_deleting_drops_stored_models(s: &dyn Store, p: &str) {
     assert_eq!(s.artifact(study.id, c.number).expect("read"), None);
 }
 
+/// A study-wide record: absent at first; `swap_record` writes it only over the value it
+/// expects (one of two racing first writes wins), and it goes with its study.
+pub fn records_swap_only_over_the_expected_value(s: &dyn Store, p: &str) {
+    let name = format!("{p}r");
+    let id = s.open(&spec(&name, "x")).expect("open the study").id;
+    let other = s.open(&spec(&format!("{p}o"), "x")).expect("open another").id;
+    assert_eq!(s.record(id, "k").expect("reads"), None);
+    assert!(s.swap_record(id, "k", None, "a").expect("writes"));
+    assert!(!s.swap_record(id, "k", None, "b").expect("writes"), "a second first write loses");
+    assert!(!s.swap_record(id, "k", Some("b"), "c").expect("writes"), "not over another value");
+    assert_eq!(s.record(id, "k").expect("reads").as_deref(), Some("a"));
+    assert!(s.swap_record(id, "k", Some("a"), "c").expect("writes"));
+    assert_eq!(s.record(id, "k").expect("reads").as_deref(), Some("c"));
+    assert_eq!(s.record(other, "k").expect("reads"), None, "records are per study");
+    assert!(s.swap_record(other, "k", None, "z").expect("writes"));
+    assert!(s.delete_study(&name).expect("deletes"));
+    let again = s.open(&spec(&name, "x")).expect("open again").id;
+    assert_eq!(s.record(again, "k").expect("reads"), None, "the record went with its study");
+    assert_eq!(s.record(other, "k").expect("reads").as_deref(), Some("z"));
+}
+
 #[allow(unused_macros)]
 macro_rules! for_each_store_test {
     ($run:ident) => {
@@ -378,5 +399,6 @@ macro_rules! for_each_store_test {
         $run!(a_trial_model_round_trips_through_the_store);
         $run!(requeueing_or_deleting_drops_stored_models);
         $run!(a_trial_keeps_the_worker_that_ran_it);
+        $run!(records_swap_only_over_the_expected_value);
     };
 }

@@ -70,6 +70,11 @@ pub const DEFAULT_STARTUP: u64 = 10;
 /// At most this many trials enter the model (its cost grows as the cube).
 pub const MAX_OBS: usize = 300;
 
+/// [`GpOptions::refit_every`]'s default.
+pub const REFIT_EVERY: usize = 1;
+/// [`GpOptions::warm_iters`]'s default.
+pub const WARM_ITERS: usize = 200;
+
 /// Levels up to which an int or stepped dimension gets a discrete neighbour search.
 const MAX_DISCRETE_LEVELS: u64 = 512;
 
@@ -105,6 +110,13 @@ pub struct GpOptions {
     pub xi_rate: f64,
     /// The most the threshold moves below the best.
     pub xi_max: f64,
+    /// The hyperparameters are fitted in full (from Optuna's default start and the previous
+    /// fit, up to 200 L-BFGS iterations each) when this many complete trials came in since
+    /// the last full fit (1: at every ask); in between, from the previous fit only, with at
+    /// most `warm_iters` iterations.
+    pub refit_every: usize,
+    /// L-BFGS iterations of the fits between full ones.
+    pub warm_iters: usize,
 }
 
 impl Default for GpOptions {
@@ -121,6 +133,8 @@ impl Default for GpOptions {
             stall_gain: 1e-3,
             xi_rate: 0.05,
             xi_max: 1.0,
+            refit_every: REFIT_EVERY,
+            warm_iters: WARM_ITERS,
         }
     }
 }
@@ -136,6 +150,8 @@ pub struct Gp {
     /// Each discrete numeric dimension's level coordinates.
     levels: Vec<Option<Vec<f64>>>,
     last: Option<Params>,
+    /// Complete trials at the last full fit of the hyperparameters.
+    last_full: usize,
     /// Features of the points this strategy proposed, by trial number.
     asked: BTreeMap<u64, Vec<f64>>,
 }
@@ -159,7 +175,7 @@ impl Gp {
                 DimKind::Categorical(_) => None,
             })
             .collect();
-        Gp { options, enc, cat, conditional, levels, last: None, asked: BTreeMap::new() }
+        Gp { options, enc, cat, conditional, levels, last: None, last_full: 0, asked: BTreeMap::new() }
     }
 
     /// A point's features; absent parameters at their constant.
@@ -297,13 +313,21 @@ impl Strategy for Gp {
             return Ok(Ask::Point(point));
         }
         let all_losses = losses.clone();
+        let complete = xs.len();
         let keep = keep(&losses, MAX_OBS);
         let xs: Vec<Vec<f64>> = keep.iter().map(|&i| xs[i].clone()).collect();
         let losses: Vec<f64> = keep.iter().map(|&i| losses[i]).collect();
         let violations: Vec<f64> = keep.iter().map(|&i| violations[i]).collect();
         let ys = if self.options.warp { standardise(&warp(&losses)) } else { standardise(&losses) };
         let starts: Vec<Params> = self.last.iter().cloned().collect();
-        let fit = model::Model::fit(xs.clone(), &ys, self.cat.clone(), &starts);
+        let full = starts.is_empty() || complete >= self.last_full + self.options.refit_every.max(1);
+        let effort = if full {
+            self.last_full = complete;
+            model::Effort::FULL
+        } else {
+            model::Effort { max_iter: self.options.warm_iters, default_start: false }
+        };
+        let fit = model::Model::fit_with(xs.clone(), &ys, self.cat.clone(), &starts, effort);
         self.last = Some(fit.params.clone());
         let pending: Vec<Vec<f64>> =
             self.asked.range(..ctx.number).map(|(_, x)| x.clone()).rev().take(MAX_OBS / 4).collect();

@@ -16,10 +16,12 @@
 //!   trials only; pruned and failed ones are left out, infeasible ones kept (their value
 //!   was measured).
 //! - **Model** ([`model`]): Matérn-5/2 with ARD length scales, signal and noise variance,
-//!   fitted by L-BFGS on the log marginal likelihood plus Optuna's priors, from Optuna's
-//!   default start and from the previous ask's fit (a warm start, as Optuna does); the
-//!   better one is kept. At most [`MAX_OBS`] trials enter: the best third and the most
-//!   recent others.
+//!   fitted by L-BFGS on the log marginal likelihood plus Optuna's priors. A full fit (from
+//!   Optuna's default start and from the previous ask's fit, the better one kept, up to 200
+//!   iterations each) at the first ask and whenever [`REFIT_EVERY`] complete trials came
+//!   in since the last one; in between, [`WARM_ITERS`] iterations from the previous fit
+//!   only (its hyperparameters move little from one trial to the next). At most [`MAX_OBS`]
+//!   trials enter: the best third and the most recent others.
 //! - **Acquisition** ([`acq`]): log EI (Ament et al. 2023). With constraints, a second GP
 //!   models the total violation (0 where every constraint holds; trials refused before
 //!   training enter this model only), and `log P(violation < t)` is added, `t` half the
@@ -49,8 +51,8 @@
 //!
 //! **Invariant:** every point given is resolved by [`space::build`] (guards, pins, derived
 //! values), and the search is deterministic for a given history and `rng`, except for the
-//! warm start and the pending points, which come from this strategy's own earlier asks
-//! (the same in a run from the start; a resumed run starts them afresh).
+//! warm start, the fit schedule and the pending points, which come from this strategy's own
+//! earlier asks (the same in a run from the start; a resumed run starts them afresh).
 
 mod acq;
 mod lbfgs;
@@ -70,10 +72,12 @@ pub const DEFAULT_STARTUP: u64 = 10;
 /// At most this many trials enter the model (its cost grows as the cube).
 pub const MAX_OBS: usize = 300;
 
-/// [`GpOptions::refit_every`]'s default.
-pub const REFIT_EVERY: usize = 1;
+/// [`GpOptions::refit_every`]'s default: a full fit every 10 complete trials. Chosen on the
+/// tuning seeds (Hartmann6 and Branin, seeds 100..129, bench/search/RESULTS-gp.md): the same
+/// regret as a full fit at every ask, at 0.6x its CPU at 100 trials and 0.6x at 200.
+pub const REFIT_EVERY: usize = 10;
 /// [`GpOptions::warm_iters`]'s default.
-pub const WARM_ITERS: usize = 200;
+pub const WARM_ITERS: usize = 20;
 
 /// Levels up to which an int or stepped dimension gets a discrete neighbour search.
 const MAX_DISCRETE_LEVELS: u64 = 512;
@@ -320,13 +324,7 @@ impl Strategy for Gp {
         let violations: Vec<f64> = keep.iter().map(|&i| violations[i]).collect();
         let ys = if self.options.warp { standardise(&warp(&losses)) } else { standardise(&losses) };
         let starts: Vec<Params> = self.last.iter().cloned().collect();
-        let full = starts.is_empty() || complete >= self.last_full + self.options.refit_every.max(1);
-        let effort = if full {
-            self.last_full = complete;
-            model::Effort::FULL
-        } else {
-            model::Effort { max_iter: self.options.warm_iters, default_start: false }
-        };
+        let effort = self.effort(complete);
         let fit = model::Model::fit_with(xs.clone(), &ys, self.cat.clone(), &starts, effort);
         self.last = Some(fit.params.clone());
         let pending: Vec<Vec<f64>> =
@@ -356,6 +354,18 @@ impl Strategy for Gp {
 }
 
 impl Gp {
+    /// How much the hyperparameter fit of an ask with `complete` trials works: in full at
+    /// the first fit and every [`GpOptions::refit_every`] complete trials, from the previous
+    /// fit with [`GpOptions::warm_iters`] iterations in between.
+    fn effort(&mut self, complete: usize) -> model::Effort {
+        if self.last.is_none() || complete >= self.last_full + self.options.refit_every.max(1) {
+            self.last_full = complete;
+            model::Effort::FULL
+        } else {
+            model::Effort { max_iter: self.options.warm_iters, default_start: false }
+        }
+    }
+
     /// How far below the best (standardised) the expected improvement is measured: 0 until
     /// `stall_after` trials passed without a real gain, then `xi_rate` more per stalled
     /// trial, at most `xi_max`.

@@ -74,7 +74,7 @@ pub const MAX_OBS: usize = 300;
 
 /// [`GpOptions::refit_every`]'s default: a full fit every 10 complete trials. Chosen on the
 /// tuning seeds (Hartmann6 and Branin, seeds 100..129, bench/search/RESULTS-gp.md): the same
-/// regret as a full fit at every ask, at 0.6x its CPU at 100 trials and 0.6x at 200.
+/// regret as a full fit at every ask, at 0.8x its CPU at 100 trials and 0.65x at 200.
 pub const REFIT_EVERY: usize = 10;
 /// [`GpOptions::warm_iters`]'s default.
 pub const WARM_ITERS: usize = 20;

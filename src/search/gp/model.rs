@@ -557,7 +557,7 @@ mod tests {
         let score = |p: &Params| log_marginal_likelihood(&xs, &ys, &cat, p) + log_prior(p);
         let full = Model::fit(xs.clone(), &ys, cat.clone(), &[]);
         let warm = Effort { max_iter: 20, default_start: false };
-        let quick = Model::fit_with(xs.clone(), &ys, cat.clone(), &[before.params.clone()], warm);
+        let quick = Model::fit_with(xs.clone(), &ys, cat.clone(), std::slice::from_ref(&before.params), warm);
         let (s_full, s_quick, s_stale) = (score(&full.params), score(&quick.params), score(&before.params));
         assert!(s_quick >= s_stale - 1e-9, "a warm fit never loses: {s_quick} < {s_stale}");
         assert!((s_full - s_quick).abs() < 1e-3 * s_full.abs(), "full {s_full}, warm {s_quick}");

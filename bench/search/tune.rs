@@ -59,6 +59,8 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "stall_gain" => o.stall_gain = f,
             "xi_rate" => o.xi_rate = f,
             "xi_max" => o.xi_max = f,
+            "refit_every" => o.refit_every = f as usize,
+            "warm_iters" => o.warm_iters = f as usize,
             _ => panic!("unknown GpOptions field {key}"),
         }
     }

@@ -235,3 +235,19 @@ fn the_optional_acquisition_searches_still_find_branins_minimum() {
         .collect();
     assert!(median(gp.clone()) < 0.05, "branin regret after 30 trials: {gp:?}");
 }
+
+/// The fit schedule: in full at the first fit and every `refit_every` complete trials
+/// (counted from the last full fit, so a jump in the count does not skip one), warm with
+/// `warm_iters` iterations in between.
+#[test]
+fn the_hyperparameters_are_refitted_in_full_every_refit_every_trials() {
+    let prog = program("    x: float in 0.0..=1.0");
+    let o = GpOptions { refit_every: 10, warm_iters: 7, ..GpOptions::default() };
+    let mut gp = Gp::with_options(&prog.experiments[0].space, o);
+    let warm = model::Effort { max_iter: 7, default_start: false };
+    assert_eq!(gp.effort(10), model::Effort::FULL, "no fit yet");
+    gp.last = Some(Params::default_for(1));
+    let efforts: Vec<model::Effort> = [11, 19, 20, 21, 33, 34, 42, 43].iter().map(|&n| gp.effort(n)).collect();
+    let f = model::Effort::FULL;
+    assert_eq!(efforts, vec![warm, warm, f, warm, f, warm, warm, f]);
+}

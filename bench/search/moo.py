@@ -17,6 +17,10 @@ ours `bma::trial::rank::hypervolume`, a sweep / slicing; a test pins them to eac
 `--optuna-trials optuna-tpe=200` cuts an Optuna sampler's studies to 200 trials (its
 checkpoints beyond are left empty; a cached longer study still serves the shorter cut).
 
+Noise: beside each ratio of medians (ours / Optuna's), its 90% seed-bootstrap interval
+(each side's studies resampled with replacement, BOOT resamples, a fixed bootstrap seed);
+"at or above within noise" means the interval reaches 1 or lies above it.
+
 Seeds: 0..9 report (the only ones in RESULTS); 100..109 are for tuning (`--seeds 100`).
 Optuna's studies (NSGAIISampler(seed=s), TPESampler(seed=s), their defaults) are cached one
 JSON line per (sampler, problem, seed) in $SUITE_CACHE/optuna-moo-<version>.jsonl (default
@@ -46,6 +50,7 @@ PY = os.path.join(VENV, "bin", "python")
 CACHE_DIR = os.path.abspath(os.environ.get("SUITE_CACHE") or os.path.join(ROOT, "target", "suite-cache"))
 
 TRIALS = 500
+BOOT = 4000
 CHECKPOINTS = (100, 200, 500)
 PROBLEMS = ("zdt1", "zdt2", "zdt3", "dtlz2")
 SAMPLERS = ("optuna-nsga2", "optuna-tpe")
@@ -185,6 +190,20 @@ def run_ours(args, seeds):
 
 # ---- the table ----
 
+def bootstrap(a, b, boot=BOOT):
+    """The 90% interval of median(a) / median(b), each side resampled on its own."""
+    import random
+
+    rng = random.Random(12345)
+    rs = []
+    for _ in range(boot):
+        x = statistics.median(rng.choice(a) for _ in a)
+        y = statistics.median(rng.choice(b) for _ in b)
+        rs.append(x / y if y > 0 else math.inf)
+    rs.sort()
+    return rs[int(0.05 * boot)], rs[int(0.95 * boot) - 1]
+
+
 def report(rows, problems, strategies, version, seeds):
     by = {}
     for r in rows:
@@ -194,7 +213,7 @@ def report(rows, problems, strategies, version, seeds):
     print("| problem | reference | strategy | " + " | ".join(f"@{c}" for c in CHECKPOINTS)
           + " | CPU s per study (trials) |")
     print("|---|---|---|" + "---:|" * (len(CHECKPOINTS) + 1))
-    med = {}
+    med, raw = {}, {}
     for p in problems:
         refs = DEFS[p][2]
         for ri, ref in enumerate(refs):
@@ -206,6 +225,7 @@ def report(rows, problems, strategies, version, seeds):
                 m, cells = [], []
                 for ci in range(len(CHECKPOINTS)):
                     vs = [r["hv"][ci][ri] for r in rs if len(r["hv"]) > ci]
+                    raw[(s, p, ri, ci)] = vs
                     m.append(statistics.median(vs) if vs else None)
                     cells.append("" if not vs else f"{m[-1]:.4f}" + ("" if len(vs) == len(rs) else f" (n={len(vs)})"))
                 med[(s, p, ri)] = m
@@ -215,7 +235,8 @@ def report(rows, problems, strategies, version, seeds):
                 cpu = f"{statistics.median(full):.2f} ({CHECKPOINTS[longest - 1]})"
                 ref_s = "(" + ", ".join(f"{v:g}" for v in ref) + ")"
                 print(f"| {p} | {ref_s} | {s} | " + " | ".join(cells) + f" | {cpu} |")
-    print("\n## Ours / Optuna's, median hypervolume ratio (>= 1: at or above Optuna)\n")
+    print("\n## Ours / Optuna's, median hypervolume ratio (>= 1: at or above Optuna) [90% seed-bootstrap "
+          "interval]\n")
     print("| problem | reference | pair | " + " | ".join(f"@{c}" for c in CHECKPOINTS) + " |")
     print("|---|---|---|" + "---:|" * len(CHECKPOINTS))
     for p in problems:
@@ -224,8 +245,15 @@ def report(rows, problems, strategies, version, seeds):
                 a, b = med.get((ours, p, ri)), med.get((theirs, p, ri))
                 if not a or not b:
                     continue
-                cells = [("" if x is None or y is None else "-" if y == 0 and x == 0 else
-                          f"{x / y:.3f}" if y > 0 else "inf") for x, y in zip(a, b)]
+                cells = []
+                for ci, (x, y) in enumerate(zip(a, b)):
+                    if x is None or y is None:
+                        cells.append("")
+                    elif y == 0:
+                        cells.append("-" if x == 0 else "inf")
+                    else:
+                        lo, hi = bootstrap(raw[(ours, p, ri, ci)], raw[(theirs, p, ri, ci)])
+                        cells.append(f"{x / y:.3f} [{lo:.3f}, {hi:.3f}]")
                 ref_s = "(" + ", ".join(f"{v:g}" for v in ref) + ")"
                 print(f"| {p} | {ref_s} | {ours} / {theirs} | " + " | ".join(cells) + " |")
 

@@ -17,7 +17,8 @@ ours `bma::trial::rank::hypervolume`, a sweep / slicing; a test pins them to eac
 `--optuna-trials optuna-tpe=200` cuts an Optuna sampler's studies to 200 trials (its
 checkpoints beyond are left empty; a cached longer study still serves the shorter cut).
 
-Noise: beside each ratio of medians (ours / Optuna's), its 90% seed-bootstrap interval
+Noise: beside each ratio of medians (ours / Optuna's, over the seeds both sides ran to that
+checkpoint; n shown when fewer than all), its 90% seed-bootstrap interval
 (each side's studies resampled with replacement, BOOT resamples, a fixed bootstrap seed);
 "at or above within noise" means the interval reaches 1 or lies above it.
 
@@ -225,7 +226,7 @@ def report(rows, problems, strategies, version, seeds):
                 m, cells = [], []
                 for ci in range(len(CHECKPOINTS)):
                     vs = [r["hv"][ci][ri] for r in rs if len(r["hv"]) > ci]
-                    raw[(s, p, ri, ci)] = vs
+                    raw[(s, p, ri, ci)] = {r["seed"]: r["hv"][ci][ri] for r in rs if len(r["hv"]) > ci}
                     m.append(statistics.median(vs) if vs else None)
                     cells.append("" if not vs else f"{m[-1]:.4f}" + ("" if len(vs) == len(rs) else f" (n={len(vs)})"))
                 med[(s, p, ri)] = m
@@ -242,18 +243,24 @@ def report(rows, problems, strategies, version, seeds):
     for p in problems:
         for ri, ref in enumerate(DEFS[p][2]):
             for ours, theirs in PAIRS:
-                a, b = med.get((ours, p, ri)), med.get((theirs, p, ri))
-                if not a or not b:
+                if not med.get((ours, p, ri)) or not med.get((theirs, p, ri)):
                     continue
                 cells = []
-                for ci, (x, y) in enumerate(zip(a, b)):
-                    if x is None or y is None:
+                for ci in range(len(CHECKPOINTS)):
+                    # Over the seeds both sides reached (n shown when not all of them).
+                    ra, rb = raw.get((ours, p, ri, ci), {}), raw.get((theirs, p, ri, ci), {})
+                    common = sorted(set(ra) & set(rb))
+                    if not common:
                         cells.append("")
-                    elif y == 0:
-                        cells.append("-" if x == 0 else "inf")
+                        continue
+                    xs, ys = [ra[k] for k in common], [rb[k] for k in common]
+                    x, y = statistics.median(xs), statistics.median(ys)
+                    n = "" if len(common) == len(seeds) else f" (n={len(common)})"
+                    if y == 0:
+                        cells.append(("-" if x == 0 else "inf") + n)
                     else:
-                        lo, hi = bootstrap(raw[(ours, p, ri, ci)], raw[(theirs, p, ri, ci)])
-                        cells.append(f"{x / y:.3f} [{lo:.3f}, {hi:.3f}]")
+                        lo, hi = bootstrap(xs, ys)
+                        cells.append(f"{x / y:.3f} [{lo:.3f}, {hi:.3f}]{n}")
                 ref_s = "(" + ", ".join(f"{v:g}" for v in ref) + ")"
                 print(f"| {p} | {ref_s} | {ours} / {theirs} | " + " | ".join(cells) + " |")
 

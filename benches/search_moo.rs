@@ -25,6 +25,7 @@ mod moo;
 #[path = "../bench/search/split.rs"]
 mod split;
 #[path = "../bench/search/tune.rs"]
+#[allow(dead_code)] // its `gp_variant`: GP does not take several objectives
 mod tune;
 
 use std::sync::Mutex;

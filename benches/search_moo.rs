@@ -6,7 +6,7 @@
 //!
 //! Strategies are named as a `.bma` file names them (`nsga2`, `tpe`, `random`,
 //! `nsga2(population: 100)`) and built by `bma::search::strategy`, the constructor the
-//! study uses.
+//! study uses; `tpe-x<k>` is variant `k` of `BMA_TPE_TUNE` (bench/search/tune.rs).
 //!
 //! Run: `cargo bench --bench search_moo -- [--json] [--strategies nsga2,tpe,random]
 //! [--problems zdt1,zdt2,zdt3,dtlz2] [--seeds 0] [--nseeds 10] [--trials 500] [--threads 2]`.
@@ -24,6 +24,9 @@
 mod moo;
 #[path = "../bench/search/split.rs"]
 mod split;
+#[path = "../bench/search/tune.rs"]
+#[allow(dead_code)] // its `gp_variant`: GP does not take several objectives
+mod tune;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,8 +53,12 @@ fn program(d: usize, m: usize) -> bma::ir::Program {
     compiled.program
 }
 
-/// A fresh strategy named `name` for the space.
+/// A fresh strategy named `name` for the space (`tpe-x<k>`: `BMA_TPE_TUNE` variant `k`).
 fn make(name: &str, program: &bma::ir::Program) -> Box<dyn Strategy> {
+    if let Some(k) = name.strip_prefix("tpe-x").and_then(|k| k.parse().ok()) {
+        let options = tune::tpe_variant(k).expect("no such BMA_TPE_TUNE variant");
+        return Box::new(bma::search::Tpe::with_options(&program.experiments[0].space, options));
+    }
     let value = bma::study::parse_value(name).unwrap_or_else(|e| panic!("--strategies: {e}"));
     let ctx = Context { fns: &program.fns, data: None };
     let space = &program.experiments[0].space;

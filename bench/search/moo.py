@@ -17,6 +17,11 @@ ours `bma::trial::rank::hypervolume`, a sweep / slicing; a test pins them to eac
 `--optuna-trials optuna-tpe=200` cuts an Optuna sampler's studies to 200 trials (its
 checkpoints beyond are left empty; a cached longer study still serves the shorter cut).
 
+Noise: beside each ratio of medians (ours / Optuna's, over the seeds both sides ran to that
+checkpoint; n shown when fewer than all), its 90% seed-bootstrap interval
+(each side's studies resampled with replacement, BOOT resamples, a fixed bootstrap seed);
+"at or above within noise" means the interval reaches 1 or lies above it.
+
 Seeds: 0..9 report (the only ones in RESULTS); 100..109 are for tuning (`--seeds 100`).
 Optuna's studies (NSGAIISampler(seed=s), TPESampler(seed=s), their defaults) are cached one
 JSON line per (sampler, problem, seed) in $SUITE_CACHE/optuna-moo-<version>.jsonl (default
@@ -46,6 +51,7 @@ PY = os.path.join(VENV, "bin", "python")
 CACHE_DIR = os.path.abspath(os.environ.get("SUITE_CACHE") or os.path.join(ROOT, "target", "suite-cache"))
 
 TRIALS = 500
+BOOT = 4000
 CHECKPOINTS = (100, 200, 500)
 PROBLEMS = ("zdt1", "zdt2", "zdt3", "dtlz2")
 SAMPLERS = ("optuna-nsga2", "optuna-tpe")
@@ -185,6 +191,20 @@ def run_ours(args, seeds):
 
 # ---- the table ----
 
+def bootstrap(a, b, boot=BOOT):
+    """The 90% interval of median(a) / median(b), each side resampled on its own."""
+    import random
+
+    rng = random.Random(12345)
+    rs = []
+    for _ in range(boot):
+        x = statistics.median(rng.choice(a) for _ in a)
+        y = statistics.median(rng.choice(b) for _ in b)
+        rs.append(x / y if y > 0 else math.inf)
+    rs.sort()
+    return rs[int(0.05 * boot)], rs[int(0.95 * boot) - 1]
+
+
 def report(rows, problems, strategies, version, seeds):
     by = {}
     for r in rows:
@@ -194,7 +214,7 @@ def report(rows, problems, strategies, version, seeds):
     print("| problem | reference | strategy | " + " | ".join(f"@{c}" for c in CHECKPOINTS)
           + " | CPU s per study (trials) |")
     print("|---|---|---|" + "---:|" * (len(CHECKPOINTS) + 1))
-    med = {}
+    med, raw = {}, {}
     for p in problems:
         refs = DEFS[p][2]
         for ri, ref in enumerate(refs):
@@ -206,6 +226,7 @@ def report(rows, problems, strategies, version, seeds):
                 m, cells = [], []
                 for ci in range(len(CHECKPOINTS)):
                     vs = [r["hv"][ci][ri] for r in rs if len(r["hv"]) > ci]
+                    raw[(s, p, ri, ci)] = {r["seed"]: r["hv"][ci][ri] for r in rs if len(r["hv"]) > ci}
                     m.append(statistics.median(vs) if vs else None)
                     cells.append("" if not vs else f"{m[-1]:.4f}" + ("" if len(vs) == len(rs) else f" (n={len(vs)})"))
                 med[(s, p, ri)] = m
@@ -215,17 +236,31 @@ def report(rows, problems, strategies, version, seeds):
                 cpu = f"{statistics.median(full):.2f} ({CHECKPOINTS[longest - 1]})"
                 ref_s = "(" + ", ".join(f"{v:g}" for v in ref) + ")"
                 print(f"| {p} | {ref_s} | {s} | " + " | ".join(cells) + f" | {cpu} |")
-    print("\n## Ours / Optuna's, median hypervolume ratio (>= 1: at or above Optuna)\n")
+    print("\n## Ours / Optuna's, median hypervolume ratio (>= 1: at or above Optuna) [90% seed-bootstrap "
+          "interval]\n")
     print("| problem | reference | pair | " + " | ".join(f"@{c}" for c in CHECKPOINTS) + " |")
     print("|---|---|---|" + "---:|" * len(CHECKPOINTS))
     for p in problems:
         for ri, ref in enumerate(DEFS[p][2]):
             for ours, theirs in PAIRS:
-                a, b = med.get((ours, p, ri)), med.get((theirs, p, ri))
-                if not a or not b:
+                if not med.get((ours, p, ri)) or not med.get((theirs, p, ri)):
                     continue
-                cells = [("" if x is None or y is None else "-" if y == 0 and x == 0 else
-                          f"{x / y:.3f}" if y > 0 else "inf") for x, y in zip(a, b)]
+                cells = []
+                for ci in range(len(CHECKPOINTS)):
+                    # Over the seeds both sides reached (n shown when not all of them).
+                    ra, rb = raw.get((ours, p, ri, ci), {}), raw.get((theirs, p, ri, ci), {})
+                    common = sorted(set(ra) & set(rb))
+                    if not common:
+                        cells.append("")
+                        continue
+                    xs, ys = [ra[k] for k in common], [rb[k] for k in common]
+                    x, y = statistics.median(xs), statistics.median(ys)
+                    n = "" if len(common) == len(seeds) else f" (n={len(common)})"
+                    if y == 0:
+                        cells.append(("-" if x == 0 else "inf") + n)
+                    else:
+                        lo, hi = bootstrap(xs, ys)
+                        cells.append(f"{x / y:.3f} [{lo:.3f}, {hi:.3f}]{n}")
                 ref_s = "(" + ", ".join(f"{v:g}" for v in ref) + ")"
                 print(f"| {p} | {ref_s} | {ours} / {theirs} | " + " | ".join(cells) + " |")
 

@@ -17,6 +17,8 @@ pub fn tpe_variant(k: usize) -> Option<bma::search::TpeOptions> {
             "global_candidates" => o.global_candidates = f as usize,
             "gamma" => o.gamma = f,
             "max_below" => o.max_below = f as usize,
+            "max_below_multi_objective" => o.max_below_multi_objective = f as usize,
+            "candidates_multi_objective" => o.candidates_multi_objective = f as usize,
             "prior_weight" => o.prior_weight = f,
             "local" => o.local = f,
             "local_scale" => o.local_scale = f,

@@ -11,7 +11,10 @@
 //! - **Split.** The `min(ceil(0.1 n), 25)` best trials are "below" (`l`), the rest
 //!   "above" (`g`); feasible trials first, then by total violation, then by loss. With
 //!   several objectives, by non-dominated front (the last front cut by greedy hypervolume
-//!   subset selection, Optuna's MOTPE rule, `tpe/hssp.rs`).
+//!   subset selection, Optuna's MOTPE rule, `tpe/hssp.rs`), `ceil(0.1 n)` of them with no
+//!   cap, `l`'s observations all of weight 1 and 24 candidates per dimension (Optuna 5.1's
+//!   `default_gamma_multiobjective`, `weights_below` and `n_ei_candidates`; pinned in
+//!   `tpe/multi_tests.rs`).
 //!   Pruned trials are always above.
 //! - **Groups.** Parameters under the same `when` guards are always present together;
 //!   each such group is one joint (multivariate) density over its dimensions, built
@@ -53,6 +56,8 @@
 
 mod balance;
 mod hssp;
+#[cfg(test)]
+mod multi_tests;
 mod region;
 
 use std::collections::{BTreeMap, HashMap};
@@ -90,6 +95,11 @@ pub struct TpeOptions {
     /// Cap on the below set (`min(ceil(gamma n), max_below)`).
     pub gamma: f64,
     pub max_below: usize,
+    /// The cap with several objectives (Optuna's `default_gamma_multiobjective`: none,
+    /// `usize::MAX`); there `l`'s observations all weigh 1 (Optuna's `weights_below`).
+    pub max_below_multi_objective: usize,
+    /// Candidates per dimension with several objectives (Optuna: 24).
+    pub candidates_multi_objective: usize,
     /// Categorical dimensions drawn and scored one at a time by their own `l / g`
     /// (Optuna's univariate rule), the numeric ones of a group jointly.
     pub independent_categoricals: bool,
@@ -167,6 +177,8 @@ impl TpeOptions {
             multivariate_multi_objective: false,
             gamma: 0.1,
             max_below: 25,
+            max_below_multi_objective: usize::MAX,
+            candidates_multi_objective: 24,
             independent_categoricals: false,
             candidate_budget: usize::MAX,
             local: 0.0,
@@ -263,10 +275,12 @@ impl Tpe {
     /// Indices of the observations in `l` and in `g`, each ordered by trial number.
     fn split(&self) -> (Vec<usize>, Vec<usize>) {
         let n = self.obs.len();
-        let n_below = ((self.options.gamma * n as f64).ceil() as usize).min(self.options.max_below).max(1).min(n);
+        let multi = self.multi_objective();
+        let cap = if multi { self.options.max_below_multi_objective } else { self.options.max_below };
+        let n_below = ((self.options.gamma * n as f64).ceil() as usize).min(cap).max(1).min(n);
         let complete: Vec<usize> = (0..n).filter(|&i| !self.obs[i].pruned).collect();
         let n_below = n_below.min(complete.len());
-        let mut below = if self.obs.iter().any(|o| o.losses.len() > 1) {
+        let mut below = if multi {
             self.below_multi(&complete, n_below)
         } else {
             let mut idx = complete;
@@ -296,6 +310,11 @@ impl Tpe {
             above.drain(..above.len() - ABOVE_WINDOW);
         }
         (below, above)
+    }
+
+    /// Whether the trials have several objectives.
+    fn multi_objective(&self) -> bool {
+        self.obs.iter().any(|o| o.losses.len() > 1)
     }
 
     /// The `k` best by feasibility, then non-dominated front, the last front cut by greedy
@@ -413,11 +432,13 @@ impl Tpe {
         let active = |i: &&usize| dims.iter().all(|&d| !self.obs[**i].x[d].is_nan());
         let below: Vec<usize> = below.iter().filter(active).copied().collect();
         let above: Vec<usize> = above.iter().filter(active).copied().collect();
-        let l = Parzen::new(self, dims, &below, self.options.prior_weight);
+        let multi = self.multi_objective();
+        let l = Parzen::weighted(self, dims, &below, self.options.prior_weight, multi);
         let g = Parzen::new(self, dims, &above, self.options.prior_weight);
         let mut best: Option<(f64, Vec<f64>)> = None;
         let mut scratch = Vec::new();
-        let wanted = wanted.max(1);
+        // Several objectives: Optuna's candidate count, whatever the ask (`wanted`).
+        let wanted = if multi { self.options.candidates_multi_objective } else { wanted }.max(1);
         let affordable = self.options.candidate_budget / (above.len() + 1);
         let candidates = if wanted > 24 { wanted.min(affordable).max(24) } else { wanted };
         // A local ask around a centre outside `l` (a restarted region): its kernel in a
@@ -596,9 +617,14 @@ enum Kernel<'a> {
 
 impl<'a> Parzen<'a> {
     fn new(tpe: &'a Tpe, dims: &[usize], obs: &[usize], prior_weight: f64) -> Parzen<'a> {
+        Parzen::weighted(tpe, dims, obs, prior_weight, false)
+    }
+
+    /// With `flat`, every observation weighs 1 (Optuna's below set with several objectives).
+    fn weighted(tpe: &'a Tpe, dims: &[usize], obs: &[usize], prior_weight: f64, flat: bool) -> Parzen<'a> {
         let n = obs.len();
         // Older observations weigh less beyond 25 (Optuna's default_weights).
-        let mut w: Vec<f64> = if n < 25 {
+        let mut w: Vec<f64> = if n < 25 || flat {
             vec![1.0; n]
         } else {
             let ramp = n - 25;

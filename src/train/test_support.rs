@@ -71,3 +71,21 @@ pub(super) fn setup(src: &str, seed: u64) -> (ir::SubModel, Dataset, TrainConfig
     let cfg = TrainConfig::from_experiment(&compiled.program, exp, &point, &data.info, seed).expect("config");
     (sub, data, cfg)
 }
+
+/// d/dv_i of Σ f(v) ⊙ w by central differences.
+pub(super) fn numeric_grad(v: &[f64], w: &[f64], f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
+    let loss = |v: &[f64]| f(v).iter().zip(w).map(|(a, b)| a * b).sum::<f64>();
+    let mut v = v.to_vec();
+    (0..v.len())
+        .map(|i| {
+            let keep = v[i];
+            let h = 1e-6;
+            v[i] = keep + h;
+            let up = loss(&v);
+            v[i] = keep - h;
+            let down = loss(&v);
+            v[i] = keep;
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}

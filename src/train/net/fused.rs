@@ -89,15 +89,15 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
 }
 
 /// The values of a contiguous f32 tensor.
-fn values(t: &FlexTensor) -> &[f32] {
+pub(super) fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().unwrap_or(&[])
 }
 
-fn tensor(v: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(super) fn tensor(v: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape))
 }
 
-fn shape_of(t: &FlexTensor) -> Vec<usize> {
+pub(super) fn shape_of(t: &FlexTensor) -> Vec<usize> {
     t.layout().shape().iter().copied().collect()
 }
 

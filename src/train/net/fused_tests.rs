@@ -6,7 +6,7 @@
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
 use super::fused;
-use crate::train::test_support::device;
+use crate::train::test_support::{device, numeric_grad};
 use crate::train::{DeviceKind, burn_device};
 
 /// Deterministic values in [-2, 2).
@@ -52,24 +52,6 @@ fn layer_norm_f64(x: &[f64], gamma: &[f64], beta: &[f64], eps: f64) -> Vec<f64> 
             let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
             let s = (var + eps).sqrt();
             r.iter().zip(gamma).zip(beta).map(move |((v, g), b)| (v - mean) / s * g + b).collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// d/dv_i of Σ f(v) ⊙ w by central differences.
-fn numeric_grad(v: &[f64], w: &[f64], f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
-    let loss = |v: &[f64]| f(v).iter().zip(w).map(|(a, b)| a * b).sum::<f64>();
-    let mut v = v.to_vec();
-    (0..v.len())
-        .map(|i| {
-            let keep = v[i];
-            let h = 1e-6;
-            v[i] = keep + h;
-            let up = loss(&v);
-            v[i] = keep - h;
-            let down = loss(&v);
-            v[i] = keep;
-            (up - down) / (2.0 * h)
         })
         .collect()
 }

@@ -30,6 +30,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 
 use super::HIDDEN;
+use crate::train::net::fused::{shape_of, tensor, values};
 
 /// The autodiff backend whose primitives the node works on.
 type Ad = Autodiff<Flex>;
@@ -249,17 +250,4 @@ fn backward(qkv: &FlexTensor, weights: &FlexTensor, grad: FlexTensor, dims: Dims
     let dq = matmul(ds.clone(), k);
     let dk = matmul(ds.transpose(2, 3), q);
     merge(&[&dq, &dk, &dv], dims)
-}
-
-/// The values of a contiguous f32 tensor.
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().unwrap_or(&[])
-}
-
-fn tensor(v: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(v, shape))
-}
-
-fn shape_of(t: &FlexTensor) -> Vec<usize> {
-    t.layout().shape().iter().copied().collect()
 }

@@ -6,7 +6,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::node::{self, Dims, Hide};
-use crate::train::test_support::device;
+use crate::train::test_support::{device, numeric_grad};
 use crate::train::{DeviceKind, burn_device};
 
 /// Deterministic values in [-1.5, 1.5).
@@ -68,24 +68,6 @@ fn attention_f64(qkv: &[f64], dims: Dims, pad: Option<&[f32]>, causal: bool) -> 
         }
     }
     out
-}
-
-/// d/dv_i of Σ f(v) ⊙ w by central differences.
-fn numeric_grad(v: &[f64], w: &[f64], f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
-    let loss = |v: &[f64]| f(v).iter().zip(w).map(|(a, b)| a * b).sum::<f64>();
-    let mut v = v.to_vec();
-    (0..v.len())
-        .map(|i| {
-            let keep = v[i];
-            let step = 1e-6;
-            v[i] = keep + step;
-            let up = loss(&v);
-            v[i] = keep - step;
-            let down = loss(&v);
-            v[i] = keep;
-            (up - down) / (2.0 * step)
-        })
-        .collect()
 }
 
 /// `(output, d qkv of Σ output ⊙ w)` of `attend` (or the composite ops) on the tracked device.

@@ -35,7 +35,8 @@ use crate::rng::{Rng, mix_seed};
 use crate::space;
 use crate::store::{self, Store, StudyState};
 use crate::trial::FailKind;
-use scheduler::{Hooks, RaiseOnDrop, Scheduler};
+use scheduler::{Hooks, Scheduler};
+pub use scheduler::{RaiseOnDrop, heartbeat};
 
 /// Measured values by name (`accuracy`, `params`, `train_loss`, ...).
 pub type Metrics = BTreeMap<String, f64>;

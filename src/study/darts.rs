@@ -139,10 +139,10 @@ pub fn prepare(
     // The phase, under trial `number`'s claim, kept alive by a heartbeat.
     let finished = AtomicBool::new(false);
     let ran = std::thread::scope(|scope| {
-        scope.spawn(|| beat(store, study.id, worker, plan.settings.heartbeat, &finished));
-        let ran = phase(plan, exp, data, &setting.config, study.spec.seed, evaluator);
-        finished.store(true, Ordering::Relaxed);
-        ran
+        scope.spawn(|| crate::search::study::heartbeat(store, study.id, worker, &plan.settings, &finished));
+        // Raised however the phase ends, a panic included (else the scope waits forever).
+        let _raise = crate::search::study::RaiseOnDrop(&finished);
+        phase(plan, exp, data, &setting.config, study.spec.seed, evaluator)
     });
     let (point, metrics, decided) = match ran {
         Ok(r) => r,
@@ -328,19 +328,6 @@ fn lease(
         }
         // Another worker took it first: give the number back and look again.
         store.release(id, claim.number, worker).map_err(internal)?;
-    }
-}
-
-/// Refreshes `worker`'s heartbeat every `every` until `finished`.
-fn beat(store: &dyn Store, id: store::StudyId, worker: &str, every: Duration, finished: &AtomicBool) {
-    let tick = Duration::from_millis(50).min(every).max(Duration::from_millis(1));
-    let mut last = Instant::now();
-    while !finished.load(Ordering::Relaxed) {
-        std::thread::sleep(tick);
-        if last.elapsed() >= every {
-            let _ = store.heartbeat(id, worker);
-            last = Instant::now();
-        }
     }
 }
 

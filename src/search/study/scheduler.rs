@@ -471,14 +471,9 @@ impl<'s> Scheduler<'s> {
 }
 
 /// Heartbeats for every running trial of this worker and, in a shared study, sweeps for
-/// the trials of workers that went silent, until `finished` is raised.
-pub(super) fn heartbeat(
-    store: &dyn Store,
-    id: store::StudyId,
-    worker: &str,
-    settings: &Settings,
-    finished: &AtomicBool,
-) {
+/// the trials of workers that went silent, until `finished` is raised (also what keeps a
+/// DARTS phase's claim alive: `study::darts`).
+pub fn heartbeat(store: &dyn Store, id: store::StudyId, worker: &str, settings: &Settings, finished: &AtomicBool) {
     let every = settings.heartbeat;
     let sweep = settings.shared.then_some(settings.stale_after);
     let mut tick = Duration::from_millis(50).min(every);
@@ -505,7 +500,7 @@ pub(super) fn heartbeat(
 
 /// Raises its flag however the scope it lives in ends: were the loop to unwind (a panic
 /// in an observer), the scope would otherwise wait for the heartbeat thread forever.
-pub(super) struct RaiseOnDrop<'f>(pub &'f AtomicBool);
+pub struct RaiseOnDrop<'f>(pub &'f AtomicBool);
 
 impl Drop for RaiseOnDrop<'_> {
     fn drop(&mut self) {

@@ -87,6 +87,15 @@ impl Server {
         self.wait(|m| m.get("id") == Some(&json!(id)))
     }
 
+    /// `shutdown` (request `id`, answered without an error), then `exit`: the server ends
+    /// with success.
+    fn shut_down(&mut self, id: u64) {
+        let shut = self.request(id, "shutdown", Value::Null);
+        assert!(shut.get("error").is_none(), "{shut}");
+        self.notify("exit", Value::Null);
+        assert!(self.child.wait().expect("server exits").success());
+    }
+
     fn notify(&mut self, method: &str, params: Value) {
         self.send(json!({ "jsonrpc": "2.0", "method": method, "params": params }));
     }
@@ -254,11 +263,7 @@ fn diagnostics_hover_definition_completion() {
     );
     assert_eq!(edits.pointer("/result"), Some(&json!([])));
 
-    let shut = s.request(6, "shutdown", Value::Null);
-    assert!(shut.get("error").is_none());
-    s.notify("exit", Value::Null);
-    let status = s.child.wait().expect("server exits");
-    assert!(status.success());
+    s.shut_down(6);
 }
 
 /// Runs `bma lsp` on `input` (then the end of input); gives its exit code and stderr.
@@ -338,11 +343,7 @@ fn bad_messages_get_their_json_rpc_error_and_the_server_keeps_serving() {
     );
     let text = hover.pointer("/result/contents/value").and_then(Value::as_str).expect("hover text");
     assert!(text.contains("width: int in {32, 64}"), "{text}");
-    let shut = s.request(6, "shutdown", Value::Null);
-    assert!(shut.get("error").is_none());
-    s.notify("exit", Value::Null);
-    let status = s.child.wait().expect("server exits");
-    assert!(status.success());
+    s.shut_down(6);
 }
 
 #[test]
@@ -382,10 +383,7 @@ fn a_slow_compilation_does_not_hold_up_requests() {
     );
     let text = hover.pointer("/result/contents/value").and_then(Value::as_str).expect("hover text");
     assert!(text.contains("p0"), "{text}");
-    let shut = s.request(4, "shutdown", Value::Null);
-    assert!(shut.get("error").is_none());
-    s.notify("exit", Value::Null);
-    assert!(s.child.wait().expect("server exits").success());
+    s.shut_down(4);
 }
 
 #[test]
@@ -1307,10 +1305,7 @@ fn a_burst_of_edits_never_publishes_diagnostics_of_an_older_text() {
         }
     }
     assert_eq!(versions.iter().filter(|v| **v == 12).count(), 1, "{versions:?}");
-    let shut = s.request(3, "shutdown", Value::Null);
-    assert!(shut.get("error").is_none());
-    s.notify("exit", Value::Null);
-    assert!(s.child.wait().expect("server exits").success());
+    s.shut_down(3);
 }
 
 /// Inlay hints: each model statement's output shape at the representative point (`bma

@@ -21,14 +21,7 @@ BENCHES=${BENCHES:-transformer lstm dwsep}
 OUT=target/bench-purge
 mkdir -p "$OUT"
 CSV=$PWD/$OUT/tokens.csv
-python3 - "$CSV" 712 <<'PY'
-import random, sys
-random.seed(1)
-with open(sys.argv[1], "w") as f:
-    f.write("text,label\n")
-    for i in range(int(sys.argv[2])):
-        f.write(" ".join(f"w{random.randrange(998)}" for _ in range(130)) + f",{'ab'[i % 2]}\n")
-PY
+python3 bench/layers/tokens.py "$CSV" 712
 args() {
   case $1 in
     transformer) echo "layers $CSV 1 2" ;;

@@ -49,14 +49,7 @@ mkdir -p "$OUTDIR"
 RUNS=$OUTDIR/runs.jsonl
 : > "$RUNS"
 CSV=$PWD/$OUTDIR/tokens.csv
-"$PY" - "$CSV" 712 <<'PY'
-import random, sys
-random.seed(1)
-with open(sys.argv[1], "w") as f:
-    f.write("text,label\n")
-    for i in range(int(sys.argv[2])):
-        f.write(" ".join(f"w{random.randrange(998)}" for _ in range(130)) + f",{'ab'[i % 2]}\n")
-PY
+"$PY" bench/layers/tokens.py "$CSV" 712
 
 # run BENCH SIDE ROUND COMMAND...: runs COMMAND under GNU time, appends its JSON line (the last
 # line starting with `{`) with bench, side, round and peak RSS (MiB) added.

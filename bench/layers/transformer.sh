@@ -27,14 +27,7 @@ fi
 OUTDIR=target/bench-layers
 mkdir -p "$OUTDIR"
 CSV=$PWD/$OUTDIR/tokens.csv
-"$VENV/bin/python" - "$CSV" "$ROWS" <<'PY'
-import random, sys
-random.seed(1)
-with open(sys.argv[1], "w") as f:
-    f.write("text,label\n")
-    for i in range(int(sys.argv[2])):
-        f.write(" ".join(f"w{random.randrange(998)}" for _ in range(130)) + f",{'ab'[i % 2]}\n")
-PY
+"$VENV/bin/python" bench/layers/tokens.py "$CSV" "$ROWS"
 if [ -z "${BIN:-}" ]; then
   cargo bench --bench layers --no-run -q 2>/dev/null
   BIN=$(ls -t target/release/deps/layers-* | grep -v '\.d$' | head -1)

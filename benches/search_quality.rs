@@ -218,9 +218,10 @@ fn main() {
                     println!("    @100 by seed: {}", last.join(" "));
                 }
             }
+            let per_seed: Vec<f64> = curves.iter().map(|v| v[TRIALS - 1] - problem.optimum).collect();
             quality.push(
                 serde_json::json!({"problem": problem.name, "strategy": name, "regret": at, "seconds": secs, "cpu": cpu,
-                    "trials": trials.max(TRIALS), "studies": nseeds}),
+                    "trials": trials.max(TRIALS), "studies": nseeds, "per_seed": per_seed}),
             );
         }
     }

@@ -427,7 +427,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=SPLITS, default="report")
     ap.add_argument("--dims", default=",".join(map(str, DIMS)))
-    ap.add_argument("--functions", default="1-24")
+    ap.add_argument("--functions", default="1-24", help="BBOB functions: ranges and numbers, e.g. 1-5,8,10-12")
     ap.add_argument("--no-extra", action="store_true", help="BBOB only")
     ap.add_argument("--optuna-only", action="store_true", help="fill the cache, no table")
     ap.add_argument("--no-cmaes", action="store_true")
@@ -451,8 +451,10 @@ def main():
     split = dict(SPLITS[args.split])
     for k in ("seeds", "other_seeds"):
         split[k] = range(split[k].start, split[k].start + min(args.nseeds, len(split[k])))
-    lo, _, hi = args.functions.partition("-")
-    functions = range(int(lo), int(hi or lo) + 1)
+    functions = []
+    for part in args.functions.split(","):
+        lo, _, hi = part.partition("-")
+        functions += [f for f in range(int(lo), int(hi or lo) + 1) if f not in functions]
     dims = [int(d) for d in args.dims.split(",")]
     bbob = [f"bbob-f{f}-d{d}" for d in dims for f in functions]
     others = [] if args.no_extra else [p[0] for p in other_problems()]

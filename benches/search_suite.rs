@@ -7,7 +7,9 @@
 //! and whatever `strategy =` accepts once merged, `gp` and `auto` included) and built by
 //! `bma::search::strategy`, the constructor the study uses; `tpe-x0`, `tpe-x1`, ... are
 //! tuning variants of our TPE from `BMA_TPE_TUNE` (`;`-separated `key=value,...`
-//! changes of `TpeOptions::default()`).
+//! changes of `TpeOptions::default()`), `gp-x<k>` and `auto-x<k>` likewise from `BMA_GP_TUNE`
+//! and `BMA_AUTO_TUNE`. An `auto` study's JSON line also carries the GP fits `auto`
+//! checked and the trial count of its hand-over to `tpe` (key `auto`).
 //!
 //! Run: `cargo bench --bench search_suite -- [--json] [--strategies tpe,random]
 //! [--problems bbob-f3-d5,int-quad,...] [--instances 3,4,5] [--seeds 100..110]
@@ -34,6 +36,7 @@ use std::time::Instant;
 
 use bma::ir::{Point, Value};
 use bma::rng::Rng;
+use bma::search::auto::Auto;
 use bma::search::{Ask, AskContext, Direction, History, Rank, Strategy, Tpe, Trial, TrialState};
 use bma::space::Context;
 use problems::{Problem, compile_space, floats};
@@ -85,12 +88,47 @@ fn make(name: &str, program: &bma::ir::Program) -> Box<dyn Strategy> {
     bma::search::strategy(&value, space, ctx, &Point::new()).unwrap_or_else(|e| panic!("strategy `{name}`: {e}"))
 }
 
-/// One study: the regret at each checkpoint within `trials`.
-fn study(problem: &Problem, program: &bma::ir::Program, strategy: &str, seed: u64, trials: usize) -> Vec<f64> {
+/// One study: the regret at each checkpoint within `trials`, and for `auto` (and its
+/// `auto-x<k>` variants) the fits it checked and its hand-over to `tpe`, as JSON.
+fn study(
+    problem: &Problem,
+    program: &bma::ir::Program,
+    strategy: &str,
+    seed: u64,
+    trials: usize,
+) -> (Vec<f64>, serde_json::Value) {
+    let auto = match strategy.strip_prefix("auto-x").and_then(|k| k.parse().ok()) {
+        Some(k) => Some(Auto::with_options(tune::auto_variant(k).expect("no such BMA_AUTO_TUNE variant"))),
+        None if strategy == "auto" => Some(Auto::new()),
+        None => None,
+    };
+    let Some(mut a) = auto else {
+        let mut s = make(strategy, program);
+        return (run(problem, program, s.as_mut(), strategy, seed, trials), serde_json::Value::Null);
+    };
+    let regret = run(problem, program, &mut a, strategy, seed, trials);
+    let checks: Vec<serde_json::Value> = a
+        .checks()
+        .iter()
+        .map(|q| {
+            serde_json::json!({"trials": q.trials, "noise_share": q.noise_share, "loo_rank": q.loo_rank,
+                "loo_density": q.loo_density, "max_length": q.max_length})
+        })
+        .collect();
+    (regret, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))
+}
+
+fn run(
+    problem: &Problem,
+    program: &bma::ir::Program,
+    s: &mut dyn Strategy,
+    strategy: &str,
+    seed: u64,
+    trials: usize,
+) -> Vec<f64> {
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
     let pins = Point::new();
-    let mut s = make(strategy, program);
     let mut history = History::new(vec![Direction::Minimize], Rank::default());
     let mut best = f64::INFINITY;
     let mut out = Vec::new();
@@ -187,11 +225,14 @@ fn main() {
                     let p = problem(&job.problem, job.instance).unwrap();
                     let program = compile_space(&p.space);
                     let (t, cpu0) = (Instant::now(), thread_cpu());
-                    let regret = study(&p, &program, &job.strategy, job.seed, trials);
+                    let (regret, auto) = study(&p, &program, &job.strategy, job.seed, trials);
                     let (secs, cpu) = (t.elapsed().as_secs_f64(), thread_cpu() - cpu0);
                     if json {
-                        let line = serde_json::json!({"strategy": job.strategy, "problem": job.problem,
+                        let mut line = serde_json::json!({"strategy": job.strategy, "problem": job.problem,
                             "instance": job.instance, "seed": job.seed, "regret": regret, "seconds": secs, "cpu": cpu});
+                        if !auto.is_null() {
+                            line["auto"] = auto;
+                        }
                         println!("{line}");
                     }
                     results.lock().unwrap().push((k, regret, secs));

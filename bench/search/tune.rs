@@ -1,7 +1,7 @@
 //! The tuning variants the search benches take from the environment (bench-only; the
-//! library reads no environment variable): `BMA_TPE_TUNE` and `BMA_GP_TUNE`, each a
-//! `;`-separated list of `key=value,...` changes of the strategy's default options; variant
-//! `k` is the bench's strategy `tpe-x<k>` / `gp-x<k>`. An unknown key or a value that is not
+//! library reads no environment variable): `BMA_TPE_TUNE`, `BMA_GP_TUNE` and `BMA_AUTO_TUNE`,
+//! each a `;`-separated list of `key=value,...` changes of the strategy's default options;
+//! variant `k` is the bench's strategy `tpe-x<k>` / `gp-x<k>` / `auto-x<k>`. An unknown key or a value that is not
 //! a number stops the bench with a panic naming it (bench code, not bma's).
 
 /// `BMA_TPE_TUNE` variant `k`, if there is one.
@@ -67,6 +67,27 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "refit_every" => o.refit_every = f as usize,
             "warm_iters" => o.warm_iters = f as usize,
             _ => panic!("unknown GpOptions field {key}"),
+        }
+    }
+    Some(o)
+}
+
+/// `BMA_AUTO_TUNE` variant `k` (`auto-x<k>`): `;`-separated `key=value,...` changes of
+/// `AutoOptions::default()`. (search_quality includes this file without using it.)
+#[allow(dead_code)]
+pub fn auto_variant(k: usize) -> Option<bma::search::auto::AutoOptions> {
+    let all = std::env::var("BMA_AUTO_TUNE").unwrap_or_default();
+    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
+    let mut o = bma::search::auto::AutoOptions::default();
+    for kv in spec.split(',') {
+        let (key, v) = kv.split_once('=').expect("key=value");
+        let f: f64 = v.parse().expect("a number");
+        match key {
+            "first" => o.first = f as usize,
+            "every" => o.every = f as usize,
+            "max_noise_share" => o.max_noise_share = f,
+            "min_loo_rank" => o.min_loo_rank = f,
+            _ => panic!("unknown AutoOptions field {key}"),
         }
     }
     Some(o)

@@ -290,7 +290,7 @@ fn try_execute(
         }
     }
     // The best trial's model, then the results files, from the store's history.
-    let written = outputs::write(plan, spec, history, ended, serde_json::Map::new())?;
+    let written = outputs::write(plan, spec, history, ended, ran.extra())?;
     // (An interrupted run recorded its end itself: another worker may still run the study.)
     if plan.settings.caller_finishes && ended != Ended::Interrupted {
         study::finish(&*opened.store, &ran)?;
@@ -431,6 +431,10 @@ impl Observer for Progress {
             Event::Step { number, step, .. } => {
                 s.running.insert(number, step);
             }
+            Event::Note { text, .. } => match &self.bar {
+                Some(b) => b.println(format!("note: {text}")),
+                None => eprintln!("note: {text}"),
+            },
             Event::Finished { trial, history } => {
                 s.running.remove(&trial.number);
                 s.done += 1;

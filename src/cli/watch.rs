@@ -337,7 +337,7 @@ fn run_experiment(ctx: &CycleCtx<'_>, exp: &ir::Experiment, memory: &mut Memory)
     if ran.ended == Ended::Interrupted && !CTRL_C.load(Ordering::SeqCst) {
         return Ok(done);
     }
-    let mut extra = serde_json::Map::new();
+    let mut extra = ran.extra();
     extra.insert("watch".into(), reuse.results_json(ctx.n));
     let written = outputs::write(&plan, &ran.study.spec, &ran.history, ran.ended, extra).map_err(|e| e.to_string())?;
     if ran.ended != Ended::Interrupted {
@@ -386,7 +386,7 @@ impl Observer for Lines<'_> {
                     println!("trial {} {} {state}", self.experiment, t.key);
                 }
             }
-            Event::Step { .. } => {}
+            Event::Step { .. } | Event::Note { .. } => {}
         }
     }
 }

@@ -1,7 +1,9 @@
-//! `strategy = auto`, the default: picks a strategy from the study's shape.
+//! `strategy = auto`, the default: picks a strategy from the study's shape, then, where
+//! that is `gp`, watches the GP's fit and hands over to `tpe` when the data say the GP is
+//! the wrong tool.
 //!
 //! Takes the space, the pins, the number of objectives and the trial budget; gives the
-//! strategy to run and the reason in words. The rule ([`choose`]):
+//! strategy to start with and the reason in words. The rule ([`choose`]):
 //! - several objectives: `tpe` (its fronts-based split works from the first trials;
 //!   NSGA-II needs generations of 50 to get going);
 //! - one objective: `gp` when the budget is at most [`GP_MAX_TRIALS`] trials, at most
@@ -12,15 +14,34 @@
 //!
 //! The dimension limit was set on the search bench's tuning seeds (100..109,
 //! bench/search/RESULTS.md): `gp` wins on Branin, Hartmann6 and the 5-parameter mixed
-//! space, and loses 8x to `tpe` on Rosenbrock-10 (a heavy-tailed output). On the BBOB
-//! suite (bench/search/RESULTS-gp.md, section 5.3) `auto` (= `gp` there) is within 1.5x of
-//! the better of `gp` and `tpe` in 20 of 24 2-D cells and 12 of 24 5-D cells; `tpe` in 5-D
-//! would do no better overall (19/24 cells, a larger geometric mean), so the rule, which
-//! sees the space's shape and not the function, stays.
+//! space, and loses 8x to `tpe` on Rosenbrock-10 (a heavy-tailed output).
 //!
-//! The same inputs always give the same choice, so a study resumed or joined by a worker
-//! runs the strategy it started with.
+//! **The hand-over** ([`Auto`], [`AutoOptions`]). Within one dimension every BBOB function
+//! has the same shape, and `gp` loses badly to `tpe` on some (rugged ones such as
+//! Rastrigin and Weierstrass, the attractive sector, heavy-tailed ones in 5-D;
+//! bench/search/RESULTS-gp.md, section 5.3), so the choice must also come from the data.
+//! After [`FIRST_CHECK`] complete trials and every [`CHECK_EVERY`] after, `auto` fits a GP
+//! in full (Optuna's default start, no warm start) on the first `k` complete trials in
+//! trial order and reads its fit ([`FitQuality`]); [`AutoOptions::hand_over`] says "hand
+//! over" when the rank correlation of the GP's leave-one-out predictions with the losses
+//! is below [`MIN_LOO_RANK`] (the GP cannot tell a good point from a bad one it has not
+//! seen: a rugged, sector-shaped or heavy-tailed function at the data's resolution) or
+//! when the fitted noise share `noise / (signal + noise)` is above [`MAX_NOISE_SHARE`]
+//! (it explains the losses as noise). Then `tpe` takes over with the whole history and
+//! keeps it to the end (no switch back). The signal and its thresholds were chosen on the
+//! suite's tuning split (RESULTS-gp.md, section 7; the noise share never passed 0.5
+//! there, it is kept for pure noise). The hand-over is printed when it happens (`note:
+//! auto: gp → tpe after 30 trials (GP leave-one-out rank correlation 0.52 < 0.7)`,
+//! [`Strategy::decisions`]) and `results.json` records it (`strategy_decisions`).
+//!
+//! Every check is a pure function of the history (pruned, failed and running trials do
+//! not count; the first `k` complete ones by number do), so a study resumed or joined by a
+//! worker, which runs the checks again, starts with the same strategy and hands over at
+//! the same trial count. (Where a lower-numbered trial completes after a check was made,
+//! a later recomputation sees other first `k`: the only way two runs can differ.)
 
+use super::gp::{self, FitQuality, Gp};
+use super::tpe::{self, Tpe};
 use super::{Ask, AskContext, SearchError, Strategy};
 use crate::ir::{self, Domain, ParamKind, Point, Value};
 use crate::rng::Rng;
@@ -66,15 +87,123 @@ pub fn choose(space: &ir::Space, pins: &Point, objectives: usize, trials: Option
     pick("gp", format!("one objective, {budget}, {} parameter(s) searched, {categorical} categorical", free.len()))
 }
 
+/// When `auto` checks the GP's fit, and what makes it hand over to `tpe`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoOptions {
+    /// The first check, at this many complete trials.
+    pub first: usize,
+    /// Then every this many more.
+    pub every: usize,
+    /// Hand over when the fitted noise share `noise / (signal + noise)` is above this.
+    pub max_noise_share: f64,
+    /// Hand over when the rank correlation of the leave-one-out means with the losses is
+    /// below this.
+    pub min_loo_rank: f64,
+}
+
+/// [`AutoOptions::first`]'s default.
+pub const FIRST_CHECK: usize = 30;
+/// [`AutoOptions::every`]'s default.
+pub const CHECK_EVERY: usize = 10;
+/// [`AutoOptions::max_noise_share`]'s default.
+pub const MAX_NOISE_SHARE: f64 = 0.5;
+/// [`AutoOptions::min_loo_rank`]'s default.
+pub const MIN_LOO_RANK: f64 = 0.7;
+
+impl Default for AutoOptions {
+    fn default() -> AutoOptions {
+        AutoOptions {
+            first: FIRST_CHECK,
+            every: CHECK_EVERY,
+            max_noise_share: MAX_NOISE_SHARE,
+            min_loo_rank: MIN_LOO_RANK,
+        }
+    }
+}
+
+impl AutoOptions {
+    /// Why this fit makes `auto` hand over to `tpe`, if it does (the one place the rule is
+    /// written).
+    pub fn hand_over(&self, q: &FitQuality) -> Option<String> {
+        if q.noise_share > self.max_noise_share {
+            Some(format!("GP noise share {:.2} > {}", q.noise_share, self.max_noise_share))
+        } else if q.loo_rank < self.min_loo_rank {
+            Some(format!("GP leave-one-out rank correlation {:.2} < {}", q.loo_rank, self.min_loo_rank))
+        } else {
+            None
+        }
+    }
+
+    /// The rule in words, for the plan's note.
+    pub fn describe(&self) -> String {
+        let mut why = Vec::new();
+        if self.min_loo_rank > -1.0 {
+            why.push(format!("a leave-one-out rank correlation below {}", self.min_loo_rank));
+        }
+        why.push(format!("a noise share above {}", self.max_noise_share));
+        format!(
+            "hands over to tpe if the GP's fit shows {} (checked at {} complete trials, then every {})",
+            why.join(" or "),
+            self.first,
+            self.every.max(1)
+        )
+    }
+}
+
+/// `auto`'s hand-over from `gp` to `tpe`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Switch {
+    /// At this many complete trials.
+    pub after: usize,
+    pub quality: FitQuality,
+    /// The signal that decided, in words.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "auto: gp \u{2192} tpe after {} trials ({})", self.after, self.reason)
+    }
+}
+
+enum State {
+    Undecided,
+    /// `gp`, watched: the next check's trial count.
+    Gp(Box<Gp>, usize),
+    /// What was chosen at the start (not `gp`), or `tpe` after the hand-over.
+    Other(Box<dyn Strategy>),
+}
+
 /// `auto` as a strategy: decides at its first ask, from what the ask shows (the history's
-/// objectives, the budget), exactly as [`choose`] does for the study's plan.
+/// objectives, the budget), exactly as [`choose`] does for the study's plan. Where that is
+/// `gp`, it then checks the GP's fit at fixed complete-trial counts ([`AutoOptions`]) and
+/// hands over to `tpe` for good when the fit says the GP is the wrong tool. Each check is
+/// a pure function of the history (a full fit on the first `k` complete trials), so a
+/// resumed study, which runs the checks again, switches at the same count.
 pub struct Auto {
-    chosen: Option<Box<dyn Strategy>>,
+    options: AutoOptions,
+    state: State,
+    checks: Vec<FitQuality>,
+    switch: Option<Switch>,
 }
 
 impl Auto {
     pub fn new() -> Auto {
-        Auto { chosen: None }
+        Auto::with_options(AutoOptions::default())
+    }
+
+    pub fn with_options(options: AutoOptions) -> Auto {
+        Auto { options, state: State::Undecided, checks: Vec::new(), switch: None }
+    }
+
+    /// The fits checked so far, in order.
+    pub fn checks(&self) -> &[FitQuality] {
+        &self.checks
+    }
+
+    /// The hand-over to `tpe`, once made.
+    pub fn switch(&self) -> Option<&Switch> {
+        self.switch.as_ref()
     }
 }
 
@@ -86,21 +215,138 @@ impl Default for Auto {
 
 impl Strategy for Auto {
     fn ask(&mut self, ctx: &AskContext<'_>, rng: &mut Rng) -> Result<Ask, SearchError> {
-        let chosen = match &mut self.chosen {
-            Some(s) => s,
-            None => {
-                let choice = choose(ctx.space, ctx.pins, ctx.history.directions.len(), ctx.budget);
-                self.chosen.insert(super::strategy(&choice.strategy, ctx.space, ctx.ctx, ctx.pins)?)
+        if let State::Undecided = self.state {
+            let choice = choose(ctx.space, ctx.pins, ctx.history.directions.len(), ctx.budget);
+            self.state = if choice.strategy == Value::sym("gp") {
+                State::Gp(Box::new(Gp::new(ctx.space, gp::DEFAULT_STARTUP)), self.options.first.max(2))
+            } else {
+                State::Other(super::strategy(&choice.strategy, ctx.space, ctx.ctx, ctx.pins)?)
+            };
+        }
+        if let State::Gp(g, next) = &mut self.state {
+            while let Some(q) = g.fit_quality(ctx.history, *next) {
+                *next += self.options.every.max(1);
+                let reason = self.options.hand_over(&q);
+                self.checks.push(q.clone());
+                if let Some(reason) = reason {
+                    let switch = Switch { after: q.trials, quality: q, reason };
+                    self.switch = Some(switch);
+                    self.state = State::Other(Box::new(Tpe::new(ctx.space, tpe::DEFAULT_STARTUP)));
+                    break;
+                }
             }
-        };
-        chosen.ask(ctx, rng)
+        }
+        match &mut self.state {
+            State::Gp(g, _) => g.ask(ctx, rng),
+            State::Other(s) => s.ask(ctx, rng),
+            State::Undecided => Err(SearchError::Setting("`auto` has not decided".into())),
+        }
+    }
+
+    fn decisions(&self) -> Vec<String> {
+        self.switch.iter().map(Switch::to_string).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::tpe::tests::program;
+    use crate::search::tpe::tests::{num, program};
+    use crate::search::{Direction, History, Rank, Trial, TrialState};
+    use crate::space::Context;
+
+    /// Runs `auto` for `trials` trials with a budget of 100, `parallel` at a time (trial `n`
+    /// sees the trials `<= n - parallel`); every 7th trial is pruned and every 11th fails
+    /// (neither enters the GP's fit); `f` gives the loss and the constraint's violation.
+    fn drive(
+        prog: &ir::Program,
+        auto: &mut Auto,
+        f: &dyn Fn(&Point) -> (f64, f64),
+        trials: u64,
+        parallel: u64,
+    ) -> History {
+        let space = &prog.experiments[0].space;
+        let ctx = Context { fns: &prog.fns, data: None };
+        let mut done: Vec<Trial> = Vec::new();
+        for n in 0..trials {
+            let mut view = History::new(vec![Direction::Minimize], Rank::default());
+            for t in done.iter().filter(|t| t.number + parallel <= n) {
+                view.upsert(t.clone());
+            }
+            let mut rng = Rng::derive(7, n);
+            let ask = AskContext { space, ctx, pins: &Point::new(), history: &view, number: n, budget: Some(100) };
+            let Ok(Ask::Point(p)) = auto.ask(&ask, &mut rng) else { panic!("no point at trial {n}") };
+            let (y, violation) = f(&p);
+            let mut t = Trial::new(n, p, 7);
+            t.state = match n % 11 {
+                10 => TrialState::Failed,
+                _ if n % 7 == 6 => TrialState::Pruned,
+                _ => TrialState::Complete,
+            };
+            if t.state != TrialState::Failed {
+                t.values = vec![y];
+                t.violations = vec![violation];
+            }
+            done.push(t);
+        }
+        let mut h = History::new(vec![Direction::Minimize], Rank::default());
+        done.into_iter().for_each(|t| h.upsert(t));
+        h
+    }
+
+    /// A rugged function (a hash of the point: no two nearby points alike) makes `auto` hand
+    /// over to `tpe` at its first check; a smooth one (a shifted sphere, with a constraint
+    /// and several trials at once) keeps `gp`. Asked once with the same history, a fresh
+    /// `auto` makes the same decision (what a resumed study does).
+    #[test]
+    fn hands_over_on_a_rugged_function_and_not_on_a_smooth_one() {
+        let prog = program("    x: float in 0.0..1.0\n    y: float in 0.0..1.0");
+        let space = &prog.experiments[0].space;
+        let rugged = |p: &Point| {
+            let h = crate::rng::mix_seed((num(p, "x") * 1e9) as u64, (num(p, "y") * 1e9) as u64);
+            ((h % 1000) as f64 / 1000.0, 0.0)
+        };
+        let mut auto = Auto::new();
+        let h = drive(&prog, &mut auto, &rugged, 50, 1);
+        let switch = auto.switch().expect("a rugged function hands over").clone();
+        assert_eq!(switch.after, FIRST_CHECK);
+        let q = &switch.quality;
+        assert!(q.loo_rank < MIN_LOO_RANK || q.noise_share > MAX_NOISE_SHARE, "{switch:?}");
+        assert_eq!(
+            auto.decisions(),
+            vec![format!("auto: gp \u{2192} tpe after {FIRST_CHECK} trials ({})", switch.reason)]
+        );
+        assert_eq!(auto.checks().len(), 1, "no check after the hand-over");
+        let mut again = Auto::new();
+        let ctx = Context { fns: &prog.fns, data: None };
+        let ask = AskContext { space, ctx, pins: &Point::new(), history: &h, number: 50, budget: Some(100) };
+        assert!(matches!(again.ask(&ask, &mut Rng::derive(7, 50)), Ok(Ask::Point(_))));
+        assert_eq!(again.switch(), Some(&switch));
+
+        let smooth = |p: &Point| {
+            let (x, y) = (num(p, "x"), num(p, "y"));
+            ((x - 0.3).powi(2) + (y - 0.6).powi(2), (x - 0.8).max(0.0))
+        };
+        let mut auto = Auto::new();
+        let h = drive(&prog, &mut auto, &smooth, 80, 3);
+        assert_eq!(auto.switch(), None, "{:?}", auto.checks());
+        // Complete trials only: 80 asked, 3 still running, the pruned and failed left out.
+        let complete = h.trials.iter().filter(|t| t.number < 77 && t.state == TrialState::Complete).count();
+        let expected: Vec<usize> =
+            (0..).map(|i| FIRST_CHECK + i * CHECK_EVERY).take_while(|&k| k <= complete).collect();
+        assert_eq!(auto.checks().iter().map(|q| q.trials).collect::<Vec<_>>(), expected);
+        assert!(auto.decisions().is_empty());
+    }
+
+    #[test]
+    fn hand_over_reads_the_noise_share_then_the_rank() {
+        let q = FitQuality { trials: 30, noise_share: 0.7, loo_rank: 0.9, loo_density: -1.0, max_length: 0.2 };
+        let o = AutoOptions::default();
+        assert_eq!(o.hand_over(&q), Some(format!("GP noise share 0.70 > {MAX_NOISE_SHARE}")));
+        assert_eq!(o.hand_over(&FitQuality { noise_share: 0.01, ..q.clone() }), None);
+        let strict = AutoOptions { min_loo_rank: 0.95, ..o };
+        assert!(strict.hand_over(&FitQuality { noise_share: 0.01, ..q }).is_some_and(|r| r.contains("rank")));
+    }
 
     #[test]
     fn picks_gp_for_small_smooth_studies_and_tpe_otherwise() {

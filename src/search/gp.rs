@@ -60,7 +60,7 @@ mod model;
 
 use std::collections::BTreeMap;
 
-use super::{Ask, AskContext, SearchError, Strategy, TrialState};
+use super::{Ask, AskContext, History, SearchError, Strategy, TrialState};
 use crate::ir::{self, Point};
 use crate::rng::Rng;
 use crate::space::{self, DimKind, Encoding};
@@ -233,6 +233,25 @@ impl Gp {
     }
 }
 
+/// How well the GP fits a study's first trials: what `auto` reads to decide whether the GP
+/// is the right tool ([`Gp::fit_quality`]). Every figure comes from one full fit (Optuna's
+/// default start, no warm start) on the first `trials` complete trials in trial order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitQuality {
+    /// Complete trials fitted.
+    pub trials: usize,
+    /// `noise / (signal + noise)`: the share of the outputs' variance the fit calls noise.
+    /// A function rugged or heavy-tailed at the data's resolution is fitted as noise.
+    pub noise_share: f64,
+    /// Spearman's rank correlation between the leave-one-out means and the losses.
+    pub loo_rank: f64,
+    /// The mean leave-one-out log predictive density of the standardised losses.
+    pub loo_density: f64,
+    /// The longest length scale of a numeric dimension (inputs on `[0, 1]`; infinite when
+    /// there is none).
+    pub max_length: f64,
+}
+
 /// What an ask's models know.
 struct Fitted {
     objective: model::Model,
@@ -354,6 +373,48 @@ impl Strategy for Gp {
 }
 
 impl Gp {
+    /// The fit's quality on the first `trials` complete trials (finite first objective, in
+    /// trial order); `None` while fewer have completed. A pure function of the history.
+    pub fn fit_quality(&self, history: &History, trials: usize) -> Option<FitQuality> {
+        let mut done: Vec<&super::Trial> = history
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete && history.losses(t).first().is_some_and(|l| l.is_finite()))
+            .collect();
+        if done.len() < trials.max(2) || self.enc.dims.is_empty() {
+            return None;
+        }
+        done.sort_by_key(|t| t.number);
+        done.truncate(trials);
+        let xs: Vec<Vec<f64>> = done.iter().map(|t| self.features(&t.params)).collect();
+        let losses: Vec<f64> = done.iter().map(|t| history.losses(t)[0]).collect();
+        let ys = if self.options.warp { standardise(&warp(&losses)) } else { standardise(&losses) };
+        let fit = model::Model::fit_with(xs, &ys, self.cat.clone(), &[], model::Effort::FULL);
+        let p = &fit.params;
+        let loo = fit.leave_one_out(&ys);
+        let density = loo
+            .iter()
+            .zip(&ys)
+            .map(|((m, v), y)| -0.5 * (2.0 * std::f64::consts::PI * v).ln() - 0.5 * (y - m).powi(2) / v)
+            .sum::<f64>()
+            / ys.len() as f64;
+        let means: Vec<f64> = loo.iter().map(|(m, _)| *m).collect();
+        let max_length = p
+            .rho
+            .iter()
+            .zip(&self.cat)
+            .filter(|(_, c)| !**c)
+            .map(|(r, _)| 1.0 / r.sqrt())
+            .fold(f64::NEG_INFINITY, f64::max);
+        Some(FitQuality {
+            trials,
+            noise_share: p.noise / (p.scale + p.noise),
+            loo_rank: spearman(&means, &ys),
+            loo_density: density,
+            max_length: if max_length.is_finite() { max_length } else { f64::INFINITY },
+        })
+    }
+
     /// How much the hyperparameter fit of an ask with `complete` trials works: in full at
     /// the first fit and every [`GpOptions::refit_every`] complete trials, from the previous
     /// fit with [`GpOptions::warm_iters`] iterations in between.
@@ -607,6 +668,34 @@ fn warp(losses: &[f64]) -> Vec<f64> {
         *v = (*v / scale).ln_1p();
     }
     z
+}
+
+/// Spearman's rank correlation (average ranks for ties); 0 when either side is constant.
+fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let rank = |v: &[f64]| {
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < order.len() {
+            let mut j = i;
+            while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+                j += 1;
+            }
+            for &k in &order[i..=j] {
+                r[k] = (i + j) as f64 / 2.0;
+            }
+            i = j + 1;
+        }
+        r
+    };
+    let (ra, rb) = (rank(a), rank(b));
+    let (ma, sa) = mean_sd(&ra);
+    let (mb, sb) = mean_sd(&rb);
+    if sa <= 1e-9 || sb <= 1e-9 || !sa.is_finite() || !sb.is_finite() {
+        return 0.0;
+    }
+    ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / (ra.len() as f64 * sa * sb)
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {

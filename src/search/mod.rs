@@ -33,7 +33,7 @@ use crate::space::{self, Encoding, SpaceError};
 pub use crate::trial::rank::{self, Rank};
 pub use crate::trial::{Direction, History, Trial, TrialState};
 pub use evolution::Evolution;
-pub use gp::{Gp, GpOptions};
+pub use gp::{FitQuality, Gp, GpOptions};
 pub use grid::Grid;
 pub use nsga2::Nsga2;
 pub use prune::{Pruner, Verdict};
@@ -75,6 +75,13 @@ pub enum Ask {
 /// Proposes points; every strategy, grid to NSGA-II.
 pub trait Strategy: Send {
     fn ask(&mut self, ctx: &AskContext<'_>, rng: &mut Rng) -> Result<Ask, SearchError>;
+
+    /// Lines for the user about decisions this strategy made while asking (`auto` handing
+    /// over from `gp` to `tpe`), every one so far, in order; none for most strategies. The
+    /// trial loop prints each new one ([`study::Event::Note`]) and the study records them.
+    fn decisions(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Why the search could not go on.

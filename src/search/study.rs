@@ -174,6 +174,8 @@ pub enum Event<'a> {
     Step { number: u64, step: u32, value: Option<f64> },
     /// A trial was recorded as finished.
     Finished { trial: &'a Trial, history: &'a History },
+    /// The strategy made a decision while asking for trial `number` ([`Strategy::decisions`]).
+    Note { number: u64, text: &'a str },
 }
 
 /// Receives [`Event`]s, from the loop's threads.

@@ -248,10 +248,17 @@ impl<'c> Plan<'c> {
             crate::space::check_pin(&exp.space, k, v).map_err(|e| input(e.to_string()))?;
         }
         // `auto` (the default) is decided here, where the objectives and the budget are known.
+        // Where it picks `gp`, the study runs `auto` itself, which starts as `gp` and may hand
+        // over to `tpe` (search::auto::Auto); otherwise the strategy it picks.
         let (strategy, auto) = match strategy.head() {
             Some("auto") => {
                 let choice = search::auto::choose(&exp.space, &pins, exp.objectives.len(), trials);
-                (choice.strategy.clone(), Some(format!("{} ({})", choice.strategy, choice.reason)))
+                if choice.strategy == Value::sym("gp") {
+                    let rule = search::auto::AutoOptions::default().describe();
+                    (Value::sym("auto"), Some(format!("{} ({}); {rule}", choice.strategy, choice.reason)))
+                } else {
+                    (choice.strategy.clone(), Some(format!("{} ({})", choice.strategy, choice.reason)))
+                }
             }
             _ => (strategy, None),
         };
@@ -777,6 +784,22 @@ pub struct Ran {
     pub ended: Ended,
     /// Sentences for the user about how the study ran (a DARTS phase taken over).
     pub notes: Vec<String>,
+    /// The strategy's decisions ([`search::Strategy::decisions`]: `auto: gp → tpe after 30
+    /// trials (...)`), printed as they happen ([`search::study::Event::Note`]);
+    /// `results.json` records them ([`Ran::extra`]).
+    pub decisions: Vec<String>,
+}
+
+impl Ran {
+    /// What `results.json` records of this run beside the history: the strategy's
+    /// decisions as `strategy_decisions`, when it made any.
+    pub fn extra(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut extra = serde_json::Map::new();
+        if !self.decisions.is_empty() {
+            extra.insert("strategy_decisions".into(), serde_json::json!(self.decisions));
+        }
+        extra
+    }
 }
 
 /// Runs the plan's study, opened as `study` in `store`, with `evaluator`, until its
@@ -827,7 +850,8 @@ pub fn run(
         e => Error::internal(e),
     })?;
     let notes = phase.map(|p| p.notes).unwrap_or_default();
-    Ok(Ran { study: study.study, history, ended, notes })
+    let decisions = study.strategy.decisions();
+    Ok(Ran { study: study.study, history, ended, notes, decisions })
 }
 
 /// Records how a study that [`run`] returned ended, once its outputs are written (with
@@ -971,12 +995,46 @@ mod tests {
         };
         let unnamed = SPEC.replace("strategy = random  ", "");
         let (strategy, why, noted) = auto(&unnamed, None);
-        assert_eq!(strategy, "gp");
-        assert_eq!(why.as_deref(), Some("gp (one objective, 5 trials, 3 parameter(s) searched, 1 categorical)"));
+        // `gp` runs as `auto`, which may hand over to `tpe`.
+        assert_eq!(strategy, "auto");
+        let rule = search::auto::AutoOptions::default().describe();
+        assert_eq!(
+            why.as_deref(),
+            Some(format!("gp (one objective, 5 trials, 3 parameter(s) searched, 1 categorical); {rule}").as_str())
+        );
         assert!(noted);
         let (strategy, why, _) = auto(&unnamed, Some(500));
         assert_eq!((strategy.as_str(), why.as_deref()), ("tpe", Some("tpe (500 trials, more than 200)")));
         let (strategy, why, noted) = auto(SPEC, None);
         assert_eq!((strategy.as_str(), why, noted), ("random", None, false));
+    }
+
+    /// The strategy's decisions (`auto`'s hand-over) reach `results.json` as
+    /// `strategy_decisions`; a run without any adds nothing.
+    #[test]
+    fn the_strategy_decisions_are_stored_in_results_json() {
+        let c = crate::compile(&crate::Source::new("t.bma", SPEC));
+        let plan = Plan::new(&c, &Overrides::default()).expect("plans");
+        let spec = plan.spec("e");
+        let line = "auto: gp \u{2192} tpe after 30 trials (GP leave-one-out rank correlation 0.52 < 0.7)".to_string();
+        let study = store::Study {
+            id: 1,
+            spec: spec.clone(),
+            state: store::StudyState::Running,
+            created: 0.0,
+            created_now: true,
+        };
+        let mut ran = Ran {
+            study,
+            history: History::default(),
+            ended: Ended::Budget,
+            notes: Vec::new(),
+            decisions: vec![line.clone()],
+        };
+        let json = outputs::results_json(&spec, &ran.history, "finished", None, ran.extra());
+        assert_eq!(json.get("strategy_decisions"), Some(&serde_json::json!([line])));
+        ran.decisions.clear();
+        let json = outputs::results_json(&spec, &ran.history, "finished", None, ran.extra());
+        assert_eq!(json.get("strategy_decisions"), None);
     }
 }

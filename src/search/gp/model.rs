@@ -186,6 +186,21 @@ impl Model {
         Model::new(xs, &ys, self.cat.clone(), self.params.clone())
     }
 
+    /// Leave-one-out predictions at the model's own points, in closed form from the factor
+    /// (Rasmussen & Williams, eq. 5.12): the mean `y_i - [K^-1 y]_i / [K^-1]_ii` and the
+    /// variance `1 / [K^-1]_ii` (noise included) of each `y_i` predicted from the others,
+    /// with these hyperparameters. `ys` are the outputs the model was conditioned on.
+    pub fn leave_one_out(&self, ys: &[f64]) -> Vec<(f64, f64)> {
+        let inv = self.chol.inverse();
+        ys.iter()
+            .enumerate()
+            .map(|(i, y)| {
+                let d = inv[(i, i)].max(1e-300);
+                (y - self.alpha[i] / d, 1.0 / d)
+            })
+            .collect()
+    }
+
     /// Posterior mean and variance at `x`.
     pub fn posterior(&self, x: &[f64]) -> (f64, f64) {
         let kx = DVector::from_iterator(self.xs.len(), self.xs.iter().map(|xi| kernel(x, xi, &self.cat, &self.params)));
@@ -410,6 +425,26 @@ mod tests {
         let cat = vec![false, false, true];
         let p = Params { rho: vec![2.0, 0.5, 1.5], scale: 1.3, noise: 0.01 };
         (xs, ys, cat, p)
+    }
+
+    /// The closed form equals conditioning on the other points: the posterior mean there,
+    /// and its variance plus the noise.
+    #[test]
+    fn leave_one_out_matches_dropping_the_point() {
+        let (xs, ys, cat, p) = data();
+        let m = Model::new(xs.clone(), &ys, cat.clone(), p.clone());
+        for (i, (mean, var)) in m.leave_one_out(&ys).into_iter().enumerate() {
+            let others: Vec<usize> = (0..xs.len()).filter(|&j| j != i).collect();
+            let rest = Model::new(
+                others.iter().map(|&j| xs[j].clone()).collect(),
+                &others.iter().map(|&j| ys[j]).collect::<Vec<_>>(),
+                cat.clone(),
+                p.clone(),
+            );
+            let (m2, v2) = rest.posterior(&xs[i]);
+            assert!((mean - m2).abs() < 1e-9, "{i}: {mean} vs {m2}");
+            assert!((var - (v2 + p.noise)).abs() < 1e-9, "{i}: {var} vs {}", v2 + p.noise);
+        }
     }
 
     /// The references were computed with numpy (float64) from the textbook formulas

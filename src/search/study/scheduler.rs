@@ -79,6 +79,8 @@ pub(super) struct Scheduler<'s> {
     cursor: u64,
     ended: Option<Ended>,
     failure: Option<SearchError>,
+    /// The strategy's decisions already sent as [`Event::Note`].
+    noted: usize,
     tx: mpsc::Sender<Done>,
     rx: mpsc::Receiver<Done>,
 }
@@ -121,6 +123,7 @@ impl<'s> Scheduler<'s> {
             cursor: 0,
             ended: None,
             failure: None,
+            noted: 0,
             tx,
             rx,
         }
@@ -322,6 +325,11 @@ impl<'s> Scheduler<'s> {
             self.seed,
             self.hooks.reuse,
         );
+        let decisions = self.strategy.decisions();
+        for text in decisions.iter().skip(self.noted) {
+            self.hooks.observer.event(Event::Note { number: n, text });
+        }
+        self.noted = self.noted.max(decisions.len());
         match asked {
             Err(e) => {
                 let _ = self.store().release(self.study.id, n, self.worker);

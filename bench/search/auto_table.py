@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""`auto` against the better of `gp` and `tpe`, per cell (RESULTS-gp.md section 7, issue 21).
+
+Reads the JSON lines of `search_suite --json` (one study per line; several files may be
+given). A cell is a problem at a budget; its figure is the median regret over the problem's
+instances and seeds. For each cell: the medians of gp, tpe and auto, and
+auto / min(gp, tpe) (ratios of max(regret, 1e-8)); then, per budget, the aggregates of the
+criterion fixed before tuning: the cells within 1.5x, the geometric mean of the ratios and
+the worst cell. Also, per cell, how many of auto's studies handed over to tpe and the median
+trial count of the hand-over (the `auto` field of an auto study's line).
+
+    python3 bench/search/auto_table.py tune.jsonl [more.jsonl ...] [--auto auto-x0] [--budgets 25,50,100]
+
+`--signals NAME` instead prints, per cell, the GP fit checks of strategy NAME's studies (an
+`auto-x<k>` that never hands over logs every check of a pure gp run): the median noise share
+and leave-one-out rank correlation at each check, and whether gp or tpe was better at 100
+trials; `--rule noise=0.5,rank=0.2,first=20` adds, per cell, the share of studies such a rule
+would hand over (and at which check), from those logged checks.
+"""
+import json
+import math
+import statistics
+import sys
+
+FLOOR = 1e-8
+CHECKPOINTS = (25, 50, 100, 200)
+MARGIN = 1.5
+
+
+def load(paths):
+    rows = []
+    for path in paths:
+        with open(path) as fh:
+            for line in fh:
+                line = line.strip()
+                if line.startswith("{"):
+                    rows.append(json.loads(line))
+    return rows
+
+
+def cells(rows):
+    by = {}
+    for r in rows:
+        by.setdefault((r["problem"], r["strategy"]), []).append(r)
+    return by
+
+
+def order(problems):
+    def key(p):
+        if p.startswith("bbob-f"):
+            f, d = p[len("bbob-f"):].split("-d")
+            return (0, int(d), int(f), p)
+        return (1, 0, 0, p)
+    return sorted(problems, key=key)
+
+
+def med(rs, at):
+    return statistics.median(r["regret"][at] for r in rs)
+
+
+def ratio(a, b):
+    return max(a, FLOOR) / max(b, FLOOR)
+
+
+def table(rows, auto, budgets):
+    by = cells(rows)
+    problems = order({p for p, s in by if s == auto})
+    for budget in budgets:
+        at = CHECKPOINTS.index(budget)
+        print(f"\n| problem @{budget} | studies | gp | tpe | {auto} | {auto} / min(gp, tpe) | handed over | median trial |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        qs = []
+        for p in problems:
+            if not all((p, s) in by for s in ("gp", "tpe", auto)):
+                continue
+            g, t, a = (med(by[(p, s)], at) for s in ("gp", "tpe", auto))
+            q = ratio(a, min(g, t))
+            qs.append((q, p))
+            switched = [r["auto"]["switch"] for r in by[(p, auto)] if r.get("auto", {}).get("switch")]
+            n = len(by[(p, auto)])
+            when = f"{statistics.median(switched):.0f}" if switched else ""
+            flag = "" if q <= MARGIN else " **over**"
+            print(f"| {p} | {n} | {g:.3g} | {t:.3g} | {a:.3g} | {q:.2f}{flag} | {len(switched)}/{n} | {when} |")
+        summary(qs, auto, budget)
+
+
+def summary(qs, auto, budget):
+    if not qs:
+        return
+    gm = math.exp(sum(math.log(q) for q, _ in qs) / len(qs))
+    within = sum(q <= MARGIN for q, _ in qs)
+    worst = max(qs)
+    over = ", ".join(f"{p} {q:.2f}x" for q, p in sorted(qs, reverse=True) if q > MARGIN)
+    print(f"\n{auto} / min(gp, tpe) @{budget}: within {MARGIN}x in {within}/{len(qs)} cells "
+          f"({100 * within / len(qs):.0f} %); geometric mean {gm:.3f}; worst {worst[1]} {worst[0]:.2f}x"
+          + (f"; over: {over}" if over else ""))
+
+
+def parse_rule(text):
+    rule = {"noise": 9.0, "rank": -9.0, "lpd": -1e9, "len": -1.0, "first": 20, "last": 1e9}
+    for kv in text.split(","):
+        k, v = kv.split("=")
+        rule[k] = float(v)
+    return rule
+
+
+def switch_at(checks, rule):
+    for c in checks:
+        if c["trials"] < rule["first"] or c["trials"] > rule["last"]:
+            continue
+        if (c["noise_share"] > rule["noise"] or c["loo_rank"] < rule["rank"]
+                or c["loo_density"] < rule["lpd"] or c["max_length"] < rule["len"]):
+            return c["trials"]
+    return None
+
+
+def signals(rows, name, rule):
+    by = cells(rows)
+    problems = order({p for p, s in by if s == name})
+    at = CHECKPOINTS.index(100)
+    for p in problems:
+        # A variant that never hands over runs gp's studies exactly (same strategy, same rng).
+        by.setdefault((p, "gp"), by[(p, name)])
+    ks = sorted({c["trials"] for r in rows if r["strategy"] == name for c in r["auto"]["checks"]})
+    ks = [k for k in ks if k in (20, 30, 50)]
+    keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_density", "lpd"), ("max_length", "len"))
+    head = " | ".join(f"{short}@{k}" for k in ks for _, short in keys)
+    print(f"| problem | gp@100 | tpe@100 | better | {head} |" + (" rule hands over | at |" if rule else ""))
+    print("|---|---:|---:|---|" + "---:|" * (len(keys) * len(ks)) + ("---:|---:|" if rule else ""))
+    for p in problems:
+        g = med(by[(p, "gp")], at) if (p, "gp") in by else float("nan")
+        t = med(by[(p, "tpe")], at) if (p, "tpe") in by else float("nan")
+        better = "tpe" if ratio(g, t) > MARGIN else ("gp" if ratio(t, g) > MARGIN else "~")
+        line = [p, f"{g:.3g}", f"{t:.3g}", better]
+        for k in ks:
+            vals = [c for r in by[(p, name)] for c in r["auto"]["checks"] if c["trials"] == k]
+            for key, _ in keys:
+                line.append(f"{statistics.median(c[key] for c in vals):.2f}" if vals else "")
+        if rule:
+            sw = [switch_at(r["auto"]["checks"], rule) for r in by[(p, name)]]
+            hit = [s for s in sw if s is not None]
+            line.append(f"{len(hit)}/{len(sw)}")
+            line.append(f"{statistics.median(hit):.0f}" if hit else "")
+        print("| " + " | ".join(line) + " |")
+
+
+def estimate(rows, name, rules, budget=100):
+    """For each rule: auto's cells estimated from the logged checks (a study the rule hands
+    over counts with tpe's study of the same instance and seed, one it keeps with gp's): a
+    proxy to shortlist rules, which are then run (`auto-x<k>`)."""
+    at = CHECKPOINTS.index(budget)
+    by = cells(rows)
+    tpe = {(r["problem"], r["instance"], r["seed"]): r["regret"][at] for r in rows if r["strategy"] == "tpe"}
+    for text in rules:
+        rule = parse_rule(text)
+        qs = []
+        for p in order({p for p, s in by if s == name}):
+            studies = by[(p, name)]
+            gp = [r["regret"][at] for r in studies]
+            tp = [tpe[(p, r["instance"], r["seed"])] for r in studies]
+            est = [t if switch_at(r["auto"]["checks"], rule) else g for r, g, t in zip(studies, gp, tp)]
+            qs.append((ratio(statistics.median(est), min(statistics.median(gp), statistics.median(tp))), p))
+        print(f"rule {text} (estimate):", end=" ")
+        summary(qs, "auto", budget)
+
+
+def main():
+    args = sys.argv[1:]
+
+    def opt(name, default=None):
+        if name in args:
+            i = args.index(name)
+            v = args[i + 1]
+            del args[i:i + 2]
+            return v
+        return default
+
+    auto = opt("--auto", "auto")
+    budgets = [int(b) for b in opt("--budgets", "25,50,100").split(",")]
+    sig = opt("--signals")
+    rule = opt("--rule")
+    est = opt("--estimate")
+    rows = load(args)
+    if est:
+        estimate(rows, sig or "auto-x0", est.split(";"))
+    elif sig:
+        signals(rows, sig, parse_rule(rule) if rule else None)
+    else:
+        table(rows, auto, budgets)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,10 +12,14 @@
 //!   distance in the kernel. A parameter absent from a trial (its `when` did not hold)
 //!   sits at a constant: 0.5 for a numeric one, index -1 (unequal to every category)
 //!   for a categorical one.
-//! - **Outputs.** The first objective as a loss (lower is better), standardised
-//!   ([`GpOptions::output`] may map them first, [`output`]: every map keeps their order).
-//!   Complete trials only; pruned and failed ones are left out, infeasible ones kept
-//!   (their value was measured).
+//! - **Outputs.** The first objective as a loss (lower is better), standardised, then
+//!   mapped by the Yeo-Johnson power transform with its `lambda` fitted by likelihood
+//!   ([`output`], HEBO's output warping; [`GpOptions::output`]) and standardised again: a
+//!   heavy upper tail (losses spanning decades) is compressed and the losses near the best
+//!   spread out, near-Gaussian losses are left almost as they are. The map keeps the
+//!   order, so the expected improvement, computed in the mapped space, is measured from the
+//!   same best trial. Complete trials only; pruned and failed ones are left out, infeasible
+//!   ones kept (their value was measured).
 //! - **Model** ([`model`]): Matérn-5/2 with ARD length scales, signal and noise variance,
 //!   fitted by L-BFGS on the log marginal likelihood plus Optuna's priors. A full fit (from
 //!   Optuna's default start and from the previous ask's fit, the better one kept, up to 200
@@ -109,7 +113,8 @@ pub struct GpOptions {
     pub candidates: usize,
     /// How many of the best candidates are improved by local search.
     pub local_starts: usize,
-    /// How the losses are mapped before they are standardised ([`Output`]).
+    /// How the losses are mapped before they are standardised ([`Output`]; default
+    /// Yeo-Johnson, chosen on the suite's tuning split: bench/search/RESULTS-gp.md section 6).
     pub output: Output,
     /// Local starts are Optuna's: the best candidate, the best trial, and the others drawn
     /// among the candidates with weights `exp(acquisition - max)` (a roulette), instead of
@@ -146,7 +151,7 @@ impl Default for GpOptions {
             startup: DEFAULT_STARTUP,
             candidates: 512,
             local_starts: 4,
-            output: Output::Standard,
+            output: Output::YeoJohnson,
             roulette: false,
             precondition: false,
             local_iters: 40,

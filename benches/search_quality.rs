@@ -57,10 +57,15 @@ fn strategies() -> Vec<(String, Make)> {
                 Box::new(Gp::with_options(s, o))
             }),
         ),
-        // Tuning variant: losses warped before the fit (GpOptions::warp).
+        // Tuning variant: losses warped before the fit (GpOptions::output).
         (
             "gp-warp".into(),
-            Box::new(|s| Box::new(Gp::with_options(s, bma::search::GpOptions { warp: true, ..Default::default() }))),
+            Box::new(|s| {
+                Box::new(Gp::with_options(
+                    s,
+                    bma::search::GpOptions { output: bma::search::GpOutput::Warp, ..Default::default() },
+                ))
+            }),
         ),
         // The default (`strategy = auto`): gp or tpe by the study's shape (budget: TRIALS).
         ("auto".into(), Box::new(|_| Box::new(bma::search::auto::Auto::new()))),

@@ -48,6 +48,7 @@ pub fn tpe_variant(k: usize) -> Option<bma::search::TpeOptions> {
 pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
     let all = std::env::var("BMA_GP_TUNE").unwrap_or_default();
     let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
+    use bma::search::GpOutput as Output;
     let mut o = bma::search::GpOptions::default();
     for kv in spec.split(',') {
         let (key, v) = kv.split_once('=').expect("key=value");
@@ -57,7 +58,8 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "candidates" => o.candidates = f as usize,
             "local_starts" => o.local_starts = f as usize,
             "local_iters" => o.local_iters = f as usize,
-            "warp" => o.warp = f != 0.0,
+            "warp" => o.output = if f != 0.0 { Output::Warp } else { Output::Standard },
+            "output" => o.output = [Output::Standard, Output::Warp, Output::YeoJohnson, Output::Copula][f as usize],
             "roulette" => o.roulette = f != 0.0,
             "precondition" => o.precondition = f != 0.0,
             "stall_after" => o.stall_after = f as usize,

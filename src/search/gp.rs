@@ -12,9 +12,14 @@
 //!   distance in the kernel. A parameter absent from a trial (its `when` did not hold)
 //!   sits at a constant: 0.5 for a numeric one, index -1 (unequal to every category)
 //!   for a categorical one.
-//! - **Outputs.** The first objective as a loss (lower is better), standardised. Complete
-//!   trials only; pruned and failed ones are left out, infeasible ones kept (their value
-//!   was measured).
+//! - **Outputs.** The first objective as a loss (lower is better), standardised, then
+//!   mapped by the Yeo-Johnson power transform with its `lambda` fitted by likelihood
+//!   ([`output`], HEBO's output warping; [`GpOptions::output`]) and standardised again: a
+//!   heavy upper tail (losses spanning decades) is compressed and the losses near the best
+//!   spread out, near-Gaussian losses are left almost as they are. The map keeps the
+//!   order, so the expected improvement, computed in the mapped space, is measured from the
+//!   same best trial. Complete trials only; pruned and failed ones are left out, infeasible
+//!   ones kept (their value was measured).
 //! - **Model** ([`model`]): Matérn-5/2 with ARD length scales, signal and noise variance,
 //!   fitted by L-BFGS on the log marginal likelihood plus Optuna's priors. A full fit (from
 //!   Optuna's default start and from the previous ask's fit, the better one kept, up to 200
@@ -57,6 +62,7 @@
 mod acq;
 mod lbfgs;
 mod model;
+mod output;
 
 use std::collections::BTreeMap;
 
@@ -82,6 +88,22 @@ pub const WARM_ITERS: usize = 20;
 /// Levels up to which an int or stepped dimension gets a discrete neighbour search.
 const MAX_DISCRETE_LEVELS: u64 = 512;
 
+/// How the losses are mapped before they are standardised and the model is fitted; every
+/// map keeps their order (the same best trial), and the expected improvement is computed
+/// in the mapped space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The losses themselves.
+    Standard,
+    /// `log(1 + (l - min) / median(l - min))`: compresses a heavy upper tail.
+    Warp,
+    /// The Yeo-Johnson power transform of the standardised losses, `lambda` by maximum
+    /// likelihood ([`output::yeo_johnson`]).
+    YeoJohnson,
+    /// The Gaussian copula of the losses' ranks ([`output::copula`]).
+    Copula,
+}
+
 /// Knobs of the search; [`GpOptions::default`] is what `gp(startup:)` uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GpOptions {
@@ -91,9 +113,9 @@ pub struct GpOptions {
     pub candidates: usize,
     /// How many of the best candidates are improved by local search.
     pub local_starts: usize,
-    /// Losses are warped by `log(1 + (l - min) / median(l - min))` before standardising:
-    /// monotone (the same order, the same best trial), it compresses a heavy upper tail.
-    pub warp: bool,
+    /// How the losses are mapped before they are standardised ([`Output`]; default
+    /// Yeo-Johnson, chosen on the suite's tuning split: bench/search/RESULTS-gp.md section 6).
+    pub output: Output,
     /// Local starts are Optuna's: the best candidate, the best trial, and the others drawn
     /// among the candidates with weights `exp(acquisition - max)` (a roulette), instead of
     /// the best-scored candidates.
@@ -129,7 +151,7 @@ impl Default for GpOptions {
             startup: DEFAULT_STARTUP,
             candidates: 512,
             local_starts: 4,
-            warp: false,
+            output: Output::YeoJohnson,
             roulette: false,
             precondition: false,
             local_iters: 40,
@@ -341,7 +363,7 @@ impl Strategy for Gp {
         let xs: Vec<Vec<f64>> = keep.iter().map(|&i| xs[i].clone()).collect();
         let losses: Vec<f64> = keep.iter().map(|&i| losses[i]).collect();
         let violations: Vec<f64> = keep.iter().map(|&i| violations[i]).collect();
-        let ys = if self.options.warp { standardise(&warp(&losses)) } else { standardise(&losses) };
+        let ys = self.targets(&losses);
         let starts: Vec<Params> = self.last.iter().cloned().collect();
         let effort = self.effort(complete);
         let fit = model::Model::fit_with(xs.clone(), &ys, self.cat.clone(), &starts, effort);
@@ -373,6 +395,16 @@ impl Strategy for Gp {
 }
 
 impl Gp {
+    /// What the model is fitted to: the losses mapped by [`GpOptions::output`], standardised.
+    fn targets(&self, losses: &[f64]) -> Vec<f64> {
+        match self.options.output {
+            Output::Standard => standardise(losses),
+            Output::Warp => standardise(&warp(losses)),
+            Output::YeoJohnson => standardise(&output::yeo_johnson(losses).0),
+            Output::Copula => standardise(&output::copula(losses)),
+        }
+    }
+
     /// The fit's quality on the first `trials` complete trials (finite first objective, in
     /// trial order); `None` while fewer have completed. A pure function of the history.
     pub fn fit_quality(&self, history: &History, trials: usize) -> Option<FitQuality> {
@@ -388,7 +420,7 @@ impl Gp {
         done.truncate(trials);
         let xs: Vec<Vec<f64>> = done.iter().map(|t| self.features(&t.params)).collect();
         let losses: Vec<f64> = done.iter().map(|t| history.losses(t)[0]).collect();
-        let ys = if self.options.warp { standardise(&warp(&losses)) } else { standardise(&losses) };
+        let ys = self.targets(&losses);
         let fit = model::Model::fit_with(xs, &ys, self.cat.clone(), &[], model::Effort::FULL);
         let p = &fit.params;
         let loo = fit.leave_one_out(&ys);

@@ -33,7 +33,7 @@ use crate::space::{self, Encoding, SpaceError};
 pub use crate::trial::rank::{self, Rank};
 pub use crate::trial::{Direction, History, Trial, TrialState};
 pub use evolution::Evolution;
-pub use gp::{FitQuality, Gp, GpOptions};
+pub use gp::{FitQuality, Gp, GpOptions, Output as GpOutput};
 pub use grid::Grid;
 pub use nsga2::Nsga2;
 pub use prune::{Pruner, Verdict};

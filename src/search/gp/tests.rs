@@ -251,3 +251,90 @@ fn the_hyperparameters_are_refitted_in_full_every_refit_every_trials() {
     let f = model::Effort::FULL;
     assert_eq!(efforts, vec![warm, warm, f, warm, f, warm, warm, f]);
 }
+
+/// The Yeo-Johnson `lambda` and transformed values against scipy 1.17.1, computed once with
+/// `x = np.array([...]); z = (x - x.mean()) / x.std(); t, l = scipy.stats.yeojohnson(z)`.
+#[test]
+fn yeo_johnson_matches_scipy() {
+    let cases: [(&[f64], f64, &[f64]); 2] = [
+        (
+            &[3.0, 1.0, 1e3, 2.0, 10.0, 0.5, 7.0],
+            -3.489175447091745,
+            &[
+                -1.022964707432557,
+                -1.0501143730376412,
+                0.2827899953190193,
+                -1.0364777087277635,
+                -0.9317634521549834,
+                -1.0569793529656284,
+                -0.9701319307138891,
+            ],
+        ),
+        (
+            &[0.3, -1.2, 0.8, 2.1, -0.4, 1.5, -2.0, 0.1],
+            1.1233290646306386,
+            &[
+                0.11933026185980308,
+                -1.0146289391327412,
+                0.5277442096185371,
+                1.6468605051187173,
+                -0.4243821763504184,
+                1.1216174430618573,
+                -1.5826587382341337,
+                -0.0394028184123573,
+            ],
+        ),
+    ];
+    for (x, lambda, t) in cases {
+        let (got, l) = output::yeo_johnson(x);
+        assert!((l - lambda).abs() < 1e-6, "lambda {l} against scipy's {lambda}");
+        for (g, want) in got.iter().zip(t) {
+            assert!((g - want).abs() < 1e-6, "{got:?} against {t:?}");
+        }
+    }
+    // scipy.stats.yeojohnson_llf(l, z) of the first case.
+    let z = standardise(&[3.0, 1.0, 1e3, 2.0, 10.0, 0.5, 7.0]);
+    assert!((output::yj_llf(&z, -3.489175447091745) - 9.17657707742039).abs() < 1e-9);
+}
+
+/// Every output transform keeps the losses' order (ties stay ties), so the argmin.
+#[test]
+fn output_transforms_are_monotone_and_keep_the_best() {
+    let mut rng = Rng::new(7);
+    let sets: Vec<Vec<f64>> = vec![
+        (0..40).map(|_| (rng.f64() * 12.0).exp() - 3.0).collect(),
+        (0..25).map(|_| rng.f64() - 0.5).collect(),
+        vec![5.0, 5.0, 1.0, 2.0, 2.0, 1e9, -3.0],
+    ];
+    for losses in &sets {
+        let outs = [output::yeo_johnson(losses).0, output::copula(losses), warp(losses)];
+        for t in &outs {
+            assert!(t.iter().all(|v| v.is_finite()), "{t:?}");
+            for i in 0..losses.len() {
+                for j in 0..losses.len() {
+                    assert_eq!(losses[i] < losses[j], t[i] < t[j], "{i} {j} {losses:?} {t:?}");
+                    assert_eq!(losses[i] == losses[j], t[i] == t[j], "{i} {j}");
+                }
+            }
+        }
+    }
+    // Constant or two-valued losses: the standardisation alone.
+    assert_eq!(output::yeo_johnson(&[2.0, 2.0, 2.0]).0, vec![0.0; 3]);
+    assert_eq!(output::yeo_johnson(&[1.0, 3.0]), (vec![-1.0, 1.0], 1.0));
+}
+
+/// The copula's values are the normal quantiles of the mid-ranks (scipy 1.17.1:
+/// `scipy.stats.norm.ppf([1e-5, 0.01, 0.3, 0.5, 0.9, 0.999])`).
+#[test]
+fn copula_uses_normal_quantiles_of_the_ranks() {
+    let want =
+        [-4.264890793922825, -2.3263478740408408, -0.5244005127080409, 0.0, 1.2815515655446004, 3.090232306167813];
+    for (p, w) in [1e-5, 0.01, 0.3, 0.5, 0.9, 0.999].iter().zip(want) {
+        let q = output::normal_quantile(*p);
+        assert!((q - w).abs() < 1e-8 * w.abs().max(1.0), "{p}: {q} against {w}");
+    }
+    // Four losses, two tied: ranks 0, 1.5, 1.5, 3 of 4.
+    let c = output::copula(&[1.0, 7.0, 7.0, 9.0]);
+    let q = |p: f64| output::normal_quantile(p);
+    assert_eq!(c, vec![q(0.125), q(0.5), q(0.5), q(0.875)]);
+}

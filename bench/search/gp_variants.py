@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Compare GP variants cell by cell: median regret at 100 trials per (problem, strategy),
+and each variant's ratio to a base strategy (default `gp`), with Optuna's studies beside
+them when a cache file is given.
+
+Reads `search_suite --json` lines (and optionally Optuna cache lines, the same shape,
+restricted to the (problem, instance, seed) studies ours ran). A cell's figure is the
+median over its studies; ratios use max(regret, 1e-8). Prints a markdown table and, per
+variant, the geometric mean of its ratios to the base, how many cells are better / worse
+by more than 5%, and the same against every Optuna strategy present.
+
+Usage: python3 bench/search/gp_variants.py OURS.jsonl[,MORE.jsonl] [--optuna CACHE.jsonl]
+       [--base gp] [--budget 100] [--matched]
+"""
+
+import argparse
+import json
+import math
+import statistics
+from collections import defaultdict
+
+CHECKPOINTS = [25, 50, 100, 200]
+
+
+def load(paths):
+    rows = []
+    for path in paths:
+        for line in open(path):
+            line = line.strip()
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("ours")
+    ap.add_argument("--optuna")
+    ap.add_argument("--base", default="gp")
+    ap.add_argument("--budget", type=int, default=100)
+    ap.add_argument("--matched", action="store_true",
+                    help="only the studies (problem, instance, seed) that Optuna's cache holds too")
+    a = ap.parse_args()
+    k = CHECKPOINTS.index(a.budget)
+    ours = load(a.ours.split(","))
+    studies = {(r["problem"], r.get("instance"), r["seed"]) for r in ours}
+    rows = list(ours)
+    if a.optuna:
+        theirs = [r for r in load([a.optuna]) if (r["problem"], r.get("instance"), r["seed"]) in studies]
+        rows += theirs
+        if a.matched:
+            have = {(r["problem"], r.get("instance"), r["seed"]) for r in theirs}
+            rows = [r for r in rows if (r["problem"], r.get("instance"), r["seed"]) in have]
+    cell = defaultdict(list)
+    for r in rows:
+        v = r["regret"][k]
+        if v is not None:
+            cell[(r["problem"], r["strategy"])].append(v)
+    problems = sorted({p for p, _ in cell}, key=lambda p: (len(p), p))
+    strategies = sorted({s for _, s in cell}, key=lambda s: (s != a.base, s.startswith("optuna"), s))
+    med = {key: statistics.median(v) for key, v in cell.items()}
+    print("| problem @%d | n | " % a.budget + " | ".join(strategies) + " |")
+    print("|---|---:|" + "---:|" * len(strategies))
+    for p in problems:
+        n = len(cell.get((p, a.base), []))
+        vals = ["%.3g" % med[(p, s)] if (p, s) in med else "-" for s in strategies]
+        print(f"| {p} | {n} | " + " | ".join(vals) + " |")
+    print()
+    for ref in [a.base] + [s for s in strategies if s.startswith("optuna")]:
+        for s in strategies:
+            if s == ref:
+                continue
+            ratios = [max(med[(p, s)], 1e-8) / max(med[(p, ref)], 1e-8)
+                      for p in problems if (p, s) in med and (p, ref) in med]
+            if not ratios:
+                continue
+            gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            better = sum(r < 1 / 1.05 for r in ratios)
+            worse = sum(r > 1.05 for r in ratios)
+            print(f"{s} / {ref} @{a.budget}: geometric mean {gm:.3f} over {len(ratios)} cells; "
+                  f"better {better}, worse {worse}, worst {max(ratios):.2f}x, best {min(ratios):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

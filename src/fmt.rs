@@ -21,6 +21,7 @@ use crate::ast::{
 };
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Source};
+use crate::syntax::lex::{self, Lexeme};
 
 /// Lines longer than this are not joined into one-line forms (`when c { x }`).
 const WIDTH: usize = 100;
@@ -58,29 +59,18 @@ struct Comment {
 }
 
 fn lex_comments(text: &str) -> Vec<Comment> {
-    let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+    while i < text.len() {
+        match lex::skip_at(text, i) {
+            Some(skip) => {
+                if skip.lexeme != Lexeme::String {
+                    let line = skip.lexeme == Lexeme::LineComment;
+                    out.push(Comment { start: i as u32, end: skip.end as u32, own_line: own_line(text, i), line });
                 }
-                i += 1;
+                i = skip.end.max(i + 1);
             }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                let end = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
-                out.push(Comment { start: i as u32, end: end as u32, own_line: own_line(text, i), line: true });
-                i = end;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
-                out.push(Comment { start: i as u32, end: end as u32, own_line: own_line(text, i), line: false });
-                i = end;
-            }
-            _ => i += 1,
+            None => i += text[i..].chars().next().map_or(1, char::len_utf8),
         }
     }
     out

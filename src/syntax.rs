@@ -12,6 +12,7 @@ use crate::ast::{self, BinaryOp, NumberKind, UnaryOp};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
 
+pub mod lex;
 mod recover;
 
 pub use recover::{Damage, Recovered};
@@ -847,11 +848,14 @@ fn hint(text: &str, start: usize) -> Option<String> {
     let before = text.get(..start)?;
     let rest = text.get(start..)?;
     let first = rest.chars().next()?;
-    if rest.starts_with("/*") && !rest[2..].contains("*/") {
-        return Some("this `/*` comment is never closed with `*/`".into());
-    }
-    if first == '"' && !rest[1..rest.find('\n').unwrap_or(rest.len())].contains('"') {
-        return Some("this string is never closed: strings end with `\"` on the same line".into());
+    match lex::skip_at(text, start) {
+        Some(skip) if skip.lexeme == lex::Lexeme::BlockComment && !skip.closed => {
+            return Some("this `/*` comment is never closed with `*/`".into());
+        }
+        Some(skip) if skip.lexeme == lex::Lexeme::String && !skip.closed => {
+            return Some("this string is never closed: strings end with `\"` on the same line".into());
+        }
+        _ => {}
     }
     if !first.is_ascii() {
         return Some(
@@ -887,22 +891,17 @@ fn trimmed_end(text: &str, pair: &Pair<'_, Rule>) -> usize {
     }
 }
 
-/// Whether `s` holds only whitespace and comments.
-fn is_trivia(mut s: &str) -> bool {
+/// Whether `s` holds only whitespace and comments (closed ones).
+fn is_trivia(s: &str) -> bool {
+    let mut i = 0;
     loop {
-        s = s.trim_start();
-        if s.is_empty() {
+        i = s.len() - s[i..].trim_start().len();
+        if i == s.len() {
             return true;
         }
-        if let Some(rest) = s.strip_prefix("//") {
-            s = rest.split_once('\n').map_or("", |(_, after)| after);
-        } else if let Some(rest) = s.strip_prefix("/*") {
-            match rest.split_once("*/") {
-                Some((_, after)) => s = after,
-                None => return false,
-            }
-        } else {
-            return false;
+        match lex::skip_at(s, i) {
+            Some(skip) if skip.lexeme != lex::Lexeme::String && skip.closed => i = skip.end,
+            _ => return false,
         }
     }
 }

@@ -39,6 +39,7 @@ use std::hash::{Hash, Hasher};
 use crate::diagnostic::Diagnostic;
 use crate::ir::{DataInfo, Experiment, Program};
 use crate::source::{FileId, Sources, Span};
+use crate::syntax::lex::{self, Lexeme};
 
 use super::data_search::{self, Case};
 use super::{SpaceInfo, space};
@@ -309,7 +310,6 @@ fn program_key(program: &Program, sources: &Sources) -> u64 {
 /// texts with the same runs parse to the same tree (the grammar skips any whitespace and
 /// comments between tokens alike); they differ only in where the runs lie.
 fn runs(text: &str) -> Vec<(usize, usize)> {
-    let b = text.as_bytes();
     let mut out = Vec::new();
     let (mut i, mut start) = (0, None);
     let end_run = |start: &mut Option<usize>, at: usize, out: &mut Vec<(usize, usize)>| {
@@ -317,45 +317,27 @@ fn runs(text: &str) -> Vec<(usize, usize)> {
             out.push((s, at));
         }
     };
-    while i < b.len() {
-        match b[i] {
-            b' ' | b'\t' | b'\r' | b'\n' => {
-                end_run(&mut start, i, &mut out);
-                i += 1;
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                end_run(&mut start, i, &mut out);
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                end_run(&mut start, i, &mut out);
-                i += 2;
-                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i = (i + 2).min(b.len());
-            }
-            b'"' => {
+    while i < text.len() {
+        match lex::skip_at(text, i) {
+            Some(skip) if skip.lexeme == Lexeme::String => {
                 start.get_or_insert(i);
-                i += 1;
-                // To the closing quote, or to the end of the line (the grammar's `string_inner`).
-                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                if b.get(i) == Some(&b'"') {
-                    i += 1;
-                }
-                i = i.min(b.len());
+                i = skip.end;
             }
-            _ => {
-                start.get_or_insert(i);
+            Some(comment) => {
+                end_run(&mut start, i, &mut out);
+                i = comment.end;
+            }
+            None if matches!(text.as_bytes()[i], b' ' | b'\t' | b'\r' | b'\n') => {
+                end_run(&mut start, i, &mut out);
                 i += 1;
+            }
+            None => {
+                start.get_or_insert(i);
+                i += text[i..].chars().next().map_or(1, char::len_utf8);
             }
         }
     }
-    end_run(&mut start, b.len(), &mut out);
+    end_run(&mut start, text.len(), &mut out);
     out
 }
 

@@ -17,6 +17,7 @@ use super::{Analysis, Completion, CompletionKind, describe_domain};
 use crate::catalogue::{self, Concept, Form, Need};
 use crate::ir::{self, ParamKind};
 use crate::source::{FileId, Span};
+use crate::syntax::lex::{self, Lexeme};
 
 /// Where the cursor is, as far as completion cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,22 +400,15 @@ fn scan(text: &str, to: usize) -> Scan {
     let mut i = 0;
     while i < to {
         let rest = &text[i..to];
-        if rest.starts_with("//") {
-            i += rest.find('\n').unwrap_or(rest.len());
-            continue;
-        }
-        if let Some(body) = rest.strip_prefix("/*") {
-            i += body.find("*/").map_or(rest.len(), |n| n + 4);
+        if let Some(skip) = lex::skip_at(&text[..to], i) {
+            if skip.lexeme == Lexeme::String {
+                last_word.clear();
+            }
+            i = skip.end.max(i + 1);
             continue;
         }
         let b = bytes[i];
         match b {
-            b'"' => {
-                let end = rest[1..].find(['"', '\n']).map_or(rest.len(), |n| n + 2);
-                i += end;
-                last_word.clear();
-                continue;
-            }
             b'{' => {
                 out.blocks.push(opener.take().unwrap_or_else(|| "{".to_string()));
                 calls.clear();

@@ -10,6 +10,7 @@ use super::{Analysis, Occurrence, SymbolKind, Target};
 use crate::ast::{self, Item, SectionBody, SpaceItem};
 use crate::source::{FileId, Span};
 use crate::syntax::KEYWORDS;
+use crate::syntax::lex;
 
 /// Every occurrence of the symbol at `offset` (with its definition when `with_def`), in
 /// text order.
@@ -414,19 +415,8 @@ fn keywords(text: &str, f: &mut dyn FnMut(usize, &str)) {
     let mut i = 0;
     while i < bytes.len() {
         let rest = &text[i..];
-        if rest.starts_with("//") {
-            i += rest.find('\n').unwrap_or(rest.len());
-        } else if let Some(body) = rest.strip_prefix("/*") {
-            i += body.find("*/").map_or(rest.len(), |n| n + 4);
-        } else if rest.starts_with('"') {
-            let mut j = 1;
-            while j < rest.len() && !rest[j..].starts_with(['"', '\n']) {
-                j += if rest[j..].starts_with('\\') { 2 } else { 1 };
-                while j < rest.len() && !rest.is_char_boundary(j) {
-                    j += 1;
-                }
-            }
-            i += (j + 1).min(rest.len());
+        if let Some(skip) = lex::skip_at(text, i) {
+            i = skip.end.max(i + 1);
         } else if bytes[i].is_ascii_alphabetic() || bytes[i] == b'_' {
             let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
             f(i, &rest[..len]);

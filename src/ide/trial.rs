@@ -14,6 +14,7 @@ use crate::Compiled;
 use crate::catalogue::trial::{PLACEHOLDERS, TRIAL_SETTINGS, placeholder, trial_setting};
 use crate::ir::{Experiment, ParamKind};
 use crate::source::FileId;
+use crate::syntax::lex::{self, Lexeme};
 
 /// Where in the section an offset is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,60 +94,66 @@ fn body(text: &str, from: usize) -> Option<Range<usize>> {
         return None;
     }
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut chars = text[open..].char_indices().peekable();
-    while let Some((i, ch)) = chars.next() {
-        match ch {
-            '\\' if in_string => {
-                chars.next();
-            }
-            '"' => in_string = !in_string,
-            '/' if !in_string && chars.peek().is_some_and(|(_, n)| *n == '/') => {
-                while chars.next_if(|(_, n)| *n != '\n').is_some() {}
-            }
-            '{' if !in_string => depth += 1,
-            '}' if !in_string => match depth.checked_sub(1) {
+    let mut i = open;
+    while i < text.len() {
+        if let Some(skip) = lex::skip_at(text, i) {
+            i = skip.end.max(i + 1);
+            continue;
+        }
+        match text.as_bytes()[i] {
+            b'{' => depth += 1,
+            b'}' => match depth.checked_sub(1) {
                 Some(d) => depth = d,
-                None => return Some(open..open + i),
+                None => return Some(open..i),
             },
             _ => {}
         }
+        i += text[i..].chars().next().map_or(1, char::len_utf8);
     }
     Some(open..text.len())
 }
 
 /// What `offset` is in, reading the body from `start`.
 fn place_in(text: &str, start: usize, offset: usize) -> Place {
-    let mut in_string = false;
-    // In a string: where the name of an open `{` placeholder starts.
+    let mut i = start;
+    while i < offset {
+        match lex::skip_at(text, i) {
+            // In this string (at its end too while it is still open, being typed).
+            Some(skip)
+                if skip.lexeme == Lexeme::String && (skip.end > offset || (skip.end == offset && !skip.closed)) =>
+            {
+                return place_in_string(text, i + 1, offset);
+            }
+            Some(skip) => i = skip.end.max(i + 1),
+            None => i += text[i..].chars().next().map_or(1, char::len_utf8),
+        }
+    }
+    Place::Key
+}
+
+/// What `offset` is in, inside a string whose text starts at `start`.
+fn place_in_string(text: &str, start: usize, offset: usize) -> Place {
+    // Where the name of an open `{` placeholder starts.
     let mut open: Option<usize> = None;
     let mut chars = text[start..offset].char_indices().map(|(i, c)| (start + i, c)).peekable();
     while let Some((i, ch)) = chars.next() {
         match ch {
-            '\\' if in_string => {
+            '\\' => {
                 chars.next();
             }
-            '"' => {
-                in_string = !in_string;
-                open = None;
-            }
-            '/' if !in_string && chars.peek().is_some_and(|(_, n)| *n == '/') => {
-                while chars.next_if(|(_, n)| *n != '\n').is_some() {}
-            }
-            '{' if in_string && chars.peek().is_some_and(|(_, n)| *n == '{') => {
+            '{' if chars.peek().is_some_and(|(_, n)| *n == '{') => {
                 chars.next();
             }
-            '{' if in_string => open = Some(i + 1),
-            '}' if in_string => open = None,
+            '{' => open = Some(i + 1),
+            '}' => open = None,
             _ => {}
         }
     }
-    match (in_string, open) {
-        (false, _) => Place::Key,
-        (true, Some(name)) if text[name..offset].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+    match open {
+        Some(name) if text[name..offset].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
             Place::Placeholder(name..offset)
         }
-        (true, _) => Place::Text,
+        _ => Place::Text,
     }
 }
 
@@ -168,5 +175,16 @@ mod tests {
         assert_eq!(place_in(text, found.start, at("env")), Place::Key, "a comment's quote opens no string");
         assert_eq!(place_in(text, found.start, at("{t")), Place::Placeholder(at("A: \"{")..at("{t")));
         assert_eq!(body(text, text.find("rest").expect("rest")), None);
+    }
+
+    #[test]
+    fn block_comments_and_escaped_quotes_read_as_the_parser_reads_them() {
+        let text = "trial {\n  /* \"{ { */ command = [\"say \\\"{lr\"]\n}\nrest";
+        let found = body(text, 5).expect("a body");
+        assert_eq!(&text[found.end..], "}\nrest", "the braces in the comment do not count");
+        let at = |needle: &str| text.find(needle).expect("in the text") + needle.len();
+        assert_eq!(place_in(text, found.start, at("comm")), Place::Key, "the comment's quote opens no string");
+        let lr = Place::Placeholder(at("\\\"{")..at("{lr"));
+        assert_eq!(place_in(text, found.start, at("{lr")), lr, "an escaped quote does not end the string");
     }
 }

@@ -12,7 +12,7 @@
 
 use pest::Parser;
 
-use super::{BmaParser, Builder, MAX_NESTING, Rule, deepest, is_trivia, nested_too_deeply, pratt, syntax_error};
+use super::{BmaParser, Builder, MAX_NESTING, Rule, deepest, is_trivia, lex, nested_too_deeply, pratt, syntax_error};
 use crate::ast::{self, SectionKind};
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Span};
@@ -164,12 +164,12 @@ fn recover_experiment(
         // What follows the section before the next one: only trivia, or (after the last)
         // the experiment's closing `}`.
         let gap = piece.get(parsed_end..until.max(parsed_end)).unwrap_or("");
-        let closed = &gap[skip_trivia(gap)..];
+        let closed = &gap[lex::trivia_len(gap)..];
         let gap_ok = is_trivia(gap) || (k + 1 == starts.len() && closed.strip_prefix('}').is_some_and(is_trivia));
         if gap_ok {
             sections.push(b.section(pair));
         } else {
-            let junk = parsed_end + skip_trivia(gap);
+            let junk = parsed_end + lex::trivia_len(gap);
             // At most to the piece's end (an unclosed comment ends there, and `max(1)` must
             // not reach past it).
             let after = piece.get(junk..).unwrap_or("");
@@ -223,37 +223,6 @@ fn section_rule(kind: SectionKind) -> Rule {
     }
 }
 
-/// The tokens a scanner must step over whole: comments and strings.
-enum Skip {
-    /// A comment or string from here to the given offset.
-    To(usize),
-    /// Something else.
-    No,
-}
-
-fn skip_at(text: &str, i: usize) -> Skip {
-    let rest = &text[i..];
-    if rest.starts_with("//") {
-        return Skip::To(rest.find('\n').map_or(text.len(), |n| i + n));
-    }
-    if let Some(body) = rest.strip_prefix("/*") {
-        return Skip::To(body.find("*/").map_or(text.len(), |n| i + 2 + n + 2));
-    }
-    if let Some(body) = rest.strip_prefix('"') {
-        let mut escaped = false;
-        for (n, ch) in body.char_indices() {
-            match ch {
-                '\n' => return Skip::To(i + 1 + n),
-                '\\' if !escaped => escaped = true,
-                '"' if !escaped => return Skip::To(i + 1 + n + 1),
-                _ => escaped = false,
-            }
-        }
-        return Skip::To(text.len());
-    }
-    Skip::No
-}
-
 fn is_ident_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
@@ -265,8 +234,8 @@ fn scan_words(text: &str, from: usize, mut f: impl FnMut(usize, &str, &mut usize
     let mut depth = 0usize;
     let mut i = from;
     while i < bytes.len() {
-        if let Skip::To(next) = skip_at(text, i) {
-            i = next.max(i + 1);
+        if let Some(skip) = lex::skip_at(text, i) {
+            i = skip.end.max(i + 1);
             continue;
         }
         match bytes[i] {
@@ -309,28 +278,14 @@ struct Header {
 fn experiment_header(piece: &str) -> Option<Header> {
     let rest = piece.strip_prefix("experiment")?;
     let after_kw = piece.len() - rest.len();
-    let name_at = after_kw + skip_trivia(rest);
+    let name_at = after_kw + lex::trivia_len(rest);
     let name_len = piece[name_at..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(0);
     if name_len == 0 || !piece[name_at..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         return None;
     }
     let after_name = name_at + name_len;
-    let brace = after_name + skip_trivia(&piece[after_name..]);
+    let brace = after_name + lex::trivia_len(&piece[after_name..]);
     piece[brace..].starts_with('{').then_some(Header { name: name_at..after_name, body: brace + 1 })
-}
-
-/// The bytes of whitespace and comments that `s` starts with.
-fn skip_trivia(s: &str) -> usize {
-    let mut i = 0;
-    loop {
-        let rest = &s[i..];
-        let trimmed = rest.trim_start();
-        i += rest.len() - trimmed.len();
-        match skip_at(s, i) {
-            Skip::To(next) if s[i..].starts_with('/') => i = next,
-            _ => return i,
-        }
-    }
 }
 
 /// Where the sections of an experiment body (from `body`) start, with their kind: a

@@ -4,15 +4,22 @@
 //! variant `k` is the bench's strategy `tpe-x<k>` / `gp-x<k>` / `auto-x<k>`. An unknown key or a value that is not
 //! a number stops the bench with a panic naming it (bench code, not bma's).
 
+/// Variant `k` of the environment variable `var`: its `key=value` pairs, the values as numbers.
+fn variant(var: &str, k: usize) -> Option<Vec<(String, f64)>> {
+    let all = std::env::var(var).unwrap_or_default();
+    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
+    let pair = |kv: &str| {
+        let (key, v) = kv.split_once('=').unwrap_or_else(|| panic!("{var}: `{kv}` is not key=value"));
+        (key.to_string(), v.parse().unwrap_or_else(|_| panic!("{var}: `{v}` is not a number")))
+    };
+    Some(spec.split(',').map(pair).collect())
+}
+
 /// `BMA_TPE_TUNE` variant `k`, if there is one.
 pub fn tpe_variant(k: usize) -> Option<bma::search::TpeOptions> {
-    let all = std::env::var("BMA_TPE_TUNE").unwrap_or_default();
-    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
     let mut o = bma::search::TpeOptions::default();
-    for kv in spec.split(',') {
-        let (key, v) = kv.split_once('=').expect("key=value");
-        let f: f64 = v.parse().expect("a number");
-        match key {
+    for (key, f) in variant("BMA_TPE_TUNE", k)? {
+        match key.as_str() {
             "candidates" => o.candidates = f as usize,
             "global_candidates" => o.global_candidates = f as usize,
             "gamma" => o.gamma = f,
@@ -46,14 +53,10 @@ pub fn tpe_variant(k: usize) -> Option<bma::search::TpeOptions> {
 /// `BMA_GP_TUNE` variant `k` (`gp-x<k>`): `;`-separated `key=value,...` changes of
 /// `GpOptions::default()`.
 pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
-    let all = std::env::var("BMA_GP_TUNE").unwrap_or_default();
-    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
     use bma::search::GpOutput as Output;
     let mut o = bma::search::GpOptions::default();
-    for kv in spec.split(',') {
-        let (key, v) = kv.split_once('=').expect("key=value");
-        let f: f64 = v.parse().expect("a number");
-        match key {
+    for (key, f) in variant("BMA_GP_TUNE", k)? {
+        match key.as_str() {
             "startup" => o.startup = f as u64,
             "candidates" => o.candidates = f as usize,
             "local_starts" => o.local_starts = f as usize,
@@ -78,13 +81,9 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
 /// `AutoOptions::default()`. (search_quality includes this file without using it.)
 #[allow(dead_code)]
 pub fn auto_variant(k: usize) -> Option<bma::search::auto::AutoOptions> {
-    let all = std::env::var("BMA_AUTO_TUNE").unwrap_or_default();
-    let spec = all.split(';').filter(|s| !s.is_empty()).nth(k)?;
     let mut o = bma::search::auto::AutoOptions::default();
-    for kv in spec.split(',') {
-        let (key, v) = kv.split_once('=').expect("key=value");
-        let f: f64 = v.parse().expect("a number");
-        match key {
+    for (key, f) in variant("BMA_AUTO_TUNE", k)? {
+        match key.as_str() {
             "first" => o.first = f as usize,
             "every" => o.every = f as usize,
             "max_noise_share" => o.max_noise_share = f,

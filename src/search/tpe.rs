@@ -1194,21 +1194,8 @@ pub(super) mod tests {
         let prog = program("    x: float in 0.0..=1.0\n    y: float in 0.0..=1.0");
         let space = &prog.experiments[0].space;
         let ctx = Context { fns: &prog.fns, data: None };
-        let mut history = History::new(vec![Direction::Minimize], Rank::default());
         // Twenty trials on a coarse grid; the best at (0.8, 0.2), the next best far away.
-        for n in 0..20u64 {
-            let (x, y) = ((n % 5) as f64 / 5.0 + 0.0, (n / 5) as f64 / 5.0);
-            let loss = match (n % 5, n / 5) {
-                (4, 1) => 0.0,
-                (0, 3) => 0.1,
-                _ => 1.0 + n as f64,
-            };
-            let mut t =
-                Trial::new(n, [("x".to_string(), Value::Float(x)), ("y".to_string(), Value::Float(y))].into(), 0);
-            t.state = TrialState::Complete;
-            t.values = vec![loss];
-            history.upsert(t);
-        }
+        let history = two_good_trials();
         let pins = Point::new();
         // Its kernel's bandwidths are 0.8 in both dimensions (the gap to the other trial of
         // `l`, the second best), so local draws are 0.16 wide: all 20 asks land nearer the

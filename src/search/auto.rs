@@ -99,6 +99,8 @@ pub struct AutoOptions {
     /// Hand over when the rank correlation of the leave-one-out means with the losses is
     /// below this.
     pub min_loo_rank: f64,
+    /// The `tpe` handed over to (`TpeOptions::default()`).
+    pub tpe: tpe::TpeOptions,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -117,6 +119,7 @@ impl Default for AutoOptions {
             every: CHECK_EVERY,
             max_noise_share: MAX_NOISE_SHARE,
             min_loo_rank: MIN_LOO_RANK,
+            tpe: tpe::TpeOptions::default(),
         }
     }
 }
@@ -231,7 +234,7 @@ impl Strategy for Auto {
                 if let Some(reason) = reason {
                     let switch = Switch { after: q.trials, quality: q, reason };
                     self.switch = Some(switch);
-                    self.state = State::Other(Box::new(Tpe::new(ctx.space, tpe::DEFAULT_STARTUP)));
+                    self.state = State::Other(Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone())));
                     break;
                 }
             }

@@ -704,24 +704,7 @@ fn warp(losses: &[f64]) -> Vec<f64> {
 
 /// Spearman's rank correlation (average ranks for ties); 0 when either side is constant.
 fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    let rank = |v: &[f64]| {
-        let mut order: Vec<usize> = (0..v.len()).collect();
-        order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
-        let mut r = vec![0.0; v.len()];
-        let mut i = 0;
-        while i < order.len() {
-            let mut j = i;
-            while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
-                j += 1;
-            }
-            for &k in &order[i..=j] {
-                r[k] = (i + j) as f64 / 2.0;
-            }
-            i = j + 1;
-        }
-        r
-    };
-    let (ra, rb) = (rank(a), rank(b));
+    let (ra, rb) = (output::ranks(a), output::ranks(b));
     let (ma, sa) = mean_sd(&ra);
     let (mb, sb) = mean_sd(&rb);
     if sa <= 1e-9 || sb <= 1e-9 || !sa.is_finite() || !sb.is_finite() {

@@ -81,20 +81,24 @@ pub fn yeo_johnson(losses: &[f64]) -> (Vec<f64>, f64) {
 
 /// `Phi^-1((rank + 1/2) / n)` of each loss, ties at their mean rank.
 pub fn copula(losses: &[f64]) -> Vec<f64> {
-    let n = losses.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| losses[a].total_cmp(&losses[b]));
-    let mut out = vec![0.0; n];
+    let n = losses.len() as f64;
+    ranks(losses).into_iter().map(|r| normal_quantile((r + 0.5) / n)).collect()
+}
+
+/// Each value's rank from 0 (the smallest), ties at their mean rank (scipy's
+/// `rankdata(method="average") - 1`).
+pub fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut out = vec![0.0; v.len()];
     let mut i = 0;
-    while i < n {
+    while i < order.len() {
         let mut j = i;
-        while j + 1 < n && losses[order[j + 1]] == losses[order[i]] {
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
             j += 1;
         }
-        let rank = (i + j) as f64 / 2.0;
-        let v = normal_quantile((rank + 0.5) / n as f64);
         for &k in &order[i..=j] {
-            out[k] = v;
+            out[k] = (i + j) as f64 / 2.0;
         }
         i = j + 1;
     }

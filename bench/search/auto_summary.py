@@ -2,39 +2,32 @@
 """Each of gp, auto and tpe against the better of gp and tpe, over every cell (RESULTS-gp.md
 section 8): how many cells are within 1.5x of min(gp, tpe), the geometric mean of the ratios
 and the worst cell, at 50 and 100 trials. The `gp` row is what `auto` would score without its
-hand-over (an `auto` that never hands over runs gp study for study, section 7).
+hand-over (an `auto` that never hands over runs gp study for study, section 7). Cells, medians
+and ratios are auto_table.py's.
 
-    python3 bench/search/auto_summary.py FILE.jsonl     # lines of `search_suite --json` with gp, tpe, auto
+    python3 bench/search/auto_summary.py FILE.jsonl [...]   # `search_suite --json` lines with gp, tpe, auto
 """
-import json
 import math
-import statistics
+import os
 import sys
-from collections import defaultdict
 
-FLOOR = 1e-8
-MARGIN = 1.5
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from auto_table import CHECKPOINTS, MARGIN, cells, load, med, ratio  # noqa: E402
 
 
 def main():
-    rows = defaultdict(list)
-    with open(sys.argv[1]) as fh:
-        for line in fh:
-            if line.startswith("{"):
-                r = json.loads(line)
-                rows[(r["problem"], r["strategy"])].append(r["regret"])
-    problems = sorted({p for p, _ in rows})
-    for index, budget in [(1, 50), (2, 100)]:
+    by = cells(load(sys.argv[1:]))
+    problems = sorted({p for p, s in by if all((p, k) in by for k in ("gp", "tpe", "auto"))})
+    for budget in (50, 100):
+        at = CHECKPOINTS.index(budget)
         for name in ("gp", "auto", "tpe"):
-            within, logs, worst = 0, [], (0.0, "")
-            for p in problems:
-                med = {k: max(statistics.median(x[index] for x in rows[(p, k)]), FLOOR) for k in ("gp", "tpe", name)}
-                ratio = med[name] / min(med["gp"], med["tpe"])
-                within += ratio <= MARGIN
-                logs.append(math.log(ratio))
-                worst = max(worst, (ratio, p))
-            print(f"@{budget} {name}: within {MARGIN}x of min(gp, tpe) in {within}/{len(problems)} cells, "
-                  f"geometric mean {math.exp(sum(logs) / len(logs)):.3f}, worst {worst[1]} {worst[0]:.3g}x")
+            qs = [(ratio(med(by[(p, name)], at), min(med(by[(p, "gp")], at), med(by[(p, "tpe")], at))), p)
+                  for p in problems]
+            within = sum(q <= MARGIN for q, _ in qs)
+            geo = math.exp(sum(math.log(q) for q, _ in qs) / len(qs))
+            worst = max(qs)
+            print(f"@{budget} {name}: within {MARGIN}x of min(gp, tpe) in {within}/{len(qs)} cells, "
+                  f"geometric mean {geo:.3f}, worst {worst[1]} {worst[0]:.3g}x")
 
 
 if __name__ == "__main__":

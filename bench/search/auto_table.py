@@ -19,6 +19,7 @@ would hand over (and at which check), from those logged checks.
 """
 import json
 import math
+import random
 import statistics
 import sys
 
@@ -62,6 +63,19 @@ def ratio(a, b):
     return max(a, FLOOR) / max(b, FLOOR)
 
 
+def interval(studies, at, draws=2000, seed=0):
+    """A bootstrap 90 % interval of auto / min(gp, tpe) for one cell: each strategy's
+    studies resampled with replacement, `draws` times (seeded, so the figures repeat)."""
+    rng = random.Random(seed)
+    regrets = [[r["regret"][at] for r in rs] for rs in studies]
+    qs = []
+    for _ in range(draws):
+        g, t, a = (statistics.median(rng.choices(v, k=len(v))) for v in regrets)
+        qs.append(ratio(a, min(g, t)))
+    qs.sort()
+    return qs[int(0.05 * draws)], qs[int(0.95 * draws) - 1]
+
+
 def table(rows, auto, budgets):
     by = cells(rows)
     problems = order({p for p, s in by if s == auto})
@@ -82,6 +96,13 @@ def table(rows, auto, budgets):
             flag = "" if q <= MARGIN else " **over**"
             print(f"| {p} | {n} | {g:.3g} | {t:.3g} | {a:.3g} | {q:.2f}{flag} | {len(switched)}/{n} | {when} |")
         summary(qs, auto, budget)
+        # How sure each cell over the margin is: a bimodal cell (a peak found or not) can
+        # flip its median with a few studies.
+        for q, p in sorted(qs, reverse=True):
+            if q > MARGIN:
+                lo, hi = interval([by[(p, s)] for s in ("gp", "tpe", auto)], at)
+                sure = "over the margin" if lo > MARGIN else "may be within the margin"
+                print(f"  {p}: bootstrap 90 % interval of the ratio {lo:.2f}-{hi:.2f} ({sure})")
 
 
 def summary(qs, auto, budget):
@@ -97,7 +118,8 @@ def summary(qs, auto, budget):
 
 
 def parse_rule(text):
-    rule = {"noise": 9.0, "rank": -9.0, "lpd": -1e9, "len": -1.0, "first": 20, "last": 1e9}
+    rule = {"noise": 9.0, "rank": -9.0, "top": -9.0, "recent": -9.0, "lpd": -1e9, "len": -1.0, "first": 20,
+            "last": 1e9}
     for kv in text.split(","):
         k, v = kv.split("=")
         rule[k] = float(v)
@@ -109,6 +131,7 @@ def switch_at(checks, rule):
         if c["trials"] < rule["first"] or c["trials"] > rule["last"]:
             continue
         if (c["noise_share"] > rule["noise"] or c["loo_rank"] < rule["rank"]
+                or c.get("loo_rank_top", 1.0) < rule["top"] or c.get("loo_rank_recent", 1.0) < rule["recent"]
                 or c["loo_density"] < rule["lpd"] or c["max_length"] < rule["len"]):
             return c["trials"]
     return None
@@ -123,7 +146,9 @@ def signals(rows, name, rule):
         by.setdefault((p, "gp"), by[(p, name)])
     ks = sorted({c["trials"] for r in rows if r["strategy"] == name for c in r["auto"]["checks"]})
     ks = [k for k in ks if k in (20, 30, 50)]
-    keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_density", "lpd"), ("max_length", "len"))
+    keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_rank_top", "top"), ("loo_rank_recent", "recent"))
+    if not any("loo_rank_top" in c for r in rows if r["strategy"] == name for c in r["auto"]["checks"]):
+        keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_density", "lpd"), ("max_length", "len"))
     head = " | ".join(f"{short}@{k}" for k in ks for _, short in keys)
     print(f"| problem | gp@100 | tpe@100 | better | {head} |" + (" rule hands over | at |" if rule else ""))
     print("|---|---:|---:|---|" + "---:|" * (len(keys) * len(ks)) + ("---:|---:|" if rule else ""))

@@ -112,7 +112,7 @@ fn study(
         .iter()
         .map(|q| {
             serde_json::json!({"trials": q.trials, "noise_share": q.noise_share, "loo_rank": q.loo_rank,
-                "loo_rank_top": q.loo_rank_top, "loo_rank_recent": q.loo_rank_recent, "loo_density": q.loo_density, "max_length": q.max_length})
+                "loo_density": q.loo_density, "max_length": q.max_length})
         })
         .collect();
     (regret, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))

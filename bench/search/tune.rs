@@ -62,16 +62,7 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "local_starts" => o.local_starts = f as usize,
             "local_iters" => o.local_iters = f as usize,
             "warp" => o.output = if f != 0.0 { Output::Warp } else { Output::Standard },
-            "output" => {
-                o.output = [
-                    Output::Standard,
-                    Output::Warp,
-                    Output::YeoJohnson,
-                    Output::Copula,
-                    Output::CapMedian,
-                    Output::CapHigh,
-                ][f as usize]
-            }
+            "output" => o.output = [Output::Standard, Output::Warp, Output::YeoJohnson, Output::Copula][f as usize],
             "roulette" => o.roulette = f != 0.0,
             "precondition" => o.precondition = f != 0.0,
             "stall_after" => o.stall_after = f as usize,
@@ -97,10 +88,6 @@ pub fn auto_variant(k: usize) -> Option<bma::search::auto::AutoOptions> {
             "every" => o.every = f as usize,
             "max_noise_share" => o.max_noise_share = f,
             "min_loo_rank" => o.min_loo_rank = f,
-            "min_top_rank" => o.min_top_rank = f,
-            "min_recent_rank" => o.min_recent_rank = f,
-            "global_after" => o.global_after = f as usize,
-            "mix_until" => o.mix_until = f as usize,
             // `tpe=1`: hand over to Optuna's TPE (no local asks) instead of the default one.
             "tpe" if f == 1.0 => {
                 o.tpe = bma::search::TpeOptions { startup: o.tpe.startup, ..bma::search::TpeOptions::optuna() }

@@ -99,20 +99,8 @@ pub struct AutoOptions {
     /// Hand over when the rank correlation of the leave-one-out means with the losses is
     /// below this.
     pub min_loo_rank: f64,
-    /// The same over the better half of the trials only (`FitQuality::loo_rank_top`; below
-    /// -1: not checked).
-    pub min_top_rank: f64,
-    /// The same over the later half of the trials (`FitQuality::loo_rank_recent`; below -1:
-    /// not checked).
-    pub min_recent_rank: f64,
     /// The `tpe` handed over to (`TpeOptions::default()`).
     pub tpe: tpe::TpeOptions,
-    /// For this many complete trials after the hand-over, `tpe`'s asks are all global
-    /// (its local asks off), so that it does not start by refining the GP's basin.
-    pub global_after: usize,
-    /// Before this many complete trials, every other ask (odd trial numbers) is `tpe`'s, so
-    /// that the history the checks read (and `tpe` inherits) is not the GP's alone.
-    pub mix_until: usize,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -131,11 +119,7 @@ impl Default for AutoOptions {
             every: CHECK_EVERY,
             max_noise_share: MAX_NOISE_SHARE,
             min_loo_rank: MIN_LOO_RANK,
-            min_top_rank: -2.0,
-            min_recent_rank: -2.0,
             tpe: tpe::TpeOptions::default(),
-            global_after: 0,
-            mix_until: 0,
         }
     }
 }
@@ -148,16 +132,6 @@ impl AutoOptions {
             Some(format!("GP noise share {:.2} > {}", q.noise_share, self.max_noise_share))
         } else if q.loo_rank < self.min_loo_rank {
             Some(format!("GP leave-one-out rank correlation {:.2} < {}", q.loo_rank, self.min_loo_rank))
-        } else if q.loo_rank_top < self.min_top_rank {
-            Some(format!(
-                "GP leave-one-out rank correlation over the better half {:.2} < {}",
-                q.loo_rank_top, self.min_top_rank
-            ))
-        } else if q.loo_rank_recent < self.min_recent_rank {
-            Some(format!(
-                "GP leave-one-out rank correlation over the later half {:.2} < {}",
-                q.loo_rank_recent, self.min_recent_rank
-            ))
         } else {
             None
         }
@@ -201,9 +175,6 @@ enum State {
     Gp(Box<Gp>, usize),
     /// What was chosen at the start (not `gp`), or `tpe` after the hand-over.
     Other(Box<dyn Strategy>),
-    /// `tpe` after the hand-over, with the global `tpe` that asks until the given count of
-    /// complete trials ([`AutoOptions::global_after`]).
-    Handed(Box<Tpe>, Box<Tpe>, usize),
 }
 
 /// `auto` as a strategy: decides at its first ask, from what the ask shows (the history's
@@ -214,8 +185,6 @@ enum State {
 /// resumed study, which runs the checks again, switches at the same count.
 pub struct Auto {
     options: AutoOptions,
-    /// The `tpe` that takes every other ask before [`AutoOptions::mix_until`].
-    mixed: Option<Box<Tpe>>,
     state: State,
     checks: Vec<FitQuality>,
     switch: Option<Switch>,
@@ -227,7 +196,7 @@ impl Auto {
     }
 
     pub fn with_options(options: AutoOptions) -> Auto {
-        Auto { options, mixed: None, state: State::Undecided, checks: Vec::new(), switch: None }
+        Auto { options, state: State::Undecided, checks: Vec::new(), switch: None }
     }
 
     /// The fits checked so far, in order.
@@ -263,47 +232,16 @@ impl Strategy for Auto {
                 let reason = self.options.hand_over(&q);
                 self.checks.push(q.clone());
                 if let Some(reason) = reason {
-                    let after = q.trials;
-                    let switch = Switch { after, quality: q, reason };
+                    let switch = Switch { after: q.trials, quality: q, reason };
                     self.switch = Some(switch);
-                    let tpe = Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone()));
-                    self.state = if self.options.global_after > 0 {
-                        let global = tpe::TpeOptions { local: 0.0, ..self.options.tpe.clone() };
-                        State::Handed(
-                            tpe,
-                            Box::new(Tpe::with_options(ctx.space, global)),
-                            after + self.options.global_after,
-                        )
-                    } else {
-                        State::Other(tpe)
-                    };
+                    self.state = State::Other(Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone())));
                     break;
                 }
             }
         }
-        let complete = ctx
-            .history
-            .trials
-            .iter()
-            .filter(|t| {
-                t.state == super::TrialState::Complete && ctx.history.losses(t).first().is_some_and(|l| l.is_finite())
-            })
-            .count();
         match &mut self.state {
-            State::Gp(g, _) if complete < self.options.mix_until && ctx.number % 2 == 1 => {
-                let tpe =
-                    self.mixed.get_or_insert_with(|| Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone())));
-                tpe.ask(ctx, rng)
-            }
             State::Gp(g, _) => g.ask(ctx, rng),
             State::Other(s) => s.ask(ctx, rng),
-            State::Handed(tpe, global, until) => {
-                if complete < *until {
-                    global.ask(ctx, rng)
-                } else {
-                    tpe.ask(ctx, rng)
-                }
-            }
             State::Undecided => Err(SearchError::Setting("`auto` has not decided".into())),
         }
     }
@@ -405,15 +343,7 @@ mod tests {
 
     #[test]
     fn hand_over_reads_the_noise_share_then_the_rank() {
-        let q = FitQuality {
-            trials: 30,
-            noise_share: 0.7,
-            loo_rank: 0.9,
-            loo_rank_top: 0.5,
-            loo_rank_recent: 0.5,
-            loo_density: -1.0,
-            max_length: 0.2,
-        };
+        let q = FitQuality { trials: 30, noise_share: 0.7, loo_rank: 0.9, loo_density: -1.0, max_length: 0.2 };
         let o = AutoOptions::default();
         assert_eq!(o.hand_over(&q), Some(format!("GP noise share 0.70 > {MAX_NOISE_SHARE}")));
         assert_eq!(o.hand_over(&FitQuality { noise_share: 0.01, ..q.clone() }), None);

@@ -102,10 +102,6 @@ pub enum Output {
     YeoJohnson,
     /// The Gaussian copula of the losses' ranks ([`output::copula`]).
     Copula,
-    /// Yeo-Johnson of the losses capped at their median (the worse half flattened).
-    CapMedian,
-    /// Yeo-Johnson of the losses capped at their 80th percentile.
-    CapHigh,
 }
 
 /// Knobs of the search; [`GpOptions::default`] is what `gp(startup:)` uses.
@@ -271,11 +267,6 @@ pub struct FitQuality {
     pub noise_share: f64,
     /// Spearman's rank correlation between the leave-one-out means and the losses.
     pub loo_rank: f64,
-    /// The same over the better half of the trials by loss only: can the fit order the
-    /// good points among themselves (where the search is)?
-    pub loo_rank_top: f64,
-    /// The same over the later half of the trials in trial order (mostly the GP's own asks).
-    pub loo_rank_recent: f64,
     /// The mean leave-one-out log predictive density of the standardised losses.
     pub loo_density: f64,
     /// The longest length scale of a numeric dimension (inputs on `[0, 1]`; infinite when
@@ -411,8 +402,6 @@ impl Gp {
             Output::Warp => standardise(&warp(losses)),
             Output::YeoJohnson => standardise(&output::yeo_johnson(losses).0),
             Output::Copula => standardise(&output::copula(losses)),
-            Output::CapMedian => standardise(&output::yeo_johnson(&cap(losses, 0.5)).0),
-            Output::CapHigh => standardise(&output::yeo_johnson(&cap(losses, 0.8)).0),
         }
     }
 
@@ -442,14 +431,6 @@ impl Gp {
             .sum::<f64>()
             / ys.len() as f64;
         let means: Vec<f64> = loo.iter().map(|(m, _)| *m).collect();
-        let half = (ys.len() / 2).max(2);
-        let subset = |idx: &[usize]| {
-            let (a, b): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (means[i], ys[i])).unzip();
-            spearman(&a, &b)
-        };
-        let mut by_loss: Vec<usize> = (0..ys.len()).collect();
-        by_loss.sort_by(|&a, &b| ys[a].total_cmp(&ys[b]));
-        let recent: Vec<usize> = (ys.len().saturating_sub(half)..ys.len()).collect();
         let max_length = p
             .rho
             .iter()
@@ -461,8 +442,6 @@ impl Gp {
             trials,
             noise_share: p.noise / (p.scale + p.noise),
             loo_rank: spearman(&means, &ys),
-            loo_rank_top: subset(&by_loss[..half.min(ys.len())]),
-            loo_rank_recent: subset(&recent),
             loo_density: density,
             max_length: if max_length.is_finite() { max_length } else { f64::INFINITY },
         })
@@ -732,14 +711,6 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
         return 0.0;
     }
     ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / (ra.len() as f64 * sa * sb)
-}
-
-/// `losses` capped at their `q` quantile.
-fn cap(losses: &[f64], q: f64) -> Vec<f64> {
-    let mut sorted = losses.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let c = sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-    losses.iter().map(|l| l.min(c)).collect()
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {

@@ -71,6 +71,8 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "xi_max" => o.xi_max = f,
             "refit_every" => o.refit_every = f as usize,
             "warm_iters" => o.warm_iters = f as usize,
+            "local_share" => o.local_share = f,
+            "local_box" => o.local_box = f,
             _ => panic!("unknown GpOptions field {key}"),
         }
     }

@@ -42,6 +42,13 @@
 //!   [`GpOptions`] also holds Optuna's own acquisition search (`roulette` starts, length-scale
 //!   `precondition`ing, more L-BFGS iterations); measured on Hartmann6 it changes nothing
 //!   (bench/search/RESULTS-gp.md), so the default stays the cheaper search.
+//! - **Local asks** ([`GpOptions::local_share`], half of the asks by default): the
+//!   acquisition is maximised only inside a box around the best feasible trial (side
+//!   [`GpOptions::local_box`] of each numeric axis's `[0, 1]`; categorical and conditional
+//!   coordinates stay free), as TuRBO's trust region, so that half of the asks refine the
+//!   incumbent where the global expected improvement keeps spending its asks on the model's
+//!   uncertain edges; the other half search everywhere, so a wrong basin can still be left.
+//!   Chosen on the suite's tuning split (bench/search/RESULTS-gp.md, section 10).
 //! - **Exploration when stalled** (`stall_after`, off when 0): after that many complete
 //!   trials without a gain of more than `stall_gain` standard deviations on the best, the
 //!   expected improvement is measured from `xi` below the best, `xi` growing by `xi_rate`
@@ -50,8 +57,9 @@
 //!   the next real gain resets it. A pure function of the history (resumable).
 //! - **Several trials at once.** Points this strategy proposed that have not finished
 //!   (numbers below the asked one, absent from the history) are added to the model with
-//!   their posterior mean as the observation ("kriging believer"), so parallel asks spread
-//!   out instead of proposing the same point.
+//!   their posterior mean as the observation ("kriging believer"; the incumbent of the
+//!   expected improvement is the better of the best trial and those means), so parallel
+//!   asks spread out instead of proposing the same point.
 //! - The first `startup` complete trials are random.
 //!
 //! **Invariant:** every point given is resolved by [`space::build`] (guards, pins, derived
@@ -84,6 +92,10 @@ pub const MAX_OBS: usize = 300;
 pub const REFIT_EVERY: usize = 10;
 /// [`GpOptions::warm_iters`]'s default.
 pub const WARM_ITERS: usize = 20;
+/// [`GpOptions::local_share`]'s and [`GpOptions::local_box`]'s defaults, chosen on the suite's
+/// tuning split (bench/search/RESULTS-gp.md, section 10).
+pub const LOCAL_SHARE: f64 = 0.5;
+pub const LOCAL_BOX: f64 = 0.2;
 
 /// Levels up to which an int or stepped dimension gets a discrete neighbour search.
 const MAX_DISCRETE_LEVELS: u64 = 512;
@@ -143,6 +155,11 @@ pub struct GpOptions {
     pub refit_every: usize,
     /// L-BFGS iterations of the fits between full ones.
     pub warm_iters: usize,
+    /// Share of the asks whose acquisition is maximised only inside a box around the best
+    /// feasible trial (a trust region; 0: none), drawn per ask, and the box's side on each
+    /// numeric axis's `[0, 1]` (categorical and conditional coordinates are not boxed).
+    pub local_share: f64,
+    pub local_box: f64,
 }
 
 impl Default for GpOptions {
@@ -161,6 +178,8 @@ impl Default for GpOptions {
             xi_max: 1.0,
             refit_every: REFIT_EVERY,
             warm_iters: WARM_ITERS,
+            local_share: LOCAL_SHARE,
+            local_box: LOCAL_BOX,
         }
     }
 }
@@ -372,8 +391,16 @@ impl Strategy for Gp {
             self.asked.range(..ctx.number).map(|(_, x)| x.clone()).rev().take(MAX_OBS / 4).collect();
         let objective = fit.with_fantasies(&ys, &pending);
         let xi = self.xi(&all_losses);
-        let best =
-            ys.iter().zip(&violations).filter(|(_, v)| **v <= 0.0).map(|(y, _)| *y).reduce(f64::min).map(|b| b - xi);
+        // Kriging believer: a pending point counts as observed at its predicted mean, for the
+        // incumbent too, so that a point whose mean beats the best is not asked twice.
+        let believed = pending.iter().map(|x| fit.posterior(x).0).reduce(f64::min);
+        let best = ys
+            .iter()
+            .zip(&violations)
+            .filter(|(_, v)| **v <= 0.0)
+            .map(|(y, _)| *y)
+            .reduce(f64::min)
+            .map(|b| believed.map_or(b, |m| b.min(m)) - xi);
         let feasibility = if violations.iter().any(|v| *v > 0.0) || !refused.is_empty() {
             let mut cx = xs.clone();
             cx.extend(refused.iter().map(|(x, _)| x.clone()));
@@ -388,7 +415,9 @@ impl Strategy for Gp {
             None
         };
         let fitted = Fitted { objective, best, feasibility };
-        let (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng)?;
+        let local = self.options.local_share > 0.0 && rng.f64() < self.options.local_share;
+        let bounds = local.then(|| self.trust_region(&xs, &ys, &violations));
+        let (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng, bounds.as_ref())?;
         self.asked.insert(ctx.number, x);
         Ok(Ask::Point(point))
     }
@@ -471,8 +500,29 @@ impl Gp {
         (o.xi_rate * over as f64).min(o.xi_max)
     }
 
+    /// The box of a local ask ([`GpOptions::local_share`]): per coordinate, the bounds of
+    /// the search, `local_box` wide around the best feasible trial (the best one when none
+    /// is feasible) on a numeric axis, `[0, 1]` on a conditional one and unbounded on a
+    /// categorical one (neither is boxed).
+    fn trust_region(&self, xs: &[Vec<f64>], ys: &[f64], violations: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let best = |feasible: bool| {
+            (0..ys.len()).filter(|&i| !feasible || violations[i] <= 0.0).min_by(|&a, &b| ys[a].total_cmp(&ys[b]))
+        };
+        let centre = &xs[best(true).or_else(|| best(false)).unwrap_or(0)];
+        let h = self.options.local_box / 2.0;
+        (0..centre.len())
+            .map(|d| match (self.cat[d], self.enc.dims[d].conditional) {
+                // A category index (or -1, absent) is never clamped.
+                (true, _) => (f64::NEG_INFINITY, f64::INFINITY),
+                (false, true) => (0.0, 1.0),
+                (false, false) => ((centre[d] - h).max(0.0), (centre[d] + h).min(1.0)),
+            })
+            .unzip()
+    }
+
     /// The point of highest acquisition found: random candidates and the best trials,
-    /// the best few improved locally.
+    /// the best few improved locally; inside `bounds` (on the numeric coordinates) when
+    /// given.
     fn maximise(
         &self,
         fitted: &Fitted,
@@ -480,23 +530,32 @@ impl Gp {
         ys: &[f64],
         ctx: &AskContext<'_>,
         rng: &mut Rng,
+        bounds: Option<&(Vec<f64>, Vec<f64>)>,
     ) -> Result<(Point, Vec<f64>), SearchError> {
         let pinned: Vec<Option<f64>> =
             self.enc.dims.iter().map(|d| ctx.pins.get(&d.name).and_then(|v| d.coordinate(v))).collect();
         let mut scored: Vec<(f64, Vec<f64>)> = Vec::with_capacity(self.options.candidates + 8);
         for _ in 0..self.options.candidates {
-            let u = self.random_u(rng);
+            let mut u = self.random_u(rng);
+            if let Some((lo, hi)) = bounds {
+                for d in (0..u.len()).filter(|&d| !self.cat[d]) {
+                    u[d] = lo[d] + (hi[d] - lo[d]) * u[d];
+                }
+            }
             let x = self.canonical(&u, &pinned, ctx)?;
             scored.push((fitted.value(&x, None), x));
         }
         let mut order: Vec<usize> = (0..ys.len()).collect();
         order.sort_by(|&a, &b| ys[a].total_cmp(&ys[b]));
-        let starts = if self.options.roulette {
+        // The best trials start local searches too, but not in a local ask: its box is
+        // centred on the best, and a search that cannot leave it would ask that trial again.
+        let tops = if bounds.is_some() { 0 } else { 3 };
+        let starts = if self.options.roulette && bounds.is_none() {
             let trial = self.canonical(&xs[order[0]], &pinned, ctx)?;
             let trial = (fitted.value(&trial, None), trial);
             roulette(scored, self.options.local_starts.max(2) - 1, trial, rng)
         } else {
-            for &i in order.iter().take(3) {
+            for &i in order.iter().take(tops) {
                 let x = self.canonical(&xs[i], &pinned, ctx)?;
                 scored.push((fitted.value(&x, None), x));
             }
@@ -507,7 +566,7 @@ impl Gp {
         };
         let mut best: Option<(f64, Vec<f64>)> = None;
         for (v0, x0) in starts {
-            let (v, x) = self.improve(fitted, v0, x0, &pinned, ctx)?;
+            let (v, x) = self.improve(fitted, v0, x0, &pinned, ctx, bounds)?;
             if best.as_ref().is_none_or(|(b, _)| v > *b) {
                 best = Some((v, x));
             }
@@ -528,6 +587,7 @@ impl Gp {
         x0: Vec<f64>,
         pinned: &[Option<f64>],
         ctx: &AskContext<'_>,
+        bounds: Option<&(Vec<f64>, Vec<f64>)>,
     ) -> Result<(f64, Vec<f64>), SearchError> {
         let free: Vec<usize> = (0..x0.len())
             .filter(|&d| pinned[d].is_none() && !self.cat[d] && !(self.enc.dims[d].conditional && x0[d] == 0.5))
@@ -541,9 +601,13 @@ impl Gp {
                 .iter()
                 .map(|&d| if self.options.precondition { 1.0 / fitted.objective.params.rho[d].sqrt() } else { 1.0 })
                 .collect();
-            let start: Vec<f64> = free.iter().zip(&scale).map(|(&d, l)| x0[d] / l).collect();
-            let lo = vec![0.0; free.len()];
-            let hi: Vec<f64> = scale.iter().map(|l| 1.0 / l).collect();
+            let (lo, hi): (Vec<f64>, Vec<f64>) = match bounds {
+                Some((blo, bhi)) => free.iter().zip(&scale).map(|(&d, l)| (blo[d] / l, bhi[d] / l)).unzip(),
+                None => (vec![0.0; free.len()], scale.iter().map(|l| 1.0 / l).collect()),
+            };
+            // A start outside the box (one of the best trials) begins on its edge.
+            let start: Vec<f64> =
+                free.iter().zip(&scale).enumerate().map(|(k, (&d, l))| (x0[d] / l).clamp(lo[k], hi[k])).collect();
             let options = lbfgs::Options { max_iter: self.options.local_iters, gtol: 1e-6, ftol: 1e-9, memory: 8 };
             let (u, _) = lbfgs::minimize(
                 |u, grad| {

@@ -338,3 +338,47 @@ fn copula_uses_normal_quantiles_of_the_ranks() {
     let q = |p: f64| output::normal_quantile(p);
     assert_eq!(c, vec![q(0.125), q(0.5), q(0.5), q(0.875)]);
 }
+
+/// With every ask local, each point after the startup lies in the box around the best
+/// feasible trial before it (not the best one, which breaks the constraint); the category
+/// is not boxed (all three are still asked). With the default half, the box still leaves
+/// room for global asks: some point lands outside it.
+#[test]
+fn local_asks_stay_in_the_box_around_the_best_feasible_trial() {
+    let prog = program("    x: float in 0.0..1.0\n    y: float in 0.0..10.0\n    c: in {a, b, c}");
+    let space = &prog.experiments[0].space;
+    // The unconstrained optimum (x = 0.1) breaks x >= 0.4; the feasible one is x = 0.4.
+    let f = |p: &Point| {
+        let (x, y) = (num(p, "x"), num(p, "y"));
+        let c = if p["c"] == Value::sym("b") { 0.0 } else { 0.05 };
+        ((x - 0.1).powi(2) + ((y - 7.0) / 10.0).powi(2) + c, (0.4 - x).max(0.0))
+    };
+    let inside = |h: &History| -> Vec<bool> {
+        (10..h.trials.len())
+            .map(|n| {
+                let before = &h.trials[..n];
+                let b = before
+                    .iter()
+                    .filter(|t| t.violations[0] <= 0.0)
+                    .min_by(|a, b| a.values[0].total_cmp(&b.values[0]))
+                    .expect("a feasible trial in the startup");
+                let t = &h.trials[n].params;
+                (num(t, "x") - num(&b.params, "x")).abs() <= 0.1 + 1e-9
+                    && (num(t, "y") - num(&b.params, "y")).abs() / 10.0 <= 0.1 + 1e-9
+            })
+            .collect()
+    };
+    let local = GpOptions { startup: 10, local_share: 1.0, local_box: 0.2, ..GpOptions::default() };
+    let h = study(&prog, &mut Gp::with_options(space, local), &f, &Point::new(), 4, 40, 1);
+    let boxed = inside(&h);
+    assert!(boxed.iter().all(|b| *b), "asks outside the box: {boxed:?}");
+    for c in ["a", "b", "c"] {
+        assert!(h.trials[10..].iter().any(|t| t.params["c"] == Value::sym(c)), "category {c} never asked");
+    }
+    assert!(best(&h) < 0.1 + 1e-3, "best feasible loss {} (optimum 0.09)", best(&h));
+
+    let half = GpOptions { startup: 10, ..GpOptions::default() };
+    assert_eq!((half.local_share, half.local_box), (LOCAL_SHARE, LOCAL_BOX));
+    let h = study(&prog, &mut Gp::with_options(space, half), &f, &Point::new(), 4, 40, 1);
+    assert!(inside(&h).iter().any(|b| !b), "no global ask left the box");
+}

@@ -389,11 +389,11 @@ impl Strategy for Gp {
         self.last = Some(fit.params.clone());
         let pending: Vec<Vec<f64>> =
             self.asked.range(..ctx.number).map(|(_, x)| x.clone()).rev().take(MAX_OBS / 4).collect();
-        let objective = fit.with_fantasies(&ys, &pending);
+        let (objective, means) = fit.with_fantasies(&ys, &pending);
         let xi = self.xi(&all_losses);
         // Kriging believer: a pending point counts as observed at its predicted mean, for the
         // incumbent too, so that a point whose mean beats the best is not asked twice.
-        let believed = pending.iter().map(|x| fit.posterior(x).0).reduce(f64::min);
+        let believed = means.into_iter().reduce(f64::min);
         let best = ys
             .iter()
             .zip(&violations)

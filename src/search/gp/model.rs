@@ -172,18 +172,17 @@ impl Model {
     }
 
     /// The same hyperparameters, conditioned on more points as well (kriging believer:
-    /// pending points enter with their own posterior mean as the observation).
-    pub fn with_fantasies(&self, ys: &[f64], pending: &[Vec<f64>]) -> Model {
+    /// pending points enter with their own posterior mean as the observation), and those
+    /// means.
+    pub fn with_fantasies(&self, ys: &[f64], pending: &[Vec<f64>]) -> (Model, Vec<f64>) {
         if pending.is_empty() {
-            return self.clone();
+            return (self.clone(), Vec::new());
         }
+        let means: Vec<f64> = pending.iter().map(|x| self.posterior(x).0).collect();
         let mut xs = self.xs.clone();
-        let mut ys = ys.to_vec();
-        for x in pending {
-            ys.push(self.posterior(x).0);
-            xs.push(x.clone());
-        }
-        Model::new(xs, &ys, self.cat.clone(), self.params.clone())
+        xs.extend(pending.iter().cloned());
+        let ys: Vec<f64> = ys.iter().chain(&means).copied().collect();
+        (Model::new(xs, &ys, self.cat.clone(), self.params.clone()), means)
     }
 
     /// Leave-one-out predictions at the model's own points, in closed form from the factor

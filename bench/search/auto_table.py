@@ -118,8 +118,7 @@ def summary(qs, auto, budget):
 
 
 def parse_rule(text):
-    rule = {"noise": 9.0, "rank": -9.0, "top": -9.0, "recent": -9.0, "lpd": -1e9, "len": -1.0, "first": 20,
-            "last": 1e9}
+    rule = {"noise": 9.0, "rank": -9.0, "lpd": -1e9, "len": -1.0, "first": 20, "last": 1e9}
     for kv in text.split(","):
         k, v = kv.split("=")
         rule[k] = float(v)
@@ -131,7 +130,6 @@ def switch_at(checks, rule):
         if c["trials"] < rule["first"] or c["trials"] > rule["last"]:
             continue
         if (c["noise_share"] > rule["noise"] or c["loo_rank"] < rule["rank"]
-                or c.get("loo_rank_top", 1.0) < rule["top"] or c.get("loo_rank_recent", 1.0) < rule["recent"]
                 or c["loo_density"] < rule["lpd"] or c["max_length"] < rule["len"]):
             return c["trials"]
     return None
@@ -146,9 +144,7 @@ def signals(rows, name, rule):
         by.setdefault((p, "gp"), by[(p, name)])
     ks = sorted({c["trials"] for r in rows if r["strategy"] == name for c in r["auto"]["checks"]})
     ks = [k for k in ks if k in (20, 30, 50)]
-    keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_rank_top", "top"), ("loo_rank_recent", "recent"))
-    if not any("loo_rank_top" in c for r in rows if r["strategy"] == name for c in r["auto"]["checks"]):
-        keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_density", "lpd"), ("max_length", "len"))
+    keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_density", "lpd"), ("max_length", "len"))
     head = " | ".join(f"{short}@{k}" for k in ks for _, short in keys)
     print(f"| problem | gp@100 | tpe@100 | better | {head} |" + (" rule hands over | at |" if rule else ""))
     print("|---|---:|---:|---|" + "---:|" * (len(keys) * len(ks)) + ("---:|---:|" if rule else ""))

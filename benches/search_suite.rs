@@ -13,12 +13,13 @@
 //!
 //! Run: `cargo bench --bench search_suite -- [--json] [--strategies tpe,random]
 //! [--problems bbob-f3-d5,int-quad,...] [--instances 3,4,5] [--seeds 100..110]
-//! [--other-seeds 1000..1010] [--trials 200] [--threads 2]`. BBOB problems are
+//! [--other-seeds 1000..1010] [--trials 200] [--threads 2] [--losses]`. BBOB problems are
 //! `bbob-f<1..24>-d<dim>` and take every `--instances`; the others (`int-quad`,
 //! `cat-rastrigin`, `conditional`, `branin`, `hartmann6`, `rosenbrock10`, `ackley10`,
 //! `mixed`) have no instances and use `--other-seeds`. `--json` prints one JSON line per
 //! study (read by `bench/search/suite.py`, which puts Optuna beside it and makes the
-//! tables); without it, the median regret per problem. Nothing is asserted.
+//! tables; `--losses` adds every trial's loss in trial order, key `losses`); without it,
+//! the median regret per problem. Nothing is asserted.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 #[path = "../bench/search/bbob.rs"]
@@ -96,7 +97,7 @@ fn study(
     strategy: &str,
     seed: u64,
     trials: usize,
-) -> (Vec<f64>, serde_json::Value) {
+) -> (Vec<f64>, Vec<f64>, serde_json::Value) {
     let auto = match strategy.strip_prefix("auto-x").and_then(|k| k.parse().ok()) {
         Some(k) => Some(Auto::with_options(tune::auto_variant(k).expect("no such BMA_AUTO_TUNE variant"))),
         None if strategy == "auto" => Some(Auto::new()),
@@ -104,18 +105,21 @@ fn study(
     };
     let Some(mut a) = auto else {
         let mut s = make(strategy, program);
-        return (run(problem, program, s.as_mut(), strategy, seed, trials), serde_json::Value::Null);
+        let (regret, losses) = run(problem, program, s.as_mut(), strategy, seed, trials);
+        return (regret, losses, serde_json::Value::Null);
     };
-    let regret = run(problem, program, &mut a, strategy, seed, trials);
+    let (regret, losses) = run(problem, program, &mut a, strategy, seed, trials);
     let checks: Vec<serde_json::Value> = a
         .checks()
         .iter()
-        .map(|q| {
+        .zip(a.credits())
+        .map(|(q, c)| {
             serde_json::json!({"trials": q.trials, "noise_share": q.noise_share, "loo_rank": q.loo_rank,
-                "loo_density": q.loo_density, "max_length": q.max_length})
+                "loo_density": q.loo_density, "max_length": q.max_length,
+                "credit": [c.probes, c.probe_wins, c.asks, c.ask_wins]})
         })
         .collect();
-    (regret, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))
+    (regret, losses, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))
 }
 
 fn run(
@@ -125,13 +129,13 @@ fn run(
     strategy: &str,
     seed: u64,
     trials: usize,
-) -> Vec<f64> {
+) -> (Vec<f64>, Vec<f64>) {
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
     let pins = Point::new();
     let mut history = History::new(vec![Direction::Minimize], Rank::default());
     let mut best = f64::INFINITY;
-    let mut out = Vec::new();
+    let (mut out, mut losses) = (Vec::new(), Vec::new());
     for n in 0..trials as u64 {
         let mut rng = Rng::derive(seed, n);
         let budget = Some(trials as u64);
@@ -139,6 +143,7 @@ fn run(
         let Ask::Point(point) = s.ask(&ask, &mut rng).unwrap() else { panic!("{strategy}: no point at trial {n}") };
         let y = (problem.f)(&point);
         best = best.min(y);
+        losses.push(y);
         if CHECKPOINTS.contains(&(n as usize + 1)) {
             out.push(best - problem.optimum);
         }
@@ -147,7 +152,7 @@ fn run(
         t.values = vec![y];
         history.upsert(t);
     }
-    out
+    (out, losses)
 }
 
 fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -175,6 +180,7 @@ struct Job {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
+    let with_losses = args.iter().any(|a| a == "--losses");
     let strategies = split::split_top(arg(&args, "--strategies").unwrap_or("tpe,random"));
     let trials: usize = arg(&args, "--trials").map_or(200, |t| t.parse().unwrap());
     let instances: Vec<usize> =
@@ -225,13 +231,16 @@ fn main() {
                     let p = problem(&job.problem, job.instance).unwrap();
                     let program = compile_space(&p.space);
                     let (t, cpu0) = (Instant::now(), thread_cpu());
-                    let (regret, auto) = study(&p, &program, &job.strategy, job.seed, trials);
+                    let (regret, losses, auto) = study(&p, &program, &job.strategy, job.seed, trials);
                     let (secs, cpu) = (t.elapsed().as_secs_f64(), thread_cpu() - cpu0);
                     if json {
                         let mut line = serde_json::json!({"strategy": job.strategy, "problem": job.problem,
                             "instance": job.instance, "seed": job.seed, "regret": regret, "seconds": secs, "cpu": cpu});
                         if !auto.is_null() {
                             line["auto"] = auto;
+                        }
+                        if with_losses {
+                            line["losses"] = serde_json::json!(losses);
                         }
                         println!("{line}");
                     }

@@ -112,11 +112,9 @@ fn study(
     let checks: Vec<serde_json::Value> = a
         .checks()
         .iter()
-        .zip(a.credits())
-        .map(|(q, c)| {
+        .map(|q| {
             serde_json::json!({"trials": q.trials, "noise_share": q.noise_share, "loo_rank": q.loo_rank,
-                "loo_density": q.loo_density, "max_length": q.max_length,
-                "credit": [c.probes, c.probe_wins, c.asks, c.ask_wins]})
+                "loo_density": q.loo_density, "max_length": q.max_length})
         })
         .collect();
     (regret, losses, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))

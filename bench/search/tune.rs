@@ -90,11 +90,6 @@ pub fn auto_variant(k: usize) -> Option<bma::search::auto::AutoOptions> {
             "every" => o.every = f as usize,
             "max_noise_share" => o.max_noise_share = f,
             "min_loo_rank" => o.min_loo_rank = f,
-            "probe_every" => o.probe_every = f as u64,
-            "probe_from" => o.probe_from = f as u64,
-            "probe_until" => o.probe_until = f as u64,
-            "probe_wins" => o.probe_wins = f as usize,
-            "probe_ratio" => o.probe_ratio = f,
             // `tpe=1`: hand over to Optuna's TPE (no local asks) instead of the default one.
             "tpe" if f == 1.0 => {
                 o.tpe = bma::search::TpeOptions { startup: o.tpe.startup, ..bma::search::TpeOptions::optuna() }

@@ -42,7 +42,7 @@
 
 use super::gp::{self, FitQuality, Gp};
 use super::tpe::{self, Tpe};
-use super::{Ask, AskContext, History, SearchError, Strategy, Trial, TrialState};
+use super::{Ask, AskContext, SearchError, Strategy};
 use crate::ir::{self, Domain, ParamKind, Point, Value};
 use crate::rng::Rng;
 
@@ -101,16 +101,6 @@ pub struct AutoOptions {
     pub min_loo_rank: f64,
     /// The `tpe` handed over to (`TpeOptions::default()`).
     pub tpe: tpe::TpeOptions,
-    /// Probe asks (0: none): trial numbers `probe_from + i * probe_every` below
-    /// `probe_until` are asked of `tpe` instead of `gp`, and a check also hands over when
-    /// those asks improved the best feasible loss at least `probe_wins` times and at more
-    /// than `probe_ratio` times the rate of `gp`'s asks over the same trial numbers
-    /// ([`Credit`]).
-    pub probe_every: u64,
-    pub probe_from: u64,
-    pub probe_until: u64,
-    pub probe_wins: usize,
-    pub probe_ratio: f64,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -130,71 +120,18 @@ impl Default for AutoOptions {
             max_noise_share: MAX_NOISE_SHARE,
             min_loo_rank: MIN_LOO_RANK,
             tpe: tpe::TpeOptions::default(),
-            probe_every: 0,
-            probe_from: 20,
-            probe_until: 60,
-            probe_wins: 3,
-            probe_ratio: 2.0,
         }
     }
 }
 
 impl AutoOptions {
-    /// Whether trial `number` is one of `tpe`'s probe asks.
-    pub fn is_probe(&self, number: u64) -> bool {
-        self.probe_every > 0
-            && (self.probe_from..self.probe_until).contains(&number)
-            && (number - self.probe_from) % self.probe_every == 0
-    }
-
-    /// How often the probe asks and `gp`'s asks among the first `trials` complete trials
-    /// (by number) improved the best feasible loss before them, over the probe window.
-    pub fn credit(&self, history: &History, trials: usize) -> Credit {
-        let mut done: Vec<&Trial> = history
-            .trials
-            .iter()
-            .filter(|t| t.state == TrialState::Complete && history.losses(t).first().is_some_and(|l| l.is_finite()))
-            .collect();
-        done.sort_by_key(|t| t.number);
-        done.truncate(trials);
-        let mut credit = Credit::default();
-        let mut best = f64::INFINITY;
-        for t in done {
-            let loss = history.losses(t)[0];
-            let feasible = t.is_feasible();
-            if (self.probe_from..self.probe_until).contains(&t.number) && best.is_finite() {
-                let won = feasible && loss < best;
-                if self.is_probe(t.number) {
-                    credit.probes += 1;
-                    credit.probe_wins += usize::from(won);
-                } else {
-                    credit.asks += 1;
-                    credit.ask_wins += usize::from(won);
-                }
-            }
-            if feasible {
-                best = best.min(loss);
-            }
-        }
-        credit
-    }
-
-    /// Why this fit and credit make `auto` hand over to `tpe`, if they do (the one place the
-    /// rule is written).
-    pub fn hand_over(&self, q: &FitQuality, c: &Credit) -> Option<String> {
-        let rate = |wins: usize, n: usize| if n == 0 { 0.0 } else { wins as f64 / n as f64 };
+    /// Why this fit makes `auto` hand over to `tpe`, if it does (the one place the rule is
+    /// written).
+    pub fn hand_over(&self, q: &FitQuality) -> Option<String> {
         if q.noise_share > self.max_noise_share {
             Some(format!("GP noise share {:.2} > {}", q.noise_share, self.max_noise_share))
         } else if q.loo_rank < self.min_loo_rank {
             Some(format!("GP leave-one-out rank correlation {:.2} < {}", q.loo_rank, self.min_loo_rank))
-        } else if self.probe_every > 0
-            && c.probe_wins >= self.probe_wins
-            && rate(c.probe_wins, c.probes) > self.probe_ratio * rate(c.ask_wins, c.asks)
-        {
-            Some(format!(
-                "tpe's probe asks improved the best {} times in {}, gp's {} in {}",
-                c.probe_wins, c.probes, c.ask_wins, c.asks
-            ))
         } else {
             None
         }
@@ -207,12 +144,6 @@ impl AutoOptions {
             why.push(format!("a leave-one-out rank correlation below {}", self.min_loo_rank));
         }
         why.push(format!("a noise share above {}", self.max_noise_share));
-        if self.probe_every > 0 {
-            why.push(format!(
-                "tpe's probe asks (every {} trial from {} to {}) improving the best {}x as often as gp's",
-                self.probe_every, self.probe_from, self.probe_until, self.probe_ratio
-            ));
-        }
         format!(
             "hands over to tpe if the GP's fit shows {} (checked at {} complete trials, then every {})",
             why.join(" or "),
@@ -220,16 +151,6 @@ impl AutoOptions {
             self.every.max(1)
         )
     }
-}
-
-/// How often each strategy's asks improved the best feasible loss over the probe window
-/// ([`AutoOptions::credit`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Credit {
-    pub probes: usize,
-    pub probe_wins: usize,
-    pub asks: usize,
-    pub ask_wins: usize,
 }
 
 /// `auto`'s hand-over from `gp` to `tpe`.
@@ -250,9 +171,8 @@ impl std::fmt::Display for Switch {
 
 enum State {
     Undecided,
-    /// `gp`, watched: the next check's trial count, and the `tpe` that makes the probe asks
-    /// and takes over.
-    Gp(Box<Gp>, usize, Box<Tpe>),
+    /// `gp`, watched: the next check's trial count.
+    Gp(Box<Gp>, usize),
     /// What was chosen at the start (not `gp`), or `tpe` after the hand-over.
     Other(Box<dyn Strategy>),
 }
@@ -267,7 +187,6 @@ pub struct Auto {
     options: AutoOptions,
     state: State,
     checks: Vec<FitQuality>,
-    credits: Vec<Credit>,
     switch: Option<Switch>,
 }
 
@@ -277,17 +196,12 @@ impl Auto {
     }
 
     pub fn with_options(options: AutoOptions) -> Auto {
-        Auto { options, state: State::Undecided, checks: Vec::new(), credits: Vec::new(), switch: None }
+        Auto { options, state: State::Undecided, checks: Vec::new(), switch: None }
     }
 
     /// The fits checked so far, in order.
     pub fn checks(&self) -> &[FitQuality] {
         &self.checks
-    }
-
-    /// The probe credit at each check, in order.
-    pub fn credits(&self) -> &[Credit] {
-        &self.credits
     }
 
     /// The hand-over to `tpe`, once made.
@@ -307,33 +221,26 @@ impl Strategy for Auto {
         if let State::Undecided = self.state {
             let choice = choose(ctx.space, ctx.pins, ctx.history.directions.len(), ctx.budget);
             self.state = if choice.strategy == Value::sym("gp") {
-                let tpe = Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone()));
-                State::Gp(Box::new(Gp::new(ctx.space, gp::DEFAULT_STARTUP)), self.options.first.max(2), tpe)
+                State::Gp(Box::new(Gp::new(ctx.space, gp::DEFAULT_STARTUP)), self.options.first.max(2))
             } else {
                 State::Other(super::strategy(&choice.strategy, ctx.space, ctx.ctx, ctx.pins)?)
             };
         }
-        let mut hand_over = false;
-        if let State::Gp(g, next, _) = &mut self.state {
+        if let State::Gp(g, next) = &mut self.state {
             while let Some(q) = g.fit_quality(ctx.history, *next) {
                 *next += self.options.every.max(1);
-                let credit = self.options.credit(ctx.history, q.trials);
-                let reason = self.options.hand_over(&q, &credit);
+                let reason = self.options.hand_over(&q);
                 self.checks.push(q.clone());
-                self.credits.push(credit);
                 if let Some(reason) = reason {
-                    self.switch = Some(Switch { after: q.trials, quality: q, reason });
-                    hand_over = true;
+                    let switch = Switch { after: q.trials, quality: q, reason };
+                    self.switch = Some(switch);
+                    self.state = State::Other(Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone())));
                     break;
                 }
             }
         }
-        if hand_over && let State::Gp(_, _, tpe) = std::mem::replace(&mut self.state, State::Undecided) {
-            self.state = State::Other(tpe);
-        }
         match &mut self.state {
-            State::Gp(_, _, tpe) if self.options.is_probe(ctx.number) => tpe.ask(ctx, rng),
-            State::Gp(g, _, _) => g.ask(ctx, rng),
+            State::Gp(g, _) => g.ask(ctx, rng),
             State::Other(s) => s.ask(ctx, rng),
             State::Undecided => Err(SearchError::Setting("`auto` has not decided".into())),
         }
@@ -438,14 +345,10 @@ mod tests {
     fn hand_over_reads_the_noise_share_then_the_rank() {
         let q = FitQuality { trials: 30, noise_share: 0.7, loo_rank: 0.9, loo_density: -1.0, max_length: 0.2 };
         let o = AutoOptions::default();
-        assert_eq!(o.hand_over(&q, &Credit::default()), Some(format!("GP noise share 0.70 > {MAX_NOISE_SHARE}")));
-        assert_eq!(o.hand_over(&FitQuality { noise_share: 0.01, ..q.clone() }, &Credit::default()), None);
+        assert_eq!(o.hand_over(&q), Some(format!("GP noise share 0.70 > {MAX_NOISE_SHARE}")));
+        assert_eq!(o.hand_over(&FitQuality { noise_share: 0.01, ..q.clone() }), None);
         let strict = AutoOptions { min_loo_rank: 0.95, ..o };
-        assert!(
-            strict
-                .hand_over(&FitQuality { noise_share: 0.01, ..q }, &Credit::default())
-                .is_some_and(|r| r.contains("rank"))
-        );
+        assert!(strict.hand_over(&FitQuality { noise_share: 0.01, ..q }).is_some_and(|r| r.contains("rank")));
     }
 
     #[test]

@@ -73,7 +73,6 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "warm_iters" => o.warm_iters = f as usize,
             "local_share" => o.local_share = f,
             "local_box" => o.local_box = f,
-            "cap" => o.cap = f,
             _ => panic!("unknown GpOptions field {key}"),
         }
     }

@@ -160,9 +160,6 @@ pub struct GpOptions {
     /// numeric axis's `[0, 1]` (categorical and conditional coordinates are not boxed).
     pub local_share: f64,
     pub local_box: f64,
-    /// The losses above this quantile are set to it before they are mapped (1: none), so
-    /// that a cliff of bad losses does not set the length scales.
-    pub cap: f64,
 }
 
 impl Default for GpOptions {
@@ -183,7 +180,6 @@ impl Default for GpOptions {
             warm_iters: WARM_ITERS,
             local_share: LOCAL_SHARE,
             local_box: LOCAL_BOX,
-            cap: 1.0,
         }
     }
 }
@@ -430,13 +426,6 @@ impl Strategy for Gp {
 impl Gp {
     /// What the model is fitted to: the losses mapped by [`GpOptions::output`], standardised.
     fn targets(&self, losses: &[f64]) -> Vec<f64> {
-        let capped;
-        let losses = if self.options.cap < 1.0 && !losses.is_empty() {
-            capped = cap(losses, self.options.cap);
-            &capped[..]
-        } else {
-            losses
-        };
         match self.options.output {
             Output::Standard => standardise(losses),
             Output::Warp => standardise(&warp(losses)),
@@ -786,14 +775,6 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
         return 0.0;
     }
     ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / (ra.len() as f64 * sa * sb)
-}
-
-/// `losses` capped at their `q` quantile.
-fn cap(losses: &[f64], q: f64) -> Vec<f64> {
-    let mut sorted = losses.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let c = sorted[((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize];
-    losses.iter().map(|l| l.min(c)).collect()
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {

@@ -13,13 +13,16 @@
 //!
 //! Run: `cargo bench --bench search_suite -- [--json] [--strategies tpe,random]
 //! [--problems bbob-f3-d5,int-quad,...] [--instances 3,4,5] [--seeds 100..110]
-//! [--other-seeds 1000..1010] [--trials 200] [--threads 2] [--losses]`. BBOB problems are
+//! [--other-seeds 1000..1010] [--trials 200] [--threads 2] [--losses] [--points]`. BBOB problems are
 //! `bbob-f<1..24>-d<dim>` and take every `--instances`; the others (`int-quad`,
 //! `cat-rastrigin`, `conditional`, `branin`, `hartmann6`, `rosenbrock10`, `ackley10`,
 //! `mixed`) have no instances and use `--other-seeds`. `--json` prints one JSON line per
 //! study (read by `bench/search/suite.py`, which puts Optuna beside it and makes the
-//! tables; `--losses` adds every trial's loss in trial order, key `losses`); without it,
-//! the median regret per problem. Nothing is asserted.
+//! tables; `--losses` adds every trial's loss in trial order, key `losses`; `--points` its
+//! coordinates `x0, x1, ...` where the problem names its parameters so (BBOB, Branin,
+//! Hartmann6), key `points`, and on the attractive sector (f6) each trial's count of
+//! rotated coordinates on their steep side and its distance to the optimum in them, key
+//! `sector`); without it, the median regret per problem. Nothing is asserted.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 #[path = "../bench/search/bbob.rs"]
@@ -44,15 +47,18 @@ use problems::{Problem, compile_space, floats};
 
 const CHECKPOINTS: [usize; 4] = [25, 50, 100, 200];
 
+/// The BBOB function a problem name such as `bbob-f3-d5` names, at `instance`.
+fn bbob_of(name: &str, instance: usize) -> Option<bbob::Bbob> {
+    let (f, d) = name.strip_prefix("bbob-f")?.split_once("-d")?;
+    let (f, d): (usize, usize) = (f.parse().ok()?, d.parse().ok()?);
+    ((1..=24).contains(&f) && d >= 2).then(|| bbob::Bbob::new(f, d, instance))
+}
+
 /// A problem by name: `bbob-f3-d5`, or one of bench/search/problems.rs.
 fn problem(name: &str, instance: usize) -> Option<Problem> {
-    if let Some(rest) = name.strip_prefix("bbob-f") {
-        let (f, d) = rest.split_once("-d")?;
-        let (f, d): (usize, usize) = (f.parse().ok()?, d.parse().ok()?);
-        if !(1..=24).contains(&f) || d < 2 {
-            return None;
-        }
-        let b = bbob::Bbob::new(f, d, instance);
+    if name.starts_with("bbob-f") {
+        let b = bbob_of(name, instance)?;
+        let d = b.d;
         let optimum = b.fopt;
         let f = move |p: &Point| {
             let x: Vec<f64> = (0..d).map(|i| p.get(&format!("x{i}")).and_then(Value::as_f64).unwrap()).collect();
@@ -97,7 +103,7 @@ fn study(
     strategy: &str,
     seed: u64,
     trials: usize,
-) -> (Vec<f64>, Vec<f64>, serde_json::Value) {
+) -> (Vec<f64>, Trace, serde_json::Value) {
     let auto = match strategy.strip_prefix("auto-x").and_then(|k| k.parse().ok()) {
         Some(k) => Some(Auto::with_options(tune::auto_variant(k).expect("no such BMA_AUTO_TUNE variant"))),
         None if strategy == "auto" => Some(Auto::new()),
@@ -105,10 +111,10 @@ fn study(
     };
     let Some(mut a) = auto else {
         let mut s = make(strategy, program);
-        let (regret, losses) = run(problem, program, s.as_mut(), strategy, seed, trials);
-        return (regret, losses, serde_json::Value::Null);
+        let (regret, trace) = run(problem, program, s.as_mut(), strategy, seed, trials);
+        return (regret, trace, serde_json::Value::Null);
     };
-    let (regret, losses) = run(problem, program, &mut a, strategy, seed, trials);
+    let (regret, trace) = run(problem, program, &mut a, strategy, seed, trials);
     let checks: Vec<serde_json::Value> = a
         .checks()
         .iter()
@@ -117,7 +123,14 @@ fn study(
                 "loo_density": q.loo_density, "max_length": q.max_length})
         })
         .collect();
-    (regret, losses, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))
+    (regret, trace, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))
+}
+
+/// Each trial's loss and coordinates `x0, x1, ...` (as many as the point has), in trial order.
+#[derive(Default)]
+struct Trace {
+    losses: Vec<f64>,
+    points: Vec<Vec<f64>>,
 }
 
 fn run(
@@ -127,13 +140,14 @@ fn run(
     strategy: &str,
     seed: u64,
     trials: usize,
-) -> (Vec<f64>, Vec<f64>) {
+) -> (Vec<f64>, Trace) {
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
     let pins = Point::new();
     let mut history = History::new(vec![Direction::Minimize], Rank::default());
     let mut best = f64::INFINITY;
-    let (mut out, mut losses) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
+    let mut trace = Trace::default();
     for n in 0..trials as u64 {
         let mut rng = Rng::derive(seed, n);
         let budget = Some(trials as u64);
@@ -141,7 +155,8 @@ fn run(
         let Ask::Point(point) = s.ask(&ask, &mut rng).unwrap() else { panic!("{strategy}: no point at trial {n}") };
         let y = (problem.f)(&point);
         best = best.min(y);
-        losses.push(y);
+        trace.losses.push(y);
+        trace.points.push((0..).map_while(|i| point.get(&format!("x{i}")).and_then(Value::as_f64)).collect());
         if CHECKPOINTS.contains(&(n as usize + 1)) {
             out.push(best - problem.optimum);
         }
@@ -150,7 +165,7 @@ fn run(
         t.values = vec![y];
         history.upsert(t);
     }
-    (out, losses)
+    (out, trace)
 }
 
 fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -178,7 +193,7 @@ struct Job {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
-    let with_losses = args.iter().any(|a| a == "--losses");
+    let (with_losses, with_points) = (args.iter().any(|a| a == "--losses"), args.iter().any(|a| a == "--points"));
     let strategies = split::split_top(arg(&args, "--strategies").unwrap_or("tpe,random"));
     let trials: usize = arg(&args, "--trials").map_or(200, |t| t.parse().unwrap());
     let instances: Vec<usize> =
@@ -229,7 +244,7 @@ fn main() {
                     let p = problem(&job.problem, job.instance).unwrap();
                     let program = compile_space(&p.space);
                     let (t, cpu0) = (Instant::now(), thread_cpu());
-                    let (regret, losses, auto) = study(&p, &program, &job.strategy, job.seed, trials);
+                    let (regret, trace, auto) = study(&p, &program, &job.strategy, job.seed, trials);
                     let (secs, cpu) = (t.elapsed().as_secs_f64(), thread_cpu() - cpu0);
                     if json {
                         let mut line = serde_json::json!({"strategy": job.strategy, "problem": job.problem,
@@ -238,7 +253,15 @@ fn main() {
                             line["auto"] = auto;
                         }
                         if with_losses {
-                            line["losses"] = serde_json::json!(losses);
+                            line["losses"] = serde_json::json!(trace.losses);
+                        }
+                        if with_points {
+                            line["points"] = serde_json::json!(trace.points);
+                            if let Some(b) = bbob_of(&job.problem, job.instance).filter(|b| b.f == 6) {
+                                let sector: Vec<(usize, f64)> =
+                                    trace.points.iter().filter_map(|x| b.sector(x)).collect();
+                                line["sector"] = serde_json::json!(sector);
+                            }
                         }
                         println!("{line}");
                     }

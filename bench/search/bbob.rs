@@ -168,6 +168,21 @@ impl Bbob {
         self.peaks = peaks;
     }
 
+    /// The attractive sector (f6) at `x`: how many of the rotated coordinates `z` lie on
+    /// their steep side (where the loss grows 10^4 times faster), and `|z|`, the distance
+    /// to the optimum in those coordinates. `None` for the other functions.
+    #[allow(dead_code)]
+    pub fn sector(&self, x: &[f64]) -> Option<(usize, f64)> {
+        if self.f != 6 {
+            return None;
+        }
+        let d = self.d;
+        let shifted: Vec<f64> = x.iter().zip(&self.xopt).map(|(a, b)| a - b).collect();
+        let z = mat(&lambda_between(&self.r1, &self.r2, 10f64.sqrt(), d), &shifted, d);
+        let steep = z.iter().zip(&self.xopt).filter(|(z, o)| *o * *z > 0.0).count();
+        Some((steep, z.iter().map(|v| v * v).sum::<f64>().sqrt()))
+    }
+
     /// `f(x)` for `x` in `[-5, 5]^d` (outside: COCO's boundary penalties apply).
     pub fn eval(&self, x: &[f64]) -> f64 {
         let d = self.d;

@@ -3,7 +3,7 @@
 
 Computed independently of bma: numpy (float64) for the kernel matrix, the posterior and
 the log marginal likelihood from the textbook formulas (Rasmussen and Williams 2006,
-eq. 2.25-2.26 and 5.8, the Matérn-5/2 kernel eq. 4.17 with one length scale per
+eq. 2.25-2.26 and 5.8, the Matérn-5/2 kernel eq. 4.17 (and Matérn-3/2's correlation) with one length scale per
 dimension, categorical dimensions by Hamming distance as in Optuna's GPSampler),
 mpmath at 50 digits for log EI's h(z) = phi(z) + z Phi(z) and log Phi(z), scipy for the
 expected improvement in closed form. Prints Rust constants to paste into the tests.
@@ -59,6 +59,10 @@ for z in [3.0, 0.5, 0.0, -0.5, -1.0, -3.0, -10.0, -30.0, -40.0, -100.0, -1e3, -1
 print("REFERENCE_LOG_NCDF:")
 for z in [1.0, -1.0, -4.9, -5.0, -10.0, -40.0, -1e3]:
     print(f"    ({z!r}, {float(mp.log(mp.ncdf(z)))!r}),")
+print("MATERN32 (d2, (1 + r) exp(-r), r = sqrt(3 d2)):")
+for d2 in [0.0, 0.04, 0.5, 2.0]:
+    r = np.sqrt(3 * d2)
+    print(f"    ({d2!r}, {float((1 + r) * np.exp(-r))!r}),")
 print("REFERENCE_EI:")
 for m, v, b in [(0.0, 1.0, 0.0), (0.3, 0.2, -0.5), (-1.0, 0.04, 0.2), (2.0, 0.5, 0.1)]:
     s = np.sqrt(v)

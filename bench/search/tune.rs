@@ -73,6 +73,7 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "warm_iters" => o.warm_iters = f as usize,
             "local_share" => o.local_share = f,
             "local_box" => o.local_box = f,
+            "either_smoothness" => o.either_smoothness = f != 0.0,
             _ => panic!("unknown GpOptions field {key}"),
         }
     }

@@ -20,12 +20,15 @@
 //!   order, so the expected improvement, computed in the mapped space, is measured from the
 //!   same best trial. Complete trials only; pruned and failed ones are left out, infeasible
 //!   ones kept (their value was measured).
-//! - **Model** ([`model`]): Matérn-5/2 with ARD length scales, signal and noise variance,
+//! - **Model** ([`model`]): Matérn with ARD length scales, signal and noise variance,
 //!   fitted by L-BFGS on the log marginal likelihood plus Optuna's priors. A full fit (from
-//!   Optuna's default start and from the previous ask's fit, the better one kept, up to 200
-//!   iterations each) at the first ask and whenever [`REFIT_EVERY`] complete trials came
-//!   in since the last one; in between, [`WARM_ITERS`] iterations from the previous fit
-//!   only (its hyperparameters move little from one trial to the next). At most [`MAX_OBS`]
+//!   Optuna's default start and from the previous ask's fit, each with the Matérn-5/2 and
+//!   the Matérn-3/2 kernel, the best of the four kept, up to 200 iterations each:
+//!   [`GpOptions::either_smoothness`]) at the first ask and whenever [`REFIT_EVERY`]
+//!   complete trials came in since the last one; in between, [`WARM_ITERS`] iterations from
+//!   the previous fit only, with its kernel (its hyperparameters move little from one trial
+//!   to the next). The marginal likelihood picks 5/2 on smooth functions and 3/2 where the
+//!   losses have kinks or are rugged at the data's resolution. At most [`MAX_OBS`]
 //!   trials enter: the best third and the most recent others.
 //! - **Acquisition** ([`acq`]): log EI (Ament et al. 2023). With constraints, a second GP
 //!   models the total violation (0 where every constraint holds; trials refused before
@@ -160,6 +163,11 @@ pub struct GpOptions {
     /// numeric axis's `[0, 1]` (categorical and conditional coordinates are not boxed).
     pub local_share: f64,
     pub local_box: f64,
+    /// Each full fit tries Matérn-3/2 beside Matérn-5/2 from every start and keeps the
+    /// kernel with the higher log posterior ([`model::Smoothness`]); the fits between keep
+    /// it. Default on, chosen on the suite's tuning split (bench/search/RESULTS-gp.md,
+    /// section 11).
+    pub either_smoothness: bool,
 }
 
 impl Default for GpOptions {
@@ -180,6 +188,7 @@ impl Default for GpOptions {
             warm_iters: WARM_ITERS,
             local_share: LOCAL_SHARE,
             local_box: LOCAL_BOX,
+            either_smoothness: true,
         }
     }
 }
@@ -482,9 +491,9 @@ impl Gp {
     fn effort(&mut self, complete: usize) -> model::Effort {
         if self.last.is_none() || complete >= self.last_full + self.options.refit_every.max(1) {
             self.last_full = complete;
-            model::Effort::FULL
+            if self.options.either_smoothness { model::Effort::FULL_EITHER } else { model::Effort::FULL }
         } else {
-            model::Effort { max_iter: self.options.warm_iters, default_start: false }
+            model::Effort::warm(self.options.warm_iters)
         }
     }
 

@@ -1,6 +1,7 @@
-//! The Gaussian-process regressor: a Matérn-5/2 kernel with one length scale per
-//! dimension (ARD), a signal variance and a noise variance, fitted by maximising the log
-//! marginal likelihood plus Optuna's `GPSampler` priors.
+//! The Gaussian-process regressor: a Matérn kernel (`nu = 5/2`, or `3/2` where the caller
+//! lets the fit choose, [`Smoothness`]) with one length scale per dimension (ARD), a signal
+//! variance and a noise variance, fitted by maximising the log marginal likelihood plus
+//! Optuna's `GPSampler` priors.
 //!
 //! Takes inputs already scaled (numeric coordinates in `[0, 1]`, categorical ones as an
 //! index compared by Hamming distance) and standardised outputs; gives the posterior mean
@@ -25,6 +26,25 @@ use super::lbfgs;
 /// The smallest noise variance (Optuna's `DEFAULT_MINIMUM_NOISE_VAR`).
 pub const MIN_NOISE: f64 = 1e-6;
 
+/// The kernel's smoothness: Matérn with `nu = 5/2` (twice differentiable samples, the
+/// default and Optuna's) or `nu = 3/2` (once differentiable: kinks and rugged functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Smoothness {
+    #[default]
+    Matern52,
+    Matern32,
+}
+
+impl Smoothness {
+    /// The correlation at squared (scaled) distance `d2`, and its derivative in `d2`.
+    pub fn correlation(self, d2: f64) -> (f64, f64) {
+        match self {
+            Smoothness::Matern52 => matern52(d2),
+            Smoothness::Matern32 => matern32(d2),
+        }
+    }
+}
+
 /// Kernel hyperparameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
@@ -34,12 +54,13 @@ pub struct Params {
     pub scale: f64,
     /// Noise variance.
     pub noise: f64,
+    pub smoothness: Smoothness,
 }
 
 impl Params {
     /// Optuna's starting point: every parameter 1.
     pub fn default_for(d: usize) -> Params {
-        Params { rho: vec![1.0; d], scale: 1.0, noise: 1.0 }
+        Params { rho: vec![1.0; d], scale: 1.0, noise: 1.0, smoothness: Smoothness::Matern52 }
     }
 
     fn to_raw(&self) -> Vec<f64> {
@@ -50,12 +71,13 @@ impl Params {
         raw
     }
 
-    fn from_raw(raw: &[f64]) -> Params {
+    fn from_raw(raw: &[f64], smoothness: Smoothness) -> Params {
         let d = raw.len() - 2;
         Params {
             rho: raw[..d].iter().map(|r| r.exp()).collect(),
             scale: raw[d].exp(),
             noise: raw[d + 1].exp() + MIN_NOISE,
+            smoothness,
         }
     }
 }
@@ -65,6 +87,13 @@ pub fn matern52(d2: f64) -> (f64, f64) {
     let r = (5.0 * d2.max(0.0)).sqrt();
     let e = (-r).exp();
     (e * (1.0 + r + r * r / 3.0), -5.0 / 6.0 * (1.0 + r) * e)
+}
+
+/// The Matérn-3/2 correlation at squared (scaled) distance `d2`, and its derivative in `d2`.
+pub fn matern32(d2: f64) -> (f64, f64) {
+    let r = (3.0 * d2.max(0.0)).sqrt();
+    let e = (-r).exp();
+    (e * (1.0 + r), -1.5 * e)
 }
 
 /// Squared difference of two points along each dimension (Hamming for categorical ones).
@@ -81,7 +110,7 @@ pub fn kernel(a: &[f64], b: &[f64], cat: &[bool], p: &Params) -> f64 {
         let sd = if cat[k] { if a[k] == b[k] { 0.0 } else { 1.0 } } else { (a[k] - b[k]) * (a[k] - b[k]) };
         d2 += p.rho[k] * sd;
     }
-    p.scale * matern52(d2).0
+    p.scale * p.smoothness.correlation(d2).0
 }
 
 /// The kernel matrix of `xs` with itself, noise not included.
@@ -106,11 +135,21 @@ pub struct Effort {
     pub max_iter: usize,
     /// Optuna's default start is tried beside the given ones (always when none is given).
     pub default_start: bool,
+    /// The smoothnesses each start is fitted with, the best log posterior kept (empty: each
+    /// start's own; the default start's is Matérn-5/2).
+    pub smoothness: &'static [Smoothness],
 }
 
 impl Effort {
     /// A fit from scratch: the default start beside the given ones, 200 iterations.
-    pub const FULL: Effort = Effort { max_iter: 200, default_start: true };
+    pub const FULL: Effort = Effort { max_iter: 200, default_start: true, smoothness: &[] };
+    /// [`Effort::FULL`] with both smoothnesses tried from every start.
+    pub const FULL_EITHER: Effort =
+        Effort { smoothness: &[Smoothness::Matern52, Smoothness::Matern32], ..Effort::FULL };
+    /// A fit from the given starts only, with their own smoothness.
+    pub const fn warm(max_iter: usize) -> Effort {
+        Effort { max_iter, default_start: false, smoothness: &[] }
+    }
 }
 
 /// A GP conditioned on data: the factor of `K + noise I` and `alpha = (K + noise I)^-1 y`.
@@ -138,7 +177,9 @@ impl Model {
     }
 
     /// [`Model::fit`] with `effort`'s iterations, from `starts` and, when
-    /// `effort.default_start` holds or `starts` is empty, Optuna's default start.
+    /// `effort.default_start` holds or `starts` is empty, Optuna's default start; each start
+    /// fitted with every smoothness of `effort.smoothness` (or its own), the best log
+    /// posterior kept: the marginal likelihood chooses the kernel too.
     pub fn fit_with(xs: Vec<Vec<f64>>, ys: &[f64], cat: Vec<bool>, starts: &[Params], effort: Effort) -> Model {
         let d = cat.len();
         let mut inits: Vec<Params> = starts.iter().filter(|p| p.rho.len() == d).cloned().collect();
@@ -154,20 +195,24 @@ impl Model {
         hi[d + 1] = 2.0;
         let options = lbfgs::Options { max_iter: effort.max_iter, gtol: 1e-2, ftol: 1e-9, memory: 10 };
         let pairs = Pairs::new(&xs, &cat);
-        let mut best: Option<(f64, Vec<f64>)> = None;
+        let mut best: Option<(f64, Params)> = None;
         for init in &inits {
-            let (raw, v) = lbfgs::minimize(
-                |raw, grad| neg_log_posterior_pairs(&pairs, ys, raw, grad),
-                &init.to_raw(),
-                &lo,
-                &hi,
-                options,
-            );
-            if v.is_finite() && best.as_ref().is_none_or(|(b, _)| v < *b) {
-                best = Some((v, raw));
+            let own = [init.smoothness];
+            let smoothnesses = if effort.smoothness.is_empty() { &own[..] } else { effort.smoothness };
+            for &smoothness in smoothnesses {
+                let (raw, v) = lbfgs::minimize(
+                    |raw, grad| neg_log_posterior_pairs(&pairs, ys, raw, smoothness, grad),
+                    &init.to_raw(),
+                    &lo,
+                    &hi,
+                    options,
+                );
+                if v.is_finite() && best.as_ref().is_none_or(|(b, _)| v < *b) {
+                    best = Some((v, Params::from_raw(&raw, smoothness)));
+                }
             }
         }
-        let params = best.map(|(_, raw)| Params::from_raw(&raw)).unwrap_or(default);
+        let params = best.map(|(_, p)| p).unwrap_or(default);
         Model::new(xs, ys, cat, params)
     }
 
@@ -220,7 +265,7 @@ impl Model {
         for (i, xi) in self.xs.iter().enumerate() {
             sq_diff(x, xi, &self.cat, &mut diff);
             let d2: f64 = diff.iter().zip(&self.params.rho).map(|(a, r)| a * r).sum();
-            let (f, df) = matern52(d2);
+            let (f, df) = self.params.smoothness.correlation(d2);
             kx[i] = self.params.scale * f;
             dkdd2[i] = self.params.scale * df;
         }
@@ -329,17 +374,30 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// `-(log marginal likelihood + log prior)` at raw (log) parameters, and its gradient (the
 /// tests' entry; a fit computes the [`Pairs`] once and calls [`neg_log_posterior_pairs`]).
 #[cfg(test)]
-pub fn neg_log_posterior(xs: &[Vec<f64>], ys: &[f64], cat: &[bool], raw: &[f64], grad: &mut [f64]) -> f64 {
-    neg_log_posterior_pairs(&Pairs::new(xs, cat), ys, raw, grad)
+pub fn neg_log_posterior(
+    xs: &[Vec<f64>],
+    ys: &[f64],
+    cat: &[bool],
+    raw: &[f64],
+    smoothness: Smoothness,
+    grad: &mut [f64],
+) -> f64 {
+    neg_log_posterior_pairs(&Pairs::new(xs, cat), ys, raw, smoothness, grad)
 }
 
 /// [`neg_log_posterior`] from the inputs' [`Pairs`]. The gradient is
 /// `1/2 tr((alpha alpha^T - K^-1) dK/dtheta)`: `K^-1 = L^-T L^-1` is formed once per call from
 /// the Cholesky factor `L` (the triangular inverse and its Gram product, `n^3 / 3` flops in
 /// all), then every hyperparameter's term is a sum over the pairs.
-pub fn neg_log_posterior_pairs(pairs: &Pairs, ys: &[f64], raw: &[f64], grad: &mut [f64]) -> f64 {
+pub fn neg_log_posterior_pairs(
+    pairs: &Pairs,
+    ys: &[f64],
+    raw: &[f64],
+    smoothness: Smoothness,
+    grad: &mut [f64],
+) -> f64 {
     let (n, d) = (pairs.n, pairs.d);
-    let p = Params::from_raw(raw);
+    let p = Params::from_raw(raw, smoothness);
     let npairs = n * n.saturating_sub(1) / 2;
     // The correlation and its derivative in the scaled squared distance, per pair.
     let mut corr = vec![0.0; npairs];
@@ -351,7 +409,7 @@ pub fn neg_log_posterior_pairs(pairs: &Pairs, ys: &[f64], raw: &[f64], grad: &mu
         k[(i, i)] = p.scale + p.noise;
         for j in 0..i {
             let d2 = dot(&pairs.diffs[row * d..(row + 1) * d], &p.rho);
-            let (f, df) = matern52(d2);
+            let (f, df) = smoothness.correlation(d2);
             corr[row] = f;
             dcorr[row] = df;
             k[(i, j)] = p.scale * f;
@@ -422,7 +480,7 @@ mod tests {
         let xs = vec![vec![0.1, 0.9, 0.0], vec![0.4, 0.2, 1.0], vec![0.75, 0.5, 2.0], vec![0.3, 0.35, 1.0]];
         let ys = vec![0.5, -1.2, 0.3, 0.9];
         let cat = vec![false, false, true];
-        let p = Params { rho: vec![2.0, 0.5, 1.5], scale: 1.3, noise: 0.01 };
+        let p = Params { rho: vec![2.0, 0.5, 1.5], scale: 1.3, noise: 0.01, smoothness: Smoothness::Matern52 };
         (xs, ys, cat, p)
     }
 
@@ -481,37 +539,90 @@ mod tests {
         }
     }
 
-    /// The gradient of the log posterior against central finite differences.
+    /// The gradient of the log posterior against central finite differences, for both
+    /// smoothnesses.
     #[test]
     fn marginal_likelihood_gradient_matches_finite_differences() {
-        let (xs, ys, cat, p) = data();
-        let raw = p.to_raw();
-        let mut g = vec![0.0; raw.len()];
-        let f0 = neg_log_posterior(&xs, &ys, &cat, &raw, &mut g);
-        assert!(f0.is_finite());
-        let mut scratch = vec![0.0; raw.len()];
-        for i in 0..raw.len() {
-            let h = 1e-6;
-            let (mut a, mut b) = (raw.clone(), raw.clone());
-            a[i] += h;
-            b[i] -= h;
-            let fd = (neg_log_posterior(&xs, &ys, &cat, &a, &mut scratch)
-                - neg_log_posterior(&xs, &ys, &cat, &b, &mut scratch))
-                / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0), "d/draw[{i}]: {} vs {fd}", g[i]);
+        for s in [Smoothness::Matern52, Smoothness::Matern32] {
+            let (xs, ys, cat, p) = data();
+            let raw = p.to_raw();
+            let mut g = vec![0.0; raw.len()];
+            let f0 = neg_log_posterior(&xs, &ys, &cat, &raw, s, &mut g);
+            assert!(f0.is_finite());
+            let mut scratch = vec![0.0; raw.len()];
+            for i in 0..raw.len() {
+                let h = 1e-6;
+                let (mut a, mut b) = (raw.clone(), raw.clone());
+                a[i] += h;
+                b[i] -= h;
+                let fd = (neg_log_posterior(&xs, &ys, &cat, &a, s, &mut scratch)
+                    - neg_log_posterior(&xs, &ys, &cat, &b, s, &mut scratch))
+                    / (2.0 * h);
+                assert!((fd - g[i]).abs() < 1e-5 * fd.abs().max(1.0), "{s:?} d/draw[{i}]: {} vs {fd}", g[i]);
+            }
+            // The value is -(log marginal likelihood + log prior).
+            let p = Params::from_raw(&raw, s);
+            let want = -(log_marginal_likelihood(&xs, &ys, &cat, &p) + log_prior(&p));
+            assert!((f0 - want).abs() < 1e-9, "{s:?}: {f0} vs {want}");
         }
-        // The value is -(log marginal likelihood + log prior).
-        let p = Params::from_raw(&raw);
-        let want = -(log_marginal_likelihood(&xs, &ys, &cat, &p) + log_prior(&p));
-        assert!((f0 - want).abs() < 1e-9, "{f0} vs {want}");
+    }
+
+    /// Matérn-3/2 against its closed form `(1 + sqrt(3) r) exp(-sqrt(3) r)` at a few
+    /// distances (reference values from numpy, bench/search/gp_reference.py), and both
+    /// correlations' derivatives in `d2` against finite differences.
+    #[test]
+    fn matern32_matches_numpy_and_both_derivatives_match_finite_differences() {
+        for (d2, want) in [
+            (0.0, 1.0),
+            (0.04, 0.952_211_361_477_234_8),
+            (0.5, 0.653_702_694_212_112_4),
+            (2.0, 0.297_820_767_929_631_6),
+        ] {
+            let got = matern32(d2).0;
+            assert!((got - want).abs() < 1e-12, "matern32({d2}) = {got}, numpy {want}");
+        }
+        for s in [Smoothness::Matern52, Smoothness::Matern32] {
+            for d2 in [0.01, 0.3, 1.7] {
+                let h = 1e-7;
+                let fd = (s.correlation(d2 + h).0 - s.correlation(d2 - h).0) / (2.0 * h);
+                assert!((fd - s.correlation(d2).1).abs() < 1e-6, "{s:?} at {d2}: {fd} vs {}", s.correlation(d2).1);
+            }
+        }
+    }
+
+    /// With both smoothnesses offered, the fit keeps Matérn-5/2 on a smooth function and
+    /// Matérn-3/2 on one with kinks (`||x - 0.3| - 0.2| + ||y - 0.6| - 0.15|`), and each choice
+    /// has the higher log posterior of the two.
+    #[test]
+    fn the_fit_chooses_the_smoothness_the_data_support() {
+        let mut rng = crate::rng::Rng::new(17);
+        let xs: Vec<Vec<f64>> = (0..40).map(|_| vec![rng.f64(), rng.f64()]).collect();
+        let cat = vec![false; 2];
+        let smooth: Vec<f64> = xs.iter().map(|x| (3.0 * x[0]).sin() + (x[1] - 0.4).powi(2)).collect();
+        let kinked: Vec<f64> =
+            xs.iter().map(|x| ((x[0] - 0.3).abs() - 0.2).abs() + ((x[1] - 0.6).abs() - 0.15).abs()).collect();
+        for (ys, want) in [(&smooth, Smoothness::Matern52), (&kinked, Smoothness::Matern32)] {
+            let m = Model::fit_with(xs.clone(), ys, cat.clone(), &[], Effort::FULL_EITHER);
+            assert_eq!(m.params.smoothness, want, "{:?}", m.params);
+            let only = |s| {
+                let start = Params { smoothness: s, ..Params::default_for(2) };
+                Model::fit_with(xs.clone(), ys, cat.clone(), &[start], Effort { default_start: false, ..Effort::FULL })
+            };
+            let score = |p: &Params| log_marginal_likelihood(&xs, ys, &cat, p) + log_prior(p);
+            let (a, b) = (only(Smoothness::Matern52), only(Smoothness::Matern32));
+            assert!(score(&m.params) >= score(&a.params).max(score(&b.params)) - 1e-9);
+        }
+        // Without the option, a fit keeps its starts' smoothness.
+        let plain = Model::fit(xs.clone(), &kinked, cat.clone(), &[]);
+        assert_eq!(plain.params.smoothness, Smoothness::Matern52);
     }
 
     /// The textbook gradient, `1/2 tr((alpha alpha^T - K^-1) dK/dtheta)` with `K^-1` from
     /// nalgebra's `Cholesky::inverse` and every `dK/dtheta` formed as a matrix: the
     /// reference for the pairwise sums of [`neg_log_posterior_pairs`].
-    fn dense_gradient(xs: &[Vec<f64>], ys: &[f64], cat: &[bool], raw: &[f64]) -> Vec<f64> {
+    fn dense_gradient(xs: &[Vec<f64>], ys: &[f64], cat: &[bool], raw: &[f64], s: Smoothness) -> Vec<f64> {
         let (n, d) = (xs.len(), cat.len());
-        let p = Params::from_raw(raw);
+        let p = Params::from_raw(raw, s);
         let mut k = kernel_matrix(xs, cat, &p);
         for i in 0..n {
             k[(i, i)] += p.noise;
@@ -527,7 +638,7 @@ mod tests {
                 sq_diff(&xs[i], &xs[j], cat, &mut diff);
                 let d2: f64 = diff.iter().zip(&p.rho).map(|(a, r)| a * r).sum();
                 // d k / d log rho_c = s f'(d2) diff_c rho_c
-                p.scale * matern52(d2).1 * diff[c] * p.rho[c]
+                p.scale * p.smoothness.correlation(d2).1 * diff[c] * p.rho[c]
             });
             grad[c] = -(half_trace(&dk) + (0.1 / p.rho[c] - 0.1 * p.rho[c]));
         }
@@ -547,15 +658,18 @@ mod tests {
         let xs: Vec<Vec<f64>> = (0..41).map(|_| vec![rng.f64(), rng.f64(), rng.index(3) as f64, rng.f64()]).collect();
         let ys: Vec<f64> = xs.iter().map(|x| (4.0 * x[0]).sin() + x[1] * x[3] - 0.3 * x[2]).collect();
         let cat = vec![false, false, true, false];
-        let raw = Params { rho: vec![3.0, 0.7, 0.4, 1.9], scale: 0.8, noise: 0.02 }.to_raw();
-        let mut g = vec![0.0; raw.len()];
-        let v = neg_log_posterior(&xs, &ys, &cat, &raw, &mut g);
-        let p = Params::from_raw(&raw);
-        let want_v = -(log_marginal_likelihood(&xs, &ys, &cat, &p) + log_prior(&p));
-        assert!((v - want_v).abs() < 1e-9 * want_v.abs().max(1.0), "{v} vs {want_v}");
-        let want = dense_gradient(&xs, &ys, &cat, &raw);
-        for (i, (a, b)) in g.iter().zip(&want).enumerate() {
-            assert!((a - b).abs() < 1e-8 * b.abs().max(1.0), "d/draw[{i}]: {a} vs {b}");
+        let raw = Params { rho: vec![3.0, 0.7, 0.4, 1.9], scale: 0.8, noise: 0.02, smoothness: Smoothness::Matern52 }
+            .to_raw();
+        for s in [Smoothness::Matern52, Smoothness::Matern32] {
+            let mut g = vec![0.0; raw.len()];
+            let v = neg_log_posterior(&xs, &ys, &cat, &raw, s, &mut g);
+            let p = Params::from_raw(&raw, s);
+            let want_v = -(log_marginal_likelihood(&xs, &ys, &cat, &p) + log_prior(&p));
+            assert!((v - want_v).abs() < 1e-9 * want_v.abs().max(1.0), "{s:?}: {v} vs {want_v}");
+            let want = dense_gradient(&xs, &ys, &cat, &raw, s);
+            for (i, (a, b)) in g.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() < 1e-8 * b.abs().max(1.0), "{s:?} d/draw[{i}]: {a} vs {b}");
+            }
         }
     }
 
@@ -590,7 +704,7 @@ mod tests {
         let before = Model::fit(xs[..59].to_vec(), &ys[..59], cat.clone(), &[]);
         let score = |p: &Params| log_marginal_likelihood(&xs, &ys, &cat, p) + log_prior(p);
         let full = Model::fit(xs.clone(), &ys, cat.clone(), &[]);
-        let warm = Effort { max_iter: 20, default_start: false };
+        let warm = Effort::warm(20);
         let quick = Model::fit_with(xs.clone(), &ys, cat.clone(), std::slice::from_ref(&before.params), warm);
         let (s_full, s_quick, s_stale) = (score(&full.params), score(&quick.params), score(&before.params));
         assert!(s_quick >= s_stale - 1e-9, "a warm fit never loses: {s_quick} < {s_stale}");

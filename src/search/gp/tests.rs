@@ -243,13 +243,16 @@ fn the_optional_acquisition_searches_still_find_branins_minimum() {
 fn the_hyperparameters_are_refitted_in_full_every_refit_every_trials() {
     let prog = program("    x: float in 0.0..=1.0");
     let o = GpOptions { refit_every: 10, warm_iters: 7, ..GpOptions::default() };
-    let mut gp = Gp::with_options(&prog.experiments[0].space, o);
-    let warm = model::Effort { max_iter: 7, default_start: false };
-    assert_eq!(gp.effort(10), model::Effort::FULL, "no fit yet");
+    let mut gp = Gp::with_options(&prog.experiments[0].space, o.clone());
+    let warm = model::Effort::warm(7);
+    // A full fit tries both smoothnesses (the default), the warm ones keep the last.
+    let f = model::Effort::FULL_EITHER;
+    assert_eq!(gp.effort(10), f, "no fit yet");
     gp.last = Some(Params::default_for(1));
     let efforts: Vec<model::Effort> = [11, 19, 20, 21, 33, 34, 42, 43].iter().map(|&n| gp.effort(n)).collect();
-    let f = model::Effort::FULL;
     assert_eq!(efforts, vec![warm, warm, f, warm, f, warm, warm, f]);
+    let mut plain = Gp::with_options(&prog.experiments[0].space, GpOptions { either_smoothness: false, ..o });
+    assert_eq!(plain.effort(10), model::Effort::FULL);
 }
 
 /// The Yeo-Johnson `lambda` and transformed values against scipy 1.17.1, computed once with

@@ -3,10 +3,10 @@
 11.1): per cell and strategy, over trials 31-100 (after the GP's first few fits), the median
 share of asks with every rotated coordinate on its gentle side (`gentle`), the median
 distance to the optimum `|z|` of those gentle asks (`|z| asks`), and the median `|z|` of the
-best trial at 100 trials (`|z| best`). Reads `search_suite --json --points` lines (their
-`sector` field).
+best trial at 100 trials (`|z| best`). Reads `search_suite --json --points --losses` lines (their
+`sector` and `losses` fields).
 
-    python3 bench/search/sector.py F6.jsonl
+    python3 bench/search/sector.py F6.jsonl   # search_suite --json --points --losses ... --problems bbob-f6-d2,bbob-f6-d5
 """
 import collections
 import json

@@ -101,8 +101,6 @@ pub struct AutoOptions {
     pub min_loo_rank: f64,
     /// The `tpe` handed over to (`TpeOptions::default()`).
     pub tpe: tpe::TpeOptions,
-    /// The check's fit chooses the kernel's smoothness as `gp`'s full fits do.
-    pub check_either: bool,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -122,7 +120,6 @@ impl Default for AutoOptions {
             max_noise_share: MAX_NOISE_SHARE,
             min_loo_rank: MIN_LOO_RANK,
             tpe: tpe::TpeOptions::default(),
-            check_either: false,
         }
     }
 }
@@ -230,7 +227,7 @@ impl Strategy for Auto {
             };
         }
         if let State::Gp(g, next) = &mut self.state {
-            while let Some(q) = g.fit_quality(ctx.history, *next, self.options.check_either) {
+            while let Some(q) = g.fit_quality(ctx.history, *next) {
                 *next += self.options.every.max(1);
                 let reason = self.options.hand_over(&q);
                 self.checks.push(q.clone());

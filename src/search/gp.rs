@@ -445,7 +445,7 @@ impl Gp {
 
     /// The fit's quality on the first `trials` complete trials (finite first objective, in
     /// trial order); `None` while fewer have completed. A pure function of the history.
-    pub fn fit_quality(&self, history: &History, trials: usize, either: bool) -> Option<FitQuality> {
+    pub fn fit_quality(&self, history: &History, trials: usize) -> Option<FitQuality> {
         let mut done: Vec<&super::Trial> = history
             .trials
             .iter()
@@ -459,8 +459,7 @@ impl Gp {
         let xs: Vec<Vec<f64>> = done.iter().map(|t| self.features(&t.params)).collect();
         let losses: Vec<f64> = done.iter().map(|t| history.losses(t)[0]).collect();
         let ys = self.targets(&losses);
-        let effort = if either { model::Effort::FULL_EITHER } else { model::Effort::FULL };
-        let fit = model::Model::fit_with(xs, &ys, self.cat.clone(), &[], effort);
+        let fit = model::Model::fit_with(xs, &ys, self.cat.clone(), &[], model::Effort::FULL);
         let p = &fit.params;
         let loo = fit.leave_one_out(&ys);
         let density = loo

@@ -54,6 +54,7 @@ pub struct Params {
     pub scale: f64,
     /// Noise variance.
     pub noise: f64,
+    /// The kernel ([`Smoothness`]): chosen by the fit when the [`Effort`] offers both.
     pub smoothness: Smoothness,
 }
 

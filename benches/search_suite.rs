@@ -103,6 +103,7 @@ fn study(
     strategy: &str,
     seed: u64,
     trials: usize,
+    points: bool,
 ) -> (Vec<f64>, Trace, serde_json::Value) {
     let auto = match strategy.strip_prefix("auto-x").and_then(|k| k.parse().ok()) {
         Some(k) => Some(Auto::with_options(tune::auto_variant(k).expect("no such BMA_AUTO_TUNE variant"))),
@@ -111,10 +112,10 @@ fn study(
     };
     let Some(mut a) = auto else {
         let mut s = make(strategy, program);
-        let (regret, trace) = run(problem, program, s.as_mut(), strategy, seed, trials);
+        let (regret, trace) = run(problem, program, s.as_mut(), strategy, seed, trials, points);
         return (regret, trace, serde_json::Value::Null);
     };
-    let (regret, trace) = run(problem, program, &mut a, strategy, seed, trials);
+    let (regret, trace) = run(problem, program, &mut a, strategy, seed, trials, points);
     let checks: Vec<serde_json::Value> = a
         .checks()
         .iter()
@@ -126,7 +127,8 @@ fn study(
     (regret, trace, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))
 }
 
-/// Each trial's loss and coordinates `x0, x1, ...` (as many as the point has), in trial order.
+/// Each trial's loss and, when asked for, its coordinates `x0, x1, ...` (as many as the
+/// point has), in trial order.
 #[derive(Default)]
 struct Trace {
     losses: Vec<f64>,
@@ -140,6 +142,7 @@ fn run(
     strategy: &str,
     seed: u64,
     trials: usize,
+    points: bool,
 ) -> (Vec<f64>, Trace) {
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
@@ -156,7 +159,9 @@ fn run(
         let y = (problem.f)(&point);
         best = best.min(y);
         trace.losses.push(y);
-        trace.points.push((0..).map_while(|i| point.get(&format!("x{i}")).and_then(Value::as_f64)).collect());
+        if points {
+            trace.points.push((0..).map_while(|i| point.get(&format!("x{i}")).and_then(Value::as_f64)).collect());
+        }
         if CHECKPOINTS.contains(&(n as usize + 1)) {
             out.push(best - problem.optimum);
         }
@@ -244,7 +249,7 @@ fn main() {
                     let p = problem(&job.problem, job.instance).unwrap();
                     let program = compile_space(&p.space);
                     let (t, cpu0) = (Instant::now(), thread_cpu());
-                    let (regret, trace, auto) = study(&p, &program, &job.strategy, job.seed, trials);
+                    let (regret, trace, auto) = study(&p, &program, &job.strategy, job.seed, trials, with_points);
                     let (secs, cpu) = (t.elapsed().as_secs_f64(), thread_cpu() - cpu0);
                     if json {
                         let mut line = serde_json::json!({"strategy": job.strategy, "problem": job.problem,

@@ -614,7 +614,8 @@ impl Gp {
                 Some((blo, bhi)) => free.iter().zip(&scale).map(|(&d, l)| (blo[d] / l, bhi[d] / l)).unzip(),
                 None => (vec![0.0; free.len()], scale.iter().map(|l| 1.0 / l).collect()),
             };
-            // A start outside the box (one of the best trials) begins on its edge.
+            // A start rounded onto an int's or step's level may sit just outside the box: it
+            // begins on the box's edge.
             let start: Vec<f64> =
                 free.iter().zip(&scale).enumerate().map(|(k, (&d, l))| (x0[d] / l).clamp(lo[k], hi[k])).collect();
             let options = lbfgs::Options { max_iter: self.options.local_iters, gtol: 1e-6, ftol: 1e-9, memory: 8 };

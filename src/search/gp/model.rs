@@ -28,9 +28,8 @@ pub const MIN_NOISE: f64 = 1e-6;
 
 /// The kernel's smoothness: Matérn with `nu = 5/2` (twice differentiable samples, the
 /// default and Optuna's) or `nu = 3/2` (once differentiable: kinks and rugged functions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Smoothness {
-    #[default]
     Matern52,
     Matern32,
 }

@@ -74,6 +74,8 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "local_share" => o.local_share = f,
             "local_box" => o.local_box = f,
             "either_smoothness" => o.either_smoothness = f != 0.0,
+            "local_fit" => o.local_fit = f as usize,
+            "local_choose" => o.local_choose = f != 0.0,
             _ => panic!("unknown GpOptions field {key}"),
         }
     }

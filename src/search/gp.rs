@@ -51,7 +51,14 @@
 //!   coordinates stay free), as TuRBO's trust region, so that half of the asks refine the
 //!   incumbent where the global expected improvement keeps spending its asks on the model's
 //!   uncertain edges; the other half search everywhere, so a wrong basin can still be left.
-//!   Chosen on the suite's tuning split (bench/search/RESULTS-gp.md, section 10).
+//!   A local ask also fits a second GP to the [`GpOptions::local_fit`] complete trials
+//!   nearest the box's centre, and uses it instead of the model of every trial when its
+//!   leave-one-out predictions rank those trials better (Spearman): where a cliff far from
+//!   the incumbent sets the global length scales (BBOB's attractive sector, a loss that
+//!   jumps where training diverges), the global model no longer tells the trials near the
+//!   best apart, and the local one does; on a smooth loss the global model ranks them as
+//!   well and stays. Chosen on the suite's tuning split (bench/search/RESULTS-gp.md,
+//!   sections 10 and 12).
 //! - **Exploration when stalled** (`stall_after`, off when 0): after that many complete
 //!   trials without a gain of more than `stall_gain` standard deviations on the best, the
 //!   expected improvement is measured from `xi` below the best, `xi` growing by `xi_rate`
@@ -96,9 +103,12 @@ pub const REFIT_EVERY: usize = 10;
 /// [`GpOptions::warm_iters`]'s default.
 pub const WARM_ITERS: usize = 20;
 /// [`GpOptions::local_share`]'s and [`GpOptions::local_box`]'s defaults, chosen on the suite's
-/// tuning split (bench/search/RESULTS-gp.md, section 10).
+/// tuning split (bench/search/RESULTS-gp.md, sections 10 and 12).
 pub const LOCAL_SHARE: f64 = 0.5;
-pub const LOCAL_BOX: f64 = 0.2;
+pub const LOCAL_BOX: f64 = 0.1;
+/// [`GpOptions::local_fit`]'s default, chosen on the suite's tuning split
+/// (bench/search/RESULTS-gp.md, section 12).
+pub const LOCAL_FIT: usize = 30;
 
 /// Levels up to which an int or stepped dimension gets a discrete neighbour search.
 const MAX_DISCRETE_LEVELS: u64 = 512;
@@ -168,6 +178,14 @@ pub struct GpOptions {
     /// it. Default on, chosen on the suite's tuning split (bench/search/RESULTS-gp.md,
     /// section 11).
     pub either_smoothness: bool,
+    /// A local ask also fits a model to the `local_fit` complete trials nearest the box's
+    /// centre (below 2, or not more trials than that: only the model of every trial), so
+    /// that a cliff away from the incumbent does not set its length scales.
+    pub local_fit: usize,
+    /// With `local_fit`: the local model is used only when its leave-one-out predictions
+    /// rank the local trials better (Spearman) than the model of every trial does; off, it
+    /// is always used.
+    pub local_choose: bool,
 }
 
 impl Default for GpOptions {
@@ -189,6 +207,8 @@ impl Default for GpOptions {
             local_share: LOCAL_SHARE,
             local_box: LOCAL_BOX,
             either_smoothness: true,
+            local_fit: LOCAL_FIT,
+            local_choose: true,
         }
     }
 }
@@ -403,13 +423,7 @@ impl Strategy for Gp {
         // Kriging believer: a pending point counts as observed at its predicted mean, for the
         // incumbent too, so that a point whose mean beats the best is not asked twice.
         let believed = means.into_iter().reduce(f64::min);
-        let best = ys
-            .iter()
-            .zip(&violations)
-            .filter(|(_, v)| **v <= 0.0)
-            .map(|(y, _)| *y)
-            .reduce(f64::min)
-            .map(|b| believed.map_or(b, |m| b.min(m)) - xi);
+        let best = incumbent(&ys, &violations, believed, xi);
         let feasibility = if violations.iter().any(|v| *v > 0.0) || !refused.is_empty() {
             let mut cx = xs.clone();
             cx.extend(refused.iter().map(|(x, _)| x.clone()));
@@ -423,9 +437,15 @@ impl Strategy for Gp {
         } else {
             None
         };
-        let fitted = Fitted { objective, best, feasibility };
         let local = self.options.local_share > 0.0 && rng.f64() < self.options.local_share;
         let bounds = local.then(|| self.trust_region(&xs, &ys, &violations));
+        let (objective, best) = match bounds {
+            Some(_) if self.options.local_fit >= 2 && xs.len() > self.options.local_fit => {
+                self.local_model(&xs, &losses, &violations, &pending, xi, (&fit, &ys)).unwrap_or((objective, best))
+            }
+            _ => (objective, best),
+        };
+        let fitted = Fitted { objective, best, feasibility };
         let (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng, bounds.as_ref())?;
         self.asked.insert(ctx.number, x);
         Ok(Ask::Point(point))
@@ -509,15 +529,58 @@ impl Gp {
         (o.xi_rate * over as f64).min(o.xi_max)
     }
 
+    /// A local ask's model ([`GpOptions::local_fit`]) and its incumbent: a full fit on the
+    /// trials nearest the best feasible one (Euclidean on the numeric coordinates, a
+    /// different category counting 1), with the pending points believed as in `ask`.
+    fn local_model(
+        &self,
+        xs: &[Vec<f64>],
+        losses: &[f64],
+        violations: &[f64],
+        pending: &[Vec<f64>],
+        xi: f64,
+        (global, ys): (&model::Model, &[f64]),
+    ) -> Option<(model::Model, Option<f64>)> {
+        let centre = &xs[centre(ys, violations)];
+        let distance = |x: &[f64]| {
+            x.iter()
+                .zip(centre)
+                .zip(&self.cat)
+                .map(|((a, b), &cat)| if cat { f64::from(u8::from(a != b)) } else { (a - b).powi(2) })
+                .sum::<f64>()
+        };
+        let mut order: Vec<usize> = (0..xs.len()).collect();
+        order.sort_by(|&a, &b| distance(&xs[a]).total_cmp(&distance(&xs[b])));
+        order.truncate(self.options.local_fit);
+        order.sort_unstable();
+        let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
+        let ly = self.targets(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>());
+        let fit = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], self.full_effort());
+        if self.options.local_choose {
+            let own: Vec<f64> = fit.leave_one_out(&ly).into_iter().map(|(m, _)| m).collect();
+            let all = global.leave_one_out(ys);
+            let theirs: Vec<f64> = order.iter().map(|&i| all[i].0).collect();
+            let truth: Vec<f64> = order.iter().map(|&i| losses[i]).collect();
+            if spearman(&own, &truth) <= spearman(&theirs, &truth) {
+                return None;
+            }
+        }
+        let (objective, means) = fit.with_fantasies(&ly, pending);
+        let lv: Vec<f64> = order.iter().map(|&i| violations[i]).collect();
+        let best = incumbent(&ly, &lv, means.into_iter().reduce(f64::min), xi);
+        Some((objective, best))
+    }
+
+    fn full_effort(&self) -> model::Effort {
+        if self.options.either_smoothness { model::Effort::FULL_EITHER } else { model::Effort::FULL }
+    }
+
     /// The box of a local ask ([`GpOptions::local_share`]): per coordinate, the bounds of
     /// the search, `local_box` wide around the best feasible trial (the best one when none
     /// is feasible) on a numeric axis, `[0, 1]` on a conditional one and unbounded on a
     /// categorical one (neither is boxed).
     fn trust_region(&self, xs: &[Vec<f64>], ys: &[f64], violations: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        let best = |feasible: bool| {
-            (0..ys.len()).filter(|&i| !feasible || violations[i] <= 0.0).min_by(|&a, &b| ys[a].total_cmp(&ys[b]))
-        };
-        let centre = &xs[best(true).or_else(|| best(false)).unwrap_or(0)];
+        let centre = &xs[centre(ys, violations)];
         let h = self.options.local_box / 2.0;
         (0..centre.len())
             .map(|d| match (self.cat[d], self.enc.dims[d].conditional) {
@@ -677,6 +740,27 @@ impl Gp {
         }
         Ok((best_v, best_x))
     }
+}
+
+/// The index of the best feasible observation (the best one when none is feasible; 0
+/// when there is none): a local ask's centre.
+fn centre(ys: &[f64], violations: &[f64]) -> usize {
+    let best = |feasible: bool| {
+        (0..ys.len()).filter(|&i| !feasible || violations[i] <= 0.0).min_by(|&a, &b| ys[a].total_cmp(&ys[b]))
+    };
+    best(true).or_else(|| best(false)).unwrap_or(0)
+}
+
+/// The expected improvement's incumbent: the best feasible output, or the best predicted
+/// mean of a pending point (`believed`) where lower, less `xi`; `None` when no observation
+/// is feasible.
+fn incumbent(ys: &[f64], violations: &[f64], believed: Option<f64>, xi: f64) -> Option<f64> {
+    ys.iter()
+        .zip(violations)
+        .filter(|(_, v)| **v <= 0.0)
+        .map(|(y, _)| *y)
+        .reduce(f64::min)
+        .map(|b| believed.map_or(b, |m| b.min(m)) - xi)
 }
 
 /// The indices of the observations the model keeps: all when at most `max`, else the

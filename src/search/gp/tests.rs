@@ -385,3 +385,53 @@ fn local_asks_stay_in_the_box_around_the_best_feasible_trial() {
     let h = study(&prog, &mut Gp::with_options(space, half), &f, &Point::new(), 4, 40, 1);
     assert!(inside(&h).iter().any(|b| !b), "no global ask left the box");
 }
+
+#[test]
+fn a_local_ask_models_the_trials_near_the_best_where_they_are_predicted_better() {
+    let prog = program("    x: float in 0.0..1.0\n    y: float in 0.0..1.0");
+    let space = &prog.experiments[0].space;
+    let gp = Gp::with_options(space, GpOptions { local_fit: 16, ..GpOptions::default() });
+    // A 9 x 9 grid; the bowl's minimum (0.25, 0.25) is one of its points, and its 16 nearest
+    // points all sit at x < 0.6.
+    let xs: Vec<Vec<f64>> = (0..81).map(|i| vec![(i % 9) as f64 / 8.0, (i / 9) as f64 / 8.0]).collect();
+    let bowl = |x: &[f64]| (x[0] - 0.25).powi(2) + (x[1] - 0.25).powi(2);
+    let violations = vec![0.0; xs.len()];
+    let choose = |losses: &[f64]| {
+        let ys = gp.targets(losses);
+        let global = model::Model::fit_with(xs.clone(), &ys, gp.cat.clone(), &[], model::Effort::FULL_EITHER);
+        let local = gp.local_model(&xs, losses, &violations, &[], 0.0, (&global, &ys));
+        let rank = |own: bool| {
+            let mut order: Vec<usize> = (0..xs.len()).collect();
+            order.sort_by(|&a, &b| bowl(&xs[a]).total_cmp(&bowl(&xs[b])));
+            order.truncate(16);
+            let truth: Vec<f64> = order.iter().map(|&i| losses[i]).collect();
+            let m: Vec<f64> = if own {
+                let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
+                let ly = gp.targets(&truth);
+                let fit = model::Model::fit_with(lx, &ly, gp.cat.clone(), &[], model::Effort::FULL_EITHER);
+                fit.leave_one_out(&ly).into_iter().map(|(m, _)| m).collect()
+            } else {
+                let loo = global.leave_one_out(&ys);
+                order.iter().map(|&i| loo[i].0).collect()
+            };
+            spearman(&m, &truth)
+        };
+        (local, rank(true), rank(false))
+    };
+    // A cliff, 10^4 times steeper beyond x = 0.6: the model of every trial shortens its
+    // length scales to it and no longer ranks the trials near the best; the local one does.
+    let cliff: Vec<f64> = xs.iter().map(|x| bowl(x) * if x[0] > 0.6 { 1e4 } else { 1.0 }).collect();
+    let (local, own, theirs) = choose(&cliff);
+    assert!(own > 0.9 && theirs < 0.5, "leave-one-out rank near the best: local {own}, global {theirs}");
+    let (m, best) = local.expect("the local model is chosen on the cliff");
+    assert_eq!(m.xs.len(), 16);
+    assert!(m.xs.iter().all(|x| bowl(x) <= 0.125f64.powi(2) * 5.0 + 1e-12), "{:?}", m.xs);
+    assert!(m.xs.contains(&vec![0.25, 0.25]));
+    let near: Vec<f64> = m.xs.iter().map(|x| bowl(x)).collect();
+    assert_eq!(best, gp.targets(&near).into_iter().reduce(f64::min), "the incumbent is the best local trial");
+    // The same bowl without the cliff: the model of every trial ranks them as well, and stays.
+    let smooth: Vec<f64> = xs.iter().map(|x| bowl(x)).collect();
+    let (local, own, theirs) = choose(&smooth);
+    assert!(own <= theirs, "local {own}, global {theirs}");
+    assert!(local.is_none(), "the local model replaced an equally good global one");
+}

@@ -101,9 +101,6 @@ pub struct AutoOptions {
     pub min_loo_rank: f64,
     /// The `tpe` handed over to (`TpeOptions::default()`).
     pub tpe: tpe::TpeOptions,
-    /// After the hand-over, every `gp_every`-th trial (by number) is still asked of `gp`
-    /// (0: none).
-    pub gp_every: u64,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -123,7 +120,6 @@ impl Default for AutoOptions {
             max_noise_share: MAX_NOISE_SHARE,
             min_loo_rank: MIN_LOO_RANK,
             tpe: tpe::TpeOptions::default(),
-            gp_every: 0,
         }
     }
 }
@@ -179,8 +175,6 @@ enum State {
     Gp(Box<Gp>, usize),
     /// What was chosen at the start (not `gp`), or `tpe` after the hand-over.
     Other(Box<dyn Strategy>),
-    /// After the hand-over with [`AutoOptions::gp_every`]: `tpe`, and `gp` every k-th trial.
-    Mixed(Box<Gp>, Box<Tpe>),
 }
 
 /// `auto` as a strategy: decides at its first ask, from what the ask shows (the history's
@@ -240,9 +234,7 @@ impl Strategy for Auto {
                 if let Some(reason) = reason {
                     let switch = Switch { after: q.trials, quality: q, reason };
                     self.switch = Some(switch);
-                    let tpe = Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone()));
-                    self.state =
-                        if self.options.gp_every > 0 { State::Mixed(g.clone(), tpe) } else { State::Other(tpe) };
+                    self.state = State::Other(Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone())));
                     break;
                 }
             }
@@ -250,13 +242,6 @@ impl Strategy for Auto {
         match &mut self.state {
             State::Gp(g, _) => g.ask(ctx, rng),
             State::Other(s) => s.ask(ctx, rng),
-            State::Mixed(g, t) => {
-                if ctx.number.is_multiple_of(self.options.gp_every) {
-                    g.ask(ctx, rng)
-                } else {
-                    t.ask(ctx, rng)
-                }
-            }
             State::Undecided => Err(SearchError::Setting("`auto` has not decided".into())),
         }
     }

@@ -435,3 +435,22 @@ fn a_local_ask_models_the_trials_near_the_best_where_they_are_predicted_better()
     assert!(own <= theirs, "local {own}, global {theirs}");
     assert!(local.is_none(), "the local model replaced an equally good global one");
 }
+
+/// A space of four points asked many times: every local ask models repeated points (the
+/// same few points, the same or different losses) without failing, and the best is found.
+#[test]
+fn local_models_of_repeated_points_still_ask() {
+    let prog = program("    n: int in 1..=2\n    c: in {a, b}");
+    let space = &prog.experiments[0].space;
+    let f = |p: &Point| {
+        let c = if p["c"] == Value::sym("b") { 0.0 } else { 1.0 };
+        (num(p, "n") + c, 0.0)
+    };
+    for local_choose in [true, false] {
+        let o = GpOptions { startup: 4, local_share: 1.0, local_fit: 5, local_choose, ..GpOptions::default() };
+        let h = study(&prog, &mut Gp::with_options(space, o), &f, &Point::new(), 2, 30, 1);
+        assert_eq!(h.trials.len(), 30);
+        assert!(h.trials.iter().all(|t| matches!(t.params["n"], Value::Int(1..=2))));
+        assert_eq!(best(&h), 1.0, "n = 1, c = b");
+    }
+}

@@ -186,9 +186,6 @@ pub struct GpOptions {
     /// rank the local trials better (Spearman) than the model of every trial does; off, it
     /// is always used.
     pub local_choose: bool,
-    /// The share of local asks while the last local ask used the local model (0: always
-    /// `local_share`).
-    pub local_share_won: f64,
 }
 
 impl Default for GpOptions {
@@ -212,7 +209,6 @@ impl Default for GpOptions {
             either_smoothness: true,
             local_fit: LOCAL_FIT,
             local_choose: true,
-            local_share_won: 0.0,
         }
     }
 }
@@ -230,8 +226,6 @@ pub struct Gp {
     last: Option<Params>,
     /// Complete trials at the last full fit of the hyperparameters.
     last_full: usize,
-    /// The last local ask used the local model.
-    local_won: bool,
     /// Features of the points this strategy proposed, by trial number.
     asked: BTreeMap<u64, Vec<f64>>,
 }
@@ -255,17 +249,7 @@ impl Gp {
                 DimKind::Categorical(_) => None,
             })
             .collect();
-        Gp {
-            options,
-            enc,
-            cat,
-            conditional,
-            levels,
-            last: None,
-            last_full: 0,
-            local_won: false,
-            asked: BTreeMap::new(),
-        }
+        Gp { options, enc, cat, conditional, levels, last: None, last_full: 0, asked: BTreeMap::new() }
     }
 
     /// A point's features; absent parameters at their constant.
@@ -453,18 +437,11 @@ impl Strategy for Gp {
         } else {
             None
         };
-        let share = if self.local_won && self.options.local_share_won > 0.0 {
-            self.options.local_share_won
-        } else {
-            self.options.local_share
-        };
-        let local = share > 0.0 && rng.f64() < share;
+        let local = self.options.local_share > 0.0 && rng.f64() < self.options.local_share;
         let bounds = local.then(|| self.trust_region(&xs, &ys, &violations));
         let (objective, best) = match bounds {
             Some(_) if self.options.local_fit >= 2 && xs.len() > self.options.local_fit => {
-                let chosen = self.local_model(&xs, &losses, &violations, &pending, xi, (&fit, &ys));
-                self.local_won = chosen.is_some();
-                chosen.unwrap_or((objective, best))
+                self.local_model(&xs, &losses, &violations, &pending, xi, (&fit, &ys)).unwrap_or((objective, best))
             }
             _ => (objective, best),
         };

@@ -511,7 +511,7 @@ impl Gp {
     fn effort(&mut self, complete: usize) -> model::Effort {
         if self.last.is_none() || complete >= self.last_full + self.options.refit_every.max(1) {
             self.last_full = complete;
-            if self.options.either_smoothness { model::Effort::FULL_EITHER } else { model::Effort::FULL }
+            self.full_effort()
         } else {
             model::Effort::warm(self.options.warm_iters)
         }
@@ -571,6 +571,7 @@ impl Gp {
         Some((objective, best))
     }
 
+    /// A full fit's effort: both smoothnesses tried when [`GpOptions::either_smoothness`].
     fn full_effort(&self) -> model::Effort {
         if self.options.either_smoothness { model::Effort::FULL_EITHER } else { model::Effort::FULL }
     }

@@ -542,26 +542,28 @@ impl Gp {
         (global, ys): (&model::Model, &[f64]),
     ) -> Option<(model::Model, Option<f64>)> {
         let centre = &xs[centre(ys, violations)];
-        let distance = |x: &[f64]| {
-            x.iter()
-                .zip(centre)
-                .zip(&self.cat)
-                .map(|((a, b), &cat)| if cat { f64::from(u8::from(a != b)) } else { (a - b).powi(2) })
-                .sum::<f64>()
-        };
+        let distance: Vec<f64> = xs
+            .iter()
+            .map(|x| {
+                x.iter()
+                    .zip(centre)
+                    .zip(&self.cat)
+                    .map(|((a, b), &cat)| if cat { f64::from(u8::from(a != b)) } else { (a - b).powi(2) })
+                    .sum()
+            })
+            .collect();
         let mut order: Vec<usize> = (0..xs.len()).collect();
-        order.sort_by(|&a, &b| distance(&xs[a]).total_cmp(&distance(&xs[b])));
+        order.sort_by(|&a, &b| distance[a].total_cmp(&distance[b]));
         order.truncate(self.options.local_fit);
         order.sort_unstable();
         let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
         let ly = self.targets(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>());
         let fit = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], self.full_effort());
+        // The ranks of `ly` are those of the local losses (the output map keeps their order).
         if self.options.local_choose {
             let own: Vec<f64> = fit.leave_one_out(&ly).into_iter().map(|(m, _)| m).collect();
-            let all = global.leave_one_out(ys);
-            let theirs: Vec<f64> = order.iter().map(|&i| all[i].0).collect();
-            let truth: Vec<f64> = order.iter().map(|&i| losses[i]).collect();
-            if spearman(&own, &truth) <= spearman(&theirs, &truth) {
+            let theirs = global.leave_one_out_means_at(ys, &order);
+            if spearman(&own, &ly) <= spearman(&theirs, &ly) {
                 return None;
             }
         }

@@ -11,6 +11,12 @@ trial count of the hand-over (the `auto` field of an auto study's line).
 
     python3 bench/search/auto_table.py tune.jsonl [more.jsonl ...] [--auto auto-x0] [--budgets 25,50,100]
 
+`--oracle OTHER.jsonl` (gp and tpe studies of the same problems on other seeds) adds the
+criterion's resolution: an oracle that runs, per cell, whichever of gp and tpe has the lower
+median here, measured on OTHER's studies, against the same min(gp, tpe). It always picks
+right, so what it misses by 1.5x is the noise of medians of this many studies (and of taking
+the min of two of them); `auto`'s count is read against it.
+
 `--signals NAME` instead prints, per cell, the GP fit checks of strategy NAME's studies (an
 `auto-x<k>` that never hands over logs every check of a pure gp run): the median noise share
 and leave-one-out rank correlation at each check, and whether gp or tpe was better at 100
@@ -76,7 +82,19 @@ def interval(studies, at, draws=2000, seed=0):
     return qs[int(0.05 * draws)], qs[int(0.95 * draws) - 1]
 
 
-def table(rows, auto, budgets):
+def oracle(by, other, problems, at):
+    """The oracle's ratios: per cell, the strategy with the lower median in `by`, its
+    median on `other`'s studies, over min(gp, tpe) in `by`."""
+    qs = []
+    for p in problems:
+        if not all((p, s) in by and (p, s) in other for s in ("gp", "tpe")):
+            continue
+        g, t = med(by[(p, "gp")], at), med(by[(p, "tpe")], at)
+        qs.append((ratio(med(other[(p, "gp" if g <= t else "tpe")], at), min(g, t)), p))
+    return qs
+
+
+def table(rows, auto, budgets, other=None):
     by = cells(rows)
     problems = order({p for p, s in by if s == auto})
     for budget in budgets:
@@ -96,6 +114,17 @@ def table(rows, auto, budgets):
             flag = "" if q <= MARGIN else " **over**"
             print(f"| {p} | {n} | {g:.3g} | {t:.3g} | {a:.3g} | {q:.2f}{flag} | {len(switched)}/{n} | {when} |")
         summary(qs, auto, budget)
+        if other:
+            ob = cells(other)
+            oq = oracle(by, ob, problems, at)
+            summary(oq, "oracle (other seeds)", budget)
+            sure = []
+            for q, p in oq:
+                if q > MARGIN:
+                    pick = "gp" if med(by[(p, "gp")], at) <= med(by[(p, "tpe")], at) else "tpe"
+                    lo, _ = interval([by[(p, "gp")], by[(p, "tpe")], ob[(p, pick)]], at)
+                    sure += [p] if lo > MARGIN else []
+            print(f"  oracle surely over (bootstrap 90 % interval above {MARGIN}): {', '.join(sure) or 'none'}")
         # How sure each cell over the margin is: a bimodal cell (a peak found or not) can
         # flip its median with a few studies.
         for q, p in sorted(qs, reverse=True):
@@ -201,13 +230,14 @@ def main():
     sig = opt("--signals")
     rule = opt("--rule")
     est = opt("--estimate")
+    other = opt("--oracle")
     rows = load(args)
     if est:
         estimate(rows, sig or "auto-x0", est.split(";"))
     elif sig:
         signals(rows, sig, parse_rule(rule) if rule else None)
     else:
-        table(rows, auto, budgets)
+        table(rows, auto, budgets, load([other]) if other else None)
 
 
 if __name__ == "__main__":

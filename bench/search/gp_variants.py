@@ -10,12 +10,17 @@ variant, the geometric mean of its ratios to the base, how many cells are better
 by more than 5%, and the same against every Optuna strategy present.
 
 Usage: python3 bench/search/gp_variants.py OURS.jsonl[,MORE.jsonl] [--optuna CACHE.jsonl]
-       [--base gp] [--budget 100] [--matched]
+       [--base gp] [--budget 100] [--matched] [--interval]
+
+`--interval` adds, for every cell where a strategy is worse than the reference by more than
+5%, a bootstrap 90 % interval of the ratio of medians (each side's studies resampled with
+replacement, 2000 draws, seeded) and whether it is surely worse (the interval above 1).
 """
 
 import argparse
 import json
 import math
+import random
 import statistics
 from collections import defaultdict
 
@@ -38,6 +43,8 @@ def main():
     ap.add_argument("--optuna")
     ap.add_argument("--base", default="gp")
     ap.add_argument("--budget", type=int, default=100)
+    ap.add_argument("--interval", action="store_true",
+                    help="a bootstrap 90 % interval of each worse cell's ratio")
     ap.add_argument("--matched", action="store_true",
                     help="only the studies (problem, instance, seed) that Optuna's cache holds too")
     a = ap.parse_args()
@@ -79,6 +86,21 @@ def main():
             worse = sum(r > 1.05 for r in ratios)
             print(f"{s} / {ref} @{a.budget}: geometric mean {gm:.3f} over {len(ratios)} cells; "
                   f"better {better}, worse {worse}, worst {max(ratios):.2f}x, best {min(ratios):.2f}x")
+            if a.interval:
+                for p in problems:
+                    if (p, s) in med and (p, ref) in med and med[(p, s)] > 1.05 * max(med[(p, ref)], 1e-8):
+                        lo, hi = interval(cell[(p, s)], cell[(p, ref)])
+                        sure = "surely worse" if lo > 1 else "may be equal or better"
+                        print(f"  {p}: {s} / {ref} {max(med[(p, s)], 1e-8) / max(med[(p, ref)], 1e-8):.2f}x, "
+                              f"bootstrap 90 % interval {lo:.2f}-{hi:.2f} ({sure})")
+
+
+def interval(xs, ys, draws=2000, seed=0):
+    """A bootstrap 90 % interval of median(xs) / median(ys), floored at 1e-8."""
+    rng = random.Random(seed)
+    qs = sorted(max(statistics.median(rng.choices(xs, k=len(xs))), 1e-8)
+                / max(statistics.median(rng.choices(ys, k=len(ys))), 1e-8) for _ in range(draws))
+    return qs[int(0.05 * draws)], qs[int(0.95 * draws) - 1]
 
 
 if __name__ == "__main__":

@@ -186,9 +186,6 @@ pub struct GpOptions {
     /// rank the local trials better (Spearman) than the model of every trial does; off, it
     /// is always used.
     pub local_choose: bool,
-    /// With `local_choose`: also a local model of the losses' normal scores (a Gaussian
-    /// copula), chosen the same way.
-    pub local_copula: bool,
 }
 
 impl Default for GpOptions {
@@ -212,7 +209,6 @@ impl Default for GpOptions {
             either_smoothness: true,
             local_fit: LOCAL_FIT,
             local_choose: true,
-            local_copula: false,
         }
     }
 }
@@ -562,28 +558,12 @@ impl Gp {
         order.sort_unstable();
         let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
         let ly = self.targets(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>());
-        let mut fit = model::Model::fit_with(lx.clone(), &ly, self.cat.clone(), &[], self.full_effort());
-        let mut ly = ly;
+        let fit = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], self.full_effort());
         // The ranks of `ly` are those of the local losses (the output map keeps their order).
         if self.options.local_choose {
             let own: Vec<f64> = fit.leave_one_out(&ly).into_iter().map(|(m, _)| m).collect();
             let theirs = global.leave_one_out_means_at(ys, &order);
-            let mut best = spearman(&theirs, &ly);
-            let mut local = spearman(&own, &ly) > best;
-            if local {
-                best = spearman(&own, &ly);
-            }
-            if self.options.local_copula {
-                let lc = standardise(&output::copula(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>()));
-                let cfit = model::Model::fit_with(lx, &lc, self.cat.clone(), &[], self.full_effort());
-                let cown: Vec<f64> = cfit.leave_one_out(&lc).into_iter().map(|(m, _)| m).collect();
-                if spearman(&cown, &ly) > best {
-                    fit = cfit;
-                    ly = lc;
-                    local = true;
-                }
-            }
-            if !local {
+            if spearman(&own, &ly) <= spearman(&theirs, &ly) {
                 return None;
             }
         }

@@ -93,11 +93,6 @@ pub fn auto_variant(k: usize) -> Option<bma::search::auto::AutoOptions> {
             "every" => o.every = f as usize,
             "max_noise_share" => o.max_noise_share = f,
             "min_loo_rank" => o.min_loo_rank = f,
-            "race" => o.race = f as usize,
-            "race_always" => o.race_always = f != 0.0,
-            "race_progress" => o.race_progress = f != 0.0,
-            "max_near_rank" => o.max_near_rank = f,
-            "max_local_gain" => o.max_local_gain = f,
             // `tpe=1`: hand over to Optuna's TPE (no local asks) instead of the default one.
             "tpe" if f == 1.0 => {
                 o.tpe = bma::search::TpeOptions { startup: o.tpe.startup, ..bma::search::TpeOptions::optuna() }

@@ -320,10 +320,6 @@ pub struct FitQuality {
     /// The longest length scale of a numeric dimension (inputs on `[0, 1]`; infinite when
     /// there is none).
     pub max_length: f64,
-    /// Near the best (the 15 nearest trials): the global model's leave-one-out rank there,
-    /// and a model fitted on those alone.
-    pub near_rank: f64,
-    pub local_rank: f64,
 }
 
 /// What an ask's models know.
@@ -483,7 +479,7 @@ impl Gp {
         let xs: Vec<Vec<f64>> = done.iter().map(|t| self.features(&t.params)).collect();
         let losses: Vec<f64> = done.iter().map(|t| history.losses(t)[0]).collect();
         let ys = self.targets(&losses);
-        let fit = model::Model::fit_with(xs.clone(), &ys, self.cat.clone(), &[], model::Effort::FULL);
+        let fit = model::Model::fit_with(xs, &ys, self.cat.clone(), &[], model::Effort::FULL);
         let p = &fit.params;
         let loo = fit.leave_one_out(&ys);
         let density = loo
@@ -500,21 +496,7 @@ impl Gp {
             .filter(|(_, c)| !**c)
             .map(|(r, _)| 1.0 / r.sqrt())
             .fold(f64::NEG_INFINITY, f64::max);
-        let zero = vec![0.0; xs.len()];
-        let c = &xs[centre(&ys, &zero)];
-        let dist: Vec<f64> = xs.iter().map(|x| x.iter().zip(c).map(|(a, b)| (a - b).powi(2)).sum()).collect();
-        let mut order: Vec<usize> = (0..xs.len()).collect();
-        order.sort_by(|&a, &b| dist[a].total_cmp(&dist[b]));
-        order.truncate(15);
-        order.sort_unstable();
-        let ly: Vec<f64> = self.targets(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>());
-        let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
-        let lfit = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], model::Effort::FULL);
-        let own: Vec<f64> = lfit.leave_one_out(&ly).into_iter().map(|(m, _)| m).collect();
-        let theirs = fit.leave_one_out_means_at(&ys, &order);
         Some(FitQuality {
-            near_rank: spearman(&theirs, &ly),
-            local_rank: spearman(&own, &ly),
             trials,
             noise_share: p.noise / (p.scale + p.noise),
             loo_rank: spearman(&means, &ys),

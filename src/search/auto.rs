@@ -42,7 +42,7 @@
 
 use super::gp::{self, FitQuality, Gp};
 use super::tpe::{self, Tpe};
-use super::{Ask, AskContext, SearchError, Strategy, TrialState};
+use super::{Ask, AskContext, SearchError, Strategy};
 use crate::ir::{self, Domain, ParamKind, Point, Value};
 use crate::rng::Rng;
 
@@ -101,16 +101,6 @@ pub struct AutoOptions {
     pub min_loo_rank: f64,
     /// The `tpe` handed over to (`TpeOptions::default()`).
     pub tpe: tpe::TpeOptions,
-    /// Where the check says hand over (or at the first check, with `race_always`): the next
-    /// this many trials alternate between `tpe` and `gp`, and the one whose trials found the
-    /// lower loss keeps the study (0: hand over at once).
-    pub race: usize,
-    pub race_always: bool,
-    /// `gp` wins the race only with a new best (below every trial before the race).
-    pub race_progress: bool,
-    /// Hand over when a GP fitted to the trials nearest the best ranks them better than the
-    /// global one does by more than this.
-    pub max_local_gain: f64,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -130,10 +120,6 @@ impl Default for AutoOptions {
             max_noise_share: MAX_NOISE_SHARE,
             min_loo_rank: MIN_LOO_RANK,
             tpe: tpe::TpeOptions::default(),
-            race: 0,
-            race_always: false,
-            race_progress: false,
-            max_local_gain: f64::INFINITY,
         }
     }
 }
@@ -146,8 +132,6 @@ impl AutoOptions {
             Some(format!("GP noise share {:.2} > {}", q.noise_share, self.max_noise_share))
         } else if q.loo_rank < self.min_loo_rank {
             Some(format!("GP leave-one-out rank correlation {:.2} < {}", q.loo_rank, self.min_loo_rank))
-        } else if q.local_rank - q.near_rank > self.max_local_gain {
-            Some(format!("local gain {:.2}", q.local_rank - q.near_rank))
         } else {
             None
         }
@@ -189,58 +173,8 @@ enum State {
     Undecided,
     /// `gp`, watched: the next check's trial count.
     Gp(Box<Gp>, usize),
-    /// `gp` against `tpe` over the trials numbered `from..from + len`: even offsets are
-    /// `tpe`'s, odd ones `gp`'s (and so on past the window until all of it has ended).
-    Race {
-        gp: Box<Gp>,
-        tpe: Box<Tpe>,
-        from: u64,
-        len: u64,
-        quality: FitQuality,
-        reason: String,
-    },
     /// What was chosen at the start (not `gp`), or `tpe` after the hand-over.
     Other(Box<dyn Strategy>),
-}
-
-/// The number after the last of the first `k` complete trials with a finite loss (where a
-/// check at `k` trials starts its race): a pure function of the history.
-fn after_first_complete(history: &super::History, k: usize) -> u64 {
-    history
-        .trials
-        .iter()
-        .filter(|t| t.state == TrialState::Complete && history.losses(t).first().is_some_and(|l| l.is_finite()))
-        .nth(k.saturating_sub(1))
-        .map_or(0, |t| t.number + 1)
-}
-
-/// The race's result once every trial of its window has ended: `Some(true)` when `tpe`'s
-/// trials found a lower loss than `gp`'s (infeasible ones count as infinite), with the two
-/// bests.
-fn race_result(history: &super::History, from: u64, len: u64, progress: bool) -> Option<(bool, f64, f64)> {
-    let mut best = [f64::INFINITY; 2];
-    let before = history
-        .trials
-        .iter()
-        .filter(|t| t.number < from && t.state == TrialState::Complete && t.total_violation() <= 0.0)
-        .filter_map(|t| history.losses(t).first().copied())
-        .fold(f64::INFINITY, f64::min);
-    for n in from..from + len {
-        let t = history.get(n)?;
-        match t.state {
-            TrialState::Queued | TrialState::Running => return None,
-            TrialState::Complete if t.total_violation() <= 0.0 => {
-                let l = history.losses(t).first().copied().unwrap_or(f64::INFINITY);
-                let side = ((n - from) % 2) as usize;
-                if l < best[side] {
-                    best[side] = l;
-                }
-            }
-            _ => {}
-        }
-    }
-    let gp_wins = best[1] <= best[0] && (!progress || best[1] < before);
-    Some((!gp_wins, best[0], best[1]))
 }
 
 /// `auto` as a strategy: decides at its first ask, from what the ask shows (the history's
@@ -296,17 +230,7 @@ impl Strategy for Auto {
             while let Some(q) = g.fit_quality(ctx.history, *next) {
                 *next += self.options.every.max(1);
                 let reason = self.options.hand_over(&q);
-                let first = self.checks.is_empty();
                 self.checks.push(q.clone());
-                let race = self.options.race > 0 && (reason.is_some() || (first && self.options.race_always));
-                if race {
-                    let State::Gp(g, _) = std::mem::replace(&mut self.state, State::Undecided) else { unreachable!() };
-                    let from = after_first_complete(ctx.history, q.trials);
-                    let tpe = Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone()));
-                    let reason = reason.unwrap_or_else(|| "raced at the first check".into());
-                    self.state = State::Race { gp: g, tpe, from, len: self.options.race as u64, quality: q, reason };
-                    break;
-                }
                 if let Some(reason) = reason {
                     let switch = Switch { after: q.trials, quality: q, reason };
                     self.switch = Some(switch);
@@ -315,36 +239,8 @@ impl Strategy for Auto {
                 }
             }
         }
-        if let State::Race { from, len, .. } = &self.state {
-            if let Some((tpe_won, tpe_best, gp_best)) =
-                race_result(ctx.history, *from, *len, self.options.race_progress)
-            {
-                let State::Race { gp, tpe, from, len, quality, reason } =
-                    std::mem::replace(&mut self.state, State::Undecided)
-                else {
-                    unreachable!()
-                };
-                let raced = format!(
-                    "{reason}; raced over trials {from}-{}: tpe's best {tpe_best:.4}, gp's {gp_best:.4}",
-                    from + len - 1
-                );
-                if tpe_won {
-                    self.switch = Some(Switch { after: quality.trials, quality, reason: raced });
-                    self.state = State::Other(tpe);
-                } else {
-                    self.state = State::Gp(gp, usize::MAX);
-                }
-            }
-        }
         match &mut self.state {
             State::Gp(g, _) => g.ask(ctx, rng),
-            State::Race { gp, tpe, from, .. } => {
-                if ctx.number >= *from && (ctx.number - *from) % 2 == 0 {
-                    tpe.ask(ctx, rng)
-                } else {
-                    gp.ask(ctx, rng)
-                }
-            }
             State::Other(s) => s.ask(ctx, rng),
             State::Undecided => Err(SearchError::Setting("`auto` has not decided".into())),
         }
@@ -447,15 +343,7 @@ mod tests {
 
     #[test]
     fn hand_over_reads_the_noise_share_then_the_rank() {
-        let q = FitQuality {
-            trials: 30,
-            noise_share: 0.7,
-            loo_rank: 0.9,
-            loo_density: -1.0,
-            max_length: 0.2,
-            near_rank: 0.0,
-            local_rank: 0.0,
-        };
+        let q = FitQuality { trials: 30, noise_share: 0.7, loo_rank: 0.9, loo_density: -1.0, max_length: 0.2 };
         let o = AutoOptions::default();
         assert_eq!(o.hand_over(&q), Some(format!("GP noise share 0.70 > {MAX_NOISE_SHARE}")));
         assert_eq!(o.hand_over(&FitQuality { noise_share: 0.01, ..q.clone() }), None);

@@ -173,10 +173,6 @@ pub struct GpOptions {
     /// numeric axis's `[0, 1]` (categorical and conditional coordinates are not boxed).
     pub local_share: f64,
     pub local_box: f64,
-    /// While the search is progressing (at least `hot_bests` new bests among the last 10
-    /// complete trials), the share of local asks is `local_hot` instead (0: off).
-    pub local_hot: f64,
-    pub hot_bests: usize,
     /// Each full fit tries Matérn-3/2 beside Matérn-5/2 from every start and keeps the
     /// kernel with the higher log posterior ([`model::Smoothness`]); the fits between keep
     /// it. Default on, chosen on the suite's tuning split (bench/search/RESULTS-gp.md,
@@ -213,8 +209,6 @@ impl Default for GpOptions {
             either_smoothness: true,
             local_fit: LOCAL_FIT,
             local_choose: true,
-            local_hot: 1.0,
-            hot_bests: 2,
         }
     }
 }
@@ -326,10 +320,6 @@ pub struct FitQuality {
     /// The longest length scale of a numeric dimension (inputs on `[0, 1]`; infinite when
     /// there is none).
     pub max_length: f64,
-    /// Near the best (the 15 nearest trials): the global model's leave-one-out rank there,
-    /// and a model fitted on those alone.
-    pub near_rank: f64,
-    pub local_rank: f64,
 }
 
 /// What an ask's models know.
@@ -447,12 +437,7 @@ impl Strategy for Gp {
         } else {
             None
         };
-        let share = if self.options.local_hot > 0.0 && new_bests(&all_losses, 10) >= self.options.hot_bests {
-            self.options.local_hot
-        } else {
-            self.options.local_share
-        };
-        let local = share > 0.0 && rng.f64() < share;
+        let local = self.options.local_share > 0.0 && rng.f64() < self.options.local_share;
         let bounds = local.then(|| self.trust_region(&xs, &ys, &violations));
         let (objective, best) = match bounds {
             Some(_) if self.options.local_fit >= 2 && xs.len() > self.options.local_fit => {
@@ -494,7 +479,7 @@ impl Gp {
         let xs: Vec<Vec<f64>> = done.iter().map(|t| self.features(&t.params)).collect();
         let losses: Vec<f64> = done.iter().map(|t| history.losses(t)[0]).collect();
         let ys = self.targets(&losses);
-        let fit = model::Model::fit_with(xs.clone(), &ys, self.cat.clone(), &[], model::Effort::FULL);
+        let fit = model::Model::fit_with(xs, &ys, self.cat.clone(), &[], model::Effort::FULL);
         let p = &fit.params;
         let loo = fit.leave_one_out(&ys);
         let density = loo
@@ -511,21 +496,7 @@ impl Gp {
             .filter(|(_, c)| !**c)
             .map(|(r, _)| 1.0 / r.sqrt())
             .fold(f64::NEG_INFINITY, f64::max);
-        let zero = vec![0.0; xs.len()];
-        let c = &xs[centre(&ys, &zero)];
-        let dist: Vec<f64> = xs.iter().map(|x| x.iter().zip(c).map(|(a, b)| (a - b).powi(2)).sum()).collect();
-        let mut order: Vec<usize> = (0..xs.len()).collect();
-        order.sort_by(|&a, &b| dist[a].total_cmp(&dist[b]));
-        order.truncate(15);
-        order.sort_unstable();
-        let ly: Vec<f64> = self.targets(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>());
-        let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
-        let lfit = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], model::Effort::FULL);
-        let own: Vec<f64> = lfit.leave_one_out(&ly).into_iter().map(|(m, _)| m).collect();
-        let theirs = fit.leave_one_out_means_at(&ys, &order);
         Some(FitQuality {
-            near_rank: spearman(&theirs, &ly),
-            local_rank: spearman(&own, &ly),
             trials,
             noise_share: p.noise / (p.scale + p.noise),
             loo_rank: spearman(&means, &ys),
@@ -823,20 +794,6 @@ fn keep(losses: &[f64], max: usize) -> Vec<usize> {
 
 /// Complete trials since the last one that beat the best before it by more than `gain`
 /// (in trial order; the first trial counts as a gain).
-/// How many of the last `window` losses were a new best when they came.
-fn new_bests(losses: &[f64], window: usize) -> usize {
-    let mut best = f64::INFINITY;
-    let from = losses.len().saturating_sub(window);
-    let mut count = 0;
-    for (i, &l) in losses.iter().enumerate() {
-        if l < best && i >= from && i > 0 {
-            count += 1;
-        }
-        best = best.min(l);
-    }
-    count
-}
-
 fn stall(losses: &[f64], gain: f64) -> usize {
     let mut best = f64::INFINITY;
     let mut last = 0;

@@ -15,7 +15,9 @@ trial count of the hand-over (the `auto` field of an auto study's line).
 criterion's resolution: an oracle that runs, per cell, whichever of gp and tpe has the lower
 median here, measured on OTHER's studies, against the same min(gp, tpe). It always picks
 right, so what it misses by 1.5x is the noise of medians of this many studies (and of taking
-the min of two of them); `auto`'s count is read against it.
+the min of two of them); `auto`'s count is read against it. Given gp and tpe lines only (no
+`auto`), it scores the oracle alone: `auto_table.py OTHER.jsonl --oracle tune.jsonl` reads it
+the other way round.
 
 `--signals NAME` instead prints, per cell, the GP fit checks of strategy NAME's studies (an
 `auto-x<k>` that never hands over logs every check of a pure gp run): the median noise share
@@ -83,20 +85,23 @@ def interval(studies, at, draws=2000, seed=0):
 
 
 def oracle(by, other, problems, at):
-    """The oracle's ratios: per cell, the strategy with the lower median in `by`, its
-    median on `other`'s studies, over min(gp, tpe) in `by`."""
-    qs = []
+    """The oracle's cells: per cell, the strategy with the lower median in `by` (its pick),
+    and the ratio of its median on `other`'s studies over min(gp, tpe) in `by`."""
+    out = []
     for p in problems:
         if not all((p, s) in by and (p, s) in other for s in ("gp", "tpe")):
             continue
         g, t = med(by[(p, "gp")], at), med(by[(p, "tpe")], at)
-        qs.append((ratio(med(other[(p, "gp" if g <= t else "tpe")], at), min(g, t)), p))
-    return qs
+        pick = "gp" if g <= t else "tpe"
+        out.append((ratio(med(other[(p, pick)], at), min(g, t)), p, pick))
+    return out
 
 
 def table(rows, auto, budgets, other=None):
     by = cells(rows)
-    problems = order({p for p, s in by if s == auto})
+    # Without `auto` lines (an oracle read the other way round: gp and tpe alone), every
+    # cell with gp.
+    problems = order({p for p, s in by if s == auto} or {p for p, s in by if s == "gp"})
     for budget in budgets:
         at = CHECKPOINTS.index(budget)
         print(f"\n| problem @{budget} | studies | gp | tpe | {auto} | {auto} / min(gp, tpe) | handed over | median trial |")
@@ -117,13 +122,9 @@ def table(rows, auto, budgets, other=None):
         if other:
             ob = cells(other)
             oq = oracle(by, ob, problems, at)
-            summary(oq, "oracle (other seeds)", budget)
-            sure = []
-            for q, p in oq:
-                if q > MARGIN:
-                    pick = "gp" if med(by[(p, "gp")], at) <= med(by[(p, "tpe")], at) else "tpe"
-                    lo, _ = interval([by[(p, "gp")], by[(p, "tpe")], ob[(p, pick)]], at)
-                    sure += [p] if lo > MARGIN else []
+            summary([(q, p) for q, p, _ in oq], "oracle (other seeds)", budget)
+            sure = [p for q, p, pick in oq
+                    if q > MARGIN and interval([by[(p, "gp")], by[(p, "tpe")], ob[(p, pick)]], at)[0] > MARGIN]
             print(f"  oracle surely over (bootstrap 90 % interval above {MARGIN}): {', '.join(sure) or 'none'}")
         # How sure each cell over the margin is: a bimodal cell (a peak found or not) can
         # flip its median with a few studies.

@@ -57,8 +57,12 @@
 //!   the incumbent sets the global length scales (BBOB's attractive sector, a loss that
 //!   jumps where training diverges), the global model no longer tells the trials near the
 //!   best apart, and the local one does; on a smooth loss the global model ranks them as
-//!   well and stays. Chosen on the suite's tuning split (bench/search/RESULTS-gp.md,
-//!   sections 10 and 12).
+//!   well and stays. While the search progresses (at least [`HOT_BESTS`] of the last
+//!   [`HOT_WINDOW`] complete trials were a new best when they came: [`GpOptions::local_hot`],
+//!   [`GpOptions::hot_bests`]) every ask is local, so a run of gains near the incumbent is
+//!   followed up there instead of being diluted by global asks; once it stalls, half
+//!   again. Chosen on the suite's tuning split (bench/search/RESULTS-gp.md, sections 10,
+//!   12 and 13.5; the report split in section 14).
 //! - **Exploration when stalled** (`stall_after`, off when 0): after that many complete
 //!   trials without a gain of more than `stall_gain` standard deviations on the best, the
 //!   expected improvement is measured from `xi` below the best, `xi` growing by `xi_rate`
@@ -69,7 +73,9 @@
 //!   (numbers below the asked one, absent from the history) are added to the model with
 //!   their posterior mean as the observation ("kriging believer"; the incumbent of the
 //!   expected improvement is the better of the best trial and those means), so parallel
-//!   asks spread out instead of proposing the same point.
+//!   asks spread out instead of proposing the same point. A local ask whose box already
+//!   holds a pending point searches everywhere instead: where the model's trend leaves
+//!   the box, the believed value does not keep two asks apart (both land on its edge).
 //! - The first `startup` complete trials are random.
 //!
 //! **Invariant:** every point given is resolved by [`space::build`] (guards, pins, derived
@@ -92,6 +98,14 @@ use crate::space::{self, DimKind, Encoding};
 pub use model::Params;
 
 pub const DEFAULT_STARTUP: u64 = 10;
+/// [`GpOptions::local_hot`]'s default: every ask local while the search progresses.
+pub const LOCAL_HOT: f64 = 1.0;
+/// [`GpOptions::hot_bests`]'s default.
+pub const HOT_BESTS: usize = 2;
+/// The window of [`GpOptions::hot_bests`], in complete trials.
+pub const HOT_WINDOW: usize = 10;
+/// The trials nearest the best that [`FitQuality`] models on their own.
+pub const NEAR: usize = 15;
 
 /// At most this many trials enter the model (its cost grows as the cube).
 pub const MAX_OBS: usize = 300;
@@ -173,6 +187,11 @@ pub struct GpOptions {
     /// numeric axis's `[0, 1]` (categorical and conditional coordinates are not boxed).
     pub local_share: f64,
     pub local_box: f64,
+    /// While the search progresses (at least `hot_bests` of the last [`HOT_WINDOW`] complete
+    /// trials were a new best when they came), the share of local asks is `local_hot`
+    /// instead of `local_share` (0: never). A pure function of the losses.
+    pub local_hot: f64,
+    pub hot_bests: usize,
     /// Each full fit tries Matérn-3/2 beside Matérn-5/2 from every start and keeps the
     /// kernel with the higher log posterior ([`model::Smoothness`]); the fits between keep
     /// it. Default on, chosen on the suite's tuning split (bench/search/RESULTS-gp.md,
@@ -209,6 +228,8 @@ impl Default for GpOptions {
             either_smoothness: true,
             local_fit: LOCAL_FIT,
             local_choose: true,
+            local_hot: LOCAL_HOT,
+            hot_bests: HOT_BESTS,
         }
     }
 }
@@ -320,6 +341,11 @@ pub struct FitQuality {
     /// The longest length scale of a numeric dimension (inputs on `[0, 1]`; infinite when
     /// there is none).
     pub max_length: f64,
+    /// Among the [`NEAR`] trials nearest the best: the rank correlation of this fit's
+    /// leave-one-out means with their losses, and the same for a GP fitted to them alone. A
+    /// local rank well above the near one says the global model is fooled near the best.
+    pub near_rank: f64,
+    pub local_rank: f64,
 }
 
 /// What an ask's models know.
@@ -437,8 +463,15 @@ impl Strategy for Gp {
         } else {
             None
         };
-        let local = self.options.local_share > 0.0 && rng.f64() < self.options.local_share;
-        let bounds = local.then(|| self.trust_region(&xs, &ys, &violations));
+        let hot = self.options.local_hot > 0.0 && new_bests(&all_losses, HOT_WINDOW) >= self.options.hot_bests;
+        let share = if hot { self.options.local_hot } else { self.options.local_share };
+        let local = share > 0.0 && rng.f64() < share;
+        // One pending ask in the trust region at a time: the believed value of a second
+        // does not keep the next apart from it when the model's trend leaves the box (both
+        // land on the same edge), so a local ask with another pending inside goes global.
+        let bounds = local
+            .then(|| self.trust_region(&xs, &ys, &violations))
+            .filter(|(lo, hi)| !pending.iter().any(|x| self.inside(x, lo, hi)));
         let (objective, best) = match bounds {
             Some(_) if self.options.local_fit >= 2 && xs.len() > self.options.local_fit => {
                 self.local_model(&xs, &losses, &violations, &pending, xi, (&fit, &ys)).unwrap_or((objective, best))
@@ -479,7 +512,7 @@ impl Gp {
         let xs: Vec<Vec<f64>> = done.iter().map(|t| self.features(&t.params)).collect();
         let losses: Vec<f64> = done.iter().map(|t| history.losses(t)[0]).collect();
         let ys = self.targets(&losses);
-        let fit = model::Model::fit_with(xs, &ys, self.cat.clone(), &[], model::Effort::FULL);
+        let fit = model::Model::fit_with(xs.clone(), &ys, self.cat.clone(), &[], model::Effort::FULL);
         let p = &fit.params;
         let loo = fit.leave_one_out(&ys);
         let density = loo
@@ -496,7 +529,15 @@ impl Gp {
             .filter(|(_, c)| !**c)
             .map(|(r, _)| 1.0 / r.sqrt())
             .fold(f64::NEG_INFINITY, f64::max);
+        let order = self.nearest(&xs, &xs[centre(&ys, &vec![0.0; ys.len()])], NEAR);
+        let ly = self.targets(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>());
+        let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
+        let local = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], model::Effort::FULL);
+        let own: Vec<f64> = local.leave_one_out(&ly).into_iter().map(|(m, _)| m).collect();
+        let theirs = fit.leave_one_out_means_at(&ys, &order);
         Some(FitQuality {
+            near_rank: spearman(&theirs, &ly),
+            local_rank: spearman(&own, &ly),
             trials,
             noise_share: p.noise / (p.scale + p.noise),
             loo_rank: spearman(&means, &ys),
@@ -541,21 +582,7 @@ impl Gp {
         xi: f64,
         (global, ys): (&model::Model, &[f64]),
     ) -> Option<(model::Model, Option<f64>)> {
-        let centre = &xs[centre(ys, violations)];
-        let distance: Vec<f64> = xs
-            .iter()
-            .map(|x| {
-                x.iter()
-                    .zip(centre)
-                    .zip(&self.cat)
-                    .map(|((a, b), &cat)| if cat { f64::from(u8::from(a != b)) } else { (a - b).powi(2) })
-                    .sum()
-            })
-            .collect();
-        let mut order: Vec<usize> = (0..xs.len()).collect();
-        order.sort_by(|&a, &b| distance[a].total_cmp(&distance[b]));
-        order.truncate(self.options.local_fit);
-        order.sort_unstable();
+        let order = self.nearest(xs, &xs[centre(ys, violations)], self.options.local_fit);
         let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
         let ly = self.targets(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>());
         let fit = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], self.full_effort());
@@ -573,9 +600,34 @@ impl Gp {
         Some((objective, best))
     }
 
+    /// The indices (ascending) of the `k` points of `xs` nearest `centre`: Euclidean on the
+    /// numeric coordinates, a different category counting 1.
+    fn nearest(&self, xs: &[Vec<f64>], centre: &[f64], k: usize) -> Vec<usize> {
+        let distance: Vec<f64> = xs
+            .iter()
+            .map(|x| {
+                x.iter()
+                    .zip(centre)
+                    .zip(&self.cat)
+                    .map(|((a, b), &cat)| if cat { f64::from(u8::from(a != b)) } else { (a - b).powi(2) })
+                    .sum()
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..xs.len()).collect();
+        order.sort_by(|&a, &b| distance[a].total_cmp(&distance[b]));
+        order.truncate(k);
+        order.sort_unstable();
+        order
+    }
+
     /// A full fit's effort: both smoothnesses tried when [`GpOptions::either_smoothness`].
     fn full_effort(&self) -> model::Effort {
         if self.options.either_smoothness { model::Effort::FULL_EITHER } else { model::Effort::FULL }
+    }
+
+    /// Whether `x`'s numeric coordinates lie in the box `lo..=hi` (a category is never boxed).
+    fn inside(&self, x: &[f64], lo: &[f64], hi: &[f64]) -> bool {
+        (0..x.len()).all(|d| self.cat[d] || (lo[d]..=hi[d]).contains(&x[d]))
     }
 
     /// The box of a local ask ([`GpOptions::local_share`]): per coordinate, the bounds of
@@ -790,6 +842,21 @@ fn keep(losses: &[f64], max: usize) -> Vec<usize> {
         }
     }
     (0..n).filter(|&i| chosen[i]).collect()
+}
+
+/// How many of the last `window` losses were a new best when they came (the first loss
+/// of all is not).
+fn new_bests(losses: &[f64], window: usize) -> usize {
+    let from = losses.len().saturating_sub(window);
+    let mut best = f64::INFINITY;
+    let mut count = 0;
+    for (i, &l) in losses.iter().enumerate() {
+        if l < best && i >= from && i > 0 {
+            count += 1;
+        }
+        best = best.min(l);
+    }
+    count
 }
 
 /// Complete trials since the last one that beat the best before it by more than `gain`

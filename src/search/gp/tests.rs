@@ -1,7 +1,7 @@
 use super::*;
 use crate::ir::{Point, Value};
 use crate::search::tpe::tests::{best, median, num, program, study_parallel as study};
-use crate::search::{Direction, History, Random, Rank};
+use crate::search::{Direction, History, Random, Rank, Trial};
 
 use crate::space::Context;
 
@@ -453,4 +453,57 @@ fn local_models_of_repeated_points_still_ask() {
         assert!(h.trials.iter().all(|t| matches!(t.params["n"], Value::Int(1..=2))));
         assert_eq!(best(&h), 1.0, "n = 1, c = b");
     }
+}
+
+/// `local_hot`: while at least `hot_bests` of the last [`HOT_WINDOW`] complete trials were a
+/// new best when they came, every ask is local (inside the box around the best) whatever
+/// `local_share` says; when none was, `local_share` (0 here) rules and the asks search
+/// everywhere.
+#[test]
+fn every_ask_is_local_while_the_search_progresses() {
+    let losses = [5.0, 3.0, 4.0, 2.0, 6.0, 1.0];
+    // New bests at 1, 3 and 5; the first loss of all is not one.
+    assert_eq!((new_bests(&losses, 10), new_bests(&losses, 3), new_bests(&losses, 1)), (3, 2, 1));
+    assert_eq!(new_bests(&[1.0, 3.0, 4.0], 10), 0);
+
+    let prog = program("    x: float in 0.0..1.0\n    y: float in 0.0..1.0");
+    let space = &prog.experiments[0].space;
+    let ctx = Context { fns: &prog.fns, data: None };
+    let loss = |(x, y): (f64, f64)| (x - 0.7).powi(2) + (y - 0.2).powi(2);
+    let mut worst_first: Vec<(f64, f64)> =
+        (0..20).map(|i| (f64::from((i * 7) % 20) / 20.0 + 0.025, f64::from((i * 13) % 20) / 20.0 + 0.025)).collect();
+    worst_first.sort_by(|a, b| loss(*b).total_cmp(&loss(*a)));
+    let best_first: Vec<(f64, f64)> = worst_first.iter().rev().copied().collect();
+    let history = |order: &[(f64, f64)]| {
+        let mut h = History::new(vec![Direction::Minimize], Rank::default());
+        for (n, &(x, y)) in order.iter().enumerate() {
+            let p = Point::from([("x".to_string(), Value::Float(x)), ("y".to_string(), Value::Float(y))]);
+            let mut t = Trial::new(n as u64, p, 1);
+            t.state = TrialState::Complete;
+            t.values = vec![loss((x, y))];
+            t.violations = vec![0.0];
+            h.upsert(t);
+        }
+        h
+    };
+    let options = GpOptions { startup: 10, local_share: 0.0, local_box: 0.02, ..GpOptions::default() };
+    assert_eq!((options.local_hot, options.hot_bests), (LOCAL_HOT, HOT_BESTS));
+    let inside = |order: &[(f64, f64)]| -> Vec<bool> {
+        let h = history(order);
+        let best = *order.iter().min_by(|a, b| loss(**a).total_cmp(&loss(**b))).expect("trials");
+        (0..12)
+            .map(|seed| {
+                let mut gp = Gp::with_options(space, options.clone());
+                let ask = AskContext { space, ctx, pins: &Point::new(), history: &h, number: 20, budget: None };
+                let Ok(Ask::Point(p)) = gp.ask(&ask, &mut Rng::new(seed)) else { panic!("no point") };
+                (num(&p, "x") - best.0).abs() <= 0.01 + 1e-9 && (num(&p, "y") - best.1).abs() <= 0.01 + 1e-9
+            })
+            .collect()
+    };
+    // Worst first: each of the last 10 trials was a new best.
+    let hot = inside(&worst_first);
+    assert!(hot.iter().all(|b| *b), "asks outside the box while progressing: {hot:?}");
+    // Best first: none was.
+    let cold = inside(&best_first);
+    assert!(cold.iter().any(|b| !b), "every ask in the box with no new best: {cold:?}");
 }

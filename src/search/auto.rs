@@ -160,20 +160,19 @@ impl AutoOptions {
 
     /// The rule in words, for the plan's note.
     pub fn describe(&self) -> String {
-        let mut why = Vec::new();
+        let mut why = vec![format!("its noise share is above {}", self.max_noise_share)];
         if self.min_loo_rank > -1.0 {
-            why.push(format!("a leave-one-out rank correlation below {}", self.min_loo_rank));
+            why.push(format!("its leave-one-out rank correlation is below {}", self.min_loo_rank));
         }
-        why.push(format!("a noise share above {}", self.max_noise_share));
         if self.max_local_gain.is_finite() {
             why.push(format!(
-                "a GP of the {} trials nearest the best ranking them better than the GP of all by more than {}",
+                "a GP of the {} trials nearest the best ranks them better than it does by more than {}",
                 gp::NEAR,
                 self.max_local_gain
             ));
         }
         format!(
-            "hands over to tpe if the GP's fit shows {} (checked at {} complete trials, then every {})",
+            "hands over to tpe if, in the GP's fit, {} (checked at {} complete trials, then every {})",
             why.join(" or "),
             self.first,
             self.every.max(1)
@@ -398,7 +397,16 @@ mod tests {
                 gp::NEAR
             ))
         );
-        assert_eq!(AutoOptions { max_local_gain: f64::INFINITY, ..o }.hand_over(&fooled), None);
+        assert_eq!(AutoOptions { max_local_gain: f64::INFINITY, ..o.clone() }.hand_over(&fooled), None);
+        assert_eq!(
+            o.describe(),
+            format!(
+                "hands over to tpe if, in the GP's fit, its noise share is above 0.5 or a GP of the {} trials nearest \
+                 the best ranks them better than it does by more than 0.3 (checked at 30 complete trials, then every 10)",
+                gp::NEAR
+            )
+        );
+        assert!(strict.describe().contains("or its leave-one-out rank correlation is below 0.95 or"));
     }
 
     #[test]

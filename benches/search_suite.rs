@@ -13,7 +13,10 @@
 //!
 //! Run: `cargo bench --bench search_suite -- [--json] [--strategies tpe,random]
 //! [--problems bbob-f3-d5,int-quad,...] [--instances 3,4,5] [--seeds 100..110]
-//! [--other-seeds 1000..1010] [--trials 200] [--threads 2] [--losses] [--points]`. BBOB problems are
+//! [--other-seeds 1000..1010] [--trials 200] [--parallel 1] [--threads 2] [--losses] [--points]`.
+//! `--parallel K` runs each study K trials at once: trial `n` is asked seeing only the
+//! trials numbered `n - K` and below complete (the others pending, as in a study with
+//! `parallel = K`); the line then carries `"parallel": K`. BBOB problems are
 //! `bbob-f<1..24>-d<dim>` and take every `--instances`; the others (`int-quad`,
 //! `cat-rastrigin`, `conditional`, `branin`, `hartmann6`, `rosenbrock10`, `ackley10`,
 //! `mixed`) have no instances and use `--other-seeds`. `--json` prints one JSON line per
@@ -97,13 +100,20 @@ fn make(name: &str, program: &bma::ir::Program) -> Box<dyn Strategy> {
 
 /// One study: the regret at each checkpoint within `trials`, and for `auto` (and its
 /// `auto-x<k>` variants) the fits it checked and its hand-over to `tpe`, as JSON.
+/// How each study runs: its trials, how many at once, and whether to keep the points.
+#[derive(Clone, Copy)]
+struct Shape {
+    trials: usize,
+    parallel: u64,
+    points: bool,
+}
+
 fn study(
     problem: &Problem,
     program: &bma::ir::Program,
     strategy: &str,
     seed: u64,
-    trials: usize,
-    points: bool,
+    shape: Shape,
 ) -> (Vec<f64>, Trace, serde_json::Value) {
     let auto = match strategy.strip_prefix("auto-x").and_then(|k| k.parse().ok()) {
         Some(k) => Some(Auto::with_options(tune::auto_variant(k).expect("no such BMA_AUTO_TUNE variant"))),
@@ -112,10 +122,10 @@ fn study(
     };
     let Some(mut a) = auto else {
         let mut s = make(strategy, program);
-        let (regret, trace) = run(problem, program, s.as_mut(), strategy, seed, trials, points);
+        let (regret, trace) = run(problem, program, s.as_mut(), strategy, seed, shape);
         return (regret, trace, serde_json::Value::Null);
     };
-    let (regret, trace) = run(problem, program, &mut a, strategy, seed, trials, points);
+    let (regret, trace) = run(problem, program, &mut a, strategy, seed, shape);
     let checks: Vec<serde_json::Value> = a
         .checks()
         .iter()
@@ -141,8 +151,7 @@ fn run(
     s: &mut dyn Strategy,
     strategy: &str,
     seed: u64,
-    trials: usize,
-    points: bool,
+    Shape { trials, parallel, points }: Shape,
 ) -> (Vec<f64>, Trace) {
     let exp = &program.experiments[0];
     let ctx = Context { fns: &program.fns, data: None };
@@ -151,7 +160,12 @@ fn run(
     let mut best = f64::INFINITY;
     let mut out = Vec::new();
     let mut trace = Trace::default();
+    let mut running: std::collections::VecDeque<Trial> = std::collections::VecDeque::new();
     for n in 0..trials as u64 {
+        // Trials asked `parallel` or more asks ago have finished.
+        while running.front().is_some_and(|t| t.number + parallel.max(1) <= n) {
+            history.upsert(running.pop_front().unwrap());
+        }
         let mut rng = Rng::derive(seed, n);
         let budget = Some(trials as u64);
         let ask = AskContext { space: &exp.space, ctx, pins: &pins, history: &history, number: n, budget };
@@ -168,7 +182,7 @@ fn run(
         let mut t = Trial::new(n, point, seed);
         t.state = TrialState::Complete;
         t.values = vec![y];
-        history.upsert(t);
+        running.push_back(t);
     }
     (out, trace)
 }
@@ -201,6 +215,8 @@ fn main() {
     let (with_losses, with_points) = (args.iter().any(|a| a == "--losses"), args.iter().any(|a| a == "--points"));
     let strategies = split::split_top(arg(&args, "--strategies").unwrap_or("tpe,random"));
     let trials: usize = arg(&args, "--trials").map_or(200, |t| t.parse().unwrap());
+    let parallel: u64 = arg(&args, "--parallel").map_or(1, |t| t.parse().unwrap());
+    let shape = Shape { trials, parallel, points: with_points };
     let instances: Vec<usize> =
         arg(&args, "--instances").unwrap_or("3,4,5").split(',').map(|i| i.parse().unwrap()).collect();
     let seeds = range(arg(&args, "--seeds").unwrap_or("100..110"));
@@ -249,13 +265,16 @@ fn main() {
                     let p = problem(&job.problem, job.instance).unwrap();
                     let program = compile_space(&p.space);
                     let (t, cpu0) = (Instant::now(), thread_cpu());
-                    let (regret, trace, auto) = study(&p, &program, &job.strategy, job.seed, trials, with_points);
+                    let (regret, trace, auto) = study(&p, &program, &job.strategy, job.seed, shape);
                     let (secs, cpu) = (t.elapsed().as_secs_f64(), thread_cpu() - cpu0);
                     if json {
                         let mut line = serde_json::json!({"strategy": job.strategy, "problem": job.problem,
                             "instance": job.instance, "seed": job.seed, "regret": regret, "seconds": secs, "cpu": cpu});
                         if !auto.is_null() {
                             line["auto"] = auto;
+                        }
+                        if parallel > 1 {
+                            line["parallel"] = serde_json::json!(parallel);
                         }
                         if with_losses {
                             line["losses"] = serde_json::json!(trace.losses);

@@ -12,6 +12,9 @@ by more than 5%, and the same against every Optuna strategy present.
 Usage: python3 bench/search/gp_variants.py OURS.jsonl[,MORE.jsonl] [--optuna CACHE.jsonl]
        [--base gp] [--budget 100] [--matched] [--interval]
 
+Studies run K trials at once (`search_suite --parallel K`, a `parallel` field) count as the
+strategy `NAME@pK` (`gp@p4`), so sequential and parallel runs can be compared in one table.
+
 `--interval` adds, for every cell where a strategy is worse than the reference by more than
 5%, a bootstrap 90 % interval of the ratio of medians (each side's studies resampled with
 replacement, 2000 draws, seeded) and whether it is surely worse (the interval above 1).
@@ -33,7 +36,11 @@ def load(paths):
         for line in open(path):
             line = line.strip()
             if line.startswith("{"):
-                rows.append(json.loads(line))
+                row = json.loads(line)
+                # A study run K at a time (`search_suite --parallel K`) is its own strategy.
+                if row.get("parallel", 1) > 1:
+                    row["strategy"] += f"@p{row['parallel']}"
+                rows.append(row)
     return rows
 
 

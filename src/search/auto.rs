@@ -104,7 +104,7 @@ pub struct AutoOptions {
     /// Hand over when the fitted noise share `noise / (signal + noise)` is above this.
     pub max_noise_share: f64,
     /// Hand over when the rank correlation of the leave-one-out means with the losses is
-    /// below this.
+    /// below this (-1, the default, never: a correlation is not below -1).
     pub min_loo_rank: f64,
     /// The `tpe` handed over to (`TpeOptions::default()`).
     pub tpe: tpe::TpeOptions,

@@ -435,4 +435,23 @@ mod tests {
         let cats = program("    a: in {x, y}\n    b: in {x, y}\n    c: in {x, y}\n    d: in {x, y}");
         assert_eq!(choose(&cats.experiments[0].space, &none, 1, Some(50)).strategy, Value::sym("tpe"));
     }
+
+    /// A flat loss (every trial alike) and a step (two levels) give the checks degenerate
+    /// fits and tied ranks: `auto` still asks every trial, and on the flat loss keeps `gp`
+    /// (no strategy can do better there).
+    #[test]
+    fn flat_and_stepped_losses_still_ask() {
+        let prog = program("    x: float in 0.0..1.0\n    y: float in 0.0..1.0");
+        let flat = |_: &Point| (1.0, 0.0);
+        let mut auto = Auto::new();
+        let h = drive(&prog, &mut auto, &flat, 60, 2);
+        assert_eq!(h.trials.len(), 60);
+        assert!(!auto.checks().is_empty(), "the checks ran");
+        assert_eq!(auto.switch(), None, "{:?}", auto.checks());
+        let step = |p: &Point| (if num(p, "x") > 0.5 { 1.0 } else { 0.0 }, 0.0);
+        let mut auto = Auto::new();
+        let h = drive(&prog, &mut auto, &step, 60, 2);
+        assert_eq!(h.trials.len(), 60);
+        assert!(!auto.checks().is_empty(), "the checks ran");
+    }
 }

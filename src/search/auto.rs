@@ -380,6 +380,8 @@ mod tests {
             max_length: 0.2,
             near_rank: 0.5,
             local_rank: 0.7,
+            local_length: 0.1,
+            near_radius: 0.2,
         };
         let o = AutoOptions::default();
         assert_eq!(o.hand_over(&q), Some(format!("GP noise share 0.70 > {MAX_NOISE_SHARE}")));

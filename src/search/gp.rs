@@ -346,6 +346,12 @@ pub struct FitQuality {
     /// local rank well above the near one says the global model is fooled near the best.
     pub near_rank: f64,
     pub local_rank: f64,
+    /// The shortest numeric length scale of that local GP, and the distance from the best to
+    /// the farthest of those trials (numeric coordinates on `[0, 1]`; infinite / 0 when there
+    /// is no numeric one): a local length well below the radius says the losses ripple at a
+    /// scale the global fit does not see. Logged for the search bench; no rule reads them.
+    pub local_length: f64,
+    pub near_radius: f64,
 }
 
 /// What an ask's models know.
@@ -535,7 +541,17 @@ impl Gp {
         let local = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], model::Effort::FULL);
         let own: Vec<f64> = local.leave_one_out(&ly).into_iter().map(|(m, _)| m).collect();
         let theirs = fit.leave_one_out_means_at(&ys, &order);
+        let numeric = |d: &usize| !self.cat[*d];
+        let local_length =
+            (0..self.cat.len()).filter(numeric).map(|d| 1.0 / local.params.rho[d].sqrt()).fold(f64::INFINITY, f64::min);
+        let best = &xs[centre(&ys, &vec![0.0; ys.len()])];
+        let near_radius = order
+            .iter()
+            .map(|&i| (0..best.len()).filter(numeric).map(|d| (xs[i][d] - best[d]).powi(2)).sum::<f64>().sqrt())
+            .fold(0.0, f64::max);
         Some(FitQuality {
+            local_length,
+            near_radius,
             near_rank: spearman(&theirs, &ly),
             local_rank: spearman(&own, &ly),
             trials,

@@ -96,7 +96,6 @@ pub fn auto_variant(k: usize) -> Option<bma::search::auto::AutoOptions> {
             "max_noise_share" => o.max_noise_share = f,
             "min_loo_rank" => o.min_loo_rank = f,
             "max_local_gain" => o.max_local_gain = f,
-            "tpe_every" => o.tpe_every = f as u64,
             // `tpe=1`: hand over to Optuna's TPE (no local asks) instead of the default one.
             "tpe" if f == 1.0 => {
                 o.tpe = bma::search::TpeOptions { startup: o.tpe.startup, ..bma::search::TpeOptions::optuna() }

@@ -112,8 +112,6 @@ pub struct AutoOptions {
     /// (leave-one-out, Spearman) better than the model of every trial does by more than this:
     /// the global model is fooled near the best, as by a cliff beside it.
     pub max_local_gain: f64,
-    /// EXPERIMENT: while on `gp`, every `tpe_every`-th ask (0: none) is `tpe`'s.
-    pub tpe_every: u64,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -136,7 +134,6 @@ impl Default for AutoOptions {
             min_loo_rank: MIN_LOO_RANK,
             tpe: tpe::TpeOptions::default(),
             max_local_gain: MAX_LOCAL_GAIN,
-            tpe_every: 0,
         }
     }
 }
@@ -218,7 +215,6 @@ pub struct Auto {
     state: State,
     checks: Vec<FitQuality>,
     switch: Option<Switch>,
-    side: Option<Box<Tpe>>,
 }
 
 impl Auto {
@@ -227,7 +223,7 @@ impl Auto {
     }
 
     pub fn with_options(options: AutoOptions) -> Auto {
-        Auto { options, state: State::Undecided, checks: Vec::new(), switch: None, side: None }
+        Auto { options, state: State::Undecided, checks: Vec::new(), switch: None }
     }
 
     /// The fits checked so far, in order.
@@ -271,13 +267,6 @@ impl Strategy for Auto {
             }
         }
         match &mut self.state {
-            State::Gp(_, _)
-                if self.options.tpe_every > 0 && ctx.number % self.options.tpe_every == self.options.tpe_every - 1 =>
-            {
-                let tpe =
-                    self.side.get_or_insert_with(|| Box::new(Tpe::with_options(ctx.space, self.options.tpe.clone())));
-                tpe.ask(ctx, rng)
-            }
             State::Gp(g, _) => g.ask(ctx, rng),
             State::Other(s) => s.ask(ctx, rng),
             State::Undecided => Err(SearchError::Setting("`auto` has not decided".into())),

@@ -98,8 +98,6 @@ fn make(name: &str, program: &bma::ir::Program) -> Box<dyn Strategy> {
     bma::search::strategy(&value, space, ctx, &Point::new()).unwrap_or_else(|e| panic!("strategy `{name}`: {e}"))
 }
 
-/// One study: the regret at each checkpoint within `trials`, and for `auto` (and its
-/// `auto-x<k>` variants) the fits it checked and its hand-over to `tpe`, as JSON.
 /// How each study runs: its trials, how many at once, and whether to keep the points.
 #[derive(Clone, Copy)]
 struct Shape {
@@ -108,6 +106,8 @@ struct Shape {
     points: bool,
 }
 
+/// One study: the regret at each checkpoint within `trials`, and for `auto` (and its
+/// `auto-x<k>` variants) the fits it checked and its hand-over to `tpe`, as JSON.
 fn study(
     problem: &Problem,
     program: &bma::ir::Program,

@@ -535,7 +535,8 @@ impl Gp {
             .filter(|(_, c)| !**c)
             .map(|(r, _)| 1.0 / r.sqrt())
             .fold(f64::NEG_INFINITY, f64::max);
-        let order = self.nearest(&xs, &xs[centre(&ys, &vec![0.0; ys.len()])], NEAR);
+        let best = &xs[centre(&ys, &vec![0.0; ys.len()])];
+        let order = self.nearest(&xs, best, NEAR);
         let ly = self.targets(&order.iter().map(|&i| losses[i]).collect::<Vec<_>>());
         let lx: Vec<Vec<f64>> = order.iter().map(|&i| xs[i].clone()).collect();
         let local = model::Model::fit_with(lx, &ly, self.cat.clone(), &[], model::Effort::FULL);
@@ -544,7 +545,6 @@ impl Gp {
         let numeric = |d: &usize| !self.cat[*d];
         let local_length =
             (0..self.cat.len()).filter(numeric).map(|d| 1.0 / local.params.rho[d].sqrt()).fold(f64::INFINITY, f64::min);
-        let best = &xs[centre(&ys, &vec![0.0; ys.len()])];
         let near_radius = order
             .iter()
             .map(|&i| (0..best.len()).filter(numeric).map(|d| (xs[i][d] - best[d]).powi(2)).sum::<f64>().sqrt())

@@ -23,7 +23,12 @@ the other way round.
 `auto-x<k>` that never hands over logs every check of a pure gp run): the median noise share
 and leave-one-out rank correlation at each check, and whether gp or tpe was better at 100
 trials; `--rule noise=0.5,rank=0.2,first=20` adds, per cell, the share of studies such a rule
-would hand over (and at which check), from those logged checks.
+would hand over (and at which check), from those logged checks. `--checks 30,50,70,90` picks the
+check counts shown (20, 30, 50 by default). Besides the noise share, rank, lpd and longest
+length, the columns and rule keys include `gain` (the local GP's rank minus the global one near
+the best; a rule hands over above it) and `ripple` (the local GP's shortest length over the
+radius of its trials; a rule hands over below it, read as the median of the last `over`
+checks).
 """
 import json
 import math
@@ -148,24 +153,45 @@ def summary(qs, auto, budget):
 
 
 def parse_rule(text):
-    rule = {"noise": 9.0, "rank": -9.0, "lpd": -1e9, "len": -1.0, "first": 20, "last": 1e9}
+    rule = {"noise": 9.0, "rank": -9.0, "lpd": -1e9, "len": -1.0, "gain": 9.0, "ripple": -1.0, "over": 1,
+            "first": 20, "last": 1e9}
     for kv in text.split(","):
         k, v = kv.split("=")
         rule[k] = float(v)
     return rule
 
 
+def ripple(c):
+    """The local GP's shortest length against the radius of its trials (RESULTS-gp.md 14.4)."""
+    return c["local_length"] / max(c["near_radius"], 1e-9)
+
+
 def switch_at(checks, rule):
-    for c in checks:
+    for i, c in enumerate(checks):
         if c["trials"] < rule["first"] or c["trials"] > rule["last"]:
             continue
+        # `ripple` reads the median over the last `over` checks (this one included).
+        window = checks[max(0, i + 1 - int(rule["over"])):i + 1]
+        ripples = [ripple(w) for w in window if "local_length" in w]
         if (c["noise_share"] > rule["noise"] or c["loo_rank"] < rule["rank"]
-                or c["loo_density"] < rule["lpd"] or c["max_length"] < rule["len"]):
+                or c["loo_density"] < rule["lpd"] or c["max_length"] < rule["len"]
+                or c.get("local_rank", 0) - c.get("near_rank", 0) > rule["gain"]
+                or (len(ripples) == len(window) and statistics.median(ripples) < rule["ripple"])):
             return c["trials"]
     return None
 
 
-def signals(rows, name, rule):
+def derived(c):
+    """A logged check with the local gain and the ripple ratio added, where it logs them."""
+    c = dict(c)
+    if "local_rank" in c:
+        c["gain"] = c["local_rank"] - c["near_rank"]
+    if "local_length" in c:
+        c["ripple"] = ripple(c)
+    return c
+
+
+def signals(rows, name, rule, at_checks=(20, 30, 50)):
     by = cells(rows)
     problems = order({p for p, s in by if s == name})
     at = CHECKPOINTS.index(100)
@@ -173,8 +199,9 @@ def signals(rows, name, rule):
         # A variant that never hands over runs gp's studies exactly (same strategy, same rng).
         by.setdefault((p, "gp"), by[(p, name)])
     ks = sorted({c["trials"] for r in rows if r["strategy"] == name for c in r["auto"]["checks"]})
-    ks = [k for k in ks if k in (20, 30, 50)]
-    keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_density", "lpd"), ("max_length", "len"))
+    ks = [k for k in ks if k in at_checks]
+    keys = (("noise_share", "noise"), ("loo_rank", "rank"), ("loo_density", "lpd"), ("max_length", "len"),
+            ("gain", "gain"), ("ripple", "ripple"))
     head = " | ".join(f"{short}@{k}" for k in ks for _, short in keys)
     print(f"| problem | gp@100 | tpe@100 | better | {head} |" + (" rule hands over | at |" if rule else ""))
     print("|---|---:|---:|---|" + "---:|" * (len(keys) * len(ks)) + ("---:|---:|" if rule else ""))
@@ -184,9 +211,10 @@ def signals(rows, name, rule):
         better = "tpe" if ratio(g, t) > MARGIN else ("gp" if ratio(t, g) > MARGIN else "~")
         line = [p, f"{g:.3g}", f"{t:.3g}", better]
         for k in ks:
-            vals = [c for r in by[(p, name)] for c in r["auto"]["checks"] if c["trials"] == k]
+            vals = [derived(c) for r in by[(p, name)] for c in r["auto"]["checks"] if c["trials"] == k]
             for key, _ in keys:
-                line.append(f"{statistics.median(c[key] for c in vals):.2f}" if vals else "")
+                got = [c[key] for c in vals if key in c]
+                line.append(f"{statistics.median(got):.2f}" if got else "")
         if rule:
             sw = [switch_at(r["auto"]["checks"], rule) for r in by[(p, name)]]
             hit = [s for s in sw if s is not None]
@@ -230,13 +258,14 @@ def main():
     budgets = [int(b) for b in opt("--budgets", "25,50,100").split(",")]
     sig = opt("--signals")
     rule = opt("--rule")
+    at_checks = [int(k) for k in opt("--checks", "20,30,50").split(",")]
     est = opt("--estimate")
     other = opt("--oracle")
     rows = load(args)
     if est:
         estimate(rows, sig or "auto-x0", est.split(";"))
     elif sig:
-        signals(rows, sig, parse_rule(rule) if rule else None)
+        signals(rows, sig, parse_rule(rule) if rule else None, at_checks)
     else:
         table(rows, auto, budgets, load([other]) if other else None)
 

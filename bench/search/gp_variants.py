@@ -12,7 +12,8 @@ by more than 5%, and the same against every Optuna strategy present.
 Usage: python3 bench/search/gp_variants.py OURS.jsonl[,MORE.jsonl] [--optuna CACHE.jsonl]
        [--base gp] [--budget 100] [--matched] [--interval]
 
-Studies run K trials at once (`search_suite --parallel K`, a `parallel` field) count as the
+`FILE=TAG` appends `-TAG` to the strategies of FILE (`gp-old`), to compare two versions of
+the code. Studies run K trials at once (`search_suite --parallel K`, a `parallel` field) count as the
 strategy `NAME@pK` (`gp@p4`), so sequential and parallel runs can be compared in one table.
 
 `--interval` adds, for every cell where a strategy is worse than the reference by more than
@@ -32,7 +33,10 @@ CHECKPOINTS = [25, 50, 100, 200]
 
 def load(paths):
     rows = []
-    for path in paths:
+    for spec in paths:
+        # `FILE=TAG` names every strategy of FILE `NAME-TAG`, so runs of two versions of the
+        # code compare in one table (`report-lf-merged.jsonl=old,report-lead.jsonl`).
+        path, _, tag = spec.partition("=")
         for line in open(path):
             line = line.strip()
             if line.startswith("{"):
@@ -40,6 +44,8 @@ def load(paths):
                 # A study run K at a time (`search_suite --parallel K`) is its own strategy.
                 if row.get("parallel", 1) > 1:
                     row["strategy"] += f"@p{row['parallel']}"
+                if tag:
+                    row["strategy"] += f"-{tag}"
                 rows.append(row)
     return rows
 

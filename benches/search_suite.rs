@@ -132,7 +132,7 @@ fn study(
         .map(|q| {
             serde_json::json!({"trials": q.trials, "noise_share": q.noise_share, "loo_rank": q.loo_rank,
                 "loo_density": q.loo_density, "max_length": q.max_length, "near_rank": q.near_rank, "local_rank": q.local_rank,
-                "local_length": q.local_length, "near_radius": q.near_radius})
+                "local_length": q.local_length, "near_radius": q.near_radius, "repeats": q.repeats, "recent_bests": q.recent_bests})
         })
         .collect();
     (regret, trace, serde_json::json!({"checks": checks, "switch": a.switch().map(|s| s.after)}))

@@ -112,6 +112,12 @@ pub struct AutoOptions {
     /// (leave-one-out, Spearman) better than the model of every trial does by more than this:
     /// the global model is fooled near the best, as by a cliff beside it.
     pub max_local_gain: f64,
+    /// Experiment: hand over when more than this many trials repeat a worse point.
+    pub max_repeats: usize,
+    /// Experiment: the repeat rule is read only at checks up to this many trials.
+    pub repeats_until: usize,
+    /// Experiment: the repeat rule needs at most this many new bests in the last 10 trials.
+    pub repeats_bests: usize,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -134,6 +140,9 @@ impl Default for AutoOptions {
             min_loo_rank: MIN_LOO_RANK,
             tpe: tpe::TpeOptions::default(),
             max_local_gain: MAX_LOCAL_GAIN,
+            max_repeats: usize::MAX,
+            repeats_until: usize::MAX,
+            repeats_bests: usize::MAX,
         }
     }
 }
@@ -153,6 +162,9 @@ impl AutoOptions {
                 q.local_rank - q.near_rank,
                 self.max_local_gain
             ))
+        } else if q.repeats > self.max_repeats && q.trials <= self.repeats_until && q.recent_bests <= self.repeats_bests
+        {
+            Some(format!("the GP asked again for {} points it had measured worse than the best", q.repeats))
         } else {
             None
         }
@@ -382,6 +394,8 @@ mod tests {
             local_rank: 0.7,
             local_length: 0.1,
             near_radius: 0.2,
+            repeats: 0,
+            recent_bests: 0,
         };
         let o = AutoOptions::default();
         assert_eq!(o.hand_over(&q), Some(format!("GP noise share 0.70 > {MAX_NOISE_SHARE}")));

@@ -76,9 +76,6 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "either_smoothness" => o.either_smoothness = f != 0.0,
             "local_fit" => o.local_fit = f as usize,
             "local_choose" => o.local_choose = f != 0.0,
-            "fresh" => o.fresh = f as u8,
-            "cold_after" => o.cold_after = f as usize,
-            "cold_repeat" => o.cold_repeat = f != 0.0,
             "local_hot" => o.local_hot = f,
             "hot_bests" => o.hot_bests = f as usize,
             _ => panic!("unknown GpOptions field {key}"),
@@ -101,7 +98,6 @@ pub fn auto_variant(k: usize) -> Option<bma::search::auto::AutoOptions> {
             "max_local_gain" => o.max_local_gain = f,
             "max_repeats" => o.max_repeats = f as usize,
             "repeats_until" => o.repeats_until = f as usize,
-            "repeats_bests" => o.repeats_bests = f as usize,
             // `tpe=1`: hand over to Optuna's TPE (no local asks) instead of the default one.
             "tpe" if f == 1.0 => {
                 o.tpe = bma::search::TpeOptions { startup: o.tpe.startup, ..bma::search::TpeOptions::optuna() }

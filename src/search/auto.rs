@@ -28,15 +28,21 @@
 //! trial does by more than [`MAX_LOCAL_GAIN`] (the global model is fooled near the best,
 //! as by a cliff beside it: BBOB's attractive sector, where `gp` falls behind `tpe` from
 //! its first trials), or when the fitted noise share `noise / (signal + noise)` is above
-//! [`MAX_NOISE_SHARE`] (it explains the losses as noise). Then `tpe` takes over with the
-//! whole history and keeps it to the end (no switch back). The rank correlation of the
+//! [`MAX_NOISE_SHARE`] (it explains the losses as noise), or, at checks up to
+//! [`REPEATS_UNTIL`] trials, when the GP is stuck: more than [`MAX_REPEATS`] of the first
+//! `k` trials asked again for a point measured before and found worse than the best before
+//! them ([`FitQuality::repeats`]) and none of the last [`gp::HOT_WINDOW`] was a new best (on
+//! Rastrigin-like functions `gp`'s asks keep landing on the edges of its box around a local
+//! minimum, while `tpe` hops between the ripples; later, a GP that has converged asks again
+//! for its box's edges too, and handing over would only slow its refinement). Then `tpe`
+//! takes over with the whole history and keeps it to the end (no switch back). The rank correlation of the
 //! whole fit's leave-one-out predictions ([`AutoOptions::min_loo_rank`], 0.7 until
 //! RESULTS-gp.md section 13) is off by default: with `gp`'s local asks while it
 //! progresses ([`gp::GpOptions::local_hot`]) `gp` itself does well on rugged functions
 //! where that rule handed over, and it handed over where `gp` was far ahead. The signals
 //! and thresholds were chosen on the suite's tuning split (RESULTS-gp.md, sections 7,
-//! 13.5; the noise share never passed 0.5 there, it is kept for pure noise) and run once
-//! on the report split (section 14). The hand-over is printed when it happens (`note:
+//! 13.5, 15; the noise share never passed 0.5 there, it is kept for pure noise) and run
+//! once on the report split (sections 14, 15). The hand-over is printed when it happens (`note:
 //! auto: gp → tpe after 30 trials (a GP of the 15 trials nearest the best ranks them 0.57
 //! better than the GP of all > 0.3)`,
 //! [`Strategy::decisions`]) and `results.json` records it (`strategy_decisions`).
@@ -112,12 +118,15 @@ pub struct AutoOptions {
     /// (leave-one-out, Spearman) better than the model of every trial does by more than this:
     /// the global model is fooled near the best, as by a cliff beside it.
     pub max_local_gain: f64,
-    /// Experiment: hand over when more than this many trials repeat a worse point.
+    /// Hand over when more than this many trials asked again for a point measured worse
+    /// than the best before them ([`FitQuality::repeats`]) and none of the last
+    /// [`gp::HOT_WINDOW`] trials was a new best: the GP is stuck beside a local minimum
+    /// (`usize::MAX`: never).
     pub max_repeats: usize,
-    /// Experiment: the repeat rule is read only at checks up to this many trials.
+    /// The repeat rule is read at checks up to this many complete trials only: later, a GP
+    /// that has converged asks again for the edges of its box around the best too, and
+    /// `tpe` would only refine it more slowly.
     pub repeats_until: usize,
-    /// Experiment: the repeat rule needs at most this many new bests in the last 10 trials.
-    pub repeats_bests: usize,
 }
 
 /// [`AutoOptions::first`]'s default.
@@ -130,6 +139,9 @@ pub const MAX_NOISE_SHARE: f64 = 0.5;
 pub const MIN_LOO_RANK: f64 = -1.0;
 /// [`AutoOptions::max_local_gain`]'s default.
 pub const MAX_LOCAL_GAIN: f64 = 0.3;
+/// [`AutoOptions::max_repeats`]'s and [`AutoOptions::repeats_until`]'s defaults.
+pub const MAX_REPEATS: usize = 4;
+pub const REPEATS_UNTIL: usize = 50;
 
 impl Default for AutoOptions {
     fn default() -> AutoOptions {
@@ -140,9 +152,8 @@ impl Default for AutoOptions {
             min_loo_rank: MIN_LOO_RANK,
             tpe: tpe::TpeOptions::default(),
             max_local_gain: MAX_LOCAL_GAIN,
-            max_repeats: usize::MAX,
-            repeats_until: usize::MAX,
-            repeats_bests: usize::MAX,
+            max_repeats: MAX_REPEATS,
+            repeats_until: REPEATS_UNTIL,
         }
     }
 }
@@ -162,9 +173,13 @@ impl AutoOptions {
                 q.local_rank - q.near_rank,
                 self.max_local_gain
             ))
-        } else if q.repeats > self.max_repeats && q.trials <= self.repeats_until && q.recent_bests <= self.repeats_bests
-        {
-            Some(format!("the GP asked again for {} points it had measured worse than the best", q.repeats))
+        } else if q.repeats > self.max_repeats && q.trials <= self.repeats_until && q.recent_bests == 0 {
+            Some(format!(
+                "{} trials asked again for a point measured worse than the best > {}, none of the last {} a new best",
+                q.repeats,
+                self.max_repeats,
+                gp::HOT_WINDOW
+            ))
         } else {
             None
         }
@@ -183,8 +198,19 @@ impl AutoOptions {
                 self.max_local_gain
             ));
         }
+        let repeats = if self.max_repeats < usize::MAX && self.repeats_until >= self.first {
+            format!(
+                ", or if, by {} trials, more than {} trials asked again for a point measured worse than the best and \
+                 none of the last {} was a new best",
+                self.repeats_until,
+                self.max_repeats,
+                gp::HOT_WINDOW
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "hands over to tpe if, in the GP's fit, {} (checked at {} complete trials, then every {})",
+            "hands over to tpe if, in the GP's fit, {}{repeats} (checked at {} complete trials, then every {})",
             why.join(" or "),
             self.first,
             self.every.max(1)
@@ -382,8 +408,33 @@ mod tests {
         assert!(auto.decisions().is_empty());
     }
 
+    /// Rastrigin in 2-D (ripples on a bowl): `gp`'s asks keep landing on the edges of its box
+    /// around a local minimum, points it measured before and found worse, and `auto` hands
+    /// over on those repeats by 50 trials.
     #[test]
-    fn hand_over_reads_the_noise_share_then_the_rank_then_the_local_gain() {
+    fn hands_over_when_the_gp_asks_again_for_points_it_found_worse() {
+        let prog = program("    x: float in -5.0..5.0\n    y: float in -5.0..5.0");
+        let rastrigin = |p: &Point| {
+            let z = [num(p, "x") - 1.3, 3.0 * (num(p, "y") + 2.1)];
+            let ripples = |z: f64| 10.0 * (1.0 - (2.0 * std::f64::consts::PI * z).cos()) + z * z;
+            (z.into_iter().map(ripples).sum(), 0.0)
+        };
+        let mut auto = Auto::new();
+        drive(&prog, &mut auto, &rastrigin, 80, 1);
+        let switch = auto.switch().unwrap_or_else(|| panic!("rastrigin hands over: {:?}", auto.checks()));
+        assert!(switch.reason.contains("asked again"), "{switch:?} after checks {:?}", auto.checks());
+        let q = &switch.quality;
+        assert!(q.repeats > MAX_REPEATS && q.recent_bests == 0 && q.trials <= REPEATS_UNTIL, "{q:?}");
+        // Without the repeat rule, the same study keeps `gp` longer (here until the local gain
+        // passes 0.3, at 60 trials).
+        let mut without = Auto::with_options(AutoOptions { max_repeats: usize::MAX, ..AutoOptions::default() });
+        drive(&prog, &mut without, &rastrigin, 80, 1);
+        let later = without.switch().map(|s| (s.after, s.reason.contains("asked again")));
+        assert!(later.is_none_or(|(after, repeats)| after > switch.after && !repeats), "{later:?}, {switch:?}");
+    }
+
+    #[test]
+    fn hand_over_reads_the_noise_share_the_rank_the_local_gain_then_the_repeats() {
         let q = FitQuality {
             trials: 30,
             noise_share: 0.7,
@@ -405,6 +456,22 @@ mod tests {
         assert_eq!(o.hand_over(&FitQuality { loo_rank: -0.5, ..quiet.clone() }), None);
         let strict = AutoOptions { min_loo_rank: 0.95, ..o.clone() };
         assert!(strict.hand_over(&quiet).is_some_and(|r| r.contains("rank correlation 0.90")));
+        // More than 4 trials asked again for a point measured worse than the best, none of
+        // the last 10 a new best, by 50 trials.
+        let stuck = FitQuality { repeats: MAX_REPEATS + 1, ..quiet.clone() };
+        assert_eq!(
+            o.hand_over(&stuck),
+            Some(format!(
+                "5 trials asked again for a point measured worse than the best > {MAX_REPEATS}, none of the last {} \
+                 a new best",
+                gp::HOT_WINDOW
+            ))
+        );
+        assert_eq!(o.hand_over(&FitQuality { recent_bests: 1, ..stuck.clone() }), None, "still progressing");
+        assert_eq!(o.hand_over(&FitQuality { repeats: MAX_REPEATS, ..stuck.clone() }), None);
+        assert!(o.hand_over(&FitQuality { trials: REPEATS_UNTIL, ..stuck.clone() }).is_some());
+        assert_eq!(o.hand_over(&FitQuality { trials: REPEATS_UNTIL + 1, ..stuck.clone() }), None, "a late check");
+        assert_eq!(AutoOptions { max_repeats: usize::MAX, ..o.clone() }.hand_over(&stuck), None);
         let fooled = FitQuality { near_rank: 0.1, ..quiet };
         assert_eq!(
             o.hand_over(&fooled),
@@ -418,10 +485,14 @@ mod tests {
             o.describe(),
             format!(
                 "hands over to tpe if, in the GP's fit, its noise share is above 0.5 or a GP of the {} trials nearest \
-                 the best ranks them better than it does by more than 0.3 (checked at 30 complete trials, then every 10)",
+                 the best ranks them better than it does by more than 0.3, or if, by 50 trials, more than 4 trials \
+                 asked again for a point measured worse than the best and none of the last 10 was a new best \
+                 (checked at 30 complete trials, then every 10)",
                 gp::NEAR
             )
         );
+        let never = AutoOptions { max_repeats: usize::MAX, ..o.clone() };
+        assert!(never.describe().ends_with("by more than 0.3 (checked at 30 complete trials, then every 10)"));
         assert!(strict.describe().contains("or its leave-one-out rank correlation is below 0.95 or"));
     }
 

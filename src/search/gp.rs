@@ -205,15 +205,6 @@ pub struct GpOptions {
     /// rank the local trials better (Spearman) than the model of every trial does; off, it
     /// is always used.
     pub local_choose: bool,
-    /// Experiment: 0 off; 1 a local ask that lands on a trial's point goes global; 2 also a
-    /// global ask that does gives a random point.
-    pub fresh: u8,
-    /// Experiment: after this many complete trials without a new best, no ask is local (0:
-    /// never).
-    pub cold_after: usize,
-    /// Experiment: no ask is local once a trial since the last new best repeated a worse
-    /// point.
-    pub cold_repeat: bool,
 }
 
 impl Default for GpOptions {
@@ -239,9 +230,6 @@ impl Default for GpOptions {
             local_choose: true,
             local_hot: LOCAL_HOT,
             hot_bests: HOT_BESTS,
-            fresh: 0,
-            cold_after: 0,
-            cold_repeat: false,
         }
     }
 }
@@ -364,8 +352,10 @@ pub struct FitQuality {
     /// scale the global fit does not see. Logged for the search bench; no rule reads them.
     pub local_length: f64,
     pub near_radius: f64,
-    /// Trials that repeat the point of an earlier trial whose loss was above the best
-    /// before them: the GP asked again for a point it had measured and found worse.
+    /// Trials that ask again for the point of an earlier trial whose loss was above the best
+    /// before them (same features): the GP wanted a point it had measured and found worse,
+    /// as when its asks keep landing on the edges of the box around a local minimum of a
+    /// rugged function.
     pub repeats: usize,
     /// How many of the last [`HOT_WINDOW`] of these trials were a new best when they came.
     pub recent_bests: usize,
@@ -431,11 +421,7 @@ impl Strategy for Gp {
         let mut losses = Vec::new();
         let mut violations = Vec::new();
         let mut refused = Vec::new();
-        let mut seen: Vec<Vec<f64>> = self.asked.values().cloned().collect();
         for t in &history.trials {
-            if !t.params.is_empty() {
-                seen.push(self.features(&t.params));
-            }
             match t.state {
                 TrialState::Complete => {
                     let l = history.losses(t);
@@ -459,7 +445,6 @@ impl Strategy for Gp {
             return Ok(Ask::Point(point));
         }
         let all_losses = losses.clone();
-        let all_xs = xs.clone();
         let complete = xs.len();
         let keep = keep(&losses, MAX_OBS);
         let xs: Vec<Vec<f64>> = keep.iter().map(|&i| xs[i].clone()).collect();
@@ -492,18 +477,7 @@ impl Strategy for Gp {
             None
         };
         let hot = self.options.local_hot > 0.0 && new_bests(&all_losses, HOT_WINDOW) >= self.options.hot_bests;
-        let cold = self.options.cold_after > 0
-            && all_losses.len() >= self.options.cold_after
-            && new_bests(&all_losses, self.options.cold_after) == 0;
-        let share = if self.options.cold_repeat && repeated_since_best(&all_xs, &all_losses) {
-            0.0
-        } else if hot {
-            self.options.local_hot
-        } else if cold {
-            0.0
-        } else {
-            self.options.local_share
-        };
+        let share = if hot { self.options.local_hot } else { self.options.local_share };
         let local = share > 0.0 && rng.f64() < share;
         // One pending ask in the trust region at a time: the believed value of a second
         // does not keep the next apart from it when the model's trend leaves the box (both
@@ -518,19 +492,7 @@ impl Strategy for Gp {
             _ => (objective, best),
         };
         let fitted = Fitted { objective, best, feasibility };
-        let (mut point, mut x) = self.maximise(&fitted, &xs, &ys, ctx, rng, bounds.as_ref())?;
-        if self.options.fresh > 0 && seen.contains(&x) {
-            if bounds.is_some() {
-                let (objective, _) = fit.with_fantasies(&ys, &pending);
-                let best = incumbent(&ys, &violations, believed, xi);
-                let fitted = Fitted { objective, best, feasibility: fitted.feasibility };
-                (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng, None)?;
-            }
-            if self.options.fresh > 1 && seen.contains(&x) {
-                point = ctx.random_point(rng)?;
-                x = self.features(&point);
-            }
-        }
+        let (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng, bounds.as_ref())?;
         self.asked.insert(ctx.number, x);
         Ok(Ask::Point(point))
     }
@@ -594,17 +556,9 @@ impl Gp {
             .iter()
             .map(|&i| (0..best.len()).filter(numeric).map(|d| (xs[i][d] - best[d]).powi(2)).sum::<f64>().sqrt())
             .fold(0.0, f64::max);
-        let mut repeats = 0;
-        let mut best_before = f64::INFINITY;
-        for (i, x) in xs.iter().enumerate() {
-            if xs[..i].iter().zip(&losses).any(|(e, &l)| e == x && l > best_before) {
-                repeats += 1;
-            }
-            best_before = best_before.min(losses[i]);
-        }
         Some(FitQuality {
+            repeats: repeats(&xs, &losses),
             recent_bests: new_bests(&losses, HOT_WINDOW),
-            repeats,
             local_length,
             near_radius,
             near_rank: spearman(&theirs, &ly),
@@ -915,24 +869,22 @@ fn keep(losses: &[f64], max: usize) -> Vec<usize> {
     (0..n).filter(|&i| chosen[i]).collect()
 }
 
-/// How many of the last `window` losses were a new best when they came (the first loss
-/// of all is not).
-/// Whether a trial since the last new best repeated the point of an earlier trial whose loss
-/// was above the best before it.
-fn repeated_since_best(xs: &[Vec<f64>], losses: &[f64]) -> bool {
+/// How many points of `xs` (in trial order) repeat an earlier one whose loss was above the
+/// best before them.
+fn repeats(xs: &[Vec<f64>], losses: &[f64]) -> usize {
     let mut best = f64::INFINITY;
-    let mut repeated = false;
+    let mut count = 0;
     for (i, x) in xs.iter().enumerate() {
-        if losses[i] < best {
-            repeated = false;
-        } else if xs[..i].iter().zip(losses).any(|(e, &l)| e == x && l > best) {
-            repeated = true;
+        if xs[..i].iter().zip(losses).any(|(e, &l)| e == x && l > best) {
+            count += 1;
         }
         best = best.min(losses[i]);
     }
-    repeated
+    count
 }
 
+/// How many of the last `window` losses were a new best when they came (the first loss
+/// of all is not).
 fn new_bests(losses: &[f64], window: usize) -> usize {
     let from = losses.len().saturating_sub(window);
     let mut best = f64::INFINITY;

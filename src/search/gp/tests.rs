@@ -507,3 +507,15 @@ fn every_ask_is_local_while_the_search_progresses() {
     let cold = inside(&best_first);
     assert!(cold.iter().any(|b| !b), "every ask in the box with no new best: {cold:?}");
 }
+
+/// [`FitQuality::repeats`]: a trial that asks again for a point measured worse than the best
+/// before it counts; asking again for the best itself does not.
+#[test]
+fn repeats_count_asks_for_points_measured_worse_than_the_best() {
+    let (a, b, c) = (vec![0.1, 0.2], vec![0.5, 0.5], vec![0.9, 0.1]);
+    let xs = vec![a.clone(), b.clone(), a.clone(), c, b, a];
+    let losses = [1.0, 5.0, 1.0, 0.5, 5.0, 1.0];
+    // Trial 2 asks again for the best (1.0); trials 4 and 5 for points above the best (0.5).
+    assert_eq!(repeats(&xs, &losses), 2);
+    assert_eq!(repeats(&xs[..4], &losses[..4]), 0);
+}

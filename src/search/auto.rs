@@ -35,16 +35,16 @@
 //! Rastrigin-like functions `gp`'s asks keep landing on the edges of its box around a local
 //! minimum, while `tpe` hops between the ripples; later, a GP that has converged asks again
 //! for its box's edges too, and handing over would only slow its refinement). Then `tpe`
-//! takes over with the whole history and keeps it to the end (no switch back). The rank correlation of the
-//! whole fit's leave-one-out predictions ([`AutoOptions::min_loo_rank`], 0.7 until
-//! RESULTS-gp.md section 13) is off by default: with `gp`'s local asks while it
-//! progresses ([`gp::GpOptions::local_hot`]) `gp` itself does well on rugged functions
-//! where that rule handed over, and it handed over where `gp` was far ahead. The signals
-//! and thresholds were chosen on the suite's tuning split (RESULTS-gp.md, sections 7,
-//! 13.5, 15; the noise share never passed 0.5 there, it is kept for pure noise) and run
-//! once on the report split (sections 14, 15). The hand-over is printed when it happens (`note:
-//! auto: gp → tpe after 30 trials (a GP of the 15 trials nearest the best ranks them 0.57
-//! better than the GP of all > 0.3)`,
+//! takes over with the whole history and keeps it to the end (no switch back). The rank
+//! correlation of the whole fit's leave-one-out predictions
+//! ([`AutoOptions::min_loo_rank`], 0.7 until RESULTS-gp.md section 13) is off by default:
+//! with `gp`'s local asks while it progresses ([`gp::GpOptions::local_hot`]) `gp` itself
+//! does well on rugged functions where that rule handed over, and it handed over where `gp`
+//! was far ahead. The signals and thresholds were chosen on the suite's tuning split
+//! (RESULTS-gp.md, sections 7, 13.5, 15; the noise share never passed 0.5 there, it is kept
+//! for pure noise) and run once on the report split (sections 14, 15). The hand-over is
+//! printed when it happens (`note: auto: gp → tpe after 30 trials (a GP of the 15 trials
+//! nearest the best ranks them 0.57 better than the GP of all > 0.3)`,
 //! [`Strategy::decisions`]) and `results.json` records it (`strategy_decisions`).
 //!
 //! Every check is a pure function of the history (pruned, failed and running trials do

@@ -325,8 +325,9 @@ impl Gp {
 }
 
 /// How well the GP fits a study's first trials: what `auto` reads to decide whether the GP
-/// is the right tool ([`Gp::fit_quality`]). Every figure comes from one full fit (Optuna's
-/// default start, no warm start) on the first `trials` complete trials in trial order.
+/// is the right tool ([`Gp::fit_quality`]). Every figure comes from the first `trials`
+/// complete trials in trial order: the fit's from one full fit of them (Optuna's default
+/// start, no warm start), `repeats` and `recent_bests` from their points and losses alone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitQuality {
     /// Complete trials fitted.

@@ -205,6 +205,9 @@ pub struct GpOptions {
     /// rank the local trials better (Spearman) than the model of every trial does; off, it
     /// is always used.
     pub local_choose: bool,
+    /// Probe: 1 a local ask whose box holds a pending point searches everywhere (default);
+    /// 2 a local ask that lands on a pending point searches everywhere; 0 neither.
+    pub pending_global: u8,
 }
 
 impl Default for GpOptions {
@@ -230,6 +233,7 @@ impl Default for GpOptions {
             local_choose: true,
             local_hot: LOCAL_HOT,
             hot_bests: HOT_BESTS,
+            pending_global: 1,
         }
     }
 }
@@ -485,7 +489,7 @@ impl Strategy for Gp {
         // land on the same edge), so a local ask with another pending inside goes global.
         let bounds = local
             .then(|| self.trust_region(&xs, &ys, &violations))
-            .filter(|(lo, hi)| !pending.iter().any(|x| self.inside(x, lo, hi)));
+            .filter(|(lo, hi)| self.options.pending_global != 1 || !pending.iter().any(|x| self.inside(x, lo, hi)));
         let (objective, best) = match bounds {
             Some(_) if self.options.local_fit >= 2 && xs.len() > self.options.local_fit => {
                 self.local_model(&xs, &losses, &violations, &pending, xi, (&fit, &ys)).unwrap_or((objective, best))
@@ -493,7 +497,13 @@ impl Strategy for Gp {
             _ => (objective, best),
         };
         let fitted = Fitted { objective, best, feasibility };
-        let (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng, bounds.as_ref())?;
+        let (mut point, mut x) = self.maximise(&fitted, &xs, &ys, ctx, rng, bounds.as_ref())?;
+        if self.options.pending_global == 2 && bounds.is_some() && pending.contains(&x) {
+            let (objective, _) = fit.with_fantasies(&ys, &pending);
+            let best = incumbent(&ys, &violations, believed, xi);
+            let fitted = Fitted { objective, best, feasibility: fitted.feasibility };
+            (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng, None)?;
+        }
         self.asked.insert(ctx.number, x);
         Ok(Ask::Point(point))
     }

@@ -76,7 +76,6 @@ pub fn gp_variant(k: usize) -> Option<bma::search::GpOptions> {
             "either_smoothness" => o.either_smoothness = f != 0.0,
             "local_fit" => o.local_fit = f as usize,
             "local_choose" => o.local_choose = f != 0.0,
-            "pending_global" => o.pending_global = f as u8,
             "local_hot" => o.local_hot = f,
             "hot_bests" => o.hot_bests = f as usize,
             _ => panic!("unknown GpOptions field {key}"),

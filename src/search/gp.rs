@@ -73,9 +73,11 @@
 //!   (numbers below the asked one, absent from the history) are added to the model with
 //!   their posterior mean as the observation ("kriging believer"; the incumbent of the
 //!   expected improvement is the better of the best trial and those means), so parallel
-//!   asks spread out instead of proposing the same point. A local ask whose box already
-//!   holds a pending point searches everywhere instead: where the model's trend leaves
-//!   the box, the believed value does not keep two asks apart (both land on its edge).
+//!   asks spread out instead of proposing the same point. A local ask that lands on a
+//!   pending point searches everywhere instead: where the model's trend leaves the box,
+//!   the believed value does not keep two asks apart (both land on the same corner).
+//!   (Until RESULTS-gp.md section 15.6 every local ask whose box held a pending point
+//!   went global, which left few local asks with four trials at once.)
 //! - The first `startup` complete trials are random.
 //!
 //! **Invariant:** every point given is resolved by [`space::build`] (guards, pins, derived
@@ -205,9 +207,6 @@ pub struct GpOptions {
     /// rank the local trials better (Spearman) than the model of every trial does; off, it
     /// is always used.
     pub local_choose: bool,
-    /// Probe: 1 a local ask whose box holds a pending point searches everywhere (default);
-    /// 2 a local ask that lands on a pending point searches everywhere; 0 neither.
-    pub pending_global: u8,
 }
 
 impl Default for GpOptions {
@@ -233,7 +232,6 @@ impl Default for GpOptions {
             local_choose: true,
             local_hot: LOCAL_HOT,
             hot_bests: HOT_BESTS,
-            pending_global: 1,
         }
     }
 }
@@ -484,12 +482,7 @@ impl Strategy for Gp {
         let hot = self.options.local_hot > 0.0 && new_bests(&all_losses, HOT_WINDOW) >= self.options.hot_bests;
         let share = if hot { self.options.local_hot } else { self.options.local_share };
         let local = share > 0.0 && rng.f64() < share;
-        // One pending ask in the trust region at a time: the believed value of a second
-        // does not keep the next apart from it when the model's trend leaves the box (both
-        // land on the same edge), so a local ask with another pending inside goes global.
-        let bounds = local
-            .then(|| self.trust_region(&xs, &ys, &violations))
-            .filter(|(lo, hi)| self.options.pending_global != 1 || !pending.iter().any(|x| self.inside(x, lo, hi)));
+        let bounds = local.then(|| self.trust_region(&xs, &ys, &violations));
         let (objective, best) = match bounds {
             Some(_) if self.options.local_fit >= 2 && xs.len() > self.options.local_fit => {
                 self.local_model(&xs, &losses, &violations, &pending, xi, (&fit, &ys)).unwrap_or((objective, best))
@@ -498,7 +491,10 @@ impl Strategy for Gp {
         };
         let fitted = Fitted { objective, best, feasibility };
         let (mut point, mut x) = self.maximise(&fitted, &xs, &ys, ctx, rng, bounds.as_ref())?;
-        if self.options.pending_global == 2 && bounds.is_some() && pending.contains(&x) {
+        // A local ask that lands on a pending point searches everywhere instead: where the
+        // model's trend leaves the box, the believed value of a pending point on its edge does
+        // not keep the next ask away from it (both land on the same corner).
+        if bounds.is_some() && pending.contains(&x) {
             let (objective, _) = fit.with_fantasies(&ys, &pending);
             let best = incumbent(&ys, &violations, believed, xi);
             let fitted = Fitted { objective, best, feasibility: fitted.feasibility };
@@ -659,11 +655,6 @@ impl Gp {
     /// A full fit's effort: both smoothnesses tried when [`GpOptions::either_smoothness`].
     fn full_effort(&self) -> model::Effort {
         if self.options.either_smoothness { model::Effort::FULL_EITHER } else { model::Effort::FULL }
-    }
-
-    /// Whether `x`'s numeric coordinates lie in the box `lo..=hi` (a category is never boxed).
-    fn inside(&self, x: &[f64], lo: &[f64], hi: &[f64]) -> bool {
-        (0..x.len()).all(|d| self.cat[d] || (lo[d]..=hi[d]).contains(&x[d]))
     }
 
     /// The box of a local ask ([`GpOptions::local_share`]): per coordinate, the bounds of

@@ -483,21 +483,26 @@ impl Strategy for Gp {
         let share = if hot { self.options.local_hot } else { self.options.local_share };
         let local = share > 0.0 && rng.f64() < share;
         let bounds = local.then(|| self.trust_region(&xs, &ys, &violations));
-        let (objective, best) = match bounds {
+        let local_model = match bounds {
             Some(_) if self.options.local_fit >= 2 && xs.len() > self.options.local_fit => {
-                self.local_model(&xs, &losses, &violations, &pending, xi, (&fit, &ys)).unwrap_or((objective, best))
+                self.local_model(&xs, &losses, &violations, &pending, xi, (&fit, &ys))
             }
-            _ => (objective, best),
+            _ => None,
         };
-        let fitted = Fitted { objective, best, feasibility };
+        let mut fitted = Fitted { objective, best, feasibility };
+        // The model of every trial, kept aside while the local one is asked.
+        let global = local_model.map(|(objective, best)| {
+            (std::mem::replace(&mut fitted.objective, objective), std::mem::replace(&mut fitted.best, best))
+        });
         let (mut point, mut x) = self.maximise(&fitted, &xs, &ys, ctx, rng, bounds.as_ref())?;
-        // A local ask that lands on a pending point searches everywhere instead: where the
-        // model's trend leaves the box, the believed value of a pending point on its edge does
-        // not keep the next ask away from it (both land on the same corner).
+        // A local ask that lands on a pending point searches everywhere instead, with the
+        // model of every trial: where the model's trend leaves the box, the believed value of
+        // a pending point on its edge does not keep the next ask away from it (both land on
+        // the same corner).
         if bounds.is_some() && pending.contains(&x) {
-            let (objective, _) = fit.with_fantasies(&ys, &pending);
-            let best = incumbent(&ys, &violations, believed, xi);
-            let fitted = Fitted { objective, best, feasibility: fitted.feasibility };
+            if let Some((objective, best)) = global {
+                (fitted.objective, fitted.best) = (objective, best);
+            }
             (point, x) = self.maximise(&fitted, &xs, &ys, ctx, rng, None)?;
         }
         self.asked.insert(ctx.number, x);

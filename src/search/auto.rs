@@ -139,8 +139,9 @@ pub const MAX_NOISE_SHARE: f64 = 0.5;
 pub const MIN_LOO_RANK: f64 = -1.0;
 /// [`AutoOptions::max_local_gain`]'s default.
 pub const MAX_LOCAL_GAIN: f64 = 0.3;
-/// [`AutoOptions::max_repeats`]'s and [`AutoOptions::repeats_until`]'s defaults.
+/// [`AutoOptions::max_repeats`]'s default.
 pub const MAX_REPEATS: usize = 3;
+/// [`AutoOptions::repeats_until`]'s default.
 pub const REPEATS_UNTIL: usize = 50;
 
 impl Default for AutoOptions {
